@@ -1,0 +1,35 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { archiveCommand } from './commands/archive.js';
+import { logCommand } from './commands/log.js';
+import { UserError, errorMessage } from './core/errors.js';
+import { packageRoot } from './core/paths.js';
+
+function version(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** Runs the CLI; resolves to the exit code (documented in the README). */
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('pgtape')
+    .description('record every committed change of a PostgreSQL database, and rebuild it as of any point')
+    .version(version())
+    .exitOverride()
+    .addCommand(archiveCommand())
+    .addCommand(logCommand());
+  for (const c of program.commands) c.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof UserError) {
+      process.stderr.write(`pgtape: ${err.message}\n${err.hint ? `  what to do: ${err.hint}\n` : ''}`);
+      return err.exitCode;
+    }
+    process.stderr.write(`pgtape: ${errorMessage(err)}\n`);
+    if (process.env.PGTAPE_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    return 1;
+  }
+}

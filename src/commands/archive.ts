@@ -1,0 +1,62 @@
+import { Command, Option } from 'commander';
+import { Archiver } from '../archive/archiver.js';
+import { UserError } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
+import { parseLsn, tryParseLsn } from '../core/lsn.js';
+import { parseBytes, parsePositive } from '../core/units.js';
+import { DEFAULT_COMPRESSION } from '../segment/compression.js';
+import { openStore } from '../store/open.js';
+
+export function archiveCommand(): Command {
+  return new Command('archive')
+    .description('record every committed change of the source into the store, until stopped')
+    .addOption(new Option('--source <postgres-url>', 'the database to archive').env('PGTAPE_SOURCE'))
+    .addOption(new Option('--store <dir>', 'where segments are written').env('PGTAPE_STORE'))
+    .option('--slot <name>', 'logical replication slot (created if missing)', 'pgtape')
+    .option('--publication <name>', 'publication whose tables are archived', 'pgtape')
+    .option('--create-publication', 'create the publication FOR ALL TABLES if missing', false)
+    .option('--force', 'create the publication even if some tables have no usable replica identity', false)
+    .option('--segment-bytes <size>', 'seal a segment once its uncompressed body reaches this size', '64MiB')
+    .option('--segment-seconds <n>', 'seal a segment once it is this old', '60')
+    .option('--until <now|lsn>', "store everything committed up to this point ('now': when the command started), then exit")
+    .addOption(new Option('--compression <algorithm>', 'segment body compression').choices(['br', 'gzip']).default(DEFAULT_COMPRESSION))
+    .option('--upload-queue <n>', 'sealed segments waiting for the store before reading pauses', '2')
+    .addHelpText(
+      'after',
+      '\nExample:\n  pgtape archive --source postgres://archiver@db:5432/shop --store ./tape --create-publication\n' +
+        '  pgtape archive --source "$PGTAPE_SOURCE" --store ./tape --until now',
+    )
+    .action(async (opts) => {
+      const log = createLogger();
+      if (!opts.source) throw new UserError('no source given', 'pass --source <postgres-url> or set PGTAPE_SOURCE');
+      let until: 'now' | bigint | undefined;
+      if (opts.until === 'now') until = 'now';
+      else if (opts.until !== undefined) {
+        if (tryParseLsn(opts.until) === undefined) throw new UserError(`--until: ${JSON.stringify(opts.until)} is neither 'now' nor an LSN`, 'use --until now or --until 0/16B3748');
+        until = parseLsn(opts.until);
+      }
+      const controller = new AbortController();
+      const stop = (signal: string) => {
+        log.info({ signal }, 'received signal');
+        controller.abort();
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+      const archiver = new Archiver({
+        source: opts.source,
+        store: openStore(opts.store),
+        slot: opts.slot,
+        publication: opts.publication,
+        createPublication: opts.createPublication,
+        force: opts.force,
+        segmentBytes: parseBytes(opts.segmentBytes, '--segment-bytes'),
+        segmentSeconds: parsePositive(opts.segmentSeconds, '--segment-seconds'),
+        until,
+        compression: opts.compression,
+        queueLimit: parsePositive(opts.uploadQueue, '--upload-queue'),
+        log,
+        signal: controller.signal,
+      });
+      await archiver.run();
+    });
+}

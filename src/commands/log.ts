@@ -1,0 +1,93 @@
+import { Command, Option } from 'commander';
+import { formatLsn } from '../core/lsn.js';
+import { formatMicros } from '../core/units.js';
+import type { RelationDef } from '../segment/format.js';
+import { listSegments, openSegment } from '../store/segments.js';
+import { openStore } from '../store/open.js';
+
+interface TableCounts {
+  inserts: number;
+  updates: number;
+  deletes: number;
+  truncates: number;
+}
+
+export interface LoggedTransaction {
+  commitLsn: string;
+  endLsn: string;
+  xid: number;
+  commitTime: string;
+  origin?: string;
+  marks: string[];
+  tables: Record<string, TableCounts>;
+}
+
+/** Every stored transaction in commit order, read segment by segment. */
+export async function* readTransactions(storeLocation: string): AsyncGenerator<LoggedTransaction> {
+  const store = openStore(storeLocation);
+  for (const ref of await listSegments(store)) {
+    const relations = new Map<number, RelationDef>();
+    let tx: LoggedTransaction | undefined;
+    const count = (oid: number, field: keyof TableCounts) => {
+      const rel = relations.get(oid);
+      const name = rel ? `${rel.schema}.${rel.name}` : `oid:${oid}`;
+      const t = (tx!.tables[name] ??= { inserts: 0, updates: 0, deletes: 0, truncates: 0 });
+      t[field]++;
+    };
+    for await (const e of openSegment(store, ref.key).entries()) {
+      switch (e.kind) {
+        case 'relation':
+          relations.set(e.relation.oid, e.relation);
+          break;
+        case 'begin':
+          tx = { commitLsn: formatLsn(e.commitLsn), endLsn: '', xid: e.xid, commitTime: formatMicros(e.commitTime), marks: [], tables: {} };
+          break;
+        case 'origin':
+          tx!.origin = e.name;
+          break;
+        case 'insert':
+          count(e.relation, 'inserts');
+          break;
+        case 'update':
+          count(e.relation, 'updates');
+          break;
+        case 'delete':
+          count(e.relation, 'deletes');
+          break;
+        case 'truncate':
+          for (const oid of e.relations) count(oid, 'truncates');
+          break;
+        case 'message':
+          if (e.prefix === 'pgtape') tx!.marks.push(e.content.toString('utf8'));
+          break;
+        case 'commit':
+          tx!.endLsn = formatLsn(e.endLsn);
+          yield tx!;
+          tx = undefined;
+          break;
+      }
+    }
+  }
+}
+
+function describe(t: LoggedTransaction): string {
+  const tables = Object.entries(t.tables).map(([name, c]) => {
+    const parts = [c.inserts && `+${c.inserts}`, c.updates && `~${c.updates}`, c.deletes && `-${c.deletes}`, c.truncates && 'truncated'].filter(Boolean);
+    return `${name} ${parts.join(' ')}`;
+  });
+  const marks = t.marks.map((m) => `mark ${JSON.stringify(m)}`);
+  return `${t.commitLsn.padEnd(12)} xid ${String(t.xid).padEnd(10)} ${t.commitTime}  ${[...tables, ...marks].join(', ') || '(no changes)'}`;
+}
+
+export function logCommand(): Command {
+  return new Command('log')
+    .description('list the stored transactions in commit order')
+    .addOption(new Option('--store <dir>', 'the archive').env('PGTAPE_STORE'))
+    .option('--json', 'one JSON object per line', false)
+    .addHelpText('after', '\nExample:\n  pgtape log --store ./tape\n  pgtape log --store ./tape --json | jq .xid')
+    .action(async (opts) => {
+      for await (const t of readTransactions(opts.store)) {
+        process.stdout.write((opts.json ? JSON.stringify(t) : describe(t)) + '\n');
+      }
+    });
+}

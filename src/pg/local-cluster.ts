@@ -1,0 +1,182 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chownSync, mkdtempSync, rmSync, writeFileSync, appendFileSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { findPgBin } from './binaries.js';
+
+export interface LocalClusterOptions {
+  major?: number;
+  /** Where the data directory goes; a fresh temporary directory by default. */
+  dataDir?: string;
+  port?: number;
+  password?: string;
+  /** postgresql.conf settings appended after initdb. */
+  settings?: Record<string, string | number>;
+  /** Faster and less durable: fsync off. For tests and throwaway replays. */
+  unsafeFast?: boolean;
+}
+
+/** Postgres refuses to run as root: as root, the server runs as this unprivileged user. */
+const SERVER_USER = 'postgres';
+
+/**
+ * A Postgres cluster of our own, from local server binaries: initdb, start, stop, remove.
+ * Used by the tests, the demo and `replay --pgdata`.
+ */
+export class LocalCluster {
+  private process: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  private readonly onExit = () => this.process?.kill('SIGQUIT');
+
+  private constructor(
+    readonly bin: string,
+    readonly dataDir: string,
+    readonly port: number,
+    readonly password: string,
+    private readonly ownsParent: string | undefined,
+    private readonly ids: { uid: number; gid: number } | undefined,
+  ) {}
+
+  static async create(options: LocalClusterOptions = {}): Promise<LocalCluster> {
+    const bin = findPgBin(options.major);
+    const ids = serverUserIds();
+    let ownsParent: string | undefined;
+    let dataDir = options.dataDir;
+    if (!dataDir) {
+      ownsParent = mkdtempSync(join(tmpdir(), 'pgtape-pg-'));
+      dataDir = join(ownsParent, 'data');
+    }
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    if (ids) {
+      if (ownsParent) chownSync(ownsParent, ids.uid, ids.gid);
+      chownSync(dataDir, ids.uid, ids.gid);
+    }
+    const password = options.password ?? 'pgtape';
+    const pwfile = join(ownsParent ?? dataDir, '..', `.pgtape-pw-${process.pid}`);
+    writeFileSync(pwfile, password + '\n', { mode: 0o644 });
+    try {
+      const args = ['-D', dataDir, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C'];
+      if (options.unsafeFast) args.push('--no-sync');
+      const r = spawnSync(join(bin, 'initdb'), args, { encoding: 'utf8', ...(ids ?? {}), env: serverEnv() });
+      if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr || r.stdout || r.error}`);
+    } finally {
+      rmSync(pwfile, { force: true });
+    }
+    const port = options.port ?? (await freePort());
+    const settings: Record<string, string | number> = {
+      listen_addresses: "'127.0.0.1'",
+      port,
+      unix_socket_directories: "''",
+      wal_level: 'logical',
+      max_wal_senders: 20,
+      max_replication_slots: 20,
+      ...(options.unsafeFast ? { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' } : {}),
+      ...options.settings,
+    };
+    appendFileSync(
+      join(dataDir, 'postgresql.conf'),
+      '\n# pgtape\n' + Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n',
+    );
+    const cluster = new LocalCluster(bin, dataDir, port, password, ownsParent, ids);
+    await cluster.start();
+    return cluster;
+  }
+
+  url(database = 'postgres', user = 'postgres', password = this.password): string {
+    return `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${this.port}/${encodeURIComponent(database)}`;
+  }
+
+  get running(): boolean {
+    return this.process !== undefined;
+  }
+
+  async start(): Promise<void> {
+    if (this.process) return;
+    const child = spawn(join(this.bin, 'postgres'), ['-D', this.dataDir], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: serverEnv(),
+      ...(this.ids ?? {}),
+    });
+    let output = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => {
+      output = (output + d).slice(-8000);
+    });
+    this.process = child;
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    process.once('exit', this.onExit);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (child.exitCode !== null) {
+        this.process = undefined;
+        throw new Error(`postgres exited during start-up:\n${output}`);
+      }
+      const client = new pg.Client({ connectionString: this.url() });
+      try {
+        await client.connect();
+        await client.end();
+        return;
+      } catch (err) {
+        await client.end().catch(() => {});
+        if (Date.now() > deadline) throw new Error(`postgres did not accept connections within 60 s:\n${output}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  /** fast: roll back sessions and shut down cleanly; immediate: crash-like, recovery on next start. */
+  async stop(mode: 'smart' | 'fast' | 'immediate' = 'fast'): Promise<void> {
+    const child = this.process;
+    if (!child) return;
+    child.kill(mode === 'smart' ? 'SIGTERM' : mode === 'fast' ? 'SIGINT' : 'SIGQUIT');
+    await this.exited;
+    this.process = undefined;
+    process.removeListener('exit', this.onExit);
+  }
+
+  async restart(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    await this.stop(mode);
+    await this.start();
+  }
+
+  /** Stops the server and removes the data directory if this cluster created it. */
+  async destroy(): Promise<void> {
+    await this.stop('immediate');
+    if (this.ownsParent) rmSync(this.ownsParent, { recursive: true, force: true });
+  }
+}
+
+/** As root, the ids of the unprivileged user the server runs as, created if missing. */
+function serverUserIds(): { uid: number; gid: number } | undefined {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
+  const lookup = () => spawnSync('id', ['-u', SERVER_USER], { encoding: 'utf8' });
+  let r = lookup();
+  if (r.status !== 0) {
+    spawnSync('groupadd', ['--system', SERVER_USER]);
+    spawnSync('useradd', ['--system', '-g', SERVER_USER, '--no-create-home', SERVER_USER]);
+    r = lookup();
+    if (r.status !== 0) throw new Error(`running as root and cannot create the user ${SERVER_USER} for the Postgres server`);
+  }
+  const gid = spawnSync('id', ['-g', SERVER_USER], { encoding: 'utf8' });
+  return { uid: Number(r.stdout.trim()), gid: Number(gid.stdout.trim()) };
+}
+
+function serverEnv(): NodeJS.ProcessEnv {
+  // Messages in English whatever the machine's locale; no PG* variables leaking in.
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, LC_ALL: 'C', LANG: 'C' };
+  return env;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,115 @@
+import { BufferReader } from './buffer-reader.js';
+import type { PgoutputMessage, RelationColumn, Tuple } from './messages.js';
+import { PG_EPOCH_OFFSET_US } from './messages.js';
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Decodes one pgoutput message (the payload of an XLogData message) into a plain object.
+ * Column values stay the bytes Postgres sent: parsing them into JavaScript values would lose
+ * precision (numeric, int8, timestamps with microseconds) and is not needed to archive them.
+ *
+ * Protocol version 1 without streaming: every transaction arrives whole, after its commit,
+ * so no message carries an xid prefix.
+ */
+export class PgoutputParser {
+  parse(buffer: Buffer): PgoutputMessage {
+    const r = new BufferReader(buffer);
+    const tag = String.fromCharCode(r.uint8());
+    switch (tag) {
+      case 'B':
+        return { tag: 'begin', commitLsn: r.uint64(), commitTime: toUnixMicros(r.int64()), xid: r.uint32() };
+      case 'C':
+        return { tag: 'commit', flags: r.uint8(), commitLsn: r.uint64(), endLsn: r.uint64(), commitTime: toUnixMicros(r.int64()) };
+      case 'O':
+        return { tag: 'origin', originLsn: r.uint64(), name: r.cstring() };
+      case 'R':
+        return this.relation(r);
+      case 'Y':
+        return { tag: 'type', oid: r.uint32(), schema: r.cstring(), name: r.cstring() };
+      case 'I': {
+        const relation = r.uint32();
+        expect(r, 'N', 'Insert');
+        return { tag: 'insert', relation, new: tuple(r) };
+      }
+      case 'U': {
+        const relation = r.uint32();
+        let marker = String.fromCharCode(r.uint8());
+        let key: Tuple | undefined;
+        let old: Tuple | undefined;
+        if (marker === 'K' || marker === 'O') {
+          if (marker === 'K') key = tuple(r);
+          else old = tuple(r);
+          marker = String.fromCharCode(r.uint8());
+        }
+        if (marker !== 'N') throw new Error(`pgoutput: Update without new tuple (got ${JSON.stringify(marker)})`);
+        return { tag: 'update', relation, key, old, new: tuple(r) };
+      }
+      case 'D': {
+        const relation = r.uint32();
+        const marker = String.fromCharCode(r.uint8());
+        if (marker === 'K') return { tag: 'delete', relation, key: tuple(r) };
+        if (marker === 'O') return { tag: 'delete', relation, old: tuple(r) };
+        throw new Error(`pgoutput: Delete without key or old tuple (got ${JSON.stringify(marker)})`);
+      }
+      case 'T': {
+        const count = r.uint32();
+        const flags = r.uint8();
+        const relations: number[] = [];
+        for (let i = 0; i < count; i++) relations.push(r.uint32());
+        return { tag: 'truncate', flags, relations };
+      }
+      case 'M': {
+        const flags = r.uint8();
+        const lsn = r.uint64();
+        const prefix = r.cstring();
+        const content = r.bytes(r.uint32());
+        return { tag: 'message', transactional: (flags & 1) === 1, lsn, prefix, content };
+      }
+      default:
+        throw new Error(
+          `pgoutput: unsupported message type ${JSON.stringify(tag)} (pgtape asks for protocol version 1 without streaming or two-phase)`,
+        );
+    }
+  }
+
+  private relation(r: BufferReader): PgoutputMessage {
+    const oid = r.uint32();
+    const schema = r.cstring();
+    const name = r.cstring();
+    const replicaIdentity = String.fromCharCode(r.uint8());
+    const n = r.int16();
+    const columns: RelationColumn[] = [];
+    for (let i = 0; i < n; i++) {
+      const flags = r.uint8();
+      columns.push({ key: (flags & 1) === 1, name: r.cstring(), typeOid: r.uint32(), typmod: r.int32() });
+    }
+    return { tag: 'relation', oid, schema, name, replicaIdentity, columns };
+  }
+}
+
+function expect(r: BufferReader, marker: string, what: string): void {
+  const got = String.fromCharCode(r.uint8());
+  if (got !== marker) throw new Error(`pgoutput: ${what} expected ${marker}, got ${JSON.stringify(got)}`);
+}
+
+function tuple(r: BufferReader): Tuple {
+  const n = r.int16();
+  const kinds = Buffer.allocUnsafe(n);
+  const values: Buffer[] = [];
+  for (let i = 0; i < n; i++) {
+    const kind = r.uint8();
+    kinds[i] = kind;
+    if (kind === 0x74 /* t */ || kind === 0x62 /* b */) {
+      const len = r.uint32();
+      values.push(len === 0 ? EMPTY : r.bytes(len));
+    } else if (kind !== 0x6e /* n */ && kind !== 0x75 /* u */) {
+      throw new Error(`pgoutput: unknown tuple column kind ${JSON.stringify(String.fromCharCode(kind))}`);
+    }
+  }
+  return { kinds, values };
+}
+
+function toUnixMicros(pgMicros: bigint): bigint {
+  return pgMicros + PG_EPOCH_OFFSET_US;
+}

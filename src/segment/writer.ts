@@ -1,0 +1,158 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { encodeEntry, encodeHead, FORMAT_VERSION, type Compression, type RelationDef, type SegmentEntry, type SegmentHeader, type TableCount } from './format.js';
+import { segmentKey } from './name.js';
+import { BodySpool } from './spool.js';
+
+/** What every segment of a stream says about where it comes from. */
+export interface StreamIdentity {
+  systemIdentifier: string;
+  database: string;
+  slot: string;
+  serverVersion: number;
+}
+
+export interface SealedSegment {
+  key: string;
+  /** A local file holding the whole segment (head and body). */
+  path: string;
+  header: SegmentHeader;
+}
+
+type ChangeEntry = Extract<SegmentEntry, { kind: 'insert' | 'update' | 'delete' | 'truncate' | 'message' }>;
+
+/**
+ * One open segment: whole transactions appended in commit order, sealed into a file whose name
+ * is its LSN range. Knows nothing of Postgres connections or stores.
+ */
+export class SegmentWriter {
+  private readonly spool: BodySpool;
+  private readonly bodyPath: string;
+  /** Relation definitions written into this segment, by oid: identity tells when one changed. */
+  private readonly emitted = new Map<number, RelationDef>();
+  private readonly tables = new Map<number, TableCount>();
+  private inTransaction = false;
+  private endLsn: bigint;
+  private first: { commitLsn: bigint; commitTime: bigint } | undefined;
+  private last: { commitLsn: bigint; commitTime: bigint } | undefined;
+  private minXid = 0;
+  private maxXid = 0;
+  private currentXid = 0;
+  private counts = { transactions: 0, changes: 0, messages: 0 };
+  readonly openedAt = Date.now();
+
+  constructor(
+    private readonly spoolDir: string,
+    readonly startLsn: bigint,
+    private readonly identity: StreamIdentity,
+    private readonly compression: Compression,
+    private readonly relation: (oid: number) => RelationDef,
+  ) {
+    this.endLsn = startLsn;
+    this.bodyPath = join(spoolDir, `body-${randomBytes(6).toString('hex')}`);
+    this.spool = new BodySpool(this.bodyPath, compression);
+  }
+
+  get transactions(): number {
+    return this.counts.transactions;
+  }
+
+  get inProgress(): boolean {
+    return this.inTransaction;
+  }
+
+  /** Uncompressed body bytes so far: what --segment-bytes measures. */
+  get rawBytes(): number {
+    return this.spool.rawBytes;
+  }
+
+  begin(xid: number, commitLsn: bigint, commitTime: bigint): Promise<void> | undefined {
+    this.inTransaction = true;
+    this.currentXid = xid;
+    return this.spool.append(encodeEntry({ kind: 'begin', xid, commitLsn, commitTime }));
+  }
+
+  origin(name: string, originLsn: bigint): Promise<void> | undefined {
+    return this.spool.append(encodeEntry({ kind: 'origin', name, originLsn }));
+  }
+
+  change(entry: ChangeEntry): Promise<void> | undefined {
+    if (entry.kind === 'message') {
+      this.counts.messages++;
+    } else {
+      this.counts.changes++;
+      const oids = entry.kind === 'truncate' ? entry.relations : [entry.relation];
+      for (const oid of oids) {
+        this.defineRelation(oid);
+        const t = this.tables.get(oid)!;
+        if (entry.kind === 'insert') t.inserts++;
+        else if (entry.kind === 'update') t.updates++;
+        else if (entry.kind === 'delete') t.deletes++;
+        else t.truncates++;
+      }
+    }
+    return this.spool.append(encodeEntry(entry));
+  }
+
+  commit(commitLsn: bigint, endLsn: bigint, commitTime: bigint, flags: number): Promise<void> | undefined {
+    const xid = this.currentXid;
+    this.inTransaction = false;
+    this.endLsn = endLsn;
+    this.first ??= { commitLsn, commitTime };
+    this.last = { commitLsn, commitTime };
+    this.minXid = this.counts.transactions === 0 ? xid : Math.min(this.minXid, xid);
+    this.maxXid = Math.max(this.maxXid, xid);
+    this.counts.transactions++;
+    return this.spool.append(encodeEntry({ kind: 'commit', commitLsn, endLsn, commitTime, flags }));
+  }
+
+  private defineRelation(oid: number): void {
+    const def = this.relation(oid);
+    if (this.emitted.get(oid) === def) return;
+    this.emitted.set(oid, def);
+    // Table counts follow the relation's current name; a rename mid-segment keeps the first name.
+    if (!this.tables.has(oid)) {
+      this.tables.set(oid, { oid, schema: def.schema, name: def.name, inserts: 0, updates: 0, deletes: 0, truncates: 0 });
+    }
+    // Appended synchronously before the change that needs it; back-pressure is left to the change.
+    void this.spool.append(encodeEntry({ kind: 'relation', relation: def }));
+  }
+
+  /** Finishes the body and writes the whole segment file. Only at a commit boundary. */
+  async seal(): Promise<SealedSegment> {
+    if (this.inTransaction) throw new Error('a segment can only be sealed between transactions');
+    if (!this.first || !this.last) throw new Error('an empty segment is never sealed');
+    const body = await this.spool.finish();
+    const header: SegmentHeader = {
+      formatVersion: FORMAT_VERSION,
+      startLsn: this.startLsn,
+      endLsn: this.endLsn,
+      firstCommitLsn: this.first.commitLsn,
+      lastCommitLsn: this.last.commitLsn,
+      firstCommitTime: this.first.commitTime,
+      lastCommitTime: this.last.commitTime,
+      minXid: this.minXid,
+      maxXid: this.maxXid,
+      ...this.counts,
+      tables: [...this.tables.values()],
+      compression: this.compression,
+      ...body,
+      ...this.identity,
+    };
+    const key = segmentKey(this.startLsn, this.endLsn);
+    const path = join(this.spoolDir, key.slice(key.lastIndexOf('/') + 1));
+    await writeFile(path, encodeHead(header));
+    await pipeline(createReadStream(this.bodyPath), createWriteStream(path, { flags: 'a' }));
+    await rm(this.bodyPath, { force: true });
+    return { key, path, header };
+  }
+
+  /** Drops the open segment's local files (on shutdown without sealing, or after a failure). */
+  async discard(): Promise<void> {
+    this.spool.destroy();
+    await rm(this.bodyPath, { force: true });
+  }
+}

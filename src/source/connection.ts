@@ -1,0 +1,49 @@
+import pg from 'pg';
+import { UserError } from '../core/errors.js';
+import { redactUrl } from '../core/log.js';
+
+/**
+ * Client settings for a source URL. The URL goes to node-postgres whole, so its TLS options
+ * (sslmode, sslrootcert, sslcert, sslkey) and PG* environment defaults pass through unchanged.
+ */
+export function clientConfig(url: string): pg.ClientConfig {
+  return { connectionString: url, application_name: 'pgtape', connectionTimeoutMillis: 15_000 };
+}
+
+export async function connect(url: string): Promise<pg.Client> {
+  const client = new pg.Client(clientConfig(url));
+  // A server going away later must not crash the process through an unhandled 'error' event.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => {});
+    throw connectionError(url, err);
+  }
+  return client;
+}
+
+/** Turns a connection failure into a message that names the source (without its password) and the fix. */
+export function connectionError(url: string, err: unknown): Error {
+  const e = err as { code?: string; message?: string };
+  const where = redactUrl(url);
+  switch (e.code) {
+    case 'ECONNREFUSED':
+      return new UserError(`cannot connect to ${where}: connection refused`, 'check the host and port, and that Postgres is running');
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new UserError(`cannot connect to ${where}: host not found`, 'check the host name in the source URL');
+    case 'ETIMEDOUT':
+      return new UserError(`cannot connect to ${where}: timed out`, 'check the host, port and firewall');
+    case '28P01':
+    case '28000':
+      return new UserError(`cannot connect to ${where}: authentication failed (${e.message})`, 'check the user and password in the source URL');
+    case '3D000':
+      return new UserError(`cannot connect to ${where}: ${e.message}`, 'check the database name in the source URL');
+    default:
+      if (e.message?.includes('Invalid URL') || e.code === 'ERR_INVALID_URL') {
+        return new UserError(`the source URL is not valid: ${where}`, 'use the form postgres://user:password@host:5432/database');
+      }
+      return new UserError(`cannot connect to ${where}: ${e.message ?? String(err)}`);
+  }
+}

@@ -1,0 +1,115 @@
+import type pg from 'pg';
+import { UserError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { quoteIdent, quoteQualified } from '../core/sql.js';
+
+export interface SourceFacts {
+  systemIdentifier: string;
+  database: string;
+  serverVersion: number;
+}
+
+/** Checks the source can be archived at all: wal_level and the replication privilege. */
+export async function checkSource(client: pg.Client): Promise<SourceFacts> {
+  const { rows } = await client.query<{ wal_level: string; version: string; database: string; replication: boolean }>(
+    `select current_setting('wal_level') as wal_level,
+            current_setting('server_version_num') as version,
+            current_database() as database,
+            (select rolreplication or rolsuper from pg_roles where rolname = current_user) as replication`,
+  );
+  const facts = rows[0]!;
+  const serverVersion = Number(facts.version);
+  if (serverVersion < 140000) {
+    throw new UserError(`the source runs PostgreSQL ${facts.version}; pgtape needs 14 or later`);
+  }
+  if (facts.wal_level !== 'logical') {
+    throw new UserError(
+      `the source has wal_level = '${facts.wal_level}'; logical replication needs wal_level = 'logical'`,
+      "run ALTER SYSTEM SET wal_level = 'logical' and restart Postgres",
+    );
+  }
+  if (!facts.replication) {
+    throw new UserError(
+      'the source user has no REPLICATION privilege',
+      'run ALTER ROLE <user> REPLICATION (as a superuser), or connect as a user that has it',
+    );
+  }
+  let systemIdentifier = '';
+  try {
+    const r = await client.query<{ id: string }>('select system_identifier::text as id from pg_control_system()');
+    systemIdentifier = r.rows[0]?.id ?? '';
+  } catch {
+    // pg_control_system() needs pg_monitor or superuser on some setups; the identifier is informative only.
+  }
+  return { systemIdentifier, database: facts.database, serverVersion };
+}
+
+interface TableWithoutIdentity {
+  schema: string;
+  name: string;
+  identity: string;
+}
+
+const NO_IDENTITY = `
+  c.relkind in ('r', 'p')
+  and (c.relreplident = 'n' or (c.relreplident = 'd' and not exists (
+        select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary)))`;
+
+/** Tables whose UPDATE and DELETE would fail once published: no primary key and identity DEFAULT, or NOTHING. */
+async function tablesWithoutIdentity(client: pg.Client, publication?: string): Promise<TableWithoutIdentity[]> {
+  const scope = publication
+    ? `exists (select 1 from pg_publication_tables p where p.pubname = $1 and p.schemaname = n.nspname and p.tablename = c.relname)`
+    : `n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%' and not c.relispartition`;
+  const { rows } = await client.query<TableWithoutIdentity>(
+    `select n.nspname as schema, c.relname as name, c.relreplident as identity
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where ${scope} and ${NO_IDENTITY}
+      order by 1, 2`,
+    publication ? [publication] : [],
+  );
+  return rows;
+}
+
+function describeFixes(tables: TableWithoutIdentity[]): string {
+  return tables
+    .map((t) => `  ${quoteQualified(t.schema, t.name)}: ALTER TABLE ${quoteQualified(t.schema, t.name)} REPLICA IDENTITY FULL; (or add a primary key)`)
+    .join('\n');
+}
+
+/**
+ * Makes sure the publication exists. Creating it FOR ALL TABLES is refused while some table
+ * has no usable replica identity: once published, UPDATE and DELETE on it fail in production.
+ */
+export async function ensurePublication(
+  client: pg.Client,
+  publication: string,
+  options: { create: boolean; force: boolean },
+  log: Logger,
+): Promise<void> {
+  const { rows } = await client.query('select 1 from pg_publication where pubname = $1', [publication]);
+  if (rows.length === 0) {
+    if (!options.create) {
+      throw new UserError(
+        `publication ${quoteIdent(publication)} does not exist on the source`,
+        `create it (CREATE PUBLICATION ${quoteIdent(publication)} FOR ALL TABLES), or pass --create-publication`,
+      );
+    }
+    const risky = await tablesWithoutIdentity(client);
+    if (risky.length > 0 && !options.force) {
+      throw new UserError(
+        `refusing to create publication ${quoteIdent(publication)}: ${risky.length} table(s) have no usable replica identity, ` +
+          `and once published their UPDATE and DELETE would fail on the source:\n${describeFixes(risky)}`,
+        'fix each table as shown, or pass --force to publish them anyway',
+      );
+    }
+    await client.query(`create publication ${quoteIdent(publication)} for all tables`);
+    log.info({ publication }, 'created publication for all tables');
+  }
+  const risky = await tablesWithoutIdentity(client, publication);
+  if (risky.length > 0) {
+    log.warn(
+      { publication, tables: risky.map((t) => `${t.schema}.${t.name}`) },
+      `published tables without a usable replica identity: their UPDATE and DELETE fail on the source\n${describeFixes(risky)}`,
+    );
+  }
+}

@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { access, constants, copyFile, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { UserError } from '../core/errors.js';
+import type { Store, StoredObject } from './store.js';
+
+/** Temporary files start with this; listings skip them. */
+const TEMP_PREFIX = '.pgtape-tmp-';
+
+/**
+ * A plain directory: `./tape`, or `/pfs/out` and `/pfs/<input>` inside a Pachyderm pipeline.
+ * A put writes a temporary file, fsyncs it, renames it into place and fsyncs the directory, so
+ * a crash leaves either the whole object or none.
+ */
+export class DirectoryStore implements Store {
+  constructor(readonly root: string) {}
+
+  get description(): string {
+    return this.root;
+  }
+
+  async list(prefix: string): Promise<StoredObject[]> {
+    const dir = join(this.root, prefix.slice(0, prefix.lastIndexOf('/') + 1));
+    const out: StoredObject[] = [];
+    await this.walk(dir, out);
+    return out.filter((o) => o.key.startsWith(prefix)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  private async walk(dir: string, out: StoredObject[]): Promise<void> {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    for (const e of entries) {
+      if (e.name.startsWith(TEMP_PREFIX)) continue;
+      const path = join(dir, e.name);
+      if (e.isDirectory()) await this.walk(path, out);
+      else if (e.isFile()) out.push({ key: relative(this.root, path).split(sep).join('/'), size: (await stat(path)).size });
+    }
+  }
+
+  async stat(key: string): Promise<StoredObject | undefined> {
+    try {
+      const s = await stat(this.path(key));
+      return s.isFile() ? { key, size: s.size } : undefined;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  read(key: string): Readable {
+    return createReadStream(this.path(key));
+  }
+
+  async putFile(key: string, localPath: string): Promise<{ versionId?: string }> {
+    const target = this.path(key);
+    const dir = dirname(target);
+    await mkdir(dir, { recursive: true });
+    const temp = join(dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
+    try {
+      await copyFile(localPath, temp);
+      await fsync(temp);
+      await rename(temp, target);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    await fsync(dir);
+    return {};
+  }
+
+  async checkWritable(): Promise<void> {
+    try {
+      await mkdir(this.root, { recursive: true });
+      await access(this.root, constants.W_OK);
+    } catch (err) {
+      throw new UserError(
+        `store ${this.root} is not writable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        'give pgtape write access to the directory, or choose another --store',
+      );
+    }
+  }
+
+  private path(key: string): string {
+    if (key.split('/').some((part) => part === '..' || part === '.' || part === '')) throw new Error(`invalid store key ${JSON.stringify(key)}`);
+    return join(this.root, ...key.split('/'));
+  }
+}
+
+async function fsync(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

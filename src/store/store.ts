@@ -1,0 +1,24 @@
+import type { Readable } from 'node:stream';
+
+export interface StoredObject {
+  key: string;
+  size: number;
+}
+
+/**
+ * Where bases and segments live. One implementation per backend, in the manner of WAL-G's
+ * storage interface; keys are `/`-separated paths under the store's root.
+ */
+export interface Store {
+  /** The store's location for messages and logs, never with secrets. */
+  readonly description: string;
+  /** Objects whose key starts with `prefix`, sorted by key. */
+  list(prefix: string): Promise<StoredObject[]>;
+  /** Whole object, or undefined when there is none under that key. */
+  stat(key: string): Promise<StoredObject | undefined>;
+  read(key: string): Readable;
+  /** Stores a local file under `key`, durably, all or nothing. Returns the backend's version id if it has one. */
+  putFile(key: string, localPath: string): Promise<{ versionId?: string }>;
+  /** Throws a UserError when the store cannot be written. */
+  checkWritable(): Promise<void>;
+}
