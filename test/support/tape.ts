@@ -1,0 +1,30 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type pg from 'pg';
+import { parseLsn } from '../../src/core/lsn.js';
+
+/** A fresh store directory, removed by the returned cleanup. */
+export function tempStore(): { dir: string; cleanup: () => void } {
+  const parent = mkdtempSync(join(tmpdir(), 'pgtape-test-'));
+  return { dir: join(parent, 'tape'), cleanup: () => rmSync(parent, { recursive: true, force: true }) };
+}
+
+export async function confirmedFlush(client: pg.Client, slot = 'pgtape'): Promise<bigint | undefined> {
+  const { rows } = await client.query<{ lsn: string | null }>('select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1', [slot]);
+  return rows[0]?.lsn ? parseLsn(rows[0].lsn) : undefined;
+}
+
+/** Runs fn in a transaction and returns its xid, or undefined when it rolled back. */
+export async function transaction(client: pg.Client, fn: (c: pg.Client) => Promise<void>, rollback = false): Promise<number | undefined> {
+  await client.query('begin');
+  try {
+    await fn(client);
+    const { rows } = await client.query<{ xid: string }>('select txid_current()::text as xid');
+    await client.query(rollback ? 'rollback' : 'commit');
+    return rollback ? undefined : Number(BigInt(rows[0]!.xid) & 0xffffffffn);
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    throw err;
+  }
+}

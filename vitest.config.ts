@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 300_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    // Each file starts its own Postgres; two at a time fits two cores.
+    maxWorkers: 2,
+    reporters: ['default'],
+  },
+});
