@@ -1,6 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { UserError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
@@ -15,6 +13,7 @@ import { clientConfig, connect, connectionError } from '../source/connection.js'
 import { checkSource, ensurePublication } from '../source/preflight.js';
 import { ensureSlot } from '../source/slot.js';
 import { RelationCatalog } from './catalog.js';
+import { createSpoolDir } from './spool-dir.js';
 import { ReplicationService } from './replication.js';
 import { SegmentUploader } from './uploader.js';
 
@@ -121,7 +120,7 @@ export class Archiver {
     }
     this.sealedEnd = this.durable = this.received = this.resumeFrom;
     this.summary.durableLsn = this.durable;
-    this.spoolDir = await mkdtemp(join(tmpdir(), 'pgtape-spool-'));
+    this.spoolDir = await createSpoolDir();
     log.info(
       {
         store: store.description,
@@ -327,7 +326,12 @@ export class Archiver {
       await this.uploader.flush();
       this.sendStatus(false);
       this.options.log.info(
-        { durableLsn: formatLsn(this.durable), segments: this.summary.segments, transactions: this.summary.transactions },
+        {
+          durableLsn: formatLsn(this.durable),
+          segments: this.summary.segments,
+          transactions: this.summary.transactions,
+          peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+        },
         'archive stopped; everything received is stored and acknowledged',
       );
       this.settle.resolve();

@@ -11,14 +11,25 @@ export interface SlotState {
   created: boolean;
 }
 
+const SLOT_RELEASE_WAIT_MS = 15_000;
+
 /** Finds the logical slot, or creates it (pgoutput) when missing. */
 export async function ensureSlot(client: pg.Client, slot: string, database: string, log: Logger): Promise<SlotState> {
-  const { rows } = await client.query<{ plugin: string; slot_type: string; database: string; confirmed: string | null; active_pid: number | null }>(
-    `select plugin, slot_type, database, confirmed_flush_lsn::text as confirmed, active_pid
-       from pg_replication_slots where slot_name = $1`,
-    [slot],
-  );
-  const existing = rows[0];
+  const lookup = async () =>
+    (
+      await client.query<{ plugin: string; slot_type: string; database: string; confirmed: string | null; active_pid: number | null }>(
+        `select plugin, slot_type, database, confirmed_flush_lsn::text as confirmed, active_pid
+           from pg_replication_slots where slot_name = $1`,
+        [slot],
+      )
+    ).rows[0];
+  let existing = await lookup();
+  // After a crash or a kill, the old walsender may hold the slot until it notices its client is gone.
+  for (let waited = 0; existing?.active_pid != null && waited < SLOT_RELEASE_WAIT_MS; waited += 250) {
+    if (waited === 0) log.info({ slot, pid: existing.active_pid }, 'slot is still active; waiting for it to be released');
+    await new Promise((r) => setTimeout(r, 250));
+    existing = await lookup();
+  }
   if (existing) {
     if (existing.slot_type !== 'logical' || existing.plugin !== 'pgoutput') {
       throw new UserError(`replication slot ${quoteIdent(slot)} exists but is a ${existing.slot_type} slot of plugin ${existing.plugin ?? 'none'}`, 'choose another --slot');

@@ -15,22 +15,26 @@ export function pgtape(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cli
   return finished(startPgtape(args, env));
 }
 
-export function startPgtape(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess & { output: { stdout: string; stderr: string } } {
+export type RunningPgtape = ChildProcess & { output: { stdout: string; stderr: string }; done: Promise<CliResult> };
+
+export function startPgtape(args: string[], env: NodeJS.ProcessEnv = {}): RunningPgtape {
   const child = spawn(process.execPath, [BIN, ...args], {
     env: { ...process.env, PGTAPE_LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
-  }) as ChildProcess & { output: { stdout: string; stderr: string } };
+  }) as RunningPgtape;
   child.output = { stdout: '', stderr: '' };
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (child.output.stdout += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (child.output.stderr += d));
-  return child;
-}
-
-export function finished(child: ReturnType<typeof startPgtape>): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
+  // Listening from the start: a child that exits at once must not be missed.
+  child.done = new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code, signal) => resolve({ code, signal, ...child.output }));
   });
+  return child;
+}
+
+export function finished(child: RunningPgtape): Promise<CliResult> {
+  return child.done;
 }
 
 /** The JSON log lines of a run's stderr. */

@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { finished, pgtape, startPgtape } from './support/cli.js';
+import { ArchiveModel, sourceChecksum } from './support/model.js';
+import { startPostgres, type TestPostgres } from './support/postgres.js';
+import { seededRandom, TEST_SEED } from './support/random.js';
+import { confirmedFlush, tempStore, transaction } from './support/tape.js';
+import { DirectoryStore } from '../src/store/directory.js';
+import { listSegments } from '../src/store/segments.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('pgtape archive killed at random moments', () => {
+  let db: TestPostgres;
+  let admin: pg.Client;
+  const store = tempStore();
+
+  beforeAll(async () => {
+    db = await startPostgres();
+    admin = await db.client();
+    await admin.query(`create table accounts (id int primary key, owner text, balance numeric, note text)`);
+    await admin.query(`create table ledger (id bigserial primary key, account int, amount numeric, at timestamptz default now())`);
+  });
+  afterAll(async () => {
+    await db?.close();
+    store.cleanup();
+  });
+
+  it('stores every committed transaction exactly once and never acknowledges past the store', async () => {
+    const random = seededRandom(TEST_SEED);
+    const args = ['archive', '--source', db.url(), '--store', store.dir, '--create-publication', '--segment-seconds', '0.3', '--segment-bytes', '16kB'];
+    const setup = await pgtape([...args, '--until', 'now']);
+    expect(setup.code, setup.stderr).toBe(0);
+    const slotStart = (await confirmedFlush(admin))!;
+
+    // The workload: three sessions committing (and sometimes rolling back) small transactions.
+    const committed: number[] = [];
+    let running = true;
+    const sessions = await Promise.all([db.client(), db.client(), db.client()]);
+    const workload = sessions.map((session, s) =>
+      (async () => {
+        const r = seededRandom(TEST_SEED + s + 1);
+        while (running) {
+          const xid = await transaction(
+            session,
+            async (q) => {
+              const id = Math.floor(r() * 300);
+              await q.query(
+                `insert into accounts values ($1, $2, $3, null) on conflict (id) do update set balance = accounts.balance + excluded.balance`,
+                [id, `owner-${id}`, (r() * 100).toFixed(2)],
+              );
+              await q.query(`insert into ledger (account, amount) select $1, $2 from generate_series(1, $3)`, [id, (r() * 10).toFixed(3), 1 + Math.floor(r() * 20)]);
+              if (r() < 0.2) await q.query(`delete from accounts where id = $1`, [Math.floor(r() * 300)]);
+            },
+            r() < 0.1,
+          );
+          if (xid !== undefined) committed.push(xid);
+        }
+      })(),
+    );
+
+    // The watchdog: the slot's confirmed position must never pass the end of what is stored.
+    const s = new DirectoryStore(store.dir);
+    const violations: string[] = [];
+    let watching = true;
+    const watchdog = (async () => {
+      while (watching) {
+        const confirmed = (await confirmedFlush(admin))!;
+        const stored = (await listSegments(s)).at(-1)?.endLsn ?? slotStart;
+        if (confirmed > stored) violations.push(`confirmed ${confirmed} > stored ${stored}`);
+        await sleep(20);
+      }
+    })();
+
+    try {
+      const kills = 12;
+      for (let k = 0; k < kills; k++) {
+        const child = startPgtape(args);
+        await sleep(400 + random() * 1600);
+        child.kill('SIGKILL');
+        const r = await finished(child);
+        expect(r.signal, `run ${k} ended by itself: ${r.stderr}`).toBe('SIGKILL');
+      }
+    } finally {
+      running = false;
+      await Promise.all(workload);
+    }
+    try {
+      const final = await pgtape([...args, '--until', 'now']);
+      expect(final.code, final.stderr).toBe(0);
+    } finally {
+      watching = false;
+      await watchdog;
+    }
+
+    expect(violations).toEqual([]);
+    expect(committed.length).toBeGreaterThan(200);
+    const model = await ArchiveModel.load(store.dir);
+    const stored = model.transactions.map((t) => t.xid);
+    expect(new Set(stored).size).toBe(stored.length);
+    expect(new Set(stored)).toEqual(new Set(committed));
+    expect(model.checksum('public', 'accounts', ['id', 'owner', 'balance', 'note'])).toBe(
+      await sourceChecksum(admin, 'public', 'accounts', ['id', 'owner', 'balance', 'note']),
+    );
+    expect(model.checksum('public', 'ledger', ['id', 'account', 'amount', 'at'])).toBe(await sourceChecksum(admin, 'public', 'ledger', ['id', 'account', 'amount', 'at']));
+    const refs = await listSegments(s);
+    refs.forEach((ref, i) => i > 0 && expect(ref.startLsn).toBe(refs[i - 1]!.endLsn));
+  });
+});
