@@ -11,16 +11,17 @@ export function clientConfig(url: string): pg.ClientConfig {
 }
 
 export async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client(clientConfig(url));
-  // A server going away later must not crash the process through an unhandled 'error' event.
-  client.on('error', () => {});
+  let client: pg.Client | undefined;
   try {
+    client = new pg.Client(clientConfig(url));
+    // A server going away later must not crash the process through an unhandled 'error' event.
+    client.on('error', () => {});
     await client.connect();
+    return client;
   } catch (err) {
-    await client.end().catch(() => {});
+    await client?.end().catch(() => {});
     throw connectionError(url, err);
   }
-  return client;
 }
 
 /** Turns a connection failure into a message that names the source (without its password) and the fix. */
@@ -41,8 +42,8 @@ export function connectionError(url: string, err: unknown): Error {
     case '3D000':
       return new UserError(`cannot connect to ${where}: ${e.message}`, 'check the database name in the source URL');
     default:
-      if (e.message?.includes('Invalid URL') || e.code === 'ERR_INVALID_URL') {
-        return new UserError(`the source URL is not valid: ${where}`, 'use the form postgres://user:password@host:5432/database');
+      if (e.code === 'ERR_INVALID_URL' || e.message?.includes('Invalid URL')) {
+        return new UserError('the source URL is not valid', 'use the form postgres://user:password@host:5432/database');
       }
       return new UserError(`cannot connect to ${where}: ${e.message ?? String(err)}`);
   }
