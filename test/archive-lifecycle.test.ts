@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { logLines, pgtape, startPgtape } from './support/cli.js';
+import { startPostgres, type TestPostgres } from './support/postgres.js';
+import { confirmedFlush, tempStore, transaction } from './support/tape.js';
+import { DirectoryStore } from '../src/store/directory.js';
+import { listSegments } from '../src/store/segments.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Logged {
+  xid: number;
+  tables: Record<string, { inserts: number }>;
+}
+const readLog = async (dir: string): Promise<Logged[]> => {
+  const r = await pgtape(['log', '--store', dir, '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Logged);
+};
+
+describe('pgtape archive lifecycle', () => {
+  let db: TestPostgres;
+  let admin: pg.Client;
+
+  beforeAll(async () => {
+    db = await startPostgres();
+    admin = await db.client();
+    await admin.query('create table big (id int primary key, v text, n numeric)');
+    await admin.query('create table small (id serial primary key, v text)');
+  });
+  afterAll(async () => {
+    await db?.close();
+  });
+
+  it.each(['SIGTERM', 'SIGINT'] as const)('%s seals and stores the open segment, acknowledges it, and exits 0', async (signal) => {
+    const store = tempStore();
+    try {
+      const args = ['archive', '--source', db.url(), '--store', store.dir, '--create-publication', '--slot', `stop_${signal.toLowerCase()}`, '--segment-seconds', '3600'];
+      const setup = await pgtape([...args, '--until', 'now']);
+      expect(setup.code, setup.stderr).toBe(0);
+      const child = startPgtape(args);
+      const session = await db.client();
+      const committed: number[] = [];
+      for (let i = 0; i < 40; i++) {
+        committed.push((await transaction(session, async (q) => void (await q.query(`insert into small (v) values ($1)`, [`${signal}-${i}`]))))!);
+      }
+      await sleep(1000);
+      child.kill(signal);
+      const r = await child.done;
+      expect(r.code, r.stderr).toBe(0);
+      const lines = logLines(r.stderr);
+      expect(lines.some((l) => l.msg === 'stored segment')).toBe(true);
+      const segments = await listSegments(new DirectoryStore(store.dir));
+      expect(await confirmedFlush(admin, `stop_${signal.toLowerCase()}`)).toBe(segments.at(-1)!.endLsn);
+      const logged = (await readLog(store.dir)).map((t) => t.xid);
+      expect(logged).toEqual(committed);
+    } finally {
+      store.cleanup();
+    }
+  });
+
+  it('archives a 2-million-row transaction whole, in bounded memory', async () => {
+    const store = tempStore();
+    try {
+      const args = ['archive', '--source', db.url(), '--store', store.dir, '--create-publication', '--slot', 'big', '--segment-bytes', '1MiB'];
+      const setup = await pgtape([...args, '--until', 'now']);
+      expect(setup.code, setup.stderr).toBe(0);
+      await admin.query(`insert into big select g, md5(g::text), g * 1.5 from generate_series(1, 2000000) g`);
+      const r = await pgtape([...args, '--until', 'now']);
+      expect(r.code, r.stderr).toBe(0);
+      const done = logLines(r.stderr).find((l) => typeof l.peakRssMiB === 'number')!;
+      expect(done.peakRssMiB).toBeLessThan(300);
+      // Segments roll only at commit boundaries: the whole transaction is in one segment.
+      expect(await listSegments(new DirectoryStore(store.dir))).toHaveLength(1);
+      const logged = await readLog(store.dir);
+      expect(logged).toHaveLength(1);
+      expect(logged[0]!.tables['public.big']!.inserts).toBe(2_000_000);
+    } finally {
+      store.cleanup();
+    }
+  });
+});
