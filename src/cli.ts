@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { archiveCommand } from './commands/archive.js';
 import { logCommand } from './commands/log.js';
+import { markCommand } from './commands/mark.js';
 import { UserError, errorMessage } from './core/errors.js';
 import { packageRoot } from './core/paths.js';
 
@@ -17,7 +18,8 @@ export async function main(argv: string[]): Promise<number> {
     .version(version())
     .exitOverride()
     .addCommand(archiveCommand())
-    .addCommand(logCommand());
+    .addCommand(logCommand())
+    .addCommand(markCommand());
   for (const c of program.commands) c.exitOverride();
   try {
     await program.parseAsync(argv);

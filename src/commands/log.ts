@@ -4,6 +4,7 @@ import { formatMicros } from '../core/units.js';
 import type { RelationDef } from '../segment/format.js';
 import { listSegments, openSegment } from '../store/segments.js';
 import { openStore } from '../store/open.js';
+import { MARK_PREFIX } from './mark.js';
 
 interface TableCounts {
   inserts: number;
@@ -58,7 +59,7 @@ export async function* readTransactions(storeLocation: string): AsyncGenerator<L
           for (const oid of e.relations) count(oid, 'truncates');
           break;
         case 'message':
-          if (e.prefix === 'pgtape') tx!.marks.push(e.content.toString('utf8'));
+          if (e.prefix === MARK_PREFIX) tx!.marks.push(e.content.toString('utf8'));
           break;
         case 'commit':
           tx!.endLsn = formatLsn(e.endLsn);
