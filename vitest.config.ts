@@ -8,6 +8,6 @@ export default defineConfig({
     pool: 'forks',
     // Each file starts its own Postgres; two at a time fits two cores.
     maxWorkers: 2,
-    reporters: ['default'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });

@@ -330,6 +330,8 @@ export class Archiver {
           durableLsn: formatLsn(this.durable),
           segments: this.summary.segments,
           transactions: this.summary.transactions,
+          pgoutputBytes: this.plugin.parsedBytes,
+          storedBytes: this.summary.storedBytes,
           peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
         },
         'archive stopped; everything received is stored and acknowledged',

@@ -1,0 +1,162 @@
+// bench/archive: pgtape archive against pg_recvlogical draining the same slot workload.
+// DESIGN §10: ratios against an anchor measured in the same run on the same machine.
+//   npm run build && node dist/bench/archive.js [--rows 1000000] [--transactions 100000]
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { packageRoot } from '../src/core/paths.js';
+import { LocalCluster } from '../src/pg/local-cluster.js';
+import { compressionTable, readRawBodies } from './compression.js';
+
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const ROWS = arg('rows', 1_000_000);
+const TRANSACTIONS = arg('transactions', 100_000);
+const SESSIONS = 4;
+const bin = join(packageRoot(), 'bin', 'pgtape.js');
+
+interface Run {
+  seconds: number;
+  peakRssMiB: number;
+  stdout: string;
+  stderr: string;
+}
+
+function timed(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  // GNU time reports the child's peak RSS in KiB on its last stderr line.
+  const child = spawn('/usr/bin/time', ['-f', '%e %M', command, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve, reject) =>
+    child.once('close', (code) => {
+      if (code !== 0) return reject(new Error(`${command} exited ${code}: ${stderr.slice(-2000)}`));
+      const last = stderr.trim().split('\n').at(-1)!.split(' ');
+      resolve({ seconds: Number(last[0]), peakRssMiB: Math.round(Number(last[1]) / 1024), stdout, stderr });
+    }),
+  );
+}
+
+function dirBytes(dir: string): number {
+  return readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
+}
+
+interface Row {
+  workload: string;
+  changes: number;
+  recvSeconds: number;
+  pgtapeSeconds: number;
+  pgtapeRss: number;
+  recvRss: number;
+  pgoutputBytes: number;
+  storedBytes: number;
+}
+
+async function scenario(cluster: LocalCluster, slot: string, name: string, workload: (db: pg.Client) => Promise<number>): Promise<{ row: Row; store: string }> {
+  const db = new pg.Client({ connectionString: cluster.url() });
+  db.on('error', () => {});
+  await db.connect();
+  await db.query(`drop table if exists bench; create table bench (id int primary key, v text, n numeric, t timestamptz default now())`);
+  // Both slots start at the same point and decode the same WAL.
+  await db.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [`${slot}_recv`]);
+  await db.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [`${slot}_pgtape`]);
+  process.stderr.write(`[${name}] running the workload…\n`);
+  const changes = await workload(db);
+  const { rows } = await db.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
+  const until = rows[0]!.lsn;
+  await db.end();
+
+  process.stderr.write(`[${name}] pg_recvlogical -E ${until}…\n`);
+  const recv = await timed('pg_recvlogical', [
+    '-d', cluster.url(), '--slot', `${slot}_recv`, '--start', '-E', until, '--no-loop',
+    '-o', 'proto_version=1', '-o', 'publication_names=pgtape', '-o', 'messages=true', '-f', '/dev/null',
+  ]);
+  const store = join(tmpdir(), `pgtape-bench-${slot}`);
+  rmSync(store, { recursive: true, force: true });
+  process.stderr.write(`[${name}] pgtape archive --until ${until}…\n`);
+  const tape = await timed(process.execPath, [bin, 'archive', '--source', cluster.url(), '--store', store, '--slot', `${slot}_pgtape`, '--until', until], {
+    PGTAPE_LOG_FORMAT: 'json',
+  });
+  const done = tape.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).find((l) => l.pgoutputBytes !== undefined);
+  return {
+    store,
+    row: {
+      workload: name,
+      changes,
+      recvSeconds: recv.seconds,
+      pgtapeSeconds: tape.seconds,
+      pgtapeRss: tape.peakRssMiB,
+      recvRss: recv.peakRssMiB,
+      pgoutputBytes: done.pgoutputBytes,
+      storedBytes: dirBytes(join(store, 'segments')),
+    },
+  };
+}
+
+async function bulk(db: pg.Client): Promise<number> {
+  await db.query(`insert into bench (id, v, n) select g, md5(g::text) || ' nut ' || (g % 97), g * 1.25 from generate_series(1, $1) g`, [ROWS]);
+  await db.query(`update bench set n = n + 1, v = v || '!' where id % 2 = 0`);
+  await db.query(`delete from bench where id % 10 = 3`);
+  return ROWS + Math.floor(ROWS / 2) + Math.floor(ROWS / 10);
+}
+
+async function small(db: pg.Client, url: string): Promise<number> {
+  await db.query(`insert into bench (id, v, n) select g, 'seed ' || g, g from generate_series(1, 10000) g`);
+  const perSession = Math.floor(TRANSACTIONS / SESSIONS);
+  await Promise.all(
+    Array.from({ length: SESSIONS }, async (_, s) => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      for (let i = 0; i < perSession; i++) {
+        if (i % 3 === 0) await c.query('update bench set n = n + 1 where id = $1', [1 + ((i * 7 + s) % 10000)]);
+        else await c.query('insert into bench (id, v, n) values ($1, $2, $3)', [20000 + s * perSession + i, `order ${s}-${i}`, i]);
+      }
+      await c.end();
+    }),
+  );
+  return 10000 + perSession * SESSIONS;
+}
+
+const mb = (n: number) => (n / 1e6).toFixed(1);
+
+async function main(): Promise<void> {
+  if (spawnSync('pg_recvlogical', ['--version']).status !== 0) {
+    throw new Error('pg_recvlogical not found: install it (Debian: apt-get install postgresql-client)');
+  }
+  const cluster = await LocalCluster.create({ unsafeFast: true, settings: { max_wal_size: "'4GB'" } });
+  try {
+    const admin = new pg.Client({ connectionString: cluster.url() });
+    await admin.connect();
+    await admin.query('create table bench (id int primary key)');
+    await admin.query('create publication pgtape for all tables');
+    await admin.end();
+    const results = [
+      await scenario(cluster, 'a', `a: 1 transaction of ${ROWS} inserts, then half updated, a tenth deleted`, bulk),
+      await scenario(cluster, 'b', `b: ${TRANSACTIONS} small transactions from ${SESSIONS} sessions`, (db) => small(db, cluster.url())),
+    ];
+    const lines = [
+      '| workload | changes | pg_recvlogical | pgtape | ratio | pgtape changes/s | pgtape peak RSS | pgoutput bytes | stored bytes | stored / pgoutput |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...results.map(({ row: r }) =>
+        `| ${r.workload} | ${r.changes} | ${r.recvSeconds.toFixed(2)} s | ${r.pgtapeSeconds.toFixed(2)} s | ${(r.pgtapeSeconds / r.recvSeconds).toFixed(2)} | ` +
+          `${Math.round(r.changes / r.pgtapeSeconds)} | ${r.pgtapeRss} MiB | ${mb(r.pgoutputBytes)} MB | ${mb(r.storedBytes)} MB | ${(r.storedBytes / r.pgoutputBytes).toFixed(3)} |`,
+      ),
+    ];
+    process.stdout.write(`\n${lines.join('\n')}\n`);
+    const raw = await readRawBodies(results.map((r) => join(r.store, 'segments')), 64 << 20);
+    process.stdout.write(`\nSegment body compression (${mb(raw.length)} MB of raw bodies from both workloads):\n\n${await compressionTable(raw)}\n`);
+    for (const r of results) rmSync(r.store, { recursive: true, force: true });
+  } finally {
+    await cluster.destroy();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${(err as Error).message}\n`);
+  process.exit(1);
+});
