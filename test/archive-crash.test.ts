@@ -1,42 +1,30 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type pg from 'pg';
+import { describe, expect, it } from 'vitest';
 import { finished, pgtape, startPgtape } from './support/cli.js';
 import { ArchiveModel, sourceChecksum } from './support/model.js';
-import { startPostgres, type TestPostgres } from './support/postgres.js';
+import { sleep, useSource } from './support/fixture.js';
 import { seededRandom, TEST_SEED } from './support/random.js';
-import { confirmedFlush, tempStore, transaction } from './support/tape.js';
+import { confirmedFlush, transaction } from './support/tape.js';
 import { DirectoryStore } from '../src/store/directory.js';
 import { listSegments } from '../src/store/segments.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe('pgtape archive killed at random moments', () => {
-  let db: TestPostgres;
-  let admin: pg.Client;
-  const store = tempStore();
-
-  beforeAll(async () => {
-    db = await startPostgres();
-    admin = await db.client();
-    await admin.query(`create table accounts (id int primary key, owner text, balance numeric, note text)`);
-    await admin.query(`create table ledger (id bigserial primary key, account int, amount numeric, at timestamptz default now())`);
-  });
-  afterAll(async () => {
-    await db?.close();
-    store.cleanup();
-  });
+  const source = useSource(`
+    create table accounts (id int primary key, owner text, balance numeric, note text);
+    create table ledger (id bigserial primary key, account int, amount numeric, at timestamptz default now());
+  `);
+  const { store } = source;
 
   it('stores every committed transaction exactly once and never acknowledges past the store', async () => {
     const random = seededRandom(TEST_SEED);
-    const args = ['archive', '--source', db.url(), '--store', store.dir, '--create-publication', '--segment-seconds', '0.3', '--segment-bytes', '16kB'];
+    const args = ['archive', '--source', source.db.url(), '--store', store.dir, '--create-publication', '--segment-seconds', '0.3', '--segment-bytes', '16kB'];
     const setup = await pgtape([...args, '--until', 'now']);
     expect(setup.code, setup.stderr).toBe(0);
-    const slotStart = (await confirmedFlush(admin))!;
+    const slotStart = (await confirmedFlush(source.admin))!;
 
     // The workload: three sessions committing (and sometimes rolling back) small transactions.
     const committed: number[] = [];
     let running = true;
-    const sessions = await Promise.all([db.client(), db.client(), db.client()]);
+    const sessions = await Promise.all([source.db.client(), source.db.client(), source.db.client()]);
     const workload = sessions.map((session, s) =>
       (async () => {
         const r = seededRandom(TEST_SEED + s + 1);
@@ -65,7 +53,7 @@ describe('pgtape archive killed at random moments', () => {
     let watching = true;
     const watchdog = (async () => {
       while (watching) {
-        const confirmed = (await confirmedFlush(admin))!;
+        const confirmed = (await confirmedFlush(source.admin))!;
         const stored = (await listSegments(s)).at(-1)?.endLsn ?? slotStart;
         if (confirmed > stored) violations.push(`confirmed ${confirmed} > stored ${stored}`);
         await sleep(20);
@@ -100,9 +88,9 @@ describe('pgtape archive killed at random moments', () => {
     expect(new Set(stored).size).toBe(stored.length);
     expect(new Set(stored)).toEqual(new Set(committed));
     expect(model.checksum('public', 'accounts', ['id', 'owner', 'balance', 'note'])).toBe(
-      await sourceChecksum(admin, 'public', 'accounts', ['id', 'owner', 'balance', 'note']),
+      await sourceChecksum(source.admin, 'public', 'accounts', ['id', 'owner', 'balance', 'note']),
     );
-    expect(model.checksum('public', 'ledger', ['id', 'account', 'amount', 'at'])).toBe(await sourceChecksum(admin, 'public', 'ledger', ['id', 'account', 'amount', 'at']));
+    expect(model.checksum('public', 'ledger', ['id', 'account', 'amount', 'at'])).toBe(await sourceChecksum(source.admin, 'public', 'ledger', ['id', 'account', 'amount', 'at']));
     const refs = await listSegments(s);
     refs.forEach((ref, i) => i > 0 && expect(ref.startLsn).toBe(refs[i - 1]!.endLsn));
   });

@@ -1,19 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type pg from 'pg';
+import { describe, expect, it } from 'vitest';
 import { logLines, pgtape, startPgtape } from './support/cli.js';
-import { startPostgres, type TestPostgres } from './support/postgres.js';
+import { sleep, until, useSource } from './support/fixture.js';
 import { confirmedFlush, tempStore, transaction } from './support/tape.js';
 import { DirectoryStore } from '../src/store/directory.js';
 import { listSegments } from '../src/store/segments.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await sleep(50);
-  }
-}
 
 interface Logged {
   xid: number;
@@ -26,42 +17,34 @@ const readLog = async (dir: string): Promise<Logged[]> => {
 };
 
 describe('pgtape archive lifecycle', () => {
-  let db: TestPostgres;
-  let admin: pg.Client;
-
-  beforeAll(async () => {
-    db = await startPostgres();
-    admin = await db.client();
-    await admin.query('create table big (id int primary key, v text, n numeric)');
-    await admin.query('create table small (id serial primary key, v text)');
-  });
-  afterAll(async () => {
-    await db?.close();
-  });
+  const source = useSource(`
+    create table big (id int primary key, v text, n numeric);
+    create table small (id serial primary key, v text);
+  `);
 
   it.each(['SIGTERM', 'SIGINT'] as const)('%s seals and stores the open segment, acknowledges it, and exits 0', async (signal) => {
     const store = tempStore();
     try {
-      const args = ['archive', '--source', db.url(), '--store', store.dir, '--create-publication', '--slot', `stop_${signal.toLowerCase()}`, '--segment-seconds', '3600'];
+      const args = ['archive', '--source', source.db.url(), '--store', store.dir, '--create-publication', '--slot', `stop_${signal.toLowerCase()}`, '--segment-seconds', '3600'];
       const setup = await pgtape([...args, '--until', 'now']);
       expect(setup.code, setup.stderr).toBe(0);
       const child = startPgtape(args);
       await until(() => child.output.stderr.includes('"msg":"archiving"'));
-      const session = await db.client();
+      const session = await source.db.client();
       const committed: number[] = [];
       for (let i = 0; i < 40; i++) {
         committed.push((await transaction(session, async (q) => void (await q.query(`insert into small (v) values ($1)`, [`${signal}-${i}`]))))!);
       }
       // Let the walsender send it all, so that the open segment holds the workload when the signal comes.
-      const { rows } = await admin.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
-      await until(async () => (await admin.query(`select 1 from pg_stat_replication where application_name = 'pgtape' and sent_lsn >= $1`, [rows[0]!.lsn])).rowCount === 1);
+      const { rows } = await source.admin.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
+      await until(async () => (await source.admin.query(`select 1 from pg_stat_replication where application_name = 'pgtape' and sent_lsn >= $1`, [rows[0]!.lsn])).rowCount === 1);
       await sleep(300);
       child.kill(signal);
       const r = await child.done;
       expect(r.code, r.stderr).toBe(0);
       expect(logLines(r.stderr).some((l) => l.msg === 'stored segment')).toBe(true);
       const segments = await listSegments(new DirectoryStore(store.dir));
-      expect(await confirmedFlush(admin, `stop_${signal.toLowerCase()}`)).toBe(segments.at(-1)!.endLsn);
+      expect(await confirmedFlush(source.admin, `stop_${signal.toLowerCase()}`)).toBe(segments.at(-1)!.endLsn);
       const logged = (await readLog(store.dir)).map((t) => t.xid);
       expect(logged).toEqual(committed.slice(0, logged.length));
       // Whatever was not stored is still in the slot: the next run stores it, once.
@@ -76,10 +59,10 @@ describe('pgtape archive lifecycle', () => {
   it('archives a 2-million-row transaction whole, in bounded memory', async () => {
     const store = tempStore();
     try {
-      const args = ['archive', '--source', db.url(), '--store', store.dir, '--create-publication', '--slot', 'big', '--segment-bytes', '1MiB'];
+      const args = ['archive', '--source', source.db.url(), '--store', store.dir, '--create-publication', '--slot', 'big', '--segment-bytes', '1MiB'];
       const setup = await pgtape([...args, '--until', 'now']);
       expect(setup.code, setup.stderr).toBe(0);
-      await admin.query(`insert into big select g, md5(g::text), g * 1.5 from generate_series(1, 2000000) g`);
+      await source.admin.query(`insert into big select g, md5(g::text), g * 1.5 from generate_series(1, 2000000) g`);
       const r = await pgtape([...args, '--until', 'now']);
       expect(r.code, r.stderr).toBe(0);
       const done = logLines(r.stderr).find((l) => typeof l.peakRssMiB === 'number')!;

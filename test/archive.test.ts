@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { logLines, pgtape } from './support/cli.js';
 import { ArchiveModel, sourceChecksum } from './support/model.js';
-import { startPostgres, type TestPostgres } from './support/postgres.js';
-import { confirmedFlush, tempStore, transaction } from './support/tape.js';
+import { useSource } from './support/fixture.js';
+import { confirmedFlush, transaction } from './support/tape.js';
 import { DirectoryStore } from '../src/store/directory.js';
 import { listSegments, openSegment } from '../src/store/segments.js';
 
@@ -26,22 +26,11 @@ const SCHEMA = `
 `;
 
 describe('pgtape archive', () => {
-  let db: TestPostgres;
-  let admin: pg.Client;
-  const store = tempStore();
-
-  beforeAll(async () => {
-    db = await startPostgres();
-    admin = await db.client();
-    await admin.query(SCHEMA);
-  });
-  afterAll(async () => {
-    await db?.close();
-    store.cleanup();
-  });
+  const source = useSource(SCHEMA);
+  const { store } = source;
 
   const archiveUntilNow = async (...extra: string[]) => {
-    const r = await pgtape(['archive', '--source', db.url(), '--store', store.dir, '--until', 'now', '--create-publication', ...extra]);
+    const r = await pgtape(['archive', '--source', source.db.url(), '--store', store.dir, '--until', 'now', '--create-publication', ...extra]);
     expect(r.stderr).not.toContain('pgtape'.concat(':'));
     expect(r.code).toBe(0);
     return r;
@@ -49,7 +38,7 @@ describe('pgtape archive', () => {
 
   it('stores every kind of change, value by value, as the source has it', async () => {
     await archiveUntilNow();
-    const sessions = await Promise.all([db.client(), db.client(), db.client(), db.client()]);
+    const sessions = await Promise.all([source.db.client(), source.db.client(), source.db.client(), source.db.client()]);
     const [a, b, c, d] = sessions as [pg.Client, pg.Client, pg.Client, pg.Client];
     const big = 'é'.repeat(300_000) + 'x'.repeat(400_000); // over 1 MB of UTF-8, stored out of line
     await transaction(a, async (q) => {
@@ -94,7 +83,7 @@ describe('pgtape archive', () => {
 
     const model = await ArchiveModel.load(store.dir);
     for (const t of TABLES) {
-      expect(model.checksum(t.schema, t.name, t.columns), `${t.schema}.${t.name}`).toBe(await sourceChecksum(admin, t.schema, t.name, t.columns));
+      expect(model.checksum(t.schema, t.name, t.columns), `${t.schema}.${t.name}`).toBe(await sourceChecksum(source.admin, t.schema, t.name, t.columns));
     }
 
     // Unchanged TOAST is stored as unchanged, never as NULL; aborted work is absent.
@@ -109,11 +98,11 @@ describe('pgtape archive', () => {
     }
     expect(docsUpdate).toBe('ttu');
     expect(sawAborted).toBe(false);
-    expect(await confirmedFlush(admin)).toBe((await listSegments(s)).at(-1)!.endLsn);
+    expect(await confirmedFlush(source.admin)).toBe((await listSegments(s)).at(-1)!.endLsn);
   });
 
   it('stores each committed transaction exactly once, in commit order, across runs and segments', async () => {
-    const session = await db.client();
+    const session = await source.db.client();
     const committed: number[] = [];
     for (let batch = 0; batch < 4; batch++) {
       for (let i = 0; i < 50; i++) {
@@ -144,6 +133,6 @@ describe('pgtape archive', () => {
   it('keeps the password out of its logs', async () => {
     const r = await archiveUntilNow();
     expect(logLines(r.stderr).length).toBeGreaterThan(0);
-    expect(r.stderr).not.toContain(new URL(db.url()).password);
+    expect(r.stderr).not.toContain(new URL(source.db.url()).password);
   });
 });

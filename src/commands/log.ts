@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { formatLsn } from '../core/lsn.js';
 import { formatMicros } from '../core/units.js';
 import type { RelationDef } from '../segment/format.js';
-import { listSegments, openSegment } from '../store/segments.js';
+import { readLog } from '../store/change-log.js';
 import { openStore } from '../store/open.js';
 import { MARK_PREFIX } from './mark.js';
 
@@ -23,50 +23,41 @@ export interface LoggedTransaction {
   tables: Record<string, TableCounts>;
 }
 
-/** Every stored transaction in commit order, read segment by segment. */
+/** Every stored transaction in commit order, with its counts per table, streamed. */
 export async function* readTransactions(storeLocation: string): AsyncGenerator<LoggedTransaction> {
-  const store = openStore(storeLocation);
-  for (const ref of await listSegments(store)) {
-    const relations = new Map<number, RelationDef>();
-    let tx: LoggedTransaction | undefined;
-    const count = (oid: number, field: keyof TableCounts) => {
-      const rel = relations.get(oid);
-      const name = rel ? `${rel.schema}.${rel.name}` : `oid:${oid}`;
-      const t = (tx!.tables[name] ??= { inserts: 0, updates: 0, deletes: 0, truncates: 0 });
-      t[field]++;
-    };
-    for await (const e of openSegment(store, ref.key).entries()) {
-      switch (e.kind) {
-        case 'relation':
-          relations.set(e.relation.oid, e.relation);
-          break;
-        case 'begin':
-          tx = { commitLsn: formatLsn(e.commitLsn), endLsn: '', xid: e.xid, commitTime: formatMicros(e.commitTime), marks: [], tables: {} };
-          break;
-        case 'origin':
-          tx!.origin = e.name;
-          break;
-        case 'insert':
-          count(e.relation, 'inserts');
-          break;
-        case 'update':
-          count(e.relation, 'updates');
-          break;
-        case 'delete':
-          count(e.relation, 'deletes');
-          break;
-        case 'truncate':
-          for (const oid of e.relations) count(oid, 'truncates');
-          break;
-        case 'message':
-          if (e.prefix === MARK_PREFIX) tx!.marks.push(e.content.toString('utf8'));
-          break;
-        case 'commit':
-          tx!.endLsn = formatLsn(e.endLsn);
-          yield tx!;
-          tx = undefined;
-          break;
-      }
+  let tx: LoggedTransaction | undefined;
+  const count = (rel: RelationDef, field: keyof TableCounts) => {
+    const t = (tx!.tables[`${rel.schema}.${rel.name}`] ??= { inserts: 0, updates: 0, deletes: 0, truncates: 0 });
+    t[field]++;
+  };
+  for await (const e of readLog(openStore(storeLocation))) {
+    switch (e.kind) {
+      case 'begin':
+        tx = { commitLsn: formatLsn(e.commitLsn), endLsn: '', xid: e.xid, commitTime: formatMicros(e.commitTime), marks: [], tables: {} };
+        break;
+      case 'origin':
+        tx!.origin = e.name;
+        break;
+      case 'insert':
+        count(e.relation, 'inserts');
+        break;
+      case 'update':
+        count(e.relation, 'updates');
+        break;
+      case 'delete':
+        count(e.relation, 'deletes');
+        break;
+      case 'truncate':
+        for (const rel of e.relations) count(rel, 'truncates');
+        break;
+      case 'message':
+        if (e.prefix === MARK_PREFIX) tx!.marks.push(e.content.toString('utf8'));
+        break;
+      case 'commit':
+        tx!.endLsn = formatLsn(e.endLsn);
+        yield tx!;
+        tx = undefined;
+        break;
     }
   }
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { Tuple } from '../../src/pgoutput/messages.js';
 import type { RelationDef } from '../../src/segment/format.js';
-import { listSegments, openSegment } from '../../src/store/segments.js';
+import { readLog } from '../../src/store/change-log.js';
 import { DirectoryStore } from '../../src/store/directory.js';
 import { quoteIdent, quoteQualified } from '../../src/core/sql.js';
 
@@ -19,59 +19,42 @@ export class ArchiveModel {
 
   static async load(dir: string, upToLsn?: bigint): Promise<ArchiveModel> {
     const model = new ArchiveModel();
-    const store = new DirectoryStore(dir);
-    const relations = new Map<number, RelationDef>();
-    for (const ref of await listSegments(store)) {
-      let pending: (() => void)[] = [];
-      let current: { xid: number; commitLsn: bigint; marks: string[] } | undefined;
-      for await (const e of openSegment(store, ref.key).entries()) {
-        switch (e.kind) {
-          case 'relation':
-            relations.set(e.relation.oid, e.relation);
-            break;
-          case 'begin':
-            current = { xid: e.xid, commitLsn: e.commitLsn, marks: [] };
-            pending = [];
-            break;
-          case 'message':
-            current!.marks.push(e.content.toString());
-            break;
-          case 'insert': {
-            const def = relations.get(e.relation)!;
-            pending.push(() => model.table(def).rows.push(toRow(def, e.new)));
-            break;
+    let pending: (() => void)[] = [];
+    let current: { xid: number; commitLsn: bigint; marks: string[] } | undefined;
+    for await (const e of readLog(new DirectoryStore(dir))) {
+      switch (e.kind) {
+        case 'begin':
+          current = { xid: e.xid, commitLsn: e.commitLsn, marks: [] };
+          pending = [];
+          break;
+        case 'message':
+          current!.marks.push(e.content.toString());
+          break;
+        case 'insert':
+          pending.push(() => model.table(e.relation).rows.push(toRow(e.relation, e.new)));
+          break;
+        case 'update':
+          pending.push(() => {
+            const t = model.table(e.relation);
+            const i = model.find(t, e.relation, e.old ?? e.key ?? e.new, !!e.old);
+            t.rows[i] = toRow(e.relation, e.new, t.rows[i]);
+          });
+          break;
+        case 'delete':
+          pending.push(() => {
+            const t = model.table(e.relation);
+            t.rows.splice(model.find(t, e.relation, (e.old ?? e.key)!, !!e.old), 1);
+          });
+          break;
+        case 'truncate':
+          for (const def of e.relations) pending.push(() => (model.table(def).rows = []));
+          break;
+        case 'commit':
+          if (upToLsn === undefined || e.commitLsn <= upToLsn) {
+            pending.forEach((p) => p());
+            model.transactions.push({ ...current!, endLsn: e.endLsn });
           }
-          case 'update': {
-            const def = relations.get(e.relation)!;
-            pending.push(() => {
-              const t = model.table(def);
-              const i = model.find(t, def, e.old ?? e.key ?? e.new, !!e.old);
-              const previous = t.rows[i]!;
-              t.rows[i] = toRow(def, e.new, previous);
-            });
-            break;
-          }
-          case 'delete': {
-            const def = relations.get(e.relation)!;
-            pending.push(() => {
-              const t = model.table(def);
-              t.rows.splice(model.find(t, def, (e.old ?? e.key)!, !!e.old), 1);
-            });
-            break;
-          }
-          case 'truncate':
-            for (const oid of e.relations) {
-              const def = relations.get(oid)!;
-              pending.push(() => (model.table(def).rows = []));
-            }
-            break;
-          case 'commit':
-            if (upToLsn === undefined || e.commitLsn <= upToLsn) {
-              pending.forEach((p) => p());
-              model.transactions.push({ ...current!, endLsn: e.endLsn });
-            }
-            break;
-        }
+          break;
       }
     }
     return model;

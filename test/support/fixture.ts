@@ -1,0 +1,40 @@
+import { afterAll, beforeAll } from 'vitest';
+import type pg from 'pg';
+import type { LocalClusterOptions } from '../../src/pg/local-cluster.js';
+import { startPostgres, type TestPostgres } from './postgres.js';
+import { tempStore } from './tape.js';
+
+export interface SourceFixture {
+  db: TestPostgres;
+  /** A connected superuser client on the source. */
+  admin: pg.Client;
+  store: { dir: string; cleanup: () => void };
+}
+
+/**
+ * Gives the calling test file a throwaway source database (with `schema` applied) and a fresh
+ * store directory; both are removed after the file, whether its tests passed or not.
+ */
+export function useSource(schema?: string, options: Omit<LocalClusterOptions, 'major'> = {}): SourceFixture {
+  const fixture = { store: tempStore() } as SourceFixture;
+  beforeAll(async () => {
+    fixture.db = await startPostgres(options);
+    fixture.admin = await fixture.db.client();
+    if (schema) await fixture.admin.query(schema);
+  });
+  afterAll(async () => {
+    await fixture.db?.close();
+    fixture.store.cleanup();
+  });
+  return fixture;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await sleep(50);
+  }
+}
