@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { archiveCommand } from './commands/archive.js';
+import { baseCommand } from './commands/base.js';
 import { logCommand } from './commands/log.js';
 import { markCommand } from './commands/mark.js';
 import { UserError, errorMessage } from './core/errors.js';
@@ -18,6 +19,7 @@ export async function main(argv: string[]): Promise<number> {
     .version(version())
     .exitOverride()
     .addCommand(archiveCommand())
+    .addCommand(baseCommand())
     .addCommand(logCommand())
     .addCommand(markCommand());
   for (const c of program.commands) c.exitOverride();

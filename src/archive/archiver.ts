@@ -11,9 +11,11 @@ import { listSegments, openSegment } from '../store/segments.js';
 import type { Store } from '../store/store.js';
 import { clientConfig, connect, connectionError } from '../source/connection.js';
 import { checkSource, ensurePublication } from '../source/preflight.js';
-import { ensureSlot } from '../source/slot.js';
+import { findSlot } from '../source/slot.js';
+import { listBases } from '../base/format.js';
+import { takeBase } from '../base/take.js';
 import { RelationCatalog } from './catalog.js';
-import { createSpoolDir } from './spool-dir.js';
+import { createSpoolDir } from '../core/spool-dir.js';
 import { ReplicationService } from './replication.js';
 import { SegmentUploader } from './uploader.js';
 
@@ -99,16 +101,31 @@ export class Archiver {
     try {
       const facts = await checkSource(client);
       await ensurePublication(client, this.options.publication, { create: this.options.createPublication, force: this.options.force }, log);
-      const slot = await ensureSlot(client, this.options.slot, facts.database, log);
       this.identity = { ...facts, slot: this.options.slot };
-      if (storedEnd && slot.confirmedFlushLsn > storedEnd.endLsn) {
+      const slot = await findSlot(client, this.options.slot, facts.database, log);
+      const baseOptions = { source: this.options.source, store, publication: this.options.publication, facts, log };
+      if (!slot) {
+        if (storedEnd) {
+          throw new UserError(
+            `replication slot ${quoteIdent(this.options.slot)} does not exist, but the store holds an archive up to ${formatLsn(storedEnd.endLsn)}: ` +
+              'changes since then can no longer be archived into it',
+            'archive into a new store (pgtape then creates a new slot and a new base), or pass the --slot this archive was made with',
+          );
+        }
+        // A new stream: the slot's exported snapshot gives the base, and the log starts where it ends.
+        this.resumeFrom = await takeBase({ ...baseOptions, slot: this.options.slot });
+      } else if ((await listBases(store)).length === 0) {
+        log.warn('the store holds no base, without which nothing can be replayed: taking one now');
+        await takeBase(baseOptions);
+      }
+      if (slot && storedEnd && slot.confirmedFlushLsn > storedEnd.endLsn) {
         throw new UserError(
           `replication slot ${quoteIdent(slot.name)} has confirmed up to ${formatLsn(slot.confirmedFlushLsn)}, but the archive ends at ${formatLsn(storedEnd.endLsn)}: ` +
             'changes between the two are not in the archive and Postgres will not send them again',
           'the slot was advanced by something else, or this store belongs to another stream; archive into a new store with a new slot',
         );
       }
-      this.resumeFrom = storedEnd?.endLsn ?? slot.confirmedFlushLsn;
+      if (slot) this.resumeFrom = storedEnd?.endLsn ?? slot.confirmedFlushLsn;
       if (this.options.until === 'now') {
         const r = await client.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
         this.until = parseLsn(r.rows[0]!.lsn);

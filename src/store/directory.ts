@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { access, constants, copyFile, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { access, constants, copyFile, mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { UserError } from '../core/errors.js';
@@ -58,13 +58,21 @@ export class DirectoryStore implements Store {
     return createReadStream(this.path(key));
   }
 
-  async putFile(key: string, localPath: string): Promise<{ versionId?: string }> {
+  putFile(key: string, localPath: string): Promise<{ versionId?: string }> {
+    return this.putAtomically(key, (temp) => copyFile(localPath, temp));
+  }
+
+  putBytes(key: string, bytes: Buffer): Promise<{ versionId?: string }> {
+    return this.putAtomically(key, (temp) => writeFile(temp, bytes));
+  }
+
+  private async putAtomically(key: string, write: (temp: string) => Promise<void>): Promise<{ versionId?: string }> {
     const target = this.path(key);
     const dir = dirname(target);
     await mkdir(dir, { recursive: true });
     const temp = join(dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
     try {
-      await copyFile(localPath, temp);
+      await write(temp);
       await fsync(temp);
       await rename(temp, target);
     } catch (err) {

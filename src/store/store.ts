@@ -19,6 +19,8 @@ export interface Store {
   read(key: string): Readable;
   /** Stores a local file under `key`, durably, all or nothing. Returns the backend's version id if it has one. */
   putFile(key: string, localPath: string): Promise<{ versionId?: string }>;
+  /** The same for a small object held in memory (manifests, schemas). */
+  putBytes(key: string, bytes: Buffer): Promise<{ versionId?: string }>;
   /** Throws a UserError when the store cannot be written. */
   checkWritable(): Promise<void>;
 }

@@ -1,0 +1,95 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { to as copyTo } from 'pg-copy-streams';
+import type { Logger } from '../core/log.js';
+import { formatLsn } from '../core/lsn.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from '../core/sql.js';
+import { createSpoolDir } from '../core/spool-dir.js';
+import { createCompressor } from '../segment/compression.js';
+import { connect } from '../source/connection.js';
+import type { SourceFacts } from '../source/preflight.js';
+import type { Store } from '../store/store.js';
+import { readPublishedSchema } from './catalog.js';
+import { BASE_FORMAT_VERSION, basePrefix, type BaseManifest, type BaseSchema } from './format.js';
+
+// COPY text output depends on these settings; they are fixed so that every base reads back the same way.
+const SESSION_SETTINGS = `set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'; set extra_float_digits = 3; set bytea_output = 'hex'`;
+
+/**
+ * Copies the published tables, as of an exported snapshot, into `base/<LSN16>/`: the schema,
+ * one compressed COPY file per table, and the manifest last.
+ */
+export async function captureBase(options: {
+  source: string;
+  store: Store;
+  publication: string;
+  lsn: bigint;
+  snapshot: string;
+  facts: SourceFacts;
+  log: Logger;
+}): Promise<BaseManifest> {
+  const { store, log } = options;
+  const prefix = basePrefix(options.lsn);
+  const started = Date.now();
+  const client = await connect(options.source);
+  const spool = await createSpoolDir();
+  try {
+    await client.query(SESSION_SETTINGS);
+    await client.query('begin transaction isolation level repeatable read, read only');
+    await client.query(`set transaction snapshot ${quoteLiteral(options.snapshot)}`);
+    const schema: BaseSchema = {
+      formatVersion: BASE_FORMAT_VERSION,
+      lsn: formatLsn(options.lsn),
+      database: options.facts.database,
+      systemIdentifier: options.facts.systemIdentifier,
+      serverVersion: options.facts.serverVersion,
+      ...(await readPublishedSchema(client, options.publication)),
+    };
+    const manifest: BaseManifest = { formatVersion: BASE_FORMAT_VERSION, lsn: schema.lsn, takenAt: '', schemaSha256: '', tables: [] };
+    for (const table of schema.tables) {
+      const local = join(spool, 'table');
+      let rows = 0;
+      const counter = new Transform({
+        transform(chunk: Buffer, _enc, callback) {
+          for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) rows++;
+          callback(null, chunk);
+        },
+      });
+      const hash = createHash('sha256');
+      let bytes = 0;
+      const tap = new Transform({
+        transform(chunk: Buffer, _enc, callback) {
+          hash.update(chunk);
+          bytes += chunk.length;
+          callback(null, chunk);
+        },
+      });
+      const columns = table.columns.map((c) => quoteIdent(c.name)).join(', ');
+      const copy = client.query(copyTo(`copy ${quoteQualified(table.schema, table.name)} (${columns}) to stdout`));
+      await pipeline(copy, counter, createCompressor('br'), tap, createWriteStream(local));
+      await store.putFile(prefix + table.file, local);
+      await rm(local, { force: true });
+      manifest.tables.push({ schema: table.schema, name: table.name, file: table.file, rows, bytes, sha256: hash.digest('hex') });
+      log.debug({ table: `${table.schema}.${table.name}`, rows }, 'copied table into the base');
+    }
+    await client.query('commit');
+    const schemaBytes = Buffer.from(JSON.stringify(schema, null, 2));
+    await store.putBytes(`${prefix}schema.json`, schemaBytes);
+    manifest.schemaSha256 = createHash('sha256').update(schemaBytes).digest('hex');
+    manifest.takenAt = new Date().toISOString();
+    // Last: the base exists from this moment on.
+    await store.putBytes(`${prefix}manifest.json`, Buffer.from(JSON.stringify(manifest, null, 2)));
+    log.info(
+      { base: prefix, lsn: schema.lsn, tables: manifest.tables.length, rows: manifest.tables.reduce((n, t) => n + t.rows, 0), ms: Date.now() - started },
+      'stored base',
+    );
+    return manifest;
+  } finally {
+    await client.end().catch(() => {});
+    await rm(spool, { recursive: true, force: true });
+  }
+}

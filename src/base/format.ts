@@ -1,0 +1,94 @@
+import { UserError } from '../core/errors.js';
+import { formatLsn, lsnKey, parseLsn, parseLsnKey } from '../core/lsn.js';
+import type { Store } from '../store/store.js';
+import { readAll } from '../store/read.js';
+
+// A base: a consistent copy of the published tables, taken in the snapshot a replication slot
+// exported, so that it holds every transaction whose commit LSN is below `lsn` and none other.
+//   base/<LSN16>/schema.json         what the tables look like (from the catalog, in the snapshot)
+//   base/<LSN16>/tables/<n>.copy.br  one COPY text file per table, brotli-compressed
+//   base/<LSN16>/manifest.json       written last: without it the base does not exist
+
+export const BASE_FORMAT_VERSION = 1;
+export const BASES_DIR = 'base/';
+
+export interface BaseColumn {
+  name: string;
+  /** format_type(): the type with its modifiers, qualified where needed. */
+  type: string;
+  typeOid: number;
+  typmod: number;
+  notNull: boolean;
+  /** Only constant defaults are kept: sequences and functions do not exist where replay goes. */
+  default?: string;
+}
+
+export interface BaseTable {
+  schema: string;
+  name: string;
+  oid: number;
+  replicaIdentity: string;
+  columns: BaseColumn[];
+  primaryKey: string[];
+  /** Key under `base/<LSN16>/` of its COPY file. */
+  file: string;
+}
+
+export interface BaseSchema {
+  formatVersion: number;
+  lsn: string;
+  database: string;
+  systemIdentifier: string;
+  serverVersion: number;
+  schemas: string[];
+  enums: { schema: string; name: string; labels: string[] }[];
+  domains: { schema: string; name: string; baseType: string; notNull: boolean; default?: string }[];
+  tables: BaseTable[];
+}
+
+export interface BaseManifest {
+  formatVersion: number;
+  lsn: string;
+  takenAt: string;
+  schemaSha256: string;
+  tables: { schema: string; name: string; file: string; rows: number; bytes: number; sha256: string }[];
+}
+
+export interface BaseRef {
+  lsn: bigint;
+  prefix: string;
+}
+
+export function basePrefix(lsn: bigint): string {
+  return `${BASES_DIR}${lsnKey(lsn)}/`;
+}
+
+/** Bases whose manifest is stored, oldest first. A base without its manifest does not exist. */
+export async function listBases(store: Store): Promise<BaseRef[]> {
+  const objects = await store.list(BASES_DIR);
+  const bases: BaseRef[] = [];
+  for (const o of objects) {
+    const m = /^base\/([0-9A-F]{16})\/manifest\.json$/.exec(o.key);
+    const lsn = m ? parseLsnKey(m[1]!) : undefined;
+    if (lsn !== undefined) bases.push({ lsn, prefix: basePrefix(lsn) });
+  }
+  return bases.sort((a, b) => (a.lsn < b.lsn ? -1 : a.lsn > b.lsn ? 1 : 0));
+}
+
+async function readJson<T>(store: Store, key: string): Promise<T> {
+  const bytes = await readAll(store, key);
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T;
+  } catch (err) {
+    throw new UserError(`${store.description}/${key} is not valid JSON: ${(err as Error).message}`, 'run pgtape verify; take a new base with pgtape base');
+  }
+}
+
+export async function readBase(store: Store, base: BaseRef): Promise<{ manifest: BaseManifest; schema: BaseSchema }> {
+  const manifest = await readJson<BaseManifest>(store, `${base.prefix}manifest.json`);
+  const schema = await readJson<BaseSchema>(store, `${base.prefix}schema.json`);
+  if (manifest.formatVersion !== BASE_FORMAT_VERSION || parseLsn(manifest.lsn) !== base.lsn) {
+    throw new UserError(`${store.description}/${base.prefix}manifest.json does not describe the base at ${formatLsn(base.lsn)}`, 'run pgtape verify');
+  }
+  return { manifest, schema };
+}

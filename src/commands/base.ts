@@ -1,0 +1,37 @@
+import { Command, Option } from 'commander';
+import { takeBase } from '../base/take.js';
+import { UserError } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
+import { formatLsn } from '../core/lsn.js';
+import { connect } from '../source/connection.js';
+import { checkSource } from '../source/preflight.js';
+import { openStore } from '../store/open.js';
+import { quoteIdent } from '../core/sql.js';
+
+export function baseCommand(): Command {
+  return new Command('base')
+    .description('take a new base now, so replays need not start from the first one (the archiving slot is left alone)')
+    .addOption(new Option('--source <postgres-url>', 'the archived database').env('PGTAPE_SOURCE'))
+    .addOption(new Option('--store <dir>', 'the archive').env('PGTAPE_STORE'))
+    .option('--publication <name>', 'publication whose tables the base copies', 'pgtape')
+    .addHelpText('after', '\nExample:\n  pgtape base --source postgres://archiver@db:5432/shop --store ./tape')
+    .action(async (opts) => {
+      const log = createLogger();
+      if (!opts.source) throw new UserError('no source given', 'pass --source <postgres-url> or set PGTAPE_SOURCE');
+      const store = openStore(opts.store);
+      await store.checkWritable();
+      const client = await connect(opts.source);
+      let facts;
+      try {
+        facts = await checkSource(client);
+        const { rowCount } = await client.query('select 1 from pg_publication where pubname = $1', [opts.publication]);
+        if (rowCount === 0) {
+          throw new UserError(`publication ${quoteIdent(opts.publication)} does not exist on the source`, 'pass the --publication that pgtape archive uses');
+        }
+      } finally {
+        await client.end().catch(() => {});
+      }
+      const lsn = await takeBase({ source: opts.source, store, publication: opts.publication, facts, log });
+      process.stdout.write(`${formatLsn(lsn)}\n`);
+    });
+}
