@@ -5,6 +5,7 @@ import { archiveCommand } from './commands/archive.js';
 import { baseCommand } from './commands/base.js';
 import { logCommand } from './commands/log.js';
 import { markCommand } from './commands/mark.js';
+import { replayCommand } from './commands/replay.js';
 import { UserError, errorMessage } from './core/errors.js';
 import { packageRoot } from './core/paths.js';
 
@@ -21,7 +22,8 @@ export async function main(argv: string[]): Promise<number> {
     .addCommand(archiveCommand())
     .addCommand(baseCommand())
     .addCommand(logCommand())
-    .addCommand(markCommand());
+    .addCommand(markCommand())
+    .addCommand(replayCommand());
   for (const c of program.commands) c.exitOverride();
   try {
     await program.parseAsync(argv);

@@ -41,9 +41,11 @@ export async function captureBase(options: {
     await client.query(SESSION_SETTINGS);
     await client.query('begin transaction isolation level repeatable read, read only');
     await client.query(`set transaction snapshot ${quoteLiteral(options.snapshot)}`);
+    const { rows } = await client.query<{ now: Date }>('select now()');
     const schema: BaseSchema = {
       formatVersion: BASE_FORMAT_VERSION,
       lsn: formatLsn(options.lsn),
+      snapshotTime: rows[0]!.now.toISOString(),
       database: options.facts.database,
       systemIdentifier: options.facts.systemIdentifier,
       serverVersion: options.facts.serverVersion,

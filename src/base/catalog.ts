@@ -6,7 +6,7 @@ import type { BaseSchema, BaseTable } from './format.js';
  * columns with their types and modifiers, NOT NULL, constant defaults, primary keys,
  * replica identity, and the enum and domain types the columns use.
  */
-export async function readPublishedSchema(client: pg.Client, publication: string): Promise<Omit<BaseSchema, 'formatVersion' | 'lsn' | 'database' | 'systemIdentifier' | 'serverVersion'>> {
+export async function readPublishedSchema(client: pg.Client, publication: string): Promise<Pick<BaseSchema, 'schemas' | 'enums' | 'domains' | 'tables'>> {
   const tables = await client.query<{ oid: number; schema: string; name: string; identity: string }>(
     `select c.oid::int as oid, n.nspname as schema, c.relname as name, c.relreplident as identity
        from pg_publication_tables p
@@ -28,7 +28,7 @@ export async function readPublishedSchema(client: pg.Client, publication: string
     [oids],
   );
   const keys = await client.query<{ rel: number; columns: string[] }>(
-    `select i.indrelid::int as rel, array_agg(a.attname order by k.ord) as columns
+    `select i.indrelid::int as rel, array_agg(a.attname::text order by k.ord) as columns
        from pg_index i
        cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord)
        join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
@@ -38,7 +38,7 @@ export async function readPublishedSchema(client: pg.Client, publication: string
   );
   const usedTypes = [...new Set(columns.rows.map((c) => c.type_oid))];
   const enums = await client.query<{ schema: string; name: string; labels: string[] }>(
-    `select n.nspname as schema, t.typname as name, array_agg(e.enumlabel order by e.enumsortorder) as labels
+    `select n.nspname as schema, t.typname as name, array_agg(e.enumlabel::text order by e.enumsortorder) as labels
        from pg_type t join pg_namespace n on n.oid = t.typnamespace join pg_enum e on e.enumtypid = t.oid
       where t.oid = any($1::oid[]) or t.oid in (select typelem from pg_type where oid = any($1::oid[]))
       group by 1, 2 order by 1, 2`,

@@ -37,6 +37,8 @@ export interface BaseTable {
 export interface BaseSchema {
   formatVersion: number;
   lsn: string;
+  /** When the snapshot was taken (the start of the copying transaction), ISO 8601. */
+  snapshotTime: string;
   database: string;
   systemIdentifier: string;
   serverVersion: number;

@@ -15,8 +15,9 @@ export type LogEntry =
   | { kind: 'truncate'; relations: RelationDef[]; flags: number };
 
 /** Every entry of the given segments (all of them by default), in log order, streamed. */
-export async function* readLog(store: Store, segments?: SegmentRef[]): AsyncGenerator<LogEntry> {
+export async function* readLog(store: Store, segments?: SegmentRef[], onSegment?: (ref: SegmentRef) => void): AsyncGenerator<LogEntry> {
   for (const ref of segments ?? (await listSegments(store))) {
+    onSegment?.(ref);
     const relations = new Map<number, RelationDef>();
     const relation = (oid: number) => {
       const def = relations.get(oid);

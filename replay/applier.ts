@@ -1,0 +1,274 @@
+import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { BaseManifest, BaseRef, BaseSchema } from '../src/base/format.js';
+import { UserError } from '../src/core/errors.js';
+import type { Logger } from '../src/core/log.js';
+import { quoteIdent, quoteQualified } from '../src/core/sql.js';
+import { createDecompressor } from '../src/segment/compression.js';
+import type { RelationDef } from '../src/segment/format.js';
+import type { Store } from '../src/store/store.js';
+import { copyField } from './copy-text.js';
+import { UNCHANGED, type EffectSink, type TableEffect, type Value } from './planner.js';
+import { baseDdl, keyDdl } from './schema.js';
+
+export interface TableRows {
+  schema: string;
+  name: string;
+  rows: number;
+}
+
+interface TargetColumn {
+  name: string;
+  typeOid: number;
+  typmod: number;
+  /** The type as SQL, for casts from text. */
+  type: string;
+}
+
+interface TargetTable {
+  schema: string;
+  name: string;
+  columns: TargetColumn[];
+  /** Column count the staging table was made for. */
+  stagedColumns?: number;
+}
+
+/**
+ * Applies net effects to the replay database in bulk: each table's rows go into a staging table
+ * with COPY, then one set-based DELETE, UPDATE and INSERT. Tables are created from the base's
+ * schema, or from Relation messages for tables created later, and follow schema changes.
+ */
+export class Applier implements EffectSink {
+  private readonly tables = new Map<number, TargetTable>();
+  changesApplied = 0;
+  private readonly warned = new Set<string>();
+
+  constructor(
+    private readonly client: pg.Client,
+    private readonly log: Logger,
+  ) {}
+
+  /** Creates the base's tables, loads their rows (checking each file's checksum), then adds keys. */
+  async loadBase(store: Store, base: BaseRef, manifest: BaseManifest, schema: BaseSchema, only?: Set<string>): Promise<void> {
+    const tables = schema.tables.filter((t) => !only || only.has(`${t.schema}.${t.name}`));
+    for (const sql of baseDdl({ ...schema, tables })) await this.client.query(sql);
+    for (const t of tables) {
+      const entry = manifest.tables.find((m) => m.file === t.file);
+      if (!entry) throw new UserError(`${store.description}/${base.prefix}manifest.json lists no file for ${quoteQualified(t.schema, t.name)}`, 'run pgtape verify');
+      const hash = createHash('sha256');
+      const tap = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          hash.update(chunk);
+          cb(null, chunk);
+        },
+      });
+      const columns = t.columns.map((c) => quoteIdent(c.name)).join(', ');
+      await pipeline(
+        store.read(base.prefix + t.file),
+        tap,
+        createDecompressor('br'),
+        this.client.query(copyFrom(`copy ${quoteQualified(t.schema, t.name)} (${columns}) from stdin`)),
+      );
+      if (hash.digest('hex') !== entry.sha256) {
+        throw new UserError(`${store.description}/${base.prefix}${t.file} (${t.schema}.${t.name}) does not match the checksum in its manifest`, 'the base is damaged: replay from another base, or take a new one');
+      }
+      for (const sql of keyDdl(t)) await this.client.query(sql);
+      this.tables.set(t.oid, { schema: t.schema, name: t.name, columns: t.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, typmod: c.typmod, type: c.type })) });
+    }
+  }
+
+  /** The target table of a relation, created or brought to the relation's shape first. */
+  private async table(rel: RelationDef): Promise<TargetTable> {
+    let t = this.tables.get(rel.oid);
+    if (!t) {
+      const columns = await this.columnsOf(rel);
+      const keys = rel.replicaIdentity === 'f' ? [] : rel.columns.filter((c) => c.key).map((c) => quoteIdent(c.name));
+      const defs = columns.map((c) => `${quoteIdent(c.name)} ${c.type}`);
+      if (keys.length) defs.push(`primary key (${keys.join(', ')})`);
+      await this.client.query(`create schema if not exists ${quoteIdent(rel.schema)}`);
+      await this.client.query(`create table ${quoteQualified(rel.schema, rel.name)} (${defs.join(', ')})`);
+      if (rel.replicaIdentity === 'f') await this.client.query(`alter table ${quoteQualified(rel.schema, rel.name)} replica identity full`);
+      this.warnOnce(`created:${rel.oid}`, { table: `${rel.schema}.${rel.name}` }, 'table created after the base: made from its Relation message (no defaults, constraints or indexes beyond its key)');
+      t = { schema: rel.schema, name: rel.name, columns };
+      this.tables.set(rel.oid, t);
+      return t;
+    }
+    if (t.schema !== rel.schema || t.name !== rel.name) {
+      const from = quoteQualified(t.schema, t.name);
+      if (t.schema !== rel.schema) await this.client.query(`alter table ${from} set schema ${quoteIdent(rel.schema)}`);
+      if (t.name !== rel.name) await this.client.query(`alter table ${quoteQualified(rel.schema, t.name)} rename to ${quoteIdent(rel.name)}`);
+      t.schema = rel.schema;
+      t.name = rel.name;
+    }
+    const same = t.columns.length === rel.columns.length && rel.columns.every((c, i) => c.name === t.columns[i]!.name && c.typeOid === t.columns[i]!.typeOid && c.typmod === t.columns[i]!.typmod);
+    if (!same) await this.reshape(t, rel);
+    return t;
+  }
+
+  /** Columns added, dropped or retyped since the table was made. A rename looks like a drop and an add. */
+  private async reshape(t: TargetTable, rel: RelationDef): Promise<void> {
+    const target = quoteQualified(t.schema, t.name);
+    const wanted = await this.columnsOf(rel);
+    for (const c of t.columns.filter((c) => !wanted.some((w) => w.name === c.name))) {
+      await this.client.query(`alter table ${target} drop column ${quoteIdent(c.name)}`);
+    }
+    for (const w of wanted) {
+      const have = t.columns.find((c) => c.name === w.name);
+      if (!have) await this.client.query(`alter table ${target} add column ${quoteIdent(w.name)} ${w.type}`);
+      else if (have.typeOid !== w.typeOid || have.typmod !== w.typmod) {
+        await this.client.query(`alter table ${target} alter column ${quoteIdent(w.name)} type ${w.type} using ${quoteIdent(w.name)}::text::${w.type}`);
+      }
+    }
+    this.log.info({ table: `${t.schema}.${t.name}`, columns: wanted.map((c) => c.name) }, 'table reshaped to follow the source');
+    t.columns = wanted;
+    t.stagedColumns = undefined;
+  }
+
+  /** SQL types of a relation's columns: built-in types by OID, others by name where the replay database knows them. */
+  private async columnsOf(rel: RelationDef): Promise<TargetColumn[]> {
+    const out: TargetColumn[] = [];
+    for (const c of rel.columns) {
+      let type: string | null = null;
+      if (c.typeOid < 10000) {
+        type = (await this.client.query<{ t: string }>('select format_type($1::oid, $2::int) as t', [c.typeOid, c.typmod])).rows[0]!.t;
+      } else {
+        const known = await this.client.query<{ t: string | null }>('select to_regtype($1)::text as t', [c.typeName]);
+        type = known.rows[0]!.t;
+      }
+      if (!type) {
+        this.warnOnce(`type:${c.typeName}`, { type: c.typeName, column: `${rel.schema}.${rel.name}.${c.name}` }, 'type unknown to the replay database: the column is replayed as text');
+        type = 'text';
+      }
+      out.push({ name: c.name, typeOid: c.typeOid, typmod: c.typmod, type });
+    }
+    return out;
+  }
+
+  async apply(effects: TableEffect[]): Promise<void> {
+    for (const e of effects) {
+      const t = await this.table(e.relation);
+      const stage = await this.stage(e.relation.oid, t);
+      const lines: string[] = [];
+      const push = (op: string, n: number, row: Value[]) => {
+        const mask = row.includes(UNCHANGED) ? row.map((v) => (v === UNCHANGED ? 'u' : '.')).join('') : null;
+        lines.push(`${op}\t${n}\t${mask ?? '\\N'}\t${row.map((v) => copyField(v === UNCHANGED ? null : v)).join('\t')}\n`);
+      };
+      for (const r of e.deletes) push('d', 1, r);
+      for (const r of e.updates) push('u', 1, r);
+      for (const r of e.inserts) push('i', 1, r);
+      for (const c of e.counts) push(c.delta < 0 ? 'd' : 'i', Math.abs(c.delta), c.row);
+      await this.copyInto(stage, lines);
+
+      const target = quoteQualified(t.schema, t.name);
+      const cast = (i: number) => `s.c${i}::${t.columns[i]!.type}`;
+      const names = t.columns.map((c) => quoteIdent(c.name));
+      if (e.keyed) {
+        const keys = e.relation.columns.flatMap((c, i) => (c.key ? [i] : []));
+        const match = keys.map((i) => `t.${names[i]} = ${cast(i)}`).join(' and ');
+        if (e.deletes.length) await this.client.query(`delete from ${target} t using ${stage} s where s.op = 'd' and ${match}`);
+        if (e.updates.length) {
+          const masked = e.updates.some((r) => r.includes(UNCHANGED));
+          const set = t.columns
+            .map((_, i) => i)
+            .filter((i) => !keys.includes(i))
+            .map((i) => `${names[i]} = ${masked ? `case when substr(s.u, ${i + 1}, 1) = 'u' then t.${names[i]} else ${cast(i)} end` : cast(i)}`);
+          if (set.length) await this.client.query(`update ${target} t set ${set.join(', ')} from ${stage} s where s.op = 'u' and ${match}`);
+        }
+      } else if (e.counts.some((c) => c.delta < 0)) {
+        // Whole-row matching, duplicates included: remove n of the equal rows. Rows are compared
+        // through their text form in this session, so types without equality (json, point) match too.
+        const image = (prefix: string, i: number) => (prefix === 't' ? `t2.${names[i]}::text` : `(${cast(i)})::text`);
+        const row = (p: string) => `json_build_array(${t.columns.map((_, i) => image(p, i)).join(', ')})::text`;
+        await this.client.query(
+          `delete from ${target} t using (
+             select x.tid from (
+               select t2.ctid as tid, s.n, row_number() over (partition by s.ctid order by t2.ctid) as rn
+                 from ${target} t2 join ${stage} s on s.op = 'd' and ${row('t')} = ${row('s')}
+             ) x where x.rn <= x.n
+           ) d where t.ctid = d.tid`,
+        );
+      }
+      const inserts = e.inserts.length || e.counts.some((c) => c.delta > 0);
+      if (inserts) {
+        await this.client.query(
+          `insert into ${target} (${names.join(', ')}) select ${t.columns.map((_, i) => cast(i)).join(', ')} from ${stage} s cross join lateral generate_series(1, s.n) where s.op = 'i'`,
+        );
+      }
+      const changed = e.deletes.length + e.updates.length + e.inserts.length + e.counts.reduce((n, c) => n + Math.abs(c.delta), 0);
+      this.changesApplied += changed;
+    }
+  }
+
+  private async stage(oid: number, t: TargetTable): Promise<string> {
+    const stage = `pg_temp.pgtape_stage_${oid}`;
+    if (t.stagedColumns !== t.columns.length) {
+      await this.client.query(`drop table if exists ${stage}`);
+      const cols = t.columns.map((_, i) => `c${i} text`).join(', ');
+      await this.client.query(`create temp table pgtape_stage_${oid} (op "char", n int, u text${cols ? ', ' + cols : ''})`);
+      t.stagedColumns = t.columns.length;
+    } else {
+      await this.client.query(`truncate ${stage}`);
+    }
+    return stage;
+  }
+
+  private async copyInto(stage: string, lines: string[]): Promise<void> {
+    const stream = this.client.query(copyFrom(`copy ${stage} from stdin`));
+    const done = new Promise<void>((resolve, reject) => {
+      stream.on('finish', resolve);
+      stream.on('error', reject);
+    });
+    const chunk = 1000;
+    for (let i = 0; i < lines.length; i += chunk) {
+      if (!stream.write(lines.slice(i, i + chunk).join(''))) await new Promise((r) => stream.once('drain', r));
+    }
+    stream.end();
+    await done;
+  }
+
+  async truncate(relations: RelationDef[]): Promise<void> {
+    const targets: string[] = [];
+    for (const r of relations) {
+      const t = await this.table(r);
+      targets.push(quoteQualified(t.schema, t.name));
+    }
+    await this.client.query(`truncate ${targets.join(', ')}`);
+    this.changesApplied += relations.length;
+  }
+
+  async redefine(_previous: RelationDef, next: RelationDef): Promise<void> {
+    await this.table(next);
+  }
+
+  async updateKey(rel: RelationDef, oldKey: Value[], row: Value[]): Promise<void> {
+    const t = await this.table(rel);
+    const params: (string | null)[] = [];
+    const param = (v: Value) => {
+      params.push(v === null || v === UNCHANGED ? null : v.toString('utf8'));
+      return `$${params.length}`;
+    };
+    const set = t.columns.flatMap((c, i) => (row[i] === UNCHANGED ? [] : [`${quoteIdent(c.name)} = ${param(row[i]!)}::${c.type}`]));
+    const where = rel.columns.flatMap((c, i) => (c.key ? [`${quoteIdent(c.name)} = ${param(oldKey[i]!)}::${t.columns[i]!.type}`] : []));
+    await this.client.query(`update ${quoteQualified(t.schema, t.name)} set ${set.join(', ')} where ${where.join(' and ')}`, params);
+    this.changesApplied++;
+  }
+
+  private warnOnce(key: string, fields: Record<string, unknown>, message: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.log.warn(fields, message);
+  }
+
+  /** Final row counts of the replayed tables. */
+  async countRows(): Promise<TableRows[]> {
+    const out: TableRows[] = [];
+    for (const t of this.tables.values()) {
+      const { rows } = await this.client.query<{ n: string }>(`select count(*)::text as n from ${quoteQualified(t.schema, t.name)}`);
+      out.push({ schema: t.schema, name: t.name, rows: Number(rows[0]!.n) });
+    }
+    return out;
+  }
+}

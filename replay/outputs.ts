@@ -1,0 +1,84 @@
+import { mkdirSync, readdirSync, existsSync, writeFileSync, createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { UserError } from '../src/core/errors.js';
+import { quoteQualified } from '../src/core/sql.js';
+import { LocalCluster } from '../src/pg/local-cluster.js';
+import { connect } from '../src/source/connection.js';
+import { replay, type ReplayOptions, type ReplayReport } from './replay.js';
+
+/** Replays into an existing, empty database. */
+export async function replayIntoDatabase(url: string, options: ReplayOptions): Promise<ReplayReport> {
+  const client = await connect(url);
+  try {
+    const { rows } = await client.query<{ name: string }>(
+      `select n.nspname || '.' || c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%' limit 5`,
+    );
+    if (rows.length) {
+      throw new UserError(`the --into database is not empty (it has ${rows.map((r) => r.name).join(', ')})`, 'replay into a new, empty database (createdb), or use --pgdata');
+    }
+    return await replay(client, options);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+function requireEmptyDir(dir: string, option: string): void {
+  if (existsSync(dir) && readdirSync(dir).length > 0) throw new UserError(`${option} ${dir} is not empty`, 'give a new or empty directory');
+}
+
+/**
+ * Initializes a fresh data directory with local Postgres binaries, replays into it, and shuts
+ * it down cleanly: the next pipeline step can start it as it is.
+ */
+export async function replayIntoPgdata(dir: string, options: ReplayOptions & { major?: number }): Promise<ReplayReport> {
+  requireEmptyDir(dir, '--pgdata');
+  const cluster = await LocalCluster.create({ dataDir: dir, major: options.major });
+  try {
+    const report = await withClient(cluster, (client) => replay(client, options));
+    await cluster.stop('fast');
+    writeFileSync(join(dir, 'replay.json'), JSON.stringify(report, null, 2) + '\n');
+    return report;
+  } catch (err) {
+    await cluster.stop('immediate');
+    throw err;
+  }
+}
+
+/** Replays into a throwaway cluster, then writes one CSV file (with a header) per table. */
+export async function replayIntoCsv(dir: string, options: ReplayOptions & { major?: number }): Promise<ReplayReport> {
+  requireEmptyDir(dir, '--csv');
+  mkdirSync(dir, { recursive: true });
+  const cluster = await LocalCluster.create({ major: options.major, unsafeFast: true });
+  try {
+    const report = await withClient(cluster, async (client) => {
+      const r = await replay(client, options);
+      for (const t of r.tables) {
+        const file = join(dir, `${csvName(`${t.schema}.${t.name}`)}.csv`);
+        await pipeline(client.query(copyTo(`copy ${quoteQualified(t.schema, t.name)} to stdout with (format csv, header)`)), createWriteStream(file));
+      }
+      return r;
+    });
+    writeFileSync(join(dir, 'replay.json'), JSON.stringify(report, null, 2) + '\n');
+    return report;
+  } finally {
+    await cluster.destroy();
+  }
+}
+
+/** A file name for schema.table: anything but `/` and NUL may stay; leading dots are escaped. */
+function csvName(name: string): string {
+  return name.replace(/[/\u0000%]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`).replace(/^\./, '%2e');
+}
+
+async function withClient<T>(cluster: LocalCluster, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connect(cluster.url());
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}

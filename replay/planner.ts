@@ -1,0 +1,223 @@
+import type { Tuple } from '../src/pgoutput/messages.js';
+import type { RelationDef } from '../src/segment/format.js';
+
+/** A column value in the planner: the text bytes Postgres sent, NULL, or "unchanged TOAST value". */
+export type Value = Buffer | null | typeof UNCHANGED;
+export const UNCHANGED: unique symbol = Symbol('unchanged');
+
+/**
+ * The net effect of a batch of changes on one table, relative to the table's state before the
+ * batch. Keyed tables (a replica identity with key columns) fold every change of a key into at
+ * most one delete, update or insert; the others are multisets of whole rows.
+ */
+export interface TableEffect {
+  relation: RelationDef;
+  keyed: boolean;
+  deletes: Value[][];
+  /** Rows that existed before the batch; UNCHANGED columns keep the value they have there. */
+  updates: Value[][];
+  inserts: Value[][];
+  /** Multiset tables: whole rows and how many copies to add (positive) or remove (negative). */
+  counts: { row: Value[]; delta: number }[];
+}
+
+/** What the planner hands its rows to: the applier. */
+export interface EffectSink {
+  apply(effects: TableEffect[]): Promise<void>;
+  truncate(relations: RelationDef[]): Promise<void>;
+  /** The relation's definition changed (columns added, dropped or retyped, renamed). */
+  redefine(previous: RelationDef, next: RelationDef): Promise<void>;
+  /** An update that changes the key, applied on its own: rare, and ordering matters. */
+  updateKey(relation: RelationDef, oldKey: Value[], row: Value[]): Promise<void>;
+}
+
+interface KeyedState {
+  existedBefore: boolean;
+  row: Value[] | null;
+  /** The identity a deleted row was found by (key columns set, others null), for the delete. */
+  keyRow?: Value[];
+}
+
+class TableBatch {
+  readonly keyColumns: number[];
+  readonly keyed: Map<string, KeyedState> = new Map();
+  readonly multiset: Map<string, { row: Value[]; delta: number }> = new Map();
+
+  constructor(public relation: RelationDef) {
+    // With REPLICA IDENTITY FULL every column is flagged as key: such tables are multisets.
+    this.keyColumns = relation.replicaIdentity === 'f' ? [] : relation.columns.flatMap((c, i) => (c.key ? [i] : []));
+  }
+
+  get isKeyed(): boolean {
+    return this.keyColumns.length > 0;
+  }
+
+  keyOf(row: Value[]): string {
+    if (this.keyColumns.length === 1) return text(row[this.keyColumns[0]!]!);
+    return JSON.stringify(this.keyColumns.map((i) => text(row[i]!)));
+  }
+
+  effect(): TableEffect {
+    const e: TableEffect = { relation: this.relation, keyed: this.isKeyed, deletes: [], updates: [], inserts: [], counts: [] };
+    for (const s of this.keyed.values()) {
+      if (s.existedBefore && s.row === null) e.deletes.push(s.keyRow ?? []);
+      else if (s.existedBefore && s.row) e.updates.push(s.row);
+      else if (s.row) e.inserts.push(s.row);
+    }
+    for (const c of this.multiset.values()) if (c.delta !== 0) e.counts.push(c);
+    return e;
+  }
+}
+
+function text(v: Value): string {
+  if (v === null) return '\u0000null';
+  if (v === UNCHANGED) return '\u0000unchanged';
+  return v.toString('latin1');
+}
+
+export function toValues(t: Tuple): Value[] {
+  const out: Value[] = new Array(t.kinds.length);
+  let v = 0;
+  for (let i = 0; i < t.kinds.length; i++) {
+    const k = t.kinds[i];
+    if (k === 0x6e) out[i] = null;
+    else if (k === 0x75) out[i] = UNCHANGED;
+    else if (k === 0x74) out[i] = t.values[v++]!;
+    else throw new Error('binary column values are not supported by replay');
+  }
+  return out;
+}
+
+/** Unchanged columns of `next` take their value from `previous` (which may itself be unchanged). */
+function carry(next: Value[], previous: Value[]): Value[] {
+  if (!next.includes(UNCHANGED)) return next;
+  return next.map((v, i) => (v === UNCHANGED ? (previous[i] ?? UNCHANGED) : v));
+}
+
+function sameShape(a: RelationDef, b: RelationDef): boolean {
+  return (
+    a.schema === b.schema &&
+    a.name === b.name &&
+    a.replicaIdentity === b.replicaIdentity &&
+    a.columns.length === b.columns.length &&
+    a.columns.every((c, i) => {
+      const d = b.columns[i]!;
+      return c.name === d.name && c.typeOid === d.typeOid && c.typmod === d.typmod && c.key === d.key;
+    })
+  );
+}
+
+/**
+ * Folds the changes of committed transactions into their net effect per row and hands them to
+ * the sink in bulk. TRUNCATE, schema changes and key changes are barriers: what is pending is
+ * applied first. Memory is bounded by `maxPendingRows`.
+ */
+export class Planner {
+  private readonly batches = new Map<number, TableBatch>();
+  private readonly defs = new Map<number, RelationDef>();
+  private pending = 0;
+
+  constructor(
+    private readonly sink: EffectSink,
+    private readonly maxPendingRows = 200_000,
+  ) {}
+
+  /** Registers the relation definition a change uses; a changed definition is a barrier. */
+  private async use(relation: RelationDef): Promise<TableBatch> {
+    const known = this.defs.get(relation.oid);
+    if (known !== relation) {
+      if (known && !sameShape(known, relation)) {
+        await this.flush();
+        await this.sink.redefine(known, relation);
+      }
+      this.defs.set(relation.oid, relation);
+      const batch = this.batches.get(relation.oid);
+      // Same shape, new object (each segment defines its relations anew): the batch goes on.
+      if (batch) batch.relation = relation;
+    }
+    let batch = this.batches.get(relation.oid);
+    if (!batch) this.batches.set(relation.oid, (batch = new TableBatch(relation)));
+    return batch;
+  }
+
+  async insert(relation: RelationDef, tuple: Tuple): Promise<void> {
+    const b = await this.use(relation);
+    const row = toValues(tuple);
+    if (b.isKeyed) {
+      const k = b.keyOf(row);
+      const s = b.keyed.get(k);
+      if (s) s.row = row;
+      else b.keyed.set(k, { existedBefore: false, row });
+    } else this.count(b, row, 1);
+    await this.grew();
+  }
+
+  async update(relation: RelationDef, key: Tuple | undefined, old: Tuple | undefined, tuple: Tuple): Promise<void> {
+    const b = await this.use(relation);
+    let row = toValues(tuple);
+    if (!b.isKeyed) {
+      if (!old) throw new Error(`an update of ${relation.schema}.${relation.name}, which has no replica identity key, carries no old row`);
+      const before = toValues(old);
+      this.count(b, before, -1);
+      this.count(b, carry(row, before), 1);
+      return this.grew();
+    }
+    const oldRow = key ? toValues(key) : old ? toValues(old) : undefined;
+    const k = b.keyOf(row);
+    if (oldRow && b.keyOf(oldRow) !== k) {
+      await this.flush();
+      await this.sink.updateKey(relation, oldRow, old ? carry(row, toValues(old)) : row);
+      return;
+    }
+    const s = b.keyed.get(k);
+    if (s) {
+      if (s.row) row = carry(row, s.row);
+      s.row = row;
+    } else b.keyed.set(k, { existedBefore: true, row: old ? carry(row, toValues(old)) : row });
+    await this.grew();
+  }
+
+  async delete(relation: RelationDef, key: Tuple | undefined, old: Tuple | undefined): Promise<void> {
+    const b = await this.use(relation);
+    const identity = toValues((key ?? old)!);
+    if (!b.isKeyed) {
+      this.count(b, identity, -1);
+      return this.grew();
+    }
+    const k = b.keyOf(identity);
+    const s = b.keyed.get(k);
+    if (!s) b.keyed.set(k, { existedBefore: true, row: null, keyRow: identity });
+    else if (!s.existedBefore) b.keyed.delete(k);
+    else {
+      s.row = null;
+      s.keyRow = identity;
+    }
+    await this.grew();
+  }
+
+  async truncate(relations: RelationDef[]): Promise<void> {
+    for (const r of relations) await this.use(r);
+    await this.flush();
+    await this.sink.truncate(relations);
+  }
+
+  private count(b: TableBatch, row: Value[], delta: number): void {
+    const k = JSON.stringify(row.map(text));
+    const c = b.multiset.get(k);
+    if (c) c.delta += delta;
+    else b.multiset.set(k, { row, delta });
+  }
+
+  private async grew(): Promise<void> {
+    if (++this.pending >= this.maxPendingRows) await this.flush();
+  }
+
+  /** Applies everything pending. */
+  async flush(): Promise<void> {
+    if (this.pending === 0) return;
+    const effects = [...this.batches.values()].map((b) => b.effect()).filter((e) => e.deletes.length + e.updates.length + e.inserts.length + e.counts.length > 0);
+    this.batches.clear();
+    this.pending = 0;
+    if (effects.length) await this.sink.apply(effects);
+  }
+}
