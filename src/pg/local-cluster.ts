@@ -54,15 +54,21 @@ export class LocalCluster {
       chownSync(dataDir, ids.uid, ids.gid);
     }
     const password = options.password ?? 'pgtape';
-    const pwfile = join(ownsParent ?? dataDir, '..', `.pgtape-pw-${process.pid}`);
-    writeFileSync(pwfile, password + '\n', { mode: 0o644 });
+    // initdb reads the password as the server user: a private directory that user owns.
+    const pwdir = mkdtempSync(join(tmpdir(), 'pgtape-pw-'));
+    const pwfile = join(pwdir, 'pw');
+    writeFileSync(pwfile, password + '\n', { mode: 0o600 });
+    if (ids) {
+      chownSync(pwdir, ids.uid, ids.gid);
+      chownSync(pwfile, ids.uid, ids.gid);
+    }
     try {
       const args = ['-D', dataDir, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C'];
       if (options.unsafeFast) args.push('--no-sync');
       const r = spawnSync(join(bin, 'initdb'), args, { encoding: 'utf8', ...(ids ?? {}), env: serverEnv() });
       if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr || r.stdout || r.error}`);
     } finally {
-      rmSync(pwfile, { force: true });
+      rmSync(pwdir, { recursive: true, force: true });
     }
     const port = options.port ?? (await freePort());
     const settings: Record<string, string | number> = {
@@ -84,6 +90,14 @@ export class LocalCluster {
     return cluster;
   }
 
+  /** Starts a data directory made earlier (by `replay --pgdata`, say) on a free port. */
+  static async open(dataDir: string, options: { major?: number; password?: string } = {}): Promise<LocalCluster> {
+    const port = await freePort();
+    const cluster = new LocalCluster(findPgBin(options.major), dataDir, port, options.password ?? 'pgtape', undefined, serverUserIds());
+    await cluster.start();
+    return cluster;
+  }
+
   url(database = 'postgres', user = 'postgres', password = this.password): string {
     return `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${this.port}/${encodeURIComponent(database)}`;
   }
@@ -94,7 +108,7 @@ export class LocalCluster {
 
   async start(): Promise<void> {
     if (this.process) return;
-    const child = spawn(join(this.bin, 'postgres'), ['-D', this.dataDir], {
+    const child = spawn(join(this.bin, 'postgres'), ['-D', this.dataDir, '-p', String(this.port)], {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: serverEnv(),
       ...(this.ids ?? {}),
