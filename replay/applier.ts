@@ -20,6 +20,11 @@ export interface TableRows {
   rows: number;
 }
 
+const TAB = Buffer.from('\t');
+const NEWLINE = Buffer.from('\n');
+/** The common start of a staging line: one row, no unchanged values. */
+const PREFIX = { d: Buffer.from('d\t1\t\\N'), u: Buffer.from('u\t1\t\\N'), i: Buffer.from('i\t1\t\\N') };
+
 interface TargetColumn {
   name: string;
   typeOid: number;
@@ -151,16 +156,20 @@ export class Applier implements EffectSink {
     for (const e of effects) {
       const t = await this.table(e.relation);
       const stage = await this.stage(e.relation.oid, t);
-      const lines: string[] = [];
-      const push = (op: string, n: number, row: Value[]) => {
-        const mask = row.includes(UNCHANGED) ? row.map((v) => (v === UNCHANGED ? 'u' : '.')).join('') : null;
-        lines.push(`${op}\t${n}\t${mask ?? '\\N'}\t${row.map((v) => copyField(v === UNCHANGED ? null : v)).join('\t')}\n`);
+      const parts: Buffer[] = [];
+      const push = (op: 'd' | 'u' | 'i', n: number, row: Value[]) => {
+        const unchanged = row.includes(UNCHANGED);
+        parts.push(
+          n === 1 && !unchanged ? PREFIX[op] : Buffer.from(`${op}\t${n}\t${unchanged ? row.map((v) => (v === UNCHANGED ? 'u' : '.')).join('') : '\\N'}`),
+        );
+        for (const v of row) parts.push(TAB, copyField(v));
+        parts.push(NEWLINE);
       };
       for (const r of e.deletes) push('d', 1, r);
       for (const r of e.updates) push('u', 1, r);
       for (const r of e.inserts) push('i', 1, r);
       for (const c of e.counts) push(c.delta < 0 ? 'd' : 'i', Math.abs(c.delta), c.row);
-      await this.copyInto(stage, lines);
+      await this.copyInto(stage, parts);
 
       const target = quoteQualified(t.schema, t.name);
       const cast = (i: number) => `s.c${i}::${t.columns[i]!.type}`;
@@ -215,15 +224,15 @@ export class Applier implements EffectSink {
     return stage;
   }
 
-  private async copyInto(stage: string, lines: string[]): Promise<void> {
+  private async copyInto(stage: string, parts: Buffer[]): Promise<void> {
     const stream = this.client.query(copyFrom(`copy ${stage} from stdin`));
     const done = new Promise<void>((resolve, reject) => {
       stream.on('finish', resolve);
       stream.on('error', reject);
     });
-    const chunk = 1000;
-    for (let i = 0; i < lines.length; i += chunk) {
-      if (!stream.write(lines.slice(i, i + chunk).join(''))) await new Promise((r) => stream.once('drain', r));
+    const chunk = 16_384;
+    for (let i = 0; i < parts.length; i += chunk) {
+      if (!stream.write(Buffer.concat(parts.slice(i, i + chunk)))) await new Promise((r) => stream.once('drain', r));
     }
     stream.end();
     await done;

@@ -1,16 +1,15 @@
 import { UNCHANGED, type Value } from './planner.js';
 
-const NEEDS_ESCAPE = /[\\\t\n\r]/;
+const NULL = Buffer.from('\\N');
+const SPECIAL = /[\\\t\n\r]/g;
 
 /**
- * One field of COPY's text format: values are the text Postgres sent, so only backslash, tab,
- * newline and carriage return need escaping; NULL is \N.
+ * One field of COPY's text format, as bytes: values are the text Postgres sent, so only
+ * backslash, tab, newline and carriage return need escaping; NULL (and an unchanged value, which
+ * the statement using it ignores) is \N.
  */
-export function copyField(v: Value): string {
-  if (v === null) return '\\N';
-  if (v === UNCHANGED) throw new Error('an unchanged TOAST value cannot be copied');
-  const s = v.toString('utf8');
-  if (!NEEDS_ESCAPE.test(s)) return s;
-  return s.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+export function copyField(v: Value): Buffer {
+  if (v === null || v === UNCHANGED) return NULL;
+  if (v.indexOf(0x5c) < 0 && v.indexOf(0x09) < 0 && v.indexOf(0x0a) < 0 && v.indexOf(0x0d) < 0) return v;
+  return Buffer.from(v.toString('utf8').replace(SPECIAL, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r')));
 }
-

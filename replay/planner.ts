@@ -110,38 +110,54 @@ function sameShape(a: RelationDef, b: RelationDef): boolean {
 /**
  * Folds the changes of committed transactions into their net effect per row and hands them to
  * the sink in bulk. TRUNCATE, schema changes and key changes are barriers: what is pending is
- * applied first. Memory is bounded by `maxPendingRows`.
+ * applied first. Memory is bounded by `maxPendingRows`; one batch is applied while the next is
+ * folded. Methods return a promise only when the caller must wait (a barrier, or a full batch
+ * while the previous one is still being applied).
  */
 export class Planner {
   private readonly batches = new Map<number, TableBatch>();
   private readonly defs = new Map<number, RelationDef>();
   private pending = 0;
+  private inFlight: Promise<void> | undefined;
 
   constructor(
     private readonly sink: EffectSink,
     private readonly maxPendingRows = 200_000,
   ) {}
 
-  /** Registers the relation definition a change uses; a changed definition is a barrier. */
-  private async use(relation: RelationDef): Promise<TableBatch> {
+  /** Starts `work` once the previous application has finished; order is kept, folding goes on. */
+  async submit(work: () => Promise<void>): Promise<void> {
+    if (this.inFlight) await this.inFlight;
+    const running = work();
+    // Observed by the next submit() or by finish(); no unhandled rejection meanwhile.
+    running.catch(() => {});
+    this.inFlight = running;
+  }
+
+  /** A relation whose definition changed is a barrier: returns the promise to wait for, if any. */
+  private redefined(relation: RelationDef): Promise<void> | undefined {
     const known = this.defs.get(relation.oid);
-    if (known !== relation) {
-      if (known && !sameShape(known, relation)) {
-        await this.flush();
-        await this.sink.redefine(known, relation);
-      }
-      this.defs.set(relation.oid, relation);
-      const batch = this.batches.get(relation.oid);
-      // Same shape, new object (each segment defines its relations anew): the batch goes on.
-      if (batch) batch.relation = relation;
+    if (known === relation) return undefined;
+    this.defs.set(relation.oid, relation);
+    const batch = this.batches.get(relation.oid);
+    if (known && !sameShape(known, relation)) {
+      return this.flush().then(() => this.submit(() => this.sink.redefine(known, relation)));
     }
+    // Same shape, new object (each segment defines its relations anew): the batch goes on.
+    if (batch) batch.relation = relation;
+    return undefined;
+  }
+
+  private batch(relation: RelationDef): TableBatch {
     let batch = this.batches.get(relation.oid);
     if (!batch) this.batches.set(relation.oid, (batch = new TableBatch(relation)));
     return batch;
   }
 
-  async insert(relation: RelationDef, tuple: Tuple): Promise<void> {
-    const b = await this.use(relation);
+  insert(relation: RelationDef, tuple: Tuple): Promise<void> | undefined {
+    const barrier = this.redefined(relation);
+    if (barrier) return barrier.then(() => this.insert(relation, tuple));
+    const b = this.batch(relation);
     const row = toValues(tuple);
     if (b.isKeyed) {
       const k = b.keyOf(row);
@@ -149,11 +165,13 @@ export class Planner {
       if (s) s.row = row;
       else b.keyed.set(k, { existedBefore: false, row });
     } else this.count(b, row, 1);
-    await this.grew();
+    return this.grew();
   }
 
-  async update(relation: RelationDef, key: Tuple | undefined, old: Tuple | undefined, tuple: Tuple): Promise<void> {
-    const b = await this.use(relation);
+  update(relation: RelationDef, key: Tuple | undefined, old: Tuple | undefined, tuple: Tuple): Promise<void> | undefined {
+    const barrier = this.redefined(relation);
+    if (barrier) return barrier.then(() => this.update(relation, key, old, tuple));
+    const b = this.batch(relation);
     let row = toValues(tuple);
     if (!b.isKeyed) {
       if (!old) throw new Error(`an update of ${relation.schema}.${relation.name}, which has no replica identity key, carries no old row`);
@@ -165,20 +183,21 @@ export class Planner {
     const oldRow = key ? toValues(key) : old ? toValues(old) : undefined;
     const k = b.keyOf(row);
     if (oldRow && b.keyOf(oldRow) !== k) {
-      await this.flush();
-      await this.sink.updateKey(relation, oldRow, old ? carry(row, toValues(old)) : row);
-      return;
+      const moved = old ? carry(row, toValues(old)) : row;
+      return this.flush().then(() => this.submit(() => this.sink.updateKey(relation, oldRow, moved)));
     }
     const s = b.keyed.get(k);
     if (s) {
       if (s.row) row = carry(row, s.row);
       s.row = row;
     } else b.keyed.set(k, { existedBefore: true, row: old ? carry(row, toValues(old)) : row });
-    await this.grew();
+    return this.grew();
   }
 
-  async delete(relation: RelationDef, key: Tuple | undefined, old: Tuple | undefined): Promise<void> {
-    const b = await this.use(relation);
+  delete(relation: RelationDef, key: Tuple | undefined, old: Tuple | undefined): Promise<void> | undefined {
+    const barrier = this.redefined(relation);
+    if (barrier) return barrier.then(() => this.delete(relation, key, old));
+    const b = this.batch(relation);
     const identity = toValues((key ?? old)!);
     if (!b.isKeyed) {
       this.count(b, identity, -1);
@@ -192,13 +211,13 @@ export class Planner {
       s.row = null;
       s.keyRow = identity;
     }
-    await this.grew();
+    return this.grew();
   }
 
   async truncate(relations: RelationDef[]): Promise<void> {
-    for (const r of relations) await this.use(r);
+    for (const r of relations) await this.redefined(r);
     await this.flush();
-    await this.sink.truncate(relations);
+    await this.submit(() => this.sink.truncate(relations));
   }
 
   private count(b: TableBatch, row: Value[], delta: number): void {
@@ -208,16 +227,22 @@ export class Planner {
     else b.multiset.set(k, { row, delta });
   }
 
-  private async grew(): Promise<void> {
-    if (++this.pending >= this.maxPendingRows) await this.flush();
+  private grew(): Promise<void> | undefined {
+    return ++this.pending >= this.maxPendingRows ? this.flush() : undefined;
   }
 
-  /** Applies everything pending. */
+  /** Hands everything pending to the sink (applied in the background, in order). */
   async flush(): Promise<void> {
     if (this.pending === 0) return;
     const effects = [...this.batches.values()].map((b) => b.effect()).filter((e) => e.deletes.length + e.updates.length + e.inserts.length + e.counts.length > 0);
     this.batches.clear();
     this.pending = 0;
-    if (effects.length) await this.sink.apply(effects);
+    if (effects.length) await this.submit(() => this.sink.apply(effects));
+  }
+
+  /** Flushes and waits until everything has been applied. */
+  async finish(): Promise<void> {
+    await this.flush();
+    await this.inFlight;
   }
 }

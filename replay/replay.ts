@@ -51,8 +51,9 @@ export async function replay(client: pg.Client, options: ReplayOptions): Promise
   await client.query(`set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'`);
   await client.query('begin');
   const applier = new Applier(client, log);
-  await applier.loadBase(store, plan.base, plan.manifest, plan.schema, options.tables);
   const planner = new Planner(applier);
+  // The base loads while the first changes are read and folded.
+  await planner.submit(() => applier.loadBase(store, plan.base, plan.manifest, plan.schema, options.tables));
   const wanted = (schema: string, name: string) => !options.tables || options.tables.has(`${schema}.${name}`);
 
   let resolved: ReplayReport['resolved'] = null;
@@ -76,13 +77,22 @@ export async function replay(client: pg.Client, options: ReplayOptions): Promise
         include = false;
         break;
       case 'insert':
-        if (include && wanted(e.relation.schema, e.relation.name)) await planner.insert(e.relation, e.new);
+        if (include && wanted(e.relation.schema, e.relation.name)) {
+          const wait = planner.insert(e.relation, e.new);
+          if (wait) await wait;
+        }
         break;
       case 'update':
-        if (include && wanted(e.relation.schema, e.relation.name)) await planner.update(e.relation, e.key, e.old, e.new);
+        if (include && wanted(e.relation.schema, e.relation.name)) {
+          const wait = planner.update(e.relation, e.key, e.old, e.new);
+          if (wait) await wait;
+        }
         break;
       case 'delete':
-        if (include && wanted(e.relation.schema, e.relation.name)) await planner.delete(e.relation, e.key, e.old);
+        if (include && wanted(e.relation.schema, e.relation.name)) {
+          const wait = planner.delete(e.relation, e.key, e.old);
+          if (wait) await wait;
+        }
         break;
       case 'truncate': {
         const relations = e.relations.filter((r) => wanted(r.schema, r.name));
@@ -93,7 +103,7 @@ export async function replay(client: pg.Client, options: ReplayOptions): Promise
         break;
     }
   }
-  await planner.flush();
+  await planner.finish();
   const tables = await applier.countRows();
   await client.query('commit');
   const report: ReplayReport = {

@@ -1,0 +1,109 @@
+// bench/replay: pgtape replay --to latest --into an empty database, against COPY-loading the
+// same final rows into an empty database (the anchor), in one run on the same machine.
+//   npm run build && node dist/bench/replay.js [--rows 1000000] [--changes 1000000]
+import { spawnSync } from 'node:child_process';
+import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { packageRoot } from '../src/core/paths.js';
+import { LocalCluster } from '../src/pg/local-cluster.js';
+
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const ROWS = arg('rows', 1_000_000);
+const CHANGES = arg('changes', 1_000_000);
+const bin = join(packageRoot(), 'bin', 'pgtape.js');
+const TABLE = 'create table bench (id int, v text, n numeric, t timestamptz)';
+
+function pgtape(args: string[]): number {
+  const started = process.hrtime.bigint();
+  const flags = args[0] === 'replay' && process.env.PGTAPE_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PGTAPE_BENCH_PROFILE}`] : [];
+  const r = spawnSync(process.execPath, [...flags, bin, ...args], { encoding: 'utf8', env: { ...process.env, PGTAPE_LOG_FORMAT: 'json' } });
+  if (r.status !== 0) throw new Error(`pgtape ${args[0]} failed: ${r.stderr.slice(-2000)}`);
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+async function query(url: string, sql: string): Promise<pg.QueryResult> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+async function main(): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'pgtape-bench-replay-'));
+  const store = join(work, 'tape');
+  const cluster = await LocalCluster.create({ unsafeFast: true, settings: { max_wal_size: "'4GB'" } });
+  try {
+    const source = cluster.url();
+    process.stderr.write(`source: ${ROWS} rows, then ${CHANGES} changes after the base…\n`);
+    await query(source, `${TABLE}; alter table bench add primary key (id);
+      insert into bench select g, md5(g::text), g * 1.5, '2026-11-24 00:00+00'::timestamptz + g * interval '1 second' from generate_series(1, ${ROWS}) g`);
+    pgtape(['archive', '--source', source, '--store', store, '--create-publication', '--until', 'now']);
+    // Updates of half the changes, inserts of four tenths, deletes of one tenth, in transactions of 100k.
+    const updates = Math.floor(CHANGES / 2);
+    const inserts = Math.floor((CHANGES * 4) / 10);
+    const deletes = CHANGES - updates - inserts;
+    for (let i = 0; i < updates; i += 100_000) {
+      await query(source, `update bench set v = v || '+', n = n + 1 where id > ${i * 2} and id <= ${Math.min(updates, i + 100_000) * 2} and id % 2 = 0`);
+    }
+    for (let i = 0; i < inserts; i += 100_000) {
+      await query(source, `insert into bench select g, 'new ' || g, g, now() from generate_series(${ROWS + i + 1}, ${ROWS + Math.min(inserts, i + 100_000)}) g`);
+    }
+    await query(source, `delete from bench where id in (select id from bench where id % 2 = 1 order by id limit ${deletes})`);
+    pgtape(['archive', '--source', source, '--store', store, '--until', 'now']);
+    const finalRows = Number((await query(source, 'select count(*) from bench')).rows[0].count);
+
+    process.stderr.write('pgtape replay --to latest --into an empty database…\n');
+    await query(source, 'create database replayed');
+    const replaySeconds = pgtape(['replay', '--store', store, '--to', 'latest', '--into', cluster.url('replayed')]);
+
+    process.stderr.write('anchor: COPY the same final rows into an empty database…\n');
+    const dump = join(work, 'final.copy');
+    {
+      const c = new pg.Client({ connectionString: source });
+      await c.connect();
+      await pipeline(c.query(copyTo('copy bench to stdout')), createWriteStream(dump));
+      await c.end();
+    }
+    await query(source, 'create database anchor');
+    const anchor = new pg.Client({ connectionString: cluster.url('anchor') });
+    await anchor.connect();
+    const started = process.hrtime.bigint();
+    await anchor.query(TABLE);
+    await pipeline(createReadStream(dump), anchor.query(copyFrom('copy bench from stdin')));
+    await anchor.query('alter table bench add primary key (id)');
+    const anchorSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    await anchor.end();
+
+    const sum = `select md5(string_agg(b::text, ',' order by id)) as h from bench b`;
+    const same = (await query(cluster.url('replayed'), sum)).rows[0].h === (await query(source, sum)).rows[0].h;
+    process.stdout.write(
+      [
+        '',
+        '| workload | final rows | COPY load (anchor) | pgtape replay | ratio | replay rows/s | changes/s | replay equals source |',
+        '|---|---:|---:|---:|---:|---:|---:|---|',
+        `| ${ROWS} rows in the base, ${CHANGES} changes after it (${updates} updates, ${inserts} inserts, ${deletes} deletes) | ${finalRows} | ` +
+          `${anchorSeconds.toFixed(2)} s | ${replaySeconds.toFixed(2)} s | ${(replaySeconds / anchorSeconds).toFixed(2)} | ` +
+          `${Math.round(finalRows / replaySeconds)} | ${Math.round(CHANGES / replaySeconds)} | ${same ? 'yes' : 'NO'} |`,
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    await cluster.destroy();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${(err as Error).message}\n`);
+  process.exit(1);
+});
