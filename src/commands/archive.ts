@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { requireSource, sourceOption, storeOption } from './options.js';
 import { Archiver } from '../archive/archiver.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
@@ -10,8 +11,8 @@ import { openStore } from '../store/open.js';
 export function archiveCommand(): Command {
   return new Command('archive')
     .description('record every committed change of the source into the store, until stopped')
-    .addOption(new Option('--source <postgres-url>', 'the database to archive').env('PGTAPE_SOURCE'))
-    .addOption(new Option('--store <dir>', 'where segments are written').env('PGTAPE_STORE'))
+    .addOption(sourceOption('the database to archive'))
+    .addOption(storeOption('where bases and segments are written'))
     .option('--slot <name>', 'logical replication slot (created if missing)', 'pgtape')
     .option('--publication <name>', 'publication whose tables are archived', 'pgtape')
     .option('--create-publication', 'create the publication FOR ALL TABLES if missing', false)
@@ -28,7 +29,6 @@ export function archiveCommand(): Command {
     )
     .action(async (opts) => {
       const log = createLogger();
-      if (!opts.source) throw new UserError('no source given', 'pass --source <postgres-url> or set PGTAPE_SOURCE');
       let until: 'now' | bigint | undefined;
       if (opts.until === 'now') until = 'now';
       else if (opts.until !== undefined) {
@@ -43,7 +43,7 @@ export function archiveCommand(): Command {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
       const archiver = new Archiver({
-        source: opts.source,
+        source: requireSource(opts.source),
         store: openStore(opts.store),
         slot: opts.slot,
         publication: opts.publication,

@@ -1,4 +1,5 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
+import { requireSource, sourceOption, storeOption } from './options.js';
 import { takeBase } from '../base/take.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
@@ -11,16 +12,15 @@ import { quoteIdent } from '../core/sql.js';
 export function baseCommand(): Command {
   return new Command('base')
     .description('take a new base now, so replays need not start from the first one (the archiving slot is left alone)')
-    .addOption(new Option('--source <postgres-url>', 'the archived database').env('PGTAPE_SOURCE'))
-    .addOption(new Option('--store <dir>', 'the archive').env('PGTAPE_STORE'))
+    .addOption(sourceOption())
+    .addOption(storeOption())
     .option('--publication <name>', 'publication whose tables the base copies', 'pgtape')
     .addHelpText('after', '\nExample:\n  pgtape base --source postgres://archiver@db:5432/shop --store ./tape')
     .action(async (opts) => {
       const log = createLogger();
-      if (!opts.source) throw new UserError('no source given', 'pass --source <postgres-url> or set PGTAPE_SOURCE');
       const store = openStore(opts.store);
       await store.checkWritable();
-      const client = await connect(opts.source);
+      const client = await connect(requireSource(opts.source));
       let facts;
       try {
         facts = await checkSource(client);

@@ -1,4 +1,5 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
+import { storeOption } from './options.js';
 import { formatLsn } from '../core/lsn.js';
 import { formatMicros } from '../core/units.js';
 import type { RelationDef } from '../segment/format.js';
@@ -74,7 +75,7 @@ function describe(t: LoggedTransaction): string {
 export function logCommand(): Command {
   return new Command('log')
     .description('list the stored transactions in commit order')
-    .addOption(new Option('--store <dir>', 'the archive').env('PGTAPE_STORE'))
+    .addOption(storeOption())
     .option('--json', 'one JSON object per line', false)
     .addHelpText('after', '\nExample:\n  pgtape log --store ./tape\n  pgtape log --store ./tape --json | jq .xid')
     .action(async (opts) => {

@@ -1,4 +1,5 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
+import { requireSource, sourceOption } from './options.js';
 import { UserError } from '../core/errors.js';
 import { connect } from '../source/connection.js';
 
@@ -9,12 +10,11 @@ export function markCommand(): Command {
   return new Command('mark')
     .description('write a named mark into the history (like pg_create_restore_point, for logical archives)')
     .argument('<name>', 'the mark; replay --to name:<name> stops there')
-    .addOption(new Option('--source <postgres-url>', 'the archived database').env('PGTAPE_SOURCE'))
+    .addOption(sourceOption())
     .addHelpText('after', '\nExample:\n  pgtape mark --source postgres://archiver@db:5432/shop end-of-day-2026-11-24')
     .action(async (name: string, opts) => {
-      if (!opts.source) throw new UserError('no source given', 'pass --source <postgres-url> or set PGTAPE_SOURCE');
       if (!name.trim()) throw new UserError('a mark needs a name');
-      const client = await connect(opts.source);
+      const client = await connect(requireSource(opts.source));
       try {
         // Transactional, so the mark sits between the transactions committed before and after it.
         const { rows } = await client.query<{ lsn: string }>(`select pg_logical_emit_message(true, $1, $2)::text as lsn`, [MARK_PREFIX, name]);

@@ -1,4 +1,5 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
+import { storeOption } from './options.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { openStore } from '../store/open.js';
@@ -8,7 +9,7 @@ import { parseTarget } from '../../replay/target.js';
 export function replayCommand(): Command {
   return new Command('replay')
     .description('rebuild the database as it was at a point of the history')
-    .addOption(new Option('--store <dir>', 'the archive').env('PGTAPE_STORE'))
+    .addOption(storeOption())
     .option('--to <target>', 'latest, lsn:<X/Y> (or a bare X/Y), xid:<n>, time:<ISO 8601>, name:<mark>', 'latest')
     .option('--exclusive', 'stop just before the target instead of just after it', false)
     .option('--into <postgres-url>', 'an existing, empty database to replay into')

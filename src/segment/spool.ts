@@ -24,7 +24,7 @@ export class BodySpool {
 
   constructor(
     readonly path: string,
-    private readonly compression: Compression,
+    compression: Compression,
   ) {
     this.compressor = createCompressor(compression);
     const tap = new Transform({
