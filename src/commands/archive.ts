@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { requireSource, sourceOption, storeOption } from './options.js';
+import { requireSource, sourceOption, s3EndpointOption, storeOption } from './options.js';
 import { Archiver } from '../archive/archiver.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
@@ -13,6 +13,7 @@ export function archiveCommand(): Command {
     .description('record every committed change of the source into the store, until stopped')
     .addOption(sourceOption('the database to archive'))
     .addOption(storeOption('where bases and segments are written'))
+    .addOption(s3EndpointOption())
     .option('--slot <name>', 'logical replication slot (created if missing)', 'pgtape')
     .option('--publication <name>', 'publication whose tables are archived', 'pgtape')
     .option('--create-publication', 'create the publication FOR ALL TABLES if missing', false)
@@ -44,7 +45,7 @@ export function archiveCommand(): Command {
       process.once('SIGINT', () => stop('SIGINT'));
       const archiver = new Archiver({
         source: requireSource(opts.source),
-        store: openStore(opts.store),
+        store: openStore(opts.store, { s3Endpoint: opts.s3Endpoint }),
         slot: opts.slot,
         publication: opts.publication,
         createPublication: opts.createPublication,

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { requireSource, sourceOption, storeOption } from './options.js';
+import { requireSource, sourceOption, s3EndpointOption, storeOption } from './options.js';
 import { takeBase } from '../base/take.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
@@ -14,11 +14,12 @@ export function baseCommand(): Command {
     .description('take a new base now, so replays need not start from the first one (the archiving slot is left alone)')
     .addOption(sourceOption())
     .addOption(storeOption())
+    .addOption(s3EndpointOption())
     .option('--publication <name>', 'publication whose tables the base copies', 'pgtape')
     .addHelpText('after', '\nExample:\n  pgtape base --source postgres://archiver@db:5432/shop --store ./tape')
     .action(async (opts) => {
       const log = createLogger();
-      const store = openStore(opts.store);
+      const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       await store.checkWritable();
       const client = await connect(requireSource(opts.source));
       let facts;

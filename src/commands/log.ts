@@ -1,10 +1,11 @@
 import { Command } from 'commander';
-import { storeOption } from './options.js';
+import { s3EndpointOption, storeOption } from './options.js';
 import { formatLsn } from '../core/lsn.js';
 import { formatMicros } from '../core/units.js';
 import type { RelationDef } from '../segment/format.js';
 import { readLog } from '../store/change-log.js';
 import { openStore } from '../store/open.js';
+import type { Store } from '../store/store.js';
 import { MARK_PREFIX } from './mark.js';
 
 interface TableCounts {
@@ -25,13 +26,13 @@ export interface LoggedTransaction {
 }
 
 /** Every stored transaction in commit order, with its counts per table, streamed. */
-export async function* readTransactions(storeLocation: string): AsyncGenerator<LoggedTransaction> {
+export async function* readTransactions(store: Store): AsyncGenerator<LoggedTransaction> {
   let tx: LoggedTransaction | undefined;
   const count = (rel: RelationDef, field: keyof TableCounts) => {
     const t = (tx!.tables[`${rel.schema}.${rel.name}`] ??= { inserts: 0, updates: 0, deletes: 0, truncates: 0 });
     t[field]++;
   };
-  for await (const e of readLog(openStore(storeLocation))) {
+  for await (const e of readLog(store)) {
     switch (e.kind) {
       case 'begin':
         tx = { commitLsn: formatLsn(e.commitLsn), endLsn: '', xid: e.xid, commitTime: formatMicros(e.commitTime), marks: [], tables: {} };
@@ -76,10 +77,11 @@ export function logCommand(): Command {
   return new Command('log')
     .description('list the stored transactions in commit order')
     .addOption(storeOption())
+    .addOption(s3EndpointOption())
     .option('--json', 'one JSON object per line', false)
     .addHelpText('after', '\nExample:\n  pgtape log --store ./tape\n  pgtape log --store ./tape --json | jq .xid')
     .action(async (opts) => {
-      for await (const t of readTransactions(opts.store)) {
+      for await (const t of readTransactions(openStore(opts.store, { s3Endpoint: opts.s3Endpoint }))) {
         process.stdout.write((opts.json ? JSON.stringify(t) : describe(t)) + '\n');
       }
     });

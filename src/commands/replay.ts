@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { storeOption } from './options.js';
+import { s3EndpointOption, storeOption } from './options.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { openStore } from '../store/open.js';
@@ -10,6 +10,7 @@ export function replayCommand(): Command {
   return new Command('replay')
     .description('rebuild the database as it was at a point of the history')
     .addOption(storeOption())
+    .addOption(s3EndpointOption())
     .option('--to <target>', 'latest, lsn:<X/Y> (or a bare X/Y), xid:<n>, time:<ISO 8601>, name:<mark>', 'latest')
     .option('--exclusive', 'stop just before the target instead of just after it', false)
     .option('--into <postgres-url>', 'an existing, empty database to replay into')
@@ -26,7 +27,7 @@ export function replayCommand(): Command {
       const outputs = [opts.into, opts.pgdata, opts.csv].filter((o) => o !== undefined);
       if (outputs.length !== 1) throw new UserError('replay needs exactly one output', 'pass one of --into <postgres-url>, --pgdata <dir>, --csv <dir>');
       const options = {
-        store: openStore(opts.store),
+        store: openStore(opts.store, { s3Endpoint: opts.s3Endpoint }),
         target: parseTarget(opts.to),
         exclusive: opts.exclusive,
         tables: opts.tables ? new Set<string>(String(opts.tables).split(',').map((t) => (t.includes('.') ? t.trim() : `public.${t.trim()}`))) : undefined,

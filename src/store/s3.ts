@@ -1,0 +1,149 @@
+import { createReadStream } from 'node:fs';
+import { stat as statFile } from 'node:fs/promises';
+import { PassThrough, type Readable } from 'node:stream';
+import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { UserError } from '../core/errors.js';
+import type { Store, StoredObject } from './store.js';
+
+export interface S3Location {
+  bucket: string;
+  /** Key prefix inside the bucket, '' or ending with '/'. */
+  prefix: string;
+  /** How the location reads in messages: the URL the user gave, without secrets. */
+  description: string;
+  endpoint?: string;
+  /** Static credentials (Pachyderm's token); otherwise the SDK's usual chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+  region?: string;
+}
+
+/**
+ * Any S3 store, and Pachyderm's S3 gateway, which differs from AWS S3 in ways that lose data
+ * silently if ignored (DESIGN §6): path-style addressing only; listing with ListObjects V1 and
+ * Marker paging (a V2 listing stops after its first page); no aws-chunked bodies or trailing
+ * checksums, so bodies are sent with a known length and checksums only when required. ETags are
+ * not MD5s there: integrity is the segment's own checksum.
+ */
+export class S3Store implements Store {
+  private readonly client: S3Client;
+
+  constructor(private readonly location: S3Location) {
+    this.client = new S3Client({
+      endpoint: location.endpoint,
+      region: location.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+      forcePathStyle: true,
+      credentials: location.credentials,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 4,
+    });
+  }
+
+  get description(): string {
+    return this.location.description;
+  }
+
+  private key(key: string): string {
+    return this.location.prefix + key;
+  }
+
+  async list(prefix: string): Promise<StoredObject[]> {
+    const out: StoredObject[] = [];
+    let marker: string | undefined;
+    for (;;) {
+      const page = await this.call('list', () =>
+        this.client.send(new ListObjectsCommand({ Bucket: this.location.bucket, Prefix: this.key(prefix), Marker: marker, MaxKeys: 1000 })),
+      );
+      for (const o of page.Contents ?? []) out.push({ key: o.Key!.slice(this.location.prefix.length), size: o.Size ?? 0 });
+      if (!page.IsTruncated) break;
+      // V1 paging: NextMarker when the server sends it, else the last key of the page.
+      marker = page.NextMarker ?? page.Contents?.at(-1)?.Key;
+      if (!marker) break;
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async stat(key: string): Promise<StoredObject | undefined> {
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }));
+      return { key, size: head.ContentLength ?? 0 };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw this.failure('stat', err);
+    }
+  }
+
+  read(key: string): Readable {
+    // The body arrives once the request answers; hand out a stream at once, as the directory store does.
+    const out = new PassThrough();
+    this.client
+      .send(new GetObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }))
+      .then((r) => {
+        const body = r.Body as Readable;
+        body.on('error', (err) => out.destroy(err));
+        body.pipe(out);
+      })
+      .catch((err) => out.destroy(this.failure(`read ${key}`, err)));
+    return out;
+  }
+
+  async putFile(key: string, localPath: string): Promise<{ versionId?: string }> {
+    const { size } = await statFile(localPath);
+    const r = await this.call(`write ${key}`, () =>
+      this.client.send(new PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(key), Body: createReadStream(localPath), ContentLength: size })),
+    );
+    return r.VersionId ? { versionId: r.VersionId } : {};
+  }
+
+  async putBytes(key: string, bytes: Buffer): Promise<{ versionId?: string }> {
+    const r = await this.call(`write ${key}`, () =>
+      this.client.send(new PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(key), Body: bytes, ContentLength: bytes.length })),
+    );
+    return r.VersionId ? { versionId: r.VersionId } : {};
+  }
+
+  async checkWritable(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.location.bucket }));
+    } catch (err) {
+      throw this.failure('open', err);
+    }
+  }
+
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.failure(what, err);
+    }
+  }
+
+  /** Errors the user can act on become UserErrors naming the store (never its secrets); others pass on for retrying. */
+  private failure(what: string, err: unknown): Error {
+    const where = this.location.description;
+    const e = err as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+    const status = e.$metadata?.httpStatusCode;
+    if (e.name === 'NoSuchBucket' || (status === 404 && what === 'open')) {
+      return new UserError(`store ${where}: bucket ${JSON.stringify(this.location.bucket)} does not exist`, 'create the bucket (or the Pachyderm repo and branch), or check --store');
+    }
+    if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden'].includes(e.name ?? '') || status === 403 || status === 401) {
+      return new UserError(`store ${where}: access denied (${e.name ?? status})`, 'check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or PACH_TOKEN for pfs://)');
+    }
+    if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'].includes(e.code ?? '') || /ECONNREFUSED|ENOTFOUND|getaddrinfo/.test(e.message ?? '')) {
+      if (what === 'open') {
+        return new UserError(`store ${where}: cannot reach ${this.location.endpoint ?? 'the S3 endpoint'} (${e.code ?? e.message})`, 'check --s3-endpoint (or AWS_ENDPOINT_URL / PACHD_S3_ENDPOINT) and that the server runs');
+      }
+    }
+    if (err instanceof S3ServiceException || err instanceof Error) {
+      const wrapped = new Error(`store ${where}: ${what} failed: ${e.name ?? ''} ${e.message ?? ''}`.trim());
+      (wrapped as { cause?: unknown }).cause = err;
+      return wrapped;
+    }
+    return new Error(`store ${where}: ${what} failed: ${String(err)}`);
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404;
+}
