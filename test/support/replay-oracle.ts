@@ -1,0 +1,275 @@
+import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { pgtape, startPgtape } from './cli.js';
+import { until, useSource } from './fixture.js';
+import { checksums } from './oracle.js';
+import { seededRandom, TEST_SEED } from './random.js';
+import { transaction } from './tape.js';
+import { startS3, type TestS3 } from './s3.js';
+import { createLogger } from '../../src/core/log.js';
+import { parseLsn } from '../../src/core/lsn.js';
+import { openStore } from '../../src/store/open.js';
+import { listSegments } from '../../src/store/segments.js';
+import { replayIntoDatabase } from '../../replay/outputs.js';
+import { parseTarget } from '../../replay/target.js';
+import type { ReplayReport } from '../../replay/replay.js';
+
+const SCHEMA = `
+  create type mood as enum ('happy', 'sad', 'hungry');
+  create schema shop;
+  create table shop.customers (id int primary key, name text not null, email text, mood mood default 'happy', note text);
+  create schema "Odd ""Schema""";
+  create table "Odd ""Schema"""."Order Lines" ("Key" bigint primary key, "select" text, qty numeric(30,12), at timestamptz, "ünïcode" text);
+  create table docs (id int primary key, title text, body text);
+  alter table docs alter column body set storage external;
+  create table events (at timestamptz, what text, n int);
+  alter table events replica identity full;
+  create table metrics (id int primary key, v int, w text);
+  create table pre (id int primary key, v text);
+  insert into pre select g, 'before the slot ' || g from generate_series(1, 200) g;
+  insert into shop.customers values (0, 'Pete', 'pete@nuts.example', 'hungry', null);
+`;
+
+const NAMES = ['Polly', 'Zoë ✓', '日本語', '', "O'Brien", 'tab\tnew\nline', 'back\\slash', '🥜 nut'];
+
+interface Point {
+  index: number;
+  lsn: string;
+  time: string;
+  markXid: number;
+  /** The first transaction of the batch after this point. */
+  nextFirstXid?: number;
+  sums: Record<string, string>;
+}
+
+/**
+ * The oracle of DESIGN §9 for replay, on a directory store or on S3 (a real s3rver): a seeded
+ * workload recorded while `pgtape archive` runs, replayed to every recorded point.
+ */
+export function replayOracle(kind: 'directory' | 's3'): void {
+describe(`replay rebuilds the source as it was at every recorded point (${kind} store)`, () => {
+  const source = useSource(SCHEMA);
+  let s3: TestS3 | undefined;
+  const store = () => (kind === 's3' ? 's3://oracle/tape' : source.store.dir);
+  beforeAll(async () => {
+    if (kind !== 's3') return;
+    s3 = await startS3();
+    await s3.createBucket('oracle');
+    // The SDK in this process and every pgtape it starts find the server and its keys here.
+    Object.assign(process.env, s3.env);
+  });
+  afterAll(async () => {
+    await s3?.close();
+  });
+  const log = createLogger({ level: 'warn', pretty: false });
+  const points: Point[] = [];
+  let replayDb = 0;
+
+  const replayAt = async (target: string, exclusive = false, tables?: Set<string>) => {
+    const db = `replay_${replayDb++}`;
+    await source.admin.query(`create database ${db}`);
+    const url = new URL(source.db.url());
+    url.pathname = `/${db}`;
+    const report = await replayIntoDatabase(url.toString(), { store: openStore(store()), target: parseTarget(target), exclusive, tables, log });
+    const client = new pg.Client({ connectionString: url.toString() });
+    await client.connect();
+    const sums = await checksums(client);
+    await client.end();
+    await source.admin.query(`drop database ${db}`);
+    return { sums, report };
+  };
+
+  it('records a seeded workload of 24 batches while pgtape archive runs', async () => {
+    const r = seededRandom(TEST_SEED);
+    const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
+    const args = ['archive', '--source', source.db.url(), '--store', store(), '--create-publication', '--segment-seconds', '0.2', '--segment-bytes', '8kB'];
+    const archiver = startPgtape(args);
+    // The base is taken when the slot is created; the workload starts after it.
+    await until(() => archiver.output.stderr.includes('"msg":"archiving"'));
+    const sessions = await Promise.all([source.db.client(), source.db.client(), source.db.client()]);
+    const main = sessions[0]!;
+    let nextCustomer = 1;
+    let nextLine = 1;
+    let nextMetric = 1;
+    for (let batch = 0; batch < 24; batch++) {
+      const firstXid = await transaction(main, async (q) => {
+        await q.query('update shop.customers set note = $1 where id = 0', [`batch ${batch}`]);
+      });
+      if (points.length) points.at(-1)!.nextFirstXid = firstXid;
+      // Three sessions at once, each on its own customers.
+      await Promise.all(
+        sessions.map((s, k) =>
+          (async () => {
+            for (let t = 0; t < 3; t++) {
+              await transaction(s, async (q) => {
+                const id = nextCustomer++ * 3 + k;
+                await q.query('insert into shop.customers values ($1, $2, $3, $4, $5)', [id, pick(NAMES), r() < 0.3 ? null : `c${id}@nuts.example`, pick(['happy', 'sad', 'hungry']), r() < 0.5 ? null : pick(NAMES)]);
+                await q.query(`update shop.customers set mood = 'sad', email = null where id % 3 = $1 and id % 7 = $2`, [k, batch % 7]);
+                if (r() < 0.3) await q.query('delete from shop.customers where id = (select min(id) from shop.customers where id % 3 = $1 and id > 0)', [k]);
+              }, r() < 0.1);
+            }
+          })(),
+        ),
+      );
+      await transaction(main, async (q) => {
+        for (let i = 0; i < 4; i++) {
+          await q.query(`insert into "Odd ""Schema"""."Order Lines" values ($1, $2, $3, $4, $5)`, [nextLine++, pick(NAMES), (r() * 1e6).toFixed(12), new Date(1795000000000 + batch * 1000).toISOString(), pick(NAMES)]);
+        }
+        await q.query(`update "Odd ""Schema"""."Order Lines" set qty = qty * -1, "select" = null where "Key" % 5 = $1`, [batch % 5]);
+        if (batch % 4 === 3) await q.query(`update "Odd ""Schema"""."Order Lines" set "Key" = "Key" + 100000 where "Key" = (select min("Key") from "Odd ""Schema"""."Order Lines" where "Key" < 100000)`);
+        if (r() < 0.5) await q.query(`delete from "Odd ""Schema"""."Order Lines" where "Key" = (select max("Key") from "Odd ""Schema"""."Order Lines")`);
+      });
+      await transaction(main, async (q) => {
+        if (batch === 0) await q.query(`insert into docs select g, 'doc ' || g, repeat(md5(g::text), 40000) from generate_series(1, 3) g`);
+        // Most updates leave the 1.2 MB body alone: pgoutput sends it as unchanged TOAST.
+        await q.query(`update docs set title = title || '.' where id = $1`, [1 + (batch % 3)]);
+        if (batch % 6 === 5) await q.query(`update docs set body = repeat('x', 300000) || $1 where id = 2`, [String(batch)]);
+      });
+      await transaction(main, async (q) => {
+        await q.query(`insert into events values ('2026-11-24 10:00+00', 'dup', 1), ('2026-11-24 10:00+00', 'dup', 1), (null, null, null), (now(), $1, $2)`, [pick(NAMES), batch]);
+        await q.query(`delete from events where ctid = (select ctid from events where what = 'dup' limit 1)`);
+        await q.query(`update events set n = coalesce(n, 0) + 1 where ctid = (select ctid from events where n is null limit 1)`);
+        if (batch === 10) await q.query('truncate events');
+      });
+      await transaction(main, async (q) => {
+        const rows = batch === 5 ? 5000 : 20;
+        const start = nextMetric;
+        nextMetric += rows;
+        const column = batch <= 14 ? 'v' : 'w';
+        await q.query(`insert into metrics (id, ${column}) select g, g % 100 from generate_series($1::int, $2::int) g`, [start, start + rows - 1]);
+        if (batch >= 8) await q.query(`update metrics set extra = $1 where id % 10 = $2`, [`e${batch}`, batch % 10]);
+        await q.query(`delete from metrics where id % 17 = $1`, [batch % 17]);
+        await q.query(`update pre set v = v || '+' where id % 24 = $1`, [batch]);
+        if (batch % 5 === 4) await q.query(`delete from pre where id = $1`, [batch * 8]);
+      });
+      // Schema changes travel with the next change to the table (pgoutput sends no DDL): make one.
+      if (batch === 7) await main.query(`begin; alter table metrics add column extra text; update metrics set extra = 'new' where id = (select max(id) from metrics); commit`);
+      if (batch === 14) await main.query(`begin; alter table metrics drop column v; update metrics set w = 'dropped v' where id = (select max(id) from metrics); commit`);
+      if (batch === 12) {
+        const b = await pgtape(['base', '--source', source.db.url(), '--store', store()]);
+        expect(b.code, b.stderr).toBe(0);
+      }
+      const markXid = (await transaction(main, async (q) => {
+        await q.query(`select pg_logical_emit_message(true, 'pgtape', $1)`, [`point-${batch}`]);
+      }))!;
+      const { rows } = await main.query<{ lsn: string; time: string }>(
+        `select pg_current_wal_insert_lsn()::text as lsn, to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as time`,
+      );
+      points.push({ index: batch, lsn: rows[0]!.lsn, time: rows[0]!.time, markXid, sums: await checksums(main) });
+    }
+    archiver.kill('SIGTERM');
+    expect((await archiver.done).code).toBe(0);
+    const rest = await pgtape([...args, '--until', 'now']);
+    expect(rest.code, rest.stderr).toBe(0);
+    expect((await listSegments(openStore(store()))).length).toBeGreaterThan(20);
+  });
+
+  it('replays each point by LSN: table checksums equal the source at that point', async () => {
+    const bases = new Set<string>();
+    for (const p of points) {
+      const { sums, report } = await replayAt(`lsn:${p.lsn}`);
+      expect(sums, `point ${p.index} at ${p.lsn}`).toEqual(p.sums);
+      bases.add(report.base.lsn);
+    }
+    // Points after `pgtape base` replay from the newer base.
+    expect(bases.size).toBe(2);
+  });
+
+  it('replays by mark name, time and xid to the same states', async () => {
+    for (const p of points.filter((p) => p.index % 5 === 2)) {
+      expect((await replayAt(`name:point-${p.index}`)).sums, `name:point-${p.index}`).toEqual(p.sums);
+      expect((await replayAt(`time:${p.time}`)).sums, `time:${p.time}`).toEqual(p.sums);
+      expect((await replayAt(`xid:${p.markXid}`)).sums, `xid:${p.markXid}`).toEqual(p.sums);
+      // The first transaction after the point, excluded: the state is still the point's.
+      expect((await replayAt(`xid:${p.nextFirstXid}`, true)).sums, `xid:${p.nextFirstXid} --exclusive`).toEqual(p.sums);
+      const included = await replayAt(`xid:${p.nextFirstXid}`);
+      expect(included.sums).not.toEqual(p.sums);
+      const commitLsn = parseLsn(included.report.resolved!.commitLsn);
+      expect((await replayAt(`lsn:${included.report.resolved!.commitLsn}`, true)).sums).toEqual(p.sums);
+      expect(commitLsn > parseLsn(p.lsn)).toBe(true);
+    }
+  });
+
+  it('replays latest, and only the tables asked for', async () => {
+    const last = points.at(-1)!;
+    const { sums, report } = await replayAt('latest');
+    expect(sums).toEqual(last.sums);
+    expect(report.resolved).not.toBeNull();
+    const only = await replayAt('latest', false, new Set(['shop.customers']));
+    const key = Object.keys(last.sums).find((k) => k.startsWith('shop.customers('))!;
+    expect(only.sums).toEqual({ [key]: last.sums[key] });
+  });
+
+  it('writes a PGDATA that starts with the Postgres binaries afterwards and holds the same data', async () => {
+    // As root, the server runs as an unprivileged user: its data directory's parent must let it in.
+    const parent = mkdtempSync(join(tmpdir(), 'pgtape-pgdata-'));
+    chmodSync(parent, 0o755);
+    const out = join(parent, 'pgdata');
+    const p = points[17]!;
+    const r = await pgtape(['replay', '--store', store(), '--to', `name:point-${p.index}`, '--pgdata', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse((await import('node:fs')).readFileSync(join(out, 'replay.json'), 'utf8')) as ReplayReport;
+    expect(report.target).toBe(`name:point-${p.index}`);
+    const { LocalCluster } = await import('../../src/pg/local-cluster.js');
+    const cluster = await LocalCluster.open(out);
+    try {
+      const client = new pg.Client({ connectionString: cluster.url() });
+      await client.connect();
+      expect(await checksums(client)).toEqual(p.sums);
+      await client.end();
+    } finally {
+      await cluster.stop();
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
+  it('writes one CSV file per table with --csv', async () => {
+    const out = join(source.store.dir, '..', 'csv');
+    const r = await pgtape(['replay', '--store', store(), '--to', `name:point-3`, '--csv', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['Odd "Schema".Order Lines.csv', 'public.docs.csv', 'public.events.csv', 'public.metrics.csv', 'public.pre.csv', 'replay.json', 'shop.customers.csv']);
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  it('refuses targets outside the archive and a gap, saying what it covers', async () => {
+    const never = join(source.store.dir, '..', 'never');
+    const run = (at: string, ...a: string[]) => pgtape(['replay', '--store', at, '--csv', never, ...a]);
+    const dir = store();
+    const cases: [string[], RegExp][] = [
+      [['--to', 'lsn:0/1'], /target lsn:0\/1 is before the first base/],
+      [['--to', 'lsn:FFFFFFFF/0'], /is after the end of the archive/],
+      [['--to', 'xid:3'], /target xid:3 is not a transaction in the archive/],
+      [['--to', 'name:no-such-mark'], /names no mark in the archive \(marks in the archive: point-0, point-1/],
+      [['--to', 'time:2001-01-01T00:00:00Z'], /is before the first base/],
+      [['--to', 'time:2999-01-01T00:00:00Z'], /is after the last commit/],
+      [['--to', 'yesterday'], /not a target/],
+    ];
+    for (const [a, message] of cases) {
+      const r = await run(dir, ...a);
+      expect(r.code, a.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(message);
+      if (!/not a target/.test(message.source)) expect(r.stderr).toMatch(/the archive covers \w+\/\w+ \(first base\) to/);
+    }
+    const empty = kind === 's3' ? 's3://oracle/empty' : join(source.store.dir, '..', 'empty');
+    const r = await run(empty);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/holds no archive/);
+
+    if (kind !== 'directory') return;
+    // A segment missing in the middle: refused across the gap, fine before it.
+    const damaged = join(dir, '..', 'damaged');
+    cpSync(dir, damaged, { recursive: true });
+    const segments = readdirSync(join(damaged, 'segments')).sort();
+    const victim = segments.at(-2)!;
+    rmSync(join(damaged, 'segments', victim));
+    const gap = await run(damaged);
+    expect(gap.code).toBe(2);
+    expect(gap.stderr).toMatch(/the archive has a gap: nothing covers/);
+    const before = await pgtape(['replay', '--store', damaged, '--to', 'name:point-20', '--csv', join(dir, '..', 'before-gap')]);
+    expect(before.code, before.stderr).toBe(0);
+  });
+});
+}
