@@ -28,6 +28,9 @@ export class S3Store implements Store {
   private readonly client: S3Client;
 
   constructor(private readonly location: S3Location) {
+    // The SDK warns on Node 20 about its future releases; the locked version runs here, and the
+    // warning would break the JSON lines on stderr. Left on if the user sets the variable.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.client = new S3Client({
       endpoint: location.endpoint,
       region: location.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
