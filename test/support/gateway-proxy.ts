@@ -1,0 +1,84 @@
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { seededRandom } from './random.js';
+
+/**
+ * A small HTTP proxy in front of s3rver that behaves like Pachyderm's S3 gateway where it is
+ * stricter than S3 (DESIGN §6), and injects faults at a seeded random rate: 500 answers,
+ * connection resets and stalls. `refuseWritesFor(ms)` answers 503 to every PUT for a while.
+ */
+export interface GatewayProxy {
+  endpoint: string;
+  faults: { rate: number };
+  refuseWritesFor(ms: number): void;
+  /** Requests refused for breaking a gateway rule (should stay empty), and faults injected. */
+  violations: string[];
+  injected: number;
+  close(): Promise<void>;
+}
+
+const FORBIDDEN_KEY = /[*?[\]{}!()@+^]/;
+
+export async function startGatewayProxy(target: string, seed: number): Promise<GatewayProxy> {
+  const upstream = new URL(target);
+  const random = seededRandom(seed);
+  let refuseWritesUntil = 0;
+  const proxy: Omit<GatewayProxy, 'endpoint' | 'close'> = {
+    faults: { rate: 0 },
+    refuseWritesFor: (ms) => (refuseWritesUntil = Date.now() + ms),
+    violations: [],
+    injected: 0,
+  };
+  const refuse = (res: ServerResponse, status: number, why: string) => {
+    proxy.violations.push(why);
+    res.writeHead(status, { 'content-type': 'application/xml' }).end(`<Error><Code>GatewayRule</Code><Message>${why}</Message></Error>`);
+  };
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://gateway');
+    const host = req.headers.host ?? '';
+    if (!/^(127\.0\.0\.1|localhost):\d+$/.test(host)) return refuse(res, 400, `virtual-host addressing: ${host}`);
+    if (!req.headers.authorization) return refuse(res, 403, `unsigned request ${req.method} ${url.pathname}`);
+    if (/aws-chunked/.test(String(req.headers['content-encoding'] ?? '')) || String(req.headers['x-amz-content-sha256'] ?? '').startsWith('STREAMING-') || req.headers['x-amz-trailer']) {
+      return refuse(res, 400, `aws-chunked or trailer upload ${url.pathname}`);
+    }
+    if (url.searchParams.get('list-type') === '2') return refuse(res, 400, 'ListObjects V2 (pages beyond the first are lost on Pachyderm)');
+    if (FORBIDDEN_KEY.test(decodeURIComponent(url.pathname))) return refuse(res, 400, `forbidden key characters: ${url.pathname}`);
+    if (req.method === 'PUT' && Date.now() < refuseWritesUntil) {
+      proxy.injected++;
+      return void res.writeHead(503).end('<Error><Code>SlowDown</Code></Error>');
+    }
+    if (random() < proxy.faults.rate) {
+      proxy.injected++;
+      const fault = random();
+      if (fault < 0.4) return void res.writeHead(500).end('<Error><Code>InternalError</Code></Error>');
+      if (fault < 0.7) return void req.socket.destroy();
+      // A stall: the answer comes late.
+      return void setTimeout(() => forward(req, res), 1500);
+    }
+    forward(req, res);
+  });
+  const forward = (req: IncomingMessage, res: ServerResponse) => {
+    const out = request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    out.on('error', () => res.destroy());
+    req.pipe(out);
+  };
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    ...proxy,
+    get violations() {
+      return proxy.violations;
+    },
+    get injected() {
+      return proxy.injected;
+    },
+    endpoint: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  } as GatewayProxy;
+}
