@@ -1,5 +1,6 @@
 import type { Tuple } from '../pgoutput/messages.js';
 import type { RelationDef, SegmentEntry } from '../segment/format.js';
+import { readAll } from './read.js';
 import { listSegments, openSegment, type SegmentRef } from './segments.js';
 import type { Store } from './store.js';
 
@@ -14,9 +15,31 @@ export type LogEntry =
   | { kind: 'delete'; relation: RelationDef; key?: Tuple; old?: Tuple }
   | { kind: 'truncate'; relations: RelationDef[]; flags: number };
 
-/** Every entry of the given segments (all of them by default), in log order, streamed. */
+/** Segments downloaded ahead of the one being read, and the largest one fetched whole. */
+const PREFETCH_DEPTH = 2;
+const PREFETCH_MAX_BYTES = 64 << 20;
+
+/**
+ * Every entry of the given segments (all of them by default), in log order, streamed. The next
+ * segments are downloaded while one is read (bounded in count and size), so a remote store's
+ * latency overlaps with decoding and applying.
+ */
 export async function* readLog(store: Store, segments?: SegmentRef[], onSegment?: (ref: SegmentRef) => void): AsyncGenerator<LogEntry> {
-  for (const ref of segments ?? (await listSegments(store))) {
+  const refs = segments ?? (await listSegments(store));
+  const ahead = new Map<number, Promise<Buffer>>();
+  const prefetch = (i: number) => {
+    const ref = refs[i];
+    if (!ref || ahead.has(i) || ref.size > PREFETCH_MAX_BYTES) return;
+    const download = readAll(store, ref.key);
+    download.catch(() => {}); // surfaced when the segment's turn comes
+    ahead.set(i, download);
+  };
+  for (let i = 0; i < refs.length; i++) {
+    const ref = refs[i]!;
+    for (let k = 1; k <= PREFETCH_DEPTH; k++) prefetch(i + k);
+    const fetched = ahead.get(i);
+    ahead.delete(i);
+    const reader = openSegment(store, ref.key, fetched ? await fetched : undefined);
     onSegment?.(ref);
     const relations = new Map<number, RelationDef>();
     const relation = (oid: number) => {
@@ -24,7 +47,7 @@ export async function* readLog(store: Store, segments?: SegmentRef[], onSegment?
       if (!def) throw new Error(`${store.description}/${ref.key}: a change refers to relation ${oid} before defining it`);
       return def;
     };
-    for await (const e of openSegment(store, ref.key).entries()) {
+    for await (const e of reader.entries()) {
       switch (e.kind) {
         case 'relation':
           relations.set(e.relation.oid, e.relation);

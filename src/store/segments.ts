@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { UserError } from '../core/errors.js';
 import { formatLsn } from '../core/lsn.js';
 import { SegmentReader } from '../segment/reader.js';
@@ -30,8 +31,9 @@ export async function listSegments(store: Store): Promise<SegmentRef[]> {
   });
 }
 
-export function openSegment(store: Store, key: string): SegmentReader {
-  return new SegmentReader(store.read(key), `${store.description}/${key}`);
+/** A reader of one stored segment; from `downloaded` bytes when it was fetched already. */
+export function openSegment(store: Store, key: string, downloaded?: Buffer): SegmentReader {
+  return new SegmentReader(downloaded ? Readable.from([downloaded]) : store.read(key), `${store.description}/${key}`);
 }
 
 /**
