@@ -67,6 +67,8 @@ async function resolveUpTo(index: ArchiveIndex, target: Target, exclusive: boole
   const end = last?.endLsn ?? index.bases.at(-1)!.lsn;
   switch (target.kind) {
     case 'latest':
+    case 'commit':
+      // A commit target has opened the store as of that commit: its end is the target.
       return undefined;
     case 'lsn':
       if (target.lsn > end) throw outside(index, target, 'is after the end of the archive');

@@ -7,15 +7,17 @@ export type Target =
   | { kind: 'lsn'; lsn: bigint }
   | { kind: 'xid'; xid: number }
   | { kind: 'time'; micros: bigint; text: string }
-  | { kind: 'name'; name: string };
+  | { kind: 'name'; name: string }
+  /** The state a PFS commit holds: the store is read as of that commit, to its end. */
+  | { kind: 'commit'; id: string };
 
 export function parseTarget(text: string | undefined): Target {
   if (text === undefined || text === 'latest') return { kind: 'latest' };
   const bare = tryParseLsn(text);
   if (bare !== undefined) return { kind: 'lsn', lsn: bare };
-  const m = /^(lsn|xid|time|name):(.*)$/s.exec(text);
+  const m = /^(lsn|xid|time|name|commit):(.*)$/s.exec(text);
   const fail = (why: string): never => {
-    throw new UserError(`--to ${JSON.stringify(text)}: ${why}`, 'use latest, lsn:0/16B3748, xid:12345, time:2026-11-24T17:00:00Z or name:<mark>');
+    throw new UserError(`--to ${JSON.stringify(text)}: ${why}`, 'use latest, lsn:0/16B3748, xid:12345, time:2026-11-24T17:00:00Z, name:<mark> or commit:<pfs commit id>');
   };
   if (!m) return fail('not a target');
   const value = m[2]!;
@@ -30,6 +32,8 @@ export function parseTarget(text: string | undefined): Target {
       const micros = parseTimeMicros(value);
       return micros === undefined ? fail('not an ISO 8601 time with a zone (2026-11-24T17:00:00Z)') : { kind: 'time', micros, text: value };
     }
+    case 'commit':
+      return /^[0-9a-zA-Z]+$/.test(value) ? { kind: 'commit', id: value } : fail('not a PFS commit id');
     default:
       return value ? { kind: 'name', name: value } : fail('a mark needs a name');
   }
@@ -56,5 +60,7 @@ export function describeTarget(t: Target): string {
       return `time:${t.text}`;
     case 'name':
       return `name:${t.name}`;
+    case 'commit':
+      return `commit:${t.id}`;
   }
 }

@@ -5,6 +5,10 @@ import { startS3, type TestS3 } from './support/s3.js';
 import { lsnKey } from '../src/core/lsn.js';
 import { openStore } from '../src/store/open.js';
 import { listSegments } from '../src/store/segments.js';
+import { readAll } from '../src/store/read.js';
+import { checksums } from './support/oracle.js';
+import { join } from 'node:path';
+import pg from 'pg';
 
 function expectClearError(r: CliResult, message: RegExp, secret?: string) {
   expect(r.code, r.stderr).toBe(2);
@@ -46,6 +50,43 @@ describe('S3 and Pachyderm stores', () => {
     }
     expect((await openStore('s3://main.shop/changelog').list('base/')).length).toBeGreaterThan(0);
     expect((await openStore('s3://main.shop.nuts').list('base/')).length).toBeGreaterThan(0);
+  });
+
+  it('replays --to commit:<id> from the gateway bucket <commit>.<branch>.<repo>', async () => {
+    const env = { PACH_TOKEN: 'S3RVER', PACHD_S3_ENDPOINT: s3.endpoint };
+    const store = 'pfs://shop@main/commits';
+    const archive = () => pgtape(['archive', '--source', source.db.url(), '--store', store, '--create-publication', '--slot', 'commits', '--until', 'now'], env);
+    expect((await archive()).code).toBe(0);
+    await source.admin.query(`insert into t select g, 'at commit ' || g from generate_series(100, 120) g`);
+    expect((await archive()).code).toBe(0);
+    const atCommit = await checksums(source.admin);
+    // What Pachyderm's gateway shows for a commit: the branch's objects as that commit holds them.
+    await s3.createBucket('c0ffee01.main.shop');
+    const from = openStore('s3://main.shop/commits');
+    const to = openStore('s3://c0ffee01.main.shop/commits');
+    for (const o of await from.list('')) await to.putBytes(o.key, await readAll(from, o.key));
+    await source.admin.query(`update t set v = 'after the commit'; delete from t where id > 110`);
+    expect((await archive()).code).toBe(0);
+    const latest = await checksums(source.admin);
+
+    const replayed = async (target: string, at = store) => {
+      const db = `commit_${target.replace(/\W/g, '_')}`;
+      await source.admin.query(`create database ${db}`);
+      const url = new URL(source.db.url());
+      url.pathname = `/${db}`;
+      const r = await pgtape(['replay', '--store', at, '--to', target, '--into', url.toString()], env);
+      expect(r.code, r.stderr).toBe(0);
+      const client = new pg.Client({ connectionString: url.toString() });
+      await client.connect();
+      const sums = await checksums(client);
+      await client.end();
+      return { sums, report: JSON.parse(r.stdout) as { target: string } };
+    };
+    expect((await replayed('commit:c0ffee01')).sums).toEqual(atCommit);
+    expect((await replayed('latest')).sums).toEqual(latest);
+    const s3Url = await pgtape(['replay', '--store', 's3://main.shop/commits', '--to', 'commit:c0ffee01', '--csv', join(source.store.dir, '..', 'x')]);
+    expect(s3Url.code).toBe(2);
+    expect(s3Url.stderr).toMatch(/needs a pfs:\/\/ store or a mounted PFS directory/);
   });
 
   it('says clearly what is wrong with a store, never showing secrets', async () => {

@@ -4,14 +4,29 @@ import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { openStore } from '../store/open.js';
 import { replayIntoCsv, replayIntoDatabase, replayIntoPgdata } from '../../replay/outputs.js';
-import { parseTarget } from '../../replay/target.js';
+import { parseTarget, type Target } from '../../replay/target.js';
+import type { Store } from '../store/store.js';
+
+/**
+ * A commit: target reads a pfs:// store through the gateway's commit-prefixed bucket. A mounted
+ * directory (/pfs/<input> in a pipeline) already is the state of its commit
+ * (commit:$<input>_COMMIT), so it is read as it is and the id is recorded in replay.json.
+ */
+function openStoreAt(location: string | undefined, target: Target, s3Endpoint: string | undefined): Store {
+  if (target.kind !== 'commit') return openStore(location, { s3Endpoint });
+  if (location?.startsWith('pfs://')) return openStore(location, { s3Endpoint, commit: target.id });
+  if (location?.startsWith('s3://')) {
+    throw new UserError(`--to commit:${target.id} needs a pfs:// store or a mounted PFS directory, not ${location}`, 'use --store pfs://<repo>@<branch>, or the /pfs/<input> mount');
+  }
+  return openStore(location, { s3Endpoint });
+}
 
 export function replayCommand(): Command {
   return new Command('replay')
     .description('rebuild the database as it was at a point of the history')
     .addOption(storeOption())
     .addOption(s3EndpointOption())
-    .option('--to <target>', 'latest, lsn:<X/Y> (or a bare X/Y), xid:<n>, time:<ISO 8601>, name:<mark>', 'latest')
+    .option('--to <target>', 'latest, lsn:<X/Y> (or a bare X/Y), xid:<n>, time:<ISO 8601>, name:<mark>, commit:<pfs commit id>', 'latest')
     .option('--exclusive', 'stop just before the target instead of just after it', false)
     .option('--into <postgres-url>', 'an existing, empty database to replay into')
     .option('--pgdata <dir>', 'a new data directory, initialized, replayed into and shut down cleanly')
@@ -26,9 +41,10 @@ export function replayCommand(): Command {
     .action(async (opts) => {
       const outputs = [opts.into, opts.pgdata, opts.csv].filter((o) => o !== undefined);
       if (outputs.length !== 1) throw new UserError('replay needs exactly one output', 'pass one of --into <postgres-url>, --pgdata <dir>, --csv <dir>');
+      const target = parseTarget(opts.to);
       const options = {
-        store: openStore(opts.store, { s3Endpoint: opts.s3Endpoint }),
-        target: parseTarget(opts.to),
+        store: openStoreAt(opts.store, target, opts.s3Endpoint),
+        target,
         exclusive: opts.exclusive,
         tables: opts.tables ? new Set<string>(String(opts.tables).split(',').map((t) => (t.includes('.') ? t.trim() : `public.${t.trim()}`))) : undefined,
         log: createLogger(),

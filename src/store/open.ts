@@ -8,6 +8,8 @@ import type { Store } from './store.js';
 export interface StoreOptions {
   /** --s3-endpoint: for s3:// (else AWS_ENDPOINT_URL) and pfs:// (else PACHD_S3_ENDPOINT). */
   s3Endpoint?: string;
+  /** For pfs:// stores: read the store as PFS commit `commit` holds it. */
+  commit?: string;
 }
 
 const PFS_DEFAULT_ENDPOINT = 'http://localhost:30600';
@@ -55,10 +57,12 @@ function openPfs(location: string, options: StoreOptions): Store {
     }
   }
   const token = process.env.PACH_TOKEN;
+  const bucket = project ? `${branch}.${repo}.${project}` : `${branch}.${repo}`;
   return new S3Store({
-    bucket: project ? `${branch}.${repo}.${project}` : `${branch}.${repo}`,
+    // The gateway serves a commit's view of a branch as the bucket `<commit>.<branch>.<repo>[.<project>]`.
+    bucket: options.commit ? `${options.commit}.${bucket}` : bucket,
     prefix: checkPrefix(prefix ?? '', location),
-    description: location,
+    description: options.commit ? `${location} at commit ${options.commit}` : location,
     endpoint: options.s3Endpoint ?? process.env.PACHD_S3_ENDPOINT ?? PFS_DEFAULT_ENDPOINT,
     // With auth off, the gateway takes any equal, non-empty pair.
     credentials: { accessKeyId: token || 'pgtape', secretAccessKey: token || 'pgtape' },
