@@ -9,6 +9,7 @@ import pg from 'pg';
 import { packageRoot } from '../src/core/paths.js';
 import { LocalCluster } from '../src/pg/local-cluster.js';
 import { compressionTable, readRawBodies } from './compression.js';
+import { startS3, type TestS3 } from './support/s3rver.js';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -52,12 +53,13 @@ interface Row {
   recvSeconds: number;
   pgtapeSeconds: number;
   pgtapeRss: number;
+  s3Seconds: number;
   recvRss: number;
   pgoutputBytes: number;
   storedBytes: number;
 }
 
-async function scenario(cluster: LocalCluster, slot: string, name: string, workload: (db: pg.Client) => Promise<number>): Promise<{ row: Row; store: string }> {
+async function scenario(cluster: LocalCluster, s3: TestS3, slot: string, name: string, workload: (db: pg.Client) => Promise<number>): Promise<{ row: Row; store: string }> {
   const db = new pg.Client({ connectionString: cluster.url() });
   db.on('error', () => {});
   await db.connect();
@@ -65,7 +67,7 @@ async function scenario(cluster: LocalCluster, slot: string, name: string, workl
   // Both slots start at the same point and decode the same WAL.
   // All slots start at the same point and decode the same WAL. pg_recvlogical drains it once
   // before and once after pgtape; the faster of the two is the anchor, so order favours no one.
-  for (const s of ['recv1', 'pgtape', 'recv2']) await db.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [`${slot}_${s}`]);
+  for (const s of ['recv1', 'pgtape', 'pgtape_s3', 'recv2']) await db.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [`${slot}_${s}`]);
   process.stderr.write(`[${name}] running the workload…\n`);
   const changes = await workload(db);
   await db.query('checkpoint');
@@ -87,6 +89,11 @@ async function scenario(cluster: LocalCluster, slot: string, name: string, workl
   const tape = await timed(process.execPath, [bin, 'archive', '--source', cluster.url(), '--store', store, '--slot', `${slot}_pgtape`, '--until', until], {
     PGTAPE_LOG_FORMAT: 'json',
   });
+  process.stderr.write(`[${name}] pgtape archive to S3 (s3rver on loopback)…\n`);
+  const toS3 = await timed(process.execPath, [bin, 'archive', '--source', cluster.url(), '--store', `s3://bench/${slot}`, '--slot', `${slot}_pgtape_s3`, '--until', until], {
+    PGTAPE_LOG_FORMAT: 'json',
+    ...s3.env,
+  });
   const recv2 = await recvlogical(`${slot}_recv2`);
   const recv = recv1.seconds <= recv2.seconds ? recv1 : recv2;
   const done = tape.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).find((l) => l.pgoutputBytes !== undefined);
@@ -98,6 +105,7 @@ async function scenario(cluster: LocalCluster, slot: string, name: string, workl
       recvSeconds: recv.seconds,
       pgtapeSeconds: tape.seconds,
       pgtapeRss: tape.peakRssMiB,
+      s3Seconds: toS3.seconds,
       recvRss: recv.peakRssMiB,
       pgoutputBytes: done.pgoutputBytes,
       storedBytes: dirBytes(join(store, 'segments')),
@@ -136,6 +144,8 @@ async function main(): Promise<void> {
     throw new Error('pg_recvlogical not found: install it (Debian: apt-get install postgresql-client)');
   }
   const cluster = await LocalCluster.create({ unsafeFast: true, settings: { max_wal_size: "'4GB'" } });
+  const s3 = await startS3();
+  await s3.createBucket('bench');
   try {
     const admin = new pg.Client({ connectionString: cluster.url() });
     await admin.connect();
@@ -143,8 +153,8 @@ async function main(): Promise<void> {
     await admin.query('create publication pgtape for all tables');
     await admin.end();
     const results = [
-      await scenario(cluster, 'a', `a: 1 transaction of ${ROWS} inserts, then half updated, a tenth deleted`, bulk),
-      await scenario(cluster, 'b', `b: ${TRANSACTIONS} small transactions from ${SESSIONS} sessions`, (db) => small(db, cluster.url())),
+      await scenario(cluster, s3, 'a', `a: 1 transaction of ${ROWS} inserts, then half updated, a tenth deleted`, bulk),
+      await scenario(cluster, s3, 'b', `b: ${TRANSACTIONS} small transactions from ${SESSIONS} sessions`, (db) => small(db, cluster.url())),
     ];
     const lines = [
       '| workload | changes | pg_recvlogical | pgtape | ratio | pgtape changes/s | peak RSS pgtape / pg_recvlogical | pgoutput bytes | stored bytes | stored / pgoutput |',
@@ -154,12 +164,19 @@ async function main(): Promise<void> {
           `${Math.round(r.changes / r.pgtapeSeconds)} | ${r.pgtapeRss} / ${r.recvRss} MiB | ${mb(r.pgoutputBytes)} MB | ${mb(r.storedBytes)} MB | ${(r.storedBytes / r.pgoutputBytes).toFixed(3)} |`,
       ),
     ];
+    lines.push(
+      '',
+      '| workload | pgtape to a directory | pgtape to S3 (s3rver) | S3 / directory |',
+      '|---|---:|---:|---:|',
+      ...results.map(({ row: r }) => `| ${r.workload} | ${r.pgtapeSeconds.toFixed(2)} s | ${r.s3Seconds.toFixed(2)} s | ${(r.s3Seconds / r.pgtapeSeconds).toFixed(2)} |`),
+    );
     process.stdout.write(`\n${lines.join('\n')}\n`);
     const raw = await readRawBodies(results.map((r) => join(r.store, 'segments')), 64 << 20);
     process.stdout.write(`\nSegment body compression (${mb(raw.length)} MB of raw bodies from both workloads):\n\n${await compressionTable(raw)}\n`);
     for (const r of results) rmSync(r.store, { recursive: true, force: true });
   } finally {
     await cluster.destroy();
+    await s3.close();
   }
 }
 

@@ -1,7 +1,7 @@
 // bench/replay: pgtape replay --to latest --into an empty database, against COPY-loading the
 // same final rows into an empty database (the anchor), in one run on the same machine.
 //   npm run build && node dist/bench/replay.js [--rows 1000000] [--changes 1000000]
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,9 @@ import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { packageRoot } from '../src/core/paths.js';
 import { LocalCluster } from '../src/pg/local-cluster.js';
+import { DirectoryStore } from '../src/store/directory.js';
+import { S3Store } from '../src/store/s3.js';
+import { startS3 } from './support/s3rver.js';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -20,11 +23,15 @@ const CHANGES = arg('changes', 1_000_000);
 const bin = join(packageRoot(), 'bin', 'pgtape.js');
 const TABLE = 'create table bench (id int, v text, n numeric, t timestamptz)';
 
-function pgtape(args: string[]): number {
+/** Runs pgtape and returns its wall time. Asynchronously: the S3 server runs in this process. */
+async function pgtape(args: string[], env: NodeJS.ProcessEnv = {}): Promise<number> {
   const started = process.hrtime.bigint();
   const flags = args[0] === 'replay' && process.env.PGTAPE_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PGTAPE_BENCH_PROFILE}`] : [];
-  const r = spawnSync(process.execPath, [...flags, bin, ...args], { encoding: 'utf8', env: { ...process.env, PGTAPE_LOG_FORMAT: 'json' } });
-  if (r.status !== 0) throw new Error(`pgtape ${args[0]} failed: ${r.stderr.slice(-2000)}`);
+  const child = spawn(process.execPath, [...flags, bin, ...args], { env: { ...process.env, PGTAPE_LOG_FORMAT: 'json', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  if (code !== 0) throw new Error(`pgtape ${args[0]} failed: ${stderr.slice(-2000)}`);
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
@@ -47,7 +54,7 @@ async function main(): Promise<void> {
     process.stderr.write(`source: ${ROWS} rows, then ${CHANGES} changes after the base…\n`);
     await query(source, `${TABLE}; alter table bench add primary key (id);
       insert into bench select g, md5(g::text), g * 1.5, '2026-11-24 00:00+00'::timestamptz + g * interval '1 second' from generate_series(1, ${ROWS}) g`);
-    pgtape(['archive', '--source', source, '--store', store, '--create-publication', '--until', 'now']);
+    await pgtape(['archive', '--source', source, '--store', store, '--create-publication', '--until', 'now']);
     // Updates of half the changes, inserts of four tenths, deletes of one tenth, in transactions of 100k.
     const updates = Math.floor(CHANGES / 2);
     const inserts = Math.floor((CHANGES * 4) / 10);
@@ -59,12 +66,26 @@ async function main(): Promise<void> {
       await query(source, `insert into bench select g, 'new ' || g, g, now() from generate_series(${ROWS + i + 1}, ${ROWS + Math.min(inserts, i + 100_000)}) g`);
     }
     await query(source, `delete from bench where id in (select id from bench where id % 2 = 1 order by id limit ${deletes})`);
-    pgtape(['archive', '--source', source, '--store', store, '--until', 'now']);
+    await pgtape(['archive', '--source', source, '--store', store, '--until', 'now']);
     const finalRows = Number((await query(source, 'select count(*) from bench')).rows[0].count);
 
     process.stderr.write('pgtape replay --to latest --into an empty database…\n');
     await query(source, 'create database replayed');
-    const replaySeconds = pgtape(['replay', '--store', store, '--to', 'latest', '--into', cluster.url('replayed')]);
+    const replaySeconds = await pgtape(['replay', '--store', store, '--to', 'latest', '--into', cluster.url('replayed')]);
+
+    process.stderr.write('the same from S3 (s3rver on loopback)…\n');
+    const s3 = await startS3();
+    let s3Seconds: number;
+    try {
+      await s3.createBucket('bench');
+      const local = new DirectoryStore(store);
+      const remote = new S3Store({ bucket: 'bench', prefix: 'tape/', description: 's3://bench/tape', endpoint: s3.endpoint, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+      for (const o of await local.list('')) await remote.putFile(o.key, join(store, o.key));
+      await query(source, 'create database replayed_s3');
+      s3Seconds = await pgtape(['replay', '--store', 's3://bench/tape', '--to', 'latest', '--into', cluster.url('replayed_s3')], s3.env);
+    } finally {
+      await s3.close();
+    }
 
     process.stderr.write('anchor: COPY the same final rows into an empty database…\n');
     const dump = join(work, 'final.copy');
@@ -94,6 +115,11 @@ async function main(): Promise<void> {
         `| ${ROWS} rows in the base, ${CHANGES} changes after it (${updates} updates, ${inserts} inserts, ${deletes} deletes) | ${finalRows} | ` +
           `${anchorSeconds.toFixed(2)} s | ${replaySeconds.toFixed(2)} s | ${(replaySeconds / anchorSeconds).toFixed(2)} | ` +
           `${Math.round(finalRows / replaySeconds)} | ${Math.round(CHANGES / replaySeconds)} | ${same ? 'yes' : 'NO'} |`,
+        '',
+        '| store | pgtape replay | S3 / directory |',
+        '|---|---:|---:|',
+        `| directory | ${replaySeconds.toFixed(2)} s | 1.00 |`,
+        `| S3 (s3rver on loopback) | ${s3Seconds.toFixed(2)} s | ${(s3Seconds / replaySeconds).toFixed(2)} |`,
         '',
       ].join('\n'),
     );

@@ -5,7 +5,7 @@ import { sleep, until, useSource } from './support/fixture.js';
 import { startGatewayProxy, type GatewayProxy } from './support/gateway-proxy.js';
 import { checksums } from './support/oracle.js';
 import { seededRandom, TEST_SEED } from './support/random.js';
-import { startS3, type TestS3 } from './support/s3.js';
+import { startS3, type TestS3 } from '../bench/support/s3rver.js';
 import { confirmedFlush, transaction } from './support/tape.js';
 import { createLogger } from '../src/core/log.js';
 import { parseLsn } from '../src/core/lsn.js';

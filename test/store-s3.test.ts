@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgtape, type CliResult } from './support/cli.js';
 import { useSource } from './support/fixture.js';
-import { startS3, type TestS3 } from './support/s3.js';
+import { startS3, type TestS3 } from '../bench/support/s3rver.js';
 import { lsnKey } from '../src/core/lsn.js';
 import { openStore } from '../src/store/open.js';
 import { listSegments } from '../src/store/segments.js';

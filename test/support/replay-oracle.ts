@@ -8,7 +8,7 @@ import { until, useSource } from './fixture.js';
 import { checksums } from './oracle.js';
 import { seededRandom, TEST_SEED } from './random.js';
 import { transaction } from './tape.js';
-import { startS3, type TestS3 } from './s3.js';
+import { startS3, type TestS3 } from '../../bench/support/s3rver.js';
 import { createLogger } from '../../src/core/log.js';
 import { parseLsn } from '../../src/core/lsn.js';
 import { openStore } from '../../src/store/open.js';
