@@ -8,6 +8,7 @@ import { listSegments } from '../src/store/segments.js';
 import { readAll } from '../src/store/read.js';
 import { checksums } from './support/oracle.js';
 import { join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 
 function expectClearError(r: CliResult, message: RegExp, secret?: string) {
@@ -38,6 +39,24 @@ describe('S3 and Pachyderm stores', () => {
     for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((k) => store.putBytes(k, Buffer.from('x'))));
     const listed = await listSegments(store);
     expect(listed.map((s) => s.key)).toEqual(keys);
+  });
+
+  it('uploads a large file in parts, and reads it back whole', async () => {
+    const file = join(source.store.dir, '..', 'big-segment');
+    const bytes = Buffer.alloc(12 << 20);
+    for (let i = 0; i < bytes.length; i += 4096) bytes.writeUInt32BE(i, i);
+    mkdirSync(join(source.store.dir, '..'), { recursive: true });
+    writeFileSync(file, bytes);
+    process.env.PGTAPE_S3_MULTIPART_BYTES = String(6 << 20);
+    process.env.PGTAPE_S3_PART_BYTES = String(5 << 20);
+    try {
+      const store = openStore('s3://tape/multipart');
+      await store.putFile('segments/big', file);
+      expect((await readAll(store, 'segments/big')).equals(bytes)).toBe(true);
+    } finally {
+      delete process.env.PGTAPE_S3_MULTIPART_BYTES;
+      delete process.env.PGTAPE_S3_PART_BYTES;
+    }
   });
 
   it('maps pfs://[project/]repo@branch/prefix to the gateway bucket <branch>.<repo>[.<project>], the token as both keys', async () => {

@@ -1,7 +1,12 @@
 import { createReadStream } from 'node:fs';
 import { stat as statFile } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
-import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  UploadPartCommand,
+  GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { UserError } from '../core/errors.js';
 import type { Store, StoredObject } from './store.js';
 
@@ -94,10 +99,41 @@ export class S3Store implements Store {
 
   async putFile(key: string, localPath: string): Promise<{ versionId?: string }> {
     const { size } = await statFile(localPath);
+    if (size > multipartThreshold()) return this.putMultipart(key, localPath, size);
     const r = await this.call(`write ${key}`, () =>
       this.client.send(new PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(key), Body: createReadStream(localPath), ContentLength: size })),
     );
     return r.VersionId ? { versionId: r.VersionId } : {};
+  }
+
+  /**
+   * Large segments go up in parts: Pachyderm refuses single requests over 4 GiB or longer than
+   * about 4.5 minutes. Parts are read from the file with known lengths; a failed upload is aborted.
+   */
+  private async putMultipart(key: string, localPath: string, size: number): Promise<{ versionId?: string }> {
+    const Bucket = this.location.bucket;
+    const Key = this.key(key);
+    const { UploadId } = await this.call(`write ${key}`, () => this.client.send(new CreateMultipartUploadCommand({ Bucket, Key })));
+    try {
+      const partSize = Math.max(MIN_PART_BYTES, Math.ceil(size / MAX_PARTS), multipartPartSize());
+      const parts: { ETag?: string; PartNumber: number }[] = [];
+      for (let start = 0, n = 1; start < size; start += partSize, n++) {
+        const end = Math.min(size, start + partSize);
+        const part = await this.call(`write ${key} (part ${n})`, () =>
+          this.client.send(
+            new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: n, Body: createReadStream(localPath, { start, end: end - 1 }), ContentLength: end - start }),
+          ),
+        );
+        parts.push({ ETag: part.ETag, PartNumber: n });
+      }
+      const done = await this.call(`write ${key}`, () =>
+        this.client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } })),
+      );
+      return done.VersionId ? { versionId: done.VersionId } : {};
+    } catch (err) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => {});
+      throw err;
+    }
   }
 
   async putBytes(key: string, bytes: Buffer): Promise<{ versionId?: string }> {
@@ -147,6 +183,12 @@ export class S3Store implements Store {
     return new Error(`store ${where}: ${what} failed: ${String(err)}`);
   }
 }
+
+const MIN_PART_BYTES = 5 << 20;
+const MAX_PARTS = 10_000;
+// Tunable for tests; the defaults keep each request well under Pachyderm's limits.
+const multipartThreshold = () => Number(process.env.PGTAPE_S3_MULTIPART_BYTES ?? 512 << 20);
+const multipartPartSize = () => Number(process.env.PGTAPE_S3_PART_BYTES ?? 64 << 20);
 
 function isNotFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
