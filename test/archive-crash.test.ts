@@ -3,7 +3,7 @@ import { finished, pgtape, startPgtape } from './support/cli.js';
 import { ArchiveModel, sourceChecksum } from './support/model.js';
 import { sleep, useSource } from './support/fixture.js';
 import { seededRandom, TEST_SEED } from './support/random.js';
-import { confirmedFlush, transaction } from './support/tape.js';
+import { confirmedFlush, transaction, watchAcknowledgements } from './support/tape.js';
 import { DirectoryStore } from '../src/store/directory.js';
 import { listSegments } from '../src/store/segments.js';
 
@@ -48,17 +48,7 @@ describe('pgtape archive killed at random moments', () => {
     );
 
     // The watchdog: the slot's confirmed position must never pass the end of what is stored.
-    const s = new DirectoryStore(store.dir);
-    const violations: string[] = [];
-    let watching = true;
-    const watchdog = (async () => {
-      while (watching) {
-        const confirmed = (await confirmedFlush(source.admin))!;
-        const stored = (await listSegments(s)).at(-1)?.endLsn ?? slotStart;
-        if (confirmed > stored) violations.push(`confirmed ${confirmed} > stored ${stored}`);
-        await sleep(20);
-      }
-    })();
+    const watchdog = watchAcknowledgements(source.admin, 'pgtape', new DirectoryStore(store.dir), slotStart);
 
     try {
       const kills = 12;
@@ -73,14 +63,13 @@ describe('pgtape archive killed at random moments', () => {
       running = false;
       await Promise.all(workload);
     }
+    let violations: string[];
     try {
       const final = await pgtape([...args, '--until', 'now']);
       expect(final.code, final.stderr).toBe(0);
     } finally {
-      watching = false;
-      await watchdog;
+      violations = await watchdog.stop();
     }
-
     expect(violations).toEqual([]);
     expect(committed.length).toBeGreaterThan(200);
     const model = await ArchiveModel.load(store.dir);
@@ -91,7 +80,7 @@ describe('pgtape archive killed at random moments', () => {
       await sourceChecksum(source.admin, 'public', 'accounts', ['id', 'owner', 'balance', 'note']),
     );
     expect(model.checksum('public', 'ledger', ['id', 'account', 'amount', 'at'])).toBe(await sourceChecksum(source.admin, 'public', 'ledger', ['id', 'account', 'amount', 'at']));
-    const refs = await listSegments(s);
+    const refs = await listSegments(new DirectoryStore(store.dir));
     refs.forEach((ref, i) => i > 0 && expect(ref.startLsn).toBe(refs[i - 1]!.endLsn));
   });
 });

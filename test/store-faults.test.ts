@@ -6,7 +6,7 @@ import { startGatewayProxy, type GatewayProxy } from './support/gateway-proxy.js
 import { checksums } from './support/oracle.js';
 import { seededRandom, TEST_SEED } from './support/random.js';
 import { startS3, type TestS3 } from '../bench/support/s3rver.js';
-import { confirmedFlush, transaction } from './support/tape.js';
+import { confirmedFlush, transaction, watchAcknowledgements } from './support/tape.js';
 import { createLogger } from '../src/core/log.js';
 import { parseLsn } from '../src/core/lsn.js';
 import { openStore } from '../src/store/open.js';
@@ -82,16 +82,7 @@ describe('archiving through a Pachyderm-like gateway that misbehaves', () => {
     expect(setup.code, setup.stderr).toBe(0);
     const slotStart = (await confirmedFlush(source.admin, 'faults'))!;
     const load = workload(TEST_SEED);
-    const violations: string[] = [];
-    let watching = true;
-    const watchdog = (async () => {
-      while (watching) {
-        const confirmed = (await confirmedFlush(source.admin, 'faults'))!;
-        const stored = (await listSegments(direct('faults'))).at(-1)?.endLsn ?? slotStart;
-        if (confirmed > stored) violations.push(`confirmed ${confirmed} > stored ${stored}`);
-        await sleep(50);
-      }
-    })();
+    const watchdog = watchAcknowledgements(source.admin, 'faults', direct('faults'), slotStart);
     const random = seededRandom(TEST_SEED + 7);
     try {
       for (let k = 0; k < 5; k++) {
@@ -103,12 +94,12 @@ describe('archiving through a Pachyderm-like gateway that misbehaves', () => {
     } finally {
       await load.stop();
     }
+    let violations: string[];
     try {
       const final = await untilSuccess([...args, '--until', 'now']);
       expect(final.code, final.stderr).toBe(0);
     } finally {
-      watching = false;
-      await watchdog;
+      violations = await watchdog.stop();
     }
     expect(violations).toEqual([]);
     expect(proxy.violations).toEqual([]);
@@ -158,8 +149,13 @@ describe('archiving through a Pachyderm-like gateway that misbehaves', () => {
     const r = await child.done;
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/storing segment failed; retrying/);
-    await untilSuccess([...args, '--until', 'now']);
+    const last = await untilSuccess([...args, '--until', 'now']);
+    expect(last.code, last.stderr).toBe(0);
     const stored = await loggedXids('s3://main.tape/refusing');
+    if (new Set(stored).size !== new Set(load.committed).size) {
+      const segments = await listSegments(direct('refusing'));
+      console.error('diagnostics', { segments: segments.length, lastEnd: segments.at(-1)?.endLsn, confirmed: await confirmedFlush(source.admin, 'refusing'), stored: stored.length, committed: load.committed.length, mark: rows[0]!.lsn, stderr: r.stderr.slice(-3000) });
+    }
     expect(new Set(stored).size).toBe(stored.length);
     expect(new Set(stored)).toEqual(new Set(load.committed));
   });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { findPgBin } from './binaries.js';
+import { UserError } from '../core/errors.js';
 
 export interface LocalClusterOptions {
   major?: number;
@@ -52,6 +53,12 @@ export class LocalCluster {
     if (ids) {
       if (ownsParent) chownSync(ownsParent, ids.uid, ids.gid);
       chownSync(dataDir, ids.uid, ids.gid);
+      if (spawnSync('ls', [dataDir], { ...ids, stdio: 'ignore' }).status !== 0) {
+        throw new UserError(
+          `the unprivileged user ${SERVER_USER}, which runs the Postgres server when pgtape runs as root, cannot reach ${dataDir}`,
+          'make its parent directories traversable by others (chmod o+x), or choose a directory under /tmp',
+        );
+      }
     }
     const password = options.password ?? 'pgtape';
     // initdb reads the password as the server user: a private directory that user owns.

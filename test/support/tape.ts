@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
-import { parseLsn } from '../../src/core/lsn.js';
+import { formatLsn, parseLsn } from '../../src/core/lsn.js';
+import { listSegments } from '../../src/store/segments.js';
+import type { Store } from '../../src/store/store.js';
 
 /** A fresh store directory, removed by the returned cleanup. */
 export function tempStore(): { dir: string; cleanup: () => void } {
@@ -27,4 +29,29 @@ export async function transaction(client: pg.Client, fn: (c: pg.Client) => Promi
     await client.query('rollback').catch(() => {});
     throw err;
   }
+}
+
+/**
+ * Polls the slot while a test runs: its confirmed position must never pass the end of what the
+ * store holds (invariant 1). Returns the violations seen, once stopped.
+ */
+export function watchAcknowledgements(admin: pg.Client, slot: string, store: Store, floor: bigint): { stop(): Promise<string[]> } {
+  const violations: string[] = [];
+  let watching = true;
+  const watching$ = (async () => {
+    while (watching) {
+      // Confirmed first, then the store: stored ends only grow, so this order cannot misfire.
+      const confirmed = (await confirmedFlush(admin, slot))!;
+      const stored = (await listSegments(store)).at(-1)?.endLsn ?? floor;
+      if (confirmed > stored) violations.push(`confirmed ${formatLsn(confirmed)} > stored ${formatLsn(stored)}`);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+  })();
+  return {
+    stop: async () => {
+      watching = false;
+      await watching$;
+      return violations;
+    },
+  };
 }
