@@ -150,7 +150,14 @@ export class Archiver {
     );
 
     const done = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
-    const tick = setInterval(() => this.serial(() => this.onTick()), TICK_MS);
+    let tickQueued = false;
+    const tick = setInterval(() => {
+      this.keepAlive();
+      // One tick at a time in the chain: a long wait for the store must not pile them up.
+      if (tickQueued) return;
+      tickQueued = true;
+      void this.serial(() => ((tickQueued = false), this.onTick()));
+    }, TICK_MS);
     const onAbort = () => this.requestStop();
     this.options.signal?.addEventListener('abort', onAbort);
     if (this.options.signal?.aborted) onAbort();
@@ -294,21 +301,22 @@ export class Archiver {
   }
 
   private onKeepalive(walEnd: bigint, shouldRespond: boolean): void {
+    // Answered at once, not behind a message that waits for the store: the walsender drops
+    // a client that stays silent for wal_sender_timeout.
+    if (shouldRespond) this.sendStatus(false);
     // Arrives ahead of the data messages still queued before it: remember how many there were.
     this.lastKeepalive = { walEnd, parsedBefore: this.plugin.parsed };
-    void this.serial(() => this.checkKeepalive(shouldRespond));
+    void this.serial(() => this.checkKeepalive());
   }
 
-  private async checkKeepalive(shouldRespond: boolean): Promise<void> {
+  private async checkKeepalive(): Promise<void> {
     const k = this.lastKeepalive;
     if (k && this.handled >= k.parsedBefore && !this.inTransaction) {
       if (k.walEnd > this.received) this.received = k.walEnd;
       if (this.until !== undefined && k.walEnd >= this.until && !this.finishing) {
         await this.finish();
-        return;
       }
     }
-    if (shouldRespond) this.sendStatus(false);
   }
 
   private async onTick(): Promise<void> {
@@ -317,13 +325,15 @@ export class Archiver {
     if (writer && !writer.inProgress && writer.transactions > 0 && Date.now() - writer.openedAt >= this.options.segmentSeconds * 1000) {
       await this.rollSegment();
     }
-    const idle = Date.now() - this.lastMessageAt > TICK_MS;
-    if (this.until !== undefined && idle) {
+    if (this.until !== undefined && Date.now() - this.lastMessageAt > TICK_MS) {
       // Ask for a keepalive: its position tells whether everything up to --until has been sent.
       this.sendStatus(true);
-    } else if (Date.now() - this.lastStatusAt >= STATUS_INTERVAL_MS) {
-      this.sendStatus(false);
     }
+  }
+
+  /** Outside the serial chain, so that a store outage that stops reading does not silence the connection. */
+  private keepAlive(): void {
+    if (Date.now() - this.lastStatusAt >= STATUS_INTERVAL_MS) this.sendStatus(false);
   }
 
   private requestStop(): void {
