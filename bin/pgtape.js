@@ -1,5 +1,9 @@
 #!/usr/bin/env node
 import { main } from '../dist/src/cli.js';
 
-// Exit explicitly: a lingering socket must not keep a finished command alive.
-process.exit(await main(process.argv));
+const code = await main(process.argv);
+// Writes to a pipe are asynchronous: let them all reach it (`pgtape log | jq` must get every
+// line), then exit explicitly so that a lingering socket cannot keep a finished command alive.
+await new Promise((resolve) => process.stdout.write('', resolve));
+await new Promise((resolve) => process.stderr.write('', resolve));
+process.exit(code);

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { logLines, pgtape } from './support/cli.js';
@@ -128,6 +130,25 @@ describe('pgtape archive', () => {
     const refs = await listSegments(new DirectoryStore(store.dir));
     expect(refs.length).toBeGreaterThan(4);
     refs.forEach((ref, i) => i > 0 && expect(ref.startLsn).toBe(refs[i - 1]!.endLsn));
+  });
+
+  it('writes every line of a long log into a pipe (output is flushed before exit)', async () => {
+    const before = (await pgtape(['log', '--store', store.dir, '--json'])).stdout.split('\n').filter(Boolean).length;
+    // 20000 transactions in one round trip: explicit BEGIN/COMMIT pairs in a simple query.
+    await source.admin.query(Array.from({ length: 20_000 }, (_, i) => `begin; insert into events values (now(), 'pipe ${i}'); commit;`).join(' '));
+    await archiveUntilNow();
+    // A reader that falls behind: nothing is read for a while, so the output waits in the pipe.
+    const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'pgtape.js'), 'log', '--store', store.dir, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    child.stdout.pause();
+    await new Promise((r) => setTimeout(r, 3000));
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stdout.resume();
+    const code = await new Promise((r) => child.once('close', r));
+    expect(code).toBe(0);
+    const lines = out.split('\n').filter(Boolean);
+    expect(lines.length).toBe(before + 20_000);
+    expect(JSON.parse(lines.at(-1)!).tables['public.events'].inserts).toBe(1);
   });
 
   it('keeps the password out of its logs', async () => {

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { Command } from 'commander';
 import { s3EndpointOption, storeOption } from './options.js';
 import { formatLsn } from '../core/lsn.js';
@@ -82,7 +83,8 @@ export function logCommand(): Command {
     .addHelpText('after', '\nExample:\n  pgtape log --store ./tape\n  pgtape log --store ./tape --json | jq .xid')
     .action(async (opts) => {
       for await (const t of readTransactions(openStore(opts.store, { s3Endpoint: opts.s3Endpoint }))) {
-        process.stdout.write((opts.json ? JSON.stringify(t) : describe(t)) + '\n');
+        // Back-pressure: a slow reader of the pipe must not make the log pile up in memory.
+        if (!process.stdout.write((opts.json ? JSON.stringify(t) : describe(t)) + '\n')) await once(process.stdout, 'drain');
       }
     });
 }
