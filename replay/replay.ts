@@ -6,6 +6,7 @@ import { readLog } from '../src/store/change-log.js';
 import type { Store } from '../src/store/store.js';
 import { Applier, type TableRows } from './applier.js';
 import { Planner } from './planner.js';
+import { ReplayProgress } from './progress.js';
 import { indexArchive, planReplay } from './resolve.js';
 import { describeTarget, type Target } from './target.js';
 
@@ -32,8 +33,6 @@ export interface ReplayReport {
   store: string;
 }
 
-const PROGRESS_MS = 2000;
-
 /**
  * The replay path (DESIGN §5): the newest base at or before the target, then the segments after
  * it up to the target, folded into net effects and applied in bulk — all in one transaction of
@@ -59,9 +58,8 @@ export async function replay(client: pg.Client, options: ReplayOptions): Promise
   let resolved: ReplayReport['resolved'] = null;
   let current: { xid: number; commitLsn: bigint; commitTime: bigint } | undefined;
   let include = false;
-  let segmentsRead = 0;
-  let lastProgress = Date.now();
-  for await (const e of readLog(store, plan.segments, () => segmentsRead++)) {
+  const progress = new ReplayProgress(plan.segments.length, log);
+  for await (const e of readLog(store, plan.segments, () => progress.segmentStarted(applier.changesApplied))) {
     switch (e.kind) {
       case 'begin':
         // Before the base: already in it. After the cut: read on only to verify the segment's checksum.
@@ -70,10 +68,7 @@ export async function replay(client: pg.Client, options: ReplayOptions): Promise
         break;
       case 'commit':
         if (include) resolved = { commitLsn: formatLsn(e.commitLsn), endLsn: formatLsn(e.endLsn), xid: current!.xid, commitTime: formatMicros(e.commitTime) };
-        if (Date.now() - lastProgress > PROGRESS_MS) {
-          lastProgress = Date.now();
-          log.info({ changesApplied: applier.changesApplied, segmentsLeft: plan.segments.length - segmentsRead }, 'replay progress');
-        }
+        progress.update(applier.changesApplied);
         include = false;
         break;
       case 'insert':
@@ -104,6 +99,7 @@ export async function replay(client: pg.Client, options: ReplayOptions): Promise
     }
   }
   await planner.finish();
+  progress.stop(applier.changesApplied);
   const tables = await applier.countRows();
   await client.query('commit');
   const report: ReplayReport = {

@@ -1,0 +1,48 @@
+import cliProgress from 'cli-progress';
+import type { Logger } from '../src/core/log.js';
+
+const LOG_EVERY_MS = 2000;
+
+/**
+ * Replay progress: a bar on stderr when a person watches a terminal, a structured log line
+ * every two seconds otherwise (a pipeline's logs).
+ */
+export class ReplayProgress {
+  private readonly bar: cliProgress.SingleBar | undefined;
+  private segments = 0;
+  private lastLog = Date.now();
+
+  constructor(
+    private readonly totalSegments: number,
+    private readonly log: Logger,
+    terminal = process.stderr.isTTY === true,
+  ) {
+    if (terminal) {
+      this.bar = new cliProgress.SingleBar(
+        { format: 'replay |{bar}| {value}/{total} segments | {changes} changes applied', stream: process.stderr, hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bar.start(totalSegments, 0, { changes: 0 });
+    }
+  }
+
+  segmentStarted(changesApplied: number): void {
+    this.segments++;
+    this.update(changesApplied);
+  }
+
+  update(changesApplied: number): void {
+    if (this.bar) {
+      this.bar.update(Math.max(0, this.segments - 1), { changes: changesApplied });
+    } else if (Date.now() - this.lastLog > LOG_EVERY_MS) {
+      this.lastLog = Date.now();
+      this.log.info({ changesApplied, segmentsLeft: this.totalSegments - this.segments }, 'replay progress');
+    }
+  }
+
+  stop(changesApplied: number): void {
+    if (!this.bar) return;
+    this.bar.update(this.totalSegments, { changes: changesApplied });
+    this.bar.stop();
+  }
+}
