@@ -198,6 +198,12 @@ describe(`replay rebuilds the source as it was at every recorded point (${kind} 
     const { sums, report } = await replayAt('latest');
     expect(sums).toEqual(last.sums);
     expect(report.resolved).not.toBeNull();
+    if (kind === 'directory') {
+      // A mounted PFS input is the state of its commit: commit:$<input>_COMMIT reads it as it is.
+      const { sums: atCommit, report: fromMount } = await replayAt('commit:4a1d2c0ffee');
+      expect(atCommit).toEqual(last.sums);
+      expect(fromMount.target).toBe('commit:4a1d2c0ffee');
+    }
     const only = await replayAt('latest', false, new Set(['shop.customers']));
     const key = Object.keys(last.sums).find((k) => k.startsWith('shop.customers('))!;
     expect(only.sums).toEqual({ [key]: last.sums[key] });
