@@ -1,4 +1,4 @@
-import { UNCHANGED, type Value } from './planner.js';
+import { UNCHANGED, type Value } from './values.js';
 
 const NULL = Buffer.from('\\N');
 const SPECIAL = /[\\\t\n\r]/g;

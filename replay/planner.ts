@@ -1,9 +1,8 @@
 import type { Tuple } from '../src/pgoutput/messages.js';
 import type { RelationDef } from '../src/segment/format.js';
+import { carry, keyOf, rowImage, toValues, type Value } from './values.js';
 
-/** A column value in the planner: the text bytes Postgres sent, NULL, or "unchanged TOAST value". */
-export type Value = Buffer | null | typeof UNCHANGED;
-export const UNCHANGED: unique symbol = Symbol('unchanged');
+export { UNCHANGED, type Value } from './values.js';
 
 /**
  * The net effect of a batch of changes on one table, relative to the table's state before the
@@ -53,8 +52,7 @@ class TableBatch {
   }
 
   keyOf(row: Value[]): string {
-    if (this.keyColumns.length === 1) return text(row[this.keyColumns[0]!]!);
-    return JSON.stringify(this.keyColumns.map((i) => text(row[i]!)));
+    return keyOf(row, this.keyColumns);
   }
 
   effect(): TableEffect {
@@ -67,31 +65,6 @@ class TableBatch {
     for (const c of this.multiset.values()) if (c.delta !== 0) e.counts.push(c);
     return e;
   }
-}
-
-function text(v: Value): string {
-  if (v === null) return '\u0000null';
-  if (v === UNCHANGED) return '\u0000unchanged';
-  return v.toString('latin1');
-}
-
-export function toValues(t: Tuple): Value[] {
-  const out: Value[] = new Array(t.kinds.length);
-  let v = 0;
-  for (let i = 0; i < t.kinds.length; i++) {
-    const k = t.kinds[i];
-    if (k === 0x6e) out[i] = null;
-    else if (k === 0x75) out[i] = UNCHANGED;
-    else if (k === 0x74) out[i] = t.values[v++]!;
-    else throw new Error('binary column values are not supported by replay');
-  }
-  return out;
-}
-
-/** Unchanged columns of `next` take their value from `previous` (which may itself be unchanged). */
-function carry(next: Value[], previous: Value[]): Value[] {
-  if (!next.includes(UNCHANGED)) return next;
-  return next.map((v, i) => (v === UNCHANGED ? (previous[i] ?? UNCHANGED) : v));
 }
 
 function sameShape(a: RelationDef, b: RelationDef): boolean {
@@ -221,7 +194,7 @@ export class Planner {
   }
 
   private count(b: TableBatch, row: Value[], delta: number): void {
-    const k = JSON.stringify(row.map(text));
+    const k = rowImage(row);
     const c = b.multiset.get(k);
     if (c) c.delta += delta;
     else b.multiset.set(k, { row, delta });

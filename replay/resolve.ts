@@ -2,6 +2,7 @@ import { listBases, readBase, type BaseManifest, type BaseRef, type BaseSchema }
 import { UserError } from '../src/core/errors.js';
 import { formatLsn } from '../src/core/lsn.js';
 import { formatMicros } from '../src/core/units.js';
+import { mapLimit } from '../src/core/concurrency.js';
 import { MARK_PREFIX } from '../src/commands/mark.js';
 import type { SegmentHeader } from '../src/segment/format.js';
 import { listSegments, openSegment, type SegmentRef } from '../src/store/segments.js';
@@ -19,15 +20,21 @@ export interface ArchiveIndex {
   segments: IndexedSegment[];
 }
 
-export async function indexArchive(store: Store): Promise<ArchiveIndex> {
+/** Segment headers read at once: a remote store's latency overlaps. */
+const HEADER_CONCURRENCY = 16;
+
+/**
+ * Lists bases and reads every segment's header. Replay needs a base (`requireBase`); log,
+ * diff and verify can read a change log without one.
+ */
+export async function indexArchive(store: Store, requireBase = true): Promise<ArchiveIndex> {
   const bases = await listBases(store);
-  const segments: IndexedSegment[] = [];
-  for (const ref of await listSegments(store)) segments.push({ ...ref, header: await openSegment(store, ref.key).header() });
-  if (bases.length === 0) {
-    throw new UserError(
-      segments.length === 0 ? `${store.description} holds no archive (no base, no segments)` : `${store.description} holds segments but no base to replay them onto`,
-      segments.length === 0 ? 'check --store; pgtape archive writes there' : 'take one with pgtape base; replays start from it',
-    );
+  const segments = await mapLimit(await listSegments(store), HEADER_CONCURRENCY, async (ref) => ({ ...ref, header: await openSegment(store, ref.key).header() }));
+  if (segments.length === 0 && (requireBase || bases.length === 0)) {
+    throw new UserError(`${store.description} holds no archive (no base, no segments)`, 'check --store; pgtape archive writes there');
+  }
+  if (requireBase && bases.length === 0) {
+    throw new UserError(`${store.description} holds segments but no base to replay them onto`, 'take one with pgtape base; replays start from it');
   }
   return { store, bases, segments };
 }
@@ -43,28 +50,44 @@ export interface ReplayPlan {
 
 /** Resolves a target against the archive: which base, which segments, where to stop. */
 export async function planReplay(index: ArchiveIndex, target: Target, exclusive: boolean): Promise<ReplayPlan> {
-  const upTo = await resolveUpTo(index, target, exclusive);
+  const upTo = await resolvePoint(index, target, exclusive);
+  if (target.kind === 'time') {
+    const first = await readBase(index.store, index.bases[0]!);
+    if (target.micros < parseTimeMicros(first.schema.snapshotTime)!) throw outside(index, target, 'is before the first base');
+  }
   const candidates = index.bases.filter((b) => upTo === undefined || b.lsn <= upTo + 1n);
   const base = candidates.at(-1);
   if (!base) throw outside(index, target, 'is before the first base');
   const { manifest, schema } = await readBase(index.store, base);
-  const segments = index.segments.filter((s) => s.endLsn > base.lsn && (upTo === undefined || s.header.firstCommitLsn <= upTo));
-  let expected = base.lsn;
+  return { base, manifest, schema, upTo, segments: segmentsBetween(index, base.lsn - 1n, upTo) };
+}
+
+/**
+ * The segments that hold the transactions committed after point `after` up to point `upTo`
+ * (commit LSN in (after, upTo]; undefined: from the start, to the end), checked to leave no gap.
+ */
+export function segmentsBetween(index: ArchiveIndex, after: bigint | undefined, upTo: bigint | undefined): IndexedSegment[] {
+  const segments = index.segments.filter((s) => (after === undefined || s.endLsn > after + 1n) && (upTo === undefined || s.header.firstCommitLsn <= upTo));
+  let expected = after === undefined ? segments[0]?.startLsn : after + 1n;
   for (const s of segments) {
-    if (s.startLsn > expected) {
+    if (expected !== undefined && s.startLsn > expected) {
       throw new UserError(
         `the archive has a gap: nothing covers ${formatLsn(expected)} to ${formatLsn(s.startLsn)} (before ${index.store.description}/${s.key})`,
-        `a segment is missing; replay targets before ${formatLsn(expected)} still work, and pgtape verify lists what is damaged`,
+        `a segment is missing; points before ${formatLsn(expected)} can still be read, and pgtape verify lists what is damaged`,
       );
     }
     expected = s.endLsn;
   }
-  return { base, manifest, schema, upTo, segments };
+  return segments;
 }
 
-async function resolveUpTo(index: ArchiveIndex, target: Target, exclusive: boolean): Promise<bigint | undefined> {
+/**
+ * A target as a point of the log: the state after every transaction whose commit LSN is at most
+ * the returned LSN (undefined: after all of them).
+ */
+export async function resolvePoint(index: ArchiveIndex, target: Target, exclusive: boolean): Promise<bigint | undefined> {
   const last = index.segments.at(-1);
-  const end = last?.endLsn ?? index.bases.at(-1)!.lsn;
+  const end = last?.endLsn ?? index.bases.at(-1)?.lsn ?? 0n;
   switch (target.kind) {
     case 'latest':
     case 'commit':
@@ -83,8 +106,6 @@ async function resolveUpTo(index: ArchiveIndex, target: Target, exclusive: boole
       throw outside(index, target, 'is not a transaction in the archive (never committed, or outside it)');
     }
     case 'time': {
-      const firstBase = await readBase(index.store, index.bases[0]!);
-      if (target.micros < parseTimeMicros(firstBase.schema.snapshotTime)!) throw outside(index, target, 'is before the first base');
       // The cut falls before the first commit stamped after the time (at or after it with --exclusive).
       const beyond = (t: bigint) => (exclusive ? t >= target.micros : t > target.micros);
       for (const s of index.segments) {
@@ -116,11 +137,41 @@ async function resolveUpTo(index: ArchiveIndex, target: Target, exclusive: boole
   }
 }
 
-function outside(index: ArchiveIndex, target: Target, why: string): UserError {
-  const first = index.bases[0]!;
+export function outside(index: ArchiveIndex, target: Target, why: string): UserError {
+  return new UserError(`target ${describeTarget(target)} ${why}`, `the archive covers ${coverage(index)}`);
+}
+
+/** What the archive covers, in words. */
+export function coverage(index: ArchiveIndex): string {
+  const first = index.bases[0];
   const last = index.segments.at(-1);
+  const start = first ? `${formatLsn(first.lsn)} (first base)` : `${formatLsn(index.segments[0]!.startLsn)} (first segment, no base)`;
   const end = last
     ? `${formatLsn(last.endLsn)} (last commit ${formatLsn(last.header.lastCommitLsn)} at ${formatMicros(last.header.lastCommitTime)})`
     : `${formatLsn(index.bases.at(-1)!.lsn)} (bases only, no segments yet)`;
-  return new UserError(`target ${describeTarget(target)} ${why}`, `the archive covers ${formatLsn(first.lsn)} (first base) to ${end}`);
+  return `${start} to ${end}`;
+}
+
+/** A stretch of history between two points: the transactions committed in (after, upTo]. */
+export interface LogRange {
+  after: bigint | undefined;
+  upTo: bigint | undefined;
+  segments: IndexedSegment[];
+}
+
+/** `--from A --to B`: A is a state (its transactions are not in the range), B the last state. */
+export async function resolveRange(index: ArchiveIndex, from: Target | undefined, to: Target | undefined): Promise<LogRange> {
+  // `--from latest` is the end of the archive: an empty range, not an error.
+  const end = index.segments.at(-1)?.header.lastCommitLsn ?? index.bases.at(-1)?.lsn;
+  const after = from ? ((await resolvePoint(index, from, false)) ?? end) : undefined;
+  const upTo = to ? await resolvePoint(index, to, false) : undefined;
+  if (after !== undefined && upTo !== undefined && after > upTo) {
+    throw new UserError(`--from ${describeTarget(from!)} is after --to ${describeTarget(to!)}`, 'swap them: --from names the earlier point');
+  }
+  return { after, upTo, segments: segmentsBetween(index, after, upTo) };
+}
+
+/** Whether a transaction committed at `commitLsn` lies in the range. */
+export function inRange(range: Pick<LogRange, 'after' | 'upTo'>, commitLsn: bigint): boolean {
+  return (range.after === undefined || commitLsn > range.after) && (range.upTo === undefined || commitLsn <= range.upTo);
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { archiveCommand } from './commands/archive.js';
 import { baseCommand } from './commands/base.js';
+import { diffCommand } from './commands/diff.js';
 import { logCommand } from './commands/log.js';
 import { markCommand } from './commands/mark.js';
 import { replayCommand } from './commands/replay.js';
@@ -21,6 +22,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .addCommand(archiveCommand())
     .addCommand(baseCommand())
+    .addCommand(diffCommand())
     .addCommand(logCommand())
     .addCommand(markCommand())
     .addCommand(replayCommand());

@@ -1,90 +1,91 @@
-import { once } from 'node:events';
 import { Command } from 'commander';
-import { s3EndpointOption, storeOption } from './options.js';
-import { formatLsn } from '../core/lsn.js';
-import { formatMicros } from '../core/units.js';
-import type { RelationDef } from '../segment/format.js';
-import { readLog } from '../store/change-log.js';
+import { s3EndpointOption, storeOption, tableOption } from './options.js';
+import { emphasis, writeLine } from '../core/output.js';
 import { openStore } from '../store/open.js';
-import type { Store } from '../store/store.js';
-import { MARK_PREFIX } from './mark.js';
+import { readTransactions, type LoggedChange, type LoggedTransaction, type RowValues } from '../audit/transactions.js';
+import { indexArchive, resolveRange } from '../../replay/resolve.js';
+import { parseTarget } from '../../replay/target.js';
 
-interface TableCounts {
-  inserts: number;
-  updates: number;
-  deletes: number;
-  truncates: number;
-}
-
-export interface LoggedTransaction {
-  commitLsn: string;
-  endLsn: string;
-  xid: number;
-  commitTime: string;
-  origin?: string;
-  marks: string[];
-  tables: Record<string, TableCounts>;
-}
-
-/** Every stored transaction in commit order, with its counts per table, streamed. */
-export async function* readTransactions(store: Store): AsyncGenerator<LoggedTransaction> {
-  let tx: LoggedTransaction | undefined;
-  const count = (rel: RelationDef, field: keyof TableCounts) => {
-    const t = (tx!.tables[`${rel.schema}.${rel.name}`] ??= { inserts: 0, updates: 0, deletes: 0, truncates: 0 });
-    t[field]++;
-  };
-  for await (const e of readLog(store)) {
-    switch (e.kind) {
-      case 'begin':
-        tx = { commitLsn: formatLsn(e.commitLsn), endLsn: '', xid: e.xid, commitTime: formatMicros(e.commitTime), marks: [], tables: {} };
-        break;
-      case 'origin':
-        tx!.origin = e.name;
-        break;
-      case 'insert':
-        count(e.relation, 'inserts');
-        break;
-      case 'update':
-        count(e.relation, 'updates');
-        break;
-      case 'delete':
-        count(e.relation, 'deletes');
-        break;
-      case 'truncate':
-        for (const rel of e.relations) count(rel, 'truncates');
-        break;
-      case 'message':
-        if (e.prefix === MARK_PREFIX) tx!.marks.push(e.content.toString('utf8'));
-        break;
-      case 'commit':
-        tx!.endLsn = formatLsn(e.endLsn);
-        yield tx!;
-        tx = undefined;
-        break;
-    }
-  }
-}
-
-function describe(t: LoggedTransaction): string {
-  const tables = Object.entries(t.tables).map(([name, c]) => {
-    const parts = [c.inserts && `+${c.inserts}`, c.updates && `~${c.updates}`, c.deletes && `-${c.deletes}`, c.truncates && 'truncated'].filter(Boolean);
-    return `${name} ${parts.join(' ')}`;
-  });
+function describe(t: LoggedTransaction, withCounts: boolean): string {
+  const tables = withCounts
+    ? Object.entries(t.tables).map(([name, c]) => {
+        const parts = [c.inserts && `+${c.inserts}`, c.updates && `~${c.updates}`, c.deletes && `-${c.deletes}`, c.truncates && 'truncated'].filter(Boolean);
+        return `${name} ${parts.join(' ')}`;
+      })
+    : [];
   const marks = t.marks.map((m) => `mark ${JSON.stringify(m)}`);
-  return `${t.commitLsn.padEnd(12)} xid ${String(t.xid).padEnd(10)} ${t.commitTime}  ${[...tables, ...marks].join(', ') || '(no changes)'}`;
+  const origin = t.origin ? `  origin ${JSON.stringify(t.origin)}` : '';
+  const what = [...tables, ...marks].join(', ') || (withCounts ? '(no changes)' : '');
+  return `${t.commitLsn.padEnd(12)} xid ${String(t.xid).padEnd(10)} ${t.commitTime}${origin}  ${what}`.trimEnd();
+}
+
+export function literal(v: string | null | undefined): string {
+  return v === null || v === undefined ? 'NULL' : JSON.stringify(v);
+}
+
+function values(row: RowValues | undefined, highlight: (c: string) => boolean, mark: (s: string) => string): string {
+  return Object.entries(row ?? {})
+    .map(([c, v]) => (highlight(c) ? mark(`${c}=${literal(v)}`) : `${c}=${literal(v)}`))
+    .join(' ');
+}
+
+function describeChange(c: LoggedChange, mark: (s: string) => string): string {
+  const key = c.key ? ` (${Object.entries(c.key).map(([k, v]) => `${k}=${literal(v)}`).join(', ')})` : '';
+  switch (c.change) {
+    case 'insert':
+      return `  + ${c.table}${key} ${values(c.new, () => false, mark)}`;
+    case 'update': {
+      const changed = new Set(c.changed ?? []);
+      const old = c.old && !c.key ? `  was ${values(c.old, (col) => changed.has(col), mark)}` : '';
+      const kept = c.unchanged?.length ? `  (unchanged: ${c.unchanged.join(', ')})` : '';
+      return `  ~ ${c.table}${key} ${values(c.new, (col) => changed.has(col), mark)}${old}${kept}`;
+    }
+    case 'delete':
+      return `  - ${c.table}${key}${c.old ? ` ${values(c.old, () => false, mark)}` : ''}`;
+    case 'truncate':
+      return `  truncate ${c.table}`;
+  }
 }
 
 export function logCommand(): Command {
   return new Command('log')
-    .description('list the stored transactions in commit order')
+    .description('list the stored transactions in commit order: what changed, when')
     .addOption(storeOption())
     .addOption(s3EndpointOption())
-    .option('--json', 'one JSON object per line', false)
-    .addHelpText('after', '\nExample:\n  pgtape log --store ./tape\n  pgtape log --store ./tape --json | jq .xid')
+    .option('--from <target>', 'start after this point (its own transaction excluded, as in git log A..B)')
+    .option('--to <target>', 'stop after this point (included)')
+    .addOption(tableOption('only transactions that touched this table (schema.table); repeatable'))
+    .option('--rows', 'every change with its key and, where the replica identity gives them, old and new values', false)
+    .option('--json', 'one JSON object per line (with --rows, changes come before their transaction)', false)
+    .addHelpText(
+      'after',
+      '\nTargets: latest, lsn:<X/Y>, xid:<n>, time:<ISO 8601>, name:<mark>.\n' +
+        '\nExamples:\n  pgtape log --store ./tape\n  pgtape log --store ./tape --from name:day-1 --to name:day-2 --table shop.orders --rows\n  pgtape log --store ./tape --json | jq .xid',
+    )
     .action(async (opts) => {
-      for await (const t of readTransactions(openStore(opts.store, { s3Endpoint: opts.s3Endpoint }))) {
-        // Back-pressure: a slow reader of the pipe must not make the log pile up in memory.
-        if (!process.stdout.write((opts.json ? JSON.stringify(t) : describe(t)) + '\n')) await once(process.stdout, 'drain');
+      const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      const index = await indexArchive(store, false);
+      const range = await resolveRange(index, opts.from ? parseTarget(opts.from) : undefined, opts.to ? parseTarget(opts.to) : undefined);
+      const mark = emphasis();
+      let shown: LoggedTransaction | undefined;
+      for await (const e of readTransactions(store, range, { tables: opts.table, rows: opts.rows })) {
+        if (opts.json) {
+          if (e.type === 'change') await writeLine(JSON.stringify(e.change));
+          else if (e.type === 'commit') await writeLine(JSON.stringify(e.transaction));
+          continue;
+        }
+        if (!opts.rows) {
+          if (e.type === 'commit') await writeLine(describe(e.transaction, true));
+          continue;
+        }
+        // With --rows: a transaction's line comes with its first change (or its commit), then its changes.
+        if (e.type === 'begin') continue;
+        if (shown !== e.transaction) {
+          shown = e.transaction;
+          await writeLine(describe(e.transaction, false));
+        }
+        if (e.type === 'change') await writeLine(describeChange(e.change, mark));
+        else for (const m of e.transaction.marks) await writeLine(`  mark ${JSON.stringify(m)}`);
       }
     });
 }

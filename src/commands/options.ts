@@ -15,3 +15,34 @@ export function requireSource(source: string | undefined): string {
   if (!source) throw new UserError('no source given', 'pass --source <postgres-url> or set PGTAPE_SOURCE');
   return source;
 }
+
+/**
+ * `schema.table` (or `table`, in public) as log and replay name tables: a double-quoted part may
+ * hold dots and doubled quotes, as in SQL.
+ */
+export function parseTableName(text: string): string {
+  const parts: string[] = [];
+  const re = /\s*(?:"((?:[^"]|"")*)"|([^."]+))\s*(\.|$)/y;
+  let m: RegExpExecArray | null;
+  while (re.lastIndex < text.length && (m = re.exec(text))) {
+    parts.push(m[1] !== undefined ? m[1].replace(/""/g, '"') : m[2]!);
+    if (m[3] === '') break;
+  }
+  if (re.lastIndex !== text.length || parts.length < 1 || parts.length > 2) {
+    throw new UserError(`${JSON.stringify(text)} is not a table name`, 'use schema.table, or "Odd Schema"."Odd Table" with quotes for names holding dots');
+  }
+  return parts.length === 1 ? `public.${parts[0]}` : `${parts[0]}.${parts[1]}`;
+}
+
+/** `--table a.b --table c.d` (repeatable, and each may be a comma list). */
+export const tableOption = (description = 'only this table (schema.table); repeatable') =>
+  new Option('--table <schema.table>', description).argParser((value: string, previous: Set<string> | undefined) => {
+    const out = new Set(previous ?? []);
+    for (const t of splitTableList(value)) out.add(parseTableName(t));
+    return out;
+  });
+
+/** A comma-separated list of table names, commas inside double quotes kept. */
+export function splitTableList(text: string): string[] {
+  return (text.match(/(?:"(?:[^"]|"")*"|[^,])+/g) ?? []).map((t) => t.trim()).filter(Boolean);
+}

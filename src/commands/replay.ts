@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { s3EndpointOption, storeOption } from './options.js';
+import { parseTableName, s3EndpointOption, splitTableList, storeOption } from './options.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { openStore } from '../store/open.js';
@@ -46,7 +46,7 @@ export function replayCommand(): Command {
         store: openStoreAt(opts.store, target, opts.s3Endpoint),
         target,
         exclusive: opts.exclusive,
-        tables: opts.tables ? new Set<string>(String(opts.tables).split(',').map((t) => (t.includes('.') ? t.trim() : `public.${t.trim()}`))) : undefined,
+        tables: opts.tables ? new Set<string>(splitTableList(String(opts.tables)).map(parseTableName)) : undefined,
         log: createLogger(),
       };
       if (opts.into) {

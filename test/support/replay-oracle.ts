@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { pgtape, startPgtape } from './cli.js';
 import { until, useSource } from './fixture.js';
-import { checksums } from './oracle.js';
+import { checksums, userTables } from './oracle.js';
+import { quoteIdent, quoteQualified } from '../../src/core/sql.js';
 import { seededRandom, TEST_SEED } from './random.js';
 import { transaction } from './tape.js';
 import { startS3, type TestS3 } from '../../bench/support/s3rver.js';
@@ -34,6 +35,63 @@ const SCHEMA = `
 `;
 
 const NAMES = ['Polly', 'Zoë ✓', '日本語', '', "O'Brien", 'tab\tnew\nline', 'back\\slash', '🥜 nut'];
+
+type Counts = { added: number; deleted: number; modified: number; cellsModified: number };
+
+/**
+ * What differs between two replayed databases, table by table, compared row by row in the test:
+ * keyed tables by primary key (cells over the columns of B), the others as multisets.
+ */
+async function directDiff(a: pg.Client, b: pg.Client): Promise<Record<string, Counts>> {
+  const out: Record<string, Counts> = {};
+  const tablesB = await userTables(b);
+  const tablesA = new Map((await userTables(a)).map((t) => [`${t.schema}.${t.name}`, t]));
+  const keyOf = async (client: pg.Client, schema: string, name: string) =>
+    (
+      await client.query<{ k: string[] | null }>(
+        `select array_agg(a.attname::text order by a.attnum) as k from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+          where i.indrelid = $1::regclass and i.indisprimary`,
+        [quoteQualified(schema, name)],
+      )
+    ).rows[0]!.k ?? [];
+  const rowsOf = async (client: pg.Client, schema: string, name: string, columns: string[]) =>
+    (await client.query({ text: `select ${columns.map((c) => (columns.length ? `${quoteIdent(c)}::text` : '')).join(', ')} from ${quoteQualified(schema, name)}`, rowMode: 'array' })).rows as (string | null)[][];
+  for (const t of tablesB) {
+    const id = `${t.schema}.${t.name}`;
+    const c: Counts = { added: 0, deleted: 0, modified: 0, cellsModified: 0 };
+    const inA = tablesA.get(id);
+    const rowsB = await rowsOf(b, t.schema, t.name, t.columns);
+    const rowsA = inA ? (await rowsOf(a, t.schema, t.name, inA.columns)).map((r) => t.columns.map((col) => { const i = inA.columns.indexOf(col); return i < 0 ? null : r[i]!; })) : [];
+    const key = await keyOf(b, t.schema, t.name);
+    if (key.length) {
+      const k = (r: (string | null)[]) => JSON.stringify(key.map((col) => r[t.columns.indexOf(col)]));
+      const mapA = new Map(rowsA.map((r) => [k(r), r]));
+      const mapB = new Map(rowsB.map((r) => [k(r), r]));
+      for (const [kk, rb] of mapB) {
+        const ra = mapA.get(kk);
+        if (!ra) c.added++;
+        else {
+          const cells = rb.filter((v, i) => v !== ra[i]).length;
+          if (cells) {
+            c.modified++;
+            c.cellsModified += cells;
+          }
+        }
+      }
+      for (const kk of mapA.keys()) if (!mapB.has(kk)) c.deleted++;
+    } else {
+      const count = new Map<string, number>();
+      for (const r of rowsB) count.set(JSON.stringify(r), (count.get(JSON.stringify(r)) ?? 0) + 1);
+      for (const r of rowsA) count.set(JSON.stringify(r), (count.get(JSON.stringify(r)) ?? 0) - 1);
+      for (const n of count.values()) {
+        if (n > 0) c.added += n;
+        if (n < 0) c.deleted -= n;
+      }
+    }
+    if (c.added + c.deleted + c.modified > 0) out[id] = c;
+  }
+  return out;
+}
 
 interface Point {
   index: number;
@@ -68,7 +126,8 @@ describe(`replay rebuilds the source as it was at every recorded point (${kind} 
   const points: Point[] = [];
   let replayDb = 0;
 
-  const replayAt = async (target: string, exclusive = false, tables?: Set<string>) => {
+  /** A fresh database replayed to `target`, connected; `drop()` removes it. */
+  const replayed = async (target: string, exclusive = false, tables?: Set<string>) => {
     const db = `replay_${replayDb++}`;
     await source.admin.query(`create database ${db}`);
     const url = new URL(source.db.url());
@@ -76,9 +135,16 @@ describe(`replay rebuilds the source as it was at every recorded point (${kind} 
     const report = await replayIntoDatabase(url.toString(), { store: openStore(store()), target: parseTarget(target), exclusive, tables, log });
     const client = new pg.Client({ connectionString: url.toString() });
     await client.connect();
+    const drop = async () => {
+      await client.end();
+      await source.admin.query(`drop database ${db}`);
+    };
+    return { client, report, drop };
+  };
+  const replayAt = async (target: string, exclusive = false, tables?: Set<string>) => {
+    const { client, report, drop } = await replayed(target, exclusive, tables);
     const sums = await checksums(client);
-    await client.end();
-    await source.admin.query(`drop database ${db}`);
+    await drop();
     return { sums, report };
   };
 
@@ -207,6 +273,42 @@ describe(`replay rebuilds the source as it was at every recorded point (${kind} 
     const only = await replayAt('latest', false, new Set(['shop.customers']));
     const key = Object.keys(last.sums).find((k) => k.startsWith('shop.customers('))!;
     expect(only.sums).toEqual({ [key]: last.sums[key] });
+  });
+
+  it('diff --format sql from A to B turns a replay at A into B, and --summary counts what differs', async () => {
+    if (kind !== 'directory') return;
+    const r = seededRandom(TEST_SEED + 1);
+    // Pairs across the column added (7), the truncate (10), the new base (12) and the column dropped (14).
+    const pairs: [number, number][] = [[0, 23], [6, 8], [9, 11], [11, 13], [13, 15], [2, 3]];
+    while (pairs.length < 10) {
+      const a = Math.floor(r() * 23);
+      pairs.push([a, a + 1 + Math.floor(r() * (23 - a))]);
+    }
+    for (const [ia, ib] of pairs) {
+      const a = points[ia]!;
+      const b = points[ib]!;
+      const at = `--from lsn:${a.lsn} --to lsn:${b.lsn}`;
+      const sql = await pgtape(['diff', '--store', store(), '--from', `lsn:${a.lsn}`, '--to', `lsn:${b.lsn}`, '--format', 'sql']);
+      expect(sql.code, `${at}: ${sql.stderr}`).toBe(0);
+      const A = await replayed(`lsn:${a.lsn}`);
+      const B = await replayed(`lsn:${b.lsn}`);
+      try {
+        const expected = await directDiff(A.client, B.client);
+        await A.client.query(sql.stdout);
+        expect(await checksums(A.client), `patch ${at}`).toEqual(b.sums);
+        const summary = await pgtape(['diff', '--store', store(), '--from', `lsn:${a.lsn}`, '--to', `lsn:${b.lsn}`, '--summary', '--format', 'jsonl']);
+        expect(summary.code, summary.stderr).toBe(0);
+        const counted = Object.fromEntries(
+          summary.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { table: string; added: number; deleted: number; modified: number; cellsModified: number })
+            .map(({ table, ...c }) => [table, c])
+            .filter(([, c]) => (c as { added: number; deleted: number; modified: number }).added + (c as { deleted: number }).deleted + (c as { modified: number }).modified > 0),
+        );
+        expect(counted, `summary ${at}`).toEqual(expected);
+      } finally {
+        await A.drop();
+        await B.drop();
+      }
+    }
   });
 
   it('writes a PGDATA that starts with the Postgres binaries afterwards and holds the same data', async () => {

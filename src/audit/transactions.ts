@@ -1,0 +1,163 @@
+import { formatLsn } from '../core/lsn.js';
+import { formatMicros } from '../core/units.js';
+import type { Tuple } from '../pgoutput/messages.js';
+import type { RelationDef } from '../segment/format.js';
+import { readLog } from '../store/change-log.js';
+import type { Store } from '../store/store.js';
+import { MARK_PREFIX } from '../commands/mark.js';
+import { inRange, type LogRange } from '../../replay/resolve.js';
+
+export interface TableCounts {
+  inserts: number;
+  updates: number;
+  deletes: number;
+  truncates: number;
+}
+
+export interface LoggedTransaction {
+  commitLsn: string;
+  endLsn: string;
+  xid: number;
+  commitTime: string;
+  origin?: string;
+  marks: string[];
+  tables: Record<string, TableCounts>;
+}
+
+/** A column's values by name: text as Postgres sent it, or null. */
+export type RowValues = Record<string, string | null>;
+
+/** One change with its values, for `log --rows`. */
+export interface LoggedChange {
+  change: 'insert' | 'update' | 'delete' | 'truncate';
+  table: string;
+  xid: number;
+  commitLsn: string;
+  /** The replica identity's key columns (absent for tables matched on the whole row). */
+  key?: RowValues;
+  /** The row before: given by REPLICA IDENTITY FULL, or the old key when an update changed it. */
+  old?: RowValues;
+  new?: RowValues;
+  /** Columns whose TOASTed value the update left as it was (not sent). */
+  unchanged?: string[];
+  /** Columns whose value changed, where the old values are known. */
+  changed?: string[];
+}
+
+export type LogEvent =
+  | { type: 'begin'; transaction: LoggedTransaction }
+  | { type: 'change'; change: LoggedChange; transaction: LoggedTransaction }
+  | { type: 'commit'; transaction: LoggedTransaction };
+
+export interface LogOptions {
+  /** Only transactions that touched these tables (`schema.table`); every one when undefined. */
+  tables?: Set<string>;
+  /** Emit each change with its values. */
+  rows: boolean;
+}
+
+export function tableName(rel: Pick<RelationDef, 'schema' | 'name'>): string {
+  return `${rel.schema}.${rel.name}`;
+}
+
+/** A tuple as column name → text (unchanged TOAST values left out and listed apart). */
+export function tupleValues(rel: RelationDef, t: Tuple): { values: RowValues; unchanged: string[] } {
+  const values: RowValues = {};
+  const unchanged: string[] = [];
+  let v = 0;
+  for (let i = 0; i < t.kinds.length; i++) {
+    const name = rel.columns[i]?.name ?? `#${i + 1}`;
+    const kind = t.kinds[i];
+    if (kind === 0x6e) values[name] = null;
+    else if (kind === 0x75) unchanged.push(name);
+    else {
+      const bytes = t.values[v++]!;
+      values[name] = kind === 0x62 ? `\\x${bytes.toString('hex')}` : bytes.toString('utf8');
+    }
+  }
+  return { values, unchanged };
+}
+
+function keyValues(rel: RelationDef, row: RowValues): RowValues | undefined {
+  if (rel.replicaIdentity === 'f') return undefined;
+  const keys = rel.columns.filter((c) => c.key);
+  if (!keys.length) return undefined;
+  return Object.fromEntries(keys.map((c) => [c.name, row[c.name] ?? null]));
+}
+
+/**
+ * The transactions of a range in commit order, with counts per table and, with `rows`, each
+ * change: streamed, so memory does not grow with a transaction's size.
+ */
+export async function* readTransactions(store: Store, range: LogRange, options: LogOptions): AsyncGenerator<LogEvent> {
+  let tx: LoggedTransaction | undefined;
+  let include = false;
+  let touched = false;
+  const wanted = (rel: RelationDef) => !options.tables || options.tables.has(tableName(rel));
+  const count = (rel: RelationDef, field: keyof TableCounts) => {
+    if (wanted(rel)) touched = true;
+    const t = (tx!.tables[tableName(rel)] ??= { inserts: 0, updates: 0, deletes: 0, truncates: 0 });
+    t[field]++;
+  };
+  const change = (rel: RelationDef, c: Omit<LoggedChange, 'table' | 'xid' | 'commitLsn'>): LogEvent | undefined =>
+    options.rows && wanted(rel) ? { type: 'change', transaction: tx!, change: { ...c, table: tableName(rel), xid: tx!.xid, commitLsn: tx!.commitLsn } } : undefined;
+
+  for await (const e of readLog(store, range.segments)) {
+    if (e.kind === 'begin') {
+      include = inRange(range, e.commitLsn);
+      touched = false;
+      tx = { commitLsn: formatLsn(e.commitLsn), endLsn: '', xid: e.xid, commitTime: formatMicros(e.commitTime), marks: [], tables: {} };
+      if (include) yield { type: 'begin', transaction: tx };
+      continue;
+    }
+    if (!include) continue;
+    let event: LogEvent | undefined;
+    switch (e.kind) {
+      case 'origin':
+        tx!.origin = e.name;
+        break;
+      case 'insert': {
+        count(e.relation, 'inserts');
+        const row = tupleValues(e.relation, e.new);
+        event = change(e.relation, { change: 'insert', key: keyValues(e.relation, row.values), new: row.values });
+        break;
+      }
+      case 'update': {
+        count(e.relation, 'updates');
+        if (!options.rows || !wanted(e.relation)) break;
+        const next = tupleValues(e.relation, e.new);
+        const before = e.old ?? e.key;
+        const old = before ? tupleValues(e.relation, before).values : undefined;
+        // The key that found the row: the old one when the update changed it.
+        const key = keyValues(e.relation, old ?? next.values);
+        let changed: string[] | undefined;
+        if (e.old) changed = Object.keys(next.values).filter((c) => next.values[c] !== old![c]);
+        else if (e.key) changed = Object.keys(old!).filter((c) => next.values[c] !== old![c]);
+        event = change(e.relation, { change: 'update', key, old, new: next.values, ...(next.unchanged.length ? { unchanged: next.unchanged } : {}), ...(changed ? { changed } : {}) });
+        break;
+      }
+      case 'delete': {
+        count(e.relation, 'deletes');
+        const old = tupleValues(e.relation, (e.old ?? e.key)!).values;
+        event = change(e.relation, { change: 'delete', key: keyValues(e.relation, old), ...(e.old ? { old } : {}) });
+        break;
+      }
+      case 'truncate':
+        for (const rel of e.relations) {
+          count(rel, 'truncates');
+          const ev = change(rel, { change: 'truncate' });
+          if (ev) yield ev;
+        }
+        break;
+      case 'message':
+        if (e.prefix === MARK_PREFIX) tx!.marks.push(e.content.toString('utf8'));
+        break;
+      case 'commit':
+        tx!.endLsn = formatLsn(e.endLsn);
+        if (touched || !options.tables) yield { type: 'commit', transaction: tx! };
+        include = false;
+        break;
+    }
+    if (event) yield event;
+  }
+}

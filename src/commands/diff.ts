@@ -1,0 +1,38 @@
+import { Command, Option } from 'commander';
+import { s3EndpointOption, storeOption, tableOption } from './options.js';
+import { UserError } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
+import { emphasis, writeLine } from '../core/output.js';
+import { openStore } from '../store/open.js';
+import { diffPoints } from '../../replay/diff.js';
+import { formatDiff, type DiffFormat } from '../../replay/diff-format.js';
+import { parseTarget } from '../../replay/target.js';
+
+export function diffCommand(): Command {
+  return new Command('diff')
+    .description('the net difference between two points, row by row')
+    .addOption(storeOption())
+    .addOption(s3EndpointOption())
+    .option('--from <target>', 'the earlier point')
+    .option('--to <target>', 'the later point', 'latest')
+    .addOption(tableOption())
+    .addOption(new Option('--format <format>', 'table (for people), jsonl, sql (a patch from --from to --to), csv').choices(['table', 'jsonl', 'sql', 'csv']).default('table'))
+    .option('--summary', 'per table: rows added, deleted, modified and cells modified', false)
+    .addHelpText(
+      'after',
+      '\nTargets: latest, lsn:<X/Y>, xid:<n>, time:<ISO 8601>, name:<mark>.\n' +
+        '\nExamples:\n  pgtape diff --store ./tape --from name:day-1 --to name:day-2 --summary\n' +
+        '  pgtape diff --store ./tape --from name:day-1 --to name:day-2 --format sql > day-2.patch.sql',
+    )
+    .action(async (opts) => {
+      if (!opts.from) throw new UserError('diff needs --from', 'pass --from <target> (and --to, default latest)');
+      const result = await diffPoints({
+        store: openStore(opts.store, { s3Endpoint: opts.s3Endpoint }),
+        from: parseTarget(opts.from),
+        to: parseTarget(opts.to),
+        tables: opts.table,
+        log: createLogger(),
+      });
+      for (const line of formatDiff(result, opts.format as DiffFormat, opts.summary, emphasis())) await writeLine(line);
+    });
+}
