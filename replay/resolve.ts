@@ -27,9 +27,18 @@ const HEADER_CONCURRENCY = 16;
  * Lists bases and reads every segment's header. Replay needs a base (`requireBase`); log,
  * diff and verify can read a change log without one.
  */
-export async function indexArchive(store: Store, requireBase = true): Promise<ArchiveIndex> {
+export async function indexArchive(store: Store, requireBase = true, skipUnreadable = false): Promise<ArchiveIndex> {
   const bases = await listBases(store);
-  const segments = await mapLimit(await listSegments(store), HEADER_CONCURRENCY, async (ref) => ({ ...ref, header: await openSegment(store, ref.key).header() }));
+  const read = async (ref: SegmentRef): Promise<IndexedSegment | undefined> => {
+    try {
+      return { ...ref, header: await openSegment(store, ref.key).header() };
+    } catch (err) {
+      // verify resolves its range around damaged segments, and reports them itself.
+      if (skipUnreadable) return undefined;
+      throw err;
+    }
+  };
+  const segments = (await mapLimit(await listSegments(store), HEADER_CONCURRENCY, read)).filter((s) => s !== undefined);
   if (segments.length === 0 && (requireBase || bases.length === 0)) {
     throw new UserError(`${store.description} holds no archive (no base, no segments)`, 'check --store; pgtape archive writes there');
   }
@@ -69,7 +78,13 @@ export async function planReplay(index: ArchiveIndex, target: Target, exclusive:
 export function segmentsBetween(index: ArchiveIndex, after: bigint | undefined, upTo: bigint | undefined): IndexedSegment[] {
   const segments = index.segments.filter((s) => (after === undefined || s.endLsn > after + 1n) && (upTo === undefined || s.header.firstCommitLsn <= upTo));
   let expected = after === undefined ? segments[0]?.startLsn : after + 1n;
-  for (const s of segments) {
+  for (const [i, s] of segments.entries()) {
+    if (i > 0 && s.startLsn < expected!) {
+      throw new UserError(
+        `the archive has overlapping segments: ${index.store.description}/${s.key} starts before ${segments[i - 1]!.key} ends`,
+        'the same transactions may be stored twice; pgtape verify lists them: remove the one that should not be there',
+      );
+    }
     if (expected !== undefined && s.startLsn > expected) {
       throw new UserError(
         `the archive has a gap: nothing covers ${formatLsn(expected)} to ${formatLsn(s.startLsn)} (before ${index.store.description}/${s.key})`,

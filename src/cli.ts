@@ -7,6 +7,8 @@ import { diffCommand } from './commands/diff.js';
 import { logCommand } from './commands/log.js';
 import { markCommand } from './commands/mark.js';
 import { replayCommand } from './commands/replay.js';
+import { statusCommand } from './commands/status.js';
+import { verifyCommand } from './commands/verify.js';
 import { UserError, errorMessage } from './core/errors.js';
 import { packageRoot } from './core/paths.js';
 
@@ -25,7 +27,9 @@ export async function main(argv: string[]): Promise<number> {
     .addCommand(diffCommand())
     .addCommand(logCommand())
     .addCommand(markCommand())
-    .addCommand(replayCommand());
+    .addCommand(replayCommand())
+    .addCommand(statusCommand())
+    .addCommand(verifyCommand());
   for (const c of program.commands) c.exitOverride();
   try {
     await program.parseAsync(argv);

@@ -126,8 +126,8 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
         count(e.relation, 'updates');
         if (!options.rows || !wanted(e.relation)) break;
         const next = tupleValues(e.relation, e.new);
-        const before = e.old ?? e.key;
-        const old = before ? tupleValues(e.relation, before).values : undefined;
+        // A key tuple (the update changed the key) holds the key columns only; the rest are sent as NULL.
+        const old = e.old ? tupleValues(e.relation, e.old).values : e.key ? keyValues(e.relation, tupleValues(e.relation, e.key).values) : undefined;
         // The key that found the row: the old one when the update changed it.
         const key = keyValues(e.relation, old ?? next.values);
         let changed: string[] | undefined;

@@ -17,3 +17,6 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** Exit codes the README documents: 2 bad input, 3 a conflict in the store, 4 the archive or its stream needs attention. */
+export const EXIT_ATTENTION = 4;

@@ -1,0 +1,89 @@
+import type pg from 'pg';
+import { listBases } from '../base/format.js';
+import { formatLsn, parseLsn } from '../core/lsn.js';
+import { formatMicros } from '../core/units.js';
+import { listSegments, openSegment } from '../store/segments.js';
+import type { Store } from '../store/store.js';
+
+export interface StreamStatus {
+  slot:
+    | { name: string; exists: false }
+    | { name: string; exists: true; active: boolean; confirmedFlushLsn: string | null; restartLsn: string | null; retainedWalBytes: number | null; walStatus: string | null };
+  source: { currentLsn: string; time: string };
+  archive: { firstBase: string | null; bases: number; segments: number; endLsn: string | null; lastCommitLsn: string | null; lastCommitTime: string | null };
+  /** WAL written on the source since the end of the archive, and how old its last commit is. */
+  behind: { bytes: number | null; lastCommitAgeSeconds: number | null };
+  warnings: string[];
+}
+
+/**
+ * The health of a stream, from the source's catalog and the store alone: the slot, what it
+ * retains, how far the archive is behind, and what would lose data if left alone.
+ */
+export async function streamStatus(client: pg.Client, store: Store, slotName: string, maxRetainedWal: number): Promise<StreamStatus> {
+  const { rows: now } = await client.query<{ lsn: string; time: Date }>('select pg_current_wal_lsn()::text as lsn, clock_timestamp() as time');
+  const currentLsn = parseLsn(now[0]!.lsn);
+  const { rows } = await client.query<{ active: boolean; confirmed: string | null; restart: string | null; retained: string | null; wal_status: string | null }>(
+    `select active, confirmed_flush_lsn::text as confirmed, restart_lsn::text as restart,
+            pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text as retained, wal_status
+       from pg_replication_slots where slot_name = $1`,
+    [slotName],
+  );
+  const bases = await listBases(store);
+  const segments = await listSegments(store);
+  const last = segments.at(-1);
+  const header = last ? await openSegment(store, last.key).header() : undefined;
+  const end = last?.endLsn ?? bases.at(-1)?.lsn;
+
+  const warnings: string[] = [];
+  const row = rows[0];
+  const slot: StreamStatus['slot'] = row
+    ? {
+        name: slotName,
+        exists: true,
+        active: row.active,
+        confirmedFlushLsn: row.confirmed,
+        restartLsn: row.restart,
+        retainedWalBytes: row.retained === null ? null : Number(row.retained),
+        walStatus: row.wal_status,
+      }
+    : { name: slotName, exists: false };
+  if (!slot.exists) {
+    warnings.push(
+      end === undefined
+        ? `slot ${slotName} does not exist and the archive is empty: nothing is being recorded (start pgtape archive)`
+        : `slot ${slotName} does not exist: nothing after ${formatLsn(end)} is being recorded, and the archive will have a hole there (pgtape archive refuses to continue; take a new base)`,
+    );
+  } else {
+    if (slot.confirmedFlushLsn && end !== undefined && parseLsn(slot.confirmedFlushLsn) > end) {
+      warnings.push(`slot ${slotName} has confirmed ${slot.confirmedFlushLsn}, beyond the end of the archive (${formatLsn(end)}): the transactions between are lost to the archive (a hole)`);
+    }
+    if (slot.retainedWalBytes !== null && slot.retainedWalBytes > maxRetainedWal) {
+      warnings.push(`slot ${slotName} retains ${mib(slot.retainedWalBytes)} of WAL, more than --max-retained-wal (${mib(maxRetainedWal)}): ${slot.active ? 'the archiver is falling behind' : 'no archiver is connected'}, and the source's disk fills`);
+    }
+    if (slot.walStatus === 'lost') warnings.push(`slot ${slotName} has lost WAL it needed (wal_status lost): the archive cannot continue from it`);
+    if (!slot.active) warnings.push(`slot ${slotName} is not in use: no archiver is connected`);
+  }
+  const lastCommitMicros = header?.lastCommitTime;
+  return {
+    slot,
+    source: { currentLsn: formatLsn(currentLsn), time: now[0]!.time.toISOString() },
+    archive: {
+      firstBase: bases[0] ? formatLsn(bases[0].lsn) : null,
+      bases: bases.length,
+      segments: segments.length,
+      endLsn: end === undefined ? null : formatLsn(end),
+      lastCommitLsn: header ? formatLsn(header.lastCommitLsn) : null,
+      lastCommitTime: lastCommitMicros === undefined ? null : formatMicros(lastCommitMicros),
+    },
+    behind: {
+      bytes: end === undefined ? null : Math.max(0, Number(currentLsn - end)),
+      lastCommitAgeSeconds: lastCommitMicros === undefined ? null : Math.max(0, (now[0]!.time.getTime() * 1000 - Number(lastCommitMicros)) / 1e6),
+    },
+    warnings,
+  };
+}
+
+export function mib(bytes: number): string {
+  return bytes >= 1 << 30 ? `${(bytes / (1 << 30)).toFixed(2)} GiB` : `${(bytes / (1 << 20)).toFixed(1)} MiB`;
+}

@@ -1,0 +1,212 @@
+import { createHash } from 'node:crypto';
+import { BASES_DIR, BASE_FORMAT_VERSION, basePrefix, type BaseManifest } from '../base/format.js';
+import { mapLimit } from '../core/concurrency.js';
+import { errorMessage } from '../core/errors.js';
+import { formatLsn, parseLsnKey, tryParseLsn } from '../core/lsn.js';
+import type { SegmentHeader } from '../segment/format.js';
+import { listSegments, openSegment, type SegmentRef } from '../store/segments.js';
+import { readAll } from '../store/read.js';
+import type { Store } from '../store/store.js';
+
+export type Status = 'OK' | 'CORRUPT' | 'MISSING' | 'GAP' | 'OVERLAP';
+
+/** The verdict on one object of the store (a base, a segment) or on a stretch of LSNs between them. */
+export interface Finding {
+  status: Status;
+  object: string;
+  /** The LSNs it covers: a segment's range, a gap's, a base's LSN (start = end). */
+  start: string;
+  end: string;
+  detail: string;
+}
+
+export interface VerifySummary {
+  sound: boolean;
+  bases: number;
+  segments: number;
+  counts: Partial<Record<Status, number>>;
+  /** The first and last LSN checked. */
+  from: string | null;
+  to: string | null;
+  /** Stretches that replay can still reach: from a sound base to the first break after it. */
+  replayable: { from: string; to: string }[];
+}
+
+/** At most this many objects are read at once (a remote store's latency overlaps). */
+const CONCURRENCY = 4;
+
+interface Break {
+  start: bigint;
+  end: bigint;
+}
+
+/**
+ * Checks every base and every segment of a store (or those a range needs): bases complete with
+ * matching checksums; segments readable, their body checksum and decoding, whole transactions
+ * in commit order inside the segment's range, a definition for every relation a change uses,
+ * header counts equal to the body's; and the segments contiguous, without gap or overlap.
+ */
+export async function* verifyArchive(store: Store, range: { from?: bigint; to?: bigint } = {}): AsyncGenerator<Finding, VerifySummary> {
+  const counts: Partial<Record<Status, number>> = {};
+  const breaks: Break[] = [];
+  const soundBases: bigint[] = [];
+  const emit = (f: Finding): Finding => {
+    counts[f.status] = (counts[f.status] ?? 0) + 1;
+    // A damaged segment, a gap or an overlap breaks the chain: replay cannot cross it.
+    if (f.status !== 'OK' && !f.object.startsWith(BASES_DIR)) breaks.push({ start: tryParseLsn(f.start)!, end: tryParseLsn(f.end)! });
+    return f;
+  };
+
+  const segments = (await listSegments(store)).filter((s) => (range.to === undefined || s.startLsn <= range.to) && (range.from === undefined || s.endLsn > range.from));
+  const bases = await baseDirectories(store);
+  const checkedBases = bases.filter((b) => range.to === undefined || b.lsn <= range.to);
+
+  for (const b of checkedBases) {
+    const f = emit(await checkBase(store, b.lsn, b.keys));
+    if (f.status === 'OK') soundBases.push(b.lsn);
+    yield f;
+  }
+
+  let previous: SegmentRef | undefined;
+  for (let i = 0; i < segments.length; i += CONCURRENCY) {
+    const batch = segments.slice(i, i + CONCURRENCY);
+    const results = await mapLimit(batch, CONCURRENCY, (s) => checkSegment(store, s));
+    for (const [k, s] of batch.entries()) {
+      if (previous && s.startLsn > previous.endLsn) {
+        yield emit({ status: 'GAP', object: `${formatLsn(previous.endLsn)}-${formatLsn(s.startLsn)}`, start: formatLsn(previous.endLsn), end: formatLsn(s.startLsn), detail: `no segment covers ${formatLsn(previous.endLsn)} to ${formatLsn(s.startLsn)} (between ${previous.key} and ${s.key})` });
+      } else if (previous && s.startLsn < previous.endLsn) {
+        yield emit({ status: 'OVERLAP', object: s.key, start: formatLsn(s.startLsn), end: formatLsn(previous.endLsn), detail: `starts at ${formatLsn(s.startLsn)}, before ${previous.key} ends (${formatLsn(previous.endLsn)}): the same transactions may be stored twice` });
+      }
+      yield emit(results[k]!);
+      if (!previous || s.endLsn > previous.endLsn) previous = s;
+    }
+  }
+  // The change log must begin at or before the first base: what lies between is lost.
+  const firstBase = soundBases[0];
+  if (firstBase !== undefined && segments[0] && range.from === undefined && segments[0].startLsn > firstBase) {
+    yield emit({ status: 'GAP', object: `${formatLsn(firstBase)}-${formatLsn(segments[0].startLsn)}`, start: formatLsn(firstBase), end: formatLsn(segments[0].startLsn), detail: `no segment covers the first base (${formatLsn(firstBase)}) to the first segment (${segments[0].key})` });
+  }
+
+  const end = segments.reduce((m, s) => (s.endLsn > m ? s.endLsn : m), 0n);
+  const replayable: VerifySummary['replayable'] = [];
+  for (const b of soundBases) {
+    const first = breaks.filter((x) => x.end > b).sort((x, y) => (x.start < y.start ? -1 : 1))[0];
+    if (first && first.start <= b) continue;
+    const to = first ? first.start : end > b ? end : b;
+    const last = replayable.at(-1);
+    if (last && last.to === formatLsn(to)) continue;
+    replayable.push({ from: formatLsn(b), to: formatLsn(to) });
+  }
+  const sound = Object.keys(counts).every((s) => s === 'OK') && (checkedBases.length > 0 || segments.length > 0);
+  return {
+    sound,
+    bases: checkedBases.length,
+    segments: segments.length,
+    counts,
+    from: segments[0] ? formatLsn(segments[0].startLsn) : checkedBases[0] ? formatLsn(checkedBases[0].lsn) : null,
+    to: segments.length ? formatLsn(end) : null,
+    replayable,
+  };
+}
+
+/** Every `base/<LSN16>/` folder with what it holds, manifest or not. */
+async function baseDirectories(store: Store): Promise<{ lsn: bigint; keys: Map<string, number> }[]> {
+  const byLsn = new Map<bigint, Map<string, number>>();
+  for (const o of await store.list(BASES_DIR)) {
+    const m = /^base\/([0-9A-F]{16})\/(.+)$/.exec(o.key);
+    const lsn = m ? parseLsnKey(m[1]!) : undefined;
+    if (lsn === undefined) continue;
+    (byLsn.get(lsn) ?? byLsn.set(lsn, new Map()).get(lsn)!).set(m![2]!, o.size);
+  }
+  return [...byLsn.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([lsn, keys]) => ({ lsn, keys }));
+}
+
+async function checkBase(store: Store, lsn: bigint, keys: Map<string, number>): Promise<Finding> {
+  const prefix = basePrefix(lsn);
+  const at = formatLsn(lsn);
+  const finding = (status: Status, detail: string): Finding => ({ status, object: prefix, start: at, end: at, detail });
+  if (!keys.has('manifest.json')) return finding('MISSING', 'manifest.json is missing: the base was never finished and replay ignores it');
+  let manifest: BaseManifest;
+  try {
+    manifest = JSON.parse((await readAll(store, `${prefix}manifest.json`)).toString('utf8')) as BaseManifest;
+  } catch (err) {
+    return finding('CORRUPT', `manifest.json cannot be read: ${errorMessage(err)}`);
+  }
+  if (manifest.formatVersion !== BASE_FORMAT_VERSION || tryParseLsn(manifest.lsn) !== lsn) return finding('CORRUPT', `manifest.json describes another base (${manifest.lsn}, format ${manifest.formatVersion})`);
+  const sha = async (key: string) => createHash('sha256').update(await readAll(store, key)).digest('hex');
+  if (!keys.has('schema.json')) return finding('MISSING', 'schema.json is missing');
+  if ((await sha(`${prefix}schema.json`)) !== manifest.schemaSha256) return finding('CORRUPT', 'schema.json does not match the checksum in the manifest');
+  let rows = 0;
+  for (const t of manifest.tables) {
+    const what = `${t.file} (${t.schema}.${t.name})`;
+    if (!keys.has(t.file)) return finding('MISSING', `${what} is missing`);
+    if (keys.get(t.file) !== t.bytes) return finding('CORRUPT', `${what} is ${keys.get(t.file)} bytes, the manifest says ${t.bytes}`);
+    if ((await sha(`${prefix}${t.file}`)) !== t.sha256) return finding('CORRUPT', `${what} does not match the checksum in the manifest`);
+    rows += t.rows;
+  }
+  return finding('OK', `${manifest.tables.length} tables, ${rows} rows`);
+}
+
+/** Reads a whole segment and checks it against its header and name. */
+async function checkSegment(store: Store, ref: SegmentRef): Promise<Finding> {
+  const finding = (status: Status, detail: string): Finding => ({ status, object: ref.key, start: formatLsn(ref.startLsn), end: formatLsn(ref.endLsn), detail });
+  const reader = openSegment(store, ref.key);
+  let header: SegmentHeader;
+  try {
+    header = await reader.header();
+  } catch (err) {
+    return finding(/no such|not found|NoSuchKey|ENOENT/i.test(errorMessage(err)) ? 'MISSING' : 'CORRUPT', errorMessage(err));
+  }
+  const problem = (detail: string) => finding('CORRUPT', detail);
+  if (header.startLsn !== ref.startLsn || header.endLsn !== ref.endLsn) {
+    return problem(`its name says ${formatLsn(ref.startLsn)}–${formatLsn(ref.endLsn)}, its header ${formatLsn(header.startLsn)}–${formatLsn(header.endLsn)}`);
+  }
+  const relations = new Set<number>();
+  let open: { commitLsn: bigint; xid: number } | undefined;
+  let transactions = 0;
+  let last: bigint | undefined;
+  let first: bigint | undefined;
+  let minXid = Infinity;
+  let maxXid = -Infinity;
+  let changes = 0;
+  try {
+    for await (const e of reader.entries()) {
+      if (e.kind === 'relation') {
+        relations.add(e.relation.oid);
+        continue;
+      }
+      if (e.kind === 'begin') {
+        if (open) return problem(`transaction ${open.xid} has no commit before the next begins`);
+        if (last !== undefined && e.commitLsn <= last) return problem(`transaction ${e.xid} (commit ${formatLsn(e.commitLsn)}) is out of commit order`);
+        if (e.commitLsn < ref.startLsn || e.commitLsn >= ref.endLsn) return problem(`transaction ${e.xid} commits at ${formatLsn(e.commitLsn)}, outside the segment's range`);
+        open = { commitLsn: e.commitLsn, xid: e.xid };
+        first ??= e.commitLsn;
+        minXid = Math.min(minXid, e.xid);
+        maxXid = Math.max(maxXid, e.xid);
+        continue;
+      }
+      if (!open) return problem(`a ${e.kind} entry lies outside any transaction`);
+      if (e.kind === 'commit') {
+        if (e.commitLsn !== open.commitLsn) return problem(`transaction ${open.xid} begins with commit LSN ${formatLsn(open.commitLsn)} and commits at ${formatLsn(e.commitLsn)}`);
+        last = e.commitLsn;
+        transactions++;
+        open = undefined;
+        continue;
+      }
+      const used = e.kind === 'truncate' ? e.relations : e.kind === 'insert' || e.kind === 'update' || e.kind === 'delete' ? [e.relation] : [];
+      for (const oid of used) if (!relations.has(oid)) return problem(`transaction ${open.xid} changes relation ${oid}, which the segment never defines`);
+      if (used.length) changes++;
+    }
+  } catch (err) {
+    return problem(errorMessage(err).replace(`${store.description}/${ref.key}: `, '').replace(`${store.description}/${ref.key} `, ''));
+  }
+  if (open) return problem(`transaction ${open.xid} has no commit: the segment ends inside it`);
+  const mismatch = [
+    header.transactions !== transactions && `${header.transactions} transactions (the body holds ${transactions})`,
+    transactions && header.firstCommitLsn !== first && `first commit ${formatLsn(header.firstCommitLsn)} (the body: ${formatLsn(first!)})`,
+    transactions && header.lastCommitLsn !== last && `last commit ${formatLsn(header.lastCommitLsn)} (the body: ${formatLsn(last!)})`,
+    transactions && (header.minXid !== minXid || header.maxXid !== maxXid) && `xids ${header.minXid}–${header.maxXid} (the body: ${minXid}–${maxXid})`,
+  ].filter(Boolean);
+  if (mismatch.length) return problem(`its header disagrees with its body: ${mismatch.join('; ')}`);
+  return finding('OK', `${transactions} transactions, ${changes} changes`);
+}

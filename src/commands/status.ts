@@ -1,0 +1,47 @@
+import { Command } from 'commander';
+import { requireSource, s3EndpointOption, sourceOption, storeOption } from './options.js';
+import { EXIT_ATTENTION, UserError } from '../core/errors.js';
+import { writeLine } from '../core/output.js';
+import { parseBytes } from '../core/units.js';
+import { connect } from '../source/connection.js';
+import { openStore } from '../store/open.js';
+import { mib, streamStatus } from '../audit/status.js';
+
+export function statusCommand(): Command {
+  return new Command('status')
+    .description("the stream's health: the slot, the WAL it retains, how far the archive is behind the source")
+    .addOption(sourceOption())
+    .addOption(storeOption())
+    .addOption(s3EndpointOption())
+    .option('--slot <name>', 'logical replication slot', 'pgtape')
+    .option('--max-retained-wal <size>', 'warn when the slot retains more WAL than this', '1GB')
+    .option('--json', 'one JSON object', false)
+    .addHelpText('after', `\nExit status: 0 when healthy, ${EXIT_ATTENTION} when a warning is printed.\n\nExample:\n  pgtape status --source postgres://archiver@db/shop --store s3://tapes/shop`)
+    .action(async (opts) => {
+      const source = requireSource(opts.source);
+      const maxRetained = parseBytes(opts.maxRetainedWal, '--max-retained-wal');
+      const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      const client = await connect(source);
+      let s;
+      try {
+        s = await streamStatus(client, store, opts.slot, maxRetained);
+      } finally {
+        await client.end().catch(() => {});
+      }
+      if (opts.json) await writeLine(JSON.stringify(s));
+      else {
+        const slot = s.slot.exists
+          ? `${s.slot.name}, ${s.slot.active ? 'active' : 'inactive'}, confirmed ${s.slot.confirmedFlushLsn ?? '-'}, retains ${s.slot.retainedWalBytes === null ? '-' : mib(s.slot.retainedWalBytes)} of WAL`
+          : `${s.slot.name} does not exist`;
+        await writeLine(`slot      ${slot}`);
+        await writeLine(`source    current LSN ${s.source.currentLsn} at ${s.source.time}`);
+        await writeLine(
+          `archive   ${s.archive.bases} bases (first ${s.archive.firstBase ?? '-'}), ${s.archive.segments} segments, last commit ${s.archive.lastCommitLsn ?? '-'} at ${s.archive.lastCommitTime ?? '-'}, ends at ${s.archive.endLsn ?? '-'}`,
+        );
+        const age = s.behind.lastCommitAgeSeconds === null ? '-' : `${s.behind.lastCommitAgeSeconds.toFixed(1)} s`;
+        await writeLine(`behind    ${s.behind.bytes === null ? '-' : `${s.behind.bytes} bytes of WAL`}; the last archived commit is ${age} old`);
+        for (const w of s.warnings) await writeLine(`warning   ${w}`);
+      }
+      if (s.warnings.length) throw new UserError(`the stream needs attention: ${s.warnings[0]}`, s.warnings.length > 1 ? `${s.warnings.length} warnings in all, listed above` : undefined, EXIT_ATTENTION);
+    });
+}

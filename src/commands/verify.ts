@@ -1,0 +1,61 @@
+import { Command } from 'commander';
+import { s3EndpointOption, storeOption } from './options.js';
+import { EXIT_ATTENTION, UserError } from '../core/errors.js';
+import { writeLine } from '../core/output.js';
+import { openStore } from '../store/open.js';
+import type { Store } from '../store/store.js';
+import { verifyArchive, type Finding, type VerifySummary } from '../audit/verify.js';
+import { indexArchive, resolvePoint } from '../../replay/resolve.js';
+import { parseTarget } from '../../replay/target.js';
+
+/** LSN targets need nothing from the store; the others are found through the segments' headers. */
+async function point(store: Store, text: string | undefined): Promise<bigint | undefined> {
+  if (text === undefined) return undefined;
+  const target = parseTarget(text);
+  if (target.kind === 'lsn') return target.lsn;
+  if (target.kind === 'latest') return undefined;
+  return resolvePoint(await indexArchive(store, false, true), target, false);
+}
+
+export function verifyCommand(): Command {
+  return new Command('verify')
+    .description('check that the archive is whole: every base and segment readable, checksums right, no gap or overlap')
+    .addOption(storeOption())
+    .addOption(s3EndpointOption())
+    .option('--from <target>', 'check only what replays from this point on need')
+    .option('--to <target>', 'check only what replays up to this point need')
+    .option('--json', 'one JSON object per line: each object checked, then a summary', false)
+    .addHelpText('after', `\nExit status: 0 when everything checked is sound, ${EXIT_ATTENTION} when something is damaged or missing.\n\nExamples:\n  pgtape verify --store ./tape\n  pgtape verify --store pfs://changelog@master --to name:end-of-day --json`)
+    .action(async (opts) => {
+      const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      const range = { from: await point(store, opts.from), to: await point(store, opts.to) };
+      const run = verifyArchive(store, range);
+      const broken: Finding[] = [];
+      let next = await run.next();
+      while (!next.done) {
+        const f = next.value;
+        if (f.status !== 'OK') broken.push(f);
+        await writeLine(opts.json ? JSON.stringify(f) : `${f.status.padEnd(8)} ${f.object}  ${f.detail}`);
+        next = await run.next();
+      }
+      const summary: VerifySummary = next.value;
+      if (opts.json) await writeLine(JSON.stringify({ summary }));
+      else {
+        const counts = Object.entries(summary.counts).map(([s, n]) => `${n} ${s}`).join(', ') || 'nothing';
+        await writeLine(`verified ${summary.bases} bases and ${summary.segments} segments (${summary.from ?? '-'} to ${summary.to ?? '-'}): ${counts}`);
+        await writeLine(`replayable: ${summary.replayable.map((r) => `${r.from} (base) to ${r.to}`).join('; ') || 'nothing'}`);
+      }
+      if (summary.bases + summary.segments === 0) throw new UserError(`${store.description} holds no archive (no base, no segments)`, 'check --store; pgtape archive writes there', EXIT_ATTENTION);
+      if (!summary.sound) {
+        const names = broken.slice(0, 5).map((f) => `${f.object} (${f.status})`).join(', ') + (broken.length > 5 ? `, and ${broken.length - 5} more` : '');
+        const reach = summary.replayable.length
+          ? `replay targets from ${summary.replayable.map((r) => `${r.from} to ${r.to}`).join(' and from ')} still work`
+          : 'no stretch of the archive is replayable';
+        throw new UserError(
+          `the archive is damaged: ${names}`,
+          `${reach}; restore the damaged objects from a copy (a PFS commit's history keeps earlier versions), or take a new base with pgtape base to replay from it on`,
+          EXIT_ATTENTION,
+        );
+      }
+    });
+}
