@@ -2,12 +2,13 @@
 // same final rows into an empty database (the anchor), in one run on the same machine.
 //   npm run build && node dist/bench/replay.js [--rows 1000000] [--changes 1000000]
 import { spawn } from 'node:child_process';
-import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { formatLsn, parseLsnKey } from '../src/core/lsn.js';
 import { packageRoot } from '../src/core/paths.js';
 import { LocalCluster } from '../src/pg/local-cluster.js';
 import { DirectoryStore } from '../src/store/directory.js';
@@ -25,14 +26,33 @@ const TABLE = 'create table bench (id int, v text, n numeric, t timestamptz)';
 
 /** Runs pgtape and returns its wall time. Asynchronously: the S3 server runs in this process. */
 async function pgtape(args: string[], env: NodeJS.ProcessEnv = {}): Promise<number> {
+  return (await measured(args, env)).seconds;
+}
+
+/** Wall time and peak RSS (the kernel's high-water mark, read until the process exits); stdout is read and dropped. */
+async function measured(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ seconds: number; peakMiB: number; lines: number }> {
   const started = process.hrtime.bigint();
   const flags = args[0] === 'replay' && process.env.PGTAPE_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PGTAPE_BENCH_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...flags, bin, ...args], { env: { ...process.env, PGTAPE_LOG_FORMAT: 'json', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...flags, bin, ...args], { env: { ...process.env, PGTAPE_LOG_FORMAT: 'json', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
+  let lines = 0;
+  let peak = 0;
+  child.stdout.on('data', (d: Buffer) => {
+    for (let i = d.indexOf(10); i >= 0; i = d.indexOf(10, i + 1)) lines++;
+  });
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const poll = setInterval(() => {
+    try {
+      const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      if (hwm) peak = Math.max(peak, Number(hwm[1]) / 1024);
+    } catch {
+      // exited
+    }
+  }, 50);
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  clearInterval(poll);
   if (code !== 0) throw new Error(`pgtape ${args[0]} failed: ${stderr.slice(-2000)}`);
-  return Number(process.hrtime.bigint() - started) / 1e9;
+  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, peakMiB: peak, lines };
 }
 
 async function query(url: string, sql: string): Promise<pg.QueryResult> {
@@ -72,6 +92,20 @@ async function main(): Promise<void> {
     process.stderr.write('pgtape replay --to latest --into an empty database…\n');
     await query(source, 'create database replayed');
     const replaySeconds = await pgtape(['replay', '--store', store, '--to', 'latest', '--into', cluster.url('replayed')]);
+
+    process.stderr.write('pgtape log and diff over the same changes…\n');
+    const base = `lsn:${formatLsn(parseLsnKey(readdirSync(join(store, 'base'))[0]!)!)}`;
+    const audits: [string, string[]][] = [
+      ['log (one line per transaction)', ['log', '--store', store]],
+      ['log --rows --json (one line per change)', ['log', '--store', store, '--rows', '--json']],
+      ['diff --summary (base → latest)', ['diff', '--store', store, '--from', base, '--to', 'latest', '--summary']],
+      ['diff --format jsonl (base → latest)', ['diff', '--store', store, '--from', base, '--to', 'latest', '--format', 'jsonl']],
+    ];
+    const auditRows: string[] = [];
+    for (const [what, args] of audits) {
+      const m = await measured(args);
+      auditRows.push(`| ${what} | ${m.seconds.toFixed(2)} s | ${m.lines} | ${Math.round(m.peakMiB)} MiB |`);
+    }
 
     process.stderr.write('the same from S3 (s3rver on loopback)…\n');
     const s3 = await startS3();
@@ -121,11 +155,17 @@ async function main(): Promise<void> {
         `| directory | ${replaySeconds.toFixed(2)} s | 1.00 |`,
         `| S3 (s3rver on loopback) | ${s3Seconds.toFixed(2)} s | ${(s3Seconds / replaySeconds).toFixed(2)} |`,
         '',
+        `| audit over the ${CHANGES} changes | time | lines out | peak RSS |`,
+        '|---|---:|---:|---:|',
+        ...auditRows,
+        '',
       ].join('\n'),
     );
   } finally {
     await cluster.destroy();
-    rmSync(work, { recursive: true, force: true });
+    // PGTAPE_BENCH_KEEP=1 keeps the store for profiling the readers on it.
+    if (process.env.PGTAPE_BENCH_KEEP) process.stderr.write(`store kept in ${store}\n`);
+    else rmSync(work, { recursive: true, force: true });
   }
 }
 

@@ -4,22 +4,21 @@ import { PassThrough } from 'node:stream';
 import type { BaseRef, BaseTable } from '../src/base/format.js';
 import { createDecompressor } from '../src/segment/compression.js';
 import type { Store } from '../src/store/store.js';
-import type { Value } from './values.js';
 
 const ESCAPES: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
 
 /** One line of COPY's text format as column values (the text forms, as pgoutput sends them). */
-export function parseCopyLine(line: string): Value[] {
+export function parseCopyLine(line: string): (string | null)[] {
   return line.split('\t').map((field) => {
     if (field === '\\N') return null;
-    if (!field.includes('\\')) return Buffer.from(field, 'utf8');
+    if (!field.includes('\\')) return field;
     // COPY TO escapes only these; octal and hex forms are accepted for completeness.
     const text = field.replace(/\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)/g, (_, e: string) => {
       if (e[0] === 'x' && e.length > 1) return String.fromCharCode(parseInt(e.slice(1), 16));
       if (/^[0-7]/.test(e)) return String.fromCharCode(parseInt(e, 8));
       return ESCAPES[e] ?? e;
     });
-    return Buffer.from(text, 'utf8');
+    return text;
   });
 }
 
@@ -27,7 +26,7 @@ export function parseCopyLine(line: string): Value[] {
  * The rows of one base table, read straight from its COPY file (no database needed), in the
  * order of `table.columns`. The file's checksum is not checked here: `pgtape verify` does.
  */
-export async function* readBaseRows(store: Store, base: BaseRef, table: BaseTable): AsyncGenerator<Value[]> {
+export async function* readBaseRows(store: Store, base: BaseRef, table: BaseTable): AsyncGenerator<(string | null)[]> {
   const text = new PassThrough();
   const feeding = pipeline(store.read(base.prefix + table.file), createDecompressor('br'), text);
   feeding.catch((err) => text.destroy(err as Error));

@@ -15,7 +15,7 @@ const name = (s: Pick<TableShape, 'schema' | 'name'>) => `${s.schema}.${s.name}`
 
 export function summarize(t: TableDiff): TableSummary {
   const s: TableSummary = { table: name(t.after), added: 0, deleted: 0, modified: 0, cellsModified: 0 };
-  for (const r of t.rows) {
+  for (const r of t.rows()) {
     if (r.change === 'added') s.added += r.copies ?? 1;
     else if (r.change === 'deleted') s.deleted += r.copies ?? 1;
     else {
@@ -83,20 +83,20 @@ export function* formatDiff(d: DiffResult, format: DiffFormat, summaryOnly: bool
         const s = summarize(t);
         yield `${s.table}: ${s.added} added, ${s.deleted} deleted, ${s.modified} modified (${s.cellsModified} cells)`;
         for (const c of shapeChanges(t)) yield `  ${c}`;
-        for (const r of t.rows) yield describeRow(r, mark);
+        for (const r of t.rows()) yield describeRow(r, mark);
       }
       if (!d.tables.length) yield '(no differences)';
       return;
     case 'jsonl':
       for (const t of d.tables) {
         if (shapeChanges(t).length) yield JSON.stringify({ table: name(t.after), change: 'schema', before: t.before, after: t.after, what: shapeChanges(t) });
-        for (const r of t.rows) yield JSON.stringify({ table: name(t.after), ...r });
+        for (const r of t.rows()) yield JSON.stringify({ table: name(t.after), ...r });
       }
       return;
     case 'csv':
       yield 'table,change,key,copies,column,before,after';
       for (const t of d.tables) {
-        for (const r of t.rows) {
+        for (const r of t.rows()) {
           const head = [csv(name(t.after)), r.change, r.key ? csv(JSON.stringify(r.key)) : '', String(r.copies ?? 1)];
           const columns = r.change === 'modified' ? r.cells! : Object.keys((r.after ?? r.before)!);
           for (const c of columns) yield [...head, csv(c), csv(r.before?.[c]), csv(r.after?.[c])].join(',');
@@ -138,17 +138,17 @@ function* patch(t: TableDiff): Generator<string> {
       .join(' and ');
 
   yield* reshape(t);
-  for (const r of t.rows) {
+  for (const r of t.rows()) {
     if (r.change !== 'deleted') continue;
     if (r.key) yield `delete from ${target} where ${keyMatch(r.key)};`;
     else yield `delete from ${target} where ctid in (select ctid from ${target} where ${rowMatch(r.before!)} limit ${r.copies ?? 1});`;
   }
-  for (const r of t.rows) {
+  for (const r of t.rows()) {
     if (r.change !== 'modified') continue;
     const set = r.cells!.map((c) => `${quoteIdent(c)} = ${lit(c, r.after![c])}`);
     yield `update ${target} set ${set.join(', ')} where ${keyMatch(r.key!)};`;
   }
-  for (const r of t.rows) {
+  for (const r of t.rows()) {
     if (r.change !== 'added') continue;
     const columns = Object.keys(r.after!);
     const values = columns.map((c) => lit(c, r.after![c])).join(', ');

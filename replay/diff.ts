@@ -8,7 +8,35 @@ import type { Store } from '../src/store/store.js';
 import { readBaseRows } from './base-rows.js';
 import { indexArchive, inRange, resolveRange, type ArchiveIndex, type IndexedSegment } from './resolve.js';
 import { describeTarget, type Target } from './target.js';
-import { carry, rowImage, toValues, UNCHANGED, type Value } from './values.js';
+import type { Tuple } from '../src/pgoutput/messages.js';
+import { UNCHANGED } from './values.js';
+
+/**
+ * A value as diff keeps it: text (decoded once; a Buffer view would keep the whole decompressed
+ * chunk it points into alive), NULL, or an unchanged TOAST value.
+ */
+type Value = string | null | typeof UNCHANGED;
+
+function toValues(t: Tuple): Value[] {
+  const out: Value[] = new Array(t.kinds.length);
+  let v = 0;
+  for (let i = 0; i < t.kinds.length; i++) {
+    const k = t.kinds[i];
+    if (k === 0x6e) out[i] = null;
+    else if (k === 0x75) out[i] = UNCHANGED;
+    else if (k === 0x74) out[i] = t.values[v++]!.toString('utf8');
+    else out[i] = `\\x${t.values[v++]!.toString('hex')}`;
+  }
+  return out;
+}
+
+function carry(next: Value[], previous: Value[]): Value[] {
+  return next.map((v, i) => (v === UNCHANGED ? (previous[i] ?? UNCHANGED) : v));
+}
+
+// Text never holds NUL: it separates the parts of a key, and marks NULL and unchanged apart from any text.
+const part = (v: Value) => (v === null ? '\u0000n' : v === UNCHANGED ? '\u0000u' : v);
+const rowImage = (values: Value[]) => values.map(part).join('\u0000|');
 
 /** Column values by name, as text (null for NULL). */
 export type RowValues = Record<string, string | null>;
@@ -47,7 +75,11 @@ export interface TableDiff {
   after: TableShape;
   before: TableShape | null;
   truncated: boolean;
-  rows: RowDiff[];
+  /**
+   * The rows that differ, made as they are read (a million RowDiff objects at once would be most
+   * of diff's memory); each call iterates them anew.
+   */
+  rows: () => Iterable<RowDiff>;
 }
 
 export interface DiffResult {
@@ -121,7 +153,8 @@ function image(row: Row): string {
 }
 
 function keyText(row: Row, keys: string[]): string {
-  return JSON.stringify(align(row, keys).map((v) => (v === null || v === UNCHANGED ? null : v.toString('latin1'))));
+  const values = align(row, keys);
+  return values.length === 1 ? part(values[0]!) : values.map(part).join('\u0000|');
 }
 
 const withCarry = (next: Row, previous: Row | null | undefined): Row =>
@@ -252,8 +285,9 @@ export async function diffPoints(options: { store: Store; from: Target; to: Targ
   for (const [oid, f] of folds) {
     const after = shapeOf(f.def);
     const beforeShape = await shapeAt(store, index, base, baseSchema, range.after, oid);
-    const rows = f.keyed ? compareKeyed(f, before, oid) : compareCounts(f, before, oid);
-    if (rows.length || f.truncated || !sameShape(beforeShape, after)) tables.push({ oid, after, before: beforeShape, truncated: f.truncated, rows });
+    const rows = () => (f.keyed ? compareKeyed(f, before, oid) : compareCounts(f, before, oid));
+    const any = !rows()[Symbol.iterator]().next().done;
+    if (any || f.truncated || !sameShape(beforeShape, after)) tables.push({ oid, after, before: beforeShape, truncated: f.truncated, rows });
   }
   return {
     from: describeTarget(options.from),
@@ -370,7 +404,7 @@ function toText(values: Value[], columns: string[]): RowValues {
   const out: RowValues = {};
   columns.forEach((c, i) => {
     const v = values[i];
-    out[c] = v === null || v === undefined || v === UNCHANGED ? null : v.toString('utf8');
+    out[c] = v === null || v === undefined || v === UNCHANGED ? null : v;
   });
   return out;
 }
@@ -387,25 +421,20 @@ function compareRows(before: Row | undefined, after: Row | null | undefined, col
   return { change: 'modified', ...key(after), before: toText(b, columns), after: toText(a, columns), cells };
 }
 
-function same(x: Value, y: Value): boolean {
-  if (x === null || y === null || x === UNCHANGED || y === UNCHANGED) return x === y;
-  return x.equals(y);
-}
+const same = (x: Value, y: Value) => x === y;
 
-function compareKeyed(f: TableFold, before: StateAt, oid: number): RowDiff[] {
+function* compareKeyed(f: TableFold, before: StateAt, oid: number): Generator<RowDiff> {
   const columns = columnNames(f.def);
   const keys = keyNames(f.def);
-  const out: RowDiff[] = [];
   const atFrom = before.keyed.get(oid) ?? new Map<string, Row>();
   for (const [k, s] of f.keys) {
     const was = f.truncated || s.existedBefore ? atFrom.get(k) : undefined;
     const source = s.carryFrom ? atFrom.get(s.carryFrom) : was;
     const d = compareRows(was, s.row && withCarry(s.row, source), columns, keys);
-    if (d) out.push(d);
+    if (d) yield d;
   }
   // Truncated: every row of --from that the range did not bring back is gone.
-  if (f.truncated) for (const [k, row] of atFrom) if (!f.keys.has(k)) out.push(compareRows(row, null, columns, keys)!);
-  return out;
+  if (f.truncated) for (const [k, row] of atFrom) if (!f.keys.has(k)) yield compareRows(row, null, columns, keys)!;
 }
 
 function compareCounts(f: TableFold, before: StateAt, oid: number): RowDiff[] {

@@ -56,8 +56,12 @@ export interface LogOptions {
   rows: boolean;
 }
 
+const names = new WeakMap<object, string>();
+/** `schema.table`, made once per relation definition (a million changes, one string). */
 export function tableName(rel: Pick<RelationDef, 'schema' | 'name'>): string {
-  return `${rel.schema}.${rel.name}`;
+  let n = names.get(rel);
+  if (n === undefined) names.set(rel, (n = `${rel.schema}.${rel.name}`));
+  return n;
 }
 
 /** A tuple as column name → text (unchanged TOAST values left out and listed apart). */
@@ -99,8 +103,17 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
     const t = (tx!.tables[tableName(rel)] ??= { inserts: 0, updates: 0, deletes: 0, truncates: 0 });
     t[field]++;
   };
-  const change = (rel: RelationDef, c: Omit<LoggedChange, 'table' | 'xid' | 'commitLsn'>): LogEvent | undefined =>
-    options.rows && wanted(rel) ? { type: 'change', transaction: tx!, change: { ...c, table: tableName(rel), xid: tx!.xid, commitLsn: tx!.commitLsn } } : undefined;
+  // Field order is the JSON's: change, table, then the values.
+  const change = (rel: RelationDef, kind: LoggedChange['change'], c: Partial<LoggedChange>): LogEvent => {
+    const out: LoggedChange = { change: kind, table: tableName(rel), xid: tx!.xid, commitLsn: tx!.commitLsn };
+    if (c.key) out.key = c.key;
+    if (c.old) out.old = c.old;
+    if (c.new) out.new = c.new;
+    if (c.unchanged) out.unchanged = c.unchanged;
+    if (c.changed) out.changed = c.changed;
+    return { type: 'change', transaction: tx!, change: out };
+  };
+  const rowsOf = (rel: RelationDef) => options.rows && wanted(rel);
 
   for await (const e of readLog(store, range.segments)) {
     if (e.kind === 'begin') {
@@ -118,35 +131,35 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
         break;
       case 'insert': {
         count(e.relation, 'inserts');
+        if (!rowsOf(e.relation)) break;
         const row = tupleValues(e.relation, e.new);
-        event = change(e.relation, { change: 'insert', key: keyValues(e.relation, row.values), new: row.values });
+        event = change(e.relation, 'insert', { key: keyValues(e.relation, row.values), new: row.values });
         break;
       }
       case 'update': {
         count(e.relation, 'updates');
-        if (!options.rows || !wanted(e.relation)) break;
+        if (!rowsOf(e.relation)) break;
         const next = tupleValues(e.relation, e.new);
         // A key tuple (the update changed the key) holds the key columns only; the rest are sent as NULL.
         const old = e.old ? tupleValues(e.relation, e.old).values : e.key ? keyValues(e.relation, tupleValues(e.relation, e.key).values) : undefined;
         // The key that found the row: the old one when the update changed it.
         const key = keyValues(e.relation, old ?? next.values);
         let changed: string[] | undefined;
-        if (e.old) changed = Object.keys(next.values).filter((c) => next.values[c] !== old![c]);
-        else if (e.key) changed = Object.keys(old!).filter((c) => next.values[c] !== old![c]);
-        event = change(e.relation, { change: 'update', key, old, new: next.values, ...(next.unchanged.length ? { unchanged: next.unchanged } : {}), ...(changed ? { changed } : {}) });
+        if (old) changed = Object.keys(e.old ? next.values : old).filter((c) => next.values[c] !== old[c]);
+        event = change(e.relation, 'update', { key, old, new: next.values, unchanged: next.unchanged.length ? next.unchanged : undefined, changed });
         break;
       }
       case 'delete': {
         count(e.relation, 'deletes');
+        if (!rowsOf(e.relation)) break;
         const old = tupleValues(e.relation, (e.old ?? e.key)!).values;
-        event = change(e.relation, { change: 'delete', key: keyValues(e.relation, old), ...(e.old ? { old } : {}) });
+        event = change(e.relation, 'delete', { key: keyValues(e.relation, old), old: e.old ? old : undefined });
         break;
       }
       case 'truncate':
         for (const rel of e.relations) {
           count(rel, 'truncates');
-          const ev = change(rel, { change: 'truncate' });
-          if (ev) yield ev;
+          if (rowsOf(rel)) yield change(rel, 'truncate', {});
         }
         break;
       case 'message':

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { s3EndpointOption, storeOption, tableOption } from './options.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
-import { emphasis, writeLine } from '../core/output.js';
+import { emphasis, LineWriter } from '../core/output.js';
 import { openStore } from '../store/open.js';
 import { diffPoints } from '../../replay/diff.js';
 import { formatDiff, type DiffFormat } from '../../replay/diff-format.js';
@@ -33,6 +33,8 @@ export function diffCommand(): Command {
         tables: opts.table,
         log: createLogger(),
       });
-      for (const line of formatDiff(result, opts.format as DiffFormat, opts.summary, emphasis())) await writeLine(line);
+      const out = new LineWriter();
+      for (const line of formatDiff(result, opts.format as DiffFormat, opts.summary, emphasis())) await out.line(line);
+      await out.flush();
     });
 }

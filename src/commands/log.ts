@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { s3EndpointOption, storeOption, tableOption } from './options.js';
-import { emphasis, writeLine } from '../core/output.js';
+import { emphasis, LineWriter } from '../core/output.js';
 import { openStore } from '../store/open.js';
 import { readTransactions, type LoggedChange, type LoggedTransaction, type RowValues } from '../audit/transactions.js';
 import { indexArchive, resolveRange } from '../../replay/resolve.js';
@@ -67,25 +67,27 @@ export function logCommand(): Command {
       const index = await indexArchive(store, false);
       const range = await resolveRange(index, opts.from ? parseTarget(opts.from) : undefined, opts.to ? parseTarget(opts.to) : undefined);
       const mark = emphasis();
+      const out = new LineWriter();
       let shown: LoggedTransaction | undefined;
       for await (const e of readTransactions(store, range, { tables: opts.table, rows: opts.rows })) {
         if (opts.json) {
-          if (e.type === 'change') await writeLine(JSON.stringify(e.change));
-          else if (e.type === 'commit') await writeLine(JSON.stringify(e.transaction));
+          if (e.type === 'change') await out.line(JSON.stringify(e.change));
+          else if (e.type === 'commit') await out.line(JSON.stringify(e.transaction));
           continue;
         }
         if (!opts.rows) {
-          if (e.type === 'commit') await writeLine(describe(e.transaction, true));
+          if (e.type === 'commit') await out.line(describe(e.transaction, true));
           continue;
         }
         // With --rows: a transaction's line comes with its first change (or its commit), then its changes.
         if (e.type === 'begin') continue;
         if (shown !== e.transaction) {
           shown = e.transaction;
-          await writeLine(describe(e.transaction, false));
+          await out.line(describe(e.transaction, false));
         }
-        if (e.type === 'change') await writeLine(describeChange(e.change, mark));
-        else for (const m of e.transaction.marks) await writeLine(`  mark ${JSON.stringify(m)}`);
+        if (e.type === 'change') await out.line(describeChange(e.change, mark));
+        else for (const m of e.transaction.marks) await out.line(`  mark ${JSON.stringify(m)}`);
       }
+      await out.flush();
     });
 }
