@@ -129,7 +129,8 @@ export async function resolvePoint(index: ArchiveIndex, target: Target, exclusiv
           if (e.kind === 'begin' && beyond(e.commitTime)) return e.commitLsn - 1n;
         }
       }
-      if (last && target.micros > last.header.lastCommitTime) throw outside(index, target, 'is after the last commit');
+      const lastCommit = lastWithCommits(index);
+      if (lastCommit && target.micros > lastCommit.header.lastCommitTime) throw outside(index, target, 'is after the last commit');
       return undefined;
     }
     case 'name': {
@@ -156,13 +157,18 @@ export function outside(index: ArchiveIndex, target: Target, why: string): UserE
   return new UserError(`target ${describeTarget(target)} ${why}`, `the archive covers ${coverage(index)}`);
 }
 
+/** The last segment holding transactions (segments without any only mark positions). */
+export function lastWithCommits(index: ArchiveIndex): IndexedSegment | undefined {
+  return index.segments.findLast((s) => s.header.transactions > 0);
+}
+
 /** What the archive covers, in words. */
 export function coverage(index: ArchiveIndex): string {
   const first = index.bases[0];
-  const last = index.segments.at(-1);
+  const last = lastWithCommits(index);
   const start = first ? `${formatLsn(first.lsn)} (first base)` : `${formatLsn(index.segments[0]!.startLsn)} (first segment, no base)`;
   const end = last
-    ? `${formatLsn(last.endLsn)} (last commit ${formatLsn(last.header.lastCommitLsn)} at ${formatMicros(last.header.lastCommitTime)})`
+    ? `${formatLsn(index.segments.at(-1)!.endLsn)} (last commit ${formatLsn(last.header.lastCommitLsn)} at ${formatMicros(last.header.lastCommitTime)})`
     : `${formatLsn(index.bases.at(-1)!.lsn)} (bases only, no segments yet)`;
   return `${start} to ${end}`;
 }
@@ -177,7 +183,7 @@ export interface LogRange {
 /** `--from A --to B`: A is a state (its transactions are not in the range), B the last state. */
 export async function resolveRange(index: ArchiveIndex, from: Target | undefined, to: Target | undefined): Promise<LogRange> {
   // `--from latest` is the end of the archive: an empty range, not an error.
-  const end = index.segments.at(-1)?.header.lastCommitLsn ?? index.bases.at(-1)?.lsn;
+  const end = lastWithCommits(index)?.header.lastCommitLsn ?? index.bases.at(-1)?.lsn;
   const after = from ? ((await resolvePoint(index, from, false)) ?? end) : undefined;
   const upTo = to ? await resolvePoint(index, to, false) : undefined;
   if (after !== undefined && upTo !== undefined && after > upTo) {

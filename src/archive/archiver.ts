@@ -9,7 +9,7 @@ import { NotASegmentError, type Compression } from '../segment/format.js';
 import { SegmentWriter, type SealedSegment, type StreamIdentity } from '../segment/writer.js';
 import { listSegments, openSegment } from '../store/segments.js';
 import type { Store } from '../store/store.js';
-import { clientConfig, connect, connectionError } from '../source/connection.js';
+import { clientConfig, connect, connectionError, connectQuietly } from '../source/connection.js';
 import { checkSource, ensurePublication } from '../source/preflight.js';
 import { findSlot } from '../source/slot.js';
 import { listBases } from '../base/format.js';
@@ -32,6 +32,8 @@ export interface ArchiveOptions {
   until?: 'now' | bigint;
   compression: Compression;
   queueLimit: number;
+  /** With nothing of ours pending, acknowledge the keepalive position once the slot holds this much WAL for us. */
+  maxIdleWal: number;
   log: Logger;
   /** Aborting seals and stores the open segment at the next commit boundary, then run() resolves. */
   signal?: AbortSignal;
@@ -47,6 +49,19 @@ export interface ArchiveSummary {
 }
 
 const STATUS_INTERVAL_MS = 10_000;
+const RECONNECT_FIRST_MS = 500;
+const PING_BURST_MS = 3_000;
+const RECONNECT_MAX_MS = 30_000;
+
+/**
+ * Connection errors that waiting will not fix: the slot, the credentials, the database or the
+ * privileges are wrong. Everything else (refused, reset, shutting down, starting up, a killed
+ * walsender, the slot still held by a walsender that has not noticed its client is gone) is retried.
+ */
+export function fatalConnectionError(err: Error): boolean {
+  const code = (err as { code?: string }).code ?? '';
+  return ['42704', '28P01', '28000', '3D000', '42501', '55000', '42P01'].includes(code) || code.startsWith('28');
+}
 const TICK_MS = 250;
 
 /**
@@ -78,7 +93,12 @@ export class Archiver {
   private stopping = false;
   private finishing: Promise<void> | undefined;
   private lastStatusAt = 0;
+  private lastPingAt = 0;
   private lastMessageAt = Date.now();
+  /** Which subscription is current: a late error from an earlier one is not a new outage. */
+  private generation = 0;
+  private reconnecting = false;
+  private outage: { since: number; attempts: number } | undefined;
   private summary: ArchiveSummary = { durableLsn: 0n, segments: 0, transactions: 0, receivedBytes: 0, storedBytes: 0 };
   private settle!: { resolve: () => void; reject: (err: Error) => void };
   private failed = false;
@@ -161,16 +181,15 @@ export class Archiver {
     const onAbort = () => this.requestStop();
     this.options.signal?.addEventListener('abort', onAbort);
     if (this.options.signal?.aborted) onAbort();
-    this.service.on('data', (_lsn: string, msg: PgoutputMessage) => this.serial(() => this.onMessage(msg)));
-    this.service.on('heartbeat', (lsn: string, _time: number, shouldRespond: boolean) => this.onKeepalive(parseLsn(lsn), shouldRespond));
-    this.service.on('error', (err: Error) => this.fail(connectionError(this.options.source, err)));
-    this.service.on('start', () => this.sendStatus(false));
-    this.service
-      .subscribe(this.plugin, this.options.slot, formatLsn(this.resumeFrom))
-      .then(() => {
-        if (!this.finishing) this.fail(new Error('the source ended replication unexpectedly'));
-      })
-      .catch((err) => this.fail(err.code ? connectionError(this.options.source, err) : err));
+    // Once a connection is lost, what it still delivers is dropped: streaming resumes at the end
+    // of the last sealed segment and Postgres sends it again.
+    this.service.on('data', (_lsn: string, msg: PgoutputMessage) => (this.reconnecting ? undefined : this.serial(() => this.onMessage(msg))));
+    this.service.on('heartbeat', (lsn: string, _time: number, shouldRespond: boolean) => {
+      if (!this.reconnecting) this.onKeepalive(parseLsn(lsn), shouldRespond);
+    });
+    this.service.on('error', (err: Error) => this.connectionLost(this.generation, err));
+    this.service.on('start', () => this.onStreaming());
+    this.startStreaming();
     try {
       await done;
     } finally {
@@ -182,6 +201,98 @@ export class Archiver {
     }
     this.summary.receivedBytes = this.plugin.parsedBytes;
     return this.summary;
+  }
+
+  /** Starts one replication connection; its end or failure is a connection loss unless finishing. */
+  private startStreaming(): void {
+    const generation = ++this.generation;
+    // A lost connection's messages were parsed but never handled: the count starts anew, or
+    // keepalives would wait forever for them (and the archive never reach an idle position).
+    this.plugin.parsed = this.handled = 0;
+    this.service
+      .subscribe(this.plugin, this.options.slot, formatLsn(this.resumeFrom))
+      .then(() => this.connectionLost(generation, new Error('the source ended replication')))
+      .catch((err: Error) => this.connectionLost(generation, err));
+  }
+
+  private onStreaming(): void {
+    this.sendStatus(false);
+    if (this.outage) {
+      this.options.log.info({ seconds: (Date.now() - this.outage.since) / 1000, attempts: this.outage.attempts, resumeFrom: formatLsn(this.resumeFrom) }, 'replication reconnected');
+      this.outage = undefined;
+    }
+  }
+
+  /**
+   * The replication connection failed or ended (a restart of Postgres, a killed walsender, the
+   * network). Errors that waiting cannot fix stop the archiver; the others are retried with a
+   * capped, jittered backoff, logged once per outage.
+   */
+  private connectionLost(generation: number, err: Error): void {
+    if (generation !== this.generation || this.finishing || this.failed || this.reconnecting) return;
+    const fatal = fatalConnectionError(err);
+    if (fatal) return this.fail(connectionError(this.options.source, err));
+    this.reconnecting = true;
+    if (!this.outage) {
+      this.outage = { since: Date.now(), attempts: 0 };
+      this.options.log.warn({ err: errorMessage(err) }, 'replication connection lost; reconnecting (nothing unstored is acknowledged)');
+    }
+    void this.serial(() => this.reconnect());
+  }
+
+  /**
+   * Runs in the serial chain, after every message already received: whole transactions in the
+   * open segment are sealed and queued, a transaction cut short is dropped, and streaming
+   * resumes at the end of the last sealed segment, where Postgres sends them again.
+   */
+  private async reconnect(): Promise<void> {
+    await this.service.stop().catch(() => {});
+    const writer = this.writer;
+    if (writer && (this.inTransaction || writer.inProgress)) {
+      this.writer = undefined;
+      await writer.discard();
+    } else await this.rollSegment();
+    this.inTransaction = this.skipping = false;
+    this.resumeFrom = this.received = this.sealedEnd;
+    this.lastKeepalive = undefined;
+    const outage = this.outage!;
+    for (;;) {
+      if (this.finishing || this.failed) return;
+      outage.attempts++;
+      const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** Math.min(outage.attempts - 1, 10)) * (0.5 + Math.random() / 2);
+      await new Promise((r) => setTimeout(r, delay));
+      try {
+        await this.checkSlotStillOurs();
+        break;
+      } catch (err) {
+        if (err instanceof UserError || fatalConnectionError(err as Error)) throw err instanceof UserError ? err : connectionError(this.options.source, err);
+        this.options.log.debug({ err: errorMessage(err), attempt: outage.attempts }, 'source not reachable yet');
+      }
+    }
+    this.reconnecting = false;
+    this.startStreaming();
+  }
+
+  /** Before streaming again: the slot must still exist and must not have moved past the archive. */
+  private async checkSlotStillOurs(): Promise<void> {
+    const client = await connectQuietly(this.options.source);
+    try {
+      const slot = await findSlot(client, this.options.slot, this.identity.database, this.options.log);
+      if (!slot) {
+        throw new UserError(
+          `replication slot ${quoteIdent(this.options.slot)} disappeared while archiving; the archive ends at ${formatLsn(this.sealedEnd)}`,
+          'changes since then cannot be archived; pgtape archive --rebase starts a new slot and base, recording the discontinuity',
+        );
+      }
+      if (slot.confirmedFlushLsn > this.sealedEnd) {
+        throw new UserError(
+          `replication slot ${quoteIdent(slot.name)} has confirmed up to ${formatLsn(slot.confirmedFlushLsn)}, beyond the archive's end (${formatLsn(this.sealedEnd)}): the changes between are lost to it`,
+          'something else advanced or recreated the slot; pgtape archive --rebase starts a new slot and base, recording the discontinuity',
+        );
+      }
+    } finally {
+      await client.end().catch(() => {});
+    }
   }
 
   /** The end of the archive as stored: read from the last segment's header, which also proves it is ours. */
@@ -284,7 +395,10 @@ export class Archiver {
 
   private async rollSegment(): Promise<void> {
     const writer = this.writer;
-    if (!writer || writer.transactions === 0 || writer.inProgress) return;
+    if (!writer || writer.inProgress) return;
+    // Everything before `received` has been handled: the segment may claim up to there.
+    if (!this.inTransaction) writer.advanceTo(this.received);
+    if (writer.transactions === 0 && writer.endLsn <= writer.startLsn) return;
     this.writer = undefined;
     const sealed = await writer.seal();
     this.sealedEnd = sealed.header.endLsn;
@@ -307,6 +421,28 @@ export class Archiver {
     // Arrives ahead of the data messages still queued before it: remember how many there were.
     this.lastKeepalive = { walEnd, parsedBefore: this.plugin.parsed };
     void this.serial(() => this.checkKeepalive());
+    if (shouldRespond) {
+      this.options.log.trace({ walEnd: formatLsn(walEnd), received: formatLsn(this.received), sealedEnd: formatLsn(this.sealedEnd), durable: formatLsn(this.durable), inTransaction: this.inTransaction }, 'ping');
+      // Pings in quick succession mean the walsender waits for our flush position to reach
+      // what it sent: a shutting-down server does, before it can stop.
+      const now = Date.now();
+      const waiting = now - this.lastPingAt < PING_BURST_MS;
+      this.lastPingAt = now;
+      if (waiting) void this.serial(() => this.advanceIdle(true));
+    }
+  }
+
+  /**
+   * With nothing of ours pending, the keepalive position is stored as a segment without
+   * transactions and then acknowledged: the slot stops holding WAL that other databases of
+   * the cluster write, and a shutting-down server is not kept waiting. Otherwise only once the
+   * slot would hold --max-idle-wal for us.
+   */
+  private async advanceIdle(force: boolean): Promise<void> {
+    if (this.finishing || this.inTransaction || this.writer?.inProgress || this.received <= this.sealedEnd) return;
+    if (!force && this.received - this.sealedEnd < BigInt(this.options.maxIdleWal)) return;
+    this.openWriter();
+    await this.rollSegment();
   }
 
   private async checkKeepalive(): Promise<void> {
@@ -321,6 +457,7 @@ export class Archiver {
 
   private async onTick(): Promise<void> {
     if (this.finishing) return;
+    await this.advanceIdle(false);
     const writer = this.writer;
     if (writer && !writer.inProgress && writer.transactions > 0 && Date.now() - writer.openedAt >= this.options.segmentSeconds * 1000) {
       await this.rollSegment();

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { listBases } from '../base/format.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { formatMicros } from '../core/units.js';
+import type { SegmentHeader } from '../segment/format.js';
 import { listSegments, openSegment } from '../store/segments.js';
 import type { Store } from '../store/store.js';
 
@@ -32,8 +33,13 @@ export async function streamStatus(client: pg.Client, store: Store, slotName: st
   const bases = await listBases(store);
   const segments = await listSegments(store);
   const last = segments.at(-1);
-  const header = last ? await openSegment(store, last.key).header() : undefined;
   const end = last?.endLsn ?? bases.at(-1)?.lsn;
+  // The last commit: segments without transactions only mark positions, so look back past them.
+  let header: SegmentHeader | undefined;
+  for (let i = segments.length - 1; i >= 0 && !header; i--) {
+    const h = await openSegment(store, segments[i]!.key).header();
+    if (h.transactions > 0) header = h;
+  }
 
   const warnings: string[] = [];
   const row = rows[0];

@@ -23,6 +23,7 @@ export function archiveCommand(): Command {
     .option('--until <now|lsn>', "store everything committed up to this point ('now': when the command started), then exit")
     .addOption(new Option('--compression <algorithm>', 'segment body compression').choices(['br', 'gzip']).default(DEFAULT_COMPRESSION))
     .option('--upload-queue <n>', 'sealed segments waiting for the store before reading pauses', '2')
+    .option('--max-idle-wal <size>', 'with nothing of ours pending, acknowledge the walsender position (storing an empty segment) once the slot holds this much WAL', '64MiB')
     .addHelpText(
       'after',
       '\nExample:\n  pgtape archive --source postgres://archiver@db:5432/shop --store ./tape --create-publication\n' +
@@ -55,6 +56,7 @@ export function archiveCommand(): Command {
         until,
         compression: opts.compression,
         queueLimit: parsePositive(opts.uploadQueue, '--upload-queue'),
+        maxIdleWal: parseBytes(opts.maxIdleWal, '--max-idle-wal'),
         log,
         signal: controller.signal,
       });

@@ -35,7 +35,7 @@ export class SegmentWriter {
   private readonly emitted = new Map<number, RelationDef>();
   private readonly tables = new Map<number, TableCount>();
   private inTransaction = false;
-  private endLsn: bigint;
+  private end: bigint;
   private first: { commitLsn: bigint; commitTime: bigint } | undefined;
   private last: { commitLsn: bigint; commitTime: bigint } | undefined;
   private minXid = 0;
@@ -51,7 +51,7 @@ export class SegmentWriter {
     private readonly compression: Compression,
     private readonly relation: (oid: number) => RelationDef,
   ) {
-    this.endLsn = startLsn;
+    this.end = startLsn;
     this.bodyPath = join(spoolDir, `body-${randomBytes(6).toString('hex')}`);
     this.spool = new BodySpool(this.bodyPath, compression);
   }
@@ -100,13 +100,27 @@ export class SegmentWriter {
   commit(commitLsn: bigint, endLsn: bigint, commitTime: bigint, flags: number): Promise<void> | undefined {
     const xid = this.currentXid;
     this.inTransaction = false;
-    this.endLsn = endLsn;
+    this.end = endLsn;
     this.first ??= { commitLsn, commitTime };
     this.last = { commitLsn, commitTime };
     this.minXid = this.counts.transactions === 0 ? xid : Math.min(this.minXid, xid);
     this.maxXid = Math.max(this.maxXid, xid);
     this.counts.transactions++;
     return this.spool.append(encodeEntry({ kind: 'commit', commitLsn, endLsn, commitTime, flags }));
+  }
+
+  get endLsn(): bigint {
+    return this.end;
+  }
+
+  /**
+   * Extends the segment to a position up to which the walsender has sent everything (a
+   * keepalive's): no transaction of ours commits before it. The store then knows the archive
+   * reaches there, so that position can be acknowledged and the slot stops holding WAL for it.
+   */
+  advanceTo(lsn: bigint): void {
+    if (this.inTransaction) throw new Error('a segment can only be extended between transactions');
+    if (lsn > this.end) this.end = lsn;
   }
 
   private defineRelation(oid: number): void {
@@ -124,16 +138,20 @@ export class SegmentWriter {
   /** Finishes the body and writes the whole segment file. Only at a commit boundary. */
   async seal(): Promise<SealedSegment> {
     if (this.inTransaction) throw new Error('a segment can only be sealed between transactions');
-    if (!this.first || !this.last) throw new Error('an empty segment is never sealed');
+    // A segment without transactions is a position marker: it says nothing of ours happened in its range.
+    if (this.end <= this.startLsn) throw new Error('an empty segment is never sealed');
+    const none = { commitLsn: 0n, commitTime: 0n };
+    const first = this.first ?? none;
+    const last = this.last ?? none;
     const body = await this.spool.finish();
     const header: SegmentHeader = {
       formatVersion: FORMAT_VERSION,
       startLsn: this.startLsn,
-      endLsn: this.endLsn,
-      firstCommitLsn: this.first.commitLsn,
-      lastCommitLsn: this.last.commitLsn,
-      firstCommitTime: this.first.commitTime,
-      lastCommitTime: this.last.commitTime,
+      endLsn: this.end,
+      firstCommitLsn: first.commitLsn,
+      lastCommitLsn: last.commitLsn,
+      firstCommitTime: first.commitTime,
+      lastCommitTime: last.commitTime,
       minXid: this.minXid,
       maxXid: this.maxXid,
       ...this.counts,
@@ -142,7 +160,7 @@ export class SegmentWriter {
       ...body,
       ...this.identity,
     };
-    const key = segmentKey(this.startLsn, this.endLsn);
+    const key = segmentKey(this.startLsn, this.end);
     const path = join(this.spoolDir, key.slice(key.lastIndexOf('/') + 1));
     await writeFile(path, encodeHead(header));
     await pipeline(createReadStream(this.bodyPath), createWriteStream(path, { flags: 'a' }));

@@ -24,6 +24,19 @@ export async function connect(url: string): Promise<pg.Client> {
   }
 }
 
+/** A connection whose failure keeps its code (for retry decisions), instead of a user-facing error. */
+export async function connectQuietly(url: string): Promise<pg.Client> {
+  const client = new pg.Client(clientConfig(url));
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return client;
+  } catch (err) {
+    await client.end().catch(() => {});
+    throw err;
+  }
+}
+
 /** Turns a connection failure into a message that names the source (without its password) and the fix. */
 export function connectionError(url: string, err: unknown): Error {
   const e = err as { code?: string; message?: string };
