@@ -16,6 +16,7 @@ import { listBases } from '../base/format.js';
 import { takeBase } from '../base/take.js';
 import { RelationCatalog } from './catalog.js';
 import { createSpoolDir } from '../core/spool-dir.js';
+import { Heartbeat } from './heartbeat.js';
 import { ReplicationService } from './replication.js';
 import { SegmentUploader } from './uploader.js';
 
@@ -34,6 +35,8 @@ export interface ArchiveOptions {
   queueLimit: number;
   /** With nothing of ours pending, acknowledge the keepalive position once the slot holds this much WAL for us. */
   maxIdleWal: number;
+  /** A statement run every `seconds` on the source, for databases whose tables are idle. */
+  heartbeat?: { sql: string; seconds: number };
   log: Logger;
   /** Aborting seals and stores the open segment at the next commit boundary, then run() resolves. */
   signal?: AbortSignal;
@@ -178,6 +181,8 @@ export class Archiver {
       tickQueued = true;
       void this.serial(() => ((tickQueued = false), this.onTick()));
     }, TICK_MS);
+    const heartbeat = this.options.heartbeat ? new Heartbeat(this.options.source, this.options.heartbeat.sql, this.options.heartbeat.seconds, log) : undefined;
+    heartbeat?.start();
     const onAbort = () => this.requestStop();
     this.options.signal?.addEventListener('abort', onAbort);
     if (this.options.signal?.aborted) onAbort();
@@ -194,6 +199,7 @@ export class Archiver {
       await done;
     } finally {
       clearInterval(tick);
+      await heartbeat?.stop();
       this.options.signal?.removeEventListener('abort', onAbort);
       await this.service.stop().catch(() => {});
       await this.writer?.discard();

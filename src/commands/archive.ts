@@ -24,6 +24,8 @@ export function archiveCommand(): Command {
     .addOption(new Option('--compression <algorithm>', 'segment body compression').choices(['br', 'gzip']).default(DEFAULT_COMPRESSION))
     .option('--upload-queue <n>', 'sealed segments waiting for the store before reading pauses', '2')
     .option('--max-idle-wal <size>', 'with nothing of ours pending, acknowledge the walsender position (storing an empty segment) once the slot holds this much WAL', '64MiB')
+    .option('--heartbeat-sql <statement>', "run this on the source every --heartbeat-seconds (e.g. select pg_logical_emit_message(true, 'heartbeat', now()::text))")
+    .option('--heartbeat-seconds <n>', 'interval of --heartbeat-sql', '60')
     .addHelpText(
       'after',
       '\nExample:\n  pgtape archive --source postgres://archiver@db:5432/shop --store ./tape --create-publication\n' +
@@ -57,6 +59,7 @@ export function archiveCommand(): Command {
         compression: opts.compression,
         queueLimit: parsePositive(opts.uploadQueue, '--upload-queue'),
         maxIdleWal: parseBytes(opts.maxIdleWal, '--max-idle-wal'),
+        heartbeat: opts.heartbeatSql ? { sql: opts.heartbeatSql, seconds: parsePositive(opts.heartbeatSeconds, '--heartbeat-seconds') } : undefined,
         log,
         signal: controller.signal,
       });
