@@ -5,6 +5,7 @@ import { formatMicros } from '../src/core/units.js';
 import { mapLimit } from '../src/core/concurrency.js';
 import { MARK_PREFIX } from '../src/commands/mark.js';
 import type { SegmentHeader } from '../src/segment/format.js';
+import { listDiscontinuities, type Discontinuity } from '../src/store/discontinuities.js';
 import { listSegments, openSegment, type SegmentRef } from '../src/store/segments.js';
 import type { Store } from '../src/store/store.js';
 import { describeTarget, parseTimeMicros, type Target } from './target.js';
@@ -18,6 +19,8 @@ export interface ArchiveIndex {
   store: Store;
   bases: BaseRef[];
   segments: IndexedSegment[];
+  /** Where the archive was rebased: nothing recorded between `from` and `to`. */
+  discontinuities: Discontinuity[];
 }
 
 /** Segment headers read at once: a remote store's latency overlaps. */
@@ -45,7 +48,7 @@ export async function indexArchive(store: Store, requireBase = true, skipUnreada
   if (requireBase && bases.length === 0) {
     throw new UserError(`${store.description} holds segments but no base to replay them onto`, 'take one with pgtape base; replays start from it');
   }
-  return { store, bases, segments };
+  return { store, bases, segments, discontinuities: await listDiscontinuities(store) };
 }
 
 export interface ReplayPlan {
@@ -64,6 +67,8 @@ export async function planReplay(index: ArchiveIndex, target: Target, exclusive:
     const first = await readBase(index.store, index.bases[0]!);
     if (target.micros < parseTimeMicros(first.schema.snapshotTime)!) throw outside(index, target, 'is before the first base');
   }
+  const cut = upTo !== undefined && index.discontinuities.find((d) => upTo >= d.from && upTo + 1n < d.to);
+  if (cut) throw outside(index, target, `falls in a discontinuity of the archive: ${describeDiscontinuity(cut)}`);
   const candidates = index.bases.filter((b) => upTo === undefined || b.lsn <= upTo + 1n);
   const base = candidates.at(-1);
   if (!base) throw outside(index, target, 'is before the first base');
@@ -75,7 +80,11 @@ export async function planReplay(index: ArchiveIndex, target: Target, exclusive:
  * The segments that hold the transactions committed after point `after` up to point `upTo`
  * (commit LSN in (after, upTo]; undefined: from the start, to the end), checked to leave no gap.
  */
-export function segmentsBetween(index: ArchiveIndex, after: bigint | undefined, upTo: bigint | undefined): IndexedSegment[] {
+export function describeDiscontinuity(d: Discontinuity): string {
+  return `nothing was recorded from ${formatLsn(d.from)} to ${formatLsn(d.to)} (${d.reason}; rebased ${d.at}); targets before ${formatLsn(d.from)} and from ${formatLsn(d.to)} on work, not across`;
+}
+
+export function segmentsBetween(index: ArchiveIndex, after: bigint | undefined, upTo: bigint | undefined, acrossDiscontinuities = false): IndexedSegment[] {
   const segments = index.segments.filter((s) => (after === undefined || s.endLsn > after + 1n) && (upTo === undefined || s.header.firstCommitLsn <= upTo));
   let expected = after === undefined ? segments[0]?.startLsn : after + 1n;
   for (const [i, s] of segments.entries()) {
@@ -86,6 +95,12 @@ export function segmentsBetween(index: ArchiveIndex, after: bigint | undefined, 
       );
     }
     if (expected !== undefined && s.startLsn > expected) {
+      const d = index.discontinuities.find((d) => d.from <= expected! && d.to >= s.startLsn);
+      if (d && acrossDiscontinuities) {
+        expected = s.endLsn;
+        continue;
+      }
+      if (d) throw new UserError(`the range crosses a discontinuity of the archive: ${describeDiscontinuity(d)}`, 'choose both points on the same side of it');
       throw new UserError(
         `the archive has a gap: nothing covers ${formatLsn(expected)} to ${formatLsn(s.startLsn)} (before ${index.store.description}/${s.key})`,
         `a segment is missing; points before ${formatLsn(expected)} can still be read, and pgtape verify lists what is damaged`,
@@ -181,7 +196,7 @@ export interface LogRange {
 }
 
 /** `--from A --to B`: A is a state (its transactions are not in the range), B the last state. */
-export async function resolveRange(index: ArchiveIndex, from: Target | undefined, to: Target | undefined): Promise<LogRange> {
+export async function resolveRange(index: ArchiveIndex, from: Target | undefined, to: Target | undefined, acrossDiscontinuities = false): Promise<LogRange> {
   // `--from latest` is the end of the archive: an empty range, not an error.
   const end = lastWithCommits(index)?.header.lastCommitLsn ?? index.bases.at(-1)?.lsn;
   const after = from ? ((await resolvePoint(index, from, false)) ?? end) : undefined;
@@ -189,7 +204,7 @@ export async function resolveRange(index: ArchiveIndex, from: Target | undefined
   if (after !== undefined && upTo !== undefined && after > upTo) {
     throw new UserError(`--from ${describeTarget(from!)} is after --to ${describeTarget(to!)}`, 'swap them: --from names the earlier point');
   }
-  return { after, upTo, segments: segmentsBetween(index, after, upTo) };
+  return { after, upTo, segments: segmentsBetween(index, after, upTo, acrossDiscontinuities) };
 }
 
 /** Whether a transaction committed at `commitLsn` lies in the range. */

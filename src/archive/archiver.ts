@@ -7,6 +7,7 @@ import type { PgoutputMessage } from '../pgoutput/messages.js';
 import { PgoutputPlugin } from '../pgoutput/plugin.js';
 import { NotASegmentError, type Compression } from '../segment/format.js';
 import { SegmentWriter, type SealedSegment, type StreamIdentity } from '../segment/writer.js';
+import { listDiscontinuities, recordDiscontinuity } from '../store/discontinuities.js';
 import { listSegments, openSegment } from '../store/segments.js';
 import type { Store } from '../store/store.js';
 import { clientConfig, connect, connectionError, connectQuietly } from '../source/connection.js';
@@ -38,6 +39,8 @@ export interface ArchiveOptions {
   /** A statement run every `seconds` on the source, for databases whose tables are idle. */
   heartbeat?: { sql: string; seconds: number };
   log: Logger;
+  /** A lost slot, or one that moved past the archive: go on with a new slot and base, recording the discontinuity. */
+  rebase?: boolean;
   /** Aborting seals and stores the open segment at the next commit boundary, then run() resolves. */
   signal?: AbortSignal;
 }
@@ -127,28 +130,34 @@ export class Archiver {
       this.identity = { ...facts, slot: this.options.slot };
       const slot = await findSlot(client, this.options.slot, facts.database, log);
       const baseOptions = { source: this.options.source, store, publication: this.options.publication, facts, log };
-      if (!slot) {
-        if (storedEnd) {
+      const ahead = slot && storedEnd && slot.confirmedFlushLsn > storedEnd.endLsn;
+      if (storedEnd && (!slot || ahead)) {
+        const why = !slot
+          ? `replication slot ${quoteIdent(this.options.slot)} does not exist, but the store holds an archive up to ${formatLsn(storedEnd.endLsn)}: changes since then can no longer be archived into it`
+          : `replication slot ${quoteIdent(slot.name)} has confirmed up to ${formatLsn(slot.confirmedFlushLsn)}, but the archive ends at ${formatLsn(storedEnd.endLsn)}: changes between the two are not in the archive and Postgres will not send them again`;
+        if (!this.options.rebase) {
           throw new UserError(
-            `replication slot ${quoteIdent(this.options.slot)} does not exist, but the store holds an archive up to ${formatLsn(storedEnd.endLsn)}: ` +
-              'changes since then can no longer be archived into it',
-            'archive into a new store (pgtape then creates a new slot and a new base), or pass the --slot this archive was made with',
+            why,
+            'pgtape archive --rebase goes on with a new slot and a new base, and records the discontinuity (replay works on either side of it, never across); or pass the --slot this archive was made with',
           );
         }
+        if (slot) {
+          log.warn({ slot: slot.name }, 'dropping the slot that moved past the archive (--rebase)');
+          await client.query('select pg_drop_replication_slot($1)', [slot.name]);
+        }
+        this.resumeFrom = await takeBase({ ...baseOptions, slot: this.options.slot });
+        await recordDiscontinuity(store, { from: storedEnd.endLsn, to: this.resumeFrom, reason: slot ? 'the slot had moved past the archive' : 'the slot was lost' });
+        log.warn({ from: formatLsn(storedEnd.endLsn), to: formatLsn(this.resumeFrom) }, 'rebased: a new slot and base; the changes between are not in the archive (recorded as a discontinuity)');
+      } else if (!slot) {
         // A new stream: the slot's exported snapshot gives the base, and the log starts where it ends.
         this.resumeFrom = await takeBase({ ...baseOptions, slot: this.options.slot });
-      } else if ((await listBases(store)).length === 0) {
-        log.warn('the store holds no base, without which nothing can be replayed: taking one now');
-        await takeBase(baseOptions);
+      } else {
+        if ((await listBases(store)).length === 0) {
+          log.warn('the store holds no base, without which nothing can be replayed: taking one now');
+          await takeBase(baseOptions);
+        }
+        this.resumeFrom = storedEnd?.endLsn ?? slot.confirmedFlushLsn;
       }
-      if (slot && storedEnd && slot.confirmedFlushLsn > storedEnd.endLsn) {
-        throw new UserError(
-          `replication slot ${quoteIdent(slot.name)} has confirmed up to ${formatLsn(slot.confirmedFlushLsn)}, but the archive ends at ${formatLsn(storedEnd.endLsn)}: ` +
-            'changes between the two are not in the archive and Postgres will not send them again',
-          'the slot was advanced by something else, or this store belongs to another stream; archive into a new store with a new slot',
-        );
-      }
-      if (slot) this.resumeFrom = storedEnd?.endLsn ?? slot.confirmedFlushLsn;
       if (this.options.until === 'now') {
         const r = await client.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
         this.until = parseLsn(r.rows[0]!.lsn);
@@ -305,6 +314,9 @@ export class Archiver {
   private async lastStoredEnd(): Promise<{ endLsn: bigint } | undefined> {
     const segments = await listSegments(this.options.store);
     const last = segments.at(-1);
+    // After a rebase, the archive goes on from the new base, before its first segment is stored.
+    const rebased = (await listDiscontinuities(this.options.store)).at(-1);
+    if (rebased && (!last || rebased.to >= last.endLsn)) return { endLsn: rebased.to };
     if (!last) return undefined;
     try {
       const header = await openSegment(this.options.store, last.key).header();

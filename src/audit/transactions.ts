@@ -3,6 +3,8 @@ import { formatMicros } from '../core/units.js';
 import type { Tuple } from '../pgoutput/messages.js';
 import type { RelationDef } from '../segment/format.js';
 import { readLog } from '../store/change-log.js';
+import type { Discontinuity } from '../store/discontinuities.js';
+import type { SegmentRef } from '../store/segments.js';
 import type { Store } from '../store/store.js';
 import { MARK_PREFIX } from '../commands/mark.js';
 import { inRange, type LogRange } from '../../replay/resolve.js';
@@ -45,6 +47,7 @@ export interface LoggedChange {
 }
 
 export type LogEvent =
+  | { type: 'discontinuity'; from: string; to: string; reason: string; at: string }
   | { type: 'begin'; transaction: LoggedTransaction }
   | { type: 'change'; change: LoggedChange; transaction: LoggedTransaction }
   | { type: 'commit'; transaction: LoggedTransaction };
@@ -54,6 +57,8 @@ export interface LogOptions {
   tables?: Set<string>;
   /** Emit each change with its values. */
   rows: boolean;
+  /** Rebases of the archive, reported where the log crosses them. */
+  discontinuities?: Discontinuity[];
 }
 
 const names = new WeakMap<object, string>();
@@ -115,7 +120,17 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
   };
   const rowsOf = (rel: RelationDef) => options.rows && wanted(rel);
 
-  for await (const e of readLog(store, range.segments)) {
+  let crossed: Discontinuity | undefined;
+  let previousEnd: bigint | undefined;
+  const onSegment = (ref: SegmentRef) => {
+    if (previousEnd !== undefined && ref.startLsn > previousEnd) crossed = options.discontinuities?.find((d) => d.from <= previousEnd! && d.to >= ref.startLsn);
+    previousEnd = ref.endLsn;
+  };
+  for await (const e of readLog(store, range.segments, onSegment)) {
+    if (crossed) {
+      yield { type: 'discontinuity', from: formatLsn(crossed.from), to: formatLsn(crossed.to), reason: crossed.reason, at: crossed.at };
+      crossed = undefined;
+    }
     if (e.kind === 'begin') {
       include = inRange(range, e.commitLsn);
       touched = false;

@@ -4,11 +4,13 @@ import { mapLimit } from '../core/concurrency.js';
 import { errorMessage } from '../core/errors.js';
 import { formatLsn, parseLsnKey, tryParseLsn } from '../core/lsn.js';
 import type { SegmentHeader } from '../segment/format.js';
+import { listDiscontinuities } from '../store/discontinuities.js';
 import { listSegments, openSegment, type SegmentRef } from '../store/segments.js';
 import { readAll } from '../store/read.js';
 import type { Store } from '../store/store.js';
 
-export type Status = 'OK' | 'CORRUPT' | 'MISSING' | 'GAP' | 'OVERLAP';
+/** DISCONTINUITY: a gap the archive recorded itself (a rebase): not damage, but replay cannot cross it. */
+export type Status = 'OK' | 'CORRUPT' | 'MISSING' | 'GAP' | 'OVERLAP' | 'DISCONTINUITY';
 
 /** The verdict on one object of the store (a base, a segment) or on a stretch of LSNs between them. */
 export interface Finding {
@@ -59,6 +61,7 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
 
   const segments = (await listSegments(store)).filter((s) => (range.to === undefined || s.startLsn <= range.to) && (range.from === undefined || s.endLsn > range.from));
   const bases = await baseDirectories(store);
+  const discontinuities = await listDiscontinuities(store);
   const checkedBases = bases.filter((b) => range.to === undefined || b.lsn <= range.to);
 
   for (const b of checkedBases) {
@@ -72,7 +75,10 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
     const batch = segments.slice(i, i + CONCURRENCY);
     const results = await mapLimit(batch, CONCURRENCY, (s) => checkSegment(store, s));
     for (const [k, s] of batch.entries()) {
-      if (previous && s.startLsn > previous.endLsn) {
+      const rebased = previous && discontinuities.find((d) => d.from <= previous!.endLsn && d.to >= s.startLsn);
+      if (previous && s.startLsn > previous.endLsn && rebased) {
+        yield emit({ status: 'DISCONTINUITY', object: `discontinuities/${formatLsn(rebased.from)}-${formatLsn(rebased.to)}`, start: formatLsn(previous.endLsn), end: formatLsn(s.startLsn), detail: `recorded: ${rebased.reason}, rebased ${rebased.at}; nothing was archived between, replay works on either side` });
+      } else if (previous && s.startLsn > previous.endLsn) {
         yield emit({ status: 'GAP', object: `${formatLsn(previous.endLsn)}-${formatLsn(s.startLsn)}`, start: formatLsn(previous.endLsn), end: formatLsn(s.startLsn), detail: `no segment covers ${formatLsn(previous.endLsn)} to ${formatLsn(s.startLsn)} (between ${previous.key} and ${s.key})` });
       } else if (previous && s.startLsn < previous.endLsn) {
         yield emit({ status: 'OVERLAP', object: s.key, start: formatLsn(s.startLsn), end: formatLsn(previous.endLsn), detail: `starts at ${formatLsn(s.startLsn)}, before ${previous.key} ends (${formatLsn(previous.endLsn)}): the same transactions may be stored twice` });
@@ -97,7 +103,7 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
     if (last && last.to === formatLsn(to)) continue;
     replayable.push({ from: formatLsn(b), to: formatLsn(to) });
   }
-  const sound = Object.keys(counts).every((s) => s === 'OK') && (checkedBases.length > 0 || segments.length > 0);
+  const sound = Object.keys(counts).every((s) => s === 'OK' || s === 'DISCONTINUITY') && (checkedBases.length > 0 || segments.length > 0);
   return {
     sound,
     bases: checkedBases.length,

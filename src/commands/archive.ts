@@ -17,6 +17,7 @@ export function archiveCommand(): Command {
     .option('--slot <name>', 'logical replication slot (created if missing)', 'pgtape')
     .option('--publication <name>', 'publication whose tables are archived', 'pgtape')
     .option('--create-publication', 'create the publication FOR ALL TABLES if missing', false)
+    .option('--rebase', 'when the slot is lost or has moved past the archive: a new slot and base, the gap recorded as a discontinuity', false)
     .option('--force', 'create the publication even if some tables have no usable replica identity', false)
     .option('--segment-bytes <size>', 'seal a segment once its uncompressed body reaches this size', '64MiB')
     .option('--segment-seconds <n>', 'seal a segment once it is this old', '60')
@@ -53,6 +54,7 @@ export function archiveCommand(): Command {
         publication: opts.publication,
         createPublication: opts.createPublication,
         force: opts.force,
+        rebase: opts.rebase,
         segmentBytes: parseBytes(opts.segmentBytes, '--segment-bytes'),
         segmentSeconds: parsePositive(opts.segmentSeconds, '--segment-seconds'),
         until,

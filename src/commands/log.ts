@@ -65,11 +65,16 @@ export function logCommand(): Command {
     .action(async (opts) => {
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       const index = await indexArchive(store, false);
-      const range = await resolveRange(index, opts.from ? parseTarget(opts.from) : undefined, opts.to ? parseTarget(opts.to) : undefined);
+      const range = await resolveRange(index, opts.from ? parseTarget(opts.from) : undefined, opts.to ? parseTarget(opts.to) : undefined, true);
       const mark = emphasis();
       const out = new LineWriter();
       let shown: LoggedTransaction | undefined;
-      for await (const e of readTransactions(store, range, { tables: opts.table, rows: opts.rows })) {
+      for await (const e of readTransactions(store, range, { tables: opts.table, rows: opts.rows, discontinuities: index.discontinuities })) {
+        if (e.type === 'discontinuity') {
+          const { type: _t, ...d } = e;
+          await out.line(opts.json ? JSON.stringify({ discontinuity: d }) : `-- discontinuity: nothing was recorded from ${d.from} to ${d.to} (${d.reason}; rebased ${d.at})`);
+          continue;
+        }
         if (opts.json) {
           if (e.type === 'change') await out.line(JSON.stringify(e.change));
           else if (e.type === 'commit') await out.line(JSON.stringify(e.transaction));

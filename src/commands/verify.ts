@@ -34,7 +34,7 @@ export function verifyCommand(): Command {
       let next = await run.next();
       while (!next.done) {
         const f = next.value;
-        if (f.status !== 'OK') broken.push(f);
+        if (f.status !== 'OK' && f.status !== 'DISCONTINUITY') broken.push(f);
         await writeLine(opts.json ? JSON.stringify(f) : `${f.status.padEnd(8)} ${f.object}  ${f.detail}`);
         next = await run.next();
       }
