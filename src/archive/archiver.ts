@@ -19,6 +19,9 @@ import { RelationCatalog } from './catalog.js';
 import { createSpoolDir } from '../core/spool-dir.js';
 import { Heartbeat } from './heartbeat.js';
 import { ReplicationService } from './replication.js';
+import { ArchiveMetrics } from '../observe/metrics.js';
+import { SourceMonitor } from '../observe/source-monitor.js';
+import type { Readiness } from '../observe/server.js';
 import { SegmentUploader } from './uploader.js';
 
 export interface ArchiveOptions {
@@ -36,6 +39,8 @@ export interface ArchiveOptions {
   queueLimit: number;
   /** With nothing of ours pending, acknowledge the keepalive position once the slot holds this much WAL for us. */
   maxIdleWal: number;
+  /** Warn (and show in the metrics) when the slot retains more WAL than this. */
+  maxRetainedWal: number;
   /** A statement run every `seconds` on the source, for databases whose tables are idle. */
   heartbeat?: { sql: string; seconds: number };
   log: Logger;
@@ -74,7 +79,12 @@ const TICK_MS = 250;
  * The record path (DESIGN §3): walsender → decoder → transaction assembly → segment writer →
  * store, and the acknowledgement of what the store has confirmed back to Postgres.
  */
-export class Archiver {
+export class Archiver implements Readiness {
+  readonly metrics = new ArchiveMetrics();
+  private streaming = false;
+  /** Since when received changes wait to be stored (the lag in seconds). */
+  private pendingSince: number | undefined;
+  private openChanges = 0;
   private readonly catalog = new RelationCatalog();
   private readonly plugin: PgoutputPlugin;
   private readonly service: ReplicationService;
@@ -115,6 +125,7 @@ export class Archiver {
     this.uploader = new SegmentUploader(options.store, options.log, {
       queueLimit: options.queueLimit,
       onStored: (segment) => this.onStored(segment),
+      onRetry: () => this.metrics.storeRetries.inc(),
     });
   }
 
@@ -192,6 +203,8 @@ export class Archiver {
     }, TICK_MS);
     const heartbeat = this.options.heartbeat ? new Heartbeat(this.options.source, this.options.heartbeat.sql, this.options.heartbeat.seconds, log) : undefined;
     heartbeat?.start();
+    const monitor = new SourceMonitor(this.options.source, this.options.slot, this.options.maxRetainedWal, this.metrics, () => this.durable, log);
+    monitor.start();
     const onAbort = () => this.requestStop();
     this.options.signal?.addEventListener('abort', onAbort);
     if (this.options.signal?.aborted) onAbort();
@@ -209,6 +222,7 @@ export class Archiver {
     } finally {
       clearInterval(tick);
       await heartbeat?.stop();
+      await monitor.stop();
       this.options.signal?.removeEventListener('abort', onAbort);
       await this.service.stop().catch(() => {});
       await this.writer?.discard();
@@ -231,6 +245,8 @@ export class Archiver {
   }
 
   private onStreaming(): void {
+    this.streaming = true;
+    this.metrics.streaming.set(1);
     this.sendStatus(false);
     if (this.outage) {
       this.options.log.info({ seconds: (Date.now() - this.outage.since) / 1000, attempts: this.outage.attempts, resumeFrom: formatLsn(this.resumeFrom) }, 'replication reconnected');
@@ -248,6 +264,9 @@ export class Archiver {
     const fatal = fatalConnectionError(err);
     if (fatal) return this.fail(connectionError(this.options.source, err));
     this.reconnecting = true;
+    this.streaming = false;
+    this.metrics.streaming.set(0);
+    this.metrics.reconnects.inc();
     if (!this.outage) {
       this.outage = { since: Date.now(), attempts: 0 };
       this.options.log.warn({ err: errorMessage(err) }, 'replication connection lost; reconnecting (nothing unstored is acknowledged)');
@@ -380,6 +399,8 @@ export class Archiver {
         }
         const writer = this.openWriter();
         await writer.commit(msg.commitLsn, msg.endLsn, msg.commitTime, msg.flags);
+        this.pendingSince ??= Date.now();
+        this.metrics.openTransactionChanges.set((this.openChanges = 0));
         this.received = msg.endLsn > this.received ? msg.endLsn : this.received;
         this.summary.transactions++;
         if (this.stopping || (this.until !== undefined && msg.endLsn >= this.until)) await this.finish();
@@ -392,18 +413,33 @@ export class Archiver {
         await this.openWriter().change({ kind: 'message', prefix: msg.prefix, content: msg.content, lsn: msg.lsn, transactional: true });
         return;
       case 'insert':
+        if (!this.skipping) this.countChange();
         if (!this.skipping) await this.openWriter().change({ kind: 'insert', relation: msg.relation, new: msg.new });
         return;
       case 'update':
+        if (!this.skipping) this.countChange();
         if (!this.skipping) await this.openWriter().change({ kind: 'update', relation: msg.relation, key: msg.key, old: msg.old, new: msg.new });
         return;
       case 'delete':
+        if (!this.skipping) this.countChange();
         if (!this.skipping) await this.openWriter().change({ kind: 'delete', relation: msg.relation, key: msg.key, old: msg.old });
         return;
       case 'truncate':
         if (!this.skipping) await this.openWriter().change({ kind: 'truncate', relations: msg.relations, flags: msg.flags });
         return;
     }
+  }
+
+  /** /readyz: streaming, and the store taking writes. */
+  ready(): { ready: boolean; reasons: string[] } {
+    const reasons = [!this.streaming && 'not streaming from the source', this.uploader.failing && 'the store is refusing writes (retrying)', this.finishing && 'stopping'].filter(
+      (r): r is string => typeof r === 'string',
+    );
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  private countChange(): void {
+    if (++this.openChanges % 1000 === 1) this.metrics.openTransactionChanges.set(this.openChanges);
   }
 
   private openWriter(): SegmentWriter {
@@ -425,6 +461,14 @@ export class Archiver {
   }
 
   private onStored(segment: SealedSegment): void {
+    const h = segment.header;
+    this.metrics.segments.inc();
+    this.metrics.bytes.inc(h.bodyBytes);
+    this.metrics.transactions.inc(h.transactions);
+    this.metrics.rows.inc(h.changes);
+    this.metrics.lastStoredCommitLsn.set(Number(h.endLsn));
+    if (h.transactions > 0) this.metrics.lastStoredCommitTime.set(Number(h.lastCommitTime) / 1e6);
+    if (h.endLsn >= this.received && !this.writer?.transactions && this.uploader.pending === 0) this.pendingSince = undefined;
     this.durable = segment.header.endLsn;
     this.summary.durableLsn = this.durable;
     this.summary.segments++;
@@ -474,6 +518,7 @@ export class Archiver {
   }
 
   private async onTick(): Promise<void> {
+    this.metrics.lagSeconds.set(this.pendingSince === undefined ? 0 : (Date.now() - this.pendingSince) / 1000);
     if (this.finishing) return;
     await this.advanceIdle(false);
     const writer = this.writer;
@@ -526,6 +571,7 @@ export class Archiver {
   private fail(err: Error): void {
     if (this.failed) return;
     this.failed = true;
+    if (this.uploader.failing || (err instanceof UserError && err.exitCode === 3)) this.metrics.storeErrors.inc();
     this.options.log.error({ err: errorMessage(err) }, 'archiving failed');
     this.settle.reject(err);
   }

@@ -10,6 +10,8 @@ export interface UploaderOptions {
   /** Sealed segments waiting to be stored before the archiver stops reading (back-pressure). */
   queueLimit: number;
   onStored: (segment: SealedSegment) => void;
+  /** A put failed and will be retried. */
+  onRetry?: () => void;
 }
 
 const RETRY_BASE_MS = 200;
@@ -25,6 +27,8 @@ export class SegmentUploader {
   private running: Promise<void> | undefined;
   private fatal: Error | undefined;
   private readonly waiters: (() => void)[] = [];
+  /** Whether the last put failed (and is being retried): the store is not taking writes. */
+  failing = false;
 
   constructor(
     private readonly store: Store,
@@ -81,6 +85,7 @@ export class SegmentUploader {
       const started = Date.now();
       try {
         const { versionId, existed } = await putSegment(this.store, segment);
+        this.failing = false;
         this.log.info(
           {
             segment: segment.key,
@@ -99,6 +104,8 @@ export class SegmentUploader {
         return;
       } catch (err) {
         if (err instanceof UserError) throw err;
+        this.failing = true;
+        this.options.onRetry?.();
         const delay = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(attempt, 16)) * (0.5 + Math.random() / 2);
         // Logged on the first failure and then at growing intervals, not once per retry.
         if (attempt === 0 || Number.isInteger(Math.log2(attempt))) {

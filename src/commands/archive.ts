@@ -4,9 +4,10 @@ import { Archiver } from '../archive/archiver.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { parseLsn, tryParseLsn } from '../core/lsn.js';
-import { parseBytes, parsePositive } from '../core/units.js';
+import { parseBytes, parsePort, parsePositive } from '../core/units.js';
 import { DEFAULT_COMPRESSION } from '../segment/compression.js';
 import { openStore } from '../store/open.js';
+import { startObserveServer } from '../observe/server.js';
 
 export function archiveCommand(): Command {
   return new Command('archive')
@@ -25,6 +26,9 @@ export function archiveCommand(): Command {
     .addOption(new Option('--compression <algorithm>', 'segment body compression').choices(['br', 'gzip']).default(DEFAULT_COMPRESSION))
     .option('--upload-queue <n>', 'sealed segments waiting for the store before reading pauses', '2')
     .option('--max-idle-wal <size>', 'with nothing of ours pending, acknowledge the walsender position (storing an empty segment) once the slot holds this much WAL', '64MiB')
+    .option('--max-retained-wal <size>', 'warn (log and metric) when the slot retains more WAL than this', '1GB')
+    .option('--metrics-port <port>', 'serve Prometheus /metrics, /healthz and /readyz on this port')
+    .option('--metrics-host <address>', 'address for --metrics-port', '0.0.0.0')
     .option('--heartbeat-sql <statement>', "run this on the source every --heartbeat-seconds (e.g. select pg_logical_emit_message(true, 'heartbeat', now()::text))")
     .option('--heartbeat-seconds <n>', 'interval of --heartbeat-sql', '60')
     .addHelpText(
@@ -61,10 +65,16 @@ export function archiveCommand(): Command {
         compression: opts.compression,
         queueLimit: parsePositive(opts.uploadQueue, '--upload-queue'),
         maxIdleWal: parseBytes(opts.maxIdleWal, '--max-idle-wal'),
+        maxRetainedWal: parseBytes(opts.maxRetainedWal, '--max-retained-wal'),
         heartbeat: opts.heartbeatSql ? { sql: opts.heartbeatSql, seconds: parsePositive(opts.heartbeatSeconds, '--heartbeat-seconds') } : undefined,
         log,
         signal: controller.signal,
       });
-      await archiver.run();
+      const server = opts.metricsPort !== undefined ? await startObserveServer(parsePort(opts.metricsPort), opts.metricsHost, archiver.metrics, archiver, log) : undefined;
+      try {
+        await archiver.run();
+      } finally {
+        server?.close();
+      }
     });
 }

@@ -28,3 +28,9 @@ export function formatMicros(micros: bigint): string {
   const fraction = ((micros % 1_000_000n) + 1_000_000n) % 1_000_000n;
   return `${iso.slice(0, 19)}.${fraction.toString().padStart(6, '0')}Z`;
 }
+
+export function parsePort(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UserError(`--metrics-port: ${JSON.stringify(text)} is not a port number`, 'use a number from 1 to 65535 (0: any free port)');
+  return n;
+}
