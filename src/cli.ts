@@ -9,6 +9,7 @@ import { markCommand } from './commands/mark.js';
 import { replayCommand } from './commands/replay.js';
 import { statusCommand } from './commands/status.js';
 import { verifyCommand } from './commands/verify.js';
+import { configurable } from './commands/config.js';
 import { UserError, errorMessage } from './core/errors.js';
 import { packageRoot } from './core/paths.js';
 
@@ -31,6 +32,7 @@ export async function main(argv: string[]): Promise<number> {
     .addCommand(statusCommand())
     .addCommand(verifyCommand());
   for (const c of program.commands) c.exitOverride();
+  configurable(program);
   try {
     await program.parseAsync(argv);
     return 0;

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { requireSource, sourceOption, s3EndpointOption, storeOption } from './options.js';
 import { Archiver } from '../archive/archiver.js';
+import { resolvedConfig } from './config.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { parseLsn, tryParseLsn } from '../core/lsn.js';
@@ -31,12 +32,18 @@ export function archiveCommand(): Command {
     .option('--metrics-host <address>', 'address for --metrics-port', '0.0.0.0')
     .option('--heartbeat-sql <statement>', "run this on the source every --heartbeat-seconds (e.g. select pg_logical_emit_message(true, 'heartbeat', now()::text))")
     .option('--heartbeat-seconds <n>', 'interval of --heartbeat-sql', '60')
+    .option('--print-config', 'print the resolved configuration (secrets masked) and exit', false)
     .addHelpText(
       'after',
-      '\nExample:\n  pgtape archive --source postgres://archiver@db:5432/shop --store ./tape --create-publication\n' +
+      '\nEvery option can also be set with PGTAPE_<OPTION> (PGTAPE_SOURCE, PGTAPE_SEGMENT_SECONDS, ...) or in a --config JSON file; flags win.\n' +
+        '\nExample:\n  pgtape archive --source postgres://archiver@db:5432/shop --store ./tape --create-publication\n' +
         '  pgtape archive --source "$PGTAPE_SOURCE" --store ./tape --until now',
     )
-    .action(async (opts) => {
+    .action(async (opts, command: Command) => {
+      if (opts.printConfig) {
+        process.stdout.write(JSON.stringify(resolvedConfig(command), null, 2) + '\n');
+        return;
+      }
       const log = createLogger();
       let until: 'now' | bigint | undefined;
       if (opts.until === 'now') until = 'now';
