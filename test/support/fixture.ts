@@ -15,7 +15,7 @@ export interface SourceFixture {
  * Gives the calling test file a throwaway source database (with `schema` applied) and a fresh
  * store directory; both are removed after the file, whether its tests passed or not.
  */
-export function useSource(schema?: string, options: Omit<LocalClusterOptions, 'major'> = {}): SourceFixture {
+export function useSource(schema?: string, options: LocalClusterOptions = {}): SourceFixture {
   const fixture = { store: tempStore() } as SourceFixture;
   beforeAll(async () => {
     fixture.db = await startPostgres(options);

@@ -22,7 +22,7 @@ export interface TestPostgres {
 
 export const TEST_PG_MAJOR = Number(process.env.PGTAPE_TEST_PG_MAJOR ?? 17);
 
-export async function startPostgres(options: Omit<LocalClusterOptions, 'major'> = {}): Promise<TestPostgres> {
+export async function startPostgres(options: LocalClusterOptions = {}): Promise<TestPostgres> {
   const clients: pg.Client[] = [];
   const client = async (url: string) => {
     const c = new pg.Client({ connectionString: url });
@@ -77,7 +77,7 @@ export async function startPostgres(options: Omit<LocalClusterOptions, 'major'> 
 }
 
 async function startContainer(
-  options: Omit<LocalClusterOptions, 'major'>,
+  options: LocalClusterOptions,
   client: (url: string) => Promise<pg.Client>,
   endClients: () => Promise<void>,
 ): Promise<TestPostgres> {
