@@ -13,6 +13,8 @@ import type { Store } from '../src/store/store.js';
 import { copyField } from './copy-text.js';
 import { UNCHANGED, type EffectSink, type TableEffect, type Value } from './planner.js';
 import { baseDdl, keyDdl } from './schema.js';
+import { isConstant } from '../src/base/catalog.js';
+import type { CapturedDdl, TableSnapshot } from '../src/source/ddl-capture.js';
 
 export interface TableRows {
   schema: string;
@@ -27,6 +29,8 @@ const PREFIX = { d: Buffer.from('d\t1\t\\N'), u: Buffer.from('u\t1\t\\N'), i: Bu
 
 interface TargetColumn {
   name: string;
+  /** The source's column number, where known (a base, captured DDL): how renames are recognized. */
+  attnum?: number;
   typeOid: number;
   typmod: number;
   /** The type as SQL, for casts from text. */
@@ -50,6 +54,7 @@ export class Applier implements EffectSink {
   private readonly tables = new Map<number, TargetTable>();
   changesApplied = 0;
   private readonly warned = new Set<string>();
+  private only: Set<string> | undefined;
 
   constructor(
     private readonly client: pg.Client,
@@ -58,6 +63,7 @@ export class Applier implements EffectSink {
 
   /** Creates the base's tables, loads their rows (checking each file's checksum), then adds keys. */
   async loadBase(store: Store, base: BaseRef, manifest: BaseManifest, schema: BaseSchema, only?: Set<string>): Promise<void> {
+    this.only = only;
     const tables = schema.tables.filter((t) => !only || only.has(`${t.schema}.${t.name}`));
     for (const sql of baseDdl({ ...schema, tables })) await this.client.query(sql);
     for (const t of tables) {
@@ -81,7 +87,7 @@ export class Applier implements EffectSink {
         throw new UserError(`${store.description}/${base.prefix}${t.file} (${t.schema}.${t.name}) does not match the checksum in its manifest`, 'the base is damaged: replay from another base, or take a new one');
       }
       for (const sql of keyDdl(t)) await this.client.query(sql);
-      this.tables.set(t.oid, { schema: t.schema, name: t.name, columns: t.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, typmod: c.typmod, type: c.type })) });
+      this.tables.set(t.oid, { schema: t.schema, name: t.name, columns: t.columns.map((c) => ({ name: c.name, attnum: c.attnum, typeOid: c.typeOid, typmod: c.typmod, type: c.type })) });
     }
   }
 
@@ -117,6 +123,15 @@ export class Applier implements EffectSink {
   private async reshape(t: TargetTable, rel: RelationDef): Promise<void> {
     const target = quoteQualified(t.schema, t.name);
     const wanted = await this.columnsOf(rel);
+    const vanished = t.columns.filter((c) => !wanted.some((w) => w.name === c.name)).map((c) => c.name);
+    const appeared = wanted.filter((w) => !t.columns.some((c) => c.name === w.name)).map((c) => c.name);
+    if (vanished.length && appeared.length) {
+      this.warnOnce(
+        `rename:${t.schema}.${t.name}:${vanished}:${appeared}`,
+        { table: `${t.schema}.${t.name}`, vanished, appeared },
+        'columns vanished and others appeared: if that was a rename, rows not changed since hold NULL in the new column (pgoutput carries no DDL; archive with --capture-ddl to replay renames)',
+      );
+    }
     for (const c of t.columns.filter((c) => !wanted.some((w) => w.name === c.name))) {
       await this.client.query(`alter table ${target} drop column ${quoteIdent(c.name)}`);
     }
@@ -236,6 +251,74 @@ export class Applier implements EffectSink {
     }
     stream.end();
     await done;
+  }
+
+  /** DDL captured by `archive --capture-ddl`, at its point: tables made, reshaped, renamed or dropped. */
+  async ddl(captured: CapturedDdl): Promise<void> {
+    for (const d of captured.dropped ?? []) {
+      const t = this.tables.get(d.oid);
+      if (!t) continue;
+      await this.client.query(`drop table if exists ${quoteQualified(t.schema, t.name)}`);
+      this.tables.delete(d.oid);
+    }
+    for (const snapshot of captured.tables ?? []) {
+      if (this.only && !this.only.has(`${snapshot.schema}.${snapshot.name}`)) continue;
+      await this.reconcile(snapshot);
+    }
+  }
+
+  /** Brings the target table to a captured shape: renames by column number, then drops, adds and retypes. */
+  private async reconcile(s: TableSnapshot): Promise<void> {
+    const columns: TargetColumn[] = s.columns.map((c) => ({ name: c.name, attnum: c.attnum, typeOid: c.typeOid, typmod: c.typmod, type: c.type }));
+    const constant = (d: string | null) => (d !== null && isConstant(d) ? d : undefined);
+    const q = (sql: string) => this.client.query(sql);
+    let t = this.tables.get(s.oid);
+    if (!t) {
+      const defs = s.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${c.notNull ? ' not null' : ''}${constant(c.default) ? ` default ${c.default}` : ''}`);
+      if (s.primaryKey.length) defs.push(`primary key (${s.primaryKey.map(quoteIdent).join(', ')})`);
+      await q(`create schema if not exists ${quoteIdent(s.schema)}`);
+      await q(`create table ${quoteQualified(s.schema, s.name)} (${defs.join(', ')})`);
+      if (s.replicaIdentity === 'f') await q(`alter table ${quoteQualified(s.schema, s.name)} replica identity full`);
+      t = { schema: s.schema, name: s.name, columns };
+      this.tables.set(s.oid, t);
+    } else {
+      if (t.schema !== s.schema) await q(`alter table ${quoteQualified(t.schema, t.name)} set schema ${quoteIdent(s.schema)}`);
+      if (t.name !== s.name) await q(`alter table ${quoteQualified(s.schema, t.name)} rename to ${quoteIdent(s.name)}`);
+      t.schema = s.schema;
+      t.name = s.name;
+      const target = quoteQualified(t.schema, t.name);
+      for (const c of s.columns) {
+        const have = t.columns.find((x) => x.attnum === c.attnum);
+        if (have && have.name !== c.name) {
+          await q(`alter table ${target} rename column ${quoteIdent(have.name)} to ${quoteIdent(c.name)}`);
+          have.name = c.name;
+        }
+      }
+      for (const c of t.columns) if (!s.columns.some((x) => x.name === c.name)) await q(`alter table ${target} drop column ${quoteIdent(c.name)}`);
+      for (const c of s.columns) {
+        const have = t.columns.find((x) => x.name === c.name);
+        if (!have) await q(`alter table ${target} add column ${quoteIdent(c.name)} ${c.type}`);
+        else if (have.typeOid !== c.typeOid || have.typmod !== c.typmod) {
+          await q(`alter table ${target} alter column ${quoteIdent(c.name)} type ${c.type} using ${quoteIdent(c.name)}::text::${c.type}`);
+        }
+        const d = constant(c.default);
+        await q(`alter table ${target} alter column ${quoteIdent(c.name)} ${d ? `set default ${d}` : 'drop default'}`);
+      }
+      t.columns = columns;
+      t.stagedColumns = undefined;
+    }
+    for (const index of s.indexes) {
+      // The source's own statement, made idempotent: the same index may be captured again.
+      const sql = index.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX IF NOT EXISTS ');
+      await q('savepoint pgtape_index');
+      try {
+        await q(sql);
+        await q('release savepoint pgtape_index');
+      } catch (err) {
+        await q('rollback to savepoint pgtape_index');
+        this.warnOnce(`index:${sql}`, { index: sql, err: (err as Error).message }, 'an index captured from the source could not be made in the replay');
+      }
+    }
   }
 
   async truncate(relations: RelationDef[]): Promise<void> {

@@ -1,5 +1,6 @@
 import type { Tuple } from '../src/pgoutput/messages.js';
 import type { RelationDef } from '../src/segment/format.js';
+import type { CapturedDdl } from '../src/source/ddl-capture.js';
 import { carry, keyOf, rowImage, toValues, type Value } from './values.js';
 
 export { UNCHANGED, type Value } from './values.js';
@@ -26,6 +27,8 @@ export interface EffectSink {
   truncate(relations: RelationDef[]): Promise<void>;
   /** The relation's definition changed (columns added, dropped or retyped, renamed). */
   redefine(previous: RelationDef, next: RelationDef): Promise<void>;
+  /** DDL captured at the source (archive --capture-ddl), applied at its point. */
+  ddl(captured: CapturedDdl): Promise<void>;
   /** An update that changes the key, applied on its own: rare, and ordering matters. */
   updateKey(relation: RelationDef, oldKey: Value[], row: Value[]): Promise<void>;
 }
@@ -185,6 +188,12 @@ export class Planner {
       s.keyRow = identity;
     }
     return this.grew();
+  }
+
+  /** Captured DDL is a barrier: what is pending is applied first. */
+  async ddl(captured: CapturedDdl): Promise<void> {
+    await this.flush();
+    await this.submit(() => this.sink.ddl(captured));
   }
 
   async truncate(relations: RelationDef[]): Promise<void> {

@@ -3,6 +3,7 @@ import type { Logger } from '../src/core/log.js';
 import { formatLsn } from '../src/core/lsn.js';
 import { formatMicros } from '../src/core/units.js';
 import { readLog } from '../src/store/change-log.js';
+import { DDL_PREFIX, type CapturedDdl } from '../src/source/ddl-capture.js';
 import type { Store } from '../src/store/store.js';
 import { Applier, type TableRows } from './applier.js';
 import { Planner } from './planner.js';
@@ -94,6 +95,9 @@ export async function replay(client: pg.Client, options: ReplayOptions): Promise
         if (include && relations.length) await planner.truncate(relations);
         break;
       }
+      case 'message':
+        if (include && e.prefix === DDL_PREFIX) await planner.ddl(JSON.parse(e.content.toString('utf8')) as CapturedDdl);
+        break;
       default:
         break;
     }

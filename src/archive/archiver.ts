@@ -12,6 +12,7 @@ import { listSegments, openSegment } from '../store/segments.js';
 import type { Store } from '../store/store.js';
 import { clientConfig, connect, connectionError, connectQuietly } from '../source/connection.js';
 import { checkSource, ensurePublication } from '../source/preflight.js';
+import { installDdlCapture } from '../source/ddl-capture.js';
 import { findSlot } from '../source/slot.js';
 import { listBases } from '../base/format.js';
 import { takeBase } from '../base/take.js';
@@ -44,6 +45,8 @@ export interface ArchiveOptions {
   /** A statement run every `seconds` on the source, for databases whose tables are idle. */
   heartbeat?: { sql: string; seconds: number };
   log: Logger;
+  /** Install event triggers that record DDL as logical messages replay executes at their point. */
+  captureDdl?: boolean;
   /** A lost slot, or one that moved past the archive: go on with a new slot and base, recording the discontinuity. */
   rebase?: boolean;
   /** Aborting seals and stores the open segment at the next commit boundary, then run() resolves. */
@@ -138,6 +141,13 @@ export class Archiver implements Readiness {
     try {
       const facts = await checkSource(client);
       await ensurePublication(client, this.options.publication, { create: this.options.createPublication, force: this.options.force }, log);
+      if (this.options.captureDdl) {
+        await installDdlCapture(client, this.options.publication, log).catch((err: { code?: string; message?: string }) => {
+          throw err.code === '42501'
+            ? new UserError(`--capture-ddl: ${err.message}`, 'event triggers need a superuser: install once as one (pgtape archive --capture-ddl --until now), then archive as the usual role')
+            : err;
+        });
+      }
       this.identity = { ...facts, slot: this.options.slot };
       const slot = await findSlot(client, this.options.slot, facts.database, log);
       const baseOptions = { source: this.options.source, store, publication: this.options.publication, facts, log };

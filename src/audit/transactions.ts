@@ -7,6 +7,7 @@ import type { Discontinuity } from '../store/discontinuities.js';
 import type { SegmentRef } from '../store/segments.js';
 import type { Store } from '../store/store.js';
 import { MARK_PREFIX } from '../commands/mark.js';
+import { DDL_PREFIX, type CapturedDdl } from '../source/ddl-capture.js';
 import { inRange, type LogRange } from '../../replay/resolve.js';
 
 export interface TableCounts {
@@ -23,6 +24,8 @@ export interface LoggedTransaction {
   commitTime: string;
   origin?: string;
   marks: string[];
+  /** DDL captured by `archive --capture-ddl`: the command tag and the tables it touched. */
+  ddl?: string[];
   tables: Record<string, TableCounts>;
 }
 
@@ -179,6 +182,10 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
         break;
       case 'message':
         if (e.prefix === MARK_PREFIX) tx!.marks.push(e.content.toString('utf8'));
+        if (e.prefix === DDL_PREFIX) {
+          const c = JSON.parse(e.content.toString('utf8')) as CapturedDdl;
+          (tx!.ddl ??= []).push(`${c.tag} ${[...(c.tables ?? []), ...(c.dropped ?? [])].map((t) => tableName(t)).join(', ')}`);
+        }
         break;
       case 'commit':
         tx!.endLsn = formatLsn(e.endLsn);

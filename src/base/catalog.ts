@@ -17,8 +17,8 @@ export async function readPublishedSchema(client: pg.Client, publication: string
     [publication],
   );
   const oids = tables.rows.map((t) => t.oid);
-  const columns = await client.query<{ rel: number; name: string; type: string; type_oid: number; typmod: number; not_null: boolean; def: string | null }>(
-    `select a.attrelid::int as rel, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
+  const columns = await client.query<{ rel: number; attnum: number; name: string; type: string; type_oid: number; typmod: number; not_null: boolean; def: string | null }>(
+    `select a.attrelid::int as rel, a.attnum::int as attnum, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
             a.atttypid::int as type_oid, a.atttypmod as typmod, a.attnotnull as not_null,
             pg_get_expr(d.adbin, d.adrelid) as def
        from pg_attribute a
@@ -67,6 +67,7 @@ export async function readPublishedSchema(client: pg.Client, publication: string
   for (const c of columns.rows) {
     byTable.get(c.rel)!.columns.push({
       name: c.name,
+      attnum: c.attnum,
       type: c.type,
       typeOid: c.type_oid,
       typmod: c.typmod,
@@ -87,6 +88,6 @@ export async function readPublishedSchema(client: pg.Client, publication: string
 const CONSTANT = /^(?:'(?:[^']|'')*'|-?\d+(?:\.\d+)?(?:e[+-]?\d+)?|true|false|null)(?:::[\w\s."\[\]]+(?:\(\d+(?:,\d+)?\))?(?:\[\])*)*$/i;
 
 /** A literal, possibly cast: 'abc'::text, 42, -1.5, true, NULL. No calls, no sequences. */
-function isConstant(expr: string): boolean {
+export function isConstant(expr: string): boolean {
   return CONSTANT.test(expr.trim());
 }

@@ -14,6 +14,8 @@ export const BASES_DIR = 'base/';
 
 export interface BaseColumn {
   name: string;
+  /** The column's number in the source table: renames are recognized by it (absent in older bases). */
+  attnum?: number;
   /** format_type(): the type with its modifiers, qualified where needed. */
   type: string;
   typeOid: number;

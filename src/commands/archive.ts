@@ -19,6 +19,7 @@ export function archiveCommand(): Command {
     .option('--slot <name>', 'logical replication slot (created if missing)', 'pgtape')
     .option('--publication <name>', 'publication whose tables are archived', 'pgtape')
     .option('--create-publication', 'create the publication FOR ALL TABLES if missing', false)
+    .option('--capture-ddl', 'install event triggers (superuser, once) that record DDL for replay: new tables with defaults and indexes, renames, drops', false)
     .option('--rebase', 'when the slot is lost or has moved past the archive: a new slot and base, the gap recorded as a discontinuity', false)
     .option('--force', 'create the publication even if some tables have no usable replica identity', false)
     .option('--segment-bytes <size>', 'seal a segment once its uncompressed body reaches this size', '64MiB')
@@ -66,6 +67,7 @@ export function archiveCommand(): Command {
         createPublication: opts.createPublication,
         force: opts.force,
         rebase: opts.rebase,
+        captureDdl: opts.captureDdl,
         segmentBytes: parseBytes(opts.segmentBytes, '--segment-bytes'),
         segmentSeconds: parsePositive(opts.segmentSeconds, '--segment-seconds'),
         until,

@@ -13,7 +13,7 @@ function describe(t: LoggedTransaction, withCounts: boolean): string {
         return `${name} ${parts.join(' ')}`;
       })
     : [];
-  const marks = t.marks.map((m) => `mark ${JSON.stringify(m)}`);
+  const marks = [...t.marks.map((m) => `mark ${JSON.stringify(m)}`), ...(t.ddl ?? []).map((d) => `ddl ${d}`)];
   const origin = t.origin ? `  origin ${JSON.stringify(t.origin)}` : '';
   const what = [...tables, ...marks].join(', ') || (withCounts ? '(no changes)' : '');
   return `${t.commitLsn.padEnd(12)} xid ${String(t.xid).padEnd(10)} ${t.commitTime}${origin}  ${what}`.trimEnd();
