@@ -9,7 +9,7 @@ import { readBaseRows } from './base-rows.js';
 import { indexArchive, inRange, resolveRange, type ArchiveIndex, type IndexedSegment } from './resolve.js';
 import { describeTarget, type Target } from './target.js';
 import type { Tuple } from '../src/pgoutput/messages.js';
-import { UNCHANGED } from './values.js';
+import { decodeTuple, UNCHANGED } from './values.js';
 
 /**
  * A value as diff keeps it: text (decoded once; a Buffer view would keep the whole decompressed
@@ -17,18 +17,7 @@ import { UNCHANGED } from './values.js';
  */
 type Value = string | null | typeof UNCHANGED;
 
-function toValues(t: Tuple): Value[] {
-  const out: Value[] = new Array(t.kinds.length);
-  let v = 0;
-  for (let i = 0; i < t.kinds.length; i++) {
-    const k = t.kinds[i];
-    if (k === 0x6e) out[i] = null;
-    else if (k === 0x75) out[i] = UNCHANGED;
-    else if (k === 0x74) out[i] = t.values[v++]!.toString('utf8');
-    else out[i] = `\\x${t.values[v++]!.toString('hex')}`;
-  }
-  return out;
-}
+const toValues = (t: Tuple): Value[] => decodeTuple(t, (b) => b.toString('utf8'), (b) => `\\x${b.toString('hex')}`);
 
 function carry(next: Value[], previous: Value[]): Value[] {
   return next.map((v, i) => (v === UNCHANGED ? (previous[i] ?? UNCHANGED) : v));
