@@ -9,5 +9,7 @@ export default defineConfig({
     // Each file starts its own Postgres; two at a time fits two cores.
     maxWorkers: 2,
     reporters: ['default', './test/support/summary-reporter.ts'],
+    // The AWS SDK announces on stderr that it will want Node 22 from 2027; pgtape itself silences it too.
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
   },
 });
