@@ -12,7 +12,7 @@ describe('pgtape archive --metrics-port', () => {
   const source = useSource(`create table orders (id int primary key, item text)`);
 
   it('serves /metrics, /healthz and /readyz with the figures of a running workload', async () => {
-    const archiver = startPgtape(['archive', '--source', source.db.url(), '--store', source.store.dir, '--create-publication', '--segment-seconds', '0.2', '--metrics-port', '0', '--metrics-host', '127.0.0.1']);
+    const archiver = startPgtape(['archive', '--source', source.db.url(), '--store', source.store.dir, '--create-publication', '--segment-seconds', '0.2', '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--max-retained-wal', '1kB']);
     try {
       await until(() => logLines(archiver.output.stderr).some((l) => l.msg === 'serving /metrics, /healthz and /readyz'));
       const port = logLines(archiver.output.stderr).find((l) => l.msg === 'serving /metrics, /healthz and /readyz')!.port as number;
@@ -38,6 +38,11 @@ describe('pgtape archive --metrics-port', () => {
       await until(async () => (sample((await get('/metrics')).body, 'pgtape_lag_bytes') ?? Infinity) < 1 << 20);
       expect(sample((await get('/metrics')).body, 'pgtape_lag_seconds')).toBeLessThan(5);
       expect((await get('/nope')).status).toBe(404);
+      // A slot always holds some WAL: with a 1 kB limit the warning comes, once.
+      const warnings = () => logLines(archiver.output.stderr).filter((l) => String(l.msg).startsWith('the slot retains more WAL than --max-retained-wal'));
+      await until(() => warnings().length > 0);
+      expect(warnings()).toHaveLength(1);
+      expect(warnings()[0]!.retainedWalBytes).toBeGreaterThan(1000);
 
       // The source goes away: not ready (still alive), and ready again once it is back.
       const cluster = source.db.cluster;
