@@ -5,7 +5,7 @@ import { formatLsn, parseLsn } from '../core/lsn.js';
 import { quoteIdent } from '../core/sql.js';
 import type { PgoutputMessage } from '../pgoutput/messages.js';
 import { PgoutputPlugin } from '../pgoutput/plugin.js';
-import { NotASegmentError, type Compression } from '../segment/format.js';
+import { NotASegmentError, type Compression, type SegmentEntry } from '../segment/format.js';
 import { SegmentWriter, type SealedSegment, type StreamIdentity } from '../segment/writer.js';
 import { listDiscontinuities, recordDiscontinuity } from '../store/discontinuities.js';
 import { listSegments, openSegment } from '../store/segments.js';
@@ -423,17 +423,11 @@ export class Archiver implements Readiness {
         await this.openWriter().change({ kind: 'message', prefix: msg.prefix, content: msg.content, lsn: msg.lsn, transactional: true });
         return;
       case 'insert':
-        if (!this.skipping) this.countChange();
-        if (!this.skipping) await this.openWriter().change({ kind: 'insert', relation: msg.relation, new: msg.new });
-        return;
+        return this.storeChange({ kind: 'insert', relation: msg.relation, new: msg.new });
       case 'update':
-        if (!this.skipping) this.countChange();
-        if (!this.skipping) await this.openWriter().change({ kind: 'update', relation: msg.relation, key: msg.key, old: msg.old, new: msg.new });
-        return;
+        return this.storeChange({ kind: 'update', relation: msg.relation, key: msg.key, old: msg.old, new: msg.new });
       case 'delete':
-        if (!this.skipping) this.countChange();
-        if (!this.skipping) await this.openWriter().change({ kind: 'delete', relation: msg.relation, key: msg.key, old: msg.old });
-        return;
+        return this.storeChange({ kind: 'delete', relation: msg.relation, key: msg.key, old: msg.old });
       case 'truncate':
         if (!this.skipping) await this.openWriter().change({ kind: 'truncate', relations: msg.relations, flags: msg.flags });
         return;
@@ -448,8 +442,11 @@ export class Archiver implements Readiness {
     return { ready: reasons.length === 0, reasons };
   }
 
-  private countChange(): void {
+  /** A row change of the transaction being received (unless it is stored already). */
+  private async storeChange(change: Extract<SegmentEntry, { kind: 'insert' | 'update' | 'delete' }>): Promise<void> {
+    if (this.skipping) return;
     if (++this.openChanges % 1000 === 1) this.metrics.openTransactionChanges.set(this.openChanges);
+    await this.openWriter().change(change);
   }
 
   private openWriter(): SegmentWriter {
