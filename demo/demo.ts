@@ -179,7 +179,12 @@ async function main(): Promise<void> {
       printTable(report);
       writeFileSync(join(reports, `day-${day}.csv`), toCsv(report));
     }
-    say(`Done. Reports are in ${reports}; the change log stays in ${store}.\n   Try: node bin/pgtape.js log --store ${store}`);
+    say(
+      `Done. Reports are in ${reports}; the change log stays in ${store}. Try:\n` +
+        `   node bin/pgtape.js log --store ${store} --from name:day-1 --to name:day-2\n` +
+        `   node bin/pgtape.js diff --store ${store} --from name:day-1 --to name:day-2 --summary\n` +
+        `   node bin/pgtape.js verify --store ${store}`,
+    );
   } finally {
     archiver?.child.kill('SIGKILL');
     await cluster.destroy();
