@@ -6,7 +6,7 @@ import type { RelationDef } from '../src/segment/format.js';
 import { readLog, type LogEntry } from '../src/store/change-log.js';
 import type { Store } from '../src/store/store.js';
 import { readBaseRows } from './base-rows.js';
-import { indexArchive, inRange, resolveRange, type ArchiveIndex, type IndexedSegment } from './resolve.js';
+import { headerOf, indexArchive, inRange, resolveRange, type ArchiveIndex, type IndexedSegment } from './resolve.js';
 import { describeTarget, type Target } from './target.js';
 import type { Tuple } from '../src/pgoutput/messages.js';
 import { decodeTuple, UNCHANGED } from './values.js';
@@ -231,7 +231,7 @@ class StateAt {
  */
 export async function diffPoints(options: { store: Store; from: Target; to: Target; tables?: Set<string>; log: Logger }): Promise<DiffResult> {
   const { store, log } = options;
-  const index = await indexArchive(store, false);
+  const index = await indexArchive(store, { requireBase: false });
   const range = await resolveRange(index, options.from, options.to);
   const wanted = (def: RelationDef) => !options.tables || options.tables.has(`${def.schema}.${def.name}`);
 
@@ -385,7 +385,7 @@ async function loadState(store: Store, index: ArchiveIndex, base: BaseRef, schem
     for await (const values of readBaseRows(store, base, t)) state.add(t.oid, { values, columns });
   }
   // Only segments that touched a needed table are read.
-  const segments = index.segments.filter((s) => s.endLsn > base.lsn && s.header.firstCommitLsn <= at && s.header.tables.some((t) => needed.has(t.oid)));
+  const segments = index.segments.filter((s) => s.endLsn > base.lsn && headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => needed.has(t.oid)));
   for await (const e of entriesIn(store, segments, (lsn) => lsn >= base.lsn && lsn <= at)) state.apply(e);
 }
 
@@ -465,7 +465,7 @@ function sameShape(a: TableShape | null, b: TableShape): boolean {
  */
 async function shapeAt(store: Store, index: ArchiveIndex, base: BaseRef | undefined, schema: BaseSchema | undefined, at: bigint | undefined, oid: number): Promise<TableShape | null> {
   if (at === undefined) return null;
-  const candidates = index.segments.filter((s) => (!base || s.endLsn > base.lsn) && s.header.firstCommitLsn <= at && s.header.tables.some((t) => t.oid === oid));
+  const candidates = index.segments.filter((s) => (!base || s.endLsn > base.lsn) && headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => t.oid === oid));
   for (const s of candidates.reverse()) {
     let def: RelationDef | undefined;
     for await (const e of entriesIn(store, [s], (lsn) => lsn <= at)) {

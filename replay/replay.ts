@@ -42,7 +42,7 @@ export interface ReplayReport {
 export async function replay(client: pg.Client, options: ReplayOptions): Promise<ReplayReport> {
   const started = Date.now();
   const { store, log } = options;
-  const index = await indexArchive(store);
+  const index = await indexArchive(store, { headers: 'tail' });
   const plan = await planReplay(index, options.target, options.exclusive);
   log.info(
     { target: describeTarget(options.target), base: formatLsn(plan.base.lsn), segments: plan.segments.length, ...(plan.upTo !== undefined ? { upTo: formatLsn(plan.upTo) } : {}) },

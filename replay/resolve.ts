@@ -11,10 +11,11 @@ import type { Store } from '../src/store/store.js';
 import { describeTarget, parseTimeMicros, type Target } from './target.js';
 
 export interface IndexedSegment extends SegmentRef {
-  header: SegmentHeader;
+  /** Read when needed: a replay to an LSN or to the end needs only the names (and the last header). */
+  header?: SegmentHeader;
 }
 
-/** What the store holds: bases with a manifest, and segments with their headers. */
+/** What the store holds: bases with a manifest, and segments (with their headers once read). */
 export interface ArchiveIndex {
   store: Store;
   bases: BaseRef[];
@@ -26,29 +27,62 @@ export interface ArchiveIndex {
 /** Segment headers read at once: a remote store's latency overlaps. */
 const HEADER_CONCURRENCY = 16;
 
-/**
- * Lists bases and reads every segment's header. Replay needs a base (`requireBase`); log,
- * diff and verify can read a change log without one.
- */
-export async function indexArchive(store: Store, requireBase = true, skipUnreadable = false): Promise<ArchiveIndex> {
+export interface IndexOptions {
+  /** Replay needs a base; log, diff and verify can read a change log without one. */
+  requireBase?: boolean;
+  /** verify resolves its range around damaged segments, and reports them itself. */
+  skipUnreadable?: boolean;
+  /**
+   * 'all' reads every header; 'tail' only the last ones, back to the last segment with
+   * transactions (what messages about the archive's end need). A months-long archive has tens of
+   * thousands of segments: a replay to the end should not read them all twice.
+   */
+  headers?: 'all' | 'tail';
+}
+
+/** Lists bases and segments (the listing is the index, DESIGN §4) and reads segment headers. */
+export async function indexArchive(store: Store, options: IndexOptions = {}): Promise<ArchiveIndex> {
+  const { requireBase = true, skipUnreadable = false, headers = 'all' } = options;
   const bases = await listBases(store);
-  const read = async (ref: SegmentRef): Promise<IndexedSegment | undefined> => {
-    try {
-      return { ...ref, header: await openSegment(store, ref.key).header() };
-    } catch (err) {
-      // verify resolves its range around damaged segments, and reports them itself.
-      if (skipUnreadable) return undefined;
-      throw err;
+  const segments: IndexedSegment[] = await listSegments(store);
+  const index: ArchiveIndex = { store, bases, segments, discontinuities: [] };
+  if (headers === 'all') await loadHeaders(index, skipUnreadable);
+  else {
+    for (let i = segments.length - 1; i >= 0; i--) {
+      const s = segments[i]!;
+      s.header = await openSegment(store, s.key).header();
+      if (s.header.transactions > 0) break;
     }
-  };
-  const segments = (await mapLimit(await listSegments(store), HEADER_CONCURRENCY, read)).filter((s) => s !== undefined);
+  }
   if (segments.length === 0 && (requireBase || bases.length === 0)) {
     throw new UserError(`${store.description} holds no archive (no base, no segments)`, 'check --store; pgtape archive writes there');
   }
   if (requireBase && bases.length === 0) {
     throw new UserError(`${store.description} holds segments but no base to replay them onto`, 'take one with pgtape base; replays start from it');
   }
-  return { store, bases, segments, discontinuities: await listDiscontinuities(store) };
+  index.discontinuities = await listDiscontinuities(store);
+  return index;
+}
+
+/** Reads the headers not read yet (unreadable ones are dropped from the index when asked). */
+export async function loadHeaders(index: ArchiveIndex, skipUnreadable = false): Promise<void> {
+  const unreadable = new Set<IndexedSegment>();
+  await mapLimit(index.segments, HEADER_CONCURRENCY, async (s) => {
+    if (s.header) return;
+    try {
+      s.header = await openSegment(index.store, s.key).header();
+    } catch (err) {
+      if (!skipUnreadable) throw err;
+      unreadable.add(s);
+    }
+  });
+  if (unreadable.size) index.segments = index.segments.filter((s) => !unreadable.has(s));
+}
+
+/** A segment's header, which the caller has made sure was read (loadHeaders). */
+export function headerOf(s: IndexedSegment): SegmentHeader {
+  if (!s.header) throw new Error(`the header of ${s.key} was not read`);
+  return s.header;
 }
 
 export interface ReplayPlan {
@@ -85,7 +119,7 @@ export function describeDiscontinuity(d: Discontinuity): string {
 }
 
 export function segmentsBetween(index: ArchiveIndex, after: bigint | undefined, upTo: bigint | undefined, acrossDiscontinuities = false): IndexedSegment[] {
-  const segments = index.segments.filter((s) => (after === undefined || s.endLsn > after + 1n) && (upTo === undefined || s.header.firstCommitLsn <= upTo));
+  const segments = index.segments.filter((s) => (after === undefined || s.endLsn > after + 1n) && (upTo === undefined || (s.header?.firstCommitLsn ?? s.startLsn) <= upTo));
   let expected = after === undefined ? segments[0]?.startLsn : after + 1n;
   for (const [i, s] of segments.entries()) {
     if (i > 0 && s.startLsn < expected!) {
@@ -127,8 +161,9 @@ export async function resolvePoint(index: ArchiveIndex, target: Target, exclusiv
       if (target.lsn > end) throw outside(index, target, 'is after the end of the archive');
       return exclusive ? target.lsn - 1n : target.lsn;
     case 'xid': {
+      await loadHeaders(index);
       for (const s of index.segments) {
-        if (target.xid < s.header.minXid || target.xid > s.header.maxXid) continue;
+        if (target.xid < headerOf(s).minXid || target.xid > headerOf(s).maxXid) continue;
         for await (const e of openSegment(index.store, s.key).entries()) {
           if (e.kind === 'begin' && e.xid === target.xid) return exclusive ? e.commitLsn - 1n : e.commitLsn;
         }
@@ -138,20 +173,22 @@ export async function resolvePoint(index: ArchiveIndex, target: Target, exclusiv
     case 'time': {
       // The cut falls before the first commit stamped after the time (at or after it with --exclusive).
       const beyond = (t: bigint) => (exclusive ? t >= target.micros : t > target.micros);
+      await loadHeaders(index);
       for (const s of index.segments) {
-        if (!beyond(s.header.lastCommitTime)) continue;
+        if (!beyond(headerOf(s).lastCommitTime)) continue;
         for await (const e of openSegment(index.store, s.key).entries()) {
           if (e.kind === 'begin' && beyond(e.commitTime)) return e.commitLsn - 1n;
         }
       }
       const lastCommit = lastWithCommits(index);
-      if (lastCommit && target.micros > lastCommit.header.lastCommitTime) throw outside(index, target, 'is after the last commit');
+      if (lastCommit && target.micros > headerOf(lastCommit).lastCommitTime) throw outside(index, target, 'is after the last commit');
       return undefined;
     }
     case 'name': {
       const known: string[] = [];
+      await loadHeaders(index);
       for (const s of index.segments) {
-        if (s.header.messages === 0) continue;
+        if (headerOf(s).messages === 0) continue;
         let commitLsn = 0n;
         for await (const e of openSegment(index.store, s.key).entries()) {
           if (e.kind === 'begin') commitLsn = e.commitLsn;
@@ -174,7 +211,7 @@ export function outside(index: ArchiveIndex, target: Target, why: string): UserE
 
 /** The last segment holding transactions (segments without any only mark positions). */
 export function lastWithCommits(index: ArchiveIndex): IndexedSegment | undefined {
-  return index.segments.findLast((s) => s.header.transactions > 0);
+  return index.segments.findLast((s) => (s.header?.transactions ?? 0) > 0);
 }
 
 /** What the archive covers, in words. */
@@ -183,7 +220,7 @@ export function coverage(index: ArchiveIndex): string {
   const last = lastWithCommits(index);
   const start = first ? `${formatLsn(first.lsn)} (first base)` : `${formatLsn(index.segments[0]!.startLsn)} (first segment, no base)`;
   const end = last
-    ? `${formatLsn(index.segments.at(-1)!.endLsn)} (last commit ${formatLsn(last.header.lastCommitLsn)} at ${formatMicros(last.header.lastCommitTime)})`
+    ? `${formatLsn(index.segments.at(-1)!.endLsn)} (last commit ${formatLsn(headerOf(last).lastCommitLsn)} at ${formatMicros(headerOf(last).lastCommitTime)})`
     : `${formatLsn(index.bases.at(-1)!.lsn)} (bases only, no segments yet)`;
   return `${start} to ${end}`;
 }
@@ -198,7 +235,7 @@ export interface LogRange {
 /** `--from A --to B`: A is a state (its transactions are not in the range), B the last state. */
 export async function resolveRange(index: ArchiveIndex, from: Target | undefined, to: Target | undefined, acrossDiscontinuities = false): Promise<LogRange> {
   // `--from latest` is the end of the archive: an empty range, not an error.
-  const end = lastWithCommits(index)?.header.lastCommitLsn ?? index.bases.at(-1)?.lsn;
+  const end = lastWithCommits(index)?.header?.lastCommitLsn ?? index.bases.at(-1)?.lsn;
   const after = from ? ((await resolvePoint(index, from, false)) ?? end) : undefined;
   const upTo = to ? await resolvePoint(index, to, false) : undefined;
   if (after !== undefined && upTo !== undefined && after > upTo) {

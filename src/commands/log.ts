@@ -64,7 +64,7 @@ export function logCommand(): Command {
     )
     .action(async (opts) => {
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
-      const index = await indexArchive(store, false);
+      const index = await indexArchive(store, { requireBase: false, headers: 'tail' });
       const range = await resolveRange(index, opts.from ? parseTarget(opts.from) : undefined, opts.to ? parseTarget(opts.to) : undefined, true);
       const mark = emphasis();
       const out = new LineWriter();

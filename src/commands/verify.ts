@@ -14,7 +14,7 @@ async function point(store: Store, text: string | undefined): Promise<bigint | u
   const target = parseTarget(text);
   if (target.kind === 'lsn') return target.lsn;
   if (target.kind === 'latest') return undefined;
-  return resolvePoint(await indexArchive(store, false, true), target, false);
+  return resolvePoint(await indexArchive(store, { requireBase: false, skipUnreadable: true }), target, false);
 }
 
 export function verifyCommand(): Command {

@@ -1,4 +1,4 @@
-import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -382,6 +382,16 @@ describe(`replay rebuilds the source as it was at every recorded point (${kind} 
     expect(gap.stderr).toMatch(/the archive has a gap: nothing covers/);
     const before = await pgtape(['replay', '--store', damaged, '--to', 'name:point-20', '--csv', join(dir, '..', 'before-gap')]);
     expect(before.code, before.stderr).toBe(0);
+
+    // A damaged segment before the newest base does not stop a replay from that base: replays to
+    // an LSN or to the end read only the names of the segments they do not need.
+    const early = join(dir, '..', 'damaged-early');
+    cpSync(dir, early, { recursive: true });
+    writeFileSync(join(early, 'segments', readdirSync(join(early, 'segments')).sort()[0]!), 'not a segment any more');
+    const late = points.at(-1)!;
+    const fromNewerBase = await pgtape(['replay', '--store', early, '--to', `lsn:${late.lsn}`, '--csv', join(dir, '..', 'from-newer-base')]);
+    expect(fromNewerBase.code, fromNewerBase.stderr).toBe(0);
+    expect((await pgtape(['verify', '--store', early])).code).toBe(4);
   });
 });
 }
