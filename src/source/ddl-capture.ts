@@ -27,7 +27,8 @@ export interface CapturedDdl {
 /**
  * The event triggers `pgtape archive --capture-ddl` installs (once, as a superuser): after each
  * DDL command on a table of the publication, a transactional logical message with the table's
- * whole shape; after a DROP TABLE, one naming it. The messages travel in the DDL's own
+ * whole shape; after a DROP TABLE, one naming it. The functions run as their (superuser) owner
+ * and never fail the application's DDL for want of reading the catalog: that is a warning. The messages travel in the DDL's own
  * transaction, so replay meets them exactly at their point. A snapshot (not the statement's
  * text) is recorded because the text may hold several statements, or DML.
  */
@@ -51,30 +52,45 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
       where i.indrelid = c.oid and not i.indisprimary), '[]'::jsonb))
   from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = rel
 $f$;
-create or replace function pgtape.capture_ddl() returns event_trigger language plpgsql set search_path = pg_catalog as $f$
+create or replace function pgtape.capture_ddl() returns event_trigger language plpgsql security definer set search_path = pg_catalog as $f$
 declare
   rels oid[];
+  payload text;
 begin
-  select array_agg(distinct coalesce(i.indrelid, c.oid)) into rels
-    from pg_event_trigger_ddl_commands() d
-    join pg_class c on d.classid = 'pg_class'::regclass and c.oid = d.objid
-    left join pg_index i on i.indexrelid = c.oid
-   where c.relkind in ('r', 'p', 'i');
-  rels := array(select r from unnest(rels) r join pg_class c on c.oid = r join pg_namespace n on n.oid = c.relnamespace
-                 join pg_publication_tables p on p.pubname = ${pub} and p.schemaname = n.nspname and p.tablename = c.relname);
-  if cardinality(rels) > 0 then
-    perform pg_logical_emit_message(true, '${DDL_PREFIX}', jsonb_build_object('tag', tg_tag,
-      'tables', (select jsonb_agg(pgtape.table_shape(r)) from unnest(rels) r))::text);
+  -- Reading the catalog may fail without failing the application's DDL (a warning instead). The
+  -- message is emitted outside that block: an exception block is a subtransaction, and a message
+  -- emitted in one reaches the stream after the transaction's later changes, not at its point.
+  begin
+    select array_agg(distinct coalesce(i.indrelid, c.oid)) into rels
+      from pg_event_trigger_ddl_commands() d
+      join pg_class c on d.classid = 'pg_class'::regclass and c.oid = d.objid
+      left join pg_index i on i.indexrelid = c.oid
+     where c.relkind in ('r', 'p', 'i');
+    rels := array(select r from unnest(rels) r join pg_class c on c.oid = r join pg_namespace n on n.oid = c.relnamespace
+                   join pg_publication_tables p on p.pubname = ${pub} and p.schemaname = n.nspname and p.tablename = c.relname);
+    if cardinality(rels) > 0 then
+      payload := jsonb_build_object('tag', tg_tag, 'tables', (select jsonb_agg(pgtape.table_shape(r)) from unnest(rels) r))::text;
+    end if;
+  exception when others then
+    raise warning 'pgtape: DDL not captured (%): %', tg_tag, sqlerrm;
+  end;
+  if payload is not null then
+    perform pg_logical_emit_message(true, '${DDL_PREFIX}', payload);
   end if;
 end $f$;
-create or replace function pgtape.capture_drop() returns event_trigger language plpgsql set search_path = pg_catalog as $f$
+create or replace function pgtape.capture_drop() returns event_trigger language plpgsql security definer set search_path = pg_catalog as $f$
 declare
-  gone jsonb;
+  payload text;
 begin
-  select jsonb_agg(jsonb_build_object('oid', o.objid::int, 'schema', o.schema_name, 'name', o.object_name)) into gone
-    from pg_event_trigger_dropped_objects() o where o.object_type = 'table' and o.original;
-  if gone is not null then
-    perform pg_logical_emit_message(true, '${DDL_PREFIX}', jsonb_build_object('tag', tg_tag, 'dropped', gone)::text);
+  begin
+    select jsonb_build_object('tag', tg_tag, 'dropped', jsonb_agg(jsonb_build_object('oid', o.objid::int, 'schema', o.schema_name, 'name', o.object_name)))::text into payload
+      from pg_event_trigger_dropped_objects() o where o.object_type = 'table' and o.original
+    having count(*) > 0;
+  exception when others then
+    raise warning 'pgtape: DROP not captured (%): %', tg_tag, sqlerrm;
+  end;
+  if payload is not null then
+    perform pg_logical_emit_message(true, '${DDL_PREFIX}', payload);
   end if;
 end $f$;
 drop event trigger if exists pgtape_capture_ddl;
