@@ -36,7 +36,9 @@ describe('schema changes while archiving', () => {
     await step('created', `create table b (id int primary key, v text default 'dflt', n int not null); create index b_v on b (v); insert into b (id, n) values (1, 1), (2, 2)`);
     await step('added', `alter table a add column w int; alter table a drop column x; update a set w = 5 where id = 3`);
     await step('table-renamed', `alter table b rename to b2; insert into b2 (id, n) values (3, 3)`);
-    await step('dropped', `drop table b2; insert into a (id, z) values (100, 'after the drop')`);
+    // DDL inside a savepoint keeps its place in the transaction, before the change that follows it.
+    await step('in-savepoint', `begin; savepoint s; alter table a rename column z to zz; release savepoint s; update a set zz = 'renamed in a savepoint' where id = 4; commit`);
+    await step('dropped', `drop table b2; insert into a (id, zz) values (100, 'after the drop')`);
     const r = await archive(source.store.dir, 'pgtape', '--capture-ddl');
     expect(r.code, r.stderr).toBe(0);
     const log = await pgtape(['log', '--store', source.store.dir]);
