@@ -1,5 +1,6 @@
 import { quoteIdent, quoteLiteral, quoteQualified } from '../src/core/sql.js';
-import type { DiffResult, RowDiff, RowValues, TableDiff, TableShape } from './diff.js';
+import { literal, pairs, type RowValues } from '../src/audit/row-text.js';
+import type { DiffResult, RowDiff, TableDiff, TableShape } from './diff.js';
 
 export type DiffFormat = 'table' | 'jsonl' | 'sql' | 'csv';
 
@@ -41,18 +42,13 @@ function shapeChanges(t: TableDiff): string[] {
   return out;
 }
 
-const show = (v: string | null | undefined) => (v === null || v === undefined ? 'NULL' : JSON.stringify(v));
-const pairs = (row: RowValues | undefined) =>
-  Object.entries(row ?? {})
-    .map(([c, v]) => `${c}=${show(v)}`)
-    .join(' ');
 
 function describeRow(r: RowDiff, mark: (s: string) => string): string {
-  const key = r.key ? `(${pairs(r.key).replace(/ /g, ', ')}) ` : '';
+  const key = r.key ? `(${pairs(r.key, ', ')}) ` : '';
   const copies = r.copies && r.copies > 1 ? `${r.copies}× ` : '';
   if (r.change === 'added') return `  + ${copies}${key}${pairs(r.after)}`;
   if (r.change === 'deleted') return `  - ${copies}${key}${pairs(r.before)}`;
-  return `  ~ ${key}${r.cells!.map((c) => mark(`${c}: ${show(r.before![c])} → ${show(r.after![c])}`)).join(', ')}`;
+  return `  ~ ${key}${r.cells!.map((c) => mark(`${c}: ${literal(r.before![c])} → ${literal(r.after![c])}`)).join(', ')}`;
 }
 
 /** The lines of a diff in the chosen format, produced one at a time (the caller writes them out). */

@@ -1,5 +1,6 @@
 import { readBase, type BaseRef, type BaseSchema } from '../src/base/format.js';
 import { UserError } from '../src/core/errors.js';
+import type { RowValues } from '../src/audit/row-text.js';
 import type { Logger } from '../src/core/log.js';
 import { formatLsn } from '../src/core/lsn.js';
 import type { RelationDef } from '../src/segment/format.js';
@@ -27,8 +28,7 @@ function carry(next: Value[], previous: Value[]): Value[] {
 const part = (v: Value) => (v === null ? '\u0000n' : v === UNCHANGED ? '\u0000u' : v);
 const rowImage = (values: Value[]) => values.map(part).join('\u0000|');
 
-/** Column values by name, as text (null for NULL). */
-export type RowValues = Record<string, string | null>;
+export type { RowValues } from '../src/audit/row-text.js';
 
 export interface RowDiff {
   change: 'added' | 'deleted' | 'modified';

@@ -1,4 +1,5 @@
 import { formatLsn } from '../core/lsn.js';
+import type { RowValues } from './row-text.js';
 import { formatMicros } from '../core/units.js';
 import type { Tuple } from '../pgoutput/messages.js';
 import type { RelationDef } from '../segment/format.js';
@@ -29,8 +30,6 @@ export interface LoggedTransaction {
   tables: Record<string, TableCounts>;
 }
 
-/** A column's values by name: text as Postgres sent it, or null. */
-export type RowValues = Record<string, string | null>;
 
 /** One change with its values, for `log --rows`. */
 export interface LoggedChange {

@@ -2,7 +2,8 @@ import { Command } from 'commander';
 import { s3EndpointOption, storeOption, tableOption } from './options.js';
 import { emphasis, LineWriter } from '../core/output.js';
 import { openStore } from '../store/open.js';
-import { readTransactions, type LoggedChange, type LoggedTransaction, type RowValues } from '../audit/transactions.js';
+import { pairs } from '../audit/row-text.js';
+import { readTransactions, type LoggedChange, type LoggedTransaction } from '../audit/transactions.js';
 import { indexArchive, resolveRange } from '../../replay/resolve.js';
 import { parseTarget } from '../../replay/target.js';
 
@@ -19,29 +20,19 @@ function describe(t: LoggedTransaction, withCounts: boolean): string {
   return `${t.commitLsn.padEnd(12)} xid ${String(t.xid).padEnd(10)} ${t.commitTime}${origin}  ${what}`.trimEnd();
 }
 
-export function literal(v: string | null | undefined): string {
-  return v === null || v === undefined ? 'NULL' : JSON.stringify(v);
-}
-
-function values(row: RowValues | undefined, highlight: (c: string) => boolean, mark: (s: string) => string): string {
-  return Object.entries(row ?? {})
-    .map(([c, v]) => (highlight(c) ? mark(`${c}=${literal(v)}`) : `${c}=${literal(v)}`))
-    .join(' ');
-}
-
 function describeChange(c: LoggedChange, mark: (s: string) => string): string {
-  const key = c.key ? ` (${Object.entries(c.key).map(([k, v]) => `${k}=${literal(v)}`).join(', ')})` : '';
+  const key = c.key ? ` (${pairs(c.key, ', ')})` : '';
   switch (c.change) {
     case 'insert':
-      return `  + ${c.table}${key} ${values(c.new, () => false, mark)}`;
+      return `  + ${c.table}${key} ${pairs(c.new)}`;
     case 'update': {
       const changed = new Set(c.changed ?? []);
-      const old = c.old && !c.key ? `  was ${values(c.old, (col) => changed.has(col), mark)}` : '';
+      const old = c.old && !c.key ? `  was ${pairs(c.old, ' ', (col) => changed.has(col), mark)}` : '';
       const kept = c.unchanged?.length ? `  (unchanged: ${c.unchanged.join(', ')})` : '';
-      return `  ~ ${c.table}${key} ${values(c.new, (col) => changed.has(col), mark)}${old}${kept}`;
+      return `  ~ ${c.table}${key} ${pairs(c.new, ' ', (col) => changed.has(col), mark)}${old}${kept}`;
     }
     case 'delete':
-      return `  - ${c.table}${key}${c.old ? ` ${values(c.old, () => false, mark)}` : ''}`;
+      return `  - ${c.table}${key}${c.old ? ` ${pairs(c.old)}` : ''}`;
     case 'truncate':
       return `  truncate ${c.table}`;
   }

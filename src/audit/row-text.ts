@@ -1,0 +1,14 @@
+/** A row's columns by name: text as Postgres sent it, or null. What log and diff print. */
+export type RowValues = Record<string, string | null>;
+
+/** A value as log and diff print it: quoted text, or NULL. */
+export function literal(v: string | null | undefined): string {
+  return v === null || v === undefined ? 'NULL' : JSON.stringify(v);
+}
+
+/** `name="value" other=NULL`, with `mark` applied to the columns `highlight` picks. */
+export function pairs(row: RowValues | undefined, separator = ' ', highlight: (column: string) => boolean = () => false, mark: (s: string) => string = (s) => s): string {
+  return Object.entries(row ?? {})
+    .map(([c, v]) => (highlight(c) ? mark(`${c}=${literal(v)}`) : `${c}=${literal(v)}`))
+    .join(separator);
+}
