@@ -93,35 +93,41 @@ export class Applier implements EffectSink {
 
   /** The target table of a relation, created or brought to the relation's shape first. */
   private async table(rel: RelationDef): Promise<TargetTable> {
-    let t = this.tables.get(rel.oid);
+    const t = this.tables.get(rel.oid);
     if (!t) {
       const columns = await this.columnsOf(rel);
-      const keys = rel.replicaIdentity === 'f' ? [] : rel.columns.filter((c) => c.key).map((c) => quoteIdent(c.name));
-      const defs = columns.map((c) => `${quoteIdent(c.name)} ${c.type}`);
-      if (keys.length) defs.push(`primary key (${keys.join(', ')})`);
-      await this.client.query(`create schema if not exists ${quoteIdent(rel.schema)}`);
-      await this.client.query(`create table ${quoteQualified(rel.schema, rel.name)} (${defs.join(', ')})`);
-      if (rel.replicaIdentity === 'f') await this.client.query(`alter table ${quoteQualified(rel.schema, rel.name)} replica identity full`);
+      const keys = rel.replicaIdentity === 'f' ? [] : rel.columns.filter((c) => c.key).map((c) => c.name);
       this.warnOnce(`created:${rel.oid}`, { table: `${rel.schema}.${rel.name}` }, 'table created after the base: made from its Relation message (no defaults, constraints or indexes beyond its key)');
-      t = { schema: rel.schema, name: rel.name, columns };
-      this.tables.set(rel.oid, t);
-      return t;
+      return this.createTable(rel.oid, rel.schema, rel.name, columns, columns.map((c) => `${quoteIdent(c.name)} ${c.type}`), keys, rel.replicaIdentity);
     }
-    if (t.schema !== rel.schema || t.name !== rel.name) {
-      const from = quoteQualified(t.schema, t.name);
-      if (t.schema !== rel.schema) await this.client.query(`alter table ${from} set schema ${quoteIdent(rel.schema)}`);
-      if (t.name !== rel.name) await this.client.query(`alter table ${quoteQualified(rel.schema, t.name)} rename to ${quoteIdent(rel.name)}`);
-      t.schema = rel.schema;
-      t.name = rel.name;
-    }
+    await this.moveTable(t, rel.schema, rel.name);
     const same = t.columns.length === rel.columns.length && rel.columns.every((c, i) => c.name === t.columns[i]!.name && c.typeOid === t.columns[i]!.typeOid && c.typmod === t.columns[i]!.typmod);
     if (!same) await this.reshape(t, rel);
     return t;
   }
 
+  /** A table made in the replay: its schema, its columns (`defs`), its key and replica identity. */
+  private async createTable(oid: number, schema: string, name: string, columns: TargetColumn[], defs: string[], keys: string[], replicaIdentity: string): Promise<TargetTable> {
+    const target = quoteQualified(schema, name);
+    if (keys.length) defs = [...defs, `primary key (${keys.map(quoteIdent).join(', ')})`];
+    await this.client.query(`create schema if not exists ${quoteIdent(schema)}`);
+    await this.client.query(`create table ${target} (${defs.join(', ')})`);
+    if (replicaIdentity === 'f') await this.client.query(`alter table ${target} replica identity full`);
+    const t: TargetTable = { schema, name, columns };
+    this.tables.set(oid, t);
+    return t;
+  }
+
+  /** Follows a table moved to another schema or renamed at the source. */
+  private async moveTable(t: TargetTable, schema: string, name: string): Promise<void> {
+    if (t.schema !== schema) await this.client.query(`alter table ${quoteQualified(t.schema, t.name)} set schema ${quoteIdent(schema)}`);
+    if (t.name !== name) await this.client.query(`alter table ${quoteQualified(schema, t.name)} rename to ${quoteIdent(name)}`);
+    t.schema = schema;
+    t.name = name;
+  }
+
   /** Columns added, dropped or retyped since the table was made. A rename looks like a drop and an add. */
   private async reshape(t: TargetTable, rel: RelationDef): Promise<void> {
-    const target = quoteQualified(t.schema, t.name);
     const wanted = await this.columnsOf(rel);
     const vanished = t.columns.filter((c) => !wanted.some((w) => w.name === c.name)).map((c) => c.name);
     const appeared = wanted.filter((w) => !t.columns.some((c) => c.name === w.name)).map((c) => c.name);
@@ -132,6 +138,13 @@ export class Applier implements EffectSink {
         'columns vanished and others appeared: if that was a rename, rows not changed since hold NULL in the new column (pgoutput carries no DDL; archive with --capture-ddl to replay renames)',
       );
     }
+    await this.alterColumns(t, wanted);
+    this.log.info({ table: `${t.schema}.${t.name}`, columns: wanted.map((c) => c.name) }, 'table reshaped to follow the source');
+  }
+
+  /** Drops the columns not wanted, adds the missing ones, retypes the others (matched by name). */
+  private async alterColumns(t: TargetTable, wanted: TargetColumn[]): Promise<void> {
+    const target = quoteQualified(t.schema, t.name);
     for (const c of t.columns.filter((c) => !wanted.some((w) => w.name === c.name))) {
       await this.client.query(`alter table ${target} drop column ${quoteIdent(c.name)}`);
     }
@@ -142,7 +155,6 @@ export class Applier implements EffectSink {
         await this.client.query(`alter table ${target} alter column ${quoteIdent(w.name)} type ${w.type} using ${quoteIdent(w.name)}::text::${w.type}`);
       }
     }
-    this.log.info({ table: `${t.schema}.${t.name}`, columns: wanted.map((c) => c.name) }, 'table reshaped to follow the source');
     t.columns = wanted;
     t.stagedColumns = undefined;
   }
@@ -272,20 +284,12 @@ export class Applier implements EffectSink {
     const columns: TargetColumn[] = s.columns.map((c) => ({ name: c.name, attnum: c.attnum, typeOid: c.typeOid, typmod: c.typmod, type: c.type }));
     const constant = (d: string | null) => (d !== null && isConstant(d) ? d : undefined);
     const q = (sql: string) => this.client.query(sql);
-    let t = this.tables.get(s.oid);
+    const t = this.tables.get(s.oid);
     if (!t) {
       const defs = s.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${c.notNull ? ' not null' : ''}${constant(c.default) ? ` default ${c.default}` : ''}`);
-      if (s.primaryKey.length) defs.push(`primary key (${s.primaryKey.map(quoteIdent).join(', ')})`);
-      await q(`create schema if not exists ${quoteIdent(s.schema)}`);
-      await q(`create table ${quoteQualified(s.schema, s.name)} (${defs.join(', ')})`);
-      if (s.replicaIdentity === 'f') await q(`alter table ${quoteQualified(s.schema, s.name)} replica identity full`);
-      t = { schema: s.schema, name: s.name, columns };
-      this.tables.set(s.oid, t);
+      await this.createTable(s.oid, s.schema, s.name, columns, defs, s.primaryKey, s.replicaIdentity);
     } else {
-      if (t.schema !== s.schema) await q(`alter table ${quoteQualified(t.schema, t.name)} set schema ${quoteIdent(s.schema)}`);
-      if (t.name !== s.name) await q(`alter table ${quoteQualified(s.schema, t.name)} rename to ${quoteIdent(s.name)}`);
-      t.schema = s.schema;
-      t.name = s.name;
+      await this.moveTable(t, s.schema, s.name);
       const target = quoteQualified(t.schema, t.name);
       for (const c of s.columns) {
         const have = t.columns.find((x) => x.attnum === c.attnum);
@@ -294,18 +298,11 @@ export class Applier implements EffectSink {
           have.name = c.name;
         }
       }
-      for (const c of t.columns) if (!s.columns.some((x) => x.name === c.name)) await q(`alter table ${target} drop column ${quoteIdent(c.name)}`);
+      await this.alterColumns(t, columns);
       for (const c of s.columns) {
-        const have = t.columns.find((x) => x.name === c.name);
-        if (!have) await q(`alter table ${target} add column ${quoteIdent(c.name)} ${c.type}`);
-        else if (have.typeOid !== c.typeOid || have.typmod !== c.typmod) {
-          await q(`alter table ${target} alter column ${quoteIdent(c.name)} type ${c.type} using ${quoteIdent(c.name)}::text::${c.type}`);
-        }
         const d = constant(c.default);
         await q(`alter table ${target} alter column ${quoteIdent(c.name)} ${d ? `set default ${d}` : 'drop default'}`);
       }
-      t.columns = columns;
-      t.stagedColumns = undefined;
     }
     for (const index of s.indexes) {
       // The source's own statement, made idempotent: the same index may be captured again.
