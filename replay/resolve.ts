@@ -6,7 +6,7 @@ import { mapLimit } from '../src/core/concurrency.js';
 import { MARK_PREFIX } from '../src/commands/mark.js';
 import type { SegmentHeader } from '../src/segment/format.js';
 import { listDiscontinuities, type Discontinuity } from '../src/store/discontinuities.js';
-import { listSegments, openSegment, type SegmentRef } from '../src/store/segments.js';
+import { lastCommittedHeader, listSegments, openSegment, type SegmentRef } from '../src/store/segments.js';
 import type { Store } from '../src/store/store.js';
 import { describeTarget, parseTimeMicros, type Target } from './target.js';
 
@@ -47,13 +47,7 @@ export async function indexArchive(store: Store, options: IndexOptions = {}): Pr
   const segments: IndexedSegment[] = await listSegments(store);
   const index: ArchiveIndex = { store, bases, segments, discontinuities: [] };
   if (headers === 'all') await loadHeaders(index, skipUnreadable);
-  else {
-    for (let i = segments.length - 1; i >= 0; i--) {
-      const s = segments[i]!;
-      s.header = await openSegment(store, s.key).header();
-      if (s.header.transactions > 0) break;
-    }
-  }
+  else await lastCommittedHeader(store, segments);
   if (segments.length === 0 && (requireBase || bases.length === 0)) {
     throw new UserError(`${store.description} holds no archive (no base, no segments)`, 'check --store; pgtape archive writes there');
   }

@@ -2,8 +2,7 @@ import type pg from 'pg';
 import { listBases } from '../base/format.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { formatMicros } from '../core/units.js';
-import type { SegmentHeader } from '../segment/format.js';
-import { listSegments, openSegment } from '../store/segments.js';
+import { lastCommittedHeader, listSegments } from '../store/segments.js';
 import type { Store } from '../store/store.js';
 
 export interface StreamStatus {
@@ -34,12 +33,7 @@ export async function streamStatus(client: pg.Client, store: Store, slotName: st
   const segments = await listSegments(store);
   const last = segments.at(-1);
   const end = last?.endLsn ?? bases.at(-1)?.lsn;
-  // The last commit: segments without transactions only mark positions, so look back past them.
-  let header: SegmentHeader | undefined;
-  for (let i = segments.length - 1; i >= 0 && !header; i--) {
-    const h = await openSegment(store, segments[i]!.key).header();
-    if (h.transactions > 0) header = h;
-  }
+  const header = await lastCommittedHeader(store, segments);
 
   const warnings: string[] = [];
   const row = rows[0];

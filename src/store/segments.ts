@@ -4,6 +4,7 @@ import { formatLsn } from '../core/lsn.js';
 import { SegmentReader } from '../segment/reader.js';
 import { parseSegmentKey, SEGMENTS_DIR } from '../segment/name.js';
 import type { SealedSegment } from '../segment/writer.js';
+import type { SegmentHeader } from '../segment/format.js';
 import type { Store } from './store.js';
 
 export interface SegmentRef {
@@ -29,6 +30,19 @@ export async function listSegments(store: Store): Promise<SegmentRef[]> {
     }
     return { key: o.key, size: o.size, ...range };
   });
+}
+
+/**
+ * The header of the last segment holding transactions, read back from the end (segments without
+ * transactions only mark positions). Every header read is kept on its ref.
+ */
+export async function lastCommittedHeader(store: Store, refs: (SegmentRef & { header?: SegmentHeader })[]): Promise<SegmentHeader | undefined> {
+  for (let i = refs.length - 1; i >= 0; i--) {
+    const ref = refs[i]!;
+    ref.header ??= await openSegment(store, ref.key).header();
+    if (ref.header.transactions > 0) return ref.header;
+  }
+  return undefined;
 }
 
 /** A reader of one stored segment; from `downloaded` bytes when it was fetched already. */
