@@ -13,7 +13,7 @@ import type { Store } from '../store/store.js';
 import { clientConfig, connect, connectionError, connectQuietly } from '../source/connection.js';
 import { checkSource, ensurePublication } from '../source/preflight.js';
 import { installDdlCapture } from '../source/ddl-capture.js';
-import { findSlot } from '../source/slot.js';
+import { findSlot, type SlotState } from '../source/slot.js';
 import { listBases } from '../base/format.js';
 import { takeBase } from '../base/take.js';
 import { RelationCatalog } from './catalog.js';
@@ -66,6 +66,18 @@ const STATUS_INTERVAL_MS = 10_000;
 const RECONNECT_FIRST_MS = 500;
 const PING_BURST_MS = 3_000;
 const RECONNECT_MAX_MS = 30_000;
+
+const REBASE_HINT =
+  'pgtape archive --rebase goes on with a new slot and a new base, and records the discontinuity (replay works on either side of it, never across); or pass the --slot this archive was made with';
+
+/** Why the slot can no longer continue an archive that ends at `end` (a hole), if it cannot. */
+function slotProblem(name: string, slot: SlotState | undefined, end: bigint): string | undefined {
+  if (!slot) return `replication slot ${quoteIdent(name)} does not exist, but the store holds an archive up to ${formatLsn(end)}: changes since then can no longer be archived into it`;
+  if (slot.confirmedFlushLsn > end) {
+    return `replication slot ${quoteIdent(slot.name)} has confirmed up to ${formatLsn(slot.confirmedFlushLsn)}, but the archive ends at ${formatLsn(end)}: changes between the two are not in the archive and Postgres will not send them again`;
+  }
+  return undefined;
+}
 
 /**
  * Connection errors that waiting will not fix: the slot, the credentials, the database or the
@@ -151,17 +163,9 @@ export class Archiver implements Readiness {
       this.identity = { ...facts, slot: this.options.slot };
       const slot = await findSlot(client, this.options.slot, facts.database, log);
       const baseOptions = { source: this.options.source, store, publication: this.options.publication, facts, log };
-      const ahead = slot && storedEnd && slot.confirmedFlushLsn > storedEnd.endLsn;
-      if (storedEnd && (!slot || ahead)) {
-        const why = !slot
-          ? `replication slot ${quoteIdent(this.options.slot)} does not exist, but the store holds an archive up to ${formatLsn(storedEnd.endLsn)}: changes since then can no longer be archived into it`
-          : `replication slot ${quoteIdent(slot.name)} has confirmed up to ${formatLsn(slot.confirmedFlushLsn)}, but the archive ends at ${formatLsn(storedEnd.endLsn)}: changes between the two are not in the archive and Postgres will not send them again`;
-        if (!this.options.rebase) {
-          throw new UserError(
-            why,
-            'pgtape archive --rebase goes on with a new slot and a new base, and records the discontinuity (replay works on either side of it, never across); or pass the --slot this archive was made with',
-          );
-        }
+      const why = storedEnd && slotProblem(this.options.slot, slot, storedEnd.endLsn);
+      if (storedEnd && why) {
+        if (!this.options.rebase) throw new UserError(why, REBASE_HINT);
         if (slot) {
           log.warn({ slot: slot.name }, 'dropping the slot that moved past the archive (--rebase)');
           await client.query('select pg_drop_replication_slot($1)', [slot.name]);
@@ -321,19 +325,8 @@ export class Archiver implements Readiness {
   private async checkSlotStillOurs(): Promise<void> {
     const client = await connectQuietly(this.options.source);
     try {
-      const slot = await findSlot(client, this.options.slot, this.identity.database, this.options.log);
-      if (!slot) {
-        throw new UserError(
-          `replication slot ${quoteIdent(this.options.slot)} disappeared while archiving; the archive ends at ${formatLsn(this.sealedEnd)}`,
-          'changes since then cannot be archived; pgtape archive --rebase starts a new slot and base, recording the discontinuity',
-        );
-      }
-      if (slot.confirmedFlushLsn > this.sealedEnd) {
-        throw new UserError(
-          `replication slot ${quoteIdent(slot.name)} has confirmed up to ${formatLsn(slot.confirmedFlushLsn)}, beyond the archive's end (${formatLsn(this.sealedEnd)}): the changes between are lost to it`,
-          'something else advanced or recreated the slot; pgtape archive --rebase starts a new slot and base, recording the discontinuity',
-        );
-      }
+      const why = slotProblem(this.options.slot, await findSlot(client, this.options.slot, this.identity.database, this.options.log), this.sealedEnd);
+      if (why) throw new UserError(why, REBASE_HINT);
     } finally {
       await client.end().catch(() => {});
     }
