@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { pgtape } from './support/cli.js';
 import { useSource } from './support/fixture.js';
 import { checksums } from './support/oracle.js';
+import { replayIntoFresh } from './support/replay-into.js';
 
 describe('a lost slot, and pgtape archive --rebase', () => {
   const source = useSource(`create table orders (id int primary key, item text, qty int)`);
@@ -37,20 +37,8 @@ describe('a lost slot, and pgtape archive --rebase', () => {
     expect((await archive()).code).toBe(0);
 
     const replay = async (to: string) => {
-      const db = `r_${Math.random().toString(36).slice(2, 8)}`;
-      await source.admin.query(`create database ${db}`);
-      const url = new URL(source.db.url());
-      url.pathname = `/${db}`;
-      const r = await pgtape(['replay', '--store', store, '--to', to, '--into', url.toString()]);
-      let sums: Record<string, string> | undefined;
-      if (r.code === 0) {
-        const c = new pg.Client({ connectionString: url.toString() });
-        await c.connect();
-        sums = await checksums(c);
-        await c.end();
-      }
-      await source.admin.query(`drop database ${db}`);
-      return { r, sums };
+      const { r, seen } = await replayIntoFresh(source, ['--store', store, '--to', to], checksums);
+      return { r, sums: seen };
     };
     expect((await replay('name:before')).sums).toEqual(before);
     expect((await replay('name:after')).sums).toEqual(after);

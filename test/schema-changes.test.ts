@@ -4,6 +4,7 @@ import pg from 'pg';
 import { logLines, pgtape } from './support/cli.js';
 import { useSource } from './support/fixture.js';
 import { checksums } from './support/oracle.js';
+import { replayIntoFresh } from './support/replay-into.js';
 
 interface Point {
   name: string;
@@ -47,22 +48,15 @@ describe('schema changes while archiving', () => {
   });
 
   const replay = async (store: string, to: string) => {
-    const db = `r_${Math.random().toString(36).slice(2, 8)}`;
-    await source.admin.query(`create database ${db}`);
-    const url = new URL(source.db.url());
-    url.pathname = `/${db}`;
-    const r = await pgtape(['replay', '--store', store, '--to', to, '--into', url.toString()]);
+    const { r, seen } = await replayIntoFresh(source, ['--store', store, '--to', to], async (c) => {
+      const shape = await c.query<{ column_name: string; column_default: string | null }>(
+        `select column_name, column_default from information_schema.columns where table_schema = 'public' and table_name in ('b', 'b2') order by ordinal_position`,
+      );
+      const indexes = await c.query<{ indexname: string }>(`select indexname from pg_indexes where schemaname = 'public' and tablename in ('b', 'b2') order by 1`);
+      return { sums: await checksums(c), shape: shape.rows, indexes: indexes.rows.map((i) => i.indexname) };
+    });
     expect(r.code, r.stderr).toBe(0);
-    const c = new pg.Client({ connectionString: url.toString() });
-    await c.connect();
-    const sums = await checksums(c);
-    const shape = await c.query<{ column_name: string; column_default: string | null }>(
-      `select column_name, column_default from information_schema.columns where table_schema = 'public' and table_name in ('b', 'b2') order by ordinal_position`,
-    );
-    const indexes = await c.query<{ indexname: string }>(`select indexname from pg_indexes where schemaname = 'public' and tablename in ('b', 'b2') order by 1`);
-    await c.end();
-    await source.admin.query(`drop database ${db}`);
-    return { sums, r, shape: shape.rows, indexes: indexes.rows.map((i) => i.indexname) };
+    return { r, ...seen! };
   };
 
   it('with --capture-ddl, replays every point to the source as it was, shapes included', async () => {
@@ -91,21 +85,16 @@ describe('schema changes without --capture-ddl', () => {
     await source.admin.query(`alter table a alter column x type bigint; alter table a add column w int; update a set x = 9000000000, w = 1 where id = 1`);
     await source.admin.query(`alter table a rename column y to z; update a set x = -1 where id = 2`);
     expect((await archive()).code).toBe(0);
-    const db = 'plain_replay';
-    await source.admin.query(`create database ${db}`);
-    const url = new URL(source.db.url());
-    url.pathname = `/${db}`;
-    const r = await pgtape(['replay', '--store', source.store.dir, '--into', url.toString()]);
-    expect(r.code, r.stderr).toBe(0);
-    const c = new pg.Client({ connectionString: url.toString() });
-    await c.connect();
     // Retyped and added columns come through: the columns are the source's (a renamed one last)...
     const columns = async (client: pg.Client) => (await client.query<{ c: string; t: string }>(`select column_name as c, data_type as t from information_schema.columns where table_name = 'a' order by 1`)).rows;
-    expect(await columns(c)).toEqual(await columns(source.admin));
+    const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir], async (c) => ({
+      columns: await columns(c),
+      z: (await c.query<{ z: string | null }>('select z from a order by id')).rows.map((x) => x.z),
+    }));
+    expect(r.code, r.stderr).toBe(0);
+    expect(seen!.columns).toEqual(await columns(source.admin));
     // ...but a rename looks like a drop and an add: rows untouched since hold NULL, and the log says so.
-    const { rows } = await c.query<{ id: number; z: string | null }>('select id, z from a order by id');
-    expect(rows.map((x) => x.z)).toEqual([null, 'y2', null, null, null]);
-    await c.end();
+    expect(seen!.z).toEqual([null, 'y2', null, null, null]);
     expect(logLines(r.stderr).some((l) => /archive with --capture-ddl to replay renames/.test(String(l.msg)))).toBe(true);
   });
 });
