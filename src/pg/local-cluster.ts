@@ -1,8 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync, writeFileSync, appendFileSync, mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { findPgBin } from './binaries.js';
 import { UserError } from '../core/errors.js';
@@ -41,8 +42,8 @@ export class LocalCluster {
   ) {}
 
   static async create(options: LocalClusterOptions = {}): Promise<LocalCluster> {
-    const bin = findPgBin(options.major);
     const ids = serverUserIds();
+    const bin = reachableBin(findPgBin(options.major), ids);
     let ownsParent: string | undefined;
     let dataDir = options.dataDir;
     if (!dataDir) {
@@ -100,7 +101,8 @@ export class LocalCluster {
   /** Starts a data directory made earlier (by `replay --pgdata`, say) on a free port. */
   static async open(dataDir: string, options: { major?: number; password?: string } = {}): Promise<LocalCluster> {
     const port = await freePort();
-    const cluster = new LocalCluster(findPgBin(options.major), dataDir, port, options.password ?? 'pgtape', undefined, serverUserIds());
+    const ids = serverUserIds();
+    const cluster = new LocalCluster(reachableBin(findPgBin(options.major), ids), dataDir, port, options.password ?? 'pgtape', undefined, ids);
     await cluster.start();
     return cluster;
   }
@@ -182,6 +184,29 @@ function serverUserIds(): { uid: number; gid: number } | undefined {
   }
   const gid = spawnSync('id', ['-g', SERVER_USER], { encoding: 'utf8' });
   return { uid: Number(r.stdout.trim()), gid: Number(gid.stdout.trim()) };
+}
+
+/**
+ * As root, the server user must be able to run the binaries. When they sit under a private
+ * directory (a checkout in `mktemp -d`, mode 0700), the installation is copied once to a shared
+ * place under the temp directory that user can reach, and run from there.
+ */
+function reachableBin(bin: string, ids: { uid: number; gid: number } | undefined): string {
+  if (!ids || spawnSync(join(bin, 'postgres'), ['--version'], { ...ids, stdio: 'ignore' }).status === 0) return bin;
+  const install = dirname(bin);
+  const shared = join(tmpdir(), `pgtape-postgres-${createHash('sha256').update(realpathSync(install)).digest('hex').slice(0, 12)}`);
+  if (!existsSync(join(shared, 'bin', 'postgres'))) {
+    // Copied beside and renamed: a concurrent start never sees half a copy.
+    const partial = `${shared}.${process.pid}.partial`;
+    cpSync(install, partial, { recursive: true, verbatimSymlinks: true });
+    chmodSync(partial, 0o755);
+    try {
+      renameSync(partial, shared);
+    } catch {
+      rmSync(partial, { recursive: true, force: true }); // another process got there first
+    }
+  }
+  return join(shared, 'bin');
 }
 
 function serverEnv(): NodeJS.ProcessEnv {
