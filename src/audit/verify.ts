@@ -3,7 +3,7 @@ import { BASES_DIR, BASE_FORMAT_VERSION, basePrefix, type BaseManifest } from '.
 import { mapLimit } from '../core/concurrency.js';
 import { errorMessage } from '../core/errors.js';
 import { formatLsn, parseLsnKey, tryParseLsn } from '../core/lsn.js';
-import type { SegmentHeader } from '../segment/format.js';
+import type { SegmentEntry, SegmentHeader } from '../segment/format.js';
 import { listDiscontinuities } from '../store/discontinuities.js';
 import { listSegments, openSegment, type SegmentRef } from '../store/segments.js';
 import { readAll } from '../store/read.js';
@@ -175,37 +175,44 @@ async function checkSegment(store: Store, ref: SegmentRef): Promise<Finding> {
   let minXid = Infinity;
   let maxXid = -Infinity;
   let changes = 0;
-  try {
-    for await (const e of reader.entries()) {
-      if (e.kind === 'relation') {
-        relations.add(e.relation.oid);
-        continue;
-      }
-      if (e.kind === 'begin') {
-        if (open) return problem(`transaction ${open.xid} has no commit before the next begins`);
-        if (last !== undefined && e.commitLsn <= last) return problem(`transaction ${e.xid} (commit ${formatLsn(e.commitLsn)}) is out of commit order`);
-        if (e.commitLsn < ref.startLsn || e.commitLsn >= ref.endLsn) return problem(`transaction ${e.xid} commits at ${formatLsn(e.commitLsn)}, outside the segment's range`);
-        open = { commitLsn: e.commitLsn, xid: e.xid };
-        first ??= e.commitLsn;
-        minXid = Math.min(minXid, e.xid);
-        maxXid = Math.max(maxXid, e.xid);
-        continue;
-      }
-      if (!open) return problem(`a ${e.kind} entry lies outside any transaction`);
-      if (e.kind === 'commit') {
-        if (e.commitLsn !== open.commitLsn) return problem(`transaction ${open.xid} begins with commit LSN ${formatLsn(open.commitLsn)} and commits at ${formatLsn(e.commitLsn)}`);
-        last = e.commitLsn;
-        transactions++;
-        open = undefined;
-        continue;
-      }
-      const used = e.kind === 'truncate' ? e.relations : e.kind === 'insert' || e.kind === 'update' || e.kind === 'delete' ? [e.relation] : [];
-      for (const oid of used) if (!relations.has(oid)) return problem(`transaction ${open.xid} changes relation ${oid}, which the segment never defines`);
-      if (used.length) changes++;
+  // The first inconsistency in the body; reading goes on to the end, because a body whose
+  // checksum fails is damaged storage, and that is what to report (a flipped byte can still
+  // decompress into entries that disagree with each other).
+  let inconsistent: string | undefined;
+  const check = (e: SegmentEntry): string | undefined => {
+    if (e.kind === 'relation') {
+      relations.add(e.relation.oid);
+      return undefined;
     }
+    if (e.kind === 'begin') {
+      if (open) return `transaction ${open.xid} has no commit before the next begins`;
+      if (last !== undefined && e.commitLsn <= last) return `transaction ${e.xid} (commit ${formatLsn(e.commitLsn)}) is out of commit order`;
+      if (e.commitLsn < ref.startLsn || e.commitLsn >= ref.endLsn) return `transaction ${e.xid} commits at ${formatLsn(e.commitLsn)}, outside the segment's range`;
+      open = { commitLsn: e.commitLsn, xid: e.xid };
+      first ??= e.commitLsn;
+      minXid = Math.min(minXid, e.xid);
+      maxXid = Math.max(maxXid, e.xid);
+      return undefined;
+    }
+    if (!open) return `a ${e.kind} entry lies outside any transaction`;
+    if (e.kind === 'commit') {
+      if (e.commitLsn !== open.commitLsn) return `transaction ${open.xid} begins with commit LSN ${formatLsn(open.commitLsn)} and commits at ${formatLsn(e.commitLsn)}`;
+      last = e.commitLsn;
+      transactions++;
+      open = undefined;
+      return undefined;
+    }
+    const used = e.kind === 'truncate' ? e.relations : e.kind === 'insert' || e.kind === 'update' || e.kind === 'delete' ? [e.relation] : [];
+    for (const oid of used) if (!relations.has(oid)) return `transaction ${open.xid} changes relation ${oid}, which the segment never defines`;
+    if (used.length) changes++;
+    return undefined;
+  };
+  try {
+    for await (const e of reader.entries()) if (inconsistent === undefined) inconsistent = check(e);
   } catch (err) {
     return problem(errorMessage(err).replace(`${store.description}/${ref.key}: `, '').replace(`${store.description}/${ref.key} `, ''));
   }
+  if (inconsistent !== undefined) return problem(inconsistent);
   if (open) return problem(`transaction ${open.xid} has no commit: the segment ends inside it`);
   const mismatch = [
     header.transactions !== transactions && `${header.transactions} transactions (the body holds ${transactions})`,
