@@ -1,18 +1,18 @@
-import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
-import type { BaseManifest, BaseRef, BaseSchema } from '../src/base/format.js';
+import type { BaseManifest, BaseRef, BaseSchema, BaseTable } from '../src/base/format.js';
 import { UserError } from '../src/core/errors.js';
 import type { Logger } from '../src/core/log.js';
 import { quoteIdent, quoteQualified } from '../src/core/sql.js';
-import { createDecompressor } from '../src/segment/compression.js';
+import { TupleView } from '../src/segment/entry-scanner.js';
 import type { RelationDef } from '../src/segment/format.js';
 import type { Store } from '../src/store/store.js';
-import { copyField } from './copy-text.js';
-import { UNCHANGED, type EffectSink, type TableEffect, type Value } from './planner.js';
+import { loadBaseTable } from './base-merge.js';
+import { CopyIn } from './copy-in.js';
+import { CopyText, KIND_UNCHANGED, LineFields } from './copy-text.js';
+import { DONE, EXISTED, HAS_ROW, type TableEffect } from './net-effect.js';
+import type { EffectSink } from './planner.js';
 import { baseDdl, keyDdl } from './schema.js';
+import { UNCHANGED, type Value } from './values.js';
 import { isConstant } from '../src/base/catalog.js';
 import type { CapturedDdl, TableSnapshot } from '../src/source/ddl-capture.js';
 
@@ -22,10 +22,13 @@ export interface TableRows {
   rows: number;
 }
 
-const TAB = Buffer.from('\t');
-const NEWLINE = Buffer.from('\n');
-/** The common start of a staging line: one row, no unchanged values. */
-const PREFIX = { d: Buffer.from('d\t1\t\\N'), u: Buffer.from('u\t1\t\\N'), i: Buffer.from('i\t1\t\\N') };
+/** A base table and a relation with the same columns: the relation's tuples are rows of the base's COPY file. */
+function sameColumns(t: BaseTable, rel: RelationDef): boolean {
+  return t.columns.length === rel.columns.length && rel.columns.every((c, i) => c.name === t.columns[i]!.name && c.typeOid === t.columns[i]!.typeOid && c.typmod === t.columns[i]!.typmod);
+}
+
+/** Staging rows are handed to COPY in pieces of about this size. */
+const PIECE = 1 << 20;
 
 interface TargetColumn {
   name: string;
@@ -43,6 +46,18 @@ interface TargetTable {
   columns: TargetColumn[];
   /** Column count the staging table was made for. */
   stagedColumns?: number;
+  /** Rows it holds, while every statement's count is known. */
+  rows?: number;
+}
+
+/** Where the replay starts: the base, loaded with the first batch. */
+export interface BaseToLoad {
+  store: Store;
+  base: BaseRef;
+  manifest: BaseManifest;
+  schema: BaseSchema;
+  /** Only these tables (`schema.table`); all when undefined. */
+  only?: Set<string>;
 }
 
 /**
@@ -52,42 +67,38 @@ interface TargetTable {
  */
 export class Applier implements EffectSink {
   private readonly tables = new Map<number, TargetTable>();
-  changesApplied = 0;
   private readonly warned = new Set<string>();
-  private only: Set<string> | undefined;
+  private baseLoaded = false;
+  private readonly view = new TupleView();
+  private readonly fields = new LineFields();
 
   constructor(
     private readonly client: pg.Client,
+    private readonly base: BaseToLoad,
     private readonly log: Logger,
   ) {}
 
-  /** Creates the base's tables, loads their rows (checking each file's checksum), then adds keys. */
-  async loadBase(store: Store, base: BaseRef, manifest: BaseManifest, schema: BaseSchema, only?: Set<string>): Promise<void> {
-    this.only = only;
+  /**
+   * The first batch: creates the base's tables, loads each with the batch's effect on it merged
+   * in where the shapes agree (checking each file's checksum), adds keys, then applies the rest
+   * of the batch set-based.
+   */
+  private async loadBase(effects: TableEffect[]): Promise<void> {
+    const { store, base, manifest, schema, only } = this.base;
     const tables = schema.tables.filter((t) => !only || only.has(`${t.schema}.${t.name}`));
     for (const sql of baseDdl({ ...schema, tables })) await this.client.query(sql);
+    const byOid = new Map(effects.map((e) => [e.relation.oid, e]));
     for (const t of tables) {
       const entry = manifest.tables.find((m) => m.file === t.file);
       if (!entry) throw new UserError(`${store.description}/${base.prefix}manifest.json lists no file for ${quoteQualified(t.schema, t.name)}`, 'run pgtape verify');
-      const hash = createHash('sha256');
-      const tap = new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          hash.update(chunk);
-          cb(null, chunk);
-        },
-      });
-      const columns = t.columns.map((c) => quoteIdent(c.name)).join(', ');
-      await pipeline(
-        store.read(base.prefix + t.file),
-        tap,
-        createDecompressor('br'),
-        this.client.query(copyFrom(`copy ${quoteQualified(t.schema, t.name)} (${columns}) from stdin`)),
-      );
-      if (hash.digest('hex') !== entry.sha256) {
-        throw new UserError(`${store.description}/${base.prefix}${t.file} (${t.schema}.${t.name}) does not match the checksum in its manifest`, 'the base is damaged: replay from another base, or take a new one');
-      }
+      const effect = byOid.get(t.oid);
+      const merged = effect && sameColumns(t, effect.relation) ? effect : undefined;
+      const started = Date.now();
+      const rows = await loadBaseTable(this.client, store, base, t, entry.sha256, merged);
+      const loaded = Date.now();
       for (const sql of keyDdl(t)) await this.client.query(sql);
-      this.tables.set(t.oid, { schema: t.schema, name: t.name, columns: t.columns.map((c) => ({ name: c.name, attnum: c.attnum, typeOid: c.typeOid, typmod: c.typmod, type: c.type })) });
+      this.log.debug({ table: `${t.schema}.${t.name}`, rows, merged: merged?.changes ?? 0, loadMs: loaded - started, keyMs: Date.now() - loaded }, 'base table loaded');
+      this.tables.set(t.oid, { schema: t.schema, name: t.name, columns: t.columns.map((c) => ({ name: c.name, attnum: c.attnum, typeOid: c.typeOid, typmod: c.typmod, type: c.type })), rows });
     }
   }
 
@@ -113,7 +124,7 @@ export class Applier implements EffectSink {
     await this.client.query(`create schema if not exists ${quoteIdent(schema)}`);
     await this.client.query(`create table ${target} (${defs.join(', ')})`);
     if (replicaIdentity === 'f') await this.client.query(`alter table ${target} replica identity full`);
-    const t: TargetTable = { schema, name, columns };
+    const t: TargetTable = { schema, name, columns, rows: 0 };
     this.tables.set(oid, t);
     return t;
   }
@@ -180,44 +191,94 @@ export class Applier implements EffectSink {
   }
 
   async apply(effects: TableEffect[]): Promise<void> {
-    for (const e of effects) {
-      const t = await this.table(e.relation);
-      const stage = await this.stage(e.relation.oid, t);
-      const parts: Buffer[] = [];
-      const push = (op: 'd' | 'u' | 'i', n: number, row: Value[]) => {
-        const unchanged = row.includes(UNCHANGED);
-        parts.push(
-          n === 1 && !unchanged ? PREFIX[op] : Buffer.from(`${op}\t${n}\t${unchanged ? row.map((v) => (v === UNCHANGED ? 'u' : '.')).join('') : '\\N'}`),
-        );
-        for (const v of row) parts.push(TAB, copyField(v));
-        parts.push(NEWLINE);
-      };
-      for (const r of e.deletes) push('d', 1, r);
-      for (const r of e.updates) push('u', 1, r);
-      for (const r of e.inserts) push('i', 1, r);
-      for (const c of e.counts) push(c.delta < 0 ? 'd' : 'i', Math.abs(c.delta), c.row);
-      await this.copyInto(stage, parts);
+    if (!this.baseLoaded) {
+      this.baseLoaded = true;
+      await this.loadBase(effects);
+    }
+    for (const e of effects) await this.applySetBased(e);
+  }
 
-      const target = quoteQualified(t.schema, t.name);
-      const cast = (i: number) => `s.c${i}::${t.columns[i]!.type}`;
-      const names = t.columns.map((c) => quoteIdent(c.name));
+  /** What the base's load did not take of an effect: staged with COPY, then one DELETE, UPDATE and INSERT. */
+  private async applySetBased(e: TableEffect): Promise<void> {
+    const text = new CopyText(PIECE + (PIECE >> 2));
+    const ops = { d: 0, u: 0, i: 0, masked: false, changes: 0 };
+    const columns = e.relation.columns.length;
+    let copy: CopyIn | undefined;
+    let t: TargetTable | undefined;
+    const line = async (op: 'd' | 'u' | 'i', n: number) => {
+      if (!copy) {
+        t = await this.table(e.relation);
+        copy = new CopyIn(this.client, `copy ${await this.stage(e.relation.oid, t)} from stdin`);
+      }
+      ops[op] += n;
+      text.ascii(`${op}\t${n}\t`);
+    };
+    const flushed = async () => {
+      text.newline();
+      if (text.length >= PIECE) await copy!.write(text.take());
+    };
+    for (let i = 0; i < e.size; i++) {
       if (e.keyed) {
-        const keys = e.relation.columns.flatMap((c, i) => (c.key ? [i] : []));
-        const match = keys.map((i) => `t.${names[i]} = ${cast(i)}`).join(' and ');
-        if (e.deletes.length) await this.client.query(`delete from ${target} t using ${stage} s where s.op = 'd' and ${match}`);
-        if (e.updates.length) {
-          const masked = e.updates.some((r) => r.includes(UNCHANGED));
-          const set = t.columns
-            .map((_, i) => i)
-            .filter((i) => !keys.includes(i))
-            .map((i) => `${names[i]} = ${masked ? `case when substr(s.u, ${i + 1}, 1) = 'u' then t.${names[i]} else ${cast(i)} end` : cast(i)}`);
-          if (set.length) await this.client.query(`update ${target} t set ${set.join(', ')} from ${stage} s where s.op = 'u' and ${match}`);
+        const state = e.state[i]!;
+        if (state & DONE || state === 0) continue;
+        if (!(state & HAS_ROW)) {
+          await line('d', 1);
+          text.null();
+          // The identity's fields at the key columns, NULL elsewhere.
+          const key = this.fields.split(e.keys.keyBuffer(i), e.keys.keyStart(i), e.keys.keyEnd(i));
+          let k = 0;
+          for (let c = 0; c < columns; c++) {
+            text.tab();
+            if (e.keyColumns[k] === c) text.raw(key.buf, key.start[k]!, key.end[k++]!);
+            else text.null();
+          }
+        } else {
+          const row = e.rowOf(i, this.view);
+          await line(state & EXISTED ? 'u' : 'i', 1);
+          if (row.hasUnchanged()) {
+            ops.masked = true;
+            for (let c = 0; c < row.columns; c++) text.byte(row.kind(c) === KIND_UNCHANGED ? 0x75 : 0x2e);
+          } else text.null();
+          text.tab();
+          text.tuple(row);
         }
-      } else if (e.counts.some((c) => c.delta < 0)) {
-        // Whole-row matching, duplicates included: remove n of the equal rows. Rows are compared
-        // through their text form in this session, so types without equality (json, point) match too.
-        const image = (prefix: string, i: number) => (prefix === 't' ? `t2.${names[i]}::text` : `(${cast(i)})::text`);
-        const row = (p: string) => `json_build_array(${t.columns.map((_, i) => image(p, i)).join(', ')})::text`;
+      } else {
+        const delta = e.delta[i]!;
+        if (delta === 0) continue;
+        await line(delta < 0 ? 'd' : 'i', Math.abs(delta));
+        text.null();
+        text.tab();
+        text.raw(e.keys.keyBuffer(i), e.keys.keyStart(i), e.keys.keyEnd(i));
+      }
+      await flushed();
+    }
+    if (!copy || !t) return;
+    await copy.write(text.take());
+    await copy.end();
+
+    const stage = `pg_temp.pgtape_stage_${e.relation.oid}`;
+    const target = quoteQualified(t.schema, t.name);
+    const cast = (i: number) => `s.c${i}::${t!.columns[i]!.type}`;
+    const names = t.columns.map((c) => quoteIdent(c.name));
+    let removed = 0;
+    let added = 0;
+    if (e.keyed) {
+      const keys = e.keyColumns;
+      const match = keys.map((i) => `t.${names[i]} = ${cast(i)}`).join(' and ');
+      if (ops.d) removed += (await this.client.query(`delete from ${target} t using ${stage} s where s.op = 'd' and ${match}`)).rowCount ?? 0;
+      if (ops.u) {
+        const set = t.columns
+          .map((_, i) => i)
+          .filter((i) => !keys.includes(i))
+          .map((i) => `${names[i]} = ${ops.masked ? `case when substr(s.u, ${i + 1}, 1) = 'u' then t.${names[i]} else ${cast(i)} end` : cast(i)}`);
+        if (set.length) await this.client.query(`update ${target} t set ${set.join(', ')} from ${stage} s where s.op = 'u' and ${match}`);
+      }
+    } else if (ops.d) {
+      // Whole-row matching, duplicates included: remove n of the equal rows. Rows are compared
+      // through their text form in this session, so types without equality (json, point) match too.
+      const image = (prefix: string, i: number) => (prefix === 't' ? `t2.${names[i]}::text` : `(${cast(i)})::text`);
+      const row = (p: string) => `json_build_array(${t!.columns.map((_, i) => image(p, i)).join(', ')})::text`;
+      removed += (
         await this.client.query(
           `delete from ${target} t using (
              select x.tid from (
@@ -225,17 +286,17 @@ export class Applier implements EffectSink {
                  from ${target} t2 join ${stage} s on s.op = 'd' and ${row('t')} = ${row('s')}
              ) x where x.rn <= x.n
            ) d where t.ctid = d.tid`,
-        );
-      }
-      const inserts = e.inserts.length || e.counts.some((c) => c.delta > 0);
-      if (inserts) {
+        )
+      ).rowCount ?? 0;
+    }
+    if (ops.i) {
+      added += (
         await this.client.query(
           `insert into ${target} (${names.join(', ')}) select ${t.columns.map((_, i) => cast(i)).join(', ')} from ${stage} s cross join lateral generate_series(1, s.n) where s.op = 'i'`,
-        );
-      }
-      const changed = e.deletes.length + e.updates.length + e.inserts.length + e.counts.reduce((n, c) => n + Math.abs(c.delta), 0);
-      this.changesApplied += changed;
+        )
+      ).rowCount ?? 0;
     }
+    if (t.rows !== undefined) t.rows += added - removed;
   }
 
   private async stage(oid: number, t: TargetTable): Promise<string> {
@@ -251,20 +312,6 @@ export class Applier implements EffectSink {
     return stage;
   }
 
-  private async copyInto(stage: string, parts: Buffer[]): Promise<void> {
-    const stream = this.client.query(copyFrom(`copy ${stage} from stdin`));
-    const done = new Promise<void>((resolve, reject) => {
-      stream.on('finish', resolve);
-      stream.on('error', reject);
-    });
-    const chunk = 16_384;
-    for (let i = 0; i < parts.length; i += chunk) {
-      if (!stream.write(Buffer.concat(parts.slice(i, i + chunk)))) await new Promise((r) => stream.once('drain', r));
-    }
-    stream.end();
-    await done;
-  }
-
   /** DDL captured by `archive --capture-ddl`, at its point: tables made, reshaped, renamed or dropped. */
   async ddl(captured: CapturedDdl): Promise<void> {
     for (const d of captured.dropped ?? []) {
@@ -274,7 +321,7 @@ export class Applier implements EffectSink {
       this.tables.delete(d.oid);
     }
     for (const snapshot of captured.tables ?? []) {
-      if (this.only && !this.only.has(`${snapshot.schema}.${snapshot.name}`)) continue;
+      if (this.base.only && !this.base.only.has(`${snapshot.schema}.${snapshot.name}`)) continue;
       await this.reconcile(snapshot);
     }
   }
@@ -323,9 +370,9 @@ export class Applier implements EffectSink {
     for (const r of relations) {
       const t = await this.table(r);
       targets.push(quoteQualified(t.schema, t.name));
+      t.rows = 0;
     }
     await this.client.query(`truncate ${targets.join(', ')}`);
-    this.changesApplied += relations.length;
   }
 
   async redefine(_previous: RelationDef, next: RelationDef): Promise<void> {
@@ -342,7 +389,6 @@ export class Applier implements EffectSink {
     const set = t.columns.flatMap((c, i) => (row[i] === UNCHANGED ? [] : [`${quoteIdent(c.name)} = ${param(row[i]!)}::${c.type}`]));
     const where = rel.columns.flatMap((c, i) => (c.key ? [`${quoteIdent(c.name)} = ${param(oldKey[i]!)}::${t.columns[i]!.type}`] : []));
     await this.client.query(`update ${quoteQualified(t.schema, t.name)} set ${set.join(', ')} where ${where.join(' and ')}`, params);
-    this.changesApplied++;
   }
 
   private warnOnce(key: string, fields: Record<string, unknown>, message: string): void {
@@ -355,8 +401,9 @@ export class Applier implements EffectSink {
   async countRows(): Promise<TableRows[]> {
     const out: TableRows[] = [];
     for (const t of this.tables.values()) {
-      const { rows } = await this.client.query<{ n: string }>(`select count(*)::text as n from ${quoteQualified(t.schema, t.name)}`);
-      out.push({ schema: t.schema, name: t.name, rows: Number(rows[0]!.n) });
+      let rows = t.rows;
+      if (rows === undefined) rows = Number((await this.client.query<{ n: string }>(`select count(*)::text as n from ${quoteQualified(t.schema, t.name)}`)).rows[0]!.n);
+      out.push({ schema: t.schema, name: t.name, rows });
     }
     return out;
   }

@@ -19,30 +19,30 @@ export class ReplayProgress {
   ) {
     if (terminal) {
       this.bar = new cliProgress.SingleBar(
-        { format: 'replay |{bar}| {value}/{total} segments | {changes} changes applied', stream: process.stderr, hideCursor: true },
+        { format: 'replay |{bar}| {value}/{total} segments | {changes} changes read', stream: process.stderr, hideCursor: true },
         cliProgress.Presets.shades_classic,
       );
       this.bar.start(totalSegments, 0, { changes: 0 });
     }
   }
 
-  segmentStarted(changesApplied: number): void {
+  segmentStarted(changes: number): void {
     this.segments++;
-    this.update(changesApplied);
+    this.update(changes);
   }
 
-  update(changesApplied: number): void {
+  update(changes: number): void {
     if (this.bar) {
-      this.bar.update(Math.max(0, this.segments - 1), { changes: changesApplied });
+      this.bar.update(Math.max(0, this.segments - 1), { changes: changes });
     } else if (Date.now() - this.lastLog > LOG_EVERY_MS) {
       this.lastLog = Date.now();
-      this.log.info({ changesApplied, segmentsLeft: this.totalSegments - this.segments }, 'replay progress');
+      this.log.info({ changes, segmentsLeft: this.totalSegments - this.segments }, 'replay progress');
     }
   }
 
-  stop(changesApplied: number): void {
+  stop(changes: number): void {
     if (!this.bar) return;
-    this.bar.update(this.totalSegments, { changes: changesApplied });
+    this.bar.update(this.totalSegments, { changes: changes });
     this.bar.stop();
   }
 }

@@ -2,7 +2,10 @@ import type pg from 'pg';
 import type { Logger } from '../src/core/log.js';
 import { formatLsn } from '../src/core/lsn.js';
 import { formatMicros } from '../src/core/units.js';
-import { readLog } from '../src/store/change-log.js';
+import { BEGIN, COMMIT, DELETE, EntryScanner, INSERT, MESSAGE, RELATION, TRUNCATE, UPDATE } from '../src/segment/entry-scanner.js';
+import type { RelationDef } from '../src/segment/format.js';
+import { CorruptSegmentError } from '../src/segment/reader.js';
+import { segmentReaders } from '../src/store/change-log.js';
 import { DDL_PREFIX, type CapturedDdl } from '../src/source/ddl-capture.js';
 import type { Store } from '../src/store/store.js';
 import { Applier, type TableRows } from './applier.js';
@@ -17,6 +20,8 @@ export interface ReplayOptions {
   exclusive: boolean;
   /** Only these tables (`schema.table`); all when undefined. */
   tables?: Set<string>;
+  /** Memory for folding changes before they are applied (default 512 MiB). */
+  memoryBytes?: number;
   log: Logger;
 }
 
@@ -30,6 +35,8 @@ export interface ReplayReport {
   segments: string[];
   tables: TableRows[];
   changesApplied: number;
+  /** How many batches the changes were folded into (each applied in bulk; the first with the base). */
+  batches: number;
   seconds: number;
   store: string;
 }
@@ -50,62 +57,88 @@ export async function replay(client: pg.Client, options: ReplayOptions): Promise
   );
   await client.query(`set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'`);
   await client.query('begin');
-  const applier = new Applier(client, log);
-  const planner = new Planner(applier);
-  // The base loads while the first changes are read and folded.
-  await planner.submit(() => applier.loadBase(store, plan.base, plan.manifest, plan.schema, options.tables));
-  const wanted = (schema: string, name: string) => !options.tables || options.tables.has(`${schema}.${name}`);
+  const applier = new Applier(client, { store, base: plan.base, manifest: plan.manifest, schema: plan.schema, only: options.tables }, log);
+  const planner = new Planner(applier, options.memoryBytes, log);
+  const wantedByDef = new Map<RelationDef, boolean>();
+  const wanted = (r: RelationDef) => {
+    let w = wantedByDef.get(r);
+    if (w === undefined) wantedByDef.set(r, (w = !options.tables || options.tables.has(`${r.schema}.${r.name}`)));
+    return w;
+  };
 
   let resolved: ReplayReport['resolved'] = null;
   let current: { xid: number; commitLsn: bigint; commitTime: bigint } | undefined;
   let include = false;
   const progress = new ReplayProgress(plan.segments.length, log);
-  for await (const e of readLog(store, plan.segments, () => progress.segmentStarted(applier.changesApplied))) {
-    switch (e.kind) {
-      case 'begin':
-        // Before the base: already in it. After the cut: read on only to verify the segment's checksum.
-        include = e.commitLsn >= plan.base.lsn && (plan.upTo === undefined || e.commitLsn <= plan.upTo);
-        current = e;
-        break;
-      case 'commit':
-        if (include) resolved = { commitLsn: formatLsn(e.commitLsn), endLsn: formatLsn(e.endLsn), xid: current!.xid, commitTime: formatMicros(e.commitTime) };
-        progress.update(applier.changesApplied);
-        include = false;
-        break;
-      case 'insert':
-        if (include && wanted(e.relation.schema, e.relation.name)) {
-          const wait = planner.insert(e.relation, e.new);
-          if (wait) await wait;
+  const scanner = new EntryScanner();
+  for await (const { ref, reader } of segmentReaders(store, plan.segments)) {
+    progress.segmentStarted(planner.changes);
+    planner.expect((await reader.header()).tables);
+    const relations = new Map<number, RelationDef>();
+    const relation = (oid: number) => {
+      const def = relations.get(oid);
+      if (!def) throw new CorruptSegmentError(`${store.description}/${ref.key}: a change refers to relation ${oid} before defining it`);
+      return def;
+    };
+    for await (const chunk of reader.wholeEntryChunks()) {
+      scanner.reset(chunk);
+      while (scanner.next()) {
+        switch (scanner.kind) {
+          case BEGIN:
+            current = scanner.begin();
+            // Before the base: already in it. After the cut: read on only to verify the segment's checksum.
+            include = current.commitLsn >= plan.base.lsn && (plan.upTo === undefined || current.commitLsn <= plan.upTo);
+            break;
+          case COMMIT: {
+            if (include) {
+              const c = scanner.commit();
+              resolved = { commitLsn: formatLsn(c.commitLsn), endLsn: formatLsn(c.endLsn), xid: current!.xid, commitTime: formatMicros(c.commitTime) };
+            }
+            progress.update(planner.changes);
+            include = false;
+            break;
+          }
+          case RELATION: {
+            const e = scanner.entry();
+            if (e.kind === 'relation') relations.set(e.relation.oid, e.relation);
+            break;
+          }
+          case INSERT:
+          case UPDATE:
+          case DELETE:
+            if (include) {
+              const r = relation(scanner.relation);
+              if (wanted(r)) {
+                const wait = planner.change(scanner, r);
+                if (wait) await wait;
+              }
+            }
+            break;
+          case TRUNCATE: {
+            const e = scanner.entry();
+            if (!include || e.kind !== 'truncate') break;
+            const truncated = e.relations.map(relation).filter(wanted);
+            if (truncated.length) await planner.truncate(truncated);
+            break;
+          }
+          case MESSAGE: {
+            if (!include) break;
+            const e = scanner.entry();
+            if (e.kind === 'message' && e.prefix === DDL_PREFIX) await planner.ddl(JSON.parse(e.content.toString('utf8')) as CapturedDdl);
+            break;
+          }
+          default:
+            break;
         }
-        break;
-      case 'update':
-        if (include && wanted(e.relation.schema, e.relation.name)) {
-          const wait = planner.update(e.relation, e.key, e.old, e.new);
-          if (wait) await wait;
-        }
-        break;
-      case 'delete':
-        if (include && wanted(e.relation.schema, e.relation.name)) {
-          const wait = planner.delete(e.relation, e.key, e.old);
-          if (wait) await wait;
-        }
-        break;
-      case 'truncate': {
-        const relations = e.relations.filter((r) => wanted(r.schema, r.name));
-        if (include && relations.length) await planner.truncate(relations);
-        break;
       }
-      case 'message':
-        if (include && e.prefix === DDL_PREFIX) await planner.ddl(JSON.parse(e.content.toString('utf8')) as CapturedDdl);
-        break;
-      default:
-        break;
     }
   }
   await planner.finish();
-  progress.stop(applier.changesApplied);
+  progress.stop(planner.changes);
   const tables = await applier.countRows();
+  const committing = Date.now();
   await client.query('commit');
+  log.debug({ ms: Date.now() - committing }, 'committed');
   const report: ReplayReport = {
     target: describeTarget(options.target),
     exclusive: options.exclusive,
@@ -113,7 +146,8 @@ export async function replay(client: pg.Client, options: ReplayOptions): Promise
     base: { lsn: plan.schema.lsn, snapshotTime: plan.schema.snapshotTime, key: plan.base.prefix },
     segments: plan.segments.map((s) => s.key),
     tables,
-    changesApplied: applier.changesApplied,
+    changesApplied: planner.changes,
+    batches: planner.batchCount,
     seconds: (Date.now() - started) / 1000,
     store: store.description,
   };

@@ -28,27 +28,3 @@ const binaryRefused = (): never => {
 export function toValues(t: Tuple): Value[] {
   return decodeTuple(t, (b) => b, binaryRefused);
 }
-
-/** Unchanged columns of `next` take their value from `previous` (which may itself be unchanged). */
-export function carry(next: Value[], previous: Value[]): Value[] {
-  if (!next.includes(UNCHANGED)) return next;
-  return next.map((v, i) => (v === UNCHANGED ? (previous[i] ?? UNCHANGED) : v));
-}
-
-
-function valueText(v: Value): string {
-  if (v === null) return '\u0000null';
-  if (v === UNCHANGED) return '\u0000unchanged';
-  return v.toString('latin1');
-}
-
-/** A map key for a row's identity: the values of its key columns. */
-export function keyOf(row: Value[], keyColumns: number[]): string {
-  if (keyColumns.length === 1) return valueText(row[keyColumns[0]!]!);
-  return JSON.stringify(keyColumns.map((i) => valueText(row[i]!)));
-}
-
-/** A map key for a whole row (tables matched on the whole row). */
-export function rowImage(row: Value[]): string {
-  return JSON.stringify(row.map(valueText));
-}

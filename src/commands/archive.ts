@@ -1,6 +1,5 @@
 import { Command, Option } from 'commander';
 import { requireSource, sourceOption, s3EndpointOption, storeOption } from './options.js';
-import { Archiver } from '../archive/archiver.js';
 import { resolvedConfig } from './config.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
@@ -8,7 +7,6 @@ import { parseLsn, tryParseLsn } from '../core/lsn.js';
 import { parseBytes, parsePort, parsePositive } from '../core/units.js';
 import { DEFAULT_COMPRESSION } from '../segment/compression.js';
 import { openStore } from '../store/open.js';
-import { startObserveServer } from '../observe/server.js';
 
 export function archiveCommand(): Command {
   return new Command('archive')
@@ -59,6 +57,8 @@ export function archiveCommand(): Command {
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
+      // Loaded here: the replication client and the metrics library are for this command only.
+      const [{ Archiver }, { startObserveServer }] = await Promise.all([import('../archive/archiver.js'), import('../observe/server.js')]);
       const archiver = new Archiver({
         source: requireSource(opts.source),
         store: openStore(opts.store, { s3Endpoint: opts.s3Endpoint }),

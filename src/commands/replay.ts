@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { parseTableName, s3EndpointOption, splitTableList, storeOption } from './options.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
+import { parseBytes } from '../core/units.js';
 import { openStore } from '../store/open.js';
 import { replayIntoCsv, replayIntoDatabase, replayIntoPgdata } from '../../replay/outputs.js';
 import { parseTarget, type Target } from '../../replay/target.js';
@@ -32,6 +33,7 @@ export function replayCommand(): Command {
     .option('--pgdata <dir>', 'a new data directory, initialized, replayed into and shut down cleanly')
     .option('--csv <dir>', 'a directory of one CSV file per table')
     .option('--tables <schema.table,...>', 'replay only these tables')
+    .option('--memory <size>', 'memory for folding changes into their net effect before applying them; more means fewer, larger batches', '512MiB')
     .addHelpText(
       'after',
       '\nExamples:\n  pgtape replay --store /pfs/changelog --to name:end-of-day --pgdata /pfs/out/pgdata\n' +
@@ -47,6 +49,7 @@ export function replayCommand(): Command {
         target,
         exclusive: opts.exclusive,
         tables: opts.tables ? new Set<string>(splitTableList(String(opts.tables)).map(parseTableName)) : undefined,
+        memoryBytes: parseBytes(opts.memory, '--memory'),
         log: createLogger(),
       };
       if (opts.into) {

@@ -18,8 +18,16 @@ export function createCompressor(compression: Compression): Transform {
   });
 }
 
+/**
+ * Decompression runs on libuv's thread pool. Large output chunks, and up to 8 MiB decompressed
+ * ahead of the reader, keep it running while the reader works on what it has: the reader and
+ * the decompressor then use a core each. (zlib passes stream options on to its Transform,
+ * though @types/node does not list them.)
+ */
+const DECOMPRESSOR_OPTIONS = { chunkSize: 1 << 20, readableHighWaterMark: 8 << 20 } as object;
+
 export function createDecompressor(compression: Compression): Transform {
-  if (compression === 'gzip') return createGunzip();
-  if (compression === 'br') return createBrotliDecompress();
+  if (compression === 'gzip') return createGunzip(DECOMPRESSOR_OPTIONS);
+  if (compression === 'br') return createBrotliDecompress(DECOMPRESSOR_OPTIONS);
   throw new Error(`unknown segment compression ${JSON.stringify(compression)}`);
 }

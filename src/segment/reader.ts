@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { createDecompressor } from './compression.js';
-import { decodeHead, EntryType, fromProto, HEAD_PREFIX_BYTES, headLength, NotASegmentError, type SegmentEntry, type SegmentHeader } from './format.js';
+import { EntryScanner } from './entry-scanner.js';
+import { decodeHead, HEAD_PREFIX_BYTES, headLength, NotASegmentError, type SegmentEntry, type SegmentHeader } from './format.js';
 
 export class CorruptSegmentError extends Error {}
 
@@ -16,9 +17,13 @@ export class SegmentReader {
   private pending: Buffer = Buffer.alloc(0);
   private headerValue: SegmentHeader | undefined;
 
+  private headBytes = 0;
+
   constructor(
     source: Readable,
     private readonly what: string,
+    /** The whole file, when it was downloaded already: checked before anything is decoded. */
+    private readonly whole?: Buffer,
   ) {
     this.iterator = source[Symbol.asyncIterator]();
   }
@@ -29,13 +34,20 @@ export class SegmentReader {
     const total = headLength(this.pending, this.what);
     await this.fill(total);
     const { header, bodyOffset } = decodeHead(this.pending, this.what);
+    this.headBytes = bodyOffset;
     this.pending = this.pending.subarray(bodyOffset);
     this.headerValue = header;
     return header;
   }
 
-  async *entries(): AsyncGenerator<SegmentEntry> {
+  /**
+   * The decompressed body, in chunks that end at entry boundaries (an entry split between two
+   * decompressed chunks is carried into the next), for an EntryScanner. The checksum and length
+   * are checked after the last chunk; when the whole file was handed over, before the first.
+   */
+  async *wholeEntryChunks(): AsyncGenerator<Buffer> {
     const header = await this.header();
+    if (this.whole) this.checkWhole(header, this.whole);
     const hash = createHash('sha256');
     let compressed = 0;
     const decompressor = createDecompressor(header.compression);
@@ -62,17 +74,21 @@ export class SegmentReader {
     })();
     let rest: Buffer = Buffer.alloc(0);
     try {
-      for await (const chunk of decompressor) {
-        rest = rest.length ? Buffer.concat([rest, chunk as Buffer]) : (chunk as Buffer);
-        let pos = 0;
-        for (;;) {
-          const len = readVarint(rest, pos);
-          if (!len || len.end + len.value > rest.length) break;
-          const message = EntryType.decode(rest.subarray(len.end, len.end + len.value));
-          pos = len.end + len.value;
-          yield fromProto(message as unknown as Record<string, unknown>);
+      for await (const decompressed of decompressor) {
+        let data = decompressed as Buffer;
+        if (rest.length) {
+          // An entry cut by the chunk boundary: joined on its own, not by copying the whole chunk.
+          const extent = EntryScanner.extent(rest.length >= 5 ? rest : Buffer.concat([rest, data.subarray(0, 5)]));
+          if (extent < 0 || extent > rest.length + data.length) {
+            rest = Buffer.concat([rest, data]);
+            continue;
+          }
+          yield Buffer.concat([rest, data.subarray(0, extent - rest.length)]);
+          data = data.subarray(extent - rest.length);
         }
-        rest = rest.subarray(pos);
+        const whole = EntryScanner.wholeEntries(data);
+        rest = data.subarray(whole);
+        if (whole > 0) yield data.subarray(0, whole);
       }
     } catch (err) {
       if (err instanceof NotASegmentError || err instanceof CorruptSegmentError) throw err;
@@ -84,6 +100,32 @@ export class SegmentReader {
       throw new CorruptSegmentError(`${this.what}: body is ${compressed} bytes, header says ${header.bodyBytes} (truncated or padded)`);
     }
     if (!hash.digest().equals(header.bodySha256)) throw new CorruptSegmentError(`${this.what}: body checksum does not match its header`);
+  }
+
+  /** Every entry as an object, streamed. */
+  async *entries(): AsyncGenerator<SegmentEntry> {
+    const scanner = new EntryScanner();
+    for await (const chunk of this.wholeEntryChunks()) {
+      scanner.reset(chunk);
+      while (scanner.next()) {
+        let entry: SegmentEntry;
+        try {
+          entry = scanner.entry();
+        } catch (err) {
+          throw new CorruptSegmentError(`${this.what}: body cannot be decoded (${(err as Error).message})`);
+        }
+        yield entry;
+      }
+    }
+  }
+
+  /** A damaged file is refused before any of it is used, when all of it is at hand. */
+  private checkWhole(header: SegmentHeader, file: Buffer): void {
+    const body = file.subarray(this.headBytes);
+    if (body.length !== header.bodyBytes) {
+      throw new CorruptSegmentError(`${this.what}: body is ${body.length} bytes, header says ${header.bodyBytes} (truncated or padded)`);
+    }
+    if (!createHash('sha256').update(body).digest().equals(header.bodySha256)) throw new CorruptSegmentError(`${this.what}: body checksum does not match its header`);
   }
 
   private async fill(n: number): Promise<void> {
@@ -98,16 +140,4 @@ export class SegmentReader {
       this.pending = Buffer.concat([this.pending, next.value as Buffer]);
     }
   }
-}
-
-function readVarint(buf: Buffer, pos: number): { value: number; end: number } | undefined {
-  let value = 0;
-  let shift = 0;
-  for (let i = pos; i < buf.length && i < pos + 5; i++) {
-    const b = buf[i]!;
-    value += (b & 0x7f) * 2 ** shift;
-    if ((b & 0x80) === 0) return { value, end: i + 1 };
-    shift += 7;
-  }
-  return undefined;
 }

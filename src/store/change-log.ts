@@ -1,6 +1,7 @@
 import type { Tuple } from '../pgoutput/messages.js';
 import type { RelationDef, SegmentEntry } from '../segment/format.js';
 import { readAll } from './read.js';
+import type { SegmentReader } from '../segment/reader.js';
 import { listSegments, openSegment, type SegmentRef } from './segments.js';
 import type { Store } from './store.js';
 
@@ -20,11 +21,11 @@ const PREFETCH_DEPTH = 2;
 const PREFETCH_MAX_BYTES = 64 << 20;
 
 /**
- * Every entry of the given segments (all of them by default), in log order, streamed. The next
- * segments are downloaded while one is read (bounded in count and size), so a remote store's
- * latency overlaps with decoding and applying.
+ * Readers of the given segments (all of them by default), in log order. The next segments are
+ * downloaded while one is read (bounded in count and size), so a remote store's latency
+ * overlaps with decoding and applying; a downloaded segment is checked whole before it is read.
  */
-export async function* readLog(store: Store, segments?: SegmentRef[], onSegment?: (ref: SegmentRef) => void): AsyncGenerator<LogEntry> {
+export async function* segmentReaders(store: Store, segments?: SegmentRef[]): AsyncGenerator<{ ref: SegmentRef; reader: SegmentReader }> {
   const refs = segments ?? (await listSegments(store));
   const ahead = new Map<number, Promise<Buffer>>();
   const prefetch = (i: number) => {
@@ -39,7 +40,13 @@ export async function* readLog(store: Store, segments?: SegmentRef[], onSegment?
     for (let k = 1; k <= PREFETCH_DEPTH; k++) prefetch(i + k);
     const fetched = ahead.get(i);
     ahead.delete(i);
-    const reader = openSegment(store, ref.key, fetched ? await fetched : undefined);
+    yield { ref, reader: openSegment(store, ref.key, fetched ? await fetched : undefined) };
+  }
+}
+
+/** Every entry of the given segments (all of them by default), in log order, streamed. */
+export async function* readLog(store: Store, segments?: SegmentRef[], onSegment?: (ref: SegmentRef) => void): AsyncGenerator<LogEntry> {
+  for await (const { ref, reader } of segmentReaders(store, segments)) {
     onSegment?.(ref);
     const relations = new Map<number, RelationDef>();
     const relation = (oid: number) => {

@@ -1,12 +1,18 @@
 import { createReadStream } from 'node:fs';
 import { stat as statFile } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  UploadPartCommand,
-  GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import type {
+  AbortMultipartUploadCommandOutput,
+  CompleteMultipartUploadCommandOutput,
+  CreateMultipartUploadCommandOutput,
+  GetObjectCommandOutput,
+  HeadBucketCommandOutput,
+  HeadObjectCommandOutput,
+  ListObjectsCommandOutput,
+  PutObjectCommandOutput,
+  S3Client,
+  UploadPartCommandOutput,
+} from '@aws-sdk/client-s3';
 import { UserError } from '../core/errors.js';
 import type { Store, StoredObject } from './store.js';
 
@@ -29,14 +35,27 @@ export interface S3Location {
  * checksums, so bodies are sent with a known length and checksums only when required. ETags are
  * not MD5s there: integrity is the segment's own checksum.
  */
-export class S3Store implements Store {
-  private readonly client: S3Client;
+type Sdk = typeof import('@aws-sdk/client-s3');
 
-  constructor(private readonly location: S3Location) {
+/** The SDK takes a tenth of a second to load: only commands that use an S3 store pay for it. */
+let sdk: Promise<Sdk> | undefined;
+
+export class S3Store implements Store {
+  private clientValue: Promise<{ client: S3Client; sdk: Sdk }> | undefined;
+
+  constructor(private readonly location: S3Location) {}
+
+  private client(): Promise<{ client: S3Client; sdk: Sdk }> {
+    this.clientValue ??= (sdk ??= import('@aws-sdk/client-s3')).then((m) => ({ client: this.makeClient(m), sdk: m }));
+    return this.clientValue;
+  }
+
+  private makeClient({ S3Client }: Sdk): S3Client {
     // The SDK warns on Node 20 about its future releases; the locked version runs here, and the
     // warning would break the JSON lines on stderr. Left on if the user sets the variable.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-    this.client = new S3Client({
+    const location = this.location;
+    return new S3Client({
       endpoint: location.endpoint,
       region: location.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
       forcePathStyle: true,
@@ -47,6 +66,12 @@ export class S3Store implements Store {
       // A stalled request must fail and be retried, not hang; Pachyderm drops requests after ~4.5 minutes.
       requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
     });
+  }
+
+  /** Sends the command `make` builds from the SDK's classes. */
+  private async send<T>(make: (sdk: Sdk) => { input: unknown }): Promise<T> {
+    const { client, sdk } = await this.client();
+    return (await client.send(make(sdk) as Parameters<S3Client['send']>[0])) as T;
   }
 
   get description(): string {
@@ -62,7 +87,7 @@ export class S3Store implements Store {
     let marker: string | undefined;
     for (;;) {
       const page = await this.call('list', () =>
-        this.client.send(new ListObjectsCommand({ Bucket: this.location.bucket, Prefix: this.key(prefix), Marker: marker, MaxKeys: 1000 })),
+        this.send<ListObjectsCommandOutput>((m) => new m.ListObjectsCommand({ Bucket: this.location.bucket, Prefix: this.key(prefix), Marker: marker, MaxKeys: 1000 })),
       );
       for (const o of page.Contents ?? []) out.push({ key: o.Key!.slice(this.location.prefix.length), size: o.Size ?? 0 });
       if (!page.IsTruncated) break;
@@ -75,7 +100,7 @@ export class S3Store implements Store {
 
   async stat(key: string): Promise<StoredObject | undefined> {
     try {
-      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }));
+      const head = await this.send<HeadObjectCommandOutput>((m) => new m.HeadObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }));
       return { key, size: head.ContentLength ?? 0 };
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -86,8 +111,7 @@ export class S3Store implements Store {
   read(key: string): Readable {
     // The body arrives once the request answers; hand out a stream at once, as the directory store does.
     const out = new PassThrough();
-    this.client
-      .send(new GetObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }))
+    this.send<GetObjectCommandOutput>((m) => new m.GetObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }))
       .then((r) => {
         const body = r.Body as Readable;
         body.on('error', (err) => out.destroy(err));
@@ -101,7 +125,7 @@ export class S3Store implements Store {
     const { size } = await statFile(localPath);
     if (size > multipartThreshold()) return this.putMultipart(key, localPath, size);
     const r = await this.call(`write ${key}`, () =>
-      this.client.send(new PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(key), Body: createReadStream(localPath), ContentLength: size })),
+      this.send<PutObjectCommandOutput>((m) => new m.PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(key), Body: createReadStream(localPath), ContentLength: size })),
     );
     return r.VersionId ? { versionId: r.VersionId } : {};
   }
@@ -113,39 +137,39 @@ export class S3Store implements Store {
   private async putMultipart(key: string, localPath: string, size: number): Promise<{ versionId?: string }> {
     const Bucket = this.location.bucket;
     const Key = this.key(key);
-    const { UploadId } = await this.call(`write ${key}`, () => this.client.send(new CreateMultipartUploadCommand({ Bucket, Key })));
+    const { UploadId } = await this.call(`write ${key}`, () => this.send<CreateMultipartUploadCommandOutput>((m) => new m.CreateMultipartUploadCommand({ Bucket, Key })));
     try {
       const partSize = Math.max(MIN_PART_BYTES, Math.ceil(size / MAX_PARTS), multipartPartSize());
       const parts: { ETag?: string; PartNumber: number }[] = [];
       for (let start = 0, n = 1; start < size; start += partSize, n++) {
         const end = Math.min(size, start + partSize);
         const part = await this.call(`write ${key} (part ${n})`, () =>
-          this.client.send(
-            new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: n, Body: createReadStream(localPath, { start, end: end - 1 }), ContentLength: end - start }),
+          this.send<UploadPartCommandOutput>(
+            (m) => new m.UploadPartCommand({ Bucket, Key, UploadId, PartNumber: n, Body: createReadStream(localPath, { start, end: end - 1 }), ContentLength: end - start }),
           ),
         );
         parts.push({ ETag: part.ETag, PartNumber: n });
       }
       const done = await this.call(`write ${key}`, () =>
-        this.client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } })),
+        this.send<CompleteMultipartUploadCommandOutput>((m) => new m.CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } })),
       );
       return done.VersionId ? { versionId: done.VersionId } : {};
     } catch (err) {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => {});
+      await this.send<AbortMultipartUploadCommandOutput>((m) => new m.AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => {});
       throw err;
     }
   }
 
   async putBytes(key: string, bytes: Buffer): Promise<{ versionId?: string }> {
     const r = await this.call(`write ${key}`, () =>
-      this.client.send(new PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(key), Body: bytes, ContentLength: bytes.length })),
+      this.send<PutObjectCommandOutput>((m) => new m.PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(key), Body: bytes, ContentLength: bytes.length })),
     );
     return r.VersionId ? { versionId: r.VersionId } : {};
   }
 
   async checkWritable(): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.location.bucket }));
+      await this.send<HeadBucketCommandOutput>((m) => new m.HeadBucketCommand({ Bucket: this.location.bucket }));
     } catch (err) {
       throw this.failure('open', err);
     }
@@ -175,7 +199,7 @@ export class S3Store implements Store {
         return new UserError(`store ${where}: cannot reach ${this.location.endpoint ?? 'the S3 endpoint'} (${e.code ?? e.message})`, 'check --s3-endpoint (or AWS_ENDPOINT_URL / PACHD_S3_ENDPOINT) and that the server runs');
       }
     }
-    if (err instanceof S3ServiceException || err instanceof Error) {
+    if (err instanceof Error) {
       const wrapped = new Error(`store ${where}: ${what} failed: ${e.name ?? ''} ${e.message ?? ''}`.trim());
       (wrapped as { cause?: unknown }).cause = err;
       return wrapped;

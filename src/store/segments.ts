@@ -47,7 +47,7 @@ export async function lastCommittedHeader(store: Store, refs: (SegmentRef & { he
 
 /** A reader of one stored segment; from `downloaded` bytes when it was fetched already. */
 export function openSegment(store: Store, key: string, downloaded?: Buffer): SegmentReader {
-  return new SegmentReader(downloaded ? Readable.from([downloaded]) : store.read(key), `${store.description}/${key}`);
+  return new SegmentReader(downloaded ? Readable.from([downloaded]) : store.read(key), `${store.description}/${key}`, downloaded);
 }
 
 /**

@@ -131,12 +131,12 @@ describe(`replay rebuilds the source as it was at every recorded point (${kind} 
   let replayDb = 0;
 
   /** A fresh database replayed to `target`, connected; `drop()` removes it. */
-  const replayed = async (target: string, exclusive = false, tables?: Set<string>) => {
+  const replayed = async (target: string, exclusive = false, tables?: Set<string>, memoryBytes?: number) => {
     const db = `replay_${replayDb++}`;
     await source.admin.query(`create database ${db}`);
     const url = new URL(source.db.url());
     url.pathname = `/${db}`;
-    const report = await replayIntoDatabase(url.toString(), { store: openStore(store()), target: parseTarget(target), exclusive, tables, log });
+    const report = await replayIntoDatabase(url.toString(), { store: openStore(store()), target: parseTarget(target), exclusive, tables, memoryBytes, log });
     const client = new pg.Client({ connectionString: url.toString() });
     await client.connect();
     const drop = async () => {
@@ -145,8 +145,8 @@ describe(`replay rebuilds the source as it was at every recorded point (${kind} 
     };
     return { client, report, drop };
   };
-  const replayAt = async (target: string, exclusive = false, tables?: Set<string>) => {
-    const { client, report, drop } = await replayed(target, exclusive, tables);
+  const replayAt = async (target: string, exclusive = false, tables?: Set<string>, memoryBytes?: number) => {
+    const { client, report, drop } = await replayed(target, exclusive, tables, memoryBytes);
     const sums = await checksums(client);
     await drop();
     return { sums, report };
@@ -246,6 +246,17 @@ describe(`replay rebuilds the source as it was at every recorded point (${kind} 
     }
     // Points after `pgtape base` replay from the newer base.
     expect(bases.size).toBe(2);
+  });
+
+  itFull('replays each point the same in small batches: the first merged into the base, the rest applied set-based', async () => {
+    const batches: number[] = [];
+    // 256 kB of folded changes a batch: each point's changes go through several set-based batches.
+    for (const p of points.filter((p) => p.index % 4 === 1 || p.index === points.length - 1)) {
+      const { sums, report } = await replayAt(`lsn:${p.lsn}`, false, undefined, 256_000);
+      expect(sums, `point ${p.index} at ${p.lsn}, small batches`).toEqual(p.sums);
+      batches.push(report.batches);
+    }
+    expect(Math.max(...batches)).toBeGreaterThan(5);
   });
 
   itFull('replays by mark name, time and xid to the same states', async () => {
