@@ -7,10 +7,12 @@ import { UserError } from '../src/core/errors.js';
 import { quoteQualified } from '../src/core/sql.js';
 import { LocalCluster } from '../src/pg/local-cluster.js';
 import { connect } from '../src/source/connection.js';
-import { replay, type ReplayOptions, type ReplayReport } from './replay.js';
+import { prepareReplay, replay, type ReplayOptions, type ReplayReport } from './replay.js';
 
 /** Replays into an existing, empty database. */
 export async function replayIntoDatabase(url: string, options: ReplayOptions): Promise<ReplayReport> {
+  const planning = prepareReplay(options);
+  planning.catch(() => {}); // awaited below
   const client = await connect(url);
   try {
     const { rows } = await client.query<{ name: string }>(
@@ -20,7 +22,7 @@ export async function replayIntoDatabase(url: string, options: ReplayOptions): P
     if (rows.length) {
       throw new UserError(`the --into database is not empty (it has ${rows.map((r) => r.name).join(', ')})`, 'replay into a new, empty database (createdb), or use --pgdata');
     }
-    return await replay(client, options);
+    return await replay(client, options, await planning);
   } finally {
     await client.end().catch(() => {});
   }
@@ -36,9 +38,10 @@ function requireEmptyDir(dir: string, option: string): void {
  */
 export async function replayIntoPgdata(dir: string, options: ReplayOptions & { major?: number }): Promise<ReplayReport> {
   requireEmptyDir(dir, '--pgdata');
+  const plan = await prepareReplay(options);
   const cluster = await LocalCluster.create({ dataDir: dir, major: options.major });
   try {
-    const report = await withClient(cluster, (client) => replay(client, options));
+    const report = await withClient(cluster, (client) => replay(client, options, plan));
     await cluster.stop('fast');
     writeFileSync(join(dir, 'replay.json'), JSON.stringify(report, null, 2) + '\n');
     return report;
@@ -51,11 +54,12 @@ export async function replayIntoPgdata(dir: string, options: ReplayOptions & { m
 /** Replays into a throwaway cluster, then writes one CSV file (with a header) per table. */
 export async function replayIntoCsv(dir: string, options: ReplayOptions & { major?: number }): Promise<ReplayReport> {
   requireEmptyDir(dir, '--csv');
+  const plan = await prepareReplay(options);
   mkdirSync(dir, { recursive: true });
   const cluster = await LocalCluster.create({ major: options.major, unsafeFast: true });
   try {
     const report = await withClient(cluster, async (client) => {
-      const r = await replay(client, options);
+      const r = await replay(client, options, plan);
       for (const t of r.tables) {
         const file = join(dir, `${csvName(`${t.schema}.${t.name}`)}.csv`);
         await pipeline(client.query(copyTo(`copy ${quoteQualified(t.schema, t.name)} to stdout with (format csv, header)`)), createWriteStream(file));

@@ -1,5 +1,9 @@
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type cliProgress from 'cli-progress';
 import type { Logger } from '../src/core/log.js';
+
+// Loaded only when a terminal shows the bar: pipelines do not pay for it.
+const require = createRequire(import.meta.url);
 
 const LOG_EVERY_MS = 2000;
 
@@ -18,9 +22,10 @@ export class ReplayProgress {
     terminal = process.stderr.isTTY === true,
   ) {
     if (terminal) {
-      this.bar = new cliProgress.SingleBar(
+      const bars = require('cli-progress') as typeof cliProgress;
+      this.bar = new bars.SingleBar(
         { format: 'replay |{bar}| {value}/{total} segments | {changes} changes read', stream: process.stderr, hideCursor: true },
-        cliProgress.Presets.shades_classic,
+        bars.Presets.shades_classic,
       );
       this.bar.start(totalSegments, 0, { changes: 0 });
     }

@@ -11,7 +11,7 @@ import type { Store } from '../src/store/store.js';
 import { Applier, type TableRows } from './applier.js';
 import { Planner } from './planner.js';
 import { ReplayProgress } from './progress.js';
-import { indexArchive, planReplay } from './resolve.js';
+import { indexArchive, planReplay, type ReplayPlan } from './resolve.js';
 import { describeTarget, type Target } from './target.js';
 
 export interface ReplayOptions {
@@ -42,21 +42,28 @@ export interface ReplayReport {
 }
 
 /**
+ * Which base and segments a replay uses, and where it stops: resolved before any database is
+ * touched, so that a target the archive cannot reach fails at once (and alongside connecting).
+ */
+export async function prepareReplay(options: ReplayOptions): Promise<ReplayPlan> {
+  const index = await indexArchive(options.store, { headers: 'tail' });
+  return planReplay(index, options.target, options.exclusive);
+}
+
+/**
  * The replay path (DESIGN §5): the newest base at or before the target, then the segments after
  * it up to the target, folded into net effects and applied in bulk — all in one transaction of
  * the given connection, so a failure (a damaged segment found at its end, say) leaves nothing.
  */
-export async function replay(client: pg.Client, options: ReplayOptions): Promise<ReplayReport> {
+export async function replay(client: pg.Client, options: ReplayOptions, planned?: ReplayPlan): Promise<ReplayReport> {
   const started = Date.now();
   const { store, log } = options;
-  const index = await indexArchive(store, { headers: 'tail' });
-  const plan = await planReplay(index, options.target, options.exclusive);
+  const plan = planned ?? (await prepareReplay(options));
   log.info(
     { target: describeTarget(options.target), base: formatLsn(plan.base.lsn), segments: plan.segments.length, ...(plan.upTo !== undefined ? { upTo: formatLsn(plan.upTo) } : {}) },
     'replaying',
   );
-  await client.query(`set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'`);
-  await client.query('begin');
+  await client.query(`begin; set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'`);
   const applier = new Applier(client, { store, base: plan.base, manifest: plan.manifest, schema: plan.schema, only: options.tables }, log);
   const planner = new Planner(applier, options.memoryBytes, log);
   const wantedByDef = new Map<RelationDef, boolean>();

@@ -55,7 +55,8 @@ export class DirectoryStore implements Store {
   }
 
   read(key: string): Readable {
-    return createReadStream(this.path(key));
+    // Large reads: segment and base files are read whole, each chunk then decompressed as one.
+    return createReadStream(this.path(key), { highWaterMark: 1 << 20 });
   }
 
   putFile(key: string, localPath: string): Promise<{ versionId?: string }> {
