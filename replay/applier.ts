@@ -97,7 +97,10 @@ export class Applier implements EffectSink {
       const rows = await loadBaseTable(this.client, store, base, t, entry.sha256, merged);
       const loaded = Date.now();
       for (const sql of keyDdl(t)) await this.client.query(sql);
-      this.log.debug({ table: `${t.schema}.${t.name}`, rows, merged: merged?.changes ?? 0, loadMs: loaded - started, keyMs: Date.now() - loaded }, 'base table loaded');
+      this.log.debug(
+        { table: `${t.schema}.${t.name}`, rows, merged: merged?.changes ?? 0, leftForSetBased: effect?.pending() ?? 0, loadMs: loaded - started, keyMs: Date.now() - loaded },
+        'base table loaded',
+      );
       this.tables.set(t.oid, { schema: t.schema, name: t.name, columns: t.columns.map((c) => ({ name: c.name, attnum: c.attnum, typeOid: c.typeOid, typmod: c.typmod, type: c.type })), rows });
     }
   }

@@ -132,6 +132,15 @@ export class TableEffect {
     this.remove(e, this.fresh);
   }
 
+  /** Entries with something left to apply (not DONE by the base's load). */
+  pending(): number {
+    let n = 0;
+    for (let e = 0; e < this.size; e++) {
+      if (this.keyed ? this.state[e] !== 0 && !(this.state[e]! & DONE) : this.delta[e] !== 0) n++;
+    }
+    return n;
+  }
+
   /** The tuple of a keyed entry's row (HAS_ROW), read into `view`. */
   rowOf(e: number, view: TupleView): TupleView {
     return view.read(this.buffers.list[this.rowBuf[e]!]!, this.rowStart[e]!, this.rowEnd[e]!);

@@ -10,14 +10,12 @@ import { formatLsn } from '../core/lsn.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../core/sql.js';
 import { createSpoolDir } from '../core/spool-dir.js';
 import { createCompressor } from '../segment/compression.js';
-import { connect } from '../source/connection.js';
+import { connect, OUTPUT_SETTINGS } from '../source/connection.js';
 import type { SourceFacts } from '../source/preflight.js';
 import type { Store } from '../store/store.js';
 import { readPublishedSchema } from './catalog.js';
 import { BASE_FORMAT_VERSION, basePrefix, type BaseManifest, type BaseSchema } from './format.js';
 
-// COPY text output depends on these settings; they are fixed so that every base reads back the same way.
-const SESSION_SETTINGS = `set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'; set extra_float_digits = 3; set bytea_output = 'hex'`;
 
 /**
  * Copies the published tables, as of an exported snapshot, into `base/<LSN16>/`: the schema,
@@ -38,7 +36,7 @@ export async function captureBase(options: {
   const client = await connect(options.source);
   const spool = await createSpoolDir();
   try {
-    await client.query(SESSION_SETTINGS);
+    await client.query(OUTPUT_SETTINGS);
     await client.query('begin transaction isolation level repeatable read, read only');
     await client.query(`set transaction snapshot ${quoteLiteral(options.snapshot)}`);
     const { rows } = await client.query<{ now: Date }>('select now()');

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { OUTPUT_SETTINGS } from '../source/connection.js';
 import { quoteIdent, quoteLiteral } from '../core/sql.js';
 import type { PgoutputMessage } from './messages.js';
 import { PgoutputParser } from './parser.js';
@@ -34,7 +35,9 @@ export class PgoutputPlugin {
     return this.parser.parse(buffer);
   }
 
-  start(client: pg.Client, slot: string, lsn: string): Promise<unknown> {
+  async start(client: pg.Client, slot: string, lsn: string): Promise<unknown> {
+    // The walsender writes values with its session's settings: the same as the base's COPY.
+    for (const statement of OUTPUT_SETTINGS.split('; ')) await client.query(statement);
     // publication_names is a list of identifiers inside one string literal.
     const options = [`proto_version '1'`, `publication_names ${quoteLiteral(quoteIdent(this.options.publication))}`];
     if (this.options.messages) options.push(`messages 'true'`);

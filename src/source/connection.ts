@@ -3,6 +3,13 @@ import { UserError } from '../core/errors.js';
 import { redactUrl } from '../core/log.js';
 
 /**
+ * How values are written as text depends on these settings. The archiver's walsender and the
+ * base's COPY use the same fixed ones, so that a value reads back the same way from either (and
+ * replay, which sets the same, parses dates as they were written, whatever the server's defaults).
+ */
+export const OUTPUT_SETTINGS = `set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'; set extra_float_digits = 3; set bytea_output = 'hex'`;
+
+/**
  * Client settings for a source URL. The URL goes to node-postgres whole, so its TLS options
  * (sslmode, sslrootcert, sslcert, sslkey) and PG* environment defaults pass through unchanged.
  */
