@@ -32,8 +32,8 @@ function sameShape(a: RelationDef, b: RelationDef): boolean {
   );
 }
 
-/** A table is never sized ahead for more rows than this (more grow as they come). */
-const MAX_RESERVED = 1 << 23;
+/** Bytes an entry of a TableEffect takes (its tables and arrays): what sizing ahead may spend. */
+const ENTRY_BYTES = 48;
 
 /** How often (in changes) the memory the batch takes is measured. */
 const MEASURE_EVERY = 4096;
@@ -95,7 +95,7 @@ export class Planner {
     if (barrier) return barrier.then(() => this.change(scanner, relation));
     let effect = this.batches.get(relation.oid);
     if (!effect) {
-      effect = new TableEffect(relation, this.buffers, Math.min(this.expected.get(relation.oid) ?? 0, MAX_RESERVED));
+      effect = new TableEffect(relation, this.buffers, Math.min(this.expected.get(relation.oid) ?? 0, this.maxReserved));
       this.batches.set(relation.oid, effect);
     }
     const s = scanner;
@@ -131,9 +131,14 @@ export class Planner {
     for (const t of tables) {
       const n = t.inserts + t.updates + t.deletes;
       const effect = this.batches.get(t.oid);
-      if (effect) effect.reserve(Math.min(effect.size + n, MAX_RESERVED));
+      if (effect) effect.reserve(Math.min(effect.size + n, this.maxReserved));
       else this.expected.set(t.oid, n);
     }
+  }
+
+  /** Sized ahead, a table takes at most a quarter of the batch's memory (more rows grow it as they come). */
+  private get maxReserved(): number {
+    return Math.floor(this.maxBytes / 4 / ENTRY_BYTES);
   }
 
   /** Memory the batch being folded takes. */

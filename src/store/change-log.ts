@@ -37,7 +37,7 @@ export async function* segmentReaders(store: Store, segments?: SegmentRef[]): As
   };
   for (let i = 0; i < refs.length; i++) {
     const ref = refs[i]!;
-    for (let k = 1; k <= PREFETCH_DEPTH; k++) prefetch(i + k);
+    for (let k = 0; k <= PREFETCH_DEPTH; k++) prefetch(i + k);
     const fetched = ahead.get(i);
     ahead.delete(i);
     yield { ref, reader: openSegment(store, ref.key, fetched ? await fetched : undefined) };

@@ -1,4 +1,4 @@
-import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -393,6 +393,20 @@ describe(`replay rebuilds the source as it was at every recorded point (${kind} 
     expect(gap.stderr).toMatch(/the archive has a gap: nothing covers/);
     const before = await pgtape(['replay', '--store', damaged, '--to', 'name:point-20', '--csv', join(dir, '..', 'before-gap')]);
     expect(before.code, before.stderr).toBe(0);
+
+    // A damaged body inside the range: refused with exit 4, naming the segment; nothing replayed.
+    const flipped = join(dir, '..', 'flipped');
+    cpSync(dir, flipped, { recursive: true });
+    const bodies = readdirSync(join(flipped, 'segments')).sort();
+    // After the newest base: a replay to the end reads it.
+    const hurt = bodies.filter((s) => readFileSync(join(flipped, 'segments', s)).length > 1000).at(-2)!;
+    const bytes = readFileSync(join(flipped, 'segments', hurt));
+    bytes[bytes.length - 30] = bytes[bytes.length - 30]! ^ 0x10;
+    writeFileSync(join(flipped, 'segments', hurt), bytes);
+    const corrupt = await run(flipped);
+    expect(corrupt.code, corrupt.stderr).toBe(4);
+    expect(corrupt.stderr).toMatch(new RegExp(`the archive is damaged: .*${hurt}: body checksum does not match`));
+    expect(corrupt.stderr).toMatch(/what to do: nothing was replayed; pgtape verify names/);
 
     // A damaged segment before the newest base does not stop a replay from that base: replays to
     // an LSN or to the end read only the names of the segments they do not need.

@@ -1,0 +1,127 @@
+import { EXIT_ATTENTION, UserError } from '../src/core/errors.js';
+import { formatLsn } from '../src/core/lsn.js';
+import { formatMicros } from '../src/core/units.js';
+import { BEGIN, COMMIT, DELETE, EntryScanner, INSERT, MalformedEntryError, MESSAGE, RELATION, TRUNCATE, UPDATE } from '../src/segment/entry-scanner.js';
+import { NotASegmentError, type RelationDef } from '../src/segment/format.js';
+import { CorruptSegmentError } from '../src/segment/reader.js';
+import { DDL_PREFIX, type CapturedDdl } from '../src/source/ddl-capture.js';
+import { segmentReaders } from '../src/store/change-log.js';
+import type { SegmentRef } from '../src/store/segments.js';
+import type { Store } from '../src/store/store.js';
+import type { Planner } from './planner.js';
+import type { ReplayProgress } from './progress.js';
+
+/** The last transaction a replay took: what it resolved its target to. */
+export interface Resolved {
+  commitLsn: string;
+  endLsn: string;
+  xid: number;
+  commitTime: string;
+}
+
+export interface LogCut {
+  /** Transactions committed before this were in the base. */
+  from: bigint;
+  /** The last commit LSN to take (all when undefined). */
+  upTo: bigint | undefined;
+}
+
+/**
+ * The stage between the store and the planner: reads the segments of a replay in order and
+ * hands the planner each change of the transactions inside the cut (and of the tables asked
+ * for), straight from the decompressed bytes. Returns the last transaction taken.
+ */
+export async function feedLog(
+  store: Store,
+  segments: SegmentRef[],
+  cut: LogCut,
+  planner: Planner,
+  options: { tables?: Set<string>; progress: ReplayProgress },
+): Promise<Resolved | null> {
+  const wantedByDef = new Map<RelationDef, boolean>();
+  const wanted = (r: RelationDef) => {
+    let w = wantedByDef.get(r);
+    if (w === undefined) wantedByDef.set(r, (w = !options.tables || options.tables.has(`${r.schema}.${r.name}`)));
+    return w;
+  };
+  let resolved: Resolved | null = null;
+  let current: { xid: number; commitLsn: bigint } | undefined;
+  let include = false;
+  const scanner = new EntryScanner();
+  for await (const { ref, reader } of segmentReaders(store, segments)) {
+    options.progress.segmentStarted(planner.changes);
+    const what = `${store.description}/${ref.key}`;
+    const relations = new Map<number, RelationDef>();
+    const relation = (oid: number) => {
+      const def = relations.get(oid);
+      if (!def) throw new CorruptSegmentError(`${what}: a change refers to relation ${oid} before defining it`);
+      return def;
+    };
+    try {
+      planner.expect((await reader.header()).tables);
+      for await (const chunk of reader.wholeEntryChunks()) {
+        scanner.reset(chunk);
+        while (scanner.next()) {
+          switch (scanner.kind) {
+            case BEGIN:
+              current = scanner.begin();
+              // Before the base: already in it. After the cut: read on only to verify the segment's checksum.
+              include = current.commitLsn >= cut.from && (cut.upTo === undefined || current.commitLsn <= cut.upTo);
+              break;
+            case COMMIT:
+              if (include) {
+                const c = scanner.commit();
+                resolved = { commitLsn: formatLsn(c.commitLsn), endLsn: formatLsn(c.endLsn), xid: current!.xid, commitTime: formatMicros(c.commitTime) };
+              }
+              options.progress.update(planner.changes);
+              include = false;
+              break;
+            case RELATION: {
+              const e = scanner.entry();
+              if (e.kind === 'relation') relations.set(e.relation.oid, e.relation);
+              break;
+            }
+            case INSERT:
+            case UPDATE:
+            case DELETE:
+              if (include) {
+                const r = relation(scanner.relation);
+                if (wanted(r)) {
+                  const wait = planner.change(scanner, r);
+                  if (wait) await wait;
+                }
+              }
+              break;
+            case TRUNCATE: {
+              if (!include) break;
+              const e = scanner.entry();
+              const truncated = e.kind === 'truncate' ? e.relations.map(relation).filter(wanted) : [];
+              if (truncated.length) await planner.truncate(truncated);
+              break;
+            }
+            case MESSAGE: {
+              if (!include) break;
+              const e = scanner.entry();
+              if (e.kind === 'message' && e.prefix === DDL_PREFIX) await planner.ddl(JSON.parse(e.content.toString('utf8')) as CapturedDdl);
+              break;
+            }
+            default:
+              break;
+          }
+        }
+      }
+    } catch (err) {
+      throw damaged(what, err);
+    }
+  }
+  return resolved;
+}
+
+/** A segment that cannot be read is the archive's damage: said as such, with what to do (exit 4). */
+function damaged(what: string, err: unknown): unknown {
+  if (err instanceof CorruptSegmentError || err instanceof NotASegmentError || err instanceof MalformedEntryError) {
+    const message = err.message.startsWith(what) ? err.message : `${what}: ${err.message}`;
+    return new UserError(`the archive is damaged: ${message}`, 'nothing was replayed; pgtape verify names the damaged objects and the stretches still replayable', EXIT_ATTENTION);
+  }
+  return err;
+}
