@@ -1,3 +1,4 @@
+import { grown } from '../src/core/typed-arrays.js';
 import type { TupleView } from '../src/segment/entry-scanner.js';
 
 // COPY's text format, written byte by byte into one growing buffer: replay turns a million folded
@@ -157,16 +158,8 @@ export class LineFields {
     return this;
   }
 
-  isNull(i: number): boolean {
-    return this.end[i]! - this.start[i]! === 2 && this.buf[this.start[i]!] === BACKSLASH && this.buf[this.start[i]! + 1] === N;
-  }
-
   private grow(): void {
-    const start = new Int32Array(this.start.length * 2);
-    const end = new Int32Array(this.end.length * 2);
-    start.set(this.start);
-    end.set(this.end);
-    this.start = start;
-    this.end = end;
+    this.start = grown(this.start, this.start.length * 2);
+    this.end = grown(this.end, this.end.length * 2);
   }
 }

@@ -1,3 +1,5 @@
+import { grown } from '../src/core/typed-arrays.js';
+
 /**
  * The buffers a batch of folded changes points into (decompressed segment chunks, and bytes made
  * while folding), kept alive until the batch is applied, and what they weigh: the planner's
@@ -198,10 +200,4 @@ export class KeyTable {
   get bytes(): number {
     return this.slots.byteLength + this.keys.byteLength;
   }
-}
-
-export function grown<T extends Int32Array | Uint8Array>(a: T, n: number): T {
-  const b = new (a.constructor as new (n: number) => T)(n);
-  b.set(a);
-  return b;
 }

@@ -1,7 +1,8 @@
 import { TupleView } from '../src/segment/entry-scanner.js';
 import type { RelationDef } from '../src/segment/format.js';
 import { CopyText, KIND_NULL, KIND_TEXT, KIND_UNCHANGED, LineFields, needsEscape } from './copy-text.js';
-import { grown, KeyTable, type RetainedBuffers } from './key-table.js';
+import { grown } from '../src/core/typed-arrays.js';
+import { KeyTable, type RetainedBuffers } from './key-table.js';
 
 /** Entry states. EXISTED: the row was there before the batch. HAS_ROW: it is there after it. */
 export const EXISTED = 1;

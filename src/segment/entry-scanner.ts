@@ -1,3 +1,4 @@
+import { grown } from '../core/typed-arrays.js';
 import { EntryType, fromProto, type SegmentEntry } from './format.js';
 
 // The field numbers of Entry's oneof (proto/segment.proto): what `EntryScanner.kind` holds.
@@ -318,11 +319,7 @@ export class TupleView {
   }
 
   private grow(): void {
-    const start = new Int32Array(this.valueStart.length * 2);
-    const end = new Int32Array(this.valueEnd.length * 2);
-    start.set(this.valueStart);
-    end.set(this.valueEnd);
-    this.valueStart = start;
-    this.valueEnd = end;
+    this.valueStart = grown(this.valueStart, this.valueStart.length * 2);
+    this.valueEnd = grown(this.valueEnd, this.valueEnd.length * 2);
   }
 }
