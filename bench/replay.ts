@@ -99,8 +99,10 @@ async function main(): Promise<void> {
       await pipeline(c.query(copyTo('copy bench to stdout')), createWriteStream(dump));
       await c.end();
     }
-    // The workload leaves a vacuum to do: done now, not during a measurement.
+    // The workload leaves a vacuum to do: done now, not during a measurement. The slot is not
+    // needed any more: dropped, the WAL the runs write is recycled instead of kept.
     await query(source, 'vacuum analyze bench');
+    await query(source, `select pg_drop_replication_slot(slot_name) from pg_replication_slots`);
     let database = 0;
     const anchorRun = async (): Promise<number> => {
       const db = `anchor_${database++}`;

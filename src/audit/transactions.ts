@@ -128,7 +128,7 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
     if (previousEnd !== undefined && ref.startLsn > previousEnd) crossed = options.discontinuities?.find((d) => d.from <= previousEnd! && d.to >= ref.startLsn);
     previousEnd = ref.endLsn;
   };
-  for await (const e of readLog(store, range.segments, onSegment)) {
+  for await (const e of readLog(store, range.segments, onSegment, { values: options.rows })) {
     if (crossed) {
       yield { type: 'discontinuity', from: formatLsn(crossed.from), to: formatLsn(crossed.to), reason: crossed.reason, at: crossed.at };
       crossed = undefined;
@@ -141,6 +141,11 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
       continue;
     }
     if (!include) continue;
+    if ('head' in e) {
+      // Without --rows, changes come without their values: counted, not decoded.
+      count(e.relation, e.kind === 'insert' ? 'inserts' : e.kind === 'update' ? 'updates' : 'deletes');
+      continue;
+    }
     let event: LogEvent | undefined;
     switch (e.kind) {
       case 'origin':

@@ -1,7 +1,8 @@
 import type { Tuple } from '../pgoutput/messages.js';
 import type { RelationDef, SegmentEntry } from '../segment/format.js';
 import { readAll } from './read.js';
-import type { SegmentReader } from '../segment/reader.js';
+import { DELETE, EntryScanner, INSERT, UPDATE } from '../segment/entry-scanner.js';
+import { CorruptSegmentError, type SegmentReader } from '../segment/reader.js';
 import { listSegments, openSegment, type SegmentRef } from './segments.js';
 import type { Store } from './store.js';
 
@@ -44,31 +45,66 @@ export async function* segmentReaders(store: Store, segments?: SegmentRef[]): As
   }
 }
 
-/** Every entry of the given segments (all of them by default), in log order, streamed. */
-export async function* readLog(store: Store, segments?: SegmentRef[], onSegment?: (ref: SegmentRef) => void): AsyncGenerator<LogEntry> {
+/** A change without its values: what `log` needs to count changes per table. */
+export interface ChangeHead {
+  kind: 'insert' | 'update' | 'delete';
+  relation: RelationDef;
+  head: true;
+}
+
+const CHANGE_KINDS: Record<number, ChangeHead['kind']> = { [INSERT]: 'insert', [UPDATE]: 'update', [DELETE]: 'delete' };
+
+/**
+ * Every entry of the given segments (all of them by default), in log order, streamed. With
+ * `values: false`, changes come as their kind and relation only: their tuples are not decoded.
+ */
+export function readLog(store: Store, segments?: SegmentRef[], onSegment?: (ref: SegmentRef) => void): AsyncGenerator<LogEntry>;
+export function readLog(store: Store, segments: SegmentRef[] | undefined, onSegment: ((ref: SegmentRef) => void) | undefined, options: { values: boolean }): AsyncGenerator<LogEntry | ChangeHead>;
+export async function* readLog(
+  store: Store,
+  segments?: SegmentRef[],
+  onSegment?: (ref: SegmentRef) => void,
+  options: { values: boolean } = { values: true },
+): AsyncGenerator<LogEntry | ChangeHead> {
+  const scanner = new EntryScanner();
   for await (const { ref, reader } of segmentReaders(store, segments)) {
     onSegment?.(ref);
+    const what = `${store.description}/${ref.key}`;
     const relations = new Map<number, RelationDef>();
     const relation = (oid: number) => {
       const def = relations.get(oid);
-      if (!def) throw new Error(`${store.description}/${ref.key}: a change refers to relation ${oid} before defining it`);
+      if (!def) throw new CorruptSegmentError(`${what}: a change refers to relation ${oid} before defining it`);
       return def;
     };
-    for await (const e of reader.entries()) {
-      switch (e.kind) {
-        case 'relation':
-          relations.set(e.relation.oid, e.relation);
-          break;
-        case 'insert':
-        case 'update':
-        case 'delete':
-          yield { ...e, relation: relation(e.relation) };
-          break;
-        case 'truncate':
-          yield { ...e, relations: e.relations.map(relation) };
-          break;
-        default:
-          yield e;
+    for await (const chunk of reader.wholeEntryChunks()) {
+      scanner.reset(chunk);
+      while (scanner.next()) {
+        const head = options.values ? undefined : CHANGE_KINDS[scanner.kind];
+        if (head) {
+          yield { kind: head, relation: relation(scanner.relation), head: true };
+          continue;
+        }
+        let e: SegmentEntry;
+        try {
+          e = scanner.entry();
+        } catch (err) {
+          throw new CorruptSegmentError(`${what}: body cannot be decoded (${(err as Error).message})`);
+        }
+        switch (e.kind) {
+          case 'relation':
+            relations.set(e.relation.oid, e.relation);
+            break;
+          case 'insert':
+          case 'update':
+          case 'delete':
+            yield { ...e, relation: relation(e.relation) };
+            break;
+          case 'truncate':
+            yield { ...e, relations: e.relations.map(relation) };
+            break;
+          default:
+            yield e;
+        }
       }
     }
   }
