@@ -79,7 +79,8 @@ async function scenario(cluster: LocalCluster, s3: TestS3, slot: string, name: s
     process.stderr.write(`[${name}] pg_recvlogical -E ${until}…\n`);
     return timed('pg_recvlogical', [
       '-d', cluster.url(), '--slot', s, '--start', '-E', until, '--no-loop',
-      '-o', 'proto_version=1', '-o', 'publication_names=pgtape', '-o', 'messages=true', '-f', '/dev/null',
+      // The protocol pgtape speaks: version 2, large transactions streamed while in progress.
+      '-o', 'proto_version=2', '-o', 'streaming=on', '-o', 'publication_names=pgtape', '-o', 'messages=true', '-f', '/dev/null',
     ]);
   };
   const recv1 = await recvlogical(`${slot}_recv1`);

@@ -3,9 +3,11 @@ import { UserError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { quoteIdent } from '../core/sql.js';
-import type { PgoutputMessage } from '../pgoutput/messages.js';
+import type { PgoutputMessage, StreamCommit } from '../pgoutput/messages.js';
+import { PgoutputParser } from '../pgoutput/parser.js';
 import { PgoutputPlugin } from '../pgoutput/plugin.js';
-import { NotASegmentError, type Compression, type SegmentEntry } from '../segment/format.js';
+import { DELETE, INSERT, UPDATE } from '../segment/entry-scanner.js';
+import { encodeEntry, NotASegmentError, type Compression, type SegmentEntry } from '../segment/format.js';
 import { SegmentWriter, type SealedSegment, type StreamIdentity } from '../segment/writer.js';
 import { listDiscontinuities, recordDiscontinuity } from '../store/discontinuities.js';
 import { listSegments, openSegment } from '../store/segments.js';
@@ -23,6 +25,7 @@ import { ReplicationService } from './replication.js';
 import { ArchiveMetrics } from '../observe/metrics.js';
 import { SourceMonitor } from '../observe/source-monitor.js';
 import type { Readiness } from '../observe/server.js';
+import { RAW, StreamedTransactions } from './streamed.js';
 import { SegmentUploader } from './uploader.js';
 
 export interface ArchiveOptions {
@@ -106,6 +109,11 @@ export class Archiver implements Readiness {
   private readonly uploader: SegmentUploader;
   private writer: SegmentWriter | undefined;
   private spoolDir = '';
+  /** Transactions streamed while in progress, kept locally until they commit. */
+  private streamed!: StreamedTransactions;
+  private readonly streamParser = new PgoutputParser();
+  /** The transaction of the stream block being received. */
+  private streamXid = 0;
   private identity!: StreamIdentity;
 
   /** Transactions whose commit starts before this are already stored: skipped on resume. */
@@ -135,7 +143,8 @@ export class Archiver implements Readiness {
   private failed = false;
 
   constructor(private readonly options: ArchiveOptions) {
-    this.plugin = new PgoutputPlugin({ publication: options.publication, messages: true });
+    // Every supported Postgres (14+) streams large transactions while they are in progress.
+    this.plugin = new PgoutputPlugin({ publication: options.publication, messages: true, streaming: true });
     this.service = new ReplicationService(clientConfig(options.source));
     this.uploader = new SegmentUploader(options.store, options.log, {
       queueLimit: options.queueLimit,
@@ -195,6 +204,7 @@ export class Archiver implements Readiness {
     this.sealedEnd = this.durable = this.received = this.resumeFrom;
     this.summary.durableLsn = this.durable;
     this.spoolDir = await createSpoolDir();
+    this.streamed = new StreamedTransactions(this.spoolDir);
     log.info(
       {
         store: store.description,
@@ -240,6 +250,7 @@ export class Archiver implements Readiness {
       this.options.signal?.removeEventListener('abort', onAbort);
       await this.service.stop().catch(() => {});
       await this.writer?.discard();
+      await this.streamed.discardAll();
       await rm(this.spoolDir, { recursive: true, force: true });
     }
     this.summary.receivedBytes = this.plugin.parsedBytes;
@@ -300,6 +311,8 @@ export class Archiver implements Readiness {
       this.writer = undefined;
       await writer.discard();
     } else await this.rollSegment();
+    // Transactions still in progress are streamed again from their start.
+    await this.streamed.discardAll();
     this.inTransaction = this.skipping = false;
     this.resumeFrom = this.received = this.sealedEnd;
     this.lastKeepalive = undefined;
@@ -373,8 +386,26 @@ export class Archiver implements Readiness {
   private async onMessage(msg: PgoutputMessage): Promise<void> {
     this.handled++;
     this.lastMessageAt = Date.now();
+    await this.handle(msg);
+  }
+
+  private async handle(msg: PgoutputMessage): Promise<void> {
     if (this.finishing) return;
     switch (msg.tag) {
+      case 'stream_start':
+        this.streamXid = msg.xid;
+        if (msg.first) await this.streamed.begin(msg.xid);
+        return;
+      case 'stream_stop':
+        return;
+      case 'streamed':
+        if (++this.openChanges % 1000 === 1) this.metrics.openTransactionChanges.set(this.openChanges);
+        return this.spoolStreamed(msg.xid, msg.raw);
+      case 'stream_abort':
+        await this.streamed.abort(msg.xid, msg.subxid);
+        return;
+      case 'stream_commit':
+        return this.commitStreamed(msg);
       case 'relation':
         this.catalog.define(msg);
         return;
@@ -425,6 +456,36 @@ export class Archiver implements Readiness {
         if (!this.skipping) await this.openWriter().change({ kind: 'truncate', relations: msg.relations, flags: msg.flags });
         return;
     }
+  }
+
+  /**
+   * A transaction streamed while in progress has committed: written into the segment as a whole
+   * transaction, at its place in commit order, exactly as one sent after its commit would be.
+   */
+  private async commitStreamed(msg: StreamCommit): Promise<void> {
+    await this.handle({ tag: 'begin', xid: msg.xid, commitLsn: msg.commitLsn, commitTime: msg.commitTime });
+    for await (const r of this.streamed.take(msg.xid)) {
+      // Past --until, or stored already: the rest is dropped, as the transaction itself is.
+      if (this.finishing || this.skipping) continue;
+      if (r.type === RAW) await this.handle(this.streamParser.parseStreamed(r.bytes));
+      else await this.openWriter().appendEncoded(r.type === INSERT ? 'insert' : r.type === UPDATE ? 'update' : 'delete', r.relation, r.bytes);
+    }
+    await this.handle({ tag: 'commit', flags: msg.flags, commitLsn: msg.commitLsn, endLsn: msg.endLsn, commitTime: msg.commitTime });
+  }
+
+  /**
+   * A message of a transaction being streamed: row changes are encoded as segment entries now,
+   * while the walsender is still sending, so its commit only has to copy them into the segment.
+   */
+  private async spoolStreamed(subxid: number, raw: Buffer): Promise<void> {
+    const kind = raw[0];
+    if (kind !== 0x49 && kind !== 0x55 && kind !== 0x44) return this.streamed.append(this.streamXid, subxid, RAW, 0, raw);
+    const m = this.streamParser.parseStreamed(raw);
+    if (m.tag === 'insert') return this.streamed.append(this.streamXid, subxid, INSERT, m.relation, encodeEntry({ kind: 'insert', relation: m.relation, new: m.new }));
+    if (m.tag === 'update') {
+      return this.streamed.append(this.streamXid, subxid, UPDATE, m.relation, encodeEntry({ kind: 'update', relation: m.relation, key: m.key, old: m.old, new: m.new }));
+    }
+    if (m.tag === 'delete') return this.streamed.append(this.streamXid, subxid, DELETE, m.relation, encodeEntry({ kind: 'delete', relation: m.relation, key: m.key, old: m.old }));
   }
 
   /** /readyz: streaming, and the store taking writes. */

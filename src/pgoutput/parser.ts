@@ -9,13 +9,57 @@ const EMPTY = Buffer.alloc(0);
  * Column values stay the bytes Postgres sent: parsing them into JavaScript values would lose
  * precision (numeric, int8, timestamps with microseconds) and is not needed to archive them.
  *
- * Protocol version 1 without streaming: every transaction arrives whole, after its commit,
- * so no message carries an xid prefix.
+ * With protocol version 2, messages between Stream Start and Stream Stop belong to a transaction
+ * still in progress and carry its xid after their tag: they are handed out as their bytes
+ * (`streamed`), to be parsed with parseStreamed once the transaction commits.
  */
 export class PgoutputParser {
+  /** The transaction of the stream block being received, if one is open. */
+  private streamXid: number | undefined;
+
+  /** A new replication connection starts outside any stream block. */
+  reset(): void {
+    this.streamXid = undefined;
+  }
+
   parse(buffer: Buffer): PgoutputMessage {
+    const tag = String.fromCharCode(buffer[0]!);
+    if (this.streamXid !== undefined && tag !== 'E') {
+      // Origin carries no xid: it belongs to the block's transaction.
+      const xid = tag === 'O' ? this.streamXid : buffer.readUInt32BE(1);
+      // A view into the connection's buffer, like every message's values: kept only until handled.
+      return { tag: 'streamed', xid, raw: buffer };
+    }
+    const r = new BufferReader(buffer);
+    r.uint8();
+    switch (tag) {
+      case 'S': {
+        const xid = r.uint32();
+        this.streamXid = xid;
+        return { tag: 'stream_start', xid, first: r.uint8() === 1 };
+      }
+      case 'E':
+        this.streamXid = undefined;
+        return { tag: 'stream_stop' };
+      case 'c':
+        return { tag: 'stream_commit', xid: r.uint32(), flags: r.uint8(), commitLsn: r.uint64(), endLsn: r.uint64(), commitTime: toUnixMicros(r.int64()) };
+      case 'A':
+        // Protocol 4 adds the abort's LSN and time, which pgtape does not ask for.
+        return { tag: 'stream_abort', xid: r.uint32(), subxid: r.uint32() };
+      default:
+        return this.body(r, tag);
+    }
+  }
+
+  /** A message of a stream block (its xid after the tag), as parse() would have made it outside one. */
+  parseStreamed(buffer: Buffer): PgoutputMessage {
     const r = new BufferReader(buffer);
     const tag = String.fromCharCode(r.uint8());
+    if (tag !== 'O') r.uint32();
+    return this.body(r, tag);
+  }
+
+  private body(r: BufferReader, tag: string): PgoutputMessage {
     switch (tag) {
       case 'B':
         return { tag: 'begin', commitLsn: r.uint64(), commitTime: toUnixMicros(r.int64()), xid: r.uint32() };
@@ -68,7 +112,7 @@ export class PgoutputParser {
       }
       default:
         throw new Error(
-          `pgoutput: unsupported message type ${JSON.stringify(tag)} (pgtape asks for protocol version 1 without streaming or two-phase)`,
+          `pgoutput: unsupported message type ${JSON.stringify(tag)} (pgtape asks for protocol version 1, or 2 with streaming, without two-phase)`,
         );
     }
   }

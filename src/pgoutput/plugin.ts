@@ -8,6 +8,8 @@ export interface PgoutputOptions {
   publication: string;
   /** Ask for logical decoding messages (pgtape marks). Postgres 14+. */
   messages: boolean;
+  /** Protocol version 2 with large transactions streamed while in progress. Postgres 14+. */
+  streaming?: boolean;
 }
 
 /**
@@ -36,10 +38,12 @@ export class PgoutputPlugin {
   }
 
   async start(client: pg.Client, slot: string, lsn: string): Promise<unknown> {
+    this.parser.reset();
     // The walsender writes values with its session's settings: the same as the base's COPY.
     for (const statement of OUTPUT_SETTINGS.split('; ')) await client.query(statement);
     // publication_names is a list of identifiers inside one string literal.
-    const options = [`proto_version '1'`, `publication_names ${quoteLiteral(quoteIdent(this.options.publication))}`];
+    const options = [`proto_version '${this.options.streaming ? 2 : 1}'`, `publication_names ${quoteLiteral(quoteIdent(this.options.publication))}`];
+    if (this.options.streaming) options.push(`streaming 'on'`);
     if (this.options.messages) options.push(`messages 'true'`);
     return client.query(`START_REPLICATION SLOT ${quoteIdent(slot)} LOGICAL ${lsn} (${options.join(', ')})`);
   }

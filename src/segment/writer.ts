@@ -80,21 +80,27 @@ export class SegmentWriter {
   }
 
   change(entry: ChangeEntry): Promise<void> | undefined {
-    if (entry.kind === 'message') {
-      this.counts.messages++;
-    } else {
-      this.counts.changes++;
-      const oids = entry.kind === 'truncate' ? entry.relations : [entry.relation];
-      for (const oid of oids) {
-        this.defineRelation(oid);
-        const t = this.tables.get(oid)!;
-        if (entry.kind === 'insert') t.inserts++;
-        else if (entry.kind === 'update') t.updates++;
-        else if (entry.kind === 'delete') t.deletes++;
-        else t.truncates++;
-      }
-    }
+    if (entry.kind === 'message') this.counts.messages++;
+    else this.count(entry.kind, entry.kind === 'truncate' ? entry.relations : [entry.relation]);
     return this.spool.append(encodeEntry(entry));
+  }
+
+  /** A row change encoded already (by encodeEntry, while its transaction was being streamed). */
+  appendEncoded(kind: 'insert' | 'update' | 'delete', relation: number, encoded: Uint8Array): Promise<void> | undefined {
+    this.count(kind, [relation]);
+    return this.spool.append(encoded);
+  }
+
+  private count(kind: 'insert' | 'update' | 'delete' | 'truncate', oids: number[]): void {
+    this.counts.changes++;
+    for (const oid of oids) {
+      this.defineRelation(oid);
+      const t = this.tables.get(oid)!;
+      if (kind === 'insert') t.inserts++;
+      else if (kind === 'update') t.updates++;
+      else if (kind === 'delete') t.deletes++;
+      else t.truncates++;
+    }
   }
 
   commit(commitLsn: bigint, endLsn: bigint, commitTime: bigint, flags: number): Promise<void> | undefined {

@@ -22,6 +22,14 @@ export interface TestPostgres {
 
 export const TEST_PG_MAJOR = Number(process.env.PGTAPE_TEST_PG_MAJOR ?? 17);
 
+/**
+ * Postgres streams a transaction while it is in progress once it holds more than this in
+ * decoding memory (64 MB by default): at the minimum, the suite's larger transactions (the
+ * oracle's 5000 rows, its TOASTed values, the 2-million-row one) are streamed, so every test
+ * that archives them exercises protocol version 2.
+ */
+const STREAM_EARLY = { logical_decoding_work_mem: "'64kB'" };
+
 export async function startPostgres(options: LocalClusterOptions = {}): Promise<TestPostgres> {
   const clients: pg.Client[] = [];
   const client = async (url: string) => {
@@ -62,7 +70,7 @@ export async function startPostgres(options: LocalClusterOptions = {}): Promise<
 
   // A password of its own, so tests can tell it never reaches a log line.
   const password = `pw-${randomBytes(6).toString('hex')}`;
-  const cluster = await LocalCluster.create({ major: TEST_PG_MAJOR, unsafeFast: true, password, ...options });
+  const cluster = await LocalCluster.create({ major: TEST_PG_MAJOR, unsafeFast: true, password, ...options, settings: { ...STREAM_EARLY, ...options.settings } });
   const url = (user?: string, password?: string) => cluster.url('postgres', user, password);
   return {
     kind: 'embedded',
@@ -85,7 +93,7 @@ async function startContainer(
     throw new Error('PGTAPE_TEST_PG=container, but no Docker engine answers here (no /var/run/docker.sock, no DOCKER_HOST)');
   }
   const { GenericContainer, Wait } = await import('testcontainers');
-  const settings = { wal_level: 'logical', max_wal_senders: 20, max_replication_slots: 20, ...options.settings };
+  const settings = { wal_level: 'logical', max_wal_senders: 20, max_replication_slots: 20, ...STREAM_EARLY, ...options.settings };
   const container = await new GenericContainer(`postgres:${TEST_PG_MAJOR}`)
     .withEnvironment({ POSTGRES_PASSWORD: 'pgtape' })
     .withCommand(['postgres', ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])])

@@ -1,0 +1,152 @@
+import { createReadStream } from 'node:fs';
+import { open, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** Records are gathered into writes of about this size. */
+const WRITE_BYTES = 1 << 20;
+/** A record's length (of what follows it), type and relation. */
+const HEAD = 9;
+
+/**
+ * What a spooled record holds: a pgoutput message as it came (RAW: relations, types, origins,
+ * messages, truncates, parsed at commit), or a row change encoded as a segment entry already
+ * while the transaction was being streamed (INSERT, UPDATE, DELETE: the EntryScanner's kinds).
+ */
+export const RAW = 0;
+
+export interface SpooledRecord {
+  type: number;
+  /** The changed relation (row changes). */
+  relation: number;
+  bytes: Buffer;
+}
+
+interface Spooled {
+  path: string;
+  file: FileHandle;
+  /** Bytes in the file, and gathered for the next write. */
+  written: number;
+  pending: Buffer;
+  pendingBytes: number;
+  /** Each subtransaction, in the order its first message came, and where that message starts. */
+  subxacts: { xid: number; offset: number }[];
+  messages: number;
+}
+
+/**
+ * Transactions Postgres streams while they are in progress (protocol version 2), kept on local
+ * disk until Stream Commit writes them into a segment as one whole transaction, or Stream Abort
+ * drops them. Memory stays bounded whatever their size. Row changes are kept encoded as segment
+ * entries already: the work is done while the transaction streams in, not after its commit.
+ *
+ * A subtransaction's abort drops its messages and everything after them, as PostgreSQL's own
+ * apply worker does: subtransactions nest, so what came after an aborted subtransaction's first
+ * message and before its abort belongs to it or to its children.
+ */
+export class StreamedTransactions {
+  private readonly open = new Map<number, Spooled>();
+
+  constructor(private readonly dir: string) {}
+
+  /** Transactions open, and their messages: the open transaction's size for the metrics. */
+  get messages(): number {
+    let n = 0;
+    for (const t of this.open.values()) n += t.messages;
+    return n;
+  }
+
+  /** A Stream Start that says it is the transaction's first: anything kept of it from before is stale. */
+  async begin(xid: number): Promise<void> {
+    await this.drop(xid);
+  }
+
+  /** Copies a record of (sub)transaction `subxid` into the spool of top transaction `xid`. */
+  async append(xid: number, subxid: number, type: number, relation: number, bytes: Uint8Array): Promise<void> {
+    let t = this.open.get(xid);
+    if (!t) {
+      const path = join(this.dir, `streamed-${xid}`);
+      t = { path, file: await open(path, 'w+'), written: 0, pending: Buffer.allocUnsafe(WRITE_BYTES), pendingBytes: 0, subxacts: [], messages: 0 };
+      this.open.set(xid, t);
+    }
+    const offset = t.written + t.pendingBytes;
+    if (subxid !== xid && t.subxacts.at(-1)?.xid !== subxid && !t.subxacts.some((s) => s.xid === subxid)) {
+      t.subxacts.push({ xid: subxid, offset });
+    }
+    const size = HEAD + bytes.length;
+    if (t.pendingBytes + size > t.pending.length) {
+      await this.write(t);
+      if (size > t.pending.length) t.pending = Buffer.allocUnsafe(size);
+    }
+    // Copied: the bytes may be a view into the connection's buffer.
+    const p = t.pending;
+    let o = t.pendingBytes;
+    o = p.writeUInt32BE(size - 4, o);
+    o = p.writeUInt8(type, o);
+    o = p.writeUInt32BE(relation, o);
+    p.set(bytes, o);
+    t.pendingBytes += size;
+    t.messages++;
+  }
+
+  /** Stream Abort: the whole transaction, or a subtransaction and what came after it. */
+  async abort(xid: number, subxid: number): Promise<void> {
+    const t = this.open.get(xid);
+    if (!t) return;
+    if (subxid === xid) return this.drop(xid);
+    const i = t.subxacts.findIndex((s) => s.xid === subxid);
+    // A subtransaction that changed nothing published left nothing to drop.
+    if (i < 0) return;
+    const offset = t.subxacts[i]!.offset;
+    await this.write(t);
+    await t.file.truncate(offset);
+    t.written = offset;
+    t.subxacts.length = i;
+  }
+
+  /** Stream Commit: the transaction's records in the order they came; it is forgotten afterwards. */
+  async *take(xid: number): AsyncGenerator<SpooledRecord> {
+    const t = this.open.get(xid);
+    if (!t) return;
+    await this.write(t);
+    try {
+      let rest: Buffer = Buffer.alloc(0);
+      for await (const chunk of createReadStream(t.path, { start: 0, end: t.written - 1, highWaterMark: WRITE_BYTES })) {
+        const data = rest.length ? Buffer.concat([rest, chunk as Buffer]) : (chunk as Buffer);
+        let pos = 0;
+        const record = { type: 0, relation: 0, bytes: data };
+        while (pos + HEAD <= data.length && pos + 4 + data.readUInt32BE(pos) <= data.length) {
+          const length = data.readUInt32BE(pos);
+          record.type = data[pos + 4]!;
+          record.relation = data.readUInt32BE(pos + 5);
+          record.bytes = data.subarray(pos + HEAD, pos + 4 + length);
+          yield record;
+          pos += 4 + length;
+        }
+        rest = data.subarray(pos);
+      }
+      if (rest.length) throw new Error(`the local spool of streamed transaction ${xid} ends inside a message`);
+    } finally {
+      await this.drop(xid);
+    }
+  }
+
+  /** Everything kept: after a lost connection, Postgres streams open transactions again from their start. */
+  async discardAll(): Promise<void> {
+    for (const xid of [...this.open.keys()]) await this.drop(xid);
+  }
+
+  private async write(t: Spooled): Promise<void> {
+    if (!t.pendingBytes) return;
+    await t.file.write(t.pending, 0, t.pendingBytes, t.written);
+    t.written += t.pendingBytes;
+    t.pendingBytes = 0;
+  }
+
+  private async drop(xid: number): Promise<void> {
+    const t = this.open.get(xid);
+    if (!t) return;
+    this.open.delete(xid);
+    await t.file.close().catch(() => {});
+    await rm(t.path, { force: true });
+  }
+}
