@@ -5,7 +5,7 @@ import { BEGIN, COMMIT, DELETE, EntryScanner, INSERT, MalformedEntryError, MESSA
 import { NotASegmentError, type RelationDef } from '../src/segment/format.js';
 import { CorruptSegmentError } from '../src/segment/reader.js';
 import { DDL_PREFIX, type CapturedDdl } from '../src/source/ddl-capture.js';
-import { segmentReaders } from '../src/store/change-log.js';
+import { SegmentRelations, segmentReaders } from '../src/store/change-log.js';
 import type { SegmentRef } from '../src/store/segments.js';
 import type { Store } from '../src/store/store.js';
 import type { Planner } from './planner.js';
@@ -51,12 +51,8 @@ export async function feedLog(
   for await (const { ref, reader } of segmentReaders(store, segments)) {
     options.progress.segmentStarted(planner.changes);
     const what = `${store.description}/${ref.key}`;
-    const relations = new Map<number, RelationDef>();
-    const relation = (oid: number) => {
-      const def = relations.get(oid);
-      if (!def) throw new CorruptSegmentError(`${what}: a change refers to relation ${oid} before defining it`);
-      return def;
-    };
+    const relations = new SegmentRelations(what);
+    const relation = (oid: number) => relations.get(oid);
     try {
       planner.expect((await reader.header()).tables);
       for await (const chunk of reader.wholeEntryChunks()) {
@@ -78,7 +74,7 @@ export async function feedLog(
               break;
             case RELATION: {
               const e = scanner.entry();
-              if (e.kind === 'relation') relations.set(e.relation.oid, e.relation);
+              if (e.kind === 'relation') relations.define(e.relation);
               break;
             }
             case INSERT:

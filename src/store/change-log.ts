@@ -45,6 +45,23 @@ export async function* segmentReaders(store: Store, segments?: SegmentRef[]): As
   }
 }
 
+/** The relations one segment has defined so far: its changes name them by oid. */
+export class SegmentRelations {
+  private readonly defs = new Map<number, RelationDef>();
+
+  constructor(readonly what: string) {}
+
+  define(def: RelationDef): void {
+    this.defs.set(def.oid, def);
+  }
+
+  get(oid: number): RelationDef {
+    const def = this.defs.get(oid);
+    if (!def) throw new CorruptSegmentError(`${this.what}: a change refers to relation ${oid} before defining it`);
+    return def;
+  }
+}
+
 /** A change without its values: what `log` needs to count changes per table. */
 export interface ChangeHead {
   kind: 'insert' | 'update' | 'delete';
@@ -69,13 +86,8 @@ export async function* readLog(
   const scanner = new EntryScanner();
   for await (const { ref, reader } of segmentReaders(store, segments)) {
     onSegment?.(ref);
-    const what = `${store.description}/${ref.key}`;
-    const relations = new Map<number, RelationDef>();
-    const relation = (oid: number) => {
-      const def = relations.get(oid);
-      if (!def) throw new CorruptSegmentError(`${what}: a change refers to relation ${oid} before defining it`);
-      return def;
-    };
+    const relations = new SegmentRelations(`${store.description}/${ref.key}`);
+    const relation = (oid: number) => relations.get(oid);
     for await (const chunk of reader.wholeEntryChunks()) {
       scanner.reset(chunk);
       while (scanner.next()) {
@@ -88,11 +100,11 @@ export async function* readLog(
         try {
           e = scanner.entry();
         } catch (err) {
-          throw new CorruptSegmentError(`${what}: body cannot be decoded (${(err as Error).message})`);
+          throw new CorruptSegmentError(`${relations.what}: body cannot be decoded (${(err as Error).message})`);
         }
         switch (e.kind) {
           case 'relation':
-            relations.set(e.relation.oid, e.relation);
+            relations.define(e.relation);
             break;
           case 'insert':
           case 'update':
