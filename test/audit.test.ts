@@ -164,12 +164,15 @@ describe('audit: log, diff, verify and status', () => {
       ['a truncated segment', (d) => truncateSync(join(d, 'segments', middle), readFileSync(join(d, 'segments', middle)).length - 7), 'CORRUPT', /truncated|header says|cannot be decoded|checksum/],
       // Wherever the byte is, the body's checksum names the damage (a flipped byte may still
       // decompress into entries that make no sense: that is not what to report).
-      ...[20, 40, 60].map((back): [string, (dir: string) => void, string, RegExp] => [
-        `a flipped byte in a body, ${back} bytes from its end`,
+      ...[0.1, 0.5, 0.95].map((at): [string, (dir: string) => void, string, RegExp] => [
+        `a flipped byte in a body, at ${at * 100}% of it`,
         (d) => {
           const f = join(d, 'segments', middle);
           const b = readFileSync(f);
-          b[b.length - back] = b[b.length - back]! ^ 0x40;
+          // The body starts after the magic, the header's length and the header.
+          const body = 12 + b.readUInt32BE(8);
+          const i = body + Math.floor((b.length - body) * at);
+          b[i] = b[i]! ^ 0x40;
           writeFileSync(f, b);
         },
         'CORRUPT',
