@@ -6,7 +6,7 @@ import { formatLsn } from '../src/core/lsn.js';
 import type { RelationDef } from '../src/segment/format.js';
 import { readLog, type LogEntry } from '../src/store/change-log.js';
 import type { Store } from '../src/store/store.js';
-import { readBaseRows } from './base-rows.js';
+import { copyFieldValue, readBaseRows } from './base-rows.js';
 import { headerOf, indexArchive, inRange, resolveRange, type ArchiveIndex, type IndexedSegment } from './resolve.js';
 import { describeTarget, type Target } from './target.js';
 import type { Tuple } from '../src/pgoutput/messages.js';
@@ -186,6 +186,22 @@ class StateAt {
     const im = image(row);
     const c = m?.get(im);
     if (c && --c.count === 0) m!.delete(im);
+  }
+
+  /**
+   * Whether a base row is wanted, from its COPY line's key fields alone: the other rows of a
+   * large base are not parsed.
+   */
+  lineFilter(oid: number, columns: string[]): ((line: string) => boolean) | undefined {
+    const needed = this.needed.get(oid);
+    const keys = this.keyOf(oid);
+    if (!(needed instanceof Set) || !keys.length) return undefined;
+    const positions = keys.map((k) => columns.indexOf(k));
+    if (positions.some((p) => p < 0)) return undefined;
+    return (line) => {
+      const values = positions.map((p) => copyFieldValue(field(line, p)));
+      return needed.has(values.length === 1 ? part(values[0]!) : values.map(part).join('\u0000|'));
+    };
   }
 
   get(oid: number, row: Row): Row | undefined {
@@ -377,12 +393,20 @@ function foldEntry(folds: Map<number, TableFold>, e: LogEntry): void {
   }
 }
 
+/** Field `n` (from 0) of a COPY text line, as it is written. */
+function field(line: string, n: number): string {
+  let start = 0;
+  for (let i = 0; i < n; i++) start = line.indexOf('\t', start) + 1;
+  const end = line.indexOf('\t', start);
+  return end < 0 ? line.slice(start) : line.slice(start, end);
+}
+
 /** The rows at --from of the needed tables: the base's, then the changes between the base and --from. */
 async function loadState(store: Store, index: ArchiveIndex, base: BaseRef, schema: BaseSchema, at: bigint, state: StateAt, needed: Map<number, unknown>): Promise<void> {
   for (const t of schema.tables) {
     if (!needed.has(t.oid)) continue;
     const columns = t.columns.map((c) => c.name);
-    for await (const values of readBaseRows(store, base, t)) state.add(t.oid, { values, columns });
+    for await (const values of readBaseRows(store, base, t, state.lineFilter(t.oid, columns))) state.add(t.oid, { values, columns });
   }
   // Only segments that touched a needed table are read.
   const segments = index.segments.filter((s) => s.endLsn > base.lsn && headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => needed.has(t.oid)));
