@@ -1,7 +1,7 @@
 import type { Tuple } from '../pgoutput/messages.js';
 import type { RelationDef, SegmentEntry } from '../segment/format.js';
 import { readAll } from './read.js';
-import { DELETE, EntryScanner, INSERT, UPDATE } from '../segment/entry-scanner.js';
+import { DELETE, EntryScanner, INSERT, TupleView, UPDATE } from '../segment/entry-scanner.js';
 import { CorruptSegmentError, type SegmentReader } from '../segment/reader.js';
 import { listSegments, openSegment, type SegmentRef } from './segments.js';
 import type { Store } from './store.js';
@@ -62,6 +62,15 @@ export class SegmentRelations {
   }
 }
 
+/** A tuple of the body as views of its bytes (absent when `start` is -1). */
+function tupleAt(view: TupleView, buf: Buffer, start: number, end: number): Tuple | undefined {
+  if (start < 0) return undefined;
+  view.read(buf, start, end);
+  const values: Buffer[] = new Array(view.values);
+  for (let i = 0; i < view.values; i++) values[i] = buf.subarray(view.valueStart[i], view.valueEnd[i]);
+  return { kinds: buf.subarray(view.kindsStart, view.kindsStart + view.columns), values };
+}
+
 /** A change without its values: what `log` needs to count changes per table. */
 export interface ChangeHead {
   kind: 'insert' | 'update' | 'delete';
@@ -84,6 +93,7 @@ export async function* readLog(
   options: { values: boolean } = { values: true },
 ): AsyncGenerator<LogEntry | ChangeHead> {
   const scanner = new EntryScanner();
+  const view = new TupleView();
   for await (const { ref, reader } of segmentReaders(store, segments)) {
     onSegment?.(ref);
     const relations = new SegmentRelations(`${store.description}/${ref.key}`);
@@ -91,9 +101,18 @@ export async function* readLog(
     for await (const chunk of reader.wholeEntryChunks()) {
       scanner.reset(chunk);
       while (scanner.next()) {
-        const head = options.values ? undefined : CHANGE_KINDS[scanner.kind];
-        if (head) {
-          yield { kind: head, relation: relation(scanner.relation), head: true };
+        const change = CHANGE_KINDS[scanner.kind];
+        if (change && !options.values) {
+          yield { kind: change, relation: relation(scanner.relation), head: true };
+          continue;
+        }
+        if (change) {
+          // Read in place (no protobuf objects): a million changes are most of a log.
+          const s = scanner;
+          const rel = relation(s.relation);
+          if (change === 'insert') yield { kind: change, relation: rel, new: tupleAt(view, s.buf, s.newStart, s.newEnd)! };
+          else if (change === 'update') yield { kind: change, relation: rel, key: tupleAt(view, s.buf, s.keyStart, s.keyEnd), old: tupleAt(view, s.buf, s.oldStart, s.oldEnd), new: tupleAt(view, s.buf, s.newStart, s.newEnd)! };
+          else yield { kind: change, relation: rel, key: tupleAt(view, s.buf, s.keyStart, s.keyEnd), old: tupleAt(view, s.buf, s.oldStart, s.oldEnd) };
           continue;
         }
         let e: SegmentEntry;
