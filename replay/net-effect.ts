@@ -217,7 +217,10 @@ export class TableEffect {
         const v = row.valueIndex(c);
         text.escaped(row.buf, row.valueStart[v]!, row.valueEnd[v]!);
       } else if (kind === KIND_NULL) text.null();
-      else throw new Error(`${this.relation.schema}.${this.relation.name}: key column ${this.relation.columns[c]!.name} is not sent as text`);
+      else if (kind === KIND_UNCHANGED) {
+        // Only a key value stored out of line (over about 2 kB) can come as unchanged TOAST.
+        throw new Error(`${this.relation.schema}.${this.relation.name}: an update left key column ${this.relation.columns[c]!.name} as an unchanged TOAST value, which replay cannot match (keys this large are not supported)`);
+      } else throw new Error(`${this.relation.schema}.${this.relation.name}: key column ${this.relation.columns[c]!.name} is not sent as text`);
     });
     this.place(text, keep);
   }
