@@ -90,4 +90,16 @@ describe('segment format', () => {
     writeFileSync(path, Buffer.concat([bytes.subarray(0, 8), Buffer.from([0xff, 0xff, 0xff, 0xff])]));
     await expect(readAll(readFileSync(path))).rejects.toThrow(/truncated inside its header/);
   });
+
+  it('names a flipped byte anywhere in the body by the checksum, even where the damaged body still decompresses', async () => {
+    const bytes = readFileSync((await writeSegment('br')).path);
+    const body = 12 + bytes.readUInt32BE(8);
+    for (let i = body; i < bytes.length; i++) {
+      for (const bit of [0x01, 0x40]) {
+        const flipped = Buffer.from(bytes);
+        flipped[i]! ^= bit;
+        await expect(readAll(flipped), `byte ${i - body} of the body, bit ${bit}`).rejects.toThrow(/body checksum does not match its header/);
+      }
+    }
+  });
 });

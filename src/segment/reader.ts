@@ -44,6 +44,8 @@ export class SegmentReader {
    * The decompressed body, in chunks that end at entry boundaries (an entry split between two
    * decompressed chunks is carried into the next), for an EntryScanner. The checksum and length
    * are checked after the last chunk; when the whole file was handed over, before the first.
+   * A body that stops decompressing is still read to its end: when its checksum fails too,
+   * that is the damage reported (a flipped byte makes both happen).
    */
   async *wholeEntryChunks(): AsyncGenerator<Buffer> {
     const header = await this.header();
@@ -51,6 +53,7 @@ export class SegmentReader {
     const hash = createHash('sha256');
     let compressed = 0;
     const decompressor = createDecompressor(header.compression);
+    let decompressing = true;
     const self = this;
     async function* body(): AsyncGenerator<Buffer> {
       if (self.pending.length) yield self.pending;
@@ -65,14 +68,23 @@ export class SegmentReader {
         for await (const chunk of body()) {
           hash.update(chunk);
           compressed += chunk.length;
-          if (!decompressor.write(chunk)) await new Promise((r) => decompressor.once('drain', r));
+          if (decompressing && !decompressor.write(chunk)) {
+            await new Promise((r) => {
+              decompressor.once('drain', r);
+              decompressor.once('close', r);
+            });
+          }
         }
-        decompressor.end();
+        if (decompressing) decompressor.end();
       } catch (err) {
+        // Reading the store failed: the reader sees it as the decompressor's error.
         decompressor.destroy(err as Error);
+        throw err;
       }
     })();
+    feed.catch(() => {}); // awaited below
     let rest: Buffer = Buffer.alloc(0);
+    let broken: Error | undefined;
     try {
       for await (const decompressed of decompressor) {
         let data = decompressed as Buffer;
@@ -92,30 +104,41 @@ export class SegmentReader {
       }
     } catch (err) {
       if (err instanceof NotASegmentError || err instanceof CorruptSegmentError) throw err;
-      throw new CorruptSegmentError(`${this.what}: body cannot be decoded (${(err as Error).message})`);
+      broken = err as Error;
+      decompressing = false;
+      decompressor.destroy();
     }
     await feed;
-    if (rest.length) throw new CorruptSegmentError(`${this.what}: body ends inside an entry`);
     if (compressed !== header.bodyBytes) {
       throw new CorruptSegmentError(`${this.what}: body is ${compressed} bytes, header says ${header.bodyBytes} (truncated or padded)`);
     }
     if (!hash.digest().equals(header.bodySha256)) throw new CorruptSegmentError(`${this.what}: body checksum does not match its header`);
+    if (broken) throw new CorruptSegmentError(`${this.what}: body cannot be decoded (${broken.message})`);
+    if (rest.length) throw new CorruptSegmentError(`${this.what}: body ends inside an entry`);
   }
 
   /** Every entry as an object, streamed. */
   async *entries(): AsyncGenerator<SegmentEntry> {
     const scanner = new EntryScanner();
-    for await (const chunk of this.wholeEntryChunks()) {
-      scanner.reset(chunk);
-      while (scanner.next()) {
-        let entry: SegmentEntry;
-        try {
-          entry = scanner.entry();
-        } catch (err) {
-          throw new CorruptSegmentError(`${this.what}: body cannot be decoded (${(err as Error).message})`);
+    const chunks = this.wholeEntryChunks();
+    try {
+      for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
+        scanner.reset(next.value);
+        for (;;) {
+          let entry: SegmentEntry;
+          try {
+            if (!scanner.next()) break;
+            entry = scanner.entry();
+          } catch (err) {
+            // The rest is read first: a checksum that fails at the end is the damage to report.
+            while (!(await chunks.next()).done);
+            throw new CorruptSegmentError(`${this.what}: body cannot be decoded (${(err as Error).message})`);
+          }
+          yield entry;
         }
-        yield entry;
       }
+    } finally {
+      await chunks.return(undefined);
     }
   }
 
