@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { BaseManifest, BaseRef, BaseSchema, BaseTable } from '../src/base/format.js';
+import type { BaseManifest, BaseRef, BaseSchema } from '../src/base/format.js';
 import { UserError } from '../src/core/errors.js';
 import type { Logger } from '../src/core/log.js';
 import { quoteIdent, quoteQualified } from '../src/core/sql.js';
@@ -22,9 +22,9 @@ export interface TableRows {
   rows: number;
 }
 
-/** A base table and a relation with the same columns: the relation's tuples are rows of the base's COPY file. */
-function sameColumns(t: BaseTable, rel: RelationDef): boolean {
-  return t.columns.length === rel.columns.length && rel.columns.every((c, i) => c.name === t.columns[i]!.name && c.typeOid === t.columns[i]!.typeOid && c.typmod === t.columns[i]!.typmod);
+/** Columns with the names and types of a relation's, in its order (a base table's, or a replayed table's). */
+function sameColumns(columns: Pick<TargetColumn, 'name' | 'typeOid' | 'typmod'>[], rel: RelationDef): boolean {
+  return columns.length === rel.columns.length && rel.columns.every((c, i) => c.name === columns[i]!.name && c.typeOid === columns[i]!.typeOid && c.typmod === columns[i]!.typmod);
 }
 
 /** Staging rows are handed to COPY in pieces of about this size. */
@@ -92,7 +92,7 @@ export class Applier implements EffectSink {
       const entry = manifest.tables.find((m) => m.file === t.file);
       if (!entry) throw new UserError(`${store.description}/${base.prefix}manifest.json lists no file for ${quoteQualified(t.schema, t.name)}`, 'run pgtape verify');
       const effect = byOid.get(t.oid);
-      const merged = effect && sameColumns(t, effect.relation) ? effect : undefined;
+      const merged = effect && sameColumns(t.columns, effect.relation) ? effect : undefined;
       const started = Date.now();
       const rows = await loadBaseTable(this.client, store, base, t, entry.sha256, merged);
       const loaded = Date.now();
@@ -115,8 +115,7 @@ export class Applier implements EffectSink {
       return this.createTable(rel.oid, rel.schema, rel.name, columns, columns.map((c) => `${quoteIdent(c.name)} ${c.type}`), keys, rel.replicaIdentity);
     }
     await this.moveTable(t, rel.schema, rel.name);
-    const same = t.columns.length === rel.columns.length && rel.columns.every((c, i) => c.name === t.columns[i]!.name && c.typeOid === t.columns[i]!.typeOid && c.typmod === t.columns[i]!.typmod);
-    if (!same) await this.reshape(t, rel);
+    if (!sameColumns(t.columns, rel)) await this.reshape(t, rel);
     return t;
   }
 
