@@ -169,23 +169,29 @@ export class TableEffect {
     this.rowBuf[e] = -1;
   }
 
-  /** Whether the last entry() call added its entry. */
+  /** Whether the last keyEntry() call added its entry. */
   private fresh = false;
 
   /** The entry of a row's key, added when missing. */
   private entry(row: TupleView): number {
     this.locateKey(row);
+    return this.keyEntry();
+  }
+
+  /**
+   * The entry of the key locateKey() or place() found, added (with no row, no copies) when
+   * missing; bytes made for a key already known are given back.
+   */
+  private keyEntry(): number {
     const before = this.keys.size;
     const e = this.keys.findOrAdd(this.keyId, this.keyBytes, this.keyS, this.keyE);
-    if (this.keys.size > before) {
+    this.fresh = this.keys.size > before;
+    if (this.fresh) {
       if (e >= this.state.length) this.grow(this.keys.capacity);
       this.state[e] = 0;
       this.rowBuf[e] = -1;
-      this.fresh = true;
-    } else {
-      if (this.keyMade) this.buffers.shrinkLast(this.keyE - this.keyS);
-      this.fresh = false;
-    }
+      this.delta[e] = 0;
+    } else if (this.keyMade) this.buffers.shrinkLast(this.keyE - this.keyS);
     return e;
   }
 
@@ -254,13 +260,7 @@ export class TableEffect {
       text.tuple(row, this.fields.split(prior.buf, 0, prior.pos));
     } else text.tuple(row);
     this.place(text, true);
-    const before = this.keys.size;
-    const e = this.keys.findOrAdd(this.keyId, this.keyBytes, this.keyS, this.keyE);
-    if (this.keys.size > before) {
-      if (e >= this.state.length) this.grow(this.keys.capacity);
-      this.state[e] = 0;
-      this.delta[e] = 0;
-    } else this.buffers.shrinkLast(this.keyE - this.keyS);
+    const e = this.keyEntry();
     this.delta[e] = this.delta[e]! + delta;
   }
 
