@@ -30,7 +30,6 @@ interface Spooled {
   pendingBytes: number;
   /** Each subtransaction, in the order its first message came, and where that message starts. */
   subxacts: { xid: number; offset: number }[];
-  messages: number;
 }
 
 /**
@@ -48,13 +47,6 @@ export class StreamedTransactions {
 
   constructor(private readonly dir: string) {}
 
-  /** Transactions open, and their messages: the open transaction's size for the metrics. */
-  get messages(): number {
-    let n = 0;
-    for (const t of this.open.values()) n += t.messages;
-    return n;
-  }
-
   /** A Stream Start that says it is the transaction's first: anything kept of it from before is stale. */
   async begin(xid: number): Promise<void> {
     await this.drop(xid);
@@ -65,7 +57,7 @@ export class StreamedTransactions {
     let t = this.open.get(xid);
     if (!t) {
       const path = join(this.dir, `streamed-${xid}`);
-      t = { path, file: await open(path, 'w+'), written: 0, pending: Buffer.allocUnsafe(WRITE_BYTES), pendingBytes: 0, subxacts: [], messages: 0 };
+      t = { path, file: await open(path, 'w+'), written: 0, pending: Buffer.allocUnsafe(WRITE_BYTES), pendingBytes: 0, subxacts: [] };
       this.open.set(xid, t);
     }
     const offset = t.written + t.pendingBytes;
@@ -85,7 +77,6 @@ export class StreamedTransactions {
     o = p.writeUInt32BE(relation, o);
     p.set(bytes, o);
     t.pendingBytes += size;
-    t.messages++;
   }
 
   /** Stream Abort: the whole transaction, or a subtransaction and what came after it. */
