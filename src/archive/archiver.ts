@@ -3,7 +3,7 @@ import { UserError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { quoteIdent } from '../core/sql.js';
-import type { PgoutputMessage, StreamCommit } from '../pgoutput/messages.js';
+import type { Delete, Insert, PgoutputMessage, StreamCommit, Update } from '../pgoutput/messages.js';
 import { PgoutputParser } from '../pgoutput/parser.js';
 import { PgoutputPlugin } from '../pgoutput/plugin.js';
 import { DELETE, INSERT, UPDATE } from '../segment/entry-scanner.js';
@@ -92,6 +92,13 @@ export function fatalConnectionError(err: Error): boolean {
   return ['42704', '28P01', '28000', '3D000', '42501', '55000', '42P01'].includes(code) || code.startsWith('28');
 }
 const TICK_MS = 250;
+
+/** A row change as the segment stores it. */
+function rowChange(msg: Insert | Update | Delete): Extract<SegmentEntry, { kind: 'insert' | 'update' | 'delete' }> {
+  if (msg.tag === 'insert') return { kind: 'insert', relation: msg.relation, new: msg.new };
+  if (msg.tag === 'update') return { kind: 'update', relation: msg.relation, key: msg.key, old: msg.old, new: msg.new };
+  return { kind: 'delete', relation: msg.relation, key: msg.key, old: msg.old };
+}
 
 /**
  * The record path (DESIGN §3): walsender → decoder → transaction assembly → segment writer →
@@ -447,11 +454,9 @@ export class Archiver implements Readiness {
         await this.openWriter().change({ kind: 'message', prefix: msg.prefix, content: msg.content, lsn: msg.lsn, transactional: true });
         return;
       case 'insert':
-        return this.storeChange({ kind: 'insert', relation: msg.relation, new: msg.new });
       case 'update':
-        return this.storeChange({ kind: 'update', relation: msg.relation, key: msg.key, old: msg.old, new: msg.new });
       case 'delete':
-        return this.storeChange({ kind: 'delete', relation: msg.relation, key: msg.key, old: msg.old });
+        return this.storeChange(rowChange(msg));
       case 'truncate':
         if (!this.skipping) await this.openWriter().change({ kind: 'truncate', relations: msg.relations, flags: msg.flags });
         return;
@@ -480,12 +485,9 @@ export class Archiver implements Readiness {
   private async spoolStreamed(subxid: number, raw: Buffer): Promise<void> {
     const kind = raw[0];
     if (kind !== 0x49 && kind !== 0x55 && kind !== 0x44) return this.streamed.append(this.streamXid, subxid, RAW, 0, raw);
-    const m = this.streamParser.parseStreamed(raw);
-    if (m.tag === 'insert') return this.streamed.append(this.streamXid, subxid, INSERT, m.relation, encodeEntry({ kind: 'insert', relation: m.relation, new: m.new }));
-    if (m.tag === 'update') {
-      return this.streamed.append(this.streamXid, subxid, UPDATE, m.relation, encodeEntry({ kind: 'update', relation: m.relation, key: m.key, old: m.old, new: m.new }));
-    }
-    if (m.tag === 'delete') return this.streamed.append(this.streamXid, subxid, DELETE, m.relation, encodeEntry({ kind: 'delete', relation: m.relation, key: m.key, old: m.old }));
+    const m = this.streamParser.parseStreamed(raw) as Insert | Update | Delete;
+    const type = m.tag === 'insert' ? INSERT : m.tag === 'update' ? UPDATE : DELETE;
+    return this.streamed.append(this.streamXid, subxid, type, m.relation, encodeEntry(rowChange(m)));
   }
 
   /** /readyz: streaming, and the store taking writes. */
