@@ -18,6 +18,21 @@ const TWO_POW_32 = 2 ** 32;
 export class MalformedEntryError extends Error {}
 
 /**
+ * The bytes the entry at `pos` takes, its length varint included; -1 when the buffer ends
+ * inside that varint.
+ */
+function entryExtent(buf: Buffer, pos: number): number {
+  let length = 0;
+  for (let i = pos, shift = 0; i < buf.length; i++, shift += 7) {
+    if (shift > 28) throw new MalformedEntryError('an entry length does not fit 32 bits');
+    const b = buf[i]!;
+    length += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) return i + 1 - pos + length;
+  }
+  return -1;
+}
+
+/**
  * Walks the length-delimited entries of a decompressed segment body without making an object per
  * entry. Replay folds a million changes a second; an object (and a Buffer per column value) for
  * each of them cost more than applying them. A change is read as positions in the body: the
@@ -57,13 +72,10 @@ export class EntryScanner {
   /** Moves to the next whole entry; false when none is left whole in the buffer. */
   next(): boolean {
     const buf = this.buf;
+    const extent = entryExtent(buf, this.rest);
+    if (extent < 0 || this.rest + extent > buf.length) return false;
     this.pos = this.rest;
-    if (this.pos >= buf.length) return false;
-    const length = this.varintIfWhole();
-    if (length < 0 || this.pos + length > buf.length) {
-      this.pos = this.rest;
-      return false;
-    }
+    const length = this.varint();
     this.entryStart = this.pos;
     this.entryEnd = this.pos + length;
     this.rest = this.entryEnd;
@@ -85,31 +97,16 @@ export class EntryScanner {
 
   /** The bytes the first entry of `buf` takes with its length, or -1 when its length is cut off. */
   static extent(buf: Buffer): number {
-    let length = 0;
-    for (let i = 0, shift = 0; i < buf.length && shift <= 28; i++, shift += 7) {
-      const b = buf[i]!;
-      length += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return i + 1 + length;
-    }
-    if (buf.length >= 5) throw new MalformedEntryError('an entry length does not fit 32 bits');
-    return -1;
+    return entryExtent(buf, 0);
   }
 
   /** Where the last whole entry of `buf` ends (only lengths are read: the cheap way to cut a chunk). */
   static wholeEntries(buf: Buffer): number {
     let pos = 0;
     for (;;) {
-      let length = 0;
-      let i = pos;
-      for (let shift = 0; ; shift += 7) {
-        if (i >= buf.length) return pos;
-        if (shift > 28) throw new MalformedEntryError('an entry length does not fit 32 bits');
-        const b = buf[i++]!;
-        length += (b & 0x7f) * 2 ** shift;
-        if (b < 0x80) break;
-      }
-      if (i + length > buf.length) return pos;
-      pos = i + length;
+      const extent = entryExtent(buf, pos);
+      if (extent < 0 || pos + extent > buf.length) return pos;
+      pos += extent;
     }
   }
 
@@ -210,19 +207,6 @@ export class EntryScanner {
       b = buf[this.pos++]!;
     }
     return value >>> 0;
-  }
-
-  /** The varint of an entry's length, or -1 when the buffer ends inside it. */
-  private varintIfWhole(): number {
-    const buf = this.buf;
-    let value = 0;
-    for (let i = 0; i < 5; i++) {
-      if (this.pos >= buf.length) return -1;
-      const b = buf[this.pos++]!;
-      value += (b & 0x7f) * 2 ** (7 * i);
-      if (b < 0x80) return value;
-    }
-    throw new MalformedEntryError('an entry length does not fit 32 bits');
   }
 
   private varint64(signed: boolean): bigint {
