@@ -38,7 +38,7 @@ export class ReplayProgress {
 
   update(changes: number): void {
     if (this.bar) {
-      this.bar.update(Math.max(0, this.segments - 1), { changes: changes });
+      this.bar.update(Math.max(0, this.segments - 1), { changes });
     } else if (Date.now() - this.lastLog > LOG_EVERY_MS) {
       this.lastLog = Date.now();
       this.log.info({ changes, segmentsLeft: this.totalSegments - this.segments }, 'replay progress');
@@ -47,7 +47,7 @@ export class ReplayProgress {
 
   stop(changes: number): void {
     if (!this.bar) return;
-    this.bar.update(this.totalSegments, { changes: changes });
+    this.bar.update(this.totalSegments, { changes });
     this.bar.stop();
   }
 }

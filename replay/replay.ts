@@ -49,11 +49,11 @@ export async function prepareReplay(options: ReplayOptions): Promise<ReplayPlan>
  * The replay path (DESIGN §5): the newest base at or before the target, then the segments after
  * it up to the target, folded into net effects and applied in bulk — all in one transaction of
  * the given connection, so a failure (a damaged segment found at its end, say) leaves nothing.
+ * `plan` comes from prepareReplay, which every output runs before touching a database.
  */
-export async function replay(client: pg.Client, options: ReplayOptions, planned?: ReplayPlan): Promise<ReplayReport> {
+export async function replay(client: pg.Client, options: ReplayOptions, plan: ReplayPlan): Promise<ReplayReport> {
   const started = Date.now();
   const { store, log } = options;
-  const plan = planned ?? (await prepareReplay(options));
   log.info(
     { target: describeTarget(options.target), base: formatLsn(plan.base.lsn), segments: plan.segments.length, ...(plan.upTo !== undefined ? { upTo: formatLsn(plan.upTo) } : {}) },
     'replaying',
