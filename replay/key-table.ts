@@ -13,8 +13,8 @@ export class RetainedBuffers {
   private arena: Buffer | undefined;
   private arenaId = -1;
   private arenaPos = 0;
-  /** Where the last `alloc` put its bytes. */
-  allocated: { id: number; buf: Buffer; offset: number } = { id: -1, buf: Buffer.alloc(0), offset: 0 };
+  /** What alloc() returns: one object, reused (an allocation per key would be garbage per change). */
+  private readonly allocated: { id: number; buf: Buffer; offset: number } = { id: -1, buf: Buffer.alloc(0), offset: 0 };
 
   /** The number a buffer is known by (the same buffer twice in a row costs nothing). */
   id(buf: Buffer): number {
@@ -26,7 +26,7 @@ export class RetainedBuffers {
     return this.lastId;
   }
 
-  /** Room for n bytes made while folding; see `allocated`. */
+  /** Room for n bytes made while folding: where they go, valid until the next call. */
   alloc(n: number): { id: number; buf: Buffer; offset: number } {
     if (!this.arena || this.arenaPos + n > this.arena.length) {
       this.arena = Buffer.allocUnsafe(Math.max(64 << 10, n));
