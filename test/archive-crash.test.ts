@@ -29,6 +29,8 @@ describe('pgtape archive killed at random moments', () => {
       (async () => {
         const r = seededRandom(TEST_SEED + s + 1);
         while (running) {
+          // Two sessions can lock the same two rows in opposite orders: Postgres then aborts one
+          // transaction as a deadlock, and it is simply not committed.
           const xid = await transaction(
             session,
             async (q) => {
@@ -41,7 +43,10 @@ describe('pgtape archive killed at random moments', () => {
               if (r() < 0.2) await q.query(`delete from accounts where id = $1`, [Math.floor(r() * 300)]);
             },
             r() < 0.1,
-          );
+          ).catch((err: { code?: string }) => {
+            if (err.code === '40P01') return undefined;
+            throw err;
+          });
           if (xid !== undefined) committed.push(xid);
         }
       })(),
