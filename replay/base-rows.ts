@@ -25,18 +25,16 @@ export function parseCopyLine(line: string): (string | null)[] {
 }
 
 /**
- * The rows of one base table, read straight from its COPY file (no database needed), in the
- * order of `table.columns`. The file's checksum is not checked here: `pgtape verify` does.
+ * The lines of one base table's COPY file, read straight from the store (no database needed),
+ * fields in the order of `table.columns`. The file's checksum is not checked here: `pgtape verify` does.
  */
-export async function* readBaseRows(store: Store, base: BaseRef, table: BaseTable, wanted?: (line: string) => boolean): AsyncGenerator<(string | null)[]> {
+export async function* readBaseLines(store: Store, base: BaseRef, table: BaseTable): AsyncGenerator<string> {
   const text = new PassThrough();
   const feeding = pipeline(store.read(base.prefix + table.file), createDecompressor('br'), text);
   feeding.catch((err) => text.destroy(err as Error));
   for await (const line of createInterface({ input: text, crlfDelay: Infinity })) {
     if (line === '\\.') break;
-    // Lines the caller does not want are not parsed: a small diff against a large base reads it all.
-    if (wanted && !wanted(line)) continue;
-    yield parseCopyLine(line);
+    yield line;
   }
   await feeding;
 }

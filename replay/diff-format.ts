@@ -15,16 +15,7 @@ export interface TableSummary {
 const name = (s: Pick<TableShape, 'schema' | 'name'>) => `${s.schema}.${s.name}`;
 
 export function summarize(t: TableDiff): TableSummary {
-  const s: TableSummary = { table: name(t.after), added: 0, deleted: 0, modified: 0, cellsModified: 0 };
-  for (const r of t.rows()) {
-    if (r.change === 'added') s.added += r.copies ?? 1;
-    else if (r.change === 'deleted') s.deleted += r.copies ?? 1;
-    else {
-      s.modified++;
-      s.cellsModified += r.cells!.length;
-    }
-  }
-  return s;
+  return { table: name(t.after), ...t.counts };
 }
 
 /** What changed in a table's shape between the two points, in words. */
@@ -134,18 +125,15 @@ function* patch(t: TableDiff): Generator<string> {
       .join(' and ');
 
   yield* reshape(t);
-  for (const r of t.rows()) {
-    if (r.change !== 'deleted') continue;
+  for (const r of t.rows('deleted')) {
     if (r.key) yield `delete from ${target} where ${keyMatch(r.key)};`;
     else yield `delete from ${target} where ctid in (select ctid from ${target} where ${rowMatch(r.before!)} limit ${r.copies ?? 1});`;
   }
-  for (const r of t.rows()) {
-    if (r.change !== 'modified') continue;
+  for (const r of t.rows('modified')) {
     const set = r.cells!.map((c) => `${quoteIdent(c)} = ${lit(c, r.after![c])}`);
     yield `update ${target} set ${set.join(', ')} where ${keyMatch(r.key!)};`;
   }
-  for (const r of t.rows()) {
-    if (r.change !== 'added') continue;
+  for (const r of t.rows('added')) {
     const columns = Object.keys(r.after!);
     const values = columns.map((c) => lit(c, r.after![c])).join(', ');
     const into = `insert into ${target} (${columns.map(quoteIdent).join(', ')})`;

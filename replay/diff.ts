@@ -1,46 +1,22 @@
-import { readBase, type BaseRef, type BaseSchema } from '../src/base/format.js';
+import { rm } from 'node:fs/promises';
+import { readBase, type BaseRef, type BaseSchema, type BaseTable } from '../src/base/format.js';
 import { UserError } from '../src/core/errors.js';
-import type { RowValues } from '../src/audit/row-text.js';
 import type { Logger } from '../src/core/log.js';
 import { formatLsn } from '../src/core/lsn.js';
+import { createSpoolDir } from '../src/core/spool-dir.js';
 import type { RelationDef } from '../src/segment/format.js';
 import { readLog, type LogEntry } from '../src/store/change-log.js';
 import type { Store } from '../src/store/store.js';
-import { copyFieldValue, readBaseRows } from './base-rows.js';
-import { headerOf, indexArchive, inRange, resolveRange, type ArchiveIndex, type IndexedSegment } from './resolve.js';
+import { copyFieldValue, parseCopyLine, readBaseLines } from './base-rows.js';
+import { ColumnLists, opsOf, type Matching } from './diff-ops.js';
+import { image, joinParts, keyNames, keyText, type RowDiff, type Value } from './diff-rows.js';
+import { TableDiffer, WholeTableNeeded, type Change, type TableCounts } from './diff-table.js';
+import { headerOf, indexArchive, inRange, resolveRange, type ArchiveIndex, type IndexedSegment, type LogRange } from './resolve.js';
 import { describeTarget, type Target } from './target.js';
-import type { Tuple } from '../src/pgoutput/messages.js';
-import { decodeTuple, UNCHANGED } from './values.js';
-
-/**
- * A value as diff keeps it: text (decoded once; a Buffer view would keep the whole decompressed
- * chunk it points into alive), NULL, or an unchanged TOAST value.
- */
-type Value = string | null | typeof UNCHANGED;
-
-const toValues = (t: Tuple): Value[] => decodeTuple(t, (b) => b.toString('utf8'), (b) => `\\x${b.toString('hex')}`);
-
-function carry(next: Value[], previous: Value[]): Value[] {
-  return next.map((v, i) => (v === UNCHANGED ? (previous[i] ?? UNCHANGED) : v));
-}
-
-// Text never holds NUL: it separates the parts of a key, and marks NULL and unchanged apart from any text.
-const part = (v: Value) => (v === null ? '\u0000n' : v === UNCHANGED ? '\u0000u' : v);
-const rowImage = (values: Value[]) => values.map(part).join('\u0000|');
 
 export type { RowValues } from '../src/audit/row-text.js';
-
-export interface RowDiff {
-  change: 'added' | 'deleted' | 'modified';
-  /** The replica identity's key; absent for tables matched on the whole row. */
-  key?: RowValues;
-  before?: RowValues;
-  after?: RowValues;
-  /** Modified rows: the columns whose value changed. */
-  cells?: string[];
-  /** Tables matched on the whole row: how many equal rows were added or deleted. */
-  copies?: number;
-}
+export type { RowDiff } from './diff-rows.js';
+export type { TableCounts } from './diff-table.js';
 
 export interface ColumnShape {
   name: string;
@@ -64,11 +40,12 @@ export interface TableDiff {
   after: TableShape;
   before: TableShape | null;
   truncated: boolean;
+  counts: TableCounts;
   /**
-   * The rows that differ, made as they are read (a million RowDiff objects at once would be most
-   * of diff's memory); each call iterates them anew.
+   * The rows that differ (of one kind, or all), made or read back as they are iterated: a
+   * million RowDiff objects at once would be most of diff's memory. Each call iterates anew.
    */
-  rows: () => Iterable<RowDiff>;
+  rows: (change?: Change) => Iterable<RowDiff>;
 }
 
 export interface DiffResult {
@@ -80,228 +57,156 @@ export interface DiffResult {
   /** Where the rows as they were at --from came from: the change log alone, or a base too. */
   sources: string[];
   tables: TableDiff[];
+  /** Removes what the diff spilled to disk; the rows cannot be read after. */
+  close: () => Promise<void>;
 }
 
-interface Row {
-  values: Value[];
-  columns: string[];
+export interface DiffOptions {
+  store: Store;
+  from: Target;
+  to: Target;
+  tables?: Set<string>;
+  /** Memory the comparison may take; a table whose difference needs more is spilled to disk in parts. */
+  memoryBytes?: number;
+  log: Logger;
 }
 
-interface KeyState {
-  existedBefore: boolean;
-  row: Row | null;
-  /** A key-changing update whose unchanged TOAST values come from the old key's row at --from. */
-  carryFrom?: string;
-}
-
-/** The net effect of a range on one table. */
-interface TableFold {
-  def: RelationDef;
-  keyed: boolean;
-  truncated: boolean;
-  keys: Map<string, KeyState>;
-  counts: Map<string, { row: Row; delta: number }>;
-}
-
-// Column lists are made once per relation definition and compared by identity: a million rows
-// must not mean a million small arrays and maps.
-const namesCache = new WeakMap<RelationDef, { columns: string[]; keys: string[] }>();
-function names(def: RelationDef): { columns: string[]; keys: string[] } {
-  let n = namesCache.get(def);
-  if (!n) {
-    n = { columns: def.columns.map((c) => c.name), keys: def.replicaIdentity === 'f' ? [] : def.columns.filter((c) => c.key).map((c) => c.name) };
-    namesCache.set(def, n);
-  }
-  return n;
-}
-const columnNames = (def: RelationDef) => names(def).columns;
-const keyNames = (def: RelationDef) => names(def).keys;
-
-const mappings = new WeakMap<string[], Map<string[], number[]>>();
-/** Where each of `to`'s columns is in `from` (-1: not there). */
-function mapping(from: string[], to: string[]): number[] {
-  let byTarget = mappings.get(from);
-  if (!byTarget) mappings.set(from, (byTarget = new Map()));
-  let m = byTarget.get(to);
-  if (!m) byTarget.set(to, (m = to.map((c) => from.indexOf(c))));
-  return m;
-}
-
-/** A row's values in another column order (by name; missing columns are NULL). */
-function align(row: Row, columns: string[]): Value[] {
-  if (row.columns === columns) return row.values;
-  return mapping(row.columns, columns).map((i) => (i < 0 ? null : row.values[i]!));
-}
-
-const sortedCache = new WeakMap<string[], string[]>();
-/** The row's values by column name order: equal rows of differently ordered shapes compare equal. */
-function image(row: Row): string {
-  let sorted = sortedCache.get(row.columns);
-  if (!sorted) sortedCache.set(row.columns, (sorted = [...row.columns].sort()));
-  return rowImage(align(row, sorted));
-}
-
-function keyText(row: Row, keys: string[]): string {
-  const values = align(row, keys);
-  return values.length === 1 ? part(values[0]!) : values.map(part).join('\u0000|');
-}
-
-const withCarry = (next: Row, previous: Row | null | undefined): Row =>
-  previous && next.values.includes(UNCHANGED) ? { values: carry(next.values, align(previous, next.columns)), columns: next.columns } : next;
-
-/** Rows of the needed tables and keys as they were at a point: the base's, then the log's changes. */
-class StateAt {
-  readonly keyed = new Map<number, Map<string, Row>>();
-  readonly counts = new Map<number, Map<string, { row: Row; count: number }>>();
-
-  constructor(
-    private readonly needed: Map<number, Set<string> | 'all'>,
-    private readonly keyOf: (oid: number) => string[],
-  ) {}
-
-  private wants(oid: number, key: string): boolean {
-    const n = this.needed.get(oid);
-    return n === 'all' || (n !== undefined && n.has(key));
-  }
-
-  add(oid: number, row: Row): void {
-    const keys = this.keyOf(oid);
-    if (keys.length) {
-      const k = keyText(row, keys);
-      if (this.wants(oid, k)) (this.keyed.get(oid) ?? this.keyed.set(oid, new Map()).get(oid)!).set(k, row);
-      return;
-    }
-    if (this.needed.get(oid) !== 'all') return;
-    const m = this.counts.get(oid) ?? this.counts.set(oid, new Map()).get(oid)!;
-    const im = image(row);
-    const c = m.get(im);
-    if (c) c.count++;
-    else m.set(im, { row, count: 1 });
-  }
-
-  remove(oid: number, row: Row): void {
-    const keys = this.keyOf(oid);
-    if (keys.length) return void this.keyed.get(oid)?.delete(keyText(row, keys));
-    const m = this.counts.get(oid);
-    const im = image(row);
-    const c = m?.get(im);
-    if (c && --c.count === 0) m!.delete(im);
-  }
-
-  /**
-   * Whether a base row is wanted, from its COPY line's key fields alone: the other rows of a
-   * large base are not parsed.
-   */
-  lineFilter(oid: number, columns: string[]): ((line: string) => boolean) | undefined {
-    const needed = this.needed.get(oid);
-    const keys = this.keyOf(oid);
-    if (!(needed instanceof Set) || !keys.length) return undefined;
-    const positions = keys.map((k) => columns.indexOf(k));
-    if (positions.some((p) => p < 0)) return undefined;
-    return (line) => {
-      const values = positions.map((p) => copyFieldValue(field(line, p)));
-      return needed.has(values.length === 1 ? part(values[0]!) : values.map(part).join('\u0000|'));
-    };
-  }
-
-  get(oid: number, row: Row): Row | undefined {
-    return this.keyed.get(oid)?.get(keyText(row, this.keyOf(oid)));
-  }
-
-  apply(e: LogEntry): void {
-    switch (e.kind) {
-      case 'insert':
-        if (this.needed.has(e.relation.oid)) this.add(e.relation.oid, { values: toValues(e.new), columns: columnNames(e.relation) });
-        break;
-      case 'update': {
-        const oid = e.relation.oid;
-        if (!this.needed.has(oid)) break;
-        const columns = columnNames(e.relation);
-        const next: Row = { values: toValues(e.new), columns };
-        const identity: Row = e.old || e.key ? { values: toValues((e.old ?? e.key)!), columns } : next;
-        const previous = this.keyOf(oid).length ? this.get(oid, identity) : e.old ? identity : undefined;
-        this.remove(oid, previous ?? identity);
-        this.add(oid, withCarry(next, previous));
-        break;
-      }
-      case 'delete':
-        if (this.needed.has(e.relation.oid)) this.remove(e.relation.oid, { values: toValues((e.old ?? e.key)!), columns: columnNames(e.relation) });
-        break;
-      case 'truncate':
-        for (const r of e.relations) {
-          this.keyed.delete(r.oid);
-          this.counts.delete(r.oid);
-        }
-        break;
-      default:
-        break;
-    }
-  }
-}
+/**
+ * What a table's fold takes in memory, from its segments' headers: per change (a key, a row of
+ * strings, its row at --from) and per byte of the changes as the log holds them.
+ */
+const BYTES_PER_CHANGE = 600;
+const BYTES_PER_LOG_BYTE = 3;
 
 /**
  * The net difference between two points, row by row (issue 5). The range's changes are folded
  * per key; the rows as they were at --from are needed only for keys the range updated or deleted
  * (and whole tables it truncated): they come from the log since the base and, for rows untouched
- * since, straight from the base's COPY files. No database is involved.
+ * since, straight from the base's COPY files. No database is involved. A table whose difference
+ * would take more than its share of `memoryBytes` is split by key hash into parts spilled to
+ * disk and compared one part at a time.
  */
-export async function diffPoints(options: { store: Store; from: Target; to: Target; tables?: Set<string>; log: Logger }): Promise<DiffResult> {
+export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
   const { store, log } = options;
   const index = await indexArchive(store, { requireBase: false });
   const range = await resolveRange(index, options.from, options.to);
-  const wanted = (def: RelationDef) => !options.tables || options.tables.has(`${def.schema}.${def.name}`);
-
-  // 1. Fold the range.
-  const folds = new Map<number, TableFold>();
-  for await (const e of entriesIn(store, range.segments, (lsn) => inRange(range, lsn))) foldEntry(folds, e);
-  for (const [oid, f] of folds) if (!wanted(f.def)) folds.delete(oid);
-
-  // 2. What must be known of the state at --from.
-  const needed = new Map<number, Set<string> | 'all'>();
-  for (const [oid, f] of folds) {
-    if (f.truncated) needed.set(oid, 'all');
-    else if (f.keyed) {
-      const keys = new Set<string>();
-      for (const [k, s] of f.keys) {
-        if (s.existedBefore) keys.add(k);
-        if (s.carryFrom) keys.add(s.carryFrom);
-      }
-      if (keys.size) needed.set(oid, keys);
-    }
-  }
   const base = range.after === undefined ? undefined : index.bases.filter((b) => b.lsn <= range.after! + 1n).at(-1);
   const baseSchema = base ? (await readBase(store, base)).schema : undefined;
-  const sources = ['change log'];
-  const before = new StateAt(needed, (oid) => keyNames(folds.get(oid)!.def));
-  if (needed.size) {
-    if (!base || !baseSchema) {
+  const partCounts = sizeParts(range, options.memoryBytes ?? 512 << 20);
+  const dir = await createSpoolDir();
+  const close = () => rm(dir, { recursive: true, force: true });
+  try {
+    // A table found to need diffing whole (rare: see WholeTableNeeded) restarts the passes.
+    const whole = new Set<number>();
+    for (;;) {
+      try {
+        return await diffOnce({ ...options, index, range, base, baseSchema, dir, close, parts: (oid) => (whole.has(oid) ? 1 : (partCounts.get(oid)?.parts ?? 1)), expected: (oid) => partCounts.get(oid)?.changes ?? 0 });
+      } catch (err) {
+        if (!(err instanceof WholeTableNeeded) || whole.has(err.oid)) throw err;
+        log.info({ table: err.oid }, 'diff compares a table whole: a key change takes values from the old key');
+        whole.add(err.oid);
+      }
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** Changes per table in the range and how many parts its fold is split into. */
+function sizeParts(range: LogRange, memoryBytes: number): Map<number, { changes: number; parts: number }> {
+  const bytes = new Map<number, { changes: number; bytes: number }>();
+  for (const s of range.segments) {
+    const h = headerOf(s);
+    for (const t of h.tables) {
+      const changes = t.inserts + t.updates + t.deletes;
+      const e = bytes.get(t.oid) ?? { changes: 0, bytes: 0 };
+      e.changes += changes;
+      e.bytes += changes * BYTES_PER_CHANGE + (h.changes ? (h.rawBodyBytes * changes) / h.changes : 0) * BYTES_PER_LOG_BYTE;
+      bytes.set(t.oid, e);
+    }
+  }
+  // A quarter of the memory for the part being compared: the heap grows to about twice what it
+  // holds before it collects, and the rest is the process, the segment being read and buffers.
+  const share = Math.max(1, memoryBytes / 4);
+  return new Map([...bytes].map(([oid, e]) => [oid, { changes: e.changes, parts: Math.min(4096, Math.ceil(e.bytes / share)) || 1 }]));
+}
+
+interface Pass extends DiffOptions {
+  index: ArchiveIndex;
+  range: LogRange;
+  base: BaseRef | undefined;
+  baseSchema: BaseSchema | undefined;
+  dir: string;
+  close: () => Promise<void>;
+  parts: (oid: number) => number;
+  expected: (oid: number) => number;
+}
+
+async function diffOnce(p: Pass): Promise<DiffResult> {
+  const { store, index, range, base, baseSchema, log } = p;
+  const wanted = (def: RelationDef) => !p.tables || p.tables.has(`${def.schema}.${def.name}`);
+  const lists = new ColumnLists();
+  const tables = new Map<number, TableDiffer>();
+  try {
+    // 1. Fold the range (or spill it, by key, to the parts of large tables).
+    const table = (def: RelationDef): TableDiffer => {
+      let t = tables.get(def.oid);
+      if (!t) tables.set(def.oid, (t = new TableDiffer(def, p.parts(def.oid), p.expected(def.oid), p.dir, lists)));
+      // Keys hashed with other key columns would not meet in one part.
+      if (t.def !== def && t.spilled && keyNames(def).join('\u0000') !== keyNames(t.def).join('\u0000')) throw new WholeTableNeeded(def.oid);
+      t.def = def;
+      return t;
+    };
+    const matching = (def: RelationDef): Matching => ({ keyed: table(def).keyed });
+    for await (const e of entriesIn(store, range.segments, (lsn) => inRange(range, lsn))) {
+      if (e.kind === 'truncate') {
+        for (const r of e.relations) if (wanted(r)) table(r).range({ kind: 'truncate', oid: r.oid });
+      } else if ('relation' in e && wanted(e.relation)) for (const op of opsOf(e, matching)) tables.get(op.oid)!.range(op);
+    }
+
+    // 2. The rows at --from the comparison needs: the base's, then the log's changes up to --from.
+    const needing = new Map([...tables].filter(([, t]) => t.needsBefore()));
+    const sources = ['change log'];
+    if (needing.size && base && baseSchema) {
+      sources.push(`base ${formatLsn(base.lsn)}`);
+      await loadBefore(p, base, baseSchema, needing);
+      log.info({ base: formatLsn(base.lsn), tables: needing.size, spilled: [...tables.values()].filter((t) => t.spilled).length }, 'diff read the rows at --from from the base and the log since');
+    } else log.info('diff from the change log alone');
+
+    // 3. Compare.
+    const missingBase = (): never => {
       throw new UserError(
-        `the rows as they were at --from ${describeTarget(options.from)} are needed (the range updates or deletes them) but no base is at or before it`,
+        `the rows as they were at --from ${describeTarget(p.from)} are needed (the range updates or deletes them) but no base is at or before it`,
         'choose a --from at or after the first base (pgtape log shows the range)',
       );
+    };
+    const out: TableDiff[] = [];
+    for (const [oid, t] of tables) {
+      t.finish(base !== undefined, missingBase);
+      const after = shapeOf(t.def);
+      const before = await shapeAt(store, index, base, baseSchema, range.after, oid);
+      const c = t.counts;
+      if (c.added + c.deleted + c.modified > 0 || t.truncated || !sameShape(before, after)) {
+        out.push({ oid, after, before, truncated: t.truncated, counts: t.counts, rows: (change) => t.rows(change) });
+      }
     }
-    sources.push(`base ${formatLsn(base.lsn)}`);
-    await loadState(store, index, base, baseSchema, range.after!, before, needed);
-    log.info({ base: formatLsn(base.lsn), tables: needed.size }, 'diff read the rows at --from from the base and the log since');
-  } else log.info('diff from the change log alone');
-
-  // 3. Compare.
-  const tables: TableDiff[] = [];
-  for (const [oid, f] of folds) {
-    const after = shapeOf(f.def);
-    const beforeShape = await shapeAt(store, index, base, baseSchema, range.after, oid);
-    const rows = () => (f.keyed ? compareKeyed(f, before, oid) : compareCounts(f, before, oid));
-    const any = !rows()[Symbol.iterator]().next().done;
-    if (any || f.truncated || !sameShape(beforeShape, after)) tables.push({ oid, after, before: beforeShape, truncated: f.truncated, rows });
+    return {
+      from: describeTarget(p.from),
+      to: describeTarget(p.to),
+      fromLsn: range.after === undefined ? null : formatLsn(range.after),
+      toLsn: range.upTo === undefined ? null : formatLsn(range.upTo),
+      sources,
+      tables: out,
+      close: async () => {
+        for (const t of tables.values()) t.close();
+        await p.close();
+      },
+    };
+  } catch (err) {
+    for (const t of tables.values()) t.close();
+    throw err;
   }
-  return {
-    from: describeTarget(options.from),
-    to: describeTarget(options.to),
-    fromLsn: range.after === undefined ? null : formatLsn(range.after),
-    toLsn: range.upTo === undefined ? null : formatLsn(range.upTo),
-    sources,
-    tables,
-  };
 }
 
 /** Change entries of the given segments whose transaction's commit LSN passes `include`. */
@@ -313,86 +218,6 @@ async function* entriesIn(store: Store, segments: IndexedSegment[], include: (co
   }
 }
 
-function foldEntry(folds: Map<number, TableFold>, e: LogEntry): void {
-  const fold = (def: RelationDef): TableFold => {
-    let f = folds.get(def.oid);
-    if (!f) folds.set(def.oid, (f = { def, keyed: keyNames(def).length > 0, truncated: false, keys: new Map(), counts: new Map() }));
-    f.def = def;
-    return f;
-  };
-  const count = (f: TableFold, row: Row, delta: number) => {
-    const im = image(row);
-    const c = f.counts.get(im);
-    if (c) c.delta += delta;
-    else f.counts.set(im, { row, delta });
-  };
-  switch (e.kind) {
-    case 'insert': {
-      const f = fold(e.relation);
-      const row: Row = { values: toValues(e.new), columns: columnNames(e.relation) };
-      if (!f.keyed) return count(f, row, 1);
-      const k = keyText(row, keyNames(f.def));
-      const s = f.keys.get(k);
-      if (s) s.row = row;
-      else f.keys.set(k, { existedBefore: false, row });
-      return;
-    }
-    case 'update': {
-      const f = fold(e.relation);
-      const columns = columnNames(e.relation);
-      const next: Row = { values: toValues(e.new), columns };
-      if (!f.keyed) {
-        if (!e.old) throw new Error(`an update of ${e.relation.schema}.${e.relation.name}, which has no replica identity key, carries no old row`);
-        const old: Row = { values: toValues(e.old), columns };
-        count(f, old, -1);
-        count(f, withCarry(next, old), 1);
-        return;
-      }
-      const keys = keyNames(f.def);
-      const k = keyText(next, keys);
-      const oldKey = e.key ? keyText({ values: toValues(e.key), columns }, keys) : k;
-      if (oldKey === k) {
-        const s = f.keys.get(k);
-        if (s) s.row = withCarry(next, s.row);
-        else f.keys.set(k, { existedBefore: true, row: next });
-        return;
-      }
-      // The key changed: the old key's row is gone, the new key holds the row.
-      const was = f.keys.get(oldKey);
-      const previous = was?.row ?? null;
-      if (was && !was.existedBefore) f.keys.delete(oldKey);
-      else if (was) was.row = null;
-      else f.keys.set(oldKey, { existedBefore: true, row: null });
-      const s = f.keys.get(k) ?? { existedBefore: false, row: null };
-      s.row = withCarry(next, previous);
-      if (!previous && next.values.includes(UNCHANGED)) s.carryFrom = oldKey;
-      f.keys.set(k, s);
-      return;
-    }
-    case 'delete': {
-      const f = fold(e.relation);
-      const row: Row = { values: toValues((e.old ?? e.key)!), columns: columnNames(e.relation) };
-      if (!f.keyed) return count(f, row, -1);
-      const k = keyText(row, keyNames(f.def));
-      const s = f.keys.get(k);
-      if (s && !s.existedBefore && !f.truncated) f.keys.delete(k);
-      else if (s) s.row = null;
-      else f.keys.set(k, { existedBefore: true, row: null });
-      return;
-    }
-    case 'truncate':
-      for (const r of e.relations) {
-        const f = fold(r);
-        f.truncated = true;
-        f.keys.clear();
-        f.counts.clear();
-      }
-      return;
-    default:
-      return;
-  }
-}
-
 /** Field `n` (from 0) of a COPY text line, as it is written. */
 function field(line: string, n: number): string {
   let start = 0;
@@ -401,72 +226,36 @@ function field(line: string, n: number): string {
   return end < 0 ? line.slice(start) : line.slice(start, end);
 }
 
-/** The rows at --from of the needed tables: the base's, then the changes between the base and --from. */
-async function loadState(store: Store, index: ArchiveIndex, base: BaseRef, schema: BaseSchema, at: bigint, state: StateAt, needed: Map<number, unknown>): Promise<void> {
-  for (const t of schema.tables) {
-    if (!needed.has(t.oid)) continue;
-    const columns = t.columns.map((c) => c.name);
-    for await (const values of readBaseRows(store, base, t, state.lineFilter(t.oid, columns))) state.add(t.oid, { values, columns });
+/**
+ * The rows at --from of the tables that need them: the base's (a line whose key is not needed is
+ * skipped from its key fields, not parsed), then the changes between the base and --from.
+ */
+async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: Map<number, TableDiffer>): Promise<void> {
+  for (const bt of schema.tables) {
+    const t = needing.get(bt.oid);
+    if (t) await loadBaseTable(p.store, base, bt, t);
   }
   // Only segments that touched a needed table are read.
-  const segments = index.segments.filter((s) => s.endLsn > base.lsn && headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => needed.has(t.oid)));
-  for await (const e of entriesIn(store, segments, (lsn) => lsn >= base.lsn && lsn <= at)) state.apply(e);
-}
-
-function toText(values: Value[], columns: string[]): RowValues {
-  const out: RowValues = {};
-  columns.forEach((c, i) => {
-    const v = values[i];
-    out[c] = v === null || v === undefined || v === UNCHANGED ? null : v;
-  });
-  return out;
-}
-
-function compareRows(before: Row | undefined, after: Row | null | undefined, columns: string[], keys: string[]): RowDiff | undefined {
-  const key = (r: Row) => (keys.length ? { key: toText(align(r, keys), keys) } : {});
-  if (!before && !after) return undefined;
-  if (!before) return { change: 'added', ...key(after!), after: toText(align(after!, columns), columns) };
-  if (!after) return { change: 'deleted', ...key(before), before: toText(before.values, before.columns) };
-  const b = align(before, columns);
-  const a = align(after, columns);
-  const cells = columns.filter((_, i) => !same(b[i]!, a[i]!));
-  if (!cells.length) return undefined;
-  return { change: 'modified', ...key(after), before: toText(b, columns), after: toText(a, columns), cells };
-}
-
-const same = (x: Value, y: Value) => x === y;
-
-function* compareKeyed(f: TableFold, before: StateAt, oid: number): Generator<RowDiff> {
-  const columns = columnNames(f.def);
-  const keys = keyNames(f.def);
-  const atFrom = before.keyed.get(oid) ?? new Map<string, Row>();
-  for (const [k, s] of f.keys) {
-    const was = f.truncated || s.existedBefore ? atFrom.get(k) : undefined;
-    const source = s.carryFrom ? atFrom.get(s.carryFrom) : was;
-    const d = compareRows(was, s.row && withCarry(s.row, source), columns, keys);
-    if (d) yield d;
+  const at = p.range.after!;
+  const segments = p.index.segments.filter((s) => s.endLsn > base.lsn && headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => needing.has(t.oid)));
+  const matching = (def: RelationDef): Matching => needing.get(def.oid)!.matching;
+  for await (const e of entriesIn(p.store, segments, (lsn) => lsn >= base.lsn && lsn <= at)) {
+    if (e.kind === 'truncate') {
+      for (const r of e.relations) needing.get(r.oid)?.before({ kind: 'truncate', oid: r.oid });
+    } else if ('relation' in e && needing.has(e.relation.oid)) for (const op of opsOf(e, matching)) needing.get(op.oid)!.before(op);
   }
-  // Truncated: every row of --from that the range did not bring back is gone.
-  if (f.truncated) for (const [k, row] of atFrom) if (!f.keys.has(k)) yield compareRows(row, null, columns, keys)!;
 }
 
-function compareCounts(f: TableFold, before: StateAt, oid: number): RowDiff[] {
-  const columns = columnNames(f.def);
-  const delta = new Map<string, { row: Row; n: number }>();
-  for (const [image, c] of f.counts) delta.set(image, { row: c.row, n: c.delta });
-  if (f.truncated) {
-    for (const [image, c] of before.counts.get(oid) ?? []) {
-      const d = delta.get(image);
-      if (d) d.n -= c.count;
-      else delta.set(image, { row: c.row, n: -c.count });
-    }
+async function loadBaseTable(store: Store, base: BaseRef, bt: BaseTable, t: TableDiffer): Promise<void> {
+  const columns = bt.columns.map((c) => c.name);
+  const { keyed, keys } = t.matching;
+  const positions = keys.map((k) => columns.indexOf(k));
+  const fromFields = keyed && !positions.some((i) => i < 0);
+  for await (const line of readBaseLines(store, base, bt)) {
+    if (fromFields && !t.mayNeed(joinParts(positions.map((i): Value => copyFieldValue(field(line, i)))))) continue;
+    const row = { values: parseCopyLine(line), columns };
+    t.before(keyed ? { kind: 'insert', oid: bt.oid, row, key: keyText(row, keys) } : { kind: 'add', oid: bt.oid, row, key: image(row) });
   }
-  const out: RowDiff[] = [];
-  for (const { row, n } of delta.values()) {
-    if (n > 0) out.push({ change: 'added', after: toText(align(row, columns), columns), copies: n });
-    if (n < 0) out.push({ change: 'deleted', before: toText(row.values, row.columns), copies: -n });
-  }
-  return out;
 }
 
 function shapeOf(def: RelationDef): TableShape {

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { s3EndpointOption, storeOption, tableOption } from './options.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
+import { parseBytes } from '../core/units.js';
 import { emphasis, LineWriter } from '../core/output.js';
 import { openStore } from '../store/open.js';
 import { diffPoints } from '../../replay/diff.js';
@@ -18,6 +19,7 @@ export function diffCommand(): Command {
     .addOption(tableOption())
     .addOption(new Option('--format <format>', 'table (for people), jsonl, sql (a patch from --from to --to), csv').choices(['table', 'jsonl', 'sql', 'csv']).default('table'))
     .option('--summary', 'per table: rows added, deleted, modified and cells modified', false)
+    .option('--memory <size>', 'memory for comparing; a table whose difference needs more is compared in parts spilled to disk', '512MiB')
     .addHelpText(
       'after',
       '\nTargets: latest, lsn:<X/Y>, xid:<n>, time:<ISO 8601>, name:<mark>.\n' +
@@ -31,10 +33,15 @@ export function diffCommand(): Command {
         from: parseTarget(opts.from),
         to: parseTarget(opts.to),
         tables: opts.table,
+        memoryBytes: parseBytes(opts.memory, '--memory'),
         log: createLogger(),
       });
-      const out = new LineWriter();
-      for (const line of formatDiff(result, opts.format as DiffFormat, opts.summary, emphasis())) await out.line(line);
-      await out.flush();
+      try {
+        const out = new LineWriter();
+        for (const line of formatDiff(result, opts.format as DiffFormat, opts.summary, emphasis())) await out.line(line);
+        await out.flush();
+      } finally {
+        await result.close();
+      }
     });
 }

@@ -1,0 +1,155 @@
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+
+const CHUNK = 1 << 20;
+
+/**
+ * An append-only file of length-prefixed records, written and read back synchronously by the
+ * process that made it: what diff keeps on disk when a difference is larger than its memory.
+ */
+export class SpillFile {
+  private fd: number | undefined;
+  private buf = Buffer.allocUnsafe(CHUNK);
+  private at = 0;
+  private recordStart = -1;
+  /** Records appended. */
+  count = 0;
+
+  constructor(readonly path: string) {}
+
+  private ensure(bytes: number): void {
+    if (this.at + bytes <= this.buf.length) return;
+    // The record being written moves to the front of the buffer; everything before it is written out.
+    const keep = this.recordStart >= 0 ? this.recordStart : this.at;
+    this.fd ??= openSync(this.path, 'w');
+    if (keep > 0) writeSync(this.fd, this.buf, 0, keep);
+    const pending = this.buf.subarray(keep, this.at);
+    const next = pending.length + bytes > this.buf.length ? Buffer.allocUnsafe(Math.max(this.buf.length * 2, pending.length + bytes)) : this.buf;
+    pending.copy(next, 0);
+    this.buf = next;
+    this.at = pending.length;
+    if (this.recordStart >= 0) this.recordStart = 0;
+  }
+
+  begin(): void {
+    this.ensure(4);
+    this.recordStart = this.at;
+    this.at += 4;
+  }
+
+  end(): void {
+    this.buf.writeUInt32LE(this.at - this.recordStart - 4, this.recordStart);
+    this.recordStart = -1;
+    this.count++;
+  }
+
+  u8(v: number): void {
+    this.ensure(1);
+    this.buf[this.at++] = v;
+  }
+
+  u32(v: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32LE(v, this.at);
+    this.at += 4;
+  }
+
+  i32(v: number): void {
+    this.ensure(4);
+    this.buf.writeInt32LE(v, this.at);
+    this.at += 4;
+  }
+
+  /** Text, with its byte length first. */
+  text(s: string): void {
+    this.ensure(4 + s.length * 3);
+    const n = this.buf.write(s, this.at + 4, 'utf8');
+    this.buf.writeInt32LE(n, this.at);
+    this.at += 4 + n;
+  }
+
+  /** Everything appended is on disk (reading calls it). */
+  flush(): void {
+    if (this.at === 0) return;
+    this.fd ??= openSync(this.path, 'w');
+    writeSync(this.fd, this.buf, 0, this.at);
+    this.at = 0;
+  }
+
+  close(): void {
+    this.flush();
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  /** The records in the order they were appended, each read through the same reader. */
+  *records(): Generator<RecordReader> {
+    this.flush();
+    if (!this.count) return;
+    const fd = openSync(this.path, 'r');
+    const reader = new RecordReader();
+    try {
+      let buf = Buffer.allocUnsafe(CHUNK);
+      let have = 0;
+      for (;;) {
+        const n = readSync(fd, buf, have, buf.length - have, null);
+        have += n;
+        let at = 0;
+        while (have - at >= 4) {
+          const length = buf.readUInt32LE(at);
+          if (have - at - 4 < length) break;
+          reader.reset(buf, at + 4);
+          yield reader;
+          at += 4 + length;
+        }
+        if (n === 0) {
+          if (at !== have) throw new Error(`${this.path}: the spill file ends inside a record`);
+          return;
+        }
+        // The partial record moves to the front; a record larger than the buffer grows it.
+        const rest = have - at;
+        const needed = rest >= 4 ? 4 + buf.readUInt32LE(at) : 4;
+        const next = needed > buf.length ? Buffer.allocUnsafe(needed * 2) : buf;
+        buf.copy(next, 0, at, have);
+        buf = next;
+        have = rest;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/** Reads one record of a SpillFile, field by field in the order they were written. */
+export class RecordReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private at = 0;
+
+  reset(buf: Buffer, at: number): void {
+    this.buf = buf;
+    this.at = at;
+  }
+
+  u8(): number {
+    return this.buf[this.at++]!;
+  }
+
+  u32(): number {
+    const v = this.buf.readUInt32LE(this.at);
+    this.at += 4;
+    return v;
+  }
+
+  i32(): number {
+    const v = this.buf.readInt32LE(this.at);
+    this.at += 4;
+    return v;
+  }
+
+  /** Text written by SpillFile.text(). */
+  text(): string {
+    const bytes = this.i32();
+    const s = this.buf.toString('utf8', this.at, this.at + bytes);
+    this.at += bytes;
+    return s;
+  }
+}
