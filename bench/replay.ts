@@ -143,6 +143,9 @@ async function main(): Promise<void> {
       ['log --rows --json (one line per change)', ['log', '--store', store, '--rows', '--json']],
       ['diff --summary (base → latest)', ['diff', '--store', store, '--from', base, '--to', 'latest', '--summary']],
       ['diff --format jsonl (base → latest)', ['diff', '--store', store, '--from', base, '--to', 'latest', '--format', 'jsonl']],
+      ['diff --summary --memory 128MiB', ['diff', '--store', store, '--from', base, '--to', 'latest', '--summary', '--memory', '128MiB']],
+      ['diff --format jsonl --memory 128MiB', ['diff', '--store', store, '--from', base, '--to', 'latest', '--format', 'jsonl', '--memory', '128MiB']],
+      ['diff --format jsonl --memory 4GiB (in memory, one part)', ['diff', '--store', store, '--from', base, '--to', 'latest', '--format', 'jsonl', '--memory', '4GiB']],
     ];
     const auditRows: string[] = [];
     for (const [what, args] of audits) {

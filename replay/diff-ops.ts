@@ -112,17 +112,17 @@ export class ColumnLists {
   }
 }
 
-// A row goes to disk as one text (one encoding and one decoding call per row, not per value): its
-// key, then each value tagged t (text), n (NULL) or u (unchanged), separated by NUL, which text
-// values never hold.
-function writeRow(out: SpillFile, r: Row, key: string, lists: ColumnLists): void {
+// A row goes to disk as one text (one encoding and one decoding call per row, not per value):
+// each value tagged t (text), n (NULL) or u (unchanged), each after a NUL, which text values never
+// hold. (Keys hold NULs of their own: they are written apart.)
+function writeRow(out: SpillFile, r: Row, lists: ColumnLists): void {
   out.u32(lists.id(r.columns));
-  let text = key;
+  let text = '';
   for (const v of r.values) text += v === null ? '\u0000n' : v === UNCHANGED ? '\u0000u' : '\u0000t' + v;
   out.text(text);
 }
 
-function readRow(r: RecordReader, lists: ColumnLists): { row: Row; key: string } {
+function readRow(r: RecordReader, lists: ColumnLists): Row {
   const columns = lists.get(r.u32());
   const parts = r.text().split('\u0000');
   const values: Value[] = new Array(parts.length - 1);
@@ -130,15 +130,21 @@ function readRow(r: RecordReader, lists: ColumnLists): { row: Row; key: string }
     const p = parts[i]!;
     values[i - 1] = p === 'n' ? null : p === 'u' ? UNCHANGED : p.slice(1);
   }
-  return { row: { values, columns }, key: parts[0]! };
+  return { values, columns };
 }
 
 export function writeOp(out: SpillFile, op: Op, lists: ColumnLists): void {
   out.begin();
   out.u8(KINDS.indexOf(op.kind));
   out.u32(op.oid);
-  if (op.kind !== 'truncate') writeRow(out, op.row, op.key, lists);
-  if (op.kind === 'move') writeRow(out, op.old, op.oldKey, lists);
+  if (op.kind !== 'truncate') {
+    out.text(op.key);
+    writeRow(out, op.row, lists);
+  }
+  if (op.kind === 'move') {
+    out.text(op.oldKey);
+    writeRow(out, op.old, lists);
+  }
   out.end();
 }
 
@@ -146,10 +152,11 @@ export function readOp(r: RecordReader, lists: ColumnLists): Op {
   const kind = KINDS[r.u8()]!;
   const oid = r.u32();
   if (kind === 'truncate') return { kind, oid };
-  const { row, key } = readRow(r, lists);
+  const key = r.text();
+  const row = readRow(r, lists);
   if (kind !== 'move') return { kind, oid, row, key };
-  const old = readRow(r, lists);
-  return { kind, oid, row, key, old: old.row, oldKey: old.key };
+  const oldKey = r.text();
+  return { kind, oid, row, key, old: readRow(r, lists), oldKey };
 }
 
 /** A row that differs, as diff keeps it on disk until it is printed: compared again when read. */
@@ -164,15 +171,15 @@ export function writeDiffRecord(out: SpillFile, d: DiffRecord, lists: ColumnList
   out.begin();
   out.i32(d.copies);
   out.u8((d.before ? 1 : 0) | (d.after ? 2 : 0));
-  if (d.before) writeRow(out, d.before, '', lists);
-  if (d.after) writeRow(out, d.after, '', lists);
+  if (d.before) writeRow(out, d.before, lists);
+  if (d.after) writeRow(out, d.after, lists);
   out.end();
 }
 
 export function readDiffRecord(r: RecordReader, lists: ColumnLists): DiffRecord {
   const copies = r.i32();
   const present = r.u8();
-  const before = present & 1 ? readRow(r, lists).row : undefined;
-  const after = present & 2 ? readRow(r, lists).row : null;
+  const before = present & 1 ? readRow(r, lists) : undefined;
+  const after = present & 2 ? readRow(r, lists) : null;
   return { before, after, copies };
 }

@@ -305,6 +305,10 @@ describe(`replay rebuilds the source as it was at every recorded point (${kind} 
       const at = `--from lsn:${a.lsn} --to lsn:${b.lsn}`;
       const sql = await pgtape(['diff', '--store', store(), '--from', `lsn:${a.lsn}`, '--to', `lsn:${b.lsn}`, '--format', 'sql']);
       expect(sql.code, `${at}: ${sql.stderr}`).toBe(0);
+      // The same patch, compared in parts spilled to disk (a tiny --memory): the same statements.
+      const parted = await pgtape(['diff', '--store', store(), '--from', `lsn:${a.lsn}`, '--to', `lsn:${b.lsn}`, '--format', 'sql', '--memory', '1kB']);
+      expect(parted.code, `${at}: ${parted.stderr}`).toBe(0);
+      expect(parted.stdout.split('\n').sort(), `parted patch ${at}`).toEqual(sql.stdout.split('\n').sort());
       const A = await replayed(`lsn:${a.lsn}`);
       const B = await replayed(`lsn:${b.lsn}`);
       try {
