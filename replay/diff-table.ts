@@ -166,10 +166,10 @@ export class TableDiffer {
 
   /**
    * Compares the parts and counts the rows that differ. A spilled table's rows are written to
-   * disk as they are found; `missingBase` is called when rows at --from are needed but no base
-   * gave them.
+   * disk as they are found, unless only the counts are wanted (`keepRows` false: rows() then has
+   * nothing to give); `missingBase` is called when rows at --from are needed but no base gave them.
    */
-  finish(haveBase: boolean, missingBase: () => never): void {
+  finish(haveBase: boolean, missingBase: () => never, keepRows: boolean): void {
     const count = (d: RowDiff) => {
       if (d.change === 'added') this.counts.added += d.copies ?? 1;
       else if (d.change === 'deleted') this.counts.deleted += d.copies ?? 1;
@@ -197,7 +197,7 @@ export class TableDiffer {
         const d = this.toDiff(record);
         if (!d) continue;
         count(d);
-        writeDiffRecord(this.results.get(d.change)!, record, this.lists);
+        if (keepRows) writeDiffRecord(this.results.get(d.change)!, record, this.lists);
       }
       part.range!.close();
       part.before!.close();

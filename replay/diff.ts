@@ -68,6 +68,8 @@ export interface DiffOptions {
   tables?: Set<string>;
   /** Memory the comparison may take; a table whose difference needs more is spilled to disk in parts. */
   memoryBytes?: number;
+  /** False when only the counts are wanted (--summary): spilled tables do not keep their rows. */
+  keepRows?: boolean;
   log: Logger;
 }
 
@@ -77,6 +79,11 @@ export interface DiffOptions {
  */
 const BYTES_PER_CHANGE = 600;
 const BYTES_PER_LOG_BYTE = 3;
+/**
+ * Parts a table is split into at most: each has two files being written, with a small buffer
+ * each. A difference larger than this many times the memory takes more than its share.
+ */
+const MAX_PARTS = 512;
 
 /**
  * The net difference between two points, row by row (issue 5). The range's changes are folded
@@ -129,7 +136,7 @@ function sizeParts(range: LogRange, memoryBytes: number): Map<number, { changes:
   // A quarter of the memory for the part being compared: the heap grows to about twice what it
   // holds before it collects, and the rest is the process, the segment being read and buffers.
   const share = Math.max(1, memoryBytes / 4);
-  return new Map([...bytes].map(([oid, e]) => [oid, { changes: e.changes, parts: Math.min(4096, Math.ceil(e.bytes / share)) || 1 }]));
+  return new Map([...bytes].map(([oid, e]) => [oid, { changes: e.changes, parts: Math.min(MAX_PARTS, Math.ceil(e.bytes / share)) || 1 }]));
 }
 
 interface Pass extends DiffOptions {
@@ -183,7 +190,7 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
     };
     const out: TableDiff[] = [];
     for (const [oid, t] of tables) {
-      t.finish(base !== undefined, missingBase);
+      t.finish(base !== undefined, missingBase, p.keepRows ?? true);
       const after = shapeOf(t.def);
       const before = await shapeAt(store, index, base, baseSchema, range.after, oid);
       const c = t.counts;

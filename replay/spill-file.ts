@@ -1,29 +1,42 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 
+/** What a reader reads at once. */
 const CHUNK = 1 << 20;
+/** What a writer gathers before writing: diff has two files per part open at once. */
+const WRITE_BYTES = 32 << 10;
 
 /**
  * An append-only file of length-prefixed records, written and read back synchronously by the
  * process that made it: what diff keeps on disk when a difference is larger than its memory.
+ * No descriptor stays open between writes (a diff may have thousands of these files).
  */
 export class SpillFile {
-  private fd: number | undefined;
-  private buf = Buffer.allocUnsafe(CHUNK);
+  private buf = Buffer.alloc(0);
   private at = 0;
   private recordStart = -1;
+  private written = false;
   /** Records appended. */
   count = 0;
 
   constructor(readonly path: string) {}
 
+  private write(bytes: number): void {
+    const fd = openSync(this.path, this.written ? 'a' : 'w');
+    try {
+      writeSync(fd, this.buf, 0, bytes);
+    } finally {
+      closeSync(fd);
+    }
+    this.written = true;
+  }
+
   private ensure(bytes: number): void {
     if (this.at + bytes <= this.buf.length) return;
     // The record being written moves to the front of the buffer; everything before it is written out.
     const keep = this.recordStart >= 0 ? this.recordStart : this.at;
-    this.fd ??= openSync(this.path, 'w');
-    if (keep > 0) writeSync(this.fd, this.buf, 0, keep);
+    if (keep > 0) this.write(keep);
     const pending = this.buf.subarray(keep, this.at);
-    const next = pending.length + bytes > this.buf.length ? Buffer.allocUnsafe(Math.max(this.buf.length * 2, pending.length + bytes)) : this.buf;
+    const next = pending.length + bytes > this.buf.length ? Buffer.allocUnsafe(Math.max(WRITE_BYTES, this.buf.length * 2, pending.length + bytes)) : this.buf;
     pending.copy(next, 0);
     this.buf = next;
     this.at = pending.length;
@@ -69,16 +82,14 @@ export class SpillFile {
 
   /** Everything appended is on disk (reading calls it). */
   flush(): void {
-    if (this.at === 0) return;
-    this.fd ??= openSync(this.path, 'w');
-    writeSync(this.fd, this.buf, 0, this.at);
+    if (this.at > 0) this.write(this.at);
     this.at = 0;
   }
 
+  /** Written out, and the buffer given back. */
   close(): void {
     this.flush();
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
+    this.buf = Buffer.alloc(0);
   }
 
   /** The records in the order they were appended, each read through the same reader. */

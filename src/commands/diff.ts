@@ -34,6 +34,7 @@ export function diffCommand(): Command {
         to: parseTarget(opts.to),
         tables: opts.table,
         memoryBytes: parseBytes(opts.memory, '--memory'),
+        keepRows: !opts.summary,
         log: createLogger(),
       });
       try {
