@@ -98,8 +98,12 @@ export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
   const index = await indexArchive(store, { requireBase: false });
   const range = await resolveRange(index, options.from, options.to);
   const base = range.after === undefined ? undefined : index.bases.filter((b) => b.lsn <= range.after! + 1n).at(-1);
-  const baseSchema = base ? (await readBase(store, base)).schema : undefined;
-  const partCounts = sizeParts(range, options.memoryBytes ?? 512 << 20);
+  const baseFiles = base ? await readBase(store, base) : undefined;
+  const baseSchema = baseFiles?.schema;
+  // A table truncated in the range is compared with all its rows at --from: the base's count them.
+  const baseRows = new Map<number, number>();
+  for (const t of baseSchema?.tables ?? []) baseRows.set(t.oid, baseFiles!.manifest.tables.find((m) => m.file === t.file)?.rows ?? 0);
+  const partCounts = sizeParts(range, options.memoryBytes ?? 512 << 20, baseRows);
   const dir = await createSpoolDir();
   const close = () => rm(dir, { recursive: true, force: true });
   try {
@@ -121,15 +125,19 @@ export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
 }
 
 /** Changes per table in the range and how many parts its fold is split into. */
-function sizeParts(range: LogRange, memoryBytes: number): Map<number, { changes: number; parts: number }> {
-  const bytes = new Map<number, { changes: number; bytes: number }>();
+function sizeParts(range: LogRange, memoryBytes: number, baseRows: Map<number, number>): Map<number, { changes: number; parts: number }> {
+  const bytes = new Map<number, { changes: number; bytes: number; truncated: boolean }>();
   for (const s of range.segments) {
     const h = headerOf(s);
     for (const t of h.tables) {
       const changes = t.inserts + t.updates + t.deletes;
-      const e = bytes.get(t.oid) ?? { changes: 0, bytes: 0 };
+      const e = bytes.get(t.oid) ?? { changes: 0, bytes: 0, truncated: false };
       e.changes += changes;
       e.bytes += changes * BYTES_PER_CHANGE + (h.changes ? (h.rawBodyBytes * changes) / h.changes : 0) * BYTES_PER_LOG_BYTE;
+      if (t.truncates && !e.truncated) {
+        e.truncated = true;
+        e.bytes += (baseRows.get(t.oid) ?? 0) * BYTES_PER_CHANGE;
+      }
       bytes.set(t.oid, e);
     }
   }
