@@ -1,5 +1,4 @@
 import type { LogEntry } from '../src/store/change-log.js';
-import type { RelationDef } from '../src/segment/format.js';
 import { columnNames, hasUnchanged, image, keyNames, keyText, toValues, withCarry, type Row, type Value } from './diff-rows.js';
 import type { RecordReader, SpillFile } from './spill-file.js';
 import { UNCHANGED } from './values.js';
@@ -27,20 +26,20 @@ export interface Matching {
 
 const row = (values: Value[], columns: string[]): Row => ({ values, columns });
 
-/** The operations of one change entry; `matching` says how each table's rows are matched. */
-export function opsOf(e: LogEntry, matching: (def: RelationDef) => Matching): Op[] {
+/** A row change of the log: what opsOf turns into operations (a truncate is one by itself). */
+export type RowChange = Extract<LogEntry, { kind: 'insert' | 'update' | 'delete' }>;
+
+/** The operations of one row change; `m` says how its table's rows are matched. */
+export function opsOf(e: RowChange, m: Matching): Op[] {
+  const oid = e.relation.oid;
+  const columns = columnNames(e.relation);
   switch (e.kind) {
     case 'insert': {
-      const m = matching(e.relation);
-      const r = row(toValues(e.new), columnNames(e.relation));
-      const oid = e.relation.oid;
+      const r = row(toValues(e.new), columns);
       return [m.keyed ? { kind: 'insert', oid, row: r, key: keyText(r, m.keys ?? keyNames(e.relation)) } : { kind: 'add', oid, row: r, key: image(r) }];
     }
     case 'update': {
-      const m = matching(e.relation);
-      const columns = columnNames(e.relation);
       const next = row(toValues(e.new), columns);
-      const oid = e.relation.oid;
       if (!m.keyed) {
         if (!e.old) throw new Error(`an update of ${e.relation.schema}.${e.relation.name}, which has no replica identity key, carries no old row`);
         const old = row(toValues(e.old), columns);
@@ -59,15 +58,9 @@ export function opsOf(e: LogEntry, matching: (def: RelationDef) => Matching): Op
       return [oldKey === key ? { kind: 'update', oid, row: next, key } : { kind: 'move', oid, row: next, key, old, oldKey }];
     }
     case 'delete': {
-      const m = matching(e.relation);
-      const r = row(toValues((e.old ?? e.key)!), columnNames(e.relation));
-      const oid = e.relation.oid;
+      const r = row(toValues((e.old ?? e.key)!), columns);
       return [m.keyed ? { kind: 'delete', oid, row: r, key: keyText(r, m.keys ?? keyNames(e.relation)) } : { kind: 'remove', oid, row: r, key: image(r) }];
     }
-    case 'truncate':
-      return e.relations.map((r) => ({ kind: 'truncate', oid: r.oid }));
-    default:
-      return [];
   }
 }
 

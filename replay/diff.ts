@@ -8,7 +8,7 @@ import type { RelationDef } from '../src/segment/format.js';
 import { readLog, type LogEntry } from '../src/store/change-log.js';
 import type { Store } from '../src/store/store.js';
 import { copyFieldValue, parseCopyLine, readBaseLines } from './base-rows.js';
-import { ColumnLists, opsOf, type Matching } from './diff-ops.js';
+import { ColumnLists, opsOf } from './diff-ops.js';
 import { image, joinParts, keyNames, keyText, type RowDiff, type Value } from './diff-rows.js';
 import { TableDiffer, WholeTableNeeded, type Change, type TableCounts } from './diff-table.js';
 import { headerOf, indexArchive, inRange, resolveRange, type ArchiveIndex, type IndexedSegment, type LogRange } from './resolve.js';
@@ -174,11 +174,13 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
       t.def = def;
       return t;
     };
-    const matching = (def: RelationDef): Matching => ({ keyed: table(def).keyed });
     for await (const e of entriesIn(store, range.segments, (lsn) => inRange(range, lsn))) {
       if (e.kind === 'truncate') {
         for (const r of e.relations) if (wanted(r)) table(r).range({ kind: 'truncate', oid: r.oid });
-      } else if ('relation' in e && wanted(e.relation)) for (const op of opsOf(e, matching)) tables.get(op.oid)!.range(op);
+      } else if ('relation' in e && wanted(e.relation)) {
+        const t = table(e.relation);
+        for (const op of opsOf(e, { keyed: t.keyed })) t.range(op);
+      }
     }
 
     // 2. The rows at --from the comparison needs: the base's, then the log's changes up to --from.
@@ -254,11 +256,13 @@ async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: M
   // Only segments that touched a needed table are read.
   const at = p.range.after!;
   const segments = p.index.segments.filter((s) => s.endLsn > base.lsn && headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => needing.has(t.oid)));
-  const matching = (def: RelationDef): Matching => needing.get(def.oid)!.matching;
   for await (const e of entriesIn(p.store, segments, (lsn) => lsn >= base.lsn && lsn <= at)) {
     if (e.kind === 'truncate') {
       for (const r of e.relations) needing.get(r.oid)?.before({ kind: 'truncate', oid: r.oid });
-    } else if ('relation' in e && needing.has(e.relation.oid)) for (const op of opsOf(e, matching)) needing.get(op.oid)!.before(op);
+    } else if ('relation' in e) {
+      const t = needing.get(e.relation.oid);
+      if (t) for (const op of opsOf(e, t.matching)) t.before(op);
+    }
   }
 }
 
