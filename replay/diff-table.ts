@@ -55,6 +55,8 @@ class BloomFilter {
   }
 }
 
+const anyNeeded = (needed: Set<string> | 'all') => needed === 'all' || needed.size > 0;
+
 /** One part of a table: folded as its operations arrive (a table in one part) or spilled to disk. */
 interface Part {
   fold?: RangeFold;
@@ -141,25 +143,30 @@ export class TableDiffer {
     this.route(op, 'range');
   }
 
+  /** A table in one part: the keys whose rows at --from are needed, once the range is folded. */
+  private neededKeys(): Set<string> | 'all' {
+    return (this.needed ??= this.parts[0]!.fold!.needed());
+  }
+
   /** The range is folded: whether rows at --from are needed at all. */
   needsBefore(): boolean {
     if (this.truncated) return true;
     if (this.wanted) return this.wanted.size > 0;
-    this.needed = this.parts[0]!.fold!.needed();
-    return this.needed === 'all' || this.needed.size > 0;
+    return anyNeeded(this.neededKeys());
   }
 
   /** Whether a row at --from with this key may be needed: rows that are not are not kept. */
   mayNeed(key: string): boolean {
     if (this.truncated) return true;
     if (this.wanted) return this.wanted.has(key);
-    return this.needed !== undefined && this.needed !== 'all' && this.needed.has(key);
+    const needed = this.neededKeys();
+    return needed === 'all' || needed.has(key);
   }
 
   /** A row at --from (from the base) or a change between the base and --from. */
   before(op: Op): void {
     const part = this.parts[0]!;
-    if (part.fold && !part.state) part.state = new StateAt(this.needed ?? part.fold.needed());
+    if (part.fold) part.state ??= new StateAt(this.neededKeys());
     if (op.kind !== 'truncate' && !this.mayNeed(op.key) && !(op.kind === 'move' && this.mayNeed(op.oldKey))) return;
     this.route(op, 'before');
   }
@@ -179,9 +186,7 @@ export class TableDiffer {
       }
     };
     if (!this.spilled) {
-      const part = this.parts[0]!;
-      const needed = this.needed ?? part.fold!.needed();
-      if (!haveBase && (needed === 'all' || needed.size)) missingBase();
+      if (!haveBase && anyNeeded(this.neededKeys())) missingBase();
       for (const d of this.rows()) count(d);
       return;
     }
@@ -190,7 +195,7 @@ export class TableDiffer {
       const fold = new RangeFold();
       for (const r of part.range!.records()) fold.apply(readOp(r, this.lists));
       const needed = fold.needed();
-      if (!haveBase && (needed === 'all' || needed.size)) missingBase();
+      if (!haveBase && anyNeeded(needed)) missingBase();
       const state = new StateAt(needed);
       for (const r of part.before!.records()) state.apply(readOp(r, this.lists));
       for (const record of this.records(fold, state)) {
