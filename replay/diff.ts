@@ -114,7 +114,7 @@ export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
         return await diffOnce({ ...options, index, range, base, baseSchema, dir, close, parts: (oid) => (whole.has(oid) ? 1 : (partCounts.get(oid)?.parts ?? 1)), expected: (oid) => partCounts.get(oid)?.changes ?? 0 });
       } catch (err) {
         if (!(err instanceof WholeTableNeeded) || whole.has(err.oid)) throw err;
-        log.info({ table: err.oid }, 'diff compares a table whole: a key change takes values from the old key');
+        log.info({ table: err.oid }, 'diff compares a table whole: a key change takes values from the old key, or the key columns change');
         whole.add(err.oid);
       }
     }
