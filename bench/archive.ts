@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { packageRoot } from '../src/core/paths.js';
-import { LocalCluster } from '../src/pg/local-cluster.js';
+import { LocalCluster } from '../src/local-pg/local-cluster.js';
 import { compressionTable, readRawBodies } from './compression.js';
-import { startS3, type TestS3 } from './support/s3rver.js';
+import { startS3, type TestS3 } from '../test/support/s3rver.js';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);

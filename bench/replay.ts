@@ -10,10 +10,10 @@ import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { formatLsn, parseLsnKey } from '../src/core/lsn.js';
 import { packageRoot } from '../src/core/paths.js';
-import { LocalCluster } from '../src/pg/local-cluster.js';
+import { LocalCluster } from '../src/local-pg/local-cluster.js';
 import { DirectoryStore } from '../src/store/directory.js';
 import { S3Store } from '../src/store/s3.js';
-import { startS3 } from './support/s3rver.js';
+import { startS3 } from '../test/support/s3rver.js';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { packageRoot } from '../src/core/paths.js';
-import { LocalCluster } from '../src/pg/local-cluster.js';
+import { LocalCluster } from '../src/local-pg/local-cluster.js';
 import { DirectoryStore } from '../src/store/directory.js';
-import { listSegments, openSegment } from '../src/store/segments.js';
+import { listSegments, openSegment } from '../src/log/segments.js';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);

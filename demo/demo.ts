@@ -9,7 +9,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { packageRoot } from '../src/core/paths.js';
-import { LocalCluster } from '../src/pg/local-cluster.js';
+import { LocalCluster } from '../src/local-pg/local-cluster.js';
 
 const root = packageRoot();
 const bin = join(root, 'bin', 'pgtape.js');

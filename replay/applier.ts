@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { BaseManifest, BaseRef, BaseSchema } from '../src/base/format.js';
+import type { BaseManifest, BaseRef, BaseSchema } from '../src/log/bases.js';
 import { UserError } from '../src/core/errors.js';
 import type { Logger } from '../src/core/log.js';
 import { quoteIdent, quoteQualified } from '../src/core/sql.js';
@@ -13,7 +13,7 @@ import { DONE, EXISTED, HAS_ROW, type TableEffect } from './net-effect.js';
 import type { EffectSink } from './planner.js';
 import { baseDdl, keyDdl } from './schema.js';
 import { UNCHANGED, type Value } from './values.js';
-import { isConstant } from '../src/base/catalog.js';
+import { isConstant } from '../src/base/published-schema.js';
 import type { CapturedDdl, TableSnapshot } from '../src/source/ddl-capture.js';
 
 export interface TableRows {

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import type { BaseRef, BaseTable } from '../src/base/format.js';
+import type { BaseRef, BaseTable } from '../src/log/bases.js';
 import { UserError } from '../src/core/errors.js';
 import { quoteIdent, quoteQualified } from '../src/core/sql.js';
-import { createDecompressor } from '../src/segment/compression.js';
+import { createDecompressor } from '../src/core/compression.js';
 import { TupleView } from '../src/segment/entry-scanner.js';
 import type { Store } from '../src/store/store.js';
 import { CopyIn } from './copy-in.js';

@@ -5,8 +5,8 @@ import { BEGIN, COMMIT, DELETE, EntryScanner, INSERT, MalformedEntryError, MESSA
 import { NotASegmentError, type RelationDef } from '../src/segment/format.js';
 import { CorruptSegmentError } from '../src/segment/reader.js';
 import { DDL_PREFIX, type CapturedDdl } from '../src/source/ddl-capture.js';
-import { SegmentRelations, segmentReaders } from '../src/store/change-log.js';
-import type { SegmentRef } from '../src/store/segments.js';
+import { SegmentRelations, segmentReaders } from '../src/log/change-log.js';
+import type { SegmentRef } from '../src/log/segments.js';
 import type { Store } from '../src/store/store.js';
 import type { Planner } from './planner.js';
 import type { ReplayProgress } from './progress.js';

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { UserError } from '../src/core/errors.js';
 import { quoteQualified } from '../src/core/sql.js';
-import { LocalCluster } from '../src/pg/local-cluster.js';
+import { LocalCluster } from '../src/local-pg/local-cluster.js';
 import { connect } from '../src/source/connection.js';
 import { prepareReplay, replay, type ReplayOptions, type ReplayReport } from './replay.js';
 

@@ -6,8 +6,8 @@ import { Applier, type TableRows } from './applier.js';
 import { feedLog, type Resolved } from './log-reader.js';
 import { Planner } from './planner.js';
 import { ReplayProgress } from './progress.js';
-import { indexArchive, planReplay, type ReplayPlan } from './resolve.js';
-import { describeTarget, type Target } from './target.js';
+import { indexArchive, planReplay, type ReplayPlan } from '../src/log/archive-index.js';
+import { describeTarget, type Target } from '../src/log/target.js';
 
 export interface ReplayOptions {
   store: Store;

@@ -1,4 +1,4 @@
-import type { BaseSchema, BaseTable } from '../src/base/format.js';
+import type { BaseSchema, BaseTable } from '../src/log/bases.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../src/core/sql.js';
 
 /** DDL that recreates a base's schemas, types and tables (keys are added after the rows are loaded). */

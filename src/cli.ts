@@ -6,7 +6,7 @@ import { baseCommand } from './commands/base.js';
 import { diffCommand } from './commands/diff.js';
 import { logCommand } from './commands/log.js';
 import { markCommand } from './commands/mark.js';
-import { replayCommand } from './commands/replay.js';
+import { replayCommand } from '../replay/command.js';
 import { statusCommand } from './commands/status.js';
 import { verifyCommand } from './commands/verify.js';
 import { configurable } from './commands/config.js';

@@ -3,7 +3,7 @@ import { UserError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { formatLsn } from '../core/lsn.js';
 import type { SealedSegment } from '../segment/writer.js';
-import { putSegment } from '../store/segments.js';
+import { putSegment } from '../log/segments.js';
 import type { Store } from '../store/store.js';
 
 export interface UploaderOptions {

@@ -1,8 +1,8 @@
 import type pg from 'pg';
-import { listBases } from '../base/format.js';
+import { listBases } from '../log/bases.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { formatMicros } from '../core/units.js';
-import { lastCommittedHeader, listSegments } from '../store/segments.js';
+import { lastCommittedHeader, listSegments } from '../log/segments.js';
 import type { Store } from '../store/store.js';
 
 export interface StreamStatus {

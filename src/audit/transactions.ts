@@ -3,13 +3,13 @@ import type { RowValues } from './row-text.js';
 import { formatMicros } from '../core/units.js';
 import type { Tuple } from '../pgoutput/messages.js';
 import type { RelationDef } from '../segment/format.js';
-import { readLog } from '../store/change-log.js';
-import type { Discontinuity } from '../store/discontinuities.js';
-import type { SegmentRef } from '../store/segments.js';
+import { readLog } from '../log/change-log.js';
+import type { Discontinuity } from '../log/discontinuities.js';
+import type { SegmentRef } from '../log/segments.js';
 import type { Store } from '../store/store.js';
 import { MARK_PREFIX } from '../commands/mark.js';
 import { DDL_PREFIX, type CapturedDdl } from '../source/ddl-capture.js';
-import { inRange, type LogRange } from '../../replay/resolve.js';
+import { inRange, type LogRange } from '../log/archive-index.js';
 
 export interface TableCounts {
   inserts: number;

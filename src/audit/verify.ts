@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { BASES_DIR, BASE_FORMAT_VERSION, basePrefix, type BaseManifest } from '../base/format.js';
+import { BASES_DIR, BASE_FORMAT_VERSION, basePrefix, type BaseManifest } from '../log/bases.js';
 import { mapLimit } from '../core/concurrency.js';
 import { errorMessage } from '../core/errors.js';
 import { formatLsn, parseLsnKey, tryParseLsn } from '../core/lsn.js';
 import type { SegmentEntry, SegmentHeader } from '../segment/format.js';
-import { listDiscontinuities } from '../store/discontinuities.js';
-import { listSegments, openSegment, type SegmentRef } from '../store/segments.js';
+import { listDiscontinuities } from '../log/discontinuities.js';
+import { listSegments, openSegment, type SegmentRef } from '../log/segments.js';
 import { readAll } from '../store/read.js';
 import type { Store } from '../store/store.js';
 

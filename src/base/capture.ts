@@ -9,12 +9,12 @@ import type { Logger } from '../core/log.js';
 import { formatLsn } from '../core/lsn.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../core/sql.js';
 import { createSpoolDir } from '../core/spool-dir.js';
-import { createCompressor } from '../segment/compression.js';
+import { createCompressor } from '../core/compression.js';
 import { connect, OUTPUT_SETTINGS } from '../source/connection.js';
 import type { SourceFacts } from '../source/preflight.js';
 import type { Store } from '../store/store.js';
-import { readPublishedSchema } from './catalog.js';
-import { BASE_FORMAT_VERSION, basePrefix, type BaseManifest, type BaseSchema } from './format.js';
+import { readPublishedSchema } from './published-schema.js';
+import { BASE_FORMAT_VERSION, basePrefix, type BaseManifest, type BaseSchema } from '../log/bases.js';
 
 
 /**

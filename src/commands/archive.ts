@@ -5,7 +5,7 @@ import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { parseLsn, tryParseLsn } from '../core/lsn.js';
 import { parseBytes, parsePort, parsePositive } from '../core/units.js';
-import { DEFAULT_COMPRESSION } from '../segment/compression.js';
+import { DEFAULT_COMPRESSION } from '../core/compression.js';
 import { openStore } from '../store/open.js';
 
 export function archiveCommand(): Command {

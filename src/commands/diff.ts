@@ -5,9 +5,9 @@ import { createLogger } from '../core/log.js';
 import { parseBytes } from '../core/units.js';
 import { emphasis, LineWriter } from '../core/output.js';
 import { openStore } from '../store/open.js';
-import { diffPoints } from '../../replay/diff.js';
-import { formatDiff, type DiffFormat } from '../../replay/diff-format.js';
-import { parseTarget } from '../../replay/target.js';
+import { diffPoints } from '../audit/diff/diff.js';
+import { formatDiff, type DiffFormat } from '../audit/diff/format.js';
+import { parseTarget } from '../log/target.js';
 
 export function diffCommand(): Command {
   return new Command('diff')

@@ -4,8 +4,8 @@ import { emphasis, LineWriter } from '../core/output.js';
 import { openStore } from '../store/open.js';
 import { pairs } from '../audit/row-text.js';
 import { readTransactions, type LoggedChange, type LoggedTransaction } from '../audit/transactions.js';
-import { indexArchive, resolveRange } from '../../replay/resolve.js';
-import { parseTarget } from '../../replay/target.js';
+import { indexArchive, resolveRange } from '../log/archive-index.js';
+import { parseTarget } from '../log/target.js';
 
 function describe(t: LoggedTransaction, withCounts: boolean): string {
   const tables = withCounts

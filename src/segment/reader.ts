@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { createDecompressor } from './compression.js';
+import { createDecompressor } from '../core/compression.js';
 import { EntryScanner } from './entry-scanner.js';
 import { decodeHead, HEAD_PREFIX_BYTES, headLength, NotASegmentError, type SegmentEntry, type SegmentHeader } from './format.js';
 

@@ -3,7 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createCompressor } from './compression.js';
+import { createCompressor } from '../core/compression.js';
 import type { Compression } from './format.js';
 
 const BATCH_BYTES = 1 << 20;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll } from 'vitest';
 import type pg from 'pg';
-import type { LocalClusterOptions } from '../../src/pg/local-cluster.js';
+import type { LocalClusterOptions } from '../../src/local-pg/local-cluster.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
 import { tempStore } from './tape.js';
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { Tuple } from '../../src/pgoutput/messages.js';
 import type { RelationDef } from '../../src/segment/format.js';
-import { readLog } from '../../src/store/change-log.js';
+import { readLog } from '../../src/log/change-log.js';
 import { DirectoryStore } from '../../src/store/directory.js';
 import { quoteIdent, quoteQualified } from '../../src/core/sql.js';
 

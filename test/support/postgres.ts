@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import pg from 'pg';
-import { LocalCluster, type LocalClusterOptions } from '../../src/pg/local-cluster.js';
+import { LocalCluster, type LocalClusterOptions } from '../../src/local-pg/local-cluster.js';
 
 /**
  * A throwaway source database with wal_level=logical for one test file. From, in order:

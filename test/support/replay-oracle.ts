@@ -9,13 +9,13 @@ import { checksums, userTables } from './oracle.js';
 import { quoteIdent, quoteQualified } from '../../src/core/sql.js';
 import { seededRandom, TEST_SEED } from './random.js';
 import { transaction } from './tape.js';
-import { startS3, type TestS3 } from '../../bench/support/s3rver.js';
+import { startS3, type TestS3 } from './s3rver.js';
 import { createLogger } from '../../src/core/log.js';
 import { parseLsn } from '../../src/core/lsn.js';
 import { openStore } from '../../src/store/open.js';
-import { listSegments } from '../../src/store/segments.js';
+import { listSegments } from '../../src/log/segments.js';
 import { replayIntoDatabase } from '../../replay/outputs.js';
-import { parseTarget } from '../../replay/target.js';
+import { parseTarget } from '../../src/log/target.js';
 import type { ReplayReport } from '../../replay/replay.js';
 
 const SCHEMA = `
@@ -340,7 +340,7 @@ describe(`replay rebuilds the source as it was at every recorded point (${kind} 
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse((await import('node:fs')).readFileSync(join(out, 'replay.json'), 'utf8')) as ReplayReport;
     expect(report.target).toBe(`name:point-${p.index}`);
-    const { LocalCluster } = await import('../../src/pg/local-cluster.js');
+    const { LocalCluster } = await import('../../src/local-pg/local-cluster.js');
     const cluster = await LocalCluster.open(out);
     try {
       const client = new pg.Client({ connectionString: cluster.url() });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { formatLsn, parseLsn } from '../../src/core/lsn.js';
-import { listSegments } from '../../src/store/segments.js';
+import { listSegments } from '../../src/log/segments.js';
 import type { Store } from '../../src/store/store.js';
 
 /** A fresh store directory, removed by the returned cleanup. */

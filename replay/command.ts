@@ -1,0 +1,64 @@
+import { Command } from 'commander';
+import { parseTableName, s3EndpointOption, splitTableList, storeOption } from '../src/commands/options.js';
+import { UserError } from '../src/core/errors.js';
+import { createLogger } from '../src/core/log.js';
+import { parseBytes } from '../src/core/units.js';
+import { openStore } from '../src/store/open.js';
+import { replayIntoCsv, replayIntoDatabase, replayIntoPgdata } from './outputs.js';
+import { parseTarget, type Target } from '../src/log/target.js';
+import type { Store } from '../src/store/store.js';
+
+/**
+ * A commit: target reads a pfs:// store through the gateway's commit-prefixed bucket. A mounted
+ * directory (/pfs/<input> in a pipeline) already is the state of its commit
+ * (commit:$<input>_COMMIT), so it is read as it is and the id is recorded in replay.json.
+ */
+function openStoreAt(location: string | undefined, target: Target, s3Endpoint: string | undefined): Store {
+  if (target.kind !== 'commit') return openStore(location, { s3Endpoint });
+  if (location?.startsWith('pfs://')) return openStore(location, { s3Endpoint, commit: target.id });
+  if (location?.startsWith('s3://')) {
+    throw new UserError(`--to commit:${target.id} needs a pfs:// store or a mounted PFS directory, not ${location}`, 'use --store pfs://<repo>@<branch>, or the /pfs/<input> mount');
+  }
+  return openStore(location, { s3Endpoint });
+}
+
+export function replayCommand(): Command {
+  return new Command('replay')
+    .description('rebuild the database as it was at a point of the history')
+    .addOption(storeOption())
+    .addOption(s3EndpointOption())
+    .option('--to <target>', 'latest, lsn:<X/Y> (or a bare X/Y), xid:<n>, time:<ISO 8601>, name:<mark>, commit:<pfs commit id>', 'latest')
+    .option('--exclusive', 'stop just before the target instead of just after it', false)
+    .option('--into <postgres-url>', 'an existing, empty database to replay into')
+    .option('--pgdata <dir>', 'a new data directory, initialized, replayed into and shut down cleanly')
+    .option('--csv <dir>', 'a directory of one CSV file per table')
+    .option('--tables <schema.table,...>', 'replay only these tables')
+    .option('--memory <size>', 'memory for folding changes into their net effect before applying them; more means fewer, larger batches', '512MiB')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  pgtape replay --store /pfs/changelog --to name:end-of-day --pgdata /pfs/out/pgdata\n' +
+        '  pgtape replay --store ./tape --to time:2026-11-24T17:00:00Z --into postgres://me@localhost/analysis\n' +
+        '  pgtape replay --store ./tape --to xid:12345 --exclusive --csv ./before-12345',
+    )
+    .action(async (opts) => {
+      const outputs = [opts.into, opts.pgdata, opts.csv].filter((o) => o !== undefined);
+      if (outputs.length !== 1) throw new UserError('replay needs exactly one output', 'pass one of --into <postgres-url>, --pgdata <dir>, --csv <dir>');
+      const target = parseTarget(opts.to);
+      const options = {
+        store: openStoreAt(opts.store, target, opts.s3Endpoint),
+        target,
+        exclusive: opts.exclusive,
+        tables: opts.tables ? new Set<string>(splitTableList(String(opts.tables)).map(parseTableName)) : undefined,
+        memoryBytes: parseBytes(opts.memory, '--memory'),
+        log: createLogger(),
+      };
+      if (opts.into) {
+        const report = await replayIntoDatabase(opts.into, options);
+        process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      } else if (opts.pgdata) {
+        await replayIntoPgdata(opts.pgdata, options);
+      } else {
+        await replayIntoCsv(opts.csv, options);
+      }
+    });
+}

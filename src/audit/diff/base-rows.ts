@@ -1,0 +1,40 @@
+import { createInterface } from 'node:readline';
+import { pipeline } from 'node:stream/promises';
+import { PassThrough } from 'node:stream';
+import type { BaseRef, BaseTable } from '../../log/bases.js';
+import { createDecompressor } from '../../core/compression.js';
+import type { Store } from '../../store/store.js';
+
+const ESCAPES: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
+
+/** One field of COPY's text format as its value (the text form, as pgoutput sends it). */
+export function copyFieldValue(field: string): string | null {
+  if (field === '\\N') return null;
+  if (!field.includes('\\')) return field;
+  // COPY TO escapes only these; octal and hex forms are accepted for completeness.
+  return field.replace(/\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)/g, (_, e: string) => {
+    if (e[0] === 'x' && e.length > 1) return String.fromCharCode(parseInt(e.slice(1), 16));
+    if (/^[0-7]/.test(e)) return String.fromCharCode(parseInt(e, 8));
+    return ESCAPES[e] ?? e;
+  });
+}
+
+/** One line of COPY's text format as column values. */
+export function parseCopyLine(line: string): (string | null)[] {
+  return line.split('\t').map(copyFieldValue);
+}
+
+/**
+ * The lines of one base table's COPY file, read straight from the store (no database needed),
+ * fields in the order of `table.columns`. The file's checksum is not checked here: `pgtape verify` does.
+ */
+export async function* readBaseLines(store: Store, base: BaseRef, table: BaseTable): AsyncGenerator<string> {
+  const text = new PassThrough();
+  const feeding = pipeline(store.read(base.prefix + table.file), createDecompressor('br'), text);
+  feeding.catch((err) => text.destroy(err as Error));
+  for await (const line of createInterface({ input: text, crlfDelay: Infinity })) {
+    if (line === '\\.') break;
+    yield line;
+  }
+  await feeding;
+}

@@ -1,0 +1,349 @@
+import { rm } from 'node:fs/promises';
+import { readBase, type BaseRef, type BaseSchema, type BaseTable } from '../../log/bases.js';
+import { UserError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { formatLsn } from '../../core/lsn.js';
+import { createSpoolDir } from '../../core/spool-dir.js';
+import type { RelationDef } from '../../segment/format.js';
+import { readLog, type LogEntry } from '../../log/change-log.js';
+import type { Store } from '../../store/store.js';
+import { copyFieldValue, parseCopyLine, readBaseLines } from './base-rows.js';
+import { ColumnLists, opsOf } from './ops.js';
+import { image, joinParts, keyNames, keyText, type RowDiff, type Value } from './rows.js';
+import { TableDiffer, WholeTableNeeded, type Change, type TableCounts } from './table.js';
+import { headerOf, indexArchive, inRange, resolveRange, type ArchiveIndex, type IndexedSegment, type LogRange } from '../../log/archive-index.js';
+import { describeTarget, type Target } from '../../log/target.js';
+
+export type { RowValues } from '../row-text.js';
+export type { RowDiff } from './rows.js';
+export type { TableCounts } from './table.js';
+
+export interface ColumnShape {
+  name: string;
+  /** SQL type, with modifiers. */
+  type: string;
+  typeOid: number;
+  typmod: number;
+}
+
+export interface TableShape {
+  schema: string;
+  name: string;
+  columns: ColumnShape[];
+  key: string[];
+  replicaIdentity: string;
+}
+
+export interface TableDiff {
+  oid: number;
+  /** The table as it is at --to; `before` as it was at --from (null: it did not exist then). */
+  after: TableShape;
+  before: TableShape | null;
+  truncated: boolean;
+  counts: TableCounts;
+  /**
+   * The rows that differ (of one kind, or all), made or read back as they are iterated: a
+   * million RowDiff objects at once would be most of diff's memory. Each call iterates anew.
+   */
+  rows: (change?: Change) => Iterable<RowDiff>;
+}
+
+export interface DiffResult {
+  from: string;
+  to: string;
+  /** Transactions committed in (fromLsn, toLsn]. */
+  fromLsn: string | null;
+  toLsn: string | null;
+  /** Where the rows as they were at --from came from: the change log alone, or a base too. */
+  sources: string[];
+  tables: TableDiff[];
+  /** Removes what the diff spilled to disk; the rows cannot be read after. */
+  close: () => Promise<void>;
+}
+
+export interface DiffOptions {
+  store: Store;
+  from: Target;
+  to: Target;
+  tables?: Set<string>;
+  /** Memory the comparison may take; a table whose difference needs more is spilled to disk in parts. */
+  memoryBytes?: number;
+  /** False when only the counts are wanted (--summary): spilled tables do not keep their rows. */
+  keepRows?: boolean;
+  log: Logger;
+}
+
+/**
+ * What a table's fold takes in memory, from its segments' headers: per change (a key, a row of
+ * strings, its row at --from) and per byte of the changes as the log holds them.
+ */
+const BYTES_PER_CHANGE = 600;
+const BYTES_PER_LOG_BYTE = 3;
+/**
+ * Parts a table is split into at most: each has two files being written, with a small buffer
+ * each. A difference larger than this many times the memory takes more than its share.
+ */
+const MAX_PARTS = 512;
+
+/**
+ * The net difference between two points, row by row (issue 5). The range's changes are folded
+ * per key; the rows as they were at --from are needed only for keys the range updated or deleted
+ * (and whole tables it truncated): they come from the log since the base and, for rows untouched
+ * since, straight from the base's COPY files. No database is involved. A table whose difference
+ * would take more than its share of `memoryBytes` is split by key hash into parts spilled to
+ * disk and compared one part at a time.
+ */
+export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
+  const { store, log } = options;
+  const index = await indexArchive(store, { requireBase: false });
+  const range = await resolveRange(index, options.from, options.to);
+  const base = range.after === undefined ? undefined : index.bases.filter((b) => b.lsn <= range.after! + 1n).at(-1);
+  const baseFiles = base ? await readBase(store, base) : undefined;
+  const baseSchema = baseFiles?.schema;
+  // A table truncated in the range is compared with all its rows at --from: the base's count them.
+  const baseRows = new Map<number, number>();
+  for (const t of baseSchema?.tables ?? []) baseRows.set(t.oid, baseFiles!.manifest.tables.find((m) => m.file === t.file)?.rows ?? 0);
+  const partCounts = sizeParts(range, options.memoryBytes ?? 512 << 20, baseRows);
+  const dir = await createSpoolDir();
+  const close = () => rm(dir, { recursive: true, force: true });
+  try {
+    // A table found to need diffing whole (rare: see WholeTableNeeded) restarts the passes.
+    const whole = new Set<number>();
+    for (;;) {
+      try {
+        return await diffOnce({ ...options, index, range, base, baseSchema, dir, close, parts: (oid) => (whole.has(oid) ? 1 : (partCounts.get(oid)?.parts ?? 1)), expected: (oid) => partCounts.get(oid)?.changes ?? 0 });
+      } catch (err) {
+        if (!(err instanceof WholeTableNeeded) || whole.has(err.oid)) throw err;
+        log.info({ table: err.oid }, 'diff compares a table whole: a key change takes values from the old key, or the key columns change');
+        whole.add(err.oid);
+      }
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** Changes per table in the range and how many parts its fold is split into. */
+function sizeParts(range: LogRange, memoryBytes: number, baseRows: Map<number, number>): Map<number, { changes: number; parts: number }> {
+  const bytes = new Map<number, { changes: number; bytes: number; truncated: boolean }>();
+  for (const s of range.segments) {
+    const h = headerOf(s);
+    for (const t of h.tables) {
+      const changes = t.inserts + t.updates + t.deletes;
+      const e = bytes.get(t.oid) ?? { changes: 0, bytes: 0, truncated: false };
+      e.changes += changes;
+      e.bytes += changes * BYTES_PER_CHANGE + (h.changes ? (h.rawBodyBytes * changes) / h.changes : 0) * BYTES_PER_LOG_BYTE;
+      if (t.truncates && !e.truncated) {
+        e.truncated = true;
+        e.bytes += (baseRows.get(t.oid) ?? 0) * BYTES_PER_CHANGE;
+      }
+      bytes.set(t.oid, e);
+    }
+  }
+  // A sixth of the memory for the part being compared: the heap grows to about twice what it
+  // holds before it collects, and the rest is the process, the segment being read, the rows
+  // being printed and buffers (measured: peak RSS stays under --memory on the bench's diff).
+  const share = Math.max(1, memoryBytes / 6);
+  return new Map([...bytes].map(([oid, e]) => [oid, { changes: e.changes, parts: Math.min(MAX_PARTS, Math.ceil(e.bytes / share)) || 1 }]));
+}
+
+interface Pass extends DiffOptions {
+  index: ArchiveIndex;
+  range: LogRange;
+  base: BaseRef | undefined;
+  baseSchema: BaseSchema | undefined;
+  dir: string;
+  close: () => Promise<void>;
+  parts: (oid: number) => number;
+  expected: (oid: number) => number;
+}
+
+async function diffOnce(p: Pass): Promise<DiffResult> {
+  const { store, index, range, base, baseSchema, log } = p;
+  const wanted = (def: RelationDef) => !p.tables || p.tables.has(`${def.schema}.${def.name}`);
+  const lists = new ColumnLists();
+  const tables = new Map<number, TableDiffer>();
+  try {
+    // 1. Fold the range (or spill it, by key, to the parts of large tables).
+    const table = (def: RelationDef): TableDiffer => {
+      let t = tables.get(def.oid);
+      if (!t) tables.set(def.oid, (t = new TableDiffer(def, p.parts(def.oid), p.expected(def.oid), p.dir, lists)));
+      // Keys hashed with other key columns would not meet in one part.
+      if (t.def !== def && t.spilled && keyNames(def).join('\u0000') !== keyNames(t.def).join('\u0000')) throw new WholeTableNeeded(def.oid);
+      t.def = def;
+      return t;
+    };
+    for await (const e of entriesIn(store, range.segments, (lsn) => inRange(range, lsn))) {
+      if (e.kind === 'truncate') {
+        for (const r of e.relations) if (wanted(r)) table(r).range({ kind: 'truncate', oid: r.oid });
+      } else if ('relation' in e && wanted(e.relation)) {
+        const t = table(e.relation);
+        for (const op of opsOf(e, { keyed: t.keyed })) t.range(op);
+      }
+    }
+
+    // 2. The rows at --from the comparison needs: the base's, then the log's changes up to --from.
+    const needing = new Map([...tables].filter(([, t]) => t.needsBefore()));
+    const sources = ['change log'];
+    if (needing.size && base && baseSchema) {
+      sources.push(`base ${formatLsn(base.lsn)}`);
+      await loadBefore(p, base, baseSchema, needing);
+      log.info({ base: formatLsn(base.lsn), tables: needing.size, spilled: [...tables.values()].filter((t) => t.spilled).length }, 'diff read the rows at --from from the base and the log since');
+    } else log.info('diff from the change log alone');
+
+    // 3. Compare.
+    const missingBase = (): never => {
+      throw new UserError(
+        `the rows as they were at --from ${describeTarget(p.from)} are needed (the range updates or deletes them) but no base is at or before it`,
+        'choose a --from at or after the first base (pgtape log shows the range)',
+      );
+    };
+    const out: TableDiff[] = [];
+    for (const [oid, t] of tables) {
+      t.finish(base !== undefined, missingBase, p.keepRows ?? true);
+      const after = shapeOf(t.def);
+      const before = await shapeAt(store, index, base, baseSchema, range.after, oid);
+      const c = t.counts;
+      if (c.added + c.deleted + c.modified > 0 || t.truncated || !sameShape(before, after)) {
+        out.push({ oid, after, before, truncated: t.truncated, counts: t.counts, rows: (change) => t.rows(change) });
+      }
+    }
+    return {
+      from: describeTarget(p.from),
+      to: describeTarget(p.to),
+      fromLsn: range.after === undefined ? null : formatLsn(range.after),
+      toLsn: range.upTo === undefined ? null : formatLsn(range.upTo),
+      sources,
+      tables: out,
+      close: async () => {
+        for (const t of tables.values()) t.close();
+        await p.close();
+      },
+    };
+  } catch (err) {
+    for (const t of tables.values()) t.close();
+    throw err;
+  }
+}
+
+/** Change entries of the given segments whose transaction's commit LSN passes `include`. */
+async function* entriesIn(store: Store, segments: IndexedSegment[], include: (commitLsn: bigint) => boolean): AsyncGenerator<LogEntry> {
+  let on = false;
+  for await (const e of readLog(store, segments)) {
+    if (e.kind === 'begin') on = include(e.commitLsn);
+    else if (on) yield e;
+  }
+}
+
+/** Field `n` (from 0) of a COPY text line, as it is written. */
+function field(line: string, n: number): string {
+  let start = 0;
+  for (let i = 0; i < n; i++) start = line.indexOf('\t', start) + 1;
+  const end = line.indexOf('\t', start);
+  return end < 0 ? line.slice(start) : line.slice(start, end);
+}
+
+/**
+ * The rows at --from of the tables that need them: the base's (a line whose key is not needed is
+ * skipped from its key fields, not parsed), then the changes between the base and --from.
+ */
+async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: Map<number, TableDiffer>): Promise<void> {
+  for (const bt of schema.tables) {
+    const t = needing.get(bt.oid);
+    if (t) await loadBaseTable(p.store, base, bt, t);
+  }
+  // Only segments that touched a needed table are read.
+  const at = p.range.after!;
+  const segments = p.index.segments.filter((s) => s.endLsn > base.lsn && headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => needing.has(t.oid)));
+  for await (const e of entriesIn(p.store, segments, (lsn) => lsn >= base.lsn && lsn <= at)) {
+    if (e.kind === 'truncate') {
+      for (const r of e.relations) needing.get(r.oid)?.before({ kind: 'truncate', oid: r.oid });
+    } else if ('relation' in e) {
+      const t = needing.get(e.relation.oid);
+      if (t) for (const op of opsOf(e, t.matching)) t.before(op);
+    }
+  }
+}
+
+async function loadBaseTable(store: Store, base: BaseRef, bt: BaseTable, t: TableDiffer): Promise<void> {
+  const columns = bt.columns.map((c) => c.name);
+  const { keyed, keys } = t.matching;
+  const positions = keys.map((k) => columns.indexOf(k));
+  const fromFields = keyed && !positions.some((i) => i < 0);
+  for await (const line of readBaseLines(store, base, bt)) {
+    if (fromFields && !t.mayNeed(joinParts(positions.map((i): Value => copyFieldValue(field(line, i)))))) continue;
+    const row = { values: parseCopyLine(line), columns };
+    t.before(keyed ? { kind: 'insert', oid: bt.oid, row, key: keyText(row, keys) } : { kind: 'add', oid: bt.oid, row, key: image(row) });
+  }
+}
+
+function shapeOf(def: RelationDef): TableShape {
+  return {
+    schema: def.schema,
+    name: def.name,
+    columns: def.columns.map((c) => ({ name: c.name, type: sqlType(c.typeName, c.typmod), typeOid: c.typeOid, typmod: c.typmod })),
+    key: keyNames(def),
+    replicaIdentity: def.replicaIdentity,
+  };
+}
+
+function sameShape(a: TableShape | null, b: TableShape): boolean {
+  return !!a && a.schema === b.schema && a.name === b.name && a.columns.length === b.columns.length && a.columns.every((c, i) => c.name === b.columns[i]!.name && c.typeOid === b.columns[i]!.typeOid && c.typmod === b.columns[i]!.typmod);
+}
+
+/**
+ * The table as it was at --from: the last definition the log carried for it before that point
+ * (segment headers say which segments touched it), else the base's, else null (created later).
+ */
+async function shapeAt(store: Store, index: ArchiveIndex, base: BaseRef | undefined, schema: BaseSchema | undefined, at: bigint | undefined, oid: number): Promise<TableShape | null> {
+  if (at === undefined) return null;
+  const candidates = index.segments.filter((s) => (!base || s.endLsn > base.lsn) && headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => t.oid === oid));
+  for (const s of candidates.reverse()) {
+    let def: RelationDef | undefined;
+    for await (const e of entriesIn(store, [s], (lsn) => lsn <= at)) {
+      if ((e.kind === 'insert' || e.kind === 'update' || e.kind === 'delete') && e.relation.oid === oid) def = e.relation;
+      if (e.kind === 'truncate') def = e.relations.find((r) => r.oid === oid) ?? def;
+    }
+    if (def) return shapeOf(def);
+  }
+  const t = schema?.tables.find((t) => t.oid === oid);
+  if (!t) return null;
+  return { schema: t.schema, name: t.name, columns: t.columns.map((c) => ({ name: c.name, type: c.type, typeOid: c.typeOid, typmod: c.typmod })), key: t.primaryKey, replicaIdentity: t.replicaIdentity };
+}
+
+/**
+ * A column's SQL type with its modifiers, from what a Relation message gives (format_type()
+ * without the typmod, which is added here for the types that have one).
+ */
+export function sqlType(typeName: string, typmod: number): string {
+  if (typmod < 0) return typeName;
+  const array = typeName.endsWith('[]');
+  const element = array ? typeName.slice(0, -2) : typeName;
+  let out = element;
+  switch (element) {
+    case 'character varying':
+    case 'bpchar':
+    case 'character':
+      out = `${element === 'character varying' ? 'character varying' : 'character'}(${typmod - 4})`;
+      break;
+    case 'numeric': {
+      const m = typmod - 4;
+      out = `numeric(${(m >> 16) & 0xffff},${((m & 0x7ff) ^ 1024) - 1024})`;
+      break;
+    }
+    case 'bit':
+    case 'bit varying':
+      out = `${element}(${typmod})`;
+      break;
+    case 'time without time zone':
+    case 'time with time zone':
+    case 'timestamp without time zone':
+    case 'timestamp with time zone': {
+      const [head, ...rest] = element.split(' ');
+      out = `${head}(${typmod}) ${rest.join(' ')}`;
+      break;
+    }
+  }
+  return array ? `${out}[]` : out;
+}

@@ -1,0 +1,164 @@
+import { quoteIdent, quoteLiteral, quoteQualified } from '../../core/sql.js';
+import { literal, pairs, type RowValues } from '../row-text.js';
+import type { DiffResult, RowDiff, TableDiff, TableShape } from './diff.js';
+
+export type DiffFormat = 'table' | 'jsonl' | 'sql' | 'csv';
+
+export interface TableSummary {
+  table: string;
+  added: number;
+  deleted: number;
+  modified: number;
+  cellsModified: number;
+}
+
+const name = (s: Pick<TableShape, 'schema' | 'name'>) => `${s.schema}.${s.name}`;
+
+export function summarize(t: TableDiff): TableSummary {
+  return { table: name(t.after), ...t.counts };
+}
+
+/** What changed in a table's shape between the two points, in words. */
+function shapeChanges(t: TableDiff): string[] {
+  const out: string[] = [];
+  if (!t.before) return ['table created'];
+  if (name(t.before) !== name(t.after)) out.push(`renamed from ${name(t.before)}`);
+  const added = t.after.columns.filter((c) => !t.before!.columns.some((b) => b.name === c.name)).map((c) => c.name);
+  const dropped = t.before.columns.filter((c) => !t.after.columns.some((a) => a.name === c.name)).map((c) => c.name);
+  const retyped = t.after.columns.filter((c) => t.before!.columns.some((b) => b.name === c.name && (b.typeOid !== c.typeOid || b.typmod !== c.typmod))).map((c) => `${c.name} → ${c.type}`);
+  if (added.length) out.push(`columns added: ${added.join(', ')}`);
+  if (dropped.length) out.push(`columns dropped: ${dropped.join(', ')}`);
+  if (retyped.length) out.push(`columns retyped: ${retyped.join(', ')}`);
+  if (t.truncated) out.push('truncated in the range');
+  return out;
+}
+
+
+function describeRow(r: RowDiff, mark: (s: string) => string): string {
+  const key = r.key ? `(${pairs(r.key, ', ')}) ` : '';
+  const copies = r.copies && r.copies > 1 ? `${r.copies}× ` : '';
+  if (r.change === 'added') return `  + ${copies}${key}${pairs(r.after)}`;
+  if (r.change === 'deleted') return `  - ${copies}${key}${pairs(r.before)}`;
+  return `  ~ ${key}${r.cells!.map((c) => mark(`${c}: ${literal(r.before![c])} → ${literal(r.after![c])}`)).join(', ')}`;
+}
+
+/** The lines of a diff in the chosen format, produced one at a time (the caller writes them out). */
+export function* formatDiff(d: DiffResult, format: DiffFormat, summaryOnly: boolean, mark: (s: string) => string = (s) => s): Generator<string> {
+  const where = `${d.from} (${d.fromLsn ?? 'start'}) → ${d.to} (${d.toLsn ?? 'end'}), from the ${d.sources.join(' and ')}`;
+  if (summaryOnly) {
+    if (format === 'jsonl') for (const t of d.tables) yield JSON.stringify(summarize(t));
+    else if (format === 'csv') {
+      yield 'table,added,deleted,modified,cells_modified';
+      for (const t of d.tables) {
+        const s = summarize(t);
+        yield [csv(s.table), s.added, s.deleted, s.modified, s.cellsModified].join(',');
+      }
+    } else {
+      yield `diff ${where}`;
+      for (const t of d.tables) {
+        const s = summarize(t);
+        yield `${s.table}: ${s.added} added, ${s.deleted} deleted, ${s.modified} modified (${s.cellsModified} cells)`;
+      }
+      if (!d.tables.length) yield '(no differences)';
+    }
+    return;
+  }
+  switch (format) {
+    case 'table':
+      yield `diff ${where}`;
+      for (const t of d.tables) {
+        const s = summarize(t);
+        yield `${s.table}: ${s.added} added, ${s.deleted} deleted, ${s.modified} modified (${s.cellsModified} cells)`;
+        for (const c of shapeChanges(t)) yield `  ${c}`;
+        for (const r of t.rows()) yield describeRow(r, mark);
+      }
+      if (!d.tables.length) yield '(no differences)';
+      return;
+    case 'jsonl':
+      for (const t of d.tables) {
+        if (shapeChanges(t).length) yield JSON.stringify({ table: name(t.after), change: 'schema', before: t.before, after: t.after, what: shapeChanges(t) });
+        for (const r of t.rows()) yield JSON.stringify({ table: name(t.after), ...r });
+      }
+      return;
+    case 'csv':
+      yield 'table,change,key,copies,column,before,after';
+      for (const t of d.tables) {
+        for (const r of t.rows()) {
+          const head = [csv(name(t.after)), r.change, r.key ? csv(JSON.stringify(r.key)) : '', String(r.copies ?? 1)];
+          const columns = r.change === 'modified' ? r.cells! : Object.keys((r.after ?? r.before)!);
+          for (const c of columns) yield [...head, csv(c), csv(r.before?.[c]), csv(r.after?.[c])].join(',');
+        }
+      }
+      return;
+    case 'sql':
+      yield `-- pgtape diff ${where}`;
+      yield '-- turns the database at --from into the database at --to';
+      yield 'begin;';
+      for (const t of d.tables) yield* patch(t);
+      yield 'commit;';
+      return;
+  }
+}
+
+/** CSV field: NULL is an empty field, an empty string is "" (as COPY ... CSV does). */
+function csv(v: string | null | undefined): string {
+  if (v === null || v === undefined) return '';
+  return v === '' || /[",\r\n]/.test(v) || v.trim() !== v ? `"${v.replace(/"/g, '""')}"` : v;
+}
+
+function* patch(t: TableDiff): Generator<string> {
+  const after = t.after;
+  const target = quoteQualified(after.schema, after.name);
+  const types = new Map(after.columns.map((c) => [c.name, c.type]));
+  const lit = (column: string, v: string | null | undefined) => (v === null || v === undefined ? 'NULL' : `${quoteLiteral(v)}::${types.get(column) ?? 'text'}`);
+  const keyMatch = (key: RowValues) =>
+    Object.entries(key)
+      .map(([c, v]) => `${quoteIdent(c)} = ${lit(c, v)}`)
+      .join(' and ');
+  // Tables matched on the whole row compare text forms, so types without equality (json, point) match.
+  const rowMatch = (row: RowValues) =>
+    after.columns
+      .map((c) => {
+        const v = row[c.name];
+        return v === null || v === undefined ? `${quoteIdent(c.name)} is null` : `${quoteIdent(c.name)}::text = (${lit(c.name, v)})::text`;
+      })
+      .join(' and ');
+
+  yield* reshape(t);
+  for (const r of t.rows('deleted')) {
+    if (r.key) yield `delete from ${target} where ${keyMatch(r.key)};`;
+    else yield `delete from ${target} where ctid in (select ctid from ${target} where ${rowMatch(r.before!)} limit ${r.copies ?? 1});`;
+  }
+  for (const r of t.rows('modified')) {
+    const set = r.cells!.map((c) => `${quoteIdent(c)} = ${lit(c, r.after![c])}`);
+    yield `update ${target} set ${set.join(', ')} where ${keyMatch(r.key!)};`;
+  }
+  for (const r of t.rows('added')) {
+    const columns = Object.keys(r.after!);
+    const values = columns.map((c) => lit(c, r.after![c])).join(', ');
+    const into = `insert into ${target} (${columns.map(quoteIdent).join(', ')})`;
+    yield (r.copies ?? 1) > 1 ? `${into} select ${values} from generate_series(1, ${r.copies});` : `${into} values (${values});`;
+  }
+}
+
+/** DDL that brings the table from its shape at --from to its shape at --to. */
+function* reshape(t: TableDiff): Generator<string> {
+  const { before, after } = t;
+  const target = quoteQualified(after.schema, after.name);
+  if (!before) {
+    const defs = after.columns.map((c) => `${quoteIdent(c.name)} ${c.type}`);
+    if (after.key.length) defs.push(`primary key (${after.key.map(quoteIdent).join(', ')})`);
+    yield `create schema if not exists ${quoteIdent(after.schema)};`;
+    yield `create table ${target} (${defs.join(', ')});`;
+    if (after.replicaIdentity === 'f') yield `alter table ${target} replica identity full;`;
+    return;
+  }
+  if (before.schema !== after.schema) yield `alter table ${quoteQualified(before.schema, before.name)} set schema ${quoteIdent(after.schema)};`;
+  if (before.name !== after.name) yield `alter table ${quoteQualified(after.schema, before.name)} rename to ${quoteIdent(after.name)};`;
+  for (const c of before.columns) if (!after.columns.some((a) => a.name === c.name)) yield `alter table ${target} drop column ${quoteIdent(c.name)};`;
+  for (const c of after.columns) {
+    const was = before.columns.find((b) => b.name === c.name);
+    if (!was) yield `alter table ${target} add column ${quoteIdent(c.name)} ${c.type};`;
+    else if (was.typeOid !== c.typeOid || was.typmod !== c.typmod) yield `alter table ${target} alter column ${quoteIdent(c.name)} type ${c.type} using ${quoteIdent(c.name)}::text::${c.type};`;
+  }
+}

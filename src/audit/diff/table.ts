@@ -1,0 +1,246 @@
+import { join } from 'node:path';
+import type { RelationDef } from '../../segment/format.js';
+import { countedDeltas, keyedPairs, RangeFold, StateAt } from './fold.js';
+import { hashText, readDiffRecord, readOp, splitMove, writeDiffRecord, writeOp, type ColumnLists, type DiffRecord, type Op } from './ops.js';
+import { columnNames, compareRows, countedRows, keyNames, type RowDiff } from './rows.js';
+import { SpillFile } from './spill-file.js';
+
+export type Change = RowDiff['change'];
+export const CHANGES: Change[] = ['deleted', 'modified', 'added'];
+
+/**
+ * A key change that takes values from the old key's row (unchanged TOAST) while the two keys
+ * fall in different parts of a spilled table: the table is diffed again whole, in memory.
+ */
+export class WholeTableNeeded extends Error {
+  constructor(readonly oid: number) {
+    super(`table ${oid} must be diffed whole`);
+  }
+}
+
+/** Whether a key may be among those whose rows at --from are needed: no false negatives. */
+class BloomFilter {
+  private readonly bits: Uint32Array;
+  private readonly mask: number;
+  size = 0;
+
+  constructor(expected: number) {
+    // About ten bits per key: one key in a hundred passes falsely.
+    let words = 1 << 11;
+    while (words * 32 < expected * 10 && words < 1 << 24) words <<= 1;
+    this.bits = new Uint32Array(words);
+    this.mask = words * 32 - 1;
+  }
+
+  /** Sets, or tests, the key's four bits (positions from two hashes: Kirsch and Mitzenmacher). */
+  private probe(key: string, set: boolean): boolean {
+    const h1 = hashText(key);
+    const h2 = Math.imul(h1 ^ (h1 >>> 16), 0x85ebca6b) | 1;
+    for (let i = 0; i < 4; i++) {
+      const p = (h1 + Math.imul(i, h2)) & this.mask;
+      const bit = 1 << (p & 31);
+      if (set) this.bits[p >>> 5]! |= bit;
+      else if (!(this.bits[p >>> 5]! & bit)) return false;
+    }
+    return true;
+  }
+
+  add(key: string): void {
+    this.probe(key, true);
+    this.size++;
+  }
+
+  has(key: string): boolean {
+    return this.probe(key, false);
+  }
+}
+
+const anyNeeded = (needed: Set<string> | 'all') => needed === 'all' || needed.size > 0;
+
+/** One part of a table: folded as its operations arrive (a table in one part) or spilled to disk. */
+interface Part {
+  fold?: RangeFold;
+  state?: StateAt;
+  range?: SpillFile;
+  before?: SpillFile;
+}
+
+export interface TableCounts {
+  added: number;
+  deleted: number;
+  modified: number;
+  cellsModified: number;
+}
+
+/**
+ * The difference of one table between two points. With more than one part, every operation goes
+ * to the part its key hashes to, on disk, and the parts are compared one at a time: memory holds
+ * one part, whatever the size of the difference. The rows that differ are then on disk too.
+ */
+export class TableDiffer {
+  /** The table's definition at --to. */
+  def: RelationDef;
+  /** Matched on its key (else on the whole row), from the first definition the range carried. */
+  readonly keyed: boolean;
+  truncated = false;
+  private readonly parts: Part[];
+  /** Spilled tables: keys whose rows at --from may be needed. */
+  private readonly wanted: BloomFilter | undefined;
+  /** Tables in one part: the keys whose rows at --from are needed, known once the range is folded. */
+  private needed: Set<string> | 'all' | undefined;
+  private results: Map<Change, SpillFile> | undefined;
+  counts: TableCounts = { added: 0, deleted: 0, modified: 0, cellsModified: 0 };
+
+  constructor(
+    first: RelationDef,
+    partCount: number,
+    expectedChanges: number,
+    private readonly dir: string,
+    private readonly lists: ColumnLists,
+  ) {
+    this.def = first;
+    this.keyed = keyNames(first).length > 0;
+    this.parts = Array.from({ length: partCount }, (_, i) =>
+      partCount === 1 ? { fold: new RangeFold() } : { range: new SpillFile(join(dir, `${first.oid}.${i}.range`)), before: new SpillFile(join(dir, `${first.oid}.${i}.before`)) },
+    );
+    this.wanted = partCount > 1 ? new BloomFilter(expectedChanges) : undefined;
+  }
+
+  get spilled(): boolean {
+    return this.parts.length > 1;
+  }
+
+  /** How the rows at --from are matched: as the table is at --to. */
+  get matching(): { keyed: boolean; keys: string[] } {
+    return { keyed: this.keyed, keys: keyNames(this.def) };
+  }
+
+  private route(op: Op, to: 'range' | 'before'): void {
+    const n = this.parts.length;
+    if (op.kind === 'truncate') return this.parts.forEach((p) => this.put(p, op, to));
+    if (op.kind === 'move' && n > 1 && hashText(op.key) % n !== hashText(op.oldKey) % n) {
+      const split = splitMove(op);
+      if (!split) throw new WholeTableNeeded(op.oid);
+      for (const o of split) this.route(o, to);
+      return;
+    }
+    this.put(this.parts[hashText(op.key) % n]!, op, to);
+  }
+
+  private put(part: Part, op: Op, to: 'range' | 'before'): void {
+    if (part.fold && to === 'range') part.fold.apply(op);
+    else if (part.fold) part.state!.apply(op);
+    else writeOp(part[to]!, op, this.lists);
+  }
+
+  /** A change of the range. */
+  range(op: Op): void {
+    if (op.kind === 'truncate') this.truncated = true;
+    if (this.wanted) {
+      if (op.kind === 'update' || op.kind === 'delete') this.wanted.add(op.key);
+      if (op.kind === 'move') this.wanted.add(op.oldKey);
+    }
+    this.route(op, 'range');
+  }
+
+  /** A table in one part: the keys whose rows at --from are needed, once the range is folded. */
+  private neededKeys(): Set<string> | 'all' {
+    return (this.needed ??= this.parts[0]!.fold!.needed());
+  }
+
+  /** The range is folded: whether rows at --from are needed at all. */
+  needsBefore(): boolean {
+    if (this.truncated) return true;
+    if (this.wanted) return this.wanted.size > 0;
+    return anyNeeded(this.neededKeys());
+  }
+
+  /** Whether a row at --from with this key may be needed: rows that are not are not kept. */
+  mayNeed(key: string): boolean {
+    if (this.truncated) return true;
+    if (this.wanted) return this.wanted.has(key);
+    const needed = this.neededKeys();
+    return needed === 'all' || needed.has(key);
+  }
+
+  /** A row at --from (from the base) or a change between the base and --from. */
+  before(op: Op): void {
+    const part = this.parts[0]!;
+    if (part.fold) part.state ??= new StateAt(this.neededKeys());
+    if (op.kind !== 'truncate' && !this.mayNeed(op.key) && !(op.kind === 'move' && this.mayNeed(op.oldKey))) return;
+    this.route(op, 'before');
+  }
+
+  /**
+   * Compares the parts and counts the rows that differ. A spilled table's rows are written to
+   * disk as they are found, unless only the counts are wanted (`keepRows` false: rows() then has
+   * nothing to give); `missingBase` is called when rows at --from are needed but no base gave them.
+   */
+  finish(haveBase: boolean, missingBase: () => never, keepRows: boolean): void {
+    const count = (d: RowDiff) => {
+      if (d.change === 'added') this.counts.added += d.copies ?? 1;
+      else if (d.change === 'deleted') this.counts.deleted += d.copies ?? 1;
+      else {
+        this.counts.modified++;
+        this.counts.cellsModified += d.cells!.length;
+      }
+    };
+    if (!this.spilled) {
+      if (!haveBase && anyNeeded(this.neededKeys())) missingBase();
+      for (const d of this.rows()) count(d);
+      return;
+    }
+    this.results = new Map(CHANGES.map((c) => [c, new SpillFile(join(this.dir, `${this.def.oid}.${c}`))]));
+    for (const part of this.parts) {
+      const fold = new RangeFold();
+      for (const r of part.range!.records()) fold.apply(readOp(r, this.lists));
+      const needed = fold.needed();
+      if (!haveBase && anyNeeded(needed)) missingBase();
+      const state = new StateAt(needed);
+      for (const r of part.before!.records()) state.apply(readOp(r, this.lists));
+      for (const record of this.records(fold, state)) {
+        const d = this.toDiff(record);
+        if (!d) continue;
+        count(d);
+        if (keepRows) writeDiffRecord(this.results.get(d.change)!, record, this.lists);
+      }
+      part.range!.close();
+      part.before!.close();
+    }
+    for (const f of this.results.values()) f.close();
+  }
+
+  private records(fold: RangeFold, state: StateAt | undefined): Iterable<DiffRecord> {
+    const keyed = this.keyed;
+    return (function* () {
+      if (keyed) for (const { before, after } of keyedPairs(fold, state)) yield { before, after, copies: 0 };
+      else for (const { row, copies } of countedDeltas(fold, state)) yield { before: row, after: undefined, copies };
+    })();
+  }
+
+  private toDiff(d: DiffRecord): RowDiff | undefined {
+    const columns = columnNames(this.def);
+    return this.keyed ? compareRows(d.before, d.after, columns, keyNames(this.def)) : countedRows(d.before!, d.copies, columns);
+  }
+
+  /** The rows that differ, of one kind or all; each call makes or reads them anew. */
+  *rows(change?: Change): Generator<RowDiff> {
+    if (!this.results) {
+      const part = this.parts[0]!;
+      for (const record of this.records(part.fold!, part.state)) {
+        const d = this.toDiff(record);
+        if (d && (!change || d.change === change)) yield d;
+      }
+      return;
+    }
+    for (const c of change ? [change] : CHANGES) for (const r of this.results.get(c)!.records()) yield this.toDiff(readDiffRecord(r, this.lists))!;
+  }
+
+  close(): void {
+    for (const p of this.parts) {
+      p.range?.close();
+      p.before?.close();
+    }
+    for (const f of this.results?.values() ?? []) f.close();
+  }
+}

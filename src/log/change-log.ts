@@ -1,0 +1,142 @@
+import type { Tuple } from '../pgoutput/messages.js';
+import type { RelationDef, SegmentEntry } from '../segment/format.js';
+import { readAll } from '../store/read.js';
+import { DELETE, EntryScanner, INSERT, TupleView, UPDATE } from '../segment/entry-scanner.js';
+import { CorruptSegmentError, type SegmentReader } from '../segment/reader.js';
+import { listSegments, openSegment, type SegmentRef } from './segments.js';
+import type { Store } from '../store/store.js';
+
+/**
+ * A change-log entry with its relations resolved: what readers (log, replay, diff) work with,
+ * instead of each tracking the Relation entries of every segment.
+ */
+export type LogEntry =
+  | Extract<SegmentEntry, { kind: 'begin' | 'commit' | 'origin' | 'message' }>
+  | { kind: 'insert'; relation: RelationDef; new: Tuple }
+  | { kind: 'update'; relation: RelationDef; key?: Tuple; old?: Tuple; new: Tuple }
+  | { kind: 'delete'; relation: RelationDef; key?: Tuple; old?: Tuple }
+  | { kind: 'truncate'; relations: RelationDef[]; flags: number };
+
+/** Segments downloaded ahead of the one being read, and the largest one fetched whole. */
+const PREFETCH_DEPTH = 2;
+const PREFETCH_MAX_BYTES = 64 << 20;
+
+/**
+ * Readers of the given segments (all of them by default), in log order. The next segments are
+ * downloaded while one is read (bounded in count and size), so a remote store's latency
+ * overlaps with decoding and applying; a downloaded segment is checked whole before it is read.
+ */
+export async function* segmentReaders(store: Store, segments?: SegmentRef[]): AsyncGenerator<{ ref: SegmentRef; reader: SegmentReader }> {
+  const refs = segments ?? (await listSegments(store));
+  const ahead = new Map<number, Promise<Buffer>>();
+  const prefetch = (i: number) => {
+    const ref = refs[i];
+    if (!ref || ahead.has(i) || ref.size > PREFETCH_MAX_BYTES) return;
+    const download = readAll(store, ref.key);
+    download.catch(() => {}); // surfaced when the segment's turn comes
+    ahead.set(i, download);
+  };
+  for (let i = 0; i < refs.length; i++) {
+    const ref = refs[i]!;
+    for (let k = 0; k <= PREFETCH_DEPTH; k++) prefetch(i + k);
+    const fetched = ahead.get(i);
+    ahead.delete(i);
+    yield { ref, reader: openSegment(store, ref.key, fetched ? await fetched : undefined) };
+  }
+}
+
+/** The relations one segment has defined so far: its changes name them by oid. */
+export class SegmentRelations {
+  private readonly defs = new Map<number, RelationDef>();
+
+  constructor(readonly what: string) {}
+
+  define(def: RelationDef): void {
+    this.defs.set(def.oid, def);
+  }
+
+  get(oid: number): RelationDef {
+    const def = this.defs.get(oid);
+    if (!def) throw new CorruptSegmentError(`${this.what}: a change refers to relation ${oid} before defining it`);
+    return def;
+  }
+}
+
+/** A tuple of the body as views of its bytes (absent when `start` is -1). */
+function tupleAt(view: TupleView, buf: Buffer, start: number, end: number): Tuple | undefined {
+  if (start < 0) return undefined;
+  view.read(buf, start, end);
+  const values: Buffer[] = new Array(view.values);
+  for (let i = 0; i < view.values; i++) values[i] = buf.subarray(view.valueStart[i], view.valueEnd[i]);
+  return { kinds: buf.subarray(view.kindsStart, view.kindsStart + view.columns), values };
+}
+
+/** A change without its values: what `log` needs to count changes per table. */
+export interface ChangeHead {
+  kind: 'insert' | 'update' | 'delete';
+  relation: RelationDef;
+  head: true;
+}
+
+const CHANGE_KINDS: Record<number, ChangeHead['kind']> = { [INSERT]: 'insert', [UPDATE]: 'update', [DELETE]: 'delete' };
+
+/**
+ * Every entry of the given segments (all of them by default), in log order, streamed. With
+ * `values: false`, changes come as their kind and relation only: their tuples are not decoded.
+ */
+export function readLog(store: Store, segments?: SegmentRef[], onSegment?: (ref: SegmentRef) => void): AsyncGenerator<LogEntry>;
+export function readLog(store: Store, segments: SegmentRef[] | undefined, onSegment: ((ref: SegmentRef) => void) | undefined, options: { values: boolean }): AsyncGenerator<LogEntry | ChangeHead>;
+export async function* readLog(
+  store: Store,
+  segments?: SegmentRef[],
+  onSegment?: (ref: SegmentRef) => void,
+  options: { values: boolean } = { values: true },
+): AsyncGenerator<LogEntry | ChangeHead> {
+  const scanner = new EntryScanner();
+  const view = new TupleView();
+  for await (const { ref, reader } of segmentReaders(store, segments)) {
+    onSegment?.(ref);
+    const relations = new SegmentRelations(`${store.description}/${ref.key}`);
+    const relation = (oid: number) => relations.get(oid);
+    for await (const chunk of reader.wholeEntryChunks()) {
+      scanner.reset(chunk);
+      while (scanner.next()) {
+        const change = CHANGE_KINDS[scanner.kind];
+        if (change && !options.values) {
+          yield { kind: change, relation: relation(scanner.relation), head: true };
+          continue;
+        }
+        if (change) {
+          // Read in place (no protobuf objects): a million changes are most of a log.
+          const s = scanner;
+          const rel = relation(s.relation);
+          if (change === 'insert') yield { kind: change, relation: rel, new: tupleAt(view, s.buf, s.newStart, s.newEnd)! };
+          else if (change === 'update') yield { kind: change, relation: rel, key: tupleAt(view, s.buf, s.keyStart, s.keyEnd), old: tupleAt(view, s.buf, s.oldStart, s.oldEnd), new: tupleAt(view, s.buf, s.newStart, s.newEnd)! };
+          else yield { kind: change, relation: rel, key: tupleAt(view, s.buf, s.keyStart, s.keyEnd), old: tupleAt(view, s.buf, s.oldStart, s.oldEnd) };
+          continue;
+        }
+        let e: SegmentEntry;
+        try {
+          e = scanner.entry();
+        } catch (err) {
+          throw new CorruptSegmentError(`${relations.what}: body cannot be decoded (${(err as Error).message})`);
+        }
+        switch (e.kind) {
+          case 'relation':
+            relations.define(e.relation);
+            break;
+          case 'insert':
+          case 'update':
+          case 'delete':
+            yield { ...e, relation: relation(e.relation) };
+            break;
+          case 'truncate':
+            yield { ...e, relations: e.relations.map(relation) };
+            break;
+          default:
+            yield e;
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,71 @@
+import { Readable } from 'node:stream';
+import { UserError } from '../core/errors.js';
+import { formatLsn } from '../core/lsn.js';
+import { SegmentReader } from '../segment/reader.js';
+import { parseSegmentKey, SEGMENTS_DIR } from '../segment/name.js';
+import type { SealedSegment } from '../segment/writer.js';
+import type { SegmentHeader } from '../segment/format.js';
+import type { Store } from '../store/store.js';
+
+export interface SegmentRef {
+  key: string;
+  startLsn: bigint;
+  endLsn: bigint;
+  size: number;
+}
+
+/**
+ * The change log's index is the listing of `segments/` (DESIGN §4): sorted by key, which is
+ * sorted by start LSN. Anything else in that folder is refused rather than skipped.
+ */
+export async function listSegments(store: Store): Promise<SegmentRef[]> {
+  const objects = await store.list(SEGMENTS_DIR);
+  return objects.map((o) => {
+    const range = parseSegmentKey(o.key);
+    if (!range) {
+      throw new UserError(
+        `${store.description}/${o.key} is not a pgtape segment name (expected segments/<startLSN16>-<endLSN16>.pgtape)`,
+        'move the file out of the segments/ folder; pgtape owns it',
+      );
+    }
+    return { key: o.key, size: o.size, ...range };
+  });
+}
+
+/**
+ * The header of the last segment holding transactions, read back from the end (segments without
+ * transactions only mark positions). Every header read is kept on its ref.
+ */
+export async function lastCommittedHeader(store: Store, refs: (SegmentRef & { header?: SegmentHeader })[]): Promise<SegmentHeader | undefined> {
+  for (let i = refs.length - 1; i >= 0; i--) {
+    const ref = refs[i]!;
+    ref.header ??= await openSegment(store, ref.key).header();
+    if (ref.header.transactions > 0) return ref.header;
+  }
+  return undefined;
+}
+
+/** A reader of one stored segment; from `downloaded` bytes when it was fetched already. */
+export function openSegment(store: Store, key: string, downloaded?: Buffer): SegmentReader {
+  return new SegmentReader(downloaded ? Readable.from([downloaded]) : store.read(key), `${store.description}/${key}`, downloaded);
+}
+
+/**
+ * Stores a sealed segment. Idempotent: a segment already stored under the same key with the same
+ * body checksum is left as it is (a re-upload after a crash); a different body under that key is
+ * an error, never an overwrite.
+ */
+export async function putSegment(store: Store, segment: SealedSegment): Promise<{ versionId?: string; existed: boolean }> {
+  const existing = await store.stat(segment.key);
+  if (existing) {
+    const header = await openSegment(store, segment.key).header();
+    if (header.bodySha256.equals(segment.header.bodySha256)) return { existed: true };
+    throw new UserError(
+      `${store.description}/${segment.key} already exists with a different body (range ${formatLsn(segment.header.startLsn)}–${formatLsn(segment.header.endLsn)})`,
+      'two archivers may be writing the same store, or the store holds another stream: stop and inspect it with pgtape verify',
+      3,
+    );
+  }
+  const result = await store.putFile(segment.key, segment.path);
+  return { ...result, existed: false };
+}

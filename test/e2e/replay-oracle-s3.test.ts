@@ -1,0 +1,3 @@
+import { replayOracle } from '../support/replay-oracle.js';
+
+replayOracle('s3');

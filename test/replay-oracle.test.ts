@@ -1,3 +1,0 @@
-import { replayOracle } from './support/replay-oracle.js';
-
-replayOracle('directory');
