@@ -8,11 +8,12 @@ import type { RelationDef } from '../src/segment/format.js';
 import type { Store } from '../src/store/store.js';
 import { loadBaseTable } from './base-merge.js';
 import { CopyIn } from './copy-in.js';
-import { CopyText, KIND_UNCHANGED, LineFields } from './copy-text.js';
+import { CopyText, LineFields } from './copy-text.js';
 import { DONE, EXISTED, HAS_ROW, type TableEffect } from './net-effect.js';
 import type { EffectSink } from './planner.js';
 import { baseDdl, keyDdl } from './schema.js';
-import { UNCHANGED, type Value } from './values.js';
+import { TUPLE_UNCHANGED, UNCHANGED } from '../src/pgoutput/tuple.js';
+import type { ReplayValue } from './values.js';
 import { isConstant } from '../src/base/published-schema.js';
 import type { CapturedDdl, TableSnapshot } from '../src/source/ddl-capture.js';
 
@@ -26,6 +27,10 @@ export interface TableRows {
 function sameColumns(columns: Pick<TargetColumn, 'name' | 'typeOid' | 'typmod'>[], rel: RelationDef): boolean {
   return columns.length === rel.columns.length && rel.columns.every((c, i) => c.name === columns[i]!.name && c.typeOid === columns[i]!.typeOid && c.typmod === columns[i]!.typmod);
 }
+
+/** The staging table's `u` mask, a letter per column: `u` keeps the table's value (unchanged TOAST), `.` sets it. */
+const MASK_KEEP = 0x75;
+const MASK_SET = 0x2e;
 
 /** Staging rows are handed to COPY in pieces of about this size. */
 const PIECE = 1 << 20;
@@ -239,7 +244,7 @@ export class Applier implements EffectSink {
           await line(state & EXISTED ? 'u' : 'i', 1);
           if (row.hasUnchanged()) {
             ops.masked = true;
-            for (let c = 0; c < row.columns; c++) text.byte(row.kind(c) === KIND_UNCHANGED ? 0x75 : 0x2e);
+            for (let c = 0; c < row.columns; c++) text.byte(row.kind(c) === TUPLE_UNCHANGED ? MASK_KEEP : MASK_SET);
           } else text.null();
           text.tab();
           text.tuple(row);
@@ -381,10 +386,10 @@ export class Applier implements EffectSink {
     await this.table(next);
   }
 
-  async updateKey(rel: RelationDef, oldKey: Value[], row: Value[]): Promise<void> {
+  async updateKey(rel: RelationDef, oldKey: ReplayValue[], row: ReplayValue[]): Promise<void> {
     const t = await this.table(rel);
     const params: (string | null)[] = [];
-    const param = (v: Value) => {
+    const param = (v: ReplayValue) => {
       params.push(v === null || v === UNCHANGED ? null : v.toString('utf8'));
       return `$${params.length}`;
     };

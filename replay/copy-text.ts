@@ -1,4 +1,5 @@
 import { grown } from '../src/core/typed-arrays.js';
+import { TUPLE_NULL, TUPLE_TEXT, TUPLE_UNCHANGED } from '../src/pgoutput/tuple.js';
 import type { TupleView } from '../src/segment/entry-scanner.js';
 
 // COPY's text format, written byte by byte into one growing buffer: replay turns a million folded
@@ -20,11 +21,6 @@ ESCAPE_LETTER[0x0d] = 0x72; // r
 ESCAPE_LETTER[0x09] = 0x74; // t
 ESCAPE_LETTER[0x0b] = 0x76; // v
 ESCAPE_LETTER[BACKSLASH] = BACKSLASH;
-
-/** Tuple kinds (pgoutput): null, unchanged TOAST value, text, binary. */
-export const KIND_NULL = 0x6e;
-export const KIND_UNCHANGED = 0x75;
-export const KIND_TEXT = 0x74;
 
 /** True when the bytes hold something COPY escapes. */
 export function needsEscape(src: Buffer, start: number, end: number): boolean {
@@ -120,11 +116,11 @@ export class CopyText {
     for (let i = 0; i < view.columns; i++) {
       if (i > 0) this.byte(TAB);
       const kind = view.kind(i);
-      if (kind === KIND_TEXT) {
+      if (kind === TUPLE_TEXT) {
         this.escaped(view.buf, view.valueStart[value]!, view.valueEnd[value]!);
         value++;
-      } else if (kind === KIND_NULL) this.null();
-      else if (kind === KIND_UNCHANGED) {
+      } else if (kind === TUPLE_NULL) this.null();
+      else if (kind === TUPLE_UNCHANGED) {
         if (previous && i < previous.count) this.raw(previous.buf, previous.start[i]!, previous.end[i]!);
         else this.null();
       } else throw new Error('binary column values are not supported by replay');

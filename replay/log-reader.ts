@@ -1,10 +1,11 @@
-import { EXIT_ATTENTION, UserError } from '../src/core/errors.js';
+import { ExitCode, UserError } from '../src/core/errors.js';
 import { formatLsn } from '../src/core/lsn.js';
 import { formatMicros } from '../src/core/units.js';
-import { BEGIN, COMMIT, DELETE, EntryScanner, INSERT, MalformedEntryError, MESSAGE, RELATION, TRUNCATE, UPDATE } from '../src/segment/entry-scanner.js';
-import { NotASegmentError, type RelationDef } from '../src/segment/format.js';
+import { EntryScanner, MalformedEntryError } from '../src/segment/entry-scanner.js';
+import { BEGIN, COMMIT, DELETE, INSERT, MESSAGE, NotASegmentError, RELATION, TRUNCATE, UPDATE, type RelationDef } from '../src/segment/format.js';
 import { CorruptSegmentError } from '../src/segment/reader.js';
-import { DDL_PREFIX, type CapturedDdl } from '../src/source/ddl-capture.js';
+import type { CapturedDdl } from '../src/source/ddl-capture.js';
+import { DDL_PREFIX } from '../src/source/logical-messages.js';
 import { SegmentRelations, segmentReaders } from '../src/log/change-log.js';
 import type { SegmentRef } from '../src/log/segments.js';
 import type { Store } from '../src/store/store.js';
@@ -117,7 +118,7 @@ export async function feedLog(
 function damaged(what: string, err: unknown): unknown {
   if (err instanceof CorruptSegmentError || err instanceof NotASegmentError || err instanceof MalformedEntryError) {
     const message = err.message.startsWith(what) ? err.message : `${what}: ${err.message}`;
-    return new UserError(`the archive is damaged: ${message}`, 'nothing was replayed; pgtape verify names the damaged objects and the stretches still replayable', EXIT_ATTENTION);
+    return new UserError(`the archive is damaged: ${message}`, 'nothing was replayed; pgtape verify names the damaged objects and the stretches still replayable', ExitCode.ATTENTION);
   }
   return err;
 }

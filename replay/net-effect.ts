@@ -1,6 +1,7 @@
 import { TupleView } from '../src/segment/entry-scanner.js';
 import type { RelationDef } from '../src/segment/format.js';
-import { CopyText, KIND_NULL, KIND_TEXT, KIND_UNCHANGED, LineFields, needsEscape } from './copy-text.js';
+import { TUPLE_NULL, TUPLE_TEXT, TUPLE_UNCHANGED } from '../src/pgoutput/tuple.js';
+import { CopyText, LineFields, needsEscape } from './copy-text.js';
 import { grown } from '../src/core/typed-arrays.js';
 import { KeyTable, type RetainedBuffers } from './key-table.js';
 
@@ -201,7 +202,7 @@ export class TableEffect {
    */
   private locateKey(row: TupleView, keep = true): void {
     const columns = this.keyColumns;
-    if (columns.length === 1 && row.kind(columns[0]!) === KIND_TEXT) {
+    if (columns.length === 1 && row.kind(columns[0]!) === TUPLE_TEXT) {
       const v = row.valueIndex(columns[0]!);
       const s = row.valueStart[v]!;
       const e = row.valueEnd[v]!;
@@ -219,11 +220,11 @@ export class TableEffect {
     columns.forEach((c, i) => {
       if (i > 0) text.tab();
       const kind = row.kind(c);
-      if (kind === KIND_TEXT) {
+      if (kind === TUPLE_TEXT) {
         const v = row.valueIndex(c);
         text.escaped(row.buf, row.valueStart[v]!, row.valueEnd[v]!);
-      } else if (kind === KIND_NULL) text.null();
-      else if (kind === KIND_UNCHANGED) {
+      } else if (kind === TUPLE_NULL) text.null();
+      else if (kind === TUPLE_UNCHANGED) {
         // Only a key value stored out of line (over about 2 kB) can come as unchanged TOAST.
         throw new Error(`${this.relation.schema}.${this.relation.name}: an update left key column ${this.relation.columns[c]!.name} as an unchanged TOAST value, which replay cannot match (keys this large are not supported)`);
       } else throw new Error(`${this.relation.schema}.${this.relation.name}: key column ${this.relation.columns[c]!.name} is not sent as text`);
@@ -278,13 +279,13 @@ export class TableEffect {
     let p = 0;
     for (let i = 0; i < row.columns; i++) {
       let kind = row.kind(i);
-      const prevKind = i < previous.columns ? previous.kind(i) : KIND_NULL;
-      const prevHasValue = prevKind !== KIND_NULL && prevKind !== KIND_UNCHANGED;
-      if (kind === KIND_UNCHANGED) {
+      const prevKind = i < previous.columns ? previous.kind(i) : TUPLE_NULL;
+      const prevHasValue = prevKind !== TUPLE_NULL && prevKind !== TUPLE_UNCHANGED;
+      if (kind === TUPLE_UNCHANGED) {
         kind = prevKind;
         if (prevHasValue) values.push([previous.buf, previous.valueStart[p]!, previous.valueEnd[p]!]);
-      } else if (kind !== KIND_NULL) values.push([row.buf, row.valueStart[v]!, row.valueEnd[v]!]);
-      if (row.kind(i) !== KIND_NULL && row.kind(i) !== KIND_UNCHANGED) v++;
+      } else if (kind !== TUPLE_NULL) values.push([row.buf, row.valueStart[v]!, row.valueEnd[v]!]);
+      if (row.kind(i) !== TUPLE_NULL && row.kind(i) !== TUPLE_UNCHANGED) v++;
       if (prevHasValue) p++;
       kinds.push(kind);
     }

@@ -1,10 +1,10 @@
-import { DELETE, INSERT, UPDATE, type EntryScanner } from '../src/segment/entry-scanner.js';
-import type { RelationDef, SegmentEntry, TableCount } from '../src/segment/format.js';
+import type { EntryScanner } from '../src/segment/entry-scanner.js';
+import { DELETE, INSERT, UPDATE, type RelationDef, type SegmentEntry, type TableCount } from '../src/segment/format.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
 import type { Logger } from '../src/core/log.js';
 import { RetainedBuffers } from './key-table.js';
 import { TableEffect } from './net-effect.js';
-import { toValues, type Value } from './values.js';
+import { toReplayValues, type ReplayValue } from './values.js';
 
 /** What the planner hands its batches to: the applier. */
 export interface EffectSink {
@@ -16,7 +16,7 @@ export interface EffectSink {
   /** DDL captured at the source (archive --capture-ddl), applied at its point. */
   ddl(captured: CapturedDdl): Promise<void>;
   /** An update that moves a row to another key while leaving a value unknown to the batch unchanged: applied in place. */
-  updateKey(relation: RelationDef, oldKey: Value[], row: Value[]): Promise<void>;
+  updateKey(relation: RelationDef, oldKey: ReplayValue[], row: ReplayValue[]): Promise<void>;
 }
 
 function sameShape(a: RelationDef, b: RelationDef): boolean {
@@ -119,7 +119,7 @@ export class Planner {
     this.changes++;
     const { key, new: row } = entry;
     await this.flush();
-    await this.submit(() => this.sink.updateKey(relation, toValues(key), toValues(row)));
+    await this.submit(() => this.sink.updateKey(relation, toReplayValues(key), toReplayValues(row)));
   }
 
   /**

@@ -10,7 +10,7 @@ import { replayCommand } from '../replay/command.js';
 import { statusCommand } from './commands/status.js';
 import { verifyCommand } from './commands/verify.js';
 import { configurable } from './commands/config.js';
-import { UserError, errorMessage } from './core/errors.js';
+import { ExitCode, UserError, errorMessage } from './core/errors.js';
 import { packageRoot } from './core/paths.js';
 
 function version(): string {
@@ -35,15 +35,15 @@ export async function main(argv: string[]): Promise<number> {
   configurable(program);
   try {
     await program.parseAsync(argv);
-    return 0;
+    return ExitCode.DONE;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.DONE : ExitCode.BAD_INPUT;
     if (err instanceof UserError) {
       process.stderr.write(`pgtape: ${err.message}\n${err.hint ? `  what to do: ${err.hint}\n` : ''}`);
       return err.exitCode;
     }
     process.stderr.write(`pgtape: ${errorMessage(err)}\n`);
     if (process.env.PGTAPE_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
-    return 1;
+    return ExitCode.UNEXPECTED;
   }
 }

@@ -1,13 +1,15 @@
 import { rm } from 'node:fs/promises';
-import { UserError, errorMessage } from '../core/errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffDelay } from '../core/backoff.js';
+import { ExitCode, UserError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { quoteIdent } from '../core/sql.js';
 import type { Delete, Insert, PgoutputMessage, StreamCommit, Update } from '../pgoutput/messages.js';
 import { PgoutputParser } from '../pgoutput/parser.js';
 import { PgoutputPlugin } from '../pgoutput/plugin.js';
-import { DELETE, INSERT, UPDATE } from '../segment/entry-scanner.js';
-import { encodeEntry, NotASegmentError, type Compression, type SegmentEntry } from '../segment/format.js';
+import type { Compression } from '../core/compression.js';
+import { DELETE, encodeEntry, INSERT, NotASegmentError, UPDATE, type SegmentEntry } from '../segment/format.js';
 import { SegmentWriter, type SealedSegment, type StreamIdentity } from '../segment/writer.js';
 import { listDiscontinuities, recordDiscontinuity } from '../log/discontinuities.js';
 import { listSegments, openSegment } from '../log/segments.js';
@@ -327,8 +329,7 @@ export class Archiver implements Readiness {
     for (;;) {
       if (this.finishing || this.failed) return;
       outage.attempts++;
-      const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** Math.min(outage.attempts - 1, 10)) * (0.5 + Math.random() / 2);
-      await new Promise((r) => setTimeout(r, delay));
+      await sleep(backoffDelay(outage.attempts - 1, RECONNECT_FIRST_MS, RECONNECT_MAX_MS));
       try {
         await this.checkSlotStillOurs();
         break;
@@ -634,7 +635,7 @@ export class Archiver implements Readiness {
   private fail(err: Error): void {
     if (this.failed) return;
     this.failed = true;
-    if (this.uploader.failing || (err instanceof UserError && err.exitCode === 3)) this.metrics.storeErrors.inc();
+    if (this.uploader.failing || (err instanceof UserError && err.exitCode === ExitCode.CONFLICT)) this.metrics.storeErrors.inc();
     this.options.log.error({ err: errorMessage(err) }, 'archiving failed');
     this.settle.reject(err);
   }

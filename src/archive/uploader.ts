@@ -1,4 +1,6 @@
 import { rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffDelay } from '../core/backoff.js';
 import { UserError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { formatLsn } from '../core/lsn.js';
@@ -106,12 +108,12 @@ export class SegmentUploader {
         if (err instanceof UserError) throw err;
         this.failing = true;
         this.options.onRetry?.();
-        const delay = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(attempt, 16)) * (0.5 + Math.random() / 2);
+        const delay = backoffDelay(attempt, RETRY_BASE_MS, RETRY_CAP_MS);
         // Logged on the first failure and then at growing intervals, not once per retry.
         if (attempt === 0 || Number.isInteger(Math.log2(attempt))) {
           this.log.warn({ segment: segment.key, attempt: attempt + 1, retryInMs: Math.round(delay), err: errorMessage(err) }, 'storing segment failed; retrying');
         }
-        await new Promise((r) => setTimeout(r, delay));
+        await sleep(delay);
       }
     }
   }

@@ -1,3 +1,15 @@
+import type { Tuple } from '../pgoutput/messages.js';
+import { decodeTuple, UNCHANGED } from '../pgoutput/tuple.js';
+
+/**
+ * A column as log and diff read it: text as Postgres sent it (a binary value as `\\x` hex),
+ * NULL, or an unchanged TOAST value. Decoded once to a string: a Buffer view would keep the whole
+ * decompressed chunk it points into alive.
+ */
+export type TextValue = string | null | typeof UNCHANGED;
+
+export const tupleText = (t: Tuple): TextValue[] => decodeTuple(t, (b) => b.toString('utf8'), (b) => `\\x${b.toString('hex')}`);
+
 /** A row's columns by name: text as Postgres sent it, or null. What log and diff print. */
 export type RowValues = Record<string, string | null>;
 

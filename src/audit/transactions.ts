@@ -1,14 +1,15 @@
 import { formatLsn } from '../core/lsn.js';
-import type { RowValues } from './row-text.js';
+import { tupleText, type RowValues } from './row-text.js';
 import { formatMicros } from '../core/units.js';
 import type { Tuple } from '../pgoutput/messages.js';
+import { UNCHANGED } from '../pgoutput/tuple.js';
 import type { RelationDef } from '../segment/format.js';
 import { readLog } from '../log/change-log.js';
 import type { Discontinuity } from '../log/discontinuities.js';
 import type { SegmentRef } from '../log/segments.js';
 import type { Store } from '../store/store.js';
-import { MARK_PREFIX } from '../commands/mark.js';
-import { DDL_PREFIX, type CapturedDdl } from '../source/ddl-capture.js';
+import type { CapturedDdl } from '../source/ddl-capture.js';
+import { DDL_PREFIX, MARK_PREFIX } from '../source/logical-messages.js';
 import { inRange, type LogRange } from '../log/archive-index.js';
 
 export interface TableCounts {
@@ -75,17 +76,11 @@ export function tableName(rel: Pick<RelationDef, 'schema' | 'name'>): string {
 export function tupleValues(rel: RelationDef, t: Tuple): { values: RowValues; unchanged: string[] } {
   const values: RowValues = {};
   const unchanged: string[] = [];
-  let v = 0;
-  for (let i = 0; i < t.kinds.length; i++) {
+  tupleText(t).forEach((value, i) => {
     const name = rel.columns[i]?.name ?? `#${i + 1}`;
-    const kind = t.kinds[i];
-    if (kind === 0x6e) values[name] = null;
-    else if (kind === 0x75) unchanged.push(name);
-    else {
-      const bytes = t.values[v++]!;
-      values[name] = kind === 0x62 ? `\\x${bytes.toString('hex')}` : bytes.toString('utf8');
-    }
-  }
+    if (value === UNCHANGED) unchanged.push(name);
+    else values[name] = value;
+  });
   return { values, unchanged };
 }
 

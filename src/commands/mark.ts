@@ -2,9 +2,7 @@ import { Command } from 'commander';
 import { requireSource, sourceOption } from './options.js';
 import { UserError } from '../core/errors.js';
 import { connect } from '../source/connection.js';
-
-/** The logical message prefix that marks a named point in the history. */
-export const MARK_PREFIX = 'pgtape';
+import { emitMark } from '../source/logical-messages.js';
 
 export function markCommand(): Command {
   return new Command('mark')
@@ -16,9 +14,7 @@ export function markCommand(): Command {
       if (!name.trim()) throw new UserError('a mark needs a name');
       const client = await connect(requireSource(opts.source));
       try {
-        // Transactional, so the mark sits between the transactions committed before and after it.
-        const { rows } = await client.query<{ lsn: string }>(`select pg_logical_emit_message(true, $1, $2)::text as lsn`, [MARK_PREFIX, name]);
-        process.stdout.write(`${name} ${rows[0]!.lsn}\n`);
+        process.stdout.write(`${name} ${await emitMark(client, name)}\n`);
       } finally {
         await client.end();
       }

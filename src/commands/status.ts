@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { requireSource, s3EndpointOption, sourceOption, storeOption } from './options.js';
-import { EXIT_ATTENTION, UserError } from '../core/errors.js';
+import { ExitCode, UserError } from '../core/errors.js';
 import { writeLine } from '../core/output.js';
 import { parseBytes } from '../core/units.js';
 import { connect } from '../source/connection.js';
@@ -16,7 +16,7 @@ export function statusCommand(): Command {
     .option('--slot <name>', 'logical replication slot', 'pgtape')
     .option('--max-retained-wal <size>', 'warn when the slot retains more WAL than this', '1GB')
     .option('--json', 'one JSON object', false)
-    .addHelpText('after', `\nExit status: 0 when healthy, ${EXIT_ATTENTION} when a warning is printed.\n\nExample:\n  pgtape status --source postgres://archiver@db/shop --store s3://tapes/shop`)
+    .addHelpText('after', `\nExit status: 0 when healthy, ${ExitCode.ATTENTION} when a warning is printed.\n\nExample:\n  pgtape status --source postgres://archiver@db/shop --store s3://tapes/shop`)
     .action(async (opts) => {
       const source = requireSource(opts.source);
       const maxRetained = parseBytes(opts.maxRetainedWal, '--max-retained-wal');
@@ -42,6 +42,6 @@ export function statusCommand(): Command {
         await writeLine(`behind    ${s.behind.bytes === null ? '-' : `${s.behind.bytes} bytes of WAL`}; the last archived commit is ${age} old`);
         for (const w of s.warnings) await writeLine(`warning   ${w}`);
       }
-      if (s.warnings.length) throw new UserError(`the stream needs attention: ${s.warnings[0]}`, s.warnings.length > 1 ? `${s.warnings.length} warnings in all, listed above` : undefined, EXIT_ATTENTION);
+      if (s.warnings.length) throw new UserError(`the stream needs attention: ${s.warnings[0]}`, s.warnings.length > 1 ? `${s.warnings.length} warnings in all, listed above` : undefined, ExitCode.ATTENTION);
     });
 }

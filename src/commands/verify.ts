@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { s3EndpointOption, storeOption } from './options.js';
-import { EXIT_ATTENTION, UserError } from '../core/errors.js';
+import { ExitCode, UserError } from '../core/errors.js';
 import { writeLine } from '../core/output.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
@@ -25,7 +25,7 @@ export function verifyCommand(): Command {
     .option('--from <target>', 'check only what replays from this point on need')
     .option('--to <target>', 'check only what replays up to this point need')
     .option('--json', 'one JSON object per line: each object checked, then a summary', false)
-    .addHelpText('after', `\nExit status: 0 when everything checked is sound, ${EXIT_ATTENTION} when something is damaged or missing.\n\nExamples:\n  pgtape verify --store ./tape\n  pgtape verify --store pfs://changelog@master --to name:end-of-day --json`)
+    .addHelpText('after', `\nExit status: 0 when everything checked is sound, ${ExitCode.ATTENTION} when something is damaged or missing.\n\nExamples:\n  pgtape verify --store ./tape\n  pgtape verify --store pfs://changelog@master --to name:end-of-day --json`)
     .action(async (opts) => {
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       const range = { from: await point(store, opts.from), to: await point(store, opts.to) };
@@ -45,7 +45,7 @@ export function verifyCommand(): Command {
         await writeLine(`verified ${summary.bases} bases and ${summary.segments} segments (${summary.from ?? '-'} to ${summary.to ?? '-'}): ${counts}`);
         await writeLine(`replayable: ${summary.replayable.map((r) => `${r.from} (base) to ${r.to}`).join('; ') || 'nothing'}`);
       }
-      if (summary.bases + summary.segments === 0) throw new UserError(`${store.description} holds no archive (no base, no segments)`, 'check --store; pgtape archive writes there', EXIT_ATTENTION);
+      if (summary.bases + summary.segments === 0) throw new UserError(`${store.description} holds no archive (no base, no segments)`, 'check --store; pgtape archive writes there', ExitCode.ATTENTION);
       if (!summary.sound) {
         const names = broken.slice(0, 5).map((f) => `${f.object} (${f.status})`).join(', ') + (broken.length > 5 ? `, and ${broken.length - 5} more` : '');
         const reach = summary.replayable.length
@@ -54,7 +54,7 @@ export function verifyCommand(): Command {
         throw new UserError(
           `the archive is damaged: ${names}`,
           `${reach}; restore the damaged objects from a copy (a PFS commit's history keeps earlier versions), or take a new base with pgtape base to replay from it on`,
-          EXIT_ATTENTION,
+          ExitCode.ATTENTION,
         );
       }
     });

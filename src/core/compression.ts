@@ -1,6 +1,8 @@
 import { constants, createBrotliCompress, createBrotliDecompress, createGunzip, createGzip } from 'node:zlib';
 import type { Transform } from 'node:stream';
-import type { Compression } from '../segment/format.js';
+
+/** How segment bodies and base table files are compressed. */
+export type Compression = 'gzip' | 'br';
 
 // Chosen by bench/archive (its codec table is in the README): on segment bodies, brotli at
 // quality 4 is both smaller and faster than quality 5-6, smaller than gzip and zstd (which
@@ -29,5 +31,5 @@ const DECOMPRESSOR_OPTIONS = { chunkSize: 1 << 20, readableHighWaterMark: 8 << 2
 export function createDecompressor(compression: Compression): Transform {
   if (compression === 'gzip') return createGunzip(DECOMPRESSOR_OPTIONS);
   if (compression === 'br') return createBrotliDecompress(DECOMPRESSOR_OPTIONS);
-  throw new Error(`unknown segment compression ${JSON.stringify(compression)}`);
+  throw new Error(`unknown compression ${JSON.stringify(compression)}`);
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -144,7 +145,7 @@ export class LocalCluster {
       } catch (err) {
         await client.end().catch(() => {});
         if (Date.now() > deadline) throw new Error(`postgres did not accept connections within 60 s:\n${output}`);
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
     }
   }

@@ -3,7 +3,7 @@ import { UserError } from '../core/errors.js';
 import { formatLsn } from '../core/lsn.js';
 import { formatMicros } from '../core/units.js';
 import { mapLimit } from '../core/concurrency.js';
-import { MARK_PREFIX } from '../commands/mark.js';
+import { MARK_PREFIX } from '../source/logical-messages.js';
 import type { SegmentHeader } from '../segment/format.js';
 import { listDiscontinuities, type Discontinuity } from './discontinuities.js';
 import { lastCommittedHeader, listSegments, openSegment, type SegmentRef } from './segments.js';

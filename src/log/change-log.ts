@@ -1,7 +1,7 @@
 import type { Tuple } from '../pgoutput/messages.js';
-import type { RelationDef, SegmentEntry } from '../segment/format.js';
 import { readAll } from '../store/read.js';
-import { DELETE, EntryScanner, INSERT, TupleView, UPDATE } from '../segment/entry-scanner.js';
+import { EntryScanner, TupleView } from '../segment/entry-scanner.js';
+import { DELETE, INSERT, UPDATE, type RelationDef, type SegmentEntry } from '../segment/format.js';
 import { CorruptSegmentError, type SegmentReader } from '../segment/reader.js';
 import { listSegments, openSegment, type SegmentRef } from './segments.js';
 import type { Store } from '../store/store.js';

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { UserError } from '../core/errors.js';
+import { ExitCode, UserError } from '../core/errors.js';
 import { formatLsn } from '../core/lsn.js';
 import { SegmentReader } from '../segment/reader.js';
 import { parseSegmentKey, SEGMENTS_DIR } from '../segment/name.js';
@@ -63,7 +63,7 @@ export async function putSegment(store: Store, segment: SealedSegment): Promise<
     throw new UserError(
       `${store.description}/${segment.key} already exists with a different body (range ${formatLsn(segment.header.startLsn)}–${formatLsn(segment.header.endLsn)})`,
       'two archivers may be writing the same store, or the store holds another stream: stop and inspect it with pgtape verify',
-      3,
+      ExitCode.CONFLICT,
     );
   }
   const result = await store.putFile(segment.key, segment.path);

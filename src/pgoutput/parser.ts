@@ -1,6 +1,6 @@
 import { BufferReader } from './buffer-reader.js';
-import type { PgoutputMessage, RelationColumn, Tuple } from './messages.js';
-import { PG_EPOCH_OFFSET_US } from './messages.js';
+import { PG_EPOCH_OFFSET_US, type PgoutputMessage, type RelationColumn, type Tuple } from './messages.js';
+import { carriesValue, TUPLE_NULL, TUPLE_UNCHANGED } from './tuple.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -144,10 +144,10 @@ function tuple(r: BufferReader): Tuple {
   for (let i = 0; i < n; i++) {
     const kind = r.uint8();
     kinds[i] = kind;
-    if (kind === 0x74 /* t */ || kind === 0x62 /* b */) {
+    if (carriesValue(kind)) {
       const len = r.uint32();
       values.push(len === 0 ? EMPTY : r.bytes(len));
-    } else if (kind !== 0x6e /* n */ && kind !== 0x75 /* u */) {
+    } else if (kind !== TUPLE_NULL && kind !== TUPLE_UNCHANGED) {
       throw new Error(`pgoutput: unknown tuple column kind ${JSON.stringify(String.fromCharCode(kind))}`);
     }
   }

@@ -1,16 +1,6 @@
 import { grown } from '../core/typed-arrays.js';
-import { EntryType, fromProto, type SegmentEntry } from './format.js';
-
-// The field numbers of Entry's oneof (proto/segment.proto): what `EntryScanner.kind` holds.
-export const BEGIN = 1;
-export const COMMIT = 2;
-export const RELATION = 3;
-export const INSERT = 5;
-export const UPDATE = 6;
-export const DELETE = 7;
-export const TRUNCATE = 8;
-export const MESSAGE = 9;
-export const ORIGIN = 10;
+import { carriesValue, TUPLE_UNCHANGED } from '../pgoutput/tuple.js';
+import { DELETE, EntryType, fromProto, INSERT, UPDATE, type SegmentEntry } from './format.js';
 
 const EMPTY = Buffer.alloc(0);
 const TWO_POW_32 = 2 ** 32;
@@ -291,14 +281,14 @@ export class TupleView {
     let v = 0;
     for (let i = 0; i < column; i++) {
       const k = this.buf[this.kindsStart + i];
-      if (k === 0x74 || k === 0x62) v++;
+      if (carriesValue(k!)) v++;
     }
     return v;
   }
 
   /** True when some column is an unchanged TOAST value. */
   hasUnchanged(): boolean {
-    for (let i = 0; i < this.columns; i++) if (this.buf[this.kindsStart + i] === 0x75) return true;
+    for (let i = 0; i < this.columns; i++) if (this.buf[this.kindsStart + i] === TUPLE_UNCHANGED) return true;
     return false;
   }
 

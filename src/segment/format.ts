@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { packageRoot } from '../core/paths.js';
+import type { Compression } from '../core/compression.js';
 import type { Tuple } from '../pgoutput/messages.js';
 
 /** "PGTAPE", 0, then the file layout version. */
@@ -10,7 +11,17 @@ export const SEGMENT_EXTENSION = '.pgtape';
 /** Bytes before the header: magic and the header's length. */
 export const HEAD_PREFIX_BYTES = MAGIC.length + 4;
 
-export type Compression = 'gzip' | 'br';
+// The kinds of entry: the field numbers of Entry's oneof (proto/segment.proto), as the writer
+// encodes them and `EntryScanner.kind` reads them.
+export const BEGIN = 1;
+export const COMMIT = 2;
+export const RELATION = 3;
+export const INSERT = 5;
+export const UPDATE = 6;
+export const DELETE = 7;
+export const TRUNCATE = 8;
+export const MESSAGE = 9;
+export const ORIGIN = 10;
 
 const root = protobuf.loadSync(join(packageRoot(), 'proto', 'segment.proto'));
 const HeaderType = root.lookupType('pgtape.segment.v1.Header');

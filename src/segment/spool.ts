@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createCompressor } from '../core/compression.js';
-import type { Compression } from './format.js';
+import type { Compression } from '../core/compression.js';
 
 const BATCH_BYTES = 1 << 20;
 

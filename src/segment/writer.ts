@@ -3,7 +3,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { encodeEntry, encodeHead, FORMAT_VERSION, type Compression, type RelationDef, type SegmentEntry, type SegmentHeader, type TableCount } from './format.js';
+import type { Compression } from '../core/compression.js';
+import { encodeEntry, encodeHead, FORMAT_VERSION, type RelationDef, type SegmentEntry, type SegmentHeader, type TableCount } from './format.js';
 import { segmentKey } from './name.js';
 import { BodySpool } from './spool.js';
 

@@ -1,9 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from '../core/log.js';
 import { quoteLiteral } from '../core/sql.js';
-
-/** Prefix of the logical messages that carry captured DDL. */
-export const DDL_PREFIX = 'pgtape-ddl';
+import { DDL_PREFIX } from './logical-messages.js';
 
 /** One table as the catalog has it right after a DDL command (what `--capture-ddl` records). */
 export interface TableSnapshot {

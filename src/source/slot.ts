@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { UserError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -27,7 +28,7 @@ export async function findSlot(client: pg.Client, slot: string, database: string
   // After a crash or a kill, the old walsender may hold the slot until it notices its client is gone.
   for (let waited = 0; existing?.active_pid != null && waited < SLOT_RELEASE_WAIT_MS; waited += 250) {
     if (waited === 0) log.info({ slot, pid: existing.active_pid }, 'slot is still active; waiting for it to be released');
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
     existing = await lookup();
   }
   if (!existing) return undefined;

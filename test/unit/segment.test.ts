@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Compression, RelationDef, SegmentEntry } from '../../src/segment/format.js';
+import type { Compression } from '../../src/core/compression.js';
+import type { RelationDef, SegmentEntry } from '../../src/segment/format.js';
 import { CorruptSegmentError, SegmentReader } from '../../src/segment/reader.js';
 import { SegmentWriter } from '../../src/segment/writer.js';
 

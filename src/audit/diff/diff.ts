@@ -9,7 +9,8 @@ import { readLog, type LogEntry } from '../../log/change-log.js';
 import type { Store } from '../../store/store.js';
 import { copyFieldValue, parseCopyLine, readBaseLines } from './base-rows.js';
 import { ColumnLists, opsOf } from './ops.js';
-import { image, joinParts, keyNames, keyText, type RowDiff, type Value } from './rows.js';
+import type { TextValue } from '../row-text.js';
+import { image, joinParts, keyNames, keyText, type RowDiff } from './rows.js';
 import { TableDiffer, WholeTableNeeded, type Change, type TableCounts } from './table.js';
 import { headerOf, indexArchive, inRange, resolveRange, type ArchiveIndex, type IndexedSegment, type LogRange } from '../../log/archive-index.js';
 import { describeTarget, type Target } from '../../log/target.js';
@@ -272,7 +273,7 @@ async function loadBaseTable(store: Store, base: BaseRef, bt: BaseTable, t: Tabl
   const positions = keys.map((k) => columns.indexOf(k));
   const fromFields = keyed && !positions.some((i) => i < 0);
   for await (const line of readBaseLines(store, base, bt)) {
-    if (fromFields && !t.mayNeed(joinParts(positions.map((i): Value => copyFieldValue(field(line, i)))))) continue;
+    if (fromFields && !t.mayNeed(joinParts(positions.map((i): TextValue => copyFieldValue(field(line, i)))))) continue;
     const row = { values: parseCopyLine(line), columns };
     t.before(keyed ? { kind: 'insert', oid: bt.oid, row, key: keyText(row, keys) } : { kind: 'add', oid: bt.oid, row, key: image(row) });
   }

@@ -1,7 +1,8 @@
 import type { LogEntry } from '../../log/change-log.js';
-import { columnNames, hasUnchanged, image, keyNames, keyText, toValues, withCarry, type Row, type Value } from './rows.js';
+import { columnNames, hasUnchanged, image, keyNames, keyText, withCarry, type Row } from './rows.js';
+import { tupleText, type TextValue } from '../row-text.js';
 import type { RecordReader, SpillFile } from './spill-file.js';
-import { UNCHANGED } from '../../../replay/values.js';
+import { UNCHANGED } from '../../pgoutput/tuple.js';
 
 /**
  * One row change as diff folds it, with the text it is matched on (the replica identity's key,
@@ -24,7 +25,7 @@ export interface Matching {
   keys?: string[];
 }
 
-const row = (values: Value[], columns: string[]): Row => ({ values, columns });
+const row = (values: TextValue[], columns: string[]): Row => ({ values, columns });
 
 /** A row change of the log: what opsOf turns into operations (a truncate is one by itself). */
 export type RowChange = Extract<LogEntry, { kind: 'insert' | 'update' | 'delete' }>;
@@ -35,14 +36,14 @@ export function opsOf(e: RowChange, m: Matching): Op[] {
   const columns = columnNames(e.relation);
   switch (e.kind) {
     case 'insert': {
-      const r = row(toValues(e.new), columns);
+      const r = row(tupleText(e.new), columns);
       return [m.keyed ? { kind: 'insert', oid, row: r, key: keyText(r, m.keys ?? keyNames(e.relation)) } : { kind: 'add', oid, row: r, key: image(r) }];
     }
     case 'update': {
-      const next = row(toValues(e.new), columns);
+      const next = row(tupleText(e.new), columns);
       if (!m.keyed) {
         if (!e.old) throw new Error(`an update of ${e.relation.schema}.${e.relation.name}, which has no replica identity key, carries no old row`);
-        const old = row(toValues(e.old), columns);
+        const old = row(tupleText(e.old), columns);
         const carried = withCarry(next, old);
         return [
           { kind: 'remove', oid, row: old, key: image(old) },
@@ -53,12 +54,12 @@ export function opsOf(e: RowChange, m: Matching): Op[] {
       const key = keyText(next, keys);
       const identity = e.key ?? e.old;
       if (!identity) return [{ kind: 'update', oid, row: next, key }];
-      const old = row(toValues(identity), columns);
+      const old = row(tupleText(identity), columns);
       const oldKey = keyText(old, keys);
       return [oldKey === key ? { kind: 'update', oid, row: next, key } : { kind: 'move', oid, row: next, key, old, oldKey }];
     }
     case 'delete': {
-      const r = row(toValues((e.old ?? e.key)!), columns);
+      const r = row(tupleText((e.old ?? e.key)!), columns);
       return [m.keyed ? { kind: 'delete', oid, row: r, key: keyText(r, m.keys ?? keyNames(e.relation)) } : { kind: 'remove', oid, row: r, key: image(r) }];
     }
   }
@@ -118,7 +119,7 @@ function writeRow(out: SpillFile, r: Row, lists: ColumnLists): void {
 function readRow(r: RecordReader, lists: ColumnLists): Row {
   const columns = lists.get(r.u32());
   const parts = r.text().split('\u0000');
-  const values: Value[] = new Array(parts.length - 1);
+  const values: TextValue[] = new Array(parts.length - 1);
   for (let i = 1; i < parts.length; i++) {
     const p = parts[i]!;
     values[i - 1] = p === 'n' ? null : p === 'u' ? UNCHANGED : p.slice(1);

@@ -1,19 +1,10 @@
-import type { RowValues } from '../row-text.js';
+import type { RowValues, TextValue } from '../row-text.js';
 import type { RelationDef } from '../../segment/format.js';
-import type { Tuple } from '../../pgoutput/messages.js';
-import { decodeTuple, UNCHANGED } from '../../../replay/values.js';
-
-/**
- * A value as diff keeps it: text (decoded once; a Buffer view would keep the whole decompressed
- * chunk it points into alive), NULL, or an unchanged TOAST value.
- */
-export type Value = string | null | typeof UNCHANGED;
-
-export const toValues = (t: Tuple): Value[] => decodeTuple(t, (b) => b.toString('utf8'), (b) => `\\x${b.toString('hex')}`);
+import { UNCHANGED } from '../../pgoutput/tuple.js';
 
 /** A row and the names of its columns (one array per relation definition, compared by identity). */
 export interface Row {
-  values: Value[];
+  values: TextValue[];
   columns: string[];
 }
 
@@ -30,8 +21,8 @@ export interface RowDiff {
 }
 
 // Text never holds NUL: it separates the parts of a key, and marks NULL and unchanged apart from any text.
-const part = (v: Value) => (v === null ? '\u0000n' : v === UNCHANGED ? '\u0000u' : v);
-export const joinParts = (values: Value[]) => (values.length === 1 ? part(values[0]!) : values.map(part).join('\u0000|'));
+const part = (v: TextValue) => (v === null ? '\u0000n' : v === UNCHANGED ? '\u0000u' : v);
+export const joinParts = (values: TextValue[]) => (values.length === 1 ? part(values[0]!) : values.map(part).join('\u0000|'));
 
 // Column lists are made once per relation definition and compared by identity: a million rows
 // must not mean a million small arrays and maps.
@@ -58,7 +49,7 @@ function mapping(from: string[], to: string[]): number[] {
 }
 
 /** A row's values in another column order (by name; missing columns are NULL). */
-export function align(row: Row, columns: string[]): Value[] {
+export function align(row: Row, columns: string[]): TextValue[] {
   if (row.columns === columns) return row.values;
   return mapping(row.columns, columns).map((i) => (i < 0 ? null : row.values[i]!));
 }
@@ -82,7 +73,7 @@ export function withCarry(next: Row, previous: Row | null | undefined): Row {
   return { values: next.values.map((v, i) => (v === UNCHANGED ? (was[i] ?? UNCHANGED) : v)), columns: next.columns };
 }
 
-function toText(values: Value[], columns: string[]): RowValues {
+function toText(values: TextValue[], columns: string[]): RowValues {
   const out: RowValues = {};
   columns.forEach((c, i) => {
     const v = values[i];
