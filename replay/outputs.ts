@@ -7,7 +7,8 @@ import { UserError } from '../src/core/errors.js';
 import { quoteQualified } from '../src/core/sql.js';
 import { LocalCluster } from '../src/local-pg/local-cluster.js';
 import { connect } from '../src/source/connection.js';
-import { prepareReplay, replay, type ReplayOptions, type ReplayReport } from './replay.js';
+import { prepareReplay } from './plan.js';
+import { replay, type ReplayOptions, type ReplayReport } from './replay.js';
 
 /** Replays into an existing, empty database. */
 export async function replayIntoDatabase(url: string, options: ReplayOptions): Promise<ReplayReport> {

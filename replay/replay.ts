@@ -6,7 +6,7 @@ import { Applier, type TableRows } from './applier.js';
 import { feedLog, type Resolved } from './log-reader.js';
 import { Planner } from './planner.js';
 import { ReplayProgress } from './progress.js';
-import { indexArchive, planReplay, type ReplayPlan } from '../src/log/archive-index.js';
+import type { ReplayPlan } from './plan.js';
 import { describeTarget, type Target } from '../src/log/target.js';
 
 export interface ReplayOptions {
@@ -34,15 +34,6 @@ export interface ReplayReport {
   batches: number;
   seconds: number;
   store: string;
-}
-
-/**
- * Which base and segments a replay uses, and where it stops: resolved before any database is
- * touched, so that a target the archive cannot reach fails at once (and alongside connecting).
- */
-export async function prepareReplay(options: ReplayOptions): Promise<ReplayPlan> {
-  const index = await indexArchive(options.store, { headers: 'tail' });
-  return planReplay(index, options.target, options.exclusive);
 }
 
 /**

@@ -6,7 +6,6 @@ import { baseCommand } from './commands/base.js';
 import { diffCommand } from './commands/diff.js';
 import { logCommand } from './commands/log.js';
 import { markCommand } from './commands/mark.js';
-import { replayCommand } from '../replay/command.js';
 import { statusCommand } from './commands/status.js';
 import { verifyCommand } from './commands/verify.js';
 import { configurable } from './commands/config.js';
@@ -17,21 +16,18 @@ function version(): string {
   return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-/** Runs the CLI; resolves to the exit code (documented in the README). */
-export async function main(argv: string[]): Promise<number> {
+/**
+ * Runs the CLI; resolves to the exit code (documented in the README). `tools` are the commands
+ * of tools built over src/ that src/ must not import (replay/'s `replay`): the entry point
+ * (bin/pgtape.js) hands them in.
+ */
+export async function main(argv: string[], tools: Command[] = []): Promise<number> {
   const program = new Command('pgtape')
     .description('record every committed change of a PostgreSQL database, and rebuild it as of any point')
     .version(version())
-    .exitOverride()
-    .addCommand(archiveCommand())
-    .addCommand(baseCommand())
-    .addCommand(diffCommand())
-    .addCommand(logCommand())
-    .addCommand(markCommand())
-    .addCommand(replayCommand())
-    .addCommand(statusCommand())
-    .addCommand(verifyCommand());
-  for (const c of program.commands) c.exitOverride();
+    .exitOverride();
+  const commands = [archiveCommand(), baseCommand(), diffCommand(), logCommand(), markCommand(), statusCommand(), verifyCommand(), ...tools];
+  for (const c of commands.sort((a, b) => a.name().localeCompare(b.name()))) program.addCommand(c.exitOverride());
   configurable(program);
   try {
     await program.parseAsync(argv);

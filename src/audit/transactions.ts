@@ -10,7 +10,7 @@ import type { SegmentRef } from '../log/segments.js';
 import type { Store } from '../store/store.js';
 import type { CapturedDdl } from '../source/ddl-capture.js';
 import { DDL_PREFIX, MARK_PREFIX } from '../source/logical-messages.js';
-import { inRange, type LogRange } from '../log/archive-index.js';
+import { inRange, type LogRange } from '../log/resolve.js';
 
 export interface TableCounts {
   inserts: number;

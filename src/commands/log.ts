@@ -4,7 +4,8 @@ import { emphasis, LineWriter } from '../core/output.js';
 import { openStore } from '../store/open.js';
 import { pairs } from '../audit/row-text.js';
 import { readTransactions, type LoggedChange, type LoggedTransaction } from '../audit/transactions.js';
-import { indexArchive, resolveRange } from '../log/archive-index.js';
+import { indexArchive } from '../log/archive-index.js';
+import { resolveRange } from '../log/resolve.js';
 import { parseTarget } from '../log/target.js';
 
 function describe(t: LoggedTransaction, withCounts: boolean): string {

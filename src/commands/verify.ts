@@ -5,7 +5,8 @@ import { writeLine } from '../core/output.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { verifyArchive, type Finding, type VerifySummary } from '../audit/verify.js';
-import { indexArchive, resolvePoint } from '../log/archive-index.js';
+import { indexArchive } from '../log/archive-index.js';
+import { resolvePoint } from '../log/resolve.js';
 import { parseTarget } from '../log/target.js';
 
 /** LSN targets need nothing from the store; the others are found through the segments' headers. */

@@ -12,7 +12,8 @@ import { ColumnLists, opsOf } from './ops.js';
 import type { TextValue } from '../row-text.js';
 import { image, joinParts, keyNames, keyText, type RowDiff } from './rows.js';
 import { TableDiffer, WholeTableNeeded, type Change, type TableCounts } from './table.js';
-import { headerOf, indexArchive, inRange, resolveRange, type ArchiveIndex, type IndexedSegment, type LogRange } from '../../log/archive-index.js';
+import { headerOf, indexArchive, type ArchiveIndex, type IndexedSegment } from '../../log/archive-index.js';
+import { inRange, resolveRange, type LogRange } from '../../log/resolve.js';
 import { describeTarget, type Target } from '../../log/target.js';
 
 export type { RowValues } from '../row-text.js';

@@ -1,0 +1,96 @@
+import { UserError } from '../core/errors.js';
+import { MARK_PREFIX } from '../source/logical-messages.js';
+import { coverage, headerOf, lastWithCommits, loadHeaders, segmentsBetween, type ArchiveIndex, type IndexedSegment } from './archive-index.js';
+import { openSegment } from './segments.js';
+import { describeTarget, type Target } from './target.js';
+
+// Targets as points of the log (docs/ARCHITECTURE.md, "Targets"): a point is "after every
+// transaction whose commit LSN is at most P".
+
+/**
+ * A target as a point of the log: the state after every transaction whose commit LSN is at most
+ * the returned LSN (undefined: after all of them).
+ */
+export async function resolvePoint(index: ArchiveIndex, target: Target, exclusive: boolean): Promise<bigint | undefined> {
+  const last = index.segments.at(-1);
+  const end = last?.endLsn ?? index.bases.at(-1)?.lsn ?? 0n;
+  switch (target.kind) {
+    case 'latest':
+    case 'commit':
+      // A commit target has opened the store as of that commit: its end is the target.
+      return undefined;
+    case 'lsn':
+      if (target.lsn > end) throw outside(index, target, 'is after the end of the archive');
+      return exclusive ? target.lsn - 1n : target.lsn;
+    case 'xid': {
+      await loadHeaders(index);
+      for (const s of index.segments) {
+        if (target.xid < headerOf(s).minXid || target.xid > headerOf(s).maxXid) continue;
+        for await (const e of openSegment(index.store, s.key).entries()) {
+          if (e.kind === 'begin' && e.xid === target.xid) return exclusive ? e.commitLsn - 1n : e.commitLsn;
+        }
+      }
+      throw outside(index, target, 'is not a transaction in the archive (never committed, or outside it)');
+    }
+    case 'time': {
+      // The cut falls before the first commit stamped after the time (at or after it with --exclusive).
+      const beyond = (t: bigint) => (exclusive ? t >= target.micros : t > target.micros);
+      await loadHeaders(index);
+      for (const s of index.segments) {
+        if (!beyond(headerOf(s).lastCommitTime)) continue;
+        for await (const e of openSegment(index.store, s.key).entries()) {
+          if (e.kind === 'begin' && beyond(e.commitTime)) return e.commitLsn - 1n;
+        }
+      }
+      const lastCommit = lastWithCommits(index);
+      if (lastCommit && target.micros > headerOf(lastCommit).lastCommitTime) throw outside(index, target, 'is after the last commit');
+      return undefined;
+    }
+    case 'name': {
+      const known: string[] = [];
+      await loadHeaders(index);
+      for (const s of index.segments) {
+        if (headerOf(s).messages === 0) continue;
+        let commitLsn = 0n;
+        for await (const e of openSegment(index.store, s.key).entries()) {
+          if (e.kind === 'begin') commitLsn = e.commitLsn;
+          if (e.kind === 'message' && e.prefix === MARK_PREFIX) {
+            const name = e.content.toString('utf8');
+            if (name === target.name) return exclusive ? commitLsn - 1n : commitLsn;
+            if (known.length < 20) known.push(name);
+          }
+        }
+      }
+      const list = known.length ? ` (marks in the archive: ${known.join(', ')})` : ' (the archive holds no marks)';
+      throw outside(index, target, `names no mark in the archive${list}`);
+    }
+  }
+}
+
+export function outside(index: ArchiveIndex, target: Target, why: string): UserError {
+  return new UserError(`target ${describeTarget(target)} ${why}`, `the archive covers ${coverage(index)}`);
+}
+
+/** A stretch of history between two points: the transactions committed in (after, upTo]. */
+export interface LogRange {
+  after: bigint | undefined;
+  upTo: bigint | undefined;
+  segments: IndexedSegment[];
+}
+
+/** `--from A --to B`: A is a state (its transactions are not in the range), B the last state. */
+export async function resolveRange(index: ArchiveIndex, from: Target | undefined, to: Target | undefined, acrossDiscontinuities = false): Promise<LogRange> {
+  // `--from latest` is the end of the archive: an empty range, not an error.
+  const end = lastWithCommits(index)?.header?.lastCommitLsn ?? index.bases.at(-1)?.lsn;
+  const after = from ? ((await resolvePoint(index, from, false)) ?? end) : undefined;
+  const upTo = to ? await resolvePoint(index, to, false) : undefined;
+  if (after !== undefined && upTo !== undefined && after > upTo) {
+    throw new UserError(`--from ${describeTarget(from!)} is after --to ${describeTarget(to!)}`, 'swap them: --from names the earlier point');
+  }
+  return { after, upTo, segments: segmentsBetween(index, after, upTo, acrossDiscontinuities) };
+}
+
+/** Whether a transaction committed at `commitLsn` lies in the range. */
+export function inRange(range: Pick<LogRange, 'after' | 'upTo'>, commitLsn: bigint): boolean {
+  return (range.after === undefined || commitLsn > range.after) && (range.upTo === undefined || commitLsn <= range.upTo);
+}
