@@ -4,7 +4,7 @@ import { UserError } from '../src/core/errors.js';
 import type { Logger } from '../src/core/log.js';
 import { quoteIdent, quoteQualified } from '../src/core/sql.js';
 import { TupleView } from '../src/segment/entry-scanner.js';
-import type { RelationDef } from '../src/segment/format.js';
+import { sameColumnTypes, type RelationDef } from '../src/segment/format.js';
 import type { Store } from '../src/store/store.js';
 import { loadBaseTable } from './base-merge.js';
 import { CopyIn } from './copy-in.js';
@@ -23,10 +23,6 @@ export interface TableRows {
   rows: number;
 }
 
-/** Columns with the names and types of a relation's, in its order (a base table's, or a replayed table's). */
-function sameColumns(columns: Pick<TargetColumn, 'name' | 'typeOid' | 'typmod'>[], rel: RelationDef): boolean {
-  return columns.length === rel.columns.length && rel.columns.every((c, i) => c.name === columns[i]!.name && c.typeOid === columns[i]!.typeOid && c.typmod === columns[i]!.typmod);
-}
 
 /** The staging table's `u` mask, a letter per column: `u` keeps the table's value (unchanged TOAST), `.` sets it. */
 const MASK_KEEP = 0x75;
@@ -97,7 +93,7 @@ export class Applier implements EffectSink {
       const entry = manifest.tables.find((m) => m.file === t.file);
       if (!entry) throw new UserError(`${store.description}/${base.prefix}manifest.json lists no file for ${quoteQualified(t.schema, t.name)}`, 'run pgtape verify');
       const effect = byOid.get(t.oid);
-      const merged = effect && sameColumns(t.columns, effect.relation) ? effect : undefined;
+      const merged = effect && sameColumnTypes(t.columns, effect.relation.columns) ? effect : undefined;
       const started = Date.now();
       const rows = await loadBaseTable(this.client, store, base, t, entry.sha256, merged);
       const loaded = Date.now();
@@ -120,7 +116,7 @@ export class Applier implements EffectSink {
       return this.createTable(rel.oid, rel.schema, rel.name, columns, columns.map((c) => `${quoteIdent(c.name)} ${c.type}`), keys, rel.replicaIdentity);
     }
     await this.moveTable(t, rel.schema, rel.name);
-    if (!sameColumns(t.columns, rel)) await this.reshape(t, rel);
+    if (!sameColumnTypes(t.columns, rel.columns)) await this.reshape(t, rel);
     return t;
   }
 

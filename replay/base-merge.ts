@@ -1,9 +1,7 @@
-import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import type { BaseRef, BaseTable } from '../src/log/bases.js';
+import { readBaseTable, type BaseRef, type BaseTable } from '../src/log/bases.js';
 import { UserError } from '../src/core/errors.js';
 import { quoteIdent, quoteQualified } from '../src/core/sql.js';
-import { createDecompressor } from '../src/core/compression.js';
 import { TupleView } from '../src/segment/entry-scanner.js';
 import type { Store } from '../src/store/store.js';
 import { CopyIn } from './copy-in.js';
@@ -28,25 +26,12 @@ const PIECE = 1 << 20;
 export async function loadBaseTable(client: pg.Client, store: Store, base: BaseRef, table: BaseTable, sha256: string, effect?: TableEffect): Promise<number> {
   const columns = table.columns.map((c) => quoteIdent(c.name)).join(', ');
   const copy = new CopyIn(client, `copy ${quoteQualified(table.schema, table.name)} (${columns}) from stdin`);
-  const hash = createHash('sha256');
-  const source = store.read(base.prefix + table.file);
-  const decompressor = createDecompressor('br');
-  const feeding = (async () => {
-    try {
-      for await (const chunk of source) {
-        hash.update(chunk as Buffer);
-        if (!decompressor.write(chunk)) await new Promise((r) => decompressor.once('drain', r));
-      }
-      decompressor.end();
-    } catch (err) {
-      decompressor.destroy(err as Error);
-    }
-  })();
+  const { text, sha256: stored } = readBaseTable(store, base, table);
   const merge = effect ? new Merge(effect) : undefined;
   let rows = 0;
   let partial: Buffer = Buffer.alloc(0);
   try {
-    for await (const chunk of decompressor) {
+    for await (const chunk of text) {
       const data = partial.length ? Buffer.concat([partial, chunk as Buffer]) : (chunk as Buffer);
       const end = data.lastIndexOf(NEWLINE) + 1;
       partial = data.subarray(end);
@@ -58,7 +43,6 @@ export async function loadBaseTable(client: pg.Client, store: Store, base: BaseR
         await copy.write(data.subarray(0, end));
       }
     }
-    await feeding;
     if (partial.length) throw new UserError(`${store.description}/${base.prefix}${table.file} ends inside a row`, 'the base is damaged: replay from another base, or take a new one');
     if (merge) rows += await merge.inserts(copy);
     await copy.end();
@@ -67,7 +51,7 @@ export async function loadBaseTable(client: pg.Client, store: Store, base: BaseR
     await copy.end().catch(() => {});
     throw err;
   }
-  if (hash.digest('hex') !== sha256) {
+  if (stored() !== sha256) {
     throw new UserError(`${store.description}/${base.prefix}${table.file} (${table.schema}.${table.name}) does not match the checksum in its manifest`, 'the base is damaged: replay from another base, or take a new one');
   }
   return rows;

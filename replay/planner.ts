@@ -1,5 +1,5 @@
 import type { EntryScanner } from '../src/segment/entry-scanner.js';
-import { DELETE, INSERT, UPDATE, type RelationDef, type SegmentEntry, type TableCount } from '../src/segment/format.js';
+import { DELETE, INSERT, sameColumnTypes, UPDATE, type RelationDef, type SegmentEntry, type TableCount } from '../src/segment/format.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
 import type { Logger } from '../src/core/log.js';
 import { RetainedBuffers } from './key-table.js';
@@ -19,16 +19,14 @@ export interface EffectSink {
   updateKey(relation: RelationDef, oldKey: ReplayValue[], row: ReplayValue[]): Promise<void>;
 }
 
-function sameShape(a: RelationDef, b: RelationDef): boolean {
+/** The same table with the same columns and key: its changes fold together. */
+function sameRelation(a: RelationDef, b: RelationDef): boolean {
   return (
     a.schema === b.schema &&
     a.name === b.name &&
     a.replicaIdentity === b.replicaIdentity &&
-    a.columns.length === b.columns.length &&
-    a.columns.every((c, i) => {
-      const d = b.columns[i]!;
-      return c.name === d.name && c.typeOid === d.typeOid && c.typmod === d.typmod && c.key === d.key;
-    })
+    sameColumnTypes(a.columns, b.columns) &&
+    a.columns.every((c, i) => c.key === b.columns[i]!.key)
   );
 }
 
@@ -80,7 +78,7 @@ export class Planner {
     const known = this.defs.get(relation.oid);
     if (known === relation) return undefined;
     this.defs.set(relation.oid, relation);
-    if (known && !sameShape(known, relation)) {
+    if (known && !sameRelation(known, relation)) {
       return this.flush().then(() => this.submit(() => this.sink.redefine(known, relation)));
     }
     // Same shape, new object (each segment defines its relations anew): the batch goes on.

@@ -12,7 +12,7 @@ import type { CapturedDdl } from '../source/ddl-capture.js';
 import { DDL_PREFIX, MARK_PREFIX } from '../source/logical-messages.js';
 import { inRange, type LogRange } from '../log/resolve.js';
 
-export interface TableCounts {
+export interface ChangeCounts {
   inserts: number;
   updates: number;
   deletes: number;
@@ -28,7 +28,7 @@ export interface LoggedTransaction {
   marks: string[];
   /** DDL captured by `archive --capture-ddl`: the command tag and the tables it touched. */
   ddl?: string[];
-  tables: Record<string, TableCounts>;
+  tables: Record<string, ChangeCounts>;
 }
 
 
@@ -100,7 +100,7 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
   let include = false;
   let touched = false;
   const wanted = (rel: RelationDef) => !options.tables || options.tables.has(tableName(rel));
-  const count = (rel: RelationDef, field: keyof TableCounts) => {
+  const count = (rel: RelationDef, field: keyof ChangeCounts) => {
     if (wanted(rel)) touched = true;
     const t = (tx!.tables[tableName(rel)] ??= { inserts: 0, updates: 0, deletes: 0, truncates: 0 });
     t[field]++;

@@ -14,7 +14,7 @@ import { connect, OUTPUT_SETTINGS } from '../source/connection.js';
 import type { SourceFacts } from '../source/preflight.js';
 import type { Store } from '../store/store.js';
 import { readPublishedSchema } from './published-schema.js';
-import { BASE_FORMAT_VERSION, basePrefix, type BaseManifest, type BaseSchema } from '../log/bases.js';
+import { BASE_FORMAT_VERSION, BASE_TABLE_COMPRESSION, basePrefix, type BaseManifest, type BaseSchema } from '../log/bases.js';
 
 
 /**
@@ -70,7 +70,7 @@ export async function captureBase(options: {
       });
       const columns = table.columns.map((c) => quoteIdent(c.name)).join(', ');
       const copy = client.query(copyTo(`copy ${quoteQualified(table.schema, table.name)} (${columns}) to stdout`));
-      await pipeline(copy, counter, createCompressor('br'), tap, createWriteStream(local));
+      await pipeline(copy, counter, createCompressor(BASE_TABLE_COMPRESSION), tap, createWriteStream(local));
       await store.putFile(prefix + table.file, local);
       await rm(local, { force: true });
       manifest.tables.push({ schema: table.schema, name: table.name, file: table.file, rows, bytes, sha256: hash.digest('hex') });

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { BaseSchema, BaseTable } from '../log/bases.js';
+import { baseTableFile, type BaseSchema, type BaseTable } from '../log/bases.js';
 
 /**
  * Reads the shape of the published tables from the catalog, inside the base's snapshot:
@@ -61,7 +61,7 @@ export async function readPublishedSchema(client: pg.Client, publication: string
       replicaIdentity: t.identity,
       columns: [],
       primaryKey: [],
-      file: `tables/${String(i + 1).padStart(4, '0')}.copy.br`,
+      file: baseTableFile(i + 1),
     }),
   );
   for (const c of columns.rows) {

@@ -1,3 +1,7 @@
+import { createHash } from 'node:crypto';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createDecompressor, type Compression } from '../core/compression.js';
 import { UserError } from '../core/errors.js';
 import { formatLsn, lsnKey, parseLsn, parseLsnKey } from '../core/lsn.js';
 import type { Store } from '../store/store.js';
@@ -6,7 +10,7 @@ import { readAll } from '../store/read.js';
 // A base: a consistent copy of the published tables, taken in the snapshot a replication slot
 // exported, so that it holds every transaction whose commit LSN is below `lsn` and none other.
 //   base/<LSN16>/schema.json         what the tables look like (from the catalog, in the snapshot)
-//   base/<LSN16>/tables/<n>.copy.br  one COPY text file per table, brotli-compressed
+//   base/<LSN16>/tables/<n>.copy.br  one COPY text file per table, brotli-compressed (baseTableFile)
 //   base/<LSN16>/manifest.json       written last: without it the base does not exist
 
 export const BASE_FORMAT_VERSION = 1;
@@ -65,6 +69,33 @@ export interface BaseRef {
 
 export function basePrefix(lsn: bigint): string {
   return `${BASES_DIR}${lsnKey(lsn)}/`;
+}
+
+/** How a base's table files are compressed. */
+export const BASE_TABLE_COMPRESSION: Compression = 'br';
+
+/** The key under `base/<LSN16>/` of the `n`-th table's COPY file (from 1). */
+export function baseTableFile(n: number): string {
+  return `tables/${String(n).padStart(4, '0')}.copy.br`;
+}
+
+/**
+ * A base table's rows as COPY text, decompressed while read from the store, and the SHA-256 of
+ * the stored bytes (what the manifest records), known once `text` has ended. A read that fails
+ * or stops early closes the stored object (its descriptor or HTTP body).
+ */
+export function readBaseTable(store: Store, base: BaseRef, table: { file: string }): { text: Readable; sha256: () => string } {
+  const hash = createHash('sha256');
+  const tap = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      callback(null, chunk);
+    },
+  });
+  const text = createDecompressor(BASE_TABLE_COMPRESSION);
+  // A failure anywhere destroys `text` with the error: its reader sees it.
+  pipeline(store.read(base.prefix + table.file), tap, text).catch(() => {});
+  return { text, sha256: () => hash.digest('hex') };
 }
 
 /** Bases whose manifest is stored, oldest first. A base without its manifest does not exist. */

@@ -70,6 +70,13 @@ export interface RelationDef {
   columns: { name: string; key: boolean; typeOid: number; typmod: number; typeName: string }[];
 }
 
+type TypedColumn = { name: string; typeOid: number; typmod: number };
+
+/** Columns with the same names and types (OID and modifier), in the same order. */
+export function sameColumnTypes(a: readonly TypedColumn[], b: readonly TypedColumn[]): boolean {
+  return a.length === b.length && a.every((c, i) => c.name === b[i]!.name && c.typeOid === b[i]!.typeOid && c.typmod === b[i]!.typmod);
+}
+
 /** One entry of a segment body, as the reader hands it out. */
 export type SegmentEntry =
   | { kind: 'begin'; xid: number; commitLsn: bigint; commitTime: bigint }

@@ -1,8 +1,5 @@
 import { createInterface } from 'node:readline';
-import { pipeline } from 'node:stream/promises';
-import { PassThrough } from 'node:stream';
-import type { BaseRef, BaseTable } from '../../log/bases.js';
-import { createDecompressor } from '../../core/compression.js';
+import { readBaseTable, type BaseRef, type BaseTable } from '../../log/bases.js';
 import type { Store } from '../../store/store.js';
 
 const ESCAPES: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
@@ -29,12 +26,14 @@ export function parseCopyLine(line: string): (string | null)[] {
  * fields in the order of `table.columns`. The file's checksum is not checked here: `pgtape verify` does.
  */
 export async function* readBaseLines(store: Store, base: BaseRef, table: BaseTable): AsyncGenerator<string> {
-  const text = new PassThrough();
-  const feeding = pipeline(store.read(base.prefix + table.file), createDecompressor('br'), text);
-  feeding.catch((err) => text.destroy(err as Error));
-  for await (const line of createInterface({ input: text, crlfDelay: Infinity })) {
-    if (line === '\\.') break;
-    yield line;
+  const { text } = readBaseTable(store, base, table);
+  try {
+    for await (const line of createInterface({ input: text, crlfDelay: Infinity })) {
+      if (line === '\\.') break;
+      yield line;
+    }
+  } finally {
+    // Stopped early (the end marker, or the caller): the stored object is closed with it.
+    text.destroy();
   }
-  await feeding;
 }

@@ -4,21 +4,21 @@ import { UserError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { formatLsn } from '../../core/lsn.js';
 import { createSpoolDir } from '../../core/spool-dir.js';
-import type { RelationDef } from '../../segment/format.js';
+import { sameColumnTypes, type RelationDef } from '../../segment/format.js';
 import { readLog, type LogEntry } from '../../log/change-log.js';
 import type { Store } from '../../store/store.js';
 import { copyFieldValue, parseCopyLine, readBaseLines } from './base-rows.js';
 import { ColumnLists, opsOf } from './ops.js';
 import type { TextValue } from '../row-text.js';
 import { image, joinParts, keyNames, keyText, type RowDiff } from './rows.js';
-import { TableDiffer, WholeTableNeeded, type Change, type TableCounts } from './table.js';
+import { TableDiffer, WholeTableNeeded, type Change, type RowDiffCounts } from './table.js';
 import { headerOf, indexArchive, type ArchiveIndex, type IndexedSegment } from '../../log/archive-index.js';
 import { inRange, resolveRange, type LogRange } from '../../log/resolve.js';
 import { describeTarget, type Target } from '../../log/target.js';
 
 export type { RowValues } from '../row-text.js';
 export type { RowDiff } from './rows.js';
-export type { TableCounts } from './table.js';
+export type { RowDiffCounts } from './table.js';
 
 export interface ColumnShape {
   name: string;
@@ -42,7 +42,7 @@ export interface TableDiff {
   after: TableShape;
   before: TableShape | null;
   truncated: boolean;
-  counts: TableCounts;
+  counts: RowDiffCounts;
   /**
    * The rows that differ (of one kind, or all), made or read back as they are iterated: a
    * million RowDiff objects at once would be most of diff's memory. Each call iterates anew.
@@ -207,7 +207,7 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
       const after = shapeOf(t.def);
       const before = await shapeAt(store, index, base, baseSchema, range.after, oid);
       const c = t.counts;
-      if (c.added + c.deleted + c.modified > 0 || t.truncated || !sameShape(before, after)) {
+      if (c.added + c.deleted + c.modified > 0 || t.truncated || !sameTableShape(before, after)) {
         out.push({ oid, after, before, truncated: t.truncated, counts: t.counts, rows: (change) => t.rows(change) });
       }
     }
@@ -253,7 +253,7 @@ function field(line: string, n: number): string {
 async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: Map<number, TableDiffer>): Promise<void> {
   for (const bt of schema.tables) {
     const t = needing.get(bt.oid);
-    if (t) await loadBaseTable(p.store, base, bt, t);
+    if (t) await feedBaseRows(p.store, base, bt, t);
   }
   // Only segments that touched a needed table are read.
   const at = p.range.after!;
@@ -268,7 +268,7 @@ async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: M
   }
 }
 
-async function loadBaseTable(store: Store, base: BaseRef, bt: BaseTable, t: TableDiffer): Promise<void> {
+async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: TableDiffer): Promise<void> {
   const columns = bt.columns.map((c) => c.name);
   const { keyed, keys } = t.matching;
   const positions = keys.map((k) => columns.indexOf(k));
@@ -290,8 +290,8 @@ function shapeOf(def: RelationDef): TableShape {
   };
 }
 
-function sameShape(a: TableShape | null, b: TableShape): boolean {
-  return !!a && a.schema === b.schema && a.name === b.name && a.columns.length === b.columns.length && a.columns.every((c, i) => c.name === b.columns[i]!.name && c.typeOid === b.columns[i]!.typeOid && c.typmod === b.columns[i]!.typmod);
+function sameTableShape(a: TableShape | null, b: TableShape): boolean {
+  return !!a && a.schema === b.schema && a.name === b.name && sameColumnTypes(a.columns, b.columns);
 }
 
 /**

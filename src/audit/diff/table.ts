@@ -65,7 +65,7 @@ interface Part {
   before?: SpillFile;
 }
 
-export interface TableCounts {
+export interface RowDiffCounts {
   added: number;
   deleted: number;
   modified: number;
@@ -89,7 +89,7 @@ export class TableDiffer {
   /** Tables in one part: the keys whose rows at --from are needed, known once the range is folded. */
   private needed: Set<string> | 'all' | undefined;
   private results: Map<Change, SpillFile> | undefined;
-  counts: TableCounts = { added: 0, deleted: 0, modified: 0, cellsModified: 0 };
+  counts: RowDiffCounts = { added: 0, deleted: 0, modified: 0, cellsModified: 0 };
 
   constructor(
     first: RelationDef,
