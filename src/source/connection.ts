@@ -68,3 +68,13 @@ export function connectionError(url: string, err: unknown): Error {
       return new UserError(`cannot connect to ${where}: ${e.message ?? String(err)}`);
   }
 }
+
+/**
+ * Connection errors that waiting will not fix: the slot, the credentials, the database or the
+ * privileges are wrong. Everything else (refused, reset, shutting down, starting up, a killed
+ * walsender, the slot still held by a walsender that has not noticed its client is gone) is retried.
+ */
+export function fatalConnectionError(err: Error): boolean {
+  const code = (err as { code?: string }).code ?? '';
+  return ['42704', '28P01', '28000', '3D000', '42501', '55000', '42P01'].includes(code) || code.startsWith('28');
+}

@@ -1,0 +1,148 @@
+import type pg from 'pg';
+import { UserError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { formatLsn, parseLsn } from '../core/lsn.js';
+import { quoteIdent } from '../core/sql.js';
+import { NotASegmentError } from '../segment/format.js';
+import type { StreamIdentity } from '../segment/writer.js';
+import type { Store } from '../store/store.js';
+import { listBases } from '../log/bases.js';
+import { listDiscontinuities, recordDiscontinuity } from '../log/discontinuities.js';
+import { listSegments, openSegment } from '../log/segments.js';
+import { connect, connectQuietly } from '../source/connection.js';
+import { installDdlCapture } from '../source/ddl-capture.js';
+import { checkSource, ensurePublication } from '../source/preflight.js';
+import { findSlot, type SlotState } from '../source/slot.js';
+import { takeBase } from '../base/take.js';
+
+// Where an archiver starts (docs/ARCHITECTURE.md, "Resume"): the end of what the store holds,
+// checked against the slot, so that a slot that lost or skipped changes is never streamed into
+// the archive as if nothing were missing.
+
+const REBASE_HINT =
+  'pgtape archive --rebase goes on with a new slot and a new base, and records the discontinuity (replay works on either side of it, never across); or pass the --slot this archive was made with';
+
+/** What deciding where to start needs to know of the archiver's options. */
+export interface ResumeOptions {
+  source: string;
+  store: Store;
+  slot: string;
+  publication: string;
+  createPublication: boolean;
+  force: boolean;
+  /** Store everything committed up to this point, then stop: 'now' is the source's WAL position at start. */
+  until?: 'now' | bigint;
+  /** Install event triggers that record DDL as logical messages replay executes at their point. */
+  captureDdl?: boolean;
+  /** A lost slot, or one that moved past the archive: go on with a new slot and base, recording the discontinuity. */
+  rebase?: boolean;
+  log: Logger;
+}
+
+export interface StartPoint {
+  identity: StreamIdentity;
+  /** Transactions whose commit starts before this are stored already. */
+  resumeFrom: bigint;
+  /** Stop once everything committed up to here is stored. */
+  until?: bigint;
+}
+
+/** Why the slot can no longer continue an archive that ends at `end` (a hole), if it cannot. */
+function slotProblem(name: string, slot: SlotState | undefined, end: bigint): string | undefined {
+  if (!slot) return `replication slot ${quoteIdent(name)} does not exist, but the store holds an archive up to ${formatLsn(end)}: changes since then can no longer be archived into it`;
+  if (slot.confirmedFlushLsn > end) {
+    return `replication slot ${quoteIdent(slot.name)} has confirmed up to ${formatLsn(slot.confirmedFlushLsn)}, but the archive ends at ${formatLsn(end)}: changes between the two are not in the archive and Postgres will not send them again`;
+  }
+  return undefined;
+}
+
+/**
+ * Before streaming: the source checked, the publication (and DDL capture) in place, and the
+ * point to resume from — the end of the stored archive, or a new slot with its base, or (with
+ * --rebase, when the slot cannot continue the archive) a new slot and base after a recorded
+ * discontinuity.
+ */
+export async function prepareStart(options: ResumeOptions): Promise<StartPoint> {
+  const { log, store } = options;
+  await store.checkWritable();
+  const storedEnd = await lastStoredEnd(store);
+  const client = await connect(options.source);
+  try {
+    const facts = await checkSource(client);
+    await ensurePublication(client, options.publication, { create: options.createPublication, force: options.force }, log);
+    if (options.captureDdl) await installCapture(client, options.publication, log);
+    const identity = { ...facts, slot: options.slot };
+    const slot = await findSlot(client, options.slot, facts.database, log);
+    const baseOptions = { source: options.source, store, publication: options.publication, facts, log };
+    const why = storedEnd !== undefined ? slotProblem(options.slot, slot, storedEnd) : undefined;
+    let resumeFrom: bigint;
+    if (storedEnd !== undefined && why) {
+      if (!options.rebase) throw new UserError(why, REBASE_HINT);
+      if (slot) {
+        log.warn({ slot: slot.name }, 'dropping the slot that moved past the archive (--rebase)');
+        await client.query('select pg_drop_replication_slot($1)', [slot.name]);
+      }
+      resumeFrom = await takeBase({ ...baseOptions, slot: options.slot });
+      await recordDiscontinuity(store, { from: storedEnd, to: resumeFrom, reason: slot ? 'the slot had moved past the archive' : 'the slot was lost' });
+      log.warn({ from: formatLsn(storedEnd), to: formatLsn(resumeFrom) }, 'rebased: a new slot and base; the changes between are not in the archive (recorded as a discontinuity)');
+    } else if (!slot) {
+      // A new stream: the slot's exported snapshot gives the base, and the log starts where it ends.
+      resumeFrom = await takeBase({ ...baseOptions, slot: options.slot });
+    } else {
+      if ((await listBases(store)).length === 0) {
+        log.warn('the store holds no base, without which nothing can be replayed: taking one now');
+        await takeBase(baseOptions);
+      }
+      resumeFrom = storedEnd ?? slot.confirmedFlushLsn;
+    }
+    let until = options.until === 'now' ? undefined : options.until;
+    if (options.until === 'now') {
+      const r = await client.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
+      until = parseLsn(r.rows[0]!.lsn);
+    }
+    return { identity, resumeFrom, until };
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function installCapture(client: pg.Client, publication: string, log: Logger): Promise<void> {
+  await installDdlCapture(client, publication, log).catch((err: { code?: string; message?: string }) => {
+    throw err.code === '42501'
+      ? new UserError(`--capture-ddl: ${err.message}`, 'event triggers need a superuser: install once as one (pgtape archive --capture-ddl --until now), then archive as the usual role')
+      : err;
+  });
+}
+
+/** Before streaming again after an outage: the slot must still exist and must not have moved past `end`. */
+export async function checkSlotStillOurs(options: Pick<ResumeOptions, 'source' | 'slot' | 'log'>, database: string, end: bigint): Promise<void> {
+  const client = await connectQuietly(options.source);
+  try {
+    const why = slotProblem(options.slot, await findSlot(client, options.slot, database, options.log), end);
+    if (why) throw new UserError(why, REBASE_HINT);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** The end of the archive as stored: read from the last segment's header, which also proves it is ours. */
+async function lastStoredEnd(store: Store): Promise<bigint | undefined> {
+  const segments = await listSegments(store);
+  const last = segments.at(-1);
+  // After a rebase, the archive goes on from the new base, before its first segment is stored.
+  const rebased = (await listDiscontinuities(store)).at(-1);
+  if (rebased && (!last || rebased.to >= last.endLsn)) return rebased.to;
+  if (!last) return undefined;
+  try {
+    const header = await openSegment(store, last.key).header();
+    if (header.endLsn !== last.endLsn) {
+      throw new UserError(`${store.description}/${last.key} says it ends at ${formatLsn(header.endLsn)}, unlike its name`, 'run pgtape verify');
+    }
+    return header.endLsn;
+  } catch (err) {
+    if (err instanceof NotASegmentError) {
+      throw new UserError(err.message, "the store holds something that is not pgtape's: move it away, or choose another --store");
+    }
+    throw err;
+  }
+}
