@@ -1,5 +1,5 @@
 // bench/archive: pgtape archive against pg_recvlogical draining the same slot workload.
-// DESIGN §10: ratios against an anchor measured in the same run on the same machine.
+// docs/ARCHITECTURE.md, How correctness and speed are shown: ratios against an anchor measured in the same run on the same machine.
 //   npm run build && node dist/bench/archive.js [--rows 1000000] [--transactions 100000]
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, rmSync, statSync } from 'node:fs';

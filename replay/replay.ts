@@ -37,7 +37,7 @@ export interface ReplayReport {
 }
 
 /**
- * The replay path (DESIGN §5): the newest base at or before the target, then the segments after
+ * The replay path (docs/ARCHITECTURE.md): the newest base at or before the target, then the segments after
  * it up to the target, folded into net effects and applied in bulk — all in one transaction of
  * the given connection, so a failure (a damaged segment found at its end, say) leaves nothing.
  * `plan` comes from prepareReplay, which every output runs before touching a database.

@@ -18,7 +18,7 @@ interface CopyConnection {
  */
 export class ReplicationService extends LogicalReplicationService {
   constructor(config: pg.ClientConfig) {
-    // The acknowledge timer sends the last *received* position: it stays off (DESIGN §7).
+    // The acknowledge timer sends the last *received* position: it stays off (docs/ARCHITECTURE.md, Facts the code respects).
     super(config, { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } });
   }
 

@@ -22,7 +22,7 @@ export function formatLsn(lsn: Lsn): string {
   return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
 }
 
-/** 16 upper-case hex digits: sorts as text in LSN order and has no `/` (DESIGN §4). */
+/** 16 upper-case hex digits: sorts as text in LSN order and has no `/` (docs/ARCHITECTURE.md, Store layout). */
 export function lsnKey(lsn: Lsn): string {
   return lsn.toString(16).toUpperCase().padStart(16, '0');
 }

@@ -38,7 +38,7 @@ export interface IndexOptions {
   headers?: 'all' | 'tail';
 }
 
-/** Lists bases and segments (the listing is the index, DESIGN §4) and reads segment headers. */
+/** Lists bases and segments (the listing is the index: docs/ARCHITECTURE.md, Store layout) and reads segment headers. */
 export async function indexArchive(store: Store, options: IndexOptions = {}): Promise<ArchiveIndex> {
   const { requireBase = true, skipUnreadable = false, headers = 'all' } = options;
   const bases = await listBases(store);

@@ -15,7 +15,7 @@ export interface SegmentRef {
 }
 
 /**
- * The change log's index is the listing of `segments/` (DESIGN §4): sorted by key, which is
+ * The change log's index is the listing of `segments/` (docs/ARCHITECTURE.md, Store layout): sorted by key, which is
  * sorted by start LSN. Anything else in that folder is refused rather than skipped.
  */
 export async function listSegments(store: Store): Promise<SegmentRef[]> {

@@ -1,7 +1,7 @@
 import { UserError } from '../core/errors.js';
 import { formatLsn, tryParseLsn } from '../core/lsn.js';
 
-/** A point in the history, as asked for (DESIGN §5). */
+/** A point in the history, as asked for (docs/ARCHITECTURE.md, Targets). */
 export type Target =
   | { kind: 'latest' }
   | { kind: 'lsn'; lsn: bigint }

@@ -30,7 +30,7 @@ export interface S3Location {
 
 /**
  * Any S3 store, and Pachyderm's S3 gateway, which differs from AWS S3 in ways that lose data
- * silently if ignored (DESIGN §6): path-style addressing only; listing with ListObjects V1 and
+ * silently if ignored (docs/ARCHITECTURE.md, Facts the code respects): path-style addressing only; listing with ListObjects V1 and
  * Marker paging (a V2 listing stops after its first page); no aws-chunked bodies or trailing
  * checksums, so bodies are sent with a known length and checksums only when required. ETags are
  * not MD5s there: integrity is the segment's own checksum.

@@ -4,7 +4,7 @@ import { seededRandom } from './random.js';
 
 /**
  * A small HTTP proxy in front of s3rver that behaves like Pachyderm's S3 gateway where it is
- * stricter than S3 (DESIGN §6), and injects faults at a seeded random rate: 500 answers,
+ * stricter than S3 (docs/ARCHITECTURE.md, Facts the code respects), and injects faults at a seeded random rate: 500 answers,
  * connection resets and stalls. `refuseWritesFor(ms)` answers 503 to every PUT for a while.
  */
 export interface GatewayProxy {

@@ -97,7 +97,7 @@ function toRow(def: RelationDef, tuple: Tuple, previous?: Row): Row {
   return row;
 }
 
-/** An order-independent hash of rows given as text values (the oracle of DESIGN §9). */
+/** An order-independent hash of rows given as text values (the oracle of docs/ARCHITECTURE.md). */
 export function checksum(rows: (string | null)[][]): string {
   const lines = rows.map((r) => JSON.stringify(r)).sort();
   return createHash('sha256').update(lines.join('\n')).digest('hex');

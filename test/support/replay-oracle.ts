@@ -104,7 +104,7 @@ interface Point {
 }
 
 /**
- * The oracle of DESIGN §9 for replay, on a directory store or on S3 (a real s3rver): a seeded
+ * The oracle (docs/ARCHITECTURE.md, How correctness and speed are shown) for replay, on a directory store or on S3 (a real s3rver): a seeded
  * workload recorded while `pgtape archive` runs, replayed to every recorded point.
  */
 export function replayOracle(kind: 'directory' | 's3', options: { major?: number; batches?: number; full?: boolean } = {}): void {
