@@ -24,11 +24,14 @@ export function parseTableName(text: string): string {
   const parts: string[] = [];
   const re = /\s*(?:"((?:[^"]|"")*)"|([^."]+))\s*(\.|$)/y;
   let m: RegExpExecArray | null;
+  let separator = '';
   while (re.lastIndex < text.length && (m = re.exec(text))) {
-    parts.push(m[1] !== undefined ? m[1].replace(/""/g, '"') : m[2]!);
-    if (m[3] === '') break;
+    parts.push(m[1] !== undefined ? m[1].replace(/""/g, '"') : m[2]!.trim());
+    separator = m[3]!;
+    if (separator === '') break;
   }
-  if (re.lastIndex !== text.length || parts.length < 1 || parts.length > 2) {
+  // A trailing dot leaves the table part out; an empty part (`""`, blanks) names nothing.
+  if (re.lastIndex !== text.length || separator === '.' || parts.length < 1 || parts.length > 2 || parts.includes('')) {
     throw new UserError(`${JSON.stringify(text)} is not a table name`, 'use schema.table, or "Odd Schema"."Odd Table" with quotes for names holding dots');
   }
   return parts.length === 1 ? `public.${parts[0]}` : `${parts[0]}.${parts[1]}`;

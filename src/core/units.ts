@@ -23,14 +23,14 @@ export function parsePositive(text: string, option: string): number {
 
 /** Microseconds since the Unix epoch as ISO 8601 with all six fractional digits. */
 export function formatMicros(micros: bigint): string {
-  const ms = micros / 1000n;
-  const iso = new Date(Number(ms)).toISOString();
+  // Floor, not truncation toward zero: before 1970 the second is the one below.
   const fraction = ((micros % 1_000_000n) + 1_000_000n) % 1_000_000n;
+  const iso = new Date(Number((micros - fraction) / 1000n)).toISOString();
   return `${iso.slice(0, 19)}.${fraction.toString().padStart(6, '0')}Z`;
 }
 
 export function parsePort(text: string): number {
-  const n = Number(text);
+  const n = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UserError(`--metrics-port: ${JSON.stringify(text)} is not a port number`, 'use a number from 1 to 65535 (0: any free port)');
   return n;
 }

@@ -44,8 +44,15 @@ export function parseTimeMicros(text: string): bigint | undefined {
   const m = /^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?)(?:\.(\d{1,6}))?(Z|[+-]\d{2}(?::?\d{2})?)$/i.exec(text.trim());
   if (!m) return undefined;
   const ms = Date.parse(`${m[1]!.replace(' ', 'T')}${m[3]!.toUpperCase()}`);
-  if (Number.isNaN(ms)) return undefined;
+  if (Number.isNaN(ms) || !realDate(m[1]!)) return undefined;
   return BigInt(ms) * 1000n + BigInt((m[2] ?? '').padEnd(6, '0'));
+}
+
+/** Date.parse rolls 2026-02-30 over into March and 24:00 into the next day: the calendar says no. */
+function realDate(text: string): boolean {
+  const [, y, mo, d, h] = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2})/i.exec(text)!.map(Number) as number[];
+  const day = new Date(Date.UTC(y!, mo! - 1, d!));
+  return day.getUTCFullYear() === y && day.getUTCMonth() === mo! - 1 && day.getUTCDate() === d && h! < 24;
 }
 
 export function describeTarget(t: Target): string {

@@ -25,7 +25,7 @@ const FORBIDDEN_KEY_CHARS = /[*?[\]{}!()@+^]/;
  */
 export function openStore(location: string | undefined, options: StoreOptions = {}): Store {
   if (!location) throw new UserError('no store given', 'pass --store <dir|s3://bucket/prefix|pfs://repo@branch> or set PGTAPE_STORE');
-  if (location.startsWith('file://')) return new DirectoryStore(fileURLToPath(location));
+  if (location.startsWith('file://')) return new DirectoryStore(directoryOfFileUrl(location));
   if (location.startsWith('s3://')) return openS3(location, options);
   if (location.startsWith('pfs://')) return openPfs(location, options);
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location);
@@ -33,6 +33,14 @@ export function openStore(location: string | undefined, options: StoreOptions = 
     throw new UserError(`unsupported store URL scheme ${JSON.stringify(scheme[1])} in --store ${location}`, 'use a directory path, file://, s3://<bucket>/<prefix> or pfs://<repo>@<branch>');
   }
   return new DirectoryStore(resolve(location));
+}
+
+function directoryOfFileUrl(location: string): string {
+  try {
+    return fileURLToPath(location);
+  } catch (err) {
+    throw new UserError(`--store ${location} is not a file URL (${(err as Error).message})`, 'use file:///absolute/path, or a plain path such as ./tape');
+  }
 }
 
 function openS3(location: string, options: StoreOptions): Store {

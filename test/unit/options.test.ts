@@ -46,10 +46,10 @@ describe('parseTableName', () => {
     expect(parseTableName('"  padded  "')).toBe('public.  padded  ');
   });
 
-  // Known issue: an unquoted part keeps the whitespace after it (`s . t` reads as "s .t", ` t ` as
-  // "public.t "), while the whitespace before it and around quoted parts is dropped.
-  it.fails('drops whitespace after an unquoted part (currently kept: "s . t" reads as "s .t")', () => {
+  // Whitespace after an unquoted part is not part of the name, as before it.
+  it('drops whitespace after an unquoted part ("s . t" is s.t)', () => {
     expect(parseTableName('s . t')).toBe('s.t');
+    expect(parseTableName(' t ')).toBe('public.t');
   });
 
   it.each([
@@ -71,14 +71,15 @@ describe('parseTableName', () => {
     expect(err.exitCode).toBe(ExitCode.BAD_INPUT);
   });
 
-  // Known issue: a trailing dot ends the loop before the empty table part is seen, so `shop.` is
-  // taken as the table "shop" in public; and `""` yields the empty table name "public.".
-  it.fails('refuses a trailing dot ("shop." currently reads as "public.shop")', () => {
+  // A trailing dot leaves the table out; an empty quoted part names nothing.
+  it('refuses a trailing dot ("shop." is not public.shop)', () => {
     expect(() => parseTableName('shop.')).toThrow(UserError);
   });
 
-  it.fails('refuses an empty quoted name ("" currently reads as "public.")', () => {
+  it('refuses an empty quoted name and a blank one', () => {
     expect(() => parseTableName('""')).toThrow(UserError);
+    expect(() => parseTableName('s.""')).toThrow(UserError);
+    expect(() => parseTableName(' . ')).toThrow(UserError);
   });
 });
 

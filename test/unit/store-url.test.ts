@@ -55,9 +55,8 @@ describe('openStore: directories', () => {
     expect((store as DirectoryStore).root).toBe(root);
   });
 
-  // Known issue: `file://tape` (a host, not a path) escapes as Node's TypeError "File URL host must
-  // be "localhost" or empty", i.e. an unexpected error (exit 1) without a hint.
-  it.fails('refuses file://tape (a relative path written as a URL) with a UserError', () => {
+  // `file://tape` names a host, not a path: Node's TypeError must not escape as an unexpected error.
+  it('refuses file://tape (a relative path written as a URL) with a UserError', () => {
     expect(() => openStore('file://tape')).toThrow(UserError);
   });
 });

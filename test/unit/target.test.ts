@@ -104,10 +104,11 @@ describe('parseTarget', () => {
     expect(err.exitCode).toBe(ExitCode.BAD_INPUT);
   });
 
-  // Known issue: Date.parse rolls 2026-02-30 over to 2026-03-02 and parseTimeMicros accepts it.
-  // Marked `fails` so the suite stays green; it starts passing (and must lose `.fails`) once fixed.
-  it.fails('refuses an impossible calendar date such as 2026-02-30 (currently read as 2026-03-02)', () => {
+  // Date.parse rolls 2026-02-30 over to 2026-03-02: the calendar must refuse it.
+  it('refuses an impossible calendar date such as 2026-02-30 (Date.parse would read it as 2026-03-02)', () => {
     expect(() => parseTarget('time:2026-02-30T00:00:00Z')).toThrow(UserError);
+    expect(() => parseTarget('time:2026-11-24T24:00:00Z')).toThrow(UserError);
+    expect(parseTarget('time:2024-02-29T23:59:59Z').kind).toBe('time');
   });
 
   it.each([
