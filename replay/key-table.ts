@@ -136,8 +136,9 @@ export class KeyTable {
     this.keys[entry * 3] = id;
     this.keys[entry * 3 + 1] = start;
     this.keys[entry * 3 + 2] = end;
+    // Rehashing moves the slots already placed: the new key is placed after it, in either case.
     if (this.size * 2 > this.mask + 1) this.rehash((this.mask + 1) * 2);
-    else this.place(entry, hash);
+    this.place(entry, hash);
     return entry;
   }
 
