@@ -153,9 +153,11 @@ export class TableEffect {
     this.locateKey(this.other, false);
     const oldEntry = this.keys.find(this.keyBytes, this.keyS, this.keyE);
     const known = oldEntry >= 0 && (this.state[oldEntry]! & HAS_ROW) !== 0;
-    if (row.hasUnchanged() && !known) return false;
-    this.changes++;
     const previous = known && row.hasUnchanged() ? this.rowOf(oldEntry, new TupleView()) : undefined;
+    // The moved row must be whole: a value left unchanged that the batch does not know either
+    // (no image of the old key, or one that left it unchanged too) is not in the batch at all.
+    if (row.hasUnchanged() && (!previous || stillUnchanged(row, previous))) return false;
+    this.changes++;
     const from = this.entry(this.other);
     this.remove(from, this.fresh);
     const to = this.entry(row);
@@ -331,4 +333,12 @@ function writeVarint(out: Buffer, o: number, n: number): number {
   }
   out[o++] = n;
   return o;
+}
+
+/** Whether a column left unchanged in `row` was left unchanged in `previous` too (its value unknown). */
+function stillUnchanged(row: TupleView, previous: TupleView): boolean {
+  for (let i = 0; i < row.columns && i < previous.columns; i++) {
+    if (row.kind(i) === TUPLE_UNCHANGED && previous.kind(i) === TUPLE_UNCHANGED) return true;
+  }
+  return false;
 }
