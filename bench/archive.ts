@@ -29,7 +29,10 @@ interface Run {
 
 function timed(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   // GNU time reports the child's peak RSS in KiB on its last stderr line.
-  const child = spawn('/usr/bin/time', ['-f', '%e %M', command, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('/usr/bin/time', ['-f', '%e %M', command, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -59,7 +62,13 @@ interface Row {
   storedBytes: number;
 }
 
-async function scenario(cluster: LocalCluster, s3: TestS3, slot: string, name: string, workload: (db: pg.Client) => Promise<number>): Promise<{ row: Row; store: string }> {
+async function scenario(
+  cluster: LocalCluster,
+  s3: TestS3,
+  slot: string,
+  name: string,
+  workload: (db: pg.Client) => Promise<number>,
+): Promise<{ row: Row; store: string }> {
   const db = new pg.Client({ connectionString: cluster.url() });
   db.on('error', () => {});
   await db.connect();
@@ -67,7 +76,8 @@ async function scenario(cluster: LocalCluster, s3: TestS3, slot: string, name: s
   // Both slots start at the same point and decode the same WAL.
   // All slots start at the same point and decode the same WAL. pg_recvlogical drains it once
   // before and once after pgtape; the faster of the two is the anchor, so order favours no one.
-  for (const s of ['recv1', 'pgtape', 'pgtape_s3', 'recv2']) await db.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [`${slot}_${s}`]);
+  for (const s of ['recv1', 'pgtape', 'pgtape_s3', 'recv2'])
+    await db.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [`${slot}_${s}`]);
   process.stderr.write(`[${name}] running the workload…\n`);
   const changes = await workload(db);
   await db.query('checkpoint');
@@ -78,26 +88,54 @@ async function scenario(cluster: LocalCluster, s3: TestS3, slot: string, name: s
   const recvlogical = (s: string) => {
     process.stderr.write(`[${name}] pg_recvlogical -E ${until}…\n`);
     return timed('pg_recvlogical', [
-      '-d', cluster.url(), '--slot', s, '--start', '-E', until, '--no-loop',
+      '-d',
+      cluster.url(),
+      '--slot',
+      s,
+      '--start',
+      '-E',
+      until,
+      '--no-loop',
       // The protocol pgtape speaks: version 2, large transactions streamed while in progress.
-      '-o', 'proto_version=2', '-o', 'streaming=on', '-o', 'publication_names=pgtape', '-o', 'messages=true', '-f', '/dev/null',
+      '-o',
+      'proto_version=2',
+      '-o',
+      'streaming=on',
+      '-o',
+      'publication_names=pgtape',
+      '-o',
+      'messages=true',
+      '-f',
+      '/dev/null',
     ]);
   };
   const recv1 = await recvlogical(`${slot}_recv1`);
   const store = join(tmpdir(), `pgtape-bench-${slot}`);
   rmSync(store, { recursive: true, force: true });
   process.stderr.write(`[${name}] pgtape archive --until ${until}…\n`);
-  const tape = await timed(process.execPath, [bin, 'archive', '--source', cluster.url(), '--store', store, '--slot', `${slot}_pgtape`, '--until', until], {
-    PGTAPE_LOG_FORMAT: 'json',
-  });
+  const tape = await timed(
+    process.execPath,
+    [bin, 'archive', '--source', cluster.url(), '--store', store, '--slot', `${slot}_pgtape`, '--until', until],
+    {
+      PGTAPE_LOG_FORMAT: 'json',
+    },
+  );
   process.stderr.write(`[${name}] pgtape archive to S3 (s3rver on loopback)…\n`);
-  const toS3 = await timed(process.execPath, [bin, 'archive', '--source', cluster.url(), '--store', `s3://bench/${slot}`, '--slot', `${slot}_pgtape_s3`, '--until', until], {
-    PGTAPE_LOG_FORMAT: 'json',
-    ...s3.env,
-  });
+  const toS3 = await timed(
+    process.execPath,
+    [bin, 'archive', '--source', cluster.url(), '--store', `s3://bench/${slot}`, '--slot', `${slot}_pgtape_s3`, '--until', until],
+    {
+      PGTAPE_LOG_FORMAT: 'json',
+      ...s3.env,
+    },
+  );
   const recv2 = await recvlogical(`${slot}_recv2`);
   const recv = recv1.seconds <= recv2.seconds ? recv1 : recv2;
-  const done = tape.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).find((l) => l.pgoutputBytes !== undefined);
+  const done = tape.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l))
+    .find((l) => l.pgoutputBytes !== undefined);
   return {
     store,
     row: {
@@ -115,7 +153,9 @@ async function scenario(cluster: LocalCluster, s3: TestS3, slot: string, name: s
 }
 
 async function bulk(db: pg.Client): Promise<number> {
-  await db.query(`insert into bench (id, v, n) select g, md5(g::text) || ' nut ' || (g % 97), g * 1.25 from generate_series(1, $1) g`, [ROWS]);
+  await db.query(`insert into bench (id, v, n) select g, md5(g::text) || ' nut ' || (g % 97), g * 1.25 from generate_series(1, $1) g`, [
+    ROWS,
+  ]);
   await db.query(`update bench set n = n + 1, v = v || '!' where id % 2 = 0`);
   await db.query(`delete from bench where id % 10 = 3`);
   return ROWS + Math.floor(ROWS / 2) + Math.floor(ROWS / 10);
@@ -160,8 +200,9 @@ async function main(): Promise<void> {
     const lines = [
       '| workload | changes | pg_recvlogical | pgtape | ratio | pgtape changes/s | peak RSS pgtape / pg_recvlogical | pgoutput bytes | stored bytes | stored / pgoutput |',
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-      ...results.map(({ row: r }) =>
-        `| ${r.workload} | ${r.changes} | ${r.recvSeconds.toFixed(2)} s | ${r.pgtapeSeconds.toFixed(2)} s | ${(r.pgtapeSeconds / r.recvSeconds).toFixed(2)} | ` +
+      ...results.map(
+        ({ row: r }) =>
+          `| ${r.workload} | ${r.changes} | ${r.recvSeconds.toFixed(2)} s | ${r.pgtapeSeconds.toFixed(2)} s | ${(r.pgtapeSeconds / r.recvSeconds).toFixed(2)} | ` +
           `${Math.round(r.changes / r.pgtapeSeconds)} | ${r.pgtapeRss} / ${r.recvRss} MiB | ${mb(r.pgoutputBytes)} MB | ${mb(r.storedBytes)} MB | ${(r.storedBytes / r.pgoutputBytes).toFixed(3)} |`,
       ),
     ];
@@ -169,11 +210,19 @@ async function main(): Promise<void> {
       '',
       '| workload | pgtape to a directory | pgtape to S3 (s3rver) | S3 / directory |',
       '|---|---:|---:|---:|',
-      ...results.map(({ row: r }) => `| ${r.workload} | ${r.pgtapeSeconds.toFixed(2)} s | ${r.s3Seconds.toFixed(2)} s | ${(r.s3Seconds / r.pgtapeSeconds).toFixed(2)} |`),
+      ...results.map(
+        ({ row: r }) =>
+          `| ${r.workload} | ${r.pgtapeSeconds.toFixed(2)} s | ${r.s3Seconds.toFixed(2)} s | ${(r.s3Seconds / r.pgtapeSeconds).toFixed(2)} |`,
+      ),
     );
     process.stdout.write(`\n${lines.join('\n')}\n`);
-    const raw = await readRawBodies(results.map((r) => join(r.store, 'segments')), 64 << 20);
-    process.stdout.write(`\nSegment body compression (${mb(raw.length)} MB of raw bodies from both workloads):\n\n${await compressionTable(raw)}\n`);
+    const raw = await readRawBodies(
+      results.map((r) => join(r.store, 'segments')),
+      64 << 20,
+    );
+    process.stdout.write(
+      `\nSegment body compression (${mb(raw.length)} MB of raw bodies from both workloads):\n\n${await compressionTable(raw)}\n`,
+    );
     for (const r of results) rmSync(r.store, { recursive: true, force: true });
   } finally {
     await cluster.destroy();

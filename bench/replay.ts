@@ -32,8 +32,12 @@ async function pgtape(args: string[], env: NodeJS.ProcessEnv = {}): Promise<numb
 /** Wall time and peak RSS (the kernel's high-water mark, read until the process exits); stdout is read and dropped. */
 async function measured(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ seconds: number; peakMiB: number; lines: number }> {
   const started = process.hrtime.bigint();
-  const flags = args[0] === 'replay' && process.env.PGTAPE_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PGTAPE_BENCH_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...flags, bin, ...args], { env: { ...process.env, PGTAPE_LOG_FORMAT: 'json', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const flags =
+    args[0] === 'replay' && process.env.PGTAPE_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PGTAPE_BENCH_PROFILE}`] : [];
+  const child = spawn(process.execPath, [...flags, bin, ...args], {
+    env: { ...process.env, PGTAPE_LOG_FORMAT: 'json', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   let lines = 0;
   let peak = 0;
@@ -74,18 +78,27 @@ async function main(): Promise<void> {
   try {
     const source = cluster.url();
     process.stderr.write(`source: ${ROWS} rows, then ${CHANGES} changes after the base…\n`);
-    await query(source, `${TABLE}; alter table bench add primary key (id);
-      insert into bench select g, md5(g::text), g * 1.5, '2026-11-24 00:00+00'::timestamptz + g * interval '1 second' from generate_series(1, ${ROWS}) g`);
+    await query(
+      source,
+      `${TABLE}; alter table bench add primary key (id);
+      insert into bench select g, md5(g::text), g * 1.5, '2026-11-24 00:00+00'::timestamptz + g * interval '1 second' from generate_series(1, ${ROWS}) g`,
+    );
     await pgtape(['archive', '--source', source, '--store', store, '--create-publication', '--until', 'now']);
     // Updates of half the changes, inserts of four tenths, deletes of one tenth, in transactions of 100k.
     const updates = Math.floor(CHANGES / 2);
     const inserts = Math.floor((CHANGES * 4) / 10);
     const deletes = CHANGES - updates - inserts;
     for (let i = 0; i < updates; i += 100_000) {
-      await query(source, `update bench set v = v || '+', n = n + 1 where id > ${i * 2} and id <= ${Math.min(updates, i + 100_000) * 2} and id % 2 = 0`);
+      await query(
+        source,
+        `update bench set v = v || '+', n = n + 1 where id > ${i * 2} and id <= ${Math.min(updates, i + 100_000) * 2} and id % 2 = 0`,
+      );
     }
     for (let i = 0; i < inserts; i += 100_000) {
-      await query(source, `insert into bench select g, 'new ' || g, g, now() from generate_series(${ROWS + i + 1}, ${ROWS + Math.min(inserts, i + 100_000)}) g`);
+      await query(
+        source,
+        `insert into bench select g, 'new ' || g, g, now() from generate_series(${ROWS + i + 1}, ${ROWS + Math.min(inserts, i + 100_000)}) g`,
+      );
     }
     await query(source, `delete from bench where id in (select id from bench where id % 2 = 1 order by id limit ${deletes})`);
     await pgtape(['archive', '--source', source, '--store', store, '--until', 'now']);
@@ -123,7 +136,9 @@ async function main(): Promise<void> {
       return pgtape(['replay', '--store', store, '--to', 'latest', '--into', cluster.url(db)]);
     };
     // Interleaved, three times each; the best of each is compared (the machine's noise is not pgtape's).
-    process.stderr.write('anchor (COPY the same final rows into an empty database) and pgtape replay --to latest --into an empty database, interleaved…\n');
+    process.stderr.write(
+      'anchor (COPY the same final rows into an empty database) and pgtape replay --to latest --into an empty database, interleaved…\n',
+    );
     const anchorTimes: number[] = [];
     const replayTimes: number[] = [];
     // Each run starts from a checkpoint: none inherits the dirty buffers of the one before it.
@@ -144,8 +159,14 @@ async function main(): Promise<void> {
       ['diff --summary (base → latest)', ['diff', '--store', store, '--from', base, '--to', 'latest', '--summary']],
       ['diff --format jsonl (base → latest)', ['diff', '--store', store, '--from', base, '--to', 'latest', '--format', 'jsonl']],
       ['diff --summary --memory 128MiB', ['diff', '--store', store, '--from', base, '--to', 'latest', '--summary', '--memory', '128MiB']],
-      ['diff --format jsonl --memory 128MiB', ['diff', '--store', store, '--from', base, '--to', 'latest', '--format', 'jsonl', '--memory', '128MiB']],
-      ['diff --format jsonl --memory 4GiB (in memory, one part)', ['diff', '--store', store, '--from', base, '--to', 'latest', '--format', 'jsonl', '--memory', '4GiB']],
+      [
+        'diff --format jsonl --memory 128MiB',
+        ['diff', '--store', store, '--from', base, '--to', 'latest', '--format', 'jsonl', '--memory', '128MiB'],
+      ],
+      [
+        'diff --format jsonl --memory 4GiB (in memory, one part)',
+        ['diff', '--store', store, '--from', base, '--to', 'latest', '--format', 'jsonl', '--memory', '4GiB'],
+      ],
     ];
     const auditRows: string[] = [];
     for (const [what, args] of audits) {
@@ -159,7 +180,13 @@ async function main(): Promise<void> {
     try {
       await s3.createBucket('bench');
       const local = new DirectoryStore(store);
-      const remote = new S3Store({ bucket: 'bench', prefix: 'tape/', description: 's3://bench/tape', endpoint: s3.endpoint, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+      const remote = new S3Store({
+        bucket: 'bench',
+        prefix: 'tape/',
+        description: 's3://bench/tape',
+        endpoint: s3.endpoint,
+        credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      });
       for (const o of await local.list('')) await remote.putFile(o.key, join(store, o.key));
       await query(source, 'create database replayed_s3');
       s3Seconds = await pgtape(['replay', '--store', 's3://bench/tape', '--to', 'latest', '--into', cluster.url('replayed_s3')], s3.env);

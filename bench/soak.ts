@@ -28,7 +28,8 @@ function percentile(sorted: number[], p: number): number {
 }
 
 async function main(): Promise<void> {
-  if (spawnSync('pgbench', ['--version']).status !== 0) throw new Error('pgbench is not installed (Debian: apt-get install postgresql-client)');
+  if (spawnSync('pgbench', ['--version']).status !== 0)
+    throw new Error('pgbench is not installed (Debian: apt-get install postgresql-client)');
   const work = mkdtempSync(join(tmpdir(), 'pgtape-soak-'));
   const store = join(work, 'tape');
   const cluster = await LocalCluster.create({ settings: { max_wal_size: "'1GB'" } });
@@ -49,10 +50,14 @@ async function main(): Promise<void> {
     const startArchiver = () => {
       runRss = [];
       rssByRun.push(runRss);
-      const child = spawn(process.execPath, [bin, 'archive', '--source', url, '--store', store, '--create-publication', '--segment-seconds', '5'], {
-        env: { ...process.env, PGTAPE_LOG_FORMAT: 'json' },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [bin, 'archive', '--source', url, '--store', store, '--create-publication', '--segment-seconds', '5'],
+        {
+          env: { ...process.env, PGTAPE_LOG_FORMAT: 'json' },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
       let buffer = '';
       child.stderr!.setEncoding('utf8').on('data', (d: string) => {
         buffer += d;
@@ -78,7 +83,9 @@ async function main(): Promise<void> {
     archiver = startArchiver();
     // The workload starts once the slot and base exist: every pgbench transaction is in the log.
     await firstArchiving;
-    const bench = spawn('pgbench', ['-c', '4', '-j', '2', '-R', String(TPS), '-T', String(MINUTES * 60), '-n', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const bench = spawn('pgbench', ['-c', '4', '-j', '2', '-R', String(TPS), '-T', String(MINUTES * 60), '-n', url], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const benchDone = new Promise((r) => bench.once('close', r));
     let maxRetained = 0;
     const retainedSamples: number[] = [];
@@ -95,7 +102,9 @@ async function main(): Promise<void> {
     }, 1000);
     while (Date.now() - started < MINUTES * 60_000) {
       await new Promise((r) => setTimeout(r, 5000));
-      const { rows } = await admin.query<{ retained: string | null }>(`select pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text as retained from pg_replication_slots where slot_name = 'pgtape'`);
+      const { rows } = await admin.query<{ retained: string | null }>(
+        `select pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text as retained from pg_replication_slots where slot_name = 'pgtape'`,
+      );
       const retained = Number(rows[0]?.retained ?? 0);
       retainedSamples.push(retained);
       maxRetained = Math.max(maxRetained, retained);
@@ -110,7 +119,10 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 8000));
     await stopArchiver();
     clearInterval(sampler);
-    const catchUp = spawnSync(process.execPath, [bin, 'archive', '--source', url, '--store', store, '--until', 'now'], { env: { ...process.env, PGTAPE_LOG_FORMAT: 'json' }, encoding: 'utf8' });
+    const catchUp = spawnSync(process.execPath, [bin, 'archive', '--source', url, '--store', store, '--until', 'now'], {
+      env: { ...process.env, PGTAPE_LOG_FORMAT: 'json' },
+      encoding: 'utf8',
+    });
     for (const l of catchUp.stderr.split('\n')) {
       if (l.startsWith('{')) {
         const e = JSON.parse(l) as { msg: string; segment?: string; time: number };

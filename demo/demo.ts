@@ -50,7 +50,11 @@ async function salesReport(url: string): Promise<Report> {
 
 function printTable(r: Report): void {
   const widths = r.columns.map((c, i) => Math.max(c.length, ...r.rows.map((row) => String(row[i]).length)));
-  const line = (cells: (string | number)[]) => '   ' + cells.map((c, i) => (typeof c === 'number' || /^\d/.test(String(c)) ? String(c).padStart(widths[i]!) : String(c).padEnd(widths[i]!))).join('  ');
+  const line = (cells: (string | number)[]) =>
+    '   ' +
+    cells
+      .map((c, i) => (typeof c === 'number' || /^\d/.test(String(c)) ? String(c).padStart(widths[i]!) : String(c).padEnd(widths[i]!)))
+      .join('  ');
   process.stdout.write(line(r.columns) + '\n' + '   ' + widths.map((w) => '-'.repeat(w)).join('  ') + '\n');
   for (const row of r.rows) process.stdout.write(line(row) + '\n');
 }
@@ -114,7 +118,7 @@ async function main(): Promise<void> {
 
     let seed = 7;
     let lastMark = '0/0';
-    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
     for (let day = 1; day <= DAYS; day++) {
       say(`Day ${day}`);
       for (let i = 0; i < 3; i++) {
@@ -125,7 +129,9 @@ async function main(): Promise<void> {
       const { rows: nuts } = await db.query<{ sku: string; price: string }>('select sku, price from nuts');
       for (let o = 0; o < 6 + rand(6); o++) {
         await db.query('begin');
-        const { rows } = await db.query<{ id: number }>('insert into orders (customer) values ($1) returning id', [customers[rand(customers.length)]!.id]);
+        const { rows } = await db.query<{ id: number }>('insert into orders (customer) values ($1) returning id', [
+          customers[rand(customers.length)]!.id,
+        ]);
         const picked = new Set<number>();
         for (let l = 0; l < 1 + rand(3); l++) picked.add(rand(nuts.length));
         for (const n of picked) {

@@ -23,7 +23,6 @@ export interface TableRows {
   rows: number;
 }
 
-
 /** The staging table's `u` mask, a letter per column: `u` keeps the table's value (unchanged TOAST), `.` sets it. */
 const MASK_KEEP = 0x75;
 const MASK_SET = 0x2e;
@@ -72,7 +71,11 @@ export class Applier implements EffectSink {
     const byOid = new Map(effects.map((e) => [e.relation.oid, e]));
     for (const t of tables) {
       const entry = manifest.tables.find((m) => m.file === t.file);
-      if (!entry) throw new UserError(`${store.description}/${base.prefix}manifest.json lists no file for ${quoteQualified(t.schema, t.name)}`, 'run pgtape verify');
+      if (!entry)
+        throw new UserError(
+          `${store.description}/${base.prefix}manifest.json lists no file for ${quoteQualified(t.schema, t.name)}`,
+          'run pgtape verify',
+        );
       const effect = byOid.get(t.oid);
       const merged = effect && sameColumnTypes(t.columns, effect.relation.columns) ? effect : undefined;
       const started = Date.now();
@@ -80,7 +83,14 @@ export class Applier implements EffectSink {
       const loaded = Date.now();
       for (const sql of keyDdl(t)) await this.client.query(sql);
       this.log.debug(
-        { table: `${t.schema}.${t.name}`, rows, merged: merged?.changes ?? 0, leftForSetBased: effect?.pending() ?? 0, loadMs: loaded - started, keyMs: Date.now() - loaded },
+        {
+          table: `${t.schema}.${t.name}`,
+          rows,
+          merged: merged?.changes ?? 0,
+          leftForSetBased: effect?.pending() ?? 0,
+          loadMs: loaded - started,
+          keyMs: Date.now() - loaded,
+        },
         'base table loaded',
       );
       this.tables.adopt(t, rows);
@@ -162,12 +172,16 @@ export class Applier implements EffectSink {
     if (e.keyed) {
       const keys = e.keyColumns;
       const match = keys.map((i) => `t.${names[i]} = ${cast(i)}`).join(' and ');
-      if (ops.d) removed += (await this.client.query(`delete from ${target} t using ${stage} s where s.op = 'd' and ${match}`)).rowCount ?? 0;
+      if (ops.d)
+        removed += (await this.client.query(`delete from ${target} t using ${stage} s where s.op = 'd' and ${match}`)).rowCount ?? 0;
       if (ops.u) {
         const set = t.columns
           .map((_, i) => i)
           .filter((i) => !keys.includes(i))
-          .map((i) => `${names[i]} = ${ops.masked ? `case when substr(s.u, ${i + 1}, 1) = 'u' then t.${names[i]} else ${cast(i)} end` : cast(i)}`);
+          .map(
+            (i) =>
+              `${names[i]} = ${ops.masked ? `case when substr(s.u, ${i + 1}, 1) = 'u' then t.${names[i]} else ${cast(i)} end` : cast(i)}`,
+          );
         if (set.length) await this.client.query(`update ${target} t set ${set.join(', ')} from ${stage} s where s.op = 'u' and ${match}`);
       }
     } else if (ops.d) {
@@ -175,23 +189,25 @@ export class Applier implements EffectSink {
       // through their text form in this session, so types without equality (json, point) match too.
       const image = (prefix: string, i: number) => (prefix === 't' ? `t2.${names[i]}::text` : `(${cast(i)})::text`);
       const row = (p: string) => `json_build_array(${t!.columns.map((_, i) => image(p, i)).join(', ')})::text`;
-      removed += (
-        await this.client.query(
-          `delete from ${target} t using (
+      removed +=
+        (
+          await this.client.query(
+            `delete from ${target} t using (
              select x.tid from (
                select t2.ctid as tid, s.n, row_number() over (partition by s.ctid order by t2.ctid) as rn
                  from ${target} t2 join ${stage} s on s.op = 'd' and ${row('t')} = ${row('s')}
              ) x where x.rn <= x.n
            ) d where t.ctid = d.tid`,
-        )
-      ).rowCount ?? 0;
+          )
+        ).rowCount ?? 0;
     }
     if (ops.i) {
-      added += (
-        await this.client.query(
-          `insert into ${target} (${names.join(', ')}) select ${t.columns.map((_, i) => cast(i)).join(', ')} from ${stage} s cross join lateral generate_series(1, s.n) where s.op = 'i'`,
-        )
-      ).rowCount ?? 0;
+      added +=
+        (
+          await this.client.query(
+            `insert into ${target} (${names.join(', ')}) select ${t.columns.map((_, i) => cast(i)).join(', ')} from ${stage} s cross join lateral generate_series(1, s.n) where s.op = 'i'`,
+          )
+        ).rowCount ?? 0;
     }
     if (t.rows !== undefined) t.rows += added - removed;
   }
@@ -245,7 +261,10 @@ export class Applier implements EffectSink {
     const out: TableRows[] = [];
     for (const t of this.tables.all()) {
       let rows = t.rows;
-      if (rows === undefined) rows = Number((await this.client.query<{ n: string }>(`select count(*)::text as n from ${quoteQualified(t.schema, t.name)}`)).rows[0]!.n);
+      if (rows === undefined)
+        rows = Number(
+          (await this.client.query<{ n: string }>(`select count(*)::text as n from ${quoteQualified(t.schema, t.name)}`)).rows[0]!.n,
+        );
       out.push({ schema: t.schema, name: t.name, rows });
     }
     return out;

@@ -23,7 +23,14 @@ const PIECE = 1 << 20;
  * in a time zone say) are left without DONE for the set-based statements, which compare typed
  * values. Returns how many rows the table holds.
  */
-export async function loadBaseTable(client: pg.Client, store: Store, base: BaseRef, table: BaseTable, sha256: string, effect?: TableEffect): Promise<number> {
+export async function loadBaseTable(
+  client: pg.Client,
+  store: Store,
+  base: BaseRef,
+  table: BaseTable,
+  sha256: string,
+  effect?: TableEffect,
+): Promise<number> {
   const columns = table.columns.map((c) => quoteIdent(c.name)).join(', ');
   const copy = new CopyIn(client, `copy ${quoteQualified(table.schema, table.name)} (${columns}) from stdin`);
   const { text, sha256: stored } = readBaseTable(store, base, table);
@@ -43,7 +50,11 @@ export async function loadBaseTable(client: pg.Client, store: Store, base: BaseR
         await copy.write(data.subarray(0, end));
       }
     }
-    if (partial.length) throw new UserError(`${store.description}/${base.prefix}${table.file} ends inside a row`, 'the base is damaged: replay from another base, or take a new one');
+    if (partial.length)
+      throw new UserError(
+        `${store.description}/${base.prefix}${table.file} ends inside a row`,
+        'the base is damaged: replay from another base, or take a new one',
+      );
     if (merge) rows += await merge.inserts(copy);
     await copy.end();
   } catch (err) {
@@ -52,7 +63,10 @@ export async function loadBaseTable(client: pg.Client, store: Store, base: BaseR
     throw err;
   }
   if (stored() !== sha256) {
-    throw new UserError(`${store.description}/${base.prefix}${table.file} (${table.schema}.${table.name}) does not match the checksum in its manifest`, 'the base is damaged: replay from another base, or take a new one');
+    throw new UserError(
+      `${store.description}/${base.prefix}${table.file} (${table.schema}.${table.name}) does not match the checksum in its manifest`,
+      'the base is damaged: replay from another base, or take a new one',
+    );
   }
   return rows;
 }
@@ -81,7 +95,7 @@ class Merge {
     const keyed = effect.keyed;
     let rows = 0;
     let run = 0;
-    for (let start = 0; start < end; ) {
+    for (let start = 0; start < end;) {
       const nl = data.indexOf(NEWLINE, start);
       let e: number;
       if (keyed) {

@@ -17,7 +17,10 @@ function openStoreAt(location: string | undefined, target: Target, s3Endpoint: s
   if (target.kind !== 'commit') return openStore(location, { s3Endpoint });
   if (location?.startsWith('pfs://')) return openStore(location, { s3Endpoint, commit: target.id });
   if (location?.startsWith('s3://')) {
-    throw new UserError(`--to commit:${target.id} needs a pfs:// store or a mounted PFS directory, not ${location}`, 'use --store pfs://<repo>@<branch>, or the /pfs/<input> mount');
+    throw new UserError(
+      `--to commit:${target.id} needs a pfs:// store or a mounted PFS directory, not ${location}`,
+      'use --store pfs://<repo>@<branch>, or the /pfs/<input> mount',
+    );
   }
   return openStore(location, { s3Endpoint });
 }
@@ -33,7 +36,11 @@ export function replayCommand(): Command {
     .option('--pgdata <dir>', 'a new data directory, initialized, replayed into and shut down cleanly')
     .option('--csv <dir>', 'a directory of one CSV file per table')
     .option('--tables <schema.table,...>', 'replay only these tables')
-    .option('--memory <size>', 'memory for folding changes into their net effect before applying them; more means fewer, larger batches', '512MiB')
+    .option(
+      '--memory <size>',
+      'memory for folding changes into their net effect before applying them; more means fewer, larger batches',
+      '512MiB',
+    )
     .addHelpText(
       'after',
       '\nExamples:\n  pgtape replay --store /pfs/changelog --to name:end-of-day --pgdata /pfs/out/pgdata\n' +
@@ -42,7 +49,8 @@ export function replayCommand(): Command {
     )
     .action(async (opts) => {
       const outputs = [opts.into, opts.pgdata, opts.csv].filter((o) => o !== undefined);
-      if (outputs.length !== 1) throw new UserError('replay needs exactly one output', 'pass one of --into <postgres-url>, --pgdata <dir>, --csv <dir>');
+      if (outputs.length !== 1)
+        throw new UserError('replay needs exactly one output', 'pass one of --into <postgres-url>, --pgdata <dir>, --csv <dir>');
       const target = parseTarget(opts.to);
       const options = {
         store: openStoreAt(opts.store, target, opts.s3Endpoint),

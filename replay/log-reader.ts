@@ -2,7 +2,18 @@ import { ExitCode, UserError } from '../src/core/errors.js';
 import { formatLsn } from '../src/core/lsn.js';
 import { formatMicros } from '../src/core/units.js';
 import { EntryScanner, MalformedEntryError } from '../src/segment/entry-scanner.js';
-import { BEGIN, COMMIT, DELETE, INSERT, MESSAGE, NotASegmentError, RELATION, TRUNCATE, UPDATE, type RelationDef } from '../src/segment/format.js';
+import {
+  BEGIN,
+  COMMIT,
+  DELETE,
+  INSERT,
+  MESSAGE,
+  NotASegmentError,
+  RELATION,
+  TRUNCATE,
+  UPDATE,
+  type RelationDef,
+} from '../src/segment/format.js';
 import { CorruptSegmentError } from '../src/segment/reader.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
 import { DDL_PREFIX } from '../src/source/logical-messages.js';
@@ -68,7 +79,12 @@ export async function feedLog(
             case COMMIT:
               if (include) {
                 const c = scanner.commit();
-                resolved = { commitLsn: formatLsn(c.commitLsn), endLsn: formatLsn(c.endLsn), xid: current!.xid, commitTime: formatMicros(c.commitTime) };
+                resolved = {
+                  commitLsn: formatLsn(c.commitLsn),
+                  endLsn: formatLsn(c.endLsn),
+                  xid: current!.xid,
+                  commitTime: formatMicros(c.commitTime),
+                };
               }
               options.progress.update(planner.changes);
               include = false;
@@ -118,7 +134,11 @@ export async function feedLog(
 function damaged(what: string, err: unknown): unknown {
   if (err instanceof CorruptSegmentError || err instanceof NotASegmentError || err instanceof MalformedEntryError) {
     const message = err.message.startsWith(what) ? err.message : `${what}: ${err.message}`;
-    return new UserError(`the archive is damaged: ${message}`, 'nothing was replayed; pgtape verify names the damaged objects and the stretches still replayable', ExitCode.ATTENTION);
+    return new UserError(
+      `the archive is damaged: ${message}`,
+      'nothing was replayed; pgtape verify names the damaged objects and the stretches still replayable',
+      ExitCode.ATTENTION,
+    );
   }
   return err;
 }

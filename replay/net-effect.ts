@@ -96,7 +96,10 @@ export class TableEffect {
     const id = this.buffers.id(buf);
     const row = this.view.read(buf, newStart, newEnd);
     if (!this.keyed) {
-      if (oldStart < 0) throw new Error(`an update of ${this.relation.schema}.${this.relation.name}, which has no replica identity key, carries no old row`);
+      if (oldStart < 0)
+        throw new Error(
+          `an update of ${this.relation.schema}.${this.relation.name}, which has no replica identity key, carries no old row`,
+        );
       this.changes++;
       const old = this.other.read(buf, oldStart, oldEnd);
       this.count(old, undefined, -1);
@@ -228,8 +231,11 @@ export class TableEffect {
       } else if (kind === TUPLE_NULL) text.null();
       else if (kind === TUPLE_UNCHANGED) {
         // Only a key value stored out of line (over about 2 kB) can come as unchanged TOAST.
-        throw new Error(`${this.relation.schema}.${this.relation.name}: an update left key column ${this.relation.columns[c]!.name} as an unchanged TOAST value, which replay cannot match (keys this large are not supported)`);
-      } else throw new Error(`${this.relation.schema}.${this.relation.name}: key column ${this.relation.columns[c]!.name} is not sent as text`);
+        throw new Error(
+          `${this.relation.schema}.${this.relation.name}: an update left key column ${this.relation.columns[c]!.name} as an unchanged TOAST value, which replay cannot match (keys this large are not supported)`,
+        );
+      } else
+        throw new Error(`${this.relation.schema}.${this.relation.name}: key column ${this.relation.columns[c]!.name} is not sent as text`);
     });
     this.place(text, keep);
   }

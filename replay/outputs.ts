@@ -21,7 +21,10 @@ export async function replayIntoDatabase(url: string, options: ReplayOptions): P
         where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%' limit 5`,
     );
     if (rows.length) {
-      throw new UserError(`the --into database is not empty (it has ${rows.map((r) => r.name).join(', ')})`, 'replay into a new, empty database (createdb), or use --pgdata');
+      throw new UserError(
+        `the --into database is not empty (it has ${rows.map((r) => r.name).join(', ')})`,
+        'replay into a new, empty database (createdb), or use --pgdata',
+      );
     }
     return await replay(client, options, await planning);
   } finally {
@@ -63,7 +66,10 @@ export async function replayIntoCsv(dir: string, options: ReplayOptions & { majo
       const r = await replay(client, options, plan);
       for (const t of r.tables) {
         const file = join(dir, `${csvName(`${t.schema}.${t.name}`)}.csv`);
-        await pipeline(client.query(copyTo(`copy ${quoteQualified(t.schema, t.name)} to stdout with (format csv, header)`)), createWriteStream(file));
+        await pipeline(
+          client.query(copyTo(`copy ${quoteQualified(t.schema, t.name)} to stdout with (format csv, header)`)),
+          createWriteStream(file),
+        );
       }
       return r;
     });

@@ -29,7 +29,6 @@ export async function planReplay(index: ArchiveIndex, target: Target, exclusive:
   return { base, manifest, schema, upTo, segments: segmentsBetween(index, base.lsn - 1n, upTo) };
 }
 
-
 /**
  * Which base and segments a replay uses, and where it stops: resolved before any database is
  * touched, so that a target the archive cannot reach fails at once (and alongside connecting).

@@ -166,7 +166,10 @@ export class Planner {
     this.buffers = new RetainedBuffers();
     this.applied = true;
     this.batchCount++;
-    this.log?.debug({ batch: this.batchCount, changes: this.changes, tables: effects.length, rows: effects.reduce((n, e) => n + e.size, 0) }, 'batch folded');
+    this.log?.debug(
+      { batch: this.batchCount, changes: this.changes, tables: effects.length, rows: effects.reduce((n, e) => n + e.size, 0) },
+      'batch folded',
+    );
     await this.submit(() => this.sink.apply(effects));
   }
 

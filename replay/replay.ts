@@ -46,14 +46,22 @@ export async function replay(client: pg.Client, options: ReplayOptions, plan: Re
   const started = Date.now();
   const { store, log } = options;
   log.info(
-    { target: describeTarget(options.target), base: formatLsn(plan.base.lsn), segments: plan.segments.length, ...(plan.upTo !== undefined ? { upTo: formatLsn(plan.upTo) } : {}) },
+    {
+      target: describeTarget(options.target),
+      base: formatLsn(plan.base.lsn),
+      segments: plan.segments.length,
+      ...(plan.upTo !== undefined ? { upTo: formatLsn(plan.upTo) } : {}),
+    },
     'replaying',
   );
   await client.query(`begin; set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'`);
   const applier = new Applier(client, { store, base: plan.base, manifest: plan.manifest, schema: plan.schema, only: options.tables }, log);
   const planner = new Planner(applier, options.memoryBytes, log);
   const progress = new ReplayProgress(plan.segments.length, log);
-  const resolved = await feedLog(store, plan.segments, { from: plan.base.lsn, upTo: plan.upTo }, planner, { tables: options.tables, progress });
+  const resolved = await feedLog(store, plan.segments, { from: plan.base.lsn, upTo: plan.upTo }, planner, {
+    tables: options.tables,
+    progress,
+  });
   await planner.finish();
   progress.stop(planner.changes);
   const tables = await applier.countRows();

@@ -45,7 +45,12 @@ export class TargetTables {
 
   /** A base table, made and loaded by the applier, from here on followed like any other. */
   adopt(t: BaseTable, rows: number): void {
-    this.tables.set(t.oid, { schema: t.schema, name: t.name, columns: t.columns.map((c) => ({ name: c.name, attnum: c.attnum, typeOid: c.typeOid, typmod: c.typmod, type: c.type })), rows });
+    this.tables.set(t.oid, {
+      schema: t.schema,
+      name: t.name,
+      columns: t.columns.map((c) => ({ name: c.name, attnum: c.attnum, typeOid: c.typeOid, typmod: c.typmod, type: c.type })),
+      rows,
+    });
   }
 
   all(): Iterable<TargetTable> {
@@ -58,8 +63,20 @@ export class TargetTables {
     if (!t) {
       const columns = await this.columnsOf(rel);
       const keys = rel.replicaIdentity === 'f' ? [] : rel.columns.filter((c) => c.key).map((c) => c.name);
-      this.warnOnce(`created:${rel.oid}`, { table: `${rel.schema}.${rel.name}` }, 'table created after the base: made from its Relation message (no defaults, constraints or indexes beyond its key)');
-      return this.create(rel.oid, rel.schema, rel.name, columns, columns.map((c) => `${quoteIdent(c.name)} ${c.type}`), keys, rel.replicaIdentity);
+      this.warnOnce(
+        `created:${rel.oid}`,
+        { table: `${rel.schema}.${rel.name}` },
+        'table created after the base: made from its Relation message (no defaults, constraints or indexes beyond its key)',
+      );
+      return this.create(
+        rel.oid,
+        rel.schema,
+        rel.name,
+        columns,
+        columns.map((c) => `${quoteIdent(c.name)} ${c.type}`),
+        keys,
+        rel.replicaIdentity,
+      );
     }
     await this.move(t, rel.schema, rel.name);
     if (!sameColumnTypes(t.columns, rel.columns)) await this.reshape(t, rel);
@@ -67,7 +84,15 @@ export class TargetTables {
   }
 
   /** A table made in the replay: its schema, its columns (`defs`), its key and replica identity. */
-  private async create(oid: number, schema: string, name: string, columns: TargetColumn[], defs: string[], keys: string[], replicaIdentity: string): Promise<TargetTable> {
+  private async create(
+    oid: number,
+    schema: string,
+    name: string,
+    columns: TargetColumn[],
+    defs: string[],
+    keys: string[],
+    replicaIdentity: string,
+  ): Promise<TargetTable> {
     const target = quoteQualified(schema, name);
     if (keys.length) defs = [...defs, `primary key (${keys.map(quoteIdent).join(', ')})`];
     await this.client.query(`create schema if not exists ${quoteIdent(schema)}`);
@@ -112,7 +137,9 @@ export class TargetTables {
       const have = t.columns.find((c) => c.name === w.name);
       if (!have) await this.client.query(`alter table ${target} add column ${quoteIdent(w.name)} ${w.type}`);
       else if (have.typeOid !== w.typeOid || have.typmod !== w.typmod) {
-        await this.client.query(`alter table ${target} alter column ${quoteIdent(w.name)} type ${w.type} using ${quoteIdent(w.name)}::text::${w.type}`);
+        await this.client.query(
+          `alter table ${target} alter column ${quoteIdent(w.name)} type ${w.type} using ${quoteIdent(w.name)}::text::${w.type}`,
+        );
       }
     }
     t.columns = wanted;
@@ -131,7 +158,11 @@ export class TargetTables {
         type = known.rows[0]!.t;
       }
       if (!type) {
-        this.warnOnce(`type:${c.typeName}`, { type: c.typeName, column: `${rel.schema}.${rel.name}.${c.name}` }, 'type unknown to the replay database: the column is replayed as text');
+        this.warnOnce(
+          `type:${c.typeName}`,
+          { type: c.typeName, column: `${rel.schema}.${rel.name}.${c.name}` },
+          'type unknown to the replay database: the column is replayed as text',
+        );
         type = 'text';
       }
       out.push({ name: c.name, typeOid: c.typeOid, typmod: c.typmod, type });
@@ -155,12 +186,20 @@ export class TargetTables {
 
   /** Brings the target table to a captured shape: renames by column number, then drops, adds and retypes. */
   private async reconcile(s: TableSnapshot): Promise<void> {
-    const columns: TargetColumn[] = s.columns.map((c) => ({ name: c.name, attnum: c.attnum, typeOid: c.typeOid, typmod: c.typmod, type: c.type }));
+    const columns: TargetColumn[] = s.columns.map((c) => ({
+      name: c.name,
+      attnum: c.attnum,
+      typeOid: c.typeOid,
+      typmod: c.typmod,
+      type: c.type,
+    }));
     const constant = (d: string | null) => (d !== null && isConstant(d) ? d : undefined);
     const q = (sql: string) => this.client.query(sql);
     const t = this.tables.get(s.oid);
     if (!t) {
-      const defs = s.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${c.notNull ? ' not null' : ''}${constant(c.default) ? ` default ${c.default}` : ''}`);
+      const defs = s.columns.map(
+        (c) => `${quoteIdent(c.name)} ${c.type}${c.notNull ? ' not null' : ''}${constant(c.default) ? ` default ${c.default}` : ''}`,
+      );
       await this.create(s.oid, s.schema, s.name, columns, defs, s.primaryKey, s.replicaIdentity);
     } else {
       await this.move(t, s.schema, s.name);
@@ -187,7 +226,11 @@ export class TargetTables {
         await q('release savepoint pgtape_index');
       } catch (err) {
         await q('rollback to savepoint pgtape_index');
-        this.warnOnce(`index:${sql}`, { index: sql, err: (err as Error).message }, 'an index captured from the source could not be made in the replay');
+        this.warnOnce(
+          `index:${sql}`,
+          { index: sql, err: (err as Error).message },
+          'an index captured from the source could not be made in the replay',
+        );
       }
     }
   }
@@ -197,5 +240,4 @@ export class TargetTables {
     this.warned.add(key);
     this.log.warn(fields, message);
   }
-
 }

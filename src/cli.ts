@@ -26,7 +26,16 @@ export async function main(argv: string[], tools: Command[] = []): Promise<numbe
     .description('record every committed change of a PostgreSQL database, and rebuild it as of any point')
     .version(version())
     .exitOverride();
-  const commands = [archiveCommand(), baseCommand(), diffCommand(), logCommand(), markCommand(), statusCommand(), verifyCommand(), ...tools];
+  const commands = [
+    archiveCommand(),
+    baseCommand(),
+    diffCommand(),
+    logCommand(),
+    markCommand(),
+    statusCommand(),
+    verifyCommand(),
+    ...tools,
+  ];
   for (const c of commands.sort((a, b) => a.name().localeCompare(b.name()))) program.addCommand(c.exitOverride());
   configurable(program);
   try {

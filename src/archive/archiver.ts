@@ -157,9 +157,18 @@ export class Archiver implements Readiness {
       tickQueued = true;
       void this.serial(() => ((tickQueued = false), this.onTick()));
     }, TICK_MS);
-    const heartbeat = this.options.heartbeat ? new Heartbeat(this.options.source, this.options.heartbeat.sql, this.options.heartbeat.seconds, log) : undefined;
+    const heartbeat = this.options.heartbeat
+      ? new Heartbeat(this.options.source, this.options.heartbeat.sql, this.options.heartbeat.seconds, log)
+      : undefined;
     heartbeat?.start();
-    const monitor = new SourceMonitor(this.options.source, this.options.slot, this.options.maxRetainedWal, this.metrics, () => this.durable, log);
+    const monitor = new SourceMonitor(
+      this.options.source,
+      this.options.slot,
+      this.options.maxRetainedWal,
+      this.metrics,
+      () => this.durable,
+      log,
+    );
     monitor.start();
     const onAbort = () => this.requestStop();
     this.options.signal?.addEventListener('abort', onAbort);
@@ -175,7 +184,9 @@ export class Archiver implements Readiness {
   private listen(): void {
     // Once a connection is lost, what it still delivers is dropped: streaming resumes at the end
     // of the last sealed segment and Postgres sends it again.
-    this.service.on('data', (_lsn: string, msg: PgoutputMessage) => (this.reconnecting ? undefined : this.serial(() => this.onMessage(msg))));
+    this.service.on('data', (_lsn: string, msg: PgoutputMessage) =>
+      this.reconnecting ? undefined : this.serial(() => this.onMessage(msg)),
+    );
     this.service.on('heartbeat', (lsn: string, _time: number, shouldRespond: boolean) => {
       if (!this.reconnecting) this.onKeepalive(parseLsn(lsn), shouldRespond);
     });
@@ -200,7 +211,10 @@ export class Archiver implements Readiness {
     this.metrics.streaming.set(1);
     this.sendStatus(false);
     if (this.outage) {
-      this.options.log.info({ seconds: (Date.now() - this.outage.since) / 1000, attempts: this.outage.attempts, resumeFrom: formatLsn(this.resumeFrom) }, 'replication reconnected');
+      this.options.log.info(
+        { seconds: (Date.now() - this.outage.since) / 1000, attempts: this.outage.attempts, resumeFrom: formatLsn(this.resumeFrom) },
+        'replication reconnected',
+      );
       this.outage = undefined;
     }
   }
@@ -243,7 +257,8 @@ export class Archiver implements Readiness {
         await checkSlotStillOurs(this.options, this.identity.database, this.assembler.sealedEnd);
         break;
       } catch (err) {
-        if (err instanceof UserError || fatalConnectionError(err as Error)) throw err instanceof UserError ? err : connectionError(this.options.source, err);
+        if (err instanceof UserError || fatalConnectionError(err as Error))
+          throw err instanceof UserError ? err : connectionError(this.options.source, err);
         this.options.log.debug({ err: errorMessage(err), attempt: outage.attempts }, 'source not reachable yet');
       }
     }
@@ -276,9 +291,11 @@ export class Archiver implements Readiness {
 
   /** /readyz: streaming, and the store taking writes. */
   ready(): { ready: boolean; reasons: string[] } {
-    const reasons = [!this.streaming && 'not streaming from the source', this.uploader.failing && 'the store is refusing writes (retrying)', this.finishing && 'stopping'].filter(
-      (r): r is string => typeof r === 'string',
-    );
+    const reasons = [
+      !this.streaming && 'not streaming from the source',
+      this.uploader.failing && 'the store is refusing writes (retrying)',
+      this.finishing && 'stopping',
+    ].filter((r): r is string => typeof r === 'string');
     return { ready: reasons.length === 0, reasons };
   }
 
@@ -290,7 +307,8 @@ export class Archiver implements Readiness {
     this.metrics.rows.inc(h.changes);
     this.metrics.lastStoredCommitLsn.set(Number(h.endLsn));
     if (h.transactions > 0) this.metrics.lastStoredCommitTime.set(Number(h.lastCommitTime) / 1e6);
-    if (h.endLsn >= this.assembler.received && !this.assembler.holdsTransactions && this.uploader.pending === 0) this.pendingSince = undefined;
+    if (h.endLsn >= this.assembler.received && !this.assembler.holdsTransactions && this.uploader.pending === 0)
+      this.pendingSince = undefined;
     this.durable = segment.header.endLsn;
     this.summary.durableLsn = this.durable;
     this.summary.segments++;
@@ -308,7 +326,13 @@ export class Archiver implements Readiness {
     if (shouldRespond) {
       const a = this.assembler;
       this.options.log.trace(
-        { walEnd: formatLsn(walEnd), received: formatLsn(a.received), sealedEnd: formatLsn(a.sealedEnd), durable: formatLsn(this.durable), inTransaction: a.inTransaction },
+        {
+          walEnd: formatLsn(walEnd),
+          received: formatLsn(a.received),
+          sealedEnd: formatLsn(a.sealedEnd),
+          durable: formatLsn(this.durable),
+          inTransaction: a.inTransaction,
+        },
         'ping',
       );
       // Pings in quick succession mean the walsender waits for our flush position to reach

@@ -169,7 +169,8 @@ export class TransactionAssembler {
       // Past --until, or stored already: the rest is dropped, as the transaction itself is.
       if (this.closed || this.skipping) continue;
       if (r.type === RAW) await this.handle(this.streamParser.parseStreamed(r.bytes));
-      else await this.openWriter().appendEncoded(r.type === INSERT ? 'insert' : r.type === UPDATE ? 'update' : 'delete', r.relation, r.bytes);
+      else
+        await this.openWriter().appendEncoded(r.type === INSERT ? 'insert' : r.type === UPDATE ? 'update' : 'delete', r.relation, r.bytes);
     }
     if (begun === 'until') return begun;
     return this.handle({ tag: 'commit', flags: msg.flags, commitLsn: msg.commitLsn, endLsn: msg.endLsn, commitTime: msg.commitTime });
@@ -192,7 +193,9 @@ export class TransactionAssembler {
   }
 
   private openWriter(): SegmentWriter {
-    this.writer ??= new SegmentWriter(this.options.spoolDir, this.sealedEndLsn, this.options.identity, this.options.compression, (oid) => this.catalog.get(oid));
+    this.writer ??= new SegmentWriter(this.options.spoolDir, this.sealedEndLsn, this.options.identity, this.options.compression, (oid) =>
+      this.catalog.get(oid),
+    );
     return this.writer;
   }
 

@@ -49,7 +49,8 @@ export interface StartPoint {
 
 /** Why the slot can no longer continue an archive that ends at `end` (a hole), if it cannot. */
 function slotProblem(name: string, slot: SlotState | undefined, end: bigint): string | undefined {
-  if (!slot) return `replication slot ${quoteIdent(name)} does not exist, but the store holds an archive up to ${formatLsn(end)}: changes since then can no longer be archived into it`;
+  if (!slot)
+    return `replication slot ${quoteIdent(name)} does not exist, but the store holds an archive up to ${formatLsn(end)}: changes since then can no longer be archived into it`;
   if (slot.confirmedFlushLsn > end) {
     return `replication slot ${quoteIdent(slot.name)} has confirmed up to ${formatLsn(slot.confirmedFlushLsn)}, but the archive ends at ${formatLsn(end)}: changes between the two are not in the archive and Postgres will not send them again`;
   }
@@ -83,8 +84,15 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
         await client.query('select pg_drop_replication_slot($1)', [slot.name]);
       }
       resumeFrom = await takeBase({ ...baseOptions, slot: options.slot });
-      await recordDiscontinuity(store, { from: storedEnd, to: resumeFrom, reason: slot ? 'the slot had moved past the archive' : 'the slot was lost' });
-      log.warn({ from: formatLsn(storedEnd), to: formatLsn(resumeFrom) }, 'rebased: a new slot and base; the changes between are not in the archive (recorded as a discontinuity)');
+      await recordDiscontinuity(store, {
+        from: storedEnd,
+        to: resumeFrom,
+        reason: slot ? 'the slot had moved past the archive' : 'the slot was lost',
+      });
+      log.warn(
+        { from: formatLsn(storedEnd), to: formatLsn(resumeFrom) },
+        'rebased: a new slot and base; the changes between are not in the archive (recorded as a discontinuity)',
+      );
     } else if (!slot) {
       // A new stream: the slot's exported snapshot gives the base, and the log starts where it ends.
       resumeFrom = await takeBase({ ...baseOptions, slot: options.slot });
@@ -109,13 +117,20 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
 async function installCapture(client: pg.Client, publication: string, log: Logger): Promise<void> {
   await installDdlCapture(client, publication, log).catch((err: { code?: string; message?: string }) => {
     throw err.code === '42501'
-      ? new UserError(`--capture-ddl: ${err.message}`, 'event triggers need a superuser: install once as one (pgtape archive --capture-ddl --until now), then archive as the usual role')
+      ? new UserError(
+          `--capture-ddl: ${err.message}`,
+          'event triggers need a superuser: install once as one (pgtape archive --capture-ddl --until now), then archive as the usual role',
+        )
       : err;
   });
 }
 
 /** Before streaming again after an outage: the slot must still exist and must not have moved past `end`. */
-export async function checkSlotStillOurs(options: Pick<ResumeOptions, 'source' | 'slot' | 'log'>, database: string, end: bigint): Promise<void> {
+export async function checkSlotStillOurs(
+  options: Pick<ResumeOptions, 'source' | 'slot' | 'log'>,
+  database: string,
+  end: bigint,
+): Promise<void> {
   const client = await connectQuietly(options.source);
   try {
     const why = slotProblem(options.slot, await findSlot(client, options.slot, database, options.log), end);
@@ -136,7 +151,10 @@ async function lastStoredEnd(store: Store): Promise<bigint | undefined> {
   try {
     const header = await openSegment(store, last.key).header();
     if (header.endLsn !== last.endLsn) {
-      throw new UserError(`${store.description}/${last.key} says it ends at ${formatLsn(header.endLsn)}, unlike its name`, 'run pgtape verify');
+      throw new UserError(
+        `${store.description}/${last.key} says it ends at ${formatLsn(header.endLsn)}, unlike its name`,
+        'run pgtape verify',
+      );
     }
     return header.endLsn;
   } catch (err) {

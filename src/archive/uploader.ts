@@ -111,7 +111,10 @@ export class SegmentUploader {
         const delay = backoffDelay(attempt, RETRY_BASE_MS, RETRY_CAP_MS);
         // Logged on the first failure and then at growing intervals, not once per retry.
         if (attempt === 0 || Number.isInteger(Math.log2(attempt))) {
-          this.log.warn({ segment: segment.key, attempt: attempt + 1, retryInMs: Math.round(delay), err: errorMessage(err) }, 'storing segment failed; retrying');
+          this.log.warn(
+            { segment: segment.key, attempt: attempt + 1, retryInMs: Math.round(delay), err: errorMessage(err) },
+            'storing segment failed; retrying',
+          );
         }
         await sleep(delay);
       }

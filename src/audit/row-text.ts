@@ -8,7 +8,12 @@ import { decodeTuple, UNCHANGED } from '../pgoutput/tuple.js';
  */
 export type TextValue = string | null | typeof UNCHANGED;
 
-export const tupleText = (t: Tuple): TextValue[] => decodeTuple(t, (b) => b.toString('utf8'), (b) => `\\x${b.toString('hex')}`);
+export const tupleText = (t: Tuple): TextValue[] =>
+  decodeTuple(
+    t,
+    (b) => b.toString('utf8'),
+    (b) => `\\x${b.toString('hex')}`,
+  );
 
 /** A row's columns by name: text as Postgres sent it, or null. What log and diff print. */
 export type RowValues = Record<string, string | null>;
@@ -19,7 +24,12 @@ export function literal(v: string | null | undefined): string {
 }
 
 /** `name="value" other=NULL`, with `mark` applied to the columns `highlight` picks. */
-export function pairs(row: RowValues | undefined, separator = ' ', highlight: (column: string) => boolean = () => false, mark: (s: string) => string = (s) => s): string {
+export function pairs(
+  row: RowValues | undefined,
+  separator = ' ',
+  highlight: (column: string) => boolean = () => false,
+  mark: (s: string) => string = (s) => s,
+): string {
   return Object.entries(row ?? {})
     .map(([c, v]) => (highlight(c) ? mark(`${c}=${literal(v)}`) : `${c}=${literal(v)}`))
     .join(separator);

@@ -8,9 +8,24 @@ import type { Store } from '../store/store.js';
 export interface StreamStatus {
   slot:
     | { name: string; exists: false }
-    | { name: string; exists: true; active: boolean; confirmedFlushLsn: string | null; restartLsn: string | null; retainedWalBytes: number | null; walStatus: string | null };
+    | {
+        name: string;
+        exists: true;
+        active: boolean;
+        confirmedFlushLsn: string | null;
+        restartLsn: string | null;
+        retainedWalBytes: number | null;
+        walStatus: string | null;
+      };
   source: { currentLsn: string; time: string };
-  archive: { firstBase: string | null; bases: number; segments: number; endLsn: string | null; lastCommitLsn: string | null; lastCommitTime: string | null };
+  archive: {
+    firstBase: string | null;
+    bases: number;
+    segments: number;
+    endLsn: string | null;
+    lastCommitLsn: string | null;
+    lastCommitTime: string | null;
+  };
   /** WAL written on the source since the end of the archive, and how old its last commit is. */
   behind: { bytes: number | null; lastCommitAgeSeconds: number | null };
   warnings: string[];
@@ -21,9 +36,17 @@ export interface StreamStatus {
  * retains, how far the archive is behind, and what would lose data if left alone.
  */
 export async function streamStatus(client: pg.Client, store: Store, slotName: string, maxRetainedWal: number): Promise<StreamStatus> {
-  const { rows: now } = await client.query<{ lsn: string; time: Date }>('select pg_current_wal_lsn()::text as lsn, clock_timestamp() as time');
+  const { rows: now } = await client.query<{ lsn: string; time: Date }>(
+    'select pg_current_wal_lsn()::text as lsn, clock_timestamp() as time',
+  );
   const currentLsn = parseLsn(now[0]!.lsn);
-  const { rows } = await client.query<{ active: boolean; confirmed: string | null; restart: string | null; retained: string | null; wal_status: string | null }>(
+  const { rows } = await client.query<{
+    active: boolean;
+    confirmed: string | null;
+    restart: string | null;
+    retained: string | null;
+    wal_status: string | null;
+  }>(
     `select active, confirmed_flush_lsn::text as confirmed, restart_lsn::text as restart,
             pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text as retained, wal_status
        from pg_replication_slots where slot_name = $1`,
@@ -56,12 +79,17 @@ export async function streamStatus(client: pg.Client, store: Store, slotName: st
     );
   } else {
     if (slot.confirmedFlushLsn && end !== undefined && parseLsn(slot.confirmedFlushLsn) > end) {
-      warnings.push(`slot ${slotName} has confirmed ${slot.confirmedFlushLsn}, beyond the end of the archive (${formatLsn(end)}): the transactions between are lost to the archive (a hole)`);
+      warnings.push(
+        `slot ${slotName} has confirmed ${slot.confirmedFlushLsn}, beyond the end of the archive (${formatLsn(end)}): the transactions between are lost to the archive (a hole)`,
+      );
     }
     if (slot.retainedWalBytes !== null && slot.retainedWalBytes > maxRetainedWal) {
-      warnings.push(`slot ${slotName} retains ${mib(slot.retainedWalBytes)} of WAL, more than --max-retained-wal (${mib(maxRetainedWal)}): ${slot.active ? 'the archiver is falling behind' : 'no archiver is connected'}, and the source's disk fills`);
+      warnings.push(
+        `slot ${slotName} retains ${mib(slot.retainedWalBytes)} of WAL, more than --max-retained-wal (${mib(maxRetainedWal)}): ${slot.active ? 'the archiver is falling behind' : 'no archiver is connected'}, and the source's disk fills`,
+      );
     }
-    if (slot.walStatus === 'lost') warnings.push(`slot ${slotName} has lost WAL it needed (wal_status lost): the archive cannot continue from it`);
+    if (slot.walStatus === 'lost')
+      warnings.push(`slot ${slotName} has lost WAL it needed (wal_status lost): the archive cannot continue from it`);
     if (!slot.active) warnings.push(`slot ${slotName} is not in use: no archiver is connected`);
   }
   const lastCommitMicros = header?.lastCommitTime;
@@ -78,7 +106,8 @@ export async function streamStatus(client: pg.Client, store: Store, slotName: st
     },
     behind: {
       bytes: end === undefined ? null : Math.max(0, Number(currentLsn - end)),
-      lastCommitAgeSeconds: lastCommitMicros === undefined ? null : Math.max(0, (now[0]!.time.getTime() * 1000 - Number(lastCommitMicros)) / 1e6),
+      lastCommitAgeSeconds:
+        lastCommitMicros === undefined ? null : Math.max(0, (now[0]!.time.getTime() * 1000 - Number(lastCommitMicros)) / 1e6),
     },
     warnings,
   };

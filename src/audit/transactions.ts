@@ -31,7 +31,6 @@ export interface LoggedTransaction {
   tables: Record<string, ChangeCounts>;
 }
 
-
 /** One change with its values, for `log --rows`. */
 export interface LoggedChange {
   change: 'insert' | 'update' | 'delete' | 'truncate';
@@ -120,7 +119,8 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
   let crossed: Discontinuity | undefined;
   let previousEnd: bigint | undefined;
   const onSegment = (ref: SegmentRef) => {
-    if (previousEnd !== undefined && ref.startLsn > previousEnd) crossed = options.discontinuities?.find((d) => d.from <= previousEnd! && d.to >= ref.startLsn);
+    if (previousEnd !== undefined && ref.startLsn > previousEnd)
+      crossed = options.discontinuities?.find((d) => d.from <= previousEnd! && d.to >= ref.startLsn);
     previousEnd = ref.endLsn;
   };
   for await (const e of readLog(store, range.segments, onSegment, { values: options.rows })) {
@@ -158,12 +158,22 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
         if (!rowsOf(e.relation)) break;
         const next = tupleValues(e.relation, e.new);
         // A key tuple (the update changed the key) holds the key columns only; the rest are sent as NULL.
-        const old = e.old ? tupleValues(e.relation, e.old).values : e.key ? keyValues(e.relation, tupleValues(e.relation, e.key).values) : undefined;
+        const old = e.old
+          ? tupleValues(e.relation, e.old).values
+          : e.key
+            ? keyValues(e.relation, tupleValues(e.relation, e.key).values)
+            : undefined;
         // The key that found the row: the old one when the update changed it.
         const key = keyValues(e.relation, old ?? next.values);
         let changed: string[] | undefined;
         if (old) changed = Object.keys(e.old ? next.values : old).filter((c) => next.values[c] !== old[c]);
-        event = change(e.relation, 'update', { key, old, new: next.values, unchanged: next.unchanged.length ? next.unchanged : undefined, changed });
+        event = change(e.relation, 'update', {
+          key,
+          old,
+          new: next.values,
+          unchanged: next.unchanged.length ? next.unchanged : undefined,
+          changed,
+        });
         break;
       }
       case 'delete': {

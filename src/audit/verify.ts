@@ -59,7 +59,9 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
     return f;
   };
 
-  const segments = (await listSegments(store)).filter((s) => (range.to === undefined || s.startLsn <= range.to) && (range.from === undefined || s.endLsn > range.from));
+  const segments = (await listSegments(store)).filter(
+    (s) => (range.to === undefined || s.startLsn <= range.to) && (range.from === undefined || s.endLsn > range.from),
+  );
   const bases = await baseDirectories(store);
   const discontinuities = await listDiscontinuities(store);
   const checkedBases = bases.filter((b) => range.to === undefined || b.lsn <= range.to);
@@ -77,11 +79,29 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
     for (const [k, s] of batch.entries()) {
       const rebased = previous && discontinuities.find((d) => d.from <= previous!.endLsn && d.to >= s.startLsn);
       if (previous && s.startLsn > previous.endLsn && rebased) {
-        yield emit({ status: 'DISCONTINUITY', object: `discontinuities/${formatLsn(rebased.from)}-${formatLsn(rebased.to)}`, start: formatLsn(previous.endLsn), end: formatLsn(s.startLsn), detail: `recorded: ${rebased.reason}, rebased ${rebased.at}; nothing was archived between, replay works on either side` });
+        yield emit({
+          status: 'DISCONTINUITY',
+          object: `discontinuities/${formatLsn(rebased.from)}-${formatLsn(rebased.to)}`,
+          start: formatLsn(previous.endLsn),
+          end: formatLsn(s.startLsn),
+          detail: `recorded: ${rebased.reason}, rebased ${rebased.at}; nothing was archived between, replay works on either side`,
+        });
       } else if (previous && s.startLsn > previous.endLsn) {
-        yield emit({ status: 'GAP', object: `${formatLsn(previous.endLsn)}-${formatLsn(s.startLsn)}`, start: formatLsn(previous.endLsn), end: formatLsn(s.startLsn), detail: `no segment covers ${formatLsn(previous.endLsn)} to ${formatLsn(s.startLsn)} (between ${previous.key} and ${s.key})` });
+        yield emit({
+          status: 'GAP',
+          object: `${formatLsn(previous.endLsn)}-${formatLsn(s.startLsn)}`,
+          start: formatLsn(previous.endLsn),
+          end: formatLsn(s.startLsn),
+          detail: `no segment covers ${formatLsn(previous.endLsn)} to ${formatLsn(s.startLsn)} (between ${previous.key} and ${s.key})`,
+        });
       } else if (previous && s.startLsn < previous.endLsn) {
-        yield emit({ status: 'OVERLAP', object: s.key, start: formatLsn(s.startLsn), end: formatLsn(previous.endLsn), detail: `starts at ${formatLsn(s.startLsn)}, before ${previous.key} ends (${formatLsn(previous.endLsn)}): the same transactions may be stored twice` });
+        yield emit({
+          status: 'OVERLAP',
+          object: s.key,
+          start: formatLsn(s.startLsn),
+          end: formatLsn(previous.endLsn),
+          detail: `starts at ${formatLsn(s.startLsn)}, before ${previous.key} ends (${formatLsn(previous.endLsn)}): the same transactions may be stored twice`,
+        });
       }
       yield emit(results[k]!);
       if (!previous || s.endLsn > previous.endLsn) previous = s;
@@ -90,7 +110,13 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
   // The change log must begin at or before the first base: what lies between is lost.
   const firstBase = soundBases[0];
   if (firstBase !== undefined && segments[0] && range.from === undefined && segments[0].startLsn > firstBase) {
-    yield emit({ status: 'GAP', object: `${formatLsn(firstBase)}-${formatLsn(segments[0].startLsn)}`, start: formatLsn(firstBase), end: formatLsn(segments[0].startLsn), detail: `no segment covers the first base (${formatLsn(firstBase)}) to the first segment (${segments[0].key})` });
+    yield emit({
+      status: 'GAP',
+      object: `${formatLsn(firstBase)}-${formatLsn(segments[0].startLsn)}`,
+      start: formatLsn(firstBase),
+      end: formatLsn(segments[0].startLsn),
+      detail: `no segment covers the first base (${formatLsn(firstBase)}) to the first segment (${segments[0].key})`,
+    });
   }
 
   const end = segments.reduce((m, s) => (s.endLsn > m ? s.endLsn : m), 0n);
@@ -138,10 +164,15 @@ async function checkBase(store: Store, lsn: bigint, keys: Map<string, number>): 
   } catch (err) {
     return finding('CORRUPT', `manifest.json cannot be read: ${errorMessage(err)}`);
   }
-  if (manifest.formatVersion !== BASE_FORMAT_VERSION || tryParseLsn(manifest.lsn) !== lsn) return finding('CORRUPT', `manifest.json describes another base (${manifest.lsn}, format ${manifest.formatVersion})`);
-  const sha = async (key: string) => createHash('sha256').update(await readAll(store, key)).digest('hex');
+  if (manifest.formatVersion !== BASE_FORMAT_VERSION || tryParseLsn(manifest.lsn) !== lsn)
+    return finding('CORRUPT', `manifest.json describes another base (${manifest.lsn}, format ${manifest.formatVersion})`);
+  const sha = async (key: string) =>
+    createHash('sha256')
+      .update(await readAll(store, key))
+      .digest('hex');
   if (!keys.has('schema.json')) return finding('MISSING', 'schema.json is missing');
-  if ((await sha(`${prefix}schema.json`)) !== manifest.schemaSha256) return finding('CORRUPT', 'schema.json does not match the checksum in the manifest');
+  if ((await sha(`${prefix}schema.json`)) !== manifest.schemaSha256)
+    return finding('CORRUPT', 'schema.json does not match the checksum in the manifest');
   let rows = 0;
   for (const t of manifest.tables) {
     const what = `${t.file} (${t.schema}.${t.name})`;
@@ -155,7 +186,13 @@ async function checkBase(store: Store, lsn: bigint, keys: Map<string, number>): 
 
 /** Reads a whole segment and checks it against its header and name. */
 async function checkSegment(store: Store, ref: SegmentRef): Promise<Finding> {
-  const finding = (status: Status, detail: string): Finding => ({ status, object: ref.key, start: formatLsn(ref.startLsn), end: formatLsn(ref.endLsn), detail });
+  const finding = (status: Status, detail: string): Finding => ({
+    status,
+    object: ref.key,
+    start: formatLsn(ref.startLsn),
+    end: formatLsn(ref.endLsn),
+    detail,
+  });
   const reader = openSegment(store, ref.key);
   let header: SegmentHeader;
   try {
@@ -165,7 +202,9 @@ async function checkSegment(store: Store, ref: SegmentRef): Promise<Finding> {
   }
   const problem = (detail: string) => finding('CORRUPT', detail);
   if (header.startLsn !== ref.startLsn || header.endLsn !== ref.endLsn) {
-    return problem(`its name says ${formatLsn(ref.startLsn)}–${formatLsn(ref.endLsn)}, its header ${formatLsn(header.startLsn)}–${formatLsn(header.endLsn)}`);
+    return problem(
+      `its name says ${formatLsn(ref.startLsn)}–${formatLsn(ref.endLsn)}, its header ${formatLsn(header.startLsn)}–${formatLsn(header.endLsn)}`,
+    );
   }
   const relations = new Set<number>();
   let open: { commitLsn: bigint; xid: number } | undefined;
@@ -186,8 +225,10 @@ async function checkSegment(store: Store, ref: SegmentRef): Promise<Finding> {
     }
     if (e.kind === 'begin') {
       if (open) return `transaction ${open.xid} has no commit before the next begins`;
-      if (last !== undefined && e.commitLsn <= last) return `transaction ${e.xid} (commit ${formatLsn(e.commitLsn)}) is out of commit order`;
-      if (e.commitLsn < ref.startLsn || e.commitLsn >= ref.endLsn) return `transaction ${e.xid} commits at ${formatLsn(e.commitLsn)}, outside the segment's range`;
+      if (last !== undefined && e.commitLsn <= last)
+        return `transaction ${e.xid} (commit ${formatLsn(e.commitLsn)}) is out of commit order`;
+      if (e.commitLsn < ref.startLsn || e.commitLsn >= ref.endLsn)
+        return `transaction ${e.xid} commits at ${formatLsn(e.commitLsn)}, outside the segment's range`;
       open = { commitLsn: e.commitLsn, xid: e.xid };
       first ??= e.commitLsn;
       minXid = Math.min(minXid, e.xid);
@@ -196,14 +237,17 @@ async function checkSegment(store: Store, ref: SegmentRef): Promise<Finding> {
     }
     if (!open) return `a ${e.kind} entry lies outside any transaction`;
     if (e.kind === 'commit') {
-      if (e.commitLsn !== open.commitLsn) return `transaction ${open.xid} begins with commit LSN ${formatLsn(open.commitLsn)} and commits at ${formatLsn(e.commitLsn)}`;
+      if (e.commitLsn !== open.commitLsn)
+        return `transaction ${open.xid} begins with commit LSN ${formatLsn(open.commitLsn)} and commits at ${formatLsn(e.commitLsn)}`;
       last = e.commitLsn;
       transactions++;
       open = undefined;
       return undefined;
     }
-    const used = e.kind === 'truncate' ? e.relations : e.kind === 'insert' || e.kind === 'update' || e.kind === 'delete' ? [e.relation] : [];
-    for (const oid of used) if (!relations.has(oid)) return `transaction ${open.xid} changes relation ${oid}, which the segment never defines`;
+    const used =
+      e.kind === 'truncate' ? e.relations : e.kind === 'insert' || e.kind === 'update' || e.kind === 'delete' ? [e.relation] : [];
+    for (const oid of used)
+      if (!relations.has(oid)) return `transaction ${open.xid} changes relation ${oid}, which the segment never defines`;
     if (used.length) changes++;
     return undefined;
   };
@@ -218,7 +262,9 @@ async function checkSegment(store: Store, ref: SegmentRef): Promise<Finding> {
     header.transactions !== transactions && `${header.transactions} transactions (the body holds ${transactions})`,
     transactions && header.firstCommitLsn !== first && `first commit ${formatLsn(header.firstCommitLsn)} (the body: ${formatLsn(first!)})`,
     transactions && header.lastCommitLsn !== last && `last commit ${formatLsn(header.lastCommitLsn)} (the body: ${formatLsn(last!)})`,
-    transactions && (header.minXid !== minXid || header.maxXid !== maxXid) && `xids ${header.minXid}–${header.maxXid} (the body: ${minXid}–${maxXid})`,
+    transactions &&
+      (header.minXid !== minXid || header.maxXid !== maxXid) &&
+      `xids ${header.minXid}–${header.maxXid} (the body: ${minXid}–${maxXid})`,
   ].filter(Boolean);
   if (mismatch.length) return problem(`its header disagrees with its body: ${mismatch.join('; ')}`);
   return finding('OK', `${transactions} transactions, ${changes} changes`);

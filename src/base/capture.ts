@@ -16,7 +16,6 @@ import type { Store } from '../store/store.js';
 import { readPublishedSchema } from './published-schema.js';
 import { BASE_FORMAT_VERSION, BASE_TABLE_COMPRESSION, basePrefix, type BaseManifest, type BaseSchema } from '../log/bases.js';
 
-
 /**
  * Copies the published tables, as of an exported snapshot, into `base/<LSN16>/`: the schema,
  * one compressed COPY file per table, and the manifest last.
@@ -84,7 +83,13 @@ export async function captureBase(options: {
     // Last: the base exists from this moment on.
     await store.putBytes(`${prefix}manifest.json`, Buffer.from(JSON.stringify(manifest, null, 2)));
     log.info(
-      { base: prefix, lsn: schema.lsn, tables: manifest.tables.length, rows: manifest.tables.reduce((n, t) => n + t.rows, 0), ms: Date.now() - started },
+      {
+        base: prefix,
+        lsn: schema.lsn,
+        tables: manifest.tables.length,
+        rows: manifest.tables.reduce((n, t) => n + t.rows, 0),
+        ms: Date.now() - started,
+      },
       'stored base',
     );
     return manifest;

@@ -6,7 +6,10 @@ import { baseTableFile, type BaseSchema, type BaseTable } from '../log/bases.js'
  * columns with their types and modifiers, NOT NULL, constant defaults, primary keys,
  * replica identity, and the enum and domain types the columns use.
  */
-export async function readPublishedSchema(client: pg.Client, publication: string): Promise<Pick<BaseSchema, 'schemas' | 'enums' | 'domains' | 'tables'>> {
+export async function readPublishedSchema(
+  client: pg.Client,
+  publication: string,
+): Promise<Pick<BaseSchema, 'schemas' | 'enums' | 'domains' | 'tables'>> {
   const tables = await client.query<{ oid: number; schema: string; name: string; identity: string }>(
     `select c.oid::int as oid, n.nspname as schema, c.relname as name, c.relreplident as identity
        from pg_publication_tables p
@@ -17,7 +20,16 @@ export async function readPublishedSchema(client: pg.Client, publication: string
     [publication],
   );
   const oids = tables.rows.map((t) => t.oid);
-  const columns = await client.query<{ rel: number; attnum: number; name: string; type: string; type_oid: number; typmod: number; not_null: boolean; def: string | null }>(
+  const columns = await client.query<{
+    rel: number;
+    attnum: number;
+    name: string;
+    type: string;
+    type_oid: number;
+    typmod: number;
+    not_null: boolean;
+    def: string | null;
+  }>(
     `select a.attrelid::int as rel, a.attnum::int as attnum, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
             a.atttypid::int as type_oid, a.atttypmod as typmod, a.attnotnull as not_null,
             pg_get_expr(d.adbin, d.adrelid) as def
@@ -78,9 +90,24 @@ export async function readPublishedSchema(client: pg.Client, publication: string
   for (const k of keys.rows) byTable.get(k.rel)!.primaryKey = k.columns;
   const all = [...byTable.values()];
   return {
-    schemas: [...new Set(all.map((t) => t.schema).concat(enums.rows.map((e) => e.schema), domains.rows.map((d) => d.schema)))].sort(),
+    schemas: [
+      ...new Set(
+        all
+          .map((t) => t.schema)
+          .concat(
+            enums.rows.map((e) => e.schema),
+            domains.rows.map((d) => d.schema),
+          ),
+      ),
+    ].sort(),
     enums: enums.rows,
-    domains: domains.rows.map((d) => ({ schema: d.schema, name: d.name, baseType: d.base_type, notNull: d.not_null, ...(d.def !== null && isConstant(d.def) ? { default: d.def } : {}) })),
+    domains: domains.rows.map((d) => ({
+      schema: d.schema,
+      name: d.name,
+      baseType: d.base_type,
+      notNull: d.not_null,
+      ...(d.def !== null && isConstant(d.def) ? { default: d.def } : {}),
+    })),
     tables: all,
   };
 }

@@ -21,7 +21,10 @@ export async function takeBase(options: {
 }): Promise<bigint> {
   const name = options.slot ?? `pgtape_base_${randomBytes(4).toString('hex')}`;
   const exported = await createSlotWithSnapshot(options.source, name, { temporary: !options.slot });
-  options.log.info({ slot: name, temporary: !options.slot, lsn: formatLsn(exported.lsn) }, 'created replication slot with an exported snapshot');
+  options.log.info(
+    { slot: name, temporary: !options.slot, lsn: formatLsn(exported.lsn) },
+    'created replication slot with an exported snapshot',
+  );
   try {
     await captureBase({ ...options, lsn: exported.lsn, snapshot: exported.snapshot });
   } finally {

@@ -17,19 +17,34 @@ export function archiveCommand(): Command {
     .option('--slot <name>', 'logical replication slot (created if missing)', 'pgtape')
     .option('--publication <name>', 'publication whose tables are archived', 'pgtape')
     .option('--create-publication', 'create the publication FOR ALL TABLES if missing', false)
-    .option('--capture-ddl', 'install event triggers (superuser, once) that record DDL for replay: new tables with defaults and indexes, renames, drops', false)
-    .option('--rebase', 'when the slot is lost or has moved past the archive: a new slot and base, the gap recorded as a discontinuity', false)
+    .option(
+      '--capture-ddl',
+      'install event triggers (superuser, once) that record DDL for replay: new tables with defaults and indexes, renames, drops',
+      false,
+    )
+    .option(
+      '--rebase',
+      'when the slot is lost or has moved past the archive: a new slot and base, the gap recorded as a discontinuity',
+      false,
+    )
     .option('--force', 'create the publication even if some tables have no usable replica identity', false)
     .option('--segment-bytes <size>', 'seal a segment once its uncompressed body reaches this size', '64MiB')
     .option('--segment-seconds <n>', 'seal a segment once it is this old', '60')
     .option('--until <now|lsn>', "store everything committed up to this point ('now': when the command started), then exit")
     .addOption(new Option('--compression <algorithm>', 'segment body compression').choices(['br', 'gzip']).default(DEFAULT_COMPRESSION))
     .option('--upload-queue <n>', 'sealed segments waiting for the store before reading pauses', '2')
-    .option('--max-idle-wal <size>', 'with nothing of ours pending, acknowledge the walsender position (storing an empty segment) once the slot holds this much WAL', '64MiB')
+    .option(
+      '--max-idle-wal <size>',
+      'with nothing of ours pending, acknowledge the walsender position (storing an empty segment) once the slot holds this much WAL',
+      '64MiB',
+    )
     .option('--max-retained-wal <size>', 'warn (log and metric) when the slot retains more WAL than this', '1GB')
     .option('--metrics-port <port>', 'serve Prometheus /metrics, /healthz and /readyz on this port')
     .option('--metrics-host <address>', 'address for --metrics-port', '0.0.0.0')
-    .option('--heartbeat-sql <statement>', "run this on the source every --heartbeat-seconds (e.g. select pg_logical_emit_message(true, 'heartbeat', now()::text))")
+    .option(
+      '--heartbeat-sql <statement>',
+      "run this on the source every --heartbeat-seconds (e.g. select pg_logical_emit_message(true, 'heartbeat', now()::text))",
+    )
     .option('--heartbeat-seconds <n>', 'interval of --heartbeat-sql', '60')
     .option('--print-config', 'print the resolved configuration (secrets masked) and exit', false)
     .addHelpText(
@@ -47,7 +62,8 @@ export function archiveCommand(): Command {
       let until: 'now' | bigint | undefined;
       if (opts.until === 'now') until = 'now';
       else if (opts.until !== undefined) {
-        if (tryParseLsn(opts.until) === undefined) throw new UserError(`--until: ${JSON.stringify(opts.until)} is neither 'now' nor an LSN`, 'use --until now or --until 0/16B3748');
+        if (tryParseLsn(opts.until) === undefined)
+          throw new UserError(`--until: ${JSON.stringify(opts.until)} is neither 'now' nor an LSN`, 'use --until now or --until 0/16B3748');
         until = parseLsn(opts.until);
       }
       const controller = new AbortController();
@@ -75,11 +91,16 @@ export function archiveCommand(): Command {
         queueLimit: parsePositive(opts.uploadQueue, '--upload-queue'),
         maxIdleWal: parseBytes(opts.maxIdleWal, '--max-idle-wal'),
         maxRetainedWal: parseBytes(opts.maxRetainedWal, '--max-retained-wal'),
-        heartbeat: opts.heartbeatSql ? { sql: opts.heartbeatSql, seconds: parsePositive(opts.heartbeatSeconds, '--heartbeat-seconds') } : undefined,
+        heartbeat: opts.heartbeatSql
+          ? { sql: opts.heartbeatSql, seconds: parsePositive(opts.heartbeatSeconds, '--heartbeat-seconds') }
+          : undefined,
         log,
         signal: controller.signal,
       });
-      const server = opts.metricsPort !== undefined ? await startObserveServer(parsePort(opts.metricsPort), opts.metricsHost, archiver.metrics, archiver, log) : undefined;
+      const server =
+        opts.metricsPort !== undefined
+          ? await startObserveServer(parsePort(opts.metricsPort), opts.metricsHost, archiver.metrics, archiver, log)
+          : undefined;
       try {
         await archiver.run();
       } finally {

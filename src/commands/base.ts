@@ -27,7 +27,10 @@ export function baseCommand(): Command {
         facts = await checkSource(client);
         const { rowCount } = await client.query('select 1 from pg_publication where pubname = $1', [opts.publication]);
         if (rowCount === 0) {
-          throw new UserError(`publication ${quoteIdent(opts.publication)} does not exist on the source`, 'pass the --publication that pgtape archive uses');
+          throw new UserError(
+            `publication ${quoteIdent(opts.publication)} does not exist on the source`,
+            'pass the --publication that pgtape archive uses',
+          );
         }
       } finally {
         await client.end().catch(() => {});

@@ -9,7 +9,10 @@ import { redactUrl } from '../core/log.js';
 
 /** `--max-idle-wal` → PGTAPE_MAX_IDLE_WAL. */
 export function envName(option: Option): string {
-  return `PGTAPE_${option.attributeName().replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+  return `PGTAPE_${option
+    .attributeName()
+    .replace(/[A-Z]/g, (c) => `_${c}`)
+    .toUpperCase()}`;
 }
 
 /** Gives every option of the command (and its subcommands) an environment variable, and --config. */
@@ -17,7 +20,13 @@ export function configurable(command: Command): Command {
   for (const c of [command, ...command.commands]) {
     if (c !== command || command.commands.length === 0) {
       for (const o of c.options) if (!o.envVar && o.long !== '--config' && o.long !== '--help' && o.long !== '--version') addEnv(c, o);
-      if (!c.options.some((o) => o.long === '--config')) c.addOption(new Option('--config <file>', 'a JSON file of options ({"store": "./tape", "segment-seconds": 30}); flags and PGTAPE_* variables win').env('PGTAPE_CONFIG'));
+      if (!c.options.some((o) => o.long === '--config'))
+        c.addOption(
+          new Option(
+            '--config <file>',
+            'a JSON file of options ({"store": "./tape", "segment-seconds": 30}); flags and PGTAPE_* variables win',
+          ).env('PGTAPE_CONFIG'),
+        );
       c.hook('preAction', (_this, action) => applyConfigFile(action));
     }
   }
@@ -47,7 +56,10 @@ function applyConfigFile(command: Command): void {
     values = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
     if (!values || typeof values !== 'object' || Array.isArray(values)) throw new Error('not a JSON object');
   } catch (err) {
-    throw new UserError(`--config ${file}: ${errorMessage(err)}`, 'give a JSON object of option names and values, e.g. {"store": "./tape", "segment-seconds": 30}');
+    throw new UserError(
+      `--config ${file}: ${errorMessage(err)}`,
+      'give a JSON object of option names and values, e.g. {"store": "./tape", "segment-seconds": 30}',
+    );
   }
   const unknown: string[] = [];
   for (const [key, value] of Object.entries(values)) {
@@ -66,7 +78,10 @@ function applyConfigFile(command: Command): void {
     command.setOptionValueWithSource(name, v, 'config');
   }
   if (unknown.length) {
-    throw new UserError(`--config ${file}: unknown options ${unknown.join(', ')} for pgtape ${command.name()}`, `pgtape ${command.name()} --help lists them`);
+    throw new UserError(
+      `--config ${file}: unknown options ${unknown.join(', ')} for pgtape ${command.name()}`,
+      `pgtape ${command.name()} --help lists them`,
+    );
   }
 }
 

@@ -17,7 +17,11 @@ export function diffCommand(): Command {
     .option('--from <target>', 'the earlier point')
     .option('--to <target>', 'the later point', 'latest')
     .addOption(tableOption())
-    .addOption(new Option('--format <format>', 'table (for people), jsonl, sql (a patch from --from to --to), csv').choices(['table', 'jsonl', 'sql', 'csv']).default('table'))
+    .addOption(
+      new Option('--format <format>', 'table (for people), jsonl, sql (a patch from --from to --to), csv')
+        .choices(['table', 'jsonl', 'sql', 'csv'])
+        .default('table'),
+    )
     .option('--summary', 'per table: rows added, deleted, modified and cells modified', false)
     .option('--memory <size>', 'memory for comparing; a table whose difference needs more is compared in parts spilled to disk', '512MiB')
     .addHelpText(

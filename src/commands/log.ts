@@ -11,7 +11,12 @@ import { parseTarget } from '../log/target.js';
 function describe(t: LoggedTransaction, withCounts: boolean): string {
   const tables = withCounts
     ? Object.entries(t.tables).map(([name, c]) => {
-        const parts = [c.inserts && `+${c.inserts}`, c.updates && `~${c.updates}`, c.deletes && `-${c.deletes}`, c.truncates && 'truncated'].filter(Boolean);
+        const parts = [
+          c.inserts && `+${c.inserts}`,
+          c.updates && `~${c.updates}`,
+          c.deletes && `-${c.deletes}`,
+          c.truncates && 'truncated',
+        ].filter(Boolean);
         return `${name} ${parts.join(' ')}`;
       })
     : [];
@@ -57,14 +62,27 @@ export function logCommand(): Command {
     .action(async (opts) => {
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       const index = await indexArchive(store, { requireBase: false, headers: 'tail' });
-      const range = await resolveRange(index, opts.from ? parseTarget(opts.from) : undefined, opts.to ? parseTarget(opts.to) : undefined, true);
+      const range = await resolveRange(
+        index,
+        opts.from ? parseTarget(opts.from) : undefined,
+        opts.to ? parseTarget(opts.to) : undefined,
+        true,
+      );
       const mark = emphasis();
       const out = new LineWriter();
       let shown: LoggedTransaction | undefined;
-      for await (const e of readTransactions(store, range, { tables: opts.table, rows: opts.rows, discontinuities: index.discontinuities })) {
+      for await (const e of readTransactions(store, range, {
+        tables: opts.table,
+        rows: opts.rows,
+        discontinuities: index.discontinuities,
+      })) {
         if (e.type === 'discontinuity') {
           const { type: _t, ...d } = e;
-          await out.line(opts.json ? JSON.stringify({ discontinuity: d }) : `-- discontinuity: nothing was recorded from ${d.from} to ${d.to} (${d.reason}; rebased ${d.at})`);
+          await out.line(
+            opts.json
+              ? JSON.stringify({ discontinuity: d })
+              : `-- discontinuity: nothing was recorded from ${d.from} to ${d.to} (${d.reason}; rebased ${d.at})`,
+          );
           continue;
         }
         if (opts.json) {

@@ -16,7 +16,10 @@ export function statusCommand(): Command {
     .option('--slot <name>', 'logical replication slot', 'pgtape')
     .option('--max-retained-wal <size>', 'warn when the slot retains more WAL than this', '1GB')
     .option('--json', 'one JSON object', false)
-    .addHelpText('after', `\nExit status: 0 when healthy, ${ExitCode.ATTENTION} when a warning is printed.\n\nExample:\n  pgtape status --source postgres://archiver@db/shop --store s3://tapes/shop`)
+    .addHelpText(
+      'after',
+      `\nExit status: 0 when healthy, ${ExitCode.ATTENTION} when a warning is printed.\n\nExample:\n  pgtape status --source postgres://archiver@db/shop --store s3://tapes/shop`,
+    )
     .action(async (opts) => {
       const source = requireSource(opts.source);
       const maxRetained = parseBytes(opts.maxRetainedWal, '--max-retained-wal');
@@ -39,9 +42,16 @@ export function statusCommand(): Command {
           `archive   ${s.archive.bases} bases (first ${s.archive.firstBase ?? '-'}), ${s.archive.segments} segments, last commit ${s.archive.lastCommitLsn ?? '-'} at ${s.archive.lastCommitTime ?? '-'}, ends at ${s.archive.endLsn ?? '-'}`,
         );
         const age = s.behind.lastCommitAgeSeconds === null ? '-' : `${s.behind.lastCommitAgeSeconds.toFixed(1)} s`;
-        await writeLine(`behind    ${s.behind.bytes === null ? '-' : `${s.behind.bytes} bytes of WAL`}; the last archived commit is ${age} old`);
+        await writeLine(
+          `behind    ${s.behind.bytes === null ? '-' : `${s.behind.bytes} bytes of WAL`}; the last archived commit is ${age} old`,
+        );
         for (const w of s.warnings) await writeLine(`warning   ${w}`);
       }
-      if (s.warnings.length) throw new UserError(`the stream needs attention: ${s.warnings[0]}`, s.warnings.length > 1 ? `${s.warnings.length} warnings in all, listed above` : undefined, ExitCode.ATTENTION);
+      if (s.warnings.length)
+        throw new UserError(
+          `the stream needs attention: ${s.warnings[0]}`,
+          s.warnings.length > 1 ? `${s.warnings.length} warnings in all, listed above` : undefined,
+          ExitCode.ATTENTION,
+        );
     });
 }

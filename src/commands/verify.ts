@@ -26,7 +26,10 @@ export function verifyCommand(): Command {
     .option('--from <target>', 'check only what replays from this point on need')
     .option('--to <target>', 'check only what replays up to this point need')
     .option('--json', 'one JSON object per line: each object checked, then a summary', false)
-    .addHelpText('after', `\nExit status: 0 when everything checked is sound, ${ExitCode.ATTENTION} when something is damaged or missing.\n\nExamples:\n  pgtape verify --store ./tape\n  pgtape verify --store pfs://changelog@master --to name:end-of-day --json`)
+    .addHelpText(
+      'after',
+      `\nExit status: 0 when everything checked is sound, ${ExitCode.ATTENTION} when something is damaged or missing.\n\nExamples:\n  pgtape verify --store ./tape\n  pgtape verify --store pfs://changelog@master --to name:end-of-day --json`,
+    )
     .action(async (opts) => {
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       const range = { from: await point(store, opts.from), to: await point(store, opts.to) };
@@ -42,13 +45,27 @@ export function verifyCommand(): Command {
       const summary: VerifySummary = next.value;
       if (opts.json) await writeLine(JSON.stringify({ summary }));
       else {
-        const counts = Object.entries(summary.counts).map(([s, n]) => `${n} ${s}`).join(', ') || 'nothing';
-        await writeLine(`verified ${summary.bases} bases and ${summary.segments} segments (${summary.from ?? '-'} to ${summary.to ?? '-'}): ${counts}`);
+        const counts =
+          Object.entries(summary.counts)
+            .map(([s, n]) => `${n} ${s}`)
+            .join(', ') || 'nothing';
+        await writeLine(
+          `verified ${summary.bases} bases and ${summary.segments} segments (${summary.from ?? '-'} to ${summary.to ?? '-'}): ${counts}`,
+        );
         await writeLine(`replayable: ${summary.replayable.map((r) => `${r.from} (base) to ${r.to}`).join('; ') || 'nothing'}`);
       }
-      if (summary.bases + summary.segments === 0) throw new UserError(`${store.description} holds no archive (no base, no segments)`, 'check --store; pgtape archive writes there', ExitCode.ATTENTION);
+      if (summary.bases + summary.segments === 0)
+        throw new UserError(
+          `${store.description} holds no archive (no base, no segments)`,
+          'check --store; pgtape archive writes there',
+          ExitCode.ATTENTION,
+        );
       if (!summary.sound) {
-        const names = broken.slice(0, 5).map((f) => `${f.object} (${f.status})`).join(', ') + (broken.length > 5 ? `, and ${broken.length - 5} more` : '');
+        const names =
+          broken
+            .slice(0, 5)
+            .map((f) => `${f.object} (${f.status})`)
+            .join(', ') + (broken.length > 5 ? `, and ${broken.length - 5} more` : '');
         const reach = summary.replayable.length
           ? `replay targets from ${summary.replayable.map((r) => `${r.from} to ${r.to}`).join(' and from ')} still work`
           : 'no stretch of the archive is replayable';

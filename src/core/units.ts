@@ -1,17 +1,25 @@
 import { UserError } from './errors.js';
 
 const BYTE_UNITS: Record<string, number> = {
-  '': 1, b: 1,
-  k: 1e3, kb: 1e3, kib: 1024,
-  m: 1e6, mb: 1e6, mib: 1024 ** 2,
-  g: 1e9, gb: 1e9, gib: 1024 ** 3,
+  '': 1,
+  b: 1,
+  k: 1e3,
+  kb: 1e3,
+  kib: 1024,
+  m: 1e6,
+  mb: 1e6,
+  mib: 1024 ** 2,
+  g: 1e9,
+  gb: 1e9,
+  gib: 1024 ** 3,
 };
 
 /** `64MiB`, `500kB`, `1048576`. */
 export function parseBytes(text: string, option: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
   const unit = m ? BYTE_UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw new UserError(`${option}: ${JSON.stringify(text)} is not a size`, 'use a number of bytes or a unit: 64MiB, 500kB, 1GiB');
+  if (!m || unit === undefined)
+    throw new UserError(`${option}: ${JSON.stringify(text)} is not a size`, 'use a number of bytes or a unit: 64MiB, 500kB, 1GiB');
   return Math.round(Number(m[1]) * unit);
 }
 
@@ -31,6 +39,7 @@ export function formatMicros(micros: bigint): string {
 
 export function parsePort(text: string): number {
   const n = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UserError(`--metrics-port: ${JSON.stringify(text)} is not a port number`, 'use a number from 1 to 65535 (0: any free port)');
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new UserError(`--metrics-port: ${JSON.stringify(text)} is not a port number`, 'use a number from 1 to 65535 (0: any free port)');
   return n;
 }

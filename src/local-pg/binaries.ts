@@ -54,4 +54,3 @@ function packageBinDir(name: string): string | undefined {
   }
   return join(dir, 'native', 'bin');
 }
-

@@ -1,7 +1,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -92,7 +104,11 @@ export class LocalCluster {
     };
     appendFileSync(
       join(dataDir, 'postgresql.conf'),
-      '\n# pgtape\n' + Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n',
+      '\n# pgtape\n' +
+        Object.entries(settings)
+          .map(([k, v]) => `${k} = ${v}`)
+          .join('\n') +
+        '\n',
     );
     const cluster = new LocalCluster(bin, dataDir, port, password, ownsParent, ids);
     await cluster.start();
@@ -103,7 +119,14 @@ export class LocalCluster {
   static async open(dataDir: string, options: { major?: number; password?: string } = {}): Promise<LocalCluster> {
     const port = await freePort();
     const ids = serverUserIds();
-    const cluster = new LocalCluster(reachableBin(findPgBin(options.major), ids), dataDir, port, options.password ?? 'pgtape', undefined, ids);
+    const cluster = new LocalCluster(
+      reachableBin(findPgBin(options.major), ids),
+      dataDir,
+      port,
+      options.password ?? 'pgtape',
+      undefined,
+      ids,
+    );
     await cluster.start();
     return cluster;
   }

@@ -50,7 +50,10 @@ export async function indexArchive(store: Store, options: IndexOptions = {}): Pr
     throw new UserError(`${store.description} holds no archive (no base, no segments)`, 'check --store; pgtape archive writes there');
   }
   if (requireBase && bases.length === 0) {
-    throw new UserError(`${store.description} holds segments but no base to replay them onto`, 'take one with pgtape base; replays start from it');
+    throw new UserError(
+      `${store.description} holds segments but no base to replay them onto`,
+      'take one with pgtape base; replays start from it',
+    );
   }
   index.discontinuities = await listDiscontinuities(store);
   return index;
@@ -85,8 +88,15 @@ export function describeDiscontinuity(d: Discontinuity): string {
  * The segments that hold the transactions committed after point `after` up to point `upTo`
  * (commit LSN in (after, upTo]; undefined: from the start, to the end), checked to leave no gap.
  */
-export function segmentsBetween(index: ArchiveIndex, after: bigint | undefined, upTo: bigint | undefined, acrossDiscontinuities = false): IndexedSegment[] {
-  const segments = index.segments.filter((s) => (after === undefined || s.endLsn > after + 1n) && (upTo === undefined || (s.header?.firstCommitLsn ?? s.startLsn) <= upTo));
+export function segmentsBetween(
+  index: ArchiveIndex,
+  after: bigint | undefined,
+  upTo: bigint | undefined,
+  acrossDiscontinuities = false,
+): IndexedSegment[] {
+  const segments = index.segments.filter(
+    (s) => (after === undefined || s.endLsn > after + 1n) && (upTo === undefined || (s.header?.firstCommitLsn ?? s.startLsn) <= upTo),
+  );
   let expected = after === undefined ? segments[0]?.startLsn : after + 1n;
   for (const [i, s] of segments.entries()) {
     if (i > 0 && s.startLsn < expected!) {
@@ -101,7 +111,11 @@ export function segmentsBetween(index: ArchiveIndex, after: bigint | undefined, 
         expected = s.endLsn;
         continue;
       }
-      if (d) throw new UserError(`the range crosses a discontinuity of the archive: ${describeDiscontinuity(d)}`, 'choose both points on the same side of it');
+      if (d)
+        throw new UserError(
+          `the range crosses a discontinuity of the archive: ${describeDiscontinuity(d)}`,
+          'choose both points on the same side of it',
+        );
       throw new UserError(
         `the archive has a gap: nothing covers ${formatLsn(expected)} to ${formatLsn(s.startLsn)} (before ${index.store.description}/${s.key})`,
         `a segment is missing; points before ${formatLsn(expected)} can still be read, and pgtape verify lists what is damaged`,
@@ -127,4 +141,3 @@ export function coverage(index: ArchiveIndex): string {
     : `${formatLsn(index.bases.at(-1)!.lsn)} (bases only, no segments yet)`;
   return `${start} to ${end}`;
 }
-

@@ -115,7 +115,10 @@ async function readJson<T>(store: Store, key: string): Promise<T> {
   try {
     return JSON.parse(bytes.toString('utf8')) as T;
   } catch (err) {
-    throw new UserError(`${store.description}/${key} is not valid JSON: ${(err as Error).message}`, 'run pgtape verify; take a new base with pgtape base');
+    throw new UserError(
+      `${store.description}/${key} is not valid JSON: ${(err as Error).message}`,
+      'run pgtape verify; take a new base with pgtape base',
+    );
   }
 }
 
@@ -123,7 +126,10 @@ export async function readBase(store: Store, base: BaseRef): Promise<{ manifest:
   const manifest = await readJson<BaseManifest>(store, `${base.prefix}manifest.json`);
   const schema = await readJson<BaseSchema>(store, `${base.prefix}schema.json`);
   if (manifest.formatVersion !== BASE_FORMAT_VERSION || parseLsn(manifest.lsn) !== base.lsn) {
-    throw new UserError(`${store.description}/${base.prefix}manifest.json does not describe the base at ${formatLsn(base.lsn)}`, 'run pgtape verify');
+    throw new UserError(
+      `${store.description}/${base.prefix}manifest.json does not describe the base at ${formatLsn(base.lsn)}`,
+      'run pgtape verify',
+    );
   }
   return { manifest, schema };
 }

@@ -85,7 +85,12 @@ const CHANGE_KINDS: Record<number, ChangeHead['kind']> = { [INSERT]: 'insert', [
  * `values: false`, changes come as their kind and relation only: their tuples are not decoded.
  */
 export function readLog(store: Store, segments?: SegmentRef[], onSegment?: (ref: SegmentRef) => void): AsyncGenerator<LogEntry>;
-export function readLog(store: Store, segments: SegmentRef[] | undefined, onSegment: ((ref: SegmentRef) => void) | undefined, options: { values: boolean }): AsyncGenerator<LogEntry | ChangeHead>;
+export function readLog(
+  store: Store,
+  segments: SegmentRef[] | undefined,
+  onSegment: ((ref: SegmentRef) => void) | undefined,
+  options: { values: boolean },
+): AsyncGenerator<LogEntry | ChangeHead>;
 export async function* readLog(
   store: Store,
   segments?: SegmentRef[],
@@ -111,8 +116,21 @@ export async function* readLog(
           const s = scanner;
           const rel = relation(s.relation);
           if (change === 'insert') yield { kind: change, relation: rel, new: tupleAt(view, s.buf, s.newStart, s.newEnd)! };
-          else if (change === 'update') yield { kind: change, relation: rel, key: tupleAt(view, s.buf, s.keyStart, s.keyEnd), old: tupleAt(view, s.buf, s.oldStart, s.oldEnd), new: tupleAt(view, s.buf, s.newStart, s.newEnd)! };
-          else yield { kind: change, relation: rel, key: tupleAt(view, s.buf, s.keyStart, s.keyEnd), old: tupleAt(view, s.buf, s.oldStart, s.oldEnd) };
+          else if (change === 'update')
+            yield {
+              kind: change,
+              relation: rel,
+              key: tupleAt(view, s.buf, s.keyStart, s.keyEnd),
+              old: tupleAt(view, s.buf, s.oldStart, s.oldEnd),
+              new: tupleAt(view, s.buf, s.newStart, s.newEnd)!,
+            };
+          else
+            yield {
+              kind: change,
+              relation: rel,
+              key: tupleAt(view, s.buf, s.keyStart, s.keyEnd),
+              old: tupleAt(view, s.buf, s.oldStart, s.oldEnd),
+            };
           continue;
         }
         let e: SegmentEntry;

@@ -1,6 +1,14 @@
 import { UserError } from '../core/errors.js';
 import { MARK_PREFIX } from '../source/logical-messages.js';
-import { coverage, headerOf, lastWithCommits, loadHeaders, segmentsBetween, type ArchiveIndex, type IndexedSegment } from './archive-index.js';
+import {
+  coverage,
+  headerOf,
+  lastWithCommits,
+  loadHeaders,
+  segmentsBetween,
+  type ArchiveIndex,
+  type IndexedSegment,
+} from './archive-index.js';
 import { openSegment } from './segments.js';
 import { describeTarget, type Target } from './target.js';
 
@@ -79,13 +87,21 @@ export interface LogRange {
 }
 
 /** `--from A --to B`: A is a state (its transactions are not in the range), B the last state. */
-export async function resolveRange(index: ArchiveIndex, from: Target | undefined, to: Target | undefined, acrossDiscontinuities = false): Promise<LogRange> {
+export async function resolveRange(
+  index: ArchiveIndex,
+  from: Target | undefined,
+  to: Target | undefined,
+  acrossDiscontinuities = false,
+): Promise<LogRange> {
   // `--from latest` is the end of the archive: an empty range, not an error.
   const end = lastWithCommits(index)?.header?.lastCommitLsn ?? index.bases.at(-1)?.lsn;
   const after = from ? ((await resolvePoint(index, from, false)) ?? end) : undefined;
   const upTo = to ? await resolvePoint(index, to, false) : undefined;
   if (after !== undefined && upTo !== undefined && after > upTo) {
-    throw new UserError(`--from ${describeTarget(from!)} is after --to ${describeTarget(to!)}`, 'swap them: --from names the earlier point');
+    throw new UserError(
+      `--from ${describeTarget(from!)} is after --to ${describeTarget(to!)}`,
+      'swap them: --from names the earlier point',
+    );
   }
   return { after, upTo, segments: segmentsBetween(index, after, upTo, acrossDiscontinuities) };
 }

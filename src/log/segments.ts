@@ -36,7 +36,10 @@ export async function listSegments(store: Store): Promise<SegmentRef[]> {
  * The header of the last segment holding transactions, read back from the end (segments without
  * transactions only mark positions). Every header read is kept on its ref.
  */
-export async function lastCommittedHeader(store: Store, refs: (SegmentRef & { header?: SegmentHeader })[]): Promise<SegmentHeader | undefined> {
+export async function lastCommittedHeader(
+  store: Store,
+  refs: (SegmentRef & { header?: SegmentHeader })[],
+): Promise<SegmentHeader | undefined> {
   for (let i = refs.length - 1; i >= 0; i--) {
     const ref = refs[i]!;
     ref.header ??= await openSegment(store, ref.key).header();

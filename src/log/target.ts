@@ -17,7 +17,10 @@ export function parseTarget(text: string | undefined): Target {
   if (bare !== undefined) return { kind: 'lsn', lsn: bare };
   const m = /^(lsn|xid|time|name|commit):(.*)$/s.exec(text);
   const fail = (why: string): never => {
-    throw new UserError(`--to ${JSON.stringify(text)}: ${why}`, 'use latest, lsn:0/16B3748, xid:12345, time:2026-11-24T17:00:00Z, name:<mark> or commit:<pfs commit id>');
+    throw new UserError(
+      `--to ${JSON.stringify(text)}: ${why}`,
+      'use latest, lsn:0/16B3748, xid:12345, time:2026-11-24T17:00:00Z, name:<mark> or commit:<pfs commit id>',
+    );
   };
   if (!m) return fail('not a target');
   const value = m[2]!;

@@ -6,10 +6,19 @@ import client from 'prom-client';
  */
 export class ArchiveMetrics {
   readonly registry = new client.Registry();
-  readonly lastStoredCommitLsn = this.gauge('pgtape_last_stored_commit_lsn', 'End LSN of the last commit the store confirmed (as a number of bytes)');
-  readonly lastStoredCommitTime = this.gauge('pgtape_last_stored_commit_timestamp_seconds', 'Commit time of the last transaction the store confirmed');
+  readonly lastStoredCommitLsn = this.gauge(
+    'pgtape_last_stored_commit_lsn',
+    'End LSN of the last commit the store confirmed (as a number of bytes)',
+  );
+  readonly lastStoredCommitTime = this.gauge(
+    'pgtape_last_stored_commit_timestamp_seconds',
+    'Commit time of the last transaction the store confirmed',
+  );
   readonly lagBytes = this.gauge('pgtape_lag_bytes', "WAL between the source's current position and the end of the archive");
-  readonly lagSeconds = this.gauge('pgtape_lag_seconds', 'How long received changes have been waiting to be stored (0 when everything received is stored)');
+  readonly lagSeconds = this.gauge(
+    'pgtape_lag_seconds',
+    'How long received changes have been waiting to be stored (0 when everything received is stored)',
+  );
   readonly retainedWalBytes = this.gauge('pgtape_retained_wal_bytes', 'WAL the slot makes the source keep (current LSN − restart_lsn)');
   readonly openTransactionChanges = this.gauge('pgtape_open_transaction_changes', 'Changes of the transaction being received');
   readonly streaming = this.gauge('pgtape_streaming', '1 while the replication connection streams');

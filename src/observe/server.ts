@@ -13,7 +13,13 @@ export interface Readiness {
  * /metrics (Prometheus), /healthz (the process answers) and /readyz (streaming, and the store
  * writable) on one port, for Kubernetes probes and scrapes.
  */
-export async function startObserveServer(port: number, host: string, metrics: ArchiveMetrics, readiness: Readiness, log: Logger): Promise<Server> {
+export async function startObserveServer(
+  port: number,
+  host: string,
+  metrics: ArchiveMetrics,
+  readiness: Readiness,
+  log: Logger,
+): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/metrics') {
@@ -32,7 +38,14 @@ export async function startObserveServer(port: number, host: string, metrics: Ar
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'EADDRINUSE' || err.code === 'EACCES' ? new UserError(`--metrics-port ${port}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : 'not allowed'} on ${host}`, 'choose another port') : err),
+      reject(
+        err.code === 'EADDRINUSE' || err.code === 'EACCES'
+          ? new UserError(
+              `--metrics-port ${port}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : 'not allowed'} on ${host}`,
+              'choose another port',
+            )
+          : err,
+      ),
     );
     server.listen(port, host, () => resolve());
   });

@@ -49,9 +49,13 @@ export class SourceMonitor {
       if (retained !== undefined) {
         this.metrics.retainedWalBytes.set(retained);
         if (retained > this.maxRetainedWal && !this.over) {
-          this.log.warn({ retainedWalBytes: retained, maxRetainedWal: this.maxRetainedWal }, "the slot retains more WAL than --max-retained-wal: the archive is falling behind, and the source's disk fills");
+          this.log.warn(
+            { retainedWalBytes: retained, maxRetainedWal: this.maxRetainedWal },
+            "the slot retains more WAL than --max-retained-wal: the archive is falling behind, and the source's disk fills",
+          );
         }
-        if (retained <= this.maxRetainedWal && this.over) this.log.info({ retainedWalBytes: retained }, 'retained WAL is below --max-retained-wal again');
+        if (retained <= this.maxRetainedWal && this.over)
+          this.log.info({ retainedWalBytes: retained }, 'retained WAL is below --max-retained-wal again');
         this.over = retained > this.maxRetainedWal;
       }
     } catch (err) {

@@ -42,7 +42,14 @@ export class PgoutputParser {
         this.streamXid = undefined;
         return { tag: 'stream_stop' };
       case 'c':
-        return { tag: 'stream_commit', xid: r.uint32(), flags: r.uint8(), commitLsn: r.uint64(), endLsn: r.uint64(), commitTime: toUnixMicros(r.int64()) };
+        return {
+          tag: 'stream_commit',
+          xid: r.uint32(),
+          flags: r.uint8(),
+          commitLsn: r.uint64(),
+          endLsn: r.uint64(),
+          commitTime: toUnixMicros(r.int64()),
+        };
       case 'A':
         // Protocol 4 adds the abort's LSN and time, which pgtape does not ask for.
         return { tag: 'stream_abort', xid: r.uint32(), subxid: r.uint32() };

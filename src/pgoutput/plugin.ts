@@ -42,10 +42,12 @@ export class PgoutputPlugin {
     // The walsender writes values with its session's settings: the same as the base's COPY.
     for (const statement of OUTPUT_SETTINGS.split('; ')) await client.query(statement);
     // publication_names is a list of identifiers inside one string literal.
-    const options = [`proto_version '${this.options.streaming ? 2 : 1}'`, `publication_names ${quoteLiteral(quoteIdent(this.options.publication))}`];
+    const options = [
+      `proto_version '${this.options.streaming ? 2 : 1}'`,
+      `publication_names ${quoteLiteral(quoteIdent(this.options.publication))}`,
+    ];
     if (this.options.streaming) options.push(`streaming 'on'`);
     if (this.options.messages) options.push(`messages 'true'`);
     return client.query(`START_REPLICATION SLOT ${quoteIdent(slot)} LOGICAL ${lsn} (${options.join(', ')})`);
   }
 }
-

@@ -144,7 +144,13 @@ export function fromProto(m: Decoded): SegmentEntry {
     case 'begin':
       return { kind, xid: v!.xid, commitLsn: fromLong(v!.commitLsn), commitTime: fromLong(v!.commitTime, true) };
     case 'commit':
-      return { kind, commitLsn: fromLong(v!.commitLsn), endLsn: fromLong(v!.endLsn), commitTime: fromLong(v!.commitTime, true), flags: v!.flags };
+      return {
+        kind,
+        commitLsn: fromLong(v!.commitLsn),
+        endLsn: fromLong(v!.endLsn),
+        commitTime: fromLong(v!.commitTime, true),
+        flags: v!.flags,
+      };
     case 'origin':
       return { kind, name: v!.name, originLsn: fromLong(v!.originLsn) };
     case 'relation':
@@ -155,7 +161,13 @@ export function fromProto(m: Decoded): SegmentEntry {
           schema: v!.schema,
           name: v!.name,
           replicaIdentity: v!.replicaIdentity,
-          columns: (v!.columns as Decoded[]).map((c) => ({ name: c.name, key: c.key, typeOid: c.typeOid, typmod: c.typmod, typeName: c.typeName })),
+          columns: (v!.columns as Decoded[]).map((c) => ({
+            name: c.name,
+            key: c.key,
+            typeOid: c.typeOid,
+            typmod: c.typmod,
+            typeName: c.typeName,
+          })),
         },
       };
     case 'insert':
@@ -203,7 +215,9 @@ export function headLength(prefix: Buffer, what: string): number {
     throw new NotASegmentError(`${what} is not a pgtape segment (no PGTAPE magic at its start)`);
   }
   if (prefix[MAGIC.length - 1] !== MAGIC[MAGIC.length - 1]) {
-    throw new NotASegmentError(`${what} has segment layout version ${prefix[MAGIC.length - 1]}, this pgtape reads ${MAGIC[MAGIC.length - 1]}`);
+    throw new NotASegmentError(
+      `${what} has segment layout version ${prefix[MAGIC.length - 1]}, this pgtape reads ${MAGIC[MAGIC.length - 1]}`,
+    );
   }
   return HEAD_PREFIX_BYTES + prefix.readUInt32BE(MAGIC.length);
 }

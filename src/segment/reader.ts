@@ -148,7 +148,8 @@ export class SegmentReader {
     if (body.length !== header.bodyBytes) {
       throw new CorruptSegmentError(`${this.what}: body is ${body.length} bytes, header says ${header.bodyBytes} (truncated or padded)`);
     }
-    if (!createHash('sha256').update(body).digest().equals(header.bodySha256)) throw new CorruptSegmentError(`${this.what}: body checksum does not match its header`);
+    if (!createHash('sha256').update(body).digest().equals(header.bodySha256))
+      throw new CorruptSegmentError(`${this.what}: body checksum does not match its header`);
   }
 
   private async fill(n: number): Promise<void> {

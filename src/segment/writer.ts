@@ -4,7 +4,15 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Compression } from '../core/compression.js';
-import { encodeEntry, encodeHead, FORMAT_VERSION, type RelationDef, type SegmentEntry, type SegmentHeader, type TableCount } from './format.js';
+import {
+  encodeEntry,
+  encodeHead,
+  FORMAT_VERSION,
+  type RelationDef,
+  type SegmentEntry,
+  type SegmentHeader,
+  type TableCount,
+} from './format.js';
 import { segmentKey } from './name.js';
 import { BodySpool } from './spool.js';
 

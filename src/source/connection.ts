@@ -58,7 +58,10 @@ export function connectionError(url: string, err: unknown): Error {
       return new UserError(`cannot connect to ${where}: timed out`, 'check the host, port and firewall');
     case '28P01':
     case '28000':
-      return new UserError(`cannot connect to ${where}: authentication failed (${e.message})`, 'check the user and password in the source URL');
+      return new UserError(
+        `cannot connect to ${where}: authentication failed (${e.message})`,
+        'check the user and password in the source URL',
+      );
     case '3D000':
       return new UserError(`cannot connect to ${where}: ${e.message}`, 'check the database name in the source URL');
     default:

@@ -72,7 +72,10 @@ async function tablesWithoutIdentity(client: pg.Client, publication?: string): P
 
 function describeFixes(tables: TableWithoutIdentity[]): string {
   return tables
-    .map((t) => `  ${quoteQualified(t.schema, t.name)}: ALTER TABLE ${quoteQualified(t.schema, t.name)} REPLICA IDENTITY FULL; (or add a primary key)`)
+    .map(
+      (t) =>
+        `  ${quoteQualified(t.schema, t.name)}: ALTER TABLE ${quoteQualified(t.schema, t.name)} REPLICA IDENTITY FULL; (or add a primary key)`,
+    )
     .join('\n');
 }
 

@@ -33,10 +33,16 @@ export async function findSlot(client: pg.Client, slot: string, database: string
   }
   if (!existing) return undefined;
   if (existing.slot_type !== 'logical' || existing.plugin !== 'pgoutput') {
-    throw new UserError(`replication slot ${quoteIdent(slot)} exists but is a ${existing.slot_type} slot of plugin ${existing.plugin ?? 'none'}`, 'choose another --slot');
+    throw new UserError(
+      `replication slot ${quoteIdent(slot)} exists but is a ${existing.slot_type} slot of plugin ${existing.plugin ?? 'none'}`,
+      'choose another --slot',
+    );
   }
   if (existing.database !== database) {
-    throw new UserError(`replication slot ${quoteIdent(slot)} belongs to database ${quoteIdent(existing.database)}, not ${quoteIdent(database)}`, 'choose another --slot');
+    throw new UserError(
+      `replication slot ${quoteIdent(slot)} belongs to database ${quoteIdent(existing.database)}, not ${quoteIdent(database)}`,
+      'choose another --slot',
+    );
   }
   if (existing.active_pid !== null) {
     throw new UserError(

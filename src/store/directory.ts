@@ -97,7 +97,8 @@ export class DirectoryStore implements Store {
   }
 
   private path(key: string): string {
-    if (key.split('/').some((part) => part === '..' || part === '.' || part === '')) throw new Error(`invalid store key ${JSON.stringify(key)}`);
+    if (key.split('/').some((part) => part === '..' || part === '.' || part === ''))
+      throw new Error(`invalid store key ${JSON.stringify(key)}`);
     return join(this.root, ...key.split('/'));
   }
 }

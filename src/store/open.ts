@@ -30,7 +30,10 @@ export function openStore(location: string | undefined, options: StoreOptions = 
   if (location.startsWith('pfs://')) return openPfs(location, options);
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location);
   if (scheme) {
-    throw new UserError(`unsupported store URL scheme ${JSON.stringify(scheme[1])} in --store ${location}`, 'use a directory path, file://, s3://<bucket>/<prefix> or pfs://<repo>@<branch>');
+    throw new UserError(
+      `unsupported store URL scheme ${JSON.stringify(scheme[1])} in --store ${location}`,
+      'use a directory path, file://, s3://<bucket>/<prefix> or pfs://<repo>@<branch>',
+    );
   }
   return new DirectoryStore(resolve(location));
 }
@@ -39,7 +42,10 @@ function directoryOfFileUrl(location: string): string {
   try {
     return fileURLToPath(location);
   } catch (err) {
-    throw new UserError(`--store ${location} is not a file URL (${(err as Error).message})`, 'use file:///absolute/path, or a plain path such as ./tape');
+    throw new UserError(
+      `--store ${location} is not a file URL (${(err as Error).message})`,
+      'use file:///absolute/path, or a plain path such as ./tape',
+    );
   }
 }
 
@@ -59,9 +65,16 @@ function openPfs(location: string, options: StoreOptions): Store {
   const m = PFS_URL.exec(location);
   if (!m) throw new UserError(`--store ${location} is not a pfs:// URL`, 'use pfs://[<project>/]<repo>@<branch>[/<prefix>]');
   const [, project, repo, branch, prefix] = m;
-  for (const [what, name] of [['project', project], ['repo', repo], ['branch', branch]] as const) {
+  for (const [what, name] of [
+    ['project', project],
+    ['repo', repo],
+    ['branch', branch],
+  ] as const) {
     if (name !== undefined && !PACHYDERM_NAME.test(name)) {
-      throw new UserError(`--store ${location}: the ${what} name ${JSON.stringify(name)} is not a valid Pachyderm name`, 'Pachyderm names use letters, digits, _ and - only');
+      throw new UserError(
+        `--store ${location}: the ${what} name ${JSON.stringify(name)} is not a valid Pachyderm name`,
+        'Pachyderm names use letters, digits, _ and - only',
+      );
     }
   }
   const token = process.env.PACH_TOKEN;
@@ -82,7 +95,9 @@ function checkPrefix(prefix: string, location: string): string {
   const trimmed = prefix.replace(/\/+$/, '');
   if (!trimmed) return '';
   const bad =
-    /[^\x20-\x7e]/.test(trimmed) || FORBIDDEN_KEY_CHARS.test(trimmed) || trimmed.split('/').some((part) => part === '' || part === '.' || part === '..');
+    /[^\x20-\x7e]/.test(trimmed) ||
+    FORBIDDEN_KEY_CHARS.test(trimmed) ||
+    trimmed.split('/').some((part) => part === '' || part === '.' || part === '..');
   if (bad) {
     throw new UserError(
       `--store ${location}: the prefix ${JSON.stringify(prefix)} breaks Pachyderm's key rules`,

@@ -87,7 +87,9 @@ export class S3Store implements Store {
     let marker: string | undefined;
     for (;;) {
       const page = await this.call('list', () =>
-        this.send<ListObjectsCommandOutput>((m) => new m.ListObjectsCommand({ Bucket: this.location.bucket, Prefix: this.key(prefix), Marker: marker, MaxKeys: 1000 })),
+        this.send<ListObjectsCommandOutput>(
+          (m) => new m.ListObjectsCommand({ Bucket: this.location.bucket, Prefix: this.key(prefix), Marker: marker, MaxKeys: 1000 }),
+        ),
       );
       for (const o of page.Contents ?? []) out.push({ key: o.Key!.slice(this.location.prefix.length), size: o.Size ?? 0 });
       if (!page.IsTruncated) break;
@@ -100,7 +102,9 @@ export class S3Store implements Store {
 
   async stat(key: string): Promise<StoredObject | undefined> {
     try {
-      const head = await this.send<HeadObjectCommandOutput>((m) => new m.HeadObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }));
+      const head = await this.send<HeadObjectCommandOutput>(
+        (m) => new m.HeadObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }),
+      );
       return { key, size: head.ContentLength ?? 0 };
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -125,7 +129,15 @@ export class S3Store implements Store {
     const { size } = await statFile(localPath);
     if (size > multipartThreshold()) return this.putMultipart(key, localPath, size);
     const r = await this.call(`write ${key}`, () =>
-      this.send<PutObjectCommandOutput>((m) => new m.PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(key), Body: createReadStream(localPath), ContentLength: size })),
+      this.send<PutObjectCommandOutput>(
+        (m) =>
+          new m.PutObjectCommand({
+            Bucket: this.location.bucket,
+            Key: this.key(key),
+            Body: createReadStream(localPath),
+            ContentLength: size,
+          }),
+      ),
     );
     return r.VersionId ? { versionId: r.VersionId } : {};
   }
@@ -137,7 +149,9 @@ export class S3Store implements Store {
   private async putMultipart(key: string, localPath: string, size: number): Promise<{ versionId?: string }> {
     const Bucket = this.location.bucket;
     const Key = this.key(key);
-    const { UploadId } = await this.call(`write ${key}`, () => this.send<CreateMultipartUploadCommandOutput>((m) => new m.CreateMultipartUploadCommand({ Bucket, Key })));
+    const { UploadId } = await this.call(`write ${key}`, () =>
+      this.send<CreateMultipartUploadCommandOutput>((m) => new m.CreateMultipartUploadCommand({ Bucket, Key })),
+    );
     try {
       const partSize = Math.max(MIN_PART_BYTES, Math.ceil(size / MAX_PARTS), multipartPartSize());
       const parts: { ETag?: string; PartNumber: number }[] = [];
@@ -145,24 +159,38 @@ export class S3Store implements Store {
         const end = Math.min(size, start + partSize);
         const part = await this.call(`write ${key} (part ${n})`, () =>
           this.send<UploadPartCommandOutput>(
-            (m) => new m.UploadPartCommand({ Bucket, Key, UploadId, PartNumber: n, Body: createReadStream(localPath, { start, end: end - 1 }), ContentLength: end - start }),
+            (m) =>
+              new m.UploadPartCommand({
+                Bucket,
+                Key,
+                UploadId,
+                PartNumber: n,
+                Body: createReadStream(localPath, { start, end: end - 1 }),
+                ContentLength: end - start,
+              }),
           ),
         );
         parts.push({ ETag: part.ETag, PartNumber: n });
       }
       const done = await this.call(`write ${key}`, () =>
-        this.send<CompleteMultipartUploadCommandOutput>((m) => new m.CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } })),
+        this.send<CompleteMultipartUploadCommandOutput>(
+          (m) => new m.CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } }),
+        ),
       );
       return done.VersionId ? { versionId: done.VersionId } : {};
     } catch (err) {
-      await this.send<AbortMultipartUploadCommandOutput>((m) => new m.AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => {});
+      await this.send<AbortMultipartUploadCommandOutput>((m) => new m.AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(
+        () => {},
+      );
       throw err;
     }
   }
 
   async putBytes(key: string, bytes: Buffer): Promise<{ versionId?: string }> {
     const r = await this.call(`write ${key}`, () =>
-      this.send<PutObjectCommandOutput>((m) => new m.PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(key), Body: bytes, ContentLength: bytes.length })),
+      this.send<PutObjectCommandOutput>(
+        (m) => new m.PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(key), Body: bytes, ContentLength: bytes.length }),
+      ),
     );
     return r.VersionId ? { versionId: r.VersionId } : {};
   }
@@ -189,14 +217,27 @@ export class S3Store implements Store {
     const e = err as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
     const status = e.$metadata?.httpStatusCode;
     if (e.name === 'NoSuchBucket' || (status === 404 && what === 'open')) {
-      return new UserError(`store ${where}: bucket ${JSON.stringify(this.location.bucket)} does not exist`, 'create the bucket (or the Pachyderm repo and branch), or check --store');
+      return new UserError(
+        `store ${where}: bucket ${JSON.stringify(this.location.bucket)} does not exist`,
+        'create the bucket (or the Pachyderm repo and branch), or check --store',
+      );
     }
-    if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden'].includes(e.name ?? '') || status === 403 || status === 401) {
-      return new UserError(`store ${where}: access denied (${e.name ?? status})`, 'check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or PACH_TOKEN for pfs://)');
+    if (
+      ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden'].includes(e.name ?? '') ||
+      status === 403 ||
+      status === 401
+    ) {
+      return new UserError(
+        `store ${where}: access denied (${e.name ?? status})`,
+        'check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or PACH_TOKEN for pfs://)',
+      );
     }
     if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'].includes(e.code ?? '') || /ECONNREFUSED|ENOTFOUND|getaddrinfo/.test(e.message ?? '')) {
       if (what === 'open') {
-        return new UserError(`store ${where}: cannot reach ${this.location.endpoint ?? 'the S3 endpoint'} (${e.code ?? e.message})`, 'check --s3-endpoint (or AWS_ENDPOINT_URL / PACHD_S3_ENDPOINT) and that the server runs');
+        return new UserError(
+          `store ${where}: cannot reach ${this.location.endpoint ?? 'the S3 endpoint'} (${e.code ?? e.message})`,
+          'check --s3-endpoint (or AWS_ENDPOINT_URL / PACHD_S3_ENDPOINT) and that the server runs',
+        );
       }
     }
     if (err instanceof Error) {

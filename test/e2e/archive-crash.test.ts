@@ -16,7 +16,18 @@ describe('pgtape archive killed at random moments', () => {
 
   it('stores every committed transaction exactly once and never acknowledges past the store', async () => {
     const random = seededRandom(TEST_SEED);
-    const args = ['archive', '--source', source.db.url(), '--store', store.dir, '--create-publication', '--segment-seconds', '0.3', '--segment-bytes', '16kB'];
+    const args = [
+      'archive',
+      '--source',
+      source.db.url(),
+      '--store',
+      store.dir,
+      '--create-publication',
+      '--segment-seconds',
+      '0.3',
+      '--segment-bytes',
+      '16kB',
+    ];
     const setup = await pgtape([...args, '--until', 'now']);
     expect(setup.code, setup.stderr).toBe(0);
     const slotStart = (await confirmedFlush(source.admin))!;
@@ -39,7 +50,11 @@ describe('pgtape archive killed at random moments', () => {
                 `insert into accounts values ($1, $2, $3, null) on conflict (id) do update set balance = accounts.balance + excluded.balance`,
                 [id, `owner-${id}`, (r() * 100).toFixed(2)],
               );
-              await q.query(`insert into ledger (account, amount) select $1, $2 from generate_series(1, $3)`, [id, (r() * 10).toFixed(3), 1 + Math.floor(r() * 20)]);
+              await q.query(`insert into ledger (account, amount) select $1, $2 from generate_series(1, $3)`, [
+                id,
+                (r() * 10).toFixed(3),
+                1 + Math.floor(r() * 20),
+              ]);
               if (r() < 0.2) await q.query(`delete from accounts where id = $1`, [Math.floor(r() * 300)]);
             },
             r() < 0.1,
@@ -84,7 +99,9 @@ describe('pgtape archive killed at random moments', () => {
     expect(model.checksum('public', 'accounts', ['id', 'owner', 'balance', 'note'])).toBe(
       await sourceChecksum(source.admin, 'public', 'accounts', ['id', 'owner', 'balance', 'note']),
     );
-    expect(model.checksum('public', 'ledger', ['id', 'account', 'amount', 'at'])).toBe(await sourceChecksum(source.admin, 'public', 'ledger', ['id', 'account', 'amount', 'at']));
+    expect(model.checksum('public', 'ledger', ['id', 'account', 'amount', 'at'])).toBe(
+      await sourceChecksum(source.admin, 'public', 'ledger', ['id', 'account', 'amount', 'at']),
+    );
     const refs = await listSegments(new DirectoryStore(store.dir));
     refs.forEach((ref, i) => i > 0 && expect(ref.startLsn).toBe(refs[i - 1]!.endLsn));
   });

@@ -17,7 +17,8 @@ describe('pgtape archive refuses bad input clearly', () => {
   const { store } = source;
   const password = () => new URL(source.db.url()).password;
 
-  const archive = (source: string, dir = store.dir, ...extra: string[]) => pgtape(['archive', '--source', source, '--store', dir, '--until', 'now', ...extra]);
+  const archive = (source: string, dir = store.dir, ...extra: string[]) =>
+    pgtape(['archive', '--source', source, '--store', dir, '--until', 'now', ...extra]);
 
   it('an unreachable source', async () => {
     const r = await archive('postgres://someone:hunter2-secret@127.0.0.1:1/shop');
@@ -58,7 +59,16 @@ describe('pgtape archive refuses bad input clearly', () => {
     // Still refused, and still nothing changed on the source.
     await source.admin.query('update "no key ""here""" set v = v');
 
-    const forced = await archive(source.db.url(), store.dir, '--create-publication', '--publication', 'risky', '--force', '--slot', 'risky');
+    const forced = await archive(
+      source.db.url(),
+      store.dir,
+      '--create-publication',
+      '--publication',
+      'risky',
+      '--force',
+      '--slot',
+      'risky',
+    );
     expect(forced.code, forced.stderr).toBe(0);
     expect(forced.stderr).toMatch(/published tables without a usable replica identity/);
     await source.admin.query('drop publication risky');
@@ -90,7 +100,10 @@ describe('pgtape archive refuses bad input clearly', () => {
 
   it('options that make no sense', async () => {
     expectClearError(await archive(source.db.url(), store.dir, '--segment-bytes', 'lots'), /--segment-bytes: "lots" is not a size/);
-    expectClearError(await pgtape(['archive', '--source', source.db.url(), '--store', store.dir, '--until', 'tomorrow']), /--until: "tomorrow" is neither/);
+    expectClearError(
+      await pgtape(['archive', '--source', source.db.url(), '--store', store.dir, '--until', 'tomorrow']),
+      /--until: "tomorrow" is neither/,
+    );
     expectClearError(await archive(source.db.url(), 'ftp://example/tape'), /unsupported store URL scheme "ftp"/);
     expectClearError(await pgtape(['archive', '--store', store.dir]), /no source given/);
   });

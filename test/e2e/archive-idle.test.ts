@@ -20,7 +20,18 @@ describe('pgtape archive on an idle database of a busy cluster', () => {
     await busy.connect();
     await busy.query('create table churn (id serial, v text)');
 
-    const args = ['archive', '--source', source.db.url(), '--store', source.store.dir, '--create-publication', '--segment-seconds', '0.5', '--max-idle-wal', '1MB'];
+    const args = [
+      'archive',
+      '--source',
+      source.db.url(),
+      '--store',
+      source.store.dir,
+      '--create-publication',
+      '--segment-seconds',
+      '0.5',
+      '--max-idle-wal',
+      '1MB',
+    ];
     const archiver = startPgtape(args);
     try {
       await until(() => archiver.output.stderr.includes('"msg":"archiving"'));
@@ -50,7 +61,13 @@ describe('pgtape archive on an idle database of a busy cluster', () => {
       expect((await archiver.done).code).toBe(0);
       await busy.end();
     }
-    const beating = startPgtape([...args, '--heartbeat-sql', `insert into heartbeat values (1, now()) on conflict (id) do update set at = excluded.at`, '--heartbeat-seconds', '0.3']);
+    const beating = startPgtape([
+      ...args,
+      '--heartbeat-sql',
+      `insert into heartbeat values (1, now()) on conflict (id) do update set at = excluded.at`,
+      '--heartbeat-seconds',
+      '0.3',
+    ]);
     await until(async () => (await source.admin.query('select 1 from heartbeat')).rows.length === 1);
     await until(() => logLines(beating.output.stderr).some((l) => l.msg === 'stored segment' && Number(l.transactions) > 0));
     beating.kill('SIGTERM');

@@ -5,7 +5,6 @@ import { confirmedFlush, tempStore, transaction } from '../support/tape.js';
 import { DirectoryStore } from '../../src/store/directory.js';
 import { listSegments, openSegment } from '../../src/log/segments.js';
 
-
 interface Logged {
   xid: number;
   tables: Record<string, { inserts: number }>;
@@ -13,7 +12,11 @@ interface Logged {
 const readLog = async (dir: string): Promise<Logged[]> => {
   const r = await pgtape(['log', '--store', dir, '--json']);
   expect(r.code, r.stderr).toBe(0);
-  return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Logged);
+  return r.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Logged);
 };
 
 describe('pgtape archive lifecycle', () => {
@@ -25,7 +28,18 @@ describe('pgtape archive lifecycle', () => {
   it.each(['SIGTERM', 'SIGINT'] as const)('%s seals and stores the open segment, acknowledges it, and exits 0', async (signal) => {
     const store = tempStore();
     try {
-      const args = ['archive', '--source', source.db.url(), '--store', store.dir, '--create-publication', '--slot', `stop_${signal.toLowerCase()}`, '--segment-seconds', '3600'];
+      const args = [
+        'archive',
+        '--source',
+        source.db.url(),
+        '--store',
+        store.dir,
+        '--create-publication',
+        '--slot',
+        `stop_${signal.toLowerCase()}`,
+        '--segment-seconds',
+        '3600',
+      ];
       const setup = await pgtape([...args, '--until', 'now']);
       expect(setup.code, setup.stderr).toBe(0);
       const child = startPgtape(args);
@@ -33,11 +47,20 @@ describe('pgtape archive lifecycle', () => {
       const session = await source.db.client();
       const committed: number[] = [];
       for (let i = 0; i < 40; i++) {
-        committed.push((await transaction(session, async (q) => void (await q.query(`insert into small (v) values ($1)`, [`${signal}-${i}`]))))!);
+        committed.push(
+          (await transaction(session, async (q) => void (await q.query(`insert into small (v) values ($1)`, [`${signal}-${i}`]))))!,
+        );
       }
       // Let the walsender send it all, so that the open segment holds the workload when the signal comes.
       const { rows } = await source.admin.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
-      await until(async () => (await source.admin.query(`select 1 from pg_stat_replication where application_name = 'pgtape' and sent_lsn >= $1`, [rows[0]!.lsn])).rowCount === 1);
+      await until(
+        async () =>
+          (
+            await source.admin.query(`select 1 from pg_stat_replication where application_name = 'pgtape' and sent_lsn >= $1`, [
+              rows[0]!.lsn,
+            ])
+          ).rowCount === 1,
+      );
       await sleep(300);
       child.kill(signal);
       const r = await child.done;
@@ -59,7 +82,18 @@ describe('pgtape archive lifecycle', () => {
   it('archives a 2-million-row transaction whole, in bounded memory', async () => {
     const store = tempStore();
     try {
-      const args = ['archive', '--source', source.db.url(), '--store', store.dir, '--create-publication', '--slot', 'big', '--segment-bytes', '1MiB'];
+      const args = [
+        'archive',
+        '--source',
+        source.db.url(),
+        '--store',
+        store.dir,
+        '--create-publication',
+        '--slot',
+        'big',
+        '--segment-bytes',
+        '1MiB',
+      ];
       const setup = await pgtape([...args, '--until', 'now']);
       expect(setup.code, setup.stderr).toBe(0);
       await source.admin.query(`insert into big select g, md5(g::text), g * 1.5 from generate_series(1, 2000000) g`);

@@ -12,7 +12,22 @@ describe('pgtape archive --metrics-port', () => {
   const source = useSource(`create table orders (id int primary key, item text)`);
 
   it('serves /metrics, /healthz and /readyz with the figures of a running workload', async () => {
-    const archiver = startPgtape(['archive', '--source', source.db.url(), '--store', source.store.dir, '--create-publication', '--segment-seconds', '0.2', '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--max-retained-wal', '1kB']);
+    const archiver = startPgtape([
+      'archive',
+      '--source',
+      source.db.url(),
+      '--store',
+      source.store.dir,
+      '--create-publication',
+      '--segment-seconds',
+      '0.2',
+      '--metrics-port',
+      '0',
+      '--metrics-host',
+      '127.0.0.1',
+      '--max-retained-wal',
+      '1kB',
+    ]);
     try {
       await until(() => logLines(archiver.output.stderr).some((l) => l.msg === 'serving /metrics, /healthz and /readyz'));
       const port = logLines(archiver.output.stderr).find((l) => l.msg === 'serving /metrics, /healthz and /readyz')!.port as number;
@@ -23,7 +38,8 @@ describe('pgtape archive --metrics-port', () => {
       expect((await get('/healthz')).status).toBe(200);
       await until(async () => (await get('/readyz')).status === 200);
 
-      for (let i = 0; i < 50; i++) await source.admin.query(`insert into orders select g, 'nut' from generate_series($1::int * 10, $1::int * 10 + 9) g`, [i]);
+      for (let i = 0; i < 50; i++)
+        await source.admin.query(`insert into orders select g, 'nut' from generate_series($1::int * 10, $1::int * 10 + 9) g`, [i]);
       await until(async () => sample((await get('/metrics')).body, 'pgtape_transactions_stored_total') === 50, 20_000);
       const metrics = (await get('/metrics')).body;
       expect(sample(metrics, 'pgtape_rows_stored_total')).toBe(500);
@@ -39,7 +55,8 @@ describe('pgtape archive --metrics-port', () => {
       expect(sample((await get('/metrics')).body, 'pgtape_lag_seconds')).toBeLessThan(5);
       expect((await get('/nope')).status).toBe(404);
       // A slot always holds some WAL: with a 1 kB limit the warning comes, once.
-      const warnings = () => logLines(archiver.output.stderr).filter((l) => String(l.msg).startsWith('the slot retains more WAL than --max-retained-wal'));
+      const warnings = () =>
+        logLines(archiver.output.stderr).filter((l) => String(l.msg).startsWith('the slot retains more WAL than --max-retained-wal'));
       await until(() => warnings().length > 0);
       expect(warnings()).toHaveLength(1);
       expect(warnings()[0]!.retainedWalBytes).toBeGreaterThan(1000);

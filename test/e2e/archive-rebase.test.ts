@@ -9,7 +9,8 @@ describe('a lost slot, and pgtape archive --rebase', () => {
 
   it('stops with the error, goes on with --rebase, and replays on either side of the discontinuity but not across', async () => {
     const store = source.store.dir;
-    const archive = (...extra: string[]) => pgtape(['archive', '--source', source.db.url(), '--store', store, '--until', 'now', '--create-publication', ...extra]);
+    const archive = (...extra: string[]) =>
+      pgtape(['archive', '--source', source.db.url(), '--store', store, '--until', 'now', '--create-publication', ...extra]);
     const mark = async (name: string) => {
       const r = await pgtape(['mark', '--source', source.db.url(), name]);
       expect(r.code, r.stderr).toBe(0);

@@ -22,15 +22,29 @@ async function connectRetrying(url: string): Promise<pg.Client> {
 }
 
 describe('pgtape archive across Postgres restarts and dropped connections', () => {
-  const source = useSource(`
+  const source = useSource(
+    `
     create table accounts (id int primary key, owner text, balance numeric);
     create table ledger (id bigserial primary key, account int, amount numeric);
-  `, { settings: { synchronous_commit: 'on' } }); // a COMMIT that returned survives the immediate shutdown
+  `,
+    { settings: { synchronous_commit: 'on' } },
+  ); // a COMMIT that returned survives the immediate shutdown
 
   it('reconnects with backoff and loses or duplicates nothing (walsender killed, fast and immediate restarts)', async () => {
     const cluster = source.db.cluster;
     if (!cluster) return; // restarts need the embedded server
-    const args = ['archive', '--source', source.db.url(), '--store', source.store.dir, '--create-publication', '--segment-seconds', '0.3', '--segment-bytes', '16kB'];
+    const args = [
+      'archive',
+      '--source',
+      source.db.url(),
+      '--store',
+      source.store.dir,
+      '--create-publication',
+      '--segment-seconds',
+      '0.3',
+      '--segment-bytes',
+      '16kB',
+    ];
     const setup = await pgtape([...args, '--until', 'now']);
     expect(setup.code, setup.stderr).toBe(0);
     const archiver = startPgtape(args);
@@ -47,8 +61,15 @@ describe('pgtape archive across Postgres restarts and dropped connections', () =
           try {
             const xid = await transaction(c, async (q) => {
               const id = Math.floor(r() * 200);
-              await q.query(`insert into accounts values ($1, $2, $3) on conflict (id) do update set balance = accounts.balance + excluded.balance`, [id, `o${id}`, (r() * 100).toFixed(2)]);
-              await q.query(`insert into ledger (account, amount) select $1, $2 from generate_series(1, $3)`, [id, (r() * 10).toFixed(3), 1 + Math.floor(r() * 10)]);
+              await q.query(
+                `insert into accounts values ($1, $2, $3) on conflict (id) do update set balance = accounts.balance + excluded.balance`,
+                [id, `o${id}`, (r() * 100).toFixed(2)],
+              );
+              await q.query(`insert into ledger (account, amount) select $1, $2 from generate_series(1, $3)`, [
+                id,
+                (r() * 10).toFixed(3),
+                1 + Math.floor(r() * 10),
+              ]);
             });
             committed.push(xid!);
           } catch {
@@ -64,7 +85,9 @@ describe('pgtape archive across Postgres restarts and dropped connections', () =
     try {
       await sleep(1500);
       const admin = await connectRetrying(source.db.url());
-      const { rows } = await admin.query<{ n: number }>(`select count(pg_terminate_backend(active_pid))::int as n from pg_replication_slots where slot_name = 'pgtape' and active_pid is not null`);
+      const { rows } = await admin.query<{ n: number }>(
+        `select count(pg_terminate_backend(active_pid))::int as n from pg_replication_slots where slot_name = 'pgtape' and active_pid is not null`,
+      );
       expect(rows[0]!.n).toBe(1);
       await admin.end();
       await sleep(2500);
@@ -94,10 +117,16 @@ describe('pgtape archive across Postgres restarts and dropped connections', () =
     const stored = model.transactions.map((t) => t.xid);
     expect(new Set(stored).size, 'a transaction stored twice').toBe(stored.length);
     const storedSet = new Set(stored);
-    expect(committed.filter((x) => !storedSet.has(x)), 'committed but not stored').toEqual([]);
+    expect(
+      committed.filter((x) => !storedSet.has(x)),
+      'committed but not stored',
+    ).toEqual([]);
     const check = await connectRetrying(source.db.url());
     try {
-      for (const [table, columns] of [['accounts', ['id', 'owner', 'balance']], ['ledger', ['id', 'account', 'amount']]] as const) {
+      for (const [table, columns] of [
+        ['accounts', ['id', 'owner', 'balance']],
+        ['ledger', ['id', 'account', 'amount']],
+      ] as const) {
         expect(model.checksum('public', table, [...columns]), table).toBe(await sourceChecksum(check, 'public', table, [...columns]));
       }
     } finally {

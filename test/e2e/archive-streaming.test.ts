@@ -7,7 +7,9 @@ import { userTables } from '../support/oracle.js';
 
 /** Streaming statistics of the slot: how many transactions Postgres sent while in progress. */
 async function streamedTransactions(admin: pg.Client): Promise<number> {
-  const { rows } = await admin.query<{ n: string | null }>(`select stream_txns::text as n from pg_stat_replication_slots where slot_name = 'pgtape'`);
+  const { rows } = await admin.query<{ n: string | null }>(
+    `select stream_txns::text as n from pg_stat_replication_slots where slot_name = 'pgtape'`,
+  );
   return Number(rows[0]?.n ?? 0);
 }
 
@@ -28,13 +30,25 @@ describe('large transactions streamed while in progress', () => {
     create table bag (a int, b text);
     alter table bag replica identity full;
   `);
-  const archive = (...extra: string[]) => ['archive', '--source', source.db.url(), '--store', source.store.dir, '--create-publication', '--segment-seconds', '0.3', ...extra];
+  const archive = (...extra: string[]) => [
+    'archive',
+    '--source',
+    source.db.url(),
+    '--store',
+    source.store.dir,
+    '--create-publication',
+    '--segment-seconds',
+    '0.3',
+    ...extra,
+  ];
   const pad = `repeat('x', 200)`;
 
   async function checkArchive(xids: { committed: number[]; aborted: number[] }): Promise<void> {
     const model = await ArchiveModel.load(source.store.dir);
     for (const t of await userTables(source.admin)) {
-      expect(model.checksum(t.schema, t.name, t.columns), `${t.schema}.${t.name}`).toBe(await sourceChecksum(source.admin, t.schema, t.name, t.columns));
+      expect(model.checksum(t.schema, t.name, t.columns), `${t.schema}.${t.name}`).toBe(
+        await sourceChecksum(source.admin, t.schema, t.name, t.columns),
+      );
     }
     const stored = model.transactions.map((t) => t.xid);
     expect(new Set(stored).size, 'each transaction once').toBe(stored.length);

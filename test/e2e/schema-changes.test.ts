@@ -1,4 +1,3 @@
-
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { logLines, pgtape } from '../support/cli.js';
@@ -25,7 +24,19 @@ describe('schema changes while archiving', () => {
 
   it('records columns renamed, retyped, added and dropped, tables created and dropped', async () => {
     const archive = (store: string, slot: string, ...extra: string[]) =>
-      pgtape(['archive', '--source', source.db.url(), '--store', store, '--slot', slot, '--create-publication', '--until', 'now', ...extra]);
+      pgtape([
+        'archive',
+        '--source',
+        source.db.url(),
+        '--store',
+        store,
+        '--slot',
+        slot,
+        '--create-publication',
+        '--until',
+        'now',
+        ...extra,
+      ]);
     expect((await archive(source.store.dir, 'pgtape', '--capture-ddl')).code).toBe(0);
     const step = async (name: string, sql: string) => {
       await source.admin.query(sql);
@@ -34,11 +45,17 @@ describe('schema changes while archiving', () => {
     };
     await step('renamed', `alter table a rename column y to z; update a set x = -1 where id = 1`);
     await step('retyped', `alter table a alter column x type bigint; update a set x = 9000000000 where id = 2`);
-    await step('created', `create table b (id int primary key, v text default 'dflt', n int not null); create index b_v on b (v); insert into b (id, n) values (1, 1), (2, 2)`);
+    await step(
+      'created',
+      `create table b (id int primary key, v text default 'dflt', n int not null); create index b_v on b (v); insert into b (id, n) values (1, 1), (2, 2)`,
+    );
     await step('added', `alter table a add column w int; alter table a drop column x; update a set w = 5 where id = 3`);
     await step('table-renamed', `alter table b rename to b2; insert into b2 (id, n) values (3, 3)`);
     // DDL inside a savepoint keeps its place in the transaction, before the change that follows it.
-    await step('in-savepoint', `begin; savepoint s; alter table a rename column z to zz; release savepoint s; update a set zz = 'renamed in a savepoint' where id = 4; commit`);
+    await step(
+      'in-savepoint',
+      `begin; savepoint s; alter table a rename column z to zz; release savepoint s; update a set zz = 'renamed in a savepoint' where id = 4; commit`,
+    );
     await step('dropped', `drop table b2; insert into a (id, zz) values (100, 'after the drop')`);
     const r = await archive(source.store.dir, 'pgtape', '--capture-ddl');
     expect(r.code, r.stderr).toBe(0);
@@ -52,7 +69,9 @@ describe('schema changes while archiving', () => {
       const shape = await c.query<{ column_name: string; column_default: string | null }>(
         `select column_name, column_default from information_schema.columns where table_schema = 'public' and table_name in ('b', 'b2') order by ordinal_position`,
       );
-      const indexes = await c.query<{ indexname: string }>(`select indexname from pg_indexes where schemaname = 'public' and tablename in ('b', 'b2') order by 1`);
+      const indexes = await c.query<{ indexname: string }>(
+        `select indexname from pg_indexes where schemaname = 'public' and tablename in ('b', 'b2') order by 1`,
+      );
       return { sums: await checksums(c), shape: shape.rows, indexes: indexes.rows.map((i) => i.indexname) };
     });
     expect(r.code, r.stderr).toBe(0);
@@ -69,7 +88,6 @@ describe('schema changes while archiving', () => {
     ]);
     expect(created.indexes).toEqual(['b_pkey', 'b_v']);
   });
-
 });
 
 // The event triggers belong to a database: this one never had them.
@@ -80,13 +98,21 @@ describe('schema changes without --capture-ddl', () => {
   `);
 
   it('follow the Relation messages, and replay says what it could not know', async () => {
-    const archive = () => pgtape(['archive', '--source', source.db.url(), '--store', source.store.dir, '--create-publication', '--until', 'now']);
+    const archive = () =>
+      pgtape(['archive', '--source', source.db.url(), '--store', source.store.dir, '--create-publication', '--until', 'now']);
     expect((await archive()).code).toBe(0);
-    await source.admin.query(`alter table a alter column x type bigint; alter table a add column w int; update a set x = 9000000000, w = 1 where id = 1`);
+    await source.admin.query(
+      `alter table a alter column x type bigint; alter table a add column w int; update a set x = 9000000000, w = 1 where id = 1`,
+    );
     await source.admin.query(`alter table a rename column y to z; update a set x = -1 where id = 2`);
     expect((await archive()).code).toBe(0);
     // Retyped and added columns come through: the columns are the source's (a renamed one last)...
-    const columns = async (client: pg.Client) => (await client.query<{ c: string; t: string }>(`select column_name as c, data_type as t from information_schema.columns where table_name = 'a' order by 1`)).rows;
+    const columns = async (client: pg.Client) =>
+      (
+        await client.query<{ c: string; t: string }>(
+          `select column_name as c, data_type as t from information_schema.columns where table_name = 'a' order by 1`,
+        )
+      ).rows;
     const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir], async (c) => ({
       columns: await columns(c),
       z: (await c.query<{ z: string | null }>('select z from a order by id')).rows.map((x) => x.z),

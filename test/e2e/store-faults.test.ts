@@ -46,11 +46,22 @@ describe('archiving through a Pachyderm-like gateway that misbehaves', () => {
         sessions.map(async (s, k) => {
           const r = seededRandom(seed + k);
           while (running) {
-            const xid = await transaction(s, async (q) => {
-              const id = Math.floor(r() * 200);
-              await q.query(`insert into accounts values ($1, $2, $3) on conflict (id) do update set balance = accounts.balance + 1`, [id, `o${id}`, r().toFixed(2)]);
-              await q.query(`insert into ledger (account, amount) select $1, g from generate_series(1, $2) g`, [id, 1 + Math.floor(r() * 10)]);
-            }, r() < 0.1);
+            const xid = await transaction(
+              s,
+              async (q) => {
+                const id = Math.floor(r() * 200);
+                await q.query(`insert into accounts values ($1, $2, $3) on conflict (id) do update set balance = accounts.balance + 1`, [
+                  id,
+                  `o${id}`,
+                  r().toFixed(2),
+                ]);
+                await q.query(`insert into ledger (account, amount) select $1, g from generate_series(1, $2) g`, [
+                  id,
+                  1 + Math.floor(r() * 10),
+                ]);
+              },
+              r() < 0.1,
+            );
             if (xid !== undefined) committed.push(xid);
           }
         }),
@@ -70,13 +81,30 @@ describe('archiving through a Pachyderm-like gateway that misbehaves', () => {
     const r = await pgtape(['log', '--store', store, '--json']);
     expect(r.code, r.stderr).toBe(0);
     // Mark transactions (written by the test itself) are not part of the workload.
-    const logged = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { xid: number; marks: string[] });
+    const logged = r.stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { xid: number; marks: string[] });
     return logged.filter((t) => t.marks.length === 0).map((t) => t.xid);
   }
 
   it('loses, duplicates and corrupts nothing under 500s, resets and stalls, killed and restarted', async () => {
     const store = 'pfs://tape@main/faults';
-    const args = ['archive', '--source', source.db.url(), '--store', store, '--create-publication', '--slot', 'faults', '--segment-seconds', '0.3', '--segment-bytes', '16kB'];
+    const args = [
+      'archive',
+      '--source',
+      source.db.url(),
+      '--store',
+      store,
+      '--create-publication',
+      '--slot',
+      'faults',
+      '--segment-seconds',
+      '0.3',
+      '--segment-bytes',
+      '16kB',
+    ];
     proxy.faults.rate = 0.15;
     const setup = await untilSuccess([...args, '--until', 'now']);
     expect(setup.code, setup.stderr).toBe(0);
@@ -113,7 +141,12 @@ describe('archiving through a Pachyderm-like gateway that misbehaves', () => {
     await source.admin.query(`create database ${db}`);
     const url = new URL(source.db.url());
     url.pathname = `/${db}`;
-    await replayIntoDatabase(url.toString(), { store: direct('faults'), target: parseTarget('latest'), exclusive: false, log: createLogger({ level: 'warn', pretty: false }) });
+    await replayIntoDatabase(url.toString(), {
+      store: direct('faults'),
+      target: parseTarget('latest'),
+      exclusive: false,
+      log: createLogger({ level: 'warn', pretty: false }),
+    });
     const replayed = new pg.Client({ connectionString: url.toString() });
     await replayed.connect();
     expect(await checksums(replayed)).toEqual(await checksums(source.admin));
@@ -123,7 +156,18 @@ describe('archiving through a Pachyderm-like gateway that misbehaves', () => {
   it('waits while the store refuses writes for 30 s, acknowledging nothing, then catches up', async () => {
     proxy.faults.rate = 0;
     const store = 'pfs://tape@main/refusing';
-    const args = ['archive', '--source', source.db.url(), '--store', store, '--create-publication', '--slot', 'refusing', '--segment-seconds', '0.5'];
+    const args = [
+      'archive',
+      '--source',
+      source.db.url(),
+      '--store',
+      store,
+      '--create-publication',
+      '--slot',
+      'refusing',
+      '--segment-seconds',
+      '0.5',
+    ];
     const child = startPgtape(args, gatewayEnv());
     await until(() => child.output.stderr.includes('"msg":"archiving"'));
     const load = workload(TEST_SEED + 100);
@@ -154,7 +198,15 @@ describe('archiving through a Pachyderm-like gateway that misbehaves', () => {
     const stored = await loggedXids('s3://main.tape/refusing');
     if (new Set(stored).size !== new Set(load.committed).size) {
       const segments = await listSegments(direct('refusing'));
-      console.error('diagnostics', { segments: segments.length, lastEnd: segments.at(-1)?.endLsn, confirmed: await confirmedFlush(source.admin, 'refusing'), stored: stored.length, committed: load.committed.length, mark: rows[0]!.lsn, stderr: r.stderr.slice(-3000) });
+      console.error('diagnostics', {
+        segments: segments.length,
+        lastEnd: segments.at(-1)?.endLsn,
+        confirmed: await confirmedFlush(source.admin, 'refusing'),
+        stored: stored.length,
+        committed: load.committed.length,
+        mark: rows[0]!.lsn,
+        stderr: r.stderr.slice(-3000),
+      });
     }
     expect(new Set(stored).size).toBe(stored.length);
     expect(new Set(stored)).toEqual(new Set(load.committed));

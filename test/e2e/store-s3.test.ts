@@ -61,8 +61,14 @@ describe('S3 and Pachyderm stores', () => {
 
   it('maps pfs://[project/]repo@branch/prefix to the gateway bucket <branch>.<repo>[.<project>], the token as both keys', async () => {
     const env = { PACH_TOKEN: 'S3RVER', PACHD_S3_ENDPOINT: s3.endpoint, AWS_ACCESS_KEY_ID: 'wrong', AWS_SECRET_ACCESS_KEY: 'wrong' };
-    for (const [url, slot] of [['pfs://shop@main/changelog', 'pfs_two'], ['pfs://nuts/shop@main', 'pfs_three']] as const) {
-      const r = await pgtape(['archive', '--source', source.db.url(), '--store', url, '--create-publication', '--slot', slot, '--until', 'now'], env);
+    for (const [url, slot] of [
+      ['pfs://shop@main/changelog', 'pfs_two'],
+      ['pfs://nuts/shop@main', 'pfs_three'],
+    ] as const) {
+      const r = await pgtape(
+        ['archive', '--source', source.db.url(), '--store', url, '--create-publication', '--slot', slot, '--until', 'now'],
+        env,
+      );
       expect(r.code, r.stderr).toBe(0);
       const log = await pgtape(['log', '--store', url], env);
       expect(log.code, log.stderr).toBe(0);
@@ -74,7 +80,11 @@ describe('S3 and Pachyderm stores', () => {
   it('replays --to commit:<id> from the gateway bucket <commit>.<branch>.<repo>', async () => {
     const env = { PACH_TOKEN: 'S3RVER', PACHD_S3_ENDPOINT: s3.endpoint };
     const store = 'pfs://shop@main/commits';
-    const archive = () => pgtape(['archive', '--source', source.db.url(), '--store', store, '--create-publication', '--slot', 'commits', '--until', 'now'], env);
+    const archive = () =>
+      pgtape(
+        ['archive', '--source', source.db.url(), '--store', store, '--create-publication', '--slot', 'commits', '--until', 'now'],
+        env,
+      );
     expect((await archive()).code).toBe(0);
     await source.admin.query(`insert into t select g, 'at commit ' || g from generate_series(100, 120) g`);
     expect((await archive()).code).toBe(0);
@@ -103,21 +113,35 @@ describe('S3 and Pachyderm stores', () => {
     };
     expect((await replayed('commit:c0ffee01')).sums).toEqual(atCommit);
     expect((await replayed('latest')).sums).toEqual(latest);
-    const s3Url = await pgtape(['replay', '--store', 's3://main.shop/commits', '--to', 'commit:c0ffee01', '--csv', join(source.store.dir, '..', 'x')]);
+    const s3Url = await pgtape([
+      'replay',
+      '--store',
+      's3://main.shop/commits',
+      '--to',
+      'commit:c0ffee01',
+      '--csv',
+      join(source.store.dir, '..', 'x'),
+    ]);
     expect(s3Url.code).toBe(2);
     expect(s3Url.stderr).toMatch(/needs a pfs:\/\/ store or a mounted PFS directory/);
   });
 
   it('says clearly what is wrong with a store, never showing secrets', async () => {
     const archive = (store: string, env: NodeJS.ProcessEnv = {}, ...extra: string[]) =>
-      pgtape(['archive', '--source', source.db.url(), '--store', store, '--create-publication', '--until', 'now', '--slot', 'bad', ...extra], env);
+      pgtape(
+        ['archive', '--source', source.db.url(), '--store', store, '--create-publication', '--until', 'now', '--slot', 'bad', ...extra],
+        env,
+      );
     expectClearError(await archive('s3://no-such-bucket/x'), /store s3:\/\/no-such-bucket\/x: bucket "no-such-bucket" does not exist/);
     expectClearError(
       await archive('s3://tape/x', { AWS_ACCESS_KEY_ID: 'nobody', AWS_SECRET_ACCESS_KEY: 'not-the-secret-123' }),
       /store s3:\/\/tape\/x: access denied/,
       'not-the-secret-123',
     );
-    expectClearError(await archive('s3://tape/x', {}, '--s3-endpoint', 'http://127.0.0.1:1'), /store s3:\/\/tape\/x: cannot reach http:\/\/127\.0\.0\.1:1/);
+    expectClearError(
+      await archive('s3://tape/x', {}, '--s3-endpoint', 'http://127.0.0.1:1'),
+      /store s3:\/\/tape\/x: cannot reach http:\/\/127\.0\.0\.1:1/,
+    );
     expectClearError(await archive('gs://tape/x'), /unsupported store URL scheme "gs"/);
     expectClearError(await archive('pfs://shop'), /is not a pfs:\/\/ URL/);
     expectClearError(await archive('pfs://my.repo@main'), /the repo name "my\.repo" is not a valid Pachyderm name/);

@@ -38,7 +38,11 @@ export async function startGatewayProxy(target: string, seed: number): Promise<G
     const host = req.headers.host ?? '';
     if (!/^(127\.0\.0\.1|localhost):\d+$/.test(host)) return refuse(res, 400, `virtual-host addressing: ${host}`);
     if (!req.headers.authorization) return refuse(res, 403, `unsigned request ${req.method} ${url.pathname}`);
-    if (/aws-chunked/.test(String(req.headers['content-encoding'] ?? '')) || String(req.headers['x-amz-content-sha256'] ?? '').startsWith('STREAMING-') || req.headers['x-amz-trailer']) {
+    if (
+      /aws-chunked/.test(String(req.headers['content-encoding'] ?? '')) ||
+      String(req.headers['x-amz-content-sha256'] ?? '').startsWith('STREAMING-') ||
+      req.headers['x-amz-trailer']
+    ) {
       return refuse(res, 400, `aws-chunked or trailer upload ${url.pathname}`);
     }
     if (url.searchParams.get('list-type') === '2') return refuse(res, 400, 'ListObjects V2 (pages beyond the first are lost on Pachyderm)');

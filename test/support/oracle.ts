@@ -22,6 +22,7 @@ export async function userTables(client: pg.Client): Promise<TableShape[]> {
 /** Checksums of every user table (docs/ARCHITECTURE.md, How correctness and speed are shown): the oracle both sides are compared with. */
 export async function checksums(client: pg.Client, tables?: TableShape[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const t of tables ?? (await userTables(client))) out[`${t.schema}.${t.name}(${t.columns.join(',')})`] = await sourceChecksum(client, t.schema, t.name, t.columns);
+  for (const t of tables ?? (await userTables(client)))
+    out[`${t.schema}.${t.name}(${t.columns.join(',')})`] = await sourceChecksum(client, t.schema, t.name, t.columns);
   return out;
 }

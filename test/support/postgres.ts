@@ -59,7 +59,9 @@ export async function startPostgres(options: LocalClusterOptions = {}): Promise<
         await endClients();
         const a = new pg.Client({ connectionString: external });
         await a.connect();
-        await a.query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1`, [database]).catch(() => {});
+        await a
+          .query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1`, [database])
+          .catch(() => {});
         await a.query(`drop database if exists ${database} with (force)`);
         await a.end();
       },
@@ -70,7 +72,13 @@ export async function startPostgres(options: LocalClusterOptions = {}): Promise<
 
   // A password of its own, so tests can tell it never reaches a log line.
   const password = `pw-${randomBytes(6).toString('hex')}`;
-  const cluster = await LocalCluster.create({ major: TEST_PG_MAJOR, unsafeFast: true, password, ...options, settings: { ...STREAM_EARLY, ...options.settings } });
+  const cluster = await LocalCluster.create({
+    major: TEST_PG_MAJOR,
+    unsafeFast: true,
+    password,
+    ...options,
+    settings: { ...STREAM_EARLY, ...options.settings },
+  });
   const url = (user?: string, password?: string) => cluster.url('postgres', user, password);
   return {
     kind: 'embedded',

@@ -8,7 +8,12 @@ let fresh = 0;
  * `pgtape replay --into` a fresh database of the source's cluster; `inspect` reads it (when the
  * replay succeeded) before it is dropped.
  */
-export async function replayIntoFresh<T>(source: SourceFixture, args: string[], inspect: (client: pg.Client) => Promise<T>, env: NodeJS.ProcessEnv = {}): Promise<{ r: CliResult; seen?: T }> {
+export async function replayIntoFresh<T>(
+  source: SourceFixture,
+  args: string[],
+  inspect: (client: pg.Client) => Promise<T>,
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ r: CliResult; seen?: T }> {
   const db = `replayed_${process.pid}_${fresh++}`;
   await source.admin.query(`create database ${db}`);
   const url = new URL(source.db.url());

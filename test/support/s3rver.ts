@@ -25,7 +25,12 @@ export async function startS3(): Promise<TestS3> {
     env,
     async createBucket(name: string) {
       const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
-      const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+      const client = new S3Client({
+        endpoint,
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      });
       await client.send(new CreateBucketCommand({ Bucket: name }));
       client.destroy();
     },

@@ -13,7 +13,10 @@ export function tempStore(): { dir: string; cleanup: () => void } {
 }
 
 export async function confirmedFlush(client: pg.Client, slot = 'pgtape'): Promise<bigint | undefined> {
-  const { rows } = await client.query<{ lsn: string | null }>('select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1', [slot]);
+  const { rows } = await client.query<{ lsn: string | null }>(
+    'select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1',
+    [slot],
+  );
   return rows[0]?.lsn ? parseLsn(rows[0].lsn) : undefined;
 }
 

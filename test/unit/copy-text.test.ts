@@ -76,7 +76,13 @@ describe('COPY text escaping (as COPY TO writes it)', () => {
 
   it('looks only at the range it is given', () => {
     const b = Buffer.from('a\tbc\\d');
-    expect([needsEscape(b, 0, 1), needsEscape(b, 0, 2), needsEscape(b, 2, 4), needsEscape(b, 2, 5), needsEscape(b, 3, 3)]).toEqual([false, true, false, true, false]);
+    expect([needsEscape(b, 0, 1), needsEscape(b, 0, 2), needsEscape(b, 2, 4), needsEscape(b, 2, 5), needsEscape(b, 3, 3)]).toEqual([
+      false,
+      true,
+      false,
+      true,
+      false,
+    ]);
     const text = new CopyText(2);
     text.escaped(b, 1, 5);
     expect(text.take().toString('latin1')).toBe('\\tbc\\\\');

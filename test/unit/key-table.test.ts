@@ -11,7 +11,9 @@ const KEYS = [
   ...Array.from({ length: 20_000 }, (_, i) => String(i)),
   ...Array.from({ length: 1000 }, (_, i) => String(i).padStart(4, '0')),
   ...Array.from({ length: 5000 }, (_, i) => `key-${i * 7919}`),
-  'ü', 'ü\\tx', '',
+  'ü',
+  'ü\\tx',
+  '',
 ];
 
 /** The keys in one buffer, as keys lie in a segment chunk, added in order. */
@@ -73,7 +75,10 @@ describe('key table', () => {
 });
 
 const text = (name: string, key: boolean) => ({ name, key, typeOid: 25, typmod: -1, typeName: 'text' });
-const tuple = (...values: string[]): Tuple => ({ kinds: Buffer.from('t'.repeat(values.length)), values: values.map((v) => Buffer.from(v)) });
+const tuple = (...values: string[]): Tuple => ({
+  kinds: Buffer.from('t'.repeat(values.length)),
+  values: values.map((v) => Buffer.from(v)),
+});
 
 /** Folds encoded entries into `effect` as the planner does. */
 function fold(effect: TableEffect, entries: SegmentEntry[]): void {
@@ -88,7 +93,13 @@ function fold(effect: TableEffect, entries: SegmentEntry[]): void {
 
 describe('net effect of a large batch', () => {
   it('folds more rows than its initial room, each key to its last row, when sized by the segment header', () => {
-    const relation: RelationDef = { oid: 1, schema: 'public', name: 't', replicaIdentity: 'd', columns: [text('id', true), text('v', false)] };
+    const relation: RelationDef = {
+      oid: 1,
+      schema: 'public',
+      name: 't',
+      replicaIdentity: 'd',
+      columns: [text('id', true), text('v', false)],
+    };
     const entries: SegmentEntry[] = [
       ...KEYS.map((k): SegmentEntry => ({ kind: 'insert', relation: 1, new: tuple(k, 'first') })),
       ...KEYS.flatMap((k, i): SegmentEntry[] => (i % 2 === 0 ? [{ kind: 'update', relation: 1, new: tuple(k, `v${i}`) }] : [])),
@@ -99,7 +110,11 @@ describe('net effect of a large batch', () => {
     const view = new TupleView();
     const rows = Array.from({ length: effect.size }, (_, e) => {
       const r = effect.rowOf(e, view);
-      return [effect.state[e], r.buf.toString('utf8', r.valueStart[0]!, r.valueEnd[0]!), r.buf.toString('utf8', r.valueStart[1]!, r.valueEnd[1]!)];
+      return [
+        effect.state[e],
+        r.buf.toString('utf8', r.valueStart[0]!, r.valueEnd[0]!),
+        r.buf.toString('utf8', r.valueStart[1]!, r.valueEnd[1]!),
+      ];
     });
     expect(rows).toEqual(KEYS.map((k, i) => [HAS_ROW, k, i % 2 === 0 ? `v${i}` : 'first']));
   });
@@ -109,16 +124,29 @@ describe('net effect of a large batch', () => {
   // updates outgrows the room reserved for it. Here the new line of the 1024th update was lost,
   // and the delete of that line made a second entry: the applier's DELETE runs before its INSERT.
   it("keeps each row line of a FULL table in one entry when its updates outgrow the header's count", () => {
-    const relation: RelationDef = { oid: 2, schema: 'public', name: 'f', replicaIdentity: 'f', columns: [text('a', true), text('b', true)] };
+    const relation: RelationDef = {
+      oid: 2,
+      schema: 'public',
+      name: 'f',
+      replicaIdentity: 'f',
+      columns: [text('a', true), text('b', true)],
+    };
     const n = 1500;
     const entries: SegmentEntry[] = [
       { kind: 'insert', relation: 2, new: tuple('x', 'x') },
-      ...Array.from({ length: n }, (_, i): SegmentEntry => ({ kind: 'update', relation: 2, old: tuple('old', String(i)), new: tuple('new', String(i)) })),
+      ...Array.from({ length: n }, (_, i): SegmentEntry => ({
+        kind: 'update',
+        relation: 2,
+        old: tuple('old', String(i)),
+        new: tuple('new', String(i)),
+      })),
       { kind: 'delete', relation: 2, old: tuple('new', '1023') },
     ];
     const effect = new TableEffect(relation, new RetainedBuffers(), entries.length);
     fold(effect, entries);
-    const lines = Array.from({ length: effect.size }, (_, e) => effect.keys.keyBuffer(e).toString('utf8', effect.keys.keyStart(e), effect.keys.keyEnd(e)));
+    const lines = Array.from({ length: effect.size }, (_, e) =>
+      effect.keys.keyBuffer(e).toString('utf8', effect.keys.keyStart(e), effect.keys.keyEnd(e)),
+    );
     expect(new Set(lines).size).toBe(lines.length);
     expect(effect.delta[lines.indexOf('new\t1023')]).toBe(0);
   });

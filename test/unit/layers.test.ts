@@ -50,7 +50,8 @@ function violations(files: Map<string, string[]>): string[] {
   for (const [file, imports] of files) {
     if (file.startsWith('replay/')) {
       for (const target of imports) {
-        if (!target.startsWith('src/') && !target.startsWith('replay/')) bad.push(`${file} -> ${target} (replay/ imports only src/ and itself)`);
+        if (!target.startsWith('src/') && !target.startsWith('replay/'))
+          bad.push(`${file} -> ${target} (replay/ imports only src/ and itself)`);
       }
       continue;
     }

@@ -1,7 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import type { Tuple } from '../../src/pgoutput/messages.js';
 import { EntryScanner, TupleView } from '../../src/segment/entry-scanner.js';
-import { DELETE, encodeEntry, INSERT, RELATION, TRUNCATE, UPDATE, type RelationDef, type SegmentEntry, type TableCount } from '../../src/segment/format.js';
+import {
+  DELETE,
+  encodeEntry,
+  INSERT,
+  RELATION,
+  TRUNCATE,
+  UPDATE,
+  type RelationDef,
+  type SegmentEntry,
+  type TableCount,
+} from '../../src/segment/format.js';
 import { UNCHANGED } from '../../src/pgoutput/tuple.js';
 import { EXISTED, HAS_ROW, type TableEffect } from '../../replay/net-effect.js';
 import { Planner, type EffectSink } from '../../replay/planner.js';
@@ -16,12 +26,28 @@ const U = UNCHANGED;
 type Cell = string | null | typeof U;
 type Row = Cell[];
 const col = (name: string, key: boolean) => ({ name, key, typeOid: 25, typmod: -1, typeName: 'text' });
-const T: RelationDef = { oid: 100, schema: 'public', name: 't', replicaIdentity: 'd', columns: [col('id', true), col('a', false), col('b', false)] };
+const T: RelationDef = {
+  oid: 100,
+  schema: 'public',
+  name: 't',
+  replicaIdentity: 'd',
+  columns: [col('id', true), col('a', false), col('b', false)],
+};
 const T2: RelationDef = { ...T, columns: [...T.columns, col('c', false)] };
 /** REPLICA IDENTITY FULL: every column flagged as key; a multiset of whole rows. */
 const F: RelationDef = { oid: 200, schema: 'public', name: 'f', replicaIdentity: 'f', columns: [col('a', true), col('b', true)] };
 /** The rows both tables hold before the changes. */
-const BASE = { keyed: [['1', 'a1', 'b1'], ['2', 'a2', 'b2']] as Row[], multiset: [['1', 'x'], ['1', 'x'], ['2', 'y']] as Row[] };
+const BASE = {
+  keyed: [
+    ['1', 'a1', 'b1'],
+    ['2', 'a2', 'b2'],
+  ] as Row[],
+  multiset: [
+    ['1', 'x'],
+    ['1', 'x'],
+    ['2', 'y'],
+  ] as Row[],
+};
 
 type Step =
   | { op: 'insert'; rel: RelationDef; row: Row }
@@ -62,8 +88,10 @@ function segment(steps: Step[]): Buffer {
       defined.set(rel.oid, rel);
     }
     if (s.op === 'insert') entries.push({ kind: 'insert', relation: s.rel.oid, new: tuple(s.row) });
-    else if (s.op === 'update') entries.push({ kind: 'update', relation: s.rel.oid, key: s.key && tuple(s.key), old: s.old && tuple(s.old), new: tuple(s.row) });
-    else if (s.op === 'delete') entries.push({ kind: 'delete', relation: s.rel.oid, key: s.key && tuple(s.key), old: s.old && tuple(s.old) });
+    else if (s.op === 'update')
+      entries.push({ kind: 'update', relation: s.rel.oid, key: s.key && tuple(s.key), old: s.old && tuple(s.old), new: tuple(s.row) });
+    else if (s.op === 'delete')
+      entries.push({ kind: 'delete', relation: s.rel.oid, key: s.key && tuple(s.key), old: s.old && tuple(s.old) });
     else entries.push({ kind: 'truncate', relations: s.rels.map((r) => r.oid), flags: 0 });
   }
   entries.push({ kind: 'commit', commitLsn: 0x100n, endLsn: 0x180n, commitTime: 0n, flags: 0 });
@@ -84,7 +112,8 @@ class FakeSink implements EffectSink {
     for (const e of effects) batch[e.relation.name] = this.decode(e);
     this.events.push({ apply: batch });
     // As the applier's statements run: every delete of a table, then its updates, then its inserts.
-    for (const [name, ops] of Object.entries(batch)) for (const op of ['delete', 'update', 'insert']) ops.filter((o) => o.op === op).forEach((o) => this.applyOp(name, o));
+    for (const [name, ops] of Object.entries(batch))
+      for (const op of ['delete', 'update', 'insert']) ops.filter((o) => o.op === op).forEach((o) => this.applyOp(name, o));
   }
   async truncate(relations: RelationDef[]): Promise<void> {
     this.events.push({ truncate: relations.map((r) => r.name) });
@@ -113,7 +142,9 @@ class FakeSink implements EffectSink {
       } else if (e.state[i]! & HAS_ROW) {
         const v = e.rowOf(i, view);
         let n = 0;
-        const row = Array.from({ length: v.columns }, (_, c) => (v.kind(c) === 0x6e ? null : v.kind(c) === 0x75 ? U : v.buf.toString('utf8', v.valueStart[n]!, v.valueEnd[n++]!)));
+        const row = Array.from({ length: v.columns }, (_, c) =>
+          v.kind(c) === 0x6e ? null : v.kind(c) === 0x75 ? U : v.buf.toString('utf8', v.valueStart[n]!, v.valueEnd[n++]!),
+        );
         ops.push({ op: e.state[i]! & EXISTED ? 'update' : 'insert', row });
       } else if (e.state[i]! & EXISTED) ops.push({ op: 'delete', key: keyText(i) });
     }
@@ -128,7 +159,8 @@ class FakeSink implements EffectSink {
       const k = keyOf(T, o.row);
       const before = this.keyed.get(k);
       if (o.op === 'insert' ? before : !before) throw new Error(`${o.op} of ${k}: the row is ${before ? '' : 'not '}there`);
-      if (o.op === 'insert' && o.row.includes(U)) throw new Error(`insert of ${k} with an unchanged value it does not know: it would be NULL`);
+      if (o.op === 'insert' && o.row.includes(U))
+        throw new Error(`insert of ${k} with an unchanged value it does not know: it would be NULL`);
       this.keyed.set(k, before ? merged(o.row, before) : o.row);
     }
   }
@@ -146,7 +178,11 @@ class Model {
   private add(row: Row, n: 1 | -1): void {
     count(this.multiset, line(row), n);
     if (n > 0) this.rows.push(row);
-    else this.rows.splice(this.rows.findIndex((r) => line(r) === line(row)), 1);
+    else
+      this.rows.splice(
+        this.rows.findIndex((r) => line(r) === line(row)),
+        1,
+      );
   }
   apply(s: Step): void {
     if (s.op === 'truncate') {
@@ -175,7 +211,15 @@ async function replay(segments: Step[][], maxBytes?: number) {
     // As a segment header counts them: the planner sizes its tables by these.
     const counts = new Map<number, TableCount>();
     for (const st of steps.flatMap((x) => (x.op === 'truncate' ? [] : [x]))) {
-      const c = counts.get(st.rel.oid) ?? { oid: st.rel.oid, schema: 'public', name: st.rel.name, inserts: 0, updates: 0, deletes: 0, truncates: 0 };
+      const c = counts.get(st.rel.oid) ?? {
+        oid: st.rel.oid,
+        schema: 'public',
+        name: st.rel.name,
+        inserts: 0,
+        updates: 0,
+        deletes: 0,
+        truncates: 0,
+      };
       c[`${st.op}s`]++;
       counts.set(st.rel.oid, c);
     }
@@ -200,18 +244,63 @@ async function replay(segments: Step[][], maxBytes?: number) {
 
 describe('net effect of a batch on a keyed table', () => {
   it.each<[string, Step[], Op[]]>([
-    ['insert then update: an insert of the final row', [ins(['3', 'x', 'y']), upd(['3', 'x2', 'y'])], [{ op: 'insert', row: ['3', 'x2', 'y'] }]],
+    [
+      'insert then update: an insert of the final row',
+      [ins(['3', 'x', 'y']), upd(['3', 'x2', 'y'])],
+      [{ op: 'insert', row: ['3', 'x2', 'y'] }],
+    ],
     ['insert then delete: nothing', [ins(['3', 'x', 'y']), del('3')], []],
     ['update then delete: a delete of the row that was there', [upd(['1', 'z', 'z']), del('1')], [{ op: 'delete', key: '1' }]],
     ['delete then insert: an update', [del('1'), ins(['1', 'n', 'n'])], [{ op: 'update', row: ['1', 'n', 'n'] }]],
-    ['updates leaving a TOAST value unchanged: an update that keeps it', [upd(['1', 'x', U]), upd(['1', 'y', U])], [{ op: 'update', row: ['1', 'y', U] }]],
-    ['an unchanged value after an insert: the inserted value', [ins(['3', 'a', 'B3']), upd(['3', 'c', U])], [{ op: 'insert', row: ['3', 'c', 'B3'] }]],
-    ['an unchanged value after a full update: that update value', [upd(['1', 'x', 'B']), upd(['1', 'y', U])], [{ op: 'update', row: ['1', 'y', 'B'] }]],
-    ['a key change: a delete of the old key and an insert of the new', [upd(['5', 'a1', 'b1'], '1')], [{ op: 'delete', key: '1' }, { op: 'insert', row: ['5', 'a1', 'b1'] }]],
-    ['a key changed and changed back: an update', [upd(['5', 'q', 'b1'], '1'), upd(['1', 'q', 'b1'], '5')], [{ op: 'update', row: ['1', 'q', 'b1'] }]],
-    ['a key moved onto one deleted before: an update of it', [del('2'), upd(['2', 'a1', 'b1'], '1')], [{ op: 'update', row: ['2', 'a1', 'b1'] }, { op: 'delete', key: '1' }]],
-    ['a key change keeping a value the batch knows: carried over', [ins(['3', 'a', 'B3']), upd(['7', 'a', U], '3')], [{ op: 'insert', row: ['7', 'a', 'B3'] }]],
-    ['keys that need COPY escaping', [ins(['k\t1\\', 'a', null]), upd(['k\t1\\', 'b', null]), del('1')], [{ op: 'insert', row: ['k\t1\\', 'b', null] }, { op: 'delete', key: '1' }]],
+    [
+      'updates leaving a TOAST value unchanged: an update that keeps it',
+      [upd(['1', 'x', U]), upd(['1', 'y', U])],
+      [{ op: 'update', row: ['1', 'y', U] }],
+    ],
+    [
+      'an unchanged value after an insert: the inserted value',
+      [ins(['3', 'a', 'B3']), upd(['3', 'c', U])],
+      [{ op: 'insert', row: ['3', 'c', 'B3'] }],
+    ],
+    [
+      'an unchanged value after a full update: that update value',
+      [upd(['1', 'x', 'B']), upd(['1', 'y', U])],
+      [{ op: 'update', row: ['1', 'y', 'B'] }],
+    ],
+    [
+      'a key change: a delete of the old key and an insert of the new',
+      [upd(['5', 'a1', 'b1'], '1')],
+      [
+        { op: 'delete', key: '1' },
+        { op: 'insert', row: ['5', 'a1', 'b1'] },
+      ],
+    ],
+    [
+      'a key changed and changed back: an update',
+      [upd(['5', 'q', 'b1'], '1'), upd(['1', 'q', 'b1'], '5')],
+      [{ op: 'update', row: ['1', 'q', 'b1'] }],
+    ],
+    [
+      'a key moved onto one deleted before: an update of it',
+      [del('2'), upd(['2', 'a1', 'b1'], '1')],
+      [
+        { op: 'update', row: ['2', 'a1', 'b1'] },
+        { op: 'delete', key: '1' },
+      ],
+    ],
+    [
+      'a key change keeping a value the batch knows: carried over',
+      [ins(['3', 'a', 'B3']), upd(['7', 'a', U], '3')],
+      [{ op: 'insert', row: ['7', 'a', 'B3'] }],
+    ],
+    [
+      'keys that need COPY escaping',
+      [ins(['k\t1\\', 'a', null]), upd(['k\t1\\', 'b', null]), del('1')],
+      [
+        { op: 'insert', row: ['k\t1\\', 'b', null] },
+        { op: 'delete', key: '1' },
+      ],
+    ],
   ])('%s', async (_name, steps, effect) => {
     const { sink, expected, applied } = await replay([steps]);
     expect(applied.length <= 1).toBe(true);
@@ -247,10 +336,32 @@ describe('net effect of a batch on a keyed table', () => {
 describe('net effect of a batch on a REPLICA IDENTITY FULL table (a multiset of rows)', () => {
   it.each<[string, Step[], Op[]]>([
     ['an inserted copy deleted again: nothing', [ins(['1', 'x'], F), delF(['1', 'x'])], []],
-    ['both copies of a duplicated row deleted: one delete of two', [delF(['1', 'x']), delF(['1', 'x'])], [{ op: 'delete', n: 2, line: '1\tx' }]],
-    ['one copy updated: one fewer of the old row, one of the new', [updF(['1', 'x'], ['1', 'z'])], [{ op: 'delete', n: 1, line: '1\tx' }, { op: 'insert', n: 1, line: '1\tz' }]],
-    ['an unchanged TOAST value in the new row: taken from the old row', [updF(['2', 'y'], ['3', U])], [{ op: 'delete', n: 1, line: '2\ty' }, { op: 'insert', n: 1, line: '3\ty' }]],
-    ['NULLs and values that need escaping, counted as COPY lines', [ins(['a\tb\\', null], F), ins(['a\tb\\', null], F)], [{ op: 'insert', n: 2, line: 'a\\tb\\\\\t\\N' }]],
+    [
+      'both copies of a duplicated row deleted: one delete of two',
+      [delF(['1', 'x']), delF(['1', 'x'])],
+      [{ op: 'delete', n: 2, line: '1\tx' }],
+    ],
+    [
+      'one copy updated: one fewer of the old row, one of the new',
+      [updF(['1', 'x'], ['1', 'z'])],
+      [
+        { op: 'delete', n: 1, line: '1\tx' },
+        { op: 'insert', n: 1, line: '1\tz' },
+      ],
+    ],
+    [
+      'an unchanged TOAST value in the new row: taken from the old row',
+      [updF(['2', 'y'], ['3', U])],
+      [
+        { op: 'delete', n: 1, line: '2\ty' },
+        { op: 'insert', n: 1, line: '3\ty' },
+      ],
+    ],
+    [
+      'NULLs and values that need escaping, counted as COPY lines',
+      [ins(['a\tb\\', null], F), ins(['a\tb\\', null], F)],
+      [{ op: 'insert', n: 2, line: 'a\\tb\\\\\t\\N' }],
+    ],
   ])('%s', async (_name, steps, effect) => {
     const { sink, expected, applied } = await replay([steps]);
     expect(applied[0]?.f ?? []).toEqual(effect);
@@ -260,7 +371,9 @@ describe('net effect of a batch on a REPLICA IDENTITY FULL table (a multiset of 
 
 describe('planner barriers and batches', () => {
   it('applies what is pending (every table) before a TRUNCATE, and folds what follows anew', async () => {
-    const { sink, expected } = await replay([[ins(['3', 'a', 'b']), ins(['5', '5'], F), { op: 'truncate', rels: [F] }, ins(['6', '6'], F), del('3')]]);
+    const { sink, expected } = await replay([
+      [ins(['3', 'a', 'b']), ins(['5', '5'], F), { op: 'truncate', rels: [F] }, ins(['6', '6'], F), del('3')],
+    ]);
     expect(sink.events).toEqual([
       { apply: { t: [{ op: 'insert', row: ['3', 'a', 'b'] }], f: [{ op: 'insert', n: 1, line: '5\t5' }] } },
       { truncate: ['f'] },
@@ -280,12 +393,25 @@ describe('planner barriers and batches', () => {
 
   it('goes on folding across segments that define the same relation again', async () => {
     const { sink } = await replay([[ins(['3', 'a', 'b'])], [upd(['3', 'c', U])], [del('1')]]);
-    expect(sink.events).toEqual([{ apply: { t: [{ op: 'insert', row: ['3', 'c', 'b'] }, { op: 'delete', key: '1' }] } }]);
+    expect(sink.events).toEqual([
+      {
+        apply: {
+          t: [
+            { op: 'insert', row: ['3', 'c', 'b'] },
+            { op: 'delete', key: '1' },
+          ],
+        },
+      },
+    ]);
   });
 
   it('hands over a batch whenever it reaches its memory bound', async () => {
     const { applied } = await replay([[ins(['3', 'a', 'b']), upd(['3', 'c', U]), del('3')]], 1);
-    expect(applied).toEqual([{ t: [{ op: 'insert', row: ['3', 'a', 'b'] }] }, { t: [{ op: 'update', row: ['3', 'c', U] }] }, { t: [{ op: 'delete', key: '3' }] }]);
+    expect(applied).toEqual([
+      { t: [{ op: 'insert', row: ['3', 'a', 'b'] }] },
+      { t: [{ op: 'update', row: ['3', 'c', U] }] },
+      { t: [{ op: 'delete', key: '3' }] },
+    ]);
   });
 });
 

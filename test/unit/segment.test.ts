@@ -64,8 +64,21 @@ describe('segment format', () => {
       compression,
       ...identity,
     });
-    expect(header.tables).toEqual([{ oid: 16384, schema: 'shop', name: 'Order "Lines"', inserts: 1, updates: 1, deletes: 1, truncates: 1 }]);
-    expect(entries.map((e) => e.kind)).toEqual(['begin', 'relation', 'insert', 'update', 'message', 'commit', 'begin', 'delete', 'truncate', 'commit']);
+    expect(header.tables).toEqual([
+      { oid: 16384, schema: 'shop', name: 'Order "Lines"', inserts: 1, updates: 1, deletes: 1, truncates: 1 },
+    ]);
+    expect(entries.map((e) => e.kind)).toEqual([
+      'begin',
+      'relation',
+      'insert',
+      'update',
+      'message',
+      'commit',
+      'begin',
+      'delete',
+      'truncate',
+      'commit',
+    ]);
     const insert = entries[2] as Extract<SegmentEntry, { kind: 'insert' }>;
     expect(insert.new.kinds.toString()).toBe('tt');
     expect(insert.new.values[1]!.toString()).toBe('ünïcode ✓');
@@ -99,7 +112,9 @@ describe('segment format', () => {
       for (const bit of [0x01, 0x40]) {
         const flipped = Buffer.from(bytes);
         flipped[i]! ^= bit;
-        await expect(readAll(flipped), `byte ${i - body} of the body, bit ${bit}`).rejects.toThrow(/body checksum does not match its header/);
+        await expect(readAll(flipped), `byte ${i - body} of the body, bit ${bit}`).rejects.toThrow(
+          /body checksum does not match its header/,
+        );
       }
     }
   });

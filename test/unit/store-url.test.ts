@@ -38,12 +38,15 @@ function refusal(location: string | undefined, options?: StoreOptions): UserErro
 }
 
 describe('openStore: directories', () => {
-  it.each(['tape', './a/../tape', '/tmp/pgtape-archive', '/tmp/pgtape-archive/', 'pfs/out'])('opens the path %j as a directory at its resolved root', (path) => {
-    const store = openStore(path);
-    expect(store).toBeInstanceOf(DirectoryStore);
-    expect((store as DirectoryStore).root).toBe(resolve(path));
-    expect(store.description).toBe(resolve(path));
-  });
+  it.each(['tape', './a/../tape', '/tmp/pgtape-archive', '/tmp/pgtape-archive/', 'pfs/out'])(
+    'opens the path %j as a directory at its resolved root',
+    (path) => {
+      const store = openStore(path);
+      expect(store).toBeInstanceOf(DirectoryStore);
+      expect((store as DirectoryStore).root).toBe(resolve(path));
+      expect(store.description).toBe(resolve(path));
+    },
+  );
 
   it.each([
     ['file:///tmp/pgtape-archive', '/tmp/pgtape-archive'],
@@ -196,7 +199,9 @@ describe('openStore: prefixes breaking Pachyderm key rules', () => {
   it.each(forbidden)('refuses a prefix holding %j, for pfs:// and s3:// alike', (char) => {
     for (const url of [`pfs://repo@master/a${char}b`, `s3://bucket/a${char}b/`]) {
       const err = refusal(url);
-      expect(err.message).toBe(`--store ${url}: the prefix ${JSON.stringify(url.slice(url.indexOf('/a') + 1))} breaks Pachyderm's key rules`);
+      expect(err.message).toBe(
+        `--store ${url}: the prefix ${JSON.stringify(url.slice(url.indexOf('/a') + 1))} breaks Pachyderm's key rules`,
+      );
       expect(err.hint).toBe('use printable ASCII without * ? [ ] { } ! ( ) @ + ^, and no empty, . or .. path parts');
     }
   });

@@ -12,12 +12,39 @@ const MAX_LSN = 0xffff_ffff_ffff_ffffn;
 
 describe('parseBytes', () => {
   it.each([
-    ['1048576', 1048576], ['0', 0], ['7b', 7], ['7B', 7],
-    ['1k', 1e3], ['1K', 1e3], ['1kb', 1e3], ['1kB', 1e3], ['1KB', 1e3], ['1kib', KiB], ['1KiB', KiB], ['1KIB', KiB],
-    ['1m', 1e6], ['1M', 1e6], ['1mb', 1e6], ['1MB', 1e6], ['1mib', KiB ** 2], ['64MiB', 64 * KiB ** 2], ['64MIB', 64 * KiB ** 2],
-    ['1g', 1e9], ['1G', 1e9], ['1gb', 1e9], ['1GB', 1e9], ['1gib', KiB ** 3], ['1GiB', KiB ** 3],
-    ['1.5k', 1500], ['1.5KiB', 1536], ['0.5GiB', 512 * KiB ** 2], ['0.5b', 1], ['2.5KiB', 2560], ['0.0001', 0],
-    [' 64 MiB ', 64 * KiB ** 2], ['500\tkB', 500e3],
+    ['1048576', 1048576],
+    ['0', 0],
+    ['7b', 7],
+    ['7B', 7],
+    ['1k', 1e3],
+    ['1K', 1e3],
+    ['1kb', 1e3],
+    ['1kB', 1e3],
+    ['1KB', 1e3],
+    ['1kib', KiB],
+    ['1KiB', KiB],
+    ['1KIB', KiB],
+    ['1m', 1e6],
+    ['1M', 1e6],
+    ['1mb', 1e6],
+    ['1MB', 1e6],
+    ['1mib', KiB ** 2],
+    ['64MiB', 64 * KiB ** 2],
+    ['64MIB', 64 * KiB ** 2],
+    ['1g', 1e9],
+    ['1G', 1e9],
+    ['1gb', 1e9],
+    ['1GB', 1e9],
+    ['1gib', KiB ** 3],
+    ['1GiB', KiB ** 3],
+    ['1.5k', 1500],
+    ['1.5KiB', 1536],
+    ['0.5GiB', 512 * KiB ** 2],
+    ['0.5b', 1],
+    ['2.5KiB', 2560],
+    ['0.0001', 0],
+    [' 64 MiB ', 64 * KiB ** 2],
+    ['500\tkB', 500e3],
   ])('reads %j as %d bytes', (text, bytes) => {
     expect(parseBytes(text, '--segment-bytes')).toBe(bytes);
   });
@@ -40,19 +67,34 @@ describe('parseBytes', () => {
 });
 
 describe('parsePositive', () => {
-  it.each([['1', 1], ['0.5', 0.5], ['2.5', 2.5], ['1e3', 1000], [' 5 ', 5]])('reads %j as %d', (text, n) => {
+  it.each([
+    ['1', 1],
+    ['0.5', 0.5],
+    ['2.5', 2.5],
+    ['1e3', 1000],
+    [' 5 ', 5],
+  ])('reads %j as %d', (text, n) => {
     expect(parsePositive(text, '--upload-queue')).toBe(n);
   });
 
   it.each(['0', '-0', '-1', '', ' ', 'abc', 'Infinity', 'NaN', '1s'])('refuses %j as not a positive number', (text) => {
     expect(() => parsePositive(text, '--segment-seconds')).toThrow(
-      expect.objectContaining({ name: 'UserError', message: `--segment-seconds: ${JSON.stringify(text)} is not a positive number`, exitCode: ExitCode.BAD_INPUT }),
+      expect.objectContaining({
+        name: 'UserError',
+        message: `--segment-seconds: ${JSON.stringify(text)} is not a positive number`,
+        exitCode: ExitCode.BAD_INPUT,
+      }),
     );
   });
 });
 
 describe('parsePort', () => {
-  it.each([['0', 0], ['1', 1], ['9187', 9187], ['65535', 65535]])('reads %j as port %d', (text, port) => {
+  it.each([
+    ['0', 0],
+    ['1', 1],
+    ['9187', 9187],
+    ['65535', 65535],
+  ])('reads %j as port %d', (text, port) => {
     expect(parsePort(text)).toBe(port);
   });
 
@@ -107,8 +149,15 @@ describe('formatMicros', () => {
 
 describe('LSNs', () => {
   it.each([
-    ['0/0', 0n], ['0/16B3748', 0x16b3748n], ['0/16b3748', 0x16b3748n], ['16/B374D848', 0x16_b374d848n],
-    ['1/0', 1n << 32n], ['200000/1', 2n ** 53n + 1n], ['FFFFFFFF/FFFFFFFE', MAX_LSN - 1n], ['FFFFFFFF/FFFFFFFF', MAX_LSN], [' 0/1\n', 1n],
+    ['0/0', 0n],
+    ['0/16B3748', 0x16b3748n],
+    ['0/16b3748', 0x16b3748n],
+    ['16/B374D848', 0x16_b374d848n],
+    ['1/0', 1n << 32n],
+    ['200000/1', 2n ** 53n + 1n],
+    ['FFFFFFFF/FFFFFFFE', MAX_LSN - 1n],
+    ['FFFFFFFF/FFFFFFFF', MAX_LSN],
+    [' 0/1\n', 1n],
   ])('parses %j exactly as %d', (text, lsn) => {
     expect(tryParseLsn(text)).toBe(lsn);
     expect(parseLsn(text)).toBe(lsn);
@@ -187,7 +236,12 @@ describe('backoffDelay', () => {
 
 describe('SQL quoting', () => {
   it.each([
-    ['t', '"t"'], ['', '""'], ['Order "Lines"', '"Order ""Lines"""'], ['"', '""""'], ['a.b', '"a.b"'], ["it's", '"it\'s"'],
+    ['t', '"t"'],
+    ['', '""'],
+    ['Order "Lines"', '"Order ""Lines"""'],
+    ['"', '""""'],
+    ['a.b', '"a.b"'],
+    ["it's", '"it\'s"'],
   ])('quoteIdent(%j) is %s', (name, quoted) => {
     expect(quoteIdent(name)).toBe(quoted);
   });

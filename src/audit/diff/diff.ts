@@ -113,7 +113,17 @@ export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
     const whole = new Set<number>();
     for (;;) {
       try {
-        return await diffOnce({ ...options, index, range, base, baseSchema, dir, close, parts: (oid) => (whole.has(oid) ? 1 : (partCounts.get(oid)?.parts ?? 1)), expected: (oid) => partCounts.get(oid)?.changes ?? 0 });
+        return await diffOnce({
+          ...options,
+          index,
+          range,
+          base,
+          baseSchema,
+          dir,
+          close,
+          parts: (oid) => (whole.has(oid) ? 1 : (partCounts.get(oid)?.parts ?? 1)),
+          expected: (oid) => partCounts.get(oid)?.changes ?? 0,
+        });
       } catch (err) {
         if (!(err instanceof WholeTableNeeded) || whole.has(err.oid)) throw err;
         log.info({ table: err.oid }, 'diff compares a table whole: a key change takes values from the old key, or the key columns change');
@@ -172,7 +182,8 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
       let t = tables.get(def.oid);
       if (!t) tables.set(def.oid, (t = new TableDiffer(def, p.parts(def.oid), p.expected(def.oid), p.dir, lists)));
       // Keys hashed with other key columns would not meet in one part.
-      if (t.def !== def && t.spilled && keyNames(def).join('\u0000') !== keyNames(t.def).join('\u0000')) throw new WholeTableNeeded(def.oid);
+      if (t.def !== def && t.spilled && keyNames(def).join('\u0000') !== keyNames(t.def).join('\u0000'))
+        throw new WholeTableNeeded(def.oid);
       t.def = def;
       return t;
     };
@@ -191,7 +202,10 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
     if (needing.size && base && baseSchema) {
       sources.push(`base ${formatLsn(base.lsn)}`);
       await loadBefore(p, base, baseSchema, needing);
-      log.info({ base: formatLsn(base.lsn), tables: needing.size, spilled: [...tables.values()].filter((t) => t.spilled).length }, 'diff read the rows at --from from the base and the log since');
+      log.info(
+        { base: formatLsn(base.lsn), tables: needing.size, spilled: [...tables.values()].filter((t) => t.spilled).length },
+        'diff read the rows at --from from the base and the log since',
+      );
     } else log.info('diff from the change log alone');
 
     // 3. Compare.
@@ -257,7 +271,9 @@ async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: M
   }
   // Only segments that touched a needed table are read.
   const at = p.range.after!;
-  const segments = p.index.segments.filter((s) => s.endLsn > base.lsn && headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => needing.has(t.oid)));
+  const segments = p.index.segments.filter(
+    (s) => s.endLsn > base.lsn && headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => needing.has(t.oid)),
+  );
   for await (const e of entriesIn(p.store, segments, (lsn) => lsn >= base.lsn && lsn <= at)) {
     if (e.kind === 'truncate') {
       for (const r of e.relations) needing.get(r.oid)?.before({ kind: 'truncate', oid: r.oid });
@@ -298,9 +314,18 @@ function sameTableShape(a: TableShape | null, b: TableShape): boolean {
  * The table as it was at --from: the last definition the log carried for it before that point
  * (segment headers say which segments touched it), else the base's, else null (created later).
  */
-async function shapeAt(store: Store, index: ArchiveIndex, base: BaseRef | undefined, schema: BaseSchema | undefined, at: bigint | undefined, oid: number): Promise<TableShape | null> {
+async function shapeAt(
+  store: Store,
+  index: ArchiveIndex,
+  base: BaseRef | undefined,
+  schema: BaseSchema | undefined,
+  at: bigint | undefined,
+  oid: number,
+): Promise<TableShape | null> {
   if (at === undefined) return null;
-  const candidates = index.segments.filter((s) => (!base || s.endLsn > base.lsn) && headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => t.oid === oid));
+  const candidates = index.segments.filter(
+    (s) => (!base || s.endLsn > base.lsn) && headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => t.oid === oid),
+  );
   for (const s of candidates.reverse()) {
     let def: RelationDef | undefined;
     for await (const e of entriesIn(store, [s], (lsn) => lsn <= at)) {
@@ -311,7 +336,13 @@ async function shapeAt(store: Store, index: ArchiveIndex, base: BaseRef | undefi
   }
   const t = schema?.tables.find((t) => t.oid === oid);
   if (!t) return null;
-  return { schema: t.schema, name: t.name, columns: t.columns.map((c) => ({ name: c.name, type: c.type, typeOid: c.typeOid, typmod: c.typmod })), key: t.primaryKey, replicaIdentity: t.replicaIdentity };
+  return {
+    schema: t.schema,
+    name: t.name,
+    columns: t.columns.map((c) => ({ name: c.name, type: c.type, typeOid: c.typeOid, typmod: c.typmod })),
+    key: t.primaryKey,
+    replicaIdentity: t.replicaIdentity,
+  };
 }
 
 /**

@@ -25,14 +25,15 @@ function shapeChanges(t: TableDiff): string[] {
   if (name(t.before) !== name(t.after)) out.push(`renamed from ${name(t.before)}`);
   const added = t.after.columns.filter((c) => !t.before!.columns.some((b) => b.name === c.name)).map((c) => c.name);
   const dropped = t.before.columns.filter((c) => !t.after.columns.some((a) => a.name === c.name)).map((c) => c.name);
-  const retyped = t.after.columns.filter((c) => t.before!.columns.some((b) => b.name === c.name && (b.typeOid !== c.typeOid || b.typmod !== c.typmod))).map((c) => `${c.name} → ${c.type}`);
+  const retyped = t.after.columns
+    .filter((c) => t.before!.columns.some((b) => b.name === c.name && (b.typeOid !== c.typeOid || b.typmod !== c.typmod)))
+    .map((c) => `${c.name} → ${c.type}`);
   if (added.length) out.push(`columns added: ${added.join(', ')}`);
   if (dropped.length) out.push(`columns dropped: ${dropped.join(', ')}`);
   if (retyped.length) out.push(`columns retyped: ${retyped.join(', ')}`);
   if (t.truncated) out.push('truncated in the range');
   return out;
 }
-
 
 function describeRow(r: RowDiff, mark: (s: string) => string): string {
   const key = r.key ? `(${pairs(r.key, ', ')}) ` : '';
@@ -43,7 +44,12 @@ function describeRow(r: RowDiff, mark: (s: string) => string): string {
 }
 
 /** The lines of a diff in the chosen format, produced one at a time (the caller writes them out). */
-export function* formatDiff(d: DiffResult, format: DiffFormat, summaryOnly: boolean, mark: (s: string) => string = (s) => s): Generator<string> {
+export function* formatDiff(
+  d: DiffResult,
+  format: DiffFormat,
+  summaryOnly: boolean,
+  mark: (s: string) => string = (s) => s,
+): Generator<string> {
   const where = `${d.from} (${d.fromLsn ?? 'start'}) → ${d.to} (${d.toLsn ?? 'end'}), from the ${d.sources.join(' and ')}`;
   if (summaryOnly) {
     if (format === 'jsonl') for (const t of d.tables) yield JSON.stringify(summarize(t));
@@ -76,7 +82,8 @@ export function* formatDiff(d: DiffResult, format: DiffFormat, summaryOnly: bool
       return;
     case 'jsonl':
       for (const t of d.tables) {
-        if (shapeChanges(t).length) yield JSON.stringify({ table: name(t.after), change: 'schema', before: t.before, after: t.after, what: shapeChanges(t) });
+        if (shapeChanges(t).length)
+          yield JSON.stringify({ table: name(t.after), change: 'schema', before: t.before, after: t.after, what: shapeChanges(t) });
         for (const r of t.rows()) yield JSON.stringify({ table: name(t.after), ...r });
       }
       return;
@@ -110,7 +117,8 @@ function* patch(t: TableDiff): Generator<string> {
   const after = t.after;
   const target = quoteQualified(after.schema, after.name);
   const types = new Map(after.columns.map((c) => [c.name, c.type]));
-  const lit = (column: string, v: string | null | undefined) => (v === null || v === undefined ? 'NULL' : `${quoteLiteral(v)}::${types.get(column) ?? 'text'}`);
+  const lit = (column: string, v: string | null | undefined) =>
+    v === null || v === undefined ? 'NULL' : `${quoteLiteral(v)}::${types.get(column) ?? 'text'}`;
   const keyMatch = (key: RowValues) =>
     Object.entries(key)
       .map(([c, v]) => `${quoteIdent(c)} = ${lit(c, v)}`)
@@ -153,12 +161,15 @@ function* reshape(t: TableDiff): Generator<string> {
     if (after.replicaIdentity === 'f') yield `alter table ${target} replica identity full;`;
     return;
   }
-  if (before.schema !== after.schema) yield `alter table ${quoteQualified(before.schema, before.name)} set schema ${quoteIdent(after.schema)};`;
+  if (before.schema !== after.schema)
+    yield `alter table ${quoteQualified(before.schema, before.name)} set schema ${quoteIdent(after.schema)};`;
   if (before.name !== after.name) yield `alter table ${quoteQualified(after.schema, before.name)} rename to ${quoteIdent(after.name)};`;
-  for (const c of before.columns) if (!after.columns.some((a) => a.name === c.name)) yield `alter table ${target} drop column ${quoteIdent(c.name)};`;
+  for (const c of before.columns)
+    if (!after.columns.some((a) => a.name === c.name)) yield `alter table ${target} drop column ${quoteIdent(c.name)};`;
   for (const c of after.columns) {
     const was = before.columns.find((b) => b.name === c.name);
     if (!was) yield `alter table ${target} add column ${quoteIdent(c.name)} ${c.type};`;
-    else if (was.typeOid !== c.typeOid || was.typmod !== c.typmod) yield `alter table ${target} alter column ${quoteIdent(c.name)} type ${c.type} using ${quoteIdent(c.name)}::text::${c.type};`;
+    else if (was.typeOid !== c.typeOid || was.typmod !== c.typmod)
+      yield `alter table ${target} alter column ${quoteIdent(c.name)} type ${c.type} using ${quoteIdent(c.name)}::text::${c.type};`;
   }
 }

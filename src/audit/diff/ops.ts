@@ -37,12 +37,17 @@ export function opsOf(e: RowChange, m: Matching): Op[] {
   switch (e.kind) {
     case 'insert': {
       const r = row(tupleText(e.new), columns);
-      return [m.keyed ? { kind: 'insert', oid, row: r, key: keyText(r, m.keys ?? keyNames(e.relation)) } : { kind: 'add', oid, row: r, key: image(r) }];
+      return [
+        m.keyed
+          ? { kind: 'insert', oid, row: r, key: keyText(r, m.keys ?? keyNames(e.relation)) }
+          : { kind: 'add', oid, row: r, key: image(r) },
+      ];
     }
     case 'update': {
       const next = row(tupleText(e.new), columns);
       if (!m.keyed) {
-        if (!e.old) throw new Error(`an update of ${e.relation.schema}.${e.relation.name}, which has no replica identity key, carries no old row`);
+        if (!e.old)
+          throw new Error(`an update of ${e.relation.schema}.${e.relation.name}, which has no replica identity key, carries no old row`);
         const old = row(tupleText(e.old), columns);
         const carried = withCarry(next, old);
         return [
@@ -60,7 +65,11 @@ export function opsOf(e: RowChange, m: Matching): Op[] {
     }
     case 'delete': {
       const r = row(tupleText((e.old ?? e.key)!), columns);
-      return [m.keyed ? { kind: 'delete', oid, row: r, key: keyText(r, m.keys ?? keyNames(e.relation)) } : { kind: 'remove', oid, row: r, key: image(r) }];
+      return [
+        m.keyed
+          ? { kind: 'delete', oid, row: r, key: keyText(r, m.keys ?? keyNames(e.relation)) }
+          : { kind: 'remove', oid, row: r, key: image(r) },
+      ];
     }
   }
 }

@@ -30,7 +30,10 @@ const namesCache = new WeakMap<RelationDef, { columns: string[]; keys: string[] 
 function names(def: RelationDef): { columns: string[]; keys: string[] } {
   let n = namesCache.get(def);
   if (!n) {
-    n = { columns: def.columns.map((c) => c.name), keys: def.replicaIdentity === 'f' ? [] : def.columns.filter((c) => c.key).map((c) => c.name) };
+    n = {
+      columns: def.columns.map((c) => c.name),
+      keys: def.replicaIdentity === 'f' ? [] : def.columns.filter((c) => c.key).map((c) => c.name),
+    };
     namesCache.set(def, n);
   }
   return n;
@@ -83,7 +86,12 @@ function toText(values: TextValue[], columns: string[]): RowValues {
 }
 
 /** A row as it was at --from against the same key's row at --to (absent: no such row). */
-export function compareRows(before: Row | undefined, after: Row | null | undefined, columns: string[], keys: string[]): RowDiff | undefined {
+export function compareRows(
+  before: Row | undefined,
+  after: Row | null | undefined,
+  columns: string[],
+  keys: string[],
+): RowDiff | undefined {
   const key = (r: Row) => (keys.length ? { key: toText(align(r, keys), keys) } : {});
   if (!before && !after) return undefined;
   if (!before) return { change: 'added', ...key(after!), after: toText(align(after!, columns), columns) };

@@ -36,7 +36,10 @@ export class SpillFile {
     const keep = this.recordStart >= 0 ? this.recordStart : this.at;
     if (keep > 0) this.write(keep);
     const pending = this.buf.subarray(keep, this.at);
-    const next = pending.length + bytes > this.buf.length ? Buffer.allocUnsafe(Math.max(WRITE_BYTES, this.buf.length * 2, pending.length + bytes)) : this.buf;
+    const next =
+      pending.length + bytes > this.buf.length
+        ? Buffer.allocUnsafe(Math.max(WRITE_BYTES, this.buf.length * 2, pending.length + bytes))
+        : this.buf;
     pending.copy(next, 0);
     this.buf = next;
     this.at = pending.length;

@@ -1,7 +1,17 @@
 import { join } from 'node:path';
 import type { RelationDef } from '../../segment/format.js';
 import { countedDeltas, keyedPairs, RangeFold, StateAt } from './fold.js';
-import { hashText, readDiffRecord, readOp, splitMove, writeDiffRecord, writeOp, type ColumnLists, type DiffRecord, type Op } from './ops.js';
+import {
+  hashText,
+  readDiffRecord,
+  readOp,
+  splitMove,
+  writeDiffRecord,
+  writeOp,
+  type ColumnLists,
+  type DiffRecord,
+  type Op,
+} from './ops.js';
 import { columnNames, compareRows, countedRows, keyNames, type RowDiff } from './rows.js';
 import { SpillFile } from './spill-file.js';
 
@@ -101,7 +111,9 @@ export class TableDiffer {
     this.def = first;
     this.keyed = keyNames(first).length > 0;
     this.parts = Array.from({ length: partCount }, (_, i) =>
-      partCount === 1 ? { fold: new RangeFold() } : { range: new SpillFile(join(dir, `${first.oid}.${i}.range`)), before: new SpillFile(join(dir, `${first.oid}.${i}.before`)) },
+      partCount === 1
+        ? { fold: new RangeFold() }
+        : { range: new SpillFile(join(dir, `${first.oid}.${i}.range`)), before: new SpillFile(join(dir, `${first.oid}.${i}.before`)) },
     );
     this.wanted = partCount > 1 ? new BloomFilter(expectedChanges) : undefined;
   }
@@ -233,7 +245,8 @@ export class TableDiffer {
       }
       return;
     }
-    for (const c of change ? [change] : CHANGES) for (const r of this.results.get(c)!.records()) yield this.toDiff(readDiffRecord(r, this.lists))!;
+    for (const c of change ? [change] : CHANGES)
+      for (const r of this.results.get(c)!.records()) yield this.toDiff(readDiffRecord(r, this.lists))!;
   }
 
   close(): void {
