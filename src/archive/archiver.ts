@@ -1,3 +1,6 @@
+// Over 400 lines: one class, because its state (the connection's generation, the outage, stop and
+// finish, keepalive bookkeeping, the durable position) is shared by every handler. The stages it
+// drives live apart: resume.ts, assembler.ts, uploader.ts.
 import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backoffDelay } from '../core/backoff.js';

@@ -1,3 +1,5 @@
+// Over 400 lines: one describe block, because every case replays the points the recording case
+// records (their LSNs, marks, xids, times and checksums) in the same source and store.
 import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

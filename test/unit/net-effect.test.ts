@@ -1,3 +1,5 @@
+// Over 400 lines: the folding's cases are tables of change sequences and their net effects, one
+// row per case; the harness that feeds them through the real scanner and planner is shared.
 import { describe, expect, it } from 'vitest';
 import type { Tuple } from '../../src/pgoutput/messages.js';
 import { EntryScanner, TupleView } from '../../src/segment/entry-scanner.js';
