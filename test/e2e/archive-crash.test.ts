@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { finished, pgtape, startPgtape } from '../support/cli.js';
+import { archiveArgs, finished, pgtape, startPgtape } from '../support/cli.js';
 import { ArchiveModel, sourceChecksum } from '../support/model.js';
 import { sleep, useSource } from '../support/fixture.js';
 import { seededRandom, TEST_SEED } from '../support/random.js';
@@ -16,18 +16,7 @@ describe('pgtape archive killed at random moments', () => {
 
   it('stores every committed transaction exactly once and never acknowledges past the store', async () => {
     const random = seededRandom(TEST_SEED);
-    const args = [
-      'archive',
-      '--source',
-      source.db.url(),
-      '--store',
-      store.dir,
-      '--create-publication',
-      '--segment-seconds',
-      '0.3',
-      '--segment-bytes',
-      '16kB',
-    ];
+    const args = archiveArgs(source.db.url(), store.dir, '--create-publication', '--segment-seconds', '0.3', '--segment-bytes', '16kB');
     const setup = await pgtape([...args, '--until', 'now']);
     expect(setup.code, setup.stderr).toBe(0);
     const slotStart = (await confirmedFlush(source.admin))!;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { logLines, pgtape, startPgtape } from '../support/cli.js';
+import { archiveArgs, logLines, pgtape, startPgtape } from '../support/cli.js';
 import { until, useSource } from '../support/fixture.js';
 import { ArchiveModel } from '../support/model.js';
 
@@ -20,18 +20,15 @@ describe('pgtape archive on an idle database of a busy cluster', () => {
     await busy.connect();
     await busy.query('create table churn (id serial, v text)');
 
-    const args = [
-      'archive',
-      '--source',
+    const args = archiveArgs(
       source.db.url(),
-      '--store',
       source.store.dir,
       '--create-publication',
       '--segment-seconds',
       '0.5',
       '--max-idle-wal',
       '1MB',
-    ];
+    );
     const archiver = startPgtape(args);
     try {
       await until(() => archiver.output.stderr.includes('"msg":"archiving"'));

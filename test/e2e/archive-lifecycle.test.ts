@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { logLines, pgtape, startPgtape } from '../support/cli.js';
+import { archiveArgs, logLines, pgtape, startPgtape } from '../support/cli.js';
 import { sleep, until, useSource } from '../support/fixture.js';
 import { confirmedFlush, tempStore, transaction } from '../support/tape.js';
 import { DirectoryStore } from '../../src/store/directory.js';
@@ -28,18 +28,15 @@ describe('pgtape archive lifecycle', () => {
   it.each(['SIGTERM', 'SIGINT'] as const)('%s seals and stores the open segment, acknowledges it, and exits 0', async (signal) => {
     const store = tempStore();
     try {
-      const args = [
-        'archive',
-        '--source',
+      const args = archiveArgs(
         source.db.url(),
-        '--store',
         store.dir,
         '--create-publication',
         '--slot',
         `stop_${signal.toLowerCase()}`,
         '--segment-seconds',
         '3600',
-      ];
+      );
       const setup = await pgtape([...args, '--until', 'now']);
       expect(setup.code, setup.stderr).toBe(0);
       const child = startPgtape(args);
@@ -82,18 +79,7 @@ describe('pgtape archive lifecycle', () => {
   it('archives a 2-million-row transaction whole, in bounded memory', async () => {
     const store = tempStore();
     try {
-      const args = [
-        'archive',
-        '--source',
-        source.db.url(),
-        '--store',
-        store.dir,
-        '--create-publication',
-        '--slot',
-        'big',
-        '--segment-bytes',
-        '1MiB',
-      ];
+      const args = archiveArgs(source.db.url(), store.dir, '--create-publication', '--slot', 'big', '--segment-bytes', '1MiB');
       const setup = await pgtape([...args, '--until', 'now']);
       expect(setup.code, setup.stderr).toBe(0);
       await source.admin.query(`insert into big select g, md5(g::text), g * 1.5 from generate_series(1, 2000000) g`);

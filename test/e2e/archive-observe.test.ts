@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { logLines, startPgtape } from '../support/cli.js';
+import { archiveArgs, logLines, startPgtape } from '../support/cli.js';
 import { until, useSource } from '../support/fixture.js';
 
 /** One sample of a metric in Prometheus' text format. */
@@ -12,22 +12,21 @@ describe('pgtape archive --metrics-port', () => {
   const source = useSource(`create table orders (id int primary key, item text)`);
 
   it('serves /metrics, /healthz and /readyz with the figures of a running workload', async () => {
-    const archiver = startPgtape([
-      'archive',
-      '--source',
-      source.db.url(),
-      '--store',
-      source.store.dir,
-      '--create-publication',
-      '--segment-seconds',
-      '0.2',
-      '--metrics-port',
-      '0',
-      '--metrics-host',
-      '127.0.0.1',
-      '--max-retained-wal',
-      '1kB',
-    ]);
+    const archiver = startPgtape(
+      archiveArgs(
+        source.db.url(),
+        source.store.dir,
+        '--create-publication',
+        '--segment-seconds',
+        '0.2',
+        '--metrics-port',
+        '0',
+        '--metrics-host',
+        '127.0.0.1',
+        '--max-retained-wal',
+        '1kB',
+      ),
+    );
     try {
       await until(() => logLines(archiver.output.stderr).some((l) => l.msg === 'serving /metrics, /healthz and /readyz'));
       const port = logLines(archiver.output.stderr).find((l) => l.msg === 'serving /metrics, /healthz and /readyz')!.port as number;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { logLines, pgtape, startPgtape } from '../support/cli.js';
+import { archiveArgs, logLines, pgtape, startPgtape } from '../support/cli.js';
 import { ArchiveModel, sourceChecksum } from '../support/model.js';
 import { sleep, until, useSource } from '../support/fixture.js';
 import { seededRandom, TEST_SEED } from '../support/random.js';
@@ -33,18 +33,15 @@ describe('pgtape archive across Postgres restarts and dropped connections', () =
   it('reconnects with backoff and loses or duplicates nothing (walsender killed, fast and immediate restarts)', async () => {
     const cluster = source.db.cluster;
     if (!cluster) return; // restarts need the embedded server
-    const args = [
-      'archive',
-      '--source',
+    const args = archiveArgs(
       source.db.url(),
-      '--store',
       source.store.dir,
       '--create-publication',
       '--segment-seconds',
       '0.3',
       '--segment-bytes',
       '16kB',
-    ];
+    );
     const setup = await pgtape([...args, '--until', 'now']);
     expect(setup.code, setup.stderr).toBe(0);
     const archiver = startPgtape(args);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type pg from 'pg';
-import { finished, pgtape, startPgtape } from '../support/cli.js';
+import { archiveArgs, finished, pgtape, startPgtape } from '../support/cli.js';
 import { sleep, until, useSource } from '../support/fixture.js';
 import { ArchiveModel, sourceChecksum } from '../support/model.js';
 import { userTables } from '../support/oracle.js';
@@ -30,17 +30,8 @@ describe('large transactions streamed while in progress', () => {
     create table bag (a int, b text);
     alter table bag replica identity full;
   `);
-  const archive = (...extra: string[]) => [
-    'archive',
-    '--source',
-    source.db.url(),
-    '--store',
-    source.store.dir,
-    '--create-publication',
-    '--segment-seconds',
-    '0.3',
-    ...extra,
-  ];
+  const archive = (...extra: string[]) =>
+    archiveArgs(source.db.url(), source.store.dir, '--create-publication', '--segment-seconds', '0.3', ...extra);
   const pad = `repeat('x', 200)`;
 
   async function checkArchive(xids: { committed: number[]; aborted: number[] }): Promise<void> {

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type pg from 'pg';
-import { logLines, pgtape } from '../support/cli.js';
+import { archiveArgs, logLines, pgtape } from '../support/cli.js';
 import { ArchiveModel, sourceChecksum } from '../support/model.js';
 import { useSource } from '../support/fixture.js';
 import { confirmedFlush, transaction } from '../support/tape.js';
@@ -32,17 +32,7 @@ describe('pgtape archive', () => {
   const { store } = source;
 
   const archiveUntilNow = async (...extra: string[]) => {
-    const r = await pgtape([
-      'archive',
-      '--source',
-      source.db.url(),
-      '--store',
-      store.dir,
-      '--until',
-      'now',
-      '--create-publication',
-      ...extra,
-    ]);
+    const r = await pgtape(archiveArgs(source.db.url(), store.dir, '--until', 'now', '--create-publication', ...extra));
     expect(r.stderr).not.toContain('pgtape'.concat(':'));
     expect(r.code).toBe(0);
     return r;

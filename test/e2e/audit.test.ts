@@ -1,7 +1,7 @@
 import { cpSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { pgtape, type CliResult } from '../support/cli.js';
+import { archiveArgs, pgtape, type CliResult } from '../support/cli.js';
 import { useSource } from '../support/fixture.js';
 import { transaction } from '../support/tape.js';
 import { tempStore } from '../support/tape.js';
@@ -31,19 +31,9 @@ describe('audit: log, diff, verify and status', () => {
   const xids: Record<string, number> = {};
 
   const archive = async (...extra: string[]) => {
-    const r = await pgtape([
-      'archive',
-      '--source',
-      source.db.url(),
-      '--store',
-      store(),
-      '--until',
-      'now',
-      '--create-publication',
-      '--segment-bytes',
-      '1kB',
-      ...extra,
-    ]);
+    const r = await pgtape(
+      archiveArgs(source.db.url(), store(), '--until', 'now', '--create-publication', '--segment-bytes', '1kB', ...extra),
+    );
     expect(r.code, r.stderr).toBe(0);
   };
 
@@ -85,19 +75,7 @@ describe('audit: log, diff, verify and status', () => {
       await c.query(`insert into notes values ($1, (select string_agg(md5(random()::text), '') from generate_series(1, 10)))`, [`f${i}`]);
     await c.end();
     await archive();
-    const again = await pgtape([
-      'archive',
-      '--source',
-      source.db.url(),
-      '--store',
-      second.dir,
-      '--slot',
-      'second',
-      '--until',
-      'now',
-      '--segment-bytes',
-      '64MB',
-    ]);
+    const again = await pgtape(archiveArgs(source.db.url(), second.dir, '--slot', 'second', '--until', 'now', '--segment-bytes', '64MB'));
     expect(again.code, again.stderr).toBe(0);
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { logLines, pgtape } from '../support/cli.js';
+import { archiveArgs, logLines, pgtape } from '../support/cli.js';
 import { useSource } from '../support/fixture.js';
 import { checksums } from '../support/oracle.js';
 import { replayIntoFresh } from '../support/replay-into.js';
@@ -24,19 +24,7 @@ describe('schema changes while archiving', () => {
 
   it('records columns renamed, retyped, added and dropped, tables created and dropped', async () => {
     const archive = (store: string, slot: string, ...extra: string[]) =>
-      pgtape([
-        'archive',
-        '--source',
-        source.db.url(),
-        '--store',
-        store,
-        '--slot',
-        slot,
-        '--create-publication',
-        '--until',
-        'now',
-        ...extra,
-      ]);
+      pgtape(archiveArgs(source.db.url(), store, '--slot', slot, '--create-publication', '--until', 'now', ...extra));
     expect((await archive(source.store.dir, 'pgtape', '--capture-ddl')).code).toBe(0);
     const step = async (name: string, sql: string) => {
       await source.admin.query(sql);

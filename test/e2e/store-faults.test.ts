@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { pgtape, startPgtape, type CliResult } from '../support/cli.js';
+import { archiveArgs, pgtape, startPgtape, type CliResult } from '../support/cli.js';
 import { sleep, until, useSource } from '../support/fixture.js';
 import { startGatewayProxy, type GatewayProxy } from '../support/gateway-proxy.js';
 import { checksums } from '../support/oracle.js';
@@ -91,11 +91,8 @@ describe('archiving through a Pachyderm-like gateway that misbehaves', () => {
 
   it('loses, duplicates and corrupts nothing under 500s, resets and stalls, killed and restarted', async () => {
     const store = 'pfs://tape@main/faults';
-    const args = [
-      'archive',
-      '--source',
+    const args = archiveArgs(
       source.db.url(),
-      '--store',
       store,
       '--create-publication',
       '--slot',
@@ -104,7 +101,7 @@ describe('archiving through a Pachyderm-like gateway that misbehaves', () => {
       '0.3',
       '--segment-bytes',
       '16kB',
-    ];
+    );
     proxy.faults.rate = 0.15;
     const setup = await untilSuccess([...args, '--until', 'now']);
     expect(setup.code, setup.stderr).toBe(0);
@@ -156,18 +153,7 @@ describe('archiving through a Pachyderm-like gateway that misbehaves', () => {
   it('waits while the store refuses writes for 30 s, acknowledging nothing, then catches up', async () => {
     proxy.faults.rate = 0;
     const store = 'pfs://tape@main/refusing';
-    const args = [
-      'archive',
-      '--source',
-      source.db.url(),
-      '--store',
-      store,
-      '--create-publication',
-      '--slot',
-      'refusing',
-      '--segment-seconds',
-      '0.5',
-    ];
+    const args = archiveArgs(source.db.url(), store, '--create-publication', '--slot', 'refusing', '--segment-seconds', '0.5');
     const child = startPgtape(args, gatewayEnv());
     await until(() => child.output.stderr.includes('"msg":"archiving"'));
     const load = workload(TEST_SEED + 100);

@@ -44,3 +44,8 @@ export function logLines(stderr: string): Record<string, unknown>[] {
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
+
+/** `pgtape archive` arguments for a source and a store, then `more`. */
+export function archiveArgs(source: string, store: string, ...more: string[]): string[] {
+  return ['archive', '--source', source, '--store', store, ...more];
+}

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { pgtape, startPgtape } from './cli.js';
+import { archiveArgs, pgtape, startPgtape } from './cli.js';
 import { until, useSource } from './fixture.js';
 import { checksums, userTables } from './oracle.js';
 import { quoteIdent, quoteQualified } from '../../src/core/sql.js';
@@ -176,18 +176,7 @@ export function replayOracle(kind: 'directory' | 's3', options: { major?: number
     it(`records a seeded workload of ${batches} batches while pgtape archive runs`, async () => {
       const r = seededRandom(TEST_SEED);
       const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
-      const args = [
-        'archive',
-        '--source',
-        source.db.url(),
-        '--store',
-        store(),
-        '--create-publication',
-        '--segment-seconds',
-        '0.2',
-        '--segment-bytes',
-        '8kB',
-      ];
+      const args = archiveArgs(source.db.url(), store(), '--create-publication', '--segment-seconds', '0.2', '--segment-bytes', '8kB');
       const archiver = startPgtape(args);
       // The base is taken when the slot is created; the workload starts after it.
       await until(() => archiver.output.stderr.includes('"msg":"archiving"'));
@@ -381,22 +370,11 @@ export function replayOracle(kind: 'directory' | 's3', options: { major?: number
         const a = points[ia]!;
         const b = points[ib]!;
         const at = `--from lsn:${a.lsn} --to lsn:${b.lsn}`;
-        const sql = await pgtape(['diff', '--store', store(), '--from', `lsn:${a.lsn}`, '--to', `lsn:${b.lsn}`, '--format', 'sql']);
+        const diff = (...more: string[]) => pgtape(['diff', '--store', store(), '--from', `lsn:${a.lsn}`, '--to', `lsn:${b.lsn}`, ...more]);
+        const sql = await diff('--format', 'sql');
         expect(sql.code, `${at}: ${sql.stderr}`).toBe(0);
         // The same patch, compared in parts spilled to disk (a tiny --memory): the same statements.
-        const parted = await pgtape([
-          'diff',
-          '--store',
-          store(),
-          '--from',
-          `lsn:${a.lsn}`,
-          '--to',
-          `lsn:${b.lsn}`,
-          '--format',
-          'sql',
-          '--memory',
-          '1kB',
-        ]);
+        const parted = await diff('--format', 'sql', '--memory', '1kB');
         expect(parted.code, `${at}: ${parted.stderr}`).toBe(0);
         expect(parted.stdout.split('\n').sort(), `parted patch ${at}`).toEqual(sql.stdout.split('\n').sort());
         const A = await replayed(`lsn:${a.lsn}`);
@@ -405,18 +383,7 @@ export function replayOracle(kind: 'directory' | 's3', options: { major?: number
           const expected = await directDiff(A.client, B.client);
           await A.client.query(sql.stdout);
           expect(await checksums(A.client), `patch ${at}`).toEqual(b.sums);
-          const summary = await pgtape([
-            'diff',
-            '--store',
-            store(),
-            '--from',
-            `lsn:${a.lsn}`,
-            '--to',
-            `lsn:${b.lsn}`,
-            '--summary',
-            '--format',
-            'jsonl',
-          ]);
+          const summary = await diff('--summary', '--format', 'jsonl');
           expect(summary.code, summary.stderr).toBe(0);
           const counted = Object.fromEntries(
             summary.stdout
