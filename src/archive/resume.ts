@@ -8,7 +8,7 @@ import type { StreamIdentity } from '../segment/writer.js';
 import type { Store } from '../store/store.js';
 import { listBases } from '../log/bases.js';
 import { listDiscontinuities, recordDiscontinuity } from '../log/discontinuities.js';
-import { listSegments, openSegment } from '../log/segments.js';
+import { listSegments, readSegmentHeader } from '../log/segments.js';
 import { connect, connectQuietly } from '../source/connection.js';
 import { installDdlCapture } from '../source/ddl-capture.js';
 import { checkSource, ensurePublication } from '../source/preflight.js';
@@ -149,7 +149,7 @@ async function lastStoredEnd(store: Store): Promise<bigint | undefined> {
   if (rebased && (!last || rebased.to >= last.endLsn)) return rebased.to;
   if (!last) return undefined;
   try {
-    const header = await openSegment(store, last.key).header();
+    const header = await readSegmentHeader(store, last.key);
     if (header.endLsn !== last.endLsn) {
       throw new UserError(
         `${store.description}/${last.key} says it ends at ${formatLsn(header.endLsn)}, unlike its name`,

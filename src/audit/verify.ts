@@ -6,6 +6,7 @@ import { formatLsn, parseLsnKey, tryParseLsn } from '../core/lsn.js';
 import type { SegmentEntry, SegmentHeader } from '../segment/format.js';
 import { listDiscontinuities } from '../log/discontinuities.js';
 import { listSegments, openSegment, type SegmentRef } from '../log/segments.js';
+import type { SegmentReader } from '../segment/reader.js';
 import { readAll } from '../store/read.js';
 import type { Store } from '../store/store.js';
 
@@ -166,10 +167,12 @@ async function checkBase(store: Store, lsn: bigint, keys: Map<string, number>): 
   }
   if (manifest.formatVersion !== BASE_FORMAT_VERSION || tryParseLsn(manifest.lsn) !== lsn)
     return finding('CORRUPT', `manifest.json describes another base (${manifest.lsn}, format ${manifest.formatVersion})`);
-  const sha = async (key: string) =>
-    createHash('sha256')
-      .update(await readAll(store, key))
-      .digest('hex');
+  // Streamed: a base table file can be far larger than memory.
+  const sha = async (key: string) => {
+    const hash = createHash('sha256');
+    for await (const chunk of store.read(key, { size: keys.get(key.slice(prefix.length)) })) hash.update(chunk as Buffer);
+    return hash.digest('hex');
+  };
   if (!keys.has('schema.json')) return finding('MISSING', 'schema.json is missing');
   if ((await sha(`${prefix}schema.json`)) !== manifest.schemaSha256)
     return finding('CORRUPT', 'schema.json does not match the checksum in the manifest');
@@ -186,6 +189,16 @@ async function checkBase(store: Store, lsn: bigint, keys: Map<string, number>): 
 
 /** Reads a whole segment and checks it against its header and name. */
 async function checkSegment(store: Store, ref: SegmentRef): Promise<Finding> {
+  const reader = openSegment(store, ref);
+  try {
+    return await checkOpenSegment(reader, ref, `${store.description}/${ref.key}`);
+  } finally {
+    // Left early (a header that disagrees with the name, say): the stored object is released.
+    reader.close();
+  }
+}
+
+async function checkOpenSegment(reader: SegmentReader, ref: SegmentRef, what: string): Promise<Finding> {
   const finding = (status: Status, detail: string): Finding => ({
     status,
     object: ref.key,
@@ -193,7 +206,6 @@ async function checkSegment(store: Store, ref: SegmentRef): Promise<Finding> {
     end: formatLsn(ref.endLsn),
     detail,
   });
-  const reader = openSegment(store, ref.key);
   let header: SegmentHeader;
   try {
     header = await reader.header();
@@ -254,7 +266,7 @@ async function checkSegment(store: Store, ref: SegmentRef): Promise<Finding> {
   try {
     for await (const e of reader.entries()) if (inconsistent === undefined) inconsistent = check(e);
   } catch (err) {
-    return problem(errorMessage(err).replace(`${store.description}/${ref.key}: `, '').replace(`${store.description}/${ref.key} `, ''));
+    return problem(errorMessage(err).replace(`${what}: `, '').replace(`${what} `, ''));
   }
   if (inconsistent !== undefined) return problem(inconsistent);
   if (open) return problem(`transaction ${open.xid} has no commit: the segment ends inside it`);

@@ -5,7 +5,7 @@ import { formatMicros } from '../core/units.js';
 import { mapLimit } from '../core/concurrency.js';
 import type { SegmentHeader } from '../segment/format.js';
 import { listDiscontinuities, type Discontinuity } from './discontinuities.js';
-import { lastCommittedHeader, listSegments, openSegment, type SegmentRef } from './segments.js';
+import { lastCommittedHeader, listSegments, readSegmentHeader, type SegmentRef } from './segments.js';
 import type { Store } from '../store/store.js';
 
 export interface IndexedSegment extends SegmentRef {
@@ -65,7 +65,7 @@ export async function loadHeaders(index: ArchiveIndex, skipUnreadable = false): 
   await mapLimit(index.segments, HEADER_CONCURRENCY, async (s) => {
     if (s.header) return;
     try {
-      s.header = await openSegment(index.store, s.key).header();
+      s.header = await readSegmentHeader(index.store, s.key);
     } catch (err) {
       if (!skipUnreadable) throw err;
       unreadable.add(s);

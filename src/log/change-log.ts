@@ -17,31 +17,53 @@ export type LogEntry =
   | { kind: 'delete'; relation: RelationDef; key?: Tuple; old?: Tuple }
   | { kind: 'truncate'; relations: RelationDef[]; flags: number };
 
-/** Segments downloaded ahead of the one being read, and the largest one fetched whole. */
-const PREFETCH_DEPTH = 2;
+/**
+ * Segments are downloaded ahead of the one being read within a window of bytes and of count:
+ * small segments many at a time (each one a request, whose latency is what a remote store costs),
+ * large ones a few. A segment larger than PREFETCH_MAX_BYTES is streamed when its turn comes.
+ */
+const PREFETCH_WINDOW_BYTES = 64 << 20;
+const PREFETCH_MAX_AHEAD = 32;
 const PREFETCH_MAX_BYTES = 64 << 20;
 
 /**
  * Readers of the given segments (all of them by default), in log order. The next segments are
- * downloaded while one is read (bounded in count and size), so a remote store's latency
+ * downloaded while one is read (bounded in count and bytes), so a remote store's latency
  * overlaps with decoding and applying; a downloaded segment is checked whole before it is read.
  */
 export async function* segmentReaders(store: Store, segments?: SegmentRef[]): AsyncGenerator<{ ref: SegmentRef; reader: SegmentReader }> {
   const refs = segments ?? (await listSegments(store));
   const ahead = new Map<number, Promise<Buffer>>();
-  const prefetch = (i: number) => {
-    const ref = refs[i];
-    if (!ref || ahead.has(i) || ref.size > PREFETCH_MAX_BYTES) return;
-    const download = readAll(store, ref.key);
-    download.catch(() => {}); // surfaced when the segment's turn comes
-    ahead.set(i, download);
+  let aheadBytes = 0;
+  let next = 0;
+  const prefetch = (from: number) => {
+    next = Math.max(next, from);
+    for (; next < refs.length && next - from < PREFETCH_MAX_AHEAD; next++) {
+      const ref = refs[next]!;
+      if (ref.size > PREFETCH_MAX_BYTES) continue;
+      if (next > from && aheadBytes + ref.size > PREFETCH_WINDOW_BYTES) break;
+      const download = readAll(store, ref.key, ref.size);
+      download.catch(() => {}); // surfaced when the segment's turn comes
+      ahead.set(next, download);
+      aheadBytes += ref.size;
+    }
   };
-  for (let i = 0; i < refs.length; i++) {
-    const ref = refs[i]!;
-    for (let k = 0; k <= PREFETCH_DEPTH; k++) prefetch(i + k);
-    const fetched = ahead.get(i);
-    ahead.delete(i);
-    yield { ref, reader: openSegment(store, ref.key, fetched ? await fetched : undefined) };
+  let reader: SegmentReader | undefined;
+  try {
+    for (let i = 0; i < refs.length; i++) {
+      const ref = refs[i]!;
+      prefetch(i);
+      const fetched = ahead.get(i);
+      if (fetched) {
+        ahead.delete(i);
+        aheadBytes -= ref.size;
+      }
+      reader = openSegment(store, ref, fetched ? await fetched : undefined);
+      yield { ref, reader };
+    }
+  } finally {
+    // A caller that stops early may leave the last reader unread: its object is released.
+    reader?.close();
   }
 }
 

@@ -34,7 +34,7 @@ export async function resolvePoint(index: ArchiveIndex, target: Target, exclusiv
       await loadHeaders(index);
       for (const s of index.segments) {
         if (target.xid < headerOf(s).minXid || target.xid > headerOf(s).maxXid) continue;
-        for await (const e of openSegment(index.store, s.key).entries()) {
+        for await (const e of openSegment(index.store, s).entries()) {
           if (e.kind === 'begin' && e.xid === target.xid) return exclusive ? e.commitLsn - 1n : e.commitLsn;
         }
       }
@@ -46,7 +46,7 @@ export async function resolvePoint(index: ArchiveIndex, target: Target, exclusiv
       await loadHeaders(index);
       for (const s of index.segments) {
         if (!beyond(headerOf(s).lastCommitTime)) continue;
-        for await (const e of openSegment(index.store, s.key).entries()) {
+        for await (const e of openSegment(index.store, s).entries()) {
           if (e.kind === 'begin' && beyond(e.commitTime)) return e.commitLsn - 1n;
         }
       }
@@ -60,7 +60,7 @@ export async function resolvePoint(index: ArchiveIndex, target: Target, exclusiv
       for (const s of index.segments) {
         if (headerOf(s).messages === 0) continue;
         let commitLsn = 0n;
-        for await (const e of openSegment(index.store, s.key).entries()) {
+        for await (const e of openSegment(index.store, s).entries()) {
           if (e.kind === 'begin') commitLsn = e.commitLsn;
           if (e.kind === 'message' && e.prefix === MARK_PREFIX) {
             const name = e.content.toString('utf8');

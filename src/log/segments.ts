@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { ExitCode, UserError } from '../core/errors.js';
 import { formatLsn } from '../core/lsn.js';
-import { SegmentReader } from '../segment/reader.js';
+import { readHeader, SegmentReader } from '../segment/reader.js';
 import { parseSegmentKey, SEGMENTS_DIR } from '../segment/name.js';
 import type { SealedSegment } from '../segment/writer.js';
 import type { SegmentHeader } from '../segment/format.js';
@@ -42,15 +42,25 @@ export async function lastCommittedHeader(
 ): Promise<SegmentHeader | undefined> {
   for (let i = refs.length - 1; i >= 0; i--) {
     const ref = refs[i]!;
-    ref.header ??= await openSegment(store, ref.key).header();
+    ref.header ??= await readSegmentHeader(store, ref.key);
     if (ref.header.transactions > 0) return ref.header;
   }
   return undefined;
 }
 
-/** A reader of one stored segment; from `downloaded` bytes when it was fetched already. */
-export function openSegment(store: Store, key: string, downloaded?: Buffer): SegmentReader {
-  return new SegmentReader(downloaded ? Readable.from([downloaded]) : store.read(key), `${store.description}/${key}`, downloaded);
+/**
+ * A reader of one stored segment; from `downloaded` bytes when it was fetched already. Reading
+ * it to its end, or stopping early through its iterators, releases the stored object; a reader
+ * used for less (its header alone) must be closed — or use readSegmentHeader instead.
+ */
+export function openSegment(store: Store, ref: { key: string; size?: number }, downloaded?: Buffer): SegmentReader {
+  const source = downloaded ? Readable.from([downloaded]) : store.read(ref.key, { size: ref.size });
+  return new SegmentReader(source, `${store.description}/${ref.key}`, downloaded);
+}
+
+/** A stored segment's header, read with a small ranged read (the body is not fetched). */
+export function readSegmentHeader(store: Store, key: string): Promise<SegmentHeader> {
+  return readHeader((offset, length) => store.readRange(key, offset, length), `${store.description}/${key}`);
 }
 
 /**
@@ -61,7 +71,7 @@ export function openSegment(store: Store, key: string, downloaded?: Buffer): Seg
 export async function putSegment(store: Store, segment: SealedSegment): Promise<{ versionId?: string; existed: boolean }> {
   const existing = await store.stat(segment.key);
   if (existing) {
-    const header = await openSegment(store, segment.key).header();
+    const header = await readSegmentHeader(store, segment.key);
     if (header.bodySha256.equals(segment.header.bodySha256)) return { existed: true };
     throw new UserError(
       `${store.description}/${segment.key} already exists with a different body (range ${formatLsn(segment.header.startLsn)}–${formatLsn(segment.header.endLsn)})`,

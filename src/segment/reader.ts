@@ -6,6 +6,24 @@ import { decodeHead, HEAD_PREFIX_BYTES, headLength, NotASegmentError, type Segme
 
 export class CorruptSegmentError extends Error {}
 
+/** Bytes read for a header at first: enough for most; a longer head takes one more read. */
+const HEAD_GUESS_BYTES = 8 << 10;
+
+/**
+ * A segment's header alone, through `readRange` (at most two small reads), without touching the
+ * body: what listing an archive needs of each segment.
+ */
+export async function readHeader(readRange: (offset: number, length: number) => Promise<Buffer>, what: string): Promise<SegmentHeader> {
+  let head = await readRange(0, HEAD_GUESS_BYTES);
+  if (head.length < HEAD_PREFIX_BYTES) {
+    throw new NotASegmentError(`${what} is not a pgtape segment (${head.length} bytes, shorter than a header)`);
+  }
+  const total = headLength(head, what);
+  if (total > head.length) head = Buffer.concat([head, await readRange(head.length, total - head.length)]);
+  if (total > head.length) throw new CorruptSegmentError(`${what} is truncated inside its header`);
+  return decodeHead(head, what).header;
+}
+
 /**
  * Reads one segment file from a stream: its header first, then its entries one by one, with
  * memory bounded by the largest entry. The body checksum is verified as the body passes; a
@@ -20,12 +38,17 @@ export class SegmentReader {
   private headBytes = 0;
 
   constructor(
-    source: Readable,
+    private readonly source: Readable,
     private readonly what: string,
     /** The whole file, when it was downloaded already: checked before anything is decoded. */
     private readonly whole?: Buffer,
   ) {
     this.iterator = source[Symbol.asyncIterator]();
+  }
+
+  /** Releases the stored object (its descriptor or connection); reading stops. Reading to the end closes it too. */
+  close(): void {
+    this.source.destroy();
   }
 
   async header(): Promise<SegmentHeader> {
@@ -52,7 +75,7 @@ export class SegmentReader {
     if (this.whole) this.checkWhole(header, this.whole);
     const hash = createHash('sha256');
     let compressed = 0;
-    const decompressor = createDecompressor(header.compression);
+    const decompressor = createDecompressor(header.compression, header.rawBodyBytes);
     let decompressing = true;
     const self = this;
     async function* body(): AsyncGenerator<Buffer> {
@@ -85,6 +108,7 @@ export class SegmentReader {
     feed.catch(() => {}); // awaited below
     let rest: Buffer = Buffer.alloc(0);
     let broken: Error | undefined;
+    let ended = false;
     try {
       for await (const decompressed of decompressor) {
         let data = decompressed as Buffer;
@@ -102,11 +126,20 @@ export class SegmentReader {
         rest = data.subarray(whole);
         if (whole > 0) yield data.subarray(0, whole);
       }
+      ended = true;
     } catch (err) {
       if (err instanceof NotASegmentError || err instanceof CorruptSegmentError) throw err;
       broken = err as Error;
       decompressing = false;
       decompressor.destroy();
+      ended = true;
+    } finally {
+      // The caller stopped before the end (found what it looked for, or failed): what was opened
+      // for this segment is released, not left to hold a descriptor or a connection.
+      if (!ended) {
+        decompressor.destroy();
+        this.close();
+      }
     }
     await feed;
     if (compressed !== header.bodyBytes) {

@@ -118,11 +118,48 @@ export class S3Store implements Store {
     this.send<GetObjectCommandOutput>((m) => new m.GetObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }))
       .then((r) => {
         const body = r.Body as Readable;
+        // A body left unread holds its connection, and the SDK has 50: a reader that stops early
+        // (destroying `out`) releases it.
+        if (out.destroyed) return body.destroy();
+        out.once('close', () => body.destroy());
         body.on('error', (err) => out.destroy(err));
         body.pipe(out);
       })
       .catch((err) => out.destroy(this.failure(`read ${key}`, err)));
     return out;
+  }
+
+  async readRange(key: string, offset: number, length: number): Promise<Buffer> {
+    if (length <= 0) return Buffer.alloc(0);
+    let r: GetObjectCommandOutput;
+    try {
+      r = await this.send<GetObjectCommandOutput>(
+        (m) =>
+          new m.GetObjectCommand({ Bucket: this.location.bucket, Key: this.key(key), Range: `bytes=${offset}-${offset + length - 1}` }),
+      );
+    } catch (err) {
+      // A range that starts past the end of the object.
+      if ((err as { name?: string }).name === 'InvalidRange') return Buffer.alloc(0);
+      throw this.failure(`read ${key}`, err);
+    }
+    // A server that ignores Range answers 200 with the whole object: the range is cut from it.
+    const from = r.$metadata.httpStatusCode === 206 ? 0 : offset;
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const body = r.Body as Readable;
+    try {
+      for await (const chunk of body) {
+        chunks.push(chunk as Buffer);
+        got += (chunk as Buffer).length;
+        if (got >= from + length) break;
+      }
+    } catch (err) {
+      throw this.failure(`read ${key}`, err);
+    } finally {
+      // Read no further than needed, and release the connection either way.
+      body.destroy();
+    }
+    return Buffer.concat(chunks).subarray(from, from + length);
   }
 
   async putFile(key: string, localPath: string): Promise<{ versionId?: string }> {

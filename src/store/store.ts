@@ -16,7 +16,14 @@ export interface Store {
   list(prefix: string): Promise<StoredObject[]>;
   /** Whole object, or undefined when there is none under that key. */
   stat(key: string): Promise<StoredObject | undefined>;
-  read(key: string): Readable;
+  /**
+   * The whole object, streamed; `size`, when the caller knows it, sizes the read buffers to it.
+   * Destroying the stream before its end releases what it holds (a descriptor, a connection):
+   * a reader that stops early must destroy it.
+   */
+  read(key: string, options?: { size?: number }): Readable;
+  /** Up to `length` bytes from `offset` (fewer at the object's end), read and released at once. */
+  readRange(key: string, offset: number, length: number): Promise<Buffer>;
   /** Stores a local file under `key`, durably, all or nothing. Returns the backend's version id if it has one. */
   putFile(key: string, localPath: string): Promise<{ versionId?: string }>;
   /** The same for a small object held in memory (manifests, schemas). */

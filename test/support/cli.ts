@@ -17,8 +17,16 @@ export function pgtape(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cli
 
 export type RunningPgtape = ChildProcess & { output: { stdout: string; stderr: string }; done: Promise<CliResult> };
 
+/**
+ * Starts the CLI. With PGTAPE_TEST_FD_LIMIT in `env`, it runs under that `ulimit -n`: a command
+ * that leaks a descriptor per segment then fails as it would after hours of a real archive.
+ */
 export function startPgtape(args: string[], env: NodeJS.ProcessEnv = {}): RunningPgtape {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const limit = env.PGTAPE_TEST_FD_LIMIT;
+  const [command, argv] = limit
+    ? ['bash', ['-c', `ulimit -n ${Number(limit)} && exec "$0" "$@"`, process.execPath, BIN, ...args]]
+    : [process.execPath, [BIN, ...args]];
+  const child = spawn(command as string, argv as string[], {
     env: { ...process.env, PGTAPE_LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   }) as RunningPgtape;

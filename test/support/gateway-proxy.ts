@@ -10,6 +10,8 @@ import { seededRandom } from './random.js';
 export interface GatewayProxy {
   endpoint: string;
   faults: { rate: number };
+  /** Answer GETs with the whole object whatever their Range header asks (a server without ranges). */
+  ignoreRange: boolean;
   refuseWritesFor(ms: number): void;
   /** Requests refused for breaking a gateway rule (should stay empty), and faults injected. */
   violations: string[];
@@ -25,6 +27,7 @@ export async function startGatewayProxy(target: string, seed: number): Promise<G
   let refuseWritesUntil = 0;
   const proxy: Omit<GatewayProxy, 'endpoint' | 'close'> = {
     faults: { rate: 0 },
+    ignoreRange: false,
     refuseWritesFor: (ms) => (refuseWritesUntil = Date.now() + ms),
     violations: [],
     injected: 0,
@@ -62,13 +65,12 @@ export async function startGatewayProxy(target: string, seed: number): Promise<G
     forward(req, res);
   });
   const forward = (req: IncomingMessage, res: ServerResponse) => {
-    const out = request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
+    const headers = { ...req.headers };
+    if (proxy.ignoreRange) delete headers.range;
+    const out = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
     out.on('error', () => res.destroy());
     req.pipe(out);
   };
@@ -81,6 +83,12 @@ export async function startGatewayProxy(target: string, seed: number): Promise<G
     },
     get injected() {
       return proxy.injected;
+    },
+    get ignoreRange() {
+      return proxy.ignoreRange;
+    },
+    set ignoreRange(on: boolean) {
+      proxy.ignoreRange = on;
     },
     endpoint: `http://127.0.0.1:${port}`,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
