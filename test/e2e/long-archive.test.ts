@@ -1,0 +1,197 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { archiveArgs, pgtape, type CliResult } from '../support/cli.js';
+import { sleep, useSource } from '../support/fixture.js';
+import { startGatewayProxy, type GatewayProxy } from '../support/gateway-proxy.js';
+import { TEST_SEED } from '../support/random.js';
+import { replayIntoFresh } from '../support/replay-into.js';
+import { startS3, type TestS3 } from '../support/s3rver.js';
+import { transaction } from '../support/tape.js';
+import { listSegments } from '../../src/log/segments.js';
+import { openStore } from '../../src/store/open.js';
+
+// An archive of many segments, read by every command with every target kind: each reader must
+// close what it opens (docs/ARCHITECTURE.md, Invariants). A leaked descriptor per segment fails
+// under a low `ulimit -n`; a leaked HTTP body per segment exhausts the S3 client's sockets.
+
+/** Where the workload stood at each target, and the target's text. */
+interface Targets {
+  xid: number;
+  time: string;
+  lsn: string;
+}
+
+const SCHEMA = `
+  create table t (id int primary key, v text);
+  create table blobs (id int primary key, b bytea);
+`;
+
+const FD_LIMIT = { PGTAPE_TEST_FD_LIMIT: '256' };
+
+const lines = (r: CliResult) => r.stdout.trim().split('\n').filter(Boolean);
+
+function ok(r: CliResult, what: string): CliResult {
+  expect(r.stderr, what).not.toMatch(/EMFILE|socket did not establish/);
+  expect(r.code, `${what}: ${r.stderr}`).toBe(0);
+  return r;
+}
+
+/** One transaction of `work`; returns its xid. */
+async function commit(client: pg.Client, work: (q: pg.Client) => Promise<void>): Promise<number> {
+  return (await transaction(client, work))!;
+}
+
+/** A time after the last commit and before the next (time: cuts before the first commit after it). */
+async function timeBetweenCommits(client: pg.Client): Promise<string> {
+  const { rows } = await client.query<{ t: string }>(
+    `select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t`,
+  );
+  await sleep(5);
+  return rows[0]!.t;
+}
+
+async function currentLsn(client: pg.Client): Promise<string> {
+  return (await client.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn')).rows[0]!.lsn;
+}
+
+describe('a long archive: every command and target kind, each segment opened and closed', () => {
+  const source = useSource(SCHEMA);
+
+  describe('on a directory of more than 1024 segments, under ulimit -n 256', () => {
+    const store = () => source.store.dir;
+    const at = {} as Targets;
+
+    it('records 1100 transactions, one segment each', async () => {
+      const setup = await pgtape(archiveArgs(source.db.url(), store(), '--create-publication', '--until', 'now', '--segment-bytes', '1'));
+      expect(setup.code, setup.stderr).toBe(0);
+      const client = await source.db.client();
+      try {
+        for (let i = 1; i <= 1100; i++) {
+          const xid = await commit(client, (q) => q.query('insert into t values ($1, $2)', [i, `v${i}`]).then(() => undefined));
+          if (i === 300) at.xid = xid;
+          if (i === 600) await client.query(`select pg_logical_emit_message(true, 'pgtape', 'six-hundred')`);
+          if (i === 900) at.time = await timeBetweenCommits(client);
+          if (i === 1000) at.lsn = await currentLsn(client);
+        }
+      } finally {
+        await client.end();
+      }
+      const drain = await pgtape(archiveArgs(source.db.url(), store(), '--until', 'now', '--segment-bytes', '1'));
+      expect(drain.code, drain.stderr).toBe(0);
+      expect((await listSegments(openStore(store()))).length).toBeGreaterThan(1100);
+    });
+
+    it.each([
+      ['latest', 1100],
+      ['lsn', 1000],
+      ['xid', 300],
+      ['time', 900],
+      ['name', 600],
+    ] as const)('replays --to %s', async (kind, rows) => {
+      const target = { latest: 'latest', lsn: `lsn:${at.lsn}`, xid: `xid:${at.xid}`, time: `time:${at.time}`, name: 'name:six-hundred' }[
+        kind
+      ];
+      const { r, seen } = await replayIntoFresh(
+        source,
+        ['--store', store(), '--to', target, '--tables', 'public.t'],
+        async (c) => (await c.query<{ n: number; max: number }>('select count(*)::int as n, max(id) as max from t')).rows[0],
+        FD_LIMIT,
+      );
+      ok(r, `replay --to ${target}`);
+      expect(seen).toEqual({ n: rows, max: rows });
+    });
+
+    it('lists, compares and verifies with every target kind', async () => {
+      const run = async (...args: string[]) => ok(await pgtape([...args, '--store', store()], FD_LIMIT), args.join(' '));
+      expect(lines(await run('log', '--json')).length).toBeGreaterThan(1100);
+      expect(lines(await run('log', '--from', `time:${at.time}`, '--json'))).toHaveLength(200);
+      expect(lines(await run('log', '--from', `xid:${at.xid}`, '--to', `lsn:${at.lsn}`, '--json')).length).toBeGreaterThanOrEqual(700);
+      expect(lines(await run('log', '--from', 'name:six-hundred', '--json'))).toHaveLength(500);
+      const diff = JSON.parse(
+        (await run('diff', '--from', 'name:six-hundred', '--to', `time:${at.time}`, '--summary', '--format', 'jsonl')).stdout,
+      );
+      expect(diff).toMatchObject({ table: 'public.t', added: 300, deleted: 0, modified: 0 });
+      await run('verify');
+      await run('verify', '--to', `xid:${at.xid}`);
+      await run('verify', '--from', 'name:six-hundred', '--to', `time:${at.time}`);
+    });
+  });
+
+  describe('on S3 through the gateway proxy, 200 segments of more than 1 MB', () => {
+    let s3: TestS3;
+    let proxy: GatewayProxy;
+    const store = 'pfs://tape@long';
+    const gateway = () => ({ PACH_TOKEN: 'S3RVER', PACHD_S3_ENDPOINT: proxy.endpoint });
+    const at = {} as Targets;
+
+    beforeAll(async () => {
+      s3 = await startS3();
+      await s3.createBucket('long.tape');
+      proxy = await startGatewayProxy(s3.endpoint, TEST_SEED);
+      Object.assign(process.env, s3.env);
+    });
+    afterAll(async () => {
+      await proxy?.close();
+      await s3?.close();
+    });
+
+    it('records 200 transactions of over 1 MB each, one segment each', async () => {
+      const args = archiveArgs(source.db.url(), store, '--slot', 'big', '--until', 'now', '--segment-bytes', '1');
+      const setup = await pgtape(args, gateway());
+      expect(setup.code, setup.stderr).toBe(0);
+      const client = await source.db.client();
+      try {
+        for (let i = 1; i <= 200; i++) {
+          const xid = await commit(client, async (q) => {
+            await q.query('delete from blobs');
+            // Random bytes do not compress: each segment stays over 1 MB.
+            await q.query('insert into blobs values ($1, $2)', [i, randomBytes(1_050_000)]);
+          });
+          if (i === 50) await client.query(`select pg_logical_emit_message(true, 'pgtape', 'fifty')`);
+          if (i === 100) at.xid = xid;
+          if (i === 150) at.time = await timeBetweenCommits(client);
+          if (i === 180) at.lsn = await currentLsn(client);
+        }
+      } finally {
+        await client.end();
+      }
+      const drain = await pgtape(args, gateway());
+      expect(drain.code, drain.stderr).toBe(0);
+      const big = (await listSegments(openStore('s3://long.tape/'))).filter((s) => s.size > 1_000_000);
+      expect(big.length).toBeGreaterThanOrEqual(200);
+    });
+
+    it.each([
+      ['latest', 200],
+      ['lsn', 180],
+      ['xid', 100],
+      ['time', 150],
+      ['name', 50],
+    ] as const)('replays --to %s', async (kind, id) => {
+      const target = { latest: 'latest', lsn: `lsn:${at.lsn}`, xid: `xid:${at.xid}`, time: `time:${at.time}`, name: 'name:fifty' }[kind];
+      const { r, seen } = await replayIntoFresh(
+        source,
+        ['--store', store, '--to', target, '--tables', 'public.blobs'],
+        async (c) => (await c.query<{ id: number }>('select id from blobs')).rows,
+        gateway(),
+      );
+      ok(r, `replay --to ${target}`);
+      expect(seen).toEqual([{ id }]);
+    });
+
+    it('lists and verifies with every target kind, also where the gateway ignores Range', async () => {
+      const run = async (...args: string[]) => ok(await pgtape([...args, '--store', store], gateway()), args.join(' '));
+      expect(lines(await run('log', '--from', `time:${at.time}`, '--json'))).toHaveLength(50);
+      expect(lines(await run('log', '--from', 'name:fifty', '--to', `xid:${at.xid}`, '--json'))).toHaveLength(50);
+      await run('verify', '--to', `lsn:${at.lsn}`);
+      proxy.ignoreRange = true;
+      try {
+        expect(lines(await run('log', '--from', `time:${at.time}`, '--json'))).toHaveLength(50);
+      } finally {
+        proxy.ignoreRange = false;
+      }
+      expect(proxy.violations).toEqual([]);
+    });
+  });
+});
