@@ -138,7 +138,7 @@ async function main(): Promise<void> {
     for (const ref of await listSegments(s)) {
       const at = storedAt.get(ref.key);
       if (at === undefined) unlogged++;
-      for await (const e of openSegment(s, ref.key).entries()) {
+      for await (const e of openSegment(s, ref).entries()) {
         if (e.kind === 'commit') {
           transactions++;
           if (at !== undefined) latencies.push(at - Number(e.commitTime / 1000n));
