@@ -103,7 +103,7 @@ describe('pgtape archive', () => {
     let docsUpdate: string | undefined;
     let sawAborted = false;
     for (const ref of await listSegments(s)) {
-      for await (const e of openSegment(s, ref.key).entries()) {
+      for await (const e of openSegment(s, ref).entries()) {
         if (e.kind === 'update' && e.new.kinds.length === 3 && e.new.values[1]?.toString() === 'renamed')
           docsUpdate = e.new.kinds.toString();
         if ((e.kind === 'insert' || e.kind === 'update') && e.new.values.some((v) => v.toString() === 'never-committed')) sawAborted = true;
