@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { BASES_DIR, BASE_FORMAT_VERSION, basePrefix, type BaseManifest } from '../log/bases.js';
+import { BASES_DIR, basePrefix, isReadableBaseFormat, type BaseManifest } from '../log/bases.js';
 import { mapLimit } from '../core/concurrency.js';
 import { errorMessage } from '../core/errors.js';
 import { formatLsn, parseLsnKey, tryParseLsn } from '../core/lsn.js';
@@ -165,7 +165,7 @@ async function checkBase(store: Store, lsn: bigint, keys: Map<string, number>): 
   } catch (err) {
     return finding('CORRUPT', `manifest.json cannot be read: ${errorMessage(err)}`);
   }
-  if (manifest.formatVersion !== BASE_FORMAT_VERSION || tryParseLsn(manifest.lsn) !== lsn)
+  if (!isReadableBaseFormat(manifest.formatVersion) || tryParseLsn(manifest.lsn) !== lsn)
     return finding('CORRUPT', `manifest.json describes another base (${manifest.lsn}, format ${manifest.formatVersion})`);
   // Streamed: a base table file can be far larger than memory.
   const sha = async (key: string) => {

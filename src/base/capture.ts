@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { to as copyTo } from 'pg-copy-streams';
+import type pg from 'pg';
 import type { Logger } from '../core/log.js';
 import { formatLsn } from '../core/lsn.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../core/sql.js';
@@ -13,8 +14,16 @@ import { createCompressor } from '../core/compression.js';
 import { connect, OUTPUT_SETTINGS } from '../source/connection.js';
 import type { SourceFacts } from '../source/preflight.js';
 import type { Store } from '../store/store.js';
+import { readBaseDdl } from './ddl/read.js';
 import { readPublishedSchema } from './published-schema.js';
-import { BASE_FORMAT_VERSION, BASE_TABLE_COMPRESSION, basePrefix, type BaseManifest, type BaseSchema } from '../log/bases.js';
+import {
+  BASE_FORMAT_VERSION,
+  BASE_TABLE_COMPRESSION,
+  basePrefix,
+  type BaseManifest,
+  type BaseSchema,
+  type BaseTable,
+} from '../log/bases.js';
 
 /**
  * Copies the published tables, as of an exported snapshot, into `base/<LSN16>/`: the schema,
@@ -46,8 +55,11 @@ export async function captureBase(options: {
       database: options.facts.database,
       systemIdentifier: options.facts.systemIdentifier,
       serverVersion: options.facts.serverVersion,
-      ...(await readPublishedSchema(client, options.publication)),
+      ...(await readPublishedSchema(client, options.publication, options.facts.serverVersion)),
+      ddl: await readBaseDdl(client, options.publication),
     };
+    for (const what of schema.ddl!.notRestored) log.warn({ object: what }, 'the base cannot recreate this object: replays will lack it');
+    await warnOfLargeObjects(client, log);
     const manifest: BaseManifest = { formatVersion: BASE_FORMAT_VERSION, lsn: schema.lsn, takenAt: '', schemaSha256: '', tables: [] };
     for (const table of schema.tables) {
       const local = join(spool, 'table');
@@ -67,8 +79,7 @@ export async function captureBase(options: {
           callback(null, chunk);
         },
       });
-      const columns = table.columns.map((c) => quoteIdent(c.name)).join(', ');
-      const copy = client.query(copyTo(`copy ${quoteQualified(table.schema, table.name)} (${columns}) to stdout`));
+      const copy = client.query(copyTo(copyOut(table)));
       await pipeline(copy, counter, createCompressor(BASE_TABLE_COMPRESSION), tap, createWriteStream(local));
       await store.putFile(prefix + table.file, local);
       await rm(local, { force: true });
@@ -96,5 +107,36 @@ export async function captureBase(options: {
   } finally {
     await client.end().catch(() => {});
     await rm(spool, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The COPY that writes a table's rows into the base: the published columns, and only the rows a
+ * row filter publishes. A partitioned table published through its root is read as a query
+ * (COPY refuses a partitioned table), which reads its partitions.
+ */
+function copyOut(table: BaseTable): string {
+  const columns = table.columns.map((c) => quoteIdent(c.name)).join(', ');
+  const name = quoteQualified(table.schema, table.name);
+  if (!table.partitioned && !table.rowFilter) return `copy ${name} (${columns}) to stdout`;
+  return `copy (select ${columns} from ${name}${table.rowFilter ? ` where ${table.rowFilter}` : ''}) to stdout`;
+}
+
+/** Large objects are not replicated by logical decoding: a replay holds their OIDs, never their data. */
+async function warnOfLargeObjects(client: pg.Client, log: Logger): Promise<void> {
+  const { rows } = await client.query<{ count: string; columns: string[] | null }>(
+    `select (select count(*) from pg_largeobject_metadata)::text as count,
+            (select array_agg(quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname))
+               from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+               join pg_type t on t.oid = a.atttypid
+              where c.relkind in ('r', 'p') and a.attnum > 0 and not a.attisdropped and t.typname in ('oid', 'lo')
+                and n.nspname not in ('pg_catalog', 'information_schema')) as columns`,
+  );
+  const { count, columns } = rows[0]!;
+  if (count !== '0') {
+    log.warn(
+      { largeObjects: Number(count), columns: columns ?? [] },
+      'the database has large objects: logical replication does not carry them, so replays hold their OIDs but not their contents',
+    );
   }
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { baseTableFile, type BaseSchema, type BaseTable } from '../log/bases.js';
+import { publishedColumnLists } from './ddl/scope.js';
 
 /**
  * Reads the shape of the published tables from the catalog, inside the base's snapshot:
@@ -9,9 +10,20 @@ import { baseTableFile, type BaseSchema, type BaseTable } from '../log/bases.js'
 export async function readPublishedSchema(
   client: pg.Client,
   publication: string,
+  serverVersion: number,
 ): Promise<Pick<BaseSchema, 'schemas' | 'enums' | 'domains' | 'tables'>> {
-  const tables = await client.query<{ oid: number; schema: string; name: string; identity: string }>(
-    `select c.oid::int as oid, n.nspname as schema, c.relname as name, c.relreplident as identity
+  // Row filters and column lists came with 15: the base copies only what the publication publishes.
+  const filters = serverVersion >= 150000 ? 'p.rowfilter' : 'null as rowfilter';
+  const columnLists = await publishedColumnLists(client, publication);
+  const tables = await client.query<{
+    oid: number;
+    schema: string;
+    name: string;
+    identity: string;
+    kind: string;
+    rowfilter: string | null;
+  }>(
+    `select c.oid::int as oid, n.nspname as schema, c.relname as name, c.relreplident as identity, c.relkind as kind, ${filters}
        from pg_publication_tables p
        join pg_namespace n on n.nspname = p.schemaname
        join pg_class c on c.relnamespace = n.oid and c.relname = p.tablename
@@ -65,7 +77,9 @@ export async function readPublishedSchema(
     [usedTypes],
   );
   const byTable = new Map<number, BaseTable>();
-  tables.rows.forEach((t, i) =>
+  const published = new Map<number, Set<string> | undefined>();
+  tables.rows.forEach((t, i) => {
+    published.set(t.oid, columnLists.get(t.oid));
     byTable.set(t.oid, {
       schema: t.schema,
       name: t.name,
@@ -74,9 +88,17 @@ export async function readPublishedSchema(
       columns: [],
       primaryKey: [],
       file: baseTableFile(i + 1),
-    }),
-  );
+      ...(t.kind === 'p' ? { partitioned: true } : {}),
+      ...(t.rowfilter ? { rowFilter: t.rowfilter } : {}),
+    });
+  });
   for (const c of columns.rows) {
+    const list = published.get(c.rel);
+    if (list && !list.has(c.name)) {
+      const t = byTable.get(c.rel)!;
+      t.unpublishedColumns = [...(t.unpublishedColumns ?? []), c.name];
+      continue;
+    }
     byTable.get(c.rel)!.columns.push({
       name: c.name,
       attnum: c.attnum,

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../core/log.js';
 import { formatLsn } from '../core/lsn.js';
 import type { SourceFacts } from '../source/preflight.js';
-import { createSlotWithSnapshot } from '../source/slot.js';
+import { createSlotWithSnapshot, dropSlot } from '../source/slot.js';
 import type { Store } from '../store/store.js';
 import { captureBase } from './capture.js';
 
@@ -27,8 +27,12 @@ export async function takeBase(options: {
   );
   try {
     await captureBase({ ...options, lsn: exported.lsn, snapshot: exported.snapshot });
-  } finally {
+  } catch (err) {
     await exported.release();
+    // A permanent slot made for a base that failed would hold WAL on the source forever.
+    if (options.slot) await dropSlot(options.source, name, options.log);
+    throw err;
   }
+  await exported.release();
   return exported.lsn;
 }

@@ -46,7 +46,8 @@ export async function indexArchive(store: Store, options: IndexOptions = {}): Pr
   const index: ArchiveIndex = { store, bases, segments, discontinuities: [] };
   if (headers === 'all') await loadHeaders(index, skipUnreadable);
   else await lastCommittedHeader(store, segments);
-  if (segments.length === 0 && (requireBase || bases.length === 0)) {
+  // A base alone is an archive: it replays to its own point.
+  if (segments.length === 0 && bases.length === 0) {
     throw new UserError(`${store.description} holds no archive (no base, no segments)`, 'check --store; pgtape archive writes there');
   }
   if (requireBase && bases.length === 0) {

@@ -13,7 +13,9 @@ import { readAll } from '../store/read.js';
 //   base/<LSN16>/tables/<n>.copy.br  one COPY text file per table, brotli-compressed (baseTableFile)
 //   base/<LSN16>/manifest.json       written last: without it the base does not exist
 
-export const BASE_FORMAT_VERSION = 1;
+/** Format 2 adds the whole schema as statements (`ddl`); format 1 bases are still read. */
+export const BASE_FORMAT_VERSION = 2;
+export const isReadableBaseFormat = (version: number) => version === 1 || version === 2;
 export const BASES_DIR = 'base/';
 
 export interface BaseColumn {
@@ -38,6 +40,12 @@ export interface BaseTable {
   primaryKey: string[];
   /** Key under `base/<LSN16>/` of its COPY file. */
   file: string;
+  /** A partitioned table published through its root: its rows are its partitions'. */
+  partitioned?: boolean;
+  /** The publication's row filter (15+): the base holds only the rows it publishes. */
+  rowFilter?: string;
+  /** The publication's column list (15+) left these columns out: the archive holds none of their values. */
+  unpublishedColumns?: string[];
 }
 
 export interface BaseSchema {
@@ -52,6 +60,52 @@ export interface BaseSchema {
   enums: { schema: string; name: string; labels: string[] }[];
   domains: { schema: string; name: string; baseType: string; notNull: boolean; default?: string }[];
   tables: BaseTable[];
+  /** Format 2: the whole schema, to run around the rows. */
+  ddl?: BaseDdl;
+}
+
+// The schema as statements (format 2): what base/ddl/ reads from the catalog and replay runs,
+// in the order pg_restore runs a dump's: pre-data, the rows, post-data.
+
+/** One object of the schema, as the statements that recreate it. */
+export interface SchemaObject {
+  /** What it is, as a person would say it: `table`, `view`, `function`, `index`… */
+  kind: string;
+  /** Its name, qualified where it has a schema, for messages. */
+  name: string;
+  /** The statements, in order. */
+  sql: string[];
+  /** The table it belongs to (`schema.table`): left out with the table (`replay --tables`). */
+  table?: string;
+  /** Other published tables it needs (a foreign key's referenced table, a view's tables). */
+  needs?: string[];
+}
+
+/** A sequence, with where the base saw it and the columns that draw from it. */
+export interface BaseSequence {
+  schema: string;
+  name: string;
+  /** The value nextval() last returned (null: never called), as text: sequences are bigint. */
+  lastValue: string | null;
+  /** Columns whose default or identity draws from it: the value never ends below their largest. */
+  columns: { schema: string; table: string; column: string }[];
+}
+
+/** The whole schema of a base (format 2 and later). */
+export interface BaseDdl {
+  /** Before the rows: objects in dependency order. */
+  pre: SchemaObject[];
+  /** After the rows. */
+  post: SchemaObject[];
+  /** Last, once every change is applied: materialized views filled, triggers set to fire as on the source. */
+  final: SchemaObject[];
+  sequences: BaseSequence[];
+  /** Identity columns GENERATED ALWAYS: replay writes their values as the source had them. */
+  alwaysIdentity: { schema: string; table: string; column: string }[];
+  /** Extensions the schema uses, with their versions. */
+  extensions: { name: string; schema: string; version: string }[];
+  /** Objects a replay cannot recreate, and why: said at every base and replay, never dropped silently. */
+  notRestored: string[];
 }
 
 export interface BaseManifest {
@@ -125,7 +179,13 @@ async function readJson<T>(store: Store, key: string): Promise<T> {
 export async function readBase(store: Store, base: BaseRef): Promise<{ manifest: BaseManifest; schema: BaseSchema }> {
   const manifest = await readJson<BaseManifest>(store, `${base.prefix}manifest.json`);
   const schema = await readJson<BaseSchema>(store, `${base.prefix}schema.json`);
-  if (manifest.formatVersion !== BASE_FORMAT_VERSION || parseLsn(manifest.lsn) !== base.lsn) {
+  if (manifest.formatVersion > BASE_FORMAT_VERSION) {
+    throw new UserError(
+      `${store.description}/${base.prefix}manifest.json is of base format ${manifest.formatVersion}, newer than this pgtape reads (${BASE_FORMAT_VERSION})`,
+      'use a newer pgtape for this archive',
+    );
+  }
+  if (!isReadableBaseFormat(manifest.formatVersion) || parseLsn(manifest.lsn) !== base.lsn) {
     throw new UserError(
       `${store.description}/${base.prefix}manifest.json does not describe the base at ${formatLsn(base.lsn)}`,
       'run pgtape verify',

@@ -86,3 +86,27 @@ export async function createSlotWithSnapshot(url: string, slot: string, options:
     throw err;
   }
 }
+
+/** Drops a slot this run made and can no longer use; a failure to drop is logged, not thrown over the cause. */
+export async function dropSlot(url: string, slot: string, log: Logger): Promise<void> {
+  const client = new pg.Client(clientConfig(url));
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    // The walsender that made it may hold it for a moment after its connection ends.
+    for (let waited = 0; ; waited += 250) {
+      try {
+        await client.query('select pg_drop_replication_slot($1)', [slot]);
+        break;
+      } catch (err) {
+        if ((err as { code?: string }).code !== '55006' || waited >= SLOT_RELEASE_WAIT_MS) throw err;
+        await sleep(250);
+      }
+    }
+    log.info({ slot }, 'dropped the replication slot made for the failed base');
+  } catch (err) {
+    log.warn({ slot, err: (err as Error).message }, 'could not drop the replication slot made for the failed base: drop it by hand');
+  } finally {
+    await client.end().catch(() => {});
+  }
+}

@@ -1,0 +1,222 @@
+import type pg from 'pg';
+import { quoteIdent, quoteLiteral } from '../../core/sql.js';
+import type { SchemaObject } from '../../log/bases.js';
+import type { Scope } from './scope.js';
+
+// What a dump restores after the rows: indexes, constraints (keys before the foreign keys that
+// need them), triggers, rules, statistics objects, replica identities; and what a replay does
+// last: materialized views refreshed, triggers and rules set to fire as on the source.
+
+export interface PostData {
+  post: SchemaObject[];
+  final: SchemaObject[];
+  notRestored: string[];
+}
+
+/** `oids`: the tables and materialized views the base recreates. */
+export async function readPostData(client: pg.Client, scope: Scope, oids: number[]): Promise<PostData> {
+  const post: SchemaObject[] = [];
+  const final: SchemaObject[] = [];
+  const notRestored: string[] = [];
+  // What an object belongs to, for `replay --tables` (a materialized view's index: nothing).
+  const table = (oid: number) => scope.tableNames.get(oid);
+
+  // Indexes that no constraint owns; an index of a partition is attached to its parent's.
+  const { rows: indexes } = await client.query<{ rel: number; name: string; def: string; parent: string | null }>(
+    `select i.indrelid::int as rel, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as name, pg_get_indexdef(i.indexrelid) as def,
+            (select quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhparent
+               join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = i.indexrelid) as parent
+       from pg_index i join pg_class c on c.oid = i.indexrelid join pg_namespace n on n.oid = c.relnamespace
+      where i.indrelid = any($1::oid[])
+        and not exists (select 1 from pg_constraint k where k.conrelid = i.indrelid and k.conindid = i.indexrelid and k.contype in ('p', 'u', 'x'))
+      order by 2`,
+    [oids],
+  );
+  for (const i of indexes) post.push({ kind: 'index', name: i.name, sql: [i.def], table: table(i.rel) });
+
+  const { rows: constraints } = await client.query<{
+    rel: number;
+    on: string;
+    name: string;
+    type: string;
+    def: string;
+    index: string | null;
+    parent_index: string | null;
+    inherited: boolean;
+    references: number | null;
+  }>(
+    `select k.conrelid::int as rel, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as on, k.conname as name, k.contype as type,
+            pg_get_constraintdef(k.oid) as def,
+            case when k.contype in ('p', 'u', 'x') then quote_ident(n.nspname) || '.' || quote_ident(ic.relname) end as index,
+            (select quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhparent
+               join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = k.conindid and k.contype in ('p', 'u', 'x')) as parent_index,
+            (k.conparentid <> 0 or not k.conislocal) as inherited,
+            nullif(k.confrelid, 0)::int as references
+       from pg_constraint k
+       join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace
+       left join pg_class ic on ic.oid = k.conindid
+      where k.conrelid = any($1::oid[]) and k.contype in ('p', 'u', 'x', 'c', 'f')
+      order by case k.contype when 'p' then 0 when 'u' then 1 when 'x' then 2 when 'c' then 3 else 4 end, 2, 3`,
+    [oids],
+  );
+  const attach: SchemaObject[] = [];
+  for (const k of constraints) {
+    const name = `${quoteIdent(k.name)} on ${k.on}`;
+    const kind = { p: 'primary key', u: 'unique constraint', x: 'exclusion constraint', c: 'check constraint', f: 'foreign key' }[k.type]!;
+    if (k.type === 'p' || k.type === 'u' || k.type === 'x') {
+      // On a partition, the key is made on the partition alone and its index attached to the parent's.
+      post.push({ kind, name, sql: [`ALTER TABLE ONLY ${k.on} ADD CONSTRAINT ${quoteIdent(k.name)} ${k.def}`], table: table(k.rel) });
+      if (k.parent_index) {
+        attach.push({
+          kind: k.type === 'p' ? 'primary key attachment' : 'index attachment',
+          name: k.index!,
+          sql: [`ALTER INDEX ${k.parent_index} ATTACH PARTITION ${k.index}`],
+          table: table(k.rel),
+        });
+      }
+    } else if (!k.inherited) {
+      // Checks and foreign keys made on a parent reach its partitions and children by themselves.
+      if (k.type === 'f' && k.references !== null && !scope.tables.has(k.references)) {
+        notRestored.push(`foreign key ${name}: it references a table the publication does not publish`);
+        continue;
+      }
+      post.push({
+        kind,
+        name,
+        sql: [`ALTER TABLE ${k.on} ADD CONSTRAINT ${quoteIdent(k.name)} ${k.def}`],
+        table: table(k.rel),
+        ...(k.references !== null ? { needs: [scope.tableNames.get(k.references)!] } : {}),
+      });
+    }
+  }
+  const { rows: indexAttachments } = await client.query<{ rel: number; name: string; parent: string }>(
+    `select i.indrelid::int as rel, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as name,
+            quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) as parent
+       from pg_index i join pg_class c on c.oid = i.indexrelid join pg_namespace n on n.oid = c.relnamespace
+       join pg_inherits h on h.inhrelid = i.indexrelid join pg_class pc on pc.oid = h.inhparent join pg_namespace pn on pn.oid = pc.relnamespace
+      where i.indrelid = any($1::oid[])
+        and not exists (select 1 from pg_constraint k where k.conrelid = i.indrelid and k.conindid = i.indexrelid and k.contype in ('p', 'u', 'x'))`,
+    [oids],
+  );
+  for (const i of indexAttachments) {
+    attach.push({
+      kind: 'index attachment',
+      name: i.name,
+      sql: [`ALTER INDEX ${i.parent} ATTACH PARTITION ${i.name}`],
+      table: table(i.rel),
+    });
+  }
+  // Keys first: attaching an index needs both, and foreign keys need the referenced key.
+  const firstForeignKey = post.findIndex((o) => o.kind === 'foreign key');
+  post.splice(firstForeignKey < 0 ? post.length : firstForeignKey, 0, ...attach);
+
+  const { rows: identities } = await client.query<{ rel: number; on: string; identity: string; index: string | null }>(
+    `select c.oid::int as rel, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as on, c.relreplident as identity,
+            (select quote_ident(ic.relname) from pg_index i join pg_class ic on ic.oid = i.indexrelid where i.indrelid = c.oid and i.indisreplident) as index
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where c.oid = any($1::oid[]) and c.relreplident <> 'd' and c.relkind in ('r', 'p')`,
+    [oids],
+  );
+  for (const r of identities) {
+    const how = r.identity === 'f' ? 'FULL' : r.identity === 'n' ? 'NOTHING' : r.index ? `USING INDEX ${r.index}` : undefined;
+    if (how)
+      post.push({ kind: 'replica identity', name: r.on, sql: [`ALTER TABLE ONLY ${r.on} REPLICA IDENTITY ${how}`], table: table(r.rel) });
+  }
+
+  const { rows: triggers } = await client.query<{ rel: number; name: string; on: string; def: string; enabled: string }>(
+    `select t.tgrelid::int as rel, t.tgname as name, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as on,
+            pg_get_triggerdef(t.oid) as def, t.tgenabled as enabled
+       from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace
+      where t.tgrelid = any($1::oid[]) and not t.tgisinternal and t.tgparentid = 0
+      order by 3, 2`,
+    [oids],
+  );
+  for (const t of triggers) {
+    const name = `${quoteIdent(t.name)} on ${t.on}`;
+    post.push({ kind: 'trigger', name, sql: [t.def], table: table(t.rel) });
+    const state = { D: 'DISABLE TRIGGER', R: 'ENABLE REPLICA TRIGGER', A: 'ENABLE ALWAYS TRIGGER' }[t.enabled];
+    // Set last: a trigger that fires in replica mode would fire again for rows the log already holds.
+    if (state)
+      final.push({ kind: 'trigger state', name, sql: [`ALTER TABLE ${t.on} ${state} ${quoteIdent(t.name)}`], table: table(t.rel) });
+  }
+
+  const { rows: rules } = await client.query<{ rel: number; name: string; on: string; def: string; enabled: string }>(
+    `select r.ev_class::int as rel, r.rulename as name, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as on,
+            pg_get_ruledef(r.oid) as def, r.ev_enabled as enabled
+       from pg_rewrite r join pg_class c on c.oid = r.ev_class join pg_namespace n on n.oid = c.relnamespace
+      where r.ev_class = any($1::oid[]) and r.rulename <> '_RETURN'
+      order by 3, 2`,
+    [oids],
+  );
+  for (const r of rules) {
+    const name = `${quoteIdent(r.name)} on ${r.on}`;
+    post.push({ kind: 'rule', name, sql: [r.def.replace(/;\s*$/, '')], table: table(r.rel) });
+    const state = { D: 'DISABLE RULE', R: 'ENABLE REPLICA RULE', A: 'ENABLE ALWAYS RULE' }[r.enabled];
+    if (state) final.push({ kind: 'rule state', name, sql: [`ALTER TABLE ${r.on} ${state} ${quoteIdent(r.name)}`], table: table(r.rel) });
+  }
+
+  const { rows: statistics } = await client.query<{ rel: number; name: string; def: string }>(
+    `select s.stxrelid::int as rel, quote_ident(n.nspname) || '.' || quote_ident(s.stxname) as name, pg_get_statisticsobjdef(s.oid) as def
+       from pg_statistic_ext s join pg_namespace n on n.oid = s.stxnamespace where s.stxrelid = any($1::oid[]) order by 2`,
+    [oids],
+  );
+  for (const s of statistics) post.push({ kind: 'statistics object', name: s.name, sql: [s.def], table: table(s.rel) });
+
+  const { rows: policies } = await client.query<{ name: string; on: string }>(
+    `select quote_ident(p.polname) as name, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as on
+       from pg_policy p join pg_class c on c.oid = p.polrelid join pg_namespace n on n.oid = c.relnamespace where p.polrelid = any($1::oid[])`,
+    [oids],
+  );
+  for (const p of policies)
+    notRestored.push(`row security policy ${p.name} on ${p.on}: policies name roles the replay server may not have`);
+
+  const { rows: matviews } = await client.query<{ name: string }>(
+    `select quote_ident(n.nspname) || '.' || quote_ident(c.relname) as name
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = any($1::oid[]) and c.relkind = 'm' and c.relispopulated
+      order by 1`,
+    [oids],
+  );
+  for (const m of matviews) final.push({ kind: 'materialized view data', name: m.name, sql: [`REFRESH MATERIALIZED VIEW ${m.name}`] });
+  return { post, final, notRestored };
+}
+
+/** Comments on the objects a base recreates, as COMMENT statements (post-data, as in a dump). */
+export async function readComments(client: pg.Client, keys: Set<string>): Promise<SchemaObject[]> {
+  const { rows } = await client.query<{ key: string; type: string; identity: string; comment: string }>(
+    `select case d.classoid when 'pg_class'::regclass then 'pg_class:' || coalesce((select indrelid from pg_index where indexrelid = d.objoid), d.objoid)
+                            when 'pg_type'::regclass then 'pg_type:' || d.objoid
+                            when 'pg_proc'::regclass then 'pg_proc:' || d.objoid when 'pg_namespace'::regclass then 'pg_namespace:' || d.objoid
+                            when 'pg_constraint'::regclass then 'pg_class:' || (select conrelid from pg_constraint where oid = d.objoid)
+                            when 'pg_trigger'::regclass then 'pg_class:' || (select tgrelid from pg_trigger where oid = d.objoid) end as key,
+            o.type, o.identity, d.description as comment
+       from pg_description d, pg_identify_object(d.classoid, d.objoid, d.objsubid) o
+      where d.objoid >= 16384 and d.classoid in ('pg_class'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass, 'pg_namespace'::regclass,
+                                                 'pg_constraint'::regclass, 'pg_trigger'::regclass)`,
+  );
+  const keyword: Record<string, string> = {
+    table: 'TABLE',
+    'table column': 'COLUMN',
+    view: 'VIEW',
+    'view column': 'COLUMN',
+    'materialized view': 'MATERIALIZED VIEW',
+    'materialized view column': 'COLUMN',
+    sequence: 'SEQUENCE',
+    index: 'INDEX',
+    function: 'FUNCTION',
+    procedure: 'PROCEDURE',
+    aggregate: 'AGGREGATE',
+    type: 'TYPE',
+    domain: 'DOMAIN',
+    schema: 'SCHEMA',
+    'table constraint': 'CONSTRAINT',
+    trigger: 'TRIGGER',
+  };
+  const out: SchemaObject[] = [];
+  for (const r of rows) {
+    const k = keyword[r.type];
+    // A comment goes with what it is on (an index's, a column's or a constraint's: its table).
+    if (!k || !keys.has(r.key)) continue;
+    out.push({ kind: 'comment', name: `${r.type} ${r.identity}`, sql: [`COMMENT ON ${k} ${r.identity} IS ${quoteLiteral(r.comment)}`] });
+  }
+  return out;
+}
