@@ -15,6 +15,7 @@ import { baseDdl, keyDdl } from './schema.js';
 import { TUPLE_UNCHANGED, UNCHANGED } from '../src/pgoutput/tuple.js';
 import type { ReplayValue } from './values.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
+import { SchemaRestore } from './restore-schema.js';
 import { TargetTables, type TargetTable } from './target-tables.js';
 
 export interface TableRows {
@@ -47,6 +48,8 @@ export interface BaseToLoad {
  */
 export class Applier implements EffectSink {
   private readonly tables: TargetTables;
+  /** The base's whole schema (format 2); older bases carry their tables' shapes only. */
+  private readonly restore: SchemaRestore | undefined;
   private baseLoaded = false;
   private readonly view = new TupleView();
   private readonly fields = new LineFields();
@@ -57,6 +60,7 @@ export class Applier implements EffectSink {
     private readonly log: Logger,
   ) {
     this.tables = new TargetTables(client, log, base.only);
+    this.restore = base.schema.ddl ? new SchemaRestore(client, base.schema.ddl, log, base.only) : undefined;
   }
 
   /**
@@ -67,7 +71,8 @@ export class Applier implements EffectSink {
   private async loadBase(effects: TableEffect[]): Promise<void> {
     const { store, base, manifest, schema, only } = this.base;
     const tables = schema.tables.filter((t) => !only || only.has(`${t.schema}.${t.name}`));
-    for (const sql of baseDdl({ ...schema, tables })) await this.client.query(sql);
+    if (this.restore) await this.restore.preData();
+    else for (const sql of baseDdl({ ...schema, tables })) await this.client.query(sql);
     const byOid = new Map(effects.map((e) => [e.relation.oid, e]));
     for (const t of tables) {
       const entry = manifest.tables.find((m) => m.file === t.file);
@@ -81,7 +86,7 @@ export class Applier implements EffectSink {
       const started = Date.now();
       const rows = await loadBaseTable(this.client, store, base, t, entry.sha256, merged);
       const loaded = Date.now();
-      for (const sql of keyDdl(t)) await this.client.query(sql);
+      if (!this.restore) for (const sql of keyDdl(t)) await this.client.query(sql);
       this.log.debug(
         {
           table: `${t.schema}.${t.name}`,
@@ -95,6 +100,16 @@ export class Applier implements EffectSink {
       );
       this.tables.adopt(t, rows);
     }
+    await this.restore?.keys();
+  }
+
+  /** After the last change: the base loaded if no change came, and the rest of its schema restored. */
+  async finish(): Promise<void> {
+    if (!this.baseLoaded) {
+      this.baseLoaded = true;
+      await this.loadBase([]);
+    }
+    await this.restore?.finish();
   }
 
   async apply(effects: TableEffect[]): Promise<void> {

@@ -67,7 +67,8 @@ export async function replayIntoCsv(dir: string, options: ReplayOptions & { majo
       for (const t of r.tables) {
         const file = join(dir, `${csvName(`${t.schema}.${t.name}`)}.csv`);
         await pipeline(
-          client.query(copyTo(`copy ${quoteQualified(t.schema, t.name)} to stdout with (format csv, header)`)),
+          // A query, not the table: COPY of a table leaves its generated columns out.
+          client.query(copyTo(`copy (select * from ${quoteQualified(t.schema, t.name)}) to stdout with (format csv, header)`)),
           createWriteStream(file),
         );
       }

@@ -63,6 +63,7 @@ export async function replay(client: pg.Client, options: ReplayOptions, plan: Re
     progress,
   });
   await planner.finish();
+  await applier.finish();
   progress.stop(planner.changes);
   const tables = await applier.countRows();
   const committing = Date.now();

@@ -1,0 +1,121 @@
+import type pg from 'pg';
+import { UserError } from '../src/core/errors.js';
+import type { Logger } from '../src/core/log.js';
+import { quoteIdent, quoteQualified } from '../src/core/sql.js';
+import type { BaseDdl, SchemaObject } from '../src/log/bases.js';
+
+// A base's schema (format 2) restored as pg_restore restores a dump, around the rows: pre-data
+// before them; the primary keys right after (the set-based apply finds rows by key); everything
+// else once every change is applied — indexes, constraints, foreign keys, triggers, rules —
+// so that nothing fires or checks an intermediate state, and indexes are built once.
+// See docs/ARCHITECTURE.md, The replay path.
+
+/** Objects whose failure fails the replay: without them a table's rows have nowhere to go. */
+const ESSENTIAL = new Set(['table', 'partitioned table', 'primary key', 'primary key attachment']);
+
+export class SchemaRestore {
+  private readonly failedTables = new Map<string, string>();
+
+  constructor(
+    private readonly client: pg.Client,
+    private readonly ddl: BaseDdl,
+    private readonly log: Logger,
+    /** Only these tables (`schema.table`); all when undefined. */
+    private readonly only: Set<string> | undefined,
+  ) {}
+
+  /** Types, functions, sequences, tables and views: before the rows. */
+  async preData(): Promise<void> {
+    for (const name of this.ddl.notRestored) this.log.warn({ object: name }, 'not in the replay: the base could not recreate it');
+    // Deparsed names are qualified; function bodies are checked when called, not when made (as pg_restore does).
+    await this.client.query(`set local search_path = ''; set local check_function_bodies = off`);
+    await this.run(this.ddl.pre);
+    await this.client.query('set local search_path to default');
+    this.failIfTablesFailed();
+  }
+
+  /** The primary keys, once the base's rows are in. */
+  async keys(): Promise<void> {
+    await this.run(this.ddl.post.filter((o) => o.kind === 'primary key' || o.kind === 'primary key attachment'));
+    this.failIfTablesFailed();
+  }
+
+  /**
+   * The rest of post-data, then what comes last: sequences set past every value their columns
+   * hold, identity columns back to GENERATED ALWAYS, materialized views filled, triggers and
+   * rules set to fire as on the source.
+   */
+  async finish(): Promise<void> {
+    await this.client.query(`set local search_path = ''`);
+    await this.run(this.ddl.post.filter((o) => o.kind !== 'primary key' && o.kind !== 'primary key attachment'));
+    await this.setSequences();
+    for (const c of this.ddl.alwaysIdentity) {
+      if (!this.wanted({ kind: 'identity', name: c.column, sql: [], table: `${c.schema}.${c.table}` })) continue;
+      await this.client.query(`ALTER TABLE ${quoteQualified(c.schema, c.table)} ALTER COLUMN ${quoteIdent(c.column)} SET GENERATED ALWAYS`);
+    }
+    await this.run(this.ddl.final);
+    await this.client.query('set local search_path to default');
+  }
+
+  /**
+   * Each sequence ends at the value the base saw, or past the largest (smallest, for a descending
+   * one) value its columns hold now: an insert relying on the default gets a key no row has.
+   */
+  private async setSequences(): Promise<void> {
+    for (const s of this.ddl.sequences) {
+      const seq = quoteQualified(s.schema, s.name);
+      const columns = s.columns.filter((c) => this.wanted({ kind: 'sequence', name: seq, sql: [], table: `${c.schema}.${c.table}` }));
+      if (s.columns.length && !columns.length) continue;
+      const { rows } = await this.client.query<{ increment: string }>(
+        `select increment_by::text as increment from pg_sequences where schemaname = $1 and sequencename = $2`,
+        [s.schema, s.name],
+      );
+      if (!rows[0]) continue;
+      const extreme = BigInt(rows[0].increment) < 0n ? 'min' : 'max';
+      const candidates = [
+        ...(s.lastValue !== null ? [`${s.lastValue}::numeric`] : []),
+        ...columns.map((c) => `(select ${extreme}(${quoteIdent(c.column)})::numeric from ${quoteQualified(c.schema, c.table)})`),
+      ];
+      if (!candidates.length) continue;
+      const value = `${extreme === 'max' ? 'greatest' : 'least'}(${candidates.join(', ')})`;
+      await this.run([
+        {
+          kind: 'sequence value',
+          name: seq,
+          sql: [`select setval('${seq.replace(/'/g, "''")}', v::bigint, true) from (select ${value} as v) x where v is not null`],
+        },
+      ]);
+    }
+  }
+
+  private wanted(o: SchemaObject): boolean {
+    if (!this.only) return true;
+    return (!o.table || this.only.has(o.table)) && (o.needs ?? []).every((t) => this.only!.has(t));
+  }
+
+  /** Runs each object in a savepoint: one that fails is reported (or fails the replay, for a table) and the rest go on. */
+  private async run(objects: SchemaObject[]): Promise<void> {
+    for (const o of objects) {
+      if (!this.wanted(o)) continue;
+      await this.client.query('savepoint pgtape_object');
+      try {
+        for (const sql of o.sql) await this.client.query(sql);
+        await this.client.query('release savepoint pgtape_object');
+      } catch (err) {
+        await this.client.query('rollback to savepoint pgtape_object');
+        const why = (err as Error).message;
+        if (ESSENTIAL.has(o.kind)) this.failedTables.set(o.table ?? o.name, `${o.kind} ${o.name}: ${why}`);
+        else this.log.warn({ object: `${o.kind} ${o.name}`, err: why }, 'not in the replay: recreating this object failed');
+      }
+    }
+  }
+
+  private failIfTablesFailed(): void {
+    if (!this.failedTables.size) return;
+    const list = [...this.failedTables].map(([t, why]) => `${t} (${why})`).join('; ');
+    throw new UserError(
+      `the replay cannot recreate ${this.failedTables.size === 1 ? 'a table' : `${this.failedTables.size} tables`}: ${list}`,
+      'install what they need on the replay server (an extension, a type), or leave them out with --tables',
+    );
+  }
+}

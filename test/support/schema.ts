@@ -1,0 +1,137 @@
+import type pg from 'pg';
+
+// The schema oracle (docs/ARCHITECTURE.md, How correctness and speed are shown): a canonical
+// description of a database's schema, read from the catalog and normalized, so that a replay
+// with the right rows in the wrong database is caught. Two databases of the same server version
+// that hold the same schema describe it identically; sequence values are described apart
+// (a replay may stand below the source: it knows values only through the rows).
+
+const USER = `n.nspname not in ('pg_catalog', 'information_schema', 'pgtape') and n.nspname not like 'pg\\_%'`;
+
+async function rows<T extends pg.QueryResultRow>(client: pg.Client, sql: string): Promise<T[]> {
+  return (await client.query<T>(sql)).rows;
+}
+
+export interface SchemaDescription {
+  [section: string]: unknown[];
+}
+
+/** Every user object, by kind, each as text: what must be equal between the source and a replay. */
+export async function describeSchema(client: pg.Client): Promise<SchemaDescription> {
+  await client.query(`set search_path = ''`);
+  try {
+    return {
+      schemas: await rows(client, `select n.nspname as name from pg_namespace n where ${USER} order by 1`),
+      extensions: await rows(client, `select extname as name, extversion as version from pg_extension order by 1`),
+      types: await rows(
+        client,
+        `select format_type(t.oid, null) as type, t.typtype as kind,
+                (select array_agg(enumlabel::text order by enumsortorder) from pg_enum where enumtypid = t.oid) as labels,
+                (select array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) order by a.attnum)
+                   from pg_attribute a where a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped) as fields,
+                format_type(t.typbasetype, t.typtypmod) as base, t.typnotnull as not_null, t.typdefault as default,
+                (select array_agg(conname || ': ' || pg_get_constraintdef(c.oid) order by conname) from pg_constraint c where c.contypid = t.oid and c.contype = 'c') as checks,
+                (select format_type(rngsubtype, null) from pg_range where rngtypid = t.oid) as subtype
+           from pg_type t join pg_namespace n on n.oid = t.typnamespace
+           left join pg_class r on r.oid = t.typrelid
+          where ${USER} and t.typtype in ('e', 'c', 'd', 'r') and (t.typtype <> 'c' or r.relkind = 'c')
+          order by 1`,
+      ),
+      relations: await rows(
+        client,
+        `select c.oid::regclass::text as name, c.relkind as kind, c.relreplident as identity, c.relpersistence as persistence,
+                pg_get_partkeydef(c.oid) as partition_key, pg_get_expr(c.relpartbound, c.oid) as bound,
+                (select array_agg(i.inhparent::regclass::text order by i.inhseqno) from pg_inherits i where i.inhrelid = c.oid) as parents,
+                case when c.relkind in ('v', 'm') then pg_get_viewdef(c.oid) end as view, c.reloptions as options,
+                case when c.relkind = 'm' then c.relispopulated end as populated
+           from pg_class c join pg_namespace n on n.oid = c.relnamespace
+          where ${USER} and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
+          order by 1`,
+      ),
+      columns: await rows(
+        client,
+        `select c.oid::regclass::text as table, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
+                case when a.attcollation <> t.typcollation then a.attcollation::regcollation::text end as collation,
+                a.attnotnull as not_null, pg_get_expr(d.adbin, d.adrelid) as default, a.attidentity as identity,
+                a.attgenerated as generated, a.attstorage as storage,
+                row_number() over (partition by c.oid order by a.attnum) as position
+           from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+           join pg_type t on t.oid = a.atttypid
+           left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+          where ${USER} and c.relkind in ('r', 'p', 'v', 'm', 'f') and a.attnum > 0 and not a.attisdropped
+          order by 1, position`,
+      ),
+      constraints: await rows(
+        client,
+        `select c.conrelid::regclass::text as table, c.conname as name, c.contype as type, pg_get_constraintdef(c.oid) as def,
+                c.condeferrable as deferrable, c.convalidated as validated
+           from pg_constraint c join pg_namespace n on n.oid = c.connamespace
+          where ${USER} and c.conrelid <> 0 and c.contype <> 'n'
+          order by 1, 2`,
+      ),
+      indexes: await rows(
+        client,
+        `select i.indrelid::regclass::text as table, i.indexrelid::regclass::text as name, pg_get_indexdef(i.indexrelid) as def,
+                (select h.inhparent::regclass::text from pg_inherits h where h.inhrelid = i.indexrelid) as parent, i.indisvalid as valid
+           from pg_index i join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
+          where ${USER}
+          order by 2`,
+      ),
+      triggers: await rows(
+        client,
+        `select t.tgrelid::regclass::text as table, t.tgname as name, pg_get_triggerdef(t.oid) as def, t.tgenabled as enabled,
+                t.tgparentid <> 0 as cloned
+           from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace
+          where ${USER} and not t.tgisinternal
+          order by 1, 2`,
+      ),
+      rules: await rows(
+        client,
+        `select r.ev_class::regclass::text as table, r.rulename as name, pg_get_ruledef(r.oid) as def
+           from pg_rewrite r join pg_class c on c.oid = r.ev_class join pg_namespace n on n.oid = c.relnamespace
+          where ${USER} and r.rulename <> '_RETURN' order by 1, 2`,
+      ),
+      routines: await rows(
+        client,
+        `select p.oid::regprocedure::text as name, p.prokind as kind,
+                case when p.prokind in ('f', 'p', 'w') then pg_get_functiondef(p.oid) end as def,
+                (select a.aggtransfn::regproc::text || ' ' || format_type(a.aggtranstype, null) from pg_aggregate a where a.aggfnoid = p.oid) as aggregate
+           from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+          where ${USER} and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
+          order by 1`,
+      ),
+      sequences: await rows(
+        client,
+        `select c.oid::regclass::text as name, format_type(s.seqtypid, null) as type, s.seqstart::text as start,
+                s.seqincrement::text as increment, s.seqmin::text as min, s.seqmax::text as max, s.seqcache::text as cache, s.seqcycle as cycle,
+                (select d.refobjid::regclass::text || '.' || a.attname from pg_depend d
+                   join pg_attribute a on a.attrelid = d.refobjid and a.attnum = d.refobjsubid
+                  where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype in ('a', 'i')) as owned_by
+           from pg_sequence s join pg_class c on c.oid = s.seqrelid join pg_namespace n on n.oid = c.relnamespace
+          where ${USER} order by 1`,
+      ),
+      comments: await rows(
+        client,
+        `select o.type, o.identity, d.description
+           from pg_description d, pg_identify_object(d.classoid, d.objoid, d.objsubid) o
+          where d.objoid >= 16384 and o.schema is distinct from 'pg_catalog' order by 1, 2`,
+      ),
+      statistics: await rows(
+        client,
+        `select pg_get_statisticsobjdef(s.oid) as def from pg_statistic_ext s join pg_namespace n on n.oid = s.stxnamespace where ${USER} order by 1`,
+      ),
+    };
+  } finally {
+    await client.query('reset search_path');
+  }
+}
+
+/** Each sequence's value, for the check that a replay's never ends below what its columns hold. */
+export async function sequenceValues(client: pg.Client): Promise<Record<string, bigint | null>> {
+  const found = await rows<{ name: string; value: string | null }>(
+    client,
+    `select quote_ident(schemaname) || '.' || quote_ident(sequencename) as name, last_value::text as value from pg_sequences
+      where schemaname not in ('pgtape') order by 1`,
+  );
+  return Object.fromEntries(found.map((r) => [r.name, r.value === null ? null : BigInt(r.value)]));
+}
