@@ -7,7 +7,9 @@ import { UserError } from '../src/core/errors.js';
 import { quoteQualified } from '../src/core/sql.js';
 import { LocalCluster } from '../src/local-pg/local-cluster.js';
 import { connect } from '../src/source/connection.js';
-import { prepareReplay } from './plan.js';
+import { DEFAULT_PG_MAJOR, findPgBin } from '../src/local-pg/binaries.js';
+import type { Logger } from '../src/core/log.js';
+import { prepareReplay, type ReplayPlan } from './plan.js';
 import { replay, type ReplayOptions, type ReplayReport } from './replay.js';
 
 /** Replays into an existing, empty database. */
@@ -43,7 +45,7 @@ function requireEmptyDir(dir: string, option: string): void {
 export async function replayIntoPgdata(dir: string, options: ReplayOptions & { major?: number }): Promise<ReplayReport> {
   requireEmptyDir(dir, '--pgdata');
   const plan = await prepareReplay(options);
-  const cluster = await LocalCluster.create({ dataDir: dir, major: options.major });
+  const cluster = await LocalCluster.create({ dataDir: dir, major: serverMajor(plan, options) });
   try {
     const report = await withClient(cluster, (client) => replay(client, options, plan));
     await cluster.stop('fast');
@@ -60,7 +62,7 @@ export async function replayIntoCsv(dir: string, options: ReplayOptions & { majo
   requireEmptyDir(dir, '--csv');
   const plan = await prepareReplay(options);
   mkdirSync(dir, { recursive: true });
-  const cluster = await LocalCluster.create({ major: options.major, unsafeFast: true });
+  const cluster = await LocalCluster.create({ major: serverMajor(plan, options), unsafeFast: true });
   try {
     const report = await withClient(cluster, async (client) => {
       const r = await replay(client, options, plan);
@@ -78,6 +80,26 @@ export async function replayIntoCsv(dir: string, options: ReplayOptions & { majo
     return report;
   } finally {
     await cluster.destroy();
+  }
+}
+
+/**
+ * The Postgres major a replay starts its own server with: the one asked for, else the source's
+ * (its schema — extension versions, syntax — is that version's), where its binaries are installed.
+ */
+function serverMajor(plan: ReplayPlan, options: { major?: number; log: Logger }): number {
+  if (options.major !== undefined) return options.major;
+  const source = Math.floor(plan.schema.serverVersion / 10000);
+  if (source === DEFAULT_PG_MAJOR) return source;
+  try {
+    findPgBin(source);
+    return source;
+  } catch {
+    options.log.warn(
+      { source, using: DEFAULT_PG_MAJOR },
+      `the archive comes from PostgreSQL ${source}, whose server binaries are not installed: replaying with PostgreSQL ${DEFAULT_PG_MAJOR} (install them, or point PGTAPE_PG_BIN at them, for an exact replay)`,
+    );
+    return DEFAULT_PG_MAJOR;
   }
 }
 
