@@ -104,9 +104,35 @@ export class SchemaRestore {
       } catch (err) {
         await this.client.query('rollback to savepoint pgtape_object');
         const why = (err as Error).message;
-        if (ESSENTIAL.has(o.kind)) this.failedTables.set(o.table ?? o.name, `${o.kind} ${o.name}: ${why}`);
+        if (o.kind === 'extension') await this.extensionWithoutVersion(o, why);
+        else if (ESSENTIAL.has(o.kind)) this.failedTables.set(o.table ?? o.name, `${o.kind} ${o.name}: ${why}`);
         else this.log.warn({ object: `${o.kind} ${o.name}`, err: why }, 'not in the replay: recreating this object failed');
       }
+    }
+  }
+
+  /**
+   * The replay server lacks the source's version of an extension: the version it has is made
+   * instead, and said; lacking the extension altogether is an error naming it.
+   */
+  private async extensionWithoutVersion(o: SchemaObject, why: string): Promise<void> {
+    await this.client.query('savepoint pgtape_object');
+    try {
+      await this.client.query(o.sql[0]!.replace(/ VERSION '(?:[^']|'')*'$/, ''));
+      await this.client.query('release savepoint pgtape_object');
+      const { rows } = await this.client.query<{ v: string }>('select extversion as v from pg_extension where extname = $1', [
+        o.name.slice(1, -1).replace(/""/g, '"'),
+      ]);
+      this.log.warn(
+        { extension: o.name, made: rows[0]?.v, err: why },
+        "the replay server lacks the source's version of this extension: its own version was made instead",
+      );
+    } catch (err) {
+      await this.client.query('rollback to savepoint pgtape_object');
+      throw new UserError(
+        `the replay server has no extension ${o.name}, which the archived database uses (${(err as Error).message})`,
+        'install it on the replay server (its contrib package, or the extension itself), or replay on a server that has it',
+      );
     }
   }
 

@@ -11,7 +11,7 @@ import { listDiscontinuities, recordDiscontinuity } from '../log/discontinuities
 import { listSegments, readSegmentHeader } from '../log/segments.js';
 import { connect, connectQuietly } from '../source/connection.js';
 import { installDdlCapture } from '../source/ddl-capture.js';
-import { checkSource, ensurePublication } from '../source/preflight.js';
+import { checkSource, ensurePublication, warnOfRowFilters } from '../source/preflight.js';
 import { findSlot, type SlotState } from '../source/slot.js';
 import { takeBase } from '../base/take.js';
 
@@ -71,6 +71,7 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
   try {
     const facts = await checkSource(client);
     await ensurePublication(client, options.publication, { create: options.createPublication, force: options.force }, log);
+    await warnOfRowFilters(client, options.publication, facts.serverVersion, log);
     if (options.captureDdl) await installCapture(client, options.publication, log);
     const identity = { ...facts, slot: options.slot };
     const slot = await findSlot(client, options.slot, facts.database, log);

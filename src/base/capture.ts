@@ -6,6 +6,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { to as copyTo } from 'pg-copy-streams';
 import type pg from 'pg';
+import { UserError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { formatLsn } from '../core/lsn.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../core/sql.js';
@@ -80,7 +81,16 @@ export async function captureBase(options: {
         },
       });
       const copy = client.query(copyTo(copyOut(table)));
-      await pipeline(copy, counter, createCompressor(BASE_TABLE_COMPRESSION), tap, createWriteStream(local));
+      await pipeline(copy, counter, createCompressor(BASE_TABLE_COMPRESSION), tap, createWriteStream(local)).catch(
+        (err: { code?: string }) => {
+          throw err.code === '42501'
+            ? new UserError(
+                `the base cannot read ${table.schema}.${table.name}: ${(err as Error).message}`,
+                `GRANT SELECT ON ${quoteQualified(table.schema, table.name)} TO the archiving role (or on all tables of its schema), then start again`,
+              )
+            : err;
+        },
+      );
       await store.putFile(prefix + table.file, local);
       await rm(local, { force: true });
       manifest.tables.push({ schema: table.schema, name: table.name, file: table.file, rows, bytes, sha256: hash.digest('hex') });

@@ -116,3 +116,35 @@ export async function ensurePublication(
     );
   }
 }
+
+/**
+ * A row filter (15+) on a column outside the table's replica identity makes the source refuse
+ * that table's UPDATE and DELETE ("column used in the publication WHERE expression is not part
+ * of the replica identity"): said at start, before the application finds out. The columns are
+ * found in the filter's deparsed text, which names them as SQL does.
+ */
+export async function warnOfRowFilters(client: pg.Client, publication: string, serverVersion: number, log: Logger): Promise<void> {
+  if (serverVersion < 150000) return;
+  const { rows } = await client.query<{ table: string; filter: string; outside: string[] }>(
+    `select quote_ident(n.nspname) || '.' || quote_ident(c.relname) as table, pg_get_expr(r.prqual, r.prrelid) as filter,
+            array(select quote_ident(a.attname) from pg_attribute a
+                   where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and c.relreplident <> 'f'
+                     and not exists (select 1 from pg_index i where i.indrelid = c.oid and a.attnum = any(i.indkey)
+                                       and (i.indisreplident or (c.relreplident = 'd' and i.indisprimary)))) as outside
+       from pg_publication p join pg_publication_rel r on r.prpubid = p.oid
+       join pg_class c on c.oid = r.prrelid join pg_namespace n on n.oid = c.relnamespace
+      where p.pubname = $1 and r.prqual is not null`,
+    [publication],
+  );
+  for (const r of rows) {
+    const used = r.outside.filter((column) =>
+      new RegExp(`(^|[^\\w"])${column.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^\\w"])`).test(r.filter),
+    );
+    if (used.length) {
+      log.warn(
+        { table: r.table, filter: r.filter, columns: used },
+        "the publication's row filter uses columns outside the table's replica identity: the source will refuse this table's UPDATE and DELETE (add them to the replica identity, or change the filter)",
+      );
+    }
+  }
+}

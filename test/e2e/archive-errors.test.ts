@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { pgtape, type CliResult } from '../support/cli.js';
 import { useSource } from '../support/fixture.js';
+import { dropSlotWhenFree } from '../support/tape.js';
 
 /** A clear error: non-zero exit, a message that says what is wrong, no stack trace, no password. */
 function expectClearError(r: CliResult, message: RegExp, password?: string) {
@@ -50,6 +51,19 @@ describe('pgtape archive refuses bad input clearly', () => {
     expect(r.stderr).toMatch(/ALTER ROLE <user> REPLICATION/);
   });
 
+  it('a table the archiving role cannot read: clear, and the slot made for the base is dropped', async () => {
+    await source.admin.query(`create role copier login replication password 'copier-pw-42'`);
+    await source.admin.query('create table locked (id int primary key, v text)');
+    await source.admin.query('create publication lockedpub for table locked');
+    const dir = join(store.dir, '..', 'locked');
+    const r = await archive(source.db.url('copier', 'copier-pw-42'), dir, '--publication', 'lockedpub', '--slot', 'locked');
+    expectClearError(r, /cannot read public\.locked/, 'copier-pw-42');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/GRANT SELECT/);
+    expect((await source.admin.query(`select 1 from pg_replication_slots where slot_name = 'locked'`)).rowCount).toBe(0);
+    expect(readdirSync(dir).filter((f) => f !== 'base')).toEqual([]);
+  });
+
   it('refuses to publish tables whose UPDATE and DELETE would then fail, unless forced', async () => {
     await source.admin.query('create table "no key ""here""" (v text)');
     const r = await archive(source.db.url(), store.dir, '--create-publication', '--publication', 'risky');
@@ -72,7 +86,8 @@ describe('pgtape archive refuses bad input clearly', () => {
     expect(forced.code, forced.stderr).toBe(0);
     expect(forced.stderr).toMatch(/published tables without a usable replica identity/);
     await source.admin.query('drop publication risky');
-    await source.admin.query(`select pg_drop_replication_slot('risky')`);
+    // The walsender of the finished archiver may hold the slot a moment longer.
+    await dropSlotWhenFree(source.admin, 'risky');
     await source.admin.query('drop table "no key ""here"""');
   });
 

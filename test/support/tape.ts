@@ -58,3 +58,16 @@ export function watchAcknowledgements(admin: pg.Client, slot: string, store: Sto
     },
   };
 }
+
+/** Drops a slot once the walsender of a finished archiver has let it go (it may hold it for a moment). */
+export async function dropSlotWhenFree(client: pg.Client, slot: string): Promise<void> {
+  for (let waited = 0; ; waited += 100) {
+    try {
+      await client.query('select pg_drop_replication_slot($1)', [slot]);
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== '55006' || waited > 15_000) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
