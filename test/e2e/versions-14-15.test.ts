@@ -1,0 +1,3 @@
+import { onOtherMajors } from '../support/versions.js';
+
+onOtherMajors([14, 15]);
