@@ -389,6 +389,8 @@ export class Archiver implements Readiness {
     if (this.finishing) return this.finishing;
     this.assembler.close();
     this.finishing = (async () => {
+      // Everything received is stored, and the position passed with it: the slot holds nothing for us.
+      await this.assembler.sealPosition();
       await this.assembler.roll();
       await this.uploader.flush();
       this.sendStatus(false);

@@ -227,8 +227,17 @@ export class TransactionAssembler {
    * with nothing of ours in between, and it is forced or at least `minBytes` past the last seal.
    */
   async advanceIdle(force: boolean, minBytes: number): Promise<void> {
-    if (this.closed || this.inTransactionNow || this.writer?.inProgress || this.receivedLsn <= this.sealedEndLsn) return;
+    if (this.closed) return;
     if (!force && this.receivedLsn - this.sealedEndLsn < BigInt(minBytes)) return;
+    await this.sealPosition();
+  }
+
+  /**
+   * Seals what is open, up to `received`: a segment without transactions when nothing of ours
+   * came since the last one, so that the position the stream has passed can be acknowledged.
+   */
+  async sealPosition(): Promise<void> {
+    if (this.inTransactionNow || this.writer?.inProgress || this.receivedLsn <= this.sealedEndLsn) return;
     this.openWriter();
     await this.roll();
   }

@@ -86,6 +86,14 @@ export function describeDiscontinuity(d: Discontinuity): string {
 }
 
 /**
+ * Where a segment's first transaction commits, or its start when that is not known or it holds
+ * none: a segment without transactions only marks a position, and its header's first commit is 0.
+ */
+function firstCommitOrStart(s: IndexedSegment): bigint {
+  return s.header && s.header.transactions > 0 ? s.header.firstCommitLsn : s.startLsn;
+}
+
+/**
  * The segments that hold the transactions committed after point `after` up to point `upTo`
  * (commit LSN in (after, upTo]; undefined: from the start, to the end), checked to leave no gap.
  */
@@ -96,7 +104,7 @@ export function segmentsBetween(
   acrossDiscontinuities = false,
 ): IndexedSegment[] {
   const segments = index.segments.filter(
-    (s) => (after === undefined || s.endLsn > after + 1n) && (upTo === undefined || (s.header?.firstCommitLsn ?? s.startLsn) <= upTo),
+    (s) => (after === undefined || s.endLsn > after + 1n) && (upTo === undefined || firstCommitOrStart(s) <= upTo),
   );
   let expected = after === undefined ? segments[0]?.startLsn : after + 1n;
   for (const [i, s] of segments.entries()) {

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { archiveArgs, pgtape } from '../support/cli.js';
+import { sleep, useSource } from '../support/fixture.js';
+import { replayIntoFresh } from '../support/replay-into.js';
+import { transaction } from '../support/tape.js';
+import { formatLsn } from '../../src/core/lsn.js';
+import { listBases } from '../../src/log/bases.js';
+import { listSegments, readSegmentHeader } from '../../src/log/segments.js';
+import { openStore } from '../../src/store/open.js';
+
+// Targets resolved against an archive that ends with segments holding no transaction (an idle
+// database in a busy cluster: positions the walsender passed, stored so they can be acknowledged).
+// A segment whose commits lie after the target, followed by such a segment, once made every
+// name:, xid: and time: target fail with a gap that is not there.
+
+describe('targets before segments that only mark a position', () => {
+  const source = useSource('create table t (id int primary key)');
+  const store = () => source.store.dir;
+  const at = { xid: 0, time: '' };
+
+  it('records a mark, a transaction, a later one, then WAL of another database only', async () => {
+    const setup = await pgtape(archiveArgs(source.db.url(), store(), '--create-publication', '--until', 'now'));
+    expect(setup.code, setup.stderr).toBe(0);
+    const client = await source.db.client();
+    try {
+      await client.query(`select pg_logical_emit_message(true, 'pgtape', 'before')`);
+      at.xid = (await transaction(client, (q) => q.query('insert into t values (1)').then(() => undefined)))!;
+      const { rows } = await client.query<{ t: string }>(
+        `select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t`,
+      );
+      at.time = rows[0]!.t;
+      await sleep(5);
+      await client.query('insert into t values (2)');
+    } finally {
+      await client.end();
+    }
+    // WAL the publication does not see: the archiver's last segment marks a position only.
+    await source.admin.query('create database elsewhere');
+    const other = new pg.Client({ connectionString: Object.assign(new URL(source.db.url()), { pathname: '/elsewhere' }).toString() });
+    await other.connect();
+    await other.query('create table churn as select g, md5(g::text) as v from generate_series(1, 20000) g');
+    await other.end();
+    const r = await pgtape(archiveArgs(source.db.url(), store(), '--until', 'now', '--segment-bytes', '1'));
+    expect(r.code, r.stderr).toBe(0);
+    const s = openStore(store());
+    const last = (await listSegments(s)).at(-1)!;
+    expect((await readSegmentHeader(s, last.key)).transactions, 'the archive ends with a position marker').toBe(0);
+  });
+
+  it.each([
+    ['name:before', []],
+    [`xid`, [1]],
+    ['time', [1]],
+    ['latest', [1, 2]],
+  ])('replays, lists and compares up to %s', async (kind, ids) => {
+    const target = kind === 'xid' ? `xid:${at.xid}` : kind === 'time' ? `time:${at.time}` : kind;
+    const { r, seen } = await replayIntoFresh(source, ['--store', store(), '--to', target], async (c) =>
+      (await c.query<{ id: number }>('select id from t order by id')).rows.map((x) => x.id),
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(seen).toEqual(ids);
+    const log = await pgtape(['log', '--store', store(), '--to', target, '--json']);
+    expect(log.code, log.stderr).toBe(0);
+    const base = formatLsn((await listBases(openStore(store())))[0]!.lsn);
+    const diff = await pgtape(['diff', '--store', store(), '--from', `lsn:${base}`, '--to', target, '--summary']);
+    expect(diff.code, diff.stderr).toBe(0);
+  });
+});
