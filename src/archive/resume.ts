@@ -9,6 +9,7 @@ import type { Store } from '../store/store.js';
 import { listBases } from '../log/bases.js';
 import { listDiscontinuities, recordDiscontinuity } from '../log/discontinuities.js';
 import { listSegments, readSegmentHeader } from '../log/segments.js';
+import { ensureStream } from '../log/stream.js';
 import { connect, connectQuietly } from '../source/connection.js';
 import { installDdlCapture } from '../source/ddl-capture.js';
 import { checkSource, ensurePublication, warnOfRowFilters } from '../source/preflight.js';
@@ -70,6 +71,8 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
   const client = await connect(options.source);
   try {
     const facts = await checkSource(client);
+    // Before anything is written, to the store or to the source (a publication, a slot).
+    await ensureStream(store, { ...facts, publication: options.publication, slot: options.slot, newSlot: options.rebase });
     await ensurePublication(client, options.publication, { create: options.createPublication, force: options.force }, log);
     await warnOfRowFilters(client, options.publication, facts.serverVersion, log);
     if (options.captureDdl) await installCapture(client, options.publication, log);

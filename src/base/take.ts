@@ -4,6 +4,7 @@ import { formatLsn } from '../core/lsn.js';
 import type { SourceFacts } from '../source/preflight.js';
 import { createSlotWithSnapshot, dropSlot } from '../source/slot.js';
 import type { Store } from '../store/store.js';
+import { ensureStream } from '../log/stream.js';
 import { captureBase } from './capture.js';
 
 /**
@@ -19,6 +20,8 @@ export async function takeBase(options: {
   log: Logger;
   slot?: string;
 }): Promise<bigint> {
+  // Nothing is written for a source or publication that is not the archive's.
+  await ensureStream(options.store, { ...options.facts, publication: options.publication, slot: options.slot });
   const name = options.slot ?? `pgtape_base_${randomBytes(4).toString('hex')}`;
   const exported = await createSlotWithSnapshot(options.source, name, { temporary: !options.slot });
   options.log.info(

@@ -7,6 +7,7 @@ import { formatLsn } from '../core/lsn.js';
 import { connect } from '../source/connection.js';
 import { checkSource } from '../source/preflight.js';
 import { openStore } from '../store/open.js';
+import { ensureStream } from '../log/stream.js';
 import { quoteIdent } from '../core/sql.js';
 
 export function baseCommand(): Command {
@@ -25,6 +26,7 @@ export function baseCommand(): Command {
       let facts;
       try {
         facts = await checkSource(client);
+        await ensureStream(store, { ...facts, publication: opts.publication });
         const { rowCount } = await client.query('select 1 from pg_publication where pubname = $1', [opts.publication]);
         if (rowCount === 0) {
           throw new UserError(

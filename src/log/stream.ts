@@ -1,0 +1,123 @@
+import { ExitCode, UserError } from '../core/errors.js';
+import { quoteIdent } from '../core/sql.js';
+import type { Store } from '../store/store.js';
+import { readAll } from '../store/read.js';
+import { listBases, readBase } from './bases.js';
+import { listSegments, readSegmentHeader } from './segments.js';
+
+// An archive holds one stream (docs/ARCHITECTURE.md, Store layout): one source system, one
+// database, one publication, one slot name. Its identity is written once, before anything else,
+// and every writer checks it before it writes: a base, archive or rebase of another database or
+// publication is refused instead of being mixed in.
+//   stream.json
+
+export const STREAM_KEY = 'stream.json';
+
+export interface StreamRecord {
+  formatVersion: 1;
+  /** pg_control_system().system_identifier: the cluster, kept across restarts and physical failover. */
+  systemIdentifier: string;
+  database: string;
+  publication: string;
+  /** The slot the archive streams from (a rebase makes it anew under the same name). */
+  slot: string;
+  createdAt: string;
+}
+
+/** Who wants to write: the source it connected to and what it archives. */
+export interface StreamCandidate {
+  systemIdentifier: string;
+  database: string;
+  publication: string;
+  /** Absent for `pgtape base`, which uses a temporary slot of its own. */
+  slot?: string;
+  /** `archive --rebase` may go on under another slot name. */
+  newSlot?: boolean;
+}
+
+export async function readStreamRecord(store: Store): Promise<StreamRecord | undefined> {
+  if (!(await store.stat(STREAM_KEY))) return undefined;
+  const text = (await readAll(store, STREAM_KEY)).toString('utf8');
+  try {
+    return JSON.parse(text) as StreamRecord;
+  } catch (err) {
+    throw new UserError(`${store.description}/${STREAM_KEY} is not valid JSON: ${(err as Error).message}`, 'run pgtape verify');
+  }
+}
+
+/**
+ * Checks that `candidate` belongs to the store's stream, recording the stream first when the
+ * store has none: from the candidate for an empty store, or from the archive already there (its
+ * first base and last segment; archives written before the record existed), which must agree.
+ */
+export async function ensureStream(store: Store, candidate: StreamCandidate): Promise<StreamRecord> {
+  let record = await readStreamRecord(store);
+  const found = await identityOfArchive(store);
+  // A record alone (its first base failed) holds no history yet: the next writer may start anew.
+  if (record && !found) record = undefined;
+  if (!record) {
+    const slot = candidate.slot ?? found?.slot;
+    record = {
+      formatVersion: 1,
+      systemIdentifier: found?.systemIdentifier ?? candidate.systemIdentifier,
+      database: found?.database ?? candidate.database,
+      publication: candidate.publication,
+      // A store whose first writer is `pgtape base` learns its slot from the first archiver.
+      slot: slot ?? '',
+      createdAt: new Date().toISOString(),
+    };
+    compare(store, record, candidate);
+    await store.putBytes(STREAM_KEY, Buffer.from(JSON.stringify(record, null, 2) + '\n'));
+    return record;
+  }
+  compare(store, record, candidate);
+  if (candidate.slot && record.slot !== candidate.slot) {
+    record = { ...record, slot: candidate.slot };
+    await store.putBytes(STREAM_KEY, Buffer.from(JSON.stringify(record, null, 2) + '\n'));
+  }
+  return record;
+}
+
+function compare(store: Store, record: StreamRecord, candidate: StreamCandidate): void {
+  const differences: string[] = [];
+  if (record.systemIdentifier !== candidate.systemIdentifier) {
+    differences.push(`the source is another Postgres system (${candidate.systemIdentifier}, the archive's is ${record.systemIdentifier})`);
+  }
+  if (record.database !== candidate.database) {
+    differences.push(`the source is database ${quoteIdent(candidate.database)}, the archive's is ${quoteIdent(record.database)}`);
+  }
+  if (record.publication !== candidate.publication) {
+    differences.push(`the publication is ${quoteIdent(candidate.publication)}, the archive's is ${quoteIdent(record.publication)}`);
+  }
+  if (record.slot && candidate.slot && record.slot !== candidate.slot && !candidate.newSlot) {
+    differences.push(`the slot is ${quoteIdent(candidate.slot)}, the archive's is ${quoteIdent(record.slot)}`);
+  }
+  if (differences.length) {
+    throw new UserError(
+      `${store.description} archives another stream: ${differences.join('; ')}`,
+      `an archive holds one stream: give this one a --store of its own (or pass the --source, --publication and --slot the archive was made with); ${STREAM_KEY} in the store says which stream it holds`,
+      ExitCode.BAD_INPUT,
+    );
+  }
+}
+
+/** The identity an archive written before stream.json existed shows in its first base and last segment. */
+async function identityOfArchive(store: Store): Promise<Partial<StreamRecord> | undefined> {
+  const bases = await listBases(store);
+  const segments = await listSegments(store);
+  if (!bases.length && !segments.length) return undefined;
+  const out: Partial<StreamRecord> = {};
+  if (bases.length) {
+    const { schema } = await readBase(store, bases[0]!);
+    out.systemIdentifier = schema.systemIdentifier;
+    out.database = schema.database;
+  }
+  const last = segments.at(-1);
+  if (last) {
+    const header = await readSegmentHeader(store, last.key);
+    out.systemIdentifier ??= header.systemIdentifier;
+    out.database ??= header.database;
+    out.slot = header.slot;
+  }
+  return out;
+}

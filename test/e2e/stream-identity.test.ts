@@ -1,0 +1,68 @@
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { archiveArgs, pgtape } from '../support/cli.js';
+import { useSource } from '../support/fixture.js';
+
+// One archive, one stream: a base, an archive or a rebase of another database, publication or
+// slot is refused (exit 2) before anything is written, instead of mixing another stream in that
+// verify would pass and replay would serve.
+
+/** Every file of the store with its size: what must not change. */
+function contents(dir: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const path = join(d, e.name);
+      if (e.isDirectory()) walk(path);
+      else out[relative(dir, path)] = statSync(path).size;
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+describe('an archive holds one stream', () => {
+  const source = useSource('create table t (id int primary key)');
+  const store = () => source.store.dir;
+  const other = () => Object.assign(new URL(source.db.url()), { pathname: '/other' }).toString();
+
+  it('refuses a base, an archive and a slot of another stream, leaving the store as it was', async () => {
+    const first = await pgtape(archiveArgs(source.db.url(), store(), '--create-publication', '--until', 'now'));
+    expect(first.code, first.stderr).toBe(0);
+    await source.admin.query('insert into t values (1)');
+    const again = await pgtape(archiveArgs(source.db.url(), store(), '--until', 'now'));
+    expect(again.code, again.stderr).toBe(0);
+    await source.admin.query('create database other');
+    await source.admin.query('create publication elsewhere for all tables');
+    const before = contents(store());
+    expect(before['stream.json']).toBeGreaterThan(0);
+
+    const refusals: [string[], RegExp][] = [
+      [['base', '--source', other(), '--store', store()], /database "other", the archive's is/],
+      [
+        ['base', '--source', source.db.url(), '--store', store(), '--publication', 'elsewhere'],
+        /publication is "elsewhere", the archive's is "pgtape"/,
+      ],
+      [archiveArgs(other(), store(), '--create-publication', '--until', 'now'), /database "other"/],
+      [archiveArgs(source.db.url(), store(), '--slot', 'second', '--until', 'now'), /slot is "second", the archive's is "pgtape"/],
+      [archiveArgs(source.db.url(), store(), '--publication', 'elsewhere', '--until', 'now'), /publication is "elsewhere"/],
+    ];
+    for (const [args, message] of refusals) {
+      const r = await pgtape(args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(/archives another stream/);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toMatch(/a --store of its own/);
+    }
+    expect(contents(store())).toEqual(before);
+    // No slot was left behind on either database.
+    const slots = await source.admin.query(`select slot_name from pg_replication_slots order by 1`);
+    expect(slots.rows).toEqual([{ slot_name: 'pgtape' }]);
+    const verify = await pgtape(['verify', '--store', store()]);
+    expect(verify.code, verify.stderr).toBe(0);
+    // The stream itself goes on.
+    const same = await pgtape(['base', '--source', source.db.url(), '--store', store()]);
+    expect(same.code, same.stderr).toBe(0);
+  });
+});
