@@ -19,6 +19,7 @@ import { SourceMonitor } from '../observe/source-monitor.js';
 import { TransactionAssembler } from './assembler.js';
 import { Heartbeat } from './heartbeat.js';
 import { ReplicationService } from './replication.js';
+import type { WriterLease } from '../log/lease.js';
 import { checkSlotStillOurs, prepareStart, type ResumeOptions } from './resume.js';
 import { SegmentUploader } from './uploader.js';
 
@@ -70,6 +71,7 @@ export class Archiver implements Readiness {
   private assembler!: TransactionAssembler;
   private spoolDir = '';
   private identity!: StreamIdentity;
+  private lease: WriterLease | undefined;
   /** Where the current (or next) replication connection starts. */
   private resumeFrom = 0n;
   /** End LSN of the last commit the store has confirmed: the only position acknowledged. */
@@ -98,12 +100,14 @@ export class Archiver implements Readiness {
       queueLimit: options.queueLimit,
       onStored: (segment) => this.onStored(segment),
       onRetry: () => this.metrics.storeRetries.inc(),
+      beforeWrite: () => this.lease!.check(),
     });
   }
 
   async run(): Promise<ArchiveSummary> {
     const { log } = this.options;
     const start = await prepareStart(this.options);
+    this.lease = start.lease;
     this.identity = start.identity;
     this.resumeFrom = this.durable = start.resumeFrom;
     this.summary.durableLsn = this.durable;
@@ -144,6 +148,7 @@ export class Archiver implements Readiness {
       await this.service.stop().catch(() => {});
       await this.assembler.discard();
       await rm(this.spoolDir, { recursive: true, force: true });
+      await this.lease?.release();
     }
     this.summary.receivedBytes = this.plugin.parsedBytes;
     return this.summary;

@@ -9,6 +9,7 @@ import type { Store } from '../store/store.js';
 import { listBases } from '../log/bases.js';
 import { listDiscontinuities, recordDiscontinuity } from '../log/discontinuities.js';
 import { listSegments, readSegmentHeader } from '../log/segments.js';
+import { WriterLease } from '../log/lease.js';
 import { ensureStream } from '../log/stream.js';
 import { connect, connectQuietly } from '../source/connection.js';
 import { installDdlCapture } from '../source/ddl-capture.js';
@@ -42,6 +43,8 @@ export interface ResumeOptions {
 
 export interface StartPoint {
   identity: StreamIdentity;
+  /** The store's writer lease, held from here on. */
+  lease: WriterLease;
   /** Transactions whose commit starts before this are stored already. */
   resumeFrom: bigint;
   /** Stop once everything committed up to here is stored. */
@@ -69,9 +72,12 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
   await store.checkWritable();
   const storedEnd = await lastStoredEnd(store);
   const client = await connect(options.source);
+  let lease: WriterLease | undefined;
   try {
     const facts = await checkSource(client);
-    // Before anything is written, to the store or to the source (a publication, a slot).
+    // Before anything is written, to the store or to the source (a publication, a slot): one
+    // archiver at a time, and only of the store's stream.
+    lease = await WriterLease.acquire(store, options.slot, log);
     await ensureStream(store, { ...facts, publication: options.publication, slot: options.slot, newSlot: options.rebase });
     await ensurePublication(client, options.publication, { create: options.createPublication, force: options.force }, log);
     await warnOfRowFilters(client, options.publication, facts.serverVersion, log);
@@ -112,7 +118,10 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
       const r = await client.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
       until = parseLsn(r.rows[0]!.lsn);
     }
-    return { identity, resumeFrom, until };
+    return { identity, lease, resumeFrom, until };
+  } catch (err) {
+    await lease?.release();
+    throw err;
   } finally {
     await client.end().catch(() => {});
   }

@@ -14,6 +14,8 @@ export interface UploaderOptions {
   onStored: (segment: SealedSegment) => void;
   /** A put failed and will be retried. */
   onRetry?: () => void;
+  /** Before each put: throws when this archiver may no longer write (its lease was taken over). */
+  beforeWrite?: () => Promise<void>;
 }
 
 const RETRY_BASE_MS = 200;
@@ -86,6 +88,7 @@ export class SegmentUploader {
     for (let attempt = 0; ; attempt++) {
       const started = Date.now();
       try {
+        await this.options.beforeWrite?.();
         const { versionId, existed } = await putSegment(this.store, segment);
         this.failing = false;
         this.log.info(

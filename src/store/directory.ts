@@ -18,6 +18,8 @@ const TEMP_PREFIX = '.pgtape-tmp-';
  * a crash leaves either the whole object or none.
  */
 export class DirectoryStore implements Store {
+  readonly remote = false;
+
   constructor(readonly root: string) {}
 
   get description(): string {

@@ -42,6 +42,7 @@ let sdk: Promise<Sdk> | undefined;
 
 export class S3Store implements Store {
   private clientValue: Promise<{ client: S3Client; sdk: Sdk }> | undefined;
+  readonly remote = true;
 
   constructor(private readonly location: S3Location) {}
 

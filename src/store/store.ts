@@ -12,6 +12,8 @@ export interface StoredObject {
 export interface Store {
   /** The store's location for messages and logs, never with secrets. */
   readonly description: string;
+  /** Over a network (S3): a write may take a while to land, and every request costs latency. */
+  readonly remote: boolean;
   /** Objects whose key starts with `prefix`, sorted by key. */
   list(prefix: string): Promise<StoredObject[]>;
   /** Whole object, or undefined when there is none under that key. */

@@ -15,7 +15,8 @@ function contents(dir: string): Record<string, number> {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const path = join(d, e.name);
       if (e.isDirectory()) walk(path);
-      else out[relative(dir, path)] = statSync(path).size;
+      // The writers' lease is coordination, not history: a refused archiver takes and gives it back.
+      else if (e.name !== 'lease.json') out[relative(dir, path)] = statSync(path).size;
     }
   };
   walk(dir);

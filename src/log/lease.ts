@@ -1,0 +1,141 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ExitCode, UserError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { Store } from '../store/store.js';
+import { readAll } from '../store/read.js';
+
+// At most one archiver writes to a store (docs/ARCHITECTURE.md, Store layout): it holds the
+// store's lease, an object it renews while it runs and checks before it writes. A second
+// archiver (another slot, a rebase) is refused while the lease is held; a lease is taken over
+// only once its holder is provably gone (its process no longer exists on this host) or has not
+// renewed it for STALE_MS. Stores have no conditional create that every backend honours (S3
+// gateways differ): a lease is written, then read back after a pause, and whoever reads back
+// its own token holds it; a holder checks again at each renewal and before each write.
+//   lease.json
+
+export const LEASE_KEY = 'lease.json';
+
+const RENEW_MS = 10_000;
+const STALE_MS = 60_000;
+
+interface LeaseBody {
+  token: string;
+  host: string;
+  pid: number;
+  slot: string;
+  since: string;
+  renewed: string;
+  released?: boolean;
+}
+
+export class WriterLease {
+  private timer: NodeJS.Timeout | undefined;
+  private verifiedAt = Date.now();
+  private lost: UserError | undefined;
+
+  private constructor(
+    private readonly store: Store,
+    private body: LeaseBody,
+    private readonly log: Logger,
+  ) {}
+
+  /** Takes the store's lease for an archiver of `slot`; refuses (exit 3) while another holds it. */
+  static async acquire(store: Store, slot: string, log: Logger): Promise<WriterLease> {
+    const held = await readLease(store);
+    if (held && !held.released && !gone(held)) throw heldBy(store, held);
+    if (held && !held.released) log.warn({ holder: describe(held) }, 'taking over the lease of an archiver that is gone');
+    const now = new Date().toISOString();
+    const body: LeaseBody = { token: randomBytes(12).toString('hex'), host: hostname(), pid: process.pid, slot, since: now, renewed: now };
+    await write(store, body);
+    // Two archivers starting together both write: the one whose lease is read back holds it.
+    await sleep(store.remote ? 1_000 : 100);
+    const after = await readLease(store);
+    if (after?.token !== body.token) throw heldBy(store, after ?? body);
+    const lease = new WriterLease(store, body, log);
+    lease.timer = setInterval(() => void lease.renew(), RENEW_MS);
+    lease.timer.unref();
+    return lease;
+  }
+
+  /**
+   * Before a write: the lease is still ours. Read again when the last check is older than a
+   * renewal period (the process may have been stalled long enough for the lease to be taken).
+   */
+  async check(): Promise<void> {
+    if (this.lost) throw this.lost;
+    if (Date.now() - this.verifiedAt < RENEW_MS) return;
+    await this.verify();
+  }
+
+  private async verify(): Promise<void> {
+    const current = await readLease(this.store);
+    if (current?.token !== this.body.token || current.released) {
+      this.lost = new UserError(
+        `${this.store.description}: this archiver's lease was taken over${current ? ` by ${describe(current)}` : ''}; it stops writing`,
+        'two archivers were writing the same store: run one at a time (pgtape verify shows whether their segments overlap)',
+        ExitCode.CONFLICT,
+      );
+      throw this.lost;
+    }
+    this.verifiedAt = Date.now();
+  }
+
+  private async renew(): Promise<void> {
+    try {
+      await this.verify();
+      this.body = { ...this.body, renewed: new Date().toISOString() };
+      await write(this.store, this.body);
+    } catch (err) {
+      // A store that refuses for a while is retried at the next renewal; a lost lease is final.
+      if (!this.lost) this.log.debug({ err: (err as Error).message }, 'renewing the lease failed; retrying');
+    }
+  }
+
+  /** Gives the lease back: the next archiver need not wait for it to go stale. */
+  async release(): Promise<void> {
+    clearInterval(this.timer);
+    if (this.lost) return;
+    const current = await readLease(this.store).catch(() => undefined);
+    if (current?.token === this.body.token) await write(this.store, { ...this.body, released: true }).catch(() => {});
+  }
+}
+
+async function readLease(store: Store): Promise<LeaseBody | undefined> {
+  if (!(await store.stat(LEASE_KEY))) return undefined;
+  try {
+    return JSON.parse((await readAll(store, LEASE_KEY)).toString('utf8')) as LeaseBody;
+  } catch {
+    // Unreadable: treated as a lease nobody holds.
+    return undefined;
+  }
+}
+
+function write(store: Store, body: LeaseBody): Promise<unknown> {
+  return store.putBytes(LEASE_KEY, Buffer.from(JSON.stringify(body, null, 2) + '\n'));
+}
+
+/** Its holder is gone: a process of this host that no longer exists, or no renewal for STALE_MS. */
+function gone(body: LeaseBody): boolean {
+  if (Date.now() - Date.parse(body.renewed) > STALE_MS) return true;
+  if (body.host !== hostname()) return false;
+  try {
+    process.kill(body.pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+function describe(body: LeaseBody): string {
+  return `pid ${body.pid} on ${body.host} (slot ${body.slot}, since ${body.since}, renewed ${body.renewed})`;
+}
+
+function heldBy(store: Store, body: LeaseBody): UserError {
+  return new UserError(
+    `${store.description} is being written by another archiver: ${describe(body)}`,
+    `one archiver writes to a store at a time: stop the other first (a lease not renewed for ${STALE_MS / 1000} s is taken over)`,
+    ExitCode.CONFLICT,
+  );
+}
