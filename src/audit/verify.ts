@@ -125,7 +125,9 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
   for (const b of soundBases) {
     const first = breaks.filter((x) => x.end > b).sort((x, y) => (x.start < y.start ? -1 : 1))[0];
     if (first && first.start <= b) continue;
-    const to = first ? first.start : end > b ? end : b;
+    // A transaction may commit right where a damaged or missing stretch starts (another one's
+    // commit ended the previous segment there): targets work up to just before it.
+    const to = first ? first.start - 1n : end > b ? end : b;
     const last = replayable.at(-1);
     if (last && last.to === formatLsn(to)) continue;
     replayable.push({ from: formatLsn(b), to: formatLsn(to) });

@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import { ExitCode, UserError } from '../core/errors.js';
 import { formatLsn } from '../core/lsn.js';
-import { readHeader, SegmentReader } from '../segment/reader.js';
+import { CorruptSegmentError, readHeader, SegmentReader } from '../segment/reader.js';
 import { parseSegmentKey, SEGMENTS_DIR } from '../segment/name.js';
 import type { SealedSegment } from '../segment/writer.js';
-import type { SegmentHeader } from '../segment/format.js';
+import { NotASegmentError, type SegmentHeader } from '../segment/format.js';
 import type { Store } from '../store/store.js';
 
 export interface SegmentRef {
@@ -34,7 +34,9 @@ export async function listSegments(store: Store): Promise<SegmentRef[]> {
 
 /**
  * The header of the last segment holding transactions, read back from the end (segments without
- * transactions only mark positions). Every header read is kept on its ref.
+ * transactions only mark positions). Every header read is kept on its ref. A segment whose header
+ * cannot be read is passed over: targets before it still work, and a reader that needs it
+ * reports the damage.
  */
 export async function lastCommittedHeader(
   store: Store,
@@ -42,7 +44,12 @@ export async function lastCommittedHeader(
 ): Promise<SegmentHeader | undefined> {
   for (let i = refs.length - 1; i >= 0; i--) {
     const ref = refs[i]!;
-    ref.header ??= await readSegmentHeader(store, ref.key);
+    try {
+      ref.header ??= await readSegmentHeader(store, ref.key);
+    } catch (err) {
+      if (err instanceof NotASegmentError || err instanceof CorruptSegmentError) continue;
+      throw err;
+    }
     if (ref.header.transactions > 0) return ref.header;
   }
   return undefined;

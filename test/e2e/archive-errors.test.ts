@@ -61,8 +61,8 @@ describe('pgtape archive refuses bad input clearly', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/GRANT SELECT/);
     expect((await source.admin.query(`select 1 from pg_replication_slots where slot_name = 'locked'`)).rowCount).toBe(0);
-    // The stream's record stays (a next attempt may start anew: it holds no history); no segment, no base.
-    expect(readdirSync(dir).filter((f) => f !== 'base' && f !== 'stream.json')).toEqual([]);
+    // The stream's record and the released lease stay (a next attempt may start anew: they hold no history); no segment.
+    expect(readdirSync(dir).filter((f) => !['base', 'stream.json', 'lease.json'].includes(f))).toEqual([]);
   });
 
   it('refuses to publish tables whose UPDATE and DELETE would then fail, unless forced', async () => {

@@ -1,3 +1,5 @@
+import { cpSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { archiveArgs, pgtape } from '../support/cli.js';
@@ -65,5 +67,36 @@ describe('targets before segments that only mark a position', () => {
     const base = formatLsn((await listBases(openStore(store())))[0]!.lsn);
     const diff = await pgtape(['diff', '--store', store(), '--from', `lsn:${base}`, '--to', target, '--summary']);
     expect(diff.code, diff.stderr).toBe(0);
+  });
+
+  it.each([
+    ['cut short inside its header', (file: string) => truncateSync(file, 20)],
+    [
+      'with a flipped byte in its body',
+      (file: string) => {
+        const bytes = readFileSync(file);
+        bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 0xff;
+        writeFileSync(file, bytes);
+      },
+    ],
+  ])('with its last segment %s, every target verify says works works', async (_how, damage) => {
+    const copy = join(store(), '..', `damaged-${_how.length}`);
+    cpSync(store(), copy, { recursive: true });
+    const segments = readdirSync(join(copy, 'segments')).sort();
+    damage(join(copy, 'segments', segments.at(-2)!));
+    const verify = await pgtape(['verify', '--store', copy, '--json']);
+    expect(verify.code, verify.stderr).toBe(4);
+    const summary = (JSON.parse(verify.stdout.trim().split('\n').at(-1)!) as { summary: { replayable: { from: string; to: string }[] } })
+      .summary;
+    expect(summary.replayable.length).toBeGreaterThan(0);
+    for (const { to } of summary.replayable) {
+      const { r } = await replayIntoFresh(source, ['--store', copy, '--to', `lsn:${to}`], async () => undefined);
+      expect(r.code, `replay --to lsn:${to}: ${r.stderr}`).toBe(0);
+      const log = await pgtape(['log', '--store', copy, '--to', `lsn:${to}`]);
+      expect(log.code, `log --to lsn:${to}: ${log.stderr}`).toBe(0);
+    }
+    // Past the damage, replay refuses, naming it (exit 4).
+    const { r } = await replayIntoFresh(source, ['--store', copy], async () => undefined);
+    expect(r.code, r.stderr).toBe(4);
   });
 });
