@@ -38,10 +38,17 @@ export async function main(argv: string[], tools: Command[] = []): Promise<numbe
   ];
   for (const c of commands.sort((a, b) => a.name().localeCompare(b.name()))) program.addCommand(c.exitOverride());
   configurable(program);
+  // A reader that stops reading (`pgtape log | head`) ends the command quietly, as it does any
+  // Unix tool: what it did not want is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(ExitCode.DONE);
+    throw err;
+  });
   try {
     await program.parseAsync(argv);
     return ExitCode.DONE;
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return ExitCode.DONE;
     if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.DONE : ExitCode.BAD_INPUT;
     if (err instanceof UserError) {
       process.stderr.write(`pgtape: ${err.message}\n${err.hint ? `  what to do: ${err.hint}\n` : ''}`);

@@ -1,8 +1,8 @@
 import { cpSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { archiveArgs, pgtape, type CliResult } from '../support/cli.js';
-import { useSource } from '../support/fixture.js';
+import { archiveArgs, pgtape, startPgtape, type CliResult } from '../support/cli.js';
+import { until, useSource } from '../support/fixture.js';
 import { transaction } from '../support/tape.js';
 import { tempStore } from '../support/tape.js';
 
@@ -244,6 +244,18 @@ describe('audit: log, diff, verify and status', () => {
     const bad = await pgtape(['diff', '--store', store(), '--from', 'latest', '--to', `xid:${xids.insert}`]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--from latest is after --to/);
+  });
+
+  it('ends quietly when its reader stops reading (| head -1), with exit 0', async () => {
+    for (const args of [['verify'], ['log', '--rows'], ['log', '--json'], ['diff', '--from', 'name:m1', '--format', 'jsonl']]) {
+      const child = startPgtape([...args, '--store', store()]);
+      // The first line read, the pipe is closed: what the command writes next meets EPIPE.
+      await until(() => child.output.stdout.includes('\n'));
+      child.stdout!.destroy();
+      const r = await child.done;
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      expect(r.stderr).not.toMatch(/EPIPE|\n\s+at /);
+    }
   });
 
   it('verify passes a sound archive and names each kind of damage', async () => {
