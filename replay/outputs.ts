@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, existsSync, writeFileSync, createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
@@ -35,7 +35,38 @@ export async function replayIntoDatabase(url: string, options: ReplayOptions): P
 }
 
 function requireEmptyDir(dir: string, option: string): void {
+  if (existsSync(dir) && !statSync(dir).isDirectory())
+    throw new UserError(`${option} ${dir} is not a directory`, 'give a new or empty directory');
   if (existsSync(dir) && readdirSync(dir).length > 0) throw new UserError(`${option} ${dir} is not empty`, 'give a new or empty directory');
+}
+
+/**
+ * An output directory this replay fills: on failure, or when interrupted (SIGINT, SIGTERM),
+ * what it holds is removed (and the directory, if the replay made it) and the server the replay
+ * started is stopped — either the finished output or nothing, and no server left running.
+ */
+async function owned<T>(dir: string, fill: (stopOnInterrupt: (stop: () => Promise<void>) => void) => Promise<T>): Promise<T> {
+  const made = !existsSync(dir);
+  let stop: (() => Promise<void>) | undefined;
+  const clear = async () => {
+    await stop?.().catch(() => {});
+    if (made) rmSync(dir, { recursive: true, force: true });
+    else for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true });
+  };
+  const interrupted = (signal: NodeJS.Signals) => {
+    void clear().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+  try {
+    return await fill((s) => (stop = s));
+  } catch (err) {
+    await clear();
+    throw err;
+  } finally {
+    process.removeListener('SIGINT', interrupted);
+    process.removeListener('SIGTERM', interrupted);
+  }
 }
 
 /**
@@ -45,42 +76,43 @@ function requireEmptyDir(dir: string, option: string): void {
 export async function replayIntoPgdata(dir: string, options: ReplayOptions & { major?: number }): Promise<ReplayReport> {
   requireEmptyDir(dir, '--pgdata');
   const plan = await prepareReplay(options);
-  const cluster = await LocalCluster.create({ dataDir: dir, major: serverMajor(plan, options) });
-  try {
+  return owned(dir, async (stopOnInterrupt) => {
+    const cluster = await LocalCluster.create({ dataDir: dir, major: serverMajor(plan, options) });
+    stopOnInterrupt(() => cluster.stop('immediate'));
     const report = await withClient(cluster, (client) => replay(client, options, plan));
     await cluster.stop('fast');
     writeFileSync(join(dir, 'replay.json'), JSON.stringify(report, null, 2) + '\n');
     return report;
-  } catch (err) {
-    await cluster.stop('immediate');
-    throw err;
-  }
+  });
 }
 
 /** Replays into a throwaway cluster, then writes one CSV file (with a header) per table. */
 export async function replayIntoCsv(dir: string, options: ReplayOptions & { major?: number }): Promise<ReplayReport> {
   requireEmptyDir(dir, '--csv');
   const plan = await prepareReplay(options);
-  mkdirSync(dir, { recursive: true });
-  const cluster = await LocalCluster.create({ major: serverMajor(plan, options), unsafeFast: true });
-  try {
-    const report = await withClient(cluster, async (client) => {
-      const r = await replay(client, options, plan);
-      for (const t of r.tables) {
-        const file = join(dir, `${csvName(`${t.schema}.${t.name}`)}.csv`);
-        await pipeline(
-          // A query, not the table: COPY of a table leaves its generated columns out.
-          client.query(copyTo(`copy (select * from ${quoteQualified(t.schema, t.name)}) to stdout with (format csv, header)`)),
-          createWriteStream(file),
-        );
-      }
-      return r;
-    });
-    writeFileSync(join(dir, 'replay.json'), JSON.stringify(report, null, 2) + '\n');
-    return report;
-  } finally {
-    await cluster.destroy();
-  }
+  return owned(dir, async (stopOnInterrupt) => {
+    mkdirSync(dir, { recursive: true });
+    const cluster = await LocalCluster.create({ major: serverMajor(plan, options), unsafeFast: true });
+    stopOnInterrupt(() => cluster.destroy());
+    try {
+      const report = await withClient(cluster, async (client) => {
+        const r = await replay(client, options, plan);
+        for (const t of r.tables) {
+          const file = join(dir, `${csvName(`${t.schema}.${t.name}`)}.csv`);
+          await pipeline(
+            // A query, not the table: COPY of a table leaves its generated columns out.
+            client.query(copyTo(`copy (select * from ${quoteQualified(t.schema, t.name)}) to stdout with (format csv, header)`)),
+            createWriteStream(file),
+          );
+        }
+        return r;
+      });
+      writeFileSync(join(dir, 'replay.json'), JSON.stringify(report, null, 2) + '\n');
+      return report;
+    } finally {
+      await cluster.destroy();
+    }
+  });
 }
 
 /**
