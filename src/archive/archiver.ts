@@ -80,6 +80,12 @@ export class Archiver implements Readiness {
   private lastKeepalive: { walEnd: bigint; parsedBefore: number } | undefined;
   private until: bigint | undefined;
   private stopping = false;
+  /** Resolved by a stop request: a reconnection waiting for its next attempt wakes at once. */
+  private readonly stopRequested: { promise: Promise<void>; resolve: () => void } = (() => {
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    return { promise, resolve };
+  })();
   private finishing: Promise<void> | undefined;
   private lastStatusAt = 0;
   private lastPingAt = 0;
@@ -259,8 +265,11 @@ export class Archiver implements Readiness {
     const outage = this.outage!;
     for (;;) {
       if (this.finishing || this.failed) return;
+      // Asked to stop while the source is away: what is whole is sealed already; store it and end.
+      if (this.stopping) return this.finish();
       outage.attempts++;
-      await sleep(backoffDelay(outage.attempts - 1, RECONNECT_FIRST_MS, RECONNECT_MAX_MS));
+      await Promise.race([sleep(backoffDelay(outage.attempts - 1, RECONNECT_FIRST_MS, RECONNECT_MAX_MS)), this.stopRequested.promise]);
+      if (this.stopping) return this.finish();
       try {
         await checkSlotStillOurs(this.options, this.identity.database, this.assembler.sealedEnd);
         break;
@@ -383,6 +392,7 @@ export class Archiver implements Readiness {
   private requestStop(): void {
     if (this.stopping) return;
     this.stopping = true;
+    this.stopRequested.resolve();
     this.options.log.info('stopping: storing the open segment at the next commit boundary');
     void this.serial(async () => {
       if (!this.assembler.inTransaction) await this.finish();

@@ -67,12 +67,18 @@ export function archiveCommand(): Command {
         until = parseLsn(opts.until);
       }
       const controller = new AbortController();
-      const stop = (signal: string) => {
+      // The first signal stores what is whole and stops; a second one stops at once (what is
+      // stored and acknowledged stays consistent: the next archiver resumes from it).
+      const stop = (signal: NodeJS.Signals) => {
+        if (controller.signal.aborted) {
+          log.warn({ signal }, 'received a second signal: stopping at once, storing nothing more');
+          process.exit(signal === 'SIGINT' ? 130 : 143);
+        }
         log.info({ signal }, 'received signal');
         controller.abort();
       };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
       // Loaded here: the replication client and the metrics library are for this command only.
       const [{ Archiver }, { startObserveServer }] = await Promise.all([import('../archive/archiver.js'), import('../observe/server.js')]);
       const archiver = new Archiver({

@@ -4,7 +4,9 @@ import { archiveArgs, logLines, pgtape, startPgtape } from '../support/cli.js';
 import { ArchiveModel, sourceChecksum } from '../support/model.js';
 import { sleep, until, useSource } from '../support/fixture.js';
 import { seededRandom, TEST_SEED } from '../support/random.js';
-import { transaction } from '../support/tape.js';
+import { tempStore, transaction } from '../support/tape.js';
+import { checksums } from '../support/oracle.js';
+import { replayIntoFresh } from '../support/replay-into.js';
 
 /** A client that comes back after the server restarts; `null` while it is away. */
 async function connectRetrying(url: string): Promise<pg.Client> {
@@ -128,6 +130,47 @@ describe('pgtape archive across Postgres restarts and dropped connections', () =
       }
     } finally {
       await check.end();
+    }
+  });
+
+  it('stops at SIGTERM while its source is down, storing what is whole, and the next run loses nothing', async () => {
+    const cluster = source.db.cluster;
+    if (!cluster) return; // stopping the server needs the embedded one
+    const store = tempStore();
+    try {
+      const args = archiveArgs(source.db.url(), store.dir, '--slot', 'down', '--segment-seconds', '0.2');
+      const setup = await pgtape([...args, '--until', 'now']);
+      expect(setup.code, setup.stderr).toBe(0);
+      const archiver = startPgtape(args);
+      await until(() => archiver.output.stderr.includes('"msg":"archiving"'));
+      const client = await connectRetrying(source.db.url());
+      await client.query(`insert into accounts values (100001, 'down', 1) on conflict (id) do nothing`);
+      await client.end();
+      await sleep(1000);
+      await cluster.stop('fast');
+      try {
+        await until(() => archiver.output.stderr.includes('replication connection lost'));
+        const asked = Date.now();
+        archiver.kill('SIGTERM');
+        const stopped = await archiver.done;
+        expect(stopped.code, stopped.stderr).toBe(0);
+        // It did not wait for the source to come back.
+        expect(Date.now() - asked).toBeLessThan(5000);
+      } finally {
+        await cluster.start();
+      }
+      const rest = await pgtape([...args, '--until', 'now']);
+      expect(rest.code, rest.stderr).toBe(0);
+      // The fixture's own client did not survive the stop: a new one.
+      const admin = await connectRetrying(source.db.url());
+      const expected = await checksums(admin);
+      const { r, seen } = await replayIntoFresh({ ...source, admin }, ['--store', store.dir], (c) => checksums(c)).finally(() =>
+        admin.end(),
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(seen).toEqual(expected);
+    } finally {
+      store.cleanup();
     }
   });
 });
