@@ -22,6 +22,15 @@ function openStoreAt(location: string | undefined, target: Target, s3Endpoint: s
       'use --store pfs://<repo>@<branch>, or the /pfs/<input> mount',
     );
   }
+  // A directory is the state of its commit only as a pipeline's input, whose commit is in
+  // <input>_COMMIT: another id (a typo) would otherwise replay whatever is there.
+  const inputs = Object.entries(process.env).filter(([k, v]) => k.endsWith('_COMMIT') && v);
+  if (!inputs.some(([, v]) => v === target.id)) {
+    throw new UserError(
+      `--to commit:${target.id}: ${location ?? 'the store'} is a directory, read as it is, and no <input>_COMMIT variable names that commit${inputs.length ? ` (${inputs.map(([k, v]) => `${k}=${v}`).join(', ')})` : ''}`,
+      'in a pipeline, pass commit:$<input>_COMMIT with the /pfs/<input> mount; elsewhere, a pfs:// store reads any commit',
+    );
+  }
   return openStore(location, { s3Endpoint });
 }
 
@@ -52,11 +61,20 @@ export function replayCommand(): Command {
       if (outputs.length !== 1)
         throw new UserError('replay needs exactly one output', 'pass one of --into <postgres-url>, --pgdata <dir>, --csv <dir>');
       const target = parseTarget(opts.to);
+      if (opts.exclusive && (target.kind === 'latest' || target.kind === 'commit')) {
+        throw new UserError(
+          `--exclusive with --to ${opts.to} says nothing: there is no transaction to stop before`,
+          'give --exclusive a lsn:, xid:, time: or name: target',
+        );
+      }
+      const tables = opts.tables === undefined ? undefined : splitTableList(String(opts.tables)).map(parseTableName);
+      if (tables && !tables.length)
+        throw new UserError(`--tables ${JSON.stringify(opts.tables)} names no table`, 'list tables as schema.table, separated by commas');
       const options = {
         store: openStoreAt(opts.store, target, opts.s3Endpoint),
         target,
         exclusive: opts.exclusive,
-        tables: opts.tables ? new Set<string>(splitTableList(String(opts.tables)).map(parseTableName)) : undefined,
+        tables: tables ? new Set<string>(tables) : undefined,
         memoryBytes: parseBytes(opts.memory, '--memory'),
         log: createLogger(),
       };

@@ -1,4 +1,12 @@
-import { describeDiscontinuity, indexArchive, segmentsBetween, type ArchiveIndex, type IndexedSegment } from '../src/log/archive-index.js';
+import { UserError } from '../src/core/errors.js';
+import {
+  describeDiscontinuity,
+  indexArchive,
+  loadHeaders,
+  segmentsBetween,
+  type ArchiveIndex,
+  type IndexedSegment,
+} from '../src/log/archive-index.js';
 import { readBase, type BaseManifest, type BaseRef, type BaseSchema } from '../src/log/bases.js';
 import { outside, resolvePoint } from '../src/log/resolve.js';
 import { parseTimeMicros, type Target } from '../src/log/target.js';
@@ -33,7 +41,28 @@ export async function planReplay(index: ArchiveIndex, target: Target, exclusive:
  * Which base and segments a replay uses, and where it stops: resolved before any database is
  * touched, so that a target the archive cannot reach fails at once (and alongside connecting).
  */
-export async function prepareReplay(options: { store: Store; target: Target; exclusive: boolean }): Promise<ReplayPlan> {
+export async function prepareReplay(options: {
+  store: Store;
+  target: Target;
+  exclusive: boolean;
+  tables?: Set<string>;
+}): Promise<ReplayPlan> {
   const index = await indexArchive(options.store, { headers: 'tail' });
-  return planReplay(index, options.target, options.exclusive);
+  const plan = await planReplay(index, options.target, options.exclusive);
+  // A table neither the base nor the log up to the target holds would replay as nothing, silently.
+  const known = new Set(plan.schema.tables.map((t) => `${t.schema}.${t.name}`));
+  let unknown = [...(options.tables ?? [])].filter((t) => !known.has(t));
+  if (unknown.length) {
+    // Made after the base: the headers of the segments replay reads name the tables they change.
+    await loadHeaders({ ...index, segments: plan.segments });
+    for (const s of plan.segments) for (const t of s.header?.tables ?? []) known.add(`${t.schema}.${t.name}`);
+    unknown = unknown.filter((t) => !known.has(t));
+  }
+  if (unknown.length) {
+    throw new UserError(
+      `--tables: neither the base at ${plan.schema.lsn} nor the log up to the target has a table ${unknown.join(', ')}`,
+      `its tables: ${[...known].sort().slice(0, 20).join(', ')}${known.size > 20 ? ', …' : ''}`,
+    );
+  }
+  return plan;
 }

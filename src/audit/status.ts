@@ -4,6 +4,7 @@ import { formatLsn, parseLsn } from '../core/lsn.js';
 import { formatMicros } from '../core/units.js';
 import { lastCommittedHeader, listSegments } from '../log/segments.js';
 import type { Store } from '../store/store.js';
+import { readStreamRecord } from '../log/stream.js';
 
 export interface StreamStatus {
   slot:
@@ -46,9 +47,11 @@ export async function streamStatus(client: pg.Client, store: Store, slotName: st
     restart: string | null;
     retained: string | null;
     wal_status: string | null;
+    database: string | null;
+    here: string;
   }>(
     `select active, confirmed_flush_lsn::text as confirmed, restart_lsn::text as restart,
-            pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text as retained, wal_status
+            pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text as retained, wal_status, database, current_database() as here
        from pg_replication_slots where slot_name = $1`,
     [slotName],
   );
@@ -59,7 +62,16 @@ export async function streamStatus(client: pg.Client, store: Store, slotName: st
   const header = await lastCommittedHeader(store, segments);
 
   const warnings: string[] = [];
+  const stream = await readStreamRecord(store);
+  const { rows: here } = await client.query<{ database: string }>('select current_database() as database');
+  if (end === undefined) warnings.push(`${store.description} holds no archive (no base, no segment): check --store`);
+  if (stream && stream.database !== here[0]!.database) {
+    warnings.push(`${store.description} archives database ${stream.database}, not ${here[0]!.database}: check --source and --store`);
+  }
   const row = rows[0];
+  if (row && row.database !== row.here) {
+    warnings.push(`slot ${slotName} decodes database ${row.database}, not ${row.here}: it records nothing of this database (check --slot)`);
+  }
   const slot: StreamStatus['slot'] = row
     ? {
         name: slotName,

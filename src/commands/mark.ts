@@ -2,18 +2,26 @@ import { Command } from 'commander';
 import { requireSource, sourceOption } from './options.js';
 import { UserError } from '../core/errors.js';
 import { connect } from '../source/connection.js';
-import { emitMark } from '../source/logical-messages.js';
+import { emitMark, markNameProblem, markProblem } from '../source/logical-messages.js';
 
 export function markCommand(): Command {
   return new Command('mark')
     .description('write a named mark into the history (like pg_create_restore_point, for logical archives)')
     .argument('<name>', 'the mark; replay --to name:<name> stops there')
     .addOption(sourceOption())
+    .option('--slot <name>', 'the slot of the archive that is to record the mark (it must decode this database)', 'pgtape')
     .addHelpText('after', '\nExample:\n  pgtape mark --source postgres://archiver@db:5432/shop end-of-day-2026-11-24')
     .action(async (name: string, opts) => {
-      if (!name.trim()) throw new UserError('a mark needs a name');
+      const bad = markNameProblem(name);
+      if (bad) throw new UserError(bad, 'name it as you will type it after --to name: (printable, at most 200 characters)');
       const client = await connect(requireSource(opts.source));
       try {
+        const unheard = await markProblem(client, opts.slot);
+        if (unheard)
+          throw new UserError(
+            unheard,
+            'mark the database pgtape archives (--source), naming its --slot; marks are recorded by the archive of that slot',
+          );
         process.stdout.write(`${name} ${await emitMark(client, name)}\n`);
       } finally {
         await client.end();

@@ -9,6 +9,36 @@ export const MARK_PREFIX = 'pgtape';
 /** A DDL command's effect on the published tables, written by the event triggers of `--capture-ddl`. */
 export const DDL_PREFIX = 'pgtape-ddl';
 
+/** The longest mark name: a name is something to type after `name:`, not a payload. */
+export const MARK_NAME_MAX = 200;
+
+/** Why a mark name is refused, if it is. */
+export function markNameProblem(name: string): string | undefined {
+  if (!name.trim()) return 'a mark needs a name';
+  if (name.length > MARK_NAME_MAX) return `a mark's name is at most ${MARK_NAME_MAX} characters (this one has ${name.length})`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) return "a mark's name holds no control characters (newlines, tabs)";
+  return undefined;
+}
+
+/**
+ * Why a mark written on this database would never reach an archive, if it would not: logical
+ * decoding off, or no slot of that name decoding this database with pgoutput.
+ */
+export async function markProblem(client: pg.Client, slot: string): Promise<string | undefined> {
+  const { rows } = await client.query<{ wal_level: string; database: string; found: boolean }>(
+    `select current_setting('wal_level') as wal_level, current_database() as database,
+            exists (select 1 from pg_replication_slots where slot_name = $1 and database = current_database() and plugin = 'pgoutput') as found`,
+    [slot],
+  );
+  const r = rows[0]!;
+  if (r.wal_level !== 'logical')
+    return `wal_level is ${r.wal_level}, not logical: no archive records this database's changes, marks included`;
+  if (!r.found)
+    return `no pgtape slot ${JSON.stringify(slot)} decodes database ${JSON.stringify(r.database)}: no archive would record the mark`;
+  return undefined;
+}
+
 /** Writes a mark; resolves to the LSN of its message. */
 export async function emitMark(client: pg.Client, name: string): Promise<string> {
   // Transactional, so the mark sits between the transactions committed before and after it.

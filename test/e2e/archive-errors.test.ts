@@ -114,6 +114,16 @@ describe('pgtape archive refuses bad input clearly', () => {
     expect(readdirSync(join(dir, 'segments')).sort()).toEqual(['0000000001000000-0000000002000000.pgtape', 'notes.txt']);
   });
 
+  it('a mark that no archive would record, or whose name cannot be typed back', async () => {
+    const mark = (...args: string[]) => pgtape(['mark', '--source', source.db.url(), ...args]);
+    const r = await mark('--slot', 'nosuch', 'end-of-day');
+    expectClearError(r, /no pgtape slot "nosuch" decodes database "[^"]+": no archive would record the mark/);
+    expect(r.code).toBe(2);
+    expectClearError(await mark('two\nlines'), /no control characters/);
+    expectClearError(await mark('x'.repeat(300)), /at most 200 characters \(this one has 300\)/);
+    expectClearError(await mark('   '), /a mark needs a name/);
+  });
+
   it('options that make no sense', async () => {
     expectClearError(await archive(source.db.url(), store.dir, '--segment-bytes', 'lots'), /--segment-bytes: "lots" is not a size/);
     expectClearError(
@@ -133,5 +143,7 @@ describe('pgtape archive on a source without logical decoding', () => {
     const r = await pgtape(['archive', '--source', source.db.url(), '--store', store.dir, '--until', 'now', '--create-publication']);
     expectClearError(r, /wal_level = 'replica'; logical replication needs wal_level = 'logical'/, new URL(source.db.url()).password);
     expect(r.stderr).toMatch(/ALTER SYSTEM SET wal_level = 'logical' and restart Postgres/);
+    // A mark would never be archived either.
+    expectClearError(await pgtape(['mark', '--source', source.db.url(), 'm']), /wal_level is replica, not logical/);
   });
 });

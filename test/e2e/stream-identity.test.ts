@@ -1,6 +1,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { archiveArgs, pgtape } from '../support/cli.js';
 import { useSource } from '../support/fixture.js';
 
@@ -62,6 +63,21 @@ describe('an archive holds one stream', () => {
     expect(slots.rows).toEqual([{ slot_name: 'pgtape' }]);
     const verify = await pgtape(['verify', '--store', store()]);
     expect(verify.code, verify.stderr).toBe(0);
+    // status says when --source, --slot or --store do not go together.
+    const status = (source: string, dir: string, ...more: string[]) => pgtape(['status', '--source', source, '--store', dir, ...more]);
+    const elsewhere = await status(other(), store());
+    expect(elsewhere.code, elsewhere.stderr).toBe(4);
+    expect(elsewhere.stdout + elsewhere.stderr).toMatch(/archives database \S+, not other: check --source and --store/);
+    const empty = await status(source.db.url(), join(store(), '..', 'typo'));
+    expect(empty.code).toBe(4);
+    expect(empty.stdout + empty.stderr).toMatch(/holds no archive \(no base, no segment\): check --store/);
+    const otherClient = new pg.Client({ connectionString: other() });
+    await otherClient.connect();
+    await otherClient.query(`select pg_create_logical_replication_slot('mine', 'pgoutput')`);
+    await otherClient.end();
+    const foreign = await status(source.db.url(), store(), '--slot', 'mine');
+    expect(foreign.code).toBe(4);
+    expect(foreign.stdout + foreign.stderr).toMatch(/slot mine decodes database other, not \S+: it records nothing of this database/);
     // The stream itself goes on.
     const same = await pgtape(['base', '--source', source.db.url(), '--store', store()]);
     expect(same.code, same.stderr).toBe(0);

@@ -1,4 +1,4 @@
-import { cpSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
@@ -98,5 +98,18 @@ describe('targets before segments that only mark a position', () => {
     // Past the damage, replay refuses, naming it (exit 4).
     const { r } = await replayIntoFresh(source, ['--store', copy], async () => undefined);
     expect(r.code, r.stderr).toBe(4);
+  });
+
+  it.each([
+    [['--tables', 'public.nosuch'], /neither the base at \S+ nor the log up to the target has a table public\.nosuch/],
+    [['--tables', ','], /--tables "," names no table/],
+    [['--exclusive'], /--exclusive with --to latest says nothing/],
+    [['--to', 'commit:0123456789abcdef'], /is a directory, read as it is, and no <input>_COMMIT variable names that commit/],
+  ])('refuses a replay that would silently do nothing or something else: %j', async (args, message) => {
+    const dir = join(store(), '..', 'never');
+    const r = await pgtape(['replay', '--store', store(), '--csv', dir, ...(args as string[])]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(message as RegExp);
+    expect(existsSync(dir)).toBe(false);
   });
 });
