@@ -77,8 +77,10 @@ export async function replayIntoPgdata(dir: string, options: ReplayOptions & { m
   requireEmptyDir(dir, '--pgdata');
   const plan = await prepareReplay(options);
   return owned(dir, async (stopOnInterrupt) => {
-    const cluster = await LocalCluster.create({ dataDir: dir, major: serverMajor(plan, options) });
-    stopOnInterrupt(() => cluster.stop('immediate'));
+    // Stoppable while it starts: an interrupt then waits for the server to be up, and stops it.
+    const creating = LocalCluster.create({ dataDir: dir, major: serverMajor(plan, options) });
+    stopOnInterrupt(async () => (await creating.catch(() => undefined))?.stop('immediate'));
+    const cluster = await creating;
     const report = await withClient(cluster, (client) => replay(client, options, plan));
     await cluster.stop('fast');
     writeFileSync(join(dir, 'replay.json'), JSON.stringify(report, null, 2) + '\n');
@@ -92,8 +94,9 @@ export async function replayIntoCsv(dir: string, options: ReplayOptions & { majo
   const plan = await prepareReplay(options);
   return owned(dir, async (stopOnInterrupt) => {
     mkdirSync(dir, { recursive: true });
-    const cluster = await LocalCluster.create({ major: serverMajor(plan, options), unsafeFast: true });
-    stopOnInterrupt(() => cluster.destroy());
+    const creating = LocalCluster.create({ major: serverMajor(plan, options), unsafeFast: true });
+    stopOnInterrupt(async () => (await creating.catch(() => undefined))?.destroy());
+    const cluster = await creating;
     try {
       const report = await withClient(cluster, async (client) => {
         const r = await replay(client, options, plan);

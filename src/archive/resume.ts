@@ -13,7 +13,7 @@ import { WriterLease } from '../log/lease.js';
 import { ensureStream } from '../log/stream.js';
 import { connect, connectQuietly } from '../source/connection.js';
 import { installDdlCapture } from '../source/ddl-capture.js';
-import { checkSource, ensurePublication, warnOfRowFilters } from '../source/preflight.js';
+import { checkSource, ensurePublication, warnOfEmptyPublication, warnOfRowFilters } from '../source/preflight.js';
 import { findSlot, type SlotState } from '../source/slot.js';
 import { takeBase } from '../base/take.js';
 
@@ -81,6 +81,7 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
     await ensureStream(store, { ...facts, publication: options.publication, slot: options.slot, newSlot: options.rebase });
     await ensurePublication(client, options.publication, { create: options.createPublication, force: options.force }, log);
     await warnOfRowFilters(client, options.publication, facts.serverVersion, log);
+    await warnOfEmptyPublication(client, options.publication, log);
     if (options.captureDdl) await installCapture(client, options.publication, log);
     const identity = { ...facts, slot: options.slot };
     const slot = await findSlot(client, options.slot, facts.database, log);

@@ -4,7 +4,7 @@ import { emphasis, LineWriter } from '../core/output.js';
 import { openStore } from '../store/open.js';
 import { pairs } from '../audit/row-text.js';
 import { readTransactions, type LoggedChange, type LoggedTransaction } from '../audit/transactions.js';
-import { indexArchive } from '../log/archive-index.js';
+import { indexArchive, refuseUnknownTables } from '../log/archive-index.js';
 import { resolveRange } from '../log/resolve.js';
 import { parseTarget } from '../log/target.js';
 
@@ -68,6 +68,7 @@ export function logCommand(): Command {
         opts.to ? parseTarget(opts.to) : undefined,
         true,
       );
+      await refuseUnknownTables(index, opts.table, range.segments);
       const mark = emphasis();
       const out = new LineWriter();
       let shown: LoggedTransaction | undefined;

@@ -33,6 +33,9 @@ export function verifyCommand(): Command {
     .action(async (opts) => {
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       const range = { from: await point(store, opts.from), to: await point(store, opts.to) };
+      if (range.from !== undefined && range.to !== undefined && range.from > range.to) {
+        throw new UserError(`--from ${opts.from} is after --to ${opts.to}`, 'swap them: --from names the earlier point');
+      }
       const run = verifyArchive(store, range);
       const broken: Finding[] = [];
       let next = await run.next();

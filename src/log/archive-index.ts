@@ -1,4 +1,4 @@
-import { listBases, type BaseRef } from './bases.js';
+import { listBases, readBase, type BaseRef } from './bases.js';
 import { UserError } from '../core/errors.js';
 import { formatLsn } from '../core/lsn.js';
 import { formatMicros } from '../core/units.js';
@@ -149,4 +149,32 @@ export function coverage(index: ArchiveIndex): string {
     ? `${formatLsn(index.segments.at(-1)!.endLsn)} (last commit ${formatLsn(headerOf(last).lastCommitLsn)} at ${formatMicros(headerOf(last).lastCommitTime)})`
     : `${formatLsn(index.bases.at(-1)!.lsn)} (bases only, no segments yet)`;
   return `${start} to ${end}`;
+}
+
+/**
+ * Which of `names` (`schema.table`) the archive knows nothing of: in none of its bases, and
+ * changed by none of `segments` (their headers are read as needed). A filter on such a table
+ * would print nothing and look like "no changes".
+ */
+async function unknownTables(index: ArchiveIndex, names: Iterable<string>, segments: IndexedSegment[]): Promise<string[]> {
+  const known = new Set<string>();
+  for (const b of index.bases) for (const t of (await readBase(index.store, b)).schema.tables) known.add(`${t.schema}.${t.name}`);
+  let unknown = [...names].filter((n) => !known.has(n));
+  if (!unknown.length) return [];
+  await loadHeaders({ ...index, segments });
+  for (const s of segments) for (const t of s.header?.tables ?? []) known.add(`${t.schema}.${t.name}`);
+  unknown = unknown.filter((n) => !known.has(n));
+  return unknown;
+}
+
+/** `--table` naming a table the archive never held: an error, not an empty answer. */
+export async function refuseUnknownTables(index: ArchiveIndex, tables: Set<string> | undefined, segments: IndexedSegment[]): Promise<void> {
+  if (!tables?.size) return;
+  const unknown = await unknownTables(index, tables, segments);
+  if (unknown.length) {
+    throw new UserError(
+      `--table: the archive has no table ${unknown.join(', ')} (in none of its bases, changed by no segment of the range)`,
+      'name tables as schema.table; pgtape log lists the tables each transaction changed',
+    );
+  }
 }

@@ -148,3 +148,16 @@ export async function warnOfRowFilters(client: pg.Client, publication: string, s
     }
   }
 }
+
+/** A publication that publishes no table archives nothing but marks: said at start. */
+export async function warnOfEmptyPublication(client: pg.Client, publication: string, log: Logger): Promise<void> {
+  const { rows } = await client.query<{ n: number }>('select count(*)::int as n from pg_publication_tables where pubname = $1', [
+    publication,
+  ]);
+  if (rows[0]!.n === 0) {
+    log.warn(
+      { publication },
+      'the publication publishes no table: nothing but marks will be archived (ALTER PUBLICATION … ADD TABLE, or FOR ALL TABLES)',
+    );
+  }
+}

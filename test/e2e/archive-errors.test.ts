@@ -124,6 +124,14 @@ describe('pgtape archive refuses bad input clearly', () => {
     expectClearError(await mark('   '), /a mark needs a name/);
   });
 
+  it('a publication that publishes no table: said at start', async () => {
+    await source.admin.query('create publication emptypub');
+    const r = await archive(source.db.url(), join(store.dir, '..', 'empty-pub'), '--publication', 'emptypub', '--slot', 'emptypub');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/the publication publishes no table: nothing but marks will be archived/);
+    await dropSlotWhenFree(source.admin, 'emptypub');
+  });
+
   it('options that make no sense', async () => {
     expectClearError(await archive(source.db.url(), store.dir, '--segment-bytes', 'lots'), /--segment-bytes: "lots" is not a size/);
     expectClearError(

@@ -112,4 +112,21 @@ describe('targets before segments that only mark a position', () => {
     expect(r.stderr).toMatch(message as RegExp);
     expect(existsSync(dir)).toBe(false);
   });
+
+  it('refuses --table naming a table the archive never held, and verify --from after --to', async () => {
+    const base = formatLsn((await listBases(openStore(store())))[0]!.lsn);
+    const cases: [string[], RegExp][] = [
+      [['log', '--table', 'public.nosuch'], /--table: the archive has no table public\.nosuch/],
+      [['diff', '--from', `lsn:${base}`, '--table', 'public.nosuch'], /--table: the archive has no table public\.nosuch/],
+      [['verify', '--from', `xid:${at.xid}`, '--to', `lsn:${base}`], /--from xid:\d+ is after --to/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await pgtape([...args, '--store', store()]);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    const known = await pgtape(['log', '--store', store(), '--table', 't', '--json']);
+    expect(known.code, known.stderr).toBe(0);
+    expect(known.stdout.trim().split('\n')).toHaveLength(2);
+  });
 });

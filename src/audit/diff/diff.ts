@@ -12,7 +12,7 @@ import { ColumnLists, opsOf } from './ops.js';
 import type { TextValue } from '../row-text.js';
 import { image, joinParts, keyNames, keyText, type RowDiff } from './rows.js';
 import { TableDiffer, WholeTableNeeded, type Change, type RowDiffCounts } from './table.js';
-import { headerOf, indexArchive, type ArchiveIndex, type IndexedSegment } from '../../log/archive-index.js';
+import { headerOf, indexArchive, refuseUnknownTables, type ArchiveIndex, type IndexedSegment } from '../../log/archive-index.js';
 import { inRange, resolveRange, type LogRange } from '../../log/resolve.js';
 import { describeTarget, type Target } from '../../log/target.js';
 
@@ -99,6 +99,7 @@ export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
   const { store, log } = options;
   const index = await indexArchive(store, { requireBase: false });
   const range = await resolveRange(index, options.from, options.to);
+  await refuseUnknownTables(index, options.tables, range.segments);
   const base = range.after === undefined ? undefined : index.bases.filter((b) => b.lsn <= range.after! + 1n).at(-1);
   const baseFiles = base ? await readBase(store, base) : undefined;
   const baseSchema = baseFiles?.schema;
