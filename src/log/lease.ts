@@ -43,7 +43,8 @@ export class WriterLease {
 
   /** Takes the store's lease for an archiver of `slot`; refuses (exit 3) while another holds it. */
   static async acquire(store: Store, slot: string, log: Logger): Promise<WriterLease> {
-    const held = await readLease(store);
+    // A lease that cannot be read is nobody's: whoever writes and reads back its own holds it.
+    const held = await readLease(store).catch(() => undefined);
     if (held && !held.released && !gone(held)) throw heldBy(store, held);
     if (held && !held.released) log.warn({ holder: describe(held) }, 'taking over the lease of an archiver that is gone');
     const now = new Date().toISOString();
@@ -66,12 +67,21 @@ export class WriterLease {
   async check(): Promise<void> {
     if (this.lost) throw this.lost;
     if (Date.now() - this.verifiedAt < RENEW_MS) return;
-    await this.verify();
+    await this.serially(() => this.verify());
+  }
+
+  /** Checks and renewals one at a time: this process never reads its lease while it writes it. */
+  private chain: Promise<void> = Promise.resolve();
+  private serially(fn: () => Promise<void>): Promise<void> {
+    const next = this.chain.then(fn);
+    this.chain = next.catch(() => {});
+    return next;
   }
 
   private async verify(): Promise<void> {
     const current = await readLease(this.store);
-    if (current?.token !== this.body.token || current.released) {
+    // Gone (a store that lost it): nobody else holds it, and the next renewal writes it again.
+    if (current && (current.token !== this.body.token || current.released)) {
       this.lost = new UserError(
         `${this.store.description}: this archiver's lease was taken over${current ? ` by ${describe(current)}` : ''}; it stops writing`,
         'two archivers were writing the same store: run one at a time (pgtape verify shows whether their segments overlap)',
@@ -84,9 +94,11 @@ export class WriterLease {
 
   private async renew(): Promise<void> {
     try {
-      await this.verify();
-      this.body = { ...this.body, renewed: new Date().toISOString() };
-      await write(this.store, this.body);
+      await this.serially(async () => {
+        await this.verify();
+        this.body = { ...this.body, renewed: new Date().toISOString() };
+        await write(this.store, this.body);
+      });
     } catch (err) {
       // A store that refuses for a while is retried at the next renewal; a lost lease is final.
       if (!this.lost) this.log.debug({ err: (err as Error).message }, 'renewing the lease failed; retrying');
@@ -97,18 +109,28 @@ export class WriterLease {
   async release(): Promise<void> {
     clearInterval(this.timer);
     if (this.lost) return;
-    const current = await readLease(this.store).catch(() => undefined);
-    if (current?.token === this.body.token) await write(this.store, { ...this.body, released: true }).catch(() => {});
+    await this.serially(async () => {
+      const current = await readLease(this.store);
+      if (current?.token === this.body.token) await write(this.store, { ...this.body, released: true });
+    }).catch(() => {});
   }
 }
 
+/**
+ * The lease as stored, or undefined when there is none. A body that does not parse is read again
+ * (a store whose writes are not atomic may show one half-written), then is an error to retry.
+ */
 async function readLease(store: Store): Promise<LeaseBody | undefined> {
-  if (!(await store.stat(LEASE_KEY))) return undefined;
-  try {
-    return JSON.parse((await readAll(store, LEASE_KEY)).toString('utf8')) as LeaseBody;
-  } catch {
-    // Unreadable: treated as a lease nobody holds.
-    return undefined;
+  for (let attempt = 0; ; attempt++) {
+    if (!(await store.stat(LEASE_KEY))) return undefined;
+    const text = (await readAll(store, LEASE_KEY)).toString('utf8');
+    try {
+      return JSON.parse(text) as LeaseBody;
+    } catch {
+      if (attempt === 4)
+        throw new Error(`${store.description}/${LEASE_KEY} cannot be read as a lease: ${JSON.stringify(text.slice(0, 80))}`);
+      await sleep(200);
+    }
   }
 }
 

@@ -52,33 +52,34 @@ export async function readStreamRecord(store: Store): Promise<StreamRecord | und
  */
 export async function ensureStream(store: Store, candidate: StreamCandidate): Promise<StreamRecord> {
   let record = await readStreamRecord(store);
-  const found = await identityOfArchive(store);
-  // A record alone (its first base failed) holds no history yet: the next writer may start anew.
-  if (record && !found) record = undefined;
-  if (!record) {
-    const slot = candidate.slot ?? found?.slot;
-    record = {
-      formatVersion: 1,
-      systemIdentifier: found?.systemIdentifier ?? candidate.systemIdentifier,
-      database: found?.database ?? candidate.database,
-      publication: candidate.publication,
-      // A store whose first writer is `pgtape base` learns its slot from the first archiver.
-      slot: slot ?? '',
-      createdAt: new Date().toISOString(),
-    };
-    compare(store, record, candidate);
-    await store.putBytes(STREAM_KEY, Buffer.from(JSON.stringify(record, null, 2) + '\n'));
+  if (record && !differences(record, candidate).length) {
+    if (candidate.slot && record.slot !== candidate.slot) {
+      record = { ...record, slot: candidate.slot };
+      await store.putBytes(STREAM_KEY, Buffer.from(JSON.stringify(record, null, 2) + '\n'));
+    }
     return record;
   }
-  compare(store, record, candidate);
-  if (candidate.slot && record.slot !== candidate.slot) {
-    record = { ...record, slot: candidate.slot };
-    await store.putBytes(STREAM_KEY, Buffer.from(JSON.stringify(record, null, 2) + '\n'));
-  }
+  // The store's history, read only when there is no record or it disagrees: a record alone
+  // (its first base failed) holds no history yet, and the next writer may start anew.
+  const found = await identityOfArchive(store);
+  if (record && found) refuse(store, differences(record, candidate));
+  const slot = candidate.slot ?? found?.slot;
+  record = {
+    formatVersion: 1,
+    systemIdentifier: found?.systemIdentifier ?? candidate.systemIdentifier,
+    database: found?.database ?? candidate.database,
+    publication: candidate.publication,
+    // A store whose first writer is `pgtape base` learns its slot from the first archiver.
+    slot: slot ?? '',
+    createdAt: new Date().toISOString(),
+  };
+  refuse(store, differences(record, candidate));
+  await store.putBytes(STREAM_KEY, Buffer.from(JSON.stringify(record, null, 2) + '\n'));
   return record;
 }
 
-function compare(store: Store, record: StreamRecord, candidate: StreamCandidate): void {
+/** How the candidate differs from the stream, in words (nothing: it belongs to it). */
+function differences(record: StreamRecord, candidate: StreamCandidate): string[] {
   const differences: string[] = [];
   if (record.systemIdentifier !== candidate.systemIdentifier) {
     differences.push(`the source is another Postgres system (${candidate.systemIdentifier}, the archive's is ${record.systemIdentifier})`);
@@ -92,6 +93,10 @@ function compare(store: Store, record: StreamRecord, candidate: StreamCandidate)
   if (record.slot && candidate.slot && record.slot !== candidate.slot && !candidate.newSlot) {
     differences.push(`the slot is ${quoteIdent(candidate.slot)}, the archive's is ${quoteIdent(record.slot)}`);
   }
+  return differences;
+}
+
+function refuse(store: Store, differences: string[]): void {
   if (differences.length) {
     throw new UserError(
       `${store.description} archives another stream: ${differences.join('; ')}`,
