@@ -75,7 +75,7 @@ export function replayCommand(): Command {
         target,
         exclusive: opts.exclusive,
         tables: tables ? new Set<string>(tables) : undefined,
-        memoryBytes: parseBytes(opts.memory, '--memory'),
+        memoryBytes: parseBytes(opts.memory, '--memory', 1),
         log: createLogger(),
       };
       if (opts.into) {

@@ -1,20 +1,9 @@
 import { ExitCode, UserError } from '../src/core/errors.js';
 import { formatLsn } from '../src/core/lsn.js';
 import { formatMicros } from '../src/core/units.js';
-import { EntryScanner, MalformedEntryError } from '../src/segment/entry-scanner.js';
-import {
-  BEGIN,
-  COMMIT,
-  DELETE,
-  INSERT,
-  MESSAGE,
-  NotASegmentError,
-  RELATION,
-  TRUNCATE,
-  UPDATE,
-  type RelationDef,
-} from '../src/segment/format.js';
-import { CorruptSegmentError } from '../src/segment/reader.js';
+import { EntryScanner } from '../src/segment/entry-scanner.js';
+import { BEGIN, COMMIT, DELETE, INSERT, MESSAGE, RELATION, TRUNCATE, UPDATE, type RelationDef } from '../src/segment/format.js';
+import { isSegmentDamage } from '../src/segment/reader.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
 import { DDL_PREFIX } from '../src/source/logical-messages.js';
 import { SegmentRelations, segmentReaders } from '../src/log/change-log.js';
@@ -132,7 +121,7 @@ export async function feedLog(
 
 /** A segment that cannot be read is the archive's damage: said as such, with what to do (exit 4). */
 function damaged(what: string, err: unknown): unknown {
-  if (err instanceof CorruptSegmentError || err instanceof NotASegmentError || err instanceof MalformedEntryError) {
+  if (isSegmentDamage(err)) {
     const message = err.message.startsWith(what) ? err.message : `${what}: ${err.message}`;
     return new UserError(
       `the archive is damaged: ${message}`,

@@ -1,9 +1,10 @@
-import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { UserError } from '../src/core/errors.js';
+import { unusableDirectory } from '../src/core/paths.js';
 import { quoteQualified } from '../src/core/sql.js';
 import { LocalCluster } from '../src/local-pg/local-cluster.js';
 import { connect } from '../src/source/connection.js';
@@ -16,11 +17,26 @@ import { replay, type ReplayOptions, type ReplayReport } from './replay.js';
 export async function replayIntoDatabase(url: string, options: ReplayOptions): Promise<ReplayReport> {
   const planning = prepareReplay(options);
   planning.catch(() => {}); // awaited below
-  const client = await connect(url);
+  const client = await connect(url, '--into');
   try {
+    // Anything of the user's kind is in the way: a table, but also a type, schema or function
+    // of the same name as one the replay creates would fail it halfway.
     const { rows } = await client.query<{ name: string }>(
-      `select n.nspname || '.' || c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
-        where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%' limit 5`,
+      `with user_ns as (select oid, nspname from pg_namespace where nspname not in ('pg_catalog', 'information_schema') and nspname not like 'pg\\_%')
+       select kind || ' ' || name as name from (
+         select 'relation' as kind, n.nspname || '.' || c.relname as name from pg_class c join user_ns n on n.oid = c.relnamespace
+          where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
+         union all
+         select 'type', n.nspname || '.' || t.typname from pg_type t join user_ns n on n.oid = t.typnamespace
+          where t.typtype in ('b', 'c', 'd', 'e', 'r', 'm') and (t.typrelid = 0 or (select relkind from pg_class where oid = t.typrelid) = 'c')
+            and t.typelem = 0 and not exists (select 1 from pg_depend d where d.objid = t.oid and d.deptype = 'e')
+         union all
+         select 'function', n.nspname || '.' || p.proname from pg_proc p join user_ns n on n.oid = p.pronamespace
+          where not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
+         union all
+         select 'schema', nspname from user_ns where nspname <> 'public'
+           and not exists (select 1 from pg_depend d where d.objid = user_ns.oid and d.deptype = 'e')
+       ) objects order by 1 limit 5`,
     );
     if (rows.length) {
       throw new UserError(
@@ -35,8 +51,8 @@ export async function replayIntoDatabase(url: string, options: ReplayOptions): P
 }
 
 function requireEmptyDir(dir: string, option: string): void {
-  if (existsSync(dir) && !statSync(dir).isDirectory())
-    throw new UserError(`${option} ${dir} is not a directory`, 'give a new or empty directory');
+  const why = unusableDirectory(dir);
+  if (why) throw new UserError(`${option}: ${why}`, 'give a new or empty directory');
   if (existsSync(dir) && readdirSync(dir).length > 0) throw new UserError(`${option} ${dir} is not empty`, 'give a new or empty directory');
 }
 

@@ -8,8 +8,8 @@ import {
   type IndexedSegment,
 } from '../src/log/archive-index.js';
 import { readBase, type BaseManifest, type BaseRef, type BaseSchema } from '../src/log/bases.js';
-import { outside, resolvePoint } from '../src/log/resolve.js';
-import { parseTimeMicros, type Target } from '../src/log/target.js';
+import { beforeFirstBase, outside, resolvePoint } from '../src/log/resolve.js';
+import type { Target } from '../src/log/target.js';
 import type { Store } from '../src/store/store.js';
 
 export interface ReplayPlan {
@@ -24,10 +24,7 @@ export interface ReplayPlan {
 /** Resolves a target against the archive: which base, which segments, where to stop. */
 export async function planReplay(index: ArchiveIndex, target: Target, exclusive: boolean): Promise<ReplayPlan> {
   const upTo = await resolvePoint(index, target, exclusive);
-  if (target.kind === 'time') {
-    const first = await readBase(index.store, index.bases[0]!);
-    if (target.micros < parseTimeMicros(first.schema.snapshotTime)!) throw outside(index, target, 'is before the first base');
-  }
+  if (await beforeFirstBase(index, target)) throw outside(index, target, 'is before the first base');
   const cut = upTo !== undefined && index.discontinuities.find((d) => upTo >= d.from && upTo + 1n < d.to);
   if (cut) throw outside(index, target, `falls in a discontinuity of the archive: ${describeDiscontinuity(cut)}`);
   const candidates = index.bases.filter((b) => upTo === undefined || b.lsn <= upTo + 1n);

@@ -10,6 +10,8 @@ import { statusCommand } from './commands/status.js';
 import { verifyCommand } from './commands/verify.js';
 import { configurable } from './commands/config.js';
 import { ExitCode, UserError, errorMessage } from './core/errors.js';
+import { isSegmentDamage } from './segment/reader.js';
+import { StoreUnavailableError } from './store/store.js';
 import { packageRoot } from './core/paths.js';
 
 function version(): string {
@@ -50,9 +52,14 @@ export async function main(argv: string[], tools: Command[] = []): Promise<numbe
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EPIPE') return ExitCode.DONE;
     if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.DONE : ExitCode.BAD_INPUT;
-    if (err instanceof UserError) {
+    if (isSegmentDamage(err)) {
+      const hint = 'pgtape verify names the damaged objects and the stretches still readable';
+      process.stderr.write(`pgtape: the archive is damaged: ${err.message}\n  what to do: ${hint}\n`);
+      return ExitCode.ATTENTION;
+    }
+    if (err instanceof UserError || err instanceof StoreUnavailableError) {
       process.stderr.write(`pgtape: ${err.message}\n${err.hint ? `  what to do: ${err.hint}\n` : ''}`);
-      return err.exitCode;
+      return err instanceof UserError ? err.exitCode : ExitCode.BAD_INPUT;
     }
     process.stderr.write(`pgtape: ${errorMessage(err)}\n`);
     if (process.env.PGTAPE_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);

@@ -10,11 +10,11 @@ import { listBases } from '../log/bases.js';
 import { listDiscontinuities, recordDiscontinuity } from '../log/discontinuities.js';
 import { listSegments, readSegmentHeader } from '../log/segments.js';
 import { WriterLease } from '../log/lease.js';
-import { ensureStream } from '../log/stream.js';
+import { checkStream, ensureStream } from '../log/stream.js';
 import { connect, connectQuietly } from '../source/connection.js';
 import { installDdlCapture } from '../source/ddl-capture.js';
-import { checkSource, ensurePublication, warnOfEmptyPublication, warnOfRowFilters } from '../source/preflight.js';
-import { findSlot, type SlotState } from '../source/slot.js';
+import { checkSource, ensurePublication, publicationProblem, warnOfEmptyPublication, warnOfRowFilters } from '../source/preflight.js';
+import { findSlot, refuseForeignSlot, type SlotState } from '../source/slot.js';
 import { takeBase } from '../base/take.js';
 
 // Where an archiver starts (docs/ARCHITECTURE.md, "Resume"): the end of what the store holds,
@@ -73,13 +73,26 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
   const storedEnd = await lastStoredEnd(store);
   const client = await connect(options.source);
   let lease: WriterLease | undefined;
+  // A start refused before its stream began leaves the source as it found it.
+  let createdPublication = false;
+  let streamBegun = false;
   try {
     const facts = await checkSource(client);
     // Before anything is written, to the store or to the source (a publication, a slot): one
     // archiver at a time, and only of the store's stream.
+    const candidate = { ...facts, publication: options.publication, slot: options.slot, newSlot: options.rebase };
+    await checkStream(store, candidate);
+    const problem = await publicationProblem(client, options.publication, { create: options.createPublication, force: options.force });
+    if (problem) throw problem;
+    await refuseForeignSlot(client, options.slot, facts.database);
     lease = await WriterLease.acquire(store, options.slot, log);
-    await ensureStream(store, { ...facts, publication: options.publication, slot: options.slot, newSlot: options.rebase });
-    await ensurePublication(client, options.publication, { create: options.createPublication, force: options.force }, log);
+    await ensureStream(store, candidate);
+    createdPublication = await ensurePublication(
+      client,
+      options.publication,
+      { create: options.createPublication, force: options.force },
+      log,
+    );
     await warnOfRowFilters(client, options.publication, facts.serverVersion, log);
     await warnOfEmptyPublication(client, options.publication, log);
     if (options.captureDdl) await installCapture(client, options.publication, log);
@@ -90,6 +103,7 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
     let resumeFrom: bigint;
     if (storedEnd !== undefined && why) {
       if (!options.rebase) throw new UserError(why, REBASE_HINT);
+      streamBegun = true;
       if (slot) {
         log.warn({ slot: slot.name }, 'dropping the slot that moved past the archive (--rebase)');
         await client.query('select pg_drop_replication_slot($1)', [slot.name]);
@@ -107,20 +121,38 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
     } else if (!slot) {
       // A new stream: the slot's exported snapshot gives the base, and the log starts where it ends.
       resumeFrom = await takeBase({ ...baseOptions, slot: options.slot });
+      streamBegun = true;
     } else {
+      streamBegun = true;
       if ((await listBases(store)).length === 0) {
         log.warn('the store holds no base, without which nothing can be replayed: taking one now');
         await takeBase(baseOptions);
       }
       resumeFrom = storedEnd ?? slot.confirmedFlushLsn;
     }
-    let until = options.until === 'now' ? undefined : options.until;
-    if (options.until === 'now') {
-      const r = await client.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
-      until = parseLsn(r.rows[0]!.lsn);
+    const r = await client.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
+    const current = parseLsn(r.rows[0]!.lsn);
+    const until = options.until === 'now' ? current : options.until;
+    if (until !== undefined && options.until !== 'now') {
+      // Said, so that neither an instant exit nor a long wait leaves the operator guessing.
+      if (until <= resumeFrom) {
+        log.warn(
+          { until: formatLsn(until), archiveEnd: formatLsn(resumeFrom) },
+          'nothing to wait for: everything up to --until is already stored (the archive ends past it)',
+        );
+      } else if (until > current) {
+        log.info(
+          { until: formatLsn(until), sourceAt: formatLsn(current) },
+          'waiting for the source to write WAL up to --until, then storing everything committed before it',
+        );
+      }
     }
     return { identity, lease, resumeFrom, until };
   } catch (err) {
+    if (createdPublication && !streamBegun) {
+      await client.query(`drop publication if exists ${quoteIdent(options.publication)}`).catch(() => {});
+      log.info({ publication: options.publication }, 'dropped the publication this refused start had created');
+    }
     await lease?.release();
     throw err;
   } finally {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { listBases } from '../log/bases.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
-import { formatMicros } from '../core/units.js';
+import { formatBytes, formatMicros } from '../core/units.js';
 import { lastCommittedHeader, listSegments } from '../log/segments.js';
 import type { Store } from '../store/store.js';
 import { readStreamRecord } from '../log/stream.js';
@@ -97,7 +97,7 @@ export async function streamStatus(client: pg.Client, store: Store, slotName: st
     }
     if (slot.retainedWalBytes !== null && slot.retainedWalBytes > maxRetainedWal) {
       warnings.push(
-        `slot ${slotName} retains ${mib(slot.retainedWalBytes)} of WAL, more than --max-retained-wal (${mib(maxRetainedWal)}): ${slot.active ? 'the archiver is falling behind' : 'no archiver is connected'}, and the source's disk fills`,
+        `slot ${slotName} retains ${formatBytes(slot.retainedWalBytes)} of WAL, more than --max-retained-wal (${formatBytes(maxRetainedWal)}): ${slot.active ? 'the archiver is falling behind' : 'no archiver is connected'}, and the source's disk fills`,
       );
     }
     if (slot.walStatus === 'lost')
@@ -123,8 +123,4 @@ export async function streamStatus(client: pg.Client, store: Store, slotName: st
     },
     warnings,
   };
-}
-
-export function mib(bytes: number): string {
-  return bytes >= 1 << 30 ? `${(bytes / (1 << 30)).toFixed(2)} GiB` : `${(bytes / (1 << 20)).toFixed(1)} MiB`;
 }

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { requireSource, sourceOption, s3EndpointOption, storeOption } from './options.js';
+import { parseSlotName, requireSource, sourceOption, s3EndpointOption, storeOption } from './options.js';
 import { resolvedConfig } from './config.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
@@ -54,11 +54,8 @@ export function archiveCommand(): Command {
         '  pgtape archive --source "$PGTAPE_SOURCE" --store ./tape --until now',
     )
     .action(async (opts, command: Command) => {
-      if (opts.printConfig) {
-        process.stdout.write(JSON.stringify(resolvedConfig(command), null, 2) + '\n');
-        return;
-      }
-      const log = createLogger();
+      // Every value checked before anything runs, --print-config included: a configuration it
+      // prints is one the archiver would accept.
       let until: 'now' | bigint | undefined;
       if (opts.until === 'now') until = 'now';
       else if (opts.until !== undefined) {
@@ -66,6 +63,25 @@ export function archiveCommand(): Command {
           throw new UserError(`--until: ${JSON.stringify(opts.until)} is neither 'now' nor an LSN`, 'use --until now or --until 0/16B3748');
         until = parseLsn(opts.until);
       }
+      const settings = {
+        source: requireSource(opts.source),
+        slot: parseSlotName(opts.slot),
+        segmentBytes: parseBytes(opts.segmentBytes, '--segment-bytes', 1),
+        segmentSeconds: parsePositive(opts.segmentSeconds, '--segment-seconds'),
+        queueLimit: parsePositive(opts.uploadQueue, '--upload-queue', true),
+        maxIdleWal: parseBytes(opts.maxIdleWal, '--max-idle-wal', 1),
+        maxRetainedWal: parseBytes(opts.maxRetainedWal, '--max-retained-wal', 1),
+        heartbeat: opts.heartbeatSql
+          ? { sql: opts.heartbeatSql as string, seconds: parsePositive(opts.heartbeatSeconds, '--heartbeat-seconds') }
+          : undefined,
+        metricsPort: opts.metricsPort !== undefined ? parsePort(opts.metricsPort) : undefined,
+      };
+      const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      if (opts.printConfig) {
+        process.stdout.write(JSON.stringify(resolvedConfig(command), null, 2) + '\n');
+        return;
+      }
+      const log = createLogger();
       const controller = new AbortController();
       // The first signal stores what is whole and stops; a second one stops at once (what is
       // stored and acknowledged stays consistent: the next archiver resumes from it).
@@ -82,30 +98,21 @@ export function archiveCommand(): Command {
       // Loaded here: the replication client and the metrics library are for this command only.
       const [{ Archiver }, { startObserveServer }] = await Promise.all([import('../archive/archiver.js'), import('../observe/server.js')]);
       const archiver = new Archiver({
-        source: requireSource(opts.source),
-        store: openStore(opts.store, { s3Endpoint: opts.s3Endpoint }),
-        slot: opts.slot,
+        ...settings,
+        store,
         publication: opts.publication,
         createPublication: opts.createPublication,
         force: opts.force,
         rebase: opts.rebase,
         captureDdl: opts.captureDdl,
-        segmentBytes: parseBytes(opts.segmentBytes, '--segment-bytes'),
-        segmentSeconds: parsePositive(opts.segmentSeconds, '--segment-seconds'),
         until,
         compression: opts.compression,
-        queueLimit: parsePositive(opts.uploadQueue, '--upload-queue'),
-        maxIdleWal: parseBytes(opts.maxIdleWal, '--max-idle-wal'),
-        maxRetainedWal: parseBytes(opts.maxRetainedWal, '--max-retained-wal'),
-        heartbeat: opts.heartbeatSql
-          ? { sql: opts.heartbeatSql, seconds: parsePositive(opts.heartbeatSeconds, '--heartbeat-seconds') }
-          : undefined,
         log,
         signal: controller.signal,
       });
       const server =
-        opts.metricsPort !== undefined
-          ? await startObserveServer(parsePort(opts.metricsPort), opts.metricsHost, archiver.metrics, archiver, log)
+        settings.metricsPort !== undefined
+          ? await startObserveServer(settings.metricsPort, opts.metricsHost, archiver.metrics, archiver, log)
           : undefined;
       try {
         await archiver.run();

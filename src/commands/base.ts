@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { exitOnSignal } from '../core/spool-dir.js';
 import { requireSource, sourceOption, s3EndpointOption, storeOption } from './options.js';
 import { takeBase } from '../base/take.js';
 import { UserError } from '../core/errors.js';
@@ -7,7 +8,7 @@ import { formatLsn } from '../core/lsn.js';
 import { connect } from '../source/connection.js';
 import { checkSource } from '../source/preflight.js';
 import { openStore } from '../store/open.js';
-import { ensureStream } from '../log/stream.js';
+import { checkStream } from '../log/stream.js';
 import { quoteIdent } from '../core/sql.js';
 
 export function baseCommand(): Command {
@@ -19,6 +20,7 @@ export function baseCommand(): Command {
     .option('--publication <name>', 'publication whose tables the base copies', 'pgtape')
     .addHelpText('after', '\nExample:\n  pgtape base --source postgres://archiver@db:5432/shop --store ./tape')
     .action(async (opts) => {
+      exitOnSignal();
       const log = createLogger();
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       await store.checkWritable();
@@ -26,7 +28,7 @@ export function baseCommand(): Command {
       let facts;
       try {
         facts = await checkSource(client);
-        await ensureStream(store, { ...facts, publication: opts.publication });
+        await checkStream(store, { ...facts, publication: opts.publication });
         const { rowCount } = await client.query('select 1 from pg_publication where pubname = $1', [opts.publication]);
         if (rowCount === 0) {
           throw new UserError(

@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { exitOnSignal } from '../core/spool-dir.js';
 import { s3EndpointOption, storeOption, tableOption } from './options.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
@@ -31,13 +32,14 @@ export function diffCommand(): Command {
         '  pgtape diff --store ./tape --from name:day-1 --to name:day-2 --format sql > day-2.patch.sql',
     )
     .action(async (opts) => {
+      exitOnSignal();
       if (!opts.from) throw new UserError('diff needs --from', 'pass --from <target> (and --to, default latest)');
       const result = await diffPoints({
         store: openStore(opts.store, { s3Endpoint: opts.s3Endpoint }),
-        from: parseTarget(opts.from),
+        from: parseTarget(opts.from, '--from'),
         to: parseTarget(opts.to),
         tables: opts.table,
-        memoryBytes: parseBytes(opts.memory, '--memory'),
+        memoryBytes: parseBytes(opts.memory, '--memory', 1),
         keepRows: !opts.summary,
         log: createLogger(),
       });

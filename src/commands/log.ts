@@ -5,7 +5,7 @@ import { openStore } from '../store/open.js';
 import { pairs } from '../audit/row-text.js';
 import { readTransactions, type LoggedChange, type LoggedTransaction } from '../audit/transactions.js';
 import { indexArchive, refuseUnknownTables } from '../log/archive-index.js';
-import { resolveRange } from '../log/resolve.js';
+import { beforeFirstBase, firstBaseDescription, resolveRange } from '../log/resolve.js';
 import { parseTarget } from '../log/target.js';
 
 function describe(t: LoggedTransaction, withCounts: boolean): string {
@@ -62,12 +62,14 @@ export function logCommand(): Command {
     .action(async (opts) => {
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       const index = await indexArchive(store, { requireBase: false, headers: 'tail' });
-      const range = await resolveRange(
-        index,
-        opts.from ? parseTarget(opts.from) : undefined,
-        opts.to ? parseTarget(opts.to) : undefined,
-        true,
-      );
+      const from = opts.from ? parseTarget(opts.from, '--from') : undefined;
+      const range = await resolveRange(index, from, opts.to ? parseTarget(opts.to) : undefined, true);
+      if (await beforeFirstBase(index, from)) {
+        process.stderr.write(
+          `pgtape: --from ${opts.from} is before the archive begins (${await firstBaseDescription(index)}): ` +
+            'what changed before it was never recorded; listing from the first recorded transaction\n',
+        );
+      }
       await refuseUnknownTables(index, opts.table, range.segments);
       const mark = emphasis();
       const out = new LineWriter();

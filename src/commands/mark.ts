@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { requireSource, sourceOption } from './options.js';
+import { parseSlotName, requireSource, sourceOption } from './options.js';
 import { UserError } from '../core/errors.js';
 import { connect } from '../source/connection.js';
 import { emitMark, markNameProblem, markProblem } from '../source/logical-messages.js';
@@ -14,9 +14,10 @@ export function markCommand(): Command {
     .action(async (name: string, opts) => {
       const bad = markNameProblem(name);
       if (bad) throw new UserError(bad, 'name it as you will type it after --to name: (printable, at most 200 characters)');
+      const slot = parseSlotName(opts.slot);
       const client = await connect(requireSource(opts.source));
       try {
-        const unheard = await markProblem(client, opts.slot);
+        const unheard = await markProblem(client, slot);
         if (unheard)
           throw new UserError(
             unheard,

@@ -21,6 +21,19 @@ export function requireSource(source: string | undefined): string {
 }
 
 /**
+ * A replication slot name as Postgres takes it (lower-case letters, digits and underscores, at
+ * most 63), checked before anything is written, instead of failing after the store was opened.
+ */
+export function parseSlotName(text: string, option = '--slot'): string {
+  if (!/^[a-z0-9_]{1,63}$/.test(text))
+    throw new UserError(
+      `${option} ${JSON.stringify(text)} is not a replication slot name`,
+      'use lower-case letters, digits and underscores, at most 63 characters (for example pgtape_shop)',
+    );
+  return text;
+}
+
+/**
  * `schema.table` (or `table`, in public) as log and replay name tables: a double-quoted part may
  * hold dots and doubled quotes, as in SQL.
  */

@@ -1,11 +1,11 @@
 import { Command } from 'commander';
-import { requireSource, s3EndpointOption, sourceOption, storeOption } from './options.js';
+import { parseSlotName, requireSource, s3EndpointOption, sourceOption, storeOption } from './options.js';
 import { ExitCode, UserError } from '../core/errors.js';
 import { writeLine } from '../core/output.js';
-import { parseBytes } from '../core/units.js';
+import { formatBytes, parseBytes } from '../core/units.js';
 import { connect } from '../source/connection.js';
 import { openStore } from '../store/open.js';
-import { mib, streamStatus } from '../audit/status.js';
+import { streamStatus } from '../audit/status.js';
 
 export function statusCommand(): Command {
   return new Command('status')
@@ -22,28 +22,29 @@ export function statusCommand(): Command {
     )
     .action(async (opts) => {
       const source = requireSource(opts.source);
+      const slot = parseSlotName(opts.slot);
       const maxRetained = parseBytes(opts.maxRetainedWal, '--max-retained-wal');
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       const client = await connect(source);
       let s;
       try {
-        s = await streamStatus(client, store, opts.slot, maxRetained);
+        s = await streamStatus(client, store, slot, maxRetained);
       } finally {
         await client.end().catch(() => {});
       }
       if (opts.json) await writeLine(JSON.stringify(s));
       else {
-        const slot = s.slot.exists
-          ? `${s.slot.name}, ${s.slot.active ? 'active' : 'inactive'}, confirmed ${s.slot.confirmedFlushLsn ?? '-'}, retains ${s.slot.retainedWalBytes === null ? '-' : mib(s.slot.retainedWalBytes)} of WAL`
+        const slotLine = s.slot.exists
+          ? `${s.slot.name}, ${s.slot.active ? 'active' : 'inactive'}, confirmed ${s.slot.confirmedFlushLsn ?? '-'}, retains ${s.slot.retainedWalBytes === null ? '-' : formatBytes(s.slot.retainedWalBytes)} of WAL`
           : `${s.slot.name} does not exist`;
-        await writeLine(`slot      ${slot}`);
+        await writeLine(`slot      ${slotLine}`);
         await writeLine(`source    current LSN ${s.source.currentLsn} at ${s.source.time}`);
         await writeLine(
           `archive   ${s.archive.bases} bases (first ${s.archive.firstBase ?? '-'}), ${s.archive.segments} segments, last commit ${s.archive.lastCommitLsn ?? '-'} at ${s.archive.lastCommitTime ?? '-'}, ends at ${s.archive.endLsn ?? '-'}`,
         );
         const age = s.behind.lastCommitAgeSeconds === null ? '-' : `${s.behind.lastCommitAgeSeconds.toFixed(1)} s`;
         await writeLine(
-          `behind    ${s.behind.bytes === null ? '-' : `${s.behind.bytes} bytes of WAL`}; the last archived commit is ${age} old`,
+          `behind    ${s.behind.bytes === null ? '-' : `${formatBytes(s.behind.bytes)} of WAL`}; the last archived commit is ${age} old`,
         );
         for (const w of s.warnings) await writeLine(`warning   ${w}`);
       }

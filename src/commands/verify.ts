@@ -10,9 +10,9 @@ import { resolvePoint } from '../log/resolve.js';
 import { parseTarget } from '../log/target.js';
 
 /** LSN targets need nothing from the store; the others are found through the segments' headers. */
-async function point(store: Store, text: string | undefined): Promise<bigint | undefined> {
+async function point(store: Store, text: string | undefined, option: string): Promise<bigint | undefined> {
   if (text === undefined) return undefined;
-  const target = parseTarget(text);
+  const target = parseTarget(text, option);
   if (target.kind === 'lsn') return target.lsn;
   if (target.kind === 'latest') return undefined;
   return resolvePoint(await indexArchive(store, { requireBase: false, skipUnreadable: true }), target, false);
@@ -32,7 +32,7 @@ export function verifyCommand(): Command {
     )
     .action(async (opts) => {
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
-      const range = { from: await point(store, opts.from), to: await point(store, opts.to) };
+      const range = { from: await point(store, opts.from, '--from'), to: await point(store, opts.to, '--to') };
       if (range.from !== undefined && range.to !== undefined && range.from > range.to) {
         throw new UserError(`--from ${opts.from} is after --to ${opts.to}`, 'swap them: --from names the earlier point');
       }
@@ -61,7 +61,7 @@ export function verifyCommand(): Command {
         throw new UserError(
           `${store.description} holds no archive (no base, no segments)`,
           'check --store; pgtape archive writes there',
-          ExitCode.ATTENTION,
+          ExitCode.BAD_INPUT,
         );
       if (!summary.sound) {
         const names =

@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -13,5 +13,32 @@ export function packageRoot(): string {
     const parent = dirname(dir);
     if (parent === dir) throw new Error('pgtape: cannot find the package root (proto/ beside package.json)');
     dir = parent;
+  }
+}
+
+/**
+ * Why `dir` cannot be used as a directory pgtape fills, or undefined if it can: it is a file,
+ * it lies under a file, or the nearest directory that exists is not writable. Creates nothing,
+ * so a command refused later leaves no directory behind.
+ */
+export function unusableDirectory(dir: string): string | undefined {
+  const path = resolve(dir);
+  for (let at = path; ; at = dirname(at)) {
+    let stats;
+    try {
+      stats = statSync(at);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') continue;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return `${at} cannot be read (${(err as NodeJS.ErrnoException).code})`;
+      if (dirname(at) === at) return `${at} does not exist`;
+      continue;
+    }
+    if (!stats.isDirectory()) return at === path ? `${at} is a file, not a directory` : `${at} is a file, so ${path} cannot be a directory`;
+    try {
+      accessSync(at, constants.W_OK | constants.X_OK);
+    } catch {
+      return `${at} is not writable by this user`;
+    }
+    return undefined;
   }
 }

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,26 @@ export async function createSpoolDir(parent = process.env.PGTAPE_SPOOL_DIR ?? tm
     const pid = Number(/^pgtape-spool-(\d+)-/.exec(name)?.[1]);
     if (pid && pid !== process.pid && !alive(pid)) await rm(join(parent, name), { recursive: true, force: true });
   }
-  return mkdtemp(join(parent, `${PREFIX}${process.pid}-`));
+  const dir = await mkdtemp(join(parent, `${PREFIX}${process.pid}-`));
+  if (made.size === 0) process.once('exit', removeAll);
+  made.add(dir);
+  return dir;
+}
+
+/** Spool directories of this process: removed at its exit, however it exits (but SIGKILL). */
+const made = new Set<string>();
+
+function removeAll(): void {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * For commands that have nothing to finish when interrupted (diff, base): SIGINT and SIGTERM end
+ * the process through its exit handlers (exit 130 and 143), so its spool directories go with it.
+ */
+export function exitOnSignal(): void {
+  process.once('SIGINT', () => process.exit(130));
+  process.once('SIGTERM', () => process.exit(143));
 }
 
 function alive(pid: number): boolean {

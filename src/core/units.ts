@@ -14,18 +14,34 @@ const BYTE_UNITS: Record<string, number> = {
   gib: 1024 ** 3,
 };
 
+/** A size for people: `812 B`, `3.4 KiB`, `64.0 MiB`, `1.25 GiB`. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1 << 20) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1 << 30) return `${(bytes / (1 << 20)).toFixed(1)} MiB`;
+  return `${(bytes / (1 << 30)).toFixed(2)} GiB`;
+}
+
 /** `64MiB`, `500kB`, `1048576`. */
-export function parseBytes(text: string, option: string): number {
+/** A size with an optional unit; `min` (bytes) refuses sizes that would make no sense. */
+export function parseBytes(text: string, option: string, min = 0): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
   const unit = m ? BYTE_UNITS[m[2]!.toLowerCase()] : undefined;
   if (!m || unit === undefined)
     throw new UserError(`${option}: ${JSON.stringify(text)} is not a size`, 'use a number of bytes or a unit: 64MiB, 500kB, 1GiB');
-  return Math.round(Number(m[1]) * unit);
+  const bytes = Math.round(Number(m[1]) * unit);
+  if (bytes < min) throw new UserError(`${option}: ${JSON.stringify(text)} is too small`, `use at least ${formatBytes(min)}`);
+  return bytes;
 }
 
-export function parsePositive(text: string, option: string): number {
-  const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0) throw new UserError(`${option}: ${JSON.stringify(text)} is not a positive number`);
+/** A number greater than zero; `integer` refuses fractions (counts). */
+export function parsePositive(text: string, option: string, integer = false): number {
+  const n = text.trim() === '' ? NaN : Number(text);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n)))
+    throw new UserError(
+      `${option}: ${JSON.stringify(text)} is not a positive ${integer ? 'whole number' : 'number'}`,
+      `use a number greater than 0 (for example ${option} ${integer ? '8' : '60'})`,
+    );
   return n;
 }
 

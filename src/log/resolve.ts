@@ -1,4 +1,5 @@
 import { UserError } from '../core/errors.js';
+import { formatLsn } from '../core/lsn.js';
 import { MARK_PREFIX } from '../source/logical-messages.js';
 import {
   coverage,
@@ -10,7 +11,8 @@ import {
   type IndexedSegment,
 } from './archive-index.js';
 import { openSegment } from './segments.js';
-import { describeTarget, type Target } from './target.js';
+import { readBase } from './bases.js';
+import { describeTarget, parseTimeMicros, type Target } from './target.js';
 
 // Targets as points of the log (docs/ARCHITECTURE.md, "Targets"): a point is "after every
 // transaction whose commit LSN is at most P".
@@ -19,7 +21,12 @@ import { describeTarget, type Target } from './target.js';
  * A target as a point of the log: the state after every transaction whose commit LSN is at most
  * the returned LSN (undefined: after all of them).
  */
-export async function resolvePoint(index: ArchiveIndex, target: Target, exclusive: boolean): Promise<bigint | undefined> {
+export async function resolvePoint(
+  index: ArchiveIndex,
+  target: Target,
+  exclusive: boolean,
+  warn: (message: string) => void = (message) => process.stderr.write(`pgtape: warning: ${message}\n`),
+): Promise<bigint | undefined> {
   const last = index.segments.at(-1);
   const end = last?.endLsn ?? index.bases.at(-1)?.lsn ?? 0n;
   switch (target.kind) {
@@ -56,6 +63,7 @@ export async function resolvePoint(index: ArchiveIndex, target: Target, exclusiv
     }
     case 'name': {
       const known: string[] = [];
+      let found: { lsn: bigint; count: number } | undefined;
       await loadHeaders(index);
       for (const s of index.segments) {
         if (headerOf(s).messages === 0) continue;
@@ -64,10 +72,19 @@ export async function resolvePoint(index: ArchiveIndex, target: Target, exclusiv
           if (e.kind === 'begin') commitLsn = e.commitLsn;
           if (e.kind === 'message' && e.prefix === MARK_PREFIX) {
             const name = e.content.toString('utf8');
-            if (name === target.name) return exclusive ? commitLsn - 1n : commitLsn;
-            if (known.length < 20) known.push(name);
+            // Every mark of the name is counted: a name given twice is said, with the one used.
+            if (name === target.name) found = found ? { ...found, count: found.count + 1 } : { lsn: commitLsn, count: 1 };
+            else if (known.length < 20) known.push(name);
           }
         }
+      }
+      if (found) {
+        if (found.count > 1) {
+          warn(
+            `name:${target.name} names ${found.count} marks; the first, committed at ${formatLsn(found.lsn)}, is used (give lsn: for another)`,
+          );
+        }
+        return exclusive ? found.lsn - 1n : found.lsn;
       }
       const list = known.length ? ` (marks in the archive: ${known.join(', ')})` : ' (the archive holds no marks)';
       throw outside(index, target, `names no mark in the archive${list}`);
@@ -109,4 +126,24 @@ export async function resolveRange(
 /** Whether a transaction committed at `commitLsn` lies in the range. */
 export function inRange(range: Pick<LogRange, 'after' | 'upTo'>, commitLsn: bigint): boolean {
   return (range.after === undefined || commitLsn > range.after) && (range.upTo === undefined || commitLsn <= range.upTo);
+}
+
+/**
+ * Whether `target` names a moment before the archive's first base: nothing of the database was
+ * recorded then, so no state there is known (replay and diff refuse it; log says so).
+ */
+export async function beforeFirstBase(index: ArchiveIndex, target: Target | undefined): Promise<boolean> {
+  const first = index.bases[0];
+  if (!first || !target) return false;
+  if (target.kind === 'lsn') return target.lsn < first.lsn - 1n;
+  if (target.kind !== 'time') return false;
+  const { schema } = await readBase(index.store, first);
+  return target.micros < parseTimeMicros(schema.snapshotTime)!;
+}
+
+/** Said when a target lies before the first base. */
+export async function firstBaseDescription(index: ArchiveIndex): Promise<string> {
+  const first = index.bases[0]!;
+  const { schema } = await readBase(index.store, first);
+  return `the archive begins with its first base, at ${schema.snapshotTime} (LSN ${schema.lsn})`;
 }

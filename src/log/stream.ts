@@ -51,20 +51,32 @@ export async function readStreamRecord(store: Store): Promise<StreamRecord | und
  * first base and last segment; archives written before the record existed), which must agree.
  */
 export async function ensureStream(store: Store, candidate: StreamCandidate): Promise<StreamRecord> {
-  let record = await readStreamRecord(store);
+  const { record, changed } = await streamFor(store, candidate);
+  if (changed) await store.putBytes(STREAM_KEY, Buffer.from(JSON.stringify(record, null, 2) + '\n'));
+  return record;
+}
+
+/**
+ * The same refusals as ensureStream, writing nothing: checked before the writer's lease is
+ * taken, so that a start refused for belonging to another stream leaves the store untouched.
+ */
+export async function checkStream(store: Store, candidate: StreamCandidate): Promise<void> {
+  await streamFor(store, candidate);
+}
+
+/** The stream record the candidate continues (refusing one of another stream), and whether it is new or changed. */
+async function streamFor(store: Store, candidate: StreamCandidate): Promise<{ record: StreamRecord; changed: boolean }> {
+  const record = await readStreamRecord(store);
   if (record && !differences(record, candidate).length) {
-    if (candidate.slot && record.slot !== candidate.slot) {
-      record = { ...record, slot: candidate.slot };
-      await store.putBytes(STREAM_KEY, Buffer.from(JSON.stringify(record, null, 2) + '\n'));
-    }
-    return record;
+    if (candidate.slot && record.slot !== candidate.slot) return { record: { ...record, slot: candidate.slot }, changed: true };
+    return { record, changed: false };
   }
   // The store's history, read only when there is no record or it disagrees: a record alone
   // (its first base failed) holds no history yet, and the next writer may start anew.
   const found = await identityOfArchive(store);
   if (record && found) refuse(store, differences(record, candidate));
   const slot = candidate.slot ?? found?.slot;
-  record = {
+  const fresh: StreamRecord = {
     formatVersion: 1,
     systemIdentifier: found?.systemIdentifier ?? candidate.systemIdentifier,
     database: found?.database ?? candidate.database,
@@ -73,9 +85,8 @@ export async function ensureStream(store: Store, candidate: StreamCandidate): Pr
     slot: slot ?? '',
     createdAt: new Date().toISOString(),
   };
-  refuse(store, differences(record, candidate));
-  await store.putBytes(STREAM_KEY, Buffer.from(JSON.stringify(record, null, 2) + '\n'));
-  return record;
+  refuse(store, differences(fresh, candidate));
+  return { record: fresh, changed: true };
 }
 
 /** How the candidate differs from the stream, in words (nothing: it belongs to it). */

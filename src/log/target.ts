@@ -11,14 +11,15 @@ export type Target =
   /** The state a PFS commit holds: the store is read as of that commit, to its end. */
   | { kind: 'commit'; id: string };
 
-export function parseTarget(text: string | undefined): Target {
+/** `option` names where the text came from (`--to`, `--from`), so the message blames the right one. */
+export function parseTarget(text: string | undefined, option = '--to'): Target {
   if (text === undefined || text === 'latest') return { kind: 'latest' };
   const bare = tryParseLsn(text);
   if (bare !== undefined) return { kind: 'lsn', lsn: bare };
   const m = /^(lsn|xid|time|name|commit):(.*)$/s.exec(text);
   const fail = (why: string): never => {
     throw new UserError(
-      `--to ${JSON.stringify(text)}: ${why}`,
+      `${option} ${JSON.stringify(text)}: ${why}`,
       'use latest, lsn:0/16B3748, xid:12345, time:2026-11-24T17:00:00Z, name:<mark> or commit:<pfs commit id>',
     );
   };

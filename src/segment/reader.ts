@@ -1,10 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { createDecompressor } from '../core/compression.js';
-import { EntryScanner } from './entry-scanner.js';
+import { EntryScanner, MalformedEntryError } from './entry-scanner.js';
 import { decodeHead, HEAD_PREFIX_BYTES, headLength, NotASegmentError, type SegmentEntry, type SegmentHeader } from './format.js';
 
 export class CorruptSegmentError extends Error {}
+
+/** A segment that cannot be read as one: the archive's damage, not pgtape's bug (exit 4). */
+export function isSegmentDamage(err: unknown): err is Error {
+  return err instanceof CorruptSegmentError || err instanceof NotASegmentError || err instanceof MalformedEntryError;
+}
 
 /** Bytes read for a header at first: enough for most; a longer head takes one more read. */
 const HEAD_GUESS_BYTES = 8 << 10;

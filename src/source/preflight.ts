@@ -83,30 +83,49 @@ function describeFixes(tables: TableWithoutIdentity[]): string {
  * Makes sure the publication exists. Creating it FOR ALL TABLES is refused while some table
  * has no usable replica identity: once published, UPDATE and DELETE on it fail in production.
  */
+/**
+ * Why the publication cannot be used or created as asked, or undefined. Read-only: checked
+ * before anything is written, so that a refused start leaves the store and the source as they were.
+ */
+export async function publicationProblem(
+  client: pg.Client,
+  publication: string,
+  options: { create: boolean; force: boolean },
+): Promise<UserError | undefined> {
+  const { rows } = await client.query('select 1 from pg_publication where pubname = $1', [publication]);
+  if (rows.length > 0) return undefined;
+  if (!options.create) {
+    return new UserError(
+      `publication ${quoteIdent(publication)} does not exist on the source`,
+      `create it (CREATE PUBLICATION ${quoteIdent(publication)} FOR ALL TABLES), or pass --create-publication`,
+    );
+  }
+  const risky = await tablesWithoutIdentity(client);
+  if (risky.length > 0 && !options.force) {
+    return new UserError(
+      `refusing to create publication ${quoteIdent(publication)}: ${risky.length} table(s) have no usable replica identity, ` +
+        `and once published their UPDATE and DELETE would fail on the source:\n${describeFixes(risky)}`,
+      'fix each table as shown, or pass --force to publish them anyway',
+    );
+  }
+  return undefined;
+}
+
+/** Returns whether it created the publication (a start refused later drops it again). */
 export async function ensurePublication(
   client: pg.Client,
   publication: string,
   options: { create: boolean; force: boolean },
   log: Logger,
-): Promise<void> {
+): Promise<boolean> {
+  const problem = await publicationProblem(client, publication, options);
+  if (problem) throw problem;
   const { rows } = await client.query('select 1 from pg_publication where pubname = $1', [publication]);
+  let created = false;
   if (rows.length === 0) {
-    if (!options.create) {
-      throw new UserError(
-        `publication ${quoteIdent(publication)} does not exist on the source`,
-        `create it (CREATE PUBLICATION ${quoteIdent(publication)} FOR ALL TABLES), or pass --create-publication`,
-      );
-    }
-    const risky = await tablesWithoutIdentity(client);
-    if (risky.length > 0 && !options.force) {
-      throw new UserError(
-        `refusing to create publication ${quoteIdent(publication)}: ${risky.length} table(s) have no usable replica identity, ` +
-          `and once published their UPDATE and DELETE would fail on the source:\n${describeFixes(risky)}`,
-        'fix each table as shown, or pass --force to publish them anyway',
-      );
-    }
     await client.query(`create publication ${quoteIdent(publication)} for all tables`);
     log.info({ publication }, 'created publication for all tables');
+    created = true;
   }
   const risky = await tablesWithoutIdentity(client, publication);
   if (risky.length > 0) {
@@ -115,6 +134,7 @@ export async function ensurePublication(
       `published tables without a usable replica identity: their UPDATE and DELETE fail on the source\n${describeFixes(risky)}`,
     );
   }
+  return created;
 }
 
 /**

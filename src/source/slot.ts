@@ -14,36 +14,62 @@ export interface SlotState {
 
 const SLOT_RELEASE_WAIT_MS = 15_000;
 
-/** Finds the logical slot; undefined when there is none. Refuses a slot that cannot be ours. */
-export async function findSlot(client: pg.Client, slot: string, database: string, log: Logger): Promise<SlotState | undefined> {
-  const lookup = async () =>
-    (
-      await client.query<{ plugin: string; slot_type: string; database: string; confirmed: string | null; active_pid: number | null }>(
-        `select plugin, slot_type, database, confirmed_flush_lsn::text as confirmed, active_pid
-           from pg_replication_slots where slot_name = $1`,
-        [slot],
-      )
-    ).rows[0];
-  let existing = await lookup();
-  // After a crash or a kill, the old walsender may hold the slot until it notices its client is gone.
-  for (let waited = 0; existing?.active_pid != null && waited < SLOT_RELEASE_WAIT_MS; waited += 250) {
-    if (waited === 0) log.info({ slot, pid: existing.active_pid }, 'slot is still active; waiting for it to be released');
-    await sleep(250);
-    existing = await lookup();
-  }
-  if (!existing) return undefined;
+interface SlotRow {
+  plugin: string;
+  slot_type: string;
+  database: string;
+  confirmed: string | null;
+  active_pid: number | null;
+}
+
+async function lookupSlot(client: pg.Client, slot: string): Promise<SlotRow | undefined> {
+  const { rows } = await client.query<SlotRow>(
+    `select plugin, slot_type, database, confirmed_flush_lsn::text as confirmed, active_pid
+       from pg_replication_slots where slot_name = $1`,
+    [slot],
+  );
+  return rows[0];
+}
+
+/** A slot of that name that can never be this archive's (another kind, another database), or undefined. */
+function foreignSlot(slot: string, existing: SlotRow, database: string): UserError | undefined {
   if (existing.slot_type !== 'logical' || existing.plugin !== 'pgoutput') {
-    throw new UserError(
+    return new UserError(
       `replication slot ${quoteIdent(slot)} exists but is a ${existing.slot_type} slot of plugin ${existing.plugin ?? 'none'}`,
       'choose another --slot',
     );
   }
   if (existing.database !== database) {
-    throw new UserError(
+    return new UserError(
       `replication slot ${quoteIdent(slot)} belongs to database ${quoteIdent(existing.database)}, not ${quoteIdent(database)}`,
       'choose another --slot',
     );
   }
+  return undefined;
+}
+
+/**
+ * Refuses a slot of that name that can never be ours, without waiting or writing: checked before
+ * the archiver writes anything, so that such a start leaves the store and the source untouched.
+ */
+export async function refuseForeignSlot(client: pg.Client, slot: string, database: string): Promise<void> {
+  const existing = await lookupSlot(client, slot);
+  const problem = existing && foreignSlot(slot, existing, database);
+  if (problem) throw problem;
+}
+
+/** Finds the logical slot; undefined when there is none. Refuses a slot that cannot be ours. */
+export async function findSlot(client: pg.Client, slot: string, database: string, log: Logger): Promise<SlotState | undefined> {
+  let existing = await lookupSlot(client, slot);
+  // After a crash or a kill, the old walsender may hold the slot until it notices its client is gone.
+  for (let waited = 0; existing?.active_pid != null && waited < SLOT_RELEASE_WAIT_MS; waited += 250) {
+    if (waited === 0) log.info({ slot, pid: existing.active_pid }, 'slot is still active; waiting for it to be released');
+    await sleep(250);
+    existing = await lookupSlot(client, slot);
+  }
+  if (!existing) return undefined;
+  const problem = foreignSlot(slot, existing, database);
+  if (problem) throw problem;
   if (existing.active_pid !== null) {
     throw new UserError(
       `replication slot ${quoteIdent(slot)} is in use by another connection (pid ${existing.active_pid})`,

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { access, constants, copyFile, mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { UserError } from '../core/errors.js';
+import { unusableDirectory } from '../core/paths.js';
 import type { Store, StoredObject } from './store.js';
 
 /** What a whole-object read reads at once, at most. */
@@ -39,6 +40,8 @@ export class DirectoryStore implements Store {
       entries = await readdir(dir, { withFileTypes: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      const why = unusableDirectory(this.root);
+      if (why) throw new UserError(`store ${why}`, 'give --store a directory (pgtape archive creates it)');
       throw err;
     }
     for (const e of entries) {
@@ -108,16 +111,10 @@ export class DirectoryStore implements Store {
     return {};
   }
 
+  /** Creates nothing: a command refused after this check leaves no directory behind. */
   async checkWritable(): Promise<void> {
-    try {
-      await mkdir(this.root, { recursive: true });
-      await access(this.root, constants.W_OK);
-    } catch (err) {
-      throw new UserError(
-        `store ${this.root} is not writable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-        'give pgtape write access to the directory, or choose another --store',
-      );
-    }
+    const why = unusableDirectory(this.root);
+    if (why) throw new UserError(`store ${why}`, 'give --store a directory pgtape can write (it is created on the first write)');
   }
 
   private path(key: string): string {

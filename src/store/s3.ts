@@ -14,7 +14,7 @@ import type {
   UploadPartCommandOutput,
 } from '@aws-sdk/client-s3';
 import { UserError } from '../core/errors.js';
-import type { Store, StoredObject } from './store.js';
+import { StoreUnavailableError, type Store, type StoredObject } from './store.js';
 
 export interface S3Location {
   bucket: string;
@@ -270,13 +270,19 @@ export class S3Store implements Store {
         'check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or PACH_TOKEN for pfs://)',
       );
     }
-    if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'].includes(e.code ?? '') || /ECONNREFUSED|ENOTFOUND|getaddrinfo/.test(e.message ?? '')) {
-      if (what === 'open') {
-        return new UserError(
-          `store ${where}: cannot reach ${this.location.endpoint ?? 'the S3 endpoint'} (${e.code ?? e.message})`,
-          'check --s3-endpoint (or AWS_ENDPOINT_URL / PACHD_S3_ENDPOINT) and that the server runs',
-        );
-      }
+    if (e.name === 'CredentialsProviderError' || /Could not load credentials/.test(e.message ?? '')) {
+      return new StoreUnavailableError(
+        `store ${where}: no S3 credentials were found`,
+        'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or a role), or PACH_TOKEN for pfs://',
+      );
+    }
+    const code = e.code ?? /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|ETIMEDOUT/.exec(e.message ?? '')?.[0];
+    if (code && ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) {
+      const endpoint = this.location.endpoint ?? 'the S3 endpoint';
+      const why = code === 'ECONNREFUSED' ? 'connection refused' : 'host not found';
+      const message = `store ${where}: cannot reach ${endpoint} (${why})`;
+      const hint = 'check --s3-endpoint (or AWS_ENDPOINT_URL / PACHD_S3_ENDPOINT) and that the server runs';
+      return what === 'open' ? new UserError(message, hint) : new StoreUnavailableError(message, hint);
     }
     if (err instanceof Error) {
       const wrapped = new Error(`store ${where}: ${what} failed: ${e.name ?? ''} ${e.message ?? ''}`.trim());

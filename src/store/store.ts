@@ -33,3 +33,18 @@ export interface Store {
   /** Throws a UserError when the store cannot be written. */
   checkWritable(): Promise<void>;
 }
+
+/**
+ * A store that cannot be reached now: its endpoint refuses or is unknown, or no credentials are
+ * found. The archiver retries it (an endpoint comes back, a token is mounted); a command that
+ * ends on it says what to check (exit 2) instead of the SDK's words.
+ */
+export class StoreUnavailableError extends Error {
+  constructor(
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+    this.name = 'StoreUnavailableError';
+  }
+}

@@ -13,7 +13,7 @@ import type { TextValue } from '../row-text.js';
 import { image, joinParts, keyNames, keyText, type RowDiff } from './rows.js';
 import { TableDiffer, WholeTableNeeded, type Change, type RowDiffCounts } from './table.js';
 import { headerOf, indexArchive, refuseUnknownTables, type ArchiveIndex, type IndexedSegment } from '../../log/archive-index.js';
-import { inRange, resolveRange, type LogRange } from '../../log/resolve.js';
+import { beforeFirstBase, firstBaseDescription, inRange, resolveRange, type LogRange } from '../../log/resolve.js';
 import { describeTarget, type Target } from '../../log/target.js';
 
 export type { RowValues } from '../row-text.js';
@@ -99,6 +99,17 @@ export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
   const { store, log } = options;
   const index = await indexArchive(store, { requireBase: false });
   const range = await resolveRange(index, options.from, options.to);
+  for (const [option, target] of [
+    ['--from', options.from],
+    ['--to', options.to],
+  ] as const) {
+    if (await beforeFirstBase(index, target)) {
+      throw new UserError(
+        `${option} ${describeTarget(target!)} is before the archive begins: no state of the database is known there`,
+        `${await firstBaseDescription(index)}; compare from that point on`,
+      );
+    }
+  }
   await refuseUnknownTables(index, options.tables, range.segments);
   const base = range.after === undefined ? undefined : index.bases.filter((b) => b.lsn <= range.after! + 1n).at(-1);
   const baseFiles = base ? await readBase(store, base) : undefined;

@@ -1,0 +1,372 @@
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { archiveArgs, pgtape, startPgtape, type CliResult } from '../support/cli.js';
+import { useSource } from '../support/fixture.js';
+import { confirmedFlush } from '../support/tape.js';
+
+/**
+ * Every command as a hostile or careless user runs it (issue 14): each case names the command,
+ * the exit code the README's table gives it, a fragment of the message, and afterwards proves
+ * that nothing stored changed (the store's files, the slot's confirmed position, the source's
+ * publications and slots), that nothing was left on disk (each run has a temporary directory of
+ * its own, which must be empty again; an output path named by the case must not exist) and that
+ * nothing was left running (no process names the case's paths).
+ */
+
+const SCHEMA = `
+  create table items (id int primary key, name text);
+  insert into items select g, 'item ' || g from generate_series(1, 20) g;
+`;
+
+interface Context {
+  source: string;
+  store: string;
+  /** A copy of the store whose newest segment has a flipped byte in its body. */
+  flipped: string;
+  /** A copy of the store whose newest segment is cut short. */
+  truncated: string;
+  /** A regular file, where a directory is expected. */
+  file: string;
+  /** A path that does not exist yet: a case that fails must not create it. */
+  fresh: string;
+  /** An empty database on the same server, for replay --into. */
+  into: string;
+  /** A server address where nothing listens. */
+  nobody: string;
+}
+
+interface Case {
+  name: string;
+  args: (c: Context) => string[];
+  exit: number;
+  /** Fragments expected in stderr (or stdout where the command writes its verdict there). */
+  says: (string | RegExp)[];
+  env?: Record<string, string>;
+  /** Paths the run must not leave behind. */
+  leaves?: (c: Context) => string[];
+  /** Runs on the source before the command, and after it (the source as it was for the next case). */
+  before?: (c: Context, sql: (q: string) => Promise<unknown>) => Promise<void>;
+  after?: (c: Context, sql: (q: string) => Promise<unknown>) => Promise<void>;
+}
+
+const CASES: Case[] = [
+  // Damaged segments: every reader exits 4 naming the segment, as replay does.
+  { name: 'log over a flipped segment', args: (c) => ['log', '--store', c.flipped], exit: 4, says: [/segment .* is damaged|checksum/] },
+  { name: 'log --rows over a truncated segment', args: (c) => ['log', '--rows', '--store', c.truncated], exit: 4, says: [/segment/] },
+  { name: 'diff over a flipped segment', args: (c) => ['diff', '--store', c.flipped, '--from', 'name:m1'], exit: 4, says: [/segment/] },
+  // Raw system and SDK errors become advice.
+  {
+    name: 'S3 without credentials',
+    args: () => ['log', '--store', 's3://bucket/tape', '--s3-endpoint', 'http://127.0.0.1:9'],
+    env: {
+      AWS_ACCESS_KEY_ID: '',
+      AWS_SECRET_ACCESS_KEY: '',
+      AWS_PROFILE: '',
+      AWS_CONFIG_FILE: '/nonexistent',
+      AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+    },
+    exit: 2,
+    says: ['credentials', 'AWS_ACCESS_KEY_ID'],
+  },
+  {
+    name: 'S3 endpoint where nothing listens',
+    args: () => ['log', '--store', 's3://bucket/tape', '--s3-endpoint', 'http://127.0.0.1:9'],
+    env: { AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' },
+    exit: 2,
+    says: ['127.0.0.1:9', '--s3-endpoint'],
+  },
+  {
+    name: 'source where nothing listens',
+    args: (c) => ['status', '--source', c.nobody, '--store', c.store],
+    exit: 2,
+    says: ['connect', '--source'],
+  },
+  { name: 'source that is not a URL', args: (c) => ['status', '--source', 'http//what', '--store', c.store], exit: 2, says: ['--source'] },
+  {
+    name: 'source of another kind of database',
+    args: (c) => ['status', '--source', 'mysql://u@localhost/db', '--store', c.store],
+    exit: 2,
+    says: ['postgres://'],
+  },
+  { name: 'store that is a file', args: (c) => ['log', '--store', c.file], exit: 2, says: ['not a directory'] },
+  {
+    name: 'archive into a store that is a file',
+    args: (c) => archiveArgs(c.source, c.file, '--until', 'now'),
+    exit: 2,
+    says: ['not a directory'],
+  },
+  { name: 'store under a file', args: (c) => archiveArgs(c.source, join(c.file, 'tape'), '--until', 'now'), exit: 2, says: ['is a file'] },
+  { name: 'relative file URL', args: () => ['log', '--store', 'file://tape'], exit: 2, says: ['file://'] },
+  { name: 'malformed s3 URL', args: () => ['log', '--store', 's3://'], exit: 2, says: ['s3://<bucket>'] },
+  { name: 'unknown store scheme', args: () => ['log', '--store', 'ftp://host/tape'], exit: 2, says: ['ftp'] },
+  { name: 'csv into a file', args: (c) => ['replay', '--store', c.store, '--csv', c.file], exit: 2, says: ['--csv'] },
+  { name: 'csv under a file', args: (c) => ['replay', '--store', c.store, '--csv', join(c.file, 'out')], exit: 2, says: ['--csv'] },
+  { name: 'pgdata into a file', args: (c) => ['replay', '--store', c.store, '--pgdata', c.file], exit: 2, says: ['--pgdata'] },
+  {
+    name: 'slot name Postgres refuses',
+    args: (c) => archiveArgs(c.source, c.fresh, '--slot', 'Bad-Slot!', '--until', 'now'),
+    exit: 2,
+    says: ['--slot'],
+    leaves: (c) => [c.fresh],
+  },
+  // Misleading messages: the option at fault is the one named.
+  { name: 'diff --from xid:-1', args: (c) => ['diff', '--store', c.store, '--from', 'xid:-1'], exit: 2, says: ['--from'] },
+  { name: 'log --from yesterday', args: (c) => ['log', '--store', c.store, '--from', 'yesterday'], exit: 2, says: ['--from'] },
+  {
+    name: 'replay --to yesterday',
+    args: (c) => ['replay', '--store', c.store, '--to', 'yesterday', '--csv', c.fresh],
+    exit: 2,
+    says: ['--to'],
+    leaves: (c) => [c.fresh],
+  },
+  {
+    name: 'diff --from before the first base',
+    args: (c) => ['diff', '--store', c.store, '--from', 'time:2001-01-01T00:00:00Z'],
+    exit: 2,
+    says: ['--from', 'before the archive begins'],
+  },
+  {
+    name: 'log --from before the first base lists all, and says so',
+    args: (c) => ['log', '--store', c.store, '--from', 'time:2001-01-01T00:00:00Z'],
+    exit: 0,
+    says: ['before the archive begins', 'mark "m1"'],
+  },
+  {
+    name: 'replay into a database that does not exist',
+    args: (c) => ['replay', '--store', c.store, '--into', c.into.replace(/\/[^/?]+(\?|$)/, '/nosuchdb$1')],
+    exit: 2,
+    says: ['--into', 'nosuchdb'],
+  },
+  {
+    name: 'replay into a server where nothing listens',
+    args: (c) => ['replay', '--store', c.store, '--into', c.nobody],
+    exit: 2,
+    says: ['--into'],
+  },
+  // Bad option values.
+  {
+    name: '--print-config checks values',
+    args: (c) => archiveArgs(c.source, c.store, '--segment-bytes', 'lots', '--print-config'),
+    exit: 2,
+    says: ['--segment-bytes'],
+  },
+  {
+    name: '--segment-bytes 0',
+    args: (c) => archiveArgs(c.source, c.store, '--segment-bytes', '0'),
+    exit: 2,
+    says: ['--segment-bytes', /at least|greater/],
+  },
+  {
+    name: '--segment-seconds 0',
+    args: (c) => archiveArgs(c.source, c.store, '--segment-seconds', '0'),
+    exit: 2,
+    says: ['--segment-seconds', /at least|greater/],
+  },
+  { name: '--until garbage', args: (c) => archiveArgs(c.source, c.store, '--until', 'soon'), exit: 2, says: ['--until'] },
+  {
+    name: '--metrics-port 70000',
+    args: (c) => archiveArgs(c.source, c.store, '--metrics-port', '70000'),
+    exit: 2,
+    says: ['--metrics-port'],
+  },
+  { name: '--compression zstd', args: (c) => archiveArgs(c.source, c.store, '--compression', 'zstd'), exit: 2, says: ['--compression'] },
+  {
+    name: '--memory nothing',
+    args: (c) => ['replay', '--store', c.store, '--memory', '0', '--csv', c.fresh],
+    exit: 2,
+    says: ['--memory'],
+    leaves: (c) => [c.fresh],
+  },
+  { name: 'unknown option', args: (c) => ['log', '--store', c.store, '--form', 'name:m1'], exit: 2, says: ['--form'] },
+  { name: 'config file missing', args: () => ['log', '--config', '/nonexistent/pgtape.json'], exit: 2, says: ['/nonexistent/pgtape.json'] },
+  { name: 'config file not JSON', args: (c) => ['log', '--config', c.file], exit: 2, says: ['JSON'] },
+  {
+    name: 'replay with two outputs',
+    args: (c) => ['replay', '--store', c.store, '--csv', c.fresh, '--pgdata', c.fresh + '2'],
+    exit: 2,
+    says: ['one of'],
+    leaves: (c) => [c.fresh, c.fresh + '2'],
+  },
+  { name: 'replay without a store', args: (c) => ['replay', '--csv', c.fresh], exit: 2, says: ['--store'], leaves: (c) => [c.fresh] },
+  {
+    name: 'replay of an empty store',
+    args: (c) => ['replay', '--store', c.fresh, '--csv', c.fresh + 'out'],
+    exit: 2,
+    says: ['no base'],
+    leaves: (c) => [c.fresh, c.fresh + 'out'],
+  },
+  { name: 'verify of an empty store', args: (c) => ['verify', '--store', c.fresh], exit: 2, says: ['no base'], leaves: (c) => [c.fresh] },
+  {
+    name: 'log of a store that does not exist',
+    args: (c) => ['log', '--store', c.fresh],
+    exit: 2,
+    says: [/does not exist|no base|empty/],
+    leaves: (c) => [c.fresh],
+  },
+  // Left behind: a refused start leaves no publication, no slot and no store.
+  {
+    name: 'refused start with --create-publication',
+    args: (c) => archiveArgs(c.source, c.store, '--create-publication', '--publication', 'other', '--slot', 'other', '--until', 'now'),
+    exit: 2,
+    says: ['publication'],
+  },
+  {
+    name: 'refused start: a table without replica identity, a fresh store',
+    before: async (_c, sql) => void (await sql('create table no_identity (v text)')),
+    after: async (_c, sql) => void (await sql('drop table no_identity')),
+    args: (c) => archiveArgs(c.source, c.fresh, '--create-publication', '--publication', 'fresh', '--slot', 'fresh'),
+    exit: 2,
+    says: ['no usable replica identity', '--force'],
+    leaves: (c) => [c.fresh],
+  },
+  {
+    name: 'refused start: a slot of another database, a fresh store',
+    before: async (c) => {
+      const into = new pg.Client({ connectionString: c.into });
+      await into.connect();
+      await into.query(`select pg_create_logical_replication_slot('elsewhere', 'pgoutput')`);
+      await into.end();
+    },
+    after: async (_c, sql) => void (await sql(`select pg_drop_replication_slot('elsewhere')`)),
+    args: (c) => archiveArgs(c.source, c.fresh, '--create-publication', '--publication', 'fresh', '--slot', 'elsewhere'),
+    exit: 2,
+    says: ['elsewhere', 'hostile_into'],
+    leaves: (c) => [c.fresh],
+  },
+  {
+    name: 'archive of a source where nothing listens',
+    args: (c) => archiveArgs(c.nobody, c.fresh, '--until', 'now'),
+    exit: 2,
+    says: ['--source'],
+    leaves: (c) => [c.fresh],
+  },
+  {
+    name: 'base of a source where nothing listens',
+    args: (c) => ['base', '--source', c.nobody, '--store', c.fresh],
+    exit: 2,
+    says: ['--source'],
+    leaves: (c) => [c.fresh],
+  },
+  {
+    name: 'csv replay of a store that does not exist',
+    args: (c) => ['replay', '--store', c.fresh, '--csv', c.fresh + 'out'],
+    exit: 2,
+    says: [/does not exist|no base|empty/],
+    leaves: (c) => [c.fresh, c.fresh + 'out'],
+  },
+  // Marks.
+  { name: 'mark with a newline', args: (c) => ['mark', '--source', c.source, 'a\nb'], exit: 2, says: ['control'] },
+  { name: 'mark of 10 kB', args: (c) => ['mark', '--source', c.source, 'x'.repeat(10_000)], exit: 2, says: ['200'] },
+  { name: 'mark with an empty name', args: (c) => ['mark', '--source', c.source, ''], exit: 2, says: ['name'] },
+];
+
+const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+function filesOf(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out[p.slice(dir.length)] = sha(p);
+    }
+  };
+  if (existsSync(dir)) walk(dir);
+  return out;
+}
+
+/** Processes whose command line names one of `paths` (a postgres left running in an output). */
+function runningWith(paths: string[]): string[] {
+  const all = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n');
+  return all.filter((line) => paths.some((p) => line.includes(p)) && !line.startsWith('ps '));
+}
+
+describe('hostile input: every command, wrong values, nothing harmed or left behind', () => {
+  const source = useSource(SCHEMA);
+  const work = mkdtempSync(join(tmpdir(), 'pgtape-hostile-'));
+  const ctx = {} as Context;
+
+  beforeAll(async () => {
+    ctx.source = source.db.url();
+    ctx.store = source.store.dir;
+    let r = await pgtape(archiveArgs(ctx.source, ctx.store, '--until', 'now', '--create-publication'));
+    expect(r.code, r.stderr).toBe(0);
+    await source.admin.query(`insert into items values (100, 'after the base')`);
+    await source.admin.query(`select pg_logical_emit_message(true, 'pgtape', 'm1')`);
+    await source.admin.query(`update items set name = 'changed' where id < 5`);
+    r = await pgtape(archiveArgs(ctx.source, ctx.store, '--until', 'now'));
+    expect(r.code, r.stderr).toBe(0);
+    const newest = readdirSync(join(ctx.store, 'segments')).sort().at(-1)!;
+    ctx.flipped = join(work, 'flipped');
+    cpSync(ctx.store, ctx.flipped, { recursive: true });
+    const f = join(ctx.flipped, 'segments', newest);
+    const bytes = readFileSync(f);
+    bytes[bytes.length - 3] ^= 0xff;
+    writeFileSync(f, bytes);
+    ctx.truncated = join(work, 'truncated');
+    cpSync(ctx.store, ctx.truncated, { recursive: true });
+    const t = join(ctx.truncated, 'segments', newest);
+    truncateSync(t, statSync(t).size - 10);
+    ctx.file = join(work, 'a-file');
+    writeFileSync(ctx.file, 'not a directory\n');
+    await source.admin.query('create database hostile_into');
+    ctx.into = source.db.url().replace(/\/[^/?]+(\?|$)/, '/hostile_into$1');
+    ctx.nobody = 'postgres://postgres@127.0.0.1:9/postgres';
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  const state = async () => ({
+    store: filesOf(ctx.store),
+    flipped: filesOf(ctx.flipped),
+    confirmed: String(await confirmedFlush(source.admin)),
+    slots: (await source.admin.query('select slot_name from pg_replication_slots order by 1')).rows,
+    publications: (await source.admin.query('select pubname from pg_publication order by 1')).rows,
+    into: (await source.admin.query(`select count(*)::int as n from pg_database where datname = 'hostile_into'`)).rows,
+  });
+
+  let n = 0;
+  it.each(CASES)('$name', async (c) => {
+    const tmp = join(work, `tmp-${n}`);
+    ctx.fresh = join(work, `fresh-${n++}`);
+    mkdirSync(tmp);
+    const sql = (q: string) => source.admin.query(q);
+    await c.before?.(ctx, sql);
+    const before = await state();
+    // A case that hangs is a failure of its own, and must not leave a process writing the store.
+    const child = startPgtape(c.args(ctx), { TMPDIR: tmp, ...c.env });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const r: CliResult = await child.done.finally(() => clearTimeout(timer));
+    expect(r.signal, 'finished by itself').toBeNull();
+    const said = r.stderr + r.stdout;
+    expect(r.code, said).toBe(c.exit);
+    for (const s of c.says) expect(said).toMatch(typeof s === 'string' ? new RegExp(s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : s);
+    expect(said, 'no stack trace').not.toMatch(/\n\s+at .+:\d+:\d+\)?\n/);
+    expect(said, 'no raw error class').not.toMatch(/TypeError|ReferenceError|CredentialsProviderError|ECONNREFUSED|ENOTDIR|EEXIST/);
+    expect(await state(), 'nothing stored changed').toEqual(before);
+    await c.after?.(ctx, sql);
+    expect(readdirSync(tmp), 'nothing left in the temporary directory').toEqual([]);
+    for (const p of c.leaves?.(ctx) ?? []) expect(existsSync(p), `${p} left behind`).toBe(false);
+    expect(runningWith([work]), 'nothing left running').toEqual([]);
+  });
+
+  it('leaves verify passing on the store afterwards', async () => {
+    const r = await pgtape(['verify', '--store', ctx.store]);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+  });
+});
