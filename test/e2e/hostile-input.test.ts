@@ -271,6 +271,12 @@ const CASES: Case[] = [
     leaves: (c) => [c.fresh, c.fresh + 'out'],
   },
   // Marks.
+  {
+    name: 'a mark name given twice: said, with the one used',
+    args: (c) => ['log', '--store', c.store, '--to', 'name:twice'],
+    exit: 0,
+    says: ['name:twice names 2 marks; the first', /public\.items ~4\n[^\n]*mark "twice"\n(?![^\n]*items)/],
+  },
   { name: 'mark with a newline', args: (c) => ['mark', '--source', c.source, 'a\nb'], exit: 2, says: ['control'] },
   { name: 'mark of 10 kB', args: (c) => ['mark', '--source', c.source, 'x'.repeat(10_000)], exit: 2, says: ['200'] },
   { name: 'mark with an empty name', args: (c) => ['mark', '--source', c.source, ''], exit: 2, says: ['name'] },
@@ -310,6 +316,9 @@ describe('hostile input: every command, wrong values, nothing harmed or left beh
     await source.admin.query(`insert into items values (100, 'after the base')`);
     await source.admin.query(`select pg_logical_emit_message(true, 'pgtape', 'm1')`);
     await source.admin.query(`update items set name = 'changed' where id < 5`);
+    await source.admin.query(`select pg_logical_emit_message(true, 'pgtape', 'twice')`);
+    await source.admin.query(`insert into items values (101, 'between two marks of one name')`);
+    await source.admin.query(`select pg_logical_emit_message(true, 'pgtape', 'twice')`);
     r = await pgtape(archiveArgs(ctx.source, ctx.store, '--until', 'now'));
     expect(r.code, r.stderr).toBe(0);
     const newest = readdirSync(join(ctx.store, 'segments')).sort().at(-1)!;
@@ -317,7 +326,7 @@ describe('hostile input: every command, wrong values, nothing harmed or left beh
     cpSync(ctx.store, ctx.flipped, { recursive: true });
     const f = join(ctx.flipped, 'segments', newest);
     const bytes = readFileSync(f);
-    bytes[bytes.length - 3] ^= 0xff;
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 3) ^ 0xff, bytes.length - 3);
     writeFileSync(f, bytes);
     ctx.truncated = join(work, 'truncated');
     cpSync(ctx.store, ctx.truncated, { recursive: true });

@@ -2,9 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { archiveArgs, pgtape, startPgtape } from '../support/cli.js';
-import { sleep, useSource } from '../support/fixture.js';
+import { sleep, until, useSource } from '../support/fixture.js';
 import { seededRandom, TEST_SEED } from '../support/random.js';
 
 // Interrupted at any moment, a replay that starts its own server stops it and leaves either the
@@ -17,7 +18,12 @@ function serversUnder(dir: string): string[] {
   return r.stdout.split('\n').filter(Boolean);
 }
 
-describe('replay interrupted by SIGTERM or SIGINT', () => {
+/** `base/<16 hex digits>` as an LSN target. */
+function lsnOfBase(dir: string): string {
+  return `${parseInt(dir.slice(0, 8), 16).toString(16).toUpperCase()}/${parseInt(dir.slice(8), 16).toString(16).toUpperCase()}`;
+}
+
+describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
   const source = useSource(
     `create table t (id int primary key, v text); insert into t select g, repeat('x', 200) from generate_series(1, 200000) g;`,
   );
@@ -65,4 +71,58 @@ describe('replay interrupted by SIGTERM or SIGINT', () => {
       spawnSync('rm', ['-rf', parent]);
     });
   }
+
+  it('--into: the database is left empty (one transaction), and the next run fills it, at random moments', async () => {
+    const random = seededRandom(TEST_SEED + 7);
+    await source.admin.query('create database interrupted_into');
+    const url = new URL(source.db.url());
+    url.pathname = '/interrupted_into';
+    const into = new pg.Client({ connectionString: url.toString() });
+    await into.connect();
+    try {
+      for (let i = 0; i < 3; i++) {
+        const signal = i % 2 ? 'SIGINT' : 'SIGTERM';
+        const child = startPgtape(['replay', '--store', store(), '--into', url.toString()]);
+        await sleep(300 + Math.floor(random() * 2000));
+        child.kill(signal);
+        const r = await child.done;
+        const at = `${signal} run ${i}: ${r.stderr.slice(-500)}`;
+        const { rows } = await into.query(`select count(*)::int as n from pg_class where relname = 't' and relkind = 'r'`);
+        if (r.code === 0) {
+          expect(rows[0].n, at).toBe(1);
+          await into.query('drop table t');
+        } else {
+          expect(rows[0].n, at).toBe(0);
+        }
+        // No backend of the replay is left holding the database.
+        await until(
+          async () =>
+            (await into.query(`select count(*)::int as n from pg_stat_activity where datname = 'interrupted_into'`)).rows[0].n === 1,
+        );
+      }
+      const again = await pgtape(['replay', '--store', store(), '--into', url.toString()]);
+      expect(again.code, again.stderr).toBe(0);
+    } finally {
+      await into.end();
+      await source.admin.query('drop database interrupted_into');
+    }
+  });
+
+  it('diff: removes its spool directory, at random moments', async () => {
+    const random = seededRandom(TEST_SEED + 11);
+    const base = readdirSync(join(store(), 'base'))[0]!;
+    for (let i = 0; i < 4; i++) {
+      const signal = i % 2 ? 'SIGINT' : 'SIGTERM';
+      const tmp = mkdtempSync(join(tmpdir(), 'pgtape-diff-tmp-'));
+      // A small --memory: the difference is spilled in parts, so there is a spool to leave behind.
+      const child = startPgtape(['diff', '--store', store(), '--from', `lsn:${lsnOfBase(base)}`, '--memory', '1MiB'], { TMPDIR: tmp });
+      await sleep(200 + Math.floor(random() * 1500));
+      child.kill(signal);
+      const r = await child.done;
+      const at = `${signal} run ${i}: code ${r.code} ${r.stderr.slice(-300)}`;
+      if (r.code !== 0 && r.code !== null) expect(r.code, at).toBe(signal === 'SIGINT' ? 130 : 143);
+      expect(readdirSync(tmp), at).toEqual([]);
+      spawnSync('rm', ['-rf', tmp]);
+    }
+  });
 });
