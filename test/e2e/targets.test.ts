@@ -19,7 +19,7 @@ import { openStore } from '../../src/store/open.js';
 describe('targets before segments that only mark a position', () => {
   const source = useSource('create table t (id int primary key)');
   const store = () => source.store.dir;
-  const at = { xid: 0, time: '' };
+  const at = { xid: 0, time: '', lsn: '' };
 
   it('records a mark, a transaction, a later one, then WAL of another database only', async () => {
     const setup = await pgtape(archiveArgs(source.db.url(), store(), '--create-publication', '--until', 'now'));
@@ -32,6 +32,7 @@ describe('targets before segments that only mark a position', () => {
         `select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t`,
       );
       at.time = rows[0]!.t;
+      at.lsn = (await client.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn')).rows[0]!.lsn;
       await sleep(5);
       await client.query('insert into t values (2)');
     } finally {
@@ -54,9 +55,10 @@ describe('targets before segments that only mark a position', () => {
     ['name:before', []],
     [`xid`, [1]],
     ['time', [1]],
+    ['lsn', [1]],
     ['latest', [1, 2]],
   ])('replays, lists and compares up to %s', async (kind, ids) => {
-    const target = kind === 'xid' ? `xid:${at.xid}` : kind === 'time' ? `time:${at.time}` : kind;
+    const target = kind === 'xid' ? `xid:${at.xid}` : kind === 'time' ? `time:${at.time}` : kind === 'lsn' ? `lsn:${at.lsn}` : kind;
     const { r, seen } = await replayIntoFresh(source, ['--store', store(), '--to', target], async (c) =>
       (await c.query<{ id: number }>('select id from t order by id')).rows.map((x) => x.id),
     );
@@ -64,9 +66,13 @@ describe('targets before segments that only mark a position', () => {
     expect(seen).toEqual(ids);
     const log = await pgtape(['log', '--store', store(), '--to', target, '--json']);
     expect(log.code, log.stderr).toBe(0);
+    // The log lists exactly the inserts the replay holds (after the base, up to the target).
+    const inserts = log.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { tables?: Record<string, unknown> });
+    expect(inserts.filter((t) => t.tables && 'public.t' in t.tables)).toHaveLength(ids.length);
     const base = formatLsn((await listBases(openStore(store())))[0]!.lsn);
-    const diff = await pgtape(['diff', '--store', store(), '--from', `lsn:${base}`, '--to', target, '--summary']);
+    const diff = await pgtape(['diff', '--store', store(), '--from', `lsn:${base}`, '--to', target, '--format', 'jsonl']);
     expect(diff.code, diff.stderr).toBe(0);
+    expect(diff.stdout.trim().split('\n').filter(Boolean)).toHaveLength(ids.length);
   });
 
   it.each([
