@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { parseTableName, s3EndpointOption, splitTableList, storeOption } from '../src/commands/options.js';
+import { s3EndpointOption, selectedTables, storeOption, tableOption, tablesOption } from '../src/commands/options.js';
 import { UserError } from '../src/core/errors.js';
 import { createLogger } from '../src/core/log.js';
 import { parseBytes } from '../src/core/units.js';
@@ -44,7 +44,8 @@ export function replayCommand(): Command {
     .option('--into <postgres-url>', 'an existing, empty database to replay into')
     .option('--pgdata <dir>', 'a new data directory, initialized, replayed into and shut down cleanly')
     .option('--csv <dir>', 'a directory of one CSV file per table')
-    .option('--tables <schema.table,...>', 'replay only these tables')
+    .addOption(tablesOption('replay only these tables (a comma-separated list)'))
+    .addOption(tableOption('replay only this table'))
     .option(
       '--memory <size>',
       'memory for folding changes into their net effect before applying them; more means fewer, larger batches',
@@ -60,21 +61,19 @@ export function replayCommand(): Command {
       const outputs = [opts.into, opts.pgdata, opts.csv].filter((o) => o !== undefined);
       if (outputs.length !== 1)
         throw new UserError('replay needs exactly one output', 'pass one of --into <postgres-url>, --pgdata <dir>, --csv <dir>');
-      const target = parseTarget(opts.to);
+      const target = parseTarget(opts.to, '--to', true);
       if (opts.exclusive && (target.kind === 'latest' || target.kind === 'commit')) {
         throw new UserError(
           `--exclusive with --to ${opts.to} says nothing: there is no transaction to stop before`,
           'give --exclusive a lsn:, xid:, time: or name: target',
         );
       }
-      const tables = opts.tables === undefined ? undefined : splitTableList(String(opts.tables)).map(parseTableName);
-      if (tables && !tables.length)
-        throw new UserError(`--tables ${JSON.stringify(opts.tables)} names no table`, 'list tables as schema.table, separated by commas');
+      const tables = selectedTables(opts);
       const options = {
         store: openStoreAt(opts.store, target, opts.s3Endpoint),
         target,
         exclusive: opts.exclusive,
-        tables: tables ? new Set<string>(tables) : undefined,
+        tables,
         memoryBytes: parseBytes(opts.memory, '--memory', 1),
         log: createLogger(),
       };

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { UserError } from '../src/core/errors.js';
 import { unusableDirectory } from '../src/core/paths.js';
-import { quoteQualified } from '../src/core/sql.js';
+import { displayQualified, quoteQualified } from '../src/core/sql.js';
 import { LocalCluster } from '../src/local-pg/local-cluster.js';
 import { connect } from '../src/source/connection.js';
 import { DEFAULT_PG_MAJOR, findPgBin } from '../src/local-pg/binaries.js';
@@ -117,7 +117,7 @@ export async function replayIntoCsv(dir: string, options: ReplayOptions & { majo
       const report = await withClient(cluster, async (client) => {
         const r = await replay(client, options, plan);
         for (const t of r.tables) {
-          const file = join(dir, `${csvName(`${t.schema}.${t.name}`)}.csv`);
+          const file = join(dir, `${csvName(displayQualified(t.schema, t.name))}.csv`);
           await pipeline(
             // A query, not the table: COPY of a table leaves its generated columns out.
             client.query(copyTo(`copy (select * from ${quoteQualified(t.schema, t.name)}) to stdout with (format csv, header)`)),

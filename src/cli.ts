@@ -27,6 +27,16 @@ export async function main(argv: string[], tools: Command[] = []): Promise<numbe
   const program = new Command('pgtape')
     .description('record every committed change of a PostgreSQL database, and rebuild it as of any point')
     .version(version())
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  pgtape archive --source postgres://archiver@db:5432/shop --store ./tape --create-publication\n' +
+        '  pgtape replay --store ./tape --to name:end-of-day --pgdata ./as-of-end-of-day\n' +
+        '  pgtape log --store ./tape --from time:2026-11-24T09:00:00Z --rows\n' +
+        '\nExit status: 0 done; 1 an unexpected error; 2 bad input or environment (nothing stored was touched);\n' +
+        '3 the store conflicts (another archiver, another body under a name); 4 the archive or stream needs\n' +
+        'attention (damage, a warning); 130/143 interrupted. `pgtape <command> --help` for each command.',
+    )
     .exitOverride();
   const commands = [
     archiveCommand(),

@@ -18,9 +18,20 @@ export const tupleText = (t: Tuple): TextValue[] =>
 /** A row's columns by name: text as Postgres sent it, or null. What log and diff print. */
 export type RowValues = Record<string, string | null>;
 
-/** A value as log and diff print it: quoted text, or NULL. */
+/**
+ * On a terminal, a value longer than this is cut, with a marker saying how much was left out: a
+ * 200 kB TOAST value on one line helps nobody reading it. Piped output, --json and --format
+ * sql/jsonl/csv are always whole.
+ */
+const TERMINAL_VALUE_CHARS = 200;
+const cutValues = process.stdout.isTTY === true;
+
+/** A value as log and diff print it for people: quoted text, or NULL. */
 export function literal(v: string | null | undefined): string {
-  return v === null || v === undefined ? 'NULL' : JSON.stringify(v);
+  if (v === null || v === undefined) return 'NULL';
+  if (cutValues && v.length > TERMINAL_VALUE_CHARS)
+    return `${JSON.stringify(v.slice(0, TERMINAL_VALUE_CHARS))}…(${v.length - TERMINAL_VALUE_CHARS} more characters)`;
+  return JSON.stringify(v);
 }
 
 /** `name="value" other=NULL`, with `mark` applied to the columns `highlight` picks. */

@@ -1,4 +1,5 @@
 import { formatLsn } from '../core/lsn.js';
+import { displayQualified } from '../core/sql.js';
 import { tupleText, type RowValues } from './row-text.js';
 import { formatMicros } from '../core/units.js';
 import type { Tuple } from '../pgoutput/messages.js';
@@ -64,10 +65,18 @@ export interface LogOptions {
 }
 
 const names = new WeakMap<object, string>();
-/** `schema.table`, made once per relation definition (a million changes, one string). */
+/** `schema.table` as --table names it, made once per relation definition (a million changes, one string). */
 export function tableName(rel: Pick<RelationDef, 'schema' | 'name'>): string {
   let n = names.get(rel);
   if (n === undefined) names.set(rel, (n = `${rel.schema}.${rel.name}`));
+  return n;
+}
+
+const shownNames = new WeakMap<object, string>();
+/** The name printed: quoted where Postgres would quote it. */
+function shownName(rel: Pick<RelationDef, 'schema' | 'name'>): string {
+  let n = shownNames.get(rel);
+  if (n === undefined) shownNames.set(rel, (n = displayQualified(rel.schema, rel.name)));
   return n;
 }
 
@@ -101,12 +110,12 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
   const wanted = (rel: RelationDef) => !options.tables || options.tables.has(tableName(rel));
   const count = (rel: RelationDef, field: keyof ChangeCounts) => {
     if (wanted(rel)) touched = true;
-    const t = (tx!.tables[tableName(rel)] ??= { inserts: 0, updates: 0, deletes: 0, truncates: 0 });
+    const t = (tx!.tables[shownName(rel)] ??= { inserts: 0, updates: 0, deletes: 0, truncates: 0 });
     t[field]++;
   };
   // Field order is the JSON's: change, table, then the values.
   const change = (rel: RelationDef, kind: LoggedChange['change'], c: Partial<LoggedChange>): LogEvent => {
-    const out: LoggedChange = { change: kind, table: tableName(rel), xid: tx!.xid, commitLsn: tx!.commitLsn };
+    const out: LoggedChange = { change: kind, table: shownName(rel), xid: tx!.xid, commitLsn: tx!.commitLsn };
     if (c.key) out.key = c.key;
     if (c.old) out.old = c.old;
     if (c.new) out.new = c.new;
@@ -193,7 +202,7 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
         if (e.prefix === MARK_PREFIX) tx!.marks.push(e.content.toString('utf8'));
         if (e.prefix === DDL_PREFIX) {
           const c = JSON.parse(e.content.toString('utf8')) as CapturedDdl;
-          (tx!.ddl ??= []).push(`${c.tag} ${[...(c.tables ?? []), ...(c.dropped ?? [])].map((t) => tableName(t)).join(', ')}`);
+          (tx!.ddl ??= []).push(`${c.tag} ${[...(c.tables ?? []), ...(c.dropped ?? [])].map((t) => shownName(t)).join(', ')}`);
         }
         break;
       case 'commit':

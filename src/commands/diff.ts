@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { exitOnSignal } from '../core/spool-dir.js';
-import { s3EndpointOption, storeOption, tableOption } from './options.js';
+import { s3EndpointOption, storeOption, selectedTables, tableOption, tablesOption } from './options.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { parseBytes } from '../core/units.js';
@@ -17,12 +17,14 @@ export function diffCommand(): Command {
     .addOption(s3EndpointOption())
     .option('--from <target>', 'the earlier point')
     .option('--to <target>', 'the later point', 'latest')
-    .addOption(tableOption())
+    .addOption(tableOption('only this table'))
+    .addOption(tablesOption())
     .addOption(
       new Option('--format <format>', 'table (for people), jsonl, sql (a patch from --from to --to), csv')
         .choices(['table', 'jsonl', 'sql', 'csv'])
         .default('table'),
     )
+    .option('--json', 'the same as --format jsonl (as log, verify and status name it)', false)
     .option('--summary', 'per table: rows added, deleted, modified and cells modified', false)
     .option('--memory <size>', 'memory for comparing; a table whose difference needs more is compared in parts spilled to disk', '512MiB')
     .addHelpText(
@@ -32,20 +34,22 @@ export function diffCommand(): Command {
         '  pgtape diff --store ./tape --from name:day-1 --to name:day-2 --format sql > day-2.patch.sql',
     )
     .action(async (opts) => {
+      const tables = selectedTables(opts);
       exitOnSignal();
       if (!opts.from) throw new UserError('diff needs --from', 'pass --from <target> (and --to, default latest)');
       const result = await diffPoints({
         store: openStore(opts.store, { s3Endpoint: opts.s3Endpoint }),
         from: parseTarget(opts.from, '--from'),
         to: parseTarget(opts.to),
-        tables: opts.table,
+        tables,
         memoryBytes: parseBytes(opts.memory, '--memory', 1),
         keepRows: !opts.summary,
         log: createLogger(),
       });
       try {
         const out = new LineWriter();
-        for (const line of formatDiff(result, opts.format as DiffFormat, opts.summary, emphasis())) await out.line(line);
+        for (const line of formatDiff(result, (opts.json ? 'jsonl' : opts.format) as DiffFormat, opts.summary, emphasis()))
+          await out.line(line);
         await out.flush();
       } finally {
         await result.close();

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { s3EndpointOption, storeOption, tableOption } from './options.js';
+import { s3EndpointOption, storeOption, selectedTables, tableOption, tablesOption } from './options.js';
 import { emphasis, LineWriter } from '../core/output.js';
 import { openStore } from '../store/open.js';
 import { pairs } from '../audit/row-text.js';
@@ -8,6 +8,7 @@ import { indexArchive, refuseUnknownTables } from '../log/archive-index.js';
 import { beforeFirstBase, firstBaseDescription, resolveRange } from '../log/resolve.js';
 import { parseTarget } from '../log/target.js';
 
+/** A transaction's line; with --rows its marks follow as lines of their own (known only at its commit). */
 function describe(t: LoggedTransaction, withCounts: boolean): string {
   const tables = withCounts
     ? Object.entries(t.tables).map(([name, c]) => {
@@ -20,7 +21,7 @@ function describe(t: LoggedTransaction, withCounts: boolean): string {
         return `${name} ${parts.join(' ')}`;
       })
     : [];
-  const marks = [...t.marks.map((m) => `mark ${JSON.stringify(m)}`), ...(t.ddl ?? []).map((d) => `ddl ${d}`)];
+  const marks = withCounts ? [...t.marks.map((m) => `mark ${JSON.stringify(m)}`), ...(t.ddl ?? []).map((d) => `ddl ${d}`)] : [];
   const origin = t.origin ? `  origin ${JSON.stringify(t.origin)}` : '';
   const what = [...tables, ...marks].join(', ') || (withCounts ? '(no changes)' : '');
   return `${t.commitLsn.padEnd(12)} xid ${String(t.xid).padEnd(10)} ${t.commitTime}${origin}  ${what}`.trimEnd();
@@ -51,7 +52,8 @@ export function logCommand(): Command {
     .addOption(s3EndpointOption())
     .option('--from <target>', 'start after this point (its own transaction excluded, as in git log A..B)')
     .option('--to <target>', 'stop after this point (included)')
-    .addOption(tableOption('only transactions that touched this table (schema.table); repeatable'))
+    .addOption(tableOption('only transactions that touched this table'))
+    .addOption(tablesOption())
     .option('--rows', 'every change with its key and, where the replica identity gives them, old and new values', false)
     .option('--json', 'one JSON object per line (with --rows, changes come before their transaction)', false)
     .addHelpText(
@@ -60,6 +62,7 @@ export function logCommand(): Command {
         '\nExamples:\n  pgtape log --store ./tape\n  pgtape log --store ./tape --from name:day-1 --to name:day-2 --table shop.orders --rows\n  pgtape log --store ./tape --json | jq .xid',
     )
     .action(async (opts) => {
+      const tables = selectedTables(opts);
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       const index = await indexArchive(store, { requireBase: false, headers: 'tail' });
       const from = opts.from ? parseTarget(opts.from, '--from') : undefined;
@@ -70,12 +73,12 @@ export function logCommand(): Command {
             'what changed before it was never recorded; listing from the first recorded transaction\n',
         );
       }
-      await refuseUnknownTables(index, opts.table, range.segments);
+      await refuseUnknownTables(index, tables, range.segments);
       const mark = emphasis();
       const out = new LineWriter();
       let shown: LoggedTransaction | undefined;
       for await (const e of readTransactions(store, range, {
-        tables: opts.table,
+        tables,
         rows: opts.rows,
         discontinuities: index.discontinuities,
       })) {
@@ -104,7 +107,10 @@ export function logCommand(): Command {
           await out.line(describe(e.transaction, false));
         }
         if (e.type === 'change') await out.line(describeChange(e.change, mark));
-        else for (const m of e.transaction.marks) await out.line(`  mark ${JSON.stringify(m)}`);
+        else {
+          for (const m of e.transaction.marks) await out.line(`  mark ${JSON.stringify(m)}`);
+          for (const d of e.transaction.ddl ?? []) await out.line(`  ddl ${d}`);
+        }
       }
       await out.flush();
     });

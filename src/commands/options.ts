@@ -57,13 +57,28 @@ export function parseTableName(text: string): string {
   return parts.length === 1 ? `public.${parts[0]}` : `${parts[0]}.${parts[1]}`;
 }
 
-/** `--table a.b --table c.d` (repeatable, and each may be a comma list). */
-export const tableOption = (description = 'only this table (schema.table); repeatable') =>
-  new Option('--table <schema.table>', description).argParser((value: string, previous: Set<string> | undefined) => {
-    const out = new Set(previous ?? []);
-    for (const t of splitTableList(value)) out.add(parseTableName(t));
-    return out;
-  });
+const addTables = (value: string, previous: Set<string> | undefined) => {
+  const out = new Set(previous ?? []);
+  for (const t of splitTableList(value)) out.add(parseTableName(t));
+  return out;
+};
+
+/**
+ * `--table a.b --table c.d` (repeatable) and `--tables a.b,c.d` (a list): both forms in every
+ * command that selects tables, so that neither is a surprise. `selectedTables` joins them.
+ */
+export const tableOption = (what: string) =>
+  new Option('--table <schema.table>', `${what} (schema.table); repeatable`).argParser(addTables);
+export const tablesOption = (what = 'the same as --table, as a comma-separated list') =>
+  new Option('--tables <schema.table,...>', what).argParser(addTables);
+
+/** The tables --table and --tables name; undefined when neither was given. Refuses a list naming none. */
+export function selectedTables(opts: { table?: Set<string>; tables?: Set<string> }): Set<string> | undefined {
+  if (opts.table === undefined && opts.tables === undefined) return undefined;
+  const all = new Set([...(opts.table ?? []), ...(opts.tables ?? [])]);
+  if (all.size === 0) throw new UserError('--table/--tables names no table', 'name tables as schema.table, separated by commas');
+  return all;
+}
 
 /** A comma-separated list of table names, commas inside double quotes kept. */
 export function splitTableList(text: string): string[] {

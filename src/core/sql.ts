@@ -7,6 +7,19 @@ export function quoteQualified(schema: string, name: string): string {
   return `${quoteIdent(schema)}.${quoteIdent(name)}`;
 }
 
+/**
+ * A name as Postgres prints it (quote_ident, regclass): bare when it is a plain lower-case
+ * identifier, quoted otherwise, so that `public."we""ird, name"` cannot be read as two tables.
+ * For people and file names; SQL always uses quoteIdent.
+ */
+export function displayIdent(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : quoteIdent(name);
+}
+
+export function displayQualified(schema: string, name: string): string {
+  return `${displayIdent(schema)}.${displayIdent(name)}`;
+}
+
 /** A string literal safe with standard_conforming_strings on or off. */
 export function quoteLiteral(value: string): string {
   const escaped = value.replace(/'/g, "''");

@@ -11,8 +11,12 @@ export type Target =
   /** The state a PFS commit holds: the store is read as of that commit, to its end. */
   | { kind: 'commit'; id: string };
 
-/** `option` names where the text came from (`--to`, `--from`), so the message blames the right one. */
-export function parseTarget(text: string | undefined, option = '--to'): Target {
+/**
+ * `option` names where the text came from (`--to`, `--from`), so the message blames the right one.
+ * Only replay reads a store as of a PFS commit; elsewhere a commit: target is refused, never
+ * taken for the end of the store as it is now.
+ */
+export function parseTarget(text: string | undefined, option = '--to', commits = false): Target {
   if (text === undefined || text === 'latest') return { kind: 'latest' };
   const bare = tryParseLsn(text);
   if (bare !== undefined) return { kind: 'lsn', lsn: bare };
@@ -37,6 +41,11 @@ export function parseTarget(text: string | undefined, option = '--to'): Target {
       return micros === undefined ? fail('not an ISO 8601 time with a zone (2026-11-24T17:00:00Z)') : { kind: 'time', micros, text: value };
     }
     case 'commit':
+      if (!commits)
+        throw new UserError(
+          `${option} ${JSON.stringify(text)}: only replay takes commit: targets`,
+          'give an lsn:, xid:, time: or name: target (pgtape replay --to commit:<id> rebuilds the state a PFS commit holds)',
+        );
       return /^[0-9a-zA-Z]+$/.test(value) ? { kind: 'commit', id: value } : fail('not a PFS commit id');
     default:
       return value ? { kind: 'name', name: value } : fail('a mark needs a name');

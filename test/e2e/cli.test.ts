@@ -47,7 +47,14 @@ describe('the pgtape command line', () => {
     const version = await pgtape(['--version']);
     expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')).version);
     const top = await pgtape(['--help']);
-    const commands = [...top.stdout.matchAll(/^ {2}([a-z]+) /gm)].map((m) => m[1]!).filter((c) => c !== 'help');
+    const commands = [
+      ...top.stdout
+        .split('\nCommands:\n')[1]!
+        .split('\n\n')[0]!
+        .matchAll(/^ {2}([a-z]+) /gm),
+    ]
+      .map((m) => m[1]!)
+      .filter((c) => c !== 'help');
     expect(commands.sort()).toEqual(['archive', 'base', 'diff', 'log', 'mark', 'replay', 'status', 'verify']);
     for (const c of commands) {
       const help = await pgtape([c, '--help']);

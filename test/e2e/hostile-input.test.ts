@@ -32,6 +32,7 @@ import { confirmedFlush } from '../support/tape.js';
 const SCHEMA = `
   create table items (id int primary key, name text);
   insert into items select g, 'item ' || g from generate_series(1, 20) g;
+  create table "we""ird, name" (id int primary key);
 `;
 
 interface Context {
@@ -270,6 +271,44 @@ const CASES: Case[] = [
     says: [/does not exist|no base|empty/],
     leaves: (c) => [c.fresh, c.fresh + 'out'],
   },
+  // What a careful reader notices.
+  {
+    name: 'odd table names are quoted as Postgres quotes them',
+    args: (c) => ['log', '--store', c.store],
+    exit: 0,
+    says: ['  public."we""ird, name" +1\n'],
+  },
+  {
+    name: 'log takes --tables as replay does',
+    args: (c) => ['log', '--store', c.store, '--tables', 'public.items,"we""ird, name"', '--json'],
+    exit: 0,
+    says: ['"public.items"'],
+  },
+  {
+    name: 'replay takes --table as log does',
+    args: (c) => ['replay', '--store', c.store, '--table', 'nosuch.t', '--csv', c.fresh],
+    exit: 2,
+    says: ['nosuch.t'],
+    leaves: (c) => [c.fresh],
+  },
+  {
+    name: 'diff --json is --format jsonl',
+    args: (c) => ['diff', '--store', c.store, '--from', 'name:m1', '--json'],
+    exit: 0,
+    says: [/^\{"table":"public\.items"/m],
+  },
+  {
+    name: 'log --to commit: is refused, not read as latest',
+    args: (c) => ['log', '--store', c.store, '--to', 'commit:abc123'],
+    exit: 2,
+    says: ['only replay takes commit: targets'],
+  },
+  {
+    name: 'diff of an empty list of tables',
+    args: (c) => ['diff', '--store', c.store, '--from', 'name:m1', '--tables', ','],
+    exit: 2,
+    says: ['names no table'],
+  },
   // Marks.
   {
     name: 'a mark name given twice: said, with the one used',
@@ -314,6 +353,7 @@ describe('hostile input: every command, wrong values, nothing harmed or left beh
     let r = await pgtape(archiveArgs(ctx.source, ctx.store, '--until', 'now', '--create-publication'));
     expect(r.code, r.stderr).toBe(0);
     await source.admin.query(`insert into items values (100, 'after the base')`);
+    await source.admin.query(`insert into "we""ird, name" values (1)`);
     await source.admin.query(`select pg_logical_emit_message(true, 'pgtape', 'm1')`);
     await source.admin.query(`update items set name = 'changed' where id < 5`);
     await source.admin.query(`select pg_logical_emit_message(true, 'pgtape', 'twice')`);

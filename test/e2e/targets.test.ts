@@ -67,7 +67,11 @@ describe('targets before segments that only mark a position', () => {
     const log = await pgtape(['log', '--store', store(), '--to', target, '--json']);
     expect(log.code, log.stderr).toBe(0);
     // The log lists exactly the inserts the replay holds (after the base, up to the target).
-    const inserts = log.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { tables?: Record<string, unknown> });
+    const inserts = log.stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { tables?: Record<string, unknown> });
     expect(inserts.filter((t) => t.tables && 'public.t' in t.tables)).toHaveLength(ids.length);
     const base = formatLsn((await listBases(openStore(store())))[0]!.lsn);
     const diff = await pgtape(['diff', '--store', store(), '--from', `lsn:${base}`, '--to', target, '--format', 'jsonl']);
@@ -108,7 +112,7 @@ describe('targets before segments that only mark a position', () => {
 
   it.each([
     [['--tables', 'public.nosuch'], /neither the base at \S+ nor the log up to the target has a table public\.nosuch/],
-    [['--tables', ','], /--tables "," names no table/],
+    [['--tables', ','], /--table\/--tables names no table/],
     [['--exclusive'], /--exclusive with --to latest says nothing/],
     [['--to', 'commit:0123456789abcdef'], /is a directory, read as it is, and no <input>_COMMIT variable names that commit/],
   ])('refuses a replay that would silently do nothing or something else: %j', async (args, message) => {

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { archiveArgs, pgtape, startPgtape } from './cli.js';
 import { until, useSource } from './fixture.js';
 import { checksums, userTables } from './oracle.js';
-import { quoteIdent, quoteQualified } from '../../src/core/sql.js';
+import { displayQualified, quoteIdent, quoteQualified } from '../../src/core/sql.js';
 import { seededRandom, TEST_SEED } from './random.js';
 import { transaction } from './tape.js';
 import { startS3, type TestS3 } from './s3rver.js';
@@ -102,7 +102,7 @@ async function directDiff(a: pg.Client, b: pg.Client): Promise<Record<string, Co
         if (n < 0) c.deleted -= n;
       }
     }
-    if (c.added + c.deleted + c.modified > 0) out[id] = c;
+    if (c.added + c.deleted + c.modified > 0) out[displayQualified(t.schema, t.name)] = c;
   }
   return out;
 }
@@ -152,7 +152,7 @@ export function replayOracle(kind: 'directory' | 's3', options: { major?: number
       url.pathname = `/${db}`;
       const report = await replayIntoDatabase(url.toString(), {
         store: openStore(store()),
-        target: parseTarget(target),
+        target: parseTarget(target, '--to', true),
         exclusive,
         tables,
         memoryBytes,
@@ -436,7 +436,7 @@ export function replayOracle(kind: 'directory' | 's3', options: { major?: number
       const r = await pgtape(['replay', '--store', store(), '--to', `name:point-3`, '--csv', out]);
       expect(r.code, r.stderr).toBe(0);
       expect(readdirSync(out).sort()).toEqual([
-        'Odd "Schema".Order Lines.csv',
+        '"Odd ""Schema"""."Order Lines".csv',
         'public.docs.csv',
         'public.events.csv',
         'public.metrics.csv',

@@ -10,7 +10,7 @@ const T17 = utcMicros(2026, 11, 24, 17); // 2026-11-24T17:00:00Z
 
 function refusal(text: string): UserError {
   try {
-    parseTarget(text);
+    parseTarget(text, '--to', true);
   } catch (err) {
     expect(err).toBeInstanceOf(UserError);
     return err as UserError;
@@ -128,7 +128,7 @@ describe('parseTarget', () => {
   });
 
   it.each(['commit:44ec4cbd0a2a4c3e8d2f2f1f0f3a9c11', 'commit:ABCdef123', 'commit:1'])('reads %j as a PFS commit target', (text) => {
-    expect(parseTarget(text)).toEqual({ kind: 'commit', id: text.slice('commit:'.length) });
+    expect(parseTarget(text, '--to', true)).toEqual({ kind: 'commit', id: text.slice('commit:'.length) });
   });
 
   it.each(['commit:', 'commit:ab-cd', 'commit:ab cd', 'commit:ab.cd'])('refuses %j as not a PFS commit id', (text) => {
@@ -173,8 +173,14 @@ describe('describeTarget', () => {
     'name:latest',
     'commit:44ec4cbd0a2a4c3e',
   ])('describe(parse(%j)) parses back to the same target', (text) => {
-    const target = parseTarget(text);
-    expect(parseTarget(describeTarget(target))).toEqual(target);
+    const target = parseTarget(text, '--to', true);
+    expect(parseTarget(describeTarget(target), '--to', true)).toEqual(target);
+  });
+});
+
+describe('commit: targets outside replay', () => {
+  it('are refused by log, diff and verify (never read as the end of the store as it is now)', () => {
+    expect(() => parseTarget('commit:abc123', '--from')).toThrow(/--from "commit:abc123": only replay takes commit: targets/);
   });
 });
 

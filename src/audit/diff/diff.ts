@@ -148,6 +148,10 @@ export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
   }
 }
 
+function compareNames(a: { schema: string; name: string }, b: { schema: string; name: string }): number {
+  return a.schema < b.schema ? -1 : a.schema > b.schema ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
 /** Changes per table in the range and how many parts its fold is split into. */
 function sizeParts(range: LogRange, memoryBytes: number, baseRows: Map<number, number>): Map<number, { changes: number; parts: number }> {
   const bytes = new Map<number, { changes: number; bytes: number; truncated: boolean }>();
@@ -243,7 +247,8 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
       fromLsn: range.after === undefined ? null : formatLsn(range.after),
       toLsn: range.upTo === undefined ? null : formatLsn(range.upTo),
       sources,
-      tables: out,
+      // In name order, as people look for them (the fold's order is the log's).
+      tables: out.sort((a, b) => compareNames(a.after, b.after)),
       close: async () => {
         for (const t of tables.values()) t.close();
         await p.close();

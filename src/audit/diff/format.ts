@@ -1,4 +1,4 @@
-import { quoteIdent, quoteLiteral, quoteQualified } from '../../core/sql.js';
+import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../../core/sql.js';
 import { literal, pairs, type RowValues } from '../row-text.js';
 import type { DiffResult, RowDiff, TableDiff, TableShape } from './diff.js';
 
@@ -12,7 +12,7 @@ export interface TableSummary {
   cellsModified: number;
 }
 
-const name = (s: Pick<TableShape, 'schema' | 'name'>) => `${s.schema}.${s.name}`;
+const name = (s: Pick<TableShape, 'schema' | 'name'>) => displayQualified(s.schema, s.name);
 
 export function summarize(t: TableDiff): TableSummary {
   return { table: name(t.after), ...t.counts };
@@ -101,6 +101,8 @@ export function* formatDiff(
       yield `-- pgtape diff ${where}`;
       yield '-- turns the database at --from into the database at --to';
       yield 'begin;';
+      // Every table's DDL first: a row may need another table's new shape (the README says so).
+      for (const t of d.tables) yield* reshape(t);
       for (const t of d.tables) yield* patch(t);
       yield 'commit;';
       return;
@@ -132,7 +134,6 @@ function* patch(t: TableDiff): Generator<string> {
       })
       .join(' and ');
 
-  yield* reshape(t);
   for (const r of t.rows('deleted')) {
     if (r.key) yield `delete from ${target} where ${keyMatch(r.key)};`;
     else yield `delete from ${target} where ctid in (select ctid from ${target} where ${rowMatch(r.before!)} limit ${r.copies ?? 1});`;
