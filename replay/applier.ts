@@ -240,8 +240,14 @@ export class Applier implements EffectSink {
     return stage;
   }
 
+  /** Where the replay may differ from the source (said as it went). */
+  get warnings(): TargetTables['warnings'] {
+    return this.tables.warnings;
+  }
+
   /** DDL captured by `archive --capture-ddl`, at its point. */
   ddl(captured: CapturedDdl): Promise<void> {
+    this.restore?.dropped(captured);
     return this.tables.apply(captured);
   }
 

@@ -34,6 +34,8 @@ export interface ReplayReport {
   batches: number;
   seconds: number;
   store: string;
+  /** Every place the replay may differ from the source, as warned while replaying. */
+  warnings: { message: string; [field: string]: unknown }[];
 }
 
 /**
@@ -80,6 +82,7 @@ export async function replay(client: pg.Client, options: ReplayOptions, plan: Re
     batches: planner.batchCount,
     seconds: (Date.now() - started) / 1000,
     store: store.description,
+    warnings: applier.warnings,
   };
   log.info({ resolved, changesApplied: report.changesApplied, seconds: report.seconds }, 'replay done');
   return report;

@@ -3,6 +3,7 @@ import { UserError } from '../src/core/errors.js';
 import type { Logger } from '../src/core/log.js';
 import { quoteIdent, quoteQualified } from '../src/core/sql.js';
 import type { BaseDdl, SchemaObject } from '../src/log/bases.js';
+import type { CapturedDdl } from '../src/source/ddl-capture.js';
 
 // A base's schema (format 2) restored as pg_restore restores a dump, around the rows: pre-data
 // before them; the primary keys right after (the set-based apply finds rows by key); everything
@@ -93,10 +94,43 @@ export class SchemaRestore {
     return (!o.table || this.only.has(o.table)) && (o.needs ?? []).every((t) => this.only!.has(t));
   }
 
+  /** Objects the source dropped after the base (captured DDL), and tables it dropped: not made at the end. */
+  private readonly droppedNames = new Set<string>();
+  private readonly droppedTables = new Set<string>();
+
+  /**
+   * Captured DDL dropped objects the base holds whose making is deferred to the end (indexes,
+   * constraints, triggers, rules): they are not made then. Names are compared as both sides
+   * write them: `schema.index`, `name on schema.table` (quote_ident'ed).
+   */
+  dropped(captured: CapturedDdl): void {
+    for (const o of captured.droppedObjects ?? []) {
+      this.droppedNames.add(o.identity);
+      // A constraint, trigger, rule or policy: its table and its own name.
+      if (o.names.length === 3 && o.type !== 'index') this.droppedNames.add(`${o.names[0]}.${o.names[1]}:${o.names[2]}`);
+    }
+    for (const t of captured.dropped ?? []) this.droppedTables.add(`${t.schema}.${t.name}`);
+  }
+
+  private wasDropped(o: SchemaObject): boolean {
+    if (this.droppedNames.has(o.name) || (o.table && this.droppedTables.has(o.table))) return true;
+    // The base names what hangs on a table `"name" on schema.table`.
+    const own = /^"((?:[^"]|"")*)" on /.exec(o.name)?.[1];
+    return own !== undefined && o.table !== undefined && this.droppedNames.has(`${o.table}:${own.replace(/""/g, '"')}`);
+  }
+
   /** Runs each object in a savepoint: one that fails is reported (or fails the replay, for a table) and the rest go on. */
   private async run(objects: SchemaObject[]): Promise<void> {
     for (const o of objects) {
       if (!this.wanted(o)) continue;
+      if (this.wasDropped(o)) continue;
+      if (o.kind === 'enum type') {
+        // Outside a savepoint: Postgres lets rows use a label added to an enum later in the same
+        // transaction only when the type was created at its top level (a label added at its point
+        // by captured DDL would otherwise be an "unsafe use of new value").
+        for (const sql of o.sql) await this.client.query(sql);
+        continue;
+      }
       await this.client.query('savepoint pgtape_object');
       try {
         for (const sql of o.sql) await this.client.query(sql);

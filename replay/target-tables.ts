@@ -1,10 +1,11 @@
 import type pg from 'pg';
 import type { Logger } from '../src/core/log.js';
-import { quoteIdent, quoteQualified } from '../src/core/sql.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from '../src/core/sql.js';
 import { isConstant } from '../src/base/published-schema.js';
 import type { BaseTable } from '../src/log/bases.js';
 import { sameColumnTypes, type RelationDef } from '../src/segment/format.js';
-import type { CapturedDdl, TableSnapshot } from '../src/source/ddl-capture.js';
+import type { CapturedDdl, DroppedObject, TableImage, TableSnapshot } from '../src/source/ddl-capture.js';
+import { applyImage, attempt, dropStatement, inDropOrder, missingValue, ON_TABLES, reconcileType } from './captured-ddl.js';
 
 export interface TargetColumn {
   name: string;
@@ -128,14 +129,16 @@ export class TargetTables {
   }
 
   /** Drops the columns not wanted, adds the missing ones, retypes the others (matched by name). */
-  private async alterColumns(t: TargetTable, wanted: TargetColumn[]): Promise<void> {
+  private async alterColumns(t: TargetTable, wanted: TargetColumn[], addClause: (name: string) => string = () => ''): Promise<void> {
     const target = quoteQualified(t.schema, t.name);
     for (const c of t.columns.filter((c) => !wanted.some((w) => w.name === c.name))) {
-      await this.client.query(`alter table ${target} drop column ${quoteIdent(c.name)}`);
+      // IF EXISTS: a parent's DDL reaches its children and partitions in the replay too.
+      await this.client.query(`alter table ${target} drop column if exists ${quoteIdent(c.name)}`);
     }
     for (const w of wanted) {
       const have = t.columns.find((c) => c.name === w.name);
-      if (!have) await this.client.query(`alter table ${target} add column ${quoteIdent(w.name)} ${w.type}`);
+      if (!have)
+        await this.client.query(`alter table ${target} add column if not exists ${quoteIdent(w.name)} ${w.type}${addClause(w.name)}`);
       else if (have.typeOid !== w.typeOid || have.typmod !== w.typmod) {
         await this.client.query(
           `alter table ${target} alter column ${quoteIdent(w.name)} type ${w.type} using ${quoteIdent(w.name)}::text::${w.type}`,
@@ -170,18 +173,75 @@ export class TargetTables {
     return out;
   }
 
-  /** DDL captured by `archive --capture-ddl`, at its point: tables made, reshaped, renamed or dropped. */
+  /**
+   * DDL captured by `archive --capture-ddl`, at its point: objects dropped (dependents included),
+   * types created or altered, tables made, reshaped, renamed, and the rows of rewritten tables.
+   */
   async apply(captured: CapturedDdl): Promise<void> {
+    const objects = inDropOrder(captured.droppedObjects ?? []);
+    for (const o of objects.filter((o) => ON_TABLES.has(o.type))) await this.dropObject(o);
     for (const d of captured.dropped ?? []) {
       const t = this.tables.get(d.oid);
-      if (!t) continue;
-      await this.client.query(`drop table if exists ${quoteQualified(t.schema, t.name)}`);
+      // A table the replay never tracked (a partitioned parent, say) is dropped by name.
+      const [schema, name] = t ? [t.schema, t.name] : [d.schema, d.name];
+      await this.client.query(`drop table if exists ${quoteQualified(schema, name)} cascade`);
       this.tables.delete(d.oid);
+    }
+    for (const o of objects.filter((o) => !ON_TABLES.has(o.type))) await this.dropObject(o);
+    for (const type of captured.types ?? []) {
+      const done = await reconcileType(this.client, type);
+      if (done === 'unfollowed')
+        this.warnOnce(
+          `type:${type.schema}.${type.name}:${captured.tag}`,
+          { type: `${type.schema}.${type.name}`, tag: captured.tag },
+          'a change to this type (other than an enum label) is not replayed: values and checks may differ from the source from here on',
+        );
     }
     for (const snapshot of captured.tables ?? []) {
       if (this.only && !this.only.has(`${snapshot.schema}.${snapshot.name}`)) continue;
+      // Rewritten: its rows follow whole (images), so it is emptied first and reshaped freely
+      // (a USING expression is the source's to evaluate, not the replay's).
+      const t = this.tables.get(snapshot.oid);
+      if (t && captured.rewritten?.includes(snapshot.oid)) {
+        await this.client.query(`truncate ${quoteQualified(t.schema, t.name)}`);
+        t.rows = 0;
+      }
       await this.reconcile(snapshot);
     }
+    if (captured.image) await this.image(captured.image);
+    for (const u of captured.unknown ?? []) {
+      this.warnOnce(`unknown:${u.schema}.${u.name}`, { table: `${u.schema}.${u.name}` }, `the replay may differ from the source: ${u.why}`);
+    }
+  }
+
+  private async dropObject(o: DroppedObject): Promise<void> {
+    const sql = dropStatement(o);
+    if (!sql) return;
+    const failed = await attempt(this.client, sql);
+    if (failed)
+      this.warnOnce(`drop:${o.identity}`, { object: o.identity, err: failed.message }, `the replay could not drop this ${o.type}`);
+  }
+
+  /** A rewritten table's rows, as the source had them after the command. */
+  private async image(image: TableImage): Promise<void> {
+    const t = this.tables.get(image.oid);
+    if (!t || (this.only && !this.only.has(`${image.schema}.${image.name}`))) return;
+    const target = quoteQualified(t.schema, t.name);
+    const { rows } = await this.client.query<{ name: string; identity: string }>(
+      `select attname as name, attidentity as identity from pg_attribute
+        where attrelid = $1::regclass and attnum > 0 and not attisdropped and attgenerated = '' order by attnum`,
+      [target],
+    );
+    await applyImage(
+      this.client,
+      image,
+      target,
+      rows.map((r) => r.name),
+      rows.some((r) => r.identity === 'a'),
+    );
+    t.rows = undefined;
+    if (image.first)
+      this.log.info({ table: `${t.schema}.${t.name}` }, 'table rewritten at the source: its rows replaced by the captured ones');
   }
 
   /** Brings the target table to a captured shape: renames by column number, then drops, adds and retypes. */
@@ -193,13 +253,11 @@ export class TargetTables {
       typmod: c.typmod,
       type: c.type,
     }));
-    const constant = (d: string | null) => (d !== null && isConstant(d) ? d : undefined);
+    const constant = (d: string | null | undefined) => (d != null && isConstant(d) ? d : undefined);
     const q = (sql: string) => this.client.query(sql);
-    const t = this.tables.get(s.oid);
+    const t = this.tables.get(s.oid) ?? (await this.existing(s));
     if (!t) {
-      const defs = s.columns.map(
-        (c) => `${quoteIdent(c.name)} ${c.type}${c.notNull ? ' not null' : ''}${constant(c.default) ? ` default ${c.default}` : ''}`,
-      );
+      const defs = s.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${columnClauses(c, constant(c.default))}`);
       await this.create(s.oid, s.schema, s.name, columns, defs, s.primaryKey, s.replicaIdentity);
     } else {
       await this.move(t, s.schema, s.name);
@@ -207,37 +265,116 @@ export class TargetTables {
       for (const c of s.columns) {
         const have = t.columns.find((x) => x.attnum === c.attnum);
         if (have && have.name !== c.name) {
-          await q(`alter table ${target} rename column ${quoteIdent(have.name)} to ${quoteIdent(c.name)}`);
+          // Renamed already when the source renamed it on a parent (the replay recursed too).
+          const there = await this.client.query(
+            `select 1 from pg_attribute where attrelid = $1::regclass and attname = $2 and not attisdropped`,
+            [target, have.name],
+          );
+          if (there.rowCount) await q(`alter table ${target} rename column ${quoteIdent(have.name)} to ${quoteIdent(c.name)}`);
           have.name = c.name;
         }
       }
-      await this.alterColumns(t, columns);
+      await this.alterColumns(t, columns, (name) => {
+        // A column added with a default fills the rows that were there as Postgres did: with the
+        // value it computed then (attmissingval), not with the default evaluated now. An identity
+        // or generated column is filled by the replay (a rewrite's image then sets the source's values).
+        const c = s.columns.find((x) => x.name === name)!;
+        if (c.generated) return ` generated always as (${c.generated}) stored`;
+        if (c.identity) return ` generated ${c.identity === 'a' ? 'always' : 'by default'} as identity`;
+        if (c.missing) return ` default ${quoteLiteral(missingValue(c.missing) ?? '')}::${c.type}`;
+        return '';
+      });
       for (const c of s.columns) {
-        const d = constant(c.default);
-        await q(`alter table ${target} alter column ${quoteIdent(c.name)} ${d ? `set default ${d}` : 'drop default'}`);
+        if (c.generated) continue;
+        const column = `alter table ${target} alter column ${quoteIdent(c.name)}`;
+        const tried = async (sql: string, what: string) => {
+          const failed = await attempt(this.client, sql);
+          if (failed)
+            this.warnOnce(
+              `${what}:${s.schema}.${s.name}.${c.name}`,
+              { column: `${s.schema}.${s.name}.${c.name}`, err: failed.message },
+              `the replay could not follow ${what}`,
+            );
+          return !failed;
+        };
+        await tried(`${column} ${c.notNull ? 'set' : 'drop'} not null`, 'a NOT NULL change');
+        const isIdentity =
+          (
+            await this.client.query<{ i: string }>(
+              `select attidentity as i from pg_attribute where attrelid = $1::regclass and attname = $2`,
+              [target, c.name],
+            )
+          ).rows[0]?.i ?? '';
+        if (c.identity && !isIdentity)
+          await tried(`${column} add generated ${c.identity === 'a' ? 'always' : 'by default'} as identity`, 'an identity');
+        if (!c.identity && isIdentity) await tried(`${column} drop identity`, 'an identity dropped');
+        if (c.identity) continue;
+        if (c.default) {
+          if (!(await attempt(this.client, `${column} set default ${c.default}`))) continue;
+        }
+        await q(`${column} drop default`);
       }
     }
     for (const index of s.indexes) {
       // The source's own statement, made idempotent: the same index may be captured again.
       const sql = index.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX IF NOT EXISTS ');
-      await q('savepoint pgtape_index');
-      try {
-        await q(sql);
-        await q('release savepoint pgtape_index');
-      } catch (err) {
-        await q('rollback to savepoint pgtape_index');
+      const failed = await attempt(this.client, sql);
+      if (failed)
         this.warnOnce(
           `index:${sql}`,
-          { index: sql, err: (err as Error).message },
+          { index: sql, err: failed.message },
           'an index captured from the source could not be made in the replay',
         );
-      }
     }
+    for (const k of s.constraints ?? []) {
+      const target = quoteQualified(s.schema, s.name);
+      const there = await this.client.query('select 1 from pg_constraint where conrelid = $1::regclass and conname = $2', [target, k.name]);
+      if (there.rowCount) continue;
+      const failed = await attempt(this.client, `alter table ${target} add constraint ${quoteIdent(k.name)} ${k.def}`);
+      if (failed)
+        this.warnOnce(
+          `constraint:${s.schema}.${s.name}.${k.name}`,
+          { constraint: k.name, err: failed.message },
+          'a constraint captured from the source could not be made in the replay',
+        );
+    }
+  }
+
+  /** Where the replay may differ from the source, each said once: logged, and recorded in replay.json. */
+  readonly warnings: { message: string; [field: string]: unknown }[] = [];
+
+  /**
+   * A table the replay has but does not track (a partitioned parent whose rows its partitions
+   * hold, made from the base's schema): followed from here on, its columns as the replay has them.
+   */
+  private async existing(s: TableSnapshot): Promise<TargetTable | undefined> {
+    const target = quoteQualified(s.schema, s.name);
+    const { rows } = await this.client.query<{ name: string; type: string }>(
+      `select a.attname as name, format_type(a.atttypid, a.atttypmod) as type from pg_attribute a
+        where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped order by a.attnum`,
+      [target],
+    );
+    if (!rows.length) return undefined;
+    const columns = rows.map((r) => {
+      const same = s.columns.find((c) => c.name === r.name && (c.type === r.type || c.type.endsWith(`.${r.type}`)));
+      return { name: r.name, attnum: same?.attnum, typeOid: same?.typeOid ?? -1, typmod: same?.typmod ?? -1, type: r.type };
+    });
+    const t: TargetTable = { schema: s.schema, name: s.name, columns };
+    this.tables.set(s.oid, t);
+    return t;
   }
 
   private warnOnce(key: string, fields: Record<string, unknown>, message: string): void {
     if (this.warned.has(key)) return;
     this.warned.add(key);
     this.log.warn(fields, message);
+    this.warnings.push({ message, ...fields });
   }
+}
+
+/** A captured column's clauses when its table is created: generated, identity, not null, a constant default. */
+function columnClauses(c: TableSnapshot['columns'][number], constantDefault: string | undefined): string {
+  if (c.generated) return ` generated always as (${c.generated}) stored`;
+  const identity = c.identity ? ` generated ${c.identity === 'a' ? 'always' : 'by default'} as identity` : '';
+  return `${identity}${c.notNull ? ' not null' : ''}${!identity && constantDefault ? ` default ${constantDefault}` : ''}`;
 }

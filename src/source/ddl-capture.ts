@@ -9,26 +9,91 @@ export interface TableSnapshot {
   schema: string;
   name: string;
   replicaIdentity: string;
-  columns: { attnum: number; name: string; type: string; typeOid: number; typmod: number; notNull: boolean; default: string | null }[];
+  columns: {
+    attnum: number;
+    name: string;
+    type: string;
+    typeOid: number;
+    typmod: number;
+    notNull: boolean;
+    default: string | null;
+    /** `a` (always) or `d` (by default) for an identity column. */
+    identity?: string;
+    /** The expression of a stored generated column. */
+    generated?: string | null;
+    /**
+     * What rows that existed before the column was added hold (Postgres's "fast default",
+     * attmissingval, as array text `{value}`): exactly the value to fill them with on replay.
+     */
+    missing?: string | null;
+  }[];
   primaryKey: string[];
-  /** CREATE INDEX statements of the indexes other than the primary key's. */
+  /** CREATE INDEX statements of the indexes that back no constraint. */
   indexes: string[];
+  /** Constraints (check, unique, exclusion, primary and foreign keys; foreign keys last), by name, as pg_get_constraintdef writes them. */
+  constraints?: { name: string; def: string }[];
 }
 
-/** What one captured DDL command did: the tables it left, as they are now, and the ones it dropped. */
+/** A type created or altered after the base: the statements that make it, and an enum's labels in order. */
+export interface TypeSnapshot {
+  oid: number;
+  schema: string;
+  name: string;
+  /** e enum, d domain, c composite, r range. */
+  kind: string;
+  create: string;
+  labels?: string[];
+}
+
+/** An object a DROP removed, with the names that address it (pg_event_trigger_dropped_objects). */
+export interface DroppedObject {
+  type: string;
+  identity: string;
+  names: string[];
+}
+
+/**
+ * The rows of a table right after a command rewrote it (ALTER COLUMN TYPE … USING, an identity
+ * or a volatile default added to a filled table): pgoutput carries none of the new values, so
+ * they travel in the DDL's transaction, in chunks; the first chunk empties the table.
+ */
+export interface TableImage {
+  oid: number;
+  schema: string;
+  name: string;
+  first: boolean;
+  rows: Record<string, unknown>[];
+}
+
+/** What one captured DDL command did: the tables and types it left, as they are now, and what it dropped. */
 export interface CapturedDdl {
   tag: string;
   tables?: TableSnapshot[];
   dropped?: { oid: number; schema: string; name: string }[];
+  types?: TypeSnapshot[];
+  droppedObjects?: DroppedObject[];
+  image?: TableImage;
+  /** Tables this command rewrote: their rows follow as images (the replay empties them before reshaping). */
+  rewritten?: number[];
+  /** Tables whose rows after this command could not be captured (a row filter or column list): unknown to a replay from here on. */
+  unknown?: { schema: string; name: string; why: string }[];
 }
 
+/** Rows per image message: a few hundred kB of WAL each. */
+const IMAGE_ROWS = 1000;
+
 /**
- * The event triggers `pgtape archive --capture-ddl` installs (once, as a superuser): after each
- * DDL command on a table of the publication, a transactional logical message with the table's
- * whole shape; after a DROP TABLE, one naming it. The functions run as their (superuser) owner
- * and never fail the application's DDL for want of reading the catalog: that is a warning. The messages travel in the DDL's own
- * transaction, so replay meets them exactly at their point. A snapshot (not the statement's
- * text) is recorded because the text may hold several statements, or DML.
+ * The event triggers `pgtape archive --capture-ddl` installs (once, as a superuser), each
+ * emitting transactional logical messages in the DDL's own transaction, so that replay meets
+ * them exactly at their point (docs/ARCHITECTURE.md, "Schema changes"):
+ * - after each DDL command: the whole shape of every published table it created or altered,
+ *   with the partitions and inheritance children the command recursed to; the definition of
+ *   every type it created or altered; and, when it rewrote a table, the table's rows;
+ * - after each DROP (sql_drop): every table it dropped, dependents included (CASCADE, a
+ *   partitioned parent, DROP SCHEMA), and every other object it dropped, by kind and name.
+ * The functions run as their (superuser) owner and never fail the application's DDL for want of
+ * reading the catalog: that is a warning. Snapshots (not the statement's text) are recorded
+ * because the text may hold several statements, or DML.
  */
 function installSql(publication: string): string {
   const pub = quoteLiteral(publication);
@@ -39,7 +104,11 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
     'oid', c.oid::int, 'schema', n.nspname, 'name', c.relname, 'replicaIdentity', c.relreplident,
     'columns', coalesce((select jsonb_agg(jsonb_build_object(
         'attnum', a.attnum, 'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'typeOid', a.atttypid::int,
-        'typmod', a.atttypmod, 'notNull', a.attnotnull, 'default', pg_get_expr(d.adbin, d.adrelid)) order by a.attnum)
+        'typmod', a.atttypmod, 'notNull', a.attnotnull,
+        'default', case when a.attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end,
+        'generated', case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end,
+        'identity', a.attidentity,
+        'missing', case when a.atthasmissing then a.attmissingval::text end) order by a.attnum)
       from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
       where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '[]'::jsonb),
     'primaryKey', coalesce((select jsonb_agg(a.attname order by k.ord) from pg_index i
@@ -47,43 +116,147 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
       join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
       where i.indrelid = c.oid and i.indisprimary), '[]'::jsonb),
     'indexes', coalesce((select jsonb_agg(pg_get_indexdef(i.indexrelid) order by i.indexrelid) from pg_index i
-      where i.indrelid = c.oid and not i.indisprimary), '[]'::jsonb))
+      where i.indrelid = c.oid and not i.indisprimary
+        and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid and k.conrelid = c.oid)), '[]'::jsonb),
+    'constraints', coalesce((select jsonb_agg(jsonb_build_object('name', k.conname, 'def', pg_get_constraintdef(k.oid)) order by k.contype = 'f', k.conname)
+      from pg_constraint k where k.conrelid = c.oid and k.contype in ('c', 'f', 'u', 'x', 'p') and k.conislocal), '[]'::jsonb))
   from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = rel
 $f$;
+create or replace function pgtape.type_shape(typ oid) returns jsonb language sql stable set search_path = pg_catalog as $f$
+  select jsonb_build_object('oid', t.oid::int, 'schema', n.nspname, 'name', t.typname, 'kind', t.typtype,
+    'labels', case when t.typtype = 'e' then (select jsonb_agg(e.enumlabel order by e.enumsortorder) from pg_enum e where e.enumtypid = t.oid) end,
+    'create', case t.typtype
+      when 'e' then format('create type %s as enum (%s)', t.oid::regtype,
+        (select string_agg(quote_literal(e.enumlabel), ', ' order by e.enumsortorder) from pg_enum e where e.enumtypid = t.oid))
+      when 'd' then format('create domain %s as %s%s%s%s%s', t.oid::regtype, format_type(t.typbasetype, t.typtypmod),
+        case when t.typcollation <> 0 and t.typcollation <> (select typcollation from pg_type b where b.oid = t.typbasetype)
+          then (select format(' collate %I.%I', cn.nspname, co.collname) from pg_collation co join pg_namespace cn on cn.oid = co.collnamespace where co.oid = t.typcollation) else '' end,
+        case when t.typdefault is not null then ' default ' || t.typdefault else '' end,
+        case when t.typnotnull then ' not null' else '' end,
+        coalesce((select string_agg(format(' constraint %I %s', k.conname, pg_get_constraintdef(k.oid)), '' order by k.conname)
+          from pg_constraint k where k.contypid = t.oid), ''))
+      when 'c' then format('create type %s as (%s)', t.oid::regtype,
+        (select string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' order by a.attnum)
+           from pg_attribute a where a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped))
+      when 'r' then (select format('create type %s as range (subtype = %s%s%s%s)', t.oid::regtype, format_type(r.rngsubtype, null),
+          case when r.rngsubdiff <> 0 then ', subtype_diff = ' || r.rngsubdiff::regproc::text else '' end,
+          case when r.rngcanonical <> 0 then ', canonical = ' || r.rngcanonical::regproc::text else '' end,
+          case when r.rngcollation <> 0 then (select format(', collation = %I.%I', cn.nspname, co.collname) from pg_collation co join pg_namespace cn on cn.oid = co.collnamespace where co.oid = r.rngcollation) else '' end)
+        from pg_range r where r.rngtypid = t.oid)
+    end)
+  from pg_type t join pg_namespace n on n.oid = t.typnamespace where t.oid = typ
+$f$;
+-- Published tables among rels, with every partition and inheritance child below them.
+create or replace function pgtape.published_tree(rels oid[]) returns oid[] language sql stable set search_path = pg_catalog as $f$
+  with recursive tree(rel) as (select unnest(rels) union select i.inhrelid from pg_inherits i join tree on i.inhparent = tree.rel)
+  select coalesce(array_agg(distinct tree.rel), '{}') from tree join pg_class c on c.oid = tree.rel join pg_namespace n on n.oid = c.relnamespace
+    where c.relkind in ('r', 'p')
+      and (exists (select 1 from pg_publication_tables p where p.pubname = ${pub} and p.schemaname = n.nspname and p.tablename = c.relname)
+        or (c.relkind = 'p' and exists (select 1 from pg_publication p where p.pubname = ${pub} and p.puballtables)))
+$f$;
+create or replace function pgtape.note_rewrite() returns event_trigger language plpgsql set search_path = pg_catalog as $f$
+begin
+  perform set_config('pgtape.rewritten', coalesce(nullif(current_setting('pgtape.rewritten', true), ''), '') || pg_event_trigger_table_rewrite_oid()::text || ',', true);
+end $f$;
 create or replace function pgtape.capture_ddl() returns event_trigger language plpgsql security definer set search_path = pg_catalog as $f$
 declare
   rels oid[];
+  rewritten oid[];
+  typs oid[];
   payload text;
+  images jsonb := '[]';
+  rel oid;
+  chunk jsonb;
+  row_ jsonb;
+  first boolean;
+  filtered_rels oid[] := '{}';
+  n int;
 begin
   -- Reading the catalog may fail without failing the application's DDL (a warning instead). The
-  -- message is emitted outside that block: an exception block is a subtransaction, and a message
-  -- emitted in one reaches the stream after the transaction's later changes, not at its point.
+  -- messages are emitted outside that block: an exception block is a subtransaction, and a
+  -- message emitted in one reaches the stream after the transaction's later changes, not at its point.
   begin
     select array_agg(distinct coalesce(i.indrelid, c.oid)) into rels
       from pg_event_trigger_ddl_commands() d
       join pg_class c on d.classid = 'pg_class'::regclass and c.oid = d.objid
       left join pg_index i on i.indexrelid = c.oid
-     where c.relkind in ('r', 'p', 'i');
-    rels := array(select r from unnest(rels) r join pg_class c on c.oid = r join pg_namespace n on n.oid = c.relnamespace
-                   join pg_publication_tables p on p.pubname = ${pub} and p.schemaname = n.nspname and p.tablename = c.relname);
-    if cardinality(rels) > 0 then
-      payload := jsonb_build_object('tag', tg_tag, 'tables', (select jsonb_agg(pgtape.table_shape(r)) from unnest(rels) r))::text;
+     where c.relkind in ('r', 'p', 'i', 'I');
+    rels := pgtape.published_tree(coalesce(rels, '{}'));
+    rewritten := pgtape.published_tree(coalesce(string_to_array(trim(trailing ',' from nullif(current_setting('pgtape.rewritten', true), '')), ',')::oid[], '{}'));
+    perform set_config('pgtape.rewritten', '', true);
+    -- Only plain tables hold rows; a publication that filters a table's rows or columns (15+)
+    -- must not see them all: such a table is said to be unknown from here on instead.
+    rewritten := array(select r from unnest(rewritten) r join pg_class c on c.oid = r where c.relkind = 'r');
+    if current_setting('server_version_num')::int >= 150000 then
+      execute 'select array(select r from unnest($2) r where exists (select 1 from pg_publication_rel pr join pg_publication p on p.oid = pr.prpubid
+                 where p.pubname = $1 and pr.prrelid = r and (pr.prqual is not null or pr.prattrs is not null)))'
+        into filtered_rels using ${pub}, rewritten;
+      rewritten := array(select r from unnest(rewritten) r where r <> all (filtered_rels));
+    end if;
+    select array_agg(distinct t.oid) into typs
+      from pg_event_trigger_ddl_commands() d
+      join pg_type t on d.classid = 'pg_type'::regclass and t.oid = d.objid
+     where (t.typtype in ('e', 'd', 'r') or (t.typtype = 'c' and (select relkind from pg_class where oid = t.typrelid) = 'c'))
+       and t.typnamespace <> 'pgtape'::regnamespace
+       and not exists (select 1 from pg_depend e where e.classid = 'pg_type'::regclass and e.objid = t.oid and e.deptype = 'e');
+    if cardinality(rels) > 0 or cardinality(typs) > 0 or cardinality(filtered_rels) > 0 then
+      payload := jsonb_strip_nulls(jsonb_build_object('tag', tg_tag,
+        'tables', (select jsonb_agg(pgtape.table_shape(r)) from unnest(rels) r),
+        'types', (select jsonb_agg(pgtape.type_shape(t)) from unnest(typs) t),
+        'rewritten', (select jsonb_agg(r::int) from unnest(rewritten) r),
+        'unknown', (select jsonb_agg(jsonb_build_object('schema', n.nspname, 'name', c.relname,
+            'why', 'rewritten by ' || tg_tag || ' while its publication filters its rows or columns: its rows are not captured'))
+          from unnest(filtered_rels) r join pg_class c on c.oid = r join pg_namespace n on n.oid = c.relnamespace)))::text;
     end if;
   exception when others then
     raise warning 'pgtape: DDL not captured (%): %', tg_tag, sqlerrm;
+    payload := null;
+    rewritten := '{}';
   end;
   if payload is not null then
     perform pg_logical_emit_message(true, '${DDL_PREFIX}', payload);
   end if;
+  -- A rewritten table's rows, as the command left them: pgoutput carries none of the new values.
+  foreach rel in array coalesce(rewritten, '{}') loop
+    first := true;
+    chunk := '[]';
+    n := 0;
+    for row_ in execute format('select to_jsonb(x) from %s x', rel::regclass) loop
+      chunk := chunk || jsonb_build_array(row_);
+      n := n + 1;
+      if n = ${IMAGE_ROWS} then
+        perform pg_logical_emit_message(true, '${DDL_PREFIX}', pgtape.image(rel, first, chunk)::text);
+        first := false;
+        chunk := '[]';
+        n := 0;
+      end if;
+    end loop;
+    if n > 0 or first then
+      perform pg_logical_emit_message(true, '${DDL_PREFIX}', pgtape.image(rel, first, chunk)::text);
+    end if;
+  end loop;
 end $f$;
+create or replace function pgtape.image(rel oid, first boolean, rows_ jsonb) returns jsonb language sql stable set search_path = pg_catalog as $f$
+  select jsonb_build_object('tag', 'rewrite', 'image', jsonb_build_object('oid', c.oid::int, 'schema', n.nspname, 'name', c.relname,
+    'first', first, 'rows', rows_))
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = rel
+$f$;
 create or replace function pgtape.capture_drop() returns event_trigger language plpgsql security definer set search_path = pg_catalog as $f$
 declare
   payload text;
 begin
   begin
-    select jsonb_build_object('tag', tg_tag, 'dropped', jsonb_agg(jsonb_build_object('oid', o.objid::int, 'schema', o.schema_name, 'name', o.object_name)))::text into payload
-      from pg_event_trigger_dropped_objects() o where o.object_type = 'table' and o.original
-    having count(*) > 0;
+    -- Every table dropped, dependents included: CASCADE, a partitioned parent's partitions, DROP SCHEMA.
+    select jsonb_strip_nulls(jsonb_build_object('tag', tg_tag,
+      'dropped', (select jsonb_agg(jsonb_build_object('oid', o.objid::int, 'schema', o.schema_name, 'name', o.object_name))
+                    from pg_event_trigger_dropped_objects() o where o.object_type = 'table'),
+      'droppedObjects', (select jsonb_agg(jsonb_build_object('type', o.object_type, 'identity', o.object_identity, 'names', to_jsonb(o.address_names)))
+                    from pg_event_trigger_dropped_objects() o
+                   where o.object_type in ('index', 'table constraint', 'trigger', 'rule', 'policy', 'type', 'domain', 'schema') and not o.is_temporary)))::text
+      into payload;
+    if payload = jsonb_build_object('tag', tg_tag)::text then
+      payload := null;
+    end if;
   exception when others then
     raise warning 'pgtape: DROP not captured (%): %', tg_tag, sqlerrm;
   end;
@@ -95,11 +268,13 @@ drop event trigger if exists pgtape_capture_ddl;
 create event trigger pgtape_capture_ddl on ddl_command_end execute function pgtape.capture_ddl();
 drop event trigger if exists pgtape_capture_drop;
 create event trigger pgtape_capture_drop on sql_drop execute function pgtape.capture_drop();
+drop event trigger if exists pgtape_note_rewrite;
+create event trigger pgtape_note_rewrite on table_rewrite execute function pgtape.note_rewrite();
 `;
 }
 
 /** Installs (or refreshes) the DDL capture; needs a superuser, like any event trigger. */
 export async function installDdlCapture(client: pg.Client, publication: string, log: Logger): Promise<void> {
   await client.query(installSql(publication));
-  log.info({ publication }, 'DDL capture installed (event triggers pgtape_capture_ddl and pgtape_capture_drop)');
+  log.info({ publication }, 'DDL capture installed (event triggers pgtape_capture_ddl, pgtape_capture_drop and pgtape_note_rewrite)');
 }
