@@ -15,6 +15,7 @@ import { baseDdl, keyDdl } from './schema.js';
 import { TUPLE_UNCHANGED, UNCHANGED } from '../src/pgoutput/tuple.js';
 import type { ReplayValue } from './values.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
+import { EnumLabels } from './enum-labels.js';
 import { SchemaRestore } from './restore-schema.js';
 import { TargetTables, type TargetTable } from './target-tables.js';
 
@@ -39,6 +40,8 @@ export interface BaseToLoad {
   schema: BaseSchema;
   /** Only these tables (`schema.table`); all when undefined. */
   only?: Set<string>;
+  /** Enum labels values use before the replay's types had them (learned by an attempt that failed on them). */
+  labels?: EnumLabels;
 }
 
 /**
@@ -59,8 +62,20 @@ export class Applier implements EffectSink {
     private readonly base: BaseToLoad,
     private readonly log: Logger,
   ) {
-    this.tables = new TargetTables(client, log, base.only);
-    this.restore = base.schema.ddl ? new SchemaRestore(client, base.schema.ddl, log, base.only) : undefined;
+    this.tables = new TargetTables(client, log, base.only, base.labels ?? new EnumLabels());
+    this.restore = base.schema.ddl
+      ? new SchemaRestore(
+          client,
+          base.schema.ddl,
+          log,
+          base.only,
+          (fields, message) => this.tables.note(`${message}:${JSON.stringify(fields)}`, fields, message),
+          (schema, name) => {
+            const e = base.schema.enums.find((x) => x.schema === schema && x.name === name);
+            return e && base.labels ? base.labels.createEnum(schema, name, e.labels) : undefined;
+          },
+        )
+      : undefined;
   }
 
   /**
@@ -72,7 +87,14 @@ export class Applier implements EffectSink {
     const { store, base, manifest, schema, only } = this.base;
     const tables = schema.tables.filter((t) => !only || only.has(`${t.schema}.${t.name}`));
     if (this.restore) await this.restore.preData();
-    else for (const sql of baseDdl({ ...schema, tables })) await this.client.query(sql);
+    else for (const sql of baseDdl({ ...schema, tables }, this.base.labels ?? new EnumLabels())) await this.client.query(sql);
+    for (const l of this.base.labels?.guessed() ?? []) {
+      this.tables.note(
+        `label:${l.type}:${l.label}`,
+        l,
+        'a value uses an enum label added after the base: the type is made with it at its end (without --capture-ddl, the order of its labels may differ from the source)',
+      );
+    }
     const byOid = new Map(effects.map((e) => [e.relation.oid, e]));
     for (const t of tables) {
       const entry = manifest.tables.find((m) => m.file === t.file);

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../src/core/sql.js';
 import type { DroppedObject, TableImage, TypeSnapshot } from '../src/source/ddl-capture.js';
+import type { EnumLabels } from './enum-labels.js';
 
 // Captured DDL other than table shapes, applied at its point (docs/ARCHITECTURE.md, "Schema
 // changes"): objects dropped, types created or altered, and the rows of rewritten tables.
@@ -46,9 +47,6 @@ export function dropStatement(o: DroppedObject): string | undefined {
   }
 }
 
-/** Objects that hang on a table: dropped before the tables of the same command. */
-export const ON_TABLES = new Set(['trigger', 'rule', 'policy', 'table constraint', 'index']);
-
 export function inDropOrder(objects: DroppedObject[]): DroppedObject[] {
   return [...objects].sort((a, b) => DROP_ORDER.indexOf(a.type) - DROP_ORDER.indexOf(b.type));
 }
@@ -59,12 +57,19 @@ export function inDropOrder(objects: DroppedObject[]): DroppedObject[] {
  * so Postgres lets rows use a label added in it). Other changes to an existing type are not
  * followed: said by the caller.
  */
-export async function reconcileType(client: pg.Client, t: TypeSnapshot): Promise<'created' | 'altered' | 'same' | 'unfollowed'> {
+export async function reconcileType(
+  client: pg.Client,
+  t: TypeSnapshot,
+  labels: EnumLabels,
+): Promise<'created' | 'altered' | 'same' | 'unfollowed'> {
+  if (t.kind === 'e' && t.labels) labels.capturedOrder(t.schema, t.name, t.labels);
   const exists = await client.query<{ oid: number | null }>('select to_regtype($1)::oid::int as oid', [quoteQualified(t.schema, t.name)]);
   const oid = exists.rows[0]!.oid;
   if (oid === null) {
     await client.query(`create schema if not exists ${quoteIdent(t.schema)}`);
-    await client.query(t.create);
+    // An enum is made with every label the replay will need (EnumLabels): labels added to it
+    // later in the replay's transaction would not be usable in it.
+    await client.query(t.kind === 'e' && t.labels ? labels.createEnum(t.schema, t.name, t.labels) : t.create);
     return 'created';
   }
   if (t.kind !== 'e' || !t.labels) return 'unfollowed';

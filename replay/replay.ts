@@ -3,6 +3,7 @@ import type { Logger } from '../src/core/log.js';
 import { formatLsn } from '../src/core/lsn.js';
 import type { Store } from '../src/store/store.js';
 import { Applier, type TableRows } from './applier.js';
+import { EnumLabels } from './enum-labels.js';
 import { feedLog, type Resolved } from './log-reader.js';
 import { Planner } from './planner.js';
 import { ReplayProgress } from './progress.js';
@@ -45,6 +46,22 @@ export interface ReplayReport {
  * `plan` comes from prepareReplay, which every output runs before touching a database.
  */
 export async function replay(client: pg.Client, options: ReplayOptions, plan: ReplayPlan): Promise<ReplayReport> {
+  // A value that needs an enum label the replay's type lacks fails the (one) transaction: it is
+  // rolled back and made again with the label in the type from its creation (EnumLabels).
+  const labels = new EnumLabels();
+  for (;;) {
+    try {
+      return await replayOnce(client, options, plan, labels);
+    } catch (err) {
+      const learned = labels.learn(err);
+      if (!learned) throw err;
+      await client.query('rollback');
+      options.log.info(learned, 'a value uses an enum label the replay had not made yet: replaying again with it');
+    }
+  }
+}
+
+async function replayOnce(client: pg.Client, options: ReplayOptions, plan: ReplayPlan, labels: EnumLabels): Promise<ReplayReport> {
   const started = Date.now();
   const { store, log } = options;
   log.info(
@@ -57,7 +74,11 @@ export async function replay(client: pg.Client, options: ReplayOptions, plan: Re
     'replaying',
   );
   await client.query(`begin; set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'`);
-  const applier = new Applier(client, { store, base: plan.base, manifest: plan.manifest, schema: plan.schema, only: options.tables }, log);
+  const applier = new Applier(
+    client,
+    { store, base: plan.base, manifest: plan.manifest, schema: plan.schema, only: options.tables, labels },
+    log,
+  );
   const planner = new Planner(applier, options.memoryBytes, log);
   const progress = new ReplayProgress(plan.segments.length, log);
   const resolved = await feedLog(store, plan.segments, { from: plan.base.lsn, upTo: plan.upTo }, planner, {

@@ -20,14 +20,18 @@ export class SchemaRestore {
   constructor(
     private readonly client: pg.Client,
     private readonly ddl: BaseDdl,
-    private readonly log: Logger,
+    log: Logger,
     /** Only these tables (`schema.table`); all when undefined. */
     private readonly only: Set<string> | undefined,
+    /** Where the replay differs from the source: logged and recorded in replay.json. */
+    private readonly warn: (fields: Record<string, unknown>, message: string) => void = (fields, message) => log.warn(fields, message),
+    /** The statement that makes an enum type with every label the replay will need (EnumLabels), if it differs from the base's. */
+    private readonly enumSql: (schema: string, name: string) => string | undefined = () => undefined,
   ) {}
 
   /** Types, functions, sequences, tables and views: before the rows. */
   async preData(): Promise<void> {
-    for (const name of this.ddl.notRestored) this.log.warn({ object: name }, 'not in the replay: the base could not recreate it');
+    for (const name of this.ddl.notRestored) this.warn({ object: name }, 'not in the replay: the base could not recreate it');
     // Deparsed names are qualified; function bodies are checked when called, not when made (as pg_restore does).
     await this.client.query(`set local search_path = ''; set local check_function_bodies = off`);
     await this.run(this.ddl.pre);
@@ -128,7 +132,9 @@ export class SchemaRestore {
         // Outside a savepoint: Postgres lets rows use a label added to an enum later in the same
         // transaction only when the type was created at its top level (a label added at its point
         // by captured DDL would otherwise be an "unsafe use of new value").
-        for (const sql of o.sql) await this.client.query(sql);
+        const [, schema, name] = /^"((?:[^"]|"")*)"\."((?:[^"]|"")*)"$/.exec(o.name) ?? [];
+        const made = schema !== undefined ? this.enumSql(schema.replace(/""/g, '"'), name!.replace(/""/g, '"')) : undefined;
+        for (const sql of made ? [made] : o.sql) await this.client.query(sql);
         continue;
       }
       await this.client.query('savepoint pgtape_object');
@@ -140,7 +146,7 @@ export class SchemaRestore {
         const why = (err as Error).message;
         if (o.kind === 'extension') await this.extensionWithoutVersion(o, why);
         else if (ESSENTIAL.has(o.kind)) this.failedTables.set(o.table ?? o.name, `${o.kind} ${o.name}: ${why}`);
-        else this.log.warn({ object: `${o.kind} ${o.name}`, err: why }, 'not in the replay: recreating this object failed');
+        else this.warn({ object: `${o.kind} ${o.name}`, err: why }, 'not in the replay: recreating this object failed');
       }
     }
   }
@@ -157,7 +163,7 @@ export class SchemaRestore {
       const { rows } = await this.client.query<{ v: string }>('select extversion as v from pg_extension where extname = $1', [
         o.name.slice(1, -1).replace(/""/g, '"'),
       ]);
-      this.log.warn(
+      this.warn(
         { extension: o.name, made: rows[0]?.v, err: why },
         "the replay server lacks the source's version of this extension: its own version was made instead",
       );

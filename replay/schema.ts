@@ -1,12 +1,12 @@
 import type { BaseSchema, BaseTable } from '../src/log/bases.js';
-import { quoteIdent, quoteLiteral, quoteQualified } from '../src/core/sql.js';
+import { quoteIdent, quoteQualified } from '../src/core/sql.js';
+import type { EnumLabels } from './enum-labels.js';
 
 /** DDL that recreates a base's schemas, types and tables (keys are added after the rows are loaded). */
-export function baseDdl(schema: BaseSchema): string[] {
+export function baseDdl(schema: BaseSchema, labels: EnumLabels): string[] {
   const out: string[] = [];
   for (const s of schema.schemas) out.push(`create schema if not exists ${quoteIdent(s)}`);
-  for (const e of schema.enums)
-    out.push(`create type ${quoteQualified(e.schema, e.name)} as enum (${e.labels.map(quoteLiteral).join(', ')})`);
+  for (const e of schema.enums) out.push(labels.createEnum(e.schema, e.name, e.labels));
   for (const d of schema.domains) {
     out.push(
       `create domain ${quoteQualified(d.schema, d.name)} as ${d.baseType}${d.notNull ? ' not null' : ''}${d.default ? ` default ${d.default}` : ''}`,

@@ -5,7 +5,8 @@ import { isConstant } from '../src/base/published-schema.js';
 import type { BaseTable } from '../src/log/bases.js';
 import { sameColumnTypes, type RelationDef } from '../src/segment/format.js';
 import type { CapturedDdl, DroppedObject, TableImage, TableSnapshot } from '../src/source/ddl-capture.js';
-import { applyImage, attempt, dropStatement, inDropOrder, missingValue, ON_TABLES, reconcileType } from './captured-ddl.js';
+import type { EnumLabels } from './enum-labels.js';
+import { applyImage, attempt, dropStatement, inDropOrder, missingValue, reconcileType } from './captured-ddl.js';
 
 export interface TargetColumn {
   name: string;
@@ -42,6 +43,7 @@ export class TargetTables {
     private readonly log: Logger,
     /** Only these tables (`schema.table`); all when undefined. */
     private readonly only: Set<string> | undefined,
+    private readonly labels: EnumLabels,
   ) {}
 
   /** A base table, made and loaded by the applier, from here on followed like any other. */
@@ -64,6 +66,7 @@ export class TargetTables {
     if (!t) {
       const columns = await this.columnsOf(rel);
       const keys = rel.replicaIdentity === 'f' ? [] : rel.columns.filter((c) => c.key).map((c) => c.name);
+      await this.dropReplaced(rel);
       this.warnOnce(
         `created:${rel.oid}`,
         { table: `${rel.schema}.${rel.name}` },
@@ -82,6 +85,23 @@ export class TargetTables {
     await this.move(t, rel.schema, rel.name);
     if (!sameColumnTypes(t.columns, rel.columns)) await this.reshape(t, rel);
     return t;
+  }
+
+  /**
+   * A new table (another OID) of a name the replay still has: the source dropped the old one, and
+   * nothing recorded it (no --capture-ddl). It is dropped here, and said.
+   */
+  private async dropReplaced(rel: RelationDef): Promise<void> {
+    const target = quoteQualified(rel.schema, rel.name);
+    const { rows } = await this.client.query<{ there: boolean }>('select to_regclass($1) is not null as there', [target]);
+    if (!rows[0]!.there) return;
+    for (const [oid, t] of this.tables) if (t.schema === rel.schema && t.name === rel.name) this.tables.delete(oid);
+    await this.client.query(`drop table ${target} cascade`);
+    this.warnOnce(
+      `replaced:${rel.schema}.${rel.name}`,
+      { table: `${rel.schema}.${rel.name}` },
+      'a new table of the name of one the replay has: the source dropped the old one (and what depended on it) unrecorded; the replay drops it at the new one (archive with --capture-ddl to replay drops at their point)',
+    );
   }
 
   /** A table made in the replay: its schema, its columns (`defs`), its key and replica identity. */
@@ -123,30 +143,67 @@ export class TargetTables {
         { table: `${t.schema}.${t.name}`, vanished, appeared },
         'columns vanished and others appeared: if that was a rename, rows not changed since hold NULL in the new column (pgoutput carries no DDL; archive with --capture-ddl to replay renames)',
       );
+    } else if (appeared.length && t.rows !== 0) {
+      this.warnOnce(
+        `added:${t.schema}.${t.name}:${appeared}`,
+        { table: `${t.schema}.${t.name}`, columns: appeared },
+        'columns added after the base: rows not changed since hold NULL where the source may hold a default, an identity or a computed value (archive with --capture-ddl to replay them)',
+      );
     }
-    await this.alterColumns(t, wanted);
+    await this.alterColumns(t, wanted, () => '', true);
     this.log.info({ table: `${t.schema}.${t.name}`, columns: wanted.map((c) => c.name) }, 'table reshaped to follow the source');
   }
 
-  /** Drops the columns not wanted, adds the missing ones, retypes the others (matched by name). */
-  private async alterColumns(t: TargetTable, wanted: TargetColumn[], addClause: (name: string) => string = () => ''): Promise<void> {
+  /**
+   * Drops the columns not wanted, adds the missing ones, retypes the others (matched by name).
+   * `guessing` (no captured DDL says how): a retype the text of the values cannot take (the
+   * source used USING) leaves NULL, and a column a partition or child inherits is dropped from
+   * the ancestor that has it — each said, never a failed replay.
+   */
+  private async alterColumns(
+    t: TargetTable,
+    wanted: TargetColumn[],
+    addClause: (name: string) => string = () => '',
+    guessing = false,
+  ): Promise<void> {
     const target = quoteQualified(t.schema, t.name);
     for (const c of t.columns.filter((c) => !wanted.some((w) => w.name === c.name))) {
       // IF EXISTS: a parent's DDL reaches its children and partitions in the replay too.
-      await this.client.query(`alter table ${target} drop column if exists ${quoteIdent(c.name)}`);
+      const sql = `alter table ${target} drop column if exists ${quoteIdent(c.name)}`;
+      if (!guessing) await this.client.query(sql);
+      else if (await attempt(this.client, sql)) await this.dropInherited(target, c.name);
     }
     for (const w of wanted) {
       const have = t.columns.find((c) => c.name === w.name);
+      const column = `alter table ${target} alter column ${quoteIdent(w.name)} type ${w.type}`;
       if (!have)
         await this.client.query(`alter table ${target} add column if not exists ${quoteIdent(w.name)} ${w.type}${addClause(w.name)}`);
       else if (have.typeOid !== w.typeOid || have.typmod !== w.typmod) {
-        await this.client.query(
-          `alter table ${target} alter column ${quoteIdent(w.name)} type ${w.type} using ${quoteIdent(w.name)}::text::${w.type}`,
-        );
+        const sql = `${column} using ${quoteIdent(w.name)}::text::${w.type}`;
+        if (!guessing) await this.client.query(sql);
+        else if (await attempt(this.client, sql)) {
+          await this.client.query(`${column} using null`);
+          this.warnOnce(
+            `retyped:${t.schema}.${t.name}.${w.name}`,
+            { column: `${t.schema}.${t.name}.${w.name}`, type: w.type },
+            'a column retyped after the base whose values do not cast from their text (the source used USING): rows not changed since hold NULL (archive with --capture-ddl to replay them)',
+          );
+        }
       }
     }
     t.columns = wanted;
     t.stagedColumns = undefined;
+  }
+
+  /** A column a partition or inheritance child holds from its parent: dropped where it was defined. */
+  private async dropInherited(table: string, column: string): Promise<void> {
+    const { rows } = await this.client.query<{ owner: string }>(
+      `with recursive up(rel) as (select $1::regclass::oid union select i.inhparent from pg_inherits i join up on i.inhrelid = up.rel)
+       select up.rel::regclass::text as owner from up join pg_attribute a on a.attrelid = up.rel and a.attname = $2 and not a.attisdropped
+        where a.attislocal order by (select count(*) from pg_inherits where inhrelid = up.rel) limit 1`,
+      [table, column],
+    );
+    if (rows[0]) await this.client.query(`alter table ${rows[0].owner} drop column if exists ${quoteIdent(column)}`);
   }
 
   /** SQL types of a relation's columns: built-in types by OID, others by name where the replay database knows them. */
@@ -157,8 +214,11 @@ export class TargetTables {
       if (c.typeOid < 10000) {
         type = (await this.client.query<{ t: string }>('select format_type($1::oid, $2::int) as t', [c.typeOid, c.typmod])).rows[0]!.t;
       } else {
-        const known = await this.client.query<{ t: string | null }>('select to_regtype($1)::text as t', [c.typeName]);
-        type = known.rows[0]!.t;
+        // A name the archive could not learn (`oid:N`, or empty parts) is no name to look up.
+        if (/^"(?:[^"]|"")+"\."(?:[^"]|"")+"$/.test(c.typeName)) {
+          const known = await this.client.query<{ t: string | null }>('select to_regtype($1)::text as t', [c.typeName]);
+          type = known.rows[0]!.t;
+        }
       }
       if (!type) {
         this.warnOnce(
@@ -178,8 +238,9 @@ export class TargetTables {
    * types created or altered, tables made, reshaped, renamed, and the rows of rewritten tables.
    */
   async apply(captured: CapturedDdl): Promise<void> {
-    const objects = inDropOrder(captured.droppedObjects ?? []);
-    for (const o of objects.filter((o) => ON_TABLES.has(o.type))) await this.dropObject(o);
+    // Tables first, with CASCADE: what hung on them goes with them, and the statements for those
+    // objects (IF EXISTS) find nothing (dropping a primary key's index or its column's NOT NULL
+    // constraint on its own would fail).
     for (const d of captured.dropped ?? []) {
       const t = this.tables.get(d.oid);
       // A table the replay never tracked (a partitioned parent, say) is dropped by name.
@@ -187,9 +248,9 @@ export class TargetTables {
       await this.client.query(`drop table if exists ${quoteQualified(schema, name)} cascade`);
       this.tables.delete(d.oid);
     }
-    for (const o of objects.filter((o) => !ON_TABLES.has(o.type))) await this.dropObject(o);
+    for (const o of inDropOrder(captured.droppedObjects ?? [])) await this.dropObject(o);
     for (const type of captured.types ?? []) {
-      const done = await reconcileType(this.client, type);
+      const done = await reconcileType(this.client, type, this.labels);
       if (done === 'unfollowed')
         this.warnOnce(
           `type:${type.schema}.${type.name}:${captured.tag}`,
@@ -362,6 +423,11 @@ export class TargetTables {
     const t: TargetTable = { schema: s.schema, name: s.name, columns };
     this.tables.set(s.oid, t);
     return t;
+  }
+
+  /** Says where the replay may differ, once (logged and recorded in replay.json). */
+  note(key: string, fields: Record<string, unknown>, message: string): void {
+    this.warnOnce(key, fields, message);
   }
 
   private warnOnce(key: string, fields: Record<string, unknown>, message: string): void {

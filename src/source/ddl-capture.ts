@@ -221,7 +221,7 @@ begin
     first := true;
     chunk := '[]';
     n := 0;
-    for row_ in execute format('select to_jsonb(x) from %s x', rel::regclass) loop
+    for row_ in execute format('select to_jsonb(pgtape_image_row.*) from %s pgtape_image_row', rel::regclass) loop
       chunk := chunk || jsonb_build_array(row_);
       n := n + 1;
       if n = ${IMAGE_ROWS} then

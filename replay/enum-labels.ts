@@ -1,0 +1,69 @@
+import { quoteLiteral, quoteQualified } from '../src/core/sql.js';
+
+/**
+ * Enum labels a replay must have before rows use them. Postgres lets a transaction use a label
+ * added in it only if the type was created in it at its top level, and before 17 not even then
+ * ("unsafe use of new value"). A replay is one transaction: so when a value needs a label its
+ * type lacked (added after the base, captured or not), the replay is made again with the label
+ * in the type from its creation — in the order captured DDL gave, where it gave one.
+ */
+export class EnumLabels {
+  /** Labels an earlier attempt found used before the replay's type had them, by `schema.name`. */
+  private readonly needed = new Map<string, string[]>();
+  /** The newest order captured DDL gave each type. */
+  private readonly captured = new Map<string, string[]>();
+
+  /** Learns from a failed attempt's error; false when it says nothing new (the error stands). */
+  learn(err: unknown): { type: string; label: string } | undefined {
+    const e = err as { code?: string; message?: string };
+    const m =
+      e.code === '22P02'
+        ? /^invalid input value for enum (.+): "(.*)"$/s.exec(e.message ?? '')
+        : e.code === '55P04'
+          ? /^unsafe use of new value "(.*)" of enum type (.+)$/s.exec(e.message ?? '')
+          : null;
+    if (!m) return undefined;
+    const [type, label] = e.code === '22P02' ? [m[1]!, m[2]!] : [m[2]!, m[1]!];
+    const key = keyOf(type);
+    const labels = this.needed.get(key) ?? [];
+    if (labels.includes(label)) return undefined;
+    this.needed.set(key, [...labels, label]);
+    return { type, label };
+  }
+
+  /** Captured DDL gave this type these labels, in this order. */
+  capturedOrder(schema: string, name: string, labels: string[]): void {
+    this.captured.set(`${schema}.${name}`, labels);
+  }
+
+  /** The labels to create the type with: `labels`, and those found needed, in the captured order where known. */
+  labelsFor(schema: string, name: string, labels: string[]): string[] {
+    const needed = (this.needed.get(`${schema}.${name}`) ?? []).filter((l) => !labels.includes(l));
+    if (!needed.length) return labels;
+    const order = this.captured.get(`${schema}.${name}`);
+    const all = [...labels, ...needed];
+    return order ? [...all].sort((a, b) => rank(order, a) - rank(order, b)) : all;
+  }
+
+  /** Labels put in a type with no captured order to place them by (no --capture-ddl): at its end. */
+  guessed(): { type: string; label: string }[] {
+    return [...this.needed]
+      .filter(([key]) => !this.captured.has(key))
+      .flatMap(([type, labels]) => labels.map((label) => ({ type, label })));
+  }
+
+  createEnum(schema: string, name: string, labels: string[]): string {
+    return `CREATE TYPE ${quoteQualified(schema, name)} AS ENUM (${this.labelsFor(schema, name, labels).map(quoteLiteral).join(', ')})`;
+  }
+}
+
+function rank(order: string[], label: string): number {
+  const i = order.indexOf(label);
+  return i < 0 ? order.length : i;
+}
+
+/** A type as an error names it (format_type: bare when on the search path, quoted where needed) as `schema.name`. */
+function keyOf(type: string): string {
+  const parts = type.match(/"(?:[^"]|"")*"|[^.]+/g)!.map((p) => (p.startsWith('"') ? p.slice(1, -1).replace(/""/g, '"') : p));
+  return parts.length === 1 ? `public.${parts[0]}` : `${parts[0]}.${parts[1]}`;
+}
