@@ -1,3 +1,7 @@
+// Over 400 lines for a reason: the replay's tables follow two sources of truth — Relation
+// messages and captured DDL — that share one table map and one set of column operations (create,
+// move, add/drop/retype, identities); splitting them would put each operation in two places.
+// What captured DDL needs beyond tables (drops, types, images) lives in captured-ddl.ts.
 import type pg from 'pg';
 import type { Logger } from '../src/core/log.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../src/core/sql.js';
