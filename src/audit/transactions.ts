@@ -201,8 +201,8 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
       case 'message':
         if (e.prefix === MARK_PREFIX) tx!.marks.push(e.content.toString('utf8'));
         if (e.prefix === DDL_PREFIX) {
-          const c = JSON.parse(e.content.toString('utf8')) as CapturedDdl;
-          (tx!.ddl ??= []).push(`${c.tag} ${[...(c.tables ?? []), ...(c.dropped ?? [])].map((t) => shownName(t)).join(', ')}`);
+          const said = describeDdl(JSON.parse(e.content.toString('utf8')) as CapturedDdl);
+          if (said) (tx!.ddl ??= []).push(said);
         }
         break;
       case 'commit':
@@ -213,4 +213,21 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
     }
     if (event) yield event;
   }
+}
+
+/**
+ * A captured DDL command as log shows it: its tag and what it made, altered or dropped, each
+ * named (`ALTER TABLE public.t`, `DROP SCHEMA dropped table doomed.t, schema doomed`). The rows
+ * of a rewritten table (images) are said once, with their first chunk.
+ */
+function describeDdl(c: CapturedDdl): string | undefined {
+  if (c.image) return c.image.first ? `rows of ${shownName(c.image)} after its rewrite` : undefined;
+  const objects = [
+    ...(c.types ?? []).map((t) => `type ${shownName(t)}`),
+    ...(c.tables ?? []).map((t) => shownName(t)),
+    ...(c.dropped ?? []).map((t) => `dropped table ${shownName(t)}`),
+    ...(c.droppedObjects ?? []).map((o) => `dropped ${o.type} ${o.identity}`),
+    ...(c.unknown ?? []).map((u) => `${shownName(u)} unknown from here on`),
+  ];
+  return `${c.tag} ${objects.join(', ')}`.trim();
 }

@@ -49,7 +49,7 @@ describe('schema changes while archiving', () => {
     expect(r.code, r.stderr).toBe(0);
     const log = await pgtape(['log', '--store', source.store.dir]);
     expect(log.stdout).toMatch(/ddl ALTER TABLE public\.a/);
-    expect(log.stdout).toMatch(/ddl DROP TABLE public\.b2/);
+    expect(log.stdout).toMatch(/ddl DROP TABLE dropped table public\.b2/);
   });
 
   const replay = async (store: string, to: string) => {

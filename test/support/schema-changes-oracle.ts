@@ -139,7 +139,9 @@ export function schemaChangesOracle(options: { major?: number } = {}): void {
       const r = await pgtape(['log', '--store', source.store.dir]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/ddl ALTER TYPE/);
-      expect(r.stdout).toMatch(/ddl DROP SCHEMA/);
+      expect(r.stdout).toMatch(/ddl DROP SCHEMA dropped table doomed\.t, dropped schema doomed/);
+      expect(r.stdout).toMatch(/ddl rows of public\.texts after its rewrite/);
+      expect(r.stdout).toMatch(/ddl CREATE TYPE type public\.color/);
     });
   });
 
