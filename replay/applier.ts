@@ -15,7 +15,7 @@ import { baseDdl, keyDdl } from './schema.js';
 import { TUPLE_UNCHANGED, UNCHANGED } from '../src/pgoutput/tuple.js';
 import type { ReplayValue } from './values.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
-import { EnumLabels } from './enum-labels.js';
+import { EnumLabels, type DetachedPartitions } from './enum-labels.js';
 import { SchemaRestore } from './restore-schema.js';
 import { TargetTables, type TargetTable } from './target-tables.js';
 
@@ -42,6 +42,8 @@ export interface BaseToLoad {
   only?: Set<string>;
   /** Enum labels values use before the replay's types had them (learned by an attempt that failed on them). */
   labels?: EnumLabels;
+  /** Partitions the source detached after the base (learned by an attempt that failed on a row outside one). */
+  detached?: DetachedPartitions;
 }
 
 /**
@@ -123,6 +125,20 @@ export class Applier implements EffectSink {
       this.tables.adopt(t, rows);
     }
     await this.restore?.keys();
+    // After the keys: a partition's key index is attached to its parent's first, as at the source.
+    for (const p of this.base.detached?.tables ?? []) {
+      const table = quoteQualified(p.schema, p.name);
+      const { rows } = await this.client.query<{ parent: string | null }>(
+        `select (select inhparent::regclass::text from pg_inherits where inhrelid = c.oid) as parent from pg_class c where c.oid = $1::regclass and c.relispartition`,
+        [table],
+      );
+      if (rows[0]?.parent) await this.client.query(`alter table ${rows[0].parent} detach partition ${table}`);
+      this.tables.note(
+        `detached:${table}`,
+        { table: `${p.schema}.${p.name}` },
+        'a row outside its partition: the source detached it after the base (without --capture-ddl, when is unknown: it is detached from the start)',
+      );
+    }
   }
 
   /** After the last change: the base loaded if no change came, and the rest of its schema restored. */

@@ -67,3 +67,21 @@ function keyOf(type: string): string {
   const parts = type.match(/"(?:[^"]|"")*"|[^.]+/g)!.map((p) => (p.startsWith('"') ? p.slice(1, -1).replace(/""/g, '"') : p));
   return parts.length === 1 ? `public.${parts[0]}` : `${parts[0]}.${parts[1]}`;
 }
+
+/**
+ * Partitions the source detached after the base, learned as enum labels are (without
+ * --capture-ddl nothing says so until a row outside the partition's bound arrives for it): the
+ * replay is made again with them detached from its start, and says so.
+ */
+export class DetachedPartitions {
+  readonly tables: { schema: string; name: string }[] = [];
+
+  learn(err: unknown): { schema: string; name: string } | undefined {
+    const e = err as { code?: string; message?: string; schema?: string; table?: string };
+    if (e.code !== '23514' || !/violates partition constraint/.test(e.message ?? '') || !e.schema || !e.table) return undefined;
+    if (this.tables.some((t) => t.schema === e.schema && t.name === e.table)) return undefined;
+    const t = { schema: e.schema, name: e.table };
+    this.tables.push(t);
+    return t;
+  }
+}

@@ -3,7 +3,7 @@ import type { Logger } from '../src/core/log.js';
 import { formatLsn } from '../src/core/lsn.js';
 import type { Store } from '../src/store/store.js';
 import { Applier, type TableRows } from './applier.js';
-import { EnumLabels } from './enum-labels.js';
+import { DetachedPartitions, EnumLabels } from './enum-labels.js';
 import { feedLog, type Resolved } from './log-reader.js';
 import { Planner } from './planner.js';
 import { ReplayProgress } from './progress.js';
@@ -49,19 +49,28 @@ export async function replay(client: pg.Client, options: ReplayOptions, plan: Re
   // A value that needs an enum label the replay's type lacks fails the (one) transaction: it is
   // rolled back and made again with the label in the type from its creation (EnumLabels).
   const labels = new EnumLabels();
+  const detached = new DetachedPartitions();
   for (;;) {
     try {
-      return await replayOnce(client, options, plan, labels);
+      return await replayOnce(client, options, plan, labels, detached);
     } catch (err) {
-      const learned = labels.learn(err);
-      if (!learned) throw err;
+      const label = labels.learn(err);
+      const partition = label ? undefined : detached.learn(err);
+      if (!label && !partition) throw err;
       await client.query('rollback');
-      options.log.info(learned, 'a value uses an enum label the replay had not made yet: replaying again with it');
+      if (label) options.log.info(label, 'a value uses an enum label the replay had not made yet: replaying again with it');
+      else options.log.info(partition, 'a row lies outside its partition: the source detached it; replaying again with it detached');
     }
   }
 }
 
-async function replayOnce(client: pg.Client, options: ReplayOptions, plan: ReplayPlan, labels: EnumLabels): Promise<ReplayReport> {
+async function replayOnce(
+  client: pg.Client,
+  options: ReplayOptions,
+  plan: ReplayPlan,
+  labels: EnumLabels,
+  detached: DetachedPartitions,
+): Promise<ReplayReport> {
   const started = Date.now();
   const { store, log } = options;
   log.info(
@@ -76,7 +85,7 @@ async function replayOnce(client: pg.Client, options: ReplayOptions, plan: Repla
   await client.query(`begin; set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'`);
   const applier = new Applier(
     client,
-    { store, base: plan.base, manifest: plan.manifest, schema: plan.schema, only: options.tables, labels },
+    { store, base: plan.base, manifest: plan.manifest, schema: plan.schema, only: options.tables, labels, detached },
     log,
   );
   const planner = new Planner(applier, options.memoryBytes, log);

@@ -117,11 +117,16 @@ export class TargetTables {
     defs: string[],
     keys: string[],
     replicaIdentity: string,
+    /** How the table is made when not from its columns: `PARTITION OF …`, `PARTITION BY …`. */
+    partitioning: { of?: string; by?: string } = {},
   ): Promise<TargetTable> {
     const target = quoteQualified(schema, name);
-    if (keys.length) defs = [...defs, `primary key (${keys.map(quoteIdent).join(', ')})`];
+    if (keys.length && !partitioning.of) defs = [...defs, `primary key (${keys.map(quoteIdent).join(', ')})`];
+    const by = partitioning.by ? ` partition by ${partitioning.by}` : '';
     await this.client.query(`create schema if not exists ${quoteIdent(schema)}`);
-    await this.client.query(`create table ${target} (${defs.join(', ')})`);
+    // A partition takes its columns, keys and indexes from its parent, as at the source.
+    if (partitioning.of) await this.client.query(`create table ${target} partition of ${partitioning.of}${by}`);
+    else await this.client.query(`create table ${target} (${defs.join(', ')})${by}`);
     if (replicaIdentity === 'f') await this.client.query(`alter table ${target} replica identity full`);
     const t: TargetTable = { schema, name, columns, rows: 0 };
     this.tables.set(oid, t);
@@ -323,9 +328,13 @@ export class TargetTables {
     const t = this.tables.get(s.oid) ?? (await this.existing(s));
     if (!t) {
       const defs = s.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${columnClauses(c, constant(c.default))}`);
-      await this.create(s.oid, s.schema, s.name, columns, defs, s.primaryKey, s.replicaIdentity);
+      await this.create(s.oid, s.schema, s.name, columns, defs, s.primaryKey, s.replicaIdentity, {
+        of: s.parent && s.bound ? `${s.parent} ${s.bound}` : undefined,
+        by: s.partitionKey,
+      });
     } else {
       await this.move(t, s.schema, s.name);
+      await this.followPartitioning(s);
       const target = quoteQualified(t.schema, t.name);
       for (const c of s.columns) {
         const have = t.columns.find((x) => x.attnum === c.attnum);
@@ -407,6 +416,29 @@ export class TargetTables {
 
   /** Where the replay may differ from the source, each said once: logged, and recorded in replay.json. */
   readonly warnings: { message: string; [field: string]: unknown }[] = [];
+
+  /** Partitions attached to or detached from their parent since the table was made. */
+  private async followPartitioning(s: TableSnapshot): Promise<void> {
+    const target = quoteQualified(s.schema, s.name);
+    const { rows } = await this.client.query<{ parent: string | null }>(
+      `select (select format('%I.%I', pn.nspname, pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhparent
+                 join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = c.oid) as parent
+         from pg_class c where c.oid = $1::regclass and c.relispartition`,
+      [target],
+    );
+    const parent = rows[0]?.parent ?? null;
+    if (s.parent && s.bound && parent !== s.parent) {
+      if (parent) await this.client.query(`alter table ${parent} detach partition ${target}`);
+      await this.client.query(`alter table ${s.parent} attach partition ${target} ${s.bound}`);
+    } else if (!s.parent && parent) await this.client.query(`alter table ${parent} detach partition ${target}`);
+    if (s.kind !== 'p' || !s.partitions) return;
+    const { rows: held } = await this.client.query<{ name: string }>(
+      `select format('%I.%I', pn.nspname, pc.relname) as name from pg_inherits h join pg_class pc on pc.oid = h.inhrelid
+         join pg_namespace pn on pn.oid = pc.relnamespace where h.inhparent = $1::regclass and pc.relispartition`,
+      [target],
+    );
+    for (const p of held) if (!s.partitions.includes(p.name)) await this.client.query(`alter table ${target} detach partition ${p.name}`);
+  }
 
   /**
    * A table the replay has but does not track (a partitioned parent whose rows its partitions

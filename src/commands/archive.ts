@@ -29,10 +29,10 @@ export function archiveCommand(): Command {
     )
     .option('--force', 'create the publication even if some tables have no usable replica identity', false)
     .option('--segment-bytes <size>', 'seal a segment once its uncompressed body reaches this size', '64MiB')
-    .option('--segment-seconds <n>', 'seal a segment once it is this old', '60')
+    .addOption(new Option('--segment-seconds <n>', 'seal a segment once it is this old').default(60))
     .option('--until <now|lsn>', "store everything committed up to this point ('now': when the command started), then exit")
     .addOption(new Option('--compression <algorithm>', 'segment body compression').choices(['br', 'gzip']).default(DEFAULT_COMPRESSION))
-    .option('--upload-queue <n>', 'sealed segments waiting for the store before reading pauses', '2')
+    .addOption(new Option('--upload-queue <n>', 'sealed segments waiting for the store before reading pauses').default(2))
     .option(
       '--max-idle-wal <size>',
       'with nothing of ours pending, acknowledge the walsender position (storing an empty segment) once the slot holds this much WAL',
@@ -45,7 +45,7 @@ export function archiveCommand(): Command {
       '--heartbeat-sql <statement>',
       "run this on the source every --heartbeat-seconds (e.g. select pg_logical_emit_message(true, 'heartbeat', now()::text))",
     )
-    .option('--heartbeat-seconds <n>', 'interval of --heartbeat-sql', '60')
+    .addOption(new Option('--heartbeat-seconds <n>', 'interval of --heartbeat-sql').default(60))
     .option('--print-config', 'print the resolved configuration (secrets masked) and exit', false)
     .addHelpText(
       'after',

@@ -35,7 +35,9 @@ export function parseBytes(text: string, option: string, min = 0): number {
 }
 
 /** A number greater than zero; `integer` refuses fractions (counts). */
-export function parsePositive(text: string, option: string, integer = false): number {
+export function parsePositive(value: string | number, option: string, integer = false): number {
+  // Defaults are numbers (so that --help prints them as such); flags, variables and files give text.
+  const text = String(value);
   const n = text.trim() === '' ? NaN : Number(text);
   if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n)))
     throw new UserError(

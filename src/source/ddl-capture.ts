@@ -32,6 +32,13 @@ export interface TableSnapshot {
   indexes: string[];
   /** Constraints (check, unique, exclusion, primary and foreign keys; foreign keys last), by name, as pg_get_constraintdef writes them. */
   constraints?: { name: string; def: string }[];
+  /** `r` a table, `p` a partitioned table (with its key, as pg_get_partkeydef writes it, and its partitions' qualified names). */
+  kind?: string;
+  partitionKey?: string;
+  partitions?: string[];
+  /** A partition's parent (qualified, quoted) and bound (`FOR VALUES …`). */
+  parent?: string;
+  bound?: string;
 }
 
 /** A type created or altered after the base: the statements that make it, and an enum's labels in order. */
@@ -101,7 +108,13 @@ function installSql(publication: string): string {
 create schema if not exists pgtape;
 create or replace function pgtape.table_shape(rel oid) returns jsonb language sql stable set search_path = pg_catalog as $f$
   select jsonb_build_object(
-    'oid', c.oid::int, 'schema', n.nspname, 'name', c.relname, 'replicaIdentity', c.relreplident,
+    'oid', c.oid::int, 'schema', n.nspname, 'name', c.relname, 'replicaIdentity', c.relreplident, 'kind', c.relkind,
+    'partitionKey', case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end,
+    'parent', (select quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhparent
+                 join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = c.oid and c.relispartition),
+    'bound', case when c.relispartition then pg_get_expr(c.relpartbound, c.oid) end,
+    'partitions', case when c.relkind = 'p' then (select coalesce(jsonb_agg(quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) order by pc.relname), '[]')
+                 from pg_inherits h join pg_class pc on pc.oid = h.inhrelid join pg_namespace pn on pn.oid = pc.relnamespace where h.inhparent = c.oid) end,
     'columns', coalesce((select jsonb_agg(jsonb_build_object(
         'attnum', a.attnum, 'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'typeOid', a.atttypid::int,
         'typmod', a.atttypmod, 'notNull', a.attnotnull,

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { archiveArgs, logLines, pgtape } from './cli.js';
-import { useSource } from './fixture.js';
+import { useSource, type SourceFixture } from './fixture.js';
 import { checksums } from './oracle.js';
 import { replayIntoFresh } from './replay-into.js';
 import { TEST_PG_MAJOR } from './postgres.js';
@@ -35,6 +35,9 @@ const BEFORE = `
   insert into doomed.t values (1);
   create table texts (id int primary key, v text);
   insert into texts select g, repeat('x', g) from generate_series(1, 20) g;
+  create table parted (id int, k text, primary key (id, k)) partition by list (k);
+  create table parted_a partition of parted for values in ('a');
+  insert into parted values (1, 'a');
 `;
 
 /** Each step runs in its own transactions on the source; the point after it is recorded. */
@@ -87,6 +90,29 @@ const STEPS: [string, string[]][] = [
     [`alter table uniq add constraint uniq_positive check (id > 0)`, `create index people_name on people (name)`],
   ],
   ['a partitioned table dropped, one of its names reused', [`drop table measured`, `create table measured_2025 (id int primary key)`]],
+  [
+    'a partition created after the base',
+    [`create table parted_b partition of parted for values in ('b')`, `insert into parted values (2, 'b')`],
+  ],
+  [
+    'a table attached as a partition, another detached',
+    [
+      `create table parted_c (id int not null, k text not null)`,
+      `insert into parted_c values (3, 'c')`,
+      `alter table parted attach partition parted_c for values in ('c')`,
+      `alter table parted detach partition parted_a`,
+      `insert into parted_a values (4, 'z')`,
+      `insert into parted values (5, 'c')`,
+    ],
+  ],
+  [
+    'a partitioned table created after the base',
+    [
+      `create table ranged (id int primary key, v text) partition by range (id)`,
+      `create table ranged_low partition of ranged for values from (0) to (100)`,
+      `insert into ranged values (5, 'five')`,
+    ],
+  ],
 ];
 
 interface Point {
@@ -100,6 +126,19 @@ async function lsn(client: pg.Client): Promise<string> {
   return (await client.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn')).rows[0]!.lsn;
 }
 
+/** Archives a base, runs every step (recording the point after it), and archives what they wrote. */
+async function recordHistory(source: SourceFixture, points: Point[], ...options: string[]): Promise<void> {
+  const first = await pgtape(archiveArgs(source.db.url(), source.store.dir, '--create-publication', ...options, '--until', 'now'));
+  expect(first.code, first.stderr).toBe(0);
+  const client = await source.db.client();
+  for (const [step, statements] of STEPS) {
+    for (const sql of statements) await client.query(sql);
+    points.push({ step, lsn: await lsn(client), sums: await checksums(client), schema: await describeSchema(client) });
+  }
+  const r = await pgtape(archiveArgs(source.db.url(), source.store.dir, '--until', 'now'));
+  expect(r.code, r.stderr).toBe(0);
+}
+
 /** The schema-change oracle on one Postgres major (the suite's by default). */
 export function schemaChangesOracle(options: { major?: number } = {}): void {
   const on = options.major ? { major: options.major } : {};
@@ -108,17 +147,7 @@ export function schemaChangesOracle(options: { major?: number } = {}): void {
     const source = useSource(BEFORE, on);
     const points: Point[] = [];
 
-    it('records a history of schema changes of every kind', async () => {
-      const first = await pgtape(archiveArgs(source.db.url(), source.store.dir, '--create-publication', '--capture-ddl', '--until', 'now'));
-      expect(first.code, first.stderr).toBe(0);
-      const client = await source.db.client();
-      for (const [step, statements] of STEPS) {
-        for (const sql of statements) await client.query(sql);
-        points.push({ step, lsn: await lsn(client), sums: await checksums(client), schema: await describeSchema(client) });
-      }
-      const r = await pgtape(archiveArgs(source.db.url(), source.store.dir, '--until', 'now'));
-      expect(r.code, r.stderr).toBe(0);
-    });
+    it('records a history of schema changes of every kind', () => recordHistory(source, points, '--capture-ddl'));
 
     it('replays every point to the source as it was: rows and schema', async () => {
       expect(points).toHaveLength(STEPS.length);
@@ -149,17 +178,7 @@ export function schemaChangesOracle(options: { major?: number } = {}): void {
     const source = useSource(BEFORE, on);
     const points: Point[] = [];
 
-    it('records the same history', async () => {
-      const first = await pgtape(archiveArgs(source.db.url(), source.store.dir, '--create-publication', '--until', 'now'));
-      expect(first.code, first.stderr).toBe(0);
-      const client = await source.db.client();
-      for (const [step, statements] of STEPS) {
-        for (const sql of statements) await client.query(sql);
-        points.push({ step, lsn: await lsn(client), sums: await checksums(client), schema: await describeSchema(client) });
-      }
-      const r = await pgtape(archiveArgs(source.db.url(), source.store.dir, '--until', 'now'));
-      expect(r.code, r.stderr).toBe(0);
-    });
+    it('records the same history', () => recordHistory(source, points));
 
     it('replays every point without failing, and names every place it may differ (log and replay.json)', async () => {
       expect(points).toHaveLength(STEPS.length);
@@ -172,8 +191,10 @@ export function schemaChangesOracle(options: { major?: number } = {}): void {
         expect(r.code, `${p.step}: ${r.stderr}`).toBe(0);
         const report = JSON.parse(r.stdout) as { warnings: { message: string }[] };
         const logged = logLines(r.stderr).filter((l) => l.level === 40);
-        expect(report.warnings.map((w) => w.message).sort(), `${p.step}: replay.json says what the log says`).toEqual(
-          logged.map((l) => String(l.msg)).sort(),
+        // A replay made again (an enum label or a detached partition learned) logs its first
+        // attempt's warnings too: the sets of messages agree.
+        expect([...new Set(report.warnings.map((w) => w.message))].sort(), `${p.step}: replay.json says what the log says`).toEqual(
+          [...new Set(logged.map((l) => String(l.msg)))].sort(),
         );
         const same = JSON.stringify(seen!.sums) === JSON.stringify(p.sums) && JSON.stringify(seen!.schema) === JSON.stringify(p.schema);
         // No silent difference: a replay that differs from the source says so.
