@@ -283,6 +283,10 @@ export class Applier implements EffectSink {
     return this.tables.warnings;
   }
 
+  sequences(values: Record<string, string>): void {
+    this.restore?.recorded(values);
+  }
+
   /** DDL captured by `archive --capture-ddl`, at its point. */
   ddl(captured: CapturedDdl): Promise<void> {
     this.restore?.dropped(captured);

@@ -5,7 +5,7 @@ import { EntryScanner } from '../src/segment/entry-scanner.js';
 import { BEGIN, COMMIT, DELETE, INSERT, MESSAGE, RELATION, TRUNCATE, UPDATE, type RelationDef } from '../src/segment/format.js';
 import { isSegmentDamage } from '../src/segment/reader.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
-import { DDL_PREFIX } from '../src/source/logical-messages.js';
+import { DDL_PREFIX, SEQUENCES_PREFIX } from '../src/source/logical-messages.js';
 import { SegmentRelations, segmentReaders } from '../src/log/change-log.js';
 import type { SegmentRef } from '../src/log/segments.js';
 import type { Store } from '../src/store/store.js';
@@ -105,6 +105,8 @@ export async function feedLog(
               if (!include) break;
               const e = scanner.entry();
               if (e.kind === 'message' && e.prefix === DDL_PREFIX) await planner.ddl(JSON.parse(e.content.toString('utf8')) as CapturedDdl);
+              if (e.kind === 'message' && e.prefix === SEQUENCES_PREFIX)
+                planner.sequences(JSON.parse(e.content.toString('utf8')) as Record<string, string>);
               break;
             }
             default:

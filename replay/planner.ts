@@ -15,6 +15,8 @@ export interface EffectSink {
   redefine(previous: RelationDef, next: RelationDef): Promise<void>;
   /** DDL captured at the source (archive --capture-ddl), applied at its point. */
   ddl(captured: CapturedDdl): Promise<void>;
+  /** The sequences' values recorded at a point (the newest up to the target wins). */
+  sequences(values: Record<string, string>): void;
   /** An update that moves a row to another key while leaving a value unknown to the batch unchanged: applied in place. */
   updateKey(relation: RelationDef, oldKey: ReplayValue[], row: ReplayValue[]): Promise<void>;
 }
@@ -144,6 +146,11 @@ export class Planner {
     let n = this.buffers.bytes;
     for (const e of this.batches.values()) n += e.bytes;
     return n;
+  }
+
+  /** Not a barrier: only the newest values up to the target matter, and they are set at the end. */
+  sequences(values: Record<string, string>): void {
+    this.sink.sequences(values);
   }
 
   /** Captured DDL is a barrier: what is pending is applied first. */

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { UserError } from '../src/core/errors.js';
 import type { Logger } from '../src/core/log.js';
-import { quoteIdent, quoteQualified } from '../src/core/sql.js';
+import { displayQualified, quoteIdent, quoteQualified } from '../src/core/sql.js';
 import type { BaseDdl, SchemaObject } from '../src/log/bases.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
 
@@ -66,7 +66,46 @@ export class SchemaRestore {
    * Each sequence ends at the value the base saw, or past the largest (smallest, for a descending
    * one) value its columns hold now: an insert relying on the default gets a key no row has.
    */
+  /**
+   * Sequences made after the base (an identity or serial added by captured DDL) that the history
+   * recorded: set to the recorded value, or past what their column holds if that is further.
+   */
+  private async setRecordedSequences(): Promise<void> {
+    const known = new Set(this.ddl.sequences.map((s) => displayQualified(s.schema, s.name)));
+    for (const [name, value] of Object.entries(this.recordedValues)) {
+      if (known.has(name)) continue;
+      const { rows } = await this.client.query<{ seq: string; owner: string | null; column: string | null; increment: string }>(
+        `select s.seqrelid::regclass::text as seq, d.refobjid::regclass::text as owner, a.attname as column, s.seqincrement::text as increment
+           from pg_sequence s left join pg_depend d on d.classid = 'pg_class'::regclass and d.objid = s.seqrelid and d.deptype in ('a', 'i')
+           left join pg_attribute a on a.attrelid = d.refobjid and a.attnum = d.refobjsubid
+          where s.seqrelid = to_regclass($1)`,
+        [name],
+      );
+      const r = rows[0];
+      if (!r) continue;
+      const extreme = BigInt(r.increment) < 0n ? 'min' : 'max';
+      const held = r.owner && r.column ? `(select ${extreme}(${quoteIdent(r.column)})::numeric from ${r.owner})` : 'null';
+      await this.run([
+        {
+          kind: 'sequence value',
+          name,
+          sql: [
+            `select setval('${r.seq.replace(/'/g, "''")}', v::bigint, true) from (select ${extreme === 'max' ? 'greatest' : 'least'}(${/^-?\d+$/.test(value) ? `${value}::numeric` : 'null'}, ${held}) as v) x where v is not null`,
+          ],
+        },
+      ]);
+    }
+  }
+
+  /** The newest sequence values the history recorded up to the target (`"schema"."name"` → value). */
+  private recordedValues: Record<string, string> = {};
+
+  recorded(values: Record<string, string>): void {
+    this.recordedValues = values;
+  }
+
   private async setSequences(): Promise<void> {
+    await this.setRecordedSequences();
     for (const s of this.ddl.sequences) {
       const seq = quoteQualified(s.schema, s.name);
       const columns = s.columns.filter((c) => this.wanted({ kind: 'sequence', name: seq, sql: [], table: `${c.schema}.${c.table}` }));
@@ -77,8 +116,12 @@ export class SchemaRestore {
       );
       if (!rows[0]) continue;
       const extreme = BigInt(rows[0].increment) < 0n ? 'min' : 'max';
+      // The value recorded nearest the target, else the base's; never short of what the columns hold.
+      // Keyed as format('%I.%I') writes the name (a keyword-named one, quoted there, falls back to the base's value).
+      const recorded = this.recordedValues[displayQualified(s.schema, s.name)];
+      const known = recorded ?? s.lastValue;
       const candidates = [
-        ...(s.lastValue !== null ? [`${s.lastValue}::numeric`] : []),
+        ...(known !== null && known !== undefined ? [`${known}::numeric`] : []),
         ...columns.map((c) => `(select ${extreme}(${quoteIdent(c.column)})::numeric from ${quoteQualified(c.schema, c.table)})`),
       ];
       if (!candidates.length) continue;

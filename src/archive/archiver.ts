@@ -13,6 +13,7 @@ import type { PgoutputMessage } from '../pgoutput/messages.js';
 import { PgoutputPlugin } from '../pgoutput/plugin.js';
 import type { SealedSegment, StreamIdentity } from '../segment/writer.js';
 import { clientConfig, connectionError, fatalConnectionError } from '../source/connection.js';
+import { EMIT_SEQUENCES_SQL } from '../source/logical-messages.js';
 import { ArchiveMetrics } from '../observe/metrics.js';
 import type { Readiness } from '../observe/server.js';
 import { SourceMonitor } from '../observe/source-monitor.js';
@@ -22,6 +23,9 @@ import { ReplicationService } from './replication.js';
 import type { WriterLease } from '../log/lease.js';
 import { checkSlotStillOurs, prepareStart, type ResumeOptions } from './resume.js';
 import { SegmentUploader } from './uploader.js';
+
+/** How often the sequences' values are recorded (with --capture-ddl installed). */
+const SEQUENCES_SECONDS = 60;
 
 export interface ArchiveOptions extends ResumeOptions {
   segmentBytes: number;
@@ -79,6 +83,7 @@ export class Archiver implements Readiness {
   private handled = 0;
   private lastKeepalive: { walEnd: bigint; parsedBefore: number } | undefined;
   private until: bigint | undefined;
+  private recordSequences = false;
   private stopping = false;
   /** Resolved by a stop request: a reconnection waiting for its next attempt wakes at once. */
   private readonly stopRequested: { promise: Promise<void>; resolve: () => void } = (() => {
@@ -133,6 +138,7 @@ export class Archiver implements Readiness {
       },
     });
     this.until = start.until;
+    this.recordSequences = start.recordSequences;
     log.info(
       {
         store: this.options.store.description,
@@ -175,6 +181,8 @@ export class Archiver implements Readiness {
       ? new Heartbeat(this.options.source, this.options.heartbeat.sql, this.options.heartbeat.seconds, log)
       : undefined;
     heartbeat?.start();
+    const sequences = this.recordSequences ? new Heartbeat(this.options.source, EMIT_SEQUENCES_SQL, SEQUENCES_SECONDS, log) : undefined;
+    sequences?.start();
     const monitor = new SourceMonitor(
       this.options.source,
       this.options.slot,
@@ -190,6 +198,7 @@ export class Archiver implements Readiness {
     return async () => {
       clearInterval(tick);
       await heartbeat?.stop();
+      await sequences?.stop();
       await monitor.stop();
       this.options.signal?.removeEventListener('abort', onAbort);
     };

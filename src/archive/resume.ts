@@ -13,6 +13,7 @@ import { WriterLease } from '../log/lease.js';
 import { checkStream, ensureStream } from '../log/stream.js';
 import { connect, connectQuietly } from '../source/connection.js';
 import { installDdlCapture } from '../source/ddl-capture.js';
+import { recordsSequences } from '../source/logical-messages.js';
 import { checkSource, ensurePublication, publicationProblem, warnOfEmptyPublication, warnOfRowFilters } from '../source/preflight.js';
 import { findSlot, refuseForeignSlot, type SlotState } from '../source/slot.js';
 import { takeBase } from '../base/take.js';
@@ -49,6 +50,8 @@ export interface StartPoint {
   resumeFrom: bigint;
   /** Stop once everything committed up to here is stored. */
   until?: bigint;
+  /** The source has --capture-ddl installed: the archiver records the sequences' values every minute. */
+  recordSequences: boolean;
 }
 
 /** Why the slot can no longer continue an archive that ends at `end` (a hole), if it cannot. */
@@ -147,7 +150,7 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
         );
       }
     }
-    return { identity, lease, resumeFrom, until };
+    return { identity, lease, resumeFrom, until, recordSequences: await recordsSequences(client) };
   } catch (err) {
     if (createdPublication && !streamBegun) {
       await client.query(`drop publication if exists ${quoteIdent(options.publication)}`).catch(() => {});

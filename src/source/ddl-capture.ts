@@ -277,6 +277,14 @@ begin
     perform pg_logical_emit_message(true, '${DDL_PREFIX}', payload);
   end if;
 end $f$;
+-- Every sequence's value, for the history (SEQUENCES_PREFIX): as the installing superuser, who
+-- can read them all.
+create or replace function pgtape.sequence_values() returns jsonb language sql stable security definer set search_path = pg_catalog as $f$
+  select coalesce(jsonb_object_agg(format('%I.%I', schemaname, sequencename), last_value::text), '{}')
+    from pg_sequences where schemaname <> 'pgtape' and last_value is not null
+$f$;
+grant usage on schema pgtape to public;
+grant execute on function pgtape.sequence_values() to public;
 drop event trigger if exists pgtape_capture_ddl;
 create event trigger pgtape_capture_ddl on ddl_command_end execute function pgtape.capture_ddl();
 drop event trigger if exists pgtape_capture_drop;

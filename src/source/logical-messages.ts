@@ -9,6 +9,22 @@ export const MARK_PREFIX = 'pgtape';
 /** A DDL command's effect on the published tables, written by the event triggers of `--capture-ddl`. */
 export const DDL_PREFIX = 'pgtape-ddl';
 
+/**
+ * Every sequence's value (`{"schema.name": "42"}`), written with each mark and every minute by an
+ * archiver whose source has `--capture-ddl` installed: a replay to a point sets each sequence to
+ * its value there or just after (never below what its columns hold).
+ */
+export const SEQUENCES_PREFIX = 'pgtape-sequences';
+
+/** The statement that writes the sequences' values into the history, where --capture-ddl installed pgtape.sequence_values(). */
+export const EMIT_SEQUENCES_SQL = `select pg_logical_emit_message(true, '${SEQUENCES_PREFIX}', pgtape.sequence_values()::text)`;
+
+/** Whether the source has what EMIT_SEQUENCES_SQL needs. */
+export async function recordsSequences(client: pg.Client): Promise<boolean> {
+  const { rows } = await client.query<{ ok: boolean }>(`select to_regprocedure('pgtape.sequence_values()') is not null as ok`);
+  return rows[0]!.ok;
+}
+
 /** The longest mark name: a name is something to type after `name:`, not a payload. */
 export const MARK_NAME_MAX = 200;
 
@@ -41,7 +57,17 @@ export async function markProblem(client: pg.Client, slot: string): Promise<stri
 
 /** Writes a mark; resolves to the LSN of its message. */
 export async function emitMark(client: pg.Client, name: string): Promise<string> {
-  // Transactional, so the mark sits between the transactions committed before and after it.
-  const { rows } = await client.query<{ lsn: string }>(`select pg_logical_emit_message(true, $1, $2)::text as lsn`, [MARK_PREFIX, name]);
-  return rows[0]!.lsn;
+  // Transactional, so the mark sits between the transactions committed before and after it; with
+  // the sequences' values in the same transaction, where they are recorded.
+  const sequences = await recordsSequences(client);
+  await client.query('begin');
+  try {
+    if (sequences) await client.query(EMIT_SEQUENCES_SQL);
+    const { rows } = await client.query<{ lsn: string }>(`select pg_logical_emit_message(true, $1, $2)::text as lsn`, [MARK_PREFIX, name]);
+    await client.query('commit');
+    return rows[0]!.lsn;
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    throw err;
+  }
 }

@@ -5,7 +5,7 @@ import { useSource, type SourceFixture } from './fixture.js';
 import { checksums } from './oracle.js';
 import { replayIntoFresh } from './replay-into.js';
 import { TEST_PG_MAJOR } from './postgres.js';
-import { describeSchema, type SchemaDescription } from './schema.js';
+import { describeSchema, sequenceValues, type SchemaDescription } from './schema.js';
 
 // Schema changes after the base replay at their point (issue 13): the DDL that broke or silently
 // diverged replays on real SQL — enum labels added, columns added with constant, stable and
@@ -38,6 +38,7 @@ const BEFORE = `
   create table parted (id int, k text, primary key (id, k)) partition by list (k);
   create table parted_a partition of parted for values in ('a');
   insert into parted values (1, 'a');
+  create sequence counter;
 `;
 
 /** Each step runs in its own transactions on the source; the point after it is recorded. */
@@ -113,11 +114,15 @@ const STEPS: [string, string[]][] = [
       `insert into ranged values (5, 'five')`,
     ],
   ],
+  ['a sequence advanced without a row', [`select nextval('counter') from generate_series(1, 5)`]],
 ];
 
 interface Point {
   step: string;
   lsn: string;
+  /** A mark written right after the step (with the sequences' values, where --capture-ddl records them). */
+  mark: string;
+  sequences: Record<string, bigint | null>;
   sums: Record<string, string>;
   schema: SchemaDescription;
 }
@@ -131,9 +136,19 @@ async function recordHistory(source: SourceFixture, points: Point[], ...options:
   const first = await pgtape(archiveArgs(source.db.url(), source.store.dir, '--create-publication', ...options, '--until', 'now'));
   expect(first.code, first.stderr).toBe(0);
   const client = await source.db.client();
-  for (const [step, statements] of STEPS) {
+  for (const [i, [step, statements]] of STEPS.entries()) {
     for (const sql of statements) await client.query(sql);
-    points.push({ step, lsn: await lsn(client), sums: await checksums(client), schema: await describeSchema(client) });
+    const at = await lsn(client);
+    const marked = await pgtape(['mark', '--source', source.db.url(), `step-${i}`]);
+    expect(marked.code, marked.stderr).toBe(0);
+    points.push({
+      step,
+      lsn: at,
+      mark: `step-${i}`,
+      sums: await checksums(client),
+      schema: await describeSchema(client),
+      sequences: await sequenceValues(client),
+    });
   }
   const r = await pgtape(archiveArgs(source.db.url(), source.store.dir, '--until', 'now'));
   expect(r.code, r.stderr).toBe(0);
@@ -149,16 +164,22 @@ export function schemaChangesOracle(options: { major?: number } = {}): void {
 
     it('records a history of schema changes of every kind', () => recordHistory(source, points, '--capture-ddl'));
 
-    it('replays every point to the source as it was: rows and schema', async () => {
+    it('replays every point to the source as it was: rows, schema and sequences', async () => {
       expect(points).toHaveLength(STEPS.length);
       for (const p of points) {
-        const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `lsn:${p.lsn}`], async (c) => ({
+        const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `name:${p.mark}`], async (c) => ({
           sums: await checksums(c),
           schema: await describeSchema(c),
+          sequences: await sequenceValues(c),
         }));
         expect(r.code, `${p.step}: ${r.stderr}`).toBe(0);
         expect(seen!.sums, `rows after: ${p.step}`).toEqual(p.sums);
         expect(seen!.schema, `schema after: ${p.step}`).toEqual(p.schema);
+        // Recorded with the mark: every sequence the base holds stands where the source's stood.
+        for (const [name, value] of Object.entries(seen!.sequences)) {
+          if (name === 'public.counter' || p.sequences[name] !== undefined)
+            expect(value, `sequence ${name} after: ${p.step}`).toBe(p.sequences[name]);
+        }
         const warnings = logLines(r.stderr).filter((l) => l.level === 40);
         expect(warnings, `warnings after: ${p.step}`).toEqual([]);
       }

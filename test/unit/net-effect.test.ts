@@ -105,6 +105,7 @@ type Event = { apply: Record<string, Op[]> } | { truncate: string[] } | { redefi
 
 /** The applier, in memory: keyed tables by key, multisets as line → count; refuses what SQL would refuse. */
 class FakeSink implements EffectSink {
+  sequences(): void {}
   readonly events: Event[] = [];
   readonly keyed = new Map<string, Row>();
   readonly multiset = new Map<string, number>();
