@@ -4,7 +4,7 @@
 // What captured DDL needs beyond tables (drops, types, images) lives in captured-ddl.ts.
 import type pg from 'pg';
 import type { Logger } from '../src/core/log.js';
-import { quoteIdent, quoteLiteral, quoteQualified } from '../src/core/sql.js';
+import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../src/core/sql.js';
 import { isConstant } from '../src/base/published-schema.js';
 import type { BaseTable } from '../src/log/bases.js';
 import { sameColumnTypes, type RelationDef } from '../src/segment/format.js';
@@ -176,18 +176,25 @@ export class TargetTables {
     guessing = false,
   ): Promise<void> {
     const target = quoteQualified(t.schema, t.name);
+    // The replay's own columns: a partition's or child's inherited ones follow its parent's DDL
+    // (which Postgres recursed in the replay too), and Postgres refuses them on the child.
+    const held = await this.heldColumns(target);
     for (const c of t.columns.filter((c) => !wanted.some((w) => w.name === c.name))) {
-      // IF EXISTS: a parent's DDL reaches its children and partitions in the replay too.
+      const own = held.get(c.name);
+      if (!own) continue;
       const sql = `alter table ${target} drop column if exists ${quoteIdent(c.name)}`;
-      if (!guessing) await this.client.query(sql);
-      else if (await attempt(this.client, sql)) await this.dropInherited(target, c.name);
+      if (!own.inherited) await this.client.query(sql);
+      else if (guessing) await this.dropInherited(target, c.name);
     }
     for (const w of wanted) {
       const have = t.columns.find((c) => c.name === w.name);
+      const own = held.get(w.name);
       const column = `alter table ${target} alter column ${quoteIdent(w.name)} type ${w.type}`;
-      if (!have)
-        await this.client.query(`alter table ${target} add column if not exists ${quoteIdent(w.name)} ${w.type}${addClause(w.name)}`);
-      else if (have.typeOid !== w.typeOid || have.typmod !== w.typmod) {
+      if (!own) {
+        const sql = `alter table ${target} add column ${quoteIdent(w.name)} ${w.type}${addClause(w.name)}`;
+        if (!guessing) await this.client.query(sql);
+        else if (await attempt(this.client, sql)) await this.addInherited(target, w, addClause(w.name));
+      } else if (have && !own.inherited && (have.typeOid !== w.typeOid || have.typmod !== w.typmod)) {
         const sql = `${column} using ${quoteIdent(w.name)}::text::${w.type}`;
         if (!guessing) await this.client.query(sql);
         else if (await attempt(this.client, sql)) {
@@ -202,6 +209,25 @@ export class TargetTables {
     }
     t.columns = wanted;
     t.stagedColumns = undefined;
+  }
+
+  private async heldColumns(target: string): Promise<Map<string, { inherited: boolean }>> {
+    const { rows } = await this.client.query<{ name: string; inherited: boolean }>(
+      `select attname as name, attinhcount > 0 as inherited from pg_attribute where attrelid = $1::regclass and attnum > 0 and not attisdropped`,
+      [target],
+    );
+    return new Map(rows.map((r) => [r.name, { inherited: r.inherited }]));
+  }
+
+  /** A column Postgres refuses to add to a partition: added to the partitioned table at its root (it reaches every partition). */
+  private async addInherited(table: string, w: TargetColumn, clause: string): Promise<void> {
+    const { rows } = await this.client.query<{ root: string | null }>(
+      `with recursive up(rel, depth) as (select $1::regclass::oid, 0 union select i.inhparent, up.depth + 1 from pg_inherits i join up on i.inhrelid = up.rel)
+       select rel::regclass::text as root from up order by depth desc limit 1`,
+      [table],
+    );
+    if (rows[0]?.root && rows[0].root !== table)
+      await this.client.query(`alter table ${rows[0].root} add column if not exists ${quoteIdent(w.name)} ${w.type}${clause}`);
   }
 
   /** A column a partition or inheritance child holds from its parent: dropped where it was defined. */
@@ -267,7 +293,7 @@ export class TargetTables {
           'a change to this type (other than an enum label) is not replayed: values and checks may differ from the source from here on',
         );
     }
-    for (const snapshot of captured.tables ?? []) {
+    for (const snapshot of parentsFirst(captured.tables ?? [])) {
       if (this.only && !this.only.has(`${snapshot.schema}.${snapshot.name}`)) continue;
       // Rewritten: its rows follow whole (images), so it is emptied first and reshaped freely
       // (a USING expression is the source's to evaluate, not the replay's).
@@ -316,13 +342,17 @@ export class TargetTables {
 
   /** Brings the target table to a captured shape: renames by column number, then drops, adds and retypes. */
   private async reconcile(s: TableSnapshot): Promise<void> {
-    const columns: TargetColumn[] = s.columns.map((c) => ({
+    // A generated column is made and dropped here, but is no column of the table's rows: pgoutput
+    // sends none of it (as the base's tables hold none), so the table's columns leave it out.
+    const all: TargetColumn[] = s.columns.map((c) => ({
       name: c.name,
       attnum: c.attnum,
       typeOid: c.typeOid,
       typmod: c.typmod,
       type: c.type,
     }));
+    const generated = new Set(s.columns.filter((c) => c.generated).map((c) => c.name));
+    const columns = all.filter((c) => !generated.has(c.name));
     const constant = (d: string | null | undefined) => (d != null && isConstant(d) ? d : undefined);
     const q = (sql: string) => this.client.query(sql);
     const t = this.tables.get(s.oid) ?? (await this.existing(s));
@@ -344,11 +374,13 @@ export class TargetTables {
             `select 1 from pg_attribute where attrelid = $1::regclass and attname = $2 and not attisdropped`,
             [target, have.name],
           );
-          if (there.rowCount) await q(`alter table ${target} rename column ${quoteIdent(have.name)} to ${quoteIdent(c.name)}`);
+          // An inherited column was renamed with its parent.
+          if (there.rowCount && !(await this.heldColumns(target)).get(have.name)?.inherited)
+            await q(`alter table ${target} rename column ${quoteIdent(have.name)} to ${quoteIdent(c.name)}`);
           have.name = c.name;
         }
       }
-      await this.alterColumns(t, columns, (name) => {
+      await this.alterColumns(t, all, (name) => {
         // A column added with a default fills the rows that were there as Postgres did: with the
         // value it computed then (attmissingval), not with the default evaluated now. An identity
         // or generated column is filled by the replay (a rewrite's image then sets the source's values).
@@ -358,6 +390,12 @@ export class TargetTables {
         if (c.missing) return ` default ${quoteLiteral(missingValue(c.missing) ?? '')}::${c.type}`;
         return '';
       });
+      t.columns = columns;
+      // A generated column the source dropped (the table's columns never held it).
+      for (const [name] of await this.heldColumns(target)) {
+        if (!s.columns.some((c) => c.name === name))
+          await attempt(this.client, `alter table ${target} drop column if exists ${quoteIdent(name)}`);
+      }
       for (const c of s.columns) {
         if (c.generated) continue;
         const column = `alter table ${target} alter column ${quoteIdent(c.name)}`;
@@ -479,4 +517,15 @@ function columnClauses(c: TableSnapshot['columns'][number], constantDefault: str
   if (c.generated) return ` generated always as (${c.generated}) stored`;
   const identity = c.identity ? ` generated ${c.identity === 'a' ? 'always' : 'by default'} as identity` : '';
   return `${identity}${c.notNull ? ' not null' : ''}${!identity && constantDefault ? ` default ${constantDefault}` : ''}`;
+}
+
+/** Snapshots of one command with each partition after its parent: the parent's DDL reaches them first. */
+function parentsFirst(snapshots: TableSnapshot[]): TableSnapshot[] {
+  // `parent` is written as quote_ident writes names.
+  const byName = new Map(snapshots.map((s) => [displayQualified(s.schema, s.name), s]));
+  const depth = (s: TableSnapshot, seen = 0): number => {
+    const parent = s.parent ? byName.get(s.parent) : undefined;
+    return parent && seen < 32 ? 1 + depth(parent, seen + 1) : 0;
+  };
+  return [...snapshots].sort((a, b) => depth(a) - depth(b));
 }

@@ -147,7 +147,7 @@ create or replace function pgtape.type_shape(typ oid) returns jsonb language sql
         case when t.typdefault is not null then ' default ' || t.typdefault else '' end,
         case when t.typnotnull then ' not null' else '' end,
         coalesce((select string_agg(format(' constraint %I %s', k.conname, pg_get_constraintdef(k.oid)), '' order by k.conname)
-          from pg_constraint k where k.contypid = t.oid), ''))
+          from pg_constraint k where k.contypid = t.oid and k.contype = 'c'), ''))
       when 'c' then format('create type %s as (%s)', t.oid::regtype,
         (select string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' order by a.attnum)
            from pg_attribute a where a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped))
@@ -159,13 +159,20 @@ create or replace function pgtape.type_shape(typ oid) returns jsonb language sql
     end)
   from pg_type t join pg_namespace n on n.oid = t.typnamespace where t.oid = typ
 $f$;
--- Published tables among rels, with every partition and inheritance child below them.
+-- Published tables among rels, with every partition and inheritance child below them, and the
+-- partitioned tables above them (a parent's DDL reaches its partitions, and replay applies it
+-- there first). A partition is published when it or an ancestor is (publish_via_partition_root).
 create or replace function pgtape.published_tree(rels oid[]) returns oid[] language sql stable set search_path = pg_catalog as $f$
-  with recursive tree(rel) as (select unnest(rels) union select i.inhrelid from pg_inherits i join tree on i.inhparent = tree.rel)
-  select coalesce(array_agg(distinct tree.rel), '{}') from tree join pg_class c on c.oid = tree.rel join pg_namespace n on n.oid = c.relnamespace
+  with recursive tree(rel) as (select unnest(rels) union select i.inhrelid from pg_inherits i join tree on i.inhparent = tree.rel),
+  up(rel) as (select rel from tree union select i.inhparent from pg_inherits i join up on i.inhrelid = up.rel),
+  pub(rel) as (
+    select c.oid from pg_publication_tables p join pg_namespace n on n.nspname = p.schemaname
+      join pg_class c on c.relnamespace = n.oid and c.relname = p.tablename where p.pubname = ${pub}
+    union select i.inhrelid from pg_inherits i join pub on i.inhparent = pub.rel),
+  all_tables as (select exists (select 1 from pg_publication where pubname = ${pub} and puballtables) as yes)
+  select coalesce(array_agg(distinct up.rel), '{}') from up join pg_class c on c.oid = up.rel, all_tables
     where c.relkind in ('r', 'p')
-      and (exists (select 1 from pg_publication_tables p where p.pubname = ${pub} and p.schemaname = n.nspname and p.tablename = c.relname)
-        or (c.relkind = 'p' and exists (select 1 from pg_publication p where p.pubname = ${pub} and p.puballtables)))
+      and (up.rel in (select rel from pub) or (c.relkind = 'p' and (all_tables.yes or exists (select 1 from tree join pub on pub.rel = tree.rel))))
 $f$;
 create or replace function pgtape.note_rewrite() returns event_trigger language plpgsql set search_path = pg_catalog as $f$
 begin

@@ -115,6 +115,19 @@ const STEPS: [string, string[]][] = [
     ],
   ],
   ['a sequence advanced without a row', [`select nextval('counter') from generate_series(1, 5)`]],
+  [
+    'a domain with NOT NULL and a column added to a partitioned table',
+    [`create domain required as int not null`, `alter table parted add column note text`, `insert into parted values (6, 'b', 'noted')`],
+  ],
+  [
+    'a table with a generated column, indexed, then written',
+    [
+      `create table gen (a int primary key, g int generated always as (a * 2) stored)`,
+      `create index gen_a on gen (a)`,
+      `insert into gen values (1), (2)`,
+      `update gen set a = 3 where a = 1`,
+    ],
+  ],
 ];
 
 interface Point {
