@@ -102,8 +102,8 @@ const IMAGE_ROWS = 1000;
  * reading the catalog: that is a warning. Snapshots (not the statement's text) are recorded
  * because the text may hold several statements, or DML.
  */
-function installSql(publication: string): string {
-  const pub = quoteLiteral(publication);
+function installSql(): string {
+  const pub = PUBLICATION;
   return `
 create schema if not exists pgtape;
 create or replace function pgtape.table_shape(rel oid) returns jsonb language sql stable set search_path = pg_catalog as $f$
@@ -301,8 +301,23 @@ create event trigger pgtape_note_rewrite on table_rewrite execute function pgtap
 `;
 }
 
+/**
+ * The functions' bodies are dollar-quoted with `$f$`, and the publication's name (a literal inside
+ * them) is the operator's: a tag the name does not hold is used instead, so no name can end a body.
+ */
+function bodiesQuoted(sql: string, publication: string): string {
+  const literal = quoteLiteral(publication);
+  let tag = '$f$';
+  for (let n = 0; literal.includes(tag); n++) tag = `$f${n}$`;
+  // Functions as replacements: a `$` in them is taken as it is.
+  return sql.replaceAll('$f$', () => tag).replaceAll(PUBLICATION, () => literal);
+}
+
+/** Where the publication's name goes in installSql, once the bodies' quoting tag is chosen. */
+const PUBLICATION = '__pgtape_publication__';
+
 /** Installs (or refreshes) the DDL capture; needs a superuser, like any event trigger. */
 export async function installDdlCapture(client: pg.Client, publication: string, log: Logger): Promise<void> {
-  await client.query(installSql(publication));
+  await client.query(bodiesQuoted(installSql(), publication));
   log.info({ publication }, 'DDL capture installed (event triggers pgtape_capture_ddl, pgtape_capture_drop and pgtape_note_rewrite)');
 }

@@ -1,7 +1,9 @@
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { archiveArgs, logLines, pgtape } from '../support/cli.js';
 import { useSource } from '../support/fixture.js';
+import { dropSlotWhenFree } from '../support/tape.js';
 import { checksums } from '../support/oracle.js';
 import { replayIntoFresh } from '../support/replay-into.js';
 
@@ -75,6 +77,28 @@ describe('schema changes while archiving', () => {
       { column_name: 'n', column_default: null },
     ]);
     expect(created.indexes).toEqual(['b_pkey', 'b_v']);
+  });
+
+  it('installs the capture for a publication whose name holds what ends a function body', async () => {
+    const name = 'we$f$ird $f0$ pub';
+    await source.admin.query(`create publication "${name}" for all tables`);
+    const store = join(source.store.dir, '..', 'odd-publication');
+    try {
+      const r = await pgtape(
+        archiveArgs(source.db.url(), store, '--slot', 'oddpub', '--publication', name, '--capture-ddl', '--until', 'now'),
+      );
+      expect(r.code, r.stderr).toBe(0);
+      await source.admin.query('create table after_odd (id int primary key)');
+      const again = await pgtape(archiveArgs(source.db.url(), store, '--slot', 'oddpub', '--publication', name, '--until', 'now'));
+      expect(again.code, again.stderr).toBe(0);
+      const log = await pgtape(['log', '--store', store]);
+      expect(log.stdout).toMatch(/ddl CREATE TABLE public\.after_odd/);
+    } finally {
+      await dropSlotWhenFree(source.admin, 'oddpub').catch(() => {});
+      // The capture follows the archive's publication: put it back for the tests after this one.
+      const back = await pgtape(archiveArgs(source.db.url(), source.store.dir, '--capture-ddl', '--until', 'now'));
+      expect(back.code, back.stderr).toBe(0);
+    }
   });
 });
 
