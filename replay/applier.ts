@@ -53,6 +53,7 @@ export interface BaseToLoad {
  */
 export class Applier implements EffectSink {
   private readonly tables: TargetTables;
+  private readonly labels: EnumLabels;
   /** The base's whole schema (format 2); older bases carry their tables' shapes only. */
   private readonly restore: SchemaRestore | undefined;
   private baseLoaded = false;
@@ -64,7 +65,8 @@ export class Applier implements EffectSink {
     private readonly base: BaseToLoad,
     private readonly log: Logger,
   ) {
-    this.tables = new TargetTables(client, log, base.only, base.labels ?? new EnumLabels());
+    this.labels = base.labels ?? new EnumLabels();
+    this.tables = new TargetTables(client, log, base.only, this.labels);
     this.restore = base.schema.ddl
       ? new SchemaRestore(
           client,
@@ -72,9 +74,10 @@ export class Applier implements EffectSink {
           log,
           base.only,
           (fields, message) => this.tables.note(`${message}:${JSON.stringify(fields)}`, fields, message),
-          (schema, name) => {
-            const e = base.schema.enums.find((x) => x.schema === schema && x.name === name);
-            return e && base.labels ? base.labels.createEnum(schema, name, e.labels) : undefined;
+          (name) => {
+            // The base names its objects with quoteQualified.
+            const e = base.schema.enums.find((x) => quoteQualified(x.schema, x.name) === name);
+            return e && this.labels.createEnum(e.schema, e.name, e.labels);
           },
         )
       : undefined;
@@ -89,8 +92,8 @@ export class Applier implements EffectSink {
     const { store, base, manifest, schema, only } = this.base;
     const tables = schema.tables.filter((t) => !only || only.has(`${t.schema}.${t.name}`));
     if (this.restore) await this.restore.preData();
-    else for (const sql of baseDdl({ ...schema, tables }, this.base.labels ?? new EnumLabels())) await this.client.query(sql);
-    for (const l of this.base.labels?.guessed() ?? []) {
+    else for (const sql of baseDdl({ ...schema, tables }, this.labels)) await this.client.query(sql);
+    for (const l of this.labels.guessed()) {
       this.tables.note(
         `label:${l.type}:${l.label}`,
         l,

@@ -6,19 +6,6 @@ import type { EnumLabels } from './enum-labels.js';
 // Captured DDL other than table shapes, applied at its point (docs/ARCHITECTURE.md, "Schema
 // changes"): objects dropped, types created or altered, and the rows of rewritten tables.
 
-/** Runs `sql` in a savepoint: a statement the replay database refuses is reported, not fatal. */
-export async function attempt(client: pg.Client, sql: string, params: unknown[] = []): Promise<Error | undefined> {
-  await client.query('savepoint pgtape_ddl');
-  try {
-    await client.query(sql, params);
-    await client.query('release savepoint pgtape_ddl');
-    return undefined;
-  } catch (err) {
-    await client.query('rollback to savepoint pgtape_ddl');
-    return err as Error;
-  }
-}
-
 /** Drop order: what hangs on a table first, then types, then schemas. */
 const DROP_ORDER = ['trigger', 'rule', 'policy', 'table constraint', 'index', 'type', 'domain', 'schema'];
 

@@ -1,9 +1,10 @@
 import type pg from 'pg';
 import { UserError } from '../src/core/errors.js';
 import type { Logger } from '../src/core/log.js';
-import { displayQualified, quoteIdent, quoteQualified } from '../src/core/sql.js';
+import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../src/core/sql.js';
 import type { BaseDdl, SchemaObject } from '../src/log/bases.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
+import { attempt } from './savepoint.js';
 
 // A base's schema (format 2) restored as pg_restore restores a dump, around the rows: pre-data
 // before them; the primary keys right after (the set-based apply finds rows by key); everything
@@ -25,8 +26,8 @@ export class SchemaRestore {
     private readonly only: Set<string> | undefined,
     /** Where the replay differs from the source: logged and recorded in replay.json. */
     private readonly warn: (fields: Record<string, unknown>, message: string) => void = (fields, message) => log.warn(fields, message),
-    /** The statement that makes an enum type with every label the replay will need (EnumLabels), if it differs from the base's. */
-    private readonly enumSql: (schema: string, name: string) => string | undefined = () => undefined,
+    /** The statement that makes an enum type (by its qualified name) with every label the replay will need (EnumLabels). */
+    private readonly enumSql: (name: string) => string | undefined = () => undefined,
   ) {}
 
   /** Types, functions, sequences, tables and views: before the rows. */
@@ -84,15 +85,9 @@ export class SchemaRestore {
       const r = rows[0];
       if (!r) continue;
       const extreme = BigInt(r.increment) < 0n ? 'min' : 'max';
-      const held = r.owner && r.column ? `(select ${extreme}(${quoteIdent(r.column)})::numeric from ${r.owner})` : 'null';
-      await this.run([
-        {
-          kind: 'sequence value',
-          name,
-          sql: [
-            `select setval('${r.seq.replace(/'/g, "''")}', v::bigint, true) from (select ${extreme === 'max' ? 'greatest' : 'least'}(${/^-?\d+$/.test(value) ? `${value}::numeric` : 'null'}, ${held}) as v) x where v is not null`,
-          ],
-        },
+      await this.setSequence(r.seq, extreme, [
+        ...(/^-?\d+$/.test(value) ? [`${value}::numeric`] : []),
+        ...(r.owner && r.column ? [`(select ${extreme}(${quoteIdent(r.column)})::numeric from ${r.owner})`] : []),
       ]);
     }
   }
@@ -124,16 +119,21 @@ export class SchemaRestore {
         ...(known !== null && known !== undefined ? [`${known}::numeric`] : []),
         ...columns.map((c) => `(select ${extreme}(${quoteIdent(c.column)})::numeric from ${quoteQualified(c.schema, c.table)})`),
       ];
-      if (!candidates.length) continue;
-      const value = `${extreme === 'max' ? 'greatest' : 'least'}(${candidates.join(', ')})`;
-      await this.run([
-        {
-          kind: 'sequence value',
-          name: seq,
-          sql: [`select setval('${seq.replace(/'/g, "''")}', v::bigint, true) from (select ${value} as v) x where v is not null`],
-        },
-      ]);
+      await this.setSequence(seq, extreme, candidates);
     }
+  }
+
+  /** Sets a sequence to the furthest of `candidates` (SQL numeric expressions) in its direction, if any is known. */
+  private async setSequence(seq: string, extreme: 'min' | 'max', candidates: string[]): Promise<void> {
+    if (!candidates.length) return;
+    const value = `${extreme === 'max' ? 'greatest' : 'least'}(${candidates.join(', ')})`;
+    await this.run([
+      {
+        kind: 'sequence value',
+        name: seq,
+        sql: [`select setval(${quoteLiteral(seq)}, v::bigint, true) from (select ${value} as v) x where v is not null`],
+      },
+    ]);
   }
 
   private wanted(o: SchemaObject): boolean {
@@ -175,18 +175,12 @@ export class SchemaRestore {
         // Outside a savepoint: Postgres lets rows use a label added to an enum later in the same
         // transaction only when the type was created at its top level (a label added at its point
         // by captured DDL would otherwise be an "unsafe use of new value").
-        const [, schema, name] = /^"((?:[^"]|"")*)"\."((?:[^"]|"")*)"$/.exec(o.name) ?? [];
-        const made = schema !== undefined ? this.enumSql(schema.replace(/""/g, '"'), name!.replace(/""/g, '"')) : undefined;
-        for (const sql of made ? [made] : o.sql) await this.client.query(sql);
+        for (const sql of [this.enumSql(o.name) ?? o.sql].flat()) await this.client.query(sql);
         continue;
       }
-      await this.client.query('savepoint pgtape_object');
-      try {
-        for (const sql of o.sql) await this.client.query(sql);
-        await this.client.query('release savepoint pgtape_object');
-      } catch (err) {
-        await this.client.query('rollback to savepoint pgtape_object');
-        const why = (err as Error).message;
+      const failed = await attempt(this.client, o.sql);
+      if (failed) {
+        const why = failed.message;
         if (o.kind === 'extension') await this.extensionWithoutVersion(o, why);
         else if (ESSENTIAL.has(o.kind)) this.failedTables.set(o.table ?? o.name, `${o.kind} ${o.name}: ${why}`);
         else this.warn({ object: `${o.kind} ${o.name}`, err: why }, 'not in the replay: recreating this object failed');
@@ -199,24 +193,20 @@ export class SchemaRestore {
    * instead, and said; lacking the extension altogether is an error naming it.
    */
   private async extensionWithoutVersion(o: SchemaObject, why: string): Promise<void> {
-    await this.client.query('savepoint pgtape_object');
-    try {
-      await this.client.query(o.sql[0]!.replace(/ VERSION '(?:[^']|'')*'$/, ''));
-      await this.client.query('release savepoint pgtape_object');
-      const { rows } = await this.client.query<{ v: string }>('select extversion as v from pg_extension where extname = $1', [
-        o.name.slice(1, -1).replace(/""/g, '"'),
-      ]);
-      this.warn(
-        { extension: o.name, made: rows[0]?.v, err: why },
-        "the replay server lacks the source's version of this extension: its own version was made instead",
-      );
-    } catch (err) {
-      await this.client.query('rollback to savepoint pgtape_object');
+    const failed = await attempt(this.client, o.sql[0]!.replace(/ VERSION '(?:[^']|'')*'$/, ''));
+    if (failed) {
       throw new UserError(
-        `the replay server has no extension ${o.name}, which the archived database uses (${(err as Error).message})`,
+        `the replay server has no extension ${o.name}, which the archived database uses (${failed.message})`,
         'install it on the replay server (its contrib package, or the extension itself), or replay on a server that has it',
       );
     }
+    const { rows } = await this.client.query<{ v: string }>('select extversion as v from pg_extension where extname = $1', [
+      o.name.slice(1, -1).replace(/""/g, '"'),
+    ]);
+    this.warn(
+      { extension: o.name, made: rows[0]?.v, err: why },
+      "the replay server lacks the source's version of this extension: its own version was made instead",
+    );
   }
 
   private failIfTablesFailed(): void {

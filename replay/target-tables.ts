@@ -10,7 +10,8 @@ import type { BaseTable } from '../src/log/bases.js';
 import { sameColumnTypes, type RelationDef } from '../src/segment/format.js';
 import type { CapturedDdl, DroppedObject, TableImage, TableSnapshot } from '../src/source/ddl-capture.js';
 import type { EnumLabels } from './enum-labels.js';
-import { applyImage, attempt, dropStatement, inDropOrder, missingValue, reconcileType } from './captured-ddl.js';
+import { applyImage, dropStatement, inDropOrder, missingValue, reconcileType } from './captured-ddl.js';
+import { attempt } from './savepoint.js';
 
 export interface TargetColumn {
   name: string;
@@ -211,12 +212,14 @@ export class TargetTables {
     t.stagedColumns = undefined;
   }
 
-  private async heldColumns(target: string): Promise<Map<string, { inherited: boolean }>> {
-    const { rows } = await this.client.query<{ name: string; inherited: boolean }>(
-      `select attname as name, attinhcount > 0 as inherited from pg_attribute where attrelid = $1::regclass and attnum > 0 and not attisdropped`,
+  /** The replay's own columns of a table: whether each is inherited, and its identity kind (`a`, `d` or ''). */
+  private async heldColumns(target: string): Promise<Map<string, { inherited: boolean; identity: string }>> {
+    const { rows } = await this.client.query<{ name: string; inherited: boolean; identity: string }>(
+      `select attname as name, attinhcount > 0 as inherited, attidentity as identity from pg_attribute
+        where attrelid = $1::regclass and attnum > 0 and not attisdropped`,
       [target],
     );
-    return new Map(rows.map((r) => [r.name, { inherited: r.inherited }]));
+    return new Map(rows.map((r) => [r.name, { inherited: r.inherited, identity: r.identity }]));
   }
 
   /** A column Postgres refuses to add to a partition: added to the partitioned table at its root (it reaches every partition). */
@@ -366,17 +369,14 @@ export class TargetTables {
       await this.move(t, s.schema, s.name);
       await this.followPartitioning(s);
       const target = quoteQualified(t.schema, t.name);
+      const before = await this.heldColumns(target);
       for (const c of s.columns) {
         const have = t.columns.find((x) => x.attnum === c.attnum);
         if (have && have.name !== c.name) {
-          // Renamed already when the source renamed it on a parent (the replay recursed too).
-          const there = await this.client.query(
-            `select 1 from pg_attribute where attrelid = $1::regclass and attname = $2 and not attisdropped`,
-            [target, have.name],
-          );
-          // An inherited column was renamed with its parent.
-          if (there.rowCount && !(await this.heldColumns(target)).get(have.name)?.inherited)
-            await q(`alter table ${target} rename column ${quoteIdent(have.name)} to ${quoteIdent(c.name)}`);
+          // Gone already when the source renamed it on a parent (the replay recursed too); an
+          // inherited column is renamed with its parent.
+          const own = before.get(have.name);
+          if (own && !own.inherited) await q(`alter table ${target} rename column ${quoteIdent(have.name)} to ${quoteIdent(c.name)}`);
           have.name = c.name;
         }
       }
@@ -385,14 +385,15 @@ export class TargetTables {
         // value it computed then (attmissingval), not with the default evaluated now. An identity
         // or generated column is filled by the replay (a rewrite's image then sets the source's values).
         const c = s.columns.find((x) => x.name === name)!;
-        if (c.generated) return ` generated always as (${c.generated}) stored`;
-        if (c.identity) return ` generated ${c.identity === 'a' ? 'always' : 'by default'} as identity`;
+        if (c.generated) return generatedClause(c.generated);
+        if (c.identity) return identityClause(c.identity);
         if (c.missing) return ` default ${quoteLiteral(missingValue(c.missing) ?? '')}::${c.type}`;
         return '';
       });
       t.columns = columns;
+      const held = await this.heldColumns(target);
       // A generated column the source dropped (the table's columns never held it).
-      for (const [name] of await this.heldColumns(target)) {
+      for (const [name] of held) {
         if (!s.columns.some((c) => c.name === name))
           await attempt(this.client, `alter table ${target} drop column if exists ${quoteIdent(name)}`);
       }
@@ -410,15 +411,8 @@ export class TargetTables {
           return !failed;
         };
         await tried(`${column} ${c.notNull ? 'set' : 'drop'} not null`, 'a NOT NULL change');
-        const isIdentity =
-          (
-            await this.client.query<{ i: string }>(
-              `select attidentity as i from pg_attribute where attrelid = $1::regclass and attname = $2`,
-              [target, c.name],
-            )
-          ).rows[0]?.i ?? '';
-        if (c.identity && !isIdentity)
-          await tried(`${column} add generated ${c.identity === 'a' ? 'always' : 'by default'} as identity`, 'an identity');
+        const isIdentity = held.get(c.name)?.identity ?? '';
+        if (c.identity && !isIdentity) await tried(`${column} add${identityClause(c.identity)}`, 'an identity');
         if (!c.identity && isIdentity) await tried(`${column} drop identity`, 'an identity dropped');
         if (c.identity) continue;
         if (c.default) {
@@ -514,9 +508,18 @@ export class TargetTables {
 
 /** A captured column's clauses when its table is created: generated, identity, not null, a constant default. */
 function columnClauses(c: TableSnapshot['columns'][number], constantDefault: string | undefined): string {
-  if (c.generated) return ` generated always as (${c.generated}) stored`;
-  const identity = c.identity ? ` generated ${c.identity === 'a' ? 'always' : 'by default'} as identity` : '';
+  if (c.generated) return generatedClause(c.generated);
+  const identity = c.identity ? identityClause(c.identity) : '';
   return `${identity}${c.notNull ? ' not null' : ''}${!identity && constantDefault ? ` default ${constantDefault}` : ''}`;
+}
+
+function generatedClause(expression: string): string {
+  return ` generated always as (${expression}) stored`;
+}
+
+/** `a` (always) or `d` (by default), as pg_attribute.attidentity says. */
+function identityClause(identity: string): string {
+  return ` generated ${identity === 'a' ? 'always' : 'by default'} as identity`;
 }
 
 /** Snapshots of one command with each partition after its parent: the parent's DDL reaches them first. */

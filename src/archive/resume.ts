@@ -90,12 +90,7 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
     await refuseForeignSlot(client, options.slot, facts.database);
     lease = await WriterLease.acquire(store, options.slot, log);
     await ensureStream(store, candidate);
-    createdPublication = await ensurePublication(
-      client,
-      options.publication,
-      { create: options.createPublication, force: options.force },
-      log,
-    );
+    createdPublication = await ensurePublication(client, options.publication, log);
     await warnOfRowFilters(client, options.publication, facts.serverVersion, log);
     await warnOfEmptyPublication(client, options.publication, log);
     if (options.captureDdl) await installCapture(client, options.publication, log);

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { s3EndpointOption, storeOption, selectedTables, tableOption, tablesOption } from './options.js';
-import { emphasis, LineWriter } from '../core/output.js';
+import { emphasis, LineWriter, sayWarning } from '../core/output.js';
 import { openStore } from '../store/open.js';
 import { pairs } from '../audit/row-text.js';
 import { readTransactions, type LoggedChange, type LoggedTransaction } from '../audit/transactions.js';
@@ -68,9 +68,9 @@ export function logCommand(): Command {
       const from = opts.from ? parseTarget(opts.from, '--from') : undefined;
       const range = await resolveRange(index, from, opts.to ? parseTarget(opts.to) : undefined, true);
       if (await beforeFirstBase(index, from)) {
-        process.stderr.write(
-          `pgtape: --from ${opts.from} is before the archive begins (${await firstBaseDescription(index)}): ` +
-            'what changed before it was never recorded; listing from the first recorded transaction\n',
+        sayWarning(
+          `--from ${opts.from} is before the archive begins (${await firstBaseDescription(index)}): ` +
+            'what changed before it was never recorded; listing from the first recorded transaction',
         );
       }
       await refuseUnknownTables(index, tables, range.segments);

@@ -6,7 +6,7 @@ import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { verifyArchive, type Finding, type VerifySummary } from '../audit/verify.js';
 import { indexArchive } from '../log/archive-index.js';
-import { resolvePoint } from '../log/resolve.js';
+import { refuseReversed, resolvePoint } from '../log/resolve.js';
 import { parseTarget } from '../log/target.js';
 
 /** LSN targets need nothing from the store; the others are found through the segments' headers. */
@@ -33,9 +33,7 @@ export function verifyCommand(): Command {
     .action(async (opts) => {
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       const range = { from: await point(store, opts.from, '--from'), to: await point(store, opts.to, '--to') };
-      if (range.from !== undefined && range.to !== undefined && range.from > range.to) {
-        throw new UserError(`--from ${opts.from} is after --to ${opts.to}`, 'swap them: --from names the earlier point');
-      }
+      refuseReversed(range.from, range.to, opts.from, opts.to);
       const run = verifyArchive(store, range);
       const broken: Finding[] = [];
       let next = await run.next();

@@ -39,3 +39,8 @@ export function emphasis(stream: NodeJS.WriteStream = process.stdout): (text: st
   const on = stream.isTTY === true && !process.env.NO_COLOR;
   return on ? (text) => `\u001b[1;33m${text}\u001b[0m` : (text) => text;
 }
+
+/** A warning for the person at the terminal, beside the command's output (not a log line). */
+export function sayWarning(message: string): void {
+  process.stderr.write(`pgtape: warning: ${message}\n`);
+}

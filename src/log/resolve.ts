@@ -1,5 +1,6 @@
 import { UserError } from '../core/errors.js';
 import { formatLsn } from '../core/lsn.js';
+import { sayWarning } from '../core/output.js';
 import { MARK_PREFIX } from '../source/logical-messages.js';
 import {
   coverage,
@@ -25,7 +26,7 @@ export async function resolvePoint(
   index: ArchiveIndex,
   target: Target,
   exclusive: boolean,
-  warn: (message: string) => void = (message) => process.stderr.write(`pgtape: warning: ${message}\n`),
+  warn: (message: string) => void = sayWarning,
 ): Promise<bigint | undefined> {
   const last = index.segments.at(-1);
   const end = last?.endLsn ?? index.bases.at(-1)?.lsn ?? 0n;
@@ -114,13 +115,14 @@ export async function resolveRange(
   const end = lastWithCommits(index)?.header?.lastCommitLsn ?? index.bases.at(-1)?.lsn;
   const after = from ? ((await resolvePoint(index, from, false)) ?? end) : undefined;
   const upTo = to ? await resolvePoint(index, to, false) : undefined;
-  if (after !== undefined && upTo !== undefined && after > upTo) {
-    throw new UserError(
-      `--from ${describeTarget(from!)} is after --to ${describeTarget(to!)}`,
-      'swap them: --from names the earlier point',
-    );
-  }
+  refuseReversed(after, upTo, describeTarget(from ?? { kind: 'latest' }), describeTarget(to ?? { kind: 'latest' }));
   return { after, upTo, segments: segmentsBetween(index, after, upTo, acrossDiscontinuities) };
+}
+
+/** Refuses `--from` resolving after `--to` (each as the user gave it). */
+export function refuseReversed(from: bigint | undefined, to: bigint | undefined, fromText: string, toText: string): void {
+  if (from !== undefined && to !== undefined && from > to)
+    throw new UserError(`--from ${fromText} is after --to ${toText}`, 'swap them: --from names the earlier point');
 }
 
 /** Whether a transaction committed at `commitLsn` lies in the range. */

@@ -111,15 +111,12 @@ export async function publicationProblem(
   return undefined;
 }
 
-/** Returns whether it created the publication (a start refused later drops it again). */
-export async function ensurePublication(
-  client: pg.Client,
-  publication: string,
-  options: { create: boolean; force: boolean },
-  log: Logger,
-): Promise<boolean> {
-  const problem = await publicationProblem(client, publication, options);
-  if (problem) throw problem;
+/**
+ * Creates the publication if it is missing — once publicationProblem has allowed it (the start's
+ * read-only checks come first) — and warns of published tables without a replica identity.
+ * Returns whether it created it (a start refused later drops it again).
+ */
+export async function ensurePublication(client: pg.Client, publication: string, log: Logger): Promise<boolean> {
   const { rows } = await client.query('select 1 from pg_publication where pubname = $1', [publication]);
   let created = false;
   if (rows.length === 0) {
