@@ -65,6 +65,11 @@ export class TargetTables {
     return this.tables.values();
   }
 
+  /** The source's oid of each table, by its name now (what a base compacted from this replay records). */
+  sourceOids(): Map<string, number> {
+    return new Map([...this.tables].map(([oid, t]) => [JSON.stringify([t.schema, t.name]), oid]));
+  }
+
   /** The target table of a relation, created or brought to the relation's shape first. */
   async of(rel: RelationDef): Promise<TargetTable> {
     const t = this.tables.get(rel.oid);
@@ -287,6 +292,7 @@ export class TargetTables {
       this.tables.delete(d.oid);
     }
     for (const o of inDropOrder(captured.droppedObjects ?? [])) await this.dropObject(o);
+    for (const schema of captured.schemas ?? []) await this.client.query(`create schema if not exists ${schema}`);
     for (const type of captured.types ?? []) {
       const done = await reconcileType(this.client, type, this.labels);
       if (done === 'unfollowed')
@@ -308,6 +314,13 @@ export class TargetTables {
       await this.reconcile(snapshot);
     }
     if (captured.image) await this.image(captured.image);
+    for (const u of captured.unfollowed ?? []) {
+      this.warnOnce(
+        `unfollowed:${u.kind}:${u.identity}`,
+        { object: `${u.kind} ${u.identity}`, tag: captured.tag },
+        'made or altered after the base, and not replayed (views, functions, triggers and sequences come with the next base)',
+      );
+    }
     for (const u of captured.unknown ?? []) {
       this.warnOnce(`unknown:${u.schema}.${u.name}`, { table: `${u.schema}.${u.name}` }, `the replay may differ from the source: ${u.why}`);
     }

@@ -228,6 +228,8 @@ function describeDdl(c: CapturedDdl): string | undefined {
     ...(c.dropped ?? []).map((t) => `dropped table ${shownName(t)}`),
     ...(c.droppedObjects ?? []).map((o) => `dropped ${o.type} ${o.identity}`),
     ...(c.unknown ?? []).map((u) => `${shownName(u)} unknown from here on`),
+    ...(c.schemas ?? []).map((name) => `schema ${name}`),
+    ...(c.unfollowed ?? []).map((u) => `${u.kind} ${u.identity} (not replayed)`),
   ];
   return `${c.tag} ${objects.join(', ')}`.trim();
 }

@@ -80,6 +80,10 @@ export interface CapturedDdl {
   types?: TypeSnapshot[];
   droppedObjects?: DroppedObject[];
   image?: TableImage;
+  /** Schemas the command created (quoted as Postgres quotes them). */
+  schemas?: string[];
+  /** Objects the command made or altered that replay does not follow (views, functions, triggers, sequences …). */
+  unfollowed?: { kind: string; identity: string }[];
   /** Tables this command rewrote: their rows follow as images (the replay empties them before reshaping). */
   rewritten?: number[];
   /** Tables whose rows after this command could not be captured (a row filter or column list): unknown to a replay from here on. */
@@ -190,6 +194,8 @@ declare
   row_ jsonb;
   first boolean;
   filtered_rels oid[] := '{}';
+  schemas jsonb;
+  unfollowed jsonb;
   n int;
 begin
   -- Reading the catalog may fail without failing the application's DDL (a warning instead). The
@@ -219,8 +225,19 @@ begin
      where (t.typtype in ('e', 'd', 'r') or (t.typtype = 'c' and (select relkind from pg_class where oid = t.typrelid) = 'c'))
        and t.typnamespace <> 'pgtape'::regnamespace
        and not exists (select 1 from pg_depend e where e.classid = 'pg_type'::regclass and e.objid = t.oid and e.deptype = 'e');
-    if cardinality(rels) > 0 or cardinality(typs) > 0 or cardinality(filtered_rels) > 0 then
-      payload := jsonb_strip_nulls(jsonb_build_object('tag', tg_tag,
+    -- Schemas created are followed as such; every other kind of object a command made or altered
+    -- that replay does not follow (views, functions, triggers, sequences other than identities',
+    -- extensions …) is named, so that the replay says so instead of differing silently.
+    select jsonb_agg(distinct d.object_identity) filter (where d.object_type = 'schema'),
+           jsonb_agg(distinct jsonb_build_object('kind', d.object_type, 'identity', d.object_identity))
+             filter (where d.object_type not in ('schema', 'table', 'index', 'type', 'domain', 'composite type', 'table constraint', 'table column')
+               and not (d.object_type = 'sequence' and exists (select 1 from pg_depend i where i.classid = 'pg_class'::regclass
+                          and i.objid = d.objid and i.deptype = 'i')))
+      into schemas, unfollowed
+      from pg_event_trigger_ddl_commands() d
+     where not d.in_extension and d.schema_name is distinct from 'pgtape' and d.object_identity is distinct from 'pgtape';
+    if cardinality(rels) > 0 or cardinality(typs) > 0 or cardinality(filtered_rels) > 0 or schemas is not null or unfollowed is not null then
+      payload := jsonb_strip_nulls(jsonb_build_object('tag', tg_tag, 'schemas', schemas, 'unfollowed', unfollowed,
         'tables', (select jsonb_agg(pgtape.table_shape(r)) from unnest(rels) r),
         'types', (select jsonb_agg(pgtape.type_shape(t)) from unnest(typs) t),
         'rewritten', (select jsonb_agg(r::int) from unnest(rewritten) r),
