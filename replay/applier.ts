@@ -323,6 +323,11 @@ export class Applier implements EffectSink {
   }
 
   /** Final row counts of the replayed tables. */
+  /** The source's oid of each table replayed, by name (see TargetTables.sourceOids). */
+  sourceOids(): Map<string, number> {
+    return this.tables.sourceOids();
+  }
+
   async countRows(): Promise<TableRows[]> {
     const out: TableRows[] = [];
     for (const t of this.tables.all()) {

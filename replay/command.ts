@@ -4,6 +4,7 @@ import { UserError } from '../src/core/errors.js';
 import { createLogger } from '../src/core/log.js';
 import { parseBytes } from '../src/core/units.js';
 import { openStore } from '../src/store/open.js';
+import { compactBase, sayCompacted } from './compact.js';
 import { replayIntoCsv, replayIntoDatabase, replayIntoPgdata } from './outputs.js';
 import { parseTarget, type Target } from '../src/log/target.js';
 import type { Store } from '../src/store/store.js';
@@ -85,5 +86,28 @@ export function replayCommand(): Command {
       } else {
         await replayIntoCsv(opts.csv, options);
       }
+    });
+}
+
+export function compactCommand(): Command {
+  return new Command('compact')
+    .description(
+      'make a new base from the archive alone (the newest base and the changes after it), so replays start closer to their target; the source is not touched',
+    )
+    .addOption(storeOption())
+    .addOption(s3EndpointOption())
+    .option('--to <target>', 'the point of the new base: latest, lsn:<X/Y>, xid:<n>, time:<ISO 8601>, name:<mark>', 'latest')
+    .option('--memory <size>', 'memory for folding changes, as for replay', '512MiB')
+    .addHelpText(
+      'after',
+      "\nThe archive is replayed into a scratch cluster of the source's PostgreSQL version (its server binaries are\n" +
+        'needed), which is then copied as a base at the end of the last transaction folded. Prints its LSN.\n' +
+        '\nExample:\n  pgtape compact --store ./tape',
+    )
+    .action(async (opts) => {
+      const target = parseTarget(opts.to, '--to', false);
+      const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      const compacted = await compactBase({ store, target, memoryBytes: parseBytes(opts.memory, '--memory', 1), log: createLogger() });
+      sayCompacted(compacted, target);
     });
 }

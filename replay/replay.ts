@@ -45,14 +45,20 @@ export interface ReplayReport {
  * the given connection, so a failure (a damaged segment found at its end, say) leaves nothing.
  * `plan` comes from prepareReplay, which every output runs before touching a database.
  */
-export async function replay(client: pg.Client, options: ReplayOptions, plan: ReplayPlan): Promise<ReplayReport> {
+export async function replay(
+  client: pg.Client,
+  options: ReplayOptions,
+  plan: ReplayPlan,
+  /** Filled, when given, with the source's oid of each table replayed (pgtape compact needs them). */
+  sourceOids?: Map<string, number>,
+): Promise<ReplayReport> {
   // A value that needs an enum label the replay's type lacks fails the (one) transaction: it is
   // rolled back and made again with the label in the type from its creation (EnumLabels).
   const labels = new EnumLabels();
   const detached = new DetachedPartitions();
   for (;;) {
     try {
-      return await replayOnce(client, options, plan, labels, detached);
+      return await replayOnce(client, options, plan, labels, detached, sourceOids);
     } catch (err) {
       const label = labels.learn(err);
       const partition = label ? undefined : detached.learn(err);
@@ -70,6 +76,7 @@ async function replayOnce(
   plan: ReplayPlan,
   labels: EnumLabels,
   detached: DetachedPartitions,
+  sourceOids: Map<string, number> | undefined,
 ): Promise<ReplayReport> {
   const started = Date.now();
   const { store, log } = options;
@@ -98,6 +105,7 @@ async function replayOnce(
   await applier.finish();
   progress.stop(planner.changes);
   const tables = await applier.countRows();
+  for (const [name, oid] of applier.sourceOids()) sourceOids?.set(name, oid);
   const committing = Date.now();
   await client.query('commit');
   log.debug({ ms: Date.now() - committing }, 'committed');
@@ -112,7 +120,8 @@ async function replayOnce(
     batches: planner.batchCount,
     seconds: (Date.now() - started) / 1000,
     store: store.description,
-    warnings: applier.warnings,
+    // A compacted base carries what the replay that made it warned of: still true of this one.
+    warnings: [...(plan.schema.compactedFrom?.warnings ?? []), ...applier.warnings],
   };
   log.info({ resolved, changesApplied: report.changesApplied, seconds: report.seconds }, 'replay done');
   return report;

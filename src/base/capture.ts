@@ -38,6 +38,11 @@ export async function captureBase(options: {
   snapshot: string;
   facts: SourceFacts;
   log: Logger;
+  /**
+   * Changes the schema read before anything is stored (a base compacted from the archive keeps
+   * the source's table oids and facts); throwing here stores nothing.
+   */
+  amend?: (schema: BaseSchema) => void;
 }): Promise<BaseManifest> {
   const { store, log } = options;
   const prefix = basePrefix(options.lsn);
@@ -59,6 +64,7 @@ export async function captureBase(options: {
       ...(await readPublishedSchema(client, options.publication, options.facts.serverVersion)),
       ddl: await readBaseDdl(client, options.publication),
     };
+    options.amend?.(schema);
     for (const what of schema.ddl!.notRestored) log.warn({ object: what }, 'the base cannot recreate this object: replays will lack it');
     await warnOfLargeObjects(client, log);
     const manifest: BaseManifest = { formatVersion: BASE_FORMAT_VERSION, lsn: schema.lsn, takenAt: '', schemaSha256: '', tables: [] };

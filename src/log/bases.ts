@@ -62,6 +62,11 @@ export interface BaseSchema {
   tables: BaseTable[];
   /** Format 2: the whole schema, to run around the rows. */
   ddl?: BaseDdl;
+  /**
+   * A base compacted from the archive (pgtape compact): the base it was folded from, and what the
+   * replay that made it warned of — a replay from this base inherits those differences.
+   */
+  compactedFrom?: { lsn: string; warnings: { message: string; [field: string]: unknown }[] };
 }
 
 // The schema as statements (format 2): what base/ddl/ reads from the catalog and replay runs,

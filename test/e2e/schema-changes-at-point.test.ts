@@ -1,3 +1,4 @@
 import { schemaChangesOracle } from '../support/schema-changes-oracle.js';
 
-schemaChangesOracle();
+// On the suite's version, compacted bases too (pgtape compact).
+schemaChangesOracle({ compact: true });

@@ -167,8 +167,32 @@ async function recordHistory(source: SourceFixture, points: Point[], ...options:
   expect(r.code, r.stderr).toBe(0);
 }
 
+/** Replays every point from the store as it is now and compares it with the source then; returns the base each replay started from. */
+async function replaysEveryPoint(source: SourceFixture, points: Point[]): Promise<string[]> {
+  const used: string[] = [];
+  for (const p of points) {
+    const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `name:${p.mark}`], async (c) => ({
+      sums: await checksums(c),
+      schema: await describeSchema(c),
+      sequences: await sequenceValues(c),
+    }));
+    expect(r.code, `${p.step}: ${r.stderr}`).toBe(0);
+    used.push((JSON.parse(r.stdout) as { base: { key: string } }).base.key);
+    expect(seen!.sums, `rows after: ${p.step}`).toEqual(p.sums);
+    expect(seen!.schema, `schema after: ${p.step}`).toEqual(p.schema);
+    // Recorded with the mark: every sequence the base holds stands where the source's stood.
+    for (const [name, value] of Object.entries(seen!.sequences)) {
+      if (name === 'public.counter' || p.sequences[name] !== undefined)
+        expect(value, `sequence ${name} after: ${p.step}`).toBe(p.sequences[name]);
+    }
+    const warnings = logLines(r.stderr).filter((l) => l.level === 40);
+    expect(warnings, `warnings after: ${p.step}`).toEqual([]);
+  }
+  return used;
+}
+
 /** The schema-change oracle on one Postgres major (the suite's by default). */
-export function schemaChangesOracle(options: { major?: number } = {}): void {
+export function schemaChangesOracle(options: { major?: number; compact?: boolean } = {}): void {
   const on = options.major ? { major: options.major } : {};
   const version = `Postgres ${options.major ?? TEST_PG_MAJOR}`;
   describe(`schema changes after the base replay at their point (--capture-ddl, ${version})`, () => {
@@ -179,24 +203,31 @@ export function schemaChangesOracle(options: { major?: number } = {}): void {
 
     it('replays every point to the source as it was: rows, schema and sequences', async () => {
       expect(points).toHaveLength(STEPS.length);
-      for (const p of points) {
-        const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `name:${p.mark}`], async (c) => ({
-          sums: await checksums(c),
-          schema: await describeSchema(c),
-          sequences: await sequenceValues(c),
-        }));
-        expect(r.code, `${p.step}: ${r.stderr}`).toBe(0);
-        expect(seen!.sums, `rows after: ${p.step}`).toEqual(p.sums);
-        expect(seen!.schema, `schema after: ${p.step}`).toEqual(p.schema);
-        // Recorded with the mark: every sequence the base holds stands where the source's stood.
-        for (const [name, value] of Object.entries(seen!.sequences)) {
-          if (name === 'public.counter' || p.sequences[name] !== undefined)
-            expect(value, `sequence ${name} after: ${p.step}`).toBe(p.sequences[name]);
-        }
-        const warnings = logLines(r.stderr).filter((l) => l.level === 40);
-        expect(warnings, `warnings after: ${p.step}`).toEqual([]);
-      }
+      await replaysEveryPoint(source, points);
     });
+
+    if (options.compact) {
+      it('compacted bases (pgtape compact) replay every later point the same, and verify accepts them', async () => {
+        const bases: string[] = [];
+        for (const mark of [points[3]!.mark, points[9]!.mark, 'latest']) {
+          const r = await pgtape(['compact', '--store', source.store.dir, '--to', mark === 'latest' ? mark : `name:${mark}`]);
+          expect(r.code, r.stderr).toBe(0);
+          bases.push(r.stdout.trim());
+        }
+        expect(new Set(bases).size, 'three new bases').toBe(3);
+        const again = await pgtape(['compact', '--store', source.store.dir]);
+        expect(again.code, again.stderr).toBe(0);
+        expect(again.stdout.trim(), 'nothing to compact: the newest base').toBe(bases[2]);
+        expect(again.stderr).toMatch(/nothing to compact/);
+        const used = await replaysEveryPoint(source, points);
+        // A point after a compacted base starts from it: steps 0–3 from the first base, 4–9 and
+        // 10–16 from the two compacted ones (each made at a mark, after that step).
+        expect(new Set(used).size, 'replays start from the compacted bases').toBe(3);
+        expect([used[3], used[9], used[16]]).toEqual([used[0], used[4], used[10]]);
+        const verified = await pgtape(['verify', '--store', source.store.dir]);
+        expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+      });
+    }
 
     it('log shows the schema changes', async () => {
       const r = await pgtape(['log', '--store', source.store.dir]);

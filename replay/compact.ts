@@ -1,0 +1,154 @@
+import { captureBase } from '../src/base/capture.js';
+import { UserError } from '../src/core/errors.js';
+import type { Logger } from '../src/core/log.js';
+import { formatLsn, parseLsn } from '../src/core/lsn.js';
+import { quoteIdent, quoteQualified } from '../src/core/sql.js';
+import { findPgBin } from '../src/local-pg/binaries.js';
+import { LocalCluster } from '../src/local-pg/local-cluster.js';
+import { basePrefix, type BaseSchema } from '../src/log/bases.js';
+import { describeTarget, type Target } from '../src/log/target.js';
+import { connect } from '../src/source/connection.js';
+import type { Store } from '../src/store/store.js';
+import { prepareReplay } from './plan.js';
+import { replay, type ReplayReport } from './replay.js';
+
+/** The publication a compaction reads its scratch cluster through (it never leaves that cluster). */
+const SCRATCH_PUBLICATION = 'pgtape_compact';
+
+export interface Compacted {
+  /** The new base's LSN; undefined when the newest base already is the state at the target. */
+  lsn?: bigint;
+  /** The base it was folded from. */
+  from: bigint;
+  report: ReplayReport;
+}
+
+/**
+ * A base made from the archive alone (docs/ARCHITECTURE.md, "Compacted bases"): the archive is
+ * replayed to the target into a scratch cluster of the source's major version — the replay's
+ * own path, schema changes included — and that cluster is then read as `pgtape base` reads a
+ * source, in one snapshot, into `base/<LSN16>/` at the end LSN of the last transaction folded.
+ * The tables keep the source's oids (the segments after it name tables by oid) and the schema
+ * the source's identity, so replays and verify cannot tell it from a base taken on the source —
+ * except through `compactedFrom`, which carries what that replay warned of.
+ */
+export async function compactBase(options: { store: Store; target: Target; memoryBytes?: number; log: Logger }): Promise<Compacted> {
+  const { store, log } = options;
+  await store.checkWritable();
+  const plan = await prepareReplay({ store, target: options.target, exclusive: false });
+  const major = Math.floor(plan.schema.serverVersion / 10000);
+  try {
+    findPgBin(major);
+  } catch {
+    // Another major's catalog functions would write DDL the source's version may not read.
+    throw new UserError(
+      `compacting needs PostgreSQL ${major}'s server binaries (the archive's source is of that version), and they are not installed`,
+      `install them, or point PGTAPE_PG_BIN at their bin directory`,
+    );
+  }
+  const cluster = await LocalCluster.create({ major, unsafeFast: true });
+  // Interrupted: the scratch cluster goes, and a base not finished has no manifest (it does not exist).
+  const stop = (signal: NodeJS.Signals) => void cluster.destroy().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const client = await connect(cluster.url());
+    const sourceOids = new Map<string, number>();
+    let report: ReplayReport;
+    try {
+      report = await replay(
+        client,
+        { store, target: options.target, exclusive: false, memoryBytes: options.memoryBytes, log },
+        plan,
+        sourceOids,
+      );
+      if (!report.resolved) return { from: plan.base.lsn, report };
+      await publishReplayedTables(client, plan.schema, sourceOids);
+    } finally {
+      await client.end().catch(() => {});
+    }
+    const lsn = parseLsn(report.resolved.endLsn);
+    if (await store.stat(`${basePrefix(lsn)}manifest.json`)) {
+      log.info({ lsn: formatLsn(lsn) }, 'a base at this point is stored already');
+      return { lsn, from: plan.base.lsn, report };
+    }
+    // One snapshot, as on a source; nobody else writes to the scratch cluster.
+    const holder = await connect(cluster.url());
+    try {
+      await holder.query('begin transaction isolation level repeatable read');
+      const snapshot = (await holder.query<{ s: string }>('select pg_export_snapshot() as s')).rows[0]!.s;
+      const scratchVersion = Number((await holder.query<{ v: string }>(`select current_setting('server_version_num') as v`)).rows[0]!.v);
+      await captureBase({
+        source: cluster.url(),
+        store,
+        publication: SCRATCH_PUBLICATION,
+        lsn,
+        snapshot,
+        facts: { database: plan.schema.database, systemIdentifier: plan.schema.systemIdentifier, serverVersion: scratchVersion },
+        log,
+        amend: (schema) => asSourceBase(schema, plan.schema, sourceOids, report),
+      });
+    } finally {
+      await holder.end().catch(() => {});
+    }
+    return { lsn, from: plan.base.lsn, report };
+  } finally {
+    process.removeListener('SIGINT', stop);
+    process.removeListener('SIGTERM', stop);
+    await cluster.destroy();
+  }
+}
+
+/**
+ * Publishes, in the scratch cluster, the tables the replay made, as the source's publication
+ * did: partitioned roots through their root, and the columns the source's column lists kept.
+ */
+async function publishReplayedTables(client: import('pg').Client, from: BaseSchema, sourceOids: Map<string, number>): Promise<void> {
+  const kept = new Map(from.tables.filter((t) => t.unpublishedColumns).map((t) => [JSON.stringify([t.schema, t.name]), t]));
+  const tables = [...sourceOids.keys()].map((key) => {
+    const [schema, name] = JSON.parse(key) as [string, string];
+    const columns = kept.get(key)?.columns.map((c) => quoteIdent(c.name));
+    return `${quoteQualified(schema, name)}${columns ? ` (${columns.join(', ')})` : ''}`;
+  });
+  if (tables.length === 0) {
+    throw new UserError(
+      'the archive has no table at the target: there is nothing to compact',
+      'compact an archive of a publication with tables',
+    );
+  }
+  const viaRoot = from.tables.some((t) => t.partitioned);
+  await client.query(
+    `create publication ${quoteIdent(SCRATCH_PUBLICATION)} for table ${tables.join(', ')} with (publish_via_partition_root = ${viaRoot})`,
+  );
+}
+
+/** The scratch cluster's schema made the source's: its identity, its tables' oids and row filters, the time of the point. */
+function asSourceBase(schema: BaseSchema, from: BaseSchema, sourceOids: Map<string, number>, report: ReplayReport): void {
+  const filters = new Map(from.tables.map((t) => [JSON.stringify([t.schema, t.name]), t.rowFilter]));
+  for (const t of schema.tables) {
+    const key = JSON.stringify([t.schema, t.name]);
+    const oid = sourceOids.get(key);
+    if (oid === undefined) {
+      throw new UserError(
+        `compacting: the replay made ${quoteQualified(t.schema, t.name)} without knowing its oid on the source`,
+        'report this; take a base from the source instead (pgtape base)',
+      );
+    }
+    t.oid = oid;
+    const rowFilter = filters.get(key);
+    if (rowFilter) t.rowFilter = rowFilter;
+  }
+  schema.snapshotTime = report.resolved!.commitTime;
+  schema.serverVersion = from.serverVersion;
+  schema.compactedFrom = { lsn: from.lsn, warnings: report.warnings };
+}
+
+/** What compact prints: the LSN of the base that now serves the target (stdout), and a note when it made none. */
+export function sayCompacted(c: Compacted, target: Target): void {
+  if (c.lsn === undefined) {
+    process.stderr.write(
+      `pgtape: the base at ${formatLsn(c.from)} already is the archive at ${describeTarget(target)}: nothing to compact\n`,
+    );
+  }
+  process.stdout.write(`${formatLsn(c.lsn ?? c.from)}\n`);
+}
