@@ -9,6 +9,7 @@ import { basePrefix, type BaseSchema } from '../src/log/bases.js';
 import { describeTarget, type Target } from '../src/log/target.js';
 import { connect } from '../src/source/connection.js';
 import type { Store } from '../src/store/store.js';
+import { lastCommittedHeader } from '../src/log/segments.js';
 import { prepareReplay } from './plan.js';
 import { replay, type ReplayReport } from './replay.js';
 
@@ -20,11 +21,12 @@ export interface Compacted {
   lsn?: bigint;
   /** The base it was folded from. */
   from: bigint;
-  report: ReplayReport;
+  /** The replay that made it (none when there was nothing to fold). */
+  report?: ReplayReport;
 }
 
 /**
- * A base made from the archive alone (docs/ARCHITECTURE.md, "Compacted bases"): the archive is
+ * A base made from the archive alone (docs/ARCHITECTURE.md, "Compacted bases and retention"): the archive is
  * replayed to the target into a scratch cluster of the source's major version — the replay's
  * own path, schema changes included — and that cluster is then read as `pgtape base` reads a
  * source, in one snapshot, into `base/<LSN16>/` at the end LSN of the last transaction folded.
@@ -36,6 +38,9 @@ export async function compactBase(options: { store: Store; target: Target; memor
   const { store, log } = options;
   await store.checkWritable();
   const plan = await prepareReplay({ store, target: options.target, exclusive: false });
+  // Nothing committed after the base up to the target: no cluster is started for nothing.
+  const last = plan.upTo ?? (await lastCommittedHeader(store, plan.segments))?.lastCommitLsn;
+  if (last === undefined || last < plan.base.lsn) return { from: plan.base.lsn };
   const major = Math.floor(plan.schema.serverVersion / 10000);
   try {
     findPgBin(major);

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { archiveCommand } from './commands/archive.js';
 import { baseCommand } from './commands/base.js';
 import { diffCommand } from './commands/diff.js';
+import { expireCommand } from './commands/expire.js';
 import { logCommand } from './commands/log.js';
 import { markCommand } from './commands/mark.js';
 import { statusCommand } from './commands/status.js';
@@ -42,6 +43,7 @@ export async function main(argv: string[], tools: Command[] = []): Promise<numbe
     archiveCommand(),
     baseCommand(),
     diffCommand(),
+    expireCommand(),
     logCommand(),
     markCommand(),
     statusCommand(),

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { listBases } from '../log/bases.js';
+import { BASES_DIR, listBases, readBase } from '../log/bases.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { formatBytes, formatMicros } from '../core/units.js';
 import { lastCommittedHeader, listSegments } from '../log/segments.js';
@@ -26,6 +26,10 @@ export interface StreamStatus {
     endLsn: string | null;
     lastCommitLsn: string | null;
     lastCommitTime: string | null;
+    /** What the store holds, bases and segments. */
+    bytes: number;
+    /** The base a replay of latest starts from, and the changes it then applies (pgtape compact makes a newer one). */
+    newestBase: { lsn: string; snapshotTime: string; ageSeconds: number; segmentsSince: number; bytesSince: number } | null;
   };
   /** WAL written on the source since the end of the archive, and how old its last commit is. */
   behind: { bytes: number | null; lastCommitAgeSeconds: number | null };
@@ -57,6 +61,10 @@ export async function streamStatus(client: pg.Client, store: Store, slotName: st
   );
   const bases = await listBases(store);
   const segments = await listSegments(store);
+  const baseBytes = (await store.list(BASES_DIR)).reduce((n, o) => n + o.size, 0);
+  const newest = bases.at(-1);
+  const newestSchema = newest ? (await readBase(store, newest)).schema : undefined;
+  const since = newest ? segments.filter((s) => s.endLsn > newest.lsn) : [];
   const last = segments.at(-1);
   const end = last?.endLsn ?? bases.at(-1)?.lsn;
   const header = await lastCommittedHeader(store, segments);
@@ -115,6 +123,17 @@ export async function streamStatus(client: pg.Client, store: Store, slotName: st
       endLsn: end === undefined ? null : formatLsn(end),
       lastCommitLsn: header ? formatLsn(header.lastCommitLsn) : null,
       lastCommitTime: lastCommitMicros === undefined ? null : formatMicros(lastCommitMicros),
+      bytes: baseBytes + segments.reduce((n, s) => n + s.size, 0),
+      newestBase:
+        newest && newestSchema
+          ? {
+              lsn: formatLsn(newest.lsn),
+              snapshotTime: newestSchema.snapshotTime,
+              ageSeconds: Math.max(0, (now[0]!.time.getTime() - Date.parse(newestSchema.snapshotTime)) / 1000),
+              segmentsSince: since.length,
+              bytesSince: since.reduce((n, s) => n + s.size, 0),
+            }
+          : null,
     },
     behind: {
       bytes: end === undefined ? null : Math.max(0, Number(currentLsn - end)),

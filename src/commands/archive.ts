@@ -4,7 +4,7 @@ import { resolvedConfig } from './config.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { parseLsn, tryParseLsn } from '../core/lsn.js';
-import { parseBytes, parsePort, parsePositive } from '../core/units.js';
+import { parseBytes, parseDuration, parsePort, parsePositive } from '../core/units.js';
 import { DEFAULT_COMPRESSION } from '../core/compression.js';
 import { openStore } from '../store/open.js';
 
@@ -46,6 +46,11 @@ export function archiveCommand(): Command {
       "run this on the source every --heartbeat-seconds (e.g. select pg_logical_emit_message(true, 'heartbeat', now()::text))",
     )
     .addOption(new Option('--heartbeat-seconds <n>', 'interval of --heartbeat-sql').default(60))
+    .option(
+      '--base-every <duration>',
+      'make a new base from the archive (pgtape compact, in the background) once the newest is this old: 6h, 1d',
+    )
+    .option('--base-after <size>', 'make a new base from the archive once this much of segments follows the newest: 1GiB')
     .option('--print-config', 'print the resolved configuration (secrets masked) and exit', false)
     .addHelpText(
       'after',
@@ -75,6 +80,8 @@ export function archiveCommand(): Command {
           ? { sql: opts.heartbeatSql as string, seconds: parsePositive(opts.heartbeatSeconds, '--heartbeat-seconds') }
           : undefined,
         metricsPort: opts.metricsPort !== undefined ? parsePort(opts.metricsPort) : undefined,
+        baseEveryMs: opts.baseEvery !== undefined ? parseDuration(opts.baseEvery, '--base-every') : undefined,
+        baseAfterBytes: opts.baseAfter !== undefined ? parseBytes(opts.baseAfter, '--base-after', 1) : undefined,
       };
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       if (opts.printConfig) {
@@ -114,9 +121,26 @@ export function archiveCommand(): Command {
         settings.metricsPort !== undefined
           ? await startObserveServer(settings.metricsPort, opts.metricsHost, archiver.metrics, archiver, log)
           : undefined;
+      // Bases kept fresh from the archive, beside it (src/archive/base-keeper.ts); it stops with the archiver.
+      const keeping = new AbortController();
+      controller.signal.addEventListener('abort', () => keeping.abort(), { once: true });
+      const keeper =
+        settings.baseEveryMs !== undefined || settings.baseAfterBytes !== undefined
+          ? new (await import('../archive/base-keeper.js')).BaseKeeper({
+              store,
+              storeArgs: ['--store', opts.store, ...(opts.s3Endpoint ? ['--s3-endpoint', opts.s3Endpoint] : [])],
+              everyMs: settings.baseEveryMs,
+              afterBytes: settings.baseAfterBytes,
+              log,
+              signal: keeping.signal,
+            })
+          : undefined;
+      const kept = keeper?.run();
       try {
         await archiver.run();
       } finally {
+        keeping.abort();
+        await kept;
         server?.close();
       }
     });

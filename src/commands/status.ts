@@ -42,6 +42,10 @@ export function statusCommand(): Command {
         await writeLine(
           `archive   ${s.archive.bases} bases (first ${s.archive.firstBase ?? '-'}), ${s.archive.segments} segments, last commit ${s.archive.lastCommitLsn ?? '-'} at ${s.archive.lastCommitTime ?? '-'}, ends at ${s.archive.endLsn ?? '-'}`,
         );
+        const b = s.archive.newestBase;
+        await writeLine(
+          `size      ${formatBytes(s.archive.bytes)}; newest base ${b ? `${b.lsn}, ${formatAge(b.ageSeconds)} old, followed by ${b.segmentsSince} segments (${formatBytes(b.bytesSince)})` : '-'}`,
+        );
         const age = s.behind.lastCommitAgeSeconds === null ? '-' : `${s.behind.lastCommitAgeSeconds.toFixed(1)} s`;
         await writeLine(
           `behind    ${s.behind.bytes === null ? '-' : `${formatBytes(s.behind.bytes)} of WAL`}; the last archived commit is ${age} old`,
@@ -55,4 +59,12 @@ export function statusCommand(): Command {
           ExitCode.ATTENTION,
         );
     });
+}
+
+/** `42 s`, `17 min`, `5.2 h`, `3.1 d`. */
+function formatAge(seconds: number): string {
+  if (seconds < 120) return `${Math.round(seconds)} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172800) return `${(seconds / 3600).toFixed(1)} h`;
+  return `${(seconds / 86400).toFixed(1)} d`;
 }

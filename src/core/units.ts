@@ -47,6 +47,17 @@ export function parsePositive(value: string | number, option: string, integer = 
   return n;
 }
 
+const DURATION_UNITS: Record<string, number> = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 };
+
+/** A duration in milliseconds: `90s`, `15m`, `6h`, `30d`, `2w`. */
+export function parseDuration(text: string, option: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$/i.exec(text);
+  const ms = m ? Number(m[1]) * DURATION_UNITS[m[2]!.toLowerCase()]! : NaN;
+  if (!(ms > 0))
+    throw new UserError(`${option}: ${JSON.stringify(text)} is not a duration`, 'use a number and a unit: 90s, 15m, 6h, 30d, 2w');
+  return ms;
+}
+
 /** Microseconds since the Unix epoch as ISO 8601 with all six fractional digits. */
 export function formatMicros(micros: bigint): string {
   // Floor, not truncation toward zero: before 1970 the second is the one below.

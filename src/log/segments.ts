@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { ExitCode, UserError } from '../core/errors.js';
-import { formatLsn } from '../core/lsn.js';
+import { formatLsn, lsnKey } from '../core/lsn.js';
 import { CorruptSegmentError, readHeader, SegmentReader } from '../segment/reader.js';
 import { parseSegmentKey, SEGMENTS_DIR } from '../segment/name.js';
 import type { SealedSegment } from '../segment/writer.js';
@@ -18,8 +18,11 @@ export interface SegmentRef {
  * The change log's index is the listing of `segments/` (docs/ARCHITECTURE.md, Store layout): sorted by key, which is
  * sorted by start LSN. Anything else in that folder is refused rather than skipped.
  */
-export async function listSegments(store: Store): Promise<SegmentRef[]> {
-  const objects = await store.list(SEGMENTS_DIR);
+export async function listSegments(store: Store, startingFrom?: bigint): Promise<SegmentRef[]> {
+  // Segments starting at or after an LSN: keys sort by start LSN, and `<LSN-1>.` sorts after
+  // every key starting at LSN-1 (`-` < `.`) and before any starting at LSN.
+  const startAfter = startingFrom !== undefined && startingFrom > 0n ? `${SEGMENTS_DIR}${lsnKey(startingFrom - 1n)}.` : undefined;
+  const objects = await store.list(SEGMENTS_DIR, { startAfter });
   return objects.map((o) => {
     const range = parseSegmentKey(o.key);
     if (!range) {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { UserError } from '../core/errors.js';
@@ -27,14 +27,15 @@ export class DirectoryStore implements Store {
     return this.root;
   }
 
-  async list(prefix: string): Promise<StoredObject[]> {
+  async list(prefix: string, options: { startAfter?: string } = {}): Promise<StoredObject[]> {
     const dir = join(this.root, prefix.slice(0, prefix.lastIndexOf('/') + 1));
     const out: StoredObject[] = [];
-    await this.walk(dir, out);
+    await this.walk(dir, out, options.startAfter ?? '');
     return out.filter((o) => o.key.startsWith(prefix)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
-  private async walk(dir: string, out: StoredObject[]): Promise<void> {
+  /** Files under `dir` whose key sorts after `startAfter`; only those are stat'ed (a stat per file is what a long listing costs). */
+  private async walk(dir: string, out: StoredObject[], startAfter: string): Promise<void> {
     let entries;
     try {
       entries = await readdir(dir, { withFileTypes: true });
@@ -47,8 +48,11 @@ export class DirectoryStore implements Store {
     for (const e of entries) {
       if (e.name.startsWith(TEMP_PREFIX)) continue;
       const path = join(dir, e.name);
-      if (e.isDirectory()) await this.walk(path, out);
-      else if (e.isFile()) out.push({ key: relative(this.root, path).split(sep).join('/'), size: (await stat(path)).size });
+      if (e.isDirectory()) await this.walk(path, out, startAfter);
+      else if (e.isFile()) {
+        const key = relative(this.root, path).split(sep).join('/');
+        if (key > startAfter) out.push({ key, size: (await stat(path)).size });
+      }
     }
   }
 
@@ -109,6 +113,16 @@ export class DirectoryStore implements Store {
     }
     await fsync(dir);
     return {};
+  }
+
+  async delete(key: string): Promise<void> {
+    const target = this.path(key);
+    await rm(target, { force: true });
+    // Empty folders a deletion leaves (a base's tables/) go too, up to the store's root.
+    for (let dir = dirname(target); dir.startsWith(this.root + sep); dir = dirname(dir)) {
+      if ((await readdir(dir).catch(() => ['?'])).length > 0) break;
+      await rmdir(dir).catch(() => {});
+    }
   }
 
   /** Creates nothing: a command refused after this check leaves no directory behind. */

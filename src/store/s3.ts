@@ -83,9 +83,10 @@ export class S3Store implements Store {
     return this.location.prefix + key;
   }
 
-  async list(prefix: string): Promise<StoredObject[]> {
+  async list(prefix: string, options: { startAfter?: string } = {}): Promise<StoredObject[]> {
     const out: StoredObject[] = [];
-    let marker: string | undefined;
+    // Keys sort by LSN: a listing of what comes after a point starts there instead of paging from the first key.
+    let marker: string | undefined = options.startAfter !== undefined ? this.key(options.startAfter) : undefined;
     for (;;) {
       const page = await this.call('list', () =>
         this.send<ListObjectsCommandOutput>(
@@ -231,6 +232,13 @@ export class S3Store implements Store {
       ),
     );
     return r.VersionId ? { versionId: r.VersionId } : {};
+  }
+
+  async delete(key: string): Promise<void> {
+    // S3 answers 204 for a key that does not exist: a retried delete is no error.
+    await this.call(`delete ${key}`, () =>
+      this.send<unknown>((m) => new m.DeleteObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) })),
+    );
   }
 
   async checkWritable(): Promise<void> {

@@ -14,8 +14,11 @@ export interface Store {
   readonly description: string;
   /** Over a network (S3): a write may take a while to land, and every request costs latency. */
   readonly remote: boolean;
-  /** Objects whose key starts with `prefix`, sorted by key. */
-  list(prefix: string): Promise<StoredObject[]>;
+  /**
+   * Objects whose key starts with `prefix`, sorted by key; with `startAfter`, only those whose
+   * key sorts after it (an S3 Marker: the listing starts there).
+   */
+  list(prefix: string, options?: { startAfter?: string }): Promise<StoredObject[]>;
   /** Whole object, or undefined when there is none under that key. */
   stat(key: string): Promise<StoredObject | undefined>;
   /**
@@ -30,6 +33,11 @@ export interface Store {
   putFile(key: string, localPath: string): Promise<{ versionId?: string }>;
   /** The same for a small object held in memory (manifests, schemas). */
   putBytes(key: string, bytes: Buffer): Promise<{ versionId?: string }>;
+  /**
+   * Removes the object under `key`; a key with no object is no error (a delete retried after a
+   * crash). Only `pgtape expire` deletes: nothing else in pgtape ever removes what it stored.
+   */
+  delete(key: string): Promise<void>;
   /** Throws a UserError when the store cannot be written. */
   checkWritable(): Promise<void>;
 }

@@ -1,5 +1,5 @@
-import { cpSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { archiveArgs, pgtape, startPgtape, type CliResult } from '../support/cli.js';
 import { until, useSource } from '../support/fixture.js';
@@ -338,12 +338,26 @@ describe('audit: log, diff, verify and status', () => {
     const healthy = await status();
     const s = JSON.parse(healthy.stdout) as {
       slot: { exists: boolean; active: boolean };
-      archive: { bases: number };
+      archive: {
+        bases: number;
+        segments: number;
+        bytes: number;
+        newestBase: { lsn: string; ageSeconds: number; segmentsSince: number; bytesSince: number };
+      };
       behind: { bytes: number };
       warnings: string[];
     };
     expect(s.slot.exists).toBe(true);
     expect(s.archive.bases).toBe(1);
+    // The archive's size and what a replay of latest costs: the base and every segment after it.
+    const stored = readdirSync(store(), { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile() && /^(base|segments)/.test(relative(store(), e.parentPath)))
+      .reduce((n, e) => n + statSync(join(e.parentPath, e.name)).size, 0);
+    expect(s.archive.bytes).toBe(stored);
+    expect(s.archive.newestBase.segmentsSince).toBe(s.archive.segments);
+    expect(s.archive.newestBase.ageSeconds).toBeGreaterThan(0);
+    const text = await pgtape(['status', '--source', source.db.url(), '--store', store()]);
+    expect(text.stdout).toMatch(/^size +[\d.]+ KiB; newest base \S+, \d+ s old, followed by \d+ segments/m);
     // No archiver runs between the tests: that alone is worth a warning.
     expect(s.warnings).toEqual([expect.stringMatching(/not in use/)]);
 

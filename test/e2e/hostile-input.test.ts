@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import {
+  chmodSync,
   cpSync,
   existsSync,
   mkdirSync,
@@ -213,6 +214,60 @@ const CASES: Case[] = [
     leaves: (c) => [c.fresh, c.fresh + 'out'],
   },
   { name: 'verify of an empty store', args: (c) => ['verify', '--store', c.fresh], exit: 2, says: ['no base'], leaves: (c) => [c.fresh] },
+  // compact and expire (issue 15): refused without touching the store.
+  {
+    name: 'compact of an empty store',
+    args: (c) => ['compact', '--store', c.fresh],
+    exit: 2,
+    says: ['no archive'],
+    leaves: (c) => [c.fresh],
+  },
+  {
+    name: 'compact to a mark that does not exist',
+    args: (c) => ['compact', '--store', c.store, '--to', 'name:nowhere'],
+    exit: 2,
+    says: ['nowhere'],
+  },
+  { name: 'compact to a damaged segment', args: (c) => ['compact', '--store', c.flipped], exit: 4, says: ['damaged'] },
+  { name: 'compact of a store that is a file', args: (c) => ['compact', '--store', c.file], exit: 2, says: ['not a directory'] },
+  { name: 'expire without a rule', args: (c) => ['expire', '--store', c.store, '--confirm'], exit: 2, says: ['--keep-bases'] },
+  {
+    name: 'expire keeping no base',
+    args: (c) => ['expire', '--store', c.store, '--keep-bases', '0', '--confirm'],
+    exit: 2,
+    says: ['--keep-bases'],
+  },
+  {
+    name: 'expire keeping since a time that is not one',
+    args: (c) => ['expire', '--store', c.store, '--keep-since', 'yesterday', '--confirm'],
+    exit: 2,
+    says: ['--keep-since', 'duration'],
+  },
+  {
+    name: 'expire of an empty store',
+    args: (c) => ['expire', '--store', c.fresh, '--keep-bases', '1'],
+    exit: 2,
+    says: ['no base'],
+    leaves: (c) => [c.fresh],
+  },
+  {
+    name: 'expire, a dry run, removes nothing',
+    args: (c) => ['expire', '--store', c.store, '--keep-since', '1s'],
+    exit: 0,
+    says: ['would remove', 'dry run'],
+  },
+  {
+    name: 'archive with a base interval that is not a duration',
+    args: (c) => archiveArgs(c.source, c.store, '--base-every', 'often', '--until', 'now'),
+    exit: 2,
+    says: ['--base-every'],
+  },
+  {
+    name: 'archive with --base-after 0',
+    args: (c) => archiveArgs(c.source, c.store, '--base-after', '0', '--until', 'now'),
+    exit: 2,
+    says: ['--base-after'],
+  },
   {
     name: 'log of a store that does not exist',
     args: (c) => ['log', '--store', c.fresh],
@@ -345,6 +400,8 @@ function runningWith(paths: string[]): string[] {
 describe('hostile input: every command, wrong values, nothing harmed or left behind', () => {
   const source = useSource(SCHEMA);
   const work = mkdtempSync(join(tmpdir(), 'pgtape-hostile-'));
+  // As root, a scratch cluster's server runs as postgres, which must reach the private TMPDIRs.
+  chmodSync(work, 0o755);
   const ctx = {} as Context;
 
   beforeAll(async () => {
@@ -393,7 +450,7 @@ describe('hostile input: every command, wrong values, nothing harmed or left beh
   it.each(CASES)('$name', async (c) => {
     const tmp = join(work, `tmp-${n}`);
     ctx.fresh = join(work, `fresh-${n++}`);
-    mkdirSync(tmp);
+    mkdirSync(tmp, { mode: 0o755 });
     const sql = (q: string) => source.admin.query(q);
     await c.before?.(ctx, sql);
     const before = await state();

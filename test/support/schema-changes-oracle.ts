@@ -1,3 +1,5 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { archiveArgs, logLines, pgtape } from './cli.js';
@@ -145,7 +147,7 @@ async function lsn(client: pg.Client): Promise<string> {
 }
 
 /** Archives a base, runs every step (recording the point after it), and archives what they wrote. */
-async function recordHistory(source: SourceFixture, points: Point[], ...options: string[]): Promise<void> {
+async function recordHistory(source: SourceFixture, points: Point[], options: string[], rest: string[] = []): Promise<void> {
   const first = await pgtape(archiveArgs(source.db.url(), source.store.dir, '--create-publication', ...options, '--until', 'now'));
   expect(first.code, first.stderr).toBe(0);
   const client = await source.db.client();
@@ -163,7 +165,7 @@ async function recordHistory(source: SourceFixture, points: Point[], ...options:
       sequences: await sequenceValues(client),
     });
   }
-  const r = await pgtape(archiveArgs(source.db.url(), source.store.dir, '--until', 'now'));
+  const r = await pgtape(archiveArgs(source.db.url(), source.store.dir, ...rest, '--until', 'now'));
   expect(r.code, r.stderr).toBe(0);
 }
 
@@ -199,11 +201,27 @@ export function schemaChangesOracle(options: { major?: number; compact?: boolean
     const source = useSource(BEFORE, on);
     const points: Point[] = [];
 
-    it('records a history of schema changes of every kind', () => recordHistory(source, points, '--capture-ddl'));
+    it('records a history of schema changes of every kind', () =>
+      recordHistory(
+        source,
+        points,
+        ['--capture-ddl'],
+        // Many segments (one every few transactions): compacted bases fall inside them, and expire has segments to remove.
+        options.compact ? ['--segment-bytes', '8kB'] : [],
+      ));
 
     it('replays every point to the source as it was: rows, schema and sequences', async () => {
       expect(points).toHaveLength(STEPS.length);
       await replaysEveryPoint(source, points);
+    });
+
+    it('log shows the schema changes', async () => {
+      const r = await pgtape(['log', '--store', source.store.dir]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/ddl ALTER TYPE/);
+      expect(r.stdout).toMatch(/ddl DROP SCHEMA dropped table doomed\.t, dropped schema doomed/);
+      expect(r.stdout).toMatch(/ddl rows of public\.texts after its rewrite/);
+      expect(r.stdout).toMatch(/ddl CREATE TYPE type public\.color/);
     });
 
     if (options.compact) {
@@ -227,23 +245,46 @@ export function schemaChangesOracle(options: { major?: number; compact?: boolean
         const verified = await pgtape(['verify', '--store', source.store.dir]);
         expect(verified.code, verified.stdout + verified.stderr).toBe(0);
       });
-    }
 
-    it('log shows the schema changes', async () => {
-      const r = await pgtape(['log', '--store', source.store.dir]);
-      expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/ddl ALTER TYPE/);
-      expect(r.stdout).toMatch(/ddl DROP SCHEMA dropped table doomed\.t, dropped schema doomed/);
-      expect(r.stdout).toMatch(/ddl rows of public\.texts after its rewrite/);
-      expect(r.stdout).toMatch(/ddl CREATE TYPE type public\.color/);
-    });
+      it('expire keeps every point from the oldest base kept, and only those go that nothing kept needs', async () => {
+        const files = () => readdirSync(source.store.dir, { recursive: true }).map(String).sort();
+        const before = files();
+        const dry = await pgtape(['expire', '--store', source.store.dir, '--keep-bases', '2', '--json']);
+        expect(dry.code, dry.stderr).toBe(0);
+        expect(files(), 'a dry run removes nothing').toEqual(before);
+        const said = JSON.parse(dry.stdout) as { dryRun: boolean; bases: number; segments: number };
+        expect(said).toMatchObject({ dryRun: true, bases: 2 });
+        expect(said.segments).toBeGreaterThan(0);
+        const done = await pgtape(['expire', '--store', source.store.dir, '--keep-bases', '2', '--confirm']);
+        expect(done.code, done.stderr).toBe(0);
+        expect(done.stdout).toMatch(/^removed 2 base\(s\)/);
+        expect(files().length).toBeLessThan(before.length);
+        // Kept: every point from the base compacted after step 9 on, exactly as before.
+        await replaysEveryPoint(source, points.slice(10));
+        const gone = await pgtape([
+          'replay',
+          '--store',
+          source.store.dir,
+          '--to',
+          `name:${points[3]!.mark}`,
+          '--csv',
+          join(source.store.dir, '..', 'x'),
+        ]);
+        expect(gone.code).toBe(2);
+        expect(gone.stderr).toMatch(/step-3/);
+        const verified = await pgtape(['verify', '--store', source.store.dir]);
+        expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+        const again = await pgtape(['expire', '--store', source.store.dir, '--keep-bases', '2', '--confirm']);
+        expect(again.stdout, 'nothing more to remove').toMatch(/^removed 0 base\(s\), 0 segment\(s\), 0 object/);
+      });
+    }
   });
 
   describe(`the same schema changes without --capture-ddl (${version})`, () => {
     const source = useSource(BEFORE, on);
     const points: Point[] = [];
 
-    it('records the same history', () => recordHistory(source, points));
+    it('records the same history', () => recordHistory(source, points, []));
 
     it('replays every point without failing, and names every place it may differ (log and replay.json)', async () => {
       expect(points).toHaveLength(STEPS.length);

@@ -1,0 +1,104 @@
+import { UserError } from '../core/errors.js';
+import { formatLsn } from '../core/lsn.js';
+import { mapLimit } from '../core/concurrency.js';
+import { parseTimeMicros } from './target.js';
+import { BASES_DIR, listBases, readBase, type BaseRef } from './bases.js';
+import { DISCONTINUITIES_DIR, listDiscontinuities } from './discontinuities.js';
+import { listSegments, type SegmentRef } from './segments.js';
+import type { Store, StoredObject } from '../store/store.js';
+
+// Retention (docs/ARCHITECTURE.md, "Compacted bases and retention"): the oldest base kept is the archive's new start.
+// Everything only a replay to a point before it needs goes: older bases (and unfinished bases
+// older than it), the segments whose transactions all committed before it, and the records of
+// discontinuities that lie wholly before it. What a kept base needs is never touched.
+
+export interface ExpiryRule {
+  /** Keep this many of the newest bases (and every point since the oldest of them). */
+  keepBases?: number;
+  /** Keep every point since this time (microseconds since the epoch). */
+  keepSinceMicros?: bigint;
+}
+
+export interface ExpiryPlan {
+  /** The oldest base kept: replays reach every point from it on. */
+  keep: BaseRef;
+  keepSnapshotTime: string;
+  bases: BaseRef[];
+  /** Every object to remove, in the order to remove them (see expire). */
+  objects: StoredObject[];
+  segments: SegmentRef[];
+  bytes: number;
+}
+
+/** Which base is the oldest to keep under `rule`, and what goes with the ones before it. */
+export async function planExpiry(store: Store, rule: ExpiryRule): Promise<ExpiryPlan> {
+  const bases = await listBases(store);
+  if (bases.length === 0) {
+    throw new UserError(`${store.description} holds no base: there is nothing to expire`, 'check --store');
+  }
+  const times = new Map<BaseRef, string>();
+  const snapshotTime = async (b: BaseRef) => {
+    let t = times.get(b);
+    if (t === undefined) times.set(b, (t = (await readBase(store, b)).schema.snapshotTime));
+    return t;
+  };
+  let keepIndex = bases.length - 1;
+  if (rule.keepBases !== undefined) keepIndex = Math.min(keepIndex, Math.max(0, bases.length - rule.keepBases));
+  if (rule.keepSinceMicros !== undefined) {
+    // The newest base at or before the time: every point since then replays from it.
+    let since = 0;
+    for (let i = bases.length - 1; i >= 0; i--) {
+      if (parseTimeMicros(await snapshotTime(bases[i]!))! <= rule.keepSinceMicros) {
+        since = i;
+        break;
+      }
+    }
+    keepIndex = Math.min(keepIndex, since);
+  }
+  const keep = bases[keepIndex]!;
+  const older = bases.slice(0, keepIndex);
+  // Manifests first: a base stops existing before its files go, so an interrupted expire never
+  // leaves a base that looks whole. Then segments, oldest first (the archive's start moves up),
+  // then the bases' other files and unfinished bases older than the kept one.
+  const manifests: StoredObject[] = [];
+  const files: StoredObject[] = [];
+  for (const o of await store.list(BASES_DIR)) {
+    const m = /^base\/([0-9A-F]{16})\//.exec(o.key);
+    if (!m || BigInt(`0x${m[1]}`) >= keep.lsn) continue;
+    (o.key.endsWith('/manifest.json') ? manifests : files).push(o);
+  }
+  const segments = (await listSegments(store)).filter((s) => s.endLsn <= keep.lsn);
+  const discontinuities = (await store.list(DISCONTINUITIES_DIR)).filter((o) => {
+    const d = /^discontinuities\/[0-9A-F]{16}-([0-9A-F]{16})\.json$/.exec(o.key);
+    return d && BigInt(`0x${d[1]}`) <= keep.lsn;
+  });
+  await listDiscontinuities(store); // refuses a store whose records cannot be read before anything goes
+  const objects = [...manifests, ...segments.map((s) => ({ key: s.key, size: s.size })), ...files, ...discontinuities];
+  return {
+    keep,
+    keepSnapshotTime: await snapshotTime(keep),
+    bases: older,
+    objects,
+    segments,
+    bytes: objects.reduce((n, o) => n + o.size, 0),
+  };
+}
+
+/** Removes what the plan names, in its order; returns how many objects went. */
+export async function expire(store: Store, plan: ExpiryPlan, onProgress?: (done: number) => void): Promise<number> {
+  let done = 0;
+  // In order, a few at a time: the manifests all go before any segment.
+  const manifests = plan.objects.filter((o) => o.key.startsWith(BASES_DIR) && o.key.endsWith('/manifest.json'));
+  const rest = plan.objects.slice(manifests.length);
+  for (const group of [manifests, rest]) {
+    await mapLimit(group, 8, async (o) => {
+      await store.delete(o.key);
+      onProgress?.(++done);
+    });
+  }
+  return done;
+}
+
+export function describeExpiry(plan: ExpiryPlan): string {
+  return `keeps the base at ${formatLsn(plan.keep.lsn)} (${plan.keepSnapshotTime}) and every point after it`;
+}
