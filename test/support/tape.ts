@@ -6,10 +6,15 @@ import { formatLsn, parseLsn } from '../../src/core/lsn.js';
 import { listSegments } from '../../src/log/segments.js';
 import type { Store } from '../../src/store/store.js';
 
-/** A fresh store directory, removed by the returned cleanup. */
+/**
+ * A fresh store directory, removed by the returned cleanup — and when the test process exits, for
+ * a describe block filtered out by -t, whose afterAll never runs.
+ */
 export function tempStore(): { dir: string; cleanup: () => void } {
   const parent = mkdtempSync(join(tmpdir(), 'pgtape-test-'));
-  return { dir: join(parent, 'tape'), cleanup: () => rmSync(parent, { recursive: true, force: true }) };
+  const cleanup = () => rmSync(parent, { recursive: true, force: true });
+  process.once('exit', cleanup);
+  return { dir: join(parent, 'tape'), cleanup };
 }
 
 export async function confirmedFlush(client: pg.Client, slot = 'pgtape'): Promise<bigint | undefined> {
