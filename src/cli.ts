@@ -5,6 +5,7 @@ import { archiveCommand } from './commands/archive.js';
 import { baseCommand } from './commands/base.js';
 import { diffCommand } from './commands/diff.js';
 import { expireCommand } from './commands/expire.js';
+import { indexCommand } from './commands/index.js';
 import { logCommand } from './commands/log.js';
 import { markCommand } from './commands/mark.js';
 import { statusCommand } from './commands/status.js';
@@ -44,6 +45,7 @@ export async function main(argv: string[], tools: Command[] = []): Promise<numbe
     baseCommand(),
     diffCommand(),
     expireCommand(),
+    indexCommand(),
     logCommand(),
     markCommand(),
     statusCommand(),

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
+import { sleepUnlessAborted } from '../core/concurrency.js';
 import type { Logger } from '../core/log.js';
 import { formatBytes } from '../core/units.js';
 import { listBases, readBase, type BaseRef } from '../log/bases.js';
@@ -42,10 +43,7 @@ export class BaseKeeper {
     const interval = Math.min(60_000, Math.max(1_000, (this.options.everyMs ?? 240_000) / 4));
     signal.addEventListener('abort', () => this.child?.kill('SIGTERM'), { once: true });
     while (!signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, interval);
-        signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-      });
+      await sleepUnlessAborted(interval, signal);
       if (signal.aborted || Date.now() < this.notBefore) continue;
       try {
         const why = await this.due();

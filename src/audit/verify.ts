@@ -6,6 +6,8 @@ import { formatLsn, parseLsnKey, tryParseLsn } from '../core/lsn.js';
 import type { SegmentEntry, SegmentHeader } from '../segment/format.js';
 import { listDiscontinuities } from '../log/discontinuities.js';
 import { listSegments, openSegment, type SegmentRef } from '../log/segments.js';
+import { INDEX_DIR, listIndexObjects, readIndexObject, type IndexObjectRef, type IndexedFacts, type Mark } from '../log/segment-index.js';
+import { MARK_PREFIX } from '../source/logical-messages.js';
 import type { SegmentReader } from '../segment/reader.js';
 import { readAll } from '../store/read.js';
 import type { Store } from '../store/store.js';
@@ -56,7 +58,8 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
   const emit = (f: Finding): Finding => {
     counts[f.status] = (counts[f.status] ?? 0) + 1;
     // A damaged segment, a gap or an overlap breaks the chain: replay cannot cross it.
-    if (f.status !== 'OK' && !f.object.startsWith(BASES_DIR)) breaks.push({ start: tryParseLsn(f.start)!, end: tryParseLsn(f.end)! });
+    if (f.status !== 'OK' && !f.object.startsWith(BASES_DIR) && !f.object.startsWith(INDEX_DIR))
+      breaks.push({ start: tryParseLsn(f.start)!, end: tryParseLsn(f.end)! });
     return f;
   };
 
@@ -73,10 +76,23 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
     yield f;
   }
 
+  // Index objects: each must be readable, and say of every segment what the segment says.
+  const indexed = new Map<string, { object: string; facts: IndexedFacts }>();
+  for (const o of await listIndexObjects(store)) {
+    if ((range.to !== undefined && o.startLsn > range.to) || (range.from !== undefined && o.endLsn <= range.from)) continue;
+    try {
+      for (const [key, facts] of await readIndexObject(store, o)) indexed.set(key, { object: o.key, facts });
+      yield emit(indexFinding('OK', o, 'readable'));
+    } catch (err) {
+      yield emit(indexFinding('CORRUPT', o, `cannot be read: ${errorMessage(err)} (readers fall back to the segments' headers)`));
+    }
+  }
+
   let previous: SegmentRef | undefined;
   for (let i = 0; i < segments.length; i += CONCURRENCY) {
     const batch = segments.slice(i, i + CONCURRENCY);
-    const results = await mapLimit(batch, CONCURRENCY, (s) => checkSegment(store, s));
+    const seen = batch.map((): SeenFacts => ({ marks: [] }));
+    const results = await mapLimit(batch, CONCURRENCY, (s, k) => checkSegment(store, s, seen[k]!));
     for (const [k, s] of batch.entries()) {
       const rebased = previous && discontinuities.find((d) => d.from <= previous!.endLsn && d.to >= s.startLsn);
       if (previous && s.startLsn > previous.endLsn && rebased) {
@@ -105,6 +121,17 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
         });
       }
       yield emit(results[k]!);
+      const entry = indexed.get(s.key);
+      const disagreement = entry && results[k]!.status === 'OK' ? disagreementOf(entry.facts, s, seen[k]!) : undefined;
+      if (disagreement) {
+        yield emit({
+          status: 'CORRUPT',
+          object: entry!.object,
+          start: formatLsn(s.startLsn),
+          end: formatLsn(s.endLsn),
+          detail: `says of ${s.key} ${disagreement}: targets found through it would be wrong (remove it; pgtape index writes it again)`,
+        });
+      }
       if (!previous || s.endLsn > previous.endLsn) previous = s;
     }
   }
@@ -142,6 +169,35 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
     to: segments.length ? formatLsn(end) : null,
     replayable,
   };
+}
+
+function indexFinding(status: Status, o: IndexObjectRef, detail: string): Finding {
+  return { status, object: o.key, start: formatLsn(o.startLsn), end: formatLsn(o.endLsn), detail };
+}
+
+/** How an index object's facts about a segment differ from the segment's own, or undefined. */
+function disagreementOf(facts: IndexedFacts, ref: SegmentRef, seen: SeenFacts): string | undefined {
+  if (facts.size !== ref.size) return `a size of ${facts.size} bytes (it has ${ref.size}; such an entry is not used)`;
+  const h = seen.header!;
+  const fields = [
+    'startLsn',
+    'endLsn',
+    'firstCommitLsn',
+    'lastCommitLsn',
+    'firstCommitTime',
+    'lastCommitTime',
+    'minXid',
+    'maxXid',
+    'transactions',
+    'changes',
+    'messages',
+  ] as const;
+  const differing = fields.filter((f) => facts.header[f] !== h[f]);
+  if (!facts.header.bodySha256.equals(h.bodySha256)) differing.push('bodySha256' as never);
+  if (differing.length) return `other header values (${differing.join(', ')})`;
+  const marks = (m: Mark[]) => JSON.stringify(m.map((x) => [x.name, x.commitLsn.toString()]));
+  if (marks(facts.marks) !== marks(seen.marks)) return `other marks (${marks(facts.marks)}; the segment holds ${marks(seen.marks)})`;
+  return undefined;
 }
 
 /** Every `base/<LSN16>/` folder with what it holds, manifest or not. */
@@ -190,17 +246,23 @@ async function checkBase(store: Store, lsn: bigint, keys: Map<string, number>): 
 }
 
 /** Reads a whole segment and checks it against its header and name. */
-async function checkSegment(store: Store, ref: SegmentRef): Promise<Finding> {
+async function checkSegment(store: Store, ref: SegmentRef, seen: SeenFacts): Promise<Finding> {
   const reader = openSegment(store, ref);
   try {
-    return await checkOpenSegment(reader, ref, `${store.description}/${ref.key}`);
+    return await checkOpenSegment(reader, ref, `${store.description}/${ref.key}`, seen);
   } finally {
     // Left early (a header that disagrees with the name, say): the stored object is released.
     reader.close();
   }
 }
 
-async function checkOpenSegment(reader: SegmentReader, ref: SegmentRef, what: string): Promise<Finding> {
+/** What a segment's own header and body say, for the check of the index object that holds it. */
+interface SeenFacts {
+  header?: SegmentHeader;
+  marks: Mark[];
+}
+
+async function checkOpenSegment(reader: SegmentReader, ref: SegmentRef, what: string, seen: SeenFacts): Promise<Finding> {
   const finding = (status: Status, detail: string): Finding => ({
     status,
     object: ref.key,
@@ -210,7 +272,7 @@ async function checkOpenSegment(reader: SegmentReader, ref: SegmentRef, what: st
   });
   let header: SegmentHeader;
   try {
-    header = await reader.header();
+    header = seen.header = await reader.header();
   } catch (err) {
     return finding(/no such|not found|NoSuchKey|ENOENT/i.test(errorMessage(err)) ? 'MISSING' : 'CORRUPT', errorMessage(err));
   }
@@ -237,6 +299,8 @@ async function checkOpenSegment(reader: SegmentReader, ref: SegmentRef, what: st
       relations.add(e.relation.oid);
       return undefined;
     }
+    if (e.kind === 'message' && e.prefix === MARK_PREFIX && open)
+      seen.marks.push({ name: e.content.toString('utf8'), commitLsn: open.commitLsn });
     if (e.kind === 'begin') {
       if (open) return `transaction ${open.xid} has no commit before the next begins`;
       if (last !== undefined && e.commitLsn <= last)

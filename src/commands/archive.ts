@@ -6,6 +6,7 @@ import { createLogger } from '../core/log.js';
 import { parseLsn, tryParseLsn } from '../core/lsn.js';
 import { parseBytes, parseDuration, parsePort, parsePositive } from '../core/units.js';
 import { DEFAULT_COMPRESSION } from '../core/compression.js';
+import { DEFAULT_INDEX_GROUP } from '../log/segment-index.js';
 import { openStore } from '../store/open.js';
 
 export function archiveCommand(): Command {
@@ -51,6 +52,12 @@ export function archiveCommand(): Command {
       'make a new base from the archive (pgtape compact, in the background) once the newest is this old: 6h, 1d',
     )
     .option('--base-after <size>', 'make a new base from the archive once this much of segments follows the newest: 1GiB')
+    .addOption(
+      new Option(
+        '--index-every <n>',
+        'write an index object for every n segments stored (targets are then found without reading every header); 0: never',
+      ).default(DEFAULT_INDEX_GROUP),
+    )
     .option('--print-config', 'print the resolved configuration (secrets masked) and exit', false)
     .addHelpText(
       'after',
@@ -81,6 +88,7 @@ export function archiveCommand(): Command {
           : undefined,
         metricsPort: opts.metricsPort !== undefined ? parsePort(opts.metricsPort) : undefined,
         baseEveryMs: opts.baseEvery !== undefined ? parseDuration(opts.baseEvery, '--base-every') : undefined,
+        indexEvery: String(opts.indexEvery) === '0' ? 0 : parsePositive(opts.indexEvery, '--index-every', true),
         baseAfterBytes: opts.baseAfter !== undefined ? parseBytes(opts.baseAfter, '--base-after', 1) : undefined,
       };
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
@@ -121,7 +129,8 @@ export function archiveCommand(): Command {
         settings.metricsPort !== undefined
           ? await startObserveServer(settings.metricsPort, opts.metricsHost, archiver.metrics, archiver, log)
           : undefined;
-      // Bases kept fresh from the archive, beside it (src/archive/base-keeper.ts); it stops with the archiver.
+      // Bases kept fresh and index objects written from the archive, beside it (src/archive/base-keeper.ts,
+      // index-keeper.ts); they stop with the archiver.
       const keeping = new AbortController();
       controller.signal.addEventListener('abort', () => keeping.abort(), { once: true });
       const keeper =
@@ -135,7 +144,12 @@ export function archiveCommand(): Command {
               signal: keeping.signal,
             })
           : undefined;
-      const kept = keeper?.run();
+      const kept = Promise.all([
+        keeper?.run(),
+        settings.indexEvery > 0
+          ? (await import('../archive/index-keeper.js')).keepIndex({ store, group: settings.indexEvery, log, signal: keeping.signal })
+          : undefined,
+      ]);
       try {
         await archiver.run();
       } finally {

@@ -1,5 +1,7 @@
 import { listBases, readBase, type BaseRef } from './bases.js';
-import { UserError } from '../core/errors.js';
+import { errorMessage, UserError } from '../core/errors.js';
+import { sayWarning } from '../core/output.js';
+import { listIndexObjects, readIndexObject, type Mark } from './segment-index.js';
 import { formatLsn } from '../core/lsn.js';
 import { formatMicros } from '../core/units.js';
 import { mapLimit } from '../core/concurrency.js';
@@ -11,6 +13,8 @@ import type { Store } from '../store/store.js';
 export interface IndexedSegment extends SegmentRef {
   /** Read when needed: a replay to an LSN or to the end needs only the names (and the last header). */
   header?: SegmentHeader;
+  /** Its marks, where an index object said them (else the segment is read to find them). */
+  marks?: Mark[];
 }
 
 /** What the store holds: bases with a manifest, and segments (with their headers once read). */
@@ -20,6 +24,8 @@ export interface ArchiveIndex {
   segments: IndexedSegment[];
   /** Where the archive was rebased: nothing recorded between `from` and `to`. */
   discontinuities: Discontinuity[];
+  /** The index objects' facts were taken (loadHeaders reads them once, before any header). */
+  indexObjectsRead?: boolean;
 }
 
 /** Segment headers read at once: a remote store's latency overlaps. */
@@ -60,8 +66,41 @@ export async function indexArchive(store: Store, options: IndexOptions = {}): Pr
   return index;
 }
 
+/**
+ * Takes headers and marks from the index objects (docs/ARCHITECTURE.md, "Index objects") for the
+ * segments listed under the same key with the same size. An index object that cannot be read is
+ * passed over with a warning: its segments' headers are read instead, as slowly as without it.
+ */
+async function useIndexObjects(store: Store, segments: IndexedSegment[]): Promise<void> {
+  const objects = await listIndexObjects(store);
+  if (!objects.length) return;
+  const byKey = new Map(segments.map((s) => [s.key, s]));
+  await mapLimit(objects, 8, async (o) => {
+    let facts;
+    try {
+      facts = await readIndexObject(store, o);
+    } catch (err) {
+      sayWarning(
+        `${store.description}/${o.key} cannot be read (${errorMessage(err)}): reading its segments' headers instead; pgtape verify checks it`,
+      );
+      return;
+    }
+    for (const [key, f] of facts) {
+      const s = byKey.get(key);
+      if (s && s.size === f.size) {
+        s.header = f.header;
+        s.marks = f.marks;
+      }
+    }
+  });
+}
+
 /** Reads the headers not read yet (unreadable ones are dropped from the index when asked). */
 export async function loadHeaders(index: ArchiveIndex, skipUnreadable = false): Promise<void> {
+  if (!index.indexObjectsRead && index.segments.some((s) => !s.header)) {
+    await useIndexObjects(index.store, index.segments);
+    index.indexObjectsRead = true;
+  }
   const unreadable = new Set<IndexedSegment>();
   await mapLimit(index.segments, HEADER_CONCURRENCY, async (s) => {
     if (s.header) return;

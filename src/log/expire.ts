@@ -5,12 +5,13 @@ import { parseTimeMicros } from './target.js';
 import { BASES_DIR, listBases, readBase, type BaseRef } from './bases.js';
 import { DISCONTINUITIES_DIR, listDiscontinuities } from './discontinuities.js';
 import { listSegments, type SegmentRef } from './segments.js';
+import { listIndexObjects } from './segment-index.js';
 import type { Store, StoredObject } from '../store/store.js';
 
 // Retention (docs/ARCHITECTURE.md, "Compacted bases and retention"): the oldest base kept is the archive's new start.
 // Everything only a replay to a point before it needs goes: older bases (and unfinished bases
 // older than it), the segments whose transactions all committed before it, and the records of
-// discontinuities that lie wholly before it. What a kept base needs is never touched.
+// discontinuities and index objects that lie wholly before it. What a kept base needs is never touched.
 
 export interface ExpiryRule {
   /** Keep this many of the newest bases (and every point since the oldest of them). */
@@ -73,7 +74,9 @@ export async function planExpiry(store: Store, rule: ExpiryRule): Promise<Expiry
     return d && BigInt(`0x${d[1]}`) <= keep.lsn;
   });
   await listDiscontinuities(store); // refuses a store whose records cannot be read before anything goes
-  const objects = [...manifests, ...segments.map((s) => ({ key: s.key, size: s.size })), ...files, ...discontinuities];
+  // Index objects whose every segment goes (one that also covers kept segments stays: readers skip the entries of segments gone).
+  const indexObjects = (await listIndexObjects(store)).filter((o) => o.endLsn <= keep.lsn);
+  const objects = [...manifests, ...segments.map((s) => ({ key: s.key, size: s.size })), ...files, ...discontinuities, ...indexObjects];
   return {
     keep,
     keepSnapshotTime: await snapshotTime(keep),

@@ -1,7 +1,6 @@
 import { UserError } from '../core/errors.js';
 import { formatLsn } from '../core/lsn.js';
 import { sayWarning } from '../core/output.js';
-import { MARK_PREFIX } from '../source/logical-messages.js';
 import {
   coverage,
   headerOf,
@@ -12,6 +11,7 @@ import {
   type IndexedSegment,
 } from './archive-index.js';
 import { openSegment } from './segments.js';
+import { readMarks } from './segment-index.js';
 import { readBase } from './bases.js';
 import { describeTarget, parseTimeMicros, type Target } from './target.js';
 
@@ -68,15 +68,11 @@ export async function resolvePoint(
       await loadHeaders(index);
       for (const s of index.segments) {
         if (headerOf(s).messages === 0) continue;
-        let commitLsn = 0n;
-        for await (const e of openSegment(index.store, s).entries()) {
-          if (e.kind === 'begin') commitLsn = e.commitLsn;
-          if (e.kind === 'message' && e.prefix === MARK_PREFIX) {
-            const name = e.content.toString('utf8');
-            // Every mark of the name is counted: a name given twice is said, with the one used.
-            if (name === target.name) found = found ? { ...found, count: found.count + 1 } : { lsn: commitLsn, count: 1 };
-            else if (known.length < 20) known.push(name);
-          }
+        // From the index object that holds the segment, else from its body.
+        for (const { name, commitLsn } of s.marks ?? (await readMarks(index.store, s))) {
+          // Every mark of the name is counted: a name given twice is said, with the one used.
+          if (name === target.name) found = found ? { ...found, count: found.count + 1 } : { lsn: commitLsn, count: 1 };
+          else if (known.length < 20) known.push(name);
         }
       }
       if (found) {

@@ -9,6 +9,7 @@ import { replayIntoFresh } from '../support/replay-into.js';
 import { describeSchema } from '../support/schema.js';
 import { startS3, type TestS3 } from '../support/s3rver.js';
 import { listBases } from '../../src/log/bases.js';
+import { listIndexObjects } from '../../src/log/segment-index.js';
 import { openStore } from '../../src/store/open.js';
 
 /**
@@ -45,7 +46,7 @@ describe.each(['directory', 's3'] as const)('bases kept fresh by the archiver, t
   it('compacts bases in the background while archiving; replay of latest starts from the newest and equals the source', async () => {
     Object.assign(process.env, env);
     const args = archiveArgs(source.db.url(), store(), '--create-publication', '--segment-seconds', '1');
-    const archiver = startPgtape([...args, '--base-every', '2s'], { ...env, TMPDIR: scratch });
+    const archiver = startPgtape([...args, '--base-every', '2s', '--index-every', '5'], { ...env, TMPDIR: scratch });
     const client = await source.db.client();
     const bases = async () => (await listBases(openStore(store()))).length;
     let round = 0;
@@ -61,7 +62,8 @@ describe.each(['directory', 's3'] as const)('bases kept fresh by the archiver, t
       }
     })();
     try {
-      await until(async () => (await bases()) >= 3, 120_000);
+      // Bases compacted, and index objects written as the segments come (one for every 5).
+      await until(async () => (await bases()) >= 3 && (await listIndexObjects(openStore(store()))).length >= 2, 120_000);
     } catch (err) {
       archiver.kill('SIGKILL');
       const keeper = logLines(archiver.output.stderr).filter((l) => /base|compact/.test(String(l.msg)));
@@ -86,6 +88,9 @@ describe.each(['directory', 's3'] as const)('bases kept fresh by the archiver, t
     expect(done.code, done.stderr).toBe(0);
     const compacted = logLines(done.stderr).filter((l) => l.msg === 'stored a base compacted from the archive');
     expect(compacted.length).toBeGreaterThanOrEqual(2);
+    const indexed = await pgtape(['verify', '--store', store(), '--json'], env);
+    expect(indexed.code, indexed.stdout).toBe(0);
+    expect(indexed.stdout).toMatch(/"object":"index\//);
     // Nothing left running or on disk by the compactions.
     expect(readdirSync(scratch).filter((f) => f.startsWith('pgtape-pg-'))).toEqual([]);
 

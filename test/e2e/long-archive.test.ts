@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { brotliCompressSync, brotliDecompressSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { archiveArgs, pgtape, type CliResult } from '../support/cli.js';
@@ -116,6 +119,51 @@ describe('a long archive: every command and target kind, each segment opened and
       await run('verify', '--to', `xid:${at.xid}`);
       await run('verify', '--from', 'name:six-hundred', '--to', `time:${at.time}`);
     });
+
+    it('finds the same targets through index objects (pgtape index), and verify checks them', async () => {
+      const run = async (...args: string[]) => ok(await pgtape([...args, '--store', store()], FD_LIMIT), args.join(' '));
+      const before = {
+        time: lines(await run('log', '--from', `time:${at.time}`, '--json')),
+        name: lines(await run('log', '--from', 'name:six-hundred', '--to', `time:${at.time}`, '--json')),
+      };
+      expect((await run('index', '--group', '100')).stdout).toMatch(/^wrote 11 index object/);
+      expect((await run('index', '--group', '100')).stdout).toMatch(/nothing to index/);
+      expect(lines(await run('log', '--from', `time:${at.time}`, '--json'))).toEqual(before.time);
+      expect(lines(await run('log', '--from', 'name:six-hundred', '--to', `time:${at.time}`, '--json'))).toEqual(before.name);
+      for (const [kind, rows] of [
+        ['name:six-hundred', 600],
+        [`xid:${at.xid}`, 300],
+        [`time:${at.time}`, 900],
+      ] as const) {
+        const { r, seen } = await replayIntoFresh(
+          source,
+          ['--store', store(), '--to', kind, '--tables', 'public.t'],
+          async (c) => (await c.query<{ n: number }>('select count(*)::int as n from t')).rows[0]!.n,
+          FD_LIMIT,
+        );
+        ok(r, `replay --to ${kind} through the index`);
+        expect(seen).toBe(rows);
+      }
+      expect((await run('verify', '--json')).stdout).toMatch(/index\//);
+      // An index object that lies about a mark is found by verify (exit 4), never used silently by it.
+      const dir = join(store(), '..', 'lying-index');
+      cpSync(store(), dir, { recursive: true });
+      const object = readdirSync(join(dir, 'index')).sort()[5]!;
+      const body = JSON.parse(brotliDecompressSync(readFileSync(join(dir, 'index', object))).toString('utf8')) as {
+        segments: { marks: { name: string; commitLsn: string }[] }[];
+      };
+      body.segments[0]!.marks.push({ name: 'forged', commitLsn: '1' });
+      writeFileSync(join(dir, 'index', object), brotliCompressSync(Buffer.from(JSON.stringify(body))));
+      const verified = await pgtape(['verify', '--store', dir]);
+      expect(verified.code).toBe(4);
+      expect(verified.stdout + verified.stderr).toMatch(/other marks/);
+      // One that cannot be read is passed over: targets are still found, from the headers.
+      writeFileSync(join(dir, 'index', object), 'not an index');
+      const log = await pgtape(['log', '--store', dir, '--from', 'name:six-hundred', '--to', `time:${at.time}`, '--json']);
+      expect(log.code, log.stderr).toBe(0);
+      expect(lines(log)).toEqual(before.name);
+      expect(log.stderr).toMatch(/cannot be read/);
+    });
   });
 
   describe('on S3 through the gateway proxy, 200 segments of more than 1 MB', () => {
@@ -192,6 +240,23 @@ describe('a long archive: every command and target kind, each segment opened and
         proxy.ignoreRange = false;
       }
       expect(proxy.violations).toEqual([]);
+    });
+
+    it('with index objects, finding a target costs a few requests instead of one per segment', async () => {
+      const requests = async (...args: string[]) => {
+        const before = proxy.requests;
+        ok(await pgtape([...args, '--store', store], gateway()), args.join(' '));
+        return proxy.requests - before;
+      };
+      const find = ['log', '--from', 'name:fifty', '--to', `xid:${at.xid}`, '--json'];
+      const without = await requests(...find);
+      ok(await pgtape(['index', '--store', store, '--group', '50'], gateway()), 'index');
+      const withIndex = await requests(...find);
+      // Without: a header per segment (200+) and the bodies of those with messages; with: the
+      // index objects, the headers of the tail, and the segments of the range itself.
+      expect(without).toBeGreaterThan(200);
+      expect(withIndex).toBeLessThan(without / 2);
+      expect(lines(await pgtape([...find, '--store', store], gateway()))).toHaveLength(50);
     });
   });
 });

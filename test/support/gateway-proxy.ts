@@ -16,6 +16,10 @@ export interface GatewayProxy {
   /** Requests refused for breaking a gateway rule (should stay empty), and faults injected. */
   violations: string[];
   injected: number;
+  /** Requests answered, of every kind: what a command costs on a real object store. */
+  requests: number;
+  /** Added to every request before it is forwarded: a real object store's latency, not loopback's. */
+  latencyMs: number;
   close(): Promise<void>;
 }
 
@@ -31,12 +35,15 @@ export async function startGatewayProxy(target: string, seed: number): Promise<G
     refuseWritesFor: (ms) => (refuseWritesUntil = Date.now() + ms),
     violations: [],
     injected: 0,
+    requests: 0,
+    latencyMs: 0,
   };
   const refuse = (res: ServerResponse, status: number, why: string) => {
     proxy.violations.push(why);
     res.writeHead(status, { 'content-type': 'application/xml' }).end(`<Error><Code>GatewayRule</Code><Message>${why}</Message></Error>`);
   };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    proxy.requests++;
     const url = new URL(req.url ?? '/', 'http://gateway');
     const host = req.headers.host ?? '';
     if (!/^(127\.0\.0\.1|localhost):\d+$/.test(host)) return refuse(res, 400, `virtual-host addressing: ${host}`);
@@ -62,7 +69,8 @@ export async function startGatewayProxy(target: string, seed: number): Promise<G
       // A stall: the answer comes late.
       return void setTimeout(() => forward(req, res), 1500);
     }
-    forward(req, res);
+    if (proxy.latencyMs > 0) setTimeout(() => forward(req, res), proxy.latencyMs);
+    else forward(req, res);
   });
   const forward = (req: IncomingMessage, res: ServerResponse) => {
     const headers = { ...req.headers };
@@ -83,6 +91,15 @@ export async function startGatewayProxy(target: string, seed: number): Promise<G
     },
     get injected() {
       return proxy.injected;
+    },
+    get requests() {
+      return proxy.requests;
+    },
+    get latencyMs() {
+      return proxy.latencyMs;
+    },
+    set latencyMs(ms: number) {
+      proxy.latencyMs = ms;
     },
     get ignoreRange() {
       return proxy.ignoreRange;

@@ -1,0 +1,212 @@
+// bench/history: a long archive — tens of thousands of one-minute segments — and what using it
+// costs as it grows: finding a target (time, requests), log of a recent range, verify, replay of
+// latest with and without a compacted base, peak memory; on a directory and on S3 (s3rver behind
+// a proxy that counts requests and adds a latency per request, as a real object store has).
+//   npm run build && node dist/bench/history.js [--segments 20000] [--s3-segments 5000] [--latency-ms 20]
+// The segments after a real base are written directly with the segment writer (one transaction
+// of one insert each, a mark every 100): archiving 20,000 real transactions one segment at a
+// time would take most of the bench's time and measure the archiver instead.
+import { spawn } from 'node:child_process';
+import pg from 'pg';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mapLimit } from '../src/core/concurrency.js';
+import { packageRoot } from '../src/core/paths.js';
+import { LocalCluster } from '../src/local-pg/local-cluster.js';
+import { listBases, readBase } from '../src/log/bases.js';
+import { listSegments } from '../src/log/segments.js';
+import type { RelationDef } from '../src/segment/format.js';
+import { SegmentWriter, type SealedSegment } from '../src/segment/writer.js';
+import { MARK_PREFIX } from '../src/source/logical-messages.js';
+import { DirectoryStore } from '../src/store/directory.js';
+import { S3Store } from '../src/store/s3.js';
+import type { Store } from '../src/store/store.js';
+import { startGatewayProxy } from '../test/support/gateway-proxy.js';
+import { startS3 } from '../test/support/s3rver.js';
+
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const SEGMENTS = arg('segments', 20_000);
+const S3_SEGMENTS = arg('s3-segments', 5_000);
+const LATENCY_MS = arg('latency-ms', 20);
+const BASE_ROWS = 10_000;
+const MARK_EVERY = 100;
+const bin = join(packageRoot(), 'bin', 'pgtape.js');
+
+interface Run {
+  seconds: number;
+  peakMiB: number;
+}
+
+/** Runs pgtape to its end: wall time and peak RSS. */
+async function pgtape(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  const started = process.hrtime.bigint();
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: { ...process.env, PGTAPE_LOG_FORMAT: 'json', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  let peak = 0;
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+  const poll = setInterval(() => {
+    try {
+      const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      if (hwm) peak = Math.max(peak, Number(hwm[1]) / 1024);
+    } catch {
+      // exited
+    }
+  }, 25);
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  clearInterval(poll);
+  if (code !== 0) throw new Error(`pgtape ${args.join(' ')} failed: ${stderr}`);
+  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, peakMiB: peak };
+}
+
+/** Writes segments `from`..`to`-1 after `start`, one insert each, a mark every MARK_EVERY; returns the new end. */
+async function writeSegments(
+  stores: Store[],
+  spool: string,
+  range: { from: number; to: number; start: bigint; time: bigint },
+  identity: ConstructorParameters<typeof SegmentWriter>[2],
+  relation: RelationDef,
+): Promise<bigint> {
+  const starts: bigint[] = [];
+  for (let i = range.from, lsn = range.start; i < range.to; i++, lsn += 0x100n) starts.push(lsn);
+  await mapLimit(starts, 8, async (start, k) => {
+    const i = range.from + k;
+    const writer = new SegmentWriter(spool, start, identity, 'br', () => relation);
+    const commitLsn = start + 0x10n;
+    const time = range.time + BigInt(i) * 60_000_000n;
+    await writer.begin(1_000_000 + i, commitLsn, time);
+    await writer.change({
+      kind: 'insert',
+      relation: relation.oid,
+      new: { kinds: Buffer.from('tt'), values: [Buffer.from(String(BASE_ROWS + i + 1)), Buffer.from(`segment ${i}`)] },
+    });
+    if (i % MARK_EVERY === 0) {
+      await writer.change({ kind: 'message', prefix: MARK_PREFIX, content: Buffer.from(`m${i}`), lsn: start + 0x8n, transactional: true });
+    }
+    await writer.commit(commitLsn, start + 0x80n, time, 0);
+    writer.advanceTo(start + 0xffn);
+    const sealed: SealedSegment = await writer.seal();
+    for (const store of stores) await store.putFile(sealed.key, sealed.path);
+    rmSync(sealed.path, { force: true });
+  });
+  return range.start + BigInt(range.to - range.from) * 0x100n;
+}
+
+async function main(): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'pgtape-bench-history-'));
+  const cluster = await LocalCluster.create({ unsafeFast: true });
+  const s3 = await startS3();
+  const proxy = await startGatewayProxy(s3.endpoint, 1);
+  try {
+    await s3.createBucket('history');
+    const s3env = { ...s3.env, AWS_ENDPOINT_URL: proxy.endpoint };
+    Object.assign(process.env, s3env);
+    const client = new pg.Client({ connectionString: cluster.url() });
+    await client.connect();
+    await client.query(`create table t (id int primary key, v text)`);
+    await client.query(`insert into t select g, 'base ' || g from generate_series(1, ${BASE_ROWS}) g`);
+    const oid = Number((await client.query<{ oid: string }>(`select 't'::regclass::oid::text as oid`)).rows[0]!.oid);
+    await client.end();
+    const dir = new DirectoryStore(join(work, 'tape'));
+    const r = await pgtape(['archive', '--source', cluster.url(), '--store', dir.description, '--create-publication', '--until', 'now']);
+    console.log(`base: ${r.seconds.toFixed(1)} s`);
+    // The same base on S3: copied file by file.
+    const s3store = new S3Store({
+      bucket: 'history',
+      prefix: 'tape/',
+      description: 's3://history/tape',
+      endpoint: proxy.endpoint,
+    } as never);
+    for (const o of await dir.list('')) await s3store.putBytes(o.key, readFileSync(join(dir.description, o.key)));
+    const base = (await listBases(dir)).at(-1)!;
+    const { schema } = await readBase(dir, base);
+    const identity = {
+      systemIdentifier: schema.systemIdentifier,
+      database: schema.database,
+      slot: 'pgtape',
+      serverVersion: schema.serverVersion,
+    };
+    const relation: RelationDef = {
+      oid,
+      schema: 'public',
+      name: 't',
+      replicaIdentity: 'd',
+      columns: [
+        { name: 'id', key: true, typeOid: 23, typmod: -1, typeName: 'int4' },
+        { name: 'v', key: false, typeOid: 25, typmod: -1, typeName: 'text' },
+      ],
+    };
+    let end = (await listSegments(dir)).at(-1)?.endLsn ?? base.lsn;
+    const time = BigInt(Date.parse(schema.snapshotTime)) * 1000n + 1_000_000n;
+    const spool = join(work, 'spool');
+    mkdirSync(spool);
+
+    const rows: string[][] = [];
+    let written = 0;
+    for (const size of [1_000, 5_000, 20_000, 50_000].filter((n) => n <= SEGMENTS)) {
+      const toS3 = Math.max(0, Math.min(size, S3_SEGMENTS) - written);
+      if (toS3 > 0)
+        end = await writeSegments([dir, s3store], spool, { from: written, to: written + toS3, start: end, time }, identity, relation);
+      if (size > written + toS3)
+        end = await writeSegments([dir], spool, { from: written + toS3, to: size, start: end, time }, identity, relation);
+      written = size;
+      const recent = `name:m${size - 2 * MARK_EVERY}`;
+      const until = `name:m${size - MARK_EVERY}`;
+      const measure = async (label: string, store: string, env: NodeJS.ProcessEnv, s3: boolean) => {
+        const before = proxy.requests;
+        const find = await pgtape(['log', '--store', store, '--from', recent, '--to', until, '--json'], env);
+        const findRequests = proxy.requests - before;
+        const log = await pgtape(['log', '--store', store, '--json'], env);
+        const replay = await pgtape(['replay', '--store', store, '--csv', join(work, `csv-${label}-${size}`)], env);
+        rmSync(join(work, `csv-${label}-${size}`), { recursive: true, force: true });
+        rows.push([
+          label,
+          String(size),
+          `${find.seconds.toFixed(2)} s${s3 ? ` / ${findRequests} req` : ''}`,
+          `${find.peakMiB.toFixed(0)} MiB`,
+          `${log.seconds.toFixed(2)} s`,
+          `${log.peakMiB.toFixed(0)} MiB`,
+          `${replay.seconds.toFixed(2)} s`,
+        ]);
+      };
+      await measure('directory', dir.description, {}, false);
+      await pgtape(['index', '--store', dir.description]);
+      await measure('directory, indexed', dir.description, {}, false);
+      if (size <= S3_SEGMENTS) {
+        proxy.latencyMs = LATENCY_MS;
+        await measure(`s3 +${LATENCY_MS} ms`, 's3://history/tape', s3env, true);
+        await pgtape(['index', '--store', 's3://history/tape'], s3env);
+        await measure(`s3 +${LATENCY_MS} ms, indexed`, 's3://history/tape', s3env, true);
+        proxy.latencyMs = 0;
+      }
+    }
+    const verify = await pgtape(['verify', '--store', dir.description]);
+    console.log(`verify of ${written} segments (directory): ${verify.seconds.toFixed(1)} s, peak ${verify.peakMiB.toFixed(0)} MiB`);
+    // Replay of latest from the first base, then from a base compacted from the archive.
+    const fromFirst = await pgtape(['replay', '--store', dir.description, '--csv', join(work, 'csv-first')]);
+    const compact = await pgtape(['compact', '--store', dir.description]);
+    const fromCompacted = await pgtape(['replay', '--store', dir.description, '--csv', join(work, 'csv-compacted')]);
+    console.log(
+      `\n| archive | segments | find name: range (log --from --to) | its peak RSS | log of everything | its peak RSS | replay latest --csv |\n|---|---|---|---|---|---|---|`,
+    );
+    for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+    console.log(
+      `\nreplay of latest at ${written} segments (directory): ${fromFirst.seconds.toFixed(2)} s from the first base; ` +
+        `${fromCompacted.seconds.toFixed(2)} s from a base compacted from the archive (compact took ${compact.seconds.toFixed(1)} s): ` +
+        `ratio ${(fromCompacted.seconds / fromFirst.seconds).toFixed(2)}`,
+    );
+  } finally {
+    await proxy.close();
+    await s3.close();
+    await cluster.destroy();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();

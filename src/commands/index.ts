@@ -1,0 +1,31 @@
+import { Command, Option } from 'commander';
+import { s3EndpointOption, storeOption } from './options.js';
+import { writeLine } from '../core/output.js';
+import { parsePositive } from '../core/units.js';
+import { buildIndex, DEFAULT_INDEX_GROUP } from '../log/segment-index.js';
+import { openStore } from '../store/open.js';
+
+export function indexCommand(): Command {
+  return new Command('index')
+    .description('write index objects for the segments not indexed yet, so targets are found without reading every header')
+    .addOption(storeOption())
+    .addOption(s3EndpointOption())
+    .addOption(new Option('--group <n>', 'segments per index object').default(DEFAULT_INDEX_GROUP))
+    .addHelpText(
+      'after',
+      '\nThe archiver writes them as it goes; this is for archives written before it did. Index objects are written\n' +
+        'once and never changed; segments after the last one are read from their headers.\n' +
+        '\nExample:\n  pgtape index --store s3://tapes/shop',
+    )
+    .action(async (opts) => {
+      const group = parsePositive(opts.group, '--group', true);
+      const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      await store.checkWritable();
+      const written = await buildIndex(store, group);
+      await writeLine(
+        written.length
+          ? `wrote ${written.length} index object(s): ${written.join(', ')}`
+          : 'nothing to index: fewer segments than a group after the last index object',
+      );
+    });
+}

@@ -1,0 +1,128 @@
+import { brotliCompressSync, brotliDecompressSync } from 'node:zlib';
+import { lsnKey, parseLsnKey } from '../core/lsn.js';
+import { mapLimit } from '../core/concurrency.js';
+import type { SegmentHeader } from '../segment/format.js';
+import { MARK_PREFIX } from '../source/logical-messages.js';
+import { readAll } from '../store/read.js';
+import type { Store, StoredObject } from '../store/store.js';
+import { listSegments, openSegment, readSegmentHeader, type SegmentRef } from './segments.js';
+
+// Index objects (docs/ARCHITECTURE.md, "Index objects"): what finding a point needs of each
+// segment — its header and its marks — for a closed group of segments, written once and never
+// changed, so that targets are found with a few reads instead of one per segment.
+//   index/<firstStartLSN16>-<lastEndLSN16>.json.br
+// A segment is taken from an index object only when the listing holds it under the same key with
+// the same size; segments after the last index object (the tail) are read from their headers.
+
+export const INDEX_DIR = 'index/';
+/** Segments per index object, by default: 1,000 one-minute segments are about 17 hours. */
+export const DEFAULT_INDEX_GROUP = 1000;
+const INDEX_FORMAT_VERSION = 1;
+const INDEX_KEY = /^index\/([0-9A-F]{16})-([0-9A-F]{16})\.json\.br$/;
+
+export interface Mark {
+  name: string;
+  commitLsn: bigint;
+}
+
+export interface IndexedFacts {
+  size: number;
+  header: SegmentHeader;
+  /** Every mark the segment holds, in order. */
+  marks: Mark[];
+}
+
+/** An index object as listed: the LSN range its segments cover. */
+export interface IndexObjectRef extends StoredObject {
+  startLsn: bigint;
+  endLsn: bigint;
+}
+
+export async function listIndexObjects(store: Store): Promise<IndexObjectRef[]> {
+  const out: IndexObjectRef[] = [];
+  for (const o of await store.list(INDEX_DIR)) {
+    const m = INDEX_KEY.exec(o.key);
+    if (m) out.push({ ...o, startLsn: parseLsnKey(m[1]!)!, endLsn: parseLsnKey(m[2]!)! });
+  }
+  return out;
+}
+
+/** The facts of every segment the index objects hold, by segment key. Throws on an object that cannot be read. */
+export async function readIndexObjects(store: Store, objects?: IndexObjectRef[]): Promise<Map<string, IndexedFacts>> {
+  const facts = new Map<string, IndexedFacts>();
+  const bodies = await mapLimit(objects ?? (await listIndexObjects(store)), 8, (o) => readIndexObject(store, o));
+  for (const entries of bodies) for (const [key, f] of entries) facts.set(key, f);
+  return facts;
+}
+
+export async function readIndexObject(store: Store, o: StoredObject): Promise<Map<string, IndexedFacts>> {
+  const body = JSON.parse(brotliDecompressSync(await readAll(store, o.key, o.size)).toString('utf8')) as StoredIndex;
+  if (body.formatVersion !== INDEX_FORMAT_VERSION) throw new Error(`${o.key} is of index format ${body.formatVersion}`);
+  return new Map(body.segments.map((s) => [s.key, { size: s.size, header: decodeHeader(s.header), marks: s.marks.map(decodeMark) }]));
+}
+
+/** The marks a segment holds, with the commit LSN of each one's transaction (its body is read). */
+export async function readMarks(store: Store, ref: { key: string; size?: number }): Promise<Mark[]> {
+  const marks: Mark[] = [];
+  let open: bigint | undefined;
+  for await (const e of openSegment(store, ref).entries()) {
+    if (e.kind === 'begin') open = e.commitLsn;
+    else if (e.kind === 'commit') open = undefined;
+    else if (e.kind === 'message' && e.prefix === MARK_PREFIX && open !== undefined)
+      marks.push({ name: e.content.toString('utf8'), commitLsn: open });
+  }
+  return marks;
+}
+
+/**
+ * Writes index objects for every whole group of `group` segments after the last index object
+ * (`pgtape index`, and the archiver as it goes). The last segment listed is left to the tail:
+ * the next one may still be on its way. Returns the keys written.
+ */
+export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP): Promise<string[]> {
+  const existing = await listIndexObjects(store);
+  const covered = existing.reduce((end, o) => (o.endLsn > end ? o.endLsn : end), -1n);
+  const segments = (await listSegments(store, covered >= 0n ? covered + 1n : undefined)).filter((s) => s.startLsn > covered);
+  const written: string[] = [];
+  for (let i = 0; i + group < segments.length; i += group) {
+    const refs = segments.slice(i, i + group);
+    const entries = await mapLimit(refs, 16, async (s) => {
+      const header = await readSegmentHeader(store, s.key);
+      const marks = header.messages > 0 ? await readMarks(store, s) : [];
+      return { key: s.key, size: s.size, header: encodeHeader(header), marks: marks.map(encodeMark) };
+    });
+    const key = indexKey(refs);
+    const body: StoredIndex = { formatVersion: INDEX_FORMAT_VERSION, segments: entries };
+    await store.putBytes(key, brotliCompressSync(Buffer.from(JSON.stringify(body))));
+    written.push(key);
+  }
+  return written;
+}
+
+function indexKey(refs: SegmentRef[]): string {
+  return `${INDEX_DIR}${lsnKey(refs[0]!.startLsn)}-${lsnKey(refs.at(-1)!.endLsn)}.json.br`;
+}
+
+// JSON has no bigint and no bytes: LSNs, times and checksums as text.
+
+interface StoredIndex {
+  formatVersion: number;
+  segments: { key: string; size: number; header: Record<string, unknown>; marks: { name: string; commitLsn: string }[] }[];
+}
+
+const BIGINT_FIELDS = ['startLsn', 'endLsn', 'firstCommitLsn', 'lastCommitLsn', 'firstCommitTime', 'lastCommitTime'] as const;
+
+function encodeHeader(h: SegmentHeader): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...h, bodySha256: h.bodySha256.toString('hex') };
+  for (const f of BIGINT_FIELDS) out[f] = h[f].toString();
+  return out;
+}
+
+function decodeHeader(h: Record<string, unknown>): SegmentHeader {
+  const out = { ...h, bodySha256: Buffer.from(h.bodySha256 as string, 'hex') } as Record<string, unknown>;
+  for (const f of BIGINT_FIELDS) out[f] = BigInt(h[f] as string);
+  return out as unknown as SegmentHeader;
+}
+
+const encodeMark = (m: Mark) => ({ name: m.name, commitLsn: m.commitLsn.toString() });
+const decodeMark = (m: { name: string; commitLsn: string }): Mark => ({ name: m.name, commitLsn: BigInt(m.commitLsn) });
