@@ -6,19 +6,14 @@ import { readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { packageRoot } from '../src/core/paths.js';
 import { LocalCluster } from '../src/local-pg/local-cluster.js';
 import { compressionTable, readRawBodies } from './compression.js';
 import { startS3, type TestS3 } from '../test/support/s3rver.js';
+import { arg, bin } from './run.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
 const ROWS = arg('rows', 1_000_000);
 const TRANSACTIONS = arg('transactions', 100_000);
 const SESSIONS = 4;
-const bin = join(packageRoot(), 'bin', 'pgtape.js');
 
 interface Run {
   seconds: number;

@@ -6,13 +6,11 @@
 // The segments after a real base are written directly with the segment writer (one transaction
 // of one insert each, a mark every 100): archiving 20,000 real transactions one segment at a
 // time would take most of the bench's time and measure the archiver instead.
-import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mapLimit } from '../src/core/concurrency.js';
-import { packageRoot } from '../src/core/paths.js';
 import { LocalCluster } from '../src/local-pg/local-cluster.js';
 import { listBases, readBase } from '../src/log/bases.js';
 import { listSegments } from '../src/log/segments.js';
@@ -24,46 +22,16 @@ import { S3Store } from '../src/store/s3.js';
 import type { Store } from '../src/store/store.js';
 import { startGatewayProxy } from '../test/support/gateway-proxy.js';
 import { startS3 } from '../test/support/s3rver.js';
+import { arg, measured } from './run.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
 const SEGMENTS = arg('segments', 20_000);
 const S3_SEGMENTS = arg('s3-segments', 5_000);
 const LATENCY_MS = arg('latency-ms', 20);
 const BASE_ROWS = 10_000;
 const MARK_EVERY = 100;
-const bin = join(packageRoot(), 'bin', 'pgtape.js');
-
-interface Run {
-  seconds: number;
-  peakMiB: number;
-}
 
 /** Runs pgtape to its end: wall time and peak RSS. */
-async function pgtape(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  const started = process.hrtime.bigint();
-  const child = spawn(process.execPath, [bin, ...args], {
-    env: { ...process.env, PGTAPE_LOG_FORMAT: 'json', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  let peak = 0;
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
-  const poll = setInterval(() => {
-    try {
-      const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-      if (hwm) peak = Math.max(peak, Number(hwm[1]) / 1024);
-    } catch {
-      // exited
-    }
-  }, 25);
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  clearInterval(poll);
-  if (code !== 0) throw new Error(`pgtape ${args.join(' ')} failed: ${stderr}`);
-  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, peakMiB: peak };
-}
+const pgtape = (args: string[], env: NodeJS.ProcessEnv = {}) => measured(args, env);
 
 /** Writes segments `from`..`to`-1 after `start`, one insert each, a mark every MARK_EVERY; returns the new end. */
 async function writeSegments(
@@ -90,7 +58,7 @@ async function writeSegments(
       await writer.change({ kind: 'message', prefix: MARK_PREFIX, content: Buffer.from(`m${i}`), lsn: start + 0x8n, transactional: true });
     }
     await writer.commit(commitLsn, start + 0x80n, time, 0);
-    writer.advanceTo(start + 0xffn);
+    writer.advanceTo(start + 0x100n);
     const sealed: SealedSegment = await writer.seal();
     for (const store of stores) await store.putFile(sealed.key, sealed.path);
     rmSync(sealed.path, { force: true });
@@ -99,6 +67,7 @@ async function writeSegments(
 }
 
 async function main(): Promise<void> {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   const work = mkdtempSync(join(tmpdir(), 'pgtape-bench-history-'));
   const cluster = await LocalCluster.create({ unsafeFast: true });
   const s3 = await startS3();
@@ -149,7 +118,7 @@ async function main(): Promise<void> {
 
     const rows: string[][] = [];
     let written = 0;
-    for (const size of [1_000, 5_000, 20_000, 50_000].filter((n) => n <= SEGMENTS)) {
+    for (const size of [2_000, 5_000, 20_000, 50_000].filter((n) => n <= SEGMENTS)) {
       const toS3 = Math.max(0, Math.min(size, S3_SEGMENTS) - written);
       if (toS3 > 0)
         end = await writeSegments([dir, s3store], spool, { from: written, to: written + toS3, start: end, time }, identity, relation);
@@ -160,8 +129,21 @@ async function main(): Promise<void> {
       const until = `name:m${size - MARK_EVERY}`;
       const measure = async (label: string, store: string, env: NodeJS.ProcessEnv, s3: boolean) => {
         const before = proxy.requests;
+        if (process.env.PGTAPE_BENCH_TRACE && s3) proxy.trace = [];
         const find = await pgtape(['log', '--store', store, '--from', recent, '--to', until, '--json'], env);
         const findRequests = proxy.requests - before;
+        if (proxy.trace) {
+          console.log(
+            proxy.trace
+              .map((t) => t.replace(/[0-9A-F]{16}/g, 'L'))
+              .sort()
+              .reduce<Record<string, number>>(
+                (m, t) => ((m[t.split('?')[0]!.slice(0, 60)] = (m[t.split('?')[0]!.slice(0, 60)] ?? 0) + 1), m),
+                {},
+              ),
+          );
+          proxy.trace = undefined;
+        }
         const log = await pgtape(['log', '--store', store, '--json'], env);
         const replay = await pgtape(['replay', '--store', store, '--csv', join(work, `csv-${label}-${size}`)], env);
         rmSync(join(work, `csv-${label}-${size}`), { recursive: true, force: true });
@@ -205,7 +187,8 @@ async function main(): Promise<void> {
     await proxy.close();
     await s3.close();
     await cluster.destroy();
-    rmSync(work, { recursive: true, force: true });
+    if (process.env.PGTAPE_BENCH_KEEP) console.log(`kept ${work}`);
+    else rmSync(work, { recursive: true, force: true });
   }
 }
 

@@ -1,63 +1,26 @@
 // bench/replay: pgtape replay --to latest --into an empty database, against COPY-loading the
 // same final rows into an empty database (the anchor), in one run on the same machine.
 //   npm run build && node dist/bench/replay.js [--rows 1000000] [--changes 1000000]
-import { spawn } from 'node:child_process';
-import { createReadStream, createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { formatLsn, parseLsnKey } from '../src/core/lsn.js';
-import { packageRoot } from '../src/core/paths.js';
 import { LocalCluster } from '../src/local-pg/local-cluster.js';
 import { DirectoryStore } from '../src/store/directory.js';
 import { S3Store } from '../src/store/s3.js';
 import { startS3 } from '../test/support/s3rver.js';
+import { arg, measured } from './run.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
 const ROWS = arg('rows', 1_000_000);
 const CHANGES = arg('changes', 1_000_000);
-const bin = join(packageRoot(), 'bin', 'pgtape.js');
 const TABLE = 'create table bench (id int, v text, n numeric, t timestamptz)';
 
 /** Runs pgtape and returns its wall time. Asynchronously: the S3 server runs in this process. */
 async function pgtape(args: string[], env: NodeJS.ProcessEnv = {}): Promise<number> {
   return (await measured(args, env)).seconds;
-}
-
-/** Wall time and peak RSS (the kernel's high-water mark, read until the process exits); stdout is read and dropped. */
-async function measured(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ seconds: number; peakMiB: number; lines: number }> {
-  const started = process.hrtime.bigint();
-  const flags =
-    args[0] === 'replay' && process.env.PGTAPE_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PGTAPE_BENCH_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...flags, bin, ...args], {
-    env: { ...process.env, PGTAPE_LOG_FORMAT: 'json', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  let lines = 0;
-  let peak = 0;
-  child.stdout.on('data', (d: Buffer) => {
-    for (let i = d.indexOf(10); i >= 0; i = d.indexOf(10, i + 1)) lines++;
-  });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const poll = setInterval(() => {
-    try {
-      const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-      if (hwm) peak = Math.max(peak, Number(hwm[1]) / 1024);
-    } catch {
-      // exited
-    }
-  }, 50);
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  clearInterval(poll);
-  if (code !== 0) throw new Error(`pgtape ${args[0]} failed: ${stderr.slice(-2000)}`);
-  if (process.env.PGTAPE_BENCH_LOG) process.stderr.write(stderr);
-  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, peakMiB: peak, lines };
 }
 
 async function query(url: string, sql: string): Promise<pg.QueryResult> {

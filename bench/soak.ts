@@ -9,19 +9,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { packageRoot } from '../src/core/paths.js';
 import { LocalCluster } from '../src/local-pg/local-cluster.js';
 import { DirectoryStore } from '../src/store/directory.js';
 import { listSegments, openSegment } from '../src/log/segments.js';
+import { arg, bin } from './run.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
 const MINUTES = arg('minutes', 30);
 const RESTART_MINUTES = arg('restart-minutes', 5);
 const TPS = arg('tps', 200);
-const bin = join(packageRoot(), 'bin', 'pgtape.js');
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;

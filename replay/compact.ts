@@ -51,11 +51,27 @@ export async function compactBase(options: { store: Store; target: Target; memor
       `install them, or point PGTAPE_PG_BIN at their bin directory`,
     );
   }
-  const cluster = await LocalCluster.create({ major, unsafeFast: true });
-  // Interrupted: the scratch cluster goes, and a base not finished has no manifest (it does not exist).
-  const stop = (signal: NodeJS.Signals) => void cluster.destroy().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  // Interrupted — even while the scratch cluster is being made — it is removed, and a base not
+  // finished has no manifest (it does not exist).
+  // One removal, awaited by both the signal and the command's own end: the replay fails as its
+  // server stops, and the command must not exit before the removal is done. The handlers come
+  // first: a signal during the cluster's (partly synchronous) making would otherwise kill the
+  // process with its directories made.
+  let creating: Promise<LocalCluster> | undefined;
+  let destroying: Promise<void> | undefined;
+  const destroy = () => (destroying ??= (creating ?? Promise.reject(new Error('no cluster'))).then((c) => c.destroy()).catch(() => {}));
+  const stop = (signal: NodeJS.Signals) => void destroy().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  creating = LocalCluster.create({ major, unsafeFast: true });
+  let cluster: LocalCluster;
+  try {
+    cluster = await creating;
+  } catch (err) {
+    process.removeListener('SIGINT', stop);
+    process.removeListener('SIGTERM', stop);
+    throw err;
+  }
   try {
     const client = await connect(cluster.url());
     const sourceOids = new Map<string, number>();
@@ -98,9 +114,9 @@ export async function compactBase(options: { store: Store; target: Target; memor
     }
     return { lsn, from: plan.base.lsn, report };
   } finally {
+    await destroy();
     process.removeListener('SIGINT', stop);
     process.removeListener('SIGTERM', stop);
-    await cluster.destroy();
   }
 }
 

@@ -93,6 +93,12 @@ export class BaseKeeper {
     this.child = undefined;
     if (this.options.signal.aborted) return;
     if (code === 0) {
+      if (/nothing to compact/.test(stderr)) {
+        // Only position markers since the base (an idle database): look again after the interval.
+        this.notBefore = Date.now() + (this.options.everyMs ?? 600_000);
+        log.debug({ base: stdout.trim() }, 'nothing committed since the newest base: no new base');
+        return;
+      }
       this.compactions++;
       log.info({ base: stdout.trim(), ms: Date.now() - started }, 'stored a base compacted from the archive');
       return;

@@ -1,7 +1,7 @@
 import { listBases, readBase, type BaseRef } from './bases.js';
 import { errorMessage, UserError } from '../core/errors.js';
 import { sayWarning } from '../core/output.js';
-import { listIndexObjects, readIndexObject, type Mark } from './segment-index.js';
+import { coveringIndexObjects, listIndexObjects, readIndexObject, type Mark } from './segment-index.js';
 import { formatLsn } from '../core/lsn.js';
 import { formatMicros } from '../core/units.js';
 import { mapLimit } from '../core/concurrency.js';
@@ -72,7 +72,7 @@ export async function indexArchive(store: Store, options: IndexOptions = {}): Pr
  * passed over with a warning: its segments' headers are read instead, as slowly as without it.
  */
 async function useIndexObjects(store: Store, segments: IndexedSegment[]): Promise<void> {
-  const objects = await listIndexObjects(store);
+  const objects = coveringIndexObjects(await listIndexObjects(store));
   if (!objects.length) return;
   const byKey = new Map(segments.map((s) => [s.key, s]));
   await mapLimit(objects, 8, async (o) => {

@@ -5,20 +5,25 @@ import type { SegmentHeader } from '../segment/format.js';
 import { MARK_PREFIX } from '../source/logical-messages.js';
 import { readAll } from '../store/read.js';
 import type { Store, StoredObject } from '../store/store.js';
-import { listSegments, openSegment, readSegmentHeader, type SegmentRef } from './segments.js';
+import { listSegments, openSegment, readSegmentHeader } from './segments.js';
 
 // Index objects (docs/ARCHITECTURE.md, "Index objects"): what finding a point needs of each
 // segment — its header and its marks — for a closed group of segments, written once and never
-// changed, so that targets are found with a few reads instead of one per segment.
-//   index/<firstStartLSN16>-<lastEndLSN16>.json.br
+// changed, so that targets are found with a few reads instead of one per segment. Two sizes: one
+// object every `group` segments, and one every LARGE_FACTOR groups; readers take the largest
+// that cover, so an archive of N segments costs about N / (group × LARGE_FACTOR) + LARGE_FACTOR
+// objects and fewer than `group` headers.
+//   index/<segments per object>/<firstStartLSN16>-<lastEndLSN16>.json.br
 // A segment is taken from an index object only when the listing holds it under the same key with
 // the same size; segments after the last index object (the tail) are read from their headers.
 
 export const INDEX_DIR = 'index/';
-/** Segments per index object, by default: 1,000 one-minute segments are about 17 hours. */
-export const DEFAULT_INDEX_GROUP = 1000;
+/** Segments per small index object, by default: 50 one-minute segments are under an hour. */
+export const DEFAULT_INDEX_GROUP = 50;
+/** A large index object holds this many small ones' segments. */
+const LARGE_FACTOR = 20;
 const INDEX_FORMAT_VERSION = 1;
-const INDEX_KEY = /^index\/([0-9A-F]{16})-([0-9A-F]{16})\.json\.br$/;
+const INDEX_KEY = /^index\/(\d+)\/([0-9A-F]{16})-([0-9A-F]{16})\.json\.br$/;
 
 export interface Mark {
   name: string;
@@ -32,8 +37,9 @@ export interface IndexedFacts {
   marks: Mark[];
 }
 
-/** An index object as listed: the LSN range its segments cover. */
+/** An index object as listed: how many segments it holds and the LSN range they cover. */
 export interface IndexObjectRef extends StoredObject {
+  group: number;
   startLsn: bigint;
   endLsn: bigint;
 }
@@ -42,9 +48,29 @@ export async function listIndexObjects(store: Store): Promise<IndexObjectRef[]> 
   const out: IndexObjectRef[] = [];
   for (const o of await store.list(INDEX_DIR)) {
     const m = INDEX_KEY.exec(o.key);
-    if (m) out.push({ ...o, startLsn: parseLsnKey(m[1]!)!, endLsn: parseLsnKey(m[2]!)! });
+    if (m) out.push({ ...o, group: Number(m[1]), startLsn: parseLsnKey(m[2]!)!, endLsn: parseLsnKey(m[3]!)! });
   }
   return out;
+}
+
+/**
+ * The index objects a reader needs: the largest first, each covering segments no object taken
+ * before covers (a small object inside a large one is left out).
+ */
+export function coveringIndexObjects(objects: IndexObjectRef[]): IndexObjectRef[] {
+  const sorted = [...objects].sort((a, b) =>
+    a.startLsn !== b.startLsn ? (a.startLsn < b.startLsn ? -1 : 1) : b.endLsn > a.endLsn ? 1 : -1,
+  );
+  const taken: IndexObjectRef[] = [];
+  let covered = -1n;
+  for (const o of sorted) {
+    // Segments are contiguous (one starts where the one before ends): an object starting where
+    // the last taken one ends follows it; one starting before that overlaps it.
+    if (o.startLsn < covered) continue;
+    taken.push(o);
+    covered = o.endLsn;
+  }
+  return taken;
 }
 
 /** The facts of every segment the index objects hold, by segment key. Throws on an object that cannot be read. */
@@ -75,32 +101,39 @@ export async function readMarks(store: Store, ref: { key: string; size?: number 
 }
 
 /**
- * Writes index objects for every whole group of `group` segments after the last index object
- * (`pgtape index`, and the archiver as it goes). The last segment listed is left to the tail:
- * the next one may still be on its way. Returns the keys written.
+ * Writes index objects for every whole group of `group` segments after the last one of that size,
+ * then the large ones (LARGE_FACTOR groups each, from the small objects' facts): `pgtape index`,
+ * and the archiver as it goes. The last segment listed is left to the tail: the next one may
+ * still be on its way. Returns the keys written.
  */
 export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP): Promise<string[]> {
-  const existing = await listIndexObjects(store);
-  const covered = existing.reduce((end, o) => (o.endLsn > end ? o.endLsn : end), -1n);
-  const segments = (await listSegments(store, covered >= 0n ? covered + 1n : undefined)).filter((s) => s.startLsn > covered);
   const written: string[] = [];
-  for (let i = 0; i + group < segments.length; i += group) {
-    const refs = segments.slice(i, i + group);
-    const entries = await mapLimit(refs, 16, async (s) => {
-      const header = await readSegmentHeader(store, s.key);
-      const marks = header.messages > 0 ? await readMarks(store, s) : [];
-      return { key: s.key, size: s.size, header: encodeHeader(header), marks: marks.map(encodeMark) };
-    });
-    const key = indexKey(refs);
-    const body: StoredIndex = { formatVersion: INDEX_FORMAT_VERSION, segments: entries };
-    await store.putBytes(key, brotliCompressSync(Buffer.from(JSON.stringify(body))));
-    written.push(key);
+  for (const size of [group, group * LARGE_FACTOR]) {
+    const existing = (await listIndexObjects(store)).filter((o) => o.group === size);
+    const covered = existing.reduce((end, o) => (o.endLsn > end ? o.endLsn : end), -1n);
+    // Segments are contiguous: the next group's first one starts where the last object's ends.
+    const segments = (await listSegments(store, covered >= 0n ? covered : undefined)).filter((s) => s.startLsn >= covered);
+    if (segments.length <= size) continue;
+    // What smaller objects already say is taken from them; the rest is read from the segments.
+    const known =
+      size > group
+        ? await readIndexObjects(store, coveringIndexObjects((await listIndexObjects(store)).filter((o) => o.group === group)))
+        : new Map<string, IndexedFacts>();
+    for (let i = 0; i + size < segments.length; i += size) {
+      const refs = segments.slice(i, i + size);
+      const entries = await mapLimit(refs, 16, async (s) => {
+        const k = known.get(s.key);
+        const header = k && k.size === s.size ? k.header : await readSegmentHeader(store, s.key);
+        const marks = k && k.size === s.size ? k.marks : header.messages > 0 ? await readMarks(store, s) : [];
+        return { key: s.key, size: s.size, header: encodeHeader(header), marks: marks.map(encodeMark) };
+      });
+      const key = `${INDEX_DIR}${size}/${lsnKey(refs[0]!.startLsn)}-${lsnKey(refs.at(-1)!.endLsn)}.json.br`;
+      const body: StoredIndex = { formatVersion: INDEX_FORMAT_VERSION, segments: entries };
+      await store.putBytes(key, brotliCompressSync(Buffer.from(JSON.stringify(body))));
+      written.push(key);
+    }
   }
   return written;
-}
-
-function indexKey(refs: SegmentRef[]): string {
-  return `${INDEX_DIR}${lsnKey(refs[0]!.startLsn)}-${lsnKey(refs.at(-1)!.endLsn)}.json.br`;
 }
 
 // JSON has no bigint and no bytes: LSNs, times and checksums as text.

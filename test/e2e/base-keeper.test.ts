@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveArgs, logLines, pgtape, startPgtape } from '../support/cli.js';
-import { until, useSource } from '../support/fixture.js';
+import { sleep, until, useSource } from '../support/fixture.js';
 import { checksums } from '../support/oracle.js';
 import { replayIntoFresh } from '../support/replay-into.js';
 import { describeSchema } from '../support/schema.js';
@@ -83,11 +83,14 @@ describe.each(['directory', 's3'] as const)('bases kept fresh by the archiver, t
         ).rowCount === 1,
       60_000,
     );
+    // Idle now: the interval passes a few times, and no base is made again for nothing.
+    await sleep(7_000);
     archiver.kill('SIGTERM');
     const done = await archiver.done;
     expect(done.code, done.stderr).toBe(0);
     const compacted = logLines(done.stderr).filter((l) => l.msg === 'stored a base compacted from the archive');
     expect(compacted.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(compacted.map((l) => l.base)).size, 'each compaction a new base').toBe(compacted.length);
     const indexed = await pgtape(['verify', '--store', store(), '--json'], env);
     expect(indexed.code, indexed.stdout).toBe(0);
     expect(indexed.stdout).toMatch(/"object":"index\//);

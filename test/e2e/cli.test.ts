@@ -55,7 +55,7 @@ describe('the pgtape command line', () => {
     ]
       .map((m) => m[1]!)
       .filter((c) => c !== 'help');
-    expect(commands.sort()).toEqual(['archive', 'base', 'compact', 'diff', 'expire', 'log', 'mark', 'replay', 'status', 'verify']);
+    expect(commands.sort()).toEqual(['archive', 'base', 'compact', 'diff', 'expire', 'index', 'log', 'mark', 'replay', 'status', 'verify']);
     for (const c of commands) {
       const help = await pgtape([c, '--help']);
       expect(help.code, c).toBe(0);

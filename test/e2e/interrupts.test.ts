@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -106,6 +106,38 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
       await into.end();
       await source.admin.query('drop database interrupted_into');
     }
+  });
+
+  it('compact: removes its scratch cluster and stores no base, or the whole base, at random moments', async () => {
+    const random = seededRandom(TEST_SEED + 13);
+    const copy = join(mkdtempSync(join(tmpdir(), 'pgtape-compact-')), 'tape');
+    cpSync(store(), copy, { recursive: true });
+    const manifests = () => readdirSync(join(copy, 'base')).filter((b) => existsSync(join(copy, 'base', b, 'manifest.json')));
+    for (let i = 0; i < 4; i++) {
+      const signal = i % 2 ? 'SIGINT' : 'SIGTERM';
+      const tmp = mkdtempSync(join(tmpdir(), 'pgtape-compact-tmp-'));
+      chmodSync(tmp, 0o755);
+      const before = manifests().length;
+      const child = startPgtape(['compact', '--store', copy], { TMPDIR: tmp });
+      await sleep(300 + Math.floor(random() * 3000));
+      child.kill(signal);
+      const r = await child.done;
+      const at = `${signal} run ${i}: code ${r.code} ${r.stderr.slice(-300)}`;
+      if (r.code === 0) expect(manifests().length, at).toBe(before + 1);
+      else {
+        if (r.code !== null) expect(r.code, at).toBe(signal === 'SIGINT' ? 130 : 143);
+        expect(manifests().length, at).toBe(before);
+      }
+      expect(readdirSync(tmp), at).toEqual([]);
+      expect(serversUnder(tmp), at).toEqual([]);
+      spawnSync('rm', ['-rf', tmp]);
+      if (r.code === 0) break;
+    }
+    // Whatever was interrupted, the archive still verifies and compacts.
+    expect((await pgtape(['verify', '--store', copy])).code).toBe(0);
+    const done = await pgtape(['compact', '--store', copy]);
+    expect(done.code, done.stderr).toBe(0);
+    spawnSync('rm', ['-rf', join(copy, '..')]);
   });
 
   it('diff: removes its spool directory, at random moments', async () => {

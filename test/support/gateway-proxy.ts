@@ -20,6 +20,8 @@ export interface GatewayProxy {
   requests: number;
   /** Added to every request before it is forwarded: a real object store's latency, not loopback's. */
   latencyMs: number;
+  /** When an array: each request as `METHOD path [range]`, to see what a command asked for. */
+  trace?: string[];
   close(): Promise<void>;
 }
 
@@ -44,6 +46,7 @@ export async function startGatewayProxy(target: string, seed: number): Promise<G
   };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     proxy.requests++;
+    proxy.trace?.push(`${req.method} ${req.url} ${req.headers.range ?? ''}`);
     const url = new URL(req.url ?? '/', 'http://gateway');
     const host = req.headers.host ?? '';
     if (!/^(127\.0\.0\.1|localhost):\d+$/.test(host)) return refuse(res, 400, `virtual-host addressing: ${host}`);
@@ -94,6 +97,12 @@ export async function startGatewayProxy(target: string, seed: number): Promise<G
     },
     get requests() {
       return proxy.requests;
+    },
+    get trace() {
+      return proxy.trace;
+    },
+    set trace(t: string[] | undefined) {
+      proxy.trace = t;
     },
     get latencyMs() {
       return proxy.latencyMs;

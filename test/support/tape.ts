@@ -12,10 +12,17 @@ import type { Store } from '../../src/store/store.js';
  */
 export function tempStore(): { dir: string; cleanup: () => void } {
   const parent = mkdtempSync(join(tmpdir(), 'pgtape-test-'));
-  const cleanup = () => rmSync(parent, { recursive: true, force: true });
-  process.once('exit', cleanup);
+  leftAtExit.add(parent);
+  const cleanup = () => {
+    rmSync(parent, { recursive: true, force: true });
+    leftAtExit.delete(parent);
+  };
   return { dir: join(parent, 'tape'), cleanup };
 }
+
+/** Test stores not cleaned up yet: removed when the test process exits. */
+const leftAtExit = new Set<string>();
+process.once('exit', () => leftAtExit.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
 export async function confirmedFlush(client: pg.Client, slot = 'pgtape'): Promise<bigint | undefined> {
   const { rows } = await client.query<{ lsn: string | null }>(
