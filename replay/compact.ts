@@ -60,7 +60,20 @@ export async function compactBase(options: { store: Store; target: Target; memor
   let creating: Promise<LocalCluster> | undefined;
   let destroying: Promise<void> | undefined;
   const destroy = () => (destroying ??= (creating ?? Promise.reject(new Error('no cluster'))).then((c) => c.destroy()).catch(() => {}));
-  const stop = (signal: NodeJS.Signals) => void destroy().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  // A base being copied when the command fails or is stopped: its files go, so that no unfinished
+  // base is left for verify to report (a base whose manifest was stored is whole, and stays).
+  let capture: { prefix: string; done: Promise<unknown> } | undefined;
+  const abandonCapture = async () => {
+    if (!capture) return;
+    await capture.done.catch(() => {});
+    if (await store.stat(`${capture.prefix}manifest.json`)) return;
+    for (const o of await store.list(capture.prefix)) await store.delete(o.key);
+  };
+  const stop = (signal: NodeJS.Signals) =>
+    void destroy()
+      .then(abandonCapture)
+      .catch(() => {})
+      .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   creating = LocalCluster.create({ major, unsafeFast: true });
@@ -99,16 +112,23 @@ export async function compactBase(options: { store: Store; target: Target; memor
       await holder.query('begin transaction isolation level repeatable read');
       const snapshot = (await holder.query<{ s: string }>('select pg_export_snapshot() as s')).rows[0]!.s;
       const scratchVersion = Number((await holder.query<{ v: string }>(`select current_setting('server_version_num') as v`)).rows[0]!.v);
-      await captureBase({
-        source: cluster.url(),
-        store,
-        publication: SCRATCH_PUBLICATION,
-        lsn,
-        snapshot,
-        facts: { database: plan.schema.database, systemIdentifier: plan.schema.systemIdentifier, serverVersion: scratchVersion },
-        log,
-        amend: (schema) => asSourceBase(schema, plan.schema, sourceOids, report),
-      });
+      capture = {
+        prefix: basePrefix(lsn),
+        done: captureBase({
+          source: cluster.url(),
+          store,
+          publication: SCRATCH_PUBLICATION,
+          lsn,
+          snapshot,
+          facts: { database: plan.schema.database, systemIdentifier: plan.schema.systemIdentifier, serverVersion: scratchVersion },
+          log,
+          amend: (schema) => asSourceBase(schema, plan.schema, sourceOids, report),
+        }),
+      };
+      await capture.done;
+    } catch (err) {
+      await abandonCapture();
+      throw err;
     } finally {
       await holder.end().catch(() => {});
     }
