@@ -32,8 +32,6 @@ export class BaseKeeper {
   private readonly times = new Map<bigint, number>();
   /** Not before this (ms since the epoch): after a failure, the next try waits. */
   private notBefore = 0;
-  compactions = 0;
-  failures = 0;
 
   constructor(private readonly options: BaseKeeperOptions) {}
 
@@ -99,11 +97,9 @@ export class BaseKeeper {
         log.debug({ base: stdout.trim() }, 'nothing committed since the newest base: no new base');
         return;
       }
-      this.compactions++;
       log.info({ base: stdout.trim(), ms: Date.now() - started }, 'stored a base compacted from the archive');
       return;
     }
-    this.failures++;
     this.notBefore = Date.now() + (this.options.everyMs ?? 600_000);
     // The child's last words: its error message, or its last log line.
     const said = stderr.trim().split('\n').slice(-3).join(' | ');

@@ -4,6 +4,7 @@ import { writeLine } from '../core/output.js';
 import { parsePositive } from '../core/units.js';
 import { buildIndex, DEFAULT_INDEX_GROUP } from '../log/segment-index.js';
 import { openStore } from '../store/open.js';
+import { indexArchive } from '../log/archive-index.js';
 
 export function indexCommand(): Command {
   return new Command('index')
@@ -21,6 +22,8 @@ export function indexCommand(): Command {
       const group = parsePositive(opts.group, '--group', true);
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       await store.checkWritable();
+      // A store that holds no archive (a mistyped --store) is said as such, not "nothing to index".
+      await indexArchive(store, { requireBase: false, headers: 'tail' });
       const written = await buildIndex(store, group);
       await writeLine(
         written.length

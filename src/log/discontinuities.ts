@@ -1,6 +1,6 @@
 import { lsnKey, parseLsnKey } from '../core/lsn.js';
 import { readAll } from '../store/read.js';
-import type { Store } from '../store/store.js';
+import type { Store, StoredObject } from '../store/store.js';
 
 // A discontinuity: the archive lost its slot (or the slot moved past it) and went on with a new
 // slot and a new base (`pgtape archive --rebase`). Nothing between `from` (the end of the archive
@@ -10,6 +10,8 @@ import type { Store } from '../store/store.js';
 export const DISCONTINUITIES_DIR = 'discontinuities/';
 
 export interface Discontinuity {
+  /** Its record in the store. */
+  record: StoredObject;
   from: bigint;
   to: bigint;
   reason: string;
@@ -22,12 +24,12 @@ export async function listDiscontinuities(store: Store): Promise<Discontinuity[]
     const m = /^discontinuities\/([0-9A-F]{16})-([0-9A-F]{16})\.json$/.exec(o.key);
     if (!m) continue;
     const body = JSON.parse((await readAll(store, o.key)).toString('utf8')) as { reason?: string; at?: string };
-    out.push({ from: parseLsnKey(m[1]!)!, to: parseLsnKey(m[2]!)!, reason: body.reason ?? 'unknown', at: body.at ?? '' });
+    out.push({ record: o, from: parseLsnKey(m[1]!)!, to: parseLsnKey(m[2]!)!, reason: body.reason ?? 'unknown', at: body.at ?? '' });
   }
   return out.sort((a, b) => (a.from < b.from ? -1 : 1));
 }
 
-export async function recordDiscontinuity(store: Store, d: Omit<Discontinuity, 'at'>): Promise<void> {
+export async function recordDiscontinuity(store: Store, d: Omit<Discontinuity, 'at' | 'record'>): Promise<void> {
   const body = { from: d.from.toString(16), to: d.to.toString(16), reason: d.reason, at: new Date().toISOString() };
   await store.putBytes(`${DISCONTINUITIES_DIR}${lsnKey(d.from)}-${lsnKey(d.to)}.json`, Buffer.from(JSON.stringify(body, null, 2)));
 }

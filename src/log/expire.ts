@@ -3,7 +3,7 @@ import { formatLsn } from '../core/lsn.js';
 import { mapLimit } from '../core/concurrency.js';
 import { parseTimeMicros } from './target.js';
 import { BASES_DIR, listBases, readBase, type BaseRef } from './bases.js';
-import { DISCONTINUITIES_DIR, listDiscontinuities } from './discontinuities.js';
+import { listDiscontinuities } from './discontinuities.js';
 import { listSegments, type SegmentRef } from './segments.js';
 import { listIndexObjects } from './segment-index.js';
 import type { Store, StoredObject } from '../store/store.js';
@@ -69,11 +69,7 @@ export async function planExpiry(store: Store, rule: ExpiryRule): Promise<Expiry
     (o.key.endsWith('/manifest.json') ? manifests : files).push(o);
   }
   const segments = (await listSegments(store)).filter((s) => s.endLsn <= keep.lsn);
-  const discontinuities = (await store.list(DISCONTINUITIES_DIR)).filter((o) => {
-    const d = /^discontinuities\/[0-9A-F]{16}-([0-9A-F]{16})\.json$/.exec(o.key);
-    return d && BigInt(`0x${d[1]}`) <= keep.lsn;
-  });
-  await listDiscontinuities(store); // refuses a store whose records cannot be read before anything goes
+  const discontinuities = (await listDiscontinuities(store)).filter((d) => d.to <= keep.lsn).map((d) => d.record);
   // Index objects whose every segment goes (one that also covers kept segments stays: readers skip the entries of segments gone).
   const indexObjects = (await listIndexObjects(store)).filter((o) => o.endLsn <= keep.lsn);
   const objects = [...manifests, ...segments.map((s) => ({ key: s.key, size: s.size })), ...files, ...discontinuities, ...indexObjects];
@@ -88,7 +84,7 @@ export async function planExpiry(store: Store, rule: ExpiryRule): Promise<Expiry
 }
 
 /** Removes what the plan names, in its order; returns how many objects went. */
-export async function expire(store: Store, plan: ExpiryPlan, onProgress?: (done: number) => void): Promise<number> {
+export async function expire(store: Store, plan: ExpiryPlan): Promise<number> {
   let done = 0;
   // In order, a few at a time: the manifests all go before any segment.
   const manifests = plan.objects.filter((o) => o.key.startsWith(BASES_DIR) && o.key.endsWith('/manifest.json'));
@@ -96,7 +92,7 @@ export async function expire(store: Store, plan: ExpiryPlan, onProgress?: (done:
   for (const group of [manifests, rest]) {
     await mapLimit(group, 8, async (o) => {
       await store.delete(o.key);
-      onProgress?.(++done);
+      done++;
     });
   }
   return done;

@@ -74,9 +74,9 @@ export function coveringIndexObjects(objects: IndexObjectRef[]): IndexObjectRef[
 }
 
 /** The facts of every segment the index objects hold, by segment key. Throws on an object that cannot be read. */
-export async function readIndexObjects(store: Store, objects?: IndexObjectRef[]): Promise<Map<string, IndexedFacts>> {
+async function readIndexObjects(store: Store, objects: IndexObjectRef[]): Promise<Map<string, IndexedFacts>> {
   const facts = new Map<string, IndexedFacts>();
-  const bodies = await mapLimit(objects ?? (await listIndexObjects(store)), 8, (o) => readIndexObject(store, o));
+  const bodies = await mapLimit(objects, 8, (o) => readIndexObject(store, o));
   for (const entries of bodies) for (const [key, f] of entries) facts.set(key, f);
   return facts;
 }
@@ -108,16 +108,22 @@ export async function readMarks(store: Store, ref: { key: string; size?: number 
  */
 export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP): Promise<string[]> {
   const written: string[] = [];
-  for (const size of [group, group * LARGE_FACTOR]) {
-    const existing = (await listIndexObjects(store)).filter((o) => o.group === size);
-    const covered = existing.reduce((end, o) => (o.endLsn > end ? o.endLsn : end), -1n);
+  // One listing of each kind per call (the archiver calls it every few seconds): the segments
+  // after the least covered size serve both sizes, and the objects written are added to the list.
+  const objects = await listIndexObjects(store);
+  const sizes = [group, group * LARGE_FACTOR];
+  const coveredBy = (size: number) => objects.filter((o) => o.group === size).reduce((end, o) => (o.endLsn > end ? o.endLsn : end), -1n);
+  const from = sizes.map(coveredBy).reduce((a, b) => (a < b ? a : b));
+  const listed = await listSegments(store, from >= 0n ? from : undefined);
+  for (const size of sizes) {
+    const covered = coveredBy(size);
     // Segments are contiguous: the next group's first one starts where the last object's ends.
-    const segments = (await listSegments(store, covered >= 0n ? covered : undefined)).filter((s) => s.startLsn >= covered);
+    const segments = listed.filter((s) => s.startLsn >= covered);
     if (segments.length <= size) continue;
-    // What smaller objects already say is taken from them; the rest is read from the segments.
+    // What the small objects of this stretch already say is taken from them; the rest is read from the segments.
     const known =
       size > group
-        ? await readIndexObjects(store, coveringIndexObjects((await listIndexObjects(store)).filter((o) => o.group === group)))
+        ? await readIndexObjects(store, coveringIndexObjects(objects.filter((o) => o.group === group && o.startLsn >= covered)))
         : new Map<string, IndexedFacts>();
     for (let i = 0; i + size < segments.length; i += size) {
       const refs = segments.slice(i, i + size);
@@ -127,9 +133,14 @@ export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP): Pro
         const marks = k && k.size === s.size ? k.marks : header.messages > 0 ? await readMarks(store, s) : [];
         return { key: s.key, size: s.size, header: encodeHeader(header), marks: marks.map(encodeMark) };
       });
-      const key = `${INDEX_DIR}${size}/${lsnKey(refs[0]!.startLsn)}-${lsnKey(refs.at(-1)!.endLsn)}.json.br`;
-      const body: StoredIndex = { formatVersion: INDEX_FORMAT_VERSION, segments: entries };
-      await store.putBytes(key, brotliCompressSync(Buffer.from(JSON.stringify(body))));
+      const startLsn = refs[0]!.startLsn;
+      const endLsn = refs.at(-1)!.endLsn;
+      const key = `${INDEX_DIR}${size}/${lsnKey(startLsn)}-${lsnKey(endLsn)}.json.br`;
+      const body = brotliCompressSync(
+        Buffer.from(JSON.stringify({ formatVersion: INDEX_FORMAT_VERSION, segments: entries } satisfies StoredIndex)),
+      );
+      await store.putBytes(key, body);
+      objects.push({ key, size: body.length, group: size, startLsn, endLsn });
       written.push(key);
     }
   }

@@ -230,6 +230,8 @@ const CASES: Case[] = [
   },
   { name: 'compact to a damaged segment', args: (c) => ['compact', '--store', c.flipped], exit: 4, says: ['damaged'] },
   { name: 'compact of a store that is a file', args: (c) => ['compact', '--store', c.file], exit: 2, says: ['not a directory'] },
+  { name: 'index of an empty store', args: (c) => ['index', '--store', c.fresh], exit: 2, says: ['no archive'], leaves: (c) => [c.fresh] },
+  { name: 'index with --group 0', args: (c) => ['index', '--store', c.store, '--group', '0'], exit: 2, says: ['--group'] },
   { name: 'expire without a rule', args: (c) => ['expire', '--store', c.store, '--confirm'], exit: 2, says: ['--keep-bases'] },
   {
     name: 'expire keeping no base',
