@@ -329,6 +329,11 @@ export class Archiver implements Readiness {
     const h = segment.header;
     this.metrics.segments.inc();
     this.metrics.bytes.inc(h.bodyBytes);
+    // Between the looks at the store (src/archive/archive-gauges.ts), what this archiver adds.
+    this.metrics.segmentsSinceNewestBase.inc();
+    this.metrics.bytesSinceNewestBase.inc(h.bodyBytes);
+    this.metrics.archiveSegments.inc();
+    this.metrics.archiveBytes.inc(h.bodyBytes);
     this.metrics.transactions.inc(h.transactions);
     this.metrics.rows.inc(h.changes);
     this.metrics.lastStoredCommitLsn.set(Number(h.endLsn));

@@ -3,8 +3,7 @@ import { setPriority } from 'node:os';
 import { sleepUnlessAborted } from '../core/concurrency.js';
 import type { Logger } from '../core/log.js';
 import { formatBytes } from '../core/units.js';
-import { listBases, readBase, type BaseRef } from '../log/bases.js';
-import { listSegments } from '../log/segments.js';
+import { newestBaseFacts } from '../log/newest-base.js';
 import type { Store } from '../store/store.js';
 
 export interface BaseKeeperOptions {
@@ -29,7 +28,7 @@ export interface BaseKeeperOptions {
  */
 export class BaseKeeper {
   private child: ChildProcess | undefined;
-  private readonly times = new Map<bigint, number>();
+  private readonly times = new Map<bigint, string>();
   /** Not before this (ms since the epoch): after a failure, the next try waits. */
   private notBefore = 0;
 
@@ -55,18 +54,12 @@ export class BaseKeeper {
   /** Why a compaction is due now, or undefined. */
   private async due(): Promise<string | undefined> {
     const { store, everyMs, afterBytes } = this.options;
-    const newest: BaseRef | undefined = (await listBases(store)).at(-1);
-    if (!newest) return undefined;
-    // Only segments after the newest base are listed (an S3 listing starts there).
-    const after = (await listSegments(store, newest.lsn)).filter((s) => s.endLsn > newest.lsn);
-    const bytes = after.reduce((n, s) => n + s.size, 0);
-    if (after.length === 0) return undefined;
-    if (afterBytes !== undefined && bytes >= afterBytes) return `${formatBytes(bytes)} of segments after the newest base`;
-    if (everyMs !== undefined) {
-      let taken = this.times.get(newest.lsn);
-      if (taken === undefined) this.times.set(newest.lsn, (taken = Date.parse((await readBase(store, newest)).schema.snapshotTime)));
-      if (Date.now() - taken >= everyMs) return `the newest base is ${Math.round((Date.now() - taken) / 1000)} s old`;
-    }
+    const newest = await newestBaseFacts(store, this.times);
+    if (!newest || newest.segmentsSince === 0) return undefined;
+    if (afterBytes !== undefined && newest.bytesSince >= afterBytes)
+      return `${formatBytes(newest.bytesSince)} of segments after the newest base`;
+    const age = Date.now() - Date.parse(newest.snapshotTime);
+    if (everyMs !== undefined && age >= everyMs) return `the newest base is ${Math.round(age / 1000)} s old`;
     return undefined;
   }
 

@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { BASES_DIR, listBases, readBase } from '../log/bases.js';
+import { BASES_DIR, listBases } from '../log/bases.js';
+import { newestBaseFacts } from '../log/newest-base.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { formatBytes, formatMicros } from '../core/units.js';
 import { lastCommittedHeader, listSegments } from '../log/segments.js';
@@ -62,9 +63,7 @@ export async function streamStatus(client: pg.Client, store: Store, slotName: st
   const bases = await listBases(store);
   const segments = await listSegments(store);
   const baseBytes = (await store.list(BASES_DIR)).reduce((n, o) => n + o.size, 0);
-  const newest = bases.at(-1);
-  const newestSchema = newest ? (await readBase(store, newest)).schema : undefined;
-  const since = newest ? segments.filter((s) => s.endLsn > newest.lsn) : [];
+  const newest = await newestBaseFacts(store);
   const last = segments.at(-1);
   const end = last?.endLsn ?? bases.at(-1)?.lsn;
   const header = await lastCommittedHeader(store, segments);
@@ -124,16 +123,15 @@ export async function streamStatus(client: pg.Client, store: Store, slotName: st
       lastCommitLsn: header ? formatLsn(header.lastCommitLsn) : null,
       lastCommitTime: lastCommitMicros === undefined ? null : formatMicros(lastCommitMicros),
       bytes: baseBytes + segments.reduce((n, s) => n + s.size, 0),
-      newestBase:
-        newest && newestSchema
-          ? {
-              lsn: formatLsn(newest.lsn),
-              snapshotTime: newestSchema.snapshotTime,
-              ageSeconds: Math.max(0, (now[0]!.time.getTime() - Date.parse(newestSchema.snapshotTime)) / 1000),
-              segmentsSince: since.length,
-              bytesSince: since.reduce((n, s) => n + s.size, 0),
-            }
-          : null,
+      newestBase: newest
+        ? {
+            lsn: formatLsn(newest.base.lsn),
+            snapshotTime: newest.snapshotTime,
+            ageSeconds: Math.max(0, (now[0]!.time.getTime() - Date.parse(newest.snapshotTime)) / 1000),
+            segmentsSince: newest.segmentsSince,
+            bytesSince: newest.bytesSince,
+          }
+        : null,
     },
     behind: {
       bytes: end === undefined ? null : Math.max(0, Number(currentLsn - end)),

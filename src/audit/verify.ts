@@ -6,6 +6,7 @@ import { formatLsn, parseLsnKey, tryParseLsn } from '../core/lsn.js';
 import type { SegmentEntry, SegmentHeader } from '../segment/format.js';
 import { listDiscontinuities } from '../log/discontinuities.js';
 import { listSegments, openSegment, type SegmentRef } from '../log/segments.js';
+import { parseSegmentKey } from '../segment/name.js';
 import { INDEX_DIR, listIndexObjects, readIndexObject, type IndexObjectRef, type IndexedFacts, type Mark } from '../log/segment-index.js';
 import { MARK_PREFIX } from '../source/logical-messages.js';
 import type { SegmentReader } from '../segment/reader.js';
@@ -134,6 +135,21 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
       }
       if (!previous || s.endLsn > previous.endLsn) previous = s;
     }
+  }
+  // Readers list the segments through the index objects: an entry whose segment is not stored
+  // (and was not expired: it lies after the first one stored) would send them to a missing object.
+  const stored = new Set(segments.map((s) => s.key));
+  for (const [key, { object }] of indexed) {
+    const r = parseSegmentKey(key);
+    if (!r || stored.has(key) || !segments[0] || r.startLsn < segments[0].startLsn) continue;
+    if ((range.to !== undefined && r.startLsn > range.to) || (range.from !== undefined && r.endLsn <= range.from)) continue;
+    yield emit({
+      status: 'MISSING',
+      object: key,
+      start: formatLsn(r.startLsn),
+      end: formatLsn(r.endLsn),
+      detail: `${object} lists it, the store does not hold it: replays and logs through that stretch fail (restore the segment, or remove the index object and run pgtape index)`,
+    });
   }
   // The change log must begin at or before the first base: what lies between is lost.
   const firstBase = soundBases[0];

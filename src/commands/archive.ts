@@ -129,8 +129,8 @@ export function archiveCommand(): Command {
         settings.metricsPort !== undefined
           ? await startObserveServer(settings.metricsPort, opts.metricsHost, archiver.metrics, archiver, log)
           : undefined;
-      // Bases kept fresh and index objects written from the archive, beside it (src/archive/base-keeper.ts,
-      // index-keeper.ts); they stop with the archiver.
+      // Bases kept fresh, index objects written and the archive's metrics kept, beside it
+      // (src/archive/base-keeper.ts, index-keeper.ts, archive-gauges.ts); they stop with the archiver.
       const keeping = new AbortController();
       controller.signal.addEventListener('abort', () => keeping.abort(), { once: true });
       const keeper =
@@ -148,6 +148,15 @@ export function archiveCommand(): Command {
         keeper?.run(),
         settings.indexEvery > 0
           ? (await import('../archive/index-keeper.js')).keepIndex({ store, group: settings.indexEvery, log, signal: keeping.signal })
+          : undefined,
+        // Only where someone scrapes them.
+        server
+          ? (await import('../archive/archive-gauges.js')).keepArchiveGauges({
+              store,
+              metrics: archiver.metrics,
+              log,
+              signal: keeping.signal,
+            })
           : undefined,
       ]);
       try {

@@ -1,7 +1,14 @@
 import { listBases, readBase, type BaseRef } from './bases.js';
 import { errorMessage, UserError } from '../core/errors.js';
 import { sayWarning } from '../core/output.js';
-import { coveringIndexObjects, listIndexObjects, readIndexObject, type Mark } from './segment-index.js';
+import {
+  coveringIndexObjects,
+  listIndexObjects,
+  readIndexObject,
+  type IndexedFacts,
+  type IndexObjectRef,
+  type Mark,
+} from './segment-index.js';
 import { formatLsn } from '../core/lsn.js';
 import { formatMicros } from '../core/units.js';
 import { mapLimit } from '../core/concurrency.js';
@@ -9,6 +16,7 @@ import type { SegmentHeader } from '../segment/format.js';
 import { listDiscontinuities, type Discontinuity } from './discontinuities.js';
 import { lastCommittedHeader, listSegments, readSegmentHeader, type SegmentRef } from './segments.js';
 import type { Store } from '../store/store.js';
+import { parseSegmentKey } from '../segment/name.js';
 
 export interface IndexedSegment extends SegmentRef {
   /** Read when needed: a replay to an LSN or to the end needs only the names (and the last header). */
@@ -42,14 +50,20 @@ export interface IndexOptions {
    * thousands of segments: a replay to the end should not read them all twice.
    */
   headers?: 'all' | 'tail';
+  /**
+   * 'index' lists the segments through the index objects where they cover the archive's start
+   * (only the tail after them is listed from the store); 'store' lists every segment key.
+   */
+  listing?: 'index' | 'store';
 }
 
 /** Lists bases and segments (the listing is the index: docs/ARCHITECTURE.md, Store layout) and reads segment headers. */
 export async function indexArchive(store: Store, options: IndexOptions = {}): Promise<ArchiveIndex> {
-  const { requireBase = true, skipUnreadable = false, headers = 'all' } = options;
+  const { requireBase = true, skipUnreadable = false, headers = 'all', listing = 'index' } = options;
   const bases = await listBases(store);
-  const segments: IndexedSegment[] = await listSegments(store);
-  const index: ArchiveIndex = { store, bases, segments, discontinuities: [] };
+  const throughIndex = listing === 'index' ? await listThroughIndex(store) : undefined;
+  const segments: IndexedSegment[] = throughIndex ?? (await listSegments(store));
+  const index: ArchiveIndex = { store, bases, segments, discontinuities: [], indexObjectsRead: throughIndex !== undefined };
   if (headers === 'all') await loadHeaders(index, skipUnreadable);
   else await lastCommittedHeader(store, segments);
   // A base alone is an archive: it replays to its own point.
@@ -67,38 +81,79 @@ export async function indexArchive(store: Store, options: IndexOptions = {}): Pr
 }
 
 /**
- * Takes headers and marks from the index objects (docs/ARCHITECTURE.md, "Index objects") for the
- * segments listed under the same key with the same size. An index object that cannot be read is
- * passed over with a warning: its segments' headers are read instead, as slowly as without it.
+ * The segments as the index objects list them, with their headers and marks, and the tail after
+ * the last object as the store lists it: a few requests where listing every key is one per
+ * 1,000 segments (docs/ARCHITECTURE.md, "Index objects"). Undefined where the objects do not
+ * cover the archive from its first segment without a hole (the store's listing is used then).
+ * Entries of segments `pgtape expire` removed (before the first segment stored) are dropped.
  */
-async function useIndexObjects(store: Store, segments: IndexedSegment[]): Promise<void> {
-  const objects = coveringIndexObjects(await listIndexObjects(store));
-  if (!objects.length) return;
-  const byKey = new Map(segments.map((s) => [s.key, s]));
-  await mapLimit(objects, 8, async (o) => {
-    let facts;
+async function listThroughIndex(store: Store): Promise<IndexedSegment[] | undefined> {
+  const chain = coveringIndexObjects(await listIndexObjects(store));
+  if (!chain.length) return undefined;
+  const [first] = await listSegments(store, undefined, 1);
+  if (!first || first.startLsn < chain[0]!.startLsn) return undefined;
+  // Between two objects that do not meet, the next segment stored must start the second (a
+  // rebase leaves such a gap); otherwise segments lie there that no object holds.
+  for (const [i, o] of chain.entries()) {
+    const before = chain[i - 1];
+    if (!before || o.startLsn === before.endLsn) continue;
+    const [next] = await listSegments(store, before.endLsn, 1);
+    if (next?.startLsn !== o.startLsn) return undefined;
+  }
+  const read = await readIndexObjects(store, chain);
+  if (read.some((facts) => !facts)) {
+    // Slower, never wrong: every key listed, the facts of the objects that could be read used.
+    const segments: IndexedSegment[] = await listSegments(store);
+    applyFacts(segments, read);
+    return segments;
+  }
+  const segments: IndexedSegment[] = [];
+  for (const facts of read) {
+    for (const [key, f] of facts!) {
+      const range = parseSegmentKey(key);
+      if (range && range.startLsn >= first.startLsn) segments.push({ key, size: f.size, ...range, header: f.header, marks: f.marks });
+    }
+  }
+  const tail = await listSegments(store, (segments.at(-1)?.startLsn ?? first.startLsn - 1n) + 1n);
+  return [...segments, ...tail];
+}
+
+/** Each object's facts, or undefined (with a warning) for one that cannot be read. */
+async function readIndexObjects(store: Store, objects: IndexObjectRef[]): Promise<(Map<string, IndexedFacts> | undefined)[]> {
+  return mapLimit(objects, 8, async (o) => {
     try {
-      facts = await readIndexObject(store, o);
+      return await readIndexObject(store, o);
     } catch (err) {
       sayWarning(
         `${store.description}/${o.key} cannot be read (${errorMessage(err)}): reading its segments' headers instead; pgtape verify checks it`,
       );
-      return;
+      return undefined;
     }
-    for (const [key, f] of facts) {
+  });
+}
+
+/**
+ * Takes headers and marks from the index objects for the segments listed under the same key with
+ * the same size. An index object that cannot be read is passed over: its segments' headers are
+ * read instead, as slowly as without it.
+ */
+function applyFacts(segments: IndexedSegment[], read: (Map<string, IndexedFacts> | undefined)[]): void {
+  const byKey = new Map(segments.map((s) => [s.key, s]));
+  for (const facts of read) {
+    for (const [key, f] of facts ?? []) {
       const s = byKey.get(key);
       if (s && s.size === f.size) {
         s.header = f.header;
         s.marks = f.marks;
       }
     }
-  });
+  }
 }
 
 /** Reads the headers not read yet (unreadable ones are dropped from the index when asked). */
 export async function loadHeaders(index: ArchiveIndex, skipUnreadable = false): Promise<void> {
   if (!index.indexObjectsRead && index.segments.some((s) => !s.header)) {
-    await useIndexObjects(index.store, index.segments);
+    applyFacts(index.segments, await readIndexObjects(index.store, coveringIndexObjects(await listIndexObjects(index.store))));
     index.indexObjectsRead = true;
   }
   const unreadable = new Set<IndexedSegment>();

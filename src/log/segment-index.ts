@@ -9,19 +9,21 @@ import { listSegments, openSegment, readSegmentHeader } from './segments.js';
 
 // Index objects (docs/ARCHITECTURE.md, "Index objects"): what finding a point needs of each
 // segment — its header and its marks — for a closed group of segments, written once and never
-// changed, so that targets are found with a few reads instead of one per segment. Two sizes: one
-// object every `group` segments, and one every LARGE_FACTOR groups; readers take the largest
-// that cover, so an archive of N segments costs about N / (group × LARGE_FACTOR) + LARGE_FACTOR
-// objects and fewer than `group` headers.
+// changed, so that targets are found with a few reads instead of one per segment. Four sizes: one
+// object every `group` segments, and each larger one from LEVEL_FACTOR of the size below (50,
+// 1,000, 20,000 and 400,000 segments by default); readers take the largest that cover, so an
+// archive of any length costs fewer than LEVEL_FACTOR objects of each size and fewer than `group`
+// headers.
 //   index/<segments per object>/<firstStartLSN16>-<lastEndLSN16>.json.br
-// A segment is taken from an index object only when the listing holds it under the same key with
-// the same size; segments after the last index object (the tail) are read from their headers.
+// Readers list the segments through the index objects (listThroughIndex): only the tail after the
+// last one is listed from the store.
 
 export const INDEX_DIR = 'index/';
 /** Segments per small index object, by default: 50 one-minute segments are under an hour. */
 export const DEFAULT_INDEX_GROUP = 50;
-/** A large index object holds this many small ones' segments. */
-const LARGE_FACTOR = 20;
+/** An index object of one size holds this many of the size below. */
+const LEVEL_FACTOR = 20;
+const LEVELS = 4;
 const INDEX_FORMAT_VERSION = 1;
 const INDEX_KEY = /^index\/(\d+)\/([0-9A-F]{16})-([0-9A-F]{16})\.json\.br$/;
 
@@ -73,17 +75,14 @@ export function coveringIndexObjects(objects: IndexObjectRef[]): IndexObjectRef[
   return taken;
 }
 
-/** The facts of every segment the index objects hold, by segment key. Throws on an object that cannot be read. */
-async function readIndexObjects(store: Store, objects: IndexObjectRef[]): Promise<Map<string, IndexedFacts>> {
-  const facts = new Map<string, IndexedFacts>();
-  const bodies = await mapLimit(objects, 8, (o) => readIndexObject(store, o));
-  for (const entries of bodies) for (const [key, f] of entries) facts.set(key, f);
-  return facts;
+async function readStoredIndex(store: Store, o: StoredObject): Promise<StoredIndex> {
+  const body = JSON.parse(brotliDecompressSync(await readAll(store, o.key, o.size)).toString('utf8')) as StoredIndex;
+  if (body.formatVersion !== INDEX_FORMAT_VERSION) throw new Error(`${o.key} is of index format ${body.formatVersion}`);
+  return body;
 }
 
 export async function readIndexObject(store: Store, o: StoredObject): Promise<Map<string, IndexedFacts>> {
-  const body = JSON.parse(brotliDecompressSync(await readAll(store, o.key, o.size)).toString('utf8')) as StoredIndex;
-  if (body.formatVersion !== INDEX_FORMAT_VERSION) throw new Error(`${o.key} is of index format ${body.formatVersion}`);
+  const body = await readStoredIndex(store, o);
   return new Map(body.segments.map((s) => [s.key, { size: s.size, header: decodeHeader(s.header), marks: s.marks.map(decodeMark) }]));
 }
 
@@ -100,51 +99,68 @@ export async function readMarks(store: Store, ref: { key: string; size?: number 
   return marks;
 }
 
+/** The sizes of index object, smallest first: each holds LEVEL_FACTOR objects of the size below. */
+export function indexLevels(group: number): number[] {
+  return Array.from({ length: LEVELS }, (_, i) => group * LEVEL_FACTOR ** i);
+}
+
 /**
  * Writes index objects for every whole group of `group` segments after the last one of that size,
- * then the large ones (LARGE_FACTOR groups each, from the small objects' facts): `pgtape index`,
- * and the archiver as it goes. The last segment listed is left to the tail: the next one may
- * still be on its way. Returns the keys written.
+ * then each larger size from LEVEL_FACTOR whole objects of the size below (their facts, not the
+ * segments: no segment is listed or read again): `pgtape index`, and the archiver as it goes.
+ * The last segment listed is left to the tail: the next one may still be on its way. Returns the
+ * keys written.
  */
 export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP): Promise<string[]> {
   const written: string[] = [];
-  // One listing of each kind per call (the archiver calls it every few seconds): the segments
-  // after the least covered size serve both sizes, and the objects written are added to the list.
   const objects = await listIndexObjects(store);
-  const sizes = [group, group * LARGE_FACTOR];
-  const coveredBy = (size: number) => objects.filter((o) => o.group === size).reduce((end, o) => (o.endLsn > end ? o.endLsn : end), -1n);
-  const from = sizes.map(coveredBy).reduce((a, b) => (a < b ? a : b));
-  const listed = await listSegments(store, from >= 0n ? from : undefined);
-  for (const size of sizes) {
-    const covered = coveredBy(size);
-    // Segments are contiguous: the next group's first one starts where the last object's ends.
-    const segments = listed.filter((s) => s.startLsn >= covered);
-    if (segments.length <= size) continue;
-    // What the small objects of this stretch already say is taken from them; the rest is read from the segments.
-    const known =
-      size > group
-        ? await readIndexObjects(store, coveringIndexObjects(objects.filter((o) => o.group === group && o.startLsn >= covered)))
-        : new Map<string, IndexedFacts>();
-    for (let i = 0; i + size < segments.length; i += size) {
-      const refs = segments.slice(i, i + size);
-      const entries = await mapLimit(refs, 16, async (s) => {
-        const k = known.get(s.key);
-        const header = k && k.size === s.size ? k.header : await readSegmentHeader(store, s.key);
-        const marks = k && k.size === s.size ? k.marks : header.messages > 0 ? await readMarks(store, s) : [];
-        return { key: s.key, size: s.size, header: encodeHeader(header), marks: marks.map(encodeMark) };
-      });
-      const startLsn = refs[0]!.startLsn;
-      const endLsn = refs.at(-1)!.endLsn;
-      const key = `${INDEX_DIR}${size}/${lsnKey(startLsn)}-${lsnKey(endLsn)}.json.br`;
-      const body = brotliCompressSync(
-        Buffer.from(JSON.stringify({ formatVersion: INDEX_FORMAT_VERSION, segments: entries } satisfies StoredIndex)),
+  const write = async (size: number, entries: StoredIndex['segments'], startLsn: bigint, endLsn: bigint) => {
+    const key = `${INDEX_DIR}${size}/${lsnKey(startLsn)}-${lsnKey(endLsn)}.json.br`;
+    const body = brotliCompressSync(
+      Buffer.from(JSON.stringify({ formatVersion: INDEX_FORMAT_VERSION, segments: entries } satisfies StoredIndex)),
+    );
+    await store.putBytes(key, body);
+    objects.push({ key, size: body.length, group: size, startLsn, endLsn });
+    written.push(key);
+  };
+  const [smallest, ...larger] = indexLevels(group);
+  // The smallest size from the segments after its last object (one listing from there).
+  const covered = coveredBy(objects, smallest!);
+  const segments = await listSegments(store, covered >= 0n ? covered : undefined);
+  for (let i = 0; i + smallest! < segments.length; i += smallest!) {
+    const refs = segments.slice(i, i + smallest!);
+    const entries = await mapLimit(refs, 16, async (s) => {
+      const header = await readSegmentHeader(store, s.key);
+      const marks = header.messages > 0 ? await readMarks(store, s) : [];
+      return { key: s.key, size: s.size, header: encodeHeader(header), marks: marks.map(encodeMark) };
+    });
+    await write(smallest!, entries, refs[0]!.startLsn, refs.at(-1)!.endLsn);
+  }
+  // Each larger size from a run of LEVEL_FACTOR objects of the size below, following its own last object.
+  let below = smallest!;
+  for (const size of larger) {
+    const from = coveredBy(objects, size);
+    const run = objects.filter((o) => o.group === below && o.startLsn >= from).sort((a, b) => (a.startLsn < b.startLsn ? -1 : 1));
+    for (let i = 0; i + LEVEL_FACTOR <= run.length; i += LEVEL_FACTOR) {
+      const parts = run.slice(i, i + LEVEL_FACTOR);
+      // One object after another, none overlapping (a run with a hole waits for `pgtape index`).
+      if (parts.some((o, j) => j > 0 && o.startLsn < parts[j - 1]!.endLsn)) break;
+      const bodies = await mapLimit(parts, 8, (o) => readStoredIndex(store, o));
+      await write(
+        size,
+        bodies.flatMap((b) => b.segments),
+        parts[0]!.startLsn,
+        parts.at(-1)!.endLsn,
       );
-      await store.putBytes(key, body);
-      objects.push({ key, size: body.length, group: size, startLsn, endLsn });
-      written.push(key);
     }
+    below = size;
   }
   return written;
+}
+
+/** Where the objects of one size end (-1 when there are none). */
+function coveredBy(objects: IndexObjectRef[], size: number): bigint {
+  return objects.filter((o) => o.group === size).reduce((end, o) => (o.endLsn > end ? o.endLsn : end), -1n);
 }
 
 // JSON has no bigint and no bytes: LSNs, times and checksums as text.

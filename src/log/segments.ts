@@ -18,11 +18,11 @@ export interface SegmentRef {
  * The change log's index is the listing of `segments/` (docs/ARCHITECTURE.md, Store layout): sorted by key, which is
  * sorted by start LSN. Anything else in that folder is refused rather than skipped.
  */
-export async function listSegments(store: Store, startingFrom?: bigint): Promise<SegmentRef[]> {
+export async function listSegments(store: Store, startingFrom?: bigint, limit?: number): Promise<SegmentRef[]> {
   // Segments starting at or after an LSN: keys sort by start LSN, and `<LSN-1>.` sorts after
   // every key starting at LSN-1 (`-` < `.`) and before any starting at LSN.
   const startAfter = startingFrom !== undefined && startingFrom > 0n ? `${SEGMENTS_DIR}${lsnKey(startingFrom - 1n)}.` : undefined;
-  const objects = await store.list(SEGMENTS_DIR, { startAfter });
+  const objects = await store.list(SEGMENTS_DIR, { startAfter, limit });
   return objects.map((o) => {
     const range = parseSegmentKey(o.key);
     if (!range) {

@@ -22,6 +22,29 @@ export class ArchiveMetrics {
   readonly retainedWalBytes = this.gauge('pgtape_retained_wal_bytes', 'WAL the slot makes the source keep (current LSN − restart_lsn)');
   readonly openTransactionChanges = this.gauge('pgtape_open_transaction_changes', 'Changes of the transaction being received');
   readonly streaming = this.gauge('pgtape_streaming', '1 while the replication connection streams');
+  /** When the newest base's snapshot was taken (ms since the epoch); its age is reckoned when scraped. */
+  newestBaseTime: number | undefined;
+  readonly newestBaseAge = new client.Gauge({
+    name: 'pgtape_newest_base_age_seconds',
+    help: 'How old the newest base is (a replay of latest starts from it; --base-every keeps it fresh)',
+    registers: [this.registry],
+    collect: () => {
+      if (this.newestBaseTime !== undefined) this.newestBaseAge.set(Math.max(0, (Date.now() - this.newestBaseTime) / 1000));
+    },
+  });
+  readonly segmentsSinceNewestBase = this.gauge(
+    'pgtape_segments_since_newest_base',
+    'Segments after the newest base (what a replay of latest applies)',
+  );
+  readonly bytesSinceNewestBase = this.gauge(
+    'pgtape_bytes_since_newest_base',
+    'Bytes of segments after the newest base (what a replay of latest reads)',
+  );
+  readonly archiveBytes = this.gauge(
+    'pgtape_archive_bytes',
+    'What the store holds under the archive (bases, segments, index objects), counted hourly',
+  );
+  readonly archiveSegments = this.gauge('pgtape_archive_segments', 'Segments the store holds, counted hourly');
   readonly segments = this.counter('pgtape_segments_stored_total', 'Segments stored');
   readonly bytes = this.counter('pgtape_stored_bytes_total', 'Segment bytes stored');
   readonly transactions = this.counter('pgtape_transactions_stored_total', 'Transactions stored');

@@ -5,7 +5,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { UserError } from '../core/errors.js';
 import { unusableDirectory } from '../core/paths.js';
-import type { Store, StoredObject } from './store.js';
+import type { ListOptions, Store, StoredObject } from './store.js';
 
 /** What a whole-object read reads at once, at most. */
 const READ_BYTES = 1 << 20;
@@ -27,15 +27,31 @@ export class DirectoryStore implements Store {
     return this.root;
   }
 
-  async list(prefix: string, options: { startAfter?: string } = {}): Promise<StoredObject[]> {
+  async list(prefix: string, options: ListOptions = {}): Promise<StoredObject[]> {
     const dir = join(this.root, prefix.slice(0, prefix.lastIndexOf('/') + 1));
-    const out: StoredObject[] = [];
-    await this.walk(dir, out, options.startAfter ?? '');
-    return out.filter((o) => o.key.startsWith(prefix)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const keys: string[] = [];
+    await this.walk(dir, keys, options.startAfter ?? '');
+    const listed = keys
+      .filter((k) => k.startsWith(prefix))
+      .sort()
+      .slice(0, options.limit ?? Infinity);
+    // Only what is returned is stat'ed (a stat per file is what a long listing costs).
+    const objects = await Promise.all(
+      listed.map(async (key) => {
+        try {
+          return { key, size: (await stat(join(this.root, key))).size };
+        } catch (err) {
+          // Removed since the directory was read (pgtape expire): not listed.
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+          throw err;
+        }
+      }),
+    );
+    return objects.filter((o) => o !== undefined);
   }
 
-  /** Files under `dir` whose key sorts after `startAfter`; only those are stat'ed (a stat per file is what a long listing costs). */
-  private async walk(dir: string, out: StoredObject[], startAfter: string): Promise<void> {
+  /** Keys of the files under `dir` that sort after `startAfter`. */
+  private async walk(dir: string, out: string[], startAfter: string): Promise<void> {
     let entries;
     try {
       entries = await readdir(dir, { withFileTypes: true });
@@ -51,7 +67,7 @@ export class DirectoryStore implements Store {
       if (e.isDirectory()) await this.walk(path, out, startAfter);
       else if (e.isFile()) {
         const key = relative(this.root, path).split(sep).join('/');
-        if (key > startAfter) out.push({ key, size: (await stat(path)).size });
+        if (key > startAfter) out.push(key);
       }
     }
   }

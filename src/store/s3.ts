@@ -14,7 +14,7 @@ import type {
   UploadPartCommandOutput,
 } from '@aws-sdk/client-s3';
 import { UserError } from '../core/errors.js';
-import { StoreUnavailableError, type Store, type StoredObject } from './store.js';
+import { StoreUnavailableError, type ListOptions, type Store, type StoredObject } from './store.js';
 
 export interface S3Location {
   bucket: string;
@@ -83,18 +83,25 @@ export class S3Store implements Store {
     return this.location.prefix + key;
   }
 
-  async list(prefix: string, options: { startAfter?: string } = {}): Promise<StoredObject[]> {
+  async list(prefix: string, options: ListOptions = {}): Promise<StoredObject[]> {
     const out: StoredObject[] = [];
+    const limit = options.limit ?? Infinity;
     // Keys sort by LSN: a listing of what comes after a point starts there instead of paging from the first key.
     let marker: string | undefined = options.startAfter !== undefined ? this.key(options.startAfter) : undefined;
     for (;;) {
       const page = await this.call('list', () =>
         this.send<ListObjectsCommandOutput>(
-          (m) => new m.ListObjectsCommand({ Bucket: this.location.bucket, Prefix: this.key(prefix), Marker: marker, MaxKeys: 1000 }),
+          (m) =>
+            new m.ListObjectsCommand({
+              Bucket: this.location.bucket,
+              Prefix: this.key(prefix),
+              Marker: marker,
+              MaxKeys: Math.min(1000, limit - out.length),
+            }),
         ),
       );
       for (const o of page.Contents ?? []) out.push({ key: o.Key!.slice(this.location.prefix.length), size: o.Size ?? 0 });
-      if (!page.IsTruncated) break;
+      if (!page.IsTruncated || out.length >= limit) break;
       // V1 paging: NextMarker when the server sends it, else the last key of the page.
       marker = page.NextMarker ?? page.Contents?.at(-1)?.Key;
       if (!marker) break;

@@ -5,6 +5,11 @@ export interface StoredObject {
   size: number;
 }
 
+export interface ListOptions {
+  startAfter?: string;
+  limit?: number;
+}
+
 /**
  * Where bases and segments live. One implementation per backend, in the manner of WAL-G's
  * storage interface; keys are `/`-separated paths under the store's root.
@@ -16,9 +21,9 @@ export interface Store {
   readonly remote: boolean;
   /**
    * Objects whose key starts with `prefix`, sorted by key; with `startAfter`, only those whose
-   * key sorts after it (an S3 Marker: the listing starts there).
+   * key sorts after it (an S3 Marker: the listing starts there); with `limit`, the first that many.
    */
-  list(prefix: string, options?: { startAfter?: string }): Promise<StoredObject[]>;
+  list(prefix: string, options?: ListOptions): Promise<StoredObject[]>;
   /** Whole object, or undefined when there is none under that key. */
   stat(key: string): Promise<StoredObject | undefined>;
   /**

@@ -49,6 +49,14 @@ describe('pgtape archive --metrics-port', () => {
       expect(sample(metrics, 'pgtape_streaming')).toBe(1);
       expect(sample(metrics, 'pgtape_store_retries_total')).toBe(0);
       expect(sample(metrics, 'pgtape_process_resident_memory_bytes')).toBeGreaterThan(0);
+      // The archive as stored: the newest base (the archiver's first, taken seconds ago) and what follows it.
+      await until(async () => (sample((await get('/metrics')).body, 'pgtape_newest_base_age_seconds') ?? 0) > 0);
+      const stored = (await get('/metrics')).body;
+      expect(sample(stored, 'pgtape_archive_bytes')).toBeGreaterThan(0);
+      expect(sample(stored, 'pgtape_newest_base_age_seconds')).toBeLessThan(120);
+      expect(sample(stored, 'pgtape_segments_since_newest_base')).toBeGreaterThan(0);
+      expect(sample(stored, 'pgtape_bytes_since_newest_base')).toBeGreaterThan(0);
+      expect(sample(stored, 'pgtape_archive_segments')).toBeGreaterThanOrEqual(sample(stored, 'pgtape_segments_since_newest_base')!);
       await until(async () => sample((await get('/metrics')).body, 'pgtape_retained_wal_bytes') !== undefined);
       await until(async () => (sample((await get('/metrics')).body, 'pgtape_lag_bytes') ?? Infinity) < 1 << 20);
       expect(sample((await get('/metrics')).body, 'pgtape_lag_seconds')).toBeLessThan(5);

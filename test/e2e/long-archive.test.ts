@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync, brotliDecompressSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,6 +31,12 @@ const SCHEMA = `
 `;
 
 const FD_LIMIT = { PGTAPE_TEST_FD_LIMIT: '256' };
+
+/** A segment file's end LSN, as a target (segments/<start16>-<end16>.pgtape). */
+const segmentEnd = (file: string) => {
+  const end = BigInt(`0x${file.split('-')[1]!.slice(0, 16)}`);
+  return `${(end >> 32n).toString(16).toUpperCase()}/${(end & 0xffffffffn).toString(16).toUpperCase()}`;
+};
 
 const lines = (r: CliResult) => r.stdout.trim().split('\n').filter(Boolean);
 
@@ -165,6 +171,37 @@ describe('a long archive: every command and target kind, each segment opened and
       expect(log.code, log.stderr).toBe(0);
       expect(lines(log)).toEqual(before.name);
       expect(log.stderr).toMatch(/cannot be read/);
+    });
+    it('lists the archive through index objects of three sizes; segments gone before the first are left out, one missing after it is named', async () => {
+      const dir = join(store(), '..', 'levels');
+      cpSync(store(), dir, { recursive: true });
+      rmSync(join(dir, 'index'), { recursive: true, force: true });
+      const run = async (...args: string[]) => ok(await pgtape([...args, '--store', dir], FD_LIMIT), args.join(' '));
+      const before = {
+        all: lines(await run('log', '--json')),
+        range: lines(await run('log', '--from', 'name:six-hundred', '--to', `time:${at.time}`, '--json')),
+      };
+      // Objects of 2 segments, of 40 (20 of those) and of 800 (20 of 40), each made from the size below.
+      ok(await run('index', '--group', '2'), 'index --group 2');
+      const count = (size: number) => readdirSync(join(dir, 'index', String(size))).length;
+      const segments = readdirSync(join(dir, 'segments')).sort();
+      expect(count(2)).toBe(Math.floor((segments.length - 1) / 2));
+      expect(count(40)).toBe(Math.floor(count(2) / 20));
+      expect(count(800)).toBe(1);
+      expect(lines(await run('log', '--json'))).toEqual(before.all);
+      expect(lines(await run('log', '--from', 'name:six-hundred', '--to', `time:${at.time}`, '--json'))).toEqual(before.range);
+      // The first ten segments removed (as expire does, oldest first): their entries are not listed.
+      const gone = new Set<string>();
+      for (const f of segments.slice(0, 10)) {
+        for (const l of lines(await run('log', '--json', '--to', `lsn:${segmentEnd(f)}`))) gone.add(l);
+        rmSync(join(dir, 'segments', f));
+      }
+      expect(lines(await run('log', '--json'))).toEqual(before.all.filter((l) => !gone.has(l)));
+      // One removed after the first stored: verify names it as listed by an index object and missing.
+      rmSync(join(dir, 'segments', segments[500]!));
+      const verified = await pgtape(['verify', '--store', dir]);
+      expect(verified.code).toBe(4);
+      expect(verified.stdout).toMatch(/MISSING.*lists it, the store does not hold it/);
     });
   });
 
