@@ -127,7 +127,16 @@ async function main(): Promise<void> {
       written = size;
       const recent = `name:m${size - 2 * MARK_EVERY}`;
       const until = `name:m${size - MARK_EVERY}`;
+      // A time between two commits, 150 segments before the end.
+      const timeTarget = `time:${new Date(Number((time + BigInt(size - 150) * 60_000_000n + 30_000_000n) / 1000n)).toISOString()}`;
       const measure = async (label: string, store: string, env: NodeJS.ProcessEnv, s3: boolean) => {
+        // Finding a point alone: an empty range (--from X --to X) reads no segment body.
+        const locate = async (target: string) => {
+          const before = proxy.requests;
+          const r = await pgtape(['log', '--store', store, '--from', target, '--to', target, '--json'], env);
+          return `${r.seconds.toFixed(2)} s${s3 ? ` / ${proxy.requests - before} req` : ''}`;
+        };
+        const located = [await locate(until), await locate(timeTarget)];
         const before = proxy.requests;
         if (process.env.PGTAPE_BENCH_TRACE && s3) proxy.trace = [];
         const find = await pgtape(['log', '--store', store, '--from', recent, '--to', until, '--json'], env);
@@ -150,6 +159,7 @@ async function main(): Promise<void> {
         rows.push([
           label,
           String(size),
+          ...located,
           `${find.seconds.toFixed(2)} s${s3 ? ` / ${findRequests} req` : ''}`,
           `${find.peakMiB.toFixed(0)} MiB`,
           `${log.seconds.toFixed(2)} s`,
@@ -175,7 +185,7 @@ async function main(): Promise<void> {
     const compact = await pgtape(['compact', '--store', dir.description]);
     const fromCompacted = await pgtape(['replay', '--store', dir.description, '--csv', join(work, 'csv-compacted')]);
     console.log(
-      `\n| archive | segments | find name: range (log --from --to) | its peak RSS | log of everything | its peak RSS | replay latest --csv |\n|---|---|---|---|---|---|---|`,
+      `\n| archive | segments | locate name: | locate time: | find name: range (log --from --to) | its peak RSS | log of everything | its peak RSS | replay latest --csv |\n|---|---|---|---|---|---|---|---|---|`,
     );
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
     console.log(

@@ -1,8 +1,9 @@
 // bench/replay: pgtape replay --to latest --into an empty database, against COPY-loading the
 // same final rows into an empty database (the anchor), in one run on the same machine.
 //   npm run build && node dist/bench/replay.js [--rows 1000000] [--changes 1000000]
-import { createReadStream, createWriteStream, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, createReadStream, createWriteStream, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
@@ -14,6 +15,23 @@ import { S3Store } from '../src/store/s3.js';
 import { startS3 } from '../test/support/s3rver.js';
 import { arg, measured } from './run.js';
 
+/**
+ * Debian's client programs (pg_dump, pg_restore, pg_basebackup) of the newest major installed:
+ * the bench's server is then of that major (pg_dump refuses a newer server). None: the
+ * comparisons with them are skipped, said so.
+ */
+function debianClient(): { major: number; bin: string } | undefined {
+  const root = '/usr/lib/postgresql';
+  const majors = existsSync(root)
+    ? readdirSync(root)
+        .map(Number)
+        .filter((m) => existsSync(join(root, String(m), 'bin', 'pg_dump')) && existsSync(join(root, String(m), 'bin', 'postgres')))
+    : [];
+  const major = Math.max(...majors);
+  return Number.isFinite(major) ? { major, bin: join(root, String(major), 'bin') } : undefined;
+}
+
+const CLIENT = debianClient();
 const ROWS = arg('rows', 1_000_000);
 const CHANGES = arg('changes', 1_000_000);
 const TABLE = 'create table bench (id int, v text, n numeric, t timestamptz)';
@@ -37,7 +55,11 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'pgtape-bench-replay-'));
   const store = join(work, 'tape');
   // No autovacuum: a worker analyzing one run's freshly loaded table must not slow the next run down.
-  const cluster = await LocalCluster.create({ unsafeFast: true, settings: { max_wal_size: "'4GB'", autovacuum: 'off' } });
+  const cluster = await LocalCluster.create({
+    major: CLIENT?.major,
+    unsafeFast: true,
+    settings: { max_wal_size: "'4GB'", autovacuum: 'off' },
+  });
   try {
     const source = cluster.url();
     process.stderr.write(`source: ${ROWS} rows, then ${CHANGES} changes after the base…\n`);
@@ -114,6 +136,57 @@ async function main(): Promise<void> {
     const anchorSeconds = Math.min(...anchorTimes);
     const replaySeconds = Math.min(...replayTimes);
 
+    // replay --pgdata: a new cluster of its own (initdb, load without WAL or fsync, sync, hand over).
+    process.stderr.write('pgtape replay --pgdata (a new cluster, loaded without WAL, synced once)…\n');
+    const pgdataTimes: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const parent = mkdtempSync(join(tmpdir(), 'pgtape-bench-pgdata-'));
+      chmodSync(parent, 0o755);
+      try {
+        pgdataTimes.push(await pgtape(['replay', '--store', store, '--to', 'latest', '--pgdata', join(parent, 'pgdata')]));
+      } finally {
+        rmSync(parent, { recursive: true, force: true });
+      }
+    }
+    const pgdataSeconds = Math.min(...pgdataTimes);
+
+    // What a user would do instead: a dump taken at the point, restored; or a copy of the whole PGDATA.
+    const instead: string[] = [];
+    if (CLIENT) {
+      process.stderr.write(`pg_dump / pg_restore and pg_basebackup (PostgreSQL ${CLIENT.major})…\n`);
+      const timed = (program: string, args: string[]): number => {
+        const started = process.hrtime.bigint();
+        const r = spawnSync(join(CLIENT.bin, program), args, { encoding: 'utf8', env: { ...process.env, PGPASSWORD: cluster.password } });
+        if (r.status !== 0) throw new Error(`${program} failed: ${r.stderr}`);
+        return Number(process.hrtime.bigint() - started) / 1e9;
+      };
+      const conn = ['-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres'];
+      const dumpFile = join(work, 'bench.dump');
+      const dumpSeconds = timed('pg_dump', [...conn, '-d', 'postgres', '-t', 'bench', '-Fc', '-f', dumpFile]);
+      const restoreTimes: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        const db = `restored_${database++}`;
+        await query(source, `create database ${db}`);
+        await query(source, 'checkpoint');
+        restoreTimes.push(timed('pg_restore', [...conn, '-d', db, '-j', '2', dumpFile]));
+      }
+      const backup = join(work, 'basebackup');
+      await query(source, 'checkpoint');
+      const backupSeconds = timed('pg_basebackup', [...conn, '-D', backup, '-X', 'stream', '-c', 'fast']);
+      const backupBytes = Number(spawnSync('du', ['-sb', backup], { encoding: 'utf8' }).stdout.split('\t')[0]);
+      rmSync(backup, { recursive: true, force: true });
+      const restoreSeconds = Math.min(...restoreTimes);
+      instead.push(
+        `| pg_restore -j 2 of a pg_dump -Fc taken at the point (dump: ${dumpSeconds.toFixed(2)} s) | ${restoreSeconds.toFixed(2)} s | ${(restoreSeconds / anchorSeconds).toFixed(2)} |`,
+        `| pg_basebackup of the whole source PGDATA (${(backupBytes / 2 ** 20).toFixed(0)} MiB, every database of the bench) | ${backupSeconds.toFixed(2)} s | ${(backupSeconds / anchorSeconds).toFixed(2)} |`,
+      );
+    } else {
+      process.stderr.write(
+        'no pg_dump/pg_restore under /usr/lib/postgresql (Debian postgresql-client): the comparison with them is skipped\n',
+      );
+      instead.push('| pg_dump / pg_restore, pg_basebackup | skipped: no Debian postgresql-client | |');
+    }
+
     process.stderr.write('pgtape log and diff over the same changes…\n');
     const base = `lsn:${formatLsn(parseLsnKey(readdirSync(join(store, 'base'))[0]!)!)}`;
     const audits: [string, string[]][] = [
@@ -157,6 +230,7 @@ async function main(): Promise<void> {
       await s3.close();
     }
 
+    const serverMajor = Math.floor(Number((await query(source, 'show server_version_num')).rows[0].server_version_num) / 10000);
     const sum = `select md5(string_agg(b::text, ',' order by id)) as h from bench b`;
     const same = (await query(cluster.url('replayed_1'), sum)).rows[0].h === (await query(source, sum)).rows[0].h;
     process.stdout.write(
@@ -168,6 +242,13 @@ async function main(): Promise<void> {
           `${anchorSeconds.toFixed(2)} s | ${replaySeconds.toFixed(2)} s | ${(replaySeconds / anchorSeconds).toFixed(2)} | ` +
           `${Math.round(finalRows / replaySeconds)} | ${Math.round(CHANGES / replaySeconds)} | ${same ? 'yes' : 'NO'} |`,
         `Runs (anchor / replay, seconds): ${anchorTimes.map((a, i) => `${a.toFixed(2)} / ${replayTimes[i]!.toFixed(2)}`).join(', ')}; the table compares the best of each.`,
+        '',
+        `| into a new cluster (PostgreSQL ${serverMajor}, ${cpus().length} cores, ${new Date().toISOString().slice(0, 10)}) | time | ratio to the anchor |`,
+        '|---|---:|---:|',
+        `| COPY load into an empty database (the anchor) | ${anchorSeconds.toFixed(2)} s | 1.00 |`,
+        `| pgtape replay --into an empty database | ${replaySeconds.toFixed(2)} s | ${(replaySeconds / anchorSeconds).toFixed(2)} |`,
+        `| pgtape replay --pgdata (initdb, load, sync; runs ${pgdataTimes.map((t) => t.toFixed(2)).join(', ')}) | ${pgdataSeconds.toFixed(2)} s | ${(pgdataSeconds / anchorSeconds).toFixed(2)} |`,
+        ...instead,
         '',
         '| store | pgtape replay | S3 / directory |',
         '|---|---:|---:|',

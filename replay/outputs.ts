@@ -94,11 +94,12 @@ export async function replayIntoPgdata(dir: string, options: ReplayOptions & { m
   const plan = await prepareReplay(options);
   return owned(dir, async (stopOnInterrupt) => {
     // Stoppable while it starts: an interrupt then waits for the server to be up, and stops it.
-    const creating = LocalCluster.create({ dataDir: dir, major: serverMajor(plan, options) });
+    // A cluster nobody else uses loads without WAL or fsync, and is made durable once at the end.
+    const creating = LocalCluster.create({ dataDir: dir, major: serverMajor(plan, options), loading: true });
     stopOnInterrupt(async () => (await creating.catch(() => undefined))?.stop('immediate'));
     const cluster = await creating;
     const report = await withClient(cluster, (client) => replay(client, options, plan));
-    await cluster.stop('fast');
+    await cluster.handOver();
     writeFileSync(join(dir, 'replay.json'), JSON.stringify(report, null, 2) + '\n');
     return report;
   });
@@ -110,7 +111,7 @@ export async function replayIntoCsv(dir: string, options: ReplayOptions & { majo
   const plan = await prepareReplay(options);
   return owned(dir, async (stopOnInterrupt) => {
     mkdirSync(dir, { recursive: true });
-    const creating = LocalCluster.create({ major: serverMajor(plan, options), unsafeFast: true });
+    const creating = LocalCluster.create({ major: serverMajor(plan, options), unsafeFast: true, loading: true });
     stopOnInterrupt(async () => (await creating.catch(() => undefined))?.destroy());
     const cluster = await creating;
     try {

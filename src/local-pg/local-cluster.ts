@@ -9,13 +9,14 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readFileSync,
   realpathSync,
   renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { findPgBin } from './binaries.js';
@@ -31,7 +32,16 @@ export interface LocalClusterOptions {
   settings?: Record<string, string | number>;
   /** Faster and less durable: fsync off. For tests and throwaway replays. */
   unsafeFast?: boolean;
+  /**
+   * Settings for one bulk load that nobody else sees (replay --pgdata), until handOver() puts the
+   * normal ones back: no WAL for tables created in the loading transaction (wal_level minimal),
+   * no fsync, no full-page writes, memory for the index builds.
+   */
+  loading?: boolean;
 }
+
+/** Marks the block handOver() removes from postgresql.conf. */
+const LOADING_BLOCK = '# pgtape: while loading (removed when the cluster is handed over)';
 
 /** Postgres refuses to run as root: as root, the server runs as this unprivileged user. */
 const SERVER_USER = 'postgres';
@@ -85,7 +95,8 @@ export class LocalCluster {
     }
     try {
       const args = ['-D', dataDir, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C'];
-      if (options.unsafeFast) args.push('--no-sync');
+      // A loading cluster is synced whole when handed over.
+      if (options.unsafeFast || options.loading) args.push('--no-sync');
       const r = spawnSync(join(bin, 'initdb'), args, { encoding: 'utf8', ...(ids ?? {}), env: serverEnv() });
       if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr || r.stdout || r.error}`);
     } finally {
@@ -102,14 +113,13 @@ export class LocalCluster {
       ...(options.unsafeFast ? { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' } : {}),
       ...options.settings,
     };
-    appendFileSync(
-      join(dataDir, 'postgresql.conf'),
-      '\n# pgtape\n' +
-        Object.entries(settings)
-          .map(([k, v]) => `${k} = ${v}`)
-          .join('\n') +
-        '\n',
-    );
+    const block = (title: string, values: Record<string, string | number>) =>
+      `\n${title}\n${Object.entries(values)
+        .map(([k, v]) => `${k} = ${v}`)
+        .join('\n')}\n`;
+    appendFileSync(join(dataDir, 'postgresql.conf'), block('# pgtape', settings));
+    // Later lines win: removing this block restores the settings above.
+    if (options.loading) appendFileSync(join(dataDir, 'postgresql.conf'), block(LOADING_BLOCK, loadingSettings()));
     const cluster = new LocalCluster(bin, dataDir, port, password, ownsParent, ids);
     await cluster.start();
     return cluster;
@@ -188,11 +198,51 @@ export class LocalCluster {
     await this.start();
   }
 
+  /**
+   * After a load with `loading`: stops the server cleanly, puts the normal settings back, and
+   * flushes the whole data directory to disk (initdb --sync-only) — the cluster is then as
+   * durable as one that never ran without fsync, and starts as any other.
+   */
+  async handOver(): Promise<void> {
+    await this.stop('fast');
+    const conf = join(this.dataDir, 'postgresql.conf');
+    const text = readFileSync(conf, 'utf8');
+    const at = text.indexOf(`\n${LOADING_BLOCK}\n`);
+    if (at >= 0) writeFileSync(conf, text.slice(0, at + 1));
+    const r = spawnSync(join(this.bin, 'initdb'), ['--sync-only', '-D', this.dataDir], {
+      encoding: 'utf8',
+      ...(this.ids ?? {}),
+      env: serverEnv(),
+    });
+    if (r.status !== 0) throw new Error(`initdb --sync-only failed: ${r.stderr || r.stdout || r.error}`);
+  }
+
   /** Stops the server and removes the data directory if this cluster created it. */
   async destroy(): Promise<void> {
     await this.stop('immediate');
     if (this.ownsParent) rmSync(this.ownsParent, { recursive: true, force: true });
   }
+}
+
+/**
+ * A load nobody else sees: COPY into a table created in the same transaction writes no WAL at
+ * wal_level minimal (which needs max_wal_senders 0); nothing is fsynced until handOver() syncs
+ * the whole directory once; index builds get memory (an eighth of the machine's, at most 1 GB);
+ * no checkpoint and no autovacuum in the middle.
+ */
+function loadingSettings(): Record<string, string | number> {
+  const maintenanceMb = Math.max(64, Math.min(1024, Math.floor(totalmem() / 8 / 2 ** 20)));
+  return {
+    wal_level: 'minimal',
+    max_wal_senders: 0,
+    fsync: 'off',
+    synchronous_commit: 'off',
+    full_page_writes: 'off',
+    maintenance_work_mem: `'${maintenanceMb}MB'`,
+    max_wal_size: "'8GB'",
+    checkpoint_timeout: "'1h'",
+    autovacuum: 'off',
+  };
 }
 
 /** As root, the ids of the unprivileged user the server runs as, created if missing. */

@@ -39,8 +39,8 @@ export async function resolvePoint(
       if (target.lsn > end) throw outside(index, target, 'is after the end of the archive');
       return exclusive ? target.lsn - 1n : target.lsn;
     case 'xid': {
-      await loadHeaders(index);
       for (const s of index.segments) {
+        if (!(await withHeader(index, s))) continue;
         if (target.xid < headerOf(s).minXid || target.xid > headerOf(s).maxXid) continue;
         for await (const e of openSegment(index.store, s).entries()) {
           if (e.kind === 'begin' && e.xid === target.xid) return exclusive ? e.commitLsn - 1n : e.commitLsn;
@@ -51,13 +51,14 @@ export async function resolvePoint(
     case 'time': {
       // The cut falls before the first commit stamped after the time (at or after it with --exclusive).
       const beyond = (t: bigint) => (exclusive ? t >= target.micros : t > target.micros);
-      await loadHeaders(index);
       for (const s of index.segments) {
+        if (!(await withHeader(index, s))) continue;
         if (!beyond(headerOf(s).lastCommitTime)) continue;
         for await (const e of openSegment(index.store, s).entries()) {
           if (e.kind === 'begin' && beyond(e.commitTime)) return e.commitLsn - 1n;
         }
       }
+      await loadHeaders(index);
       const lastCommit = lastWithCommits(index);
       if (lastCommit && target.micros > headerOf(lastCommit).lastCommitTime) throw outside(index, target, 'is after the last commit');
       return undefined;
@@ -87,6 +88,16 @@ export async function resolvePoint(
       throw outside(index, target, `names no mark in the archive${list}`);
     }
   }
+}
+
+/**
+ * Whether `s` has its header, reading every header still missing when it does not — the tail
+ * after the index objects, which come first: a target the index objects hold is found without
+ * reading the tail. False for a segment that could not be read and was dropped (verify).
+ */
+async function withHeader(index: ArchiveIndex, s: IndexedSegment): Promise<boolean> {
+  if (!s.header) await loadHeaders(index);
+  return s.header !== undefined;
 }
 
 export function outside(index: ArchiveIndex, target: Target, why: string): UserError {

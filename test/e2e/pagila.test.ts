@@ -1,11 +1,14 @@
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import type pg from 'pg';
 import { archiveArgs, pgtape } from '../support/cli.js';
 import { runDump } from '../support/dump.js';
 import { useSource } from '../support/fixture.js';
+import { expectSoundHandedOver } from '../support/handed-over.js';
 import { checksums } from '../support/oracle.js';
+import { LocalCluster } from '../../src/local-pg/local-cluster.js';
 import { seededRandom, TEST_SEED } from '../support/random.js';
 import { replayIntoFresh } from '../support/replay-into.js';
 import { describeSchema, type SchemaDescription } from '../support/schema.js';
@@ -93,6 +96,33 @@ describe('pagila: a public sample database archived and replayed, rows and schem
       expect(r.stderr, 'nothing left out').not.toMatch(/not in the replay/);
       expect(seen!.sums, `rows at point ${i}`).toEqual(p.sums);
       expect(seen!.schema, `schema at point ${i}`).toEqual(p.schema);
+    }
+  });
+  it('replays into a new PGDATA (loaded without WAL, handed over durable): rows, schema and amcheck sound', async () => {
+    // As root, the server runs as an unprivileged user: the data directory's parent must let it in.
+    const parent = mkdtempSync(join(tmpdir(), 'pgtape-pgdata-'));
+    chmodSync(parent, 0o755);
+    const out = join(parent, 'pgdata');
+    const last = points.at(-1)!;
+    try {
+      const r = await pgtape(['replay', '--store', source.store.dir, '--to', `lsn:${last.lsn}`, '--pgdata', out]);
+      expect(r.code, r.stderr).toBe(0);
+      const cluster = await LocalCluster.open(out);
+      try {
+        const client = new pg.Client({ connectionString: cluster.url() });
+        await client.connect();
+        try {
+          expect(await checksums(client), 'rows').toEqual(last.sums);
+          expect(await describeSchema(client), 'schema').toEqual(last.schema);
+          await expectSoundHandedOver(client);
+        } finally {
+          await client.end();
+        }
+      } finally {
+        await cluster.stop();
+      }
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
     }
   });
 });

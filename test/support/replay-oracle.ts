@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { archiveArgs, pgtape, startPgtape } from './cli.js';
 import { until, useSource } from './fixture.js';
+import { expectSoundHandedOver } from './handed-over.js';
 import { checksums, userTables } from './oracle.js';
 import { displayQualified, quoteIdent, quoteQualified } from '../../src/core/sql.js';
 import { seededRandom, TEST_SEED } from './random.js';
@@ -424,6 +425,8 @@ export function replayOracle(kind: 'directory' | 's3', options: { major?: number
         const client = new pg.Client({ connectionString: cluster.url() });
         await client.connect();
         expect(await checksums(client)).toEqual(p.sums);
+        // Loaded without WAL or fsync, handed over as a normal cluster.
+        await expectSoundHandedOver(client);
         await client.end();
       } finally {
         await cluster.stop();
