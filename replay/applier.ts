@@ -151,6 +151,8 @@ export class Applier implements EffectSink {
       await this.loadBase([]);
     }
     await this.restore?.finish();
+    // After the base's own triggers: the ones made after the base, as they last were.
+    await this.tables.objects.finish();
   }
 
   async apply(effects: TableEffect[]): Promise<void> {

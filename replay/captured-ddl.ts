@@ -6,8 +6,23 @@ import type { EnumLabels } from './enum-labels.js';
 // Captured DDL other than table shapes, applied at its point (docs/ARCHITECTURE.md, "Schema
 // changes"): objects dropped, types created or altered, and the rows of rewritten tables.
 
-/** Drop order: what hangs on a table first, then types, then schemas. */
-const DROP_ORDER = ['trigger', 'rule', 'policy', 'table constraint', 'index', 'type', 'domain', 'schema'];
+/** Drop order: what hangs on a table first, then views, routines and sequences, then types, then schemas. */
+const DROP_ORDER = [
+  'trigger',
+  'rule',
+  'policy',
+  'table constraint',
+  'index',
+  'materialized view',
+  'view',
+  'function',
+  'procedure',
+  'aggregate',
+  'sequence',
+  'type',
+  'domain',
+  'schema',
+];
 
 /** The statement that drops one object the source dropped (tables are dropped by TargetTables). */
 export function dropStatement(o: DroppedObject): string | undefined {
@@ -26,6 +41,13 @@ export function dropStatement(o: DroppedObject): string | undefined {
     }
     case 'type':
     case 'domain':
+    case 'view':
+    case 'materialized view':
+    case 'function':
+    case 'procedure':
+    case 'aggregate':
+    case 'sequence':
+      // What depended on it went with it on the source, and was dropped there too (CASCADE reports dependents).
       return `drop ${o.type} if exists ${o.identity} cascade`;
     case 'schema':
       return `drop schema if exists ${o.identity} cascade`;

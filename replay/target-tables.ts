@@ -11,6 +11,7 @@ import { sameColumnTypes, type RelationDef } from '../src/segment/format.js';
 import type { CapturedDdl, DroppedObject, TableImage, TableSnapshot } from '../src/source/ddl-capture.js';
 import type { EnumLabels } from './enum-labels.js';
 import { applyImage, dropStatement, inDropOrder, missingValue, reconcileType } from './captured-ddl.js';
+import { CapturedObjects } from './captured-objects.js';
 import { attempt } from './savepoint.js';
 
 export interface TargetColumn {
@@ -42,6 +43,8 @@ export interface TargetTable {
 export class TargetTables {
   private readonly tables = new Map<number, TargetTable>();
   private readonly warned = new Set<string>();
+  /** Views, functions, triggers, sequences … made after the base (replay/captured-objects.ts). */
+  readonly objects: CapturedObjects;
 
   constructor(
     private readonly client: pg.Client,
@@ -49,7 +52,9 @@ export class TargetTables {
     /** Only these tables (`schema.table`); all when undefined. */
     private readonly only: Set<string> | undefined,
     private readonly labels: EnumLabels,
-  ) {}
+  ) {
+    this.objects = new CapturedObjects(client, (key, fields, message) => this.warnOnce(key, fields, message));
+  }
 
   /** A base table, made and loaded by the applier, from here on followed like any other. */
   adopt(t: BaseTable, rows: number): void {
@@ -292,6 +297,7 @@ export class TargetTables {
       this.tables.delete(d.oid);
     }
     for (const o of inDropOrder(captured.droppedObjects ?? [])) await this.dropObject(o);
+    this.objects.dropped(captured);
     for (const schema of captured.schemas ?? []) await this.client.query(`create schema if not exists ${schema}`);
     for (const type of captured.types ?? []) {
       const done = await reconcileType(this.client, type, this.labels);
@@ -302,6 +308,7 @@ export class TargetTables {
           'a change to this type (other than an enum label) is not replayed: values and checks may differ from the source from here on',
         );
     }
+    await this.objects.beforeTables(captured);
     for (const snapshot of parentsFirst(captured.tables ?? [])) {
       if (this.only && !this.only.has(`${snapshot.schema}.${snapshot.name}`)) continue;
       // Rewritten: its rows follow whole (images), so it is emptied first and reshaped freely
@@ -313,12 +320,13 @@ export class TargetTables {
       }
       await this.reconcile(snapshot);
     }
+    await this.objects.afterTables(captured);
     if (captured.image) await this.image(captured.image);
     for (const u of captured.unfollowed ?? []) {
       this.warnOnce(
         `unfollowed:${u.kind}:${u.identity}`,
         { object: `${u.kind} ${u.identity}`, tag: captured.tag },
-        'made or altered after the base, and not replayed (views, functions, triggers and sequences come with the next base)',
+        'made or altered after the base, and not replayed (it comes with the next base taken from the source)',
       );
     }
     for (const u of captured.unknown ?? []) {

@@ -229,6 +229,7 @@ function describeDdl(c: CapturedDdl): string | undefined {
     ...(c.droppedObjects ?? []).map((o) => `dropped ${o.type} ${o.identity}`),
     ...(c.unknown ?? []).map((u) => `${shownName(u)} unknown from here on`),
     ...(c.schemas ?? []).map((name) => `schema ${name}`),
+    ...(c.objects ?? []).map((o) => `${o.kind} ${o.identity}`),
     ...(c.unfollowed ?? []).map((u) => `${u.kind} ${u.identity} (not replayed)`),
   ];
   return `${c.tag} ${objects.join(', ')}`.trim();

@@ -52,6 +52,20 @@ export interface TypeSnapshot {
   labels?: string[];
 }
 
+/**
+ * A view, materialized view, function, procedure, trigger or sequence as a DDL command left it:
+ * `create` makes it (CREATE OR REPLACE for views and functions; a materialized view WITH NO DATA,
+ * filled when `populated`; a sequence's parameters; a trigger as pg_get_triggerdef writes it).
+ */
+export interface CapturedObject {
+  kind: string;
+  identity: string;
+  create: string;
+  populated?: boolean;
+  /** A sequence owned by a column: `schema.table.column` (quoted), as ALTER SEQUENCE … OWNED BY takes it. */
+  ownedBy?: string;
+}
+
 /** An object a DROP removed, with the names that address it (pg_event_trigger_dropped_objects). */
 export interface DroppedObject {
   type: string;
@@ -82,7 +96,9 @@ export interface CapturedDdl {
   image?: TableImage;
   /** Schemas the command created (quoted as Postgres quotes them). */
   schemas?: string[];
-  /** Objects the command made or altered that replay does not follow (views, functions, triggers, sequences …). */
+  /** Views, materialized views, functions, procedures, triggers and sequences the command made or altered, with the statement that makes each as it is now. */
+  objects?: CapturedObject[];
+  /** Objects the command made or altered that replay does not follow (aggregates, extensions, policies …). */
   unfollowed?: { kind: string; identity: string }[];
   /** Tables this command rewrote: their rows follow as images (the replay empties them before reshaping). */
   rewritten?: number[];
@@ -178,6 +194,55 @@ create or replace function pgtape.published_tree(rels oid[]) returns oid[] langu
     where c.relkind in ('r', 'p')
       and (up.rel in (select rel from pub) or (c.relkind = 'p' and (all_tables.yes or exists (select 1 from tree join pub on pub.rel = tree.rel))))
 $f$;
+-- The statement that makes a view, materialized view, function, procedure, trigger or sequence as
+-- it is now (null for what pg_get_functiondef cannot write, an aggregate: named as unfollowed).
+create or replace function pgtape.object_def(cls oid, obj oid) returns jsonb language plpgsql stable set search_path = pg_catalog as $f$
+declare
+  def jsonb;
+begin
+  if cls = 'pg_class'::regclass then
+    select jsonb_build_object('create', case c.relkind
+        when 'v' then format('create or replace view %s%s as %s', c.oid::regclass,
+          case when c.reloptions is not null then format(' with (%s)', array_to_string(c.reloptions, ', ')) else '' end,
+          regexp_replace(pg_get_viewdef(c.oid), ';\\s*$', ''))
+        when 'm' then format('create materialized view %s%s as %s with no data', c.oid::regclass,
+          case when c.reloptions is not null then format(' with (%s)', array_to_string(c.reloptions, ', ')) else '' end,
+          regexp_replace(pg_get_viewdef(c.oid), ';\\s*$', ''))
+        when 'S' then (select format('create sequence %s as %s increment by %s minvalue %s maxvalue %s start with %s cache %s%s', c.oid::regclass,
+            format_type(q.seqtypid, null), q.seqincrement, q.seqmin, q.seqmax, q.seqstart, q.seqcache, case when q.seqcycle then ' cycle' else ' no cycle' end)
+          from pg_sequence q where q.seqrelid = c.oid)
+      end,
+      'populated', case when c.relkind = 'm' then c.relispopulated end,
+      'ownedBy', case when c.relkind = 'S' then (select format('%s.%I', d.refobjid::regclass, a.attname) from pg_depend d
+          join pg_attribute a on a.attrelid = d.refobjid and a.attnum = d.refobjsubid
+         where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.refclassid = 'pg_class'::regclass and d.deptype = 'a') end)
+      into def from pg_class c where c.oid = obj and c.relkind in ('v', 'm', 'S');
+    -- An index of a materialized view (a table's indexes travel with its shape).
+    if def is null then
+      select jsonb_build_object('create', pg_get_indexdef(i.indexrelid)) into def
+        from pg_index i join pg_class t on t.oid = i.indrelid where i.indexrelid = obj and t.relkind = 'm';
+    end if;
+  elsif cls = 'pg_proc'::regclass and (select prokind from pg_proc where oid = obj) = 'a' then
+    -- An aggregate has no deparser: written from pg_aggregate (a normal one; other kinds are named as unfollowed).
+    select jsonb_build_object('create', format('create or replace aggregate %s.%s(%s) (%s)', quote_ident(n.nspname), quote_ident(p.proname),
+        pg_get_function_identity_arguments(p.oid), concat_ws(', ', 'sfunc = ' || a.aggtransfn::regproc::text,
+          'stype = ' || format_type(a.aggtranstype, null), 'finalfunc = ' || nullif(a.aggfinalfn, 0)::regproc::text,
+          case when a.aggfinalextra then 'finalfunc_extra' end, 'initcond = ' || quote_literal(a.agginitval),
+          'combinefunc = ' || nullif(a.aggcombinefn, 0)::regproc::text, 'serialfunc = ' || nullif(a.aggserialfn, 0)::regproc::text,
+          'deserialfunc = ' || nullif(a.aggdeserialfn, 0)::regproc::text,
+          case when a.aggsortop <> 0 then 'sortop = operator(' || regexp_replace(a.aggsortop::regoperator::text, '\\(.*$', '') || ')' end,
+          'parallel = ' || case p.proparallel when 's' then 'safe' when 'r' then 'restricted' else 'unsafe' end)))
+      into def from pg_proc p join pg_namespace n on n.oid = p.pronamespace join pg_aggregate a on a.aggfnoid = p.oid
+     where p.oid = obj and a.aggkind = 'n';
+  elsif cls = 'pg_proc'::regclass then
+    def := jsonb_build_object('create', pg_get_functiondef(obj));
+  elsif cls = 'pg_trigger'::regclass then
+    def := jsonb_build_object('create', pg_get_triggerdef(obj));
+  end if;
+  return case when def->>'create' is not null then jsonb_strip_nulls(def) end;
+exception when others then
+  return null;
+end $f$;
 create or replace function pgtape.note_rewrite() returns event_trigger language plpgsql set search_path = pg_catalog as $f$
 begin
   perform set_config('pgtape.rewritten', coalesce(nullif(current_setting('pgtape.rewritten', true), ''), '') || pg_event_trigger_table_rewrite_oid()::text || ',', true);
@@ -195,6 +260,7 @@ declare
   first boolean;
   filtered_rels oid[] := '{}';
   schemas jsonb;
+  objects jsonb;
   unfollowed jsonb;
   n int;
 begin
@@ -228,16 +294,25 @@ begin
     -- Schemas created are followed as such; every other kind of object a command made or altered
     -- that replay does not follow (views, functions, triggers, sequences other than identities',
     -- extensions …) is named, so that the replay says so instead of differing silently.
-    select jsonb_agg(distinct d.object_identity) filter (where d.object_type = 'schema'),
-           jsonb_agg(distinct jsonb_build_object('kind', d.object_type, 'identity', d.object_identity))
-             filter (where d.object_type not in ('schema', 'table', 'index', 'type', 'domain', 'composite type', 'table constraint', 'table column')
-               and not (d.object_type = 'sequence' and exists (select 1 from pg_depend i where i.classid = 'pg_class'::regclass
-                          and i.objid = d.objid and i.deptype = 'i')))
-      into schemas, unfollowed
-      from pg_event_trigger_ddl_commands() d
-     where not d.in_extension and d.schema_name is distinct from 'pgtape' and d.object_identity is distinct from 'pgtape';
-    if cardinality(rels) > 0 or cardinality(typs) > 0 or cardinality(filtered_rels) > 0 or schemas is not null or unfollowed is not null then
-      payload := jsonb_strip_nulls(jsonb_build_object('tag', tg_tag, 'schemas', schemas, 'unfollowed', unfollowed,
+    -- Views, materialized views, functions, procedures, triggers and sequences (other than
+    -- identities', which follow their column) travel as the statements that make them now.
+    with commands as (
+      select d.object_type as kind, d.object_identity as identity, d.classid, d.objid,
+             case when d.object_type in ('view', 'materialized view', 'function', 'procedure', 'aggregate', 'trigger', 'sequence', 'index')
+               then pgtape.object_def(d.classid, d.objid) end as def
+        from pg_event_trigger_ddl_commands() d
+       -- GRANT and REVOKE name no object (privileges are not followed).
+       where not d.in_extension and d.object_identity is not null and d.schema_name is distinct from 'pgtape' and d.object_identity is distinct from 'pgtape'
+         and d.object_type not in ('table', 'type', 'domain', 'composite type', 'table constraint', 'table column')
+         and not (d.object_type = 'sequence' and exists (select 1 from pg_depend i where i.classid = 'pg_class'::regclass
+                    and i.objid = d.objid and i.deptype = 'i')))
+    select jsonb_agg(distinct identity) filter (where kind = 'schema'),
+           jsonb_agg(distinct jsonb_build_object('kind', kind, 'identity', identity) || def) filter (where def is not null),
+           jsonb_agg(distinct jsonb_build_object('kind', kind, 'identity', identity)) filter (where def is null and kind not in ('schema', 'index'))
+      into schemas, objects, unfollowed
+      from commands;
+    if cardinality(rels) > 0 or cardinality(typs) > 0 or cardinality(filtered_rels) > 0 or schemas is not null or objects is not null or unfollowed is not null then
+      payload := jsonb_strip_nulls(jsonb_build_object('tag', tg_tag, 'schemas', schemas, 'objects', objects, 'unfollowed', unfollowed,
         'tables', (select jsonb_agg(pgtape.table_shape(r)) from unnest(rels) r),
         'types', (select jsonb_agg(pgtape.type_shape(t)) from unnest(typs) t),
         'rewritten', (select jsonb_agg(r::int) from unnest(rewritten) r),
@@ -289,7 +364,8 @@ begin
                     from pg_event_trigger_dropped_objects() o where o.object_type = 'table'),
       'droppedObjects', (select jsonb_agg(jsonb_build_object('type', o.object_type, 'identity', o.object_identity, 'names', to_jsonb(o.address_names)))
                     from pg_event_trigger_dropped_objects() o
-                   where o.object_type in ('index', 'table constraint', 'trigger', 'rule', 'policy', 'type', 'domain', 'schema') and not o.is_temporary)))::text
+                   where o.object_type in ('index', 'table constraint', 'trigger', 'rule', 'policy', 'type', 'domain', 'schema',
+                     'view', 'materialized view', 'function', 'procedure', 'aggregate', 'sequence') and not o.is_temporary)))::text
       into payload;
     if payload = jsonb_build_object('tag', tg_tag)::text then
       payload := null;
