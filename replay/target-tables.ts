@@ -386,6 +386,13 @@ export class TargetTables {
         of: s.parent && s.bound ? `${s.parent} ${s.bound}` : undefined,
         by: s.partitionKey,
       });
+      // Other defaults (nextval of a sequence, a function) once the table is there: one whose
+      // sequence or function the replay lacks is said, and the table made without it.
+      const target = quoteQualified(s.schema, s.name);
+      for (const c of s.columns) {
+        if (!c.default || c.identity || c.generated || constant(c.default)) continue;
+        await this.triedColumn(s, c.name, `alter table ${target} alter column ${quoteIdent(c.name)} set default ${c.default}`, 'a default');
+      }
     } else {
       await this.move(t, s.schema, s.name);
       await this.followPartitioning(s);
@@ -421,24 +428,13 @@ export class TargetTables {
       for (const c of s.columns) {
         if (c.generated) continue;
         const column = `alter table ${target} alter column ${quoteIdent(c.name)}`;
-        const tried = async (sql: string, what: string) => {
-          const failed = await attempt(this.client, sql);
-          if (failed)
-            this.warnOnce(
-              `${what}:${s.schema}.${s.name}.${c.name}`,
-              { column: `${s.schema}.${s.name}.${c.name}`, err: failed.message },
-              `the replay could not follow ${what}`,
-            );
-          return !failed;
-        };
+        const tried = (sql: string, what: string) => this.triedColumn(s, c.name, sql, what);
         await tried(`${column} ${c.notNull ? 'set' : 'drop'} not null`, 'a NOT NULL change');
         const isIdentity = held.get(c.name)?.identity ?? '';
         if (c.identity && !isIdentity) await tried(`${column} add${identityClause(c.identity)}`, 'an identity');
         if (!c.identity && isIdentity) await tried(`${column} drop identity`, 'an identity dropped');
         if (c.identity) continue;
-        if (c.default) {
-          if (!(await attempt(this.client, `${column} set default ${c.default}`))) continue;
-        }
+        if (c.default && (await tried(`${column} set default ${c.default}`, 'a default'))) continue;
         await q(`${column} drop default`);
       }
     }
@@ -512,6 +508,18 @@ export class TargetTables {
     const t: TargetTable = { schema: s.schema, name: s.name, columns };
     this.tables.set(s.oid, t);
     return t;
+  }
+
+  /** Runs one change to a column; one that fails is said (the replay differs there) and the replay goes on. */
+  private async triedColumn(s: TableSnapshot, column: string, sql: string, what: string): Promise<boolean> {
+    const failed = await attempt(this.client, sql);
+    if (failed)
+      this.warnOnce(
+        `${what}:${s.schema}.${s.name}.${column}`,
+        { column: `${s.schema}.${s.name}.${column}`, err: failed.message },
+        `the replay could not follow ${what}`,
+      );
+    return !failed;
   }
 
   /** Says where the replay may differ, once (logged and recorded in replay.json). */

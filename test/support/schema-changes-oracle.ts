@@ -130,6 +130,33 @@ const STEPS: [string, string[]][] = [
       `update gen set a = 3 where a = 1`,
     ],
   ],
+  [
+    'a function, an audit trigger, a view and an aggregate created; a row written through the trigger',
+    [
+      `create table audit (id serial primary key, what text)`,
+      `create function log_people() returns trigger language plpgsql as $$ begin insert into audit (what) values ('people ' || new.id); return new; end $$`,
+      `create trigger people_audit after insert on people for each row execute function log_people()`,
+      `create view people_names as select id, name from people`,
+      `create aggregate total(int) (sfunc = int4pl, stype = int, initcond = '0')`,
+      `create sequence tickets start 100`,
+      `select nextval('tickets') from generate_series(1, 3)`,
+      // The trigger writes the audit row on the source; the replay takes it from the log, and must not write it twice.
+      `insert into people (id, name) values (200, 'audited')`,
+    ],
+  ],
+  [
+    'the view redefined, the trigger and its function dropped, a materialized view made, indexed and refreshed',
+    [
+      `create or replace view people_names as select id, name, m from people`,
+      `drop trigger people_audit on people`,
+      `drop function log_people()`,
+      `create materialized view mood_counts as select m, count(*) as n from people group by m`,
+      `create unique index mood_counts_m on mood_counts (m)`,
+      `insert into people (id, name, m) values (201, 'later', 'sad')`,
+      `refresh materialized view mood_counts`,
+      `insert into audit (what) values ('by hand')`,
+    ],
+  ],
 ];
 
 interface Point {
