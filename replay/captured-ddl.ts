@@ -86,6 +86,18 @@ export async function reconcileType(
     await client.query<{ label: string }>('select enumlabel as label from pg_enum where enumtypid = $1 order by enumsortorder', [oid])
   ).rows.map((r) => r.label);
   let changed = false;
+  // A label renamed (RENAME VALUE) keeps its place: the rows holding it hold the new name too.
+  const removed = have.filter((l) => !t.labels!.includes(l));
+  const added = t.labels.filter((l) => !have.includes(l));
+  if (removed.length && removed.length === added.length && have.length === t.labels.length) {
+    for (const old of removed) {
+      const to = t.labels[have.indexOf(old)];
+      if (to === undefined || !added.includes(to)) continue;
+      await client.query(`alter type ${quoteQualified(t.schema, t.name)} rename value ${quoteLiteral(old)} to ${quoteLiteral(to)}`);
+      have[have.indexOf(old)] = to;
+      changed = true;
+    }
+  }
   for (const [i, label] of t.labels.entries()) {
     if (have.includes(label)) continue;
     // Placed after the label before it in the source's order (or before the first one).

@@ -12,6 +12,14 @@ import { attempt } from './savepoint.js';
 // so that nothing fires or checks an intermediate state, and indexes are built once.
 // See docs/ARCHITECTURE.md, The replay path.
 
+/** Constraints a base makes after the rows (a primary key is made before them, and followed by name). */
+const CONSTRAINT_KINDS = new Set(['unique constraint', 'exclusion constraint', 'check constraint', 'foreign key']);
+
+/** The (quoted) name of the index a CREATE INDEX statement makes, as pg_get_indexdef writes it. */
+export function indexNameOf(def: string): string | undefined {
+  return /^CREATE (?:UNIQUE )?INDEX ((?:"(?:[^"]|"")+")|\S+) ON /.exec(def)?.[1];
+}
+
 /** Objects whose failure fails the replay: without them a table's rows have nowhere to go. */
 const ESSENTIAL = new Set(['table', 'partitioned table', 'primary key', 'primary key attachment']);
 
@@ -157,6 +165,20 @@ export class SchemaRestore {
       if (o.names.length === 3 && o.type !== 'index') this.droppedNames.add(`${o.names[0]}.${o.names[1]}:${o.names[2]}`);
     }
     for (const t of captured.dropped ?? []) this.droppedTables.add(`${t.schema}.${t.name}`);
+    // A snapshot holds every index and local constraint its table has now: one of the base's
+    // that it lacks was dropped or renamed (made under its new name at that point), not to be made
+    // at the end. Partitions are left out: their keys come from their parent's, not their own.
+    for (const t of captured.tables ?? []) {
+      if (t.parent) continue;
+      const table = `${t.schema}.${t.name}`;
+      const indexes = new Set(t.indexes.map((def) => `${quoteIdent(t.schema)}.${indexNameOf(def)}`));
+      const constraints = new Set((t.constraints ?? []).map((k) => `${quoteIdent(k.name)} on ${quoteQualified(t.schema, t.name)}`));
+      for (const o of this.ddl.post) {
+        if (o.table !== table) continue;
+        if (o.kind === 'index' && !indexes.has(o.name)) this.droppedNames.add(o.name);
+        if (CONSTRAINT_KINDS.has(o.kind) && !constraints.has(o.name)) this.droppedNames.add(o.name);
+      }
+    }
   }
 
   private wasDropped(o: SchemaObject): boolean {

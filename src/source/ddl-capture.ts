@@ -268,11 +268,17 @@ begin
   -- messages are emitted outside that block: an exception block is a subtransaction, and a
   -- message emitted in one reaches the stream after the transaction's later changes, not at its point.
   begin
-    select array_agg(distinct coalesce(i.indrelid, c.oid)) into rels
-      from pg_event_trigger_ddl_commands() d
-      join pg_class c on d.classid = 'pg_class'::regclass and c.oid = d.objid
-      left join pg_index i on i.indexrelid = c.oid
-     where c.relkind in ('r', 'p', 'i', 'I');
+    -- Tables the command touched: named, through an index of theirs, or through a constraint (RENAME CONSTRAINT names only it).
+    select array_agg(distinct r) into rels from (
+      select coalesce(i.indrelid, c.oid) as r
+        from pg_event_trigger_ddl_commands() d
+        join pg_class c on d.classid = 'pg_class'::regclass and c.oid = d.objid
+        left join pg_index i on i.indexrelid = c.oid
+       where c.relkind in ('r', 'p', 'i', 'I')
+      union all
+      select k.conrelid from pg_event_trigger_ddl_commands() d
+        join pg_constraint k on d.classid = 'pg_constraint'::regclass and k.oid = d.objid
+       where k.conrelid <> 0) touched;
     rels := pgtape.published_tree(coalesce(rels, '{}'));
     rewritten := pgtape.published_tree(coalesce(string_to_array(trim(trailing ',' from nullif(current_setting('pgtape.rewritten', true), '')), ',')::oid[], '{}'));
     perform set_config('pgtape.rewritten', '', true);

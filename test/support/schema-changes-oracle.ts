@@ -157,6 +157,21 @@ const STEPS: [string, string[]][] = [
       `insert into audit (what) values ('by hand')`,
     ],
   ],
+  [
+    'constraints and indexes renamed (of the base and made after it)',
+    [
+      `alter table uniq rename constraint uniq_positive to uniq_id_positive`,
+      `alter index people_name rename to people_by_name`,
+      `alter table people rename constraint people_pkey to people_key`,
+      `create table later (id int primary key, v text unique)`,
+      `alter table later rename constraint later_v_key to later_v_unique`,
+      `insert into later values (1, 'one')`,
+    ],
+  ],
+  [
+    'an enum label renamed, then used under its new name',
+    [`alter type mood rename value 'ok' to 'fine'`, `insert into people (id, name, m) values (202, 'renamed', 'fine')`],
+  ],
 ];
 
 interface Point {
