@@ -250,6 +250,7 @@ end $f$;
 create or replace function pgtape.capture_ddl() returns event_trigger language plpgsql security definer set search_path = pg_catalog as $f$
 declare
   rels oid[];
+  published oid[];
   rewritten oid[];
   typs oid[];
   payload text;
@@ -279,8 +280,16 @@ begin
       select k.conrelid from pg_event_trigger_ddl_commands() d
         join pg_constraint k on d.classid = 'pg_constraint'::regclass and k.oid = d.objid
        where k.conrelid <> 0) touched;
-    rels := pgtape.published_tree(coalesce(rels, '{}'));
-    rewritten := pgtape.published_tree(coalesce(string_to_array(trim(trailing ',' from nullif(current_setting('pgtape.rewritten', true), '')), ',')::oid[], '{}'));
+    -- Tables added to the publication (ALTER PUBLICATION … ADD TABLE / SET TABLE): pgoutput
+    -- carries their changes from here on but none of the rows they hold: those travel as images.
+    select array_agg(pr.prrelid) into published
+      from pg_event_trigger_ddl_commands() d
+      join pg_publication_rel pr on d.classid = 'pg_publication_rel'::regclass and pr.oid = d.objid
+      join pg_publication p on p.oid = pr.prpubid
+     where p.pubname = ${pub};
+    rels := pgtape.published_tree(coalesce(rels, '{}') || coalesce(published, '{}'));
+    rewritten := pgtape.published_tree(coalesce(string_to_array(trim(trailing ',' from nullif(current_setting('pgtape.rewritten', true), '')), ',')::oid[], '{}')
+                   || coalesce(published, '{}'));
     perform set_config('pgtape.rewritten', '', true);
     -- Only plain tables hold rows; a publication that filters a table's rows or columns (15+)
     -- must not see them all: such a table is said to be unknown from here on instead.
@@ -309,7 +318,8 @@ begin
         from pg_event_trigger_ddl_commands() d
        -- GRANT and REVOKE name no object (privileges are not followed).
        where not d.in_extension and d.object_identity is not null and d.schema_name is distinct from 'pgtape' and d.object_identity is distinct from 'pgtape'
-         and d.object_type not in ('table', 'type', 'domain', 'composite type', 'table constraint', 'table column')
+         -- Publications are the archive's business, not the replay's; a table added to ours is followed above.
+         and d.object_type not in ('table', 'type', 'domain', 'composite type', 'table constraint', 'table column', 'publication', 'publication relation')
          and not (d.object_type = 'sequence' and exists (select 1 from pg_depend i where i.classid = 'pg_class'::regclass
                     and i.objid = d.objid and i.deptype = 'i')))
     select jsonb_agg(distinct identity) filter (where kind = 'schema'),
@@ -323,7 +333,7 @@ begin
         'types', (select jsonb_agg(pgtape.type_shape(t)) from unnest(typs) t),
         'rewritten', (select jsonb_agg(r::int) from unnest(rewritten) r),
         'unknown', (select jsonb_agg(jsonb_build_object('schema', n.nspname, 'name', c.relname,
-            'why', 'rewritten by ' || tg_tag || ' while its publication filters its rows or columns: its rows are not captured'))
+            'why', 'rewritten or published by ' || tg_tag || ' while its publication filters its rows or columns: its rows are not captured'))
           from unnest(filtered_rels) r join pg_class c on c.oid = r join pg_namespace n on n.oid = c.relnamespace)))::text;
     end if;
   exception when others then

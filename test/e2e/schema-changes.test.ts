@@ -136,3 +136,40 @@ describe('schema changes without --capture-ddl', () => {
     expect(logLines(r.stderr).some((l) => /archive with --capture-ddl to replay renames/.test(String(l.msg)))).toBe(true);
   });
 });
+
+// A table the publication did not hold at the base: pgoutput carries its changes from the moment
+// it is added, never the rows it held then. Captured DDL records them in the ALTER's transaction.
+describe('a table added to the publication after the base (--capture-ddl)', () => {
+  const source = useSource(`
+    create table a (id int primary key, v text);
+    create table b (id int primary key, v text not null default 'b');
+    insert into a values (1, 'a');
+    insert into b select g, 'b' || g from generate_series(1, 1500) g;
+    create publication only_a for table a;
+  `);
+
+  it('replays its shape and the rows it held when it was added, then its changes', async () => {
+    const archive = (...more: string[]) =>
+      pgtape(archiveArgs(source.db.url(), source.store.dir, '--publication', 'only_a', ...more, '--until', 'now'));
+    const first = await archive('--capture-ddl');
+    expect(first.code, first.stderr).toBe(0);
+    // Before it is published: in no stream, only in the rows it holds when added.
+    await source.admin.query(`update b set v = 'changed before' where id = 1`);
+    await source.admin.query(`alter publication only_a add table b`);
+    await source.admin.query(`insert into b values (1501, 'new'); delete from b where id = 2; update a set v = 'a2'`);
+    const rest = await archive();
+    expect(rest.code, rest.stderr).toBe(0);
+    const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir], async (c) => ({
+      sums: await checksums(c),
+      default: (
+        await c.query<{ d: string | null }>(
+          `select column_default as d from information_schema.columns where table_name = 'b' and column_name = 'v'`,
+        )
+      ).rows[0]?.d,
+    }));
+    expect(r.code, r.stderr).toBe(0);
+    expect(seen!.sums).toEqual(await checksums(source.admin));
+    expect(seen!.default).toBe(`'b'::text`);
+    expect(logLines(r.stderr).filter((l) => l.level === 40)).toEqual([]);
+  });
+});
