@@ -151,7 +151,8 @@ export class Applier implements EffectSink {
       await this.loadBase([]);
     }
     await this.restore?.finish();
-    // After the base's own triggers: the ones made after the base, as they last were.
+    // After the base's own: foreign keys and triggers made after the base, as they last were.
+    await this.tables.finishForeignKeys();
     await this.tables.objects.finish();
   }
 

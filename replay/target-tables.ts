@@ -46,6 +46,12 @@ export class TargetTables {
   private readonly warned = new Set<string>();
   /** Views, functions, triggers, sequences … made after the base (replay/captured-objects.ts). */
   readonly objects: CapturedObjects;
+  /**
+   * Foreign keys captured tables have, by table oid, made at the end (as a base's are): rows are
+   * applied table by table, and a rewritten table is emptied, so a key checked on the way would
+   * refuse states the source never had.
+   */
+  private readonly foreignKeys = new Map<number, { name: string; def: string }[]>();
 
   constructor(
     private readonly client: pg.Client,
@@ -296,6 +302,7 @@ export class TargetTables {
       const [schema, name] = t ? [t.schema, t.name] : [d.schema, d.name];
       await this.client.query(`drop table if exists ${quoteQualified(schema, name)} cascade`);
       this.tables.delete(d.oid);
+      this.foreignKeys.delete(d.oid);
     }
     for (const o of inDropOrder(captured.droppedObjects ?? [])) await this.dropObject(o);
     this.objects.dropped(captured);
@@ -451,7 +458,12 @@ export class TargetTables {
           'an index captured from the source could not be made in the replay',
         );
     }
+    this.foreignKeys.set(
+      s.oid,
+      (s.constraints ?? []).filter((k) => isForeignKey(k.def)),
+    );
     for (const k of s.constraints ?? []) {
+      if (isForeignKey(k.def)) continue;
       const target = quoteQualified(s.schema, s.name);
       const there = await this.client.query('select 1 from pg_constraint where conrelid = $1::regclass and conname = $2', [target, k.name]);
       if (there.rowCount) continue;
@@ -510,6 +522,29 @@ export class TargetTables {
     const t: TargetTable = { schema: s.schema, name: s.name, columns };
     this.tables.set(s.oid, t);
     return t;
+  }
+
+  /** The foreign keys of captured tables, as their last snapshot had them, once every row is in. */
+  async finishForeignKeys(): Promise<void> {
+    for (const [oid, keys] of this.foreignKeys) {
+      const t = this.tables.get(oid);
+      if (!t) continue;
+      const target = quoteQualified(t.schema, t.name);
+      for (const k of keys) {
+        const there = await this.client.query('select 1 from pg_constraint where conrelid = $1::regclass and conname = $2', [
+          target,
+          k.name,
+        ]);
+        if (there.rowCount) continue;
+        const failed = await attempt(this.client, `alter table ${target} add constraint ${quoteIdent(k.name)} ${k.def}`);
+        if (failed)
+          this.warnOnce(
+            `constraint:${t.schema}.${t.name}.${k.name}`,
+            { constraint: k.name, err: failed.message },
+            'a foreign key captured from the source could not be made in the replay',
+          );
+      }
+    }
   }
 
   /**
@@ -572,6 +607,8 @@ export class TargetTables {
     this.warnings.push({ message, ...fields });
   }
 }
+
+const isForeignKey = (def: string) => def.startsWith('FOREIGN KEY');
 
 /** A captured column's clauses when its table is created: generated, identity, not null, a constant default. */
 function columnClauses(c: TableSnapshot['columns'][number], constantDefault: string | undefined): string {

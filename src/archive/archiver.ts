@@ -13,7 +13,7 @@ import type { PgoutputMessage } from '../pgoutput/messages.js';
 import { PgoutputPlugin } from '../pgoutput/plugin.js';
 import type { SealedSegment, StreamIdentity } from '../segment/writer.js';
 import { clientConfig, connectionError, fatalConnectionError } from '../source/connection.js';
-import { EMIT_SEQUENCES_SQL } from '../source/logical-messages.js';
+import { sequenceRecorder } from '../source/logical-messages.js';
 import { ArchiveMetrics } from '../observe/metrics.js';
 import type { Readiness } from '../observe/server.js';
 import { SourceMonitor } from '../observe/source-monitor.js';
@@ -181,7 +181,8 @@ export class Archiver implements Readiness {
       ? new Heartbeat(this.options.source, this.options.heartbeat.sql, this.options.heartbeat.seconds, log)
       : undefined;
     heartbeat?.start();
-    const sequences = this.recordSequences ? new Heartbeat(this.options.source, EMIT_SEQUENCES_SQL, SEQUENCES_SECONDS, log) : undefined;
+    // Only when a value changed: an idle source is not written to every minute.
+    const sequences = this.recordSequences ? new Heartbeat(this.options.source, sequenceRecorder(), SEQUENCES_SECONDS, log) : undefined;
     sequences?.start();
     const monitor = new SourceMonitor(
       this.options.source,

@@ -17,7 +17,8 @@ export class Heartbeat {
 
   constructor(
     private readonly source: string,
-    private readonly sql: string,
+    /** A statement, or what to do on the connection at each beat. */
+    private readonly work: string | ((client: pg.Client) => Promise<unknown>),
     private readonly seconds: number,
     private readonly log: Logger,
   ) {}
@@ -32,7 +33,7 @@ export class Heartbeat {
   private async beat(): Promise<void> {
     try {
       this.client ??= await connectQuietly(this.source);
-      await this.client.query(this.sql);
+      await (typeof this.work === 'string' ? this.client.query(this.work) : this.work(this.client));
       if (this.failing) this.log.info('heartbeat works again');
       this.failing = false;
     } catch (err) {

@@ -19,6 +19,22 @@ export const SEQUENCES_PREFIX = 'pgtape-sequences';
 /** The statement that writes the sequences' values into the history, where --capture-ddl installed pgtape.sequence_values(). */
 export const EMIT_SEQUENCES_SQL = `select pg_logical_emit_message(true, '${SEQUENCES_PREFIX}', pgtape.sequence_values()::text)`;
 
+/**
+ * Records the sequences' values every time it is called, when they changed since the last call
+ * (the first call always): an idle database gets no message, and so no WAL, from it.
+ */
+export function sequenceRecorder(): (client: pg.Client) => Promise<void> {
+  let last: string | null = null;
+  return async (client) => {
+    const { rows } = await client.query<{ v: string }>(
+      `select v, pg_logical_emit_message(true, '${SEQUENCES_PREFIX}', v) from (select pgtape.sequence_values()::text as v) s
+        where v is distinct from $1`,
+      [last],
+    );
+    if (rows[0]) last = rows[0].v;
+  };
+}
+
 /** Whether the source has what EMIT_SEQUENCES_SQL needs. */
 export async function recordsSequences(client: pg.Client): Promise<boolean> {
   const { rows } = await client.query<{ ok: boolean }>(`select to_regprocedure('pgtape.sequence_values()') is not null as ok`);

@@ -169,6 +169,17 @@ const STEPS: [string, string[]][] = [
     ],
   ],
   [
+    'a foreign key made after the base, then the table it references rewritten',
+    [
+      `create table owners (id int primary key, name text)`,
+      `create table pets (id int primary key, owner int references owners (id))`,
+      `insert into owners values (1, 'x'), (2, 'y')`,
+      `insert into pets values (1, 1), (2, 2)`,
+      `alter table owners alter column name type varchar(20) using upper(name)`,
+      `insert into pets values (3, 1)`,
+    ],
+  ],
+  [
     'an enum label renamed, then used under its new name',
     [`alter type mood rename value 'ok' to 'fine'`, `insert into people (id, name, m) values (202, 'renamed', 'fine')`],
   ],
