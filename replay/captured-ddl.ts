@@ -1,6 +1,16 @@
 import type pg from 'pg';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../src/core/sql.js';
-import type { DroppedObject, TableImage, TypeSnapshot } from '../src/source/ddl-capture.js';
+import {
+  DOMAIN_FACTS_SQL,
+  TYPE_CREATE_SQL,
+  type DomainFacts,
+  type DroppedObject,
+  type TableImage,
+  type TableSnapshot,
+  type TypeSnapshot,
+} from '../src/source/ddl-capture.js';
+import { indexNameOf } from './restore-schema.js';
+import { attempt } from './savepoint.js';
 import type { EnumLabels } from './enum-labels.js';
 
 // Captured DDL other than table shapes, applied at its point (docs/ARCHITECTURE.md, "Schema
@@ -81,7 +91,15 @@ export async function reconcileType(
     await client.query(t.kind === 'e' && t.labels ? labels.createEnum(t.schema, t.name, t.labels) : t.create);
     return 'created';
   }
-  if (t.kind !== 'e' || !t.labels) return 'unfollowed';
+  if (t.kind !== 'e' || !t.labels) {
+    // Unchanged as the replay sees it (an owner or a comment changed): nothing to do.
+    if ((await typeCreate(client, oid)) === t.create) return 'same';
+    // Nothing uses it yet: made again as the source has it now.
+    const kind = t.kind === 'd' ? 'domain' : 'type';
+    if (!(await attempt(client, [`drop ${kind} ${quoteQualified(t.schema, t.name)}`, t.create]))) return 'altered';
+    // A domain in use: what ALTER DOMAIN changes, changed; anything else is not followed (said by the caller).
+    return t.domain && !(await attempt(client, await alterDomain(client, oid, t, t.domain))) ? 'altered' : 'unfollowed';
+  }
   const have = (
     await client.query<{ label: string }>('select enumlabel as label from pg_enum where enumtypid = $1 order by enumsortorder', [oid])
   ).rows.map((r) => r.label);
@@ -107,6 +125,68 @@ export async function reconcileType(
     changed = true;
   }
   return changed ? 'altered' : 'same';
+}
+
+/** The ALTER DOMAIN statements that bring the replay's domain to the captured facts. */
+async function alterDomain(client: pg.Client, oid: number, t: TypeSnapshot, want: DomainFacts): Promise<string[]> {
+  const have = (await client.query<{ facts: DomainFacts }>(`select ${DOMAIN_FACTS_SQL} as facts from pg_type t where t.oid = $1`, [oid]))
+    .rows[0]!.facts;
+  const domain = `alter domain ${quoteQualified(t.schema, t.name)}`;
+  const out: string[] = [];
+  if (have.default !== want.default) out.push(want.default === null ? `${domain} drop default` : `${domain} set default ${want.default}`);
+  if (have.notNull !== want.notNull) out.push(`${domain} ${want.notNull ? 'set' : 'drop'} not null`);
+  for (const k of have.checks) if (!want.checks.some((w) => w.name === k.name)) out.push(`${domain} drop constraint ${quoteIdent(k.name)}`);
+  for (const k of want.checks)
+    if (!have.checks.some((h) => h.name === k.name)) out.push(`${domain} add constraint ${quoteIdent(k.name)} ${k.def}`);
+  return out;
+}
+
+/** The replay's own statement for a type, written as captured DDL writes the source's. */
+async function typeCreate(client: pg.Client, oid: number): Promise<string | undefined> {
+  const path = (await client.query<{ p: string }>(`select current_setting('search_path') as p`)).rows[0]!.p;
+  await client.query(`select set_config('search_path', 'pg_catalog', true)`);
+  try {
+    return (await client.query<{ create: string }>(`select ${TYPE_CREATE_SQL} as create from pg_type t where t.oid = $1`, [oid])).rows[0]
+      ?.create;
+  } finally {
+    await client.query(`select set_config('search_path', $1, true)`, [path]);
+  }
+}
+
+/**
+ * Indexes and constraints the source renamed: one the snapshot names that the replay lacks,
+ * where the replay has one of the same definition that the snapshot does not name, is renamed
+ * (not made again beside the old one).
+ */
+export async function followRenames(client: pg.Client, s: TableSnapshot): Promise<void> {
+  const target = quoteQualified(s.schema, s.name);
+  const { rows: constraints } = await client.query<{ name: string; def: string }>(
+    'select conname as name, pg_get_constraintdef(oid) as def from pg_constraint where conrelid = $1::regclass',
+    [target],
+  );
+  const named = new Set((s.constraints ?? []).map((k) => k.name));
+  for (const k of s.constraints ?? []) {
+    if (constraints.some((c) => c.name === k.name)) continue;
+    const old = constraints.find((c) => !named.has(c.name) && c.def === k.def);
+    if (!old) continue;
+    await client.query(`alter table ${target} rename constraint ${quoteIdent(old.name)} to ${quoteIdent(k.name)}`);
+    old.name = k.name;
+  }
+  const { rows: indexes } = await client.query<{ name: string; def: string }>(
+    `select quote_ident(c.relname) as name, pg_get_indexdef(i.indexrelid) as def from pg_index i join pg_class c on c.oid = i.indexrelid
+      where i.indrelid = $1::regclass and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid and k.conrelid = i.indrelid)`,
+    [target],
+  );
+  const unnamed = (def: string) => def.replace(` ${indexNameOf(def)} ON `, ' ON ');
+  const wanted = new Set(s.indexes.map(indexNameOf));
+  for (const def of s.indexes) {
+    const name = indexNameOf(def);
+    if (!name || indexes.some((i) => i.name === name)) continue;
+    const old = indexes.find((i) => !wanted.has(i.name) && unnamed(i.def) === unnamed(def));
+    if (!old) continue;
+    await client.query(`alter index ${quoteIdent(s.schema)}.${old.name} rename to ${name}`);
+    old.name = name;
+  }
 }
 
 /** The rows of a rewritten table, as the source had them: the first chunk empties the table. */

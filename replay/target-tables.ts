@@ -10,9 +10,8 @@ import type { BaseTable } from '../src/log/bases.js';
 import { sameColumnTypes, type RelationDef } from '../src/segment/format.js';
 import type { CapturedDdl, DroppedObject, TableImage, TableSnapshot } from '../src/source/ddl-capture.js';
 import type { EnumLabels } from './enum-labels.js';
-import { applyImage, dropStatement, inDropOrder, missingValue, reconcileType } from './captured-ddl.js';
+import { applyImage, dropStatement, followRenames, inDropOrder, missingValue, reconcileType } from './captured-ddl.js';
 import { CapturedObjects } from './captured-objects.js';
-import { indexNameOf } from './restore-schema.js';
 import { attempt } from './savepoint.js';
 
 export interface TargetColumn {
@@ -446,7 +445,7 @@ export class TargetTables {
         await q(`${column} drop default`);
       }
     }
-    if (t) await this.followRenames(s);
+    if (t) await followRenames(this.client, s);
     for (const index of s.indexes) {
       // The source's own statement, made idempotent: the same index may be captured again.
       const sql = index.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX IF NOT EXISTS ');
@@ -544,42 +543,6 @@ export class TargetTables {
             'a foreign key captured from the source could not be made in the replay',
           );
       }
-    }
-  }
-
-  /**
-   * Indexes and constraints the source renamed: one the snapshot names that the replay lacks,
-   * where the replay has one of the same definition that the snapshot does not name, is renamed
-   * (not made again beside the old one).
-   */
-  private async followRenames(s: TableSnapshot): Promise<void> {
-    const target = quoteQualified(s.schema, s.name);
-    const { rows: constraints } = await this.client.query<{ name: string; def: string }>(
-      'select conname as name, pg_get_constraintdef(oid) as def from pg_constraint where conrelid = $1::regclass',
-      [target],
-    );
-    const named = new Set((s.constraints ?? []).map((k) => k.name));
-    for (const k of s.constraints ?? []) {
-      if (constraints.some((c) => c.name === k.name)) continue;
-      const old = constraints.find((c) => !named.has(c.name) && c.def === k.def);
-      if (!old) continue;
-      await this.client.query(`alter table ${target} rename constraint ${quoteIdent(old.name)} to ${quoteIdent(k.name)}`);
-      old.name = k.name;
-    }
-    const { rows: indexes } = await this.client.query<{ name: string; def: string }>(
-      `select quote_ident(c.relname) as name, pg_get_indexdef(i.indexrelid) as def from pg_index i join pg_class c on c.oid = i.indexrelid
-        where i.indrelid = $1::regclass and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid and k.conrelid = i.indrelid)`,
-      [target],
-    );
-    const unnamed = (def: string) => def.replace(` ${indexNameOf(def)} ON `, ' ON ');
-    const wanted = new Set(s.indexes.map(indexNameOf));
-    for (const def of s.indexes) {
-      const name = indexNameOf(def);
-      if (!name || indexes.some((i) => i.name === name)) continue;
-      const old = indexes.find((i) => !wanted.has(i.name) && unnamed(i.def) === unnamed(def));
-      if (!old) continue;
-      await this.client.query(`alter index ${quoteIdent(s.schema)}.${old.name} rename to ${name}`);
-      old.name = name;
     }
   }
 

@@ -1,3 +1,6 @@
+// Over 400 lines for a reason: most of it is the one SQL script the source runs (event triggers
+// and the catalog readers they call), kept whole so it reads, and is installed, as one; the
+// shapes it records are declared beside it for the replay to read.
 import type pg from 'pg';
 import type { Logger } from '../core/log.js';
 import { quoteLiteral } from '../core/sql.js';
@@ -50,7 +53,20 @@ export interface TypeSnapshot {
   kind: string;
   create: string;
   labels?: string[];
+  /** A domain's default, NOT NULL and named checks (DOMAIN_FACTS_SQL): what ALTER DOMAIN changes. */
+  domain?: DomainFacts;
 }
+
+export interface DomainFacts {
+  default: string | null;
+  notNull: boolean;
+  checks: { name: string; def: string }[];
+}
+
+/** A domain's facts (alias `t`, a row of pg_type), as jsonb: recorded by captured DDL and compared by replay. */
+export const DOMAIN_FACTS_SQL = `jsonb_build_object('default', t.typdefault, 'notNull', t.typnotnull,
+  'checks', coalesce((select jsonb_agg(jsonb_build_object('name', k.conname, 'def', pg_get_constraintdef(k.oid)) order by k.conname)
+    from pg_constraint k where k.contypid = t.oid and k.contype = 'c'), '[]'::jsonb))`;
 
 /**
  * A view, materialized view, function, procedure, trigger or sequence as a DDL command left it:
@@ -106,6 +122,31 @@ export interface CapturedDdl {
   unknown?: { schema: string; name: string; why: string }[];
 }
 
+/**
+ * The statement that makes a type (alias `t`, a row of pg_type) as it is now: what captured DDL
+ * records, and what replay compares its own type with (under search_path pg_catalog, so that
+ * names come qualified).
+ */
+export const TYPE_CREATE_SQL = `case t.typtype
+      when 'e' then format('create type %s as enum (%s)', t.oid::regtype,
+        (select string_agg(quote_literal(e.enumlabel), ', ' order by e.enumsortorder) from pg_enum e where e.enumtypid = t.oid))
+      when 'd' then format('create domain %s as %s%s%s%s%s', t.oid::regtype, format_type(t.typbasetype, t.typtypmod),
+        case when t.typcollation <> 0 and t.typcollation <> (select typcollation from pg_type b where b.oid = t.typbasetype)
+          then (select format(' collate %I.%I', cn.nspname, co.collname) from pg_collation co join pg_namespace cn on cn.oid = co.collnamespace where co.oid = t.typcollation) else '' end,
+        case when t.typdefault is not null then ' default ' || t.typdefault else '' end,
+        case when t.typnotnull then ' not null' else '' end,
+        coalesce((select string_agg(format(' constraint %I %s', k.conname, pg_get_constraintdef(k.oid)), '' order by k.conname)
+          from pg_constraint k where k.contypid = t.oid and k.contype = 'c'), ''))
+      when 'c' then format('create type %s as (%s)', t.oid::regtype,
+        (select string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' order by a.attnum)
+           from pg_attribute a where a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped))
+      when 'r' then (select format('create type %s as range (subtype = %s%s%s%s)', t.oid::regtype, format_type(r.rngsubtype, null),
+          case when r.rngsubdiff <> 0 then ', subtype_diff = ' || r.rngsubdiff::regproc::text else '' end,
+          case when r.rngcanonical <> 0 then ', canonical = ' || r.rngcanonical::regproc::text else '' end,
+          case when r.rngcollation <> 0 then (select format(', collation = %I.%I', cn.nspname, co.collname) from pg_collation co join pg_namespace cn on cn.oid = co.collnamespace where co.oid = r.rngcollation) else '' end)
+        from pg_range r where r.rngtypid = t.oid)
+    end`;
+
 /** Rows per image message: a few hundred kB of WAL each. */
 const IMAGE_ROWS = 1000;
 
@@ -158,25 +199,7 @@ $f$;
 create or replace function pgtape.type_shape(typ oid) returns jsonb language sql stable set search_path = pg_catalog as $f$
   select jsonb_build_object('oid', t.oid::int, 'schema', n.nspname, 'name', t.typname, 'kind', t.typtype,
     'labels', case when t.typtype = 'e' then (select jsonb_agg(e.enumlabel order by e.enumsortorder) from pg_enum e where e.enumtypid = t.oid) end,
-    'create', case t.typtype
-      when 'e' then format('create type %s as enum (%s)', t.oid::regtype,
-        (select string_agg(quote_literal(e.enumlabel), ', ' order by e.enumsortorder) from pg_enum e where e.enumtypid = t.oid))
-      when 'd' then format('create domain %s as %s%s%s%s%s', t.oid::regtype, format_type(t.typbasetype, t.typtypmod),
-        case when t.typcollation <> 0 and t.typcollation <> (select typcollation from pg_type b where b.oid = t.typbasetype)
-          then (select format(' collate %I.%I', cn.nspname, co.collname) from pg_collation co join pg_namespace cn on cn.oid = co.collnamespace where co.oid = t.typcollation) else '' end,
-        case when t.typdefault is not null then ' default ' || t.typdefault else '' end,
-        case when t.typnotnull then ' not null' else '' end,
-        coalesce((select string_agg(format(' constraint %I %s', k.conname, pg_get_constraintdef(k.oid)), '' order by k.conname)
-          from pg_constraint k where k.contypid = t.oid and k.contype = 'c'), ''))
-      when 'c' then format('create type %s as (%s)', t.oid::regtype,
-        (select string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' order by a.attnum)
-           from pg_attribute a where a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped))
-      when 'r' then (select format('create type %s as range (subtype = %s%s%s%s)', t.oid::regtype, format_type(r.rngsubtype, null),
-          case when r.rngsubdiff <> 0 then ', subtype_diff = ' || r.rngsubdiff::regproc::text else '' end,
-          case when r.rngcanonical <> 0 then ', canonical = ' || r.rngcanonical::regproc::text else '' end,
-          case when r.rngcollation <> 0 then (select format(', collation = %I.%I', cn.nspname, co.collname) from pg_collation co join pg_namespace cn on cn.oid = co.collnamespace where co.oid = r.rngcollation) else '' end)
-        from pg_range r where r.rngtypid = t.oid)
-    end)
+    'create', ${TYPE_CREATE_SQL}, 'domain', case when t.typtype = 'd' then ${DOMAIN_FACTS_SQL} end)
   from pg_type t join pg_namespace n on n.oid = t.typnamespace where t.oid = typ
 $f$;
 -- Published tables among rels, with every partition and inheritance child below them, and the
@@ -302,7 +325,9 @@ begin
     end if;
     select array_agg(distinct t.oid) into typs
       from pg_event_trigger_ddl_commands() d
-      join pg_type t on d.classid = 'pg_type'::regclass and t.oid = d.objid
+      -- A composite type's ALTER TYPE … ATTRIBUTE names its relation, not the type.
+      join pg_type t on (d.classid = 'pg_type'::regclass and t.oid = d.objid)
+                     or (d.classid = 'pg_class'::regclass and t.typrelid = d.objid and t.typtype = 'c')
      where (t.typtype in ('e', 'd', 'r') or (t.typtype = 'c' and (select relkind from pg_class where oid = t.typrelid) = 'c'))
        and t.typnamespace <> 'pgtape'::regnamespace
        and not exists (select 1 from pg_depend e where e.classid = 'pg_type'::regclass and e.objid = t.oid and e.deptype = 'e');

@@ -180,6 +180,21 @@ const STEPS: [string, string[]][] = [
     ],
   ],
   [
+    'a domain and a composite type altered unused, then a domain in use altered',
+    [
+      `create domain percent as int check (value between 0 and 100)`,
+      `alter domain percent add constraint not_fifty check (value <> 50)`,
+      `create type pair as (a int, b text)`,
+      `alter type pair add attribute c int`,
+      `create table scores (id int primary key, p percent)`,
+      `insert into scores values (1, 10)`,
+      `alter domain percent set default 5`,
+      `alter domain percent drop constraint not_fifty`,
+      `alter domain percent add constraint not_ninety check (value <> 90)`,
+      `insert into scores values (2, 50)`,
+    ],
+  ],
+  [
     'an enum label renamed, then used under its new name',
     [`alter type mood rename value 'ok' to 'fine'`, `insert into people (id, name, m) values (202, 'renamed', 'fine')`],
   ],
