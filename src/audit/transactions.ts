@@ -220,7 +220,7 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
  * named (`ALTER TABLE public.t`, `DROP SCHEMA dropped table doomed.t, schema doomed`). The rows
  * of a rewritten table (images) are said once, with their first chunk.
  */
-function describeDdl(c: CapturedDdl): string | undefined {
+export function describeDdl(c: CapturedDdl): string | undefined {
   if (c.image) return c.image.first ? `rows of ${shownName(c.image)} after its rewrite` : undefined;
   const objects = [
     ...(c.types ?? []).map((t) => `type ${shownName(t)}`),

@@ -8,6 +8,7 @@ import { emphasis, LineWriter } from '../core/output.js';
 import { openStore } from '../store/open.js';
 import { diffPoints } from '../audit/diff/diff.js';
 import { formatDiff, type DiffFormat } from '../audit/diff/format.js';
+import { sayWarning } from '../core/output.js';
 import { parseTarget } from '../log/target.js';
 
 export function diffCommand(): Command {
@@ -46,10 +47,19 @@ export function diffCommand(): Command {
         keepRows: !opts.summary,
         log: createLogger(),
       });
+      // Where the answer may be incomplete, said on stderr (never silently).
+      for (const table of result.rewritten)
+        sayWarning(
+          `DDL rewrote the rows of ${table} in the range (captured as whole images, which diff does not read): rows the rewrite changed and nothing else did are not shown as modified; replay both points and compare them for this table`,
+        );
+      const format = (opts.json ? 'jsonl' : opts.format) as DiffFormat;
+      if (format === 'sql' && !opts.summary && result.schemaChanges.length)
+        sayWarning(
+          `${result.schemaChanges.length} schema changes in the range are named in the patch's comments but not written in it (only tables' columns are): apply them first, or replay --to instead`,
+        );
       try {
         const out = new LineWriter();
-        for (const line of formatDiff(result, (opts.json ? 'jsonl' : opts.format) as DiffFormat, opts.summary, emphasis()))
-          await out.line(line);
+        for (const line of formatDiff(result, format, opts.summary, emphasis())) await out.line(line);
         await out.flush();
       } finally {
         await result.close();

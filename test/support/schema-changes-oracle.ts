@@ -292,6 +292,34 @@ export function schemaChangesOracle(options: { major?: number; compact?: boolean
       expect(r.stdout).toMatch(/ddl CREATE TYPE type public\.color/);
     });
 
+    it('diff names the schema changes of its range, and says where its rows may be incomplete', async () => {
+      const r = await pgtape(['diff', '--store', source.store.dir, '--from', `name:${points[0]!.mark}`, '--to', 'latest', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const ddl = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { change?: string; what?: string })
+        .filter((l) => l.change === 'ddl');
+      expect(ddl.map((l) => l.what)).toContain('CREATE TYPE type public.color');
+      expect(ddl.map((l) => l.what)).toContain('CREATE VIEW view public.people_names');
+      // The retyped column of texts rewrote its rows (step 3): said, not silently left out.
+      expect(r.stderr).toMatch(/DDL rewrote the rows of public\.texts/);
+      const sql = await pgtape([
+        'diff',
+        '--store',
+        source.store.dir,
+        '--from',
+        `name:${points[0]!.mark}`,
+        '--to',
+        'latest',
+        '--format',
+        'sql',
+      ]);
+      expect(sql.code, sql.stderr).toBe(0);
+      expect(sql.stdout).toMatch(/^-- schema change at .*, not in this patch: CREATE TYPE type public\.color$/m);
+      expect(sql.stderr).toMatch(/schema changes in the range are named in the patch's comments but not written/);
+    });
+
     if (options.compact) {
       it('compacted bases (pgtape compact) replay every later point the same, and verify accepts them', async () => {
         const bases: string[] = [];

@@ -15,6 +15,10 @@ import { TableDiffer, WholeTableNeeded, type Change, type RowDiffCounts } from '
 import { headerOf, indexArchive, refuseUnknownTables, type ArchiveIndex, type IndexedSegment } from '../../log/archive-index.js';
 import { beforeFirstBase, firstBaseDescription, inRange, resolveRange, type LogRange } from '../../log/resolve.js';
 import { describeTarget, type Target } from '../../log/target.js';
+import { displayQualified } from '../../core/sql.js';
+import { DDL_PREFIX } from '../../source/logical-messages.js';
+import type { CapturedDdl } from '../../source/ddl-capture.js';
+import { describeDdl } from '../transactions.js';
 
 export type { RowValues } from '../row-text.js';
 export type { RowDiff } from './rows.js';
@@ -59,6 +63,10 @@ export interface DiffResult {
   /** Where the rows as they were at --from came from: the change log alone, or a base too. */
   sources: string[];
   tables: TableDiff[];
+  /** Schema changes captured DDL recorded in the range, in order (archive --capture-ddl). */
+  schemaChanges: { lsn: string; what: string }[];
+  /** Tables whose rows DDL rewrote in the range: the log holds their new values only as captured images. */
+  rewritten: string[];
   /** Removes what the diff spilled to disk; the rows cannot be read after. */
   close: () => Promise<void>;
 }
@@ -203,8 +211,16 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
       t.def = def;
       return t;
     };
-    for await (const e of entriesIn(store, range.segments, (lsn) => inRange(range, lsn))) {
-      if (e.kind === 'truncate') {
+    const schemaChanges: DiffResult['schemaChanges'] = [];
+    const rewritten = new Set<string>();
+    for await (const [e, commitLsn] of entriesIn(store, range.segments, (lsn) => inRange(range, lsn))) {
+      if (e.kind === 'message' && e.prefix === DDL_PREFIX) {
+        const captured = JSON.parse(e.content.toString('utf8')) as CapturedDdl;
+        const what = describeDdl(captured);
+        if (what) schemaChanges.push({ lsn: formatLsn(commitLsn), what });
+        if (captured.image && (!p.tables || p.tables.has(`${captured.image.schema}.${captured.image.name}`)))
+          rewritten.add(displayQualified(captured.image.schema, captured.image.name));
+      } else if (e.kind === 'truncate') {
         for (const r of e.relations) if (wanted(r)) table(r).range({ kind: 'truncate', oid: r.oid });
       } else if ('relation' in e && wanted(e.relation)) {
         const t = table(e.relation);
@@ -249,6 +265,8 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
       sources,
       // In name order, as people look for them (the fold's order is the log's).
       tables: out.sort((a, b) => compareNames(a.after, b.after)),
+      schemaChanges,
+      rewritten: [...rewritten],
       close: async () => {
         for (const t of tables.values()) t.close();
         await p.close();
@@ -261,11 +279,18 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
 }
 
 /** Change entries of the given segments whose transaction's commit LSN passes `include`. */
-async function* entriesIn(store: Store, segments: IndexedSegment[], include: (commitLsn: bigint) => boolean): AsyncGenerator<LogEntry> {
+async function* entriesIn(
+  store: Store,
+  segments: IndexedSegment[],
+  include: (commitLsn: bigint) => boolean,
+): AsyncGenerator<[LogEntry, bigint]> {
   let on = false;
+  let commitLsn = 0n;
   for await (const e of readLog(store, segments)) {
-    if (e.kind === 'begin') on = include(e.commitLsn);
-    else if (on) yield e;
+    if (e.kind === 'begin') {
+      on = include(e.commitLsn);
+      commitLsn = e.commitLsn;
+    } else if (on) yield [e, commitLsn];
   }
 }
 
@@ -291,7 +316,7 @@ async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: M
   const segments = p.index.segments.filter(
     (s) => s.endLsn > base.lsn && headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => needing.has(t.oid)),
   );
-  for await (const e of entriesIn(p.store, segments, (lsn) => lsn >= base.lsn && lsn <= at)) {
+  for await (const [e] of entriesIn(p.store, segments, (lsn) => lsn >= base.lsn && lsn <= at)) {
     if (e.kind === 'truncate') {
       for (const r of e.relations) needing.get(r.oid)?.before({ kind: 'truncate', oid: r.oid });
     } else if ('relation' in e) {
@@ -345,7 +370,7 @@ async function shapeAt(
   );
   for (const s of candidates.reverse()) {
     let def: RelationDef | undefined;
-    for await (const e of entriesIn(store, [s], (lsn) => lsn <= at)) {
+    for await (const [e] of entriesIn(store, [s], (lsn) => lsn <= at)) {
       if ((e.kind === 'insert' || e.kind === 'update' || e.kind === 'delete') && e.relation.oid === oid) def = e.relation;
       if (e.kind === 'truncate') def = e.relations.find((r) => r.oid === oid) ?? def;
     }

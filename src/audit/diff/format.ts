@@ -65,22 +65,25 @@ export function* formatDiff(
         const s = summarize(t);
         yield `${s.table}: ${s.added} added, ${s.deleted} deleted, ${s.modified} modified (${s.cellsModified} cells)`;
       }
-      if (!d.tables.length) yield '(no differences)';
+      if (d.schemaChanges.length) yield `${d.schemaChanges.length} schema changes (captured DDL; pgtape log shows them)`;
+      if (!d.tables.length && !d.schemaChanges.length) yield '(no differences)';
     }
     return;
   }
   switch (format) {
     case 'table':
       yield `diff ${where}`;
+      for (const c of d.schemaChanges) yield `schema change at ${c.lsn}: ${c.what}`;
       for (const t of d.tables) {
         const s = summarize(t);
         yield `${s.table}: ${s.added} added, ${s.deleted} deleted, ${s.modified} modified (${s.cellsModified} cells)`;
         for (const c of shapeChanges(t)) yield `  ${c}`;
         for (const r of t.rows()) yield describeRow(r, mark);
       }
-      if (!d.tables.length) yield '(no differences)';
+      if (!d.tables.length && !d.schemaChanges.length) yield '(no differences)';
       return;
     case 'jsonl':
+      for (const c of d.schemaChanges) yield JSON.stringify({ change: 'ddl', lsn: c.lsn, what: c.what });
       for (const t of d.tables) {
         if (shapeChanges(t).length)
           yield JSON.stringify({ table: name(t.after), change: 'schema', before: t.before, after: t.after, what: shapeChanges(t) });
@@ -100,6 +103,8 @@ export function* formatDiff(
     case 'sql':
       yield `-- pgtape diff ${where}`;
       yield '-- turns the database at --from into the database at --to';
+      // Captured DDL beyond the tables' columns is named, not written: the patch says what it leaves out.
+      for (const c of d.schemaChanges) yield `-- schema change at ${c.lsn}, not in this patch: ${c.what}`;
       yield 'begin;';
       // Every table's DDL first: a row may need another table's new shape (the README says so).
       for (const t of d.tables) yield* reshape(t);
