@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { CapturedDdl, CapturedObject } from '../src/source/ddl-capture.js';
 import { attempt } from './savepoint.js';
+import { commentStatement } from '../src/base/ddl/post-data.js';
 
 // Views, materialized views (and their indexes), functions, procedures, aggregates, triggers and sequences made or altered after
 // the base, replayed from the statements captured DDL recorded (docs/ARCHITECTURE.md, "Schema
@@ -8,11 +9,16 @@ import { attempt } from './savepoint.js';
 // before the tables that may use them, views after — except triggers: made at the end, with the
 // base's, so that none fires for rows the log already holds.
 
+/** undefined_table, undefined_column, undefined_function, undefined_object, undefined_schema. */
+const UNDEFINED_OBJECT = new Set(['42P01', '42703', '42883', '42704', '3F000']);
+
 type Warn = (key: string, fields: Record<string, unknown>, message: string) => void;
 
 export class CapturedObjects {
   /** Triggers to make at the end, by identity (`name on schema.table`), in the order they were made. */
   private readonly triggers = new Map<string, string>();
+  /** COMMENT statements, in order, set at the end (what they are on may be made only then). */
+  private readonly comments: string[] = [];
 
   constructor(
     private readonly client: pg.Client,
@@ -40,6 +46,10 @@ export class CapturedObjects {
         this.triggers.set(o.identity, o.create);
       }
     }
+    for (const c of captured.comments ?? []) {
+      const sql = commentStatement(c.kind, c.identity, c.comment);
+      if (sql) this.comments.push(sql);
+    }
   }
 
   /** A trigger dropped after it was captured is not made at the end. */
@@ -51,6 +61,16 @@ export class CapturedObjects {
   async finish(): Promise<void> {
     for (const [identity, create] of this.triggers)
       await this.make({ kind: 'trigger', identity, create }, [`drop trigger if exists ${identity}`, create]);
+    for (const sql of this.comments) {
+      const failed = (await attempt(this.client, sql)) as (Error & { code?: string }) | undefined;
+      // On something gone since (dropped later, or not in this replay): nothing to say it on.
+      if (failed && !UNDEFINED_OBJECT.has(failed.code ?? ''))
+        this.warn(
+          `comment:${sql}`,
+          { comment: sql, err: failed.message },
+          'a comment captured from the source could not be set in the replay',
+        );
+    }
   }
 
   private async sequence(o: CapturedObject): Promise<void> {

@@ -114,6 +114,8 @@ export interface CapturedDdl {
   schemas?: string[];
   /** Views, materialized views, functions, procedures, triggers and sequences the command made or altered, with the statement that makes each as it is now. */
   objects?: CapturedObject[];
+  /** What COMMENT set (null: removed), on objects as pg_identify_object names them. */
+  comments?: { kind: string; identity: string; comment: string | null }[];
   /** Objects the command made or altered that replay does not follow (aggregates, extensions, policies …). */
   unfollowed?: { kind: string; identity: string }[];
   /** Tables this command rewrote: their rows follow as images (the replay empties them before reshaping). */
@@ -285,6 +287,7 @@ declare
   filtered_rels oid[] := '{}';
   schemas jsonb;
   objects jsonb;
+  comments jsonb;
   unfollowed jsonb;
   n int;
 begin
@@ -352,8 +355,13 @@ begin
            jsonb_agg(distinct jsonb_build_object('kind', kind, 'identity', identity)) filter (where def is null and kind not in ('schema', 'index'))
       into schemas, objects, unfollowed
       from commands;
-    if cardinality(rels) > 0 or cardinality(typs) > 0 or cardinality(filtered_rels) > 0 or schemas is not null or objects is not null or unfollowed is not null then
-      payload := jsonb_strip_nulls(jsonb_build_object('tag', tg_tag, 'schemas', schemas, 'objects', objects, 'unfollowed', unfollowed,
+    select jsonb_agg(jsonb_build_object('kind', d.object_type, 'identity', d.object_identity,
+             'comment', (select description from pg_description c where c.objoid = d.objid and c.classoid = d.classid and c.objsubid = d.objsubid)))
+      into comments
+      from pg_event_trigger_ddl_commands() d
+     where d.command_tag = 'COMMENT' and d.object_identity is not null and not d.in_extension and d.schema_name is distinct from 'pgtape';
+    if cardinality(rels) > 0 or cardinality(typs) > 0 or cardinality(filtered_rels) > 0 or schemas is not null or objects is not null or comments is not null or unfollowed is not null then
+      payload := jsonb_strip_nulls(jsonb_build_object('tag', tg_tag, 'schemas', schemas, 'objects', objects, 'comments', comments, 'unfollowed', unfollowed,
         'tables', (select jsonb_agg(pgtape.table_shape(r)) from unnest(rels) r),
         'types', (select jsonb_agg(pgtape.type_shape(t)) from unnest(typs) t),
         'rewritten', (select jsonb_agg(r::int) from unnest(rewritten) r),

@@ -16,7 +16,11 @@ export interface SourceFixture {
  * store directory; both are removed after the file, whether its tests passed or not.
  */
 export function useSource(schema?: string, options: LocalClusterOptions = {}): SourceFixture {
-  const fixture = { store: tempStore() } as SourceFixture;
+  // The store is made when first used (a describe whose tests are all skipped makes none, and
+  // runs no afterAll to remove it).
+  let store: SourceFixture['store'] | undefined;
+  const fixture = {} as SourceFixture;
+  Object.defineProperty(fixture, 'store', { get: () => (store ??= tempStore()), enumerable: true });
   beforeAll(async () => {
     fixture.db = await startPostgres(options);
     fixture.admin = await fixture.db.client();
@@ -24,7 +28,7 @@ export function useSource(schema?: string, options: LocalClusterOptions = {}): S
   });
   afterAll(async () => {
     await fixture.db?.close();
-    fixture.store.cleanup();
+    store?.cleanup();
   });
   return fixture;
 }

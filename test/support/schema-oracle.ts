@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { archiveArgs, pgtape } from './cli.js';
 import { useSource } from './fixture.js';
@@ -65,6 +65,7 @@ export function schemaOracle(options: { major?: number } = {}): void {
   describe(`schema fidelity: every base holds the whole schema, and replay restores it (Postgres ${options.major ?? TEST_PG_MAJOR})`, () => {
     const source = useSource(SCHEMA, options.major ? { major: options.major } : {});
     const stores = { leaf: tempStore(), root: tempStore(), filtered: tempStore() };
+    afterAll(() => Object.values(stores).forEach((s) => s.cleanup()));
     const points: Point[] = [];
     const archive = (which: keyof typeof stores) =>
       pgtape(archiveArgs(source.db.url(), stores[which].dir, '--slot', which, '--publication', `${which}pub`, '--until', 'now'));

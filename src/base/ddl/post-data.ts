@@ -180,6 +180,32 @@ export async function readPostData(client: pg.Client, scope: Scope, oids: number
   return { post, final, notRestored };
 }
 
+/** COMMENT ON's keyword for each kind of object pg_identify_object names. */
+const COMMENT_KEYWORD: Record<string, string> = {
+  table: 'TABLE',
+  'table column': 'COLUMN',
+  view: 'VIEW',
+  'view column': 'COLUMN',
+  'materialized view': 'MATERIALIZED VIEW',
+  'materialized view column': 'COLUMN',
+  sequence: 'SEQUENCE',
+  index: 'INDEX',
+  function: 'FUNCTION',
+  procedure: 'PROCEDURE',
+  aggregate: 'AGGREGATE',
+  type: 'TYPE',
+  domain: 'DOMAIN',
+  schema: 'SCHEMA',
+  'table constraint': 'CONSTRAINT',
+  trigger: 'TRIGGER',
+};
+
+/** The COMMENT statement for an object as pg_identify_object names it (null removes it); undefined for a kind not followed. */
+export function commentStatement(type: string, identity: string, comment: string | null): string | undefined {
+  const k = COMMENT_KEYWORD[type];
+  return k && `COMMENT ON ${k} ${identity} IS ${comment === null ? 'NULL' : quoteLiteral(comment)}`;
+}
+
 /** Comments on the objects a base recreates, as COMMENT statements (post-data, as in a dump). */
 export async function readComments(client: pg.Client, keys: Set<string>): Promise<SchemaObject[]> {
   const { rows } = await client.query<{ key: string; type: string; identity: string; comment: string }>(
@@ -193,30 +219,12 @@ export async function readComments(client: pg.Client, keys: Set<string>): Promis
       where d.objoid >= 16384 and d.classoid in ('pg_class'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass, 'pg_namespace'::regclass,
                                                  'pg_constraint'::regclass, 'pg_trigger'::regclass)`,
   );
-  const keyword: Record<string, string> = {
-    table: 'TABLE',
-    'table column': 'COLUMN',
-    view: 'VIEW',
-    'view column': 'COLUMN',
-    'materialized view': 'MATERIALIZED VIEW',
-    'materialized view column': 'COLUMN',
-    sequence: 'SEQUENCE',
-    index: 'INDEX',
-    function: 'FUNCTION',
-    procedure: 'PROCEDURE',
-    aggregate: 'AGGREGATE',
-    type: 'TYPE',
-    domain: 'DOMAIN',
-    schema: 'SCHEMA',
-    'table constraint': 'CONSTRAINT',
-    trigger: 'TRIGGER',
-  };
   const out: SchemaObject[] = [];
   for (const r of rows) {
-    const k = keyword[r.type];
+    const sql = commentStatement(r.type, r.identity, r.comment);
     // A comment goes with what it is on (an index's, a column's or a constraint's: its table).
-    if (!k || !keys.has(r.key)) continue;
-    out.push({ kind: 'comment', name: `${r.type} ${r.identity}`, sql: [`COMMENT ON ${k} ${r.identity} IS ${quoteLiteral(r.comment)}`] });
+    if (!sql || !keys.has(r.key)) continue;
+    out.push({ kind: 'comment', name: `${r.type} ${r.identity}`, sql: [sql] });
   }
   return out;
 }
