@@ -4,7 +4,6 @@ import {
   DOMAIN_FACTS_SQL,
   TYPE_CREATE_SQL,
   type DomainFacts,
-  type DroppedObject,
   type TableImage,
   type TableSnapshot,
   type TypeSnapshot,
@@ -15,60 +14,6 @@ import type { EnumLabels } from './enum-labels.js';
 
 // Captured DDL other than table shapes, applied at its point (docs/ARCHITECTURE.md, "Schema
 // changes"): objects dropped, types created or altered, and the rows of rewritten tables.
-
-/** Drop order: what hangs on a table first, then views, routines and sequences, then types, then schemas. */
-const DROP_ORDER = [
-  'trigger',
-  'rule',
-  'policy',
-  'table constraint',
-  'index',
-  'materialized view',
-  'view',
-  'function',
-  'procedure',
-  'aggregate',
-  'sequence',
-  'type',
-  'domain',
-  'schema',
-];
-
-/** The statement that drops one object the source dropped (tables are dropped by TargetTables). */
-export function dropStatement(o: DroppedObject): string | undefined {
-  switch (o.type) {
-    case 'index':
-      return `drop index if exists ${o.identity} cascade`;
-    case 'trigger':
-    case 'rule':
-    case 'policy':
-      // Their identity is `name on schema.table`, as DROP takes it.
-      return `drop ${o.type} if exists ${o.identity}`;
-    case 'table constraint': {
-      const [schema, table, name] = o.names;
-      if (!schema || !table || !name) return undefined;
-      return `alter table if exists ${quoteQualified(schema, table)} drop constraint if exists ${quoteIdent(name)} cascade`;
-    }
-    case 'type':
-    case 'domain':
-    case 'view':
-    case 'materialized view':
-    case 'function':
-    case 'procedure':
-    case 'aggregate':
-    case 'sequence':
-      // What depended on it went with it on the source, and was dropped there too (CASCADE reports dependents).
-      return `drop ${o.type} if exists ${o.identity} cascade`;
-    case 'schema':
-      return `drop schema if exists ${o.identity} cascade`;
-    default:
-      return undefined;
-  }
-}
-
-export function inDropOrder(objects: DroppedObject[]): DroppedObject[] {
-  return [...objects].sort((a, b) => DROP_ORDER.indexOf(a.type) - DROP_ORDER.indexOf(b.type));
-}
 
 /**
  * Brings a type to its captured definition: created when the replay has none of that name; an
@@ -204,12 +149,4 @@ export async function applyImage(
     `insert into ${table} (${cols}) ${overriding ? 'overriding system value ' : ''}select ${cols} from jsonb_populate_recordset(null::${table}, $1::jsonb)`,
     [JSON.stringify(image.rows)],
   );
-}
-
-/** `{value}` (attmissingval as text, one element) to the element's text. */
-export function missingValue(arrayText: string): string | null {
-  const inner = arrayText.slice(1, -1);
-  if (inner === 'NULL') return null;
-  if (!inner.startsWith('"')) return inner;
-  return inner.slice(1, -1).replace(/\\(.)/g, '$1');
 }

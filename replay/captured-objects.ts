@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { CapturedDdl, CapturedObject } from '../src/source/ddl-capture.js';
 import { attempt } from './savepoint.js';
 import { commentStatement } from '../src/base/ddl/post-data.js';
+import { sequenceName } from '../src/source/ddl-statements.js';
 
 // Views, materialized views (and their indexes), functions, procedures, aggregates, triggers and sequences made or altered after
 // the base, replayed from the statements captured DDL recorded (docs/ARCHITECTURE.md, "Schema
@@ -99,9 +100,4 @@ export class CapturedObjects {
       );
     }
   }
-}
-
-/** The sequence's name as its CREATE statement writes it (regclass text: qualified and quoted). */
-function sequenceName(o: CapturedObject): string {
-  return /^create sequence (.+?) as /.exec(o.create)?.[1] ?? o.identity;
 }

@@ -4,13 +4,23 @@
 // What captured DDL needs beyond tables (drops, types, images) lives in captured-ddl.ts.
 import type pg from 'pg';
 import type { Logger } from '../src/core/log.js';
-import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../src/core/sql.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from '../src/core/sql.js';
 import { isConstant } from '../src/base/published-schema.js';
 import type { BaseTable } from '../src/log/bases.js';
-import { sameColumnTypes, type RelationDef } from '../src/segment/format.js';
+import { columnTypeName, sameColumnTypes, type RelationDef } from '../src/segment/format.js';
 import type { CapturedDdl, DroppedObject, TableImage, TableSnapshot } from '../src/source/ddl-capture.js';
 import type { EnumLabels } from './enum-labels.js';
-import { applyImage, dropStatement, followRenames, inDropOrder, missingValue, reconcileType } from './captured-ddl.js';
+import { applyImage, followRenames, reconcileType } from './captured-ddl.js';
+import {
+  columnClauses,
+  dropStatement,
+  generatedClause,
+  identityClause,
+  inDropOrder,
+  isForeignKey,
+  missingValue,
+  parentsFirst,
+} from '../src/source/ddl-statements.js';
 import { CapturedObjects } from './captured-objects.js';
 import { attempt } from './savepoint.js';
 
@@ -269,8 +279,9 @@ export class TargetTables {
         type = (await this.client.query<{ t: string }>('select format_type($1::oid, $2::int) as t', [c.typeOid, c.typmod])).rows[0]!.t;
       } else {
         // A name the archive could not learn (`oid:N`, or empty parts) is no name to look up.
-        if (/^"(?:[^"]|"")+"\."(?:[^"]|"")+"$/.test(c.typeName)) {
-          const known = await this.client.query<{ t: string | null }>('select to_regtype($1)::text as t', [c.typeName]);
+        const name = columnTypeName(c.typeName);
+        if (/^"(?:[^"]|"")+"\."(?:[^"]|"")+"$/.test(name)) {
+          const known = await this.client.query<{ t: string | null }>('select to_regtype($1)::text as t', [name]);
           type = known.rows[0]!.t;
         }
       }
@@ -569,33 +580,4 @@ export class TargetTables {
     this.log.warn(fields, message);
     this.warnings.push({ message, ...fields });
   }
-}
-
-const isForeignKey = (def: string) => def.startsWith('FOREIGN KEY');
-
-/** A captured column's clauses when its table is created: generated, identity, not null, a constant default. */
-function columnClauses(c: TableSnapshot['columns'][number], constantDefault: string | undefined): string {
-  if (c.generated) return generatedClause(c.generated);
-  const identity = c.identity ? identityClause(c.identity) : '';
-  return `${identity}${c.notNull ? ' not null' : ''}${!identity && constantDefault ? ` default ${constantDefault}` : ''}`;
-}
-
-function generatedClause(expression: string): string {
-  return ` generated always as (${expression}) stored`;
-}
-
-/** `a` (always) or `d` (by default), as pg_attribute.attidentity says. */
-function identityClause(identity: string): string {
-  return ` generated ${identity === 'a' ? 'always' : 'by default'} as identity`;
-}
-
-/** Snapshots of one command with each partition after its parent: the parent's DDL reaches them first. */
-function parentsFirst(snapshots: TableSnapshot[]): TableSnapshot[] {
-  // `parent` is written as quote_ident writes names.
-  const byName = new Map(snapshots.map((s) => [displayQualified(s.schema, s.name), s]));
-  const depth = (s: TableSnapshot, seen = 0): number => {
-    const parent = s.parent ? byName.get(s.parent) : undefined;
-    return parent && seen < 32 ? 1 + depth(parent, seen + 1) : 0;
-  };
-  return [...snapshots].sort((a, b) => depth(a) - depth(b));
 }

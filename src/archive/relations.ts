@@ -1,6 +1,6 @@
 import type { Relation, TypeMessage } from '../pgoutput/messages.js';
 import { BUILTIN_TYPE_NAMES } from '../pgoutput/builtin-types.js';
-import type { RelationDef } from '../segment/format.js';
+import { columnTypeName, type RelationDef } from '../segment/format.js';
 import { quoteQualified } from '../core/sql.js';
 
 /**
@@ -13,7 +13,7 @@ export class RelationCatalog {
   private readonly typeNames = new Map<number, string>();
 
   defineType(t: TypeMessage): void {
-    this.typeNames.set(t.oid, quoteQualified(t.schema, t.name));
+    this.typeNames.set(t.oid, columnTypeName(quoteQualified(t.schema, t.name)));
   }
 
   /** Returns the new definition; a changed relation gets a new object, so identity marks a change. */

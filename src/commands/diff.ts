@@ -38,6 +38,7 @@ export function diffCommand(): Command {
       const tables = selectedTables(opts);
       exitOnSignal();
       if (!opts.from) throw new UserError('diff needs --from', 'pass --from <target> (and --to, default latest)');
+      const format = (opts.json ? 'jsonl' : opts.format) as DiffFormat;
       const result = await diffPoints({
         store: openStore(opts.store, { s3Endpoint: opts.s3Endpoint }),
         from: parseTarget(opts.from, '--from'),
@@ -45,6 +46,7 @@ export function diffCommand(): Command {
         tables,
         memoryBytes: parseBytes(opts.memory, '--memory', 1),
         keepRows: !opts.summary,
+        schemaPatch: format === 'sql' && !opts.summary,
         log: createLogger(),
       });
       // Where the answer may be incomplete, said on stderr (never silently).
@@ -52,10 +54,10 @@ export function diffCommand(): Command {
         sayWarning(
           `DDL rewrote the rows of ${table} in the range (captured as whole images, which diff does not read): rows the rewrite changed and nothing else did are not shown as modified; replay both points and compare them for this table`,
         );
-      const format = (opts.json ? 'jsonl' : opts.format) as DiffFormat;
-      if (format === 'sql' && !opts.summary && result.schemaChanges.length)
+      const unfollowed = result.schemaPatch?.unfollowed ?? [];
+      if (unfollowed.length)
         sayWarning(
-          `${result.schemaChanges.length} schema changes in the range are named in the patch's comments but not written in it (only tables' columns are): apply them first, or replay --to instead`,
+          `${unfollowed.length} schema changes in the range are not written in the patch (named in its comments): ${unfollowed.slice(0, 3).join('; ')}${unfollowed.length > 3 ? ' …' : ''}`,
         );
       try {
         const out = new LineWriter();

@@ -72,6 +72,15 @@ export interface RelationDef {
 
 type TypedColumn = { name: string; typeOid: number; typmod: number };
 
+/**
+ * A column's type name as SQL takes it. pgoutput writes pg_catalog as an empty namespace
+ * (logicalrep_write_namespace), and names a domain by its base type: archives written before
+ * this was known hold `"".` for it.
+ */
+export function columnTypeName(typeName: string): string {
+  return typeName.startsWith('"".') ? `"pg_catalog".${typeName.slice(3)}` : typeName;
+}
+
 /** Columns with the same names and types (OID and modifier), in the same order. */
 export function sameColumnTypes(a: readonly TypedColumn[], b: readonly TypedColumn[]): boolean {
   return a.length === b.length && a.every((c, i) => c.name === b[i]!.name && c.typeOid === b[i]!.typeOid && c.typmod === b[i]!.typmod);

@@ -316,9 +316,48 @@ export function schemaChangesOracle(options: { major?: number; compact?: boolean
         'sql',
       ]);
       expect(sql.code, sql.stderr).toBe(0);
-      expect(sql.stdout).toMatch(/^-- schema change at .*, not in this patch: CREATE TYPE type public\.color$/m);
-      expect(sql.stderr).toMatch(/schema changes in the range are named in the patch's comments but not written/);
+      expect(sql.stdout).toMatch(/^-- schema change at .*: CREATE TYPE type public\.color$/m);
+      // Every change of the workload is followed: none left out of the patch.
+      expect(sql.stdout).not.toMatch(/not in this patch/);
+      expect(sql.stderr).not.toMatch(/not written in the patch/);
     });
+
+    if (!options.major)
+      it('diff --format sql turns a replay at one point into the next, schema changes included', async () => {
+        const pairs: [number, number][] = points.slice(1).map((_, i) => [i, i + 1]);
+        pairs.push([0, points.length - 1]);
+        for (const [from, to] of pairs) {
+          const [a, b] = [points[from]!, points[to]!];
+          const what = `patch from "${a.step}" to "${b.step}"`;
+          const patch = await pgtape([
+            'diff',
+            '--store',
+            source.store.dir,
+            '--from',
+            `name:${a.mark}`,
+            '--to',
+            `name:${b.mark}`,
+            '--format',
+            'sql',
+          ]);
+          expect(patch.code, `${what}: ${patch.stderr}`).toBe(0);
+          expect(patch.stdout, what).not.toMatch(/not in this patch/);
+          // A rewritten table's new rows travel as captured images, which diff does not read: said, and left out here.
+          const rewritten = [...patch.stderr.matchAll(/DDL rewrote the rows of (\S+)/g)].map((m) => m[1]!);
+          const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `name:${a.mark}`], async (c) => {
+            await c.query(patch.stdout).catch((err: Error & { position?: string; where?: string }) => {
+              const at = Number(err.position ?? 0);
+              throw new Error(`${what}: ${err.message} (${err.where ?? ''}) near: ${patch.stdout.slice(Math.max(0, at - 300), at + 100)}`);
+            });
+            return { sums: await checksums(c), schema: await describeSchema(c) };
+          });
+          expect(r.code, `${what}: ${r.stderr}`).toBe(0);
+          expect(seen!.schema, `schema after the ${what}`).toEqual(b.schema);
+          const unrewritten = (sums: Record<string, string>) =>
+            Object.fromEntries(Object.entries(sums).filter(([t]) => !rewritten.some((w) => t.startsWith(`${w}(`))));
+          expect(unrewritten(seen!.sums), `rows after the ${what}`).toEqual(unrewritten(b.sums));
+        }
+      });
 
     if (options.compact) {
       it('compacted bases (pgtape compact) replay every later point the same, and verify accepts them', async () => {

@@ -4,7 +4,7 @@ import { UserError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { formatLsn } from '../../core/lsn.js';
 import { createSpoolDir } from '../../core/spool-dir.js';
-import { sameColumnTypes, type RelationDef } from '../../segment/format.js';
+import { columnTypeName, sameColumnTypes, type RelationDef } from '../../segment/format.js';
 import { readLog, type LogEntry } from '../../log/change-log.js';
 import type { Store } from '../../store/store.js';
 import { copyFieldValue, parseCopyLine, readBaseLines } from './base-rows.js';
@@ -16,7 +16,8 @@ import { headerOf, indexArchive, refuseUnknownTables, type ArchiveIndex, type In
 import { beforeFirstBase, firstBaseDescription, inRange, resolveRange, type LogRange } from '../../log/resolve.js';
 import { describeTarget, type Target } from '../../log/target.js';
 import { displayQualified } from '../../core/sql.js';
-import { DDL_PREFIX } from '../../source/logical-messages.js';
+import { DDL_PREFIX, SEQUENCES_PREFIX } from '../../source/logical-messages.js';
+import { schemaPatch, type CapturedChange, type SchemaPatch } from './schema-patch.js';
 import type { CapturedDdl } from '../../source/ddl-capture.js';
 import { describeDdl } from '../transactions.js';
 
@@ -67,6 +68,8 @@ export interface DiffResult {
   schemaChanges: { lsn: string; what: string }[];
   /** Tables whose rows DDL rewrote in the range: the log holds their new values only as captured images. */
   rewritten: string[];
+  /** The schema changes as statements, for --format sql (where DiffOptions.schemaPatch asked for them and the range has any). */
+  schemaPatch?: SchemaPatch;
   /** Removes what the diff spilled to disk; the rows cannot be read after. */
   close: () => Promise<void>;
 }
@@ -80,6 +83,8 @@ export interface DiffOptions {
   memoryBytes?: number;
   /** False when only the counts are wanted (--summary): spilled tables do not keep their rows. */
   keepRows?: boolean;
+  /** Write the range's captured schema changes as statements (diff --format sql). */
+  schemaPatch?: boolean;
   log: Logger;
 }
 
@@ -213,6 +218,8 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
     };
     const schemaChanges: DiffResult['schemaChanges'] = [];
     const rewritten = new Set<string>();
+    const captures: CapturedChange[] = [];
+    let sequences: Record<string, string> | undefined;
     for await (const [e, commitLsn] of entriesIn(store, range.segments, (lsn) => inRange(range, lsn))) {
       if (e.kind === 'message' && e.prefix === DDL_PREFIX) {
         const captured = JSON.parse(e.content.toString('utf8')) as CapturedDdl;
@@ -220,12 +227,28 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
         if (what) schemaChanges.push({ lsn: formatLsn(commitLsn), what });
         if (captured.image && (!p.tables || p.tables.has(`${captured.image.schema}.${captured.image.name}`)))
           rewritten.add(displayQualified(captured.image.schema, captured.image.name));
+        else if (p.schemaPatch && !captured.image) captures.push({ lsn: formatLsn(commitLsn), captured: onlyTables(captured, p.tables) });
+      } else if (e.kind === 'message' && e.prefix === SEQUENCES_PREFIX) {
+        if (p.schemaPatch) sequences = { ...sequences, ...(JSON.parse(e.content.toString('utf8')) as Record<string, string>) };
       } else if (e.kind === 'truncate') {
         for (const r of e.relations) if (wanted(r)) table(r).range({ kind: 'truncate', oid: r.oid });
       } else if ('relation' in e && wanted(e.relation)) {
         const t = table(e.relation);
         for (const op of opsOf(e, { keyed: t.keyed })) t.range(op);
       }
+    }
+
+    // The names tables had at --from, for the renames the patch follows.
+    let patch: SchemaPatch | undefined;
+    if (captures.length) {
+      const namesAtFrom = new Map<number, { schema: string; name: string }>();
+      for (const c of captures)
+        for (const t of [...(c.captured.tables ?? []), ...(c.captured.dropped ?? [])]) {
+          if (namesAtFrom.has(t.oid)) continue;
+          const shape = await shapeAt(store, index, base, baseSchema, range.after, t.oid);
+          namesAtFrom.set(t.oid, shape ?? { schema: t.schema, name: t.name });
+        }
+      patch = schemaPatch(captures, namesAtFrom, sequences);
     }
 
     // 2. The rows at --from the comparison needs: the base's, then the log's changes up to --from.
@@ -267,6 +290,7 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
       tables: out.sort((a, b) => compareNames(a.after, b.after)),
       schemaChanges,
       rewritten: [...rewritten],
+      ...(patch ? { schemaPatch: patch } : {}),
       close: async () => {
         for (const t of tables.values()) t.close();
         await p.close();
@@ -391,7 +415,8 @@ async function shapeAt(
  * A column's SQL type with its modifiers, from what a Relation message gives (format_type()
  * without the typmod, which is added here for the types that have one).
  */
-export function sqlType(typeName: string, typmod: number): string {
+export function sqlType(archived: string, typmod: number): string {
+  const typeName = columnTypeName(archived);
   if (typmod < 0) return typeName;
   const array = typeName.endsWith('[]');
   const element = array ? typeName.slice(0, -2) : typeName;
@@ -421,4 +446,11 @@ export function sqlType(typeName: string, typmod: number): string {
     }
   }
   return array ? `${out}[]` : out;
+}
+
+/** With --table, the captured DDL of the chosen tables only (and every object that is no table). */
+function onlyTables(c: CapturedDdl, only: Set<string> | undefined): CapturedDdl {
+  if (!only) return c;
+  const wanted = (t: { schema: string; name: string }) => only.has(`${t.schema}.${t.name}`);
+  return { ...c, tables: c.tables?.filter(wanted), dropped: c.dropped?.filter(wanted) };
 }

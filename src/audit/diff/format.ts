@@ -1,6 +1,7 @@
 import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../../core/sql.js';
 import { literal, pairs, type RowValues } from '../row-text.js';
 import type { DiffResult, RowDiff, TableDiff, TableShape } from './diff.js';
+import { addColumn, retype } from './schema-patch.js';
 
 export type DiffFormat = 'table' | 'jsonl' | 'sql' | 'csv';
 
@@ -103,15 +104,35 @@ export function* formatDiff(
     case 'sql':
       yield `-- pgtape diff ${where}`;
       yield '-- turns the database at --from into the database at --to';
-      // Captured DDL beyond the tables' columns is named, not written: the patch says what it leaves out.
-      for (const c of d.schemaChanges) yield `-- schema change at ${c.lsn}, not in this patch: ${c.what}`;
-      yield 'begin;';
-      // Every table's DDL first: a row may need another table's new shape (the README says so).
-      for (const t of d.tables) yield* reshape(t);
-      for (const t of d.tables) yield* patch(t);
-      yield 'commit;';
+      yield* schemaPatched(d);
       return;
   }
+}
+
+/**
+ * The patch: captured schema changes in order, each table's reshape from its Relation messages
+ * where no captured DDL shaped it, the rows, then what constrains them (docs/ARCHITECTURE.md,
+ * "Schema changes").
+ */
+function* schemaPatched(d: DiffResult): Generator<string> {
+  const s = d.schemaPatch;
+  if (!s) for (const c of d.schemaChanges) yield `-- schema change at ${c.lsn}, not in this patch: ${c.what}`;
+  else {
+    for (const c of d.schemaChanges) yield `-- schema change at ${c.lsn}: ${c.what}`;
+    for (const u of s.unfollowed) yield `-- not in this patch: ${u}`;
+    if (s.labels.length) {
+      yield '-- enum labels first, each committed: a row can use a label only once the transaction that added it committed';
+      yield* s.labels;
+    }
+  }
+  yield 'begin;';
+  yield* s?.before ?? [];
+  // Every table's DDL before any row: a row may need another table's new shape (the README says so).
+  const tables = d.tables.filter((t) => !s?.gone.has(t.oid));
+  for (const t of tables) if (!s?.shaped.has(t.oid)) yield* reshape(t);
+  for (const t of tables) yield* patch(t);
+  yield* s?.after ?? [];
+  yield 'commit;';
 }
 
 /** CSV field: NULL is an empty field, an empty string is "" (as COPY ... CSV does). */
@@ -163,7 +184,7 @@ function* reshape(t: TableDiff): Generator<string> {
     const defs = after.columns.map((c) => `${quoteIdent(c.name)} ${c.type}`);
     if (after.key.length) defs.push(`primary key (${after.key.map(quoteIdent).join(', ')})`);
     yield `create schema if not exists ${quoteIdent(after.schema)};`;
-    yield `create table ${target} (${defs.join(', ')});`;
+    yield `create table if not exists ${target} (${defs.join(', ')});`;
     if (after.replicaIdentity === 'f') yield `alter table ${target} replica identity full;`;
     return;
   }
@@ -171,11 +192,11 @@ function* reshape(t: TableDiff): Generator<string> {
     yield `alter table ${quoteQualified(before.schema, before.name)} set schema ${quoteIdent(after.schema)};`;
   if (before.name !== after.name) yield `alter table ${quoteQualified(after.schema, before.name)} rename to ${quoteIdent(after.name)};`;
   for (const c of before.columns)
-    if (!after.columns.some((a) => a.name === c.name)) yield `alter table ${target} drop column ${quoteIdent(c.name)};`;
+    if (!after.columns.some((a) => a.name === c.name)) yield `alter table ${target} drop column if exists ${quoteIdent(c.name)};`;
   for (const c of after.columns) {
     const was = before.columns.find((b) => b.name === c.name);
-    if (!was) yield `alter table ${target} add column ${quoteIdent(c.name)} ${c.type};`;
+    if (!was) yield addColumn(target, c.name, c.type);
     else if (was.typeOid !== c.typeOid || was.typmod !== c.typmod)
-      yield `alter table ${target} alter column ${quoteIdent(c.name)} type ${c.type} using ${quoteIdent(c.name)}::text::${c.type};`;
+      yield retype(target, c.name, c.type, c.typmod, `${quoteIdent(c.name)}::text::${c.type}`);
   }
 }

@@ -1,0 +1,467 @@
+import { quoteIdent, quoteLiteral, quoteQualified } from '../../core/sql.js';
+import { commentStatement } from '../../base/ddl/post-data.js';
+import { isConstant } from '../../base/published-schema.js';
+import { TYPE_CREATE_SQL, type CapturedDdl, type CapturedObject, type TableSnapshot, type TypeSnapshot } from '../../source/ddl-capture.js';
+import {
+  columnClauses,
+  dropStatement,
+  generatedClause,
+  identityClause,
+  inDropOrder,
+  isForeignKey,
+  missingValue,
+  parentsFirst,
+  sequenceName,
+} from '../../source/ddl-statements.js';
+
+// The schema changes of a diff's range as SQL for its patch (docs/ARCHITECTURE.md, "Schema
+// changes"): what the replay does against its target, written as statements that check the
+// database they run in (DO blocks over the catalog), since the patch is applied to a database
+// diff never sees. Ordered so that the rows fit: what rows need (schemas, types, tables,
+// columns) and what no longer holds them back (drops, relaxed NOT NULL) before them; what
+// constrains them (NOT NULL, checks, keys, indexes, foreign keys), triggers, refreshes,
+// comments and sequence values after them, from each table's last captured shape.
+
+/** Captured DDL of the range, in commit order, without the rows of rewritten tables. */
+export interface CapturedChange {
+  lsn: string;
+  captured: CapturedDdl;
+}
+
+export interface SchemaPatch {
+  /** Run before the patch's transaction: a label is usable only once the transaction that added it committed. */
+  labels: string[];
+  /** In the transaction, before the rows. */
+  before: string[];
+  /** In the transaction, after the rows. */
+  after: string[];
+  /** Source OIDs of the tables whose shape these statements bring (the rows' reshape leaves them alone). */
+  shaped: Set<number>;
+  /** Source OIDs of tables dropped by the end of the range: no rows to write. */
+  gone: Set<number>;
+  /** What the statements leave out, for the patch's comments. */
+  unfollowed: string[];
+}
+
+type Name = { schema: string; name: string };
+
+/**
+ * The statements that bring the schema from --from to --to. `namesAtFrom` names tables as they
+ * were at --from (by source OID), so renames can be followed; `sequences` are the values last
+ * recorded in the range.
+ */
+export function schemaPatch(changes: CapturedChange[], namesAtFrom: Map<number, Name>, sequences?: Record<string, string>): SchemaPatch {
+  const p = new PatchWriter(namesAtFrom);
+  for (const c of changes) p.change(c.captured);
+  return p.finish(sequences);
+}
+
+class PatchWriter {
+  /** Statements, or what makes one once the whole range is known. */
+  private readonly before: (string | (() => string))[] = [];
+  private readonly names: Map<number, Name>;
+  private readonly shaped = new Set<number>();
+  private readonly gone = new Set<number>();
+  private readonly unfollowed: string[] = [];
+  /** Each table's last captured shape: what constrains its rows is made from it, after them. */
+  private readonly last = new Map<number, TableSnapshot>();
+  /** Column names by number, from an earlier shape in the range: how a rename is told from a drop and an add. */
+  private readonly attnums = new Map<number, Map<number, string>>();
+  /** Enum labels as the range leaves each type, by qualified name. */
+  private readonly enums = new Map<string, TypeSnapshot>();
+  private readonly triggers = new Map<string, string>();
+  private readonly refreshes = new Map<string, boolean>();
+  private readonly comments: string[] = [];
+
+  constructor(namesAtFrom: Map<number, Name>) {
+    this.names = new Map(namesAtFrom);
+  }
+
+  change(c: CapturedDdl): void {
+    const out = this.before;
+    for (const d of c.dropped ?? []) {
+      const n = this.names.get(d.oid) ?? d;
+      out.push(`drop table if exists ${quoteQualified(n.schema, n.name)} cascade;`);
+      this.names.delete(d.oid);
+      this.last.delete(d.oid);
+      this.gone.add(d.oid);
+    }
+    for (const o of inDropOrder(c.droppedObjects ?? [])) {
+      const sql = dropStatement(o);
+      if (sql) out.push(`${sql};`);
+      if (o.type === 'trigger') this.triggers.delete(o.identity);
+      if (o.type === 'materialized view') this.refreshes.delete(o.identity);
+    }
+    for (const schema of c.schemas ?? []) out.push(`create schema if not exists ${schema};`);
+    for (const t of c.types ?? []) this.type(t);
+    const objects = c.objects ?? [];
+    for (const o of objects) if (o.kind === 'sequence') this.sequence(o);
+    for (const o of objects) if (o.kind === 'function' || o.kind === 'procedure') out.push(`${o.create};`);
+    for (const o of objects) if (o.kind === 'aggregate') out.push(`${o.create};`);
+    for (const s of parentsFirst(c.tables ?? [])) this.table(s, c.rewritten?.includes(s.oid) ?? false);
+    for (const o of objects) this.afterTables(o, c.tag);
+    for (const k of c.comments ?? []) {
+      const sql = commentStatement(k.kind, k.identity, k.comment);
+      if (sql) this.comments.push(`${sql};`);
+    }
+    for (const u of c.unfollowed ?? []) this.unfollowed.push(`${u.kind} ${u.identity} (${c.tag})`);
+    for (const u of c.unknown ?? []) this.unfollowed.push(`the rows of ${quoteQualified(u.schema, u.name)}: ${u.why}`);
+  }
+
+  finish(sequences: Record<string, string> | undefined): SchemaPatch {
+    const after: string[] = [];
+    const foreignKeys: string[] = [];
+    for (const [oid, s] of this.last) {
+      if (!this.names.has(oid)) continue;
+      after.push(...constrain(s));
+      const target = quoteQualified(s.schema, s.name);
+      for (const k of (s.constraints ?? []).filter((k) => isForeignKey(k.def)))
+        foreignKeys.push(addMissingConstraint(target, k.name, k.def));
+    }
+    after.push(...foreignKeys);
+    for (const [identity, create] of this.triggers) after.push(`drop trigger if exists ${identity};`, `${create};`);
+    for (const [identity, populated] of this.refreshes) if (populated) after.push(`refresh materialized view ${identity};`);
+    after.push(...this.comments);
+    for (const [name, value] of Object.entries(sequences ?? {}))
+      after.push(
+        `select setval(${quoteLiteral(name)}, ${quoteLiteral(value)}::bigint, true) where to_regclass(${quoteLiteral(name)}) is not null;`,
+      );
+    const labels = [...this.enums.values()].map(enumLabels);
+    const before = this.before.map((x) => (typeof x === 'string' ? x : x()));
+    return { labels, before, after, shaped: this.shaped, gone: this.gone, unfollowed: this.unfollowed };
+  }
+
+  private type(t: TypeSnapshot): void {
+    const name = quoteQualified(t.schema, t.name);
+    if (t.kind === 'e' && t.labels) {
+      // Made with every label the range gives it: added later in this transaction, a label could not be used in it.
+      this.enums.set(name, t);
+      // With the labels the range leaves it: known only at the end (finish).
+      this.before.push(() => {
+        const labels = this.enums.get(name)!.labels!;
+        const create = `create type ${name} as enum (${labels.map(quoteLiteral).join(', ')})`;
+        return doBlock(`if to_regtype(${quoteLiteral(name)}) is null then execute ${quoteLiteral(create)}; end if;`);
+      });
+      return;
+    }
+    const kind = t.kind === 'd' ? 'domain' : 'type';
+    const domain = t.domain ? alterDomain(name, t) : '';
+    // Unchanged as the database has it: left alone. Changed and unused: made again. A domain in use: altered.
+    this.before.push(
+      doBlock(`declare path text := current_setting('search_path'); have text;
+begin
+  perform set_config('search_path', 'pg_catalog', true);
+  select ${TYPE_CREATE_SQL} into have from pg_type t where t.oid = to_regtype(${quoteLiteral(name)});
+  perform set_config('search_path', path, true);
+  if to_regtype(${quoteLiteral(name)}) is null then execute ${quoteLiteral(t.create)};
+  elsif have is distinct from ${quoteLiteral(t.create)} then
+    begin
+      execute ${quoteLiteral(`drop ${kind} ${name}`)};
+      execute ${quoteLiteral(t.create)};
+    exception when dependent_objects_still_exist then
+      ${domain || `raise warning 'pgtape patch: type % is in use and was altered at the source; not followed', ${quoteLiteral(name)};`}
+    end;
+  end if;
+end`),
+    );
+  }
+
+  private sequence(o: CapturedObject): void {
+    const name = sequenceName(o);
+    const alter = o.create.replace(/^create sequence /, 'alter sequence ');
+    this.before.push(
+      doBlock(
+        `if to_regclass(${quoteLiteral(name)}) is null then execute ${quoteLiteral(o.create)}; else execute ${quoteLiteral(alter)}; end if;`,
+      ),
+    );
+  }
+
+  private afterTables(o: CapturedObject, tag: string): void {
+    if (o.kind === 'view') this.before.push(`${o.create};`);
+    else if (o.kind === 'materialized view') {
+      this.before.push(doBlock(`if to_regclass(${quoteLiteral(o.identity)}) is null then execute ${quoteLiteral(o.create)}; end if;`));
+      // Filled once the rows are in (the source filled it with the rows of its point, which the patch does not go through).
+      if (o.populated && (tag.startsWith('CREATE') || tag.startsWith('REFRESH') || !this.refreshes.has(o.identity)))
+        this.refreshes.set(o.identity, true);
+    } else if (o.kind === 'index') this.before.push(`drop index if exists ${o.identity};`, `${o.create};`);
+    else if (o.kind === 'sequence' && o.ownedBy) this.before.push(`alter sequence ${sequenceName(o)} owned by ${o.ownedBy};`);
+    else if (o.kind === 'trigger') {
+      // Made after the rows: none fires for rows the patch writes (the range holds what they wrote).
+      this.triggers.delete(o.identity);
+      this.triggers.set(o.identity, o.create);
+    }
+  }
+
+  /** Brings a table to a captured shape, as far as its rows need it; what constrains them comes after them. */
+  private table(s: TableSnapshot, rewritten: boolean): void {
+    const out = this.before;
+    const target = quoteQualified(s.schema, s.name);
+    const lit = quoteLiteral(target);
+    const was = this.names.get(s.oid);
+    if (was && (was.schema !== s.schema || was.name !== s.name)) {
+      const old = quoteQualified(was.schema, was.name);
+      const moved = quoteQualified(s.schema, was.name);
+      const steps = [
+        ...(was.schema !== s.schema ? [`alter table ${old} set schema ${quoteIdent(s.schema)}`] : []),
+        ...(was.name !== s.name ? [`alter table ${moved} rename to ${quoteIdent(s.name)}`] : []),
+      ];
+      out.push(
+        doBlock(
+          `if to_regclass(${lit}) is null and to_regclass(${quoteLiteral(old)}) is not null then ${steps.map((x) => `execute ${quoteLiteral(x)};`).join(' ')} end if;`,
+        ),
+      );
+    }
+    this.names.set(s.oid, { schema: s.schema, name: s.name });
+    this.shaped.add(s.oid);
+    this.gone.delete(s.oid);
+    this.last.set(s.oid, s);
+
+    // Made when missing, NOT NULL included (the rows it will hold are those at --to); keys and indexes come after the rows.
+    const constant = (d: string | null | undefined) => (d != null && isConstant(d) ? d : undefined);
+    const defs = s.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${columnClauses(c, constant(c.default))}`);
+    const by = s.partitionKey ? ` partition by ${s.partitionKey}` : '';
+    const create =
+      s.parent && s.bound
+        ? `create table ${target} partition of ${s.parent} ${s.bound}${by}`
+        : `create table ${target} (${defs.join(', ')})${by}`;
+    const made = [create, ...(s.replicaIdentity === 'f' ? [`alter table ${target} replica identity full`] : [])];
+    out.push(doBlock(`if to_regclass(${lit}) is null then ${made.map((x) => `execute ${quoteLiteral(x)};`).join(' ')} end if;`));
+    if (s.parent && s.bound)
+      out.push(
+        partitionOf(
+          target,
+          s.parent,
+          s.bound,
+          s.columns.filter((c) => c.notNull).map((c) => c.name),
+        ),
+      );
+    else if (was) out.push(detachFrom(target));
+    if (s.kind === 'p' && s.partitions) out.push(detachOthers(target, s.partitions));
+
+    // Columns: renamed (by number, where an earlier shape in the range knows it), dropped, added, retyped.
+    const before = this.attnums.get(s.oid);
+    for (const c of s.columns) {
+      const old = before?.get(c.attnum);
+      if (old && old !== c.name)
+        out.push(
+          doBlock(
+            `if exists (select 1 from pg_attribute where attrelid = ${lit}::regclass and attname = ${quoteLiteral(old)} and attislocal and not attisdropped) then execute ${quoteLiteral(`alter table ${target} rename column ${quoteIdent(old)} to ${quoteIdent(c.name)}`)}; end if;`,
+          ),
+        );
+    }
+    this.attnums.set(s.oid, new Map(s.columns.map((c) => [c.attnum, c.name])));
+    const keep = `array[${s.columns.map((c) => quoteLiteral(c.name)).join(', ')}]::text[]`;
+    out.push(
+      doBlock(`declare c text;
+begin
+  for c in select attname from pg_attribute where attrelid = ${lit}::regclass and attnum > 0 and not attisdropped and attinhcount = 0
+             and attname <> all(${s.columns.length ? keep : "'{}'::text[]"}) loop
+    execute format('alter table %s drop column %I', ${lit}, c);
+  end loop;
+end`),
+    );
+    for (const c of s.columns) {
+      const column = `alter table ${target} alter column ${quoteIdent(c.name)}`;
+      const clause = c.generated
+        ? generatedClause(c.generated)
+        : c.identity
+          ? identityClause(c.identity)
+          : c.missing
+            ? ` default ${quoteLiteral(missingValue(c.missing) ?? '')}::${c.type}`
+            : '';
+      out.push(addColumn(target, c.name, `${c.type}${clause}`));
+      if (c.generated) continue;
+      // A rewritten table's new values are the source's to compute (a USING expression): the patch's rows, not a cast, bring them.
+      const using = rewritten ? 'null' : `${quoteIdent(c.name)}::text::${c.type}`;
+      out.push(retype(target, c.name, c.type, c.typmod, using));
+      if (!c.notNull)
+        out.push(
+          doBlock(
+            `if exists (select 1 from pg_attribute where attrelid = ${lit}::regclass and attname = ${quoteLiteral(c.name)} and attnotnull and attinhcount = 0) then execute ${quoteLiteral(`${column} drop not null`)}; end if;`,
+          ),
+        );
+      const identity = `(select attidentity from pg_attribute where attrelid = ${lit}::regclass and attname = ${quoteLiteral(c.name)})`;
+      if (c.identity) {
+        out.push(
+          doBlock(
+            `if ${identity} = '' then execute ${quoteLiteral(`${column} drop default`)}; execute ${quoteLiteral(`${column} add${identityClause(c.identity)}`)}; end if;`,
+          ),
+        );
+        continue;
+      }
+      out.push(doBlock(`if ${identity} <> '' then execute ${quoteLiteral(`${column} drop identity`)}; end if;`));
+      out.push(c.default ? `${column} set default ${c.default};` : `${column} drop default;`);
+    }
+    out.push(...unconstrain(s));
+  }
+}
+
+/** The labels an enum has at --to, added in place (renamed where a label changed its name) before the patch's transaction. */
+function enumLabels(t: TypeSnapshot): string {
+  const name = quoteQualified(t.schema, t.name);
+  const want = `array[${t.labels!.map(quoteLiteral).join(', ')}]::text[]`;
+  return doBlock(`declare want text[] := ${want}; have text[]; i int; gone text[]; added text[];
+begin
+  if to_regtype(${quoteLiteral(name)}) is null then return; end if;
+  select array_agg(enumlabel::text order by enumsortorder) into have from pg_enum where enumtypid = to_regtype(${quoteLiteral(name)});
+  gone := array(select unnest(have) except select unnest(want));
+  added := array(select unnest(want) except select unnest(have));
+  -- A label renamed (RENAME VALUE) keeps its place: the rows holding it hold the new name too.
+  if cardinality(gone) > 0 and cardinality(gone) = cardinality(added) and cardinality(have) = cardinality(want) then
+    for i in 1 .. cardinality(have) loop
+      if have[i] = any(gone) and want[i] = any(added) then
+        execute format('alter type %s rename value %L to %L', ${quoteLiteral(name)}, have[i], want[i]);
+      end if;
+    end loop;
+  end if;
+  for i in 1 .. cardinality(want) loop
+    if i = 1 and not exists (select 1 from pg_enum where enumtypid = to_regtype(${quoteLiteral(name)})) then
+      execute format('alter type %s add value %L', ${quoteLiteral(name)}, want[i]);
+    elsif i = 1 then execute format('alter type %s add value if not exists %L before %L', ${quoteLiteral(name)}, want[i], (select enumlabel from pg_enum where enumtypid = to_regtype(${quoteLiteral(name)}) order by enumsortorder limit 1));
+    else execute format('alter type %s add value if not exists %L after %L', ${quoteLiteral(name)}, want[i], want[i - 1]);
+    end if;
+  end loop;
+end`);
+}
+
+/** ALTER DOMAIN statements (plpgsql) that bring a domain in use to the captured facts. */
+function alterDomain(name: string, t: TypeSnapshot): string {
+  const d = t.domain!;
+  const domain = `alter domain ${name}`;
+  const keep = `array[${d.checks.map((k) => quoteLiteral(k.name)).join(', ')}]::text[]`;
+  return [
+    `execute ${quoteLiteral(d.default == null ? `${domain} drop default` : `${domain} set default ${d.default}`)};`,
+    `execute ${quoteLiteral(`${domain} ${d.notNull ? 'set' : 'drop'} not null`)};`,
+    `declare k text; begin for k in select conname from pg_constraint where contypid = to_regtype(${quoteLiteral(name)}) and contype = 'c' and conname <> all(${d.checks.length ? keep : "'{}'::text[]"}) loop execute format('alter domain %s drop constraint %I', ${quoteLiteral(name)}, k); end loop; end;`,
+    ...d.checks.map(
+      (k) =>
+        `if not exists (select 1 from pg_constraint where contypid = to_regtype(${quoteLiteral(name)}) and conname = ${quoteLiteral(k.name)}) then execute ${quoteLiteral(`${domain} add constraint ${quoteIdent(k.name)} ${k.def}`)}; end if;`,
+    ),
+  ].join('\n      ');
+}
+
+/** Attached to its parent where it is not (NOT NULL first where the parent's key needs it: the rows at --to have it). */
+function partitionOf(target: string, parent: string, bound: string, notNull: string[]): string {
+  const setNotNull = notNull
+    .map((c) => `execute ${quoteLiteral(`alter table ${target} alter column ${quoteIdent(c)} set not null`)};`)
+    .join(' ');
+  return doBlock(`declare have text := (select format('%I.%I', pn.nspname, pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhparent
+    join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = ${quoteLiteral(target)}::regclass and pc.relkind = 'p');
+begin
+  if have is distinct from ${quoteLiteral(parent)} then
+    if have is not null then execute format('alter table %s detach partition %s', have, ${quoteLiteral(target)}); end if;
+    ${setNotNull}
+    execute ${quoteLiteral(`alter table ${parent} attach partition ${target} ${bound}`)};
+  end if;
+end`);
+}
+
+/** A table the source no longer has as a partition, detached from its parent. */
+function detachFrom(target: string): string {
+  return doBlock(`declare have text := (select format('%I.%I', pn.nspname, pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhparent
+    join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = ${quoteLiteral(target)}::regclass and pc.relkind = 'p');
+begin
+  if have is not null then execute format('alter table %s detach partition %s', have, ${quoteLiteral(target)}); end if;
+end`);
+}
+
+function detachOthers(target: string, partitions: string[]): string {
+  const keep = `array[${partitions.map(quoteLiteral).join(', ')}]::text[]`;
+  return doBlock(`declare p text;
+begin
+  for p in select format('%I.%I', pn.nspname, pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhrelid
+             join pg_namespace pn on pn.oid = pc.relnamespace where h.inhparent = ${quoteLiteral(target)}::regclass and pc.relispartition
+             and format('%I.%I', pn.nspname, pc.relname) <> all(${partitions.length ? keep : "'{}'::text[]"}) loop
+    execute format('alter table %s detach partition %s', ${quoteLiteral(target)}, p);
+  end loop;
+end`);
+}
+
+/** Before the rows: constraints and indexes the shape no longer has go (renamed where the shape has one of the same definition under another name). */
+function unconstrain(s: TableSnapshot): string[] {
+  const lit = quoteLiteral(quoteQualified(s.schema, s.name));
+  const constraints = s.constraints ?? [];
+  const names = `array[${constraints.map((k) => quoteLiteral(k.name)).join(', ')}]::text[]`;
+  const defs = `array[${constraints.map((k) => quoteLiteral(k.def)).join(', ')}]::text[]`;
+  const indexes = (s.indexes ?? []).map((i) => /^CREATE (?:UNIQUE )?INDEX (\S+) ON /.exec(i)?.[1] ?? '').filter(Boolean);
+  const unnamed = (expr: string) => `regexp_replace(${expr}, '^CREATE (UNIQUE )?INDEX \\S+ ON ', 'CREATE \\1INDEX ON ')`;
+  return [
+    doBlock(`declare k record; i int;
+begin
+  for k in select conname, pg_get_constraintdef(oid) as def from pg_constraint where conrelid = ${lit}::regclass and conislocal
+             and contype in ('c', 'u', 'p', 'x', 'f') and conname <> all(${constraints.length ? names : "'{}'::text[]"}) loop
+    i := array_position(${constraints.length ? defs : "'{}'::text[]"}, k.def);
+    if i is not null and not exists (select 1 from pg_constraint where conrelid = ${lit}::regclass and conname = (${names})[i]) then
+      execute format('alter table %s rename constraint %I to %I', ${lit}, k.conname, (${names})[i]);
+    else
+      execute format('alter table %s drop constraint if exists %I cascade', ${lit}, k.conname);
+    end if;
+  end loop;
+end`),
+    doBlock(`declare k record; want text[] := array[${(s.indexes ?? []).map(quoteLiteral).join(', ')}]::text[]; names text[] := array[${indexes.map(quoteLiteral).join(', ')}]::text[]; i int;
+begin
+  for k in select x.indexrelid::regclass::text as name, c.relname, ${unnamed('pg_get_indexdef(x.indexrelid)')} as def
+             from pg_index x join pg_class c on c.oid = x.indexrelid
+            where x.indrelid = ${lit}::regclass and not exists (select 1 from pg_constraint con where con.conindid = x.indexrelid and con.conrelid = x.indrelid)
+              and not exists (select 1 from pg_inherits h where h.inhrelid = x.indexrelid)
+              and quote_ident(c.relname) <> all(names) loop
+    i := array_position(array(select ${unnamed('w')} from unnest(want) w), k.def);
+    if i is not null and to_regclass(format('%I.%s', ${quoteLiteral(s.schema)}, names[i])) is null then
+      execute format('alter index %s rename to %s', k.name, names[i]);
+    else
+      execute format('drop index if exists %s cascade', k.name);
+    end if;
+  end loop;
+end`),
+  ];
+}
+
+/** After the rows: NOT NULL, indexes and constraints (foreign keys apart) the shape has and the table lacks. */
+function constrain(s: TableSnapshot): string[] {
+  const target = quoteQualified(s.schema, s.name);
+  const lit = quoteLiteral(target);
+  const out: string[] = [];
+  for (const c of s.columns)
+    if (c.notNull && !c.generated)
+      out.push(
+        doBlock(
+          `if exists (select 1 from pg_attribute where attrelid = ${lit}::regclass and attname = ${quoteLiteral(c.name)} and not attnotnull) then execute ${quoteLiteral(`alter table ${target} alter column ${quoteIdent(c.name)} set not null`)}; end if;`,
+        ),
+      );
+  for (const k of s.constraints ?? []) if (!isForeignKey(k.def)) out.push(addMissingConstraint(target, k.name, k.def));
+  for (const index of s.indexes ?? []) out.push(`${index.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX IF NOT EXISTS ')};`);
+  return out;
+}
+
+function addMissingConstraint(target: string, name: string, def: string): string {
+  return doBlock(
+    `if not exists (select 1 from pg_constraint where conrelid = ${quoteLiteral(target)}::regclass and conname = ${quoteLiteral(name)}) then execute ${quoteLiteral(`alter table ${target} add constraint ${quoteIdent(name)} ${def}`)}; end if;`,
+  );
+}
+
+/** A column added where the table lacks it (checked first: Postgres refuses ADD COLUMN on a partition even with IF NOT EXISTS). */
+export function addColumn(target: string, column: string, typeAndClauses: string): string {
+  return doBlock(
+    `if not exists (select 1 from pg_attribute where attrelid = ${quoteLiteral(target)}::regclass and attname = ${quoteLiteral(column)} and not attisdropped) then execute ${quoteLiteral(`alter table ${target} add column ${quoteIdent(column)} ${typeAndClauses}`)}; end if;`,
+  );
+}
+
+/** A column the table itself defines, retyped where its type differs (`using`: the expression for the new values). */
+export function retype(target: string, column: string, type: string, typmod: number, using: string): string {
+  return doBlock(`declare have text; want text := format_type(to_regtype(${quoteLiteral(type)}), ${typmod});
+begin
+  select format_type(atttypid, atttypmod) into have from pg_attribute
+   where attrelid = ${quoteLiteral(target)}::regclass and attname = ${quoteLiteral(column)} and attinhcount = 0 and not attisdropped;
+  if have is not null and have is distinct from want then
+    execute ${quoteLiteral(`alter table ${target} alter column ${quoteIdent(column)} type ${type} using ${using}`)};
+  end if;
+end`);
+}
+
+/** A DO block around plpgsql (a bare statement list is wrapped in begin … end), dollar-quoted with a tag its body does not hold. */
+function doBlock(body: string): string {
+  const block = /^\s*declare\b/.test(body) ? body : `begin ${body} end`;
+  let tag = '$pgtape$';
+  for (let i = 1; block.includes(tag); i++) tag = `$pgtape${i}$`;
+  return `do ${tag} ${block} ${tag};`;
+}

@@ -1,0 +1,102 @@
+import { displayQualified, quoteIdent, quoteQualified } from '../core/sql.js';
+import type { CapturedObject, DroppedObject, TableSnapshot } from './ddl-capture.js';
+
+// Statements made from what captured DDL recorded, without asking any database: the replay runs
+// them against its target, and diff --format sql writes them into its patch
+// (docs/ARCHITECTURE.md, "Schema changes").
+
+/** Drop order: what hangs on a table first, then views, routines and sequences, then types, then schemas. */
+const DROP_ORDER = [
+  'trigger',
+  'rule',
+  'policy',
+  'table constraint',
+  'index',
+  'materialized view',
+  'view',
+  'function',
+  'procedure',
+  'aggregate',
+  'sequence',
+  'type',
+  'domain',
+  'schema',
+];
+
+/** The statement that drops one object the source dropped (tables are dropped by TargetTables). */
+export function dropStatement(o: DroppedObject): string | undefined {
+  switch (o.type) {
+    case 'index':
+      return `drop index if exists ${o.identity} cascade`;
+    case 'trigger':
+    case 'rule':
+    case 'policy':
+      // Their identity is `name on schema.table`, as DROP takes it.
+      return `drop ${o.type} if exists ${o.identity}`;
+    case 'table constraint': {
+      const [schema, table, name] = o.names;
+      if (!schema || !table || !name) return undefined;
+      return `alter table if exists ${quoteQualified(schema, table)} drop constraint if exists ${quoteIdent(name)} cascade`;
+    }
+    case 'type':
+    case 'domain':
+    case 'view':
+    case 'materialized view':
+    case 'function':
+    case 'procedure':
+    case 'aggregate':
+    case 'sequence':
+      // What depended on it went with it on the source, and was dropped there too (CASCADE reports dependents).
+      return `drop ${o.type} if exists ${o.identity} cascade`;
+    case 'schema':
+      return `drop schema if exists ${o.identity} cascade`;
+    default:
+      return undefined;
+  }
+}
+
+export function inDropOrder(objects: DroppedObject[]): DroppedObject[] {
+  return [...objects].sort((a, b) => DROP_ORDER.indexOf(a.type) - DROP_ORDER.indexOf(b.type));
+}
+
+/** `{value}` (attmissingval as text, one element) to the element's text. */
+export function missingValue(arrayText: string): string | null {
+  const inner = arrayText.slice(1, -1);
+  if (inner === 'NULL') return null;
+  if (!inner.startsWith('"')) return inner;
+  return inner.slice(1, -1).replace(/\\(.)/g, '$1');
+}
+
+export const isForeignKey = (def: string) => def.startsWith('FOREIGN KEY');
+
+/** A captured column's clauses when its table is created: generated, identity, not null, a constant default. */
+export function columnClauses(c: TableSnapshot['columns'][number], constantDefault: string | undefined): string {
+  if (c.generated) return generatedClause(c.generated);
+  const identity = c.identity ? identityClause(c.identity) : '';
+  return `${identity}${c.notNull ? ' not null' : ''}${!identity && constantDefault ? ` default ${constantDefault}` : ''}`;
+}
+
+export function generatedClause(expression: string): string {
+  return ` generated always as (${expression}) stored`;
+}
+
+/** `a` (always) or `d` (by default), as pg_attribute.attidentity says. */
+export function identityClause(identity: string): string {
+  return ` generated ${identity === 'a' ? 'always' : 'by default'} as identity`;
+}
+
+/** Snapshots of one command with each partition after its parent: the parent's DDL reaches them first. */
+export function parentsFirst(snapshots: TableSnapshot[]): TableSnapshot[] {
+  // `parent` is written as quote_ident writes names.
+  const byName = new Map(snapshots.map((s) => [displayQualified(s.schema, s.name), s]));
+  const depth = (s: TableSnapshot, seen = 0): number => {
+    const parent = s.parent ? byName.get(s.parent) : undefined;
+    return parent && seen < 32 ? 1 + depth(parent, seen + 1) : 0;
+  };
+  return [...snapshots].sort((a, b) => depth(a) - depth(b));
+}
+
+/** The sequence's name as its CREATE statement writes it (regclass text: qualified and quoted). */
+export function sequenceName(o: CapturedObject): string {
+  return /^create sequence (.+?) as /.exec(o.create)?.[1] ?? o.identity;
+}

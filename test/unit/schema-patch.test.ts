@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { schemaPatch } from '../../src/audit/diff/schema-patch.js';
+import type { TableSnapshot } from '../../src/source/ddl-capture.js';
+
+// The statements diff --format sql writes for captured DDL: their order and bookkeeping. Whether
+// they bring a database to the source's schema is the schema oracle's to show (schema-changes-oracle).
+
+const table = (oid: number, name: string, extra: Partial<TableSnapshot> = {}): TableSnapshot => ({
+  oid,
+  schema: 'public',
+  name,
+  replicaIdentity: 'd',
+  columns: [{ name: 'id', attnum: 1, type: 'integer', typeOid: 23, typmod: -1, notNull: true, default: null }],
+  primaryKey: ['id'],
+  indexes: [],
+  constraints: [{ name: `${name}_pkey`, def: 'PRIMARY KEY (id)' }],
+  ...extra,
+});
+
+describe('schemaPatch', () => {
+  it('makes an enum with the labels the range leaves it, and adds them to an existing one before the transaction', () => {
+    const p = schemaPatch(
+      [
+        { lsn: '0/1', captured: { tag: 'CREATE TYPE', types: [{ oid: 1, schema: 'public', name: 'm', kind: 'e', create: '', labels: ['a'] }] } },
+        { lsn: '0/2', captured: { tag: 'ALTER TYPE', types: [{ oid: 1, schema: 'public', name: 'm', kind: 'e', create: '', labels: ['a', 'b'] }] } },
+      ],
+      new Map(),
+    );
+    expect(p.before[0]).toContain(`create type "public"."m" as enum (''a'', ''b'')`);
+    expect(p.labels).toHaveLength(1);
+    expect(p.labels[0]).toContain(`array['a', 'b']`);
+  });
+
+  it('follows a rename from the name at --from, keeps NOT NULL and keys for after the rows, and forgets dropped tables', () => {
+    const p = schemaPatch(
+      [
+        { lsn: '0/1', captured: { tag: 'ALTER TABLE', tables: [table(7, 'renamed')] } },
+        { lsn: '0/2', captured: { tag: 'CREATE TABLE', tables: [table(8, 'brief')] } },
+        { lsn: '0/3', captured: { tag: 'DROP TABLE', dropped: [{ oid: 8, schema: 'public', name: 'brief' }] } },
+      ],
+      new Map([[7, { schema: 'public', name: 'old' }]]),
+    );
+    expect(p.before.join('\n')).toContain(`execute 'alter table "public"."old" rename to "renamed"'`);
+    expect(p.before.join('\n')).toContain('drop table if exists "public"."brief" cascade;');
+    expect(p.before.join('\n')).not.toMatch(/set not null|add constraint/);
+    expect(p.after.join('\n')).toContain(`alter table "public"."renamed" add constraint "renamed_pkey" PRIMARY KEY (id)`);
+    expect(p.after.join('\n')).not.toContain('brief');
+    expect([...p.shaped]).toEqual([7, 8]);
+    expect([...p.gone]).toEqual([8]);
+  });
+
+  it('quotes every DO block with a tag its body does not hold', () => {
+    const create = 'create or replace view "public"."v" as select \'$pgtape$\'::text as x';
+    const p = schemaPatch(
+      [
+        {
+          lsn: '0/1',
+          captured: {
+            tag: 'CREATE MATERIALIZED VIEW',
+            objects: [{ kind: 'materialized view', identity: 'public.v', create, populated: true }],
+          },
+        },
+      ],
+      new Map(),
+    );
+    expect(p.before[0]).toMatch(/^do \$pgtape1\$ .* \$pgtape1\$;$/s);
+    expect(p.after).toContain('refresh materialized view public.v;');
+  });
+});
