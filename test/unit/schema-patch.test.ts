@@ -21,8 +21,14 @@ describe('schemaPatch', () => {
   it('makes an enum with the labels the range leaves it, and adds them to an existing one before the transaction', () => {
     const p = schemaPatch(
       [
-        { lsn: '0/1', captured: { tag: 'CREATE TYPE', types: [{ oid: 1, schema: 'public', name: 'm', kind: 'e', create: '', labels: ['a'] }] } },
-        { lsn: '0/2', captured: { tag: 'ALTER TYPE', types: [{ oid: 1, schema: 'public', name: 'm', kind: 'e', create: '', labels: ['a', 'b'] }] } },
+        {
+          lsn: '0/1',
+          captured: { tag: 'CREATE TYPE', types: [{ oid: 1, schema: 'public', name: 'm', kind: 'e', create: '', labels: ['a'] }] },
+        },
+        {
+          lsn: '0/2',
+          captured: { tag: 'ALTER TYPE', types: [{ oid: 1, schema: 'public', name: 'm', kind: 'e', create: '', labels: ['a', 'b'] }] },
+        },
       ],
       new Map(),
     );
