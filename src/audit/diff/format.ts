@@ -1,7 +1,7 @@
 import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../../core/sql.js';
 import { literal, pairs, type RowValues } from '../row-text.js';
 import type { DiffResult, RowDiff, TableDiff, TableShape } from './diff.js';
-import { addColumn, retype } from './schema-patch.js';
+import { addColumn, retype } from './catalog-checks.js';
 
 export type DiffFormat = 'table' | 'jsonl' | 'sql' | 'csv';
 

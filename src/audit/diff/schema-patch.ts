@@ -3,6 +3,19 @@ import { commentStatement } from '../../base/ddl/post-data.js';
 import { isConstant } from '../../base/published-schema.js';
 import { TYPE_CREATE_SQL, type CapturedDdl, type CapturedObject, type TableSnapshot, type TypeSnapshot } from '../../source/ddl-capture.js';
 import {
+  addColumn,
+  addMissingConstraint,
+  alterDomain,
+  constrain,
+  detachFrom,
+  detachOthers,
+  doBlock,
+  enumLabels,
+  partitionOf,
+  retype,
+  unconstrain,
+} from './catalog-checks.js';
+import {
   columnClauses,
   dropStatement,
   generatedClause,
@@ -294,174 +307,4 @@ end`),
     }
     out.push(...unconstrain(s));
   }
-}
-
-/** The labels an enum has at --to, added in place (renamed where a label changed its name) before the patch's transaction. */
-function enumLabels(t: TypeSnapshot): string {
-  const name = quoteQualified(t.schema, t.name);
-  const want = `array[${t.labels!.map(quoteLiteral).join(', ')}]::text[]`;
-  return doBlock(`declare want text[] := ${want}; have text[]; i int; gone text[]; added text[];
-begin
-  if to_regtype(${quoteLiteral(name)}) is null then return; end if;
-  select array_agg(enumlabel::text order by enumsortorder) into have from pg_enum where enumtypid = to_regtype(${quoteLiteral(name)});
-  gone := array(select unnest(have) except select unnest(want));
-  added := array(select unnest(want) except select unnest(have));
-  -- A label renamed (RENAME VALUE) keeps its place: the rows holding it hold the new name too.
-  if cardinality(gone) > 0 and cardinality(gone) = cardinality(added) and cardinality(have) = cardinality(want) then
-    for i in 1 .. cardinality(have) loop
-      if have[i] = any(gone) and want[i] = any(added) then
-        execute format('alter type %s rename value %L to %L', ${quoteLiteral(name)}, have[i], want[i]);
-      end if;
-    end loop;
-  end if;
-  for i in 1 .. cardinality(want) loop
-    if i = 1 and not exists (select 1 from pg_enum where enumtypid = to_regtype(${quoteLiteral(name)})) then
-      execute format('alter type %s add value %L', ${quoteLiteral(name)}, want[i]);
-    elsif i = 1 then execute format('alter type %s add value if not exists %L before %L', ${quoteLiteral(name)}, want[i], (select enumlabel from pg_enum where enumtypid = to_regtype(${quoteLiteral(name)}) order by enumsortorder limit 1));
-    else execute format('alter type %s add value if not exists %L after %L', ${quoteLiteral(name)}, want[i], want[i - 1]);
-    end if;
-  end loop;
-end`);
-}
-
-/** ALTER DOMAIN statements (plpgsql) that bring a domain in use to the captured facts. */
-function alterDomain(name: string, t: TypeSnapshot): string {
-  const d = t.domain!;
-  const domain = `alter domain ${name}`;
-  const keep = `array[${d.checks.map((k) => quoteLiteral(k.name)).join(', ')}]::text[]`;
-  return [
-    `execute ${quoteLiteral(d.default == null ? `${domain} drop default` : `${domain} set default ${d.default}`)};`,
-    `execute ${quoteLiteral(`${domain} ${d.notNull ? 'set' : 'drop'} not null`)};`,
-    `declare k text; begin for k in select conname from pg_constraint where contypid = to_regtype(${quoteLiteral(name)}) and contype = 'c' and conname <> all(${d.checks.length ? keep : "'{}'::text[]"}) loop execute format('alter domain %s drop constraint %I', ${quoteLiteral(name)}, k); end loop; end;`,
-    ...d.checks.map(
-      (k) =>
-        `if not exists (select 1 from pg_constraint where contypid = to_regtype(${quoteLiteral(name)}) and conname = ${quoteLiteral(k.name)}) then execute ${quoteLiteral(`${domain} add constraint ${quoteIdent(k.name)} ${k.def}`)}; end if;`,
-    ),
-  ].join('\n      ');
-}
-
-/** Attached to its parent where it is not (NOT NULL first where the parent's key needs it: the rows at --to have it). */
-function partitionOf(target: string, parent: string, bound: string, notNull: string[]): string {
-  const setNotNull = notNull
-    .map((c) => `execute ${quoteLiteral(`alter table ${target} alter column ${quoteIdent(c)} set not null`)};`)
-    .join(' ');
-  return doBlock(`declare have text := (select format('%I.%I', pn.nspname, pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhparent
-    join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = ${quoteLiteral(target)}::regclass and pc.relkind = 'p');
-begin
-  if have is distinct from ${quoteLiteral(parent)} then
-    if have is not null then execute format('alter table %s detach partition %s', have, ${quoteLiteral(target)}); end if;
-    ${setNotNull}
-    execute ${quoteLiteral(`alter table ${parent} attach partition ${target} ${bound}`)};
-  end if;
-end`);
-}
-
-/** A table the source no longer has as a partition, detached from its parent. */
-function detachFrom(target: string): string {
-  return doBlock(`declare have text := (select format('%I.%I', pn.nspname, pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhparent
-    join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = ${quoteLiteral(target)}::regclass and pc.relkind = 'p');
-begin
-  if have is not null then execute format('alter table %s detach partition %s', have, ${quoteLiteral(target)}); end if;
-end`);
-}
-
-function detachOthers(target: string, partitions: string[]): string {
-  const keep = `array[${partitions.map(quoteLiteral).join(', ')}]::text[]`;
-  return doBlock(`declare p text;
-begin
-  for p in select format('%I.%I', pn.nspname, pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhrelid
-             join pg_namespace pn on pn.oid = pc.relnamespace where h.inhparent = ${quoteLiteral(target)}::regclass and pc.relispartition
-             and format('%I.%I', pn.nspname, pc.relname) <> all(${partitions.length ? keep : "'{}'::text[]"}) loop
-    execute format('alter table %s detach partition %s', ${quoteLiteral(target)}, p);
-  end loop;
-end`);
-}
-
-/** Before the rows: constraints and indexes the shape no longer has go (renamed where the shape has one of the same definition under another name). */
-function unconstrain(s: TableSnapshot): string[] {
-  const lit = quoteLiteral(quoteQualified(s.schema, s.name));
-  const constraints = s.constraints ?? [];
-  const names = `array[${constraints.map((k) => quoteLiteral(k.name)).join(', ')}]::text[]`;
-  const defs = `array[${constraints.map((k) => quoteLiteral(k.def)).join(', ')}]::text[]`;
-  const indexes = (s.indexes ?? []).map((i) => /^CREATE (?:UNIQUE )?INDEX (\S+) ON /.exec(i)?.[1] ?? '').filter(Boolean);
-  const unnamed = (expr: string) => `regexp_replace(${expr}, '^CREATE (UNIQUE )?INDEX \\S+ ON ', 'CREATE \\1INDEX ON ')`;
-  return [
-    doBlock(`declare k record; i int;
-begin
-  for k in select conname, pg_get_constraintdef(oid) as def from pg_constraint where conrelid = ${lit}::regclass and conislocal
-             and contype in ('c', 'u', 'p', 'x', 'f') and conname <> all(${constraints.length ? names : "'{}'::text[]"}) loop
-    i := array_position(${constraints.length ? defs : "'{}'::text[]"}, k.def);
-    if i is not null and not exists (select 1 from pg_constraint where conrelid = ${lit}::regclass and conname = (${names})[i]) then
-      execute format('alter table %s rename constraint %I to %I', ${lit}, k.conname, (${names})[i]);
-    else
-      execute format('alter table %s drop constraint if exists %I cascade', ${lit}, k.conname);
-    end if;
-  end loop;
-end`),
-    doBlock(`declare k record; want text[] := array[${(s.indexes ?? []).map(quoteLiteral).join(', ')}]::text[]; names text[] := array[${indexes.map(quoteLiteral).join(', ')}]::text[]; i int;
-begin
-  for k in select x.indexrelid::regclass::text as name, c.relname, ${unnamed('pg_get_indexdef(x.indexrelid)')} as def
-             from pg_index x join pg_class c on c.oid = x.indexrelid
-            where x.indrelid = ${lit}::regclass and not exists (select 1 from pg_constraint con where con.conindid = x.indexrelid and con.conrelid = x.indrelid)
-              and not exists (select 1 from pg_inherits h where h.inhrelid = x.indexrelid)
-              and quote_ident(c.relname) <> all(names) loop
-    i := array_position(array(select ${unnamed('w')} from unnest(want) w), k.def);
-    if i is not null and to_regclass(format('%I.%s', ${quoteLiteral(s.schema)}, names[i])) is null then
-      execute format('alter index %s rename to %s', k.name, names[i]);
-    else
-      execute format('drop index if exists %s cascade', k.name);
-    end if;
-  end loop;
-end`),
-  ];
-}
-
-/** After the rows: NOT NULL, indexes and constraints (foreign keys apart) the shape has and the table lacks. */
-function constrain(s: TableSnapshot): string[] {
-  const target = quoteQualified(s.schema, s.name);
-  const lit = quoteLiteral(target);
-  const out: string[] = [];
-  for (const c of s.columns)
-    if (c.notNull && !c.generated)
-      out.push(
-        doBlock(
-          `if exists (select 1 from pg_attribute where attrelid = ${lit}::regclass and attname = ${quoteLiteral(c.name)} and not attnotnull) then execute ${quoteLiteral(`alter table ${target} alter column ${quoteIdent(c.name)} set not null`)}; end if;`,
-        ),
-      );
-  for (const k of s.constraints ?? []) if (!isForeignKey(k.def)) out.push(addMissingConstraint(target, k.name, k.def));
-  for (const index of s.indexes ?? []) out.push(`${index.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX IF NOT EXISTS ')};`);
-  return out;
-}
-
-function addMissingConstraint(target: string, name: string, def: string): string {
-  return doBlock(
-    `if not exists (select 1 from pg_constraint where conrelid = ${quoteLiteral(target)}::regclass and conname = ${quoteLiteral(name)}) then execute ${quoteLiteral(`alter table ${target} add constraint ${quoteIdent(name)} ${def}`)}; end if;`,
-  );
-}
-
-/** A column added where the table lacks it (checked first: Postgres refuses ADD COLUMN on a partition even with IF NOT EXISTS). */
-export function addColumn(target: string, column: string, typeAndClauses: string): string {
-  return doBlock(
-    `if not exists (select 1 from pg_attribute where attrelid = ${quoteLiteral(target)}::regclass and attname = ${quoteLiteral(column)} and not attisdropped) then execute ${quoteLiteral(`alter table ${target} add column ${quoteIdent(column)} ${typeAndClauses}`)}; end if;`,
-  );
-}
-
-/** A column the table itself defines, retyped where its type differs (`using`: the expression for the new values). */
-export function retype(target: string, column: string, type: string, typmod: number, using: string): string {
-  return doBlock(`declare have text; want text := format_type(to_regtype(${quoteLiteral(type)}), ${typmod});
-begin
-  select format_type(atttypid, atttypmod) into have from pg_attribute
-   where attrelid = ${quoteLiteral(target)}::regclass and attname = ${quoteLiteral(column)} and attinhcount = 0 and not attisdropped;
-  if have is not null and have is distinct from want then
-    execute ${quoteLiteral(`alter table ${target} alter column ${quoteIdent(column)} type ${type} using ${using}`)};
-  end if;
-end`);
-}
-
-/** A DO block around plpgsql (a bare statement list is wrapped in begin … end), dollar-quoted with a tag its body does not hold. */
-function doBlock(body: string): string {
-  const block = /^\s*declare\b/.test(body) ? body : `begin ${body} end`;
-  let tag = '$pgtape$';
-  for (let i = 1; block.includes(tag); i++) tag = `$pgtape${i}$`;
-  return `do ${tag} ${block} ${tag};`;
 }
