@@ -139,14 +139,28 @@ export async function applyImage(
   client: pg.Client,
   image: TableImage,
   table: string,
-  insertable: string[],
+  insertable: { name: string; type: string }[],
   overriding: boolean,
 ): Promise<void> {
   if (image.first) await client.query(`truncate ${table}`);
   if (!image.rows.length || !insertable.length) return;
-  const cols = insertable.map(quoteIdent).join(', ');
+  const override = overriding ? 'overriding system value ' : '';
+  if (image.columns) {
+    // Each column's text, in the image's order, through the type's input function.
+    const columns = image.columns.flatMap((name, i) => {
+      const c = insertable.find((x) => x.name === name);
+      return c ? [{ name, value: `(x->>${i})::${c.type}` }] : [];
+    });
+    if (!columns.length) return;
+    await client.query(
+      `insert into ${table} (${columns.map((c) => quoteIdent(c.name)).join(', ')}) ${override}select ${columns.map((c) => c.value).join(', ')} from jsonb_array_elements($1::jsonb) x`,
+      [JSON.stringify(image.rows)],
+    );
+    return;
+  }
+  const cols = insertable.map((c) => quoteIdent(c.name)).join(', ');
   await client.query(
-    `insert into ${table} (${cols}) ${overriding ? 'overriding system value ' : ''}select ${cols} from jsonb_populate_recordset(null::${table}, $1::jsonb)`,
+    `insert into ${table} (${cols}) ${override}select ${cols} from jsonb_populate_recordset(null::${table}, $1::jsonb)`,
     [JSON.stringify(image.rows)],
   );
 }

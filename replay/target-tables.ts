@@ -365,8 +365,8 @@ export class TargetTables {
     const t = this.tables.get(image.oid);
     if (!t || (this.only && !this.only.has(`${image.schema}.${image.name}`))) return;
     const target = quoteQualified(t.schema, t.name);
-    const { rows } = await this.client.query<{ name: string; identity: string }>(
-      `select attname as name, attidentity as identity from pg_attribute
+    const { rows } = await this.client.query<{ name: string; type: string; identity: string }>(
+      `select attname as name, format_type(atttypid, atttypmod) as type, attidentity as identity from pg_attribute
         where attrelid = $1::regclass and attnum > 0 and not attisdropped and attgenerated = '' order by attnum`,
       [target],
     );
@@ -374,7 +374,7 @@ export class TargetTables {
       this.client,
       image,
       target,
-      rows.map((r) => r.name),
+      rows,
       rows.some((r) => r.identity === 'a'),
     );
     t.rows = undefined;

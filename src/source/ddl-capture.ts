@@ -99,7 +99,12 @@ export interface TableImage {
   schema: string;
   name: string;
   first: boolean;
-  rows: Record<string, unknown>[];
+  /**
+   * With `columns` (archives since diff reads images): each row its columns' text, in that order,
+   * as pgoutput sends values. Without: each row as to_jsonb wrote it, by column name.
+   */
+  rows: Record<string, unknown>[] | (string | null)[][];
+  columns?: string[];
 }
 
 /** What one captured DDL command did: the tables and types it left, as they are now, and what it dropped. */
@@ -382,7 +387,11 @@ begin
     first := true;
     chunk := '[]';
     n := 0;
-    for row_ in execute format('select to_jsonb(pgtape_image_row.*) from %s pgtape_image_row', rel::regclass) loop
+    -- Each row as its columns' text, as pgoutput sends values (format %s is the type's output function; ::text would trim char(n)).
+    for row_ in execute format('select to_jsonb(array[%s]::text[]) from %s pgtape_image_row',
+        coalesce((select string_agg(format('case when pgtape_image_row.%1$I is null then null else format(''%%s'', pgtape_image_row.%1$I) end', attname), ', ' order by attnum)
+                    from pg_attribute where attrelid = rel and attnum > 0 and not attisdropped and attgenerated = ''), ''),
+        rel::regclass) loop
       chunk := chunk || jsonb_build_array(row_);
       n := n + 1;
       if n = ${IMAGE_ROWS} then
@@ -399,7 +408,8 @@ begin
 end $f$;
 create or replace function pgtape.image(rel oid, first boolean, rows_ jsonb) returns jsonb language sql stable set search_path = pg_catalog as $f$
   select jsonb_build_object('tag', 'rewrite', 'image', jsonb_build_object('oid', c.oid::int, 'schema', n.nspname, 'name', c.relname,
-    'first', first, 'rows', rows_))
+    'first', first, 'rows', rows_,
+    'columns', coalesce((select jsonb_agg(attname order by attnum) from pg_attribute where attrelid = rel and attnum > 0 and not attisdropped and attgenerated = ''), '[]')))
   from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = rel
 $f$;
 create or replace function pgtape.capture_drop() returns event_trigger language plpgsql security definer set search_path = pg_catalog as $f$

@@ -35,8 +35,8 @@ const BEFORE = `
   create schema doomed;
   create table doomed.t (id int primary key);
   insert into doomed.t values (1);
-  create table texts (id int primary key, v text);
-  insert into texts select g, repeat('x', g) from generate_series(1, 20) g;
+  create table texts (id int primary key, v text, pad char(4));
+  insert into texts select g, repeat('x', g), 'ab' from generate_series(1, 20) g;
   create table parted (id int, k text, primary key (id, k)) partition by list (k);
   create table parted_a partition of parted for values in ('a');
   insert into parted values (1, 'a');
@@ -295,15 +295,29 @@ export function schemaChangesOracle(options: { major?: number; compact?: boolean
     it('diff names the schema changes of its range, and says where its rows may be incomplete', async () => {
       const r = await pgtape(['diff', '--store', source.store.dir, '--from', `name:${points[0]!.mark}`, '--to', 'latest', '--json']);
       expect(r.code, r.stderr).toBe(0);
-      const ddl = r.stdout
+      type Line = {
+        change?: string;
+        what?: string;
+        table?: string;
+        key?: Record<string, string>;
+        before?: unknown;
+        after?: unknown;
+        cells?: string[];
+      };
+      const rows = r.stdout
         .trim()
         .split('\n')
-        .map((l) => JSON.parse(l) as { change?: string; what?: string })
-        .filter((l) => l.change === 'ddl');
+        .map((l) => JSON.parse(l) as Line);
+      const ddl = rows.filter((l) => l.change === 'ddl');
       expect(ddl.map((l) => l.what)).toContain('CREATE TYPE type public.color');
       expect(ddl.map((l) => l.what)).toContain('CREATE VIEW view public.people_names');
-      // The retyped column of texts rewrote its rows (step 3): said, not silently left out.
-      expect(r.stderr).toMatch(/DDL rewrote the rows of public\.texts/);
+      // The retyped column of texts rewrote its rows (step 3): their new values come from the captured images.
+      expect(r.stderr).not.toMatch(/DDL rewrote the rows/);
+      const texts = rows.filter((l) => l.table === 'public.texts');
+      // Only the rewritten column: the others' text is as pgoutput sends it (char(n) keeps its padding).
+      expect(texts.filter((l) => l.change === 'modified').map((l) => l.cells)).toEqual(Array(20).fill(['v']));
+      expect(texts.find((l) => l.key?.id === '7')).toMatchObject({ before: { v: 'xxxxxxx' }, after: { v: '7' } });
+      expect(texts.filter((l) => l.change === 'added').map((l) => l.after)).toEqual([{ id: '21', v: '21', pad: null }]);
       const sql = await pgtape([
         'diff',
         '--store',

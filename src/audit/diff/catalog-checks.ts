@@ -156,14 +156,19 @@ export function addColumn(target: string, column: string, typeAndClauses: string
   );
 }
 
-/** A column the table itself defines, retyped where its type differs (`using`: the expression for the new values). */
-export function retype(target: string, column: string, type: string, typmod: number, using: string): string {
+/**
+ * A column the table itself defines, retyped where its type differs, its values cast through their
+ * text; `orNull`: where they do not cast (the source used USING), NULL (the patch's rows then bring them).
+ */
+export function retype(target: string, column: string, type: string, typmod: number, orNull = false): string {
+  const alter = (using: string) => `alter table ${target} alter column ${quoteIdent(column)} type ${type} using ${using}`;
+  const cast = `execute ${quoteLiteral(alter(`${quoteIdent(column)}::text::${type}`))};`;
   return doBlock(`declare have text; want text := format_type(to_regtype(${quoteLiteral(type)}), ${typmod});
 begin
   select format_type(atttypid, atttypmod) into have from pg_attribute
    where attrelid = ${quoteLiteral(target)}::regclass and attname = ${quoteLiteral(column)} and attinhcount = 0 and not attisdropped;
   if have is not null and have is distinct from want then
-    execute ${quoteLiteral(`alter table ${target} alter column ${quoteIdent(column)} type ${type} using ${using}`)};
+    ${orNull ? `begin ${cast} exception when others then execute ${quoteLiteral(alter('null'))}; end;` : cast}
   end if;
 end`);
 }

@@ -18,7 +18,7 @@ import { describeTarget, type Target } from '../../log/target.js';
 import { displayQualified } from '../../core/sql.js';
 import { DDL_PREFIX, SEQUENCES_PREFIX } from '../../source/logical-messages.js';
 import { schemaPatch, type CapturedChange, type SchemaPatch } from './schema-patch.js';
-import type { CapturedDdl } from '../../source/ddl-capture.js';
+import type { CapturedDdl, TableImage, TableSnapshot } from '../../source/ddl-capture.js';
 import { describeDdl } from '../transactions.js';
 
 export type { RowValues } from '../row-text.js';
@@ -219,15 +219,21 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
     const schemaChanges: DiffResult['schemaChanges'] = [];
     const rewritten = new Set<string>();
     const captures: CapturedChange[] = [];
+    const snapshots = new Map<number, TableSnapshot>();
     let sequences: Record<string, string> | undefined;
     for await (const [e, commitLsn] of entriesIn(store, range.segments, (lsn) => inRange(range, lsn))) {
       if (e.kind === 'message' && e.prefix === DDL_PREFIX) {
         const captured = JSON.parse(e.content.toString('utf8')) as CapturedDdl;
         const what = describeDdl(captured);
         if (what) schemaChanges.push({ lsn: formatLsn(commitLsn), what });
-        if (captured.image && (!p.tables || p.tables.has(`${captured.image.schema}.${captured.image.name}`)))
-          rewritten.add(displayQualified(captured.image.schema, captured.image.name));
-        else if (p.schemaPatch && !captured.image) captures.push({ lsn: formatLsn(commitLsn), captured: onlyTables(captured, p.tables) });
+        for (const s of captured.tables ?? []) snapshots.set(s.oid, s);
+        const img = captured.image;
+        if (img && (!p.tables || p.tables.has(`${img.schema}.${img.name}`))) {
+          const def = tables.get(img.oid)?.def ?? imageDef(snapshots.get(img.oid));
+          // Archives before images carried text: their rows are not comparable with the log's, said instead.
+          if (!img.columns || !def) rewritten.add(displayQualified(img.schema, img.name));
+          else imageOps(table(def), img);
+        } else if (p.schemaPatch && !captured.image) captures.push({ lsn: formatLsn(commitLsn), captured: onlyTables(captured, p.tables) });
       } else if (e.kind === 'message' && e.prefix === SEQUENCES_PREFIX) {
         if (p.schemaPatch) sequences = { ...sequences, ...(JSON.parse(e.content.toString('utf8')) as Record<string, string>) };
       } else if (e.kind === 'truncate') {
@@ -453,4 +459,30 @@ function onlyTables(c: CapturedDdl, only: Set<string> | undefined): CapturedDdl 
   if (!only) return c;
   const wanted = (t: { schema: string; name: string }) => only.has(`${t.schema}.${t.name}`);
   return { ...c, tables: c.tables?.filter(wanted), dropped: c.dropped?.filter(wanted) };
+}
+
+/** A table first met in a rewrite's image: its definition from the command's captured shape (the key as its replica identity has it). */
+function imageDef(s: TableSnapshot | undefined): RelationDef | undefined {
+  if (!s) return undefined;
+  const keyed = s.replicaIdentity === 'd';
+  return {
+    oid: s.oid,
+    schema: s.schema,
+    name: s.name,
+    replicaIdentity: s.replicaIdentity,
+    columns: s.columns
+      .filter((c) => !c.generated)
+      .map((c) => ({ name: c.name, key: keyed && s.primaryKey.includes(c.name), typeOid: c.typeOid, typmod: c.typmod, typeName: c.type })),
+  };
+}
+
+/** A rewritten table's rows as the command left them (each its columns' text, as pgoutput sends values): inserts after emptying it. */
+function imageOps(t: TableDiffer, img: TableImage): void {
+  if (img.first) t.emptied();
+  const columns = img.columns!;
+  const keys = keyNames(t.def);
+  for (const values of img.rows as (string | null)[][]) {
+    const row = { values, columns };
+    t.range(t.keyed ? { kind: 'insert', oid: img.oid, row, key: keyText(row, keys) } : { kind: 'add', oid: img.oid, row, key: image(row) });
+  }
 }

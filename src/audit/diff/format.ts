@@ -196,7 +196,6 @@ function* reshape(t: TableDiff): Generator<string> {
   for (const c of after.columns) {
     const was = before.columns.find((b) => b.name === c.name);
     if (!was) yield addColumn(target, c.name, c.type);
-    else if (was.typeOid !== c.typeOid || was.typmod !== c.typmod)
-      yield retype(target, c.name, c.type, c.typmod, `${quoteIdent(c.name)}::text::${c.type}`);
+    else if (was.typeOid !== c.typeOid || was.typmod !== c.typmod) yield retype(target, c.name, c.type, c.typmod);
   }
 }

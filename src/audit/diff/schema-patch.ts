@@ -284,9 +284,8 @@ end`),
             : '';
       out.push(addColumn(target, c.name, `${c.type}${clause}`));
       if (c.generated) continue;
-      // A rewritten table's new values are the source's to compute (a USING expression): the patch's rows, not a cast, bring them.
-      const using = rewritten ? 'null' : `${quoteIdent(c.name)}::text::${c.type}`;
-      out.push(retype(target, c.name, c.type, c.typmod, using));
+      // A rewritten table's new values were the source's to compute (a USING expression): where they do not cast, the patch's rows bring them.
+      out.push(retype(target, c.name, c.type, c.typmod, rewritten));
       if (!c.notNull)
         out.push(
           doBlock(

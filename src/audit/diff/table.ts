@@ -93,6 +93,8 @@ export class TableDiffer {
   /** Matched on its key (else on the whole row), from the first definition the range carried. */
   readonly keyed: boolean;
   truncated = false;
+  /** Emptied by a rewrite (its rows then came whole from captured images). */
+  private replaced = false;
   private readonly parts: Part[];
   /** Spilled tables: keys whose rows at --from may be needed. */
   private readonly wanted: BloomFilter | undefined;
@@ -145,6 +147,12 @@ export class TableDiffer {
     else writeOp(part[to]!, op, this.lists);
   }
 
+  /** A rewrite's first captured image: the table emptied, its rows following as inserts (no TRUNCATE to report). */
+  emptied(): void {
+    this.replaced = true;
+    this.route({ kind: 'truncate', oid: this.def.oid }, 'range');
+  }
+
   /** A change of the range. */
   range(op: Op): void {
     if (op.kind === 'truncate') this.truncated = true;
@@ -162,14 +170,14 @@ export class TableDiffer {
 
   /** The range is folded: whether rows at --from are needed at all. */
   needsBefore(): boolean {
-    if (this.truncated) return true;
+    if (this.truncated || this.replaced) return true;
     if (this.wanted) return this.wanted.size > 0;
     return anyNeeded(this.neededKeys());
   }
 
   /** Whether a row at --from with this key may be needed: rows that are not are not kept. */
   mayNeed(key: string): boolean {
-    if (this.truncated) return true;
+    if (this.truncated || this.replaced) return true;
     if (this.wanted) return this.wanted.has(key);
     const needed = this.neededKeys();
     return needed === 'all' || needed.has(key);
