@@ -159,8 +159,7 @@ export async function applyImage(
     return;
   }
   const cols = insertable.map((c) => quoteIdent(c.name)).join(', ');
-  await client.query(
-    `insert into ${table} (${cols}) ${override}select ${cols} from jsonb_populate_recordset(null::${table}, $1::jsonb)`,
-    [JSON.stringify(image.rows)],
-  );
+  await client.query(`insert into ${table} (${cols}) ${override}select ${cols} from jsonb_populate_recordset(null::${table}, $1::jsonb)`, [
+    JSON.stringify(image.rows),
+  ]);
 }
