@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { CapturedDdl, CapturedObject } from '../src/source/ddl-capture.js';
 import { attempt } from './savepoint.js';
 import { commentStatement } from '../src/base/ddl/post-data.js';
-import { sequenceName } from '../src/source/ddl-statements.js';
+import { extensionStatements, sequenceName } from '../src/source/ddl-statements.js';
 
 // Views, materialized views (and their indexes), functions, procedures, aggregates, triggers and sequences made or altered after
 // the base, replayed from the statements captured DDL recorded (docs/ARCHITECTURE.md, "Schema
@@ -26,9 +26,11 @@ export class CapturedObjects {
     private readonly warn: Warn,
   ) {}
 
-  /** What must exist before the command's tables are reshaped: sequences (a default may call nextval) and functions. */
+  /** What must exist before the command's tables are reshaped: extensions, sequences (a default may call nextval) and functions. */
   async beforeTables(captured: CapturedDdl): Promise<void> {
     const objects = captured.objects ?? [];
+    // First: its types and functions may be what the rest is made of.
+    for (const o of objects) if (o.kind === 'extension') await this.make(o, extensionStatements(o));
     for (const o of objects) if (o.kind === 'sequence') await this.sequence(o);
     for (const o of objects) if (o.kind === 'function' || o.kind === 'procedure') await this.make(o, [o.create]);
     // After the functions they are made of.

@@ -80,6 +80,8 @@ export interface CapturedObject {
   populated?: boolean;
   /** A sequence owned by a column: `schema.table.column` (quoted), as ALTER SEQUENCE … OWNED BY takes it. */
   ownedBy?: string;
+  /** An extension's version (ALTER EXTENSION … UPDATE brings one made earlier to it). */
+  version?: string;
 }
 
 /** An object a DROP removed, with the names that address it (pg_event_trigger_dropped_objects). */
@@ -224,8 +226,8 @@ create or replace function pgtape.published_tree(rels oid[]) returns oid[] langu
     where c.relkind in ('r', 'p')
       and (up.rel in (select rel from pub) or (c.relkind = 'p' and (all_tables.yes or exists (select 1 from tree join pub on pub.rel = tree.rel))))
 $f$;
--- The statement that makes a view, materialized view, function, procedure, trigger or sequence as
--- it is now (null for what pg_get_functiondef cannot write, an aggregate: named as unfollowed).
+-- The statement that makes a view, materialized view, function, procedure, trigger, sequence or
+-- extension as it is now (null for what pg_get_functiondef cannot write, an aggregate: named as unfollowed).
 create or replace function pgtape.object_def(cls oid, obj oid) returns jsonb language plpgsql stable set search_path = pg_catalog as $f$
 declare
   def jsonb;
@@ -268,6 +270,11 @@ begin
     def := jsonb_build_object('create', pg_get_functiondef(obj));
   elsif cls = 'pg_trigger'::regclass then
     def := jsonb_build_object('create', pg_get_triggerdef(obj));
+  elsif cls = 'pg_extension'::regclass then
+    -- Its version too: ALTER EXTENSION … UPDATE is followed as the statement that brings it there.
+    select jsonb_build_object('create', format('create extension if not exists %I with schema %I version %L', e.extname, n.nspname, e.extversion),
+        'version', e.extversion)
+      into def from pg_extension e join pg_namespace n on n.oid = e.extnamespace where e.oid = obj;
   end if;
   return case when def->>'create' is not null then jsonb_strip_nulls(def) end;
 exception when others then
@@ -346,7 +353,7 @@ begin
     -- identities', which follow their column) travel as the statements that make them now.
     with commands as (
       select d.object_type as kind, d.object_identity as identity, d.classid, d.objid,
-             case when d.object_type in ('view', 'materialized view', 'function', 'procedure', 'aggregate', 'trigger', 'sequence', 'index')
+             case when d.object_type in ('view', 'materialized view', 'function', 'procedure', 'aggregate', 'trigger', 'sequence', 'index', 'extension')
                then pgtape.object_def(d.classid, d.objid) end as def
         from pg_event_trigger_ddl_commands() d
        -- GRANT and REVOKE name no object (privileges are not followed).
@@ -424,7 +431,7 @@ begin
       'droppedObjects', (select jsonb_agg(jsonb_build_object('type', o.object_type, 'identity', o.object_identity, 'names', to_jsonb(o.address_names)))
                     from pg_event_trigger_dropped_objects() o
                    where o.object_type in ('index', 'table constraint', 'trigger', 'rule', 'policy', 'type', 'domain', 'schema',
-                     'view', 'materialized view', 'function', 'procedure', 'aggregate', 'sequence') and not o.is_temporary)))::text
+                     'view', 'materialized view', 'function', 'procedure', 'aggregate', 'sequence', 'extension') and not o.is_temporary)))::text
       into payload;
     if payload = jsonb_build_object('tag', tg_tag)::text then
       payload := null;

@@ -1,4 +1,4 @@
-import { displayQualified, quoteIdent, quoteQualified } from '../core/sql.js';
+import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../core/sql.js';
 import type { CapturedObject, DroppedObject, TableSnapshot } from './ddl-capture.js';
 
 // Statements made from what captured DDL recorded, without asking any database: the replay runs
@@ -7,6 +7,8 @@ import type { CapturedObject, DroppedObject, TableSnapshot } from './ddl-capture
 
 /** Drop order: what hangs on a table first, then views, routines and sequences, then types, then schemas. */
 const DROP_ORDER = [
+  // First, with CASCADE: a DROP EXTENSION reports its members too, which only it may drop (IF EXISTS then finds them gone).
+  'extension',
   'trigger',
   'rule',
   'policy',
@@ -50,6 +52,8 @@ export function dropStatement(o: DroppedObject): string | undefined {
       return `drop ${o.type} if exists ${o.identity} cascade`;
     case 'schema':
       return `drop schema if exists ${o.identity} cascade`;
+    case 'extension':
+      return `drop extension if exists ${o.identity} cascade`;
     default:
       return undefined;
   }
@@ -99,4 +103,9 @@ export function parentsFirst(snapshots: TableSnapshot[]): TableSnapshot[] {
 /** The sequence's name as its CREATE statement writes it (regclass text: qualified and quoted). */
 export function sequenceName(o: CapturedObject): string {
   return /^create sequence (.+?) as /.exec(o.create)?.[1] ?? o.identity;
+}
+
+/** The statements that make an extension captured DDL recorded, or bring one there to its version. */
+export function extensionStatements(o: CapturedObject): string[] {
+  return [o.create, ...(o.version ? [`alter extension ${o.identity} update to ${quoteLiteral(o.version)}`] : [])];
 }

@@ -41,6 +41,7 @@ const BEFORE = `
   create table parted_a partition of parted for values in ('a');
   insert into parted values (1, 'a');
   create sequence counter;
+  create extension hstore;
 `;
 
 /** Each step runs in its own transactions on the source; the point after it is recorded. */
@@ -197,6 +198,15 @@ const STEPS: [string, string[]][] = [
   [
     'an enum label renamed, then used under its new name',
     [`alter type mood rename value 'ok' to 'fine'`, `insert into people (id, name, m) values (202, 'renamed', 'fine')`],
+  ],
+  [
+    'an extension created and used by a new table, another dropped',
+    [
+      `create extension citext`,
+      `create table handles (h citext primary key)`,
+      `insert into handles values ('Ann'), ('bob')`,
+      `drop extension hstore`,
+    ],
   ],
 ];
 

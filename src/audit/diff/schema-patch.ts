@@ -18,6 +18,7 @@ import {
 import {
   columnClauses,
   dropStatement,
+  extensionStatements,
   generatedClause,
   identityClause,
   inDropOrder,
@@ -108,6 +109,7 @@ class PatchWriter {
     for (const schema of c.schemas ?? []) out.push(`create schema if not exists ${schema};`);
     for (const t of c.types ?? []) this.type(t);
     const objects = c.objects ?? [];
+    for (const o of objects) if (o.kind === 'extension') out.push(...extensionStatements(o).map((x) => `${x};`));
     for (const o of objects) if (o.kind === 'sequence') this.sequence(o);
     for (const o of objects) if (o.kind === 'function' || o.kind === 'procedure') out.push(`${o.create};`);
     for (const o of objects) if (o.kind === 'aggregate') out.push(`${o.create};`);
