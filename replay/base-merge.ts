@@ -38,10 +38,7 @@ export async function loadBaseTable(
   let rows = 0;
   let partial: Buffer = Buffer.alloc(0);
   try {
-    for await (const chunk of text) {
-      const data = partial.length ? Buffer.concat([partial, chunk as Buffer]) : (chunk as Buffer);
-      const end = data.lastIndexOf(NEWLINE) + 1;
-      partial = data.subarray(end);
+    const lines = async (data: Buffer, end: number): Promise<void> => {
       if (merge) {
         rows += merge.lines(data, end);
         await copy.write(merge.out.take());
@@ -49,6 +46,23 @@ export async function loadBaseTable(
         for (let i = data.indexOf(NEWLINE); i >= 0 && i < end; i = data.indexOf(NEWLINE, i + 1)) rows++;
         await copy.write(data.subarray(0, end));
       }
+    };
+    for await (const chunk of text) {
+      let data = chunk as Buffer;
+      // The line split between two chunks is made whole by itself: the chunk is not copied for it.
+      if (partial.length) {
+        const nl = data.indexOf(NEWLINE);
+        if (nl < 0) {
+          partial = Buffer.concat([partial, data]);
+          continue;
+        }
+        const line = Buffer.concat([partial, data.subarray(0, nl + 1)]);
+        await lines(line, line.length);
+        data = data.subarray(nl + 1);
+      }
+      const end = data.lastIndexOf(NEWLINE) + 1;
+      partial = data.subarray(end);
+      if (end > 0) await lines(data, end);
     }
     if (partial.length)
       throw new UserError(

@@ -115,7 +115,8 @@ export class KeyTable {
 
   /** Makes room for `n` keys in all, so that none of them has to rehash the table. */
   reserve(n: number): void {
-    if (n > this.capacity) this.keys = grown(this.keys, n * 3);
+    // Geometrically: reserved a segment at a time, exact growth would copy the table once per segment.
+    if (n > this.capacity) this.keys = grown(this.keys, Math.max(n, this.capacity * 2) * 3);
     let slots = this.mask + 1;
     while (slots < n * 2) slots *= 2;
     if (slots > this.mask + 1) this.rehash(slots);

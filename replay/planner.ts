@@ -51,6 +51,8 @@ export class Planner {
   private readonly defs = new Map<number, RelationDef>();
   /** Changes per table the segment being read holds (from its header). */
   private readonly expected = new Map<number, number>();
+  /** Changes per table in the whole replay, where the segments' headers were known before reading them. */
+  private readonly totals = new Map<number, number>();
   private buffers = new RetainedBuffers();
   private inFlight: Promise<void> | undefined;
   private sinceMeasured = 0;
@@ -95,7 +97,8 @@ export class Planner {
     if (barrier) return barrier.then(() => this.change(scanner, relation));
     let effect = this.batches.get(relation.oid);
     if (!effect) {
-      effect = new TableEffect(relation, this.buffers, Math.min(this.expected.get(relation.oid) ?? 0, this.maxReserved));
+      const expected = Math.max(this.expected.get(relation.oid) ?? 0, this.totals.get(relation.oid) ?? 0);
+      effect = new TableEffect(relation, this.buffers, Math.min(expected, this.maxReserved));
       this.batches.set(relation.oid, effect);
     }
     const s = scanner;
@@ -126,6 +129,15 @@ export class Planner {
    * A segment is about to be read: its header's counts size the tables of the rows it changes,
    * so that a million-row batch is not rehashed twenty times.
    */
+  /**
+   * The changes of every segment of the replay, where their headers are known before reading
+   * (an indexed archive): a table's effect is sized once, not grown a segment at a time.
+   */
+  expectInAll(segments: { header?: { tables: TableCount[] } }[]): void {
+    for (const s of segments)
+      for (const t of s.header?.tables ?? []) this.totals.set(t.oid, (this.totals.get(t.oid) ?? 0) + t.inserts + t.updates + t.deletes);
+  }
+
   expect(tables: TableCount[]): void {
     this.expected.clear();
     for (const t of tables) {

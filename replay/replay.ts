@@ -96,6 +96,7 @@ async function replayOnce(
     log,
   );
   const planner = new Planner(applier, options.memoryBytes, log);
+  planner.expectInAll(plan.segments);
   const progress = new ReplayProgress(plan.segments.length, log);
   const resolved = await feedLog(store, plan.segments, { from: plan.base.lsn, upTo: plan.upTo }, planner, {
     tables: options.tables,
