@@ -1,6 +1,6 @@
 // bench/replay: pgtape replay --to latest --into an empty database, against COPY-loading the
 // same final rows into an empty database (the anchor), in one run on the same machine.
-//   npm run build && node dist/bench/replay.js [--rows 1000000] [--changes 1000000]
+//   npm run build && node dist/bench/replay.js [--rows 1000000] [--changes 1000000] [--append]
 import { spawnSync } from 'node:child_process';
 import { chmodSync, createReadStream, createWriteStream, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -34,6 +34,7 @@ function debianClient(): { major: number; bin: string } | undefined {
 const CLIENT = debianClient();
 const ROWS = arg('rows', 1_000_000);
 const CHANGES = arg('changes', 1_000_000);
+const APPEND = process.argv.includes('--append');
 const TABLE = 'create table bench (id int, v text, n numeric, t timestamptz)';
 
 /** Runs pgtape and returns its wall time. Asynchronously: the S3 server runs in this process. */
@@ -69,9 +70,10 @@ async function main(): Promise<void> {
       insert into bench select g, md5(g::text), g * 1.5, '2026-11-24 00:00+00'::timestamptz + g * interval '1 second' from generate_series(1, ${ROWS}) g`,
     );
     await pgtape(['archive', '--source', source, '--store', store, '--create-publication', '--until', 'now']);
-    // Updates of half the changes, inserts of four tenths, deletes of one tenth, in transactions of 100k.
-    const updates = Math.floor(CHANGES / 2);
-    const inserts = Math.floor((CHANGES * 4) / 10);
+    // Updates of half the changes, inserts of four tenths, deletes of one tenth, in transactions of
+    // 100k; with --append, inserts only (an append-mostly history: events, logs, measurements).
+    const updates = APPEND ? 0 : Math.floor(CHANGES / 2);
+    const inserts = APPEND ? CHANGES : Math.floor((CHANGES * 4) / 10);
     const deletes = CHANGES - updates - inserts;
     for (let i = 0; i < updates; i += 100_000) {
       await query(
@@ -85,7 +87,7 @@ async function main(): Promise<void> {
         `insert into bench select g, 'new ' || g, g, now() from generate_series(${ROWS + i + 1}, ${ROWS + Math.min(inserts, i + 100_000)}) g`,
       );
     }
-    await query(source, `delete from bench where id in (select id from bench where id % 2 = 1 order by id limit ${deletes})`);
+    if (deletes) await query(source, `delete from bench where id in (select id from bench where id % 2 = 1 order by id limit ${deletes})`);
     await pgtape(['archive', '--source', source, '--store', store, '--until', 'now']);
     const finalRows = Number((await query(source, 'select count(*) from bench')).rows[0].count);
 

@@ -6,7 +6,7 @@ import { quoteIdent, quoteQualified } from '../src/core/sql.js';
 import { TupleView } from '../src/segment/entry-scanner.js';
 import { sameColumnTypes, type RelationDef } from '../src/segment/format.js';
 import type { Store } from '../src/store/store.js';
-import { loadBaseTable } from './base-merge.js';
+import { appendInserts, loadBaseTable } from './base-merge.js';
 import { CopyIn } from './copy-in.js';
 import { CopyText, LineFields } from './copy-text.js';
 import { DONE, EXISTED, HAS_ROW, type TableEffect } from './net-effect.js';
@@ -84,15 +84,66 @@ export class Applier implements EffectSink {
   }
 
   /**
-   * The first batch: creates the base's tables, loads each with the batch's effect on it merged
+   * Starts making the base's schema and loading the tables the log only inserts into, while the
+   * log is folded (the server loads them on its core meanwhile): their base rows are final as
+   * they are. The first batch then appends their inserts (loadBase). Failures surface there.
+   */
+  preload(appendOnly: Set<number>): void {
+    if (!appendOnly.size) return;
+    this.preloading = this.schemaAndPreload(appendOnly);
+    this.preloading.catch(() => {});
+  }
+
+  private preloading: Promise<Map<number, number>> | undefined;
+
+  /** Once nothing the preload started still uses the connection (a failed replay rolls back after it). */
+  async settled(): Promise<void> {
+    await this.preloading?.catch(() => {});
+  }
+
+  private get baseTables() {
+    const { schema, only } = this.base;
+    return schema.tables.filter((t) => !only || only.has(`${t.schema}.${t.name}`));
+  }
+
+  /** The base's schema before its rows; then the rows of the tables given, loaded as they are. Returns their row counts. */
+  private async schemaAndPreload(appendOnly: Set<number>): Promise<Map<number, number>> {
+    const { schema } = this.base;
+    if (this.restore) await this.restore.preData();
+    else for (const sql of baseDdl({ ...schema, tables: this.baseTables }, this.labels)) await this.client.query(sql);
+    const loaded = new Map<number, number>();
+    for (const t of this.baseTables) {
+      if (!appendOnly.has(t.oid)) continue;
+      const started = Date.now();
+      loaded.set(t.oid, await loadBaseTable(this.client, this.base.store, this.base.base, t, this.manifestEntry(t).sha256));
+      this.log.debug(
+        { table: `${t.schema}.${t.name}`, rows: loaded.get(t.oid), loadMs: Date.now() - started },
+        'base table loaded while the log is folded',
+      );
+    }
+    return loaded;
+  }
+
+  private manifestEntry(t: { file: string; schema: string; name: string }): { sha256: string } {
+    const { store, base, manifest } = this.base;
+    const entry = manifest.tables.find((m) => m.file === t.file);
+    if (!entry)
+      throw new UserError(
+        `${store.description}/${base.prefix}manifest.json lists no file for ${quoteQualified(t.schema, t.name)}`,
+        'run pgtape verify',
+      );
+    return entry;
+  }
+
+  /**
+   * The first batch: creates the base's tables (unless the preload did), loads each with the batch's effect on it merged
    * in where the shapes agree (checking each file's checksum), adds keys, then applies the rest
    * of the batch set-based.
    */
   private async loadBase(effects: TableEffect[]): Promise<void> {
-    const { store, base, manifest, schema, only } = this.base;
-    const tables = schema.tables.filter((t) => !only || only.has(`${t.schema}.${t.name}`));
-    if (this.restore) await this.restore.preData();
-    else for (const sql of baseDdl({ ...schema, tables }, this.labels)) await this.client.query(sql);
+    const { store, base } = this.base;
+    const tables = this.baseTables;
+    const preloaded = await (this.preloading ?? this.schemaAndPreload(new Set()));
     for (const l of this.labels.guessed()) {
       this.tables.note(
         `label:${l.type}:${l.label}`,
@@ -102,16 +153,16 @@ export class Applier implements EffectSink {
     }
     const byOid = new Map(effects.map((e) => [e.relation.oid, e]));
     for (const t of tables) {
-      const entry = manifest.tables.find((m) => m.file === t.file);
-      if (!entry)
-        throw new UserError(
-          `${store.description}/${base.prefix}manifest.json lists no file for ${quoteQualified(t.schema, t.name)}`,
-          'run pgtape verify',
-        );
+      const entry = this.manifestEntry(t);
       const effect = byOid.get(t.oid);
       const merged = effect && sameColumnTypes(t.columns, effect.relation.columns) ? effect : undefined;
       const started = Date.now();
-      const rows = await loadBaseTable(this.client, store, base, t, entry.sha256, merged);
+      const already = preloaded.get(t.oid);
+      // Loaded while the log was folded: its inserts follow (any other change is left to the set-based statements).
+      const rows =
+        already === undefined
+          ? await loadBaseTable(this.client, store, base, t, entry.sha256, merged)
+          : already + (merged ? await appendInserts(this.client, t, merged) : 0);
       const loaded = Date.now();
       if (!this.restore) for (const sql of keyDdl(t)) await this.client.query(sql);
       this.log.debug(

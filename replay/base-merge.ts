@@ -85,6 +85,23 @@ export async function loadBaseTable(
   return rows;
 }
 
+/**
+ * The rows an effect inserted, appended to a table whose base rows are loaded already (and that
+ * the effect changed nothing else of: the planner's append-only tables). Returns how many.
+ */
+export async function appendInserts(client: pg.Client, table: BaseTable, effect: TableEffect): Promise<number> {
+  const columns = table.columns.map((c) => quoteIdent(c.name)).join(', ');
+  const copy = new CopyIn(client, `copy ${quoteQualified(table.schema, table.name)} (${columns}) from stdin`);
+  try {
+    const rows = await new Merge(effect).inserts(copy);
+    await copy.end();
+    return rows;
+  } catch (err) {
+    await copy.end().catch(() => {});
+    throw err;
+  }
+}
+
 /** The merge of base lines with one table's effect. */
 class Merge {
   readonly out = new CopyText(PIECE + (PIECE >> 2));

@@ -34,6 +34,9 @@ export async function planReplay(index: ArchiveIndex, target: Target, exclusive:
   return { base, manifest, schema, upTo, segments: segmentsBetween(index, base.lsn - 1n, upTo) };
 }
 
+/** Segment headers prepareReplay reads ahead (a small read each) when no index object holds them. */
+const HEADERS_WORTH_READING = 256;
+
 /**
  * Which base and segments a replay uses, and where it stops: resolved before any database is
  * touched, so that a target the archive cannot reach fails at once (and alongside connecting).
@@ -46,6 +49,12 @@ export async function prepareReplay(options: {
 }): Promise<ReplayPlan> {
   const index = await indexArchive(options.store, { headers: 'tail' });
   const plan = await planReplay(index, options.target, options.exclusive);
+  // Every header of the replay's segments, where few are not known yet (those after the index
+  // objects): the planner sizes its tables from them, and the tables the log only inserts into
+  // are loaded while it is folded (Planner.appendOnly). Many unknown: not worth a request each.
+  // An unreadable one stays without: the replay names its damage when it reads it (exit 4).
+  if (plan.segments.filter((s) => !s.header).length <= HEADERS_WORTH_READING)
+    await loadHeaders({ ...index, segments: plan.segments }, true);
   // A table neither the base nor the log up to the target holds would replay as nothing, silently.
   const known = new Set(plan.schema.tables.map((t) => `${t.schema}.${t.name}`));
   let unknown = [...(options.tables ?? [])].filter((t) => !known.has(t));

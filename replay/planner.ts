@@ -138,6 +138,23 @@ export class Planner {
       for (const t of s.header?.tables ?? []) this.totals.set(t.oid, (this.totals.get(t.oid) ?? 0) + t.inserts + t.updates + t.deletes);
   }
 
+  /**
+   * Tables the replay's segments only insert into (their headers say so; every header must be
+   * known): the base's rows of those are final as they are, so they can be loaded while the log
+   * is still being folded.
+   */
+  static appendOnly(segments: { header?: { tables: TableCount[] } }[]): Set<number> {
+    if (segments.some((s) => !s.header)) return new Set();
+    const inserted = new Set<number>();
+    const touched = new Set<number>();
+    for (const s of segments)
+      for (const t of s.header!.tables) {
+        if (t.updates || t.deletes || t.truncates) touched.add(t.oid);
+        else inserted.add(t.oid);
+      }
+    return new Set([...inserted].filter((oid) => !touched.has(oid)));
+  }
+
   expect(tables: TableCount[]): void {
     this.expected.clear();
     for (const t of tables) {

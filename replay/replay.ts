@@ -97,13 +97,20 @@ async function replayOnce(
   );
   const planner = new Planner(applier, options.memoryBytes, log);
   planner.expectInAll(plan.segments);
+  applier.preload(Planner.appendOnly(plan.segments));
   const progress = new ReplayProgress(plan.segments.length, log);
-  const resolved = await feedLog(store, plan.segments, { from: plan.base.lsn, upTo: plan.upTo }, planner, {
-    tables: options.tables,
-    progress,
-  });
-  await planner.finish();
-  await applier.finish();
+  let resolved: Resolved | null;
+  try {
+    resolved = await feedLog(store, plan.segments, { from: plan.base.lsn, upTo: plan.upTo }, planner, {
+      tables: options.tables,
+      progress,
+    });
+    await planner.finish();
+    await applier.finish();
+  } catch (err) {
+    await applier.settled();
+    throw err;
+  }
   progress.stop(planner.changes);
   const tables = await applier.countRows();
   for (const [name, oid] of applier.sourceOids()) sourceOids?.set(name, oid);
