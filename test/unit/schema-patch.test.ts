@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { schemaPatch } from '../../src/audit/diff/schema-patch.js';
+import { formatDiff } from '../../src/audit/diff/format.js';
 import type { TableSnapshot } from '../../src/source/ddl-capture.js';
 
 // The statements diff --format sql writes for captured DDL: their order and bookkeeping. Whether
@@ -71,5 +72,31 @@ describe('schemaPatch', () => {
     );
     expect(p.before[0]).toMatch(/^do \$pgtape1\$ .* \$pgtape1\$;$/s);
     expect(p.after).toContain('refresh materialized view public.v;');
+  });
+});
+
+describe('the patch', () => {
+  it('writes a line break in a name as \\n in its comments: a break would end the comment and make the rest a statement', () => {
+    const what = 'CREATE TABLE public."x\ndrop table victims; --"';
+    const lines = [
+      ...formatDiff(
+        {
+          from: 'name:a\nb',
+          to: 'latest',
+          fromLsn: '0/1',
+          toLsn: '0/2',
+          sources: ['change log'],
+          tables: [],
+          schemaChanges: [{ lsn: '0/2', what }],
+          rewritten: [],
+          close: async () => {},
+        },
+        'sql',
+        false,
+        (s: string) => s,
+      ),
+    ];
+    expect(lines.join('\n')).not.toMatch(/^drop table victims/m);
+    expect(lines).toContain('-- schema change at 0/2, not in this patch: CREATE TABLE public."x\\ndrop table victims; --"');
   });
 });

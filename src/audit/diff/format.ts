@@ -102,7 +102,7 @@ export function* formatDiff(
       }
       return;
     case 'sql':
-      yield `-- pgtape diff ${where}`;
+      yield comment(`pgtape diff ${where}`);
       yield '-- turns the database at --from into the database at --to';
       yield* schemaPatched(d);
       return;
@@ -116,10 +116,10 @@ export function* formatDiff(
  */
 function* schemaPatched(d: DiffResult): Generator<string> {
   const s = d.schemaPatch;
-  if (!s) for (const c of d.schemaChanges) yield `-- schema change at ${c.lsn}, not in this patch: ${c.what}`;
+  if (!s) for (const c of d.schemaChanges) yield comment(`schema change at ${c.lsn}, not in this patch: ${c.what}`);
   else {
-    for (const c of d.schemaChanges) yield `-- schema change at ${c.lsn}: ${c.what}`;
-    for (const u of s.unfollowed) yield `-- not in this patch: ${u}`;
+    for (const c of d.schemaChanges) yield comment(`schema change at ${c.lsn}: ${c.what}`);
+    for (const u of s.unfollowed) yield comment(`not in this patch: ${u}`);
     if (s.labels.length) {
       yield '-- enum labels first, each committed: a row can use a label only once the transaction that added it committed';
       yield* s.labels;
@@ -133,6 +133,14 @@ function* schemaPatched(d: DiffResult): Generator<string> {
   for (const t of tables) yield* patch(t);
   yield* s?.after ?? [];
   yield 'commit;';
+}
+
+/**
+ * A comment line of the patch. Names are the source's and may hold a line break: one would end
+ * the comment and make the rest of the name a statement, so breaks are written as \n.
+ */
+function comment(text: string): string {
+  return `-- ${text.replace(/\r/g, '\\r').replace(/\n/g, '\\n')}`;
 }
 
 /** CSV field: NULL is an empty field, an empty string is "" (as COPY ... CSV does). */
