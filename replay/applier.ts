@@ -84,13 +84,16 @@ export class Applier implements EffectSink {
   }
 
   /**
-   * Starts making the base's schema and loading the tables the log only inserts into, while the
-   * log is folded (the server loads them on its core meanwhile): their base rows are final as
-   * they are. The first batch then appends their inserts (loadBase). Failures surface there.
+   * Starts making the base's schema and loading the tables the log does not change in place
+   * (inserts only, or nothing), while the log is folded (the server loads them on its core
+   * meanwhile): their base rows are final as they are. The first batch then appends their
+   * inserts (loadBase). Failures surface there.
    */
-  preload(appendOnly: Set<number>): void {
-    if (!appendOnly.size) return;
-    this.preloading = this.schemaAndPreload(appendOnly);
+  preload(changedInPlace: Set<number> | undefined): void {
+    if (!changedInPlace) return;
+    const final = new Set(this.baseTables.filter((t) => !changedInPlace.has(t.oid)).map((t) => t.oid));
+    if (!final.size) return;
+    this.preloading = this.schemaAndPreload(final);
     this.preloading.catch(() => {});
   }
 
@@ -107,13 +110,13 @@ export class Applier implements EffectSink {
   }
 
   /** The base's schema before its rows; then the rows of the tables given, loaded as they are. Returns their row counts. */
-  private async schemaAndPreload(appendOnly: Set<number>): Promise<Map<number, number>> {
+  private async schemaAndPreload(final: Set<number>): Promise<Map<number, number>> {
     const { schema } = this.base;
     if (this.restore) await this.restore.preData();
     else for (const sql of baseDdl({ ...schema, tables: this.baseTables }, this.labels)) await this.client.query(sql);
     const loaded = new Map<number, number>();
     for (const t of this.baseTables) {
-      if (!appendOnly.has(t.oid)) continue;
+      if (!final.has(t.oid)) continue;
       const started = Date.now();
       loaded.set(t.oid, await loadBaseTable(this.client, this.base.store, this.base.base, t, this.manifestEntry(t).sha256));
       this.log.debug(

@@ -50,8 +50,8 @@ export async function prepareReplay(options: {
   const index = await indexArchive(options.store, { headers: 'tail' });
   const plan = await planReplay(index, options.target, options.exclusive);
   // Every header of the replay's segments, where few are not known yet (those after the index
-  // objects): the planner sizes its tables from them, and the tables the log only inserts into
-  // are loaded while it is folded (Planner.appendOnly). Many unknown: not worth a request each.
+  // objects): the planner sizes its tables from them, and the tables the log does not change in
+  // place are loaded while it is folded (Planner.changedInPlace). Many unknown: not worth a request each.
   // An unreadable one stays without: the replay names its damage when it reads it (exit 4).
   if (plan.segments.filter((s) => !s.header).length <= HEADERS_WORTH_READING)
     await loadHeaders({ ...index, segments: plan.segments }, true);

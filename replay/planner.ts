@@ -139,20 +139,15 @@ export class Planner {
   }
 
   /**
-   * Tables the replay's segments only insert into (their headers say so; every header must be
-   * known): the base's rows of those are final as they are, so they can be loaded while the log
-   * is still being folded.
+   * Tables the replay's segments update, delete from or truncate (their headers say so; every
+   * header must be known, else undefined): the base rows of every other table are final as they
+   * are, so they can be loaded while the log is folded.
    */
-  static appendOnly(segments: { header?: { tables: TableCount[] } }[]): Set<number> {
-    if (segments.some((s) => !s.header)) return new Set();
-    const inserted = new Set<number>();
+  static changedInPlace(segments: { header?: { tables: TableCount[] } }[]): Set<number> | undefined {
+    if (segments.some((s) => !s.header)) return undefined;
     const touched = new Set<number>();
-    for (const s of segments)
-      for (const t of s.header!.tables) {
-        if (t.updates || t.deletes || t.truncates) touched.add(t.oid);
-        else inserted.add(t.oid);
-      }
-    return new Set([...inserted].filter((oid) => !touched.has(oid)));
+    for (const s of segments) for (const t of s.header!.tables) if (t.updates || t.deletes || t.truncates) touched.add(t.oid);
+    return touched;
   }
 
   expect(tables: TableCount[]): void {

@@ -97,7 +97,7 @@ async function replayOnce(
   );
   const planner = new Planner(applier, options.memoryBytes, log);
   planner.expectInAll(plan.segments);
-  applier.preload(Planner.appendOnly(plan.segments));
+  applier.preload(Planner.changedInPlace(plan.segments));
   const progress = new ReplayProgress(plan.segments.length, log);
   let resolved: Resolved | null;
   try {

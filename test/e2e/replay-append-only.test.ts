@@ -5,8 +5,8 @@ import { checksums } from '../support/oracle.js';
 import { replayIntoFresh } from '../support/replay-into.js';
 import { describeSchema } from '../support/schema.js';
 
-// Tables the log after the base only inserts into are loaded while the log is folded (their base
-// rows are final as they are) and get their inserts appended: replay must still equal the source,
+// Tables the log after the base only inserts into (or does not change) are loaded while the log
+// is folded (their base rows are final as they are) and get their inserts appended: replay must still equal the source,
 // whatever else the history does — keyed and REPLICA IDENTITY FULL tables, partitions, a table
 // whose shape changed before its inserts, and tables beside them that are updated and deleted.
 
@@ -24,6 +24,8 @@ const BEFORE = `
   insert into widened select g, 'w' || g from generate_series(1, 100) g;
   create table accounts (id int primary key, balance int);
   insert into accounts select g, 100 from generate_series(1, 1000) g;
+  create table untouched (id int primary key, note text);
+  insert into untouched select g, 'u' || g from generate_series(1, 50) g;
 `;
 
 const AFTER = [
@@ -62,7 +64,8 @@ describe('replay of tables the log only inserts into (loaded while the log is fo
       .filter((l) => l.msg === 'base table loaded while the log is folded')
       .map((l) => l.table)
       .sort();
-    // Not accounts (updated and deleted); widened too: its base rows are final, its insert comes set-based in its new shape.
-    expect(early).toEqual(['public.events', 'public.logged_2026', 'public.readings', 'public.widened']);
+    // Not accounts (updated and deleted); widened too: its base rows are final, its insert comes
+    // set-based in its new shape; untouched: no change at all.
+    expect(early).toEqual(['public.events', 'public.logged_2026', 'public.readings', 'public.untouched', 'public.widened']);
   });
 });
