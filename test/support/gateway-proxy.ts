@@ -83,6 +83,11 @@ export async function startGatewayProxy(target: string, seed: number): Promise<G
       answer.pipe(res);
     });
     out.on('error', () => res.destroy());
+    // A client gone mid-request (a killed archiver) ends the upstream request too, as a real
+    // gateway would; otherwise s3rver keeps waiting for a body that never comes.
+    res.on('close', () => {
+      if (!res.writableFinished) out.destroy();
+    });
     req.pipe(out);
   };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -117,6 +122,10 @@ export async function startGatewayProxy(target: string, seed: number): Promise<G
       proxy.ignoreRange = on;
     },
     endpoint: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   } as GatewayProxy;
 }

@@ -35,6 +35,9 @@ export async function startS3(): Promise<TestS3> {
       client.destroy();
     },
     async close() {
+      // close() waits for every open connection, and a client killed mid-request (a test's
+      // archiver, or the gateway proxy forwarding for it) can leave one open for good.
+      server.httpServer?.closeAllConnections();
       await server.close();
       rmSync(dir, { recursive: true, force: true });
     },
