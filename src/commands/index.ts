@@ -15,7 +15,8 @@ export function indexCommand(): Command {
     .addHelpText(
       'after',
       '\nThe archiver writes them as it goes; this is for archives written before it did. Index objects are written\n' +
-        'once and never changed; segments after the last one are read from their headers.\n' +
+        'once and never changed; the segments after the last whole group go into a partial object, and the last\n' +
+        'segment is read from its header.\n' +
         '\nExample:\n  pgtape index --store s3://tapes/shop',
     )
     .action(async (opts) => {
@@ -24,11 +25,12 @@ export function indexCommand(): Command {
       await store.checkWritable();
       // A store that holds no archive (a mistyped --store) is said as such, not "nothing to index".
       await indexArchive(store, { requireBase: false, headers: 'tail' });
-      const written = await buildIndex(store, group);
+      // Every segment but the last (which may still be on its way) into an object, the rest in a partial one.
+      const written = await buildIndex(store, group, 1);
       await writeLine(
         written.length
           ? `wrote ${written.length} index object(s): ${written.join(', ')}`
-          : 'nothing to index: fewer segments than a group after the last index object',
+          : 'nothing to index: every segment but the last is in an index object',
       );
     });
 }

@@ -1,14 +1,7 @@
 import { listBases, readBase, type BaseRef } from './bases.js';
 import { errorMessage, UserError } from '../core/errors.js';
 import { sayWarning } from '../core/output.js';
-import {
-  coveringIndexObjects,
-  listIndexObjects,
-  readIndexObject,
-  type IndexedFacts,
-  type IndexObjectRef,
-  type Mark,
-} from './segment-index.js';
+import { listNeededIndexObjects, readIndexObject, type IndexedFacts, type IndexObjectRef, type Mark } from './segment-index.js';
 import { formatLsn } from '../core/lsn.js';
 import { formatMicros } from '../core/units.js';
 import { mapLimit } from '../core/concurrency.js';
@@ -88,7 +81,7 @@ export async function indexArchive(store: Store, options: IndexOptions = {}): Pr
  * Entries of segments `pgtape expire` removed (before the first segment stored) are dropped.
  */
 async function listThroughIndex(store: Store): Promise<IndexedSegment[] | undefined> {
-  const chain = coveringIndexObjects(await listIndexObjects(store));
+  const chain = await listNeededIndexObjects(store);
   if (!chain.length) return undefined;
   const [first] = await listSegments(store, undefined, 1);
   if (!first || first.startLsn < chain[0]!.startLsn) return undefined;
@@ -153,7 +146,7 @@ function applyFacts(segments: IndexedSegment[], read: (Map<string, IndexedFacts>
 /** Reads the headers not read yet (unreadable ones are dropped from the index when asked). */
 export async function loadHeaders(index: ArchiveIndex, skipUnreadable = false): Promise<void> {
   if (!index.indexObjectsRead && index.segments.some((s) => !s.header)) {
-    applyFacts(index.segments, await readIndexObjects(index.store, coveringIndexObjects(await listIndexObjects(index.store))));
+    applyFacts(index.segments, await readIndexObjects(index.store, await listNeededIndexObjects(index.store)));
     index.indexObjectsRead = true;
   }
   const unreadable = new Set<IndexedSegment>();

@@ -5,7 +5,7 @@ import type { SegmentHeader } from '../segment/format.js';
 import { MARK_PREFIX } from '../source/logical-messages.js';
 import { readAll } from '../store/read.js';
 import type { Store, StoredObject } from '../store/store.js';
-import { listSegments, openSegment, readSegmentHeader } from './segments.js';
+import { listSegments, openSegment, readSegmentHeader, type SegmentRef } from './segments.js';
 
 // Index objects (docs/ARCHITECTURE.md, "Index objects"): what finding a point needs of each
 // segment — its header and its marks — for a closed group of segments, written once and never
@@ -16,7 +16,9 @@ import { listSegments, openSegment, readSegmentHeader } from './segments.js';
 // headers.
 //   index/<segments per object>/<firstStartLSN16>-<lastEndLSN16>.json.br
 // Readers list the segments through the index objects (listThroughIndex): only the tail after the
-// last one is listed from the store.
+// last one is listed from the store. Between two objects of the smallest size, a partial object
+// holds the segments since the last one (index/partial/…, written once like the others, left
+// behind when the whole object comes): the tail a reader reads header by header stays short.
 
 export const INDEX_DIR = 'index/';
 /** Segments per small index object, by default: 50 one-minute segments are under an hour. */
@@ -25,7 +27,10 @@ export const DEFAULT_INDEX_GROUP = 50;
 const LEVEL_FACTOR = 20;
 const LEVELS = 4;
 const INDEX_FORMAT_VERSION = 1;
-const INDEX_KEY = /^index\/(\d+)\/([0-9A-F]{16})-([0-9A-F]{16})\.json\.br$/;
+const PARTIAL = 'partial';
+const INDEX_KEY = /^index\/(\d+|partial)\/([0-9A-F]{16})-([0-9A-F]{16})\.json\.br$/;
+/** A listing page (S3's MaxKeys): an index with fewer objects is listed in one request. */
+const LIST_PAGE = 1000;
 
 export interface Mark {
   name: string;
@@ -41,18 +46,54 @@ export interface IndexedFacts {
 
 /** An index object as listed: how many segments it holds and the LSN range they cover. */
 export interface IndexObjectRef extends StoredObject {
+  /** Segments per object of its size; 0 for a partial object (fewer than the smallest size). */
   group: number;
   startLsn: bigint;
   endLsn: bigint;
 }
 
+/** Every index object stored (verify, expire, buildIndex). */
 export async function listIndexObjects(store: Store): Promise<IndexObjectRef[]> {
+  return indexObjectRefs(await store.list(INDEX_DIR));
+}
+
+function indexObjectRefs(objects: StoredObject[]): IndexObjectRef[] {
   const out: IndexObjectRef[] = [];
-  for (const o of await store.list(INDEX_DIR)) {
+  for (const o of objects) {
     const m = INDEX_KEY.exec(o.key);
-    if (m) out.push({ ...o, group: Number(m[1]), startLsn: parseLsnKey(m[2]!)!, endLsn: parseLsnKey(m[3]!)! });
+    if (m) out.push({ ...o, group: m[1] === PARTIAL ? 0 : Number(m[1]), startLsn: parseLsnKey(m[2]!)!, endLsn: parseLsnKey(m[3]!)! });
   }
   return out;
+}
+
+/**
+ * The index objects a reader needs (coveringIndexObjects), in a number of listings that does not
+ * grow with the archive: an index of fewer than a page of objects is listed at once; a longer one
+ * size by size, largest first, each listed from where the larger ones end (an object of one size
+ * is made from whole objects of the size below, so they end where one below ends).
+ */
+export async function listNeededIndexObjects(store: Store): Promise<IndexObjectRef[]> {
+  const firstPage = await store.list(INDEX_DIR, { limit: LIST_PAGE });
+  if (firstPage.length < LIST_PAGE) return coveringIndexObjects(indexObjectRefs(firstPage));
+  // The sizes present, a one-key listing each: `~` sorts after every key inside a size's folder.
+  const folders: string[] = [];
+  for (let after: string | undefined; ;) {
+    const [o] = await store.list(INDEX_DIR, { startAfter: after, limit: 1 });
+    const folder = o?.key.slice(INDEX_DIR.length).split('/')[0];
+    if (!folder) break;
+    folders.push(folder);
+    after = `${INDEX_DIR}${folder}/~`;
+  }
+  const sizes = folders.filter((f) => /^\d+$/.test(f)).sort((a, b) => Number(b) - Number(a));
+  const objects: IndexObjectRef[] = [];
+  let covered = -1n;
+  for (const folder of [...sizes, ...folders.filter((f) => f === PARTIAL)]) {
+    const prefix = `${INDEX_DIR}${folder}/`;
+    const listed = indexObjectRefs(await store.list(prefix, covered >= 0n ? { startAfter: prefix + lsnKey(covered) } : {}));
+    for (const o of listed) if (o.endLsn > covered) covered = o.endLsn;
+    objects.push(...listed);
+  }
+  return coveringIndexObjects(objects);
 }
 
 /**
@@ -108,14 +149,15 @@ export function indexLevels(group: number): number[] {
  * Writes index objects for every whole group of `group` segments after the last one of that size,
  * then each larger size from LEVEL_FACTOR whole objects of the size below (their facts, not the
  * segments: no segment is listed or read again): `pgtape index`, and the archiver as it goes.
- * The last segment listed is left to the tail: the next one may still be on its way. Returns the
- * keys written.
+ * The segments left after the last whole group get a partial object once `partialEvery` of them
+ * are not in one yet. The last segment listed is left to the tail: the next one may still be on
+ * its way. Returns the keys written.
  */
-export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP): Promise<string[]> {
+export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP, partialEvery = Math.ceil(group / 5)): Promise<string[]> {
   const written: string[] = [];
   const objects = await listIndexObjects(store);
   const write = async (size: number, entries: StoredIndex['segments'], startLsn: bigint, endLsn: bigint) => {
-    const key = `${INDEX_DIR}${size}/${lsnKey(startLsn)}-${lsnKey(endLsn)}.json.br`;
+    const key = `${INDEX_DIR}${size || PARTIAL}/${lsnKey(startLsn)}-${lsnKey(endLsn)}.json.br`;
     const body = brotliCompressSync(
       Buffer.from(JSON.stringify({ formatVersion: INDEX_FORMAT_VERSION, segments: entries } satisfies StoredIndex)),
     );
@@ -127,15 +169,31 @@ export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP): Pro
   // The smallest size from the segments after its last object (one listing from there).
   const covered = coveredBy(objects, smallest!);
   const segments = await listSegments(store, covered >= 0n ? covered : undefined);
-  for (let i = 0; i + smallest! < segments.length; i += smallest!) {
-    const refs = segments.slice(i, i + smallest!);
-    const entries = await mapLimit(refs, 16, async (s) => {
+  // What the newest partial object from there holds is not read again.
+  let partial = newestPartial(objects, segments[0]?.startLsn);
+  const known = new Map<string, StoredIndex['segments'][number]>();
+  try {
+    for (const e of partial ? (await readStoredIndex(store, partial)).segments : []) known.set(e.key, e);
+  } catch {
+    partial = undefined; // Unreadable (verify names it): a longer one from the headers supersedes it.
+  }
+  const entriesOf = (refs: SegmentRef[]) =>
+    mapLimit(refs, 16, async (s) => {
+      const entry = known.get(s.key);
+      if (entry?.size === s.size) return entry;
       const header = await readSegmentHeader(store, s.key);
       const marks = header.messages > 0 ? await readMarks(store, s) : [];
       return { key: s.key, size: s.size, header: encodeHeader(header), marks: marks.map(encodeMark) };
     });
-    await write(smallest!, entries, refs[0]!.startLsn, refs.at(-1)!.endLsn);
+  let i = 0;
+  for (; i + smallest! < segments.length; i += smallest!) {
+    const refs = segments.slice(i, i + smallest!);
+    await write(smallest!, await entriesOf(refs), refs[0]!.startLsn, refs.at(-1)!.endLsn);
   }
+  const rest = segments.slice(i, -1);
+  const inPartial = i === 0 && partial ? rest.filter((s) => s.endLsn <= partial.endLsn).length : 0;
+  if (rest.length > 0 && rest.length - inPartial >= partialEvery)
+    await write(0, await entriesOf(rest), rest[0]!.startLsn, rest.at(-1)!.endLsn);
   // Each larger size from a run of LEVEL_FACTOR objects of the size below, following its own last object.
   let below = smallest!;
   for (const size of larger) {
@@ -156,6 +214,11 @@ export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP): Pro
     below = size;
   }
   return written;
+}
+
+/** The partial object starting at `startLsn` that holds the most segments. */
+function newestPartial(objects: IndexObjectRef[], startLsn: bigint | undefined): IndexObjectRef | undefined {
+  return objects.filter((o) => o.group === 0 && o.startLsn === startLsn).sort((a, b) => (a.endLsn < b.endLsn ? 1 : -1))[0];
 }
 
 /** Where the objects of one size end (-1 when there are none). */
