@@ -63,7 +63,10 @@ describe.each(['directory', 's3'] as const)('bases kept fresh by the archiver, t
     })();
     try {
       // Bases compacted, and index objects written as the segments come (one for every 5).
-      await until(async () => (await bases()) >= 3 && (await listIndexObjects(openStore(store()))).filter((o) => o.group === 5).length >= 2, 120_000);
+      await until(
+        async () => (await bases()) >= 3 && (await listIndexObjects(openStore(store()))).filter((o) => o.group === 5).length >= 2,
+        120_000,
+      );
     } catch (err) {
       archiver.kill('SIGKILL');
       const keeper = logLines(archiver.output.stderr).filter((l) => /base|compact/.test(String(l.msg)));
