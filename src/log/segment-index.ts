@@ -68,13 +68,22 @@ function indexObjectRefs(objects: StoredObject[]): IndexObjectRef[] {
 
 /**
  * The index objects a reader needs (coveringIndexObjects), in a number of listings that does not
- * grow with the archive: an index of fewer than a page of objects is listed at once; a longer one
- * size by size, largest first, each listed from where the larger ones end (an object of one size
- * is made from whole objects of the size below, so they end where one below ends).
+ * grow with the archive.
  */
 export async function listNeededIndexObjects(store: Store): Promise<IndexObjectRef[]> {
+  return coveringIndexObjects((await listIndex(store)).objects);
+}
+
+/**
+ * The index objects that readers and buildIndex need: an index of fewer than a page of objects
+ * listed at once; a longer one size by size (those given, or those found), largest first, each
+ * listed from where the larger ones end (an object of one size is made from whole objects of the
+ * size below, so they end where one below ends).
+ */
+async function listIndex(store: Store, sizes?: number[]): Promise<{ objects: IndexObjectRef[]; floor: Map<number, bigint> }> {
   const firstPage = await store.list(INDEX_DIR, { limit: LIST_PAGE });
-  if (firstPage.length < LIST_PAGE) return coveringIndexObjects(indexObjectRefs(firstPage));
+  if (firstPage.length < LIST_PAGE) return { objects: indexObjectRefs(firstPage), floor: new Map() };
+  if (sizes) return listBySize(store, sizes, true);
   // The sizes present, a one-key listing each: `~` sorts after every key inside a size's folder.
   const folders: string[] = [];
   for (let after: string | undefined; ;) {
@@ -84,16 +93,8 @@ export async function listNeededIndexObjects(store: Store): Promise<IndexObjectR
     folders.push(folder);
     after = `${INDEX_DIR}${folder}/~`;
   }
-  const sizes = folders.filter((f) => /^\d+$/.test(f)).sort((a, b) => Number(b) - Number(a));
-  const objects: IndexObjectRef[] = [];
-  let covered = -1n;
-  for (const folder of [...sizes, ...folders.filter((f) => f === PARTIAL)]) {
-    const prefix = `${INDEX_DIR}${folder}/`;
-    const listed = indexObjectRefs(await store.list(prefix, covered >= 0n ? { startAfter: prefix + lsnKey(covered) } : {}));
-    for (const o of listed) if (o.endLsn > covered) covered = o.endLsn;
-    objects.push(...listed);
-  }
-  return coveringIndexObjects(objects);
+  const found = folders.filter((f) => /^\d+$/.test(f)).map(Number);
+  return listBySize(store, found, folders.includes(PARTIAL));
 }
 
 /**
@@ -114,6 +115,28 @@ export function coveringIndexObjects(objects: IndexObjectRef[]): IndexObjectRef[
     covered = o.endLsn;
   }
   return taken;
+}
+
+/**
+ * The objects of each size, largest first, each size listed from where the larger ones end, and
+ * the partial ones from where the smallest end; `floor` says where the larger sizes end for each.
+ */
+async function listBySize(
+  store: Store,
+  sizes: number[],
+  partial: boolean,
+): Promise<{ objects: IndexObjectRef[]; floor: Map<number, bigint> }> {
+  const objects: IndexObjectRef[] = [];
+  const floor = new Map<number, bigint>();
+  let covered = -1n;
+  for (const size of [...sizes.sort((a, b) => b - a), ...(partial ? [0] : [])]) {
+    floor.set(size, covered);
+    const prefix = `${INDEX_DIR}${size || PARTIAL}/`;
+    const listed = indexObjectRefs(await store.list(prefix, covered >= 0n ? { startAfter: prefix + lsnKey(covered) } : {}));
+    for (const o of listed) if (o.endLsn > covered) covered = o.endLsn;
+    objects.push(...listed);
+  }
+  return { objects, floor };
 }
 
 async function readStoredIndex(store: Store, o: StoredObject): Promise<StoredIndex> {
@@ -155,7 +178,10 @@ export function indexLevels(group: number): number[] {
  */
 export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP, partialEvery = Math.ceil(group / 5)): Promise<string[]> {
   const written: string[] = [];
-  const objects = await listIndexObjects(store);
+  // Only what follows the larger sizes' last objects: listings that do not grow with the archive.
+  const { objects, floor } = await listIndex(store, indexLevels(group));
+  const coveredBy = (size: number) =>
+    objects.filter((o) => o.group === size).reduce((end, o) => (o.endLsn > end ? o.endLsn : end), floor.get(size) ?? -1n);
   const write = async (size: number, entries: StoredIndex['segments'], startLsn: bigint, endLsn: bigint) => {
     const key = `${INDEX_DIR}${size || PARTIAL}/${lsnKey(startLsn)}-${lsnKey(endLsn)}.json.br`;
     const body = brotliCompressSync(
@@ -167,7 +193,7 @@ export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP, part
   };
   const [smallest, ...larger] = indexLevels(group);
   // The smallest size from the segments after its last object (one listing from there).
-  const covered = coveredBy(objects, smallest!);
+  const covered = coveredBy(smallest!);
   const segments = await listSegments(store, covered >= 0n ? covered : undefined);
   // What the newest partial object from there holds is not read again.
   let partial = newestPartial(objects, segments[0]?.startLsn);
@@ -197,7 +223,7 @@ export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP, part
   // Each larger size from a run of LEVEL_FACTOR objects of the size below, following its own last object.
   let below = smallest!;
   for (const size of larger) {
-    const from = coveredBy(objects, size);
+    const from = coveredBy(size);
     const run = objects.filter((o) => o.group === below && o.startLsn >= from).sort((a, b) => (a.startLsn < b.startLsn ? -1 : 1));
     for (let i = 0; i + LEVEL_FACTOR <= run.length; i += LEVEL_FACTOR) {
       const parts = run.slice(i, i + LEVEL_FACTOR);
@@ -219,11 +245,6 @@ export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP, part
 /** The partial object starting at `startLsn` that holds the most segments. */
 function newestPartial(objects: IndexObjectRef[], startLsn: bigint | undefined): IndexObjectRef | undefined {
   return objects.filter((o) => o.group === 0 && o.startLsn === startLsn).sort((a, b) => (a.endLsn < b.endLsn ? 1 : -1))[0];
-}
-
-/** Where the objects of one size end (-1 when there are none). */
-function coveredBy(objects: IndexObjectRef[], size: number): bigint {
-  return objects.filter((o) => o.group === size).reduce((end, o) => (o.endLsn > end ? o.endLsn : end), -1n);
 }
 
 // JSON has no bigint and no bytes: LSNs, times and checksums as text.

@@ -3,9 +3,31 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { lsnKey } from '../../src/core/lsn.js';
-import { coveringIndexObjects, listNeededIndexObjects, type IndexObjectRef } from '../../src/log/segment-index.js';
+import { mapLimit } from '../../src/core/concurrency.js';
+import {
+  coveringIndexObjects,
+  listIndexObjects,
+  listNeededIndexObjects,
+  buildIndex,
+  type IndexObjectRef,
+} from '../../src/log/segment-index.js';
+import { listSegments } from '../../src/log/segments.js';
+import type { RelationDef } from '../../src/segment/format.js';
+import { SegmentWriter } from '../../src/segment/writer.js';
 import { DirectoryStore } from '../../src/store/directory.js';
 import type { ListOptions } from '../../src/store/store.js';
+
+/** Records every listing a store answers: its prefix and how many keys it returned. */
+function countListings(store: DirectoryStore): { prefix: string; listed: number }[] {
+  const listings: { prefix: string; listed: number }[] = [];
+  const list = store.list.bind(store);
+  store.list = async (prefix: string, options?: ListOptions) => {
+    const listed = await list(prefix, options);
+    listings.push({ prefix, listed: listed.length });
+    return listed;
+  };
+  return listings;
+}
 
 const object = (group: number, start: number, end: number): IndexObjectRef => ({
   key: `index/${group}/${start}-${end}`,
@@ -49,13 +71,7 @@ describe('listNeededIndexObjects', () => {
       put('partial', 0, 40);
       put('partial', 101_000, 101_040);
       const store = new DirectoryStore(root);
-      const listings: { prefix: string; listed: number }[] = [];
-      const list = store.list.bind(store);
-      store.list = async (prefix: string, options?: ListOptions) => {
-        const listed = await list(prefix, options);
-        listings.push({ prefix, listed: listed.length });
-        return listed;
-      };
+      const listings = countListings(store);
       const needed = await listNeededIndexObjects(store);
       expect(needed.map((o) => [o.group, Number(o.startLsn), Number(o.endLsn)])).toEqual([
         ...Array.from({ length: 50 }, (_, j) => [1000, j * 2000, j * 2000 + 2000]),
@@ -65,6 +81,80 @@ describe('listNeededIndexObjects', () => {
       // The first page, one key per folder and one past the last, then each folder from its start.
       expect(listings.map((l) => l.prefix)).toEqual([...Array(5).fill('index/'), 'index/1000/', 'index/50/', 'index/partial/']);
       expect(listings.slice(5).map((l) => l.listed)).toEqual([50, 10, 1]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('buildIndex', () => {
+  const relation: RelationDef = {
+    oid: 16384,
+    schema: 'public',
+    name: 't',
+    replicaIdentity: 'd',
+    columns: [{ name: 'id', key: true, typeOid: 23, typmod: -1, typeName: 'int4' }],
+  };
+  const identity = { systemIdentifier: '1', database: 'db', slot: 'pgtape', serverVersion: 170000 };
+  /** One-transaction segments `from` to `to`, each 0x100 long. */
+  async function writeSegments(store: DirectoryStore, spool: string, from: number, to: number): Promise<void> {
+    await mapLimit(
+      Array.from({ length: to - from }, (_, k) => from + k),
+      8,
+      async (i) => {
+        const start = 0x1000n + BigInt(i) * 0x100n;
+        const writer = new SegmentWriter(spool, start, identity, 'br', () => relation);
+        await writer.begin(1000 + i, start + 0x10n, BigInt(i) * 60_000_000n);
+        await writer.change({ kind: 'insert', relation: relation.oid, new: { kinds: Buffer.from('t'), values: [Buffer.from(String(i))] } });
+        await writer.commit(start + 0x10n, start + 0x80n, BigInt(i) * 60_000_000n, 0);
+        writer.advanceTo(start + 0x100n);
+        const sealed = await writer.seal();
+        await store.putFile(sealed.key, sealed.path);
+        rmSync(sealed.path, { force: true });
+      },
+    );
+  }
+
+  it('past a page of index objects, lists only what follows the larger sizes, writes each range once, and readers cover every segment', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'pgtape-index-'));
+    try {
+      const store = new DirectoryStore(join(root, 'tape'));
+      const spool = join(root, 'spool');
+      mkdirSync(spool);
+      // Objects of 1, 20, 400 and 8,000 segments: 1,100 segments make more than a page of them.
+      await writeSegments(store, spool, 0, 1100);
+      const first = await buildIndex(store, 1, 1);
+      expect(first.length).toBe(1099 + 54 + 2);
+      await writeSegments(store, spool, 1100, 1130);
+      const listings = countListings(store);
+      const second = await buildIndex(store, 1, 1);
+      // The segment left last before and 29 new ones, and two objects of 20 from them.
+      expect(second.filter((k) => k.startsWith('index/1/'))).toHaveLength(30);
+      expect(second.filter((k) => k.startsWith('index/20/'))).toHaveLength(2);
+      expect(second).toHaveLength(32);
+      // A page of the index, then each size from where the larger ones end, and the segments after the last small object.
+      expect(listings.map((l) => l.prefix)).toEqual([
+        'index/',
+        'index/8000/',
+        'index/400/',
+        'index/20/',
+        'index/1/',
+        'index/partial/',
+        'segments/',
+      ]);
+      expect(
+        listings.slice(1).every((l) => l.listed <= 40),
+        JSON.stringify(listings),
+      ).toBe(true);
+      const all = await listIndexObjects(store);
+      expect(new Set(all.map((o) => `${o.group} ${o.startLsn}`)).size, 'no range written twice').toBe(all.length);
+      // A reader's objects hold every segment but the last, one after another.
+      const needed = await listNeededIndexObjects(store);
+      expect(needed.length).toBeLessThanOrEqual(2 + 19 + 19);
+      const segments = await listSegments(store);
+      expect(needed[0]!.startLsn).toBe(segments[0]!.startLsn);
+      for (const [i, o] of needed.entries()) if (i > 0) expect(o.startLsn).toBe(needed[i - 1]!.endLsn);
+      expect(needed.at(-1)!.endLsn).toBe(segments.at(-2)!.endLsn);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
