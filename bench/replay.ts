@@ -1,6 +1,6 @@
 // bench/replay: pgtape replay --to latest --into an empty database, against COPY-loading the
 // same final rows into an empty database (the anchor), in one run on the same machine.
-//   npm run build && node dist/bench/replay.js [--rows 1000000] [--changes 1000000] [--append]
+//   npm run build && node dist/bench/replay.js [--rows 1000000] [--changes 1000000] [--append] [--tables 1]
 import { spawnSync } from 'node:child_process';
 import { chmodSync, createReadStream, createWriteStream, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -35,7 +35,13 @@ const CLIENT = debianClient();
 const ROWS = arg('rows', 1_000_000);
 const CHANGES = arg('changes', 1_000_000);
 const APPEND = process.argv.includes('--append');
-const TABLE = 'create table bench (id int, v text, n numeric, t timestamptz)';
+// --tables N: the rows spread over N tables of different sizes, as a real schema has a few large
+// tables and many small ones (the i-th holds 1/i of the first's share: Zipf-like).
+const TABLES = arg('tables', 1);
+const NAMES = TABLES === 1 ? ['bench'] : Array.from({ length: TABLES }, (_, i) => `bench_${i + 1}`);
+const WEIGHTS = NAMES.map((_, i) => 1 / (i + 1));
+const share = (n: number, i: number) => Math.floor((n * WEIGHTS[i]!) / WEIGHTS.reduce((a, b) => a + b, 0));
+const tableDef = (name: string) => `create table ${name} (id int, v text, n numeric, t timestamptz)`;
 
 /** Runs pgtape and returns its wall time. Asynchronously: the S3 server runs in this process. */
 async function pgtape(args: string[], env: NodeJS.ProcessEnv = {}): Promise<number> {
@@ -63,45 +69,57 @@ async function main(): Promise<void> {
   });
   try {
     const source = cluster.url();
-    process.stderr.write(`source: ${ROWS} rows, then ${CHANGES} changes after the base…\n`);
-    await query(
-      source,
-      `${TABLE}; alter table bench add primary key (id);
-      insert into bench select g, md5(g::text), g * 1.5, '2026-11-24 00:00+00'::timestamptz + g * interval '1 second' from generate_series(1, ${ROWS}) g`,
-    );
+    process.stderr.write(`source: ${ROWS} rows in ${TABLES} table(s), then ${CHANGES} changes after the base…\n`);
+    for (const [i, name] of NAMES.entries()) {
+      await query(
+        source,
+        `${tableDef(name)}; alter table ${name} add primary key (id);
+        insert into ${name} select g, md5(g::text), g * 1.5, '2026-11-24 00:00+00'::timestamptz + g * interval '1 second' from generate_series(1, ${share(ROWS, i)}) g`,
+      );
+    }
     await pgtape(['archive', '--source', source, '--store', store, '--create-publication', '--until', 'now']);
     // Updates of half the changes, inserts of four tenths, deletes of one tenth, in transactions of
     // 100k; with --append, inserts only (an append-mostly history: events, logs, measurements).
     const updates = APPEND ? 0 : Math.floor(CHANGES / 2);
     const inserts = APPEND ? CHANGES : Math.floor((CHANGES * 4) / 10);
     const deletes = CHANGES - updates - inserts;
-    for (let i = 0; i < updates; i += 100_000) {
-      await query(
-        source,
-        `update bench set v = v || '+', n = n + 1 where id > ${i * 2} and id <= ${Math.min(updates, i + 100_000) * 2} and id % 2 = 0`,
-      );
+    for (const [t, name] of NAMES.entries()) {
+      const [rows, tableUpdates, tableInserts, tableDeletes] = [ROWS, updates, inserts, deletes].map((n) => share(n, t)) as [
+        number,
+        number,
+        number,
+        number,
+      ];
+      for (let i = 0; i < tableUpdates; i += 100_000) {
+        await query(
+          source,
+          `update ${name} set v = v || '+', n = n + 1 where id > ${i * 2} and id <= ${Math.min(tableUpdates, i + 100_000) * 2} and id % 2 = 0`,
+        );
+      }
+      for (let i = 0; i < tableInserts; i += 100_000) {
+        await query(
+          source,
+          `insert into ${name} select g, 'new ' || g, g, now() from generate_series(${rows + i + 1}, ${rows + Math.min(tableInserts, i + 100_000)}) g`,
+        );
+      }
+      if (tableDeletes)
+        await query(source, `delete from ${name} where id in (select id from ${name} where id % 2 = 1 order by id limit ${tableDeletes})`);
     }
-    for (let i = 0; i < inserts; i += 100_000) {
-      await query(
-        source,
-        `insert into bench select g, 'new ' || g, g, now() from generate_series(${ROWS + i + 1}, ${ROWS + Math.min(inserts, i + 100_000)}) g`,
-      );
-    }
-    if (deletes) await query(source, `delete from bench where id in (select id from bench where id % 2 = 1 order by id limit ${deletes})`);
     await pgtape(['archive', '--source', source, '--store', store, '--until', 'now']);
-    const finalRows = Number((await query(source, 'select count(*) from bench')).rows[0].count);
+    let finalRows = 0;
+    for (const name of NAMES) finalRows += Number((await query(source, `select count(*) from ${name}`)).rows[0].count);
 
     // The anchor's input: the same final rows, dumped by COPY.
-    const dump = join(work, 'final.copy');
+    const dump = (name: string) => join(work, `${name}.copy`);
     {
       const c = new pg.Client({ connectionString: source });
       await c.connect();
-      await pipeline(c.query(copyTo('copy bench to stdout')), createWriteStream(dump));
+      for (const name of NAMES) await pipeline(c.query(copyTo(`copy ${name} to stdout`)), createWriteStream(dump(name)));
       await c.end();
     }
     // The workload leaves a vacuum to do: done now, not during a measurement. The slot is not
     // needed any more: dropped, the WAL the runs write is recycled instead of kept.
-    await query(source, 'vacuum analyze bench');
+    await query(source, 'vacuum analyze');
     await query(source, `select pg_drop_replication_slot(slot_name) from pg_replication_slots`);
     let database = 0;
     const anchorRun = async (): Promise<number> => {
@@ -110,9 +128,11 @@ async function main(): Promise<void> {
       const anchor = new pg.Client({ connectionString: cluster.url(db) });
       await anchor.connect();
       const started = process.hrtime.bigint();
-      await anchor.query(TABLE);
-      await pipeline(createReadStream(dump), anchor.query(copyFrom('copy bench from stdin')));
-      await anchor.query('alter table bench add primary key (id)');
+      for (const name of NAMES) {
+        await anchor.query(tableDef(name));
+        await pipeline(createReadStream(dump(name)), anchor.query(copyFrom(`copy ${name} from stdin`)));
+        await anchor.query(`alter table ${name} add primary key (id)`);
+      }
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       await anchor.end();
       return seconds;
@@ -164,7 +184,7 @@ async function main(): Promise<void> {
       };
       const conn = ['-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres'];
       const dumpFile = join(work, 'bench.dump');
-      const dumpSeconds = timed('pg_dump', [...conn, '-d', 'postgres', '-t', 'bench', '-Fc', '-f', dumpFile]);
+      const dumpSeconds = timed('pg_dump', [...conn, '-d', 'postgres', '-t', 'bench*', '-Fc', '-f', dumpFile]);
       const restoreTimes: number[] = [];
       for (let i = 0; i < 2; i++) {
         const db = `restored_${database++}`;
@@ -233,14 +253,17 @@ async function main(): Promise<void> {
     }
 
     const serverMajor = Math.floor(Number((await query(source, 'show server_version_num')).rows[0].server_version_num) / 10000);
-    const sum = `select md5(string_agg(b::text, ',' order by id)) as h from bench b`;
-    const same = (await query(cluster.url('replayed_1'), sum)).rows[0].h === (await query(source, sum)).rows[0].h;
+    let same = true;
+    for (const name of NAMES) {
+      const sum = `select md5(string_agg(b::text, ',' order by id)) as h from ${name} b`;
+      if ((await query(cluster.url('replayed_1'), sum)).rows[0].h !== (await query(source, sum)).rows[0].h) same = false;
+    }
     process.stdout.write(
       [
         '',
         '| workload | final rows | COPY load (anchor) | pgtape replay | ratio | replay rows/s | changes/s | replay equals source |',
         '|---|---:|---:|---:|---:|---:|---:|---|',
-        `| ${ROWS} rows in the base, ${CHANGES} changes after it (${updates} updates, ${inserts} inserts, ${deletes} deletes) | ${finalRows} | ` +
+        `| ${ROWS} rows in the base${TABLES > 1 ? ` (${TABLES} tables, ${share(ROWS, 0)} to ${share(ROWS, TABLES - 1)} rows)` : ''}, ${CHANGES} changes after it (${updates} updates, ${inserts} inserts, ${deletes} deletes) | ${finalRows} | ` +
           `${anchorSeconds.toFixed(2)} s | ${replaySeconds.toFixed(2)} s | ${(replaySeconds / anchorSeconds).toFixed(2)} | ` +
           `${Math.round(finalRows / replaySeconds)} | ${Math.round(CHANGES / replaySeconds)} | ${same ? 'yes' : 'NO'} |`,
         `Runs (anchor / replay, seconds): ${anchorTimes.map((a, i) => `${a.toFixed(2)} / ${replayTimes[i]!.toFixed(2)}`).join(', ')}; the table compares the best of each.`,

@@ -166,7 +166,11 @@ function compareNames(a: { schema: string; name: string }, b: { schema: string; 
 }
 
 /** Changes per table in the range and how many parts its fold is split into. */
-function sizeParts(range: LogRange, memoryBytes: number, baseRows: Map<number, number>): Map<number, { changes: number; parts: number }> {
+export function sizeParts(
+  range: Pick<LogRange, 'segments'>,
+  memoryBytes: number,
+  baseRows: Map<number, number>,
+): Map<number, { changes: number; parts: number }> {
   const bytes = new Map<number, { changes: number; bytes: number; truncated: boolean }>();
   for (const s of range.segments) {
     const h = headerOf(s);
@@ -182,11 +186,29 @@ function sizeParts(range: LogRange, memoryBytes: number, baseRows: Map<number, n
       bytes.set(t.oid, e);
     }
   }
-  // A sixth of the memory for the part being compared: the heap grows to about twice what it
+  // A sixth of the memory for what is folded at once: the heap grows to about twice what it
   // holds before it collects, and the rest is the process, the segment being read, the rows
   // being printed and buffers (measured: peak RSS stays under --memory on the bench's diff).
+  // Every table in one part is folded in memory for the whole pass, beside the part of a split
+  // table being compared: the smallest tables share at most half of it, and the parts of the
+  // others are sized to what is left — fifty tables must not take fifty shares.
   const share = Math.max(1, memoryBytes / 6);
-  return new Map([...bytes].map(([oid, e]) => [oid, { changes: e.changes, parts: Math.min(MAX_PARTS, Math.ceil(e.bytes / share)) || 1 }]));
+  const whole = new Set<number>();
+  let inMemory = 0;
+  // All of it in memory when all of it fits.
+  const fits = [...bytes.values()].reduce((sum, e) => sum + e.bytes, 0) <= share;
+  for (const [oid, e] of [...bytes].sort(([, a], [, b]) => a.bytes - b.bytes)) {
+    if (!fits && inMemory + e.bytes > share / 2) break;
+    inMemory += e.bytes;
+    whole.add(oid);
+  }
+  const partShare = share - inMemory;
+  return new Map(
+    [...bytes].map(([oid, e]) => [
+      oid,
+      { changes: e.changes, parts: whole.has(oid) ? 1 : Math.min(MAX_PARTS, Math.max(2, Math.ceil(e.bytes / partShare))) },
+    ]),
+  );
 }
 
 interface Pass extends DiffOptions {
