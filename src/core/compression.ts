@@ -1,4 +1,12 @@
-import { constants, createBrotliCompress, createBrotliDecompress, createGunzip, createGzip } from 'node:zlib';
+import {
+  brotliDecompressSync,
+  constants,
+  createBrotliCompress,
+  createBrotliDecompress,
+  createGunzip,
+  createGzip,
+  gunzipSync,
+} from 'node:zlib';
 import type { Transform } from 'node:stream';
 
 /** How segment bodies and base table files are compressed. */
@@ -38,3 +46,10 @@ export function createDecompressor(compression: Compression, expectedBytes?: num
 
 /** zlib's smallest output chunk. */
 const MIN_CHUNK = 64;
+
+/** A small body decompressed at once, on the calling thread. */
+export function decompressSync(compression: Compression, body: Buffer): Buffer {
+  if (compression === 'gzip') return gunzipSync(body);
+  if (compression === 'br') return brotliDecompressSync(body);
+  throw new Error(`unknown compression ${JSON.stringify(compression)}`);
+}

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { createDecompressor } from '../core/compression.js';
+import { createDecompressor, decompressSync } from '../core/compression.js';
 import { EntryScanner, MalformedEntryError } from './entry-scanner.js';
 import { decodeHead, HEAD_PREFIX_BYTES, headLength, NotASegmentError, type SegmentEntry, type SegmentHeader } from './format.js';
 
@@ -10,6 +10,9 @@ export class CorruptSegmentError extends Error {}
 export function isSegmentDamage(err: unknown): err is Error {
   return err instanceof CorruptSegmentError || err instanceof NotASegmentError || err instanceof MalformedEntryError;
 }
+
+/** Decompressed bodies up to this size, when the whole file is at hand, are decompressed synchronously. */
+const SYNC_BODY_BYTES = 1 << 20;
 
 /** Bytes read for a header at first: enough for most; a longer head takes one more read. */
 const HEAD_GUESS_BYTES = 8 << 10;
@@ -78,6 +81,10 @@ export class SegmentReader {
   async *wholeEntryChunks(): AsyncGenerator<Buffer> {
     const header = await this.header();
     if (this.whole) this.checkWhole(header, this.whole);
+    if (this.whole && header.rawBodyBytes <= SYNC_BODY_BYTES) {
+      yield* this.smallBody(header, this.whole.subarray(this.headBytes));
+      return;
+    }
     const hash = createHash('sha256');
     let compressed = 0;
     const decompressor = createDecompressor(header.compression, header.rawBodyBytes);
@@ -178,6 +185,24 @@ export class SegmentReader {
     } finally {
       await chunks.return(undefined);
     }
+  }
+
+  /**
+   * A small body already at hand (checked whole), decompressed at once on this thread: a stream
+   * through the thread pool costs more than decompressing a few kilobytes, thousands of times
+   * over an archive of small segments.
+   */
+  private *smallBody(header: SegmentHeader, body: Buffer): Generator<Buffer> {
+    this.close();
+    let data: Buffer;
+    try {
+      data = decompressSync(header.compression, body);
+    } catch (err) {
+      throw new CorruptSegmentError(`${this.what}: body cannot be decoded (${(err as Error).message})`);
+    }
+    const whole = EntryScanner.wholeEntries(data);
+    if (whole !== data.length) throw new CorruptSegmentError(`${this.what}: body ends inside an entry`);
+    if (whole > 0) yield data;
   }
 
   /** A damaged file is refused before any of it is used, when all of it is at hand. */

@@ -87,6 +87,24 @@ describe('segment format', () => {
     expect((entries[1] as Extract<SegmentEntry, { kind: 'relation' }>).relation).toEqual(relation);
   });
 
+  it.each(['br', 'gzip'] as const)(
+    'reads a file already at hand the same, its small body decompressed at once (%s)',
+    async (compression) => {
+      const bytes = readFileSync((await writeSegment(compression)).path);
+      const whole = new SegmentReader(Readable.from([bytes]), 'test segment', bytes);
+      const entries: SegmentEntry[] = [];
+      for await (const e of whole.entries()) entries.push(e);
+      expect(entries).toEqual((await readAll(bytes)).entries);
+      // A flipped byte is refused before anything is decoded.
+      const flipped = Buffer.from(bytes);
+      flipped[flipped.length - 3]! ^= 0x40;
+      const damaged = new SegmentReader(Readable.from([flipped]), 'test segment', flipped);
+      await expect(async () => {
+        for await (const e of damaged.entries()) void e;
+      }).rejects.toThrow(CorruptSegmentError);
+    },
+  );
+
   it('sealing the same transactions twice gives the same bytes (idempotent re-upload)', async () => {
     const a = readFileSync((await writeSegment('br')).path);
     const b = readFileSync((await writeSegment('br')).path);
