@@ -1,0 +1,185 @@
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto';
+import { UserError } from './errors.js';
+import { DATA_KEY_BYTES } from './chunked-aead.js';
+
+// Keys that wrap each file's random data key (issue 17's second part; no command uses it yet):
+// a secret key (32 random bytes), or an X25519 key pair — the archiver holds only the public key
+// and cannot unwrap what it wrapped, so a compromised sidecar leaks no history. A key's id (the
+// start of a digest of its secret or public half) is stored beside each wrapped data key, so a
+// reader holding several keys (rotation) takes the right one, and a missing key is named.
+//
+// Key files are one line of text: `pgtape-secret-key <base64url>`, `pgtape-public-key
+// <base64url>` or `pgtape-private-key <base64url of the private half> <base64url of the public>`.
+
+export type KeyKind = 'secret' | 'public' | 'private';
+
+export interface WrappingKey {
+  kind: KeyKind;
+  /** 16 hex digits naming the key (both halves of a pair share it). */
+  id: string;
+  /** The secret key's bytes (kind secret). */
+  secret?: Buffer;
+  publicKey?: KeyObject;
+  privateKey?: KeyObject;
+  /** The public half as its 32 raw bytes (kinds public and private). */
+  publicBytes?: Buffer;
+}
+
+/** A data key as stored beside a file: how it was wrapped, by which key, and the wrapped bytes. */
+export interface WrappedKey {
+  mode: 'secret' | 'x25519';
+  keyId: string;
+  wrapped: Buffer;
+}
+
+const PREFIX: Record<KeyKind, string> = { secret: 'pgtape-secret-key', public: 'pgtape-public-key', private: 'pgtape-private-key' };
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const X25519_BYTES = 32;
+
+function keyId(kind: 'secret' | 'x25519', bytes: Buffer): string {
+  return createHash('sha256').update(`pgtape key id ${kind}\0`).update(bytes).digest().subarray(0, 8).toString('hex');
+}
+
+const b64 = (b: Buffer) => b.toString('base64url');
+
+function x25519Public(raw: Buffer): KeyObject {
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64(raw) }, format: 'jwk' });
+}
+
+/** A new secret key, as its file's text. */
+export function newSecretKeyFile(): string {
+  return `${PREFIX.secret} ${b64(randomBytes(32))}\n`;
+}
+
+/** A new X25519 pair, as the texts of its two files. */
+export function newKeyPairFiles(): { publicFile: string; privateFile: string } {
+  const { publicKey, privateKey } = generateKeyPairSync('x25519');
+  const jwk = privateKey.export({ format: 'jwk' });
+  return {
+    publicFile: `${PREFIX.public} ${jwk.x}\n`,
+    privateFile: `${PREFIX.private} ${jwk.d} ${publicKey.export({ format: 'jwk' }).x}\n`,
+  };
+}
+
+/** A key from its file's text; `what` names the file in errors. */
+export function parseKeyFile(text: string, what: string): WrappingKey {
+  const [prefix, first, second, ...rest] = text.trim().split(/\s+/);
+  const kind = (Object.keys(PREFIX) as KeyKind[]).find((k) => PREFIX[k] === prefix);
+  const bad = (why: string) =>
+    new UserError(
+      `${what} is not a pgtape key file: ${why}`,
+      'give a file written by pgtape keygen (one line: the kind of key, then the key)',
+    );
+  const bytes = (text: string | undefined) => {
+    const b = Buffer.from(text ?? '', 'base64url');
+    if (b.length !== 32 || b64(b) !== text) throw bad('the key is not 32 bytes of base64url');
+    return b;
+  };
+  // Nothing of the file is repeated: a key pasted without its kind would end up in a log.
+  if (!kind) throw bad(`it does not begin with ${Object.values(PREFIX).join(', ')}`);
+  if (rest.length || (kind !== 'private' && second !== undefined)) throw bad('it holds more than one key');
+  if (kind === 'secret') {
+    const secret = bytes(first);
+    return { kind, id: keyId('secret', secret), secret };
+  }
+  const publicBytes = bytes(kind === 'public' ? first : second);
+  const publicKey = x25519Public(publicBytes);
+  if (kind === 'public') return { kind, id: keyId('x25519', publicBytes), publicKey, publicBytes };
+  const privateKey = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', x: b64(publicBytes), d: b64(bytes(first)) }, format: 'jwk' });
+  // The two halves must belong together: a private key with another's public half would wrap for one and unwrap for none.
+  if (!x25519PublicOf(privateKey).equals(publicBytes)) throw bad('its private and public halves are not one pair');
+  return { kind, id: keyId('x25519', publicBytes), publicKey, privateKey, publicBytes };
+}
+
+function x25519PublicOf(privateKey: KeyObject): Buffer {
+  return Buffer.from(createPublicKey(privateKey).export({ format: 'jwk' }).x!, 'base64url');
+}
+
+function kek(shared: Buffer, ephemeral: Buffer, recipient: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', shared, Buffer.concat([ephemeral, recipient]), 'pgtape wrap x25519 v1', 32));
+}
+
+function seal(key: Buffer, plain: Buffer, aad: Buffer): Buffer {
+  const nonce = randomBytes(NONCE_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
+  cipher.setAAD(aad);
+  return Buffer.concat([nonce, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+}
+
+function open(key: Buffer, sealed: Buffer, aad: Buffer): Buffer | undefined {
+  if (sealed.length !== NONCE_BYTES + DATA_KEY_BYTES + TAG_BYTES) return undefined;
+  const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, NONCE_BYTES), { authTagLength: TAG_BYTES });
+  decipher.setAAD(aad);
+  decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+  try {
+    return Buffer.concat([decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)), decipher.final()]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a wrapped key is bound to: its key and the file it opens (`context`, e.g. the file's name). */
+const wrapAad = (keyId: string, context: Buffer) => Buffer.concat([Buffer.from(`pgtape wrap v1 ${keyId}\0`), context]);
+
+/** Wraps a file's data key for `key` (a secret key, or either half of a pair: the public one is used). */
+export function wrapDataKey(key: WrappingKey, dataKey: Buffer, context: Buffer): WrappedKey {
+  if (dataKey.length !== DATA_KEY_BYTES) throw new Error(`a data key is ${DATA_KEY_BYTES} bytes`);
+  const aad = wrapAad(key.id, context);
+  if (key.kind === 'secret') return { mode: 'secret', keyId: key.id, wrapped: seal(key.secret!, dataKey, aad) };
+  const ephemeral = generateKeyPairSync('x25519');
+  const ephemeralBytes = x25519PublicOf(ephemeral.privateKey);
+  const shared = diffieHellman({ privateKey: ephemeral.privateKey, publicKey: key.publicKey! });
+  const wrapped = seal(kek(shared, ephemeralBytes, key.publicBytes!), dataKey, aad);
+  return { mode: 'x25519', keyId: key.id, wrapped: Buffer.concat([ephemeralBytes, wrapped]) };
+}
+
+/** The data key an X25519 wrap holds: its ephemeral public key, then the sealed key (undefined when it does not open). */
+function openX25519(key: WrappingKey, wrapped: Buffer, aad: Buffer): Buffer | undefined {
+  try {
+    const ephemeral = wrapped.subarray(0, X25519_BYTES);
+    const shared = diffieHellman({ privateKey: key.privateKey!, publicKey: x25519Public(ephemeral) });
+    return open(kek(shared, ephemeral, key.publicBytes!), wrapped.subarray(X25519_BYTES), aad);
+  } catch {
+    // A changed ephemeral key may be no point of the curve, or one of small order.
+    return undefined;
+  }
+}
+
+/**
+ * A file's data key, unwrapped with the one of `keys` it names. A key not given, a public key
+ * alone, or a wrapped key that does not open (another key of the same id, or changed bytes) is
+ * a UserError naming the key id the file needs (exit 2).
+ */
+export function unwrapDataKey(keys: WrappingKey[], w: WrappedKey, context: Buffer, what: string): Buffer {
+  const key = keys.find((k) => k.id === w.keyId && (w.mode === 'secret' ? k.kind === 'secret' : k.kind === 'private'));
+  if (!key) {
+    const publicOnly = keys.some((k) => k.id === w.keyId && k.kind === 'public');
+    throw new UserError(
+      `${what} is encrypted for key ${w.keyId}, and ${publicOnly ? 'only its public half was given' : 'no key given has that id'}`,
+      w.mode === 'secret'
+        ? `pass its key file with --key-file (key id ${w.keyId})`
+        : `pass the private key file of the pair ${w.keyId} with --key-file`,
+    );
+  }
+  const aad = wrapAad(key.id, context);
+  const dataKey = w.mode === 'secret' ? open(key.secret!, w.wrapped, aad) : openX25519(key, w.wrapped, aad);
+  if (!dataKey) {
+    throw new UserError(
+      `${what}: its data key does not open with key ${w.keyId} (the file was changed or moved under another name, or another key has the same id)`,
+      'run pgtape verify with the key; restore the file from a copy if it names it damaged',
+    );
+  }
+  return dataKey;
+}
