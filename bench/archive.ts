@@ -17,14 +17,16 @@ const SESSIONS = 4;
 
 interface Run {
   seconds: number;
+  /** User and system CPU seconds of the process. */
+  cpuSeconds: number;
   peakRssMiB: number;
   stdout: string;
   stderr: string;
 }
 
 function timed(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  // GNU time reports the child's peak RSS in KiB on its last stderr line.
-  const child = spawn('/usr/bin/time', ['-f', '%e %M', command, ...args], {
+  // GNU time reports the child's wall time, peak RSS in KiB and CPU seconds on its last stderr line.
+  const child = spawn('/usr/bin/time', ['-f', '%e %M %U %S', command, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -36,7 +38,13 @@ function timed(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Pr
     child.once('close', (code) => {
       if (code !== 0) return reject(new Error(`${command} exited ${code}: ${stderr.slice(-2000)}`));
       const last = stderr.trim().split('\n').at(-1)!.split(' ');
-      resolve({ seconds: Number(last[0]), peakRssMiB: Math.round(Number(last[1]) / 1024), stdout, stderr });
+      resolve({
+        seconds: Number(last[0]),
+        peakRssMiB: Math.round(Number(last[1]) / 1024),
+        cpuSeconds: Number(last[2]) + Number(last[3]),
+        stdout,
+        stderr,
+      });
     }),
   );
 }
@@ -51,6 +59,9 @@ interface Row {
   recvSeconds: number;
   pgtapeSeconds: number;
   pgtapeRss: number;
+  pgtapeCpu: number;
+  /** From the archiver's own log: its first "archiving" line to "archive stopped" (no process start). */
+  pgtapeStreaming: number;
   s3Seconds: number;
   recvRss: number;
   pgoutputBytes: number;
@@ -107,10 +118,18 @@ async function scenario(
   const recv1 = await recvlogical(`${slot}_recv1`);
   const store = join(tmpdir(), `pgtape-bench-${slot}`);
   rmSync(store, { recursive: true, force: true });
+  // An archiver on an empty store takes a base first (a snapshot of every table): pg_recvlogical
+  // does nothing of the kind, so the base is taken before the timed run, as a sidecar has it.
+  const base = (where: string, env: NodeJS.ProcessEnv = {}) =>
+    timed(process.execPath, [bin, 'base', '--source', cluster.url(), '--store', where], env);
+  await base(store);
+  await base(`s3://bench/${slot}`, s3.env);
   process.stderr.write(`[${name}] pgtape archive --until ${until}…\n`);
+  // PGTAPE_BENCH_PROFILE=<dir>: a CPU profile of the archiver's run to a directory, per workload.
+  const profile = process.env.PGTAPE_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(process.env.PGTAPE_BENCH_PROFILE, slot)}`] : [];
   const tape = await timed(
     process.execPath,
-    [bin, 'archive', '--source', cluster.url(), '--store', store, '--slot', `${slot}_pgtape`, '--until', until],
+    [...profile, bin, 'archive', '--source', cluster.url(), '--store', store, '--slot', `${slot}_pgtape`, '--until', until],
     {
       PGTAPE_LOG_FORMAT: 'json',
     },
@@ -126,11 +145,12 @@ async function scenario(
   );
   const recv2 = await recvlogical(`${slot}_recv2`);
   const recv = recv1.seconds <= recv2.seconds ? recv1 : recv2;
-  const done = tape.stderr
+  const logLines = tape.stderr
     .split('\n')
     .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l))
-    .find((l) => l.pgoutputBytes !== undefined);
+    .map((l) => JSON.parse(l) as { msg: string; time: number; pgoutputBytes?: number });
+  const done = logLines.find((l) => l.pgoutputBytes !== undefined)!;
+  const started = logLines.find((l) => l.msg === 'archiving')!;
   return {
     store,
     row: {
@@ -139,9 +159,11 @@ async function scenario(
       recvSeconds: recv.seconds,
       pgtapeSeconds: tape.seconds,
       pgtapeRss: tape.peakRssMiB,
+      pgtapeCpu: tape.cpuSeconds,
+      pgtapeStreaming: (done.time - started.time) / 1000,
       s3Seconds: toS3.seconds,
       recvRss: recv.peakRssMiB,
-      pgoutputBytes: done.pgoutputBytes,
+      pgoutputBytes: done.pgoutputBytes!,
       storedBytes: dirBytes(join(store, 'segments')),
     },
   };
@@ -193,13 +215,18 @@ async function main(): Promise<void> {
       await scenario(cluster, s3, 'b', `b: ${TRANSACTIONS} small transactions from ${SESSIONS} sessions`, (db) => small(db, cluster.url())),
     ];
     const lines = [
-      '| workload | changes | pg_recvlogical | pgtape | ratio | pgtape changes/s | peak RSS pgtape / pg_recvlogical | pgoutput bytes | stored bytes | stored / pgoutput |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| workload | changes | pg_recvlogical | pgtape | ratio | pgtape streaming alone (ratio) | pgtape CPU s per M changes | pgtape changes/s | peak RSS pgtape / pg_recvlogical | pgoutput bytes | stored bytes | stored / pgoutput |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
       ...results.map(
         ({ row: r }) =>
           `| ${r.workload} | ${r.changes} | ${r.recvSeconds.toFixed(2)} s | ${r.pgtapeSeconds.toFixed(2)} s | ${(r.pgtapeSeconds / r.recvSeconds).toFixed(2)} | ` +
+          `${r.pgtapeStreaming.toFixed(2)} s (${(r.pgtapeStreaming / r.recvSeconds).toFixed(2)}) | ${((r.pgtapeCpu * 1e6) / r.changes).toFixed(1)} | ` +
           `${Math.round(r.changes / r.pgtapeSeconds)} | ${r.pgtapeRss} / ${r.recvRss} MiB | ${mb(r.pgoutputBytes)} MB | ${mb(r.storedBytes)} MB | ${(r.storedBytes / r.pgoutputBytes).toFixed(3)} |`,
       ),
+      '',
+      '"pgtape" is the process from start to exit (Node starting, connecting, the slot, the stream, the last upload);',
+      '"streaming alone" is its own log from "archiving" to "archive stopped". The base an archiver takes on an',
+      'empty store is taken before the timed run.',
     ];
     lines.push(
       '',
