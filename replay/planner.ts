@@ -126,10 +126,6 @@ export class Planner {
   }
 
   /**
-   * A segment is about to be read: its header's counts size the tables of the rows it changes,
-   * so that a million-row batch is not rehashed twenty times.
-   */
-  /**
    * The changes of every segment of the replay, where their headers are known before reading
    * (an indexed archive): a table's effect is sized once, not grown a segment at a time.
    */
@@ -150,6 +146,10 @@ export class Planner {
     return touched;
   }
 
+  /**
+   * A segment is about to be read: its header's counts size the tables of the rows it changes,
+   * so that a million-row batch is not rehashed twenty times.
+   */
   expect(tables: TableCount[]): void {
     this.expected.clear();
     for (const t of tables) {
