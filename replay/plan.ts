@@ -31,7 +31,7 @@ export async function planReplay(index: ArchiveIndex, target: Target, exclusive:
   const base = candidates.at(-1);
   if (!base) throw outside(index, target, 'is before the first base');
   const { manifest, schema } = await readBase(index.store, base);
-  return { base, manifest, schema, upTo, segments: segmentsBetween(index, base.lsn - 1n, upTo) };
+  return { base, manifest, schema, upTo, segments: await segmentsBetween(index, base.lsn - 1n, upTo) };
 }
 
 /** Segment headers prepareReplay reads ahead (a small read each) when no index object holds them. */
@@ -47,20 +47,19 @@ export async function prepareReplay(options: {
   exclusive: boolean;
   tables?: Set<string>;
 }): Promise<ReplayPlan> {
-  const index = await indexArchive(options.store, { headers: 'tail' });
+  const index = await indexArchive(options.store);
   const plan = await planReplay(index, options.target, options.exclusive);
   // Every header of the replay's segments, where few are not known yet (those after the index
   // objects): the planner sizes its tables from them, and the tables the log does not change in
   // place are loaded while it is folded (Planner.changedInPlace). Many unknown: not worth a request each.
   // An unreadable one stays without: the replay names its damage when it reads it (exit 4).
-  if (plan.segments.filter((s) => !s.header).length <= HEADERS_WORTH_READING)
-    await loadHeaders({ ...index, segments: plan.segments }, true);
+  if (plan.segments.filter((s) => !s.header).length <= HEADERS_WORTH_READING) await loadHeaders(index.store, plan.segments, true);
   // A table neither the base nor the log up to the target holds would replay as nothing, silently.
   const known = new Set(plan.schema.tables.map((t) => `${t.schema}.${t.name}`));
   let unknown = [...(options.tables ?? [])].filter((t) => !known.has(t));
   if (unknown.length) {
     // Made after the base: the headers of the segments replay reads name the tables they change.
-    await loadHeaders({ ...index, segments: plan.segments });
+    await loadHeaders(index.store, plan.segments);
     for (const s of plan.segments) for (const t of s.header?.tables ?? []) known.add(`${t.schema}.${t.name}`);
     unknown = unknown.filter((t) => !known.has(t));
   }

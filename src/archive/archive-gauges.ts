@@ -2,7 +2,9 @@ import { sleepUnlessAborted } from '../core/concurrency.js';
 import type { Logger } from '../core/log.js';
 import { newestBaseFacts } from '../log/newest-base.js';
 import type { ArchiveMetrics } from '../observe/metrics.js';
-import { SEGMENTS_DIR } from '../segment/name.js';
+import { indexArchive, segmentTotals } from '../log/archive-index.js';
+import { BASES_DIR } from '../log/bases.js';
+import { INDEX_DIR } from '../log/segment-index.js';
 import type { Store } from '../store/store.js';
 
 /** The newest base is looked at every minute: a few small listings. */
@@ -37,9 +39,11 @@ export async function keepArchiveGauges(options: {
         metrics.bytesSinceNewestBase.set(newest.bytesSince);
       }
       if (Date.now() - counted >= COUNT_MS) {
-        const all = await store.list('');
-        metrics.archiveBytes.set(all.reduce((n, o) => n + o.size, 0));
-        metrics.archiveSegments.set(all.filter((o) => o.key.startsWith(SEGMENTS_DIR)).length);
+        // The segments through the index objects' summaries: not a listing of every one.
+        const totals = await segmentTotals(await indexArchive(store, { requireBase: false, allowEmpty: true }));
+        const others = [...(await store.list(BASES_DIR)), ...(await store.list(INDEX_DIR))];
+        metrics.archiveBytes.set(totals.bytes + others.reduce((n, o) => n + o.size, 0));
+        metrics.archiveSegments.set(totals.segments);
         counted = Date.now();
       }
     } catch (err) {

@@ -8,7 +8,8 @@ import type { StreamIdentity } from '../segment/writer.js';
 import type { Store } from '../store/store.js';
 import { listBases } from '../log/bases.js';
 import { listDiscontinuities, recordDiscontinuity } from '../log/discontinuities.js';
-import { listSegments, readSegmentHeader } from '../log/segments.js';
+import { readSegmentHeader } from '../log/segments.js';
+import { lastSegment } from '../log/archive-index.js';
 import { WriterLease } from '../log/lease.js';
 import { checkStream, ensureStream } from '../log/stream.js';
 import { connect, connectQuietly } from '../source/connection.js';
@@ -186,8 +187,7 @@ export async function checkSlotStillOurs(
 
 /** The end of the archive as stored: read from the last segment's header, which also proves it is ours. */
 async function lastStoredEnd(store: Store): Promise<bigint | undefined> {
-  const segments = await listSegments(store);
-  const last = segments.at(-1);
+  const last = await lastSegment(store);
   // After a rebase, the archive goes on from the new base, before its first segment is stored.
   const rebased = (await listDiscontinuities(store)).at(-1);
   if (rebased && (!last || rebased.to >= last.endLsn)) return rebased.to;

@@ -1,9 +1,9 @@
 import type pg from 'pg';
-import { BASES_DIR, listBases } from '../log/bases.js';
+import { BASES_DIR } from '../log/bases.js';
+import { indexArchive, segmentTotals } from '../log/archive-index.js';
 import { newestBaseFacts } from '../log/newest-base.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { formatBytes, formatMicros } from '../core/units.js';
-import { lastCommittedHeader, listSegments } from '../log/segments.js';
 import type { Store } from '../store/store.js';
 import { readStreamRecord } from '../log/stream.js';
 
@@ -60,13 +60,14 @@ export async function streamStatus(client: pg.Client, store: Store, slotName: st
        from pg_replication_slots where slot_name = $1`,
     [slotName],
   );
-  const bases = await listBases(store);
-  const segments = await listSegments(store);
+  // Through the index objects: a few reads, not a listing of every segment (docs/ARCHITECTURE.md, "Index objects").
+  const index = await indexArchive(store, { requireBase: false, allowEmpty: true });
+  const { bases } = index;
+  const totals = await segmentTotals(index);
   const baseBytes = (await store.list(BASES_DIR)).reduce((n, o) => n + o.size, 0);
   const newest = await newestBaseFacts(store);
-  const last = segments.at(-1);
-  const end = last?.endLsn ?? bases.at(-1)?.lsn;
-  const header = await lastCommittedHeader(store, segments);
+  const end = index.endLsn ?? bases.at(-1)?.lsn;
+  const lastCommit = index.lastCommit;
 
   const warnings: string[] = [];
   const stream = await readStreamRecord(store);
@@ -111,18 +112,18 @@ export async function streamStatus(client: pg.Client, store: Store, slotName: st
       warnings.push(`slot ${slotName} has lost WAL it needed (wal_status lost): the archive cannot continue from it`);
     if (!slot.active) warnings.push(`slot ${slotName} is not in use: no archiver is connected`);
   }
-  const lastCommitMicros = header?.lastCommitTime;
+  const lastCommitMicros = lastCommit?.time;
   return {
     slot,
     source: { currentLsn: formatLsn(currentLsn), time: now[0]!.time.toISOString() },
     archive: {
       firstBase: bases[0] ? formatLsn(bases[0].lsn) : null,
       bases: bases.length,
-      segments: segments.length,
+      segments: totals.segments,
       endLsn: end === undefined ? null : formatLsn(end),
-      lastCommitLsn: header ? formatLsn(header.lastCommitLsn) : null,
+      lastCommitLsn: lastCommit ? formatLsn(lastCommit.lsn) : null,
       lastCommitTime: lastCommitMicros === undefined ? null : formatMicros(lastCommitMicros),
-      bytes: baseBytes + segments.reduce((n, s) => n + s.size, 0),
+      bytes: baseBytes + totals.bytes,
       newestBase: newest
         ? {
             lsn: formatLsn(newest.base.lsn),

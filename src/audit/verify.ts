@@ -7,7 +7,17 @@ import type { SegmentEntry, SegmentHeader } from '../segment/format.js';
 import { listDiscontinuities } from '../log/discontinuities.js';
 import { listSegments, openSegment, type SegmentRef } from '../log/segments.js';
 import { parseSegmentKey } from '../segment/name.js';
-import { INDEX_DIR, listIndexObjects, readIndexObject, type IndexObjectRef, type IndexedFacts, type Mark } from '../log/segment-index.js';
+import {
+  INDEX_DIR,
+  listIndexObjects,
+  readIndexObject,
+  summaryOf,
+  type IndexContent,
+  type IndexObjectRef,
+  type IndexedFacts,
+  type Mark,
+} from '../log/segment-index.js';
+import { summaryDisagreement, type IndexSummary } from '../log/index-summary.js';
 import { MARK_PREFIX } from '../source/logical-messages.js';
 import type { SegmentReader } from '../segment/reader.js';
 import { readAll } from '../store/read.js';
@@ -77,16 +87,50 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
     yield f;
   }
 
-  // Index objects: each must be readable, and say of every segment what the segment says.
+  // Index objects: each must be readable, and say of every segment what the segment says; a
+  // larger one must summarize each smaller one it names as that one's content does (smallest
+  // first: theirs are known when a larger one is checked).
   const indexed = new Map<string, { object: string; facts: IndexedFacts }>();
-  for (const o of await listIndexObjects(store)) {
-    if ((range.to !== undefined && o.startLsn > range.to) || (range.from !== undefined && o.endLsn <= range.from)) continue;
+  const allIndexObjects = await listIndexObjects(store);
+  const storedIndex = new Set(allIndexObjects.map((o) => o.key));
+  const summaries = new Map<string, IndexSummary>();
+  const inRange = (o: { startLsn: bigint; endLsn: bigint }) =>
+    !((range.to !== undefined && o.startLsn > range.to) || (range.from !== undefined && o.endLsn <= range.from));
+  for (const o of allIndexObjects.filter(inRange).sort((a, b) => a.group - b.group)) {
+    let content: IndexContent;
     try {
-      for (const [key, facts] of await readIndexObject(store, o)) indexed.set(key, { object: o.key, facts });
-      yield emit(indexFinding('OK', o, 'readable'));
+      content = await readIndexObject(store, o);
     } catch (err) {
-      yield emit(indexFinding('CORRUPT', o, `cannot be read: ${errorMessage(err)} (readers fall back to the segments' headers)`));
+      yield emit(indexFinding('CORRUPT', o, `cannot be read: ${errorMessage(err)} (readers list its segments instead)`));
+      continue;
     }
+    for (const [key, facts] of content.facts ?? []) indexed.set(key, { object: o.key, facts });
+    summaries.set(o.key, summaryOf(content));
+    let sound = true;
+    for (const c of content.children ?? []) {
+      const found = summaries.get(c.key);
+      const wrong = found && summaryDisagreement(c.summary, found);
+      if (wrong) {
+        sound = false;
+        yield emit(
+          indexFinding(
+            'CORRUPT',
+            o,
+            `says of ${c.key} ${wrong} than it holds: targets found through it would be wrong (remove it; pgtape index writes it again)`,
+          ),
+        );
+      } else if (!storedIndex.has(c.key) && segments[0] && c.endLsn > segments[0].startLsn) {
+        sound = false;
+        yield emit({
+          ...indexFinding(
+            'MISSING',
+            c,
+            `${o.key} names it, the store does not hold it: readers list the segments of that stretch instead (pgtape index writes it again)`,
+          ),
+        });
+      }
+    }
+    if (sound) yield emit(indexFinding('OK', o, 'readable'));
   }
 
   let previous: SegmentRef | undefined;

@@ -24,7 +24,7 @@ export function indexCommand(): Command {
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       await store.checkWritable();
       // A store that holds no archive (a mistyped --store) is said as such, not "nothing to index".
-      await indexArchive(store, { requireBase: false, headers: 'tail' });
+      await indexArchive(store, { requireBase: false });
       // Every segment but the last (which may still be on its way) into an object, the rest in a partial one.
       const written = await buildIndex(store, group, 1);
       await writeLine(

@@ -64,7 +64,7 @@ export function logCommand(): Command {
     .action(async (opts) => {
       const tables = selectedTables(opts);
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
-      const index = await indexArchive(store, { requireBase: false, headers: 'tail' });
+      const index = await indexArchive(store, { requireBase: false });
       const from = opts.from ? parseTarget(opts.from, '--from') : undefined;
       const range = await resolveRange(index, from, opts.to ? parseTarget(opts.to) : undefined, true);
       if (await beforeFirstBase(index, from)) {

@@ -1,7 +1,8 @@
 import { listBases, readBase, type BaseRef } from './bases.js';
 import { errorMessage, UserError } from '../core/errors.js';
 import { sayWarning } from '../core/output.js';
-import { listNeededIndexObjects, readIndexObject, type IndexedFacts, type IndexObjectRef, type Mark } from './segment-index.js';
+import { listNeededIndexObjects, readIndexObject, type IndexObjectRef, type Mark } from './segment-index.js';
+import type { IndexSummary } from './index-summary.js';
 import { formatLsn } from '../core/lsn.js';
 import { formatMicros } from '../core/units.js';
 import { mapLimit } from '../core/concurrency.js';
@@ -18,52 +19,74 @@ export interface IndexedSegment extends SegmentRef {
   marks?: Mark[];
 }
 
-/** What the store holds: bases with a manifest, and segments (with their headers once read). */
+/**
+ * A stretch of the archive as a reader meets it: an index object not opened yet (with its summary
+ * where the larger object holding it gave one), or a segment.
+ */
+export type IndexNode = { object: IndexObjectRef; summary?: IndexSummary; segment?: undefined } | { segment: IndexedSegment };
+
+/**
+ * What the store holds: bases with a manifest, and the segments as index objects and the
+ * segments after them (opened as a reader walks into them: memory follows what a command reads,
+ * not the archive's length).
+ */
 export interface ArchiveIndex {
   store: Store;
   bases: BaseRef[];
-  segments: IndexedSegment[];
   /** Where the archive was rebased: nothing recorded between `from` and `to`. */
   discontinuities: Discontinuity[];
-  /** The index objects' facts were taken (loadHeaders reads them once, before any header). */
-  indexObjectsRead?: boolean;
+  /** The segments in LSN order. */
+  nodes: IndexNode[];
+  /** Where the first segment stored starts (entries of index objects before it were expired). */
+  firstLsn?: bigint;
+  /** Where the last segment ends. */
+  endLsn?: bigint;
+  /** The archive's last commit (a segment without transactions only marks a position). */
+  lastCommit?: { lsn: bigint; time: bigint };
+  /** verify walks around damaged segments (it reports them itself); others stop at them. */
+  skipUnreadable: boolean;
+  /** Index objects opened lately: finding a target and reading the range after it open the same ones. */
+  opened: Map<string, IndexNode[]>;
 }
 
 /** Segment headers read at once: a remote store's latency overlaps. */
 const HEADER_CONCURRENCY = 16;
+/** Tail headers read ahead of a walk that needs them. */
+const HEADERS_AHEAD = 64;
+/** Opened index objects kept (at most 50 segments' facts or 20 summaries each). */
+const OPENED_KEPT = 64;
 
 export interface IndexOptions {
   /** Replay needs a base; log, diff and verify can read a change log without one. */
   requireBase?: boolean;
   /** verify resolves its range around damaged segments, and reports them itself. */
   skipUnreadable?: boolean;
-  /**
-   * 'all' reads every header; 'tail' only the last ones, back to the last segment with
-   * transactions (what messages about the archive's end need). A months-long archive has tens of
-   * thousands of segments: a replay to the end should not read them all twice.
-   */
-  headers?: 'all' | 'tail';
-  /**
-   * 'index' lists the segments through the index objects where they cover the archive's start
-   * (only the tail after them is listed from the store); 'store' lists every segment key.
-   */
-  listing?: 'index' | 'store';
+  /** status reports an empty store as such. */
+  allowEmpty?: boolean;
 }
 
-/** Lists bases and segments (the listing is the index: docs/ARCHITECTURE.md, Store layout) and reads segment headers. */
+/** Lists bases, and segments through the index objects (docs/ARCHITECTURE.md, "Index objects"). */
 export async function indexArchive(store: Store, options: IndexOptions = {}): Promise<ArchiveIndex> {
-  const { requireBase = true, skipUnreadable = false, headers = 'all', listing = 'index' } = options;
+  const { requireBase = true, skipUnreadable = false, allowEmpty = false } = options;
   const bases = await listBases(store);
-  const throughIndex = listing === 'index' ? await listThroughIndex(store) : undefined;
-  const segments: IndexedSegment[] = throughIndex ?? (await listSegments(store));
-  const index: ArchiveIndex = { store, bases, segments, discontinuities: [], indexObjectsRead: throughIndex !== undefined };
-  if (headers === 'all') await loadHeaders(index, skipUnreadable);
-  else await lastCommittedHeader(store, segments);
+  const { nodes, firstLsn } = await topNodes(store);
+  const last = nodes.at(-1);
+  const index: ArchiveIndex = {
+    store,
+    bases,
+    discontinuities: [],
+    nodes,
+    firstLsn,
+    endLsn: last && (last.segment ?? last.object).endLsn,
+    skipUnreadable,
+    opened: new Map(),
+  };
+  index.lastCommit = await lastCommitIn(index, nodes);
   // A base alone is an archive: it replays to its own point.
-  if (segments.length === 0 && bases.length === 0) {
+  if (nodes.length === 0 && bases.length === 0 && !allowEmpty) {
     throw new UserError(`${store.description} holds no archive (no base, no segments)`, 'check --store; pgtape archive writes there');
   }
-  if (requireBase && bases.length === 0) {
+  if (requireBase && bases.length === 0 && nodes.length > 0) {
     throw new UserError(
       `${store.description} holds segments but no base to replay them onto`,
       'take one with pgtape base; replays start from it',
@@ -74,92 +97,194 @@ export async function indexArchive(store: Store, options: IndexOptions = {}): Pr
 }
 
 /**
- * The segments as the index objects list them, with their headers and marks, and the tail after
- * the last object as the store lists it: a few requests where listing every key is one per
- * 1,000 segments (docs/ARCHITECTURE.md, "Index objects"). Undefined where the objects do not
- * cover the archive from its first segment without a hole (the store's listing is used then).
- * Entries of segments `pgtape expire` removed (before the first segment stored) are dropped.
+ * The index objects that cover the archive from its first segment without a hole, then the
+ * segments after them as the store lists them: a few requests where listing every key is one
+ * per 1,000 segments. Every segment listed where the objects do not cover the start.
  */
-async function listThroughIndex(store: Store): Promise<IndexedSegment[] | undefined> {
-  const chain = await listNeededIndexObjects(store);
-  if (!chain.length) return undefined;
+async function topNodes(store: Store): Promise<{ nodes: IndexNode[]; firstLsn?: bigint }> {
   const [first] = await listSegments(store, undefined, 1);
-  if (!first || first.startLsn < chain[0]!.startLsn) return undefined;
-  // Between two objects that do not meet, the next segment stored must start the second (a
-  // rebase leaves such a gap); otherwise segments lie there that no object holds.
+  if (!first) return { nodes: [] };
+  // Objects wholly before the first segment stored hold only segments `pgtape expire` removed.
+  const chain = (await listNeededIndexObjects(store)).filter((o) => o.endLsn > first.startLsn);
+  const covered = chain.length > 0 && chain[0]!.startLsn <= first.startLsn && (await withoutHoles(store, chain));
+  const segments = await listSegments(store, covered ? chain.at(-1)!.endLsn : undefined);
+  return {
+    nodes: [...(covered ? chain.map((object) => ({ object })) : []), ...segments.map((segment) => ({ segment }))],
+    firstLsn: first.startLsn,
+  };
+}
+
+/**
+ * The last segment stored, listing from where the last index object ends (the archiver's start
+ * and its metrics: one listing, not one per 1,000 segments).
+ */
+export async function lastSegment(store: Store): Promise<SegmentRef | undefined> {
+  const indexed = (await listNeededIndexObjects(store)).at(-1);
+  const after = indexed ? await listSegments(store, indexed.endLsn) : [];
+  return after.at(-1) ?? (await listSegments(store)).at(-1);
+}
+
+/**
+ * Between two objects that do not meet, the next segment stored must start the second (a rebase
+ * leaves such a gap); otherwise segments lie there that no object holds.
+ */
+async function withoutHoles(store: Store, chain: IndexObjectRef[]): Promise<boolean> {
   for (const [i, o] of chain.entries()) {
     const before = chain[i - 1];
     if (!before || o.startLsn === before.endLsn) continue;
     const [next] = await listSegments(store, before.endLsn, 1);
-    if (next?.startLsn !== o.startLsn) return undefined;
+    if (next?.startLsn !== o.startLsn) return false;
   }
-  const read = await readIndexObjects(store, chain);
-  if (read.some((facts) => !facts)) {
-    // Slower, never wrong: every key listed, the facts of the objects that could be read used.
-    const segments: IndexedSegment[] = await listSegments(store);
-    applyFacts(segments, read);
-    return segments;
-  }
-  const segments: IndexedSegment[] = [];
-  for (const facts of read) {
-    for (const [key, f] of facts!) {
-      const range = parseSegmentKey(key);
-      if (range && range.startLsn >= first.startLsn) segments.push({ key, size: f.size, ...range, header: f.header, marks: f.marks });
-    }
-  }
-  const tail = await listSegments(store, (segments.at(-1)?.startLsn ?? first.startLsn - 1n) + 1n);
-  return [...segments, ...tail];
-}
-
-/** Each object's facts, or undefined (with a warning) for one that cannot be read. */
-async function readIndexObjects(store: Store, objects: IndexObjectRef[]): Promise<(Map<string, IndexedFacts> | undefined)[]> {
-  return mapLimit(objects, 8, async (o) => {
-    try {
-      return await readIndexObject(store, o);
-    } catch (err) {
-      sayWarning(
-        `${store.description}/${o.key} cannot be read (${errorMessage(err)}): reading its segments' headers instead; pgtape verify checks it`,
-      );
-      return undefined;
-    }
-  });
+  return true;
 }
 
 /**
- * Takes headers and marks from the index objects for the segments listed under the same key with
- * the same size. An index object that cannot be read is passed over: its segments' headers are
- * read instead, as slowly as without it.
+ * What an index object holds, as nodes. One that cannot be read is replaced by the segments the
+ * store lists in its range (with a warning): slower, never wrong.
  */
-function applyFacts(segments: IndexedSegment[], read: (Map<string, IndexedFacts> | undefined)[]): void {
-  const byKey = new Map(segments.map((s) => [s.key, s]));
-  for (const facts of read) {
-    for (const [key, f] of facts ?? []) {
-      const s = byKey.get(key);
-      if (s && s.size === f.size) {
-        s.header = f.header;
-        s.marks = f.marks;
-      }
-    }
+async function open(index: ArchiveIndex, o: IndexObjectRef): Promise<IndexNode[]> {
+  let nodes = index.opened.get(o.key);
+  if (nodes) return nodes;
+  try {
+    const content = await readIndexObject(index.store, o);
+    nodes = content.children
+      ? content.children.map((c): IndexNode => ({ object: c, summary: c.summary }))
+      : [...content.facts].map(([key, f]): IndexNode => {
+          const range = parseSegmentKey(key);
+          if (!range) throw new Error(`it names ${key}, which is not a segment's key`);
+          return { segment: { key, size: f.size, ...range, header: f.header, marks: f.marks } };
+        });
+  } catch (err) {
+    sayWarning(
+      `${index.store.description}/${o.key} cannot be read (${errorMessage(err)}): listing its segments instead; pgtape verify checks it`,
+    );
+    nodes = (await listSegmentsIn(index.store, o.startLsn, o.endLsn)).map((segment) => ({ segment }));
+  }
+  if (index.opened.size >= OPENED_KEPT) index.opened.delete(index.opened.keys().next().value!);
+  index.opened.set(o.key, nodes);
+  return nodes;
+}
+
+/** The segments stored that start in [start, end), listed a page at a time from `start`. */
+async function listSegmentsIn(store: Store, start: bigint, end: bigint): Promise<SegmentRef[]> {
+  const out: SegmentRef[] = [];
+  for (let from = start; ;) {
+    const page = await listSegments(store, from, 1000);
+    for (const s of page) if (s.startLsn < end) out.push(s);
+    if (page.length < 1000 || page.at(-1)!.startLsn >= end) return out;
+    from = page.at(-1)!.startLsn + 1n;
   }
 }
 
-/** Reads the headers not read yet (unreadable ones are dropped from the index when asked). */
-export async function loadHeaders(index: ArchiveIndex, skipUnreadable = false): Promise<void> {
-  if (!index.indexObjectsRead && index.segments.some((s) => !s.header)) {
-    applyFacts(index.segments, await readIndexObjects(index.store, await listNeededIndexObjects(index.store)));
-    index.indexObjectsRead = true;
+export interface WalkOptions {
+  /** Only segments that may hold transactions committed after this point (undefined: from the start)… */
+  after?: bigint;
+  /** …up to this one (undefined: to the end). */
+  upTo?: bigint;
+  /** Whether to open an index object, from its summary (the archive's top objects have none and are opened). */
+  enter?: (summary: IndexSummary) => boolean;
+  /** Read the headers of the segments no index object holds (the tail), a few ahead of the walk. */
+  headers?: boolean;
+}
+
+/** The archive's segments in LSN order, opening only the index objects the walk needs. */
+export function walkSegments(index: ArchiveIndex, options: WalkOptions = {}): AsyncGenerator<IndexedSegment> {
+  return walkNodes(index, index.nodes, options);
+}
+
+async function* walkNodes(index: ArchiveIndex, nodes: IndexNode[], options: WalkOptions): AsyncGenerator<IndexedSegment> {
+  const { after, upTo, enter, headers } = options;
+  const from = index.firstLsn ?? 0n;
+  for (let i = 0; i < nodes.length; i++) {
+    const node = nodes[i]!;
+    const { startLsn, endLsn } = node.segment ?? node.object;
+    if (upTo !== undefined && startLsn > upTo) return;
+    if (endLsn <= from || (after !== undefined && endLsn <= after + 1n)) continue;
+    if (!node.segment) {
+      if (node.summary && enter && !enter(node.summary)) continue;
+      yield* walkNodes(index, await open(index, node.object), options);
+      continue;
+    }
+    const s = node.segment;
+    if (s.startLsn < from) continue;
+    if (headers && !s.header) await readAhead(index, nodes, i);
+    if (headers && !s.header) continue; // unreadable, and verify asked to walk around it
+    if (upTo !== undefined && firstCommitOrStart(s) > upTo) continue;
+    yield s;
   }
+}
+
+/** Reads the headers of the next few segments of `nodes` from `i` that have none. */
+async function readAhead(index: ArchiveIndex, nodes: IndexNode[], i: number): Promise<void> {
+  const next: IndexedSegment[] = [];
+  for (let j = i; j < nodes.length && next.length < HEADERS_AHEAD; j++) {
+    const s = nodes[j]!.segment;
+    if (!s) break;
+    if (!s.header) next.push(s);
+  }
+  await loadHeaders(index.store, next, index.skipUnreadable);
+}
+
+/**
+ * Reads the headers not read yet; returns the segments, without those that could not be read
+ * when `skipUnreadable` (else the first such error is thrown).
+ */
+export async function loadHeaders(store: Store, segments: IndexedSegment[], skipUnreadable = false): Promise<IndexedSegment[]> {
   const unreadable = new Set<IndexedSegment>();
-  await mapLimit(index.segments, HEADER_CONCURRENCY, async (s) => {
+  await mapLimit(segments, HEADER_CONCURRENCY, async (s) => {
     if (s.header) return;
     try {
-      s.header = await readSegmentHeader(index.store, s.key);
+      s.header = await readSegmentHeader(store, s.key);
     } catch (err) {
       if (!skipUnreadable) throw err;
       unreadable.add(s);
     }
   });
-  if (unreadable.size) index.segments = index.segments.filter((s) => !unreadable.has(s));
+  return unreadable.size ? segments.filter((s) => !unreadable.has(s)) : segments;
+}
+
+/**
+ * The last commit among `nodes`, from the end: a segment's header, or an object's summary (one
+ * without a summary, or reaching before the first segment stored, is opened).
+ */
+async function lastCommitIn(index: ArchiveIndex, nodes: IndexNode[]): Promise<ArchiveIndex['lastCommit']> {
+  const from = index.firstLsn ?? 0n;
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const node = nodes[i]!;
+    if (node.segment) {
+      if (node.segment.startLsn < from) return undefined;
+      const header = await lastCommittedHeader(index.store, [node.segment]);
+      if (header) return { lsn: header.lastCommitLsn, time: header.lastCommitTime };
+      continue;
+    }
+    const { object, summary } = node;
+    if (object.endLsn <= from) return undefined;
+    if (summary?.transactions === 0) continue;
+    if (summary && object.startLsn >= from) return { lsn: summary.lastCommitLsn, time: summary.lastCommitTime };
+    const found = await lastCommitIn(index, await open(index, object));
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** How many segments the archive holds and their bytes, from the summaries where they say it. */
+export async function segmentTotals(index: ArchiveIndex, nodes = index.nodes): Promise<{ segments: number; bytes: number }> {
+  const from = index.firstLsn ?? 0n;
+  const total = { segments: 0, bytes: 0 };
+  for (const node of nodes) {
+    const part = node.segment
+      ? node.segment.startLsn >= from
+        ? { segments: 1, bytes: node.segment.size }
+        : undefined
+      : node.object.endLsn <= from
+        ? undefined
+        : node.summary && node.object.startLsn >= from
+          ? node.summary
+          : await segmentTotals(index, await open(index, node.object));
+    total.segments += part?.segments ?? 0;
+    total.bytes += part?.bytes ?? 0;
+  }
+  return total;
 }
 
 /** A segment's header, which the caller has made sure was read (loadHeaders). */
@@ -180,19 +305,24 @@ function firstCommitOrStart(s: IndexedSegment): bigint {
   return s.header && s.header.transactions > 0 ? s.header.firstCommitLsn : s.startLsn;
 }
 
+/** The segments that may hold transactions committed in (after, upTo] (undefined: from the start, to the end). */
+export async function segmentsIn(index: ArchiveIndex, after: bigint | undefined, upTo: bigint | undefined): Promise<IndexedSegment[]> {
+  const out: IndexedSegment[] = [];
+  for await (const s of walkSegments(index, { after, upTo })) out.push(s);
+  return out;
+}
+
 /**
  * The segments that hold the transactions committed after point `after` up to point `upTo`
  * (commit LSN in (after, upTo]; undefined: from the start, to the end), checked to leave no gap.
  */
-export function segmentsBetween(
+export async function segmentsBetween(
   index: ArchiveIndex,
   after: bigint | undefined,
   upTo: bigint | undefined,
   acrossDiscontinuities = false,
-): IndexedSegment[] {
-  const segments = index.segments.filter(
-    (s) => (after === undefined || s.endLsn > after + 1n) && (upTo === undefined || firstCommitOrStart(s) <= upTo),
-  );
+): Promise<IndexedSegment[]> {
+  const segments = await segmentsIn(index, after, upTo);
   let expected = after === undefined ? segments[0]?.startLsn : after + 1n;
   for (const [i, s] of segments.entries()) {
     if (i > 0 && s.startLsn < expected!) {
@@ -222,19 +352,15 @@ export function segmentsBetween(
   return segments;
 }
 
-/** The last segment holding transactions (segments without any only mark positions). */
-export function lastWithCommits(index: ArchiveIndex): IndexedSegment | undefined {
-  return index.segments.findLast((s) => (s.header?.transactions ?? 0) > 0);
-}
-
 /** What the archive covers, in words. */
 export function coverage(index: ArchiveIndex): string {
   const first = index.bases[0];
-  const last = lastWithCommits(index);
-  const start = first ? `${formatLsn(first.lsn)} (first base)` : `${formatLsn(index.segments[0]!.startLsn)} (first segment, no base)`;
-  const end = last
-    ? `${formatLsn(index.segments.at(-1)!.endLsn)} (last commit ${formatLsn(headerOf(last).lastCommitLsn)} at ${formatMicros(headerOf(last).lastCommitTime)})`
-    : `${formatLsn(index.bases.at(-1)!.lsn)} (bases only, no segments yet)`;
+  const last = index.lastCommit;
+  const start = first ? `${formatLsn(first.lsn)} (first base)` : `${formatLsn(index.firstLsn!)} (first segment, no base)`;
+  const end =
+    last && index.endLsn !== undefined
+      ? `${formatLsn(index.endLsn)} (last commit ${formatLsn(last.lsn)} at ${formatMicros(last.time)})`
+      : `${formatLsn(index.endLsn ?? index.bases.at(-1)!.lsn)} (${index.endLsn === undefined ? 'bases only, no segments yet' : 'no commits yet'})`;
   return `${start} to ${end}`;
 }
 
@@ -248,7 +374,7 @@ async function unknownTables(index: ArchiveIndex, names: Iterable<string>, segme
   for (const b of index.bases) for (const t of (await readBase(index.store, b)).schema.tables) known.add(`${t.schema}.${t.name}`);
   let unknown = [...names].filter((n) => !known.has(n));
   if (!unknown.length) return [];
-  await loadHeaders({ ...index, segments });
+  await loadHeaders(index.store, segments);
   for (const s of segments) for (const t of s.header?.tables ?? []) known.add(`${t.schema}.${t.name}`);
   unknown = unknown.filter((n) => !known.has(n));
   return unknown;

@@ -1,17 +1,10 @@
 import { UserError } from '../core/errors.js';
 import { formatLsn } from '../core/lsn.js';
 import { sayWarning } from '../core/output.js';
-import {
-  coverage,
-  headerOf,
-  lastWithCommits,
-  loadHeaders,
-  segmentsBetween,
-  type ArchiveIndex,
-  type IndexedSegment,
-} from './archive-index.js';
+import { coverage, headerOf, segmentsBetween, walkSegments, type ArchiveIndex, type IndexedSegment } from './archive-index.js';
 import { openSegment } from './segments.js';
 import { readMarks } from './segment-index.js';
+import type { IndexSummary, Mark } from './index-summary.js';
 import { readBase } from './bases.js';
 import { describeTarget, parseTimeMicros, type Target } from './target.js';
 
@@ -28,8 +21,7 @@ export async function resolvePoint(
   exclusive: boolean,
   warn: (message: string) => void = sayWarning,
 ): Promise<bigint | undefined> {
-  const last = index.segments.at(-1);
-  const end = last?.endLsn ?? index.bases.at(-1)?.lsn ?? 0n;
+  const end = index.endLsn ?? index.bases.at(-1)?.lsn ?? 0n;
   switch (target.kind) {
     case 'latest':
     case 'commit':
@@ -39,9 +31,11 @@ export async function resolvePoint(
       if (target.lsn > end) throw outside(index, target, 'is after the end of the archive');
       return exclusive ? target.lsn - 1n : target.lsn;
     case 'xid': {
-      for (const s of index.segments) {
-        if (!(await withHeader(index, s))) continue;
-        if (target.xid < headerOf(s).minXid || target.xid > headerOf(s).maxXid) continue;
+      // Only where a summary's xid range holds it are the index objects opened (docs/ARCHITECTURE.md, "Index objects").
+      const holds = (s: { transactions: number; minXid: number; maxXid: number }) =>
+        s.transactions > 0 && target.xid >= s.minXid && target.xid <= s.maxXid;
+      for await (const s of walkSegments(index, { headers: true, enter: holds })) {
+        if (!holds(headerOf(s))) continue;
         for await (const e of openSegment(index.store, s).entries()) {
           if (e.kind === 'begin' && e.xid === target.xid) return exclusive ? e.commitLsn - 1n : e.commitLsn;
         }
@@ -51,30 +45,34 @@ export async function resolvePoint(
     case 'time': {
       // The cut falls before the first commit stamped after the time (at or after it with --exclusive).
       const beyond = (t: bigint) => (exclusive ? t >= target.micros : t > target.micros);
-      for (const s of index.segments) {
-        if (!(await withHeader(index, s))) continue;
-        if (!beyond(headerOf(s).lastCommitTime)) continue;
+      for await (const s of walkSegments(index, { headers: true, enter: (m) => beyond(m.maxCommitTime) })) {
+        if (headerOf(s).transactions === 0 || !beyond(headerOf(s).lastCommitTime)) continue;
         for await (const e of openSegment(index.store, s).entries()) {
           if (e.kind === 'begin' && beyond(e.commitTime)) return e.commitLsn - 1n;
         }
       }
-      await loadHeaders(index);
-      const lastCommit = lastWithCommits(index);
-      if (lastCommit && target.micros > headerOf(lastCommit).lastCommitTime) throw outside(index, target, 'is after the last commit');
+      if (index.lastCommit && target.micros > index.lastCommit.time) throw outside(index, target, 'is after the last commit');
       return undefined;
     }
     case 'name': {
       const known: string[] = [];
       let found: { lsn: bigint; count: number } | undefined;
-      await loadHeaders(index);
-      for (const s of index.segments) {
-        if (headerOf(s).messages === 0) continue;
-        // From the index object that holds the segment, else from its body.
-        for (const { name, commitLsn } of s.marks ?? (await readMarks(index.store, s))) {
+      const see = (marks: Mark[]) => {
+        for (const { name, commitLsn } of marks) {
+          if (commitLsn < (index.firstLsn ?? 0n)) continue; // its segment was expired
           // Every mark of the name is counted: a name given twice is said, with the one used.
           if (name === target.name) found = found ? { ...found, count: found.count + 1 } : { lsn: commitLsn, count: 1 };
           else if (known.length < 20) known.push(name);
         }
+      };
+      // A summary lists its objects' marks: none is opened to find one.
+      const summarized = (m: IndexSummary) => {
+        see(m.marks);
+        return false;
+      };
+      for await (const s of walkSegments(index, { headers: true, enter: summarized })) {
+        // From the index object that holds the segment, else from its body.
+        if (headerOf(s).messages > 0) see(s.marks ?? (await readMarks(index.store, s)));
       }
       if (found) {
         if (found.count > 1) {
@@ -88,16 +86,6 @@ export async function resolvePoint(
       throw outside(index, target, `names no mark in the archive${list}`);
     }
   }
-}
-
-/**
- * Whether `s` has its header, reading every header still missing when it does not — the tail
- * after the index objects, which come first: a target the index objects hold is found without
- * reading the tail. False for a segment that could not be read and was dropped (verify).
- */
-async function withHeader(index: ArchiveIndex, s: IndexedSegment): Promise<boolean> {
-  if (!s.header) await loadHeaders(index);
-  return s.header !== undefined;
 }
 
 export function outside(index: ArchiveIndex, target: Target, why: string): UserError {
@@ -119,11 +107,11 @@ export async function resolveRange(
   acrossDiscontinuities = false,
 ): Promise<LogRange> {
   // `--from latest` is the end of the archive: an empty range, not an error.
-  const end = lastWithCommits(index)?.header?.lastCommitLsn ?? index.bases.at(-1)?.lsn;
+  const end = index.lastCommit?.lsn ?? index.bases.at(-1)?.lsn;
   const after = from ? ((await resolvePoint(index, from, false)) ?? end) : undefined;
   const upTo = to ? await resolvePoint(index, to, false) : undefined;
   refuseReversed(after, upTo, describeTarget(from ?? { kind: 'latest' }), describeTarget(to ?? { kind: 'latest' }));
-  return { after, upTo, segments: segmentsBetween(index, after, upTo, acrossDiscontinuities) };
+  return { after, upTo, segments: await segmentsBetween(index, after, upTo, acrossDiscontinuities) };
 }
 
 /** Refuses `--from` resolving after `--to` (each as the user gave it). */

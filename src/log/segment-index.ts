@@ -6,6 +6,20 @@ import { MARK_PREFIX } from '../source/logical-messages.js';
 import { readAll } from '../store/read.js';
 import type { Store, StoredObject } from '../store/store.js';
 import { listSegments, openSegment, readSegmentHeader, type SegmentRef } from './segments.js';
+import {
+  decodeMark,
+  decodeSummary,
+  encodeMark,
+  encodeSummary,
+  mergeSummaries,
+  segmentSummary,
+  type IndexSummary,
+  type Mark,
+  type StoredMark,
+  type StoredSummary,
+} from './index-summary.js';
+
+export type { Mark } from './index-summary.js';
 
 // Index objects (docs/ARCHITECTURE.md, "Index objects"): what finding a point needs of each
 // segment — its header and its marks — for a closed group of segments, written once and never
@@ -13,7 +27,10 @@ import { listSegments, openSegment, readSegmentHeader, type SegmentRef } from '.
 // object every `group` segments, and each larger one from LEVEL_FACTOR of the size below (50,
 // 1,000, 20,000 and 400,000 segments by default); readers take the largest that cover, so an
 // archive of any length costs fewer than LEVEL_FACTOR objects of each size and fewer than `group`
-// headers.
+// headers. The smallest size (and a partial object) holds each segment's facts (format 1); a
+// larger one holds a summary of each object it is made of (format 2), and a reader opens those
+// only where a summary says what it looks for may lie (archives indexed before format 2 hold
+// larger objects of format 1: they are read as they are).
 //   index/<segments per object>/<firstStartLSN16>-<lastEndLSN16>.json.br
 // Readers list the segments through the index objects (listThroughIndex): only the tail after the
 // last one is listed from the store. Between two objects of the smallest size, a partial object
@@ -26,16 +43,13 @@ export const DEFAULT_INDEX_GROUP = 50;
 /** An index object of one size holds this many of the size below. */
 const LEVEL_FACTOR = 20;
 const LEVELS = 4;
-const INDEX_FORMAT_VERSION = 1;
+/** Format 1 holds segments' facts; format 2 summaries of smaller index objects. */
+const SEGMENTS_FORMAT = 1;
+const OBJECTS_FORMAT = 2;
 const PARTIAL = 'partial';
 const INDEX_KEY = /^index\/(\d+|partial)\/([0-9A-F]{16})-([0-9A-F]{16})\.json\.br$/;
 /** A listing page (S3's MaxKeys): an index with fewer objects is listed in one request. */
 const LIST_PAGE = 1000;
-
-export interface Mark {
-  name: string;
-  commitLsn: bigint;
-}
 
 export interface IndexedFacts {
   size: number;
@@ -141,13 +155,40 @@ async function listBySize(
 
 async function readStoredIndex(store: Store, o: StoredObject): Promise<StoredIndex> {
   const body = JSON.parse(brotliDecompressSync(await readAll(store, o.key, o.size)).toString('utf8')) as StoredIndex;
-  if (body.formatVersion !== INDEX_FORMAT_VERSION) throw new Error(`${o.key} is of index format ${body.formatVersion}`);
+  const version = (body as { formatVersion?: unknown }).formatVersion;
+  if (version !== SEGMENTS_FORMAT && version !== OBJECTS_FORMAT)
+    throw new Error(`${o.key} is of index format ${String(version)}, which this pgtape does not know (a newer one wrote it)`);
   return body;
 }
 
-export async function readIndexObject(store: Store, o: StoredObject): Promise<Map<string, IndexedFacts>> {
+/** An index object smaller than it, as a larger one holds it. */
+export interface IndexChild extends IndexObjectRef {
+  summary: IndexSummary;
+}
+
+/** What an index object holds: the facts of its segments, or the summaries of smaller objects. */
+export type IndexContent = { facts: Map<string, IndexedFacts>; children?: undefined } | { children: IndexChild[]; facts?: undefined };
+
+export async function readIndexObject(store: Store, o: StoredObject): Promise<IndexContent> {
   const body = await readStoredIndex(store, o);
-  return new Map(body.segments.map((s) => [s.key, { size: s.size, header: decodeHeader(s.header), marks: s.marks.map(decodeMark) }]));
+  if (body.formatVersion === OBJECTS_FORMAT) {
+    return {
+      children: body.children.map((c) => {
+        const [ref] = indexObjectRefs([{ key: c.key, size: c.size }]);
+        if (!ref) throw new Error(`${o.key} names ${c.key}, which is not an index object's key`);
+        return { ...ref, summary: decodeSummary(c.summary) };
+      }),
+    };
+  }
+  return {
+    facts: new Map(body.segments.map((s) => [s.key, { size: s.size, header: decodeHeader(s.header), marks: s.marks.map(decodeMark) }])),
+  };
+}
+
+/** The summary of what an index object holds. */
+export function summaryOf(content: IndexContent): IndexSummary {
+  if (content.children) return mergeSummaries(content.children.map((c) => c.summary));
+  return mergeSummaries([...content.facts.values()].map((f) => segmentSummary(f.size, f.header, f.marks)));
 }
 
 /** The marks a segment holds, with the commit LSN of each one's transaction (its body is read). */
@@ -182,11 +223,9 @@ export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP, part
   const { objects, floor } = await listIndex(store, indexLevels(group));
   const coveredBy = (size: number) =>
     objects.filter((o) => o.group === size).reduce((end, o) => (o.endLsn > end ? o.endLsn : end), floor.get(size) ?? -1n);
-  const write = async (size: number, entries: StoredIndex['segments'], startLsn: bigint, endLsn: bigint) => {
+  const write = async (size: number, content: StoredIndex, startLsn: bigint, endLsn: bigint) => {
     const key = `${INDEX_DIR}${size || PARTIAL}/${lsnKey(startLsn)}-${lsnKey(endLsn)}.json.br`;
-    const body = brotliCompressSync(
-      Buffer.from(JSON.stringify({ formatVersion: INDEX_FORMAT_VERSION, segments: entries } satisfies StoredIndex)),
-    );
+    const body = brotliCompressSync(Buffer.from(JSON.stringify(content)));
     await store.putBytes(key, body);
     objects.push({ key, size: body.length, group: size, startLsn, endLsn });
     written.push(key);
@@ -197,20 +236,23 @@ export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP, part
   const segments = await listSegments(store, covered >= 0n ? covered : undefined);
   // What the newest partial object from there holds is not read again.
   let partial = newestPartial(objects, segments[0]?.startLsn);
-  const known = new Map<string, StoredIndex['segments'][number]>();
+  const known = new Map<string, StoredFacts>();
   try {
-    for (const e of partial ? (await readStoredIndex(store, partial)).segments : []) known.set(e.key, e);
+    const stored = partial ? await readStoredIndex(store, partial) : undefined;
+    for (const e of stored?.formatVersion === SEGMENTS_FORMAT ? stored.segments : []) known.set(e.key, e);
   } catch {
     partial = undefined; // Unreadable (verify names it): a longer one from the headers supersedes it.
   }
-  const entriesOf = (refs: SegmentRef[]) =>
-    mapLimit(refs, 16, async (s) => {
+  const entriesOf = async (refs: SegmentRef[]): Promise<StoredIndex> => ({
+    formatVersion: SEGMENTS_FORMAT,
+    segments: await mapLimit(refs, 16, async (s) => {
       const entry = known.get(s.key);
       if (entry?.size === s.size) return entry;
       const header = await readSegmentHeader(store, s.key);
       const marks = header.messages > 0 ? await readMarks(store, s) : [];
       return { key: s.key, size: s.size, header: encodeHeader(header), marks: marks.map(encodeMark) };
-    });
+    }),
+  });
   let i = 0;
   for (; i + smallest! < segments.length; i += smallest!) {
     const refs = segments.slice(i, i + smallest!);
@@ -229,13 +271,13 @@ export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP, part
       const parts = run.slice(i, i + LEVEL_FACTOR);
       // One object after another, none overlapping (a run with a hole waits for `pgtape index`).
       if (parts.some((o, j) => j > 0 && o.startLsn < parts[j - 1]!.endLsn)) break;
-      const bodies = await mapLimit(parts, 8, (o) => readStoredIndex(store, o));
-      await write(
-        size,
-        bodies.flatMap((b) => b.segments),
-        parts[0]!.startLsn,
-        parts.at(-1)!.endLsn,
-      );
+      // Their summaries, not their segments' facts: an object's size does not grow with its level.
+      const children = await mapLimit(parts, 8, async (o) => ({
+        key: o.key,
+        size: o.size,
+        summary: encodeSummary(summaryOf(await readIndexObject(store, o))),
+      }));
+      await write(size, { formatVersion: OBJECTS_FORMAT, children }, parts[0]!.startLsn, parts.at(-1)!.endLsn);
     }
     below = size;
   }
@@ -249,10 +291,11 @@ function newestPartial(objects: IndexObjectRef[], startLsn: bigint | undefined):
 
 // JSON has no bigint and no bytes: LSNs, times and checksums as text.
 
-interface StoredIndex {
-  formatVersion: number;
-  segments: { key: string; size: number; header: Record<string, unknown>; marks: { name: string; commitLsn: string }[] }[];
-}
+type StoredFacts = { key: string; size: number; header: Record<string, unknown>; marks: StoredMark[] };
+
+type StoredIndex =
+  | { formatVersion: typeof SEGMENTS_FORMAT; segments: StoredFacts[] }
+  | { formatVersion: typeof OBJECTS_FORMAT; children: { key: string; size: number; summary: StoredSummary }[] };
 
 const BIGINT_FIELDS = ['startLsn', 'endLsn', 'firstCommitLsn', 'lastCommitLsn', 'firstCommitTime', 'lastCommitTime'] as const;
 
@@ -267,6 +310,3 @@ function decodeHeader(h: Record<string, unknown>): SegmentHeader {
   for (const f of BIGINT_FIELDS) out[f] = BigInt(h[f] as string);
   return out as unknown as SegmentHeader;
 }
-
-const encodeMark = (m: Mark) => ({ name: m.name, commitLsn: m.commitLsn.toString() });
-const decodeMark = (m: { name: string; commitLsn: string }): Mark => ({ name: m.name, commitLsn: BigInt(m.commitLsn) });

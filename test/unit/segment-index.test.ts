@@ -12,10 +12,24 @@ import {
   type IndexObjectRef,
 } from '../../src/log/segment-index.js';
 import { listSegments } from '../../src/log/segments.js';
+import { indexArchive, segmentTotals, segmentsBetween, walkSegments } from '../../src/log/archive-index.js';
+import { resolvePoint } from '../../src/log/resolve.js';
+import type { Target } from '../../src/log/target.js';
+import { MARK_PREFIX } from '../../src/source/logical-messages.js';
 import type { RelationDef } from '../../src/segment/format.js';
 import { SegmentWriter } from '../../src/segment/writer.js';
 import { DirectoryStore } from '../../src/store/directory.js';
 import type { ListOptions } from '../../src/store/store.js';
+
+/** Records every object read (whole or a range of it). */
+function countReads(store: DirectoryStore): string[] {
+  const reads: string[] = [];
+  const read = store.read.bind(store);
+  const readRange = store.readRange.bind(store);
+  store.read = (key, options) => (reads.push(key), read(key, options));
+  store.readRange = (key, offset, length) => (reads.push(key), readRange(key, offset, length));
+  return reads;
+}
 
 /** Records every listing a store answers: its prefix and how many keys it returned. */
 function countListings(store: DirectoryStore): { prefix: string; listed: number }[] {
@@ -36,6 +50,10 @@ const object = (group: number, start: number, end: number): IndexObjectRef => ({
   startLsn: BigInt(start),
   endLsn: BigInt(end),
 });
+
+const MARK_EVERY = 97;
+/** The commit LSN of segment i's one transaction, as writeSegments writes it. */
+const commitOf = (i: number) => 0x1000n + BigInt(i) * 0x100n + 0x10n;
 
 describe('coveringIndexObjects', () => {
   it('takes the large objects, the small ones after them, and leaves out the small ones inside', () => {
@@ -106,6 +124,14 @@ describe('buildIndex', () => {
         const writer = new SegmentWriter(spool, start, identity, 'br', () => relation);
         await writer.begin(1000 + i, start + 0x10n, BigInt(i) * 60_000_000n);
         await writer.change({ kind: 'insert', relation: relation.oid, new: { kinds: Buffer.from('t'), values: [Buffer.from(String(i))] } });
+        if (i % MARK_EVERY === 7)
+          await writer.change({
+            kind: 'message',
+            prefix: MARK_PREFIX,
+            content: Buffer.from(`m${i}`),
+            lsn: start + 0x8n,
+            transactional: true,
+          });
         await writer.commit(start + 0x10n, start + 0x80n, BigInt(i) * 60_000_000n, 0);
         writer.advanceTo(start + 0x100n);
         const sealed = await writer.seal();
@@ -155,6 +181,39 @@ describe('buildIndex', () => {
       expect(needed[0]!.startLsn).toBe(segments[0]!.startLsn);
       for (const [i, o] of needed.entries()) if (i > 0) expect(o.startLsn).toBe(needed[i - 1]!.endLsn);
       expect(needed.at(-1)!.endLsn).toBe(segments.at(-2)!.endLsn);
+
+      // Readers descend through the summaries: each target kind found as a walk over every
+      // segment would find it, opening a bounded number of objects, and holding only what it opened.
+      const reads = countReads(store);
+      const index = await indexArchive(store, { requireBase: false });
+      expect(index.nodes.length).toBeLessThanOrEqual(needed.length + 1);
+      expect(index.lastCommit).toEqual({ lsn: commitOf(1129), time: 1129n * 60_000_000n });
+      expect(await segmentTotals(index)).toEqual({ segments: 1130, bytes: segments.reduce((n, s) => n + s.size, 0) });
+      const walked: string[] = [];
+      for await (const s of walkSegments(index)) walked.push(s.key);
+      expect(walked).toEqual(segments.map((s) => s.key));
+      for (const i of [0, 20, 104, 399, 401, 783, 1099, 1129]) {
+        for (const [target, expected] of [
+          [{ kind: 'xid', xid: 1000 + i }, commitOf(i)],
+          [{ kind: 'time', micros: BigInt(i) * 60_000_000n - 1n }, commitOf(i) - 1n],
+          ...(i % MARK_EVERY === 7 ? [[{ kind: 'name', name: `m${i}` }, commitOf(i)]] : []),
+        ] as [Target, bigint][]) {
+          const fresh = await indexArchive(store, { requireBase: false });
+          reads.length = 0;
+          expect(await resolvePoint(fresh, target, false), JSON.stringify({ i, target: String(target.kind) })).toBe(expected);
+          // The chain's objects (opened in turn up to the target), three levels of descent, a segment.
+          expect(reads.length, `${target.kind} ${i}: ${reads.join(' ')}`).toBeLessThanOrEqual(needed.length + 2 * 20 + 2);
+          expect(fresh.opened.size).toBeLessThanOrEqual(needed.length + 3 * 20);
+        }
+      }
+      await expect(resolvePoint(index, { kind: 'name', name: 'nope' }, false)).rejects.toThrow(
+        /names no mark in the archive \(marks in the archive: m7, m104/,
+      );
+      await expect(resolvePoint(index, { kind: 'xid', xid: 999 }, false)).rejects.toThrow(/is not a transaction in the archive/);
+      // A range materializes its own segments only.
+      expect((await segmentsBetween(index, commitOf(500), commitOf(510))).map((s) => s.key)).toEqual(
+        segments.slice(500, 511).map((s) => s.key),
+      );
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

@@ -12,7 +12,15 @@ import { ColumnLists, opsOf } from './ops.js';
 import type { TextValue } from '../row-text.js';
 import { image, joinParts, keyNames, keyText, type RowDiff } from './rows.js';
 import { TableDiffer, WholeTableNeeded, type Change, type RowDiffCounts } from './table.js';
-import { headerOf, indexArchive, refuseUnknownTables, type ArchiveIndex, type IndexedSegment } from '../../log/archive-index.js';
+import {
+  headerOf,
+  indexArchive,
+  loadHeaders,
+  refuseUnknownTables,
+  segmentsIn,
+  type ArchiveIndex,
+  type IndexedSegment,
+} from '../../log/archive-index.js';
 import { beforeFirstBase, firstBaseDescription, inRange, resolveRange, type LogRange } from '../../log/resolve.js';
 import { describeTarget, type Target } from '../../log/target.js';
 import { displayQualified } from '../../core/sql.js';
@@ -112,6 +120,8 @@ export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
   const { store, log } = options;
   const index = await indexArchive(store, { requireBase: false });
   const range = await resolveRange(index, options.from, options.to);
+  // Their headers size the folds.
+  await loadHeaders(store, range.segments);
   for (const [option, target] of [
     ['--from', options.from],
     ['--to', options.to],
@@ -365,9 +375,8 @@ async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: M
   }
   // Only segments that touched a needed table are read.
   const at = p.range.after!;
-  const segments = p.index.segments.filter(
-    (s) => s.endLsn > base.lsn && headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => needing.has(t.oid)),
-  );
+  const since = await loadHeaders(p.store, await segmentsIn(p.index, base.lsn - 1n, at));
+  const segments = since.filter((s) => headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => needing.has(t.oid)));
   for await (const [e] of entriesIn(p.store, segments, (lsn) => lsn >= base.lsn && lsn <= at)) {
     if (e.kind === 'truncate') {
       for (const r of e.relations) needing.get(r.oid)?.before({ kind: 'truncate', oid: r.oid });
@@ -417,9 +426,8 @@ async function shapeAt(
   oid: number,
 ): Promise<TableShape | null> {
   if (at === undefined) return null;
-  const candidates = index.segments.filter(
-    (s) => (!base || s.endLsn > base.lsn) && headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => t.oid === oid),
-  );
+  const since = await loadHeaders(store, await segmentsIn(index, base ? base.lsn - 1n : undefined, at));
+  const candidates = since.filter((s) => headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => t.oid === oid));
   for (const s of candidates.reverse()) {
     let def: RelationDef | undefined;
     for await (const [e] of entriesIn(store, [s], (lsn) => lsn <= at)) {
