@@ -32,7 +32,7 @@ export type { Mark } from './index-summary.js';
 // only where a summary says what it looks for may lie (archives indexed before format 2 hold
 // larger objects of format 1: they are read as they are).
 //   index/<segments per object>/<firstStartLSN16>-<lastEndLSN16>.json.br
-// Readers list the segments through the index objects (listThroughIndex): only the tail after the
+// Readers walk the index objects as a tree (walkSegments, archive-index.ts): only the tail after the
 // last one is listed from the store. Between two objects of the smallest size, a partial object
 // holds the segments since the last one (index/partial/…, written once like the others, left
 // behind when the whole object comes): the tail a reader reads header by header stays short.

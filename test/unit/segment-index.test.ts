@@ -1,4 +1,5 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { brotliCompressSync, brotliDecompressSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ import {
 import { listSegments } from '../../src/log/segments.js';
 import { indexArchive, segmentTotals, segmentsBetween, walkSegments } from '../../src/log/archive-index.js';
 import { resolvePoint } from '../../src/log/resolve.js';
+import { verifyArchive, type Finding } from '../../src/audit/verify.js';
 import type { Target } from '../../src/log/target.js';
 import { MARK_PREFIX } from '../../src/source/logical-messages.js';
 import type { RelationDef } from '../../src/segment/format.js';
@@ -214,6 +216,60 @@ describe('buildIndex', () => {
       expect((await segmentsBetween(index, commitOf(500), commitOf(510))).map((s) => s.key)).toEqual(
         segments.slice(500, 511).map((s) => s.key),
       );
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('verify checks each summary against the object it names; a forged or missing one is named, and readers still find every target', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'pgtape-index-'));
+    try {
+      const store = new DirectoryStore(join(root, 'tape'));
+      const spool = join(root, 'spool');
+      mkdirSync(spool);
+      // Objects of 1 and 20 segments: three of 20 (format 2) over 61 segments.
+      await writeSegments(store, spool, 0, 61);
+      await buildIndex(store, 1, 1);
+      const larger = (await listIndexObjects(store)).filter((o) => o.group === 20);
+      expect(larger).toHaveLength(3);
+      const findings = async () => {
+        const out: Finding[] = [];
+        for await (const f of verifyArchive(store)) out.push(f);
+        return out.filter((f) => f.status !== 'OK' && f.object.startsWith('index/'));
+      };
+      expect(await findings()).toEqual([]);
+      // A summary that says the second object's latest commit is later than it is.
+      const target = larger[1]!;
+      const path = join(store.description, target.key);
+      const body = JSON.parse(brotliDecompressSync(readFileSync(path)).toString('utf8'));
+      const original = readFileSync(path);
+      body.children[3].summary.maxCommitTime = '99999999999999999';
+      writeFileSync(path, brotliCompressSync(Buffer.from(JSON.stringify(body))));
+      const forged = await findings();
+      expect(forged).toHaveLength(1);
+      expect(forged[0]).toMatchObject({ status: 'CORRUPT', object: target.key });
+      expect(forged[0]!.detail).toContain(`says of ${body.children[3].key} a different maxCommitTime`);
+      writeFileSync(path, original);
+      // A smaller object it names is gone: named, and readers list that stretch instead.
+      const gone = body.children[5].key as string;
+      rmSync(join(store.description, gone));
+      const missing = await findings();
+      expect(missing.map((f) => [f.status, f.object])).toEqual([['MISSING', gone]]);
+      const warnings: string[] = [];
+      const say = process.stderr.write.bind(process.stderr);
+      process.stderr.write = ((chunk: string) => (warnings.push(String(chunk)), true)) as typeof process.stderr.write;
+      try {
+        for (const i of [24, 25, 26, 59]) {
+          const index = await indexArchive(store, { requireBase: false });
+          expect(await resolvePoint(index, { kind: 'xid', xid: 1000 + i }, false)).toBe(commitOf(i));
+          expect(await resolvePoint(index, { kind: 'time', micros: BigInt(i) * 60_000_000n - 1n, text: 't' }, false)).toBe(
+            commitOf(i) - 1n,
+          );
+        }
+      } finally {
+        process.stderr.write = say;
+      }
+      expect(warnings.join('')).toContain(`${gone} cannot be read`);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
