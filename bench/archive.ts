@@ -57,6 +57,8 @@ interface Row {
   workload: string;
   changes: number;
   recvSeconds: number;
+  /** pg_recvlogical with protocol 1: no streaming of transactions in progress. */
+  recvProtocol1Seconds: number;
   pgtapeSeconds: number;
   pgtapeRss: number;
   pgtapeCpu: number;
@@ -82,7 +84,7 @@ async function scenario(
   // Both slots start at the same point and decode the same WAL.
   // All slots start at the same point and decode the same WAL. pg_recvlogical drains it once
   // before and once after pgtape; the faster of the two is the anchor, so order favours no one.
-  for (const s of ['recv1', 'pgtape', 'pgtape_s3', 'recv2'])
+  for (const s of ['recv1', 'pgtape', 'pgtape_s3', 'recv2', 'recvp1'])
     await db.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [`${slot}_${s}`]);
   process.stderr.write(`[${name}] running the workload…\n`);
   const changes = await workload(db);
@@ -91,8 +93,8 @@ async function scenario(
   const until = rows[0]!.lsn;
   await db.end();
 
-  const recvlogical = (s: string) => {
-    process.stderr.write(`[${name}] pg_recvlogical -E ${until}…\n`);
+  const recvlogical = (s: string, protocol = 2) => {
+    process.stderr.write(`[${name}] pg_recvlogical -E ${until} (protocol ${protocol})…\n`);
     return timed('pg_recvlogical', [
       '-d',
       cluster.url(),
@@ -102,11 +104,11 @@ async function scenario(
       '-E',
       until,
       '--no-loop',
-      // The protocol pgtape speaks: version 2, large transactions streamed while in progress.
+      // The protocol pgtape speaks: version 2, large transactions streamed while in progress; or
+      // version 1, where the walsender holds each transaction (spilling it to disk) until its commit.
       '-o',
-      'proto_version=2',
-      '-o',
-      'streaming=on',
+      `proto_version=${protocol}`,
+      ...(protocol === 2 ? ['-o', 'streaming=on'] : []),
       '-o',
       'publication_names=pgtape',
       '-o',
@@ -145,6 +147,7 @@ async function scenario(
   );
   const recv2 = await recvlogical(`${slot}_recv2`);
   const recv = recv1.seconds <= recv2.seconds ? recv1 : recv2;
+  const protocol1 = await recvlogical(`${slot}_recvp1`, 1);
   const logLines = tape.stderr
     .split('\n')
     .filter((l) => l.startsWith('{'))
@@ -157,6 +160,7 @@ async function scenario(
       workload: name,
       changes,
       recvSeconds: recv.seconds,
+      recvProtocol1Seconds: protocol1.seconds,
       pgtapeSeconds: tape.seconds,
       pgtapeRss: tape.peakRssMiB,
       pgtapeCpu: tape.cpuSeconds,
@@ -195,6 +199,41 @@ async function small(db: pg.Client, url: string): Promise<number> {
   return 10000 + perSession * SESSIONS;
 }
 
+/**
+ * Bulk transactions interleaved with small ones: two sessions commit single-row transactions
+ * throughout while a third runs three bulk transactions (each streamed while the others commit).
+ */
+async function mixed(db: pg.Client, url: string): Promise<number> {
+  await db.query(`insert into bench (id, v, n) select g, 'seed ' || g, g from generate_series(1, 10000) g`);
+  const perSession = Math.floor(TRANSACTIONS / 5);
+  const bulkRows = Math.floor(ROWS / 5);
+  let done = 0;
+  const bulkSession = (async () => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    for (let b = 0; b < 3; b++) {
+      const from = 1_000_000_000 + b * bulkRows;
+      await c.query(`insert into bench (id, v, n) select g, md5(g::text), g from generate_series($1::int, $2::int) g`, [
+        from,
+        from + bulkRows - 1,
+      ]);
+    }
+    await c.end();
+  })();
+  const smallSessions = Array.from({ length: 2 }, async (_, s) => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    for (let i = 0; i < perSession; i++) {
+      if (i % 4 === 0) await c.query('update bench set n = n + 1 where id = $1', [1 + ((i * 7 + s) % 10000)]);
+      else await c.query('insert into bench (id, v, n) values ($1, $2, $3)', [20000 + s * perSession + i, `order ${s}-${i}`, i]);
+      done++;
+    }
+    await c.end();
+  });
+  await Promise.all([bulkSession, ...smallSessions]);
+  return 10000 + 3 * bulkRows + done;
+}
+
 const mb = (n: number) => (n / 1e6).toFixed(1);
 
 async function main(): Promise<void> {
@@ -213,20 +252,28 @@ async function main(): Promise<void> {
     const results = [
       await scenario(cluster, s3, 'a', `a: 1 transaction of ${ROWS} inserts, then half updated, a tenth deleted`, bulk),
       await scenario(cluster, s3, 'b', `b: ${TRANSACTIONS} small transactions from ${SESSIONS} sessions`, (db) => small(db, cluster.url())),
+      await scenario(
+        cluster,
+        s3,
+        'c',
+        `c: mixed, 3 bulk transactions of ${Math.floor(ROWS / 5)} inserts while 2 sessions commit ${2 * Math.floor(TRANSACTIONS / 5)} small ones`,
+        (db) => mixed(db, cluster.url()),
+      ),
     ];
     const lines = [
-      '| workload | changes | pg_recvlogical | pgtape | ratio | pgtape streaming alone (ratio) | pgtape CPU s per M changes | pgtape changes/s | peak RSS pgtape / pg_recvlogical | pgoutput bytes | stored bytes | stored / pgoutput |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| workload | changes | pg_recvlogical | pg_recvlogical protocol 1 | pgtape | ratio | pgtape streaming alone (ratio) | pgtape CPU s per M changes | pgtape changes/s | peak RSS pgtape / pg_recvlogical | pgoutput bytes | stored bytes | stored / pgoutput |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
       ...results.map(
         ({ row: r }) =>
-          `| ${r.workload} | ${r.changes} | ${r.recvSeconds.toFixed(2)} s | ${r.pgtapeSeconds.toFixed(2)} s | ${(r.pgtapeSeconds / r.recvSeconds).toFixed(2)} | ` +
+          `| ${r.workload} | ${r.changes} | ${r.recvSeconds.toFixed(2)} s | ${r.recvProtocol1Seconds.toFixed(2)} s | ${r.pgtapeSeconds.toFixed(2)} s | ${(r.pgtapeSeconds / r.recvSeconds).toFixed(2)} | ` +
           `${r.pgtapeStreaming.toFixed(2)} s (${(r.pgtapeStreaming / r.recvSeconds).toFixed(2)}) | ${((r.pgtapeCpu * 1e6) / r.changes).toFixed(1)} | ` +
           `${Math.round(r.changes / r.pgtapeSeconds)} | ${r.pgtapeRss} / ${r.recvRss} MiB | ${mb(r.pgoutputBytes)} MB | ${mb(r.storedBytes)} MB | ${(r.storedBytes / r.pgoutputBytes).toFixed(3)} |`,
       ),
       '',
       '"pgtape" is the process from start to exit (Node starting, connecting, the slot, the stream, the last upload);',
       '"streaming alone" is its own log from "archiving" to "archive stopped". The base an archiver takes on an',
-      'empty store is taken before the timed run.',
+      'empty store is taken before the timed run. The ratio is against pg_recvlogical with the protocol pgtape',
+      'speaks (2, streaming on; the faster of a run before and after pgtape); protocol 1 is shown beside it.',
     ];
     lines.push(
       '',

@@ -165,6 +165,7 @@ async function main(): Promise<void> {
           `${log.seconds.toFixed(2)} s`,
           `${log.peakMiB.toFixed(0)} MiB`,
           `${replay.seconds.toFixed(2)} s`,
+          `${replay.peakMiB.toFixed(0)} MiB`,
         ]);
       };
       await measure('directory', dir.description, {}, false);
@@ -185,7 +186,7 @@ async function main(): Promise<void> {
     const compact = await pgtape(['compact', '--store', dir.description]);
     const fromCompacted = await pgtape(['replay', '--store', dir.description, '--csv', join(work, 'csv-compacted')]);
     console.log(
-      `\n| archive | segments | locate name: | locate time: | find name: range (log --from --to) | its peak RSS | log of everything | its peak RSS | replay latest --csv |\n|---|---|---|---|---|---|---|---|---|`,
+      `\n| archive | segments | locate name: | locate time: | find name: range (log --from --to) | its peak RSS | log of everything | its peak RSS | replay latest --csv | its peak RSS |\n|---|---|---|---|---|---|---|---|---|---|`,
     );
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
     console.log(
