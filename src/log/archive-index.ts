@@ -46,13 +46,13 @@ export interface ArchiveIndex {
   /** verify walks around damaged segments (it reports them itself); others stop at them. */
   skipUnreadable: boolean;
   /** Index objects opened lately: finding a target and reading the range after it open the same ones. */
-  opened: Map<string, IndexNode[]>;
+  opened: Map<string, Promise<IndexNode[]>>;
 }
 
 /** Segment headers read at once: a remote store's latency overlaps. */
 const HEADER_CONCURRENCY = 16;
-/** Tail headers read ahead of a walk that needs them. */
-const HEADERS_AHEAD = 64;
+/** Index objects read ahead of a walk that opens them in turn. */
+const OPEN_AHEAD = 8;
 /** Opened index objects kept (at most 50 segments' facts or 20 summaries each). */
 const OPENED_KEPT = 64;
 
@@ -142,9 +142,17 @@ async function withoutHoles(store: Store, chain: IndexObjectRef[]): Promise<bool
  * What an index object holds, as nodes. One that cannot be read is replaced by the segments the
  * store lists in its range (with a warning): slower, never wrong.
  */
-async function open(index: ArchiveIndex, o: IndexObjectRef): Promise<IndexNode[]> {
-  let nodes = index.opened.get(o.key);
-  if (nodes) return nodes;
+function open(index: ArchiveIndex, o: IndexObjectRef): Promise<IndexNode[]> {
+  let opening = index.opened.get(o.key);
+  if (!opening) {
+    if (index.opened.size >= OPENED_KEPT) index.opened.delete(index.opened.keys().next().value!);
+    index.opened.set(o.key, (opening = openUncached(index, o)));
+  }
+  return opening;
+}
+
+async function openUncached(index: ArchiveIndex, o: IndexObjectRef): Promise<IndexNode[]> {
+  let nodes: IndexNode[];
   try {
     const content = await readIndexObject(index.store, o);
     nodes = content.children
@@ -160,8 +168,6 @@ async function open(index: ArchiveIndex, o: IndexObjectRef): Promise<IndexNode[]
     );
     nodes = (await listSegmentsIn(index.store, o.startLsn, o.endLsn)).map((segment) => ({ segment }));
   }
-  if (index.opened.size >= OPENED_KEPT) index.opened.delete(index.opened.keys().next().value!);
-  index.opened.set(o.key, nodes);
   return nodes;
 }
 
@@ -183,7 +189,7 @@ export interface WalkOptions {
   upTo?: bigint;
   /** Whether to open an index object, from its summary (the archive's top objects have none and are opened). */
   enter?: (summary: IndexSummary) => boolean;
-  /** Read the headers of the segments no index object holds (the tail), a few ahead of the walk. */
+  /** Read the headers of the segments no index object holds (the tail), HEADER_CONCURRENCY ahead of the walk. */
   headers?: boolean;
 }
 
@@ -195,6 +201,9 @@ export function walkSegments(index: ArchiveIndex, options: WalkOptions = {}): As
 async function* walkNodes(index: ArchiveIndex, nodes: IndexNode[], options: WalkOptions): AsyncGenerator<IndexedSegment> {
   const { after, upTo, enter, headers } = options;
   const from = index.firstLsn ?? 0n;
+  // Header reads in flight ahead of the walk, HEADER_CONCURRENCY at all times (a batch at a
+  // time would leave the store idle while its slowest read finishes). Each settles to its error.
+  const reading = new Map<IndexedSegment, Promise<unknown>>();
   for (let i = 0; i < nodes.length; i++) {
     const node = nodes[i]!;
     const { startLsn, endLsn } = node.segment ?? node.object;
@@ -202,27 +211,43 @@ async function* walkNodes(index: ArchiveIndex, nodes: IndexNode[], options: Walk
     if (endLsn <= from || (after !== undefined && endLsn <= after + 1n)) continue;
     if (!node.segment) {
       if (node.summary && enter && !enter(node.summary)) continue;
+      // The next few the walk will open too, read meanwhile: a remote store's latency overlaps.
+      // (Not those a predicate decides on: it may have effects, and most are not opened.)
+      for (let j = i + 1, n = 0; j < nodes.length && n < OPEN_AHEAD; j++) {
+        const next = nodes[j]!;
+        if (next.segment || (upTo !== undefined && next.object.startLsn > upTo)) break;
+        if (next.summary && enter) continue;
+        n++;
+        open(index, next.object).catch(() => {}); // surfaced when its turn comes
+      }
       yield* walkNodes(index, await open(index, node.object), options);
       continue;
     }
     const s = node.segment;
     if (s.startLsn < from) continue;
-    if (headers && !s.header) await readAhead(index, nodes, i);
-    if (headers && !s.header) continue; // unreadable, and verify asked to walk around it
+    if (headers && !s.header) {
+      for (let j = i, n = 0; j < nodes.length && n < HEADER_CONCURRENCY; j++) {
+        const next = nodes[j]!.segment;
+        if (!next) break;
+        if (next.header) continue;
+        n++;
+        if (!reading.has(next))
+          reading.set(
+            next,
+            readSegmentHeader(index.store, next.key).then(
+              (h) => void (next.header = h),
+              (err: unknown) => err,
+            ),
+          );
+      }
+      const failed = await reading.get(s);
+      reading.delete(s);
+      if (failed && !index.skipUnreadable) throw failed;
+      if (failed) continue; // unreadable, and verify asked to walk around it
+    }
     if (upTo !== undefined && firstCommitOrStart(s) > upTo) continue;
     yield s;
   }
-}
-
-/** Reads the headers of the next few segments of `nodes` from `i` that have none. */
-async function readAhead(index: ArchiveIndex, nodes: IndexNode[], i: number): Promise<void> {
-  const next: IndexedSegment[] = [];
-  for (let j = i; j < nodes.length && next.length < HEADERS_AHEAD; j++) {
-    const s = nodes[j]!.segment;
-    if (!s) break;
-    if (!s.header) next.push(s);
-  }
-  await loadHeaders(index.store, next, index.skipUnreadable);
 }
 
 /**
