@@ -132,7 +132,7 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
       crossed = options.discontinuities?.find((d) => d.from <= previousEnd! && d.to >= ref.startLsn);
     previousEnd = ref.endLsn;
   };
-  for await (const e of readLog(store, range.segments, onSegment, { values: options.rows })) {
+  for await (const e of readLog(store, range.segments(), onSegment, { values: options.rows })) {
     if (crossed) {
       yield { type: 'discontinuity', from: formatLsn(crossed.from), to: formatLsn(crossed.to), reason: crossed.reason, at: crossed.at };
       crossed = undefined;

@@ -1,23 +1,13 @@
 import { createHash } from 'node:crypto';
 import { BASES_DIR, basePrefix, isReadableBaseFormat, type BaseManifest } from '../log/bases.js';
-import { mapLimit } from '../core/concurrency.js';
+import { batches, mapLimit } from '../core/concurrency.js';
 import { errorMessage } from '../core/errors.js';
 import { formatLsn, parseLsnKey, tryParseLsn } from '../core/lsn.js';
 import type { SegmentEntry, SegmentHeader } from '../segment/format.js';
 import { listDiscontinuities } from '../log/discontinuities.js';
-import { listSegments, openSegment, type SegmentRef } from '../log/segments.js';
-import { parseSegmentKey } from '../segment/name.js';
-import {
-  INDEX_DIR,
-  listIndexObjects,
-  readIndexObject,
-  summaryOf,
-  type IndexContent,
-  type IndexObjectRef,
-  type IndexedFacts,
-  type Mark,
-} from '../log/segment-index.js';
-import { summaryDisagreement, type IndexSummary } from '../log/index-summary.js';
+import { openSegment, streamSegments, type SegmentRef } from '../log/segments.js';
+import { INDEX_DIR } from '../log/segment-index.js';
+import { checkIndexObjects, IndexFactsCheck, type SeenFacts } from './verify-index.js';
 import { MARK_PREFIX } from '../source/logical-messages.js';
 import type { SegmentReader } from '../segment/reader.js';
 import { readAll } from '../store/read.js';
@@ -74,9 +64,16 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
     return f;
   };
 
-  const segments = (await listSegments(store)).filter(
-    (s) => (range.to === undefined || s.startLsn <= range.to) && (range.from === undefined || s.endLsn > range.from),
-  );
+  const inRange = (s: SegmentRef) =>
+    (range.to === undefined || s.startLsn <= range.to) && (range.from === undefined || s.endLsn > range.from);
+  // The segments are streamed from the listing, a page at a time: a year of them is not held.
+  const listing = streamSegments(store);
+  let firstListed = await listing.next();
+  while (!firstListed.done && !inRange(firstListed.value)) {
+    if (range.to !== undefined && firstListed.value.startLsn > range.to) break;
+    firstListed = await listing.next();
+  }
+  const first = firstListed.done || !inRange(firstListed.value) ? undefined : firstListed.value;
   const bases = await baseDirectories(store);
   const discontinuities = await listDiscontinuities(store);
   const checkedBases = bases.filter((b) => range.to === undefined || b.lsn <= range.to);
@@ -87,58 +84,27 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
     yield f;
   }
 
-  // Index objects: each must be readable, and say of every segment what the segment says; a
-  // larger one must summarize each smaller one it names as that one's content does (smallest
-  // first: theirs are known when a larger one is checked).
-  const indexed = new Map<string, { object: string; facts: IndexedFacts }>();
-  const allIndexObjects = await listIndexObjects(store);
-  const storedIndex = new Set(allIndexObjects.map((o) => o.key));
-  const summaries = new Map<string, IndexSummary>();
-  const inRange = (o: { startLsn: bigint; endLsn: bigint }) =>
-    !((range.to !== undefined && o.startLsn > range.to) || (range.from !== undefined && o.endLsn <= range.from));
-  for (const o of allIndexObjects.filter(inRange).sort((a, b) => a.group - b.group)) {
-    let content: IndexContent;
-    try {
-      content = await readIndexObject(store, o);
-    } catch (err) {
-      yield emit(indexFinding('CORRUPT', o, `cannot be read: ${errorMessage(err)} (readers list its segments instead)`));
-      continue;
-    }
-    for (const [key, facts] of content.facts ?? []) indexed.set(key, { object: o.key, facts });
-    summaries.set(o.key, summaryOf(content));
-    let sound = true;
-    for (const c of content.children ?? []) {
-      const found = summaries.get(c.key);
-      const wrong = found && summaryDisagreement(c.summary, found);
-      if (wrong) {
-        sound = false;
-        yield emit(
-          indexFinding(
-            'CORRUPT',
-            o,
-            `says of ${c.key} ${wrong} than it holds: targets found through it would be wrong (remove it; pgtape index writes it again)`,
-          ),
-        );
-      } else if (!storedIndex.has(c.key) && segments[0] && c.endLsn > segments[0].startLsn) {
-        sound = false;
-        yield emit({
-          ...indexFinding(
-            'MISSING',
-            c,
-            `${o.key} names it, the store does not hold it: readers list the segments of that stretch instead (pgtape index writes it again)`,
-          ),
-        });
-      }
-    }
-    if (sound) yield emit(indexFinding('OK', o, 'readable'));
-  }
+  const objects = checkIndexObjects(store, range, first);
+  let o = await objects.next();
+  for (; !o.done; o = await objects.next()) yield emit(o.value);
+  const facts = new IndexFactsCheck(store, o.value, range);
 
+  async function* inRangeSegments(): AsyncGenerator<SegmentRef> {
+    if (!first) return;
+    yield first;
+    for await (const s of { [Symbol.asyncIterator]: () => listing }) {
+      if (range.to !== undefined && s.startLsn > range.to) return;
+      if (inRange(s)) yield s;
+    }
+  }
   let previous: SegmentRef | undefined;
-  for (let i = 0; i < segments.length; i += CONCURRENCY) {
-    const batch = segments.slice(i, i + CONCURRENCY);
+  let count = 0;
+  let end = 0n;
+  for await (const batch of batches(inRangeSegments(), CONCURRENCY)) {
     const seen = batch.map((): SeenFacts => ({ marks: [] }));
     const results = await mapLimit(batch, CONCURRENCY, (s, k) => checkSegment(store, s, seen[k]!));
     for (const [k, s] of batch.entries()) {
+      for await (const f of facts.advance(s.startLsn, first!)) yield emit(f);
       const rebased = previous && discontinuities.find((d) => d.from <= previous!.endLsn && d.to >= s.startLsn);
       if (previous && s.startLsn > previous.endLsn && rebased) {
         yield emit({
@@ -166,48 +132,26 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
         });
       }
       yield emit(results[k]!);
-      const entry = indexed.get(s.key);
-      const disagreement = entry && results[k]!.status === 'OK' ? disagreementOf(entry.facts, s, seen[k]!) : undefined;
-      if (disagreement) {
-        yield emit({
-          status: 'CORRUPT',
-          object: entry!.object,
-          start: formatLsn(s.startLsn),
-          end: formatLsn(s.endLsn),
-          detail: `says of ${s.key} ${disagreement}: targets found through it would be wrong (remove it; pgtape index writes it again)`,
-        });
-      }
+      const disagreement = facts.compare(s, results[k]!.status === 'OK', seen[k]!);
+      if (disagreement) yield emit(disagreement);
       if (!previous || s.endLsn > previous.endLsn) previous = s;
+      count++;
+      if (s.endLsn > end) end = s.endLsn;
     }
   }
-  // Readers list the segments through the index objects: an entry whose segment is not stored
-  // (and was not expired: it lies after the first one stored) would send them to a missing object.
-  const stored = new Set(segments.map((s) => s.key));
-  for (const [key, { object }] of indexed) {
-    const r = parseSegmentKey(key);
-    if (!r || stored.has(key) || !segments[0] || r.startLsn < segments[0].startLsn) continue;
-    if ((range.to !== undefined && r.startLsn > range.to) || (range.from !== undefined && r.endLsn <= range.from)) continue;
-    yield emit({
-      status: 'MISSING',
-      object: key,
-      start: formatLsn(r.startLsn),
-      end: formatLsn(r.endLsn),
-      detail: `${object} lists it, the store does not hold it: replays and logs through that stretch fail (restore the segment, or remove the index object and run pgtape index)`,
-    });
-  }
+  for await (const f of facts.finish(first)) yield emit(f);
   // The change log must begin at or before the first base: what lies between is lost.
   const firstBase = soundBases[0];
-  if (firstBase !== undefined && segments[0] && range.from === undefined && segments[0].startLsn > firstBase) {
+  if (firstBase !== undefined && first && range.from === undefined && first.startLsn > firstBase) {
     yield emit({
       status: 'GAP',
-      object: `${formatLsn(firstBase)}-${formatLsn(segments[0].startLsn)}`,
+      object: `${formatLsn(firstBase)}-${formatLsn(first.startLsn)}`,
       start: formatLsn(firstBase),
-      end: formatLsn(segments[0].startLsn),
-      detail: `no segment covers the first base (${formatLsn(firstBase)}) to the first segment (${segments[0].key})`,
+      end: formatLsn(first.startLsn),
+      detail: `no segment covers the first base (${formatLsn(firstBase)}) to the first segment (${first.key})`,
     });
   }
 
-  const end = segments.reduce((m, s) => (s.endLsn > m ? s.endLsn : m), 0n);
   const replayable: VerifySummary['replayable'] = [];
   for (const b of soundBases) {
     const first = breaks.filter((x) => x.end > b).sort((x, y) => (x.start < y.start ? -1 : 1))[0];
@@ -219,45 +163,16 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
     if (last && last.to === formatLsn(to)) continue;
     replayable.push({ from: formatLsn(b), to: formatLsn(to) });
   }
-  const sound = Object.keys(counts).every((s) => s === 'OK' || s === 'DISCONTINUITY') && (checkedBases.length > 0 || segments.length > 0);
+  const sound = Object.keys(counts).every((s) => s === 'OK' || s === 'DISCONTINUITY') && (checkedBases.length > 0 || count > 0);
   return {
     sound,
     bases: checkedBases.length,
-    segments: segments.length,
+    segments: count,
     counts,
-    from: segments[0] ? formatLsn(segments[0].startLsn) : checkedBases[0] ? formatLsn(checkedBases[0].lsn) : null,
-    to: segments.length ? formatLsn(end) : null,
+    from: first ? formatLsn(first.startLsn) : checkedBases[0] ? formatLsn(checkedBases[0].lsn) : null,
+    to: count ? formatLsn(end) : null,
     replayable,
   };
-}
-
-function indexFinding(status: Status, o: IndexObjectRef, detail: string): Finding {
-  return { status, object: o.key, start: formatLsn(o.startLsn), end: formatLsn(o.endLsn), detail };
-}
-
-/** How an index object's facts about a segment differ from the segment's own, or undefined. */
-function disagreementOf(facts: IndexedFacts, ref: SegmentRef, seen: SeenFacts): string | undefined {
-  if (facts.size !== ref.size) return `a size of ${facts.size} bytes (it has ${ref.size}; such an entry is not used)`;
-  const h = seen.header!;
-  const fields = [
-    'startLsn',
-    'endLsn',
-    'firstCommitLsn',
-    'lastCommitLsn',
-    'firstCommitTime',
-    'lastCommitTime',
-    'minXid',
-    'maxXid',
-    'transactions',
-    'changes',
-    'messages',
-  ] as const;
-  const differing = fields.filter((f) => facts.header[f] !== h[f]);
-  if (!facts.header.bodySha256.equals(h.bodySha256)) differing.push('bodySha256' as never);
-  if (differing.length) return `other header values (${differing.join(', ')})`;
-  const marks = (m: Mark[]) => JSON.stringify(m.map((x) => [x.name, x.commitLsn.toString()]));
-  if (marks(facts.marks) !== marks(seen.marks)) return `other marks (${marks(facts.marks)}; the segment holds ${marks(seen.marks)})`;
-  return undefined;
 }
 
 /** Every `base/<LSN16>/` folder with what it holds, manifest or not. */
@@ -314,12 +229,6 @@ async function checkSegment(store: Store, ref: SegmentRef, seen: SeenFacts): Pro
     // Left early (a header that disagrees with the name, say): the stored object is released.
     reader.close();
   }
-}
-
-/** What a segment's own header and body say, for the check of the index object that holds it. */
-interface SeenFacts {
-  header?: SegmentHeader;
-  marks: Mark[];
 }
 
 async function checkOpenSegment(reader: SegmentReader, ref: SegmentRef, what: string, seen: SeenFacts): Promise<Finding> {

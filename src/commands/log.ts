@@ -73,7 +73,7 @@ export function logCommand(): Command {
             'what changed before it was never recorded; listing from the first recorded transaction',
         );
       }
-      await refuseUnknownTables(index, tables, range.segments);
+      await refuseUnknownTables(index, tables, range);
       const mark = emphasis();
       const out = new LineWriter();
       let shown: LoggedTransaction | undefined;

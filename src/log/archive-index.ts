@@ -347,34 +347,47 @@ export async function segmentsBetween(
   upTo: bigint | undefined,
   acrossDiscontinuities = false,
 ): Promise<IndexedSegment[]> {
-  const segments = await segmentsIn(index, after, upTo);
-  let expected = after === undefined ? segments[0]?.startLsn : after + 1n;
-  for (const [i, s] of segments.entries()) {
-    if (i > 0 && s.startLsn < expected!) {
+  const out: IndexedSegment[] = [];
+  for await (const s of rangeSegments(index, after, upTo, { acrossDiscontinuities })) out.push(s);
+  return out;
+}
+
+/**
+ * The same, streamed (a range of a year holds one index object's segments at a time, not every
+ * one): a gap, an overlap or a discontinuity not to be crossed is thrown where the walk meets it.
+ */
+export async function* rangeSegments(
+  index: ArchiveIndex,
+  after: bigint | undefined,
+  upTo: bigint | undefined,
+  options: { acrossDiscontinuities?: boolean; headers?: boolean } = {},
+): AsyncGenerator<IndexedSegment> {
+  let previous: IndexedSegment | undefined;
+  let expected = after === undefined ? undefined : after + 1n;
+  for await (const s of walkSegments(index, { after, upTo, headers: options.headers })) {
+    if (previous && s.startLsn < expected!) {
       throw new UserError(
-        `the archive has overlapping segments: ${index.store.description}/${s.key} starts before ${segments[i - 1]!.key} ends`,
+        `the archive has overlapping segments: ${index.store.description}/${s.key} starts before ${previous.key} ends`,
         'the same transactions may be stored twice; pgtape verify lists them: remove the one that should not be there',
       );
     }
     if (expected !== undefined && s.startLsn > expected) {
       const d = index.discontinuities.find((d) => d.from <= expected! && d.to >= s.startLsn);
-      if (d && acrossDiscontinuities) {
-        expected = s.endLsn;
-        continue;
-      }
-      if (d)
+      if (d && !options.acrossDiscontinuities)
         throw new UserError(
           `the range crosses a discontinuity of the archive: ${describeDiscontinuity(d)}`,
           'choose both points on the same side of it',
         );
-      throw new UserError(
-        `the archive has a gap: nothing covers ${formatLsn(expected)} to ${formatLsn(s.startLsn)} (before ${index.store.description}/${s.key})`,
-        `a segment is missing; points before ${formatLsn(expected)} can still be read, and pgtape verify lists what is damaged`,
-      );
+      if (!d)
+        throw new UserError(
+          `the archive has a gap: nothing covers ${formatLsn(expected)} to ${formatLsn(s.startLsn)} (before ${index.store.description}/${s.key})`,
+          `a segment is missing; points before ${formatLsn(expected)} can still be read, and pgtape verify lists what is damaged`,
+        );
     }
+    previous = s;
     expected = s.endLsn;
+    yield s;
   }
-  return segments;
 }
 
 /** What the archive covers, in words. */
@@ -391,24 +404,29 @@ export function coverage(index: ArchiveIndex): string {
 
 /**
  * Which of `names` (`schema.table`) the archive knows nothing of: in none of its bases, and
- * changed by none of `segments` (their headers are read as needed). A filter on such a table
- * would print nothing and look like "no changes".
+ * changed by none of the range's segments (their headers are read as needed). A filter on such
+ * a table would print nothing and look like "no changes".
  */
-async function unknownTables(index: ArchiveIndex, names: Iterable<string>, segments: IndexedSegment[]): Promise<string[]> {
+async function unknownTables(index: ArchiveIndex, names: Iterable<string>, range: { after?: bigint; upTo?: bigint }): Promise<string[]> {
   const known = new Set<string>();
   for (const b of index.bases) for (const t of (await readBase(index.store, b)).schema.tables) known.add(`${t.schema}.${t.name}`);
-  let unknown = [...names].filter((n) => !known.has(n));
-  if (!unknown.length) return [];
-  await loadHeaders(index.store, segments);
-  for (const s of segments) for (const t of s.header?.tables ?? []) known.add(`${t.schema}.${t.name}`);
-  unknown = unknown.filter((n) => !known.has(n));
-  return unknown;
+  const unknown = new Set([...names].filter((n) => !known.has(n)));
+  if (!unknown.size) return [];
+  for await (const s of walkSegments(index, { ...range, headers: true })) {
+    for (const t of s.header?.tables ?? []) unknown.delete(`${t.schema}.${t.name}`);
+    if (!unknown.size) break;
+  }
+  return [...unknown];
 }
 
 /** `--table` naming a table the archive never held: an error, not an empty answer. */
-export async function refuseUnknownTables(index: ArchiveIndex, tables: Set<string> | undefined, segments: IndexedSegment[]): Promise<void> {
+export async function refuseUnknownTables(
+  index: ArchiveIndex,
+  tables: Set<string> | undefined,
+  range: { after?: bigint; upTo?: bigint },
+): Promise<void> {
   if (!tables?.size) return;
-  const unknown = await unknownTables(index, tables, segments);
+  const unknown = await unknownTables(index, tables, range);
   if (unknown.length) {
     throw new UserError(
       `--table: the archive has no table ${unknown.join(', ')} (in none of its bases, changed by no segment of the range)`,

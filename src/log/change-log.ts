@@ -3,7 +3,7 @@ import { readAll } from '../store/read.js';
 import { EntryScanner, TupleView } from '../segment/entry-scanner.js';
 import { DELETE, INSERT, UPDATE, type RelationDef, type SegmentEntry } from '../segment/format.js';
 import { CorruptSegmentError, type SegmentReader } from '../segment/reader.js';
-import { listSegments, openSegment, type SegmentRef } from './segments.js';
+import { openSegment, streamSegments, type SegmentRef } from './segments.js';
 import type { Store } from '../store/store.js';
 
 /**
@@ -26,44 +26,50 @@ const PREFETCH_WINDOW_BYTES = 64 << 20;
 const PREFETCH_MAX_AHEAD = 32;
 const PREFETCH_MAX_BYTES = 64 << 20;
 
+/** Segments as a caller has them: a list, or a walk of the index that yields them in turn. */
+export type SegmentSource = Iterable<SegmentRef> | AsyncIterable<SegmentRef>;
+
 /**
  * Readers of the given segments (all of them by default), in log order. The next segments are
  * downloaded while one is read (bounded in count and bytes), so a remote store's latency
  * overlaps with decoding and applying; a downloaded segment is checked whole before it is read.
+ * Only the segments within that window are taken from `segments` ahead of the one being read.
  */
-export async function* segmentReaders(store: Store, segments?: SegmentRef[]): AsyncGenerator<{ ref: SegmentRef; reader: SegmentReader }> {
-  const refs = segments ?? (await listSegments(store));
-  const ahead = new Map<number, Promise<Buffer>>();
+export async function* segmentReaders(store: Store, segments?: SegmentSource): AsyncGenerator<{ ref: SegmentRef; reader: SegmentReader }> {
+  const source = segments ?? streamSegments(store);
+  const refs: Iterator<SegmentRef> | AsyncIterator<SegmentRef> =
+    Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
+  const ahead: { ref: SegmentRef; download?: Promise<Buffer> }[] = [];
   let aheadBytes = 0;
-  let next = 0;
-  const prefetch = (from: number) => {
-    next = Math.max(next, from);
-    for (; next < refs.length && next - from < PREFETCH_MAX_AHEAD; next++) {
-      const ref = refs[next]!;
-      if (ref.size > PREFETCH_MAX_BYTES) continue;
-      if (next > from && aheadBytes + ref.size > PREFETCH_WINDOW_BYTES) break;
-      const download = readAll(store, ref.key, ref.size);
-      download.catch(() => {}); // surfaced when the segment's turn comes
-      ahead.set(next, download);
-      aheadBytes += ref.size;
+  let exhausted = false;
+  const prefetch = async () => {
+    while (!exhausted && ahead.length < PREFETCH_MAX_AHEAD) {
+      const next = await refs.next();
+      if (next.done) exhausted = true;
+      else ahead.push({ ref: next.value });
+    }
+    for (const [i, a] of ahead.entries()) {
+      if (a.download || a.ref.size > PREFETCH_MAX_BYTES) continue;
+      if (i > 0 && aheadBytes + a.ref.size > PREFETCH_WINDOW_BYTES) break;
+      a.download = readAll(store, a.ref.key, a.ref.size);
+      a.download.catch(() => {}); // surfaced when the segment's turn comes
+      aheadBytes += a.ref.size;
     }
   };
   let reader: SegmentReader | undefined;
   try {
-    for (let i = 0; i < refs.length; i++) {
-      const ref = refs[i]!;
-      prefetch(i);
-      const fetched = ahead.get(i);
-      if (fetched) {
-        ahead.delete(i);
-        aheadBytes -= ref.size;
-      }
-      reader = openSegment(store, ref, fetched ? await fetched : undefined);
-      yield { ref, reader };
+    for (;;) {
+      await prefetch();
+      const next = ahead.shift();
+      if (!next) return;
+      if (next.download) aheadBytes -= next.ref.size;
+      reader = openSegment(store, next.ref, next.download ? await next.download : undefined);
+      yield { ref: next.ref, reader };
     }
   } finally {
     // A caller that stops early may leave the last reader unread: its object is released.
     reader?.close();
+    await refs.return?.();
   }
 }
 
@@ -106,16 +112,16 @@ const CHANGE_KINDS: Record<number, ChangeHead['kind']> = { [INSERT]: 'insert', [
  * Every entry of the given segments (all of them by default), in log order, streamed. With
  * `values: false`, changes come as their kind and relation only: their tuples are not decoded.
  */
-export function readLog(store: Store, segments?: SegmentRef[], onSegment?: (ref: SegmentRef) => void): AsyncGenerator<LogEntry>;
+export function readLog(store: Store, segments?: SegmentSource, onSegment?: (ref: SegmentRef) => void): AsyncGenerator<LogEntry>;
 export function readLog(
   store: Store,
-  segments: SegmentRef[] | undefined,
+  segments: SegmentSource | undefined,
   onSegment: ((ref: SegmentRef) => void) | undefined,
   options: { values: boolean },
 ): AsyncGenerator<LogEntry | ChangeHead>;
 export async function* readLog(
   store: Store,
-  segments?: SegmentRef[],
+  segments?: SegmentSource,
   onSegment?: (ref: SegmentRef) => void,
   options: { values: boolean } = { values: true },
 ): AsyncGenerator<LogEntry | ChangeHead> {

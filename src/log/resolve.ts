@@ -1,7 +1,7 @@
 import { UserError } from '../core/errors.js';
 import { formatLsn } from '../core/lsn.js';
 import { sayWarning } from '../core/output.js';
-import { coverage, headerOf, segmentsBetween, walkSegments, type ArchiveIndex, type IndexedSegment } from './archive-index.js';
+import { coverage, headerOf, rangeSegments, walkSegments, type ArchiveIndex, type IndexedSegment } from './archive-index.js';
 import { openSegment } from './segments.js';
 import { readMarks } from './segment-index.js';
 import type { IndexSummary, Mark } from './index-summary.js';
@@ -96,10 +96,17 @@ export function outside(index: ArchiveIndex, target: Target, why: string): UserE
 export interface LogRange {
   after: bigint | undefined;
   upTo: bigint | undefined;
-  segments: IndexedSegment[];
+  /**
+   * Its segments in LSN order, walked anew at each call (memory follows an index object's
+   * segments, not the range's length); with `headers`, each with its header.
+   */
+  segments(options?: { headers?: boolean }): AsyncGenerator<IndexedSegment>;
 }
 
-/** `--from A --to B`: A is a state (its transactions are not in the range), B the last state. */
+/**
+ * `--from A --to B`: A is a state (its transactions are not in the range), B the last state.
+ * The range is walked once here, so that a gap in it is refused before anything is printed.
+ */
 export async function resolveRange(
   index: ArchiveIndex,
   from: Target | undefined,
@@ -111,7 +118,13 @@ export async function resolveRange(
   const after = from ? ((await resolvePoint(index, from, false)) ?? end) : undefined;
   const upTo = to ? await resolvePoint(index, to, false) : undefined;
   refuseReversed(after, upTo, describeTarget(from ?? { kind: 'latest' }), describeTarget(to ?? { kind: 'latest' }));
-  return { after, upTo, segments: await segmentsBetween(index, after, upTo, acrossDiscontinuities) };
+  const range: LogRange = {
+    after,
+    upTo,
+    segments: (options = {}) => rangeSegments(index, after, upTo, { ...options, acrossDiscontinuities }),
+  };
+  for await (const _ of range.segments());
+  return range;
 }
 
 /** Refuses `--from` resolving after `--to` (each as the user gave it). */

@@ -5,7 +5,7 @@ import { CorruptSegmentError, readHeader, SegmentReader } from '../segment/reade
 import { parseSegmentKey, SEGMENTS_DIR } from '../segment/name.js';
 import type { SealedSegment } from '../segment/writer.js';
 import { NotASegmentError, type SegmentHeader } from '../segment/format.js';
-import type { Store } from '../store/store.js';
+import type { Store, StoredObject } from '../store/store.js';
 
 export interface SegmentRef {
   key: string;
@@ -19,20 +19,33 @@ export interface SegmentRef {
  * sorted by start LSN. Anything else in that folder is refused rather than skipped.
  */
 export async function listSegments(store: Store, startingFrom?: bigint, limit?: number): Promise<SegmentRef[]> {
-  // Segments starting at or after an LSN: keys sort by start LSN, and `<LSN-1>.` sorts after
-  // every key starting at LSN-1 (`-` < `.`) and before any starting at LSN.
-  const startAfter = startingFrom !== undefined && startingFrom > 0n ? `${SEGMENTS_DIR}${lsnKey(startingFrom - 1n)}.` : undefined;
-  const objects = await store.list(SEGMENTS_DIR, { startAfter, limit });
-  return objects.map((o) => {
-    const range = parseSegmentKey(o.key);
-    if (!range) {
-      throw new UserError(
-        `${store.description}/${o.key} is not a pgtape segment name (expected segments/<startLSN16>-<endLSN16>.pgtape)`,
-        'move the file out of the segments/ folder; pgtape owns it',
-      );
-    }
-    return { key: o.key, size: o.size, ...range };
-  });
+  const objects = await store.list(SEGMENTS_DIR, { startAfter: startAfterKey(startingFrom), limit });
+  return objects.map((o) => segmentRef(store, o));
+}
+
+/** The same listing streamed a page at a time: a walk over every segment holds one page of them. */
+export async function* streamSegments(store: Store, startingFrom?: bigint): AsyncGenerator<SegmentRef> {
+  for await (const page of store.listPages(SEGMENTS_DIR, { startAfter: startAfterKey(startingFrom) }))
+    for (const o of page) yield segmentRef(store, o);
+}
+
+/**
+ * Segments starting at or after an LSN: keys sort by start LSN, and `<LSN-1>.` sorts after
+ * every key starting at LSN-1 (`-` < `.`) and before any starting at LSN.
+ */
+function startAfterKey(startingFrom: bigint | undefined): string | undefined {
+  return startingFrom !== undefined && startingFrom > 0n ? `${SEGMENTS_DIR}${lsnKey(startingFrom - 1n)}.` : undefined;
+}
+
+function segmentRef(store: Store, o: StoredObject): SegmentRef {
+  const range = parseSegmentKey(o.key);
+  if (!range) {
+    throw new UserError(
+      `${store.description}/${o.key} is not a pgtape segment name (expected segments/<startLSN16>-<endLSN16>.pgtape)`,
+      'move the file out of the segments/ folder; pgtape owns it',
+    );
+  }
+  return { key: o.key, size: o.size, ...range };
 }
 
 /**

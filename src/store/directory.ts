@@ -10,6 +10,9 @@ import type { ListOptions, Store, StoredObject } from './store.js';
 /** What a whole-object read reads at once, at most. */
 const READ_BYTES = 1 << 20;
 
+/** Objects per page of listPages. */
+const PAGE = 1000;
+
 /** Temporary files start with this; listings skip them. */
 const TEMP_PREFIX = '.pgtape-tmp-';
 
@@ -28,16 +31,31 @@ export class DirectoryStore implements Store {
   }
 
   async list(prefix: string, options: ListOptions = {}): Promise<StoredObject[]> {
+    return this.sized((await this.keys(prefix, options.startAfter)).slice(0, options.limit ?? Infinity));
+  }
+
+  async *listPages(prefix: string, options: ListOptions = {}): AsyncGenerator<StoredObject[]> {
+    // A directory is read whole (its order is not the keys'): only the names are held, and
+    // each page is stat'ed as it is handed out.
+    const keys = await this.keys(prefix, options.startAfter);
+    for (let i = 0; i < keys.length; i += PAGE) {
+      const page = await this.sized(keys.slice(i, i + PAGE));
+      if (page.length) yield page;
+    }
+  }
+
+  /** The keys under `prefix` that sort after `startAfter`, sorted. */
+  private async keys(prefix: string, startAfter = ''): Promise<string[]> {
     const dir = join(this.root, prefix.slice(0, prefix.lastIndexOf('/') + 1));
     const keys: string[] = [];
-    await this.walk(dir, keys, options.startAfter ?? '');
-    const listed = keys
-      .filter((k) => k.startsWith(prefix))
-      .sort()
-      .slice(0, options.limit ?? Infinity);
-    // Only what is returned is stat'ed (a stat per file is what a long listing costs).
+    await this.walk(dir, keys, startAfter);
+    return keys.filter((k) => k.startsWith(prefix)).sort();
+  }
+
+  /** The keys with their sizes; a stat per file is what a long listing costs, so only these. */
+  private async sized(keys: string[]): Promise<StoredObject[]> {
     const objects = await Promise.all(
-      listed.map(async (key) => {
+      keys.map(async (key) => {
         try {
           return { key, size: (await stat(join(this.root, key))).size };
         } catch (err) {

@@ -86,8 +86,22 @@ export class S3Store implements Store {
   async list(prefix: string, options: ListOptions = {}): Promise<StoredObject[]> {
     const out: StoredObject[] = [];
     const limit = options.limit ?? Infinity;
+    for await (const page of this.pages(prefix, options.startAfter, limit)) {
+      out.push(...page);
+      if (out.length >= limit) break;
+    }
+    return out.slice(0, limit);
+  }
+
+  listPages(prefix: string, options: ListOptions = {}): AsyncGenerator<StoredObject[]> {
+    return this.pages(prefix, options.startAfter, Infinity);
+  }
+
+  /** ListObjects V1 pages, each sorted (the gateway's order is not relied on). */
+  private async *pages(prefix: string, startAfter: string | undefined, limit: number): AsyncGenerator<StoredObject[]> {
+    let listed = 0;
     // Keys sort by LSN: a listing of what comes after a point starts there instead of paging from the first key.
-    let marker: string | undefined = options.startAfter !== undefined ? this.key(options.startAfter) : undefined;
+    let marker: string | undefined = startAfter !== undefined ? this.key(startAfter) : undefined;
     for (;;) {
       const page = await this.call('list', () =>
         this.send<ListObjectsCommandOutput>(
@@ -96,17 +110,18 @@ export class S3Store implements Store {
               Bucket: this.location.bucket,
               Prefix: this.key(prefix),
               Marker: marker,
-              MaxKeys: Math.min(1000, limit - out.length),
+              MaxKeys: Math.min(1000, limit - listed),
             }),
         ),
       );
-      for (const o of page.Contents ?? []) out.push({ key: o.Key!.slice(this.location.prefix.length), size: o.Size ?? 0 });
-      if (!page.IsTruncated || out.length >= limit) break;
+      const objects = (page.Contents ?? []).map((o) => ({ key: o.Key!.slice(this.location.prefix.length), size: o.Size ?? 0 }));
+      listed += objects.length;
+      if (objects.length) yield objects.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      if (!page.IsTruncated || listed >= limit) return;
       // V1 paging: NextMarker when the server sends it, else the last key of the page.
       marker = page.NextMarker ?? page.Contents?.at(-1)?.Key;
-      if (!marker) break;
+      if (!marker) return;
     }
-    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   async stat(key: string): Promise<StoredObject | undefined> {

@@ -24,6 +24,11 @@ export interface Store {
    * key sorts after it (an S3 Marker: the listing starts there); with `limit`, the first that many.
    */
   list(prefix: string, options?: ListOptions): Promise<StoredObject[]>;
+  /**
+   * The same listing a page at a time (about 1,000 objects each, sorted within and across
+   * pages): a reader of a long folder holds one page, not every key (`limit` is not used).
+   */
+  listPages(prefix: string, options?: ListOptions): AsyncGenerator<StoredObject[]>;
   /** Whole object, or undefined when there is none under that key. */
   stat(key: string): Promise<StoredObject | undefined>;
   /**

@@ -1,34 +1,33 @@
 import { describe, expect, it } from 'vitest';
 import { sizeParts } from '../../src/audit/diff/diff.js';
-import type { IndexedSegment } from '../../src/log/archive-index.js';
 import type { SegmentHeader } from '../../src/segment/format.js';
 
 /** One segment changing each table `changes[i]` times (inserts), 100 bytes of log per change. */
-function range(changes: number[]): { segments: IndexedSegment[] } {
+function headers(changes: number[]): SegmentHeader[] {
   const total = changes.reduce((a, b) => a + b, 0);
   const header = {
     changes: total,
     rawBodyBytes: total * 100,
     tables: changes.map((n, i) => ({ oid: 1000 + i, schema: 'public', name: `t${i}`, inserts: n, updates: 0, deletes: 0, truncates: 0 })),
   } as unknown as SegmentHeader;
-  return { segments: [{ key: 'segments/x', size: 1, startLsn: 0n, endLsn: 1n, header }] };
+  return [header];
 }
 // What sizeParts counts per change: 600 bytes folded and three times its 100 bytes of log.
 const BYTES = 900;
 const MiB = 2 ** 20;
 
 describe("diff's memory: --memory is shared by every table, not given to each", () => {
-  it('folds everything in memory when all of it fits in its share', () => {
-    const parts = sizeParts(range([1000, 2000, 3000]), 512 * MiB, new Map());
+  it('folds everything in memory when all of it fits in its share', async () => {
+    const parts = await sizeParts(headers([1000, 2000, 3000]), 512 * MiB, new Map());
     expect([...parts.values()].map((p) => p.parts)).toEqual([1, 1, 1]);
   });
 
-  it('keeps the smallest tables in memory within half the share and splits the others', () => {
+  it('keeps the smallest tables in memory within half the share and splits the others', async () => {
     const memory = 128 * MiB;
     const share = memory / 6;
     // Fifty tables, each fitting the share alone; together eight times it.
     const changes = Array.from({ length: 50 }, (_, i) => Math.floor((((8 * share) / BYTES) * (1 / (i + 1))) / 4.5));
-    const parts = sizeParts(range(changes), memory, new Map());
+    const parts = await sizeParts(headers(changes), memory, new Map());
     const whole = [...parts].filter(([, p]) => p.parts === 1).map(([oid]) => changes[oid - 1000]! * BYTES);
     expect(whole.length).toBeGreaterThan(0);
     expect(whole.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(share / 2);
@@ -43,9 +42,9 @@ describe("diff's memory: --memory is shared by every table, not given to each", 
     expect(parts.get(1049)!.parts).toBe(1);
   });
 
-  it('sizes the parts of one large table to the whole share, as before', () => {
+  it('sizes the parts of one large table to the whole share, as before', async () => {
     const memory = 128 * MiB;
     const changes = Math.floor((10 * memory) / 6 / BYTES);
-    expect(sizeParts(range([changes]), memory, new Map()).get(1000)!.parts).toBe(10);
+    expect((await sizeParts(headers([changes]), memory, new Map())).get(1000)!.parts).toBe(10);
   });
 });

@@ -4,8 +4,8 @@ import { UserError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { formatLsn } from '../../core/lsn.js';
 import { createSpoolDir } from '../../core/spool-dir.js';
-import { columnTypeName, sameColumnTypes, type RelationDef } from '../../segment/format.js';
-import { readLog, type LogEntry } from '../../log/change-log.js';
+import { columnTypeName, sameColumnTypes, type RelationDef, type SegmentHeader } from '../../segment/format.js';
+import { readLog, type LogEntry, type SegmentSource } from '../../log/change-log.js';
 import type { Store } from '../../store/store.js';
 import { copyFieldValue, parseCopyLine, readBaseLines } from './base-rows.js';
 import { ColumnLists, opsOf } from './ops.js';
@@ -120,8 +120,6 @@ export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
   const { store, log } = options;
   const index = await indexArchive(store, { requireBase: false });
   const range = await resolveRange(index, options.from, options.to);
-  // Their headers size the folds.
-  await loadHeaders(store, range.segments);
   for (const [option, target] of [
     ['--from', options.from],
     ['--to', options.to],
@@ -133,14 +131,15 @@ export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
       );
     }
   }
-  await refuseUnknownTables(index, options.tables, range.segments);
+  await refuseUnknownTables(index, options.tables, range);
   const base = range.after === undefined ? undefined : index.bases.filter((b) => b.lsn <= range.after! + 1n).at(-1);
   const baseFiles = base ? await readBase(store, base) : undefined;
   const baseSchema = baseFiles?.schema;
   // A table truncated in the range is compared with all its rows at --from: the base's count them.
   const baseRows = new Map<number, number>();
   for (const t of baseSchema?.tables ?? []) baseRows.set(t.oid, baseFiles!.manifest.tables.find((m) => m.file === t.file)?.rows ?? 0);
-  const partCounts = sizeParts(range, options.memoryBytes ?? 512 << 20, baseRows);
+  // The headers of the range's segments size the folds.
+  const partCounts = await sizeParts(headersOf(range.segments({ headers: true })), options.memoryBytes ?? 512 << 20, baseRows);
   const dir = await createSpoolDir();
   const close = () => rm(dir, { recursive: true, force: true });
   try {
@@ -175,15 +174,18 @@ function compareNames(a: { schema: string; name: string }, b: { schema: string; 
   return a.schema < b.schema ? -1 : a.schema > b.schema ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
-/** Changes per table in the range and how many parts its fold is split into. */
-export function sizeParts(
-  range: Pick<LogRange, 'segments'>,
+async function* headersOf(segments: AsyncIterable<IndexedSegment>): AsyncGenerator<SegmentHeader> {
+  for await (const s of segments) yield headerOf(s);
+}
+
+/** Changes per table in the range (from its segments' headers) and how many parts its fold is split into. */
+export async function sizeParts(
+  headers: AsyncIterable<SegmentHeader> | Iterable<SegmentHeader>,
   memoryBytes: number,
   baseRows: Map<number, number>,
-): Map<number, { changes: number; parts: number }> {
+): Promise<Map<number, { changes: number; parts: number }>> {
   const bytes = new Map<number, { changes: number; bytes: number; truncated: boolean }>();
-  for (const s of range.segments) {
-    const h = headerOf(s);
+  for await (const h of headers) {
     for (const t of h.tables) {
       const changes = t.inserts + t.updates + t.deletes;
       const e = bytes.get(t.oid) ?? { changes: 0, bytes: 0, truncated: false };
@@ -253,7 +255,7 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
     const captures: CapturedChange[] = [];
     const snapshots = new Map<number, TableSnapshot>();
     let sequences: Record<string, string> | undefined;
-    for await (const [e, commitLsn] of entriesIn(store, range.segments, (lsn) => inRange(range, lsn))) {
+    for await (const [e, commitLsn] of entriesIn(store, range.segments(), (lsn) => inRange(range, lsn))) {
       if (e.kind === 'message' && e.prefix === DDL_PREFIX) {
         const captured = JSON.parse(e.content.toString('utf8')) as CapturedDdl;
         const what = describeDdl(captured);
@@ -343,7 +345,7 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
 /** Change entries of the given segments whose transaction's commit LSN passes `include`. */
 async function* entriesIn(
   store: Store,
-  segments: IndexedSegment[],
+  segments: SegmentSource,
   include: (commitLsn: bigint) => boolean,
 ): AsyncGenerator<[LogEntry, bigint]> {
   let on = false;
