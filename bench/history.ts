@@ -117,6 +117,7 @@ async function main(): Promise<void> {
     mkdirSync(spool);
 
     const rows: string[][] = [];
+    const whole: string[][] = [];
     let written = 0;
     for (const size of [2_000, 5_000, 20_000, 50_000].filter((n) => n <= SEGMENTS)) {
       const toS3 = Math.max(0, Math.min(size, S3_SEGMENTS) - written);
@@ -171,6 +172,16 @@ async function main(): Promise<void> {
       await measure('directory', dir.description, {}, false);
       await pgtape(['index', '--store', dir.description]);
       await measure('directory, indexed', dir.description, {}, false);
+      // Commands over the whole history: their memory must not follow its length.
+      const verifyAll = await pgtape(['verify', '--store', dir.description]);
+      const diffAll = await pgtape(['diff', '--store', dir.description, '--from', 'name:m0', '--summary']);
+      whole.push([
+        String(size),
+        `${verifyAll.seconds.toFixed(2)} s`,
+        `${verifyAll.peakMiB.toFixed(0)} MiB`,
+        `${diffAll.seconds.toFixed(2)} s`,
+        `${diffAll.peakMiB.toFixed(0)} MiB`,
+      ]);
       if (size <= S3_SEGMENTS) {
         proxy.latencyMs = LATENCY_MS;
         await measure(`s3 +${LATENCY_MS} ms`, 's3://history/tape', s3env, true);
@@ -179,8 +190,6 @@ async function main(): Promise<void> {
         proxy.latencyMs = 0;
       }
     }
-    const verify = await pgtape(['verify', '--store', dir.description]);
-    console.log(`verify of ${written} segments (directory): ${verify.seconds.toFixed(1)} s, peak ${verify.peakMiB.toFixed(0)} MiB`);
     // Replay of latest from the first base, then from a base compacted from the archive.
     const fromFirst = await pgtape(['replay', '--store', dir.description, '--csv', join(work, 'csv-first')]);
     const compact = await pgtape(['compact', '--store', dir.description]);
@@ -189,6 +198,10 @@ async function main(): Promise<void> {
       `\n| archive | segments | locate name: | locate time: | find name: range (log --from --to) | its peak RSS | log of everything | its peak RSS | replay latest --csv | its peak RSS |\n|---|---|---|---|---|---|---|---|---|---|`,
     );
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+    console.log(
+      `\n| segments (directory, indexed) | verify | its peak RSS | diff --from name:m0 --summary | its peak RSS |\n|---|---|---|---|---|`,
+    );
+    for (const r of whole) console.log(`| ${r.join(' | ')} |`);
     console.log(
       `\nreplay of latest at ${written} segments (directory): ${fromFirst.seconds.toFixed(2)} s from the first base; ` +
         `${fromCompacted.seconds.toFixed(2)} s from a base compacted from the archive (compact took ${compact.seconds.toFixed(1)} s): ` +
