@@ -14,6 +14,7 @@ import { mapLimit } from '../src/core/concurrency.js';
 import { LocalCluster } from '../src/local-pg/local-cluster.js';
 import { listBases, readBase } from '../src/log/bases.js';
 import { listSegments } from '../src/log/segments.js';
+import { formatLsn } from '../src/core/lsn.js';
 import type { RelationDef } from '../src/segment/format.js';
 import { SegmentWriter, type SealedSegment } from '../src/segment/writer.js';
 import { MARK_PREFIX } from '../src/source/logical-messages.js';
@@ -194,6 +195,19 @@ async function main(): Promise<void> {
     const fromFirst = await pgtape(['replay', '--store', dir.description, '--csv', join(work, 'csv-first')]);
     const compact = await pgtape(['compact', '--store', dir.description]);
     const fromCompacted = await pgtape(['replay', '--store', dir.description, '--csv', join(work, 'csv-compacted')]);
+    // What --base-every buys: a base a few hours old (300 one-minute segments since) against that base alone.
+    const compacted = (await listBases(dir)).at(-1)!;
+    end = await writeSegments([dir], spool, { from: written, to: written + 300, start: end, time }, identity, relation);
+    const baseAlone = await pgtape([
+      'replay',
+      '--store',
+      dir.description,
+      '--to',
+      `lsn:${formatLsn(compacted.lsn)}`,
+      '--csv',
+      join(work, 'csv-alone'),
+    ]);
+    const baseAndSince = await pgtape(['replay', '--store', dir.description, '--csv', join(work, 'csv-since')]);
     console.log(
       `\n| archive | segments | locate name: | locate time: | find name: range (log --from --to) | its peak RSS | log of everything | its peak RSS | replay latest --csv | its peak RSS |\n|---|---|---|---|---|---|---|---|---|---|`,
     );
@@ -206,6 +220,10 @@ async function main(): Promise<void> {
       `\nreplay of latest at ${written} segments (directory): ${fromFirst.seconds.toFixed(2)} s from the first base; ` +
         `${fromCompacted.seconds.toFixed(2)} s from a base compacted from the archive (compact took ${compact.seconds.toFixed(1)} s): ` +
         `ratio ${(fromCompacted.seconds / fromFirst.seconds).toFixed(2)}`,
+    );
+    console.log(
+      `replay of latest 300 segments after that compacted base: ${baseAndSince.seconds.toFixed(2)} s against ${baseAlone.seconds.toFixed(2)} s ` +
+        `for the base alone (--to its LSN): ratio ${(baseAndSince.seconds / baseAlone.seconds).toFixed(2)}; peak RSS ${baseAndSince.peakMiB.toFixed(0)} MiB`,
     );
   } finally {
     await proxy.close();

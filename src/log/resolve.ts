@@ -105,7 +105,8 @@ export interface LogRange {
 
 /**
  * `--from A --to B`: A is a state (its transactions are not in the range), B the last state.
- * The range is walked once here, so that a gap in it is refused before anything is printed.
+ * Its segments are not walked here: `log` of a year starts printing at once, and stops with
+ * an error where its walk meets a gap (what came before it was read whole and is right).
  */
 export async function resolveRange(
   index: ArchiveIndex,
@@ -118,13 +119,7 @@ export async function resolveRange(
   const after = from ? ((await resolvePoint(index, from, false)) ?? end) : undefined;
   const upTo = to ? await resolvePoint(index, to, false) : undefined;
   refuseReversed(after, upTo, describeTarget(from ?? { kind: 'latest' }), describeTarget(to ?? { kind: 'latest' }));
-  const range: LogRange = {
-    after,
-    upTo,
-    segments: (options = {}) => rangeSegments(index, after, upTo, { ...options, acrossDiscontinuities }),
-  };
-  for await (const _ of range.segments());
-  return range;
+  return { after, upTo, segments: (options = {}) => rangeSegments(index, after, upTo, { ...options, acrossDiscontinuities }) };
 }
 
 /** Refuses `--from` resolving after `--to` (each as the user gave it). */
