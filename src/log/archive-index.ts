@@ -53,8 +53,8 @@ export interface ArchiveIndex {
 const HEADER_CONCURRENCY = 16;
 /** Index objects read ahead of a walk that opens them in turn. */
 const OPEN_AHEAD = 8;
-/** Opened index objects kept (at most 50 segments' facts or 20 summaries each). */
-const OPENED_KEPT = 64;
+/** Opened index objects kept (at most 50 segments' facts or 20 summaries each): more than the walk opens ahead. */
+const OPENED_KEPT = 16;
 
 export interface IndexOptions {
   /** Replay needs a base; log, diff and verify can read a change log without one. */
