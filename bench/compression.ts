@@ -29,10 +29,10 @@ export async function compressionTable(raw: Buffer): Promise<string> {
   const codecs: [string, (b: Buffer) => Promise<Buffer> | Buffer][] = [
     ['gzip -1', (b) => gzipSync(b, { level: 1 })],
     ['gzip -6', (b) => gzipSync(b, { level: 6 })],
-    [
-      'brotli q4 (pgtape)',
-      (b) => brotliCompressSync(b, { params: { [constants.BROTLI_PARAM_QUALITY]: 4, [constants.BROTLI_PARAM_LGWIN]: 22 } }),
-    ],
+    ...[1, 2, 3, 4].map((q): [string, (b: Buffer) => Buffer] => [
+      q === 1 ? 'brotli q1 (pgtape)' : `brotli q${q}`,
+      (b) => brotliCompressSync(b, { params: { [constants.BROTLI_PARAM_QUALITY]: q, [constants.BROTLI_PARAM_LGWIN]: 22 } }),
+    ]),
     ['brotli q5', (b) => brotliCompressSync(b, { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } })],
     ['brotli q6', (b) => brotliCompressSync(b, { params: { [constants.BROTLI_PARAM_QUALITY]: 6 } })],
   ];
