@@ -9,7 +9,6 @@ import { basePrefix, type BaseSchema } from '../src/log/bases.js';
 import { describeTarget, type Target } from '../src/log/target.js';
 import { connect } from '../src/source/connection.js';
 import type { Store } from '../src/store/store.js';
-import { lastCommittedHeader } from '../src/log/segments.js';
 import { prepareReplay } from './plan.js';
 import { replay, type ReplayReport } from './replay.js';
 
@@ -39,7 +38,7 @@ export async function compactBase(options: { store: Store; target: Target; memor
   await store.checkWritable();
   const plan = await prepareReplay({ store, target: options.target, exclusive: false });
   // Nothing committed after the base up to the target: no cluster is started for nothing.
-  const last = plan.upTo ?? (await lastCommittedHeader(store, plan.segments))?.lastCommitLsn;
+  const last = plan.upTo ?? plan.lastCommitLsn;
   if (last === undefined || last < plan.base.lsn) return { from: plan.base.lsn };
   const major = Math.floor(plan.schema.serverVersion / 10000);
   try {

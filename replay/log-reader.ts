@@ -6,8 +6,7 @@ import { BEGIN, COMMIT, DELETE, INSERT, MESSAGE, RELATION, TRUNCATE, UPDATE, typ
 import { isSegmentDamage } from '../src/segment/reader.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
 import { DDL_PREFIX, SEQUENCES_PREFIX } from '../src/source/logical-messages.js';
-import { SegmentRelations, segmentReaders } from '../src/log/change-log.js';
-import type { SegmentRef } from '../src/log/segments.js';
+import { SegmentRelations, segmentReaders, type SegmentSource } from '../src/log/change-log.js';
 import type { Store } from '../src/store/store.js';
 import type { Planner } from './planner.js';
 import type { ReplayProgress } from './progress.js';
@@ -34,7 +33,7 @@ export interface LogCut {
  */
 export async function feedLog(
   store: Store,
-  segments: SegmentRef[],
+  segments: SegmentSource,
   cut: LogCut,
   planner: Planner,
   options: { tables?: Set<string>; progress: ReplayProgress },

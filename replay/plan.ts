@@ -3,7 +3,7 @@ import {
   describeDiscontinuity,
   indexArchive,
   loadHeaders,
-  segmentsBetween,
+  rangeSegments,
   type ArchiveIndex,
   type IndexedSegment,
 } from '../src/log/archive-index.js';
@@ -18,7 +18,29 @@ export interface ReplayPlan {
   schema: BaseSchema;
   /** Replay transactions whose commit LSN is at least base.lsn and at most this (all when undefined). */
   upTo: bigint | undefined;
-  segments: IndexedSegment[];
+  /** The segments since the base up to the target, walked anew at each call (none is held: a year of them would not fit). */
+  segments(): AsyncGenerator<IndexedSegment>;
+  /** What their headers say, gathered by one walk when the plan is made. */
+  span: SegmentSpan;
+  /** The archive's last commit: where a replay to `latest` ends. */
+  lastCommitLsn: bigint | undefined;
+}
+
+/** The replay's segments as a whole: per table, not per segment. */
+export interface SegmentSpan {
+  count: number;
+  first?: string;
+  last?: string;
+  /** Changes per table oid, from the headers known. */
+  changes: Map<number, number>;
+  /**
+   * Tables the segments update, delete from or truncate; undefined when a header is not known:
+   * the base rows of every other table are final as they are, so they can be loaded while the
+   * log is folded.
+   */
+  changedInPlace: Set<number> | undefined;
+  /** `schema.table` of every table a known header names. */
+  names: Set<string>;
 }
 
 /** Resolves a target against the archive: which base, which segments, where to stop. */
@@ -31,10 +53,38 @@ export async function planReplay(index: ArchiveIndex, target: Target, exclusive:
   const base = candidates.at(-1);
   if (!base) throw outside(index, target, 'is before the first base');
   const { manifest, schema } = await readBase(index.store, base);
-  return { base, manifest, schema, upTo, segments: await segmentsBetween(index, base.lsn - 1n, upTo) };
+  const segments = () => rangeSegments(index, base.lsn - 1n, upTo);
+  // The segments no index object holds (the tail, listed with the archive): their headers are
+  // read where few, since the index objects give every other one's. An unreadable one stays
+  // without: the replay names its damage when it reads it (exit 4).
+  const tail = index.nodes.flatMap((n) =>
+    n.segment && !n.segment.header && n.segment.endLsn >= base.lsn && (upTo === undefined || n.segment.startLsn <= upTo) ? [n.segment] : [],
+  );
+  if (tail.length <= HEADERS_WORTH_READING) await loadHeaders(index.store, tail, true);
+  // One walk: a gap in the range is refused before any database is touched.
+  return { base, manifest, schema, upTo, segments, span: await spanOf(segments()), lastCommitLsn: index.lastCommit?.lsn };
 }
 
-/** Segment headers prepareReplay reads ahead (a small read each) when no index object holds them. */
+async function spanOf(segments: AsyncIterable<IndexedSegment>): Promise<SegmentSpan> {
+  const span: SegmentSpan = { count: 0, changes: new Map(), changedInPlace: new Set(), names: new Set() };
+  for await (const s of segments) {
+    span.count++;
+    span.first ??= s.key;
+    span.last = s.key;
+    if (!s.header) {
+      span.changedInPlace = undefined;
+      continue;
+    }
+    for (const t of s.header.tables) {
+      span.changes.set(t.oid, (span.changes.get(t.oid) ?? 0) + t.inserts + t.updates + t.deletes);
+      if (t.updates || t.deletes || t.truncates) span.changedInPlace?.add(t.oid);
+      span.names.add(`${t.schema}.${t.name}`);
+    }
+  }
+  return span;
+}
+
+/** Segment headers a replay reads ahead (a small read each) when no index object holds them. */
 const HEADERS_WORTH_READING = 256;
 
 /**
@@ -49,18 +99,13 @@ export async function prepareReplay(options: {
 }): Promise<ReplayPlan> {
   const index = await indexArchive(options.store);
   const plan = await planReplay(index, options.target, options.exclusive);
-  // Every header of the replay's segments, where few are not known yet (those after the index
-  // objects): the planner sizes its tables from them, and the tables the log does not change in
-  // place are loaded while it is folded (Planner.changedInPlace). Many unknown: not worth a request each.
-  // An unreadable one stays without: the replay names its damage when it reads it (exit 4).
-  if (plan.segments.filter((s) => !s.header).length <= HEADERS_WORTH_READING) await loadHeaders(index.store, plan.segments, true);
   // A table neither the base nor the log up to the target holds would replay as nothing, silently.
   const known = new Set(plan.schema.tables.map((t) => `${t.schema}.${t.name}`));
+  for (const name of plan.span.names) known.add(name);
   let unknown = [...(options.tables ?? [])].filter((t) => !known.has(t));
-  if (unknown.length) {
-    // Made after the base: the headers of the segments replay reads name the tables they change.
-    await loadHeaders(index.store, plan.segments);
-    for (const s of plan.segments) for (const t of s.header?.tables ?? []) known.add(`${t.schema}.${t.name}`);
+  if (unknown.length && plan.span.changedInPlace === undefined) {
+    // Some headers were not read: the segments replay reads name the tables they change.
+    for await (const s of walkHeaders(index, plan)) for (const t of s.header?.tables ?? []) known.add(`${t.schema}.${t.name}`);
     unknown = unknown.filter((t) => !known.has(t));
   }
   if (unknown.length) {
@@ -70,4 +115,9 @@ export async function prepareReplay(options: {
     );
   }
   return plan;
+}
+
+/** The plan's segments with every header read. */
+function walkHeaders(index: ArchiveIndex, plan: ReplayPlan): AsyncGenerator<IndexedSegment> {
+  return rangeSegments(index, plan.base.lsn - 1n, plan.upTo, { headers: true });
 }

@@ -126,24 +126,11 @@ export class Planner {
   }
 
   /**
-   * The changes of every segment of the replay, where their headers are known before reading
-   * (an indexed archive): a table's effect is sized once, not grown a segment at a time.
+   * The changes per table of every segment of the replay, where their headers are known before
+   * reading (an indexed archive): a table's effect is sized once, not grown a segment at a time.
    */
-  expectInAll(segments: { header?: { tables: TableCount[] } }[]): void {
-    for (const s of segments)
-      for (const t of s.header?.tables ?? []) this.totals.set(t.oid, (this.totals.get(t.oid) ?? 0) + t.inserts + t.updates + t.deletes);
-  }
-
-  /**
-   * Tables the replay's segments update, delete from or truncate (their headers say so; every
-   * header must be known, else undefined): the base rows of every other table are final as they
-   * are, so they can be loaded while the log is folded.
-   */
-  static changedInPlace(segments: { header?: { tables: TableCount[] } }[]): Set<number> | undefined {
-    if (segments.some((s) => !s.header)) return undefined;
-    const touched = new Set<number>();
-    for (const s of segments) for (const t of s.header!.tables) if (t.updates || t.deletes || t.truncates) touched.add(t.oid);
-    return touched;
+  expectInAll(changes: Map<number, number>): void {
+    for (const [oid, n] of changes) this.totals.set(oid, (this.totals.get(oid) ?? 0) + n);
   }
 
   /**

@@ -28,7 +28,8 @@ export interface ReplayReport {
   /** The last transaction replayed; null when the state is the base's. */
   resolved: Resolved | null;
   base: { lsn: string; snapshotTime: string; key: string };
-  segments: string[];
+  /** The segments read: how many, the first and the last (a replay of a year reads half a million). */
+  segments: { count: number; first: string | null; last: string | null };
   tables: TableRows[];
   changesApplied: number;
   /** How many batches the changes were folded into (each applied in bulk; the first with the base). */
@@ -84,7 +85,7 @@ async function replayOnce(
     {
       target: describeTarget(options.target),
       base: formatLsn(plan.base.lsn),
-      segments: plan.segments.length,
+      segments: plan.span.count,
       ...(plan.upTo !== undefined ? { upTo: formatLsn(plan.upTo) } : {}),
     },
     'replaying',
@@ -96,12 +97,12 @@ async function replayOnce(
     log,
   );
   const planner = new Planner(applier, options.memoryBytes, log);
-  planner.expectInAll(plan.segments);
-  applier.preload(Planner.changedInPlace(plan.segments));
-  const progress = new ReplayProgress(plan.segments.length, log);
+  planner.expectInAll(plan.span.changes);
+  applier.preload(plan.span.changedInPlace);
+  const progress = new ReplayProgress(plan.span.count, log);
   let resolved: Resolved | null;
   try {
-    resolved = await feedLog(store, plan.segments, { from: plan.base.lsn, upTo: plan.upTo }, planner, {
+    resolved = await feedLog(store, plan.segments(), { from: plan.base.lsn, upTo: plan.upTo }, planner, {
       tables: options.tables,
       progress,
     });
@@ -122,7 +123,7 @@ async function replayOnce(
     exclusive: options.exclusive,
     resolved,
     base: { lsn: plan.schema.lsn, snapshotTime: plan.schema.snapshotTime, key: plan.base.prefix },
-    segments: plan.segments.map((s) => s.key),
+    segments: { count: plan.span.count, first: plan.span.first ?? null, last: plan.span.last ?? null },
     tables,
     changesApplied: planner.changes,
     batches: planner.batchCount,

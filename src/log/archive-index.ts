@@ -339,22 +339,9 @@ export async function segmentsIn(index: ArchiveIndex, after: bigint | undefined,
 
 /**
  * The segments that hold the transactions committed after point `after` up to point `upTo`
- * (commit LSN in (after, upTo]; undefined: from the start, to the end), checked to leave no gap.
- */
-export async function segmentsBetween(
-  index: ArchiveIndex,
-  after: bigint | undefined,
-  upTo: bigint | undefined,
-  acrossDiscontinuities = false,
-): Promise<IndexedSegment[]> {
-  const out: IndexedSegment[] = [];
-  for await (const s of rangeSegments(index, after, upTo, { acrossDiscontinuities })) out.push(s);
-  return out;
-}
-
-/**
- * The same, streamed (a range of a year holds one index object's segments at a time, not every
- * one): a gap, an overlap or a discontinuity not to be crossed is thrown where the walk meets it.
+ * (commit LSN in (after, upTo]; undefined: from the start, to the end), streamed (a range of a
+ * year holds one index object's segments at a time, not every one) and checked to leave no gap:
+ * a gap, an overlap or a discontinuity not to be crossed is thrown where the walk meets it.
  */
 export async function* rangeSegments(
   index: ArchiveIndex,
