@@ -30,7 +30,7 @@ export async function compressionTable(raw: Buffer): Promise<string> {
     ['gzip -1', (b) => gzipSync(b, { level: 1 })],
     ['gzip -6', (b) => gzipSync(b, { level: 6 })],
     ...[1, 2, 3, 4].map((q): [string, (b: Buffer) => Buffer] => [
-      q === 1 ? 'brotli q1 (pgtape)' : `brotli q${q}`,
+      q === 2 ? 'brotli q2 (pgtape)' : `brotli q${q}`,
       (b) => brotliCompressSync(b, { params: { [constants.BROTLI_PARAM_QUALITY]: q, [constants.BROTLI_PARAM_LGWIN]: 22 } }),
     ]),
     ['brotli q5', (b) => brotliCompressSync(b, { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } })],

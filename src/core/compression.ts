@@ -12,14 +12,14 @@ import type { Transform } from 'node:stream';
 /** How segment bodies and base table files are compressed. */
 export type Compression = 'gzip' | 'br';
 
-// Chosen by bench/archive (its codec table is in the README): brotli, at quality 1. Quality 4
-// stored segment bodies about a tenth smaller (0.223 of the raw bytes against 0.248) but
-// compressed at a third of the speed (61 against 180 MB/s on one thread, 2026-12-04): on a
-// two-core host the archiver shares the CPU with the walsender it drains, and quality 1 cut its
-// CPU per million changes by a fifth to a third (7.2 against 10.9 s on one bulk transaction).
-// Still smaller than gzip, and zstd is not in Node 20. Readers take any quality.
+// Chosen by bench/archive (its codec table is in the README): brotli, at quality 2. On segment
+// bodies (2026-12-04) it compresses at 94 MB/s on one thread against quality 4's 61, to 0.237 of
+// the raw bytes against 0.223 (quality 1: 180 MB/s but 0.248, and 0.27 of pgoutput's bytes on
+// small transactions, near the 0.3 the archive promises). Compression is not what bounds the
+// archiver — its wall time and CPU per change moved within the runs' noise from 1 to 4 — so
+// the cheaper quality that stores about as little was taken. Readers take any quality.
 export const DEFAULT_COMPRESSION: Compression = 'br';
-const BROTLI_QUALITY = 1;
+const BROTLI_QUALITY = 2;
 
 export function createCompressor(compression: Compression): Transform {
   if (compression === 'gzip') return createGzip({ level: 6 });
