@@ -1,4 +1,4 @@
-import { brotliCompressSync, brotliDecompressSync } from 'node:zlib';
+import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import { lsnKey, parseLsnKey } from '../core/lsn.js';
 import { mapLimit } from '../core/concurrency.js';
 import type { SegmentHeader } from '../segment/format.js';
@@ -48,6 +48,11 @@ const SEGMENTS_FORMAT = 1;
 const OBJECTS_FORMAT = 2;
 const PARTIAL = 'partial';
 const INDEX_KEY = /^index\/(\d+|partial)\/([0-9A-F]{16})-([0-9A-F]{16})\.json\.br$/;
+/**
+ * Brotli quality of index objects: brotli's default (11) took 80 ms of the archiver's main thread
+ * per object of 50 segments (35 KB of JSON), quality 5 under 1 ms for 15 % more bytes (3.7 KB).
+ */
+const INDEX_QUALITY = 5;
 /** A listing page (S3's MaxKeys): an index with fewer objects is listed in one request. */
 const LIST_PAGE = 1000;
 
@@ -225,7 +230,7 @@ export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP, part
     objects.filter((o) => o.group === size).reduce((end, o) => (o.endLsn > end ? o.endLsn : end), floor.get(size) ?? -1n);
   const write = async (size: number, content: StoredIndex, startLsn: bigint, endLsn: bigint) => {
     const key = `${INDEX_DIR}${size || PARTIAL}/${lsnKey(startLsn)}-${lsnKey(endLsn)}.json.br`;
-    const body = brotliCompressSync(Buffer.from(JSON.stringify(content)));
+    const body = brotliCompressSync(Buffer.from(JSON.stringify(content)), { params: { [constants.BROTLI_PARAM_QUALITY]: INDEX_QUALITY } });
     await store.putBytes(key, body);
     objects.push({ key, size: body.length, group: size, startLsn, endLsn });
     written.push(key);
