@@ -51,7 +51,10 @@ export class SegmentReader {
     /** The whole file, when it was downloaded already: checked before anything is decoded. */
     private readonly whole?: Buffer,
   ) {
-    this.iterator = source[Symbol.asyncIterator]();
+    // A file at hand is read from memory: its stream is never iterated (an iterator on a stream
+    // destroyed unread makes Node build a premature-close error, once per segment of a log).
+    if (whole) this.pending = whole;
+    this.iterator = whole ? (async function* () {})() : source[Symbol.asyncIterator]();
   }
 
   /** Releases the stored object (its descriptor or connection); reading stops. Reading to the end closes it too. */
