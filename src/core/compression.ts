@@ -21,9 +21,19 @@ export type Compression = 'gzip' | 'br';
 export const DEFAULT_COMPRESSION: Compression = 'br';
 const BROTLI_QUALITY = 2;
 
+/**
+ * Bytes a compressor takes before its writer is asked to wait: with Node's default (16 KiB) every
+ * 1 MiB batch of a segment made the archiver wait for its compression on the thread pool, so
+ * parsing the stream and compressing it never overlapped.
+ */
+const COMPRESSOR_QUEUE_BYTES = 4 << 20;
+// Stream options zlib passes on to its Transform (its option types leave them out).
+const queue = { writableHighWaterMark: COMPRESSOR_QUEUE_BYTES };
+
 export function createCompressor(compression: Compression): Transform {
-  if (compression === 'gzip') return createGzip({ level: 6 });
+  if (compression === 'gzip') return createGzip({ ...queue, level: 6 });
   return createBrotliCompress({
+    ...queue,
     params: {
       [constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,
       [constants.BROTLI_PARAM_LGWIN]: 22,
