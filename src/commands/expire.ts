@@ -49,8 +49,8 @@ export function expireCommand(): Command {
       const plan = await planExpiry(store, rule);
       const counts = {
         bases: plan.bases.length,
-        segments: plan.segments.length,
-        objects: plan.objects.length,
+        segments: plan.segments.count,
+        objects: plan.objects.length + plan.segments.count,
         bytes: plan.bytes,
         keep: { lsn: plan.keep.prefix, snapshotTime: plan.keepSnapshotTime },
       };

@@ -1,10 +1,10 @@
 import { UserError } from '../core/errors.js';
 import { formatLsn } from '../core/lsn.js';
-import { mapLimit } from '../core/concurrency.js';
+import { batches, mapLimit } from '../core/concurrency.js';
 import { parseTimeMicros } from './target.js';
 import { BASES_DIR, listBases, readBase, type BaseRef } from './bases.js';
 import { listDiscontinuities } from './discontinuities.js';
-import { listSegments, type SegmentRef } from './segments.js';
+import { streamSegments, type SegmentRef } from './segments.js';
 import { listIndexObjects } from './segment-index.js';
 import type { Store, StoredObject } from '../store/store.js';
 
@@ -25,9 +25,10 @@ export interface ExpiryPlan {
   keep: BaseRef;
   keepSnapshotTime: string;
   bases: BaseRef[];
-  /** Every object to remove, in the order to remove them (see expire). */
+  /** Every object to remove but the segments, in the order to remove them (see expire). */
   objects: StoredObject[];
-  segments: SegmentRef[];
+  /** The segments to remove: those that end at or before the kept base (streamed, never held). */
+  segments: { count: number; bytes: number };
   bytes: number;
 }
 
@@ -68,33 +69,47 @@ export async function planExpiry(store: Store, rule: ExpiryRule): Promise<Expiry
     if (!m || BigInt(`0x${m[1]}`) >= keep.lsn) continue;
     (o.key.endsWith('/manifest.json') ? manifests : files).push(o);
   }
-  const segments = (await listSegments(store)).filter((s) => s.endLsn <= keep.lsn);
+  const segments = { count: 0, bytes: 0 };
+  for await (const s of segmentsBefore(store, keep.lsn)) {
+    segments.count++;
+    segments.bytes += s.size;
+  }
   const discontinuities = (await listDiscontinuities(store)).filter((d) => d.to <= keep.lsn).map((d) => d.record);
   // Index objects whose every segment goes (one that also covers kept segments stays: readers skip the entries of segments gone).
   const indexObjects = (await listIndexObjects(store)).filter((o) => o.endLsn <= keep.lsn);
-  const objects = [...manifests, ...segments.map((s) => ({ key: s.key, size: s.size })), ...files, ...discontinuities, ...indexObjects];
+  const objects = [...manifests, ...files, ...discontinuities, ...indexObjects];
   return {
     keep,
     keepSnapshotTime: await snapshotTime(keep),
     bases: older,
     objects,
     segments,
-    bytes: objects.reduce((n, o) => n + o.size, 0),
+    bytes: objects.reduce((n, o) => n + o.size, segments.bytes),
   };
+}
+
+/** The segments whose transactions all committed before `lsn`, oldest first, a listing page at a time. */
+async function* segmentsBefore(store: Store, lsn: bigint): AsyncGenerator<SegmentRef> {
+  for await (const s of streamSegments(store)) {
+    // Keys sort by start: none after this one ends before the kept base.
+    if (s.startLsn >= lsn) return;
+    if (s.endLsn <= lsn) yield s;
+  }
 }
 
 /** Removes what the plan names, in its order; returns how many objects went. */
 export async function expire(store: Store, plan: ExpiryPlan): Promise<number> {
   let done = 0;
-  // In order, a few at a time: the manifests all go before any segment.
-  const manifests = plan.objects.filter((o) => o.key.startsWith(BASES_DIR) && o.key.endsWith('/manifest.json'));
-  const rest = plan.objects.slice(manifests.length);
-  for (const group of [manifests, rest]) {
-    await mapLimit(group, 8, async (o) => {
+  const remove = (objects: { key: string }[]) =>
+    mapLimit(objects, 8, async (o) => {
       await store.delete(o.key);
       done++;
     });
-  }
+  // In order, a few at a time: the manifests all go before any segment, the segments oldest first.
+  const manifests = plan.objects.filter((o) => o.key.startsWith(BASES_DIR) && o.key.endsWith('/manifest.json'));
+  await remove(manifests);
+  for await (const page of batches(segmentsBefore(store, plan.keep.lsn), 1000)) await remove(page);
+  await remove(plan.objects.slice(manifests.length));
   return done;
 }
 
