@@ -13,7 +13,7 @@ import { verifyCommand } from './commands/verify.js';
 import { configurable } from './commands/config.js';
 import { ExitCode, UserError, errorMessage } from './core/errors.js';
 import { isSegmentDamage } from './segment/reader.js';
-import { StoreUnavailableError } from './store/store.js';
+import { ObjectMissingError, StoreUnavailableError } from './store/store.js';
 import { packageRoot } from './core/paths.js';
 
 function version(): string {
@@ -66,7 +66,7 @@ export async function main(argv: string[], tools: Command[] = []): Promise<numbe
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EPIPE') return ExitCode.DONE;
     if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.DONE : ExitCode.BAD_INPUT;
-    if (isSegmentDamage(err)) {
+    if (isSegmentDamage(err) || err instanceof ObjectMissingError) {
       const hint = 'pgtape verify names the damaged objects and the stretches still readable';
       process.stderr.write(`pgtape: the archive is damaged: ${err.message}\n  what to do: ${hint}\n`);
       return ExitCode.ATTENTION;

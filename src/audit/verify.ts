@@ -11,7 +11,7 @@ import { checkIndexObjects, IndexFactsCheck, type SeenFacts } from './verify-ind
 import { MARK_PREFIX } from '../source/logical-messages.js';
 import type { SegmentReader } from '../segment/reader.js';
 import { readAll } from '../store/read.js';
-import type { Store } from '../store/store.js';
+import { ObjectMissingError, type Store } from '../store/store.js';
 
 /** DISCONTINUITY: a gap the archive recorded itself (a rebase): not damage, but replay cannot cross it. */
 export type Status = 'OK' | 'CORRUPT' | 'MISSING' | 'GAP' | 'OVERLAP' | 'DISCONTINUITY';
@@ -243,7 +243,7 @@ async function checkOpenSegment(reader: SegmentReader, ref: SegmentRef, what: st
   try {
     header = seen.header = await reader.header();
   } catch (err) {
-    return finding(/no such|not found|NoSuchKey|ENOENT/i.test(errorMessage(err)) ? 'MISSING' : 'CORRUPT', errorMessage(err));
+    return finding(err instanceof ObjectMissingError ? 'MISSING' : 'CORRUPT', errorMessage(err));
   }
   const problem = (detail: string) => finding('CORRUPT', detail);
   if (header.startLsn !== ref.startLsn || header.endLsn !== ref.endLsn) {

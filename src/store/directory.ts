@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { close, createReadStream, open as fsOpen, read } from 'node:fs';
 import { copyFile, mkdir, open, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { UserError } from '../core/errors.js';
 import { unusableDirectory } from '../core/paths.js';
-import type { ListOptions, Store, StoredObject } from './store.js';
+import { ObjectMissingError, type ListOptions, type Store, type StoredObject } from './store.js';
 
 /** What a whole-object read reads at once, at most. */
 const READ_BYTES = 1 << 20;
@@ -105,11 +105,21 @@ export class DirectoryStore implements Store {
     // a small file gets a buffer of its size (a 1 MiB buffer per 400-byte segment is most of the
     // cost of reading thousands of them).
     const highWaterMark = options.size === undefined ? READ_BYTES : Math.max(1, Math.min(READ_BYTES, options.size));
-    return createReadStream(this.path(key), { highWaterMark });
+    return createReadStream(this.path(key), { highWaterMark, fs: { open: this.opener(key), read, close } });
+  }
+
+  /** fs.open, with a file that is not there said as such (the stream's own error is a bare ENOENT). */
+  private opener(key: string): typeof fsOpen {
+    return ((path: string, flags: string, mode: number, callback: (err: Error | null, fd?: number) => void) =>
+      fsOpen(path, flags, mode, (err, fd) =>
+        callback(err?.code === 'ENOENT' ? new ObjectMissingError(this.description, key) : err, fd),
+      )) as typeof fsOpen;
   }
 
   async readRange(key: string, offset: number, length: number): Promise<Buffer> {
-    const handle = await open(this.path(key), 'r');
+    const handle = await open(this.path(key), 'r').catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'ENOENT' ? new ObjectMissingError(this.description, key) : err;
+    });
     try {
       const buf = Buffer.allocUnsafe(length);
       let got = 0;

@@ -14,7 +14,7 @@ import type {
   UploadPartCommandOutput,
 } from '@aws-sdk/client-s3';
 import { UserError } from '../core/errors.js';
-import { StoreUnavailableError, type ListOptions, type Store, type StoredObject } from './store.js';
+import { ObjectMissingError, StoreUnavailableError, type ListOptions, type Store, type StoredObject } from './store.js';
 
 export interface S3Location {
   bucket: string;
@@ -149,7 +149,9 @@ export class S3Store implements Store {
         body.on('error', (err) => out.destroy(err));
         body.pipe(out);
       })
-      .catch((err) => out.destroy(this.failure(`read ${key}`, err)));
+      .catch((err) =>
+        out.destroy(isNotFound(err) ? new ObjectMissingError(this.location.description, key) : this.failure(`read ${key}`, err)),
+      );
     return out;
   }
 
@@ -164,6 +166,7 @@ export class S3Store implements Store {
     } catch (err) {
       // A range that starts past the end of the object.
       if ((err as { name?: string }).name === 'InvalidRange') return Buffer.alloc(0);
+      if (isNotFound(err)) throw new ObjectMissingError(this.location.description, key);
       throw this.failure(`read ${key}`, err);
     }
     // A server that ignores Range answers 200 with the whole object: the range is cut from it.

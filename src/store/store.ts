@@ -53,6 +53,20 @@ export interface Store {
 }
 
 /**
+ * An object a reader was sent to (by a listing, an index object or a manifest) that the store
+ * does not hold: removed since, or lost. The archive's damage, not pgtape's (exit 4).
+ */
+export class ObjectMissingError extends Error {
+  constructor(
+    readonly description: string,
+    readonly key: string,
+  ) {
+    super(`${description}/${key} is missing: the archive lists it, the store does not hold it`);
+    this.name = 'ObjectMissingError';
+  }
+}
+
+/**
  * A store that cannot be reached now: its endpoint refuses or is unknown, or no credentials are
  * found. The archiver retries it (an endpoint comes back, a token is mounted); a command that
  * ends on it says what to check (exit 2) instead of the SDK's words.

@@ -202,6 +202,13 @@ describe('a long archive: every command and target kind, each segment opened and
       const verified = await pgtape(['verify', '--store', dir]);
       expect(verified.code).toBe(4);
       expect(verified.stdout).toMatch(/MISSING.*lists it, the store does not hold it/);
+      // Readers sent to it by the index say which segment is missing (exit 4), not a bare ENOENT (exit 1).
+      const missing = new RegExp(`the archive is damaged: .*${segments[500]!.replace('.', '\\.')} is missing`);
+      for (const args of [['log'], ['log', '--to', 'name:six-hundred', '--json']]) {
+        const r = await pgtape([...args, '--store', dir]);
+        expect(r.code, args.join(' ')).toBe(4);
+        expect(r.stderr, args.join(' ')).toMatch(missing);
+      }
     });
   });
 
