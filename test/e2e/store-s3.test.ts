@@ -6,6 +6,7 @@ import { lsnKey } from '../../src/core/lsn.js';
 import { openStore } from '../../src/store/open.js';
 import { listSegments } from '../../src/log/segments.js';
 import { readAll } from '../../src/store/read.js';
+import { ObjectMissingError } from '../../src/store/store.js';
 import { checksums } from '../support/oracle.js';
 import { join } from 'node:path';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -39,6 +40,20 @@ describe('S3 and Pachyderm stores', () => {
     for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((k) => store.putBytes(k, Buffer.from('x'))));
     const listed = await listSegments(store);
     expect(listed.map((s) => s.key)).toEqual(keys);
+    // A page at a time, as verify and expire read a long archive.
+    const pages: string[][] = [];
+    for await (const page of store.listPages('segments/')) pages.push(page.map((o) => o.key));
+    expect(pages.map((p) => p.length)).toEqual([1000, 205]);
+    expect(pages.flat()).toEqual(keys);
+  });
+
+  it('says a key it does not hold is missing, on S3 and on a directory (read and ranged read)', async () => {
+    for (const store of [openStore('s3://tape/missing'), openStore(join(source.store.dir, '..', 'missing-dir'))]) {
+      await store.putBytes('segments/here', Buffer.from('x'));
+      await expect(readAll(store, 'segments/gone'), store.description).rejects.toBeInstanceOf(ObjectMissingError);
+      await expect(store.readRange('segments/gone', 0, 10), store.description).rejects.toBeInstanceOf(ObjectMissingError);
+      expect((await readAll(store, 'segments/here')).toString()).toBe('x');
+    }
   });
 
   it('uploads a large file in parts, and reads it back whole', async () => {
