@@ -8,7 +8,7 @@ import { formatMicros } from '../core/units.js';
 import { mapLimit } from '../core/concurrency.js';
 import type { SegmentHeader } from '../segment/format.js';
 import { listDiscontinuities, type Discontinuity } from './discontinuities.js';
-import { lastCommittedHeader, listSegments, readSegmentHeader, type SegmentRef } from './segments.js';
+import { lastCommittedHeader, listSegments, readSegmentHeader, streamSegments, type SegmentRef } from './segments.js';
 import type { Store } from '../store/store.js';
 import { parseSegmentKey } from '../segment/name.js';
 
@@ -174,12 +174,11 @@ async function openUncached(index: ArchiveIndex, o: IndexObjectRef): Promise<Ind
 /** The segments stored that start in [start, end), listed a page at a time from `start`. */
 async function listSegmentsIn(store: Store, start: bigint, end: bigint): Promise<SegmentRef[]> {
   const out: SegmentRef[] = [];
-  for (let from = start; ;) {
-    const page = await listSegments(store, from, 1000);
-    for (const s of page) if (s.startLsn < end) out.push(s);
-    if (page.length < 1000 || page.at(-1)!.startLsn >= end) return out;
-    from = page.at(-1)!.startLsn + 1n;
+  for await (const s of streamSegments(store, start)) {
+    if (s.startLsn >= end) break;
+    out.push(s);
   }
+  return out;
 }
 
 export interface WalkOptions {
