@@ -7,9 +7,8 @@ import { backoffDelay } from '../core/backoff.js';
 import type { Compression } from '../core/compression.js';
 import { ExitCode, UserError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { formatLsn, parseLsn } from '../core/lsn.js';
+import { formatLsn } from '../core/lsn.js';
 import { createSpoolDir } from '../core/spool-dir.js';
-import type { PgoutputMessage } from '../pgoutput/messages.js';
 import { PgoutputPlugin } from '../pgoutput/plugin.js';
 import type { SealedSegment, StreamIdentity } from '../segment/writer.js';
 import { clientConfig, connectionError, fatalConnectionError } from '../source/connection.js';
@@ -17,9 +16,10 @@ import { sequenceRecorder } from '../source/logical-messages.js';
 import { ArchiveMetrics } from '../observe/metrics.js';
 import type { Readiness } from '../observe/server.js';
 import { SourceMonitor } from '../observe/source-monitor.js';
-import { TransactionAssembler } from './assembler.js';
+import { TransactionAssembler, type Handled } from './assembler.js';
 import { Heartbeat } from './heartbeat.js';
-import { ReplicationService } from './replication.js';
+import { MessageInbox } from './inbox.js';
+import { ReplicationService, type StreamListener } from './replication.js';
 import type { WriterLease } from '../log/lease.js';
 import { checkSlotStillOurs, prepareStart, type ResumeOptions } from './resume.js';
 import { SegmentUploader } from './uploader.js';
@@ -56,6 +56,8 @@ const STATUS_INTERVAL_MS = 10_000;
 const RECONNECT_FIRST_MS = 500;
 const PING_BURST_MS = 3_000;
 const RECONNECT_MAX_MS = 30_000;
+/** Messages handled in one turn of the serial chain before ticks and keepalive checks get theirs. */
+const DRAIN_TURN = 20_000;
 const TICK_MS = 250;
 
 /**
@@ -71,6 +73,9 @@ export class Archiver implements Readiness {
   private pendingSince: number | undefined;
   private readonly plugin: PgoutputPlugin;
   private readonly service: ReplicationService;
+  private readonly inbox: MessageInbox;
+  /** A drain of the inbox is queued or running in the serial chain. */
+  private draining = false;
   private readonly uploader: SegmentUploader;
   private assembler!: TransactionAssembler;
   private spoolDir = '';
@@ -107,6 +112,7 @@ export class Archiver implements Readiness {
     // Every supported Postgres (14+) streams large transactions while they are in progress.
     this.plugin = new PgoutputPlugin({ publication: options.publication, messages: true, streaming: true });
     this.service = new ReplicationService(clientConfig(options.source));
+    this.inbox = new MessageInbox(this.service);
     this.uploader = new SegmentUploader(options.store, options.log, {
       queueLimit: options.queueLimit,
       onStored: (segment) => this.onStored(segment),
@@ -206,17 +212,42 @@ export class Archiver implements Readiness {
   }
 
   private listen(): void {
-    // Once a connection is lost, what it still delivers is dropped: streaming resumes at the end
-    // of the last sealed segment and Postgres sends it again.
-    this.service.on('data', (_lsn: string, msg: PgoutputMessage) =>
-      this.reconnecting ? undefined : this.serial(() => this.onMessage(msg)),
-    );
-    this.service.on('heartbeat', (lsn: string, _time: number, shouldRespond: boolean) => {
-      if (!this.reconnecting) this.onKeepalive(parseLsn(lsn), shouldRespond);
-    });
     this.service.on('error', (err: Error) => this.connectionLost(this.generation, err));
     this.service.on('start', () => this.onStreaming());
   }
+
+  /**
+   * What the connection hands over, synchronously. A message is handled at once when nothing
+   * else runs in the serial chain and nothing waits before it; otherwise it waits in the inbox
+   * (docs/ARCHITECTURE.md, "The record path"). Once a connection is lost, what it still delivers
+   * is dropped: streaming resumes at the end of the last sealed segment and Postgres sends it
+   * again.
+   */
+  private readonly listener: StreamListener = {
+    message: (msg) => {
+      if (this.reconnecting || this.failed) return;
+      if (this.running > 0 || this.inbox.length > 0) {
+        this.inbox.push(msg);
+        if (!this.draining) this.drainSoon();
+        return;
+      }
+      this.handled++;
+      this.lastMessageAt = Date.now();
+      let handled: Handled | Promise<Handled>;
+      try {
+        handled = this.assembler.handle(msg);
+      } catch (err) {
+        return this.fail(err as Error);
+      }
+      if (handled instanceof Promise) {
+        this.inbox.hold();
+        this.drainSoon(handled);
+      } else if (this.finishes(handled)) void this.serial(() => this.finish());
+    },
+    keepalive: (walEnd, shouldRespond) => {
+      if (!this.reconnecting) this.onKeepalive(walEnd, shouldRespond);
+    },
+  };
 
   /** Starts one replication connection; its end or failure is a connection loss unless finishing. */
   private startStreaming(): void {
@@ -225,7 +256,7 @@ export class Archiver implements Readiness {
     // keepalives would wait forever for them (and the archive never reach an idle position).
     this.plugin.parsed = this.handled = 0;
     this.service
-      .subscribe(this.plugin, this.options.slot, formatLsn(this.resumeFrom))
+      .stream(this.plugin, this.options.slot, formatLsn(this.resumeFrom), this.listener)
       .then(() => this.connectionLost(generation, new Error('the source ended replication')))
       .catch((err: Error) => this.connectionLost(generation, err));
   }
@@ -253,6 +284,7 @@ export class Archiver implements Readiness {
     const fatal = fatalConnectionError(err);
     if (fatal) return this.fail(connectionError(this.options.source, err));
     this.reconnecting = true;
+    this.inbox.clear();
     this.streaming = false;
     this.metrics.streaming.set(0);
     this.metrics.reconnects.inc();
@@ -294,26 +326,60 @@ export class Archiver implements Readiness {
   }
 
   private chain: Promise<void> = Promise.resolve();
+  /** Steps queued or running in the serial chain. */
+  private running = 0;
 
   /** Messages, ticks and stops run one at a time, in arrival order. */
   private serial(fn: () => Promise<void> | void): Promise<void> {
+    this.running++;
     const next = this.chain.then(async () => {
-      if (this.failed) return;
       try {
-        await fn();
+        if (!this.failed) await fn();
       } catch (err) {
         this.fail(err as Error);
+      } finally {
+        this.running--;
       }
     });
     this.chain = next;
     return next;
   }
 
-  private async onMessage(msg: PgoutputMessage): Promise<void> {
-    this.handled++;
-    this.lastMessageAt = Date.now();
-    const handled = await this.assembler.handle(msg);
-    if (handled === 'until' || (handled === 'committed' && this.stopping)) await this.finish();
+  private drainSoon(first?: Promise<Handled>): void {
+    this.draining = true;
+    void this.serial(() => this.drain(first));
+  }
+
+  /**
+   * Handles what waits in the inbox, in order, without a promise per message where the
+   * assembler did not have to wait; `first` is a message's handling still under way. A long turn
+   * yields to the rest of the chain (ticks, keepalive checks) and queues itself behind them.
+   */
+  private async drain(first: Promise<Handled> | undefined): Promise<void> {
+    let n = 0;
+    try {
+      this.lastMessageAt = Date.now();
+      if (first && this.finishes(await first)) await this.finish();
+      for (; n < DRAIN_TURN; n++) {
+        const msg = this.inbox.shift();
+        if (msg === undefined) break;
+        this.handled++;
+        let handled = this.assembler.handle(msg);
+        if (handled instanceof Promise) handled = await handled;
+        if (this.finishes(handled)) await this.finish();
+      }
+    } finally {
+      this.draining = false;
+      if (this.inbox.length > 0) this.drainSoon();
+      else this.inbox.release();
+    }
+    // A keepalive's check that ran while this turn was cut short found messages still waiting: done now.
+    if (n > 0 && this.inbox.length === 0) await this.checkKeepalive();
+  }
+
+  /** What a message's handling came to ends the run: past --until, or a commit boundary after a stop request. */
+  private finishes(handled: Handled): boolean {
+    return handled === 'until' || (handled === 'committed' && this.stopping);
   }
 
   /** /readyz: streaming, and the store taking writes. */

@@ -32,6 +32,11 @@ export interface AssemblerOptions {
   onCommit: () => void;
 }
 
+/** A write that may have had to wait, as what handling its message came to (nothing). */
+function after(written: Promise<void> | undefined): Promise<undefined> | undefined {
+  return written?.then(() => undefined);
+}
+
 /**
  * What handling a message came to: a transaction was taken whole (`committed`), or the stream
  * has passed --until (`until`) and nothing more will be taken.
@@ -86,30 +91,32 @@ export class TransactionAssembler {
     return (this.writer?.transactions ?? 0) > 0;
   }
 
-  async handle(msg: PgoutputMessage): Promise<Handled> {
+  /**
+   * Takes one message. Returns at once (not a promise) when nothing had to wait: most messages
+   * only add bytes to the open segment's buffer, and a promise per message was a good part of
+   * the archiver's CPU (docs/ARCHITECTURE.md, "The record path").
+   */
+  handle(msg: PgoutputMessage): Handled | Promise<Handled> {
     if (this.closed) return undefined;
     switch (msg.tag) {
       case 'stream_start':
         this.streamXid = msg.xid;
-        if (msg.first) await this.streamed.begin(msg.xid);
-        return;
+        return msg.first ? after(this.streamed.begin(msg.xid)) : undefined;
       case 'stream_stop':
-        return;
+        return undefined;
       case 'streamed':
         this.countChange();
-        await this.spoolStreamed(msg.xid, msg.raw);
-        return;
+        return after(this.spoolStreamed(msg.xid, msg.raw));
       case 'stream_abort':
-        await this.streamed.abort(msg.xid, msg.subxid);
-        return;
+        return after(this.streamed.abort(msg.xid, msg.subxid));
       case 'stream_commit':
         return this.commitStreamed(msg);
       case 'relation':
         this.catalog.define(msg);
-        return;
+        return undefined;
       case 'type':
         this.catalog.defineType(msg);
-        return;
+        return undefined;
       case 'begin':
         if (this.options.until !== undefined && msg.commitLsn > this.options.until) {
           this.closed = true;
@@ -118,45 +125,49 @@ export class TransactionAssembler {
         this.inTransactionNow = true;
         // Postgres resumes at max(requested, confirmed) and may resend what the store already has.
         this.skipping = msg.commitLsn < this.resumeFrom;
-        if (!this.skipping) await this.openWriter().begin(msg.xid, msg.commitLsn, msg.commitTime);
-        return;
+        return this.skipping ? undefined : after(this.openWriter().begin(msg.xid, msg.commitLsn, msg.commitTime));
       case 'origin':
-        if (!this.skipping) await this.openWriter().origin(msg.name, msg.originLsn);
-        return;
+        return this.skipping ? undefined : after(this.openWriter().origin(msg.name, msg.originLsn));
       case 'commit': {
         this.inTransactionNow = false;
         if (this.skipping) {
           this.skipping = false;
-          return;
+          return undefined;
         }
         const writer = this.openWriter();
-        await writer.commit(msg.commitLsn, msg.endLsn, msg.commitTime, msg.flags);
-        this.options.metrics.openTransactionChanges.set((this.openChanges = 0));
-        if (msg.endLsn > this.receivedLsn) this.receivedLsn = msg.endLsn;
-        this.options.onCommit();
-        if (this.options.until !== undefined && msg.endLsn >= this.options.until) {
-          this.closed = true;
-          return 'until';
-        }
-        if (writer.rawBytes >= this.options.segmentBytes) await this.roll();
-        return 'committed';
+        const written = writer.commit(msg.commitLsn, msg.endLsn, msg.commitTime, msg.flags);
+        return written ? written.then(() => this.committed(writer, msg.endLsn)) : this.committed(writer, msg.endLsn);
       }
       case 'message':
         // Non-transactional messages belong to no committed transaction: not part of the history.
-        if (!msg.transactional || this.skipping) return;
-        await this.openWriter().change({ kind: 'message', prefix: msg.prefix, content: msg.content, lsn: msg.lsn, transactional: true });
-        return;
+        if (!msg.transactional || this.skipping) return undefined;
+        return after(
+          this.openWriter().change({ kind: 'message', prefix: msg.prefix, content: msg.content, lsn: msg.lsn, transactional: true }),
+        );
       case 'insert':
       case 'update':
       case 'delete':
-        if (this.skipping) return;
+        if (this.skipping) return undefined;
         this.countChange();
-        await this.openWriter().change(rowChange(msg));
-        return;
+        return after(this.openWriter().change(rowChange(msg)));
       case 'truncate':
-        if (!this.skipping) await this.openWriter().change({ kind: 'truncate', relations: msg.relations, flags: msg.flags });
-        return;
+        return this.skipping
+          ? undefined
+          : after(this.openWriter().change({ kind: 'truncate', relations: msg.relations, flags: msg.flags }));
     }
+  }
+
+  /** A commit's entry is written: the transaction is whole in the open segment. */
+  private committed(writer: SegmentWriter, endLsn: bigint): Handled | Promise<Handled> {
+    this.options.metrics.openTransactionChanges.set((this.openChanges = 0));
+    if (endLsn > this.receivedLsn) this.receivedLsn = endLsn;
+    this.options.onCommit();
+    if (this.options.until !== undefined && endLsn >= this.options.until) {
+      this.closed = true;
+      return 'until';
+    }
+    if (writer.rawBytes >= this.options.segmentBytes) return this.roll().then(() => 'committed' as const);
+    return 'committed';
   }
 
   /**
@@ -165,12 +176,16 @@ export class TransactionAssembler {
    */
   private async commitStreamed(msg: StreamCommit): Promise<Handled> {
     const begun = await this.handle({ tag: 'begin', xid: msg.xid, commitLsn: msg.commitLsn, commitTime: msg.commitTime });
-    for await (const r of this.streamed.take(msg.xid)) {
-      // Past --until, or stored already: the rest is dropped, as the transaction itself is.
-      if (this.closed || this.skipping) continue;
-      if (r.type === RAW) await this.handle(this.streamParser.parseStreamed(r.bytes));
-      else
-        await this.openWriter().appendEncoded(r.type === INSERT ? 'insert' : r.type === UPDATE ? 'update' : 'delete', r.relation, r.bytes);
+    for await (const chunk of this.streamed.take(msg.xid)) {
+      for (const r of chunk) {
+        // Past --until, or stored already: the rest is dropped, as the transaction itself is.
+        if (this.closed || this.skipping) break;
+        const written =
+          r.type === RAW
+            ? this.handle(this.streamParser.parseStreamed(r.bytes))
+            : this.openWriter().appendEncoded(r.type === INSERT ? 'insert' : r.type === UPDATE ? 'update' : 'delete', r.relation, r.bytes);
+        if (written instanceof Promise) await written;
+      }
     }
     if (begun === 'until') return begun;
     return this.handle({ tag: 'commit', flags: msg.flags, commitLsn: msg.commitLsn, endLsn: msg.endLsn, commitTime: msg.commitTime });
@@ -180,7 +195,7 @@ export class TransactionAssembler {
    * A message of a transaction being streamed: row changes are encoded as segment entries now,
    * while the walsender is still sending, so its commit only has to copy them into the segment.
    */
-  private async spoolStreamed(subxid: number, raw: Buffer): Promise<void> {
+  private spoolStreamed(subxid: number, raw: Buffer): Promise<void> | undefined {
     const kind = raw[0];
     if (kind !== 0x49 && kind !== 0x55 && kind !== 0x44) return this.streamed.append(this.streamXid, subxid, RAW, 0, raw);
     const m = this.streamParser.parseStreamed(raw) as Insert | Update | Delete;

@@ -52,31 +52,49 @@ export class StreamedTransactions {
     await this.drop(xid);
   }
 
-  /** Copies a record of (sub)transaction `subxid` into the spool of top transaction `xid`. */
-  async append(xid: number, subxid: number, type: number, relation: number, bytes: Uint8Array): Promise<void> {
-    let t = this.open.get(xid);
-    if (!t) {
-      const path = join(this.dir, `streamed-${xid}`);
-      t = { path, file: await open(path, 'w+'), written: 0, pending: Buffer.allocUnsafe(WRITE_BYTES), pendingBytes: 0, subxacts: [] };
-      this.open.set(xid, t);
-    }
+  /**
+   * Copies a record of (sub)transaction `subxid` into the spool of top transaction `xid`.
+   * Returns a promise only when it had to open or write the file; most records only add to a buffer.
+   */
+  append(xid: number, subxid: number, type: number, relation: number, bytes: Uint8Array): Promise<void> | undefined {
+    const t = this.open.get(xid);
+    if (!t) return this.create(xid).then(() => this.append(xid, subxid, type, relation, bytes));
     const offset = t.written + t.pendingBytes;
     if (subxid !== xid && t.subxacts.at(-1)?.xid !== subxid && !t.subxacts.some((s) => s.xid === subxid)) {
       t.subxacts.push({ xid: subxid, offset });
     }
     const size = HEAD + bytes.length;
     if (t.pendingBytes + size > t.pending.length) {
-      await this.write(t);
-      if (size > t.pending.length) t.pending = Buffer.allocUnsafe(size);
+      return this.write(t).then(() => {
+        if (size > t.pending.length) t.pending = Buffer.allocUnsafe(size);
+        this.put(t, type, relation, bytes);
+      });
     }
+    this.put(t, type, relation, bytes);
+    return undefined;
+  }
+
+  private async create(xid: number): Promise<void> {
+    const path = join(this.dir, `streamed-${xid}`);
+    this.open.set(xid, {
+      path,
+      file: await open(path, 'w+'),
+      written: 0,
+      pending: Buffer.allocUnsafe(WRITE_BYTES),
+      pendingBytes: 0,
+      subxacts: [],
+    });
+  }
+
+  private put(t: Spooled, type: number, relation: number, bytes: Uint8Array): void {
     // Copied: the bytes may be a view into the connection's buffer.
     const p = t.pending;
     let o = t.pendingBytes;
-    o = p.writeUInt32BE(size - 4, o);
+    o = p.writeUInt32BE(HEAD + bytes.length - 4, o);
     o = p.writeUInt8(type, o);
     o = p.writeUInt32BE(relation, o);
     p.set(bytes, o);
-    t.pendingBytes += size;
+    t.pendingBytes += HEAD + bytes.length;
   }
 
   /** Stream Abort: the whole transaction, or a subtransaction and what came after it. */
@@ -94,8 +112,12 @@ export class StreamedTransactions {
     t.subxacts.length = i;
   }
 
-  /** Stream Commit: the transaction's records in the order they came; it is forgotten afterwards. */
-  async *take(xid: number): AsyncGenerator<SpooledRecord> {
+  /**
+   * Stream Commit: the transaction's records in the order they came, a read's worth at a time
+   * (one promise per read, not per record); it is forgotten afterwards. A record's bytes are a
+   * view valid until the next read.
+   */
+  async *take(xid: number): AsyncGenerator<SpooledRecord[]> {
     const t = this.open.get(xid);
     if (!t) return;
     await this.write(t);
@@ -104,15 +126,13 @@ export class StreamedTransactions {
       for await (const chunk of createReadStream(t.path, { start: 0, end: t.written - 1, highWaterMark: WRITE_BYTES })) {
         const data = rest.length ? Buffer.concat([rest, chunk as Buffer]) : (chunk as Buffer);
         let pos = 0;
-        const record = { type: 0, relation: 0, bytes: data };
+        const records: SpooledRecord[] = [];
         while (pos + HEAD <= data.length && pos + 4 + data.readUInt32BE(pos) <= data.length) {
           const length = data.readUInt32BE(pos);
-          record.type = data[pos + 4]!;
-          record.relation = data.readUInt32BE(pos + 5);
-          record.bytes = data.subarray(pos + HEAD, pos + 4 + length);
-          yield record;
+          records.push({ type: data[pos + 4]!, relation: data.readUInt32BE(pos + 5), bytes: data.subarray(pos + HEAD, pos + 4 + length) });
           pos += 4 + length;
         }
+        yield records;
         rest = data.subarray(pos);
       }
       if (rest.length) throw new Error(`the local spool of streamed transaction ${xid} ends inside a message`);
