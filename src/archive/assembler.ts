@@ -1,7 +1,8 @@
 import type { Compression } from '../core/compression.js';
 import type { Delete, Insert, PgoutputMessage, StreamCommit, Update } from '../pgoutput/messages.js';
 import { PgoutputParser } from '../pgoutput/parser.js';
-import { DELETE, encodeEntry, INSERT, UPDATE, type SegmentEntry } from '../segment/format.js';
+import { DELETE, INSERT, UPDATE, type SegmentEntry } from '../segment/format.js';
+import { encodeRowChange } from '../segment/row-entry.js';
 import { SegmentWriter, type SealedSegment, type StreamIdentity } from '../segment/writer.js';
 import type { ArchiveMetrics } from '../observe/metrics.js';
 import { RelationCatalog } from './relations.js';
@@ -144,6 +145,12 @@ export class TransactionAssembler {
         return after(
           this.openWriter().change({ kind: 'message', prefix: msg.prefix, content: msg.content, lsn: msg.lsn, transactional: true }),
         );
+      case 'row': {
+        if (this.skipping) return undefined;
+        this.countChange();
+        const row = encodeRowChange(msg.raw, 1);
+        return after(this.openWriter().appendEncoded(row.kind, row.relation, row.encoded));
+      }
       case 'insert':
       case 'update':
       case 'delete':
@@ -198,9 +205,9 @@ export class TransactionAssembler {
   private spoolStreamed(subxid: number, raw: Buffer): Promise<void> | undefined {
     const kind = raw[0];
     if (kind !== 0x49 && kind !== 0x55 && kind !== 0x44) return this.streamed.append(this.streamXid, subxid, RAW, 0, raw);
-    const m = this.streamParser.parseStreamed(raw) as Insert | Update | Delete;
-    const type = m.tag === 'insert' ? INSERT : m.tag === 'update' ? UPDATE : DELETE;
-    return this.streamed.append(this.streamXid, subxid, type, m.relation, encodeEntry(rowChange(m)));
+    const row = encodeRowChange(raw, 5);
+    const type = row.kind === 'insert' ? INSERT : row.kind === 'update' ? UPDATE : DELETE;
+    return this.streamed.append(this.streamXid, subxid, type, row.relation, row.encoded);
   }
 
   private countChange(): void {

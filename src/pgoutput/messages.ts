@@ -123,8 +123,17 @@ export interface Streamed {
   raw: Buffer;
 }
 
+/**
+ * An Insert, Update or Delete left as its bytes (a view, like Streamed's), for a consumer that
+ * writes them elsewhere without the parsed tuples (the parser's `rowsAsBytes`).
+ */
+export interface RowBytes {
+  tag: 'row';
+  raw: Buffer;
+}
+
 export type PgoutputMessage =
-  Begin | Commit | Origin | Relation | TypeMessage | Change | StreamStart | StreamStop | StreamCommit | StreamAbort | Streamed;
+  Begin | Commit | Origin | Relation | TypeMessage | Change | StreamStart | StreamStop | StreamCommit | StreamAbort | Streamed | RowBytes;
 
 /** Microseconds between the Unix epoch and the Postgres epoch (2000-01-01). */
 export const PG_EPOCH_OFFSET_US = 946_684_800_000_000n;

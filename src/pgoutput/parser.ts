@@ -17,6 +17,9 @@ export class PgoutputParser {
   /** The transaction of the stream block being received, if one is open. */
   private streamXid: number | undefined;
 
+  /** rowsAsBytes: Insert, Update and Delete outside stream blocks are handed out as their bytes (`row`). */
+  constructor(private readonly options: { rowsAsBytes?: boolean } = {}) {}
+
   /** A new replication connection starts outside any stream block. */
   reset(): void {
     this.streamXid = undefined;
@@ -30,6 +33,7 @@ export class PgoutputParser {
       // A view into the connection's buffer, like every message's values: kept only until handled.
       return { tag: 'streamed', xid, raw: buffer };
     }
+    if (this.options.rowsAsBytes && (tag === 'I' || tag === 'U' || tag === 'D')) return { tag: 'row', raw: buffer };
     const r = new BufferReader(buffer);
     r.uint8();
     switch (tag) {

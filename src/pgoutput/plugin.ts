@@ -19,7 +19,8 @@ export interface PgoutputOptions {
  * sent before a keepalive has been handled.
  */
 export class PgoutputPlugin {
-  private readonly parser = new PgoutputParser();
+  // Row changes as bytes: the archiver writes them into segment entries without parsing their tuples.
+  private readonly parser = new PgoutputParser({ rowsAsBytes: true });
   parsed = 0;
   /** pgoutput message bytes received, for the benchmark's stored-bytes ratio. */
   parsedBytes = 0;
