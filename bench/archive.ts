@@ -2,7 +2,7 @@
 // docs/ARCHITECTURE.md, How correctness and speed are shown: ratios against an anchor measured in the same run on the same machine.
 //   npm run build && node dist/bench/archive.js [--rows 1000000] [--transactions 100000]
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -134,8 +134,11 @@ async function scenario(
     [...profile, bin, 'archive', '--source', cluster.url(), '--store', store, '--slot', `${slot}_pgtape`, '--until', until],
     {
       PGTAPE_LOG_FORMAT: 'json',
+      ...(process.env.PGTAPE_BENCH_PROFILE ? { PGTAPE_LOG_LEVEL: 'debug' } : {}),
     },
   );
+  // With a profile, the archiver's log beside it: where its time outside the stream went.
+  if (process.env.PGTAPE_BENCH_PROFILE) writeFileSync(join(process.env.PGTAPE_BENCH_PROFILE, slot, 'archive.log'), tape.stderr);
   process.stderr.write(`[${name}] pgtape archive to S3 (s3rver on loopback)…\n`);
   const toS3 = await timed(
     process.execPath,

@@ -2,7 +2,7 @@ import type { Compression } from '../core/compression.js';
 import type { Delete, Insert, PgoutputMessage, StreamCommit, Update } from '../pgoutput/messages.js';
 import { PgoutputParser } from '../pgoutput/parser.js';
 import { DELETE, INSERT, UPDATE, type SegmentEntry } from '../segment/format.js';
-import { encodeRowChange } from '../segment/row-entry.js';
+import { encodeRowChange } from '../segment/entry-encoding.js';
 import { SegmentWriter, type SealedSegment, type StreamIdentity } from '../segment/writer.js';
 import type { ArchiveMetrics } from '../observe/metrics.js';
 import { RelationCatalog } from './relations.js';
@@ -109,6 +109,7 @@ export class TransactionAssembler {
         this.countChange();
         return after(this.spoolStreamed(msg.xid, msg.raw));
       case 'stream_abort':
+        if (msg.xid === msg.subxid) this.noOpenChanges();
         return after(this.streamed.abort(msg.xid, msg.subxid));
       case 'stream_commit':
         return this.commitStreamed(msg);
@@ -166,7 +167,7 @@ export class TransactionAssembler {
 
   /** A commit's entry is written: the transaction is whole in the open segment. */
   private committed(writer: SegmentWriter, endLsn: bigint): Handled | Promise<Handled> {
-    this.options.metrics.openTransactionChanges.set((this.openChanges = 0));
+    this.noOpenChanges();
     if (endLsn > this.receivedLsn) this.receivedLsn = endLsn;
     this.options.onCommit();
     if (this.options.until !== undefined && endLsn >= this.options.until) {
@@ -210,8 +211,15 @@ export class TransactionAssembler {
     return this.streamed.append(this.streamXid, subxid, type, row.relation, row.encoded);
   }
 
+  // The gauge moves only for transactions of 1,000 changes or more: a set per small transaction
+  // cost as much as writing it (prom-client hashes the labels on every set).
+  private noOpenChanges(): void {
+    if (this.openChanges >= 1000) this.options.metrics.openTransactionChanges.set(0);
+    this.openChanges = 0;
+  }
+
   private countChange(): void {
-    if (++this.openChanges % 1000 === 1) this.options.metrics.openTransactionChanges.set(this.openChanges);
+    if (++this.openChanges % 1000 === 0) this.options.metrics.openTransactionChanges.set(this.openChanges);
   }
 
   private openWriter(): SegmentWriter {
@@ -284,6 +292,7 @@ export class TransactionAssembler {
     } else await this.roll();
     await this.streamed.discardAll();
     this.inTransactionNow = this.skipping = false;
+    this.noOpenChanges();
     this.resumeFrom = this.receivedLsn = this.sealedEndLsn;
     return this.resumeFrom;
   }

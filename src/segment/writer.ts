@@ -13,6 +13,7 @@ import {
   type SegmentHeader,
   type TableCount,
 } from './format.js';
+import { encodeBegin, encodeCommit } from './entry-encoding.js';
 import { segmentKey } from './name.js';
 import { BodySpool } from './spool.js';
 
@@ -81,7 +82,7 @@ export class SegmentWriter {
   begin(xid: number, commitLsn: bigint, commitTime: bigint): Promise<void> | undefined {
     this.inTransaction = true;
     this.currentXid = xid;
-    return this.spool.append(encodeEntry({ kind: 'begin', xid, commitLsn, commitTime }));
+    return this.spool.append(encodeBegin(xid, commitLsn, commitTime));
   }
 
   origin(name: string, originLsn: bigint): Promise<void> | undefined {
@@ -94,7 +95,7 @@ export class SegmentWriter {
     return this.spool.append(encodeEntry(entry));
   }
 
-  /** A row change encoded already (by encodeEntry, while its transaction was being streamed). */
+  /** A row change encoded already (by encodeRowChange, from pgoutput's bytes). */
   appendEncoded(kind: 'insert' | 'update' | 'delete', relation: number, encoded: Uint8Array): Promise<void> | undefined {
     this.count(kind, [relation]);
     return this.spool.append(encoded);
@@ -121,7 +122,7 @@ export class SegmentWriter {
     this.minXid = this.counts.transactions === 0 ? xid : Math.min(this.minXid, xid);
     this.maxXid = Math.max(this.maxXid, xid);
     this.counts.transactions++;
-    return this.spool.append(encodeEntry({ kind: 'commit', commitLsn, endLsn, commitTime, flags }));
+    return this.spool.append(encodeCommit(commitLsn, endLsn, commitTime, flags));
   }
 
   get endLsn(): bigint {

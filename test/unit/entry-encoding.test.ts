@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { PgoutputMessage } from '../../src/pgoutput/messages.js';
 import { PgoutputParser } from '../../src/pgoutput/parser.js';
 import { encodeEntry, type SegmentEntry } from '../../src/segment/format.js';
-import { encodeRowChange } from '../../src/segment/row-entry.js';
+import { encodeBegin, encodeCommit, encodeRowChange } from '../../src/segment/entry-encoding.js';
 
 // The archiver writes row changes with encodeRowChange, straight from pgoutput's bytes; readers
 // decode them with protobufjs. The oracle: protobufjs' own encoding of the parsed message.
@@ -55,6 +55,28 @@ function expectSameAsProtobufjs(raw: Buffer): void {
   const streamed = Buffer.concat([raw.subarray(0, 1), u32(0x1234), raw.subarray(1)]);
   expect(encodeRowChange(streamed, 5).encoded.equals(row.encoded)).toBe(true);
 }
+
+describe('begin and commit entries written by hand', () => {
+  it('match protobufjs byte for byte, zeros, largest values and negative times included', () => {
+    // Each side of every varint length (7 bits a byte) and of the 32-bit halves.
+    const lsns = [0n, 1n, 127n, 128n, 0xffffffffn, 0x100000000n, 0x1_0000_0000_0000n, 2n ** 63n, 2n ** 64n - 1n];
+    for (const bits of [28n, 35n, 42n, 49n, 56n, 63n]) lsns.push(2n ** bits - 1n, 2n ** bits);
+    const times = [0n, 1n, 851_000_000_000_000n, 1_796_358_210_428_000_000n, -1n, -946_684_800_000_000n, 2n ** 63n - 1n, -(2n ** 63n)];
+    for (const xid of [0, 1, 128, 2 ** 31, 2 ** 32 - 1])
+      for (const lsn of lsns)
+        for (const time of times) {
+          const what = `${xid} ${lsn} ${time}`;
+          expect(
+            encodeBegin(xid, lsn, time).equals(Buffer.from(encodeEntry({ kind: 'begin', xid, commitLsn: lsn, commitTime: time }))),
+            what,
+          ).toBe(true);
+          for (const flags of [0, 1]) {
+            const commit = { kind: 'commit' as const, commitLsn: lsn, endLsn: lsn + 48n, commitTime: time, flags };
+            expect(encodeCommit(lsn, lsn + 48n, time, flags).equals(Buffer.from(encodeEntry(commit))), what).toBe(true);
+          }
+        }
+  });
+});
 
 describe('row changes written straight from pgoutput bytes', () => {
   it('match protobufjs byte for byte on every row change captured from PostgreSQL', () => {

@@ -8,10 +8,11 @@ export interface EncodedRow {
   encoded: Buffer;
 }
 
-// Protobuf keys (field number << 3 | wire type) of proto/segment.proto: Entry's insert (5),
+// Protobuf keys (field number << 3 | wire type) of proto/segment.proto: Entry's begin (1) and
+// commit (2) with their fields in order (varints: key = field << 3); Entry's insert (5),
 // update (6), delete (7); Insert/Update/Delete's relation (1, varint) and their tuples (key 2,
 // old 3, new 2 in Insert and 4 in Update); Tuple's kinds (1) and values (2).
-const ENTRY_KEY = { insert: 0x2a, update: 0x32, delete: 0x3a } as const;
+const ENTRY_KEY = { begin: 0x0a, commit: 0x12, insert: 0x2a, update: 0x32, delete: 0x3a } as const;
 const RELATION_KEY = 0x08;
 const KEY_TUPLE = 0x12;
 const OLD_TUPLE = 0x1a;
@@ -31,7 +32,7 @@ interface TupleSpan {
 
 /**
  * An Insert, Update or Delete pgoutput message straight into its segment entry, byte for byte
- * what `encodeEntry` makes of the parsed message (test/unit/row-entry.test.ts holds it to that),
+ * what `encodeEntry` makes of the parsed message (test/unit/entry-encoding.test.ts holds it to that),
  * without a Buffer per column value or protobufjs' writer: on the archiver's path this was most
  * of its CPU per change (docs/ARCHITECTURE.md, "The record path").
  *
@@ -71,21 +72,57 @@ export function encodeRowChange(raw: Buffer, at: number): EncodedRow {
     tuples.push(scanTuple(raw, p, m === 0x4b ? KEY_TUPLE : OLD_TUPLE));
   } else throw new Error(`pgoutput: not a row change (tag ${JSON.stringify(String.fromCharCode(tag ?? 0))})`);
 
-  let change = 1 + varintSize(relation);
+  // protobufjs leaves out fields at their default (0, empty): an OID is never 0, but exactly the same bytes.
+  let change = relation === 0 ? 0 : 1 + varintSize(relation);
   for (const t of tuples) change += 1 + varintSize(t.size) + t.size;
   const entry = 1 + varintSize(change) + change;
   const out = Buffer.allocUnsafe(varintSize(entry) + entry);
   let o = writeVarint(out, 0, entry);
   out[o++] = ENTRY_KEY[kind];
   o = writeVarint(out, o, change);
-  out[o++] = RELATION_KEY;
-  o = writeVarint(out, o, relation);
+  if (relation !== 0) {
+    out[o++] = RELATION_KEY;
+    o = writeVarint(out, o, relation);
+  }
   for (const t of tuples) {
     out[o++] = t.field;
     o = writeVarint(out, o, t.size);
     o = writeTuple(out, o, raw, t);
   }
   return { kind, relation, encoded: out };
+}
+
+/** A Begin entry, as encodeEntry makes it: called once per transaction. */
+export function encodeBegin(xid: number, commitLsn: bigint, commitTime: bigint): Buffer {
+  return encodeNumbers(ENTRY_KEY.begin, [xid, u64(commitLsn), u64(commitTime)]);
+}
+
+/** A Commit entry, as encodeEntry makes it: called once per transaction. */
+export function encodeCommit(commitLsn: bigint, endLsn: bigint, commitTime: bigint, flags: number): Buffer {
+  return encodeNumbers(ENTRY_KEY.commit, [u64(commitLsn), u64(endLsn), u64(commitTime), flags]);
+}
+
+/** As protobufjs takes a 64-bit value: its low 64 bits, a negative one as its two's complement. */
+function u64(v: bigint): bigint {
+  return BigInt.asUintN(64, v);
+}
+
+/** An entry whose message holds only varint fields, numbered from 1; zeros are left out. */
+function encodeNumbers(entryKey: number, fields: (number | bigint)[]): Buffer {
+  let size = 0;
+  for (const v of fields) if (v) size += 1 + (typeof v === 'bigint' ? varint64Size(v) : varintSize(v));
+  const entry = 1 + varintSize(size) + size;
+  const out = Buffer.allocUnsafe(varintSize(entry) + entry);
+  let o = writeVarint(out, 0, entry);
+  out[o++] = entryKey;
+  o = writeVarint(out, o, size);
+  for (let i = 0; i < fields.length; i++) {
+    const v = fields[i]!;
+    if (!v) continue;
+    out[o++] = (i + 1) << 3;
+    o = typeof v === 'bigint' ? writeVarint64(out, o, v) : writeVarint(out, o, v);
+  }
+  return out;
 }
 
 /** Walks a TupleData: its end, and the size of the Tuple message it becomes. */
@@ -156,4 +193,23 @@ function writeVarint(out: Buffer, o: number, v: number): number {
   }
   out[o++] = v;
   return o;
+}
+
+/** An unsigned 64-bit value's varint size, from its high half (BigInt shifts per byte allocate). */
+function varint64Size(v: bigint): number {
+  const hi = Number(v >> 32n);
+  if (hi === 0) return varintSize(Number(v));
+  return hi < 0x8 ? 5 : hi < 0x400 ? 6 : hi < 0x20000 ? 7 : hi < 0x1000000 ? 8 : hi < 0x80000000 ? 9 : 10;
+}
+
+function writeVarint64(out: Buffer, o: number, v: bigint): number {
+  // Two 32-bit halves: BigInt arithmetic per byte would cost more than the rest of the entry.
+  let lo = Number(v & 0xffffffffn);
+  let hi = Number(v >> 32n);
+  while (hi > 0) {
+    out[o++] = (lo & 0x7f) | 0x80;
+    lo = ((lo >>> 7) | ((hi & 0x7f) << 25)) >>> 0;
+    hi = Math.floor(hi / 128);
+  }
+  return writeVarint(out, o, lo);
 }
