@@ -101,9 +101,10 @@ function keyValues(rel: RelationDef, row: RowValues): RowValues | undefined {
 
 /**
  * The transactions of a range in commit order, with counts per table and, with `rows`, each
- * change: streamed, so memory does not grow with a transaction's size.
+ * change: streamed, so memory does not grow with a transaction's size. Events come in batches
+ * (those of one chunk of the log), as readLog's entries do.
  */
-export async function* readTransactions(store: Store, range: LogRange, options: LogOptions): AsyncGenerator<LogEvent> {
+export async function* readTransactions(store: Store, range: LogRange, options: LogOptions): AsyncGenerator<LogEvent[]> {
   let tx: LoggedTransaction | undefined;
   let include = false;
   let touched = false;
@@ -132,86 +133,97 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
       crossed = options.discontinuities?.find((d) => d.from <= previousEnd! && d.to >= ref.startLsn);
     previousEnd = ref.endLsn;
   };
-  for await (const e of readLog(store, range.segments(), onSegment, { values: options.rows })) {
+  for await (const entries of readLog(store, range.segments(), onSegment, { values: options.rows })) {
+    const events: LogEvent[] = [];
+    // A batch is within one segment: one that starts after a discontinuity says so first.
     if (crossed) {
-      yield { type: 'discontinuity', from: formatLsn(crossed.from), to: formatLsn(crossed.to), reason: crossed.reason, at: crossed.at };
+      events.push({
+        type: 'discontinuity',
+        from: formatLsn(crossed.from),
+        to: formatLsn(crossed.to),
+        reason: crossed.reason,
+        at: crossed.at,
+      });
       crossed = undefined;
     }
-    if (e.kind === 'begin') {
-      include = inRange(range, e.commitLsn);
-      touched = false;
-      tx = { commitLsn: formatLsn(e.commitLsn), endLsn: '', xid: e.xid, commitTime: formatMicros(e.commitTime), marks: [], tables: {} };
-      if (include) yield { type: 'begin', transaction: tx };
-      continue;
-    }
-    if (!include) continue;
-    if ('head' in e) {
-      // Without --rows, changes come without their values: counted, not decoded.
-      count(e.relation, e.kind === 'insert' ? 'inserts' : e.kind === 'update' ? 'updates' : 'deletes');
-      continue;
-    }
-    let event: LogEvent | undefined;
-    switch (e.kind) {
-      case 'origin':
-        tx!.origin = e.name;
-        break;
-      case 'insert': {
-        count(e.relation, 'inserts');
-        if (!rowsOf(e.relation)) break;
-        const row = tupleValues(e.relation, e.new);
-        event = change(e.relation, 'insert', { key: keyValues(e.relation, row.values), new: row.values });
-        break;
+    for (const e of entries) {
+      if (e.kind === 'begin') {
+        include = inRange(range, e.commitLsn);
+        touched = false;
+        tx = { commitLsn: formatLsn(e.commitLsn), endLsn: '', xid: e.xid, commitTime: formatMicros(e.commitTime), marks: [], tables: {} };
+        if (include) events.push({ type: 'begin', transaction: tx });
+        continue;
       }
-      case 'update': {
-        count(e.relation, 'updates');
-        if (!rowsOf(e.relation)) break;
-        const next = tupleValues(e.relation, e.new);
-        // A key tuple (the update changed the key) holds the key columns only; the rest are sent as NULL.
-        const old = e.old
-          ? tupleValues(e.relation, e.old).values
-          : e.key
-            ? keyValues(e.relation, tupleValues(e.relation, e.key).values)
-            : undefined;
-        // The key that found the row: the old one when the update changed it.
-        const key = keyValues(e.relation, old ?? next.values);
-        let changed: string[] | undefined;
-        if (old) changed = Object.keys(e.old ? next.values : old).filter((c) => next.values[c] !== old[c]);
-        event = change(e.relation, 'update', {
-          key,
-          old,
-          new: next.values,
-          unchanged: next.unchanged.length ? next.unchanged : undefined,
-          changed,
-        });
-        break;
+      if (!include) continue;
+      if ('head' in e) {
+        // Without --rows, changes come without their values: counted, not decoded.
+        count(e.relation, e.kind === 'insert' ? 'inserts' : e.kind === 'update' ? 'updates' : 'deletes');
+        continue;
       }
-      case 'delete': {
-        count(e.relation, 'deletes');
-        if (!rowsOf(e.relation)) break;
-        const old = tupleValues(e.relation, (e.old ?? e.key)!).values;
-        event = change(e.relation, 'delete', { key: keyValues(e.relation, old), old: e.old ? old : undefined });
-        break;
-      }
-      case 'truncate':
-        for (const rel of e.relations) {
-          count(rel, 'truncates');
-          if (rowsOf(rel)) yield change(rel, 'truncate', {});
+      let event: LogEvent | undefined;
+      switch (e.kind) {
+        case 'origin':
+          tx!.origin = e.name;
+          break;
+        case 'insert': {
+          count(e.relation, 'inserts');
+          if (!rowsOf(e.relation)) break;
+          const row = tupleValues(e.relation, e.new);
+          event = change(e.relation, 'insert', { key: keyValues(e.relation, row.values), new: row.values });
+          break;
         }
-        break;
-      case 'message':
-        if (e.prefix === MARK_PREFIX) tx!.marks.push(e.content.toString('utf8'));
-        if (e.prefix === DDL_PREFIX) {
-          const said = describeDdl(JSON.parse(e.content.toString('utf8')) as CapturedDdl);
-          if (said) (tx!.ddl ??= []).push(said);
+        case 'update': {
+          count(e.relation, 'updates');
+          if (!rowsOf(e.relation)) break;
+          const next = tupleValues(e.relation, e.new);
+          // A key tuple (the update changed the key) holds the key columns only; the rest are sent as NULL.
+          const old = e.old
+            ? tupleValues(e.relation, e.old).values
+            : e.key
+              ? keyValues(e.relation, tupleValues(e.relation, e.key).values)
+              : undefined;
+          // The key that found the row: the old one when the update changed it.
+          const key = keyValues(e.relation, old ?? next.values);
+          let changed: string[] | undefined;
+          if (old) changed = Object.keys(e.old ? next.values : old).filter((c) => next.values[c] !== old[c]);
+          event = change(e.relation, 'update', {
+            key,
+            old,
+            new: next.values,
+            unchanged: next.unchanged.length ? next.unchanged : undefined,
+            changed,
+          });
+          break;
         }
-        break;
-      case 'commit':
-        tx!.endLsn = formatLsn(e.endLsn);
-        if (touched || !options.tables) yield { type: 'commit', transaction: tx! };
-        include = false;
-        break;
+        case 'delete': {
+          count(e.relation, 'deletes');
+          if (!rowsOf(e.relation)) break;
+          const old = tupleValues(e.relation, (e.old ?? e.key)!).values;
+          event = change(e.relation, 'delete', { key: keyValues(e.relation, old), old: e.old ? old : undefined });
+          break;
+        }
+        case 'truncate':
+          for (const rel of e.relations) {
+            count(rel, 'truncates');
+            if (rowsOf(rel)) events.push(change(rel, 'truncate', {}));
+          }
+          break;
+        case 'message':
+          if (e.prefix === MARK_PREFIX) tx!.marks.push(e.content.toString('utf8'));
+          if (e.prefix === DDL_PREFIX) {
+            const said = describeDdl(JSON.parse(e.content.toString('utf8')) as CapturedDdl);
+            if (said) (tx!.ddl ??= []).push(said);
+          }
+          break;
+        case 'commit':
+          tx!.endLsn = formatLsn(e.endLsn);
+          if (touched || !options.tables) events.push({ type: 'commit', transaction: tx! });
+          include = false;
+          break;
+      }
+      if (event) events.push(event);
     }
-    if (event) yield event;
+    if (events.length) yield events;
   }
 }
 

@@ -77,40 +77,44 @@ export function logCommand(): Command {
       const mark = emphasis();
       const out = new LineWriter();
       let shown: LoggedTransaction | undefined;
-      for await (const e of readTransactions(store, range, {
+      for await (const events of readTransactions(store, range, {
         tables,
         rows: opts.rows,
         discontinuities: index.discontinuities,
       })) {
-        if (e.type === 'discontinuity') {
-          const { type: _t, ...d } = e;
-          await out.line(
-            opts.json
-              ? JSON.stringify({ discontinuity: d })
-              : `-- discontinuity: nothing was recorded from ${d.from} to ${d.to} (${d.reason}; rebased ${d.at})`,
-          );
-          continue;
+        for (const e of events) {
+          if (e.type === 'discontinuity') {
+            const { type: _t, ...d } = e;
+            out.push(
+              opts.json
+                ? JSON.stringify({ discontinuity: d })
+                : `-- discontinuity: nothing was recorded from ${d.from} to ${d.to} (${d.reason}; rebased ${d.at})`,
+            );
+            continue;
+          }
+          if (opts.json) {
+            if (e.type === 'change') out.push(JSON.stringify(e.change));
+            else if (e.type === 'commit') out.push(JSON.stringify(e.transaction));
+            continue;
+          }
+          if (!opts.rows) {
+            if (e.type === 'commit') out.push(describe(e.transaction, true));
+            continue;
+          }
+          // With --rows: a transaction's line comes with its first change (or its commit), then its changes.
+          if (e.type === 'begin') continue;
+          if (shown !== e.transaction) {
+            shown = e.transaction;
+            out.push(describe(e.transaction, false));
+          }
+          if (e.type === 'change') out.push(describeChange(e.change, mark));
+          else {
+            for (const m of e.transaction.marks) out.push(`  mark ${JSON.stringify(m)}`);
+            for (const d of e.transaction.ddl ?? []) out.push(`  ddl ${d}`);
+          }
         }
-        if (opts.json) {
-          if (e.type === 'change') await out.line(JSON.stringify(e.change));
-          else if (e.type === 'commit') await out.line(JSON.stringify(e.transaction));
-          continue;
-        }
-        if (!opts.rows) {
-          if (e.type === 'commit') await out.line(describe(e.transaction, true));
-          continue;
-        }
-        // With --rows: a transaction's line comes with its first change (or its commit), then its changes.
-        if (e.type === 'begin') continue;
-        if (shown !== e.transaction) {
-          shown = e.transaction;
-          await out.line(describe(e.transaction, false));
-        }
-        if (e.type === 'change') await out.line(describeChange(e.change, mark));
-        else {
-          for (const m of e.transaction.marks) await out.line(`  mark ${JSON.stringify(m)}`);
-          for (const d of e.transaction.ddl ?? []) await out.line(`  ddl ${d}`);
-        }
+        // Written a batch at a time: a reader that stops (head) holds the log back here.
+        await out.ready();
       }
       await out.flush();
     });

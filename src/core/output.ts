@@ -15,8 +15,18 @@ export class LineWriter {
   ) {}
 
   async line(text: string): Promise<void> {
+    this.push(text);
+    await this.ready();
+  }
+
+  /** Adds a line without waiting: a caller adding many calls ready() after them. */
+  push(text: string): void {
     this.parts.push(text, '\n');
     this.size += text.length + 1;
+  }
+
+  /** Writes what was added once it is a chunk's worth, waiting while the stream is full. */
+  async ready(): Promise<void> {
     if (this.size >= this.chunkBytes) await this.flush();
   }
 

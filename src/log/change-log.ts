@@ -106,25 +106,35 @@ export interface ChangeHead {
   head: true;
 }
 
+/**
+ * Entries handed out at once: enough that the turns of the generator cost nothing, few enough
+ * that they die young (a whole chunk's, ten thousand or more, outlived the young generation's
+ * collections and made reading slower than one entry a turn).
+ */
+const BATCH_ENTRIES = 256;
+
 const CHANGE_KINDS: Record<number, ChangeHead['kind']> = { [INSERT]: 'insert', [UPDATE]: 'update', [DELETE]: 'delete' };
 
 /**
- * Every entry of the given segments (all of them by default), in log order, streamed. With
- * `values: false`, changes come as their kind and relation only: their tuples are not decoded.
+ * Every entry of the given segments (all of them by default), in log order, streamed: up to
+ * BATCH_ENTRIES at a time (of one segment), so that a million changes are not a million turns of
+ * an async generator. An entry's values are views valid while its batch is
+ * being handled. With `values: false`, changes come as their kind and relation only: their
+ * tuples are not decoded.
  */
-export function readLog(store: Store, segments?: SegmentSource, onSegment?: (ref: SegmentRef) => void): AsyncGenerator<LogEntry>;
+export function readLog(store: Store, segments?: SegmentSource, onSegment?: (ref: SegmentRef) => void): AsyncGenerator<LogEntry[]>;
 export function readLog(
   store: Store,
   segments: SegmentSource | undefined,
   onSegment: ((ref: SegmentRef) => void) | undefined,
   options: { values: boolean },
-): AsyncGenerator<LogEntry | ChangeHead>;
+): AsyncGenerator<(LogEntry | ChangeHead)[]>;
 export async function* readLog(
   store: Store,
   segments?: SegmentSource,
   onSegment?: (ref: SegmentRef) => void,
   options: { values: boolean } = { values: true },
-): AsyncGenerator<LogEntry | ChangeHead> {
+): AsyncGenerator<(LogEntry | ChangeHead)[]> {
   const scanner = new EntryScanner();
   const view = new TupleView();
   for await (const { ref, reader } of segmentReaders(store, segments)) {
@@ -132,33 +142,38 @@ export async function* readLog(
     const relations = new SegmentRelations(`${store.description}/${ref.key}`);
     const relation = (oid: number) => relations.get(oid);
     for await (const chunk of reader.wholeEntryChunks()) {
+      let batch: (LogEntry | ChangeHead)[] = [];
       scanner.reset(chunk);
       while (scanner.next()) {
+        if (batch.length === BATCH_ENTRIES) {
+          yield batch;
+          batch = [];
+        }
         const change = CHANGE_KINDS[scanner.kind];
         if (change && !options.values) {
-          yield { kind: change, relation: relation(scanner.relation), head: true };
+          batch.push({ kind: change, relation: relation(scanner.relation), head: true });
           continue;
         }
         if (change) {
           // Read in place (no protobuf objects): a million changes are most of a log.
           const s = scanner;
           const rel = relation(s.relation);
-          if (change === 'insert') yield { kind: change, relation: rel, new: tupleAt(view, s.buf, s.newStart, s.newEnd)! };
+          if (change === 'insert') batch.push({ kind: change, relation: rel, new: tupleAt(view, s.buf, s.newStart, s.newEnd)! });
           else if (change === 'update')
-            yield {
+            batch.push({
               kind: change,
               relation: rel,
               key: tupleAt(view, s.buf, s.keyStart, s.keyEnd),
               old: tupleAt(view, s.buf, s.oldStart, s.oldEnd),
               new: tupleAt(view, s.buf, s.newStart, s.newEnd)!,
-            };
+            });
           else
-            yield {
+            batch.push({
               kind: change,
               relation: rel,
               key: tupleAt(view, s.buf, s.keyStart, s.keyEnd),
               old: tupleAt(view, s.buf, s.oldStart, s.oldEnd),
-            };
+            });
           continue;
         }
         let e: SegmentEntry;
@@ -174,15 +189,16 @@ export async function* readLog(
           case 'insert':
           case 'update':
           case 'delete':
-            yield { ...e, relation: relation(e.relation) };
+            batch.push({ ...e, relation: relation(e.relation) });
             break;
           case 'truncate':
-            yield { ...e, relations: e.relations.map(relation) };
+            batch.push({ ...e, relations: e.relations.map(relation) });
             break;
           default:
-            yield e;
+            batch.push(e);
         }
       }
+      if (batch.length) yield batch;
     }
   }
 }

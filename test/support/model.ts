@@ -21,42 +21,43 @@ export class ArchiveModel {
     const model = new ArchiveModel();
     let pending: (() => void)[] = [];
     let current: { xid: number; commitLsn: bigint; marks: string[] } | undefined;
-    for await (const e of readLog(new DirectoryStore(dir))) {
-      switch (e.kind) {
-        case 'begin':
-          current = { xid: e.xid, commitLsn: e.commitLsn, marks: [] };
-          pending = [];
-          break;
-        case 'message':
-          current!.marks.push(e.content.toString());
-          break;
-        case 'insert':
-          pending.push(() => model.table(e.relation).rows.push(toRow(e.relation, e.new)));
-          break;
-        case 'update':
-          pending.push(() => {
-            const t = model.table(e.relation);
-            const i = model.find(t, e.relation, e.old ?? e.key ?? e.new, !!e.old);
-            t.rows[i] = toRow(e.relation, e.new, t.rows[i]);
-          });
-          break;
-        case 'delete':
-          pending.push(() => {
-            const t = model.table(e.relation);
-            t.rows.splice(model.find(t, e.relation, (e.old ?? e.key)!, !!e.old), 1);
-          });
-          break;
-        case 'truncate':
-          for (const def of e.relations) pending.push(() => (model.table(def).rows = []));
-          break;
-        case 'commit':
-          if (upToLsn === undefined || e.commitLsn <= upToLsn) {
-            pending.forEach((p) => p());
-            model.transactions.push({ ...current!, endLsn: e.endLsn });
-          }
-          break;
+    for await (const entries of readLog(new DirectoryStore(dir)))
+      for (const e of entries) {
+        switch (e.kind) {
+          case 'begin':
+            current = { xid: e.xid, commitLsn: e.commitLsn, marks: [] };
+            pending = [];
+            break;
+          case 'message':
+            current!.marks.push(e.content.toString());
+            break;
+          case 'insert':
+            pending.push(() => model.table(e.relation).rows.push(toRow(e.relation, e.new)));
+            break;
+          case 'update':
+            pending.push(() => {
+              const t = model.table(e.relation);
+              const i = model.find(t, e.relation, e.old ?? e.key ?? e.new, !!e.old);
+              t.rows[i] = toRow(e.relation, e.new, t.rows[i]);
+            });
+            break;
+          case 'delete':
+            pending.push(() => {
+              const t = model.table(e.relation);
+              t.rows.splice(model.find(t, e.relation, (e.old ?? e.key)!, !!e.old), 1);
+            });
+            break;
+          case 'truncate':
+            for (const def of e.relations) pending.push(() => (model.table(def).rows = []));
+            break;
+          case 'commit':
+            if (upToLsn === undefined || e.commitLsn <= upToLsn) {
+              pending.forEach((p) => p());
+              model.transactions.push({ ...current!, endLsn: e.endLsn });
+            }
+            break;
+        }
       }
-    }
     return model;
   }
 

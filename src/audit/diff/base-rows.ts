@@ -1,4 +1,3 @@
-import { createInterface } from 'node:readline';
 import { readBaseTable, type BaseRef, type BaseTable } from '../../log/bases.js';
 import type { Store } from '../../store/store.js';
 
@@ -23,15 +22,27 @@ export function parseCopyLine(line: string): (string | null)[] {
 
 /**
  * The lines of one base table's COPY file, read straight from the store (no database needed),
- * fields in the order of `table.columns`. The file's checksum is not checked here: `pgtape verify` does.
+ * fields in the order of `table.columns`: a decompressed chunk's lines at a time. COPY's text
+ * format escapes every newline and carriage return inside a value, so a line ends at each `\n`.
+ * The file's checksum is not checked here: `pgtape verify` does.
  */
-export async function* readBaseLines(store: Store, base: BaseRef, table: BaseTable): AsyncGenerator<string> {
+export async function* readBaseLines(store: Store, base: BaseRef, table: BaseTable): AsyncGenerator<string[]> {
   const { text } = readBaseTable(store, base, table);
+  // UTF-8 characters cut by a chunk's end are joined by the stream's decoder.
+  text.setEncoding('utf8');
+  let rest = '';
   try {
-    for await (const line of createInterface({ input: text, crlfDelay: Infinity })) {
-      if (line === '\\.') break;
-      yield line;
+    for await (const chunk of text as AsyncIterable<string>) {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop()!;
+      const end = lines.indexOf('\\.');
+      if (end >= 0) {
+        yield lines.slice(0, end);
+        return;
+      }
+      if (lines.length) yield lines;
     }
+    if (rest && rest !== '\\.') yield [rest];
   } finally {
     // Stopped early (the end marker, or the caller): the stored object is closed with it.
     text.destroy();

@@ -255,28 +255,34 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
     const captures: CapturedChange[] = [];
     const snapshots = new Map<number, TableSnapshot>();
     let sequences: Record<string, string> | undefined;
-    for await (const [e, commitLsn] of entriesIn(store, range.segments(), (lsn) => inRange(range, lsn))) {
-      if (e.kind === 'message' && e.prefix === DDL_PREFIX) {
-        const captured = JSON.parse(e.content.toString('utf8')) as CapturedDdl;
-        const what = describeDdl(captured);
-        if (what) schemaChanges.push({ lsn: formatLsn(commitLsn), what });
-        for (const s of captured.tables ?? []) snapshots.set(s.oid, s);
-        const img = captured.image;
-        if (img && (!p.tables || p.tables.has(`${img.schema}.${img.name}`))) {
-          const def = tables.get(img.oid)?.def ?? imageDef(snapshots.get(img.oid));
-          // Archives before images carried text: their rows are not comparable with the log's, said instead.
-          if (!img.columns || !def) rewritten.add(displayQualified(img.schema, img.name));
-          else imageOps(table(def), img);
-        } else if (p.schemaPatch && !captured.image) captures.push({ lsn: formatLsn(commitLsn), captured: onlyTables(captured, p.tables) });
-      } else if (e.kind === 'message' && e.prefix === SEQUENCES_PREFIX) {
-        if (p.schemaPatch) sequences = { ...sequences, ...(JSON.parse(e.content.toString('utf8')) as Record<string, string>) };
-      } else if (e.kind === 'truncate') {
-        for (const r of e.relations) if (wanted(r)) table(r).range({ kind: 'truncate', oid: r.oid });
-      } else if ('relation' in e && wanted(e.relation)) {
-        const t = table(e.relation);
-        for (const op of opsOf(e, { keyed: t.keyed })) t.range(op);
-      }
-    }
+    await eachEntryIn(
+      store,
+      range.segments(),
+      (lsn) => inRange(range, lsn),
+      (e, commitLsn) => {
+        if (e.kind === 'message' && e.prefix === DDL_PREFIX) {
+          const captured = JSON.parse(e.content.toString('utf8')) as CapturedDdl;
+          const what = describeDdl(captured);
+          if (what) schemaChanges.push({ lsn: formatLsn(commitLsn), what });
+          for (const s of captured.tables ?? []) snapshots.set(s.oid, s);
+          const img = captured.image;
+          if (img && (!p.tables || p.tables.has(`${img.schema}.${img.name}`))) {
+            const def = tables.get(img.oid)?.def ?? imageDef(snapshots.get(img.oid));
+            // Archives before images carried text: their rows are not comparable with the log's, said instead.
+            if (!img.columns || !def) rewritten.add(displayQualified(img.schema, img.name));
+            else imageOps(table(def), img);
+          } else if (p.schemaPatch && !captured.image)
+            captures.push({ lsn: formatLsn(commitLsn), captured: onlyTables(captured, p.tables) });
+        } else if (e.kind === 'message' && e.prefix === SEQUENCES_PREFIX) {
+          if (p.schemaPatch) sequences = { ...sequences, ...(JSON.parse(e.content.toString('utf8')) as Record<string, string>) };
+        } else if (e.kind === 'truncate') {
+          for (const r of e.relations) if (wanted(r)) table(r).range({ kind: 'truncate', oid: r.oid });
+        } else if ('relation' in e && wanted(e.relation)) {
+          const t = table(e.relation);
+          for (const op of opsOf(e, { keyed: t.keyed })) t.range(op);
+        }
+      },
+    );
 
     // The names tables had at --from, for the renames the patch follows.
     let patch: SchemaPatch | undefined;
@@ -342,19 +348,25 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
   }
 }
 
-/** Change entries of the given segments whose transaction's commit LSN passes `include`. */
-async function* entriesIn(
+/**
+ * Change entries of the given segments whose transaction's commit LSN passes `include`, with
+ * that LSN: in readLog's batches, handed to `each` without a turn of an async generator apiece.
+ */
+async function eachEntryIn(
   store: Store,
   segments: SegmentSource,
   include: (commitLsn: bigint) => boolean,
-): AsyncGenerator<[LogEntry, bigint]> {
+  each: (e: LogEntry, commitLsn: bigint) => void,
+): Promise<void> {
   let on = false;
   let commitLsn = 0n;
-  for await (const e of readLog(store, segments)) {
-    if (e.kind === 'begin') {
-      on = include(e.commitLsn);
-      commitLsn = e.commitLsn;
-    } else if (on) yield [e, commitLsn];
+  for await (const entries of readLog(store, segments)) {
+    for (const e of entries) {
+      if (e.kind === 'begin') {
+        on = include(e.commitLsn);
+        commitLsn = e.commitLsn;
+      } else if (on) each(e, commitLsn);
+    }
   }
 }
 
@@ -379,14 +391,19 @@ async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: M
   const at = p.range.after!;
   const since = await loadHeaders(p.store, await segmentsIn(p.index, base.lsn - 1n, at));
   const segments = since.filter((s) => headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => needing.has(t.oid)));
-  for await (const [e] of entriesIn(p.store, segments, (lsn) => lsn >= base.lsn && lsn <= at)) {
-    if (e.kind === 'truncate') {
-      for (const r of e.relations) needing.get(r.oid)?.before({ kind: 'truncate', oid: r.oid });
-    } else if ('relation' in e) {
-      const t = needing.get(e.relation.oid);
-      if (t) for (const op of opsOf(e, t.matching)) t.before(op);
-    }
-  }
+  await eachEntryIn(
+    p.store,
+    segments,
+    (lsn) => lsn >= base.lsn && lsn <= at,
+    (e) => {
+      if (e.kind === 'truncate') {
+        for (const r of e.relations) needing.get(r.oid)?.before({ kind: 'truncate', oid: r.oid });
+      } else if ('relation' in e) {
+        const t = needing.get(e.relation.oid);
+        if (t) for (const op of opsOf(e, t.matching)) t.before(op);
+      }
+    },
+  );
 }
 
 async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: TableDiffer): Promise<void> {
@@ -394,10 +411,12 @@ async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: Table
   const { keyed, keys } = t.matching;
   const positions = keys.map((k) => columns.indexOf(k));
   const fromFields = keyed && !positions.some((i) => i < 0);
-  for await (const line of readBaseLines(store, base, bt)) {
-    if (fromFields && !t.mayNeed(joinParts(positions.map((i): TextValue => copyFieldValue(field(line, i)))))) continue;
-    const row = { values: parseCopyLine(line), columns };
-    t.before(keyed ? { kind: 'insert', oid: bt.oid, row, key: keyText(row, keys) } : { kind: 'add', oid: bt.oid, row, key: image(row) });
+  for await (const lines of readBaseLines(store, base, bt)) {
+    for (const line of lines) {
+      if (fromFields && !t.mayNeed(joinParts(positions.map((i): TextValue => copyFieldValue(field(line, i)))))) continue;
+      const row = { values: parseCopyLine(line), columns };
+      t.before(keyed ? { kind: 'insert', oid: bt.oid, row, key: keyText(row, keys) } : { kind: 'add', oid: bt.oid, row, key: image(row) });
+    }
   }
 }
 
@@ -432,10 +451,15 @@ async function shapeAt(
   const candidates = since.filter((s) => headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => t.oid === oid));
   for (const s of candidates.reverse()) {
     let def: RelationDef | undefined;
-    for await (const [e] of entriesIn(store, [s], (lsn) => lsn <= at)) {
-      if ((e.kind === 'insert' || e.kind === 'update' || e.kind === 'delete') && e.relation.oid === oid) def = e.relation;
-      if (e.kind === 'truncate') def = e.relations.find((r) => r.oid === oid) ?? def;
-    }
+    await eachEntryIn(
+      store,
+      [s],
+      (lsn) => lsn <= at,
+      (e) => {
+        if ((e.kind === 'insert' || e.kind === 'update' || e.kind === 'delete') && e.relation.oid === oid) def = e.relation;
+        if (e.kind === 'truncate') def = e.relations.find((r) => r.oid === oid) ?? def;
+      },
+    );
     if (def) return shapeOf(def);
   }
   const t = schema?.tables.find((t) => t.oid === oid);
