@@ -97,8 +97,8 @@ export async function replayIntoPgdata(dir: string, options: ReplayOptions & { m
     // A cluster nobody else uses loads without WAL or fsync, and is made durable once at the end.
     const creating = LocalCluster.create({ dataDir: dir, major: serverMajor(plan, options), loading: true });
     stopOnInterrupt(async () => (await creating.catch(() => undefined))?.stop('immediate'));
+    const report = await withClient(creating, (client) => replay(client, options, plan));
     const cluster = await creating;
-    const report = await withClient(cluster, (client) => replay(client, options, plan));
     await cluster.handOver();
     writeFileSync(join(dir, 'replay.json'), JSON.stringify(report, null, 2) + '\n');
     return report;
@@ -113,10 +113,10 @@ export async function replayIntoCsv(dir: string, options: ReplayOptions & { majo
     mkdirSync(dir, { recursive: true });
     const creating = LocalCluster.create({ major: serverMajor(plan, options), unsafeFast: true, loading: true });
     stopOnInterrupt(async () => (await creating.catch(() => undefined))?.destroy());
-    const cluster = await creating;
     try {
-      const report = await withClient(cluster, async (client) => {
-        const r = await replay(client, options, plan);
+      const report = await withClient(creating, async (connection) => {
+        const r = await replay(connection, options, plan);
+        const client = await connection;
         for (const t of r.tables) {
           const file = join(dir, `${csvName(displayQualified(t.schema, t.name))}.csv`);
           await pipeline(
@@ -130,7 +130,7 @@ export async function replayIntoCsv(dir: string, options: ReplayOptions & { majo
       writeFileSync(join(dir, 'replay.json'), JSON.stringify(report, null, 2) + '\n');
       return report;
     } finally {
-      await cluster.destroy();
+      await (await creating.catch(() => undefined))?.destroy();
     }
   });
 }
@@ -160,11 +160,16 @@ function csvName(name: string): string {
   return name.replace(/[/\u0000%]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`).replace(/^\./, '%2e');
 }
 
-async function withClient<T>(cluster: LocalCluster, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = await connect(cluster.url());
+/**
+ * A connection to a cluster still being made, handed over at once: the replay reads and folds
+ * the log while initdb and the server's start run (docs/ARCHITECTURE.md, "The replay path").
+ */
+async function withClient<T>(cluster: Promise<LocalCluster>, fn: (client: Promise<pg.Client>) => Promise<T>): Promise<T> {
+  const connecting = cluster.then((c) => connect(c.url()));
+  connecting.catch(() => {}); // surfaced where the replay awaits it
   try {
-    return await fn(client);
+    return await fn(connecting);
   } finally {
-    await client.end().catch(() => {});
+    await (await connecting.catch(() => undefined))?.end().catch(() => {});
   }
 }

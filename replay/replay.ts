@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Logger } from '../src/core/log.js';
 import { formatLsn } from '../src/core/lsn.js';
 import type { Store } from '../src/store/store.js';
+import { DeferredSink } from './deferred-sink.js';
 import { Applier, type TableRows } from './applier.js';
 import { DetachedPartitions, EnumLabels } from './enum-labels.js';
 import { feedLog, type Resolved } from './log-reader.js';
@@ -47,7 +48,8 @@ export interface ReplayReport {
  * `plan` comes from prepareReplay, which every output runs before touching a database.
  */
 export async function replay(
-  client: pg.Client,
+  /** A connection, or one still being made: the log is read and folded meanwhile. */
+  connection: pg.Client | Promise<pg.Client>,
   options: ReplayOptions,
   plan: ReplayPlan,
   /** Filled, when given, with the source's oid of each table replayed (pgtape compact needs them). */
@@ -59,12 +61,12 @@ export async function replay(
   const detached = new DetachedPartitions();
   for (;;) {
     try {
-      return await replayOnce(client, options, plan, labels, detached, sourceOids);
+      return await replayOnce(connection, options, plan, labels, detached, sourceOids);
     } catch (err) {
       const label = labels.learn(err);
       const partition = label ? undefined : detached.learn(err);
       if (!label && !partition) throw err;
-      await client.query('rollback');
+      await (await connection).query('rollback');
       if (label) options.log.info(label, 'a value uses an enum label the replay had not made yet: replaying again with it');
       else options.log.info(partition, 'a row lies outside its partition: the source detached it; replaying again with it detached');
     }
@@ -72,7 +74,7 @@ export async function replay(
 }
 
 async function replayOnce(
-  client: pg.Client,
+  connection: pg.Client | Promise<pg.Client>,
   options: ReplayOptions,
   plan: ReplayPlan,
   labels: EnumLabels,
@@ -90,26 +92,34 @@ async function replayOnce(
     },
     'replaying',
   );
-  await client.query(`begin; set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'`);
-  const applier = new Applier(
-    client,
-    { store, base: plan.base, manifest: plan.manifest, schema: plan.schema, only: options.tables, labels, detached },
-    log,
-  );
-  const planner = new Planner(applier, options.memoryBytes, log);
+  const session = (async () => {
+    const client = await connection;
+    await client.query(`begin; set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'`);
+    const applier = new Applier(
+      client,
+      { store, base: plan.base, manifest: plan.manifest, schema: plan.schema, only: options.tables, labels, detached },
+      log,
+    );
+    applier.preload(plan.span.changedInPlace);
+    return { client, applier };
+  })();
+  session.catch(() => {}); // surfaced where it is awaited
+  const planner = new Planner(new DeferredSink(session.then((s) => s.applier)), options.memoryBytes, log);
   planner.expectInAll(plan.span.changes);
-  applier.preload(plan.span.changedInPlace);
   const progress = new ReplayProgress(plan.span.count, log);
   let resolved: Resolved | null;
+  let client: pg.Client;
+  let applier: Applier;
   try {
     resolved = await feedLog(store, plan.segments(), { from: plan.base.lsn, upTo: plan.upTo }, planner, {
       tables: options.tables,
       progress,
     });
     await planner.finish();
+    ({ client, applier } = await session);
     await applier.finish();
   } catch (err) {
-    await applier.settled();
+    await (await session.catch(() => undefined))?.applier.settled();
     throw err;
   }
   progress.stop(planner.changes);

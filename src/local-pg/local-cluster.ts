@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
 import {
   appendFileSync,
@@ -21,6 +22,9 @@ import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { findPgBin } from './binaries.js';
 import { UserError } from '../core/errors.js';
+
+const execFileAsync = promisify(execFile);
+type ExecError = Error & { stdout?: string; stderr?: string };
 
 export interface LocalClusterOptions {
   major?: number;
@@ -97,8 +101,10 @@ export class LocalCluster {
       const args = ['-D', dataDir, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C'];
       // A loading cluster is synced whole when handed over.
       if (options.unsafeFast || options.loading) args.push('--no-sync');
-      const r = spawnSync(join(bin, 'initdb'), args, { encoding: 'utf8', ...(ids ?? {}), env: serverEnv() });
-      if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr || r.stdout || r.error}`);
+      // Not spawnSync: a replay reads and folds its log while the cluster is made.
+      await execFileAsync(join(bin, 'initdb'), args, { encoding: 'utf8', ...(ids ?? {}), env: serverEnv() }).catch((err: ExecError) => {
+        throw new Error(`initdb failed: ${err.stderr || err.stdout || err.message}`);
+      });
     } finally {
       rmSync(pwdir, { recursive: true, force: true });
     }

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -71,6 +71,40 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
       spawnSync('rm', ['-rf', parent]);
     });
   }
+
+  it('--pgdata and --csv: a damaged segment found while the cluster is still being made leaves nothing, no server', async () => {
+    // The log is read and folded while initdb runs: the failure comes before the cluster is up.
+    const damaged = join(mkdtempSync(join(tmpdir(), 'pgtape-damaged-')), 'tape');
+    cpSync(store(), damaged, { recursive: true });
+    const last = readdirSync(join(damaged, 'segments')).sort().at(-1)!;
+    const file = join(damaged, 'segments', last);
+    const bytes = readFileSync(file);
+    const body = 12 + bytes.readUInt32BE(8);
+    const i = body + Math.floor((bytes.length - body) / 2);
+    bytes[i] = bytes[i]! ^ 0x40;
+    writeFileSync(file, bytes);
+    const parent = mkdtempSync(join(tmpdir(), 'pgtape-out-'));
+    chmodSync(parent, 0o755);
+    for (const output of ['--pgdata', '--csv']) {
+      const dir = join(parent, output.slice(2));
+      // --csv's scratch cluster is made under TMPDIR: a private one, to see that it goes too.
+      const tmp = mkdtempSync(join(tmpdir(), 'pgtape-damaged-tmp-'));
+      chmodSync(tmp, 0o755);
+      const r = await pgtape(['replay', '--store', damaged, output, dir], { TMPDIR: tmp });
+      expect(r.code, r.stderr).toBe(4);
+      expect(r.stderr).toMatch(/checksum|cannot be decoded/);
+      expect(existsSync(dir) ? readdirSync(dir) : [], output).toEqual([]);
+      expect(serversUnder(parent), output).toEqual([]);
+      expect(serversUnder(tmp), output).toEqual([]);
+      // Save the binaries cache a root run keeps there on purpose (local-cluster.ts, reachableBin).
+      expect(
+        readdirSync(tmp).filter((f) => !f.startsWith('pgtape-postgres-')),
+        output,
+      ).toEqual([]);
+      spawnSync('rm', ['-rf', tmp]);
+    }
+    spawnSync('rm', ['-rf', parent, join(damaged, '..')]);
+  });
 
   it('--into: the database is left empty (one transaction), and the next run fills it, at random moments', async () => {
     const random = seededRandom(TEST_SEED + 7);
