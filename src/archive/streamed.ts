@@ -65,9 +65,12 @@ export class StreamedTransactions {
     }
     const size = HEAD + bytes.length;
     if (t.pendingBytes + size > t.pending.length) {
+      // Copied before waiting: the bytes may be a view into the connection's read buffer, which
+      // is only guaranteed intact until this returns (docs/ARCHITECTURE.md, "No promise per message").
+      const kept = Buffer.from(bytes);
       return this.write(t).then(() => {
         if (size > t.pending.length) t.pending = Buffer.allocUnsafe(size);
-        this.put(t, type, relation, bytes);
+        this.put(t, type, relation, kept);
       });
     }
     this.put(t, type, relation, bytes);
