@@ -1,3 +1,4 @@
+import { varintSize, writeVarint } from '../src/core/varint.js';
 import { TupleView } from '../src/segment/entry-scanner.js';
 import type { RelationDef } from '../src/segment/format.js';
 import { TUPLE_NULL, TUPLE_TEXT, TUPLE_UNCHANGED } from '../src/pgoutput/tuple.js';
@@ -321,24 +322,6 @@ export class TableEffect {
     this.rowEnd = grown(this.rowEnd, n);
     this.delta = grown(this.delta, n);
   }
-}
-
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
-
-function writeVarint(out: Buffer, o: number, n: number): number {
-  while (n >= 0x80) {
-    out[o++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  out[o++] = n;
-  return o;
 }
 
 /** Whether a column left unchanged in `row` was left unchanged in `previous` too (its value unknown). */

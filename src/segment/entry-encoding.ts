@@ -1,3 +1,4 @@
+import { varint64Size, varintSize, writeVarint, writeVarint64 } from '../core/varint.js';
 import { carriesValue, TUPLE_NULL, TUPLE_UNCHANGED } from '../pgoutput/tuple.js';
 
 /** A row change written as a segment entry, and what the segment's counts need of it. */
@@ -180,36 +181,4 @@ function marker(raw: Buffer, p: number, expected: string, what: string): void {
 
 function need(raw: Buffer, offset: number, n: number): void {
   if (offset + n > raw.length) throw new Error(`pgoutput: message truncated (need ${n} bytes at offset ${offset} of ${raw.length})`);
-}
-
-function varintSize(v: number): number {
-  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
-}
-
-function writeVarint(out: Buffer, o: number, v: number): number {
-  while (v >= 0x80) {
-    out[o++] = (v & 0x7f) | 0x80;
-    v = Math.floor(v / 128);
-  }
-  out[o++] = v;
-  return o;
-}
-
-/** An unsigned 64-bit value's varint size, from its high half (BigInt shifts per byte allocate). */
-function varint64Size(v: bigint): number {
-  const hi = Number(v >> 32n);
-  if (hi === 0) return varintSize(Number(v));
-  return hi < 0x8 ? 5 : hi < 0x400 ? 6 : hi < 0x20000 ? 7 : hi < 0x1000000 ? 8 : hi < 0x80000000 ? 9 : 10;
-}
-
-function writeVarint64(out: Buffer, o: number, v: bigint): number {
-  // Two 32-bit halves: BigInt arithmetic per byte would cost more than the rest of the entry.
-  let lo = Number(v & 0xffffffffn);
-  let hi = Number(v >> 32n);
-  while (hi > 0) {
-    out[o++] = (lo & 0x7f) | 0x80;
-    lo = ((lo >>> 7) | ((hi & 0x7f) << 25)) >>> 0;
-    hi = Math.floor(hi / 128);
-  }
-  return writeVarint(out, o, lo);
 }
