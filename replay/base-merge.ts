@@ -1,6 +1,5 @@
 import type pg from 'pg';
-import { readBaseTable, type BaseRef, type BaseTable } from '../src/log/bases.js';
-import { UserError } from '../src/core/errors.js';
+import { DamagedBaseError, readBaseTable, type BaseRef, type BaseTable } from '../src/log/bases.js';
 import { quoteIdent, quoteQualified } from '../src/core/sql.js';
 import { TupleView } from '../src/segment/entry-scanner.js';
 import type { Store } from '../src/store/store.js';
@@ -64,11 +63,7 @@ export async function loadBaseTable(
       partial = data.subarray(end);
       if (end > 0) await lines(data, end);
     }
-    if (partial.length)
-      throw new UserError(
-        `${store.description}/${base.prefix}${table.file} ends inside a row`,
-        'the base is damaged: replay from another base, or take a new one',
-      );
+    if (partial.length) throw new DamagedBaseError(`${store.description}/${base.prefix}${table.file} ends inside a row`);
     if (merge) rows += await merge.inserts(copy);
     await copy.end();
   } catch (err) {
@@ -77,9 +72,8 @@ export async function loadBaseTable(
     throw err;
   }
   if (stored() !== sha256) {
-    throw new UserError(
+    throw new DamagedBaseError(
       `${store.description}/${base.prefix}${table.file} (${table.schema}.${table.name}) does not match the checksum in its manifest`,
-      'the base is damaged: replay from another base, or take a new one',
     );
   }
   return rows;

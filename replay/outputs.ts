@@ -64,16 +64,24 @@ function requireEmptyDir(dir: string, option: string): void {
 async function owned<T>(dir: string, fill: (stopOnInterrupt: (stop: () => Promise<void>) => void) => Promise<T>): Promise<T> {
   const made = !existsSync(dir);
   let stop: (() => Promise<void>) | undefined;
-  const clear = async () => {
-    await stop?.().catch(() => {});
-    if (made) rmSync(dir, { recursive: true, force: true });
-    else for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true });
-  };
+  let clearing: Promise<void> | undefined;
+  // Once, whoever asks first (a failure, a signal): the server stopped, then the output removed.
+  const clear = () =>
+    (clearing ??= (async () => {
+      await stop?.().catch(() => {});
+      if (made) rmSync(dir, { recursive: true, force: true });
+      else if (existsSync(dir)) for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true });
+    })());
+  let signalled = false;
+  // Every signal is caught until the exit: a second Ctrl-C while the server is still starting
+  // must not end the process before its output and its server are gone.
   const interrupted = (signal: NodeJS.Signals) => {
+    if (signalled) return;
+    signalled = true;
     void clear().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   };
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
+  process.on('SIGINT', interrupted);
+  process.on('SIGTERM', interrupted);
   try {
     return await fill((s) => (stop = s));
   } catch (err) {

@@ -12,6 +12,7 @@ import { statusCommand } from './commands/status.js';
 import { verifyCommand } from './commands/verify.js';
 import { configurable } from './commands/config.js';
 import { ExitCode, UserError, errorMessage } from './core/errors.js';
+import { DamagedBaseError } from './log/bases.js';
 import { isSegmentDamage } from './segment/reader.js';
 import { ObjectMissingError, StoreUnavailableError } from './store/store.js';
 import { packageRoot } from './core/paths.js';
@@ -66,7 +67,7 @@ export async function main(argv: string[], tools: Command[] = []): Promise<numbe
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EPIPE') return ExitCode.DONE;
     if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.DONE : ExitCode.BAD_INPUT;
-    if (isSegmentDamage(err) || err instanceof ObjectMissingError) {
+    if (isSegmentDamage(err) || err instanceof ObjectMissingError || err instanceof DamagedBaseError) {
       const hint = 'pgtape verify names the damaged objects and the stretches still readable';
       process.stderr.write(`pgtape: the archive is damaged: ${err.message}\n  what to do: ${hint}\n`);
       return ExitCode.ATTENTION;

@@ -1,7 +1,8 @@
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { UserError } from './errors.js';
 
 const PREFIX = 'pgtape-spool-';
 
@@ -14,10 +15,33 @@ export async function createSpoolDir(parent = process.env.PGTAPE_SPOOL_DIR ?? tm
     const pid = Number(/^pgtape-spool-(\d+)-/.exec(name)?.[1]);
     if (pid && pid !== process.pid && !alive(pid)) await rm(join(parent, name), { recursive: true, force: true });
   }
-  const dir = await mkdtemp(join(parent, `${PREFIX}${process.pid}-`));
+  const dir = await mkdtemp(join(parent, `${PREFIX}${process.pid}-`)).catch((err: NodeJS.ErrnoException) => {
+    throw tempDirError(parent, err, process.env.PGTAPE_SPOOL_DIR ? 'PGTAPE_SPOOL_DIR' : 'TMPDIR');
+  });
   if (made.size === 0) process.once('exit', removeAll);
   made.add(dir);
   return dir;
+}
+
+/**
+ * A new private directory under the system's temporary directory (TMPDIR), or a clear error
+ * (exit 2) saying which variable to change: a missing or read-only TMPDIR is the environment's.
+ */
+export function privateTempDir(prefix: string): string {
+  const parent = tmpdir();
+  try {
+    return mkdtempSync(join(parent, prefix));
+  } catch (err) {
+    throw tempDirError(parent, err as NodeJS.ErrnoException, 'TMPDIR');
+  }
+}
+
+function tempDirError(parent: string, err: NodeJS.ErrnoException, variable: string): Error {
+  if (err.code !== 'ENOENT' && err.code !== 'EACCES' && err.code !== 'EROFS' && err.code !== 'ENOTDIR') return err;
+  return new UserError(
+    `cannot make a temporary directory under ${parent} (${err.code})`,
+    `set ${variable} to a directory this user can write to`,
+  );
 }
 
 /** Spool directories of this process: removed at its exit, however it exits (but SIGKILL). */

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
+import { privateTempDir } from '../core/spool-dir.js';
 import { createHash } from 'node:crypto';
 import {
   appendFileSync,
@@ -9,7 +10,6 @@ import {
   cpSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readFileSync,
   realpathSync,
   renameSync,
@@ -71,12 +71,26 @@ export class LocalCluster {
   static async create(options: LocalClusterOptions = {}): Promise<LocalCluster> {
     const ids = serverUserIds();
     const bin = reachableBin(findPgBin(options.major), ids);
-    let ownsParent: string | undefined;
-    let dataDir = options.dataDir;
-    if (!dataDir) {
-      ownsParent = mkdtempSync(join(tmpdir(), 'pgtape-pg-'));
-      dataDir = join(ownsParent, 'data');
+    const ownsParent = options.dataDir ? undefined : privateTempDir('pgtape-pg-');
+    const dataDir = options.dataDir ?? join(ownsParent!, 'data');
+    let cluster: LocalCluster | undefined;
+    try {
+      cluster = await LocalCluster.init(bin, ids, dataDir, ownsParent, options);
+      return cluster;
+    } catch (err) {
+      // A start that failed or was interrupted (initdb, the server) leaves nothing: what it made goes.
+      if (ownsParent) rmSync(ownsParent, { recursive: true, force: true });
+      throw err;
     }
+  }
+
+  private static async init(
+    bin: string,
+    ids: { uid: number; gid: number } | undefined,
+    dataDir: string,
+    ownsParent: string | undefined,
+    options: LocalClusterOptions,
+  ): Promise<LocalCluster> {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     if (ids) {
       if (ownsParent) chownSync(ownsParent, ids.uid, ids.gid);
@@ -90,7 +104,7 @@ export class LocalCluster {
     }
     const password = options.password ?? 'pgtape';
     // initdb reads the password as the server user: a private directory that user owns.
-    const pwdir = mkdtempSync(join(tmpdir(), 'pgtape-pw-'));
+    const pwdir = privateTempDir('pgtape-pw-');
     const pwfile = join(pwdir, 'pw');
     writeFileSync(pwfile, password + '\n', { mode: 0o600 });
     if (ids) {
@@ -127,7 +141,12 @@ export class LocalCluster {
     // Later lines win: removing this block restores the settings above.
     if (options.loading) appendFileSync(join(dataDir, 'postgresql.conf'), block(LOADING_BLOCK, loadingSettings()));
     const cluster = new LocalCluster(bin, dataDir, port, password, ownsParent, ids);
-    await cluster.start();
+    try {
+      await cluster.start();
+    } catch (err) {
+      await cluster.stop('immediate').catch(() => {});
+      throw err;
+    }
     return cluster;
   }
 

@@ -1,5 +1,5 @@
 import { listBases, readBase, type BaseRef } from './bases.js';
-import { errorMessage, UserError } from '../core/errors.js';
+import { errorMessage, ExitCode, UserError } from '../core/errors.js';
 import { sayWarning } from '../core/output.js';
 import { listNeededIndexObjects, readIndexObject, type IndexObjectRef, type Mark } from './segment-index.js';
 import type { IndexSummary } from './index-summary.js';
@@ -355,6 +355,7 @@ export async function* rangeSegments(
       throw new UserError(
         `the archive has overlapping segments: ${index.store.description}/${s.key} starts before ${previous.key} ends`,
         'the same transactions may be stored twice; pgtape verify lists them: remove the one that should not be there',
+        ExitCode.ATTENTION,
       );
     }
     if (expected !== undefined && s.startLsn > expected) {
@@ -365,9 +366,11 @@ export async function* rangeSegments(
           'choose both points on the same side of it',
         );
       if (!d)
+        // Damage, not bad input (README, Exit codes): 4, as a segment found missing when read.
         throw new UserError(
           `the archive has a gap: nothing covers ${formatLsn(expected)} to ${formatLsn(s.startLsn)} (before ${index.store.description}/${s.key})`,
           `a segment is missing; points before ${formatLsn(expected)} can still be read, and pgtape verify lists what is damaged`,
+          ExitCode.ATTENTION,
         );
     }
     previous = s;

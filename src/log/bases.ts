@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createDecompressor, type Compression } from '../core/compression.js';
 import { UserError } from '../core/errors.js';
@@ -138,10 +138,14 @@ export function baseTableFile(n: number): string {
   return `tables/${String(n).padStart(4, '0')}.copy.br`;
 }
 
+/** A base's stored file is not what it should be (undecodable, cut short, another checksum): damage, exit 4. */
+export class DamagedBaseError extends Error {}
+
 /**
  * A base table's rows as COPY text, decompressed while read from the store, and the SHA-256 of
  * the stored bytes (what the manifest records), known once `text` has ended. A read that fails
- * or stops early closes the stored object (its descriptor or HTTP body).
+ * or stops early closes the stored object (its descriptor or HTTP body). Bytes that do not
+ * decompress are reported as damage naming the file, not as the codec's bare error.
  */
 export function readBaseTable(store: Store, base: BaseRef, table: { file: string }): { text: Readable; sha256: () => string } {
   const hash = createHash('sha256');
@@ -151,9 +155,21 @@ export function readBaseTable(store: Store, base: BaseRef, table: { file: string
       callback(null, chunk);
     },
   });
-  const text = createDecompressor(BASE_TABLE_COMPRESSION);
-  // A failure anywhere destroys `text` with the error: its reader sees it.
-  pipeline(store.read(base.prefix + table.file), tap, text).catch(() => {});
+  const decompressor = createDecompressor(BASE_TABLE_COMPRESSION);
+  const text = new PassThrough({ readableHighWaterMark: decompressor.readableHighWaterMark });
+  const what = `${store.description}/${base.prefix}${table.file}`;
+  // A failure anywhere destroys `text` with the error: its reader sees it. The codec's own
+  // errors carry a numeric errno; the store's (a missing object) pass as they are.
+  const fail = (err: Error) => {
+    if (text.destroyed) return;
+    const codec = typeof (err as NodeJS.ErrnoException).errno === 'number' && !(err as NodeJS.ErrnoException).syscall;
+    text.destroy(codec ? new DamagedBaseError(`${what} cannot be decompressed (${err.message})`) : err);
+  };
+  decompressor.on('error', fail);
+  pipeline(store.read(base.prefix + table.file), tap, decompressor).catch(fail);
+  decompressor.pipe(text);
+  // The reader stopped early: the read of the stored object is closed with it.
+  text.once('close', () => decompressor.destroy());
   return { text, sha256: () => hash.digest('hex') };
 }
 

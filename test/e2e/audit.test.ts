@@ -333,6 +333,57 @@ describe('audit: log, diff, verify and status', () => {
     expect(whole.stderr).toMatch(/replay targets from \S+ to \S+ still work/);
   });
 
+  it('a damaged base table file: replay and diff say which, with exit 4, instead of using its rows', async () => {
+    const base = join('base', readdirSync(join(store(), 'base'))[0]!);
+    const tables = readdirSync(join(store(), base, 'tables')).sort();
+    const damages: [string, (file: string) => void, RegExp][] = [
+      // Bytes the codec refuses, and bytes it decodes into other rows: the manifest's checksum tells.
+      [
+        'garbage inside',
+        (f) => writeFileSync(f, Buffer.concat([readFileSync(f).subarray(0, 3), Buffer.alloc(40, 0x78)])),
+        /cannot be decompressed|does not match the checksum/,
+      ],
+      [
+        'a flipped byte',
+        (f) => {
+          const b = readFileSync(f);
+          b[b.length >> 1] = b[b.length >> 1]! ^ 0x40;
+          writeFileSync(f, b);
+        },
+        /cannot be decompressed|does not match the checksum|ends inside a row/,
+      ],
+      [
+        'cut short',
+        (f) => truncateSync(f, readFileSync(f).length >> 1),
+        /cannot be decompressed|does not match the checksum|ends inside a row/,
+      ],
+    ];
+    for (const [what, damage, says] of damages) {
+      for (const table of tables) {
+        const dir = join(store(), '..', `damaged-base-${Math.random().toString(36).slice(2)}`);
+        cpSync(store(), dir, { recursive: true });
+        damage(join(dir, base, 'tables', table));
+        const file = new RegExp(`${base}/tables/${table}`.replace(/[.]/g, '\\.'));
+        const replayed = await pgtape(['replay', '--store', dir, '--to', 'latest', '--csv', join(dir, 'out')]);
+        expect(replayed.code, `${what} ${table}: ${replayed.stderr}`).toBe(4);
+        expect(replayed.stderr).toMatch(says);
+        expect(replayed.stderr).toMatch(file);
+        expect(statSync(join(dir, 'out'), { throwIfNoEntry: false }), 'no output').toBeUndefined();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    // diff reads a base's rows only for the tables whose rows at --from it needs: a table the range updates.
+    const dir = join(store(), '..', `damaged-base-diff`);
+    cpSync(store(), dir, { recursive: true });
+    for (const table of tables) damages[0]![1](join(dir, base, 'tables', table));
+    const lsn = readdirSync(join(dir, 'base'))[0]!;
+    const from = `lsn:${parseInt(lsn.slice(0, 8), 16).toString(16).toUpperCase()}/${parseInt(lsn.slice(8), 16).toString(16).toUpperCase()}`;
+    const diffed = await pgtape(['diff', '--store', dir, '--from', from, '--to', 'latest', '--summary']);
+    expect(diffed.code, diffed.stderr + diffed.stdout).toBe(4);
+    expect(diffed.stderr).toMatch(/the archive is damaged: .*tables\/\d{4}\.copy\.br/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('status reports the slot, the lag, too much retained WAL, and a dropped slot', async () => {
     const status = (...extra: string[]) => pgtape(['status', '--source', source.db.url(), '--store', store(), '--json', ...extra]);
     const healthy = await status();

@@ -121,6 +121,22 @@ const CASES: Case[] = [
   { name: 'csv under a file', args: (c) => ['replay', '--store', c.store, '--csv', join(c.file, 'out')], exit: 2, says: ['--csv'] },
   { name: 'pgdata into a file', args: (c) => ['replay', '--store', c.store, '--pgdata', c.file], exit: 2, says: ['--pgdata'] },
   {
+    name: 'csv with a TMPDIR that does not exist',
+    args: (c) => ['replay', '--store', c.store, '--csv', c.fresh],
+    env: { TMPDIR: '/nonexistent/pgtape-tmp' },
+    exit: 2,
+    says: ['cannot make a temporary directory', 'set TMPDIR'],
+    leaves: (c) => [c.fresh],
+  },
+  {
+    name: 'pgdata with a TMPDIR that does not exist',
+    args: (c) => ['replay', '--store', c.store, '--pgdata', c.fresh],
+    env: { TMPDIR: '/nonexistent/pgtape-tmp' },
+    exit: 2,
+    says: ['cannot make a temporary directory', 'set TMPDIR'],
+    leaves: (c) => [c.fresh],
+  },
+  {
     name: 'slot name Postgres refuses',
     args: (c) => archiveArgs(c.source, c.fresh, '--slot', 'Bad-Slot!', '--until', 'now'),
     exit: 2,

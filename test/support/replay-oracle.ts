@@ -482,7 +482,7 @@ export function replayOracle(kind: 'directory' | 's3', options: { major?: number
       const victim = segments.at(-2)!;
       rmSync(join(damaged, 'segments', victim));
       const gap = await run(damaged);
-      expect(gap.code).toBe(2);
+      expect(gap.code).toBe(4);
       expect(gap.stderr).toMatch(/the archive has a gap: nothing covers/);
       const before = await pgtape(['replay', '--store', damaged, '--to', 'name:point-20', '--csv', join(dir, '..', 'before-gap')]);
       expect(before.code, before.stderr).toBe(0);

@@ -1,4 +1,4 @@
-import { readBaseTable, type BaseRef, type BaseTable } from '../../log/bases.js';
+import { DamagedBaseError, readBaseTable, type BaseRef, type BaseTable } from '../../log/bases.js';
 import type { Store } from '../../store/store.js';
 
 const ESCAPES: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
@@ -24,27 +24,38 @@ export function parseCopyLine(line: string): (string | null)[] {
  * The lines of one base table's COPY file, read straight from the store (no database needed),
  * fields in the order of `table.columns`: a decompressed chunk's lines at a time. COPY's text
  * format escapes every newline and carriage return inside a value, so a line ends at each `\n`.
- * The file's checksum is not checked here: `pgtape verify` does.
+ * The file is read to its end and checked against `sha256` (its manifest's): a damaged base is
+ * said as such (exit 4), never compared as if its rows were right.
  */
-export async function* readBaseLines(store: Store, base: BaseRef, table: BaseTable): AsyncGenerator<string[]> {
-  const { text } = readBaseTable(store, base, table);
+export async function* readBaseLines(store: Store, base: BaseRef, table: BaseTable, sha256: string): AsyncGenerator<string[]> {
+  const { text, sha256: stored } = readBaseTable(store, base, table);
   // UTF-8 characters cut by a chunk's end are joined by the stream's decoder.
   text.setEncoding('utf8');
   let rest = '';
+  let ended = false;
   try {
     for await (const chunk of text as AsyncIterable<string>) {
+      if (ended) continue;
       const lines = (rest + chunk).split('\n');
       rest = lines.pop()!;
       const end = lines.indexOf('\\.');
       if (end >= 0) {
-        yield lines.slice(0, end);
-        return;
+        // The end marker: what follows is not rows, but is read for the checksum.
+        ended = true;
+        rest = '';
+        if (end > 0) yield lines.slice(0, end);
+        continue;
       }
       if (lines.length) yield lines;
     }
     if (rest && rest !== '\\.') yield [rest];
   } finally {
-    // Stopped early (the end marker, or the caller): the stored object is closed with it.
+    // Stopped early (the caller): the stored object is closed with it.
     text.destroy();
+  }
+  if (stored() !== sha256) {
+    throw new DamagedBaseError(
+      `${store.description}/${base.prefix}${table.file} (${table.schema}.${table.name}) does not match the checksum in its manifest`,
+    );
   }
 }

@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import { readBase, type BaseRef, type BaseSchema, type BaseTable } from '../../log/bases.js';
+import { DamagedBaseError, readBase, type BaseManifest, type BaseRef, type BaseSchema, type BaseTable } from '../../log/bases.js';
 import { UserError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { formatLsn } from '../../core/lsn.js';
@@ -153,6 +153,7 @@ export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
           range,
           base,
           baseSchema,
+          baseManifest: baseFiles?.manifest,
           dir,
           close,
           parts: (oid) => (whole.has(oid) ? 1 : (partCounts.get(oid)?.parts ?? 1)),
@@ -228,6 +229,7 @@ interface Pass extends DiffOptions {
   range: LogRange;
   base: BaseRef | undefined;
   baseSchema: BaseSchema | undefined;
+  baseManifest: BaseManifest | undefined;
   dir: string;
   close: () => Promise<void>;
   parts: (oid: number) => number;
@@ -385,7 +387,7 @@ function field(line: string, n: number): string {
 async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: Map<number, TableDiffer>): Promise<void> {
   for (const bt of schema.tables) {
     const t = needing.get(bt.oid);
-    if (t) await feedBaseRows(p.store, base, bt, t);
+    if (t) await feedBaseRows(p.store, base, bt, t, baseFileSha256(p, base, bt));
   }
   // Only segments that touched a needed table are read.
   const at = p.range.after!;
@@ -406,12 +408,22 @@ async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: M
   );
 }
 
-async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: TableDiffer): Promise<void> {
+/** The checksum the base's manifest records for a table's file: what its rows are read against. */
+function baseFileSha256(p: Pass, base: BaseRef, bt: BaseTable): string {
+  const entry = p.baseManifest?.tables.find((m) => m.file === bt.file);
+  if (!entry)
+    throw new DamagedBaseError(
+      `${p.store.description}/${base.prefix}manifest.json lists no file for ${displayQualified(bt.schema, bt.name)}`,
+    );
+  return entry.sha256;
+}
+
+async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: TableDiffer, sha256: string): Promise<void> {
   const columns = bt.columns.map((c) => c.name);
   const { keyed, keys } = t.matching;
   const positions = keys.map((k) => columns.indexOf(k));
   const fromFields = keyed && !positions.some((i) => i < 0);
-  for await (const lines of readBaseLines(store, base, bt)) {
+  for await (const lines of readBaseLines(store, base, bt, sha256)) {
     for (const line of lines) {
       if (fromFields && !t.mayNeed(joinParts(positions.map((i): TextValue => copyFieldValue(field(line, i)))))) continue;
       const row = { values: parseCopyLine(line), columns };
