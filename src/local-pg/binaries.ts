@@ -16,7 +16,11 @@ export const DEFAULT_PG_MAJOR = 17;
 export function findPgBin(major: number = DEFAULT_PG_MAJOR): string {
   const explicit = process.env.PGTAPE_PG_BIN;
   if (explicit) {
-    if (!existsSync(join(explicit, 'postgres'))) throw new UserError(`PGTAPE_PG_BIN=${explicit} has no postgres binary`);
+    if (!existsSync(join(explicit, 'postgres')))
+      throw new UserError(
+        `PGTAPE_PG_BIN=${explicit} has no postgres binary`,
+        'point PGTAPE_PG_BIN at the bin directory of a PostgreSQL install (holding postgres and initdb), or unset it to use the bundled binaries',
+      );
     return explicit;
   }
   const candidates = [`pgbin-${major}`];
