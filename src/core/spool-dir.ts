@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +34,21 @@ export function privateTempDir(prefix: string): string {
   } catch (err) {
     throw tempDirError(parent, err as NodeJS.ErrnoException, 'TMPDIR');
   }
+}
+
+/**
+ * The system's temporary directory, refused (exit 2, naming TMPDIR) unless it exists and this
+ * user can write to it: a copy made into it must not create it (and its parents) on the way.
+ */
+export function usableTempDir(): string {
+  const dir = tmpdir();
+  try {
+    if (!statSync(dir).isDirectory()) throw Object.assign(new Error(dir), { code: 'ENOTDIR' });
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw tempDirError(dir, err as NodeJS.ErrnoException, 'TMPDIR');
+  }
+  return dir;
 }
 
 function tempDirError(parent: string, err: NodeJS.ErrnoException, variable: string): Error {

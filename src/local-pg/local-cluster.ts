@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { privateTempDir } from '../core/spool-dir.js';
+import { privateTempDir, usableTempDir } from '../core/spool-dir.js';
 import { createHash } from 'node:crypto';
 import {
   appendFileSync,
@@ -17,7 +17,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir, totalmem } from 'node:os';
+import { totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { findPgBin } from './binaries.js';
@@ -293,7 +293,7 @@ function serverUserIds(): { uid: number; gid: number } | undefined {
 function reachableBin(bin: string, ids: { uid: number; gid: number } | undefined): string {
   if (!ids || spawnSync(join(bin, 'postgres'), ['--version'], { ...ids, stdio: 'ignore' }).status === 0) return bin;
   const install = dirname(bin);
-  const shared = join(tmpdir(), `pgtape-postgres-${createHash('sha256').update(realpathSync(install)).digest('hex').slice(0, 12)}`);
+  const shared = join(usableTempDir(), `pgtape-postgres-${createHash('sha256').update(realpathSync(install)).digest('hex').slice(0, 12)}`);
   if (!existsSync(join(shared, 'bin', 'postgres'))) {
     // Copied beside and renamed: a concurrent start never sees half a copy.
     const partial = `${shared}.${process.pid}.partial`;

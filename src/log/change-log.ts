@@ -202,3 +202,25 @@ export async function* readLog(
     }
   }
 }
+
+/**
+ * Change entries of the given segments whose transaction's commit LSN passes `include`, with
+ * that LSN: in readLog's batches, handed to `each` without a turn of an async generator apiece.
+ */
+export async function eachEntryIn(
+  store: Store,
+  segments: SegmentSource,
+  include: (commitLsn: bigint) => boolean,
+  each: (e: LogEntry, commitLsn: bigint) => void,
+): Promise<void> {
+  let on = false;
+  let commitLsn = 0n;
+  for await (const entries of readLog(store, segments)) {
+    for (const e of entries) {
+      if (e.kind === 'begin') {
+        on = include(e.commitLsn);
+        commitLsn = e.commitLsn;
+      } else if (on) each(e, commitLsn);
+    }
+  }
+}

@@ -4,13 +4,14 @@ import { UserError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { formatLsn } from '../../core/lsn.js';
 import { createSpoolDir } from '../../core/spool-dir.js';
-import { columnTypeName, sameColumnTypes, type RelationDef, type SegmentHeader } from '../../segment/format.js';
-import { readLog, type LogEntry, type SegmentSource } from '../../log/change-log.js';
+import type { RelationDef, SegmentHeader } from '../../segment/format.js';
+import { eachEntryIn } from '../../log/change-log.js';
 import type { Store } from '../../store/store.js';
 import { copyFieldValue, parseCopyLine, readBaseLines } from './base-rows.js';
-import { ColumnLists, opsOf } from './ops.js';
+import { ColumnLists, imageDef, imageOps, opsOf } from './ops.js';
 import type { TextValue } from '../row-text.js';
 import { image, joinParts, keyNames, keyText, type RowDiff } from './rows.js';
+import { sameTableShape, shapeAt, shapeOf, type TableShape } from './table-shape.js';
 import { TableDiffer, WholeTableNeeded, type Change, type RowDiffCounts } from './table.js';
 import {
   headerOf,
@@ -26,28 +27,13 @@ import { describeTarget, type Target } from '../../log/target.js';
 import { displayQualified } from '../../core/sql.js';
 import { DDL_PREFIX, SEQUENCES_PREFIX } from '../../source/logical-messages.js';
 import { schemaPatch, type CapturedChange, type SchemaPatch } from './schema-patch.js';
-import type { CapturedDdl, TableImage, TableSnapshot } from '../../source/ddl-capture.js';
+import type { CapturedDdl, TableSnapshot } from '../../source/ddl-capture.js';
 import { describeDdl } from '../transactions.js';
 
 export type { RowValues } from '../row-text.js';
 export type { RowDiff } from './rows.js';
 export type { RowDiffCounts } from './table.js';
-
-export interface ColumnShape {
-  name: string;
-  /** SQL type, with modifiers. */
-  type: string;
-  typeOid: number;
-  typmod: number;
-}
-
-export interface TableShape {
-  schema: string;
-  name: string;
-  columns: ColumnShape[];
-  key: string[];
-  replicaIdentity: string;
-}
+export type { ColumnShape, TableShape } from './table-shape.js';
 
 export interface TableDiff {
   oid: number;
@@ -350,28 +336,6 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
   }
 }
 
-/**
- * Change entries of the given segments whose transaction's commit LSN passes `include`, with
- * that LSN: in readLog's batches, handed to `each` without a turn of an async generator apiece.
- */
-async function eachEntryIn(
-  store: Store,
-  segments: SegmentSource,
-  include: (commitLsn: bigint) => boolean,
-  each: (e: LogEntry, commitLsn: bigint) => void,
-): Promise<void> {
-  let on = false;
-  let commitLsn = 0n;
-  for await (const entries of readLog(store, segments)) {
-    for (const e of entries) {
-      if (e.kind === 'begin') {
-        on = include(e.commitLsn);
-        commitLsn = e.commitLsn;
-      } else if (on) each(e, commitLsn);
-    }
-  }
-}
-
 /** Field `n` (from 0) of a COPY text line, as it is written. */
 function field(line: string, n: number): string {
   let start = 0;
@@ -432,125 +396,9 @@ async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: Table
   }
 }
 
-function shapeOf(def: RelationDef): TableShape {
-  return {
-    schema: def.schema,
-    name: def.name,
-    columns: def.columns.map((c) => ({ name: c.name, type: sqlType(c.typeName, c.typmod), typeOid: c.typeOid, typmod: c.typmod })),
-    key: keyNames(def),
-    replicaIdentity: def.replicaIdentity,
-  };
-}
-
-function sameTableShape(a: TableShape | null, b: TableShape): boolean {
-  return !!a && a.schema === b.schema && a.name === b.name && sameColumnTypes(a.columns, b.columns);
-}
-
-/**
- * The table as it was at --from: the last definition the log carried for it before that point
- * (segment headers say which segments touched it), else the base's, else null (created later).
- */
-async function shapeAt(
-  store: Store,
-  index: ArchiveIndex,
-  base: BaseRef | undefined,
-  schema: BaseSchema | undefined,
-  at: bigint | undefined,
-  oid: number,
-): Promise<TableShape | null> {
-  if (at === undefined) return null;
-  const since = await loadHeaders(store, await segmentsIn(index, base ? base.lsn - 1n : undefined, at));
-  const candidates = since.filter((s) => headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => t.oid === oid));
-  for (const s of candidates.reverse()) {
-    let def: RelationDef | undefined;
-    await eachEntryIn(
-      store,
-      [s],
-      (lsn) => lsn <= at,
-      (e) => {
-        if ((e.kind === 'insert' || e.kind === 'update' || e.kind === 'delete') && e.relation.oid === oid) def = e.relation;
-        if (e.kind === 'truncate') def = e.relations.find((r) => r.oid === oid) ?? def;
-      },
-    );
-    if (def) return shapeOf(def);
-  }
-  const t = schema?.tables.find((t) => t.oid === oid);
-  if (!t) return null;
-  return {
-    schema: t.schema,
-    name: t.name,
-    columns: t.columns.map((c) => ({ name: c.name, type: c.type, typeOid: c.typeOid, typmod: c.typmod })),
-    key: t.primaryKey,
-    replicaIdentity: t.replicaIdentity,
-  };
-}
-
-/**
- * A column's SQL type with its modifiers, from what a Relation message gives (format_type()
- * without the typmod, which is added here for the types that have one).
- */
-export function sqlType(archived: string, typmod: number): string {
-  const typeName = columnTypeName(archived);
-  if (typmod < 0) return typeName;
-  const array = typeName.endsWith('[]');
-  const element = array ? typeName.slice(0, -2) : typeName;
-  let out = element;
-  switch (element) {
-    case 'character varying':
-    case 'bpchar':
-    case 'character':
-      out = `${element === 'character varying' ? 'character varying' : 'character'}(${typmod - 4})`;
-      break;
-    case 'numeric': {
-      const m = typmod - 4;
-      out = `numeric(${(m >> 16) & 0xffff},${((m & 0x7ff) ^ 1024) - 1024})`;
-      break;
-    }
-    case 'bit':
-    case 'bit varying':
-      out = `${element}(${typmod})`;
-      break;
-    case 'time without time zone':
-    case 'time with time zone':
-    case 'timestamp without time zone':
-    case 'timestamp with time zone': {
-      const [head, ...rest] = element.split(' ');
-      out = `${head}(${typmod}) ${rest.join(' ')}`;
-      break;
-    }
-  }
-  return array ? `${out}[]` : out;
-}
-
 /** With --table, the captured DDL of the chosen tables only (and every object that is no table). */
 function onlyTables(c: CapturedDdl, only: Set<string> | undefined): CapturedDdl {
   if (!only) return c;
   const wanted = (t: { schema: string; name: string }) => only.has(`${t.schema}.${t.name}`);
   return { ...c, tables: c.tables?.filter(wanted), dropped: c.dropped?.filter(wanted) };
-}
-
-/** A table first met in a rewrite's image: its definition from the command's captured shape (the key as its replica identity has it). */
-function imageDef(s: TableSnapshot | undefined): RelationDef | undefined {
-  if (!s) return undefined;
-  const keyed = s.replicaIdentity === 'd';
-  return {
-    oid: s.oid,
-    schema: s.schema,
-    name: s.name,
-    replicaIdentity: s.replicaIdentity,
-    columns: s.columns
-      .filter((c) => !c.generated)
-      .map((c) => ({ name: c.name, key: keyed && s.primaryKey.includes(c.name), typeOid: c.typeOid, typmod: c.typmod, typeName: c.type })),
-  };
-}
-
-/** A rewritten table's rows as the command left them (each its columns' text, as pgoutput sends values): inserts after emptying it. */
-function imageOps(t: TableDiffer, img: TableImage): void {
-  if (img.first) t.emptied();
-  const columns = img.columns!;
-  const keys = keyNames(t.def);
-  for (const values of img.rows as (string | null)[][]) {
-    const row = { values, columns };
-    t.range(t.keyed ? { kind: 'insert', oid: img.oid, row, key: keyText(row, keys) } : { kind: 'add', oid: img.oid, row, key: image(row) });
-  }
 }

@@ -1,4 +1,7 @@
 import type { LogEntry } from '../../log/change-log.js';
+import type { RelationDef } from '../../segment/format.js';
+import type { TableImage, TableSnapshot } from '../../source/ddl-capture.js';
+import type { TableDiffer } from './table.js';
 import { columnNames, hasUnchanged, image, keyNames, keyText, withCarry, type Row } from './rows.js';
 import { tupleText, type TextValue } from '../row-text.js';
 import type { RecordReader, SpillFile } from './spill-file.js';
@@ -185,4 +188,30 @@ export function readDiffRecord(r: RecordReader, lists: ColumnLists): DiffRecord 
   const before = present & 1 ? readRow(r, lists) : undefined;
   const after = present & 2 ? readRow(r, lists) : null;
   return { before, after, copies };
+}
+
+/** A table first met in a rewrite's image: its definition from the command's captured shape (the key as its replica identity has it). */
+export function imageDef(s: TableSnapshot | undefined): RelationDef | undefined {
+  if (!s) return undefined;
+  const keyed = s.replicaIdentity === 'd';
+  return {
+    oid: s.oid,
+    schema: s.schema,
+    name: s.name,
+    replicaIdentity: s.replicaIdentity,
+    columns: s.columns
+      .filter((c) => !c.generated)
+      .map((c) => ({ name: c.name, key: keyed && s.primaryKey.includes(c.name), typeOid: c.typeOid, typmod: c.typmod, typeName: c.type })),
+  };
+}
+
+/** A rewritten table's rows as the command left them (each its columns' text, as pgoutput sends values): inserts after emptying it. */
+export function imageOps(t: TableDiffer, img: TableImage): void {
+  if (img.first) t.emptied();
+  const columns = img.columns!;
+  const keys = keyNames(t.def);
+  for (const values of img.rows as (string | null)[][]) {
+    const row = { values, columns };
+    t.range(t.keyed ? { kind: 'insert', oid: img.oid, row, key: keyText(row, keys) } : { kind: 'add', oid: img.oid, row, key: image(row) });
+  }
 }
