@@ -1,6 +1,5 @@
 import type pg from 'pg';
-import type { BaseManifest, BaseRef, BaseSchema } from '../src/log/bases.js';
-import { UserError } from '../src/core/errors.js';
+import { manifestEntry, type BaseManifest, type BaseRef, type BaseSchema } from '../src/log/bases.js';
 import type { Logger } from '../src/core/log.js';
 import { quoteIdent, quoteQualified } from '../src/core/sql.js';
 import { TupleView } from '../src/segment/entry-scanner.js';
@@ -128,14 +127,7 @@ export class Applier implements EffectSink {
   }
 
   private manifestEntry(t: { file: string; schema: string; name: string }): { sha256: string } {
-    const { store, base, manifest } = this.base;
-    const entry = manifest.tables.find((m) => m.file === t.file);
-    if (!entry)
-      throw new UserError(
-        `${store.description}/${base.prefix}manifest.json lists no file for ${quoteQualified(t.schema, t.name)}`,
-        'run pgtape verify',
-      );
-    return entry;
+    return manifestEntry(this.base.store, this.base.base, this.base.manifest, t);
   }
 
   /**

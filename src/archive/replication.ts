@@ -14,8 +14,8 @@ interface CopyConnection {
 
 /** What the archiver is handed, synchronously, for each CopyData message of the stream. */
 export interface StreamListener {
-  /** An XLogData message's pgoutput payload, parsed; `bytes` is its size. */
-  message(msg: PgoutputMessage, bytes: number): void;
+  /** An XLogData message's pgoutput payload, parsed. */
+  message(msg: PgoutputMessage): void;
   /** A primary keepalive: the walsender has sent everything up to `walEnd`. */
   keepalive(walEnd: bigint, shouldRespond: boolean): void;
 }
@@ -35,7 +35,7 @@ interface ServiceInternals {
  * library's own path formats every position as a string and runs each message through an
  * async queue and `emitAsync`: about a fifth of the archiver's CPU on bulk workloads
  * (docs/ARCHITECTURE.md, "The record path"). Back-pressure is the archiver's: it pauses the
- * socket while its queue is long (`pause`/`resume`).
+ * socket while a message waits or is being handled (`pause`/`resume`).
  *
  * Status updates report the received (write) and durable (flush) positions separately and
  * exactly. The service's own acknowledge(lsn) reports lsn + 1 for all three positions. A
@@ -74,7 +74,7 @@ export class ReplicationService extends LogicalReplicationService {
     });
     connection.on('copyData', ({ chunk }) => {
       // XLogData: 'w', start, end, send time (8 bytes each), then the payload.
-      if (chunk[0] === 0x77) listener.message(plugin.parse(chunk.subarray(25)), chunk.length - 25);
+      if (chunk[0] === 0x77) listener.message(plugin.parse(chunk.subarray(25)));
       // Primary keepalive: 'k', the end of WAL sent, send time, whether a reply is wanted.
       else if (chunk[0] === 0x6b) listener.keepalive(chunk.readBigUInt64BE(1), chunk[17] === 1);
     });

@@ -73,10 +73,8 @@ export class LocalCluster {
     const bin = reachableBin(findPgBin(options.major), ids);
     const ownsParent = options.dataDir ? undefined : privateTempDir('pgtape-pg-');
     const dataDir = options.dataDir ?? join(ownsParent!, 'data');
-    let cluster: LocalCluster | undefined;
     try {
-      cluster = await LocalCluster.init(bin, ids, dataDir, ownsParent, options);
-      return cluster;
+      return await LocalCluster.init(bin, ids, dataDir, ownsParent, options);
     } catch (err) {
       // A start that failed or was interrupted (initdb, the server) leaves nothing: what it made goes.
       if (ownsParent) rmSync(ownsParent, { recursive: true, force: true });

@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { createDecompressor, type Compression } from '../core/compression.js';
 import { UserError } from '../core/errors.js';
 import { formatLsn, lsnKey, parseLsn, parseLsnKey } from '../core/lsn.js';
+import { quoteQualified } from '../core/sql.js';
 import type { Store } from '../store/store.js';
 import { readAll } from '../store/read.js';
 
@@ -136,6 +137,22 @@ export const BASE_TABLE_COMPRESSION: Compression = 'br';
 /** The key under `base/<LSN16>/` of the `n`-th table's COPY file (from 1). */
 export function baseTableFile(n: number): string {
   return `tables/${String(n).padStart(4, '0')}.copy.br`;
+}
+
+/** The manifest's entry for a table's file (its rows and checksum); a manifest without it is refused. */
+export function manifestEntry(
+  store: Store,
+  base: BaseRef,
+  manifest: BaseManifest,
+  table: { file: string; schema: string; name: string },
+): BaseManifest['tables'][number] {
+  const entry = manifest.tables.find((m) => m.file === table.file);
+  if (!entry)
+    throw new UserError(
+      `${store.description}/${base.prefix}manifest.json lists no file for ${quoteQualified(table.schema, table.name)}`,
+      'run pgtape verify',
+    );
+  return entry;
 }
 
 /** A base's stored file is not what it should be (undecodable, cut short, another checksum): damage, exit 4. */

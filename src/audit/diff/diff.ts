@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import { DamagedBaseError, readBase, type BaseManifest, type BaseRef, type BaseSchema, type BaseTable } from '../../log/bases.js';
+import { manifestEntry, readBase, type BaseManifest, type BaseRef, type BaseSchema, type BaseTable } from '../../log/bases.js';
 import { UserError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { formatLsn } from '../../core/lsn.js';
@@ -351,7 +351,7 @@ function field(line: string, n: number): string {
 async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: Map<number, TableDiffer>): Promise<void> {
   for (const bt of schema.tables) {
     const t = needing.get(bt.oid);
-    if (t) await feedBaseRows(p.store, base, bt, t, baseFileSha256(p, base, bt));
+    if (t) await feedBaseRows(p.store, base, bt, t, manifestEntry(p.store, base, p.baseManifest!, bt).sha256);
   }
   // Only segments that touched a needed table are read.
   const at = p.range.after!;
@@ -370,16 +370,6 @@ async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: M
       }
     },
   );
-}
-
-/** The checksum the base's manifest records for a table's file: what its rows are read against. */
-function baseFileSha256(p: Pass, base: BaseRef, bt: BaseTable): string {
-  const entry = p.baseManifest?.tables.find((m) => m.file === bt.file);
-  if (!entry)
-    throw new DamagedBaseError(
-      `${p.store.description}/${base.prefix}manifest.json lists no file for ${displayQualified(bt.schema, bt.name)}`,
-    );
-  return entry.sha256;
 }
 
 async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: TableDiffer, sha256: string): Promise<void> {
