@@ -1,5 +1,6 @@
 import { captureBase } from '../src/base/capture.js';
 import { UserError } from '../src/core/errors.js';
+import { onInterrupt } from '../src/core/interrupt.js';
 import type { Logger } from '../src/core/log.js';
 import { formatLsn, parseLsn } from '../src/core/lsn.js';
 import { quoteIdent, quoteQualified } from '../src/core/sql.js';
@@ -52,9 +53,8 @@ export async function compactBase(options: { store: Store; target: Target; memor
   }
   // Interrupted — even while the scratch cluster is being made — it is removed, and a base not
   // finished has no manifest (it does not exist).
-  // One removal, awaited by both the signal and the command's own end: the replay fails as its
-  // server stops, and the command must not exit before the removal is done. The handlers come
-  // first: a signal during the cluster's (partly synchronous) making would otherwise kill the
+  // One removal, awaited by both the signal and the command's own end (the replay fails as its
+  // server stops; the CLI then waits for the signal's exit). The handler comes first: a signal during the cluster's (partly synchronous) making would otherwise kill the
   // process with its directories made.
   let creating: Promise<LocalCluster> | undefined;
   let destroying: Promise<void> | undefined;
@@ -68,20 +68,13 @@ export async function compactBase(options: { store: Store; target: Target; memor
     if (await store.stat(`${capture.prefix}manifest.json`)) return;
     for (const o of await store.list(capture.prefix)) await store.delete(o.key);
   };
-  const stop = (signal: NodeJS.Signals) =>
-    void destroy()
-      .then(abandonCapture)
-      .catch(() => {})
-      .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const forget = onInterrupt(() => destroy().then(abandonCapture));
   creating = LocalCluster.create({ major, unsafeFast: true });
   let cluster: LocalCluster;
   try {
     cluster = await creating;
   } catch (err) {
-    process.removeListener('SIGINT', stop);
-    process.removeListener('SIGTERM', stop);
+    forget();
     throw err;
   }
   try {
@@ -134,8 +127,7 @@ export async function compactBase(options: { store: Store; target: Target; memor
     return { lsn, from: plan.base.lsn, report };
   } finally {
     await destroy();
-    process.removeListener('SIGINT', stop);
-    process.removeListener('SIGTERM', stop);
+    forget();
   }
 }
 

@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { UserError } from '../src/core/errors.js';
+import { onInterrupt } from '../src/core/interrupt.js';
 import { unusableDirectory } from '../src/core/paths.js';
 import { displayQualified, quoteQualified } from '../src/core/sql.js';
 import { LocalCluster } from '../src/local-pg/local-cluster.js';
@@ -72,24 +73,14 @@ async function owned<T>(dir: string, fill: (stopOnInterrupt: (stop: () => Promis
       if (made) rmSync(dir, { recursive: true, force: true });
       else if (existsSync(dir)) for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true });
     })());
-  let signalled = false;
-  // Every signal is caught until the exit: a second Ctrl-C while the server is still starting
-  // must not end the process before its output and its server are gone.
-  const interrupted = (signal: NodeJS.Signals) => {
-    if (signalled) return;
-    signalled = true;
-    void clear().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
-  process.on('SIGINT', interrupted);
-  process.on('SIGTERM', interrupted);
+  const forget = onInterrupt(clear);
   try {
     return await fill((s) => (stop = s));
   } catch (err) {
     await clear();
     throw err;
   } finally {
-    process.removeListener('SIGINT', interrupted);
-    process.removeListener('SIGTERM', interrupted);
+    forget();
   }
 }
 

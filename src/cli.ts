@@ -12,6 +12,7 @@ import { statusCommand } from './commands/status.js';
 import { verifyCommand } from './commands/verify.js';
 import { configurable } from './commands/config.js';
 import { ExitCode, UserError, errorMessage } from './core/errors.js';
+import { interruptedBy } from './core/interrupt.js';
 import { DamagedBaseError } from './log/bases.js';
 import { isSegmentDamage } from './segment/reader.js';
 import { ObjectMissingError, StoreUnavailableError } from './store/store.js';
@@ -65,6 +66,8 @@ export async function main(argv: string[], tools: Command[] = []): Promise<numbe
     await program.parseAsync(argv);
     return ExitCode.DONE;
   } catch (err) {
+    // Failed because a signal's clean-up stopped what it used: the exit (130/143) is on its way.
+    if (interruptedBy()) await new Promise<never>(() => {});
     if ((err as NodeJS.ErrnoException).code === 'EPIPE') return ExitCode.DONE;
     if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.DONE : ExitCode.BAD_INPUT;
     if (isSegmentDamage(err) || err instanceof ObjectMissingError || err instanceof DamagedBaseError) {

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { exitOnSignal } from '../core/spool-dir.js';
+import { exitOnSignal } from '../core/interrupt.js';
 import { requireSource, sourceOption, s3EndpointOption, storeOption } from './options.js';
 import { takeBase } from '../base/take.js';
 import { UserError } from '../core/errors.js';

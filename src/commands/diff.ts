@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { exitOnSignal } from '../core/spool-dir.js';
+import { exitOnSignal } from '../core/interrupt.js';
 import { s3EndpointOption, storeOption, selectedTables, tableOption, tablesOption } from './options.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';

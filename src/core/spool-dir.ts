@@ -66,15 +66,6 @@ function removeAll(): void {
   for (const dir of made) rmSync(dir, { recursive: true, force: true });
 }
 
-/**
- * For commands that have nothing to finish when interrupted (diff, base): SIGINT and SIGTERM end
- * the process through its exit handlers (exit 130 and 143), so its spool directories go with it.
- */
-export function exitOnSignal(): void {
-  process.once('SIGINT', () => process.exit(130));
-  process.once('SIGTERM', () => process.exit(143));
-}
-
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);

@@ -183,6 +183,38 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
     spawnSync('rm', ['-rf', join(copy, '..')]);
   });
 
+  it('compact: interrupted as its replay ends, exits 130/143 with no base, never with the error its clean-up caused', async () => {
+    // The signal's clean-up stops the scratch server under the compaction, which then fails on a
+    // closed connection: that failure must not become the exit code (it did: exit 1 or 2).
+    const copy = join(mkdtempSync(join(tmpdir(), 'pgtape-compact-')), 'tape');
+    cpSync(store(), copy, { recursive: true });
+    const bases = () => readdirSync(join(copy, 'base')).length;
+    const before = bases();
+    for (let i = 0; i < 4; i++) {
+      const signal = i % 2 ? 'SIGINT' : 'SIGTERM';
+      const tmp = mkdtempSync(join(tmpdir(), 'pgtape-compact-tmp-'));
+      chmodSync(tmp, 0o755);
+      const child = startPgtape(['compact', '--store', copy], { TMPDIR: tmp });
+      await until(() => child.output.stderr.includes('replay done') || child.exitCode !== null, 60_000);
+      await sleep(i * 12);
+      child.kill(signal);
+      const r = await child.done;
+      const at = `${signal} run ${i}: code ${r.code} ${r.stderr.slice(-300)}`;
+      if (r.code === 0) {
+        // Finished before the signal: drop the new base, so that the next round has work again.
+        expect(bases(), at).toBe(before + 1);
+        spawnSync('sh', ['-c', `rm -rf "${join(copy, 'base')}/$(ls "${join(copy, 'base')}" | sort | tail -1)"`]);
+      } else {
+        expect(r.code, at).toBe(signal === 'SIGINT' ? 130 : 143);
+        expect(bases(), at).toBe(before);
+      }
+      expect(serversUnder(tmp), at).toEqual([]);
+      spawnSync('rm', ['-rf', tmp]);
+    }
+    expect((await pgtape(['verify', '--store', copy])).code).toBe(0);
+    spawnSync('rm', ['-rf', join(copy, '..')]);
+  });
+
   it('diff: removes its spool directory, at random moments', async () => {
     const random = seededRandom(TEST_SEED + 11);
     const base = readdirSync(join(store(), 'base'))[0]!;

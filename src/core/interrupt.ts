@@ -1,0 +1,54 @@
+/**
+ * SIGINT and SIGTERM, for every command that has something to undo when stopped (an output
+ * directory, a scratch cluster, an unfinished base, a spool): the first signal runs the clean-ups
+ * registered, newest first, then exits 130 or 143 (the README's table). Every later signal is
+ * caught until then — a second Ctrl-C must not end the process halfway through its clean-up.
+ *
+ * The clean-up itself makes the command's own work fail (its server stops under it). That failure
+ * is not the command's answer: the CLI asks `interruptedBy()` and waits for the exit instead of
+ * reporting it (docs/ARCHITECTURE.md, "Interrupts").
+ */
+const cleanups = new Set<() => Promise<unknown>>();
+let caught: NodeJS.Signals | undefined;
+
+export function signalExitCode(signal: NodeJS.Signals): number {
+  return signal === 'SIGINT' ? 130 : 143;
+}
+
+function interrupted(signal: NodeJS.Signals): void {
+  if (caught) return;
+  caught = signal;
+  const steps = [...cleanups].reverse();
+  void (async () => {
+    for (const step of steps) await step().catch(() => {});
+  })().finally(() => process.exit(signalExitCode(signal)));
+}
+
+/**
+ * Runs `cleanup` if the process is interrupted before the returned function is called. Call that
+ * once the command has undone or kept what it made itself.
+ */
+export function onInterrupt(cleanup: () => Promise<unknown>): () => void {
+  if (cleanups.size === 0 && !caught) {
+    process.on('SIGINT', interrupted);
+    process.on('SIGTERM', interrupted);
+  }
+  cleanups.add(cleanup);
+  return () => {
+    cleanups.delete(cleanup);
+    if (cleanups.size === 0 && !caught) {
+      process.removeListener('SIGINT', interrupted);
+      process.removeListener('SIGTERM', interrupted);
+    }
+  };
+}
+
+/** For commands with nothing to undo but their spool (removed at exit): a signal just exits. */
+export function exitOnSignal(): void {
+  onInterrupt(async () => {});
+}
+
+/** The signal being handled, if any: whatever fails meanwhile fails because of the clean-up. */
+export function interruptedBy(): NodeJS.Signals | undefined {
+  return caught;
+}
