@@ -1,7 +1,10 @@
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { UserError } from '../core/errors.js';
+import { usableTempDir } from '../core/spool-dir.js';
 
 const require = createRequire(import.meta.url);
 
@@ -57,4 +60,62 @@ function packageBinDir(name: string): string | undefined {
     dir = parent;
   }
   return join(dir, 'native', 'bin');
+}
+
+/** What a server needs of an installation: its programs, their libraries, its share files. */
+const INSTALL_PARTS = ['bin', 'lib', 'share'];
+
+/**
+ * As root, the server runs as an unprivileged user, who must be able to run the binaries. When
+ * they sit under a private directory (a checkout in `mktemp -d`, mode 0700), the installation's
+ * bin/, lib/ and share/ are copied once to `$TMPDIR/pgtape-postgres-<fingerprint>`, which that user
+ * can reach, and run from there. The fingerprint is of the installation's content (the server
+ * binary's bytes, every file's path and size): a changed or reinstalled installation gets a new
+ * copy, and checkouts of the same version share one. A copy that does not run is made again.
+ */
+export function reachableBin(bin: string, ids: { uid: number; gid: number } | undefined, serverUser: string): string {
+  if (!ids || runsAs(bin, ids)) return bin;
+  const install = dirname(bin);
+  const shared = join(usableTempDir(), `pgtape-postgres-${fingerprint(install)}`);
+  if (existsSync(shared) && !runsAs(join(shared, 'bin'), ids)) rmSync(shared, { recursive: true, force: true });
+  if (!existsSync(shared)) {
+    // Copied beside and renamed: a concurrent start never sees half a copy.
+    const partial = `${shared}.${process.pid}.partial`;
+    mkdirSync(partial, { mode: 0o755 });
+    for (const part of INSTALL_PARTS) {
+      if (existsSync(join(install, part))) cpSync(join(install, part), join(partial, part), { recursive: true, verbatimSymlinks: true });
+    }
+    chmodSync(partial, 0o755);
+    try {
+      renameSync(partial, shared);
+    } catch {
+      rmSync(partial, { recursive: true, force: true }); // another process got there first
+    }
+  }
+  if (!runsAs(join(shared, 'bin'), ids)) {
+    rmSync(shared, { recursive: true, force: true });
+    throw new UserError(
+      `the PostgreSQL server in ${bin} does not run as ${serverUser} (the user pgtape runs the server as when it runs as root), not even copied where that user can reach it`,
+      'check that installation (postgres --version), or point PGTAPE_PG_BIN at another bin directory',
+    );
+  }
+  return join(shared, 'bin');
+}
+
+function runsAs(bin: string, ids: { uid: number; gid: number }): boolean {
+  return spawnSync(join(bin, 'postgres'), ['--version'], { ...ids, stdio: 'ignore' }).status === 0;
+}
+
+/** The installation's content, cheaply: the server binary's bytes, and every file's path and size. */
+function fingerprint(install: string): string {
+  const hash = createHash('sha256').update(readFileSync(join(install, 'bin', 'postgres')));
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else hash.update(`${relative(install, path)}\0${entry.isFile() ? statSync(path).size : 'link'}\0`);
+    }
+  };
+  for (const part of INSTALL_PARTS) if (existsSync(join(install, part))) walk(join(install, part));
+  return hash.digest('hex').slice(0, 16);
 }

@@ -1,26 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { privateTempDir, usableTempDir } from '../core/spool-dir.js';
-import { createHash } from 'node:crypto';
-import {
-  appendFileSync,
-  chmodSync,
-  chownSync,
-  cpSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  realpathSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { privateTempDir } from '../core/spool-dir.js';
+import { appendFileSync, chownSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import pg from 'pg';
-import { findPgBin } from './binaries.js';
+import { findPgBin, reachableBin } from './binaries.js';
 import { UserError } from '../core/errors.js';
 
 const execFileAsync = promisify(execFile);
@@ -48,7 +35,7 @@ export interface LocalClusterOptions {
 const LOADING_BLOCK = '# pgtape: while loading (removed when the cluster is handed over)';
 
 /** Postgres refuses to run as root: as root, the server runs as this unprivileged user. */
-const SERVER_USER = 'postgres';
+export const SERVER_USER = 'postgres';
 
 /**
  * A Postgres cluster of our own, from local server binaries: initdb, start, stop, remove.
@@ -70,7 +57,7 @@ export class LocalCluster {
 
   static async create(options: LocalClusterOptions = {}): Promise<LocalCluster> {
     const ids = serverUserIds();
-    const bin = reachableBin(findPgBin(options.major), ids);
+    const bin = reachableBin(findPgBin(options.major), ids, SERVER_USER);
     const ownsParent = options.dataDir ? undefined : privateTempDir('pgtape-pg-');
     const dataDir = options.dataDir ?? join(ownsParent!, 'data');
     try {
@@ -153,7 +140,7 @@ export class LocalCluster {
     const port = await freePort();
     const ids = serverUserIds();
     const cluster = new LocalCluster(
-      reachableBin(findPgBin(options.major), ids),
+      reachableBin(findPgBin(options.major), ids, SERVER_USER),
       dataDir,
       port,
       options.password ?? 'pgtape',
@@ -281,29 +268,6 @@ function serverUserIds(): { uid: number; gid: number } | undefined {
   }
   const gid = spawnSync('id', ['-g', SERVER_USER], { encoding: 'utf8' });
   return { uid: Number(r.stdout.trim()), gid: Number(gid.stdout.trim()) };
-}
-
-/**
- * As root, the server user must be able to run the binaries. When they sit under a private
- * directory (a checkout in `mktemp -d`, mode 0700), the installation is copied once to a shared
- * place under the temp directory that user can reach, and run from there.
- */
-function reachableBin(bin: string, ids: { uid: number; gid: number } | undefined): string {
-  if (!ids || spawnSync(join(bin, 'postgres'), ['--version'], { ...ids, stdio: 'ignore' }).status === 0) return bin;
-  const install = dirname(bin);
-  const shared = join(usableTempDir(), `pgtape-postgres-${createHash('sha256').update(realpathSync(install)).digest('hex').slice(0, 12)}`);
-  if (!existsSync(join(shared, 'bin', 'postgres'))) {
-    // Copied beside and renamed: a concurrent start never sees half a copy.
-    const partial = `${shared}.${process.pid}.partial`;
-    cpSync(install, partial, { recursive: true, verbatimSymlinks: true });
-    chmodSync(partial, 0o755);
-    try {
-      renameSync(partial, shared);
-    } catch {
-      rmSync(partial, { recursive: true, force: true }); // another process got there first
-    }
-  }
-  return join(shared, 'bin');
 }
 
 function serverEnv(): NodeJS.ProcessEnv {

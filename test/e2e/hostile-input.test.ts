@@ -487,7 +487,7 @@ describe('hostile input: every command, wrong values, nothing harmed or left beh
     expect(await state(), 'nothing stored changed').toEqual(before);
     await c.after?.(ctx, sql);
     // pgtape-postgres-*: as root, the Postgres binaries copied once where the server user can run
-    // them (src/local-pg/local-cluster.ts, reachableBin) — a cache kept on purpose, not leftovers.
+    // them (src/local-pg/binaries.ts, reachableBin) — a cache kept on purpose, not leftovers.
     expect(
       readdirSync(tmp).filter((f) => !f.startsWith('pgtape-postgres-')),
       'nothing left in the temporary directory',

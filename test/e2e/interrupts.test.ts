@@ -96,7 +96,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
       expect(existsSync(dir) ? readdirSync(dir) : [], output).toEqual([]);
       expect(serversUnder(parent), output).toEqual([]);
       expect(serversUnder(tmp), output).toEqual([]);
-      // Save the binaries cache a root run keeps there on purpose (local-cluster.ts, reachableBin).
+      // Save the binaries cache a root run keeps there on purpose (src/local-pg/binaries.ts, reachableBin).
       expect(
         readdirSync(tmp).filter((f) => !f.startsWith('pgtape-postgres-')),
         output,
@@ -164,7 +164,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
         if (r.code !== null) expect(r.code, at).toBe(signal === 'SIGINT' ? 130 : 143);
         expect(manifests().length, at).toBe(before);
       }
-      // Save the binaries cache a root run keeps there on purpose (local-cluster.ts, reachableBin).
+      // Save the binaries cache a root run keeps there on purpose (src/local-pg/binaries.ts, reachableBin).
       expect(
         readdirSync(tmp).filter((f) => !f.startsWith('pgtape-postgres-')),
         at,
