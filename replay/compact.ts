@@ -125,6 +125,8 @@ export async function compactBase(options: { store: Store; target: Target; memor
       await holder.end().catch(() => {});
     }
     return { lsn, from: plan.base.lsn, report };
+  } catch (err) {
+    throw await cluster.explain(err, 'the compaction');
   } finally {
     await destroy();
     forget();

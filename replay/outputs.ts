@@ -168,6 +168,8 @@ async function withClient<T>(cluster: Promise<LocalCluster>, fn: (client: Promis
   connecting.catch(() => {}); // surfaced where the replay awaits it
   try {
     return await fn(connecting);
+  } catch (err) {
+    throw (await (await cluster.catch(() => undefined))?.explain(err, 'the replay')) ?? err;
   } finally {
     await (await connecting.catch(() => undefined))?.end().catch(() => {});
   }

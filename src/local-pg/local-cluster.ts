@@ -45,6 +45,12 @@ export class LocalCluster {
   private process: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
   private readonly onExit = () => this.process?.kill('SIGQUIT');
+  /** The server being stopped by stop(): its exit is expected. */
+  private stopping: ChildProcess | undefined;
+  /** How the server ended when nobody stopped it (killed, crashed), with its log's last lines. */
+  private death: string | undefined;
+  /** The first crash of a server process, after which the server reset every session. */
+  private crash: string | undefined;
 
   private constructor(
     readonly bin: string,
@@ -170,9 +176,22 @@ export class LocalCluster {
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => {
       output = (output + d).slice(-8000);
+      // A backend killed (the OOM killer, say): the server restarts every session, ours too.
+      const crash = /server process \(PID \d+\) was terminated by .*|server process \(PID \d+\) exited with exit code .*/.exec(d);
+      if (crash) this.crash ??= `a server process ended: ${crash[0]}`;
     });
     this.process = child;
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    this.death = undefined;
+    this.crash = undefined;
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        if (this.stopping !== child) {
+          const tail = output.trim().split('\n').slice(-8).join('\n');
+          this.death = `${signal ? `killed by ${signal}` : `exit code ${code}`}${tail ? `; its log ends:\n${tail}` : ''}`;
+        }
+        resolve();
+      }),
+    );
     process.once('exit', this.onExit);
     const deadline = Date.now() + 60_000;
     for (;;) {
@@ -193,13 +212,32 @@ export class LocalCluster {
     }
   }
 
+  /**
+   * `err` as it is, or — when this server stopped though nobody stopped it (killed, out of memory,
+   * a crash) — an error that says so, with the server's last log lines: node-postgres only says its
+   * connection ended. `user` names what used the server ("the replay").
+   */
+  async explain(err: unknown, user: string): Promise<unknown> {
+    // The server logs why a moment after the connection broke (it reaps the process first).
+    const deadline = Date.now() + 2000;
+    while (!this.death && !this.crash && this.process && connectionLost(err) && Date.now() < deadline) await sleep(20);
+    const why = this.death ? `stopped (${this.death})` : this.crash ? `lost its session (${this.crash})` : undefined;
+    if (!why) return err;
+    return new UserError(
+      `${user}'s own PostgreSQL server ${why}`,
+      'its log says why (memory, disk space, a process that killed it): fix that and run again',
+    );
+  }
+
   /** fast: roll back sessions and shut down cleanly; immediate: crash-like, recovery on next start. */
   async stop(mode: 'smart' | 'fast' | 'immediate' = 'fast'): Promise<void> {
     const child = this.process;
     if (!child) return;
+    this.stopping = child;
     child.kill(mode === 'smart' ? 'SIGTERM' : mode === 'fast' ? 'SIGINT' : 'SIGQUIT');
     await this.exited;
     this.process = undefined;
+    this.stopping = undefined;
     process.removeListener('exit', this.onExit);
   }
 
@@ -286,4 +324,10 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** A connection that broke (rather than a statement that failed): node-postgres' words for it. */
+function connectionLost(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return e?.code === 'ECONNRESET' || e?.code === 'EPIPE' || /Connection terminated|not queryable|ECONNRESET/.test(String(e?.message));
 }

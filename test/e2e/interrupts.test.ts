@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -214,6 +214,46 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
     expect((await pgtape(['verify', '--store', copy])).code).toBe(0);
     spawnSync('rm', ['-rf', join(copy, '..')]);
   });
+
+  for (const victim of ['postmaster', 'backend'] as const) {
+    it(`--csv: its own server's ${victim} killed mid-replay is said as such (exit 2), and nothing is left`, async () => {
+      const parent = mkdtempSync(join(tmpdir(), 'pgtape-out-'));
+      chmodSync(parent, 0o755);
+      const tmp = join(parent, 'tmp');
+      mkdirSync(tmp, { mode: 0o755 });
+      const out = join(parent, 'csv');
+      const child = startPgtape(['replay', '--store', store(), '--csv', out], { TMPDIR: tmp });
+      // The moment the replay is connected to it (the log is folded and the rows loaded meanwhile).
+      let postmaster = 0;
+      let backend = 0;
+      await until(() => {
+        postmaster = Number(serversUnder(tmp)[0]?.trim().split(' ')[0] ?? 0);
+        const line = postmaster
+          ? spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(postmaster)], { encoding: 'utf8' })
+              .stdout.split('\n')
+              .find((l) => l.includes('127.0.0.1'))
+          : undefined;
+        backend = Number(line?.trim().split(' ')[0] ?? 0);
+        return backend > 0 || child.exitCode !== null;
+      }, 60_000);
+      process.kill(victim === 'postmaster' ? postmaster : backend, 'SIGKILL');
+      const r = await child.done;
+      const at = `code ${r.code}: ${r.stderr.slice(-800)}`;
+      expect(r.code, at).toBe(2);
+      expect(r.stderr, at).toMatch(
+        victim === 'postmaster'
+          ? /the replay's own PostgreSQL server stopped \(killed by SIGKILL/
+          : /the replay's own PostgreSQL server lost its session \(a server process ended: server process \(PID \d+\) was terminated by signal 9/,
+      );
+      expect(existsSync(out), at).toBe(false);
+      expect(
+        readdirSync(tmp).filter((f) => !f.startsWith('pgtape-postgres-')),
+        at,
+      ).toEqual([]);
+      await until(() => serversUnder(tmp).length === 0);
+      spawnSync('rm', ['-rf', parent]);
+    });
+  }
 
   it('diff: removes its spool directory, at random moments', async () => {
     const random = seededRandom(TEST_SEED + 11);
