@@ -164,7 +164,7 @@ async function main(): Promise<void> {
           ...located,
           `${find.seconds.toFixed(2)} s${s3 ? ` / ${findRequests} req` : ''}`,
           `${find.peakMiB.toFixed(0)} MiB`,
-          `${log.seconds.toFixed(2)} s`,
+          `${log.seconds.toFixed(2)} s (first line ${log.firstOutputSeconds.toFixed(2)} s)`,
           `${log.peakMiB.toFixed(0)} MiB`,
           `${replay.seconds.toFixed(2)} s`,
           `${replay.peakMiB.toFixed(0)} MiB`,
@@ -209,7 +209,7 @@ async function main(): Promise<void> {
     ]);
     const baseAndSince = await pgtape(['replay', '--store', dir.description, '--csv', join(work, 'csv-since')]);
     console.log(
-      `\n| archive | segments | locate name: | locate time: | find name: range (log --from --to) | its peak RSS | log of everything | its peak RSS | replay latest --csv | its peak RSS |\n|---|---|---|---|---|---|---|---|---|---|`,
+      `\n| archive | segments | locate name: | locate time: | find name: range (log --from --to) | its peak RSS | log of everything (its first line) | its peak RSS | replay latest --csv | its peak RSS |\n|---|---|---|---|---|---|---|---|---|---|`,
     );
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
     console.log(

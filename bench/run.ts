@@ -18,6 +18,8 @@ export interface Measured {
   peakMiB: number;
   /** Lines it wrote to stdout (read and dropped). */
   lines: number;
+  /** When its first byte of output came, from its start (the whole run when it wrote nothing). */
+  firstOutputSeconds: number;
 }
 
 /**
@@ -36,7 +38,9 @@ export async function measured(args: string[], env: NodeJS.ProcessEnv = {}): Pro
   let stderr = '';
   let lines = 0;
   let peak = 0;
+  let first: bigint | undefined;
   child.stdout.on('data', (d: Buffer) => {
+    first ??= process.hrtime.bigint();
     for (let i = d.indexOf(10); i >= 0; i = d.indexOf(10, i + 1)) lines++;
   });
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -52,5 +56,6 @@ export async function measured(args: string[], env: NodeJS.ProcessEnv = {}): Pro
   clearInterval(poll);
   if (code !== 0) throw new Error(`pgtape ${args.join(' ')} failed: ${stderr.slice(-2000)}`);
   if (process.env.PGTAPE_BENCH_LOG) process.stderr.write(stderr);
-  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, peakMiB: peak, lines };
+  const ended = process.hrtime.bigint();
+  return { seconds: Number(ended - started) / 1e9, peakMiB: peak, lines, firstOutputSeconds: Number((first ?? ended) - started) / 1e9 };
 }
