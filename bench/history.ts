@@ -120,7 +120,7 @@ async function main(): Promise<void> {
     const rows: string[][] = [];
     const whole: string[][] = [];
     let written = 0;
-    for (const size of [2_000, 5_000, 20_000, 50_000].filter((n) => n <= SEGMENTS)) {
+    for (const size of [...new Set([2_000, 5_000, 20_000, 50_000, SEGMENTS])].filter((n) => n <= SEGMENTS)) {
       const toS3 = Math.max(0, Math.min(size, S3_SEGMENTS) - written);
       if (toS3 > 0)
         end = await writeSegments([dir, s3store], spool, { from: written, to: written + toS3, start: end, time }, identity, relation);

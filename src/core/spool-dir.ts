@@ -11,10 +11,7 @@ const PREFIX = 'pgtape-spool-';
  * pid, so spool directories left behind by a killed archiver are removed by the next one.
  */
 export async function createSpoolDir(parent = process.env.PGTAPE_SPOOL_DIR ?? tmpdir()): Promise<string> {
-  for (const name of await readdir(parent).catch(() => [] as string[])) {
-    const pid = Number(/^pgtape-spool-(\d+)-/.exec(name)?.[1]);
-    if (pid && pid !== process.pid && !alive(pid)) await rm(join(parent, name), { recursive: true, force: true });
-  }
+  await sweepStale(parent, PREFIX);
   const dir = await mkdtemp(join(parent, `${PREFIX}${process.pid}-`)).catch((err: NodeJS.ErrnoException) => {
     throw tempDirError(parent, err, process.env.PGTAPE_SPOOL_DIR ? 'PGTAPE_SPOOL_DIR' : 'TMPDIR');
   });
@@ -30,7 +27,8 @@ export async function createSpoolDir(parent = process.env.PGTAPE_SPOOL_DIR ?? tm
 export function privateTempDir(prefix: string): string {
   const parent = tmpdir();
   try {
-    return mkdtempSync(join(parent, prefix));
+    // The pid in the name: what a killed process leaves, the next one can find (sweepStale).
+    return mkdtempSync(join(parent, `${prefix}${process.pid}-`));
   } catch (err) {
     throw tempDirError(parent, err as NodeJS.ErrnoException, 'TMPDIR');
   }
@@ -66,7 +64,22 @@ function removeAll(): void {
   for (const dir of made) rmSync(dir, { recursive: true, force: true });
 }
 
-function alive(pid: number): boolean {
+/**
+ * Removes the directories `<prefix><pid>-*` under `parent` of processes no longer alive (killed
+ * with SIGKILL, which no exit handler sees), after `release` let go of what runs in one.
+ */
+export async function sweepStale(parent: string, prefix: string, release?: (dir: string) => Promise<void>): Promise<void> {
+  for (const name of await readdir(parent).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(/^(\d+)-/.exec(name.slice(prefix.length))?.[1]);
+    if (!pid || pid === process.pid || alive(pid)) continue;
+    const dir = join(parent, name);
+    await release?.(dir);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

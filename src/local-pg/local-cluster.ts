@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { privateTempDir } from '../core/spool-dir.js';
+import { alive, privateTempDir, sweepStale } from '../core/spool-dir.js';
 import { appendFileSync, chownSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { totalmem } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { findPgBin, reachableBin } from './binaries.js';
@@ -30,6 +30,10 @@ export interface LocalClusterOptions {
    */
   loading?: boolean;
 }
+
+/** Temporary directories: a scratch cluster's, and the one initdb reads the password from. */
+const SCRATCH_PREFIX = 'pgtape-pg-';
+const PASSWORD_PREFIX = 'pgtape-pw-';
 
 /** Marks the block handOver() removes from postgresql.conf. */
 const LOADING_BLOCK = '# pgtape: while loading (removed when the cluster is handed over)';
@@ -64,7 +68,8 @@ export class LocalCluster {
   static async create(options: LocalClusterOptions = {}): Promise<LocalCluster> {
     const ids = serverUserIds();
     const bin = reachableBin(findPgBin(options.major), ids, SERVER_USER);
-    const ownsParent = options.dataDir ? undefined : privateTempDir('pgtape-pg-');
+    if (!options.dataDir) await sweepStaleClusters();
+    const ownsParent = options.dataDir ? undefined : privateTempDir(SCRATCH_PREFIX);
     const dataDir = options.dataDir ?? join(ownsParent!, 'data');
     try {
       return await LocalCluster.init(bin, ids, dataDir, ownsParent, options);
@@ -95,7 +100,7 @@ export class LocalCluster {
     }
     const password = options.password ?? 'pgtape';
     // initdb reads the password as the server user: a private directory that user owns.
-    const pwdir = privateTempDir('pgtape-pw-');
+    const pwdir = privateTempDir(PASSWORD_PREFIX);
     const pwfile = join(pwdir, 'pw');
     writeFileSync(pwfile, password + '\n', { mode: 0o600 });
     if (ids) {
@@ -330,4 +335,33 @@ export function freePort(): Promise<number> {
 function connectionLost(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   return e?.code === 'ECONNRESET' || e?.code === 'EPIPE' || /Connection terminated|not queryable|ECONNRESET/.test(String(e?.message));
+}
+
+/**
+ * Scratch clusters of pgtape processes killed with SIGKILL (no exit handler ran): their server,
+ * still running on a directory nobody will use, is stopped, and the directory removed.
+ */
+async function sweepStaleClusters(): Promise<void> {
+  const parent = tmpdir();
+  await sweepStale(parent, PASSWORD_PREFIX);
+  await sweepStale(parent, SCRATCH_PREFIX, async (dir) => {
+    const data = join(dir, 'data');
+    let postmaster = 0;
+    try {
+      postmaster = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    } catch {
+      return; // no server ran, or it stopped
+    }
+    // That pid still the server of this directory (not a pid reused since).
+    const cmdline = (() => {
+      try {
+        return readFileSync(`/proc/${postmaster}/cmdline`, 'utf8');
+      } catch {
+        return '';
+      }
+    })();
+    if (!postmaster || !alive(postmaster) || !cmdline.includes(data)) return;
+    process.kill(postmaster, 'SIGQUIT');
+    for (let i = 0; i < 100 && alive(postmaster); i++) await sleep(50);
+  });
 }

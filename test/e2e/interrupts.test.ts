@@ -255,6 +255,26 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
     });
   }
 
+  it('--csv killed with SIGKILL leaves its server running; the next run that makes a cluster stops it and removes its directory', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'pgtape-out-'));
+    chmodSync(parent, 0o755);
+    const tmp = join(parent, 'tmp');
+    mkdirSync(tmp, { mode: 0o755 });
+    const child = startPgtape(['replay', '--store', store(), '--csv', join(parent, 'killed')], { TMPDIR: tmp });
+    await until(() => serversUnder(tmp).length > 0 || child.exitCode !== null, 60_000);
+    child.kill('SIGKILL');
+    await child.done;
+    // What SIGKILL leaves: no exit handler ran.
+    expect(serversUnder(tmp)).toHaveLength(1);
+    const left = readdirSync(tmp).filter((f) => f.startsWith(`pgtape-pg-${child.pid}-`));
+    expect(left).toHaveLength(1);
+    const next = await pgtape(['replay', '--store', store(), '--csv', join(parent, 'next')], { TMPDIR: tmp });
+    expect(next.code, next.stderr).toBe(0);
+    expect(serversUnder(tmp)).toEqual([]);
+    expect(readdirSync(tmp).filter((f) => !f.startsWith('pgtape-postgres-'))).toEqual([]);
+    spawnSync('rm', ['-rf', parent]);
+  });
+
   it('diff: removes its spool directory, at random moments', async () => {
     const random = seededRandom(TEST_SEED + 11);
     const base = readdirSync(join(store(), 'base'))[0]!;
