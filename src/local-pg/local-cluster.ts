@@ -200,11 +200,18 @@ export class LocalCluster {
     process.once('exit', this.onExit);
     const deadline = Date.now() + 60_000;
     for (;;) {
-      if (child.exitCode !== null) {
+      // Killed, it has a signal and no exit code.
+      if (child.exitCode !== null || child.signalCode !== null) {
         this.process = undefined;
-        throw new Error(`postgres exited during start-up:\n${output}`);
+        await this.exited;
+        throw new UserError(
+          `the PostgreSQL server pgtape started (${this.dataDir}) stopped while starting (${this.death ?? 'no reason given'})`,
+          'its log says why (memory, disk space, a port or a setting it refused): fix that and run again',
+        );
       }
       const client = new pg.Client({ connectionString: this.url() });
+      // The server dying under the probe must fail the start, not crash the process ('error' unheard).
+      client.on('error', () => {});
       try {
         await client.connect();
         await client.end();
@@ -223,9 +230,10 @@ export class LocalCluster {
    * connection ended. `user` names what used the server ("the replay").
    */
   async explain(err: unknown, user: string): Promise<unknown> {
-    // The server logs why a moment after the connection broke (it reaps the process first).
-    const deadline = Date.now() + 2000;
-    while (!this.death && !this.crash && this.process && connectionLost(err) && Date.now() < deadline) await sleep(20);
+    // The server logs why a moment after the connection broke (it reaps the process first); a
+    // statement Postgres refused, or pgtape's own error, is not that.
+    const deadline = Date.now() + 1000;
+    while (!this.death && !this.crash && this.process && !refusedOrOwn(err) && Date.now() < deadline) await sleep(20);
     const why = this.death ? `stopped (${this.death})` : this.crash ? `lost its session (${this.crash})` : undefined;
     if (!why) return err;
     return new UserError(
@@ -331,10 +339,15 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A connection that broke (rather than a statement that failed): node-postgres' words for it. */
-function connectionLost(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
-  return e?.code === 'ECONNRESET' || e?.code === 'EPIPE' || /Connection terminated|not queryable|ECONNRESET/.test(String(e?.message));
+/**
+ * An error that says all there is: a statement the server refused (it is up), or one of pgtape's
+ * own. Anything else — node-postgres' "Connection terminated", ECONNRESET, or a TypeError from its
+ * internals when a query meets a connection already gone — may be the server going away.
+ */
+function refusedOrOwn(err: unknown): boolean {
+  if (err instanceof UserError) return true;
+  const e = err as { severity?: string };
+  return err instanceof pg.DatabaseError && e.severity === 'ERROR';
 }
 
 /**

@@ -233,8 +233,11 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
               .stdout.split('\n')
               .find((l) => l.includes('127.0.0.1'))
           : undefined;
-        backend = Number(line?.trim().split(' ')[0] ?? 0);
-        return backend > 0 || child.exitCode !== null;
+        const seen = Number(line?.trim().split(' ')[0] ?? 0);
+        // The same backend in two polls 50 ms apart: the replay's session, not the start's probe.
+        const stable = seen > 0 && seen === backend;
+        backend = seen;
+        return stable || child.exitCode !== null;
       }, 60_000);
       process.kill(victim === 'postmaster' ? postmaster : backend, 'SIGKILL');
       const r = await child.done;
