@@ -13,6 +13,9 @@ const READ_BYTES = 1 << 20;
 /** Objects per page of listPages. */
 const PAGE = 1000;
 
+/** How long a listing of a directory is reused while its mtime stays (see DirectoryStore.listed). */
+const LISTING_REUSE_MS = 5000;
+
 /** Temporary files start with this; listings skip them. */
 const TEMP_PREFIX = '.pgtape-tmp-';
 
@@ -31,7 +34,7 @@ export class DirectoryStore implements Store {
   }
 
   async list(prefix: string, options: ListOptions = {}): Promise<StoredObject[]> {
-    return this.sized((await this.keys(prefix, options.startAfter)).slice(0, options.limit ?? Infinity));
+    return this.sized(await this.keys(prefix, options.startAfter, options.limit));
   }
 
   async *listPages(prefix: string, options: ListOptions = {}): AsyncGenerator<StoredObject[]> {
@@ -44,12 +47,46 @@ export class DirectoryStore implements Store {
     }
   }
 
-  /** The keys under `prefix` that sort after `startAfter`, sorted. */
-  private async keys(prefix: string, startAfter = ''): Promise<string[]> {
+  /**
+   * Sorted keys of the flat directories listed lately (`segments/`, `index/`): finding a target
+   * lists `segments/` several times (its first key, the tail after the index objects…), and
+   * reading a directory of 150,000 segments takes a quarter of a second. Reused while the
+   * directory's mtime is the one read, for a few seconds at most (a change in the same clock
+   * tick as the one before leaves the mtime as it was); this store's own writes forget them.
+   */
+  private readonly listed = new Map<string, { at: number; mtimeNs: bigint; keys: string[] }>();
+
+  /** The keys under `prefix` that sort after `startAfter`, sorted; the first `limit` of them. */
+  private async keys(prefix: string, startAfter = '', limit = Infinity): Promise<string[]> {
     const dir = join(this.root, prefix.slice(0, prefix.lastIndexOf('/') + 1));
+    const all = await this.sortedKeys(dir);
+    // Sorted: the keys with the prefix are one run, from the first after both bounds.
+    const from = startAfter > prefix ? startAfter : prefix;
+    let lo = 0;
+    let hi = all.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (all[mid]! < from || (all[mid]! === from && from === startAfter)) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: string[] = [];
+    for (let i = lo; i < all.length && out.length < limit && all[i]!.startsWith(prefix); i++) out.push(all[i]!);
+    return out;
+  }
+
+  private async sortedKeys(dir: string): Promise<string[]> {
+    const mtimeNs = await stat(dir, { bigint: true }).then(
+      (s) => s.mtimeNs,
+      () => undefined,
+    );
+    const cached = this.listed.get(dir);
+    if (cached && mtimeNs !== undefined && cached.mtimeNs === mtimeNs && Date.now() - cached.at < LISTING_REUSE_MS) return cached.keys;
     const keys: string[] = [];
-    await this.walk(dir, keys, startAfter);
-    return keys.filter((k) => k.startsWith(prefix)).sort();
+    const at = Date.now();
+    const flat = await this.walk(dir, keys);
+    keys.sort();
+    if (flat && mtimeNs !== undefined) this.listed.set(dir, { at, mtimeNs, keys });
+    return keys;
   }
 
   /** The keys with their sizes; a stat per file is what a long listing costs, so only these. */
@@ -68,26 +105,28 @@ export class DirectoryStore implements Store {
     return objects.filter((o) => o !== undefined);
   }
 
-  /** Keys of the files under `dir` that sort after `startAfter`. */
-  private async walk(dir: string, out: string[], startAfter: string): Promise<void> {
+  /** Keys of the files under `dir`; whether it holds no folder (its mtime then says when it changed). */
+  private async walk(dir: string, out: string[]): Promise<boolean> {
     let entries;
     try {
       entries = await readdir(dir, { withFileTypes: true });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       const why = unusableDirectory(this.root);
       if (why) throw new UserError(`store ${why}`, 'give --store a directory (pgtape archive creates it)');
       throw err;
     }
+    const under = relative(this.root, dir).split(sep).join('/');
+    const keyPrefix = under ? `${under}/` : '';
+    let flat = true;
     for (const e of entries) {
       if (e.name.startsWith(TEMP_PREFIX)) continue;
-      const path = join(dir, e.name);
-      if (e.isDirectory()) await this.walk(path, out, startAfter);
-      else if (e.isFile()) {
-        const key = relative(this.root, path).split(sep).join('/');
-        if (key > startAfter) out.push(key);
-      }
+      if (e.isDirectory()) {
+        flat = false;
+        await this.walk(join(dir, e.name), out);
+      } else if (e.isFile()) out.push(keyPrefix + e.name);
     }
+    return flat;
   }
 
   async stat(key: string): Promise<StoredObject | undefined> {
@@ -151,6 +190,7 @@ export class DirectoryStore implements Store {
       await write(temp);
       await fsync(temp);
       await rename(temp, target);
+      this.listed.clear();
     } catch (err) {
       await rm(temp, { force: true });
       throw err;
@@ -162,6 +202,7 @@ export class DirectoryStore implements Store {
   async delete(key: string): Promise<void> {
     const target = this.path(key);
     await rm(target, { force: true });
+    this.listed.clear();
     // Empty folders a deletion leaves (a base's tables/) go too, up to the store's root.
     for (let dir = dirname(target); dir.startsWith(this.root + sep); dir = dirname(dir)) {
       if ((await readdir(dir).catch(() => ['?'])).length > 0) break;
