@@ -16,10 +16,15 @@ export class RetainedBuffers {
   /** What alloc() returns: one object, reused (an allocation per key would be garbage per change). */
   private readonly allocated: { id: number; buf: Buffer; offset: number } = { id: -1, buf: Buffer.alloc(0), offset: 0 };
 
-  /** The number a buffer is known by (the same buffer twice in a row costs nothing). */
+  /**
+   * The number a buffer is known by (the same buffer twice in a row costs nothing). A view into
+   * a much larger allocation — a small segment's body inside zlib's output chunk — would keep all
+   * of it alive, weighing more than it counts (150,000 one-row segments held a gigabyte): its
+   * bytes are kept instead, at the same offsets.
+   */
   id(buf: Buffer): number {
     if (buf === this.last) return this.lastId;
-    this.list.push(buf);
+    this.list.push(buf.buffer.byteLength > 2 * buf.length + 4096 ? Buffer.from(buf) : buf);
     this.bytes += buf.length;
     this.last = buf;
     this.lastId = this.list.length - 1;

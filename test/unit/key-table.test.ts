@@ -151,3 +151,24 @@ describe('net effect of a large batch', () => {
     expect(effect.delta[lines.indexOf('new\t1023')]).toBe(0);
   });
 });
+
+describe('RetainedBuffers', () => {
+  it('keeps the bytes of a small view into a large allocation, not the allocation', () => {
+    const buffers = new RetainedBuffers();
+    // A small segment's body as zlib hands it out: the start of a 64 KiB chunk.
+    const chunk = Buffer.alloc(64 << 10, 0x61);
+    chunk.write('row 1', 0);
+    const body = chunk.subarray(0, 300);
+    const id = buffers.id(body);
+    const kept = buffers.list[id]!;
+    expect(kept.buffer.byteLength).toBeLessThan(16 << 10);
+    expect(kept.equals(body)).toBe(true);
+    expect(buffers.bytes).toBe(300);
+    // The same buffer again: the same number, nothing more kept.
+    expect(buffers.id(body)).toBe(id);
+    expect(buffers.list).toHaveLength(1);
+    // A view that is most of its allocation is kept as it is.
+    const large = Buffer.alloc(1 << 20).subarray(0, (1 << 20) - 10);
+    expect(buffers.list[buffers.id(large)]).toBe(large);
+  });
+});
