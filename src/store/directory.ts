@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { close, createReadStream, open as fsOpen, read } from 'node:fs';
+import { close, createReadStream, open as fsOpen, read, statSync } from 'node:fs';
 import { copyFile, mkdir, open, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -91,17 +91,15 @@ export class DirectoryStore implements Store {
 
   /** The keys with their sizes; a stat per file is what a long listing costs, so only these. */
   private async sized(keys: string[]): Promise<StoredObject[]> {
-    const objects = await Promise.all(
-      keys.map(async (key) => {
-        try {
-          return { key, size: (await stat(join(this.root, key))).size };
-        } catch (err) {
-          // Removed since the directory was read (pgtape expire): not listed.
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-          throw err;
-        }
-      }),
-    );
+    // Synchronously, a page at a time between turns of the event loop: a stat through the thread
+    // pool costs ten times the call itself (150,000 took 3.6 s, and hundreds of megabytes in flight).
+    const objects: (StoredObject | undefined)[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      if (i > 0 && i % PAGE === 0) await new Promise(setImmediate);
+      // Removed since the directory was read (pgtape expire): not listed.
+      const s = statSync(join(this.root, keys[i]!), { throwIfNoEntry: false });
+      objects.push(s && { key: keys[i]!, size: s.size });
+    }
     return objects.filter((o) => o !== undefined);
   }
 
