@@ -38,7 +38,8 @@ export async function feedLog(
   planner: Planner,
   options: { tables?: Set<string>; progress: ReplayProgress },
 ): Promise<Resolved | null> {
-  const wantedByDef = new Map<RelationDef, boolean>();
+  // Weak: each segment defines its relations anew; a map would keep every one of a year's segments.
+  const wantedByDef = new WeakMap<RelationDef, boolean>();
   const wanted = (r: RelationDef) => {
     let w = wantedByDef.get(r);
     if (w === undefined) wantedByDef.set(r, (w = !options.tables || options.tables.has(`${r.schema}.${r.name}`)));

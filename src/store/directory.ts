@@ -85,7 +85,12 @@ export class DirectoryStore implements Store {
     const at = Date.now();
     const flat = await this.walk(dir, keys);
     keys.sort();
-    if (flat && mtimeNs !== undefined) this.listed.set(dir, { at, mtimeNs, keys });
+    if (flat && mtimeNs !== undefined) {
+      const entry = { at, mtimeNs, keys };
+      this.listed.set(dir, entry);
+      // Not kept past its use: 150,000 keys weigh 18 MB for the rest of a long replay.
+      setTimeout(() => this.listed.get(dir) === entry && this.listed.delete(dir), LISTING_REUSE_MS).unref();
+    }
     return keys;
   }
 
