@@ -7,7 +7,7 @@ import { UserError } from '../src/core/errors.js';
 import { onInterrupt } from '../src/core/interrupt.js';
 import { unusableDirectory } from '../src/core/paths.js';
 import { displayQualified, quoteQualified } from '../src/core/sql.js';
-import { LocalCluster } from '../src/local-pg/local-cluster.js';
+import { LocalCluster, runningServer } from '../src/local-pg/local-cluster.js';
 import { connect } from '../src/source/connection.js';
 import { DEFAULT_PG_MAJOR, findPgBin } from '../src/local-pg/binaries.js';
 import type { Logger } from '../src/core/log.js';
@@ -54,7 +54,16 @@ export async function replayIntoDatabase(url: string, options: ReplayOptions): P
 function requireEmptyDir(dir: string, option: string): void {
   const why = unusableDirectory(dir);
   if (why) throw new UserError(`${option}: ${why}`, 'give a new or empty directory');
-  if (existsSync(dir) && readdirSync(dir).length > 0) throw new UserError(`${option} ${dir} is not empty`, 'give a new or empty directory');
+  if (existsSync(dir) && readdirSync(dir).length > 0) {
+    // What a replay killed with SIGKILL leaves: its server still running on the directory.
+    const server = runningServer(dir);
+    throw new UserError(
+      `${option} ${dir} is not empty${server ? ` (a PostgreSQL server, pid ${server}, is running on it: a replay killed before it could stop it?)` : ''}`,
+      server
+        ? `stop that server (pg_ctl stop -D ${dir}, or kill ${server}), then remove the directory or give another`
+        : 'give a new or empty directory',
+    );
+  }
 }
 
 /**

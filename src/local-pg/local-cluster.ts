@@ -2,10 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { alive, privateTempDir, sweepStale } from '../core/spool-dir.js';
-import { appendFileSync, chownSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { findPgBin, reachableBin } from './binaries.js';
 import { UserError } from '../core/errors.js';
@@ -358,23 +358,24 @@ async function sweepStaleClusters(): Promise<void> {
   const parent = tmpdir();
   await sweepStale(parent, PASSWORD_PREFIX);
   await sweepStale(parent, SCRATCH_PREFIX, async (dir) => {
-    const data = join(dir, 'data');
-    let postmaster = 0;
-    try {
-      postmaster = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    } catch {
-      return; // no server ran, or it stopped
-    }
-    // That pid still the server of this directory (not a pid reused since).
-    const cmdline = (() => {
-      try {
-        return readFileSync(`/proc/${postmaster}/cmdline`, 'utf8');
-      } catch {
-        return '';
-      }
-    })();
-    if (!postmaster || !alive(postmaster) || !cmdline.includes(data)) return;
+    const postmaster = runningServer(join(dir, 'data'));
+    if (!postmaster) return;
     process.kill(postmaster, 'SIGQUIT');
     for (let i = 0; i < 100 && alive(postmaster); i++) await sleep(50);
   });
+}
+
+/** The pid of a Postgres server running on `dataDir` (its postmaster.pid, still that server's), if any. */
+export function runningServer(dataDir: string): number | undefined {
+  try {
+    const postmaster = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    if (!postmaster || !alive(postmaster)) return undefined;
+    // Still the server of this directory, not a pid reused since: its -D, from its own directory.
+    const args = readFileSync(`/proc/${postmaster}/cmdline`, 'utf8').split('\0');
+    const d = args[args.indexOf('-D') + 1];
+    if (!d) return undefined;
+    return resolve(readlinkSync(`/proc/${postmaster}/cwd`), d) === resolve(dataDir) ? postmaster : undefined;
+  } catch {
+    return undefined; // no server ran, it stopped, or this system has no /proc
+  }
 }

@@ -278,6 +278,28 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
     spawnSync('rm', ['-rf', parent]);
   });
 
+  it('--pgdata killed with SIGKILL: the next run into the same directory names the server left running on it, and touches nothing', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'pgtape-out-'));
+    chmodSync(parent, 0o755);
+    const dir = join(parent, 'pgdata');
+    const child = startPgtape(['replay', '--store', store(), '--pgdata', dir]);
+    await until(() => serversUnder(dir).length > 0 || child.exitCode !== null, 60_000);
+    child.kill('SIGKILL');
+    await child.done;
+    const server = Number(serversUnder(dir)[0]?.trim().split(' ')[0]);
+    expect(server).toBeGreaterThan(0);
+    const before = readdirSync(dir).sort();
+    // Relative, as a user types it: the server was started with the absolute path.
+    const r = await pgtape(['replay', '--store', store(), '--pgdata', 'pgdata'], {}, { cwd: parent });
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`a PostgreSQL server, pid ${server}, is running on it`);
+    expect(r.stderr).toMatch(/what to do: stop that server/);
+    expect(readdirSync(dir).sort()).toEqual(before);
+    process.kill(server, 'SIGQUIT');
+    await until(() => serversUnder(dir).length === 0);
+    spawnSync('rm', ['-rf', parent]);
+  });
+
   it('diff: removes its spool directory, at random moments', async () => {
     const random = seededRandom(TEST_SEED + 11);
     const base = readdirSync(join(store(), 'base'))[0]!;

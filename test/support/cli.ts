@@ -11,8 +11,8 @@ export interface CliResult {
 }
 
 /** Runs the built CLI (npm test builds first) as a user would, with JSON logs. */
-export function pgtape(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return finished(startPgtape(args, env));
+export function pgtape(args: string[], env: NodeJS.ProcessEnv = {}, options: { cwd?: string } = {}): Promise<CliResult> {
+  return finished(startPgtape(args, env, options));
 }
 
 export type RunningPgtape = ChildProcess & { output: { stdout: string; stderr: string }; done: Promise<CliResult> };
@@ -21,7 +21,7 @@ export type RunningPgtape = ChildProcess & { output: { stdout: string; stderr: s
  * Starts the CLI. With PGTAPE_TEST_FD_LIMIT in `env`, it runs under that `ulimit -n`: a command
  * that leaks a descriptor per segment then fails as it would after hours of a real archive.
  */
-export function startPgtape(args: string[], env: NodeJS.ProcessEnv = {}): RunningPgtape {
+export function startPgtape(args: string[], env: NodeJS.ProcessEnv = {}, options: { cwd?: string } = {}): RunningPgtape {
   const limit = env.PGTAPE_TEST_FD_LIMIT;
   const [command, argv] = limit
     ? ['bash', ['-c', `ulimit -n ${Number(limit)} && exec "$0" "$@"`, process.execPath, BIN, ...args]]
@@ -29,6 +29,7 @@ export function startPgtape(args: string[], env: NodeJS.ProcessEnv = {}): Runnin
   const child = spawn(command as string, argv as string[], {
     env: { ...process.env, PGTAPE_LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: options.cwd,
   }) as RunningPgtape;
   child.output = { stdout: '', stderr: '' };
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (child.output.stdout += d));

@@ -24,16 +24,20 @@ export interface RowDiff {
 const part = (v: TextValue) => (v === null ? '\u0000n' : v === UNCHANGED ? '\u0000u' : v);
 export const joinParts = (values: TextValue[]) => (values.length === 1 ? part(values[0]!) : values.map(part).join('\u0000|'));
 
-// Column lists are made once per relation definition and compared by identity: a million rows
-// must not mean a million small arrays and maps.
+// Column lists are made once per shape and compared by identity: a million rows must not mean a
+// million small arrays and maps. Each segment defines its relations anew, so lists are shared by
+// content (the shapes a history has are few), not per definition: otherwise 150,000 one-row
+// segments would mean 150,000 lists, each its own number on disk (ColumnLists).
 const namesCache = new WeakMap<RelationDef, { columns: string[]; keys: string[] }>();
+const namesByShape = new Map<string, { columns: string[]; keys: string[] }>();
 function names(def: RelationDef): { columns: string[]; keys: string[] } {
   let n = namesCache.get(def);
   if (!n) {
-    n = {
-      columns: def.columns.map((c) => c.name),
-      keys: def.replicaIdentity === 'f' ? [] : def.columns.filter((c) => c.key).map((c) => c.name),
-    };
+    const columns = def.columns.map((c) => c.name);
+    const keys = def.replicaIdentity === 'f' ? [] : def.columns.filter((c) => c.key).map((c) => c.name);
+    const shape = JSON.stringify([columns, keys]);
+    n = namesByShape.get(shape);
+    if (!n) namesByShape.set(shape, (n = { columns, keys }));
     namesCache.set(def, n);
   }
   return n;
