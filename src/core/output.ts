@@ -1,5 +1,8 @@
 import { once } from 'node:events';
 
+/** How long a line added waits for more before it is written. */
+const STALE_MS = 100;
+
 /**
  * Lines to stdout, gathered into chunks (one write per line costs a system call each: most of
  * `log --rows` time went there) and written with back-pressure: a slow reader (`| less`, `| jq`)
@@ -25,12 +28,20 @@ export class LineWriter {
     this.size += text.length + 1;
   }
 
-  /** Writes what was added once it is a chunk's worth, waiting while the stream is full. */
+  /** When lines were last written: the first ones go at once, later ones wait at most STALE_MS. */
+  private flushed = 0;
+
+  /**
+   * Writes what was added once it is a chunk's worth, or has waited STALE_MS (a person reading
+   * a log of small segments from an object store should not wait for 64 KiB of it), waiting
+   * while the stream is full.
+   */
   async ready(): Promise<void> {
-    if (this.size >= this.chunkBytes) await this.flush();
+    if (this.size >= this.chunkBytes || (this.size > 0 && Date.now() - this.flushed >= STALE_MS)) await this.flush();
   }
 
   async flush(): Promise<void> {
+    this.flushed = Date.now();
     if (!this.parts.length) return;
     const chunk = this.parts.join('');
     this.parts = [];

@@ -68,8 +68,8 @@ export interface IndexOptions {
 /** Lists bases, and segments through the index objects (docs/ARCHITECTURE.md, "Index objects"). */
 export async function indexArchive(store: Store, options: IndexOptions = {}): Promise<ArchiveIndex> {
   const { requireBase = true, skipUnreadable = false, allowEmpty = false } = options;
-  const bases = await listBases(store);
-  const { nodes, firstLsn } = await topNodes(store);
+  // Independent listings at once: on an object store each is a round trip.
+  const [bases, { nodes, firstLsn }, discontinuities] = await Promise.all([listBases(store), topNodes(store), listDiscontinuities(store)]);
   const last = nodes.at(-1);
   const index: ArchiveIndex = {
     store,
@@ -92,7 +92,7 @@ export async function indexArchive(store: Store, options: IndexOptions = {}): Pr
       'take one with pgtape base; replays start from it',
     );
   }
-  index.discontinuities = await listDiscontinuities(store);
+  index.discontinuities = discontinuities;
   return index;
 }
 

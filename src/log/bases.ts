@@ -215,8 +215,10 @@ async function readJson<T>(store: Store, key: string): Promise<T> {
 }
 
 export async function readBase(store: Store, base: BaseRef): Promise<{ manifest: BaseManifest; schema: BaseSchema }> {
+  // Both at once (one round trip on an object store); the manifest's verdict comes first.
+  const reading = readJson<BaseSchema>(store, `${base.prefix}schema.json`);
+  reading.catch(() => {}); // awaited below, once the manifest is known good
   const manifest = await readJson<BaseManifest>(store, `${base.prefix}manifest.json`);
-  const schema = await readJson<BaseSchema>(store, `${base.prefix}schema.json`);
   if (manifest.formatVersion > BASE_FORMAT_VERSION) {
     throw new UserError(
       `${store.description}/${base.prefix}manifest.json is of base format ${manifest.formatVersion}, newer than this pgtape reads (${BASE_FORMAT_VERSION})`,
@@ -229,5 +231,5 @@ export async function readBase(store: Store, base: BaseRef): Promise<{ manifest:
       'run pgtape verify',
     );
   }
-  return { manifest, schema };
+  return { manifest, schema: await reading };
 }
