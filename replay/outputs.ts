@@ -60,7 +60,7 @@ function requireEmptyDir(dir: string, option: string): void {
     throw new UserError(
       `${option} ${dir} is not empty${server ? ` (a PostgreSQL server, pid ${server}, is running on it: a replay killed before it could stop it?)` : ''}`,
       server
-        ? `stop that server (pg_ctl stop -D ${dir}, or kill ${server}), then remove the directory or give another`
+        ? `stop that server (kill ${server}, or pg_ctl stop -D ${dir} as the user it runs as), then remove the directory or give another`
         : 'give a new or empty directory',
     );
   }

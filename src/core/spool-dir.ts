@@ -1,4 +1,4 @@
-import { accessSync, constants, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, lstatSync, mkdtempSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ const PREFIX = 'pgtape-spool-';
  */
 export async function createSpoolDir(parent = process.env.PGTAPE_SPOOL_DIR ?? tmpdir()): Promise<string> {
   await sweepStale(parent, PREFIX);
-  const dir = await mkdtemp(join(parent, `${PREFIX}${process.pid}-`)).catch((err: NodeJS.ErrnoException) => {
+  const dir = await mkdtemp(join(parent, `${PREFIX}${ownerTag()}`)).catch((err: NodeJS.ErrnoException) => {
     throw tempDirError(parent, err, process.env.PGTAPE_SPOOL_DIR ? 'PGTAPE_SPOOL_DIR' : 'TMPDIR');
   });
   if (made.size === 0) process.once('exit', removeAll);
@@ -27,8 +27,8 @@ export async function createSpoolDir(parent = process.env.PGTAPE_SPOOL_DIR ?? tm
 export function privateTempDir(prefix: string): string {
   const parent = tmpdir();
   try {
-    // The pid in the name: what a killed process leaves, the next one can find (sweepStale).
-    return mkdtempSync(join(parent, `${prefix}${process.pid}-`));
+    // Who made it in the name: what a killed process leaves, the next one can find (sweepStale).
+    return mkdtempSync(join(parent, `${prefix}${ownerTag()}`));
   } catch (err) {
     throw tempDirError(parent, err as NodeJS.ErrnoException, 'TMPDIR');
   }
@@ -65,17 +65,49 @@ function removeAll(): void {
 }
 
 /**
- * Removes the directories `<prefix><pid>-*` under `parent` of processes no longer alive (killed
- * with SIGKILL, which no exit handler sees), after `release` let go of what runs in one.
+ * `<pid>-<pid namespace>-`: a pid means something only in its namespace. Containers sharing a
+ * TMPDIR volume see each other's directories but not each other's processes: a directory of
+ * another namespace is never taken for a dead process's.
+ */
+export function ownerTag(): string {
+  return `${process.pid}-${pidNamespace()}-`;
+}
+
+let namespace: string | undefined;
+function pidNamespace(): string {
+  if (namespace === undefined) {
+    try {
+      namespace = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? '0';
+    } catch {
+      namespace = '0'; // no /proc: one namespace as far as pgtape can tell
+    }
+  }
+  return namespace;
+}
+
+/**
+ * Removes the directories `<prefix><pid>-<namespace>-*` under `parent` that processes of this pid
+ * namespace left when they died (SIGKILL, which no exit handler sees), after `release` let go of
+ * what runs in one. Only this user's (or, as root, any): another user's leftovers are theirs, and
+ * one that cannot be removed is passed over — a sweep never fails the command that makes it.
  */
 export async function sweepStale(parent: string, prefix: string, release?: (dir: string) => Promise<void>): Promise<void> {
+  const ns = pidNamespace();
+  const uid = process.getuid?.();
   for (const name of await readdir(parent).catch(() => [] as string[])) {
     if (!name.startsWith(prefix)) continue;
-    const pid = Number(/^(\d+)-/.exec(name.slice(prefix.length))?.[1]);
-    if (!pid || pid === process.pid || alive(pid)) continue;
+    const owner = /^(\d+)-(\d+)-/.exec(name.slice(prefix.length));
+    const pid = Number(owner?.[1]);
+    if (!pid || owner?.[2] !== ns || pid === process.pid || alive(pid)) continue;
     const dir = join(parent, name);
-    await release?.(dir);
-    await rm(dir, { recursive: true, force: true });
+    try {
+      const st = lstatSync(dir);
+      if (!st.isDirectory() || (uid !== 0 && st.uid !== uid)) continue;
+      await release?.(dir);
+      await rm(dir, { recursive: true, force: true });
+    } catch {
+      // Not ours to remove after all (permissions): left as it is.
+    }
   }
 }
 

@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { UserError } from '../core/errors.js';
-import { usableTempDir } from '../core/spool-dir.js';
+import { ownerTag, sweepStale, usableTempDir } from '../core/spool-dir.js';
 
 const require = createRequire(import.meta.url);
 
@@ -64,6 +64,9 @@ function packageBinDir(name: string): string | undefined {
 
 /** What a server needs of an installation: its programs, their libraries, its share files. */
 const INSTALL_PARTS = ['bin', 'lib', 'share'];
+const COPY_PREFIX = 'pgtape-postgres-';
+/** A copy being made: the pid and namespace in its name, so that one a killed process left is swept. */
+const PARTIAL_PREFIX = 'pgtape-postgres-partial-';
 
 /**
  * As root, the server runs as an unprivileged user, who must be able to run the binaries. When
@@ -72,25 +75,41 @@ const INSTALL_PARTS = ['bin', 'lib', 'share'];
  * can reach, and run from there. The fingerprint is of the installation's content (the server
  * binary's bytes, every file's path and size): a changed or reinstalled installation gets a new
  * copy, and checkouts of the same version share one. A copy that does not run is made again.
+ * Its name is predictable and TMPDIR often writable by all: a directory of that name root did not
+ * make, or that others can write to, is never run from (it would run anyone's code as the server
+ * user, with the archive's rows).
  */
-export function reachableBin(bin: string, ids: { uid: number; gid: number } | undefined, serverUser: string): string {
+export async function reachableBin(bin: string, ids: { uid: number; gid: number } | undefined, serverUser: string): Promise<string> {
   if (!ids || runsAs(bin, ids)) return bin;
   const install = dirname(bin);
-  const shared = join(usableTempDir(), `pgtape-postgres-${fingerprint(install)}`);
-  if (existsSync(shared) && !runsAs(join(shared, 'bin'), ids)) rmSync(shared, { recursive: true, force: true });
+  const parent = usableTempDir();
+  if (spawnSync('ls', [parent], { ...ids, stdio: 'ignore' }).status !== 0) {
+    throw new UserError(
+      `the unprivileged user ${serverUser}, which runs the Postgres server when pgtape runs as root, cannot reach TMPDIR (${parent}), where the server binaries it cannot reach in ${bin} would be copied`,
+      'set TMPDIR to a directory others can traverse (such as /tmp), or install PostgreSQL where that user can run it (PGTAPE_PG_BIN)',
+    );
+  }
+  const shared = join(parent, `${COPY_PREFIX}${fingerprint(install)}`);
+  if (existsSync(shared)) {
+    refuseUntrusted(shared);
+    if (!runsAs(join(shared, 'bin'), ids)) rmSync(shared, { recursive: true, force: true });
+  }
   if (!existsSync(shared)) {
-    // Copied beside and renamed: a concurrent start never sees half a copy.
-    const partial = `${shared}.${process.pid}.partial`;
-    mkdirSync(partial, { mode: 0o755 });
-    for (const part of INSTALL_PARTS) {
-      if (existsSync(join(install, part))) cpSync(join(install, part), join(partial, part), { recursive: true, verbatimSymlinks: true });
-    }
-    chmodSync(partial, 0o755);
+    await sweepStale(parent, PARTIAL_PREFIX);
+    // Made under a name nobody can guess and renamed: a concurrent start never sees half a copy.
+    const partial = mkdtempSync(join(parent, `${PARTIAL_PREFIX}${ownerTag()}`));
     try {
+      for (const part of INSTALL_PARTS) {
+        if (existsSync(join(install, part))) cpSync(join(install, part), join(partial, part), { recursive: true, verbatimSymlinks: true });
+      }
+      chmodSync(partial, 0o755);
       renameSync(partial, shared);
     } catch {
-      rmSync(partial, { recursive: true, force: true }); // another process got there first
+      // Another process got there first (its copy is checked below), or the copy failed.
+    } finally {
+      rmSync(partial, { recursive: true, force: true });
     }
+    refuseUntrusted(shared);
   }
   if (!runsAs(join(shared, 'bin'), ids)) {
     rmSync(shared, { recursive: true, force: true });
@@ -100,6 +119,21 @@ export function reachableBin(bin: string, ids: { uid: number; gid: number } | un
     );
   }
   return join(shared, 'bin');
+}
+
+/** A copy of the binaries this user made and nobody else can change, or an error saying what is in the way. */
+function refuseUntrusted(dir: string): void {
+  let st;
+  try {
+    st = lstatSync(dir);
+  } catch {
+    throw new UserError(`the server binaries could not be copied to ${dir}`, 'check the free space and permissions of TMPDIR');
+  }
+  if (st.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o022) === 0) return;
+  throw new UserError(
+    `${dir} is in the way: pgtape copies the server binaries there, and it was not made by this user or others can write to it — no server is run from it`,
+    'remove it (and find out who made it), or set TMPDIR to a directory only trusted users can write to',
+  );
 }
 
 function runsAs(bin: string, ids: { uid: number; gid: number }): boolean {

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { alive, privateTempDir, sweepStale } from '../core/spool-dir.js';
-import { appendFileSync, chownSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -67,10 +67,11 @@ export class LocalCluster {
 
   static async create(options: LocalClusterOptions = {}): Promise<LocalCluster> {
     const ids = serverUserIds();
-    const bin = reachableBin(findPgBin(options.major), ids, SERVER_USER);
+    const bin = await reachableBin(findPgBin(options.major), ids, SERVER_USER);
     if (!options.dataDir) await sweepStaleClusters();
     const ownsParent = options.dataDir ? undefined : privateTempDir(SCRATCH_PREFIX);
-    const dataDir = options.dataDir ?? join(ownsParent!, 'data');
+    // Absolute: the server is found again by its directory (runningServer), whatever the cwd was.
+    const dataDir = resolve(options.dataDir ?? join(ownsParent!, 'data'));
     try {
       return await LocalCluster.init(bin, ids, dataDir, ownsParent, options);
     } catch (err) {
@@ -151,7 +152,7 @@ export class LocalCluster {
     const port = await freePort();
     const ids = serverUserIds();
     const cluster = new LocalCluster(
-      reachableBin(findPgBin(options.major), ids, SERVER_USER),
+      await reachableBin(findPgBin(options.major), ids, SERVER_USER),
       dataDir,
       port,
       options.password ?? 'pgtape',
@@ -184,6 +185,10 @@ export class LocalCluster {
       // A backend killed (the OOM killer, say): the server restarts every session, ours too.
       const crash = /server process \(PID \d+\) was terminated by .*|server process \(PID \d+\) exited with exit code .*/.exec(d);
       if (crash) this.crash ??= `a server process ended: ${crash[0]}`;
+      // A session ended from outside (pg_terminate_backend, SIGTERM to its process), not by stop().
+      const ended = /FATAL:\s+terminating connection due to administrator command/.exec(d);
+      if (ended && this.stopping !== child)
+        this.crash ??= `a session was ended from outside (${ended[0]}): pg_terminate_backend, or a signal to its process`;
     });
     this.process = child;
     this.death = undefined;
@@ -270,12 +275,14 @@ export class LocalCluster {
     const text = readFileSync(conf, 'utf8');
     const at = text.indexOf(`\n${LOADING_BLOCK}\n`);
     if (at >= 0) writeFileSync(conf, text.slice(0, at + 1));
-    const r = spawnSync(join(this.bin, 'initdb'), ['--sync-only', '-D', this.dataDir], {
+    // Not spawnSync: a signal meanwhile must reach its handler, not wait for the sync to end.
+    await execFileAsync(join(this.bin, 'initdb'), ['--sync-only', '-D', this.dataDir], {
       encoding: 'utf8',
       ...(this.ids ?? {}),
       env: serverEnv(),
+    }).catch((err: ExecError) => {
+      throw new Error(`initdb --sync-only failed: ${err.stderr || err.stdout || err.message}`);
     });
-    if (r.status !== 0) throw new Error(`initdb --sync-only failed: ${r.stderr || r.stdout || r.error}`);
   }
 
   /** Stops the server and removes the data directory if this cluster created it. */
@@ -370,11 +377,9 @@ export function runningServer(dataDir: string): number | undefined {
   try {
     const postmaster = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
     if (!postmaster || !alive(postmaster)) return undefined;
-    // Still the server of this directory, not a pid reused since: its -D, from its own directory.
-    const args = readFileSync(`/proc/${postmaster}/cmdline`, 'utf8').split('\0');
-    const d = args[args.indexOf('-D') + 1];
-    if (!d) return undefined;
-    return resolve(readlinkSync(`/proc/${postmaster}/cwd`), d) === resolve(dataDir) ? postmaster : undefined;
+    // Still the server of this directory, not a pid reused since: a postmaster works in its data
+    // directory (relative paths and symlinks resolved on both sides).
+    return realpathSync(`/proc/${postmaster}/cwd`) === realpathSync(dataDir) ? postmaster : undefined;
   } catch {
     return undefined; // no server ran, it stopped, or this system has no /proc
   }

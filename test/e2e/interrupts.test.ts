@@ -215,7 +215,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
     spawnSync('rm', ['-rf', join(copy, '..')]);
   });
 
-  for (const victim of ['postmaster', 'backend'] as const) {
+  for (const victim of ['postmaster', 'backend', 'session'] as const) {
     it(`--csv: its own server's ${victim} killed mid-replay is said as such (exit 2), and nothing is left`, async () => {
       const parent = mkdtempSync(join(tmpdir(), 'pgtape-out-'));
       chmodSync(parent, 0o755);
@@ -239,14 +239,17 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
         backend = seen;
         return stable || child.exitCode !== null;
       }, 60_000);
-      process.kill(victim === 'postmaster' ? postmaster : backend, 'SIGKILL');
+      // session: ended as pg_terminate_backend ends one (SIGTERM to its process).
+      process.kill(victim === 'postmaster' ? postmaster : backend, victim === 'session' ? 'SIGTERM' : 'SIGKILL');
       const r = await child.done;
       const at = `code ${r.code}: ${r.stderr.slice(-800)}`;
       expect(r.code, at).toBe(2);
       expect(r.stderr, at).toMatch(
         victim === 'postmaster'
           ? /the replay's own PostgreSQL server stopped \(killed by SIGKILL/
-          : /the replay's own PostgreSQL server lost its session \(a server process ended: server process \(PID \d+\) was terminated by signal 9/,
+          : victim === 'backend'
+            ? /the replay's own PostgreSQL server lost its session \(a server process ended: server process \(PID \d+\) was terminated by signal 9/
+            : /the replay's own PostgreSQL server lost its session \(a session was ended from outside/,
       );
       expect(existsSync(out), at).toBe(false);
       expect(
@@ -263,7 +266,8 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
     chmodSync(parent, 0o755);
     const tmp = join(parent, 'tmp');
     mkdirSync(tmp, { mode: 0o755 });
-    const child = startPgtape(['replay', '--store', store(), '--csv', join(parent, 'killed')], { TMPDIR: tmp });
+    // TMPDIR relative, as it may be: the server left behind is still found by its directory.
+    const child = startPgtape(['replay', '--store', store(), '--csv', join(parent, 'killed')], { TMPDIR: 'tmp' }, { cwd: parent });
     await until(() => serversUnder(tmp).length > 0 || child.exitCode !== null, 60_000);
     child.kill('SIGKILL');
     await child.done;
@@ -271,7 +275,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
     expect(serversUnder(tmp)).toHaveLength(1);
     const left = readdirSync(tmp).filter((f) => f.startsWith(`pgtape-pg-${child.pid}-`));
     expect(left).toHaveLength(1);
-    const next = await pgtape(['replay', '--store', store(), '--csv', join(parent, 'next')], { TMPDIR: tmp });
+    const next = await pgtape(['replay', '--store', store(), '--csv', join(parent, 'next')], { TMPDIR: 'tmp' }, { cwd: parent });
     expect(next.code, next.stderr).toBe(0);
     expect(serversUnder(tmp)).toEqual([]);
     expect(readdirSync(tmp).filter((f) => !f.startsWith('pgtape-postgres-'))).toEqual([]);

@@ -1,4 +1,15 @@
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -66,6 +77,36 @@ describe.skipIf(!root)('server binaries as root, from a private PGTAPE_PG_BIN', 
     const r = await replay();
     expect(r.code, r.stderr).toBe(0);
     expect(copies()).toHaveLength(2);
+  });
+
+  it('never runs a server from a copy someone else made, or others can write to', async () => {
+    // The current install's copy alone.
+    for (const c of copies()) rmSync(join(tmp, c), { recursive: true, force: true });
+    expect((await replay()).code).toBe(0);
+    const copy = join(tmp, copies()[0]!);
+    for (const [what, change, undo] of [
+      ['owned by another user', () => chownSync(copy, 65534, 65534), () => chownSync(copy, 0, 0)],
+      ['writable by others', () => chmodSync(copy, 0o777), () => chmodSync(copy, 0o755)],
+    ] as const) {
+      change();
+      const r = await replay();
+      expect(r.code, `${what}: ${r.stderr}`).toBe(2);
+      expect(r.stderr, what).toMatch(
+        /is in the way: pgtape copies the server binaries there, and it was not made by this user or others can write to it/,
+      );
+      expect(existsSync(r.out), what).toBe(false);
+      undo();
+    }
+    expect((await replay()).code).toBe(0);
+  });
+
+  it('says when the server user cannot reach TMPDIR, where the copy would go', async () => {
+    const hidden = join(work, 'private', 'tmp');
+    mkdirSync(hidden, { mode: 0o700 });
+    const r = await pgtape(['replay', '--store', source.store.dir, '--csv', join(tmp, 'hidden')], { PGTAPE_PG_BIN: bin, TMPDIR: hidden });
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/cannot reach TMPDIR/);
+    expect(readdirSync(hidden)).toEqual([]);
   });
 
   it('refuses an install that cannot run, saying so, and leaves no copy or output', async () => {
