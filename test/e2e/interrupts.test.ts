@@ -304,6 +304,36 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
     spawnSync('rm', ['-rf', parent]);
   });
 
+  it('--pgdata: Ctrl-C during the hand-over (initdb --sync-only) exits 130 and leaves nothing', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'pgtape-out-'));
+    chmodSync(parent, 0o755);
+    const dir = join(parent, 'pgdata');
+    let caught = 0;
+    // The sync lasts a fraction of a second: a few tries to send the signal while it runs.
+    for (let i = 0; i < 4 && caught < 2; i++) {
+      const child = startPgtape(['replay', '--store', store(), '--pgdata', dir], {}, { detached: true });
+      let syncing = false;
+      while (child.exitCode === null && !syncing) {
+        syncing = spawnSync('pgrep', ['-f', `initdb --sync-only -D ${dir}`]).status === 0;
+        if (!syncing) await sleep(5);
+      }
+      // Ctrl-C from a terminal: the whole process group, initdb included.
+      if (syncing) process.kill(-child.pid!, 'SIGINT');
+      const r = await child.done;
+      if (!syncing) {
+        expect(r.code, r.stderr).toBe(0);
+        spawnSync('rm', ['-rf', dir]);
+        continue;
+      }
+      caught++;
+      expect(r.code, r.stderr.slice(-500)).toBe(130);
+      expect(existsSync(dir)).toBe(false);
+      expect(serversUnder(dir)).toEqual([]);
+    }
+    expect(caught, 'the signal reached a hand-over at least once').toBeGreaterThan(0);
+    spawnSync('rm', ['-rf', parent]);
+  });
+
   it('diff: removes its spool directory, at random moments', async () => {
     const random = seededRandom(TEST_SEED + 11);
     const base = readdirSync(join(store(), 'base'))[0]!;

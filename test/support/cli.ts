@@ -11,7 +11,11 @@ export interface CliResult {
 }
 
 /** Runs the built CLI (npm test builds first) as a user would, with JSON logs. */
-export function pgtape(args: string[], env: NodeJS.ProcessEnv = {}, options: { cwd?: string } = {}): Promise<CliResult> {
+export function pgtape(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  options: { cwd?: string; detached?: boolean } = {},
+): Promise<CliResult> {
   return finished(startPgtape(args, env, options));
 }
 
@@ -21,7 +25,11 @@ export type RunningPgtape = ChildProcess & { output: { stdout: string; stderr: s
  * Starts the CLI. With PGTAPE_TEST_FD_LIMIT in `env`, it runs under that `ulimit -n`: a command
  * that leaks a descriptor per segment then fails as it would after hours of a real archive.
  */
-export function startPgtape(args: string[], env: NodeJS.ProcessEnv = {}, options: { cwd?: string } = {}): RunningPgtape {
+export function startPgtape(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  options: { cwd?: string; detached?: boolean } = {},
+): RunningPgtape {
   const limit = env.PGTAPE_TEST_FD_LIMIT;
   const [command, argv] = limit
     ? ['bash', ['-c', `ulimit -n ${Number(limit)} && exec "$0" "$@"`, process.execPath, BIN, ...args]]
@@ -30,6 +38,8 @@ export function startPgtape(args: string[], env: NodeJS.ProcessEnv = {}, options
     env: { ...process.env, PGTAPE_LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: options.cwd,
+    // Its own process group: a signal to the group reaches it and its children, as Ctrl-C does.
+    detached: options.detached,
   }) as RunningPgtape;
   child.output = { stdout: '', stderr: '' };
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (child.output.stdout += d));
