@@ -54,8 +54,9 @@ export async function compactBase(options: { store: Store; target: Target; memor
   // Interrupted — even while the scratch cluster is being made — it is removed, and a base not
   // finished has no manifest (it does not exist).
   // One removal, awaited by both the signal and the command's own end (the replay fails as its
-  // server stops; the CLI then waits for the signal's exit). The handler comes first: a signal during the cluster's (partly synchronous) making would otherwise kill the
-  // process with its directories made.
+  // server stops; the CLI then waits for the signal's exit). The handler comes first: a signal
+  // during the cluster's (partly synchronous) making would otherwise kill the process with its
+  // directories made.
   let creating: Promise<LocalCluster> | undefined;
   let destroying: Promise<void> | undefined;
   const destroy = () => (destroying ??= (creating ?? Promise.reject(new Error('no cluster'))).then((c) => c.destroy()).catch(() => {}));

@@ -178,7 +178,8 @@ async function withClient<T>(cluster: Promise<LocalCluster>, fn: (client: Promis
   try {
     return await fn(connecting);
   } catch (err) {
-    throw (await (await cluster.catch(() => undefined))?.explain(err, 'the replay')) ?? err;
+    const made = await cluster.catch(() => undefined);
+    throw made ? await made.explain(err, 'the replay') : err;
   } finally {
     await (await connecting.catch(() => undefined))?.end().catch(() => {});
   }

@@ -1,3 +1,4 @@
+import { signalExitCode } from '../core/interrupt.js';
 import { Command, Option } from 'commander';
 import { parseSlotName, requireSource, sourceOption, s3EndpointOption, storeOption } from './options.js';
 import { resolvedConfig } from './config.js';
@@ -103,7 +104,7 @@ export function archiveCommand(): Command {
       const stop = (signal: NodeJS.Signals) => {
         if (controller.signal.aborted) {
           log.warn({ signal }, 'received a second signal: stopping at once, storing nothing more');
-          process.exit(signal === 'SIGINT' ? 130 : 143);
+          process.exit(signalExitCode(signal));
         }
         log.info({ signal }, 'received signal');
         controller.abort();

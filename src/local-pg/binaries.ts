@@ -83,7 +83,7 @@ export async function reachableBin(bin: string, ids: { uid: number; gid: number 
   if (!ids || runsAs(bin, ids)) return bin;
   const install = dirname(bin);
   const parent = usableTempDir();
-  if (spawnSync('ls', [parent], { ...ids, stdio: 'ignore' }).status !== 0) {
+  if (!serverUserReaches(parent, ids)) {
     throw new UserError(
       `the unprivileged user ${serverUser}, which runs the Postgres server when pgtape runs as root, cannot reach TMPDIR (${parent}), where the server binaries it cannot reach in ${bin} would be copied`,
       'set TMPDIR to a directory others can traverse (such as /tmp), or install PostgreSQL where that user can run it (PGTAPE_PG_BIN)',
@@ -134,6 +134,11 @@ function refuseUntrusted(dir: string): void {
     `${dir} is in the way: pgtape copies the server binaries there, and it was not made by this user or others can write to it — no server is run from it`,
     'remove it (and find out who made it), or set TMPDIR to a directory only trusted users can write to',
   );
+}
+
+/** Whether the server user (ids) can list `dir`: every directory above it traversable by it. */
+export function serverUserReaches(dir: string, ids: { uid: number; gid: number }): boolean {
+  return spawnSync('ls', [dir], { ...ids, stdio: 'ignore' }).status === 0;
 }
 
 function runsAs(bin: string, ids: { uid: number; gid: number }): boolean {

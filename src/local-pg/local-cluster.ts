@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
-import { findPgBin, reachableBin } from './binaries.js';
+import { findPgBin, reachableBin, serverUserReaches } from './binaries.js';
 import { UserError } from '../core/errors.js';
 
 const execFileAsync = promisify(execFile);
@@ -92,7 +92,7 @@ export class LocalCluster {
     if (ids) {
       if (ownsParent) chownSync(ownsParent, ids.uid, ids.gid);
       chownSync(dataDir, ids.uid, ids.gid);
-      if (spawnSync('ls', [dataDir], { ...ids, stdio: 'ignore' }).status !== 0) {
+      if (!serverUserReaches(dataDir, ids)) {
         throw new UserError(
           `the unprivileged user ${SERVER_USER}, which runs the Postgres server when pgtape runs as root, cannot reach ${dataDir}`,
           'make its parent directories traversable by others (chmod o+x), or choose a directory under /tmp',

@@ -98,14 +98,14 @@ export class DirectoryStore implements Store {
   private async sized(keys: string[]): Promise<StoredObject[]> {
     // Synchronously, a page at a time between turns of the event loop: a stat through the thread
     // pool costs ten times the call itself (150,000 took 3.6 s, and hundreds of megabytes in flight).
-    const objects: (StoredObject | undefined)[] = [];
+    const objects: StoredObject[] = [];
     for (let i = 0; i < keys.length; i++) {
       if (i > 0 && i % PAGE === 0) await new Promise(setImmediate);
       // Removed since the directory was read (pgtape expire): not listed.
       const s = statSync(join(this.root, keys[i]!), { throwIfNoEntry: false });
-      objects.push(s && { key: keys[i]!, size: s.size });
+      if (s) objects.push({ key: keys[i]!, size: s.size });
     }
-    return objects.filter((o) => o !== undefined);
+    return objects;
   }
 
   /** Keys of the files under `dir`; whether it holds no folder (its mtime then says when it changed). */
