@@ -18,6 +18,21 @@ function serversUnder(dir: string): string[] {
   return r.stdout.split('\n').filter(Boolean);
 }
 
+/**
+ * A new directory for a replay's output. As root the server runs as an unprivileged user: the
+ * output's parent must be reachable by it.
+ */
+function outputParent(): string {
+  const parent = mkdtempSync(join(tmpdir(), 'pgtape-out-'));
+  chmodSync(parent, 0o755);
+  return parent;
+}
+
+/** The pid of the first server serversUnder(dir) lists (0 when none). */
+function serverPid(dir: string): number {
+  return Number(serversUnder(dir)[0]?.trim().split(' ')[0] ?? 0);
+}
+
 /** `base/<16 hex digits>` as an LSN target. */
 function lsnOfBase(dir: string): string {
   return `${parseInt(dir.slice(0, 8), 16).toString(16).toUpperCase()}/${parseInt(dir.slice(8), 16).toString(16).toUpperCase()}`;
@@ -40,9 +55,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
   for (const output of ['--pgdata', '--csv'] as const) {
     it(`${output}: stops its server and leaves the finished output or nothing, at random moments`, async () => {
       const random = seededRandom(TEST_SEED + output.length);
-      // As root, the server runs as an unprivileged user: the output's parent must be reachable by it.
-      const parent = mkdtempSync(join(tmpdir(), 'pgtape-out-'));
-      chmodSync(parent, 0o755);
+      const parent = outputParent();
       const dir = join(parent, output.slice(2));
       for (let i = 0; i < 3; i++) {
         const signal = i % 2 ? 'SIGINT' : 'SIGTERM';
@@ -83,8 +96,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
     const i = body + Math.floor((bytes.length - body) / 2);
     bytes[i] = bytes[i]! ^ 0x40;
     writeFileSync(file, bytes);
-    const parent = mkdtempSync(join(tmpdir(), 'pgtape-out-'));
-    chmodSync(parent, 0o755);
+    const parent = outputParent();
     for (const output of ['--pgdata', '--csv']) {
       const dir = join(parent, output.slice(2));
       // --csv's scratch cluster is made under TMPDIR: a private one, to see that it goes too.
@@ -217,8 +229,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
 
   for (const victim of ['postmaster', 'backend', 'session'] as const) {
     it(`--csv: its own server's ${victim} killed mid-replay is said as such (exit 2), and nothing is left`, async () => {
-      const parent = mkdtempSync(join(tmpdir(), 'pgtape-out-'));
-      chmodSync(parent, 0o755);
+      const parent = outputParent();
       const tmp = join(parent, 'tmp');
       mkdirSync(tmp, { mode: 0o755 });
       const out = join(parent, 'csv');
@@ -227,7 +238,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
       let postmaster = 0;
       let backend = 0;
       await until(() => {
-        postmaster = Number(serversUnder(tmp)[0]?.trim().split(' ')[0] ?? 0);
+        postmaster = serverPid(tmp);
         const line = postmaster
           ? spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(postmaster)], { encoding: 'utf8' })
               .stdout.split('\n')
@@ -262,8 +273,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
   }
 
   it('--csv killed with SIGKILL leaves its server running; the next run that makes a cluster stops it and removes its directory', async () => {
-    const parent = mkdtempSync(join(tmpdir(), 'pgtape-out-'));
-    chmodSync(parent, 0o755);
+    const parent = outputParent();
     const tmp = join(parent, 'tmp');
     mkdirSync(tmp, { mode: 0o755 });
     // TMPDIR relative, as it may be: the server left behind is still found by its directory.
@@ -283,14 +293,13 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
   });
 
   it('--pgdata killed with SIGKILL: the next run into the same directory names the server left running on it, and touches nothing', async () => {
-    const parent = mkdtempSync(join(tmpdir(), 'pgtape-out-'));
-    chmodSync(parent, 0o755);
+    const parent = outputParent();
     const dir = join(parent, 'pgdata');
     const child = startPgtape(['replay', '--store', store(), '--pgdata', dir]);
     await until(() => serversUnder(dir).length > 0 || child.exitCode !== null, 60_000);
     child.kill('SIGKILL');
     await child.done;
-    const server = Number(serversUnder(dir)[0]?.trim().split(' ')[0]);
+    const server = serverPid(dir);
     expect(server).toBeGreaterThan(0);
     const before = readdirSync(dir).sort();
     // Relative, as a user types it: the server was started with the absolute path.
@@ -305,8 +314,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
   });
 
   it('--pgdata: Ctrl-C during the hand-over (initdb --sync-only) exits 130 and leaves nothing', async () => {
-    const parent = mkdtempSync(join(tmpdir(), 'pgtape-out-'));
-    chmodSync(parent, 0o755);
+    const parent = outputParent();
     const dir = join(parent, 'pgdata');
     let caught = 0;
     // The sync lasts a fraction of a second: a few tries to send the signal while it runs.
