@@ -6,7 +6,7 @@
  *
  * The clean-up itself makes the command's own work fail (its server stops under it). That failure
  * is not the command's answer: the CLI asks `interruptedBy()` and waits for the exit instead of
- * reporting it (docs/ARCHITECTURE.md, "Interrupts").
+ * reporting it (docs/ARCHITECTURE.md, "Invariants": Interrupts).
  */
 const cleanups = new Set<() => Promise<unknown>>();
 let caught: NodeJS.Signals | undefined;
