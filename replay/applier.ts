@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { manifestEntry, type BaseManifest, type BaseRef, type BaseSchema } from '../src/log/bases.js';
+import { manifestEntry, type BaseManifest, type BaseRef, type BaseSchema, type BaseTable } from '../src/log/bases.js';
+import { mapLimit } from '../src/core/concurrency.js';
 import type { Logger } from '../src/core/log.js';
 import { quoteIdent, quoteQualified } from '../src/core/sql.js';
 import { TupleView } from '../src/segment/entry-scanner.js';
@@ -17,6 +18,7 @@ import type { CapturedDdl } from '../src/source/ddl-capture.js';
 import { EnumLabels, type DetachedPartitions } from './enum-labels.js';
 import { SchemaRestore } from './restore-schema.js';
 import { TargetTables, type TargetTable } from './target-tables.js';
+import type { JobPool } from './jobs.js';
 
 export interface TableRows {
   schema: string;
@@ -43,6 +45,11 @@ export interface BaseToLoad {
   labels?: EnumLabels;
   /** Partitions the source detached after the base (learned by an attempt that failed on a row outside one). */
   detached?: DetachedPartitions;
+  /**
+   * Connections for parallel jobs, in a cluster nobody else uses: the schema's pre-data is then
+   * committed before the tables are loaded on them, each in a transaction of its own.
+   */
+  pool?: JobPool;
 }
 
 /**
@@ -113,17 +120,43 @@ export class Applier implements EffectSink {
     const { schema } = this.base;
     if (this.restore) await this.restore.preData();
     else for (const sql of baseDdl({ ...schema, tables: this.baseTables }, this.labels)) await this.client.query(sql);
-    const loaded = new Map<number, number>();
-    for (const t of this.baseTables) {
-      if (!final.has(t.oid)) continue;
-      const started = Date.now();
-      loaded.set(t.oid, await loadBaseTable(this.client, this.base.store, this.base.base, t, this.manifestEntry(t).sha256));
-      this.log.debug(
-        { table: `${t.schema}.${t.name}`, rows: loaded.get(t.oid), loadMs: Date.now() - started },
-        'base table loaded while the log is folded',
-      );
-    }
-    return loaded;
+    // The jobs' connections see the tables from here on.
+    if (this.base.pool) await this.client.query('commit; begin');
+    const tables = this.baseTables.filter((t) => final.has(t.oid));
+    const rows = await this.eachTable(
+      tables,
+      () => true,
+      async (client, t) => {
+        const started = Date.now();
+        const n = await loadBaseTable(client, this.base.store, this.base.base, t, this.manifestEntry(t).sha256);
+        this.log.debug(
+          { table: `${t.schema}.${t.name}`, rows: n, loadMs: Date.now() - started },
+          'base table loaded while the log is folded',
+        );
+        return n;
+      },
+    );
+    return new Map(tables.map((t, i) => [t.oid, rows[i]!]));
+  }
+
+  /**
+   * `fn` for each table: in this session, one after the other, or with jobs in parallel, each in
+   * a transaction of its own that starts by emptying a table still empty (`empty`) — one made
+   * empty in its loading transaction is written without WAL at the loading cluster's wal_level minimal.
+   */
+  private eachTable<R>(
+    tables: BaseTable[],
+    empty: (t: BaseTable) => boolean,
+    fn: (client: pg.Client, t: BaseTable) => Promise<R>,
+  ): Promise<R[]> {
+    const pool = this.base.pool;
+    if (!pool) return mapLimit(tables, 1, (t) => fn(this.client, t));
+    return pool.each(tables, async (client, t) => {
+      await client.query(empty(t) ? `begin; truncate only ${quoteQualified(t.schema, t.name)}` : 'begin');
+      const result = await fn(client, t);
+      await client.query('commit');
+      return result;
+    });
   }
 
   private manifestEntry(t: { file: string; schema: string; name: string }): { sha256: string } {
@@ -147,33 +180,38 @@ export class Applier implements EffectSink {
       );
     }
     const byOid = new Map(effects.map((e) => [e.relation.oid, e]));
-    for (const t of tables) {
-      const entry = this.manifestEntry(t);
-      const effect = byOid.get(t.oid);
-      const merged = effect && sameColumnTypes(t.columns, effect.relation.columns) ? effect : undefined;
-      const started = Date.now();
-      const already = preloaded.get(t.oid);
-      // Loaded while the log was folded: its inserts follow (any other change is left to the set-based statements).
-      const rows =
-        already === undefined
-          ? await loadBaseTable(this.client, store, base, t, entry.sha256, merged)
-          : already + (merged ? await appendInserts(this.client, t, merged) : 0);
-      const loaded = Date.now();
-      if (!this.restore) for (const sql of keyDdl(t)) await this.client.query(sql);
-      this.log.debug(
-        {
-          table: `${t.schema}.${t.name}`,
-          rows,
-          merged: merged?.changes ?? 0,
-          leftForSetBased: effect?.pending() ?? 0,
-          loadMs: loaded - started,
-          keyMs: Date.now() - loaded,
-        },
-        'base table loaded',
-      );
-      this.tables.adopt(t, rows);
-    }
-    await this.restore?.keys();
+    const counts = await this.eachTable(
+      tables,
+      (t) => !preloaded.has(t.oid),
+      async (client, t) => {
+        const entry = this.manifestEntry(t);
+        const effect = byOid.get(t.oid);
+        const merged = effect && sameColumnTypes(t.columns, effect.relation.columns) ? effect : undefined;
+        const started = Date.now();
+        const already = preloaded.get(t.oid);
+        // Loaded while the log was folded: its inserts follow (any other change is left to the set-based statements).
+        const rows =
+          already === undefined
+            ? await loadBaseTable(client, store, base, t, entry.sha256, merged)
+            : already + (merged ? await appendInserts(client, t, merged) : 0);
+        const loaded = Date.now();
+        if (!this.restore) for (const sql of keyDdl(t)) await client.query(sql);
+        this.log.debug(
+          {
+            table: `${t.schema}.${t.name}`,
+            rows,
+            merged: merged?.changes ?? 0,
+            leftForSetBased: effect?.pending() ?? 0,
+            loadMs: loaded - started,
+            keyMs: Date.now() - loaded,
+          },
+          'base table loaded',
+        );
+        return rows;
+      },
+    );
+    tables.forEach((t, i) => this.tables.adopt(t, counts[i]!));
+    await this.restore?.keys(this.base.pool);
     // After the keys: a partition's key index is attached to its parent's first, as at the source.
     for (const p of this.base.detached?.tables ?? []) {
       const table = quoteQualified(p.schema, p.name);
@@ -196,7 +234,9 @@ export class Applier implements EffectSink {
       this.baseLoaded = true;
       await this.loadBase([]);
     }
-    await this.restore?.finish();
+    // With jobs, what this session changed is committed first: the jobs' index builds would wait for its locks.
+    if (this.base.pool) await this.client.query('commit; begin');
+    await this.restore?.finish(this.base.pool);
     // After the base's own: foreign keys and triggers made after the base, as they last were.
     await this.tables.finishForeignKeys();
     await this.tables.objects.finish();

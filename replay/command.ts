@@ -2,7 +2,8 @@ import { Command } from 'commander';
 import { s3EndpointOption, selectedTables, storeOption, tableOption, tablesOption } from '../src/commands/options.js';
 import { UserError } from '../src/core/errors.js';
 import { createLogger } from '../src/core/log.js';
-import { parseBytes } from '../src/core/units.js';
+import { parseBytes, parsePositive } from '../src/core/units.js';
+import { availableParallelism } from 'node:os';
 import { openStore } from '../src/store/open.js';
 import { compactBase, sayCompacted } from './compact.js';
 import { replayIntoCsv, replayIntoDatabase, replayIntoPgdata } from './outputs.js';
@@ -35,6 +36,9 @@ function openStoreAt(location: string | undefined, target: Target, s3Endpoint: s
   return openStore(location, { s3Endpoint });
 }
 
+/** More jobs than the replay's own cluster has connections for (max_connections 100) would fail it. */
+const MAX_JOBS = 64;
+
 export function replayCommand(): Command {
   return new Command('replay')
     .description('rebuild the database as it was at a point of the history')
@@ -51,6 +55,10 @@ export function replayCommand(): Command {
       '--memory <size>',
       'memory for folding changes into their net effect before applying them; more means fewer, larger batches',
       '512MiB',
+    )
+    .option(
+      '--jobs <n>',
+      'with --pgdata or --csv: connections loading tables and building indexes at once (default: the number of cores); --into is one transaction, one connection',
     )
     .addHelpText(
       'after',
@@ -69,6 +77,18 @@ export function replayCommand(): Command {
           'give --exclusive a lsn:, xid:, time: or name: target',
         );
       }
+      const jobs = opts.jobs === undefined ? Math.min(MAX_JOBS, availableParallelism()) : parsePositive(opts.jobs, '--jobs', true);
+      if (jobs > MAX_JOBS)
+        throw new UserError(
+          `--jobs ${jobs} is more than ${MAX_JOBS}`,
+          `give --jobs ${MAX_JOBS} or fewer (about the number of cores is best)`,
+        );
+      if (opts.into && opts.jobs !== undefined && jobs > 1) {
+        throw new UserError(
+          '--jobs applies to --pgdata and --csv: --into replays in one transaction, on one connection, so that a failed replay leaves the database empty',
+          'leave --jobs out with --into, or replay with --pgdata',
+        );
+      }
       const tables = selectedTables(opts);
       const options = {
         store: openStoreAt(opts.store, target, opts.s3Endpoint),
@@ -82,9 +102,9 @@ export function replayCommand(): Command {
         const report = await replayIntoDatabase(opts.into, options);
         process.stdout.write(JSON.stringify(report, null, 2) + '\n');
       } else if (opts.pgdata) {
-        await replayIntoPgdata(opts.pgdata, options);
+        await replayIntoPgdata(opts.pgdata, { ...options, jobs });
       } else {
-        await replayIntoCsv(opts.csv, options);
+        await replayIntoCsv(opts.csv, { ...options, jobs });
       }
     });
 }

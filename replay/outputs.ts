@@ -1,7 +1,6 @@
 import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { UserError } from '../src/core/errors.js';
 import { onInterrupt } from '../src/core/interrupt.js';
@@ -13,6 +12,15 @@ import { DEFAULT_PG_MAJOR, findPgBin } from '../src/local-pg/binaries.js';
 import type { Logger } from '../src/core/log.js';
 import { prepareReplay, type ReplayPlan } from './plan.js';
 import { replay, type ReplayOptions, type ReplayReport } from './replay.js';
+import { ClusterSessions } from './jobs.js';
+
+/** Options of the outputs that make their own cluster (--pgdata, --csv). */
+export interface ClusterReplayOptions extends ReplayOptions {
+  /** The Postgres major of the cluster (default: the source's, where installed). */
+  major?: number;
+  /** Connections loading tables and building indexes at once; 1 runs the whole replay in one session. */
+  jobs: number;
+}
 
 /** Replays into an existing, empty database. */
 export async function replayIntoDatabase(url: string, options: ReplayOptions): Promise<ReplayReport> {
@@ -97,7 +105,7 @@ async function owned<T>(dir: string, fill: (stopOnInterrupt: (stop: () => Promis
  * Initializes a fresh data directory with local Postgres binaries, replays into it, and shuts
  * it down cleanly: the next pipeline step can start it as it is.
  */
-export async function replayIntoPgdata(dir: string, options: ReplayOptions & { major?: number }): Promise<ReplayReport> {
+export async function replayIntoPgdata(dir: string, options: ClusterReplayOptions): Promise<ReplayReport> {
   requireEmptyDir(dir, '--pgdata');
   const plan = await prepareReplay(options);
   return owned(dir, async (stopOnInterrupt) => {
@@ -105,7 +113,9 @@ export async function replayIntoPgdata(dir: string, options: ReplayOptions & { m
     // A cluster nobody else uses loads without WAL or fsync, and is made durable once at the end.
     const creating = LocalCluster.create({ dataDir: dir, major: serverMajor(plan, options), loading: true });
     stopOnInterrupt(async () => (await creating.catch(() => undefined))?.stop('immediate'));
-    const report = await withClient(creating, (client) => replay(client, options, plan));
+    const report = await withSessions(creating, options.jobs, (sessions) =>
+      replay(sessions.main, options, plan, undefined, options.jobs > 1 ? sessions : undefined),
+    );
     const cluster = await creating;
     await cluster.handOver();
     writeFileSync(join(dir, 'replay.json'), JSON.stringify(report, null, 2) + '\n');
@@ -114,7 +124,7 @@ export async function replayIntoPgdata(dir: string, options: ReplayOptions & { m
 }
 
 /** Replays into a throwaway cluster, then writes one CSV file (with a header) per table. */
-export async function replayIntoCsv(dir: string, options: ReplayOptions & { major?: number }): Promise<ReplayReport> {
+export async function replayIntoCsv(dir: string, options: ClusterReplayOptions): Promise<ReplayReport> {
   requireEmptyDir(dir, '--csv');
   const plan = await prepareReplay(options);
   return owned(dir, async (stopOnInterrupt) => {
@@ -122,17 +132,16 @@ export async function replayIntoCsv(dir: string, options: ReplayOptions & { majo
     const creating = LocalCluster.create({ major: serverMajor(plan, options), unsafeFast: true, loading: true });
     stopOnInterrupt(async () => (await creating.catch(() => undefined))?.destroy());
     try {
-      const report = await withClient(creating, async (connection) => {
-        const r = await replay(connection, options, plan);
-        const client = await connection;
-        for (const t of r.tables) {
+      const report = await withSessions(creating, options.jobs, async (sessions) => {
+        const r = await replay(sessions.main, options, plan, undefined, options.jobs > 1 ? sessions : undefined);
+        await sessions.pool.each(r.tables, async (client, t) => {
           const file = join(dir, `${csvName(displayQualified(t.schema, t.name))}.csv`);
           await pipeline(
             // A query, not the table: COPY of a table leaves its generated columns out.
             client.query(copyTo(`copy (select * from ${quoteQualified(t.schema, t.name)}) to stdout with (format csv, header)`)),
             createWriteStream(file),
           );
-        }
+        });
         return r;
       });
       writeFileSync(join(dir, 'replay.json'), JSON.stringify(report, null, 2) + '\n');
@@ -169,18 +178,21 @@ function csvName(name: string): string {
 }
 
 /**
- * A connection to a cluster still being made, handed over at once: the replay reads and folds
+ * Connections to a cluster still being made, handed over at once: the replay reads and folds
  * the log while initdb and the server's start run (docs/ARCHITECTURE.md, "The replay path").
  */
-async function withClient<T>(cluster: Promise<LocalCluster>, fn: (client: Promise<pg.Client>) => Promise<T>): Promise<T> {
-  const connecting = cluster.then((c) => connect(c.url()));
-  connecting.catch(() => {}); // surfaced where the replay awaits it
+async function withSessions<T>(cluster: Promise<LocalCluster>, jobs: number, fn: (sessions: ClusterSessions) => Promise<T>): Promise<T> {
+  const sessions = new ClusterSessions(
+    cluster.then((c) => (database?: string) => c.url(database)),
+    (url) => connect(url),
+    jobs,
+  );
   try {
-    return await fn(connecting);
+    return await fn(sessions);
   } catch (err) {
     const made = await cluster.catch(() => undefined);
     throw made ? await made.explain(err, 'the replay') : err;
   } finally {
-    await (await connecting.catch(() => undefined))?.end().catch(() => {});
+    await sessions.end();
   }
 }

@@ -10,6 +10,7 @@ import { Planner } from './planner.js';
 import { ReplayProgress } from './progress.js';
 import type { ReplayPlan } from './plan.js';
 import { describeTarget, type Target } from '../src/log/target.js';
+import { SESSION_SETTINGS, type Jobs } from './jobs.js';
 
 export interface ReplayOptions {
   store: Store;
@@ -45,7 +46,9 @@ export interface ReplayReport {
  * The replay path (docs/ARCHITECTURE.md): the newest base at or before the target, then the segments after
  * it up to the target, folded into net effects and applied in bulk — all in one transaction of
  * the given connection, so a failure (a damaged segment found at its end, say) leaves nothing.
- * `plan` comes from prepareReplay, which every output runs before touching a database.
+ * With `jobs` (a cluster nobody else uses), tables are loaded and indexed in parallel, each job
+ * committing on its own (docs/ARCHITECTURE.md, "Parallel jobs"): the caller removes the cluster
+ * on failure. `plan` comes from prepareReplay, which every output runs before touching a database.
  */
 export async function replay(
   /** A connection, or one still being made: the log is read and folded meanwhile. */
@@ -54,6 +57,7 @@ export async function replay(
   plan: ReplayPlan,
   /** Filled, when given, with the source's oid of each table replayed (pgtape compact needs them). */
   sourceOids?: Map<string, number>,
+  jobs?: Jobs,
 ): Promise<ReplayReport> {
   // A value that needs an enum label the replay's type lacks fails the (one) transaction: it is
   // rolled back and made again with the label in the type from its creation (EnumLabels).
@@ -61,12 +65,13 @@ export async function replay(
   const detached = new DetachedPartitions();
   for (;;) {
     try {
-      return await replayOnce(connection, options, plan, labels, detached, sourceOids);
+      return await replayOnce(connection, options, plan, labels, detached, sourceOids, jobs);
     } catch (err) {
       const label = labels.learn(err);
       const partition = label ? undefined : detached.learn(err);
       if (!label && !partition) throw err;
-      await (await connection).query('rollback');
+      if (jobs) connection = await jobs.restart();
+      else await (await connection).query('rollback');
       if (label) options.log.info(label, 'a value uses an enum label the replay had not made yet: replaying again with it');
       else options.log.info(partition, 'a row lies outside its partition: the source detached it; replaying again with it detached');
     }
@@ -80,6 +85,7 @@ async function replayOnce(
   labels: EnumLabels,
   detached: DetachedPartitions,
   sourceOids: Map<string, number> | undefined,
+  jobs: Jobs | undefined,
 ): Promise<ReplayReport> {
   const started = Date.now();
   const { store, log } = options;
@@ -94,10 +100,10 @@ async function replayOnce(
   );
   const session = (async () => {
     const client = await connection;
-    await client.query(`begin; set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'`);
+    await client.query(`begin; ${SESSION_SETTINGS}`);
     const applier = new Applier(
       client,
-      { store, base: plan.base, manifest: plan.manifest, schema: plan.schema, only: options.tables, labels, detached },
+      { store, base: plan.base, manifest: plan.manifest, schema: plan.schema, only: options.tables, labels, detached, pool: jobs?.pool },
       log,
     );
     applier.preload(plan.span.changedInPlace);

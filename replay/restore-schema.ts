@@ -5,6 +5,7 @@ import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../s
 import type { BaseDdl, SchemaObject } from '../src/log/bases.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
 import { attempt } from './savepoint.js';
+import { attemptAlone, type JobPool } from './jobs.js';
 
 // A base's schema (format 2) restored as pg_restore restores a dump, around the rows: pre-data
 // before them; the primary keys right after (the set-based apply finds rows by key); everything
@@ -19,6 +20,15 @@ const CONSTRAINT_KINDS = new Set(['unique constraint', 'exclusion constraint', '
 export function indexNameOf(def: string): string | undefined {
   return /^CREATE (?:UNIQUE )?INDEX ((?:"(?:[^"]|"")+")|\S+) ON /.exec(def)?.[1];
 }
+
+/**
+ * Post-data objects that may be made in parallel jobs: each takes one table's lock, so jobs wait
+ * for each other at worst, and never deadlock (a foreign key locks two tables: made in order).
+ */
+const PARALLEL_KINDS = new Set(['index', 'primary key', 'unique constraint', 'exclusion constraint']);
+
+/** What a job sets before making an object: names are qualified, bodies checked when called. */
+const DDL_SETTINGS = `set local search_path = ''; set local check_function_bodies = off`;
 
 /** Objects whose failure fails the replay: without them a table's rows have nowhere to go. */
 const ESSENTIAL = new Set(['table', 'partitioned table', 'primary key', 'primary key attachment']);
@@ -42,15 +52,16 @@ export class SchemaRestore {
   async preData(): Promise<void> {
     for (const name of this.ddl.notRestored) this.warn({ object: name }, 'not in the replay: the base could not recreate it');
     // Deparsed names are qualified; function bodies are checked when called, not when made (as pg_restore does).
-    await this.client.query(`set local search_path = ''; set local check_function_bodies = off`);
+    await this.client.query(DDL_SETTINGS);
     await this.run(this.ddl.pre);
     await this.client.query('set local search_path to default');
     this.failIfTablesFailed();
   }
 
-  /** The primary keys, once the base's rows are in. */
-  async keys(): Promise<void> {
-    await this.run(this.ddl.post.filter((o) => o.kind === 'primary key' || o.kind === 'primary key attachment'));
+  /** The primary keys, once the base's rows are in: with jobs, several at once, then their attachments. */
+  async keys(pool?: JobPool): Promise<void> {
+    const keys = this.ddl.post.filter((o) => o.kind === 'primary key' || o.kind === 'primary key attachment');
+    await this.run(keys, pool);
     this.failIfTablesFailed();
   }
 
@@ -59,9 +70,12 @@ export class SchemaRestore {
    * hold, identity columns back to GENERATED ALWAYS, materialized views filled, triggers and
    * rules set to fire as on the source.
    */
-  async finish(): Promise<void> {
+  async finish(pool?: JobPool): Promise<void> {
     await this.client.query(`set local search_path = ''`);
-    await this.run(this.ddl.post.filter((o) => o.kind !== 'primary key' && o.kind !== 'primary key attachment'));
+    await this.run(
+      this.ddl.post.filter((o) => o.kind !== 'primary key' && o.kind !== 'primary key attachment'),
+      pool,
+    );
     await this.setSequences();
     for (const c of this.ddl.alwaysIdentity) {
       if (!this.wanted({ kind: 'identity', name: c.column, sql: [], table: `${c.schema}.${c.table}` })) continue;
@@ -188,11 +202,20 @@ export class SchemaRestore {
     return own !== undefined && o.table !== undefined && this.droppedNames.has(`${o.table}:${own.replace(/""/g, '"')}`);
   }
 
-  /** Runs each object in a savepoint: one that fails is reported (or fails the replay, for a table) and the rest go on. */
-  private async run(objects: SchemaObject[]): Promise<void> {
+  /**
+   * Runs each object in a savepoint: one that fails is reported (or fails the replay, for a table)
+   * and the rest go on. With jobs, those of PARALLEL_KINDS go first, several at once, each in a
+   * transaction of its own (this session must hold no lock on their tables: it has just committed).
+   */
+  private async run(all: SchemaObject[], pool?: JobPool): Promise<void> {
+    let objects = all.filter((o) => this.wanted(o) && !this.wasDropped(o));
+    if (pool) {
+      const parallel = objects.filter((o) => PARALLEL_KINDS.has(o.kind));
+      const failures = await pool.each(parallel, (client, o) => attemptAlone(client, o.sql, DDL_SETTINGS));
+      parallel.forEach((o, i) => failures[i] && this.failed(o, failures[i].message));
+      objects = objects.filter((o) => !PARALLEL_KINDS.has(o.kind));
+    }
     for (const o of objects) {
-      if (!this.wanted(o)) continue;
-      if (this.wasDropped(o)) continue;
       if (o.kind === 'enum type') {
         // Outside a savepoint: Postgres lets rows use a label added to an enum later in the same
         // transaction only when the type was created at its top level (a label added at its point
@@ -201,13 +224,15 @@ export class SchemaRestore {
         continue;
       }
       const failed = await attempt(this.client, o.sql);
-      if (failed) {
-        const why = failed.message;
-        if (o.kind === 'extension') await this.extensionWithoutVersion(o, why);
-        else if (ESSENTIAL.has(o.kind)) this.failedTables.set(o.table ?? o.name, `${o.kind} ${o.name}: ${why}`);
-        else this.warn({ object: `${o.kind} ${o.name}`, err: why }, 'not in the replay: recreating this object failed');
-      }
+      if (failed && o.kind === 'extension') await this.extensionWithoutVersion(o, failed.message);
+      else if (failed) this.failed(o, failed.message);
     }
+  }
+
+  /** An object the replay server refused: a table's essentials fail the replay (at the next check), anything else is warned of. */
+  private failed(o: SchemaObject, why: string): void {
+    if (ESSENTIAL.has(o.kind)) this.failedTables.set(o.table ?? o.name, `${o.kind} ${o.name}: ${why}`);
+    else this.warn({ object: `${o.kind} ${o.name}`, err: why }, 'not in the replay: recreating this object failed');
   }
 
   /**

@@ -1,4 +1,8 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
+import { LocalCluster } from '../../src/local-pg/local-cluster.js';
 import { pgtape, type CliResult } from './cli.js';
 import type { SourceFixture } from './fixture.js';
 
@@ -30,5 +34,37 @@ export async function replayIntoFresh<T>(
     }
   } finally {
     await source.admin.query(`drop database ${db}`);
+  }
+}
+
+/**
+ * `pgtape replay --pgdata` a new data directory (with `args`); `inspect` reads the handed-over
+ * cluster (when the replay succeeded), started as any cluster would be, before it is removed.
+ */
+export async function replayIntoNewPgdata<T>(
+  args: string[],
+  inspect: (client: pg.Client, pgdata: string) => Promise<T>,
+): Promise<{ r: CliResult; seen?: T }> {
+  // As root, the server runs as an unprivileged user: the data directory's parent must let it in.
+  const parent = mkdtempSync(join(tmpdir(), 'pgtape-pgdata-'));
+  chmodSync(parent, 0o755);
+  const out = join(parent, 'pgdata');
+  try {
+    const r = await pgtape(['replay', ...args, '--pgdata', out]);
+    if (r.code !== 0) return { r };
+    const cluster = await LocalCluster.open(out);
+    try {
+      const client = new pg.Client({ connectionString: cluster.url() });
+      await client.connect();
+      try {
+        return { r, seen: await inspect(client, out) };
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await cluster.stop();
+    }
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
   }
 }

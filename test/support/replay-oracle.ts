@@ -1,7 +1,6 @@
 // Over 400 lines: one describe block, because every case replays the points the recording case
 // records (their LSNs, marks, xids, times and checksums) in the same source and store.
-import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
@@ -12,6 +11,7 @@ import { checksums, userTables } from './oracle.js';
 import { displayQualified, quoteIdent, quoteQualified } from '../../src/core/sql.js';
 import { seededRandom, TEST_SEED } from './random.js';
 import { transaction } from './tape.js';
+import { replayIntoNewPgdata } from './replay-into.js';
 import { startS3, type TestS3 } from './s3rver.js';
 import { createLogger } from '../../src/core/log.js';
 import { parseLsn } from '../../src/core/lsn.js';
@@ -410,28 +410,15 @@ export function replayOracle(kind: 'directory' | 's3', options: { major?: number
     });
 
     itFull('writes a PGDATA that starts with the Postgres binaries afterwards and holds the same data', async () => {
-      // As root, the server runs as an unprivileged user: its data directory's parent must let it in.
-      const parent = mkdtempSync(join(tmpdir(), 'pgtape-pgdata-'));
-      chmodSync(parent, 0o755);
-      const out = join(parent, 'pgdata');
       const p = points[17]!;
-      const r = await pgtape(['replay', '--store', store(), '--to', `name:point-${p.index}`, '--pgdata', out]);
-      expect(r.code, r.stderr).toBe(0);
-      const report = JSON.parse((await import('node:fs')).readFileSync(join(out, 'replay.json'), 'utf8')) as ReplayReport;
-      expect(report.target).toBe(`name:point-${p.index}`);
-      const { LocalCluster } = await import('../../src/local-pg/local-cluster.js');
-      const cluster = await LocalCluster.open(out);
-      try {
-        const client = new pg.Client({ connectionString: cluster.url() });
-        await client.connect();
+      const { r } = await replayIntoNewPgdata(['--store', store(), '--to', `name:point-${p.index}`], async (client, out) => {
+        const report = JSON.parse(readFileSync(join(out, 'replay.json'), 'utf8')) as ReplayReport;
+        expect(report.target).toBe(`name:point-${p.index}`);
         expect(await checksums(client)).toEqual(p.sums);
         // Loaded without WAL or fsync, handed over as a normal cluster.
         await expectSoundHandedOver(client);
-        await client.end();
-      } finally {
-        await cluster.stop();
-        rmSync(parent, { recursive: true, force: true });
-      }
+      });
+      expect(r.code, r.stderr).toBe(0);
     });
 
     itFull('writes one CSV file per table with --csv', async () => {

@@ -1,11 +1,11 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { archiveArgs, logLines, pgtape } from './cli.js';
 import { useSource, type SourceFixture } from './fixture.js';
 import { checksums } from './oracle.js';
-import { replayIntoFresh } from './replay-into.js';
+import { replayIntoFresh, replayIntoNewPgdata } from './replay-into.js';
 import { TEST_PG_MAJOR } from './postgres.js';
 import { describeSchema, sequenceValues, type SchemaDescription } from './schema.js';
 
@@ -247,17 +247,28 @@ async function recordHistory(source: SourceFixture, points: Point[], options: st
   expect(r.code, r.stderr).toBe(0);
 }
 
-/** Replays every point from the store as it is now and compares it with the source then; returns the base each replay started from. */
-async function replaysEveryPoint(source: SourceFixture, points: Point[]): Promise<string[]> {
+/**
+ * Replays every point from the store as it is now and compares it with the source then: into a
+ * fresh database, or with `jobs` into a new PGDATA on that many parallel jobs. Returns the base
+ * each replay started from, and how many replays were made again (a label or partition learned).
+ */
+async function replaysEveryPoint(source: SourceFixture, points: Point[], jobs?: string): Promise<{ used: string[]; again: number }> {
   const used: string[] = [];
+  let again = 0;
   for (const p of points) {
-    const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `name:${p.mark}`], async (c) => ({
+    const args = ['--store', source.store.dir, '--to', `name:${p.mark}`];
+    const inspect = async (c: pg.Client, pgdata?: string) => ({
       sums: await checksums(c),
       schema: await describeSchema(c),
       sequences: await sequenceValues(c),
-    }));
+      report: pgdata ? readFileSync(join(pgdata, 'replay.json'), 'utf8') : undefined,
+    });
+    const { r, seen } = jobs
+      ? await replayIntoNewPgdata([...args, '--jobs', jobs], inspect)
+      : await replayIntoFresh(source, args, (c) => inspect(c));
     expect(r.code, `${p.step}: ${r.stderr}`).toBe(0);
-    used.push((JSON.parse(r.stdout) as { base: { key: string } }).base.key);
+    used.push((JSON.parse(seen!.report ?? r.stdout) as { base: { key: string } }).base.key);
+    if (/replaying again/.test(r.stderr)) again++;
     expect(seen!.sums, `rows after: ${p.step}`).toEqual(p.sums);
     expect(seen!.schema, `schema after: ${p.step}`).toEqual(p.schema);
     // Recorded with the mark: every sequence the base holds stands where the source's stood.
@@ -268,7 +279,7 @@ async function replaysEveryPoint(source: SourceFixture, points: Point[]): Promis
     const warnings = logLines(r.stderr).filter((l) => l.level === 40);
     expect(warnings, `warnings after: ${p.step}`).toEqual([]);
   }
-  return used;
+  return { used, again };
 }
 
 /** The schema-change oracle on one Postgres major (the suite's by default). */
@@ -291,6 +302,14 @@ export function schemaChangesOracle(options: { major?: number; compact?: boolean
     it('replays every point to the source as it was: rows, schema and sequences', async () => {
       expect(points).toHaveLength(STEPS.length);
       await replaysEveryPoint(source, points);
+    });
+
+    it('replays points into a new PGDATA on parallel jobs (--jobs 3) as well, a replay made again among them', async () => {
+      // Every fourth point and the last: a PGDATA costs an initdb each. The first point's enum
+      // label is used in the transaction that adds it: the replay is made again from an empty database.
+      const some = points.filter((_, i) => i % 4 === 0 || i === points.length - 1);
+      const { again } = await replaysEveryPoint(source, some, '3');
+      expect(again, 'replays made again').toBeGreaterThan(0);
     });
 
     it('log shows the schema changes', async () => {
@@ -396,7 +415,7 @@ export function schemaChangesOracle(options: { major?: number; compact?: boolean
         expect(again.code, again.stderr).toBe(0);
         expect(again.stdout.trim(), 'nothing to compact: the newest base').toBe(bases[2]);
         expect(again.stderr).toMatch(/nothing to compact/);
-        const used = await replaysEveryPoint(source, points);
+        const { used } = await replaysEveryPoint(source, points);
         // A point after a compacted base starts from it: steps 0–3 from the first base, 4–9 and
         // 10–16 from the two compacted ones (each made at a mark, after that step).
         expect(new Set(used).size, 'replays start from the compacted bases').toBe(3);
