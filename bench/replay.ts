@@ -3,7 +3,7 @@
 //   npm run build && node dist/bench/replay.js [--rows 1000000] [--changes 1000000] [--append] [--tables 1]
 import { spawnSync } from 'node:child_process';
 import { chmodSync, createReadStream, createWriteStream, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
@@ -160,17 +160,24 @@ async function main(): Promise<void> {
 
     // replay --pgdata: a new cluster of its own (initdb, load without WAL or fsync, sync, hand over).
     process.stderr.write('pgtape replay --pgdata (a new cluster, loaded without WAL, synced once)…\n');
+    // With its parallel jobs (one per core, the default) and with --jobs 1, interleaved.
     const pgdataTimes: number[] = [];
-    for (let i = 0; i < 2; i++) {
+    const oneJobTimes: number[] = [];
+    const pgdataRun = async (...more: string[]): Promise<number> => {
       const parent = mkdtempSync(join(tmpdir(), 'pgtape-bench-pgdata-'));
       chmodSync(parent, 0o755);
       try {
-        pgdataTimes.push(await pgtape(['replay', '--store', store, '--to', 'latest', '--pgdata', join(parent, 'pgdata')]));
+        return await pgtape(['replay', '--store', store, '--to', 'latest', '--pgdata', join(parent, 'pgdata'), ...more]);
       } finally {
         rmSync(parent, { recursive: true, force: true });
       }
+    };
+    for (let i = 0; i < 2; i++) {
+      pgdataTimes.push(await pgdataRun());
+      oneJobTimes.push(await pgdataRun('--jobs', '1'));
     }
     const pgdataSeconds = Math.min(...pgdataTimes);
+    const oneJobSeconds = Math.min(...oneJobTimes);
 
     // What a user would do instead: a dump taken at the point, restored; or a copy of the whole PGDATA.
     const instead: string[] = [];
@@ -272,7 +279,8 @@ async function main(): Promise<void> {
         '|---|---:|---:|',
         `| COPY load into an empty database (the anchor) | ${anchorSeconds.toFixed(2)} s | 1.00 |`,
         `| pgtape replay --into an empty database | ${replaySeconds.toFixed(2)} s | ${(replaySeconds / anchorSeconds).toFixed(2)} |`,
-        `| pgtape replay --pgdata (initdb, load, sync; runs ${pgdataTimes.map((t) => t.toFixed(2)).join(', ')}) | ${pgdataSeconds.toFixed(2)} s | ${(pgdataSeconds / anchorSeconds).toFixed(2)} |`,
+        `| pgtape replay --pgdata (initdb, load, sync; ${availableParallelism()} jobs; runs ${pgdataTimes.map((t) => t.toFixed(2)).join(', ')}) | ${pgdataSeconds.toFixed(2)} s | ${(pgdataSeconds / anchorSeconds).toFixed(2)} |`,
+        `| pgtape replay --pgdata --jobs 1 (runs ${oneJobTimes.map((t) => t.toFixed(2)).join(', ')}) | ${oneJobSeconds.toFixed(2)} s | ${(oneJobSeconds / anchorSeconds).toFixed(2)} |`,
         ...instead,
         '',
         '| store | pgtape replay | S3 / directory |',

@@ -143,23 +143,32 @@ export class Applier implements EffectSink {
    * `fn` for each table: in this session, one after the other, or with jobs in parallel, each in
    * a transaction of its own that starts by emptying a table still empty (`empty`) — one made
    * empty in its loading transaction is written without WAL at the loading cluster's wal_level minimal.
+   * The largest tables (base rows and rows to merge, `merging`) start first, as pg_restore -j
+   * orders them: a large table started last would keep one job busy while the others idle.
    */
-  private eachTable<R>(
+  private async eachTable<R>(
     tables: BaseTable[],
     empty: (t: BaseTable) => boolean,
     fn: (client: pg.Client, t: BaseTable) => Promise<R>,
+    merging: (t: BaseTable) => number = () => 0,
   ): Promise<R[]> {
     const pool = this.base.pool;
     if (!pool) return mapLimit(tables, 1, (t) => fn(this.client, t));
-    return pool.each(tables, async (client, t) => {
+    const size = (t: BaseTable) => (empty(t) ? this.manifestEntry(t).rows : 0) + merging(t);
+    const order = tables.map((t, i) => ({ i, size: size(t) })).sort((a, b) => b.size - a.size);
+    const results = await pool.each(order, async (client, { i }) => {
+      const t = tables[i]!;
       await client.query(empty(t) ? `begin; truncate only ${quoteQualified(t.schema, t.name)}` : 'begin');
       const result = await fn(client, t);
       await client.query('commit');
       return result;
     });
+    const out = new Array<R>(tables.length);
+    order.forEach(({ i }, k) => (out[i] = results[k]!));
+    return out;
   }
 
-  private manifestEntry(t: { file: string; schema: string; name: string }): { sha256: string } {
+  private manifestEntry(t: { file: string; schema: string; name: string }): BaseManifest['tables'][number] {
     return manifestEntry(this.base.store, this.base.base, this.base.manifest, t);
   }
 
@@ -209,6 +218,7 @@ export class Applier implements EffectSink {
         );
         return rows;
       },
+      (t) => byOid.get(t.oid)?.size ?? 0,
     );
     tables.forEach((t, i) => this.tables.adopt(t, counts[i]!));
     await this.restore?.keys(this.base.pool);

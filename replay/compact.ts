@@ -12,6 +12,8 @@ import { connect } from '../src/source/connection.js';
 import type { Store } from '../src/store/store.js';
 import { prepareReplay } from './plan.js';
 import { replay, type ReplayReport } from './replay.js';
+import { ClusterSessions } from './jobs.js';
+import { availableParallelism } from 'node:os';
 
 /** The publication a compaction reads its scratch cluster through (it never leaves that cluster). */
 const SCRATCH_PUBLICATION = 'pgtape_compact';
@@ -79,20 +81,27 @@ export async function compactBase(options: { store: Store; target: Target; memor
     throw err;
   }
   try {
-    const client = await connect(cluster.url());
+    // The scratch cluster is nobody else's, and removed on failure: the replay loads it on parallel jobs.
+    const jobs = availableParallelism();
+    const sessions = new ClusterSessions(
+      Promise.resolve((database?: string) => cluster.url(database)),
+      connect,
+      jobs,
+    );
     const sourceOids = new Map<string, number>();
     let report: ReplayReport;
     try {
       report = await replay(
-        client,
+        sessions.main,
         { store, target: options.target, exclusive: false, memoryBytes: options.memoryBytes, log },
         plan,
         sourceOids,
+        jobs > 1 ? sessions : undefined,
       );
       if (!report.resolved) return { from: plan.base.lsn, report };
-      await publishReplayedTables(client, plan.schema, sourceOids);
+      await publishReplayedTables(await sessions.main, plan.schema, sourceOids);
     } finally {
-      await client.end().catch(() => {});
+      await sessions.end();
     }
     const lsn = parseLsn(report.resolved.endLsn);
     if (await store.stat(`${basePrefix(lsn)}manifest.json`)) {
