@@ -119,6 +119,10 @@ async function main(): Promise<void> {
 
     const rows: string[][] = [];
     const whole: string[][] = [];
+    // Peak RSS per command and archive size (directory, indexed): memory that follows the archive's
+    // length is a leak, said out loud below (a replay's peak once grew from 95 to 1066 MiB unnoticed).
+    const peaks = new Map<string, Map<number, number>>();
+    const peak = (command: string, size: number, mib: number) => peaks.set(command, (peaks.get(command) ?? new Map()).set(size, mib));
     let written = 0;
     for (const size of [...new Set([2_000, 5_000, 20_000, 50_000, SEGMENTS])].filter((n) => n <= SEGMENTS)) {
       const toS3 = Math.max(0, Math.min(size, S3_SEGMENTS) - written);
@@ -158,6 +162,11 @@ async function main(): Promise<void> {
         const log = await pgtape(['log', '--store', store, '--json'], env);
         const replay = await pgtape(['replay', '--store', store, '--csv', join(work, `csv-${label}-${size}`)], env);
         rmSync(join(work, `csv-${label}-${size}`), { recursive: true, force: true });
+        if (label === 'directory, indexed') {
+          peak('log --from --to (a recent range)', size, find.peakMiB);
+          peak('log of everything', size, log.peakMiB);
+          peak('replay latest --csv', size, replay.peakMiB);
+        }
         rows.push([
           label,
           String(size),
@@ -176,6 +185,8 @@ async function main(): Promise<void> {
       // Commands over the whole history: their memory must not follow its length.
       const verifyAll = await pgtape(['verify', '--store', dir.description]);
       const diffAll = await pgtape(['diff', '--store', dir.description, '--from', 'name:m0', '--summary']);
+      peak('verify', size, verifyAll.peakMiB);
+      peak('diff --summary over everything', size, diffAll.peakMiB);
       whole.push([
         String(size),
         `${verifyAll.seconds.toFixed(2)} s`,
@@ -216,6 +227,16 @@ async function main(): Promise<void> {
       `\n| segments (directory, indexed) | verify | its peak RSS | diff --from name:m0 --summary | its peak RSS |\n|---|---|---|---|---|`,
     );
     for (const r of whole) console.log(`| ${r.join(' | ')} |`);
+    const sizes = [...(peaks.values().next().value?.keys() ?? [])];
+    if (sizes.length > 1) {
+      const [first, last] = [sizes[0]!, sizes.at(-1)!];
+      console.log(`\n| peak RSS (directory, indexed) | ${first} segments | ${last} segments | ratio | verdict |\n|---|---|---|---|---|`);
+      for (const [command, bySize] of peaks) {
+        const ratio = bySize.get(last)! / bySize.get(first)!;
+        const verdict = ratio > 1.5 ? `**grows with the archive** (${last / first}× the segments)` : 'bounded';
+        console.log(`| ${command} | ${bySize.get(first)!.toFixed(0)} MiB | ${bySize.get(last)!.toFixed(0)} MiB | ${ratio.toFixed(2)} | ${verdict} |`);
+      }
+    }
     console.log(
       `\nreplay of latest at ${written} segments (directory): ${fromFirst.seconds.toFixed(2)} s from the first base; ` +
         `${fromCompacted.seconds.toFixed(2)} s from a base compacted from the archive (compact took ${compact.seconds.toFixed(1)} s): ` +
