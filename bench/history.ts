@@ -234,7 +234,9 @@ async function main(): Promise<void> {
       for (const [command, bySize] of peaks) {
         const ratio = bySize.get(last)! / bySize.get(first)!;
         const verdict = ratio > 1.5 ? `**grows with the archive** (${last / first}× the segments)` : 'bounded';
-        console.log(`| ${command} | ${bySize.get(first)!.toFixed(0)} MiB | ${bySize.get(last)!.toFixed(0)} MiB | ${ratio.toFixed(2)} | ${verdict} |`);
+        console.log(
+          `| ${command} | ${bySize.get(first)!.toFixed(0)} MiB | ${bySize.get(last)!.toFixed(0)} MiB | ${ratio.toFixed(2)} | ${verdict} |`,
+        );
       }
     }
     console.log(
