@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { DamagedBaseError, readBaseTable, type BaseRef, type BaseTable } from '../src/log/bases.js';
+import { DamagedBaseError, readBaseTable, storedSha256, type BaseRef, type BaseTable } from '../src/log/bases.js';
 import { quoteIdent, quoteQualified } from '../src/core/sql.js';
 import { TupleView } from '../src/segment/entry-scanner.js';
 import type { Store } from '../src/store/store.js';
@@ -30,6 +30,10 @@ export async function loadBaseTable(
   sha256: string,
   effect?: TableEffect,
 ): Promise<number> {
+  const damaged = () =>
+    new DamagedBaseError(
+      `${store.description}/${base.prefix}${table.file} (${table.schema}.${table.name}) does not match the checksum in its manifest`,
+    );
   const columns = table.columns.map((c) => quoteIdent(c.name)).join(', ');
   const copy = new CopyIn(client, `copy ${quoteQualified(table.schema, table.name)} (${columns}) from stdin`);
   const { text, sha256: stored } = readBaseTable(store, base, table);
@@ -69,13 +73,15 @@ export async function loadBaseTable(
   } catch (err) {
     // The COPY is abandoned with the replay's transaction; end it so the connection is usable for the rollback.
     await copy.end().catch(() => {});
+    // The server refused a row (extra data, a bad value) before the file's end, where its
+    // checksum is compared: a file that is not what its manifest says is the archive's damage.
+    if (!(err instanceof DamagedBaseError) && (err as { severity?: string }).severity) {
+      const actual = await storedSha256(store, base, table).catch(() => undefined);
+      if (actual !== undefined && actual !== sha256) throw damaged();
+    }
     throw err;
   }
-  if (stored() !== sha256) {
-    throw new DamagedBaseError(
-      `${store.description}/${base.prefix}${table.file} (${table.schema}.${table.name}) does not match the checksum in its manifest`,
-    );
-  }
+  if (stored() !== sha256) throw damaged();
   return rows;
 }
 

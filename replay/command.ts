@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { openStore } from '../src/store/open.js';
 import { compactBase, sayCompacted } from './compact.js';
 import { replayIntoCsv, replayIntoDatabase, replayIntoPgdata } from './outputs.js';
+import { MAX_JOBS } from './jobs.js';
 import { parseTarget, type Target } from '../src/log/target.js';
 import type { Store } from '../src/store/store.js';
 
@@ -35,9 +36,6 @@ function openStoreAt(location: string | undefined, target: Target, s3Endpoint: s
   }
   return openStore(location, { s3Endpoint });
 }
-
-/** More jobs than the replay's own cluster has connections for (max_connections 100) would fail it. */
-const MAX_JOBS = 64;
 
 export function replayCommand(): Command {
   return new Command('replay')
@@ -85,8 +83,8 @@ export function replayCommand(): Command {
         );
       if (opts.into && opts.jobs !== undefined && jobs > 1) {
         throw new UserError(
-          '--jobs applies to --pgdata and --csv: --into replays in one transaction, on one connection, so that a failed replay leaves the database empty',
-          'leave --jobs out with --into, or replay with --pgdata',
+          `--jobs ${jobs} (from --jobs, PGTAPE_JOBS or the config file) applies to --pgdata and --csv: --into replays in one transaction, on one connection, so that a failed replay leaves the database empty`,
+          'leave --jobs (and PGTAPE_JOBS) out with --into, or replay with --pgdata',
         );
       }
       const tables = selectedTables(opts);

@@ -12,7 +12,7 @@ import { connect } from '../src/source/connection.js';
 import type { Store } from '../src/store/store.js';
 import { prepareReplay } from './plan.js';
 import { replay, type ReplayReport } from './replay.js';
-import { ClusterSessions } from './jobs.js';
+import { ClusterSessions, MAX_JOBS } from './jobs.js';
 import { availableParallelism } from 'node:os';
 
 /** The publication a compaction reads its scratch cluster through (it never leaves that cluster). */
@@ -82,10 +82,10 @@ export async function compactBase(options: { store: Store; target: Target; memor
   }
   try {
     // The scratch cluster is nobody else's, and removed on failure: the replay loads it on parallel jobs.
-    const jobs = availableParallelism();
+    const jobs = Math.min(MAX_JOBS, availableParallelism());
     const sessions = new ClusterSessions(
       Promise.resolve((database?: string) => cluster.url(database)),
-      connect,
+      (url) => connect(url, "the compaction's scratch server"),
       jobs,
     );
     const sourceOids = new Map<string, number>();

@@ -5,8 +5,15 @@ import type pg from 'pg';
 // pg_restore -j does. Each job commits on its own; the cluster is either handed over whole or
 // removed, so no one ever sees a half-made database.
 
-/** The session settings every connection of a replay reads values with (as the base wrote them). */
-export const SESSION_SETTINGS = `set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'`;
+/**
+ * The settings of every connection of a replay: values read as the base wrote them; function
+ * bodies checked when called, not when made (as pg_restore does: a function made by captured DDL
+ * may name a table made after it). Session-wide, so that a commit between jobs keeps them.
+ */
+export const SESSION_SETTINGS = `set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'; set check_function_bodies = off`;
+
+/** More jobs than a replay's own cluster has connections for (max_connections 100) would fail it. */
+export const MAX_JOBS = 64;
 
 /** Connections beside the replay's own session, at most `size` of them, opened as needed. */
 export class JobPool {

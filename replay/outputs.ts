@@ -136,6 +136,9 @@ export async function replayIntoCsv(dir: string, options: ClusterReplayOptions):
         const r = await replay(sessions.main, options, plan, undefined, options.jobs > 1 ? sessions : undefined);
         await sessions.pool.each(r.tables, async (client, t) => {
           const file = join(dir, `${csvName(displayQualified(t.schema, t.name))}.csv`);
+          // A scan joining one already running elsewhere would start mid-table: the same replay
+          // would write its rows in another order each time (a large table, with jobs).
+          await client.query('set synchronize_seqscans = off');
           await pipeline(
             // A query, not the table: COPY of a table leaves its generated columns out.
             client.query(copyTo(`copy (select * from ${quoteQualified(t.schema, t.name)}) to stdout with (format csv, header)`)),
@@ -184,7 +187,7 @@ function csvName(name: string): string {
 async function withSessions<T>(cluster: Promise<LocalCluster>, jobs: number, fn: (sessions: ClusterSessions) => Promise<T>): Promise<T> {
   const sessions = new ClusterSessions(
     cluster.then((c) => (database?: string) => c.url(database)),
-    (url) => connect(url),
+    (url) => connect(url, "the replay's own server"),
     jobs,
   );
   try {

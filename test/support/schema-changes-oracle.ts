@@ -208,6 +208,17 @@ const STEPS: [string, string[]][] = [
       `drop extension hstore`,
     ],
   ],
+  [
+    // As pg_dump writes functions: the body names a table made after it (bodies checked when called).
+    'a function made before the table its body reads, then the table',
+    [
+      `set check_function_bodies = off`,
+      `create function later_count() returns bigint language sql stable as $$ select count(*) from public.made_later $$`,
+      `reset check_function_bodies`,
+      `create table made_later (id int primary key)`,
+      `insert into made_later values (1), (2)`,
+    ],
+  ],
 ];
 
 interface Point {
