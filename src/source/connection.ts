@@ -7,7 +7,9 @@ import { redactUrl } from '../core/log.js';
  * base's COPY use the same fixed ones, so that a value reads back the same way from either (and
  * replay, which sets the same, parses dates as they were written, whatever the server's defaults).
  */
-export const OUTPUT_SETTINGS = `set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'; set extra_float_digits = 3; set bytea_output = 'hex'`;
+// search_path empty, as pg_dump sets it: names the catalog prints (a regclass value, a column's
+// type) come out qualified, not as the source database's own search_path would shorten them.
+export const OUTPUT_SETTINGS = `set datestyle = 'ISO, MDY'; set intervalstyle = 'postgres'; set extra_float_digits = 3; set bytea_output = 'hex'; set search_path = ''`;
 
 /**
  * Client settings for a source URL. The URL goes to node-postgres whole, so its TLS options
