@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { alive, privateTempDir, sweepStale } from '../core/spool-dir.js';
-import { appendFileSync, chownSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -147,12 +147,14 @@ export class LocalCluster {
     return cluster;
   }
 
-  /** Starts a data directory made earlier (by `replay --pgdata`, say) on a free port. */
+  /** Starts a data directory made earlier (by `replay --pgdata`, say) on a free port, with the binaries of its major. */
   static async open(dataDir: string, options: { major?: number; password?: string } = {}): Promise<LocalCluster> {
     const port = await freePort();
     const ids = serverUserIds();
+    const version = join(dataDir, 'PG_VERSION');
+    const major = options.major ?? (existsSync(version) ? Number(readFileSync(version, 'utf8').trim()) : undefined);
     const cluster = new LocalCluster(
-      await reachableBin(findPgBin(options.major), ids, SERVER_USER),
+      await reachableBin(findPgBin(major), ids, SERVER_USER),
       dataDir,
       port,
       options.password ?? 'pgtape',

@@ -229,7 +229,7 @@ const CASES: Case[] = [
     name: '--jobs with --into (one transaction)',
     args: (c) => ['replay', '--store', c.store, '--jobs', '2', '--into', c.into],
     exit: 2,
-    says: ['--jobs applies to --pgdata and --csv', 'one transaction'],
+    says: ['--jobs 2', 'applies to --pgdata and --csv', 'one transaction'],
   },
   { name: 'unknown option', args: (c) => ['log', '--store', c.store, '--form', 'name:m1'], exit: 2, says: ['--form'] },
   { name: 'config file missing', args: () => ['log', '--config', '/nonexistent/pgtape.json'], exit: 2, says: ['/nonexistent/pgtape.json'] },
