@@ -120,6 +120,7 @@ export class Applier implements EffectSink {
     const { schema } = this.base;
     if (this.restore) await this.restore.preData();
     else for (const sql of baseDdl({ ...schema, tables: this.baseTables }, this.labels)) await this.client.query(sql);
+    await this.detachLearned();
     // The jobs' connections see the tables from here on.
     if (this.base.pool) await this.client.query('commit; begin');
     const tables = this.baseTables.filter((t) => final.has(t.oid));
@@ -227,8 +228,17 @@ export class Applier implements EffectSink {
     );
     tables.forEach((t, i) => this.tables.adopt(t, counts[i]!));
     await this.restore?.keys(this.base.pool);
-    // After the keys: a partition's key index is attached to its parent's first, as at the source.
-    for (const p of this.base.detached?.tables ?? []) {
+  }
+
+  /**
+   * Partitions an earlier attempt found the source detached: detached before any row is loaded
+   * (a row the first batch merges into one may lie outside its bound), their indexes then made
+   * on them alone, not attached to their parent's — as the source's are once detached.
+   */
+  private async detachLearned(): Promise<void> {
+    const learned = this.base.detached?.tables ?? [];
+    this.restore?.detachedPartitions(learned.map((p) => `${p.schema}.${p.name}`));
+    for (const p of learned) {
       const table = quoteQualified(p.schema, p.name);
       const { rows } = await this.client.query<{ parent: string | null }>(
         `select (select inhparent::regclass::text from pg_inherits where inhrelid = c.oid) as parent from pg_class c where c.oid = $1::regclass and c.relispartition`,

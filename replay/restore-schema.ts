@@ -158,7 +158,15 @@ export class SchemaRestore {
     ]);
   }
 
+  /** Partitions detached before the rows (`schema.table`): their indexes are not attached to their parent's. */
+  private readonly detached = new Set<string>();
+
+  detachedPartitions(tables: string[]): void {
+    for (const t of tables) this.detached.add(t);
+  }
+
   private wanted(o: SchemaObject): boolean {
+    if ((o.kind === 'primary key attachment' || o.kind === 'index attachment') && o.table && this.detached.has(o.table)) return false;
     if (!this.only) return true;
     return (!o.table || this.only.has(o.table)) && (o.needs ?? []).every((t) => this.only!.has(t));
   }
