@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { DamagedBaseError, readBaseTable, storedSha256, type BaseRef, type BaseTable } from '../src/log/bases.js';
+import { DamagedBaseError, readBaseTable, type BaseRef, type BaseTable } from '../src/log/bases.js';
+import { sha256Of } from '../src/store/read.js';
 import { quoteIdent, quoteQualified } from '../src/core/sql.js';
 import { TupleView } from '../src/segment/entry-scanner.js';
 import type { Store } from '../src/store/store.js';
@@ -76,7 +77,7 @@ export async function loadBaseTable(
     // The server refused a row (extra data, a bad value) before the file's end, where its
     // checksum is compared: a file that is not what its manifest says is the archive's damage.
     if (!(err instanceof DamagedBaseError) && (err as { severity?: string }).severity) {
-      const actual = await storedSha256(store, base, table).catch(() => undefined);
+      const actual = await sha256Of(store, base.prefix + table.file).catch(() => undefined);
       if (actual !== undefined && actual !== sha256) throw damaged();
     }
     throw err;

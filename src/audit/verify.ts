@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { BASES_DIR, basePrefix, isReadableBaseFormat, type BaseManifest } from '../log/bases.js';
 import { batches, mapLimit } from '../core/concurrency.js';
 import { errorMessage } from '../core/errors.js';
@@ -10,7 +9,7 @@ import { INDEX_DIR } from '../log/segment-index.js';
 import { checkIndexObjects, IndexFactsCheck, type SeenFacts } from './verify-index.js';
 import { MARK_PREFIX } from '../source/logical-messages.js';
 import type { SegmentReader } from '../segment/reader.js';
-import { readAll } from '../store/read.js';
+import { readAll, sha256Of } from '../store/read.js';
 import { ObjectMissingError, type Store } from '../store/store.js';
 
 /** DISCONTINUITY: a gap the archive recorded itself (a rebase): not damage, but replay cannot cross it. */
@@ -200,12 +199,7 @@ async function checkBase(store: Store, lsn: bigint, keys: Map<string, number>): 
   }
   if (!isReadableBaseFormat(manifest.formatVersion) || tryParseLsn(manifest.lsn) !== lsn)
     return finding('CORRUPT', `manifest.json describes another base (${manifest.lsn}, format ${manifest.formatVersion})`);
-  // Streamed: a base table file can be far larger than memory.
-  const sha = async (key: string) => {
-    const hash = createHash('sha256');
-    for await (const chunk of store.read(key, { size: keys.get(key.slice(prefix.length)) })) hash.update(chunk as Buffer);
-    return hash.digest('hex');
-  };
+  const sha = (key: string) => sha256Of(store, key, keys.get(key.slice(prefix.length)));
   if (!keys.has('schema.json')) return finding('MISSING', 'schema.json is missing');
   if ((await sha(`${prefix}schema.json`)) !== manifest.schemaSha256)
     return finding('CORRUPT', 'schema.json does not match the checksum in the manifest');

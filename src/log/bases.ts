@@ -190,13 +190,6 @@ export function readBaseTable(store: Store, base: BaseRef, table: { file: string
   return { text, sha256: () => hash.digest('hex') };
 }
 
-/** The SHA-256 of a base table file as stored (what the manifest records), read without decompressing it. */
-export async function storedSha256(store: Store, base: BaseRef, table: { file: string }): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of store.read(base.prefix + table.file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 /** Bases whose manifest is stored, oldest first. A base without its manifest does not exist. */
 export async function listBases(store: Store): Promise<BaseRef[]> {
   const objects = await store.list(BASES_DIR);
