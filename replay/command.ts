@@ -3,11 +3,10 @@ import { s3EndpointOption, selectedTables, storeOption, tableOption, tablesOptio
 import { UserError } from '../src/core/errors.js';
 import { createLogger } from '../src/core/log.js';
 import { parseBytes, parsePositive } from '../src/core/units.js';
-import { availableParallelism } from 'node:os';
 import { openStore } from '../src/store/open.js';
 import { compactBase, sayCompacted } from './compact.js';
 import { replayIntoCsv, replayIntoDatabase, replayIntoPgdata } from './outputs.js';
-import { MAX_JOBS } from './jobs.js';
+import { defaultJobs, MAX_JOBS } from './jobs.js';
 import { parseTarget, type Target } from '../src/log/target.js';
 import type { Store } from '../src/store/store.js';
 
@@ -75,7 +74,7 @@ export function replayCommand(): Command {
           'give --exclusive a lsn:, xid:, time: or name: target',
         );
       }
-      const jobs = opts.jobs === undefined ? Math.min(MAX_JOBS, availableParallelism()) : parsePositive(opts.jobs, '--jobs', true);
+      const jobs = opts.jobs === undefined ? defaultJobs() : parsePositive(opts.jobs, '--jobs', true);
       if (jobs > MAX_JOBS)
         throw new UserError(
           `--jobs ${jobs} is more than ${MAX_JOBS}`,

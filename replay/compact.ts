@@ -12,8 +12,7 @@ import { connect } from '../src/source/connection.js';
 import type { Store } from '../src/store/store.js';
 import { prepareReplay } from './plan.js';
 import { replay, type ReplayReport } from './replay.js';
-import { ClusterSessions, MAX_JOBS } from './jobs.js';
-import { availableParallelism } from 'node:os';
+import { ClusterSessions, defaultJobs } from './jobs.js';
 
 /** The publication a compaction reads its scratch cluster through (it never leaves that cluster). */
 const SCRATCH_PUBLICATION = 'pgtape_compact';
@@ -82,12 +81,7 @@ export async function compactBase(options: { store: Store; target: Target; memor
   }
   try {
     // The scratch cluster is nobody else's, and removed on failure: the replay loads it on parallel jobs.
-    const jobs = Math.min(MAX_JOBS, availableParallelism());
-    const sessions = new ClusterSessions(
-      Promise.resolve((database?: string) => cluster.url(database)),
-      (url) => connect(url, "the compaction's scratch server"),
-      jobs,
-    );
+    const sessions = new ClusterSessions(Promise.resolve(cluster), defaultJobs(), "the compaction's scratch server");
     const sourceOids = new Map<string, number>();
     let report: ReplayReport;
     try {
@@ -96,7 +90,7 @@ export async function compactBase(options: { store: Store; target: Target; memor
         { store, target: options.target, exclusive: false, memoryBytes: options.memoryBytes, log },
         plan,
         sourceOids,
-        jobs > 1 ? sessions : undefined,
+        sessions.parallel,
       );
       if (!report.resolved) return { from: plan.base.lsn, report };
       await publishReplayedTables(await sessions.main, plan.schema, sourceOids);

@@ -1,4 +1,7 @@
+import { availableParallelism } from 'node:os';
 import type pg from 'pg';
+import type { LocalCluster } from '../src/local-pg/local-cluster.js';
+import { connect } from '../src/source/connection.js';
 
 // Parallel jobs (docs/ARCHITECTURE.md, "Parallel jobs"): in a cluster nobody else uses
 // (--pgdata, --csv), tables are loaded and indexes built on several connections at once, as
@@ -127,6 +130,11 @@ export interface Jobs {
   restart(): Promise<pg.Client>;
 }
 
+/** Jobs when none are asked for: one per core, within what the cluster allows. */
+export function defaultJobs(): number {
+  return Math.min(MAX_JOBS, availableParallelism());
+}
+
 /**
  * The connections of a replay into a cluster only it uses: its own session (`main`, while the
  * cluster is still being made) and `jobs` more for parallel work. end() closes them all.
@@ -136,23 +144,32 @@ export class ClusterSessions implements Jobs {
   pool: JobPool;
 
   constructor(
-    private readonly url: Promise<(database?: string) => string>,
-    private readonly connect: (url: string) => Promise<pg.Client>,
+    private readonly cluster: Promise<LocalCluster>,
     private readonly jobs: number,
+    /** What connection errors call the cluster ("the replay's own server"). */
+    private readonly what: string,
   ) {
-    this.main = url.then((u) => connect(u()));
+    this.main = this.connect();
     this.main.catch(() => {}); // surfaced where the replay awaits it
     this.pool = this.newPool();
   }
 
+  /** What the replay runs with: these sessions with more than one job, else its one session alone. */
+  get parallel(): Jobs | undefined {
+    return this.jobs > 1 ? this : undefined;
+  }
+
+  private async connect(database?: string): Promise<pg.Client> {
+    return connect((await this.cluster).url(database), this.what);
+  }
+
   private newPool(): JobPool {
-    return new JobPool(async () => this.connect((await this.url)()), this.jobs);
+    return new JobPool(() => this.connect(), this.jobs);
   }
 
   async restart(): Promise<pg.Client> {
     await this.end();
-    const url = await this.url;
-    const admin = await this.connect(url('template1'));
+    const admin = await this.connect('template1');
     try {
       // Waits (up to 5 s) for the backends of the connections just closed to exit.
       await admin.query('drop database postgres');
@@ -161,7 +178,7 @@ export class ClusterSessions implements Jobs {
       await admin.end().catch(() => {});
     }
     this.pool = this.newPool();
-    this.main = this.connect(url());
+    this.main = this.connect();
     return this.main;
   }
 

@@ -114,7 +114,7 @@ export async function replayIntoPgdata(dir: string, options: ClusterReplayOption
     const creating = LocalCluster.create({ dataDir: dir, major: serverMajor(plan, options), loading: true });
     stopOnInterrupt(async () => (await creating.catch(() => undefined))?.stop('immediate'));
     const report = await withSessions(creating, options.jobs, (sessions) =>
-      replay(sessions.main, options, plan, undefined, options.jobs > 1 ? sessions : undefined),
+      replay(sessions.main, options, plan, undefined, sessions.parallel),
     );
     const cluster = await creating;
     await cluster.handOver();
@@ -133,7 +133,7 @@ export async function replayIntoCsv(dir: string, options: ClusterReplayOptions):
     stopOnInterrupt(async () => (await creating.catch(() => undefined))?.destroy());
     try {
       const report = await withSessions(creating, options.jobs, async (sessions) => {
-        const r = await replay(sessions.main, options, plan, undefined, options.jobs > 1 ? sessions : undefined);
+        const r = await replay(sessions.main, options, plan, undefined, sessions.parallel);
         await sessions.pool.each(r.tables, async (client, t) => {
           const file = join(dir, `${csvName(displayQualified(t.schema, t.name))}.csv`);
           // A scan joining one already running elsewhere would start mid-table: the same replay
@@ -185,11 +185,7 @@ function csvName(name: string): string {
  * the log while initdb and the server's start run (docs/ARCHITECTURE.md, "The replay path").
  */
 async function withSessions<T>(cluster: Promise<LocalCluster>, jobs: number, fn: (sessions: ClusterSessions) => Promise<T>): Promise<T> {
-  const sessions = new ClusterSessions(
-    cluster.then((c) => (database?: string) => c.url(database)),
-    (url) => connect(url, "the replay's own server"),
-    jobs,
-  );
+  const sessions = new ClusterSessions(cluster, jobs, "the replay's own server");
   try {
     return await fn(sessions);
   } catch (err) {
