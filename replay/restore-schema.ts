@@ -27,8 +27,11 @@ export function indexNameOf(def: string): string | undefined {
  */
 const PARALLEL_KINDS = new Set(['index', 'primary key', 'unique constraint', 'exclusion constraint']);
 
-/** What a job sets before making an object: names are qualified, bodies checked when called. */
-const DDL_SETTINGS = `set local search_path = ''; set local check_function_bodies = off`;
+/**
+ * What is set before making objects: the base's names are qualified (function bodies are checked
+ * when called, not when made, in every replay session: SESSION_SETTINGS).
+ */
+const DDL_SETTINGS = `set local search_path = ''`;
 
 /** Objects whose failure fails the replay: without them a table's rows have nowhere to go. */
 const ESSENTIAL = new Set(['table', 'partitioned table', 'primary key', 'primary key attachment']);
@@ -51,7 +54,6 @@ export class SchemaRestore {
   /** Types, functions, sequences, tables and views: before the rows. */
   async preData(): Promise<void> {
     for (const name of this.ddl.notRestored) this.warn({ object: name }, 'not in the replay: the base could not recreate it');
-    // Deparsed names are qualified; function bodies are checked when called, not when made (as pg_restore does).
     await this.client.query(DDL_SETTINGS);
     await this.run(this.ddl.pre);
     await this.client.query('set local search_path to default');
@@ -71,7 +73,7 @@ export class SchemaRestore {
    * rules set to fire as on the source.
    */
   async finish(pool?: JobPool): Promise<void> {
-    await this.client.query(`set local search_path = ''`);
+    await this.client.query(DDL_SETTINGS);
     await this.run(
       this.ddl.post.filter((o) => o.kind !== 'primary key' && o.kind !== 'primary key attachment'),
       pool,
