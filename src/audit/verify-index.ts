@@ -196,7 +196,8 @@ function disagreementOf(facts: IndexedFacts, ref: SegmentRef, seen: SeenFacts): 
   const differing = fields.filter((f) => facts.header[f] !== h[f]);
   if (!facts.header.bodySha256.equals(h.bodySha256)) differing.push('bodySha256' as never);
   if (differing.length) return `other header values (${differing.join(', ')})`;
-  const marks = (m: Mark[]) => JSON.stringify(m.map((x) => [x.name, x.commitLsn.toString()]));
+  const marks = (m: Mark[]) =>
+    JSON.stringify(m.map((x) => [x.sealed ? x.sealed.sealedName.toString('base64') : x.name, x.commitLsn.toString()]));
   if (marks(facts.marks) !== marks(seen.marks)) return `other marks (${marks(facts.marks)}; the segment holds ${marks(seen.marks)})`;
   return undefined;
 }

@@ -5,7 +5,7 @@ import { formatLsn, parseLsnKey, tryParseLsn } from '../core/lsn.js';
 import type { SegmentEntry, SegmentHeader } from '../segment/format.js';
 import { listDiscontinuities } from '../log/discontinuities.js';
 import { openSegment, streamSegments, type SegmentRef } from '../log/segments.js';
-import { INDEX_DIR } from '../log/segment-index.js';
+import { INDEX_DIR, sealedMarks } from '../log/segment-index.js';
 import { checkIndexObjects, IndexFactsCheck, type SeenFacts } from './verify-index.js';
 import { MARK_PREFIX } from '../source/logical-messages.js';
 import type { SegmentReader } from '../segment/reader.js';
@@ -245,6 +245,7 @@ async function checkOpenSegment(reader: SegmentReader, ref: SegmentRef, what: st
       `its name says ${formatLsn(ref.startLsn)}–${formatLsn(ref.endLsn)}, its header ${formatLsn(header.startLsn)}–${formatLsn(header.endLsn)}`,
     );
   }
+  if (header.encryption) seen.marks = sealedMarks(header);
   const relations = new Set<number>();
   let open: { commitLsn: bigint; xid: number } | undefined;
   let transactions = 0;
@@ -262,7 +263,8 @@ async function checkOpenSegment(reader: SegmentReader, ref: SegmentRef, what: st
       relations.add(e.relation.oid);
       return undefined;
     }
-    if (e.kind === 'message' && e.prefix === MARK_PREFIX && open)
+    // An encrypted segment's marks are its header's, sealed: what an index object copies.
+    if (e.kind === 'message' && e.prefix === MARK_PREFIX && open && !header.encryption)
       seen.marks.push({ name: e.content.toString('utf8'), commitLsn: open.commitLsn });
     if (e.kind === 'begin') {
       if (open) return `transaction ${open.xid} has no commit before the next begins`;

@@ -11,7 +11,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { UserError } from './errors.js';
-import { DATA_KEY_BYTES } from './chunked-aead.js';
+import { DATA_KEY_BYTES, decryptBuffer, encryptBuffer } from './chunked-aead.js';
 
 // Keys that wrap each file's random data key (issue 17's second part; no command uses it yet):
 // a secret key (32 random bytes), or an X25519 key pair — the archiver holds only the public key
@@ -182,4 +182,21 @@ export function unwrapDataKey(keys: WrappingKey[], w: WrappedKey, context: Buffe
     );
   }
   return dataKey;
+}
+
+/** A short text sealed under a data key of its own, wrapped beside it: it opens without any other file. */
+export interface SealedValue {
+  key: WrappedKey;
+  sealed: Buffer;
+}
+
+/** Seals `plain` (a mark's name) for `key`, bound to `context` (what it belongs to). */
+export function sealValue(key: WrappingKey, plain: Buffer, context: Buffer): SealedValue {
+  const dataKey = randomBytes(DATA_KEY_BYTES);
+  return { key: wrapDataKey(key, dataKey, context), sealed: encryptBuffer(dataKey, context, plain) };
+}
+
+/** What sealValue sealed; a key not given is a UserError (exit 2), bytes that do not open a DecryptionError. */
+export function openValue(keys: WrappingKey[], value: SealedValue, context: Buffer, what: string): Buffer {
+  return decryptBuffer(unwrapDataKey(keys, value.key, context, what), context, value.sealed);
 }

@@ -1,3 +1,4 @@
+import type { WrappedKey } from '../core/key-wrap.js';
 import type { SegmentHeader } from '../segment/format.js';
 
 // What an index object larger than the smallest holds of each object it is made of
@@ -7,8 +8,11 @@ import type { SegmentHeader } from '../segment/format.js';
 // headers, and a reader's memory does not grow with the archive.
 
 export interface Mark {
+  /** Empty while sealed: markName() opens it. */
   name: string;
   commitLsn: bigint;
+  /** An encrypted segment's mark: its name sealed under a data key of its own (segment/encryption.ts). */
+  sealed?: { key: WrappedKey; sealedName: Buffer };
 }
 
 export interface IndexSummary {
@@ -101,9 +105,22 @@ export function decodeSummary(s: StoredSummary): IndexSummary {
   return out as unknown as IndexSummary;
 }
 
-export type StoredMark = { name: string; commitLsn: string };
-export const encodeMark = (m: Mark): StoredMark => ({ name: m.name, commitLsn: m.commitLsn.toString() });
-export const decodeMark = (m: StoredMark): Mark => ({ name: m.name, commitLsn: BigInt(m.commitLsn) });
+type StoredWrappedKey = { mode: WrappedKey['mode']; keyId: string; wrapped: string };
+export const encodeWrappedKey = (w: WrappedKey): StoredWrappedKey => ({ ...w, wrapped: w.wrapped.toString('base64') });
+export const decodeWrappedKey = (w: StoredWrappedKey): WrappedKey => ({ ...w, wrapped: Buffer.from(w.wrapped, 'base64') });
+
+export type StoredMark = { name: string; commitLsn: string; sealed?: { key: StoredWrappedKey; sealedName: string } };
+export const encodeMark = (m: Mark): StoredMark => ({
+  name: m.name,
+  commitLsn: m.commitLsn.toString(),
+  // An opened mark is stored sealed, as its segment holds it.
+  ...(m.sealed ? { name: '', sealed: { key: encodeWrappedKey(m.sealed.key), sealedName: m.sealed.sealedName.toString('base64') } } : {}),
+});
+export const decodeMark = (m: StoredMark): Mark => ({
+  name: m.name,
+  commitLsn: BigInt(m.commitLsn),
+  ...(m.sealed ? { sealed: { key: decodeWrappedKey(m.sealed.key), sealedName: Buffer.from(m.sealed.sealedName, 'base64') } } : {}),
+});
 
 /** How two summaries of the same stretch differ (verify), or undefined. */
 export function summaryDisagreement(said: IndexSummary, found: IndexSummary): string | undefined {

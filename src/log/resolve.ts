@@ -3,7 +3,7 @@ import { formatLsn } from '../core/lsn.js';
 import { sayWarning } from '../core/output.js';
 import { coverage, headerOf, rangeSegments, walkSegments, type ArchiveIndex, type IndexedSegment } from './archive-index.js';
 import { openSegment } from './segments.js';
-import { readMarks } from './segment-index.js';
+import { markName, readMarks } from './segment-index.js';
 import type { IndexSummary, Mark } from './index-summary.js';
 import { readBase } from './bases.js';
 import { describeTarget, parseTimeMicros, type Target } from './target.js';
@@ -58,8 +58,10 @@ export async function resolvePoint(
       const known: string[] = [];
       let found: { lsn: bigint; count: number } | undefined;
       const see = (marks: Mark[]) => {
-        for (const { name, commitLsn } of marks) {
+        for (const m of marks) {
+          const { commitLsn } = m;
           if (commitLsn < (index.firstLsn ?? 0n)) continue; // its segment was expired
+          const name = markName(index.store, m);
           // Every mark of the name is counted: a name given twice is said, with the one used.
           if (name === target.name) found = found ? { ...found, count: found.count + 1 } : { lsn: commitLsn, count: 1 };
           else if (known.length < 20) known.push(name);
@@ -72,7 +74,7 @@ export async function resolvePoint(
       };
       for await (const s of walkSegments(index, { headers: true, enter: summarized })) {
         // From the index object that holds the segment, else from its body.
-        if (headerOf(s).messages > 0) see(s.marks ?? (await readMarks(index.store, s)));
+        if (headerOf(s).messages > 0) see(s.marks ?? (await readMarks(index.store, { key: s.key, size: s.size, header: headerOf(s) })));
       }
       if (found) {
         if (found.count > 1) {

@@ -1,5 +1,8 @@
 import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
-import { lsnKey, parseLsnKey } from '../core/lsn.js';
+import { formatLsn, lsnKey, parseLsnKey } from '../core/lsn.js';
+import { openHeaderNames, openMarkName } from '../segment/encryption.js';
+import { segmentKey } from '../segment/name.js';
+import { keysOf } from './keys.js';
 import { mapLimit } from '../core/concurrency.js';
 import type { SegmentHeader } from '../segment/format.js';
 import { MARK_PREFIX } from '../source/logical-messages.js';
@@ -9,6 +12,8 @@ import { listSegments, openSegment, readSegmentHeader, type SegmentRef } from '.
 import {
   decodeMark,
   decodeSummary,
+  decodeWrappedKey,
+  encodeWrappedKey,
   encodeMark,
   encodeSummary,
   mergeSummaries,
@@ -186,7 +191,9 @@ export async function readIndexObject(store: Store, o: StoredObject): Promise<In
     };
   }
   return {
-    facts: new Map(body.segments.map((s) => [s.key, { size: s.size, header: decodeHeader(s.header), marks: s.marks.map(decodeMark) }])),
+    facts: new Map(
+      body.segments.map((s) => [s.key, { size: s.size, header: decodeHeader(s.header, store), marks: s.marks.map(decodeMark) }]),
+    ),
   };
 }
 
@@ -197,7 +204,8 @@ export function summaryOf(content: IndexContent): IndexSummary {
 }
 
 /** The marks a segment holds, with the commit LSN of each one's transaction (its body is read). */
-export async function readMarks(store: Store, ref: { key: string; size?: number }): Promise<Mark[]> {
+export async function readMarks(store: Store, ref: { key: string; size?: number; header?: SegmentHeader }): Promise<Mark[]> {
+  if (ref.header?.encryption) return sealedMarks(ref.header);
   const marks: Mark[] = [];
   let open: bigint | undefined;
   for await (const e of openSegment(store, ref).entries()) {
@@ -254,7 +262,7 @@ export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP, part
       const entry = known.get(s.key);
       if (entry?.size === s.size) return entry;
       const header = await readSegmentHeader(store, s.key);
-      const marks = header.messages > 0 ? await readMarks(store, s) : [];
+      const marks = header.encryption ? sealedMarks(header) : header.messages > 0 ? await readMarks(store, s) : [];
       return { key: s.key, size: s.size, header: encodeHeader(header), marks: marks.map(encodeMark) };
     }),
   });
@@ -304,14 +312,43 @@ type StoredIndex =
 
 const BIGINT_FIELDS = ['startLsn', 'endLsn', 'firstCommitLsn', 'lastCommitLsn', 'firstCommitTime', 'lastCommitTime'] as const;
 
+// An encrypted segment's header is stored as sealed as the segment holds it (its marks are in the facts).
+type StoredEncryption = { dataKey: ReturnType<typeof encodeWrappedKey>; sealedTables: string };
+
 function encodeHeader(h: SegmentHeader): Record<string, unknown> {
   const out: Record<string, unknown> = { ...h, bodySha256: h.bodySha256.toString('hex') };
   for (const f of BIGINT_FIELDS) out[f] = h[f].toString();
+  if (h.encryption) {
+    const stored: StoredEncryption = {
+      dataKey: encodeWrappedKey(h.encryption.dataKey),
+      sealedTables: h.encryption.sealedTables.toString('base64'),
+    };
+    out.encryption = stored;
+    out.tables = h.tables.map((t) => ({ ...t, schema: '', name: '' }));
+  }
   return out;
 }
 
-function decodeHeader(h: Record<string, unknown>): SegmentHeader {
+function decodeHeader(h: Record<string, unknown>, store: Store): SegmentHeader {
   const out = { ...h, bodySha256: Buffer.from(h.bodySha256 as string, 'hex') } as Record<string, unknown>;
   for (const f of BIGINT_FIELDS) out[f] = BigInt(h[f] as string);
-  return out as unknown as SegmentHeader;
+  const header = out as unknown as SegmentHeader;
+  if (!h.encryption) return header;
+  const e = h.encryption as StoredEncryption;
+  header.encryption = { dataKey: decodeWrappedKey(e.dataKey), sealedTables: Buffer.from(e.sealedTables, 'base64'), marks: [] };
+  return openHeaderNames(header, keysOf(store), `${store.description}/${segmentKey(header.startLsn, header.endLsn)}`);
+}
+
+/** An encrypted segment's marks as its header seals them: an index is made of them without a key. */
+export const sealedMarks = (h: SegmentHeader): Mark[] =>
+  h.encryption!.marks.map((m) => ({ name: '', commitLsn: m.commitLsn, sealed: { key: m.key, sealedName: m.sealedName } }));
+
+/** A mark's name, opened with the store's keys when it is sealed (a key not given: UserError naming it, exit 2). */
+export function markName(store: Store, m: Mark): string {
+  if (!m.sealed) return m.name;
+  return openMarkName(
+    { commitLsn: m.commitLsn, ...m.sealed },
+    keysOf(store) ?? [],
+    `a mark of ${store.description} at ${formatLsn(m.commitLsn)}`,
+  );
 }

@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { ExitCode, UserError } from '../core/errors.js';
 import { formatLsn, lsnKey } from '../core/lsn.js';
-import { CorruptSegmentError, readHeader, SegmentReader } from '../segment/reader.js';
+import { CorruptSegmentError, readOpenHeader, SegmentReader } from '../segment/reader.js';
+import { keysOf } from './keys.js';
 import { parseSegmentKey, SEGMENTS_DIR } from '../segment/name.js';
 import type { SealedSegment } from '../segment/writer.js';
 import { NotASegmentError, type SegmentHeader } from '../segment/format.js';
@@ -78,12 +79,12 @@ export async function lastCommittedHeader(
  */
 export function openSegment(store: Store, ref: { key: string; size?: number }, downloaded?: Buffer): SegmentReader {
   const source = downloaded ? Readable.from([downloaded]) : store.read(ref.key, { size: ref.size });
-  return new SegmentReader(source, `${store.description}/${ref.key}`, downloaded);
+  return new SegmentReader(source, `${store.description}/${ref.key}`, downloaded, keysOf(store));
 }
 
 /** A stored segment's header, read with a small ranged read (the body is not fetched). */
 export function readSegmentHeader(store: Store, key: string): Promise<SegmentHeader> {
-  return readHeader((offset, length) => store.readRange(key, offset, length), `${store.description}/${key}`);
+  return readOpenHeader((offset, length) => store.readRange(key, offset, length), `${store.description}/${key}`, keysOf(store));
 }
 
 /**
@@ -95,7 +96,7 @@ export async function putSegment(store: Store, segment: SealedSegment): Promise<
   const existing = await store.stat(segment.key);
   if (existing) {
     const header = await readSegmentHeader(store, segment.key);
-    if (header.bodySha256.equals(segment.header.bodySha256)) return { existed: true };
+    if (sameSegment(header, segment.header)) return { existed: true };
     throw new UserError(
       `${store.description}/${segment.key} already exists with a different body (range ${formatLsn(segment.header.startLsn)}–${formatLsn(segment.header.endLsn)})`,
       'two archivers may be writing the same store, or the store holds another stream: stop and inspect it with pgtape verify',
@@ -104,4 +105,20 @@ export async function putSegment(store: Store, segment: SealedSegment): Promise<
   }
   const result = await store.putFile(segment.key, segment.path);
   return { ...result, existed: false };
+}
+
+/**
+ * Whether a stored segment is the one sealed again under its name (a re-upload after a crash).
+ * An encrypted body differs every time it is sealed (a new data key), and an archiver holding a
+ * public key cannot open the stored one: the same range of the same stream with the same facts
+ * (every count, commit, xid and the body's size before encryption) is the same segment.
+ */
+function sameSegment(stored: SegmentHeader, sealed: SegmentHeader): boolean {
+  if (!stored.encryption && !sealed.encryption) return stored.bodySha256.equals(sealed.bodySha256);
+  const facts = (h: SegmentHeader) =>
+    JSON.stringify(
+      { ...h, bodySha256: undefined, encryption: undefined, tables: h.tables.map((t) => ({ ...t, schema: '', name: '' })) },
+      (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v),
+    );
+  return Boolean(stored.encryption) === Boolean(sealed.encryption) && facts(stored) === facts(sealed);
 }

@@ -3,6 +3,7 @@ import protobuf from 'protobufjs';
 import { packageRoot } from '../core/paths.js';
 import type { Compression } from '../core/compression.js';
 import type { Tuple } from '../pgoutput/messages.js';
+import type { WrappedKey } from '../core/key-wrap.js';
 
 /** "PGTAPE", 0, then the file layout version. */
 export const MAGIC = Buffer.from([0x50, 0x47, 0x54, 0x41, 0x50, 0x45, 0x00, 0x01]);
@@ -60,6 +61,21 @@ export interface SegmentHeader {
   database: string;
   slot: string;
   serverVersion: number;
+  /** Present when the body is encrypted: then `tables` hold no names until opened (segment/encryption.ts). */
+  encryption?: SegmentEncryption;
+}
+
+/** How a segment is encrypted (proto/segment.proto, Encryption). */
+export interface SegmentEncryption {
+  dataKey: WrappedKey;
+  sealedTables: Buffer;
+  marks: SealedMark[];
+}
+
+export interface SealedMark {
+  commitLsn: bigint;
+  key: WrappedKey;
+  sealedName: Buffer;
 }
 
 export interface RelationDef {
@@ -209,6 +225,10 @@ export function encodeHead(header: SegmentHeader): Buffer {
     lastCommitLsn: toLong(header.lastCommitLsn),
     firstCommitTime: toLong(header.firstCommitTime),
     lastCommitTime: toLong(header.lastCommitTime),
+    encryption: header.encryption && {
+      ...header.encryption,
+      marks: header.encryption.marks.map((m) => ({ ...m, commitLsn: toLong(m.commitLsn) })),
+    },
   });
   const bytes = HeaderType.encode(proto).finish();
   const length = Buffer.alloc(4);
@@ -271,8 +291,23 @@ export function decodeHead(file: Buffer, what: string): { header: SegmentHeader;
     slot: m.slot,
     serverVersion: m.serverVersion,
   };
+  if (m.encryption) header.encryption = decodeEncryption(m.encryption as Decoded);
   if (header.formatVersion !== FORMAT_VERSION) {
     throw new NotASegmentError(`${what} has format version ${header.formatVersion}; this pgtape reads version ${FORMAT_VERSION}`);
   }
   return { header, bodyOffset };
+}
+
+const wrappedKey = (w: Decoded | null): WrappedKey => ({ mode: w?.mode, keyId: w?.keyId ?? '', wrapped: Buffer.from(w?.wrapped ?? []) });
+
+function decodeEncryption(e: Decoded): SegmentEncryption {
+  return {
+    dataKey: wrappedKey(e.dataKey),
+    sealedTables: Buffer.from(e.sealedTables),
+    marks: (e.marks as Decoded[]).map((m) => ({
+      commitLsn: fromLong(m.commitLsn),
+      key: wrappedKey(m.key),
+      sealedName: Buffer.from(m.sealedName),
+    })),
+  };
 }

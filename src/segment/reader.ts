@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { createDecompressor, decompressSync } from '../core/compression.js';
+import { DecryptionError, decryptBuffer, decryptingStream } from '../core/chunked-aead.js';
+import type { WrappingKey } from '../core/key-wrap.js';
+import { openBodyKey, openHeaderNames } from './encryption.js';
 import { EntryScanner, MalformedEntryError } from './entry-scanner.js';
 import { decodeHead, HEAD_PREFIX_BYTES, headLength, NotASegmentError, type SegmentEntry, type SegmentHeader } from './format.js';
 
@@ -9,6 +12,16 @@ export class CorruptSegmentError extends Error {}
 /** A segment that cannot be read as one: the archive's damage, not pgtape's bug (exit 4). */
 export function isSegmentDamage(err: unknown): err is Error {
   return err instanceof CorruptSegmentError || err instanceof NotASegmentError || err instanceof MalformedEntryError;
+}
+
+/** An encrypted header's table names, opened when a key given opens them; names that do not open under it are damage. */
+function openNames(header: SegmentHeader, keys: WrappingKey[] | undefined, what: string): SegmentHeader {
+  try {
+    return openHeaderNames(header, keys, what);
+  } catch (err) {
+    if (err instanceof DecryptionError) throw new CorruptSegmentError(`${what}: its table names cannot be opened (${err.message})`);
+    throw err;
+  }
 }
 
 /** Decompressed bodies up to this size, when the whole file is at hand, are decompressed synchronously. */
@@ -32,6 +45,15 @@ export async function readHeader(readRange: (offset: number, length: number) => 
   return decodeHead(head, what).header;
 }
 
+/** readHeader, with an encrypted header's table names opened when `keys` can. */
+export async function readOpenHeader(
+  readRange: (offset: number, length: number) => Promise<Buffer>,
+  what: string,
+  keys: WrappingKey[] | undefined,
+): Promise<SegmentHeader> {
+  return openNames(await readHeader(readRange, what), keys, what);
+}
+
 /**
  * Reads one segment file from a stream: its header first, then its entries one by one, with
  * memory bounded by the largest entry. The body checksum is verified as the body passes; a
@@ -50,6 +72,8 @@ export class SegmentReader {
     private readonly what: string,
     /** The whole file, when it was downloaded already: checked before anything is decoded. */
     private readonly whole?: Buffer,
+    /** Keys to open an encrypted segment with (segment/encryption.ts). */
+    private readonly keys?: WrappingKey[],
   ) {
     // A file at hand is read from memory: its stream is never iterated (an iterator on a stream
     // destroyed unread makes Node build a premature-close error, once per segment of a log).
@@ -70,8 +94,8 @@ export class SegmentReader {
     const { header, bodyOffset } = decodeHead(this.pending, this.what);
     this.headBytes = bodyOffset;
     this.pending = this.pending.subarray(bodyOffset);
-    this.headerValue = header;
-    return header;
+    this.headerValue = openNames(header, this.keys, this.what);
+    return this.headerValue;
   }
 
   /**
@@ -83,14 +107,22 @@ export class SegmentReader {
    */
   async *wholeEntryChunks(): AsyncGenerator<Buffer> {
     const header = await this.header();
+    // An encrypted body's key first: a key not given is said before any byte is read.
+    const sealed = header.encryption ? openBodyKey(header, this.keys ?? [], this.what) : undefined;
     if (this.whole) this.checkWhole(header, this.whole);
     if (this.whole && header.rawBodyBytes <= SYNC_BODY_BYTES) {
-      yield* this.smallBody(header, this.whole.subarray(this.headBytes));
+      yield* this.smallBody(header, this.whole.subarray(this.headBytes), sealed);
       return;
     }
     const hash = createHash('sha256');
     let compressed = 0;
     const decompressor = createDecompressor(header.compression, header.rawBodyBytes);
+    // The stored bytes are checksummed as they are; an encrypted body is opened before it is decompressed.
+    const input = sealed ? decryptingStream(sealed.dataKey, sealed.bodyContext) : decompressor;
+    if (sealed) {
+      input.on('error', (err) => decompressor.destroy(err));
+      input.pipe(decompressor);
+    }
     let decompressing = true;
     const self = this;
     async function* body(): AsyncGenerator<Buffer> {
@@ -106,14 +138,14 @@ export class SegmentReader {
         for await (const chunk of body()) {
           hash.update(chunk);
           compressed += chunk.length;
-          if (decompressing && !decompressor.write(chunk)) {
+          if (decompressing && !input.write(chunk)) {
             await new Promise((r) => {
-              decompressor.once('drain', r);
-              decompressor.once('close', r);
+              input.once('drain', r);
+              input.once('close', r);
             });
           }
         }
-        if (decompressing) decompressor.end();
+        if (decompressing) input.end();
       } catch (err) {
         // Reading the store failed: the reader sees it as the decompressor's error.
         decompressor.destroy(err as Error);
@@ -146,12 +178,14 @@ export class SegmentReader {
       if (err instanceof NotASegmentError || err instanceof CorruptSegmentError) throw err;
       broken = err as Error;
       decompressing = false;
+      input.destroy();
       decompressor.destroy();
       ended = true;
     } finally {
       // The caller stopped before the end (found what it looked for, or failed): what was opened
       // for this segment is released, not left to hold a descriptor or a connection.
       if (!ended) {
+        input.destroy();
         decompressor.destroy();
         this.close();
       }
@@ -195,11 +229,11 @@ export class SegmentReader {
    * through the thread pool costs more than decompressing a few kilobytes, thousands of times
    * over an archive of small segments.
    */
-  private *smallBody(header: SegmentHeader, body: Buffer): Generator<Buffer> {
+  private *smallBody(header: SegmentHeader, body: Buffer, sealed: { dataKey: Buffer; bodyContext: Buffer } | undefined): Generator<Buffer> {
     this.close();
     let data: Buffer;
     try {
-      data = decompressSync(header.compression, body);
+      data = decompressSync(header.compression, sealed ? decryptBuffer(sealed.dataKey, sealed.bodyContext, body) : body);
     } catch (err) {
       throw new CorruptSegmentError(`${this.what}: body cannot be decoded (${(err as Error).message})`);
     }

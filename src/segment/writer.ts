@@ -1,8 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { encryptingStream } from '../core/chunked-aead.js';
 import type { Compression } from '../core/compression.js';
 import {
   encodeEntry,
@@ -16,6 +18,7 @@ import {
 import { encodeBegin, encodeCommit } from './entry-encoding.js';
 import { segmentKey } from './name.js';
 import { BodySpool } from './spool.js';
+import { sealSegmentHead, type SegmentSealing } from './encryption.js';
 
 /** What every segment of a stream says about where it comes from. */
 export interface StreamIdentity {
@@ -51,6 +54,9 @@ export class SegmentWriter {
   private minXid = 0;
   private maxXid = 0;
   private currentXid = 0;
+  private currentCommitLsn = 0n;
+  /** Marks written, for an encrypted segment's header. */
+  private readonly marks: { name: string; commitLsn: bigint }[] = [];
   private counts = { transactions: 0, changes: 0, messages: 0 };
   readonly openedAt = Date.now();
 
@@ -60,6 +66,8 @@ export class SegmentWriter {
     private readonly identity: StreamIdentity,
     private readonly compression: Compression,
     private readonly relation: (oid: number) => RelationDef,
+    /** Encrypts the body, the tables' names and the marks for this key (segment/encryption.ts). */
+    private readonly sealing?: SegmentSealing,
   ) {
     this.end = startLsn;
     this.bodyPath = join(spoolDir, `body-${randomBytes(6).toString('hex')}`);
@@ -82,6 +90,7 @@ export class SegmentWriter {
   begin(xid: number, commitLsn: bigint, commitTime: bigint): Promise<void> | undefined {
     this.inTransaction = true;
     this.currentXid = xid;
+    this.currentCommitLsn = commitLsn;
     return this.spool.append(encodeBegin(xid, commitLsn, commitTime));
   }
 
@@ -90,8 +99,11 @@ export class SegmentWriter {
   }
 
   change(entry: ChangeEntry): Promise<void> | undefined {
-    if (entry.kind === 'message') this.counts.messages++;
-    else this.count(entry.kind, entry.kind === 'truncate' ? entry.relations : [entry.relation]);
+    if (entry.kind === 'message') {
+      this.counts.messages++;
+      if (this.sealing && entry.transactional && entry.prefix === this.sealing.markPrefix)
+        this.marks.push({ name: entry.content.toString('utf8'), commitLsn: this.currentCommitLsn });
+    } else this.count(entry.kind, entry.kind === 'truncate' ? entry.relations : [entry.relation]);
     return this.spool.append(encodeEntry(entry));
   }
 
@@ -178,10 +190,34 @@ export class SegmentWriter {
     };
     const key = segmentKey(this.startLsn, this.end);
     const path = join(this.spoolDir, key.slice(key.lastIndexOf('/') + 1));
+    let bodyPath = this.bodyPath;
+    if (this.sealing) bodyPath = await this.encryptBody(header, this.sealing);
     await writeFile(path, encodeHead(header));
-    await pipeline(createReadStream(this.bodyPath), createWriteStream(path, { flags: 'a' }));
+    await pipeline(createReadStream(bodyPath), createWriteStream(path, { flags: 'a' }));
     await rm(this.bodyPath, { force: true });
+    await rm(bodyPath, { force: true });
     return { key, path, header };
+  }
+
+  /**
+   * Seals the compressed body into a file beside it and makes the header say so: its size and
+   * checksum become the ciphertext's (what verify checks without a key), its names are sealed.
+   */
+  private async encryptBody(header: SegmentHeader, sealing: SegmentSealing): Promise<string> {
+    const sealed = sealSegmentHead(sealing, header, this.marks);
+    const path = `${this.bodyPath}.sealed`;
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const tap = new Transform({
+      transform(chunk: Buffer, _enc, callback) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    await pipeline(createReadStream(this.bodyPath), encryptingStream(sealed.dataKey, sealed.bodyContext), tap, createWriteStream(path));
+    Object.assign(header, { tables: sealed.tables, encryption: sealed.encryption, bodyBytes: bytes, bodySha256: hash.digest() });
+    return path;
   }
 
   /** Drops the open segment's local files (on shutdown without sealing, or after a failure). */
