@@ -129,7 +129,7 @@ export class Applier implements EffectSink {
       () => true,
       async (client, t) => {
         const started = Date.now();
-        const n = await loadBaseTable(client, this.base.store, this.base.base, t, this.manifestEntry(t).sha256);
+        const n = await loadBaseTable(client, this.base.store, this.base.base, t, this.manifestEntry(t));
         this.log.debug(
           { table: `${t.schema}.${t.name}`, rows: n, loadMs: Date.now() - started },
           'base table loaded while the log is folded',
@@ -207,7 +207,7 @@ export class Applier implements EffectSink {
         // Loaded while the log was folded: its inserts follow (any other change is left to the set-based statements).
         const rows =
           already === undefined
-            ? await loadBaseTable(client, store, base, t, entry.sha256, merged)
+            ? await loadBaseTable(client, store, base, t, entry, merged)
             : already + (merged ? await appendInserts(client, t, merged) : 0);
         const loaded = Date.now();
         if (!this.restore) for (const sql of keyDdl(t)) await client.query(sql);

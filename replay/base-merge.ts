@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { DamagedBaseError, readBaseTable, type BaseRef, type BaseTable } from '../src/log/bases.js';
+import { DamagedBaseError, readBaseTable, type BaseFileEntry, type BaseRef, type BaseTable } from '../src/log/bases.js';
 import { sha256Of } from '../src/store/read.js';
 import { quoteIdent, quoteQualified } from '../src/core/sql.js';
 import { TupleView } from '../src/segment/entry-scanner.js';
@@ -28,7 +28,8 @@ export async function loadBaseTable(
   store: Store,
   base: BaseRef,
   table: BaseTable,
-  sha256: string,
+  /** Its manifest entry: the stored file's checksum, and its key when encrypted. */
+  entry: BaseFileEntry,
   effect?: TableEffect,
 ): Promise<number> {
   const damaged = () =>
@@ -37,7 +38,7 @@ export async function loadBaseTable(
     );
   const columns = table.columns.map((c) => quoteIdent(c.name)).join(', ');
   const copy = new CopyIn(client, `copy ${quoteQualified(table.schema, table.name)} (${columns}) from stdin`);
-  const { text, sha256: stored } = readBaseTable(store, base, table);
+  const { text, sha256: stored } = readBaseTable(store, base, table, entry);
   const merge = effect ? new Merge(effect) : undefined;
   let rows = 0;
   let partial: Buffer = Buffer.alloc(0);
@@ -78,11 +79,11 @@ export async function loadBaseTable(
     // checksum is compared: a file that is not what its manifest says is the archive's damage.
     if (!(err instanceof DamagedBaseError) && (err as { severity?: string }).severity) {
       const actual = await sha256Of(store, base.prefix + table.file).catch(() => undefined);
-      if (actual !== undefined && actual !== sha256) throw damaged();
+      if (actual !== undefined && actual !== entry.sha256) throw damaged();
     }
     throw err;
   }
-  if (stored() !== sha256) throw damaged();
+  if (stored() !== entry.sha256) throw damaged();
   return rows;
 }
 

@@ -4,6 +4,7 @@ import { UserError } from '../src/core/errors.js';
 import { createLogger } from '../src/core/log.js';
 import { parseBytes, parsePositive } from '../src/core/units.js';
 import { openStore } from '../src/store/open.js';
+import { encryptionKey, encryptOption, keyFileOption, useKeyFiles } from '../src/commands/keys.js';
 import { compactBase, sayCompacted } from './compact.js';
 import { replayIntoCsv, replayIntoDatabase, replayIntoPgdata } from './outputs.js';
 import { defaultJobs, MAX_JOBS } from './jobs.js';
@@ -40,6 +41,7 @@ export function replayCommand(): Command {
   return new Command('replay')
     .description('rebuild the database as it was at a point of the history')
     .addOption(storeOption())
+    .addOption(keyFileOption())
     .addOption(s3EndpointOption())
     .option('--to <target>', 'latest, lsn:<X/Y> (or a bare X/Y), xid:<n>, time:<ISO 8601>, name:<mark>, commit:<pfs commit id>', 'latest')
     .option('--exclusive', 'stop just before the target instead of just after it', false)
@@ -87,8 +89,10 @@ export function replayCommand(): Command {
         );
       }
       const tables = selectedTables(opts);
+      const store = openStoreAt(opts.store, target, opts.s3Endpoint);
+      useKeyFiles(store, opts);
       const options = {
-        store: openStoreAt(opts.store, target, opts.s3Endpoint),
+        store,
         target,
         exclusive: opts.exclusive,
         tables,
@@ -112,8 +116,10 @@ export function compactCommand(): Command {
       'make a new base from the archive alone (the newest base and the changes after it), so replays start closer to their target; the source is not touched',
     )
     .addOption(storeOption())
+    .addOption(keyFileOption())
     .addOption(s3EndpointOption())
     .option('--to <target>', 'the point of the new base: latest, lsn:<X/Y>, xid:<n>, time:<ISO 8601>, name:<mark>', 'latest')
+    .addOption(encryptOption())
     .option('--memory <size>', 'memory for folding changes, as for replay', '512MiB')
     .addHelpText(
       'after',
@@ -124,7 +130,15 @@ export function compactCommand(): Command {
     .action(async (opts) => {
       const target = parseTarget(opts.to, '--to', false);
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
-      const compacted = await compactBase({ store, target, memoryBytes: parseBytes(opts.memory, '--memory', 1), log: createLogger() });
+      const encryptFor = encryptionKey(opts);
+      useKeyFiles(store, opts, encryptFor);
+      const compacted = await compactBase({
+        store,
+        target,
+        memoryBytes: parseBytes(opts.memory, '--memory', 1),
+        log: createLogger(),
+        encryptFor,
+      });
       sayCompacted(compacted, target);
     });
 }

@@ -7,6 +7,8 @@ import { quoteIdent, quoteQualified } from '../src/core/sql.js';
 import { findPgBin } from '../src/local-pg/binaries.js';
 import { LocalCluster } from '../src/local-pg/local-cluster.js';
 import { basePrefix, type BaseSchema } from '../src/log/bases.js';
+import type { WrappingKey } from '../src/core/key-wrap.js';
+import { keyForNewFiles } from '../src/log/encrypted-archive.js';
 import { describeTarget, type Target } from '../src/log/target.js';
 import { connect } from '../src/source/connection.js';
 import type { Store } from '../src/store/store.js';
@@ -35,10 +37,19 @@ export interface Compacted {
  * the source's identity, so replays and verify cannot tell it from a base taken on the source —
  * except through `compactedFrom`, which carries what that replay warned of.
  */
-export async function compactBase(options: { store: Store; target: Target; memoryBytes?: number; log: Logger }): Promise<Compacted> {
+export async function compactBase(options: {
+  store: Store;
+  target: Target;
+  memoryBytes?: number;
+  log: Logger;
+  /** The key the new base is encrypted for; by default the archive's, when it is encrypted and a key given to read with is it. */
+  encryptFor?: WrappingKey;
+}): Promise<Compacted> {
   const { store, log } = options;
   await store.checkWritable();
   const plan = await prepareReplay({ store, target: options.target, exclusive: false });
+  // A compacted base is never less protected than the archive it comes from.
+  const encryptFor = await keyForNewFiles(store, options.encryptFor, 'pgtape compact');
   // Nothing committed after the base up to the target: no cluster is started for nothing.
   const last = plan.upTo ?? plan.lastCommitLsn;
   if (last === undefined || last < plan.base.lsn) return { from: plan.base.lsn };
@@ -119,6 +130,7 @@ export async function compactBase(options: { store: Store; target: Target; memor
           facts: { database: plan.schema.database, systemIdentifier: plan.schema.systemIdentifier, serverVersion: scratchVersion },
           log,
           amend: (schema) => asSourceBase(schema, plan.schema, sourceOids, report),
+          encryptFor,
         }),
       };
       await capture.done;

@@ -6,6 +6,7 @@ import { baseCommand } from './commands/base.js';
 import { diffCommand } from './commands/diff.js';
 import { expireCommand } from './commands/expire.js';
 import { indexCommand } from './commands/index.js';
+import { keygenCommand } from './commands/keys.js';
 import { logCommand } from './commands/log.js';
 import { markCommand } from './commands/mark.js';
 import { statusCommand } from './commands/status.js';
@@ -48,6 +49,7 @@ export async function main(argv: string[], tools: Command[] = []): Promise<numbe
     diffCommand(),
     expireCommand(),
     indexCommand(),
+    keygenCommand(),
     logCommand(),
     markCommand(),
     statusCommand(),

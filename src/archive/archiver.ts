@@ -12,7 +12,7 @@ import { createSpoolDir } from '../core/spool-dir.js';
 import { PgoutputPlugin } from '../pgoutput/plugin.js';
 import type { SealedSegment, StreamIdentity } from '../segment/writer.js';
 import { clientConfig, connectionError, fatalConnectionError } from '../source/connection.js';
-import { sequenceRecorder } from '../source/logical-messages.js';
+import { MARK_PREFIX, sequenceRecorder } from '../source/logical-messages.js';
 import { ArchiveMetrics } from '../observe/metrics.js';
 import type { Readiness } from '../observe/server.js';
 import { SourceMonitor } from '../observe/source-monitor.js';
@@ -133,6 +133,7 @@ export class Archiver implements Readiness {
       spoolDir: this.spoolDir,
       identity: start.identity,
       compression: this.options.compression,
+      sealing: start.encryptFor && { key: start.encryptFor, markPrefix: MARK_PREFIX },
       resumeFrom: start.resumeFrom,
       until: start.until,
       segmentBytes: this.options.segmentBytes,

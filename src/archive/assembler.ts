@@ -4,6 +4,7 @@ import { PgoutputParser } from '../pgoutput/parser.js';
 import { DELETE, INSERT, UPDATE, type SegmentEntry } from '../segment/format.js';
 import { encodeRowChange } from '../segment/entry-encoding.js';
 import { SegmentWriter, type SealedSegment, type StreamIdentity } from '../segment/writer.js';
+import type { SegmentSealing } from '../segment/encryption.js';
 import type { ArchiveMetrics } from '../observe/metrics.js';
 import { RelationCatalog } from './relations.js';
 import { RAW, StreamedTransactions } from './streamed.js';
@@ -20,6 +21,8 @@ export interface AssemblerOptions {
   spoolDir: string;
   identity: StreamIdentity;
   compression: Compression;
+  /** Encrypts each segment (segment/encryption.ts). */
+  sealing?: SegmentSealing;
   /** Transactions whose commit starts before this are stored already: skipped. */
   resumeFrom: bigint;
   /** Nothing committed after this is taken (`--until`). */
@@ -223,8 +226,13 @@ export class TransactionAssembler {
   }
 
   private openWriter(): SegmentWriter {
-    this.writer ??= new SegmentWriter(this.options.spoolDir, this.sealedEndLsn, this.options.identity, this.options.compression, (oid) =>
-      this.catalog.get(oid),
+    this.writer ??= new SegmentWriter(
+      this.options.spoolDir,
+      this.sealedEndLsn,
+      this.options.identity,
+      this.options.compression,
+      (oid) => this.catalog.get(oid),
+      this.options.sealing,
     );
     return this.writer;
   }

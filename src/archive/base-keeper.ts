@@ -10,6 +10,8 @@ export interface BaseKeeperOptions {
   store: Store;
   /** How `pgtape compact` is pointed at the same store (the archive's --store and --s3-endpoint). */
   storeArgs: string[];
+  /** The archiver's --encrypt and --key-file, so that the compaction reads and encrypts as it does. */
+  keyArgs?: string[];
   /** Compact once the newest base is this old (ms). */
   everyMs?: number;
   /** Compact once this many bytes of segments lie after the newest base. */
@@ -67,7 +69,7 @@ export class BaseKeeper {
     const { log } = this.options;
     log.info({ why }, 'compacting a new base from the archive');
     const started = Date.now();
-    const child = spawn(process.execPath, [process.argv[1]!, 'compact', ...this.options.storeArgs], {
+    const child = spawn(process.execPath, [process.argv[1]!, 'compact', ...this.options.storeArgs, ...(this.options.keyArgs ?? [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;

@@ -18,6 +18,8 @@ import { recordsSequences } from '../source/logical-messages.js';
 import { checkSource, ensurePublication, publicationProblem, warnOfEmptyPublication, warnOfRowFilters } from '../source/preflight.js';
 import { findSlot, refuseForeignSlot, type SlotState } from '../source/slot.js';
 import { takeBase } from '../base/take.js';
+import type { WrappingKey } from '../core/key-wrap.js';
+import { keyForNewFiles } from '../log/encrypted-archive.js';
 
 // Where an archiver starts (docs/ARCHITECTURE.md, "Resume"): the end of what the store holds,
 // checked against the slot, so that a slot that lost or skipped changes is never streamed into
@@ -40,6 +42,8 @@ export interface ResumeOptions {
   captureDdl?: boolean;
   /** A lost slot, or one that moved past the archive: go on with a new slot and base, recording the discontinuity. */
   rebase?: boolean;
+  /** --encrypt: segments and bases are encrypted for this key. */
+  encryptFor?: WrappingKey;
   log: Logger;
 }
 
@@ -53,6 +57,8 @@ export interface StartPoint {
   until?: bigint;
   /** The source has --capture-ddl installed: the archiver records the sequences' values every minute. */
   recordSequences: boolean;
+  /** What segments are encrypted for: --encrypt, or the key of an encrypted archive the archiver holds. */
+  encryptFor?: WrappingKey;
 }
 
 /** Why the slot can no longer continue an archive that ends at `end` (a hole), if it cannot. */
@@ -86,6 +92,7 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
     // archiver at a time, and only of the store's stream.
     const candidate = { ...facts, publication: options.publication, slot: options.slot, newSlot: options.rebase };
     await checkStream(store, candidate);
+    const encryptFor = await keyForNewFiles(store, options.encryptFor, 'pgtape archive');
     const problem = await publicationProblem(client, options.publication, { create: options.createPublication, force: options.force });
     if (problem) throw problem;
     await refuseForeignSlot(client, options.slot, facts.database);
@@ -97,7 +104,7 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
     if (options.captureDdl) await installCapture(client, options.publication, log);
     const identity = { ...facts, slot: options.slot };
     const slot = await findSlot(client, options.slot, facts.database, log);
-    const baseOptions = { source: options.source, store, publication: options.publication, facts, log };
+    const baseOptions = { source: options.source, store, publication: options.publication, facts, log, encryptFor };
     const why = storedEnd !== undefined ? slotProblem(options.slot, slot, storedEnd) : undefined;
     let resumeFrom: bigint;
     if (storedEnd !== undefined && why) {
@@ -146,7 +153,7 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
         );
       }
     }
-    return { identity, lease, resumeFrom, until, recordSequences: await recordsSequences(client) };
+    return { identity, lease, resumeFrom, until, recordSequences: await recordsSequences(client), encryptFor };
   } catch (err) {
     if (createdPublication && !streamBegun) {
       await client.query(`drop publication if exists ${quoteIdent(options.publication)}`).catch(() => {});

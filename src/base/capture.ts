@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +12,8 @@ import { formatLsn } from '../core/lsn.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../core/sql.js';
 import { createSpoolDir } from '../core/spool-dir.js';
 import { createCompressor } from '../core/compression.js';
+import { DATA_KEY_BYTES, encryptBuffer, encryptingStream } from '../core/chunked-aead.js';
+import { encodeWrappedKey, wrapDataKey, type StoredWrappedKey, type WrappingKey } from '../core/key-wrap.js';
 import { connect, OUTPUT_SETTINGS } from '../source/connection.js';
 import type { SourceFacts } from '../source/preflight.js';
 import type { Store } from '../store/store.js';
@@ -20,6 +22,7 @@ import { readPublishedSchema } from './published-schema.js';
 import {
   BASE_FORMAT_VERSION,
   BASE_TABLE_COMPRESSION,
+  baseFileContext,
   basePrefix,
   type BaseManifest,
   type BaseSchema,
@@ -43,6 +46,8 @@ export async function captureBase(options: {
    * the source's table oids and facts); throwing here stores nothing.
    */
   amend?: (schema: BaseSchema) => void;
+  /** Encrypts the table files and schema.json for this key (docs/ARCHITECTURE.md, "Encryption at rest"). */
+  encryptFor?: WrappingKey;
 }): Promise<BaseManifest> {
   const { store, log } = options;
   const prefix = basePrefix(options.lsn);
@@ -67,7 +72,17 @@ export async function captureBase(options: {
     options.amend?.(schema);
     for (const what of schema.ddl!.notRestored) log.warn({ object: what }, 'the base cannot recreate this object: replays will lack it');
     await warnOfLargeObjects(client, log);
-    const manifest: BaseManifest = { formatVersion: BASE_FORMAT_VERSION, lsn: schema.lsn, takenAt: '', schemaSha256: '', tables: [] };
+    const manifest: BaseManifest = {
+      formatVersion: BASE_FORMAT_VERSION,
+      lsn: schema.lsn,
+      takenAt: '',
+      snapshotTime: schema.snapshotTime,
+      systemIdentifier: schema.systemIdentifier,
+      database: schema.database,
+      schemaSha256: '',
+      tables: [],
+    };
+    const sealing = options.encryptFor;
     for (const table of schema.tables) {
       const local = join(spool, 'table');
       let rows = 0;
@@ -87,23 +102,34 @@ export async function captureBase(options: {
         },
       });
       const copy = client.query(copyTo(copyOut(table)));
-      await pipeline(copy, counter, createCompressor(BASE_TABLE_COMPRESSION), tap, createWriteStream(local)).catch(
-        (err: { code?: string }) => {
-          throw err.code === '42501'
-            ? new UserError(
-                `the base cannot read ${table.schema}.${table.name}: ${(err as Error).message}`,
-                `GRANT SELECT ON ${quoteQualified(table.schema, table.name)} TO the archiving role (or on all tables of its schema), then start again`,
-              )
-            : err;
-        },
-      );
+      const sealed = sealing && sealFile(sealing, prefix + table.file);
+      const compressed = [copy, counter, createCompressor(BASE_TABLE_COMPRESSION)] as const;
+      await (
+        sealed
+          ? pipeline(...compressed, encryptingStream(sealed.dataKey, sealed.context), tap, createWriteStream(local))
+          : pipeline(...compressed, tap, createWriteStream(local))
+      ).catch((err: { code?: string }) => {
+        throw err.code === '42501'
+          ? new UserError(
+              `the base cannot read ${table.schema}.${table.name}: ${(err as Error).message}`,
+              `GRANT SELECT ON ${quoteQualified(table.schema, table.name)} TO the archiving role (or on all tables of its schema), then start again`,
+            )
+          : err;
+      });
       await store.putFile(prefix + table.file, local);
       await rm(local, { force: true });
-      manifest.tables.push({ schema: table.schema, name: table.name, file: table.file, rows, bytes, sha256: hash.digest('hex') });
+      const entry = { schema: table.schema, name: table.name, file: table.file, rows, bytes, sha256: hash.digest('hex') };
+      // An encrypted base names its tables only in its sealed schema.json.
+      manifest.tables.push(sealed ? { ...entry, schema: '', name: '', key: sealed.key } : entry);
       log.debug({ table: `${table.schema}.${table.name}`, rows }, 'copied table into the base');
     }
     await client.query('commit');
-    const schemaBytes = Buffer.from(JSON.stringify(schema, null, 2));
+    let schemaBytes: Buffer = Buffer.from(JSON.stringify(schema, null, 2));
+    if (sealing) {
+      const sealed = sealFile(sealing, `${prefix}schema.json`);
+      schemaBytes = encryptBuffer(sealed.dataKey, sealed.context, schemaBytes);
+      manifest.schemaKey = sealed.key;
+    }
     await store.putBytes(`${prefix}schema.json`, schemaBytes);
     manifest.schemaSha256 = createHash('sha256').update(schemaBytes).digest('hex');
     manifest.takenAt = new Date().toISOString();
@@ -124,6 +150,13 @@ export async function captureBase(options: {
     await client.end().catch(() => {});
     await rm(spool, { recursive: true, force: true });
   }
+}
+
+/** A new data key for a base's file, wrapped for `key` and bound to the file's key in the store. */
+function sealFile(key: WrappingKey, file: string): { dataKey: Buffer; context: Buffer; key: StoredWrappedKey } {
+  const dataKey = randomBytes(DATA_KEY_BYTES);
+  const context = baseFileContext(file);
+  return { dataKey, context, key: encodeWrappedKey(wrapDataKey(key, dataKey, context)) };
 }
 
 /**

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { WrappingKey } from '../core/key-wrap.js';
 import type { Logger } from '../core/log.js';
 import { formatLsn } from '../core/lsn.js';
 import type { SourceFacts } from '../source/preflight.js';
@@ -19,6 +20,8 @@ export async function takeBase(options: {
   facts: SourceFacts;
   log: Logger;
   slot?: string;
+  /** Encrypts the base for this key. */
+  encryptFor?: WrappingKey;
 }): Promise<bigint> {
   // Nothing is written for a source or publication that is not the archive's.
   await ensureStream(options.store, { ...options.facts, publication: options.publication, slot: options.slot });

@@ -1,3 +1,4 @@
+import { encryptionKey, encryptOption, keyFileOption, useKeyFiles } from './keys.js';
 import { signalExitCode } from '../core/interrupt.js';
 import { Command, Option } from 'commander';
 import { parseSlotName, requireSource, sourceOption, s3EndpointOption, storeOption } from './options.js';
@@ -59,6 +60,8 @@ export function archiveCommand(): Command {
         'write an index object for every n segments stored (targets are then found without reading every header); 0: never',
       ).default(DEFAULT_INDEX_GROUP),
     )
+    .addOption(encryptOption())
+    .addOption(keyFileOption())
     .option('--print-config', 'print the resolved configuration (secrets masked) and exit', false)
     .addHelpText(
       'after',
@@ -93,6 +96,13 @@ export function archiveCommand(): Command {
         baseAfterBytes: opts.baseAfter !== undefined ? parseBytes(opts.baseAfter, '--base-after', 1) : undefined,
       };
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      const encryptFor = encryptionKey(opts);
+      const readKeys = useKeyFiles(store, opts, encryptFor);
+      if ((settings.baseEveryMs !== undefined || settings.baseAfterBytes !== undefined) && encryptFor && !readKeys.length)
+        throw new UserError(
+          `--base-every and --base-after make bases from the archive, which an archiver holding only the public key ${encryptFor.id} cannot read`,
+          'run pgtape compact (with the private key file) where the private key is, on a schedule of its own; or leave them out',
+        );
       if (opts.printConfig) {
         process.stdout.write(JSON.stringify(resolvedConfig(command), null, 2) + '\n');
         return;
@@ -123,6 +133,7 @@ export function archiveCommand(): Command {
         captureDdl: opts.captureDdl,
         until,
         compression: opts.compression,
+        encryptFor,
         log,
         signal: controller.signal,
       });
@@ -139,6 +150,11 @@ export function archiveCommand(): Command {
           ? new (await import('../archive/base-keeper.js')).BaseKeeper({
               store,
               storeArgs: ['--store', opts.store, ...(opts.s3Endpoint ? ['--s3-endpoint', opts.s3Endpoint] : [])],
+              // Paths only, never keys, on the child's command line.
+              keyArgs: [
+                ...(opts.encrypt !== undefined ? ['--encrypt', opts.encrypt] : []),
+                ...((opts.keyFile as string[] | undefined) ?? []).flatMap((f) => ['--key-file', f]),
+              ],
               everyMs: settings.baseEveryMs,
               afterBytes: settings.baseAfterBytes,
               log,

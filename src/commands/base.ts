@@ -1,3 +1,5 @@
+import { keyForNewFiles } from '../log/encrypted-archive.js';
+import { encryptionKey, encryptOption, keyFileOption, useKeyFiles } from './keys.js';
 import { Command } from 'commander';
 import { exitOnSignal } from '../core/interrupt.js';
 import { requireSource, sourceOption, s3EndpointOption, storeOption } from './options.js';
@@ -17,13 +19,18 @@ export function baseCommand(): Command {
     .addOption(sourceOption())
     .addOption(storeOption())
     .addOption(s3EndpointOption())
+    .addOption(encryptOption())
+    .addOption(keyFileOption())
     .option('--publication <name>', 'publication whose tables the base copies', 'pgtape')
     .addHelpText('after', '\nExample:\n  pgtape base --source postgres://archiver@db:5432/shop --store ./tape')
     .action(async (opts) => {
       exitOnSignal();
       const log = createLogger();
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      const given = encryptionKey(opts);
+      useKeyFiles(store, opts, given);
       await store.checkWritable();
+      const encryptFor = await keyForNewFiles(store, given, 'pgtape base');
       const client = await connect(requireSource(opts.source));
       let facts;
       try {
@@ -39,7 +46,7 @@ export function baseCommand(): Command {
       } finally {
         await client.end().catch(() => {});
       }
-      const lsn = await takeBase({ source: opts.source, store, publication: opts.publication, facts, log });
+      const lsn = await takeBase({ source: opts.source, store, publication: opts.publication, facts, log, encryptFor });
       process.stdout.write(`${formatLsn(lsn)}\n`);
     });
 }

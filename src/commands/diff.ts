@@ -1,3 +1,4 @@
+import { keyFileOption, useKeyFiles } from './keys.js';
 import { Command, Option } from 'commander';
 import { exitOnSignal } from '../core/interrupt.js';
 import { s3EndpointOption, storeOption, selectedTables, tableOption, tablesOption } from './options.js';
@@ -15,6 +16,7 @@ export function diffCommand(): Command {
   return new Command('diff')
     .description('the net difference between two points, row by row')
     .addOption(storeOption())
+    .addOption(keyFileOption())
     .addOption(s3EndpointOption())
     .option('--from <target>', 'the earlier point')
     .option('--to <target>', 'the later point', 'latest')
@@ -39,8 +41,10 @@ export function diffCommand(): Command {
       exitOnSignal();
       if (!opts.from) throw new UserError('diff needs --from', 'pass --from <target> (and --to, default latest)');
       const format = (opts.json ? 'jsonl' : opts.format) as DiffFormat;
+      const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      useKeyFiles(store, opts);
       const result = await diffPoints({
-        store: openStore(opts.store, { s3Endpoint: opts.s3Endpoint }),
+        store,
         from: parseTarget(opts.from, '--from'),
         to: parseTarget(opts.to),
         tables,

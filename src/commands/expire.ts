@@ -1,3 +1,4 @@
+import { keyFileOption, useKeyFiles } from './keys.js';
 import { Command } from 'commander';
 import { s3EndpointOption, storeOption } from './options.js';
 import { UserError } from '../core/errors.js';
@@ -25,6 +26,7 @@ export function expireCommand(): Command {
   return new Command('expire')
     .description('remove the bases and segments that no kept point needs (a dry run unless --confirm)')
     .addOption(storeOption())
+    .addOption(keyFileOption())
     .addOption(s3EndpointOption())
     .option('--keep-bases <n>', 'keep the newest n bases, and every point since the oldest of them')
     .option('--keep-since <time|duration>', 'keep every point since this time (ISO 8601), or this long back from now (30d)')
@@ -45,6 +47,7 @@ export function expireCommand(): Command {
         throw new UserError('expire needs to know what to keep', 'pass --keep-bases <n> or --keep-since <time|duration> (or both)');
       }
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      useKeyFiles(store, opts);
       if (opts.confirm) await store.checkWritable();
       const plan = await planExpiry(store, rule);
       const counts = {

@@ -1,3 +1,4 @@
+import { keyFileOption, useKeyFiles } from './keys.js';
 import { Command, Option } from 'commander';
 import { s3EndpointOption, storeOption } from './options.js';
 import { writeLine } from '../core/output.js';
@@ -10,6 +11,7 @@ export function indexCommand(): Command {
   return new Command('index')
     .description('write index objects for the segments not indexed yet, so targets are found without reading every header')
     .addOption(storeOption())
+    .addOption(keyFileOption())
     .addOption(s3EndpointOption())
     .addOption(new Option('--group <n>', 'segments per index object').default(DEFAULT_INDEX_GROUP))
     .addHelpText(
@@ -22,6 +24,7 @@ export function indexCommand(): Command {
     .action(async (opts) => {
       const group = parsePositive(opts.group, '--group', true);
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      useKeyFiles(store, opts);
       await store.checkWritable();
       // A store that holds no archive (a mistyped --store) is said as such, not "nothing to index".
       await indexArchive(store, { requireBase: false });

@@ -1,3 +1,4 @@
+import { keyFileOption, useKeyFiles } from './keys.js';
 import { Command } from 'commander';
 import { s3EndpointOption, storeOption, selectedTables, tableOption, tablesOption } from './options.js';
 import { emphasis, LineWriter, sayWarning } from '../core/output.js';
@@ -49,6 +50,7 @@ export function logCommand(): Command {
   return new Command('log')
     .description('list the stored transactions in commit order: what changed, when')
     .addOption(storeOption())
+    .addOption(keyFileOption())
     .addOption(s3EndpointOption())
     .option('--from <target>', 'start after this point (its own transaction excluded, as in git log A..B)')
     .option('--to <target>', 'stop after this point (included)')
@@ -64,6 +66,7 @@ export function logCommand(): Command {
     .action(async (opts) => {
       const tables = selectedTables(opts);
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      useKeyFiles(store, opts);
       const index = await indexArchive(store, { requireBase: false });
       const from = opts.from ? parseTarget(opts.from, '--from') : undefined;
       const range = await resolveRange(index, from, opts.to ? parseTarget(opts.to) : undefined, true);

@@ -1,3 +1,4 @@
+import { keyFileOption, useKeyFiles } from './keys.js';
 import { Command } from 'commander';
 import { parseSlotName, requireSource, s3EndpointOption, sourceOption, storeOption } from './options.js';
 import { ExitCode, UserError } from '../core/errors.js';
@@ -12,6 +13,7 @@ export function statusCommand(): Command {
     .description("the stream's health: the slot, the WAL it retains, how far the archive is behind the source")
     .addOption(sourceOption())
     .addOption(storeOption())
+    .addOption(keyFileOption())
     .addOption(s3EndpointOption())
     .option('--slot <name>', 'logical replication slot', 'pgtape')
     .option('--max-retained-wal <size>', 'warn when the slot retains more WAL than this', '1GB')
@@ -25,6 +27,7 @@ export function statusCommand(): Command {
       const slot = parseSlotName(opts.slot);
       const maxRetained = parseBytes(opts.maxRetainedWal, '--max-retained-wal');
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      useKeyFiles(store, opts);
       const client = await connect(source);
       let s;
       try {

@@ -1,3 +1,4 @@
+import { keyFileOption, useKeyFiles } from './keys.js';
 import { Command } from 'commander';
 import { s3EndpointOption, storeOption } from './options.js';
 import { ExitCode, UserError } from '../core/errors.js';
@@ -22,6 +23,7 @@ export function verifyCommand(): Command {
   return new Command('verify')
     .description('check that the archive is whole: every base and segment readable, checksums right, no gap or overlap')
     .addOption(storeOption())
+    .addOption(keyFileOption())
     .addOption(s3EndpointOption())
     .option('--from <target>', 'check only what replays from this point on need')
     .option('--to <target>', 'check only what replays up to this point need')
@@ -32,6 +34,7 @@ export function verifyCommand(): Command {
     )
     .action(async (opts) => {
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      useKeyFiles(store, opts);
       const range = { from: await point(store, opts.from, '--from'), to: await point(store, opts.to, '--to') };
       refuseReversed(range.from, range.to, opts.from, opts.to);
       const run = verifyArchive(store, range);

@@ -43,6 +43,11 @@ export interface WrappedKey {
   wrapped: Buffer;
 }
 
+/** A wrapped key as JSON holds it (index objects, base manifests). */
+export type StoredWrappedKey = { mode: WrappedKey['mode']; keyId: string; wrapped: string };
+export const encodeWrappedKey = (w: WrappedKey): StoredWrappedKey => ({ ...w, wrapped: w.wrapped.toString('base64') });
+export const decodeWrappedKey = (w: StoredWrappedKey): WrappedKey => ({ ...w, wrapped: Buffer.from(w.wrapped, 'base64') });
+
 const PREFIX: Record<KeyKind, string> = { secret: 'pgtape-secret-key', public: 'pgtape-public-key', private: 'pgtape-private-key' };
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;

@@ -7,6 +7,9 @@ import { formatLsn, lsnKey, parseLsn, parseLsnKey } from '../core/lsn.js';
 import { quoteQualified } from '../core/sql.js';
 import type { Store } from '../store/store.js';
 import { readAll } from '../store/read.js';
+import { DecryptionError, decryptBuffer, decryptingStream } from '../core/chunked-aead.js';
+import { decodeWrappedKey, unwrapDataKey, type StoredWrappedKey } from '../core/key-wrap.js';
+import { keysOf } from './keys.js';
 
 // A base: a consistent copy of the published tables, taken in the snapshot a replication slot
 // exported, so that it holds every transaction whose commit LSN is below `lsn` and none other.
@@ -118,9 +121,31 @@ export interface BaseManifest {
   formatVersion: number;
   lsn: string;
   takenAt: string;
+  /** As schema.json says (absent in older bases): what planning needs without opening an encrypted schema. */
+  snapshotTime?: string;
+  systemIdentifier?: string;
+  database?: string;
   schemaSha256: string;
-  tables: { schema: string; name: string; file: string; rows: number; bytes: number; sha256: string }[];
+  /** An encrypted base's table files have no names here (schema.json, sealed, has them), and a key each. */
+  tables: BaseFileEntry[];
+  /** An encrypted base: schema.json's data key, wrapped (docs/ARCHITECTURE.md, "Encryption at rest"). */
+  schemaKey?: StoredWrappedKey;
 }
+
+/** A table file's manifest entry. */
+export interface BaseFileEntry {
+  schema: string;
+  name: string;
+  file: string;
+  rows: number;
+  bytes: number;
+  sha256: string;
+  /** Encrypted: its data key, wrapped. */
+  key?: StoredWrappedKey;
+}
+
+/** What a base's stored file is bound to when encrypted: its key in the store (base LSN and file). */
+export const baseFileContext = (key: string) => Buffer.from(`pgtape base file\0${key}`);
 
 export interface BaseRef {
   lsn: bigint;
@@ -164,7 +189,13 @@ export class DamagedBaseError extends Error {}
  * or stops early closes the stored object (its descriptor or HTTP body). Bytes that do not
  * decompress are reported as damage naming the file, not as the codec's bare error.
  */
-export function readBaseTable(store: Store, base: BaseRef, table: { file: string }): { text: Readable; sha256: () => string } {
+export function readBaseTable(
+  store: Store,
+  base: BaseRef,
+  table: { file: string },
+  /** The file's manifest entry: its key, when the base is encrypted. */
+  entry?: { key?: StoredWrappedKey },
+): { text: Readable; sha256: () => string } {
   const hash = createHash('sha256');
   const tap = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
@@ -183,7 +214,18 @@ export function readBaseTable(store: Store, base: BaseRef, table: { file: string
     text.destroy(codec ? new DamagedBaseError(`${what} cannot be decompressed (${err.message})`) : err);
   };
   decompressor.on('error', fail);
-  pipeline(store.read(base.prefix + table.file), tap, decompressor).catch(fail);
+  const key = base.prefix + table.file;
+  let decryptor: Transform | undefined;
+  try {
+    if (entry?.key) decryptor = decryptingStream(openBaseKey(store, entry.key, key), baseFileContext(key));
+  } catch (err) {
+    text.destroy(err as Error);
+    return { text, sha256: () => hash.digest('hex') };
+  }
+  decryptor?.on('error', (err) =>
+    fail(err instanceof DecryptionError ? new DamagedBaseError(`${what} does not decrypt (${err.message})`) : err),
+  );
+  (decryptor ? pipeline(store.read(key), tap, decryptor, decompressor) : pipeline(store.read(key), tap, decompressor)).catch(fail);
   decompressor.pipe(text);
   // The reader stopped early: the read of the stored object is closed with it.
   text.once('close', () => decompressor.destroy());
@@ -202,8 +244,25 @@ export async function listBases(store: Store): Promise<BaseRef[]> {
   return bases.sort((a, b) => (a.lsn < b.lsn ? -1 : a.lsn > b.lsn ? 1 : 0));
 }
 
+/** An encrypted base file's data key, with the store's keys (a key not given: UserError naming it, exit 2). */
+function openBaseKey(store: Store, stored: StoredWrappedKey, key: string): Buffer {
+  return unwrapDataKey(keysOf(store) ?? [], decodeWrappedKey(stored), baseFileContext(key), `${store.description}/${key}`);
+}
+
 async function readJson<T>(store: Store, key: string): Promise<T> {
-  const bytes = await readAll(store, key);
+  return parseJson<T>(store, key, await readAll(store, key));
+}
+
+/** A stored JSON file's content, opened first when it is sealed. */
+function parseJson<T>(store: Store, key: string, bytes: Buffer, sealedWith?: StoredWrappedKey): T {
+  if (sealedWith) {
+    try {
+      bytes = decryptBuffer(openBaseKey(store, sealedWith, key), baseFileContext(key), bytes);
+    } catch (err) {
+      if (err instanceof DecryptionError) throw new DamagedBaseError(`${store.description}/${key} does not decrypt (${err.message})`);
+      throw err;
+    }
+  }
   try {
     return JSON.parse(bytes.toString('utf8')) as T;
   } catch (err) {
@@ -216,8 +275,20 @@ async function readJson<T>(store: Store, key: string): Promise<T> {
 
 export async function readBase(store: Store, base: BaseRef): Promise<{ manifest: BaseManifest; schema: BaseSchema }> {
   // Both at once (one round trip on an object store); the manifest's verdict comes first.
-  const reading = readJson<BaseSchema>(store, `${base.prefix}schema.json`);
-  reading.catch(() => {}); // awaited below, once the manifest is known good
+  const schemaBytes = readAll(store, `${base.prefix}schema.json`);
+  schemaBytes.catch(() => {}); // awaited below, once the manifest is known good
+  const manifest = await readBaseManifest(store, base);
+  return { manifest, schema: parseJson<BaseSchema>(store, `${base.prefix}schema.json`, await schemaBytes, manifest.schemaKey) };
+}
+
+/** A base's snapshot time, from its manifest where it says it (an encrypted base's schema needs a key). */
+export async function baseSnapshotTime(store: Store, base: BaseRef): Promise<string> {
+  const manifest = await readBaseManifest(store, base);
+  return manifest.snapshotTime ?? (await readBase(store, base)).schema.snapshotTime;
+}
+
+/** A base's manifest, checked to describe it. */
+export async function readBaseManifest(store: Store, base: BaseRef): Promise<BaseManifest> {
   const manifest = await readJson<BaseManifest>(store, `${base.prefix}manifest.json`);
   if (manifest.formatVersion > BASE_FORMAT_VERSION) {
     throw new UserError(
@@ -231,5 +302,5 @@ export async function readBase(store: Store, base: BaseRef): Promise<{ manifest:
       'run pgtape verify',
     );
   }
-  return { manifest, schema: await reading };
+  return manifest;
 }

@@ -1,4 +1,4 @@
-import type { WrappedKey } from '../core/key-wrap.js';
+import { decodeWrappedKey, encodeWrappedKey, type StoredWrappedKey, type WrappedKey } from '../core/key-wrap.js';
 import type { SegmentHeader } from '../segment/format.js';
 
 // What an index object larger than the smallest holds of each object it is made of
@@ -104,10 +104,6 @@ export function decodeSummary(s: StoredSummary): IndexSummary {
   for (const f of BIGINTS) out[f] = BigInt(s[f] as string);
   return out as unknown as IndexSummary;
 }
-
-type StoredWrappedKey = { mode: WrappedKey['mode']; keyId: string; wrapped: string };
-export const encodeWrappedKey = (w: WrappedKey): StoredWrappedKey => ({ ...w, wrapped: w.wrapped.toString('base64') });
-export const decodeWrappedKey = (w: StoredWrappedKey): WrappedKey => ({ ...w, wrapped: Buffer.from(w.wrapped, 'base64') });
 
 export type StoredMark = { name: string; commitLsn: string; sealed?: { key: StoredWrappedKey; sealedName: string } };
 export const encodeMark = (m: Mark): StoredMark => ({

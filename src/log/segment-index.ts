@@ -1,5 +1,6 @@
 import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import { formatLsn, lsnKey, parseLsnKey } from '../core/lsn.js';
+import { decodeWrappedKey, encodeWrappedKey, type StoredWrappedKey } from '../core/key-wrap.js';
 import { openHeaderNames, openMarkName } from '../segment/encryption.js';
 import { segmentKey } from '../segment/name.js';
 import { keysOf } from './keys.js';
@@ -12,8 +13,6 @@ import { listSegments, openSegment, readSegmentHeader, type SegmentRef } from '.
 import {
   decodeMark,
   decodeSummary,
-  decodeWrappedKey,
-  encodeWrappedKey,
   encodeMark,
   encodeSummary,
   mergeSummaries,
@@ -313,7 +312,7 @@ type StoredIndex =
 const BIGINT_FIELDS = ['startLsn', 'endLsn', 'firstCommitLsn', 'lastCommitLsn', 'firstCommitTime', 'lastCommitTime'] as const;
 
 // An encrypted segment's header is stored as sealed as the segment holds it (its marks are in the facts).
-type StoredEncryption = { dataKey: ReturnType<typeof encodeWrappedKey>; sealedTables: string };
+type StoredEncryption = { dataKey: StoredWrappedKey; sealedTables: string };
 
 function encodeHeader(h: SegmentHeader): Record<string, unknown> {
   const out: Record<string, unknown> = { ...h, bodySha256: h.bodySha256.toString('hex') };

@@ -1,7 +1,9 @@
 // Over 400 lines: one describe block, because every case replays the points the recording case
 // records (their LSNs, marks, xids, times and checksums) in the same source and store.
-import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { brotliDecompressSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { archiveArgs, pgtape, startPgtape } from './cli.js';
@@ -18,6 +20,12 @@ import { parseLsn } from '../../src/core/lsn.js';
 import { openStore } from '../../src/store/open.js';
 import { listSegments } from '../../src/log/segments.js';
 import { replayIntoDatabase } from '../../replay/outputs.js';
+import { parseKeyFile, type WrappingKey } from '../../src/core/key-wrap.js';
+import { useKeys } from '../../src/log/keys.js';
+import { readAll } from '../../src/store/read.js';
+import type { Store } from '../../src/store/store.js';
+import { decodeHead } from '../../src/segment/format.js';
+import type { BaseManifest } from '../../src/log/bases.js';
 import { parseTarget } from '../../src/log/target.js';
 import type { ReplayReport } from '../../replay/replay.js';
 
@@ -108,6 +116,31 @@ async function directDiff(a: pg.Client, b: pg.Client): Promise<Record<string, Co
   return out;
 }
 
+/** Words of the workload's rows, and its tables' names: none may be stored in the clear, not even in an index object. */
+const CLEAR_WORDS = ['pete@nuts.example', 'before the slot', 'customers', 'Order Lines', 'point-3', 'hungry', 'batch 1'];
+
+async function expectNothingInTheClear(store: Store): Promise<void> {
+  const objects = await store.list('');
+  expect(objects.some((o) => o.key.startsWith('base/'))).toBe(true);
+  for (const o of objects) {
+    let bytes = await readAll(store, o.key);
+    // Compressed bytes hide words as well as ciphertext does: what is encrypted is checked to be.
+    if (o.key.endsWith('.pgtape')) {
+      const { header } = decodeHead(bytes, o.key);
+      expect(header.encryption, o.key).toBeDefined();
+      expect(header.tables.every((t) => t.name === '' && t.schema === '')).toBe(true);
+    }
+    if (o.key.endsWith('/manifest.json')) {
+      const manifest = JSON.parse(bytes.toString('utf8')) as BaseManifest;
+      expect(manifest.schemaKey, o.key).toBeDefined();
+      expect(manifest.tables.every((t) => t.key && t.name === '' && t.schema === '')).toBe(true);
+    }
+    if (o.key.startsWith('base/') && o.key.endsWith('.copy.br')) expect(() => brotliDecompressSync(bytes), o.key).toThrow();
+    if (o.key.endsWith('.br') && !o.key.startsWith('base/')) bytes = brotliDecompressSync(bytes);
+    for (const word of CLEAR_WORDS) expect(bytes.includes(word), `${o.key} holds ${JSON.stringify(word)} in the clear`).toBe(false);
+  }
+}
+
 interface Point {
   index: number;
   lsn: string;
@@ -122,16 +155,43 @@ interface Point {
  * The oracle (docs/ARCHITECTURE.md, How correctness and speed are shown) for replay, on a directory store or on S3 (a real s3rver): a seeded
  * workload recorded while `pgtape archive` runs, replayed to every recorded point.
  */
-export function replayOracle(kind: 'directory' | 's3', options: { major?: number; batches?: number; full?: boolean } = {}): void {
+export function replayOracle(
+  kind: 'directory' | 's3',
+  options: {
+    major?: number;
+    batches?: number;
+    full?: boolean;
+    /** Archive with --encrypt (a secret key, or a pair's public half) and read with --key-file, every command through PGTAPE_ENCRYPT and PGTAPE_KEY_FILE. */
+    encrypt?: 'secret' | 'pair';
+  } = {},
+): void {
   const batches = options.batches ?? 24;
   const full = options.full ?? true;
   /** The whole oracle; a version run (other Postgres majors) records and replays by LSN only. */
   const itFull = full ? it : ((() => undefined) as unknown as typeof it);
-  describe(`replay rebuilds the source as it was at every recorded point (${kind} store${options.major ? `, Postgres ${options.major}` : ''})`, () => {
+  const encrypted = options.encrypt ? `, encrypted with a ${options.encrypt === 'pair' ? 'key pair' : 'secret key'}` : '';
+  describe(`replay rebuilds the source as it was at every recorded point (${kind} store${options.major ? `, Postgres ${options.major}` : ''}${encrypted})`, () => {
     const source = useSource(SCHEMA, options.major ? { major: options.major } : {});
     let s3: TestS3 | undefined;
     const store = () => (kind === 's3' ? 's3://oracle/tape' : source.store.dir);
+    let keys: WrappingKey[] = [];
+    const keyDir = mkdtempSync(join(tmpdir(), 'pgtape-oracle-keys-'));
+    const saved = { PGTAPE_ENCRYPT: process.env.PGTAPE_ENCRYPT, PGTAPE_KEY_FILE: process.env.PGTAPE_KEY_FILE };
     beforeAll(async () => {
+      if (options.encrypt) {
+        const [encrypt, read] =
+          options.encrypt === 'secret'
+            ? [join(keyDir, 'secret.key'), join(keyDir, 'secret.key')]
+            : [join(keyDir, 'a.pub'), join(keyDir, 'a.private')];
+        const made = await pgtape(
+          options.encrypt === 'secret' ? ['keygen', '--secret', encrypt] : ['keygen', '--public', encrypt, '--private', read],
+        );
+        expect(made.code, made.stderr).toBe(0);
+        keys = [parseKeyFile(readFileSync(read, 'utf8'), read)];
+        expect(made.stdout.trim()).toBe(keys[0]!.id);
+        // Every pgtape this process starts writes and reads with them.
+        Object.assign(process.env, { PGTAPE_ENCRYPT: encrypt, PGTAPE_KEY_FILE: read });
+      }
       if (kind !== 's3') return;
       s3 = await startS3();
       await s3.createBucket('oracle');
@@ -140,7 +200,17 @@ export function replayOracle(kind: 'directory' | 's3', options: { major?: number
     });
     afterAll(async () => {
       await s3?.close();
+      for (const [k, v] of Object.entries(saved))
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      rmSync(keyDir, { recursive: true, force: true });
     });
+    /** The store, with the keys to read it. */
+    const opened = () => {
+      const s = openStore(store());
+      useKeys(s, keys);
+      return s;
+    };
     const log = createLogger({ level: 'warn', pretty: false });
     const points: Point[] = [];
     let replayDb = 0;
@@ -152,7 +222,7 @@ export function replayOracle(kind: 'directory' | 's3', options: { major?: number
       const url = new URL(source.db.url());
       url.pathname = `/${db}`;
       const report = await replayIntoDatabase(url.toString(), {
-        store: openStore(store()),
+        store: opened(),
         target: parseTarget(target, '--to', true),
         exclusive,
         tables,
@@ -295,7 +365,8 @@ export function replayOracle(kind: 'directory' | 's3', options: { major?: number
       expect((await archiver.done).code).toBe(0);
       const rest = await pgtape([...args, '--until', 'now']);
       expect(rest.code, rest.stderr).toBe(0);
-      expect((await listSegments(openStore(store()))).length).toBeGreaterThan(batches / 2);
+      expect((await listSegments(opened())).length).toBeGreaterThan(batches / 2);
+      if (options.encrypt) await expectNothingInTheClear(opened());
     });
 
     it('replays each point by LSN: table checksums equal the source at that point', async () => {

@@ -1,4 +1,4 @@
-import { DamagedBaseError, readBaseTable, type BaseRef, type BaseTable } from '../../log/bases.js';
+import { DamagedBaseError, readBaseTable, type BaseFileEntry, type BaseRef, type BaseTable } from '../../log/bases.js';
 import type { Store } from '../../store/store.js';
 
 const ESCAPES: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
@@ -24,11 +24,11 @@ export function parseCopyLine(line: string): (string | null)[] {
  * The lines of one base table's COPY file, read straight from the store (no database needed),
  * fields in the order of `table.columns`: a decompressed chunk's lines at a time. COPY's text
  * format escapes every newline and carriage return inside a value, so a line ends at each `\n`.
- * The file is read to its end and checked against `sha256` (its manifest's): a damaged base is
+ * The file is read to its end and checked against its manifest `entry`'s checksum: a damaged base is
  * said as such (exit 4), never compared as if its rows were right.
  */
-export async function* readBaseLines(store: Store, base: BaseRef, table: BaseTable, sha256: string): AsyncGenerator<string[]> {
-  const { text, sha256: stored } = readBaseTable(store, base, table);
+export async function* readBaseLines(store: Store, base: BaseRef, table: BaseTable, entry: BaseFileEntry): AsyncGenerator<string[]> {
+  const { text, sha256: stored } = readBaseTable(store, base, table, entry);
   // UTF-8 characters cut by a chunk's end are joined by the stream's decoder.
   text.setEncoding('utf8');
   let rest = '';
@@ -53,7 +53,7 @@ export async function* readBaseLines(store: Store, base: BaseRef, table: BaseTab
     // Stopped early (the caller): the stored object is closed with it.
     text.destroy();
   }
-  if (stored() !== sha256) {
+  if (stored() !== entry.sha256) {
     throw new DamagedBaseError(
       `${store.description}/${base.prefix}${table.file} (${table.schema}.${table.name}) does not match the checksum in its manifest`,
     );

@@ -1,5 +1,13 @@
 import { rm } from 'node:fs/promises';
-import { manifestEntry, readBase, type BaseManifest, type BaseRef, type BaseSchema, type BaseTable } from '../../log/bases.js';
+import {
+  manifestEntry,
+  readBase,
+  type BaseFileEntry,
+  type BaseManifest,
+  type BaseRef,
+  type BaseSchema,
+  type BaseTable,
+} from '../../log/bases.js';
 import { UserError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { formatLsn } from '../../core/lsn.js';
@@ -351,7 +359,7 @@ function field(line: string, n: number): string {
 async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: Map<number, TableDiffer>): Promise<void> {
   for (const bt of schema.tables) {
     const t = needing.get(bt.oid);
-    if (t) await feedBaseRows(p.store, base, bt, t, manifestEntry(p.store, base, p.baseManifest!, bt).sha256);
+    if (t) await feedBaseRows(p.store, base, bt, t, manifestEntry(p.store, base, p.baseManifest!, bt));
   }
   // Only segments that touched a needed table are read.
   const at = p.range.after!;
@@ -372,12 +380,12 @@ async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: M
   );
 }
 
-async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: TableDiffer, sha256: string): Promise<void> {
+async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: TableDiffer, entry: BaseFileEntry): Promise<void> {
   const columns = bt.columns.map((c) => c.name);
   const { keyed, keys } = t.matching;
   const positions = keys.map((k) => columns.indexOf(k));
   const fromFields = keyed && !positions.some((i) => i < 0);
-  for await (const lines of readBaseLines(store, base, bt, sha256)) {
+  for await (const lines of readBaseLines(store, base, bt, entry)) {
     for (const line of lines) {
       if (fromFields && !t.mayNeed(joinParts(positions.map((i): TextValue => copyFieldValue(field(line, i)))))) continue;
       const row = { values: parseCopyLine(line), columns };

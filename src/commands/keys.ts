@@ -1,0 +1,112 @@
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { ExitCode, UserError, errorMessage } from '../core/errors.js';
+import { newKeyPairFiles, newSecretKeyFile, parseKeyFile, type WrappingKey } from '../core/key-wrap.js';
+import { useKeys } from '../log/keys.js';
+import type { Store } from '../store/store.js';
+
+// Keys on the command line (docs/ARCHITECTURE.md, "Encryption at rest"): writers take --encrypt,
+// readers --key-file; `pgtape keygen` makes the files. Only paths pass through options and logs,
+// never a key.
+
+export const encryptOption = () =>
+  new Option(
+    '--encrypt <key-file>',
+    'encrypt what is stored for this key: a secret key file, or a public key file (then only its private half reads the archive); pgtape keygen writes them',
+  );
+
+const addPath = (value: string, previous: string[] | undefined) => [...(previous ?? []), ...value.split(',').filter(Boolean)];
+
+export const keyFileOption = () =>
+  new Option(
+    '--key-file <file>',
+    'a key to read an encrypted archive with (a secret key file, or the private key file of a pair); repeatable, for files under older keys',
+  ).argParser(addPath);
+
+function readKeyFile(path: string, option: string): WrappingKey {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UserError(`${option} ${path} cannot be read: ${errorMessage(err)}`, 'give the path of a key file written by pgtape keygen');
+  }
+  return parseKeyFile(text, `${option} ${path}`);
+}
+
+/** The key new files are encrypted for (--encrypt), if any. */
+export function encryptionKey(opts: { encrypt?: string }): WrappingKey | undefined {
+  return opts.encrypt === undefined ? undefined : readKeyFile(opts.encrypt, '--encrypt');
+}
+
+/**
+ * Gives the store the keys its encrypted files are read with: every --key-file, and the
+ * --encrypt key when it can read (a secret key, or a private key file). Returns them.
+ */
+export function useKeyFiles(store: Store, opts: { keyFile?: string[] }, encryptFor?: WrappingKey): WrappingKey[] {
+  const keys = (opts.keyFile ?? []).map((path) => readKeyFile(path, '--key-file'));
+  for (const k of keys) {
+    if (k.kind === 'public')
+      throw new UserError(
+        `--key-file: key ${k.id} is a public key, which reads nothing`,
+        'give the private key file of the pair (pgtape keygen --private); the public one is for pgtape archive --encrypt',
+      );
+  }
+  if (encryptFor && encryptFor.kind !== 'public') keys.push(encryptFor);
+  useKeys(store, keys);
+  return keys;
+}
+
+/** Writes a new file, never over one: a key overwritten is every file encrypted for it lost. */
+function writeNew(path: string, text: string, mode: number): void {
+  try {
+    writeFileSync(path, text, { flag: 'wx', mode });
+  } catch (err) {
+    const exists = (err as NodeJS.ErrnoException).code === 'EEXIST';
+    throw new UserError(
+      `${path} ${exists ? 'exists already' : `cannot be written: ${errorMessage(err)}`}`,
+      exists ? 'pgtape keygen never overwrites a key: choose another path' : 'choose a path in a writable directory',
+      ExitCode.BAD_INPUT,
+    );
+  }
+}
+
+export function keygenCommand(): Command {
+  return new Command('keygen')
+    .description("write a new key for pgtape archive --encrypt and the readers' --key-file: a secret key, or a key pair")
+    .option('--secret <file>', 'write a secret key (32 random bytes): the archiver and every reader hold the same file')
+    .option(
+      '--public <file>',
+      'with --private: write a key pair; the archiver holds only this public half and cannot read back what it stored',
+    )
+    .option('--private <file>', 'with --public: where the private half goes (replay, log, diff, verify read with it)')
+    .addHelpText(
+      'after',
+      '\nPrints the key id (every encrypted file names the id of the key it needs). Keep a copy of each key\n' +
+        'out of the store: without it, what was encrypted for it cannot be read.\n' +
+        '\nExamples:\n  pgtape keygen --secret ./archive.key\n  pgtape keygen --public ./archive.pub --private ./archive.private',
+    )
+    .action((opts: { secret?: string; public?: string; private?: string }) => {
+      const pair = opts.public !== undefined || opts.private !== undefined;
+      if (pair === (opts.secret !== undefined) || (pair && (opts.public === undefined || opts.private === undefined)))
+        throw new UserError(
+          'pgtape keygen writes either --secret <file>, or --public <file> with --private <file>',
+          'for example: pgtape keygen --secret ./archive.key',
+        );
+      if (opts.secret !== undefined) {
+        const text = newSecretKeyFile();
+        writeNew(opts.secret, text, 0o600);
+        process.stdout.write(`${parseKeyFile(text, 'new key').id}\n`);
+        return;
+      }
+      if (opts.public === opts.private) throw new UserError('--public and --private name the same file', 'give two paths');
+      const { publicFile, privateFile } = newKeyPairFiles();
+      writeNew(opts.private!, privateFile, 0o600);
+      try {
+        writeNew(opts.public!, publicFile, 0o644);
+      } catch (err) {
+        rmSync(opts.private!, { force: true }); // half a pair is no key
+        throw err;
+      }
+      process.stdout.write(`${parseKeyFile(publicFile, 'new key').id}\n`);
+    });
+}
