@@ -1,11 +1,12 @@
-import { BASES_DIR, basePrefix, isReadableBaseFormat, type BaseManifest } from '../log/bases.js';
+import { BASES_DIR, basePrefix, isReadableBaseFormat, readBase, readBaseTable, type BaseManifest } from '../log/bases.js';
+import { keysOf } from '../log/keys.js';
 import { batches, mapLimit } from '../core/concurrency.js';
 import { errorMessage } from '../core/errors.js';
 import { formatLsn, parseLsnKey, tryParseLsn } from '../core/lsn.js';
 import type { SegmentEntry, SegmentHeader } from '../segment/format.js';
 import { listDiscontinuities } from '../log/discontinuities.js';
 import { openSegment, streamSegments, type SegmentRef } from '../log/segments.js';
-import { INDEX_DIR, sealedMarks } from '../log/segment-index.js';
+import { INDEX_DIR, markName, sealedMarks, type Mark } from '../log/segment-index.js';
 import { checkIndexObjects, IndexFactsCheck, type SeenFacts } from './verify-index.js';
 import { MARK_PREFIX } from '../source/logical-messages.js';
 import type { SegmentReader } from '../segment/reader.js';
@@ -13,7 +14,8 @@ import { readAll, sha256Of } from '../store/read.js';
 import { ObjectMissingError, type Store } from '../store/store.js';
 
 /** DISCONTINUITY: a gap the archive recorded itself (a rebase): not damage, but replay cannot cross it. */
-export type Status = 'OK' | 'CORRUPT' | 'MISSING' | 'GAP' | 'OVERLAP' | 'DISCONTINUITY';
+/** DOWNGRADE: a file stored in the clear after the archive was encrypted (docs/ARCHITECTURE.md, "Encryption at rest"). */
+export type Status = 'OK' | 'CORRUPT' | 'MISSING' | 'GAP' | 'OVERLAP' | 'DISCONTINUITY' | 'DOWNGRADE';
 
 /** The verdict on one object of the store (a base, a segment) or on a stretch of LSNs between them. */
 export interface Finding {
@@ -58,7 +60,7 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
   const emit = (f: Finding): Finding => {
     counts[f.status] = (counts[f.status] ?? 0) + 1;
     // A damaged segment, a gap or an overlap breaks the chain: replay cannot cross it.
-    if (f.status !== 'OK' && !f.object.startsWith(BASES_DIR) && !f.object.startsWith(INDEX_DIR))
+    if (f.status !== 'OK' && f.status !== 'DOWNGRADE' && !f.object.startsWith(BASES_DIR) && !f.object.startsWith(INDEX_DIR))
       breaks.push({ start: tryParseLsn(f.start)!, end: tryParseLsn(f.end)! });
     return f;
   };
@@ -77,9 +79,15 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
   const discontinuities = await listDiscontinuities(store);
   const checkedBases = bases.filter((b) => range.to === undefined || b.lsn <= range.to);
 
+  // Where the archive was first seen encrypted: anything stored in the clear after it is a downgrade.
+  let encryptedFrom: { lsn: bigint; key: string } | undefined;
+  const plainBases: bigint[] = [];
   for (const b of checkedBases) {
-    const f = emit(await checkBase(store, b.lsn, b.keys));
+    const { finding: f, encrypted } = await checkBase(store, b.lsn, b.keys);
+    emit(f);
     if (f.status === 'OK') soundBases.push(b.lsn);
+    if (encrypted && (!encryptedFrom || b.lsn < encryptedFrom.lsn)) encryptedFrom ??= { lsn: b.lsn, key: basePrefix(b.lsn) };
+    else if (f.status === 'OK' && !encrypted) plainBases.push(b.lsn);
     yield f;
   }
 
@@ -131,6 +139,10 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
         });
       }
       yield emit(results[k]!);
+      const header = seen[k]!.header;
+      if (header?.encryption && (!encryptedFrom || s.startLsn < encryptedFrom.lsn)) encryptedFrom = { lsn: s.startLsn, key: s.key };
+      else if (header && !header.encryption && encryptedFrom && s.startLsn >= encryptedFrom.lsn)
+        yield emit(downgrade(s.key, s.startLsn, s.endLsn, encryptedFrom.key));
       const disagreement = facts.compare(s, results[k]!.status === 'OK', seen[k]!);
       if (disagreement) yield emit(disagreement);
       if (!previous || s.endLsn > previous.endLsn) previous = s;
@@ -139,6 +151,8 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
     }
   }
   for await (const f of facts.finish(first)) yield emit(f);
+  for (const lsn of plainBases)
+    if (encryptedFrom && lsn > encryptedFrom.lsn) yield emit(downgrade(basePrefix(lsn), lsn, lsn, encryptedFrom.key));
   // The change log must begin at or before the first base: what lies between is lost.
   const firstBase = soundBases[0];
   if (firstBase !== undefined && first && range.from === undefined && first.startLsn > firstBase) {
@@ -186,7 +200,24 @@ async function baseDirectories(store: Store): Promise<{ lsn: bigint; keys: Map<s
   return [...byLsn.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([lsn, keys]) => ({ lsn, keys }));
 }
 
-async function checkBase(store: Store, lsn: bigint, keys: Map<string, number>): Promise<Finding> {
+/** A file stored in the clear after `since` was stored encrypted. */
+function downgrade(object: string, start: bigint, end: bigint, since: string): Finding {
+  return {
+    status: 'DOWNGRADE',
+    object,
+    start: formatLsn(start),
+    end: formatLsn(end),
+    detail: `stored in the clear, though ${since} before it is encrypted: written by an archiver without --encrypt, or put there by someone else (it replays, and whoever reads the store can read it)`,
+  };
+}
+
+async function checkBase(store: Store, lsn: bigint, keys: Map<string, number>): Promise<{ finding: Finding; encrypted: boolean }> {
+  let encrypted = false;
+  const finding = await checkBaseFiles(store, lsn, keys, (manifest) => (encrypted = Boolean(manifest.schemaKey)));
+  return { finding, encrypted };
+}
+
+async function checkBaseFiles(store: Store, lsn: bigint, keys: Map<string, number>, read: (m: BaseManifest) => void): Promise<Finding> {
   const prefix = basePrefix(lsn);
   const at = formatLsn(lsn);
   const finding = (status: Status, detail: string): Finding => ({ status, object: prefix, start: at, end: at, detail });
@@ -199,33 +230,60 @@ async function checkBase(store: Store, lsn: bigint, keys: Map<string, number>): 
   }
   if (!isReadableBaseFormat(manifest.formatVersion) || tryParseLsn(manifest.lsn) !== lsn)
     return finding('CORRUPT', `manifest.json describes another base (${manifest.lsn}, format ${manifest.formatVersion})`);
+  read(manifest);
   const sha = (key: string) => sha256Of(store, key, keys.get(key.slice(prefix.length)));
   if (!keys.has('schema.json')) return finding('MISSING', 'schema.json is missing');
   if ((await sha(`${prefix}schema.json`)) !== manifest.schemaSha256)
     return finding('CORRUPT', 'schema.json does not match the checksum in the manifest');
+  // An encrypted base's clear manifest could have been forged with its files: with the key, every file is opened too.
+  const opens = (id: string | undefined) => id !== undefined && Boolean(keysOf(store)?.some((k) => k.id === id && k.kind !== 'public'));
+  const base = { lsn, prefix };
+  if (opens(manifest.schemaKey?.keyId)) {
+    try {
+      await readBase(store, base);
+    } catch (err) {
+      return finding('CORRUPT', errorMessage(err).replace(`${store.description}/${prefix}`, ''));
+    }
+  }
   let rows = 0;
   for (const t of manifest.tables) {
-    const what = `${t.file} (${t.schema}.${t.name})`;
+    // An encrypted base names its tables only inside its sealed schema.
+    const what = t.name ? `${t.file} (${t.schema}.${t.name})` : t.file;
     if (!keys.has(t.file)) return finding('MISSING', `${what} is missing`);
     if (keys.get(t.file) !== t.bytes) return finding('CORRUPT', `${what} is ${keys.get(t.file)} bytes, the manifest says ${t.bytes}`);
     if ((await sha(`${prefix}${t.file}`)) !== t.sha256) return finding('CORRUPT', `${what} does not match the checksum in the manifest`);
+    if (opens(t.key?.keyId)) {
+      const { text } = readBaseTable(store, base, t, t);
+      try {
+        for await (const chunk of text) void chunk;
+      } catch (err) {
+        return finding('CORRUPT', errorMessage(err).replace(`${store.description}/${prefix}`, ''));
+      }
+    }
     rows += t.rows;
   }
-  return finding('OK', `${manifest.tables.length} tables, ${rows} rows`);
+  const id = manifest.schemaKey?.keyId;
+  const sealed =
+    id === undefined
+      ? ''
+      : opens(id)
+        ? `, encrypted for key ${id}`
+        : `, encrypted for key ${id}, not given: checksums checked, not content`;
+  return finding('OK', `${manifest.tables.length} tables, ${rows} rows${sealed}`);
 }
 
 /** Reads a whole segment and checks it against its header and name. */
 async function checkSegment(store: Store, ref: SegmentRef, seen: SeenFacts): Promise<Finding> {
   const reader = openSegment(store, ref);
   try {
-    return await checkOpenSegment(reader, ref, `${store.description}/${ref.key}`, seen);
+    return await checkOpenSegment(store, reader, ref, `${store.description}/${ref.key}`, seen);
   } finally {
     // Left early (a header that disagrees with the name, say): the stored object is released.
     reader.close();
   }
 }
 
-async function checkOpenSegment(reader: SegmentReader, ref: SegmentRef, what: string, seen: SeenFacts): Promise<Finding> {
+async function checkOpenSegment(store: Store, reader: SegmentReader, ref: SegmentRef, what: string, seen: SeenFacts): Promise<Finding> {
   const finding = (status: Status, detail: string): Finding => ({
     status,
     object: ref.key,
@@ -246,6 +304,21 @@ async function checkOpenSegment(reader: SegmentReader, ref: SegmentRef, what: st
     );
   }
   if (header.encryption) seen.marks = sealedMarks(header);
+  if (!(await reader.opens())) {
+    // Without its key: what the clear header says, and the stored bytes against its checksum.
+    try {
+      await reader.checkStoredBody();
+    } catch (err) {
+      return problem(errorMessage(err).replace(`${what}: `, ''));
+    }
+    const id = header.encryption!.dataKey.keyId;
+    return finding(
+      'OK',
+      `${header.transactions} transactions, ${header.changes} changes; encrypted for key ${id}, not given: its size and checksum checked, not its content (--key-file to check it)`,
+    );
+  }
+  // An encrypted segment's marks as its body holds them, against its header's sealed ones.
+  const bodyMarks: string[] = [];
   const relations = new Set<number>();
   let open: { commitLsn: bigint; xid: number } | undefined;
   let transactions = 0;
@@ -264,8 +337,10 @@ async function checkOpenSegment(reader: SegmentReader, ref: SegmentRef, what: st
       return undefined;
     }
     // An encrypted segment's marks are its header's, sealed: what an index object copies.
-    if (e.kind === 'message' && e.prefix === MARK_PREFIX && open && !header.encryption)
-      seen.marks.push({ name: e.content.toString('utf8'), commitLsn: open.commitLsn });
+    if (e.kind === 'message' && e.prefix === MARK_PREFIX && open) {
+      if (header.encryption) bodyMarks.push(`${e.content.toString('utf8')}@${formatLsn(open.commitLsn)}`);
+      else seen.marks.push({ name: e.content.toString('utf8'), commitLsn: open.commitLsn });
+    }
     if (e.kind === 'begin') {
       if (open) return `transaction ${open.xid} has no commit before the next begins`;
       if (last !== undefined && e.commitLsn <= last)
@@ -309,6 +384,18 @@ async function checkOpenSegment(reader: SegmentReader, ref: SegmentRef, what: st
       (header.minXid !== minXid || header.maxXid !== maxXid) &&
       `xids ${header.minXid}–${header.maxXid} (the body: ${minXid}–${maxXid})`,
   ].filter(Boolean);
+  if (header.encryption) {
+    const name = (m: Mark) => {
+      try {
+        return markName(store, m);
+      } catch (err) {
+        return `(${errorMessage(err)})`;
+      }
+    };
+    const sealed = seen.marks.map((m) => `${name(m)}@${formatLsn(m.commitLsn)}`);
+    if (sealed.join('\n') !== bodyMarks.join('\n'))
+      mismatch.push(`marks ${JSON.stringify(sealed)} (the body: ${JSON.stringify(bodyMarks)})`);
+  }
   if (mismatch.length) return problem(`its header disagrees with its body: ${mismatch.join('; ')}`);
   return finding('OK', `${transactions} transactions, ${changes} changes`);
 }

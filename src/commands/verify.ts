@@ -70,6 +70,12 @@ export function verifyCommand(): Command {
             .slice(0, 5)
             .map((f) => `${f.object} (${f.status})`)
             .join(', ') + (broken.length > 5 ? `, and ${broken.length - 5} more` : '');
+        if (broken.every((f) => f.status === 'DOWNGRADE'))
+          throw new UserError(
+            `the archive holds files stored in the clear after it was encrypted: ${names}`,
+            'find out who wrote them (an archiver, base or compact without --encrypt, or someone else); they replay, but whoever reads the store can read them: take a new encrypted base (pgtape base --encrypt) and expire what precedes it',
+            ExitCode.ATTENTION,
+          );
         const reach = summary.replayable.length
           ? `replay targets from ${summary.replayable.map((r) => `${r.from} to ${r.to}`).join(' and from ')} still work`
           : 'no stretch of the archive is replayable';

@@ -199,6 +199,30 @@ export class SegmentReader {
     if (rest.length) throw new CorruptSegmentError(`${this.what}: body ends inside an entry`);
   }
 
+  /** Whether the keys given open this segment's body (a plaintext one always opens). */
+  async opens(): Promise<boolean> {
+    const e = (await this.header()).encryption;
+    return !e || Boolean(this.keys?.some((k) => k.id === e.dataKey.keyId && k.kind !== 'public'));
+  }
+
+  /**
+   * Reads the stored body to its end checking only its size and checksum: what can be checked
+   * of an encrypted body without its key (CorruptSegmentError when they do not match).
+   */
+  async checkStoredBody(): Promise<void> {
+    const header = await this.header();
+    if (this.whole) return this.checkWhole(header, this.whole);
+    const hash = createHash('sha256').update(this.pending);
+    let bytes = this.pending.length;
+    for (let next = await this.iterator.next(); !next.done; next = await this.iterator.next()) {
+      hash.update(next.value as Buffer);
+      bytes += (next.value as Buffer).length;
+    }
+    if (bytes !== header.bodyBytes)
+      throw new CorruptSegmentError(`${this.what}: body is ${bytes} bytes, header says ${header.bodyBytes} (truncated or padded)`);
+    if (!hash.digest().equals(header.bodySha256)) throw new CorruptSegmentError(`${this.what}: body checksum does not match its header`);
+  }
+
   /** Every entry as an object, streamed. */
   async *entries(): AsyncGenerator<SegmentEntry> {
     const scanner = new EntryScanner();
