@@ -6,7 +6,7 @@ import { baseCommand } from './commands/base.js';
 import { diffCommand } from './commands/diff.js';
 import { expireCommand } from './commands/expire.js';
 import { indexCommand } from './commands/index.js';
-import { keygenCommand } from './commands/keys.js';
+import { keygenCommand, rekeyCommand } from './commands/keys.js';
 import { logCommand } from './commands/log.js';
 import { markCommand } from './commands/mark.js';
 import { statusCommand } from './commands/status.js';
@@ -50,6 +50,7 @@ export async function main(argv: string[], tools: Command[] = []): Promise<numbe
     expireCommand(),
     indexCommand(),
     keygenCommand(),
+    rekeyCommand(),
     logCommand(),
     markCommand(),
     statusCommand(),

@@ -17,7 +17,7 @@ export function indexCommand(): Command {
     .addHelpText(
       'after',
       '\nThe archiver writes them as it goes; this is for archives written before it did. Index objects are written\n' +
-        'once and never changed; the segments after the last whole group go into a partial object, and the last\n' +
+        "once and never changed (pgtape rekey wraps an encrypted archive's keys in them again); the segments after the last whole group go into a partial object, and the last\n" +
         'segment is read from its header.\n' +
         '\nExample:\n  pgtape index --store s3://tapes/shop',
     )

@@ -4,6 +4,10 @@ import { ExitCode, UserError, errorMessage } from '../core/errors.js';
 import { newKeyPairFiles, newSecretKeyFile, parseKeyFile, type WrappingKey } from '../core/key-wrap.js';
 import { useKeys } from '../log/keys.js';
 import type { Store } from '../store/store.js';
+import { exitOnSignal } from '../core/interrupt.js';
+import { rekeyArchive } from '../log/rekey.js';
+import { openStore } from '../store/open.js';
+import { s3EndpointOption, storeOption } from './options.js';
 
 // Keys on the command line (docs/ARCHITECTURE.md, "Encryption at rest"): writers take --encrypt,
 // readers --key-file; `pgtape keygen` makes the files. Only paths pass through options and logs,
@@ -108,5 +112,51 @@ export function keygenCommand(): Command {
         throw err;
       }
       process.stdout.write(`${parseKeyFile(publicFile, 'new key').id}\n`);
+    });
+}
+
+export function rekeyCommand(): Command {
+  return new Command('rekey')
+    .description(
+      'wrap the data keys of every encrypted file again for a new key, so that the old one can be retired; bodies are not re-encrypted',
+    )
+    .addOption(storeOption())
+    .addOption(s3EndpointOption())
+    .addOption(keyFileOption())
+    .addOption(encryptOption())
+    .addHelpText(
+      'after',
+      '\nGive the keys the files are under now with --key-file, and the new one with --encrypt (its public half is enough).\n' +
+        'Segment headers, base manifests and index objects are rewritten, each atomically: an interrupted rekey leaves every\n' +
+        'file readable with the old key or the new one; run it again to finish. Point the archiver at the new key first\n' +
+        '(pgtape archive --encrypt), or what it writes meanwhile stays under the old one. On Pachyderm the rewrite is a new commit.\n' +
+        '\nExample:\n  pgtape rekey --store ./tape --key-file ./old.private --encrypt ./new.pub',
+    )
+    .action(async (opts) => {
+      exitOnSignal();
+      const to = encryptionKey(opts);
+      if (!to)
+        throw new UserError(
+          'rekey needs the new key: --encrypt <key-file>',
+          'for example: pgtape rekey --store ./tape --key-file ./old.key --encrypt ./new.key',
+        );
+      const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      const keys = useKeyFiles(store, opts);
+      if (!keys.length)
+        throw new UserError(
+          'rekey needs the keys the files are under now: --key-file <file> (repeatable)',
+          'give the secret key file, or the private key file of the pair',
+        );
+      await store.checkWritable();
+      const result = await rekeyArchive(store, to, (key) => process.stdout.write(`rekeyed ${key}\n`));
+      const { segments, bases, indexObjects } = result.rewritten;
+      process.stdout.write(
+        `rekeyed ${segments} segments, ${bases} bases and ${indexObjects} index objects for key ${to.id}; ${result.already} encrypted files were under it already\n`,
+      );
+      if (result.missing.length)
+        throw new UserError(
+          `some files are under keys not given (${result.missing.join(', ')}): they were left as they are`,
+          'run pgtape rekey again with their key files (--key-file); pgtape verify --key-file with the new key alone names them',
+        );
     });
 }

@@ -1,7 +1,7 @@
 import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import { formatLsn, lsnKey, parseLsnKey } from '../core/lsn.js';
 import { decodeWrappedKey, encodeWrappedKey, type StoredWrappedKey } from '../core/key-wrap.js';
-import { openHeaderNames, openMarkName } from '../segment/encryption.js';
+import { openHeaderNames, openMarkName, rewrapMark, rewrapSegmentHead, type Rewrap } from '../segment/encryption.js';
 import { segmentKey } from '../segment/name.js';
 import { keysOf } from './keys.js';
 import { mapLimit } from '../core/concurrency.js';
@@ -237,8 +237,7 @@ export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP, part
     objects.filter((o) => o.group === size).reduce((end, o) => (o.endLsn > end ? o.endLsn : end), floor.get(size) ?? -1n);
   const write = async (size: number, content: StoredIndex, startLsn: bigint, endLsn: bigint) => {
     const key = `${INDEX_DIR}${size || PARTIAL}/${lsnKey(startLsn)}-${lsnKey(endLsn)}.json.br`;
-    const body = brotliCompressSync(Buffer.from(JSON.stringify(content)), { params: { [constants.BROTLI_PARAM_QUALITY]: INDEX_QUALITY } });
-    await store.putBytes(key, body);
+    const body = await putIndex(store, key, content);
     objects.push({ key, size: body.length, group: size, startLsn, endLsn });
     written.push(key);
   };
@@ -294,6 +293,63 @@ export async function buildIndex(store: Store, group = DEFAULT_INDEX_GROUP, part
     below = size;
   }
   return written;
+}
+
+async function putIndex(store: Store, key: string, content: StoredIndex): Promise<Buffer> {
+  const body = brotliCompressSync(Buffer.from(JSON.stringify(content)), { params: { [constants.BROTLI_PARAM_QUALITY]: INDEX_QUALITY } });
+  await store.putBytes(key, body);
+  return body;
+}
+
+/**
+ * Rewrites an index object with the wrapped keys of its encrypted segments and marks wrapped
+ * again (pgtape rekey), and the new sizes of the objects it names that were rewritten (`sizes`,
+ * by key: a header with another wrap is another size); returns its own new size, or undefined,
+ * writing nothing, when nothing of it changed. Smaller objects must be rewritten first.
+ */
+export async function rewrapIndexObject(
+  store: Store,
+  o: StoredObject,
+  rewrap: Rewrap,
+  sizes: Map<string, number>,
+): Promise<number | undefined> {
+  const content = await readStoredIndex(store, o);
+  let changed = false;
+  const again: Rewrap = (w, context, what) => {
+    const next = rewrap(w, context, what);
+    if (next !== w) changed = true;
+    return next;
+  };
+  const what = `${store.description}/${o.key}`;
+  const marks = (stored: StoredMark[]) =>
+    stored.map((s) => {
+      const m = decodeMark(s);
+      if (!m.sealed) return s;
+      const sealed = rewrapMark({ commitLsn: m.commitLsn, ...m.sealed }, again, what);
+      return encodeMark({ ...m, sealed: { key: sealed.key, sealedName: sealed.sealedName } });
+    });
+  if (content.formatVersion === SEGMENTS_FORMAT) {
+    for (const f of content.segments) {
+      const size = sizes.get(f.key);
+      if (size !== undefined && size !== f.size) [f.size, changed] = [size, true];
+      f.marks = marks(f.marks);
+      if (!f.header.encryption) continue;
+      const header = decodeHeader(f.header, store);
+      const e = rewrapSegmentHead(header, again, what);
+      (f.header.encryption as StoredEncryption).dataKey = encodeWrappedKey(e.dataKey);
+    }
+  } else {
+    for (const c of content.children) {
+      const size = sizes.get(c.key);
+      if (size !== undefined) {
+        // Its summary's sizes changed with it: taken from it again, as buildIndex does.
+        [c.size, changed] = [size, true];
+        c.summary = encodeSummary(summaryOf(await readIndexObject(store, { key: c.key, size })));
+      }
+      c.summary.marks = marks(c.summary.marks as StoredMark[]);
+    }
+  }
+  return changed ? (await putIndex(store, o.key, content)).length : undefined;
 }
 
 /** The partial object starting at `startLsn` that holds the most segments. */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { DATA_KEY_BYTES, DecryptionError, decryptBuffer, encryptBuffer } from '../core/chunked-aead.js';
-import { openValue, sealValue, unwrapDataKey, wrapDataKey, type WrappingKey } from '../core/key-wrap.js';
+import { openValue, sealValue, unwrapDataKey, wrapDataKey, type WrappedKey, type WrappingKey } from '../core/key-wrap.js';
 import { lsnKey } from '../core/lsn.js';
 import type { SealedMark, SegmentEncryption, SegmentHeader, TableCount } from './format.js';
 
@@ -72,4 +72,22 @@ export function openHeaderNames(header: SegmentHeader, keys: WrappingKey[] | und
 /** A sealed mark's name; a key not given is a UserError naming the key id (exit 2). */
 export function openMarkName(mark: SealedMark, keys: WrappingKey[], what: string): string {
   return openValue(keys, { key: mark.key, sealed: mark.sealedName }, markContext(mark.commitLsn), what).toString('utf8');
+}
+
+/** A wrapped key wrapped again for `to` (its data key unchanged), or the same when it already is `to`'s. */
+export type Rewrap = (wrapped: WrappedKey, context: Buffer, what: string) => WrappedKey;
+
+/** A segment's encryption with every data key wrapped again (pgtape rekey): the body and sealed parts stay as they are. */
+export function rewrapSegmentHead(header: SegmentHeader, rewrap: Rewrap, what: string): SegmentEncryption {
+  const e = header.encryption!;
+  return {
+    ...e,
+    dataKey: rewrap(e.dataKey, context(header, 'key'), what),
+    marks: e.marks.map((m) => ({ ...m, key: rewrap(m.key, markContext(m.commitLsn), `${what}, a mark`) })),
+  };
+}
+
+/** The same for a mark an index object holds. */
+export function rewrapMark(mark: SealedMark, rewrap: Rewrap, what: string): SealedMark {
+  return { ...mark, key: rewrap(mark.key, markContext(mark.commitLsn), what) };
 }

@@ -167,6 +167,32 @@ describe('an encrypted archive', () => {
     expect(noKey.stderr).toMatch(new RegExp(`encrypted for key (${ids.a}|${ids.b})`));
   });
 
+  it('rekey wraps every file again for a new key: the old keys are then needed for nothing, index objects included', async () => {
+    const at = copy();
+    const index = await pgtape(['index', '--store', at, '--group', '2']);
+    expect(index.code, index.stderr).toBe(0);
+    const newKey = join(dir, 'c.key');
+    expect((await pgtape(['keygen', '--secret', newKey])).code).toBe(0);
+    // Only one of the two old keys: what it opens is rekeyed, the rest named (exit 2).
+    const partial = await pgtape(['rekey', '--store', at, '--key-file', keys.priv, '--encrypt', newKey]);
+    expect(partial.code, partial.stderr).toBe(2);
+    expect(partial.stderr).toContain(ids.b);
+    const rest = await pgtape(['rekey', '--store', at, '--key-file', keys.secretB, '--encrypt', newKey]);
+    expect(rest.code, rest.stderr).toBe(0);
+    expect(rest.stdout).toMatch(/rekeyed \d+ segments/);
+    for (const label of ['clear', 'under-a', 'under-b']) {
+      const r = await replay(at, `name:${label}`, '--key-file', newKey);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.sums).toEqual(state[label]);
+    }
+    const v = await pgtape(['verify', '--store', at, '--key-file', newKey]);
+    expect(v.code, v.stdout + v.stderr).toBe(0);
+    expect(v.stdout).not.toMatch(/not given/);
+    const again = await pgtape(['rekey', '--store', at, '--key-file', newKey, '--encrypt', newKey]);
+    expect(again.stdout).toMatch(/rekeyed 0 segments, 0 bases and 0 index objects/);
+    rmSync(at, { recursive: true, force: true });
+  });
+
   it('refuses a changed byte, a forged checksum, a cut file, a file moved under another name and a swapped base file (exit 4), replaying nothing', async () => {
     const args = ['--key-file', `${keys.priv},${keys.secretB}`];
     const damage: [string, (at: string) => void][] = [

@@ -20,6 +20,10 @@ import type { Target } from '../../src/log/target.js';
 import { MARK_PREFIX } from '../../src/source/logical-messages.js';
 import type { RelationDef } from '../../src/segment/format.js';
 import { SegmentWriter } from '../../src/segment/writer.js';
+import type { SegmentSealing } from '../../src/segment/encryption.js';
+import { newKeyPairFiles, newSecretKeyFile, parseKeyFile, type WrappingKey } from '../../src/core/key-wrap.js';
+import { useKeys } from '../../src/log/keys.js';
+import { rekeyArchive } from '../../src/log/rekey.js';
 import { DirectoryStore } from '../../src/store/directory.js';
 import type { ListOptions } from '../../src/store/store.js';
 
@@ -117,13 +121,13 @@ describe('buildIndex', () => {
   };
   const identity = { systemIdentifier: '1', database: 'db', slot: 'pgtape', serverVersion: 170000 };
   /** One-transaction segments `from` to `to`, each 0x100 long. */
-  async function writeSegments(store: DirectoryStore, spool: string, from: number, to: number): Promise<void> {
+  async function writeSegments(store: DirectoryStore, spool: string, from: number, to: number, sealing?: SegmentSealing): Promise<void> {
     await mapLimit(
       Array.from({ length: to - from }, (_, k) => from + k),
       8,
       async (i) => {
         const start = 0x1000n + BigInt(i) * 0x100n;
-        const writer = new SegmentWriter(spool, start, identity, 'br', () => relation);
+        const writer = new SegmentWriter(spool, start, identity, 'br', () => relation, sealing);
         await writer.begin(1000 + i, start + 0x10n, BigInt(i) * 60_000_000n);
         await writer.change({ kind: 'insert', relation: relation.oid, new: { kinds: Buffer.from('t'), values: [Buffer.from(String(i))] } });
         if (i % MARK_EVERY === 7)
@@ -216,6 +220,46 @@ describe('buildIndex', () => {
       const keys: string[] = [];
       for await (const s of rangeSegments(index, commitOf(500), commitOf(510))) keys.push(s.key);
       expect(keys).toEqual(segments.slice(500, 511).map((s) => s.key));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('an encrypted archive is indexed without a key (marks sealed); rekey rewrites every level, and only the new key is then needed', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'pgtape-index-'));
+    try {
+      const store = new DirectoryStore(join(root, 'tape'));
+      const spool = join(root, 'spool');
+      mkdirSync(spool);
+      const pair = newKeyPairFiles();
+      const [publicA, privateA] = [parseKeyFile(pair.publicFile, 'a'), parseKeyFile(pair.privateFile, 'a')];
+      const secretB = parseKeyFile(newSecretKeyFile(), 'b');
+      // 110 segments: objects of 1 and five of 20, two marks (m7, m104) in them; indexed holding the public key only.
+      await writeSegments(store, spool, 0, 110, { key: publicA, markPrefix: MARK_PREFIX });
+      useKeys(store, [publicA]);
+      await buildIndex(store, 1, 1);
+      expect((await listIndexObjects(store)).filter((o) => o.group === 20)).toHaveLength(5);
+      const soundWith = async (keys: WrappingKey[]) => {
+        const fresh = new DirectoryStore(store.description);
+        useKeys(fresh, keys);
+        const out: Finding[] = [];
+        for await (const f of verifyArchive(fresh)) if (f.status !== 'OK') out.push(f);
+        expect(out).toEqual([]);
+        return fresh;
+      };
+      const resolved = async (s: DirectoryStore, name: string) =>
+        resolvePoint(await indexArchive(s, { requireBase: false }), { kind: 'name', name }, false);
+      expect(await resolved(await soundWith([privateA]), 'm104')).toBe(commitOf(104));
+      await expect(resolved(await soundWith([publicA]), 'm104')).rejects.toThrow(new RegExp(`encrypted for key ${publicA.id}`));
+      // Rekeyed for B with A's private key: every level rewritten (a wrap for B is another size).
+      const rekeying = new DirectoryStore(store.description);
+      useKeys(rekeying, [privateA]);
+      const result = await rekeyArchive(rekeying, secretB, () => {});
+      expect(result).toMatchObject({ rewritten: { segments: 110, bases: 0 }, missing: [] });
+      expect(result.rewritten.indexObjects).toBe(109 + 5);
+      const withB = await soundWith([secretB]);
+      expect(await resolved(withB, 'm104')).toBe(commitOf(104));
+      expect(await resolved(withB, 'm7')).toBe(commitOf(7));
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
