@@ -2,7 +2,7 @@
 // docs/ARCHITECTURE.md, How correctness and speed are shown: ratios against an anchor measured in the same run on the same machine.
 //   npm run build && node dist/bench/archive.js [--rows 1000000] [--transactions 100000]
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -65,6 +65,9 @@ interface Row {
   /** From the archiver's own log: its first "archiving" line to "archive stopped" (no process start). */
   pgtapeStreaming: number;
   s3Seconds: number;
+  /** The same to a directory with --encrypt (a public key), and its CPU seconds. */
+  encryptedSeconds: number;
+  encryptedCpu: number;
   recvRss: number;
   pgoutputBytes: number;
   storedBytes: number;
@@ -76,6 +79,7 @@ async function scenario(
   slot: string,
   name: string,
   workload: (db: pg.Client) => Promise<number>,
+  publicKey: string,
 ): Promise<{ row: Row; store: string }> {
   const db = new pg.Client({ connectionString: cluster.url() });
   db.on('error', () => {});
@@ -84,7 +88,7 @@ async function scenario(
   // Both slots start at the same point and decode the same WAL.
   // All slots start at the same point and decode the same WAL. pg_recvlogical drains it once
   // before and once after pgtape; the faster of the two is the anchor, so order favours no one.
-  for (const s of ['recv1', 'pgtape', 'pgtape_s3', 'recv2', 'recvp1'])
+  for (const s of ['recv1', 'pgtape', 'pgtape_s3', 'pgtape_enc', 'recv2', 'recvp1'])
     await db.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [`${slot}_${s}`]);
   process.stderr.write(`[${name}] running the workload…\n`);
   const changes = await workload(db);
@@ -148,6 +152,29 @@ async function scenario(
       ...s3.env,
     },
   );
+  process.stderr.write(`[${name}] pgtape archive --encrypt (a public key)…\n`);
+  const sealedStore = `${store}-encrypted`;
+  rmSync(sealedStore, { recursive: true, force: true });
+  await timed(process.execPath, [bin, 'base', '--source', cluster.url(), '--store', sealedStore, '--encrypt', publicKey]);
+  const sealed = await timed(
+    process.execPath,
+    [
+      bin,
+      'archive',
+      '--source',
+      cluster.url(),
+      '--store',
+      sealedStore,
+      '--slot',
+      `${slot}_pgtape_enc`,
+      '--until',
+      until,
+      '--encrypt',
+      publicKey,
+    ],
+    { PGTAPE_LOG_FORMAT: 'json' },
+  );
+  rmSync(sealedStore, { recursive: true, force: true });
   const recv2 = await recvlogical(`${slot}_recv2`);
   const recv = recv1.seconds <= recv2.seconds ? recv1 : recv2;
   const protocol1 = await recvlogical(`${slot}_recvp1`, 1);
@@ -169,6 +196,8 @@ async function scenario(
       pgtapeCpu: tape.cpuSeconds,
       pgtapeStreaming: (done.time - started.time) / 1000,
       s3Seconds: toS3.seconds,
+      encryptedSeconds: sealed.seconds,
+      encryptedCpu: sealed.cpuSeconds,
       recvRss: recv.peakRssMiB,
       pgoutputBytes: done.pgoutputBytes!,
       storedBytes: dirBytes(join(store, 'segments')),
@@ -252,17 +281,30 @@ async function main(): Promise<void> {
     await admin.query('create table bench (id int primary key)');
     await admin.query('create publication pgtape for all tables');
     await admin.end();
+    // The key pair the encrypted runs archive for (the archiver holds the public half only).
+    const keys = mkdtempSync(join(tmpdir(), 'pgtape-bench-keys-'));
+    const publicKey = join(keys, 'bench.pub');
+    await timed(process.execPath, [bin, 'keygen', '--public', publicKey, '--private', join(keys, 'bench.private')]);
     const results = [
-      await scenario(cluster, s3, 'a', `a: 1 transaction of ${ROWS} inserts, then half updated, a tenth deleted`, bulk),
-      await scenario(cluster, s3, 'b', `b: ${TRANSACTIONS} small transactions from ${SESSIONS} sessions`, (db) => small(db, cluster.url())),
+      await scenario(cluster, s3, 'a', `a: 1 transaction of ${ROWS} inserts, then half updated, a tenth deleted`, bulk, publicKey),
+      await scenario(
+        cluster,
+        s3,
+        'b',
+        `b: ${TRANSACTIONS} small transactions from ${SESSIONS} sessions`,
+        (db) => small(db, cluster.url()),
+        publicKey,
+      ),
       await scenario(
         cluster,
         s3,
         'c',
         `c: mixed, 3 bulk transactions of ${Math.floor(ROWS / 5)} inserts while 2 sessions commit ${2 * Math.floor(TRANSACTIONS / 5)} small ones`,
         (db) => mixed(db, cluster.url()),
+        publicKey,
       ),
     ];
+    rmSync(keys, { recursive: true, force: true });
     const lines = [
       '| workload | changes | pg_recvlogical | pg_recvlogical protocol 1 | pgtape | ratio | pgtape streaming alone (ratio) | pgtape CPU s per M changes | pgtape changes/s | peak RSS pgtape / pg_recvlogical | pgoutput bytes | stored bytes | stored / pgoutput |',
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -285,6 +327,15 @@ async function main(): Promise<void> {
       ...results.map(
         ({ row: r }) =>
           `| ${r.workload} | ${r.pgtapeSeconds.toFixed(2)} s | ${r.s3Seconds.toFixed(2)} s | ${(r.s3Seconds / r.pgtapeSeconds).toFixed(2)} |`,
+      ),
+    );
+    lines.push(
+      '',
+      '| workload | pgtape to a directory | the same with --encrypt (public key) | encrypted / clear | CPU s clear / encrypted |',
+      '|---|---:|---:|---:|---:|',
+      ...results.map(
+        ({ row: r }) =>
+          `| ${r.workload} | ${r.pgtapeSeconds.toFixed(2)} s | ${r.encryptedSeconds.toFixed(2)} s | ${(r.encryptedSeconds / r.pgtapeSeconds).toFixed(2)} | ${r.pgtapeCpu.toFixed(2)} / ${r.encryptedCpu.toFixed(2)} |`,
       ),
     );
     process.stdout.write(`\n${lines.join('\n')}\n`);

@@ -78,6 +78,12 @@ async function main(): Promise<void> {
       );
     }
     await pgtape(['archive', '--source', source, '--store', store, '--create-publication', '--until', 'now']);
+    // The same history into an encrypted store (a key pair; replays read with the private half).
+    const sealedStore = join(work, 'tape-encrypted');
+    const [publicKey, privateKey] = [join(work, 'bench.pub'), join(work, 'bench.private')];
+    await pgtape(['keygen', '--public', publicKey, '--private', privateKey]);
+    const sealedArchive = ['archive', '--source', source, '--store', sealedStore, '--slot', 'pgtape_sealed', '--encrypt', publicKey];
+    await pgtape([...sealedArchive, '--until', 'now']);
     // Updates of half the changes, inserts of four tenths, deletes of one tenth, in transactions of
     // 100k; with --append, inserts only (an append-mostly history: events, logs, measurements).
     const updates = APPEND ? 0 : Math.floor(CHANGES / 2);
@@ -106,6 +112,7 @@ async function main(): Promise<void> {
         await query(source, `delete from ${name} where id in (select id from ${name} where id % 2 = 1 order by id limit ${tableDeletes})`);
     }
     await pgtape(['archive', '--source', source, '--store', store, '--until', 'now']);
+    await pgtape([...sealedArchive, '--until', 'now']);
     let finalRows = 0;
     for (const name of NAMES) finalRows += Number((await query(source, `select count(*) from ${name}`)).rows[0].count);
 
@@ -137,10 +144,10 @@ async function main(): Promise<void> {
       await anchor.end();
       return seconds;
     };
-    const replayRun = async (): Promise<number> => {
+    const replayRun = async (...from: string[]): Promise<number> => {
       const db = `replayed_${database++}`;
       await query(source, `create database ${db}`);
-      return pgtape(['replay', '--store', store, '--to', 'latest', '--into', cluster.url(db)]);
+      return pgtape(['replay', '--store', store, '--to', 'latest', '--into', cluster.url(db), ...from]);
     };
     // Interleaved, three times each; the best of each is compared (the machine's noise is not pgtape's).
     process.stderr.write(
@@ -148,13 +155,17 @@ async function main(): Promise<void> {
     );
     const anchorTimes: number[] = [];
     const replayTimes: number[] = [];
+    const sealedTimes: number[] = [];
     // Each run starts from a checkpoint: none inherits the dirty buffers of the one before it.
     for (let i = 0; i < 3; i++) {
       await query(source, 'checkpoint');
       anchorTimes.push(await anchorRun());
       await query(source, 'checkpoint');
       replayTimes.push(await replayRun());
+      await query(source, 'checkpoint');
+      sealedTimes.push(await replayRun('--store', sealedStore, '--key-file', privateKey));
     }
+    const sealedSeconds = Math.min(...sealedTimes);
     const anchorSeconds = Math.min(...anchorTimes);
     const replaySeconds = Math.min(...replayTimes);
 
@@ -287,6 +298,11 @@ async function main(): Promise<void> {
         '|---|---:|---:|',
         `| directory | ${replaySeconds.toFixed(2)} s | 1.00 |`,
         `| S3 (s3rver on loopback) | ${s3Seconds.toFixed(2)} s | ${(s3Seconds / replaySeconds).toFixed(2)} |`,
+        '',
+        '| the same history | pgtape replay --into | encrypted / clear |',
+        '|---|---:|---:|',
+        `| stored in the clear | ${replaySeconds.toFixed(2)} s | 1.00 |`,
+        `| encrypted (a key pair; runs ${sealedTimes.map((t) => t.toFixed(2)).join(', ')}) | ${sealedSeconds.toFixed(2)} s | ${(sealedSeconds / replaySeconds).toFixed(2)} |`,
         '',
         `| audit over the ${CHANGES} changes | time | lines out | peak RSS |`,
         '|---|---:|---:|---:|',
