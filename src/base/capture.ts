@@ -12,6 +12,7 @@ import { formatLsn } from '../core/lsn.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../core/sql.js';
 import { createSpoolDir } from '../core/spool-dir.js';
 import { createCompressor } from '../core/compression.js';
+import { digestTap } from '../core/digest-tap.js';
 import { DATA_KEY_BYTES, encryptBuffer, encryptingStream } from '../core/chunked-aead.js';
 import { encodeWrappedKey, wrapDataKey, type StoredWrappedKey, type WrappingKey } from '../core/key-wrap.js';
 import { connect, OUTPUT_SETTINGS } from '../source/connection.js';
@@ -92,15 +93,7 @@ export async function captureBase(options: {
           callback(null, chunk);
         },
       });
-      const hash = createHash('sha256');
-      let bytes = 0;
-      const tap = new Transform({
-        transform(chunk: Buffer, _enc, callback) {
-          hash.update(chunk);
-          bytes += chunk.length;
-          callback(null, chunk);
-        },
-      });
+      const { tap, bytes, sha256 } = digestTap();
       const copy = client.query(copyTo(copyOut(table)));
       const sealed = sealing && sealFile(sealing, prefix + table.file);
       const compressed = [copy, counter, createCompressor(BASE_TABLE_COMPRESSION)] as const;
@@ -118,7 +111,7 @@ export async function captureBase(options: {
       });
       await store.putFile(prefix + table.file, local);
       await rm(local, { force: true });
-      const entry = { schema: table.schema, name: table.name, file: table.file, rows, bytes, sha256: hash.digest('hex') };
+      const entry = { schema: table.schema, name: table.name, file: table.file, rows, bytes: bytes(), sha256: sha256().toString('hex') };
       // An encrypted base names its tables only in its sealed schema.json.
       manifest.tables.push(sealed ? { ...entry, schema: '', name: '', key: sealed.key } : entry);
       log.debug({ table: `${table.schema}.${table.name}`, rows }, 'copied table into the base');

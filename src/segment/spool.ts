@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createCompressor } from '../core/compression.js';
+import { digestTap } from '../core/digest-tap.js';
 import type { Compression } from '../core/compression.js';
 
 const BATCH_BYTES = 1 << 20;
@@ -16,8 +15,7 @@ export class BodySpool {
   private batch: Uint8Array[] = [];
   private batchBytes = 0;
   private readonly compressor;
-  private readonly hash = createHash('sha256');
-  private compressedBytes = 0;
+  private readonly digest = digestTap();
   private readonly done: Promise<void>;
   private failure: Error | undefined;
   rawBytes = 0;
@@ -27,14 +25,7 @@ export class BodySpool {
     compression: Compression,
   ) {
     this.compressor = createCompressor(compression);
-    const tap = new Transform({
-      transform: (chunk: Buffer, _enc, callback) => {
-        this.hash.update(chunk);
-        this.compressedBytes += chunk.length;
-        callback(null, chunk);
-      },
-    });
-    this.done = pipeline(this.compressor, tap, createWriteStream(path));
+    this.done = pipeline(this.compressor, this.digest.tap, createWriteStream(path));
     this.done.catch((err: Error) => {
       this.failure = err;
     });
@@ -63,7 +54,7 @@ export class BodySpool {
     await this.flushBatch();
     this.compressor.end();
     await this.done;
-    return { bodyBytes: this.compressedBytes, rawBodyBytes: this.rawBytes, bodySha256: this.hash.digest() };
+    return { bodyBytes: this.digest.bytes(), rawBodyBytes: this.rawBytes, bodySha256: this.digest.sha256() };
   }
 
   destroy(): void {

@@ -1,10 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { encryptingStream } from '../core/chunked-aead.js';
+import { digestTap } from '../core/digest-tap.js';
 import type { Compression } from '../core/compression.js';
 import {
   encodeEntry,
@@ -206,17 +206,14 @@ export class SegmentWriter {
   private async encryptBody(header: SegmentHeader, sealing: SegmentSealing): Promise<string> {
     const sealed = sealSegmentHead(sealing, header, this.marks);
     const path = `${this.bodyPath}.sealed`;
-    const hash = createHash('sha256');
-    let bytes = 0;
-    const tap = new Transform({
-      transform(chunk: Buffer, _enc, callback) {
-        hash.update(chunk);
-        bytes += chunk.length;
-        callback(null, chunk);
-      },
-    });
-    await pipeline(createReadStream(this.bodyPath), encryptingStream(sealed.dataKey, sealed.bodyContext), tap, createWriteStream(path));
-    Object.assign(header, { tables: sealed.tables, encryption: sealed.encryption, bodyBytes: bytes, bodySha256: hash.digest() });
+    const digest = digestTap();
+    await pipeline(
+      createReadStream(this.bodyPath),
+      encryptingStream(sealed.dataKey, sealed.bodyContext),
+      digest.tap,
+      createWriteStream(path),
+    );
+    Object.assign(header, { tables: sealed.tables, encryption: sealed.encryption, bodyBytes: digest.bytes(), bodySha256: digest.sha256() });
     return path;
   }
 
