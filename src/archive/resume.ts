@@ -19,7 +19,7 @@ import { checkSource, ensurePublication, publicationProblem, warnOfEmptyPublicat
 import { findSlot, refuseForeignSlot, type SlotState } from '../source/slot.js';
 import { takeBase } from '../base/take.js';
 import type { WrappingKey } from '../core/key-wrap.js';
-import { keyForNewFiles } from '../log/encrypted-archive.js';
+import { keyForNewFiles, newestEncryption } from '../log/encrypted-archive.js';
 
 // Where an archiver starts (docs/ARCHITECTURE.md, "Resume"): the end of what the store holds,
 // checked against the slot, so that a slot that lost or skipped changes is never streamed into
@@ -93,6 +93,20 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
     const candidate = { ...facts, publication: options.publication, slot: options.slot, newSlot: options.rebase };
     await checkStream(store, candidate);
     const encryptFor = await keyForNewFiles(store, options.encryptFor, 'pgtape archive');
+    if (encryptFor) {
+      // Said at every start: a wrong key file would otherwise go unnoticed until a reader needs it.
+      const before = (await newestEncryption(store))?.keyId;
+      log.info(
+        {
+          key: encryptFor.id,
+          mode: encryptFor.kind === 'secret' ? 'secret' : 'x25519',
+          ...(before && before !== encryptFor.id ? { previousKey: before } : {}),
+        },
+        before && before !== encryptFor.id
+          ? 'encrypting for a new key: files stored before stay under the previous one'
+          : 'encrypting what is stored',
+      );
+    }
     const problem = await publicationProblem(client, options.publication, { create: options.createPublication, force: options.force });
     if (problem) throw problem;
     await refuseForeignSlot(client, options.slot, facts.database);

@@ -195,6 +195,10 @@ function disagreementOf(facts: IndexedFacts, ref: SegmentRef, seen: SeenFacts): 
   ] as const;
   const differing = fields.filter((f) => facts.header[f] !== h[f]);
   if (!facts.header.bodySha256.equals(h.bodySha256)) differing.push('bodySha256' as never);
+  // An index object copies an encrypted segment's wrapped key and sealed names as they are.
+  const sealedAs = (e: SegmentHeader['encryption']) =>
+    e ? `${e.dataKey.mode}:${e.dataKey.keyId}:${e.dataKey.wrapped.toString('base64')}:${e.sealedTables.toString('base64')}` : '';
+  if (sealedAs(facts.header.encryption) !== sealedAs(h.encryption)) differing.push('encryption' as never);
   if (differing.length) return `other header values (${differing.join(', ')})`;
   const marks = (m: Mark[]) =>
     JSON.stringify(m.map((x) => [x.sealed ? x.sealed.sealedName.toString('base64') : x.name, x.commitLsn.toString()]));

@@ -1,8 +1,17 @@
-import { BASES_DIR, basePrefix, isReadableBaseFormat, readBase, readBaseTable, type BaseManifest } from '../log/bases.js';
+import {
+  BASES_DIR,
+  basePrefix,
+  encryptionProblem,
+  isReadableBaseFormat,
+  readBase,
+  readBaseTable,
+  type BaseManifest,
+} from '../log/bases.js';
 import { keysOf } from '../log/keys.js';
 import { batches, mapLimit } from '../core/concurrency.js';
 import { errorMessage } from '../core/errors.js';
 import { formatLsn, parseLsnKey, tryParseLsn } from '../core/lsn.js';
+import { formatMicros } from '../core/units.js';
 import type { SegmentEntry, SegmentHeader } from '../segment/format.js';
 import { listDiscontinuities } from '../log/discontinuities.js';
 import { openSegment, streamSegments, type SegmentRef } from '../log/segments.js';
@@ -230,6 +239,8 @@ async function checkBaseFiles(store: Store, lsn: bigint, keys: Map<string, numbe
   }
   if (!isReadableBaseFormat(manifest.formatVersion) || tryParseLsn(manifest.lsn) !== lsn)
     return finding('CORRUPT', `manifest.json describes another base (${manifest.lsn}, format ${manifest.formatVersion})`);
+  const encryption = encryptionProblem(manifest);
+  if (encryption) return finding('CORRUPT', `manifest.json ${encryption}`);
   read(manifest);
   const sha = (key: string) => sha256Of(store, key, keys.get(key.slice(prefix.length)));
   if (!keys.has('schema.json')) return finding('MISSING', 'schema.json is missing');
@@ -238,7 +249,8 @@ async function checkBaseFiles(store: Store, lsn: bigint, keys: Map<string, numbe
   // An encrypted base's clear manifest could have been forged with its files: with the key, every file is opened too.
   const opens = (id: string | undefined) => id !== undefined && Boolean(keysOf(store)?.some((k) => k.id === id && k.kind !== 'public'));
   const base = { lsn, prefix };
-  if (opens(manifest.schemaKey?.keyId)) {
+  // A clear schema is read too: a manifest whose schema key was taken away says it is clear.
+  if (!manifest.schemaKey || opens(manifest.schemaKey.keyId)) {
     try {
       await readBase(store, base);
     } catch (err) {
@@ -327,6 +339,8 @@ async function checkOpenSegment(store: Store, reader: SegmentReader, ref: Segmen
   let minXid = Infinity;
   let maxXid = -Infinity;
   let changes = 0;
+  // Commit times as the body's commits say them (what the writer put in the header): time: targets are found by the header's.
+  const times: { first?: bigint; last?: bigint } = {};
   // The first inconsistency in the body; reading goes on to the end, because a body whose
   // checksum fails is damaged storage, and that is what to report (a flipped byte can still
   // decompress into entries that disagree with each other).
@@ -358,6 +372,8 @@ async function checkOpenSegment(store: Store, reader: SegmentReader, ref: Segmen
       if (e.commitLsn !== open.commitLsn)
         return `transaction ${open.xid} begins with commit LSN ${formatLsn(open.commitLsn)} and commits at ${formatLsn(e.commitLsn)}`;
       last = e.commitLsn;
+      times.first ??= e.commitTime;
+      times.last = e.commitTime;
       transactions++;
       open = undefined;
       return undefined;
@@ -383,6 +399,10 @@ async function checkOpenSegment(store: Store, reader: SegmentReader, ref: Segmen
     transactions &&
       (header.minXid !== minXid || header.maxXid !== maxXid) &&
       `xids ${header.minXid}–${header.maxXid} (the body: ${minXid}–${maxXid})`,
+    transactions &&
+      (header.firstCommitTime !== times.first || header.lastCommitTime !== times.last) &&
+      `commit times ${formatMicros(header.firstCommitTime)}–${formatMicros(header.lastCommitTime)} (the body: ${formatMicros(times.first!)}–${formatMicros(times.last!)})`,
+    header.changes !== changes && `${header.changes} changes (the body holds ${changes})`,
   ].filter(Boolean);
   if (header.encryption) {
     const name = (m: Mark) => {

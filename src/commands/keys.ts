@@ -1,4 +1,5 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ExitCode, UserError, errorMessage } from '../core/errors.js';
 import { newKeyPairFiles, newSecretKeyFile, parseKeyFile, type WrappingKey } from '../core/key-wrap.js';
@@ -28,6 +29,12 @@ export const keyFileOption = () =>
   ).argParser(addPath);
 
 function readKeyFile(path: string, option: string): WrappingKey {
+  // A key pasted where its file's path goes is never repeated (into a terminal's scrollback, a CI log).
+  if (/^\s*pgtape-(secret|public|private)-key\b/.test(path) || /^[A-Za-z0-9_-]{43}$/.test(path.trim()))
+    throw new UserError(
+      `${option} was given a key, or text, instead of a key file's path`,
+      'give the path of the file pgtape keygen wrote; keep the key itself out of commands and environment variables',
+    );
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -38,16 +45,23 @@ function readKeyFile(path: string, option: string): WrappingKey {
 }
 
 /** The key new files are encrypted for (--encrypt), if any. */
-export function encryptionKey(opts: { encrypt?: string }): WrappingKey | undefined {
-  return opts.encrypt === undefined ? undefined : readKeyFile(opts.encrypt, '--encrypt');
+export function encryptionKey(opts: { encrypt?: unknown }): WrappingKey | undefined {
+  if (opts.encrypt === undefined) return undefined;
+  if (typeof opts.encrypt !== 'string')
+    throw new UserError('--encrypt takes the path of a key file', 'in a --config file: "encrypt": "./archive.pub"');
+  return readKeyFile(opts.encrypt, '--encrypt');
 }
 
 /**
  * Gives the store the keys its encrypted files are read with: every --key-file, and the
  * --encrypt key when it can read (a secret key, or a private key file). Returns them.
  */
-export function useKeyFiles(store: Store, opts: { keyFile?: string[] }, encryptFor?: WrappingKey): WrappingKey[] {
-  const keys = (opts.keyFile ?? []).map((path) => readKeyFile(path, '--key-file'));
+export function useKeyFiles(store: Store, opts: { keyFile?: unknown }, encryptFor?: WrappingKey): WrappingKey[] {
+  // From a flag or the environment a list of paths; from a config file whatever JSON it held.
+  const given = opts.keyFile === undefined ? [] : typeof opts.keyFile === 'string' ? addPath(opts.keyFile, []) : opts.keyFile;
+  if (!Array.isArray(given) || !given.every((p) => typeof p === 'string'))
+    throw new UserError('--key-file takes paths of key files', 'in a --config file: "key-file": "./a.key" or ["./a.key", "./b.key"]');
+  const keys = given.flatMap((p) => addPath(p, [])).map((path) => readKeyFile(path, '--key-file'));
   for (const k of keys) {
     if (k.kind === 'public')
       throw new UserError(
@@ -96,13 +110,14 @@ export function keygenCommand(): Command {
           'pgtape keygen writes either --secret <file>, or --public <file> with --private <file>',
           'for example: pgtape keygen --secret ./archive.key',
         );
+      if (pair && resolve(opts.public!) === resolve(opts.private!))
+        throw new UserError('--public and --private name the same file', 'give two paths');
       if (opts.secret !== undefined) {
         const text = newSecretKeyFile();
         writeNew(opts.secret, text, 0o600);
         process.stdout.write(`${parseKeyFile(text, 'new key').id}\n`);
         return;
       }
-      if (opts.public === opts.private) throw new UserError('--public and --private name the same file', 'give two paths');
       const { publicFile, privateFile } = newKeyPairFiles();
       writeNew(opts.private!, privateFile, 0o600);
       try {

@@ -10,7 +10,7 @@ import {
   randomBytes,
   type KeyObject,
 } from 'node:crypto';
-import { UserError } from './errors.js';
+import { ExitCode, UserError } from './errors.js';
 import { DATA_KEY_BYTES, decryptBuffer, encryptBuffer } from './chunked-aead.js';
 
 // Keys that wrap each file's random data key (issue 17's second part; no command uses it yet):
@@ -169,6 +169,15 @@ function openX25519(key: WrappingKey, wrapped: Buffer, aad: Buffer): Buffer | un
  */
 export function unwrapDataKey(keys: WrappingKey[], w: WrappedKey, context: Buffer, what: string): Buffer {
   const key = keys.find((k) => k.id === w.keyId && (w.mode === 'secret' ? k.kind === 'secret' : k.kind === 'private'));
+  // The key is held, but the file says it was wrapped another way: the file was changed.
+  const held = keys.find((k) => k.id === w.keyId && k.kind !== 'public');
+  if (!key && held) {
+    throw new UserError(
+      `${what} is damaged: it says its data key was wrapped for a ${w.mode === 'secret' ? 'secret' : 'public'} key ${w.keyId}, and the key ${w.keyId} given is a ${held.kind} key`,
+      'run pgtape verify with the key; restore the file from a copy',
+      ExitCode.ATTENTION,
+    );
+  }
   if (!key) {
     const publicOnly = keys.some((k) => k.id === w.keyId && k.kind === 'public');
     throw new UserError(
@@ -182,8 +191,9 @@ export function unwrapDataKey(keys: WrappingKey[], w: WrappedKey, context: Buffe
   const dataKey = w.mode === 'secret' ? open(key.secret!, w.wrapped, aad) : openX25519(key, w.wrapped, aad);
   if (!dataKey) {
     throw new UserError(
-      `${what}: its data key does not open with key ${w.keyId} (the file was changed or moved under another name, or another key has the same id)`,
-      'run pgtape verify with the key; restore the file from a copy if it names it damaged',
+      `${what} is damaged: its data key does not open with key ${w.keyId} (the file was changed or moved under another name)`,
+      'run pgtape verify with the key; restore the file from a copy',
+      ExitCode.ATTENTION,
     );
   }
   return dataKey;

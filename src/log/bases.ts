@@ -266,10 +266,8 @@ function parseJson<T>(store: Store, key: string, bytes: Buffer, sealedWith?: Sto
   try {
     return JSON.parse(bytes.toString('utf8')) as T;
   } catch (err) {
-    throw new UserError(
-      `${store.description}/${key} is not valid JSON: ${(err as Error).message}`,
-      'run pgtape verify; take a new base with pgtape base',
-    );
+    // A stored file that does not parse is the archive's damage (exit 4), as a segment's would be.
+    throw new DamagedBaseError(`${store.description}/${key} is not valid JSON (${(err as Error).message})`);
   }
 }
 
@@ -302,5 +300,30 @@ export async function readBaseManifest(store: Store, base: BaseRef): Promise<Bas
       'run pgtape verify',
     );
   }
+  const problem = encryptionProblem(manifest);
+  if (problem) throw new DamagedBaseError(`${store.description}/${base.prefix}manifest.json ${problem}`);
   return manifest;
+}
+
+const isWrappedKey = (k: unknown): boolean =>
+  typeof k === 'object' &&
+  k !== null &&
+  ['secret', 'x25519'].includes((k as StoredWrappedKey).mode) &&
+  typeof (k as StoredWrappedKey).keyId === 'string' &&
+  typeof (k as StoredWrappedKey).wrapped === 'string';
+
+/**
+ * What is wrong with a manifest's encryption, if anything: an encrypted base (a schema key) has a
+ * key for every file, a clear one for none, and every key is one pgtape writes. A file in the
+ * clear in an encrypted base was put there by someone without the key: never read as the base's.
+ */
+export function encryptionProblem(manifest: BaseManifest): string | undefined {
+  const sealed = manifest.schemaKey !== undefined;
+  if (sealed && !isWrappedKey(manifest.schemaKey)) return 'holds a schema key pgtape did not write';
+  for (const t of manifest.tables) {
+    if (t.key === undefined && sealed) return `lists ${t.file} without a key, though the base is encrypted`;
+    if (t.key !== undefined && !sealed) return `lists ${t.file} with a key, though the base is not encrypted`;
+    if (t.key !== undefined && !isWrappedKey(t.key)) return `holds a key for ${t.file} pgtape did not write`;
+  }
+  return undefined;
 }

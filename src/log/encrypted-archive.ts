@@ -1,23 +1,22 @@
 import { ExitCode, UserError } from '../core/errors.js';
-import type { WrappingKey } from '../core/key-wrap.js';
+import { decodeWrappedKey, type WrappedKey, type WrappingKey } from '../core/key-wrap.js';
 import type { Store } from '../store/store.js';
 import { listBases, readBaseManifest } from './bases.js';
 import { keysOf } from './keys.js';
-import { listSegments, readSegmentHeader } from './segments.js';
+import { lastCommittedHeader, listSegments } from './segments.js';
 
 /**
- * The key id the archive's newest files are encrypted for (its newest segment's, else its newest
- * base's), or undefined when they are stored in the clear. Read from the clear parts only: a
- * writer holding a public key can ask.
+ * The key the archive's newest files are encrypted for (its newest readable segment with
+ * transactions, else its newest base), or undefined when both are stored in the clear. Read from
+ * the clear parts only: a writer holding a public key can ask. A damaged newest segment is passed
+ * over to the one before it, never taken for one in the clear.
  */
-export async function newestEncryption(store: Store): Promise<string | undefined> {
-  const last = (await listSegments(store)).at(-1);
-  if (last) {
-    const id = (await readSegmentHeader(store, last.key).catch(() => undefined))?.encryption?.dataKey.keyId;
-    if (id !== undefined) return id;
-  }
+export async function newestEncryption(store: Store): Promise<WrappedKey | undefined> {
+  const segment = (await lastCommittedHeader(store, await listSegments(store)))?.encryption?.dataKey;
+  if (segment) return segment;
   const base = (await listBases(store)).at(-1);
-  return base ? (await readBaseManifest(store, base)).schemaKey?.keyId : undefined;
+  const key = base && (await readBaseManifest(store, base)).schemaKey;
+  return key && decodeWrappedKey(key);
 }
 
 /**
@@ -27,13 +26,14 @@ export async function newestEncryption(store: Store): Promise<string | undefined
  */
 export async function keyForNewFiles(store: Store, given: WrappingKey | undefined, what: string): Promise<WrappingKey | undefined> {
   if (given) return given;
-  const id = await newestEncryption(store);
-  if (id === undefined) return undefined;
+  const newest = await newestEncryption(store);
+  if (!newest) return undefined;
+  const id = newest.keyId;
   const held = keysOf(store)?.find((k) => k.id === id);
   if (held) return held;
   throw new UserError(
     `${store.description} is encrypted (its newest files are for key ${id}), and ${what} was given no key to encrypt for: it would store in the clear`,
-    `pass --encrypt with the key file of ${id} (its public half is enough), or a newer key`,
+    `pass --encrypt with the key file of ${id}${newest.mode === 'x25519' ? ' (its public half is enough)' : ''}, or a newer key`,
     ExitCode.BAD_INPUT,
   );
 }

@@ -2,7 +2,7 @@ import { UserError } from '../core/errors.js';
 import { formatLsn } from '../core/lsn.js';
 import { batches, mapLimit } from '../core/concurrency.js';
 import { parseTimeMicros } from './target.js';
-import { BASES_DIR, listBases, readBase, type BaseRef } from './bases.js';
+import { BASES_DIR, listBases, baseSnapshotTime, type BaseRef } from './bases.js';
 import { listDiscontinuities } from './discontinuities.js';
 import { streamSegments, type SegmentRef } from './segments.js';
 import { listIndexObjects } from './segment-index.js';
@@ -41,7 +41,7 @@ export async function planExpiry(store: Store, rule: ExpiryRule): Promise<Expiry
   const times = new Map<BaseRef, string>();
   const snapshotTime = async (b: BaseRef) => {
     let t = times.get(b);
-    if (t === undefined) times.set(b, (t = (await readBase(store, b)).schema.snapshotTime));
+    if (t === undefined) times.set(b, (t = await baseSnapshotTime(store, b)));
     return t;
   };
   let keepIndex = bases.length - 1;

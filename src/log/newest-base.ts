@@ -1,4 +1,4 @@
-import { listBases, readBase, type BaseRef } from './bases.js';
+import { listBases, baseSnapshotTime, type BaseRef } from './bases.js';
 import { listSegments } from './segments.js';
 import type { Store } from '../store/store.js';
 
@@ -20,7 +20,7 @@ export async function newestBaseFacts(store: Store, snapshotTimes = new Map<bigi
   const base = (await listBases(store)).at(-1);
   if (!base) return undefined;
   let snapshotTime = snapshotTimes.get(base.lsn);
-  if (snapshotTime === undefined) snapshotTimes.set(base.lsn, (snapshotTime = (await readBase(store, base)).schema.snapshotTime));
+  if (snapshotTime === undefined) snapshotTimes.set(base.lsn, (snapshotTime = await baseSnapshotTime(store, base)));
   const since = (await listSegments(store, base.lsn)).filter((s) => s.endLsn > base.lsn);
   return { base, snapshotTime, segmentsSince: since.length, bytesSince: since.reduce((n, s) => n + s.size, 0) };
 }

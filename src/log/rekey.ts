@@ -8,13 +8,13 @@ import {
   type WrappedKey,
   type WrappingKey,
 } from '../core/key-wrap.js';
-import { decodeHead, encodeHead } from '../segment/format.js';
+import { decodeHead, encodeHead, type SegmentHeader } from '../segment/format.js';
 import { rewrapSegmentHead, type Rewrap } from '../segment/encryption.js';
 import { readAll } from '../store/read.js';
 import type { Store } from '../store/store.js';
 import { baseFileContext, listBases, readBaseManifest } from './bases.js';
 import { keysOf } from './keys.js';
-import { listIndexObjects, rewrapIndexObject } from './segment-index.js';
+import { listIndexObjects, refreshIndexObject } from './segment-index.js';
 import { streamSegments } from './segments.js';
 
 // pgtape rekey (docs/ARCHITECTURE.md, "Encryption at rest"): every data key of an encrypted
@@ -59,8 +59,8 @@ export async function rekeyArchive(store: Store, to: WrappingKey, onRewritten: (
 
   const segments: { key: string; size: number }[] = [];
   for await (const s of streamSegments(store)) segments.push({ key: s.key, size: s.size });
-  // New sizes of what was rewritten: the index objects that name them record their sizes.
-  const sizes = new Map<string, number>();
+  // Every encrypted segment as it is stored now: the index objects that copy it are made to say so.
+  const current = new Map<string, { size: number; header: SegmentHeader }>();
   await mapLimit(segments, CONCURRENCY, async (s) => {
     const file = await readAll(store, s.key, s.size);
     const what = `${store.description}/${s.key}`;
@@ -69,11 +69,12 @@ export async function rekeyArchive(store: Store, to: WrappingKey, onRewritten: (
     let next = header.encryption;
     if (!changes(() => (next = rewrapSegmentHead(header, rewrap, what)))) {
       if (header.encryption.dataKey.keyId === to.id) result.already++;
+      current.set(s.key, { size: file.length, header });
       return;
     }
     const rewritten = Buffer.concat([encodeHead({ ...header, encryption: next }), file.subarray(bodyOffset)]);
     await store.putBytes(s.key, rewritten);
-    sizes.set(s.key, rewritten.length);
+    current.set(s.key, { size: rewritten.length, header: { ...header, encryption: next } });
     result.rewritten.segments++;
     onRewritten(s.key);
   });
@@ -100,11 +101,12 @@ export async function rekeyArchive(store: Store, to: WrappingKey, onRewritten: (
 
   // Index objects copy segment headers and marks, and name the smaller objects with their sizes:
   // rewritten after the segments they describe, smallest first.
+  const objectSizes = new Map<string, number>();
   const objects = (await listIndexObjects(store)).sort((a, b) => a.group - b.group);
   for (const o of objects) {
-    const size = await rewrapIndexObject(store, o, rewrap, sizes);
+    const size = await refreshIndexObject(store, o, current, objectSizes);
     if (size === undefined) continue;
-    sizes.set(o.key, size);
+    objectSizes.set(o.key, size);
     result.rewritten.indexObjects++;
     onRewritten(o.key);
   }

@@ -5,7 +5,7 @@ import { coverage, headerOf, rangeSegments, walkSegments, type ArchiveIndex, typ
 import { openSegment } from './segments.js';
 import { markName, readMarks } from './segment-index.js';
 import type { IndexSummary, Mark } from './index-summary.js';
-import { readBase } from './bases.js';
+import { baseSnapshotTime } from './bases.js';
 import { describeTarget, parseTimeMicros, type Target } from './target.js';
 
 // Targets as points of the log (docs/ARCHITECTURE.md, "Targets"): a point is "after every
@@ -57,11 +57,20 @@ export async function resolvePoint(
     case 'name': {
       const known: string[] = [];
       let found: { lsn: bigint; count: number } | undefined;
+      // The first mark no key given opens (rotated keys): the target cannot be after it.
+      let sealed: { lsn: bigint; err: unknown } | undefined;
       const see = (marks: Mark[]) => {
         for (const m of marks) {
           const { commitLsn } = m;
           if (commitLsn < (index.firstLsn ?? 0n)) continue; // its segment was expired
-          const name = markName(index.store, m);
+          let name: string;
+          try {
+            name = markName(index.store, m);
+          } catch (err) {
+            if (!(err instanceof UserError)) throw err;
+            sealed ??= { lsn: commitLsn, err };
+            continue;
+          }
           // Every mark of the name is counted: a name given twice is said, with the one used.
           if (name === target.name) found = found ? { ...found, count: found.count + 1 } : { lsn: commitLsn, count: 1 };
           else if (known.length < 20) known.push(name);
@@ -76,6 +85,8 @@ export async function resolvePoint(
         // From the index object that holds the segment, else from its body.
         if (headerOf(s).messages > 0) see(s.marks ?? (await readMarks(index.store, { key: s.key, size: s.size, header: headerOf(s) })));
       }
+      // A mark that could not be opened, before the one found (or with none found), could be it.
+      if (sealed && (!found || sealed.lsn < found.lsn)) throw sealed.err;
       if (found) {
         if (found.count > 1) {
           warn(
@@ -144,13 +155,11 @@ export async function beforeFirstBase(index: ArchiveIndex, target: Target | unde
   if (!first || !target) return false;
   if (target.kind === 'lsn') return target.lsn < first.lsn - 1n;
   if (target.kind !== 'time') return false;
-  const { schema } = await readBase(index.store, first);
-  return target.micros < parseTimeMicros(schema.snapshotTime)!;
+  return target.micros < parseTimeMicros(await baseSnapshotTime(index.store, first))!;
 }
 
 /** Said when a target lies before the first base. */
 export async function firstBaseDescription(index: ArchiveIndex): Promise<string> {
   const first = index.bases[0]!;
-  const { schema } = await readBase(index.store, first);
-  return `the archive begins with its first base, at ${schema.snapshotTime} (LSN ${schema.lsn})`;
+  return `the archive begins with its first base, at ${await baseSnapshotTime(index.store, first)} (LSN ${formatLsn(first.lsn)})`;
 }

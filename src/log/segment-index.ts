@@ -1,7 +1,7 @@
 import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import { formatLsn, lsnKey, parseLsnKey } from '../core/lsn.js';
 import { decodeWrappedKey, encodeWrappedKey, type StoredWrappedKey } from '../core/key-wrap.js';
-import { openHeaderNames, openMarkName, rewrapMark, rewrapSegmentHead, type Rewrap } from '../segment/encryption.js';
+import { openHeaderNames, openMarkName } from '../segment/encryption.js';
 import { segmentKey } from '../segment/name.js';
 import { keysOf } from './keys.js';
 import { mapLimit } from '../core/concurrency.js';
@@ -191,7 +191,12 @@ export async function readIndexObject(store: Store, o: StoredObject): Promise<In
   }
   return {
     facts: new Map(
-      body.segments.map((s) => [s.key, { size: s.size, header: decodeHeader(s.header, store), marks: s.marks.map(decodeMark) }]),
+      body.segments.map((s) => {
+        const header = decodeHeader(s.header, store);
+        // An encrypted segment's marks are sealed: a clear name beside one was not written by pgtape.
+        const marks = s.marks.map(decodeMark).filter((m) => !header.encryption || m.sealed);
+        return [s.key, { size: s.size, header, marks }];
+      }),
     ),
   };
 }
@@ -302,54 +307,36 @@ async function putIndex(store: Store, key: string, content: StoredIndex): Promis
 }
 
 /**
- * Rewrites an index object with the wrapped keys of its encrypted segments and marks wrapped
- * again (pgtape rekey), and the new sizes of the objects it names that were rewritten (`sizes`,
- * by key: a header with another wrap is another size); returns its own new size, or undefined,
- * writing nothing, when nothing of it changed. Smaller objects must be rewritten first.
+ * Rewrites an index object so that it says what the segments and smaller objects it names now
+ * are (pgtape rekey, after their keys were wrapped again: another wrap, another size): each
+ * encrypted segment's facts from `segments` (its header as stored now, and its size), each
+ * smaller object's summary read from it again with its size. Returns its own new size, or
+ * undefined, writing nothing, when it already said so. Smaller objects must be refreshed first.
  */
-export async function rewrapIndexObject(
+export async function refreshIndexObject(
   store: Store,
   o: StoredObject,
-  rewrap: Rewrap,
-  sizes: Map<string, number>,
+  segments: Map<string, { size: number; header: SegmentHeader }>,
+  objectSizes: Map<string, number>,
 ): Promise<number | undefined> {
   const content = await readStoredIndex(store, o);
-  let changed = false;
-  const again: Rewrap = (w, context, what) => {
-    const next = rewrap(w, context, what);
-    if (next !== w) changed = true;
-    return next;
-  };
-  const what = `${store.description}/${o.key}`;
-  const marks = (stored: StoredMark[]) =>
-    stored.map((s) => {
-      const m = decodeMark(s);
-      if (!m.sealed) return s;
-      const sealed = rewrapMark({ commitLsn: m.commitLsn, ...m.sealed }, again, what);
-      return encodeMark({ ...m, sealed: { key: sealed.key, sealedName: sealed.sealedName } });
-    });
+  const before = JSON.stringify(content);
   if (content.formatVersion === SEGMENTS_FORMAT) {
     for (const f of content.segments) {
-      const size = sizes.get(f.key);
-      if (size !== undefined && size !== f.size) [f.size, changed] = [size, true];
-      f.marks = marks(f.marks);
-      if (!f.header.encryption) continue;
-      const header = decodeHeader(f.header, store);
-      const e = rewrapSegmentHead(header, again, what);
-      (f.header.encryption as StoredEncryption).dataKey = encodeWrappedKey(e.dataKey);
+      const now = segments.get(f.key);
+      if (!now?.header.encryption) continue;
+      f.size = now.size;
+      (f.header as { encryption?: StoredEncryption }).encryption = encodeHeader(now.header).encryption as StoredEncryption;
+      f.marks = sealedMarks(now.header).map(encodeMark);
     }
   } else {
     for (const c of content.children) {
-      const size = sizes.get(c.key);
-      if (size !== undefined) {
-        // Its summary's sizes changed with it: taken from it again, as buildIndex does.
-        [c.size, changed] = [size, true];
-        c.summary = encodeSummary(summaryOf(await readIndexObject(store, { key: c.key, size })));
-      }
-      c.summary.marks = marks(c.summary.marks as StoredMark[]);
+      c.size = objectSizes.get(c.key) ?? c.size;
+      c.summary = encodeSummary(summaryOf(await readIndexObject(store, { key: c.key, size: c.size })));
     }
   }
-  return changed ? (await putIndex(store, o.key, content)).length : undefined;
+  if (JSON.stringify(content) === before) return undefined;
+  return (await putIndex(store, o.key, content)).length;
 }
 
 /** The partial object starting at `startLsn` that holds the most segments. */

@@ -2,7 +2,7 @@ import { ExitCode, UserError } from '../core/errors.js';
 import { quoteIdent } from '../core/sql.js';
 import type { Store } from '../store/store.js';
 import { readAll } from '../store/read.js';
-import { listBases, readBase } from './bases.js';
+import { listBases, readBase, readBaseManifest } from './bases.js';
 import { listSegments, readSegmentHeader } from './segments.js';
 
 // An archive holds one stream (docs/ARCHITECTURE.md, Store layout): one source system, one
@@ -124,9 +124,11 @@ async function identityOfArchive(store: Store): Promise<Partial<StreamRecord> | 
   if (!bases.length && !segments.length) return undefined;
   const out: Partial<StreamRecord> = {};
   if (bases.length) {
-    const { schema } = await readBase(store, bases[0]!);
-    out.systemIdentifier = schema.systemIdentifier;
-    out.database = schema.database;
+    // A newer manifest says it (an encrypted base's schema needs a key); an older one's schema does.
+    const manifest = await readBaseManifest(store, bases[0]!);
+    const facts = manifest.systemIdentifier !== undefined ? manifest : (await readBase(store, bases[0]!)).schema;
+    out.systemIdentifier = facts.systemIdentifier;
+    out.database = facts.database;
   }
   const last = segments.at(-1);
   if (last) {

@@ -86,8 +86,3 @@ export function rewrapSegmentHead(header: SegmentHeader, rewrap: Rewrap, what: s
     marks: e.marks.map((m) => ({ ...m, key: rewrap(m.key, markContext(m.commitLsn), `${what}, a mark`) })),
   };
 }
-
-/** The same for a mark an index object holds. */
-export function rewrapMark(mark: SealedMark, rewrap: Rewrap, what: string): SealedMark {
-  return { ...mark, key: rewrap(mark.key, markContext(mark.commitLsn), what) };
-}

@@ -133,6 +133,10 @@ describe('an encrypted archive', () => {
       expect(r.code, r.stderr).toBe(0);
       expect(r.sums).toEqual(state[label]);
     }
+    // A point under the older key replays with it alone: the newer key's marks are not needed to find it.
+    const older = await replay(store(), 'name:under-a', '--key-file', keys.priv);
+    expect(older.code, older.stderr).toBe(0);
+    expect(older.sums).toEqual(state['under-a']);
     // Only the older key: the newer files are named as needing the newer one.
     const old = await replay(store(), 'latest', '--key-file', keys.priv);
     expect(old.code).toBe(2);
@@ -162,6 +166,20 @@ describe('an encrypted archive', () => {
     const keyless = await pgtape(['verify', '--store', store()]);
     expect(keyless.code, keyless.stdout + keyless.stderr).toBe(0);
     expect(keyless.stdout).toMatch(new RegExp(`encrypted for key ${ids.a}, not given: its size and checksum checked`));
+    // Planning needs no key: what expire would remove is said from the clear parts.
+    const expire = await pgtape(['expire', '--store', store(), '--keep-bases', '1']);
+    expect(expire.code, expire.stderr).toBe(0);
+    expect(expire.stdout + expire.stderr).toMatch(/would/);
+    // A key pasted where its path goes is refused without being repeated; a config value of the wrong type too.
+    const secret = readFileSync(keys.secretB, 'utf8').trim();
+    const pasted = await pgtape(['log', '--store', store(), '--key-file', secret]);
+    expect(pasted.code).toBe(2);
+    expect(pasted.stderr).toMatch(/was given a key, or text, instead of a key file's path/);
+    expect(pasted.stderr).not.toContain(secret.split(' ')[1]);
+    const config = join(dir, 'config.json');
+    writeFileSync(config, JSON.stringify({ 'key-file': 5 }));
+    const typed = await pgtape(['log', '--store', store(), '--config', config]);
+    expect(typed.code, typed.stderr).toBe(2);
     const noKey = await pgtape(['log', '--store', store()]);
     expect(noKey.code).toBe(2);
     expect(noKey.stderr).toMatch(new RegExp(`encrypted for key (${ids.a}|${ids.b})`));
@@ -241,6 +259,27 @@ describe('an encrypted archive', () => {
         },
       ],
       [
+        "an encrypted base's table file replaced by one in the clear, its key taken out of the manifest",
+        (at) => {
+          const [clear, sealed] = readdirSync(join(at, 'base')).sort();
+          const manifestPath = join(at, 'base', sealed!, 'manifest.json');
+          const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as BaseManifest;
+          const bytes = readFileSync(join(at, 'base', clear!, manifest.tables[0]!.file));
+          writeFileSync(join(at, 'base', sealed!, manifest.tables[0]!.file), bytes);
+          const { key: _gone, ...entry } = manifest.tables[0]!;
+          manifest.tables[0] = { ...entry, sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
+          writeFileSync(manifestPath, JSON.stringify(manifest));
+        },
+      ],
+      [
+        "a manifest's schema key that pgtape did not write",
+        (at) => {
+          const base = readdirSync(join(at, 'base')).sort().at(-1)!;
+          const manifestPath = join(at, 'base', base, 'manifest.json');
+          writeFileSync(manifestPath, JSON.stringify({ ...JSON.parse(readFileSync(manifestPath, 'utf8')), schemaKey: 'x' }));
+        },
+      ],
+      [
         "an encrypted base's two table files swapped, their checksums forged",
         (at) => {
           const base = readdirSync(join(at, 'base')).sort().at(-1)!;
@@ -267,6 +306,31 @@ describe('an encrypted archive', () => {
       expect(v.code, `${what}: ${v.stdout}`).toBe(4);
       rmSync(at, { recursive: true, force: true });
     }
+  });
+
+  it('a forged header (commit times an hour early) is named by verify; base without --encrypt is refused past a damaged newest segment', async () => {
+    const at = copy();
+    const f = encryptedSegments(at).at(-1)!;
+    const file = readFileSync(f);
+    const { header, bodyOffset } = decodeHead(file, f);
+    const hour = 3_600_000_000n;
+    writeFileSync(
+      f,
+      Buffer.concat([
+        encodeHead({ ...header, firstCommitTime: header.firstCommitTime - hour, lastCommitTime: header.lastCommitTime - hour }),
+        file.subarray(bodyOffset),
+      ]),
+    );
+    const v = await pgtape(['verify', '--store', at, '--key-file', `${keys.priv},${keys.secretB}`]);
+    expect(v.code, v.stdout).toBe(4);
+    expect(v.stdout).toMatch(/its header disagrees with its body: commit times/);
+    // The newest segment unreadable: the one before it says the archive is encrypted.
+    writeFileSync(f, Buffer.from('not a segment'));
+    const base = await pgtape(['base', '--source', source.db.url(), '--store', at]);
+    expect(base.code, base.stderr).toBe(2);
+    expect(base.stderr).toMatch(new RegExp(`is encrypted \\(its newest files are for key ${ids.a}\\)`));
+    expect(readdirSync(join(at, 'base'))).toHaveLength(2);
+    rmSync(at, { recursive: true, force: true });
   });
 
   it('verify reports a segment stored in the clear after the archive was encrypted (a downgrade), and replay still reads it', async () => {
