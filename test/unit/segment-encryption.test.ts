@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
+import { identity, noteTable, tuple } from '../support/segment-fixture.js';
 import { UserError } from '../../src/core/errors.js';
 import { newKeyPairFiles, newSecretKeyFile, parseKeyFile, type WrappingKey } from '../../src/core/key-wrap.js';
 import { openMarkName, type SegmentSealing } from '../../src/segment/encryption.js';
-import { decodeHead, encodeHead, type RelationDef, type SegmentEntry } from '../../src/segment/format.js';
+import { decodeHead, encodeHead, type SegmentEntry } from '../../src/segment/format.js';
 import { CorruptSegmentError, SegmentReader } from '../../src/segment/reader.js';
 import { SegmentWriter } from '../../src/segment/writer.js';
 
@@ -17,18 +18,7 @@ import { SegmentWriter } from '../../src/segment/writer.js';
 const dir = mkdtempSync(join(tmpdir(), 'pgtape-segment-enc-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const relation: RelationDef = {
-  oid: 16384,
-  schema: 'payroll',
-  name: 'salaries',
-  replicaIdentity: 'd',
-  columns: [
-    { name: 'id', key: true, typeOid: 20, typmod: -1, typeName: 'bigint' },
-    { name: 'note', key: false, typeOid: 25, typmod: -1, typeName: 'text' },
-  ],
-};
-const tuple = (kinds: string, ...values: string[]) => ({ kinds: Buffer.from(kinds), values: values.map((v) => Buffer.from(v)) });
-const identity = { systemIdentifier: '7300000000000000001', database: 'shop', slot: 'pgtape', serverVersion: 170010 };
+const relation = noteTable('payroll', 'salaries');
 const secret = parseKeyFile(newSecretKeyFile(), 'secret');
 const pair = newKeyPairFiles();
 const publicKey = parseKeyFile(pair.publicFile, 'public');

@@ -3,26 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
+import { identity, noteTable, tuple } from '../support/segment-fixture.js';
 import type { Compression } from '../../src/core/compression.js';
-import type { RelationDef, SegmentEntry } from '../../src/segment/format.js';
+import type { SegmentEntry } from '../../src/segment/format.js';
 import { CorruptSegmentError, SegmentReader } from '../../src/segment/reader.js';
 import { SegmentWriter } from '../../src/segment/writer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgtape-segment-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const relation: RelationDef = {
-  oid: 16384,
-  schema: 'shop',
-  name: 'Order "Lines"',
-  replicaIdentity: 'd',
-  columns: [
-    { name: 'id', key: true, typeOid: 20, typmod: -1, typeName: 'bigint' },
-    { name: 'note', key: false, typeOid: 25, typmod: -1, typeName: 'text' },
-  ],
-};
-const tuple = (kinds: string, ...values: string[]) => ({ kinds: Buffer.from(kinds), values: values.map((v) => Buffer.from(v)) });
-const identity = { systemIdentifier: '7300000000000000001', database: 'shop', slot: 'pgtape', serverVersion: 170010 };
+const relation = noteTable('shop', 'Order "Lines"');
 
 async function writeSegment(compression: Compression) {
   const writer = new SegmentWriter(dir, 0x1000n, identity, compression, () => relation);
