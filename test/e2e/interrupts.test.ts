@@ -15,7 +15,14 @@ import { seededRandom, TEST_SEED } from '../support/random.js';
 /** Postgres processes still running on a data directory under `dir`. */
 function serversUnder(dir: string): string[] {
   const r = spawnSync('pgrep', ['-af', `postgres -D ${dir}`], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter(Boolean);
+  const found = r.stdout.split('\n').filter(Boolean);
+  // A process the server has just forked shows the server's command line until it sets its own
+  // (a checkpointer, a backend): only those whose parent is not one of them are servers.
+  const pids = new Set(found.map((l) => l.trim().split(' ')[0]!));
+  return found.filter((l) => {
+    const ppid = spawnSync('ps', ['-o', 'ppid=', '-p', l.trim().split(' ')[0]!], { encoding: 'utf8' }).stdout.trim();
+    return !pids.has(ppid);
+  });
 }
 
 /**
