@@ -11,6 +11,8 @@ import { openMarkName, type SegmentSealing } from '../../src/segment/encryption.
 import { decodeHead, encodeHead, type SegmentEntry } from '../../src/segment/format.js';
 import { CorruptSegmentError, SegmentReader } from '../../src/segment/reader.js';
 import { SegmentWriter } from '../../src/segment/writer.js';
+import { putSegment } from '../../src/log/segments.js';
+import { DirectoryStore } from '../../src/store/directory.js';
 
 // Segments encrypted at seal time (docs/ARCHITECTURE.md, "Encryption at rest"): read back with the
 // key, refused without it, and every tampering refused as damage, never decoded into garbage.
@@ -128,6 +130,23 @@ describe('segment encryption', () => {
     }
     // The untouched file still reads: nothing above was a false alarm of the reader itself.
     expect((await read(withBody(file, body), [secret])).entries.length).toBe(205);
+  });
+
+  it('a segment sealed again after a crash is stored once (recognised by its facts); another body under its name is refused (exit 3)', async () => {
+    const store = new DirectoryStore(join(dir, 'store'));
+    const seal = async (rows: number, key: WrappingKey) => {
+      const writer = new SegmentWriter(dir, 0x1000n, identity, 'br', () => relation, { key, markPrefix: 'pgtape' });
+      writer.begin(700, 0x1100n, 1_795_000_000_123_456n);
+      for (let i = 0; i < rows; i++) writer.change({ kind: 'insert', relation: 16384, new: tuple('tt', String(i), 'x') });
+      writer.commit(0x1100n, 0x1200n, 1_795_000_000_123_456n, 0);
+      return writer.seal();
+    };
+    expect(await putSegment(store, await seal(3, publicKey))).toMatchObject({ existed: false });
+    // The archiver holding only the public key cannot open what it stored: the facts decide.
+    expect(await putSegment(store, await seal(3, publicKey))).toMatchObject({ existed: true });
+    const err = await putSegment(store, await seal(4, publicKey)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).exitCode).toBe(3);
   });
 
   it('two seals of the same transactions differ in bytes (a new data key each) and agree in every fact', async () => {
