@@ -283,20 +283,26 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
     const parent = outputParent();
     const tmp = join(parent, 'tmp');
     mkdirSync(tmp, { mode: 0o755 });
-    // TMPDIR relative, as it may be: the server left behind is still found by its directory.
-    const child = startPgtape(['replay', '--store', store(), '--csv', join(parent, 'killed')], { TMPDIR: 'tmp' }, { cwd: parent });
-    await until(() => serversUnder(tmp).length > 0 || child.exitCode !== null, 60_000);
-    child.kill('SIGKILL');
-    await child.done;
-    // What SIGKILL leaves: no exit handler ran.
-    expect(serversUnder(tmp)).toHaveLength(1);
-    const left = readdirSync(tmp).filter((f) => f.startsWith(`pgtape-pg-${child.pid}-`));
-    expect(left).toHaveLength(1);
-    const next = await pgtape(['replay', '--store', store(), '--csv', join(parent, 'next')], { TMPDIR: 'tmp' }, { cwd: parent });
-    expect(next.code, next.stderr).toBe(0);
-    expect(serversUnder(tmp)).toEqual([]);
-    expect(readdirSync(tmp).filter((f) => !f.startsWith('pgtape-postgres-'))).toEqual([]);
-    spawnSync('rm', ['-rf', parent]);
+    try {
+      // TMPDIR relative, as it may be: the server left behind is still found by its directory.
+      const child = startPgtape(['replay', '--store', store(), '--csv', join(parent, 'killed')], { TMPDIR: 'tmp' }, { cwd: parent });
+      await until(() => serversUnder(tmp).length > 0 || child.exitCode !== null, 60_000);
+      child.kill('SIGKILL');
+      await child.done;
+      // What SIGKILL leaves: no exit handler ran.
+      expect(serversUnder(tmp)).toHaveLength(1);
+      const left = readdirSync(tmp).filter((f) => f.startsWith(`pgtape-pg-${child.pid}-`));
+      expect(left).toHaveLength(1);
+      const next = await pgtape(['replay', '--store', store(), '--csv', join(parent, 'next')], { TMPDIR: 'tmp' }, { cwd: parent });
+      expect(next.code, next.stderr).toBe(0);
+      expect(serversUnder(tmp)).toEqual([]);
+      expect(readdirSync(tmp).filter((f) => !f.startsWith('pgtape-postgres-'))).toEqual([]);
+    } finally {
+      // A failed run leaves no server behind it either.
+      for (const pid of serversUnder(tmp).map((l) => Number(l.trim().split(' ')[0]))) process.kill(pid, 'SIGQUIT');
+      await until(() => serversUnder(tmp).length === 0);
+      spawnSync('rm', ['-rf', parent]);
+    }
   });
 
   it('--pgdata killed with SIGKILL: the next run into the same directory names the server left running on it, and touches nothing', async () => {
