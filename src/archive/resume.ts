@@ -92,10 +92,11 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
     // archiver at a time, and only of the store's stream.
     const candidate = { ...facts, publication: options.publication, slot: options.slot, newSlot: options.rebase };
     await checkStream(store, candidate);
-    const encryptFor = await keyForNewFiles(store, options.encryptFor, 'pgtape archive');
+    const newest = await newestEncryption(store);
+    const encryptFor = await keyForNewFiles(store, options.encryptFor, 'pgtape archive', newest);
     if (encryptFor) {
       // Said at every start: a wrong key file would otherwise go unnoticed until a reader needs it.
-      const before = (await newestEncryption(store))?.keyId;
+      const before = newest?.keyId;
       log.info(
         {
           key: encryptFor.id,

@@ -1,5 +1,6 @@
 import { basePrefix, encryptionProblem, isReadableBaseFormat, readBase, readBaseTable, type BaseManifest } from '../log/bases.js';
 import { keysOf } from '../log/keys.js';
+import { opensKey } from '../core/key-wrap.js';
 import { errorMessage } from '../core/errors.js';
 import { formatLsn, tryParseLsn } from '../core/lsn.js';
 import { readAll, sha256Of } from '../store/read.js';
@@ -47,7 +48,7 @@ async function checkBaseFiles(store: Store, lsn: bigint, keys: Map<string, numbe
   if ((await sha(`${prefix}schema.json`)) !== manifest.schemaSha256)
     return finding('CORRUPT', 'schema.json does not match the checksum in the manifest');
   // An encrypted base's clear manifest could have been forged with its files: with the key, every file is opened too.
-  const opens = (id: string | undefined) => id !== undefined && Boolean(keysOf(store)?.some((k) => k.id === id && k.kind !== 'public'));
+  const opens = (id: string | undefined) => opensKey(keysOf(store), id);
   const base = { lsn, prefix };
   // A clear schema is read too: a manifest whose schema key was taken away says it is clear.
   if (!manifest.schemaKey || opens(manifest.schemaKey.keyId)) {

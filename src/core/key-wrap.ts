@@ -43,6 +43,11 @@ export interface WrappedKey {
   wrapped: Buffer;
 }
 
+/** Whether `keys` hold a key that reads what is wrapped for key `id` (a secret key, or a pair's private half). */
+export function opensKey(keys: WrappingKey[] | undefined, id: string | undefined): boolean {
+  return id !== undefined && Boolean(keys?.some((k) => k.id === id && k.kind !== 'public'));
+}
+
 /** A wrapped key as JSON holds it (index objects, base manifests). */
 export type StoredWrappedKey = { mode: WrappedKey['mode']; keyId: string; wrapped: string };
 export const encodeWrappedKey = (w: WrappedKey): StoredWrappedKey => ({ ...w, wrapped: w.wrapped.toString('base64') });

@@ -24,9 +24,15 @@ export async function newestEncryption(store: Store): Promise<WrappedKey | undef
  * encrypted already and the writer holds that key to read with — that one. An encrypted archive
  * is never continued in the clear (a downgrade): without a key, the writer is refused.
  */
-export async function keyForNewFiles(store: Store, given: WrappingKey | undefined, what: string): Promise<WrappingKey | undefined> {
+export async function keyForNewFiles(
+  store: Store,
+  given: WrappingKey | undefined,
+  what: string,
+  /** newestEncryption(store), when the caller read it already. */
+  newest?: WrappedKey,
+): Promise<WrappingKey | undefined> {
   if (given) return given;
-  const newest = await newestEncryption(store);
+  newest ??= await newestEncryption(store);
   if (!newest) return undefined;
   const id = newest.keyId;
   const held = keysOf(store)?.find((k) => k.id === id);

@@ -1,6 +1,7 @@
 import { mapLimit } from '../core/concurrency.js';
 import {
   decodeWrappedKey,
+  opensKey,
   encodeWrappedKey,
   unwrapDataKey,
   wrapDataKey,
@@ -43,7 +44,7 @@ export async function rekeyArchive(store: Store, to: WrappingKey, onRewritten: (
   // The same object when nothing is to be done: callers tell "changed" by identity.
   const rewrap: Rewrap = (w: WrappedKey, context: Buffer, what: string) => {
     if (w.keyId === to.id) return w;
-    if (!keys.some((k) => k.id === w.keyId && k.kind !== 'public')) {
+    if (!opensKey(keys, w.keyId)) {
       missing.add(w.keyId);
       return w;
     }

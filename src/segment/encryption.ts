@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { DATA_KEY_BYTES, DecryptionError, decryptBuffer, encryptBuffer } from '../core/chunked-aead.js';
-import { openValue, sealValue, unwrapDataKey, wrapDataKey, type WrappedKey, type WrappingKey } from '../core/key-wrap.js';
+import { openValue, opensKey, sealValue, unwrapDataKey, wrapDataKey, type WrappedKey, type WrappingKey } from '../core/key-wrap.js';
 import { lsnKey } from '../core/lsn.js';
 import type { SealedMark, SegmentEncryption, SegmentHeader, TableCount } from './format.js';
 
@@ -62,7 +62,7 @@ export function openBodyKey(header: SegmentHeader, keys: WrappingKey[], what: st
  */
 export function openHeaderNames(header: SegmentHeader, keys: WrappingKey[] | undefined, what: string): SegmentHeader {
   const e = header.encryption;
-  if (!e || !keys?.some((k) => k.id === e.dataKey.keyId && k.kind !== 'public')) return header;
+  if (!e || !keys || !opensKey(keys, e.dataKey.keyId)) return header;
   const dataKey = unwrapDataKey(keys, e.dataKey, context(header, 'key'), what);
   const names = JSON.parse(decryptBuffer(dataKey, context(header, 'tables'), e.sealedTables).toString('utf8')) as [string, string][];
   if (names.length !== header.tables.length) throw new DecryptionError(`${what}: its sealed table names do not match its tables`);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { createDecompressor, decompressSync } from '../core/compression.js';
 import { DecryptionError, decryptBuffer, decryptingStream } from '../core/chunked-aead.js';
-import type { WrappingKey } from '../core/key-wrap.js';
+import { opensKey, type WrappingKey } from '../core/key-wrap.js';
 import { openBodyKey, openHeaderNames } from './encryption.js';
 import { EntryScanner, MalformedEntryError } from './entry-scanner.js';
 import { decodeHead, HEAD_PREFIX_BYTES, headLength, NotASegmentError, type SegmentEntry, type SegmentHeader } from './format.js';
@@ -202,7 +202,7 @@ export class SegmentReader {
   /** Whether the keys given open this segment's body (a plaintext one always opens). */
   async opens(): Promise<boolean> {
     const e = (await this.header()).encryption;
-    return !e || Boolean(this.keys?.some((k) => k.id === e.dataKey.keyId && k.kind !== 'public'));
+    return !e || opensKey(this.keys, e.dataKey.keyId);
   }
 
   /**
