@@ -7,6 +7,7 @@ import { useKeys } from '../log/keys.js';
 import type { Store } from '../store/store.js';
 import { exitOnSignal } from '../core/interrupt.js';
 import { rekeyArchive } from '../log/rekey.js';
+import { indexArchive } from '../log/archive-index.js';
 import { openStore } from '../store/open.js';
 import { s3EndpointOption, storeOption } from './options.js';
 
@@ -162,6 +163,8 @@ export function rekeyCommand(): Command {
           'rekey needs the keys the files are under now: --key-file <file> (repeatable)',
           'give the secret key file, or the private key file of the pair',
         );
+      // A store that holds no archive (a mistyped --store) is said as such, not "rekeyed 0 segments".
+      await indexArchive(store, { requireBase: false });
       await store.checkWritable();
       const result = await rekeyArchive(store, to, (key) => process.stdout.write(`rekeyed ${key}\n`));
       const { segments, bases, indexObjects } = result.rewritten;

@@ -206,6 +206,11 @@ describe('an encrypted archive', () => {
     const v = await pgtape(['verify', '--store', at, '--key-file', newKey]);
     expect(v.code, v.stdout + v.stderr).toBe(0);
     expect(v.stdout).not.toMatch(/not given/);
+    // A mistyped store is said as such, not "rekeyed 0 segments".
+    const nothing = await pgtape(['rekey', '--store', join(dir, 'no-such-store'), '--key-file', newKey, '--encrypt', newKey]);
+    expect(nothing.code).toBe(2);
+    expect(nothing.stderr).toMatch(/holds no archive/);
+    expect(existsSync(join(dir, 'no-such-store'))).toBe(false);
     const again = await pgtape(['rekey', '--store', at, '--key-file', newKey, '--encrypt', newKey]);
     expect(again.stdout).toMatch(/rekeyed 0 segments, 0 bases and 0 index objects/);
     rmSync(at, { recursive: true, force: true });
