@@ -90,7 +90,7 @@ export function replayCommand(): Command {
       }
       const tables = selectedTables(opts);
       const store = openStoreAt(opts.store, target, opts.s3Endpoint);
-      useKeyFiles(store, opts);
+      await useKeyFiles(store, opts);
       const options = {
         store,
         target,
@@ -130,8 +130,8 @@ export function compactCommand(): Command {
     .action(async (opts) => {
       const target = parseTarget(opts.to, '--to', false);
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
-      const encryptFor = encryptionKey(opts);
-      useKeyFiles(store, opts, encryptFor);
+      const encryptFor = await encryptionKey(opts, store);
+      await useKeyFiles(store, opts, encryptFor);
       const compacted = await compactBase({
         store,
         target,

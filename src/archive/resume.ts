@@ -100,7 +100,8 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
       log.info(
         {
           key: encryptFor.id,
-          mode: encryptFor.kind === 'secret' ? 'secret' : 'x25519',
+          mode: encryptFor.kind === 'public' ? 'x25519' : encryptFor.kind,
+          ...(encryptFor.kms ? { kmsKey: encryptFor.kms.keyArn } : {}),
           ...(before && before !== encryptFor.id ? { previousKey: before } : {}),
         },
         before && before !== encryptFor.id

@@ -1,3 +1,4 @@
+import { missingKmsKey } from '../log/kms-keys.js';
 import { basePrefix, encryptionProblem, isReadableBaseFormat, readBase, readBaseTable, type BaseManifest } from '../log/bases.js';
 import { keysOf } from '../log/keys.js';
 import { opensKey } from '../core/key-wrap.js';
@@ -43,6 +44,8 @@ async function checkBaseFiles(store: Store, lsn: bigint, keys: Map<string, numbe
   const encryption = encryptionProblem(manifest);
   if (encryption) return finding('CORRUPT', `manifest.json ${encryption}`);
   read(manifest);
+  const lostKey = await missingKmsKey(store, manifest.schemaKey);
+  if (lostKey) return finding('MISSING', `schema.json and the table files: ${lostKey}`);
   const sha = (key: string) => sha256Of(store, key, keys.get(key.slice(prefix.length)));
   if (!keys.has('schema.json')) return finding('MISSING', 'schema.json is missing');
   if ((await sha(`${prefix}schema.json`)) !== manifest.schemaSha256)

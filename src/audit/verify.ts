@@ -6,6 +6,7 @@ import { formatLsn, parseLsnKey, tryParseLsn } from '../core/lsn.js';
 import { formatMicros } from '../core/units.js';
 import type { SegmentEntry, SegmentHeader } from '../segment/format.js';
 import { listDiscontinuities } from '../log/discontinuities.js';
+import { missingKmsKey } from '../log/kms-keys.js';
 import { openSegment, streamSegments, type SegmentRef } from '../log/segments.js';
 import { INDEX_DIR, markName, sealedMarks, type Mark } from '../log/segment-index.js';
 import { checkIndexObjects, IndexFactsCheck, type SeenFacts } from './verify-index.js';
@@ -232,6 +233,8 @@ async function checkOpenSegment(store: Store, reader: SegmentReader, ref: Segmen
     );
   }
   if (header.encryption) seen.marks = sealedMarks(header);
+  const lostKey = await missingKmsKey(store, header.encryption?.dataKey);
+  if (lostKey) return finding('MISSING', lostKey);
   if (!(await reader.opens())) {
     // Without its key: what the clear header says, and the stored bytes against its checksum.
     try {

@@ -96,17 +96,18 @@ export function archiveCommand(): Command {
         baseAfterBytes: opts.baseAfter !== undefined ? parseBytes(opts.baseAfter, '--base-after', 1) : undefined,
       };
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
-      const encryptFor = encryptionKey(opts);
-      const readKeys = useKeyFiles(store, opts, encryptFor);
-      if ((settings.baseEveryMs !== undefined || settings.baseAfterBytes !== undefined) && encryptFor && !readKeys.length)
-        throw new UserError(
-          `--base-every and --base-after make bases from the archive, which an archiver holding only the public key ${encryptFor.id} cannot read`,
-          'run pgtape compact (with the private key file) where the private key is, on a schedule of its own; or leave them out',
-        );
       if (opts.printConfig) {
         process.stdout.write(JSON.stringify(resolvedConfig(command), null, 2) + '\n');
         return;
       }
+      const keepsBases = settings.baseEveryMs !== undefined || settings.baseAfterBytes !== undefined;
+      const encryptFor = await encryptionKey(opts, store, keepsBases ? '--base-every and --base-after' : undefined);
+      const readKeys = await useKeyFiles(store, opts, encryptFor);
+      if (keepsBases && encryptFor && !readKeys.length)
+        throw new UserError(
+          `--base-every and --base-after make bases from the archive, which an archiver holding only the public key ${encryptFor.id} cannot read`,
+          'run pgtape compact (with the private key file) where the private key is, on a schedule of its own; or leave them out',
+        );
       const log = createLogger();
       const controller = new AbortController();
       // The first signal stores what is whole and stops; a second one stops at once (what is

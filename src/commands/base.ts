@@ -27,9 +27,9 @@ export function baseCommand(): Command {
       exitOnSignal();
       const log = createLogger();
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
-      const given = encryptionKey(opts);
-      useKeyFiles(store, opts, given);
       await store.checkWritable();
+      const given = await encryptionKey(opts, store);
+      await useKeyFiles(store, opts, given);
       const encryptFor = await keyForNewFiles(store, given, 'pgtape base');
       const client = await connect(requireSource(opts.source));
       let facts;

@@ -42,7 +42,7 @@ export function diffCommand(): Command {
       if (!opts.from) throw new UserError('diff needs --from', 'pass --from <target> (and --to, default latest)');
       const format = (opts.json ? 'jsonl' : opts.format) as DiffFormat;
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
-      useKeyFiles(store, opts);
+      await useKeyFiles(store, opts);
       const result = await diffPoints({
         store,
         from: parseTarget(opts.from, '--from'),

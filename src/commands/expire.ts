@@ -47,7 +47,7 @@ export function expireCommand(): Command {
         throw new UserError('expire needs to know what to keep', 'pass --keep-bases <n> or --keep-since <time|duration> (or both)');
       }
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
-      useKeyFiles(store, opts);
+      await useKeyFiles(store, opts);
       if (opts.confirm) await store.checkWritable();
       const plan = await planExpiry(store, rule);
       const counts = {

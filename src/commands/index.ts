@@ -24,7 +24,7 @@ export function indexCommand(): Command {
     .action(async (opts) => {
       const group = parsePositive(opts.group, '--group', true);
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
-      useKeyFiles(store, opts);
+      await useKeyFiles(store, opts);
       await store.checkWritable();
       // A store that holds no archive (a mistyped --store) is said as such, not "nothing to index".
       await indexArchive(store, { requireBase: false });

@@ -2,7 +2,8 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ExitCode, UserError, errorMessage } from '../core/errors.js';
-import { newKeyPairFiles, newSecretKeyFile, parseKeyFile, type WrappingKey } from '../core/key-wrap.js';
+import { newKeyPairFiles, newSecretKeyFile, parseKeyFile, readsWith, type WrappingKey } from '../core/key-wrap.js';
+import { kmsKeyForWriting, kmsKeysForReading } from '../log/kms-keys.js';
 import { useKeys } from '../log/keys.js';
 import type { Store } from '../store/store.js';
 import { exitOnSignal } from '../core/interrupt.js';
@@ -18,7 +19,7 @@ import { s3EndpointOption, storeOption } from './options.js';
 export const encryptOption = () =>
   new Option(
     '--encrypt <key-file>',
-    'encrypt what is stored for this key: a secret key file, or a public key file (then only its private half reads the archive); pgtape keygen writes them',
+    'encrypt what is stored for this key: a secret key file, a public key file (then only its private half reads the archive), or kms:<KMS key id, ARN or alias>; pgtape keygen writes the files',
   );
 
 const addPath = (value: string, previous: string[] | undefined) => [...(previous ?? []), ...value.split(',').filter(Boolean)];
@@ -26,8 +27,11 @@ const addPath = (value: string, previous: string[] | undefined) => [...(previous
 export const keyFileOption = () =>
   new Option(
     '--key-file <file>',
-    'a key to read an encrypted archive with (a secret key file, or the private key file of a pair); repeatable, for files under older keys',
+    'a key to read an encrypted archive with (a secret key file, the private key file of a pair, or kms: to have AWS KMS decrypt the keys it wrapped); repeatable, for files under older keys',
   ).argParser(addPath);
+
+/** `kms:<key>` (--encrypt) or `kms:` (--key-file): the KMS key named, '' for any. */
+const kmsKeyOf = (value: string): string | undefined => (value.startsWith('kms:') ? value.slice(4) : undefined);
 
 function readKeyFile(path: string, option: string): WrappingKey {
   // A key pasted where its file's path goes is never repeated (into a terminal's scrollback, a CI log).
@@ -45,24 +49,41 @@ function readKeyFile(path: string, option: string): WrappingKey {
   return parseKeyFile(text, `${option} ${path}`);
 }
 
-/** The key new files are encrypted for (--encrypt), if any. */
-export function encryptionKey(opts: { encrypt?: unknown }): WrappingKey | undefined {
+/**
+ * The key new files are encrypted for (--encrypt), if any. A KMS key is asked for its wrapping
+ * key here, which is stored under keys/kms/ before this returns (src/log/kms-keys.ts).
+ */
+export async function encryptionKey(
+  opts: { encrypt?: unknown },
+  store: Store,
+  /** What will read the archive with it (a KMS key this process may not decrypt is then refused). */
+  mustRead?: string,
+): Promise<WrappingKey | undefined> {
   if (opts.encrypt === undefined) return undefined;
   if (typeof opts.encrypt !== 'string')
-    throw new UserError('--encrypt takes the path of a key file', 'in a --config file: "encrypt": "./archive.pub"');
-  return readKeyFile(opts.encrypt, '--encrypt');
+    throw new UserError('--encrypt takes the path of a key file, or kms:<key>', 'in a --config file: "encrypt": "./archive.pub"');
+  const kmsKey = kmsKeyOf(opts.encrypt);
+  if (kmsKey === undefined) return readKeyFile(opts.encrypt, '--encrypt');
+  if (!/^[\x21-\x7e]{1,2048}$/.test(kmsKey))
+    throw new UserError(
+      `--encrypt kms: needs the KMS key after it, without spaces: ${JSON.stringify(opts.encrypt)}`,
+      'for example --encrypt kms:alias/pgtape or --encrypt kms:arn:aws:kms:eu-west-1:111122223333:key/…',
+    );
+  return kmsKeyForWriting(store, kmsKey, mustRead);
 }
 
 /**
- * Gives the store the keys its encrypted files are read with: every --key-file, and the
- * --encrypt key when it can read (a secret key, or a private key file). Returns them.
+ * Gives the store the keys its encrypted files are read with: every --key-file (`kms:` asks KMS
+ * for the wrapping keys stored under keys/kms/), and the --encrypt key when it can read (a secret
+ * key, a private key file, a KMS key this process may decrypt). Returns them.
  */
-export function useKeyFiles(store: Store, opts: { keyFile?: unknown }, encryptFor?: WrappingKey): WrappingKey[] {
+export async function useKeyFiles(store: Store, opts: { keyFile?: unknown }, encryptFor?: WrappingKey): Promise<WrappingKey[]> {
   // From a flag or the environment a list of paths; from a config file whatever JSON it held.
   const given = opts.keyFile === undefined ? [] : typeof opts.keyFile === 'string' ? addPath(opts.keyFile, []) : opts.keyFile;
   if (!Array.isArray(given) || !given.every((p) => typeof p === 'string'))
     throw new UserError('--key-file takes paths of key files', 'in a --config file: "key-file": "./a.key" or ["./a.key", "./b.key"]');
-  const keys = given.flatMap((p) => addPath(p, [])).map((path) => readKeyFile(path, '--key-file'));
+  const paths = given.flatMap((p) => addPath(p, []));
+  const keys = paths.filter((p) => kmsKeyOf(p) === undefined).map((path) => readKeyFile(path, '--key-file'));
   for (const k of keys) {
     if (k.kind === 'public')
       throw new UserError(
@@ -70,7 +91,11 @@ export function useKeyFiles(store: Store, opts: { keyFile?: unknown }, encryptFo
         'give the private key file of the pair (pgtape keygen --private); the public one is for pgtape archive --encrypt',
       );
   }
-  if (encryptFor && encryptFor.kind !== 'public') keys.push(encryptFor);
+  if (paths.some((p) => kmsKeyOf(p) !== undefined)) {
+    const fromKms = await kmsKeysForReading(store);
+    keys.push(...fromKms.filter((k) => !keys.some((held) => held.id === k.id)));
+  }
+  if (encryptFor && readsWith(encryptFor)) keys.unshift(encryptFor);
   useKeys(store, keys);
   return keys;
 }
@@ -150,14 +175,13 @@ export function rekeyCommand(): Command {
     )
     .action(async (opts) => {
       exitOnSignal();
-      const to = encryptionKey(opts);
-      if (!to)
+      if (opts.encrypt === undefined)
         throw new UserError(
           'rekey needs the new key: --encrypt <key-file>',
           'for example: pgtape rekey --store ./tape --key-file ./old.key --encrypt ./new.key',
         );
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
-      const keys = useKeyFiles(store, opts);
+      const keys = await useKeyFiles(store, opts);
       if (!keys.length)
         throw new UserError(
           'rekey needs the keys the files are under now: --key-file <file> (repeatable)',
@@ -166,6 +190,7 @@ export function rekeyCommand(): Command {
       // A store that holds no archive (a mistyped --store) is said as such, not "rekeyed 0 segments".
       await indexArchive(store, { requireBase: false });
       await store.checkWritable();
+      const to = (await encryptionKey(opts, store))!;
       const result = await rekeyArchive(store, to, (key) => process.stdout.write(`rekeyed ${key}\n`));
       const { segments, bases, indexObjects } = result.rewritten;
       process.stdout.write(

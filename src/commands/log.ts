@@ -66,7 +66,7 @@ export function logCommand(): Command {
     .action(async (opts) => {
       const tables = selectedTables(opts);
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
-      useKeyFiles(store, opts);
+      await useKeyFiles(store, opts);
       const index = await indexArchive(store, { requireBase: false });
       const from = opts.from ? parseTarget(opts.from, '--from') : undefined;
       const range = await resolveRange(index, from, opts.to ? parseTarget(opts.to) : undefined, true);

@@ -27,7 +27,7 @@ export function statusCommand(): Command {
       const slot = parseSlotName(opts.slot);
       const maxRetained = parseBytes(opts.maxRetainedWal, '--max-retained-wal');
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
-      useKeyFiles(store, opts);
+      await useKeyFiles(store, opts);
       const client = await connect(source);
       let s;
       try {

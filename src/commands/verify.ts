@@ -34,7 +34,7 @@ export function verifyCommand(): Command {
     )
     .action(async (opts) => {
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
-      useKeyFiles(store, opts);
+      await useKeyFiles(store, opts);
       const range = { from: await point(store, opts.from, '--from'), to: await point(store, opts.to, '--to') };
       refuseReversed(range.from, range.to, opts.from, opts.to);
       const run = verifyArchive(store, range);

@@ -13,23 +13,26 @@ import {
 import { ExitCode, UserError } from './errors.js';
 import { DATA_KEY_BYTES, decryptBuffer, encryptBuffer } from './chunked-aead.js';
 
-// Keys that wrap each file's random data key (issue 17's second part; no command uses it yet):
-// a secret key (32 random bytes), or an X25519 key pair — the archiver holds only the public key
-// and cannot unwrap what it wrapped, so a compromised sidecar leaks no history. A key's id (the
+// Keys that wrap each file's random data key (docs/ARCHITECTURE.md, "Encryption at rest"): a
+// secret key (32 random bytes), an X25519 key pair — the archiver holds only the public key and
+// cannot unwrap what it wrapped, so a compromised sidecar leaks no history — or a wrapping key
+// from AWS KMS (src/log/kms-keys.ts fetches it; here it wraps as a secret key does). A key's id (the
 // start of a digest of its secret or public half) is stored beside each wrapped data key, so a
 // reader holding several keys (rotation) takes the right one, and a missing key is named.
 //
 // Key files are one line of text: `pgtape-secret-key <base64url>`, `pgtape-public-key
 // <base64url>` or `pgtape-private-key <base64url of the private half> <base64url of the public>`.
 
-export type KeyKind = 'secret' | 'public' | 'private';
+export type KeyKind = 'secret' | 'public' | 'private' | 'kms';
 
 export interface WrappingKey {
   kind: KeyKind;
   /** 16 hex digits naming the key (both halves of a pair share it). */
   id: string;
-  /** The secret key's bytes (kind secret). */
+  /** The secret key's bytes (kind secret; kind kms: the wrapping key KMS gave, unless it refused). */
   secret?: Buffer;
+  /** Kind kms: the KMS key its wrapping key is encrypted under (an ARN), and why KMS gave no key to read with. */
+  kms?: { keyArn: string; unavailable?: string };
   publicKey?: KeyObject;
   privateKey?: KeyObject;
   /** The public half as its 32 raw bytes (kinds public and private). */
@@ -38,14 +41,18 @@ export interface WrappingKey {
 
 /** A data key as stored beside a file: how it was wrapped, by which key, and the wrapped bytes. */
 export interface WrappedKey {
-  mode: 'secret' | 'x25519';
+  mode: 'secret' | 'x25519' | 'kms';
   keyId: string;
   wrapped: Buffer;
 }
 
-/** Whether `keys` hold a key that reads what is wrapped for key `id` (a secret key, or a pair's private half). */
+/** Whether `k` unwraps data keys (a secret key, a pair's private half, a wrapping key KMS gave). */
+export const readsWith = (k: WrappingKey): boolean =>
+  k.kind === 'private' || k.kind === 'secret' || (k.kind === 'kms' && k.secret !== undefined && !k.kms?.unavailable);
+
+/** Whether `keys` hold a key that reads what is wrapped for key `id`. */
 export function opensKey(keys: WrappingKey[] | undefined, id: string | undefined): boolean {
-  return id !== undefined && Boolean(keys?.some((k) => k.id === id && k.kind !== 'public'));
+  return id !== undefined && Boolean(keys?.some((k) => k.id === id && readsWith(k)));
 }
 
 /** A wrapped key as JSON holds it (index objects, base manifests). */
@@ -53,12 +60,16 @@ export type StoredWrappedKey = { mode: WrappedKey['mode']; keyId: string; wrappe
 export const encodeWrappedKey = (w: WrappedKey): StoredWrappedKey => ({ ...w, wrapped: w.wrapped.toString('base64') });
 export const decodeWrappedKey = (w: StoredWrappedKey): WrappedKey => ({ ...w, wrapped: Buffer.from(w.wrapped, 'base64') });
 
-const PREFIX: Record<KeyKind, string> = { secret: 'pgtape-secret-key', public: 'pgtape-public-key', private: 'pgtape-private-key' };
+const PREFIX: Record<Exclude<KeyKind, 'kms'>, string> = {
+  secret: 'pgtape-secret-key',
+  public: 'pgtape-public-key',
+  private: 'pgtape-private-key',
+};
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const X25519_BYTES = 32;
 
-function keyId(kind: 'secret' | 'x25519', bytes: Buffer): string {
+export function keyId(kind: 'secret' | 'x25519' | 'kms', bytes: Buffer): string {
   return createHash('sha256').update(`pgtape key id ${kind}\0`).update(bytes).digest().subarray(0, 8).toString('hex');
 }
 
@@ -86,7 +97,7 @@ export function newKeyPairFiles(): { publicFile: string; privateFile: string } {
 /** A key from its file's text; `what` names the file in errors. */
 export function parseKeyFile(text: string, what: string): WrappingKey {
   const [prefix, first, second, ...rest] = text.trim().split(/\s+/);
-  const kind = (Object.keys(PREFIX) as KeyKind[]).find((k) => PREFIX[k] === prefix);
+  const kind = (Object.keys(PREFIX) as (keyof typeof PREFIX)[]).find((k) => PREFIX[k] === prefix);
   const bad = (why: string) =>
     new UserError(
       `${what} is not a pgtape key file: ${why}`,
@@ -147,7 +158,7 @@ const wrapAad = (keyId: string, context: Buffer) => Buffer.concat([Buffer.from(`
 export function wrapDataKey(key: WrappingKey, dataKey: Buffer, context: Buffer): WrappedKey {
   if (dataKey.length !== DATA_KEY_BYTES) throw new Error(`a data key is ${DATA_KEY_BYTES} bytes`);
   const aad = wrapAad(key.id, context);
-  if (key.kind === 'secret') return { mode: 'secret', keyId: key.id, wrapped: seal(key.secret!, dataKey, aad) };
+  if (key.kind === 'secret' || key.kind === 'kms') return { mode: key.kind, keyId: key.id, wrapped: seal(key.secret!, dataKey, aad) };
   const ephemeral = generateKeyPairSync('x25519');
   const ephemeralBytes = x25519PublicOf(ephemeral.privateKey);
   const shared = diffieHellman({ privateKey: ephemeral.privateKey, publicKey: key.publicKey! });
@@ -173,27 +184,20 @@ function openX25519(key: WrappingKey, wrapped: Buffer, aad: Buffer): Buffer | un
  * a UserError naming the key id the file needs (exit 2).
  */
 export function unwrapDataKey(keys: WrappingKey[], w: WrappedKey, context: Buffer, what: string): Buffer {
-  const key = keys.find((k) => k.id === w.keyId && (w.mode === 'secret' ? k.kind === 'secret' : k.kind === 'private'));
+  const fits = (k: WrappingKey) => (w.mode === 'x25519' ? k.kind === 'private' : k.kind === w.mode);
+  const key = keys.find((k) => k.id === w.keyId && fits(k));
   // The key is held, but the file says it was wrapped another way: the file was changed.
-  const held = keys.find((k) => k.id === w.keyId && k.kind !== 'public');
+  const held = keys.find((k) => k.id === w.keyId && k.kind !== 'public' && !fits(k));
   if (!key && held) {
     throw new UserError(
-      `${what} is damaged: it says its data key was wrapped for a ${w.mode === 'secret' ? 'secret' : 'public'} key ${w.keyId}, and the key ${w.keyId} given is a ${held.kind} key`,
+      `${what} is damaged: it says its data key was wrapped for a ${KIND_NAME[w.mode]} key ${w.keyId}, and the key ${w.keyId} given is a ${held.kind} key`,
       'run pgtape verify with the key; restore the file from a copy',
       ExitCode.ATTENTION,
     );
   }
-  if (!key) {
-    const publicOnly = keys.some((k) => k.id === w.keyId && k.kind === 'public');
-    throw new UserError(
-      `${what} is encrypted for key ${w.keyId}, and ${publicOnly ? 'only its public half was given' : 'no key given has that id'}`,
-      w.mode === 'secret'
-        ? `pass its key file with --key-file (key id ${w.keyId})`
-        : `pass the private key file of the pair ${w.keyId} with --key-file`,
-    );
-  }
+  if (!key || !readsWith(key)) throw keyNotGiven(keys, w, what);
   const aad = wrapAad(key.id, context);
-  const dataKey = w.mode === 'secret' ? open(key.secret!, w.wrapped, aad) : openX25519(key, w.wrapped, aad);
+  const dataKey = w.mode === 'x25519' ? openX25519(key, w.wrapped, aad) : open(key.secret!, w.wrapped, aad);
   if (!dataKey) {
     throw new UserError(
       `${what} is damaged: its data key does not open with key ${w.keyId} (the file was changed or moved under another name)`,
@@ -202,6 +206,33 @@ export function unwrapDataKey(keys: WrappingKey[], w: WrappedKey, context: Buffe
     );
   }
   return dataKey;
+}
+
+const KIND_NAME: Record<WrappedKey['mode'], string> = { secret: 'secret', x25519: 'public', kms: 'KMS' };
+
+/** The error for a file whose key is not among `keys` (exit 2): what it needs, and how to give it. */
+function keyNotGiven(keys: WrappingKey[], w: WrappedKey, what: string): UserError {
+  const id = w.keyId;
+  if (w.mode === 'kms') {
+    const kms = keys.find((k) => k.id === id && k.kind === 'kms')?.kms;
+    return new UserError(
+      kms
+        ? `${what} is encrypted for key ${id}, wrapped by the KMS key ${kms.keyArn}, and KMS gave no key to read it with: ${kms.unavailable ?? 'kms:Decrypt was not asked'}`
+        : `${what} is encrypted for key ${id}, wrapped by AWS KMS, and ${keys.some((k) => k.kind === 'kms') ? `the store holds no key ${id} (keys/kms/${id}.json)` : 'KMS was not asked for it'}`,
+      kms
+        ? `run it with credentials allowed kms:Decrypt on ${kms.keyArn} (AWS_REGION, AWS_ENDPOINT_URL_KMS and the usual AWS credentials)`
+        : keys.some((k) => k.kind === 'kms')
+          ? 'run pgtape verify: the store lost the object holding that key'
+          : 'pass --key-file kms: (with credentials allowed kms:Decrypt)',
+    );
+  }
+  const publicOnly = keys.some((k) => k.id === id && k.kind === 'public');
+  return new UserError(
+    `${what} is encrypted for key ${id}, and ${publicOnly ? 'only its public half was given' : 'no key given has that id'}`,
+    w.mode === 'secret'
+      ? `pass its key file with --key-file (key id ${id})`
+      : `pass the private key file of the pair ${id} with --key-file`,
+  );
 }
 
 /** A short text sealed under a data key of its own, wrapped beside it: it opens without any other file. */

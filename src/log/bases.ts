@@ -308,7 +308,7 @@ export async function readBaseManifest(store: Store, base: BaseRef): Promise<Bas
 const isWrappedKey = (k: unknown): boolean =>
   typeof k === 'object' &&
   k !== null &&
-  ['secret', 'x25519'].includes((k as StoredWrappedKey).mode) &&
+  ['secret', 'x25519', 'kms'].includes((k as StoredWrappedKey).mode) &&
   typeof (k as StoredWrappedKey).keyId === 'string' &&
   typeof (k as StoredWrappedKey).wrapped === 'string';
 

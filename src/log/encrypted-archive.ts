@@ -35,11 +35,13 @@ export async function keyForNewFiles(
   newest ??= await newestEncryption(store);
   if (!newest) return undefined;
   const id = newest.keyId;
-  const held = keysOf(store)?.find((k) => k.id === id);
+  const held = keysOf(store)?.find((k) => k.id === id && (k.kind !== 'kms' || k.secret !== undefined));
   if (held) return held;
   throw new UserError(
     `${store.description} is encrypted (its newest files are for key ${id}), and ${what} was given no key to encrypt for: it would store in the clear`,
-    `pass --encrypt with the key file of ${id}${newest.mode === 'x25519' ? ' (its public half is enough)' : ''}, or a newer key`,
+    newest.mode === 'kms'
+      ? `pass --encrypt kms:<the KMS key> (or --key-file kms: to go on under ${id}), or a newer key`
+      : `pass --encrypt with the key file of ${id}${newest.mode === 'x25519' ? ' (its public half is enough)' : ''}, or a newer key`,
     ExitCode.BAD_INPUT,
   );
 }

@@ -15,6 +15,8 @@ import { seededRandom, TEST_SEED } from './random.js';
 import { transaction } from './tape.js';
 import { replayIntoNewPgdata } from './replay-into.js';
 import { startS3, type TestS3 } from './s3rver.js';
+import { startKms, type TestKms } from './kms-server.js';
+import { kmsKeysForReading } from '../../src/log/kms-keys.js';
 import { createLogger } from '../../src/core/log.js';
 import { parseLsn } from '../../src/core/lsn.js';
 import { openStore } from '../../src/store/open.js';
@@ -161,24 +163,34 @@ export function replayOracle(
     major?: number;
     batches?: number;
     full?: boolean;
-    /** Archive with --encrypt (a secret key, or a pair's public half) and read with --key-file, every command through PGTAPE_ENCRYPT and PGTAPE_KEY_FILE. */
-    encrypt?: 'secret' | 'pair';
+    /**
+     * Archive with --encrypt (a secret key, a pair's public half, or a KMS key of a stand-in KMS)
+     * and read with --key-file, every command through PGTAPE_ENCRYPT and PGTAPE_KEY_FILE.
+     */
+    encrypt?: 'secret' | 'pair' | 'kms';
   } = {},
 ): void {
   const batches = options.batches ?? 24;
   const full = options.full ?? true;
   /** The whole oracle; a version run (other Postgres majors) records and replays by LSN only. */
   const itFull = full ? it : ((() => undefined) as unknown as typeof it);
-  const encrypted = options.encrypt ? `, encrypted with a ${options.encrypt === 'pair' ? 'key pair' : 'secret key'}` : '';
+  const encrypted = options.encrypt
+    ? `, encrypted with ${{ pair: 'a key pair', secret: 'a secret key', kms: 'a KMS key' }[options.encrypt]}`
+    : '';
   describe(`replay rebuilds the source as it was at every recorded point (${kind} store${options.major ? `, Postgres ${options.major}` : ''}${encrypted})`, () => {
     const source = useSource(SCHEMA, options.major ? { major: options.major } : {});
     let s3: TestS3 | undefined;
     const store = () => (kind === 's3' ? 's3://oracle/tape' : source.store.dir);
     let keys: WrappingKey[] = [];
     const keyDir = mkdtempSync(join(tmpdir(), 'pgtape-oracle-keys-'));
-    const saved = { PGTAPE_ENCRYPT: process.env.PGTAPE_ENCRYPT, PGTAPE_KEY_FILE: process.env.PGTAPE_KEY_FILE };
+    let kms: TestKms | undefined;
+    const saved = { ...process.env };
     beforeAll(async () => {
-      if (options.encrypt) {
+      if (options.encrypt === 'kms') {
+        kms = await startKms();
+        kms.createKey('pgtape-oracle');
+        Object.assign(process.env, kms.env, { PGTAPE_ENCRYPT: 'kms:alias/pgtape-oracle', PGTAPE_KEY_FILE: 'kms:' });
+      } else if (options.encrypt) {
         const [encrypt, read] =
           options.encrypt === 'secret'
             ? [join(keyDir, 'secret.key'), join(keyDir, 'secret.key')]
@@ -200,9 +212,9 @@ export function replayOracle(
     });
     afterAll(async () => {
       await s3?.close();
-      for (const [k, v] of Object.entries(saved))
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
+      await kms?.stop();
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
       rmSync(keyDir, { recursive: true, force: true });
     });
     /** The store, with the keys to read it. */
@@ -366,6 +378,12 @@ export function replayOracle(
       const rest = await pgtape([...args, '--until', 'now']);
       expect(rest.code, rest.stderr).toBe(0);
       expect((await listSegments(opened())).length).toBeGreaterThan(batches / 2);
+      if (kms) {
+        keys = await kmsKeysForReading(openStore(store()));
+        // Every start of a writer (archive three times, base) went on under one wrapping key.
+        expect(keys.map((k) => [k.kind, Boolean(k.secret), k.kms?.unavailable])).toEqual([['kms', true, undefined]]);
+        expect(kms.calls.get('GenerateDataKey')).toBe(1);
+      }
       if (options.encrypt) await expectNothingInTheClear(opened());
     });
 
