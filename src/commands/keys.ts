@@ -91,6 +91,12 @@ export async function useKeyFiles(store: Store, opts: { keyFile?: unknown }, enc
         'give the private key file of the pair (pgtape keygen --private); the public one is for pgtape archive --encrypt',
       );
   }
+  const named = paths.find((p) => kmsKeyOf(p));
+  if (named)
+    throw new UserError(
+      `--key-file ${named}: give kms: alone`,
+      "a reader has KMS decrypt every wrapping key the archive stored (keys/kms/), and KMS decides which this process may: the key's name is not needed",
+    );
   if (paths.some((p) => kmsKeyOf(p) !== undefined)) {
     const fromKms = await kmsKeysForReading(store);
     keys.push(...fromKms.filter((k) => !keys.some((held) => held.id === k.id)));

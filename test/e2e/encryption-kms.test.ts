@@ -92,6 +92,12 @@ describe('an archive encrypted through KMS', () => {
     } finally {
       kms.deny.clear();
     }
+    const named = await pgtape(['log', '--store', store(), '--key-file', 'kms:alias/shop'], env);
+    expect(named.code).toBe(2);
+    expect(named.stderr).toMatch(/--key-file kms:alias\/shop: give kms: alone/);
+    const empty = await archiveNow('--encrypt', 'kms:');
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/--encrypt kms: needs the KMS key after it/);
     const clear = await archiveNow();
     expect(clear.code).toBe(2);
     expect(clear.stderr).toMatch(/--encrypt kms:<the KMS key> \(or --key-file kms: to go on under/);

@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { archiveArgs, pgtape } from '../support/cli.js';
 import { runDump } from '../support/dump.js';
 import { useSource } from '../support/fixture.js';
@@ -9,6 +10,8 @@ import { expectSoundHandedOver } from '../support/handed-over.js';
 import { checksums } from '../support/oracle.js';
 import { seededRandom, TEST_SEED } from '../support/random.js';
 import { replayIntoFresh, replayIntoNewPgdata } from '../support/replay-into.js';
+import { expectNothingInTheClear } from '../support/replay-oracle.js';
+import { openStore } from '../../src/store/open.js';
 import { describeSchema, type SchemaDescription } from '../support/schema.js';
 
 // SQL written by others (test/fixtures/pagila): the pagila sample database, loaded from its own
@@ -115,13 +118,19 @@ describe('pagila: a public sample database archived and replayed, rows and schem
   }
 });
 
-describe('pagila loaded after the base, with --capture-ddl: schema changes of SQL written by others', () => {
+describe('pagila loaded after the base, with --capture-ddl, encrypted: schema changes of SQL written by others', () => {
   const source = useSource();
+  const keyDir = mkdtempSync(join(tmpdir(), 'pgtape-pagila-keys-'));
+  const keys = { pub: join(keyDir, 'a.pub'), priv: join(keyDir, 'a.private') };
+  // Archived for a public key, read with its private half: captured DDL, marks and rows sealed.
+  const env = { PGTAPE_ENCRYPT: keys.pub, PGTAPE_KEY_FILE: keys.priv };
+  afterAll(() => rmSync(keyDir, { recursive: true, force: true }));
 
   it('replays the rows and the whole schema made after the base', async () => {
+    expect((await pgtape(['keygen', '--public', keys.pub, '--private', keys.priv])).code).toBe(0);
     // The base is of an empty database: every object of pagila is a schema change after it.
     const archive = (...more: string[]) =>
-      pgtape(archiveArgs(source.db.url(), source.store.dir, '--create-publication', ...more, '--until', 'now'));
+      pgtape(archiveArgs(source.db.url(), source.store.dir, '--create-publication', ...more, '--until', 'now'), env);
     const first = await archive('--capture-ddl');
     expect(first.code, first.stderr).toBe(0);
     await runDump(source.admin, readFileSync(join(PAGILA, 'pagila-schema.sql'), 'utf8'));
@@ -132,10 +141,14 @@ describe('pagila loaded after the base, with --capture-ddl: schema changes of SQ
     const want = { sums: await checksums(source.admin), schema: await describeSchema(source.admin) };
     expect(Object.keys(want.sums).length).toBeGreaterThan(20);
 
-    const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir], async (c) => ({
-      sums: await checksums(c),
-      schema: await describeSchema(c),
-    }));
+    // Neither pagila's rows nor its DDL is stored in the clear.
+    await expectNothingInTheClear(openStore(source.store.dir), ['rental_by_category', 'PENELOPE', 'last_updated']);
+    const { r, seen } = await replayIntoFresh(
+      source,
+      ['--store', source.store.dir],
+      async (c) => ({ sums: await checksums(c), schema: await describeSchema(c) }),
+      env,
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(seen!.sums, 'rows').toEqual(want.sums);
     // Captured DDL follows the whole schema: types, tables and partitions, constraints, indexes,

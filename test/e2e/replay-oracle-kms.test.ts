@@ -4,4 +4,4 @@ import { replayOracle } from '../support/replay-oracle.js';
 // stand-in (test/support/kms-server.ts): the whole oracle on a directory, and on S3 recorded and
 // replayed by LSN.
 replayOracle('directory', { encrypt: 'kms' });
-replayOracle('s3', { encrypt: 'kms', full: false, batches: 8 });
+replayOracle('s3', { encrypt: 'kms', full: false, batches: 16 });
