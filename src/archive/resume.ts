@@ -12,6 +12,7 @@ import { readSegmentHeader } from '../log/segments.js';
 import { lastSegment } from '../log/archive-index.js';
 import { WriterLease } from '../log/lease.js';
 import { checkStream, ensureStream } from '../log/stream.js';
+import { storeWrappingKey } from '../log/kms-keys.js';
 import { connect, connectQuietly } from '../source/connection.js';
 import { installDdlCapture } from '../source/ddl-capture.js';
 import { recordsSequences } from '../source/logical-messages.js';
@@ -94,6 +95,12 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
     await checkStream(store, candidate);
     const newest = await newestEncryption(store);
     const encryptFor = await keyForNewFiles(store, options.encryptFor, 'pgtape archive', newest);
+    const problem = await publicationProblem(client, options.publication, { create: options.createPublication, force: options.force });
+    if (problem) throw problem;
+    await refuseForeignSlot(client, options.slot, facts.database);
+    lease = await WriterLease.acquire(store, options.slot, log);
+    await ensureStream(store, candidate);
+    await storeWrappingKey(store, encryptFor);
     if (encryptFor) {
       // Said at every start: a wrong key file would otherwise go unnoticed until a reader needs it.
       const before = newest?.keyId;
@@ -109,11 +116,6 @@ export async function prepareStart(options: ResumeOptions): Promise<StartPoint> 
           : 'encrypting what is stored',
       );
     }
-    const problem = await publicationProblem(client, options.publication, { create: options.createPublication, force: options.force });
-    if (problem) throw problem;
-    await refuseForeignSlot(client, options.slot, facts.database);
-    lease = await WriterLease.acquire(store, options.slot, log);
-    await ensureStream(store, candidate);
     createdPublication = await ensurePublication(client, options.publication, log);
     await warnOfRowFilters(client, options.publication, facts.serverVersion, log);
     await warnOfEmptyPublication(client, options.publication, log);

@@ -18,6 +18,7 @@ import { encodeWrappedKey, wrapDataKey, type StoredWrappedKey, type WrappingKey 
 import { connect, OUTPUT_SETTINGS } from '../source/connection.js';
 import type { SourceFacts } from '../source/preflight.js';
 import type { Store } from '../store/store.js';
+import { storeWrappingKey } from '../log/kms-keys.js';
 import { readBaseDdl } from './ddl/read.js';
 import { readPublishedSchema } from './published-schema.js';
 import {
@@ -71,6 +72,8 @@ export async function captureBase(options: {
       ddl: await readBaseDdl(client, options.publication),
     };
     options.amend?.(schema);
+    // The first file this writer stores may be the first wrapped for its KMS wrapping key.
+    await storeWrappingKey(store, options.encryptFor);
     for (const what of schema.ddl!.notRestored) log.warn({ object: what }, 'the base cannot recreate this object: replays will lack it');
     await warnOfLargeObjects(client, log);
     const manifest: BaseManifest = {

@@ -1,4 +1,4 @@
-import { encryptionKey, encryptOption, keyFileOption, useKeyFiles } from './keys.js';
+import { checkKeyOptions, encryptionKey, encryptOption, keyFileOption, useKeyFiles } from './keys.js';
 import { signalExitCode } from '../core/interrupt.js';
 import { Command, Option } from 'commander';
 import { parseSlotName, requireSource, sourceOption, s3EndpointOption, storeOption } from './options.js';
@@ -96,6 +96,7 @@ export function archiveCommand(): Command {
         baseAfterBytes: opts.baseAfter !== undefined ? parseBytes(opts.baseAfter, '--base-after', 1) : undefined,
       };
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      checkKeyOptions(opts);
       if (opts.printConfig) {
         process.stdout.write(JSON.stringify(resolvedConfig(command), null, 2) + '\n');
         return;

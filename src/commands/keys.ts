@@ -2,8 +2,8 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ExitCode, UserError, errorMessage } from '../core/errors.js';
-import { newKeyPairFiles, newSecretKeyFile, parseKeyFile, readsWith, type WrappingKey } from '../core/key-wrap.js';
-import { kmsKeyForWriting, kmsKeysForReading } from '../log/kms-keys.js';
+import { KMS_ASKED, newKeyPairFiles, newSecretKeyFile, parseKeyFile, readsWith, type WrappingKey } from '../core/key-wrap.js';
+import { kmsKeyForWriting, kmsKeysForReading, storeWrappingKey } from '../log/kms-keys.js';
 import { useKeys } from '../log/keys.js';
 import type { Store } from '../store/store.js';
 import { exitOnSignal } from '../core/interrupt.js';
@@ -49,18 +49,10 @@ function readKeyFile(path: string, option: string): WrappingKey {
   return parseKeyFile(text, `${option} ${path}`);
 }
 
-/**
- * The key new files are encrypted for (--encrypt), if any. A KMS key is asked for its wrapping
- * key here, which is stored under keys/kms/ before this returns (src/log/kms-keys.ts).
- */
-export async function encryptionKey(
-  opts: { encrypt?: unknown },
-  store: Store,
-  /** What will read the archive with it (a KMS key this process may not decrypt is then refused). */
-  mustRead?: string,
-): Promise<WrappingKey | undefined> {
+/** --encrypt as given: a key file read, or a KMS key checked for its form (KMS is not asked). */
+function parseEncrypt(opts: { encrypt?: unknown }): WrappingKey | { kmsKey: string } | undefined {
   if (opts.encrypt === undefined) return undefined;
-  if (typeof opts.encrypt !== 'string')
+  if (typeof opts.encrypt !== 'string' || opts.encrypt.trim() === '')
     throw new UserError('--encrypt takes the path of a key file, or kms:<key>', 'in a --config file: "encrypt": "./archive.pub"');
   const kmsKey = kmsKeyOf(opts.encrypt);
   if (kmsKey === undefined) return readKeyFile(opts.encrypt, '--encrypt');
@@ -69,20 +61,22 @@ export async function encryptionKey(
       `--encrypt kms: needs the KMS key after it, without spaces: ${JSON.stringify(opts.encrypt)}`,
       'for example --encrypt kms:alias/pgtape or --encrypt kms:arn:aws:kms:eu-west-1:111122223333:key/…',
     );
-  return kmsKeyForWriting(store, kmsKey, mustRead);
+  return { kmsKey };
 }
 
-/**
- * Gives the store the keys its encrypted files are read with: every --key-file (`kms:` asks KMS
- * for the wrapping keys stored under keys/kms/), and the --encrypt key when it can read (a secret
- * key, a private key file, a KMS key this process may decrypt). Returns them.
- */
-export async function useKeyFiles(store: Store, opts: { keyFile?: unknown }, encryptFor?: WrappingKey): Promise<WrappingKey[]> {
+/** --key-file as given: the key files read, and whether KMS is to be asked (`kms:`). */
+function parseKeyFiles(opts: { keyFile?: unknown }): { keys: WrappingKey[]; kms: boolean } {
   // From a flag or the environment a list of paths; from a config file whatever JSON it held.
   const given = opts.keyFile === undefined ? [] : typeof opts.keyFile === 'string' ? addPath(opts.keyFile, []) : opts.keyFile;
   if (!Array.isArray(given) || !given.every((p) => typeof p === 'string'))
     throw new UserError('--key-file takes paths of key files', 'in a --config file: "key-file": "./a.key" or ["./a.key", "./b.key"]');
   const paths = given.flatMap((p) => addPath(p, []));
+  const named = paths.find((p) => kmsKeyOf(p));
+  if (named)
+    throw new UserError(
+      `--key-file ${named}: give kms: alone`,
+      "a reader has KMS decrypt every wrapping key the archive stored (keys/kms/), and KMS decides which this process may: the key's name is not needed",
+    );
   const keys = paths.filter((p) => kmsKeyOf(p) === undefined).map((path) => readKeyFile(path, '--key-file'));
   for (const k of keys) {
     if (k.kind === 'public')
@@ -91,19 +85,43 @@ export async function useKeyFiles(store: Store, opts: { keyFile?: unknown }, enc
         'give the private key file of the pair (pgtape keygen --private); the public one is for pgtape archive --encrypt',
       );
   }
-  const named = paths.find((p) => kmsKeyOf(p));
-  if (named)
-    throw new UserError(
-      `--key-file ${named}: give kms: alone`,
-      "a reader has KMS decrypt every wrapping key the archive stored (keys/kms/), and KMS decides which this process may: the key's name is not needed",
-    );
-  if (paths.some((p) => kmsKeyOf(p) !== undefined)) {
+  return { keys, kms: paths.length > keys.length };
+}
+
+/** Checks --encrypt and --key-file as given, asking KMS nothing (--print-config prints only what would run). */
+export function checkKeyOptions(opts: { encrypt?: unknown; keyFile?: unknown }): void {
+  parseEncrypt(opts);
+  parseKeyFiles(opts);
+}
+
+/**
+ * The key new files are encrypted for (--encrypt), if any. A KMS key is asked for its wrapping
+ * key here; a new one is stored by the writer once its checks pass (storeWrappingKey).
+ */
+export async function encryptionKey(
+  opts: { encrypt?: unknown },
+  store: Store,
+  /** What will read the archive with it (a KMS key this process may not decrypt is then refused). */
+  mustRead?: string,
+): Promise<WrappingKey | undefined> {
+  const given = parseEncrypt(opts);
+  return given && 'kmsKey' in given ? kmsKeyForWriting(store, given.kmsKey, mustRead) : given;
+}
+
+/**
+ * Gives the store the keys its encrypted files are read with: every --key-file (`kms:` asks KMS
+ * for the wrapping keys stored under keys/kms/), and the --encrypt key when it can read (a secret
+ * key, a private key file, a KMS key this process may decrypt). Returns them.
+ */
+export async function useKeyFiles(store: Store, opts: { keyFile?: unknown }, encryptFor?: WrappingKey): Promise<WrappingKey[]> {
+  const { keys, kms } = parseKeyFiles(opts);
+  if (kms) {
     const fromKms = await kmsKeysForReading(store);
-    keys.push(...fromKms.filter((k) => !keys.some((held) => held.id === k.id)));
+    keys.push(...fromKms.filter((k) => !keys.some((held) => held.id === k.id)), KMS_ASKED);
   }
   if (encryptFor && readsWith(encryptFor)) keys.unshift(encryptFor);
   useKeys(store, keys);
-  return keys;
+  return keys.filter((k) => k !== KMS_ASKED);
 }
 
 /** Writes a new file, never over one: a key overwritten is every file encrypted for it lost. */
@@ -186,17 +204,19 @@ export function rekeyCommand(): Command {
           'rekey needs the new key: --encrypt <key-file>',
           'for example: pgtape rekey --store ./tape --key-file ./old.key --encrypt ./new.key',
         );
+      checkKeyOptions(opts);
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
+      // A store that holds no archive (a mistyped --store) is said as such, not "rekeyed 0 segments".
+      await indexArchive(store, { requireBase: false });
       const keys = await useKeyFiles(store, opts);
       if (!keys.length)
         throw new UserError(
           'rekey needs the keys the files are under now: --key-file <file> (repeatable)',
-          'give the secret key file, or the private key file of the pair',
+          'give the secret key file, or the private key file of the pair, or kms:',
         );
-      // A store that holds no archive (a mistyped --store) is said as such, not "rekeyed 0 segments".
-      await indexArchive(store, { requireBase: false });
       await store.checkWritable();
       const to = (await encryptionKey(opts, store))!;
+      await storeWrappingKey(store, to);
       const result = await rekeyArchive(store, to, (key) => process.stdout.write(`rekeyed ${key}\n`));
       const { segments, bases, indexObjects } = result.rewritten;
       process.stdout.write(

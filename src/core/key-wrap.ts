@@ -31,8 +31,12 @@ export interface WrappingKey {
   id: string;
   /** The secret key's bytes (kind secret; kind kms: the wrapping key KMS gave, unless it refused). */
   secret?: Buffer;
-  /** Kind kms: the KMS key its wrapping key is encrypted under (an ARN), and why KMS gave no key to read with. */
-  kms?: { keyArn: string; unavailable?: string };
+  /**
+   * Kind kms: the KMS key its wrapping key is encrypted under (an ARN); why KMS gave no key to
+   * read with (`damaged`: the store's copy of it is); `unstored`: the copy a writer must store
+   * before it wraps anything (src/log/kms-keys.ts, storeWrappingKey).
+   */
+  kms?: { keyArn: string; unavailable?: string; damaged?: boolean; unstored?: Buffer };
   publicKey?: KeyObject;
   privateKey?: KeyObject;
   /** The public half as its 32 raw bytes (kinds public and private). */
@@ -157,6 +161,8 @@ const wrapAad = (keyId: string, context: Buffer) => Buffer.concat([Buffer.from(`
 /** Wraps a file's data key for `key` (a secret key, or either half of a pair: the public one is used). */
 export function wrapDataKey(key: WrappingKey, dataKey: Buffer, context: Buffer): WrappedKey {
   if (dataKey.length !== DATA_KEY_BYTES) throw new Error(`a data key is ${DATA_KEY_BYTES} bytes`);
+  // A file wrapped for a KMS key whose copy the store does not hold would be unreadable by anyone.
+  if (key.kms?.unstored) throw new Error(`wrapping key ${key.id} is used before it is stored (storeWrappingKey)`);
   const aad = wrapAad(key.id, context);
   if (key.kind === 'secret' || key.kind === 'kms') return { mode: key.kind, keyId: key.id, wrapped: seal(key.secret!, dataKey, aad) };
   const ephemeral = generateKeyPairSync('x25519');
@@ -195,7 +201,7 @@ export function unwrapDataKey(keys: WrappingKey[], w: WrappedKey, context: Buffe
       ExitCode.ATTENTION,
     );
   }
-  if (!key || !readsWith(key)) throw keyNotGiven(keys, w, what);
+  if (!key || !readsWith(key)) throw notReadable(keys, w, what);
   const aad = wrapAad(key.id, context);
   const dataKey = w.mode === 'x25519' ? openX25519(key, w.wrapped, aad) : open(key.secret!, w.wrapped, aad);
   if (!dataKey) {
@@ -210,20 +216,34 @@ export function unwrapDataKey(keys: WrappingKey[], w: WrappedKey, context: Buffe
 
 const KIND_NAME: Record<WrappedKey['mode'], string> = { secret: 'secret', x25519: 'public', kms: 'KMS' };
 
-/** The error for a file whose key is not among `keys` (exit 2): what it needs, and how to give it. */
-function keyNotGiven(keys: WrappingKey[], w: WrappedKey, what: string): UserError {
+/**
+ * Stands in `keys` for `--key-file kms:` itself: KMS was asked, whatever the store held. Its id
+ * is no key's (ids are hex digits).
+ */
+export const KMS_ASKED: WrappingKey = { kind: 'kms', id: 'kms:', kms: { keyArn: '', unavailable: 'not a key' } };
+
+/**
+ * Why a file whose data key `w` is not read by `keys`: what it needs and how to give it (exit 2),
+ * or, for a KMS key whose copy the store lost or holds damaged, damage (exit 4).
+ */
+export function notReadable(keys: WrappingKey[], w: WrappedKey, what: string): UserError {
   const id = w.keyId;
   if (w.mode === 'kms') {
     const kms = keys.find((k) => k.id === id && k.kind === 'kms')?.kms;
+    const object = `keys/kms/${id}.json`;
+    if (kms?.damaged || (!kms && keys.includes(KMS_ASKED)))
+      return new UserError(
+        `${what} is encrypted for key ${id}, wrapped by AWS KMS, and the store's KMS-encrypted copy of that key is ${kms ? `damaged (${kms.unavailable})` : `missing (${object})`}`,
+        `run pgtape verify; restore ${object} from a copy of the store`,
+        ExitCode.ATTENTION,
+      );
     return new UserError(
       kms
         ? `${what} is encrypted for key ${id}, wrapped by the KMS key ${kms.keyArn}, and KMS gave no key to read it with: ${kms.unavailable ?? 'kms:Decrypt was not asked'}`
-        : `${what} is encrypted for key ${id}, wrapped by AWS KMS, and ${keys.some((k) => k.kind === 'kms') ? `the store holds no key ${id} (keys/kms/${id}.json)` : 'KMS was not asked for it'}`,
+        : `${what} is encrypted for key ${id}, wrapped by AWS KMS, and KMS was not asked for it`,
       kms
-        ? `run it with credentials allowed kms:Decrypt on ${kms.keyArn} (AWS_REGION, AWS_ENDPOINT_URL_KMS and the usual AWS credentials)`
-        : keys.some((k) => k.kind === 'kms')
-          ? 'run pgtape verify: the store lost the object holding that key'
-          : 'pass --key-file kms: (with credentials allowed kms:Decrypt)',
+        ? `run it with credentials allowed kms:Decrypt on ${kms.keyArn}, and KMS reachable (AWS_REGION, AWS_ENDPOINT_URL_KMS and the usual AWS credentials)`
+        : 'pass --key-file kms: (with credentials allowed kms:Decrypt)',
     );
   }
   const publicOnly = keys.some((k) => k.id === id && k.kind === 'public');

@@ -6,7 +6,8 @@ import type { Store } from '../store/store.js';
 
 // Wrapping keys from AWS KMS (docs/ARCHITECTURE.md, "Encryption at rest", KMS). A writer asks KMS
 // once per process for a wrapping key (GenerateDataKey) and stores KMS's encrypted copy of it as
-// keys/kms/<id>.json before it wraps anything with it; each file's data key is then wrapped with
+// keys/kms/<id>.json once its own checks pass, before it wraps anything with it (storeWrappingKey;
+// wrapDataKey refuses a key not stored yet); each file's data key is then wrapped with
 // it as with a secret key, so KMS is asked nothing per file and an archiver that runs for months
 // never waits on KMS. A reader lists keys/kms/ and asks KMS to decrypt each (kms:Decrypt) once,
 // at its start. A writer allowed kms:Decrypt goes on under the newest wrapping key of the same
@@ -25,6 +26,9 @@ interface StoredKmsKey {
 
 export const kmsKeyObject = (id: string) => `${KMS_KEYS_DIR}${id}.json`;
 
+/** How long one KMS request may take (KMS answers in milliseconds); tests shorten it. */
+export const kmsTimeouts = { requestMs: 10_000 };
+
 type Sdk = typeof import('@aws-sdk/client-kms');
 let sdk: Promise<Sdk> | undefined;
 
@@ -34,7 +38,14 @@ async function client(regionOf?: string): Promise<{ kms: KMSClient; sdk: Sdk }> 
   // A key's ARN names its region; an alias or bare id takes the environment's.
   const region =
     /^arn:[^:]+:kms:([^:]+):/.exec(regionOf ?? '')?.[1] ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
-  const kms = new m.KMSClient({ region, maxAttempts: 4, requestHandler: { connectionTimeout: 10_000, requestTimeout: 30_000 } });
+  // A KMS that accepts connections and never answers fails the command instead of hanging it:
+  // without throwOnRequestTimeout the SDK only warns when requestTimeout passes.
+  const timeout = kmsTimeouts.requestMs;
+  const kms = new m.KMSClient({
+    region,
+    maxAttempts: 3,
+    requestHandler: { connectionTimeout: timeout, requestTimeout: timeout, throwOnRequestTimeout: true, socketTimeout: timeout },
+  });
   return { kms, sdk: m };
 }
 
@@ -80,7 +91,7 @@ async function decryptStored(id: string, stored: StoredKmsKey, expectKey?: strin
     if (!out.Plaintext || out.Plaintext.length !== 32) throw new Error('KMS returned no 32-byte key');
     return { kind: 'kms', id, secret: Buffer.from(out.Plaintext), kms: { keyArn: out.KeyId ?? stored.keyArn } };
   } catch (err) {
-    return { kind: 'kms', id, kms: { keyArn: stored.keyArn, unavailable: `KMS refused to decrypt it (${kmsReason(err)})` } };
+    return { kind: 'kms', id, kms: { keyArn: stored.keyArn, unavailable: `KMS did not decrypt it (${kmsReason(err)})` } };
   } finally {
     kms.destroy();
   }
@@ -94,15 +105,15 @@ export async function kmsKeysForReading(store: Store): Promise<WrappingKey[]> {
   const listed = await listKmsKeys(store);
   return Promise.all(
     listed.map(({ id, stored, damaged }) =>
-      stored ? decryptStored(id, stored) : { kind: 'kms' as const, id, kms: { keyArn: 'unknown', unavailable: damaged } },
+      stored ? decryptStored(id, stored) : { kind: 'kms' as const, id, kms: { keyArn: 'unknown', unavailable: damaged, damaged: true } },
     ),
   );
 }
 
 /**
  * The wrapping key new files are encrypted for (`--encrypt kms:<key>`): the newest stored one of
- * that KMS key that KMS decrypts for this process, else a new one from GenerateDataKey, stored
- * before it is returned. A new key that this process may not decrypt is marked unavailable for
+ * that KMS key that KMS decrypts for this process, else a new one from GenerateDataKey, to be
+ * stored with storeWrappingKey before its first use. A new key that this process may not decrypt is marked unavailable for
  * reading (a writer allowed only kms:GenerateDataKey cannot read the archive's history); with
  * `mustRead` (what needs to read, for the message) it is refused instead, before anything is stored.
  */
@@ -136,8 +147,20 @@ export async function kmsKeyForWriting(store: Store, kmsKey: string, mustRead?: 
       `${mustRead} read the archive, and KMS does not decrypt ${kmsKey}'s keys for this process: ${unavailable}`,
       'allow this process kms:Decrypt on the key, or run pgtape compact (with credentials allowed kms:Decrypt) on a schedule of its own; or leave them out',
     );
-  await store.putBytes(kmsKeyObject(id), Buffer.from(JSON.stringify(stored, null, 2) + '\n'));
-  return { kind: 'kms', id, secret: Buffer.from(generated.Plaintext), kms: { keyArn, unavailable } };
+  const unstored = Buffer.from(JSON.stringify(stored, null, 2) + '\n');
+  return { kind: 'kms', id, secret: Buffer.from(generated.Plaintext), kms: { keyArn, unavailable, unstored } };
+}
+
+/**
+ * Stores a new wrapping key's KMS-encrypted copy (nothing for any other key): called by a writer
+ * once its checks pass (the lease, the stream), before it stores a file wrapped with it, so that a
+ * refused command leaves nothing in the store.
+ */
+export async function storeWrappingKey(store: Store, key: WrappingKey | undefined): Promise<void> {
+  const unstored = key?.kms?.unstored;
+  if (!unstored) return;
+  await store.putBytes(kmsKeyObject(key.id), unstored);
+  delete key.kms!.unstored;
 }
 
 const storedIds = new WeakMap<Store, Promise<Set<string>>>();

@@ -114,7 +114,8 @@ export class DirectoryStore implements Store {
     try {
       entries = await readdir(dir, { withFileTypes: true });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      // A file where the prefix's folder would be (keys/kms a file): no key is under the prefix, as on S3.
+      if (['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code!)) return false;
       const why = unusableDirectory(this.root);
       if (why) throw new UserError(`store ${why}`, 'give --store a directory (pgtape archive creates it)');
       throw err;

@@ -37,6 +37,9 @@ export interface S3Location {
  */
 type Sdk = typeof import('@aws-sdk/client-s3');
 
+/** How long a connection may take, and a socket stay silent, before the request fails and is retried; tests shorten them. */
+export const s3Timeouts = { connectMs: 10_000, idleMs: 120_000 };
+
 /** The SDK takes a tenth of a second to load: only commands that use an S3 store pay for it. */
 let sdk: Promise<Sdk> | undefined;
 
@@ -64,8 +67,10 @@ export class S3Store implements Store {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 4,
-      // A stalled request must fail and be retried, not hang; Pachyderm drops requests after ~4.5 minutes.
-      requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+      // A stalled request must fail and be retried, not hang; Pachyderm drops requests after ~4.5
+      // minutes. A socket idle that long fails it: the SDK's requestTimeout alone only warns
+      // (without throwOnRequestTimeout), and a whole request's time would also cut a slow large upload.
+      requestHandler: { connectionTimeout: s3Timeouts.connectMs, socketTimeout: s3Timeouts.idleMs },
     });
   }
 

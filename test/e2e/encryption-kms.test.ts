@@ -3,7 +3,7 @@
 // an archiver that may not decrypt refuses to make bases from the archive; `rekey` moves the
 // archive from KMS to a key file and back; a lost keys/kms/ object is reported by verify.
 // Against the KMS stand-in (test/support/kms-server.ts).
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -57,7 +57,21 @@ describe('an archive encrypted through KMS', () => {
   it('archives under one wrapping key across restarts, and replays with --key-file kms:', async () => {
     const printed = await pgtape([...archiveArgs(source.db.url(), store()), '--encrypt', 'kms:alias/shop', '--print-config'], env);
     expect(printed.code, printed.stderr).toBe(0);
+    // A configuration --print-config prints is one the archiver would take.
+    const bad = await pgtape([...archiveArgs(source.db.url(), store()), '--encrypt', 'kms: x', '--print-config'], env);
+    expect(bad.code).toBe(2);
     expect(kms.calls.size).toBe(0); // --print-config asks KMS nothing
+    // Refused after KMS gave a new wrapping key (a wrong password): nothing is stored.
+    const url = new URL(source.db.url());
+    url.password = 'wrong';
+    const refused = await pgtape(
+      [...archiveArgs(url.toString(), store(), '--create-publication', '--until', 'now'), '--encrypt', 'kms:alias/shop'],
+      env,
+    );
+    expect(refused.code).toBe(2);
+    expect(kms.calls.get('GenerateDataKey')).toBe(1);
+    expect(existsSync(join(store(), 'keys'))).toBe(false);
+    kms.calls.clear();
     const first = await archiveNow('--encrypt', 'kms:alias/shop');
     expect(first.code, first.stderr).toBe(0);
     expect(first.stderr).toMatch(/"kmsKey":"arn:aws:kms:us-east-1:111122223333:key\//);
@@ -81,7 +95,10 @@ describe('an archive encrypted through KMS', () => {
     try {
       const refused = await replay('--key-file', 'kms:');
       expect(refused.code).toBe(2);
-      expect(refused.stderr).toMatch(/KMS refused to decrypt it \(AccessDeniedException/);
+      expect(refused.stderr).toMatch(/KMS did not decrypt it \(AccessDeniedException/);
+      // verify asked to check with KMS does not pass what it could not check.
+      const unchecked = await pgtape(['verify', '--store', store(), '--key-file', 'kms:'], env);
+      expect(unchecked.code, unchecked.stdout).toBe(2);
       const log = await pgtape(['log', '--store', store(), '--key-file', 'kms:'], env);
       expect(log.code).toBe(2);
       // The write-only archiver cannot make bases from what it cannot read.
@@ -131,5 +148,8 @@ describe('an archive encrypted through KMS', () => {
     const lost = await pgtape(['verify', '--store', store()], env);
     expect(lost.code).toBe(4);
     expect(lost.stdout).toMatch(/MISSING.*does not hold that key's KMS-encrypted copy \(keys\/kms\/[0-9a-f]{16}\.json/);
+    const unreadable = await pgtape(['log', '--store', store(), '--key-file', 'kms:'], env);
+    expect(unreadable.code).toBe(4);
+    expect(unreadable.stderr).toMatch(/copy of that key is missing \(keys\/kms\/[0-9a-f]{16}\.json\)/);
   });
 });

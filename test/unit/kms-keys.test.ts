@@ -1,13 +1,15 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { identity, noteTable, tuple } from '../support/segment-fixture.js';
 import { startKms, type TestKms } from '../support/kms-server.js';
 import { UserError } from '../../src/core/errors.js';
-import { readsWith, type WrappingKey } from '../../src/core/key-wrap.js';
-import { kmsKeyForWriting, kmsKeysForReading, missingKmsKey } from '../../src/log/kms-keys.js';
+import { KMS_ASKED, readsWith, type WrappingKey } from '../../src/core/key-wrap.js';
+import { kmsKeyForWriting as kmsKeyFor, kmsKeysForReading, kmsTimeouts, missingKmsKey, storeWrappingKey } from '../../src/log/kms-keys.js';
 import { SegmentReader } from '../../src/segment/reader.js';
 import { SegmentWriter } from '../../src/segment/writer.js';
 import { DirectoryStore } from '../../src/store/directory.js';
@@ -36,6 +38,13 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 beforeEach(() => kms.deny.clear());
+
+/** A writer's key, stored as a writer stores it once its checks pass. */
+async function kmsKeyForWriting(store: DirectoryStore, kmsKey: string): Promise<WrappingKey> {
+  const key = await kmsKeyFor(store, kmsKey);
+  await storeWrappingKey(store, key);
+  return key;
+}
 
 let n = 0;
 const newStore = () => new DirectoryStore(mkdtempSync(join(root, `store-${n++}-`)));
@@ -103,14 +112,14 @@ describe('KMS wrapping keys', () => {
     expect(stored(store)).toHaveLength(2);
     const bytes = await segment(first);
     // What it holds does not read: the file names the key and why.
-    await expect(rows(bytes, [first])).rejects.toThrow(/wrapped by the KMS key .*AccessDeniedException/);
+    await expect(rows(bytes, [first])).rejects.toThrow(/wrapped by the KMS key .*KMS did not decrypt it \(AccessDeniedException/);
     const readers = await kmsKeysForReading(store);
     await expect(rows(bytes, readers)).rejects.toThrow(UserError);
     kms.deny.clear();
     expect(await rows(bytes, await kmsKeysForReading(store))).toBe(1);
   });
 
-  it('KMS that refuses, a key not asked for, or a lost key object: each named, exit 2', async () => {
+  it('KMS that refuses or a key not asked for: exit 2; a lost or damaged key object: exit 4; each named', async () => {
     const store = newStore();
     const key = await kmsKeyForWriting(store, 'alias/pgtape-test');
     const bytes = await segment(key);
@@ -124,6 +133,8 @@ describe('KMS wrapping keys', () => {
       hint: /--key-file kms:/,
       exit: 2,
     });
+    // Asked, and the store holds no copy of the key: damage, not a missing option.
+    expect(await refusal(rows(bytes, [KMS_ASKED]))).toMatchObject({ message: /copy of that key is missing \(keys\/kms\//, exit: 4 });
     kms.deny.add('Decrypt');
     expect(await refusal(rows(bytes, await kmsKeysForReading(store)))).toMatchObject({
       message: new RegExp(`wrapped by the KMS key ${arn}.*AccessDeniedException`),
@@ -134,10 +145,40 @@ describe('KMS wrapping keys', () => {
     // The stored key rewritten: its name no longer matches its blob.
     writeFileSync(join(store.root, 'keys', 'kms', `${key.id}.json`), JSON.stringify({ keyArn: arn, blob: 'AAAA', created: '' }));
     expect(await refusal(rows(bytes, await kmsKeysForReading(store)))).toMatchObject({
-      message: /is damaged: its blob is not the one/,
-      exit: 2,
+      message: /copy of that key is damaged \(.*is damaged: its blob is not the one/,
+      hint: /restore keys\/kms\//,
+      exit: 4,
     });
     expect(await missingKmsKey(newStore(), { mode: 'kms', keyId: key.id })).toMatch(/does not hold that key's KMS-encrypted copy/);
+  });
+
+  it('a new wrapping key is stored only when the writer says (its checks passed), and wraps nothing before', async () => {
+    const store = newStore();
+    const key = await kmsKeyFor(store, 'alias/pgtape-test');
+    expect(() => stored(store)).toThrow();
+    await expect(segment(key)).rejects.toThrow(/used before it is stored/);
+    await storeWrappingKey(store, key);
+    expect(stored(store)).toEqual([`${key.id}.json`]);
+    expect(await rows(await segment(key), await kmsKeysForReading(store))).toBe(1);
+  });
+
+  it('a KMS that accepts connections and never answers fails the command instead of hanging it', async () => {
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const endpoint = process.env.AWS_ENDPOINT_URL_KMS;
+    const timeout = kmsTimeouts.requestMs;
+    process.env.AWS_ENDPOINT_URL_KMS = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    kmsTimeouts.requestMs = 300;
+    try {
+      await expect(kmsKeyFor(newStore(), 'alias/pgtape-test')).rejects.toThrow(
+        /KMS gave no data key for alias\/pgtape-test: .*requestTimeout/,
+      );
+    } finally {
+      process.env.AWS_ENDPOINT_URL_KMS = endpoint;
+      kmsTimeouts.requestMs = timeout;
+      silent.closeAllConnections();
+      silent.close();
+    }
   });
 
   it('KMS unreachable, or a key it does not know: the writer is refused, nothing stored', async () => {
