@@ -114,10 +114,12 @@ export class DirectoryStore implements Store {
     try {
       entries = await readdir(dir, { withFileTypes: true });
     } catch (err) {
-      // A file where the prefix's folder would be (keys/kms a file): no key is under the prefix, as on S3.
-      if (['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code!)) return false;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return false;
       const why = unusableDirectory(this.root);
       if (why) throw new UserError(`store ${why}`, 'give --store a directory (pgtape archive creates it)');
+      // A file inside the store where the prefix's folder would be (keys/kms a file): no key is under the prefix, as on S3.
+      if (code === 'ENOTDIR') return false;
       throw err;
     }
     const under = relative(this.root, dir).split(sep).join('/');

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
@@ -150,6 +150,14 @@ describe('KMS wrapping keys', () => {
       exit: 4,
     });
     expect(await missingKmsKey(newStore(), { mode: 'kms', keyId: key.id })).toMatch(/does not hold that key's KMS-encrypted copy/);
+  });
+
+  it('a file where keys/kms/ would be holds no key (as on S3), and a file under a KMS key is then named unreadable', async () => {
+    const store = newStore();
+    mkdirSync(join(store.root, 'keys'));
+    writeFileSync(join(store.root, 'keys', 'kms'), 'not a folder');
+    expect(await kmsKeysForReading(store)).toEqual([]);
+    expect(await missingKmsKey(store, { mode: 'kms', keyId: '0123456789abcdef' })).toMatch(/does not hold that key/);
   });
 
   it('a new wrapping key is stored only when the writer says (its checks passed), and wraps nothing before', async () => {
