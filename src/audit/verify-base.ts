@@ -88,5 +88,6 @@ async function checkBaseFiles(store: Store, lsn: bigint, keys: Map<string, numbe
       : opens(id)
         ? `, encrypted for key ${id}`
         : `, encrypted for key ${id}, not given: checksums checked, not content`;
-  return finding('OK', `${manifest.tables.length} tables, ${rows} rows${sealed}`);
+  const result = finding('OK', `${manifest.tables.length} tables, ${rows} rows${sealed}`);
+  return id !== undefined && !opens(id) ? { ...result, keyNotGiven: id } : result;
 }

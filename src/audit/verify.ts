@@ -28,6 +28,8 @@ export interface Finding {
   start: string;
   end: string;
   detail: string;
+  /** An encrypted file whose content was not checked: its key (this id) was not given. */
+  keyNotGiven?: string;
 }
 
 export interface VerifySummary {
@@ -248,10 +250,13 @@ async function checkOpenSegment(store: Store, reader: SegmentReader, ref: Segmen
     // Asked to check it (--key-file kms:) and KMS would not: the check was not done, which is no OK.
     if (header.encryption!.dataKey.mode === 'kms' && keysOf(store)?.includes(KMS_ASKED))
       throw notReadable(keysOf(store)!, header.encryption!.dataKey, what);
-    return finding(
-      'OK',
-      `${header.transactions} transactions, ${header.changes} changes; encrypted for key ${id}, not given: its size and checksum checked, not its content (--key-file to check it)`,
-    );
+    return {
+      ...finding(
+        'OK',
+        `${header.transactions} transactions, ${header.changes} changes; encrypted for key ${id}, not given: its size and checksum checked, not its content (--key-file to check it)`,
+      ),
+      keyNotGiven: id,
+    };
   }
   // An encrypted segment's marks as its body holds them, against its header's sealed ones.
   const bodyMarks: string[] = [];

@@ -224,7 +224,13 @@ export function rekeyCommand(): Command {
       );
       if (result.missing.length)
         throw new UserError(
-          `some files are under keys not given (${result.missing.join(', ')}): they were left as they are`,
+          `some files are under keys not given (${result.missing
+            .map((id) => {
+              // A KMS key that was asked for and refused says why.
+              const refused = keys.find((k) => k.id === id && k.kms?.unavailable)?.kms?.unavailable;
+              return refused ? `${id}: ${refused}` : id;
+            })
+            .join(', ')}): they were left as they are`,
           'run pgtape rekey again with their key files (--key-file); pgtape verify --key-file with the new key alone names them',
         );
     });

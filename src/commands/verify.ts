@@ -28,6 +28,11 @@ export function verifyCommand(): Command {
     .option('--from <target>', 'check only what replays from this point on need')
     .option('--to <target>', 'check only what replays up to this point need')
     .option('--json', 'one JSON object per line: each object checked, then a summary', false)
+    .option(
+      '--require-keys',
+      'every encrypted file must be opened with the keys given: one under a key not given fails the run (exit 2) instead of passing on its checksum',
+      false,
+    )
     .addHelpText(
       'after',
       `\nExit status: 0 when everything checked is sound, ${ExitCode.ATTENTION} when something is damaged or missing.\n\nExamples:\n  pgtape verify --store ./tape\n  pgtape verify --store pfs://changelog@master --to name:end-of-day --json`,
@@ -39,9 +44,11 @@ export function verifyCommand(): Command {
       refuseReversed(range.from, range.to, opts.from, opts.to);
       const run = verifyArchive(store, range);
       const broken: Finding[] = [];
+      const unopened = new Set<string>();
       let next = await run.next();
       while (!next.done) {
         const f = next.value;
+        if (f.keyNotGiven) unopened.add(f.keyNotGiven);
         if (f.status !== 'OK' && f.status !== 'DISCONTINUITY') broken.push(f);
         await writeLine(opts.json ? JSON.stringify(f) : `${f.status.padEnd(8)} ${f.object}  ${f.detail}`);
         next = await run.next();
@@ -63,6 +70,12 @@ export function verifyCommand(): Command {
           `${store.description} holds no archive (no base, no segments)`,
           'check --store; pgtape archive writes there',
           ExitCode.BAD_INPUT,
+        );
+      // Damage first: it matters more than what was not opened.
+      if (summary.sound && opts.requireKeys && unopened.size)
+        throw new UserError(
+          `--require-keys: encrypted files under keys not given were checked only against their checksums (keys ${[...unopened].join(', ')})`,
+          'pass their key files with --key-file (or kms:); a key id no one holds may also be a forged header: restore those files from a copy',
         );
       if (!summary.sound) {
         const names =

@@ -141,8 +141,13 @@ describe('an archive encrypted through KMS', () => {
     const viaKms = await replay('--key-file', 'kms:');
     expect(viaKms.code, viaKms.stderr).toBe(0);
     expect(viaKms.sums).toEqual(sums);
-    const sound = await pgtape(['verify', '--store', store(), '--key-file', 'kms:'], env);
+    const sound = await pgtape(['verify', '--store', store(), '--key-file', 'kms:', '--require-keys'], env);
     expect(sound.code, sound.stdout + sound.stderr).toBe(0);
+    // Without a key, verify passes on checksums, unless every file must be opened.
+    expect((await pgtape(['verify', '--store', store()], env)).code).toBe(0);
+    const unopened = await pgtape(['verify', '--store', store(), '--require-keys'], env);
+    expect(unopened.code).toBe(2);
+    expect(unopened.stderr).toMatch(/--require-keys: encrypted files under keys not given were checked only against their checksums \(keys [0-9a-f]{16}/);
 
     for (const f of kmsObjects()) rmSync(join(store(), 'keys', 'kms', f));
     const lost = await pgtape(['verify', '--store', store()], env);
