@@ -147,7 +147,9 @@ describe('an archive encrypted through KMS', () => {
     expect((await pgtape(['verify', '--store', store()], env)).code).toBe(0);
     const unopened = await pgtape(['verify', '--store', store(), '--require-keys'], env);
     expect(unopened.code).toBe(2);
-    expect(unopened.stderr).toMatch(/--require-keys: encrypted files under keys not given were checked only against their checksums \(keys [0-9a-f]{16}/);
+    expect(unopened.stderr).toMatch(
+      /--require-keys: encrypted files under keys not given were checked only against their checksums \(keys [0-9a-f]{16}/,
+    );
 
     for (const f of kmsObjects()) rmSync(join(store(), 'keys', 'kms', f));
     const lost = await pgtape(['verify', '--store', store()], env);
