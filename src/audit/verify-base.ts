@@ -1,7 +1,7 @@
 import { missingKmsKey } from '../log/kms-keys.js';
 import { basePrefix, encryptionProblem, isReadableBaseFormat, readBase, readBaseTable, type BaseManifest } from '../log/bases.js';
-import { keysOf } from '../log/keys.js';
-import { decodeWrappedKey, KMS_ASKED, notReadable, opensKey } from '../core/key-wrap.js';
+import { keysOf, kmsRefusal } from '../log/keys.js';
+import { decodeWrappedKey, opensKey } from '../core/key-wrap.js';
 import { errorMessage } from '../core/errors.js';
 import { formatLsn, tryParseLsn } from '../core/lsn.js';
 import { readAll, sha256Of } from '../store/read.js';
@@ -79,9 +79,11 @@ async function checkBaseFiles(store: Store, lsn: bigint, keys: Map<string, numbe
     rows += t.rows;
   }
   const id = manifest.schemaKey?.keyId;
-  // Asked to check it (--key-file kms:) and KMS would not: the check was not done, which is no OK.
-  if (manifest.schemaKey?.mode === 'kms' && !opens(id) && keysOf(store)?.includes(KMS_ASKED))
-    throw notReadable(keysOf(store)!, decodeWrappedKey(manifest.schemaKey), `${store.description}/${prefix}schema.json`);
+  const refused =
+    manifest.schemaKey &&
+    !opens(id) &&
+    kmsRefusal(store, decodeWrappedKey(manifest.schemaKey), `${store.description}/${prefix}schema.json`);
+  if (refused) throw refused;
   const sealed =
     id === undefined
       ? ''

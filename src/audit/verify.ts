@@ -7,8 +7,7 @@ import { formatMicros } from '../core/units.js';
 import type { SegmentEntry, SegmentHeader } from '../segment/format.js';
 import { listDiscontinuities } from '../log/discontinuities.js';
 import { missingKmsKey } from '../log/kms-keys.js';
-import { keysOf } from '../log/keys.js';
-import { KMS_ASKED, notReadable } from '../core/key-wrap.js';
+import { kmsRefusal } from '../log/keys.js';
 import { openSegment, streamSegments, type SegmentRef } from '../log/segments.js';
 import { INDEX_DIR, markName, sealedMarks, type Mark } from '../log/segment-index.js';
 import { checkIndexObjects, IndexFactsCheck, type SeenFacts } from './verify-index.js';
@@ -247,9 +246,8 @@ async function checkOpenSegment(store: Store, reader: SegmentReader, ref: Segmen
       return problem(errorMessage(err).replace(`${what}: `, ''));
     }
     const id = header.encryption!.dataKey.keyId;
-    // Asked to check it (--key-file kms:) and KMS would not: the check was not done, which is no OK.
-    if (header.encryption!.dataKey.mode === 'kms' && keysOf(store)?.includes(KMS_ASKED))
-      throw notReadable(keysOf(store)!, header.encryption!.dataKey, what);
+    const refused = kmsRefusal(store, header.encryption!.dataKey, what);
+    if (refused) throw refused;
     return {
       ...finding(
         'OK',
