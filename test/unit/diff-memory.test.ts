@@ -42,9 +42,22 @@ describe("diff's memory: --memory is shared by every table, not given to each", 
     expect(parts.get(1049)!.parts).toBe(1);
   });
 
-  it('sizes the parts of one large table to the whole share, as before', async () => {
+  it('splits one large table into parts of at most 8192 changes, more than its memory needs', async () => {
     const memory = 128 * MiB;
+    // Ten shares' worth: ten parts would do for memory; parts of 8192 changes are faster.
     const changes = Math.floor((10 * memory) / 6 / BYTES);
-    expect((await sizeParts(headers([changes]), memory, new Map())).get(1000)!.parts).toBe(10);
+    expect((await sizeParts(headers([changes]), memory, new Map())).get(1000)!.parts).toBe(Math.ceil(changes / 8192));
+  });
+
+  it('never takes more parts than a quarter of the share can buffer, nor fewer than memory needs', async () => {
+    const memory = 512 * MiB;
+    const share = memory / 6;
+    // Twenty tables of 300,000 changes: 37 parts each by size, 740 in all, 64 KiB of buffers each;
+    // 4 each by memory.
+    const parts = await sizeParts(headers(Array.from({ length: 20 }, () => 300_000)), memory, new Map());
+    const all = [...parts.values()].reduce((n, p) => n + p.parts, 0);
+    expect(all * 64 * 1024).toBeLessThanOrEqual(share / 4);
+    expect(all).toBeGreaterThan(20 * 4);
+    for (const p of parts.values()) expect(p.parts).toBeGreaterThanOrEqual(Math.ceil((300_000 * BYTES) / share));
   });
 });

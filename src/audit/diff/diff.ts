@@ -16,9 +16,10 @@ import type { RelationDef, SegmentHeader } from '../../segment/format.js';
 import { eachEntryIn } from '../../log/change-log.js';
 import type { Store } from '../../store/store.js';
 import { copyFieldValue, parseCopyLine, readBaseLines } from './base-rows.js';
+import { WRITE_BYTES } from './spill-file.js';
 import { ColumnLists, imageDef, imageOps, opsOf } from './ops.js';
 import type { TextValue } from '../row-text.js';
-import { image, joinParts, keyNames, keyText, type RowDiff } from './rows.js';
+import { copyLineRow, image, joinParts, keyNames, keyText, sharedColumns, type RowDiff } from './rows.js';
 import { sameTableShape, shapeAt, shapeOf, type TableShape } from './table-shape.js';
 import { TableDiffer, WholeTableNeeded, type Change, type RowDiffCounts } from './table.js';
 import {
@@ -101,6 +102,14 @@ const BYTES_PER_LOG_BYTE = 3;
  * each. A difference larger than this many times the memory takes more than its share.
  */
 const MAX_PARTS = 512;
+/**
+ * Changes a part of a split table holds at most, where the parts' write buffers fit: a part's
+ * fold is maps of its keys, and maps of a hundred thousand keys made diff a fifth slower than
+ * parts of a few thousand (per change: the maps' own cost, and the collector's).
+ */
+const CHANGES_PER_PART = 8192;
+/** What a part's two spill files buffer while they are written. */
+const PART_BUFFER_BYTES = 2 * WRITE_BYTES;
 
 /**
  * The net difference between two points, row by row (issue 5). The range's changes are folded
@@ -179,15 +188,17 @@ export async function sizeParts(
   memoryBytes: number,
   baseRows: Map<number, number>,
 ): Promise<Map<number, { changes: number; parts: number }>> {
-  const bytes = new Map<number, { changes: number; bytes: number; truncated: boolean }>();
+  const bytes = new Map<number, { changes: number; rows: number; bytes: number; truncated: boolean }>();
   for await (const h of headers) {
     for (const t of h.tables) {
       const changes = t.inserts + t.updates + t.deletes;
-      const e = bytes.get(t.oid) ?? { changes: 0, bytes: 0, truncated: false };
+      const e = bytes.get(t.oid) ?? { changes: 0, rows: 0, bytes: 0, truncated: false };
       e.changes += changes;
+      e.rows += changes;
       e.bytes += changes * BYTES_PER_CHANGE + (h.changes ? (h.rawBodyBytes * changes) / h.changes : 0) * BYTES_PER_LOG_BYTE;
       if (t.truncates && !e.truncated) {
         e.truncated = true;
+        e.rows += baseRows.get(t.oid) ?? 0;
         e.bytes += (baseRows.get(t.oid) ?? 0) * BYTES_PER_CHANGE;
       }
       bytes.set(t.oid, e);
@@ -210,12 +221,15 @@ export async function sizeParts(
     whole.add(oid);
   }
   const partShare = share - inMemory;
-  return new Map(
-    [...bytes].map(([oid, e]) => [
-      oid,
-      { changes: e.changes, parts: whole.has(oid) ? 1 : Math.min(MAX_PARTS, Math.max(2, Math.ceil(e.bytes / partShare))) },
-    ]),
-  );
+  // Parts as memory needs them; more (smaller, faster) where a quarter of the share buffers them.
+  const split = [...bytes].filter(([oid]) => !whole.has(oid));
+  const needed = new Map(split.map(([oid, e]) => [oid, Math.max(2, Math.ceil(e.bytes / partShare))]));
+  const small = new Map(split.map(([oid, e]) => [oid, Math.max(needed.get(oid)!, Math.ceil(e.rows / CHANGES_PER_PART))]));
+  const affordable = partShare / 4 / PART_BUFFER_BYTES;
+  const wanted = [...small.values()].reduce((a, b) => a + b, 0);
+  const scale = wanted > affordable ? affordable / wanted : 1;
+  const parts = (oid: number) => Math.min(MAX_PARTS, Math.max(needed.get(oid)!, Math.floor(small.get(oid)! * scale)));
+  return new Map([...bytes].map(([oid, e]) => [oid, { changes: e.changes, parts: whole.has(oid) ? 1 : parts(oid) }]));
 }
 
 interface Pass extends DiffOptions {
@@ -381,15 +395,21 @@ async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: M
 }
 
 async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: TableDiffer, entry: BaseFileEntry): Promise<void> {
-  const columns = bt.columns.map((c) => c.name);
+  // The log's rows of the same shape share this list: rows compare as texts only within one list.
+  const columns = sharedColumns(bt.columns.map((c) => c.name));
   const { keyed, keys } = t.matching;
   const positions = keys.map((k) => columns.indexOf(k));
   const fromFields = keyed && !positions.some((i) => i < 0);
   for await (const lines of readBaseLines(store, base, bt, entry)) {
     for (const line of lines) {
-      if (fromFields && !t.mayNeed(joinParts(positions.map((i): TextValue => copyFieldValue(field(line, i)))))) continue;
-      const row = { values: parseCopyLine(line), columns };
-      t.before(keyed ? { kind: 'insert', oid: bt.oid, row, key: keyText(row, keys) } : { kind: 'add', oid: bt.oid, row, key: image(row) });
+      const fieldsKey = fromFields ? joinParts(positions.map((i): TextValue => copyFieldValue(field(line, i)))) : undefined;
+      if (fieldsKey !== undefined && !t.mayNeed(fieldsKey)) continue;
+      const row = copyLineRow(line, columns, parseCopyLine);
+      t.before(
+        keyed
+          ? { kind: 'insert', oid: bt.oid, row, key: fieldsKey ?? keyText(row, keys) }
+          : { kind: 'add', oid: bt.oid, row, key: image(row) },
+      );
     }
   }
 }

@@ -2,10 +2,9 @@ import type { LogEntry } from '../../log/change-log.js';
 import type { RelationDef } from '../../segment/format.js';
 import type { TableImage, TableSnapshot } from '../../source/ddl-capture.js';
 import type { TableDiffer } from './table.js';
-import { columnNames, hasUnchanged, image, keyNames, keyText, withCarry, type Row } from './rows.js';
+import { columnNames, EncodedRow, hasUnchanged, image, keyNames, keyText, rowText, withCarry, type Row } from './rows.js';
 import { tupleText, type TextValue } from '../row-text.js';
 import type { RecordReader, SpillFile } from './spill-file.js';
-import { UNCHANGED } from '../../pgoutput/tuple.js';
 
 /**
  * One row change as diff folds it, with the text it is matched on (the replica identity's key,
@@ -118,25 +117,16 @@ export class ColumnLists {
   }
 }
 
-// A row goes to disk as one text (one encoding and one decoding call per row, not per value):
-// each value tagged t (text), n (NULL) or u (unchanged), each after a NUL, which text values never
-// hold. (Keys hold NULs of their own: they are written apart.)
+// A row goes to disk as one text (one encoding and one decoding call per row, not per value),
+// read back as an EncodedRow. (Keys hold NULs of their own: they are written apart.)
 function writeRow(out: SpillFile, r: Row, lists: ColumnLists): void {
   out.u32(lists.id(r.columns));
-  let text = '';
-  for (const v of r.values) text += v === null ? '\u0000n' : v === UNCHANGED ? '\u0000u' : '\u0000t' + v;
-  out.text(text);
+  out.text(rowText(r));
 }
 
 function readRow(r: RecordReader, lists: ColumnLists): Row {
   const columns = lists.get(r.u32());
-  const parts = r.text().split('\u0000');
-  const values: TextValue[] = new Array(parts.length - 1);
-  for (let i = 1; i < parts.length; i++) {
-    const p = parts[i]!;
-    values[i - 1] = p === 'n' ? null : p === 'u' ? UNCHANGED : p.slice(1);
-  }
-  return { values, columns };
+  return new EncodedRow(columns, r.text());
 }
 
 export function writeOp(out: SpillFile, op: Op, lists: ColumnLists): void {

@@ -4,8 +4,53 @@ import { UNCHANGED } from '../../pgoutput/tuple.js';
 
 /** A row and the names of its columns (one array per relation definition, compared by identity). */
 export interface Row {
-  values: TextValue[];
-  columns: string[];
+  readonly values: TextValue[];
+  readonly columns: string[];
+}
+
+// A row kept as one text (what diff spills, and a base's line without escapes): each value tagged
+// t (text), n (NULL) or u (unchanged), each after a NUL, which text values never hold.
+const NULL_TAG = '\u0000n';
+const UNCHANGED_TAG = '\u0000u';
+const TEXT_TAG = '\u0000t';
+
+/**
+ * A row held as its one text, its values split out only when asked: most rows diff reads back
+ * from disk are overwritten by a later change of their key, or compared equal as a whole, and a
+ * string and an array per value of a million rows was a third of diff's time (its collector's).
+ */
+export class EncodedRow implements Row {
+  private decoded: TextValue[] | undefined;
+
+  constructor(
+    readonly columns: string[],
+    readonly text: string,
+  ) {}
+
+  get values(): TextValue[] {
+    if (this.decoded) return this.decoded;
+    const parts = this.text.split('\u0000');
+    const values: TextValue[] = new Array(parts.length - 1);
+    for (let i = 1; i < parts.length; i++) {
+      const p = parts[i]!;
+      values[i - 1] = p === 'n' ? null : p === 'u' ? UNCHANGED : p.slice(1);
+    }
+    return (this.decoded = values);
+  }
+}
+
+/** The row as one text (EncodedRow's). */
+export function rowText(r: Row): string {
+  if (r instanceof EncodedRow) return r.text;
+  let text = '';
+  for (const v of r.values) text += v === null ? NULL_TAG : v === UNCHANGED ? UNCHANGED_TAG : TEXT_TAG + v;
+  return text;
+}
+
+/** A line of a COPY text file as a row: kept as its text when no value is escaped (nor NULL, `\\N`). */
+export function copyLineRow(line: string, columns: string[], parse: (line: string) => TextValue[]): Row {
+  if (line.includes('\\')) return { values: parse(line), columns };
+  return new EncodedRow(columns, TEXT_TAG + line.replaceAll('\t', TEXT_TAG));
 }
 
 export interface RowDiff {
@@ -29,16 +74,20 @@ export const joinParts = (values: TextValue[]) => (values.length === 1 ? part(va
 // content (the shapes a history has are few), not per definition: otherwise 150,000 one-row
 // segments would mean 150,000 lists, each its own number on disk (ColumnLists).
 const namesCache = new WeakMap<RelationDef, { columns: string[]; keys: string[] }>();
-const namesByShape = new Map<string, { columns: string[]; keys: string[] }>();
+const listsByContent = new Map<string, string[]>();
+/** The one array of these names: rows of one shape, from the log or from a base, share it. */
+export function sharedColumns(names: string[]): string[] {
+  const content = JSON.stringify(names);
+  let list = listsByContent.get(content);
+  if (!list) listsByContent.set(content, (list = names));
+  return list;
+}
 function names(def: RelationDef): { columns: string[]; keys: string[] } {
   let n = namesCache.get(def);
   if (!n) {
-    const columns = def.columns.map((c) => c.name);
-    const keys = def.replicaIdentity === 'f' ? [] : def.columns.filter((c) => c.key).map((c) => c.name);
-    const shape = JSON.stringify([columns, keys]);
-    n = namesByShape.get(shape);
-    if (!n) namesByShape.set(shape, (n = { columns, keys }));
-    namesCache.set(def, n);
+    const columns = sharedColumns(def.columns.map((c) => c.name));
+    const keys = sharedColumns(def.replicaIdentity === 'f' ? [] : def.columns.filter((c) => c.key).map((c) => c.name));
+    namesCache.set(def, (n = { columns, keys }));
   }
   return n;
 }
@@ -71,7 +120,7 @@ export function image(row: Row): string {
 
 export const keyText = (row: Row, keys: string[]): string => joinParts(align(row, keys));
 
-export const hasUnchanged = (row: Row) => row.values.includes(UNCHANGED);
+export const hasUnchanged = (row: Row) => (row instanceof EncodedRow ? row.text.includes(UNCHANGED_TAG) : row.values.includes(UNCHANGED));
 
 /** The row with its unchanged TOAST values taken from the same row before the change. */
 export function withCarry(next: Row, previous: Row | null | undefined): Row {
@@ -100,11 +149,47 @@ export function compareRows(
   if (!before && !after) return undefined;
   if (!before) return { change: 'added', ...key(after!), after: toText(align(after!, columns), columns) };
   if (!after) return { change: 'deleted', ...key(before), before: toText(before.values, before.columns) };
+  const cells = changedColumns(before, after, columns);
+  if (!cells.length) return undefined;
+  return {
+    change: 'modified',
+    ...key(after),
+    before: toText(align(before, columns), columns),
+    after: toText(align(after, columns), columns),
+    cells,
+  };
+}
+
+/** How many of the columns differ between two rows (as they are at --to: `columns`). */
+export function changedCount(before: Row, after: Row, columns: string[]): number {
+  if (!(before instanceof EncodedRow && after instanceof EncodedRow && before.columns === columns && after.columns === columns))
+    return changedColumns(before, after, columns).length;
+  // Both texts of the same shape: value by value, tag and text (nothing split out or allocated).
+  const a = before.text;
+  const b = after.text;
+  let changed = 0;
+  for (let i = 0, j = 0; i < a.length || j < b.length;) {
+    let iEnd = a.indexOf('\u0000', i + 1);
+    if (iEnd < 0) iEnd = a.length;
+    let jEnd = b.indexOf('\u0000', j + 1);
+    if (jEnd < 0) jEnd = b.length;
+    let same = iEnd - i === jEnd - j;
+    for (let k = 0; same && k < iEnd - i; k++) same = a.charCodeAt(i + k) === b.charCodeAt(j + k);
+    if (!same) changed++;
+    i = iEnd;
+    j = jEnd;
+  }
+  return changed;
+}
+
+/** The columns whose values differ between two rows (as they are at --to: `columns`). */
+export function changedColumns(before: Row, after: Row, columns: string[]): string[] {
+  // Equal texts of one shape: equal rows, without splitting either.
+  if (before instanceof EncodedRow && after instanceof EncodedRow && before.columns === after.columns && before.text === after.text)
+    return [];
   const b = align(before, columns);
   const a = align(after, columns);
-  const cells = columns.filter((_, i) => b[i] !== a[i]);
-  if (!cells.length) return undefined;
-  return { change: 'modified', ...key(after), before: toText(b, columns), after: toText(a, columns), cells };
+  return columns.filter((_, i) => b[i] !== a[i]);
 }
 
 /** Rows of whole-row tables, added (copies > 0) or deleted (copies < 0). */

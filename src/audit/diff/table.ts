@@ -12,7 +12,7 @@ import {
   type DiffRecord,
   type Op,
 } from './ops.js';
-import { columnNames, compareRows, countedRows, keyNames, type RowDiff } from './rows.js';
+import { changedCount, columnNames, compareRows, countedRows, keyNames, type RowDiff } from './rows.js';
 import { SpillFile } from './spill-file.js';
 
 export type Change = RowDiff['change'];
@@ -197,17 +197,10 @@ export class TableDiffer {
    * nothing to give); `missingBase` is called when rows at --from are needed but no base gave them.
    */
   finish(haveBase: boolean, missingBase: () => never, keepRows: boolean): void {
-    const count = (d: RowDiff) => {
-      if (d.change === 'added') this.counts.added += d.copies ?? 1;
-      else if (d.change === 'deleted') this.counts.deleted += d.copies ?? 1;
-      else {
-        this.counts.modified++;
-        this.counts.cellsModified += d.cells!.length;
-      }
-    };
     if (!this.spilled) {
       if (!haveBase && anyNeeded(this.neededKeys())) missingBase();
-      for (const d of this.rows()) count(d);
+      const part = this.parts[0]!;
+      for (const record of this.records(part.fold!, part.state)) this.count(record);
       return;
     }
     this.results = new Map(CHANGES.map((c) => [c, new SpillFile(join(this.dir, `${this.def.oid}.${c}`))]));
@@ -219,10 +212,8 @@ export class TableDiffer {
       const state = new StateAt(needed);
       for (const r of part.before!.records()) state.apply(readOp(r, this.lists));
       for (const record of this.records(fold, state)) {
-        const d = this.toDiff(record);
-        if (!d) continue;
-        count(d);
-        if (keepRows) writeDiffRecord(this.results.get(d.change)!, record, this.lists);
+        const change = this.count(record);
+        if (change && keepRows) writeDiffRecord(this.results.get(change)!, record, this.lists);
       }
       part.range!.close();
       part.before!.close();
@@ -236,6 +227,24 @@ export class TableDiffer {
       if (keyed) for (const { before, after } of keyedPairs(fold, state)) yield { before, after, copies: 0 };
       else for (const { row, copies } of countedDeltas(fold, state)) yield { before: row, after: undefined, copies };
     })();
+  }
+
+  /** Counts a row that differs (without making its RowDiff: --summary wants only counts); returns how it differs. */
+  private count(d: DiffRecord): Change | undefined {
+    const c = this.counts;
+    if (!this.keyed) {
+      if (d.copies > 0) c.added += d.copies;
+      else if (d.copies < 0) c.deleted -= d.copies;
+      return d.copies > 0 ? 'added' : d.copies < 0 ? 'deleted' : undefined;
+    }
+    if (!d.before && !d.after) return undefined;
+    if (!d.before) return (c.added++, 'added');
+    if (!d.after) return (c.deleted++, 'deleted');
+    const cells = changedCount(d.before, d.after, columnNames(this.def));
+    if (!cells) return undefined;
+    c.modified++;
+    c.cellsModified += cells;
+    return 'modified';
   }
 
   private toDiff(d: DiffRecord): RowDiff | undefined {
