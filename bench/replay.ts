@@ -240,8 +240,8 @@ async function main(): Promise<void> {
         ['diff', '--store', store, '--from', base, '--to', 'latest', '--format', 'jsonl', '--memory', '128MiB'],
       ],
       [
-        'diff --format jsonl --memory 4GiB (in memory, one part)',
-        ['diff', '--store', store, '--from', base, '--to', 'latest', '--format', 'jsonl', '--memory', '4GiB'],
+        'diff --format jsonl --memory 16GiB (in memory, one part)',
+        ['diff', '--store', store, '--from', base, '--to', 'latest', '--format', 'jsonl', '--memory', '16GiB'],
       ],
     ];
     const auditRows: string[] = [];
