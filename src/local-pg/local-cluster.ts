@@ -8,6 +8,7 @@ import { tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { findPgBin, reachableBin, serverUserReaches } from './binaries.js';
+import { initdbFromTemplate } from './initdb-template.js';
 import { UserError } from '../core/errors.js';
 
 const execFileAsync = promisify(execFile);
@@ -109,13 +110,25 @@ export class LocalCluster {
       chownSync(pwfile, ids.uid, ids.gid);
     }
     try {
-      const args = ['-D', dataDir, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C'];
-      // A loading cluster is synced whole when handed over.
-      if (options.unsafeFast || options.loading) args.push('--no-sync');
+      const args = ['-U', 'postgres', '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C'];
       // Not spawnSync: a replay reads and folds its log while the cluster is made.
-      await execFileAsync(join(bin, 'initdb'), args, { encoding: 'utf8', ...(ids ?? {}), env: serverEnv() }).catch((err: ExecError) => {
-        throw new Error(`initdb failed: ${err.stderr || err.stdout || err.message}`);
-      });
+      const initdb = (dir: string) =>
+        execFileAsync(join(bin, 'initdb'), ['-D', dir, ...args, `--pwfile=${pwfile}`], {
+          encoding: 'utf8',
+          ...(ids ?? {}),
+          env: serverEnv(),
+        }).then(
+          () => {},
+          (err: ExecError) => {
+            throw new Error(`initdb failed: ${err.stderr || err.stdout || err.message}`);
+          },
+        );
+      // A loading cluster is synced whole when handed over; neither it nor a throwaway one needs
+      // initdb's own sync, and either may be a copy of one initdb made before.
+      if (options.unsafeFast || options.loading) {
+        args.push('--no-sync');
+        await initdbFromTemplate(bin, ids, dataDir, args, password, initdb);
+      } else await initdb(dataDir);
     } finally {
       rmSync(pwdir, { recursive: true, force: true });
     }

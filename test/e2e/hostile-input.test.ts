@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveArgs, pgtape, startPgtape, type CliResult } from '../support/cli.js';
-import { useSource } from '../support/fixture.js';
+import { leftIn, useSource } from '../support/fixture.js';
 import { confirmedFlush } from '../support/tape.js';
 
 /**
@@ -504,12 +504,8 @@ describe('hostile input: every command, wrong values, nothing harmed or left beh
     expect(said, 'no raw error class').not.toMatch(/TypeError|ReferenceError|CredentialsProviderError|ECONNREFUSED|ENOTDIR|EEXIST/);
     expect(await state(), 'nothing stored changed').toEqual(before);
     await c.after?.(ctx, sql);
-    // pgtape-postgres-*: as root, the Postgres binaries copied once where the server user can run
-    // them (src/local-pg/binaries.ts, reachableBin) — a cache kept on purpose, not leftovers.
-    expect(
-      readdirSync(tmp).filter((f) => !f.startsWith('pgtape-postgres-')),
-      'nothing left in the temporary directory',
-    ).toEqual([]);
+    // Caches kept on purpose (leftIn) are not leftovers.
+    expect(leftIn(tmp), 'nothing left in the temporary directory').toEqual([]);
     for (const p of c.leaves?.(ctx) ?? []) expect(existsSync(p), `${p} left behind`).toBe(false);
     expect(runningWith([work]), 'nothing left running').toEqual([]);
   });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { archiveArgs, pgtape, startPgtape } from '../support/cli.js';
-import { sleep, until, useSource } from '../support/fixture.js';
+import { leftIn, sleep, until, useSource } from '../support/fixture.js';
 import { seededRandom, TEST_SEED } from '../support/random.js';
 
 // Interrupted at any moment, a replay that starts its own server stops it and leaves either the
@@ -116,10 +116,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
       expect(serversUnder(parent), output).toEqual([]);
       expect(serversUnder(tmp), output).toEqual([]);
       // Save the binaries cache a root run keeps there on purpose (src/local-pg/binaries.ts, reachableBin).
-      expect(
-        readdirSync(tmp).filter((f) => !f.startsWith('pgtape-postgres-')),
-        output,
-      ).toEqual([]);
+      expect(leftIn(tmp), output).toEqual([]);
       spawnSync('rm', ['-rf', tmp]);
     }
     spawnSync('rm', ['-rf', parent, join(damaged, '..')]);
@@ -184,10 +181,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
         expect(manifests().length, at).toBe(before);
       }
       // Save the binaries cache a root run keeps there on purpose (src/local-pg/binaries.ts, reachableBin).
-      expect(
-        readdirSync(tmp).filter((f) => !f.startsWith('pgtape-postgres-')),
-        at,
-      ).toEqual([]);
+      expect(leftIn(tmp), at).toEqual([]);
       expect(serversUnder(tmp), at).toEqual([]);
       // No unfinished base is left behind for verify to report.
       const verified = await pgtape(['verify', '--store', copy]);
@@ -270,10 +264,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
             : /the replay's own PostgreSQL server lost its session \(a session was ended from outside/,
       );
       expect(existsSync(out), at).toBe(false);
-      expect(
-        readdirSync(tmp).filter((f) => !f.startsWith('pgtape-postgres-')),
-        at,
-      ).toEqual([]);
+      expect(leftIn(tmp), at).toEqual([]);
       await until(() => serversUnder(tmp).length === 0);
       spawnSync('rm', ['-rf', parent]);
     });
@@ -296,7 +287,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
       const next = await pgtape(['replay', '--store', store(), '--csv', join(parent, 'next')], { TMPDIR: 'tmp' }, { cwd: parent });
       expect(next.code, next.stderr).toBe(0);
       expect(serversUnder(tmp)).toEqual([]);
-      expect(readdirSync(tmp).filter((f) => !f.startsWith('pgtape-postgres-'))).toEqual([]);
+      expect(leftIn(tmp)).toEqual([]);
     } finally {
       // A failed run leaves no server behind it either.
       for (const pid of serversUnder(tmp).map((l) => Number(l.trim().split(' ')[0]))) process.kill(pid, 'SIGQUIT');

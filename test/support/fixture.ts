@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll } from 'vitest';
 import type pg from 'pg';
 import type { LocalClusterOptions } from '../../src/local-pg/local-cluster.js';
@@ -41,4 +42,19 @@ export async function until(condition: () => boolean | Promise<boolean>, timeout
     if (Date.now() > deadline) throw new Error('timed out waiting');
     await sleep(50);
   }
+}
+
+/**
+ * What a command left in a temporary directory, but for the caches pgtape keeps there on purpose:
+ * as root, the Postgres binaries copied where the server user can run them
+ * (`pgtape-postgres-<fingerprint>`, src/local-pg/binaries.ts) and the data directory initdb made
+ * once, which clusters are copied from (`pgtape-initdb-<key>`, src/local-pg/initdb-template.ts).
+ * A template half made (`pgtape-initdb-partial-*`) is a leftover.
+ */
+export function leftIn(dir: string, ...alsoKept: string[]): string[] {
+  const kept = (f: string) =>
+    f.startsWith('pgtape-postgres-') ||
+    (f.startsWith('pgtape-initdb-') && !f.startsWith('pgtape-initdb-partial-')) ||
+    alsoKept.some((k) => f.startsWith(k));
+  return readdirSync(dir).filter((f) => !kept(f));
 }

@@ -1,0 +1,95 @@
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { crc32c, newSystemIdentifier } from '../../src/local-pg/initdb-template.js';
+import { LocalCluster } from '../../src/local-pg/local-cluster.js';
+
+// A cluster nobody needs made durably is a copy of one initdb made before, given a system
+// identifier of its own (src/local-pg/initdb-template.ts). Two clusters sharing one would pass
+// the archive's check that its source is the same Postgres system.
+
+const templates = () => new Set(readdirSync(tmpdir()).filter((d) => d.startsWith('pgtape-initdb-') && !d.includes('partial')));
+
+async function systemIdentifier(cluster: LocalCluster): Promise<string> {
+  const client = new pg.Client({ connectionString: cluster.url() });
+  await client.connect();
+  try {
+    return (await client.query<{ id: string }>('select system_identifier::text as id from pg_control_system()')).rows[0]!.id;
+  } finally {
+    await client.end();
+  }
+}
+
+describe('clusters copied from an initdb template', () => {
+  // A password of this test's own: a template of its own, removed at the end.
+  const password = `template-test-${process.pid}`;
+  const before = templates();
+  const made = () => [...templates()].filter((d) => !before.has(d));
+  afterAll(() => {
+    for (const d of made()) rmSync(join(tmpdir(), d), { recursive: true, force: true });
+  });
+
+  it('have system identifiers of their own, start again after a crash, and take the password asked for', async () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      const cluster = await LocalCluster.create({ unsafeFast: true, password });
+      try {
+        ids.add(await systemIdentifier(cluster));
+        const client = new pg.Client({ connectionString: cluster.url() });
+        await client.connect();
+        await client.query('create table t as select g from generate_series(1, 10000) g');
+        await client.query('insert into t values (0)');
+        // The cluster commits asynchronously: a checkpoint puts the rows in its WAL and files.
+        await client.query('checkpoint');
+        await client.end();
+        // Recovery reads the WAL whose headers were given the new identifier.
+        await cluster.stop('immediate');
+        await cluster.start();
+        const again = new pg.Client({ connectionString: cluster.url() });
+        await again.connect();
+        expect((await again.query<{ n: string }>('select count(*)::text as n from t')).rows[0]!.n).toBe('10001');
+        await again.end();
+      } finally {
+        await cluster.destroy();
+      }
+    }
+    expect(ids.size).toBe(3);
+    expect(made()).toHaveLength(1);
+  });
+
+  it('never copies a template others can write to: initdb makes the cluster instead', async () => {
+    const [template] = made();
+    expect(template).toBeDefined();
+    const dir = join(tmpdir(), template!);
+    // What someone else put there must not reach the new cluster.
+    writeFileSync(join(dir, 'data', 'PLANTED'), 'x');
+    chmodSync(dir, 0o777);
+    try {
+      const cluster = await LocalCluster.create({ unsafeFast: true, password });
+      try {
+        expect(existsSync(join(cluster.dataDir, 'PLANTED'))).toBe(false);
+        expect(await systemIdentifier(cluster)).toMatch(/^\d+$/);
+      } finally {
+        await cluster.destroy();
+      }
+    } finally {
+      chmodSync(dir, 0o700);
+      rmSync(join(dir, 'data', 'PLANTED'));
+    }
+  });
+
+  it('refuses to rewrite what is not a pg_control it knows', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pgtape-not-pgdata-'));
+    try {
+      for (const sub of ['global', 'pg_wal']) rmSync(join(dir, sub), { force: true, recursive: true });
+      writeFileSync(join(dir, 'x'), '');
+      expect(() => newSystemIdentifier(dir)).toThrow();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // The CRC Postgres uses: CRC-32C's check value.
+    expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
+  });
+});
