@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sizeParts } from '../../src/audit/diff/diff.js';
+import { sizeParts } from '../../src/audit/diff/parts.js';
 import type { SegmentHeader } from '../../src/segment/format.js';
 
 /** One segment changing each table `changes[i]` times (inserts), 100 bytes of log per change. */
