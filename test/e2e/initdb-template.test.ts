@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crc32c, newSystemIdentifier } from '../../src/local-pg/initdb-template.js';
 import { LocalCluster } from '../../src/local-pg/local-cluster.js';
 
@@ -10,7 +10,10 @@ import { LocalCluster } from '../../src/local-pg/local-cluster.js';
 // identifier of its own (src/local-pg/initdb-template.ts). Two clusters sharing one would pass
 // the archive's check that its source is the same Postgres system.
 
-const templates = () => new Set(readdirSync(tmpdir()).filter((d) => d.startsWith('pgtape-initdb-') && !d.includes('partial')));
+// A TMPDIR of this file's own: other test files, running beside it, make templates of their own.
+const tmp = mkdtempSync(join(tmpdir(), 'pgtape-template-test-'));
+chmodSync(tmp, 0o755);
+const templates = () => readdirSync(tmp).filter((d) => d.startsWith('pgtape-initdb-') && !d.includes('partial'));
 
 async function systemIdentifier(cluster: LocalCluster): Promise<string> {
   const client = new pg.Client({ connectionString: cluster.url() });
@@ -23,13 +26,17 @@ async function systemIdentifier(cluster: LocalCluster): Promise<string> {
 }
 
 describe('clusters copied from an initdb template', () => {
-  // A password of this test's own: a template of its own, removed at the end.
-  const password = `template-test-${process.pid}`;
-  const before = templates();
-  const made = () => [...templates()].filter((d) => !before.has(d));
-  afterAll(() => {
-    for (const d of made()) rmSync(join(tmpdir(), d), { recursive: true, force: true });
+  const password = 'template-test';
+  const outer = process.env.TMPDIR;
+  beforeAll(() => {
+    process.env.TMPDIR = tmp;
   });
+  afterAll(() => {
+    if (outer === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = outer;
+    rmSync(tmp, { recursive: true, force: true });
+  });
+  const made = templates;
 
   it('have system identifiers of their own, start again after a crash, and take the password asked for', async () => {
     const ids = new Set<string>();
@@ -62,7 +69,7 @@ describe('clusters copied from an initdb template', () => {
   it('never copies a template others can write to: initdb makes the cluster instead', async () => {
     const [template] = made();
     expect(template).toBeDefined();
-    const dir = join(tmpdir(), template!);
+    const dir = join(tmp, template!);
     // What someone else put there must not reach the new cluster.
     writeFileSync(join(dir, 'data', 'PLANTED'), 'x');
     chmodSync(dir, 0o777);
@@ -81,7 +88,7 @@ describe('clusters copied from an initdb template', () => {
   });
 
   it('refuses to rewrite what is not a pg_control it knows', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pgtape-not-pgdata-'));
+    const dir = mkdtempSync(join(tmp, 'not-pgdata-'));
     try {
       for (const sub of ['global', 'pg_wal']) rmSync(join(dir, sub), { force: true, recursive: true });
       writeFileSync(join(dir, 'x'), '');
