@@ -28,10 +28,10 @@ const PARTIAL_PREFIX = 'pgtape-initdb-partial-';
 type Ids = { uid: number; gid: number } | undefined;
 
 /**
- * A new data directory for a cluster nobody needs made durably (initdb --no-sync: the tests'
- * clusters, and replay --pgdata's and --csv's, which are synced whole when handed over): a copy
- * of one initdb made before, given an identity of its own. initdb takes 1.3–1.6 s on a 2-core
- * VM, most of what replay --pgdata waits for its server; the copy takes a tenth of that.
+ * A new data directory for a cluster nobody needs made durably (initdb --no-sync: replay
+ * --pgdata's and --csv's, synced whole when handed over, compact's, the demo's) with pgtape's own
+ * password: a copy of one initdb made before, given an identity of its own. initdb takes 1.3–1.6 s
+ * on a 2-core VM, most of what replay --pgdata waited for its server; the copy takes a tenth of that.
  *
  * The copy gets a new system identifier, as initdb would give it: two clusters must never share
  * one (the archive tells its source from another by it, and so do backup tools). It is written
