@@ -78,6 +78,8 @@ async function templateFor(bin: string, ids: Ids, args: string[], password: stri
     .slice(0, 16);
   const parent = usableTempDir();
   const template = join(parent, `${TEMPLATE_PREFIX}${key}`);
+  // A template some of whose files went (a cleaner of old files in /tmp, say) is made again.
+  if (existsSync(template) && trusted(template, ids) && !whole(template)) rmSync(template, { recursive: true, force: true });
   if (!existsSync(template)) {
     await sweepStale(parent, PARTIAL_PREFIX);
     // Made under a name nobody can guess and renamed: a concurrent start never sees half a template.
@@ -85,6 +87,7 @@ async function templateFor(bin: string, ids: Ids, args: string[], password: stri
     try {
       if (ids) chownSync(partial, ids.uid, ids.gid);
       await initdb(join(partial, 'data'));
+      writeFileSync(join(partial, FILES), JSON.stringify(filesOf(join(partial, 'data'))));
       renameSync(partial, template);
     } catch {
       // Another process got there first (its template is checked below), or initdb failed (the caller's says why).
@@ -92,19 +95,39 @@ async function templateFor(bin: string, ids: Ids, args: string[], password: stri
       rmSync(partial, { recursive: true, force: true });
     }
   }
-  return trusted(template, ids) ? template : undefined;
+  return trusted(template, ids) && whole(template) ? template : undefined;
+}
+
+/** Beside a template's data directory: every file initdb made in it, and its size. */
+const FILES = 'files.json';
+
+function filesOf(dir: string, under = ''): [string, number][] {
+  return readdirSync(join(dir, under), { withFileTypes: true }).flatMap((e) => {
+    const path = join(under, e.name);
+    return e.isDirectory() ? filesOf(dir, path) : [[path, statSync(join(dir, path)).size] as [string, number]];
+  });
+}
+
+/** Whether every file initdb made is still there, as large as it was. */
+function whole(template: string): boolean {
+  try {
+    const files = JSON.parse(readFileSync(join(template, FILES), 'utf8')) as [string, number][];
+    return files.length > 0 && files.every(([path, size]) => statSync(join(template, 'data', path)).size === size);
+  } catch {
+    return false;
+  }
 }
 
 /**
- * Made by this user (or, as root, by the server user, who owns every cluster anyway), nobody else
- * can write to it, and whole. Its name is predictable and TMPDIR often writable by all: a
+ * Made by this user (or, as root, by the server user, who owns every cluster anyway), and nobody
+ * else can write to it. Its name is predictable and TMPDIR often writable by all: a
  * directory someone else put there would be copied into the new cluster.
  */
 function trusted(template: string, ids: Ids): boolean {
   try {
     const st = lstatSync(template);
     const owner = ids?.uid ?? process.getuid?.();
-    return st.isDirectory() && st.uid === owner && (st.mode & 0o077) === 0 && existsSync(join(template, 'data', 'global', 'pg_control'));
+    return st.isDirectory() && st.uid === owner && (st.mode & 0o077) === 0;
   } catch {
     return false;
   }

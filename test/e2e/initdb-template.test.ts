@@ -86,6 +86,20 @@ describe('clusters copied from an initdb template', () => {
     }
   });
 
+  it('makes a template again when files of it went (a cleaner of old files in /tmp)', async () => {
+    const [template] = made();
+    const dir = join(tmp, template!);
+    rmSync(join(dir, 'data', 'global', 'pg_control'));
+    const cluster = await LocalCluster.create({ unsafeFast: true });
+    try {
+      expect(await systemIdentifier(cluster)).toMatch(/^\d+$/);
+      expect(existsSync(join(dir, 'data', 'global', 'pg_control'))).toBe(true);
+      expect(made()).toEqual([template]);
+    } finally {
+      await cluster.destroy();
+    }
+  });
+
   it('refuses to rewrite what is not a pg_control it knows', () => {
     const dir = mkdtempSync(join(tmp, 'not-pgdata-'));
     try {
