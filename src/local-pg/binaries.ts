@@ -1,6 +1,21 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  cpSync,
+  existsSync,
+  fstatSync,
+  lstatSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { UserError } from '../core/errors.js';
@@ -72,8 +87,8 @@ const PARTIAL_PREFIX = 'pgtape-postgres-partial-';
  * As root, the server runs as an unprivileged user, who must be able to run the binaries. When
  * they sit under a private directory (a checkout in `mktemp -d`, mode 0700), the installation's
  * bin/, lib/ and share/ are copied once to `$TMPDIR/pgtape-postgres-<fingerprint>`, which that user
- * can reach, and run from there. The fingerprint is of the installation's content (the server
- * binary's bytes, every file's path and size): a changed or reinstalled installation gets a new
+ * can reach, and run from there. The fingerprint is of the installation's content (the server's
+ * build, every file's path and size): a changed or reinstalled installation gets a new
  * copy, and checkouts of the same version share one. A copy that does not run is made again.
  * Its name is predictable and TMPDIR often writable by all: a directory of that name root did not
  * make, or that others can write to, is never run from (it would run anyone's code as the server
@@ -145,9 +160,32 @@ function runsAs(bin: string, ids: { uid: number; gid: number }): boolean {
   return spawnSync(join(bin, 'postgres'), ['--version'], { ...ids, stdio: 'ignore' }).status === 0;
 }
 
-/** The installation's content, cheaply: the server binary's bytes, and every file's path and size. */
+/** How much of the server binary's head and tail the template's key is made of. */
+const SAMPLE = 256 * 1024;
+
+/**
+ * Which build a server binary is, by content rather than by path: every checkout or copy of one
+ * installation (a test's, a fresh clone's) shares what is keyed by it (the copy of the binaries,
+ * the initdb template), where a key by path made a new one for each, never used again. Hashing
+ * the whole binary (10 MiB) cost 50 ms on each start; its size, head (ELF headers and build id)
+ * and tail tell builds apart as surely, in a few.
+ */
+export function serverBuild(path: string): string {
+  const fd = openSync(realpathSync(path), 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const hash = createHash('sha256').update(String(size));
+    const sample = Buffer.alloc(Math.min(SAMPLE, size));
+    for (const at of [0, Math.max(0, size - sample.length)]) hash.update(sample.subarray(0, readSync(fd, sample, 0, sample.length, at)));
+    return hash.digest('hex');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The installation's content, cheaply: the server's build, and every file's path and size. */
 function fingerprint(install: string): string {
-  const hash = createHash('sha256').update(readFileSync(join(install, 'bin', 'postgres')));
+  const hash = createHash('sha256').update(serverBuild(join(install, 'bin', 'postgres')));
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       const path = join(dir, entry.name);

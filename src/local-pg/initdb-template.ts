@@ -10,7 +10,6 @@ import {
   readdirSync,
   readFileSync,
   readSync,
-  realpathSync,
   renameSync,
   rmSync,
   statSync,
@@ -19,6 +18,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { ownerTag, sweepStale, usableTempDir } from '../core/spool-dir.js';
+import { serverBuild } from './binaries.js';
 
 /** Templates: one data directory initdb made, per installation, initdb arguments and password. */
 const TEMPLATE_PREFIX = 'pgtape-initdb-';
@@ -70,10 +70,8 @@ export async function initdbFromTemplate(
 
 /** The template for these binaries, arguments and password, made now if there is none; undefined if it cannot be trusted. */
 async function templateFor(bin: string, ids: Ids, args: string[], password: string, initdb: (dir: string) => Promise<void>) {
-  const postgres = realpathSync(join(bin, 'postgres'));
-  const st = statSync(postgres);
   const key = createHash('sha256')
-    .update(JSON.stringify([postgres, st.size, st.mtimeMs, st.ino, args, password, ids?.uid ?? null]))
+    .update(JSON.stringify([serverBuild(join(bin, 'postgres')), args, password, ids?.uid ?? null]))
     .digest('hex')
     .slice(0, 16);
   const parent = usableTempDir();

@@ -1,8 +1,9 @@
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findPgBin } from '../../src/local-pg/binaries.js';
 import { crc32c, newSystemIdentifier } from '../../src/local-pg/initdb-template.js';
 import { LocalCluster } from '../../src/local-pg/local-cluster.js';
 
@@ -63,6 +64,23 @@ describe('clusters copied from an initdb template', () => {
     }
     expect(ids.size).toBe(3);
     expect(made()).toHaveLength(1);
+  });
+
+  it('is shared by every copy of one installation (a key by path left a template per checkout)', async () => {
+    const before = made();
+    const copy = join(tmp, 'install-copy');
+    const from = dirname(findPgBin());
+    for (const part of ['bin', 'lib', 'share'])
+      if (existsSync(join(from, part))) cpSync(join(from, part), join(copy, part), { recursive: true, verbatimSymlinks: true });
+    process.env.PGTAPE_PG_BIN = join(copy, 'bin');
+    try {
+      const cluster = await LocalCluster.create({ unsafeFast: true });
+      await cluster.destroy();
+    } finally {
+      delete process.env.PGTAPE_PG_BIN;
+      rmSync(copy, { recursive: true, force: true });
+    }
+    expect(made()).toEqual(before);
   });
 
   it('never copies a template others can write to: initdb makes the cluster instead', async () => {
