@@ -138,17 +138,27 @@ export async function reachableBin(bin: string, ids: { uid: number; gid: number 
 
 /** A copy of the binaries this user made and nobody else can change, or an error saying what is in the way. */
 function refuseUntrusted(dir: string): void {
-  let st;
-  try {
-    st = lstatSync(dir);
-  } catch {
+  if (!existsSync(dir))
     throw new UserError(`the server binaries could not be copied to ${dir}`, 'check the free space and permissions of TMPDIR');
-  }
-  if (st.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o022) === 0) return;
+  if (ownedPrivately(dir, process.getuid?.(), 0o022)) return;
   throw new UserError(
     `${dir} is in the way: pgtape copies the server binaries there, and it was not made by this user or others can write to it — no server is run from it`,
     'remove it (and find out who made it), or set TMPDIR to a directory only trusted users can write to',
   );
+}
+
+/**
+ * A directory in TMPDIR that pgtape may run or copy from: one whose predictable name someone
+ * else could have taken first. It must be a directory (not a link to one), made by `owner`, and
+ * not writable (`mask` 0o022) or not even readable (0o077) by others.
+ */
+export function ownedPrivately(dir: string, owner: number | undefined, mask: number): boolean {
+  try {
+    const st = lstatSync(dir);
+    return st.isDirectory() && st.uid === owner && (st.mode & mask) === 0;
+  } catch {
+    return false;
+  }
 }
 
 /** Whether the server user (ids) can list `dir`: every directory above it traversable by it. */

@@ -4,7 +4,6 @@ import {
   closeSync,
   cpSync,
   existsSync,
-  lstatSync,
   mkdtempSync,
   openSync,
   readdirSync,
@@ -18,7 +17,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { ownerTag, sweepStale, usableTempDir } from '../core/spool-dir.js';
-import { serverBuild } from './binaries.js';
+import { ownedPrivately, serverBuild } from './binaries.js';
 
 /** Templates: one data directory initdb made, per installation, initdb arguments and password. */
 const TEMPLATE_PREFIX = 'pgtape-initdb-';
@@ -122,13 +121,7 @@ function whole(template: string): boolean {
  * directory someone else put there would be copied into the new cluster.
  */
 function trusted(template: string, ids: Ids): boolean {
-  try {
-    const st = lstatSync(template);
-    const owner = ids?.uid ?? process.getuid?.();
-    return st.isDirectory() && st.uid === owner && (st.mode & 0o077) === 0;
-  } catch {
-    return false;
-  }
+  return ownedPrivately(template, ids?.uid ?? process.getuid?.(), 0o077);
 }
 
 function chownTree(dir: string, ids: NonNullable<Ids>): void {

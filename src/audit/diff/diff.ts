@@ -15,7 +15,7 @@ import { createSpoolDir } from '../../core/spool-dir.js';
 import type { RelationDef, SegmentHeader } from '../../segment/format.js';
 import { eachEntryIn } from '../../log/change-log.js';
 import type { Store } from '../../store/store.js';
-import { copyFieldValue, parseCopyLine, readBaseLines } from './base-rows.js';
+import { copyFieldValue, readBaseLines } from './base-rows.js';
 import { sizeParts } from './parts.js';
 import { ColumnLists, imageDef, imageOps, opsOf } from './ops.js';
 import type { TextValue } from '../row-text.js';
@@ -334,7 +334,7 @@ async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: Table
     for (const line of lines) {
       const fieldsKey = fromFields ? joinParts(positions.map((i): TextValue => copyFieldValue(field(line, i)))) : undefined;
       if (fieldsKey !== undefined && !t.mayNeed(fieldsKey)) continue;
-      const row = copyLineRow(line, columns, parseCopyLine);
+      const row = copyLineRow(line, columns);
       t.before(
         keyed
           ? { kind: 'insert', oid: bt.oid, row, key: fieldsKey ?? keyText(row, keys) }

@@ -1,6 +1,7 @@
 import type { RowValues, TextValue } from '../row-text.js';
 import type { RelationDef } from '../../segment/format.js';
 import { UNCHANGED } from '../../pgoutput/tuple.js';
+import { parseCopyLine } from './base-rows.js';
 
 /** A row and the names of its columns (one array per relation definition, compared by identity). */
 export interface Row {
@@ -48,8 +49,8 @@ export function rowText(r: Row): string {
 }
 
 /** A line of a COPY text file as a row: kept as its text when no value is escaped (nor NULL, `\\N`). */
-export function copyLineRow(line: string, columns: string[], parse: (line: string) => TextValue[]): Row {
-  if (line.includes('\\')) return { values: parse(line), columns };
+export function copyLineRow(line: string, columns: string[]): Row {
+  if (line.includes('\\')) return { values: parseCopyLine(line), columns };
   return new EncodedRow(columns, TEXT_TAG + line.replaceAll('\t', TEXT_TAG));
 }
 
@@ -160,13 +161,19 @@ export function compareRows(
   };
 }
 
+/** Both rows' texts, when both are held as texts of one column list: compared without splitting either. */
+function sameShapeTexts(before: Row, after: Row): [string, string] | undefined {
+  return before instanceof EncodedRow && after instanceof EncodedRow && before.columns === after.columns
+    ? [before.text, after.text]
+    : undefined;
+}
+
 /** How many of the columns differ between two rows (as they are at --to: `columns`). */
 export function changedCount(before: Row, after: Row, columns: string[]): number {
-  if (!(before instanceof EncodedRow && after instanceof EncodedRow && before.columns === columns && after.columns === columns))
-    return changedColumns(before, after, columns).length;
-  // Both texts of the same shape: value by value, tag and text (nothing split out or allocated).
-  const a = before.text;
-  const b = after.text;
+  const texts = before.columns === columns ? sameShapeTexts(before, after) : undefined;
+  if (!texts) return changedColumns(before, after, columns).length;
+  // Value by value, tag and text (nothing split out or allocated).
+  const [a, b] = texts;
   let changed = 0;
   for (let i = 0, j = 0; i < a.length || j < b.length;) {
     let iEnd = a.indexOf('\u0000', i + 1);
@@ -185,8 +192,8 @@ export function changedCount(before: Row, after: Row, columns: string[]): number
 /** The columns whose values differ between two rows (as they are at --to: `columns`). */
 export function changedColumns(before: Row, after: Row, columns: string[]): string[] {
   // Equal texts of one shape: equal rows, without splitting either.
-  if (before instanceof EncodedRow && after instanceof EncodedRow && before.columns === after.columns && before.text === after.text)
-    return [];
+  const texts = sameShapeTexts(before, after);
+  if (texts && texts[0] === texts[1]) return [];
   const b = align(before, columns);
   const a = align(after, columns);
   return columns.filter((_, i) => b[i] !== a[i]);
