@@ -1,4 +1,4 @@
-import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
@@ -117,6 +117,39 @@ describe('clusters copied from an initdb template', () => {
       await cluster.destroy();
     }
   });
+
+  // pg_control's layout differs between majors (its CRC at byte 288 on 14–17, 292 on 18): the
+  // copy, not initdb's fallback, must make each major's cluster, and it must start.
+  for (const major of [14, 15, 16, 17, 18]) {
+    const bin = (() => {
+      try {
+        return findPgBin(major);
+      } catch {
+        return undefined;
+      }
+    })();
+    it.skipIf(!bin)(`makes PostgreSQL ${major}'s clusters by copying, with identifiers of their own`, async () => {
+      // The template is made by the first cluster; a file planted in it shows the second is a copy.
+      const first = await LocalCluster.create({ unsafeFast: true, major });
+      await first.destroy();
+      const mine = made().filter((d) => readFileSync(join(tmp, d, 'data', 'PG_VERSION'), 'utf8').trim() === String(major));
+      expect(mine).toHaveLength(1);
+      const template = join(tmp, mine[0]!, 'data');
+      writeFileSync(join(template, 'pgtape-test-copied'), '');
+      try {
+        const cluster = await LocalCluster.create({ unsafeFast: true, major });
+        try {
+          expect(existsSync(join(cluster.dataDir, 'pgtape-test-copied'))).toBe(true);
+          const id = BigInt(await systemIdentifier(cluster));
+          expect(id).not.toBe(readFileSync(join(template, 'global', 'pg_control')).readBigUInt64LE(0));
+        } finally {
+          await cluster.destroy();
+        }
+      } finally {
+        rmSync(join(template, 'pgtape-test-copied'));
+      }
+    });
+  }
 
   it('refuses to rewrite what is not a pg_control it knows', () => {
     const dir = mkdtempSync(join(tmp, 'not-pgdata-'));
