@@ -352,7 +352,10 @@ export class Applier implements EffectSink {
             (i) =>
               `${names[i]} = ${ops.masked ? `case when substr(s.u, ${i + 1}, 1) = 'u' then t.${names[i]} else ${cast(i)} end` : cast(i)}`,
           );
-        if (set.length) await this.client.query(`update ${target} t set ${set.join(', ')} from ${stage} s where s.op = 'u' and ${match}`);
+        if (set.length)
+          await this.identityUpdatable(target, () =>
+            this.client.query(`update ${target} t set ${set.join(', ')} from ${stage} s where s.op = 'u' and ${match}`),
+          );
       }
     } else if (ops.d) {
       // Whole-row matching, duplicates included: remove n of the equal rows. Rows are compared
@@ -375,7 +378,8 @@ export class Applier implements EffectSink {
       added +=
         (
           await this.client.query(
-            `insert into ${target} (${names.join(', ')}) select ${t.columns.map((_, i) => cast(i)).join(', ')} from ${stage} s cross join lateral generate_series(1, s.n) where s.op = 'i'`,
+            // The source's values of identity columns GENERATED ALWAYS too, as COPY takes them.
+            `insert into ${target} (${names.join(', ')}) overriding system value select ${t.columns.map((_, i) => cast(i)).join(', ')} from ${stage} s cross join lateral generate_series(1, s.n) where s.op = 'i'`,
           )
         ).rowCount ?? 0;
     }
@@ -433,7 +437,29 @@ export class Applier implements EffectSink {
     };
     const set = t.columns.flatMap((c, i) => (row[i] === UNCHANGED ? [] : [`${quoteIdent(c.name)} = ${param(row[i]!)}::${c.type}`]));
     const where = rel.columns.flatMap((c, i) => (c.key ? [`${quoteIdent(c.name)} = ${param(oldKey[i]!)}::${t.columns[i]!.type}`] : []));
-    await this.client.query(`update ${quoteQualified(t.schema, t.name)} set ${set.join(', ')} where ${where.join(' and ')}`, params);
+    const target = quoteQualified(t.schema, t.name);
+    await this.identityUpdatable(target, () =>
+      this.client.query(`update ${target} set ${set.join(', ')} where ${where.join(' and ')}`, params),
+    );
+  }
+
+  /**
+   * Runs an UPDATE that sets columns to the source's values: an identity column GENERATED ALWAYS
+   * can be updated only to DEFAULT (even to the value it holds), so such columns are made BY
+   * DEFAULT around it, and ALWAYS again after, inside the replay's transaction. The source changes
+   * them with `SET … = DEFAULT`; the replay has the value that drew.
+   */
+  private async identityUpdatable<T>(target: string, update: () => Promise<T>): Promise<T> {
+    const { rows } = await this.client.query<{ name: string }>(
+      `select attname as name from pg_attribute where attrelid = $1::regclass and attnum > 0 and not attisdropped and attidentity = 'a' order by attnum`,
+      [target],
+    );
+    const identity = (how: string) =>
+      `alter table ${target} ${rows.map((r) => `alter column ${quoteIdent(r.name)} set generated ${how}`).join(', ')}`;
+    if (rows.length) await this.client.query(identity('by default'));
+    const result = await update();
+    if (rows.length) await this.client.query(identity('always'));
+    return result;
   }
 
   /** Final row counts of the replayed tables. */

@@ -16,6 +16,7 @@ import {
   dropStatement,
   generatedClause,
   identityClause,
+  identityOptions,
   inDropOrder,
   isForeignKey,
   missingValue,
@@ -144,8 +145,8 @@ export class TargetTables {
     defs: string[],
     keys: string[],
     replicaIdentity: string,
-    /** How the table is made when not from its columns: `PARTITION OF …`, `PARTITION BY …`. */
-    partitioning: { of?: string; by?: string } = {},
+    /** How the table is made when not from its columns alone: `PARTITION OF …`, `PARTITION BY …`, `INHERITS (…)`. */
+    partitioning: { of?: string; by?: string; inherits?: string[] } = {},
   ): Promise<TargetTable> {
     const target = quoteQualified(schema, name);
     if (keys.length && !partitioning.of) defs = [...defs, `primary key (${keys.map(quoteIdent).join(', ')})`];
@@ -153,7 +154,11 @@ export class TargetTables {
     await this.client.query(`create schema if not exists ${quoteIdent(schema)}`);
     // A partition takes its columns, keys and indexes from its parent, as at the source.
     if (partitioning.of) await this.client.query(`create table ${target} partition of ${partitioning.of}${by}`);
-    else await this.client.query(`create table ${target} (${defs.join(', ')})${by}`);
+    else {
+      // Columns a parent has too are merged with its, as at the source (where they came from it).
+      const inherits = partitioning.inherits?.length ? ` inherits (${partitioning.inherits.join(', ')})` : '';
+      await this.client.query(`create table ${target} (${defs.join(', ')})${inherits}${by}`);
+    }
     if (replicaIdentity === 'f') await this.client.query(`alter table ${target} replica identity full`);
     const t: TargetTable = { schema, name, columns, rows: 0 };
     this.tables.set(oid, t);
@@ -209,19 +214,43 @@ export class TargetTables {
     for (const c of t.columns.filter((c) => !wanted.some((w) => w.name === c.name))) {
       const own = held.get(c.name);
       if (!own) continue;
-      const sql = `alter table ${target} drop column if exists ${quoteIdent(c.name)}`;
+      // Dropped at the source, whatever depended on it went with it there (DROP COLUMN … CASCADE:
+      // a generated column computed from it, say); from a Relation message alone, nothing is assumed.
+      const sql = `alter table ${target} drop column if exists ${quoteIdent(c.name)}${guessing ? '' : ' cascade'}`;
       if (!own.inherited) await this.client.query(sql);
       else if (guessing) await this.dropInherited(target, c.name);
     }
-    for (const w of wanted) {
+    const retyped = (w: TargetColumn) => {
       const have = t.columns.find((c) => c.name === w.name);
+      const own = held.get(w.name);
+      return own && have && !own.inherited && (have.typeOid !== w.typeOid || have.typmod !== w.typmod);
+    };
+    // Postgres retypes no column a generated column is computed from: the source dropped that
+    // column and added it again (in the same command), so the replay does too — it is added again
+    // below, from the snapshot, after the columns it is computed from.
+    if (!guessing) {
+      for (const w of wanted.filter(retyped)) {
+        const { rows } = await this.client.query<{ name: string }>(
+          `select a.attname as name from pg_depend dp join pg_attrdef d on d.oid = dp.objid
+             join pg_attribute a on a.attrelid = d.adrelid and a.attnum = d.adnum and a.attgenerated <> ''
+            where dp.classid = 'pg_attrdef'::regclass and dp.refobjid = $1::regclass and dp.refobjsubid =
+                  (select attnum from pg_attribute where attrelid = $1::regclass and attname = $2)`,
+          [target, w.name],
+        );
+        for (const r of rows) {
+          await this.client.query(`alter table ${target} drop column if exists ${quoteIdent(r.name)}`);
+          held.delete(r.name);
+        }
+      }
+    }
+    for (const w of wanted) {
       const own = held.get(w.name);
       const column = `alter table ${target} alter column ${quoteIdent(w.name)} type ${w.type}`;
       if (!own) {
         const sql = `alter table ${target} add column ${quoteIdent(w.name)} ${w.type}${addClause(w.name)}`;
         if (!guessing) await this.client.query(sql);
         else if (await attempt(this.client, sql)) await this.addInherited(target, w, addClause(w.name));
-      } else if (have && !own.inherited && (have.typeOid !== w.typeOid || have.typmod !== w.typmod)) {
+      } else if (retyped(w)) {
         const sql = `${column} using ${quoteIdent(w.name)}::text::${w.type}`;
         if (!guessing) await this.client.query(sql);
         else if (await attempt(this.client, sql)) {
@@ -238,14 +267,14 @@ export class TargetTables {
     t.stagedColumns = undefined;
   }
 
-  /** The replay's own columns of a table: whether each is inherited, and its identity kind (`a`, `d` or ''). */
-  private async heldColumns(target: string): Promise<Map<string, { inherited: boolean; identity: string }>> {
-    const { rows } = await this.client.query<{ name: string; inherited: boolean; identity: string }>(
-      `select attname as name, attinhcount > 0 as inherited, attidentity as identity from pg_attribute
+  /** The replay's own columns of a table: whether each is inherited, its identity kind (`a`, `d` or ''), whether generated. */
+  private async heldColumns(target: string): Promise<Map<string, { inherited: boolean; identity: string; generated: boolean }>> {
+    const { rows } = await this.client.query<{ name: string; inherited: boolean; identity: string; generated: boolean }>(
+      `select attname as name, attinhcount > 0 as inherited, attidentity as identity, attgenerated <> '' as generated from pg_attribute
         where attrelid = $1::regclass and attnum > 0 and not attisdropped`,
       [target],
     );
-    return new Map(rows.map((r) => [r.name, { inherited: r.inherited, identity: r.identity }]));
+    return new Map(rows.map((r) => [r.name, { inherited: r.inherited, identity: r.identity, generated: r.generated }]));
   }
 
   /** A column Postgres refuses to add to a partition: added to the partitioned table at its root (it reaches every partition). */
@@ -403,6 +432,7 @@ export class TargetTables {
       await this.create(s.oid, s.schema, s.name, columns, defs, s.primaryKey, s.replicaIdentity, {
         of: s.parent && s.bound ? `${s.parent} ${s.bound}` : undefined,
         by: s.partitionKey,
+        inherits: s.inherits,
       });
       // Other defaults (nextval of a sequence, a function) once the table is there: one whose
       // sequence or function the replay lacks is said, and the table made without it.
@@ -414,6 +444,7 @@ export class TargetTables {
     } else {
       await this.move(t, s.schema, s.name);
       await this.followPartitioning(s);
+      await this.followInheritance(s);
       const target = quoteQualified(t.schema, t.name);
       const before = await this.heldColumns(target);
       for (const c of s.columns) {
@@ -432,7 +463,7 @@ export class TargetTables {
         // or generated column is filled by the replay (a rewrite's image then sets the source's values).
         const c = s.columns.find((x) => x.name === name)!;
         if (c.generated) return generatedClause(c.generated);
-        if (c.identity) return identityClause(c.identity);
+        if (c.identity) return identityClause(c.identity, c.identitySequence);
         if (c.missing) return ` default ${quoteLiteral(missingValue(c.missing) ?? '')}::${c.type}`;
         return '';
       });
@@ -444,13 +475,30 @@ export class TargetTables {
           await attempt(this.client, `alter table ${target} drop column if exists ${quoteIdent(name)}`);
       }
       for (const c of s.columns) {
-        if (c.generated) continue;
         const column = `alter table ${target} alter column ${quoteIdent(c.name)}`;
         const tried = (sql: string, what: string) => this.triedColumn(s, c.name, sql, what);
-        await tried(`${column} ${c.notNull ? 'set' : 'drop'} not null`, 'a NOT NULL change');
+        if (c.generated) {
+          await tried(`${column} ${c.notNull ? 'set' : 'drop'} not null`, 'a NOT NULL change');
+          continue;
+        }
+        // ALTER COLUMN … DROP EXPRESSION: a plain column now, keeping the values it was computed to.
+        if (held.get(c.name)?.generated) await tried(`${column} drop expression`, 'an expression dropped');
+        // An identity column is NOT NULL: its identity goes before its NOT NULL can, and comes
+        // after the NOT NULL it needs.
         const isIdentity = held.get(c.name)?.identity ?? '';
-        if (c.identity && !isIdentity) await tried(`${column} add${identityClause(c.identity)}`, 'an identity');
         if (!c.identity && isIdentity) await tried(`${column} drop identity`, 'an identity dropped');
+        await tried(`${column} ${c.notNull ? 'set' : 'drop'} not null`, 'a NOT NULL change');
+        if (c.identity && !isIdentity) await tried(`${column} add${identityClause(c.identity, c.identitySequence)}`, 'an identity');
+        if (c.identity && isIdentity && c.identity !== isIdentity)
+          await tried(`${column} set generated ${c.identity === 'a' ? 'always' : 'by default'}`, 'an identity changed');
+        // Its sequence's options, which ALTER COLUMN … SET INCREMENT BY (say) changes alone.
+        if (c.identity && isIdentity && c.identitySequence)
+          await tried(
+            `${column} ${identityOptions(c.identitySequence)
+              .map((o) => `set ${o}`)
+              .join(' ')}`,
+            "an identity's options",
+          );
         if (c.identity) continue;
         if (c.default && (await tried(`${column} set default ${c.default}`, 'a default'))) continue;
         await q(`${column} drop default`);
@@ -489,6 +537,21 @@ export class TargetTables {
 
   /** Where the replay may differ from the source, each said once: logged, and recorded in replay.json. */
   readonly warnings: { message: string; [field: string]: unknown }[] = [];
+
+  /** Parents a table was given (ALTER TABLE … INHERIT) or taken from (NO INHERIT) since it was made. */
+  private async followInheritance(s: TableSnapshot): Promise<void> {
+    if (s.inherits === undefined || s.bound) return;
+    const target = quoteQualified(s.schema, s.name);
+    const { rows } = await this.client.query<{ parent: string }>(
+      `select quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) as parent from pg_inherits h join pg_class pc on pc.oid = h.inhparent
+         join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = $1::regclass order by h.inhseqno`,
+      [target],
+    );
+    const held = rows.map((r) => r.parent);
+    const wanted = s.inherits ?? [];
+    for (const p of held) if (!wanted.includes(p)) await this.triedTable(s, `alter table ${target} no inherit ${p}`, 'a parent it left');
+    for (const p of wanted) if (!held.includes(p)) await this.triedTable(s, `alter table ${target} inherit ${p}`, 'a parent it joined');
+  }
 
   /** Partitions attached to or detached from their parent since the table was made. */
   private async followPartitioning(s: TableSnapshot): Promise<void> {
@@ -567,6 +630,16 @@ export class TargetTables {
         `the replay could not follow ${what}`,
       );
     return !failed;
+  }
+
+  private async triedTable(s: TableSnapshot, sql: string, what: string): Promise<void> {
+    const failed = await attempt(this.client, sql);
+    if (failed)
+      this.warnOnce(
+        `${what}:${s.schema}.${s.name}`,
+        { table: `${s.schema}.${s.name}`, err: failed.message },
+        `the replay could not follow ${what}`,
+      );
   }
 
   /** Says where the replay may differ, once (logged and recorded in replay.json). */

@@ -22,6 +22,8 @@ export interface TableSnapshot {
     default: string | null;
     /** `a` (always) or `d` (by default) for an identity column. */
     identity?: string;
+    /** An identity column's sequence options (absent from archives made before they were captured). */
+    identitySequence?: IdentitySequence | null;
     /** The expression of a stored generated column. */
     generated?: string | null;
     /**
@@ -42,6 +44,18 @@ export interface TableSnapshot {
   /** A partition's parent (qualified, quoted) and bound (`FOR VALUES …`). */
   parent?: string;
   bound?: string;
+  /** The parents of a table made with INHERITS (qualified, quoted), in order; not a partition's. */
+  inherits?: string[];
+}
+
+/** An identity column's sequence, as pg_sequence holds it (numbers as text: bigints). */
+export interface IdentitySequence {
+  start: string;
+  increment: string;
+  min: string;
+  max: string;
+  cache: string;
+  cycle: boolean;
 }
 
 /** A type created or altered after the base: the statements that make it, and an enum's labels in order. */
@@ -183,6 +197,8 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
     'parent', (select quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhparent
                  join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = c.oid and c.relispartition),
     'bound', case when c.relispartition then pg_get_expr(c.relpartbound, c.oid) end,
+    'inherits', case when not c.relispartition then (select jsonb_agg(quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) order by h.inhseqno)
+                 from pg_inherits h join pg_class pc on pc.oid = h.inhparent join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = c.oid) end,
     'partitions', case when c.relkind = 'p' then (select coalesce(jsonb_agg(quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) order by pc.relname), '[]')
                  from pg_inherits h join pg_class pc on pc.oid = h.inhrelid join pg_namespace pn on pn.oid = pc.relnamespace where h.inhparent = c.oid) end,
     'columns', coalesce((select jsonb_agg(jsonb_build_object(
@@ -191,6 +207,11 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
         'default', case when a.attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end,
         'generated', case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end,
         'identity', a.attidentity,
+        'identitySequence', case when a.attidentity <> '' then (
+          select jsonb_build_object('start', s.seqstart::text, 'increment', s.seqincrement::text, 'min', s.seqmin::text,
+                                    'max', s.seqmax::text, 'cache', s.seqcache::text, 'cycle', s.seqcycle)
+            from pg_depend dp join pg_sequence s on s.seqrelid = dp.objid
+           where dp.classid = 'pg_class'::regclass and dp.refobjid = a.attrelid and dp.refobjsubid = a.attnum and dp.deptype = 'i') end,
         'missing', case when a.atthasmissing then a.attmissingval::text end) order by a.attnum)
       from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
       where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '[]'::jsonb),

@@ -1,5 +1,5 @@
 import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../core/sql.js';
-import type { CapturedObject, DroppedObject, TableSnapshot } from './ddl-capture.js';
+import type { CapturedObject, DroppedObject, IdentitySequence, TableSnapshot } from './ddl-capture.js';
 
 // Statements made from what captured DDL recorded, without asking any database: the replay runs
 // them against its target, and diff --format sql writes them into its patch
@@ -75,8 +75,8 @@ export const isForeignKey = (def: string) => def.startsWith('FOREIGN KEY');
 
 /** A captured column's clauses when its table is created: generated, identity, not null, a constant default. */
 export function columnClauses(c: TableSnapshot['columns'][number], constantDefault: string | undefined): string {
-  if (c.generated) return generatedClause(c.generated);
-  const identity = c.identity ? identityClause(c.identity) : '';
+  if (c.generated) return `${generatedClause(c.generated)}${c.notNull ? ' not null' : ''}`;
+  const identity = c.identity ? identityClause(c.identity, c.identitySequence) : '';
   return `${identity}${c.notNull ? ' not null' : ''}${!identity && constantDefault ? ` default ${constantDefault}` : ''}`;
 }
 
@@ -84,18 +84,30 @@ export function generatedClause(expression: string): string {
   return ` generated always as (${expression}) stored`;
 }
 
-/** `a` (always) or `d` (by default), as pg_attribute.attidentity says. */
-export function identityClause(identity: string): string {
-  return ` generated ${identity === 'a' ? 'always' : 'by default'} as identity`;
+/** `a` (always) or `d` (by default), as pg_attribute.attidentity says; with its sequence's options when known. */
+export function identityClause(identity: string, sequence?: IdentitySequence | null): string {
+  return ` generated ${identity === 'a' ? 'always' : 'by default'} as identity${sequence ? ` (${identityOptions(sequence).join(' ')})` : ''}`;
 }
 
-/** Snapshots of one command with each partition after its parent: the parent's DDL reaches them first. */
+/** An identity sequence's options, each as ALTER SEQUENCE (and `SET …` of ALTER COLUMN) writes it. */
+export function identityOptions(s: IdentitySequence): string[] {
+  return [
+    `start with ${s.start}`,
+    `increment by ${s.increment}`,
+    `minvalue ${s.min}`,
+    `maxvalue ${s.max}`,
+    `cache ${s.cache}`,
+    s.cycle ? 'cycle' : 'no cycle',
+  ];
+}
+
+/** Snapshots of one command with each partition or child after its parents: a parent's DDL reaches them first. */
 export function parentsFirst(snapshots: TableSnapshot[]): TableSnapshot[] {
   // `parent` is written as quote_ident writes names.
   const byName = new Map(snapshots.map((s) => [displayQualified(s.schema, s.name), s]));
   const depth = (s: TableSnapshot, seen = 0): number => {
-    const parent = s.parent ? byName.get(s.parent) : undefined;
-    return parent && seen < 32 ? 1 + depth(parent, seen + 1) : 0;
+    const parents = [s.parent, ...(s.inherits ?? [])].flatMap((p) => (p && byName.get(p)) || []);
+    return seen < 32 ? Math.max(0, ...parents.map((p) => 1 + depth(p, seen + 1))) : 0;
   };
   return [...snapshots].sort((a, b) => depth(a) - depth(b));
 }

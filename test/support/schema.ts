@@ -135,3 +135,20 @@ export async function sequenceValues(client: pg.Client): Promise<Record<string, 
   );
   return Object.fromEntries(found.map((r) => [r.name, r.value === null ? null : BigInt(r.value)]));
 }
+
+/**
+ * What differs between two descriptions, an entry a line (`section - entry` only in `want`,
+ * `section + entry` only in `got`): a failing comparison of hundreds of objects says which.
+ */
+export function schemaDifferences(want: SchemaDescription, got: SchemaDescription): string[] {
+  const out: string[] = [];
+  for (const section of new Set([...Object.keys(want), ...Object.keys(got)])) {
+    const a = (want[section] ?? []).map((x) => JSON.stringify(x));
+    const b = (got[section] ?? []).map((x) => JSON.stringify(x));
+    const inB = new Set(b);
+    const inA = new Set(a);
+    for (const x of a) if (!inB.has(x)) out.push(`${section} - ${x}`);
+    for (const x of b) if (!inA.has(x)) out.push(`${section} + ${x}`);
+  }
+  return out;
+}
