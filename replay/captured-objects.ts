@@ -50,7 +50,7 @@ export class CapturedObjects {
       }
     }
     for (const c of captured.comments ?? []) {
-      const sql = commentStatement(c.kind, c.identity, c.comment);
+      const sql = commentStatement(c.kind, c.identity, c.comment ?? null);
       if (sql) this.comments.push(sql);
     }
   }

@@ -437,9 +437,15 @@ export class TargetTables {
       // Other defaults (nextval of a sequence, a function) once the table is there: one whose
       // sequence or function the replay lacks is said, and the table made without it.
       const target = quoteQualified(s.schema, s.name);
+      // A partition made PARTITION OF takes its parent's defaults: its own (PARTITION OF … (b
+      // DEFAULT 1)) are set here, constant or not, and one its parent has that it lacks dropped.
+      const partition = Boolean(s.parent && s.bound);
       for (const c of s.columns) {
-        if (!c.default || c.identity || c.generated || constant(c.default)) continue;
-        await this.triedColumn(s, c.name, `alter table ${target} alter column ${quoteIdent(c.name)} set default ${c.default}`, 'a default');
+        if (c.identity || c.generated) continue;
+        const column = `alter table ${target} alter column ${quoteIdent(c.name)}`;
+        if (partition && !c.default) await this.triedColumn(s, c.name, `${column} drop default`, 'a default');
+        if (!c.default || (!partition && constant(c.default))) continue;
+        await this.triedColumn(s, c.name, `${column} set default ${c.default}`, 'a default');
       }
     } else {
       await this.move(t, s.schema, s.name);

@@ -135,8 +135,11 @@ export interface CapturedDdl {
   schemas?: string[];
   /** Views, materialized views, functions, procedures, triggers and sequences the command made or altered, with the statement that makes each as it is now. */
   objects?: CapturedObject[];
-  /** What COMMENT set (null: removed), on objects as pg_identify_object names them. */
-  comments?: { kind: string; identity: string; comment: string | null }[];
+  /**
+   * What COMMENT set, on objects as pg_identify_object names them. A comment removed (`IS NULL`)
+   * has none: the payload is stored with its nulls stripped, so it reads as absent, not null.
+   */
+  comments?: { kind: string; identity: string; comment?: string | null }[];
   /** Objects the command made or altered that replay does not follow (aggregates, extensions, policies …). */
   unfollowed?: { kind: string; identity: string }[];
   /** Tables this command rewrote: their rows follow as images (the replay empties them before reshaping). */
@@ -334,7 +337,7 @@ begin
         from pg_event_trigger_ddl_commands() d
         join pg_class c on d.classid = 'pg_class'::regclass and c.oid = d.objid
         left join pg_index i on i.indexrelid = c.oid
-       where c.relkind in ('r', 'p', 'i', 'I')
+       where c.relkind in ('r', 'p', 'i', 'I') and c.relpersistence <> 't'
       union all
       select k.conrelid from pg_event_trigger_ddl_commands() d
         join pg_constraint k on d.classid = 'pg_constraint'::regclass and k.oid = d.objid
@@ -379,6 +382,8 @@ begin
         from pg_event_trigger_ddl_commands() d
        -- GRANT and REVOKE name no object (privileges are not followed).
        where not d.in_extension and d.object_identity is not null and d.schema_name is distinct from 'pgtape' and d.object_identity is distinct from 'pgtape'
+         -- A session's temporary objects (a serial column's sequence, say) are no part of the database.
+         and coalesce(d.schema_name, '') !~ '^pg_(toast_)?temp'
          -- Publications are the archive's business, not the replay's; a table added to ours is followed above.
          and d.object_type not in ('table', 'type', 'domain', 'composite type', 'table constraint', 'table column', 'publication', 'publication relation')
          and not (d.object_type = 'sequence' and exists (select 1 from pg_depend i where i.classid = 'pg_class'::regclass
@@ -392,7 +397,8 @@ begin
              'comment', (select description from pg_description c where c.objoid = d.objid and c.classoid = d.classid and c.objsubid = d.objsubid)))
       into comments
       from pg_event_trigger_ddl_commands() d
-     where d.command_tag = 'COMMENT' and d.object_identity is not null and not d.in_extension and d.schema_name is distinct from 'pgtape';
+     where d.command_tag = 'COMMENT' and d.object_identity is not null and not d.in_extension and d.schema_name is distinct from 'pgtape'
+       and coalesce(d.schema_name, '') !~ '^pg_(toast_)?temp';
     if cardinality(rels) > 0 or cardinality(typs) > 0 or cardinality(filtered_rels) > 0 or schemas is not null or objects is not null or comments is not null or unfollowed is not null then
       payload := jsonb_strip_nulls(jsonb_build_object('tag', tg_tag, 'schemas', schemas, 'objects', objects, 'comments', comments, 'unfollowed', unfollowed,
         'tables', (select jsonb_agg(pgtape.table_shape(r)) from unnest(rels) r),
