@@ -35,6 +35,15 @@ export interface TargetColumn {
   type: string;
 }
 
+/** A column of a replay table as its catalog has it: inherited, its identity kind (`a`, `d` or ''), generated, NOT NULL, its default. */
+interface HeldColumn {
+  inherited: boolean;
+  identity: string;
+  generated: boolean;
+  notNull: boolean;
+  default: string | null;
+}
+
 export interface TargetTable {
   schema: string;
   name: string;
@@ -267,14 +276,16 @@ export class TargetTables {
     t.stagedColumns = undefined;
   }
 
-  /** The replay's own columns of a table: whether each is inherited, its identity kind (`a`, `d` or ''), whether generated. */
-  private async heldColumns(target: string): Promise<Map<string, { inherited: boolean; identity: string; generated: boolean }>> {
-    const { rows } = await this.client.query<{ name: string; inherited: boolean; identity: string; generated: boolean }>(
-      `select attname as name, attinhcount > 0 as inherited, attidentity as identity, attgenerated <> '' as generated from pg_attribute
+  /** The replay's own columns of a table, as its catalog has them now. */
+  private async heldColumns(target: string): Promise<Map<string, HeldColumn>> {
+    const { rows } = await this.client.query<HeldColumn & { name: string }>(
+      `select attname as name, attinhcount > 0 as inherited, attidentity as identity, attgenerated <> '' as generated,
+              attnotnull as "notNull", case when attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end as default
+         from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
         where attrelid = $1::regclass and attnum > 0 and not attisdropped`,
       [target],
     );
-    return new Map(rows.map((r) => [r.name, { inherited: r.inherited, identity: r.identity, generated: r.generated }]));
+    return new Map(rows.map(({ name, ...held }) => [name, held]));
   }
 
   /** A column Postgres refuses to add to a partition: added to the partitioned table at its root (it reaches every partition). */
@@ -483,8 +494,14 @@ export class TargetTables {
       for (const c of s.columns) {
         const column = `alter table ${target} alter column ${quoteIdent(c.name)}`;
         const tried = (sql: string, what: string) => this.triedColumn(s, c.name, sql, what);
+        // What the command did not change is left alone: on a partitioned table, an ALTER recurses
+        // to partitions the command did not touch, and would overwrite their own NOT NULL or default.
+        const current = held.get(c.name);
+        const notNull = async () => {
+          if (current?.notNull !== c.notNull) await tried(`${column} ${c.notNull ? 'set' : 'drop'} not null`, 'a NOT NULL change');
+        };
         if (c.generated) {
-          await tried(`${column} ${c.notNull ? 'set' : 'drop'} not null`, 'a NOT NULL change');
+          await notNull();
           continue;
         }
         // ALTER COLUMN … DROP EXPRESSION: a plain column now, keeping the values it was computed to.
@@ -493,7 +510,7 @@ export class TargetTables {
         // after the NOT NULL it needs.
         const isIdentity = held.get(c.name)?.identity ?? '';
         if (!c.identity && isIdentity) await tried(`${column} drop identity`, 'an identity dropped');
-        await tried(`${column} ${c.notNull ? 'set' : 'drop'} not null`, 'a NOT NULL change');
+        await notNull();
         if (c.identity && !isIdentity) await tried(`${column} add${identityClause(c.identity, c.identitySequence)}`, 'an identity');
         if (c.identity && isIdentity && c.identity !== isIdentity)
           await tried(`${column} set generated ${c.identity === 'a' ? 'always' : 'by default'}`, 'an identity changed');
@@ -506,8 +523,9 @@ export class TargetTables {
             "an identity's options",
           );
         if (c.identity) continue;
-        if (c.default && (await tried(`${column} set default ${c.default}`, 'a default'))) continue;
-        await q(`${column} drop default`);
+        const had = current?.default ?? null;
+        if (c.default && (had === c.default || (await tried(`${column} set default ${c.default}`, 'a default')))) continue;
+        if (had !== null) await q(`${column} drop default`);
       }
     }
     if (t) await followRenames(this.client, s);
