@@ -345,16 +345,16 @@ export class Applier implements EffectSink {
       if (ops.d)
         removed += (await this.client.query(`delete from ${target} t using ${stage} s where s.op = 'd' and ${match}`)).rowCount ?? 0;
       if (ops.u) {
-        const set = t.columns
-          .map((_, i) => i)
-          .filter((i) => !keys.includes(i))
-          .map(
-            (i) =>
-              `${names[i]} = ${ops.masked ? `case when substr(s.u, ${i + 1}, 1) = 'u' then t.${names[i]} else ${cast(i)} end` : cast(i)}`,
-          );
+        const setColumns = t.columns.map((_, i) => i).filter((i) => !keys.includes(i));
+        const set = setColumns.map(
+          (i) =>
+            `${names[i]} = ${ops.masked ? `case when substr(s.u, ${i + 1}, 1) = 'u' then t.${names[i]} else ${cast(i)} end` : cast(i)}`,
+        );
         if (set.length)
-          await this.identityUpdatable(target, () =>
-            this.client.query(`update ${target} t set ${set.join(', ')} from ${stage} s where s.op = 'u' and ${match}`),
+          await this.identityUpdatable(
+            target,
+            setColumns.map((i) => t!.columns[i]!.name),
+            () => this.client.query(`update ${target} t set ${set.join(', ')} from ${stage} s where s.op = 'u' and ${match}`),
           );
       }
     } else if (ops.d) {
@@ -410,6 +410,7 @@ export class Applier implements EffectSink {
 
   /** DDL captured by `archive --capture-ddl`, at its point. */
   ddl(captured: CapturedDdl): Promise<void> {
+    this.alwaysIdentity.clear();
     this.restore?.dropped(captured);
     return this.tables.apply(captured);
   }
@@ -425,6 +426,7 @@ export class Applier implements EffectSink {
   }
 
   async redefine(_previous: RelationDef, next: RelationDef): Promise<void> {
+    this.alwaysIdentity.clear();
     await this.tables.of(next);
   }
 
@@ -438,8 +440,10 @@ export class Applier implements EffectSink {
     const set = t.columns.flatMap((c, i) => (row[i] === UNCHANGED ? [] : [`${quoteIdent(c.name)} = ${param(row[i]!)}::${c.type}`]));
     const where = rel.columns.flatMap((c, i) => (c.key ? [`${quoteIdent(c.name)} = ${param(oldKey[i]!)}::${t.columns[i]!.type}`] : []));
     const target = quoteQualified(t.schema, t.name);
-    await this.identityUpdatable(target, () =>
-      this.client.query(`update ${target} set ${set.join(', ')} where ${where.join(' and ')}`, params),
+    await this.identityUpdatable(
+      target,
+      t.columns.filter((_, i) => row[i] !== UNCHANGED).map((c) => c.name),
+      () => this.client.query(`update ${target} set ${set.join(', ')} where ${where.join(' and ')}`, params),
     );
   }
 
@@ -449,18 +453,27 @@ export class Applier implements EffectSink {
    * DEFAULT around it, and ALWAYS again after, inside the replay's transaction. The source changes
    * them with `SET … = DEFAULT`; the replay has the value that drew.
    */
-  private async identityUpdatable<T>(target: string, update: () => Promise<T>): Promise<T> {
-    const { rows } = await this.client.query<{ name: string }>(
-      `select attname as name from pg_attribute where attrelid = $1::regclass and attnum > 0 and not attisdropped and attidentity = 'a' order by attnum`,
-      [target],
-    );
+  private async identityUpdatable<T>(target: string, setColumns: string[], update: () => Promise<T>): Promise<T> {
+    let always = this.alwaysIdentity.get(target);
+    if (!always) {
+      const { rows } = await this.client.query<{ name: string }>(
+        `select attname as name from pg_attribute where attrelid = $1::regclass and attnum > 0 and not attisdropped and attidentity = 'a' order by attnum`,
+        [target],
+      );
+      this.alwaysIdentity.set(target, (always = rows.map((r) => r.name)));
+    }
+    // A key made of an identity column (the usual one) is not set: nothing to do then.
+    const names = always.filter((n) => setColumns.includes(n));
     const identity = (how: string) =>
-      `alter table ${target} ${rows.map((r) => `alter column ${quoteIdent(r.name)} set generated ${how}`).join(', ')}`;
-    if (rows.length) await this.client.query(identity('by default'));
+      `alter table ${target} ${names.map((n) => `alter column ${quoteIdent(n)} set generated ${how}`).join(', ')}`;
+    if (names.length) await this.client.query(identity('by default'));
     const result = await update();
-    if (rows.length) await this.client.query(identity('always'));
+    if (names.length) await this.client.query(identity('always'));
     return result;
   }
+
+  /** Each table's identity columns GENERATED ALWAYS, as its catalog said since the last captured DDL (which may change them). */
+  private readonly alwaysIdentity = new Map<string, string[]>();
 
   /** Final row counts of the replayed tables. */
   /** The source's oid of each table replayed, by name (see TargetTables.sourceOids). */
