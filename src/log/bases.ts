@@ -4,12 +4,13 @@ import { pipeline } from 'node:stream/promises';
 import { createDecompressor, type Compression } from '../core/compression.js';
 import { UserError } from '../core/errors.js';
 import { formatLsn, lsnKey, parseLsn, parseLsnKey } from '../core/lsn.js';
-import { quoteQualified } from '../core/sql.js';
+import { quoteIdent, quoteQualified } from '../core/sql.js';
 import type { Store } from '../store/store.js';
 import { readAll } from '../store/read.js';
 import { DecryptionError, decryptBuffer, decryptingStream } from '../core/chunked-aead.js';
 import { decodeWrappedKey, unwrapDataKey, type StoredWrappedKey } from '../core/key-wrap.js';
 import { keysOf } from './keys.js';
+import { readStreamRecord, STREAM_KEY, type StreamRecord } from './stream-record.js';
 
 // A base: a consistent copy of the published tables, taken in the snapshot a replication slot
 // exported, so that it holds every transaction whose commit LSN is below `lsn` and none other.
@@ -302,7 +303,37 @@ export async function readBaseManifest(store: Store, base: BaseRef): Promise<Bas
   }
   const problem = encryptionProblem(manifest);
   if (problem) throw new DamagedBaseError(`${store.description}/${base.prefix}manifest.json ${problem}`);
+  await refuseOtherStream(store, base, manifest);
   return manifest;
+}
+
+/** Each store's stream record, read once per process: every base a reader uses must be of it. */
+const streamRecords = new WeakMap<Store, Promise<StreamRecord | undefined>>();
+
+/**
+ * A base of another source system or database (copied in by hand, or a store shared by mistake)
+ * is never read as this archive's: its rows would be replayed, diffed and verified as if they
+ * were. Writers refuse such a base (stream.ts); this is the readers' side. Bases older than the
+ * manifest's identity fields are not checked here.
+ */
+async function refuseOtherStream(store: Store, base: BaseRef, manifest: BaseManifest): Promise<void> {
+  if (manifest.systemIdentifier === undefined) return;
+  let pending = streamRecords.get(store);
+  if (!pending) {
+    pending = readStreamRecord(store);
+    streamRecords.set(store, pending);
+  }
+  const record = await pending;
+  if (!record) return;
+  const differences: string[] = [];
+  if (record.systemIdentifier !== manifest.systemIdentifier)
+    differences.push(`it is of Postgres system ${manifest.systemIdentifier}, the archive's is ${record.systemIdentifier}`);
+  if (manifest.database !== undefined && manifest.database !== record.database)
+    differences.push(`it is of database ${quoteIdent(manifest.database)}, the archive's is ${quoteIdent(record.database)}`);
+  if (differences.length)
+    throw new DamagedBaseError(
+      `${store.description}/${base.prefix} is a base of another stream (${differences.join('; ')}; ${STREAM_KEY} says which stream the archive holds): it is not read as this archive's`,
+    );
 }
 
 const isWrappedKey = (k: unknown): boolean =>

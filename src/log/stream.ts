@@ -1,28 +1,17 @@
 import { ExitCode, UserError } from '../core/errors.js';
 import { quoteIdent } from '../core/sql.js';
 import type { Store } from '../store/store.js';
-import { readAll } from '../store/read.js';
 import { listBases, readBase, readBaseManifest } from './bases.js';
 import { listSegments, readSegmentHeader } from './segments.js';
+import { readStreamRecord, STREAM_KEY, type StreamRecord } from './stream-record.js';
+
+export { readStreamRecord, STREAM_KEY, type StreamRecord };
 
 // An archive holds one stream (docs/ARCHITECTURE.md, Store layout): one source system, one
 // database, one publication, one slot name. Its identity is written once, before anything else,
 // and every writer checks it before it writes: a base, archive or rebase of another database or
 // publication is refused instead of being mixed in.
 //   stream.json
-
-export const STREAM_KEY = 'stream.json';
-
-export interface StreamRecord {
-  formatVersion: 1;
-  /** pg_control_system().system_identifier: the cluster, kept across restarts and physical failover. */
-  systemIdentifier: string;
-  database: string;
-  publication: string;
-  /** The slot the archive streams from (a rebase makes it anew under the same name). */
-  slot: string;
-  createdAt: string;
-}
 
 /** Who wants to write: the source it connected to and what it archives. */
 export interface StreamCandidate {
@@ -33,16 +22,6 @@ export interface StreamCandidate {
   slot?: string;
   /** `archive --rebase` may go on under another slot name. */
   newSlot?: boolean;
-}
-
-export async function readStreamRecord(store: Store): Promise<StreamRecord | undefined> {
-  if (!(await store.stat(STREAM_KEY))) return undefined;
-  const text = (await readAll(store, STREAM_KEY)).toString('utf8');
-  try {
-    return JSON.parse(text) as StreamRecord;
-  } catch (err) {
-    throw new UserError(`${store.description}/${STREAM_KEY} is not valid JSON: ${(err as Error).message}`, 'run pgtape verify');
-  }
 }
 
 /**

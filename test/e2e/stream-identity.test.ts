@@ -1,4 +1,5 @@
-import { readdirSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
@@ -81,5 +82,35 @@ describe('an archive holds one stream', () => {
     // The stream itself goes on.
     const same = await pgtape(['base', '--source', source.db.url(), '--store', store()]);
     expect(same.code, same.stderr).toBe(0);
+  });
+
+  it('never reads a base of another stream copied into the store: replay and verify say so (exit 4), nothing replayed', async () => {
+    // A base of database other, in a store of its own, copied by hand beside this archive's bases.
+    const elsewhere = mkdtempSync(join(tmpdir(), 'pgtape-other-stream-'));
+    try {
+      const otherClient = new pg.Client({ connectionString: other() });
+      await otherClient.connect();
+      await otherClient.query(
+        'create table items (id int primary key); insert into items values (7); create publication pgtape for all tables',
+      );
+      await otherClient.end();
+      const taken = await pgtape(['base', '--source', other(), '--store', elsewhere]);
+      expect(taken.code, taken.stderr).toBe(0);
+      const [foreign] = readdirSync(join(elsewhere, 'base'));
+      cpSync(join(elsewhere, 'base', foreign!), join(store(), 'base', foreign!), { recursive: true });
+      const out = join(elsewhere, 'out');
+      // The foreign base is the newest: replay to latest would start from it.
+      for (const args of [
+        ['replay', '--store', store(), '--csv', out],
+        ['verify', '--store', store()],
+      ]) {
+        const r = await pgtape(args);
+        expect(r.code, `${args[0]}: ${r.stderr}`).toBe(4);
+        expect(r.stdout + r.stderr).toMatch(/a base of another stream \(it is of database "other", the archive's is/);
+      }
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
   });
 });
