@@ -7,7 +7,7 @@ import { pairs } from '../audit/row-text.js';
 import { readTransactions, type LoggedChange, type LoggedTransaction } from '../audit/transactions.js';
 import { indexArchive, refuseUnknownTables } from '../log/archive-index.js';
 import { beforeFirstBase, firstBaseDescription, resolveRange } from '../log/resolve.js';
-import { parseTarget } from '../log/target.js';
+import { parseTarget, type Target } from '../log/target.js';
 
 /** A transaction's line; with --rows its marks follow as lines of their own (known only at its commit). */
 function describe(t: LoggedTransaction, withCounts: boolean): string {
@@ -68,9 +68,12 @@ export function logCommand(): Command {
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       await useKeyFiles(store, opts);
       const index = await indexArchive(store, { requireBase: false });
-      const from = opts.from ? parseTarget(opts.from, '--from') : undefined;
+      const asked = opts.from ? parseTarget(opts.from, '--from') : undefined;
+      const early = await beforeFirstBase(index, asked);
+      // Listed from the first recorded transaction, as said: from the first base, where the log begins.
+      const from: Target | undefined = early ? { kind: 'lsn', lsn: index.bases[0]!.lsn - 1n } : asked;
       const range = await resolveRange(index, from, opts.to ? parseTarget(opts.to) : undefined, true);
-      if (await beforeFirstBase(index, from)) {
+      if (early) {
         sayWarning(
           `--from ${opts.from} is before the archive begins (${await firstBaseDescription(index)}): ` +
             'what changed before it was never recorded; listing from the first recorded transaction',

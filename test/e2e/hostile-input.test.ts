@@ -168,6 +168,13 @@ const CASES: Case[] = [
     says: ['before the archive begins', 'mark "m1"'],
   },
   {
+    // The lsn: form once listed nothing and reported a gap before the first base (exit 4).
+    name: 'log --from an LSN before the first base lists all, and says so',
+    args: (c) => ['log', '--store', c.store, '--from', 'lsn:0/1'],
+    exit: 0,
+    says: ['before the archive begins', 'mark "m1"'],
+  },
+  {
     name: 'replay into a database that does not exist',
     args: (c) => ['replay', '--store', c.store, '--into', c.into.replace(/\/[^/?]+(\?|$)/, '/nosuchdb$1')],
     exit: 2,
