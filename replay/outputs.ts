@@ -1,10 +1,10 @@
-import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { to as copyTo } from 'pg-copy-streams';
 import { UserError } from '../src/core/errors.js';
 import { onInterrupt } from '../src/core/interrupt.js';
-import { unusableDirectory } from '../src/core/paths.js';
+import { lexists, makeDirectory, unusableDirectory } from '../src/core/paths.js';
 import { displayQualified, quoteQualified } from '../src/core/sql.js';
 import { LocalCluster, runningServer } from '../src/local-pg/local-cluster.js';
 import { connect } from '../src/source/connection.js';
@@ -80,7 +80,8 @@ function requireEmptyDir(dir: string, option: string): void {
  * started is stopped — either the finished output or nothing, and no server left running.
  */
 async function owned<T>(dir: string, fill: (stopOnInterrupt: (stop: () => Promise<void>) => void) => Promise<T>): Promise<T> {
-  const made = !existsSync(dir);
+  // A symbolic link is the user's, even one to nothing: never removed as if the replay made it.
+  const made = !lexists(dir);
   let stop: (() => Promise<void>) | undefined;
   let clearing: Promise<void> | undefined;
   // Once, whoever asks first (a failure, a signal): the server stopped, then the output removed.
@@ -128,7 +129,7 @@ export async function replayIntoCsv(dir: string, options: ClusterReplayOptions):
   requireEmptyDir(dir, '--csv');
   const plan = await prepareReplay(options);
   return owned(dir, async (stopOnInterrupt) => {
-    mkdirSync(dir, { recursive: true });
+    makeDirectory(dir);
     const creating = LocalCluster.create({ major: serverMajor(plan, options), unsafeFast: true, loading: true });
     stopOnInterrupt(async () => (await creating.catch(() => undefined))?.destroy());
     try {

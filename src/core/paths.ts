@@ -1,4 +1,5 @@
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, lstatSync, mkdirSync, readlinkSync, statSync } from 'node:fs';
+import { UserError } from './errors.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -30,6 +31,7 @@ export function unusableDirectory(dir: string): string | undefined {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') continue;
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return `${at} cannot be read (${(err as NodeJS.ErrnoException).code})`;
+      if (lexists(at)) return `${at} is a symbolic link to ${readlinkSync(at)}, which does not exist`;
       if (dirname(at) === at) return `${at} does not exist`;
       continue;
     }
@@ -41,4 +43,39 @@ export function unusableDirectory(dir: string): string | undefined {
     }
     return undefined;
   }
+}
+
+/** Whether anything is at `path`, a symbolic link to nothing included (existsSync follows links). */
+export function lexists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes `dir` and what is missing above it, one directory at a time, and gives it `mode`. Node's
+ * recursive mkdir takes ENOENT for a missing parent and retries forever where a parent exists but
+ * refuses directories (/proc, as root): each failure here names the path instead (exit 2).
+ */
+export function makeDirectory(dir: string, mode = 0o777): void {
+  const path = resolve(dir);
+  const missing: string[] = [];
+  for (let at = path; !existsSync(at); at = dirname(at)) {
+    if (dirname(at) === at) break;
+    missing.unshift(at);
+  }
+  for (const at of missing) {
+    try {
+      mkdirSync(at, { mode });
+    } catch (err) {
+      throw new UserError(
+        `cannot make the directory ${at} (${(err as NodeJS.ErrnoException).code})`,
+        'give a directory on a filesystem where this user can make directories',
+      );
+    }
+  }
+  if (!missing.length && mode !== 0o777) chmodSync(path, mode);
 }

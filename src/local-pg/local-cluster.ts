@@ -2,7 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { alive, privateTempDir, sweepStale } from '../core/spool-dir.js';
-import { appendFileSync, chownSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { makeDirectory } from '../core/paths.js';
 import { createServer } from 'node:net';
 import { tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -89,7 +90,8 @@ export class LocalCluster {
     ownsParent: string | undefined,
     options: LocalClusterOptions,
   ): Promise<LocalCluster> {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    // Postgres refuses a data directory others can read (an empty one given with mode 0755, say).
+    makeDirectory(dataDir, 0o700);
     if (ids) {
       if (ownsParent) chownSync(ownsParent, ids.uid, ids.gid);
       chownSync(dataDir, ids.uid, ids.gid);

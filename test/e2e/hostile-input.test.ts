@@ -4,12 +4,14 @@ import {
   chmodSync,
   cpSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   truncateSync,
   writeFileSync,
 } from 'node:fs';
@@ -173,6 +175,37 @@ const CASES: Case[] = [
     args: (c) => ['log', '--store', c.store, '--from', 'lsn:0/1'],
     exit: 0,
     says: ['before the archive begins', 'mark "m1"'],
+  },
+  {
+    // The link is the user's: it was once removed as if the replay had made the directory.
+    name: 'replay --csv to a symbolic link to nothing: refused, the link kept',
+    before: async (c) => symlinkSync(join(c.fresh, '..', 'nowhere'), c.fresh),
+    args: (c) => ['replay', '--store', c.store, '--csv', c.fresh],
+    exit: 2,
+    says: ['--csv', 'is a symbolic link to', 'which does not exist'],
+    after: async (c) => {
+      expect(lstatSync(c.fresh).isSymbolicLink()).toBe(true);
+      rmSync(c.fresh);
+    },
+  },
+  {
+    // Postgres refuses a data directory others can read: it failed after the whole replay.
+    name: 'replay --pgdata into an empty directory of mode 0755 (made private, replayed)',
+    before: async (c) => mkdirSync(c.fresh, { mode: 0o755 }),
+    args: (c) => ['replay', '--store', c.store, '--pgdata', c.fresh],
+    exit: 0,
+    says: ['changesApplied'],
+    after: async (c) => {
+      expect(statSync(c.fresh).mode & 0o777).toBe(0o700);
+      rmSync(c.fresh, { recursive: true, force: true });
+    },
+  },
+  {
+    // Node's recursive mkdir retried there forever, deaf to signals.
+    name: 'replay --pgdata under /proc (as root: a directory that refuses directories)',
+    args: (c) => ['replay', '--store', c.store, '--pgdata', '/proc/pgtape-hostile'],
+    exit: 2,
+    says: [/cannot make the directory \/proc\/pgtape-hostile|\/proc is not writable by this user/],
   },
   {
     name: 'replay into a database that does not exist',
