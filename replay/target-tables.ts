@@ -165,7 +165,19 @@ export class TargetTables {
     if (partitioning.of) await this.client.query(`create table ${target} partition of ${partitioning.of}${by}`);
     else {
       // Columns a parent has too are merged with its, as at the source (where they came from it).
-      const inherits = partitioning.inherits?.length ? ` inherits (${partitioning.inherits.join(', ')})` : '';
+      // A parent the replay lacks (left out by --tables) is said, and the table made without it.
+      const parents: string[] = [];
+      for (const p of partitioning.inherits ?? []) {
+        const { rows } = await this.client.query<{ there: boolean }>('select to_regclass($1) is not null as there', [p]);
+        if (rows[0]?.there) parents.push(p);
+        else
+          this.warnOnce(
+            `parent:${target}:${p}`,
+            { table: target, parent: p },
+            'a parent of this table (INHERITS) is not in the replay: made without it',
+          );
+      }
+      const inherits = parents.length ? ` inherits (${parents.join(', ')})` : '';
       await this.client.query(`create table ${target} (${defs.join(', ')})${inherits}${by}`);
     }
     if (replicaIdentity === 'f') await this.client.query(`alter table ${target} replica identity full`);

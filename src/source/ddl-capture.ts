@@ -200,8 +200,11 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
     'parent', (select quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhparent
                  join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = c.oid and c.relispartition),
     'bound', case when c.relispartition then pg_get_expr(c.relpartbound, c.oid) end,
-    'inherits', case when not c.relispartition then (select jsonb_agg(quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) order by h.inhseqno)
-                 from pg_inherits h join pg_class pc on pc.oid = h.inhparent join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = c.oid) end,
+    -- An empty list, not null, for a table without parents: the payload's nulls are stripped, and
+    -- an absent list means an archive from before parents were captured (NO INHERIT of the last
+    -- parent must still be followed).
+    'inherits', case when not c.relispartition then coalesce((select jsonb_agg(quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) order by h.inhseqno)
+                 from pg_inherits h join pg_class pc on pc.oid = h.inhparent join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = c.oid), '[]'::jsonb) end,
     'partitions', case when c.relkind = 'p' then (select coalesce(jsonb_agg(quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) order by pc.relname), '[]')
                  from pg_inherits h join pg_class pc on pc.oid = h.inhrelid join pg_namespace pn on pn.oid = pc.relnamespace where h.inhparent = c.oid) end,
     'columns', coalesce((select jsonb_agg(jsonb_build_object(

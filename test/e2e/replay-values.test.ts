@@ -132,3 +132,38 @@ describe('replay of identity columns GENERATED ALWAYS', () => {
     expect(seen).toEqual(want);
   });
 });
+
+/** Tables made after the base with INHERITS keep their parents, and leave them (NO INHERIT) as the source's did. */
+describe('replay of inheritance made after the base', () => {
+  const source = useSource();
+
+  it('replays children with their parents, and the last parent left', async () => {
+    const archive = (...more: string[]) =>
+      pgtape(['archive', '--source', source.db.url(), '--store', source.store.dir, '--create-publication', ...more, '--until', 'now']);
+    expect((await archive('--capture-ddl')).code).toBe(0);
+    const c = await source.db.client();
+    const parentRows = async (client: pg.Client) =>
+      (await client.query<{ n: number }>('select count(*)::int as n from public.parent')).rows[0]!.n;
+    try {
+      await c.query(`create table parent (id int primary key, v text)`);
+      await c.query(`create table kept (extra int) inherits (parent)`);
+      await c.query(`create table left_alone (id int primary key, v text)`);
+      await c.query(`alter table left_alone inherit parent`);
+      await c.query(`insert into parent values (1, 'p')`);
+      await c.query(`insert into kept values (2, 'k', 7)`);
+      await c.query(`insert into left_alone values (3, 'l')`);
+      await c.query(`alter table left_alone no inherit parent`);
+      expect(await parentRows(c)).toBe(2);
+    } finally {
+      await c.end();
+    }
+    expect((await archive()).code).toBe(0);
+    const want = await sums(source.admin);
+    const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir], async (client) => ({
+      sums: await sums(client),
+      parentRows: await parentRows(client),
+    }));
+    expect(r.code, r.stderr).toBe(0);
+    expect(seen).toEqual({ sums: want, parentRows: 2 });
+  });
+});
