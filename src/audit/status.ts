@@ -5,7 +5,7 @@ import { newestBaseFacts } from '../log/newest-base.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
 import { formatBytes, formatMicros } from '../core/units.js';
 import type { Store } from '../store/store.js';
-import { readStreamRecord } from '../log/stream.js';
+import { readStreamRecord } from '../log/stream-record.js';
 
 export interface StreamStatus {
   slot:

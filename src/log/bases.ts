@@ -4,13 +4,13 @@ import { pipeline } from 'node:stream/promises';
 import { createDecompressor, type Compression } from '../core/compression.js';
 import { UserError } from '../core/errors.js';
 import { formatLsn, lsnKey, parseLsn, parseLsnKey } from '../core/lsn.js';
-import { quoteIdent, quoteQualified } from '../core/sql.js';
+import { quoteQualified } from '../core/sql.js';
 import type { Store } from '../store/store.js';
 import { readAll } from '../store/read.js';
 import { DecryptionError, decryptBuffer, decryptingStream } from '../core/chunked-aead.js';
 import { decodeWrappedKey, unwrapDataKey, type StoredWrappedKey } from '../core/key-wrap.js';
 import { keysOf } from './keys.js';
-import { readStreamRecord, STREAM_KEY, type StreamRecord } from './stream-record.js';
+import { readStreamRecord, STREAM_KEY, streamDifferences, type StreamRecord } from './stream-record.js';
 
 // A base: a consistent copy of the published tables, taken in the snapshot a replication slot
 // exported, so that it holds every transaction whose commit LSN is below `lsn` and none other.
@@ -324,12 +324,7 @@ async function refuseOtherStream(store: Store, base: BaseRef, manifest: BaseMani
     streamRecords.set(store, pending);
   }
   const record = await pending;
-  if (!record) return;
-  const differences: string[] = [];
-  if (record.systemIdentifier !== manifest.systemIdentifier)
-    differences.push(`it is of Postgres system ${manifest.systemIdentifier}, the archive's is ${record.systemIdentifier}`);
-  if (manifest.database !== undefined && manifest.database !== record.database)
-    differences.push(`it is of database ${quoteIdent(manifest.database)}, the archive's is ${quoteIdent(record.database)}`);
+  const differences = record ? streamDifferences(record, { systemIdentifier: manifest.systemIdentifier, database: manifest.database }) : [];
   if (differences.length)
     throw new DamagedBaseError(
       `${store.description}/${base.prefix} is a base of another stream (${differences.join('; ')}; ${STREAM_KEY} says which stream the archive holds): it is not read as this archive's`,

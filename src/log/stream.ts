@@ -1,11 +1,8 @@
 import { ExitCode, UserError } from '../core/errors.js';
-import { quoteIdent } from '../core/sql.js';
 import type { Store } from '../store/store.js';
 import { listBases, readBase, readBaseManifest } from './bases.js';
 import { listSegments, readSegmentHeader } from './segments.js';
-import { readStreamRecord, STREAM_KEY, type StreamRecord } from './stream-record.js';
-
-export { readStreamRecord, STREAM_KEY, type StreamRecord };
+import { readStreamRecord, STREAM_KEY, streamDifferences as differences, type StreamRecord } from './stream-record.js';
 
 // An archive holds one stream (docs/ARCHITECTURE.md, Store layout): one source system, one
 // database, one publication, one slot name. Its identity is written once, before anything else,
@@ -66,24 +63,6 @@ async function streamFor(store: Store, candidate: StreamCandidate): Promise<{ re
   };
   refuse(store, differences(fresh, candidate));
   return { record: fresh, changed: true };
-}
-
-/** How the candidate differs from the stream, in words (nothing: it belongs to it). */
-function differences(record: StreamRecord, candidate: StreamCandidate): string[] {
-  const differences: string[] = [];
-  if (record.systemIdentifier !== candidate.systemIdentifier) {
-    differences.push(`the source is another Postgres system (${candidate.systemIdentifier}, the archive's is ${record.systemIdentifier})`);
-  }
-  if (record.database !== candidate.database) {
-    differences.push(`the source is database ${quoteIdent(candidate.database)}, the archive's is ${quoteIdent(record.database)}`);
-  }
-  if (record.publication !== candidate.publication) {
-    differences.push(`the publication is ${quoteIdent(candidate.publication)}, the archive's is ${quoteIdent(record.publication)}`);
-  }
-  if (record.slot && candidate.slot && record.slot !== candidate.slot && !candidate.newSlot) {
-    differences.push(`the slot is ${quoteIdent(candidate.slot)}, the archive's is ${quoteIdent(record.slot)}`);
-  }
-  return differences;
 }
 
 function refuse(store: Store, differences: string[]): void {

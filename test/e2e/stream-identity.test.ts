@@ -106,7 +106,7 @@ describe('an archive holds one stream', () => {
       ]) {
         const r = await pgtape(args);
         expect(r.code, `${args[0]}: ${r.stderr}`).toBe(4);
-        expect(r.stdout + r.stderr).toMatch(/a base of another stream \(it is of database "other", the archive's is/);
+        expect(r.stdout + r.stderr).toMatch(/a base of another stream \(the source is database "other", the archive's is/);
       }
       expect(existsSync(out)).toBe(false);
     } finally {
