@@ -517,10 +517,10 @@ export class TargetTables {
           continue;
         }
         // ALTER COLUMN … DROP EXPRESSION: a plain column now, keeping the values it was computed to.
-        if (held.get(c.name)?.generated) await tried(`${column} drop expression`, 'an expression dropped');
+        if (current?.generated) await tried(`${column} drop expression`, 'an expression dropped');
         // An identity column is NOT NULL: its identity goes before its NOT NULL can, and comes
         // after the NOT NULL it needs.
-        const isIdentity = held.get(c.name)?.identity ?? '';
+        const isIdentity = current?.identity ?? '';
         if (!c.identity && isIdentity) await tried(`${column} drop identity`, 'an identity dropped');
         await notNull();
         if (c.identity && !isIdentity) await tried(`${column} add${identityClause(c.identity, c.identitySequence)}`, 'an identity');

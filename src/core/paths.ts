@@ -56,11 +56,12 @@ export function lexists(path: string): boolean {
 }
 
 /**
- * Makes `dir` and what is missing above it, one directory at a time, and gives it `mode`. Node's
+ * Makes `dir` and what is missing above it, one directory at a time, and gives it `mode` (when
+ * given, also to a `dir` that was there). Node's
  * recursive mkdir takes ENOENT for a missing parent and retries forever where a parent exists but
  * refuses directories (/proc, as root): each failure here names the path instead (exit 2).
  */
-export function makeDirectory(dir: string, mode = 0o777): void {
+export function makeDirectory(dir: string, mode?: number): void {
   const path = resolve(dir);
   const missing: string[] = [];
   for (let at = path; !existsSync(at); at = dirname(at)) {
@@ -69,7 +70,7 @@ export function makeDirectory(dir: string, mode = 0o777): void {
   }
   for (const at of missing) {
     try {
-      mkdirSync(at, { mode });
+      mkdirSync(at, { mode: mode ?? 0o777 });
     } catch (err) {
       throw new UserError(
         `cannot make the directory ${at} (${(err as NodeJS.ErrnoException).code})`,
@@ -77,5 +78,5 @@ export function makeDirectory(dir: string, mode = 0o777): void {
       );
     }
   }
-  if (!missing.length && mode !== 0o777) chmodSync(path, mode);
+  if (!missing.length && mode !== undefined) chmodSync(path, mode);
 }

@@ -75,8 +75,11 @@ async function templateFor(bin: string, ids: Ids, args: string[], password: stri
     .slice(0, 16);
   const parent = usableTempDir();
   const template = join(parent, `${TEMPLATE_PREFIX}${key}`);
-  // A template some of whose files went (a cleaner of old files in /tmp, say) is made again.
-  if (existsSync(template) && trusted(template, ids) && !whole(template)) rmSync(template, { recursive: true, force: true });
+  if (existsSync(template) && trusted(template, ids)) {
+    if (whole(template)) return template;
+    // Some of its files went (a cleaner of old files in /tmp, say): made again.
+    rmSync(template, { recursive: true, force: true });
+  }
   if (!existsSync(template)) {
     await sweepStale(parent, PARTIAL_PREFIX);
     // Made under a name nobody can guess and renamed: a concurrent start never sees half a template.
