@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { archiveArgs, pgtape } from '../support/cli.js';
+import { archiveArgs, archiveUntilNow, pgtape } from '../support/cli.js';
 import { runDump } from '../support/dump.js';
 import { useSource } from '../support/fixture.js';
 import { expectSoundHandedOver } from '../support/handed-over.js';
@@ -129,8 +129,7 @@ describe('pagila loaded after the base, with --capture-ddl, encrypted: schema ch
   it('replays the rows and the whole schema made after the base', async () => {
     expect((await pgtape(['keygen', '--public', keys.pub, '--private', keys.priv])).code).toBe(0);
     // The base is of an empty database: every object of pagila is a schema change after it.
-    const archive = (...more: string[]) =>
-      pgtape(archiveArgs(source.db.url(), source.store.dir, '--create-publication', ...more, '--until', 'now'), env);
+    const archive = (...more: string[]) => archiveUntilNow(source, more, env);
     const first = await archive('--capture-ddl');
     expect(first.code, first.stderr).toBe(0);
     await runDump(source.admin, readFileSync(join(PAGILA, 'pagila-schema.sql'), 'utf8'));

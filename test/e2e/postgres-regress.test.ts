@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { archiveArgs, pgtape } from '../support/cli.js';
+import { archiveUntilNow } from '../support/cli.js';
 import { useSource } from '../support/fixture.js';
 import { checksums } from '../support/oracle.js';
 import { runPsqlScript } from '../support/psql-script.js';
@@ -36,8 +36,7 @@ describe("PostgreSQL's regression scripts archived with --capture-ddl and replay
   const points: Point[] = [];
 
   it('runs the scripts while the archive records them', async () => {
-    const archive = (...more: string[]) =>
-      pgtape(archiveArgs(source.db.url(), source.store.dir, '--create-publication', ...more, '--until', 'now'));
+    const archive = (...more: string[]) => archiveUntilNow(source, more);
     const first = await archive('--capture-ddl');
     expect(first.code, first.stderr).toBe(0);
     const worker = await source.db.client();

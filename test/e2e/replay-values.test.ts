@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type pg from 'pg';
-import { logLines, pgtape } from '../support/cli.js';
+import { archiveUntilNow, logLines, pgtape } from '../support/cli.js';
 import { useSource } from '../support/fixture.js';
 import { checksums } from '../support/oracle.js';
 import { replayIntoFresh } from '../support/replay-into.js';
@@ -109,8 +109,7 @@ describe('replay of identity columns GENERATED ALWAYS', () => {
   const source = useSource();
 
   it('replays their inserts and updates, SET … = DEFAULT included', async () => {
-    const archive = (...more: string[]) =>
-      pgtape(['archive', '--source', source.db.url(), '--store', source.store.dir, '--create-publication', ...more, '--until', 'now']);
+    const archive = (...more: string[]) => archiveUntilNow(source, more);
     expect((await archive('--capture-ddl')).code).toBe(0);
     const c = await source.db.client();
     try {
@@ -138,8 +137,7 @@ describe('replay of inheritance made after the base', () => {
   const source = useSource();
 
   it('replays children with their parents, and the last parent left', async () => {
-    const archive = (...more: string[]) =>
-      pgtape(['archive', '--source', source.db.url(), '--store', source.store.dir, '--create-publication', ...more, '--until', 'now']);
+    const archive = (...more: string[]) => archiveUntilNow(source, more);
     expect((await archive('--capture-ddl')).code).toBe(0);
     const c = await source.db.client();
     const parentRows = async (client: pg.Client) =>

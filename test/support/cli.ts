@@ -68,3 +68,15 @@ export function logLines(stderr: string): Record<string, unknown>[] {
 export function archiveArgs(source: string, store: string, ...more: string[]): string[] {
   return ['archive', '--source', source, '--store', store, ...more];
 }
+
+/**
+ * One `pgtape archive` of a source fixture into its store, up to now, making the publication when
+ * there is none: `more` (--capture-ddl, say) before --until.
+ */
+export function archiveUntilNow(
+  source: { db: { url(): string }; store: { dir: string } },
+  more: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<CliResult> {
+  return pgtape(archiveArgs(source.db.url(), source.store.dir, '--create-publication', ...more, '--until', 'now'), env);
+}
