@@ -17,6 +17,7 @@ import {
   generatedClause,
   identityClause,
   identityOptions,
+  identityWhen,
   inDropOrder,
   isForeignKey,
   missingValue,
@@ -525,7 +526,7 @@ export class TargetTables {
         await notNull();
         if (c.identity && !isIdentity) await tried(`${column} add${identityClause(c.identity, c.identitySequence)}`, 'an identity');
         if (c.identity && isIdentity && c.identity !== isIdentity)
-          await tried(`${column} set generated ${c.identity === 'a' ? 'always' : 'by default'}`, 'an identity changed');
+          await tried(`${column} set generated ${identityWhen(c.identity)}`, 'an identity changed');
         // Its sequence's options, which ALTER COLUMN … SET INCREMENT BY (say) changes alone.
         if (c.identity && isIdentity && c.identitySequence)
           await tried(

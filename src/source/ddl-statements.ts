@@ -84,9 +84,12 @@ export function generatedClause(expression: string): string {
   return ` generated always as (${expression}) stored`;
 }
 
-/** `a` (always) or `d` (by default), as pg_attribute.attidentity says; with its sequence's options when known. */
+/** When an identity column takes its own value, from pg_attribute.attidentity: `a` always, `d` by default. */
+export const identityWhen = (identity: string): string => (identity === 'a' ? 'always' : 'by default');
+
+/** An identity column's clause (`identity` as pg_attribute.attidentity says), with its sequence's options when known. */
 export function identityClause(identity: string, sequence?: IdentitySequence | null): string {
-  return ` generated ${identity === 'a' ? 'always' : 'by default'} as identity${sequence ? ` (${identityOptions(sequence).join(' ')})` : ''}`;
+  return ` generated ${identityWhen(identity)} as identity${sequence ? ` (${identityOptions(sequence).join(' ')})` : ''}`;
 }
 
 /** An identity sequence's options, each as ALTER SEQUENCE (and `SET …` of ALTER COLUMN) writes it. */
