@@ -50,7 +50,7 @@ export class CapturedObjects {
       }
     }
     for (const c of captured.comments ?? []) {
-      const sql = commentStatement(c.kind, c.identity, c.comment ?? null);
+      const sql = commentStatement(c.kind, c.identity, c.comment);
       if (sql) this.comments.push(sql);
     }
   }

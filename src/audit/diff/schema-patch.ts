@@ -116,7 +116,7 @@ class PatchWriter {
     for (const s of parentsFirst(c.tables ?? [])) this.table(s, c.rewritten?.includes(s.oid) ?? false);
     for (const o of objects) this.afterTables(o, c.tag);
     for (const k of c.comments ?? []) {
-      const sql = commentStatement(k.kind, k.identity, k.comment ?? null);
+      const sql = commentStatement(k.kind, k.identity, k.comment);
       if (sql) this.comments.push(`${sql};`);
     }
     for (const u of c.unfollowed ?? []) this.unfollowed.push(`${u.kind} ${u.identity} (${c.tag})`);

@@ -201,9 +201,10 @@ const COMMENT_KEYWORD: Record<string, string> = {
 };
 
 /** The COMMENT statement for an object as pg_identify_object names it (null removes it); undefined for a kind not followed. */
-export function commentStatement(type: string, identity: string, comment: string | null): string | undefined {
+export function commentStatement(type: string, identity: string, comment: string | null | undefined): string | undefined {
   const k = COMMENT_KEYWORD[type];
-  return k && `COMMENT ON ${k} ${identity} IS ${comment === null ? 'NULL' : quoteLiteral(comment)}`;
+  // Removed (IS NULL): null, or absent where captured DDL's payload had its nulls stripped.
+  return k && `COMMENT ON ${k} ${identity} IS ${comment == null ? 'NULL' : quoteLiteral(comment)}`;
 }
 
 /** Comments on the objects a base recreates, as COMMENT statements (post-data, as in a dump). */
