@@ -1,8 +1,9 @@
-import { UserError } from '../core/errors.js';
+import { errorMessage, UserError } from '../core/errors.js';
 import { formatLsn } from '../core/lsn.js';
 import { sayWarning } from '../core/output.js';
 import { coverage, headerOf, rangeSegments, walkSegments, type ArchiveIndex, type IndexedSegment } from './archive-index.js';
 import { openSegment } from './segments.js';
+import { isSegmentDamage } from '../segment/reader.js';
 import { markName, readMarks } from './segment-index.js';
 import type { IndexSummary, Mark } from './index-summary.js';
 import { baseSnapshotTime } from './bases.js';
@@ -46,7 +47,11 @@ export async function resolvePoint(
       // The cut falls before the first commit stamped after the time (at or after it with --exclusive).
       const beyond = (t: bigint) => (exclusive ? t >= target.micros : t > target.micros);
       for await (const s of walkSegments(index, { headers: true, enter: (m) => beyond(m.maxCommitTime) })) {
-        if (headerOf(s).transactions === 0 || !beyond(headerOf(s).lastCommitTime)) continue;
+        const header = headerOf(s);
+        if (header.transactions === 0 || !beyond(header.lastCommitTime)) continue;
+        // Its first commit already after the time: the cut is before it, and its body is not
+        // opened (a damaged segment after the target does not fail a target before it).
+        if (beyond(header.firstCommitTime)) return header.firstCommitLsn - 1n;
         for await (const e of openSegment(index.store, s).entries()) {
           if (e.kind === 'begin' && beyond(e.commitTime)) return e.commitLsn - 1n;
         }
@@ -81,13 +86,31 @@ export async function resolvePoint(
         see(m.marks);
         return false;
       };
+      // The first segment whose body cannot be read: a mark in it after the one found changes
+      // only the count said, one before it could be the target.
+      let damaged: { lsn: bigint; err: unknown; key: string } | undefined;
       for await (const s of walkSegments(index, { headers: true, enter: summarized })) {
+        const header = headerOf(s);
+        if (header.messages === 0) continue;
         // From the index object that holds the segment, else from its body.
-        if (headerOf(s).messages > 0) see(s.marks ?? (await readMarks(index.store, { key: s.key, size: s.size, header: headerOf(s) })));
+        if (s.marks) see(s.marks);
+        else if (!damaged) {
+          try {
+            see(await readMarks(index.store, { key: s.key, size: s.size, header }));
+          } catch (err) {
+            if (!isSegmentDamage(err)) throw err;
+            damaged = { lsn: header.firstCommitLsn, err, key: s.key };
+          }
+        }
       }
-      // A mark that could not be opened, before the one found (or with none found), could be it.
-      if (sealed && (!found || sealed.lsn < found.lsn)) throw sealed.err;
+      // A mark that could not be opened or read, before the one found (or with none found), could be it.
+      for (const unread of [sealed, damaged]) if (unread && (!found || unread.lsn <= found.lsn)) throw unread.err;
       if (found) {
+        if (damaged) {
+          warn(
+            `name:${target.name}: the marks after ${index.store.description}/${damaged.key} could not be read (${errorMessage(damaged.err)}); a later mark of the same name would not be counted (pgtape verify names the damage)`,
+          );
+        }
         if (found.count > 1) {
           warn(
             `name:${target.name} names ${found.count} marks; the first, committed at ${formatLsn(found.lsn)}, is used (give lsn: for another)`,

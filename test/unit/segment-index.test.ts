@@ -225,6 +225,37 @@ describe('buildIndex', () => {
     }
   });
 
+  it('a damaged segment after a name: or time: target does not fail it; one before a name: target does', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'pgtape-index-'));
+    try {
+      const store = new DirectoryStore(join(root, 'tape'));
+      const spool = join(root, 'spool');
+      mkdirSync(spool);
+      // No index objects: the marks are read from the segments' bodies. Marks m7 and m104, whose segment is damaged.
+      await writeSegments(store, spool, 0, 110);
+      const damagedKey = (await listSegments(store))[104]!.key;
+      const file = join(store.description, damagedKey);
+      const bytes = readFileSync(file);
+      bytes.writeUInt8(bytes.readUInt8(bytes.length - 3) ^ 0xff, bytes.length - 3);
+      writeFileSync(file, bytes);
+      const index = await indexArchive(store, { requireBase: false });
+      const warnings: string[] = [];
+      const resolve = (target: Target) => resolvePoint(index, target, false, (w) => warnings.push(w));
+      expect(await resolve({ kind: 'name', name: 'm7' })).toBe(commitOf(7));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain(`the marks after ${store.description}/${damagedKey} could not be read`);
+      // The damaged segment could hold an earlier m104, or the name asked for.
+      await expect(resolve({ kind: 'name', name: 'm104' })).rejects.toThrow(/checksum/);
+      await expect(resolve({ kind: 'name', name: 'nope' })).rejects.toThrow(/checksum/);
+      // A time before the damaged segment's first commit needs only its header.
+      for (const i of [10, 104, 105]) {
+        expect(await resolve({ kind: 'time', micros: BigInt(i) * 60_000_000n - 1n, text: 't' })).toBe(commitOf(i) - 1n);
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it('an encrypted archive is indexed without a key (marks sealed); rekey rewrites every level, and only the new key is then needed', async () => {
     const root = mkdtempSync(join(tmpdir(), 'pgtape-index-'));
     try {
