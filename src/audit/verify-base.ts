@@ -5,7 +5,7 @@ import { decodeWrappedKey, opensKey } from '../core/key-wrap.js';
 import { errorMessage } from '../core/errors.js';
 import { formatLsn, tryParseLsn } from '../core/lsn.js';
 import { readAll, sha256Of } from '../store/read.js';
-import type { Store } from '../store/store.js';
+import { throwIfUnreadable, type Store } from '../store/store.js';
 import type { Finding, Status } from './verify.js';
 
 // verify's check of one base (src/audit/verify.ts walks the archive): its files against its
@@ -37,6 +37,7 @@ async function checkBaseFiles(store: Store, lsn: bigint, keys: Map<string, numbe
   try {
     manifest = JSON.parse((await readAll(store, `${prefix}manifest.json`)).toString('utf8')) as BaseManifest;
   } catch (err) {
+    throwIfUnreadable(err);
     return finding('CORRUPT', `manifest.json cannot be read: ${errorMessage(err)}`);
   }
   if (!isReadableBaseFormat(manifest.formatVersion) || tryParseLsn(manifest.lsn) !== lsn)
@@ -58,6 +59,7 @@ async function checkBaseFiles(store: Store, lsn: bigint, keys: Map<string, numbe
     try {
       await readBase(store, base);
     } catch (err) {
+      throwIfUnreadable(err);
       return finding('CORRUPT', errorMessage(err).replace(`${store.description}/${prefix}`, ''));
     }
   }
@@ -73,6 +75,7 @@ async function checkBaseFiles(store: Store, lsn: bigint, keys: Map<string, numbe
       try {
         for await (const chunk of text) void chunk;
       } catch (err) {
+        throwIfUnreadable(err);
         return finding('CORRUPT', errorMessage(err).replace(`${store.description}/${prefix}`, ''));
       }
     }

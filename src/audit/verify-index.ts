@@ -13,7 +13,7 @@ import {
   type Mark,
 } from '../log/segment-index.js';
 import type { SegmentRef } from '../log/segments.js';
-import type { Store } from '../store/store.js';
+import { throwIfUnreadable, type Store } from '../store/store.js';
 import type { Finding, Status } from './verify.js';
 
 // verify's checks of the index objects (docs/ARCHITECTURE.md, "Index objects"), in two parts so
@@ -60,6 +60,7 @@ export async function* checkIndexObjects(
     try {
       content = await readIndexObject(store, o);
     } catch (err) {
+      throwIfUnreadable(err);
       yield indexFinding('CORRUPT', o, `cannot be read: ${errorMessage(err)} (readers list its segments instead)`);
       continue;
     }

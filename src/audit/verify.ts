@@ -13,7 +13,7 @@ import { INDEX_DIR, markName, sealedMarks, type Mark } from '../log/segment-inde
 import { checkIndexObjects, IndexFactsCheck, type SeenFacts } from './verify-index.js';
 import { MARK_PREFIX } from '../source/logical-messages.js';
 import type { SegmentReader } from '../segment/reader.js';
-import { ObjectMissingError, type Store } from '../store/store.js';
+import { ObjectMissingError, throwIfUnreadable, type Store } from '../store/store.js';
 
 /** DISCONTINUITY: a gap the archive recorded itself (a rebase): not damage, but replay cannot cross it. */
 /** DOWNGRADE: a file stored in the clear after the archive was encrypted (docs/ARCHITECTURE.md, "Encryption at rest"). */
@@ -227,6 +227,7 @@ async function checkOpenSegment(store: Store, reader: SegmentReader, ref: Segmen
   try {
     header = seen.header = await reader.header();
   } catch (err) {
+    throwIfUnreadable(err);
     return finding(err instanceof ObjectMissingError ? 'MISSING' : 'CORRUPT', errorMessage(err));
   }
   const problem = (detail: string) => finding('CORRUPT', detail);
@@ -243,6 +244,7 @@ async function checkOpenSegment(store: Store, reader: SegmentReader, ref: Segmen
     try {
       await reader.checkStoredBody();
     } catch (err) {
+      throwIfUnreadable(err);
       return problem(errorMessage(err).replace(`${what}: `, ''));
     }
     const id = header.encryption!.dataKey.keyId;
@@ -315,6 +317,7 @@ async function checkOpenSegment(store: Store, reader: SegmentReader, ref: Segmen
   try {
     for await (const e of reader.entries()) if (inconsistent === undefined) inconsistent = check(e);
   } catch (err) {
+    throwIfUnreadable(err);
     return problem(errorMessage(err).replace(`${what}: `, '').replace(`${what} `, ''));
   }
   if (inconsistent !== undefined) return problem(inconsistent);

@@ -5,7 +5,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { UserError } from '../core/errors.js';
 import { unusableDirectory } from '../core/paths.js';
-import { ObjectMissingError, type ListOptions, type Store, type StoredObject } from './store.js';
+import { ObjectMissingError, ObjectUnreadableError, type ListOptions, type Store, type StoredObject } from './store.js';
 
 /** What a whole-object read reads at once, at most. */
 const READ_BYTES = 1 << 20;
@@ -116,6 +116,7 @@ export class DirectoryStore implements Store {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return false;
+      if (code === 'EACCES' || code === 'EPERM') throw new ObjectUnreadableError(dir, code);
       const why = unusableDirectory(this.root);
       if (why) throw new UserError(`store ${why}`, 'give --store a directory (pgtape archive creates it)');
       // A file inside the store where the prefix's folder would be (keys/kms a file): no key is under the prefix, as on S3.
@@ -156,14 +157,12 @@ export class DirectoryStore implements Store {
   /** fs.open, with a file that is not there said as such (the stream's own error is a bare ENOENT). */
   private opener(key: string): typeof fsOpen {
     return ((path: string, flags: string, mode: number, callback: (err: Error | null, fd?: number) => void) =>
-      fsOpen(path, flags, mode, (err, fd) =>
-        callback(err?.code === 'ENOENT' ? new ObjectMissingError(this.description, key) : err, fd),
-      )) as typeof fsOpen;
+      fsOpen(path, flags, mode, (err, fd) => callback(err ? this.openError(err, key) : null, fd))) as typeof fsOpen;
   }
 
   async readRange(key: string, offset: number, length: number): Promise<Buffer> {
     const handle = await open(this.path(key), 'r').catch((err: NodeJS.ErrnoException) => {
-      throw err.code === 'ENOENT' ? new ObjectMissingError(this.description, key) : err;
+      throw this.openError(err, key);
     });
     try {
       const buf = Buffer.allocUnsafe(length);
@@ -177,6 +176,13 @@ export class DirectoryStore implements Store {
     } finally {
       await handle.close();
     }
+  }
+
+  /** A file that cannot be opened for reading, said as what it is (the raw errno names no object). */
+  openError(err: NodeJS.ErrnoException, key: string): Error {
+    if (err.code === 'ENOENT') return new ObjectMissingError(this.description, key);
+    if (err.code === 'EACCES' || err.code === 'EPERM') return new ObjectUnreadableError(`${this.description}/${key}`, err.code);
+    return err;
   }
 
   putFile(key: string, localPath: string): Promise<{ versionId?: string }> {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { UserError } from '../core/errors.js';
 
 export interface StoredObject {
   key: string;
@@ -64,6 +65,24 @@ export class ObjectMissingError extends Error {
     super(`${description}/${key} is missing: the archive lists it, the store does not hold it`);
     this.name = 'ObjectMissingError';
   }
+}
+
+/**
+ * An object the user running pgtape may not read (a directory store's file permissions): the
+ * archive is sound, the command cannot use it (exit 2). Never reported as damage.
+ */
+export class ObjectUnreadableError extends UserError {
+  constructor(path: string, code: string) {
+    super(
+      `${path} cannot be read by this user (${code})`,
+      'run pgtape as a user who can read the whole store, or grant this one read access to it',
+    );
+  }
+}
+
+/** For a check that names what it cannot read as damage: an unreadable object is not, and stops it. */
+export function throwIfUnreadable(err: unknown): void {
+  if (err instanceof ObjectUnreadableError) throw err;
 }
 
 /**

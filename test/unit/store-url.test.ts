@@ -236,3 +236,14 @@ describe('openStore: refusals', () => {
     expect(err.hint).toBe('use a directory path, file://, s3://<bucket>/<prefix> or pfs://<repo>@<branch>');
   });
 });
+
+describe('DirectoryStore: a file it may not open', () => {
+  // As root no permission refuses an open: the errno a non-root reader gets is given here.
+  it.each(['EACCES', 'EPERM'])('says %s as a file this user cannot read, exit 2 (the raw errno was exit 1)', (code) => {
+    const store = new DirectoryStore('/tmp/pgtape-archive');
+    const err = store.openError(Object.assign(new Error(`${code}: permission denied`), { code }), 'segments/x.seg');
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).exitCode).toBe(ExitCode.BAD_INPUT);
+    expect(err.message).toBe(`/tmp/pgtape-archive/segments/x.seg cannot be read by this user (${code})`);
+  });
+});
