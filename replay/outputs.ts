@@ -1,5 +1,5 @@
-import { createWriteStream, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { to as copyTo } from 'pg-copy-streams';
 import { UserError } from '../src/core/errors.js';
@@ -59,19 +59,79 @@ export async function replayIntoDatabase(url: string, options: ReplayOptions): P
   }
 }
 
-function requireEmptyDir(dir: string, option: string): void {
+/** The file by which a replay claims its output directory until the output is whole. */
+const CLAIM = '.pgtape-replay';
+
+/**
+ * Claims an output directory for this replay, before anything else runs: two replays started at
+ * once into the same directory must not both fill it. A new directory is made here; either way
+ * the claim file is created exclusively, so exactly one of them goes on. Returns whether the
+ * directory was made (then removed whole on failure).
+ */
+function claimEmptyDir(dir: string, option: string): boolean {
   const why = unusableDirectory(dir);
   if (why) throw new UserError(`${option}: ${why}`, 'give a new or empty directory');
-  if (existsSync(dir) && readdirSync(dir).length > 0) {
-    // What a replay killed with SIGKILL leaves: its server still running on the directory.
-    const server = runningServer(dir);
+  let made = false;
+  if (!lexists(dir)) {
+    makeDirectory(dirname(dir));
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+      made = true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; // made a moment ago: the claim decides
+    }
+  }
+  const claim = join(dir, CLAIM);
+  try {
+    writeFileSync(claim, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const pid = Number(readFileSync(claim, 'utf8').trim());
+    if (alive(pid))
+      throw new UserError(
+        `${option} ${dir} is being filled by another replay (pid ${pid})`,
+        'wait for it to end, or give another directory',
+      );
     throw new UserError(
-      `${option} ${dir} is not empty${server ? ` (a PostgreSQL server, pid ${server}, is running on it: a replay killed before it could stop it?)` : ''}`,
-      server
-        ? `stop that server (kill ${server}, or pg_ctl stop -D ${dir} as the user it runs as), then remove the directory or give another`
-        : 'give a new or empty directory',
+      `${option} ${dir} is not empty (a replay, pid ${pid}, was killed while filling it)`,
+      'remove the directory, or give another',
     );
   }
+  const others = readdirSync(dir).filter((entry) => entry !== CLAIM);
+  if (others.length === 0) return made;
+  if (made) rmSync(dir, { recursive: true, force: true });
+  else rmSync(claim, { force: true });
+  // What a replay killed with SIGKILL leaves: its server still running on the directory.
+  const server = runningServer(dir);
+  throw new UserError(
+    `${option} ${dir} is not empty${server ? ` (a PostgreSQL server, pid ${server}, is running on it: a replay killed before it could stop it?)` : ''}`,
+    server
+      ? `stop that server (kill ${server}, or pg_ctl stop -D ${dir} as the user it runs as), then remove the directory or give another`
+      : 'give a new or empty directory',
+  );
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function holdsClaim(dir: string): boolean {
+  try {
+    return readFileSync(join(dir, CLAIM), 'utf8').trim() === String(process.pid);
+  } catch {
+    return true; // no claim left: nobody else's either
+  }
+}
+
+/** Ends the claim, once the output is whole. */
+function releaseClaim(dir: string): void {
+  rmSync(join(dir, CLAIM), { force: true });
 }
 
 /**
@@ -79,21 +139,28 @@ function requireEmptyDir(dir: string, option: string): void {
  * what it holds is removed (and the directory, if the replay made it) and the server the replay
  * started is stopped — either the finished output or nothing, and no server left running.
  */
-async function owned<T>(dir: string, fill: (stopOnInterrupt: (stop: () => Promise<void>) => void) => Promise<T>): Promise<T> {
-  // A symbolic link is the user's, even one to nothing: never removed as if the replay made it.
-  const made = !lexists(dir);
+async function owned<T>(
+  dir: string,
+  option: string,
+  fill: (stopOnInterrupt: (stop: () => Promise<void>) => void) => Promise<T>,
+): Promise<T> {
+  const made = claimEmptyDir(dir, option);
   let stop: (() => Promise<void>) | undefined;
   let clearing: Promise<void> | undefined;
-  // Once, whoever asks first (a failure, a signal): the server stopped, then the output removed.
+  // Once, whoever asks first (a failure, a signal): the server stopped, then the output removed,
+  // unless another replay holds the directory now.
   const clear = () =>
     (clearing ??= (async () => {
       await stop?.().catch(() => {});
+      if (!holdsClaim(dir)) return;
       if (made) rmSync(dir, { recursive: true, force: true });
       else if (existsSync(dir)) for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true });
     })());
   const forget = onInterrupt(clear);
   try {
-    return await fill((s) => (stop = s));
+    const result = await fill((s) => (stop = s));
+    releaseClaim(dir);
+    return result;
   } catch (err) {
     await clear();
     throw err;
@@ -107,12 +174,11 @@ async function owned<T>(dir: string, fill: (stopOnInterrupt: (stop: () => Promis
  * it down cleanly: the next pipeline step can start it as it is.
  */
 export async function replayIntoPgdata(dir: string, options: ClusterReplayOptions): Promise<ReplayReport> {
-  requireEmptyDir(dir, '--pgdata');
-  const plan = await prepareReplay(options);
-  return owned(dir, async (stopOnInterrupt) => {
+  return owned(dir, '--pgdata', async (stopOnInterrupt) => {
+    const plan = await prepareReplay(options);
     // Stoppable while it starts: an interrupt then waits for the server to be up, and stops it.
     // A cluster nobody else uses loads without WAL or fsync, and is made durable once at the end.
-    const creating = LocalCluster.create({ dataDir: dir, major: serverMajor(plan, options), loading: true });
+    const creating = LocalCluster.create({ dataDir: dir, major: serverMajor(plan, options), loading: true, keep: CLAIM });
     stopOnInterrupt(async () => (await creating.catch(() => undefined))?.stop('immediate'));
     const report = await withSessions(creating, options.jobs, (sessions) =>
       replay(sessions.main, options, plan, undefined, sessions.parallel),
@@ -126,10 +192,8 @@ export async function replayIntoPgdata(dir: string, options: ClusterReplayOption
 
 /** Replays into a throwaway cluster, then writes one CSV file (with a header) per table. */
 export async function replayIntoCsv(dir: string, options: ClusterReplayOptions): Promise<ReplayReport> {
-  requireEmptyDir(dir, '--csv');
-  const plan = await prepareReplay(options);
-  return owned(dir, async (stopOnInterrupt) => {
-    makeDirectory(dir);
+  return owned(dir, '--csv', async (stopOnInterrupt) => {
+    const plan = await prepareReplay(options);
     const creating = LocalCluster.create({ major: serverMajor(plan, options), unsafeFast: true, loading: true });
     stopOnInterrupt(async () => (await creating.catch(() => undefined))?.destroy());
     try {

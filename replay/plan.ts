@@ -1,4 +1,5 @@
 import { UserError } from '../src/core/errors.js';
+import { displayQualified } from '../src/core/sql.js';
 import {
   describeDiscontinuity,
   indexArchive,
@@ -39,8 +40,8 @@ export interface SegmentSpan {
    * log is folded.
    */
   changedInPlace: Set<number> | undefined;
-  /** `schema.table` of every table a known header names. */
-  names: Set<string>;
+  /** Every table a known header names: `schema.table` to its name as a user writes it (quoted where needed). */
+  names: Map<string, string>;
 }
 
 /** Resolves a target against the archive: which base, which segments, where to stop. */
@@ -66,7 +67,7 @@ export async function planReplay(index: ArchiveIndex, target: Target, exclusive:
 }
 
 async function spanOf(segments: AsyncIterable<IndexedSegment>): Promise<SegmentSpan> {
-  const span: SegmentSpan = { count: 0, changes: new Map(), changedInPlace: new Set(), names: new Set() };
+  const span: SegmentSpan = { count: 0, changes: new Map(), changedInPlace: new Set(), names: new Map() };
   for await (const s of segments) {
     span.count++;
     span.first ??= s.key;
@@ -78,7 +79,7 @@ async function spanOf(segments: AsyncIterable<IndexedSegment>): Promise<SegmentS
     for (const t of s.header.tables) {
       span.changes.set(t.oid, (span.changes.get(t.oid) ?? 0) + t.inserts + t.updates + t.deletes);
       if (t.updates || t.deletes || t.truncates) span.changedInPlace?.add(t.oid);
-      span.names.add(`${t.schema}.${t.name}`);
+      span.names.set(`${t.schema}.${t.name}`, displayQualified(t.schema, t.name));
     }
   }
   return span;
@@ -100,18 +101,19 @@ export async function prepareReplay(options: {
   const index = await indexArchive(options.store);
   const plan = await planReplay(index, options.target, options.exclusive);
   // A table neither the base nor the log up to the target holds would replay as nothing, silently.
-  const known = new Set(plan.schema.tables.map((t) => `${t.schema}.${t.name}`));
-  for (const name of plan.span.names) known.add(name);
+  const known = new Map(plan.schema.tables.map((t) => [`${t.schema}.${t.name}`, displayQualified(t.schema, t.name)]));
+  for (const [key, shown] of plan.span.names) known.set(key, shown);
   let unknown = [...(options.tables ?? [])].filter((t) => !known.has(t));
   if (unknown.length && plan.span.changedInPlace === undefined) {
     // Some headers were not read: the segments replay reads name the tables they change.
-    for await (const s of walkHeaders(index, plan)) for (const t of s.header?.tables ?? []) known.add(`${t.schema}.${t.name}`);
+    for await (const s of walkHeaders(index, plan))
+      for (const t of s.header?.tables ?? []) known.set(`${t.schema}.${t.name}`, displayQualified(t.schema, t.name));
     unknown = unknown.filter((t) => !known.has(t));
   }
   if (unknown.length) {
     throw new UserError(
       `--tables: neither the base at ${plan.schema.lsn} nor the log up to the target has a table ${unknown.join(', ')}`,
-      `its tables: ${[...known].sort().slice(0, 20).join(', ')}${known.size > 20 ? ', …' : ''}`,
+      `its tables: ${[...known.values()].sort().slice(0, 20).join(', ')}${known.size > 20 ? ', …' : ''}`,
     );
   }
   return plan;

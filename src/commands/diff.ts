@@ -27,7 +27,7 @@ export function diffCommand(): Command {
         .choices(['table', 'jsonl', 'sql', 'csv'])
         .default('table'),
     )
-    .option('--json', 'the same as --format jsonl (as log, verify and status name it)', false)
+    .addOption(new Option('--json', 'the same as --format jsonl (as log, verify and status name it)').default(false).conflicts('format'))
     .option('--summary', 'per table: rows added, deleted, modified and cells modified', false)
     .option('--memory <size>', 'memory for comparing; a table whose difference needs more is compared in parts spilled to disk', '512MiB')
     .addHelpText(
@@ -39,7 +39,7 @@ export function diffCommand(): Command {
     .action(async (opts) => {
       const tables = selectedTables(opts);
       exitOnSignal();
-      if (!opts.from) throw new UserError('diff needs --from', 'pass --from <target> (and --to, default latest)');
+      if (opts.from === undefined) throw new UserError('diff needs --from', 'pass --from <target> (and --to, default latest)');
       const format = (opts.json ? 'jsonl' : opts.format) as DiffFormat;
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       await useKeyFiles(store, opts);

@@ -68,12 +68,17 @@ export function logCommand(): Command {
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       await useKeyFiles(store, opts);
       const index = await indexArchive(store, { requireBase: false });
-      const asked = opts.from ? parseTarget(opts.from, '--from') : undefined;
+      const asked = opts.from !== undefined ? parseTarget(opts.from, '--from') : undefined;
       const early = await beforeFirstBase(index, asked);
       // Listed from the first recorded transaction, as said: from the first base, where the log begins.
       const from: Target | undefined = early ? { kind: 'lsn', lsn: index.bases[0]!.lsn - 1n } : asked;
-      const range = await resolveRange(index, from, opts.to ? parseTarget(opts.to) : undefined, true);
-      if (early) {
+      const to = opts.to !== undefined ? parseTarget(opts.to) : undefined;
+      const range = await resolveRange(index, from, to, true);
+      if (await beforeFirstBase(index, to)) {
+        sayWarning(
+          `--to ${opts.to} is before the archive begins (${await firstBaseDescription(index)}): nothing was recorded up to it, so nothing is listed`,
+        );
+      } else if (early) {
         sayWarning(
           `--from ${opts.from} is before the archive begins (${await firstBaseDescription(index)}): ` +
             'what changed before it was never recorded; listing from the first recorded transaction',

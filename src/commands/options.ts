@@ -62,13 +62,14 @@ const addTables = (value: string, previous: Set<string> | undefined) => {
   for (const t of splitTableList(value)) out.add(parseTableName(t));
   return out;
 };
+// One name: a comma in it is part of it (`--table 'a, b'` is the table "a, b", never two).
+const addTable = (value: string, previous: Set<string> | undefined) => new Set([...(previous ?? []), parseTableName(value)]);
 
 /**
  * `--table a.b --table c.d` (repeatable) and `--tables a.b,c.d` (a list): both forms in every
  * command that selects tables, so that neither is a surprise. `selectedTables` joins them.
  */
-export const tableOption = (what: string) =>
-  new Option('--table <schema.table>', `${what} (schema.table); repeatable`).argParser(addTables);
+export const tableOption = (what: string) => new Option('--table <schema.table>', `${what} (schema.table); repeatable`).argParser(addTable);
 export const tablesOption = (what = 'the same as --table, as a comma-separated list') =>
   new Option('--tables <schema.table,...>', what).argParser(addTables);
 

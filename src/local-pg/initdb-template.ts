@@ -48,9 +48,12 @@ export async function initdbFromTemplate(
   password: string,
   /** Runs initdb into a directory (as the server user, with the password file). */
   initdb: (dir: string) => Promise<void>,
+  /** A file of the caller's in `dataDir`: the directory counts as empty with it, and it stays. */
+  keep?: string,
 ): Promise<void> {
+  const others = () => readdirSync(dataDir).filter((entry) => entry !== keep);
   // initdb refuses a directory that is not empty; a copy into one would mix.
-  if (readdirSync(dataDir).length === 0) {
+  if (others().length === 0) {
     try {
       const template = await templateFor(bin, ids, args, password, initdb);
       if (template) {
@@ -61,7 +64,7 @@ export async function initdbFromTemplate(
       }
     } catch {
       // Whatever the copy left goes; initdb makes the directory as it always did.
-      for (const entry of readdirSync(dataDir)) rmSync(join(dataDir, entry), { recursive: true, force: true });
+      for (const entry of others()) rmSync(join(dataDir, entry), { recursive: true, force: true });
     }
   }
   await initdb(dataDir);

@@ -2,7 +2,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { alive, privateTempDir, sweepStale } from '../core/spool-dir.js';
-import { appendFileSync, chownSync, existsSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chownSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { makeDirectory } from '../core/paths.js';
 import { createServer } from 'node:net';
 import { tmpdir, totalmem } from 'node:os';
@@ -31,6 +42,12 @@ export interface LocalClusterOptions {
    * no fsync, no full-page writes, memory for the index builds.
    */
   loading?: boolean;
+  /**
+   * A file of the caller's in `dataDir` (replay's claim on its output), left in place: the
+   * directory counts as empty with it, and initdb, which wants an empty one, then runs into a
+   * folder inside it whose entries are moved up.
+   */
+  keep?: string;
 }
 
 /** Temporary directories: a scratch cluster's, and the one initdb reads the password from. */
@@ -130,9 +147,10 @@ export class LocalCluster {
       // one with a password of its own (the tests') is made by initdb: a template per password
       // would leave 40 MiB per cluster behind.
       if (options.unsafeFast || options.loading) args.push('--no-sync');
+      const initdbBeside = keepingFile(initdb, options.keep);
       if ((options.unsafeFast || options.loading) && options.password === undefined)
-        await initdbFromTemplate(bin, ids, dataDir, args, password, initdb);
-      else await initdb(dataDir);
+        await initdbFromTemplate(bin, ids, dataDir, args, password, initdbBeside, options.keep);
+      else await initdbBeside(dataDir);
     } finally {
       rmSync(pwdir, { recursive: true, force: true });
     }
@@ -389,6 +407,17 @@ async function sweepStaleClusters(): Promise<void> {
     process.kill(postmaster, 'SIGQUIT');
     for (let i = 0; i < 100 && alive(postmaster); i++) await sleep(50);
   });
+}
+
+/** initdb into a directory that may hold `keep` (initdb refuses a directory that is not empty). */
+function keepingFile(initdb: (dir: string) => Promise<void>, keep: string | undefined): (dir: string) => Promise<void> {
+  return async (dir) => {
+    if (!keep || !existsSync(join(dir, keep))) return initdb(dir);
+    const inner = join(dir, '.pgtape-initdb');
+    await initdb(inner);
+    for (const entry of readdirSync(inner)) renameSync(join(inner, entry), join(dir, entry));
+    rmdirSync(inner);
+  };
 }
 
 /** The pid of a Postgres server running on `dataDir` (its postmaster.pid, still that server's), if any. */

@@ -550,6 +550,23 @@ describe('hostile input: every command, wrong values, nothing harmed or left beh
     expect(runningWith([work]), 'nothing left running').toEqual([]);
   });
 
+  it('two replays started at once into one new --pgdata: one fills it, the other is refused (exit 2) and harms nothing', async () => {
+    const dir = join(work, 'raced');
+    const args = ['replay', '--store', ctx.store, '--pgdata', dir];
+    const results = await Promise.all([startPgtape(args).done, startPgtape(args).done]);
+    const said = results.map((r) => r.stderr).join('\n');
+    expect(results.map((r) => r.code).sort(), said).toEqual([0, 2]);
+    expect(results.find((r) => r.code === 2)!.stderr).toMatch(/--pgdata .*raced is being filled by another replay \(pid \d+\)/);
+    // The winner's output, whole, without its claim; no server left running on it.
+    expect(readdirSync(dir)).toEqual(expect.arrayContaining(['PG_VERSION', 'replay.json']));
+    expect(existsSync(join(dir, '.pgtape-replay'))).toBe(false);
+    expect(runningWith([dir])).toEqual([]);
+    // Another replay into it now: not empty.
+    const late = await pgtape(args);
+    expect(late.code).toBe(2);
+    expect(late.stderr).toMatch(/is not empty/);
+  });
+
   it('leaves verify passing on the store afterwards', async () => {
     const r = await pgtape(['verify', '--store', ctx.store]);
     expect(r.code, r.stderr + r.stdout).toBe(0);

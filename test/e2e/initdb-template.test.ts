@@ -98,6 +98,19 @@ describe('clusters copied from an initdb template', () => {
       } finally {
         await cluster.destroy();
       }
+      // Into a directory holding the caller's claim (replay --pgdata's): initdb, which wants an
+      // empty directory, runs beside it, and the claim stays.
+      const claimed = mkdtempSync(join(tmp, 'claimed-'));
+      writeFileSync(join(claimed, '.claim'), 'mine');
+      const kept = await LocalCluster.create({ dataDir: claimed, loading: true, keep: '.claim' });
+      try {
+        expect(readFileSync(join(claimed, '.claim'), 'utf8')).toBe('mine');
+        expect(existsSync(join(claimed, 'PLANTED'))).toBe(false);
+        expect(existsSync(join(claimed, 'PG_VERSION'))).toBe(true);
+        expect(await systemIdentifier(kept)).toMatch(/^\d+$/);
+      } finally {
+        await kept.destroy();
+      }
     } finally {
       chmodSync(dir, 0o700);
       rmSync(join(dir, 'data', 'PLANTED'));
