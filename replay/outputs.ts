@@ -1,9 +1,10 @@
-import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { to as copyTo } from 'pg-copy-streams';
 import { UserError } from '../src/core/errors.js';
 import { onInterrupt } from '../src/core/interrupt.js';
+import { alive } from '../src/core/spool-dir.js';
 import { lexists, makeDirectory, unusableDirectory } from '../src/core/paths.js';
 import { displayQualified, quoteQualified } from '../src/core/sql.js';
 import { LocalCluster, runningServer } from '../src/local-pg/local-cluster.js';
@@ -69,56 +70,48 @@ const CLAIM = '.pgtape-replay';
  * directory was made (then removed whole on failure).
  */
 function claimEmptyDir(dir: string, option: string): boolean {
-  const why = unusableDirectory(dir);
-  if (why) throw new UserError(`${option}: ${why}`, 'give a new or empty directory');
-  let made = false;
-  if (!lexists(dir)) {
-    makeDirectory(dirname(dir));
-    try {
-      mkdirSync(dir, { mode: 0o700 });
-      made = true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; // made a moment ago: the claim decides
-    }
-  }
+  const unusable = unusableDirectory(dir);
+  if (unusable) throw new UserError(`${option}: ${unusable}`, 'give a new or empty directory');
+  // Made here, or a moment ago by another replay: the claim decides.
+  makeDirectory(dirname(dir));
+  const made = !lexists(dir) && makeDirectory(dir, 0o700);
   const claim = join(dir, CLAIM);
+  let killed: number | undefined;
   try {
     writeFileSync(claim, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    const pid = Number(readFileSync(claim, 'utf8').trim());
-    if (alive(pid))
+    const text = readFileSync(claim, 'utf8').trim();
+    const pid = Number(text);
+    // Empty: claimed an instant ago, its pid not written yet.
+    if (text === '' || (Number.isInteger(pid) && pid > 0 && alive(pid)))
       throw new UserError(
-        `${option} ${dir} is being filled by another replay (pid ${pid})`,
+        `${option} ${dir} is being filled by another replay${text ? ` (pid ${pid})` : ''}`,
         'wait for it to end, or give another directory',
       );
-    throw new UserError(
-      `${option} ${dir} is not empty (a replay, pid ${pid}, was killed while filling it)`,
-      'remove the directory, or give another',
-    );
+    killed = pid;
   }
   const others = readdirSync(dir).filter((entry) => entry !== CLAIM);
-  if (others.length === 0) return made;
-  if (made) rmSync(dir, { recursive: true, force: true });
-  else rmSync(claim, { force: true });
-  // What a replay killed with SIGKILL leaves: its server still running on the directory.
+  if (killed === undefined && others.length === 0) return made;
+  if (killed === undefined) {
+    if (made) rmSync(dir, { recursive: true, force: true });
+    else rmSync(claim, { force: true });
+  }
+  // What a replay killed with SIGKILL leaves: its claim, and maybe its server still running.
   const server = runningServer(dir);
+  const why = server
+    ? ` (a PostgreSQL server, pid ${server}, is running on it: a replay killed before it could stop it?)`
+    : killed !== undefined
+      ? ` (a replay, pid ${killed}, was killed while filling it)`
+      : '';
   throw new UserError(
-    `${option} ${dir} is not empty${server ? ` (a PostgreSQL server, pid ${server}, is running on it: a replay killed before it could stop it?)` : ''}`,
+    `${option} ${dir} is not empty${why}`,
     server
       ? `stop that server (kill ${server}, or pg_ctl stop -D ${dir} as the user it runs as), then remove the directory or give another`
-      : 'give a new or empty directory',
+      : killed !== undefined
+        ? 'remove the directory, or give another'
+        : 'give a new or empty directory',
   );
-}
-
-function alive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function holdsClaim(dir: string): boolean {

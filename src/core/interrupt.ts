@@ -52,3 +52,15 @@ export function exitOnSignal(): void {
 export function interruptedBy(): NodeJS.Signals | undefined {
   return caught;
 }
+
+/**
+ * For a child process that failed: one killed by SIGINT or SIGTERM most likely died of the
+ * signal this process got too (Ctrl-C signals the whole process group), which Node may handle a
+ * turn of the event loop after the child's exit. Gives that handler a moment; once it runs, the
+ * exit (130/143) is on its way and this never resolves. Otherwise the child's failure stands.
+ */
+export async function awaitSharedSignal(err: { signal?: NodeJS.Signals | null }): Promise<void> {
+  if (err.signal !== 'SIGINT' && err.signal !== 'SIGTERM') return;
+  for (let waited = 0; waited < 500 && !caught; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  if (caught) await new Promise<never>(() => {});
+}

@@ -60,23 +60,29 @@ export function lexists(path: string): boolean {
  * given, also to a `dir` that was there). Node's
  * recursive mkdir takes ENOENT for a missing parent and retries forever where a parent exists but
  * refuses directories (/proc, as root): each failure here names the path instead (exit 2).
+ * Returns whether this call made `dir` itself (one made by another process meanwhile is not).
  */
-export function makeDirectory(dir: string, mode?: number): void {
+export function makeDirectory(dir: string, mode?: number): boolean {
   const path = resolve(dir);
   const missing: string[] = [];
   for (let at = path; !existsSync(at); at = dirname(at)) {
     if (dirname(at) === at) break;
     missing.unshift(at);
   }
+  let made = false;
   for (const at of missing) {
     try {
       mkdirSync(at, { mode: mode ?? 0o777 });
+      made = at === path;
     } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' && statSync(at).isDirectory()) continue;
       throw new UserError(
-        `cannot make the directory ${at} (${(err as NodeJS.ErrnoException).code})`,
+        `cannot make the directory ${at} (${code})`,
         'give a directory on a filesystem where this user can make directories',
       );
     }
   }
   if (!missing.length && mode !== undefined) chmodSync(path, mode);
+  return made;
 }

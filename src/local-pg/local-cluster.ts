@@ -21,10 +21,11 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { findPgBin, reachableBin, serverUserReaches } from './binaries.js';
 import { initdbFromTemplate } from './initdb-template.js';
+import { awaitSharedSignal } from '../core/interrupt.js';
 import { UserError } from '../core/errors.js';
 
 const execFileAsync = promisify(execFile);
-type ExecError = Error & { stdout?: string; stderr?: string };
+type ExecError = Error & { stdout?: string; stderr?: string; signal?: NodeJS.Signals | null };
 
 export interface LocalClusterOptions {
   major?: number;
@@ -138,7 +139,8 @@ export class LocalCluster {
           env: serverEnv(),
         }).then(
           () => {},
-          (err: ExecError) => {
+          async (err: ExecError) => {
+            await awaitSharedSignal(err);
             throw new Error(`initdb failed: ${err.stderr || err.stdout || err.message}`);
           },
         );
@@ -317,7 +319,8 @@ export class LocalCluster {
       encoding: 'utf8',
       ...(this.ids ?? {}),
       env: serverEnv(),
-    }).catch((err: ExecError) => {
+    }).catch(async (err: ExecError) => {
+      await awaitSharedSignal(err);
       throw new Error(`initdb --sync-only failed: ${err.stderr || err.stdout || err.message}`);
     });
   }

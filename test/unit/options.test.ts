@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ExitCode, UserError } from '../../src/core/errors.js';
-import { parseTableName, splitTableList } from '../../src/commands/options.js';
+import { Command } from 'commander';
+import { parseTableName, selectedTables, splitTableList, tableOption, tablesOption } from '../../src/commands/options.js';
 
 const HINT = 'use schema.table, or "Odd Schema"."Odd Table" with quotes for names holding dots';
 
@@ -111,5 +112,24 @@ describe('splitTableList', () => {
 
   it('gives items parseTableName reads', () => {
     expect(splitTableList('t, "Odd, Schema"."x.y", s.u').map(parseTableName)).toEqual(['public.t', 'Odd, Schema.x.y', 's.u']);
+  });
+});
+
+describe('--table and --tables', () => {
+  const parse = (...args: string[]) => {
+    const command = new Command('t')
+      .exitOverride()
+      .addOption(tableOption('a table'))
+      .addOption(tablesOption())
+      .action(() => {});
+    command.parse(args, { from: 'user' });
+    return selectedTables(command.opts());
+  };
+
+  it('--table takes one name, a comma in it included; --tables a list; both join', () => {
+    expect(parse('--table', 'a, b')).toEqual(new Set(['public.a, b']));
+    expect(parse('--tables', 'a, b')).toEqual(new Set(['public.a', 'public.b']));
+    expect(parse('--table', 's.t', '--table', 'u', '--tables', 'v,s.t')).toEqual(new Set(['s.t', 'public.u', 'public.v']));
+    expect(parse()).toBeUndefined();
   });
 });
