@@ -78,7 +78,9 @@ async function alterDomain(client: pg.Client, oid: number, t: TypeSnapshot, want
     .rows[0]!.facts;
   const domain = `alter domain ${quoteQualified(t.schema, t.name)}`;
   const out: string[] = [];
-  if (have.default !== want.default) out.push(want.default === null ? `${domain} drop default` : `${domain} set default ${want.default}`);
+  // Captured facts arrive with their nulls stripped: no default is absent, not null.
+  const wantDefault = want.default ?? null;
+  if (have.default !== wantDefault) out.push(wantDefault === null ? `${domain} drop default` : `${domain} set default ${wantDefault}`);
   if (have.notNull !== want.notNull) out.push(`${domain} ${want.notNull ? 'set' : 'drop'} not null`);
   for (const k of have.checks) if (!want.checks.some((w) => w.name === k.name)) out.push(`${domain} drop constraint ${quoteIdent(k.name)}`);
   for (const k of want.checks)

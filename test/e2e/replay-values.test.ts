@@ -169,3 +169,40 @@ describe('replay of inheritance made after the base', () => {
     expect(seen).toEqual({ sums: want, parentRows: 2, comment: null });
   });
 });
+
+describe('replay of a domain in use changed after the base', () => {
+  const source = useSource();
+
+  it('replays its checks added and dropped (a domain without a default was once "not replayed")', async () => {
+    const archive = (...more: string[]) => archiveUntilNow(source, more);
+    expect((await archive('--capture-ddl')).code).toBe(0);
+    const c = await source.db.client();
+    const checks = async (client: pg.Client) =>
+      (
+        await client.query<{ k: string }>(
+          `select conname || ': ' || pg_get_constraintdef(oid) as k from pg_constraint where contypid = 'public.positive'::regtype order by 1`,
+        )
+      ).rows.map((r) => r.k);
+    try {
+      await c.query(`create domain positive as int`);
+      await c.query(`create table amounts (id int primary key, v positive)`);
+      await c.query(`insert into amounts values (1, 5), (2, 40)`);
+      await c.query(`alter domain positive add constraint small check (value < 100)`);
+      await c.query(`alter domain positive add check (value > 0)`);
+      await c.query(`alter domain positive add constraint tiny check (value < 10) not valid`);
+      await c.query(`alter domain positive drop constraint small`);
+    } finally {
+      await c.end();
+    }
+    expect((await archive()).code).toBe(0);
+    const want = { sums: await sums(source.admin), checks: await checks(source.admin) };
+    expect(want.checks).toEqual(['positive_check: CHECK ((VALUE > 0))', 'tiny: CHECK ((VALUE < 10)) NOT VALID']);
+    const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir], async (client) => ({
+      sums: await sums(client),
+      checks: await checks(client),
+    }));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toContain('not replayed');
+    expect(seen).toEqual(want);
+  });
+});
