@@ -3,7 +3,7 @@ import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rea
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { archiveArgs, pgtape, startPgtape } from '../support/cli.js';
 import { leftIn, sleep, until, useSource } from '../support/fixture.js';
 import { seededRandom, TEST_SEED } from '../support/random.js';
@@ -29,9 +29,14 @@ function serversUnder(dir: string): string[] {
  * A new directory for a replay's output. As root the server runs as an unprivileged user: the
  * output's parent must be reachable by it.
  */
+const parents: string[] = [];
+// Each test removes its own at its end; one that failed before it did left its outputs in /tmp.
+afterAll(() => void spawnSync('rm', ['-rf', ...parents]));
+
 function outputParent(): string {
   const parent = mkdtempSync(join(tmpdir(), 'pgtape-out-'));
   chmodSync(parent, 0o755);
+  parents.push(parent);
   return parent;
 }
 
