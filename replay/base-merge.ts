@@ -11,6 +11,8 @@ import { DONE, EXISTED, HAS_ROW, type TableEffect } from './net-effect.js';
 const NEWLINE = 0x0a;
 /** Output is handed to COPY in pieces of about this size. */
 const PIECE = 1 << 20;
+/** Unchanged base lines of at least this many bytes are handed to COPY without being copied. */
+const LONG_RUN = 64 << 10;
 
 /**
  * Loads one base table, with the first batch's net effect merged into the stream when given:
@@ -46,7 +48,9 @@ export async function loadBaseTable(
     const lines = async (data: Buffer, end: number): Promise<void> => {
       if (merge) {
         rows += merge.lines(data, end);
-        await copy.write(merge.out.take());
+        for (const piece of merge.pieces.splice(0)) await copy.write(piece);
+        // What is left in `out` waits for the next chunk's lines unless it is a piece already.
+        if (merge.out.length >= PIECE >> 2) await copy.write(merge.out.take());
       } else {
         for (let i = data.indexOf(NEWLINE); i >= 0 && i < end; i = data.indexOf(NEWLINE, i + 1)) rows++;
         await copy.write(data.subarray(0, end));
@@ -107,6 +111,8 @@ export async function appendInserts(client: pg.Client, table: BaseTable, effect:
 /** The merge of base lines with one table's effect. */
 class Merge {
   readonly out = new CopyText(PIECE + (PIECE >> 2));
+  /** Output taken from `out` whenever it reached a piece's size, to be written in order before what `out` holds. */
+  readonly pieces: Buffer[] = [];
   private readonly fields = new LineFields();
   private readonly view = new TupleView();
   private readonly scratch = new CopyText(256);
@@ -144,7 +150,7 @@ class Merge {
           e = keys.find(s.buf, 0, s.pos);
         }
         if (e >= 0 && effect.state[e]! & EXISTED && !(effect.state[e]! & DONE)) {
-          this.out.raw(data, run, start);
+          this.run(data, run, start);
           const state = effect.state[e]!;
           if (state & HAS_ROW) {
             const row = effect.rowOf(e, this.view);
@@ -154,20 +160,35 @@ class Merge {
           }
           effect.state[e] = state | DONE;
           run = nl + 1;
+          // Taken as it fills, not grown: growing copies all of it again, a chunk being up to a MiB of lines.
+          if (this.out.length >= PIECE) this.pieces.push(this.out.take());
         } else rows++;
       } else {
         e = keys.find(data, start, nl);
         if (e >= 0 && effect.delta[e]! < 0) {
           // One of the copies the batch removed.
-          this.out.raw(data, run, start);
+          this.run(data, run, start);
           effect.delta[e] = effect.delta[e]! + 1;
           run = nl + 1;
         } else rows++;
       }
       start = nl + 1;
     }
-    this.out.raw(data, run, end);
+    this.run(data, run, end);
     return rows;
+  }
+
+  /**
+   * Base lines kept as they are. A long run (few rows of the table changed) goes out as a view
+   * of the chunk, not copied; a short one is copied between the rows the batch replaced.
+   */
+  private run(data: Buffer, start: number, end: number): void {
+    if (end - start < LONG_RUN) {
+      this.out.raw(data, start, end);
+      return;
+    }
+    if (this.out.length > 0) this.pieces.push(this.out.take());
+    this.pieces.push(data.subarray(start, end));
   }
 
   /** After the base's rows: the rows the batch inserted. */

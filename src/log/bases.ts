@@ -190,6 +190,9 @@ export class DamagedBaseError extends Error {}
  * or stops early closes the stored object (its descriptor or HTTP body). Bytes that do not
  * decompress are reported as damage naming the file, not as the codec's bare error.
  */
+/** Decompressed chunks (of up to 1 MiB) a base table's reader may have waiting. */
+const BUFFERED_CHUNKS = 8;
+
 export function readBaseTable(
   store: Store,
   base: BaseRef,
@@ -205,7 +208,9 @@ export function readBaseTable(
     },
   });
   const decompressor = createDecompressor(BASE_TABLE_COMPRESSION);
-  const text = new PassThrough({ readableHighWaterMark: decompressor.readableHighWaterMark });
+  // One decompressed chunk per read: a byte stream's reader gets everything buffered joined
+  // into one new buffer (up to the decompressor's 8 MiB), a copy of every byte of the base.
+  const text = new PassThrough({ readableObjectMode: true, readableHighWaterMark: BUFFERED_CHUNKS });
   const what = `${store.description}/${base.prefix}${table.file}`;
   // A failure anywhere destroys `text` with the error: its reader sees it. The codec's own
   // errors carry a numeric errno; the store's (a missing object) pass as they are.

@@ -239,3 +239,41 @@ describe('replay of a sequence given new bounds after the base', () => {
     expect(BigInt(seen!.value)).toBeGreaterThanOrEqual(100n);
   });
 });
+
+/**
+ * The merged load hands long stretches of unchanged base lines to COPY as views of the
+ * decompressed chunk, and copies short ones between the rows it replaces (replay/base-merge.ts):
+ * a large table with a few changes scattered over it — its first and last rows, a chunk's
+ * boundary, a run of neighbours — keyed and REPLICA IDENTITY FULL alike.
+ */
+describe('replay of a large base table with few changes', () => {
+  const source = useSource(`
+    create table wide (id int primary key, v text, pad text);
+    insert into wide select g, md5(g::text), repeat('x', 40) from generate_series(1, 40000) g;
+    create table full_rows (id int, v text, pad text);
+    alter table full_rows replica identity full;
+    insert into full_rows select g, md5(g::text), repeat('y', 40) from generate_series(1, 40000) g;
+  `);
+
+  it('replays the same rows, the changed ones merged into the load', async () => {
+    expect((await archiveUntilNow(source)).code).toBe(0);
+    const changed = 'id in (1, 2, 13000, 13001, 17000, 25000, 25001, 25002, 25003, 39999, 40000)';
+    await source.admin.query(`update wide set v = v || '+' where ${changed}`);
+    await source.admin.query(`update full_rows set v = v || '+' where ${changed}`);
+    await source.admin.query(`delete from wide where id in (3, 20000, 39998)`);
+    await source.admin.query(`delete from full_rows where id in (3, 20000, 39998)`);
+    await source.admin.query(`insert into wide select g, 'new', '' from generate_series(40001, 40005) g`);
+    await source.admin.query(`insert into full_rows select g, 'new', '' from generate_series(40001, 40005) g`);
+    expect((await archiveUntilNow(source)).code).toBe(0);
+    const want = await sums(source.admin);
+    const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir], sums, { PGTAPE_LOG_LEVEL: 'debug' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(seen).toEqual(want);
+    const loaded = logLines(r.stderr).filter((l) => l.msg === 'base table loaded');
+    expect(Object.fromEntries(loaded.map((l) => [l.table, [l.rows, l.merged, l.leftForSetBased]]))).toEqual({
+      'public.wide': [40002, expect.any(Number), 0],
+      'public.full_rows': [40002, expect.any(Number), 0],
+    });
+    expect(loaded.every((l) => (l.merged as number) > 0)).toBe(true);
+  });
+});
