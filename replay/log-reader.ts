@@ -49,7 +49,9 @@ export async function feedLog(
   let current: { xid: number; commitLsn: bigint } | undefined;
   let include = false;
   const scanner = new EntryScanner();
-  for await (const { ref, reader } of segmentReaders(store, segments)) {
+  // Decompressed ahead: the bodies are kept until their batch is applied anyway, and brotli,
+  // not the fold, sets the pace of reading.
+  for await (const { ref, reader } of segmentReaders(store, segments, { decompressAhead: true })) {
     options.progress.segmentStarted(planner.changes);
     const what = `${store.description}/${ref.key}`;
     const relations = new SegmentRelations(what);

@@ -43,16 +43,19 @@ export function createCompressor(compression: Compression): Transform {
 }
 
 /**
- * Decompression runs on libuv's thread pool. Large output chunks, and up to 8 MiB decompressed
+ * Decompression runs on libuv's thread pool. Large output chunks, and up to 8 MiB (`aheadBytes`) decompressed
  * ahead of the reader, keep it running while the reader works on what it has: the reader and
  * the decompressor then use a core each. Output that is known to be small (`expectedBytes`, a
  * segment's raw body size) gets chunks of its size: a 1 MiB chunk allocated for a 400-byte body,
  * thousands of times, is most of the cost of reading small segments. (zlib passes stream options
  * on to its Transform, though @types/node does not list them.)
  */
-export function createDecompressor(compression: Compression, expectedBytes?: number): Transform {
+export function createDecompressor(compression: Compression, expectedBytes?: number, aheadBytes = 8 << 20): Transform {
   const chunkSize = expectedBytes === undefined ? 1 << 20 : Math.max(MIN_CHUNK, Math.min(1 << 20, expectedBytes));
-  const options = { chunkSize, readableHighWaterMark: Math.max(chunkSize, Math.min(8 << 20, expectedBytes ?? 8 << 20)) } as object;
+  // Chunks are read one by one (object mode; the mark counts chunks): a byte stream's reader would
+  // get all that is buffered joined into one new buffer, a copy of the body.
+  const readableHighWaterMark = Math.max(1, Math.ceil(Math.min(aheadBytes, expectedBytes ?? aheadBytes) / chunkSize));
+  const options = { chunkSize, readableObjectMode: true, readableHighWaterMark } as object;
   if (compression === 'gzip') return createGunzip(options);
   if (compression === 'br') return createBrotliDecompress(options);
   throw new Error(`unknown compression ${JSON.stringify(compression)}`);

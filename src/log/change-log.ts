@@ -35,11 +35,16 @@ export type SegmentSource = Iterable<SegmentRef> | AsyncIterable<SegmentRef>;
  * overlaps with decoding and applying; a downloaded segment is checked whole before it is read.
  * Only the segments within that window are taken from `segments` ahead of the one being read.
  */
-export async function* segmentReaders(store: Store, segments?: SegmentSource): AsyncGenerator<{ ref: SegmentRef; reader: SegmentReader }> {
+export async function* segmentReaders(
+  store: Store,
+  segments?: SegmentSource,
+  /** decompressAhead: the next segment downloaded is decompressed while one is read (SegmentReader.decompressAhead). */
+  options: { decompressAhead?: boolean } = {},
+): AsyncGenerator<{ ref: SegmentRef; reader: SegmentReader }> {
   const source = segments ?? streamSegments(store);
   const refs: Iterator<SegmentRef> | AsyncIterator<SegmentRef> =
     Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
-  const ahead: { ref: SegmentRef; download?: Promise<Buffer> }[] = [];
+  const ahead: { ref: SegmentRef; download?: Promise<Buffer>; reader?: SegmentReader }[] = [];
   let aheadBytes = 0;
   let exhausted = false;
   const prefetch = async () => {
@@ -56,6 +61,19 @@ export async function* segmentReaders(store: Store, segments?: SegmentSource): A
       aheadBytes += a.ref.size;
     }
   };
+  // The next segment's reader, made once its download is there, while it is still ahead.
+  const openAhead = () => {
+    const a = ahead[0];
+    if (!a?.download || a.reader) return;
+    a.download.then(
+      (file) => {
+        if (a.reader || !ahead.includes(a)) return;
+        a.reader = openSegment(store, a.ref, file);
+        a.reader.decompressAhead();
+      },
+      () => {},
+    );
+  };
   let reader: SegmentReader | undefined;
   try {
     for (;;) {
@@ -63,12 +81,15 @@ export async function* segmentReaders(store: Store, segments?: SegmentSource): A
       const next = ahead.shift();
       if (!next) return;
       if (next.download) aheadBytes -= next.ref.size;
-      reader = openSegment(store, next.ref, next.download ? await next.download : undefined);
+      reader = next.reader ?? openSegment(store, next.ref, next.download ? await next.download : undefined);
+      if (options.decompressAhead) openAhead();
       yield { ref: next.ref, reader };
     }
   } finally {
-    // A caller that stops early may leave the last reader unread: its object is released.
+    // A caller that stops early may leave the last reader unread: its object is released, and
+    // so is one decompressed ahead.
     reader?.close();
+    for (const a of ahead) a.reader?.close();
     await refs.return?.();
   }
 }

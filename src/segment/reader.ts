@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { createHash, type Hash } from 'node:crypto';
+import type { Readable, Transform } from 'node:stream';
 import { createDecompressor, decompressSync } from '../core/compression.js';
 import { DecryptionError, decryptBuffer, decryptingStream } from '../core/chunked-aead.js';
 import { opensKey, type WrappingKey } from '../core/key-wrap.js';
@@ -26,6 +26,22 @@ function openNames(header: SegmentHeader, keys: WrappingKey[] | undefined, what:
 
 /** Decompressed bodies up to this size, when the whole file is at hand, are decompressed synchronously. */
 const SYNC_BODY_BYTES = 1 << 20;
+
+/** How far a body decompressed ahead (SegmentReader.decompressAhead) may run before it is read. */
+const DECOMPRESS_AHEAD_BYTES = 32 << 20;
+
+/** A body being decompressed, with what its end is checked against. */
+interface BodyStream {
+  decompressor: Transform;
+  /** Its stored bytes' hash, unless the whole file was checked before. */
+  hash: Hash | undefined;
+  /** Stored bytes fed so far. */
+  compressed: number;
+  /** Resolves once every stored byte was fed. */
+  fed: Promise<void>;
+  /** Stops decompressing and releases the streams. */
+  stop(): void;
+}
 
 /** Bytes read for a header at first: enough for most; a longer head takes one more read. */
 const HEAD_GUESS_BYTES = 8 << 10;
@@ -84,6 +100,8 @@ export class SegmentReader {
   /** Releases the stored object (its descriptor or connection); reading stops. Reading to the end closes it too. */
   close(): void {
     this.source.destroy();
+    this.started?.stop();
+    this.started = undefined;
   }
 
   async header(): Promise<SegmentHeader> {
@@ -109,50 +127,21 @@ export class SegmentReader {
     const header = await this.header();
     // An encrypted body's key first: a key not given is said before any byte is read.
     const sealed = header.encryption ? openBodyKey(header, this.keys ?? [], this.what) : undefined;
-    if (this.whole) this.checkWhole(header, this.whole);
+    if (this.whole) {
+      try {
+        this.checkWhole(header, this.whole);
+      } catch (err) {
+        this.close();
+        throw err;
+      }
+    }
     if (this.whole && header.rawBodyBytes <= SYNC_BODY_BYTES) {
       yield* this.smallBody(header, this.whole.subarray(this.headBytes), sealed);
       return;
     }
-    const hash = createHash('sha256');
-    let compressed = 0;
-    const decompressor = createDecompressor(header.compression, header.rawBodyBytes);
-    // The stored bytes are checksummed as they are; an encrypted body is opened before it is decompressed.
-    const input = sealed ? decryptingStream(sealed.dataKey, sealed.bodyContext) : decompressor;
-    if (sealed) {
-      input.on('error', (err) => decompressor.destroy(err));
-      input.pipe(decompressor);
-    }
-    let decompressing = true;
-    const self = this;
-    async function* body(): AsyncGenerator<Buffer> {
-      if (self.pending.length) yield self.pending;
-      for (;;) {
-        const next = await self.iterator.next();
-        if (next.done) return;
-        yield next.value as Buffer;
-      }
-    }
-    const feed = (async () => {
-      try {
-        for await (const chunk of body()) {
-          hash.update(chunk);
-          compressed += chunk.length;
-          if (decompressing && !input.write(chunk)) {
-            await new Promise((r) => {
-              input.once('drain', r);
-              input.once('close', r);
-            });
-          }
-        }
-        if (decompressing) input.end();
-      } catch (err) {
-        // Reading the store failed: the reader sees it as the decompressor's error.
-        decompressor.destroy(err as Error);
-        throw err;
-      }
-    })();
-    feed.catch(() => {}); // awaited below
+    const body = this.started ?? this.startBody(header, sealed);
+    this.started = undefined;
+    const { decompressor } = body;
     let rest: Buffer = Buffer.alloc(0);
     let broken: Error | undefined;
     let ended = false;
@@ -177,26 +166,103 @@ export class SegmentReader {
     } catch (err) {
       if (err instanceof NotASegmentError || err instanceof CorruptSegmentError) throw err;
       broken = err as Error;
-      decompressing = false;
-      input.destroy();
-      decompressor.destroy();
+      body.stop();
       ended = true;
     } finally {
       // The caller stopped before the end (found what it looked for, or failed): what was opened
       // for this segment is released, not left to hold a descriptor or a connection.
       if (!ended) {
-        input.destroy();
-        decompressor.destroy();
+        body.stop();
         this.close();
       }
     }
-    await feed;
-    if (compressed !== header.bodyBytes) {
-      throw new CorruptSegmentError(`${this.what}: body is ${compressed} bytes, header says ${header.bodyBytes} (truncated or padded)`);
+    await body.fed;
+    if (body.compressed !== header.bodyBytes) {
+      throw new CorruptSegmentError(
+        `${this.what}: body is ${body.compressed} bytes, header says ${header.bodyBytes} (truncated or padded)`,
+      );
     }
-    if (!hash.digest().equals(header.bodySha256)) throw new CorruptSegmentError(`${this.what}: body checksum does not match its header`);
+    if (body.hash && !body.hash.digest().equals(header.bodySha256))
+      throw new CorruptSegmentError(`${this.what}: body checksum does not match its header`);
     if (broken) throw new CorruptSegmentError(`${this.what}: body cannot be decoded (${broken.message})`);
     if (rest.length) throw new CorruptSegmentError(`${this.what}: body ends inside an entry`);
+  }
+
+  /**
+   * Starts decompressing a body at hand now, on the thread pool, up to `DECOMPRESS_AHEAD_BYTES`
+   * before it is read: a replay folds one segment while the next is decompressed (brotli, not
+   * the fold, sets the pace there). A small body is decompressed when read, as without this; so
+   * is one whose header or key fails: the failure is met by wholeEntryChunks().
+   */
+  decompressAhead(): void {
+    if (!this.whole || this.started) return;
+    this.header()
+      .then((header) => {
+        if (this.started || header.rawBodyBytes <= SYNC_BODY_BYTES) return;
+        const sealed = header.encryption ? openBodyKey(header, this.keys ?? [], this.what) : undefined;
+        this.started = this.startBody(header, sealed, DECOMPRESS_AHEAD_BYTES);
+        // Met by wholeEntryChunks(), which iterates the errored stream; none is unhandled meanwhile.
+        this.started.decompressor.on('error', () => {});
+      })
+      .catch(() => {});
+  }
+
+  /** A body decompressed ahead and not read yet. */
+  private started: BodyStream | undefined;
+
+  /** The body fed to its decompressor (opened first when encrypted), with its stored bytes counted and, unless checked whole, hashed. */
+  private startBody(header: SegmentHeader, sealed: { dataKey: Buffer; bodyContext: Buffer } | undefined, ahead?: number): BodyStream {
+    // A file at hand was checked whole: its body is not hashed a second time as it passes.
+    const hash = this.whole ? undefined : createHash('sha256');
+    const decompressor = createDecompressor(header.compression, header.rawBodyBytes, ahead);
+    // The stored bytes are checksummed as they are; an encrypted body is opened before it is decompressed.
+    const input = sealed ? decryptingStream(sealed.dataKey, sealed.bodyContext) : decompressor;
+    if (sealed) {
+      input.on('error', (err) => decompressor.destroy(err));
+      input.pipe(decompressor);
+    }
+    let decompressing = true;
+    const self = this;
+    async function* stored(): AsyncGenerator<Buffer> {
+      if (self.pending.length) yield self.pending;
+      for (;;) {
+        const next = await self.iterator.next();
+        if (next.done) return;
+        yield next.value as Buffer;
+      }
+    }
+    const body: BodyStream = {
+      decompressor,
+      hash,
+      compressed: 0,
+      fed: Promise.resolve(),
+      stop: () => {
+        decompressing = false;
+        input.destroy();
+        decompressor.destroy();
+      },
+    };
+    body.fed = (async () => {
+      try {
+        for await (const chunk of stored()) {
+          hash?.update(chunk);
+          body.compressed += chunk.length;
+          if (decompressing && !input.write(chunk)) {
+            await new Promise((r) => {
+              input.once('drain', r);
+              input.once('close', r);
+            });
+          }
+        }
+        if (decompressing) input.end();
+      } catch (err) {
+        // Reading the store failed: the reader sees it as the decompressor's error.
+        decompressor.destroy(err as Error);
+        throw err;
+      }
+    })();
+    body.fed.catch(() => {}); // awaited by wholeEntryChunks()
+    return body;
   }
 
   /** Whether the keys given open this segment's body (a plaintext one always opens). */
