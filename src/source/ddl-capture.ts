@@ -4,6 +4,7 @@
 import type pg from 'pg';
 import type { Logger } from '../core/log.js';
 import { quoteLiteral } from '../core/sql.js';
+import { IDENTITY_SEQUENCE_FROM } from './ddl-statements.js';
 import { DDL_PREFIX } from './logical-messages.js';
 
 /** One table as the catalog has it right after a DDL command (what `--capture-ddl` records). */
@@ -216,8 +217,7 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
         'identitySequence', case when a.attidentity <> '' then (
           select jsonb_build_object('start', s.seqstart::text, 'increment', s.seqincrement::text, 'min', s.seqmin::text,
                                     'max', s.seqmax::text, 'cache', s.seqcache::text, 'cycle', s.seqcycle)
-            from pg_depend dp join pg_sequence s on s.seqrelid = dp.objid
-           where dp.classid = 'pg_class'::regclass and dp.refobjid = a.attrelid and dp.refobjsubid = a.attnum and dp.deptype = 'i') end,
+            ${IDENTITY_SEQUENCE_FROM}) end,
         'missing', case when a.atthasmissing then a.attmissingval::text end) order by a.attnum)
       from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
       where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '[]'::jsonb),

@@ -84,6 +84,15 @@ export function generatedClause(expression: string): string {
   return ` generated always as (${expression}) stored`;
 }
 
+/**
+ * An identity column's sequence in the catalog, for a subquery of a query over pg_attribute `a`:
+ * `s` its pg_sequence row, `sc` its pg_class row, `sn` its schema. Written once for the base's
+ * catalog read and the source's DDL capture, which must agree on which sequence that is.
+ */
+export const IDENTITY_SEQUENCE_FROM = `from pg_depend dp join pg_class sc on sc.oid = dp.objid join pg_namespace sn on sn.oid = sc.relnamespace
+                join pg_sequence s on s.seqrelid = sc.oid
+               where dp.classid = 'pg_class'::regclass and dp.refobjid = a.attrelid and dp.refobjsubid = a.attnum and dp.deptype = 'i'`;
+
 /** When an identity column takes its own value, from pg_attribute.attidentity: `a` always, `d` by default. */
 export const identityWhen = (identity: string): string => (identity === 'a' ? 'always' : 'by default');
 

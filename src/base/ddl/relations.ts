@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { quoteIdent, quoteQualified } from '../../core/sql.js';
 import type { BaseDdl } from '../../log/bases.js';
+import { IDENTITY_SEQUENCE_FROM } from '../../source/ddl-statements.js';
 import { RANK, type CatalogObject } from './objects.js';
 import { notExtensionMember, USER_SCHEMA, type Scope } from './scope.js';
 
@@ -126,9 +127,7 @@ async function readColumns(client: pg.Client, tables: number[]): Promise<Map<num
                                'START WITH ' || s.seqstart, 'INCREMENT BY ' || s.seqincrement,
                                'MINVALUE ' || s.seqmin, 'MAXVALUE ' || s.seqmax, 'CACHE ' || s.seqcache,
                                case when s.seqcycle then 'CYCLE' else 'NO CYCLE' end)
-                from pg_depend dp join pg_class sc on sc.oid = dp.objid join pg_namespace sn on sn.oid = sc.relnamespace
-                join pg_sequence s on s.seqrelid = sc.oid
-               where dp.classid = 'pg_class'::regclass and dp.refobjid = a.attrelid and dp.refobjsubid = a.attnum and dp.deptype = 'i')
+                ${IDENTITY_SEQUENCE_FROM})
             end as identity_sequence
        from pg_attribute a
        join pg_type t on t.oid = a.atttypid
