@@ -79,7 +79,6 @@ export async function readOpenHeader(
 export class SegmentReader {
   private readonly iterator: AsyncIterator<Buffer>;
   private pending: Buffer = Buffer.alloc(0);
-  private headerValue: SegmentHeader | undefined;
 
   private headBytes = 0;
 
@@ -100,20 +99,30 @@ export class SegmentReader {
   /** Releases the stored object (its descriptor or connection); reading stops. Reading to the end closes it too. */
   close(): void {
     this.source.destroy();
+    this.bodyTaken = true;
     this.started?.stop();
     this.started = undefined;
   }
 
-  async header(): Promise<SegmentHeader> {
-    if (this.headerValue) return this.headerValue;
+  /**
+   * The header, read once: callers at the same time (a reader decompressing ahead and the one
+   * that reads it) share one read; each of them cutting the head off `pending` would cut the body.
+   */
+  header(): Promise<SegmentHeader> {
+    this.headerRead ??= this.readHeader();
+    return this.headerRead;
+  }
+
+  private headerRead: Promise<SegmentHeader> | undefined;
+
+  private async readHeader(): Promise<SegmentHeader> {
     await this.fill(HEAD_PREFIX_BYTES);
     const total = headLength(this.pending, this.what);
     await this.fill(total);
     const { header, bodyOffset } = decodeHead(this.pending, this.what);
     this.headBytes = bodyOffset;
     this.pending = this.pending.subarray(bodyOffset);
-    this.headerValue = openNames(header, this.keys, this.what);
-    return this.headerValue;
+    return openNames(header, this.keys, this.what);
   }
 
   /**
@@ -139,6 +148,7 @@ export class SegmentReader {
       yield* this.smallBody(header, this.whole.subarray(this.headBytes), sealed);
       return;
     }
+    this.bodyTaken = true;
     const body = this.started ?? this.startBody(header, sealed);
     this.started = undefined;
     const { decompressor } = body;
@@ -195,10 +205,11 @@ export class SegmentReader {
    * is one whose header or key fails: the failure is met by wholeEntryChunks().
    */
   decompressAhead(): void {
-    if (!this.whole || this.started) return;
+    if (!this.whole || this.started || this.bodyTaken) return;
     this.header()
       .then((header) => {
-        if (this.started || header.rawBodyBytes <= SYNC_BODY_BYTES) return;
+        // Read (or closed) meanwhile: the reader started its own, or wants none.
+        if (this.started || this.bodyTaken || header.rawBodyBytes <= SYNC_BODY_BYTES) return;
         const sealed = header.encryption ? openBodyKey(header, this.keys ?? [], this.what) : undefined;
         this.started = this.startBody(header, sealed, DECOMPRESS_AHEAD_BYTES);
         // Met by wholeEntryChunks(), which iterates the errored stream; none is unhandled meanwhile.
@@ -209,6 +220,8 @@ export class SegmentReader {
 
   /** A body decompressed ahead and not read yet. */
   private started: BodyStream | undefined;
+  /** wholeEntryChunks() took the body, or the reader was closed: nothing is to be started ahead any more. */
+  private bodyTaken = false;
 
   /** The body fed to its decompressor (opened first when encrypted), with its stored bytes counted and, unless checked whole, hashed. */
   private startBody(header: SegmentHeader, sealed: { dataKey: Buffer; bodyContext: Buffer } | undefined, ahead?: number): BodyStream {

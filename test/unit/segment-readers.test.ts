@@ -53,6 +53,11 @@ describe('segments decompressed ahead', () => {
       const want = await entriesOf(plain);
       expect(want).toHaveLength(1703);
       expect(await entriesOf(ahead)).toEqual(want);
+      // Read at once, before the decompression ahead has begun: the header is read once for
+      // both (each cutting the head off the file would cut the body), and one body is decompressed.
+      const atOnce = new SegmentReader(Readable.from([file]), 'test segment', file, k && [k]);
+      atOnce.decompressAhead();
+      expect(await entriesOf(atOnce)).toEqual(want);
     }
   });
 
