@@ -184,15 +184,15 @@ export function manifestEntry(
 /** A base's stored file is not what it should be (undecodable, cut short, another checksum): damage, exit 4. */
 export class DamagedBaseError extends Error {}
 
+/** Decompressed chunks (of up to 1 MiB) a base table's reader may have waiting. */
+const BUFFERED_CHUNKS = 8;
+
 /**
  * A base table's rows as COPY text, decompressed while read from the store, and the SHA-256 of
  * the stored bytes (what the manifest records), known once `text` has ended. A read that fails
  * or stops early closes the stored object (its descriptor or HTTP body). Bytes that do not
  * decompress are reported as damage naming the file, not as the codec's bare error.
  */
-/** Decompressed chunks (of up to 1 MiB) a base table's reader may have waiting. */
-const BUFFERED_CHUNKS = 8;
-
 export function readBaseTable(
   store: Store,
   base: BaseRef,
