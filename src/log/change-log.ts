@@ -61,13 +61,15 @@ export async function* segmentReaders(
       aheadBytes += a.ref.size;
     }
   };
+  let stopped = false;
   // The next segment's reader, made once its download is there, while it is still ahead.
   const openAhead = () => {
     const a = ahead[0];
     if (!a?.download || a.reader) return;
     a.download.then(
       (file) => {
-        if (a.reader || !ahead.includes(a)) return;
+        // Not once the caller has stopped: nothing would read or close it.
+        if (stopped || a.reader || !ahead.includes(a)) return;
         a.reader = openSegment(store, a.ref, file);
         a.reader.decompressAhead();
       },
@@ -88,6 +90,7 @@ export async function* segmentReaders(
   } finally {
     // A caller that stops early may leave the last reader unread: its object is released, and
     // so is one decompressed ahead.
+    stopped = true;
     reader?.close();
     for (const a of ahead) a.reader?.close();
     await refs.return?.();

@@ -260,7 +260,8 @@ export class SegmentReader {
         for await (const chunk of stored()) {
           hash?.update(chunk);
           body.compressed += chunk.length;
-          if (decompressing && !input.write(chunk)) {
+          // A destroyed input has sent its 'close' already: waiting for it would never end.
+          if (decompressing && !input.write(chunk) && !input.destroyed) {
             await new Promise((r) => {
               input.once('drain', r);
               input.once('close', r);
