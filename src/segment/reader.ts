@@ -135,7 +135,7 @@ export class SegmentReader {
   async *wholeEntryChunks(): AsyncGenerator<Buffer> {
     const header = await this.header();
     // An encrypted body's key first: a key not given is said before any byte is read.
-    const sealed = header.encryption ? openBodyKey(header, this.keys ?? [], this.what) : undefined;
+    const sealed = this.bodyKey(header);
     if (this.whole) {
       try {
         this.checkWhole(header, this.whole);
@@ -210,12 +210,16 @@ export class SegmentReader {
       .then((header) => {
         // Read (or closed) meanwhile: the reader started its own, or wants none.
         if (this.started || this.bodyTaken || header.rawBodyBytes <= SYNC_BODY_BYTES) return;
-        const sealed = header.encryption ? openBodyKey(header, this.keys ?? [], this.what) : undefined;
-        this.started = this.startBody(header, sealed, DECOMPRESS_AHEAD_BYTES);
+        this.started = this.startBody(header, this.bodyKey(header), DECOMPRESS_AHEAD_BYTES);
         // Met by wholeEntryChunks(), which iterates the errored stream; none is unhandled meanwhile.
         this.started.decompressor.on('error', () => {});
       })
       .catch(() => {});
+  }
+
+  /** An encrypted body's key, opened with the keys given (thrown when none opens it). */
+  private bodyKey(header: SegmentHeader): { dataKey: Buffer; bodyContext: Buffer } | undefined {
+    return header.encryption ? openBodyKey(header, this.keys ?? [], this.what) : undefined;
   }
 
   /** A body decompressed ahead and not read yet. */
