@@ -56,11 +56,12 @@ export function interruptedBy(): NodeJS.Signals | undefined {
 /**
  * For a child process that failed: one killed by SIGINT or SIGTERM most likely died of the
  * signal this process got too (Ctrl-C signals the whole process group), which Node may handle a
- * turn of the event loop after the child's exit. Gives that handler a moment; once it runs, the
- * exit (130/143) is on its way and this never resolves. Otherwise the child's failure stands.
+ * turn of the event loop after the child's exit. Gives that handler a moment, then returns either
+ * way: the caller's failure must still settle what waits on it, since the clean-ups the handler
+ * runs may wait on the same work (a cluster being made). Once the handler has run, the CLI sees
+ * `interruptedBy()` and waits for the exit (130/143) instead of reporting that failure.
  */
 export async function awaitSharedSignal(err: { signal?: NodeJS.Signals | null }): Promise<void> {
   if (err.signal !== 'SIGINT' && err.signal !== 'SIGTERM') return;
   for (let waited = 0; waited < 500 && !caught; waited += 10) await new Promise((r) => setTimeout(r, 10));
-  if (caught) await new Promise<never>(() => {});
 }

@@ -17,6 +17,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { ownerTag, sweepStale, usableTempDir } from '../core/spool-dir.js';
+import { interruptedBy } from '../core/interrupt.js';
 import { ownedPrivately, serverBuild } from './binaries.js';
 
 /** Templates: one data directory initdb made, per installation, initdb arguments and password. */
@@ -62,9 +63,11 @@ export async function initdbFromTemplate(
         newSystemIdentifier(dataDir);
         return;
       }
-    } catch {
-      // Whatever the copy left goes; initdb makes the directory as it always did.
+    } catch (err) {
+      // Whatever the copy left goes; initdb makes the directory as it always did — unless a
+      // signal stopped the template's initdb: the clean-up waits for this to fail, not to go on.
       for (const entry of others()) rmSync(join(dataDir, entry), { recursive: true, force: true });
+      if (interruptedBy()) throw err;
     }
   }
   await initdb(dataDir);
@@ -92,8 +95,10 @@ async function templateFor(bin: string, ids: Ids, args: string[], password: stri
       await initdb(join(partial, 'data'));
       writeFileSync(join(partial, FILES), JSON.stringify(filesOf(join(partial, 'data'))));
       renameSync(partial, template);
-    } catch {
-      // Another process got there first (its template is checked below), or initdb failed (the caller's says why).
+    } catch (err) {
+      // Another process got there first (its template is checked below), or initdb failed (the
+      // caller's says why), or a signal stopped it (nothing more is to be made).
+      if (interruptedBy()) throw err;
     } finally {
       rmSync(partial, { recursive: true, force: true });
     }

@@ -1,9 +1,21 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { findPgBin } from '../../src/local-pg/binaries.js';
 import { archiveArgs, pgtape, startPgtape } from '../support/cli.js';
 import { leftIn, sleep, until, useSource } from '../support/fixture.js';
 import { seededRandom, TEST_SEED } from '../support/random.js';
@@ -349,6 +361,43 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
     }
     expect(caught, 'the signal reached a hand-over at least once').toBeGreaterThan(0);
     spawnSync('rm', ['-rf', parent]);
+  });
+
+  it('--pgdata, --csv and compact: Ctrl-C before initdb traps signals (while it makes the first template) exits 130 and leaves nothing', async () => {
+    // initdb sets its signal handlers only after its first steps (running `postgres -V`, say): a
+    // Ctrl-C before kills it outright. Here a wrapper stands in for those first steps, long
+    // enough to be caught in them. A TMPDIR of its own has no template yet: initdb makes one.
+    const work = mkdtempSync(join(tmpdir(), 'pgtape-early-'));
+    chmodSync(work, 0o755);
+    const bin = join(work, 'bin');
+    mkdirSync(bin, { mode: 0o755 });
+    const real = dirname(findPgBin());
+    for (const entry of readdirSync(join(real, 'bin'))) symlinkSync(join(real, 'bin', entry), join(bin, entry));
+    rmSync(join(bin, 'initdb'));
+    symlinkSync(join(real, 'bin', 'initdb'), join(bin, 'initdb.real'));
+    const pause = `${(60 + Math.random()).toFixed(6)}`;
+    writeFileSync(join(bin, 'initdb'), `#!/bin/sh\nsleep ${pause}\nexec "$0.real" "$@"\n`, { mode: 0o755 });
+    const parent = outputParent();
+    for (const command of [['replay', '--pgdata'], ['replay', '--csv'], ['compact']]) {
+      const tmp = mkdtempSync(join(work, 'tmp-'));
+      chmodSync(tmp, 0o755);
+      const dir = join(parent, command.at(-1)!.replace(/^--/, ''));
+      const args = command[0] === 'compact' ? ['compact', '--store', store()] : ['replay', '--store', store(), command[1]!, dir];
+      const bases = readdirSync(join(store(), 'base')).length;
+      const child = startPgtape(args, { PGTAPE_PG_BIN: bin, TMPDIR: tmp }, { detached: true });
+      await until(() => child.exitCode !== null || spawnSync('pgrep', ['-f', `sleep ${pause}`]).status === 0);
+      // Ctrl-C from a terminal: the whole process group, initdb's first steps included.
+      process.kill(-child.pid!, 'SIGINT');
+      const r = await child.done;
+      const at = `${command.join(' ')}: ${r.stderr.slice(-500)}`;
+      expect(r.code, at).toBe(130);
+      expect(existsSync(dir) ? readdirSync(dir) : [], at).toEqual([]);
+      expect(serversUnder(tmp), at).toEqual([]);
+      expect(serversUnder(parent), at).toEqual([]);
+      expect(leftIn(tmp), at).toEqual([]);
+      expect(readdirSync(join(store(), 'base')), at).toHaveLength(bases);
+    }
+    spawnSync('rm', ['-rf', parent, work]);
   });
 
   it('diff: removes its spool directory, at random moments', async () => {
