@@ -27,7 +27,7 @@ export function diffCommand(): Command {
         .choices(['table', 'jsonl', 'sql', 'csv'])
         .default('table'),
     )
-    .addOption(new Option('--json', 'the same as --format jsonl (as log, verify and status name it)').default(false).conflicts('format'))
+    .addOption(new Option('--json', 'the same as --format jsonl (as log, verify and status name it)').default(false))
     .option('--summary', 'per table: rows added, deleted, modified and cells modified', false)
     .option('--memory <size>', 'memory for comparing; a table whose difference needs more is compared in parts spilled to disk', '512MiB')
     .addHelpText(
@@ -36,11 +36,11 @@ export function diffCommand(): Command {
         '\nExamples:\n  pgtape diff --store ./tape --from name:day-1 --to name:day-2 --summary\n' +
         '  pgtape diff --store ./tape --from name:day-1 --to name:day-2 --format sql > day-2.patch.sql',
     )
-    .action(async (opts) => {
+    .action(async (opts, command: Command) => {
       const tables = selectedTables(opts);
       exitOnSignal();
       if (opts.from === undefined) throw new UserError('diff needs --from', 'pass --from <target> (and --to, default latest)');
-      const format = (opts.json ? 'jsonl' : opts.format) as DiffFormat;
+      const format = outputFormat(command);
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       await useKeyFiles(store, opts);
       const result = await diffPoints({
@@ -71,4 +71,26 @@ export function diffCommand(): Command {
         await result.close();
       }
     });
+}
+
+/** Where an option's value came from, strongest first (src/commands/config.ts: flags, then PGTAPE_*, then --config). */
+const SOURCES = ['cli', 'env', 'config', 'default'];
+
+/**
+ * --json or --format, whichever was given the stronger way: a flag beats PGTAPE_FORMAT, as any
+ * flag beats its variable. Only two given the same way (both flags, say) and saying different
+ * things are refused; commander's own check also counted PGTAPE_JSON=0 against a --format flag.
+ */
+function outputFormat(command: Command): DiffFormat {
+  const { json, format } = command.opts<{ json: boolean; format: DiffFormat }>();
+  if (!json || format === 'jsonl') return json ? 'jsonl' : format;
+  const rank = (name: string) => SOURCES.indexOf(command.getOptionValueSource(name) ?? 'default');
+  if (rank('format') < rank('json')) return format;
+  if (rank('json') < rank('format')) return 'jsonl';
+  const how = (name: string) =>
+    command.getOptionValueSource(name) === 'cli' ? `--${name}` : `${name} (from ${command.getOptionValueSource(name)})`;
+  throw new UserError(
+    `${how('json')} and ${how('format')} ${format} ask for different formats`,
+    'give one of them: --json is --format jsonl',
+  );
 }

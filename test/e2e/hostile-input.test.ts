@@ -450,6 +450,28 @@ const CASES: Case[] = [
     leaves: (c) => [c.fresh],
   },
   {
+    // A variable is weaker than a flag: PGTAPE_JSON=0 was counted against --format as a second flag.
+    name: 'diff --format csv with PGTAPE_JSON=0',
+    args: (c) => ['diff', '--store', c.store, '--from', 'name:m1', '--format', 'csv'],
+    env: { PGTAPE_JSON: '0' },
+    exit: 0,
+    says: [/^table,/m],
+  },
+  {
+    name: 'diff --json with PGTAPE_FORMAT=sql: the flag wins',
+    args: (c) => ['diff', '--store', c.store, '--from', 'name:m1', '--json'],
+    env: { PGTAPE_FORMAT: 'sql' },
+    exit: 0,
+    says: [/^\{"table":"public\.items"/m],
+  },
+  {
+    name: 'PGTAPE_JSON=1 and PGTAPE_FORMAT=sql disagree: refused',
+    args: (c) => ['diff', '--store', c.store, '--from', 'name:m1'],
+    env: { PGTAPE_JSON: '1', PGTAPE_FORMAT: 'sql' },
+    exit: 2,
+    says: ['json (from env)', 'format (from env) sql'],
+  },
+  {
     name: 'diff --json is --format jsonl',
     args: (c) => ['diff', '--store', c.store, '--from', 'name:m1', '--json'],
     exit: 0,
