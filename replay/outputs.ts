@@ -1,11 +1,11 @@
-import { createWriteStream, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, createWriteStream, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { to as copyTo } from 'pg-copy-streams';
 import { UserError } from '../src/core/errors.js';
 import { onInterrupt } from '../src/core/interrupt.js';
 import { alive } from '../src/core/spool-dir.js';
-import { lexists, makeDirectory, unusableDirectory } from '../src/core/paths.js';
+import { lexists, makeDirectory, removeMadeDirectories, unusableDirectory } from '../src/core/paths.js';
 import { displayQualified, quoteQualified } from '../src/core/sql.js';
 import { LocalCluster, runningServer } from '../src/local-pg/local-cluster.js';
 import { connect } from '../src/source/connection.js';
@@ -63,38 +63,77 @@ export async function replayIntoDatabase(url: string, options: ReplayOptions): P
 /** The file by which a replay claims its output directory until the output is whole. */
 const CLAIM = '.pgtape-replay';
 
+/** An empty claim older than this was left by a replay killed between making it and writing its pid. */
+const EMPTY_CLAIM_MS = 10_000;
+
+/** What claimEmptyDir made: removed again if the replay fails. */
+interface Claimed {
+  /** Directories made for the output, outermost first: its parents, and the output itself if `madeOutput`. */
+  made: string[];
+  madeOutput: boolean;
+}
+
 /**
  * Claims an output directory for this replay, before anything else runs: two replays started at
- * once into the same directory must not both fill it. A new directory is made here; either way
- * the claim file is created exclusively, so exactly one of them goes on. Returns whether the
- * directory was made (then removed whole on failure).
+ * once into the same directory must not both fill it. A new directory is made here (`mode` for
+ * the output itself); either way the claim file is created exclusively, so exactly one of them goes
+ * on. Another replay's failure may remove the directory between two of these steps: then the
+ * claim is tried again from the start.
  */
-function claimEmptyDir(dir: string, option: string): boolean {
+function claimEmptyDir(dir: string, option: string, mode?: number): Claimed {
   const unusable = unusableDirectory(dir);
   if (unusable) throw new UserError(`${option}: ${unusable}`, 'give a new or empty directory');
+  const claimed: Claimed = { made: [], madeOutput: false };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      claimOnce(dir, option, mode, claimed);
+      return claimed;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 5) continue;
+      removeMadeDirectories(claimed.made);
+      throw err;
+    }
+  }
+}
+
+function claimOnce(dir: string, option: string, mode: number | undefined, claimed: Claimed): void {
   // Made here, or a moment ago by another replay: the claim decides.
-  makeDirectory(dirname(dir));
-  const made = !lexists(dir) && makeDirectory(dir, 0o700);
+  claimed.made.push(...makeDirectory(dirname(dir)));
+  if (!lexists(dir)) {
+    const made = makeDirectory(dir, mode);
+    claimed.made.push(...made);
+    claimed.madeOutput = made.length > 0;
+  } else if (mode !== undefined) chmodSync(dir, mode);
   const claim = join(dir, CLAIM);
-  let killed: number | undefined;
+  let killed: string | undefined;
   try {
     writeFileSync(claim, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     const text = readFileSync(claim, 'utf8').trim();
     const pid = Number(text);
-    // Empty: claimed an instant ago, its pid not written yet.
-    if (text === '' || (Number.isInteger(pid) && pid > 0 && alive(pid)))
+    // Empty: claimed an instant ago, its pid not written yet — or long ago by a replay killed
+    // in that instant. This process's own pid: a container's first process run again, say.
+    const live =
+      text === ''
+        ? Date.now() - statSync(claim).mtimeMs < EMPTY_CLAIM_MS
+        : Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid);
+    if (live)
       throw new UserError(
         `${option} ${dir} is being filled by another replay${text ? ` (pid ${pid})` : ''}`,
         'wait for it to end, or give another directory',
       );
-    killed = pid;
+    killed =
+      text === ''
+        ? 'a replay'
+        : pid === process.pid
+          ? `a replay (pid ${pid}, as this one is: in a container run before?)`
+          : `a replay, pid ${pid},`;
   }
   const others = readdirSync(dir).filter((entry) => entry !== CLAIM);
-  if (killed === undefined && others.length === 0) return made;
+  if (killed === undefined && others.length === 0) return;
   if (killed === undefined) {
-    if (made) rmSync(dir, { recursive: true, force: true });
+    if (claimed.madeOutput) rmSync(dir, { recursive: true, force: true });
     else rmSync(claim, { force: true });
   }
   // What a replay killed with SIGKILL leaves: its claim, and maybe its server still running.
@@ -102,7 +141,7 @@ function claimEmptyDir(dir: string, option: string): boolean {
   const why = server
     ? ` (a PostgreSQL server, pid ${server}, is running on it: a replay killed before it could stop it?)`
     : killed !== undefined
-      ? ` (a replay, pid ${killed}, was killed while filling it)`
+      ? ` (${killed} was killed while filling it)`
       : '';
   throw new UserError(
     `${option} ${dir} is not empty${why}`,
@@ -136,8 +175,9 @@ async function owned<T>(
   dir: string,
   option: string,
   fill: (stopOnInterrupt: (stop: () => Promise<void>) => void) => Promise<T>,
+  mode?: number,
 ): Promise<T> {
-  const made = claimEmptyDir(dir, option);
+  const { made, madeOutput } = claimEmptyDir(dir, option, mode);
   let stop: (() => Promise<void>) | undefined;
   let clearing: Promise<void> | undefined;
   // Once, whoever asks first (a failure, a signal): the server stopped, then the output removed,
@@ -146,8 +186,9 @@ async function owned<T>(
     (clearing ??= (async () => {
       await stop?.().catch(() => {});
       if (!holdsClaim(dir)) return;
-      if (made) rmSync(dir, { recursive: true, force: true });
+      if (madeOutput) rmSync(dir, { recursive: true, force: true });
       else if (existsSync(dir)) for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true });
+      removeMadeDirectories(made);
     })());
   const forget = onInterrupt(clear);
   try {
@@ -167,20 +208,25 @@ async function owned<T>(
  * it down cleanly: the next pipeline step can start it as it is.
  */
 export async function replayIntoPgdata(dir: string, options: ClusterReplayOptions): Promise<ReplayReport> {
-  return owned(dir, '--pgdata', async (stopOnInterrupt) => {
-    const plan = await prepareReplay(options);
-    // Stoppable while it starts: an interrupt then waits for the server to be up, and stops it.
-    // A cluster nobody else uses loads without WAL or fsync, and is made durable once at the end.
-    const creating = LocalCluster.create({ dataDir: dir, major: serverMajor(plan, options), loading: true, keep: CLAIM });
-    stopOnInterrupt(async () => (await creating.catch(() => undefined))?.stop('immediate'));
-    const report = await withSessions(creating, options.jobs, (sessions) =>
-      replay(sessions.main, options, plan, undefined, sessions.parallel),
-    );
-    const cluster = await creating;
-    await cluster.handOver();
-    writeFileSync(join(dir, 'replay.json'), JSON.stringify(report, null, 2) + '\n');
-    return report;
-  });
+  return owned(
+    dir,
+    '--pgdata',
+    async (stopOnInterrupt) => {
+      const plan = await prepareReplay(options);
+      // Stoppable while it starts: an interrupt then waits for the server to be up, and stops it.
+      // A cluster nobody else uses loads without WAL or fsync, and is made durable once at the end.
+      const creating = LocalCluster.create({ dataDir: dir, major: serverMajor(plan, options), loading: true, keep: CLAIM });
+      stopOnInterrupt(async () => (await creating.catch(() => undefined))?.stop('immediate'));
+      const report = await withSessions(creating, options.jobs, (sessions) =>
+        replay(sessions.main, options, plan, undefined, sessions.parallel),
+      );
+      const cluster = await creating;
+      await cluster.handOver();
+      writeFileSync(join(dir, 'replay.json'), JSON.stringify(report, null, 2) + '\n');
+      return report;
+    },
+    0o700,
+  );
 }
 
 /** Replays into a throwaway cluster, then writes one CSV file (with a header) per table. */

@@ -1,4 +1,4 @@
-import { accessSync, chmodSync, constants, existsSync, lstatSync, mkdirSync, readlinkSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, lstatSync, mkdirSync, readlinkSync, rmdirSync, statSync } from 'node:fs';
 import { UserError } from './errors.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,24 +56,25 @@ export function lexists(path: string): boolean {
 }
 
 /**
- * Makes `dir` and what is missing above it, one directory at a time, and gives it `mode` (when
- * given, also to a `dir` that was there). Node's
+ * Makes `dir` and what is missing above it, one directory at a time, and gives `dir` `mode` (when
+ * given, also a `dir` that was there; the directories above get the umask's). Node's
  * recursive mkdir takes ENOENT for a missing parent and retries forever where a parent exists but
  * refuses directories (/proc, as root): each failure here names the path instead (exit 2).
- * Returns whether this call made `dir` itself (one made by another process meanwhile is not).
+ * Returns the directories this call made, outermost first (one made by another process meanwhile
+ * is not among them): what a caller that fails removes again (removeMadeDirectories).
  */
-export function makeDirectory(dir: string, mode?: number): boolean {
+export function makeDirectory(dir: string, mode?: number): string[] {
   const path = resolve(dir);
   const missing: string[] = [];
   for (let at = path; !existsSync(at); at = dirname(at)) {
     if (dirname(at) === at) break;
     missing.unshift(at);
   }
-  let made = false;
+  const made: string[] = [];
   for (const at of missing) {
     try {
-      mkdirSync(at, { mode: mode ?? 0o777 });
-      made = at === path;
+      mkdirSync(at, { mode: at === path ? (mode ?? 0o777) : 0o777 });
+      made.push(at);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EEXIST' && statSync(at).isDirectory()) continue;
@@ -85,4 +86,19 @@ export function makeDirectory(dir: string, mode?: number): boolean {
   }
   if (!missing.length && mode !== undefined) chmodSync(path, mode);
   return made;
+}
+
+/**
+ * Removes directories makeDirectory made, innermost first, each only while it is empty: another
+ * process may have put something of its own in one meanwhile (two replays into neighbours).
+ */
+export function removeMadeDirectories(made: string[]): void {
+  for (const at of [...made].reverse()) {
+    try {
+      rmdirSync(at);
+    } catch (err) {
+      // Gone already (removed whole by the caller): on to its parent. Not empty: someone's.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return;
+    }
+  }
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   cpSync,
@@ -13,13 +13,14 @@ import {
   statSync,
   symlinkSync,
   truncateSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { archiveArgs, pgtape, startPgtape, type CliResult } from '../support/cli.js';
+import { archiveArgs, BIN, pgtape, startPgtape, type CliResult } from '../support/cli.js';
 import { leftIn, useSource } from '../support/fixture.js';
 import { confirmedFlush } from '../support/tape.js';
 
@@ -612,6 +613,55 @@ describe('hostile input: every command, wrong values, nothing harmed or left beh
     const late = await pgtape(args);
     expect(late.code).toBe(2);
     expect(late.stderr).toMatch(/is not empty/);
+  });
+
+  it('a claim left by a killed replay is named as such, never waited for: empty and old, or holding the pid this run has (a container run again)', async () => {
+    const stale = (name: string) => {
+      const dir = join(work, name);
+      mkdirSync(dir, { mode: 0o700 });
+      return { dir, claim: join(dir, '.pgtape-replay') };
+    };
+    // Killed between creating its claim and writing its pid, a minute ago.
+    const empty = stale('stale-empty');
+    writeFileSync(empty.claim, '');
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(empty.claim, old, old);
+    const r = await pgtape(['replay', '--store', ctx.store, '--csv', empty.dir]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/is not empty \(a replay was killed while filling it\)/);
+    expect(r.stderr).toMatch(/remove the directory/);
+    expect(readdirSync(empty.dir)).toEqual(['.pgtape-replay']);
+    // The same pid as this run's: a shell writes its own pid, then becomes the replay (exec).
+    const ours = stale('stale-ours');
+    const run = spawnSync(
+      'sh',
+      ['-c', 'echo $$ > "$1"; exec "$2" "$3" replay --store "$4" --csv "$5"', 'sh', ours.claim, process.execPath, BIN, ctx.store, ours.dir],
+      { encoding: 'utf8' },
+    );
+    expect(run.status, run.stderr).toBe(2);
+    expect(run.stderr).toMatch(
+      /is not empty \(a replay \(pid \d+, as this one is: in a container run before\?\) was killed while filling it\)/,
+    );
+    expect(readdirSync(ours.dir)).toEqual(['.pgtape-replay']);
+  });
+
+  it('--csv makes its directory as the umask says (only --pgdata needs 0700); a failed replay removes the directories it made above its output', async () => {
+    const csv = join(work, 'csv-mode', 'out');
+    const made = await pgtape(['replay', '--store', ctx.store, '--csv', csv]);
+    expect(made.code, made.stderr).toBe(0);
+    expect(statSync(csv).mode & 0o777).toBe(0o777 & ~process.umask());
+    const pgdata = join(work, 'pgdata-mode');
+    const pg = await pgtape(['replay', '--store', ctx.store, '--pgdata', pgdata]);
+    expect(pg.code, pg.stderr).toBe(0);
+    expect(statSync(pgdata).mode & 0o777).toBe(0o700);
+    // Fails once the output is claimed: its parents, made for it, go with it.
+    const deep = join(work, 'made-for-it');
+    for (const output of ['--csv', '--pgdata']) {
+      const r = await pgtape(['replay', '--store', ctx.store, '--to', 'name:no-such-mark', output, join(deep, 'a', 'b')]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/no-such-mark/);
+      expect(existsSync(deep), output).toBe(false);
+    }
   });
 
   it('leaves verify passing on the store afterwards', async () => {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'pgtape.js');
+export const BIN = join(import.meta.dirname, '..', '..', 'bin', 'pgtape.js');
 
 export interface CliResult {
   code: number | null;
