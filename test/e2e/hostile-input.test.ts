@@ -192,6 +192,13 @@ const CASES: Case[] = [
     exit: 0,
     says: ['--to', 'before the archive begins', 'nothing is listed'],
   },
+  {
+    // It was refused as "--from <the first base's LSN> is after --to", a point the user never gave.
+    name: 'log --from and --to both before the first base says so',
+    args: (c) => ['log', '--store', c.store, '--from', 'lsn:0/1', '--to', 'lsn:0/2'],
+    exit: 0,
+    says: ['--to lsn:0/2 is before the archive begins', 'nothing is listed'],
+  },
   // An empty value once read as no value at all (the whole log, or diff's "needs --from").
   { name: 'log --from ""', args: (c) => ['log', '--store', c.store, '--from', ''], exit: 2, says: ['--from ""', 'not a target'] },
   { name: 'diff --from ""', args: (c) => ['diff', '--store', c.store, '--from', ''], exit: 2, says: ['--from ""', 'not a target'] },
