@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder';
 import { DamagedBaseError, readBaseTable, type BaseFileEntry, type BaseRef, type BaseTable } from '../../log/bases.js';
 import type { Store } from '../../store/store.js';
 
@@ -29,14 +30,15 @@ export function parseCopyLine(line: string): (string | null)[] {
  */
 export async function* readBaseLines(store: Store, base: BaseRef, table: BaseTable, entry: BaseFileEntry): AsyncGenerator<string[]> {
   const { text, sha256: stored } = readBaseTable(store, base, table, entry);
-  // UTF-8 characters cut by a chunk's end are joined by the stream's decoder.
-  text.setEncoding('utf8');
+  // UTF-8 characters cut by a chunk's end are joined by a decoder of our own (the stream is in
+  // object mode: its own setEncoding would hold only while called before the first chunk).
+  const decoder = new StringDecoder('utf8');
   let rest = '';
   let ended = false;
   try {
-    for await (const chunk of text as AsyncIterable<string>) {
+    for await (const chunk of text as AsyncIterable<Buffer>) {
       if (ended) continue;
-      const lines = (rest + chunk).split('\n');
+      const lines = (rest + decoder.write(chunk)).split('\n');
       rest = lines.pop()!;
       const end = lines.indexOf('\\.');
       if (end >= 0) {
@@ -48,6 +50,7 @@ export async function* readBaseLines(store: Store, base: BaseRef, table: BaseTab
       }
       if (lines.length) yield lines;
     }
+    if (!ended) rest += decoder.end();
     if (rest && rest !== '\\.') yield [rest];
   } finally {
     // Stopped early (the caller): the stored object is closed with it.
