@@ -9,6 +9,7 @@ import {
   type TypeSnapshot,
 } from '../src/source/ddl-capture.js';
 import { indexNameOf } from './restore-schema.js';
+import { renameType as renameTypeStatement } from '../src/audit/diff/catalog-checks.js';
 import { attempt } from './savepoint.js';
 import type { EnumLabels } from './enum-labels.js';
 
@@ -26,6 +27,7 @@ export async function reconcileType(
   t: TypeSnapshot,
   labels: EnumLabels,
 ): Promise<'created' | 'altered' | 'same' | 'unfollowed'> {
+  if (t.was) await renameType(client, t, t.was, labels);
   if (t.kind === 'e' && t.labels) labels.capturedOrder(t.schema, t.name, t.labels);
   const exists = await client.query<{ oid: number | null }>('select to_regtype($1)::oid::int as oid', [quoteQualified(t.schema, t.name)]);
   const oid = exists.rows[0]!.oid;
@@ -50,11 +52,14 @@ export async function reconcileType(
   ).rows.map((r) => r.label);
   let changed = false;
   // A label renamed (RENAME VALUE) keeps its place: the rows holding it hold the new name too.
-  const removed = have.filter((l) => !t.labels!.includes(l));
+  // Labels the type was made with ahead of their time are none the source had yet.
+  const ahead = labels.madeAhead(t.schema, t.name).filter((l) => !t.labels!.includes(l));
+  const own = have.filter((l) => !ahead.includes(l));
+  const removed = own.filter((l) => !t.labels!.includes(l));
   const added = t.labels.filter((l) => !have.includes(l));
-  if (removed.length && removed.length === added.length && have.length === t.labels.length) {
+  if (removed.length && removed.length === added.length && own.length === t.labels.length) {
     for (const old of removed) {
-      const to = t.labels[have.indexOf(old)];
+      const to = t.labels[own.indexOf(old)];
       if (to === undefined || !added.includes(to)) continue;
       await client.query(`alter type ${quoteQualified(t.schema, t.name)} rename value ${quoteLiteral(old)} to ${quoteLiteral(to)}`);
       have[have.indexOf(old)] = to;
@@ -70,6 +75,17 @@ export async function reconcileType(
     changed = true;
   }
   return changed ? 'altered' : 'same';
+}
+
+/**
+ * A type the command renamed or moved to another schema: the replay's, under its old name, takes
+ * the new one — unless the replay has none of the old name, or one of the new name already (then
+ * reconcileType makes or brings that one as captured). What uses it (columns, other types) follows
+ * by oid, as it does in the source. The same statement as diff's patch writes.
+ */
+async function renameType(client: pg.Client, t: TypeSnapshot, was: { schema: string; name: string }, labels: EnumLabels): Promise<void> {
+  await client.query(renameTypeStatement(t, was));
+  labels.renamed(was.schema, was.name, t.schema, t.name);
 }
 
 /** The ALTER DOMAIN statements that bring the replay's domain to the captured facts. */
@@ -90,11 +106,35 @@ async function alterDomain(client: pg.Client, oid: number, t: TypeSnapshot, want
 
 /** The replay's own statement for a type, written as captured DDL writes the source's. */
 async function typeCreate(client: pg.Client, oid: number): Promise<string | undefined> {
+  return inCapturePath(
+    client,
+    async () =>
+      (await client.query<{ create: string }>(`select ${TYPE_CREATE_SQL} as create from pg_type t where t.oid = $1`, [oid])).rows[0]
+        ?.create,
+  );
+}
+
+/**
+ * A table's column types as captured DDL names them (`public.mood`, `public.mood[]`): after a
+ * type was renamed, what the replay's statements cast its columns' values to.
+ */
+export async function capturedColumnTypes(client: pg.Client, table: string): Promise<Map<string, string>> {
+  const { rows } = await inCapturePath(client, () =>
+    client.query<{ name: string; type: string }>(
+      `select attname as name, format_type(atttypid, atttypmod) as type from pg_attribute
+        where attrelid = to_regclass($1) and attnum > 0 and not attisdropped`,
+      [table],
+    ),
+  );
+  return new Map(rows.map((r) => [r.name, r.type]));
+}
+
+/** Runs `fn` with the search path captured DDL's functions run with (every other schema's names qualified). */
+async function inCapturePath<T>(client: pg.Client, fn: () => Promise<T>): Promise<T> {
   const path = (await client.query<{ p: string }>(`select current_setting('search_path') as p`)).rows[0]!.p;
   await client.query(`select set_config('search_path', 'pg_catalog', true)`);
   try {
-    return (await client.query<{ create: string }>(`select ${TYPE_CREATE_SQL} as create from pg_type t where t.oid = $1`, [oid])).rows[0]
-      ?.create;
+    return await fn();
   } finally {
     await client.query(`select set_config('search_path', $1, true)`, [path]);
   }

@@ -12,6 +12,8 @@ export class EnumLabels {
   private readonly needed = new Map<string, string[]>();
   /** The newest order captured DDL gave each type. */
   private readonly captured = new Map<string, string[]>();
+  /** Names a type had before it was renamed after the base (new `schema.name` → old). */
+  private readonly formerly = new Map<string, string>();
 
   /** Learns from a failed attempt's error; false when it says nothing new (the error stands). */
   learn(err: unknown): { type: string; label: string } | undefined {
@@ -36,13 +38,56 @@ export class EnumLabels {
     this.captured.set(`${schema}.${name}`, labels);
   }
 
+  /**
+   * The replay renamed a type as the source did. A label found needed under the new name is
+   * one the type needs from its creation, under the old: a later attempt makes it with it.
+   */
+  renamed(fromSchema: string, fromName: string, schema: string, name: string): void {
+    this.formerly.set(`${schema}.${name}`, `${fromSchema}.${fromName}`);
+  }
+
+  /**
+   * Labels the type was made with ahead of their time (found needed by an earlier attempt), under
+   * any name it had: until captured DDL adds them, they are no label the type lost or renamed.
+   */
+  madeAhead(schema: string, name: string): string[] {
+    return [...new Set(this.names(`${schema}.${name}`, true).flatMap((k) => this.needed.get(k) ?? []))];
+  }
+
+  /** `key` and every later name of the type (renames are learned as the replay goes, the same in each attempt); also the earlier ones with `both`. */
+  private names(key: string, both = false): string[] {
+    const keys = [key];
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const [later, earlier] of this.formerly) {
+        for (const [from, to] of both
+          ? [
+              [earlier, later],
+              [later, earlier],
+            ]
+          : [[earlier, later]])
+          if (keys.includes(from!) && !keys.includes(to!)) grew = !!keys.push(to!);
+      }
+    }
+    return keys;
+  }
+
   /** The labels to create the type with: `labels`, and those found needed, in the captured order where known. */
   labelsFor(schema: string, name: string, labels: string[]): string[] {
-    const needed = (this.needed.get(`${schema}.${name}`) ?? []).filter((l) => !labels.includes(l));
+    const keys = this.names(`${schema}.${name}`);
+    const needed = [...new Set(keys.flatMap((k) => this.needed.get(k) ?? []))].filter((l) => !labels.includes(l));
     if (!needed.length) return labels;
-    const order = this.captured.get(`${schema}.${name}`);
-    const all = [...labels, ...needed];
-    return order ? [...all].sort((a, b) => rank(order, a) - rank(order, b)) : all;
+    const order = keys.map((k) => this.captured.get(k)).findLast((o) => o !== undefined);
+    if (!order) return [...labels, ...needed];
+    // Each needed label goes before the first label it precedes in the captured order; the type's
+    // own labels keep their places, those the order lacks included (renamed since: RENAME VALUE
+    // finds them where the source had them), and a label the order places nowhere goes last.
+    const out = [...labels];
+    for (const label of [...needed].sort((a, b) => rank(order, a) - rank(order, b))) {
+      const at = out.findIndex((l) => order.includes(l) && rank(order, l) > rank(order, label));
+      out.splice(at < 0 ? out.length : at, 0, label);
+    }
+    return out;
   }
 
   /** Labels put in a type with no captured order to place them by (no --capture-ddl): at its end. */

@@ -10,7 +10,7 @@ import type { BaseTable } from '../src/log/bases.js';
 import { columnTypeName, sameColumnTypes, type RelationDef } from '../src/segment/format.js';
 import type { CapturedDdl, DroppedObject, TableImage, TableSnapshot } from '../src/source/ddl-capture.js';
 import type { EnumLabels } from './enum-labels.js';
-import { applyImage, followRenames, reconcileType } from './captured-ddl.js';
+import { applyImage, capturedColumnTypes, followRenames, reconcileType } from './captured-ddl.js';
 import {
   columnClauses,
   dropStatement,
@@ -372,6 +372,7 @@ export class TargetTables {
     for (const schema of captured.schemas ?? []) await this.client.query(`create schema if not exists ${schema}`);
     for (const type of captured.types ?? []) {
       const done = await reconcileType(this.client, type, this.labels);
+      if (type.was) await this.renamedType(type.was.name);
       if (done === 'unfollowed')
         this.warnOnce(
           `type:${type.schema}.${type.name}:${captured.tag}`,
@@ -411,6 +412,20 @@ export class TargetTables {
     const failed = await attempt(this.client, sql);
     if (failed)
       this.warnOnce(`drop:${o.identity}`, { object: o.identity, err: failed.message }, `the replay could not drop this ${o.type}`);
+  }
+
+  /**
+   * A type the replay renamed as the source did: the tables it tracks name their columns' types
+   * as they were captured, and cast values to them (applier's set-based statements), so columns
+   * that may be of it take their type's name from the replay's catalog again. Any column whose
+   * type's name holds the old one is read again: one read too many costs a query, none too few.
+   */
+  private async renamedType(was: string): Promise<void> {
+    for (const t of this.tables.values()) {
+      if (!t.columns.some((c) => c.type.includes(was))) continue;
+      const types = await capturedColumnTypes(this.client, quoteQualified(t.schema, t.name));
+      for (const c of t.columns) c.type = types.get(c.name) ?? c.type;
+    }
   }
 
   /** A rewritten table's rows, as the source had them after the command. */

@@ -70,6 +70,8 @@ export interface TypeSnapshot {
   labels?: string[];
   /** A domain's default, NOT NULL and named checks (DOMAIN_FACTS_SQL): what ALTER DOMAIN changes. */
   domain?: DomainFacts;
+  /** Its name before this command, when the command renamed it or moved it to another schema. */
+  was?: { schema: string; name: string };
 }
 
 export interface DomainFacts {
@@ -307,6 +309,17 @@ begin
 exception when others then
   return null;
 end $f$;
+-- Before ALTER TYPE or ALTER DOMAIN: every type's name, for capture_ddl to tell a rename (or a
+-- move to another schema) by: at ddl_command_end the catalog holds only the new name, and the
+-- replay knows a type by its name (a base records none of their oids).
+create or replace function pgtape.note_type_names() returns event_trigger language plpgsql security definer set search_path = pg_catalog as $f$
+begin
+  perform set_config('pgtape.type_names', coalesce((select jsonb_object_agg(t.oid::text, jsonb_build_object('schema', n.nspname, 'name', t.typname))
+      from pg_type t join pg_namespace n on n.oid = t.typnamespace
+     where t.typtype in ('e', 'd', 'r', 'c') and n.nspname not in ('pg_catalog', 'information_schema', 'pgtape') and n.nspname !~ '^pg_')::text, ''), true);
+exception when others then
+  perform set_config('pgtape.type_names', '', true);
+end $f$;
 create or replace function pgtape.note_rewrite() returns event_trigger language plpgsql set search_path = pg_catalog as $f$
 begin
   perform set_config('pgtape.rewritten', coalesce(nullif(current_setting('pgtape.rewritten', true), ''), '') || pg_event_trigger_table_rewrite_oid()::text || ',', true);
@@ -405,7 +418,9 @@ begin
     if cardinality(rels) > 0 or cardinality(typs) > 0 or cardinality(filtered_rels) > 0 or schemas is not null or objects is not null or comments is not null or unfollowed is not null then
       payload := jsonb_strip_nulls(jsonb_build_object('tag', tg_tag, 'schemas', schemas, 'objects', objects, 'comments', comments, 'unfollowed', unfollowed,
         'tables', (select jsonb_agg(pgtape.table_shape(r)) from unnest(rels) r),
-        'types', (select jsonb_agg(pgtape.type_shape(t)) from unnest(typs) t),
+        'types', (select jsonb_agg(pgtape.type_shape(t) || coalesce((select jsonb_build_object('was', w.was)
+                    from (select nullif(current_setting('pgtape.type_names', true), '')::jsonb -> t::text as was) w, pg_type y join pg_namespace yn on yn.oid = y.typnamespace
+                   where y.oid = t and w.was is not null and (w.was->>'schema' <> yn.nspname or w.was->>'name' <> y.typname)), '{}')) from unnest(typs) t),
         'rewritten', (select jsonb_agg(r::int) from unnest(rewritten) r),
         'unknown', (select jsonb_agg(jsonb_build_object('schema', n.nspname, 'name', c.relname,
             'why', 'rewritten or published by ' || tg_tag || ' while its publication filters its rows or columns: its rows are not captured'))
@@ -416,6 +431,8 @@ begin
     payload := null;
     rewritten := '{}';
   end;
+  -- Names noted before this command only: a later one in the transaction notes its own.
+  perform set_config('pgtape.type_names', '', true);
   if payload is not null then
     perform pg_logical_emit_message(true, '${DDL_PREFIX}', payload);
   end if;
@@ -487,6 +504,8 @@ drop event trigger if exists pgtape_capture_drop;
 create event trigger pgtape_capture_drop on sql_drop execute function pgtape.capture_drop();
 drop event trigger if exists pgtape_note_rewrite;
 create event trigger pgtape_note_rewrite on table_rewrite execute function pgtape.note_rewrite();
+drop event trigger if exists pgtape_note_type_names;
+create event trigger pgtape_note_type_names on ddl_command_start when tag in ('ALTER TYPE', 'ALTER DOMAIN') execute function pgtape.note_type_names();
 `;
 }
 
@@ -508,5 +527,8 @@ const PUBLICATION = '__pgtape_publication__';
 /** Installs (or refreshes) the DDL capture; needs a superuser, like any event trigger. */
 export async function installDdlCapture(client: pg.Client, publication: string, log: Logger): Promise<void> {
   await client.query(bodiesQuoted(installSql(), publication));
-  log.info({ publication }, 'DDL capture installed (event triggers pgtape_capture_ddl, pgtape_capture_drop and pgtape_note_rewrite)');
+  log.info(
+    { publication },
+    'DDL capture installed (event triggers pgtape_capture_ddl, pgtape_capture_drop, pgtape_note_rewrite and pgtape_note_type_names)',
+  );
 }

@@ -219,6 +219,20 @@ const STEPS: [string, string[]][] = [
       `insert into made_later values (1), (2)`,
     ],
   ],
+  [
+    // The replay once kept the old name and made the new one beside it.
+    'types renamed and moved: an enum of the base (then given a label it uses), an enum and a domain made after it',
+    [
+      `alter type mood rename to feeling`,
+      `alter type feeling add value 'calm'`,
+      `insert into people (id, name, m) values (203, 'calm', 'calm')`,
+      `create schema palette`,
+      `alter type color set schema palette`,
+      `alter domain posint rename to positive`,
+      `alter type positive rename to strictly_positive`,
+      `insert into paint values (3, 'red', 7)`,
+    ],
+  ],
 ];
 
 interface Point {
@@ -399,10 +413,14 @@ export function schemaChangesOracle(options: { major?: number; compact?: boolean
           // A rewritten table's new rows travel as captured images, which diff does not read: said, and left out here.
           const rewritten = [...patch.stderr.matchAll(/DDL rewrote the rows of (\S+)/g)].map((m) => m[1]!);
           const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `name:${a.mark}`], async (c) => {
-            await c.query(patch.stdout).catch((err: Error & { position?: string; where?: string }) => {
-              const at = Number(err.position ?? 0);
-              throw new Error(`${what}: ${err.message} (${err.where ?? ''}) near: ${patch.stdout.slice(Math.max(0, at - 300), at + 100)}`);
-            });
+            // As psql -f runs it, statement by statement: the enum labels before `begin;` are
+            // committed before the rows use them (one query of it all would be one transaction).
+            const split = patch.stdout.indexOf('\nbegin;\n');
+            for (const part of split < 0 ? [patch.stdout] : [patch.stdout.slice(0, split + 1), patch.stdout.slice(split + 1)])
+              await c.query(part).catch((err: Error & { position?: string; where?: string }) => {
+                const at = Number(err.position ?? 0);
+                throw new Error(`${what}: ${err.message} (${err.where ?? ''}) near: ${part.slice(Math.max(0, at - 300), at + 100)}`);
+              });
             return { sums: await checksums(c), schema: await describeSchema(c) };
           });
           expect(r.code, `${what}: ${r.stderr}`).toBe(0);

@@ -6,32 +6,68 @@ import { isForeignKey } from '../../source/ddl-statements.js';
 // changes"): diff never sees that database, so each statement that depends on what is there is a
 // DO block that looks in its catalog first — what the replay asks its target before it acts.
 
-/** The labels an enum has at --to, added in place (renamed where a label changed its name) before the patch's transaction. */
-export function enumLabels(t: TypeSnapshot): string {
-  const name = quoteQualified(t.schema, t.name);
+/**
+ * The labels an enum has at --to, added in place (renamed where a label changed its name) before
+ * the patch's transaction — to the type under its name at --to, or under a name it had before
+ * (`formerly`, newest first): a rename in the range comes later, in the transaction.
+ */
+export function enumLabels(t: TypeSnapshot, formerly: string[] = []): string {
+  const names = [quoteQualified(t.schema, t.name), ...formerly];
   const want = `array[${t.labels!.map(quoteLiteral).join(', ')}]::text[]`;
-  return doBlock(`declare want text[] := ${want}; have text[]; i int; gone text[]; added text[];
+  return doBlock(`declare want text[] := ${want}; have text[]; i int; j int; n int; gone text[]; added text[];
+  typ regtype := coalesce(${names.map((n) => `to_regtype(${quoteLiteral(n)})`).join(', ')});
 begin
-  if to_regtype(${quoteLiteral(name)}) is null then return; end if;
-  select array_agg(enumlabel::text order by enumsortorder) into have from pg_enum where enumtypid = to_regtype(${quoteLiteral(name)});
+  if typ is null then return; end if;
+  select array_agg(enumlabel::text order by enumsortorder) into have from pg_enum where enumtypid = typ;
   gone := array(select unnest(have) except select unnest(want));
   added := array(select unnest(want) except select unnest(have));
   -- A label renamed (RENAME VALUE) keeps its place: the rows holding it hold the new name too.
-  if cardinality(gone) > 0 and cardinality(gone) = cardinality(added) and cardinality(have) = cardinality(want) then
-    for i in 1 .. cardinality(have) loop
+  -- Its place: the same position when only renames changed the list, else between the same two
+  -- labels (or at the same end) when labels were added in the range too.
+  n := cardinality(have);
+  if cardinality(gone) > 0 and cardinality(gone) = cardinality(added) and n = cardinality(want) then
+    for i in 1 .. n loop
       if have[i] = any(gone) and want[i] = any(added) then
-        execute format('alter type %s rename value %L to %L', ${quoteLiteral(name)}, have[i], want[i]);
+        execute format('alter type %s rename value %L to %L', typ, have[i], want[i]);
       end if;
+    end loop;
+  elsif cardinality(gone) > 0 then
+    for i in 1 .. n loop
+      continue when not have[i] = any(gone);
+      for j in 1 .. cardinality(want) loop
+        if want[j] = any(added)
+           and (case when i = 1 then j = 1 else j > 1 and want[j - 1] = have[i - 1] and not have[i - 1] = any(gone) end)
+           and (case when i = n then j = cardinality(want) else j < cardinality(want) and want[j + 1] = have[i + 1] and not have[i + 1] = any(gone) end) then
+          execute format('alter type %s rename value %L to %L', typ, have[i], want[j]);
+          exit;
+        end if;
+      end loop;
     end loop;
   end if;
   for i in 1 .. cardinality(want) loop
-    if i = 1 and not exists (select 1 from pg_enum where enumtypid = to_regtype(${quoteLiteral(name)})) then
-      execute format('alter type %s add value %L', ${quoteLiteral(name)}, want[i]);
-    elsif i = 1 then execute format('alter type %s add value if not exists %L before %L', ${quoteLiteral(name)}, want[i], (select enumlabel from pg_enum where enumtypid = to_regtype(${quoteLiteral(name)}) order by enumsortorder limit 1));
-    else execute format('alter type %s add value if not exists %L after %L', ${quoteLiteral(name)}, want[i], want[i - 1]);
+    if i = 1 and not exists (select 1 from pg_enum where enumtypid = typ) then
+      execute format('alter type %s add value %L', typ, want[i]);
+    elsif i = 1 then execute format('alter type %s add value if not exists %L before %L', typ, want[i], (select enumlabel from pg_enum where enumtypid = typ order by enumsortorder limit 1));
+    else execute format('alter type %s add value if not exists %L after %L', typ, want[i], want[i - 1]);
     end if;
   end loop;
 end`);
+}
+
+/**
+ * A type the source renamed or moved to another schema, renamed alike where the database has it
+ * under its old name and nothing under the new one (what the replay does: replay/captured-ddl.ts).
+ */
+export function renameType(t: TypeSnapshot, was: { schema: string; name: string }): string {
+  const alter = t.kind === 'd' ? 'alter domain' : 'alter type';
+  const [from, to] = [quoteQualified(was.schema, was.name), quoteQualified(t.schema, t.name)];
+  const steps: string[] = [];
+  if (was.schema !== t.schema)
+    steps.push(`create schema if not exists ${quoteIdent(t.schema)}`, `${alter} ${from} set schema ${quoteIdent(t.schema)}`);
+  if (was.name !== t.name) steps.push(`${alter} ${quoteQualified(t.schema, was.name)} rename to ${quoteIdent(t.name)}`);
+  return doBlock(
+    `if to_regtype(${quoteLiteral(from)}) is not null and to_regtype(${quoteLiteral(to)}) is null then ${steps.map((x) => `execute ${quoteLiteral(x)};`).join(' ')} end if;`,
+  );
 }
 
 /** ALTER DOMAIN statements (plpgsql) that bring a domain in use to the captured facts. */

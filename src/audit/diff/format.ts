@@ -130,7 +130,8 @@ function* schemaPatched(d: DiffResult): Generator<string> {
   yield 'set local check_function_bodies = false;';
   yield* s?.before ?? [];
   // Every table's DDL before any row: a row may need another table's new shape (the README says so).
-  const tables = d.tables.filter((t) => !s?.gone.has(t.oid));
+  // Rows' values are cast to their columns' types: as the log named them, before a rename in the range.
+  const tables = d.tables.filter((t) => !s?.gone.has(t.oid)).map((t) => withTypesRenamed(t, s?.renamedTypes));
   for (const t of tables) if (!s?.shaped.has(t.oid)) yield* reshape(t);
   for (const t of tables) yield* patch(t);
   yield* s?.after ?? [];
@@ -149,6 +150,19 @@ function comment(text: string): string {
 function csv(v: string | null | undefined): string {
   if (v === null || v === undefined) return '';
   return v === '' || /[",\r\n]/.test(v) || v.trim() !== v ? `"${v.replace(/"/g, '""')}"` : v;
+}
+
+/** `t` with its columns' types named as at --to, where the range renamed them. */
+function withTypesRenamed(t: TableDiff, renamed: Map<string, string> | undefined): TableDiff {
+  if (!renamed?.size) return t;
+  const rename = (type: string) => {
+    const array = /(\[\])+$/.exec(type)?.[0] ?? '';
+    let name = type.slice(0, type.length - array.length);
+    // Renamed again later in the range: each name to the next (a loop cannot last: the map is finite).
+    for (let n = 0; renamed.has(name) && n < renamed.size; n++) name = renamed.get(name)!;
+    return name + array;
+  };
+  return { ...t, after: { ...t.after, columns: t.after.columns.map((c) => ({ ...c, type: rename(c.type) })) } };
 }
 
 function* patch(t: TableDiff): Generator<string> {

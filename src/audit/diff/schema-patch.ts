@@ -11,6 +11,7 @@ import {
   detachOthers,
   doBlock,
   enumLabels,
+  renameType,
   partitionOf,
   retype,
   unconstrain,
@@ -55,6 +56,8 @@ export interface SchemaPatch {
   gone: Set<number>;
   /** What the statements leave out, for the patch's comments. */
   unfollowed: string[];
+  /** Types the range renamed: a name they had (quoted or not) → the name they have at --to. */
+  renamedTypes: Map<string, string>;
 }
 
 type Name = { schema: string; name: string };
@@ -83,6 +86,8 @@ class PatchWriter {
   private readonly attnums = new Map<number, Map<number, string>>();
   /** Enum labels as the range leaves each type, by qualified name. */
   private readonly enums = new Map<string, TypeSnapshot>();
+  /** The names an enum had before the range renamed it (qualified, newest first). */
+  private readonly formerly = new Map<string, string[]>();
   private readonly triggers = new Map<string, string>();
   private readonly refreshes = new Map<string, boolean>();
   private readonly comments: string[] = [];
@@ -141,19 +146,36 @@ class PatchWriter {
       after.push(
         `select setval(${quoteLiteral(name)}, ${quoteLiteral(value)}::bigint, true) where to_regclass(${quoteLiteral(name)}) is not null;`,
       );
-    const labels = [...this.enums.values()].map(enumLabels);
+    const labels = [...this.enums].map(([name, t]) => enumLabels(t, this.formerly.get(name)));
     const before = this.before.map((x) => (typeof x === 'string' ? x : x()));
-    return { labels, before, after, shaped: this.shaped, gone: this.gone, unfollowed: this.unfollowed };
+    const renamedTypes = new Map<string, string>();
+    for (const [name, formerly] of this.formerly)
+      for (const was of formerly) {
+        renamedTypes.set(was, name);
+        renamedTypes.set(
+          was.replace(/"((?:[^"]|"")*)"/g, (_, inner: string) => inner.replace(/""/g, '"')),
+          name,
+        );
+      }
+    return { labels, before, after, shaped: this.shaped, gone: this.gone, unfollowed: this.unfollowed, renamedTypes };
   }
 
   private type(t: TypeSnapshot): void {
     const name = quoteQualified(t.schema, t.name);
+    if (t.was) {
+      this.before.push(renameType(t, t.was));
+      const was = quoteQualified(t.was.schema, t.was.name);
+      // Its labels are added under whichever name the database has when the patch begins.
+      this.formerly.set(name, [was, ...(this.formerly.get(was) ?? [])]);
+      this.enums.delete(was);
+    }
     if (t.kind === 'e' && t.labels) {
       // Made with every label the range gives it: added later in this transaction, a label could not be used in it.
       this.enums.set(name, t);
-      // With the labels the range leaves it: known only at the end (finish).
+      // With the labels the range leaves it: known only at the end (finish). A name renamed away
+      // since keeps those it had then.
       this.before.push(() => {
-        const labels = this.enums.get(name)!.labels!;
+        const labels = (this.enums.get(name) ?? t).labels!;
         const create = `create type ${name} as enum (${labels.map(quoteLiteral).join(', ')})`;
         return doBlock(`if to_regtype(${quoteLiteral(name)}) is null then execute ${quoteLiteral(create)}; end if;`);
       });
