@@ -1,10 +1,10 @@
-import { chmodSync, createWriteStream, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { to as copyTo } from 'pg-copy-streams';
 import { UserError } from '../src/core/errors.js';
 import { onInterrupt } from '../src/core/interrupt.js';
-import { alive } from '../src/core/spool-dir.js';
+import { alive, pidNamespace } from '../src/core/spool-dir.js';
 import { lexists, makeDirectory, removeMadeDirectories, unusableDirectory } from '../src/core/paths.js';
 import { displayQualified, quoteQualified } from '../src/core/sql.js';
 import { LocalCluster, runningServer } from '../src/local-pg/local-cluster.js';
@@ -97,38 +97,43 @@ function claimEmptyDir(dir: string, option: string, mode?: number): Claimed {
 }
 
 function claimOnce(dir: string, option: string, mode: number | undefined, claimed: Claimed): void {
-  // Made here, or a moment ago by another replay: the claim decides.
+  // Made here, or a moment ago by another replay: the claim decides. An existing directory is
+  // left as it is until the claim is won and it is found empty (LocalCluster makes it 0700 then).
+  claimed.madeOutput = false;
   claimed.made.push(...makeDirectory(dirname(dir)));
   if (!lexists(dir)) {
     const made = makeDirectory(dir, mode);
     claimed.made.push(...made);
     claimed.madeOutput = made.length > 0;
-  } else if (mode !== undefined) chmodSync(dir, mode);
+  }
   const claim = join(dir, CLAIM);
   let killed: string | undefined;
   try {
-    writeFileSync(claim, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+    writeFileSync(claim, `${ownClaim()}\n`, { flag: 'wx', mode: 0o600 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     const text = readFileSync(claim, 'utf8').trim();
-    const pid = Number(text);
-    // Empty: claimed an instant ago, its pid not written yet — or long ago by a replay killed
-    // in that instant. This process's own pid: a container's first process run again, say.
+    const [pid, namespace] = [Number(text.split(' ')[0]), text.split(' ')[1]];
+    const ours = namespace === pidNamespace();
+    // Empty: claimed an instant ago, its pid not written yet — or long ago by a replay killed in
+    // that instant. In this pid namespace, a live pid other than this process's is another
+    // replay, and this process's own a killed one's (the pid used again). In another namespace
+    // (or a claim that names none, holding this process's pid) nothing can be told.
     const live =
       text === ''
         ? Date.now() - statSync(claim).mtimeMs < EMPTY_CLAIM_MS
-        : Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid);
+        : Number.isInteger(pid) && pid > 0 && pid !== process.pid && (namespace === undefined || ours) && alive(pid);
     if (live)
       throw new UserError(
         `${option} ${dir} is being filled by another replay${text ? ` (pid ${pid})` : ''}`,
         'wait for it to end, or give another directory',
       );
-    killed =
-      text === ''
-        ? 'a replay'
-        : pid === process.pid
-          ? `a replay (pid ${pid}, as this one is: in a container run before?)`
-          : `a replay, pid ${pid},`;
+    if (text !== '' && (namespace === undefined ? pid === process.pid : !ours))
+      throw new UserError(
+        `${option} ${dir} is claimed by a replay (pid ${pid}) that cannot be seen from here: one in another container sharing this volume, or one killed in an earlier run of this container`,
+        'make sure no replay is filling it, then remove the directory; or give another',
+      );
+    killed = text === '' ? 'a replay' : `a replay, pid ${pid},`;
   }
   const others = readdirSync(dir).filter((entry) => entry !== CLAIM);
   if (killed === undefined && others.length === 0) return;
@@ -153,9 +158,14 @@ function claimOnce(dir: string, option: string, mode: number | undefined, claime
   );
 }
 
+/** What this process's claim holds: its pid, and its pid namespace (a pid means nothing in another container sharing the volume). */
+function ownClaim(): string {
+  return `${process.pid} ${pidNamespace()}`;
+}
+
 function holdsClaim(dir: string): boolean {
   try {
-    return readFileSync(join(dir, CLAIM), 'utf8').trim() === String(process.pid);
+    return readFileSync(join(dir, CLAIM), 'utf8').trim() === ownClaim();
   } catch {
     return true; // no claim left: nobody else's either
   }

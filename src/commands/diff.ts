@@ -87,8 +87,10 @@ function outputFormat(command: Command): DiffFormat {
   const rank = (name: string) => SOURCES.indexOf(command.getOptionValueSource(name) ?? 'default');
   if (rank('format') < rank('json')) return format;
   if (rank('json') < rank('format')) return 'jsonl';
-  const how = (name: string) =>
-    command.getOptionValueSource(name) === 'cli' ? `--${name}` : `${name} (from ${command.getOptionValueSource(name)})`;
+  const how = (name: string) => {
+    const source = command.getOptionValueSource(name);
+    return source === 'cli' ? `--${name}` : source === 'env' ? `PGTAPE_${name.toUpperCase()}` : `"${name}" in --config`;
+  };
   throw new UserError(
     `${how('json')} and ${how('format')} ${format} ask for different formats`,
     'give one of them: --json is --format jsonl',

@@ -73,15 +73,16 @@ export function logCommand(): Command {
       // Listed from the first recorded transaction, as said: from the first base, where the log begins.
       const from: Target | undefined = early ? { kind: 'lsn', lsn: index.bases[0]!.lsn - 1n } : asked;
       const to = opts.to !== undefined ? parseTarget(opts.to) : undefined;
-      // Before the range is resolved: with --from before the archive too, the range would start at
-      // the first base, after --to, and be refused naming a point the user never gave.
-      if (await beforeFirstBase(index, to)) {
+      const toEarly = await beforeFirstBase(index, to);
+      // Both before the archive: the range would start at the first base, after --to, and be
+      // refused naming a point the user never gave. Otherwise it is resolved (and checked) as given.
+      const range = early && toEarly ? undefined : await resolveRange(index, from, to, true);
+      if (toEarly || !range) {
         sayWarning(
           `--to ${opts.to} is before the archive begins (${await firstBaseDescription(index)}): nothing was recorded up to it, so nothing is listed`,
         );
         return;
       }
-      const range = await resolveRange(index, from, to, true);
       if (early) {
         sayWarning(
           `--from ${opts.from} is before the archive begins (${await firstBaseDescription(index)}): ` +

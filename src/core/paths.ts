@@ -63,7 +63,7 @@ export function lexists(path: string): boolean {
  * Returns the directories this call made, outermost first (one made by another process meanwhile
  * is not among them): what a caller that fails removes again (removeMadeDirectories).
  */
-export function makeDirectory(dir: string, mode?: number): string[] {
+export function makeDirectory(dir: string, mode?: number, retries = 4): string[] {
   const path = resolve(dir);
   const missing: string[] = [];
   for (let at = path; !existsSync(at); at = dirname(at)) {
@@ -78,6 +78,9 @@ export function makeDirectory(dir: string, mode?: number): string[] {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EEXIST' && statSync(at).isDirectory()) continue;
+      // A directory above, made by another process, removed by it again meanwhile (a failed
+      // replay removes what it made): walked again from the top.
+      if (code === 'ENOENT' && retries > 0) return [...made, ...makeDirectory(dir, mode, retries - 1)];
       throw new UserError(
         `cannot make the directory ${at} (${code})`,
         'give a directory on a filesystem where this user can make directories',

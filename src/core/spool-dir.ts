@@ -74,7 +74,8 @@ export function ownerTag(): string {
 }
 
 let namespace: string | undefined;
-function pidNamespace(): string {
+/** This process's pid namespace (its inode number), '0' where there is no /proc. */
+export function pidNamespace(): string {
   if (namespace === undefined) {
     try {
       namespace = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? '0';

@@ -70,6 +70,8 @@ export async function initdbFromTemplate(
       if (interruptedBy()) throw err;
     }
   }
+  // initdb may trap the signal and fail before this process's handler runs: no second one then.
+  if (interruptedBy()) throw new Error('interrupted while the cluster was being made');
   await initdb(dataDir);
 }
 

@@ -9,6 +9,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -477,7 +478,7 @@ const CASES: Case[] = [
     args: (c) => ['diff', '--store', c.store, '--from', 'name:m1'],
     env: { PGTAPE_JSON: '1', PGTAPE_FORMAT: 'sql' },
     exit: 2,
-    says: ['json (from env)', 'format (from env) sql'],
+    says: ['PGTAPE_JSON and PGTAPE_FORMAT sql ask for different formats'],
   },
   {
     name: 'diff --json is --format jsonl',
@@ -638,25 +639,56 @@ describe('hostile input: every command, wrong values, nothing harmed or left beh
     expect(r.stderr).toMatch(/is not empty \(a replay was killed while filling it\)/);
     expect(r.stderr).toMatch(/remove the directory/);
     expect(readdirSync(empty.dir)).toEqual(['.pgtape-replay']);
-    // The same pid as this run's: a shell writes its own pid, then becomes the replay (exec).
+    // The same pid as this run's, in this pid namespace: a shell writes its own pid, then
+    // becomes the replay (exec). That pid cannot be another replay: a killed one's.
+    const namespace = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1]!;
+    const runAs = (claimText: string, dir: string) =>
+      spawnSync(
+        'sh',
+        [
+          '-c',
+          `echo "${claimText}" > "$1"; exec "$2" "$3" replay --store "$4" --csv "$5"`,
+          'sh',
+          join(dir, '.pgtape-replay'),
+          process.execPath,
+          BIN,
+          ctx.store,
+          dir,
+        ],
+        { encoding: 'utf8' },
+      );
     const ours = stale('stale-ours');
-    const run = spawnSync(
-      'sh',
-      ['-c', 'echo $$ > "$1"; exec "$2" "$3" replay --store "$4" --csv "$5"', 'sh', ours.claim, process.execPath, BIN, ctx.store, ours.dir],
-      { encoding: 'utf8' },
-    );
+    const run = runAs(`$$ ${namespace}`, ours.dir);
     expect(run.status, run.stderr).toBe(2);
-    expect(run.stderr).toMatch(
-      /is not empty \(a replay \(pid \d+, as this one is: in a container run before\?\) was killed while filling it\)/,
-    );
+    expect(run.stderr).toMatch(/is not empty \(a replay, pid \d+, was killed while filling it\)/);
     expect(readdirSync(ours.dir)).toEqual(['.pgtape-replay']);
+    // Another pid namespace (a container sharing the volume), or a claim naming none that holds
+    // this run's pid: nothing can be told; said so, never "wait", never "killed".
+    for (const [name, text] of [
+      ['stale-elsewhere', '1 4026531999'],
+      ['stale-unnamed', '$$'],
+    ] as const) {
+      const other = stale(name);
+      const r2 = runAs(text, other.dir);
+      expect(r2.status, r2.stderr).toBe(2);
+      expect(r2.stderr).toMatch(/is claimed by a replay \(pid \d+\) that cannot be seen from here/);
+      expect(r2.stderr).toMatch(/make sure no replay is filling it/);
+      expect(readdirSync(other.dir)).toEqual(['.pgtape-replay']);
+    }
   });
 
   it('--csv makes its directory as the umask says (only --pgdata needs 0700); a failed replay removes the directories it made above its output', async () => {
     const csv = join(work, 'csv-mode', 'out');
-    const made = await pgtape(['replay', '--store', ctx.store, '--csv', csv]);
-    expect(made.code, made.stderr).toBe(0);
-    expect(statSync(csv).mode & 0o777).toBe(0o777 & ~process.umask());
+    // A umask of its own, so that 0700 cannot pass for it.
+    const made = spawnSync(
+      'sh',
+      ['-c', 'umask 022; exec "$@"', 'sh', process.execPath, BIN, 'replay', '--store', ctx.store, '--csv', csv],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(made.status, made.stderr).toBe(0);
+    expect(statSync(csv).mode & 0o777).toBe(0o755);
     const pgdata = join(work, 'pgdata-mode');
     const pg = await pgtape(['replay', '--store', ctx.store, '--pgdata', pgdata]);
     expect(pg.code, pg.stderr).toBe(0);

@@ -377,6 +377,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
       const child = startPgtape(args, { PGTAPE_PG_BIN: bin, TMPDIR: tmp }, { detached: true });
       await until(() => child.exitCode !== null || spawnSync('pgrep', ['-f', `sleep ${pause}`]).status === 0);
       // Ctrl-C from a terminal: the whole process group, initdb's first steps included.
+      const signalled = Date.now();
       try {
         process.kill(-child.pid!, 'SIGINT');
       } catch {
@@ -385,7 +386,10 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
       const r = await child.done;
       const at = `${command.join(' ')}: ${r.stderr.slice(-500)}`;
       expect(r.code, at).toBe(130);
-      expect(existsSync(dir) ? readdirSync(dir) : [], at).toEqual([]);
+      // At once: no second initdb (through the same minute-long wrapper) after the signal.
+      expect(Date.now() - signalled, at).toBeLessThan(30_000);
+      // The replay made its output directory: gone whole.
+      expect(existsSync(dir), at).toBe(false);
       expect(serversUnder(tmp), at).toEqual([]);
       expect(serversUnder(parent), at).toEqual([]);
       expect(leftIn(tmp), at).toEqual([]);
