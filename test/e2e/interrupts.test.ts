@@ -358,6 +358,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
     // enough to be caught in them. A TMPDIR of its own has no template yet: initdb makes one.
     const work = mkdtempSync(join(tmpdir(), 'pgtape-early-'));
     chmodSync(work, 0o755);
+    parents.push(work); // removed by afterAll should this test fail midway
     // A copy of the install, not links into it: as root the server user must reach every file,
     // and a checkout in a private directory (mktemp -d) is out of its reach.
     const install = join(work, 'install');
