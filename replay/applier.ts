@@ -17,7 +17,7 @@ import type { ReplayValue } from './values.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
 import { EnumLabels, type DetachedPartitions } from './enum-labels.js';
 import { SchemaRestore } from './restore-schema.js';
-import { TargetTables, type TargetTable } from './target-tables.js';
+import { TargetTables, type SourceTable, type TargetTable } from './target-tables.js';
 import type { JobPool } from './jobs.js';
 
 export interface TableRows {
@@ -259,9 +259,15 @@ export class Applier implements EffectSink {
       this.baseLoaded = true;
       await this.loadBase([]);
     }
-    // With jobs, what this session changed is committed first: the jobs' index builds would wait for its locks.
-    if (this.base.pool) await this.client.query('commit; begin');
-    await this.restore?.finish(this.base.pool);
+    const restore = this.restore;
+    if (restore) {
+      await this.tables.underBaseNames(async (unreachable) => {
+        // With jobs, what this session changed is committed first: the jobs' index builds would wait for its locks.
+        if (this.base.pool) await this.client.query('commit; begin');
+        await restore.finish(this.base.pool, unreachable);
+      });
+      await restore.setRecordedSequences();
+    }
     // After the base's own: foreign keys and triggers made after the base, as they last were.
     await this.tables.finishForeignKeys();
     await this.tables.objects.finish();
@@ -411,7 +417,7 @@ export class Applier implements EffectSink {
   /** DDL captured by `archive --capture-ddl`, at its point. */
   ddl(captured: CapturedDdl): Promise<void> {
     this.alwaysIdentity.clear();
-    this.restore?.dropped(captured);
+    this.restore?.dropped(captured, (oid) => this.tables.baseName(oid));
     return this.tables.apply(captured);
   }
 
@@ -477,7 +483,7 @@ export class Applier implements EffectSink {
 
   /** Final row counts of the replayed tables. */
   /** The source's oid of each table replayed, by name (see TargetTables.sourceOids). */
-  sourceOids(): Map<string, number> {
+  sourceOids(): Map<string, SourceTable> {
     return this.tables.sourceOids();
   }
 

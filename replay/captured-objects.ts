@@ -1,8 +1,8 @@
 import type pg from 'pg';
-import type { CapturedDdl, CapturedObject } from '../src/source/ddl-capture.js';
+import type { CapturedDdl, CapturedObject, RenamedObject } from '../src/source/ddl-capture.js';
 import { attempt } from './savepoint.js';
 import { commentStatement } from '../src/base/ddl/post-data.js';
-import { extensionStatements, sequenceName } from '../src/source/ddl-statements.js';
+import { extensionStatements, onMovedTable, sequenceName, triggersOnMovedTable } from '../src/source/ddl-statements.js';
 
 // Views, materialized views (and their indexes), functions, procedures, aggregates, triggers and sequences made or altered after
 // the base, replayed from the statements captured DDL recorded (docs/ARCHITECTURE.md, "Schema
@@ -12,14 +12,20 @@ import { extensionStatements, sequenceName } from '../src/source/ddl-statements.
 
 /** undefined_table, undefined_column, undefined_function, undefined_object, undefined_schema. */
 const UNDEFINED_OBJECT = new Set(['42P01', '42703', '42883', '42704', '3F000']);
+/** duplicate_table, duplicate_function, duplicate_object. */
+const DUPLICATE_OBJECT = new Set(['42P07', '42723', '42710']);
+/** Kinds made or altered after the command's tables are: renamed then too. */
+const AFTER_TABLES = new Set(['view', 'materialized view', 'trigger', 'index']);
 
 type Warn = (key: string, fields: Record<string, unknown>, message: string) => void;
 
 export class CapturedObjects {
   /** Triggers to make at the end, by identity (`name on schema.table`), in the order they were made. */
   private readonly triggers = new Map<string, string>();
-  /** COMMENT statements, in order, set at the end (what they are on may be made only then). */
-  private readonly comments: string[] = [];
+  /** Comments, in order, set at the end (what they are on may be made only then), on what their object is called by then. */
+  private readonly comments: { kind: string; identity: string; comment?: string | null }[] = [];
+  /** The renames and moves the replay made as the source did, in order. */
+  private readonly renamed: RenamedObject[] = [];
 
   constructor(
     private readonly client: pg.Client,
@@ -31,6 +37,8 @@ export class CapturedObjects {
     const objects = captured.objects ?? [];
     // First: its types and functions may be what the rest is made of.
     for (const o of objects) if (o.kind === 'extension') await this.make(o, extensionStatements(o));
+    // Renamed or moved: the replay's own under its former name is, before anything is made under the new one.
+    for (const o of objects) if (o.renamed && !AFTER_TABLES.has(o.kind)) await this.rename(o);
     for (const o of objects) if (o.kind === 'sequence') await this.sequence(o);
     for (const o of objects) if (o.kind === 'function' || o.kind === 'procedure') await this.make(o, [o.create]);
     // After the functions they are made of.
@@ -39,19 +47,49 @@ export class CapturedObjects {
 
   /** What hangs on the command's tables: views, materialized views, sequences' owners; triggers kept for the end. */
   async afterTables(captured: CapturedDdl): Promise<void> {
+    for (const o of captured.objects ?? []) if (o.renamed && AFTER_TABLES.has(o.kind)) await this.rename(o);
     for (const o of captured.objects ?? []) {
       if (o.kind === 'view') await this.make(o, [o.create]);
       else if (o.kind === 'materialized view') await this.materializedView(o, captured.tag);
       else if (o.kind === 'index') await this.make(o, [`drop index if exists ${o.identity}`, o.create]);
       else if (o.kind === 'sequence' && o.ownedBy) await this.make(o, [`alter sequence ${sequenceName(o)} owned by ${o.ownedBy}`]);
       else if (o.kind === 'trigger') {
+        // One of the base's renamed is not made at the end under its former name (RestoreSchema.dropped).
+        if (o.renamed) this.triggers.delete(o.renamed.from);
         this.triggers.delete(o.identity);
         this.triggers.set(o.identity, o.create);
       }
     }
-    for (const c of captured.comments ?? []) {
-      const sql = commentStatement(c.kind, c.identity, c.comment);
-      if (sql) this.comments.push(sql);
+    for (const c of captured.comments ?? []) this.comments.push({ ...c });
+  }
+
+  /**
+   * A table renamed or moved (`schema.name` as Postgres writes identities): the triggers to make
+   * on it at the end, and the comments on it or on what hangs on it, follow it.
+   */
+  tableMoved(from: string, to: string): void {
+    triggersOnMovedTable(this.triggers, from, to);
+    for (const c of this.comments) c.identity = onMovedTable(c, from, to) ?? c.identity;
+  }
+
+  /**
+   * Runs `make` with the objects renamed since the base under their former names, then renames
+   * them again: the base's statements made at the end (an index of a materialized view, a
+   * trigger calling a function, a REFRESH) name them as the base did.
+   */
+  async underFormerNames(make: () => Promise<void>): Promise<void> {
+    const back: RenamedObject[] = [];
+    // The newest first: an object renamed twice goes back through each name it had.
+    for (const r of [...this.renamed].reverse()) if (!(await attempt(this.client, [r.back]))) back.push(r);
+    await make();
+    for (const r of back.reverse()) {
+      const failed = await attempt(this.client, [r.rename]);
+      if (failed)
+        this.warn(
+          `rename:${r.rename}`,
+          { rename: r.rename, err: failed.message },
+          'an object renamed at the source could not be renamed again in the replay',
+        );
     }
   }
 
@@ -64,7 +102,9 @@ export class CapturedObjects {
   async finish(): Promise<void> {
     for (const [identity, create] of this.triggers)
       await this.make({ kind: 'trigger', identity, create }, [`drop trigger if exists ${identity}`, create]);
-    for (const sql of this.comments) {
+    for (const c of this.comments) {
+      const sql = commentStatement(c.kind, c.identity, c.comment);
+      if (!sql) continue;
       const failed = (await attempt(this.client, sql)) as (Error & { code?: string }) | undefined;
       // On something gone since (dropped later, or not in this replay): nothing to say it on.
       if (failed && !UNDEFINED_OBJECT.has(failed.code ?? ''))
@@ -74,6 +114,23 @@ export class CapturedObjects {
           'a comment captured from the source could not be set in the replay',
         );
     }
+  }
+
+  /**
+   * Renames the replay's object as the source did. One the replay does not have under its former
+   * name (one of the base's made only at the end, a trigger), or already has under the new one, is left to be made.
+   */
+  private async rename(o: CapturedObject): Promise<void> {
+    const r = o.renamed!;
+    for (const c of this.comments) if (c.identity === r.from) c.identity = o.identity;
+    const failed = (await attempt(this.client, [r.rename])) as (Error & { code?: string }) | undefined;
+    if (!failed) this.renamed.push(r);
+    else if (!UNDEFINED_OBJECT.has(failed.code ?? '') && !DUPLICATE_OBJECT.has(failed.code ?? ''))
+      this.warn(
+        `object:${o.kind}:${o.identity}`,
+        { object: `${o.kind} ${o.identity}`, was: r.from, err: failed.message },
+        'renamed or moved at the source, and the replay could not rename it: the replay differs from the source here',
+      );
   }
 
   private async sequence(o: CapturedObject): Promise<void> {

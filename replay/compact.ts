@@ -1,3 +1,4 @@
+import type { SourceTable } from './target-tables.js';
 import { captureBase } from '../src/base/capture.js';
 import { UserError } from '../src/core/errors.js';
 import { onInterrupt } from '../src/core/interrupt.js';
@@ -93,7 +94,7 @@ export async function compactBase(options: {
   try {
     // The scratch cluster is nobody else's, and removed on failure: the replay loads it on parallel jobs.
     const sessions = new ClusterSessions(Promise.resolve(cluster), defaultJobs(), "the compaction's scratch server");
-    const sourceOids = new Map<string, number>();
+    const sourceOids = new Map<string, SourceTable>();
     let report: ReplayReport;
     try {
       report = await replay(
@@ -153,7 +154,7 @@ export async function compactBase(options: {
  * Publishes, in the scratch cluster, the tables the replay made, as the source's publication
  * did: partitioned roots through their root, and the columns the source's column lists kept.
  */
-async function publishReplayedTables(client: import('pg').Client, from: BaseSchema, sourceOids: Map<string, number>): Promise<void> {
+async function publishReplayedTables(client: import('pg').Client, from: BaseSchema, sourceOids: Map<string, SourceTable>): Promise<void> {
   const kept = new Map(from.tables.filter((t) => t.unpublishedColumns).map((t) => [JSON.stringify([t.schema, t.name]), t]));
   const tables = [...sourceOids.keys()].map((key) => {
     const [schema, name] = JSON.parse(key) as [string, string];
@@ -173,18 +174,27 @@ async function publishReplayedTables(client: import('pg').Client, from: BaseSche
 }
 
 /** The scratch cluster's schema made the source's: its identity, its tables' oids and row filters, the time of the point. */
-function asSourceBase(schema: BaseSchema, from: BaseSchema, sourceOids: Map<string, number>, report: ReplayReport): void {
+function asSourceBase(schema: BaseSchema, from: BaseSchema, sourceOids: Map<string, SourceTable>, report: ReplayReport): void {
   const filters = new Map(from.tables.map((t) => [JSON.stringify([t.schema, t.name]), t.rowFilter]));
   for (const t of schema.tables) {
     const key = JSON.stringify([t.schema, t.name]);
-    const oid = sourceOids.get(key);
-    if (oid === undefined) {
+    const source = sourceOids.get(key);
+    if (source === undefined) {
       throw new UserError(
         `compacting: the replay made ${quoteQualified(t.schema, t.name)} without knowing its oid on the source`,
         'report this; take a base from the source instead (pgtape base)',
       );
     }
-    t.oid = oid;
+    t.oid = source.oid;
+    // Its columns as the source numbers and types them: the Relation messages after the base say
+    // the source's type oids (the scratch cluster's differ for a type made after initdb), and a
+    // rename is known by the column's number (the scratch cluster has no dropped columns between).
+    for (const c of t.columns) {
+      const known = source.columns.get(c.name);
+      if (known && known.typeOid > 0) c.typeOid = known.typeOid;
+      if (known?.attnum !== undefined) c.attnum = known.attnum;
+      else delete c.attnum;
+    }
     const rowFilter = filters.get(key);
     if (rowFilter) t.rowFilter = rowFilter;
   }

@@ -8,12 +8,31 @@ import { quoteLiteral, quoteQualified } from '../src/core/sql.js';
  * in the type from its creation — in the order captured DDL gave, where it gave one.
  */
 export class EnumLabels {
-  /** Labels an earlier attempt found used before the replay's type had them, by `schema.name`. */
-  private readonly needed = new Map<string, string[]>();
-  /** The newest order captured DDL gave each type. */
-  private readonly captured = new Map<string, string[]>();
-  /** Names a type had before it was renamed after the base (new `schema.name` → old). */
-  private readonly formerly = new Map<string, string>();
+  /**
+   * Captured DDL commands applied so far in this attempt. Every attempt applies the same ones in
+   * the same order, so a name at a time on this clock is one type in every attempt: a name may
+   * pass to another type (renamed away, then made again), and what was learned of one is not the other's.
+   */
+  private clock = 0;
+  /** Labels an earlier attempt found used before the replay's type had them: the type's name then, and when. */
+  private readonly needed: { key: string; label: string; at: number }[] = [];
+  /** The orders captured DDL gave types: the name then, and when. */
+  private readonly captured: { key: string; labels: string[]; at: number }[] = [];
+  /** Types renamed after the base (`to` empty: dropped): names `schema.name`, and when. */
+  private readonly renames: { from: string; to: string; at: number }[] = [];
+  /** Where each type of this attempt began, by its name now: its first name and when it was made (0: the base's). */
+  private readonly made = new Map<string, { key: string; at: number }>();
+
+  /** A new attempt: it starts at the base again. */
+  restart(): void {
+    this.clock = 0;
+    this.made.clear();
+  }
+
+  /** A captured DDL command is applied. */
+  tick(): void {
+    this.clock++;
+  }
 
   /** Learns from a failed attempt's error; false when it says nothing new (the error stands). */
   learn(err: unknown): { type: string; label: string } | undefined {
@@ -27,15 +46,17 @@ export class EnumLabels {
     if (!m) return undefined;
     const [type, label] = e.code === '22P02' ? [m[1]!, m[2]!] : [m[2]!, m[1]!];
     const key = keyOf(type);
-    const labels = this.needed.get(key) ?? [];
-    if (labels.includes(label)) return undefined;
-    this.needed.set(key, [...labels, label]);
+    if (this.needed.some((n) => n.key === key && n.label === label)) return undefined;
+    this.needed.push({ key, label, at: this.clock });
     return { type, label };
   }
 
   /** Captured DDL gave this type these labels, in this order. */
   capturedOrder(schema: string, name: string, labels: string[]): void {
-    this.captured.set(`${schema}.${name}`, labels);
+    const key = `${schema}.${name}`;
+    const same = this.captured.find((c) => c.key === key && c.at === this.clock);
+    if (same) same.labels = labels;
+    else this.captured.push({ key, labels, at: this.clock });
   }
 
   /**
@@ -43,7 +64,39 @@ export class EnumLabels {
    * one the type needs from its creation, under the old: a later attempt makes it with it.
    */
   renamed(fromSchema: string, fromName: string, schema: string, name: string): void {
-    this.formerly.set(`${schema}.${name}`, `${fromSchema}.${fromName}`);
+    this.moved(`${fromSchema}.${fromName}`, `${schema}.${name}`);
+  }
+
+  /** The source dropped the type (named as format_type writes it): a type made later under its name is another. */
+  dropped(type: string): void {
+    this.moved(keyOf(type), '');
+  }
+
+  private moved(from: string, to: string): void {
+    if (!this.renames.some((r) => r.from === from && r.to === to && r.at === this.clock)) this.renames.push({ from, to, at: this.clock });
+    const origin = this.made.get(from);
+    this.made.delete(from);
+    if (to) this.made.set(to, origin ?? { key: from, at: 0 });
+  }
+
+  /** The names a type made as `key` at `since` has, each while it has it (renames learned in any attempt). */
+  private lifetime(key: string, since: number): { key: string; from: number; to: number }[] {
+    const out: { key: string; from: number; to: number }[] = [];
+    for (let name = key, from = since; name;) {
+      const next = this.renames.filter((r) => r.from === name && r.at > from).sort((a, b) => a.at - b.at)[0];
+      out.push({ key: name, from, to: next?.at ?? Infinity });
+      if (!next) break;
+      [name, from] = [next.to, next.at];
+    }
+    return out;
+  }
+
+  /** What was learned of the type now called `schema.name` (the one being made, when none is). */
+  private of<T extends { key: string; at: number }>(entries: T[], schema: string, name: string): T[] {
+    const key = `${schema}.${name}`;
+    const origin = this.made.get(key) ?? { key, at: this.clock };
+    const life = this.lifetime(origin.key, origin.at);
+    return entries.filter((e) => life.some((l) => l.key === e.key && l.from <= e.at && e.at < l.to));
   }
 
   /**
@@ -51,33 +104,16 @@ export class EnumLabels {
    * any name it had: until captured DDL adds them, they are no label the type lost or renamed.
    */
   madeAhead(schema: string, name: string): string[] {
-    return [...new Set(this.names(`${schema}.${name}`, true).flatMap((k) => this.needed.get(k) ?? []))];
-  }
-
-  /** `key` and every later name of the type (renames are learned as the replay goes, the same in each attempt); also the earlier ones with `both`. */
-  private names(key: string, both = false): string[] {
-    const keys = [key];
-    for (let grew = true; grew;) {
-      grew = false;
-      for (const [later, earlier] of this.formerly) {
-        for (const [from, to] of both
-          ? [
-              [earlier, later],
-              [later, earlier],
-            ]
-          : [[earlier, later]])
-          if (keys.includes(from!) && !keys.includes(to!)) grew = !!keys.push(to!);
-      }
-    }
-    return keys;
+    return [...new Set(this.of(this.needed, schema, name).map((n) => n.label))];
   }
 
   /** The labels to create the type with: `labels`, and those found needed, in the captured order where known. */
   labelsFor(schema: string, name: string, labels: string[]): string[] {
-    const keys = this.names(`${schema}.${name}`);
-    const needed = [...new Set(keys.flatMap((k) => this.needed.get(k) ?? []))].filter((l) => !labels.includes(l));
+    const needed = this.madeAhead(schema, name).filter((l) => !labels.includes(l));
     if (!needed.length) return labels;
-    const order = keys.map((k) => this.captured.get(k)).findLast((o) => o !== undefined);
+    const order = this.of(this.captured, schema, name)
+      .sort((a, b) => a.at - b.at)
+      .at(-1)?.labels;
     if (!order) return [...labels, ...needed];
     // Each needed label goes before the first label it precedes in the captured order; the type's
     // own labels keep their places, those the order lacks included (renamed since: RENAME VALUE
@@ -92,12 +128,13 @@ export class EnumLabels {
 
   /** Labels put in a type with no captured order to place them by (no --capture-ddl): at its end. */
   guessed(): { type: string; label: string }[] {
-    return [...this.needed]
-      .filter(([key]) => !this.captured.has(key))
-      .flatMap(([type, labels]) => labels.map((label) => ({ type, label })));
+    return this.needed.filter((n) => !this.captured.some((c) => c.key === n.key)).map((n) => ({ type: n.key, label: n.label }));
   }
 
+  /** The statement that makes the type now, with every label the replay will need; from here on it is this type. */
   createEnum(schema: string, name: string, labels: string[]): string {
+    const key = `${schema}.${name}`;
+    this.made.set(key, { key, at: this.clock });
     return `CREATE TYPE ${quoteQualified(schema, name)} AS ENUM (${this.labelsFor(schema, name, labels).map(quoteLiteral).join(', ')})`;
   }
 }

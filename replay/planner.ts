@@ -1,6 +1,7 @@
 import type { EntryScanner } from '../src/segment/entry-scanner.js';
 import { DELETE, INSERT, sameColumnTypes, UPDATE, type RelationDef, type SegmentEntry, type TableCount } from '../src/segment/format.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
+import { valuesAfterRenames } from '../src/source/ddl-statements.js';
 import type { Logger } from '../src/core/log.js';
 import { RetainedBuffers } from './key-table.js';
 import { TableEffect } from './net-effect.js';
@@ -159,13 +160,20 @@ export class Planner {
     return n;
   }
 
+  /** The newest sequences' values read, under the names the sequences have since. */
+  private values: Record<string, string> | undefined;
+
   /** Not a barrier: only the newest values up to the target matter, and they are set at the end. */
   sequences(values: Record<string, string>): void {
+    this.values = values;
     this.sink.sequences(values);
   }
 
   /** Captured DDL is a barrier: what is pending is applied first. */
   async ddl(captured: CapturedDdl): Promise<void> {
+    // A sequence renamed since the values were recorded: its value goes with it.
+    const renamed = this.values && valuesAfterRenames(this.values, captured);
+    if (renamed && renamed !== this.values) this.sequences(renamed);
     await this.flush();
     await this.submit(() => this.sink.ddl(captured));
   }

@@ -1,3 +1,4 @@
+import type { SourceTable } from './target-tables.js';
 import type pg from 'pg';
 import type { Logger } from '../src/core/log.js';
 import { formatLsn } from '../src/core/lsn.js';
@@ -56,7 +57,7 @@ export async function replay(
   options: ReplayOptions,
   plan: ReplayPlan,
   /** Filled, when given, with the source's oid of each table replayed (pgtape compact needs them). */
-  sourceOids?: Map<string, number>,
+  sourceOids?: Map<string, SourceTable>,
   jobs?: Jobs,
 ): Promise<ReplayReport> {
   // A value that needs an enum label the replay's type lacks fails the (one) transaction: it is
@@ -84,11 +85,12 @@ async function replayOnce(
   plan: ReplayPlan,
   labels: EnumLabels,
   detached: DetachedPartitions,
-  sourceOids: Map<string, number> | undefined,
+  sourceOids: Map<string, SourceTable> | undefined,
   jobs: Jobs | undefined,
 ): Promise<ReplayReport> {
   const started = Date.now();
   const { store, log } = options;
+  labels.restart();
   log.info(
     {
       target: describeTarget(options.target),
@@ -130,7 +132,7 @@ async function replayOnce(
   }
   progress.stop(planner.changes);
   const tables = await applier.countRows();
-  for (const [name, oid] of applier.sourceOids()) sourceOids?.set(name, oid);
+  for (const [name, table] of applier.sourceOids()) sourceOids?.set(name, table);
   const committing = Date.now();
   await client.query('commit');
   log.debug({ ms: Date.now() - committing }, 'committed');

@@ -68,17 +68,21 @@ export class SchemaRestore {
   }
 
   /**
-   * The rest of post-data, then what comes last: sequences set past every value their columns
-   * hold, identity columns back to GENERATED ALWAYS, materialized views filled, triggers and
-   * rules set to fire as on the source.
+   * The rest of post-data, then what comes last: identity columns back to GENERATED ALWAYS,
+   * materialized views filled, triggers and rules set to fire as on the source. Run with the
+   * objects renamed since the base under the names the base's statements give them.
    */
-  async finish(pool?: JobPool): Promise<void> {
+  async finish(pool?: JobPool, unreachable: string[] = []): Promise<void> {
+    for (const table of unreachable) {
+      this.droppedTables.add(table);
+      this.warn({ table }, "another table has this base table's name now: its indexes, constraints and triggers of the base are not made");
+    }
     await this.client.query(DDL_SETTINGS);
     await this.run(
       this.ddl.post.filter((o) => o.kind !== 'primary key' && o.kind !== 'primary key attachment'),
       pool,
     );
-    await this.setSequences();
+    await this.setBaseSequences();
     for (const c of this.ddl.alwaysIdentity) {
       if (!this.wanted({ kind: 'identity', name: c.column, sql: [], table: `${c.schema}.${c.table}` })) continue;
       await this.client.query(`ALTER TABLE ${quoteQualified(c.schema, c.table)} ALTER COLUMN ${quoteIdent(c.column)} SET GENERATED ALWAYS`);
@@ -88,15 +92,11 @@ export class SchemaRestore {
   }
 
   /**
-   * Each sequence ends at the value the base saw, or past the largest (smallest, for a descending
-   * one) value its columns hold now: an insert relying on the default gets a key no row has.
-   */
-  /**
    * Sequences made after the base (an identity or serial added by captured DDL) that the history
    * recorded: set to the recorded value, or past what their column holds if that is further.
    */
-  private async setRecordedSequences(): Promise<void> {
-    const known = new Set(this.ddl.sequences.map((s) => displayQualified(s.schema, s.name)));
+  async setRecordedSequences(): Promise<void> {
+    const known = new Set(this.ddl.sequences.map((s) => this.nowNamed(displayQualified(s.schema, s.name))));
     for (const [name, value] of Object.entries(this.recordedValues)) {
       if (known.has(name)) continue;
       const { rows } = await this.client.query<{ seq: string; owner: string | null; column: string | null; increment: string }>(
@@ -123,21 +123,26 @@ export class SchemaRestore {
     this.recordedValues = values;
   }
 
-  private async setSequences(): Promise<void> {
-    await this.setRecordedSequences();
+  /**
+   * Each of the base's sequences ends at the value recorded nearest the target (under its name
+   * there), else the base saw, or past the largest (smallest, for a descending one) value its
+   * columns hold now: an insert relying on the default gets a key no row has. Run under the
+   * base's names, as its tables and sequences have while finish runs.
+   */
+  private async setBaseSequences(): Promise<void> {
     for (const s of this.ddl.sequences) {
       const seq = quoteQualified(s.schema, s.name);
       const columns = s.columns.filter((c) => this.wanted({ kind: 'sequence', name: seq, sql: [], table: `${c.schema}.${c.table}` }));
       if (s.columns.length && !columns.length) continue;
       const { rows } = await this.client.query<{ increment: string }>(
-        `select increment_by::text as increment from pg_sequences where schemaname = $1 and sequencename = $2`,
-        [s.schema, s.name],
+        `select seqincrement::text as increment from pg_sequence where seqrelid = to_regclass($1)`,
+        [seq],
       );
       if (!rows[0]) continue;
       const extreme = BigInt(rows[0].increment) < 0n ? 'min' : 'max';
       // The value recorded nearest the target, else the base's; never short of what the columns hold.
       // Keyed as format('%I.%I') writes the name (a keyword-named one, quoted there, falls back to the base's value).
-      const recorded = this.recordedValues[displayQualified(s.schema, s.name)];
+      const recorded = this.recordedValues[this.nowNamed(displayQualified(s.schema, s.name))];
       const known = recorded ?? s.lastValue;
       const candidates = [
         ...(known !== null && known !== undefined ? [`${known}::numeric`] : []),
@@ -145,6 +150,13 @@ export class SchemaRestore {
       ];
       await this.setSequence(seq, extreme, candidates);
     }
+  }
+
+  /** The base's sequences renamed or moved since (captured DDL), by their name in the base: what they are called now. */
+  private readonly sequenceNames = new Map<string, string>();
+
+  private nowNamed(inBase: string): string {
+    return this.sequenceNames.get(inBase) ?? inBase;
   }
 
   /** Sets a sequence to the furthest of `candidates` (SQL numeric expressions) in its direction, if any is known. */
@@ -182,19 +194,33 @@ export class SchemaRestore {
    * constraints, triggers, rules): they are not made then. Names are compared as both sides
    * write them: `schema.index`, `name on schema.table` (quote_ident'ed).
    */
-  dropped(captured: CapturedDdl): void {
+  dropped(captured: CapturedDdl, baseName: (oid: number) => string | undefined = () => undefined): void {
     for (const o of captured.droppedObjects ?? []) {
       this.droppedNames.add(o.identity);
       // A constraint, trigger, rule or policy: its table and its own name.
       if (o.names.length === 3 && o.type !== 'index') this.droppedNames.add(`${o.names[0]}.${o.names[1]}:${o.names[2]}`);
     }
-    for (const t of captured.dropped ?? []) this.droppedTables.add(`${t.schema}.${t.name}`);
+    for (const t of captured.dropped ?? []) this.droppedTables.add(baseName(t.oid) ?? `${t.schema}.${t.name}`);
+    for (const o of captured.objects ?? []) {
+      if (!o.renamed) continue;
+      // A trigger made at the end: under its new name, as captured (replay/captured-objects.ts).
+      if (o.kind === 'trigger') {
+        // `name on schema.table` as Postgres quotes it; the base quotes the trigger's own name always.
+        const [, own, on] = /^("(?:[^"]|"")*"|[^" ]+) on (.+)$/.exec(o.renamed.from) ?? [];
+        if (own && on) this.droppedNames.add(`${quoteIdent(own.startsWith('"') ? own.slice(1, -1).replace(/""/g, '"') : own)} on ${on}`);
+      }
+      if (o.kind === 'sequence') {
+        for (const [base, now] of this.sequenceNames) if (now === o.renamed.from) this.sequenceNames.set(base, o.identity);
+        if (![...this.sequenceNames.values()].includes(o.identity)) this.sequenceNames.set(o.renamed.from, o.identity);
+      }
+    }
     // A snapshot holds every index and local constraint its table has now: one of the base's
     // that it lacks was dropped or renamed (made under its new name at that point), not to be made
     // at the end. Partitions are left out: their keys come from their parent's, not their own.
     for (const t of captured.tables ?? []) {
       if (t.parent) continue;
-      const table = `${t.schema}.${t.name}`;
+      // Named in the base as it was then (the replay makes them under those names: Applier.finish).
+      const table = baseName(t.oid) ?? `${t.schema}.${t.name}`;
       const indexes = new Set(t.indexes.map((def) => `${quoteIdent(t.schema)}.${indexNameOf(def)}`));
       const constraints = new Set((t.constraints ?? []).map((k) => `${quoteIdent(k.name)} on ${quoteQualified(t.schema, t.name)}`));
       for (const o of this.ddl.post) {

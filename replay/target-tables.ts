@@ -45,6 +45,15 @@ interface HeldColumn {
   default: string | null;
 }
 
+/**
+ * A replayed table as the source knows it: its oid, and its columns' type oids and numbers
+ * (the replay's own differ for types made after initdb, and for columns after a dropped one).
+ */
+export interface SourceTable {
+  oid: number;
+  columns: Map<string, { typeOid: number; attnum?: number }>;
+}
+
 export interface TargetTable {
   schema: string;
   name: string;
@@ -53,6 +62,8 @@ export interface TargetTable {
   stagedColumns?: number;
   /** Rows it holds, while every statement's count is known. */
   rows?: number;
+  /** A base table's name in the base (what the base's statements made at the end call it). */
+  base?: { schema: string; name: string };
 }
 
 /**
@@ -90,16 +101,51 @@ export class TargetTables {
       name: t.name,
       columns: t.columns.map((c) => ({ name: c.name, attnum: c.attnum, typeOid: c.typeOid, typmod: c.typmod, type: c.type })),
       rows,
+      base: { schema: t.schema, name: t.name },
     });
+  }
+
+  /** A base table's name in the base (`schema.table`), by source oid; undefined for one made later. */
+  baseName(oid: number): string | undefined {
+    const b = this.tables.get(oid)?.base;
+    return b && `${b.schema}.${b.name}`;
+  }
+
+  /**
+   * Runs `make` with the base's tables, and the objects renamed since, under the names the base
+   * gave them (its statements made at the end name them so), then renames them again. A base
+   * table whose name another has taken since stays as it is: `make` is told, to leave out what
+   * the base hangs on it.
+   */
+  async underBaseNames(make: (unreachable: string[]) => Promise<void>): Promise<void> {
+    const renamed = [...this.tables.values()].filter((t) => t.base && (t.base.schema !== t.schema || t.base.name !== t.name));
+    const back: TargetTable[] = [];
+    // Until none more goes back: one may take the name another gives up.
+    for (let more = true; more;) {
+      more = false;
+      for (const t of renamed)
+        if (!back.includes(t) && !(await attempt(this.client, moveStatements(t, t.base!)))) {
+          back.push(t);
+          more = true;
+        }
+    }
+    const unreachable = renamed.filter((t) => !back.includes(t)).map((t) => `${t.base!.schema}.${t.base!.name}`);
+    await this.objects.underFormerNames(() => make(unreachable));
+    for (const t of back.reverse()) for (const sql of moveStatements(t.base!, t)) await this.client.query(sql);
   }
 
   all(): Iterable<TargetTable> {
     return this.tables.values();
   }
 
-  /** The source's oid of each table, by its name now (what a base compacted from this replay records). */
-  sourceOids(): Map<string, number> {
-    return new Map([...this.tables].map(([oid, t]) => [JSON.stringify([t.schema, t.name]), oid]));
+  /** The source's oid of each table and its columns' facts, by its name now (what a base compacted from this replay records). */
+  sourceOids(): Map<string, SourceTable> {
+    return new Map(
+      [...this.tables].map(([oid, t]) => [
+        JSON.stringify([t.schema, t.name]),
+        { oid, columns: new Map(t.columns.map((c) => [c.name, { typeOid: c.typeOid, attnum: c.attnum }])) },
+      ]),
+    );
   }
 
   /** The target table of a relation, created or brought to the relation's shape first. */
@@ -189,8 +235,14 @@ export class TargetTables {
 
   /** Follows a table moved to another schema or renamed at the source. */
   private async move(t: TargetTable, schema: string, name: string): Promise<void> {
-    if (t.schema !== schema) await this.client.query(`alter table ${quoteQualified(t.schema, t.name)} set schema ${quoteIdent(schema)}`);
-    if (t.name !== name) await this.client.query(`alter table ${quoteQualified(schema, t.name)} rename to ${quoteIdent(name)}`);
+    if (t.schema === schema && t.name === name) return;
+    // What the replay makes at the end on it is named by the table's identity, as Postgres writes it.
+    const { rows } = await this.client.query<{ from: string; to: string }>(
+      `select format('%I.%I', $1::text, $2::text) as from, format('%I.%I', $3::text, $4::text) as to`,
+      [t.schema, t.name, schema, name],
+    );
+    for (const sql of moveStatements(t, { schema, name })) await this.client.query(sql);
+    this.objects.tableMoved(rows[0]!.from, rows[0]!.to);
     t.schema = schema;
     t.name = name;
   }
@@ -356,6 +408,7 @@ export class TargetTables {
    * types created or altered, tables made, reshaped, renamed, and the rows of rewritten tables.
    */
   async apply(captured: CapturedDdl): Promise<void> {
+    this.labels.tick();
     // Tables first, with CASCADE: what hung on them goes with them, and the statements for those
     // objects (IF EXISTS) find nothing (dropping a primary key's index or its column's NOT NULL
     // constraint on its own would fail).
@@ -367,7 +420,10 @@ export class TargetTables {
       this.tables.delete(d.oid);
       this.foreignKeys.delete(d.oid);
     }
-    for (const o of inDropOrder(captured.droppedObjects ?? [])) await this.dropObject(o);
+    for (const o of inDropOrder(captured.droppedObjects ?? [])) {
+      await this.dropObject(o);
+      if (o.type === 'type') this.labels.dropped(o.identity);
+    }
     this.objects.dropped(captured);
     for (const schema of captured.schemas ?? []) await this.client.query(`create schema if not exists ${schema}`);
     for (const type of captured.types ?? []) {
@@ -422,7 +478,8 @@ export class TargetTables {
    */
   private async renamedType(was: string): Promise<void> {
     for (const t of this.tables.values()) {
-      if (!t.columns.some((c) => c.type.includes(was))) continue;
+      // As format_type writes it: a quote in the name doubled.
+      if (!t.columns.some((c) => c.type.includes(was) || c.type.includes(was.replace(/"/g, '""')))) continue;
       const types = await capturedColumnTypes(this.client, quoteQualified(t.schema, t.name));
       for (const c of t.columns) c.type = types.get(c.name) ?? c.type;
     }
@@ -705,4 +762,12 @@ export class TargetTables {
     this.log.warn(fields, message);
     this.warnings.push({ message, ...fields });
   }
+}
+
+/** A table moved to another schema, then renamed, from one name to another. */
+function moveStatements(from: { schema: string; name: string }, to: { schema: string; name: string }): string[] {
+  return [
+    ...(from.schema !== to.schema ? [`alter table ${quoteQualified(from.schema, from.name)} set schema ${quoteIdent(to.schema)}`] : []),
+    ...(from.name !== to.name ? [`alter table ${quoteQualified(to.schema, from.name)} rename to ${quoteIdent(to.name)}`] : []),
+  ];
 }

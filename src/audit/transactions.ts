@@ -235,13 +235,13 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
 export function describeDdl(c: CapturedDdl): string | undefined {
   if (c.image) return c.image.first ? `rows of ${shownName(c.image)} after its rewrite` : undefined;
   const objects = [
-    ...(c.types ?? []).map((t) => `type ${shownName(t)}`),
+    ...(c.types ?? []).map((t) => `type ${shownName(t)}${t.was ? ` (was ${shownName(t.was)})` : ''}`),
     ...(c.tables ?? []).map((t) => shownName(t)),
     ...(c.dropped ?? []).map((t) => `dropped table ${shownName(t)}`),
     ...(c.droppedObjects ?? []).map((o) => `dropped ${o.type} ${o.identity}`),
     ...(c.unknown ?? []).map((u) => `${shownName(u)} unknown from here on`),
     ...(c.schemas ?? []).map((name) => `schema ${name}`),
-    ...(c.objects ?? []).map((o) => `${o.kind} ${o.identity}`),
+    ...(c.objects ?? []).map((o) => `${o.kind} ${o.identity}${o.renamed ? ` (was ${o.renamed.from})` : ''}`),
     ...(c.unfollowed ?? []).map((u) => `${u.kind} ${u.identity} (not replayed)`),
   ];
   return `${c.tag} ${objects.join(', ')}`.trim();

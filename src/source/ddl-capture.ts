@@ -62,6 +62,8 @@ export interface IdentitySequence {
 /** A type created or altered after the base: the statements that make it, and an enum's labels in order. */
 export interface TypeSnapshot {
   oid: number;
+  /** Its array type's oid (archives since renames are followed). */
+  arrayOid?: number;
   schema: string;
   name: string;
   /** e enum, d domain, c composite, r range. */
@@ -99,6 +101,18 @@ export interface CapturedObject {
   ownedBy?: string;
   /** An extension's version (ALTER EXTENSION … UPDATE brings one made earlier to it). */
   version?: string;
+  /** The command renamed it or moved it to another schema (archives since renames are followed). */
+  renamed?: RenamedObject;
+}
+
+/** What an object was called before a rename or a move, and the statements that rename it (`alter <kind> …`). */
+export interface RenamedObject {
+  /** Its identity before (as `identity` writes it). */
+  from: string;
+  /** From the former name to the new one. */
+  rename: string;
+  /** From the new name back to the former one. */
+  back: string;
 }
 
 /** An object a DROP removed, with the names that address it (pg_event_trigger_dropped_objects). */
@@ -235,7 +249,7 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
   from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = rel
 $f$;
 create or replace function pgtape.type_shape(typ oid) returns jsonb language sql stable set search_path = pg_catalog as $f$
-  select jsonb_build_object('oid', t.oid::int, 'schema', n.nspname, 'name', t.typname, 'kind', t.typtype,
+  select jsonb_build_object('oid', t.oid::int, 'arrayOid', nullif(t.typarray, 0)::int, 'schema', n.nspname, 'name', t.typname, 'kind', t.typtype,
     'labels', case when t.typtype = 'e' then (select jsonb_agg(e.enumlabel order by e.enumsortorder) from pg_enum e where e.enumtypid = t.oid) end,
     'create', ${TYPE_CREATE_SQL}, 'domain', case when t.typtype = 'd' then ${DOMAIN_FACTS_SQL} end)
   from pg_type t join pg_namespace n on n.oid = t.typnamespace where t.oid = typ
@@ -309,16 +323,87 @@ begin
 exception when others then
   return null;
 end $f$;
--- Before ALTER TYPE or ALTER DOMAIN: every type's name, for capture_ddl to tell a rename (or a
--- move to another schema) by: at ddl_command_end the catalog holds only the new name, and the
--- replay knows a type by its name (a base records none of their oids).
-create or replace function pgtape.note_type_names() returns event_trigger language plpgsql security definer set search_path = pg_catalog as $f$
+-- Before a command that can rename or move an object: the name of every object of its kind
+-- (types and domains; sequences, views and materialized views; functions, procedures and
+-- aggregates; triggers), for capture_ddl to tell a rename or a move by. At ddl_command_end the
+-- catalog holds only the new name, and the replay knows these objects by name (a base records
+-- none of their oids). Transaction-local; keyed catalog:oid.
+create or replace function pgtape.note_names() returns event_trigger language plpgsql security definer set search_path = pg_catalog as $f$
 begin
-  perform set_config('pgtape.type_names', coalesce((select jsonb_object_agg(t.oid::text, jsonb_build_object('schema', n.nspname, 'name', t.typname))
-      from pg_type t join pg_namespace n on n.oid = t.typnamespace
-     where t.typtype in ('e', 'd', 'r', 'c') and n.nspname not in ('pg_catalog', 'information_schema', 'pgtape') and n.nspname !~ '^pg_')::text, ''), true);
+  -- An ALTER sent as it is that says neither RENAME nor SET SCHEMA renames nothing (a migration's
+  -- ADD COLUMN, pg_restore's ALTER … OWNER TO for every object): the catalog is not read for it,
+  -- which takes a while in a database of many objects. One run by a function or a DO block is noted.
+  if current_query() ~* '^(\\s|--[^\\n]*\\n)*alter\\M' and current_query() !~* '\\m(rename|set\\s+schema)\\M' then
+    perform set_config('pgtape.names', '', true);
+    return;
+  end if;
+  perform set_config('pgtape.names', coalesce((select jsonb_object_agg(o.k, jsonb_build_object('schema', o.s, 'name', o.n)) from (
+      select 'pg_type:' || t.oid as k, n.nspname as s, t.typname as n
+        from pg_type t join pg_namespace n on n.oid = t.typnamespace
+       where tg_tag in ('ALTER TYPE', 'ALTER DOMAIN') and t.typtype in ('e', 'd', 'r', 'c')
+         -- A table's row type is renamed with its table, never by ALTER TYPE.
+         and (t.typtype <> 'c' or (select c.relkind from pg_class c where c.oid = t.typrelid) = 'c')
+      union all
+      select 'pg_class:' || c.oid, n.nspname, c.relname
+        from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       where tg_tag in ('ALTER TABLE', 'ALTER SEQUENCE', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW') and c.relkind in ('S', 'v', 'm')
+      union all
+      select 'pg_proc:' || p.oid, n.nspname, p.proname
+        from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+       where tg_tag in ('ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER AGGREGATE')
+      union all
+      select 'pg_trigger:' || g.oid, n.nspname, g.tgname
+        from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
+       where tg_tag = 'ALTER TRIGGER' and not g.tgisinternal) o
+     where o.s not in ('pg_catalog', 'information_schema', 'pgtape') and o.s !~ '^pg_')::text, ''), true);
 exception when others then
-  perform set_config('pgtape.type_names', '', true);
+  perform set_config('pgtape.names', '', true);
+end $f$;
+-- A sequence, view, materialized view, function, procedure, aggregate or trigger the command
+-- renamed or moved to another schema (note_names has its name before): its former identity, and
+-- the statements that rename it forward and back (the replay gives the base's objects their
+-- former names while it makes what the base's statements name them by).
+create or replace function pgtape.renamed(cls oid, obj oid, kind text, identity text) returns jsonb language plpgsql stable set search_path = pg_catalog as $f$
+declare
+  was jsonb := nullif(current_setting('pgtape.names', true), '')::jsonb -> (cls::regclass::text || ':' || obj::text);
+  nsp text;
+  nam text;
+  prefix text;
+  former text;
+begin
+  if was is null then
+    return null;
+  end if;
+  if cls = 'pg_class'::regclass then
+    select n.nspname, c.relname into nsp, nam from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = obj;
+  elsif cls = 'pg_proc'::regclass then
+    select n.nspname, p.proname into nsp, nam from pg_proc p join pg_namespace n on n.oid = p.pronamespace where p.oid = obj;
+  elsif cls = 'pg_trigger'::regclass then
+    select n.nspname, g.tgname into nsp, nam from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace where g.oid = obj;
+  else
+    return null;
+  end if;
+  if nam is null or (was->>'schema' = nsp and was->>'name' = nam) then
+    return null;
+  end if;
+  -- The identity begins with the qualified name (a trigger's with its own name, then ' on ' its
+  -- table; a routine's goes on with its argument types): the former one, the same with the former name.
+  if cls = 'pg_trigger'::regclass then
+    prefix := quote_ident(nam);
+    former := quote_ident(was->>'name');
+  else
+    prefix := format('%I.%I', nsp, nam);
+    former := format('%I.%I', was->>'schema', was->>'name');
+  end if;
+  if left(identity, length(prefix)) <> prefix then
+    return null;
+  end if;
+  former := former || substr(identity, length(prefix) + 1);
+  return jsonb_build_object('from', former,
+    'rename', case when was->>'schema' <> nsp then format('alter %s %s set schema %I', kind, former, nsp)
+                   else format('alter %s %s rename to %I', kind, former, nam) end,
+    'back', case when was->>'schema' <> nsp then format('alter %s %s set schema %I', kind, identity, was->>'schema')
+                 else format('alter %s %s rename to %I', kind, identity, was->>'name') end);
 end $f$;
 create or replace function pgtape.note_rewrite() returns event_trigger language plpgsql set search_path = pg_catalog as $f$
 begin
@@ -394,7 +479,8 @@ begin
     with commands as (
       select d.object_type as kind, d.object_identity as identity, d.classid, d.objid,
              case when d.object_type in ('view', 'materialized view', 'function', 'procedure', 'aggregate', 'trigger', 'sequence', 'index', 'extension')
-               then pgtape.object_def(d.classid, d.objid) end as def
+               then pgtape.object_def(d.classid, d.objid)
+                    || jsonb_strip_nulls(jsonb_build_object('renamed', pgtape.renamed(d.classid, d.objid, d.object_type, d.object_identity))) end as def
         from pg_event_trigger_ddl_commands() d
        -- GRANT and REVOKE name no object (privileges are not followed).
        where not d.in_extension and d.object_identity is not null and d.schema_name is distinct from 'pgtape' and d.object_identity is distinct from 'pgtape'
@@ -419,7 +505,7 @@ begin
       payload := jsonb_strip_nulls(jsonb_build_object('tag', tg_tag, 'schemas', schemas, 'objects', objects, 'comments', comments, 'unfollowed', unfollowed,
         'tables', (select jsonb_agg(pgtape.table_shape(r)) from unnest(rels) r),
         'types', (select jsonb_agg(pgtape.type_shape(t) || coalesce((select jsonb_build_object('was', w.was)
-                    from (select nullif(current_setting('pgtape.type_names', true), '')::jsonb -> t::text as was) w, pg_type y join pg_namespace yn on yn.oid = y.typnamespace
+                    from (select nullif(current_setting('pgtape.names', true), '')::jsonb -> ('pg_type:' || t::text) as was) w, pg_type y join pg_namespace yn on yn.oid = y.typnamespace
                    where y.oid = t and w.was is not null and (w.was->>'schema' <> yn.nspname or w.was->>'name' <> y.typname)), '{}')) from unnest(typs) t),
         'rewritten', (select jsonb_agg(r::int) from unnest(rewritten) r),
         'unknown', (select jsonb_agg(jsonb_build_object('schema', n.nspname, 'name', c.relname,
@@ -432,7 +518,7 @@ begin
     rewritten := '{}';
   end;
   -- Names noted before this command only: a later one in the transaction notes its own.
-  perform set_config('pgtape.type_names', '', true);
+  perform set_config('pgtape.names', '', true);
   if payload is not null then
     perform pg_logical_emit_message(true, '${DDL_PREFIX}', payload);
   end if;
@@ -504,8 +590,14 @@ drop event trigger if exists pgtape_capture_drop;
 create event trigger pgtape_capture_drop on sql_drop execute function pgtape.capture_drop();
 drop event trigger if exists pgtape_note_rewrite;
 create event trigger pgtape_note_rewrite on table_rewrite execute function pgtape.note_rewrite();
+-- Archives' sources before object renames were followed noted only types' names.
 drop event trigger if exists pgtape_note_type_names;
-create event trigger pgtape_note_type_names on ddl_command_start when tag in ('ALTER TYPE', 'ALTER DOMAIN') execute function pgtape.note_type_names();
+drop function if exists pgtape.note_type_names();
+drop event trigger if exists pgtape_note_names;
+create event trigger pgtape_note_names on ddl_command_start
+  when tag in ('ALTER TYPE', 'ALTER DOMAIN', 'ALTER TABLE', 'ALTER SEQUENCE', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW',
+               'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER AGGREGATE', 'ALTER TRIGGER')
+  execute function pgtape.note_names();
 `;
 }
 
@@ -529,6 +621,6 @@ export async function installDdlCapture(client: pg.Client, publication: string, 
   await client.query(bodiesQuoted(installSql(), publication));
   log.info(
     { publication },
-    'DDL capture installed (event triggers pgtape_capture_ddl, pgtape_capture_drop, pgtape_note_rewrite and pgtape_note_type_names)',
+    'DDL capture installed (event triggers pgtape_capture_ddl, pgtape_capture_drop, pgtape_note_rewrite and pgtape_note_names)',
   );
 }

@@ -1,5 +1,5 @@
 import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../core/sql.js';
-import type { CapturedObject, DroppedObject, IdentitySequence, TableSnapshot } from './ddl-capture.js';
+import type { CapturedDdl, CapturedObject, DroppedObject, IdentitySequence, TableSnapshot } from './ddl-capture.js';
 
 // Statements made from what captured DDL recorded, without asking any database: the replay runs
 // them against its target, and diff --format sql writes them into its patch
@@ -132,4 +132,55 @@ export function sequenceName(o: CapturedObject): string {
 /** The statements that make an extension captured DDL recorded, or bring one there to its version. */
 export function extensionStatements(o: CapturedObject): string[] {
   return [o.create, ...(o.version ? [`alter extension ${o.identity} update to ${quoteLiteral(o.version)}`] : [])];
+}
+
+/**
+ * Sequences' recorded values (`schema.name` → value, as pgtape.sequence_values() keys them) under
+ * the names a command left: a sequence it renamed or moved keeps its value under its new name.
+ * The same object when the command renamed none of them.
+ */
+export function valuesAfterRenames(values: Record<string, string>, captured: CapturedDdl): Record<string, string> {
+  const renamed = (captured.objects ?? []).filter((o) => o.kind === 'sequence' && o.renamed && o.renamed.from in values);
+  if (!renamed.length) return values;
+  const after = { ...values };
+  for (const o of renamed) {
+    after[o.identity] = after[o.renamed!.from]!;
+    delete after[o.renamed!.from];
+  }
+  return after;
+}
+
+/**
+ * What a trigger or a comment kept for the end is on, once the table it is on (or is) was renamed
+ * or moved: its identity and statement under the table's new name, or undefined when it is not
+ * on that table. Identities as Postgres writes them (`schema.table`, `name on schema.table`,
+ * `schema.table.column`).
+ */
+export function onMovedTable(o: { kind: string; identity: string }, from: string, to: string): string | undefined {
+  const on = ` on ${from}`;
+  if (o.identity === from) return to;
+  if (o.identity.endsWith(on)) return `${o.identity.slice(0, -on.length)} on ${to}`;
+  if (o.kind === 'table column' && o.identity.startsWith(`${from}.`)) return to + o.identity.slice(from.length);
+  return undefined;
+}
+
+/** Triggers kept for the end (identity → statement), those on a table renamed or moved put on its new name. */
+export function triggersOnMovedTable(triggers: Map<string, string>, from: string, to: string): void {
+  for (const [identity, create] of [...triggers]) {
+    const moved = onMovedTable({ kind: 'trigger', identity }, from, to);
+    if (!moved) continue;
+    triggers.delete(identity);
+    triggers.set(moved, triggerOnMovedTable(create, from, to));
+  }
+}
+
+/** A trigger's statement (pg_get_triggerdef) on the table's new name: the first ` ON <from> ` outside a quoted identifier. */
+function triggerOnMovedTable(create: string, from: string, to: string): string {
+  const find = ` ON ${from} `;
+  let quoted = false;
+  for (let i = 0; i < create.length; i++) {
+    if (create[i] === '"') quoted = !quoted;
+    else if (!quoted && create.startsWith(find, i)) return `${create.slice(0, i)} ON ${to} ${create.slice(i + find.length)}`;
+  }
+  return create;
 }

@@ -42,6 +42,29 @@ const BEFORE = `
   insert into parted values (1, 'a');
   create sequence counter;
   create extension hstore;
+  create function touch() returns trigger language plpgsql as $$ begin new.v := coalesce(new.v, 'touched'); return new; end $$;
+  create table noted (id serial primary key, v text);
+  create index noted_v on noted (v);
+  create trigger noted_touch before insert on noted for each row execute function touch();
+  create view noted_view as select id, v from noted;
+  comment on view noted_view is 'a view of the base';
+  create materialized view noted_count as select count(*) as n from noted;
+  create unique index noted_count_n on noted_count (n);
+  insert into noted (v) values ('a'), (null);
+  create type sa as enum ('1');
+  create type sb as enum ('2');
+  create table sw (id int primary key, a sa, b sb);
+  insert into sw values (1, '1', '2');
+  create type tag as enum ('x', 'y');
+  create table arr (id int primary key, tags tag[]);
+  insert into arr values (1, '{x}');
+  create type status as enum ('new', 'done');
+  create table tasks (id int primary key, s status);
+  insert into tasks values (1, 'done');
+  create type "q""t" as enum ('a');
+  create table qt (id int primary key, v "q""t");
+  create type feel as enum ('a');
+  create table f (id int primary key, v feel);
 `;
 
 /** Each step runs in its own transactions on the source; the point after it is recorded. */
@@ -232,6 +255,67 @@ const STEPS: [string, string[]][] = [
       `alter type positive rename to strictly_positive`,
       `insert into paint values (3, 'red', 7)`,
     ],
+  ],
+  [
+    // Each of these once made diff's patch fail or leave a wrong row (a second read of the type renames found them).
+    "types swapping names, an array column's type renamed, a type made, renamed and given a label, a label renamed beside one added, a name with a quote, a name taken by a new type",
+    [
+      `alter type sa rename to tmp`,
+      `alter type sb rename to sa`,
+      `alter type tmp rename to sb`,
+      `insert into sw values (2, '1', '2')`,
+      `alter type tag rename to label`,
+      `insert into arr values (2, '{y}')`,
+      `create type st as enum ('a')`,
+      `alter type st rename to st2`,
+      `alter type st2 add value 'b'`,
+      `create table uses_st (id int primary key, s st2)`,
+      `insert into uses_st values (1, 'b')`,
+      `alter type status rename value 'done' to 'completed'`,
+      `alter type status add value 'archived' after 'completed'`,
+      `insert into tasks values (2, 'archived')`,
+      `alter type "q""t" rename to qt2`,
+      `insert into qt values (2, 'a')`,
+      `alter type feel rename to feel_old`,
+      `create type feel as enum ('x')`,
+      `alter type feel_old add value 'c'`,
+      `insert into f values (1, 'c')`,
+    ],
+  ],
+  [
+    'a table of the base renamed (its constraints and indexes made at the end), a table made later moved',
+    [`alter table uniq rename to uniqueness`, `insert into uniqueness values (10, 'z')`, `alter table handles set schema palette`],
+  ],
+  [
+    // The replay once kept each under its old name and made the new one beside it.
+    "a view, a materialized view, sequences (of the base, made later, a serial column's), a function, an aggregate and a trigger renamed or moved",
+    [
+      `alter view people_names rename to person_names`,
+      `alter materialized view mood_counts set schema palette`,
+      `alter sequence counter rename to counted`,
+      `alter sequence tickets set schema palette`,
+      `select nextval('palette.tickets')`,
+      `alter table audit_id_seq rename to audit_seq`,
+      `insert into audit (what) values ('after its sequence was renamed')`,
+      `alter function later_count() rename to made_later_count`,
+      `alter aggregate total(int) set schema palette`,
+      `create function stamp() returns trigger language plpgsql as $$ begin new.what := new.what || '!'; return new; end $$`,
+      `create trigger audit_stamp before insert on audit for each row execute function stamp()`,
+      `alter trigger audit_stamp on audit rename to audit_mark`,
+      `insert into audit (what) values ('stamped')`,
+      // The base's: made at the end of a replay, where the statements that make them name them as the base did.
+      `alter function touch() rename to touch_up`,
+      `alter trigger noted_touch on noted rename to noted_touched`,
+      `alter view noted_view rename to noted_rows`,
+      `alter materialized view noted_count rename to noted_total`,
+      `alter sequence noted_id_seq rename to noted_ids`,
+      `insert into noted (v) values (null)`,
+      `refresh materialized view noted_total`,
+    ],
+  ],
+  [
+    'a table of the base with a trigger and a serial column renamed, then written',
+    [`alter table noted rename to notes`, `insert into notes (v) values (null)`],
   ],
 ];
 

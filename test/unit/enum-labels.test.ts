@@ -27,12 +27,69 @@ describe('EnumLabels', () => {
 
   it('gives a type the labels found needed under the names it took later (renamed after the base)', () => {
     const labels = new EnumLabels();
+    // The first attempt: the base's type, then two captured renames, then an added label used.
+    labels.createEnum('public', 'mood', ['sad', 'ok']);
+    labels.tick();
     labels.renamed('public', 'mood', 'public', 'feeling');
+    labels.tick();
     labels.renamed('public', 'feeling', 'other', 'feels');
+    labels.tick();
     labels.capturedOrder('other', 'feels', ['sad', 'ok', 'calm']);
     labels.learn(unsafe('calm', 'other.feels'));
+    // The next attempt makes the base's type with it.
+    labels.restart();
     expect(labels.labelsFor('public', 'mood', ['sad', 'ok'])).toEqual(['sad', 'ok', 'calm']);
     // Another type is not given them.
     expect(labels.labelsFor('public', 'unrelated', ['sad'])).toEqual(['sad']);
+  });
+
+  it('tells a type from another that took its name later, and two types that swapped names', () => {
+    const labels = new EnumLabels();
+    const attempt = () => {
+      labels.restart();
+      labels.createEnum('public', 'feel', ['a']);
+      labels.createEnum('public', 'sa', ['1']);
+      labels.createEnum('public', 'sb', ['2']);
+      labels.tick();
+      labels.renamed('public', 'feel', 'public', 'feel_old');
+      labels.tick();
+      const made = labels.createEnum('public', 'feel', ['x']);
+      labels.tick();
+      labels.capturedOrder('public', 'feel_old', ['a', 'c']);
+      for (const [from, to] of [
+        ['sa', 'tmp'],
+        ['sb', 'sa'],
+        ['tmp', 'sb'],
+      ]) {
+        labels.tick();
+        labels.renamed('public', from!, 'public', to!);
+      }
+      return made;
+    };
+    attempt();
+    labels.learn(unsafe('c', 'feel_old'));
+    labels.learn(unsafe('9', 'sa'));
+    // The base's feel (renamed feel_old) is made with c; the feel made after it is not.
+    expect(attempt()).toBe(`CREATE TYPE "public"."feel" AS ENUM ('x')`);
+    labels.restart();
+    expect(labels.labelsFor('public', 'feel', ['a'])).toEqual(['a', 'c']);
+    // '9' was needed by the type called sa at the end: the base's sb.
+    expect(labels.labelsFor('public', 'sb', ['2'])).toEqual(['2', '9']);
+    expect(labels.labelsFor('public', 'sa', ['1'])).toEqual(['1']);
+  });
+
+  it('does not give a type made again under a dropped one’s name the labels of the dropped one', () => {
+    const labels = new EnumLabels();
+    labels.createEnum('public', 'e', ['a']);
+    labels.tick();
+    labels.learn(unsafe('b', 'e'));
+    labels.tick();
+    labels.dropped('e');
+    labels.tick();
+    labels.restart();
+    labels.tick();
+    labels.tick();
+    labels.tick();
+    expect(labels.labelsFor('public', 'e', ['z'])).toEqual(['z']);
   });
 });

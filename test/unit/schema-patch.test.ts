@@ -19,7 +19,7 @@ const table = (oid: number, name: string, extra: Partial<TableSnapshot> = {}): T
 });
 
 describe('schemaPatch', () => {
-  it('makes an enum with the labels the range leaves it, and adds them to an existing one before the transaction', () => {
+  it('makes an enum with the labels the range leaves it, and adds none before the transaction to one the range made', () => {
     const p = schemaPatch(
       [
         {
@@ -34,8 +34,33 @@ describe('schemaPatch', () => {
       new Map(),
     );
     expect(p.before[0]).toContain(`create type "public"."m" as enum (''a'', ''b'')`);
-    expect(p.labels).toHaveLength(1);
-    expect(p.labels[0]).toContain(`array['a', 'b']`);
+    expect(p.labels).toEqual([]);
+  });
+
+  it('brings an existing enum through each list of labels in turn, under its name at --from, before the transaction', () => {
+    const enumAt = (labels: string[], name = 'm', was?: string) => ({
+      oid: 1,
+      schema: 'public',
+      name,
+      kind: 'e',
+      create: '',
+      labels,
+      ...(was ? { was: { schema: 'public', name: was } } : {}),
+    });
+    const p = schemaPatch(
+      [
+        { lsn: '0/1', captured: { tag: 'ALTER TYPE', types: [enumAt(['a', 'b2'], 'n', 'm')] } },
+        { lsn: '0/2', captured: { tag: 'ALTER TYPE', types: [enumAt(['a', 'b2', 'c'], 'n')] } },
+        // Another type takes the name it had: what the range did to the first is not done to it.
+        { lsn: '0/3', captured: { tag: 'CREATE TYPE', types: [{ ...enumAt(['x'], 'm'), oid: 2 }] } },
+      ],
+      new Map(),
+    );
+    expect(p.labels).toHaveLength(2);
+    expect(p.labels[0]).toContain(`array['a', 'b2']`);
+    expect(p.labels[1]).toContain(`array['a', 'b2', 'c']`);
+    for (const l of p.labels) expect(l).toContain(`to_regtype('"public"."m"')`);
+    expect(p.typeNames.get(1)).toBe('"public"."n"');
   });
 
   it('follows a rename from the name at --from, keeps NOT NULL and keys for after the rows, and forgets dropped tables', () => {

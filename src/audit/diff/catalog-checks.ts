@@ -1,5 +1,5 @@
 import { quoteIdent, quoteLiteral, quoteQualified } from '../../core/sql.js';
-import type { TableSnapshot, TypeSnapshot } from '../../source/ddl-capture.js';
+import type { RenamedObject, TableSnapshot, TypeSnapshot } from '../../source/ddl-capture.js';
 import { isForeignKey } from '../../source/ddl-statements.js';
 
 // The checks diff's patch makes in the database it is applied to (docs/ARCHITECTURE.md, "Schema
@@ -7,15 +7,14 @@ import { isForeignKey } from '../../source/ddl-statements.js';
 // DO block that looks in its catalog first — what the replay asks its target before it acts.
 
 /**
- * The labels an enum has at --to, added in place (renamed where a label changed its name) before
- * the patch's transaction — to the type under its name at --to, or under a name it had before
- * (`formerly`, newest first): a rename in the range comes later, in the transaction.
+ * The labels an enum had after a command, added in place (renamed where a label changed its name)
+ * before the patch's transaction, to the type called `name` (quoted) then: each list the range
+ * gave it in turn, so that a label renamed next to one added is told apart.
  */
-export function enumLabels(t: TypeSnapshot, formerly: string[] = []): string {
-  const names = [quoteQualified(t.schema, t.name), ...formerly];
-  const want = `array[${t.labels!.map(quoteLiteral).join(', ')}]::text[]`;
+export function enumLabels(labels: string[], name: string): string {
+  const want = `array[${labels.map(quoteLiteral).join(', ')}]::text[]`;
   return doBlock(`declare want text[] := ${want}; have text[]; i int; j int; n int; gone text[]; added text[];
-  typ regtype := coalesce(${names.map((n) => `to_regtype(${quoteLiteral(n)})`).join(', ')});
+  typ regtype := to_regtype(${quoteLiteral(name)});
 begin
   if typ is null then return; end if;
   select array_agg(enumlabel::text order by enumsortorder) into have from pg_enum where enumtypid = typ;
@@ -67,6 +66,17 @@ export function renameType(t: TypeSnapshot, was: { schema: string; name: string 
   if (was.name !== t.name) steps.push(`${alter} ${quoteQualified(t.schema, was.name)} rename to ${quoteIdent(t.name)}`);
   return doBlock(
     `if to_regtype(${quoteLiteral(from)}) is not null and to_regtype(${quoteLiteral(to)}) is null then ${steps.map((x) => `execute ${quoteLiteral(x)};`).join(' ')} end if;`,
+  );
+}
+
+/**
+ * A sequence, view, function, trigger … the source renamed or moved, renamed alike where the
+ * database has it under its former name and nothing under the new one (what the replay does:
+ * replay/captured-objects.ts).
+ */
+export function renameObject(r: RenamedObject): string {
+  return doBlock(
+    `execute ${quoteLiteral(r.rename)}; exception when undefined_table or undefined_function or undefined_object or duplicate_table or duplicate_function or duplicate_object then null;`,
   );
 }
 

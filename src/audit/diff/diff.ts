@@ -35,6 +35,7 @@ import { beforeFirstBase, firstBaseDescription, inRange, resolveRange, type LogR
 import { describeTarget, type Target } from '../../log/target.js';
 import { displayQualified } from '../../core/sql.js';
 import { DDL_PREFIX, SEQUENCES_PREFIX } from '../../source/logical-messages.js';
+import { valuesAfterRenames } from '../../source/ddl-statements.js';
 import { schemaPatch, type CapturedChange, type SchemaPatch } from './schema-patch.js';
 import type { CapturedDdl, TableSnapshot } from '../../source/ddl-capture.js';
 import { describeDdl } from '../transactions.js';
@@ -205,6 +206,8 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
           const what = describeDdl(captured);
           if (what) schemaChanges.push({ lsn: formatLsn(commitLsn), what });
           for (const s of captured.tables ?? []) snapshots.set(s.oid, s);
+          // A sequence renamed since its value was recorded: the value goes with it.
+          if (sequences) sequences = valuesAfterRenames(sequences, captured);
           const img = captured.image;
           if (img && (!p.tables || p.tables.has(`${img.schema}.${img.name}`))) {
             const def = tables.get(img.oid)?.def ?? imageDef(snapshots.get(img.oid));

@@ -2,6 +2,7 @@ import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../.
 import { literal, pairs, type RowValues } from '../row-text.js';
 import type { DiffResult, RowDiff, TableDiff, TableShape } from './diff.js';
 import { addColumn, retype } from './catalog-checks.js';
+import type { SchemaPatch } from './schema-patch.js';
 
 export type DiffFormat = 'table' | 'jsonl' | 'sql' | 'csv';
 
@@ -131,7 +132,7 @@ function* schemaPatched(d: DiffResult): Generator<string> {
   yield* s?.before ?? [];
   // Every table's DDL before any row: a row may need another table's new shape (the README says so).
   // Rows' values are cast to their columns' types: as the log named them, before a rename in the range.
-  const tables = d.tables.filter((t) => !s?.gone.has(t.oid)).map((t) => withTypesRenamed(t, s?.renamedTypes));
+  const tables = d.tables.filter((t) => !s?.gone.has(t.oid)).map((t) => asNamedAtTo(t, s));
   for (const t of tables) if (!s?.shaped.has(t.oid)) yield* reshape(t);
   for (const t of tables) yield* patch(t);
   yield* s?.after ?? [];
@@ -152,17 +153,12 @@ function csv(v: string | null | undefined): string {
   return v === '' || /[",\r\n]/.test(v) || v.trim() !== v ? `"${v.replace(/"/g, '""')}"` : v;
 }
 
-/** `t` with its columns' types named as at --to, where the range renamed them. */
-function withTypesRenamed(t: TableDiff, renamed: Map<string, string> | undefined): TableDiff {
-  if (!renamed?.size) return t;
-  const rename = (type: string) => {
-    const array = /(\[\])+$/.exec(type)?.[0] ?? '';
-    let name = type.slice(0, type.length - array.length);
-    // Renamed again later in the range: each name to the next (a loop cannot last: the map is finite).
-    for (let n = 0; renamed.has(name) && n < renamed.size; n++) name = renamed.get(name)!;
-    return name + array;
-  };
-  return { ...t, after: { ...t.after, columns: t.after.columns.map((c) => ({ ...c, type: rename(c.type) })) } };
+/** `t` named as at --to, and its columns' types, where the range renamed them (known by oid: a name may pass to another). */
+function asNamedAtTo(t: TableDiff, s: SchemaPatch | undefined): TableDiff {
+  const name = s?.tableNames.get(t.oid);
+  if (!s || (!s.typeNames.size && !name)) return t;
+  const columns = t.after.columns.map((c) => ({ ...c, type: s.typeNames.get(c.typeOid) ?? c.type }));
+  return { ...t, after: { ...t.after, ...(name ? { schema: name.schema, name: name.name } : {}), columns } };
 }
 
 function* patch(t: TableDiff): Generator<string> {

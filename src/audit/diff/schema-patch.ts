@@ -1,4 +1,4 @@
-import { quoteIdent, quoteLiteral, quoteQualified } from '../../core/sql.js';
+import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../../core/sql.js';
 import { commentStatement } from '../../base/ddl/post-data.js';
 import { isConstant } from '../../base/published-schema.js';
 import { TYPE_CREATE_SQL, type CapturedDdl, type CapturedObject, type TableSnapshot, type TypeSnapshot } from '../../source/ddl-capture.js';
@@ -11,6 +11,7 @@ import {
   detachOthers,
   doBlock,
   enumLabels,
+  renameObject,
   renameType,
   partitionOf,
   retype,
@@ -25,8 +26,10 @@ import {
   inDropOrder,
   isForeignKey,
   missingValue,
+  onMovedTable,
   parentsFirst,
   sequenceName,
+  triggersOnMovedTable,
 } from '../../source/ddl-statements.js';
 
 // The schema changes of a diff's range as SQL for its patch (docs/ARCHITECTURE.md, "Schema
@@ -56,8 +59,10 @@ export interface SchemaPatch {
   gone: Set<number>;
   /** What the statements leave out, for the patch's comments. */
   unfollowed: string[];
-  /** Types the range renamed: a name they had (quoted or not) → the name they have at --to. */
-  renamedTypes: Map<string, string>;
+  /** Types the range renamed (and their array types), by source oid: their names at --to. */
+  typeNames: Map<number, string>;
+  /** Tables' names at --to, by source oid (a table renamed without rows written since keeps its old name in the log). */
+  tableNames: Map<number, Name>;
 }
 
 type Name = { schema: string; name: string };
@@ -84,13 +89,17 @@ class PatchWriter {
   private readonly last = new Map<number, TableSnapshot>();
   /** Column names by number, from an earlier shape in the range: how a rename is told from a drop and an add. */
   private readonly attnums = new Map<number, Map<number, string>>();
-  /** Enum labels as the range leaves each type, by qualified name. */
-  private readonly enums = new Map<string, TypeSnapshot>();
-  /** The names an enum had before the range renamed it (qualified, newest first). */
-  private readonly formerly = new Map<string, string[]>();
+  /**
+   * Enums the range changed, by source oid (a name may pass from one type to another): the name
+   * each had at --from (none when made in the range), and each list of labels it had, in order.
+   */
+  private readonly enums = new Map<number, { from?: string; labels: string[][] }>();
+  /** Types the range renamed, by source oid (and their array types' oids): their names at --to. */
+  private readonly typeNames = new Map<number, string>();
   private readonly triggers = new Map<string, string>();
   private readonly refreshes = new Map<string, boolean>();
-  private readonly comments: string[] = [];
+  /** Comments, in order, on what their object is called by the end of the range. */
+  private readonly comments: { kind: string; identity: string; comment?: string | null }[] = [];
 
   constructor(namesAtFrom: Map<number, Name>) {
     this.names = new Map(namesAtFrom);
@@ -112,18 +121,16 @@ class PatchWriter {
       if (o.type === 'materialized view') this.refreshes.delete(o.identity);
     }
     for (const schema of c.schemas ?? []) out.push(`create schema if not exists ${schema};`);
-    for (const t of c.types ?? []) this.type(t);
+    for (const t of c.types ?? []) this.type(t, c.tag);
     const objects = c.objects ?? [];
+    for (const o of objects) if (o.renamed) this.renamed(o);
     for (const o of objects) if (o.kind === 'extension') out.push(...extensionStatements(o).map((x) => `${x};`));
     for (const o of objects) if (o.kind === 'sequence') this.sequence(o);
     for (const o of objects) if (o.kind === 'function' || o.kind === 'procedure') out.push(`${o.create};`);
     for (const o of objects) if (o.kind === 'aggregate') out.push(`${o.create};`);
     for (const s of parentsFirst(c.tables ?? [])) this.table(s, c.rewritten?.includes(s.oid) ?? false);
     for (const o of objects) this.afterTables(o, c.tag);
-    for (const k of c.comments ?? []) {
-      const sql = commentStatement(k.kind, k.identity, k.comment);
-      if (sql) this.comments.push(`${sql};`);
-    }
+    for (const k of c.comments ?? []) this.comments.push({ ...k });
     for (const u of c.unfollowed ?? []) this.unfollowed.push(`${u.kind} ${u.identity} (${c.tag})`);
     for (const u of c.unknown ?? []) this.unfollowed.push(`the rows of ${quoteQualified(u.schema, u.name)}: ${u.why}`);
   }
@@ -141,42 +148,49 @@ class PatchWriter {
     after.push(...foreignKeys);
     for (const [identity, create] of this.triggers) after.push(`drop trigger if exists ${identity};`, `${create};`);
     for (const [identity, populated] of this.refreshes) if (populated) after.push(`refresh materialized view ${identity};`);
-    after.push(...this.comments);
+    for (const k of this.comments) {
+      const sql = commentStatement(k.kind, k.identity, k.comment);
+      if (sql) after.push(`${sql};`);
+    }
     for (const [name, value] of Object.entries(sequences ?? {}))
       after.push(
         `select setval(${quoteLiteral(name)}, ${quoteLiteral(value)}::bigint, true) where to_regclass(${quoteLiteral(name)}) is not null;`,
       );
-    const labels = [...this.enums].map(([name, t]) => enumLabels(t, this.formerly.get(name)));
+    // Each list in turn, to the type under its name at --from (a rename in the range comes later, in the transaction).
+    const labels = [...this.enums.values()].flatMap((e) => (e.from ? e.labels.map((l) => enumLabels(l, e.from!)) : []));
     const before = this.before.map((x) => (typeof x === 'string' ? x : x()));
-    const renamedTypes = new Map<string, string>();
-    for (const [name, formerly] of this.formerly)
-      for (const was of formerly) {
-        renamedTypes.set(was, name);
-        renamedTypes.set(
-          was.replace(/"((?:[^"]|"")*)"/g, (_, inner: string) => inner.replace(/""/g, '"')),
-          name,
-        );
-      }
-    return { labels, before, after, shaped: this.shaped, gone: this.gone, unfollowed: this.unfollowed, renamedTypes };
+    return {
+      labels,
+      before,
+      after,
+      shaped: this.shaped,
+      gone: this.gone,
+      unfollowed: this.unfollowed,
+      typeNames: this.typeNames,
+      tableNames: this.names,
+    };
   }
 
-  private type(t: TypeSnapshot): void {
+  private type(t: TypeSnapshot, tag: string): void {
     const name = quoteQualified(t.schema, t.name);
     if (t.was) {
       this.before.push(renameType(t, t.was));
-      const was = quoteQualified(t.was.schema, t.was.name);
-      // Its labels are added under whichever name the database has when the patch begins.
-      this.formerly.set(name, [was, ...(this.formerly.get(was) ?? [])]);
-      this.enums.delete(was);
+      this.typeNames.set(t.oid, name);
+      if (t.arrayOid) this.typeNames.set(t.arrayOid, `${name}[]`);
     }
     if (t.kind === 'e' && t.labels) {
-      // Made with every label the range gives it: added later in this transaction, a label could not be used in it.
-      this.enums.set(name, t);
-      // With the labels the range leaves it: known only at the end (finish). A name renamed away
-      // since keeps those it had then.
+      let e = this.enums.get(t.oid);
+      if (!e) {
+        const was = t.was ?? t;
+        this.enums.set(t.oid, (e = { from: tag === 'CREATE TYPE' ? undefined : quoteQualified(was.schema, was.name), labels: [] }));
+      }
+      const last = e.labels.at(-1);
+      if (!last || last.join('\0') !== t.labels.join('\0')) e.labels.push(t.labels);
+      // Made with every label the range gives it: added later in this transaction, a label could
+      // not be used in it. Known only at the end (finish).
+      const entry = e;
       this.before.push(() => {
-        const labels = (this.enums.get(name) ?? t).labels!;
-        const create = `create type ${name} as enum (${labels.map(quoteLiteral).join(', ')})`;
+        const create = `create type ${name} as enum (${entry.labels.at(-1)!.map(quoteLiteral).join(', ')})`;
         return doBlock(`if to_regtype(${quoteLiteral(name)}) is null then execute ${quoteLiteral(create)}; end if;`);
       });
       return;
@@ -201,6 +215,19 @@ begin
   end if;
 end`),
     );
+  }
+
+  /** An object renamed or moved: renamed where the database has it, and what the patch does to it at the end follows the new name. */
+  private renamed(o: CapturedObject): void {
+    const from = o.renamed!.from;
+    this.before.push(renameObject(o.renamed!));
+    for (const k of this.comments) if (k.identity === from) k.identity = o.identity;
+    this.triggers.delete(from);
+    const refresh = this.refreshes.get(from);
+    if (refresh !== undefined) {
+      this.refreshes.delete(from);
+      this.refreshes.set(o.identity, refresh);
+    }
   }
 
   private sequence(o: CapturedObject): void {
@@ -236,6 +263,10 @@ end`),
     const lit = quoteLiteral(target);
     const was = this.names.get(s.oid);
     if (was && (was.schema !== s.schema || was.name !== s.name)) {
+      // What the patch makes at the end on it follows it (named as Postgres names identities, but for a keyword).
+      const [from, to] = [displayQualified(was.schema, was.name), displayQualified(s.schema, s.name)];
+      triggersOnMovedTable(this.triggers, from, to);
+      for (const k of this.comments) k.identity = onMovedTable(k, from, to) ?? k.identity;
       const old = quoteQualified(was.schema, was.name);
       const moved = quoteQualified(s.schema, was.name);
       const steps = [
