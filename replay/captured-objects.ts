@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { CapturedDdl, CapturedObject, RenamedObject } from '../src/source/ddl-capture.js';
 import { attempt } from './savepoint.js';
 import { commentStatement } from '../src/base/ddl/post-data.js';
-import { extensionStatements, onMovedTable, sequenceName, triggersOnMovedTable } from '../src/source/ddl-statements.js';
+import { extensionStatements, inRenamedSchema, onMovedTable, sequenceName, triggersOnMovedTable } from '../src/source/ddl-statements.js';
 
 // Views, materialized views (and their indexes), functions, procedures, aggregates, triggers and sequences made or altered after
 // the base, replayed from the statements captured DDL recorded (docs/ARCHITECTURE.md, "Schema
@@ -114,6 +114,26 @@ export class CapturedObjects {
           'a comment captured from the source could not be set in the replay',
         );
     }
+  }
+
+  /**
+   * A schema renamed at the source: renamed in the replay too (what is in it follows by oid), and
+   * the comments kept for the end on what is in it follow. False when the replay could not.
+   */
+  async renameSchema(r: RenamedObject & { identity: string }): Promise<boolean> {
+    const failed = (await attempt(this.client, [r.rename])) as (Error & { code?: string }) | undefined;
+    if (failed) {
+      if (!UNDEFINED_OBJECT.has(failed.code ?? ''))
+        this.warn(
+          `schema:${r.identity}`,
+          { schema: r.identity, was: r.from, err: failed.message },
+          'renamed at the source, and the replay could not rename it: the replay differs from the source here',
+        );
+      return false;
+    }
+    this.renamed.push(r);
+    for (const c of this.comments) c.identity = c.identity === r.from ? r.identity : (inRenamedSchema(c.identity, r) ?? c.identity);
+    return true;
   }
 
   /**

@@ -4,6 +4,7 @@ import type { Logger } from '../src/core/log.js';
 import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../src/core/sql.js';
 import type { BaseDdl, SchemaObject } from '../src/log/bases.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
+import { inRenamedSchema } from '../src/source/ddl-statements.js';
 import { attempt } from './savepoint.js';
 import { attemptAlone, type JobPool } from './jobs.js';
 
@@ -152,11 +153,12 @@ export class SchemaRestore {
     }
   }
 
-  /** The base's sequences renamed or moved since (captured DDL), by their name in the base: what they are called now. */
-  private readonly sequenceNames = new Map<string, string>();
+  /** Sequences and schemas renamed or moved since the base (captured DDL), in order: each takes a sequence's name to its next. */
+  private readonly sequenceRenames: ((name: string) => string)[] = [];
 
+  /** What a sequence of the base (named as there) is called now. */
   private nowNamed(inBase: string): string {
-    return this.sequenceNames.get(inBase) ?? inBase;
+    return this.sequenceRenames.reduce((name, next) => next(name), inBase);
   }
 
   /** Sets a sequence to the furthest of `candidates` (SQL numeric expressions) in its direction, if any is known. */
@@ -201,6 +203,7 @@ export class SchemaRestore {
       if (o.names.length === 3 && o.type !== 'index') this.droppedNames.add(`${o.names[0]}.${o.names[1]}:${o.names[2]}`);
     }
     for (const t of captured.dropped ?? []) this.droppedTables.add(baseName(t.oid) ?? `${t.schema}.${t.name}`);
+    for (const r of captured.renamedSchemas ?? []) this.sequenceRenames.push((name) => inRenamedSchema(name, r) ?? name);
     for (const o of captured.objects ?? []) {
       if (!o.renamed) continue;
       // A trigger made at the end: under its new name, as captured (replay/captured-objects.ts).
@@ -209,10 +212,8 @@ export class SchemaRestore {
         const [, own, on] = /^("(?:[^"]|"")*"|[^" ]+) on (.+)$/.exec(o.renamed.from) ?? [];
         if (own && on) this.droppedNames.add(`${quoteIdent(own.startsWith('"') ? own.slice(1, -1).replace(/""/g, '"') : own)} on ${on}`);
       }
-      if (o.kind === 'sequence') {
-        for (const [base, now] of this.sequenceNames) if (now === o.renamed.from) this.sequenceNames.set(base, o.identity);
-        if (![...this.sequenceNames.values()].includes(o.identity)) this.sequenceNames.set(o.renamed.from, o.identity);
-      }
+      const { from } = o.renamed;
+      if (o.kind === 'sequence') this.sequenceRenames.push((name) => (name === from ? o.identity : name));
     }
     // A snapshot holds every index and local constraint its table has now: one of the base's
     // that it lacks was dropped or renamed (made under its new name at that point), not to be made

@@ -4,11 +4,11 @@
 // What captured DDL needs beyond tables (drops, types, images) lives in captured-ddl.ts.
 import type pg from 'pg';
 import type { Logger } from '../src/core/log.js';
-import { quoteIdent, quoteLiteral, quoteQualified } from '../src/core/sql.js';
+import { quoteIdent, quoteLiteral, quoteQualified, unquoteIdent } from '../src/core/sql.js';
 import { isConstant } from '../src/base/published-schema.js';
 import type { BaseTable } from '../src/log/bases.js';
 import { columnTypeName, sameColumnTypes, type RelationDef } from '../src/segment/format.js';
-import type { CapturedDdl, DroppedObject, TableImage, TableSnapshot } from '../src/source/ddl-capture.js';
+import type { CapturedDdl, DroppedObject, RenamedObject, TableImage, TableSnapshot } from '../src/source/ddl-capture.js';
 import type { EnumLabels } from './enum-labels.js';
 import { applyImage, capturedColumnTypes, followRenames, reconcileType } from './captured-ddl.js';
 import {
@@ -64,6 +64,8 @@ export interface TargetTable {
   rows?: number;
   /** A base table's name in the base (what the base's statements made at the end call it). */
   base?: { schema: string; name: string };
+  /** Where the table goes while the base's statements run: its name in the base, in its schema as renamed since. */
+  backTo?: { schema: string; name: string };
 }
 
 /**
@@ -102,6 +104,7 @@ export class TargetTables {
       columns: t.columns.map((c) => ({ name: c.name, attnum: c.attnum, typeOid: c.typeOid, typmod: c.typmod, type: c.type })),
       rows,
       base: { schema: t.schema, name: t.name },
+      backTo: { schema: t.schema, name: t.name },
     });
   }
 
@@ -118,20 +121,21 @@ export class TargetTables {
    * the base hangs on it.
    */
   async underBaseNames(make: (unreachable: string[]) => Promise<void>): Promise<void> {
-    const renamed = [...this.tables.values()].filter((t) => t.base && (t.base.schema !== t.schema || t.base.name !== t.name));
+    const renamed = [...this.tables.values()].filter((t) => t.backTo && (t.backTo.schema !== t.schema || t.backTo.name !== t.name));
     const back: TargetTable[] = [];
     // Until none more goes back: one may take the name another gives up.
     for (let more = true; more;) {
       more = false;
       for (const t of renamed)
-        if (!back.includes(t) && !(await attempt(this.client, moveStatements(t, t.base!)))) {
+        if (!back.includes(t) && !(await attempt(this.client, moveStatements(t, t.backTo!)))) {
           back.push(t);
           more = true;
         }
     }
     const unreachable = renamed.filter((t) => !back.includes(t)).map((t) => `${t.base!.schema}.${t.base!.name}`);
+    // Then the objects, schemas among them: a table back in its schema as renamed is back in the base's.
     await this.objects.underFormerNames(() => make(unreachable));
-    for (const t of back.reverse()) for (const sql of moveStatements(t.base!, t)) await this.client.query(sql);
+    for (const t of back.reverse()) for (const sql of moveStatements(t.backTo!, t)) await this.client.query(sql);
   }
 
   all(): Iterable<TargetTable> {
@@ -237,10 +241,20 @@ export class TargetTables {
   private async move(t: TargetTable, schema: string, name: string): Promise<void> {
     if (t.schema === schema && t.name === name) return;
     // What the replay makes at the end on it is named by the table's identity, as Postgres writes it.
-    const { rows } = await this.client.query<{ from: string; to: string }>(
-      `select format('%I.%I', $1::text, $2::text) as from, format('%I.%I', $3::text, $4::text) as to`,
+    const { rows } = await this.client.query<{ from: string; to: string; there: boolean }>(
+      `select format('%I.%I', $1::text, $2::text) as from, format('%I.%I', $3::text, $4::text) as to,
+              exists (select 1 from pg_namespace where nspname = $3) as there`,
       [t.schema, t.name, schema, name],
     );
+    if (!rows[0]!.there) {
+      // Captured DDL makes or renames a schema before its tables move: without it, a Relation message is all there is.
+      await this.client.query(`create schema ${quoteIdent(schema)}`);
+      this.warnOnce(
+        `schema:${schema}`,
+        { schema, table: `${schema}.${name}` },
+        'a table moved to a schema the replay lacked: the schema was made (if the source renamed a schema, what else is in it stays under the old name; archive with --capture-ddl to replay schema renames)',
+      );
+    }
     for (const sql of moveStatements(t, { schema, name })) await this.client.query(sql);
     this.objects.tableMoved(rows[0]!.from, rows[0]!.to);
     t.schema = schema;
@@ -425,6 +439,7 @@ export class TargetTables {
       if (o.type === 'type') this.labels.dropped(o.identity);
     }
     this.objects.dropped(captured);
+    for (const r of captured.renamedSchemas ?? []) await this.renamedSchema(r);
     for (const schema of captured.schemas ?? []) await this.client.query(`create schema if not exists ${schema}`);
     for (const type of captured.types ?? []) {
       const done = await reconcileType(this.client, type, this.labels);
@@ -462,6 +477,30 @@ export class TargetTables {
     }
   }
 
+  /** A schema renamed at the source: the replay's too, and the tables, triggers and enum types it knows in it are known by the new name. */
+  private async renamedSchema(r: RenamedObject & { identity: string }): Promise<void> {
+    if (!(await this.objects.renameSchema(r))) return;
+    const [from, to] = [unquoteIdent(r.from), unquoteIdent(r.identity)];
+    for (const t of this.tables.values()) {
+      // The base's statements name it in the schema under the name the replay gives it back (underBaseNames).
+      if (t.backTo?.schema === from) t.backTo = { schema: to, name: t.backTo.name };
+      if (t.schema !== from) continue;
+      const { rows } = await this.client.query<{ from: string; to: string }>(
+        `select format('%I.%I', $1::text, $3::text) as from, format('%I.%I', $2::text, $3::text) as to`,
+        [from, to, t.name],
+      );
+      this.objects.tableMoved(rows[0]!.from, rows[0]!.to);
+      t.schema = to;
+    }
+    const { rows } = await this.client.query<{ name: string }>(
+      `select t.typname as name from pg_type t join pg_namespace n on n.oid = t.typnamespace where n.nspname = $1 and t.typtype = 'e'`,
+      [to],
+    );
+    for (const e of rows) this.labels.renamed(from, e.name, to, e.name);
+    // Types in it that columns are cast to.
+    await this.renamedType(`${from}.`, `${quoteIdent(from)}.`);
+  }
+
   private async dropObject(o: DroppedObject): Promise<void> {
     const sql = dropStatement(o);
     if (!sql) return;
@@ -476,10 +515,10 @@ export class TargetTables {
    * that may be of it take their type's name from the replay's catalog again. Any column whose
    * type's name holds the old one is read again: one read too many costs a query, none too few.
    */
-  private async renamedType(was: string): Promise<void> {
+  private async renamedType(...was: string[]): Promise<void> {
     for (const t of this.tables.values()) {
       // As format_type writes it: a quote in the name doubled.
-      if (!t.columns.some((c) => c.type.includes(was) || c.type.includes(was.replace(/"/g, '""')))) continue;
+      if (!t.columns.some((c) => was.some((w) => c.type.includes(w) || c.type.includes(w.replace(/"/g, '""'))))) continue;
       const types = await capturedColumnTypes(this.client, quoteQualified(t.schema, t.name));
       for (const c of t.columns) c.type = types.get(c.name) ?? c.type;
     }

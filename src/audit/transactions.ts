@@ -241,6 +241,7 @@ export function describeDdl(c: CapturedDdl): string | undefined {
     ...(c.droppedObjects ?? []).map((o) => `dropped ${o.type} ${o.identity}`),
     ...(c.unknown ?? []).map((u) => `${shownName(u)} unknown from here on`),
     ...(c.schemas ?? []).map((name) => `schema ${name}`),
+    ...(c.renamedSchemas ?? []).map((r) => `schema ${r.identity} (was ${r.from})`),
     ...(c.objects ?? []).map((o) => `${o.kind} ${o.identity}${o.renamed ? ` (was ${o.renamed.from})` : ''}`),
     ...(c.unfollowed ?? []).map((u) => `${u.kind} ${u.identity} (not replayed)`),
   ];

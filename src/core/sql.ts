@@ -20,6 +20,11 @@ export function displayQualified(schema: string, name: string): string {
   return `${displayIdent(schema)}.${displayIdent(name)}`;
 }
 
+/** A name as quote_ident writes it, back to the name (a bare one as it is: Postgres folds no case there). */
+export function unquoteIdent(quoted: string): string {
+  return quoted.startsWith('"') && quoted.endsWith('"') ? quoted.slice(1, -1).replace(/""/g, '"') : quoted;
+}
+
 /** A string literal safe with standard_conforming_strings on or off. */
 export function quoteLiteral(value: string): string {
   const escaped = value.replace(/'/g, "''");

@@ -150,6 +150,8 @@ export interface CapturedDdl {
   image?: TableImage;
   /** Schemas the command created (quoted as Postgres quotes them). */
   schemas?: string[];
+  /** Schemas the command renamed (archives since renames are followed): `identity` the new name, as `schemas`. */
+  renamedSchemas?: (RenamedObject & { identity: string })[];
   /** Views, materialized views, functions, procedures, triggers and sequences the command made or altered, with the statement that makes each as it is now. */
   objects?: CapturedObject[];
   /**
@@ -352,6 +354,8 @@ begin
         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
        where tg_tag in ('ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER AGGREGATE')
       union all
+      select 'pg_namespace:' || n.oid, n.nspname, n.nspname from pg_namespace n where tg_tag = 'ALTER SCHEMA'
+      union all
       select 'pg_trigger:' || g.oid, n.nspname, g.tgname
         from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
        where tg_tag = 'ALTER TRIGGER' and not g.tgisinternal) o
@@ -380,6 +384,13 @@ begin
     select n.nspname, p.proname into nsp, nam from pg_proc p join pg_namespace n on n.oid = p.pronamespace where p.oid = obj;
   elsif cls = 'pg_trigger'::regclass then
     select n.nspname, g.tgname into nsp, nam from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace where g.oid = obj;
+  elsif cls = 'pg_namespace'::regclass then
+    select nspname into nam from pg_namespace where oid = obj;
+    if nam is null or was->>'name' = nam then
+      return null;
+    end if;
+    return jsonb_build_object('from', quote_ident(was->>'name'), 'rename', format('alter schema %I rename to %I', was->>'name', nam),
+      'back', format('alter schema %I rename to %I', nam, was->>'name'));
   else
     return null;
   end if;
@@ -423,11 +434,16 @@ declare
   first boolean;
   filtered_rels oid[] := '{}';
   schemas jsonb;
+  renamed_schemas jsonb;
   objects jsonb;
   comments jsonb;
   unfollowed jsonb;
   n int;
 begin
+  -- Names noted by note_names for this command, or none: a value a session set itself is no note.
+  if tg_tag not in (${NOTED_TAGS}) then
+    perform set_config('pgtape.names', '', true);
+  end if;
   -- Reading the catalog may fail without failing the application's DDL (a warning instead). The
   -- messages are emitted outside that block: an exception block is a subtransaction, and a
   -- message emitted in one reaches the stream after the transaction's later changes, not at its point.
@@ -480,7 +496,8 @@ begin
       select d.object_type as kind, d.object_identity as identity, d.classid, d.objid,
              case when d.object_type in ('view', 'materialized view', 'function', 'procedure', 'aggregate', 'trigger', 'sequence', 'index', 'extension')
                then pgtape.object_def(d.classid, d.objid)
-                    || jsonb_strip_nulls(jsonb_build_object('renamed', pgtape.renamed(d.classid, d.objid, d.object_type, d.object_identity))) end as def
+                    || jsonb_strip_nulls(jsonb_build_object('renamed', pgtape.renamed(d.classid, d.objid, d.object_type, d.object_identity))) end as def,
+             case when d.object_type = 'schema' then pgtape.renamed(d.classid, d.objid, d.object_type, d.object_identity) end as renamed
         from pg_event_trigger_ddl_commands() d
        -- GRANT and REVOKE name no object (privileges are not followed).
        where not d.in_extension and d.object_identity is not null and d.schema_name is distinct from 'pgtape' and d.object_identity is distinct from 'pgtape'
@@ -490,10 +507,11 @@ begin
          and d.object_type not in ('table', 'type', 'domain', 'composite type', 'table constraint', 'table column', 'publication', 'publication relation')
          and not (d.object_type = 'sequence' and exists (select 1 from pg_depend i where i.classid = 'pg_class'::regclass
                     and i.objid = d.objid and i.deptype = 'i')))
-    select jsonb_agg(distinct identity) filter (where kind = 'schema'),
+    select jsonb_agg(distinct identity) filter (where kind = 'schema' and renamed is null),
            jsonb_agg(distinct jsonb_build_object('kind', kind, 'identity', identity) || def) filter (where def is not null),
-           jsonb_agg(distinct jsonb_build_object('kind', kind, 'identity', identity)) filter (where def is null and kind not in ('schema', 'index'))
-      into schemas, objects, unfollowed
+           jsonb_agg(distinct jsonb_build_object('kind', kind, 'identity', identity)) filter (where def is null and kind not in ('schema', 'index')),
+           jsonb_agg(jsonb_build_object('identity', identity) || renamed) filter (where renamed is not null)
+      into schemas, objects, unfollowed, renamed_schemas
       from commands;
     select jsonb_agg(jsonb_build_object('kind', d.object_type, 'identity', d.object_identity,
              'comment', (select description from pg_description c where c.objoid = d.objid and c.classoid = d.classid and c.objsubid = d.objsubid)))
@@ -501,8 +519,10 @@ begin
       from pg_event_trigger_ddl_commands() d
      where d.command_tag = 'COMMENT' and d.object_identity is not null and not d.in_extension and d.schema_name is distinct from 'pgtape'
        and coalesce(d.schema_name, '') !~ '^pg_(toast_)?temp';
-    if cardinality(rels) > 0 or cardinality(typs) > 0 or cardinality(filtered_rels) > 0 or schemas is not null or objects is not null or comments is not null or unfollowed is not null then
-      payload := jsonb_strip_nulls(jsonb_build_object('tag', tg_tag, 'schemas', schemas, 'objects', objects, 'comments', comments, 'unfollowed', unfollowed,
+    if cardinality(rels) > 0 or cardinality(typs) > 0 or cardinality(filtered_rels) > 0 or schemas is not null or objects is not null
+       or comments is not null or unfollowed is not null or renamed_schemas is not null then
+      payload := jsonb_strip_nulls(jsonb_build_object('tag', tg_tag, 'schemas', schemas, 'renamedSchemas', renamed_schemas,
+        'objects', objects, 'comments', comments, 'unfollowed', unfollowed,
         'tables', (select jsonb_agg(pgtape.table_shape(r)) from unnest(rels) r),
         'types', (select jsonb_agg(pgtape.type_shape(t) || coalesce((select jsonb_build_object('was', w.was)
                     from (select nullif(current_setting('pgtape.names', true), '')::jsonb -> ('pg_type:' || t::text) as was) w, pg_type y join pg_namespace yn on yn.oid = y.typnamespace
@@ -595,11 +615,28 @@ drop event trigger if exists pgtape_note_type_names;
 drop function if exists pgtape.note_type_names();
 drop event trigger if exists pgtape_note_names;
 create event trigger pgtape_note_names on ddl_command_start
-  when tag in ('ALTER TYPE', 'ALTER DOMAIN', 'ALTER TABLE', 'ALTER SEQUENCE', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW',
-               'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER AGGREGATE', 'ALTER TRIGGER')
+  when tag in (${NOTED_TAGS})
   execute function pgtape.note_names();
 `;
 }
+
+/** The commands that can rename or move an object: pgtape.note_names notes every name of its kind before them. */
+const NOTED_TAGS = [
+  'ALTER TYPE',
+  'ALTER DOMAIN',
+  'ALTER TABLE',
+  'ALTER SEQUENCE',
+  'ALTER VIEW',
+  'ALTER MATERIALIZED VIEW',
+  'ALTER FUNCTION',
+  'ALTER PROCEDURE',
+  'ALTER ROUTINE',
+  'ALTER AGGREGATE',
+  'ALTER TRIGGER',
+  'ALTER SCHEMA',
+]
+  .map(quoteLiteral)
+  .join(', ');
 
 /**
  * The functions' bodies are dollar-quoted with `$f$`, and the publication's name (a literal inside

@@ -141,13 +141,26 @@ export function extensionStatements(o: CapturedObject): string[] {
  */
 export function valuesAfterRenames(values: Record<string, string>, captured: CapturedDdl): Record<string, string> {
   const renamed = (captured.objects ?? []).filter((o) => o.kind === 'sequence' && o.renamed && o.renamed.from in values);
-  if (!renamed.length) return values;
+  const schemas = captured.renamedSchemas ?? [];
+  if (!renamed.length && !schemas.length) return values;
   const after = { ...values };
   for (const o of renamed) {
     after[o.identity] = after[o.renamed!.from]!;
     delete after[o.renamed!.from];
   }
+  for (const r of schemas)
+    for (const key of Object.keys(after)) {
+      const moved = inRenamedSchema(key, r);
+      if (moved === undefined) continue;
+      after[moved] = after[key]!;
+      delete after[key];
+    }
   return after;
+}
+
+/** `schema.name` (as Postgres writes identities) in the schema as renamed, or undefined when not in it. */
+export function inRenamedSchema(identity: string, r: { from: string; identity: string }): string | undefined {
+  return identity.startsWith(`${r.from}.`) ? `${r.identity}.${identity.slice(r.from.length + 1)}` : undefined;
 }
 
 /**

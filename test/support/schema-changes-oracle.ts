@@ -317,6 +317,17 @@ const STEPS: [string, string[]][] = [
     'a table of the base with a trigger and a serial column renamed, then written',
     [`alter table noted rename to notes`, `insert into notes (v) values (null)`],
   ],
+  [
+    // Its tables follow by their Relation messages; its types, sequences, views and routines once did not.
+    'a schema renamed that holds a table, an enum, a materialized view, a sequence and an aggregate',
+    [
+      `alter schema palette rename to paints`,
+      `insert into paint values (4, 'blue', 8)`,
+      `insert into paints.handles values ('Cy')`,
+      `select nextval('paints.tickets')`,
+      `refresh materialized view paints.mood_counts`,
+    ],
+  ],
 ];
 
 interface Point {

@@ -76,7 +76,7 @@ export function renameType(t: TypeSnapshot, was: { schema: string; name: string 
  */
 export function renameObject(r: RenamedObject): string {
   return doBlock(
-    `execute ${quoteLiteral(r.rename)}; exception when undefined_table or undefined_function or undefined_object or duplicate_table or duplicate_function or duplicate_object then null;`,
+    `execute ${quoteLiteral(r.rename)}; exception when undefined_table or undefined_function or undefined_object or invalid_schema_name or duplicate_table or duplicate_function or duplicate_object or duplicate_schema then null;`,
   );
 }
 

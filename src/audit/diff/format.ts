@@ -156,9 +156,16 @@ function csv(v: string | null | undefined): string {
 /** `t` named as at --to, and its columns' types, where the range renamed them (known by oid: a name may pass to another). */
 function asNamedAtTo(t: TableDiff, s: SchemaPatch | undefined): TableDiff {
   const name = s?.tableNames.get(t.oid);
-  if (!s || (!s.typeNames.size && !name)) return t;
-  const columns = t.after.columns.map((c) => ({ ...c, type: s.typeNames.get(c.typeOid) ?? c.type }));
-  return { ...t, after: { ...t.after, ...(name ? { schema: name.schema, name: name.name } : {}), columns } };
+  if (!s || (!s.typeNames.size && !s.schemaNames.length && !name)) return t;
+  const inSchemaAtTo = (type: string) =>
+    s.schemaNames.reduce(
+      (n, r) => (n.startsWith(`${quoteIdent(r.from)}.`) ? `${quoteIdent(r.to)}${n.slice(quoteIdent(r.from).length)}` : n),
+      type,
+    );
+  const columns = t.after.columns.map((c) => ({ ...c, type: s.typeNames.get(c.typeOid) ?? inSchemaAtTo(c.type) }));
+  // Named by the log's last Relation message otherwise: one before the range renamed its schema names the old.
+  const schema = name?.schema ?? s.schemaNames.reduce((n, r) => (n === r.from ? r.to : n), t.after.schema);
+  return { ...t, after: { ...t.after, schema, name: name?.name ?? t.after.name, columns } };
 }
 
 function* patch(t: TableDiff): Generator<string> {
@@ -208,9 +215,12 @@ function* reshape(t: TableDiff): Generator<string> {
     if (after.replicaIdentity === 'f') yield `alter table ${target} replica identity full;`;
     return;
   }
+  // The log names a table by its last Relation message before --from, which may be older than a
+  // move the captured DDL made: a name the database does not have is left alone (IF EXISTS).
   if (before.schema !== after.schema)
-    yield `alter table ${quoteQualified(before.schema, before.name)} set schema ${quoteIdent(after.schema)};`;
-  if (before.name !== after.name) yield `alter table ${quoteQualified(after.schema, before.name)} rename to ${quoteIdent(after.name)};`;
+    yield `alter table if exists ${quoteQualified(before.schema, before.name)} set schema ${quoteIdent(after.schema)};`;
+  if (before.name !== after.name)
+    yield `alter table if exists ${quoteQualified(after.schema, before.name)} rename to ${quoteIdent(after.name)};`;
   for (const c of before.columns)
     if (!after.columns.some((a) => a.name === c.name)) yield `alter table ${target} drop column if exists ${quoteIdent(c.name)};`;
   for (const c of after.columns) {

@@ -1,7 +1,14 @@
-import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../../core/sql.js';
+import { displayQualified, quoteIdent, quoteLiteral, quoteQualified, unquoteIdent } from '../../core/sql.js';
 import { commentStatement } from '../../base/ddl/post-data.js';
 import { isConstant } from '../../base/published-schema.js';
-import { TYPE_CREATE_SQL, type CapturedDdl, type CapturedObject, type TableSnapshot, type TypeSnapshot } from '../../source/ddl-capture.js';
+import {
+  TYPE_CREATE_SQL,
+  type CapturedDdl,
+  type CapturedObject,
+  type RenamedObject,
+  type TableSnapshot,
+  type TypeSnapshot,
+} from '../../source/ddl-capture.js';
 import {
   addColumn,
   addMissingConstraint,
@@ -24,6 +31,7 @@ import {
   generatedClause,
   identityClause,
   inDropOrder,
+  inRenamedSchema,
   isForeignKey,
   missingValue,
   onMovedTable,
@@ -61,7 +69,9 @@ export interface SchemaPatch {
   unfollowed: string[];
   /** Types the range renamed (and their array types), by source oid: their names at --to. */
   typeNames: Map<number, string>;
-  /** Tables' names at --to, by source oid (a table renamed without rows written since keeps its old name in the log). */
+  /** Schemas the range renamed, in order: the types in them are named so at --to. */
+  schemaNames: { from: string; to: string }[];
+  /** Tables' names at --to where the range's captured DDL gave them, by source oid (a table renamed without rows written since keeps its old name in the log). */
   tableNames: Map<number, Name>;
 }
 
@@ -96,6 +106,10 @@ class PatchWriter {
   private readonly enums = new Map<number, { from?: string; labels: string[][] }>();
   /** Types the range renamed, by source oid (and their array types' oids): their names at --to. */
   private readonly typeNames = new Map<number, string>();
+  /** Schemas the range renamed, in order. */
+  private readonly schemaNames: { from: string; to: string }[] = [];
+  /** Tables' names as the range's captured DDL left them, by source oid (names at --from may be older than the log's). */
+  private readonly atTo = new Map<number, Name>();
   private readonly triggers = new Map<string, string>();
   private readonly refreshes = new Map<string, boolean>();
   /** Comments, in order, on what their object is called by the end of the range. */
@@ -120,6 +134,7 @@ class PatchWriter {
       if (o.type === 'trigger') this.triggers.delete(o.identity);
       if (o.type === 'materialized view') this.refreshes.delete(o.identity);
     }
+    for (const r of c.renamedSchemas ?? []) this.renamedSchema(r);
     for (const schema of c.schemas ?? []) out.push(`create schema if not exists ${schema};`);
     for (const t of c.types ?? []) this.type(t, c.tag);
     const objects = c.objects ?? [];
@@ -167,7 +182,8 @@ class PatchWriter {
       gone: this.gone,
       unfollowed: this.unfollowed,
       typeNames: this.typeNames,
-      tableNames: this.names,
+      schemaNames: this.schemaNames,
+      tableNames: this.atTo,
     };
   }
 
@@ -215,6 +231,30 @@ begin
   end if;
 end`),
     );
+  }
+
+  /** A schema renamed: renamed where the database has it; the tables, triggers, comments and refreshes the patch knows in it follow. */
+  private renamedSchema(r: RenamedObject & { identity: string }): void {
+    this.before.push(renameObject(r));
+    const [from, to] = [unquoteIdent(r.from), unquoteIdent(r.identity)];
+    this.schemaNames.push({ from, to });
+    for (const [oid, n] of this.names) {
+      if (n.schema !== from) continue;
+      triggersOnMovedTable(this.triggers, displayQualified(from, n.name), displayQualified(to, n.name));
+      this.names.set(oid, { schema: to, name: n.name });
+      const last = this.last.get(oid);
+      if (last) this.last.set(oid, { ...last, schema: to });
+      if (this.atTo.has(oid)) this.atTo.set(oid, { schema: to, name: n.name });
+    }
+    for (const [oid, name] of this.typeNames)
+      if (name.startsWith(`${quoteIdent(from)}.`)) this.typeNames.set(oid, quoteIdent(to) + name.slice(quoteIdent(from).length));
+    for (const k of this.comments) k.identity = k.identity === r.from ? r.identity : (inRenamedSchema(k.identity, r) ?? k.identity);
+    for (const [identity, populated] of [...this.refreshes]) {
+      const moved = inRenamedSchema(identity, r);
+      if (moved === undefined) continue;
+      this.refreshes.delete(identity);
+      this.refreshes.set(moved, populated);
+    }
   }
 
   /** An object renamed or moved: renamed where the database has it, and what the patch does to it at the end follows the new name. */
@@ -280,6 +320,7 @@ end`),
       );
     }
     this.names.set(s.oid, { schema: s.schema, name: s.name });
+    this.atTo.set(s.oid, { schema: s.schema, name: s.name });
     this.shaped.add(s.oid);
     this.gone.delete(s.oid);
     this.last.set(s.oid, s);
