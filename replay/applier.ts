@@ -417,7 +417,10 @@ export class Applier implements EffectSink {
   /** DDL captured by `archive --capture-ddl`, at its point. */
   ddl(captured: CapturedDdl): Promise<void> {
     this.alwaysIdentity.clear();
-    this.restore?.dropped(captured, (oid) => this.tables.baseName(oid));
+    this.restore?.dropped(captured, {
+      byOid: (oid) => this.tables.baseName(oid),
+      byName: (schema, name) => this.tables.baseNameOf(schema, name),
+    });
     return this.tables.apply(captured);
   }
 

@@ -73,24 +73,25 @@ export class CapturedObjects {
   }
 
   /**
-   * Runs `make` with the objects renamed since the base under their former names, then renames
-   * them again: the base's statements made at the end (an index of a materialized view, a
-   * trigger calling a function, a REFRESH) name them as the base did.
+   * Gives the objects renamed since the base their former names, the newest first (one renamed
+   * twice goes back through each): the base's statements made at the end (an index of a
+   * materialized view, a trigger calling a function, a REFRESH) name them as the base did.
+   * Returns those given back, in that order; one whose former name another object took since is
+   * said (what the base makes on it may land on that other one).
    */
-  async underFormerNames(make: () => Promise<void>): Promise<void> {
+  async giveBack(): Promise<RenamedObject[]> {
     const back: RenamedObject[] = [];
-    // The newest first: an object renamed twice goes back through each name it had.
-    for (const r of [...this.renamed].reverse()) if (!(await attempt(this.client, [r.back]))) back.push(r);
-    await make();
-    for (const r of back.reverse()) {
-      const failed = await attempt(this.client, [r.rename]);
-      if (failed)
+    for (const r of [...this.renamed].reverse()) {
+      const failed = await attempt(this.client, [r.back]);
+      if (!failed) back.push(r);
+      else
         this.warn(
-          `rename:${r.rename}`,
-          { rename: r.rename, err: failed.message },
-          'an object renamed at the source could not be renamed again in the replay',
+          `back:${r.back}`,
+          { object: r.from, err: failed.message },
+          "renamed at the source, and another object took its former name since: the base's statements made at the end that name it may be made on that other object",
         );
     }
+    return back;
   }
 
   /** A trigger dropped after it was captured is not made at the end. */

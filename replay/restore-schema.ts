@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { UserError } from '../src/core/errors.js';
 import type { Logger } from '../src/core/log.js';
-import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../src/core/sql.js';
+import { displayQualified, quoteIdent, quoteLiteral, quoteQualified, unquoteIdent } from '../src/core/sql.js';
 import type { BaseDdl, SchemaObject } from '../src/log/bases.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
 import { inRenamedSchema } from '../src/source/ddl-statements.js';
@@ -36,6 +36,12 @@ const DDL_SETTINGS = `set local search_path = ''`;
 
 /** Objects whose failure fails the replay: without them a table's rows have nowhere to go. */
 const ESSENTIAL = new Set(['table', 'partitioned table', 'primary key', 'primary key attachment']);
+
+/** A base table's name in the base (`schema.table`), by source oid or by its name in the replay now. */
+export interface BaseNames {
+  byOid(oid: number): string | undefined;
+  byName(schema: string, name: string): string | undefined;
+}
 
 export class SchemaRestore {
   private readonly failedTables = new Map<string, string>();
@@ -76,7 +82,10 @@ export class SchemaRestore {
   async finish(pool?: JobPool, unreachable: string[] = []): Promise<void> {
     for (const table of unreachable) {
       this.droppedTables.add(table);
-      this.warn({ table }, "another table has this base table's name now: its indexes, constraints and triggers of the base are not made");
+      this.warn(
+        { table },
+        "another table took this base table's name since: what the base makes on it at the end (triggers, rules, statistics, comments) is not made",
+      );
     }
     await this.client.query(DDL_SETTINGS);
     await this.run(
@@ -196,11 +205,15 @@ export class SchemaRestore {
    * constraints, triggers, rules): they are not made then. Names are compared as both sides
    * write them: `schema.index`, `name on schema.table` (quote_ident'ed).
    */
-  dropped(captured: CapturedDdl, baseName: (oid: number) => string | undefined = () => undefined): void {
+  dropped(captured: CapturedDdl, tables: BaseNames = { byOid: () => undefined, byName: () => undefined }): void {
+    const baseName = tables.byOid;
+    // What hangs on a table, by the table's name in the base (the base makes it there) and its own name.
+    const onTable = (schema: string, table: string, own: string) =>
+      this.droppedNames.add(`${tables.byName(schema, table) ?? `${schema}.${table}`}:${own}`);
     for (const o of captured.droppedObjects ?? []) {
       this.droppedNames.add(o.identity);
       // A constraint, trigger, rule or policy: its table and its own name.
-      if (o.names.length === 3 && o.type !== 'index') this.droppedNames.add(`${o.names[0]}.${o.names[1]}:${o.names[2]}`);
+      if (o.names.length === 3 && o.type !== 'index') onTable(o.names[0]!, o.names[1]!, o.names[2]!);
     }
     for (const t of captured.dropped ?? []) this.droppedTables.add(baseName(t.oid) ?? `${t.schema}.${t.name}`);
     for (const r of captured.renamedSchemas ?? []) this.sequenceRenames.push((name) => inRenamedSchema(name, r) ?? name);
@@ -209,8 +222,9 @@ export class SchemaRestore {
       // A trigger made at the end: under its new name, as captured (replay/captured-objects.ts).
       if (o.kind === 'trigger') {
         // `name on schema.table` as Postgres quotes it; the base quotes the trigger's own name always.
-        const [, own, on] = /^("(?:[^"]|"")*"|[^" ]+) on (.+)$/.exec(o.renamed.from) ?? [];
-        if (own && on) this.droppedNames.add(`${quoteIdent(own.startsWith('"') ? own.slice(1, -1).replace(/""/g, '"') : own)} on ${on}`);
+        const ident = '("(?:[^"]|"")*"|[^" .]+)';
+        const [, own, schema, table] = new RegExp(`^${ident} on ${ident}\\.${ident}$`).exec(o.renamed.from) ?? [];
+        if (own && schema && table) onTable(unquoteIdent(schema), unquoteIdent(table), unquoteIdent(own));
       }
       const { from } = o.renamed;
       if (o.kind === 'sequence') this.sequenceRenames.push((name) => (name === from ? o.identity : name));

@@ -114,6 +114,12 @@ export class TargetTables {
     return b && `${b.schema}.${b.name}`;
   }
 
+  /** The same, by the table's name in the replay now. */
+  baseNameOf(schema: string, name: string): string | undefined {
+    for (const [oid, t] of this.tables) if (t.schema === schema && t.name === name) return this.baseName(oid);
+    return undefined;
+  }
+
   /**
    * Runs `make` with the base's tables, and the objects renamed since, under the names the base
    * gave them (its statements made at the end name them so), then renames them again. A base
@@ -122,20 +128,36 @@ export class TargetTables {
    */
   async underBaseNames(make: (unreachable: string[]) => Promise<void>): Promise<void> {
     const renamed = [...this.tables.values()].filter((t) => t.backTo && (t.backTo.schema !== t.schema || t.backTo.name !== t.name));
-    const back: TargetTable[] = [];
-    // Until none more goes back: one may take the name another gives up.
-    for (let more = true; more;) {
-      more = false;
-      for (const t of renamed)
-        if (!back.includes(t) && !(await attempt(this.client, moveStatements(t, t.backTo!)))) {
-          back.push(t);
-          more = true;
-        }
-    }
-    const unreachable = renamed.filter((t) => !back.includes(t)).map((t) => `${t.base!.schema}.${t.base!.name}`);
+    const back = new Set<TargetTable>();
+    /** What renames everything forward again, in the order it went back. */
+    const forward: string[][] = [];
+    const tablesBack = async () => {
+      // Until none more goes back: one may take the name another gives up.
+      for (let more = true; more;) {
+        more = false;
+        for (const t of renamed)
+          if (!back.has(t) && !(await attempt(this.client, moveStatements(t, t.backTo!)))) {
+            back.add(t);
+            forward.push(moveStatements(t.backTo!, t));
+            more = true;
+          }
+      }
+    };
+    await tablesBack();
     // Then the objects, schemas among them: a table back in its schema as renamed is back in the base's.
-    await this.objects.underFormerNames(() => make(unreachable));
-    for (const t of back.reverse()) for (const sql of moveStatements(t.backTo!, t)) await this.client.query(sql);
+    for (const r of await this.objects.giveBack()) forward.push([r.rename]);
+    // And the tables whose base name a renamed object held.
+    await tablesBack();
+    await make(renamed.filter((t) => !back.has(t)).map((t) => `${t.base!.schema}.${t.base!.name}`));
+    for (const sql of forward.reverse()) {
+      const failed = await attempt(this.client, sql);
+      if (failed)
+        this.warnOnce(
+          `forward:${sql.join(';')}`,
+          { statement: sql.join('; '), err: failed.message },
+          "a rename the replay made as the source did could not be made again after the base's last statements",
+        );
+    }
   }
 
   all(): Iterable<TargetTable> {

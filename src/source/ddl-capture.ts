@@ -332,10 +332,11 @@ end $f$;
 -- none of their oids). Transaction-local; keyed catalog:oid.
 create or replace function pgtape.note_names() returns event_trigger language plpgsql security definer set search_path = pg_catalog as $f$
 begin
-  -- An ALTER sent as it is that says neither RENAME nor SET SCHEMA renames nothing (a migration's
-  -- ADD COLUMN, pg_restore's ALTER … OWNER TO for every object): the catalog is not read for it,
-  -- which takes a while in a database of many objects. One run by a function or a DO block is noted.
-  if current_query() ~* '^(\\s|--[^\\n]*\\n)*alter\\M' and current_query() !~* '\\m(rename|set\\s+schema)\\M' then
+  -- An ALTER sent alone that says neither RENAME nor SCHEMA renames nothing (a migration's ADD
+  -- COLUMN, pg_restore's ALTER … OWNER TO for every object): the catalog is not read for it, which
+  -- takes a while in a database of many objects. One run by a function, a DO block or beside
+  -- another statement (which may call one) is noted.
+  if current_query() ~* '^(\\s|--[^\\n]*\\n)*alter\\M' and current_query() !~* '\\m(rename|schema)\\M' and current_query() !~ ';\\s*\\S' then
     perform set_config('pgtape.names', '', true);
     return;
   end if;

@@ -65,6 +65,12 @@ const BEFORE = `
   create table qt (id int primary key, v "q""t");
   create type feel as enum ('a');
   create table f (id int primary key, v feel);
+  create table gone_trig (id int primary key, v text);
+  create trigger gt_touch before insert on gone_trig for each row execute function touch();
+  create trigger gt_other before insert on gone_trig for each row execute function touch();
+  create table events (id int primary key, v text);
+  create trigger events_touch before insert on events for each row execute function touch();
+  create view events_v as select id from events;
 `;
 
 /** Each step runs in its own transactions on the source; the point after it is recorded. */
@@ -326,6 +332,23 @@ const STEPS: [string, string[]][] = [
       `insert into paints.handles values ('Cy')`,
       `select nextval('paints.tickets')`,
       `refresh materialized view paints.mood_counts`,
+    ],
+  ],
+  [
+    // A second read of the renames found each of these (a trigger back, or left out, silently).
+    "base triggers of a renamed base table dropped and renamed, a base table's name taken by a renamed view, a rename run by a function beside an ALTER, a label added to an enum of the renamed schema",
+    [
+      `alter table gone_trig rename to gone_trig2`,
+      `drop trigger gt_touch on gone_trig2`,
+      `alter trigger gt_other on gone_trig2 rename to gt_other2`,
+      `insert into gone_trig2 (id) values (1)`,
+      `alter table events rename to events_raw`,
+      `alter view events_v rename to events`,
+      `insert into events_raw (id) values (1)`,
+      `create function rename_later() returns void language plpgsql as $$ begin execute 'alter view noted_rows rename to noted_list'; end $$`,
+      `alter table sw add column note text; select rename_later()`,
+      `alter type paints.color add value 'green'`,
+      `insert into paint values (5, 'green', 9)`,
     ],
   ],
 ];

@@ -198,7 +198,9 @@ class PatchWriter {
       let e = this.enums.get(t.oid);
       if (!e) {
         const was = t.was ?? t;
-        this.enums.set(t.oid, (e = { from: tag === 'CREATE TYPE' ? undefined : quoteQualified(was.schema, was.name), labels: [] }));
+        // In its schema as named at --from (a schema renamed earlier in the range moved it).
+        const schema = this.schemaNames.reduceRight((n, r) => (n === r.to ? r.from : n), was.schema);
+        this.enums.set(t.oid, (e = { from: tag === 'CREATE TYPE' ? undefined : quoteQualified(schema, was.name), labels: [] }));
       }
       const last = e.labels.at(-1);
       if (!last || last.join('\0') !== t.labels.join('\0')) e.labels.push(t.labels);
