@@ -133,7 +133,7 @@ export class CapturedObjects {
       return false;
     }
     this.renamed.push(r);
-    for (const c of this.comments) c.identity = c.identity === r.from ? r.identity : (inRenamedSchema(c.identity, r) ?? c.identity);
+    for (const c of this.comments) c.identity = inRenamedSchema(c.identity, r) ?? c.identity;
     return true;
   }
 

@@ -205,8 +205,7 @@ export class SchemaRestore {
    * constraints, triggers, rules): they are not made then. Names are compared as both sides
    * write them: `schema.index`, `name on schema.table` (quote_ident'ed).
    */
-  dropped(captured: CapturedDdl, tables: BaseNames = { byOid: () => undefined, byName: () => undefined }): void {
-    const baseName = tables.byOid;
+  dropped(captured: CapturedDdl, tables: BaseNames): void {
     // What hangs on a table, by the table's name in the base (the base makes it there) and its own name.
     const onTable = (schema: string, table: string, own: string) =>
       this.droppedNames.add(`${tables.byName(schema, table) ?? `${schema}.${table}`}:${own}`);
@@ -215,7 +214,7 @@ export class SchemaRestore {
       // A constraint, trigger, rule or policy: its table and its own name.
       if (o.names.length === 3 && o.type !== 'index') onTable(o.names[0]!, o.names[1]!, o.names[2]!);
     }
-    for (const t of captured.dropped ?? []) this.droppedTables.add(baseName(t.oid) ?? `${t.schema}.${t.name}`);
+    for (const t of captured.dropped ?? []) this.droppedTables.add(tables.byOid(t.oid) ?? `${t.schema}.${t.name}`);
     for (const r of captured.renamedSchemas ?? []) this.sequenceRenames.push((name) => inRenamedSchema(name, r) ?? name);
     for (const o of captured.objects ?? []) {
       if (!o.renamed) continue;
@@ -235,7 +234,7 @@ export class SchemaRestore {
     for (const t of captured.tables ?? []) {
       if (t.parent) continue;
       // Named in the base as it was then (the replay makes them under those names: Applier.finish).
-      const table = baseName(t.oid) ?? `${t.schema}.${t.name}`;
+      const table = tables.byOid(t.oid) ?? `${t.schema}.${t.name}`;
       const indexes = new Set(t.indexes.map((def) => `${quoteIdent(t.schema)}.${indexNameOf(def)}`));
       const constraints = new Set((t.constraints ?? []).map((k) => `${quoteIdent(k.name)} on ${quoteQualified(t.schema, t.name)}`));
       for (const o of this.ddl.post) {

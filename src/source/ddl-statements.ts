@@ -158,8 +158,9 @@ export function valuesAfterRenames(values: Record<string, string>, captured: Cap
   return after;
 }
 
-/** `schema.name` (as Postgres writes identities) in the schema as renamed, or undefined when not in it. */
+/** `schema.name` (as Postgres writes identities) in the schema as renamed, or the schema itself renamed; undefined when neither. */
 export function inRenamedSchema(identity: string, r: { from: string; identity: string }): string | undefined {
+  if (identity === r.from) return r.identity;
   return identity.startsWith(`${r.from}.`) ? `${r.identity}.${identity.slice(r.from.length + 1)}` : undefined;
 }
 

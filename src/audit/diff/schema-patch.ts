@@ -250,7 +250,7 @@ end`),
     }
     for (const [oid, name] of this.typeNames)
       if (name.startsWith(`${quoteIdent(from)}.`)) this.typeNames.set(oid, quoteIdent(to) + name.slice(quoteIdent(from).length));
-    for (const k of this.comments) k.identity = k.identity === r.from ? r.identity : (inRenamedSchema(k.identity, r) ?? k.identity);
+    for (const k of this.comments) k.identity = inRenamedSchema(k.identity, r) ?? k.identity;
     for (const [identity, populated] of [...this.refreshes]) {
       const moved = inRenamedSchema(identity, r);
       if (moved === undefined) continue;
