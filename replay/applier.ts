@@ -270,7 +270,7 @@ export class Applier implements EffectSink {
     }
     // After the base's own: foreign keys and triggers made after the base, as they last were.
     await this.tables.finishForeignKeys();
-    await this.tables.objects.finish();
+    await this.tables.finishObjects();
   }
 
   async apply(effects: TableEffect[]): Promise<void> {

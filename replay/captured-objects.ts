@@ -2,7 +2,14 @@ import type pg from 'pg';
 import type { CapturedDdl, CapturedObject, RenamedObject } from '../src/source/ddl-capture.js';
 import { attempt } from './savepoint.js';
 import { commentStatement } from '../src/base/ddl/post-data.js';
-import { extensionStatements, inRenamedSchema, onMovedTable, sequenceName, triggersOnMovedTable } from '../src/source/ddl-statements.js';
+import {
+  TriggerStates,
+  extensionStatements,
+  inRenamedSchema,
+  onMovedTable,
+  sequenceName,
+  triggersOnMovedTable,
+} from '../src/source/ddl-statements.js';
 
 // Views, materialized views (and their indexes), functions, procedures, aggregates, triggers and sequences made or altered after
 // the base, replayed from the statements captured DDL recorded (docs/ARCHITECTURE.md, "Schema
@@ -26,6 +33,8 @@ export class CapturedObjects {
   private readonly comments: { kind: string; identity: string; comment?: string | null }[] = [];
   /** The renames and moves the replay made as the source did, in order. */
   private readonly renamed: RenamedObject[] = [];
+  /** Triggers' states as the source last set them, set once every trigger is made. */
+  readonly triggerStates = new TriggerStates();
 
   constructor(
     private readonly client: pg.Client,
@@ -58,6 +67,7 @@ export class CapturedObjects {
         if (o.renamed) this.triggers.delete(o.renamed.from);
         this.triggers.delete(o.identity);
         this.triggers.set(o.identity, o.create);
+        this.triggerStates.object(o);
       }
     }
     for (const c of captured.comments ?? []) this.comments.push({ ...c });
@@ -99,10 +109,21 @@ export class CapturedObjects {
     for (const o of captured.droppedObjects ?? []) if (o.type === 'trigger') this.triggers.delete(o.identity);
   }
 
-  /** The triggers made after the base, as they last were, once every change is applied. */
-  async finish(): Promise<void> {
+  /**
+   * The triggers made after the base, as they last were, once every change is applied; then every
+   * trigger's state as the source last set it (`nameOf`: a table's name in the replay, by source oid).
+   */
+  async finish(nameOf: (oid: number) => string | undefined): Promise<void> {
     for (const [identity, create] of this.triggers)
       await this.make({ kind: 'trigger', identity, create }, [`drop trigger if exists ${identity}`, create]);
+    const states = this.triggerStates.statement(nameOf);
+    const failed = states && (await attempt(this.client, states));
+    if (failed)
+      this.warn(
+        'trigger states',
+        { err: failed.message },
+        "the triggers' states (enabled, disabled, replica, always) could not be set as the source's",
+      );
     for (const c of this.comments) {
       const sql = commentStatement(c.kind, c.identity, c.comment);
       if (!sql) continue;

@@ -570,6 +570,7 @@ export class TargetTables {
 
   /** Brings the target table to a captured shape: renames by column number, then drops, adds and retypes. */
   private async reconcile(s: TableSnapshot): Promise<void> {
+    this.objects.triggerStates.shaped(s);
     // A generated column is made and dropped here, but is no column of the table's rows: pgoutput
     // sends none of it (as the base's tables hold none), so the table's columns leave it out.
     const all: TargetColumn[] = s.columns.map((c) => ({
@@ -768,6 +769,14 @@ export class TargetTables {
   }
 
   /** The foreign keys of captured tables, as their last snapshot had them, once every row is in. */
+  /** Triggers and comments made after the base, as they last were, on each table's name now. */
+  async finishObjects(): Promise<void> {
+    await this.objects.finish((oid) => {
+      const t = this.tables.get(oid);
+      return t && quoteQualified(t.schema, t.name);
+    });
+  }
+
   async finishForeignKeys(): Promise<void> {
     for (const [oid, keys] of this.foreignKeys) {
       const t = this.tables.get(oid);

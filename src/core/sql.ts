@@ -30,3 +30,11 @@ export function quoteLiteral(value: string): string {
   const escaped = value.replace(/'/g, "''");
   return value.includes('\\') ? ` E'${escaped.replace(/\\/g, '\\\\')}'`.trimStart() : `'${escaped}'`;
 }
+
+/** A DO block around plpgsql (a bare statement list is wrapped in begin … end), dollar-quoted with a tag its body does not hold. */
+export function doBlock(body: string): string {
+  const block = /^\s*declare\b/.test(body) ? body : `begin ${body} end`;
+  let tag = '$pgtape$';
+  for (let i = 1; block.includes(tag); i++) tag = `$pgtape${i}$`;
+  return `do ${tag} ${block} ${tag};`;
+}

@@ -47,6 +47,11 @@ export interface TableSnapshot {
   bound?: string;
   /** The parents of a table made with INHERITS (qualified, quoted), in order; not a partition's. */
   inherits?: string[];
+  /**
+   * Its triggers' states by name (pg_trigger.tgenabled: O enabled, D disabled, R replica, A
+   * always), clones on a partition included; absent in archives from before they were captured.
+   */
+  triggers?: Record<string, string>;
 }
 
 /** An identity column's sequence, as pg_sequence holds it (numbers as text: bigints). */
@@ -103,6 +108,8 @@ export interface CapturedObject {
   version?: string;
   /** The command renamed it or moved it to another schema (archives since renames are followed). */
   renamed?: RenamedObject;
+  /** A trigger's table (source oid), name and state (pg_trigger.tgenabled), in archives since trigger states are followed. */
+  trigger?: { table: number; name: string; enabled: string };
 }
 
 /** What an object was called before a rename or a move, and the statements that rename it (`alter <kind> …`). */
@@ -247,7 +254,10 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
       where i.indrelid = c.oid and not i.indisprimary
         and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid and k.conrelid = c.oid)), '[]'::jsonb),
     'constraints', coalesce((select jsonb_agg(jsonb_build_object('name', k.conname, 'def', pg_get_constraintdef(k.oid)) order by k.contype = 'f', k.conname)
-      from pg_constraint k where k.conrelid = c.oid and k.contype in ('c', 'f', 'u', 'x', 'p') and k.conislocal), '[]'::jsonb))
+      from pg_constraint k where k.conrelid = c.oid and k.contype in ('c', 'f', 'u', 'x', 'p') and k.conislocal), '[]'::jsonb),
+    -- ENABLE/DISABLE TRIGGER is an ALTER TABLE: its triggers' states come with the table's shape.
+    'triggers', coalesce((select jsonb_object_agg(t.tgname, t.tgenabled::text) from pg_trigger t
+      where t.tgrelid = c.oid and not t.tgisinternal), '{}'::jsonb))
   from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = rel
 $f$;
 create or replace function pgtape.type_shape(typ oid) returns jsonb language sql stable set search_path = pg_catalog as $f$
@@ -314,7 +324,10 @@ begin
   elsif cls = 'pg_proc'::regclass then
     def := jsonb_build_object('create', pg_get_functiondef(obj));
   elsif cls = 'pg_trigger'::regclass then
-    def := jsonb_build_object('create', pg_get_triggerdef(obj));
+    -- Its state too: made again from the statement, a trigger is enabled.
+    select jsonb_build_object('create', pg_get_triggerdef(t.oid),
+        'trigger', jsonb_build_object('table', t.tgrelid::int, 'name', t.tgname, 'enabled', t.tgenabled::text))
+      into def from pg_trigger t where t.oid = obj;
   elsif cls = 'pg_extension'::regclass then
     -- Its version too: ALTER EXTENSION … UPDATE is followed as the statement that brings it there.
     select jsonb_build_object('create', format('create extension if not exists %I with schema %I version %L', e.extname, n.nspname, e.extversion),

@@ -1,4 +1,4 @@
-import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../core/sql.js';
+import { displayQualified, doBlock, quoteIdent, quoteLiteral, quoteQualified } from '../core/sql.js';
 import type { CapturedDdl, CapturedObject, DroppedObject, IdentitySequence, TableSnapshot } from './ddl-capture.js';
 
 // Statements made from what captured DDL recorded, without asking any database: the replay runs
@@ -197,4 +197,70 @@ function triggerOnMovedTable(create: string, from: string, to: string): string {
     else if (!quoted && create.startsWith(find, i)) return `${create.slice(0, i)} ON ${to} ${create.slice(i + find.length)}`;
   }
   return create;
+}
+
+/** ALTER TABLE's words for a trigger's state, by pg_trigger.tgenabled. */
+const TRIGGER_STATE: Record<string, string> = {
+  O: 'enable trigger',
+  D: 'disable trigger',
+  R: 'enable replica trigger',
+  A: 'enable always trigger',
+};
+
+/**
+ * The statement that gives a trigger its state. Not ONLY: on a partitioned table it reaches the
+ * clones on its partitions, whose own state, where it differs, is set after it.
+ */
+export function triggerStateStatement(table: string, name: string, enabled: string): string | undefined {
+  const state = TRIGGER_STATE[enabled];
+  return state && `alter table ${table} ${state} ${quoteIdent(name)}`;
+}
+
+/**
+ * The states the source last gave triggers after the base: ENABLE/DISABLE TRIGGER is an ALTER
+ * TABLE, recorded with the table's shape; a trigger made, replaced or renamed carries its own.
+ * Set once the triggers are made, by the replay and by diff's patch alike.
+ */
+export class TriggerStates {
+  /** By table (source oid), each trigger's state by name. */
+  private readonly byTable = new Map<number, Map<string, string>>();
+
+  /** A table's shape: every trigger it had then (none in archives from before states were captured). */
+  shaped(s: TableSnapshot): void {
+    if (s.triggers) this.byTable.set(s.oid, new Map(Object.entries(s.triggers)));
+  }
+
+  /** A trigger made, replaced or renamed. */
+  object(o: CapturedObject): void {
+    if (!o.trigger) return;
+    const { table, name, enabled } = o.trigger;
+    const states = this.byTable.get(table) ?? new Map<string, string>();
+    this.byTable.set(table, states.set(name, enabled));
+  }
+
+  /**
+   * One DO block that sets each state on the trigger where the database has it (one dropped or
+   * renamed since is not there), parents before their partitions; tables by their names at the
+   * end (`nameOf`, undefined for one not there).
+   */
+  statement(nameOf: (oid: number) => string | undefined): string | undefined {
+    const wanted: { tbl: string; name: string; sql: string }[] = [];
+    for (const [oid, states] of this.byTable) {
+      const tbl = nameOf(oid);
+      if (!tbl) continue;
+      for (const [name, enabled] of states) {
+        const sql = triggerStateStatement(tbl, name, enabled);
+        if (sql) wanted.push({ tbl, name, sql });
+      }
+    }
+    if (!wanted.length) return undefined;
+    return doBlock(`declare w record;
+begin
+  for w in select x.sql from jsonb_to_recordset(${quoteLiteral(JSON.stringify(wanted))}::jsonb) as x(tbl text, name text, sql text)
+             join pg_trigger t on t.tgrelid = to_regclass(x.tbl) and t.tgname = x.name and not t.tgisinternal
+            order by (select count(*) from pg_partition_ancestors(t.tgrelid)), x.tbl, x.name loop
+    execute w.sql;
+  end loop;
+end`);
+  }
 }

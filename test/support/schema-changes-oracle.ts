@@ -30,6 +30,10 @@ const BEFORE = `
   create table measured_2025 partition of measured for values from ('2025-01-01') to ('2026-01-01');
   create table measured_2026 partition of measured for values from ('2026-01-01') to ('2027-01-01');
   insert into measured values (1, '2025-05-05', 1), (2, '2026-05-05', 2);
+  create function pass() returns trigger language plpgsql as $$ begin return new; end $$;
+  create trigger measured_pass before insert on measured for each row execute function pass();
+  alter table measured disable trigger measured_pass;
+  alter table measured_2026 enable always trigger measured_pass;
   create table uniq (id int primary key, v text, constraint uniq_v unique (v));
   insert into uniq values (1, 'a');
   create schema doomed;
@@ -349,6 +353,23 @@ const STEPS: [string, string[]][] = [
       `alter table sw add column note text; select rename_later()`,
       `alter type paints.color add value 'green'`,
       `insert into paint values (5, 'green', 9)`,
+    ],
+  ],
+  [
+    // ENABLE/DISABLE TRIGGER is an ALTER TABLE: the replay once made every such trigger enabled.
+    "triggers disabled, set to fire always and in replica mode, a disabled base trigger renamed, a partitioned table's trigger disabled but on one partition",
+    [
+      `alter table notes disable trigger noted_touched`,
+      `insert into notes (v) values (null)`,
+      `alter table audit enable always trigger audit_mark`,
+      `alter table events_raw enable replica trigger events_touch`,
+      `alter table gone_trig2 disable trigger gt_other2`,
+      `alter trigger gt_other2 on gone_trig2 rename to gt_other3`,
+      `create function noop() returns trigger language plpgsql as $$ begin return new; end $$`,
+      `create trigger parted_noop before insert on parted for each row execute function noop()`,
+      `alter table parted disable trigger parted_noop`,
+      `alter table parted_c enable trigger parted_noop`,
+      `insert into parted values (30, 'b'), (30, 'c')`,
     ],
   ],
 ];

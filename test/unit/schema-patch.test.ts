@@ -19,6 +19,41 @@ const table = (oid: number, name: string, extra: Partial<TableSnapshot> = {}): T
 });
 
 describe('schemaPatch', () => {
+  it("sets the triggers' states the range last gave them, on their tables' names at --to, before the rows and after the triggers", () => {
+    const p = schemaPatch(
+      [
+        { lsn: '0/1', captured: { tag: 'ALTER TABLE', tables: [table(1, 't', { triggers: { a: 'D', b: 'O' } })] } },
+        {
+          lsn: '0/2',
+          captured: {
+            tag: 'ALTER TRIGGER',
+            objects: [
+              {
+                kind: 'trigger',
+                identity: 'c on public.t',
+                create: 'CREATE TRIGGER c BEFORE INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION f()',
+                trigger: { table: 1, name: 'c', enabled: 'R' },
+              },
+            ],
+          },
+        },
+        { lsn: '0/3', captured: { tag: 'ALTER TABLE', tables: [table(1, 'u', { triggers: { a: 'A', c: 'R' } })] } },
+        // A table dropped in the range: nothing to set on it.
+        { lsn: '0/4', captured: { tag: 'ALTER TABLE', tables: [table(2, 'gone', { triggers: { z: 'D' } })] } },
+        { lsn: '0/5', captured: { tag: 'DROP TABLE', dropped: [{ oid: 2, schema: 'public', name: 'gone' }] } },
+      ],
+      new Map(),
+    );
+    const states = p.before.at(-1)!;
+    expect(p.after).toContain(states);
+    expect(p.after.indexOf(states)).toBeGreaterThan(p.after.findIndex((x) => x.startsWith('CREATE TRIGGER c')));
+    const wanted = JSON.parse(/E'(\[.*\])'::jsonb/s.exec(states)![1]!.replace(/''/g, "'").replace(/\\\\/g, '\\')) as { sql: string }[];
+    expect(wanted.map((w) => w.sql)).toEqual([
+      'alter table "public"."u" enable always trigger "a"',
+      'alter table "public"."u" enable replica trigger "c"',
+    ]);
+  });
+
   it('makes an enum with the labels the range leaves it, and adds none before the transaction to one the range made', () => {
     const p = schemaPatch(
       [

@@ -1,4 +1,4 @@
-import { quoteIdent, quoteLiteral, quoteQualified } from '../../core/sql.js';
+import { doBlock, quoteIdent, quoteLiteral, quoteQualified } from '../../core/sql.js';
 import type { RenamedObject, TableSnapshot, TypeSnapshot } from '../../source/ddl-capture.js';
 import { isForeignKey } from '../../source/ddl-statements.js';
 
@@ -217,12 +217,4 @@ begin
     ${orNull ? `begin ${cast} exception when others then execute ${quoteLiteral(alter('null'))}; end;` : cast}
   end if;
 end`);
-}
-
-/** A DO block around plpgsql (a bare statement list is wrapped in begin … end), dollar-quoted with a tag its body does not hold. */
-export function doBlock(body: string): string {
-  const block = /^\s*declare\b/.test(body) ? body : `begin ${body} end`;
-  let tag = '$pgtape$';
-  for (let i = 1; block.includes(tag); i++) tag = `$pgtape${i}$`;
-  return `do ${tag} ${block} ${tag};`;
 }

@@ -1,4 +1,4 @@
-import { displayQualified, quoteIdent, quoteLiteral, quoteQualified, unquoteIdent } from '../../core/sql.js';
+import { displayQualified, doBlock, quoteIdent, quoteLiteral, quoteQualified, unquoteIdent } from '../../core/sql.js';
 import { commentStatement } from '../../base/ddl/post-data.js';
 import { isConstant } from '../../base/published-schema.js';
 import {
@@ -16,7 +16,6 @@ import {
   constrain,
   detachFrom,
   detachOthers,
-  doBlock,
   enumLabels,
   renameObject,
   renameType,
@@ -37,6 +36,7 @@ import {
   onMovedTable,
   parentsFirst,
   sequenceName,
+  TriggerStates,
   triggersOnMovedTable,
 } from '../../source/ddl-statements.js';
 
@@ -111,6 +111,7 @@ class PatchWriter {
   /** Tables' names as the range's captured DDL left them, by source oid (names at --from may be older than the log's). */
   private readonly atTo = new Map<number, Name>();
   private readonly triggers = new Map<string, string>();
+  private readonly triggerStates = new TriggerStates();
   private readonly refreshes = new Map<string, boolean>();
   /** Comments, in order, on what their object is called by the end of the range. */
   private readonly comments: { kind: string; identity: string; comment?: string | null }[] = [];
@@ -162,6 +163,11 @@ class PatchWriter {
     }
     after.push(...foreignKeys);
     for (const [identity, create] of this.triggers) after.push(`drop trigger if exists ${identity};`, `${create};`);
+    const states = this.triggerStates.statement((oid) => {
+      const n = this.names.get(oid);
+      return n && quoteQualified(n.schema, n.name);
+    });
+    if (states) after.push(states);
     for (const [identity, populated] of this.refreshes) if (populated) after.push(`refresh materialized view ${identity};`);
     for (const k of this.comments) {
       const sql = commentStatement(k.kind, k.identity, k.comment);
@@ -173,7 +179,8 @@ class PatchWriter {
       );
     // Each list in turn, to the type under its name at --from (a rename in the range comes later, in the transaction).
     const labels = [...this.enums.values()].flatMap((e) => (e.from ? e.labels.map((l) => enumLabels(l, e.from!)) : []));
-    const before = this.before.map((x) => (typeof x === 'string' ? x : x()));
+    // Before the rows too: a trigger of --from fires for them as the range last set it (one disabled does not).
+    const before = [...this.before.map((x) => (typeof x === 'string' ? x : x())), ...(states ? [states] : [])];
     return {
       labels,
       before,
@@ -295,6 +302,7 @@ end`),
       // Made after the rows: none fires for rows the patch writes (the range holds what they wrote).
       this.triggers.delete(o.identity);
       this.triggers.set(o.identity, o.create);
+      this.triggerStates.object(o);
     }
   }
 
@@ -326,6 +334,7 @@ end`),
     this.shaped.add(s.oid);
     this.gone.delete(s.oid);
     this.last.set(s.oid, s);
+    this.triggerStates.shaped(s);
 
     // Made when missing, NOT NULL included (the rows it will hold are those at --to); keys and indexes come after the rows.
     const constant = (d: string | null | undefined) => (d != null && isConstant(d) ? d : undefined);

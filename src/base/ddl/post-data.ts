@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { quoteIdent, quoteLiteral } from '../../core/sql.js';
 import type { SchemaObject } from '../../log/bases.js';
 import type { Scope } from './scope.js';
+import { triggerStateStatement } from '../../source/ddl-statements.js';
 
 // What a dump restores after the rows: indexes, constraints (keys before the foreign keys that
 // need them), triggers, rules, statistics objects, replica identities; and what a replay does
@@ -123,21 +124,29 @@ export async function readPostData(client: pg.Client, scope: Scope, oids: number
       post.push({ kind: 'replica identity', name: r.on, sql: [`ALTER TABLE ONLY ${r.on} REPLICA IDENTITY ${how}`], table: table(r.rel) });
   }
 
-  const { rows: triggers } = await client.query<{ rel: number; name: string; on: string; def: string; enabled: string }>(
+  // Clones on partitions too, parents first: a parent's state reaches its clones, and a clone
+  // whose state differs from its parent's is set after it.
+  const { rows: triggers } = await client.query<{
+    rel: number;
+    name: string;
+    on: string;
+    def: string;
+    enabled: string;
+    parent: string | null;
+  }>(
     `select t.tgrelid::int as rel, t.tgname as name, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as on,
-            pg_get_triggerdef(t.oid) as def, t.tgenabled as enabled
+            pg_get_triggerdef(t.oid) as def, t.tgenabled as enabled, (select p.tgenabled from pg_trigger p where p.oid = t.tgparentid) as parent
        from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace
-      where t.tgrelid = any($1::oid[]) and not t.tgisinternal and t.tgparentid = 0
-      order by 3, 2`,
+      where t.tgrelid = any($1::oid[]) and not t.tgisinternal
+      order by (select count(*) from pg_partition_ancestors(t.tgrelid)), 3, 2`,
     [oids],
   );
   for (const t of triggers) {
     const name = `${quoteIdent(t.name)} on ${t.on}`;
-    post.push({ kind: 'trigger', name, sql: [t.def], table: table(t.rel) });
-    const state = { D: 'DISABLE TRIGGER', R: 'ENABLE REPLICA TRIGGER', A: 'ENABLE ALWAYS TRIGGER' }[t.enabled];
+    if (t.parent === null) post.push({ kind: 'trigger', name, sql: [t.def], table: table(t.rel) });
     // Set last: a trigger that fires in replica mode would fire again for rows the log already holds.
-    if (state)
-      final.push({ kind: 'trigger state', name, sql: [`ALTER TABLE ${t.on} ${state} ${quoteIdent(t.name)}`], table: table(t.rel) });
+    const state = t.enabled !== (t.parent ?? 'O') && triggerStateStatement(t.on, t.name, t.enabled);
+    if (state) final.push({ kind: 'trigger state', name, sql: [state], table: table(t.rel) });
   }
 
   const { rows: rules } = await client.query<{ rel: number; name: string; on: string; def: string; enabled: string }>(
