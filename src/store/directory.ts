@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { close, createReadStream, open as fsOpen, read, statSync } from 'node:fs';
+import { close, createReadStream, open as fsOpen, opendirSync, read, statSync, type Dir } from 'node:fs';
 import { copyFile, mkdir, open, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { UserError } from '../core/errors.js';
 import { unusableDirectory } from '../core/paths.js';
@@ -15,6 +15,31 @@ const PAGE = 1000;
 
 /** How long a listing of a directory is reused while its mtime stays (see DirectoryStore.listed). */
 const LISTING_REUSE_MS = 5000;
+
+/** A listing's first keys up to this many are picked in one pass over an unsorted directory. */
+const FEW = 64;
+
+/** A directory's files, by name under it, as read or sorted. */
+interface Listing {
+  names: string[];
+  sorted: boolean;
+}
+
+/**
+ * The first `limit` (at most FEW) of `keys` that are `wanted`, sorted: one pass, holding no more
+ * than `limit` of them.
+ */
+function fewest(keys: string[], wanted: (key: string) => boolean, limit: number): string[] {
+  const out: string[] = [];
+  for (const k of keys) {
+    if ((out.length === limit && k >= out[limit - 1]!) || !wanted(k)) continue;
+    let i = out.length;
+    while (i > 0 && out[i - 1]! > k) i--;
+    out.splice(i, 0, k);
+    if (out.length > limit) out.pop();
+  }
+  return out;
+}
 
 /** Temporary files start with this; listings skip them. */
 const TEMP_PREFIX = '.pgtape-tmp-';
@@ -48,50 +73,67 @@ export class DirectoryStore implements Store {
   }
 
   /**
-   * Sorted keys of the flat directories listed lately (`segments/`, `index/`): finding a target
-   * lists `segments/` several times (its first key, the tail after the index objects…), and
-   * reading a directory of 150,000 segments takes a quarter of a second. Reused while the
-   * directory's mtime is the one read, for a few seconds at most (a change in the same clock
-   * tick as the one before leaves the mtime as it was); this store's own writes forget them.
+   * Keys of the flat directories listed lately (`segments/`, `index/`): finding a target lists
+   * `segments/` several times (its first key, the tail after the index objects…), and reading a
+   * directory of 525,600 segments (a year of one-minute segments) takes half a second. Reused
+   * while the directory's mtime is the one read, for a few seconds at most (a change in the same
+   * clock tick as the one before leaves the mtime as it was); this store's own writes forget them.
+   * Sorted only once a listing needs most of them: the first key, or the few after the index
+   * objects, are picked in one pass (sorting half a million keys took a third of a second).
    */
-  private readonly listed = new Map<string, { at: number; mtimeNs: bigint; keys: string[] }>();
+  private readonly listed = new Map<string, { at: number; mtimeNs: bigint; listing: Listing }>();
 
   /** The keys under `prefix` that sort after `startAfter`, sorted; the first `limit` of them. */
   private async keys(prefix: string, startAfter = '', limit = Infinity): Promise<string[]> {
-    const dir = join(this.root, prefix.slice(0, prefix.lastIndexOf('/') + 1));
-    const all = await this.sortedKeys(dir);
-    // Sorted: the keys with the prefix are one run, from the first after both bounds.
+    const base = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    const listing = await this.listing(base);
     const from = startAfter > prefix ? startAfter : prefix;
+    // Every key listed starts with `base`: a bound that does not sorts after them all.
+    if (!from.startsWith(base)) return [];
+    // Compared without `base`: names as the directory gave them, not half a million new strings.
+    const [after, under, exclusive] = [from.slice(base.length), prefix.slice(base.length), from === startAfter];
+    const names = listing.names;
+    const keyed = (picked: string[]) => picked.map((n) => base + n);
+    if (!listing.sorted) {
+      const wanted = (n: string) => (n > after || (n === after && !exclusive)) && n.startsWith(under);
+      if (limit <= FEW) return keyed(fewest(names, wanted, limit));
+      const picked = names.filter(wanted);
+      if (picked.length * 4 < names.length) return keyed(picked.sort().slice(0, limit));
+      names.sort();
+      listing.sorted = true;
+    }
+    // Sorted: the names with the prefix are one run, from the first after both bounds.
     let lo = 0;
-    let hi = all.length;
+    let hi = names.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (all[mid]! < from || (all[mid]! === from && from === startAfter)) lo = mid + 1;
+      if (names[mid]! < after || (names[mid]! === after && exclusive)) lo = mid + 1;
       else hi = mid;
     }
     const out: string[] = [];
-    for (let i = lo; i < all.length && out.length < limit && all[i]!.startsWith(prefix); i++) out.push(all[i]!);
+    for (let i = lo; i < names.length && out.length < limit && names[i]!.startsWith(under); i++) out.push(base + names[i]!);
     return out;
   }
 
-  private async sortedKeys(dir: string): Promise<string[]> {
+  /** The files under the folder `base` (a key prefix ending in `/`, or the root), by name under it. */
+  private async listing(base: string): Promise<Listing> {
+    const dir = join(this.root, base);
     const mtimeNs = await stat(dir, { bigint: true }).then(
       (s) => s.mtimeNs,
       () => undefined,
     );
     const cached = this.listed.get(dir);
-    if (cached && mtimeNs !== undefined && cached.mtimeNs === mtimeNs && Date.now() - cached.at < LISTING_REUSE_MS) return cached.keys;
-    const keys: string[] = [];
+    if (cached && mtimeNs !== undefined && cached.mtimeNs === mtimeNs && Date.now() - cached.at < LISTING_REUSE_MS) return cached.listing;
+    const listing: Listing = { names: [], sorted: false };
     const at = Date.now();
-    const flat = await this.walk(dir, keys);
-    keys.sort();
+    const flat = await this.walk(dir, '', listing.names);
     if (flat && mtimeNs !== undefined) {
-      const entry = { at, mtimeNs, keys };
+      const entry = { at, mtimeNs, listing };
       this.listed.set(dir, entry);
       // Not kept past its use: 150,000 keys weigh 18 MB for the rest of a long replay.
       setTimeout(() => this.listed.get(dir) === entry && this.listed.delete(dir), LISTING_REUSE_MS).unref();
     }
-    return keys;
+    return listing;
   }
 
   /** The keys with their sizes; a stat per file is what a long listing costs, so only these. */
@@ -108,11 +150,14 @@ export class DirectoryStore implements Store {
     return objects;
   }
 
-  /** Keys of the files under `dir`; whether it holds no folder (its mtime then says when it changed). */
-  private async walk(dir: string, out: string[]): Promise<boolean> {
-    let entries;
+  /** The files under `dir`, by name under it (`under` before each); whether it holds no folder (its mtime then says when it changed). */
+  private async walk(dir: string, under: string, out: string[]): Promise<boolean> {
+    let entries: Dir;
     try {
-      entries = await readdir(dir, { withFileTypes: true });
+      // Read in the directory's own order: readdir sorts every name before handing back any (a
+      // year of one-minute segments: 0.9–1.3 s against 0.45 s). Synchronously, a page at a time
+      // between turns of the event loop: a promise per entry took half as long again.
+      entries = opendirSync(dir, { bufferSize: 1024 });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return false;
@@ -123,15 +168,18 @@ export class DirectoryStore implements Store {
       if (code === 'ENOTDIR') return false;
       throw err;
     }
-    const under = relative(this.root, dir).split(sep).join('/');
-    const keyPrefix = under ? `${under}/` : '';
     let flat = true;
-    for (const e of entries) {
-      if (e.name.startsWith(TEMP_PREFIX)) continue;
-      if (e.isDirectory()) {
-        flat = false;
-        await this.walk(join(dir, e.name), out);
-      } else if (e.isFile()) out.push(keyPrefix + e.name);
+    try {
+      for (let n = 1, e = entries.readSync(); e !== null; n++, e = entries.readSync()) {
+        if (n % (PAGE * 10) === 0) await new Promise(setImmediate);
+        if (e.name.startsWith(TEMP_PREFIX)) continue;
+        if (e.isDirectory()) {
+          flat = false;
+          await this.walk(join(dir, e.name), `${under}${e.name}/`, out);
+        } else if (e.isFile()) out.push(under ? under + e.name : e.name);
+      }
+    } finally {
+      entries.closeSync();
     }
     return flat;
   }
