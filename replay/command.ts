@@ -5,9 +5,6 @@ import { createLogger } from '../src/core/log.js';
 import { parseBytes, parsePositive } from '../src/core/units.js';
 import { openStore } from '../src/store/open.js';
 import { encryptionKey, encryptOption, keyFileOption, useKeyFiles } from '../src/commands/keys.js';
-import { compactBase, sayCompacted } from './compact.js';
-import { replayIntoCsv, replayIntoDatabase, replayIntoPgdata } from './outputs.js';
-import { defaultJobs, MAX_JOBS } from './jobs.js';
 import { parseTarget, type Target } from '../src/log/target.js';
 import type { Store } from '../src/store/store.js';
 
@@ -76,6 +73,9 @@ export function replayCommand(): Command {
           'give --exclusive a lsn:, xid:, time: or name: target',
         );
       }
+      // Loaded by the command that runs (as each of src/commands does): `pgtape log` loads no replay.
+      const { defaultJobs, MAX_JOBS } = await import('./jobs.js');
+      const { replayIntoCsv, replayIntoDatabase, replayIntoPgdata } = await import('./outputs.js');
       const jobs = opts.jobs === undefined ? defaultJobs() : parsePositive(opts.jobs, '--jobs', true);
       if (jobs > MAX_JOBS)
         throw new UserError(
@@ -128,6 +128,7 @@ export function compactCommand(): Command {
         '\nExample:\n  pgtape compact --store ./tape',
     )
     .action(async (opts) => {
+      const { compactBase, sayCompacted } = await import('./compact.js');
       const target = parseTarget(opts.to, '--to', false);
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       const encryptFor = await encryptionKey(opts, store);

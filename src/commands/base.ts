@@ -3,14 +3,10 @@ import { encryptionKey, encryptOption, keyFileOption, useKeyFiles } from './keys
 import { Command } from 'commander';
 import { exitOnSignal } from '../core/interrupt.js';
 import { requireSource, sourceOption, s3EndpointOption, storeOption } from './options.js';
-import { takeBase } from '../base/take.js';
 import { UserError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { formatLsn } from '../core/lsn.js';
-import { connect } from '../source/connection.js';
-import { checkSource } from '../source/preflight.js';
 import { openStore } from '../store/open.js';
-import { checkStream } from '../log/stream.js';
 import { quoteIdent } from '../core/sql.js';
 
 export function baseCommand(): Command {
@@ -25,6 +21,12 @@ export function baseCommand(): Command {
     .addHelpText('after', '\nExample:\n  pgtape base --source postgres://archiver@db:5432/shop --store ./tape')
     .action(async (opts) => {
       exitOnSignal();
+      const [{ takeBase }, { connect }, { checkSource }, { checkStream }] = await Promise.all([
+        import('../base/take.js'),
+        import('../source/connection.js'),
+        import('../source/preflight.js'),
+        import('../log/stream.js'),
+      ]);
       const log = createLogger();
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       await store.checkWritable();

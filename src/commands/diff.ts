@@ -7,8 +7,7 @@ import { createLogger } from '../core/log.js';
 import { parseBytes } from '../core/units.js';
 import { emphasis, LineWriter } from '../core/output.js';
 import { openStore } from '../store/open.js';
-import { diffPoints } from '../audit/diff/diff.js';
-import { formatDiff, type DiffFormat } from '../audit/diff/format.js';
+import type { DiffFormat } from '../audit/diff/format.js';
 import { sayWarning } from '../core/output.js';
 import { parseTarget } from '../log/target.js';
 
@@ -37,6 +36,7 @@ export function diffCommand(): Command {
         '  pgtape diff --store ./tape --from name:day-1 --to name:day-2 --format sql > day-2.patch.sql',
     )
     .action(async (opts, command: Command) => {
+      const [{ diffPoints }, { formatDiff }] = await Promise.all([import('../audit/diff/diff.js'), import('../audit/diff/format.js')]);
       const tables = selectedTables(opts);
       exitOnSignal();
       if (opts.from === undefined) throw new UserError('diff needs --from', 'pass --from <target> (and --to, default latest)');

@@ -1,8 +1,6 @@
 import { Command } from 'commander';
 import { parseSlotName, requireSource, sourceOption } from './options.js';
 import { UserError } from '../core/errors.js';
-import { connect } from '../source/connection.js';
-import { emitMark, markNameProblem, markProblem } from '../source/logical-messages.js';
 
 export function markCommand(): Command {
   return new Command('mark')
@@ -12,6 +10,11 @@ export function markCommand(): Command {
     .option('--slot <name>', 'the slot of the archive that is to record the mark (it must decode this database)', 'pgtape')
     .addHelpText('after', '\nExample:\n  pgtape mark --source postgres://archiver@db:5432/shop end-of-day-2026-11-24')
     .action(async (name: string, opts) => {
+      // Each command loads what it runs when it runs: `pgtape log` loads no Postgres client.
+      const [{ connect }, { emitMark, markNameProblem, markProblem }] = await Promise.all([
+        import('../source/connection.js'),
+        import('../source/logical-messages.js'),
+      ]);
       const bad = markNameProblem(name);
       if (bad) throw new UserError(bad, 'name it as you will type it after --to name: (printable, at most 200 characters)');
       const slot = parseSlotName(opts.slot);

@@ -4,9 +4,7 @@ import { parseSlotName, requireSource, s3EndpointOption, sourceOption, storeOpti
 import { ExitCode, UserError } from '../core/errors.js';
 import { writeLine } from '../core/output.js';
 import { formatBytes, parseBytes } from '../core/units.js';
-import { connect } from '../source/connection.js';
 import { openStore } from '../store/open.js';
-import { streamStatus } from '../audit/status.js';
 
 export function statusCommand(): Command {
   return new Command('status')
@@ -23,6 +21,7 @@ export function statusCommand(): Command {
       `\nExit status: 0 when healthy, ${ExitCode.ATTENTION} when a warning is printed.\n\nExample:\n  pgtape status --source postgres://archiver@db/shop --store s3://tapes/shop`,
     )
     .action(async (opts) => {
+      const [{ connect }, { streamStatus }] = await Promise.all([import('../source/connection.js'), import('../audit/status.js')]);
       const source = requireSource(opts.source);
       const slot = parseSlotName(opts.slot);
       const maxRetained = parseBytes(opts.maxRetainedWal, '--max-retained-wal');

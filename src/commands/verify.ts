@@ -5,7 +5,7 @@ import { ExitCode, UserError } from '../core/errors.js';
 import { writeLine } from '../core/output.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
-import { verifyArchive, type Finding, type VerifySummary } from '../audit/verify.js';
+import type { Finding, VerifySummary } from '../audit/verify.js';
 import { indexArchive } from '../log/archive-index.js';
 import { refuseReversed, resolvePoint } from '../log/resolve.js';
 import { parseTarget } from '../log/target.js';
@@ -38,6 +38,7 @@ export function verifyCommand(): Command {
       `\nExit status: 0 when everything checked is sound, ${ExitCode.ATTENTION} when something is damaged or missing.\n\nExamples:\n  pgtape verify --store ./tape\n  pgtape verify --store pfs://changelog@master --to name:end-of-day --json`,
     )
     .action(async (opts) => {
+      const { verifyArchive } = await import('../audit/verify.js');
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       await useKeyFiles(store, opts);
       const range = { from: await point(store, opts.from, '--from'), to: await point(store, opts.to, '--to') };
