@@ -2,7 +2,9 @@
 // costs as it grows: finding a target (time, requests), log of a recent range, verify, replay of
 // latest with and without a compacted base, peak memory; on a directory and on S3 (s3rver behind
 // a proxy that counts requests and adds a latency per request, as a real object store has).
-//   npm run build && node dist/bench/history.js [--segments 20000] [--s3-segments 5000] [--latency-ms 20]
+//   npm run build && node dist/bench/history.js [--segments 20000] [--s3-segments 5000] [--latency-ms 20] [--locate-only]
+// --locate-only measures only what a reader waits for before its first line (locating points,
+// finding a range, log's first line): a year of one-minute segments is --segments 525600.
 // The segments after a real base are written directly with the segment writer (one transaction
 // of one insert each, a mark every 100): archiving 20,000 real transactions one segment at a
 // time would take most of the bench's time and measure the archiver instead.
@@ -30,6 +32,7 @@ const S3_SEGMENTS = arg('s3-segments', 5_000);
 const LATENCY_MS = arg('latency-ms', 20);
 const BASE_ROWS = 10_000;
 const MARK_EVERY = 100;
+const LOCATE_ONLY = process.argv.includes('--locate-only');
 
 /** Runs pgtape to its end: wall time and peak RSS. */
 const pgtape = (args: string[], env: NodeJS.ProcessEnv = {}) => measured(args, env);
@@ -159,10 +162,11 @@ async function main(): Promise<void> {
           );
           proxy.trace = undefined;
         }
-        const log = await pgtape(['log', '--store', store, '--json'], env);
-        const replay = await pgtape(['replay', '--store', store, '--csv', join(work, `csv-${label}-${size}`)], env);
+        const log = await measured(['log', '--store', store, '--json'], env, { firstLineOnly: LOCATE_ONLY });
+        const skipped = { seconds: NaN, peakMiB: NaN, lines: 0, firstOutputSeconds: NaN };
+        const replay = LOCATE_ONLY ? skipped : await pgtape(['replay', '--store', store, '--csv', join(work, `csv-${label}-${size}`)], env);
         rmSync(join(work, `csv-${label}-${size}`), { recursive: true, force: true });
-        if (label === 'directory, indexed') {
+        if (label === 'directory, indexed' && !LOCATE_ONLY) {
           peak('log --from --to (a recent range)', size, find.peakMiB);
           peak('log of everything', size, log.peakMiB);
           peak('replay latest --csv', size, replay.peakMiB);
@@ -179,9 +183,19 @@ async function main(): Promise<void> {
           `${replay.peakMiB.toFixed(0)} MiB`,
         ]);
       };
-      await measure('directory', dir.description, {}, false);
+      // Without index objects every header is read: minutes at a year's length.
+      if (!LOCATE_ONLY) await measure('directory', dir.description, {}, false);
       await pgtape(['index', '--store', dir.description]);
       await measure('directory, indexed', dir.description, {}, false);
+      if (LOCATE_ONLY) {
+        if (size <= S3_SEGMENTS) {
+          proxy.latencyMs = LATENCY_MS;
+          await pgtape(['index', '--store', 's3://history/tape'], s3env);
+          await measure(`s3 +${LATENCY_MS} ms, indexed`, 's3://history/tape', s3env, true);
+          proxy.latencyMs = 0;
+        }
+        continue;
+      }
       // Commands over the whole history: their memory must not follow its length.
       const verifyAll = await pgtape(['verify', '--store', dir.description]);
       const diffAll = await pgtape(['diff', '--store', dir.description, '--from', 'name:m0', '--summary']);
@@ -201,6 +215,13 @@ async function main(): Promise<void> {
         await measure(`s3 +${LATENCY_MS} ms, indexed`, 's3://history/tape', s3env, true);
         proxy.latencyMs = 0;
       }
+    }
+    if (LOCATE_ONLY) {
+      console.log(
+        `\n| archive | segments | locate name: | locate time: | find name: range (log --from --to) | its peak RSS | log's first line |\n|---|---|---|---|---|---|---|`,
+      );
+      for (const r of rows) console.log(`| ${r.slice(0, 6).join(' | ')} | ${r[6]!.replace(/^.*first line (.*)\)$/, '$1')} |`);
+      return;
     }
     // Replay of latest from the first base, then from a base compacted from the archive.
     const fromFirst = await pgtape(['replay', '--store', dir.description, '--csv', join(work, 'csv-first')]);

@@ -23,11 +23,11 @@ export interface Measured {
 }
 
 /**
- * Runs pgtape to its end; throws with its last words when it fails. Asynchronously: an S3
+ * Runs pgtape to its end (or to its first line of output, `firstLineOnly`); throws with its last words when it fails. Asynchronously: an S3
  * server a bench runs lives in the bench's own process. PGTAPE_BENCH_PROFILE profiles replays
  * into that folder; PGTAPE_BENCH_LOG passes every run's log through.
  */
-export async function measured(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Measured> {
+export async function measured(args: string[], env: NodeJS.ProcessEnv = {}, options: { firstLineOnly?: boolean } = {}): Promise<Measured> {
   const started = process.hrtime.bigint();
   const flags =
     args[0] === 'replay' && process.env.PGTAPE_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PGTAPE_BENCH_PROFILE}`] : [];
@@ -39,8 +39,14 @@ export async function measured(args: string[], env: NodeJS.ProcessEnv = {}): Pro
   let lines = 0;
   let peak = 0;
   let first: bigint | undefined;
+  let stopped = false;
   child.stdout.on('data', (d: Buffer) => {
     first ??= process.hrtime.bigint();
+    // How long a reader waits for the first line: the rest is not waited for.
+    if (options.firstLineOnly && !stopped) {
+      stopped = true;
+      child.kill();
+    }
     for (let i = d.indexOf(10); i >= 0; i = d.indexOf(10, i + 1)) lines++;
   });
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -54,7 +60,7 @@ export async function measured(args: string[], env: NodeJS.ProcessEnv = {}): Pro
   }, 25);
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
   clearInterval(poll);
-  if (code !== 0) throw new Error(`pgtape ${args.join(' ')} failed: ${stderr.slice(-2000)}`);
+  if (code !== 0 && !stopped) throw new Error(`pgtape ${args.join(' ')} failed: ${stderr.slice(-2000)}`);
   if (process.env.PGTAPE_BENCH_LOG) process.stderr.write(stderr);
   const ended = process.hrtime.bigint();
   return { seconds: Number(ended - started) / 1e9, peakMiB: peak, lines, firstOutputSeconds: Number((first ?? ended) - started) / 1e9 };
