@@ -78,6 +78,8 @@ export function logCommand(): Command {
       // refused naming a point the user never gave. Otherwise it is resolved (and checked) as given.
       const range = early && toEarly ? undefined : await resolveRange(index, from, to, true);
       if (toEarly || !range) {
+        // A table the archive never held is refused here too, not answered with an empty log.
+        await refuseUnknownTables(index, tables, { upTo: index.bases[0]?.lsn ?? index.firstLsn });
         sayWarning(
           `--to ${opts.to} is before the archive begins (${await firstBaseDescription(index)}): nothing was recorded up to it, so nothing is listed`,
         );

@@ -200,6 +200,13 @@ const CASES: Case[] = [
     exit: 0,
     says: ['--to lsn:0/2 is before the archive begins', 'nothing is listed'],
   },
+  {
+    // Refused with --to inside the archive, it was answered "nothing is listed", exit 0, before it.
+    name: 'log --table naming no table, --to before the first base',
+    args: (c) => ['log', '--store', c.store, '--to', 'lsn:0/2', '--table', 'public.nope'],
+    exit: 2,
+    says: ['--table', 'no table public.nope'],
+  },
   // An empty value once read as no value at all (the whole log, or diff's "needs --from").
   { name: 'log --from ""', args: (c) => ['log', '--store', c.store, '--from', ''], exit: 2, says: ['--from ""', 'not a target'] },
   { name: 'diff --from ""', args: (c) => ['diff', '--store', c.store, '--from', ''], exit: 2, says: ['--from ""', 'not a target'] },
