@@ -768,7 +768,6 @@ export class TargetTables {
     return t;
   }
 
-  /** The foreign keys of captured tables, as their last snapshot had them, once every row is in. */
   /** Triggers and comments made after the base, as they last were, on each table's name now. */
   async finishObjects(): Promise<void> {
     await this.objects.finish((oid) => {
@@ -777,6 +776,7 @@ export class TargetTables {
     });
   }
 
+  /** The foreign keys of captured tables, as their last snapshot had them, once every row is in. */
   async finishForeignKeys(): Promise<void> {
     for (const [oid, keys] of this.foreignKeys) {
       const t = this.tables.get(oid);

@@ -108,8 +108,11 @@ export interface CapturedObject {
   version?: string;
   /** The command renamed it or moved it to another schema (archives since renames are followed). */
   renamed?: RenamedObject;
-  /** A trigger's table (source oid), name and state (pg_trigger.tgenabled), in archives since trigger states are followed. */
-  trigger?: { table: number; name: string; enabled: string };
+  /**
+   * A trigger's table (source oid), name and state (pg_trigger.tgenabled), and its clones' states
+   * by partition (source oid), in archives since trigger states are followed.
+   */
+  trigger?: { table: number; name: string; enabled: string; clones?: Record<string, string> };
 }
 
 /** What an object was called before a rename or a move, and the statements that rename it (`alter <kind> …`). */
@@ -325,8 +328,13 @@ begin
     def := jsonb_build_object('create', pg_get_functiondef(obj));
   elsif cls = 'pg_trigger'::regclass then
     -- Its state too: made again from the statement, a trigger is enabled.
+    -- And its clones' on partitions (made again with it, enabled), by partition.
     select jsonb_build_object('create', pg_get_triggerdef(t.oid),
-        'trigger', jsonb_build_object('table', t.tgrelid::int, 'name', t.tgname, 'enabled', t.tgenabled::text))
+        'trigger', jsonb_build_object('table', t.tgrelid::int, 'name', t.tgname, 'enabled', t.tgenabled::text,
+          'clones', (with recursive clone(oid, rel, enabled) as (
+              select x.oid, x.tgrelid, x.tgenabled from pg_trigger x where x.tgparentid = t.oid
+              union all select x.oid, x.tgrelid, x.tgenabled from pg_trigger x join clone on x.tgparentid = clone.oid)
+            select jsonb_object_agg(clone.rel::int::text, clone.enabled::text) from clone)))
       into def from pg_trigger t where t.oid = obj;
   elsif cls = 'pg_extension'::regclass then
     -- Its version too: ALTER EXTENSION … UPDATE is followed as the statement that brings it there.

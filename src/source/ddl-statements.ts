@@ -230,10 +230,15 @@ export class TriggerStates {
     if (s.triggers) this.byTable.set(s.oid, new Map(Object.entries(s.triggers)));
   }
 
-  /** A trigger made, replaced or renamed. */
+  /** A trigger made, replaced or renamed, with its clones (what an earlier one of the name on a partition had is no more). */
   object(o: CapturedObject): void {
     if (!o.trigger) return;
-    const { table, name, enabled } = o.trigger;
+    const { table, name, enabled, clones } = o.trigger;
+    this.set(table, name, enabled);
+    for (const [partition, state] of Object.entries(clones ?? {})) this.set(Number(partition), name, state);
+  }
+
+  private set(table: number, name: string, enabled: string): void {
     const states = this.byTable.get(table) ?? new Map<string, string>();
     this.byTable.set(table, states.set(name, enabled));
   }
@@ -241,14 +246,17 @@ export class TriggerStates {
   /**
    * One DO block that sets each state on the trigger where the database has it (one dropped or
    * renamed since is not there), parents before their partitions; tables by their names at the
-   * end (`nameOf`, undefined for one not there).
+   * end (`nameOf`, undefined for one not there). `quieting`: only the states in which a trigger
+   * does not fire for an ordinary session's rows (disabled, replica), for diff's patch to set
+   * before its rows (a trigger the range enabled must not fire for them).
    */
-  statement(nameOf: (oid: number) => string | undefined): string | undefined {
+  statement(nameOf: (oid: number) => string | undefined, quieting = false): string | undefined {
     const wanted: { tbl: string; name: string; sql: string }[] = [];
     for (const [oid, states] of this.byTable) {
       const tbl = nameOf(oid);
       if (!tbl) continue;
       for (const [name, enabled] of states) {
+        if (quieting && enabled !== 'D' && enabled !== 'R') continue;
         const sql = triggerStateStatement(tbl, name, enabled);
         if (sql) wanted.push({ tbl, name, sql });
       }

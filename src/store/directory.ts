@@ -82,6 +82,8 @@ export class DirectoryStore implements Store {
    * objects, are picked in one pass (sorting half a million keys took a third of a second).
    */
   private readonly listed = new Map<string, { at: number; mtimeNs: bigint; listing: Listing }>();
+  /** This store's writes and deletions so far: a listing read across one is not kept. */
+  private writes = 0;
 
   /** The keys under `prefix` that sort after `startAfter`, sorted; the first `limit` of them. */
   private async keys(prefix: string, startAfter = '', limit = Infinity): Promise<string[]> {
@@ -126,8 +128,11 @@ export class DirectoryStore implements Store {
     if (cached && mtimeNs !== undefined && cached.mtimeNs === mtimeNs && Date.now() - cached.at < LISTING_REUSE_MS) return cached.listing;
     const listing: Listing = { names: [], sorted: false };
     const at = Date.now();
+    const writes = this.writes;
     const flat = await this.walk(dir, '', listing.names);
-    if (flat && mtimeNs !== undefined) {
+    // Not kept when this store wrote meanwhile (the walk spans turns of the event loop): the
+    // write may have missed it and left the folder's mtime as it was.
+    if (flat && mtimeNs !== undefined && writes === this.writes) {
       const entry = { at, mtimeNs, listing };
       this.listed.set(dir, entry);
       // Not kept past its use: 150,000 keys weigh 18 MB for the rest of a long replay.
@@ -250,6 +255,7 @@ export class DirectoryStore implements Store {
       await write(temp);
       await fsync(temp);
       await rename(temp, target);
+      this.writes++;
       this.listed.clear();
     } catch (err) {
       await rm(temp, { force: true });
@@ -262,6 +268,7 @@ export class DirectoryStore implements Store {
   async delete(key: string): Promise<void> {
     const target = this.path(key);
     await rm(target, { force: true });
+    this.writes++;
     this.listed.clear();
     // Empty folders a deletion leaves (a base's tables/) go too, up to the store's root.
     for (let dir = dirname(target); dir.startsWith(this.root + sep); dir = dirname(dir)) {

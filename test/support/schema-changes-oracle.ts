@@ -357,11 +357,11 @@ const STEPS: [string, string[]][] = [
   ],
   [
     // ENABLE/DISABLE TRIGGER is an ALTER TABLE: the replay once made every such trigger enabled.
-    "triggers disabled, set to fire always and in replica mode, a disabled base trigger renamed, a partitioned table's trigger disabled but on one partition",
+    "triggers disabled and set to fire in replica mode, a disabled base trigger renamed, a partitioned table's trigger disabled but on one partition",
     [
       `alter table notes disable trigger noted_touched`,
       `insert into notes (v) values (null)`,
-      `alter table audit enable always trigger audit_mark`,
+      `alter table audit disable trigger audit_mark`,
       `alter table events_raw enable replica trigger events_touch`,
       `alter table gone_trig2 disable trigger gt_other2`,
       `alter trigger gt_other2 on gone_trig2 rename to gt_other3`,
@@ -370,6 +370,18 @@ const STEPS: [string, string[]][] = [
       `alter table parted disable trigger parted_noop`,
       `alter table parted_c enable trigger parted_noop`,
       `insert into parted values (30, 'b'), (30, 'c')`,
+    ],
+  ],
+  [
+    // The patch once enabled triggers before its rows (one fired for rows that held its work);
+    // a trigger made again kept its former clones' states.
+    "a disabled trigger set to fire always, then written through; a partitioned table's trigger dropped and made again",
+    [
+      `alter table audit enable always trigger audit_mark`,
+      `insert into audit (what) values ('always')`,
+      `drop trigger parted_noop on parted`,
+      `create trigger parted_noop before insert on parted for each row execute function noop()`,
+      `insert into parted values (31, 'b')`,
     ],
   ],
 ];

@@ -163,11 +163,14 @@ class PatchWriter {
     }
     after.push(...foreignKeys);
     for (const [identity, create] of this.triggers) after.push(`drop trigger if exists ${identity};`, `${create};`);
-    const states = this.triggerStates.statement((oid) => {
+    const nameOf = (oid: number) => {
       const n = this.names.get(oid);
       return n && quoteQualified(n.schema, n.name);
-    });
+    };
+    const states = this.triggerStates.statement(nameOf);
     if (states) after.push(states);
+    // Before the rows, those that keep a trigger of --from from firing for them (one the range enabled fires only after).
+    const quieted = this.triggerStates.statement(nameOf, true);
     for (const [identity, populated] of this.refreshes) if (populated) after.push(`refresh materialized view ${identity};`);
     for (const k of this.comments) {
       const sql = commentStatement(k.kind, k.identity, k.comment);
@@ -179,8 +182,7 @@ class PatchWriter {
       );
     // Each list in turn, to the type under its name at --from (a rename in the range comes later, in the transaction).
     const labels = [...this.enums.values()].flatMap((e) => (e.from ? e.labels.map((l) => enumLabels(l, e.from!)) : []));
-    // Before the rows too: a trigger of --from fires for them as the range last set it (one disabled does not).
-    const before = [...this.before.map((x) => (typeof x === 'string' ? x : x())), ...(states ? [states] : [])];
+    const before = [...this.before.map((x) => (typeof x === 'string' ? x : x())), ...(quieted ? [quieted] : [])];
     return {
       labels,
       before,

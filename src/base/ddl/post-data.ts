@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { quoteIdent, quoteLiteral } from '../../core/sql.js';
+import { doBlock, quoteIdent, quoteLiteral } from '../../core/sql.js';
 import type { SchemaObject } from '../../log/bases.js';
 import type { Scope } from './scope.js';
 import { triggerStateStatement } from '../../source/ddl-statements.js';
@@ -146,7 +146,15 @@ export async function readPostData(client: pg.Client, scope: Scope, oids: number
     if (t.parent === null) post.push({ kind: 'trigger', name, sql: [t.def], table: table(t.rel) });
     // Set last: a trigger that fires in replica mode would fire again for rows the log already holds.
     const state = t.enabled !== (t.parent ?? 'O') && triggerStateStatement(t.on, t.name, t.enabled);
-    if (state) final.push({ kind: 'trigger state', name, sql: [state], table: table(t.rel) });
+    if (!state) continue;
+    // A clone is where its parent's trigger reached: not on a partition detached since, nor without its parent (--table).
+    const sql =
+      t.parent === null
+        ? state
+        : doBlock(
+            `if exists (select 1 from pg_trigger where tgrelid = to_regclass(${quoteLiteral(t.on)}) and tgname = ${quoteLiteral(t.name)}) then execute ${quoteLiteral(state)}; end if;`,
+          );
+    final.push({ kind: 'trigger state', name, sql: [sql], table: table(t.rel) });
   }
 
   const { rows: rules } = await client.query<{ rel: number; name: string; on: string; def: string; enabled: string }>(
