@@ -6,9 +6,9 @@ import {
   TriggerStates,
   extensionStatements,
   inRenamedSchema,
+  KeptTriggers,
   onMovedTable,
   sequenceName,
-  triggersOnMovedTable,
 } from '../src/source/ddl-statements.js';
 
 // Views, materialized views (and their indexes), functions, procedures, aggregates, triggers and sequences made or altered after
@@ -28,7 +28,7 @@ type Warn = (key: string, fields: Record<string, unknown>, message: string) => v
 
 export class CapturedObjects {
   /** Triggers to make at the end, by identity (`name on schema.table`), in the order they were made. */
-  private readonly triggers = new Map<string, string>();
+  private readonly triggers = new KeptTriggers();
   /** Comments, in order, set at the end (what they are on may be made only then), on what their object is called by then. */
   private readonly comments: { kind: string; identity: string; comment?: string | null }[] = [];
   /** The renames and moves the replay made as the source did, in order. */
@@ -78,7 +78,7 @@ export class CapturedObjects {
    * on it at the end, and the comments on it or on what hangs on it, follow it.
    */
   tableMoved(from: string, to: string): void {
-    triggersOnMovedTable(this.triggers, from, to);
+    this.triggers.moved(from, to);
     for (const c of this.comments) c.identity = onMovedTable(c, from, to) ?? c.identity;
   }
 
@@ -114,7 +114,7 @@ export class CapturedObjects {
    * trigger's state as the source last set it (`nameOf`: a table's name in the replay, by source oid).
    */
   async finish(nameOf: (oid: number) => string | undefined): Promise<void> {
-    for (const [identity, create] of this.triggers)
+    for (const { identity, create } of this.triggers)
       await this.make({ kind: 'trigger', identity, create }, [`drop trigger if exists ${identity}`, create]);
     const states = this.triggerStates.statement(nameOf);
     const failed = states && (await attempt(this.client, states));

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { UserError } from '../src/core/errors.js';
 import type { Logger } from '../src/core/log.js';
-import { displayQualified, quoteIdent, quoteLiteral, quoteQualified, unquoteIdent } from '../src/core/sql.js';
+import { nameKey, quoteIdent, quoteLiteral, quoteQualified, unquoteIdent } from '../src/core/sql.js';
 import type { BaseDdl, SchemaObject } from '../src/log/bases.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
 import { inRenamedSchema } from '../src/source/ddl-statements.js';
@@ -106,7 +106,7 @@ export class SchemaRestore {
    * recorded: set to the recorded value, or past what their column holds if that is further.
    */
   async setRecordedSequences(): Promise<void> {
-    const known = new Set(this.ddl.sequences.map((s) => this.nowNamed(displayQualified(s.schema, s.name))));
+    const known = new Set(this.ddl.sequences.map((s) => this.nowNamed(s)));
     for (const [name, value] of Object.entries(this.recordedValues)) {
       if (known.has(name)) continue;
       const { rows } = await this.client.query<{ seq: string; owner: string | null; column: string | null; increment: string }>(
@@ -126,11 +126,12 @@ export class SchemaRestore {
     }
   }
 
-  /** The newest sequence values the history recorded up to the target (`"schema"."name"` → value). */
+  /** The newest sequence values the history recorded up to the target, by nameKey of their names. */
   private recordedValues: Record<string, string> = {};
 
+  /** Values as pgtape.sequence_values() keys them (format('%I.%I'): a keyword quoted as the source's server quotes it). */
   recorded(values: Record<string, string>): void {
-    this.recordedValues = values;
+    this.recordedValues = Object.fromEntries(Object.entries(values).map(([name, value]) => [nameKey(name), value]));
   }
 
   /**
@@ -151,8 +152,7 @@ export class SchemaRestore {
       if (!rows[0]) continue;
       const extreme = BigInt(rows[0].increment) < 0n ? 'min' : 'max';
       // The value recorded nearest the target, else the base's; never short of what the columns hold.
-      // Keyed as format('%I.%I') writes the name (a keyword-named one, quoted there, falls back to the base's value).
-      const recorded = this.recordedValues[this.nowNamed(displayQualified(s.schema, s.name))];
+      const recorded = this.recordedValues[this.nowNamed(s)];
       const known = recorded ?? s.lastValue;
       const candidates = [
         ...(known !== null && known !== undefined ? [`${known}::numeric`] : []),
@@ -165,9 +165,9 @@ export class SchemaRestore {
   /** Sequences and schemas renamed or moved since the base (captured DDL), in order: each takes a sequence's name to its next. */
   private readonly sequenceRenames: ((name: string) => string)[] = [];
 
-  /** What a sequence of the base (named as there) is called now. */
-  private nowNamed(inBase: string): string {
-    return this.sequenceRenames.reduce((name, next) => next(name), inBase);
+  /** What a sequence of the base is called now, as nameKey writes it. */
+  private nowNamed(s: { schema: string; name: string }): string {
+    return nameKey(this.sequenceRenames.reduce((name, next) => next(name), quoteQualified(s.schema, s.name)));
   }
 
   /** Sets a sequence to the furthest of `candidates` (SQL numeric expressions) in its direction, if any is known. */
@@ -226,7 +226,7 @@ export class SchemaRestore {
         if (own && schema && table) onTable(unquoteIdent(schema), unquoteIdent(table), unquoteIdent(own));
       }
       const { from } = o.renamed;
-      if (o.kind === 'sequence') this.sequenceRenames.push((name) => (name === from ? o.identity : name));
+      if (o.kind === 'sequence') this.sequenceRenames.push((name) => (nameKey(name) === nameKey(from) ? o.identity : name));
     }
     // A snapshot holds every index and local constraint its table has now: one of the base's
     // that it lacks was dropped or renamed (made under its new name at that point), not to be made

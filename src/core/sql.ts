@@ -13,11 +13,33 @@ export function quoteQualified(schema: string, name: string): string {
  * For people and file names; SQL always uses quoteIdent.
  */
 export function displayIdent(name: string): string {
-  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : quoteIdent(name);
+  return /^[a-z_][a-z0-9_]*$/.test(name) ? name : quoteIdent(name);
 }
 
 export function displayQualified(schema: string, name: string): string {
   return `${displayIdent(schema)}.${displayIdent(name)}`;
+}
+
+/**
+ * A name Postgres wrote (quote_ident, regclass, pg_identify_object, pg_get_triggerdef's table)
+ * with every identifier in it quoted: a key under which two writings of one name are equal,
+ * whichever words the writer took for keywords. Postgres quotes a keyword (`public."order"`),
+ * pgtape's displayQualified does not, and the servers differ (PG 17 quotes `json_table`, PG 14
+ * does not). For comparing only: other words (`on`, argument types) are quoted too.
+ */
+export function nameKey(written: string): string {
+  return written.replace(/"(?:[^"]|"")*"|[^\s."(),]+/g, (w) => (w.startsWith('"') ? w : quoteIdent(w)));
+}
+
+/** Where `find` stands in `text` outside quoted identifiers, in order. */
+export function outsideQuotes(text: string, find: string): number[] {
+  const at: number[] = [];
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '"') quoted = !quoted;
+    else if (!quoted && text.startsWith(find, i)) at.push(i);
+  }
+  return at;
 }
 
 /** A name as quote_ident writes it, back to the name (a bare one as it is: Postgres folds no case there). */

@@ -1,4 +1,4 @@
-import { displayQualified, doBlock, quoteIdent, quoteLiteral, quoteQualified } from '../core/sql.js';
+import { doBlock, nameKey, outsideQuotes, quoteIdent, quoteLiteral, quoteQualified } from '../core/sql.js';
 import type { CapturedDdl, CapturedObject, DroppedObject, IdentitySequence, TableSnapshot } from './ddl-capture.js';
 
 // Statements made from what captured DDL recorded, without asking any database: the replay runs
@@ -115,10 +115,10 @@ export function identityOptions(s: IdentitySequence): string[] {
 
 /** Snapshots of one command with each partition or child after its parents: a parent's DDL reaches them first. */
 export function parentsFirst(snapshots: TableSnapshot[]): TableSnapshot[] {
-  // `parent` is written as quote_ident writes names.
-  const byName = new Map(snapshots.map((s) => [displayQualified(s.schema, s.name), s]));
+  // `parent` is written as quote_ident writes names (a keyword quoted).
+  const byName = new Map(snapshots.map((s) => [quoteQualified(s.schema, s.name), s]));
   const depth = (s: TableSnapshot, seen = 0): number => {
-    const parents = [s.parent, ...(s.inherits ?? [])].flatMap((p) => (p && byName.get(p)) || []);
+    const parents = [s.parent, ...(s.inherits ?? [])].flatMap((p) => (p && byName.get(nameKey(p))) || []);
     return seen < 32 ? Math.max(0, ...parents.map((p) => 1 + depth(p, seen + 1))) : 0;
   };
   return [...snapshots].sort((a, b) => depth(a) - depth(b));
@@ -158,43 +158,73 @@ export function valuesAfterRenames(values: Record<string, string>, captured: Cap
   return after;
 }
 
-/** `schema.name` (as Postgres writes identities) in the schema as renamed, or the schema itself renamed; undefined when neither. */
+/**
+ * `schema.name` (as Postgres writes identities) in the schema as renamed, or the schema itself
+ * renamed; undefined when neither. Names compare by nameKey: one side may be pgtape's writing.
+ */
 export function inRenamedSchema(identity: string, r: { from: string; identity: string }): string | undefined {
-  if (identity === r.from) return r.identity;
-  return identity.startsWith(`${r.from}.`) ? `${r.identity}.${identity.slice(r.from.length + 1)}` : undefined;
+  const schema = nameKey(r.from);
+  if (nameKey(identity) === schema) return r.identity;
+  const dot = outsideQuotes(identity, '.')[0];
+  return dot !== undefined && nameKey(identity.slice(0, dot)) === schema ? r.identity + identity.slice(dot) : undefined;
 }
 
 /**
  * What a trigger or a comment kept for the end is on, once the table it is on (or is) was renamed
- * or moved: its identity and statement under the table's new name, or undefined when it is not
- * on that table. Identities as Postgres writes them (`schema.table`, `name on schema.table`,
- * `schema.table.column`).
+ * or moved: its identity under the table's new name, or undefined when it is not on that table.
+ * Identities as Postgres writes them (`schema.table`, `name on schema.table`,
+ * `schema.table.column`); `from` and `to` as Postgres or pgtape writes them (compared by nameKey).
  */
 export function onMovedTable(o: { kind: string; identity: string }, from: string, to: string): string | undefined {
-  const on = ` on ${from}`;
-  if (o.identity === from) return to;
-  if (o.identity.endsWith(on)) return `${o.identity.slice(0, -on.length)} on ${to}`;
-  if (o.kind === 'table column' && o.identity.startsWith(`${from}.`)) return to + o.identity.slice(from.length);
+  const table = nameKey(from);
+  if (nameKey(o.identity) === table) return to;
+  const on = outsideQuotes(o.identity, ' on ').at(-1);
+  if (on !== undefined && nameKey(o.identity.slice(on + 4)) === table) return `${o.identity.slice(0, on)} on ${to}`;
+  const dot = outsideQuotes(o.identity, '.')[1];
+  if (o.kind === 'table column' && dot !== undefined && nameKey(o.identity.slice(0, dot)) === table) return to + o.identity.slice(dot);
   return undefined;
 }
 
-/** Triggers kept for the end (identity → statement), those on a table renamed or moved put on its new name. */
-export function triggersOnMovedTable(triggers: Map<string, string>, from: string, to: string): void {
-  for (const [identity, create] of [...triggers]) {
-    const moved = onMovedTable({ kind: 'trigger', identity }, from, to);
-    if (!moved) continue;
-    triggers.delete(identity);
-    triggers.set(moved, triggerOnMovedTable(create, from, to));
+/**
+ * Triggers kept to be made at the end (identity → statement), the last made last, keyed by
+ * nameKey: a table's move, written by pgtape or by another server, finds the triggers on it.
+ */
+export class KeptTriggers {
+  private readonly byKey = new Map<string, { identity: string; create: string }>();
+
+  set(identity: string, create: string): void {
+    const key = nameKey(identity);
+    this.byKey.delete(key);
+    this.byKey.set(key, { identity, create });
+  }
+
+  delete(identity: string): void {
+    this.byKey.delete(nameKey(identity));
+  }
+
+  /** Those on a table renamed or moved put on its new name (`to` must be SQL: quoted where a keyword is). */
+  moved(from: string, to: string): void {
+    for (const { identity, create } of [...this.byKey.values()]) {
+      const moved = onMovedTable({ kind: 'trigger', identity }, from, to);
+      if (!moved) continue;
+      this.delete(identity);
+      this.set(moved, triggerOnMovedTable(create, from, to));
+    }
+  }
+
+  [Symbol.iterator](): IterableIterator<{ identity: string; create: string }> {
+    return this.byKey.values();
   }
 }
 
 /** A trigger's statement (pg_get_triggerdef) on the table's new name: the first ` ON <from> ` outside a quoted identifier. */
 function triggerOnMovedTable(create: string, from: string, to: string): string {
-  const find = ` ON ${from} `;
-  let quoted = false;
-  for (let i = 0; i < create.length; i++) {
-    if (create[i] === '"') quoted = !quoted;
-    else if (!quoted && create.startsWith(find, i)) return `${create.slice(0, i)} ON ${to} ${create.slice(i + find.length)}`;
+  const table = nameKey(from);
+  const name = /("(?:[^"]|"")*"|[^\s."]+)\.("(?:[^"]|"")*"|[^\s."]+) /y;
+  for (const at of outsideQuotes(create, ' ON ')) {
+    name.lastIndex = at + 4;
+    const m = name.exec(create);
+    if (m && nameKey(m[0].trimEnd()) === table) return `${create.slice(0, at)} ON ${to} ${create.slice(name.lastIndex)}`;
   }
   return create;
 }

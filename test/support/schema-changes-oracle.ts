@@ -75,6 +75,9 @@ const BEFORE = `
   create table events (id int primary key, v text);
   create trigger events_touch before insert on events for each row execute function touch();
   create view events_v as select id from events;
+  create table "order" (id serial primary key, qty int);
+  insert into "order" (qty) values (1);
+  create sequence "limit";
 `;
 
 /** Each step runs in its own transactions on the source; the point after it is recorded. */
@@ -382,6 +385,27 @@ const STEPS: [string, string[]][] = [
       `drop trigger parted_noop on parted`,
       `create trigger parted_noop before insert on parted for each row execute function noop()`,
       `insert into parted values (31, 'b')`,
+    ],
+  ],
+  [
+    // Postgres quotes a keyword in the names it writes, pgtape did not: the patch lost such a
+    // table's triggers, its partitions' order and its sequences' recorded values.
+    'keyword-named: a table with a trigger and comments renamed and moved to a schema, a partitioned table altered with its partition, a sequence advanced',
+    [
+      `create trigger order_mark before insert on "order" for each row execute function pass()`,
+      `comment on trigger order_mark on "order" is 'marks orders'`,
+      `comment on column "order".qty is 'how many'`,
+      `insert into "order" (qty) values (2)`,
+      `alter table "order" rename to "select"`,
+      `create schema "user"`,
+      `alter table "select" set schema "user"`,
+      `alter table "user"."select" disable trigger order_mark`,
+      `insert into "user"."select" (qty) values (3)`,
+      `create table "group" (id int, k int, primary key (id, k)) partition by list (k)`,
+      `create table group_1 partition of "group" for values in (1)`,
+      `alter table "group" add column note text`,
+      `insert into "group" values (1, 1, 'n')`,
+      `select nextval('"limit"') from generate_series(1, 3)`,
     ],
   ],
 ];

@@ -1,4 +1,4 @@
-import { displayQualified, doBlock, quoteIdent, quoteLiteral, quoteQualified, unquoteIdent } from '../../core/sql.js';
+import { doBlock, quoteIdent, quoteLiteral, quoteQualified, unquoteIdent } from '../../core/sql.js';
 import { commentStatement } from '../../base/ddl/post-data.js';
 import { isConstant } from '../../base/published-schema.js';
 import {
@@ -31,13 +31,13 @@ import {
   identityClause,
   inDropOrder,
   inRenamedSchema,
+  KeptTriggers,
   isForeignKey,
   missingValue,
   onMovedTable,
   parentsFirst,
   sequenceName,
   TriggerStates,
-  triggersOnMovedTable,
 } from '../../source/ddl-statements.js';
 
 // The schema changes of a diff's range as SQL for its patch (docs/ARCHITECTURE.md, "Schema
@@ -110,7 +110,7 @@ class PatchWriter {
   private readonly schemaNames: { from: string; to: string }[] = [];
   /** Tables' names as the range's captured DDL left them, by source oid (names at --from may be older than the log's). */
   private readonly atTo = new Map<number, Name>();
-  private readonly triggers = new Map<string, string>();
+  private readonly triggers = new KeptTriggers();
   private readonly triggerStates = new TriggerStates();
   private readonly refreshes = new Map<string, boolean>();
   /** Comments, in order, on what their object is called by the end of the range. */
@@ -162,7 +162,7 @@ class PatchWriter {
         foreignKeys.push(addMissingConstraint(target, k.name, k.def));
     }
     after.push(...foreignKeys);
-    for (const [identity, create] of this.triggers) after.push(`drop trigger if exists ${identity};`, `${create};`);
+    for (const { identity, create } of this.triggers) after.push(`drop trigger if exists ${identity};`, `${create};`);
     const nameOf = (oid: number) => {
       const n = this.names.get(oid);
       return n && quoteQualified(n.schema, n.name);
@@ -176,10 +176,10 @@ class PatchWriter {
       const sql = commentStatement(k.kind, k.identity, k.comment);
       if (sql) after.push(`${sql};`);
     }
+    // By to_regclass: a name recorded before its sequence moved with its table (ALTER TABLE SET
+    // SCHEMA) names nothing now, and a literal cast to regclass fails the statement as it is parsed.
     for (const [name, value] of Object.entries(sequences ?? {}))
-      after.push(
-        `select setval(${quoteLiteral(name)}, ${quoteLiteral(value)}::bigint, true) where to_regclass(${quoteLiteral(name)}) is not null;`,
-      );
+      after.push(`select setval(s, ${quoteLiteral(value)}::bigint, true) from to_regclass(${quoteLiteral(name)}) s where s is not null;`);
     // Each list in turn, to the type under its name at --from (a rename in the range comes later, in the transaction).
     const labels = [...this.enums.values()].flatMap((e) => (e.from ? e.labels.map((l) => enumLabels(l, e.from!)) : []));
     const before = [...this.before.map((x) => (typeof x === 'string' ? x : x())), ...(quieted ? [quieted] : [])];
@@ -251,7 +251,10 @@ end`),
     this.schemaNames.push({ from, to });
     for (const [oid, n] of this.names) {
       if (n.schema !== from) continue;
-      triggersOnMovedTable(this.triggers, displayQualified(from, n.name), displayQualified(to, n.name));
+      const [was, now] = [quoteQualified(from, n.name), quoteQualified(to, n.name)];
+      this.triggers.moved(was, now);
+      // Comments on what hangs on it (`name on schema.table`, a column); those named in the schema follow below.
+      for (const k of this.comments) k.identity = onMovedTable(k, was, now) ?? k.identity;
       this.names.set(oid, { schema: to, name: n.name });
       const last = this.last.get(oid);
       if (last) this.last.set(oid, { ...last, schema: to });
@@ -315,9 +318,9 @@ end`),
     const lit = quoteLiteral(target);
     const was = this.names.get(s.oid);
     if (was && (was.schema !== s.schema || was.name !== s.name)) {
-      // What the patch makes at the end on it follows it (named as Postgres names identities, but for a keyword).
-      const [from, to] = [displayQualified(was.schema, was.name), displayQualified(s.schema, s.name)];
-      triggersOnMovedTable(this.triggers, from, to);
+      // What the patch makes at the end on it follows it (names compare by nameKey; the new one is SQL).
+      const [from, to] = [quoteQualified(was.schema, was.name), quoteQualified(s.schema, s.name)];
+      this.triggers.moved(from, to);
       for (const k of this.comments) k.identity = onMovedTable(k, from, to) ?? k.identity;
       const old = quoteQualified(was.schema, was.name);
       const moved = quoteQualified(s.schema, was.name);

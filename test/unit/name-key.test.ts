@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { nameKey } from '../../src/core/sql.js';
+import { inRenamedSchema, KeptTriggers, onMovedTable, parentsFirst } from '../../src/source/ddl-statements.js';
+import { schemaPatch } from '../../src/audit/diff/schema-patch.js';
+import type { TableSnapshot } from '../../src/source/ddl-capture.js';
+
+// Names Postgres writes quote a keyword (`public."order"`) where pgtape's writing does not, and
+// servers disagree on which words are keywords: names written on either side compare by nameKey.
+
+const table = (oid: number, schema: string, name: string, extra: Partial<TableSnapshot> = {}): TableSnapshot => ({
+  oid,
+  schema,
+  name,
+  replicaIdentity: 'd',
+  columns: [{ name: 'id', attnum: 1, type: 'integer', typeOid: 23, typmod: -1, notNull: true, default: null }],
+  primaryKey: ['id'],
+  indexes: [],
+  constraints: [],
+  ...extra,
+});
+
+describe('nameKey', () => {
+  it('is one key for every writing of a name, and tells different names apart', () => {
+    expect(nameKey('public."order"')).toBe(nameKey('public.order'));
+    expect(nameKey('"public"."order"')).toBe(nameKey('public.order'));
+    expect(nameKey('tr on public."order"')).toBe(nameKey('"tr" on "public"."order"'));
+    expect(nameKey('public."Order"')).not.toBe(nameKey('public.order'));
+    expect(nameKey('public."a.b"')).not.toBe(nameKey('public.a.b'));
+    expect(nameKey('"a$b".t')).toBe(nameKey('"a$b"."t"'));
+    expect(nameKey('public."x"" on y"')).not.toBe(nameKey('public.x on y'));
+  });
+});
+
+describe('names moved', () => {
+  it('follows a keyword-named table whichever side wrote its name', () => {
+    expect(onMovedTable({ kind: 'trigger', identity: 'tr on public."order"' }, '"public"."order"', '"s"."select"')).toBe(
+      'tr on "s"."select"',
+    );
+    expect(onMovedTable({ kind: 'table', identity: 'public."order"' }, 'public.order', '"public"."o2"')).toBe('"public"."o2"');
+    expect(onMovedTable({ kind: 'table column', identity: 'public."order".qty' }, 'public.order', '"public"."o2"')).toBe(
+      '"public"."o2".qty',
+    );
+    // A trigger whose own name says " on " is on the table after the last one outside quotes.
+    expect(onMovedTable({ kind: 'trigger', identity: '"a on public.t" on public.u' }, 'public.t', 'public.v')).toBeUndefined();
+    expect(onMovedTable({ kind: 'trigger', identity: '"a on public.t" on public.u' }, 'public.u', 'public.v')).toBe(
+      '"a on public.t" on public.v',
+    );
+    expect(inRenamedSchema('"user".f(integer)', { from: 'user', identity: 'people' })).toBe('people.f(integer)');
+    expect(inRenamedSchema('users.f(integer)', { from: 'user', identity: 'people' })).toBeUndefined();
+  });
+
+  it('moves the triggers kept for the end with their statements, and forgets one dropped under another writing of its name', () => {
+    const kept = new KeptTriggers();
+    kept.set('tr on public."order"', 'CREATE TRIGGER tr AFTER INSERT ON public."order" FOR EACH ROW EXECUTE FUNCTION f()');
+    kept.set(
+      '"x ON public.order" on public.t',
+      'CREATE TRIGGER "x ON public.order " AFTER INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION f()',
+    );
+    kept.moved('"public"."order"', '"public"."select"');
+    expect([...kept]).toEqual([
+      {
+        identity: '"x ON public.order" on public.t',
+        create: 'CREATE TRIGGER "x ON public.order " AFTER INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION f()',
+      },
+      {
+        identity: 'tr on "public"."select"',
+        create: 'CREATE TRIGGER tr AFTER INSERT ON "public"."select" FOR EACH ROW EXECUTE FUNCTION f()',
+      },
+    ]);
+    kept.delete('tr on public."select"');
+    expect([...kept].map((t) => t.identity)).toEqual(['"x ON public.order" on public.t']);
+  });
+
+  it('puts a partition after its keyword-named parent', () => {
+    const parts = parentsFirst([table(2, 'public', 'order_2026', { parent: 'public."order"' }), table(1, 'public', 'order')]);
+    expect(parts.map((t) => t.name)).toEqual(['order', 'order_2026']);
+  });
+});
+
+describe("diff's patch", () => {
+  it('makes a trigger and a comment of a keyword-named table on it under its new name, and in its schema renamed', () => {
+    const p = schemaPatch(
+      [
+        { lsn: '0/1', captured: { tag: 'ALTER TABLE', tables: [table(1, 'public', 'order')] } },
+        {
+          lsn: '0/2',
+          captured: {
+            tag: 'CREATE TRIGGER',
+            objects: [
+              {
+                kind: 'trigger',
+                identity: 'tr on public."order"',
+                create: 'CREATE TRIGGER tr AFTER INSERT ON public."order" FOR EACH ROW EXECUTE FUNCTION f()',
+              },
+            ],
+            comments: [{ kind: 'trigger', identity: 'tr on public."order"', comment: 'audit' }],
+          },
+        },
+        { lsn: '0/3', captured: { tag: 'ALTER TABLE', tables: [table(1, 'public', 'select')] } },
+        {
+          lsn: '0/4',
+          captured: {
+            tag: 'ALTER SCHEMA',
+            renamedSchemas: [{ from: 'public', identity: '"user"', rename: 'alter schema public rename to "user"', back: '' }],
+          },
+        },
+      ],
+      new Map([[1, { schema: 'public', name: 'order' }]]),
+    );
+    const after = p.after.join('\n');
+    expect(after).toContain('drop trigger if exists tr on "user"."select";');
+    expect(after).toContain('CREATE TRIGGER tr AFTER INSERT ON "user"."select" FOR EACH ROW');
+    expect(after).toMatch(/comment on trigger tr on "user"."select" is .audit./i);
+    expect(after).not.toContain('order');
+  });
+});
