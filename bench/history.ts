@@ -3,6 +3,7 @@
 // latest with and without a compacted base, peak memory; on a directory and on S3 (s3rver behind
 // a proxy that counts requests and adds a latency per request, as a real object store has).
 //   npm run build && node dist/bench/history.js [--segments 20000] [--s3-segments 5000] [--latency-ms 20] [--locate-only]
+//   (PGTAPE_BENCH_TRACE=1: the S3 requests of a located range by kind; =timeline: log's, in time order)
 // --locate-only measures only what a reader waits for before its first line (locating points,
 // finding a range, log's first line): a year of one-minute segments is --segments 525600.
 // The segments after a real base are written directly with the segment writer (one transaction
@@ -153,7 +154,7 @@ async function main(): Promise<void> {
         if (proxy.trace) {
           console.log(
             proxy.trace
-              .map((t) => t.replace(/[0-9A-F]{16}/g, 'L'))
+              .map((t) => t.replace(/^ *\d+ ms /, '').replace(/[0-9A-F]{16}/g, 'L'))
               .sort()
               .reduce<Record<string, number>>(
                 (m, t) => ((m[t.split('?')[0]!.slice(0, 60)] = (m[t.split('?')[0]!.slice(0, 60)] ?? 0) + 1), m),
@@ -162,7 +163,12 @@ async function main(): Promise<void> {
           );
           proxy.trace = undefined;
         }
+        // PGTAPE_BENCH_TRACE=timeline: the requests of log's run to its first line, in time order.
+        if (process.env.PGTAPE_BENCH_TRACE === 'timeline' && s3) proxy.trace = [];
         const log = await measured(['log', '--store', store, '--json'], env, { firstLineOnly: LOCATE_ONLY });
+        if (proxy.trace)
+          console.log(`log's requests (first line at ${(log.firstOutputSeconds * 1000).toFixed(0)} ms):\n${proxy.trace.join('\n')}`);
+        proxy.trace = undefined;
         const skipped = { seconds: NaN, peakMiB: NaN, lines: 0, firstOutputSeconds: NaN };
         const replay = LOCATE_ONLY ? skipped : await pgtape(['replay', '--store', store, '--csv', join(work, `csv-${label}-${size}`)], env);
         rmSync(join(work, `csv-${label}-${size}`), { recursive: true, force: true });

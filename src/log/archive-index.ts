@@ -63,6 +63,11 @@ export interface IndexOptions {
   skipUnreadable?: boolean;
   /** status reports an empty store as such. */
   allowEmpty?: boolean;
+  /**
+   * The caller walks from the archive's start (log without --from): the index objects down to
+   * the first segment are opened while the last commit is looked up, a store's latency overlapping.
+   */
+  walksFromStart?: boolean;
 }
 
 /** Lists bases, and segments through the index objects (docs/ARCHITECTURE.md, "Index objects"). */
@@ -81,6 +86,7 @@ export async function indexArchive(store: Store, options: IndexOptions = {}): Pr
     skipUnreadable,
     opened: new Map(),
   };
+  if (options.walksFromStart) openFirst(index, nodes);
   index.lastCommit = await lastCommitIn(index, nodes);
   // A base alone is an archive: it replays to its own point.
   if (nodes.length === 0 && bases.length === 0 && !allowEmpty) {
@@ -102,10 +108,11 @@ export async function indexArchive(store: Store, options: IndexOptions = {}): Pr
  * per 1,000 segments. Every segment listed where the objects do not cover the start.
  */
 async function topNodes(store: Store): Promise<{ nodes: IndexNode[]; firstLsn?: bigint }> {
-  const [first] = await listSegments(store, undefined, 1);
+  // Both at once: on an object store each is a round trip.
+  const [[first], objects] = await Promise.all([listSegments(store, undefined, 1), listNeededIndexObjects(store)]);
   if (!first) return { nodes: [] };
   // Objects wholly before the first segment stored hold only segments `pgtape expire` removed.
-  const chain = (await listNeededIndexObjects(store)).filter((o) => o.endLsn > first.startLsn);
+  const chain = objects.filter((o) => o.endLsn > first.startLsn);
   const covered = chain.length > 0 && chain[0]!.startLsn <= first.startLsn && (await withoutHoles(store, chain));
   const segments = await listSegments(store, covered ? chain.at(-1)!.endLsn : undefined);
   return {
@@ -149,6 +156,17 @@ function open(index: ArchiveIndex, o: IndexObjectRef): Promise<IndexNode[]> {
     index.opened.set(o.key, (opening = openUncached(index, o)));
   }
   return opening;
+}
+
+/** Opens the index objects from the first of `nodes` down to the archive's first segment, without waiting (a walk surfaces errors). */
+function openFirst(index: ArchiveIndex, nodes: IndexNode[]): void {
+  const from = index.firstLsn ?? 0n;
+  const first = nodes.find((n) => (n.segment ?? n.object).endLsn > from);
+  if (!first || first.segment) return;
+  open(index, first.object).then(
+    (children) => openFirst(index, children),
+    () => {},
+  );
 }
 
 async function openUncached(index: ArchiveIndex, o: IndexObjectRef): Promise<IndexNode[]> {

@@ -22,6 +22,8 @@ export interface GatewayProxy {
   latencyMs: number;
   /** When an array: each request as `METHOD path [range]`, to see what a command asked for. */
   trace?: string[];
+  /** When the trace began (performance.now()): each entry starts with the milliseconds since. */
+  traceStart: number;
   close(): Promise<void>;
 }
 
@@ -39,6 +41,7 @@ export async function startGatewayProxy(target: string, seed: number): Promise<G
     injected: 0,
     requests: 0,
     latencyMs: 0,
+    traceStart: 0,
   };
   const refuse = (res: ServerResponse, status: number, why: string) => {
     proxy.violations.push(why);
@@ -46,7 +49,9 @@ export async function startGatewayProxy(target: string, seed: number): Promise<G
   };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     proxy.requests++;
-    proxy.trace?.push(`${req.method} ${req.url} ${req.headers.range ?? ''}`);
+    proxy.trace?.push(
+      `${(performance.now() - proxy.traceStart).toFixed(0).padStart(6)} ms ${req.method} ${req.url} ${req.headers.range ?? ''}`,
+    );
     const url = new URL(req.url ?? '/', 'http://gateway');
     const host = req.headers.host ?? '';
     if (!/^(127\.0\.0\.1|localhost):\d+$/.test(host)) return refuse(res, 400, `virtual-host addressing: ${host}`);
@@ -108,6 +113,7 @@ export async function startGatewayProxy(target: string, seed: number): Promise<G
     },
     set trace(t: string[] | undefined) {
       proxy.trace = t;
+      proxy.traceStart = performance.now();
     },
     get latencyMs() {
       return proxy.latencyMs;
