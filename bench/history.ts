@@ -143,7 +143,10 @@ async function main(): Promise<void> {
         // Finding a point alone: an empty range (--from X --to X) reads no segment body.
         const locate = async (target: string) => {
           const before = proxy.requests;
+          if (process.env.PGTAPE_BENCH_TRACE === 'timeline' && s3) proxy.trace = [];
           const r = await pgtape(['log', '--store', store, '--from', target, '--to', target, '--json'], env);
+          if (proxy.trace) console.log(`locating ${target} (${(r.seconds * 1000).toFixed(0)} ms):\n${proxy.trace.join('\n')}`);
+          proxy.trace = undefined;
           return `${r.seconds.toFixed(2)} s${s3 ? ` / ${proxy.requests - before} req` : ''}`;
         };
         const located = [await locate(until), await locate(timeTarget)];
