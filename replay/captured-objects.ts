@@ -155,6 +155,7 @@ export class CapturedObjects {
     }
     this.renamed.push(r);
     for (const c of this.comments) c.identity = inRenamedSchema(c.identity, r) ?? c.identity;
+    this.triggers.schemaRenamed(r.from, r.identity);
     return true;
   }
 
@@ -165,6 +166,7 @@ export class CapturedObjects {
   private async rename(o: CapturedObject): Promise<void> {
     const r = o.renamed!;
     for (const c of this.comments) if (c.identity === r.from) c.identity = o.identity;
+    if (o.kind === 'function') this.triggers.functionRenamed(r.from, o.identity);
     const failed = (await attempt(this.client, [r.rename])) as (Error & { code?: string }) | undefined;
     if (!failed) this.renamed.push(r);
     else if (!UNDEFINED_OBJECT.has(failed.code ?? '') && !DUPLICATE_OBJECT.has(failed.code ?? ''))

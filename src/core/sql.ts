@@ -31,13 +31,15 @@ export function nameKey(written: string): string {
   return written.replace(/"(?:[^"]|"")*"|[^\s."(),]+/g, (w) => (w.startsWith('"') ? w : quoteIdent(w)));
 }
 
-/** Where `find` stands in `text` outside quoted identifiers, in order. */
-export function outsideQuotes(text: string, find: string): number[] {
+/** Where `find` stands in `text` outside quoted identifiers (and, in a statement, string literals), in order. */
+export function outsideQuotes(text: string, find: string, statement = false): number[] {
   const at: number[] = [];
-  let quoted = false;
+  let quote: string | undefined;
   for (let i = 0; i < text.length; i++) {
-    if (text[i] === '"') quoted = !quoted;
-    else if (!quoted && text.startsWith(find, i)) at.push(i);
+    const c = text[i]!;
+    if (quote) quote = c === quote ? undefined : quote;
+    else if (c === '"' || (statement && c === "'")) quote = c;
+    else if (text.startsWith(find, i)) at.push(i);
   }
   return at;
 }

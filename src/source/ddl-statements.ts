@@ -212,9 +212,41 @@ export class KeptTriggers {
     }
   }
 
+  /**
+   * A function renamed or moved (`schema.name(args)`, as pg_identify_object writes it): the
+   * triggers that call it call it under its new name (their statement named it as it was then).
+   */
+  functionRenamed(from: string, to: string): void {
+    const [was, now] = [from.slice(0, outsideQuotes(from, '(')[0]), to.slice(0, outsideQuotes(to, '(')[0])];
+    this.rewriteFunctions((name) => (nameKey(name) === nameKey(was) ? now : undefined));
+  }
+
+  /** A schema renamed: the triggers calling a function in it call it there under its new name. */
+  schemaRenamed(from: string, to: string): void {
+    this.rewriteFunctions((name) => {
+      const dot = outsideQuotes(name, '.')[0];
+      return dot !== undefined && nameKey(name.slice(0, dot)) === nameKey(from) ? to + name.slice(dot) : undefined;
+    });
+  }
+
+  private rewriteFunctions(renamed: (name: string) => string | undefined): void {
+    for (const kept of this.byKey.values()) kept.create = callingRenamed(kept.create, renamed);
+  }
+
   [Symbol.iterator](): IterableIterator<{ identity: string; create: string }> {
     return this.byKey.values();
   }
+}
+
+/** A trigger's statement (pg_get_triggerdef) with the function it executes named as `renamed` says (unchanged where undefined). */
+function callingRenamed(create: string, renamed: (name: string) => string | undefined): string {
+  const name = /(?:"(?:[^"]|"")*"|[^\s."(]+)(?:\.(?:"(?:[^"]|"")*"|[^\s."(]+))?(?=\()/y;
+  const at = outsideQuotes(create, ' EXECUTE FUNCTION ', true)[0];
+  if (at === undefined) return create;
+  name.lastIndex = at + ' EXECUTE FUNCTION '.length;
+  const m = name.exec(create);
+  const now = m ? renamed(m[0]) : undefined;
+  return now === undefined ? create : create.slice(0, m!.index) + now + create.slice(name.lastIndex);
 }
 
 /** A trigger's statement (pg_get_triggerdef) on the table's new name: the first ` ON <from> ` outside a quoted identifier. */

@@ -408,6 +408,20 @@ const STEPS: [string, string[]][] = [
       `select nextval('"limit"') from generate_series(1, 3)`,
     ],
   ],
+  [
+    // Made at the end, a trigger named its function as it was when the trigger was made.
+    "a trigger made after the base whose function is renamed, then the function's schema",
+    [
+      `create schema fns`,
+      `create function fns.stamp() returns trigger language plpgsql as $$ begin return new; end $$`,
+      `create table stamped (id int primary key)`,
+      `create trigger stamped_stamp before insert on stamped for each row when (new.id <> 0) execute function fns.stamp('EXECUTE FUNCTION x()')`,
+      `insert into stamped values (1)`,
+      `alter function fns.stamp() rename to stamp2`,
+      `alter schema fns rename to fns2`,
+      `insert into stamped values (2)`,
+    ],
+  ],
 ];
 
 interface Point {

@@ -114,3 +114,19 @@ describe("diff's patch", () => {
     expect(after).not.toContain('order');
   });
 });
+
+describe('triggers kept for the end', () => {
+  it('call their function under its name at the end: renamed, then moved with its schema', () => {
+    const kept = new KeptTriggers();
+    const create = (fn: string) =>
+      `CREATE TRIGGER t BEFORE INSERT ON public.s FOR EACH ROW WHEN ((new.v <> ' EXECUTE FUNCTION fns.stamp(')) EXECUTE FUNCTION ${fn}('fns.stamp(')`;
+    kept.set('t on public.s', create('fns.stamp'));
+    kept.functionRenamed('fns.other()', 'fns.other2()');
+    kept.functionRenamed('fns.stamp()', 'fns.stamp2()');
+    expect([...kept][0]!.create).toBe(create('fns.stamp2'));
+    kept.schemaRenamed('public', 'p2');
+    expect([...kept][0]!.create).toBe(create('fns.stamp2'));
+    kept.schemaRenamed('fns', '"select"');
+    expect([...kept][0]!.create).toBe(create('"select".stamp2'));
+  });
+});

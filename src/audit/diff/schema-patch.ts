@@ -247,6 +247,7 @@ end`),
   /** A schema renamed: renamed where the database has it; the tables, triggers, comments and refreshes the patch knows in it follow. */
   private renamedSchema(r: RenamedObject & { identity: string }): void {
     this.before.push(renameObject(r));
+    this.triggers.schemaRenamed(r.from, r.identity);
     const [from, to] = [unquoteIdent(r.from), unquoteIdent(r.identity)];
     this.schemaNames.push({ from, to });
     for (const [oid, n] of this.names) {
@@ -277,6 +278,7 @@ end`),
     this.before.push(renameObject(o.renamed!));
     for (const k of this.comments) if (k.identity === from) k.identity = o.identity;
     this.triggers.delete(from);
+    if (o.kind === 'function') this.triggers.functionRenamed(from, o.identity);
     const refresh = this.refreshes.get(from);
     if (refresh !== undefined) {
       this.refreshes.delete(from);
