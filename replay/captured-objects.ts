@@ -5,7 +5,8 @@ import { commentStatement } from '../src/base/ddl/post-data.js';
 import {
   TriggerStates,
   extensionStatements,
-  inRenamedSchema,
+  commentsOnRenamed,
+  identityInRenamedSchema,
   KeptTriggers,
   onMovedTable,
   sequenceName,
@@ -154,7 +155,7 @@ export class CapturedObjects {
       return false;
     }
     this.renamed.push(r);
-    for (const c of this.comments) c.identity = inRenamedSchema(c.identity, r) ?? c.identity;
+    for (const c of this.comments) c.identity = identityInRenamedSchema(c.kind, c.identity, r) ?? c.identity;
     this.triggers.schemaRenamed(r.from, r.identity);
     return true;
   }
@@ -165,7 +166,7 @@ export class CapturedObjects {
    */
   private async rename(o: CapturedObject): Promise<void> {
     const r = o.renamed!;
-    for (const c of this.comments) if (c.identity === r.from) c.identity = o.identity;
+    commentsOnRenamed(this.comments, r.from, o.identity);
     if (o.kind === 'function') this.triggers.functionRenamed(r.from, o.identity);
     const failed = (await attempt(this.client, [r.rename])) as (Error & { code?: string }) | undefined;
     if (!failed) this.renamed.push(r);

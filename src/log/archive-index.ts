@@ -47,6 +47,8 @@ export interface ArchiveIndex {
   skipUnreadable: boolean;
   /** Index objects opened lately: finding a target and reading the range after it open the same ones. */
   opened: Map<string, Promise<IndexNode[]>>;
+  /** How many segments' facts each opened object holds, once read (what the cache weighs). */
+  openedSegments: Map<string, number>;
 }
 
 /** Segment headers read at once: a remote store's latency overlaps. */
@@ -57,11 +59,14 @@ const HEADER_CONCURRENCY = 16;
  */
 const OPEN_AHEAD = 8;
 /**
- * Opened index objects kept (at most 50 segments' facts or 20 summaries each, a few MiB in all):
- * a whole top chain (under 4 × 20) and a path down, so that resolving --to after --from, and the
- * range's walk after both, open none of it again.
+ * Opened index objects kept: a whole top chain (under 4 × 20 objects, which a name: or time:
+ * target opens whole: it has no summaries) and a path down, so that resolving --to after --from,
+ * and the range's walk after both, open none of it again. Objects of summaries are small (20
+ * each); segments' facts are not (each header lists the tables its segment touched: 1 MB for 50
+ * segments of 200 tables each), so those are kept up to OPENED_SEGMENTS_KEPT in all.
  */
 const OPENED_KEPT = 128;
+const OPENED_SEGMENTS_KEPT = 24 * 50;
 
 export interface IndexOptions {
   /** Replay needs a base; log, diff and verify can read a change log without one. */
@@ -92,6 +97,7 @@ export async function indexArchive(store: Store, options: IndexOptions = {}): Pr
     endLsn: last && (last.segment ?? last.object).endLsn,
     skipUnreadable,
     opened: new Map(),
+    openedSegments: new Map(),
   };
   if (options.walksFromStart) openFirst(index, nodes);
   index.lastCommit = await lastCommitIn(index, nodes);
@@ -159,10 +165,26 @@ async function withoutHoles(store: Store, chain: IndexObjectRef[]): Promise<bool
 function open(index: ArchiveIndex, o: IndexObjectRef): Promise<IndexNode[]> {
   let opening = index.opened.get(o.key);
   if (!opening) {
-    if (index.opened.size >= OPENED_KEPT) index.opened.delete(index.opened.keys().next().value!);
-    index.opened.set(o.key, (opening = openUncached(index, o)));
+    if (index.opened.size >= OPENED_KEPT) forgetOldest(index);
+    opening = openUncached(index, o).then((nodes) => {
+      if (index.opened.has(o.key)) index.openedSegments.set(o.key, nodes.filter((n) => n.segment).length);
+      let held = 0;
+      for (const n of index.openedSegments.values()) held += n;
+      for (; held > OPENED_SEGMENTS_KEPT && index.opened.size > 1; ) held -= forgetOldest(index);
+      return nodes;
+    });
+    index.opened.set(o.key, opening);
   }
   return opening;
+}
+
+/** Forgets the object opened first; returns how many segments' facts it held. */
+function forgetOldest(index: ArchiveIndex): number {
+  const key = index.opened.keys().next().value!;
+  const held = index.openedSegments.get(key) ?? 0;
+  index.opened.delete(key);
+  index.openedSegments.delete(key);
+  return held;
 }
 
 /** Opens the index objects from the first of `nodes` down to the archive's first segment, without waiting (a walk surfaces errors). */

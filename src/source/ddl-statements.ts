@@ -170,6 +170,28 @@ export function inRenamedSchema(identity: string, r: { from: string; identity: s
 }
 
 /**
+ * What an object kept for the end (a comment's, a trigger's) is called once a schema is renamed:
+ * the schema itself, an object in it, or what hangs on a table in it (`name on schema.table`);
+ * undefined when none of these. An unqualified identity other than a schema's (an extension's)
+ * is never the schema, whatever its name.
+ */
+export function identityInRenamedSchema(kind: string, identity: string, r: { from: string; identity: string }): string | undefined {
+  const on = outsideQuotes(identity, ' on ').at(-1);
+  if (on !== undefined) {
+    const table = inRenamedSchema(identity.slice(on + 4), r);
+    return table === undefined ? undefined : `${identity.slice(0, on)} on ${table}`;
+  }
+  if (kind !== 'schema' && outsideQuotes(identity, '.').length === 0) return undefined;
+  return inRenamedSchema(identity, r);
+}
+
+/** Comments kept for the end on an object renamed or moved (identities as Postgres or pgtape wrote them) follow it. */
+export function commentsOnRenamed(comments: { identity: string }[], from: string, to: string): void {
+  const key = nameKey(from);
+  for (const c of comments) if (nameKey(c.identity) === key) c.identity = to;
+}
+
+/**
  * What a trigger or a comment kept for the end is on, once the table it is on (or is) was renamed
  * or moved: its identity under the table's new name, or undefined when it is not on that table.
  * Identities as Postgres writes them (`schema.table`, `name on schema.table`,
@@ -217,12 +239,22 @@ export class KeptTriggers {
    * triggers that call it call it under its new name (their statement named it as it was then).
    */
   functionRenamed(from: string, to: string): void {
+    // A trigger's function takes no arguments: another of the name that does is another function.
+    if (!from.endsWith('()')) return;
     const [was, now] = [from.slice(0, outsideQuotes(from, '(')[0]), to.slice(0, outsideQuotes(to, '(')[0])];
     this.rewriteFunctions((name) => (nameKey(name) === nameKey(was) ? now : undefined));
   }
 
-  /** A schema renamed: the triggers calling a function in it call it there under its new name. */
+  /** A schema renamed: the triggers on its tables are on them there, and those calling a function in it call it there. */
   schemaRenamed(from: string, to: string): void {
+    for (const { identity, create } of [...this.byKey.values()]) {
+      const on = outsideQuotes(identity, ' on ').at(-1);
+      const table = on === undefined ? undefined : identity.slice(on + 4);
+      const now = table === undefined ? undefined : inRenamedSchema(table, { from, identity: to });
+      if (now === undefined) continue;
+      this.delete(identity);
+      this.set(`${identity.slice(0, on)} on ${now}`, triggerOnMovedTable(create, table!, now));
+    }
     this.rewriteFunctions((name) => {
       const dot = outsideQuotes(name, '.')[0];
       return dot !== undefined && nameKey(name.slice(0, dot)) === nameKey(from) ? to + name.slice(dot) : undefined;

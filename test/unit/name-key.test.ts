@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { nameKey } from '../../src/core/sql.js';
-import { inRenamedSchema, KeptTriggers, onMovedTable, parentsFirst } from '../../src/source/ddl-statements.js';
+import {
+  commentsOnRenamed,
+  identityInRenamedSchema,
+  inRenamedSchema,
+  KeptTriggers,
+  onMovedTable,
+  parentsFirst,
+} from '../../src/source/ddl-statements.js';
 import { schemaPatch } from '../../src/audit/diff/schema-patch.js';
 import type { TableSnapshot } from '../../src/source/ddl-capture.js';
 
@@ -116,17 +123,40 @@ describe("diff's patch", () => {
 });
 
 describe('triggers kept for the end', () => {
-  it('call their function under its name at the end: renamed, then moved with its schema', () => {
+  it('call their function under its name at the end: renamed, then moved with its schema; and follow their table into a schema renamed', () => {
     const kept = new KeptTriggers();
-    const create = (fn: string) =>
-      `CREATE TRIGGER t BEFORE INSERT ON public.s FOR EACH ROW WHEN ((new.v <> ' EXECUTE FUNCTION fns.stamp(')) EXECUTE FUNCTION ${fn}('fns.stamp(')`;
+    const create = (fn: string, table = 'public.s') =>
+      `CREATE TRIGGER t BEFORE INSERT ON ${table} FOR EACH ROW WHEN ((new.v <> ' EXECUTE FUNCTION fns.stamp(')) EXECUTE FUNCTION ${fn}('fns.stamp(')`;
     kept.set('t on public.s', create('fns.stamp'));
     kept.functionRenamed('fns.other()', 'fns.other2()');
+    // Another function of the name, with arguments, is not the trigger's.
+    kept.functionRenamed('fns.stamp(integer)', 'fns.stamp3(integer)');
     kept.functionRenamed('fns.stamp()', 'fns.stamp2()');
     expect([...kept][0]!.create).toBe(create('fns.stamp2'));
     kept.schemaRenamed('public', 'p2');
-    expect([...kept][0]!.create).toBe(create('fns.stamp2'));
+    expect([...kept][0]).toEqual({ identity: 't on p2.s', create: create('fns.stamp2', 'p2.s') });
     kept.schemaRenamed('fns', '"select"');
-    expect([...kept][0]!.create).toBe(create('"select".stamp2'));
+    expect([...kept][0]!.create).toBe(create('"select".stamp2', 'p2.s'));
+  });
+});
+
+describe('comments kept for the end', () => {
+  it('follow an object renamed under either writing of its name, and a schema renamed, but not an extension of its name', () => {
+    const comments = [
+      { kind: 'trigger', identity: 'tr on "public"."select"' },
+      { kind: 'table column', identity: 'public."select".qty' },
+      { kind: 'extension', identity: 'hstore' },
+      { kind: 'schema', identity: 'hstore' },
+    ];
+    commentsOnRenamed(comments, 'tr on public."select"', 'tr2 on public."select"');
+    const r = { from: 'public', identity: '"user"' };
+    const h = { from: 'hstore', identity: 'kv' };
+    expect(comments.map((c) => identityInRenamedSchema(c.kind, c.identity, r) ?? c.identity)).toEqual([
+      'tr2 on "user"."select"',
+      '"user"."select".qty',
+      'hstore',
+      'hstore',
+    ]);
+    expect(comments.map((c) => identityInRenamedSchema(c.kind, c.identity, h))).toEqual([undefined, undefined, undefined, 'kv']);
   });
 });

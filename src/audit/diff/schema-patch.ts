@@ -30,6 +30,8 @@ import {
   generatedClause,
   identityClause,
   inDropOrder,
+  commentsOnRenamed,
+  identityInRenamedSchema,
   inRenamedSchema,
   KeptTriggers,
   isForeignKey,
@@ -252,10 +254,6 @@ end`),
     this.schemaNames.push({ from, to });
     for (const [oid, n] of this.names) {
       if (n.schema !== from) continue;
-      const [was, now] = [quoteQualified(from, n.name), quoteQualified(to, n.name)];
-      this.triggers.moved(was, now);
-      // Comments on what hangs on it (`name on schema.table`, a column); those named in the schema follow below.
-      for (const k of this.comments) k.identity = onMovedTable(k, was, now) ?? k.identity;
       this.names.set(oid, { schema: to, name: n.name });
       const last = this.last.get(oid);
       if (last) this.last.set(oid, { ...last, schema: to });
@@ -263,7 +261,7 @@ end`),
     }
     for (const [oid, name] of this.typeNames)
       if (name.startsWith(`${quoteIdent(from)}.`)) this.typeNames.set(oid, quoteIdent(to) + name.slice(quoteIdent(from).length));
-    for (const k of this.comments) k.identity = inRenamedSchema(k.identity, r) ?? k.identity;
+    for (const k of this.comments) k.identity = identityInRenamedSchema(k.kind, k.identity, r) ?? k.identity;
     for (const [identity, populated] of [...this.refreshes]) {
       const moved = inRenamedSchema(identity, r);
       if (moved === undefined) continue;
@@ -276,7 +274,7 @@ end`),
   private renamed(o: CapturedObject): void {
     const from = o.renamed!.from;
     this.before.push(renameObject(o.renamed!));
-    for (const k of this.comments) if (k.identity === from) k.identity = o.identity;
+    commentsOnRenamed(this.comments, from, o.identity);
     this.triggers.delete(from);
     if (o.kind === 'function') this.triggers.functionRenamed(from, o.identity);
     const refresh = this.refreshes.get(from);
