@@ -170,7 +170,7 @@ function open(index: ArchiveIndex, o: IndexObjectRef): Promise<IndexNode[]> {
       if (index.opened.has(o.key)) index.openedSegments.set(o.key, nodes.filter((n) => n.segment).length);
       let held = 0;
       for (const n of index.openedSegments.values()) held += n;
-      for (; held > OPENED_SEGMENTS_KEPT && index.opened.size > 1; ) held -= forgetOldest(index);
+      for (; held > OPENED_SEGMENTS_KEPT && index.opened.size > 1;) held -= forgetOldest(index);
       return nodes;
     });
     index.opened.set(o.key, opening);
