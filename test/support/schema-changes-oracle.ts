@@ -400,6 +400,7 @@ const STEPS: [string, string[]][] = [
       `create schema "user"`,
       `alter table "select" set schema "user"`,
       `alter table "user"."select" disable trigger order_mark`,
+      `alter trigger order_mark on "user"."select" rename to "order_mark2"`,
       `insert into "user"."select" (qty) values (3)`,
       `create table "group" (id int, k int, primary key (id, k)) partition by list (k)`,
       `create table group_1 partition of "group" for values in (1)`,
