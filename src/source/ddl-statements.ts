@@ -255,10 +255,7 @@ export class KeptTriggers {
       this.delete(identity);
       this.set(`${identity.slice(0, on)} on ${now}`, triggerOnMovedTable(create, table!, now));
     }
-    this.rewriteFunctions((name) => {
-      const dot = outsideQuotes(name, '.')[0];
-      return dot !== undefined && nameKey(name.slice(0, dot)) === nameKey(from) ? to + name.slice(dot) : undefined;
-    });
+    this.rewriteFunctions((name) => identityInRenamedSchema('function', name, { from, identity: to }));
   }
 
   private rewriteFunctions(renamed: (name: string) => string | undefined): void {

@@ -319,18 +319,17 @@ end`),
     const was = this.names.get(s.oid);
     if (was && (was.schema !== s.schema || was.name !== s.name)) {
       // What the patch makes at the end on it follows it (names compare by nameKey; the new one is SQL).
-      const [from, to] = [quoteQualified(was.schema, was.name), quoteQualified(s.schema, s.name)];
-      this.triggers.moved(from, to);
-      for (const k of this.comments) k.identity = onMovedTable(k, from, to) ?? k.identity;
-      const old = quoteQualified(was.schema, was.name);
+      const from = quoteQualified(was.schema, was.name);
+      this.triggers.moved(from, target);
+      for (const k of this.comments) k.identity = onMovedTable(k, from, target) ?? k.identity;
       const moved = quoteQualified(s.schema, was.name);
       const steps = [
-        ...(was.schema !== s.schema ? [`alter table ${old} set schema ${quoteIdent(s.schema)}`] : []),
+        ...(was.schema !== s.schema ? [`alter table ${from} set schema ${quoteIdent(s.schema)}`] : []),
         ...(was.name !== s.name ? [`alter table ${moved} rename to ${quoteIdent(s.name)}`] : []),
       ];
       out.push(
         doBlock(
-          `if to_regclass(${lit}) is null and to_regclass(${quoteLiteral(old)}) is not null then ${steps.map((x) => `execute ${quoteLiteral(x)};`).join(' ')} end if;`,
+          `if to_regclass(${lit}) is null and to_regclass(${quoteLiteral(from)}) is not null then ${steps.map((x) => `execute ${quoteLiteral(x)};`).join(' ')} end if;`,
         ),
       );
     }
