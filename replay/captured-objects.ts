@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { CapturedDdl, CapturedObject, RenamedObject } from '../src/source/ddl-capture.js';
+import type { RenamedOfKind } from './base-names-window.js';
 import { attempt } from './savepoint.js';
 import { commentStatement } from '../src/base/ddl/post-data.js';
 import {
@@ -33,7 +34,7 @@ export class CapturedObjects {
   /** Comments, in order, set at the end (what they are on may be made only then), on what their object is called by then. */
   private readonly comments: { kind: string; identity: string; comment?: string | null }[] = [];
   /** The renames and moves the replay made as the source did, in order. */
-  private readonly renamed: RenamedObject[] = [];
+  private readonly renamed: RenamedOfKind[] = [];
   /** Triggers' states as the source last set them, set once every trigger is made. */
   readonly triggerStates = new TriggerStates();
 
@@ -84,25 +85,12 @@ export class CapturedObjects {
   }
 
   /**
-   * Gives the objects renamed since the base their former names, the newest first (one renamed
-   * twice goes back through each): the base's statements made at the end (an index of a
-   * materialized view, a trigger calling a function, a REFRESH) name them as the base did.
-   * Returns those given back, in that order; one whose former name another object took since is
-   * said (what the base makes on it may land on that other one).
+   * The objects renamed since the base, the newest first (one renamed twice goes back through
+   * each): the base's statements made at the end (an index of a materialized view, a trigger
+   * calling a function, a REFRESH) name them as the base did (replay/base-names-window.ts).
    */
-  async giveBack(): Promise<RenamedObject[]> {
-    const back: RenamedObject[] = [];
-    for (const r of [...this.renamed].reverse()) {
-      const failed = await attempt(this.client, [r.back]);
-      if (!failed) back.push(r);
-      else
-        this.warn(
-          `back:${r.back}`,
-          { object: r.from, err: failed.message },
-          "renamed at the source, and another object took its former name since: the base's statements made at the end that name it may be made on that other object",
-        );
-    }
-    return back;
+  renamedNewestFirst(): RenamedOfKind[] {
+    return [...this.renamed].reverse();
   }
 
   /** A trigger dropped after it was captured is not made at the end. */
@@ -154,7 +142,7 @@ export class CapturedObjects {
         );
       return false;
     }
-    this.renamed.push(r);
+    this.renamed.push({ ...r, kind: 'schema' });
     for (const c of this.comments) c.identity = identityInRenamedSchema(c.kind, c.identity, r) ?? c.identity;
     this.triggers.schemaRenamed(r.from, r.identity);
     return true;
@@ -169,7 +157,7 @@ export class CapturedObjects {
     commentsOnRenamed(this.comments, r.from, o.identity);
     if (o.kind === 'function') this.triggers.functionRenamed(r.from, o.identity);
     const failed = (await attempt(this.client, [r.rename])) as (Error & { code?: string }) | undefined;
-    if (!failed) this.renamed.push(r);
+    if (!failed) this.renamed.push({ ...r, kind: o.kind });
     else if (!UNDEFINED_OBJECT.has(failed.code ?? '') && !DUPLICATE_OBJECT.has(failed.code ?? ''))
       this.warn(
         `object:${o.kind}:${o.identity}`,

@@ -84,7 +84,7 @@ export class SchemaRestore {
       this.droppedTables.add(table);
       this.warn(
         { table },
-        "another table took this base table's name since: what the base makes on it at the end (triggers, rules, statistics, comments) is not made",
+        "something the replay could not set aside (a type, say) took this base table's name since: what the base makes on it at the end (triggers, rules, statistics, comments) is not made",
       );
     }
     await this.client.query(DDL_SETTINGS);

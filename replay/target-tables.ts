@@ -22,8 +22,10 @@ import {
   isForeignKey,
   missingValue,
   parentsFirst,
+  referencingRenamed,
 } from '../src/source/ddl-statements.js';
 import { CapturedObjects } from './captured-objects.js';
+import { BaseNamesWindow, moveStatements } from './base-names-window.js';
 import { attempt } from './savepoint.js';
 
 export interface TargetColumn {
@@ -122,42 +124,16 @@ export class TargetTables {
 
   /**
    * Runs `make` with the base's tables, and the objects renamed since, under the names the base
-   * gave them (its statements made at the end name them so), then renames them again. A base
-   * table whose name another has taken since stays as it is: `make` is told, to leave out what
-   * the base hangs on it.
+   * gave them (its statements made at the end name them so), then renames them again
+   * (replay/base-names-window.ts). A base table whose name something the window cannot move holds
+   * stays as it is: `make` is told, to leave out what the base hangs on it.
    */
   async underBaseNames(make: (unreachable: string[]) => Promise<void>): Promise<void> {
-    const renamed = [...this.tables.values()].filter((t) => t.backTo && (t.backTo.schema !== t.schema || t.backTo.name !== t.name));
-    const back = new Set<TargetTable>();
-    /** What renames everything forward again, in the order it went back. */
-    const forward: string[][] = [];
-    const tablesBack = async () => {
-      // Until none more goes back: one may take the name another gives up.
-      for (let more = true; more;) {
-        more = false;
-        for (const t of renamed)
-          if (!back.has(t) && !(await attempt(this.client, moveStatements(t, t.backTo!)))) {
-            back.add(t);
-            forward.push(moveStatements(t.backTo!, t));
-            more = true;
-          }
-      }
-    };
-    await tablesBack();
-    // Then the objects, schemas among them: a table back in its schema as renamed is back in the base's.
-    for (const r of await this.objects.giveBack()) forward.push([r.rename]);
-    // And the tables whose base name a renamed object held.
-    await tablesBack();
-    await make(renamed.filter((t) => !back.has(t)).map((t) => `${t.base!.schema}.${t.base!.name}`));
-    for (const sql of forward.reverse()) {
-      const failed = await attempt(this.client, sql);
-      if (failed)
-        this.warnOnce(
-          `forward:${sql.join(';')}`,
-          { statement: sql.join('; '), err: failed.message },
-          "a rename the replay made as the source did could not be made again after the base's last statements",
-        );
-    }
+    const window = new BaseNamesWindow(this.client, [...this.tables.values()], this.objects.renamedNewestFirst(), (key, fields, message) =>
+      this.warnOnce(key, fields, message),
+    );
+    await make(await window.open());
+    await window.close();
   }
 
   all(): Iterable<TargetTable> {
@@ -277,10 +253,35 @@ export class TargetTables {
         'a table moved to a schema the replay lacked: the schema was made (if the source renamed a schema, what else is in it stays under the old name; archive with --capture-ddl to replay schema renames)',
       );
     }
+    await this.setAsideHolder(t, schema, name);
     for (const sql of moveStatements(t, { schema, name })) await this.client.query(sql);
-    this.objects.tableMoved(rows[0]!.from, rows[0]!.to);
+    this.tableMoved(rows[0]!.from, rows[0]!.to);
     t.schema = schema;
     t.name = name;
+    this.aside.delete(t);
+  }
+
+  /** Tables set aside by setAsideHolder that the log has not named since. */
+  private readonly aside = new Set<TargetTable>();
+
+  /**
+   * Another table the replay holds under the name `t` takes (two tables swapping names, as the
+   * Relation messages of the first written after the swap say): it is set aside under a name of
+   * its own until its own Relation message names it.
+   */
+  private async setAsideHolder(t: TargetTable, schema: string, name: string): Promise<void> {
+    const holder = [...this.tables].find(([, o]) => o !== t && o.schema === schema && o.name === name);
+    if (!holder) return;
+    const [oid, o] = holder;
+    const aside = `pgtape_aside_${oid}`;
+    const { rows } = await this.client.query<{ from: string; to: string }>(
+      `select format('%I.%I', $1::text, $2::text) as from, format('%I.%I', $1::text, $3::text) as to`,
+      [schema, name, aside],
+    );
+    for (const sql of moveStatements(o, { schema, name: aside })) await this.client.query(sql);
+    this.tableMoved(rows[0]!.from, rows[0]!.to);
+    o.name = aside;
+    this.aside.add(o);
   }
 
   /** Columns added, dropped or retyped since the table was made. A rename looks like a drop and an add. */
@@ -511,7 +512,7 @@ export class TargetTables {
         `select format('%I.%I', $1::text, $3::text) as from, format('%I.%I', $2::text, $3::text) as to`,
         [from, to, t.name],
       );
-      this.objects.tableMoved(rows[0]!.from, rows[0]!.to);
+      this.tableMoved(rows[0]!.from, rows[0]!.to);
       t.schema = to;
     }
     const { rows } = await this.client.query<{ name: string }>(
@@ -770,10 +771,30 @@ export class TargetTables {
 
   /** Triggers and comments made after the base, as they last were, on each table's name now. */
   async finishObjects(): Promise<void> {
+    for (const t of this.aside)
+      this.warnOnce(
+        `aside:${t.schema}.${t.name}`,
+        { table: `${t.schema}.${t.name}`, was: t.base ? `${t.base.schema}.${t.base.name}` : undefined },
+        'another table took the name of this one, and the log never named it again: it is left under this name (archive with --capture-ddl to replay renames)',
+      );
     await this.objects.finish((oid) => {
       const t = this.tables.get(oid);
       return t && quoteQualified(t.schema, t.name);
     });
+  }
+
+  /**
+   * A table renamed or moved (`schema.name` as Postgres writes identities): what the replay makes
+   * at the end on it or naming it follows it — triggers, comments, and the foreign keys of
+   * captured tables that reference it.
+   */
+  private tableMoved(from: string, to: string): void {
+    this.objects.tableMoved(from, to);
+    for (const [oid, keys] of this.foreignKeys)
+      this.foreignKeys.set(
+        oid,
+        keys.map((k) => ({ ...k, def: referencingRenamed(k.def, { from, to }) })),
+      );
   }
 
   /** The foreign keys of captured tables, as their last snapshot had them, once every row is in. */
@@ -832,12 +853,4 @@ export class TargetTables {
     this.log.warn(fields, message);
     this.warnings.push({ message, ...fields });
   }
-}
-
-/** A table moved to another schema, then renamed, from one name to another. */
-function moveStatements(from: { schema: string; name: string }, to: { schema: string; name: string }): string[] {
-  return [
-    ...(from.schema !== to.schema ? [`alter table ${quoteQualified(from.schema, from.name)} set schema ${quoteIdent(to.schema)}`] : []),
-    ...(from.name !== to.name ? [`alter table ${quoteQualified(to.schema, from.name)} rename to ${quoteIdent(to.name)}`] : []),
-  ];
 }

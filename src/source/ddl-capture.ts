@@ -512,8 +512,8 @@ begin
     -- Schemas created are followed as such; every other kind of object a command made or altered
     -- that replay does not follow (views, functions, triggers, sequences other than identities',
     -- extensions …) is named, so that the replay says so instead of differing silently.
-    -- Views, materialized views, functions, procedures, triggers and sequences (other than
-    -- identities', which follow their column) travel as the statements that make them now.
+    -- Views, materialized views, functions, procedures, triggers and sequences travel as the
+    -- statements that make them now.
     with commands as (
       select d.object_type as kind, d.object_identity as identity, d.classid, d.objid,
              case when d.object_type in ('view', 'materialized view', 'function', 'procedure', 'aggregate', 'trigger', 'sequence', 'index', 'extension')
@@ -527,8 +527,12 @@ begin
          and coalesce(d.schema_name, '') !~ '^pg_(toast_)?temp'
          -- Publications are the archive's business, not the replay's; a table added to ours is followed above.
          and d.object_type not in ('table', 'type', 'domain', 'composite type', 'table constraint', 'table column', 'publication', 'publication relation')
-         and not (d.object_type = 'sequence' and exists (select 1 from pg_depend i where i.classid = 'pg_class'::regclass
-                    and i.objid = d.objid and i.deptype = 'i')))
+         -- An identity's sequence is made and reshaped with its column (ADD … IDENTITY runs a
+         -- CREATE and an ALTER SEQUENCE of its own); one renamed, or altered by the user's ALTER
+         -- SEQUENCE (which its table's shape does not show), travels as any sequence.
+         and not (d.object_type = 'sequence' and tg_tag <> 'ALTER SEQUENCE'
+                  and pgtape.renamed(d.classid, d.objid, d.object_type, d.object_identity) is null
+                  and exists (select 1 from pg_depend i where i.classid = 'pg_class'::regclass and i.objid = d.objid and i.deptype = 'i')))
     select jsonb_agg(distinct identity) filter (where kind = 'schema' and renamed is null),
            jsonb_agg(distinct jsonb_build_object('kind', kind, 'identity', identity) || def) filter (where def is not null),
            jsonb_agg(distinct jsonb_build_object('kind', kind, 'identity', identity)) filter (where def is null and kind not in ('schema', 'index')),

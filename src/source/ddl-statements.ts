@@ -267,27 +267,45 @@ export class KeptTriggers {
   }
 }
 
-/** A trigger's statement (pg_get_triggerdef) with the function it executes named as `renamed` says (unchanged where undefined). */
-function callingRenamed(create: string, renamed: (name: string) => string | undefined): string {
-  const name = /(?:"(?:[^"]|"")*"|[^\s."(]+)(?:\.(?:"(?:[^"]|"")*"|[^\s."(]+))?(?=\()/y;
-  const at = outsideQuotes(create, ' EXECUTE FUNCTION ', true)[0];
-  if (at === undefined) return create;
-  name.lastIndex = at + ' EXECUTE FUNCTION '.length;
-  const m = name.exec(create);
-  const now = m ? renamed(m[0]) : undefined;
-  return now === undefined ? create : create.slice(0, m!.index) + now + create.slice(name.lastIndex);
+/** A name as Postgres writes one in a statement: `schema.name` or `name`, each part quoted or bare. */
+const QUALIFIED_NAME = /(?:"(?:[^"]|"")*"|[^\s."(),]+)(?:\.(?:"(?:[^"]|"")*"|[^\s."(),]+))?/y;
+
+/**
+ * `statement` with the name right after the first `keyword` (outside quoted identifiers and
+ * string literals) that `renamed` renames put under its new name; unchanged when none is.
+ */
+function renamedAfter(statement: string, keyword: string, renamed: (name: string) => string | undefined): string {
+  for (const at of outsideQuotes(statement, keyword, true)) {
+    QUALIFIED_NAME.lastIndex = at + keyword.length;
+    const m = QUALIFIED_NAME.exec(statement);
+    const now = m ? renamed(m[0]) : undefined;
+    if (now !== undefined) return statement.slice(0, m!.index) + now + statement.slice(QUALIFIED_NAME.lastIndex);
+  }
+  return statement;
 }
 
-/** A trigger's statement (pg_get_triggerdef) on the table's new name: the first ` ON <from> ` outside a quoted identifier. */
+/** A trigger's statement (pg_get_triggerdef) with the function it executes named as `renamed` says. */
+function callingRenamed(create: string, renamed: (name: string) => string | undefined): string {
+  return renamedAfter(create, ' EXECUTE FUNCTION ', renamed);
+}
+
+/** A trigger's statement (pg_get_triggerdef) on the table's new name (`from` as Postgres or pgtape writes it). */
 function triggerOnMovedTable(create: string, from: string, to: string): string {
   const table = nameKey(from);
-  const name = /("(?:[^"]|"")*"|[^\s."]+)\.("(?:[^"]|"")*"|[^\s."]+) /y;
-  for (const at of outsideQuotes(create, ' ON ')) {
-    name.lastIndex = at + 4;
-    const m = name.exec(create);
-    if (m && nameKey(m[0].trimEnd()) === table) return `${create.slice(0, at)} ON ${to} ${create.slice(name.lastIndex)}`;
-  }
-  return create;
+  return renamedAfter(create, ' ON ', (name) => (nameKey(name) === table ? to : undefined));
+}
+
+/**
+ * A foreign key's definition (pg_get_constraintdef: `FOREIGN KEY (…) REFERENCES schema.table(…)`)
+ * once the table it references is renamed or moved, or its schema renamed (`r.from` a schema's
+ * name then): made at the end from the statement captured earlier, it must name the table as it
+ * is called by then, not a table that took its former name since.
+ */
+export function referencingRenamed(def: string, r: { from: string; to: string; schema?: boolean }): string {
+  const from = nameKey(r.from);
+  return renamedAfter(def, ' REFERENCES ', (name) =>
+    r.schema ? identityInRenamedSchema('table', name, { from: r.from, identity: r.to }) : nameKey(name) === from ? r.to : undefined,
+  );
 }
 
 /** ALTER TABLE's words for a trigger's state, by pg_trigger.tgenabled. */

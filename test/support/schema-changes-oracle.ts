@@ -78,6 +78,33 @@ const BEFORE = `
   create table "order" (id serial primary key, qty int);
   insert into "order" (qty) values (1);
   create sequence "limit";
+  create table acct (id int primary key, v text);
+  create index acct_v on acct (v);
+  create trigger acct_touch before insert on acct for each row execute function touch();
+  comment on table acct is 'accounts';
+  comment on column acct.v is 'value';
+  insert into acct select g, 'v' || g from generate_series(1, 10) g;
+  create table ledger (id int primary key, acct int references acct (id));
+  insert into ledger values (1, 1);
+  create table swap_a (id int primary key, x int);
+  create index swap_a_x on swap_a (x);
+  create table swap_b (id int primary key, y text);
+  create index swap_b_y on swap_b (y);
+  create trigger swap_b_pass before insert on swap_b for each row execute function pass();
+  insert into swap_a values (1, 1);
+  insert into swap_b values (1, 'a');
+  create view acct_list as select id from acct;
+  comment on view acct_list is 'the base view';
+  create function acct_list_insert() returns trigger language plpgsql as $$ begin return new; end $$;
+  create trigger acct_list_insert instead of insert on acct_list for each row execute function acct_list_insert();
+  create rule acct_list_update as on update to acct_list do instead nothing;
+  create schema ref;
+  create table ref.r (id int primary key);
+  insert into ref.r values (1);
+  create table uses_ref (id int primary key, r int references ref.r (id));
+  insert into uses_ref values (1, 1);
+  create table ident (id int generated always as identity primary key, v text);
+  insert into ident (v) values ('a');
 `;
 
 /** Each step runs in its own transactions on the source; the point after it is recorded. */
@@ -421,6 +448,63 @@ const STEPS: [string, string[]][] = [
       `alter function fns.stamp() rename to stamp2`,
       `alter schema fns rename to fns2`,
       `insert into stamped values (2)`,
+    ],
+  ],
+  [
+    // As online schema-change tools swap tables: the base's statements made at the end (its index,
+    // trigger, comments, the foreign key referencing it) once landed on the new table, or not at all.
+    'a table of the base swapped for a new one of its name, the old kept and written',
+    [
+      `alter table acct rename to acct_old`,
+      `alter index acct_v rename to acct_old_v`,
+      `create table acct (id int primary key, v text, w int)`,
+      `create index acct_v on acct (v)`,
+      `insert into acct select id, v, 1 from acct_old`,
+      `insert into acct_old values (11, 'eleven')`,
+      `insert into ledger values (2, 11)`,
+    ],
+  ],
+  [
+    // A foreign key made after the base is made at the end: it once referenced the new table.
+    'a table made after the base and referenced, swapped for a new one of its name; two tables of the base swapping names',
+    [
+      `create table breeders (id int primary key)`,
+      `create table dogs (id int primary key, breeder int references breeders (id))`,
+      `insert into breeders values (1), (2)`,
+      `insert into dogs values (1, 1)`,
+      `alter table breeders rename to breeders_old`,
+      `create table breeders (id int primary key, extra text)`,
+      `insert into breeders values (5, 'x')`,
+      `insert into dogs values (2, 2)`,
+      `alter table swap_a rename to swap_tmp`,
+      `alter table swap_b rename to swap_a`,
+      `alter table swap_tmp rename to swap_b`,
+      `insert into swap_a values (2, 'b')`,
+      `insert into swap_b values (2, 2)`,
+    ],
+  ],
+  [
+    // A base view's INSTEAD OF trigger and rule were once left out of every base.
+    'a view of the base with a comment, an INSTEAD OF trigger and a rule swapped for a new one of its name; a schema renamed that foreign keys of the base and made after it reference',
+    [
+      `alter view acct_list rename to acct_list_old`,
+      `create view acct_list as select id, v from acct_old`,
+      `create table uses_ref2 (id int primary key, r int references ref.r (id))`,
+      `insert into uses_ref2 values (1, 1)`,
+      `alter schema ref rename to ref2`,
+      `insert into uses_ref values (2, 1)`,
+    ],
+  ],
+  [
+    // An identity's sequence renamed or altered by ALTER SEQUENCE was once not captured at all.
+    'an identity sequence renamed, then altered, then its column altered; a row inserted at each',
+    [
+      `alter sequence ident_id_seq rename to ident_ids`,
+      `insert into ident (v) values ('b')`,
+      `alter sequence ident_ids increment by 5 maxvalue 100000`,
+      `insert into ident (v) values ('c')`,
+      `alter table ident alter column id set increment by 7`,
+      `insert into ident (v) values ('d')`,
     ],
   ],
 ];

@@ -7,6 +7,7 @@ import {
   KeptTriggers,
   onMovedTable,
   parentsFirst,
+  referencingRenamed,
 } from '../../src/source/ddl-statements.js';
 import { schemaPatch } from '../../src/audit/diff/schema-patch.js';
 import type { TableSnapshot } from '../../src/source/ddl-capture.js';
@@ -158,5 +159,45 @@ describe('comments kept for the end', () => {
       'hstore',
     ]);
     expect(comments.map((c) => identityInRenamedSchema(c.kind, c.identity, h))).toEqual([undefined, undefined, undefined, 'kv']);
+  });
+});
+
+describe('foreign keys made at the end', () => {
+  it('reference their table under its name then: renamed, moved with its schema, either writing of a keyword', () => {
+    const def = `FOREIGN KEY (owner) REFERENCES public."order"(id) ON DELETE CASCADE`;
+    expect(referencingRenamed(def, { from: 'public.order', to: 'public.order_old' })).toBe(
+      'FOREIGN KEY (owner) REFERENCES public.order_old(id) ON DELETE CASCADE',
+    );
+    expect(referencingRenamed(def, { from: 'public.orders', to: 'public.x' }), 'another table').toBe(def);
+    expect(referencingRenamed(def, { from: 'public', to: '"user"', schema: true })).toBe(
+      'FOREIGN KEY (owner) REFERENCES "user"."order"(id) ON DELETE CASCADE',
+    );
+    // A column named like the table is not the table; nor is a table named like the schema.
+    const self = `FOREIGN KEY ("REFERENCES public.t") REFERENCES public.public(id)`;
+    expect(referencingRenamed(self, { from: 'public.t', to: 'public.u' })).toBe(self);
+    expect(referencingRenamed(self, { from: 'public', to: 'p2', schema: true })).toBe(
+      'FOREIGN KEY ("REFERENCES public.t") REFERENCES p2.public(id)',
+    );
+  });
+
+  it("in diff's patch, follow a table swapped for a new one of its name, and a schema renamed", () => {
+    const pets = (def: string) =>
+      table(2, 'public', 'pets', { constraints: [{ name: 'pets_owner_fkey', def: `FOREIGN KEY (owner) REFERENCES ${def}(id)` }] });
+    const p = schemaPatch(
+      [
+        { lsn: '0/1', captured: { tag: 'CREATE TABLE', tables: [pets('public.owners')] } },
+        { lsn: '0/2', captured: { tag: 'ALTER TABLE', tables: [table(1, 'public', 'owners_old')] } },
+        { lsn: '0/3', captured: { tag: 'CREATE TABLE', tables: [table(3, 'public', 'owners')] } },
+        {
+          lsn: '0/4',
+          captured: {
+            tag: 'ALTER SCHEMA',
+            renamedSchemas: [{ from: 'public', identity: 'p2', rename: 'alter schema public rename to p2', back: '' }],
+          },
+        },
+      ],
+      new Map([[1, { schema: 'public', name: 'owners' }]]),
+    );
+    expect(p.after.join('\n')).toContain('FOREIGN KEY (owner) REFERENCES p2."owners_old"(id)');
   });
 });

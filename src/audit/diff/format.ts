@@ -198,7 +198,8 @@ function* patch(t: TableDiff): Generator<string> {
   for (const r of t.rows('added')) {
     const columns = Object.keys(r.after!);
     const values = columns.map((c) => lit(c, r.after![c])).join(', ');
-    const into = `insert into ${target} (${columns.map(quoteIdent).join(', ')})`;
+    // An identity GENERATED ALWAYS takes the source's value only so (a table without one ignores it).
+    const into = `insert into ${target} (${columns.map(quoteIdent).join(', ')}) overriding system value`;
     yield (r.copies ?? 1) > 1 ? `${into} select ${values} from generate_series(1, ${r.copies});` : `${into} values (${values});`;
   }
 }

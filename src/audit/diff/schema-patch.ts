@@ -29,6 +29,8 @@ import {
   extensionStatements,
   generatedClause,
   identityClause,
+  identityOptions,
+  identityWhen,
   inDropOrder,
   commentsOnRenamed,
   identityInRenamedSchema,
@@ -37,6 +39,7 @@ import {
   isForeignKey,
   missingValue,
   onMovedTable,
+  referencingRenamed,
   parentsFirst,
   sequenceName,
   TriggerStates,
@@ -49,6 +52,8 @@ import {
 // columns) and what no longer holds them back (drops, relaxed NOT NULL) before them; what
 // constrains them (NOT NULL, checks, keys, indexes, foreign keys), triggers, refreshes,
 // comments and sequence values after them, from each table's last captured shape.
+// Over 400 lines for a reason: one writer follows every rename of the range (tables, schemas,
+// types, triggers, comments, foreign keys) in step; split, each rename would be followed twice.
 
 /** Captured DDL of the range, in commit order, without the rows of rewritten tables. */
 export interface CapturedChange {
@@ -250,6 +255,7 @@ end`),
   private renamedSchema(r: RenamedObject & { identity: string }): void {
     this.before.push(renameObject(r));
     this.triggers.schemaRenamed(r.from, r.identity);
+    this.foreignKeysFollow({ from: r.from, to: r.identity, schema: true });
     const [from, to] = [unquoteIdent(r.from), unquoteIdent(r.identity)];
     this.schemaNames.push({ from, to });
     for (const [oid, n] of this.names) {
@@ -268,6 +274,16 @@ end`),
       this.refreshes.delete(identity);
       this.refreshes.set(moved, populated);
     }
+  }
+
+  /** The foreign keys the patch makes at the end name a table renamed or moved (or in a schema renamed) by its new name. */
+  private foreignKeysFollow(r: { from: string; to: string; schema?: boolean }): void {
+    for (const [oid, s] of this.last)
+      if (s.constraints?.some((k) => isForeignKey(k.def)))
+        this.last.set(oid, {
+          ...s,
+          constraints: s.constraints.map((k) => (isForeignKey(k.def) ? { ...k, def: referencingRenamed(k.def, r) } : k)),
+        });
   }
 
   /** An object renamed or moved: renamed where the database has it, and what the patch does to it at the end follows the new name. */
@@ -322,6 +338,7 @@ end`),
       const from = quoteQualified(was.schema, was.name);
       this.triggers.moved(from, target);
       for (const k of this.comments) k.identity = onMovedTable(k, from, target) ?? k.identity;
+      this.foreignKeysFollow({ from, to: target });
       const moved = quoteQualified(s.schema, was.name);
       const steps = [
         ...(was.schema !== s.schema ? [`alter table ${from} set schema ${quoteIdent(s.schema)}`] : []),
@@ -405,9 +422,12 @@ end`),
         );
       const identity = `(select attidentity from pg_attribute where attrelid = ${lit}::regclass and attname = ${quoteLiteral(c.name)})`;
       if (c.identity) {
+        // One there already takes the captured kind and options (ALTER COLUMN … SET INCREMENT BY changes them alone).
+        const options = c.identitySequence ? identityOptions(c.identitySequence).map((o) => ` set ${o}`) : [];
         out.push(
           doBlock(
-            `if ${identity} = '' then execute ${quoteLiteral(`${column} drop default`)}; execute ${quoteLiteral(`${column} add${identityClause(c.identity)}`)}; end if;`,
+            `if ${identity} = '' then execute ${quoteLiteral(`${column} drop default`)}; execute ${quoteLiteral(`${column} add${identityClause(c.identity, c.identitySequence)}`)};` +
+              ` else execute ${quoteLiteral(`${column} set generated ${identityWhen(c.identity)}${options.join('')}`)}; end if;`,
           ),
         );
         continue;

@@ -14,13 +14,26 @@ export interface PostData {
   notRestored: string[];
 }
 
-/** `oids`: the tables and materialized views the base recreates. */
-export async function readPostData(client: pg.Client, scope: Scope, oids: number[]): Promise<PostData> {
+/**
+ * `oids`: the tables the base recreates; `views`: its views and materialized views (their
+ * indexes, INSTEAD OF triggers and rules), each with the published tables it needs.
+ */
+export async function readPostData(
+  client: pg.Client,
+  scope: Scope,
+  oids: number[],
+  views = new Map<number, string[]>(),
+): Promise<PostData> {
   const post: SchemaObject[] = [];
   const final: SchemaObject[] = [];
   const notRestored: string[] = [];
-  // What an object belongs to, for `replay --tables` (a materialized view's index: nothing).
-  const table = (oid: number) => scope.tableNames.get(oid);
+  oids = [...oids, ...views.keys()];
+  // What an object belongs to, for `replay --tables`: a table, or the tables a view of it needs.
+  const table = (oid: number): Pick<SchemaObject, 'table' | 'needs'> => {
+    const name = scope.tableNames.get(oid);
+    const needs = views.get(oid);
+    return name ? { table: name } : needs?.length ? { needs } : {};
+  };
 
   // Indexes that no constraint owns; an index of a partition is attached to its parent's.
   const { rows: indexes } = await client.query<{ rel: number; name: string; def: string; parent: string | null }>(
@@ -33,7 +46,7 @@ export async function readPostData(client: pg.Client, scope: Scope, oids: number
       order by 2`,
     [oids],
   );
-  for (const i of indexes) post.push({ kind: 'index', name: i.name, sql: [i.def], table: table(i.rel) });
+  for (const i of indexes) post.push({ kind: 'index', name: i.name, sql: [i.def], ...table(i.rel) });
 
   const { rows: constraints } = await client.query<{
     rel: number;
@@ -66,13 +79,13 @@ export async function readPostData(client: pg.Client, scope: Scope, oids: number
     const kind = { p: 'primary key', u: 'unique constraint', x: 'exclusion constraint', c: 'check constraint', f: 'foreign key' }[k.type]!;
     if (k.type === 'p' || k.type === 'u' || k.type === 'x') {
       // On a partition, the key is made on the partition alone and its index attached to the parent's.
-      post.push({ kind, name, sql: [`ALTER TABLE ONLY ${k.on} ADD CONSTRAINT ${quoteIdent(k.name)} ${k.def}`], table: table(k.rel) });
+      post.push({ kind, name, sql: [`ALTER TABLE ONLY ${k.on} ADD CONSTRAINT ${quoteIdent(k.name)} ${k.def}`], ...table(k.rel) });
       if (k.parent_index) {
         attach.push({
           kind: k.type === 'p' ? 'primary key attachment' : 'index attachment',
           name: k.index!,
           sql: [`ALTER INDEX ${k.parent_index} ATTACH PARTITION ${k.index}`],
-          table: table(k.rel),
+          ...table(k.rel),
         });
       }
     } else if (!k.inherited) {
@@ -85,7 +98,7 @@ export async function readPostData(client: pg.Client, scope: Scope, oids: number
         kind,
         name,
         sql: [`ALTER TABLE ${k.on} ADD CONSTRAINT ${quoteIdent(k.name)} ${k.def}`],
-        table: table(k.rel),
+        ...table(k.rel),
         ...(k.references !== null ? { needs: [scope.tableNames.get(k.references)!] } : {}),
       });
     }
@@ -104,7 +117,7 @@ export async function readPostData(client: pg.Client, scope: Scope, oids: number
       kind: 'index attachment',
       name: i.name,
       sql: [`ALTER INDEX ${i.parent} ATTACH PARTITION ${i.name}`],
-      table: table(i.rel),
+      ...table(i.rel),
     });
   }
   // Keys first: attaching an index needs both, and foreign keys need the referenced key.
@@ -121,7 +134,7 @@ export async function readPostData(client: pg.Client, scope: Scope, oids: number
   for (const r of identities) {
     const how = r.identity === 'f' ? 'FULL' : r.identity === 'n' ? 'NOTHING' : r.index ? `USING INDEX ${r.index}` : undefined;
     if (how)
-      post.push({ kind: 'replica identity', name: r.on, sql: [`ALTER TABLE ONLY ${r.on} REPLICA IDENTITY ${how}`], table: table(r.rel) });
+      post.push({ kind: 'replica identity', name: r.on, sql: [`ALTER TABLE ONLY ${r.on} REPLICA IDENTITY ${how}`], ...table(r.rel) });
   }
 
   // Clones on partitions too, parents first: a parent's state reaches its clones, and a clone
@@ -143,7 +156,7 @@ export async function readPostData(client: pg.Client, scope: Scope, oids: number
   );
   for (const t of triggers) {
     const name = `${quoteIdent(t.name)} on ${t.on}`;
-    if (t.parent === null) post.push({ kind: 'trigger', name, sql: [t.def], table: table(t.rel) });
+    if (t.parent === null) post.push({ kind: 'trigger', name, sql: [t.def], ...table(t.rel) });
     // Set last: a trigger that fires in replica mode would fire again for rows the log already holds.
     const state = t.enabled !== (t.parent ?? 'O') && triggerStateStatement(t.on, t.name, t.enabled);
     if (!state) continue;
@@ -154,7 +167,7 @@ export async function readPostData(client: pg.Client, scope: Scope, oids: number
         : doBlock(
             `if exists (select 1 from pg_trigger where tgrelid = to_regclass(${quoteLiteral(t.on)}) and tgname = ${quoteLiteral(t.name)}) then execute ${quoteLiteral(state)}; end if;`,
           );
-    final.push({ kind: 'trigger state', name, sql: [sql], table: table(t.rel) });
+    final.push({ kind: 'trigger state', name, sql: [sql], ...table(t.rel) });
   }
 
   const { rows: rules } = await client.query<{ rel: number; name: string; on: string; def: string; enabled: string }>(
@@ -167,9 +180,9 @@ export async function readPostData(client: pg.Client, scope: Scope, oids: number
   );
   for (const r of rules) {
     const name = `${quoteIdent(r.name)} on ${r.on}`;
-    post.push({ kind: 'rule', name, sql: [r.def.replace(/;\s*$/, '')], table: table(r.rel) });
+    post.push({ kind: 'rule', name, sql: [r.def.replace(/;\s*$/, '')], ...table(r.rel) });
     const state = { D: 'DISABLE RULE', R: 'ENABLE REPLICA RULE', A: 'ENABLE ALWAYS RULE' }[r.enabled];
-    if (state) final.push({ kind: 'rule state', name, sql: [`ALTER TABLE ${r.on} ${state} ${quoteIdent(r.name)}`], table: table(r.rel) });
+    if (state) final.push({ kind: 'rule state', name, sql: [`ALTER TABLE ${r.on} ${state} ${quoteIdent(r.name)}`], ...table(r.rel) });
   }
 
   const { rows: statistics } = await client.query<{ rel: number; name: string; def: string }>(
@@ -177,7 +190,7 @@ export async function readPostData(client: pg.Client, scope: Scope, oids: number
        from pg_statistic_ext s join pg_namespace n on n.oid = s.stxnamespace where s.stxrelid = any($1::oid[]) order by 2`,
     [oids],
   );
-  for (const s of statistics) post.push({ kind: 'statistics object', name: s.name, sql: [s.def], table: table(s.rel) });
+  for (const s of statistics) post.push({ kind: 'statistics object', name: s.name, sql: [s.def], ...table(s.rel) });
 
   const { rows: policies } = await client.query<{ name: string; on: string }>(
     `select quote_ident(p.polname) as name, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as on
@@ -187,13 +200,14 @@ export async function readPostData(client: pg.Client, scope: Scope, oids: number
   for (const p of policies)
     notRestored.push(`row security policy ${p.name} on ${p.on}: policies name roles the replay server may not have`);
 
-  const { rows: matviews } = await client.query<{ name: string }>(
-    `select quote_ident(n.nspname) || '.' || quote_ident(c.relname) as name
+  const { rows: matviews } = await client.query<{ rel: number; name: string }>(
+    `select c.oid::int as rel, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as name
        from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = any($1::oid[]) and c.relkind = 'm' and c.relispopulated
-      order by 1`,
+      order by 2`,
     [oids],
   );
-  for (const m of matviews) final.push({ kind: 'materialized view data', name: m.name, sql: [`REFRESH MATERIALIZED VIEW ${m.name}`] });
+  for (const m of matviews)
+    final.push({ kind: 'materialized view data', name: m.name, sql: [`REFRESH MATERIALIZED VIEW ${m.name}`], ...table(m.rel) });
   return { post, final, notRestored };
 }
 

@@ -30,8 +30,14 @@ export async function readBaseDdl(client: pg.Client, publication: string): Promi
   const edges = [...(await readDependencies(client)), ...ownershipEdges(candidates)];
   const { kept, notRestored } = await withoutUnpublished(client, candidates, edges, scope);
   const pre = dependencyOrder(kept, edges).map(({ key, rank: _rank, ...o }) => ({ ...o, ...(o.table ? {} : needsOf(key, edges, scope)) }));
-  const matviews = kept.filter((o) => o.kind === 'materialized view').map((o) => Number(o.key.slice('pg_class:'.length)));
-  const postData = await readPostData(client, scope, [...scope.tables, ...matviews]);
+  // What hangs on views too: a dump restores INSTEAD OF triggers and rules of views as it does a table's.
+  const views = kept.filter((o) => o.kind === 'view' || o.kind === 'materialized view');
+  const postData = await readPostData(
+    client,
+    scope,
+    [...scope.tables],
+    new Map(views.map((o) => [Number(o.key.slice('pg_class:'.length)), needsOf(o.key, edges, scope).needs ?? []])),
+  );
   const comments = await readComments(client, new Set(kept.map((o) => o.key)));
   return {
     pre,
