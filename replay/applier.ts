@@ -259,8 +259,10 @@ export class Applier implements EffectSink {
       this.baseLoaded = true;
       await this.loadBase([]);
     }
+    const dropped = await this.tables.settleAside();
     const restore = this.restore;
     if (restore) {
+      restore.leaveOut(dropped);
       await this.tables.underBaseNames(async (unreachable) => {
         // With jobs, what this session changed is committed first: the jobs' index builds would wait for its locks.
         if (this.base.pool) await this.client.query('commit; begin');
@@ -278,7 +280,11 @@ export class Applier implements EffectSink {
       this.baseLoaded = true;
       await this.loadBase(effects);
     }
-    for (const e of effects) await this.applySetBased(e);
+    for (const e of effects) {
+      // Its Relation message is followed (a rename) even when the base's load took every change of it.
+      await this.tables.of(e.relation);
+      await this.applySetBased(e);
+    }
   }
 
   /** What the base's load did not take of an effect: staged with COPY, then one DELETE, UPDATE and INSERT. */

@@ -22,8 +22,8 @@ export interface WindowTable extends Place {
   base?: Place;
 }
 
-/** An object the replay renamed as the source did (its kind as captured: `view`, `sequence`, `schema` …). */
-export type RenamedOfKind = RenamedObject & { kind: string };
+/** An object the replay renamed as the source did (its kind as captured: `view`, `sequence`, `schema` …; its identity now). */
+export type RenamedOfKind = RenamedObject & { kind: string; identity: string };
 
 /** Kinds of objects that are relations: ALTER TABLE renames any of them. */
 const RELATION_KINDS = new Set(['table', 'view', 'materialized view', 'sequence', 'index']);
@@ -59,6 +59,7 @@ export class BaseNamesWindow {
     for (const r of this.objects) {
       let failed = await this.run([r.back], [r.rename]);
       if (failed && (await this.setAside(await this.holder(r)))) failed = await this.run([r.back], [r.rename]);
+      if (!failed && r.kind === 'schema') this.schemaMoved(unquoteIdent(r.identity), unquoteIdent(r.from));
       if (!failed) continue;
       this.warn(
         `back:${r.back}`,
@@ -108,10 +109,18 @@ export class BaseNamesWindow {
     return this.at.get(t) ?? t;
   }
 
-  /** What holds a renamed object's former name, if the window can set it aside: a relation, or a schema. */
+  /**
+   * What holds a renamed object's former name, if the window can set it aside: a relation, or a
+   * schema. None when the object itself is gone (dropped since its rename): nothing to give back.
+   */
   private async holder(r: RenamedOfKind): Promise<{ kind: 'table' | 'schema'; place: Place } | undefined> {
-    if (r.kind === 'schema') return { kind: 'schema', place: { schema: unquoteIdent(r.from), name: '' } };
+    if (r.kind === 'schema') {
+      const { rows } = await this.client.query('select 1 from pg_namespace where nspname = $1', [unquoteIdent(r.identity)]);
+      return rows.length ? { kind: 'schema', place: { schema: unquoteIdent(r.from), name: '' } } : undefined;
+    }
     if (!RELATION_KINDS.has(r.kind)) return undefined;
+    const { rows: there } = await this.client.query('select 1 where to_regclass($1) is not null', [r.identity]);
+    if (!there.length) return undefined;
     const { rows } = await this.client.query<Place>(
       `select n.nspname as schema, c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = to_regclass($1)`,
       [r.from],
@@ -136,6 +145,9 @@ export class BaseNamesWindow {
             [place.schema, name],
           );
     if (!(await taken(kind === 'schema' ? place.schema : place.name)).rows.length) return false;
+    // A table where the base's statements look for it stays there: what they make is its.
+    if (kind === 'table' && this.tables.some((t) => t.backTo && samePlace(this.placeOf(t), place) && samePlace(t.backTo, place)))
+      return false;
     let aside: string;
     do aside = `pgtape_aside_${++this.asides}`;
     while ((await taken(aside)).rows.length);
@@ -148,8 +160,18 @@ export class BaseNamesWindow {
           )
         : await this.run(moveStatements(place, to), moveStatements(to, place));
     if (failed) return false;
-    if (kind === 'table') for (const t of this.tables) if (samePlace(this.placeOf(t), place)) this.at.set(t, to);
+    // The tables it held (the relation, or those in the schema) stand there now.
+    if (kind === 'schema') this.schemaMoved(place.schema, aside);
+    else for (const t of this.tables) if (samePlace(this.placeOf(t), place)) this.at.set(t, to);
     return true;
+  }
+
+  /** The tables in a schema renamed inside the window stand in it under its new name. */
+  private schemaMoved(from: string, to: string): void {
+    for (const t of this.tables) {
+      const at = this.placeOf(t);
+      if (at.schema === from) this.at.set(t, { schema: to, name: at.name });
+    }
   }
 
   /** Runs a move; when it is made, what undoes it is kept. Returns why it was not. */

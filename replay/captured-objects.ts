@@ -157,7 +157,7 @@ export class CapturedObjects {
     commentsOnRenamed(this.comments, r.from, o.identity);
     if (o.kind === 'function') this.triggers.functionRenamed(r.from, o.identity);
     const failed = (await attempt(this.client, [r.rename])) as (Error & { code?: string }) | undefined;
-    if (!failed) this.renamed.push({ ...r, kind: o.kind });
+    if (!failed) this.renamed.push({ ...r, kind: o.kind, identity: o.identity });
     else if (!UNDEFINED_OBJECT.has(failed.code ?? '') && !DUPLICATE_OBJECT.has(failed.code ?? ''))
       this.warn(
         `object:${o.kind}:${o.identity}`,

@@ -14,6 +14,14 @@ import { attemptAlone, type JobPool } from './jobs.js';
 // so that nothing fires or checks an intermediate state, and indexes are built once.
 // See docs/ARCHITECTURE.md, The replay path.
 
+/**
+ * What hangs on a table or a view, as identities and the base name it: `name on schema.relation`,
+ * each part as quote_ident writes it (the base quotes a trigger's own name always).
+ */
+const ON_RELATION = /^("(?:[^"]|"")*"|[^" .]+) on ("(?:[^"]|"")*"|[^" .]+)\.("(?:[^"]|"")*"|[^" .]+)$/;
+/** A qualified name as identities write it: `schema.name`, each part as quote_ident writes it. */
+const QUALIFIED = /^("(?:[^"]|"")*"|[^" .]+)\.("(?:[^"]|"")*"|[^" .]+)$/;
+
 /** Constraints a base makes after the rows (a primary key is made before them, and followed by name). */
 const CONSTRAINT_KINDS = new Set(['unique constraint', 'exclusion constraint', 'check constraint', 'foreign key']);
 
@@ -196,6 +204,9 @@ export class SchemaRestore {
     return (!o.table || this.only.has(o.table)) && (o.needs ?? []).every((t) => this.only!.has(t));
   }
 
+  /** The base's name (`schema.view`) of each view renamed since, by nameKey of its name now. */
+  private readonly viewBase = new Map<string, string>();
+
   /** Objects the source dropped after the base (captured DDL), and tables it dropped: not made at the end. */
   private readonly droppedNames = new Set<string>();
   private readonly droppedTables = new Set<string>();
@@ -206,9 +217,20 @@ export class SchemaRestore {
    * write them: `schema.index`, `name on schema.table` (quote_ident'ed).
    */
   dropped(captured: CapturedDdl, tables: BaseNames): void {
-    // What hangs on a table, by the table's name in the base (the base makes it there) and its own name.
+    // What hangs on a table or a view, by its name in the base (the base makes it there) and its own name.
     const onTable = (schema: string, table: string, own: string) =>
-      this.droppedNames.add(`${tables.byName(schema, table) ?? `${schema}.${table}`}:${own}`);
+      this.droppedNames.add(
+        `${tables.byName(schema, table) ?? this.viewBase.get(nameKey(quoteQualified(schema, table))) ?? `${schema}.${table}`}:${own}`,
+      );
+    // Views renamed or moved since the base, by their names now: what hangs on them is named by their base names.
+    for (const o of captured.objects ?? []) {
+      if ((o.kind !== 'view' && o.kind !== 'materialized view') || !o.renamed) continue;
+      const [, schema, name] = QUALIFIED.exec(o.renamed.from) ?? [];
+      const base =
+        this.viewBase.get(nameKey(o.renamed.from)) ?? (schema && name ? `${unquoteIdent(schema)}.${unquoteIdent(name)}` : undefined);
+      this.viewBase.delete(nameKey(o.renamed.from));
+      if (base) this.viewBase.set(nameKey(o.identity), base);
+    }
     for (const o of captured.droppedObjects ?? []) {
       this.droppedNames.add(o.identity);
       // A constraint, trigger, rule or policy: its table and its own name.
@@ -220,9 +242,7 @@ export class SchemaRestore {
       if (!o.renamed) continue;
       // A trigger made at the end: under its new name, as captured (replay/captured-objects.ts).
       if (o.kind === 'trigger') {
-        // `name on schema.table` as Postgres quotes it; the base quotes the trigger's own name always.
-        const ident = '("(?:[^"]|"")*"|[^" .]+)';
-        const [, own, schema, table] = new RegExp(`^${ident} on ${ident}\\.${ident}$`).exec(o.renamed.from) ?? [];
+        const [, own, schema, table] = ON_RELATION.exec(o.renamed.from) ?? [];
         if (own && schema && table) onTable(unquoteIdent(schema), unquoteIdent(table), unquoteIdent(own));
       }
       const { from } = o.renamed;
@@ -241,15 +261,25 @@ export class SchemaRestore {
         if (o.table !== table) continue;
         if (o.kind === 'index' && !indexes.has(o.name)) this.droppedNames.add(o.name);
         if (CONSTRAINT_KINDS.has(o.kind) && !constraints.has(o.name)) this.droppedNames.add(o.name);
+        // Its foreign keys are made from its last snapshot (TargetTables.finishForeignKeys), naming
+        // the table they reference as it is called then: the base's names the base's table, which
+        // may not be the one it references now (a table swapped for a new one of its name).
+        if (o.kind === 'foreign key') this.droppedNames.add(o.name);
       }
     }
   }
 
+  /** Base tables (`schema.table` in the base) the replay dropped at the end: what the base hangs on them is not made. */
+  leaveOut(tables: string[]): void {
+    for (const t of tables) this.droppedTables.add(t);
+  }
+
   private wasDropped(o: SchemaObject): boolean {
     if (this.droppedNames.has(o.name) || (o.table && this.droppedTables.has(o.table))) return true;
-    // The base names what hangs on a table `"name" on schema.table`.
-    const own = /^"((?:[^"]|"")*)" on /.exec(o.name)?.[1];
-    return own !== undefined && o.table !== undefined && this.droppedNames.has(`${o.table}:${own.replace(/""/g, '"')}`);
+    const [, own, schema, relation] = ON_RELATION.exec(o.name) ?? [];
+    if (own === undefined || schema === undefined || relation === undefined) return false;
+    const on = o.table ?? `${unquoteIdent(schema)}.${unquoteIdent(relation)}`;
+    return this.droppedNames.has(`${on}:${unquoteIdent(own)}`);
   }
 
   /**

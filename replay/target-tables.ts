@@ -178,19 +178,25 @@ export class TargetTables {
   }
 
   /**
-   * A new table (another OID) of a name the replay still has: the source dropped the old one, and
-   * nothing recorded it (no --capture-ddl). It is dropped here, and said.
+   * A new table (another OID) of a name the replay still has, and nothing recorded what became of
+   * the old one (no --capture-ddl): the source dropped it, or renamed it (`t` to `t_old`, a new
+   * `t`) and has not written it since. One the replay follows is set aside until its own Relation
+   * message names it, and dropped at the end if none does; anything else of the name is dropped here.
    */
   private async dropReplaced(rel: RelationDef): Promise<void> {
+    if (await this.setAsideHolder(undefined, rel.schema, rel.name)) return;
     const target = quoteQualified(rel.schema, rel.name);
     const { rows } = await this.client.query<{ there: boolean }>('select to_regclass($1) is not null as there', [target]);
     if (!rows[0]!.there) return;
-    for (const [oid, t] of this.tables) if (t.schema === rel.schema && t.name === rel.name) this.tables.delete(oid);
     await this.client.query(`drop table ${target} cascade`);
+    this.replacedWarning(`${rel.schema}.${rel.name}`);
+  }
+
+  private replacedWarning(table: string): void {
     this.warnOnce(
-      `replaced:${rel.schema}.${rel.name}`,
-      { table: `${rel.schema}.${rel.name}` },
-      'a new table of the name of one the replay has: the source dropped the old one (and what depended on it) unrecorded; the replay drops it at the new one (archive with --capture-ddl to replay drops at their point)',
+      `replaced:${table}`,
+      { table },
+      'a new table of the name of one the replay has: the source dropped the old one (and what depended on it) unrecorded; the replay drops it (archive with --capture-ddl to replay drops at their point)',
     );
   }
 
@@ -261,17 +267,18 @@ export class TargetTables {
     this.aside.delete(t);
   }
 
-  /** Tables set aside by setAsideHolder that the log has not named since. */
-  private readonly aside = new Set<TargetTable>();
+  /** Tables set aside by setAsideHolder that the log has not named since: for a new table of their name (dropped at the end), or for another one renamed onto it. */
+  private readonly aside = new Map<TargetTable, { replaced: boolean; name: string }>();
 
   /**
-   * Another table the replay holds under the name `t` takes (two tables swapping names, as the
-   * Relation messages of the first written after the swap say): it is set aside under a name of
-   * its own until its own Relation message names it.
+   * Another table the replay holds under the name `t` (or a new table) takes: set aside under a
+   * name of its own until its own Relation message names it (two tables swapping names, a table
+   * swapped for a new one of its name: the first written after the swap says so first). False
+   * when the replay follows no table of that name.
    */
-  private async setAsideHolder(t: TargetTable, schema: string, name: string): Promise<void> {
+  private async setAsideHolder(t: TargetTable | undefined, schema: string, name: string): Promise<boolean> {
     const holder = [...this.tables].find(([, o]) => o !== t && o.schema === schema && o.name === name);
-    if (!holder) return;
+    if (!holder) return false;
     const [oid, o] = holder;
     const aside = `pgtape_aside_${oid}`;
     const { rows } = await this.client.query<{ from: string; to: string }>(
@@ -281,7 +288,36 @@ export class TargetTables {
     for (const sql of moveStatements(o, { schema, name: aside })) await this.client.query(sql);
     this.tableMoved(rows[0]!.from, rows[0]!.to);
     o.name = aside;
-    this.aside.add(o);
+    this.aside.set(o, { replaced: !t, name: `${schema}.${name}` });
+    return true;
+  }
+
+  /**
+   * Once every change is applied: a table set aside for a new one of its name that the log never
+   * named again is dropped (the source dropped it); one set aside for another renamed onto its
+   * name stays, said. Returns the base's names of the base tables dropped.
+   */
+  async settleAside(): Promise<string[]> {
+    const dropped: string[] = [];
+    const followed = new Set(this.tables.values());
+    for (const [t, { replaced, name }] of this.aside) {
+      // Dropped since (captured DDL): nothing to settle.
+      if (!followed.has(t)) continue;
+      if (!replaced) {
+        this.warnOnce(
+          `aside:${name}`,
+          { table: `${t.schema}.${t.name}`, was: name },
+          'another table took the name of this one, and the log never named it again: it is left under this name (archive with --capture-ddl to replay renames)',
+        );
+        continue;
+      }
+      await this.client.query(`drop table ${quoteQualified(t.schema, t.name)} cascade`);
+      for (const [oid, o] of this.tables) if (o === t) this.tables.delete(oid);
+      if (t.base) dropped.push(`${t.base.schema}.${t.base.name}`);
+      this.replacedWarning(name);
+    }
+    this.aside.clear();
+    return dropped;
   }
 
   /** Columns added, dropped or retyped since the table was made. A rename looks like a drop and an add. */
@@ -660,10 +696,12 @@ export class TargetTables {
         if (!c.identity && isIdentity) await tried(`${column} drop identity`, 'an identity dropped');
         await notNull();
         if (c.identity && !isIdentity) await tried(`${column} add${identityClause(c.identity, c.identitySequence)}`, 'an identity');
-        if (c.identity && isIdentity && c.identity !== isIdentity)
+        // A partition's identity is its parent's (Postgres 17): it changes with the parent's only.
+        const own = !(s.parent && s.bound);
+        if (c.identity && isIdentity && own && c.identity !== isIdentity)
           await tried(`${column} set generated ${identityWhen(c.identity)}`, 'an identity changed');
         // Its sequence's options, which ALTER COLUMN … SET INCREMENT BY (say) changes alone.
-        if (c.identity && isIdentity && c.identitySequence)
+        if (c.identity && isIdentity && own && c.identitySequence)
           await tried(
             `${column} ${identityOptions(c.identitySequence)
               .map((o) => `set ${o}`)
@@ -771,12 +809,6 @@ export class TargetTables {
 
   /** Triggers and comments made after the base, as they last were, on each table's name now. */
   async finishObjects(): Promise<void> {
-    for (const t of this.aside)
-      this.warnOnce(
-        `aside:${t.schema}.${t.name}`,
-        { table: `${t.schema}.${t.name}`, was: t.base ? `${t.base.schema}.${t.base.name}` : undefined },
-        'another table took the name of this one, and the log never named it again: it is left under this name (archive with --capture-ddl to replay renames)',
-      );
     await this.objects.finish((oid) => {
       const t = this.tables.get(oid);
       return t && quoteQualified(t.schema, t.name);
@@ -809,8 +841,10 @@ export class TargetTables {
           k.name,
         ]);
         if (there.rowCount) continue;
-        const failed = await attempt(this.client, `alter table ${target} add constraint ${quoteIdent(k.name)} ${k.def}`);
-        if (failed)
+        const failed = (await attempt(this.client, `alter table ${target} add constraint ${quoteIdent(k.name)} ${k.def}`)) as
+          (Error & { code?: string }) | undefined;
+        // One referencing a table --tables left out is left out with it (undefined_table).
+        if (failed && !(this.only && failed.code === '42P01'))
           this.warnOnce(
             `constraint:${t.schema}.${t.name}.${k.name}`,
             { constraint: k.name, err: failed.message },

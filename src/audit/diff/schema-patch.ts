@@ -423,11 +423,15 @@ end`),
       const identity = `(select attidentity from pg_attribute where attrelid = ${lit}::regclass and attname = ${quoteLiteral(c.name)})`;
       if (c.identity) {
         // One there already takes the captured kind and options (ALTER COLUMN … SET INCREMENT BY changes them alone).
+        // A partition's is its parent's (Postgres 17): it changes with the parent's only.
         const options = c.identitySequence ? identityOptions(c.identitySequence).map((o) => ` set ${o}`) : [];
+        const alter =
+          s.parent && s.bound
+            ? ''
+            : ` else execute ${quoteLiteral(`${column} set generated ${identityWhen(c.identity)}${options.join('')}`)};`;
         out.push(
           doBlock(
-            `if ${identity} = '' then execute ${quoteLiteral(`${column} drop default`)}; execute ${quoteLiteral(`${column} add${identityClause(c.identity, c.identitySequence)}`)};` +
-              ` else execute ${quoteLiteral(`${column} set generated ${identityWhen(c.identity)}${options.join('')}`)}; end if;`,
+            `if ${identity} = '' then execute ${quoteLiteral(`${column} drop default`)}; execute ${quoteLiteral(`${column} add${identityClause(c.identity, c.identitySequence)}`)};${alter} end if;`,
           ),
         );
         continue;
