@@ -101,10 +101,18 @@ export class SchemaRestore {
       pool,
     );
     await this.setBaseSequences();
-    for (const c of this.ddl.alwaysIdentity) {
-      if (!this.wanted({ kind: 'identity', name: c.column, sql: [], table: `${c.schema}.${c.table}` })) continue;
-      await this.client.query(`ALTER TABLE ${quoteQualified(c.schema, c.table)} ALTER COLUMN ${quoteIdent(c.column)} SET GENERATED ALWAYS`);
-    }
+    // Through run: not on a table dropped since, and one the replay refuses is said. A table with
+    // a captured shape has its identities as that shape says already (TargetTables.reconcile).
+    await this.run(
+      this.ddl.alwaysIdentity
+        .filter((c) => !this.shapedTables.has(`${c.schema}.${c.table}`))
+        .map((c) => ({
+          kind: 'identity',
+          name: `${quoteQualified(c.schema, c.table)}.${quoteIdent(c.column)}`,
+          sql: [`ALTER TABLE ${quoteQualified(c.schema, c.table)} ALTER COLUMN ${quoteIdent(c.column)} SET GENERATED ALWAYS`],
+          table: `${c.schema}.${c.table}`,
+        })),
+    );
     await this.run(this.ddl.final);
     await this.client.query('set local search_path to default');
   }
@@ -204,8 +212,12 @@ export class SchemaRestore {
     return (!o.table || this.only.has(o.table)) && (o.needs ?? []).every((t) => this.only!.has(t));
   }
 
+  /** Base tables (`schema.table` in the base) captured DDL took a snapshot of since. */
+  private readonly shapedTables = new Set<string>();
   /** The base's name (`schema.view`) of each view renamed since, by nameKey of its name now. */
   private readonly viewBase = new Map<string, string>();
+  /** The base's names of the views renamed since (`schema.view`). */
+  private readonly viewsAway = new Set<string>();
 
   /** Objects the source dropped after the base (captured DDL), and tables it dropped: not made at the end. */
   private readonly droppedNames = new Set<string>();
@@ -218,10 +230,15 @@ export class SchemaRestore {
    */
   dropped(captured: CapturedDdl, tables: BaseNames): void {
     // What hangs on a table or a view, by its name in the base (the base makes it there) and its own name.
-    const onTable = (schema: string, table: string, own: string) =>
-      this.droppedNames.add(
-        `${tables.byName(schema, table) ?? this.viewBase.get(nameKey(quoteQualified(schema, table))) ?? `${schema}.${table}`}:${own}`,
-      );
+    const onTable = (schema: string, table: string, own: string) => {
+      // A name a base view left is another relation's since: what hangs on that one is not the base's.
+      const now = `${schema}.${table}`;
+      const base =
+        tables.byName(schema, table) ??
+        this.viewBase.get(nameKey(quoteQualified(schema, table))) ??
+        (this.viewsAway.has(now) ? undefined : now);
+      if (base) this.droppedNames.add(`${base}:${own}`);
+    };
     // Views renamed or moved since the base, by their names now: what hangs on them is named by their base names.
     for (const o of captured.objects ?? []) {
       if ((o.kind !== 'view' && o.kind !== 'materialized view') || !o.renamed) continue;
@@ -230,6 +247,7 @@ export class SchemaRestore {
         this.viewBase.get(nameKey(o.renamed.from)) ?? (schema && name ? `${unquoteIdent(schema)}.${unquoteIdent(name)}` : undefined);
       this.viewBase.delete(nameKey(o.renamed.from));
       if (base) this.viewBase.set(nameKey(o.identity), base);
+      if (base) this.viewsAway.add(base);
     }
     for (const o of captured.droppedObjects ?? []) {
       this.droppedNames.add(o.identity);
@@ -255,6 +273,7 @@ export class SchemaRestore {
       if (t.parent) continue;
       // Named in the base as it was then (the replay makes them under those names: Applier.finish).
       const table = tables.byOid(t.oid) ?? `${t.schema}.${t.name}`;
+      this.shapedTables.add(table);
       const indexes = new Set(t.indexes.map((def) => `${quoteIdent(t.schema)}.${indexNameOf(def)}`));
       const constraints = new Set((t.constraints ?? []).map((k) => `${quoteIdent(k.name)} on ${quoteQualified(t.schema, t.name)}`));
       for (const o of this.ddl.post) {

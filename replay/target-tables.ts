@@ -303,15 +303,18 @@ export class TargetTables {
     for (const [t, { replaced, name }] of this.aside) {
       // Dropped since (captured DDL): nothing to settle.
       if (!followed.has(t)) continue;
-      if (!replaced) {
+      const target = quoteQualified(t.schema, t.name);
+      // Its children or partitions, which the log may still write, would go with it (CASCADE): kept then.
+      const { rows } = await this.client.query('select 1 from pg_inherits where inhparent = to_regclass($1)', [target]);
+      if (!replaced || rows.length) {
         this.warnOnce(
           `aside:${name}`,
           { table: `${t.schema}.${t.name}`, was: name },
-          'another table took the name of this one, and the log never named it again: it is left under this name (archive with --capture-ddl to replay renames)',
+          'another table took the name of this one, and the log never named it again: it is left under this name (archive with --capture-ddl to replay renames and drops)',
         );
         continue;
       }
-      await this.client.query(`drop table ${quoteQualified(t.schema, t.name)} cascade`);
+      await this.client.query(`drop table ${target} cascade`);
       for (const [oid, o] of this.tables) if (o === t) this.tables.delete(oid);
       if (t.base) dropped.push(`${t.base.schema}.${t.base.name}`);
       this.replacedWarning(name);

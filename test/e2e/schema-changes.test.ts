@@ -172,6 +172,29 @@ describe('tables renamed onto names the replay still holds, without --capture-dd
   });
 });
 
+describe('a parent table replaced by a new one of its name, without --capture-ddl', () => {
+  const source = useSource(`
+    create table pp (id int primary key, v text);
+    create table cc (extra int) inherits (pp);
+    alter table cc add primary key (id);
+    insert into cc values (1, 'c', 1);
+  `);
+
+  it('keeps the old one (and its child the log still writes), said, instead of dropping them', async () => {
+    const archive = () => pgtape(archiveArgs(source.db.url(), source.store.dir, '--create-publication', '--until', 'now'));
+    expect((await archive()).code).toBe(0);
+    await source.admin.query(`alter table pp rename to pp_old; create table pp (id int primary key, z text)`);
+    await source.admin.query(`insert into pp values (9, 'z'); insert into cc values (2, 'd', 2)`);
+    expect((await archive()).code).toBe(0);
+    const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir], (c) => checksums(c));
+    expect(r.code, r.stderr).toBe(0);
+    const want = await checksums(source.admin);
+    for (const table of ['public.cc(id,v,extra)', 'public.pp(id,z)']) expect(seen![table], table).toBe(want[table]);
+    const warned = logLines(r.stderr).filter((l) => l.level === 40 && /never named it again/.test(String(l.msg)));
+    expect(warned.map((l) => l.was)).toEqual(['public.pp']);
+  });
+});
+
 // A table the publication did not hold at the base: pgoutput carries its changes from the moment
 // it is added, never the rows it held then. Captured DDL records them in the ALTER's transaction.
 describe('a table added to the publication after the base (--capture-ddl)', () => {
