@@ -1,5 +1,5 @@
 import { accessSync, constants, lstatSync, mkdtempSync, readlinkSync, rmSync, statSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from './errors.js';
@@ -12,10 +12,15 @@ const PREFIX = 'pgtape-spool-';
  */
 export async function createSpoolDir(parent = process.env.PGTAPE_SPOOL_DIR ?? tmpdir()): Promise<string> {
   await sweepStale(parent, PREFIX);
-  const dir = await mkdtemp(join(parent, `${PREFIX}${ownerTag()}`)).catch((err: NodeJS.ErrnoException) => {
-    throw tempDirError(parent, err, process.env.PGTAPE_SPOOL_DIR ? 'PGTAPE_SPOOL_DIR' : 'TMPDIR');
-  });
   if (made.size === 0) process.once('exit', removeAll);
+  // Made and noted in one synchronous step: a signal's exit handler runs between two awaits, and
+  // an asynchronous mkdtemp in flight left a directory no handler knew of.
+  let dir: string;
+  try {
+    dir = mkdtempSync(join(parent, `${PREFIX}${ownerTag()}`));
+  } catch (err) {
+    throw tempDirError(parent, err as NodeJS.ErrnoException, process.env.PGTAPE_SPOOL_DIR ? 'PGTAPE_SPOOL_DIR' : 'TMPDIR');
+  }
   made.add(dir);
   return dir;
 }
