@@ -25,8 +25,8 @@ export interface WindowTable extends Place {
 /** An object the replay renamed as the source did (its kind as captured: `view`, `sequence`, `schema` …; its identity now). */
 export type RenamedOfKind = RenamedObject & { kind: string; identity: string };
 
-/** Kinds of objects that are relations: ALTER TABLE renames any of them. */
-const RELATION_KINDS = new Set(['table', 'view', 'materialized view', 'sequence', 'index']);
+/** Kinds of captured objects that are relations: ALTER TABLE renames any of them. */
+const RELATION_KINDS = new Set(['view', 'materialized view', 'sequence', 'index']);
 
 type Warn = (key: string, fields: Record<string, unknown>, message: string) => void;
 

@@ -14,13 +14,15 @@ import { attemptAlone, type JobPool } from './jobs.js';
 // so that nothing fires or checks an intermediate state, and indexes are built once.
 // See docs/ARCHITECTURE.md, The replay path.
 
+/** One identifier as quote_ident writes it. */
+const IDENT = '("(?:[^"]|"")*"|[^" .]+)';
 /**
  * What hangs on a table or a view, as identities and the base name it: `name on schema.relation`,
  * each part as quote_ident writes it (the base quotes a trigger's own name always).
  */
-const ON_RELATION = /^("(?:[^"]|"")*"|[^" .]+) on ("(?:[^"]|"")*"|[^" .]+)\.("(?:[^"]|"")*"|[^" .]+)$/;
-/** A qualified name as identities write it: `schema.name`, each part as quote_ident writes it. */
-const QUALIFIED = /^("(?:[^"]|"")*"|[^" .]+)\.("(?:[^"]|"")*"|[^" .]+)$/;
+const ON_RELATION = new RegExp(`^${IDENT} on ${IDENT}\\.${IDENT}$`);
+/** A qualified name as identities write it: `schema.name`. */
+const QUALIFIED = new RegExp(`^${IDENT}\\.${IDENT}$`);
 
 /** Constraints a base makes after the rows (a primary key is made before them, and followed by name). */
 const CONSTRAINT_KINDS = new Set(['unique constraint', 'exclusion constraint', 'check constraint', 'foreign key']);
@@ -214,10 +216,8 @@ export class SchemaRestore {
 
   /** Base tables (`schema.table` in the base) captured DDL took a snapshot of since. */
   private readonly shapedTables = new Set<string>();
-  /** The base's name (`schema.view`) of each view renamed since, by nameKey of its name now. */
+  /** The base's name (`schema.view`) of each view renamed since, by nameKey of its name now (a base name among them is left). */
   private readonly viewBase = new Map<string, string>();
-  /** The base's names of the views renamed since (`schema.view`). */
-  private readonly viewsAway = new Set<string>();
 
   /** Objects the source dropped after the base (captured DDL), and tables it dropped: not made at the end. */
   private readonly droppedNames = new Set<string>();
@@ -236,7 +236,7 @@ export class SchemaRestore {
       const base =
         tables.byName(schema, table) ??
         this.viewBase.get(nameKey(quoteQualified(schema, table))) ??
-        (this.viewsAway.has(now) ? undefined : now);
+        ([...this.viewBase.values()].includes(now) ? undefined : now);
       if (base) this.droppedNames.add(`${base}:${own}`);
     };
     // Views renamed or moved since the base, by their names now: what hangs on them is named by their base names.
@@ -247,7 +247,6 @@ export class SchemaRestore {
         this.viewBase.get(nameKey(o.renamed.from)) ?? (schema && name ? `${unquoteIdent(schema)}.${unquoteIdent(name)}` : undefined);
       this.viewBase.delete(nameKey(o.renamed.from));
       if (base) this.viewBase.set(nameKey(o.identity), base);
-      if (base) this.viewsAway.add(base);
     }
     for (const o of captured.droppedObjects ?? []) {
       this.droppedNames.add(o.identity);

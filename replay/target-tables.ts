@@ -268,7 +268,7 @@ export class TargetTables {
   }
 
   /** Tables set aside by setAsideHolder that the log has not named since: for a new table of their name (dropped at the end), or for another one renamed onto it. */
-  private readonly aside = new Map<TargetTable, { replaced: boolean; name: string }>();
+  private readonly aside = new Map<TargetTable, { oid: number; replaced: boolean; name: string }>();
 
   /**
    * Another table the replay holds under the name `t` (or a new table) takes: set aside under a
@@ -288,7 +288,7 @@ export class TargetTables {
     for (const sql of moveStatements(o, { schema, name: aside })) await this.client.query(sql);
     this.tableMoved(rows[0]!.from, rows[0]!.to);
     o.name = aside;
-    this.aside.set(o, { replaced: !t, name: `${schema}.${name}` });
+    this.aside.set(o, { oid, replaced: !t, name: `${schema}.${name}` });
     return true;
   }
 
@@ -299,10 +299,9 @@ export class TargetTables {
    */
   async settleAside(): Promise<string[]> {
     const dropped: string[] = [];
-    const followed = new Set(this.tables.values());
-    for (const [t, { replaced, name }] of this.aside) {
+    for (const [t, { oid, replaced, name }] of this.aside) {
       // Dropped since (captured DDL): nothing to settle.
-      if (!followed.has(t)) continue;
+      if (this.tables.get(oid) !== t) continue;
       const target = quoteQualified(t.schema, t.name);
       // Its children or partitions, which the log may still write, would go with it (CASCADE): kept then.
       const { rows } = await this.client.query('select 1 from pg_inherits where inhparent = to_regclass($1)', [target]);
@@ -315,7 +314,7 @@ export class TargetTables {
         continue;
       }
       await this.client.query(`drop table ${target} cascade`);
-      for (const [oid, o] of this.tables) if (o === t) this.tables.delete(oid);
+      this.tables.delete(oid);
       if (t.base) dropped.push(`${t.base.schema}.${t.base.name}`);
       this.replacedWarning(name);
     }
