@@ -24,6 +24,11 @@ const ON_RELATION = new RegExp(`^${IDENT} on ${IDENT}\\.${IDENT}$`);
 /** A qualified name as identities write it: `schema.name`. */
 const QUALIFIED = new RegExp(`^${IDENT}\\.${IDENT}$`);
 
+/** The constraint a comment is on (`key on schema.table`), or '' for any other object. */
+function commentedKey(o: SchemaObject): string {
+  return o.kind === 'comment' && o.name.startsWith('table constraint ') ? o.name.slice('table constraint '.length) : '';
+}
+
 /** Constraints a base makes after the rows (a primary key is made before them, and followed by name). */
 const CONSTRAINT_KINDS = new Set(['unique constraint', 'exclusion constraint', 'check constraint', 'foreign key']);
 
@@ -49,8 +54,10 @@ const ESSENTIAL = new Set(['table', 'partitioned table', 'primary key', 'primary
 
 /** A base table's name in the base (`schema.table`), by source oid or by its name in the replay now. */
 export interface BaseNames {
+  /** Undefined for a table not in the base (made since): nothing of the base's hangs on it. */
   byOid(oid: number): string | undefined;
-  byName(schema: string, name: string): string | undefined;
+  /** Null when the table the replay holds under that name now is not in the base; undefined when it holds none. */
+  byName(schema: string, name: string): string | null | undefined;
 }
 
 export class SchemaRestore {
@@ -99,7 +106,9 @@ export class SchemaRestore {
     }
     await this.client.query(DDL_SETTINGS);
     await this.run(
-      this.ddl.post.filter((o) => o.kind !== 'primary key' && o.kind !== 'primary key attachment'),
+      this.ddl.post.filter(
+        (o) => o.kind !== 'primary key' && o.kind !== 'primary key attachment' && !this.keysFromSnapshots.has(commentedKey(o)),
+      ),
       pool,
     );
     await this.setBaseSequences();
@@ -218,6 +227,8 @@ export class SchemaRestore {
   private readonly shapedTables = new Set<string>();
   /** The base's name (`schema.view`) of each view renamed since, by nameKey of its name now (a base name among them is left). */
   private readonly viewBase = new Map<string, string>();
+  /** The base's name of each schema renamed since, by nameKey of its name now (a base name among them is left). */
+  private readonly schemaBase = new Map<string, string>();
 
   /** Objects the source dropped after the base (captured DDL), and tables it dropped: not made at the end. */
   private readonly droppedNames = new Set<string>();
@@ -231,20 +242,38 @@ export class SchemaRestore {
   dropped(captured: CapturedDdl, tables: BaseNames): void {
     // What hangs on a table or a view, by its name in the base (the base makes it there) and its own name.
     const onTable = (schema: string, table: string, own: string) => {
-      // A name a base view left is another relation's since: what hangs on that one is not the base's.
-      const now = `${schema}.${table}`;
+      const held = tables.byName(schema, table);
+      // A table made since holds that name (one of the base's renamed away): its objects are its own.
+      if (held === null) return;
+      // A view in a schema renamed since is named in the base's schema. A name a base view or schema
+      // left is another's since: what hangs on that one is not the base's.
+      const baseSchema = this.schemaBase.get(nameKey(quoteIdent(schema)));
+      const now =
+        baseSchema === undefined && [...this.schemaBase.values()].includes(schema) ? undefined : `${baseSchema ?? schema}.${table}`;
       const base =
-        tables.byName(schema, table) ??
+        held ??
         this.viewBase.get(nameKey(quoteQualified(schema, table))) ??
-        ([...this.viewBase.values()].includes(now) ? undefined : now);
+        (now === undefined || [...this.viewBase.values()].includes(now) ? undefined : now);
       if (base) this.droppedNames.add(`${base}:${own}`);
     };
+    // Schemas renamed since: views renamed before keep their base names under the schema's new name.
+    for (const r of captured.renamedSchemas ?? []) {
+      for (const [key, base] of [...this.viewBase]) {
+        const moved = inRenamedSchema(key, r);
+        if (moved === undefined) continue;
+        this.viewBase.delete(key);
+        this.viewBase.set(nameKey(moved), base);
+      }
+      const base = this.schemaBase.get(nameKey(r.from)) ?? unquoteIdent(r.from);
+      this.schemaBase.delete(nameKey(r.from));
+      this.schemaBase.set(nameKey(r.identity), base);
+    }
     // Views renamed or moved since the base, by their names now: what hangs on them is named by their base names.
     for (const o of captured.objects ?? []) {
       if ((o.kind !== 'view' && o.kind !== 'materialized view') || !o.renamed) continue;
       const [, schema, name] = QUALIFIED.exec(o.renamed.from) ?? [];
-      const base =
-        this.viewBase.get(nameKey(o.renamed.from)) ?? (schema && name ? `${unquoteIdent(schema)}.${unquoteIdent(name)}` : undefined);
+      const inBase = schema && (this.schemaBase.get(nameKey(schema)) ?? unquoteIdent(schema));
+      const base = this.viewBase.get(nameKey(o.renamed.from)) ?? (inBase && name ? `${inBase}.${unquoteIdent(name)}` : undefined);
       this.viewBase.delete(nameKey(o.renamed.from));
       if (base) this.viewBase.set(nameKey(o.identity), base);
     }
@@ -253,7 +282,11 @@ export class SchemaRestore {
       // A constraint, trigger, rule or policy: its table and its own name.
       if (o.names.length === 3 && o.type !== 'index') onTable(o.names[0]!, o.names[1]!, o.names[2]!);
     }
-    for (const t of captured.dropped ?? []) this.droppedTables.add(tables.byOid(t.oid) ?? `${t.schema}.${t.name}`);
+    // A table made since and dropped is not the base's of its name (that one may have been renamed away).
+    for (const t of captured.dropped ?? []) {
+      const base = tables.byOid(t.oid);
+      if (base) this.droppedTables.add(base);
+    }
     for (const r of captured.renamedSchemas ?? []) this.sequenceRenames.push((name) => inRenamedSchema(name, r) ?? name);
     for (const o of captured.objects ?? []) {
       if (!o.renamed) continue;
@@ -269,9 +302,10 @@ export class SchemaRestore {
     // that it lacks was dropped or renamed (made under its new name at that point), not to be made
     // at the end. Partitions are left out: their keys come from their parent's, not their own.
     for (const t of captured.tables ?? []) {
-      if (t.parent) continue;
-      // Named in the base as it was then (the replay makes them under those names: Applier.finish).
-      const table = tables.byOid(t.oid) ?? `${t.schema}.${t.name}`;
+      // Named in the base as it was then (the replay makes them under those names: Applier.finish);
+      // a table made since, even under a base table's name, holds nothing of the base's.
+      const table = tables.byOid(t.oid);
+      if (t.parent || !table) continue;
       this.shapedTables.add(table);
       const indexes = new Set(t.indexes.map((def) => `${quoteIdent(t.schema)}.${indexNameOf(def)}`));
       const constraints = new Set((t.constraints ?? []).map((k) => `${quoteIdent(k.name)} on ${quoteQualified(t.schema, t.name)}`));
@@ -282,8 +316,32 @@ export class SchemaRestore {
         // Its foreign keys are made from its last snapshot (TargetTables.finishForeignKeys), naming
         // the table they reference as it is called then: the base's names the base's table, which
         // may not be the one it references now (a table swapped for a new one of its name).
-        if (o.kind === 'foreign key') this.droppedNames.add(o.name);
+        if (o.kind === 'foreign key') {
+          this.droppedNames.add(o.name);
+          this.keysFromSnapshots.set(o.name, t.oid);
+        }
       }
+    }
+  }
+
+  /** The base's foreign keys of tables with a snapshot (made from it at the end), by name (`key on schema.table`): their tables' oids. */
+  private readonly keysFromSnapshots = new Map<string, number>();
+
+  /**
+   * The base's comments on foreign keys made from a snapshot, once TargetTables.finishForeignKeys
+   * has made them: on the table's name now (`nameNow`, by oid). Not for a key the source dropped
+   * since: its comment went with it.
+   */
+  async foreignKeyComments(nameNow: (oid: number) => string | undefined): Promise<void> {
+    for (const o of this.ddl.post) {
+      const key = commentedKey(o);
+      const oid = this.keysFromSnapshots.get(key);
+      const now = oid === undefined ? undefined : nameNow(oid);
+      const [, own, schema, table] = ON_RELATION.exec(key) ?? [];
+      if (!now || !own || !schema || !table) continue;
+      if (this.droppedNames.has(`${unquoteIdent(schema)}.${unquoteIdent(table)}:${unquoteIdent(own)}`)) continue;
+      const failed = await attempt(this.client, o.sql[0]!.replace(key, `${own} on ${now}`));
+      if (failed) this.failed(o, failed.message);
     }
   }
 

@@ -110,15 +110,10 @@ export class TargetTables {
     });
   }
 
-  /** A base table's name in the base (`schema.table`), by source oid; undefined for one made later. */
-  baseName(oid: number): string | undefined {
-    const b = this.tables.get(oid)?.base;
-    return b && `${b.schema}.${b.name}`;
-  }
-
-  /** The same, by the table's name in the replay now. */
-  baseNameOf(schema: string, name: string): string | undefined {
-    for (const [oid, t] of this.tables) if (t.schema === schema && t.name === name) return this.baseName(oid);
+  /** The base's name (`schema.table`) of the table the replay holds under this name now: null for a table made since, undefined when it holds none. */
+  baseNameOf(schema: string, name: string): string | null | undefined {
+    for (const t of this.tables.values())
+      if (t.schema === schema && t.name === name) return t.base ? `${t.base.schema}.${t.base.name}` : null;
     return undefined;
   }
 
@@ -811,10 +806,13 @@ export class TargetTables {
 
   /** Triggers and comments made after the base, as they last were, on each table's name now. */
   async finishObjects(): Promise<void> {
-    await this.objects.finish((oid) => {
-      const t = this.tables.get(oid);
-      return t && quoteQualified(t.schema, t.name);
-    });
+    await this.objects.finish((oid) => this.nameNow(oid));
+  }
+
+  /** A followed table's name in the replay now (quoted, qualified), by source oid. */
+  nameNow(oid: number): string | undefined {
+    const t = this.tables.get(oid);
+    return t && quoteQualified(t.schema, t.name);
   }
 
   /**

@@ -88,6 +88,8 @@ const BEFORE = `
   insert into ledger values (1, 1);
   create table ledger2 (id int primary key, acct int constraint ledger2_acct_fk references acct (id));
   insert into ledger2 values (1, 1);
+  comment on constraint ledger_acct_fkey on ledger is 'to acct';
+  comment on constraint ledger2_acct_fk on ledger2 is 'went with its key';
   create table swap_a (id int primary key, x int);
   create index swap_a_x on swap_a (x);
   create table swap_b (id int primary key, y text);
@@ -104,6 +106,11 @@ const BEFORE = `
   create schema ref;
   create table ref.r (id int primary key);
   insert into ref.r values (1);
+  create view ref.rv as select id from ref.r;
+  create trigger rv_insert instead of insert on ref.rv for each row execute function acct_list_insert();
+  create trigger rv_audit instead of insert on ref.rv for each row execute function acct_list_insert();
+  create view ref.rw as select id from ref.r;
+  create trigger rw_insert instead of insert on ref.rw for each row execute function acct_list_insert();
   create table uses_ref (id int primary key, r int references ref.r (id));
   insert into uses_ref values (1, 1);
   create table ident (id int generated always as identity primary key, v text);
@@ -460,11 +467,19 @@ const STEPS: [string, string[]][] = [
     [
       `alter table acct rename to acct_old`,
       `alter index acct_v rename to acct_old_v`,
+      // A table of its name made and dropped, a trigger of its trigger's name made and dropped on
+      // the new one: what the base hangs on the old one (its trigger, its comments) was once left out.
+      `create table acct (id int)`,
+      `drop table acct`,
       `create table acct (id int primary key, v text, w int)`,
       `create index acct_v on acct (v)`,
+      `create trigger acct_touch before insert on acct for each row execute function touch()`,
+      `drop trigger acct_touch on acct`,
       `insert into acct select id, v, 1 from acct_old`,
       `insert into acct_old values (11, 'eleven')`,
       `insert into ledger values (2, 11)`,
+      // A snapshot of ledger: its key made from it at the end, the base's comment on the key after it.
+      `alter table ledger add column note text`,
       // Pointed at the new table under the same name: the base's key once won, on the old one.
       `alter table ledger2 drop constraint ledger2_acct_fk, add constraint ledger2_acct_fk foreign key (acct) references acct (id)`,
     ],
@@ -502,7 +517,11 @@ const STEPS: [string, string[]][] = [
       `drop trigger acct_list_insert on acct_list`,
       `create table uses_ref2 (id int primary key, r int references ref.r (id))`,
       `insert into uses_ref2 values (1, 1)`,
+      `alter view ref.rw rename to rw2`,
       `alter schema ref rename to ref2`,
+      // Triggers on views of the base in the renamed schema dropped: once made again at the end.
+      `drop trigger rv_insert on ref2.rv`,
+      `drop trigger rw_insert on ref2.rw2`,
       `insert into uses_ref values (2, 1)`,
     ],
   ],
