@@ -293,7 +293,7 @@ export class Applier implements EffectSink {
     this.restore?.dropped(captured, {
       byOid: (oid) => {
         const t = this.base.schema.tables.find((b) => b.oid === oid);
-        return t && `${t.schema}.${t.name}`;
+        return t ? `${t.schema}.${t.name}` : this.tables.madeSinceBase(oid) ? null : undefined;
       },
       byName: (schema, name) => this.tables.baseNameOf(schema, name),
     });

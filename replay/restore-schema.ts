@@ -54,8 +54,11 @@ const ESSENTIAL = new Set(['table', 'partitioned table', 'primary key', 'primary
 
 /** A base table's name in the base (`schema.table`), by source oid or by its name in the replay now. */
 export interface BaseNames {
-  /** Undefined for a table not in the base (made since): nothing of the base's hangs on it. */
-  byOid(oid: number): string | undefined;
+  /**
+   * Null for a table the replay made (since the base): nothing of the base's hangs on it.
+   * Undefined for one it neither loaded nor made (a partitioned table, say): known by its name then.
+   */
+  byOid(oid: number): string | null | undefined;
   /** Null when the table the replay holds under that name now is not in the base; undefined when it holds none. */
   byName(schema: string, name: string): string | null | undefined;
 }
@@ -107,7 +110,7 @@ export class SchemaRestore {
     await this.client.query(DDL_SETTINGS);
     await this.run(
       this.ddl.post.filter(
-        (o) => o.kind !== 'primary key' && o.kind !== 'primary key attachment' && !this.keysFromSnapshots.has(commentedKey(o)),
+        (o) => o.kind !== 'primary key' && o.kind !== 'primary key attachment' && !this.keysFromSnapshots.has(nameKey(commentedKey(o))),
       ),
       pool,
     );
@@ -285,7 +288,7 @@ export class SchemaRestore {
     // A table made since and dropped is not the base's of its name (that one may have been renamed away).
     for (const t of captured.dropped ?? []) {
       const base = tables.byOid(t.oid);
-      if (base) this.droppedTables.add(base);
+      if (base !== null) this.droppedTables.add(base ?? `${t.schema}.${t.name}`);
     }
     for (const r of captured.renamedSchemas ?? []) this.sequenceRenames.push((name) => inRenamedSchema(name, r) ?? name);
     for (const o of captured.objects ?? []) {
@@ -304,8 +307,9 @@ export class SchemaRestore {
     for (const t of captured.tables ?? []) {
       // Named in the base as it was then (the replay makes them under those names: Applier.finish);
       // a table made since, even under a base table's name, holds nothing of the base's.
-      const table = tables.byOid(t.oid);
-      if (t.parent || !table) continue;
+      const base = tables.byOid(t.oid);
+      if (t.parent || base === null) continue;
+      const table = base ?? `${t.schema}.${t.name}`;
       this.shapedTables.add(table);
       const indexes = new Set(t.indexes.map((def) => `${quoteIdent(t.schema)}.${indexNameOf(def)}`));
       const constraints = new Set((t.constraints ?? []).map((k) => `${quoteIdent(k.name)} on ${quoteQualified(t.schema, t.name)}`));
@@ -318,13 +322,13 @@ export class SchemaRestore {
         // may not be the one it references now (a table swapped for a new one of its name).
         if (o.kind === 'foreign key') {
           this.droppedNames.add(o.name);
-          this.keysFromSnapshots.set(o.name, t.oid);
+          this.keysFromSnapshots.set(nameKey(o.name), t.oid);
         }
       }
     }
   }
 
-  /** The base's foreign keys of tables with a snapshot (made from it at the end), by name (`key on schema.table`): their tables' oids. */
+  /** The base's foreign keys of tables with a snapshot (made from it at the end), by nameKey of their names (`key on schema.table`): their tables' oids. */
   private readonly keysFromSnapshots = new Map<string, number>();
 
   /**
@@ -335,7 +339,7 @@ export class SchemaRestore {
   async foreignKeyComments(nameNow: (oid: number) => string | undefined): Promise<void> {
     for (const o of this.ddl.post) {
       const key = commentedKey(o);
-      const oid = this.keysFromSnapshots.get(key);
+      const oid = this.keysFromSnapshots.get(nameKey(key));
       const now = oid === undefined ? undefined : nameNow(oid);
       const [, own, schema, table] = ON_RELATION.exec(key) ?? [];
       if (!now || !own || !schema || !table) continue;

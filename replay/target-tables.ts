@@ -110,10 +110,18 @@ export class TargetTables {
     });
   }
 
-  /** The base's name (`schema.table`) of the table the replay holds under this name now: null for a table made since, undefined when it holds none. */
+  /** Source oids of the tables the replay made (not the base's): made since the base. */
+  private readonly made = new Set<number>();
+
+  /** Whether the replay made the table of this source oid (it is not the base's, whatever its name). */
+  madeSinceBase(oid: number): boolean {
+    return this.made.has(oid);
+  }
+
+  /** The base's name (`schema.table`) of the table the replay holds under this name now: null for a table it made, undefined when it holds none or one it neither loaded nor made. */
   baseNameOf(schema: string, name: string): string | null | undefined {
-    for (const t of this.tables.values())
-      if (t.schema === schema && t.name === name) return t.base ? `${t.base.schema}.${t.base.name}` : null;
+    for (const [oid, t] of this.tables)
+      if (t.schema === schema && t.name === name) return t.base ? `${t.base.schema}.${t.base.name}` : this.made.has(oid) ? null : undefined;
     return undefined;
   }
 
@@ -233,6 +241,7 @@ export class TargetTables {
     if (replicaIdentity === 'f') await this.client.query(`alter table ${target} replica identity full`);
     const t: TargetTable = { schema, name, columns, rows: 0 };
     this.tables.set(oid, t);
+    this.made.add(oid);
     return t;
   }
 

@@ -473,7 +473,7 @@ const STEPS: [string, string[]][] = [
       `drop table acct`,
       `create table acct (id int primary key, v text, w int)`,
       `create index acct_v on acct (v)`,
-      `create trigger acct_touch before insert on acct for each row execute function touch()`,
+      `create trigger acct_touch before insert on acct for each row execute function touch_up()`,
       `drop trigger acct_touch on acct`,
       `insert into acct select id, v, 1 from acct_old`,
       `insert into acct_old values (11, 'eleven')`,
