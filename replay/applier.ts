@@ -12,7 +12,7 @@ import { baseDdl, keyDdl } from './schema.js';
 import type { ReplayValue } from './values.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
 import { EnumLabels, type DetachedPartitions } from './enum-labels.js';
-import { SchemaRestore } from './restore-schema.js';
+import { SchemaRestore, type BaseNames } from './restore-schema.js';
 import { TargetTables, type SourceTable } from './target-tables.js';
 import type { JobPool } from './jobs.js';
 import { SetBasedWriter } from './set-based.js';
@@ -288,16 +288,18 @@ export class Applier implements EffectSink {
   }
 
   /** DDL captured by `archive --capture-ddl`, at its point. */
-  ddl(captured: CapturedDdl): Promise<void> {
+  async ddl(captured: CapturedDdl): Promise<void> {
     this.writer.forgetIdentities();
-    this.restore?.dropped(captured, {
+    const names: BaseNames = {
       byOid: (oid) => {
         const t = this.base.schema.tables.find((b) => b.oid === oid);
         return t ? `${t.schema}.${t.name}` : this.tables.madeSinceBase(oid) ? null : undefined;
       },
       byName: (schema, name) => this.tables.baseNameOf(schema, name),
-    });
-    return this.tables.apply(captured);
+    };
+    this.restore?.dropped(captured, names);
+    await this.tables.apply(captured);
+    this.restore?.shaped(captured, names);
   }
 
   async truncate(relations: RelationDef[]): Promise<void> {

@@ -250,9 +250,8 @@ export class SchemaRestore {
       if (held === null) return;
       // A view in a schema renamed since is named in the base's schema. A name a base view or schema
       // left is another's since: what hangs on that one is not the base's.
-      const baseSchema = this.schemaBase.get(nameKey(quoteIdent(schema)));
-      const now =
-        baseSchema === undefined && [...this.schemaBase.values()].includes(schema) ? undefined : `${baseSchema ?? schema}.${table}`;
+      const baseSchema = this.baseSchemaOf(quoteIdent(schema));
+      const now = baseSchema === undefined ? undefined : `${baseSchema}.${table}`;
       const base =
         held ??
         this.viewBase.get(nameKey(quoteQualified(schema, table))) ??
@@ -267,15 +266,15 @@ export class SchemaRestore {
         this.viewBase.delete(key);
         this.viewBase.set(nameKey(moved), base);
       }
-      const base = this.schemaBase.get(nameKey(r.from)) ?? unquoteIdent(r.from);
+      const base = this.baseSchemaOf(r.from);
       this.schemaBase.delete(nameKey(r.from));
-      this.schemaBase.set(nameKey(r.identity), base);
+      if (base !== undefined) this.schemaBase.set(nameKey(r.identity), base);
     }
     // Views renamed or moved since the base, by their names now: what hangs on them is named by their base names.
     for (const o of captured.objects ?? []) {
       if ((o.kind !== 'view' && o.kind !== 'materialized view') || !o.renamed) continue;
       const [, schema, name] = QUALIFIED.exec(o.renamed.from) ?? [];
-      const inBase = schema && (this.schemaBase.get(nameKey(schema)) ?? unquoteIdent(schema));
+      const inBase = schema && this.baseSchemaOf(schema);
       const base = this.viewBase.get(nameKey(o.renamed.from)) ?? (inBase && name ? `${inBase}.${unquoteIdent(name)}` : undefined);
       this.viewBase.delete(nameKey(o.renamed.from));
       if (base) this.viewBase.set(nameKey(o.identity), base);
@@ -301,6 +300,14 @@ export class SchemaRestore {
       const { from } = o.renamed;
       if (o.kind === 'sequence') this.sequenceRenames.push((name) => (nameKey(name) === nameKey(from) ? o.identity : name));
     }
+  }
+
+  /**
+   * The base's deferred indexes and constraints of the tables captured DDL took a snapshot of: run
+   * once the replay has applied it, so that a table it made is known as made (and never taken for
+   * a base table of its name).
+   */
+  shaped(captured: CapturedDdl, tables: BaseNames): void {
     // A snapshot holds every index and local constraint its table has now: one of the base's
     // that it lacks was dropped or renamed (made under its new name at that point), not to be made
     // at the end. Partitions are left out: their keys come from their parent's, not their own.
@@ -313,6 +320,7 @@ export class SchemaRestore {
       this.shapedTables.add(table);
       const indexes = new Set(t.indexes.map((def) => `${quoteIdent(t.schema)}.${indexNameOf(def)}`));
       const constraints = new Set((t.constraints ?? []).map((k) => `${quoteIdent(k.name)} on ${quoteQualified(t.schema, t.name)}`));
+      const keyNames = new Set((t.constraints ?? []).map((k) => k.name));
       for (const o of this.ddl.post) {
         if (o.table !== table) continue;
         if (o.kind === 'index' && !indexes.has(o.name)) this.droppedNames.add(o.name);
@@ -322,14 +330,20 @@ export class SchemaRestore {
         // may not be the one it references now (a table swapped for a new one of its name).
         if (o.kind === 'foreign key') {
           this.droppedNames.add(o.name);
-          this.keysFromSnapshots.set(nameKey(o.name), t.oid);
+          // One a snapshot lacks was dropped or renamed: a key of its name later is another one.
+          const [, own] = ON_RELATION.exec(o.name) ?? [];
+          const gone = this.keysFromSnapshots.get(nameKey(o.name))?.gone || !own || !keyNames.has(unquoteIdent(own));
+          this.keysFromSnapshots.set(nameKey(o.name), { oid: t.oid, gone });
         }
       }
     }
   }
 
-  /** The base's foreign keys of tables with a snapshot (made from it at the end), by nameKey of their names (`key on schema.table`): their tables' oids. */
-  private readonly keysFromSnapshots = new Map<string, number>();
+  /**
+   * The base's foreign keys of tables with a snapshot (made from it at the end), by nameKey of
+   * their names (`key on schema.table`): their tables' oids, and whether a snapshot lacked them.
+   */
+  private readonly keysFromSnapshots = new Map<string, { oid: number; gone: boolean }>();
 
   /**
    * The base's comments on foreign keys made from a snapshot, once TargetTables.finishForeignKeys
@@ -339,14 +353,33 @@ export class SchemaRestore {
   async foreignKeyComments(nameNow: (oid: number) => string | undefined): Promise<void> {
     for (const o of this.ddl.post) {
       const key = commentedKey(o);
-      const oid = this.keysFromSnapshots.get(nameKey(key));
-      const now = oid === undefined ? undefined : nameNow(oid);
+      const made = this.keysFromSnapshots.get(nameKey(key));
       const [, own, schema, table] = ON_RELATION.exec(key) ?? [];
-      if (!now || !own || !schema || !table) continue;
+      if (!made || !own || !schema || !table) continue;
       if (this.droppedNames.has(`${unquoteIdent(schema)}.${unquoteIdent(table)}:${unquoteIdent(own)}`)) continue;
-      const failed = await attempt(this.client, o.sql[0]!.replace(key, `${own} on ${now}`));
+      if (made.gone) {
+        this.warn(
+          { object: `comment ${o.name}` },
+          "not in the replay: the base's comment on a foreign key renamed since (the key is there)",
+        );
+        continue;
+      }
+      const now = nameNow(made.oid);
+      if (!now) continue;
+      const failed = await attempt(
+        this.client,
+        o.sql[0]!.replace(key, () => `${own} on ${now}`),
+      );
       if (failed) this.failed(o, failed.message);
     }
+  }
+
+  /** The base's name of a schema called `written` now (as identities write it); undefined for one made since that took a base schema's name. */
+  private baseSchemaOf(written: string): string | undefined {
+    const known = this.schemaBase.get(nameKey(written));
+    if (known !== undefined) return known;
+    const name = unquoteIdent(written);
+    return [...this.schemaBase.values()].includes(name) ? undefined : name;
   }
 
   /** Base tables (`schema.table` in the base) the replay dropped at the end: what the base hangs on them is not made. */

@@ -231,11 +231,15 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
     let patch: SchemaPatch | undefined;
     if (captures.length) {
       const namesAtFrom = new Map<number, { schema: string; name: string }>();
+      const looked = new Set<number>();
       for (const c of captures)
         for (const t of [...(c.captured.tables ?? []), ...(c.captured.dropped ?? [])]) {
-          if (namesAtFrom.has(t.oid)) continue;
+          if (looked.has(t.oid)) continue;
+          looked.add(t.oid);
+          // One with no shape at --from is named by its first capture (SchemaPatch.table): named so
+          // from the start, a schema renamed before it was made would take it along.
           const shape = await shapeAt(store, index, base, baseSchema, range.after, t.oid);
-          namesAtFrom.set(t.oid, shape ?? { schema: t.schema, name: t.name });
+          if (shape) namesAtFrom.set(t.oid, shape);
         }
       patch = schemaPatch(captures, namesAtFrom, sequences);
     }

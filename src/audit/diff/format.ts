@@ -133,7 +133,7 @@ function* schemaPatched(d: DiffResult): Generator<string> {
   // Every table's DDL before any row: a row may need another table's new shape (the README says so).
   // Rows' values are cast to their columns' types: as the log named them, before a rename in the range.
   const tables = d.tables.filter((t) => !s?.gone.has(t.oid)).map((t) => asNamedAtTo(t, s));
-  for (const t of tables) if (!s?.shaped.has(t.oid)) yield* reshape(t);
+  for (const t of tables) if (!s?.shaped.has(t.oid)) yield* reshape(t, s);
   for (const t of tables) yield* patch(t);
   yield* s?.after ?? [];
   yield 'commit;';
@@ -205,7 +205,7 @@ function* patch(t: TableDiff): Generator<string> {
 }
 
 /** DDL that brings the table from its shape at --from to its shape at --to. */
-function* reshape(t: TableDiff): Generator<string> {
+function* reshape(t: TableDiff, s: SchemaPatch | undefined): Generator<string> {
   const { before, after } = t;
   const target = quoteQualified(after.schema, after.name);
   if (!before) {
@@ -218,8 +218,11 @@ function* reshape(t: TableDiff): Generator<string> {
   }
   // The log names a table by its last Relation message before --from, which may be older than a
   // move the captured DDL made: a name the database does not have is left alone (IF EXISTS).
-  if (before.schema !== after.schema)
-    yield `alter table if exists ${quoteQualified(before.schema, before.name)} set schema ${quoteIdent(after.schema)};`;
+  // A schema the range renamed took its tables along (the patch renames it before): a table of the
+  // old name there since is another one.
+  const beforeSchema = s ? s.schemaNames.reduce((n, r) => (n === r.from ? r.to : n), before.schema) : before.schema;
+  if (beforeSchema !== after.schema)
+    yield `alter table if exists ${quoteQualified(beforeSchema, before.name)} set schema ${quoteIdent(after.schema)};`;
   if (before.name !== after.name)
     yield `alter table if exists ${quoteQualified(after.schema, before.name)} rename to ${quoteIdent(after.name)};`;
   for (const c of before.columns)
