@@ -354,9 +354,8 @@ export class SchemaRestore {
     for (const o of this.ddl.post) {
       const key = commentedKey(o);
       const made = this.keysFromSnapshots.get(nameKey(key));
-      const [, own, schema, table] = ON_RELATION.exec(key) ?? [];
-      if (!made || !own || !schema || !table) continue;
-      if (this.droppedNames.has(`${unquoteIdent(schema)}.${unquoteIdent(table)}:${unquoteIdent(own)}`)) continue;
+      const [, own] = ON_RELATION.exec(key) ?? [];
+      if (!made || !own || this.droppedOn(key)) continue;
       if (made.gone) {
         this.warn(
           { object: `comment ${o.name}` },
@@ -389,9 +388,14 @@ export class SchemaRestore {
 
   private wasDropped(o: SchemaObject): boolean {
     if (this.droppedNames.has(o.name) || (o.table && this.droppedTables.has(o.table))) return true;
-    const [, own, schema, relation] = ON_RELATION.exec(o.name) ?? [];
+    return this.droppedOn(o.name, o.table);
+  }
+
+  /** Whether the source dropped what hangs on a relation (`name on schema.relation`), on `table` (its base name) when given. */
+  private droppedOn(name: string, table?: string): boolean {
+    const [, own, schema, relation] = ON_RELATION.exec(name) ?? [];
     if (own === undefined || schema === undefined || relation === undefined) return false;
-    const on = o.table ?? `${unquoteIdent(schema)}.${unquoteIdent(relation)}`;
+    const on = table ?? `${unquoteIdent(schema)}.${unquoteIdent(relation)}`;
     return this.droppedNames.has(`${on}:${unquoteIdent(own)}`);
   }
 

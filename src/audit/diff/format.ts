@@ -164,8 +164,13 @@ function asNamedAtTo(t: TableDiff, s: SchemaPatch | undefined): TableDiff {
     );
   const columns = t.after.columns.map((c) => ({ ...c, type: s.typeNames.get(c.typeOid) ?? inSchemaAtTo(c.type) }));
   // Named by the log's last Relation message otherwise: one before the range renamed its schema names the old.
-  const schema = name?.schema ?? s.schemaNames.reduce((n, r) => (n === r.from ? r.to : n), t.after.schema);
+  const schema = name?.schema ?? schemaAtTo(s, t.after.schema);
   return { ...t, after: { ...t.after, schema, name: name?.name ?? t.after.name, columns } };
+}
+
+/** A schema's name at --to, after the range's schema renames. */
+function schemaAtTo(s: SchemaPatch, schema: string): string {
+  return s.schemaNames.reduce((n, r) => (n === r.from ? r.to : n), schema);
 }
 
 function* patch(t: TableDiff): Generator<string> {
@@ -220,7 +225,7 @@ function* reshape(t: TableDiff, s: SchemaPatch | undefined): Generator<string> {
   // move the captured DDL made: a name the database does not have is left alone (IF EXISTS).
   // A schema the range renamed took its tables along (the patch renames it before): a table of the
   // old name there since is another one.
-  const beforeSchema = s ? s.schemaNames.reduce((n, r) => (n === r.from ? r.to : n), before.schema) : before.schema;
+  const beforeSchema = s ? schemaAtTo(s, before.schema) : before.schema;
   if (beforeSchema !== after.schema)
     yield `alter table if exists ${quoteQualified(beforeSchema, before.name)} set schema ${quoteIdent(after.schema)};`;
   if (before.name !== after.name)
