@@ -11,6 +11,7 @@ import {
   KeptTriggers,
   onMovedTable,
   sequenceName,
+  viewDefaults,
 } from '../src/source/ddl-statements.js';
 
 // Views, materialized views (and their indexes), functions, procedures, aggregates, triggers and sequences made or altered after
@@ -60,7 +61,7 @@ export class CapturedObjects {
   async afterTables(captured: CapturedDdl): Promise<void> {
     for (const o of captured.objects ?? []) if (o.renamed && AFTER_TABLES.has(o.kind)) await this.rename(o);
     for (const o of captured.objects ?? []) {
-      if (o.kind === 'view') await this.make(o, [o.create]);
+      if (o.kind === 'view') await this.make(o, [o.create, ...viewDefaults(o)]);
       else if (o.kind === 'materialized view') await this.materializedView(o, captured.tag);
       else if (o.kind === 'index') await this.make(o, [`drop index if exists ${o.identity}`, o.create]);
       else if (o.kind === 'sequence' && o.ownedBy) await this.make(o, [`alter sequence ${sequenceName(o)} owned by ${o.ownedBy}`]);

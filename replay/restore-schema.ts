@@ -29,6 +29,16 @@ function commentedKey(o: SchemaObject): string {
   return o.kind === 'comment' && o.name.startsWith('table constraint ') ? o.name.slice('table constraint '.length) : '';
 }
 
+/** A table or a table's column as a comment names it (`table s.t`, `table column s.t.c`): the base table, `schema.table`. */
+const COMMENTED_TABLE = new RegExp(`^table (?:column )?${IDENT}\\.${IDENT}(?:\\.${IDENT})?$`);
+
+/** The base table a comment on a table or one of its columns is on (`schema.table`), or undefined. */
+function commentedTable(o: SchemaObject): string | undefined {
+  const [, schema, table, column] = (o.kind === 'comment' && COMMENTED_TABLE.exec(o.name)) || [];
+  if (!schema || !table || o.name.startsWith('table column ') !== (column !== undefined)) return undefined;
+  return `${unquoteIdent(schema)}.${unquoteIdent(table)}`;
+}
+
 /** Constraints a base makes after the rows (a primary key is made before them, and followed by name). */
 const CONSTRAINT_KINDS = new Set(['unique constraint', 'exclusion constraint', 'check constraint', 'foreign key']);
 
@@ -388,6 +398,10 @@ export class SchemaRestore {
 
   private wasDropped(o: SchemaObject): boolean {
     if (this.droppedNames.has(o.name) || (o.table && this.droppedTables.has(o.table))) return true;
+    // A comment on a table dropped since went with it: a table made since under its name (a swap's
+    // new table) has none of the base's.
+    const table = commentedTable(o);
+    if (table !== undefined && this.droppedTables.has(table)) return true;
     return this.droppedOn(o.name, o.table);
   }
 

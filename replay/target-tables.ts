@@ -15,6 +15,8 @@ import {
   columnClauses,
   dropStatement,
   generatedClause,
+  partitionColumns,
+  storageOptions,
   identityClause,
   identityOptions,
   identityWhen,
@@ -43,6 +45,8 @@ interface HeldColumn {
   inherited: boolean;
   identity: string;
   generated: boolean;
+  /** A generated column's expression. */
+  expression: string | null;
   notNull: boolean;
   default: string | null;
 }
@@ -112,6 +116,13 @@ export class TargetTables {
 
   /** Source oids of the tables the replay made (not the base's): made since the base. */
   private readonly made = new Set<number>();
+  private version: number | undefined;
+
+  /** The target's server_version_num (what a partition's CREATE may say depends on it). */
+  private async serverVersion(): Promise<number> {
+    this.version ??= Number((await this.client.query<{ v: string }>(`select current_setting('server_version_num') as v`)).rows[0]!.v);
+    return this.version;
+  }
 
   /** Whether the replay made the table of this source oid (it is not the base's, whatever its name). */
   madeSinceBase(oid: number): boolean {
@@ -424,6 +435,7 @@ export class TargetTables {
   private async heldColumns(target: string): Promise<Map<string, HeldColumn>> {
     const { rows } = await this.client.query<HeldColumn & { name: string }>(
       `select attname as name, attinhcount > 0 as inherited, attidentity as identity, attgenerated <> '' as generated,
+              case when attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end as expression,
               attnotnull as "notNull", case when attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end as default
          from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
         where attrelid = $1::regclass and attnum > 0 and not attisdropped`,
@@ -631,7 +643,7 @@ export class TargetTables {
     if (!t) {
       const defs = s.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${columnClauses(c, constant(c.default))}`);
       await this.create(s.oid, s.schema, s.name, columns, defs, s.primaryKey, s.replicaIdentity, {
-        of: s.parent && s.bound ? `${s.parent} ${s.bound}` : undefined,
+        of: s.parent && s.bound ? `${s.parent}${partitionColumns(s, await this.serverVersion())} ${s.bound}` : undefined,
         by: s.partitionKey,
         inherits: s.inherits,
       });
@@ -669,7 +681,7 @@ export class TargetTables {
         // value it computed then (attmissingval), not with the default evaluated now. An identity
         // or generated column is filled by the replay (a rewrite's image then sets the source's values).
         const c = s.columns.find((x) => x.name === name)!;
-        if (c.generated) return generatedClause(c.generated);
+        if (c.generated) return generatedClause(c);
         if (c.identity) return identityClause(c.identity, c.identitySequence);
         if (c.missing) return ` default ${quoteLiteral(missingValue(c.missing) ?? '')}::${c.type}`;
         return '';
@@ -691,6 +703,9 @@ export class TargetTables {
           if (current?.notNull !== c.notNull) await tried(`${column} ${c.notNull ? 'set' : 'drop'} not null`, 'a NOT NULL change');
         };
         if (c.generated) {
+          // ALTER COLUMN … SET EXPRESSION (Postgres 17): the rows' new values come as the rewrite's images.
+          if (current?.generated && current.expression !== c.generated)
+            await tried(`${column} set expression as (${c.generated})`, 'an expression changed');
           await notNull();
           continue;
         }
@@ -720,6 +735,7 @@ export class TargetTables {
         if (had !== null) await q(`${column} drop default`);
       }
     }
+    if (s.options !== undefined) await this.triedTable(s, storageOptions(quoteQualified(s.schema, s.name), s.options), 'storage options');
     if (t) await followRenames(this.client, s);
     for (const index of s.indexes) {
       // The source's own statement, made idempotent: the same index may be captured again.

@@ -13,6 +13,8 @@ export interface TableSnapshot {
   schema: string;
   name: string;
   replicaIdentity: string;
+  /** Storage options as `name=value`, a TOAST table's as `toast.name=value` (absent from archives made before they were captured). */
+  options?: string[];
   columns: {
     attnum: number;
     name: string;
@@ -25,8 +27,10 @@ export interface TableSnapshot {
     identity?: string;
     /** An identity column's sequence options (absent from archives made before they were captured). */
     identitySequence?: IdentitySequence | null;
-    /** The expression of a stored generated column. */
+    /** The expression of a generated column. */
     generated?: string | null;
+    /** A generated column computed when read (Postgres 18's VIRTUAL), not stored. */
+    virtual?: boolean;
     /**
      * What rows that existed before the column was added hold (Postgres's "fast default",
      * attmissingval, as array text `{value}`): exactly the value to fill them with on replay.
@@ -102,6 +106,8 @@ export interface CapturedObject {
   identity: string;
   create: string;
   populated?: boolean;
+  /** A view's columns with their defaults where they have one (absent from archives made before they were captured). */
+  viewColumns?: { name: string; default?: string }[];
   /** A sequence owned by a column: `schema.table.column` (quoted), as ALTER SEQUENCE … OWNED BY takes it. */
   ownedBy?: string;
   /** An extension's version (ALTER EXTENSION … UPDATE brings one made earlier to it). */
@@ -225,6 +231,9 @@ create schema if not exists pgtape;
 create or replace function pgtape.table_shape(rel oid) returns jsonb language sql stable set search_path = pg_catalog as $f$
   select jsonb_build_object(
     'oid', c.oid::int, 'schema', n.nspname, 'name', c.relname, 'replicaIdentity', c.relreplident, 'kind', c.relkind,
+    -- Its storage options (WITH (…), ALTER TABLE … SET/RESET), its TOAST table's as toast.<name>.
+    'options', (select coalesce(jsonb_agg(o order by o), '[]') from (select unnest(c.reloptions) as o
+                  union all select 'toast.' || unnest(t.reloptions) from pg_class t where t.oid = c.reltoastrelid) x),
     'partitionKey', case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end,
     'parent', (select quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhparent
                  join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = c.oid and c.relispartition),
@@ -241,6 +250,7 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
         'typmod', a.atttypmod, 'notNull', a.attnotnull,
         'default', case when a.attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end,
         'generated', case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end,
+        'virtual', case when a.attgenerated = 'v' then true end,
         'identity', a.attidentity,
         'identitySequence', case when a.attidentity <> '' then (
           select jsonb_build_object('start', s.seqstart::text, 'increment', s.seqincrement::text, 'min', s.seqmin::text,
@@ -303,6 +313,10 @@ begin
           from pg_sequence q where q.seqrelid = c.oid)
       end,
       'populated', case when c.relkind = 'm' then c.relispopulated end,
+      -- A view's columns with their defaults (ALTER VIEW … ALTER COLUMN … SET DEFAULT), where they have one.
+      'viewColumns', case when c.relkind = 'v' then (select jsonb_agg(jsonb_build_object('name', a.attname, 'default', pg_get_expr(d.adbin, d.adrelid)) order by a.attnum)
+          from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+         where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped) end,
       'ownedBy', case when c.relkind = 'S' then (select format('%s.%I', d.refobjid::regclass, a.attname) from pg_depend d
           join pg_attribute a on a.attrelid = d.refobjid and a.attnum = d.refobjsubid
          where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.refclassid = 'pg_class'::regclass and d.deptype = 'a') end)

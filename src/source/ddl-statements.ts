@@ -71,17 +71,63 @@ export function missingValue(arrayText: string): string | null {
   return inner.slice(1, -1).replace(/\\(.)/g, '$1');
 }
 
+/**
+ * A captured view's column defaults, set as the source has them and dropped where it has none
+ * (CREATE OR REPLACE VIEW keeps a column's default; ALTER VIEW … DROP DEFAULT is captured as the
+ * view). `onlySet`: only the defaults it has, where nothing was dropped (diff's patch, read by people).
+ */
+export function viewDefaults(o: CapturedObject, onlySet = false): string[] {
+  const columns = (o.viewColumns ?? []).filter((c) => !onlySet || c.default !== undefined);
+  if (!columns.length) return [];
+  const each = columns.map(
+    (c) => `alter column ${quoteIdent(c.name)} ${c.default === undefined ? 'drop default' : `set default ${c.default}`}`,
+  );
+  return [`alter view ${o.identity} ${each.join(', ')}`];
+}
+
+/**
+ * A table's storage options brought to the captured ones (`name=value`, `toast.name=value`): those
+ * it has and should not reset, the others set; nothing done where they are the same already.
+ * `target` is the table's name, quoted.
+ */
+export function storageOptions(target: string, options: string[]): string {
+  const lit = quoteLiteral(target);
+  const want = options.length ? `array[${options.map(quoteLiteral).join(', ')}]::text[]` : `'{}'::text[]`;
+  return doBlock(`declare want text[] := ${want}; have text[]; gone text;
+begin
+  select coalesce(array_agg(o order by o), '{}') into have from (select unnest(c.reloptions) as o from pg_class c where c.oid = ${lit}::regclass
+    union all select 'toast.' || unnest(t.reloptions) from pg_class c join pg_class t on t.oid = c.reltoastrelid where c.oid = ${lit}::regclass) x;
+  if have = (select coalesce(array_agg(o order by o), '{}') from unnest(want) o) then return; end if;
+  gone := (select string_agg(n, ', ') from (select split_part(o, '=', 1) as n from unnest(have) o except select split_part(o, '=', 1) from unnest(want) o) x);
+  if gone is not null then execute format('alter table %s reset (%s)', ${lit}, gone); end if;
+  if cardinality(want) > 0 then
+    execute format('alter table %s set (%s)', ${lit}, (select string_agg(split_part(o, '=', 1) || '=' || quote_literal(substr(o, strpos(o, '=') + 1)), ', ') from unnest(want) o));
+  end if;
+end`);
+}
+
 export const isForeignKey = (def: string) => def.startsWith('FOREIGN KEY');
 
 /** A captured column's clauses when its table is created: generated, identity, not null, a constant default. */
 export function columnClauses(c: TableSnapshot['columns'][number], constantDefault: string | undefined): string {
-  if (c.generated) return `${generatedClause(c.generated)}${c.notNull ? ' not null' : ''}`;
+  if (c.generated) return `${generatedClause(c)}${c.notNull ? ' not null' : ''}`;
   const identity = c.identity ? identityClause(c.identity, c.identitySequence) : '';
   return `${identity}${c.notNull ? ' not null' : ''}${!identity && constantDefault ? ` default ${constantDefault}` : ''}`;
 }
 
-export function generatedClause(expression: string): string {
-  return ` generated always as (${expression}) stored`;
+/** A generated column's clause: stored, or virtual (Postgres 18) where the source's is. */
+export function generatedClause(c: { generated?: string | null; virtual?: boolean }): string {
+  return ` generated always as (${c.generated}) ${c.virtual ? 'virtual' : 'stored'}`;
+}
+
+/**
+ * A partition's generated columns, as CREATE TABLE … PARTITION OF takes them (`(c WITH OPTIONS
+ * GENERATED ALWAYS AS …)`): from Postgres 16 a partition may compute a column its own way, and
+ * writing the parent's expression again is allowed; before 16 it may not, and must not be written.
+ */
+export function partitionColumns(s: TableSnapshot, serverVersion: number): string {
+  const own = serverVersion >= 160000 ? s.columns.filter((c) => c.generated) : [];
+  return own.length ? ` (${own.map((c) => `${quoteIdent(c.name)} with options${generatedClause(c)}`).join(', ')})` : '';
 }
 
 /**

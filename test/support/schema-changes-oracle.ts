@@ -565,7 +565,42 @@ const STEPS: [string, string[]][] = [
       `insert into zone_old.spot values (2, 2)`,
     ],
   ],
+  [
+    // Each once replayed as something else with exit 0: the partition with its parent's expression,
+    // the column with its old one (rows inserted after computed by it), the virtual column stored,
+    // the view without its defaults.
+    'generated columns: a partition computing one its own way (16), an expression changed (17), a virtual one (18); view column defaults set and dropped',
+    [
+      `create table gen (id int, season int not null, raw int, w int generated always as (raw * 2) stored, primary key (id, season)) partition by list (season)`,
+      `create table gen_1 partition of gen for values in (1)`,
+      since(
+        16,
+        `create table gen_2 partition of gen (w with options generated always as (raw * 3) stored) for values in (2)`,
+        `create table gen_2 partition of gen for values in (2)`,
+      ),
+      `insert into gen (id, season, raw) values (1, 1, 10), (2, 2, 10)`,
+      `create table calc (id int primary key, a int, b int generated always as (a + 1) stored)`,
+      `insert into calc (id, a) values (1, 1)`,
+      since(17, `alter table calc alter column b set expression as (a + 100)`),
+      `insert into calc (id, a) values (2, 2)`,
+      since(18, `alter table calc add column c int generated always as (a * 10) virtual`),
+      `insert into calc (id, a) values (3, 3)`,
+      `create view calc_v as select id, a from calc`,
+      `alter view calc_v alter column a set default 5`,
+      // CREATE OR REPLACE keeps a column's default.
+      `create or replace view calc_v as select id, a, b from calc`,
+      `alter view noted_view alter column v set default 'by view'`,
+      `alter view noted_view alter column v drop default`,
+      `alter table noted_view alter column id set default 0`,
+    ],
+  ],
 ];
+
+/** A statement run where the source's major is `major` or later (else `otherwise`, or nothing). */
+function since(major: number, sql: string, otherwise?: string): string {
+  const run = (s: string) => `execute $q$${s}$q$;`;
+  return `do $$ begin if current_setting('server_version_num')::int >= ${major * 10000} then ${run(sql)}${otherwise ? ` else ${run(otherwise)}` : ''} end if; end $$`;
+}
 
 interface Point {
   step: string;

@@ -23,6 +23,54 @@ const sqlOf = (block: string) =>
   (JSON.parse(/E'(\[.*\])'::jsonb/s.exec(block)![1]!.replace(/''/g, "'").replace(/\\\\/g, '\\')) as { sql: string }[]).map((w) => w.sql);
 
 describe('schemaPatch', () => {
+  it("gives a view its columns' defaults: those it has after a CREATE, every column's after an ALTER (which may have dropped one)", () => {
+    const view = { kind: 'view', identity: 'public.v', create: 'create or replace view public.v as  SELECT 1 AS a, 2 AS b' };
+    const viewColumns = [{ name: 'a' }, { name: 'b', default: '5' }];
+    const made = schemaPatch([{ lsn: '0/1', captured: { tag: 'CREATE VIEW', objects: [{ ...view, viewColumns }] } }], new Map());
+    expect(made.before.filter((x) => x.startsWith('alter view'))).toEqual(['alter view public.v alter column "b" set default 5;']);
+    const altered = schemaPatch([{ lsn: '0/1', captured: { tag: 'ALTER VIEW', objects: [{ ...view, viewColumns }] } }], new Map());
+    expect(altered.before.filter((x) => x.startsWith('alter view'))).toEqual([
+      'alter view public.v alter column "a" drop default, alter column "b" set default 5;',
+    ]);
+    // An archive from before view columns were captured: the view alone.
+    const old = schemaPatch([{ lsn: '0/1', captured: { tag: 'ALTER VIEW', objects: [view] } }], new Map());
+    expect(old.before.filter((x) => x.startsWith('alter view'))).toEqual([]);
+  });
+
+  it('makes a partition with its own generated expressions where the server takes them (16), and follows a changed expression', () => {
+    const columns: TableSnapshot['columns'] = [
+      { name: 'id', attnum: 1, type: 'integer', typeOid: 23, typmod: -1, notNull: true, default: null },
+      { name: 'w', attnum: 2, type: 'integer', typeOid: 23, typmod: -1, notNull: false, default: null, generated: '(id * 3)' },
+      {
+        name: 'v',
+        attnum: 3,
+        type: 'integer',
+        typeOid: 23,
+        typmod: -1,
+        notNull: false,
+        default: null,
+        generated: '(id * 4)',
+        virtual: true,
+      },
+    ];
+    const p = schemaPatch(
+      [
+        {
+          lsn: '0/1',
+          captured: { tag: 'CREATE TABLE', tables: [table(2, 'p2', { columns, parent: '"public"."p"', bound: 'FOR VALUES IN (2)' })] },
+        },
+      ],
+      new Map(),
+    );
+    const create = p.before.find((x) => x.includes('partition of'))!;
+    expect(create).toContain("if current_setting('server_version_num')::int >= 160000");
+    expect(create).toContain(
+      'partition of "public"."p" ("w" with options generated always as ((id * 3)) stored, "v" with options generated always as ((id * 4)) virtual) FOR VALUES IN (2)',
+    );
+    expect(create).toContain('partition of "public"."p" FOR VALUES IN (2)');
+    expect(p.before.filter((x) => x.includes('set expression as'))).toHaveLength(2);
+  });
+
   it("takes a partitioned table's trigger made again with its clones' states, not a former one's of the name", () => {
     const made = (enabled: string) => ({
       kind: 'trigger',

@@ -189,9 +189,17 @@ export function constrain(s: TableSnapshot): string[] {
   return out;
 }
 
+/**
+ * A constraint made where the table lacks it; one there NOT VALID that the source validated since
+ * (ALTER TABLE … VALIDATE CONSTRAINT, as online schema-change tools do after a swap) validated.
+ */
 export function addMissingConstraint(target: string, name: string, def: string): string {
+  const where = `conrelid = ${quoteLiteral(target)}::regclass and conname = ${quoteLiteral(name)}`;
+  const validate = / NOT VALID$/.test(def)
+    ? ''
+    : ` elsif exists (select 1 from pg_constraint where ${where} and not convalidated) then execute ${quoteLiteral(`alter table ${target} validate constraint ${quoteIdent(name)}`)};`;
   return doBlock(
-    `if not exists (select 1 from pg_constraint where conrelid = ${quoteLiteral(target)}::regclass and conname = ${quoteLiteral(name)}) then execute ${quoteLiteral(`alter table ${target} add constraint ${quoteIdent(name)} ${def}`)}; end if;`,
+    `if not exists (select 1 from pg_constraint where ${where}) then execute ${quoteLiteral(`alter table ${target} add constraint ${quoteIdent(name)} ${def}`)};${validate} end if;`,
   );
 }
 
@@ -199,6 +207,20 @@ export function addMissingConstraint(target: string, name: string, def: string):
 export function addColumn(target: string, column: string, typeAndClauses: string): string {
   return doBlock(
     `if not exists (select 1 from pg_attribute where attrelid = ${quoteLiteral(target)}::regclass and attname = ${quoteLiteral(column)} and not attisdropped) then execute ${quoteLiteral(`alter table ${target} add column ${quoteIdent(column)} ${typeAndClauses}`)}; end if;`,
+  );
+}
+
+/**
+ * A generated column whose expression differs from the captured one, given it (ALTER COLUMN …
+ * SET EXPRESSION, Postgres 17; the rows' new values come as the rewrite's images, which the patch writes).
+ */
+export function generationExpression(target: string, column: string, expression: string): string {
+  return doBlock(
+    `if exists (select 1 from pg_attribute a join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+              where a.attrelid = ${quoteLiteral(target)}::regclass and a.attname = ${quoteLiteral(column)} and a.attgenerated <> ''
+                and pg_get_expr(d.adbin, d.adrelid) <> ${quoteLiteral(expression)}) then
+    execute ${quoteLiteral(`alter table ${target} alter column ${quoteIdent(column)} set expression as (${expression})`)};
+  end if;`,
   );
 }
 
@@ -216,5 +238,44 @@ begin
   if have is not null and have is distinct from want then
     ${orNull ? `begin ${cast} exception when others then execute ${quoteLiteral(alter('null'))}; end;` : cast}
   end if;
+end`);
+}
+
+/**
+ * Before the patch's rows: every user trigger that would fire for them (on the tables they are
+ * written to, named as at --to, and on those tables' partitions) disabled, its state kept in a
+ * temporary table, for `triggersBack` to set again after them. The rows hold what those triggers
+ * did at the source already: one firing again would write it twice (an audit trigger's rows, say).
+ */
+export function quietTriggers(tables: string[]): string {
+  const names = `array[${tables.map(quoteLiteral).join(', ')}]::text[]`;
+  return doBlock(`declare r record;
+begin
+  create temp table if not exists pgtape_quiet_triggers (rel regclass, name name, enabled "char", level int) on commit drop;
+  -- The tables and their partitions (pg_partition_tree lists nothing for a table that is neither).
+  insert into pgtape_quiet_triggers
+    with recursive tree(rel, level) as (
+      select to_regclass(n)::oid, 0 from unnest(${names}) n where to_regclass(n) is not null
+      union all select i.inhrelid, tree.level + 1 from pg_inherits i join tree on i.inhparent = tree.rel)
+    select t.tgrelid::regclass, t.tgname, t.tgenabled, min(tree.level)
+      from tree join pg_trigger t on t.tgrelid = tree.rel
+     where not t.tgisinternal and t.tgenabled <> 'D'
+     group by t.tgrelid, t.tgname, t.tgenabled;
+  for r in select * from pgtape_quiet_triggers loop
+    execute format('alter table only %s disable trigger %I', r.rel, r.name);
+  end loop;
+end`);
+}
+
+/** After the patch's rows: each trigger `quietTriggers` disabled set to fire as it did, parents before their partitions. */
+export function triggersBack(): string {
+  return doBlock(`declare r record;
+begin
+  if to_regclass('pg_temp.pgtape_quiet_triggers') is null then return; end if;
+  for r in select * from pg_temp.pgtape_quiet_triggers order by level loop
+    execute format('alter table only %s %s trigger %I', r.rel,
+      case r.enabled when 'A' then 'enable always' when 'R' then 'enable replica' else 'enable' end, r.name);
+  end loop;
+  drop table pg_temp.pgtape_quiet_triggers;
 end`);
 }

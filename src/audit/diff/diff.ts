@@ -20,7 +20,7 @@ import { sizeParts } from './parts.js';
 import { ColumnLists, imageDef, imageOps, opsOf } from './ops.js';
 import type { TextValue } from '../row-text.js';
 import { copyLineRow, image, joinParts, keyNames, keyText, sharedColumns, type RowDiff } from './rows.js';
-import { sameTableShape, shapeAt, shapeOf, type TableShape } from './table-shape.js';
+import { sameTableShape, shapesAt, shapeOf, type TableShape } from './table-shape.js';
 import { TableDiffer, WholeTableNeeded, type Change, type RowDiffCounts } from './table.js';
 import {
   headerOf,
@@ -227,20 +227,18 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
       },
     );
 
-    // The names tables had at --from, for the renames the patch follows.
+    // The tables as they were at --from: the names the patch follows renames from, the shapes compared.
+    const captured = captures.flatMap((c) => [...(c.captured.tables ?? []), ...(c.captured.dropped ?? [])].map((t) => t.oid));
+    const atFrom = await shapesAt(store, index, base, baseSchema, range.after, new Set([...tables.keys(), ...captured]));
     let patch: SchemaPatch | undefined;
     if (captures.length) {
+      // One with no shape at --from is named by its first capture (SchemaPatch.table): named so
+      // from the start, a schema renamed before it was made would take it along.
       const namesAtFrom = new Map<number, { schema: string; name: string }>();
-      const looked = new Set<number>();
-      for (const c of captures)
-        for (const t of [...(c.captured.tables ?? []), ...(c.captured.dropped ?? [])]) {
-          if (looked.has(t.oid)) continue;
-          looked.add(t.oid);
-          // One with no shape at --from is named by its first capture (SchemaPatch.table): named so
-          // from the start, a schema renamed before it was made would take it along.
-          const shape = await shapeAt(store, index, base, baseSchema, range.after, t.oid);
-          if (shape) namesAtFrom.set(t.oid, shape);
-        }
+      for (const oid of captured) {
+        const shape = atFrom.get(oid);
+        if (shape) namesAtFrom.set(oid, shape);
+      }
       patch = schemaPatch(captures, namesAtFrom, sequences);
     }
 
@@ -267,7 +265,7 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
     for (const [oid, t] of tables) {
       t.finish(base !== undefined, missingBase, p.keepRows ?? true);
       const after = shapeOf(t.def);
-      const before = await shapeAt(store, index, base, baseSchema, range.after, oid);
+      const before = atFrom.get(oid) ?? null;
       const c = t.counts;
       if (c.added + c.deleted + c.modified > 0 || t.truncated || !sameTableShape(before, after)) {
         out.push({ oid, after, before, truncated: t.truncated, counts: t.counts, rows: (change) => t.rows(change) });

@@ -1,7 +1,7 @@
 import { displayQualified, quoteIdent, quoteLiteral, quoteQualified } from '../../core/sql.js';
 import { literal, pairs, type RowValues } from '../row-text.js';
 import type { DiffResult, RowDiff, TableDiff, TableShape } from './diff.js';
-import { addColumn, retype } from './catalog-checks.js';
+import { addColumn, quietTriggers, retype, triggersBack } from './catalog-checks.js';
 import type { SchemaPatch } from './schema-patch.js';
 
 export type DiffFormat = 'table' | 'jsonl' | 'sql' | 'csv';
@@ -134,7 +134,11 @@ function* schemaPatched(d: DiffResult): Generator<string> {
   // Rows' values are cast to their columns' types: as the log named them, before a rename in the range.
   const tables = d.tables.filter((t) => !s?.gone.has(t.oid)).map((t) => asNamedAtTo(t, s));
   for (const t of tables) if (!s?.shaped.has(t.oid)) yield* reshape(t, s);
+  // No trigger fires for the rows (docs/ARCHITECTURE.md, "Audit"): they hold what triggers did at the source.
+  const written = tables.filter((t) => t.counts.added + t.counts.deleted + t.counts.modified > 0);
+  if (written.length) yield quietTriggers(written.map((t) => quoteQualified(t.after.schema, t.after.name)));
   for (const t of tables) yield* patch(t);
+  if (written.length) yield triggersBack();
   yield* s?.after ?? [];
   yield 'commit;';
 }

@@ -17,6 +17,7 @@ import {
   detachFrom,
   detachOthers,
   enumLabels,
+  generationExpression,
   renameObject,
   renameType,
   partitionOf,
@@ -41,8 +42,11 @@ import {
   onMovedTable,
   referencingRenamed,
   parentsFirst,
+  partitionColumns,
+  storageOptions,
   sequenceName,
   TriggerStates,
+  viewDefaults,
 } from '../../source/ddl-statements.js';
 
 // The schema changes of a diff's range as SQL for its patch (docs/ARCHITECTURE.md, "Schema
@@ -130,8 +134,9 @@ class PatchWriter {
   change(c: CapturedDdl): void {
     const out = this.before;
     for (const d of c.dropped ?? []) {
-      const n = this.names.get(d.oid) ?? d;
-      out.push(`drop table if exists ${quoteQualified(n.schema, n.name)} cascade;`);
+      // Named as it was when dropped, which is where the patch has brought it by then (the log's
+      // name for it may be another table's since: a swap's new table, say).
+      out.push(`drop table if exists ${quoteQualified(d.schema, d.name)} cascade;`);
       this.names.delete(d.oid);
       this.last.delete(d.oid);
       this.gone.add(d.oid);
@@ -311,7 +316,8 @@ end`),
   }
 
   private afterTables(o: CapturedObject, tag: string): void {
-    if (o.kind === 'view') this.before.push(`${o.create};`);
+    // A view's defaults: all of them after an ALTER, which may have dropped one; else those it has.
+    if (o.kind === 'view') this.before.push(`${o.create};`, ...viewDefaults(o, !tag.startsWith('ALTER')).map((s) => `${s};`));
     else if (o.kind === 'materialized view') {
       this.before.push(doBlock(`if to_regclass(${quoteLiteral(o.identity)}) is null then execute ${quoteLiteral(o.create)}; end if;`));
       // Filled once the rows are in (the source filled it with the rows of its point, which the patch does not go through).
@@ -361,12 +367,19 @@ end`),
     const constant = (d: string | null | undefined) => (d != null && isConstant(d) ? d : undefined);
     const defs = s.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${columnClauses(c, constant(c.default))}`);
     const by = s.partitionKey ? ` partition by ${s.partitionKey}` : '';
-    const create =
+    const create = (serverVersion: number) =>
       s.parent && s.bound
-        ? `create table ${target} partition of ${s.parent} ${s.bound}${by}`
+        ? `create table ${target} partition of ${s.parent}${partitionColumns(s, serverVersion)} ${s.bound}${by}`
         : `create table ${target} (${defs.join(', ')})${by}`;
-    const made = [create, ...(s.replicaIdentity === 'f' ? [`alter table ${target} replica identity full`] : [])];
-    out.push(doBlock(`if to_regclass(${lit}) is null then ${made.map((x) => `execute ${quoteLiteral(x)};`).join(' ')} end if;`));
+    // A partition's own generated columns are written where the server takes them (Postgres 16).
+    const [since16, before16] = [create(160000), create(0)];
+    const made = [
+      since16 === before16
+        ? `execute ${quoteLiteral(since16)};`
+        : `if current_setting('server_version_num')::int >= 160000 then execute ${quoteLiteral(since16)}; else execute ${quoteLiteral(before16)}; end if;`,
+      ...(s.replicaIdentity === 'f' ? [`execute ${quoteLiteral(`alter table ${target} replica identity full`)};`] : []),
+    ];
+    out.push(doBlock(`if to_regclass(${lit}) is null then ${made.join(' ')} end if;`));
     if (s.parent && s.bound)
       out.push(
         partitionOf(
@@ -378,6 +391,7 @@ end`),
       );
     else if (was) out.push(detachFrom(target));
     if (s.kind === 'p' && s.partitions) out.push(detachOthers(target, s.partitions));
+    if (s.options !== undefined) out.push(storageOptions(target, s.options));
 
     // Columns: renamed (by number, where an earlier shape in the range knows it), dropped, added, retyped.
     const before = this.attnums.get(s.oid);
@@ -404,14 +418,17 @@ end`),
     for (const c of s.columns) {
       const column = `alter table ${target} alter column ${quoteIdent(c.name)}`;
       const clause = c.generated
-        ? generatedClause(c.generated)
+        ? generatedClause(c)
         : c.identity
           ? identityClause(c.identity)
           : c.missing
             ? ` default ${quoteLiteral(missingValue(c.missing) ?? '')}::${c.type}`
             : '';
       out.push(addColumn(target, c.name, `${c.type}${clause}`));
-      if (c.generated) continue;
+      if (c.generated) {
+        out.push(generationExpression(target, c.name, c.generated));
+        continue;
+      }
       // A rewritten table's new values were the source's to compute (a USING expression): where they do not cast, the patch's rows bring them.
       out.push(retype(target, c.name, c.type, c.typmod, rewritten));
       if (!c.notNull)
