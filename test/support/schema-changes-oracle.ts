@@ -124,6 +124,9 @@ const BEFORE = `
   create table zone.spot (id int primary key, v int constraint spot_v_positive check (v > 0));
   create index spot_v on zone.spot (v);
   insert into zone.spot values (1, 1);
+  create table dv_t (id int primary key, v text);
+  create view dv as select id, v from dv_t;
+  alter view dv alter column v set default 'base';
 `;
 
 /** Each step runs in its own transactions on the source; the point after it is recorded. */
@@ -571,14 +574,14 @@ const STEPS: [string, string[]][] = [
     // the view without its defaults.
     'generated columns: a partition computing one its own way (16), an expression changed (17), a virtual one (18); view column defaults set and dropped',
     [
-      `create table gen (id int, season int not null, raw int, w int generated always as (raw * 2) stored, primary key (id, season)) partition by list (season)`,
-      `create table gen_1 partition of gen for values in (1)`,
+      `create table tally (id int, season int not null, raw int, w int generated always as (raw * 2) stored, primary key (id, season)) partition by list (season)`,
+      `create table tally_1 partition of tally for values in (1)`,
       since(
         16,
-        `create table gen_2 partition of gen (w with options generated always as (raw * 3) stored) for values in (2)`,
-        `create table gen_2 partition of gen for values in (2)`,
+        `create table tally_2 partition of tally (w with options generated always as (raw * 3) stored) for values in (2)`,
+        `create table tally_2 partition of tally for values in (2)`,
       ),
-      `insert into gen (id, season, raw) values (1, 1, 10), (2, 2, 10)`,
+      `insert into tally (id, season, raw) values (1, 1, 10), (2, 2, 10)`,
       `create table calc (id int primary key, a int, b int generated always as (a + 1) stored)`,
       `insert into calc (id, a) values (1, 1)`,
       since(17, `alter table calc alter column b set expression as (a + 100)`),
@@ -589,9 +592,9 @@ const STEPS: [string, string[]][] = [
       `alter view calc_v alter column a set default 5`,
       // CREATE OR REPLACE keeps a column's default.
       `create or replace view calc_v as select id, a, b from calc`,
-      `alter view noted_view alter column v set default 'by view'`,
-      `alter view noted_view alter column v drop default`,
-      `alter table noted_view alter column id set default 0`,
+      `alter view dv alter column v set default 'by view'`,
+      `alter view dv alter column v drop default`,
+      `alter table dv alter column id set default 0`,
     ],
   ],
 ];
