@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { archiveUntilNow, logLines, pgtape } from '../support/cli.js';
 import { useSource } from '../support/fixture.js';
 import { checksums } from '../support/oracle.js';
 import { runPsqlScript } from '../support/psql-script.js';
-import { replayIntoFresh } from '../support/replay-into.js';
-import { describeSchema, schemaDifferences, type SchemaDescription } from '../support/schema.js';
+import { applyPatch, patchBetween, replayIntoFresh } from '../support/replay-into.js';
+import { describeSchema } from '../support/schema.js';
+import { betweenTransactions, differences, sourceNow, type SourceState } from '../support/script-points.js';
 
 // A table swapped by an online schema-change tool, in the tool's own SQL: pg-osc's statements for
 // ALTER TABLE books ADD COLUMN isbn text (test/fixtures/online-schema-change), with an
@@ -29,12 +29,9 @@ const TABLES = `
 /** A point is recorded between transactions at least this many statements after the last, and at the end. */
 const EVERY = 4;
 
-interface Point {
+interface Point extends SourceState {
   label: string;
-  lsn: string;
   mark: string;
-  sums: Record<string, string>;
-  schema: SchemaDescription;
 }
 
 describe("an online schema change by pg-osc's own SQL, archived with --capture-ddl and replayed at points along it", () => {
@@ -50,21 +47,13 @@ describe("an online schema change by pg-osc's own SQL, archived with --capture-d
       const mark = `p${points.length}`;
       const marked = await pgtape(['mark', '--source', source.db.url(), mark]);
       expect(marked.code, marked.stderr).toBe(0);
-      points.push({
-        label,
-        mark,
-        lsn: (await recorder.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn')).rows[0]!.lsn,
-        sums: await checksums(recorder),
-        schema: await describeSchema(recorder),
-      });
+      points.push({ label, mark, ...(await sourceNow(recorder)) });
     };
-    // node-postgres keeps the server's transaction status of the connection ('I': idle).
-    const idle = () => (worker as pg.Client & { _txStatus?: string })._txStatus === 'I';
     try {
       await record('before');
       let last = 0;
       const { ran, failed } = await runPsqlScript(worker, readFileSync(join(FIXTURE, 'pg-osc.sql'), 'utf8'), async (n) => {
-        if (n - last < EVERY || !idle()) return;
+        if (n - last < EVERY || !betweenTransactions(worker)) return;
         last = n;
         await record(`statement ${n}`);
       });
@@ -93,10 +82,8 @@ describe("an online schema change by pg-osc's own SQL, archived with --capture-d
       }));
       if (r.code !== 0) wrong.push(`${p.label}: exit ${r.code}: ${r.stderr.slice(-600)}`);
       else {
-        const tables = new Set([...Object.keys(p.sums), ...Object.keys(seen!.sums)]);
-        const rows = [...tables].filter((t) => p.sums[t] !== seen!.sums[t]).map((t) => `rows of ${t}`);
-        const differences = [...rows, ...schemaDifferences(p.schema, seen!.schema)];
-        if (differences.length) wrong.push(`${p.label}:\n  ${differences.join('\n  ')}`);
+        const differ = differences(p, seen!);
+        if (differ.length) wrong.push(`${p.label}:\n  ${differ.join('\n  ')}`);
         // Nothing the replay could not follow: every warning is a place it may differ.
         else {
           const warnings = logLines(r.stderr).filter((l) => l.level === 40);
@@ -113,32 +100,16 @@ describe("an online schema change by pg-osc's own SQL, archived with --capture-d
     const wrong: string[] = [];
     for (const [a, b] of pairs) {
       const what = `patch from ${a.label} to ${b.label}`;
-      const patch = await pgtape([
-        'diff',
-        '--store',
-        source.store.dir,
-        '--from',
-        `name:${a.mark}`,
-        '--to',
-        `name:${b.mark}`,
-        '--format',
-        'sql',
-      ]);
+      const patch = await patchBetween(source.store.dir, a.mark, b.mark);
       expect(patch.code, `${what}: ${patch.stderr}`).toBe(0);
       expect(patch.stdout, what).not.toMatch(/not in this patch/);
       const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `name:${a.mark}`], async (c) => {
-        await c.query(patch.stdout).catch((err: Error & { position?: string }) => {
-          const at = Number(err.position ?? 0);
-          require('node:fs').writeFileSync('/tmp/osc-patch.sql', patch.stdout);
-          throw new Error(`${what}: ${err.message}, near: ${patch.stdout.slice(Math.max(0, at - 300), at + 100)}`);
-        });
+        await applyPatch(c, patch.stdout, what);
         return { sums: await checksums(c), schema: await describeSchema(c) };
       });
       expect(r.code, `${what}: ${r.stderr}`).toBe(0);
-      const tables = new Set([...Object.keys(b.sums), ...Object.keys(seen!.sums)]);
-      const rows = [...tables].filter((t) => b.sums[t] !== seen!.sums[t]).map((t) => `rows of ${t}`);
-      const differences = [...rows, ...schemaDifferences(b.schema, seen!.schema)];
-      if (differences.length) wrong.push(`${what}:\n  ${differences.join('\n  ')}`);
+      const differ = differences(b, seen!);
+      if (differ.length) wrong.push(`${what}:\n  ${differ.join('\n  ')}`);
     }
     expect(wrong).toEqual([]);
   });

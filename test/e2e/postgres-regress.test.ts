@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { archiveUntilNow } from '../support/cli.js';
 import { useSource } from '../support/fixture.js';
 import { checksums } from '../support/oracle.js';
 import { runPsqlScript } from '../support/psql-script.js';
 import { replayIntoFresh } from '../support/replay-into.js';
-import { describeSchema, schemaDifferences, type SchemaDescription } from '../support/schema.js';
+import { describeSchema } from '../support/schema.js';
+import { betweenTransactions, differences, sourceNow, type SourceState } from '../support/script-points.js';
 
 // SQL written by others, and written to find the corners: PostgreSQL's own regression scripts
 // for identity and generated columns, sequences, replica identity, enums, domains and hash
@@ -30,11 +30,8 @@ const FILES = process.env.REGRESS_ONLY?.split(',') ?? [
 /** A point is recorded after this many statements, and at each file's end. */
 const EVERY = 60;
 
-interface Point {
+interface Point extends SourceState {
   label: string;
-  lsn: string;
-  sums: Record<string, string>;
-  schema: SchemaDescription;
 }
 
 describe("PostgreSQL's regression scripts archived with --capture-ddl and replayed at points along them", () => {
@@ -47,21 +44,11 @@ describe("PostgreSQL's regression scripts archived with --capture-ddl and replay
     expect(first.code, first.stderr).toBe(0);
     const worker = await source.db.client();
     const recorder = await source.db.client();
-    const record = async (label: string) => {
-      points.push({
-        label,
-        lsn: (await recorder.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn')).rows[0]!.lsn,
-        sums: await checksums(recorder),
-        schema: await describeSchema(recorder),
-      });
-    };
-    // node-postgres keeps the server's transaction status of the connection ('I': idle): a point is
-    // recorded only between transactions, where what the recorder sees is all committed.
-    const idle = () => (worker as pg.Client & { _txStatus?: string })._txStatus === 'I';
+    const record = async (label: string) => points.push({ label, ...(await sourceNow(recorder)) });
     try {
       for (const file of FILES) {
         const { ran, failed } = await runPsqlScript(worker, readFileSync(join(REGRESS, `${file}.sql`), 'utf8'), async (n) => {
-          if (n % EVERY === 0 && idle()) await record(`${file}.sql, statement ${n}`);
+          if (n % EVERY === 0 && betweenTransactions(worker)) await record(`${file}.sql, statement ${n}`);
         });
         expect(ran - failed, `${file}.sql: most statements run`).toBeGreaterThan(ran / 2);
         await worker.query('rollback').catch(() => {});
@@ -83,18 +70,13 @@ describe("PostgreSQL's regression scripts archived with --capture-ddl and replay
       const { r, seen } = await replayIntoFresh(
         source,
         ['--store', source.store.dir, '--to', `lsn:${p.lsn}`],
-        async (c) => ({
-          sums: await checksums(c),
-          schema: await describeSchema(c),
-        }),
+        async (c) => ({ sums: await checksums(c), schema: await describeSchema(c) }),
         { PGTAPE_DEBUG: '1' },
       );
       if (r.code !== 0) wrong.push(`${p.label}: exit ${r.code}: ${r.stderr.slice(-600)}`);
       else {
-        const tables = new Set([...Object.keys(p.sums), ...Object.keys(seen!.sums)]);
-        const rows = [...tables].filter((t) => p.sums[t] !== seen!.sums[t]).map((t) => `rows of ${t}`);
-        const differences = [...rows, ...schemaDifferences(p.schema, seen!.schema)];
-        if (differences.length) wrong.push(`${p.label}:\n  ${differences.join('\n  ')}`);
+        const differ = differences(p, seen!);
+        if (differ.length) wrong.push(`${p.label}:\n  ${differ.join('\n  ')}`);
       }
     }
     expect(wrong).toEqual([]);

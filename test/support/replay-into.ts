@@ -68,3 +68,22 @@ export async function replayIntoNewPgdata<T>(
     rmSync(parent, { recursive: true, force: true });
   }
 }
+
+/**
+ * A `diff --format sql` patch applied as psql -f applies it, statement by statement: the enum
+ * labels before `begin;` are committed before the rows use them (one query of it all would be one
+ * transaction). A failure names `what` and the text near where it failed.
+ */
+export async function applyPatch(client: pg.Client, patch: string, what: string): Promise<void> {
+  const split = patch.indexOf('\nbegin;\n');
+  for (const part of split < 0 ? [patch] : [patch.slice(0, split + 1), patch.slice(split + 1)])
+    await client.query(part).catch((err: Error & { position?: string; where?: string }) => {
+      const at = Number(err.position ?? 0);
+      throw new Error(`${what}: ${err.message} (${err.where ?? ''}) near: ${part.slice(Math.max(0, at - 300), at + 100)}`);
+    });
+}
+
+/** `pgtape diff --format sql` between two marks of a store: the patch from one to the other. */
+export function patchBetween(store: string, fromMark: string, toMark: string): Promise<CliResult> {
+  return pgtape(['diff', '--store', store, '--from', `name:${fromMark}`, '--to', `name:${toMark}`, '--format', 'sql']);
+}

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { archiveArgs, logLines, pgtape } from './cli.js';
 import { useSource, type SourceFixture } from './fixture.js';
 import { checksums } from './oracle.js';
-import { replayIntoFresh, replayIntoNewPgdata } from './replay-into.js';
+import { applyPatch, patchBetween, replayIntoFresh, replayIntoNewPgdata } from './replay-into.js';
 import { TEST_PG_MAJOR } from './postgres.js';
 import { describeSchema, sequenceValues, type SchemaDescription } from './schema.js';
 
@@ -767,30 +767,13 @@ export function schemaChangesOracle(options: { major?: number; compact?: boolean
         for (const [from, to] of pairs) {
           const [a, b] = [points[from]!, points[to]!];
           const what = `patch from "${a.step}" to "${b.step}"`;
-          const patch = await pgtape([
-            'diff',
-            '--store',
-            source.store.dir,
-            '--from',
-            `name:${a.mark}`,
-            '--to',
-            `name:${b.mark}`,
-            '--format',
-            'sql',
-          ]);
+          const patch = await patchBetween(source.store.dir, a.mark, b.mark);
           expect(patch.code, `${what}: ${patch.stderr}`).toBe(0);
           expect(patch.stdout, what).not.toMatch(/not in this patch/);
           // A rewritten table's new rows travel as captured images, which diff does not read: said, and left out here.
           const rewritten = [...patch.stderr.matchAll(/DDL rewrote the rows of (\S+)/g)].map((m) => m[1]!);
           const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `name:${a.mark}`], async (c) => {
-            // As psql -f runs it, statement by statement: the enum labels before `begin;` are
-            // committed before the rows use them (one query of it all would be one transaction).
-            const split = patch.stdout.indexOf('\nbegin;\n');
-            for (const part of split < 0 ? [patch.stdout] : [patch.stdout.slice(0, split + 1), patch.stdout.slice(split + 1)])
-              await c.query(part).catch((err: Error & { position?: string; where?: string }) => {
-                const at = Number(err.position ?? 0);
-                throw new Error(`${what}: ${err.message} (${err.where ?? ''}) near: ${part.slice(Math.max(0, at - 300), at + 100)}`);
-              });
+            await applyPatch(c, patch.stdout, what);
             return { sums: await checksums(c), schema: await describeSchema(c) };
           });
           expect(r.code, `${what}: ${r.stderr}`).toBe(0);
