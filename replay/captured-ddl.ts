@@ -129,6 +129,19 @@ export async function capturedColumnTypes(client: pg.Client, table: string): Pro
   return new Map(rows.map((r) => [r.name, r.type]));
 }
 
+/** A table's generated columns' expressions as captured DDL writes them (other schemas' names qualified). */
+export async function capturedExpressions(client: pg.Client, table: string): Promise<Map<string, string>> {
+  const { rows } = await inCapturePath(client, () =>
+    client.query<{ name: string; expression: string }>(
+      `select a.attname as name, pg_get_expr(d.adbin, d.adrelid) as expression
+         from pg_attribute a join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+        where a.attrelid = to_regclass($1) and a.attgenerated <> ''`,
+      [table],
+    ),
+  );
+  return new Map(rows.map((r) => [r.name, r.expression]));
+}
+
 /** Runs `fn` with the search path captured DDL's functions run with (every other schema's names qualified). */
 async function inCapturePath<T>(client: pg.Client, fn: () => Promise<T>): Promise<T> {
   const path = (await client.query<{ p: string }>(`select current_setting('search_path') as p`)).rows[0]!.p;

@@ -10,7 +10,7 @@ import type { BaseTable } from '../src/log/bases.js';
 import { columnTypeName, sameColumnTypes, type RelationDef } from '../src/segment/format.js';
 import type { CapturedDdl, DroppedObject, RenamedObject, TableImage, TableSnapshot } from '../src/source/ddl-capture.js';
 import type { EnumLabels } from './enum-labels.js';
-import { applyImage, capturedColumnTypes, followRenames, reconcileType } from './captured-ddl.js';
+import { applyImage, capturedColumnTypes, capturedExpressions, followRenames, reconcileType } from './captured-ddl.js';
 import {
   columnClauses,
   dropStatement,
@@ -688,6 +688,7 @@ export class TargetTables {
       });
       t.columns = columns;
       const held = await this.heldColumns(target);
+      let expressions: Map<string, string> | undefined;
       // A generated column the source dropped (the table's columns never held it).
       for (const [name] of held) {
         if (!s.columns.some((c) => c.name === name))
@@ -704,8 +705,12 @@ export class TargetTables {
         };
         if (c.generated) {
           // ALTER COLUMN … SET EXPRESSION (Postgres 17): the rows' new values come as the rewrite's images.
-          if (current?.generated && current.expression !== c.generated)
-            await tried(`${column} set expression as (${c.generated})`, 'an expression changed');
+          // Compared as captured DDL writes expressions (the session's path would leave names bare).
+          if (current?.generated && current.expression !== c.generated) {
+            expressions ??= await capturedExpressions(this.client, target);
+            if (expressions.get(c.name) !== c.generated)
+              await tried(`${column} set expression as (${c.generated})`, 'an expression changed');
+          }
           await notNull();
           continue;
         }

@@ -582,12 +582,16 @@ const STEPS: [string, string[]][] = [
         `create table tally_2 partition of tally for values in (2)`,
       ),
       `insert into tally (id, season, raw) values (1, 1, 10), (2, 2, 10)`,
-      `create table calc (id int primary key, a int, b int generated always as (a + 1) stored)`,
+      // An expression calling a function of schema public: captured DDL writes it qualified, the
+      // replay's session path would not (an ALTER of the table once tried SET EXPRESSION on it).
+      `create function twice(int) returns int immutable language sql as 'select $1 * 2'`,
+      `create table calc (id int primary key, a int, b int generated always as (a + 1) stored, d int generated always as (twice(a)) stored)`,
       `insert into calc (id, a) values (1, 1)`,
       since(17, `alter table calc alter column b set expression as (a + 100)`),
       `insert into calc (id, a) values (2, 2)`,
       since(18, `alter table calc add column c int generated always as (a * 10) virtual`),
       `insert into calc (id, a) values (3, 3)`,
+      `alter table calc add column note text`,
       `create view calc_v as select id, a from calc`,
       `alter view calc_v alter column a set default 5`,
       // CREATE OR REPLACE keeps a column's default.

@@ -195,7 +195,8 @@ export function constrain(s: TableSnapshot): string[] {
  */
 export function addMissingConstraint(target: string, name: string, def: string): string {
   const where = `conrelid = ${quoteLiteral(target)}::regclass and conname = ${quoteLiteral(name)}`;
-  const validate = / NOT VALID$/.test(def)
+  // A key NOT ENFORCED (Postgres 18) is never validated.
+  const validate = / NOT (?:VALID|ENFORCED)$/.test(def)
     ? ''
     : ` elsif exists (select 1 from pg_constraint where ${where} and not convalidated) then execute ${quoteLiteral(`alter table ${target} validate constraint ${quoteIdent(name)}`)};`;
   return doBlock(
@@ -215,12 +216,18 @@ export function addColumn(target: string, column: string, typeAndClauses: string
  * SET EXPRESSION, Postgres 17; the rows' new values come as the rewrite's images, which the patch writes).
  */
 export function generationExpression(target: string, column: string, expression: string): string {
+  // Read as captured DDL wrote it: with only pg_catalog on the path, every other schema's names qualified.
   return doBlock(
-    `if exists (select 1 from pg_attribute a join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
-              where a.attrelid = ${quoteLiteral(target)}::regclass and a.attname = ${quoteLiteral(column)} and a.attgenerated <> ''
-                and pg_get_expr(d.adbin, d.adrelid) <> ${quoteLiteral(expression)}) then
+    `declare path text := current_setting('search_path'); have text;
+begin
+  perform set_config('search_path', 'pg_catalog', true);
+  select pg_get_expr(d.adbin, d.adrelid) into have from pg_attribute a join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+   where a.attrelid = ${quoteLiteral(target)}::regclass and a.attname = ${quoteLiteral(column)} and a.attgenerated <> '';
+  perform set_config('search_path', path, true);
+  if have <> ${quoteLiteral(expression)} then
     execute ${quoteLiteral(`alter table ${target} alter column ${quoteIdent(column)} set expression as (${expression})`)};
-  end if;`,
+  end if;
+end`,
   );
 }
 
@@ -252,14 +259,15 @@ export function quietTriggers(tables: string[]): string {
   return doBlock(`declare r record;
 begin
   create temp table if not exists pgtape_quiet_triggers (rel regclass, name name, enabled "char", level int) on commit drop;
-  -- The tables and their partitions (pg_partition_tree lists nothing for a table that is neither).
+  -- The tables and their partitions (pg_partition_tree lists nothing for a table that is neither);
+  -- a partition's clone of its parent's trigger too, which Postgres 14 marks internal.
   insert into pgtape_quiet_triggers
     with recursive tree(rel, level) as (
       select to_regclass(n)::oid, 0 from unnest(${names}) n where to_regclass(n) is not null
       union all select i.inhrelid, tree.level + 1 from pg_inherits i join tree on i.inhparent = tree.rel)
     select t.tgrelid::regclass, t.tgname, t.tgenabled, min(tree.level)
       from tree join pg_trigger t on t.tgrelid = tree.rel
-     where not t.tgisinternal and t.tgenabled <> 'D'
+     where (not t.tgisinternal or t.tgparentid <> 0) and t.tgenabled <> 'D'
      group by t.tgrelid, t.tgname, t.tgenabled;
   for r in select * from pgtape_quiet_triggers loop
     execute format('alter table only %s disable trigger %I', r.rel, r.name);

@@ -42,11 +42,13 @@ export function sameTableShape(a: TableShape | null, b: TableShape): boolean {
 
 /**
  * Tables as they were at --from, by source oid: the last the log carried of each before that
- * point — the Relation of a row written, or a shape captured DDL recorded (a table renamed, or
+ * point — the Relation of a row written, or captured DDL's shape or drop (a table renamed, or
  * dropped, names itself there alone when no row was written since: the name a Relation last gave
  * may be another table's by then, as after an online schema change's swap) — else the base's,
- * else null (made later, or dropped). One pass over the segments since the base that hold rows
- * of them or messages.
+ * else null (made later, or dropped). A captured shape gives the name and key; the columns are
+ * the last Relation's or the base's, which leave out what a column list does not publish (the
+ * shape's own only where there are none). Segments are read newest first, and the search stops
+ * once every table is known.
  */
 export async function shapesAt(
   store: Store,
@@ -56,49 +58,75 @@ export async function shapesAt(
   at: bigint | undefined,
   oids: Iterable<number>,
 ): Promise<Map<number, TableShape | null>> {
-  const wanted = new Set(oids);
   const out = new Map<number, TableShape | null>();
+  const wanted = new Set(oids);
   if (at === undefined) {
     for (const oid of wanted) out.set(oid, null);
     return out;
   }
-  for (const oid of wanted) {
-    const t = schema?.tables.find((t) => t.oid === oid);
-    out.set(
-      oid,
-      t
-        ? {
-            schema: t.schema,
-            name: t.name,
-            columns: t.columns.map((c) => ({ name: c.name, type: c.type, typeOid: c.typeOid, typmod: c.typmod })),
-            key: t.primaryKey,
-            replicaIdentity: t.replicaIdentity,
-          }
-        : null,
-    );
-  }
-  if (!wanted.size) return out;
+  /** Named by captured DDL, its columns still to find in older entries. */
+  const named = new Map<number, TableSnapshot>();
   const since = await loadHeaders(store, await segmentsIn(index, base ? base.lsn - 1n : undefined, at));
   const segments = since.filter((s) => {
     const h = headerOf(s);
     return h.firstCommitLsn <= at && (h.messages > 0 || h.tables.some((t) => wanted.has(t.oid)));
   });
-  await eachEntryIn(
-    store,
-    segments,
-    (lsn) => lsn <= at,
-    (e) => {
-      if (e.kind === 'insert' || e.kind === 'update' || e.kind === 'delete') {
-        if (wanted.has(e.relation.oid)) out.set(e.relation.oid, shapeOf(e.relation));
-      } else if (e.kind === 'truncate') {
-        for (const r of e.relations) if (wanted.has(r.oid)) out.set(r.oid, shapeOf(r));
-      } else if (e.kind === 'message' && e.prefix === DDL_PREFIX) {
-        const captured = JSON.parse(e.content.toString('utf8')) as CapturedDdl;
-        for (const t of captured.tables ?? []) if (wanted.has(t.oid)) out.set(t.oid, capturedShape(t));
-        for (const d of captured.dropped ?? []) if (wanted.has(d.oid)) out.set(d.oid, null);
-      }
-    },
-  );
+  for (const s of segments.reverse()) {
+    if (!wanted.size) break;
+    // The segment's last word on each table still wanted (read forwards, each later entry overriding).
+    const last = new Map<number, { relation: RelationDef } | { captured: TableSnapshot } | { dropped: true }>();
+    /** The segment's last Relation of each: the columns of one captured DDL names after it. */
+    const relations = new Map<number, RelationDef>();
+    await eachEntryIn(
+      store,
+      [s],
+      (lsn) => lsn <= at && (!base || lsn >= base.lsn),
+      (e) => {
+        if (e.kind === 'insert' || e.kind === 'update' || e.kind === 'delete') {
+          if (wanted.has(e.relation.oid)) {
+            last.set(e.relation.oid, { relation: e.relation });
+            relations.set(e.relation.oid, e.relation);
+          }
+        } else if (e.kind === 'truncate') {
+          for (const r of e.relations) {
+            if (!wanted.has(r.oid)) continue;
+            last.set(r.oid, { relation: r });
+            relations.set(r.oid, r);
+          }
+        } else if (e.kind === 'message' && e.prefix === DDL_PREFIX && (e.content.includes('"tables"') || e.content.includes('"dropped"'))) {
+          const captured = JSON.parse(e.content.toString('utf8')) as CapturedDdl;
+          for (const t of captured.tables ?? []) if (wanted.has(t.oid)) last.set(t.oid, { captured: t });
+          for (const d of captured.dropped ?? []) if (wanted.has(d.oid)) last.set(d.oid, { dropped: true });
+        }
+      },
+    );
+    for (const [oid, word] of last) {
+      if ('captured' in word && !named.has(oid)) named.set(oid, word.captured);
+      const name = named.get(oid);
+      const relation = 'relation' in word ? word.relation : 'captured' in word ? relations.get(oid) : undefined;
+      if (!relation && !('dropped' in word)) continue;
+      wanted.delete(oid);
+      if (!relation) out.set(oid, null);
+      else out.set(oid, name ? { ...shapeOf(relation), schema: name.schema, name: name.name, key: name.primaryKey } : shapeOf(relation));
+    }
+  }
+  for (const oid of wanted) {
+    const t = schema?.tables.find((t) => t.oid === oid);
+    const name = named.get(oid);
+    const fromBase: TableShape | null = t
+      ? {
+          schema: t.schema,
+          name: t.name,
+          columns: t.columns.map((c) => ({ name: c.name, type: c.type, typeOid: c.typeOid, typmod: c.typmod })),
+          key: t.primaryKey,
+          replicaIdentity: t.replicaIdentity,
+        }
+      : null;
+    out.set(
+      oid,
+      name ? (fromBase ? { ...fromBase, schema: name.schema, name: name.name, key: name.primaryKey } : capturedShape(name)) : fromBase,
+    );
+  }
   return out;
 }
 
