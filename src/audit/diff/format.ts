@@ -134,7 +134,7 @@ function* schemaPatched(d: DiffResult): Generator<string> {
   // Rows' values are cast to their columns' types: as the log named them, before a rename in the range.
   const tables = d.tables.filter((t) => !s?.gone.has(t.oid)).map((t) => asNamedAtTo(t, s));
   for (const t of tables) if (!s?.shaped.has(t.oid)) yield* reshape(t, s);
-  // No trigger fires for the rows (docs/ARCHITECTURE.md, "Audit"): they hold what triggers did at the source.
+  // No trigger fires for the rows (docs/ARCHITECTURE.md, "Schema changes"): they hold what triggers did at the source.
   const written = tables.filter((t) => t.counts.added + t.counts.deleted + t.counts.modified > 0);
   if (written.length) yield quietTriggers(written.map((t) => quoteQualified(t.after.schema, t.after.name)));
   for (const t of tables) yield* patch(t);
