@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import type { Logger } from '../core/log.js';
 import { quoteLiteral } from '../core/sql.js';
-import { IDENTITY_SEQUENCE_FROM } from './ddl-statements.js';
+import { IDENTITY_SEQUENCE_FROM, STORAGE_OPTIONS } from './ddl-statements.js';
 import { DDL_PREFIX } from './logical-messages.js';
 
 /** One table as the catalog has it right after a DDL command (what `--capture-ddl` records). */
@@ -232,8 +232,7 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
   select jsonb_build_object(
     'oid', c.oid::int, 'schema', n.nspname, 'name', c.relname, 'replicaIdentity', c.relreplident, 'kind', c.relkind,
     -- Its storage options (WITH (…), ALTER TABLE … SET/RESET), its TOAST table's as toast.<name>.
-    'options', (select coalesce(jsonb_agg(o order by o), '[]') from (select unnest(c.reloptions) as o
-                  union all select 'toast.' || unnest(t.reloptions) from pg_class t where t.oid = c.reltoastrelid) x),
+    'options', (select coalesce(jsonb_agg(o order by o), '[]') from ${STORAGE_OPTIONS} x),
     'partitionKey', case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end,
     'parent', (select quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhparent
                  join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = c.oid and c.relispartition),

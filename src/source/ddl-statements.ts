@@ -90,13 +90,19 @@ export function viewDefaults(o: CapturedObject, onlySet = false): string[] {
  * it has and should not reset, the others set; nothing done where they are the same already.
  * `target` is the table's name, quoted.
  */
+/**
+ * A table's storage options as rows `o` (`name=value`, its TOAST table's `toast.name=value`), for a
+ * query over its pg_class row `c`: written once for the capture, which records them, and the
+ * statement that brings a table to them, which must read them alike.
+ */
+export const STORAGE_OPTIONS = `(select unnest(c.reloptions) as o union all select 'toast.' || unnest(t.reloptions) from pg_class t where t.oid = c.reltoastrelid)`;
+
 export function storageOptions(target: string, options: string[]): string {
   const lit = quoteLiteral(target);
   const want = options.length ? `array[${options.map(quoteLiteral).join(', ')}]::text[]` : `'{}'::text[]`;
   return doBlock(`declare want text[] := ${want}; have text[]; gone text;
 begin
-  select coalesce(array_agg(o order by o), '{}') into have from (select unnest(c.reloptions) as o from pg_class c where c.oid = ${lit}::regclass
-    union all select 'toast.' || unnest(t.reloptions) from pg_class c join pg_class t on t.oid = c.reltoastrelid where c.oid = ${lit}::regclass) x;
+  select coalesce(array_agg(x.o order by x.o), '{}') into have from pg_class c, lateral ${STORAGE_OPTIONS} x where c.oid = ${lit}::regclass;
   if have = (select coalesce(array_agg(o order by o), '{}') from unnest(want) o) then return; end if;
   gone := (select string_agg(n, ', ') from (select split_part(o, '=', 1) as n from unnest(have) o except select split_part(o, '=', 1) from unnest(want) o) x);
   if gone is not null then execute format('alter table %s reset (%s)', ${lit}, gone); end if;
