@@ -3,8 +3,7 @@
 // an archiver that may not decrypt refuses to make bases from the archive; `rekey` moves the
 // archive from KMS to a key file and back; a lost keys/kms/ object is reported by verify.
 // Against the KMS stand-in (test/support/kms-server.ts).
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +11,7 @@ import { archiveArgs, pgtape } from '../support/cli.js';
 import { useSource } from '../support/fixture.js';
 import { startKms, type TestKms } from '../support/kms-server.js';
 import { checksums } from '../support/oracle.js';
+import { scratchDir } from '../support/scratch.js';
 
 const SCHEMA = `
   create table salaries (id int primary key, who text not null, amount numeric);
@@ -20,7 +20,7 @@ const SCHEMA = `
 
 describe('an archive encrypted through KMS', () => {
   const source = useSource(SCHEMA);
-  const dir = mkdtempSync(join(tmpdir(), 'pgtape-kms-e2e-'));
+  const { dir, remove: removeScratch } = scratchDir('pgtape-kms-e2e-');
   let kms: TestKms;
   let env: NodeJS.ProcessEnv;
   let sums: Record<string, string>;
@@ -32,7 +32,7 @@ describe('an archive encrypted through KMS', () => {
   });
   afterAll(async () => {
     await kms?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    removeScratch();
   });
   const store = () => source.store.dir;
   const kmsObjects = () => readdirSync(join(store(), 'keys', 'kms'));

@@ -3,7 +3,6 @@
 // read with the keys it needs and refused, naming the key id, without them; every tampering
 // refused as damage with nothing replayed; a file in the clear after encryption reported.
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +14,7 @@ import { useSource } from '../support/fixture.js';
 import { checksums } from '../support/oracle.js';
 import { createHash } from 'node:crypto';
 import type { BaseManifest } from '../../src/log/bases.js';
+import { scratchDir } from '../support/scratch.js';
 
 const SCHEMA = `
   create table salaries (id int primary key, who text not null, amount numeric);
@@ -25,13 +25,13 @@ const SCHEMA = `
 
 describe('an encrypted archive', () => {
   const source = useSource(SCHEMA);
-  const dir = mkdtempSync(join(tmpdir(), 'pgtape-encryption-'));
+  const { dir, remove: removeScratch } = scratchDir('pgtape-encryption-');
   const keys = { pub: join(dir, 'a.pub'), priv: join(dir, 'a.private'), secretB: join(dir, 'b.key'), other: join(dir, 'other.key') };
   const ids: Record<string, string> = {};
   const state: Record<string, Record<string, string>> = {};
   const store = () => source.store.dir;
   let db = 0;
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(removeScratch);
 
   const archiveNow = async (...more: string[]) => {
     const r = await pgtape([

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { useSource } from '../support/fixture.js';
+import { scratchDir } from '../support/scratch.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -29,9 +29,9 @@ function run(command: string, args: string[], cwd: string): Promise<{ code: numb
  */
 describe('the packed tarball', () => {
   const source = useSource(`create table nuts (id int primary key, name text)`);
-  const work = mkdtempSync(join(tmpdir(), 'pgtape-pack-'));
+  const { dir: work, remove: removeScratch } = scratchDir('pgtape-pack-');
   chmodSync(work, 0o755);
-  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  afterAll(removeScratch);
 
   it('installs with production dependencies only and archives and replays from there', async () => {
     // npm test has built dist/ already; prepack's tsc would rewrite it while the other test

@@ -1,21 +1,10 @@
-import {
-  chmodSync,
-  chownSync,
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findPgBin } from '../../src/local-pg/binaries.js';
 import { archiveArgs, pgtape } from '../support/cli.js';
 import { leftIn, useSource } from '../support/fixture.js';
+import { scratchDir } from '../support/scratch.js';
 
 // As root, pgtape runs its own Postgres server as an unprivileged user; binaries that user cannot
 // reach (an install under a private directory) are copied where it can (src/local-pg/binaries.ts,
@@ -26,14 +15,14 @@ const root = process.getuid?.() === 0;
 
 describe.skipIf(!root)('server binaries as root, from a private PGTAPE_PG_BIN', () => {
   const source = useSource(`create table t (id int primary key, v text); insert into t select g, 'v' || g from generate_series(1, 100) g;`);
-  const work = mkdtempSync(join(tmpdir(), 'pgtape-bin-'));
+  const { dir: work, remove: removeScratch } = scratchDir('pgtape-bin-');
   chmodSync(work, 0o755);
   // Private, as a checkout in `mktemp -d` is: the server user cannot reach the binaries.
   const install = join(work, 'private', 'install');
   const bin = join(install, 'bin');
   const tmp = join(work, 'tmp');
   let run = 0;
-  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  afterAll(removeScratch);
 
   const replay = () => {
     const out = join(tmp, `out-${run++}`);

@@ -1,7 +1,6 @@
 // Over 400 lines: one describe block, because every case replays the points the recording case
 // records (their LSNs, marks, xids, times and checksums) in the same source and store.
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliDecompressSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,6 +29,7 @@ import { decodeHead } from '../../src/segment/format.js';
 import type { BaseManifest } from '../../src/log/bases.js';
 import { parseTarget } from '../../src/log/target.js';
 import type { ReplayReport } from '../../replay/replay.js';
+import { scratchDir } from './scratch.js';
 
 const SCHEMA = `
   create type mood as enum ('happy', 'sad', 'hungry');
@@ -183,7 +183,7 @@ export function replayOracle(
     let s3: TestS3 | undefined;
     const store = () => (kind === 's3' ? 's3://oracle/tape' : source.store.dir);
     let keys: WrappingKey[] = [];
-    const keyDir = mkdtempSync(join(tmpdir(), 'pgtape-oracle-keys-'));
+    const { dir: keyDir, remove: removeScratch } = scratchDir('pgtape-oracle-keys-');
     let kms: TestKms | undefined;
     const saved = { ...process.env };
     beforeAll(async () => {
@@ -216,7 +216,7 @@ export function replayOracle(
       await kms?.stop();
       for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
       Object.assign(process.env, saved);
-      rmSync(keyDir, { recursive: true, force: true });
+      removeScratch();
     });
     /** The store, with the keys to read it. */
     const opened = () => {

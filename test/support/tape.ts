@@ -1,28 +1,18 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { formatLsn, parseLsn } from '../../src/core/lsn.js';
 import { listSegments } from '../../src/log/segments.js';
 import type { Store } from '../../src/store/store.js';
+import { scratchDir } from './scratch.js';
 
 /**
  * A fresh store directory, removed by the returned cleanup — and when the test process exits, for
  * a describe block filtered out by -t, whose afterAll never runs.
  */
 export function tempStore(): { dir: string; cleanup: () => void } {
-  const parent = mkdtempSync(join(tmpdir(), 'pgtape-test-'));
-  leftAtExit.add(parent);
-  const cleanup = () => {
-    rmSync(parent, { recursive: true, force: true });
-    leftAtExit.delete(parent);
-  };
-  return { dir: join(parent, 'tape'), cleanup };
+  const parent = scratchDir('pgtape-test-');
+  return { dir: join(parent.dir, 'tape'), cleanup: parent.remove };
 }
-
-/** Test stores not cleaned up yet: removed when the test process exits. */
-const leftAtExit = new Set<string>();
-process.once('exit', () => leftAtExit.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
 export async function confirmedFlush(client: pg.Client, slot = 'pgtape'): Promise<bigint | undefined> {
   const { rows } = await client.query<{ lsn: string | null }>(

@@ -1,15 +1,15 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DirectoryStore } from '../../src/store/directory.js';
+import { scratchDir } from '../support/scratch.js';
 
 // A directory store lists in key order whatever the directory's own order, picking the first
 // few in one pass or sorting the whole listing: both against the plain definition (every key
 // under the prefix, after startAfter, sorted, the first `limit`).
 
-const root = mkdtempSync(join(tmpdir(), 'pgtape-test-listing-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const { dir: root, remove: removeScratch } = scratchDir('pgtape-test-listing-');
+afterAll(removeScratch);
 
 function seeded(seed: number): () => number {
   let s = seed;

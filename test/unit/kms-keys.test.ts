@@ -1,5 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,13 +12,14 @@ import { kmsKeyForWriting as kmsKeyFor, kmsKeysForReading, kmsTimeouts, missingK
 import { SegmentReader } from '../../src/segment/reader.js';
 import { SegmentWriter } from '../../src/segment/writer.js';
 import { DirectoryStore } from '../../src/store/directory.js';
+import { scratchDir } from '../support/scratch.js';
 
 // Wrapping keys from KMS (docs/ARCHITECTURE.md, "Encryption at rest"): asked for once per
 // process, stored under keys/kms/ before use, reused by a writer that may decrypt, never readable
 // by one that may not; a reader refused by KMS, or missing the stored key, is told which and why.
 // Against a KMS stand-in speaking the SDK's wire protocol (test/support/kms-server.ts).
 
-const root = mkdtempSync(join(tmpdir(), 'pgtape-kms-'));
+const { dir: root, remove: removeScratch } = scratchDir('pgtape-kms-');
 let kms: TestKms;
 let arn: string;
 const saved = { ...process.env };
@@ -35,7 +35,7 @@ afterAll(async () => {
   for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
   Object.assign(process.env, saved);
   await kms.stop();
-  rmSync(root, { recursive: true, force: true });
+  removeScratch();
 });
 beforeEach(() => kms.deny.clear());
 

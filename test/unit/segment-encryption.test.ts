@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -13,12 +12,13 @@ import { CorruptSegmentError, SegmentReader } from '../../src/segment/reader.js'
 import { SegmentWriter } from '../../src/segment/writer.js';
 import { putSegment } from '../../src/log/segments.js';
 import { DirectoryStore } from '../../src/store/directory.js';
+import { scratchDir } from '../support/scratch.js';
 
 // Segments encrypted at seal time (docs/ARCHITECTURE.md, "Encryption at rest"): read back with the
 // key, refused without it, and every tampering refused as damage, never decoded into garbage.
 
-const dir = mkdtempSync(join(tmpdir(), 'pgtape-segment-enc-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { dir, remove: removeScratch } = scratchDir('pgtape-segment-enc-');
+afterAll(removeScratch);
 
 const relation = noteTable('payroll', 'salaries');
 const secret = parseKeyFile(newSecretKeyFile(), 'secret');

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,14 +11,15 @@ import type { SegmentEntry } from '../../src/segment/format.js';
 import { CorruptSegmentError, SegmentReader } from '../../src/segment/reader.js';
 import { SegmentWriter } from '../../src/segment/writer.js';
 import { DirectoryStore } from '../../src/store/directory.js';
+import { scratchDir } from '../support/scratch.js';
 
 // A replay decompresses the next segment while it reads one (SegmentReader.decompressAhead):
 // bodies of more than a MiB (smaller ones are decompressed when read), read ahead or not, give
 // the same entries; damage in a body decompressed ahead is met where it is read; a reader that
 // stops early releases what was started for the next.
 
-const dir = mkdtempSync(join(tmpdir(), 'pgtape-segment-readers-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { dir, remove: removeScratch } = scratchDir('pgtape-segment-readers-');
+afterAll(removeScratch);
 const relation = noteTable('shop', 'notes');
 
 /** A segment from `start` whose body is about 2 MB of random hex (many decompressed chunks). */

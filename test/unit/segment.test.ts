@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -8,9 +7,10 @@ import type { Compression } from '../../src/core/compression.js';
 import type { SegmentEntry } from '../../src/segment/format.js';
 import { CorruptSegmentError, SegmentReader } from '../../src/segment/reader.js';
 import { SegmentWriter } from '../../src/segment/writer.js';
+import { scratchDir } from '../support/scratch.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'pgtape-segment-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { dir, remove: removeScratch } = scratchDir('pgtape-segment-');
+afterAll(removeScratch);
 
 const relation = noteTable('shop', 'Order "Lines"');
 

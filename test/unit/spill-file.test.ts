@@ -1,12 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SpillFile } from '../../src/audit/diff/spill-file.js';
+import { scratchDir } from '../support/scratch.js';
 
 describe('spill file (diff keeps large differences on disk)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pgtape-spill-test-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const { dir, remove: removeScratch } = scratchDir('pgtape-spill-test-');
+  afterAll(removeScratch);
 
   it('reads back every record as written, across buffer ends and larger than the buffers', () => {
     const f = new SpillFile(join(dir, 'records'));
