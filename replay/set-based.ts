@@ -105,7 +105,7 @@ export class SetBasedWriter {
       if (ops.d)
         removed += (await this.client.query(`delete from ${target} t using ${stage} s where s.op = 'd' and ${match}`)).rowCount ?? 0;
       if (ops.u) {
-        const setColumns = t.columns.map((_, i) => i).filter((i) => !keys.includes(i));
+        const setColumns = t.columns.map((_, i) => i).filter((i) => !keys.includes(i) && !t!.columns[i]!.computed);
         const set = setColumns.map(
           (i) =>
             `${names[i]} = ${ops.masked ? `case when substr(s.u, ${i + 1}, 1) = 'u' then t.${names[i]} else ${cast(i)} end` : cast(i)}`,
@@ -135,11 +135,12 @@ export class SetBasedWriter {
         ).rowCount ?? 0;
     }
     if (ops.i) {
+      const written = t.columns.flatMap((c, i) => (c.computed ? [] : [i]));
       added +=
         (
           await this.client.query(
             // The source's values of identity columns GENERATED ALWAYS too, as COPY takes them.
-            `insert into ${target} (${names.join(', ')}) overriding system value select ${t.columns.map((_, i) => cast(i)).join(', ')} from ${stage} s cross join lateral generate_series(1, s.n) where s.op = 'i'`,
+            `insert into ${target} (${written.map((i) => names[i]).join(', ')}) overriding system value select ${written.map(cast).join(', ')} from ${stage} s cross join lateral generate_series(1, s.n) where s.op = 'i'`,
           )
         ).rowCount ?? 0;
     }
@@ -166,12 +167,14 @@ export class SetBasedWriter {
       params.push(v === null || v === UNCHANGED ? null : v.toString('utf8'));
       return `$${params.length}`;
     };
-    const set = t.columns.flatMap((c, i) => (row[i] === UNCHANGED ? [] : [`${quoteIdent(c.name)} = ${param(row[i]!)}::${c.type}`]));
+    const set = t.columns.flatMap((c, i) =>
+      row[i] === UNCHANGED || c.computed ? [] : [`${quoteIdent(c.name)} = ${param(row[i]!)}::${c.type}`],
+    );
     const where = rel.columns.flatMap((c, i) => (c.key ? [`${quoteIdent(c.name)} = ${param(oldKey[i]!)}::${t.columns[i]!.type}`] : []));
     const target = quoteQualified(t.schema, t.name);
     await this.identityUpdatable(
       target,
-      t.columns.filter((_, i) => row[i] !== UNCHANGED).map((c) => c.name),
+      t.columns.filter((c, i) => row[i] !== UNCHANGED && !c.computed).map((c) => c.name),
       () => this.client.query(`update ${target} set ${set.join(', ')} where ${where.join(' and ')}`, params),
     );
   }

@@ -38,6 +38,12 @@ export interface TargetColumn {
   typmod: number;
   /** The type as SQL, for casts from text. */
   type: string;
+  /**
+   * A generated column of the replay's table that the source's Relation carries (Postgres 18
+   * publishes them with `publish_generated_columns = stored`, or a column list naming them): its
+   * values are in the log, but the replay's table computes its own, and writes leave it out.
+   */
+  computed?: boolean;
 }
 
 /** A column of a replay table as its catalog has it: inherited, its identity kind (`a`, `d` or ''), generated, NOT NULL, its default. */
@@ -340,8 +346,11 @@ export class TargetTables {
   /** Columns added, dropped or retyped since the table was made. A rename looks like a drop and an add. */
   private async reshape(t: TargetTable, rel: RelationDef): Promise<void> {
     const wanted = await this.columnsOf(rel);
-    const vanished = t.columns.filter((c) => !wanted.some((w) => w.name === c.name)).map((c) => c.name);
-    const appeared = wanted.filter((w) => !t.columns.some((c) => c.name === w.name)).map((c) => c.name);
+    const held = await this.heldColumns(quoteQualified(t.schema, t.name));
+    // Generated columns come and go from Relation messages as the publication publishes them or
+    // not (Postgres 18): that is no change of the table's shape, and nothing to warn of.
+    const vanished = t.columns.filter((c) => !wanted.some((w) => w.name === c.name) && !held.get(c.name)?.generated).map((c) => c.name);
+    const appeared = wanted.filter((w) => !t.columns.some((c) => c.name === w.name) && !held.get(w.name)?.generated).map((c) => c.name);
     if (vanished.length && appeared.length) {
       this.warnOnce(
         `rename:${t.schema}.${t.name}:${vanished}:${appeared}`,
@@ -377,7 +386,9 @@ export class TargetTables {
     const held = await this.heldColumns(target);
     for (const c of t.columns.filter((c) => !wanted.some((w) => w.name === c.name))) {
       const own = held.get(c.name);
-      if (!own) continue;
+      // A generated column left out of a Relation message is one the publication stopped
+      // publishing, or never did: the Relation's word does not drop it.
+      if (!own || (guessing && own.generated)) continue;
       // Dropped at the source, whatever depended on it went with it there (DROP COLUMN … CASCADE:
       // a generated column computed from it, say); from a Relation message alone, nothing is assumed.
       const sql = `alter table ${target} drop column if exists ${quoteIdent(c.name)}${guessing ? '' : ' cascade'}`;
@@ -427,7 +438,7 @@ export class TargetTables {
         }
       }
     }
-    t.columns = wanted;
+    t.columns = wanted.map((w) => (held.get(w.name)?.generated ? { ...w, computed: true } : w));
     t.stagedColumns = undefined;
   }
 

@@ -41,13 +41,14 @@ export async function readPublishedSchema(
     typmod: number;
     not_null: boolean;
     def: string | null;
+    generated: string;
   }>(
     `select a.attrelid::int as rel, a.attnum::int as attnum, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
             a.atttypid::int as type_oid, a.atttypmod as typmod, a.attnotnull as not_null,
-            pg_get_expr(d.adbin, d.adrelid) as def
+            pg_get_expr(d.adbin, d.adrelid) as def, a.attgenerated::text as generated
        from pg_attribute a
        left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
-      where a.attrelid = any($1::oid[]) and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''
+      where a.attrelid = any($1::oid[]) and a.attnum > 0 and not a.attisdropped and a.attgenerated in ('', 's')
       order by a.attrelid, a.attnum`,
     [oids],
   );
@@ -60,7 +61,7 @@ export async function readPublishedSchema(
       group by i.indrelid`,
     [oids],
   );
-  const usedTypes = [...new Set(columns.rows.map((c) => c.type_oid))];
+  const usedTypes = [...new Set(columns.rows.filter((c) => !c.generated).map((c) => c.type_oid))];
   const enums = await client.query<{ schema: string; name: string; labels: string[] }>(
     `select n.nspname as schema, t.typname as name, array_agg(e.enumlabel::text order by e.enumsortorder) as labels
        from pg_type t join pg_namespace n on n.oid = t.typnamespace join pg_enum e on e.enumtypid = t.oid
@@ -93,6 +94,12 @@ export async function readPublishedSchema(
     });
   });
   for (const c of columns.rows) {
+    if (c.generated) {
+      // COPY leaves them out of the base's rows; a Postgres 18 publication may send their values.
+      const t = byTable.get(c.rel)!;
+      t.generatedColumns = [...(t.generatedColumns ?? []), c.name];
+      continue;
+    }
     const list = published.get(c.rel);
     if (list && !list.has(c.name)) {
       const t = byTable.get(c.rel)!;

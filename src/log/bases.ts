@@ -51,6 +51,12 @@ export interface BaseTable {
   rowFilter?: string;
   /** The publication's column list (15+) left these columns out: the archive holds none of their values. */
   unpublishedColumns?: string[];
+  /**
+   * Its stored generated columns (bases since 2026-12): not in the base's rows, nor in `columns`,
+   * but a Postgres 18 publication may send their values (`publish_generated_columns`), which
+   * readers then leave out. Undefined in older bases: none known.
+   */
+  generatedColumns?: string[];
 }
 
 export interface BaseSchema {

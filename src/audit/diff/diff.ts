@@ -17,6 +17,7 @@ import { eachEntryIn } from '../../log/change-log.js';
 import type { Store } from '../../store/store.js';
 import { copyFieldValue, readBaseLines } from './base-rows.js';
 import { sizeParts } from './parts.js';
+import { GeneratedColumns } from './generated-columns.js';
 import { ColumnLists, imageDef, imageOps, opsOf } from './ops.js';
 import type { TextValue } from '../row-text.js';
 import { copyLineRow, image, joinParts, keyNames, keyText, sharedColumns, type RowDiff } from './rows.js';
@@ -196,6 +197,7 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
     const captures: CapturedChange[] = [];
     const snapshots = new Map<number, TableSnapshot>();
     let sequences: Record<string, string> | undefined;
+    const generated = new GeneratedColumns(baseSchema);
     await eachEntryIn(
       store,
       range.segments(),
@@ -203,6 +205,7 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
       (e, commitLsn) => {
         if (e.kind === 'message' && e.prefix === DDL_PREFIX) {
           const captured = JSON.parse(e.content.toString('utf8')) as CapturedDdl;
+          generated.learn(captured);
           const what = describeDdl(captured);
           if (what) schemaChanges.push({ lsn: formatLsn(commitLsn), what });
           for (const s of captured.tables ?? []) snapshots.set(s.oid, s);
@@ -219,10 +222,11 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
         } else if (e.kind === 'message' && e.prefix === SEQUENCES_PREFIX) {
           if (p.schemaPatch) sequences = { ...sequences, ...(JSON.parse(e.content.toString('utf8')) as Record<string, string>) };
         } else if (e.kind === 'truncate') {
-          for (const r of e.relations) if (wanted(r)) table(r).range({ kind: 'truncate', oid: r.oid });
+          for (const r of e.relations) if (wanted(r)) table(generated.relation(r)).range({ kind: 'truncate', oid: r.oid });
         } else if ('relation' in e && wanted(e.relation)) {
-          const t = table(e.relation);
-          for (const op of opsOf(e, { keyed: t.keyed })) t.range(op);
+          const change = generated.entry(e);
+          const t = table(change.relation);
+          for (const op of opsOf(change, { keyed: t.keyed })) t.range(op);
         }
       },
     );
@@ -314,6 +318,7 @@ async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: M
   const at = p.range.after!;
   const since = await loadHeaders(p.store, await segmentsIn(p.index, base.lsn - 1n, at));
   const segments = since.filter((s) => headerOf(s).firstCommitLsn <= at && headerOf(s).tables.some((t) => needing.has(t.oid)));
+  const generated = new GeneratedColumns(schema);
   await eachEntryIn(
     p.store,
     segments,
@@ -323,7 +328,9 @@ async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: M
         for (const r of e.relations) needing.get(r.oid)?.before({ kind: 'truncate', oid: r.oid });
       } else if ('relation' in e) {
         const t = needing.get(e.relation.oid);
-        if (t) for (const op of opsOf(e, t.matching)) t.before(op);
+        if (t) for (const op of opsOf(generated.entry(e), t.matching)) t.before(op);
+      } else if (e.kind === 'message' && e.prefix === DDL_PREFIX && e.content.includes('"tables"')) {
+        generated.learn(JSON.parse(e.content.toString('utf8')) as CapturedDdl);
       }
     },
   );

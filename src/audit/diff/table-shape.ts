@@ -3,6 +3,7 @@ import { eachEntryIn } from '../../log/change-log.js';
 import { headerOf, loadHeaders, segmentsIn, type ArchiveIndex } from '../../log/archive-index.js';
 import { columnTypeName, sameColumnTypes, type RelationDef } from '../../segment/format.js';
 import type { Store } from '../../store/store.js';
+import { GeneratedColumns } from './generated-columns.js';
 import { keyNames } from './rows.js';
 import type { CapturedDdl, TableSnapshot } from '../../source/ddl-capture.js';
 import { DDL_PREFIX } from '../../source/logical-messages.js';
@@ -71,6 +72,8 @@ export async function shapesAt(
     const h = headerOf(s);
     return h.firstCommitLsn <= at && (h.messages > 0 || h.tables.some((t) => wanted.has(t.oid)));
   });
+  // Known from the base, and from captured shapes as they are read (newest first across segments).
+  const generated = new GeneratedColumns(schema);
   for (const s of segments.reverse()) {
     if (!wanted.size) break;
     // The segment's last word on each table still wanted (read forwards, each later entry overriding).
@@ -84,17 +87,19 @@ export async function shapesAt(
       (e) => {
         if (e.kind === 'insert' || e.kind === 'update' || e.kind === 'delete') {
           if (wanted.has(e.relation.oid)) {
-            last.set(e.relation.oid, { relation: e.relation });
-            relations.set(e.relation.oid, e.relation);
+            const relation = generated.relation(e.relation);
+            last.set(e.relation.oid, { relation });
+            relations.set(e.relation.oid, relation);
           }
         } else if (e.kind === 'truncate') {
           for (const r of e.relations) {
             if (!wanted.has(r.oid)) continue;
-            last.set(r.oid, { relation: r });
-            relations.set(r.oid, r);
+            last.set(r.oid, { relation: generated.relation(r) });
+            relations.set(r.oid, generated.relation(r));
           }
         } else if (e.kind === 'message' && e.prefix === DDL_PREFIX && (e.content.includes('"tables"') || e.content.includes('"dropped"'))) {
           const captured = JSON.parse(e.content.toString('utf8')) as CapturedDdl;
+          generated.learn(captured);
           for (const t of captured.tables ?? []) if (wanted.has(t.oid)) last.set(t.oid, { captured: t });
           for (const d of captured.dropped ?? []) if (wanted.has(d.oid)) last.set(d.oid, { dropped: true });
         }
