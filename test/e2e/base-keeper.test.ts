@@ -11,6 +11,7 @@ import { startS3, type TestS3 } from '../support/s3rver.js';
 import { listBases } from '../../src/log/bases.js';
 import { listIndexObjects } from '../../src/log/segment-index.js';
 import { openStore } from '../../src/store/open.js';
+import { rowsAndSchema } from '../support/script-points.js';
 
 /**
  * `pgtape archive --base-every` keeps bases fresh from the archive (issue 15): while a workload
@@ -102,12 +103,7 @@ describe.each(['directory', 's3'] as const)('bases kept fresh by the archiver, t
 
     const want = { sums: await checksums(client), schema: await describeSchema(client) };
     const newest = (await listBases(openStore(store()))).at(-1)!;
-    const { r, seen } = await replayIntoFresh(
-      source,
-      ['--store', store()],
-      async (c) => ({ sums: await checksums(c), schema: await describeSchema(c) }),
-      env,
-    );
+    const { r, seen } = await replayIntoFresh(source, ['--store', store()], rowsAndSchema, env);
     expect(r.code, r.stderr).toBe(0);
     expect((JSON.parse(r.stdout) as { base: { key: string } }).base.key).toBe(newest.prefix);
     expect(seen).toEqual(want);

@@ -3,11 +3,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { archiveUntilNow, logLines, pgtape } from '../support/cli.js';
 import { useSource } from '../support/fixture.js';
-import { checksums } from '../support/oracle.js';
 import { runPsqlScript } from '../support/psql-script.js';
 import { applyPatch, patchBetween, replayIntoFresh } from '../support/replay-into.js';
-import { describeSchema } from '../support/schema.js';
-import { betweenTransactions, differences, sourceNow, type SourceState } from '../support/script-points.js';
+import { betweenTransactions, differences, sourceNow, type SourceState, rowsAndSchema } from '../support/script-points.js';
 
 // A table swapped by an online schema-change tool, in the tool's own SQL: pg-osc's statements for
 // ALTER TABLE books ADD COLUMN isbn text (test/fixtures/online-schema-change), with an
@@ -76,10 +74,7 @@ describe("an online schema change by pg-osc's own SQL, archived with --capture-d
     expect(points.length).toBeGreaterThan(12);
     const wrong: string[] = [];
     for (const p of points) {
-      const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `lsn:${p.lsn}`], async (c) => ({
-        sums: await checksums(c),
-        schema: await describeSchema(c),
-      }));
+      const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `lsn:${p.lsn}`], rowsAndSchema);
       if (r.code !== 0) wrong.push(`${p.label}: exit ${r.code}: ${r.stderr.slice(-600)}`);
       else {
         const differ = differences(p, seen!);
@@ -105,7 +100,7 @@ describe("an online schema change by pg-osc's own SQL, archived with --capture-d
       expect(patch.stdout, what).not.toMatch(/not in this patch/);
       const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `name:${a.mark}`], async (c) => {
         await applyPatch(c, patch.stdout, what);
-        return { sums: await checksums(c), schema: await describeSchema(c) };
+        return rowsAndSchema(c);
       });
       expect(r.code, `${what}: ${r.stderr}`).toBe(0);
       const differ = differences(b, seen!);

@@ -13,6 +13,7 @@ import { replayIntoFresh, replayIntoNewPgdata } from '../support/replay-into.js'
 import { expectNothingInTheClear } from '../support/replay-oracle.js';
 import { openStore } from '../../src/store/open.js';
 import { describeSchema, type SchemaDescription } from '../support/schema.js';
+import { rowsAndSchema } from '../support/script-points.js';
 
 // SQL written by others (test/fixtures/pagila): the pagila sample database, loaded from its own
 // files, archived while a workload of ours runs, replayed to every recorded point — the rows and
@@ -89,10 +90,7 @@ describe('pagila: a public sample database archived and replayed, rows and schem
 
   it('replays every point to the source as it was', async () => {
     for (const [i, p] of points.entries()) {
-      const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `lsn:${p.lsn}`], async (c) => ({
-        sums: await checksums(c),
-        schema: await describeSchema(c),
-      }));
+      const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `lsn:${p.lsn}`], rowsAndSchema);
       expect(r.code, `point ${i}: ${r.stderr}`).toBe(0);
       expect(r.stderr, 'nothing left out').not.toMatch(/not in the replay/);
       expect(seen!.sums, `rows at point ${i}`).toEqual(p.sums);
@@ -142,12 +140,7 @@ describe('pagila loaded after the base, with --capture-ddl, encrypted: schema ch
 
     // Neither pagila's rows nor its DDL is stored in the clear.
     await expectNothingInTheClear(openStore(source.store.dir), ['rental_by_category', 'PENELOPE', 'last_updated']);
-    const { r, seen } = await replayIntoFresh(
-      source,
-      ['--store', source.store.dir],
-      async (c) => ({ sums: await checksums(c), schema: await describeSchema(c) }),
-      env,
-    );
+    const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir], rowsAndSchema, env);
     expect(r.code, r.stderr).toBe(0);
     expect(seen!.sums, 'rows').toEqual(want.sums);
     // Captured DDL follows the whole schema: types, tables and partitions, constraints, indexes,

@@ -3,11 +3,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { archiveUntilNow } from '../support/cli.js';
 import { useSource } from '../support/fixture.js';
-import { checksums } from '../support/oracle.js';
 import { runPsqlScript } from '../support/psql-script.js';
 import { replayIntoFresh } from '../support/replay-into.js';
-import { describeSchema } from '../support/schema.js';
-import { betweenTransactions, differences, sourceNow, type SourceState } from '../support/script-points.js';
+import { betweenTransactions, differences, sourceNow, type SourceState, rowsAndSchema } from '../support/script-points.js';
 
 // SQL written by others, and written to find the corners: PostgreSQL's own regression scripts
 // for identity and generated columns, sequences, replica identity, enums, domains and hash
@@ -67,12 +65,9 @@ describe("PostgreSQL's regression scripts archived with --capture-ddl and replay
     expect(points.length).toBeGreaterThanOrEqual(FILES.length);
     const wrong: string[] = [];
     for (const p of points) {
-      const { r, seen } = await replayIntoFresh(
-        source,
-        ['--store', source.store.dir, '--to', `lsn:${p.lsn}`],
-        async (c) => ({ sums: await checksums(c), schema: await describeSchema(c) }),
-        { PGTAPE_DEBUG: '1' },
-      );
+      const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `lsn:${p.lsn}`], rowsAndSchema, {
+        PGTAPE_DEBUG: '1',
+      });
       if (r.code !== 0) wrong.push(`${p.label}: exit ${r.code}: ${r.stderr.slice(-600)}`);
       else {
         const differ = differences(p, seen!);

@@ -1,10 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { archiveArgs, pgtape } from '../support/cli.js';
 import { useSource } from '../support/fixture.js';
-import { checksums } from '../support/oracle.js';
 import { applyPatch, patchBetween, replayIntoFresh } from '../support/replay-into.js';
-import { describeSchema } from '../support/schema.js';
-import { differences, sourceNow, type SourceState } from '../support/script-points.js';
+import { differences, sourceNow, type SourceState, rowsAndSchema } from '../support/script-points.js';
 
 // Postgres 18 publishes stored generated columns where the publication says
 // `publish_generated_columns = stored` (or a column list names them): their values are then in
@@ -89,10 +87,7 @@ for (const capture of [false, true]) {
 
       const wrong: string[] = [];
       for (const p of points) {
-        const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `name:${p.mark}`], async (c) => ({
-          sums: await checksums(c),
-          schema: await describeSchema(c),
-        }));
+        const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `name:${p.mark}`], rowsAndSchema);
         expect(r.code, `${p.mark}: ${r.stderr}`).toBe(0);
         // Published columns are neither an added column nor anything else to warn of.
         expect(r.stderr, p.mark).not.toMatch(/"level":40/);
@@ -110,7 +105,7 @@ for (const capture of [false, true]) {
         expect(patch.code, patch.stderr).toBe(0);
         const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `name:${from.mark}`], async (c) => {
           await applyPatch(c, patch.stdout, `${from.mark} → ${to.mark}`);
-          return { sums: await checksums(c), schema: await describeSchema(c) };
+          return rowsAndSchema(c);
         });
         expect(r.code, r.stderr).toBe(0);
         wrong.push(...differences(to, seen!).map((d) => `${from.mark} → ${to.mark}: ${d}`));

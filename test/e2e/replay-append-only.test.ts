@@ -4,6 +4,7 @@ import { useSource } from '../support/fixture.js';
 import { checksums } from '../support/oracle.js';
 import { replayIntoFresh } from '../support/replay-into.js';
 import { describeSchema } from '../support/schema.js';
+import { rowsAndSchema } from '../support/script-points.js';
 
 // Tables the log after the base only inserts into (or does not change) are loaded while the log
 // is folded (their base rows are final as they are) and get their inserts appended: replay must still equal the source,
@@ -51,12 +52,9 @@ describe('replay of tables the log only inserts into (loaded while the log is fo
     expect(r.code, r.stderr).toBe(0);
     const want = { sums: await checksums(client), schema: await describeSchema(client) };
 
-    const { r: replayed, seen } = await replayIntoFresh(
-      source,
-      ['--store', source.store.dir, '--to', 'latest'],
-      async (c) => ({ sums: await checksums(c), schema: await describeSchema(c) }),
-      { PGTAPE_LOG_LEVEL: 'debug' },
-    );
+    const { r: replayed, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', 'latest'], rowsAndSchema, {
+      PGTAPE_LOG_LEVEL: 'debug',
+    });
     expect(replayed.code, replayed.stderr).toBe(0);
     expect(seen!.sums).toEqual(want.sums);
     expect(seen!.schema).toEqual(want.schema);

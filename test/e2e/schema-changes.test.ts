@@ -7,6 +7,7 @@ import { dropSlotWhenFree } from '../support/tape.js';
 import { checksums } from '../support/oracle.js';
 import { replayIntoFresh, replayIntoNewPgdata } from '../support/replay-into.js';
 import { describeSchema } from '../support/schema.js';
+import { rowsAndSchema } from '../support/script-points.js';
 
 interface Point {
   name: string;
@@ -253,7 +254,7 @@ describe('a partition detached after the base, without --capture-ddl', () => {
     const r = await archive();
     expect(r.code, r.stderr).toBe(0);
     const expected = { sums: await checksums(source.admin), schema: await describeSchema(source.admin) };
-    const inspect = async (c: pg.Client) => ({ sums: await checksums(c), schema: await describeSchema(c) });
+    const inspect = rowsAndSchema;
     const into = await replayIntoFresh(source, ['--store', source.store.dir], inspect);
     const pgdata = await replayIntoNewPgdata(['--store', source.store.dir, '--jobs', '2'], inspect);
     for (const { r, seen } of [into, pgdata]) {

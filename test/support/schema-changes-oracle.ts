@@ -8,6 +8,7 @@ import { checksums } from './oracle.js';
 import { applyPatch, patchBetween, replayIntoFresh, replayIntoNewPgdata } from './replay-into.js';
 import { TEST_PG_MAJOR } from './postgres.js';
 import { describeSchema, sequenceValues, type SchemaDescription } from './schema.js';
+import { rowsAndSchema } from './script-points.js';
 
 // Schema changes after the base replay at their point (issue 13): the DDL that broke or silently
 // diverged replays on real SQL — enum labels added, columns added with constant, stable and
@@ -778,7 +779,7 @@ export function schemaChangesOracle(options: { major?: number; compact?: boolean
           const rewritten = [...patch.stderr.matchAll(/DDL rewrote the rows of (\S+)/g)].map((m) => m[1]!);
           const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `name:${a.mark}`], async (c) => {
             await applyPatch(c, patch.stdout, what);
-            return { sums: await checksums(c), schema: await describeSchema(c) };
+            return rowsAndSchema(c);
           });
           expect(r.code, `${what}: ${r.stderr}`).toBe(0);
           expect(seen!.schema, `schema after the ${what}`).toEqual(b.schema);
@@ -854,10 +855,7 @@ export function schemaChangesOracle(options: { major?: number; compact?: boolean
       expect(points).toHaveLength(STEPS.length);
       const differing: string[] = [];
       for (const p of points) {
-        const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `lsn:${p.lsn}`], async (c) => ({
-          sums: await checksums(c),
-          schema: await describeSchema(c),
-        }));
+        const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `lsn:${p.lsn}`], rowsAndSchema);
         expect(r.code, `${p.step}: ${r.stderr}`).toBe(0);
         const report = JSON.parse(r.stdout) as { warnings: { message: string }[] };
         const logged = logLines(r.stderr).filter((l) => l.level === 40);

@@ -10,6 +10,7 @@ import { seededRandom, TEST_SEED } from './random.js';
 import { replayIntoFresh, replayIntoNewPgdata } from './replay-into.js';
 import { describeSchema, sequenceValues, type SchemaDescription } from './schema.js';
 import { dropSlotWhenFree, tempStore } from './tape.js';
+import { rowsAndSchema } from './script-points.js';
 
 // The schema oracle (docs/ARCHITECTURE.md, How correctness and speed are shown): a schema with
 // every kind of object is archived through three publications — leaves, the partition root, a
@@ -93,10 +94,7 @@ export function schemaOracle(options: { major?: number } = {}): void {
       const base = await pgtape(['base', '--source', source.db.url(), '--store', alone.dir, '--publication', 'leafpub']);
       expect(base.code, base.stderr).toBe(0);
       const before = { sums: await checksums(source.admin), schema: await describeSchema(source.admin) };
-      const { r: replayed, seen } = await replayIntoFresh(source, ['--store', alone.dir], async (c) => ({
-        sums: await checksums(c),
-        schema: await describeSchema(c),
-      }));
+      const { r: replayed, seen } = await replayIntoFresh(source, ['--store', alone.dir], rowsAndSchema);
       alone.cleanup();
       expect(replayed.code, replayed.stderr).toBe(0);
       expect(seen).toEqual(before);
@@ -167,10 +165,7 @@ export function schemaOracle(options: { major?: number } = {}): void {
     it('replays the last point of each publication into a new PGDATA on parallel jobs (--jobs 3)', async () => {
       const p = points.at(-1)!;
       for (const which of ['leaf', 'root'] as const) {
-        const { r, seen } = await replayIntoNewPgdata(['--store', stores[which].dir, '--to', `lsn:${p.lsn}`, '--jobs', '3'], async (c) => ({
-          sums: await checksums(c),
-          schema: await describeSchema(c),
-        }));
+        const { r, seen } = await replayIntoNewPgdata(['--store', stores[which].dir, '--to', `lsn:${p.lsn}`, '--jobs', '3'], rowsAndSchema);
         expect(r.code, `${which}: ${r.stderr}`).toBe(0);
         expect(seen!.sums, `rows (${which})`).toEqual(p.sums);
         expect(seen!.schema, `schema (${which})`).toEqual(p.schema);

@@ -15,9 +15,13 @@ export interface SourceState {
 export async function sourceNow(client: pg.Client): Promise<SourceState> {
   return {
     lsn: (await client.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn')).rows[0]!.lsn,
-    sums: await checksums(client),
-    schema: await describeSchema(client),
+    ...(await rowsAndSchema(client)),
   };
+}
+
+/** What a database holds: every table's checksum, and its schema — what an oracle compares. */
+export async function rowsAndSchema(client: pg.Client): Promise<Omit<SourceState, 'lsn'>> {
+  return { sums: await checksums(client), schema: await describeSchema(client) };
 }
 
 /**
