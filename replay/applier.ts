@@ -75,6 +75,7 @@ export class Applier implements EffectSink {
             const e = base.schema.enums.find((x) => quoteQualified(x.schema, x.name) === name);
             return e && this.labels.createEnum(e.schema, e.name, e.labels);
           },
+          base.schema.tables,
         )
       : undefined;
   }

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { UserError } from '../src/core/errors.js';
 import type { Logger } from '../src/core/log.js';
 import { nameKey, quoteIdent, quoteLiteral, quoteQualified, unquoteIdent } from '../src/core/sql.js';
-import type { BaseDdl, SchemaObject } from '../src/log/bases.js';
+import type { BaseDdl, BaseTable, SchemaObject } from '../src/log/bases.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
 import { inRenamedSchema } from '../src/source/ddl-statements.js';
 import { attempt } from './savepoint.js';
@@ -32,11 +32,11 @@ function commentedKey(o: SchemaObject): string {
 /** A table or a table's column as a comment names it (`table s.t`, `table column s.t.c`): the base table, `schema.table`. */
 const COMMENTED_TABLE = new RegExp(`^table (?:column )?${IDENT}\\.${IDENT}(?:\\.${IDENT})?$`);
 
-/** The base table a comment on a table or one of its columns is on (`schema.table`), or undefined. */
-function commentedTable(o: SchemaObject): string | undefined {
+/** The base table a comment on a table or one of its columns is on (`schema.table`), and the column, or undefined. */
+function commentedTable(o: SchemaObject): { table: string; column?: string } | undefined {
   const [, schema, table, column] = (o.kind === 'comment' && COMMENTED_TABLE.exec(o.name)) || [];
   if (!schema || !table || o.name.startsWith('table column ') !== (column !== undefined)) return undefined;
-  return `${unquoteIdent(schema)}.${unquoteIdent(table)}`;
+  return { table: `${unquoteIdent(schema)}.${unquoteIdent(table)}`, ...(column !== undefined ? { column: unquoteIdent(column) } : {}) };
 }
 
 /** Constraints a base makes after the rows (a primary key is made before them, and followed by name). */
@@ -86,6 +86,8 @@ export class SchemaRestore {
     private readonly warn: (fields: Record<string, unknown>, message: string) => void = (fields, message) => log.warn(fields, message),
     /** The statement that makes an enum type (by its qualified name) with every label the replay will need (EnumLabels). */
     private readonly enumSql: (name: string) => string | undefined = () => undefined,
+    /** The base's tables: their oids and their columns' numbers, which captured shapes are compared with. */
+    private readonly baseTables: BaseTable[] = [],
   ) {}
 
   /** Types, functions, sequences, tables and views: before the rows. */
@@ -246,6 +248,8 @@ export class SchemaRestore {
   /** Objects the source dropped after the base (captured DDL), and tables it dropped: not made at the end. */
   private readonly droppedNames = new Set<string>();
   private readonly droppedTables = new Set<string>();
+  /** Each table's column numbers as its newest captured shape has them, by oid: a base column not among them was dropped. */
+  private readonly columnsNow = new Map<number, Set<number>>();
 
   /**
    * Captured DDL dropped objects the base holds whose making is deferred to the end (indexes,
@@ -289,6 +293,7 @@ export class SchemaRestore {
       this.viewBase.delete(nameKey(o.renamed.from));
       if (base) this.viewBase.set(nameKey(o.identity), base);
     }
+    for (const t of captured.tables ?? []) this.columnsNow.set(t.oid, new Set(t.columns.map((c) => c.attnum)));
     for (const o of captured.droppedObjects ?? []) {
       this.droppedNames.add(o.identity);
       // A constraint, trigger, rule or policy: its table and its own name.
@@ -399,10 +404,20 @@ export class SchemaRestore {
   private wasDropped(o: SchemaObject): boolean {
     if (this.droppedNames.has(o.name) || (o.table && this.droppedTables.has(o.table))) return true;
     // A comment on a table dropped since went with it: a table made since under its name (a swap's
-    // new table) has none of the base's.
-    const table = commentedTable(o);
-    if (table !== undefined && this.droppedTables.has(table)) return true;
+    // new table) has none of the base's. So did one on a column dropped since: a column added
+    // since under its name is another (columns are known by number, as renames keep it).
+    const commented = commentedTable(o);
+    if (commented && (this.droppedTables.has(commented.table) || this.columnDropped(commented.table, commented.column))) return true;
     return this.droppedOn(o.name, o.table);
+  }
+
+  /** Whether the captured DDL since the base dropped this column of a base table (`schema.table`); false where not known. */
+  private columnDropped(table: string, column: string | undefined): boolean {
+    if (column === undefined) return false;
+    const t = this.baseTables.find((b) => `${b.schema}.${b.name}` === table);
+    const attnum = t?.columns.find((c) => c.name === column)?.attnum;
+    const now = t && this.columnsNow.get(t.oid);
+    return attnum !== undefined && now !== undefined && !now.has(attnum);
   }
 
   /** Whether the source dropped what hangs on a relation (`name on schema.relation`), on `table` (its base name) when given. */

@@ -84,6 +84,10 @@ const BEFORE = `
   create trigger acct_touch before insert on acct for each row execute function touch();
   comment on table acct is 'accounts';
   comment on column acct.v is 'value';
+  create table memo (id int primary key, body text, extra text);
+  comment on column memo.body is 'kept through a rename';
+  comment on column memo.extra is 'the old extra';
+  insert into memo values (1, 'b', 'e');
   insert into acct select g, 'v' || g from generate_series(1, 10) g;
   create table ledger (id int primary key, acct int references acct (id));
   insert into ledger values (1, 1);
@@ -600,6 +604,16 @@ const STEPS: [string, string[]][] = [
       `alter view dv alter column v set default 'by view'`,
       `alter view dv alter column v drop default`,
       `alter table dv alter column id set default 0`,
+    ],
+  ],
+  [
+    // The base's comment on a column went with it: one added again under its name has none.
+    'a commented base column dropped and added again under its name, another renamed',
+    [
+      `alter table memo drop column extra`,
+      `alter table memo add column extra int`,
+      `alter table memo rename column body to text`,
+      `insert into memo values (2, 't', 2)`,
     ],
   ],
 ];
