@@ -196,7 +196,7 @@ class Merge {
     const effect = this.effect;
     let rows = 0;
     for (let e = 0; e < effect.size; e++) {
-      if (effect.keyed) {
+      if (effect.rowEntries) {
         const state = effect.state[e]!;
         if (state & EXISTED || !(state & HAS_ROW)) continue;
         this.out.tuple(effect.rowOf(e, this.view));

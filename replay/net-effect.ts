@@ -1,4 +1,5 @@
 import { varintSize, writeVarint } from '../src/core/varint.js';
+import { CorruptSegmentError } from '../src/segment/reader.js';
 import { TupleView } from '../src/segment/entry-scanner.js';
 import type { RelationDef } from '../src/segment/format.js';
 import { TUPLE_NULL, TUPLE_TEXT, TUPLE_UNCHANGED } from '../src/pgoutput/tuple.js';
@@ -45,10 +46,19 @@ export class TableEffect {
   private keyE = 0;
   private keyMade = false;
 
+  /** Rows an append-only effect holds. */
+  private appended = 0;
+
   constructor(
     public relation: RelationDef,
     readonly buffers: RetainedBuffers,
     expected = 0,
+    /**
+     * The whole replay only inserts into this table (the segments' headers say so): each insert is
+     * a row of its own, in the order given, kept as it is — its tuple is neither read nor looked up
+     * by key (an insert cannot meet a row the batch has, as the source refused a key twice).
+     */
+    readonly appendOnly = false,
   ) {
     // With REPLICA IDENTITY FULL every column is flagged as key: such tables are multisets.
     this.keyColumns = relation.replicaIdentity === 'f' ? [] : relation.columns.flatMap((c, i) => (c.key ? [i] : []));
@@ -58,6 +68,10 @@ export class TableEffect {
 
   /** Makes room for `n` rows in all (a segment header says how many changes are coming). */
   reserve(n: number): void {
+    if (this.appendOnly) {
+      if (n > this.state.length) this.grow(n);
+      return;
+    }
     this.keys.reserve(n);
     if (this.keys.capacity > this.state.length) this.grow(this.keys.capacity);
   }
@@ -66,8 +80,13 @@ export class TableEffect {
     return this.keyColumns.length > 0;
   }
 
+  /** Entries are rows with a state (keyed, or append-only); else counted copies of a whole row. */
+  get rowEntries(): boolean {
+    return this.appendOnly || this.keyColumns.length > 0;
+  }
+
   get size(): number {
-    return this.keys.size;
+    return this.appendOnly ? this.appended : this.keys.size;
   }
 
   /** Memory the effect takes beyond the retained buffers. */
@@ -78,6 +97,13 @@ export class TableEffect {
   insert(buf: Buffer, start: number, end: number): void {
     this.changes++;
     const id = this.buffers.id(buf);
+    if (this.appendOnly) {
+      const e = this.appended++;
+      if (e >= this.state.length) this.grow(Math.max(1024, 2 * this.state.length));
+      this.state[e] = HAS_ROW;
+      this.setRow(e, id, start, end);
+      return;
+    }
     const row = this.view.read(buf, start, end);
     if (!this.keyed) {
       this.count(row, undefined, 1);
@@ -94,6 +120,7 @@ export class TableEffect {
    * what is pending, then that update in place.
    */
   update(buf: Buffer, keyStart: number, keyEnd: number, oldStart: number, oldEnd: number, newStart: number, newEnd: number): boolean {
+    this.notAppendOnly('an update');
     const id = this.buffers.id(buf);
     const row = this.view.read(buf, newStart, newEnd);
     if (!this.keyed) {
@@ -126,6 +153,7 @@ export class TableEffect {
   }
 
   delete(buf: Buffer, keyStart: number, keyEnd: number, oldStart: number, oldEnd: number): void {
+    this.notAppendOnly('a delete');
     this.changes++;
     const [s, t] = keyStart >= 0 ? [keyStart, keyEnd] : [oldStart, oldEnd];
     if (s === undefined || s < 0) throw new Error(`a delete from ${this.relation.schema}.${this.relation.name} carries no identity`);
@@ -138,11 +166,19 @@ export class TableEffect {
     this.remove(e, this.fresh);
   }
 
+  /** The segments' headers said the table only had rows inserted: anything else means they lied. */
+  private notAppendOnly(what: string): void {
+    if (this.appendOnly)
+      throw new CorruptSegmentError(
+        `${what} of ${this.relation.schema}.${this.relation.name}, which the segments' headers count only inserts into`,
+      );
+  }
+
   /** Entries with something left to apply (not DONE by the base's load). */
   pending(): number {
     let n = 0;
     for (let e = 0; e < this.size; e++) {
-      if (this.keyed ? this.state[e] !== 0 && !(this.state[e]! & DONE) : this.delta[e] !== 0) n++;
+      if (this.rowEntries ? this.state[e] !== 0 && !(this.state[e]! & DONE) : this.delta[e] !== 0) n++;
     }
     return n;
   }

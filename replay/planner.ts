@@ -67,6 +67,11 @@ export class Planner {
     private readonly sink: EffectSink,
     private readonly maxBytes = 512 << 20,
     private readonly log?: Logger,
+    /**
+     * Tables something other than an insert changes in the replay's segments (their headers'
+     * counts), when known: every other table's effect is append-only (TableEffect).
+     */
+    private readonly changedInPlace?: Set<number>,
   ) {}
 
   /** Starts `work` once the previous application has finished; order is kept, folding goes on. */
@@ -99,7 +104,8 @@ export class Planner {
     let effect = this.batches.get(relation.oid);
     if (!effect) {
       const expected = Math.max(this.expected.get(relation.oid) ?? 0, this.totals.get(relation.oid) ?? 0);
-      effect = new TableEffect(relation, this.buffers, Math.min(expected, this.maxReserved));
+      const appendOnly = this.changedInPlace !== undefined && !this.changedInPlace.has(relation.oid);
+      effect = new TableEffect(relation, this.buffers, Math.min(expected, this.maxReserved), appendOnly);
       this.batches.set(relation.oid, effect);
     }
     const s = scanner;

@@ -112,7 +112,7 @@ async function replayOnce(
     return { client, applier };
   })();
   session.catch(() => {}); // surfaced where it is awaited
-  const planner = new Planner(new DeferredSink(session.then((s) => s.applier)), options.memoryBytes, log);
+  const planner = new Planner(new DeferredSink(session.then((s) => s.applier)), options.memoryBytes, log, plan.span.changedInPlace);
   planner.expectInAll(plan.span.changes);
   const progress = new ReplayProgress(plan.span.count, log);
   let resolved: Resolved | null;

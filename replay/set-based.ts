@@ -55,7 +55,7 @@ export class SetBasedWriter {
       if (text.length >= PIECE) await copy!.write(text.take());
     };
     for (let i = 0; i < e.size; i++) {
-      if (e.keyed) {
+      if (e.rowEntries) {
         const state = e.state[i]!;
         if (state & DONE || state === 0) continue;
         if (!(state & HAS_ROW)) {
