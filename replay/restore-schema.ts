@@ -13,6 +13,9 @@ import { attemptAlone, type JobPool } from './jobs.js';
 // else once every change is applied — indexes, constraints, foreign keys, triggers, rules —
 // so that nothing fires or checks an intermediate state, and indexes are built once.
 // See docs/ARCHITECTURE.md, The replay path.
+// Over 400 lines: what the base makes at the end must be matched against what captured DDL
+// dropped, renamed or remade since (tables, views, schemas, columns, keys); that bookkeeping and
+// the statements it rewrites read the same names, and are kept beside them.
 
 /** One identifier as quote_ident writes it. */
 const IDENT = '("(?:[^"]|"")*"|[^" .]+)';
@@ -33,10 +36,13 @@ function commentedKey(o: SchemaObject): string {
 const COMMENTED_TABLE = new RegExp(`^table (?:column )?${IDENT}\\.${IDENT}(?:\\.${IDENT})?$`);
 
 /** The base table a comment on a table or one of its columns is on (`schema.table`), and the column, or undefined. */
-function commentedTable(o: SchemaObject): { table: string; column?: string } | undefined {
+function commentedTable(o: SchemaObject): { table: string; column?: string; written?: string } | undefined {
   const [, schema, table, column] = (o.kind === 'comment' && COMMENTED_TABLE.exec(o.name)) || [];
   if (!schema || !table || o.name.startsWith('table column ') !== (column !== undefined)) return undefined;
-  return { table: `${unquoteIdent(schema)}.${unquoteIdent(table)}`, ...(column !== undefined ? { column: unquoteIdent(column) } : {}) };
+  return {
+    table: `${unquoteIdent(schema)}.${unquoteIdent(table)}`,
+    ...(column !== undefined ? { column: unquoteIdent(column), written: column } : {}),
+  };
 }
 
 /** Constraints a base makes after the rows (a primary key is made before them, and followed by name). */
@@ -121,9 +127,11 @@ export class SchemaRestore {
     }
     await this.client.query(DDL_SETTINGS);
     await this.run(
-      this.ddl.post.filter(
-        (o) => o.kind !== 'primary key' && o.kind !== 'primary key attachment' && !this.keysFromSnapshots.has(nameKey(commentedKey(o))),
-      ),
+      this.ddl.post
+        .filter(
+          (o) => o.kind !== 'primary key' && o.kind !== 'primary key attachment' && !this.keysFromSnapshots.has(nameKey(commentedKey(o))),
+        )
+        .map((o) => this.onColumnNow(o)),
       pool,
     );
     await this.setBaseSequences();
@@ -248,8 +256,8 @@ export class SchemaRestore {
   /** Objects the source dropped after the base (captured DDL), and tables it dropped: not made at the end. */
   private readonly droppedNames = new Set<string>();
   private readonly droppedTables = new Set<string>();
-  /** Each table's column numbers as its newest captured shape has them, by oid: a base column not among them was dropped. */
-  private readonly columnsNow = new Map<number, Set<number>>();
+  /** Each table's columns (number → name) as its newest captured shape has them, by oid: a base column not among them was dropped. */
+  private readonly columnsNow = new Map<number, Map<number, string>>();
 
   /**
    * Captured DDL dropped objects the base holds whose making is deferred to the end (indexes,
@@ -293,7 +301,7 @@ export class SchemaRestore {
       this.viewBase.delete(nameKey(o.renamed.from));
       if (base) this.viewBase.set(nameKey(o.identity), base);
     }
-    for (const t of captured.tables ?? []) this.columnsNow.set(t.oid, new Set(t.columns.map((c) => c.attnum)));
+    for (const t of captured.tables ?? []) this.columnsNow.set(t.oid, new Map(t.columns.map((c) => [c.attnum, c.name])));
     for (const o of captured.droppedObjects ?? []) {
       this.droppedNames.add(o.identity);
       // A constraint, trigger, rule or policy: its table and its own name.
@@ -413,11 +421,27 @@ export class SchemaRestore {
 
   /** Whether the captured DDL since the base dropped this column of a base table (`schema.table`); false where not known. */
   private columnDropped(table: string, column: string | undefined): boolean {
-    if (column === undefined) return false;
+    const now = this.columnNow(table, column);
+    return now !== undefined && now === null;
+  }
+
+  /** A base table's column as captured shapes name it now (null: dropped since), undefined where not known. */
+  private columnNow(table: string, column: string | undefined): string | null | undefined {
+    if (column === undefined) return undefined;
     const t = this.baseTables.find((b) => `${b.schema}.${b.name}` === table);
     const attnum = t?.columns.find((c) => c.name === column)?.attnum;
     const now = t && this.columnsNow.get(t.oid);
-    return attnum !== undefined && now !== undefined && !now.has(attnum);
+    return attnum === undefined || now === undefined ? undefined : (now.get(attnum) ?? null);
+  }
+
+  /** The base's comment on a column renamed since, made on it under its name now (the window gives tables, not columns, their base names). */
+  private onColumnNow(o: SchemaObject): SchemaObject {
+    const c = commentedTable(o);
+    const now = c && this.columnNow(c.table, c.column);
+    if (!c?.written || !now || now === c.column) return o;
+    const identity = o.name.slice('table column '.length);
+    const renamed = `${identity.slice(0, identity.length - c.written.length)}${quoteIdent(now)}`;
+    return { ...o, sql: o.sql.map((sql) => sql.replace(`COMMENT ON COLUMN ${identity} `, () => `COMMENT ON COLUMN ${renamed} `)) };
   }
 
   /** Whether the source dropped what hangs on a relation (`name on schema.relation`), on `table` (its base name) when given. */
