@@ -61,7 +61,7 @@ export class Applier implements EffectSink {
     private readonly log: Logger,
   ) {
     this.labels = base.labels ?? new EnumLabels();
-    this.tables = new TargetTables(client, log, base.only, this.labels);
+    this.tables = new TargetTables(client, log, base.only, this.labels, base.schema.serverVersion >= 180000);
     this.writer = new SetBasedWriter(client, this.tables);
     this.restore = base.schema.ddl
       ? new SchemaRestore(

@@ -17,7 +17,8 @@ export const DONE = 4;
  * The net effect of a batch of changes on one table, relative to its state before the batch:
  * every change of a row folded into at most one delete, update or insert. Keyed tables (a replica
  * identity with key columns) are keyed by those columns; the others (REPLICA IDENTITY FULL, or
- * no identity: inserts only) are multisets of whole rows with a count each.
+ * no identity: inserts only) are multisets of whole rows with a count each. An append-only
+ * effect (see the constructor) is neither: a list of the rows inserted, keyed or not.
  *
  * Rows are not copied out of the segments: an entry points at its tuple in the decompressed
  * body (kept alive by RetainedBuffers). Keys are COPY text: the key columns' fields joined by
@@ -27,7 +28,7 @@ export class TableEffect {
   readonly keyColumns: number[];
   readonly keys: KeyTable;
   state = new Uint8Array(1024);
-  /** Keyed tables: where the row after the batch lies (a tuple), when HAS_ROW. */
+  /** Keyed and append-only effects (`rowEntries`): where the row after the batch lies (a tuple), when HAS_ROW. */
   rowBuf = new Int32Array(1024);
   rowStart = new Int32Array(1024);
   rowEnd = new Int32Array(1024);
@@ -183,7 +184,7 @@ export class TableEffect {
     return n;
   }
 
-  /** The tuple of a keyed entry's row (HAS_ROW), read into `view`. */
+  /** The tuple of an entry's row (`rowEntries`, HAS_ROW), read into `view`. */
   rowOf(e: number, view: TupleView): TupleView {
     return view.read(this.buffers.list[this.rowBuf[e]!]!, this.rowStart[e]!, this.rowEnd[e]!);
   }

@@ -104,6 +104,12 @@ export class TargetTables {
     /** Only these tables (`schema.table`); all when undefined. */
     private readonly only: Set<string> | undefined,
     private readonly labels: EnumLabels,
+    /**
+     * The source publishes generated columns where its publication says so (Postgres 18): a
+     * Relation's column the replay's table holds as generated is then `computed`. Before 18 no
+     * Relation carries one, and such a column is one the source made plain since.
+     */
+    private readonly generatedPublished = false,
   ) {
     this.objects = new CapturedObjects(client, (key, fields, message) => this.warnOnce(key, fields, message));
   }
@@ -349,8 +355,9 @@ export class TargetTables {
     const held = await this.heldColumns(quoteQualified(t.schema, t.name));
     // Generated columns come and go from Relation messages as the publication publishes them or
     // not (Postgres 18): that is no change of the table's shape, and nothing to warn of.
-    const vanished = t.columns.filter((c) => !wanted.some((w) => w.name === c.name) && !held.get(c.name)?.generated).map((c) => c.name);
-    const appeared = wanted.filter((w) => !t.columns.some((c) => c.name === w.name) && !held.get(w.name)?.generated).map((c) => c.name);
+    const generated = (name: string) => this.generatedPublished && !!held.get(name)?.generated;
+    const vanished = t.columns.filter((c) => !wanted.some((w) => w.name === c.name) && !generated(c.name)).map((c) => c.name);
+    const appeared = wanted.filter((w) => !t.columns.some((c) => c.name === w.name) && !generated(w.name)).map((c) => c.name);
     if (vanished.length && appeared.length) {
       this.warnOnce(
         `rename:${t.schema}.${t.name}:${vanished}:${appeared}`,
@@ -388,7 +395,7 @@ export class TargetTables {
       const own = held.get(c.name);
       // A generated column left out of a Relation message is one the publication stopped
       // publishing, or never did: the Relation's word does not drop it.
-      if (!own || (guessing && own.generated)) continue;
+      if (!own || (guessing && own.generated && this.generatedPublished)) continue;
       // Dropped at the source, whatever depended on it went with it there (DROP COLUMN … CASCADE:
       // a generated column computed from it, say); from a Relation message alone, nothing is assumed.
       const sql = `alter table ${target} drop column if exists ${quoteIdent(c.name)}${guessing ? '' : ' cascade'}`;
@@ -438,7 +445,13 @@ export class TargetTables {
         }
       }
     }
-    t.columns = wanted.map((w) => (held.get(w.name)?.generated ? { ...w, computed: true } : w));
+    // A Relation's columns carry no numbers: a column kept keeps the one it had (captured DDL
+    // recognizes renames by it).
+    t.columns = wanted.map((w) => {
+      const attnum = w.attnum ?? t.columns.find((c) => c.name === w.name)?.attnum;
+      const computed = this.generatedPublished && held.get(w.name)?.generated;
+      return { ...w, ...(attnum !== undefined ? { attnum } : {}), ...(computed ? { computed: true } : {}) };
+    });
     t.stagedColumns = undefined;
   }
 

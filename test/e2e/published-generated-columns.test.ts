@@ -52,6 +52,13 @@ const STEPS: [string, string][] = [
   ],
 ];
 
+/** With --capture-ddl: a column renamed after the table's rows came with its generated column (the rename is known by column number). */
+const RENAMED: [string, string] = [
+  'a column renamed',
+  `alter table orders rename column note to remark;
+   update orders set qty = qty + 5 where id = 5;`,
+];
+
 interface Point extends SourceState {
   mark: string;
 }
@@ -60,6 +67,7 @@ for (const capture of [false, true]) {
   describe(`generated columns the publication publishes (Postgres 18${capture ? ', --capture-ddl' : ''})`, () => {
     const source = useSource(SCHEMA, { major: 18 });
     const points: Point[] = [];
+    const steps = capture ? [...STEPS, RENAMED] : STEPS;
     const archive = () =>
       pgtape([...archiveArgs(source.db.url(), source.store.dir, ...(capture ? ['--capture-ddl'] : [])), '--until', 'now']);
 
@@ -72,7 +80,7 @@ for (const capture of [false, true]) {
         points.push({ mark, ...(await sourceNow(source.admin)) });
       };
       await record('p0');
-      for (const [i, [, sql]] of STEPS.entries()) {
+      for (const [i, [, sql]] of steps.entries()) {
         await source.admin.query(sql);
         await record(`p${i + 1}`);
       }
@@ -97,9 +105,11 @@ for (const capture of [false, true]) {
     });
 
     it('diff --format sql from each point to the next brings a replay of the one to the other', async () => {
-      expect(points.length).toBe(STEPS.length + 1);
+      expect(points.length).toBe(steps.length + 1);
       const wrong: string[] = [];
-      for (let i = 0; i + 1 < points.length; i++) {
+      // Not across RENAMED: the patch's rename of a column needs an earlier captured shape of
+      // the table in its range (the todo below), which has nothing to do with generated columns.
+      for (let i = 0; i + 1 < STEPS.length + 1; i++) {
         const [from, to] = [points[i]!, points[i + 1]!];
         const patch = await patchBetween(source.store.dir, from.mark, to.mark);
         expect(patch.code, patch.stderr).toBe(0);
@@ -113,8 +123,13 @@ for (const capture of [false, true]) {
       expect(wrong).toEqual([]);
     });
 
+    if (capture)
+      it.todo(
+        "diff --format sql across a column rename that is its range's first captured DDL of the table keeps the column's values (it drops the column and adds the new name)",
+      );
+
     it('diff reports no change of shape where only the publication changed, and compares rows without the computed values', async () => {
-      expect(points.length).toBe(STEPS.length + 1);
+      expect(points.length).toBe(steps.length + 1);
       for (const [from, to] of [
         ['p0', 'p1'],
         ['p1', 'p2'],
