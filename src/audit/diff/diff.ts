@@ -243,7 +243,7 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
         const shape = atFrom.get(oid);
         if (shape) namesAtFrom.set(oid, shape);
       }
-      patch = schemaPatch(captures, namesAtFrom, sequences);
+      patch = schemaPatch(captures, namesAtFrom, sequences, baseColumnsAtFrom(baseSchema, atFrom));
     }
 
     // 2. The rows at --from the comparison needs: the base's, then the log's changes up to --from.
@@ -295,6 +295,23 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
     for (const t of tables.values()) t.close();
     throw err;
   }
+}
+
+/**
+ * The base's column numbers of each table whose columns at --from are still the base's, by name
+ * and order (no rename between the base and --from could have moved a name to another column):
+ * a rename that is the range's first captured shape of a table is then told from a drop and an add.
+ */
+function baseColumnsAtFrom(schema: BaseSchema | undefined, atFrom: Map<number, TableShape | null>): Map<number, Map<number, string>> {
+  const out = new Map<number, Map<number, string>>();
+  for (const t of schema?.tables ?? []) {
+    const shape = atFrom.get(t.oid);
+    const names = t.columns.map((c) => c.name);
+    if (!shape || t.columns.some((c) => c.attnum === undefined) || shape.columns.map((c) => c.name).join('\u0000') !== names.join('\u0000'))
+      continue;
+    out.set(t.oid, new Map(t.columns.map((c) => [c.attnum!, c.name])));
+  }
+  return out;
 }
 
 /** Field `n` (from 0) of a COPY text line, as it is written. */

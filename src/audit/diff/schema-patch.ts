@@ -93,8 +93,14 @@ type Name = { schema: string; name: string };
  * were at --from (by source OID), so renames can be followed; `sequences` are the values last
  * recorded in the range.
  */
-export function schemaPatch(changes: CapturedChange[], namesAtFrom: Map<number, Name>, sequences?: Record<string, string>): SchemaPatch {
-  const p = new PatchWriter(namesAtFrom);
+export function schemaPatch(
+  changes: CapturedChange[],
+  namesAtFrom: Map<number, Name>,
+  sequences?: Record<string, string>,
+  /** Tables' column names by number at --from, where known: a rename by the range's first shape of a table is followed too. */
+  columnsAtFrom: Map<number, Map<number, string>> = new Map(),
+): SchemaPatch {
+  const p = new PatchWriter(namesAtFrom, columnsAtFrom);
   for (const c of changes) p.change(c.captured);
   return p.finish(sequences);
 }
@@ -108,8 +114,8 @@ class PatchWriter {
   private readonly unfollowed: string[] = [];
   /** Each table's last captured shape: what constrains its rows is made from it, after them. */
   private readonly last = new Map<number, TableSnapshot>();
-  /** Column names by number, from an earlier shape in the range: how a rename is told from a drop and an add. */
-  private readonly attnums = new Map<number, Map<number, string>>();
+  /** Column names by number, from an earlier shape in the range (or at --from): how a rename is told from a drop and an add. */
+  private readonly attnums: Map<number, Map<number, string>>;
   /**
    * Enums the range changed, by source oid (a name may pass from one type to another): the name
    * each had at --from (none when made in the range), and each list of labels it had, in order.
@@ -127,8 +133,9 @@ class PatchWriter {
   /** Comments, in order, on what their object is called by the end of the range. */
   private readonly comments: { kind: string; identity: string; comment?: string | null }[] = [];
 
-  constructor(namesAtFrom: Map<number, Name>) {
+  constructor(namesAtFrom: Map<number, Name>, columnsAtFrom: Map<number, Map<number, string>>) {
     this.names = new Map(namesAtFrom);
+    this.attnums = new Map(columnsAtFrom);
   }
 
   change(c: CapturedDdl): void {
