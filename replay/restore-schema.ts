@@ -421,8 +421,7 @@ export class SchemaRestore {
 
   /** Whether the captured DDL since the base dropped this column of a base table (`schema.table`); false where not known. */
   private columnDropped(table: string, column: string | undefined): boolean {
-    const now = this.columnNow(table, column);
-    return now !== undefined && now === null;
+    return this.columnNow(table, column) === null;
   }
 
   /** A base table's column as captured shapes name it now (null: dropped since), undefined where not known. */
