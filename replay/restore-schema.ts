@@ -5,6 +5,7 @@ import { nameKey, quoteIdent, quoteLiteral, quoteQualified, unquoteIdent } from 
 import type { BaseDdl, BaseTable, SchemaObject } from '../src/log/bases.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
 import { inRenamedSchema } from '../src/source/ddl-statements.js';
+import { BaseObjectsGone } from './base-objects-gone.js';
 import { attempt } from './savepoint.js';
 import { attemptAlone, type JobPool } from './jobs.js';
 
@@ -256,6 +257,8 @@ export class SchemaRestore {
   /** Objects the source dropped after the base (captured DDL), and tables it dropped: not made at the end. */
   private readonly droppedNames = new Set<string>();
   private readonly droppedTables = new Set<string>();
+  /** The base's objects dropped since, followed through renames: their comments are not made. */
+  private readonly gone = new BaseObjectsGone();
   /** Each table's columns (number → name) as its newest captured shape has them, by oid: a base column not among them was dropped. */
   private readonly columnsNow = new Map<number, Map<number, string>>();
 
@@ -266,10 +269,10 @@ export class SchemaRestore {
    */
   dropped(captured: CapturedDdl, tables: BaseNames): void {
     // What hangs on a table or a view, by its name in the base (the base makes it there) and its own name.
-    const onTable = (schema: string, table: string, own: string) => {
+    const onTable = (schema: string, table: string, own: string): string | undefined => {
       const held = tables.byName(schema, table);
       // A table made since holds that name (one of the base's renamed away): its objects are its own.
-      if (held === null) return;
+      if (held === null) return undefined;
       // A view in a schema renamed since is named in the base's schema. A name a base view or schema
       // left is another's since: what hangs on that one is not the base's.
       const baseSchema = this.baseSchemaOf(quoteIdent(schema));
@@ -279,7 +282,9 @@ export class SchemaRestore {
         this.viewBase.get(nameKey(quoteQualified(schema, table))) ??
         (now === undefined || [...this.viewBase.values()].includes(now) ? undefined : now);
       if (base) this.droppedNames.add(`${base}:${own}`);
+      return base;
     };
+    this.gone.follow(captured);
     // Schemas renamed since: views renamed before keep their base names under the schema's new name.
     for (const r of captured.renamedSchemas ?? []) {
       for (const [key, base] of [...this.viewBase]) {
@@ -305,7 +310,9 @@ export class SchemaRestore {
     for (const o of captured.droppedObjects ?? []) {
       this.droppedNames.add(o.identity);
       // A constraint, trigger, rule or policy: its table and its own name.
-      if (o.names.length === 3 && o.type !== 'index') onTable(o.names[0]!, o.names[1]!, o.names[2]!);
+      if (o.names.length !== 3 || o.type === 'index') continue;
+      const base = onTable(o.names[0]!, o.names[1]!, o.names[2]!);
+      if (base) this.gone.droppedFrom(base, o.names[2]!);
     }
     // A table made since and dropped is not the base's of its name (that one may have been renamed away).
     for (const t of captured.dropped ?? []) {
@@ -416,6 +423,7 @@ export class SchemaRestore {
     // since under its name is another (columns are known by number, as renames keep it).
     const commented = commentedTable(o);
     if (commented && (this.droppedTables.has(commented.table) || this.columnDropped(commented.table, commented.column))) return true;
+    if (o.kind === 'comment' && this.gone.commentGone(o.name)) return true;
     return this.droppedOn(o.name, o.table);
   }
 

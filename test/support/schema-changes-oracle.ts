@@ -88,6 +88,19 @@ const BEFORE = `
   comment on column memo.body is 'kept through a rename';
   comment on column memo.extra is 'the old extra';
   insert into memo values (1, 'b', 'e');
+  create view memo_v as select id, body from memo;
+  comment on view memo_v is 'the old view';
+  comment on column memo_v.id is 'the old view''s id';
+  create view memo_kept as select id from memo;
+  comment on view memo_kept is 'kept through a rename';
+  create function memo_f() returns int language sql as 'select 1';
+  comment on function memo_f() is 'the old function';
+  create type memo_kind as enum ('a');
+  comment on type memo_kind is 'the old type';
+  create index memo_id_neg on memo ((-id));
+  comment on index memo_id_neg is 'the old index';
+  create trigger memo_pass before insert on memo for each row execute function pass();
+  comment on trigger memo_pass on memo is 'the old trigger';
   insert into acct select g, 'v' || g from generate_series(1, 10) g;
   create table ledger (id int primary key, acct int references acct (id));
   insert into ledger values (1, 1);
@@ -614,6 +627,27 @@ const STEPS: [string, string[]][] = [
       `alter table memo add column extra int`,
       `alter table memo rename column body to text`,
       `insert into memo values (2, 't', 2)`,
+    ],
+  ],
+  [
+    // Postgres drops an object's comment with it: the base's is not on the new one of its name.
+    'commented base objects dropped and made again under their names (a view, function, type, index, trigger)',
+    [
+      `drop view memo_v`,
+      `create view memo_v as select id from memo`,
+      `drop function memo_f()`,
+      `create function memo_f() returns int language sql as 'select 2'`,
+      `drop type memo_kind`,
+      `create type memo_kind as enum ('b')`,
+      `drop index memo_id_neg`,
+      `create index memo_id_neg on memo ((-id))`,
+      `drop trigger memo_pass on memo`,
+      `create trigger memo_pass before insert on memo for each row execute function pass()`,
+      // Renamed, its comment follows; a view made and dropped under its old name takes nothing with it.
+      `alter view memo_kept rename to memo_kept2`,
+      `create view memo_kept as select 1 as one`,
+      `drop view memo_kept`,
+      `insert into memo values (3, 't', 3)`,
     ],
   ],
 ];
