@@ -25,6 +25,7 @@ import {
   missingValue,
   parentsFirst,
   referencingRenamed,
+  typedTableLink,
 } from '../src/source/ddl-statements.js';
 import { CapturedObjects } from './captured-objects.js';
 import { BaseNamesWindow, moveStatements } from './base-names-window.js';
@@ -97,6 +98,8 @@ export class TargetTables {
    * refuse states the source never had.
    */
   private readonly foreignKeys = new Map<number, { name: string; def: string }[]>();
+  /** The composite type each captured table is a typed table of ('' none), as its last snapshot says: linked at the end. */
+  private readonly typedAs = new Map<number, string>();
 
   constructor(
     private readonly client: pg.Client,
@@ -534,6 +537,7 @@ export class TargetTables {
       await this.client.query(`drop table if exists ${quoteQualified(schema, name)} cascade`);
       this.tables.delete(d.oid);
       this.foreignKeys.delete(d.oid);
+      this.typedAs.delete(d.oid);
     }
     for (const o of inDropOrder(captured.droppedObjects ?? [])) {
       await this.dropObject(o);
@@ -781,6 +785,7 @@ export class TargetTables {
       s.oid,
       (s.constraints ?? []).filter((k) => isForeignKey(k.def)),
     );
+    if (s.ofType !== undefined) this.typedAs.set(s.oid, s.ofType);
     for (const k of s.constraints ?? []) {
       if (isForeignKey(k.def)) continue;
       const target = quoteQualified(s.schema, s.name);
@@ -905,6 +910,25 @@ export class TargetTables {
             'a foreign key captured from the source could not be made in the replay',
           );
       }
+    }
+  }
+
+  /**
+   * Captured tables linked to their composite type (CREATE TABLE … OF, ALTER TABLE … OF / NOT OF)
+   * as their last snapshot says, once every change is in: the link forbids the column changes the
+   * replay makes on the way (a base table's link is the base's: made at the end before this).
+   */
+  async finishTypedTables(): Promise<void> {
+    for (const [oid, type] of this.typedAs) {
+      const t = this.tables.get(oid);
+      if (!t) continue;
+      const failed = await attempt(this.client, typedTableLink(quoteQualified(t.schema, t.name), type));
+      if (failed)
+        this.warnOnce(
+          `typed:${t.schema}.${t.name}`,
+          { table: `${t.schema}.${t.name}`, type: type || null, err: failed.message },
+          "the replay could not link the table to its type as the source's is (CREATE TABLE … OF)",
+        );
     }
   }
 

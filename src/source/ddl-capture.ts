@@ -51,6 +51,8 @@ export interface TableSnapshot {
   bound?: string;
   /** The parents of a table made with INHERITS (qualified, quoted), in order; not a partition's. */
   inherits?: string[];
+  /** The composite type of a typed table (CREATE TABLE … OF), '' for none; absent in archives from before it was captured. */
+  ofType?: string;
   /**
    * Its triggers' states by name (pg_trigger.tgenabled: O enabled, D disabled, R replica, A
    * always), clones on a partition included; absent in archives from before they were captured.
@@ -234,6 +236,8 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
     -- Its storage options (WITH (…), ALTER TABLE … SET/RESET), its TOAST table's as toast.<name>.
     'options', (select coalesce(jsonb_agg(o order by o), '[]') from ${STORAGE_OPTIONS} x),
     'partitionKey', case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end,
+    -- '' for none, not null: the payload's nulls are stripped (as 'inherits' below).
+    'ofType', coalesce(format_type(nullif(c.reloftype, 0), null), ''),
     'parent', (select quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhparent
                  join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = c.oid and c.relispartition),
     'bound', case when c.relispartition then pg_get_expr(c.relpartbound, c.oid) end,

@@ -97,6 +97,21 @@ export function viewDefaults(o: CapturedObject, onlySet = false): string[] {
  */
 export const STORAGE_OPTIONS = `(select unnest(c.reloptions) as o union all select 'toast.' || unnest(t.reloptions) from pg_class t where t.oid = c.reltoastrelid)`;
 
+/**
+ * Links a table to the composite type a snapshot names (CREATE TABLE … OF, ALTER TABLE … OF), or
+ * unlinks it (`''`: NOT OF), where it is not so already. Run after the rows: the link forbids
+ * the column changes made on the way.
+ */
+export function typedTableLink(target: string, ofType: string): string {
+  const lit = quoteLiteral(target);
+  const now = `(select reloftype from pg_class where oid = ${lit}::regclass)`;
+  return ofType
+    ? doBlock(
+        `if ${now} is distinct from to_regtype(${quoteLiteral(ofType)})::oid then execute ${quoteLiteral(`alter table only ${target} of ${ofType}`)}; end if;`,
+      )
+    : doBlock(`if ${now} <> 0 then execute ${quoteLiteral(`alter table only ${target} not of`)}; end if;`);
+}
+
 export function storageOptions(target: string, options: string[]): string {
   const lit = quoteLiteral(target);
   const want = options.length ? `array[${options.map(quoteLiteral).join(', ')}]::text[]` : `'{}'::text[]`;

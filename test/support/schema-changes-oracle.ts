@@ -88,6 +88,11 @@ const BEFORE = `
   comment on column memo.body is 'kept through a rename';
   comment on column memo.extra is 'the old extra';
   insert into memo values (1, 'b', 'e');
+  create type pair as (id int, v text);
+  create table typed_base of pair (primary key (id));
+  insert into typed_base values (1, 'a');
+  create table typed_plain (id int primary key, v text);
+  insert into typed_plain values (1, 'a');
   create view memo_v as select id, body from memo;
   comment on view memo_v is 'the old view';
   comment on column memo_v.id is 'the old view''s id';
@@ -648,6 +653,16 @@ const STEPS: [string, string[]][] = [
       `create view memo_kept as select 1 as one`,
       `drop view memo_kept`,
       `insert into memo values (3, 't', 3)`,
+    ],
+  ],
+  [
+    'typed tables made, linked and unlinked (CREATE TABLE … OF, ALTER TABLE … OF and NOT OF)',
+    [
+      `create table typed_new of pair (primary key (id), v with options default 'new')`,
+      `insert into typed_new (id) values (1)`,
+      `alter table typed_plain of pair`,
+      `alter table typed_base not of`,
+      `insert into typed_base values (2, 'b')`,
     ],
   ],
 ];

@@ -43,7 +43,8 @@ export async function describeSchema(client: pg.Client): Promise<SchemaDescripti
                 pg_get_partkeydef(c.oid) as partition_key, pg_get_expr(c.relpartbound, c.oid) as bound,
                 (select array_agg(i.inhparent::regclass::text order by i.inhseqno) from pg_inherits i where i.inhrelid = c.oid) as parents,
                 case when c.relkind in ('v', 'm') then pg_get_viewdef(c.oid) end as view, c.reloptions as options,
-                case when c.relkind = 'm' then c.relispopulated end as populated
+                case when c.relkind = 'm' then c.relispopulated end as populated,
+                case when c.reloftype <> 0 then format_type(c.reloftype, null) end as of_type
            from pg_class c join pg_namespace n on n.oid = c.relnamespace
           where ${USER} and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
           order by 1`,

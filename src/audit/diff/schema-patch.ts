@@ -44,6 +44,7 @@ import {
   parentsFirst,
   partitionColumns,
   storageOptions,
+  typedTableLink,
   sequenceName,
   TriggerStates,
   viewDefaults,
@@ -179,6 +180,7 @@ class PatchWriter {
       const target = quoteQualified(s.schema, s.name);
       for (const k of (s.constraints ?? []).filter((k) => isForeignKey(k.def)))
         foreignKeys.push(addMissingConstraint(target, k.name, k.def));
+      if (s.ofType !== undefined) after.push(typedTableLink(target, s.ofType));
     }
     after.push(...foreignKeys);
     for (const { identity, create } of this.triggers) after.push(`drop trigger if exists ${identity};`, `${create};`);

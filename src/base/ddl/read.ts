@@ -41,7 +41,7 @@ export async function readBaseDdl(client: pg.Client, publication: string): Promi
   const comments = await readComments(client, new Set(kept.map((o) => o.key)));
   return {
     pre,
-    post: [...postData.post, ...comments],
+    post: [...relations.typed, ...postData.post, ...comments],
     final: postData.final,
     sequences: relations.sequences,
     alwaysIdentity: relations.alwaysIdentity,

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { quoteIdent, quoteQualified } from '../../core/sql.js';
-import type { BaseDdl } from '../../log/bases.js';
+import type { BaseDdl, SchemaObject } from '../../log/bases.js';
 import { IDENTITY_SEQUENCE_FROM } from '../../source/ddl-statements.js';
 import { RANK, type CatalogObject } from './objects.js';
 import { notExtensionMember, USER_SCHEMA, type Scope } from './scope.js';
@@ -25,7 +25,12 @@ interface Column {
 export async function readRelations(
   client: pg.Client,
   scope: Scope,
-): Promise<{ objects: CatalogObject[]; sequences: BaseDdl['sequences']; alwaysIdentity: BaseDdl['alwaysIdentity'] }> {
+): Promise<{
+  objects: CatalogObject[];
+  sequences: BaseDdl['sequences'];
+  alwaysIdentity: BaseDdl['alwaysIdentity'];
+  typed: SchemaObject[];
+}> {
   const tables = [...scope.tables];
   const { rows: rels } = await client.query<{
     oid: number;
@@ -41,6 +46,7 @@ export async function readRelations(
     populated: boolean;
     viewdef: string | null;
     view_defaults: { column: string; def: string }[] | null;
+    of_type: string | null;
   }>(
     `select c.oid::int as oid, n.nspname as schema, c.relname as name, c.relkind as kind,
             case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end as partkey,
@@ -56,7 +62,8 @@ export async function readRelations(
             case when c.relkind in ('v', 'm') then pg_get_viewdef(c.oid) end as viewdef,
             case when c.relkind = 'v' then (select json_agg(json_build_object('column', a.attname, 'def', pg_get_expr(d.adbin, d.adrelid)) order by a.attnum)
                                               from pg_attrdef d join pg_attribute a on a.attrelid = d.adrelid and a.attnum = d.adnum
-                                             where d.adrelid = c.oid) end as view_defaults
+                                             where d.adrelid = c.oid) end as view_defaults,
+            case when c.reloftype <> 0 and not c.relispartition then format_type(c.reloftype, null) end as of_type
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
       where (c.oid = any($1::oid[]) or (c.relkind in ('v', 'm') and ${USER_SCHEMA} and ${notExtensionMember('pg_class', 'c.oid')}))
       order by 2, 3`,
@@ -65,6 +72,7 @@ export async function readRelations(
   const columns = await readColumns(client, tables);
   const objects: CatalogObject[] = [];
   const alwaysIdentity: BaseDdl['alwaysIdentity'] = [];
+  const typed: SchemaObject[] = [];
   for (const r of rels) {
     const name = quoteQualified(r.schema, r.name);
     const key = `pg_class:${r.oid}`;
@@ -108,9 +116,13 @@ export async function readRelations(
       if (c.storage) sql.push(`ALTER TABLE ONLY ${name} ALTER COLUMN ${quoteIdent(c.name)} SET STORAGE ${c.storage}`);
     }
     objects.push({ key, kind: r.kind === 'p' ? 'partitioned table' : 'table', name, sql, table, rank: RANK.table });
+    // A typed table (CREATE TABLE … OF type) is linked to its type once every change is in: the link
+    // forbids the column changes captured DDL may replay, and a publication's column list may leave
+    // the table unable to match its type (a warning then, not a failed table).
+    if (r.of_type) typed.push({ kind: 'typed table', name, sql: [`ALTER TABLE ONLY ${name} OF ${r.of_type}`], table });
   }
   const sequences = await readSequences(client, scope);
-  return { objects: [...objects, ...sequences.objects], sequences: sequences.sequences, alwaysIdentity };
+  return { objects: [...objects, ...sequences.objects], sequences: sequences.sequences, alwaysIdentity, typed };
 }
 
 /**
