@@ -2,13 +2,13 @@ import { createWriteStream, existsSync, readdirSync, readFileSync, rmSync, statS
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { to as copyTo } from 'pg-copy-streams';
-import { UserError } from '../src/core/errors.js';
-import { onInterrupt } from '../src/core/interrupt.js';
+import { UserError, errorMessage } from '../src/core/errors.js';
+import { interruptedBy, onInterrupt } from '../src/core/interrupt.js';
 import { alive, pidNamespace } from '../src/core/spool-dir.js';
 import { lexists, makeDirectory, removeMadeDirectories, unusableDirectory } from '../src/core/paths.js';
 import { displayQualified, quoteQualified } from '../src/core/sql.js';
 import { LocalCluster, runningServer } from '../src/local-pg/local-cluster.js';
-import { connect } from '../src/source/connection.js';
+import { connect, connectionLost } from '../src/source/connection.js';
 import { DEFAULT_PG_MAJOR, findPgBin } from '../src/local-pg/binaries.js';
 import type { Logger } from '../src/core/log.js';
 import { prepareReplay, type ReplayPlan } from './plan.js';
@@ -55,6 +55,13 @@ export async function replayIntoDatabase(url: string, options: ReplayOptions): P
       );
     }
     return await replay(client, options, await planning);
+  } catch (err) {
+    if (!interruptedBy() && connectionLost(err))
+      throw new UserError(
+        `the connection to the --into database was lost during the replay (${errorMessage(err)}): the replay is one transaction, so the database holds none of it`,
+        "check the server (its log says why the session ended), then run the same command again (it refuses the database if the end's commit got through)",
+      );
+    throw err;
   } finally {
     await client.end().catch(() => {});
   }

@@ -27,7 +27,10 @@ export function configurable(command: Command): Command {
             'a JSON file of options ({"store": "./tape", "segment-seconds": 30}); flags and PGTAPE_* variables win',
           ).env('PGTAPE_CONFIG'),
         );
-      c.hook('preAction', (_this, action) => applyConfigFile(action));
+      c.hook('preAction', (_this, action) => {
+        applyConfigFile(action);
+        refuseEmpty(action);
+      });
     }
   }
   return command;
@@ -46,6 +49,27 @@ function addEnv(command: Command, option: Option): void {
     else v = !/^(false|0|no|off)?$/i.test(process.env[option.envVar!] ?? '');
     command.setOptionValueWithSource(name, v, 'env');
   });
+}
+
+/**
+ * An option given an empty value (`--into=`, `PGTAPE_PGDATA=` left in the environment) is a
+ * mistake, not a value: said with where it came from, before it reaches code that takes it for a path.
+ */
+function refuseEmpty(command: Command): void {
+  for (const o of command.options) {
+    const name = o.attributeName();
+    if (!o.required || command.getOptionValue(name) !== '') continue;
+    const source = command.getOptionValueSource(name);
+    if (source === 'env')
+      throw new UserError(
+        `${o.long} is empty (the environment variable ${o.envVar} is set to nothing)`,
+        `give ${o.envVar} a value, or unset it`,
+      );
+    throw new UserError(
+      `${o.long} is empty${source === 'config' ? ' (in the config file)' : ''}`,
+      `give ${o.long} a value, or leave it out`,
+    );
+  }
 }
 
 function applyConfigFile(command: Command): void {

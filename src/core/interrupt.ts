@@ -1,7 +1,7 @@
 /**
- * SIGINT and SIGTERM, for every command that has something to undo when stopped (an output
+ * SIGINT, SIGTERM and SIGHUP (a closed terminal or ssh session), for every command that has something to undo when stopped (an output
  * directory, a scratch cluster, an unfinished base, a spool): the first signal runs the clean-ups
- * registered, newest first, then exits 130 or 143 (the README's table). Every later signal is
+ * registered, newest first, then exits 130, 143 or 129 (the README's table). Every later signal is
  * caught until then — a second Ctrl-C must not end the process halfway through its clean-up.
  *
  * The clean-up itself makes the command's own work fail (its server stops under it). That failure
@@ -11,8 +11,11 @@
 const cleanups = new Set<() => Promise<unknown>>();
 let caught: NodeJS.Signals | undefined;
 
+/** The signals that stop a command, and what it then exits with (128 + the signal's number, as a shell reports it). */
+const STOPPING: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+
 export function signalExitCode(signal: NodeJS.Signals): number {
-  return signal === 'SIGINT' ? 130 : 143;
+  return STOPPING[signal] ?? 143;
 }
 
 function interrupted(signal: NodeJS.Signals): void {
@@ -29,17 +32,11 @@ function interrupted(signal: NodeJS.Signals): void {
  * once the command has undone or kept what it made itself.
  */
 export function onInterrupt(cleanup: () => Promise<unknown>): () => void {
-  if (cleanups.size === 0 && !caught) {
-    process.on('SIGINT', interrupted);
-    process.on('SIGTERM', interrupted);
-  }
+  if (cleanups.size === 0 && !caught) for (const signal of Object.keys(STOPPING)) process.on(signal, interrupted);
   cleanups.add(cleanup);
   return () => {
     cleanups.delete(cleanup);
-    if (cleanups.size === 0 && !caught) {
-      process.removeListener('SIGINT', interrupted);
-      process.removeListener('SIGTERM', interrupted);
-    }
+    if (cleanups.size === 0 && !caught) for (const signal of Object.keys(STOPPING)) process.removeListener(signal, interrupted);
   };
 }
 
@@ -62,6 +59,6 @@ export function interruptedBy(): NodeJS.Signals | undefined {
  * `interruptedBy()` and waits for the exit (130/143) instead of reporting that failure.
  */
 export async function awaitSharedSignal(err: { signal?: NodeJS.Signals | null }): Promise<void> {
-  if (err.signal !== 'SIGINT' && err.signal !== 'SIGTERM') return;
+  if (!err.signal || !(err.signal in STOPPING)) return;
   for (let waited = 0; waited < 500 && !caught; waited += 10) await new Promise((r) => setTimeout(r, 10));
 }

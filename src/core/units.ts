@@ -12,6 +12,9 @@ const BYTE_UNITS: Record<string, number> = {
   g: 1e9,
   gb: 1e9,
   gib: 1024 ** 3,
+  t: 1e12,
+  tb: 1e12,
+  tib: 1024 ** 4,
 };
 
 /** A size for people: `812 B`, `3.4 KiB`, `64.0 MiB`, `1.25 GiB`. */
@@ -28,8 +31,10 @@ export function parseBytes(text: string, option: string, min = 0): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
   const unit = m ? BYTE_UNITS[m[2]!.toLowerCase()] : undefined;
   if (!m || unit === undefined)
-    throw new UserError(`${option}: ${JSON.stringify(text)} is not a size`, 'use a number of bytes or a unit: 64MiB, 500kB, 1GiB');
+    throw new UserError(`${option}: ${JSON.stringify(text)} is not a size`, 'use a number of bytes or a unit: 64MiB, 500kB, 1GiB, 2TiB');
   const bytes = Math.round(Number(m[1]) * unit);
+  if (!Number.isSafeInteger(bytes))
+    throw new UserError(`${option}: ${JSON.stringify(text)} is too large to be a size`, 'use a size below 8 PiB');
   if (bytes < min) throw new UserError(`${option}: ${JSON.stringify(text)} is too small`, `use at least ${formatBytes(min)}`);
   return bytes;
 }

@@ -16,7 +16,58 @@ export const OUTPUT_SETTINGS = `set datestyle = 'ISO, MDY'; set intervalstyle = 
  * (sslmode, sslrootcert, sslcert, sslkey) and PG* environment defaults pass through unchanged.
  */
 export function clientConfig(url: string): pg.ClientConfig {
-  return { connectionString: url, application_name: 'pgtape', connectionTimeoutMillis: 15_000 };
+  return { connectionString: isConninfo(url) ? conninfoUrl(url) : url, application_name: 'pgtape', connectionTimeoutMillis: 15_000 };
+}
+
+/** A libpq key=value string (`host=db dbname=shop`), not a URL nor a socket path. */
+function isConninfo(text: string): boolean {
+  return !/^[a-z][a-z0-9+.-]*:/i.test(text) && !text.startsWith('/') && text.includes('=');
+}
+
+/** One `keyword = value` of a libpq connection string; a value quoted in '…' may hold spaces, `\'` and `\\`. */
+const CONNINFO_PAIR = /([A-Za-z_]+)\s*=\s*(?:'((?:[^'\\]|\\.)*)'|((?:[^\s'\\]|\\.)+))\s*/y;
+
+/**
+ * A libpq key=value string as the URL node-postgres reads: it parses no other form (it would take
+ * `host=db port=5433` for a host called `base`). Every keyword besides host, port, user,
+ * password and dbname (sslmode, sslrootcert, application_name …) becomes a URL parameter, which
+ * node-postgres reads as libpq does.
+ */
+export function conninfoUrl(conninfo: string): string {
+  const params = new Map<string, string>();
+  const text = conninfo.trim();
+  for (let at = 0; at < text.length;) {
+    CONNINFO_PAIR.lastIndex = at;
+    const m = CONNINFO_PAIR.exec(text);
+    if (!m)
+      throw new UserError(
+        `${JSON.stringify(redactUrl(conninfo))} is not a libpq key=value string (at ${JSON.stringify(redactUrl(text.slice(at)).slice(0, 20))})`,
+        FORM,
+      );
+    params.set(m[1]!.toLowerCase(), (m[2] ?? m[3]!).replace(/\\(.)/g, '$1'));
+    at = CONNINFO_PAIR.lastIndex;
+  }
+  const take = (key: string) => {
+    const value = params.get(key);
+    params.delete(key);
+    return value;
+  };
+  const url = new URL('postgres://');
+  // A URL holds a user, password or port only with a host: node-postgres's own default, then.
+  const host = take('host') ?? take('hostaddr') ?? process.env.PGHOST ?? 'localhost';
+  // A socket directory is no host name: node-postgres takes it as a parameter.
+  url.hostname = host.startsWith('/') ? 'localhost' : host;
+  if (host.startsWith('/')) params.set('host', host);
+  const port = take('port');
+  if (port) url.port = port;
+  const user = take('user');
+  if (user) url.username = encodeURIComponent(user);
+  const password = take('password');
+  if (password) url.password = encodeURIComponent(password);
+  const dbname = take('dbname');
+  if (dbname) url.pathname = `/${encodeURIComponent(dbname)}`;
+  for (const [key, value] of params) url.searchParams.set(key, value);
+  return url.toString();
 }
 
 /**
@@ -48,6 +99,7 @@ export function checkPostgresUrl(url: string, option = '--source'): void {
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
   if (scheme === undefined) {
     // A libpq key=value string ("host=db dbname=shop") or a socket path is fine; a bare word is not.
+    if (isConninfo(url)) conninfoUrl(url);
     if (url.includes('=') || url.startsWith('/')) return;
     throw new UserError(`${option} ${JSON.stringify(url)} is not a Postgres URL`, FORM);
   }
@@ -109,4 +161,16 @@ export function connectionError(url: string, err: unknown, option = '--source'):
 export function fatalConnectionError(err: Error): boolean {
   const code = (err as { code?: string }).code ?? '';
   return ['42704', '28P01', '28000', '3D000', '42501', '55000', '42P01'].includes(code) || code.startsWith('28');
+}
+
+/**
+ * A session that ended under its user: the server shut down or ended it (pg_terminate_backend),
+ * or the network dropped it. node-postgres says so in several ways, none of them naming the URL.
+ */
+export function connectionLost(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return (
+    ['57P01', '57P02', '57P03', '08006', '08003', 'ECONNRESET', 'EPIPE'].includes(e?.code ?? '') ||
+    /Connection terminated|not queryable|connection error/i.test(e?.message ?? '')
+  );
 }

@@ -294,6 +294,35 @@ const CASES: Case[] = [
     says: ['--memory'],
     leaves: (c) => [c.fresh],
   },
+  {
+    name: '--memory too small to end (1 byte)',
+    args: (c) => ['replay', '--store', c.store, '--memory', '1', '--csv', c.fresh],
+    exit: 2,
+    says: ['--memory', 'too small', '16.0 MiB'],
+    leaves: (c) => [c.fresh],
+  },
+  {
+    name: '--memory larger than any size',
+    args: (c) => ['replay', '--store', c.store, '--memory', '99999999999999999999999GiB', '--csv', c.fresh],
+    exit: 2,
+    says: ['--memory', 'too large'],
+    leaves: (c) => [c.fresh],
+  },
+  // An empty value is a mistake, never a path or a URL: said with where it came from.
+  { name: 'replay --into=', args: (c) => ['replay', '--store', c.store, '--into='], exit: 2, says: ['--into is empty'] },
+  {
+    name: 'replay --pgdata with an empty value',
+    args: (c) => ['replay', '--store', c.store, '--pgdata', ''],
+    exit: 2,
+    says: ['--pgdata is empty'],
+  },
+  {
+    name: 'an empty PGTAPE_PGDATA beside --into',
+    args: (c) => ['replay', '--store', c.store, '--into', c.into],
+    env: { PGTAPE_PGDATA: '' },
+    exit: 2,
+    says: ['PGTAPE_PGDATA', 'unset it'],
+  },
   ...[
     ['0', 'whole number'],
     ['two', 'whole number'],

@@ -49,7 +49,7 @@ describe('parseBytes', () => {
     expect(parseBytes(text, '--segment-bytes')).toBe(bytes);
   });
 
-  it.each(['', ' ', 'MiB', '-1', '+1', '1e3', '1T', '1TiB', '1.', '.5k', '1,5k', '1 k b', '0x10', 'Infinity', '64 M iB', '1kibs'])(
+  it.each(['', ' ', 'MiB', '-1', '+1', '1e3', '1P', '1.', '.5k', '1,5k', '1 k b', '0x10', 'Infinity', '64 M iB', '1kibs'])(
     'refuses %j, naming the option',
     (text) => {
       let err: unknown;
@@ -60,7 +60,7 @@ describe('parseBytes', () => {
       }
       expect(err).toBeInstanceOf(UserError);
       expect((err as UserError).message).toBe(`--memory: ${JSON.stringify(text)} is not a size`);
-      expect((err as UserError).hint).toBe('use a number of bytes or a unit: 64MiB, 500kB, 1GiB');
+      expect((err as UserError).hint).toBe('use a number of bytes or a unit: 64MiB, 500kB, 1GiB, 2TiB');
       expect((err as UserError).exitCode).toBe(ExitCode.BAD_INPUT);
     },
   );
@@ -293,5 +293,13 @@ describe('segment keys', () => {
     'segments/',
   ])('does not parse %j as a segment key', (key) => {
     expect(parseSegmentKey(key)).toBeUndefined();
+  });
+});
+
+describe('parseBytes at the edges', () => {
+  it('takes terabytes, and refuses what no number of bytes can be', () => {
+    expect(parseBytes('2TiB', '--memory')).toBe(2 * 1024 ** 4);
+    expect(parseBytes('10TB', '--memory')).toBe(10e12);
+    expect(() => parseBytes('99999999999999999999999GiB', '--memory')).toThrow(/too large/);
   });
 });
