@@ -516,9 +516,13 @@ export class SchemaRestore {
   private failIfTablesFailed(): void {
     if (!this.failedTables.size) return;
     const list = [...this.failedTables].map(([t, why]) => `${t} (${why})`).join('; ');
+    // A database this user may not write to fails every table alike: that is what to fix, not each table.
+    const refused = [...this.failedTables.values()].every((why) => /permission denied|read-only transaction/i.test(why));
     throw new UserError(
       `the replay cannot recreate ${this.failedTables.size === 1 ? 'a table' : `${this.failedTables.size} tables`}: ${list}`,
-      'install what they need on the replay server (an extension, a type), or leave them out with --tables',
+      refused
+        ? 'replay into a database this user may create tables in (CREATE on its schemas, not read-only), or use --pgdata'
+        : 'install what they need on the replay server (an extension, a type), or leave them out with --tables',
     );
   }
 }
