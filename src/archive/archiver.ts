@@ -394,6 +394,7 @@ export class Archiver implements Readiness {
   }
 
   private onStored(segment: SealedSegment): void {
+    this.lease?.stored(segment.key);
     const h = segment.header;
     this.metrics.segments.inc();
     this.metrics.bytes.inc(h.bodyBytes);

@@ -14,6 +14,9 @@ import { checkIndexObjects, IndexFactsCheck, type SeenFacts } from './verify-ind
 import { MARK_PREFIX } from '../source/logical-messages.js';
 import type { SegmentReader } from '../segment/reader.js';
 import { ObjectMissingError, throwIfUnreadable, type Store } from '../store/store.js';
+import { lostNewestSegment } from '../log/archive-index.js';
+import { LEASE_KEY, recordedLastSegment } from '../log/lease.js';
+import { parseSegmentKey } from '../segment/name.js';
 
 /** DISCONTINUITY: a gap the archive recorded itself (a rebase): not damage, but replay cannot cross it. */
 /** DOWNGRADE: a file stored in the clear after the archive was encrypted (docs/ARCHITECTURE.md, "Encryption at rest"). */
@@ -71,6 +74,8 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
 
   const inRange = (s: SegmentRef) =>
     (range.to === undefined || s.startLsn <= range.to) && (range.from === undefined || s.endLsn > range.from);
+  // Read before the listing: a segment the archiver stores meanwhile is then listed too.
+  const recorded = range.to === undefined ? recordedLastSegment(store) : Promise.resolve(undefined);
   // The segments are streamed from the listing, a page at a time: a year of them is not held.
   const listing = streamSegments(store);
   let firstListed = await listing.next();
@@ -153,6 +158,18 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
       count++;
       if (s.endLsn > end) end = s.endLsn;
     }
+  }
+  // The store lost its newest segments: nothing else would tell (the listing just ends sooner).
+  const lost = await lostNewestSegment(store, await recorded, count ? end : undefined, bases.at(-1)?.lsn);
+  if (lost) {
+    const span = parseSegmentKey(lost)!;
+    yield emit({
+      status: 'MISSING',
+      object: lost,
+      start: formatLsn(span.startLsn),
+      end: formatLsn(span.endLsn),
+      detail: `the archiver recorded storing it (${LEASE_KEY}) and no later segment is listed: the archive's newest changes are gone from the store`,
+    });
   }
   for await (const f of facts.finish(first)) yield emit(f);
   for (const lsn of plainBases)

@@ -9,7 +9,8 @@ import { mapLimit } from '../core/concurrency.js';
 import type { SegmentHeader } from '../segment/format.js';
 import { listDiscontinuities, type Discontinuity } from './discontinuities.js';
 import { lastCommittedHeader, listSegments, readSegmentHeader, streamSegments, type SegmentRef } from './segments.js';
-import type { Store } from '../store/store.js';
+import { ObjectMissingError, type Store } from '../store/store.js';
+import { LEASE_KEY, recordedLastSegment } from './lease.js';
 import { parseSegmentKey } from '../segment/name.js';
 
 export interface IndexedSegment extends SegmentRef {
@@ -86,8 +87,14 @@ export interface IndexOptions {
 export async function indexArchive(store: Store, options: IndexOptions = {}): Promise<ArchiveIndex> {
   const { requireBase = true, skipUnreadable = false, allowEmpty = false } = options;
   // Independent listings at once: on an object store each is a round trip.
-  const [bases, { nodes, firstLsn }, discontinuities] = await Promise.all([listBases(store), topNodes(store), listDiscontinuities(store)]);
+  const [bases, { nodes, firstLsn }, discontinuities, recorded] = await Promise.all([
+    listBases(store),
+    topNodes(store),
+    listDiscontinuities(store),
+    recordedLastSegment(store),
+  ]);
   const last = nodes.at(-1);
+  await lastSegmentListed(store, recorded, last && (last.segment ?? last.object).endLsn, bases.at(-1)?.lsn);
   const index: ArchiveIndex = {
     store,
     bases,
@@ -132,6 +139,41 @@ async function topNodes(store: Store): Promise<{ nodes: IndexNode[]; firstLsn?: 
     nodes: [...(covered ? chain.map((object) => ({ object })) : []), ...segments.map((segment) => ({ segment }))],
     firstLsn: first.startLsn,
   };
+}
+
+/**
+ * The newest segment the archiver recorded storing (lease.json) must be in the listing, or
+ * after it: a store that lost its newest segments would otherwise read as an archive that ends
+ * earlier, and every reader would answer for the wrong end with exit 0.
+ */
+async function lastSegmentListed(
+  store: Store,
+  recorded: string | undefined,
+  endLsn: bigint | undefined,
+  newestBase: bigint | undefined,
+): Promise<void> {
+  const lost = await lostNewestSegment(store, recorded, endLsn, newestBase);
+  if (lost)
+    throw new ObjectMissingError(store.description, lost, `the archiver recorded storing it (${LEASE_KEY}) and no later segment is listed`);
+}
+
+/**
+ * The segment the archiver recorded storing last (`recorded`), when a listing that ends at
+ * `endLsn` lacks it and the store does not hold it; undefined when all is well. One stored after
+ * the listing was made is listed when asked again; one that ends at or before the newest base
+ * may have been expired with the segments before that base.
+ */
+export async function lostNewestSegment(
+  store: Store,
+  recorded: string | undefined,
+  endLsn: bigint | undefined,
+  newestBase: bigint | undefined,
+): Promise<string | undefined> {
+  const range = recorded === undefined ? undefined : parseSegmentKey(recorded);
+  if (!range || (endLsn !== undefined && range.endLsn <= endLsn) || (newestBase !== undefined && range.endLsn <= newestBase))
+    return undefined;
+  if ((await listSegments(store, range.startLsn, 1))[0]?.key === recorded) return undefined;
+  return recorded;
 }
 
 /**

@@ -28,11 +28,18 @@ interface LeaseBody {
   since: string;
   renewed: string;
   released?: boolean;
+  /**
+   * The newest segment this archiver has stored (its key), as of the last renewal: readers check
+   * the store still lists it (a store that lost its newest segments must not read as an archive
+   * that ends earlier). Absent before the first segment, and in archives from before it was kept.
+   */
+  lastSegment?: string;
 }
 
 export class WriterLease {
   private timer: NodeJS.Timeout | undefined;
   private verifiedAt = Date.now();
+  private lastSegment: string | undefined;
   private lost: UserError | undefined;
 
   private constructor(
@@ -48,13 +55,23 @@ export class WriterLease {
     if (held && !held.released && !gone(held)) throw heldBy(store, held);
     if (held && !held.released) log.warn({ holder: describe(held) }, 'taking over the lease of an archiver that is gone');
     const now = new Date().toISOString();
-    const body: LeaseBody = { token: randomBytes(12).toString('hex'), host: hostname(), pid: process.pid, slot, since: now, renewed: now };
+    // The newest segment stored so far stays recorded: a store that loses it is still found out.
+    const body: LeaseBody = {
+      token: randomBytes(12).toString('hex'),
+      host: hostname(),
+      pid: process.pid,
+      slot,
+      since: now,
+      renewed: now,
+      ...(held?.lastSegment ? { lastSegment: held.lastSegment } : {}),
+    };
     await write(store, body);
     // Two archivers starting together both write: the one whose lease is read back holds it.
     await sleep(store.remote ? 1_000 : 100);
     const after = await readLease(store);
     if (after?.token !== body.token) throw heldBy(store, after ?? body);
     const lease = new WriterLease(store, body, log);
+    lease.lastSegment = body.lastSegment;
     lease.timer = setInterval(() => void lease.renew(), RENEW_MS);
     lease.timer.unref();
     return lease;
@@ -96,7 +113,7 @@ export class WriterLease {
     try {
       await this.serially(async () => {
         await this.verify();
-        this.body = { ...this.body, renewed: new Date().toISOString() };
+        this.body = { ...this.body, renewed: new Date().toISOString(), ...(this.lastSegment ? { lastSegment: this.lastSegment } : {}) };
         await write(this.store, this.body);
       });
     } catch (err) {
@@ -105,15 +122,26 @@ export class WriterLease {
     }
   }
 
+  /** A segment is stored (in order): recorded at the next renewal, or when the lease is given back. */
+  stored(key: string): void {
+    this.lastSegment = key;
+  }
+
   /** Gives the lease back: the next archiver need not wait for it to go stale. */
   async release(): Promise<void> {
     clearInterval(this.timer);
     if (this.lost) return;
     await this.serially(async () => {
       const current = await readLease(this.store);
-      if (current?.token === this.body.token) await write(this.store, { ...this.body, released: true });
+      if (current?.token === this.body.token)
+        await write(this.store, { ...this.body, released: true, ...(this.lastSegment ? { lastSegment: this.lastSegment } : {}) });
     }).catch(() => {});
   }
+}
+
+/** The newest segment the store's archiver recorded storing (lease.json), if any; a lease that cannot be read tells none. */
+export async function recordedLastSegment(store: Store): Promise<string | undefined> {
+  return (await readLease(store).catch(() => undefined))?.lastSegment;
 }
 
 /**

@@ -61,8 +61,9 @@ export class ObjectMissingError extends Error {
   constructor(
     readonly description: string,
     readonly key: string,
+    listedBy = 'the archive lists it',
   ) {
-    super(`${description}/${key} is missing: the archive lists it, the store does not hold it`);
+    super(`${description}/${key} is missing: ${listedBy}, the store does not hold it`);
     this.name = 'ObjectMissingError';
   }
 }

@@ -47,6 +47,8 @@ interface Context {
   flipped: string;
   /** A copy of the store whose newest segment is cut short. */
   truncated: string;
+  /** A copy of the store that lost its newest segment (the archiver recorded storing it). */
+  lostTail: string;
   /** A regular file, where a directory is expected. */
   file: string;
   /** A path that does not exist yet: a case that fails must not create it. */
@@ -76,6 +78,14 @@ const CASES: Case[] = [
   { name: 'log over a flipped segment', args: (c) => ['log', '--store', c.flipped], exit: 4, says: [/segment .* is damaged|checksum/] },
   { name: 'log --rows over a truncated segment', args: (c) => ['log', '--rows', '--store', c.truncated], exit: 4, says: [/segment/] },
   { name: 'diff over a flipped segment', args: (c) => ['diff', '--store', c.flipped, '--from', 'name:m1'], exit: 4, says: [/segment/] },
+  // The newest segment lost: without the archiver's record, every reader would answer for an earlier end with exit 0.
+  ...[['replay', '--csv'], ['log'], ['verify'], ['diff', '--from', 'name:m1']].map(([command, ...rest]) => ({
+    name: `${command} of a store that lost its newest segment`,
+    args: (c: Context) => [command!, '--store', c.lostTail, ...rest, ...(command === 'replay' ? [c.fresh] : [])],
+    exit: 4,
+    says: [/is missing|MISSING/, 'lease.json'],
+    leaves: (c: Context) => [c.fresh],
+  })),
   // Raw system and SDK errors become advice.
   {
     name: 'S3 without credentials',
@@ -208,8 +218,8 @@ const CASES: Case[] = [
     says: ['--table', 'no table public.nope'],
   },
   // An empty value once read as no value at all (the whole log, or diff's "needs --from").
-  { name: 'log --from ""', args: (c) => ['log', '--store', c.store, '--from', ''], exit: 2, says: ['--from ""', 'not a target'] },
-  { name: 'diff --from ""', args: (c) => ['diff', '--store', c.store, '--from', ''], exit: 2, says: ['--from ""', 'not a target'] },
+  { name: 'log --from ""', args: (c) => ['log', '--store', c.store, '--from', ''], exit: 2, says: ['--from is empty'] },
+  { name: 'diff --from ""', args: (c) => ['diff', '--store', c.store, '--from', ''], exit: 2, says: ['--from is empty'] },
   {
     // jsonl was written as if --format had not been given.
     name: 'diff --format sql --json',
@@ -599,6 +609,9 @@ describe('hostile input: every command, wrong values, nothing harmed or left beh
     cpSync(ctx.store, ctx.truncated, { recursive: true });
     const t = join(ctx.truncated, 'segments', newest);
     truncateSync(t, statSync(t).size - 10);
+    ctx.lostTail = join(work, 'lost-tail');
+    cpSync(ctx.store, ctx.lostTail, { recursive: true });
+    rmSync(join(ctx.lostTail, 'segments', newest));
     ctx.file = join(work, 'a-file');
     writeFileSync(ctx.file, 'not a directory\n');
     await source.admin.query('create database hostile_into');
