@@ -30,8 +30,11 @@ export function dropStatement(o: DroppedObject): string | undefined {
   switch (o.type) {
     case 'index':
       return `drop index if exists ${o.identity} cascade`;
-    case 'trigger':
     case 'rule':
+      // A view's own rule goes with its view (which the same command reports dropped): it cannot be dropped alone.
+      if (o.identity.startsWith('"_RETURN" on ')) return undefined;
+      return `drop rule if exists ${o.identity}`;
+    case 'trigger':
     case 'policy':
       // Their identity is `name on schema.table`, as DROP takes it.
       return `drop ${o.type} if exists ${o.identity}`;

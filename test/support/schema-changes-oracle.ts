@@ -88,8 +88,8 @@ const BEFORE = `
   comment on column memo.body is 'kept through a rename';
   comment on column memo.extra is 'the old extra';
   insert into memo values (1, 'b', 'e');
-  create type pair as (id int, v text);
-  create table typed_base of pair (primary key (id));
+  create type id_v as (id int, v text);
+  create table typed_base of id_v (primary key (id));
   insert into typed_base values (1, 'a');
   create table typed_plain (id int primary key, v text);
   insert into typed_plain values (1, 'a');
@@ -658,9 +658,9 @@ const STEPS: [string, string[]][] = [
   [
     'typed tables made, linked and unlinked (CREATE TABLE … OF, ALTER TABLE … OF and NOT OF)',
     [
-      `create table typed_new of pair (primary key (id), v with options default 'new')`,
+      `create table typed_new of id_v (primary key (id), v with options default 'new')`,
       `insert into typed_new (id) values (1)`,
-      `alter table typed_plain of pair`,
+      `alter table typed_plain of id_v`,
       `alter table typed_base not of`,
       `insert into typed_base values (2, 'b')`,
     ],
@@ -740,7 +740,7 @@ async function replaysEveryPoint(source: SourceFixture, points: Point[], jobs?: 
         expect(value, `sequence ${name} after: ${p.step}`).toBe(p.sequences[name]);
     }
     const warnings = logLines(r.stderr).filter((l) => l.level === 40);
-    expect(warnings, `warnings after: ${p.step}`).toEqual([]);
+    if (warnings.length) throw new Error(`warnings after: ${p.step}: ${JSON.stringify(warnings)}`);
   }
   return { used, again };
 }
