@@ -4,7 +4,7 @@ import { formatMicros } from '../src/core/units.js';
 import { EntryScanner } from '../src/segment/entry-scanner.js';
 import { BEGIN, COMMIT, DELETE, INSERT, MESSAGE, RELATION, TRUNCATE, UPDATE, type RelationDef } from '../src/segment/format.js';
 import { isSegmentDamage } from '../src/segment/reader.js';
-import type { CapturedDdl } from '../src/source/ddl-capture.js';
+import { parseCapturedDdl } from '../src/source/ddl-capture.js';
 import { DDL_PREFIX, SEQUENCES_PREFIX } from '../src/source/logical-messages.js';
 import { SegmentRelations, segmentReaders, type SegmentSource } from '../src/log/change-log.js';
 import type { Store } from '../src/store/store.js';
@@ -106,7 +106,7 @@ export async function feedLog(
             case MESSAGE: {
               if (!include) break;
               const e = scanner.entry();
-              if (e.kind === 'message' && e.prefix === DDL_PREFIX) await planner.ddl(JSON.parse(e.content.toString('utf8')) as CapturedDdl);
+              if (e.kind === 'message' && e.prefix === DDL_PREFIX) await planner.ddl(parseCapturedDdl(e.content));
               if (e.kind === 'message' && e.prefix === SEQUENCES_PREFIX)
                 planner.sequences(JSON.parse(e.content.toString('utf8')) as Record<string, string>);
               break;

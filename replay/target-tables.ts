@@ -238,11 +238,16 @@ export class TargetTables {
     defs: string[],
     keys: string[],
     replicaIdentity: string,
-    /** How the table is made when not from its columns alone: `PARTITION OF …`, `PARTITION BY …`, `INHERITS (…)`. */
-    partitioning: { of?: string; by?: string; inherits?: string[] } = {},
+    /**
+     * How the table is made when not from its columns alone: `PARTITION OF …`, `PARTITION BY …`,
+     * `INHERITS (…)`; `defaulted`: its columns with every default, where a child of parents whose
+     * defaults differ must say its own in its CREATE (made without them, it is refused).
+     */
+    partitioning: { of?: string; by?: string; inherits?: string[]; defaulted?: string[] } = {},
   ): Promise<TargetTable> {
     const target = quoteQualified(schema, name);
-    if (keys.length && !partitioning.of) defs = [...defs, `primary key (${keys.map(quoteIdent).join(', ')})`];
+    const withKeys = (d: string[]) => (keys.length && !partitioning.of ? [...d, `primary key (${keys.map(quoteIdent).join(', ')})`] : d);
+    defs = withKeys(defs);
     const by = partitioning.by ? ` partition by ${partitioning.by}` : '';
     await this.client.query(`create schema if not exists ${quoteIdent(schema)}`);
     // A partition takes its columns, keys and indexes from its parent, as at the source.
@@ -262,7 +267,9 @@ export class TargetTables {
           );
       }
       const inherits = parents.length ? ` inherits (${parents.join(', ')})` : '';
-      await this.client.query(`create table ${target} (${defs.join(', ')})${inherits}${by}`);
+      const create = (d: string[]) => `create table ${target} (${d.join(', ')})${inherits}${by}`;
+      if (parents.length < 2 || !partitioning.defaulted) await this.client.query(create(defs));
+      else if (await attempt(this.client, create(defs))) await this.client.query(create(withKeys(partitioning.defaulted)));
     }
     if (replicaIdentity === 'f') await this.client.query(`alter table ${target} replica identity full`);
     const t: TargetTable = { schema, name, columns, rows: 0 };
@@ -674,6 +681,7 @@ export class TargetTables {
         of: s.parent && s.bound ? `${s.parent}${partitionColumns(s, await this.serverVersion())} ${s.bound}` : undefined,
         by: s.partitionKey,
         inherits: s.inherits,
+        defaulted: s.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${columnClauses(c, c.default ?? undefined)}`),
       });
       // Other defaults (nextval of a sequence, a function) once the table is there: one whose
       // sequence or function the replay lacks is said, and the table made without it.

@@ -9,7 +9,7 @@ import { readLog } from '../log/change-log.js';
 import type { Discontinuity } from '../log/discontinuities.js';
 import type { SegmentRef } from '../log/segments.js';
 import type { Store } from '../store/store.js';
-import type { CapturedDdl } from '../source/ddl-capture.js';
+import { parseCapturedDdl, type CapturedDdl } from '../source/ddl-capture.js';
 import { DDL_PREFIX, MARK_PREFIX } from '../source/logical-messages.js';
 import { inRange, type LogRange } from '../log/resolve.js';
 
@@ -211,7 +211,7 @@ export async function* readTransactions(store: Store, range: LogRange, options: 
         case 'message':
           if (e.prefix === MARK_PREFIX) tx!.marks.push(e.content.toString('utf8'));
           if (e.prefix === DDL_PREFIX) {
-            const said = describeDdl(JSON.parse(e.content.toString('utf8')) as CapturedDdl);
+            const said = describeDdl(parseCapturedDdl(e.content));
             if (said) (tx!.ddl ??= []).push(said);
           }
           break;

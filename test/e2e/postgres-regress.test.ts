@@ -24,6 +24,9 @@ const FILES = process.env.REGRESS_ONLY?.split(',') ?? [
   'domain',
   'sequence',
   'generated',
+  'typed_table',
+  'truncate',
+  'fast_default',
 ];
 /** A point is recorded after this many statements, and at each file's end. */
 const EVERY = 60;
@@ -68,7 +71,7 @@ describe("PostgreSQL's regression scripts archived with --capture-ddl and replay
       const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `lsn:${p.lsn}`], rowsAndSchema, {
         PGTAPE_DEBUG: '1',
       });
-      if (r.code !== 0) wrong.push(`${p.label}: exit ${r.code}: ${r.stderr.slice(-600)}`);
+      if (r.code !== 0) wrong.push(`${p.label}: exit ${r.code}: ${r.stderr.slice(-1500)}`);
       else {
         const differ = differences(p, seen!);
         if (differ.length) wrong.push(`${p.label}:\n  ${differ.join('\n  ')}`);
@@ -79,4 +82,10 @@ describe("PostgreSQL's regression scripts archived with --capture-ddl and replay
 
   // Not followed yet (each found by these scripts; the fixtures hold them for when they are):
   it.todo('create_table.sql: operator classes made after the base (CREATE OPERATOR CLASS) — a partition key using one fails the replay');
+  it.todo(
+    "foreign_key.sql: a partition's foreign key merged into its parent's (made before ATTACH) keeps its own name on the source; the replay's takes the parent's",
+  );
+  it.todo(
+    "inherit.sql: an index captured on a partitioned table is made ON ONLY and its partitions' indexes are not attached to it (the source's recursed); rows of a, b and c differ at some points (cause not found yet)",
+  );
 });

@@ -38,7 +38,7 @@ import { displayQualified } from '../../core/sql.js';
 import { DDL_PREFIX, SEQUENCES_PREFIX } from '../../source/logical-messages.js';
 import { valuesAfterRenames } from '../../source/ddl-statements.js';
 import { schemaPatch, type CapturedChange, type SchemaPatch } from './schema-patch.js';
-import type { CapturedDdl, TableSnapshot } from '../../source/ddl-capture.js';
+import { parseCapturedDdl, type CapturedDdl, type TableSnapshot } from '../../source/ddl-capture.js';
 import { describeDdl } from '../transactions.js';
 
 export type { RowValues } from '../row-text.js';
@@ -204,7 +204,7 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
       (lsn) => inRange(range, lsn),
       (e, commitLsn) => {
         if (e.kind === 'message' && e.prefix === DDL_PREFIX) {
-          const captured = JSON.parse(e.content.toString('utf8')) as CapturedDdl;
+          const captured = parseCapturedDdl(e.content);
           generated.learn(captured);
           const what = describeDdl(captured);
           if (what) schemaChanges.push({ lsn: formatLsn(commitLsn), what });
@@ -347,7 +347,7 @@ async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: M
         const t = needing.get(e.relation.oid);
         if (t) for (const op of opsOf(generated.entry(e), t.matching)) t.before(op);
       } else if (e.kind === 'message' && e.prefix === DDL_PREFIX && e.content.includes('"tables"')) {
-        generated.learn(JSON.parse(e.content.toString('utf8')) as CapturedDdl);
+        generated.learn(parseCapturedDdl(e.content));
       }
     },
   );

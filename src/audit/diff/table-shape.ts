@@ -5,7 +5,7 @@ import { columnTypeName, sameColumnTypes, type RelationDef } from '../../segment
 import type { Store } from '../../store/store.js';
 import { GeneratedColumns } from './generated-columns.js';
 import { keyNames } from './rows.js';
-import type { CapturedDdl, TableSnapshot } from '../../source/ddl-capture.js';
+import { parseCapturedDdl, type TableSnapshot } from '../../source/ddl-capture.js';
 import { DDL_PREFIX } from '../../source/logical-messages.js';
 
 // A table's shape (columns, types, key) at either end of a diff: what `diff` reports as the
@@ -98,7 +98,7 @@ export async function shapesAt(
             relations.set(r.oid, generated.relation(r));
           }
         } else if (e.kind === 'message' && e.prefix === DDL_PREFIX && (e.content.includes('"tables"') || e.content.includes('"dropped"'))) {
-          const captured = JSON.parse(e.content.toString('utf8')) as CapturedDdl;
+          const captured = parseCapturedDdl(e.content);
           generated.learn(captured);
           for (const t of captured.tables ?? []) if (wanted.has(t.oid)) last.set(t.oid, { captured: t });
           for (const d of captured.dropped ?? []) if (wanted.has(d.oid)) last.set(d.oid, { dropped: true });
