@@ -606,7 +606,8 @@ begin
     chunk := '[]';
     n := 0;
     -- Each row as its columns' text, as pgoutput sends values (format %s is the type's output function; ::text would trim char(n)).
-    for row_ in execute format('select to_jsonb(array[%s]::text[]) from %s pgtape_image_row',
+    -- Its own rows only: an inheritance parent's children are rewritten, and imaged, on their own.
+    for row_ in execute format('select to_jsonb(array[%s]::text[]) from only %s pgtape_image_row',
         coalesce((select string_agg(format('case when pgtape_image_row.%1$I is null then null else format(''%%s'', pgtape_image_row.%1$I) end', attname), ', ' order by attnum)
                     from pg_attribute where attrelid = rel and attnum > 0 and not attisdropped and attgenerated = ''), ''),
         rel::regclass) loop
