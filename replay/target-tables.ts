@@ -409,8 +409,21 @@ export class TargetTables {
       // Dropped at the source, whatever depended on it went with it there (DROP COLUMN … CASCADE:
       // a generated column computed from it, say); from a Relation message alone, nothing is assumed.
       const sql = `alter table ${target} drop column if exists ${quoteIdent(c.name)}${guessing ? '' : ' cascade'}`;
-      if (!own.inherited) await this.client.query(sql);
-      else if (guessing) await this.dropInherited(target, c.name);
+      if (own.inherited) {
+        if (guessing) await this.dropInherited(target, c.name);
+      } else if (!guessing) await this.client.query(sql);
+      else {
+        // A base view (say) on a column the source renamed: a Relation message shows a drop and
+        // an add. The column is kept, and said, rather than the replay failed or the view dropped.
+        const failed = (await attempt(this.client, sql)) as (Error & { code?: string }) | undefined;
+        if (failed?.code !== '2BP01' && failed) throw failed;
+        if (failed)
+          this.warnOnce(
+            `kept:${t.schema}.${t.name}.${c.name}`,
+            { column: `${t.schema}.${t.name}.${c.name}`, err: failed.message },
+            'a column the source no longer has is kept: something of the replay depends on it (without --capture-ddl a renamed column reads as dropped and added: archive with --capture-ddl to follow it)',
+          );
+      }
     }
     const retyped = (w: TargetColumn) => {
       const have = t.columns.find((c) => c.name === w.name);

@@ -139,9 +139,16 @@ export class WriterLease {
   }
 }
 
-/** The newest segment the store's archiver recorded storing (lease.json), if any; a lease that cannot be read tells none. */
+/**
+ * The newest segment the store's archiver recorded storing (lease.json), if any; a lease that is
+ * missing or cannot be read tells none. One request: every reader of the archive asks.
+ */
 export async function recordedLastSegment(store: Store): Promise<string | undefined> {
-  return (await readLease(store).catch(() => undefined))?.lastSegment;
+  try {
+    return (JSON.parse((await readAll(store, LEASE_KEY)).toString('utf8')) as LeaseBody).lastSegment;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
