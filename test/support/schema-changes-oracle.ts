@@ -745,11 +745,18 @@ async function replaysEveryPoint(source: SourceFixture, points: Point[], jobs?: 
   return { used, again };
 }
 
+/**
+ * A test here replays the whole history at each of its points (one per step, 47 now): three to
+ * five minutes on two cores beside another file, and more with each step added. The suite's
+ * five minutes per test was reached on PG 15 (2026-12-06, 300 s with other work on the machine).
+ */
+const EVERY_POINT_MS = 900_000;
+
 /** The schema-change oracle on one Postgres major (the suite's by default). */
 export function schemaChangesOracle(options: { major?: number; compact?: boolean } = {}): void {
   const on = options.major ? { major: options.major } : {};
   const version = `Postgres ${options.major ?? TEST_PG_MAJOR}`;
-  describe(`schema changes after the base replay at their point (--capture-ddl, ${version})`, () => {
+  describe(`schema changes after the base replay at their point (--capture-ddl, ${version})`, { timeout: EVERY_POINT_MS }, () => {
     const source = useSource(BEFORE, on);
     const points: Point[] = [];
 
@@ -908,7 +915,7 @@ export function schemaChangesOracle(options: { major?: number; compact?: boolean
     }
   });
 
-  describe(`the same schema changes without --capture-ddl (${version})`, () => {
+  describe(`the same schema changes without --capture-ddl (${version})`, { timeout: EVERY_POINT_MS }, () => {
     const source = useSource(BEFORE, on);
     const points: Point[] = [];
 
