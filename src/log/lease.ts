@@ -39,7 +39,6 @@ interface LeaseBody {
 export class WriterLease {
   private timer: NodeJS.Timeout | undefined;
   private verifiedAt = Date.now();
-  private lastSegment: string | undefined;
   private lost: UserError | undefined;
 
   private constructor(
@@ -71,7 +70,6 @@ export class WriterLease {
     const after = await readLease(store);
     if (after?.token !== body.token) throw heldBy(store, after ?? body);
     const lease = new WriterLease(store, body, log);
-    lease.lastSegment = body.lastSegment;
     lease.timer = setInterval(() => void lease.renew(), RENEW_MS);
     lease.timer.unref();
     return lease;
@@ -113,7 +111,7 @@ export class WriterLease {
     try {
       await this.serially(async () => {
         await this.verify();
-        this.body = { ...this.body, renewed: new Date().toISOString(), ...(this.lastSegment ? { lastSegment: this.lastSegment } : {}) };
+        this.body = { ...this.body, renewed: new Date().toISOString() };
         await write(this.store, this.body);
       });
     } catch (err) {
@@ -124,7 +122,7 @@ export class WriterLease {
 
   /** A segment is stored (in order): recorded at the next renewal, or when the lease is given back. */
   stored(key: string): void {
-    this.lastSegment = key;
+    this.body = { ...this.body, lastSegment: key };
   }
 
   /** Gives the lease back: the next archiver need not wait for it to go stale. */
@@ -133,8 +131,7 @@ export class WriterLease {
     if (this.lost) return;
     await this.serially(async () => {
       const current = await readLease(this.store);
-      if (current?.token === this.body.token)
-        await write(this.store, { ...this.body, released: true, ...(this.lastSegment ? { lastSegment: this.lastSegment } : {}) });
+      if (current?.token === this.body.token) await write(this.store, { ...this.body, released: true });
     }).catch(() => {});
   }
 }
