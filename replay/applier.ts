@@ -264,6 +264,7 @@ export class Applier implements EffectSink {
     // After the base's own: foreign keys and triggers made after the base, as they last were.
     await this.tables.finishForeignKeys();
     await this.tables.finishTypedTables();
+    await this.tables.finishIndexAttachments();
     await restore?.foreignKeyComments((oid) => this.tables.nameNow(oid));
     await this.tables.finishObjects();
   }

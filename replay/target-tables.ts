@@ -21,6 +21,7 @@ import {
   identityOptions,
   identityWhen,
   inDropOrder,
+  indexAttachments,
   isForeignKey,
   missingValue,
   parentsFirst,
@@ -100,6 +101,8 @@ export class TargetTables {
   private readonly foreignKeys = new Map<number, { name: string; def: string }[]>();
   /** The composite type each captured table is a typed table of ('' none), as its last snapshot says: linked at the end. */
   private readonly typedAs = new Map<number, string>();
+  /** A partition's indexes' parent indexes, as its last snapshot says: attached at the end, when every parent index is made. */
+  private readonly indexParents = new Map<number, Record<string, string>>();
 
   constructor(
     private readonly client: pg.Client,
@@ -558,6 +561,7 @@ export class TargetTables {
       this.tables.delete(d.oid);
       this.foreignKeys.delete(d.oid);
       this.typedAs.delete(d.oid);
+      this.indexParents.delete(d.oid);
     }
     for (const o of inDropOrder(captured.droppedObjects ?? [])) {
       await this.dropObject(o);
@@ -807,6 +811,7 @@ export class TargetTables {
       (s.constraints ?? []).filter((k) => isForeignKey(k.def)),
     );
     if (s.ofType !== undefined) this.typedAs.set(s.oid, s.ofType);
+    if (s.indexParents !== undefined) this.indexParents.set(s.oid, s.indexParents);
     for (const k of s.constraints ?? []) {
       if (isForeignKey(k.def)) continue;
       const target = quoteQualified(s.schema, s.name);
@@ -950,6 +955,27 @@ export class TargetTables {
           { table: `${t.schema}.${t.name}`, type: type || null, err: failed.message },
           "the replay could not link the table to its type as the source's is (CREATE TABLE … OF)",
         );
+    }
+  }
+
+  /**
+   * Captured partitions' indexes attached to their parent's (CREATE INDEX on a partitioned table,
+   * ALTER INDEX … ATTACH PARTITION) as their last snapshot says: the parent's own snapshot makes
+   * its index ON ONLY, invalid until then, as the source's definition reads.
+   */
+  async finishIndexAttachments(): Promise<void> {
+    for (const [oid, parents] of this.indexParents) {
+      const t = this.tables.get(oid);
+      if (!t) continue;
+      for (const sql of indexAttachments(t.schema, parents)) {
+        const failed = await attempt(this.client, sql);
+        if (failed)
+          this.warnOnce(
+            `index-attachment:${sql}`,
+            { table: `${t.schema}.${t.name}`, err: failed.message },
+            "the replay could not attach a partition's index to its parent's as the source's is",
+          );
+      }
     }
   }
 

@@ -40,6 +40,11 @@ export interface TableSnapshot {
   primaryKey: string[];
   /** CREATE INDEX statements of the indexes that back no constraint. */
   indexes: string[];
+  /**
+   * Of its indexes, those that are partitions of a partitioned table's index: by name (quoted, as
+   * in `indexes`), the parent index (qualified, quoted). Absent in archives from before they were captured.
+   */
+  indexParents?: Record<string, string>;
   /** Constraints (check, unique, exclusion, primary and foreign keys; foreign keys last), by name, as pg_get_constraintdef writes them. */
   constraints?: { name: string; def: string }[];
   /** `r` a table, `p` a partitioned table (with its key, as pg_get_partkeydef writes it, and its partitions' qualified names). */
@@ -284,6 +289,13 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
     'indexes', coalesce((select jsonb_agg(pg_get_indexdef(i.indexrelid) order by i.indexrelid) from pg_index i
       where i.indrelid = c.oid and not i.indisprimary
         and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid and k.conrelid = c.oid)), '[]'::jsonb),
+    -- A partition's indexes that are partitions of its parent's (CREATE INDEX on a partitioned
+    -- table recursed, or ALTER INDEX … ATTACH PARTITION): by name, their parent index (qualified, quoted).
+    'indexParents', coalesce((select jsonb_object_agg(quote_ident(ic.relname), quote_ident(pn.nspname) || '.' || quote_ident(pc.relname))
+      from pg_index i join pg_class ic on ic.oid = i.indexrelid join pg_inherits h on h.inhrelid = i.indexrelid
+      join pg_class pc on pc.oid = h.inhparent join pg_namespace pn on pn.oid = pc.relnamespace
+      where i.indrelid = c.oid and not i.indisprimary
+        and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid and k.conrelid = c.oid)), '{}'::jsonb),
     'constraints', coalesce((select jsonb_agg(jsonb_build_object('name', k.conname, 'def', pg_get_constraintdef(k.oid)) order by k.contype = 'f', k.conname)
       from pg_constraint k where k.conrelid = c.oid and k.contype in ('c', 'f', 'u', 'x', 'p') and k.conislocal), '[]'::jsonb),
     -- ENABLE/DISABLE TRIGGER is an ALTER TABLE: its triggers' states come with the table's shape.

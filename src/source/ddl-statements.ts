@@ -115,6 +115,29 @@ export function typedTableLink(target: string, ofType: string): string {
     : doBlock(`if ${now} <> 0 then execute ${quoteLiteral(`alter table only ${target} not of`)}; end if;`);
 }
 
+/**
+ * Attaches a partition's indexes to its parent's as a snapshot records them (`indexParents`),
+ * where both exist, the table is still a partition of the parent index's table, and it is not so
+ * already; none when there are none. The parent index is made from its snapshot as the source's
+ * definition says (`ON ONLY`), and becomes valid, as the source's is, once every partition's index
+ * is attached. `schema` is the partition's: its indexes live there. A partition detached since
+ * keeps its last snapshot (DETACH snapshots the parent), hence the check on the tables.
+ */
+export function indexAttachments(schema: string, parents: Record<string, string> | undefined): string[] {
+  return Object.entries(parents ?? {}).map(([index, parent]) => {
+    const child = `${quoteIdent(schema)}.${index}`;
+    const [c, p] = [quoteLiteral(child), quoteLiteral(parent)];
+    return doBlock(
+      `if exists (select 1 from pg_index ci join pg_index pi on pi.indexrelid = to_regclass(${p})
+                   join pg_inherits t on t.inhrelid = ci.indrelid and t.inhparent = pi.indrelid
+                  where ci.indexrelid = to_regclass(${c}))
+      and not exists (select 1 from pg_inherits where inhrelid = to_regclass(${c}) and inhparent = to_regclass(${p})) then
+    execute ${quoteLiteral(`alter index ${parent} attach partition ${child}`)};
+  end if;`,
+    );
+  });
+}
+
 export function storageOptions(target: string, options: string[]): string {
   const lit = quoteLiteral(target);
   const want = options.length ? `array[${options.map(quoteLiteral).join(', ')}]::text[]` : `'{}'::text[]`;

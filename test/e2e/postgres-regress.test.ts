@@ -27,6 +27,7 @@ const FILES = process.env.REGRESS_ONLY?.split(',') ?? [
   'typed_table',
   'truncate',
   'fast_default',
+  'inherit',
 ];
 /** A point is recorded after this many statements, and at each file's end. */
 const EVERY = 60;
@@ -84,8 +85,5 @@ describe("PostgreSQL's regression scripts archived with --capture-ddl and replay
   it.todo('create_table.sql: operator classes made after the base (CREATE OPERATOR CLASS) — a partition key using one fails the replay');
   it.todo(
     "foreign_key.sql: a partition's foreign key merged into its parent's (made before ATTACH) keeps its own name on the source; the replay's takes the parent's",
-  );
-  it.todo(
-    "inherit.sql: an index captured on a partitioned table is made ON ONLY and its partitions' indexes are not attached to it (the source's recursed)",
   );
 });

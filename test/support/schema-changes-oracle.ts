@@ -203,8 +203,13 @@ const STEPS: [string, string[]][] = [
   ],
   ['a partitioned table dropped, one of its names reused', [`drop table measured`, `create table measured_2025 (id int primary key)`]],
   [
-    'a partition created after the base',
-    [`create table parted_b partition of parted for values in ('b')`, `insert into parted values (2, 'b')`],
+    // The index recurses to both partitions; parted_a's is detached with it in the next step.
+    'a partition created after the base, the partitioned table indexed',
+    [
+      `create table parted_b partition of parted for values in ('b')`,
+      `insert into parted values (2, 'b')`,
+      `create index parted_id on parted (id)`,
+    ],
   ],
   [
     'a table attached as a partition, another detached',
@@ -223,6 +228,11 @@ const STEPS: [string, string[]][] = [
       `create table ranged (id int primary key, v text) partition by range (id)`,
       `create table ranged_low partition of ranged for values from (0) to (100)`,
       `insert into ranged values (5, 'five')`,
+      // One index left invalid (ON ONLY, no partition's attached), one made valid by attaching.
+      `create index ranged_v on only ranged (v)`,
+      `create index ranged_id_v on only ranged (id, v)`,
+      `create index ranged_low_id_v on ranged_low (id, v)`,
+      `alter index ranged_id_v attach partition ranged_low_id_v`,
     ],
   ],
   ['a sequence advanced without a row', [`select nextval('counter') from generate_series(1, 5)`]],

@@ -33,6 +33,7 @@ import {
   identityOptions,
   identityWhen,
   inDropOrder,
+  indexAttachments,
   commentsOnRenamed,
   identityInRenamedSchema,
   inRenamedSchema,
@@ -174,6 +175,8 @@ class PatchWriter {
   finish(sequences: Record<string, string> | undefined): SchemaPatch {
     const after: string[] = [];
     const foreignKeys: string[] = [];
+    // After every table's indexes: a partition's is attached to its parent's, made by the parent's shape.
+    const attachments: string[] = [];
     for (const [oid, s] of this.last) {
       if (!this.names.has(oid)) continue;
       after.push(...constrain(s));
@@ -181,7 +184,9 @@ class PatchWriter {
       for (const k of (s.constraints ?? []).filter((k) => isForeignKey(k.def)))
         foreignKeys.push(addMissingConstraint(target, k.name, k.def));
       if (s.ofType !== undefined) after.push(typedTableLink(target, s.ofType));
+      attachments.push(...indexAttachments(s.schema, s.indexParents));
     }
+    after.push(...attachments);
     after.push(...foreignKeys);
     for (const { identity, create } of this.triggers) after.push(`drop trigger if exists ${identity};`, `${create};`);
     const nameOf = (oid: number) => {
