@@ -9,7 +9,7 @@ import pg from 'pg';
 import { LocalCluster } from '../src/local-pg/local-cluster.js';
 import { compressionTable, readRawBodies } from './compression.js';
 import { startS3, type TestS3 } from '../test/support/s3rver.js';
-import { arg, bin } from './run.js';
+import { arg, bin, machine } from './run.js';
 
 const ROWS = arg('rows', 1_000_000);
 const TRANSACTIONS = arg('transactions', 100_000);
@@ -306,6 +306,8 @@ async function main(): Promise<void> {
     ];
     rmSync(keys, { recursive: true, force: true });
     const lines = [
+      `Measured on ${machine()}.`,
+      '',
       '| workload | changes | pg_recvlogical | pg_recvlogical protocol 1 | pgtape | ratio | pgtape streaming alone (ratio) | pgtape CPU s per M changes | pgtape changes/s | peak RSS pgtape / pg_recvlogical | pgoutput bytes | stored bytes | stored / pgoutput |',
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
       ...results.map(

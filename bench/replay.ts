@@ -3,7 +3,7 @@
 //   npm run build && node dist/bench/replay.js [--rows 1000000] [--changes 1000000] [--append] [--tables 1]
 import { spawnSync } from 'node:child_process';
 import { chmodSync, createReadStream, createWriteStream, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
@@ -13,7 +13,7 @@ import { LocalCluster } from '../src/local-pg/local-cluster.js';
 import { DirectoryStore } from '../src/store/directory.js';
 import { S3Store } from '../src/store/s3.js';
 import { startS3 } from '../test/support/s3rver.js';
-import { arg, measured } from './run.js';
+import { arg, machine, measured } from './run.js';
 
 /**
  * Debian's client programs (pg_dump, pg_restore, pg_basebackup) of the newest major installed:
@@ -286,7 +286,7 @@ async function main(): Promise<void> {
           `${Math.round(finalRows / replaySeconds)} | ${Math.round(CHANGES / replaySeconds)} | ${same ? 'yes' : 'NO'} |`,
         `Runs (anchor / replay, seconds): ${anchorTimes.map((a, i) => `${a.toFixed(2)} / ${replayTimes[i]!.toFixed(2)}`).join(', ')}; the table compares the best of each.`,
         '',
-        `| into a new cluster (PostgreSQL ${serverMajor}, ${cpus().length} cores, ${new Date().toISOString().slice(0, 10)}) | time | ratio to the anchor |`,
+        `| into a new cluster (PostgreSQL ${serverMajor}, ${machine()}) | time | ratio to the anchor |`,
         '|---|---:|---:|',
         `| COPY load into an empty database (the anchor) | ${anchorSeconds.toFixed(2)} s | 1.00 |`,
         `| pgtape replay --into an empty database | ${replaySeconds.toFixed(2)} s | ${(replaySeconds / anchorSeconds).toFixed(2)} |`,

@@ -2,10 +2,16 @@
 // its wall time and peak RSS (the kernel's high-water mark, read until the process exits).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../src/core/paths.js';
 
 export const bin = join(packageRoot(), 'bin', 'pgtape.js');
+
+/** The machine a bench's table was measured on, for the table's reader: cores, Node, the date. */
+export function machine(): string {
+  return `${cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
+}
 
 /** `--name <number>` from the bench's command line, or `fallback`. */
 export function arg(name: string, fallback: number): number {

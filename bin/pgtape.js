@@ -1,8 +1,14 @@
 #!/usr/bin/env node
 // The one CLI: src/ holds the archive, base, log, diff, verify, status and mark commands; replay/
 // is a tool of its own over src/ (which never imports it) and brings `replay` and `compact`.
-import { main } from '../dist/src/cli.js';
-import { compactCommand, replayCommand } from '../dist/replay/command.js';
+import module from 'node:module';
+
+// Node 22.1 and later keep V8's compiled code of pgtape's modules between runs (in the OS's
+// temporary directory, or NODE_COMPILE_CACHE's): most of a short command's start is compiling
+// them. Older Node has no such cache and starts as before. Hence the imports after it.
+module.enableCompileCache?.();
+const { main } = await import('../dist/src/cli.js');
+const { compactCommand, replayCommand } = await import('../dist/replay/command.js');
 
 const code = await main(process.argv, [compactCommand(), replayCommand()]);
 // Writes to a pipe are asynchronous: let them all reach it (`pgtape log | jq` must get every

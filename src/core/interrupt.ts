@@ -21,6 +21,17 @@ export function signalExitCode(signal: NodeJS.Signals): number {
 function interrupted(signal: NodeJS.Signals): void {
   if (caught) return;
   caught = signal;
+  // Said at once: the clean-up may take a moment (a scratch server stopping), and an exit code
+  // alone says nothing to whoever pressed Ctrl-C. Not after SIGHUP: its terminal is gone, and a
+  // failed write (EIO, EPIPE) must not stand in the clean-up's way.
+  if (signal !== 'SIGHUP') {
+    process.stderr.once('error', () => {});
+    try {
+      process.stderr.write(`pgtape: stopped by ${signal}: cleaning up, then exiting ${signalExitCode(signal)}\n`);
+    } catch {
+      // Nowhere to say it.
+    }
+  }
   const steps = [...cleanups].reverse();
   void (async () => {
     for (const step of steps) await step().catch(() => {});

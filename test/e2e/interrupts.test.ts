@@ -387,6 +387,7 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
       const r = await child.done;
       const at = `${command.join(' ')}: ${r.stderr.slice(-500)}`;
       expect(r.code, at).toBe(130);
+      expect(r.stderr, 'said, not only an exit code').toContain('pgtape: stopped by SIGINT: cleaning up, then exiting 130');
       // At once: no second initdb (through the same minute-long wrapper) after the signal.
       expect(Date.now() - signalled, at).toBeLessThan(30_000);
       // The replay made its output directory: gone whole.
