@@ -16,7 +16,28 @@ export const OUTPUT_SETTINGS = `set datestyle = 'ISO, MDY'; set intervalstyle = 
  * (sslmode, sslrootcert, sslcert, sslkey) and PG* environment defaults pass through unchanged.
  */
 export function clientConfig(url: string): pg.ClientConfig {
-  return { connectionString: isConninfo(url) ? conninfoUrl(url) : url, application_name: 'pgtape', connectionTimeoutMillis: 15_000 };
+  return {
+    connectionString: libpqSslModes(isConninfo(url) ? conninfoUrl(url) : url, process.env.PGSSLMODE),
+    application_name: 'pgtape',
+    connectionTimeoutMillis: 15_000,
+  };
+}
+
+/**
+ * node-postgres 8 reads `sslmode=require`, `prefer` and `verify-ca` as `verify-full` (a server
+ * with a self-signed certificate is refused where psql connects) and prints a warning of nine
+ * lines each time; PGSSLMODE=require it reads as verify-full too. A user who writes an sslmode
+ * means libpq's (the README promises it), so node-postgres is asked for libpq's meanings, unless
+ * the URL says otherwise itself. PGSSLMODE counts where the URL has no sslmode, as in libpq.
+ */
+export function libpqSslModes(url: string, envSslmode?: string): string {
+  const join = (u: string, param: string) => `${u}${u.includes('?') ? '&' : '?'}${param}`;
+  if (/[?&]uselibpqcompat=/i.test(url)) return url;
+  if (/[?&]sslmode=/i.test(url)) return join(url, 'uselibpqcompat=true');
+  // Only a URL takes parameters (a socket path does not).
+  if (envSslmode && /^postgres(ql)?:/i.test(url))
+    return join(join(url, `sslmode=${encodeURIComponent(envSslmode)}`), 'uselibpqcompat=true');
+  return url;
 }
 
 /** A libpq key=value string (`host=db dbname=shop`), not a URL nor a socket path. */
@@ -147,6 +168,20 @@ export function connectionError(url: string, err: unknown, option = '--source'):
       return new UserError(`cannot connect to ${where}: authentication failed (${e.message})`, `check the user and password in ${option}`);
     case '3D000':
       return new UserError(`cannot connect to ${where}: ${e.message}`, `check the database name in ${option}`);
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'CERT_HAS_EXPIRED':
+      return new UserError(
+        `cannot connect to ${where}: the server's TLS certificate is not trusted (${e.message})`,
+        `give the certificate of the CA that signed it with sslrootcert=<file> in ${option}, or use sslmode=require to encrypt without checking it (as libpq does)`,
+      );
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return new UserError(
+        `cannot connect to ${where}: the server's TLS certificate is for another host name (${e.message})`,
+        `connect by a host name the certificate names, or use sslmode=verify-ca to check the certificate but not the name (as libpq does)`,
+      );
     default:
       if (e.code === 'ERR_INVALID_URL' || e.message?.includes('Invalid URL')) return new UserError(`${option} is not a valid URL`, FORM);
       return new UserError(`cannot connect to ${where}: ${e.message ?? String(err)}`, `check ${option}`);
