@@ -13,7 +13,8 @@ export const OUTPUT_SETTINGS = `set datestyle = 'ISO, MDY'; set intervalstyle = 
 
 /**
  * Client settings for a source URL. The URL goes to node-postgres whole, so its TLS options
- * (sslmode, sslrootcert, sslcert, sslkey) and PG* environment defaults pass through unchanged.
+ * (sslmode, sslrootcert, sslcert, sslkey) and PG* environment defaults pass through, sslmode
+ * read with libpq's meanings (libpqSslModes).
  */
 export function clientConfig(url: string): pg.ClientConfig {
   return {
