@@ -5,7 +5,9 @@ import { to as copyTo } from 'pg-copy-streams';
 import { UserError, errorMessage } from '../src/core/errors.js';
 import { interruptedBy, onInterrupt } from '../src/core/interrupt.js';
 import { alive, pidNamespace } from '../src/core/spool-dir.js';
-import { lexists, makeDirectory, removeMadeDirectories, unusableDirectory } from '../src/core/paths.js';
+import { isWithin, lexists, makeDirectory, removeMadeDirectories, unusableDirectory } from '../src/core/paths.js';
+import { DirectoryStore } from '../src/store/directory.js';
+import type { Store } from '../src/store/store.js';
 import { displayQualified, quoteQualified } from '../src/core/sql.js';
 import { LocalCluster, runningServer } from '../src/local-pg/local-cluster.js';
 import { connect, connectionLost } from '../src/source/connection.js';
@@ -87,7 +89,14 @@ interface Claimed {
  * on. Another replay's failure may remove the directory between two of these steps: then the
  * claim is tried again from the start.
  */
-function claimEmptyDir(dir: string, option: string, mode?: number): Claimed {
+function claimEmptyDir(dir: string, option: string, store: Store, mode?: number): Claimed {
+  // A directory store's folder is pgtape's: its listings would meet the output's files (a
+  // PGDATA under segments/ is "not a segment name" to every later command).
+  if (store instanceof DirectoryStore && isWithin(dir, store.root))
+    throw new UserError(
+      `${option} ${dir} is inside the store ${store.description}, whose directory pgtape owns`,
+      'give a directory outside the store',
+    );
   const unusable = unusableDirectory(dir);
   if (unusable) throw new UserError(`${option}: ${unusable}`, 'give a new or empty directory');
   const claimed: Claimed = { made: [], madeOutput: false };
@@ -191,10 +200,11 @@ function releaseClaim(dir: string): void {
 async function owned<T>(
   dir: string,
   option: string,
+  store: Store,
   fill: (stopOnInterrupt: (stop: () => Promise<void>) => void) => Promise<T>,
   mode?: number,
 ): Promise<T> {
-  const { made, madeOutput } = claimEmptyDir(dir, option, mode);
+  const { made, madeOutput } = claimEmptyDir(dir, option, store, mode);
   let stop: (() => Promise<void>) | undefined;
   let clearing: Promise<void> | undefined;
   // Once, whoever asks first (a failure, a signal): the server stopped, then the output removed,
@@ -228,6 +238,7 @@ export async function replayIntoPgdata(dir: string, options: ClusterReplayOption
   return owned(
     dir,
     '--pgdata',
+    options.store,
     async (stopOnInterrupt) => {
       const plan = await prepareReplay(options);
       // Stoppable while it starts: an interrupt then waits for the server to be up, and stops it.
@@ -248,7 +259,7 @@ export async function replayIntoPgdata(dir: string, options: ClusterReplayOption
 
 /** Replays into a throwaway cluster, then writes one CSV file (with a header) per table. */
 export async function replayIntoCsv(dir: string, options: ClusterReplayOptions): Promise<ReplayReport> {
-  return owned(dir, '--csv', async (stopOnInterrupt) => {
+  return owned(dir, '--csv', options.store, async (stopOnInterrupt) => {
     const plan = await prepareReplay(options);
     const creating = LocalCluster.create({ major: serverMajor(plan, options), unsafeFast: true, loading: true });
     stopOnInterrupt(async () => (await creating.catch(() => undefined))?.destroy());

@@ -16,11 +16,12 @@ import type { SegmentReader } from '../segment/reader.js';
 import { ObjectMissingError, throwIfUnreadable, type Store } from '../store/store.js';
 import { lostNewestSegment } from '../log/archive-index.js';
 import { LEASE_KEY, recordedLastSegment } from '../log/lease.js';
-import { parseSegmentKey } from '../segment/name.js';
+import { parseSegmentKey, SEGMENTS_DIR } from '../segment/name.js';
 
 /** DISCONTINUITY: a gap the archive recorded itself (a rebase): not damage, but replay cannot cross it. */
 /** DOWNGRADE: a file stored in the clear after the archive was encrypted (docs/ARCHITECTURE.md, "Encryption at rest"). */
-export type Status = 'OK' | 'CORRUPT' | 'MISSING' | 'GAP' | 'OVERLAP' | 'DISCONTINUITY' | 'DOWNGRADE';
+/** STRAY: a file in segments/ that is no segment: every other command refuses the store until it is moved out. */
+export type Status = 'OK' | 'CORRUPT' | 'MISSING' | 'GAP' | 'OVERLAP' | 'DISCONTINUITY' | 'DOWNGRADE' | 'STRAY';
 
 /** The verdict on one object of the store (a base, a segment) or on a stretch of LSNs between them. */
 export interface Finding {
@@ -67,7 +68,13 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
   const emit = (f: Finding): Finding => {
     counts[f.status] = (counts[f.status] ?? 0) + 1;
     // A damaged segment, a gap or an overlap breaks the chain: replay cannot cross it.
-    if (f.status !== 'OK' && f.status !== 'DOWNGRADE' && !f.object.startsWith(BASES_DIR) && !f.object.startsWith(INDEX_DIR))
+    if (
+      f.status !== 'OK' &&
+      f.status !== 'DOWNGRADE' &&
+      f.status !== 'STRAY' &&
+      !f.object.startsWith(BASES_DIR) &&
+      !f.object.startsWith(INDEX_DIR)
+    )
       breaks.push({ start: tryParseLsn(f.start)!, end: tryParseLsn(f.end)! });
     return f;
   };
@@ -77,7 +84,8 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
   // Read before the listing: a segment the archiver stores meanwhile is then listed too.
   const recorded = range.to === undefined ? recordedLastSegment(store) : Promise.resolve(undefined);
   // The segments are streamed from the listing, a page at a time: a year of them is not held.
-  const listing = streamSegments(store);
+  const strays: string[] = [];
+  const listing = streamSegments(store, undefined, (key) => strays.push(key));
   let firstListed = await listing.next();
   while (!firstListed.done && !inRange(firstListed.value)) {
     if (range.to !== undefined && firstListed.value.startLsn > range.to) break;
@@ -171,6 +179,14 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
       detail: `the archiver recorded storing it (${LEASE_KEY}) and no later segment is listed: the archive's newest changes are gone from the store`,
     });
   }
+  for (const key of strays)
+    yield emit({
+      status: 'STRAY',
+      object: key,
+      start: '-',
+      end: '-',
+      detail: `not a pgtape segment name (segments/<startLSN16>-<endLSN16>.pgtape): replay, log and diff refuse the store until it is moved out of ${SEGMENTS_DIR}`,
+    });
   for await (const f of facts.finish(first)) yield emit(f);
   for (const lsn of plainBases)
     if (encryptedFrom && lsn > encryptedFrom.lsn) yield emit(downgrade(basePrefix(lsn), lsn, lsn, encryptedFrom.key));

@@ -9,6 +9,7 @@ import type { Finding, VerifySummary } from '../audit/verify.js';
 import { indexArchive } from '../log/archive-index.js';
 import { refuseReversed, resolvePoint } from '../log/resolve.js';
 import { parseTarget } from '../log/target.js';
+import { SEGMENTS_DIR } from '../segment/name.js';
 
 /** LSN targets need nothing from the store; the others are found through the segments' headers. */
 async function point(store: Store, text: string | undefined, option: string): Promise<bigint | undefined> {
@@ -90,12 +91,19 @@ export function verifyCommand(): Command {
             'find out who wrote them (an archiver, base or compact without --encrypt, or someone else); they replay, but whoever reads the store can read them: take a new encrypted base (pgtape base --encrypt) and expire what precedes it',
             ExitCode.ATTENTION,
           );
+        const strays = broken.filter((f) => f.status === 'STRAY');
+        if (strays.length === broken.length)
+          throw new UserError(
+            `${SEGMENTS_DIR} holds files that are no segments: ${names}; replay, log and diff refuse the store while they are there`,
+            `move them out of ${SEGMENTS_DIR} (pgtape owns that folder); the archive itself verified sound`,
+            ExitCode.ATTENTION,
+          );
         const reach = summary.replayable.length
           ? `replay targets from ${summary.replayable.map((r) => `${r.from} to ${r.to}`).join(' and from ')} still work`
           : 'no stretch of the archive is replayable';
         throw new UserError(
           `the archive is damaged: ${names}`,
-          `${reach}; restore the damaged objects from a copy (a PFS commit's history keeps earlier versions), or take a new base with pgtape base to replay from it on`,
+          `${strays.length ? `move the files that are no segments out of ${SEGMENTS_DIR}; then ` : ''}${reach}; restore the damaged objects from a copy (a PFS commit's history keeps earlier versions), or take a new base with pgtape base to replay from it on`,
           ExitCode.ATTENTION,
         );
       }

@@ -1,6 +1,17 @@
-import { accessSync, chmodSync, constants, existsSync, lstatSync, mkdirSync, readlinkSync, rmdirSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readlinkSync,
+  realpathSync,
+  rmdirSync,
+  statSync,
+} from 'node:fs';
 import { UserError } from './errors.js';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -43,6 +54,24 @@ export function unusableDirectory(dir: string): string | undefined {
     }
     return undefined;
   }
+}
+
+/** The path with its symbolic links resolved, as far as it exists (the rest appended as it is). */
+function realPath(path: string): string {
+  const absolute = resolve(path);
+  for (let at = absolute; ; at = dirname(at)) {
+    try {
+      return join(realpathSync(at), relative(at, absolute));
+    } catch {
+      if (dirname(at) === at) return absolute;
+    }
+  }
+}
+
+/** Whether `path` is `dir` or lies under it, symbolic links followed (one may not exist yet). */
+export function isWithin(path: string, dir: string): boolean {
+  const rel = relative(realPath(dir), realPath(path));
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
 
 /** Whether anything is at `path`, a symbolic link to nothing included (existsSync follows links). */

@@ -24,10 +24,17 @@ export async function listSegments(store: Store, startingFrom?: bigint, limit?: 
   return objects.map((o) => segmentRef(store, o));
 }
 
-/** The same listing streamed a page at a time: a walk over every segment holds one page of them. */
-export async function* streamSegments(store: Store, startingFrom?: bigint): AsyncGenerator<SegmentRef> {
+/**
+ * The same listing streamed a page at a time: a walk over every segment holds one page of them.
+ * With `onStray`, an object that is no segment is handed to it and passed over (verify reports
+ * it) instead of refused.
+ */
+export async function* streamSegments(store: Store, startingFrom?: bigint, onStray?: (key: string) => void): AsyncGenerator<SegmentRef> {
   for await (const page of store.listPages(SEGMENTS_DIR, { startAfter: startAfterKey(startingFrom) }))
-    for (const o of page) yield segmentRef(store, o);
+    for (const o of page) {
+      if (onStray && !parseSegmentKey(o.key)) onStray(o.key);
+      else yield segmentRef(store, o);
+    }
 }
 
 /**

@@ -49,6 +49,8 @@ interface Context {
   truncated: string;
   /** A copy of the store that lost its newest segment (the archiver recorded storing it). */
   lostTail: string;
+  /** A copy of the store whose segments/ also holds a file that is no segment. */
+  stray: string;
   /** A regular file, where a directory is expected. */
   file: string;
   /** A path that does not exist yet: a case that fails must not create it. */
@@ -370,6 +372,30 @@ const CASES: Case[] = [
     leaves: (c) => [c.fresh, c.fresh + 'out'],
   },
   { name: 'verify of an empty store', args: (c) => ['verify', '--store', c.fresh], exit: 2, says: ['no base'], leaves: (c) => [c.fresh] },
+  // verify reports a file in segments/ that is no segment, and checks every segment all the same.
+  {
+    name: 'verify of a store whose segments/ holds a file that is no segment',
+    args: (c) => ['verify', '--store', c.stray],
+    exit: 4,
+    says: [
+      /STRAY +segments\/notes\.txt/,
+      /OK +segments\/0/,
+      /\d+ OK, 1 STRAY/,
+      'move them out of segments/',
+      'the archive itself verified sound',
+    ],
+  },
+  // An output inside a directory store would be met by its listings: refused before anything is made.
+  ...[
+    ['--pgdata', 'segments'],
+    ['--csv', 'out'],
+  ].map(([option, under]) => ({
+    name: `replay ${option} inside the store's directory (${under}/)`,
+    args: (c: Context) => ['replay', '--store', c.store, option!, join(c.store, under!, 'replayed')],
+    exit: 2,
+    says: ['is inside the store', 'give a directory outside the store'],
+    leaves: (c: Context) => [join(c.store, under!, 'replayed'), ...(under === 'out' ? [join(c.store, 'out')] : [])],
+  })),
   // compact and expire (issue 15): refused without touching the store.
   {
     name: 'compact of an empty store',
@@ -612,6 +638,9 @@ describe('hostile input: every command, wrong values, nothing harmed or left beh
     ctx.lostTail = join(work, 'lost-tail');
     cpSync(ctx.store, ctx.lostTail, { recursive: true });
     rmSync(join(ctx.lostTail, 'segments', newest));
+    ctx.stray = join(work, 'stray');
+    cpSync(ctx.store, ctx.stray, { recursive: true });
+    writeFileSync(join(ctx.stray, 'segments', 'notes.txt'), 'not a segment\n');
     ctx.file = join(work, 'a-file');
     writeFileSync(ctx.file, 'not a directory\n');
     await source.admin.query('create database hostile_into');
