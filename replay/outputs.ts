@@ -7,6 +7,11 @@ import { interruptedBy, onInterrupt } from '../src/core/interrupt.js';
 import { alive, pidNamespace } from '../src/core/spool-dir.js';
 import { isWithin, lexists, makeDirectory, removeMadeDirectories, unusableDirectory } from '../src/core/paths.js';
 import { DirectoryStore } from '../src/store/directory.js';
+import { BASES_DIR } from '../src/log/bases.js';
+import { DISCONTINUITIES_DIR } from '../src/log/discontinuities.js';
+import { KMS_KEYS_DIR } from '../src/log/kms-keys.js';
+import { INDEX_DIR } from '../src/log/segment-index.js';
+import { SEGMENTS_DIR } from '../src/segment/name.js';
 import type { Store } from '../src/store/store.js';
 import { displayQualified, quoteQualified } from '../src/core/sql.js';
 import { LocalCluster, runningServer } from '../src/local-pg/local-cluster.js';
@@ -90,13 +95,10 @@ interface Claimed {
  * claim is tried again from the start.
  */
 function claimEmptyDir(dir: string, option: string, store: Store, mode?: number): Claimed {
-  // A directory store's folder is pgtape's: its listings would meet the output's files (a
+  // A directory store's folders are pgtape's: its listings would meet the output's files (a
   // PGDATA under segments/ is "not a segment name" to every later command).
-  if (store instanceof DirectoryStore && isWithin(dir, store.root))
-    throw new UserError(
-      `${option} ${dir} is inside the store ${store.description}, whose directory pgtape owns`,
-      'give a directory outside the store',
-    );
+  const owned = store instanceof DirectoryStore ? ownedFolder(dir, store.root) : undefined;
+  if (owned) throw new UserError(`${option} ${dir} is ${owned}, which pgtape owns`, 'give a directory outside the store');
   const unusable = unusableDirectory(dir);
   if (unusable) throw new UserError(`${option}: ${unusable}`, 'give a new or empty directory');
   const claimed: Claimed = { made: [], madeOutput: false };
@@ -110,6 +112,16 @@ function claimEmptyDir(dir: string, option: string, store: Store, mode?: number)
       throw err;
     }
   }
+}
+
+/** The folders of a store's layout (docs/ARCHITECTURE.md, "Store layout"), each pgtape's alone. */
+const STORE_FOLDERS = [BASES_DIR, SEGMENTS_DIR, DISCONTINUITIES_DIR, INDEX_DIR, KMS_KEYS_DIR.slice(0, KMS_KEYS_DIR.indexOf('/') + 1)];
+
+/** The store itself or the folder of its layout that `dir` would be in, if any (beside them, `dir` is the user's). */
+function ownedFolder(dir: string, root: string): string | undefined {
+  if (isWithin(root, dir)) return `the store ${root} itself`;
+  const folder = STORE_FOLDERS.find((f) => isWithin(dir, join(root, f)));
+  return folder && `inside the store's folder ${join(root, folder)}`;
 }
 
 function claimOnce(dir: string, option: string, mode: number | undefined, claimed: Claimed): void {

@@ -98,7 +98,7 @@ export async function prepareReplay(options: {
   exclusive: boolean;
   tables?: Set<string>;
 }): Promise<ReplayPlan> {
-  const index = await indexArchive(options.store);
+  const index = await indexArchive(options.store, { lostTail: true });
   const plan = await planReplay(index, options.target, options.exclusive);
   // A table neither the base nor the log up to the target holds would replay as nothing, silently.
   const known = new Map(plan.schema.tables.map((t) => [`${t.schema}.${t.name}`, displayQualified(t.schema, t.name)]));

@@ -43,7 +43,7 @@ export interface VerifySummary {
   /** The first and last LSN checked. */
   from: string | null;
   to: string | null;
-  /** Stretches that replay can still reach: from a sound base to the first break after it. */
+  /** Stretches that replay can still reach: from a sound base to the first break after it (`to` is `from` - 1 for the base alone, before a break at its LSN). */
   replayable: { from: string; to: string }[];
 }
 
@@ -205,9 +205,10 @@ export async function* verifyArchive(store: Store, range: { from?: bigint; to?: 
   const replayable: VerifySummary['replayable'] = [];
   for (const b of soundBases) {
     const first = breaks.filter((x) => x.end > b).sort((x, y) => (x.start < y.start ? -1 : 1))[0];
-    if (first && first.start <= b) continue;
+    if (first && first.start < b) continue;
     // A transaction may commit right where a damaged or missing stretch starts (another one's
-    // commit ended the previous segment there): targets work up to just before it.
+    // commit ended the previous segment there): targets work up to just before it. One that
+    // starts at the base leaves the base alone: its point, just before its LSN (to < from).
     const to = first ? first.start - 1n : end > b ? end : b;
     const last = replayable.at(-1);
     if (last && last.to === formatLsn(to)) continue;

@@ -67,7 +67,7 @@ export function logCommand(): Command {
       const tables = selectedTables(opts);
       const store = openStore(opts.store, { s3Endpoint: opts.s3Endpoint });
       await useKeyFiles(store, opts);
-      const index = await indexArchive(store, { requireBase: false, walksFromStart: !opts.from });
+      const index = await indexArchive(store, { requireBase: false, walksFromStart: !opts.from, lostTail: true });
       const asked = opts.from !== undefined ? parseTarget(opts.from, '--from') : undefined;
       const early = await beforeFirstBase(index, asked);
       // Listed from the first recorded transaction, as said: from the first base, where the log begins.

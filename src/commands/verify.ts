@@ -2,6 +2,7 @@ import { keyFileOption, useKeyFiles } from './keys.js';
 import { Command } from 'commander';
 import { s3EndpointOption, storeOption } from './options.js';
 import { ExitCode, UserError } from '../core/errors.js';
+import { parseLsn } from '../core/lsn.js';
 import { writeLine } from '../core/output.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
@@ -17,7 +18,7 @@ async function point(store: Store, text: string | undefined, option: string): Pr
   const target = parseTarget(text, option);
   if (target.kind === 'lsn') return target.lsn;
   if (target.kind === 'latest') return undefined;
-  return resolvePoint(await indexArchive(store, { requireBase: false, skipUnreadable: true }), target, false);
+  return resolvePoint(await indexArchive(store, { requireBase: false, skipUnreadable: true, lostTail: true }), target, false);
 }
 
 export function verifyCommand(): Command {
@@ -65,7 +66,7 @@ export function verifyCommand(): Command {
         await writeLine(
           `verified ${summary.bases} bases and ${summary.segments} segments (${summary.from ?? '-'} to ${summary.to ?? '-'}): ${counts}`,
         );
-        await writeLine(`replayable: ${summary.replayable.map((r) => `${r.from} (base) to ${r.to}`).join('; ') || 'nothing'}`);
+        await writeLine(`replayable: ${summary.replayable.map((r) => stretch(r)).join('; ') || 'nothing'}`);
       }
       if (summary.bases + summary.segments === 0)
         throw new UserError(
@@ -99,7 +100,7 @@ export function verifyCommand(): Command {
             ExitCode.ATTENTION,
           );
         const reach = summary.replayable.length
-          ? `replay targets from ${summary.replayable.map((r) => `${r.from} to ${r.to}`).join(' and from ')} still work`
+          ? `replay targets ${summary.replayable.map((r) => stretch(r, 'from ')).join(' and ')} still work`
           : 'no stretch of the archive is replayable';
         throw new UserError(
           `the archive is damaged: ${names}`,
@@ -108,4 +109,10 @@ export function verifyCommand(): Command {
         );
       }
     });
+}
+
+/** A stretch replay can reach, as said: from a base to a point, or the base alone (a break at its LSN). */
+function stretch(r: VerifySummary['replayable'][number], from = ''): string {
+  if (parseLsn(r.to) < parseLsn(r.from)) return `up to ${r.to} (the base at ${r.from} alone)`;
+  return from ? `${from}${r.from} to ${r.to}` : `${r.from} (base) to ${r.to}`;
 }

@@ -46,6 +46,11 @@ export interface ArchiveIndex {
   lastCommit?: { lsn: bigint; time: bigint };
   /** verify walks around damaged segments (it reports them itself); others stop at them. */
   skipUnreadable: boolean;
+  /**
+   * The store lost the newest segment the archiver recorded storing (IndexOptions.lostTail):
+   * targets before its start still resolve, any other says this error.
+   */
+  lostTail?: { startLsn: bigint; error: UserError };
   /** Index objects opened lately: finding a target and reading the range after it open the same ones. */
   opened: Map<string, Promise<IndexNode[]>>;
   /** How many segments' facts each opened object holds, once read (what the cache weighs). */
@@ -77,6 +82,11 @@ export interface IndexOptions {
   /** status reports an empty store as such. */
   allowEmpty?: boolean;
   /**
+   * A reader whose targets resolve through resolve.ts: a lost newest segment refuses only the
+   * targets it could change (ArchiveIndex.lostTail). Others refuse the store at once.
+   */
+  lostTail?: boolean;
+  /**
    * The caller walks from the archive's start (log without --from): the index objects down to
    * the first segment are opened while the last commit is looked up, a store's latency overlapping.
    */
@@ -94,7 +104,13 @@ export async function indexArchive(store: Store, options: IndexOptions = {}): Pr
     recordedLastSegment(store),
   ]);
   const last = nodes.at(-1);
-  await lastSegmentListed(store, recorded, last && (last.segment ?? last.object).endLsn, bases.at(-1)?.lsn);
+  const lostTail = await lastSegmentListed(
+    store,
+    recorded,
+    last && (last.segment ?? last.object).endLsn,
+    bases.at(-1)?.lsn,
+    options.lostTail,
+  );
   const index: ArchiveIndex = {
     store,
     bases,
@@ -103,6 +119,7 @@ export async function indexArchive(store: Store, options: IndexOptions = {}): Pr
     firstLsn,
     endLsn: last && (last.segment ?? last.object).endLsn,
     skipUnreadable,
+    ...(lostTail ? { lostTail } : {}),
     opened: new Map(),
     openedSegments: new Map(),
   };
@@ -151,10 +168,22 @@ async function lastSegmentListed(
   recorded: string | undefined,
   endLsn: bigint | undefined,
   newestBase: bigint | undefined,
-): Promise<void> {
+  tolerate = false,
+): Promise<ArchiveIndex['lostTail']> {
   const lost = await lostNewestSegment(store, recorded, endLsn, newestBase);
-  if (lost)
-    throw new ObjectMissingError(store.description, lost, `the archiver recorded storing it (${LEASE_KEY}) and no later segment is listed`);
+  if (!lost) return undefined;
+  const why = `the archiver recorded storing it (${LEASE_KEY}) and no later segment is listed`;
+  if (!tolerate) throw new ObjectMissingError(store.description, lost, why);
+  // Its changes all commit at or after its start: a point before it is whole without them. The
+  // listing may end sooner (more than the newest lost): nothing is known past its end either.
+  const lostStart = parseSegmentKey(lost)!.startLsn;
+  const startLsn = endLsn !== undefined && endLsn < lostStart ? endLsn : lostStart;
+  const error = new UserError(
+    `the archive is damaged: ${new ObjectMissingError(store.description, lost, why).message}`,
+    `targets before ${formatLsn(startLsn)} still work (lsn:${formatLsn(startLsn - 1n)}, or an earlier time or mark); restore the segment from a copy (a PFS commit's history keeps earlier versions) to reach later ones`,
+    ExitCode.ATTENTION,
+  );
+  return { startLsn, error };
 }
 
 /**

@@ -23,12 +23,16 @@ export async function resolvePoint(
   warn: (message: string) => void = sayWarning,
 ): Promise<bigint | undefined> {
   const end = index.endLsn ?? index.bases.at(-1)?.lsn ?? 0n;
+  // The store lost its newest segment: what it held may be the target, or come before it.
+  const lost = index.lostTail;
   switch (target.kind) {
     case 'latest':
     case 'commit':
+      if (lost) throw lost.error;
       // A commit target has opened the store as of that commit: its end is the target.
       return undefined;
     case 'lsn':
+      if (lost && target.lsn >= lost.startLsn) throw lost.error;
       if (target.lsn > end) throw outside(index, target, 'is after the end of the archive');
       return exclusive ? target.lsn - 1n : target.lsn;
     case 'xid': {
@@ -41,6 +45,7 @@ export async function resolvePoint(
           if (e.kind === 'begin' && e.xid === target.xid) return exclusive ? e.commitLsn - 1n : e.commitLsn;
         }
       }
+      if (lost) throw lost.error;
       throw outside(index, target, 'is not a transaction in the archive (never committed, or outside it)');
     }
     case 'time': {
@@ -56,6 +61,8 @@ export async function resolvePoint(
           if (e.kind === 'begin' && beyond(e.commitTime)) return e.commitLsn - 1n;
         }
       }
+      // No commit listed is after the time: the lost segment's may be.
+      if (lost) throw lost.error;
       if (index.lastCommit && target.micros > index.lastCommit.time) throw outside(index, target, 'is after the last commit');
       return undefined;
     }
@@ -105,7 +112,11 @@ export async function resolvePoint(
       }
       // A mark that could not be opened or read, before the one found (or with none found), could be it.
       for (const unread of [sealed, damaged]) if (unread && (!found || unread.lsn <= found.lsn)) throw unread.err;
+      if (lost && !found) throw lost.error;
       if (found) {
+        if (lost) {
+          warn(`name:${target.name}: ${errorMessage(lost.error)}; a later mark of the same name there would not be counted`);
+        }
         if (damaged) {
           warn(
             `name:${target.name}: the marks after ${index.store.description}/${damaged.key} could not be read (${errorMessage(damaged.err)}); a later mark of the same name would not be counted (pgtape verify names the damage)`,
@@ -150,6 +161,8 @@ export async function resolveRange(
   to: Target | undefined,
   acrossDiscontinuities = false,
 ): Promise<LogRange> {
+  // Up to the end (no --to) would end early, without the lost segment's changes.
+  if (index.lostTail && !to) throw index.lostTail.error;
   // `--from latest` is the end of the archive: an empty range, not an error.
   const end = index.lastCommit?.lsn ?? index.bases.at(-1)?.lsn;
   const after = from ? ((await resolvePoint(index, from, false)) ?? end) : undefined;

@@ -388,13 +388,13 @@ const CASES: Case[] = [
   // An output inside a directory store would be met by its listings: refused before anything is made.
   ...[
     ['--pgdata', 'segments'],
-    ['--csv', 'out'],
+    ['--csv', 'base'],
   ].map(([option, under]) => ({
-    name: `replay ${option} inside the store's directory (${under}/)`,
+    name: `replay ${option} inside the store's folder ${under}/`,
     args: (c: Context) => ['replay', '--store', c.store, option!, join(c.store, under!, 'replayed')],
     exit: 2,
-    says: ['is inside the store', 'give a directory outside the store'],
-    leaves: (c: Context) => [join(c.store, under!, 'replayed'), ...(under === 'out' ? [join(c.store, 'out')] : [])],
+    says: [`is inside the store's folder`, `${under}/, which pgtape owns`, 'give a directory outside the store'],
+    leaves: (c: Context) => [join(c.store, under!, 'replayed')],
   })),
   // compact and expire (issue 15): refused without touching the store.
   {
@@ -779,6 +779,52 @@ describe('hostile input: every command, wrong values, nothing harmed or left beh
       expect(r.stderr).toMatch(/no-such-mark/);
       expect(existsSync(deep), output).toBe(false);
     }
+  });
+
+  it('a store that lost its newest segment: points before it replay as the whole store replays them; any later one is refused (exit 4) naming the last that works', async () => {
+    const lost = readdirSync(join(ctx.store, 'segments')).sort().at(-1)!;
+    const start = BigInt(`0x${lost.slice(0, 16)}`);
+    const lsn = (n: bigint) => `${(n >> 32n).toString(16).toUpperCase()}/${(n & 0xffffffffn).toString(16).toUpperCase()}`;
+    const before = `lsn:${lsn(start - 1n)}`;
+    // The oracle: the intact store, to the same point.
+    const csv = async (store: string, to: string) => {
+      const dir = join(work, `lost-tail-${store === ctx.store ? 'whole' : 'lost'}-${to.replace(/\W/g, '_')}`);
+      const r = await pgtape(['replay', '--store', store, '--to', to, '--csv', dir]);
+      return {
+        r,
+        files:
+          r.code === 0
+            ? readdirSync(dir)
+                .filter((f) => f.endsWith('.csv'))
+                .map((f) => readFileSync(join(dir, f), 'utf8'))
+            : [],
+      };
+    };
+    const [whole, kept] = [await csv(ctx.store, before), await csv(ctx.lostTail, before)];
+    expect(kept.r.code, kept.r.stderr).toBe(0);
+    expect(kept.files).toEqual(whole.files);
+    expect(kept.files.join('')).toMatch(/\n1,/);
+    const log = await pgtape(['log', '--store', ctx.lostTail, '--rows', '--to', before]);
+    expect(log.code, log.stderr).toBe(0);
+    expect(log.stdout).toBe((await pgtape(['log', '--store', ctx.store, '--rows', '--to', before])).stdout);
+    // At or after its start, or up to an end that is no longer known: refused, with the point that works.
+    for (const args of [
+      ['replay', '--to', `lsn:${lsn(start)}`, '--csv', join(work, 'lost-tail-refused')],
+      ['replay', '--to', 'time:2999-01-01T00:00:00Z', '--csv', join(work, 'lost-tail-refused')],
+      ['log'],
+      ['log', '--from', before],
+      ['diff', '--from', before, '--summary'],
+    ]) {
+      const r = await pgtape([args[0]!, '--store', ctx.lostTail, ...args.slice(1)]);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(4);
+      expect(r.stderr).toContain(`${lost} is missing`);
+      expect(r.stderr).toContain(`targets before ${lsn(start)} still work (${before}`);
+      expect(existsSync(join(work, 'lost-tail-refused'))).toBe(false);
+    }
+    // verify says the same point.
+    const verify = await pgtape(['verify', '--store', ctx.lostTail]);
+    expect(verify.code).toBe(4);
+    expect(verify.stdout).toMatch(new RegExp(`replayable: .*${lsn(start - 1n).replace('/', '\\/')}`));
   });
 
   it('leaves verify passing on the store afterwards', async () => {

@@ -103,7 +103,7 @@ export interface DiffOptions {
  */
 export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
   const { store, log } = options;
-  const index = await indexArchive(store, { requireBase: false });
+  const index = await indexArchive(store, { requireBase: false, lostTail: true });
   const range = await resolveRange(index, options.from, options.to);
   for (const [option, target] of [
     ['--from', options.from],
