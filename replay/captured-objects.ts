@@ -11,10 +11,11 @@ import {
   KeptTriggers,
   onMovedTable,
   sequenceName,
+  textSearchStatements,
   viewDefaults,
 } from '../src/source/ddl-statements.js';
 
-// Views, materialized views (and their indexes), functions, procedures, aggregates, triggers and sequences made or altered after
+// Views, materialized views (and their indexes), functions, procedures, aggregates, triggers, sequences, collations and text search objects made or altered after
 // the base, replayed from the statements captured DDL recorded (docs/ARCHITECTURE.md, "Schema
 // changes"). Each at its point, in the order a dump restores them — sequences and functions
 // before the tables that may use them, views after — except triggers: made at the end, with the
@@ -51,6 +52,11 @@ export class CapturedObjects {
     for (const o of objects) if (o.kind === 'extension') await this.make(o, extensionStatements(o));
     // Renamed or moved: the replay's own under its former name is, before anything is made under the new one.
     for (const o of objects) if (o.renamed && !AFTER_TABLES.has(o.kind)) await this.rename(o);
+    // What a column, a domain or a generated column may name: collations, then text search
+    // dictionaries and the configurations made of them.
+    for (const o of objects) if (o.kind === 'collation') await this.make(o, [o.create]);
+    for (const o of objects) if (o.kind === 'text search dictionary') await this.make(o, textSearchStatements(o));
+    for (const o of objects) if (o.kind === 'text search configuration') await this.make(o, textSearchStatements(o));
     for (const o of objects) if (o.kind === 'sequence') await this.sequence(o);
     for (const o of objects) if (o.kind === 'function' || o.kind === 'procedure') await this.make(o, [o.create]);
     // After the functions they are made of.

@@ -28,6 +28,7 @@ import {
   referencingRenamed,
   typedTableLink,
 } from '../src/source/ddl-statements.js';
+import { COLUMN_COLLATION, collateClause } from '../src/source/deparse.js';
 import { CapturedObjects } from './captured-objects.js';
 import { BaseNamesWindow, moveStatements } from './base-names-window.js';
 import { attempt } from './savepoint.js';
@@ -57,6 +58,8 @@ interface HeldColumn {
   expression: string | null;
   notNull: boolean;
   default: string | null;
+  /** As COLUMN_COLLATION says it. */
+  collation: string | null;
 }
 
 /**
@@ -486,7 +489,8 @@ export class TargetTables {
     const { rows } = await this.client.query<HeldColumn & { name: string }>(
       `select attname as name, attinhcount > 0 as inherited, attidentity as identity, attgenerated <> '' as generated,
               case when attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end as expression,
-              attnotnull as "notNull", case when attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end as default
+              attnotnull as "notNull", case when attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end as default,
+              ${COLUMN_COLLATION} as collation
          from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
         where attrelid = $1::regclass and attnum > 0 and not attisdropped`,
       [target],
@@ -734,10 +738,11 @@ export class TargetTables {
         // value it computed then (attmissingval), not with the default evaluated now. An identity
         // or generated column is filled by the replay (a rewrite's image then sets the source's values).
         const c = s.columns.find((x) => x.name === name)!;
-        if (c.generated) return generatedClause(c);
-        if (c.identity) return identityClause(c.identity, c.identitySequence);
-        if (c.missing) return ` default ${quoteLiteral(missingValue(c.missing) ?? '')}::${c.type}`;
-        return '';
+        const collate = c.collation ? collateClause(c.collation) : '';
+        if (c.generated) return collate + generatedClause(c);
+        if (c.identity) return collate + identityClause(c.identity, c.identitySequence);
+        if (c.missing) return `${collate} default ${quoteLiteral(missingValue(c.missing) ?? '')}::${c.type}`;
+        return collate;
       });
       t.columns = columns;
       const held = await this.heldColumns(target);
@@ -769,6 +774,9 @@ export class TargetTables {
         }
         // ALTER COLUMN … DROP EXPRESSION: a plain column now, keeping the values it was computed to.
         if (current?.generated) await tried(`${column} drop expression`, 'an expression dropped');
+        // ALTER COLUMN … TYPE … COLLATE (the type's own when '').
+        if (c.collation !== undefined && current && current.collation !== null && current.collation !== c.collation)
+          await tried(`${column} type ${c.type}${collateClause(c.collation)}`, 'a collation');
         // An identity column is NOT NULL: its identity goes before its NOT NULL can, and comes
         // after the NOT NULL it needs.
         const isIdentity = current?.identity ?? '';

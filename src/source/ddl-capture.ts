@@ -6,6 +6,7 @@ import type { Logger } from '../core/log.js';
 import { quoteLiteral } from '../core/sql.js';
 import { IDENTITY_SEQUENCE_FROM, STORAGE_OPTIONS } from './ddl-statements.js';
 import { DDL_PREFIX } from './logical-messages.js';
+import { COLLATION_CREATE, COLUMN_COLLATION, TEXT_SEARCH_CONFIGURATION_STATEMENTS, TEXT_SEARCH_DICTIONARY_CREATE } from './deparse.js';
 
 /** One table as the catalog has it right after a DDL command (what `--capture-ddl` records). */
 export interface TableSnapshot {
@@ -31,6 +32,11 @@ export interface TableSnapshot {
     generated?: string | null;
     /** A generated column computed when read (Postgres 18's VIRTUAL), not stored. */
     virtual?: boolean;
+    /**
+     * Its collation where its type has one: '' for the type's own, else the qualified name
+     * (absent from archives made before collations were captured: those leave it as it is).
+     */
+    collation?: string;
     /**
      * What rows that existed before the column was added hold (Postgres's "fast default",
      * attmissingval, as array text `{value}`): exactly the value to fill them with on replay.
@@ -134,6 +140,11 @@ export interface CapturedObject {
   ownedBy?: string;
   /** An extension's version (ALTER EXTENSION … UPDATE brings one made earlier to it). */
   version?: string;
+  /**
+   * Text search dictionaries and configurations: what brings one that exists (made before, or by
+   * `create`) to the captured state, after `create` (which fails where it exists).
+   */
+  statements?: string[];
   /** The command renamed it or moved it to another schema (archives since renames are followed). */
   renamed?: RenamedObject;
   /**
@@ -270,7 +281,7 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
                  from pg_inherits h join pg_class pc on pc.oid = h.inhrelid join pg_namespace pn on pn.oid = pc.relnamespace where h.inhparent = c.oid) end,
     'columns', coalesce((select jsonb_agg(jsonb_build_object(
         'attnum', a.attnum, 'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'typeOid', a.atttypid::int,
-        'typmod', a.atttypmod, 'notNull', a.attnotnull,
+        'typmod', a.atttypmod, 'notNull', a.attnotnull, 'collation', ${COLUMN_COLLATION},
         'default', case when a.attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end,
         'generated', case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end,
         'virtual', case when a.attgenerated = 'v' then true end,
@@ -380,6 +391,23 @@ begin
               union all select x.oid, x.tgrelid, x.tgenabled from pg_trigger x join clone on x.tgparentid = clone.oid)
             select jsonb_object_agg(clone.rel::int::text, clone.enabled::text) from clone)))
       into def from pg_trigger t where t.oid = obj;
+  elsif cls = 'pg_collation'::regclass then
+    select jsonb_build_object('create', ${COLLATION_CREATE})
+      into def from pg_collation c join pg_namespace n on n.oid = c.collnamespace where c.oid = obj;
+  elsif cls = 'pg_ts_dict'::regclass then
+    -- Its options too: ALTER TEXT SEARCH DICTIONARY … (option = …) is followed as the statement that sets them all.
+    select jsonb_build_object('create', ${TEXT_SEARCH_DICTIONARY_CREATE},
+        'statements', case when d.dictinitoption is not null
+          then jsonb_build_array(format('ALTER TEXT SEARCH DICTIONARY %I.%I (%s)', n.nspname, d.dictname, d.dictinitoption)) end)
+      into def from pg_ts_dict d join pg_namespace n on n.oid = d.dictnamespace where d.oid = obj;
+  elsif cls = 'pg_ts_config'::regclass then
+    -- Made with its parser, then its mappings: every token type's cleared, and those it has set
+    -- (ALTER … MAPPING is followed as the whole configuration).
+    select jsonb_build_object('create', s->>0, 'statements', jsonb_build_array(format('ALTER TEXT SEARCH CONFIGURATION %I.%I DROP MAPPING IF EXISTS FOR %s',
+          n.nspname, cfg.cfgname, (select string_agg(quote_ident(alias), ', ' order by tokid) from ts_token_type(cfg.cfgparser)))) || (s - 0))
+      into def from pg_ts_config cfg join pg_namespace n on n.oid = cfg.cfgnamespace,
+           lateral (select ${TEXT_SEARCH_CONFIGURATION_STATEMENTS} as s) made
+     where cfg.oid = obj;
   elsif cls = 'pg_extension'::regclass then
     -- Its version too: ALTER EXTENSION … UPDATE is followed as the statement that brings it there.
     select jsonb_build_object('create', format('create extension if not exists %I with schema %I version %L', e.extname, n.nspname, e.extversion),
@@ -420,6 +448,15 @@ begin
         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
        where tg_tag in ('ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER AGGREGATE')
       union all
+      select 'pg_collation:' || c.oid, n.nspname, c.collname
+        from pg_collation c join pg_namespace n on n.oid = c.collnamespace where tg_tag = 'ALTER COLLATION'
+      union all
+      select 'pg_ts_dict:' || d.oid, n.nspname, d.dictname
+        from pg_ts_dict d join pg_namespace n on n.oid = d.dictnamespace where tg_tag = 'ALTER TEXT SEARCH DICTIONARY'
+      union all
+      select 'pg_ts_config:' || c.oid, n.nspname, c.cfgname
+        from pg_ts_config c join pg_namespace n on n.oid = c.cfgnamespace where tg_tag = 'ALTER TEXT SEARCH CONFIGURATION'
+      union all
       select 'pg_namespace:' || n.oid, n.nspname, n.nspname from pg_namespace n where tg_tag = 'ALTER SCHEMA'
       union all
       select 'pg_trigger:' || g.oid, n.nspname, g.tgname
@@ -450,6 +487,12 @@ begin
     select n.nspname, p.proname into nsp, nam from pg_proc p join pg_namespace n on n.oid = p.pronamespace where p.oid = obj;
   elsif cls = 'pg_trigger'::regclass then
     select n.nspname, g.tgname into nsp, nam from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace where g.oid = obj;
+  elsif cls = 'pg_collation'::regclass then
+    select n.nspname, c.collname into nsp, nam from pg_collation c join pg_namespace n on n.oid = c.collnamespace where c.oid = obj;
+  elsif cls = 'pg_ts_dict'::regclass then
+    select n.nspname, d.dictname into nsp, nam from pg_ts_dict d join pg_namespace n on n.oid = d.dictnamespace where d.oid = obj;
+  elsif cls = 'pg_ts_config'::regclass then
+    select n.nspname, c.cfgname into nsp, nam from pg_ts_config c join pg_namespace n on n.oid = c.cfgnamespace where c.oid = obj;
   elsif cls = 'pg_namespace'::regclass then
     select nspname into nam from pg_namespace where oid = obj;
     if nam is null or was->>'name' = nam then
@@ -560,7 +603,8 @@ begin
     -- statements that make them now.
     with commands as (
       select d.object_type as kind, d.object_identity as identity, d.classid, d.objid,
-             case when d.object_type in ('view', 'materialized view', 'function', 'procedure', 'aggregate', 'trigger', 'sequence', 'index', 'extension')
+             case when d.object_type in ('view', 'materialized view', 'function', 'procedure', 'aggregate', 'trigger', 'sequence', 'index', 'extension',
+                                         'collation', 'text search dictionary', 'text search configuration')
                then pgtape.object_def(d.classid, d.objid)
                     || jsonb_strip_nulls(jsonb_build_object('renamed', pgtape.renamed(d.classid, d.objid, d.object_type, d.object_identity))) end as def,
              case when d.object_type = 'schema' then pgtape.renamed(d.classid, d.objid, d.object_type, d.object_identity) end as renamed
@@ -655,7 +699,8 @@ begin
       'droppedObjects', (select jsonb_agg(jsonb_build_object('type', o.object_type, 'identity', o.object_identity, 'names', to_jsonb(o.address_names)))
                     from pg_event_trigger_dropped_objects() o
                    where o.object_type in ('index', 'table constraint', 'trigger', 'rule', 'policy', 'type', 'domain', 'schema',
-                     'view', 'materialized view', 'function', 'procedure', 'aggregate', 'sequence', 'extension') and not o.is_temporary)))::text
+                     'view', 'materialized view', 'function', 'procedure', 'aggregate', 'sequence', 'extension',
+                     'collation', 'text search dictionary', 'text search configuration') and not o.is_temporary)))::text
       into payload;
     if payload = jsonb_build_object('tag', tg_tag)::text then
       payload := null;
@@ -705,6 +750,9 @@ const NOTED_TAGS = [
   'ALTER AGGREGATE',
   'ALTER TRIGGER',
   'ALTER SCHEMA',
+  'ALTER COLLATION',
+  'ALTER TEXT SEARCH DICTIONARY',
+  'ALTER TEXT SEARCH CONFIGURATION',
 ]
   .map(quoteLiteral)
   .join(', ');

@@ -1,4 +1,5 @@
 import { doBlock, nameKey, outsideQuotes, quoteIdent, quoteLiteral, quoteQualified } from '../core/sql.js';
+import { collateClause } from './deparse.js';
 import type { CapturedDdl, CapturedObject, DroppedObject, IdentitySequence, TableSnapshot } from './ddl-capture.js';
 
 // Statements made from what captured DDL recorded, without asking any database: the replay runs
@@ -22,6 +23,10 @@ const DROP_ORDER = [
   'sequence',
   'type',
   'domain',
+  // After what may name them (columns went with their tables, by TargetTables, before).
+  'text search configuration',
+  'text search dictionary',
+  'collation',
   'schema',
 ];
 
@@ -51,6 +56,9 @@ export function dropStatement(o: DroppedObject): string | undefined {
     case 'procedure':
     case 'aggregate':
     case 'sequence':
+    case 'collation':
+    case 'text search dictionary':
+    case 'text search configuration':
       // What depended on it went with it on the source, and was dropped there too (CASCADE reports dependents).
       return `drop ${o.type} if exists ${o.identity} cascade`;
     case 'schema':
@@ -64,6 +72,17 @@ export function dropStatement(o: DroppedObject): string | undefined {
 
 export function inDropOrder(objects: DroppedObject[]): DroppedObject[] {
   return [...objects].sort((a, b) => DROP_ORDER.indexOf(a.type) - DROP_ORDER.indexOf(b.type));
+}
+
+/**
+ * A captured text search dictionary or configuration: made where it is missing (CREATE has no IF
+ * NOT EXISTS for them), then given the captured state (options; mappings).
+ */
+export function textSearchStatements(o: CapturedObject): string[] {
+  const [catalog, namespace, name] =
+    o.kind === 'text search dictionary' ? ['pg_ts_dict', 'dictnamespace', 'dictname'] : ['pg_ts_config', 'cfgnamespace', 'cfgname'];
+  const exists = `exists (select 1 from pg_catalog.${catalog} x join pg_catalog.pg_namespace n on n.oid = x.${namespace} where pg_catalog.format('%I.%I', n.nspname, x.${name}) = ${quoteLiteral(o.identity)})`;
+  return [doBlock(`if not ${exists} then execute ${quoteLiteral(o.create)}; end if;`), ...(o.statements ?? [])];
 }
 
 /** `{value}` (attmissingval as text, one element) to the element's text. */
@@ -157,9 +176,11 @@ export const isForeignKey = (def: string) => def.startsWith('FOREIGN KEY');
 
 /** A captured column's clauses when its table is created: generated, identity, not null, a constant default. */
 export function columnClauses(c: TableSnapshot['columns'][number], constantDefault: string | undefined): string {
-  if (c.generated) return `${generatedClause(c)}${c.notNull ? ' not null' : ''}`;
+  // COLLATE goes first: it belongs to the type.
+  const collate = c.collation ? collateClause(c.collation) : '';
+  if (c.generated) return `${collate}${generatedClause(c)}${c.notNull ? ' not null' : ''}`;
   const identity = c.identity ? identityClause(c.identity, c.identitySequence) : '';
-  return `${identity}${c.notNull ? ' not null' : ''}${!identity && constantDefault ? ` default ${constantDefault}` : ''}`;
+  return `${collate}${identity}${c.notNull ? ' not null' : ''}${!identity && constantDefault ? ` default ${constantDefault}` : ''}`;
 }
 
 /** A generated column's clause: stored, or virtual (Postgres 18) where the source's is. */
@@ -399,6 +420,19 @@ export function referencingRenamed(def: string, r: { from: string; to: string; s
   return renamedAfter(def, ' REFERENCES ', (name) =>
     r.schema ? identityInRenamedSchema('table', name, { from: r.from, identity: r.to }) : nameKey(name) === from ? r.to : undefined,
   );
+}
+
+/**
+ * An index's definition (pg_get_indexdef) once a collation it names is renamed or moved: made at
+ * the end from the statement captured earlier, it must name the collation as it is called by then.
+ */
+export function collatingRenamed(def: string, from: string, to: string): string {
+  const key = nameKey(from);
+  for (let now = def; ;) {
+    const next = renamedAfter(now, ' COLLATE ', (name) => (nameKey(name) === key ? to : undefined));
+    if (next === now) return now;
+    now = next;
+  }
 }
 
 /** ALTER TABLE's words for a trigger's state, by pg_trigger.tgenabled. */

@@ -55,6 +55,12 @@ async function batch(client: pg.Client, n: number, random: () => number): Promis
   await client.query(`insert into shop.tickets values ($1, 'open', 'shh', 'b'), ($2, 'hidden', 'no', 'x')`, [n + 1, -n - 1]);
   await client.query(`update shop.tickets set status = 'done', secret = 'new' where id = $1`, [n]);
   await client.query(`insert into notes values ('note ' || $1::text), ('note ' || $1::text)`, [n]);
+  // Keyed on a collated column's neighbour, its words made through the user's text search configuration.
+  await client.query(
+    `insert into shop.articles (id, title, code, body) values ($1::int, 'Batch ' || $1::int, 'b-' || $1::int, 'nuts and more nuts')`,
+    [100 + n],
+  );
+  await client.query(`update shop.articles set body = body || ' again', code = upper(code) where id = 1`);
   await client.query('commit');
   await client.query(`select setval('shop.invoice_no', nextval('shop.invoice_no') + 100)`);
   await client.query('refresh materialized view shop.mood_counts');

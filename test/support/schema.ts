@@ -117,6 +117,29 @@ export async function describeSchema(client: pg.Client): Promise<SchemaDescripti
            from pg_description d, pg_identify_object(d.classoid, d.objoid, d.objsubid) o
           where d.objoid >= 16384 and o.schema is distinct from 'pg_catalog' order by 1, 2`,
       ),
+      // The locale is in a column of its own from 15 (colliculocale, then colllocale in 17): read
+      // whole, with the catalog's every field of each, whichever major this is.
+      collations: await rows(
+        client,
+        `select c.oid::regcollation::text as name, c.collprovider as provider, c.collisdeterministic as deterministic,
+                to_jsonb(c) - 'oid' - 'collname' - 'collnamespace' - 'collowner' - 'collprovider' - 'collisdeterministic' - 'collversion' as settings
+           from pg_collation c join pg_namespace n on n.oid = c.collnamespace
+          where ${USER} and not exists (select 1 from pg_depend d where d.classid = 'pg_collation'::regclass and d.objid = c.oid and d.deptype = 'e')
+          order by 1`,
+      ),
+      text_search: await rows(
+        client,
+        `select 'dictionary' as kind, d.oid::regdictionary::text as name, t.tmplname as template, d.dictinitoption as options, null as mappings
+           from pg_ts_dict d join pg_namespace n on n.oid = d.dictnamespace join pg_ts_template t on t.oid = d.dicttemplate
+          where ${USER}
+         union all
+         select 'configuration', c.oid::regconfig::text, p.prsname, null,
+                (select array_agg(tt.alias || ': ' || m.mapdict::regdictionary::text order by m.maptokentype, m.mapseqno)
+                   from pg_ts_config_map m join ts_token_type(c.cfgparser) tt on tt.tokid = m.maptokentype where m.mapcfg = c.oid)
+           from pg_ts_config c join pg_namespace n on n.oid = c.cfgnamespace join pg_ts_parser p on p.oid = c.cfgparser
+          where ${USER}
+          order by 1, 2`,
+      ),
       statistics: await rows(
         client,
         `select pg_get_statisticsobjdef(s.oid) as def from pg_statistic_ext s join pg_namespace n on n.oid = s.stxnamespace where ${USER} order by 1`,

@@ -1,6 +1,7 @@
 import { doBlock, quoteIdent, quoteLiteral, quoteQualified } from '../../core/sql.js';
 import type { RenamedObject, TableSnapshot, TypeSnapshot } from '../../source/ddl-capture.js';
 import { isForeignKey } from '../../source/ddl-statements.js';
+import { COLUMN_COLLATION, collateClause } from '../../source/deparse.js';
 
 // The checks diff's patch makes in the database it is applied to (docs/ARCHITECTURE.md, "Schema
 // changes"): diff never sees that database, so each statement that depends on what is there is a
@@ -286,4 +287,12 @@ begin
   end loop;
   drop table pg_temp.pgtape_quiet_triggers;
 end`);
+}
+
+/** A column whose collation differs from the captured one (ALTER COLUMN … TYPE … COLLATE), given it. */
+export function collationChange(target: string, column: string, type: string, collation: string): string {
+  const now = `(select ${COLUMN_COLLATION} from pg_catalog.pg_attribute a where a.attrelid = ${quoteLiteral(target)}::regclass and a.attname = ${quoteLiteral(column)})`;
+  return doBlock(
+    `if ${now} is distinct from ${quoteLiteral(collation)} then execute ${quoteLiteral(`alter table ${target} alter column ${quoteIdent(column)} type ${type}${collateClause(collation)}`)}; end if;`,
+  );
 }

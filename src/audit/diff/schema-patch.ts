@@ -1,4 +1,4 @@
-import { doBlock, quoteIdent, quoteLiteral, quoteQualified, unquoteIdent } from '../../core/sql.js';
+import { doBlock, nameKey, quoteIdent, quoteLiteral, quoteQualified, unquoteIdent } from '../../core/sql.js';
 import { commentStatement } from '../../base/ddl/post-data.js';
 import { isConstant } from '../../base/published-schema.js';
 import {
@@ -23,7 +23,9 @@ import {
   partitionOf,
   retype,
   unconstrain,
+  collationChange,
 } from './catalog-checks.js';
+import { collateClause } from '../../source/deparse.js';
 import {
   columnClauses,
   dropStatement,
@@ -48,6 +50,8 @@ import {
   typedTableLink,
   sequenceName,
   TriggerStates,
+  textSearchStatements,
+  collatingRenamed,
   viewDefaults,
 } from '../../source/ddl-statements.js';
 
@@ -162,6 +166,9 @@ class PatchWriter {
     const objects = c.objects ?? [];
     for (const o of objects) if (o.renamed) this.renamed(o);
     for (const o of objects) if (o.kind === 'extension') out.push(...extensionStatements(o).map((x) => `${x};`));
+    for (const o of objects) if (o.kind === 'collation') out.push(`${o.create};`);
+    for (const kind of ['text search dictionary', 'text search configuration'])
+      for (const o of objects) if (o.kind === kind) out.push(...textSearchStatements(o).map((x) => (x.endsWith(';') ? x : `${x};`)));
     for (const o of objects) if (o.kind === 'sequence') this.sequence(o);
     for (const o of objects) if (o.kind === 'function' || o.kind === 'procedure') out.push(`${o.create};`);
     for (const o of objects) if (o.kind === 'aggregate') out.push(`${o.create};`);
@@ -305,6 +312,17 @@ end`),
         });
   }
 
+  /** The indexes and columns the patch makes at the end name a renamed or moved collation as it is called by then. */
+  private collationFollows(from: string, to: string): void {
+    const key = nameKey(from);
+    for (const [oid, s] of this.last)
+      this.last.set(oid, {
+        ...s,
+        indexes: s.indexes.map((i) => collatingRenamed(i, from, to)),
+        columns: s.columns.map((c) => (c.collation && nameKey(c.collation) === key ? { ...c, collation: to } : c)),
+      });
+  }
+
   /** An object renamed or moved: renamed where the database has it, and what the patch does to it at the end follows the new name. */
   private renamed(o: CapturedObject): void {
     const from = o.renamed!.from;
@@ -312,6 +330,7 @@ end`),
     commentsOnRenamed(this.comments, from, o.identity);
     this.triggers.delete(from);
     if (o.kind === 'function') this.triggers.functionRenamed(from, o.identity);
+    if (o.kind === 'collation') this.collationFollows(from, o.identity);
     const refresh = this.refreshes.get(from);
     if (refresh !== undefined) {
       this.refreshes.delete(from);
@@ -438,13 +457,14 @@ end`),
           : c.missing
             ? ` default ${quoteLiteral(missingValue(c.missing) ?? '')}::${c.type}`
             : '';
-      out.push(addColumn(target, c.name, `${c.type}${clause}`));
+      out.push(addColumn(target, c.name, `${c.type}${c.collation ? collateClause(c.collation) : ''}${clause}`));
       if (c.generated) {
         out.push(generationExpression(target, c.name, c.generated));
         continue;
       }
       // A rewritten table's new values were the source's to compute (a USING expression): where they do not cast, the patch's rows bring them.
       out.push(retype(target, c.name, c.type, c.typmod, rewritten));
+      if (c.collation !== undefined) out.push(collationChange(target, c.name, c.type, c.collation));
       if (!c.notNull)
         out.push(
           doBlock(

@@ -39,6 +39,9 @@ export async function readDependencies(client: pg.Client): Promise<Edge[]> {
                 when 'pg_attrdef'::regclass then (select 'pg_class:' || adrelid from pg_attrdef where oid = d.objid)
                 when 'pg_rewrite'::regclass then (select 'pg_class:' || ev_class from pg_rewrite where oid = d.objid and rulename = '_RETURN')
                 when 'pg_constraint'::regclass then (select 'pg_type:' || contypid from pg_constraint where oid = d.objid and contypid <> 0)
+                when 'pg_collation'::regclass then 'pg_collation:' || d.objid
+                when 'pg_ts_dict'::regclass then 'pg_ts_dict:' || d.objid
+                when 'pg_ts_config'::regclass then 'pg_ts_config:' || d.objid
               end as obj,
               case d.refclassid
                 when 'pg_class'::regclass then (select key from relkey where oid = d.refobjid)
@@ -46,6 +49,9 @@ export async function readDependencies(client: pg.Client): Promise<Edge[]> {
                 when 'pg_proc'::regclass then 'pg_proc:' || d.refobjid
                 when 'pg_namespace'::regclass then 'pg_namespace:' || d.refobjid
                 when 'pg_extension'::regclass then 'pg_extension:' || d.refobjid
+                when 'pg_collation'::regclass then 'pg_collation:' || d.refobjid
+                when 'pg_ts_dict'::regclass then 'pg_ts_dict:' || d.refobjid
+                when 'pg_ts_config'::regclass then 'pg_ts_config:' || d.refobjid
               end as ref,
               -- A sequence owned by a column depends on its table, and the column's default on the
               -- sequence: the sequence comes first, OWNED BY after the table.

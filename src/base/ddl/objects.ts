@@ -14,5 +14,17 @@ export interface CatalogObject extends SchemaObject {
   rank: number;
 }
 
-/** pg_dump's order of kinds, for objects that do not depend on each other. */
-export const RANK = { schema: 0, extension: 1, type: 2, domain: 3, function: 4, sequence: 5, table: 6, view: 7, owned: 8 } as const;
+/** pg_dump's order of kinds (pg_dump_sort.c), for objects that do not depend on each other. */
+export const RANK = {
+  schema: 0,
+  collation: 1,
+  extension: 2,
+  type: 3,
+  domain: 4,
+  function: 5,
+  textSearch: 6,
+  sequence: 7,
+  table: 8,
+  view: 9,
+  owned: 10,
+} as const;

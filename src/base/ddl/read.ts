@@ -8,6 +8,8 @@ import { readRelations } from './relations.js';
 import { readRoutines } from './routines.js';
 import { notExtensionMember, readScope, USER_SCHEMA, type Scope } from './scope.js';
 import { readTypes } from './types.js';
+import { readCollations } from './collations.js';
+import { readTextSearch } from './text-search.js';
 
 /**
  * The whole schema of the published tables and of the user objects around them, read from the
@@ -23,6 +25,8 @@ export async function readBaseDdl(client: pg.Client, publication: string): Promi
   const candidates: CatalogObject[] = [
     ...(await readSchemas(client)),
     ...(await readExtensionObjects(client)),
+    ...(await readCollations(client)),
+    ...(await readTextSearch(client)),
     ...types.objects,
     ...routines.objects,
     ...relations.objects,

@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import { archiveUntilNow, pgtape } from '../support/cli.js';
+import { useSource } from '../support/fixture.js';
+import { applyPatch, replayIntoFresh } from '../support/replay-into.js';
+import { differences, rowsAndSchema, sourceNow, type SourceState } from '../support/script-points.js';
+
+// Collations and text search dictionaries and configurations of the user's (a case-insensitive
+// ICU collation is a common way to compare text): a table, a domain, an index or a generated column
+// that names one cannot be made without it. Made after an empty base with --capture-ddl, altered,
+// renamed, moved and dropped; every point replays to the source's rows and catalog description,
+// without a warning, and diff's patch turns each point's replay into the next. (Bases hold them
+// too: the schema oracle's fixture, test/fixtures/schema/every-kind.sql, has some.)
+
+const STEPS: [string, string][] = [
+  [
+    'collations made, a table and an index naming them',
+    `create collation ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+     create collation c_copy from "C";
+     create collation german (provider = icu, locale = 'de-DE');
+     create table people (id int primary key, name text collate ci, code text collate c_copy, city text);
+     create index on people (name collate c_copy);
+     create domain ci_text as text collate ci;
+     insert into people values (1, 'Ann', 'a', 'Köln'), (2, 'bob', 'b', 'Bonn');`,
+  ],
+  [
+    'a text search dictionary and a configuration, a generated column and an index using it',
+    `create text search dictionary simple_en (template = pg_catalog.simple, stopwords = english);
+     create text search configuration my_ts (copy = english);
+     alter text search configuration my_ts alter mapping for asciiword with simple_en, english_stem;
+     create table docs (id int primary key, title ci_text, body text,
+                        tsv tsvector generated always as (to_tsvector('my_ts'::regconfig, coalesce(body, ''))) stored);
+     create index docs_tsv on docs using gin (tsv);
+     insert into docs (id, title, body) values (1, 'Fox', 'the quick brown fox');`,
+  ],
+  [
+    "columns' collations changed and added; a mapping dropped and a dictionary's options changed",
+    `alter table people alter column city type text collate german;
+     alter table people alter column code type text collate "default";
+     alter table people add column nick text collate ci default 'none';
+     alter text search configuration my_ts drop mapping for email;
+     alter text search dictionary simple_en (stopwords = english, accept = false);
+     insert into docs (id, title, body) values (2, 'FOX', 'someone@example.org jumps');
+     insert into people values (3, 'ANN', 'c', 'Aachen', 'annie');`,
+  ],
+  [
+    'renamed and moved to another schema',
+    `alter collation ci rename to case_insensitive;
+     alter text search configuration my_ts rename to docs_ts;
+     create schema other;
+     alter collation c_copy set schema other;
+     alter text search dictionary simple_en set schema other;
+     update people set nick = 'b' where id = 2;`,
+  ],
+  [
+    'made and dropped again; a partitioned table keyed on a collated column',
+    `create collation dropme (provider = icu, locale = 'fr'); drop collation dropme;
+     create text search configuration tmp_ts (parser = default); drop text search configuration tmp_ts;
+     create table ranged (name text collate other.c_copy, n int) partition by range (name);
+     create table ranged_a partition of ranged for values from ('A') to ('a');
+     insert into ranged values ('Bee', 1);`,
+  ],
+];
+
+describe('collations and text search objects made after the base (--capture-ddl)', () => {
+  const source = useSource();
+  const points: (SourceState & { step: string })[] = [];
+
+  it('records each step', async () => {
+    const first = await archiveUntilNow(source, ['--capture-ddl']);
+    expect(first.code, first.stderr).toBe(0);
+    const client = await source.db.client();
+    try {
+      for (const [step, sql] of STEPS) {
+        await source.admin.query(sql);
+        points.push({ step, ...(await sourceNow(client)) });
+      }
+    } finally {
+      await client.end();
+    }
+    const rest = await archiveUntilNow(source, []);
+    expect(rest.code, rest.stderr).toBe(0);
+  });
+
+  it("replays every point to the source's rows and schema, without a warning", async () => {
+    const wrong: string[] = [];
+    for (const p of points) {
+      const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `lsn:${p.lsn}`], rowsAndSchema);
+      if (r.code !== 0) wrong.push(`${p.step}: exit ${r.code}: ${r.stderr.slice(-1500)}`);
+      else {
+        const d = differences(p, seen!);
+        if (d.length) wrong.push(`${p.step}:\n  ${d.join('\n  ')}`);
+        if (/"level":40/.test(r.stderr)) wrong.push(`${p.step}: warned: ${r.stderr.slice(-1000)}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('diff --format sql turns a replay at one point into the next', async () => {
+    const pairs: [number, number][] = points.slice(1).map((_, i) => [i, i + 1]);
+    pairs.push([0, points.length - 1]);
+    for (const [from, to] of pairs) {
+      const [a, b] = [points[from]!, points[to]!];
+      const what = `patch from "${a.step}" to "${b.step}"`;
+      const patch = await pgtape([
+        'diff',
+        '--store',
+        source.store.dir,
+        '--from',
+        `lsn:${a.lsn}`,
+        '--to',
+        `lsn:${b.lsn}`,
+        '--format',
+        'sql',
+      ]);
+      expect(patch.code, `${what}: ${patch.stderr}`).toBe(0);
+      const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `lsn:${a.lsn}`], async (c) => {
+        await applyPatch(c, patch.stdout, what);
+        return rowsAndSchema(c);
+      });
+      expect(r.code, `${what}: ${r.stderr}`).toBe(0);
+      expect(differences(b, seen!), what).toEqual([]);
+    }
+  });
+
+  it('a base compacted at the end holds them: the latest point replays from it the same', async () => {
+    const c = await pgtape(['compact', '--store', source.store.dir, '--to', `lsn:${points.at(-1)!.lsn}`]);
+    expect(c.code, c.stderr).toBe(0);
+    const p = points.at(-1)!;
+    const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `lsn:${p.lsn}`], rowsAndSchema);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(c.stdout.trim().split('/').filter(Boolean).at(-1)!.replace(/^0+/, '').slice(0, 4));
+    expect(differences(p, seen!)).toEqual([]);
+  });
+});
