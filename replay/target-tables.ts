@@ -28,7 +28,14 @@ import {
   referencingRenamed,
   typedTableLink,
 } from '../src/source/ddl-statements.js';
-import { COLUMN_COLLATION, collateClause } from '../src/source/deparse.js';
+import {
+  COLUMN_COLLATION,
+  COLUMN_SETTINGS,
+  collateClause,
+  columnSettingStatements,
+  sameColumnSettings,
+  type ColumnSettings,
+} from '../src/source/deparse.js';
 import { CapturedObjects } from './captured-objects.js';
 import { BaseNamesWindow, moveStatements } from './base-names-window.js';
 import { attempt } from './savepoint.js';
@@ -60,6 +67,7 @@ interface HeldColumn {
   default: string | null;
   /** As COLUMN_COLLATION says it. */
   collation: string | null;
+  settings: ColumnSettings;
 }
 
 /**
@@ -490,7 +498,7 @@ export class TargetTables {
       `select attname as name, attinhcount > 0 as inherited, attidentity as identity, attgenerated <> '' as generated,
               case when attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end as expression,
               attnotnull as "notNull", case when attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end as default,
-              ${COLUMN_COLLATION} as collation
+              ${COLUMN_COLLATION} as collation, ${COLUMN_SETTINGS} as settings
          from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
         where attrelid = $1::regclass and attnum > 0 and not attisdropped`,
       [target],
@@ -711,6 +719,7 @@ export class TargetTables {
       // DEFAULT 1)) are set here, constant or not, and one its parent has that it lacks dropped.
       const partition = Boolean(s.parent && s.bound);
       for (const c of s.columns) {
+        for (const sql of columnSettingStatements(target, c.name, c.settings ?? {})) await this.triedColumn(s, c.name, sql, 'a setting');
         if (c.identity || c.generated) continue;
         const column = `alter table ${target} alter column ${quoteIdent(c.name)}`;
         if (partition && !c.default) await this.triedColumn(s, c.name, `${column} drop default`, 'a default');
@@ -758,6 +767,9 @@ export class TargetTables {
         // What the command did not change is left alone: on a partitioned table, an ALTER recurses
         // to partitions the command did not touch, and would overwrite their own NOT NULL or default.
         const current = held.get(c.name);
+        // ALTER COLUMN … SET STATISTICS, SET COMPRESSION, SET (n_distinct …).
+        if (c.settings && current && !sameColumnSettings(current.settings, c.settings))
+          for (const sql of columnSettingStatements(target, c.name, c.settings, true)) await tried(sql, 'a setting');
         const notNull = async () => {
           if (current?.notNull !== c.notNull) await tried(`${column} ${c.notNull ? 'set' : 'drop'} not null`, 'a NOT NULL change');
         };

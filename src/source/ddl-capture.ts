@@ -6,7 +6,14 @@ import type { Logger } from '../core/log.js';
 import { quoteLiteral } from '../core/sql.js';
 import { IDENTITY_SEQUENCE_FROM, STORAGE_OPTIONS } from './ddl-statements.js';
 import { DDL_PREFIX } from './logical-messages.js';
-import { COLLATION_CREATE, COLUMN_COLLATION, TEXT_SEARCH_CONFIGURATION_STATEMENTS, TEXT_SEARCH_DICTIONARY_CREATE } from './deparse.js';
+import {
+  COLLATION_CREATE,
+  COLUMN_COLLATION,
+  COLUMN_SETTINGS,
+  TEXT_SEARCH_CONFIGURATION_STATEMENTS,
+  TEXT_SEARCH_DICTIONARY_CREATE,
+  type ColumnSettings,
+} from './deparse.js';
 
 /** One table as the catalog has it right after a DDL command (what `--capture-ddl` records). */
 export interface TableSnapshot {
@@ -37,6 +44,8 @@ export interface TableSnapshot {
      * (absent from archives made before collations were captured: those leave it as it is).
      */
     collation?: string;
+    /** Its statistics target, compression and options where not the default (absent from archives made before they were captured). */
+    settings?: ColumnSettings;
     /**
      * What rows that existed before the column was added hold (Postgres's "fast default",
      * attmissingval, as array text `{value}`): exactly the value to fill them with on replay.
@@ -281,7 +290,7 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
                  from pg_inherits h join pg_class pc on pc.oid = h.inhrelid join pg_namespace pn on pn.oid = pc.relnamespace where h.inhparent = c.oid) end,
     'columns', coalesce((select jsonb_agg(jsonb_build_object(
         'attnum', a.attnum, 'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'typeOid', a.atttypid::int,
-        'typmod', a.atttypmod, 'notNull', a.attnotnull, 'collation', ${COLUMN_COLLATION},
+        'typmod', a.atttypmod, 'notNull', a.attnotnull, 'collation', ${COLUMN_COLLATION}, 'settings', ${COLUMN_SETTINGS},
         'default', case when a.attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end,
         'generated', case when a.attgenerated <> '' then pg_get_expr(d.adbin, d.adrelid) end,
         'virtual', case when a.attgenerated = 'v' then true end,

@@ -1,3 +1,5 @@
+import { quoteIdent } from '../core/sql.js';
+
 // SQL expressions that write the statement making a catalog object Postgres has no deparser
 // for, as pg_dump writes it: shared by a base (src/base/ddl, read in its snapshot) and captured
 // DDL (src/source/ddl-capture.ts, at the command's end), so that both make the object alike.
@@ -51,4 +53,44 @@ export const COLUMN_COLLATION = `(select case when a.attcollation = ty.typcollat
 /** The COLLATE clause that gives a column the collation COLUMN_COLLATION said ('': its type's own). */
 export function collateClause(collation: string): string {
   return ` collate ${collation || 'pg_catalog."default"'}`;
+}
+
+/**
+ * A column's settings that ALTER COLUMN alone gives it (`a` a pg_attribute row), those not at their
+ * default: its statistics target (null for the default from 17, -1 before), compression (14+) and
+ * options (n_distinct …). What a base and captured DDL record, and replay and diff's patch
+ * compare with what they hold.
+ */
+export const COLUMN_SETTINGS = `pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+    'statistics', case when a.attstattarget::int >= 0 then a.attstattarget::int end,
+    'compression', case a.attcompression when 'p' then 'pglz' when 'l' then 'lz4' end,
+    'options', a.attoptions))`;
+
+/** A column's settings as COLUMN_SETTINGS records them. */
+export interface ColumnSettings {
+  statistics?: number;
+  compression?: string;
+  options?: string[];
+}
+
+/** The attribute options Postgres has (RESET takes names only). */
+const ATTRIBUTE_OPTIONS = ['n_distinct', 'n_distinct_inherited'];
+
+/**
+ * The statements that give a column these settings: only those not at their default, or (`all`,
+ * for a column that may hold others already) every one, defaults included.
+ */
+export function columnSettingStatements(table: string, column: string, s: ColumnSettings, all = false): string[] {
+  const alter = `ALTER TABLE ONLY ${table} ALTER COLUMN ${quoteIdent(column)}`;
+  const out: string[] = [];
+  if (s.statistics !== undefined || all) out.push(`${alter} SET STATISTICS ${s.statistics ?? -1}`);
+  if (s.compression !== undefined || all) out.push(`${alter} SET COMPRESSION ${s.compression ?? 'default'}`);
+  if (all) out.push(`${alter} RESET (${ATTRIBUTE_OPTIONS.join(', ')})`);
+  if (s.options?.length) out.push(`${alter} SET (${s.options.join(', ')})`);
+  return out;
+}
+
+/** Whether two columns' settings are the same. */
+export function sameColumnSettings(a: ColumnSettings, b: ColumnSettings): boolean {
+  return a.statistics === b.statistics && a.compression === b.compression && (a.options ?? []).join() === (b.options ?? []).join();
 }

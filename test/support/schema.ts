@@ -55,6 +55,8 @@ export async function describeSchema(client: pg.Client): Promise<SchemaDescripti
                 case when a.attcollation <> t.typcollation then a.attcollation::regcollation::text end as collation,
                 a.attnotnull as not_null, pg_get_expr(d.adbin, d.adrelid) as default, a.attidentity as identity,
                 a.attgenerated as generated, a.attstorage as storage,
+                case when a.attstattarget::int >= 0 then a.attstattarget::int end as statistics, a.attcompression as compression,
+                a.attoptions as options,
                 row_number() over (partition by c.oid order by a.attnum) as position
            from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
            join pg_type t on t.oid = a.atttypid

@@ -25,7 +25,7 @@ import {
   unconstrain,
   collationChange,
 } from './catalog-checks.js';
-import { collateClause } from '../../source/deparse.js';
+import { collateClause, columnSettingStatements } from '../../source/deparse.js';
 import {
   columnClauses,
   dropStatement,
@@ -465,6 +465,7 @@ end`),
       // A rewritten table's new values were the source's to compute (a USING expression): where they do not cast, the patch's rows bring them.
       out.push(retype(target, c.name, c.type, c.typmod, rewritten));
       if (c.collation !== undefined) out.push(collationChange(target, c.name, c.type, c.collation));
+      if (c.settings) out.push(...columnSettingStatements(target, c.name, c.settings, true).map((x) => `${x};`));
       if (!c.notNull)
         out.push(
           doBlock(

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { quoteIdent, quoteQualified } from '../../core/sql.js';
 import type { BaseDdl, SchemaObject } from '../../log/bases.js';
 import { IDENTITY_SEQUENCE_FROM } from '../../source/ddl-statements.js';
+import { COLUMN_SETTINGS, columnSettingStatements, type ColumnSettings } from '../../source/deparse.js';
 import { RANK, type CatalogObject } from './objects.js';
 import { notExtensionMember, USER_SCHEMA, type Scope } from './scope.js';
 
@@ -20,6 +21,7 @@ interface Column {
   local: boolean;
   storage: string | null;
   identity_sequence: string | null;
+  settings: ColumnSettings;
 }
 
 export async function readRelations(
@@ -114,6 +116,7 @@ export async function readRelations(
         if (c.not_null && !c.identity) sql.push(`ALTER TABLE ONLY ${name} ALTER COLUMN ${quoteIdent(c.name)} SET NOT NULL`);
       }
       if (c.storage) sql.push(`ALTER TABLE ONLY ${name} ALTER COLUMN ${quoteIdent(c.name)} SET STORAGE ${c.storage}`);
+      sql.push(...columnSettingStatements(name, c.name, c.settings));
     }
     objects.push({ key, kind: r.kind === 'p' ? 'partitioned table' : 'table', name, sql, table, rank: RANK.table });
     // A typed table (CREATE TABLE … OF type) is linked to its type once every change is in: the link
@@ -158,7 +161,8 @@ async function readColumns(client: pg.Client, tables: number[]): Promise<Map<num
                                'MINVALUE ' || s.seqmin, 'MAXVALUE ' || s.seqmax, 'CACHE ' || s.seqcache,
                                case when s.seqcycle then 'CYCLE' else 'NO CYCLE' end)
                 ${IDENTITY_SEQUENCE_FROM})
-            end as identity_sequence
+            end as identity_sequence,
+            ${COLUMN_SETTINGS} as settings
        from pg_attribute a
        join pg_type t on t.oid = a.atttypid
        left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum

@@ -4,12 +4,14 @@ import { useSource } from '../support/fixture.js';
 import { applyPatch, replayIntoFresh } from '../support/replay-into.js';
 import { differences, rowsAndSchema, sourceNow, type SourceState } from '../support/script-points.js';
 
-// Collations and text search dictionaries and configurations of the user's (a case-insensitive
-// ICU collation is a common way to compare text): a table, a domain, an index or a generated column
-// that names one cannot be made without it. Made after an empty base with --capture-ddl, altered,
-// renamed, moved and dropped; every point replays to the source's rows and catalog description,
-// without a warning, and diff's patch turns each point's replay into the next. (Bases hold them
-// too: the schema oracle's fixture, test/fixtures/schema/every-kind.sql, has some.)
+// What the catalog holds that Postgres has no deparser for: collations and text search
+// dictionaries and configurations of the user's (a case-insensitive ICU collation is a common way
+// to compare text: a table, a domain, an index or a generated column that names one cannot be made
+// without it), and columns' collations, statistics targets, compression and options. Made after an
+// empty base with --capture-ddl, altered, renamed, moved and dropped; every point replays to the
+// source's rows and catalog description, without a warning, and diff's patch turns each point's
+// replay into the next. (Bases hold them too: the schema oracle's fixture,
+// test/fixtures/schema/every-kind.sql, has each.)
 
 const STEPS: [string, string][] = [
   [
@@ -52,6 +54,18 @@ const STEPS: [string, string][] = [
      update people set nick = 'b' where id = 2;`,
   ],
   [
+    "columns' statistics targets, compression and options: set on a table made before, and on one made with them",
+    `alter table people alter column name set statistics 1000, alter column city set compression pglz, alter column code set (n_distinct = -0.5);
+     create table tuned (id int primary key, note text);
+     alter table tuned alter column note set statistics 0, alter column note set (n_distinct_inherited = 10);
+     insert into tuned values (1, 'x');`,
+  ],
+  [
+    'set back to their defaults, and changed',
+    `alter table people alter column name set statistics -1, alter column city set compression default, alter column code reset (n_distinct);
+     alter table tuned alter column note set statistics 50;`,
+  ],
+  [
     'made and dropped again; a partitioned table keyed on a collated column',
     `create collation dropme (provider = icu, locale = 'fr'); drop collation dropme;
      create text search configuration tmp_ts (parser = default); drop text search configuration tmp_ts;
@@ -61,7 +75,7 @@ const STEPS: [string, string][] = [
   ],
 ];
 
-describe('collations and text search objects made after the base (--capture-ddl)', () => {
+describe('collations, text search objects and column settings made after the base (--capture-ddl)', () => {
   const source = useSource();
   const points: (SourceState & { step: string })[] = [];
 
