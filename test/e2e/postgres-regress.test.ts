@@ -8,8 +8,8 @@ import { replayIntoFresh } from '../support/replay-into.js';
 import { betweenTransactions, differences, sourceNow, type SourceState, rowsAndSchema } from '../support/script-points.js';
 
 // SQL written by others, and written to find the corners: PostgreSQL's own regression scripts
-// for identity and generated columns, sequences, replica identity, enums, domains and hash
-// partitions (test/fixtures/postgres-regress), run after a base of an empty database as psql
+// for identity and generated columns, sequences, replica identity, enums, domains, hash
+// partitions, collations and text search dictionaries (test/fixtures/postgres-regress), run after a base of an empty database as psql
 // would run them (failing statements included), archived with --capture-ddl, and replayed to
 // points along the way: the rows and the whole schema equal at each.
 
@@ -28,6 +28,9 @@ const FILES = process.env.REGRESS_ONLY?.split(',') ?? [
   'truncate',
   'fast_default',
   'inherit',
+  'collate',
+  'collate.icu.utf8',
+  'tsdicts',
 ];
 /** A point is recorded after this many statements, and at each file's end. */
 const EVERY = 60;
