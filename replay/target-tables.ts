@@ -4,6 +4,7 @@
 // What captured DDL needs beyond tables (drops, types, images) lives in captured-ddl.ts.
 import type pg from 'pg';
 import type { Logger } from '../src/core/log.js';
+import { UserError } from '../src/core/errors.js';
 import { quoteIdent, quoteLiteral, quoteQualified, unquoteIdent } from '../src/core/sql.js';
 import { isConstant } from '../src/base/published-schema.js';
 import type { BaseTable } from '../src/log/bases.js';
@@ -602,7 +603,9 @@ export class TargetTables {
         await this.client.query(`truncate ${quoteQualified(t.schema, t.name)}`);
         t.rows = 0;
       }
-      await this.reconcile(snapshot);
+      await this.reconcile(snapshot).catch((err: unknown) => {
+        throw lacking(err, snapshot, captured.tag);
+      });
     }
     await this.objects.afterTables(captured);
     if (captured.image) await this.image(captured.image);
@@ -1032,4 +1035,20 @@ export class TargetTables {
     this.log.warn(fields, message);
     this.warnings.push({ message, ...fields });
   }
+}
+
+/** undefined_object, undefined_function, undefined_file, undefined_schema, feature_not_supported: what the replay server lacks. */
+const LACKING = new Set(['42704', '42883', '58P01', '3F000', '0A000']);
+
+/**
+ * A captured table the replay server cannot make as the source had it (a collation, type or
+ * function it lacks): said as the base's tables are (exit 2), naming the table and the command.
+ */
+function lacking(err: unknown, s: TableSnapshot, tag: string): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string' || !LACKING.has(code)) return err;
+  return new UserError(
+    `the replay cannot make table ${quoteQualified(s.schema, s.name)} as the source's ${tag} left it: ${(err as Error).message}`,
+    'install what it needs on the replay server (an extension, a collation, a type), or leave it out with --tables',
+  );
 }
