@@ -1,4 +1,4 @@
-import { quoteIdent } from '../core/sql.js';
+import { doBlock, quoteIdent, quoteLiteral } from '../core/sql.js';
 
 // SQL expressions that write the statement making a catalog object Postgres has no deparser
 // for, as pg_dump writes it: shared by a base (src/base/ddl, read in its snapshot) and captured
@@ -55,19 +55,24 @@ export function collateClause(collation: string): string {
   return ` collate ${collation || 'pg_catalog."default"'}`;
 }
 
+/** SET STORAGE's word for a pg_attribute.attstorage or pg_type.typstorage value ($S). */
+const STORAGE_NAME = `case $S when 'p' then 'plain' when 'e' then 'external' when 'm' then 'main' else 'extended' end`;
+
 /**
  * A column's settings that ALTER COLUMN alone gives it (`a` a pg_attribute row), those not at their
- * default: its statistics target (null for the default from 17, -1 before), compression (14+) and
+ * default: its storage (where not its type's), statistics target (null for the default from 17, -1 before), compression (14+) and
  * options (n_distinct …). What a base and captured DDL record, and replay and diff's patch
  * compare with what they hold.
  */
 export const COLUMN_SETTINGS = `pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+    'storage', (select ${STORAGE_NAME.replace('$S', 'a.attstorage')} from pg_catalog.pg_type ty where ty.oid = a.atttypid and ty.typstorage <> a.attstorage),
     'statistics', case when a.attstattarget::int >= 0 then a.attstattarget::int end,
     'compression', case a.attcompression when 'p' then 'pglz' when 'l' then 'lz4' end,
     'options', a.attoptions))`;
 
 /** A column's settings as COLUMN_SETTINGS records them. */
 export interface ColumnSettings {
+  storage?: string;
   statistics?: number;
   compression?: string;
   options?: string[];
@@ -83,6 +88,13 @@ const ATTRIBUTE_OPTIONS = ['n_distinct', 'n_distinct_inherited'];
 export function columnSettingStatements(table: string, column: string, s: ColumnSettings, all = false): string[] {
   const alter = `ALTER TABLE ONLY ${table} ALTER COLUMN ${quoteIdent(column)}`;
   const out: string[] = [];
+  if (s.storage !== undefined) out.push(`${alter} SET STORAGE ${s.storage}`);
+  // Back to its type's (SET STORAGE DEFAULT is Postgres 16's).
+  else if (all) {
+    const typeStorage = `(select ${STORAGE_NAME.replace('$S', 'ty.typstorage')} from pg_catalog.pg_type ty join pg_catalog.pg_attribute a on a.atttypid = ty.oid
+       where a.attrelid = ${quoteLiteral(table)}::regclass and a.attname = ${quoteLiteral(column)})`;
+    out.push(doBlock(`execute ${quoteLiteral(`${alter} SET STORAGE `)} || ${typeStorage};`));
+  }
   if (s.statistics !== undefined || all) out.push(`${alter} SET STATISTICS ${s.statistics ?? -1}`);
   if (s.compression !== undefined || all) out.push(`${alter} SET COMPRESSION ${s.compression ?? 'default'}`);
   if (all) out.push(`${alter} RESET (${ATTRIBUTE_OPTIONS.join(', ')})`);
@@ -92,5 +104,10 @@ export function columnSettingStatements(table: string, column: string, s: Column
 
 /** Whether two columns' settings are the same. */
 export function sameColumnSettings(a: ColumnSettings, b: ColumnSettings): boolean {
-  return a.statistics === b.statistics && a.compression === b.compression && (a.options ?? []).join() === (b.options ?? []).join();
+  return (
+    a.storage === b.storage &&
+    a.statistics === b.statistics &&
+    a.compression === b.compression &&
+    (a.options ?? []).join() === (b.options ?? []).join()
+  );
 }

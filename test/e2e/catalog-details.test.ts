@@ -54,8 +54,9 @@ const STEPS: [string, string][] = [
      update people set nick = 'b' where id = 2;`,
   ],
   [
-    "columns' statistics targets, compression and options: set on a table made before, and on one made with them",
+    "columns' storage, statistics targets, compression and options: set on a table made before, and on one made with them",
     `alter table people alter column name set statistics 1000, alter column city set compression pglz, alter column code set (n_distinct = -0.5);
+     alter table people alter column city set storage external, alter column nick set storage main;
      create table tuned (id int primary key, note text);
      alter table tuned alter column note set statistics 0, alter column note set (n_distinct_inherited = 10);
      insert into tuned values (1, 'x');`,
@@ -63,6 +64,7 @@ const STEPS: [string, string][] = [
   [
     'set back to their defaults, and changed',
     `alter table people alter column name set statistics -1, alter column city set compression default, alter column code reset (n_distinct);
+     alter table people alter column city set storage extended;
      alter table tuned alter column note set statistics 50;`,
   ],
   [

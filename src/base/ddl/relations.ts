@@ -19,7 +19,6 @@ interface Column {
   identity: string;
   generated: string;
   local: boolean;
-  storage: string | null;
   identity_sequence: string | null;
   settings: ColumnSettings;
 }
@@ -115,7 +114,6 @@ export async function readRelations(
         if (c.def !== null && !c.generated) sql.push(`ALTER TABLE ONLY ${name} ALTER COLUMN ${quoteIdent(c.name)} SET DEFAULT ${c.def}`);
         if (c.not_null && !c.identity) sql.push(`ALTER TABLE ONLY ${name} ALTER COLUMN ${quoteIdent(c.name)} SET NOT NULL`);
       }
-      if (c.storage) sql.push(`ALTER TABLE ONLY ${name} ALTER COLUMN ${quoteIdent(c.name)} SET STORAGE ${c.storage}`);
       sql.push(...columnSettingStatements(name, c.name, c.settings));
     }
     objects.push({ key, kind: r.kind === 'p' ? 'partitioned table' : 'table', name, sql, table, rank: RANK.table });
@@ -153,8 +151,6 @@ async function readColumns(client: pg.Client, tables: number[]): Promise<Map<num
                  then quote_ident(cn.nspname) || '.' || quote_ident(co.collname) end as collation,
             a.attnotnull as not_null, pg_get_expr(d.adbin, d.adrelid) as def, a.attidentity as identity,
             a.attgenerated as generated, a.attislocal as local,
-            case when a.attstorage <> t.typstorage then case a.attstorage when 'p' then 'PLAIN' when 'e' then 'EXTERNAL'
-                                                                          when 'm' then 'MAIN' else 'EXTENDED' end end as storage,
             case when a.attidentity <> '' then (
               select concat_ws(' ', 'SEQUENCE NAME ' || quote_ident(sn.nspname) || '.' || quote_ident(sc.relname),
                                'START WITH ' || s.seqstart, 'INCREMENT BY ' || s.seqincrement,
