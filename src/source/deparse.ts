@@ -111,3 +111,59 @@ export function sameColumnSettings(a: ColumnSettings, b: ColumnSettings): boolea
     (a.options ?? []).join() === (b.options ?? []).join()
   );
 }
+
+/**
+ * The statement that makes operator `o` (a pg_operator row; not a shell, which a COMMUTATOR or
+ * NEGATOR naming it makes). Operator names are symbols: never quoted, schema-qualified.
+ */
+export const OPERATOR_CREATE = `pg_catalog.format('CREATE OPERATOR %I.%s (%s)', n.nspname, o.oprname, pg_catalog.concat_ws(', ',
+    'FUNCTION = ' || o.oprcode::pg_catalog.regproc::text,
+    'LEFTARG = ' || pg_catalog.format_type(nullif(o.oprleft, 0), null),
+    'RIGHTARG = ' || pg_catalog.format_type(nullif(o.oprright, 0), null),
+    (select pg_catalog.format('COMMUTATOR = OPERATOR(%I.%s)', cn.nspname, co.oprname) from pg_catalog.pg_operator co
+       join pg_catalog.pg_namespace cn on cn.oid = co.oprnamespace where co.oid = o.oprcom),
+    (select pg_catalog.format('NEGATOR = OPERATOR(%I.%s)', nn.nspname, no.oprname) from pg_catalog.pg_operator no
+       join pg_catalog.pg_namespace nn on nn.oid = no.oprnamespace where no.oid = o.oprnegate),
+    'RESTRICT = ' || nullif(o.oprrest, 0)::pg_catalog.regproc::text,
+    'JOIN = ' || nullif(o.oprjoin, 0)::pg_catalog.regproc::text,
+    case when o.oprcanhash then 'HASHES' end,
+    case when o.oprcanmerge then 'MERGES' end))`;
+
+/**
+ * The members of an operator class or family, as CREATE OPERATOR CLASS and ALTER OPERATOR FAMILY
+ * … ADD list them: those that depend on the object `$CLASS:$OID` (a class's own; a family's loose
+ * ones). Null where there is none.
+ */
+function operatorMembers(catalog: string, oid: string): string {
+  return `(select pg_catalog.string_agg(item, ', ' order by kind, num) from (
+    select 1 as kind, ao.amopstrategy as num, pg_catalog.format('OPERATOR %s %s%s', ao.amopstrategy, ao.amopopr::pg_catalog.regoperator,
+             case when ao.amoppurpose = 'o' then pg_catalog.format(' FOR ORDER BY %I.%I', sn.nspname, sf.opfname) else '' end) as item
+      from pg_catalog.pg_amop ao
+      join pg_catalog.pg_depend dp on dp.classid = 'pg_catalog.pg_amop'::pg_catalog.regclass and dp.objid = ao.oid
+       and dp.refclassid = '${catalog}'::pg_catalog.regclass and dp.refobjid = ${oid}
+      left join pg_catalog.pg_opfamily sf on sf.oid = ao.amopsortfamily left join pg_catalog.pg_namespace sn on sn.oid = sf.opfnamespace
+    union all
+    select 2, ap.amprocnum, pg_catalog.format('FUNCTION %s (%s, %s) %s', ap.amprocnum, pg_catalog.format_type(ap.amproclefttype, null),
+             pg_catalog.format_type(ap.amprocrighttype, null), ap.amproc::pg_catalog.regprocedure)
+      from pg_catalog.pg_amproc ap
+      join pg_catalog.pg_depend dp on dp.classid = 'pg_catalog.pg_amproc'::pg_catalog.regclass and dp.objid = ap.oid
+       and dp.refclassid = '${catalog}'::pg_catalog.regclass and dp.refobjid = ${oid}) members)`;
+}
+
+/**
+ * The statements that make operator family `f` (a pg_opfamily row), as a jsonb array: made empty,
+ * then given its loose members (those no class of it brought). A family a class made implicitly is
+ * made all the same: the class then joins it (FAMILY).
+ */
+export const OPERATOR_FAMILY_STATEMENTS = `(select pg_catalog.jsonb_build_array(pg_catalog.format('CREATE OPERATOR FAMILY %I.%I USING %I', n.nspname, f.opfname, am.amname))
+    || case when m.items is null then '[]'::pg_catalog.jsonb
+            else pg_catalog.jsonb_build_array(pg_catalog.format('ALTER OPERATOR FAMILY %I.%I USING %I ADD %s', n.nspname, f.opfname, am.amname, m.items)) end
+  from pg_catalog.pg_am am, (select ${operatorMembers('pg_catalog.pg_opfamily', 'f.oid')} as items) m where am.oid = f.opfmethod)`;
+
+/** The statement that makes operator class `c` (a pg_opclass row) with its members, in its family. */
+export const OPERATOR_CLASS_CREATE = `(select pg_catalog.format('CREATE OPERATOR CLASS %I.%I%s FOR TYPE %s USING %I FAMILY %I.%I AS %s', n.nspname, c.opcname,
+      case when c.opcdefault then ' DEFAULT' else '' end, pg_catalog.format_type(c.opcintype, null), am.amname, fn.nspname, f.opfname,
+      pg_catalog.concat_ws(', ', ${operatorMembers('pg_catalog.pg_opclass', 'c.oid')},
+        'STORAGE ' || pg_catalog.format_type(nullif(c.opckeytype, 0), null)))
+  from pg_catalog.pg_am am, pg_catalog.pg_opfamily f join pg_catalog.pg_namespace fn on fn.oid = f.opfnamespace
+ where am.oid = c.opcmethod and f.oid = c.opcfamily)`;

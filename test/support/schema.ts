@@ -12,6 +12,16 @@ async function rows<T extends pg.QueryResultRow>(client: pg.Client, sql: string)
   return (await client.query<T>(sql)).rows;
 }
 
+/** The operators and support functions that depend on a class or family (its own members), as text. */
+function members(catalog: string, oid: string): string {
+  return `(select array_agg(m order by m) from (
+     select 'operator ' || ao.amopstrategy || ' ' || ao.amopopr::regoperator::text || ' ' || ao.amoppurpose::text as m
+       from pg_amop ao join pg_depend d on d.classid = 'pg_amop'::regclass and d.objid = ao.oid and d.refclassid = '${catalog}'::regclass and d.refobjid = ${oid}
+     union all
+     select 'function ' || ap.amprocnum || ' ' || format_type(ap.amproclefttype, null) || ',' || format_type(ap.amprocrighttype, null) || ' ' || ap.amproc::regprocedure::text
+       from pg_amproc ap join pg_depend d on d.classid = 'pg_amproc'::regclass and d.objid = ap.oid and d.refclassid = '${catalog}'::regclass and d.refobjid = ${oid}) x)`;
+}
+
 export interface SchemaDescription {
   [section: string]: unknown[];
 }
@@ -141,6 +151,25 @@ export async function describeSchema(client: pg.Client): Promise<SchemaDescripti
            from pg_ts_config c join pg_namespace n on n.oid = c.cfgnamespace join pg_ts_parser p on p.oid = c.cfgparser
           where ${USER}
           order by 1, 2`,
+      ),
+      operators: await rows(
+        client,
+        `select o.oid::regoperator::text as name, o.oprcode::regproc::text as function, o.oprcom::regoperator::text as commutator,
+                o.oprnegate::regoperator::text as negator, o.oprrest::regproc::text as restrict, o.oprjoin::regproc::text as join,
+                o.oprcanhash as hashes, o.oprcanmerge as merges
+           from pg_operator o join pg_namespace n on n.oid = o.oprnamespace where ${USER} order by 1`,
+      ),
+      // Each class and family with its members: those of a class, and a family's loose ones.
+      operator_classes: await rows(
+        client,
+        `select 'class' as kind, quote_ident(n.nspname) || '.' || quote_ident(c.opcname) as name, am.amname as method,
+                format_type(c.opcintype, null) as type, c.opcdefault as default, f.opfname as family, ${members('pg_opclass', 'c.oid')} as members
+           from pg_opclass c join pg_namespace n on n.oid = c.opcnamespace join pg_am am on am.oid = c.opcmethod
+           join pg_opfamily f on f.oid = c.opcfamily where ${USER}
+         union all
+         select 'family', quote_ident(n.nspname) || '.' || quote_ident(f.opfname), am.amname, null, null, null, ${members('pg_opfamily', 'f.oid')}
+           from pg_opfamily f join pg_namespace n on n.oid = f.opfnamespace join pg_am am on am.oid = f.opfmethod where ${USER}
+          order by 1, 2, 3`,
       ),
       statistics: await rows(
         client,

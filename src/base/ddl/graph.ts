@@ -42,6 +42,18 @@ export async function readDependencies(client: pg.Client): Promise<Edge[]> {
                 when 'pg_collation'::regclass then 'pg_collation:' || d.objid
                 when 'pg_ts_dict'::regclass then 'pg_ts_dict:' || d.objid
                 when 'pg_ts_config'::regclass then 'pg_ts_config:' || d.objid
+                when 'pg_operator'::regclass then 'pg_operator:' || d.objid
+                when 'pg_opfamily'::regclass then 'pg_opfamily:' || d.objid
+                when 'pg_opclass'::regclass then 'pg_opclass:' || d.objid
+                -- A class's member is part of its class; a loose member of its family.
+                when 'pg_amop'::regclass then coalesce(
+                  (select 'pg_opclass:' || x.refobjid from pg_depend x
+                    where x.classid = d.classid and x.objid = d.objid and x.refclassid = 'pg_opclass'::regclass limit 1),
+                  (select 'pg_opfamily:' || amopfamily from pg_amop where oid = d.objid))
+                when 'pg_amproc'::regclass then coalesce(
+                  (select 'pg_opclass:' || x.refobjid from pg_depend x
+                    where x.classid = d.classid and x.objid = d.objid and x.refclassid = 'pg_opclass'::regclass limit 1),
+                  (select 'pg_opfamily:' || amprocfamily from pg_amproc where oid = d.objid))
               end as obj,
               case d.refclassid
                 when 'pg_class'::regclass then (select key from relkey where oid = d.refobjid)
@@ -52,6 +64,9 @@ export async function readDependencies(client: pg.Client): Promise<Edge[]> {
                 when 'pg_collation'::regclass then 'pg_collation:' || d.refobjid
                 when 'pg_ts_dict'::regclass then 'pg_ts_dict:' || d.refobjid
                 when 'pg_ts_config'::regclass then 'pg_ts_config:' || d.refobjid
+                when 'pg_operator'::regclass then 'pg_operator:' || d.refobjid
+                when 'pg_opfamily'::regclass then 'pg_opfamily:' || d.refobjid
+                when 'pg_opclass'::regclass then 'pg_opclass:' || d.refobjid
               end as ref,
               -- A sequence owned by a column depends on its table, and the column's default on the
               -- sequence: the sequence comes first, OWNED BY after the table.

@@ -10,6 +10,7 @@ import { notExtensionMember, readScope, USER_SCHEMA, type Scope } from './scope.
 import { readTypes } from './types.js';
 import { readCollations } from './collations.js';
 import { readTextSearch } from './text-search.js';
+import { readOperators } from './operators.js';
 
 /**
  * The whole schema of the published tables and of the user objects around them, read from the
@@ -27,6 +28,7 @@ export async function readBaseDdl(client: pg.Client, publication: string): Promi
     ...(await readExtensionObjects(client)),
     ...(await readCollations(client)),
     ...(await readTextSearch(client)),
+    ...(await readOperators(client)),
     ...types.objects,
     ...routines.objects,
     ...relations.objects,
