@@ -11,7 +11,7 @@ import {
   KeptTriggers,
   onMovedTable,
   sequenceName,
-  textSearchStatements,
+  madeWhereMissing,
   viewDefaults,
 } from '../src/source/ddl-statements.js';
 
@@ -55,12 +55,15 @@ export class CapturedObjects {
     // What a column, a domain or a generated column may name: collations, then text search
     // dictionaries and the configurations made of them.
     for (const o of objects) if (o.kind === 'collation') await this.make(o, [o.create]);
-    for (const o of objects) if (o.kind === 'text search dictionary') await this.make(o, textSearchStatements(o));
-    for (const o of objects) if (o.kind === 'text search configuration') await this.make(o, textSearchStatements(o));
+    for (const kind of ['text search dictionary', 'text search configuration'])
+      for (const o of objects) if (o.kind === kind) await this.make(o, madeWhereMissing(o));
     for (const o of objects) if (o.kind === 'sequence') await this.sequence(o);
     for (const o of objects) if (o.kind === 'function' || o.kind === 'procedure') await this.make(o, [o.create]);
     // After the functions they are made of.
     for (const o of objects) if (o.kind === 'aggregate') await this.make(o, [o.create]);
+    // After the functions they call; families before the classes that join them.
+    for (const kind of ['operator', 'operator family', 'operator class'])
+      for (const o of objects) if (o.kind === kind) await this.make(o, madeWhereMissing(o));
   }
 
   /** What hangs on the command's tables: views, materialized views, sequences' owners; triggers kept for the end. */

@@ -18,6 +18,7 @@ import {
   generatedClause,
   partitionColumns,
   storageOptions,
+  replicaIdentityFollow,
   identityClause,
   identityOptions,
   identityWhen,
@@ -817,6 +818,8 @@ export class TargetTables {
       }
     }
     if (s.options !== undefined) await this.triedTable(s, storageOptions(quoteQualified(s.schema, s.name), s.options), 'storage options');
+    const identity = replicaIdentityFollow(quoteQualified(s.schema, s.name), s.replicaIdentity);
+    if (identity) await this.triedTable(s, identity, 'a replica identity');
     if (t) await followRenames(this.client, s);
     for (const index of s.indexes) {
       // The source's own statement, made idempotent: the same index may be captured again.

@@ -10,6 +10,9 @@ import {
   COLLATION_CREATE,
   COLUMN_COLLATION,
   COLUMN_SETTINGS,
+  OPERATOR_CLASS_CREATE,
+  OPERATOR_CREATE,
+  OPERATOR_FAMILY_STATEMENTS,
   TEXT_SEARCH_CONFIGURATION_STATEMENTS,
   TEXT_SEARCH_DICTIONARY_CREATE,
   type ColumnSettings,
@@ -417,6 +420,22 @@ begin
       into def from pg_ts_config cfg join pg_namespace n on n.oid = cfg.cfgnamespace,
            lateral (select ${TEXT_SEARCH_CONFIGURATION_STATEMENTS} as s) made
      where cfg.oid = obj;
+  elsif cls = 'pg_operator'::regclass then
+    select jsonb_build_object('create', ${OPERATOR_CREATE})
+      into def from pg_operator o join pg_namespace n on n.oid = o.oprnamespace where o.oid = obj and o.oprcode <> 0;
+  elsif cls = 'pg_opfamily'::regclass then
+    -- Made empty where it is missing, then given its loose members (ALTER … ADD is followed as the whole family).
+    select jsonb_build_object('create', s->>0, 'statements', s - 0)
+      into def from pg_opfamily f join pg_namespace n on n.oid = f.opfnamespace,
+           lateral (select ${OPERATOR_FAMILY_STATEMENTS} as s) made
+     where f.oid = obj;
+  elsif cls = 'pg_opclass'::regclass then
+    -- Its family's loose members too: some a CREATE OPERATOR CLASS lists go to the family (a hash
+    -- class's extended hash function, say), and only the class is the command's object.
+    select jsonb_build_object('create', ${OPERATOR_CLASS_CREATE},
+        'statements', (select s - 0 from (select ${OPERATOR_FAMILY_STATEMENTS} as s
+                         from pg_opfamily f join pg_namespace n on n.oid = f.opfnamespace where f.oid = c.opcfamily) family))
+      into def from pg_opclass c join pg_namespace n on n.oid = c.opcnamespace where c.oid = obj;
   elsif cls = 'pg_extension'::regclass then
     -- Its version too: ALTER EXTENSION … UPDATE is followed as the statement that brings it there.
     select jsonb_build_object('create', format('create extension if not exists %I with schema %I version %L', e.extname, n.nspname, e.extversion),
@@ -466,6 +485,15 @@ begin
       select 'pg_ts_config:' || c.oid, n.nspname, c.cfgname
         from pg_ts_config c join pg_namespace n on n.oid = c.cfgnamespace where tg_tag = 'ALTER TEXT SEARCH CONFIGURATION'
       union all
+      select 'pg_operator:' || o.oid, n.nspname, o.oprname
+        from pg_operator o join pg_namespace n on n.oid = o.oprnamespace where tg_tag = 'ALTER OPERATOR'
+      union all
+      select 'pg_opfamily:' || f.oid, n.nspname, f.opfname
+        from pg_opfamily f join pg_namespace n on n.oid = f.opfnamespace where tg_tag = 'ALTER OPERATOR FAMILY'
+      union all
+      select 'pg_opclass:' || c.oid, n.nspname, c.opcname
+        from pg_opclass c join pg_namespace n on n.oid = c.opcnamespace where tg_tag = 'ALTER OPERATOR CLASS'
+      union all
       select 'pg_namespace:' || n.oid, n.nspname, n.nspname from pg_namespace n where tg_tag = 'ALTER SCHEMA'
       union all
       select 'pg_trigger:' || g.oid, n.nspname, g.tgname
@@ -502,6 +530,12 @@ begin
     select n.nspname, d.dictname into nsp, nam from pg_ts_dict d join pg_namespace n on n.oid = d.dictnamespace where d.oid = obj;
   elsif cls = 'pg_ts_config'::regclass then
     select n.nspname, c.cfgname into nsp, nam from pg_ts_config c join pg_namespace n on n.oid = c.cfgnamespace where c.oid = obj;
+  elsif cls = 'pg_operator'::regclass then
+    select n.nspname, o.oprname into nsp, nam from pg_operator o join pg_namespace n on n.oid = o.oprnamespace where o.oid = obj;
+  elsif cls = 'pg_opfamily'::regclass then
+    select n.nspname, f.opfname into nsp, nam from pg_opfamily f join pg_namespace n on n.oid = f.opfnamespace where f.oid = obj;
+  elsif cls = 'pg_opclass'::regclass then
+    select n.nspname, c.opcname into nsp, nam from pg_opclass c join pg_namespace n on n.oid = c.opcnamespace where c.oid = obj;
   elsif cls = 'pg_namespace'::regclass then
     select nspname into nam from pg_namespace where oid = obj;
     if nam is null or was->>'name' = nam then
@@ -520,6 +554,10 @@ begin
   if cls = 'pg_trigger'::regclass then
     prefix := quote_ident(nam);
     former := quote_ident(was->>'name');
+  elsif cls = 'pg_operator'::regclass then
+    -- An operator's name is a symbol, never quoted (and never renamed: only moved).
+    prefix := format('%I.%s', nsp, nam);
+    former := format('%I.%s', was->>'schema', was->>'name');
   else
     prefix := format('%I.%I', nsp, nam);
     former := format('%I.%I', was->>'schema', was->>'name');
@@ -613,7 +651,8 @@ begin
     with commands as (
       select d.object_type as kind, d.object_identity as identity, d.classid, d.objid,
              case when d.object_type in ('view', 'materialized view', 'function', 'procedure', 'aggregate', 'trigger', 'sequence', 'index', 'extension',
-                                         'collation', 'text search dictionary', 'text search configuration')
+                                         'collation', 'text search dictionary', 'text search configuration',
+                                         'operator', 'operator family', 'operator class')
                then pgtape.object_def(d.classid, d.objid)
                     || jsonb_strip_nulls(jsonb_build_object('renamed', pgtape.renamed(d.classid, d.objid, d.object_type, d.object_identity))) end as def,
              case when d.object_type = 'schema' then pgtape.renamed(d.classid, d.objid, d.object_type, d.object_identity) end as renamed
@@ -709,7 +748,8 @@ begin
                     from pg_event_trigger_dropped_objects() o
                    where o.object_type in ('index', 'table constraint', 'trigger', 'rule', 'policy', 'type', 'domain', 'schema',
                      'view', 'materialized view', 'function', 'procedure', 'aggregate', 'sequence', 'extension',
-                     'collation', 'text search dictionary', 'text search configuration') and not o.is_temporary)))::text
+                     'collation', 'text search dictionary', 'text search configuration',
+                     'operator', 'operator family', 'operator class') and not o.is_temporary)))::text
       into payload;
     if payload = jsonb_build_object('tag', tg_tag)::text then
       payload := null;
@@ -762,6 +802,9 @@ const NOTED_TAGS = [
   'ALTER COLLATION',
   'ALTER TEXT SEARCH DICTIONARY',
   'ALTER TEXT SEARCH CONFIGURATION',
+  'ALTER OPERATOR',
+  'ALTER OPERATOR FAMILY',
+  'ALTER OPERATOR CLASS',
 ]
   .map(quoteLiteral)
   .join(', ');

@@ -17,6 +17,10 @@ const DROP_ORDER = [
   'index',
   'materialized view',
   'view',
+  // A class before its family and operators, operators before their functions.
+  'operator class',
+  'operator family',
+  'operator',
   'function',
   'procedure',
   'aggregate',
@@ -59,6 +63,9 @@ export function dropStatement(o: DroppedObject): string | undefined {
     case 'collation':
     case 'text search dictionary':
     case 'text search configuration':
+    case 'operator class':
+    case 'operator family':
+    case 'operator':
       // What depended on it went with it on the source, and was dropped there too (CASCADE reports dependents).
       return `drop ${o.type} if exists ${o.identity} cascade`;
     case 'schema':
@@ -74,15 +81,45 @@ export function inDropOrder(objects: DroppedObject[]): DroppedObject[] {
   return [...objects].sort((a, b) => DROP_ORDER.indexOf(a.type) - DROP_ORDER.indexOf(b.type));
 }
 
+/** How a captured object without CREATE … IF NOT EXISTS is found by its identity (pg_identify_object's). */
+const FOUND_BY_IDENTITY: Record<string, string> = {
+  'text search dictionary': `select 1 from pg_catalog.pg_ts_dict x join pg_catalog.pg_namespace n on n.oid = x.dictnamespace
+    where pg_catalog.format('%I.%I', n.nspname, x.dictname) = $1`,
+  'text search configuration': `select 1 from pg_catalog.pg_ts_config x join pg_catalog.pg_namespace n on n.oid = x.cfgnamespace
+    where pg_catalog.format('%I.%I', n.nspname, x.cfgname) = $1`,
+  // Not a shell (which a COMMUTATOR naming it made): CREATE OPERATOR fills one.
+  operator: `select 1 from pg_catalog.pg_operator x where x.oid = pg_catalog.to_regoperator($1) and x.oprcode <> 0`,
+  'operator family': `select 1 from pg_catalog.pg_opfamily x join pg_catalog.pg_namespace n on n.oid = x.opfnamespace
+    join pg_catalog.pg_am am on am.oid = x.opfmethod where pg_catalog.format('%I.%I USING %I', n.nspname, x.opfname, am.amname) = $1`,
+  'operator class': `select 1 from pg_catalog.pg_opclass x join pg_catalog.pg_namespace n on n.oid = x.opcnamespace
+    join pg_catalog.pg_am am on am.oid = x.opcmethod where pg_catalog.format('%I.%I USING %I', n.nspname, x.opcname, am.amname) = $1`,
+};
+
 /**
- * A captured text search dictionary or configuration: made where it is missing (CREATE has no IF
- * NOT EXISTS for them), then given the captured state (options; mappings).
+ * A captured text search object, operator, operator family or class: made where it is missing
+ * (their CREATE has no IF NOT EXISTS), then given the captured state (a dictionary's options, a
+ * configuration's mappings, a family's loose members — a class's family's too —, each added where it is not there yet).
  */
-export function textSearchStatements(o: CapturedObject): string[] {
-  const [catalog, namespace, name] =
-    o.kind === 'text search dictionary' ? ['pg_ts_dict', 'dictnamespace', 'dictname'] : ['pg_ts_config', 'cfgnamespace', 'cfgname'];
-  const exists = `exists (select 1 from pg_catalog.${catalog} x join pg_catalog.pg_namespace n on n.oid = x.${namespace} where pg_catalog.format('%I.%I', n.nspname, x.${name}) = ${quoteLiteral(o.identity)})`;
-  return [doBlock(`if not ${exists} then execute ${quoteLiteral(o.create)}; end if;`), ...(o.statements ?? [])];
+export function madeWhereMissing(o: CapturedObject): string[] {
+  const found = FOUND_BY_IDENTITY[o.kind]!.replace('$1', quoteLiteral(o.identity));
+  const rest = (o.statements ?? []).map((x) =>
+    o.kind === 'operator family' || o.kind === 'operator class'
+      ? doBlock(`execute ${quoteLiteral(x)}; exception when duplicate_object then null;`)
+      : x,
+  );
+  return [doBlock(`if not exists (${found}) then execute ${quoteLiteral(o.create)}; end if;`), ...rest];
+}
+
+/**
+ * The statement that gives a table the captured replica identity where it has another (ALTER TABLE
+ * … REPLICA IDENTITY after it was made); undefined for USING INDEX, whose index may come later.
+ */
+export function replicaIdentityFollow(target: string, identity: string): string | undefined {
+  const word = ({ f: 'full', d: 'default', n: 'nothing' } as Record<string, string>)[identity];
+  if (!word) return undefined;
+  return doBlock(
+    `if (select relreplident from pg_catalog.pg_class where oid = ${quoteLiteral(target)}::regclass) <> ${quoteLiteral(identity)} then execute ${quoteLiteral(`alter table ${target} replica identity ${word}`)}; end if;`,
+  );
 }
 
 /** `{value}` (attmissingval as text, one element) to the element's text. */
@@ -423,13 +460,15 @@ export function referencingRenamed(def: string, r: { from: string; to: string; s
 }
 
 /**
- * An index's definition (pg_get_indexdef) once a collation it names is renamed or moved: made at
- * the end from the statement captured earlier, it must name the collation as it is called by then.
+ * An index's definition (pg_get_indexdef) once a collation or an operator class it names is
+ * renamed or moved: made at the end from the statement captured earlier, it must name it as it is
+ * called by then. `after`: what stands before the name (a collation's ` COLLATE `; a class's
+ * name follows its column after a space).
  */
-export function collatingRenamed(def: string, from: string, to: string): string {
+export function renamedInIndex(def: string, from: string, to: string, after: string): string {
   const key = nameKey(from);
   for (let now = def; ;) {
-    const next = renamedAfter(now, ' COLLATE ', (name) => (nameKey(name) === key ? to : undefined));
+    const next = renamedAfter(now, after, (name) => (nameKey(name) === key ? to : undefined));
     if (next === now) return now;
     now = next;
   }

@@ -130,12 +130,12 @@ export const OPERATOR_CREATE = `pg_catalog.format('CREATE OPERATOR %I.%s (%s)', 
     case when o.oprcanmerge then 'MERGES' end))`;
 
 /**
- * The members of an operator class or family, as CREATE OPERATOR CLASS and ALTER OPERATOR FAMILY
- * … ADD list them: those that depend on the object `$CLASS:$OID` (a class's own; a family's loose
- * ones). Null where there is none.
+ * The members of an operator class or family (those that depend on `catalog` row `oid`: a
+ * class's own, a family's loose ones), each as CREATE OPERATOR CLASS and ALTER OPERATOR FAMILY …
+ * ADD write it (`item`), gathered by `aggregate` in order. Null where there is none.
  */
-function operatorMembers(catalog: string, oid: string): string {
-  return `(select pg_catalog.string_agg(item, ', ' order by kind, num) from (
+function operatorMembers(catalog: string, oid: string, aggregate = `pg_catalog.string_agg(item, ', ' order by kind, num)`): string {
+  return `(select ${aggregate} from (
     select 1 as kind, ao.amopstrategy as num, pg_catalog.format('OPERATOR %s %s%s', ao.amopstrategy, ao.amopopr::pg_catalog.regoperator,
              case when ao.amoppurpose = 'o' then pg_catalog.format(' FOR ORDER BY %I.%I', sn.nspname, sf.opfname) else '' end) as item
       from pg_catalog.pg_amop ao
@@ -152,13 +152,16 @@ function operatorMembers(catalog: string, oid: string): string {
 
 /**
  * The statements that make operator family `f` (a pg_opfamily row), as a jsonb array: made empty,
- * then given its loose members (those no class of it brought). A family a class made implicitly is
+ * then given its loose members (those no class of it brought), one statement each. A family a class made implicitly is
  * made all the same: the class then joins it (FAMILY).
  */
 export const OPERATOR_FAMILY_STATEMENTS = `(select pg_catalog.jsonb_build_array(pg_catalog.format('CREATE OPERATOR FAMILY %I.%I USING %I', n.nspname, f.opfname, am.amname))
-    || case when m.items is null then '[]'::pg_catalog.jsonb
-            else pg_catalog.jsonb_build_array(pg_catalog.format('ALTER OPERATOR FAMILY %I.%I USING %I ADD %s', n.nspname, f.opfname, am.amname, m.items)) end
-  from pg_catalog.pg_am am, (select ${operatorMembers('pg_catalog.pg_opfamily', 'f.oid')} as items) m where am.oid = f.opfmethod)`;
+    || coalesce(${operatorMembers(
+      'pg_catalog.pg_opfamily',
+      'f.oid',
+      `pg_catalog.jsonb_agg(pg_catalog.format('ALTER OPERATOR FAMILY %I.%I USING %I ADD %s', n.nspname, f.opfname, am.amname, item) order by kind, num)`,
+    )}, '[]'::pg_catalog.jsonb)
+  from pg_catalog.pg_am am where am.oid = f.opfmethod)`;
 
 /** The statement that makes operator class `c` (a pg_opclass row) with its members, in its family. */
 export const OPERATOR_CLASS_CREATE = `(select pg_catalog.format('CREATE OPERATOR CLASS %I.%I%s FOR TYPE %s USING %I FAMILY %I.%I AS %s', n.nspname, c.opcname,

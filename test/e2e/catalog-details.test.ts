@@ -4,8 +4,8 @@ import { useSource } from '../support/fixture.js';
 import { applyPatch, replayIntoFresh } from '../support/replay-into.js';
 import { differences, rowsAndSchema, sourceNow, type SourceState } from '../support/script-points.js';
 
-// What the catalog holds that Postgres has no deparser for: collations and text search
-// dictionaries and configurations of the user's (a case-insensitive ICU collation is a common way
+// What the catalog holds that Postgres has no deparser for: collations, text search
+// dictionaries and configurations, operators, operator families and classes of the user's (a case-insensitive ICU collation is a common way
 // to compare text: a table, a domain, an index or a generated column that names one cannot be made
 // without it), and columns' collations, statistics targets, compression and options. Made after an
 // empty base with --capture-ddl, altered, renamed, moved and dropped; every point replays to the
@@ -68,6 +68,39 @@ const STEPS: [string, string][] = [
      alter table tuned alter column note set statistics 50;`,
   ],
   [
+    "operators, an operator family and classes (create_table.sql's, and a hash one): partition keys and an index name them",
+    `create function my_int4_sort(int4, int4) returns int language sql immutable
+       as $$ select case when $1 = $2 then 0 when $1 > $2 then 1 else -1 end; $$;
+     create operator class test_int4_ops for type int4 using btree as
+       operator 1 < (int4, int4), operator 2 <= (int4, int4), operator 3 = (int4, int4), operator 4 >= (int4, int4),
+       operator 5 > (int4, int4), function 1 my_int4_sort(int4, int4);
+     create table partkey_t (a int4) partition by range (a test_int4_ops);
+     create table partkey_t_1 partition of partkey_t for values from (0) to (1000);
+     alter table partkey_t replica identity full; alter table partkey_t_1 replica identity full;
+     insert into partkey_t values (100), (200);
+     create function hash_noop(value int4, seed int8) returns int8 language sql immutable as 'select value + seed';
+     create operator family hash_fam using hash;
+     create operator class noop_int4_ops for type int4 using hash family hash_fam as operator 1 =, function 2 hash_noop(int4, int8);
+     create table hashed (a int primary key) partition by hash (a noop_int4_ops);
+     create table hashed_0 partition of hashed for values with (modulus 2, remainder 0);
+     create table hashed_1 partition of hashed for values with (modulus 2, remainder 1);
+     insert into hashed values (1), (2), (3);
+     create function abs_lt(int4, int4) returns bool language sql immutable as 'select abs($1) < abs($2)';
+     create function abs_gt(int4, int4) returns bool language sql immutable as 'select abs($1) > abs($2)';
+     create operator <<< (function = abs_lt, leftarg = int4, rightarg = int4, commutator = >>>);
+     create operator >>> (function = abs_gt, leftarg = int4, rightarg = int4, commutator = <<<);
+     create index partkey_a on partkey_t (a test_int4_ops);`,
+  ],
+  [
+    'a loose member added to a family, a class renamed, an operator moved, a class dropped',
+    `alter operator family hash_fam using hash add function 2 (int8, int8) hashint8extended(int8, int8);
+     alter operator class test_int4_ops using btree rename to int4_sort_ops;
+     alter operator <<< (int4, int4) set schema other;
+     create operator class dropped_ops for type int4 using hash as operator 1 =, function 2 hash_noop(int4, int8);
+     drop operator class dropped_ops using hash;
+     insert into hashed values (4);`,
+  ],
+  [
     'made and dropped again; a partitioned table keyed on a collated column',
     `create collation dropme (provider = icu, locale = 'fr'); drop collation dropme;
      create text search configuration tmp_ts (parser = default); drop text search configuration tmp_ts;
@@ -77,7 +110,7 @@ const STEPS: [string, string][] = [
   ],
 ];
 
-describe('collations, text search objects and column settings made after the base (--capture-ddl)', () => {
+describe('collations, text search objects, operator classes and column settings made after the base (--capture-ddl)', () => {
   const source = useSource();
   const points: (SourceState & { step: string })[] = [];
 
@@ -155,14 +188,15 @@ describe('a table made after the base that the replay server cannot make as the 
   it('is named with what it lacks (exit 2), and --tables leaves it out', async () => {
     const first = await archiveUntilNow(source, ['--capture-ddl']);
     expect(first.code, first.stderr).toBe(0);
-    // An operator class (from PostgreSQL's create_table.sql): captured DDL does not follow them yet.
+    // A base type (from built-in C functions, as a superuser may make one): captured DDL does not follow them.
     await source.admin.query(`
-      create function hash_noop(value int4, seed int8) returns int8 language sql immutable as 'select value + seed';
-      create operator class noop_int4_ops for type int4 using hash as operator 1 =, function 2 hash_noop(int4, int8);
-      create table hashed (a int) partition by hash (a noop_int4_ops);
-      create table hashed_0 partition of hashed for values with (modulus 1, remainder 0);
+      create type int4_like;
+      create function int4_like_in(cstring) returns int4_like language internal immutable strict as 'int4in';
+      create function int4_like_out(int4_like) returns cstring language internal immutable strict as 'int4out';
+      create type int4_like (input = int4_like_in, output = int4_like_out, like = int4);
+      create table hashed (a int4_like);
       create table plain (id int primary key);
-      insert into hashed values (1); insert into plain values (1);`);
+      insert into hashed values ('1'); insert into plain values (1);`);
     const client = await source.db.client();
     const p = await sourceNow(client);
     await client.end();
@@ -171,7 +205,7 @@ describe('a table made after the base that the replay server cannot make as the 
     const refused = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `lsn:${p.lsn}`], async () => 0);
     expect(refused.r.code, refused.r.stderr).toBe(2);
     expect(refused.r.stderr).toMatch(
-      /the replay cannot make table "public"\."hashed" as the source's CREATE TABLE left it: operator class "public.noop_int4_ops" does not exist/,
+      /the replay cannot make table "public"\."hashed" as the source's CREATE TABLE left it: type "public.int4_like" (does not exist|is only a shell)/,
     );
     expect(refused.r.stderr).toMatch(/what to do: install what it needs on the replay server .*or leave it out with --tables/);
     const without = await replayIntoFresh(

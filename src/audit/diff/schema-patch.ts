@@ -47,11 +47,12 @@ import {
   parentsFirst,
   partitionColumns,
   storageOptions,
+  replicaIdentityFollow,
   typedTableLink,
   sequenceName,
   TriggerStates,
-  textSearchStatements,
-  collatingRenamed,
+  madeWhereMissing,
+  renamedInIndex,
   viewDefaults,
 } from '../../source/ddl-statements.js';
 
@@ -167,11 +168,15 @@ class PatchWriter {
     for (const o of objects) if (o.renamed) this.renamed(o);
     for (const o of objects) if (o.kind === 'extension') out.push(...extensionStatements(o).map((x) => `${x};`));
     for (const o of objects) if (o.kind === 'collation') out.push(`${o.create};`);
-    for (const kind of ['text search dictionary', 'text search configuration'])
-      for (const o of objects) if (o.kind === kind) out.push(...textSearchStatements(o).map((x) => (x.endsWith(';') ? x : `${x};`)));
+    const made = (kind: string) => {
+      for (const o of objects) if (o.kind === kind) out.push(...madeWhereMissing(o).map((x) => (x.endsWith(';') ? x : `${x};`)));
+    };
+    made('text search dictionary');
+    made('text search configuration');
     for (const o of objects) if (o.kind === 'sequence') this.sequence(o);
     for (const o of objects) if (o.kind === 'function' || o.kind === 'procedure') out.push(`${o.create};`);
     for (const o of objects) if (o.kind === 'aggregate') out.push(`${o.create};`);
+    for (const kind of ['operator', 'operator family', 'operator class']) made(kind);
     for (const s of parentsFirst(c.tables ?? [])) this.table(s, c.rewritten?.includes(s.oid) ?? false);
     for (const o of objects) this.afterTables(o, c.tag);
     for (const k of c.comments ?? []) this.comments.push({ ...k });
@@ -312,13 +317,13 @@ end`),
         });
   }
 
-  /** The indexes and columns the patch makes at the end name a renamed or moved collation as it is called by then. */
-  private collationFollows(from: string, to: string): void {
+  /** The indexes (and columns) the patch makes at the end name a renamed or moved collation or operator class as it is called by then. */
+  private renamedInIndexes(from: string, to: string, after: string): void {
     const key = nameKey(from);
     for (const [oid, s] of this.last)
       this.last.set(oid, {
         ...s,
-        indexes: s.indexes.map((i) => collatingRenamed(i, from, to)),
+        indexes: s.indexes.map((i) => renamedInIndex(i, from, to, after)),
         columns: s.columns.map((c) => (c.collation && nameKey(c.collation) === key ? { ...c, collation: to } : c)),
       });
   }
@@ -330,7 +335,9 @@ end`),
     commentsOnRenamed(this.comments, from, o.identity);
     this.triggers.delete(from);
     if (o.kind === 'function') this.triggers.functionRenamed(from, o.identity);
-    if (o.kind === 'collation') this.collationFollows(from, o.identity);
+    if (o.kind === 'collation') this.renamedInIndexes(from, o.identity, ' COLLATE ');
+    // A class's identity says its method after its name: `schema.name USING btree`.
+    if (o.kind === 'operator class') this.renamedInIndexes(from.replace(/ USING .*$/, ''), o.identity.replace(/ USING .*$/, ''), ' ');
     const refresh = this.refreshes.get(from);
     if (refresh !== undefined) {
       this.refreshes.delete(from);
@@ -413,6 +420,8 @@ end`),
       ...(s.replicaIdentity === 'f' ? [`execute ${quoteLiteral(`alter table ${target} replica identity full`)};`] : []),
     ];
     out.push(doBlock(`if to_regclass(${lit}) is null then ${made.join(' ')} end if;`));
+    const identity = replicaIdentityFollow(target, s.replicaIdentity);
+    if (identity) out.push(identity);
     if (s.parent && s.bound)
       out.push(
         partitionOf(
