@@ -475,25 +475,12 @@ begin
       select 'pg_proc:' || p.oid, n.nspname, p.proname
         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
        where tg_tag in ('ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER AGGREGATE')
-      union all
-      select 'pg_collation:' || c.oid, n.nspname, c.collname
-        from pg_collation c join pg_namespace n on n.oid = c.collnamespace where tg_tag = 'ALTER COLLATION'
-      union all
-      select 'pg_ts_dict:' || d.oid, n.nspname, d.dictname
-        from pg_ts_dict d join pg_namespace n on n.oid = d.dictnamespace where tg_tag = 'ALTER TEXT SEARCH DICTIONARY'
-      union all
-      select 'pg_ts_config:' || c.oid, n.nspname, c.cfgname
-        from pg_ts_config c join pg_namespace n on n.oid = c.cfgnamespace where tg_tag = 'ALTER TEXT SEARCH CONFIGURATION'
-      union all
-      select 'pg_operator:' || o.oid, n.nspname, o.oprname
-        from pg_operator o join pg_namespace n on n.oid = o.oprnamespace where tg_tag = 'ALTER OPERATOR'
-      union all
-      select 'pg_opfamily:' || f.oid, n.nspname, f.opfname
-        from pg_opfamily f join pg_namespace n on n.oid = f.opfnamespace where tg_tag = 'ALTER OPERATOR FAMILY'
-      union all
-      select 'pg_opclass:' || c.oid, n.nspname, c.opcname
-        from pg_opclass c join pg_namespace n on n.oid = c.opcnamespace where tg_tag = 'ALTER OPERATOR CLASS'
-      union all
+${NAMED_IN_SCHEMA.map(
+  (k) => `      union all
+      select '${k.catalog}:' || x.oid, n.nspname, x.${k.name}
+        from ${k.catalog} x join pg_namespace n on n.oid = x.${k.namespace} where tg_tag = '${k.tag}'
+`,
+).join('')}      union all
       select 'pg_namespace:' || n.oid, n.nspname, n.nspname from pg_namespace n where tg_tag = 'ALTER SCHEMA'
       union all
       select 'pg_trigger:' || g.oid, n.nspname, g.tgname
@@ -503,8 +490,8 @@ begin
 exception when others then
   perform set_config('pgtape.names', '', true);
 end $f$;
--- A sequence, view, materialized view, function, procedure, aggregate or trigger the command
--- renamed or moved to another schema (note_names has its name before): its former identity, and
+-- A sequence, view, materialized view, function, procedure, aggregate, trigger, collation, text
+-- search object or operator (class, family) the command renamed or moved to another schema (note_names has its name before): its former identity, and
 -- the statements that rename it forward and back (the replay gives the base's objects their
 -- former names while it makes what the base's statements name them by).
 create or replace function pgtape.renamed(cls oid, obj oid, kind text, identity text) returns jsonb language plpgsql stable set search_path = pg_catalog as $f$
@@ -524,19 +511,11 @@ begin
     select n.nspname, p.proname into nsp, nam from pg_proc p join pg_namespace n on n.oid = p.pronamespace where p.oid = obj;
   elsif cls = 'pg_trigger'::regclass then
     select n.nspname, g.tgname into nsp, nam from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace where g.oid = obj;
-  elsif cls = 'pg_collation'::regclass then
-    select n.nspname, c.collname into nsp, nam from pg_collation c join pg_namespace n on n.oid = c.collnamespace where c.oid = obj;
-  elsif cls = 'pg_ts_dict'::regclass then
-    select n.nspname, d.dictname into nsp, nam from pg_ts_dict d join pg_namespace n on n.oid = d.dictnamespace where d.oid = obj;
-  elsif cls = 'pg_ts_config'::regclass then
-    select n.nspname, c.cfgname into nsp, nam from pg_ts_config c join pg_namespace n on n.oid = c.cfgnamespace where c.oid = obj;
-  elsif cls = 'pg_operator'::regclass then
-    select n.nspname, o.oprname into nsp, nam from pg_operator o join pg_namespace n on n.oid = o.oprnamespace where o.oid = obj;
-  elsif cls = 'pg_opfamily'::regclass then
-    select n.nspname, f.opfname into nsp, nam from pg_opfamily f join pg_namespace n on n.oid = f.opfnamespace where f.oid = obj;
-  elsif cls = 'pg_opclass'::regclass then
-    select n.nspname, c.opcname into nsp, nam from pg_opclass c join pg_namespace n on n.oid = c.opcnamespace where c.oid = obj;
-  elsif cls = 'pg_namespace'::regclass then
+${NAMED_IN_SCHEMA.map(
+  (k) => `  elsif cls = '${k.catalog}'::regclass then
+    select n.nspname, x.${k.name} into nsp, nam from ${k.catalog} x join pg_namespace n on n.oid = x.${k.namespace} where x.oid = obj;
+`,
+).join('')}  elsif cls = 'pg_namespace'::regclass then
     select nspname into nam from pg_namespace where oid = obj;
     if nam is null or was->>'name' = nam then
       return null;
@@ -785,6 +764,20 @@ create event trigger pgtape_note_names on ddl_command_start
 `;
 }
 
+/**
+ * Catalogs of objects named within a schema that ALTER (its tag) can rename or move, and which
+ * nothing else about them changes the name of: pgtape.note_names notes their names before it, and
+ * pgtape.renamed reads the new one.
+ */
+const NAMED_IN_SCHEMA = [
+  { catalog: 'pg_collation', name: 'collname', namespace: 'collnamespace', tag: 'ALTER COLLATION' },
+  { catalog: 'pg_ts_dict', name: 'dictname', namespace: 'dictnamespace', tag: 'ALTER TEXT SEARCH DICTIONARY' },
+  { catalog: 'pg_ts_config', name: 'cfgname', namespace: 'cfgnamespace', tag: 'ALTER TEXT SEARCH CONFIGURATION' },
+  { catalog: 'pg_operator', name: 'oprname', namespace: 'oprnamespace', tag: 'ALTER OPERATOR' },
+  { catalog: 'pg_opfamily', name: 'opfname', namespace: 'opfnamespace', tag: 'ALTER OPERATOR FAMILY' },
+  { catalog: 'pg_opclass', name: 'opcname', namespace: 'opcnamespace', tag: 'ALTER OPERATOR CLASS' },
+];
+
 /** The commands that can rename or move an object: pgtape.note_names notes every name of its kind before them. */
 const NOTED_TAGS = [
   'ALTER TYPE',
@@ -799,12 +792,7 @@ const NOTED_TAGS = [
   'ALTER AGGREGATE',
   'ALTER TRIGGER',
   'ALTER SCHEMA',
-  'ALTER COLLATION',
-  'ALTER TEXT SEARCH DICTIONARY',
-  'ALTER TEXT SEARCH CONFIGURATION',
-  'ALTER OPERATOR',
-  'ALTER OPERATOR FAMILY',
-  'ALTER OPERATOR CLASS',
+  ...NAMED_IN_SCHEMA.map((k) => k.tag),
 ]
   .map(quoteLiteral)
   .join(', ');
