@@ -9,8 +9,7 @@ import { betweenTransactions, differences, sourceNow, type SourceState, rowsAndS
 
 // SQL written by others, and written to find the corners: PostgreSQL's own regression scripts
 // for identity and generated columns, sequences, replica identity, enums, domains, hash
-// partitions, collations, text search dictionaries and CREATE TABLE's corners (user operator
-// classes in partition keys among them) (test/fixtures/postgres-regress), run after a base of an empty database as psql
+// partitions, collations and text search dictionaries (test/fixtures/postgres-regress), run after a base of an empty database as psql
 // would run them (failing statements included), archived with --capture-ddl, and replayed to
 // points along the way: the rows and the whole schema equal at each.
 
@@ -32,7 +31,6 @@ const FILES = process.env.REGRESS_ONLY?.split(',') ?? [
   'collate',
   'collate.icu.utf8',
   'tsdicts',
-  'create_table',
 ];
 /** A point is recorded after this many statements, and at each file's end. */
 const EVERY = 60;
@@ -70,10 +68,12 @@ describe("PostgreSQL's regression scripts archived with --capture-ddl and replay
     expect(rest.code, rest.stderr).toBe(0);
   });
 
-  it('replays each point to the source as it was: rows and schema', async () => {
-    expect(points.length).toBeGreaterThanOrEqual(FILES.length);
+  // One test per script: each has its own time (a replay per point), and a failure names its script.
+  it.each(FILES)('replays each point of %s.sql to the source as it was: rows and schema', async (file) => {
+    const mine = points.filter((p) => p.label.startsWith(`${file}.sql,`));
+    expect(mine.length, `${file}.sql: its end at least`).toBeGreaterThanOrEqual(1);
     const wrong: string[] = [];
-    for (const p of points) {
+    for (const p of mine) {
       const { r, seen } = await replayIntoFresh(source, ['--store', source.store.dir, '--to', `lsn:${p.lsn}`], rowsAndSchema, {
         PGTAPE_DEBUG: '1',
       });
@@ -87,6 +87,9 @@ describe("PostgreSQL's regression scripts archived with --capture-ddl and replay
   });
 
   // Not followed yet (each found by these scripts; the fixtures hold them for when they are):
+  it.todo(
+    'create_table.sql (its operator class in a partition key replays since session 45): after the other scripts, its CREATE TABLE … AS SELECT * FROM pg_class copies pg_node_tree values, which no replay can write (exit 1)',
+  );
   it.todo(
     "foreign_key.sql: a partition's foreign key merged into its parent's (made before ATTACH) keeps its own name on the source; the replay's takes the parent's",
   );
