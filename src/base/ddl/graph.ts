@@ -13,6 +13,17 @@ export interface Edge {
   to: string;
 }
 
+/** Catalogs whose objects are keyed by their own oid, on either side of a dependency. */
+const KEYED_BY_OID = ['pg_proc', 'pg_collation', 'pg_ts_dict', 'pg_ts_config', 'pg_operator', 'pg_opfamily', 'pg_opclass'];
+
+const byOid = (oid: string) => KEYED_BY_OID.map((c) => `                when '${c}'::regclass then '${c}:' || ${oid}`).join('\n');
+
+/** An operator class's or family's member (`catalog` pg_amop or pg_amproc): part of its class, or, loose, of its family. */
+const memberOf = (catalog: string, family: string) => `                when '${catalog}'::regclass then coalesce(
+                  (select 'pg_opclass:' || x.refobjid from pg_depend x
+                    where x.classid = d.classid and x.objid = d.objid and x.refclassid = 'pg_opclass'::regclass limit 1),
+                  (select 'pg_opfamily:' || ${family} from ${catalog} where oid = d.objid))`;
+
 export async function readDependencies(client: pg.Client): Promise<Edge[]> {
   const { rows } = await client.query<{ obj: string | null; ref: string | null; seq_owned: boolean }>(
     `with typekey(oid, key) as (
@@ -35,38 +46,19 @@ export async function readDependencies(client: pg.Client): Promise<Edge[]> {
        select case d.classid
                 when 'pg_class'::regclass then (select key from relkey where oid = d.objid)
                 when 'pg_type'::regclass then (select key from typekey where oid = d.objid)
-                when 'pg_proc'::regclass then 'pg_proc:' || d.objid
+${byOid('d.objid')}
                 when 'pg_attrdef'::regclass then (select 'pg_class:' || adrelid from pg_attrdef where oid = d.objid)
                 when 'pg_rewrite'::regclass then (select 'pg_class:' || ev_class from pg_rewrite where oid = d.objid and rulename = '_RETURN')
                 when 'pg_constraint'::regclass then (select 'pg_type:' || contypid from pg_constraint where oid = d.objid and contypid <> 0)
-                when 'pg_collation'::regclass then 'pg_collation:' || d.objid
-                when 'pg_ts_dict'::regclass then 'pg_ts_dict:' || d.objid
-                when 'pg_ts_config'::regclass then 'pg_ts_config:' || d.objid
-                when 'pg_operator'::regclass then 'pg_operator:' || d.objid
-                when 'pg_opfamily'::regclass then 'pg_opfamily:' || d.objid
-                when 'pg_opclass'::regclass then 'pg_opclass:' || d.objid
-                -- A class's member is part of its class; a loose member of its family.
-                when 'pg_amop'::regclass then coalesce(
-                  (select 'pg_opclass:' || x.refobjid from pg_depend x
-                    where x.classid = d.classid and x.objid = d.objid and x.refclassid = 'pg_opclass'::regclass limit 1),
-                  (select 'pg_opfamily:' || amopfamily from pg_amop where oid = d.objid))
-                when 'pg_amproc'::regclass then coalesce(
-                  (select 'pg_opclass:' || x.refobjid from pg_depend x
-                    where x.classid = d.classid and x.objid = d.objid and x.refclassid = 'pg_opclass'::regclass limit 1),
-                  (select 'pg_opfamily:' || amprocfamily from pg_amproc where oid = d.objid))
+${memberOf('pg_amop', 'amopfamily')}
+${memberOf('pg_amproc', 'amprocfamily')}
               end as obj,
               case d.refclassid
                 when 'pg_class'::regclass then (select key from relkey where oid = d.refobjid)
                 when 'pg_type'::regclass then (select key from typekey where oid = d.refobjid)
-                when 'pg_proc'::regclass then 'pg_proc:' || d.refobjid
+${byOid('d.refobjid')}
                 when 'pg_namespace'::regclass then 'pg_namespace:' || d.refobjid
                 when 'pg_extension'::regclass then 'pg_extension:' || d.refobjid
-                when 'pg_collation'::regclass then 'pg_collation:' || d.refobjid
-                when 'pg_ts_dict'::regclass then 'pg_ts_dict:' || d.refobjid
-                when 'pg_ts_config'::regclass then 'pg_ts_config:' || d.refobjid
-                when 'pg_operator'::regclass then 'pg_operator:' || d.refobjid
-                when 'pg_opfamily'::regclass then 'pg_opfamily:' || d.refobjid
-                when 'pg_opclass'::regclass then 'pg_opclass:' || d.refobjid
               end as ref,
               -- A sequence owned by a column depends on its table, and the column's default on the
               -- sequence: the sequence comes first, OWNED BY after the table.

@@ -8,9 +8,7 @@ import { readRelations } from './relations.js';
 import { readRoutines } from './routines.js';
 import { notExtensionMember, readScope, USER_SCHEMA, type Scope } from './scope.js';
 import { readTypes } from './types.js';
-import { readCollations } from './collations.js';
-import { readTextSearch } from './text-search.js';
-import { readOperators } from './operators.js';
+import { readCatalogObjects } from './catalog-objects.js';
 
 /**
  * The whole schema of the published tables and of the user objects around them, read from the
@@ -26,9 +24,7 @@ export async function readBaseDdl(client: pg.Client, publication: string): Promi
   const candidates: CatalogObject[] = [
     ...(await readSchemas(client)),
     ...(await readExtensionObjects(client)),
-    ...(await readCollations(client)),
-    ...(await readTextSearch(client)),
-    ...(await readOperators(client)),
+    ...(await readCatalogObjects(client)),
     ...types.objects,
     ...routines.objects,
     ...relations.objects,
