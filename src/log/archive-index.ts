@@ -175,9 +175,11 @@ async function lastSegmentListed(
   const why = `the archiver recorded storing it (${LEASE_KEY}) and no later segment is listed`;
   if (!tolerate) throw new ObjectMissingError(store.description, lost, why);
   // Its changes all commit at or after its start: a point before it is whole without them. The
-  // listing may end sooner (more than the newest lost): nothing is known past its end either.
+  // listing may end sooner (more than the newest lost): nothing is known past its end (or, with
+  // no segment listed, past the newest base) either.
   const lostStart = parseSegmentKey(lost)!.startLsn;
-  const startLsn = endLsn !== undefined && endLsn < lostStart ? endLsn : lostStart;
+  const known = endLsn ?? newestBase;
+  const startLsn = known !== undefined && known < lostStart ? known : lostStart;
   const error = new UserError(
     `the archive is damaged: ${new ObjectMissingError(store.description, lost, why).message}`,
     `targets before ${formatLsn(startLsn)} still work (lsn:${formatLsn(startLsn - 1n)}, or an earlier time or mark); restore the segment from a copy (a PFS commit's history keeps earlier versions) to reach later ones`,
