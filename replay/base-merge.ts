@@ -1,10 +1,11 @@
 import type pg from 'pg';
-import { DamagedBaseError, readBaseTable, type BaseFileEntry, type BaseRef, type BaseTable } from '../src/log/bases.js';
+import { baseTableDamaged, DamagedBaseError, readBaseTable, type BaseFileEntry, type BaseRef, type BaseTable } from '../src/log/bases.js';
 import { sha256Of } from '../src/store/read.js';
 import { quoteIdent, quoteQualified } from '../src/core/sql.js';
 import { TupleView } from '../src/segment/entry-scanner.js';
 import type { Store } from '../src/store/store.js';
 import { CopyIn } from './copy-in.js';
+import { unwritable } from './unwritable.js';
 import { CopyText, LineFields } from './copy-text.js';
 import { DONE, EXISTED, HAS_ROW, type TableEffect } from './net-effect.js';
 
@@ -34,10 +35,7 @@ export async function loadBaseTable(
   entry: BaseFileEntry,
   effect?: TableEffect,
 ): Promise<number> {
-  const damaged = () =>
-    new DamagedBaseError(
-      `${store.description}/${base.prefix}${table.file} (${table.schema}.${table.name}) does not match the checksum in its manifest`,
-    );
+  const damaged = () => baseTableDamaged(store, base, table);
   const columns = table.columns.map((c) => quoteIdent(c.name)).join(', ');
   const copy = new CopyIn(client, `copy ${quoteQualified(table.schema, table.name)} (${columns}) from stdin`);
   const { text, sha256: stored } = readBaseTable(store, base, table, entry);
@@ -85,7 +83,7 @@ export async function loadBaseTable(
       const actual = await sha256Of(store, base.prefix + table.file).catch(() => undefined);
       if (actual !== undefined && actual !== entry.sha256) throw damaged();
     }
-    throw err;
+    throw unwritable(err, table);
   }
   if (stored() !== entry.sha256) throw damaged();
   return rows;
@@ -104,7 +102,7 @@ export async function appendInserts(client: pg.Client, table: BaseTable, effect:
     return rows;
   } catch (err) {
     await copy.end().catch(() => {});
-    throw err;
+    throw unwritable(err, table);
   }
 }
 

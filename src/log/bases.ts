@@ -193,6 +193,13 @@ export class DamagedBaseError extends Error {}
 /** Decompressed chunks (of up to 1 MiB) a base table's reader may have waiting. */
 const BUFFERED_CHUNKS = 8;
 
+/** A base table's file that is not what its manifest says (its checksum differs): the archive's damage. */
+export function baseTableDamaged(store: Store, base: BaseRef, table: { file: string; schema: string; name: string }): DamagedBaseError {
+  return new DamagedBaseError(
+    `${store.description}/${base.prefix}${table.file} (${table.schema}.${table.name}) does not match the checksum in its manifest`,
+  );
+}
+
 /**
  * A base table's rows as COPY text, decompressed while read from the store, and the SHA-256 of
  * the stored bytes (what the manifest records), known once `text` has ended. A read that fails

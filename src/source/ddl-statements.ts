@@ -1,5 +1,5 @@
 import { doBlock, nameKey, outsideQuotes, quoteIdent, quoteLiteral, quoteQualified } from '../core/sql.js';
-import { collateClause } from './deparse.js';
+import { collateClause, looseMembersNotIn } from './deparse.js';
 import type { CapturedDdl, CapturedObject, DroppedObject, IdentitySequence, TableSnapshot } from './ddl-capture.js';
 
 // Statements made from what captured DDL recorded, without asking any database: the replay runs
@@ -98,7 +98,8 @@ const FOUND_BY_IDENTITY: Record<string, string> = {
 /**
  * A captured text search object, operator, operator family or class: made where it is missing
  * (their CREATE has no IF NOT EXISTS), then given the captured state (a dictionary's options, a
- * configuration's mappings, a family's loose members — a class's family's too —, each added where it is not there yet).
+ * configuration's mappings, a family's loose members — a class's family's too —, each added where it is not there yet,
+ * and a family's members it no longer has dropped).
  */
 export function madeWhereMissing(o: CapturedObject): string[] {
   const found = FOUND_BY_IDENTITY[o.kind]!.replace('$1', quoteLiteral(o.identity));
@@ -107,7 +108,9 @@ export function madeWhereMissing(o: CapturedObject): string[] {
       ? doBlock(`execute ${quoteLiteral(x)}; exception when duplicate_object then null;`)
       : x,
   );
-  return [doBlock(`if not exists (${found}) then execute ${quoteLiteral(o.create)}; end if;`), ...rest];
+  const made = doBlock(`if not exists (${found}) then execute ${quoteLiteral(o.create)}; end if;`);
+  // A family's members dropped since it was made go (a class's statements are its family's as the class was made).
+  return o.kind === 'operator family' ? [made, looseMembersNotIn(o.identity, o.statements ?? []), ...rest] : [made, ...rest];
 }
 
 /**

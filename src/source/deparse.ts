@@ -132,19 +132,24 @@ export const OPERATOR_CREATE = `pg_catalog.format('CREATE OPERATOR %I.%s (%s)', 
 /**
  * The members of an operator class or family (those that depend on `catalog` row `oid`: a
  * class's own, a family's loose ones), each as CREATE OPERATOR CLASS and ALTER OPERATOR FAMILY …
- * ADD write it (`item`), gathered by `aggregate` in order. Null where there is none.
+ * ADD write it (`item`) and as ALTER OPERATOR FAMILY … DROP names it (`member`), gathered by
+ * `aggregate` in order. Null where there is none.
  */
 function operatorMembers(catalog: string, oid: string, aggregate = `pg_catalog.string_agg(item, ', ' order by kind, num)`): string {
   return `(select ${aggregate} from (
     select 1 as kind, ao.amopstrategy as num, pg_catalog.format('OPERATOR %s %s%s', ao.amopstrategy, ao.amopopr::pg_catalog.regoperator,
-             case when ao.amoppurpose = 'o' then pg_catalog.format(' FOR ORDER BY %I.%I', sn.nspname, sf.opfname) else '' end) as item
+             case when ao.amoppurpose = 'o' then pg_catalog.format(' FOR ORDER BY %I.%I', sn.nspname, sf.opfname) else '' end) as item,
+           pg_catalog.format('OPERATOR %s (%s, %s)', ao.amopstrategy, pg_catalog.format_type(ao.amoplefttype, null),
+             pg_catalog.format_type(ao.amoprighttype, null)) as member
       from pg_catalog.pg_amop ao
       join pg_catalog.pg_depend dp on dp.classid = 'pg_catalog.pg_amop'::pg_catalog.regclass and dp.objid = ao.oid
        and dp.refclassid = '${catalog}'::pg_catalog.regclass and dp.refobjid = ${oid}
       left join pg_catalog.pg_opfamily sf on sf.oid = ao.amopsortfamily left join pg_catalog.pg_namespace sn on sn.oid = sf.opfnamespace
     union all
     select 2, ap.amprocnum, pg_catalog.format('FUNCTION %s (%s, %s) %s', ap.amprocnum, pg_catalog.format_type(ap.amproclefttype, null),
-             pg_catalog.format_type(ap.amprocrighttype, null), ap.amproc::pg_catalog.regprocedure)
+             pg_catalog.format_type(ap.amprocrighttype, null), ap.amproc::pg_catalog.regprocedure),
+           pg_catalog.format('FUNCTION %s (%s, %s)', ap.amprocnum, pg_catalog.format_type(ap.amproclefttype, null),
+             pg_catalog.format_type(ap.amprocrighttype, null))
       from pg_catalog.pg_amproc ap
       join pg_catalog.pg_depend dp on dp.classid = 'pg_catalog.pg_amproc'::pg_catalog.regclass and dp.objid = ap.oid
        and dp.refclassid = '${catalog}'::pg_catalog.regclass and dp.refobjid = ${oid}) members)`;
@@ -162,6 +167,27 @@ export const OPERATOR_FAMILY_STATEMENTS = `(select pg_catalog.jsonb_build_array(
       `pg_catalog.jsonb_agg(pg_catalog.format('ALTER OPERATOR FAMILY %I.%I USING %I ADD %s', n.nspname, f.opfname, am.amname, item) order by kind, num)`,
     )}, '[]'::pg_catalog.jsonb)
   from pg_catalog.pg_am am where am.oid = f.opfmethod)`;
+
+/**
+ * The statement that drops the loose members of operator family `identity` (as pg_identify_object
+ * writes it) that none of the captured `adds` (OPERATOR_FAMILY_STATEMENTS' ALTER … ADD) adds: a
+ * member dropped from the family after it was made (ALTER OPERATOR FAMILY … DROP), which adding
+ * the captured ones where missing would leave. One whose text differs on the replay is dropped
+ * and added again.
+ */
+export function looseMembersNotIn(identity: string, adds: string[]): string {
+  const family = quoteLiteral(identity);
+  const oid = `(select x.oid from pg_catalog.pg_opfamily x join pg_catalog.pg_namespace n on n.oid = x.opfnamespace
+    join pg_catalog.pg_am am on am.oid = x.opfmethod where pg_catalog.format('%I.%I USING %I', n.nspname, x.opfname, am.amname) = ${family})`;
+  const kept = adds.length ? `array[${adds.map(quoteLiteral).join(', ')}]` : `'{}'::text[]`;
+  const drops = operatorMembers(
+    'pg_catalog.pg_opfamily',
+    oid,
+    `pg_catalog.array_agg(pg_catalog.format('ALTER OPERATOR FAMILY %s DROP %s', ${family}, member))
+       filter (where pg_catalog.format('ALTER OPERATOR FAMILY %s ADD %s', ${family}, item) <> all (${kept}))`,
+  );
+  return doBlock(`declare s text; begin for s in select pg_catalog.unnest(${drops}) loop execute s; end loop; end;`);
+}
 
 /** The statement that makes operator class `c` (a pg_opclass row) with its members, in its family. */
 export const OPERATOR_CLASS_CREATE = `(select pg_catalog.format('CREATE OPERATOR CLASS %I.%I%s FOR TYPE %s USING %I FAMILY %I.%I AS %s', n.nspname, c.opcname,

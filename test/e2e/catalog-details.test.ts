@@ -101,12 +101,13 @@ const STEPS: [string, string][] = [
      insert into hashed values (4);`,
   ],
   [
-    'made and dropped again; a partitioned table keyed on a collated column',
+    'made and dropped again; a partitioned table keyed on a collated column; a loose member dropped',
     `create collation dropme (provider = icu, locale = 'fr'); drop collation dropme;
      create text search configuration tmp_ts (parser = default); drop text search configuration tmp_ts;
      create table ranged (name text collate other.c_copy, n int) partition by range (name);
      create table ranged_a partition of ranged for values from ('A') to ('a');
-     insert into ranged values ('Bee', 1);`,
+     insert into ranged values ('Bee', 1);
+     alter operator family hash_fam using hash drop function 2 (int8, int8);`,
   ],
 ];
 
@@ -213,6 +214,48 @@ describe('a table made after the base that the replay server cannot make as the 
       ['--store', source.store.dir, '--to', `lsn:${p.lsn}`, '--tables', 'public.plain'],
       async (c) => (await c.query<{ n: number }>('select count(*)::int as n from plain')).rows[0]!.n,
     );
+    expect(without.r.code, without.r.stderr).toBe(0);
+    expect(without.seen).toBe(1);
+  });
+});
+
+describe('a table holding values Postgres takes from no input (pg_node_tree, in a copy of pg_class)', () => {
+  const source = useSource(`
+    create table parted (a int) partition by list (a);
+    create table parted_1 partition of parted for values in (1);
+    create table in_base as select relname::text as name, relpartbound from pg_class where relpartbound is not null;
+    alter table parted replica identity full; alter table in_base replica identity full;
+    create table plain (id int primary key);
+    insert into plain values (1);`);
+
+  it('is named with its column and type (exit 2), in a base and made after it; --tables leaves it out', async () => {
+    const first = await archiveUntilNow(source, ['--capture-ddl']);
+    expect(first.code, first.stderr).toBe(0);
+    await source.admin.query(
+      `create table after_base as select relname::text as name, relpartbound from pg_class where relpartbound is not null`,
+    );
+    const client = await source.db.client();
+    const p = await sourceNow(client);
+    await client.end();
+    const rest = await archiveUntilNow(source, []);
+    expect(rest.code, rest.stderr).toBe(0);
+    const replay = (...more: string[]) =>
+      replayIntoFresh(
+        source,
+        ['--store', source.store.dir, '--to', `lsn:${p.lsn}`, ...more],
+        async (c) => (await c.query<{ n: number }>('select count(*)::int as n from plain')).rows[0]!.n,
+      );
+    for (const [table, more] of [
+      ['in_base', []],
+      ['after_base', ['--tables', 'public.plain,public.after_base']],
+    ] as const) {
+      const refused = await replay(...more);
+      expect(refused.r.code, refused.r.stderr).toBe(2);
+      expect(refused.r.stderr).toMatch(new RegExp(`"public"\\."${table}": column "relpartbound" holds values of type pg_node_tree`));
+      expect(refused.r.stderr).toMatch(/what to do: .*--tables/);
+      expect(refused.r.stderr).not.toMatch(/\n\s+at /);
+    }
+    const without = await replay('--tables', 'public.plain');
     expect(without.r.code, without.r.stderr).toBe(0);
     expect(without.seen).toBe(1);
   });

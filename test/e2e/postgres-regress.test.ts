@@ -88,7 +88,7 @@ describe("PostgreSQL's regression scripts archived with --capture-ddl and replay
 
   // Not followed yet (each found by these scripts; the fixtures hold them for when they are):
   it.todo(
-    'create_table.sql (its operator class in a partition key replays since session 45): after the other scripts, its CREATE TABLE … AS SELECT * FROM pg_class copies pg_node_tree values, which no replay can write (exit 1)',
+    'create_table.sql (its operator class in a partition key replays since session 45): after the other scripts, its CREATE TABLE … AS SELECT * FROM pg_class copies pg_node_tree values, which no replay can write: refused with exit 2 naming the table (catalog-details shows it), where the script wants every point replayed',
   );
   it.todo(
     "foreign_key.sql: a partition's foreign key merged into its parent's (made before ATTACH) keeps its own name on the source; the replay's takes the parent's",
