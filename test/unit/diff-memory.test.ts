@@ -60,4 +60,16 @@ describe("diff's memory: --memory is shared by every table, not given to each", 
     expect(all).toBeGreaterThan(20 * 4);
     for (const p of parts.values()) expect(p.parts).toBeGreaterThanOrEqual(Math.ceil((300_000 * BYTES) / share));
   });
+
+  it('sizes parts compared two at a time (two threads) to half the share each', async () => {
+    const memory = 16 * MiB;
+    const share = memory / 6;
+    // Few, large changes (parts of 8192 changes would be smaller than memory needs): memory decides.
+    const one = await sizeParts(headers([100_000]), memory, new Map(), 1);
+    const two = await sizeParts(headers([100_000]), memory, new Map(), 2);
+    expect(one.get(1000)!.parts).toBe(Math.ceil((100_000 * BYTES) / share));
+    expect(two.get(1000)!.parts).toBe(Math.ceil((100_000 * BYTES) / (share / 2)));
+    // Two parts at once stay within the share.
+    expect((2 * 100_000 * BYTES) / two.get(1000)!.parts).toBeLessThanOrEqual(share);
+  });
 });

@@ -1,5 +1,5 @@
 import { StringDecoder } from 'node:string_decoder';
-import { DamagedBaseError, readBaseTable, type BaseFileEntry, type BaseRef, type BaseTable } from '../../log/bases.js';
+import { baseTableDamaged, readBaseTable, type BaseFileEntry, type BaseRef, type BaseTable } from '../../log/bases.js';
 import type { Store } from '../../store/store.js';
 
 const ESCAPES: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
@@ -56,9 +56,5 @@ export async function* readBaseLines(store: Store, base: BaseRef, table: BaseTab
     // Stopped early (the caller): the stored object is closed with it.
     text.destroy();
   }
-  if (stored() !== entry.sha256) {
-    throw new DamagedBaseError(
-      `${store.description}/${base.prefix}${table.file} (${table.schema}.${table.name}) does not match the checksum in its manifest`,
-    );
-  }
+  if (stored() !== entry.sha256) throw baseTableDamaged(store, base, table);
 }

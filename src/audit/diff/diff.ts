@@ -15,12 +15,13 @@ import { createSpoolDir } from '../../core/spool-dir.js';
 import type { RelationDef, SegmentHeader } from '../../segment/format.js';
 import { eachEntryIn } from '../../log/change-log.js';
 import type { Store } from '../../store/store.js';
-import { copyFieldValue, readBaseLines } from './base-rows.js';
-import { sizeParts } from './parts.js';
+import { readBaseLines } from './base-rows.js';
+import { sizeParts, type TableSize } from './parts.js';
+import { readBaseAhead, type BaseReadAhead } from './base-prefetch.js';
+import { DiffHelper } from './diff-helper.js';
 import { GeneratedColumns } from './generated-columns.js';
 import { ColumnLists, imageDef, imageOps, opsOf } from './ops.js';
-import type { TextValue } from '../row-text.js';
-import { copyLineRow, image, joinParts, keyNames, keyText, sharedColumns, type RowDiff } from './rows.js';
+import { copyLineRow, image, keyNames, keyText, lineKey, sharedColumns, type RowDiff } from './rows.js';
 import { sameTableShape, shapesAt, shapeOf, type TableShape } from './table-shape.js';
 import { TableDiffer, WholeTableNeeded, type Change, type RowDiffCounts } from './table.js';
 import {
@@ -124,7 +125,14 @@ export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
   const baseRows = new Map<number, number>();
   for (const t of baseSchema?.tables ?? []) baseRows.set(t.oid, baseFiles!.manifest.tables.find((m) => m.file === t.file)?.rows ?? 0);
   // The headers of the range's segments size the folds.
-  const partCounts = await sizeParts(headersOf(range.segments({ headers: true })), options.memoryBytes ?? 512 << 20, baseRows);
+  // Parts compared two at a time (a helper thread beside this one) share the memory a part may take.
+  const helped = DiffHelper.available();
+  const partCounts = await sizeParts(
+    headersOf(range.segments({ headers: true })),
+    options.memoryBytes ?? 512 << 20,
+    baseRows,
+    helped ? 2 : 1,
+  );
   const dir = await createSpoolDir();
   const close = () => rm(dir, { recursive: true, force: true });
   try {
@@ -141,6 +149,9 @@ export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
           baseManifest: baseFiles?.manifest,
           dir,
           close,
+          helped,
+          baseRows,
+          sized: (oid) => partCounts.get(oid),
           parts: (oid) => (whole.has(oid) ? 1 : (partCounts.get(oid)?.parts ?? 1)),
           expected: (oid) => partCounts.get(oid)?.changes ?? 0,
         });
@@ -172,6 +183,11 @@ interface Pass extends DiffOptions {
   baseManifest: BaseManifest | undefined;
   dir: string;
   close: () => Promise<void>;
+  /** Spilled tables' parts are compared on two threads, and their base rows read ahead. */
+  helped: boolean;
+  /** Rows of each table in the base, by oid. */
+  baseRows: Map<number, number>;
+  sized: (oid: number) => TableSize | undefined;
   parts: (oid: number) => number;
   expected: (oid: number) => number;
 }
@@ -181,6 +197,11 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
   const wanted = (def: RelationDef) => !p.tables || p.tables.has(`${def.schema}.${def.name}`);
   const lists = new ColumnLists();
   const tables = new Map<number, TableDiffer>();
+  const helper = p.helped ? new DiffHelper() : undefined;
+  const ahead =
+    helper && base && baseSchema && p.baseManifest && range.after !== undefined
+      ? readBaseAhead(helper, store, base, p.baseManifest, readAheadTables(p, baseSchema), p.dir, log)
+      : undefined;
   try {
     // 1. Fold the range (or spill it, by key, to the parts of large tables).
     const table = (def: RelationDef): TableDiffer => {
@@ -249,11 +270,19 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
     // 2. The rows at --from the comparison needs: the base's, then the log's changes up to --from.
     const needing = new Map([...tables].filter(([, t]) => t.needsBefore()));
     const sources = ['change log'];
+    // Not needed after all: what is not read yet is not.
+    if (!needing.size) ahead?.stop();
+    const readAhead = await ahead?.done;
     if (needing.size && base && baseSchema) {
       sources.push(`base ${formatLsn(base.lsn)}`);
-      await loadBefore(p, base, baseSchema, needing);
+      const aheadUsed = await loadBefore(p, base, baseSchema, needing, readAhead);
       log.info(
-        { base: formatLsn(base.lsn), tables: needing.size, spilled: [...tables.values()].filter((t) => t.spilled).length },
+        {
+          base: formatLsn(base.lsn),
+          tables: needing.size,
+          spilled: [...tables.values()].filter((t) => t.spilled).length,
+          ...(aheadUsed ? { readAhead: aheadUsed } : {}),
+        },
         'diff read the rows at --from from the base and the log since',
       );
     } else log.info('diff from the change log alone');
@@ -266,8 +295,15 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
       );
     };
     const out: TableDiff[] = [];
+    for (const t of tables.values()) await t.finish(base !== undefined, missingBase, p.keepRows ?? true, t.spilled ? helper : undefined);
+    await helper?.close();
+    const spilled = [...tables.values()].filter((t) => t.spilled);
+    if (spilled.length)
+      log.debug(
+        { parts: spilled.reduce((n, t) => n + t.partCount, 0), onHelper: spilled.reduce((n, t) => n + t.partsHelped, 0) },
+        'diff compared the spilled parts',
+      );
     for (const [oid, t] of tables) {
-      t.finish(base !== undefined, missingBase, p.keepRows ?? true);
       const after = shapeOf(t.def);
       const before = atFrom.get(oid) ?? null;
       const c = t.counts;
@@ -294,7 +330,31 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
   } catch (err) {
     for (const t of tables.values()) t.close();
     throw err;
+  } finally {
+    ahead?.stop();
+    await ahead?.done;
+    await helper?.close();
   }
+}
+
+/** A table whose updates and deletes are at least this share of its base rows has its base read ahead. */
+const READ_AHEAD_SHARE = 1 / 8;
+
+/**
+ * The base tables worth reading ahead on the helper thread: split into parts, keyed on their
+ * primary key, and touched by enough updates and deletes (or a truncate) that most of their rows
+ * will be read anyway — a large base whose range touches few rows is read after the range,
+ * keeping only the rows it needs.
+ */
+function readAheadTables(p: Pass, schema: BaseSchema): { table: BaseTable; parts: number }[] {
+  return schema.tables
+    .filter((t) => {
+      const size = p.sized(t.oid);
+      if (!size || p.parts(t.oid) < 2 || t.replicaIdentity !== 'd' || !t.primaryKey.length) return false;
+      if (p.tables && !p.tables.has(`${t.schema}.${t.name}`)) return false;
+      return size.truncated || size.touching >= (p.baseRows.get(t.oid) ?? 0) * READ_AHEAD_SHARE;
+    })
+    .map((t) => ({ table: t, parts: p.parts(t.oid) }));
 }
 
 /**
@@ -314,22 +374,28 @@ function baseColumnsAtFrom(schema: BaseSchema | undefined, atFrom: Map<number, T
   return out;
 }
 
-/** Field `n` (from 0) of a COPY text line, as it is written. */
-function field(line: string, n: number): string {
-  let start = 0;
-  for (let i = 0; i < n; i++) start = line.indexOf('\t', start) + 1;
-  const end = line.indexOf('\t', start);
-  return end < 0 ? line.slice(start) : line.slice(start, end);
-}
-
 /**
  * The rows at --from of the tables that need them: the base's (a line whose key is not needed is
- * skipped from its key fields, not parsed), then the changes between the base and --from.
+ * skipped from its key fields, not parsed; or read ahead into a spilled table's parts), then the
+ * changes between the base and --from. Returns how many tables had their base read ahead.
  */
-async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: Map<number, TableDiffer>): Promise<void> {
+async function loadBefore(
+  p: Pass,
+  base: BaseRef,
+  schema: BaseSchema,
+  needing: Map<number, TableDiffer>,
+  readAhead: Map<number, BaseReadAhead> | undefined,
+): Promise<number> {
+  let used = 0;
   for (const bt of schema.tables) {
     const t = needing.get(bt.oid);
-    if (t) await feedBaseRows(p.store, base, bt, t, manifestEntry(p.store, base, p.baseManifest!, bt));
+    if (!t) continue;
+    // Read ahead by the key the table has at --to: its rows are in its parts already.
+    const ahead = readAhead?.get(bt.oid);
+    if (ahead && t.keyed && ahead.keys.join('\u0000') === t.matching.keys.join('\u0000')) {
+      t.baseReadAhead(ahead.counts, ahead.columns);
+      used++;
+    } else await feedBaseRows(p.store, base, bt, t, manifestEntry(p.store, base, p.baseManifest!, bt));
   }
   // Only segments that touched a needed table are read.
   const at = p.range.after!;
@@ -351,6 +417,7 @@ async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: M
       }
     },
   );
+  return used;
 }
 
 async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: TableDiffer, entry: BaseFileEntry): Promise<void> {
@@ -361,7 +428,7 @@ async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: Table
   const fromFields = keyed && !positions.some((i) => i < 0);
   for await (const lines of readBaseLines(store, base, bt, entry)) {
     for (const line of lines) {
-      const fieldsKey = fromFields ? joinParts(positions.map((i): TextValue => copyFieldValue(field(line, i)))) : undefined;
+      const fieldsKey = fromFields ? lineKey(line, positions) : undefined;
       if (fieldsKey !== undefined && !t.mayNeed(fieldsKey)) continue;
       const row = copyLineRow(line, columns);
       t.before(

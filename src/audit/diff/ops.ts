@@ -2,7 +2,7 @@ import type { LogEntry } from '../../log/change-log.js';
 import type { RelationDef } from '../../segment/format.js';
 import type { TableImage, TableSnapshot } from '../../source/ddl-capture.js';
 import type { TableDiffer } from './table.js';
-import { columnNames, EncodedRow, hasUnchanged, image, keyNames, keyText, rowText, withCarry, type Row } from './rows.js';
+import { columnNames, EncodedRow, hasUnchanged, image, keyNames, keyText, rowText, sharedColumns, withCarry, type Row } from './rows.js';
 import { tupleText, type TextValue } from '../row-text.js';
 import type { RecordReader, SpillFile } from './spill-file.js';
 
@@ -102,6 +102,26 @@ const KINDS = ['insert', 'update', 'delete', 'move', 'add', 'remove', 'truncate'
 export class ColumnLists {
   private readonly ids = new Map<string[], number>();
   private readonly lists: string[][] = [];
+
+  /** Every list so far, by id: what another thread reading the same files needs (ColumnLists.of). */
+  all(): string[][] {
+    return [...this.lists];
+  }
+
+  /**
+   * Lists by id as another thread's all() gave them, each made the one shared array of its names
+   * here, as rows of those names are compared by identity (rows.ts). Two ids of one content
+   * become one array: its rows decode the same under either.
+   */
+  static of(lists: string[][]): ColumnLists {
+    const out = new ColumnLists();
+    for (const l of lists) {
+      const shared = sharedColumns(l);
+      out.lists.push(shared);
+      if (!out.ids.has(shared)) out.ids.set(shared, out.lists.length - 1);
+    }
+    return out;
+  }
 
   id(columns: string[]): number {
     let id = this.ids.get(columns);

@@ -13,8 +13,8 @@ const readBuffers: Buffer[] = [];
 export const WRITE_BYTES = 32 << 10;
 
 /**
- * An append-only file of length-prefixed records, written and read back synchronously by the
- * process that made it: what diff keeps on disk when a difference is larger than its memory.
+ * An append-only file of length-prefixed records, written and read back synchronously (by the
+ * thread that made it, or once closed by another: SpillFile.existing): what diff keeps on disk when a difference is larger than its memory.
  * No descriptor stays open between writes (a diff may have thousands of these files).
  */
 export class SpillFile {
@@ -26,6 +26,14 @@ export class SpillFile {
   count = 0;
 
   constructor(readonly path: string) {}
+
+  /** A file another thread wrote and closed, holding `count` records: to be read. */
+  static existing(path: string, count: number): SpillFile {
+    const f = new SpillFile(path);
+    f.count = count;
+    f.written = count > 0;
+    return f;
+  }
 
   private write(bytes: number): void {
     const fd = openSync(this.path, this.written ? 'a' : 'w');

@@ -1,22 +1,28 @@
-import { join } from 'node:path';
 import type { RelationDef } from '../../segment/format.js';
-import { countedDeltas, keyedPairs, RangeFold, StateAt } from './fold.js';
+import type { DiffHelper } from './diff-helper.js';
 import {
-  hashText,
-  readDiffRecord,
-  readOp,
-  splitMove,
-  writeDiffRecord,
-  writeOp,
-  type ColumnLists,
-  type DiffRecord,
-  type Op,
-} from './ops.js';
-import { changedCount, columnNames, compareRows, countedRows, keyNames, type RowDiff } from './rows.js';
+  addCounts,
+  anyNeeded,
+  beforePath,
+  CHANGES,
+  comparePart,
+  countRecord,
+  diffRecords,
+  nextPart,
+  noCounts,
+  rangePath,
+  resultPath,
+  type Change,
+  type PartResult,
+  type RowDiffCounts,
+  type SpilledTable,
+} from './compare-part.js';
+import { RangeFold, StateAt } from './fold.js';
+import { hashText, readDiffRecord, splitMove, writeOp, type ColumnLists, type DiffRecord, type Op } from './ops.js';
+import { compareRows, countedRows, columnNames, keyNames, type RowDiff } from './rows.js';
 import { SpillFile } from './spill-file.js';
 
-export type Change = RowDiff['change'];
-export const CHANGES: Change[] = ['deleted', 'modified', 'added'];
+export { CHANGES, type Change, type RowDiffCounts } from './compare-part.js';
 
 /**
  * A key change that takes values from the old key's row (unchanged TOAST) while the two keys
@@ -65,21 +71,12 @@ class BloomFilter {
   }
 }
 
-const anyNeeded = (needed: Set<string> | 'all') => needed === 'all' || needed.size > 0;
-
 /** One part of a table: folded as its operations arrive (a table in one part) or spilled to disk. */
 interface Part {
   fold?: RangeFold;
   state?: StateAt;
   range?: SpillFile;
   before?: SpillFile;
-}
-
-export interface RowDiffCounts {
-  added: number;
-  deleted: number;
-  modified: number;
-  cellsModified: number;
 }
 
 /**
@@ -100,8 +97,13 @@ export class TableDiffer {
   private readonly wanted: BloomFilter | undefined;
   /** Tables in one part: the keys whose rows at --from are needed, known once the range is folded. */
   private needed: Set<string> | 'all' | undefined;
-  private results: Map<Change, SpillFile> | undefined;
-  counts: RowDiffCounts = { added: 0, deleted: 0, modified: 0, cellsModified: 0 };
+  /** A spilled table's rows that differ, by kind, in the order of its parts. */
+  private results: Map<Change, SpillFile[]> | undefined;
+  counts: RowDiffCounts = noCounts();
+  /** Parts the helper thread compared. */
+  partsHelped = 0;
+  /** The base's rows, split into the parts' files ahead (base-prefetch.ts). */
+  private baseAhead: { counts: number[]; columns: string[] } | undefined;
 
   constructor(
     first: RelationDef,
@@ -115,9 +117,13 @@ export class TableDiffer {
     this.parts = Array.from({ length: partCount }, (_, i) =>
       partCount === 1
         ? { fold: new RangeFold() }
-        : { range: new SpillFile(join(dir, `${first.oid}.${i}.range`)), before: new SpillFile(join(dir, `${first.oid}.${i}.before`)) },
+        : { range: new SpillFile(rangePath(dir, first.oid, i)), before: new SpillFile(beforePath(dir, first.oid, i)) },
     );
     this.wanted = partCount > 1 ? new BloomFilter(expectedChanges) : undefined;
+  }
+
+  get partCount(): number {
+    return this.parts.length;
   }
 
   get spilled(): boolean {
@@ -183,6 +189,16 @@ export class TableDiffer {
     return needed === 'all' || needed.has(key);
   }
 
+  /**
+   * A spilled table's rows in the base, in its parts' files already (key and line, split by the
+   * key's hash as its changes are, its key as the table is at --to): read as they are compared.
+   */
+  baseReadAhead(counts: number[], columns: string[]): void {
+    if (!this.spilled || counts.length !== this.parts.length)
+      throw new Error(`table ${this.def.oid}: the base was read ahead into other parts`);
+    this.baseAhead = { counts, columns };
+  }
+
   /** A row at --from (from the base) or a change between the base and --from. */
   before(op: Op): void {
     const part = this.parts[0]!;
@@ -195,56 +211,52 @@ export class TableDiffer {
    * Compares the parts and counts the rows that differ. A spilled table's rows are written to
    * disk as they are found, unless only the counts are wanted (`keepRows` false: rows() then has
    * nothing to give); `missingBase` is called when rows at --from are needed but no base gave them.
+   * With a `helper`, a second thread compares parts beside this one.
    */
-  finish(haveBase: boolean, missingBase: () => never, keepRows: boolean): void {
+  async finish(haveBase: boolean, missingBase: () => never, keepRows: boolean, helper?: DiffHelper): Promise<void> {
     if (!this.spilled) {
       if (!haveBase && anyNeeded(this.neededKeys())) missingBase();
       const part = this.parts[0]!;
-      for (const record of this.records(part.fold!, part.state)) this.count(record);
+      for (const record of diffRecords(part.fold!, part.state, this.keyed)) countRecord(record, this.keyed, this.def, this.counts);
       return;
     }
-    this.results = new Map(CHANGES.map((c) => [c, new SpillFile(join(this.dir, `${this.def.oid}.${c}`))]));
-    for (const part of this.parts) {
-      const fold = new RangeFold();
-      for (const r of part.range!.records()) fold.apply(readOp(r, this.lists));
-      const needed = fold.needed();
-      if (!haveBase && anyNeeded(needed)) missingBase();
-      const state = new StateAt(needed);
-      for (const r of part.before!.records()) state.apply(readOp(r, this.lists));
-      for (const record of this.records(fold, state)) {
-        const change = this.count(record);
-        if (change && keepRows) writeDiffRecord(this.results.get(change)!, record, this.lists);
+    // On disk whole, for whichever thread compares each part.
+    for (const p of this.parts) {
+      p.range!.close();
+      p.before!.close();
+    }
+    const table: SpilledTable = {
+      def: this.def,
+      keyed: this.keyed,
+      dir: this.dir,
+      parts: this.parts.map((p, i) => ({ range: p.range!.count, base: this.baseAhead?.counts[i] ?? 0, before: p.before!.count })),
+      ...(this.baseAhead ? { baseColumns: this.baseAhead.columns } : {}),
+      haveBase,
+      keepRows,
+    };
+    const claims = new SharedArrayBuffer(4);
+    const helped = helper?.compare(table, this.lists.all(), claims);
+    // Awaited below, after this thread's share; no unhandled rejection meanwhile.
+    helped?.catch(() => {});
+    const results: PartResult[] = [];
+    const counter = new Int32Array(claims);
+    for (let i = nextPart(counter, this.parts.length); i !== undefined; i = nextPart(counter, this.parts.length))
+      results.push(comparePart(table, i, this.lists));
+    if (helped) {
+      const theirs = await helped;
+      this.partsHelped = theirs.length;
+      results.push(...theirs);
+    }
+    results.sort((a, b) => a.part - b.part);
+    if (results.some((r) => r.baseMissing)) missingBase();
+    this.results = new Map(CHANGES.map((c) => [c, []]));
+    for (const r of results) {
+      addCounts(this.counts, r.counts);
+      for (const c of CHANGES) {
+        const n = r.written[c];
+        if (n) this.results.get(c)!.push(SpillFile.existing(resultPath(this.dir, this.def.oid, r.part, c), n));
       }
-      part.range!.close();
-      part.before!.close();
     }
-    for (const f of this.results.values()) f.close();
-  }
-
-  private records(fold: RangeFold, state: StateAt | undefined): Iterable<DiffRecord> {
-    const keyed = this.keyed;
-    return (function* () {
-      if (keyed) for (const { before, after } of keyedPairs(fold, state)) yield { before, after, copies: 0 };
-      else for (const { row, copies } of countedDeltas(fold, state)) yield { before: row, after: undefined, copies };
-    })();
-  }
-
-  /** Counts a row that differs (without making its RowDiff: --summary wants only counts); returns how it differs. */
-  private count(d: DiffRecord): Change | undefined {
-    const c = this.counts;
-    if (!this.keyed) {
-      if (d.copies > 0) c.added += d.copies;
-      else if (d.copies < 0) c.deleted -= d.copies;
-      return d.copies > 0 ? 'added' : d.copies < 0 ? 'deleted' : undefined;
-    }
-    if (!d.before && !d.after) return undefined;
-    if (!d.before) return (c.added++, 'added');
-    if (!d.after) return (c.deleted++, 'deleted');
-    const cells = changedCount(d.before, d.after, columnNames(this.def));
-    if (!cells) return undefined;
-    c.modified++;
-    c.cellsModified += cells;
-    return 'modified';
   }
 
   private toDiff(d: DiffRecord): RowDiff | undefined {
@@ -256,14 +268,14 @@ export class TableDiffer {
   *rows(change?: Change): Generator<RowDiff> {
     if (!this.results) {
       const part = this.parts[0]!;
-      for (const record of this.records(part.fold!, part.state)) {
+      for (const record of diffRecords(part.fold!, part.state, this.keyed)) {
         const d = this.toDiff(record);
         if (d && (!change || d.change === change)) yield d;
       }
       return;
     }
     for (const c of change ? [change] : CHANGES)
-      for (const r of this.results.get(c)!.records()) yield this.toDiff(readDiffRecord(r, this.lists))!;
+      for (const file of this.results.get(c)!) for (const r of file.records()) yield this.toDiff(readDiffRecord(r, this.lists))!;
   }
 
   close(): void {
@@ -271,6 +283,6 @@ export class TableDiffer {
       p.range?.close();
       p.before?.close();
     }
-    for (const f of this.results?.values() ?? []) f.close();
+    for (const files of this.results?.values() ?? []) for (const f of files) f.close();
   }
 }

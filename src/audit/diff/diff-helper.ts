@@ -1,0 +1,85 @@
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { BaseSplit } from './base-parts.js';
+import type { PartResult, SpilledTable } from './compare-part.js';
+import type { HelperReply, HelperRequest } from './diff-worker.js';
+
+const SCRIPT = new URL('./diff-worker.js', import.meta.url);
+
+/**
+ * diff's second thread (docs/ARCHITECTURE.md, "diff on two cores"): it splits the base's rows
+ * of large tables into their parts while the main thread folds the range, and compares parts
+ * beside the main thread, each claiming the next part from a shared counter. Requests are
+ * answered one at a time, in order.
+ */
+export class DiffHelper {
+  private worker: Worker | undefined;
+  private readonly waiting: { resolve: (r: unknown) => void; reject: (e: Error) => void }[] = [];
+  private failure: Error | undefined;
+
+  /**
+   * Whether a helper is worth starting: a second core, and the worker's compiled script (not
+   * there when the sources run untranslated, as in unit tests: the main thread works alone).
+   */
+  static available(): boolean {
+    return availableParallelism() > 1 && existsSync(fileURLToPath(SCRIPT));
+  }
+
+  private start(): Worker {
+    const worker = new Worker(SCRIPT);
+    worker.on('message', (reply: HelperReply) => {
+      const w = this.waiting.shift();
+      // Idle, it is no reason for the process to stay.
+      if (!this.waiting.length) worker.unref();
+      if ('error' in reply) w?.reject(new Error(`diff's helper thread failed: ${reply.error}`));
+      else w?.resolve(reply.ok);
+    });
+    const failed = (err: Error) => {
+      this.failure ??= err;
+      this.worker = undefined;
+      for (const w of this.waiting.splice(0)) w.reject(err);
+    };
+    worker.on('error', failed);
+    worker.on('exit', (code) => failed(new Error(`diff's helper thread stopped (exit ${code})`)));
+    return worker;
+  }
+
+  private request<T>(request: HelperRequest, transfer: ArrayBuffer[] = []): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure);
+    const worker = (this.worker ??= this.start());
+    // Held while it works: an unreferenced worker's answer would not keep the process waiting for it.
+    worker.ref();
+    const answered = new Promise<T>((resolve, reject) => this.waiting.push({ resolve: resolve as (r: unknown) => void, reject }));
+    worker.postMessage(request, transfer);
+    return answered;
+  }
+
+  baseStart(split: BaseSplit): Promise<null> {
+    return this.request({ kind: 'base-start', split });
+  }
+
+  /** A decompressed chunk of the base table being split; given away (its copy), not shared. */
+  baseChunk(chunk: Buffer): Promise<null> {
+    const copy = new Uint8Array(chunk);
+    return this.request({ kind: 'base-chunk', chunk: copy }, [copy.buffer]);
+  }
+
+  /** The records each part's file got. */
+  baseEnd(): Promise<number[]> {
+    return this.request({ kind: 'base-end' });
+  }
+
+  /** Compares parts of `table` claimed from `claims` until none is left; resolves with their results. */
+  compare(table: SpilledTable, lists: string[][], claims: SharedArrayBuffer): Promise<PartResult[]> {
+    return this.request({ kind: 'compare', table, lists, claims });
+  }
+
+  async close(): Promise<void> {
+    const worker = this.worker;
+    this.worker = undefined;
+    this.failure ??= new Error("diff's helper thread was closed");
+    await worker?.terminate();
+  }
+}
