@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { RelationDef } from '../../segment/format.js';
 import { countedDeltas, keyedPairs, RangeFold, StateAt } from './fold.js';
 import { readOp, writeDiffRecord, type ColumnLists, type DiffRecord } from './ops.js';
-import { changedCount, columnNames, copyLineRow, sharedColumns, type RowDiff } from './rows.js';
+import { changedCount, columnNames, type RowDiff } from './rows.js';
 import { SpillFile } from './spill-file.js';
 
 export type Change = RowDiff['change'];
@@ -54,17 +54,14 @@ export interface SpilledTable {
   def: RelationDef;
   keyed: boolean;
   dir: string;
-  /** Records in each part's files, by part: the range's, the base's (read ahead: BaseSplitter) and the log's up to --from. */
-  parts: { range: number; base: number; before: number }[];
-  /** The base's columns, where its rows were read ahead into the parts. */
-  baseColumns?: string[];
+  /** Records in each part's two files, by part: the range's, and the rows at --from's. */
+  parts: { range: number; before: number }[];
   haveBase: boolean;
   keepRows: boolean;
 }
 
 export const rangePath = (dir: string, oid: number, part: number) => join(dir, `${oid}.${part}.range`);
 export const beforePath = (dir: string, oid: number, part: number) => join(dir, `${oid}.${part}.before`);
-export const basePartPath = (dir: string, oid: number, part: number) => join(dir, `${oid}.${part}.base`);
 export const resultPath = (dir: string, oid: number, part: number, change: Change) => join(dir, `${oid}.${part}.${change}`);
 
 /** What comparing one part gave: its counts, and how many rows of each kind its result files hold. */
@@ -88,15 +85,6 @@ export function comparePart(t: SpilledTable, i: number, lists: ColumnLists): Par
   const needed = fold.needed();
   if (!t.haveBase && anyNeeded(needed)) return { part: i, counts, baseMissing: true, written: {} };
   const state = new StateAt(needed);
-  const base = t.parts[i]!.base;
-  if (base) {
-    // Key, then line: a row whose key the range did not touch is not read further.
-    const columns = sharedColumns(t.baseColumns!);
-    for (const r of SpillFile.existing(basePartPath(t.dir, oid, i), base).records()) {
-      const key = r.text();
-      if (needed === 'all' || needed.has(key)) state.apply({ kind: 'insert', oid, row: copyLineRow(r.text(), columns), key });
-    }
-  }
   for (const r of SpillFile.existing(beforePath(t.dir, oid, i), t.parts[i]!.before).records()) state.apply(readOp(r, lists));
   const results = new Map<Change, SpillFile>();
   for (const record of diffRecords(fold, state, t.keyed)) {

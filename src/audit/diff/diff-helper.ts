@@ -2,17 +2,15 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { BaseSplit } from './base-parts.js';
 import type { PartResult, SpilledTable } from './compare-part.js';
 import type { HelperReply, HelperRequest } from './diff-worker.js';
 
 const SCRIPT = new URL('./diff-worker.js', import.meta.url);
 
 /**
- * diff's second thread (docs/ARCHITECTURE.md, "diff on two cores"): it splits the base's rows
- * of large tables into their parts while the main thread folds the range, and compares parts
- * beside the main thread, each claiming the next part from a shared counter. Requests are
- * answered one at a time, in order.
+ * diff's second thread (docs/ARCHITECTURE.md, "diff on two cores"): it compares the parts of a
+ * table split into parts beside the main thread, each claiming the next part from a shared
+ * counter. Requests are answered one at a time, in order.
  */
 export class DiffHelper {
   private worker: Worker | undefined;
@@ -46,29 +44,14 @@ export class DiffHelper {
     return worker;
   }
 
-  private request<T>(request: HelperRequest, transfer: ArrayBuffer[] = []): Promise<T> {
+  private request<T>(request: HelperRequest): Promise<T> {
     if (this.failure) return Promise.reject(this.failure);
     const worker = (this.worker ??= this.start());
     // Held while it works: an unreferenced worker's answer would not keep the process waiting for it.
     worker.ref();
     const answered = new Promise<T>((resolve, reject) => this.waiting.push({ resolve: resolve as (r: unknown) => void, reject }));
-    worker.postMessage(request, transfer);
+    worker.postMessage(request);
     return answered;
-  }
-
-  baseStart(split: BaseSplit): Promise<null> {
-    return this.request({ kind: 'base-start', split });
-  }
-
-  /** A decompressed chunk of the base table being split; given away (its copy), not shared. */
-  baseChunk(chunk: Buffer): Promise<null> {
-    const copy = new Uint8Array(chunk);
-    return this.request({ kind: 'base-chunk', chunk: copy }, [copy.buffer]);
-  }
-
-  /** The records each part's file got. */
-  baseEnd(): Promise<number[]> {
-    return this.request({ kind: 'base-end' });
   }
 
   /** Compares parts of `table` claimed from `claims` until none is left; resolves with their results. */

@@ -16,8 +16,7 @@ import type { RelationDef, SegmentHeader } from '../../segment/format.js';
 import { eachEntryIn } from '../../log/change-log.js';
 import type { Store } from '../../store/store.js';
 import { readBaseLines } from './base-rows.js';
-import { sizeParts, type TableSize } from './parts.js';
-import { readBaseAhead, type BaseReadAhead } from './base-prefetch.js';
+import { sizeParts } from './parts.js';
 import { DiffHelper } from './diff-helper.js';
 import { GeneratedColumns } from './generated-columns.js';
 import { ColumnLists, imageDef, imageOps, opsOf } from './ops.js';
@@ -150,8 +149,6 @@ export async function diffPoints(options: DiffOptions): Promise<DiffResult> {
           dir,
           close,
           helped,
-          baseRows,
-          sized: (oid) => partCounts.get(oid),
           parts: (oid) => (whole.has(oid) ? 1 : (partCounts.get(oid)?.parts ?? 1)),
           expected: (oid) => partCounts.get(oid)?.changes ?? 0,
         });
@@ -183,11 +180,8 @@ interface Pass extends DiffOptions {
   baseManifest: BaseManifest | undefined;
   dir: string;
   close: () => Promise<void>;
-  /** Spilled tables' parts are compared on two threads, and their base rows read ahead. */
+  /** Spilled tables' parts are compared on two threads. */
   helped: boolean;
-  /** Rows of each table in the base, by oid. */
-  baseRows: Map<number, number>;
-  sized: (oid: number) => TableSize | undefined;
   parts: (oid: number) => number;
   expected: (oid: number) => number;
 }
@@ -198,10 +192,6 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
   const lists = new ColumnLists();
   const tables = new Map<number, TableDiffer>();
   const helper = p.helped ? new DiffHelper() : undefined;
-  const ahead =
-    helper && base && baseSchema && p.baseManifest && range.after !== undefined
-      ? readBaseAhead(helper, store, base, p.baseManifest, readAheadTables(p, baseSchema), p.dir, log)
-      : undefined;
   try {
     // 1. Fold the range (or spill it, by key, to the parts of large tables).
     const table = (def: RelationDef): TableDiffer => {
@@ -252,6 +242,7 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
       },
     );
 
+    log.debug({ tables: tables.size }, 'diff folded the range');
     // The tables as they were at --from: the names the patch follows renames from, the shapes compared.
     const captured = captures.flatMap((c) => [...(c.captured.tables ?? []), ...(c.captured.dropped ?? [])].map((t) => t.oid));
     const atFrom = await shapesAt(store, index, base, baseSchema, range.after, new Set([...tables.keys(), ...captured]));
@@ -270,18 +261,14 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
     // 2. The rows at --from the comparison needs: the base's, then the log's changes up to --from.
     const needing = new Map([...tables].filter(([, t]) => t.needsBefore()));
     const sources = ['change log'];
-    // Not needed after all: what is not read yet is not.
-    if (!needing.size) ahead?.stop();
-    const readAhead = await ahead?.done;
     if (needing.size && base && baseSchema) {
       sources.push(`base ${formatLsn(base.lsn)}`);
-      const aheadUsed = await loadBefore(p, base, baseSchema, needing, readAhead);
+      await loadBefore(p, base, baseSchema, needing);
       log.info(
         {
           base: formatLsn(base.lsn),
           tables: needing.size,
           spilled: [...tables.values()].filter((t) => t.spilled).length,
-          ...(aheadUsed ? { readAhead: aheadUsed } : {}),
         },
         'diff read the rows at --from from the base and the log since',
       );
@@ -331,30 +318,8 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
     for (const t of tables.values()) t.close();
     throw err;
   } finally {
-    ahead?.stop();
-    await ahead?.done;
     await helper?.close();
   }
-}
-
-/** A table whose updates and deletes are at least this share of its base rows has its base read ahead. */
-const READ_AHEAD_SHARE = 1 / 8;
-
-/**
- * The base tables worth reading ahead on the helper thread: split into parts, keyed on their
- * primary key, and touched by enough updates and deletes (or a truncate) that most of their rows
- * will be read anyway — a large base whose range touches few rows is read after the range,
- * keeping only the rows it needs.
- */
-function readAheadTables(p: Pass, schema: BaseSchema): { table: BaseTable; parts: number }[] {
-  return schema.tables
-    .filter((t) => {
-      const size = p.sized(t.oid);
-      if (!size || p.parts(t.oid) < 2 || t.replicaIdentity !== 'd' || !t.primaryKey.length) return false;
-      if (p.tables && !p.tables.has(`${t.schema}.${t.name}`)) return false;
-      return size.truncated || size.touching >= (p.baseRows.get(t.oid) ?? 0) * READ_AHEAD_SHARE;
-    })
-    .map((t) => ({ table: t, parts: p.parts(t.oid) }));
 }
 
 /**
@@ -376,26 +341,12 @@ function baseColumnsAtFrom(schema: BaseSchema | undefined, atFrom: Map<number, T
 
 /**
  * The rows at --from of the tables that need them: the base's (a line whose key is not needed is
- * skipped from its key fields, not parsed; or read ahead into a spilled table's parts), then the
- * changes between the base and --from. Returns how many tables had their base read ahead.
+ * skipped from its key fields, not parsed), then the changes between the base and --from.
  */
-async function loadBefore(
-  p: Pass,
-  base: BaseRef,
-  schema: BaseSchema,
-  needing: Map<number, TableDiffer>,
-  readAhead: Map<number, BaseReadAhead> | undefined,
-): Promise<number> {
-  let used = 0;
+async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: Map<number, TableDiffer>): Promise<void> {
   for (const bt of schema.tables) {
     const t = needing.get(bt.oid);
-    if (!t) continue;
-    // Read ahead by the key the table has at --to: its rows are in its parts already.
-    const ahead = readAhead?.get(bt.oid);
-    if (ahead && t.keyed && ahead.keys.join('\u0000') === t.matching.keys.join('\u0000')) {
-      t.baseReadAhead(ahead.counts, ahead.columns);
-      used++;
-    } else await feedBaseRows(p.store, base, bt, t, manifestEntry(p.store, base, p.baseManifest!, bt));
+    if (t) await feedBaseRows(p.store, base, bt, t, manifestEntry(p.store, base, p.baseManifest!, bt));
   }
   // Only segments that touched a needed table are read.
   const at = p.range.after!;
@@ -417,7 +368,6 @@ async function loadBefore(
       }
     },
   );
-  return used;
 }
 
 async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: TableDiffer, entry: BaseFileEntry): Promise<void> {

@@ -21,14 +21,6 @@ const CHANGES_PER_PART = 8192;
 /** What a part's two spill files buffer while they are written. */
 const PART_BUFFER_BYTES = 2 * WRITE_BYTES;
 
-export interface TableSize {
-  changes: number;
-  /** Updates and deletes: changes that need the rows at --from. */
-  touching: number;
-  truncated: boolean;
-  parts: number;
-}
-
 /** Changes per table in the range (from its segments' headers) and how many parts its fold is split into. */
 export async function sizeParts(
   headers: AsyncIterable<SegmentHeader> | Iterable<SegmentHeader>,
@@ -36,14 +28,13 @@ export async function sizeParts(
   baseRows: Map<number, number>,
   /** Parts compared at once (on as many threads): they share what one part may take. */
   concurrent = 1,
-): Promise<Map<number, TableSize>> {
-  const bytes = new Map<number, { changes: number; touching: number; rows: number; bytes: number; truncated: boolean }>();
+): Promise<Map<number, { changes: number; parts: number }>> {
+  const bytes = new Map<number, { changes: number; rows: number; bytes: number; truncated: boolean }>();
   for await (const h of headers) {
     for (const t of h.tables) {
       const changes = t.inserts + t.updates + t.deletes;
-      const e = bytes.get(t.oid) ?? { changes: 0, touching: 0, rows: 0, bytes: 0, truncated: false };
+      const e = bytes.get(t.oid) ?? { changes: 0, rows: 0, bytes: 0, truncated: false };
       e.changes += changes;
-      e.touching += t.updates + t.deletes;
       e.rows += changes;
       e.bytes += changes * BYTES_PER_CHANGE + (h.changes ? (h.rawBodyBytes * changes) / h.changes : 0) * BYTES_PER_LOG_BYTE;
       if (t.truncates && !e.truncated) {
@@ -82,10 +73,5 @@ export async function sizeParts(
   const wanted = [...small.values()].reduce((a, b) => a + b, 0);
   const scale = wanted > affordable ? affordable / wanted : 1;
   const parts = (oid: number) => Math.min(MAX_PARTS, Math.max(needed.get(oid)!, Math.floor(small.get(oid)! * scale)));
-  return new Map(
-    [...bytes].map(([oid, e]) => [
-      oid,
-      { changes: e.changes, touching: e.touching, truncated: e.truncated, parts: whole.has(oid) ? 1 : parts(oid) },
-    ]),
-  );
+  return new Map([...bytes].map(([oid, e]) => [oid, { changes: e.changes, parts: whole.has(oid) ? 1 : parts(oid) }]));
 }

@@ -102,8 +102,6 @@ export class TableDiffer {
   counts: RowDiffCounts = noCounts();
   /** Parts the helper thread compared. */
   partsHelped = 0;
-  /** The base's rows, split into the parts' files ahead (base-prefetch.ts). */
-  private baseAhead: { counts: number[]; columns: string[] } | undefined;
 
   constructor(
     first: RelationDef,
@@ -189,16 +187,6 @@ export class TableDiffer {
     return needed === 'all' || needed.has(key);
   }
 
-  /**
-   * A spilled table's rows in the base, in its parts' files already (key and line, split by the
-   * key's hash as its changes are, its key as the table is at --to): read as they are compared.
-   */
-  baseReadAhead(counts: number[], columns: string[]): void {
-    if (!this.spilled || counts.length !== this.parts.length)
-      throw new Error(`table ${this.def.oid}: the base was read ahead into other parts`);
-    this.baseAhead = { counts, columns };
-  }
-
   /** A row at --from (from the base) or a change between the base and --from. */
   before(op: Op): void {
     const part = this.parts[0]!;
@@ -229,8 +217,7 @@ export class TableDiffer {
       def: this.def,
       keyed: this.keyed,
       dir: this.dir,
-      parts: this.parts.map((p, i) => ({ range: p.range!.count, base: this.baseAhead?.counts[i] ?? 0, before: p.before!.count })),
-      ...(this.baseAhead ? { baseColumns: this.baseAhead.columns } : {}),
+      parts: this.parts.map((p) => ({ range: p.range!.count, before: p.before!.count })),
       haveBase,
       keepRows,
     };
