@@ -52,11 +52,18 @@ export function dropStatement(o: DroppedObject): string | undefined {
       if (!schema || !table || !name) return undefined;
       return `alter table if exists ${quoteQualified(schema, table)} drop constraint if exists ${quoteIdent(name)} cascade`;
     }
+    case 'function':
+      // One another object owns (a range's or multirange's constructor: its type) goes with its
+      // owner, which the same command reports dropped; dropped alone, Postgres refuses it.
+      return doBlock(
+        `if not exists (select 1 from pg_catalog.pg_depend d where d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+          and d.objid = pg_catalog.to_regprocedure(${quoteLiteral(o.identity)}) and d.deptype = 'i')
+        then drop function if exists ${o.identity} cascade; end if;`,
+      );
     case 'type':
     case 'domain':
     case 'view':
     case 'materialized view':
-    case 'function':
     case 'procedure':
     case 'aggregate':
     case 'sequence':

@@ -92,22 +92,27 @@ const STEPS: [string, string][] = [
      create index partkey_a on partkey_t (a test_int4_ops);`,
   ],
   [
-    'a loose member added to a family, a class renamed, an operator moved, a class dropped',
+    'a loose member added to a family, a class renamed, an operator moved, a class dropped; a range type in a schema of its own',
     `alter operator family hash_fam using hash add function 2 (int8, int8) hashint8extended(int8, int8);
      alter operator class test_int4_ops using btree rename to int4_sort_ops;
      alter operator <<< (int4, int4) set schema other;
      create operator class dropped_ops for type int4 using hash as operator 1 =, function 2 hash_noop(int4, int8);
      drop operator class dropped_ops using hash;
-     insert into hashed values (4);`,
+     insert into hashed values (4);
+     create schema ranges;
+     create type ranges.floatrange as range (subtype = float8);
+     create table ranges.spans (id int primary key, span ranges.floatrange);
+     insert into ranges.spans values (1, '[1,2)');`,
   ],
   [
-    'made and dropped again; a partitioned table keyed on a collated column; a loose member dropped',
+    'made and dropped again; a partitioned table keyed on a collated column; a loose member dropped; the schema of the range type dropped',
     `create collation dropme (provider = icu, locale = 'fr'); drop collation dropme;
      create text search configuration tmp_ts (parser = default); drop text search configuration tmp_ts;
      create table ranged (name text collate other.c_copy, n int) partition by range (name);
      create table ranged_a partition of ranged for values from ('A') to ('a');
      insert into ranged values ('Bee', 1);
-     alter operator family hash_fam using hash drop function 2 (int8, int8);`,
+     alter operator family hash_fam using hash drop function 2 (int8, int8);
+     drop schema ranges cascade;`,
   ],
 ];
 

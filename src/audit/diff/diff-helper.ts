@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { onInterrupt } from '../../core/interrupt.js';
 import type { PartResult, SpilledTable } from './compare-part.js';
 import type { HelperReply, HelperRequest } from './diff-worker.js';
 
@@ -16,6 +17,8 @@ export class DiffHelper {
   private worker: Worker | undefined;
   private readonly waiting: { resolve: (r: unknown) => void; reject: (e: Error) => void }[] = [];
   private failure: Error | undefined;
+  /** Stops the worker on SIGINT/SIGTERM before the spool is removed (at exit): it writes there. */
+  private forgetInterrupt: (() => void) | undefined;
 
   /**
    * Whether a helper is worth starting: a second core, and the worker's compiled script (not
@@ -27,6 +30,7 @@ export class DiffHelper {
 
   private start(): Worker {
     const worker = new Worker(SCRIPT);
+    this.forgetInterrupt = onInterrupt(() => this.close());
     worker.on('message', (reply: HelperReply) => {
       const w = this.waiting.shift();
       // Idle, it is no reason for the process to stay.
@@ -64,5 +68,7 @@ export class DiffHelper {
     this.worker = undefined;
     this.failure ??= new Error("diff's helper thread was closed");
     await worker?.terminate();
+    this.forgetInterrupt?.();
+    this.forgetInterrupt = undefined;
   }
 }

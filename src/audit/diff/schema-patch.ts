@@ -157,7 +157,7 @@ class PatchWriter {
     }
     for (const o of inDropOrder(c.droppedObjects ?? [])) {
       const sql = dropStatement(o);
-      if (sql) out.push(`${sql};`);
+      if (sql) out.push(sql.endsWith(';') ? sql : `${sql};`);
       if (o.type === 'trigger') this.triggers.delete(o.identity);
       if (o.type === 'materialized view') this.refreshes.delete(o.identity);
     }
