@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveUntilNow, logLines, pgtape, type CliResult } from '../support/cli.js';
 import { useSource } from '../support/fixture.js';
 
@@ -16,8 +16,13 @@ describe('diff with its parts compared on two threads', () => {
     create table keyless (v text, n int);
     alter table keyless replica identity full;
     insert into keyless select md5((i % 300)::text), i % 7 from generate_series(1, 3000) i;`);
-  const spool = mkdtempSync(join(tmpdir(), 'pgtape-diff-threads-'));
-  const env = { PGTAPE_SPOOL_DIR: spool, PGTAPE_LOG_LEVEL: 'debug' };
+  let spool = '';
+  let env: NodeJS.ProcessEnv = {};
+  beforeAll(() => {
+    spool = mkdtempSync(join(tmpdir(), 'pgtape-diff-threads-'));
+    env = { PGTAPE_SPOOL_DIR: spool, PGTAPE_LOG_LEVEL: 'debug' };
+  });
+  afterAll(() => rmSync(spool, { recursive: true, force: true }));
   let from = '';
 
   const diff = (memory: string, ...format: string[]) =>
@@ -79,7 +84,6 @@ describe('diff with its parts compared on two threads', () => {
       expect(readdirSync(spool)).toEqual([]);
     } finally {
       writeFileSync(file, intact);
-      rmSync(spool, { recursive: true, force: true });
     }
   });
 });
