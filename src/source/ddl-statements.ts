@@ -88,7 +88,7 @@ export function inDropOrder(objects: DroppedObject[]): DroppedObject[] {
   return [...objects].sort((a, b) => DROP_ORDER.indexOf(a.type) - DROP_ORDER.indexOf(b.type));
 }
 
-/** How a captured object without CREATE … IF NOT EXISTS is found by its identity (pg_identify_object's). */
+/** How a captured object without CREATE … IF NOT EXISTS is found by its identity (pg_identify_object's): the query of its oid, or of 1. */
 const FOUND_BY_IDENTITY: Record<string, string> = {
   'text search dictionary': `select 1 from pg_catalog.pg_ts_dict x join pg_catalog.pg_namespace n on n.oid = x.dictnamespace
     where pg_catalog.format('%I.%I', n.nspname, x.dictname) = $1`,
@@ -96,7 +96,7 @@ const FOUND_BY_IDENTITY: Record<string, string> = {
     where pg_catalog.format('%I.%I', n.nspname, x.cfgname) = $1`,
   // Not a shell (which a COMMUTATOR naming it made): CREATE OPERATOR fills one.
   operator: `select 1 from pg_catalog.pg_operator x where x.oid = pg_catalog.to_regoperator($1) and x.oprcode <> 0`,
-  'operator family': `select 1 from pg_catalog.pg_opfamily x join pg_catalog.pg_namespace n on n.oid = x.opfnamespace
+  'operator family': `select x.oid from pg_catalog.pg_opfamily x join pg_catalog.pg_namespace n on n.oid = x.opfnamespace
     join pg_catalog.pg_am am on am.oid = x.opfmethod where pg_catalog.format('%I.%I USING %I', n.nspname, x.opfname, am.amname) = $1`,
   'operator class': `select 1 from pg_catalog.pg_opclass x join pg_catalog.pg_namespace n on n.oid = x.opcnamespace
     join pg_catalog.pg_am am on am.oid = x.opcmethod where pg_catalog.format('%I.%I USING %I', n.nspname, x.opcname, am.amname) = $1`,
@@ -117,7 +117,8 @@ export function madeWhereMissing(o: CapturedObject): string[] {
   );
   const made = doBlock(`if not exists (${found}) then execute ${quoteLiteral(o.create)}; end if;`);
   // A family's members dropped since it was made go (a class's statements are its family's as the class was made).
-  return o.kind === 'operator family' ? [made, looseMembersNotIn(o.identity, o.statements ?? []), ...rest] : [made, ...rest];
+  if (o.kind !== 'operator family') return [made, ...rest];
+  return [made, looseMembersNotIn(o.identity, found, o.statements ?? []), ...rest];
 }
 
 /**

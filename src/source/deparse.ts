@@ -170,15 +170,14 @@ export const OPERATOR_FAMILY_STATEMENTS = `(select pg_catalog.jsonb_build_array(
 
 /**
  * The statement that drops the loose members of operator family `identity` (as pg_identify_object
- * writes it) that none of the captured `adds` (OPERATOR_FAMILY_STATEMENTS' ALTER … ADD) adds: a
+ * writes it; `familyOid` the query of its oid) that none of the captured `adds` (OPERATOR_FAMILY_STATEMENTS' ALTER … ADD) adds: a
  * member dropped from the family after it was made (ALTER OPERATOR FAMILY … DROP), which adding
  * the captured ones where missing would leave. One whose text differs on the replay is dropped
  * and added again.
  */
-export function looseMembersNotIn(identity: string, adds: string[]): string {
+export function looseMembersNotIn(identity: string, familyOid: string, adds: string[]): string {
   const family = quoteLiteral(identity);
-  const oid = `(select x.oid from pg_catalog.pg_opfamily x join pg_catalog.pg_namespace n on n.oid = x.opfnamespace
-    join pg_catalog.pg_am am on am.oid = x.opfmethod where pg_catalog.format('%I.%I USING %I', n.nspname, x.opfname, am.amname) = ${family})`;
+  const oid = `(${familyOid})`;
   const kept = adds.length ? `array[${adds.map(quoteLiteral).join(', ')}]` : `'{}'::text[]`;
   const drops = operatorMembers(
     'pg_catalog.pg_opfamily',

@@ -11,11 +11,11 @@ const SCRIPT = new URL('./diff-worker.js', import.meta.url);
 /**
  * diff's second thread (docs/ARCHITECTURE.md, "diff on two cores"): it compares the parts of a
  * table split into parts beside the main thread, each claiming the next part from a shared
- * counter. Requests are answered one at a time, in order.
+ * counter. Tables are asked one at a time; answers come in order.
  */
 export class DiffHelper {
   private worker: Worker | undefined;
-  private readonly waiting: { resolve: (r: unknown) => void; reject: (e: Error) => void }[] = [];
+  private readonly waiting: { resolve: (r: PartResult[]) => void; reject: (e: Error) => void }[] = [];
   private failure: Error | undefined;
   /** Stops the worker on SIGINT/SIGTERM before the spool is removed (at exit): it writes there. */
   private forgetInterrupt: (() => void) | undefined;
@@ -48,19 +48,15 @@ export class DiffHelper {
     return worker;
   }
 
-  private request<T>(request: HelperRequest): Promise<T> {
+  /** Compares parts of `table` claimed from `claims` until none is left; resolves with their results. */
+  compare(table: SpilledTable, lists: string[][], claims: SharedArrayBuffer): Promise<PartResult[]> {
     if (this.failure) return Promise.reject(this.failure);
     const worker = (this.worker ??= this.start());
     // Held while it works: an unreferenced worker's answer would not keep the process waiting for it.
     worker.ref();
-    const answered = new Promise<T>((resolve, reject) => this.waiting.push({ resolve: resolve as (r: unknown) => void, reject }));
-    worker.postMessage(request);
+    const answered = new Promise<PartResult[]>((resolve, reject) => this.waiting.push({ resolve, reject }));
+    worker.postMessage({ table, lists, claims } satisfies HelperRequest);
     return answered;
-  }
-
-  /** Compares parts of `table` claimed from `claims` until none is left; resolves with their results. */
-  compare(table: SpilledTable, lists: string[][], claims: SharedArrayBuffer): Promise<PartResult[]> {
-    return this.request({ kind: 'compare', table, lists, claims });
   }
 
   async close(): Promise<void> {

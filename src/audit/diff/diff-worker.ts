@@ -3,11 +3,10 @@ import { comparePart, nextPart, type PartResult, type SpilledTable } from './com
 import { ColumnLists } from './ops.js';
 
 /**
- * What diff's helper thread is asked (diff-helper.ts), one request at a time, each answered in
- * order: a table's parts to compare, claimed one at a time beside the main thread.
+ * What diff's helper thread is asked (diff-helper.ts), one table at a time: its parts to compare,
+ * claimed one at a time beside the main thread.
  */
 export interface HelperRequest {
-  kind: 'compare';
   table: SpilledTable;
   lists: string[][];
   claims: SharedArrayBuffer;

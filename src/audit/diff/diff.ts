@@ -15,12 +15,13 @@ import { createSpoolDir } from '../../core/spool-dir.js';
 import type { RelationDef, SegmentHeader } from '../../segment/format.js';
 import { eachEntryIn } from '../../log/change-log.js';
 import type { Store } from '../../store/store.js';
-import { readBaseLines } from './base-rows.js';
+import { copyFieldValue, readBaseLines } from './base-rows.js';
+import type { TextValue } from '../row-text.js';
 import { sizeParts } from './parts.js';
 import { DiffHelper } from './diff-helper.js';
 import { GeneratedColumns } from './generated-columns.js';
 import { ColumnLists, imageDef, imageOps, opsOf } from './ops.js';
-import { copyLineRow, image, keyNames, keyText, lineKey, sharedColumns, type RowDiff } from './rows.js';
+import { copyLineRow, image, joinParts, keyNames, keyText, sharedColumns, type RowDiff } from './rows.js';
 import { sameTableShape, shapesAt, shapeOf, type TableShape } from './table-shape.js';
 import { TableDiffer, WholeTableNeeded, type Change, type RowDiffCounts } from './table.js';
 import {
@@ -265,11 +266,7 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
       sources.push(`base ${formatLsn(base.lsn)}`);
       await loadBefore(p, base, baseSchema, needing);
       log.info(
-        {
-          base: formatLsn(base.lsn),
-          tables: needing.size,
-          spilled: [...tables.values()].filter((t) => t.spilled).length,
-        },
+        { base: formatLsn(base.lsn), tables: needing.size, spilled: [...tables.values()].filter((t) => t.spilled).length },
         'diff read the rows at --from from the base and the log since',
       );
     } else log.info('diff from the change log alone');
@@ -283,7 +280,6 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
     };
     const out: TableDiff[] = [];
     for (const t of tables.values()) await t.finish(base !== undefined, missingBase, p.keepRows ?? true, t.spilled ? helper : undefined);
-    await helper?.close();
     const spilled = [...tables.values()].filter((t) => t.spilled);
     if (spilled.length)
       log.debug(
@@ -339,6 +335,14 @@ function baseColumnsAtFrom(schema: BaseSchema | undefined, atFrom: Map<number, T
   return out;
 }
 
+/** Field `n` (from 0) of a COPY text line, as it is written. */
+function field(line: string, n: number): string {
+  let start = 0;
+  for (let i = 0; i < n; i++) start = line.indexOf('\t', start) + 1;
+  const end = line.indexOf('\t', start);
+  return end < 0 ? line.slice(start) : line.slice(start, end);
+}
+
 /**
  * The rows at --from of the tables that need them: the base's (a line whose key is not needed is
  * skipped from its key fields, not parsed), then the changes between the base and --from.
@@ -378,7 +382,7 @@ async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: Table
   const fromFields = keyed && !positions.some((i) => i < 0);
   for await (const lines of readBaseLines(store, base, bt, entry)) {
     for (const line of lines) {
-      const fieldsKey = fromFields ? lineKey(line, positions) : undefined;
+      const fieldsKey = fromFields ? joinParts(positions.map((i): TextValue => copyFieldValue(field(line, i)))) : undefined;
       if (fieldsKey !== undefined && !t.mayNeed(fieldsKey)) continue;
       const row = copyLineRow(line, columns);
       t.before(

@@ -1,7 +1,7 @@
 import type { RowValues, TextValue } from '../row-text.js';
 import type { RelationDef } from '../../segment/format.js';
 import { UNCHANGED } from '../../pgoutput/tuple.js';
-import { copyFieldValue, parseCopyLine } from './base-rows.js';
+import { parseCopyLine } from './base-rows.js';
 
 /** A row and the names of its columns (one array per relation definition, compared by identity). */
 export interface Row {
@@ -52,19 +52,6 @@ export function rowText(r: Row): string {
 export function copyLineRow(line: string, columns: string[]): Row {
   if (line.includes('\\')) return { values: parseCopyLine(line), columns };
   return new EncodedRow(columns, TEXT_TAG + line.replaceAll('\t', TEXT_TAG));
-}
-
-/** Field `n` (from 0) of a COPY text line, as it is written. */
-function field(line: string, n: number): string {
-  let start = 0;
-  for (let i = 0; i < n; i++) start = line.indexOf('\t', start) + 1;
-  const end = line.indexOf('\t', start);
-  return end < 0 ? line.slice(start) : line.slice(start, end);
-}
-
-/** The key text (rows.ts joinParts) of a COPY text line whose key columns are at `positions`, read from its fields. */
-export function lineKey(line: string, positions: number[]): string {
-  return joinParts(positions.map((i): TextValue => copyFieldValue(field(line, i))));
 }
 
 export interface RowDiff {

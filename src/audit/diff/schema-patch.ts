@@ -56,6 +56,9 @@ import {
   viewDefaults,
 } from '../../source/ddl-statements.js';
 
+/** A statement as the patch writes it: ended by `;` (a DO block from doBlock has its own). */
+const terminated = (sql: string) => (sql.endsWith(';') ? sql : `${sql};`);
+
 // The schema changes of a diff's range as SQL for its patch (docs/ARCHITECTURE.md, "Schema
 // changes"): what the replay does against its target, written as statements that check the
 // database they run in (DO blocks over the catalog), since the patch is applied to a database
@@ -157,7 +160,7 @@ class PatchWriter {
     }
     for (const o of inDropOrder(c.droppedObjects ?? [])) {
       const sql = dropStatement(o);
-      if (sql) out.push(sql.endsWith(';') ? sql : `${sql};`);
+      if (sql) out.push(terminated(sql));
       if (o.type === 'trigger') this.triggers.delete(o.identity);
       if (o.type === 'materialized view') this.refreshes.delete(o.identity);
     }
@@ -169,7 +172,7 @@ class PatchWriter {
     for (const o of objects) if (o.kind === 'extension') out.push(...extensionStatements(o).map((x) => `${x};`));
     for (const o of objects) if (o.kind === 'collation') out.push(`${o.create};`);
     const made = (kind: string) => {
-      for (const o of objects) if (o.kind === kind) out.push(...madeWhereMissing(o).map((x) => (x.endsWith(';') ? x : `${x};`)));
+      for (const o of objects) if (o.kind === kind) out.push(...madeWhereMissing(o).map(terminated));
     };
     made('text search dictionary');
     made('text search configuration');

@@ -14,7 +14,8 @@ export const WRITE_BYTES = 32 << 10;
 
 /**
  * An append-only file of length-prefixed records, written and read back synchronously (by the
- * thread that made it, or once closed by another: SpillFile.existing): what diff keeps on disk when a difference is larger than its memory.
+ * thread that made it, or once closed by another: SpillFile.existing): what diff keeps on disk
+ * when a difference is larger than its memory.
  * No descriptor stays open between writes (a diff may have thousands of these files).
  */
 export class SpillFile {
