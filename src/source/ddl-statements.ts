@@ -55,10 +55,17 @@ export function dropStatement(o: DroppedObject): string | undefined {
     case 'function':
       // One another object owns (a range's or multirange's constructor: its type) goes with its
       // owner, which the same command reports dropped; dropped alone, Postgres refuses it.
+      // Before Postgres 16, to_regprocedure raises rather than gives NULL when an argument's type
+      // is gone (an extension's functions, its types dropped first): the function is gone too.
       return doBlock(
-        `if not exists (select 1 from pg_catalog.pg_depend d where d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-          and d.objid = pg_catalog.to_regprocedure(${quoteLiteral(o.identity)}) and d.deptype = 'i')
-        then drop function if exists ${o.identity} cascade; end if;`,
+        `declare f pg_catalog.oid;
+        begin
+          begin f := pg_catalog.to_regprocedure(${quoteLiteral(o.identity)});
+          exception when undefined_object then return; end;
+          if f is not null and not exists (select 1 from pg_catalog.pg_depend d
+            where d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass and d.objid = f and d.deptype = 'i')
+          then drop function if exists ${o.identity} cascade; end if;
+        end`,
       );
     case 'type':
     case 'domain':
