@@ -7,6 +7,8 @@ import {
   copyLineRow,
   EncodedRow,
   hasUnchanged,
+  joinParts,
+  LineKeys,
   rowText,
   sharedColumns,
   withCarry,
@@ -78,6 +80,46 @@ describe("a base's COPY line as a row", () => {
       const row = copyLineRow(line, columns);
       expect(row.values).toEqual(parseCopyLine(line));
       expect(row instanceof EncodedRow).toBe(!line.includes('\\'));
+    }
+  });
+});
+
+describe("a base line's key, read from its bytes (LineKeys)", () => {
+  it("is the key of the line's parsed values, whatever the fields hold", () => {
+    const lines = [
+      '1\tplain\t\\N',
+      '22\twith\\ttab and \\\\ backslash\tx',
+      '3\tünïcödé ✓\t\\N',
+      '\\N\tnull key\tlast',
+      '5\t\t',
+      '6\tlast field is the key\t€uro',
+    ];
+    const text = Buffer.from(lines.join('\n'));
+    for (const positions of [[0], [1], [2], [2, 0], [0, 1, 2]]) {
+      const keys = new LineKeys(positions, 3);
+      const seen: string[] = [];
+      let start = 0;
+      for (;;) {
+        const nl = text.indexOf(10, start);
+        seen.push(keys.of(text, start, nl < 0 ? text.length : nl));
+        if (nl < 0) break;
+        start = nl + 1;
+      }
+      const expected = lines.map((l) => joinParts(positions.map((p) => parseCopyLine(l)[p]!)));
+      expect(seen, positions.join()).toEqual(expected);
+    }
+  });
+
+  it("of a one-column table's lines is each line's value", () => {
+    const lines = ['1', 'two', '\\N', '\N', ''];
+    const text = Buffer.from(lines.join('\n'));
+    const keys = new LineKeys([0], 1);
+    let start = 0;
+    for (const l of lines) {
+      const nl = text.indexOf(10, start);
+      const end = nl < 0 ? text.length : nl;
+      expect(keys.of(text, start, end)).toBe(joinParts([parseCopyLine(l)[0]!]));
+      start = end + 1;
     }
   });
 });

@@ -1,4 +1,3 @@
-import { StringDecoder } from 'node:string_decoder';
 import { baseTableDamaged, readBaseTable, type BaseFileEntry, type BaseRef, type BaseTable } from '../../log/bases.js';
 import type { Store } from '../../store/store.js';
 
@@ -21,39 +20,67 @@ export function parseCopyLine(line: string): (string | null)[] {
   return line.split('\t').map(copyFieldValue);
 }
 
+const NEWLINE = 0x0a;
+const END_MARKER = Buffer.from('\\.');
+
+const isEndMarker = (buf: Buffer, start: number, end: number) => end - start === 2 && buf.compare(END_MARKER, 0, 2, start, end) === 0;
+
 /**
- * The lines of one base table's COPY file, read straight from the store (no database needed),
- * fields in the order of `table.columns`: a decompressed chunk's lines at a time. COPY's text
- * format escapes every newline and carriage return inside a value, so a line ends at each `\n`.
- * The file is read to its end and checked against its manifest `entry`'s checksum: a damaged base is
- * said as such (exit 4), never compared as if its rows were right.
+ * Each line of one base table's COPY file, read straight from the store (no database needed),
+ * fields in the order of `table.columns`, as the bytes `start` to `end` of `buf` (valid only
+ * during the call): most lines are skipped by their key alone or copied to a spill file as they
+ * are, so a line becomes text only where it is used (a chunk decoded and split into strings was
+ * a quarter of diff's base pass). COPY's text format escapes every newline inside a value, and a
+ * newline byte is never part of another UTF-8 character, so a line ends at each `\n`. The file is
+ * read to its end and checked against its manifest `entry`'s checksum: a damaged base is said as
+ * such (exit 4), never compared as if its rows were right.
  */
-export async function* readBaseLines(store: Store, base: BaseRef, table: BaseTable, entry: BaseFileEntry): AsyncGenerator<string[]> {
+export async function eachBaseLine(
+  store: Store,
+  base: BaseRef,
+  table: BaseTable,
+  entry: BaseFileEntry,
+  line: (buf: Buffer, start: number, end: number) => void,
+): Promise<void> {
   const { text, sha256: stored } = readBaseTable(store, base, table, entry);
-  // UTF-8 characters cut by a chunk's end are joined by a decoder of our own (the stream is in
-  // object mode: its own setEncoding would hold only while called before the first chunk).
-  const decoder = new StringDecoder('utf8');
-  let rest = '';
+  // The start of a line the last chunk cut.
+  let rest: Buffer | undefined;
   let ended = false;
   try {
     for await (const chunk of text as AsyncIterable<Buffer>) {
+      // After the end marker nothing is rows, but all is read for the checksum.
       if (ended) continue;
-      const lines = (rest + decoder.write(chunk)).split('\n');
-      rest = lines.pop()!;
-      const end = lines.indexOf('\\.');
-      if (end >= 0) {
-        // The end marker: what follows is not rows, but is read for the checksum.
-        ended = true;
-        rest = '';
-        if (end > 0) yield lines.slice(0, end);
-        continue;
+      let start = 0;
+      if (rest) {
+        const nl = chunk.indexOf(NEWLINE);
+        if (nl < 0) {
+          rest = Buffer.concat([rest, chunk]);
+          continue;
+        }
+        // Only the line cut in two is joined: the chunk is not copied for it.
+        const whole = Buffer.concat([rest, chunk.subarray(0, nl)]);
+        rest = undefined;
+        if (isEndMarker(whole, 0, whole.length)) {
+          ended = true;
+          continue;
+        }
+        line(whole, 0, whole.length);
+        start = nl + 1;
       }
-      if (lines.length) yield lines;
+      for (let nl = chunk.indexOf(NEWLINE, start); nl >= 0; nl = chunk.indexOf(NEWLINE, start)) {
+        if (isEndMarker(chunk, start, nl)) {
+          ended = true;
+          break;
+        }
+        line(chunk, start, nl);
+        start = nl + 1;
+      }
+      // Kept as a copy: the chunk is not held for a line's sake.
+      if (!ended && start < chunk.length) rest = Buffer.from(chunk.subarray(start));
     }
-    if (!ended) rest += decoder.end();
-    if (rest && rest !== '\\.') yield [rest];
+    if (!ended && rest && !isEndMarker(rest, 0, rest.length)) line(rest, 0, rest.length);
   } finally {
-    // Stopped early (the caller): the stored object is closed with it.
+    // Stopped early (the caller, a failure): the stored object is closed with it.
     text.destroy();
   }
   if (stored() !== entry.sha256) throw baseTableDamaged(store, base, table);

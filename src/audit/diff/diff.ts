@@ -15,13 +15,12 @@ import { createSpoolDir } from '../../core/spool-dir.js';
 import type { RelationDef, SegmentHeader } from '../../segment/format.js';
 import { eachEntryIn } from '../../log/change-log.js';
 import type { Store } from '../../store/store.js';
-import { copyFieldValue, readBaseLines } from './base-rows.js';
-import type { TextValue } from '../row-text.js';
+import { eachBaseLine } from './base-rows.js';
 import { sizeParts } from './parts.js';
 import { DiffHelper } from './diff-helper.js';
 import { GeneratedColumns } from './generated-columns.js';
-import { ColumnLists, imageDef, imageOps, opsOf } from './ops.js';
-import { copyLineRow, image, joinParts, keyNames, keyText, sharedColumns, type RowDiff } from './rows.js';
+import { ColumnLists, hashText, imageDef, imageOps, opsOf } from './ops.js';
+import { copyLineRow, image, keyNames, keyText, LineKeys, sharedColumns, type RowDiff } from './rows.js';
 import { sameTableShape, shapesAt, shapeOf, type TableShape } from './table-shape.js';
 import { TableDiffer, WholeTableNeeded, type Change, type RowDiffCounts } from './table.js';
 import {
@@ -335,14 +334,6 @@ function baseColumnsAtFrom(schema: BaseSchema | undefined, atFrom: Map<number, T
   return out;
 }
 
-/** Field `n` (from 0) of a COPY text line, as it is written. */
-function field(line: string, n: number): string {
-  let start = 0;
-  for (let i = 0; i < n; i++) start = line.indexOf('\t', start) + 1;
-  const end = line.indexOf('\t', start);
-  return end < 0 ? line.slice(start) : line.slice(start, end);
-}
-
 /**
  * The rows at --from of the tables that need them: the base's (a line whose key is not needed is
  * skipped from its key fields, not parsed), then the changes between the base and --from.
@@ -379,19 +370,20 @@ async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: Table
   const columns = sharedColumns(bt.columns.map((c) => c.name));
   const { keyed, keys } = t.matching;
   const positions = keys.map((k) => columns.indexOf(k));
-  const fromFields = keyed && !positions.some((i) => i < 0);
-  for await (const lines of readBaseLines(store, base, bt, entry)) {
-    for (const line of lines) {
-      const fieldsKey = fromFields ? joinParts(positions.map((i): TextValue => copyFieldValue(field(line, i)))) : undefined;
-      if (fieldsKey !== undefined && !t.mayNeed(fieldsKey)) continue;
-      const row = copyLineRow(line, columns);
-      t.before(
-        keyed
-          ? { kind: 'insert', oid: bt.oid, row, key: fieldsKey ?? keyText(row, keys) }
-          : { kind: 'add', oid: bt.oid, row, key: image(row) },
-      );
-    }
-  }
+  const lineKeys = keyed && !positions.some((i) => i < 0) ? new LineKeys(positions, columns.length) : undefined;
+  await eachBaseLine(store, base, bt, entry, (buf, start, end) => {
+    const fieldsKey = lineKeys?.of(buf, start, end);
+    // A spilled table's keys go by their hash (Bloom filter, part): it is computed once.
+    const hash = fieldsKey !== undefined && t.spilled ? hashText(fieldsKey) : undefined;
+    if (fieldsKey !== undefined && !t.mayNeed(fieldsKey, hash)) return;
+    const row = copyLineRow(buf.toString('utf8', start, end), columns);
+    t.before(
+      keyed
+        ? { kind: 'insert', oid: bt.oid, row, key: fieldsKey ?? keyText(row, keys) }
+        : { kind: 'add', oid: bt.oid, row, key: image(row) },
+      hash,
+    );
+  });
 }
 
 /** With --table, the captured DDL of the chosen tables only (and every object that is no table). */

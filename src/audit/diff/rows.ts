@@ -1,7 +1,7 @@
 import type { RowValues, TextValue } from '../row-text.js';
 import type { RelationDef } from '../../segment/format.js';
 import { UNCHANGED } from '../../pgoutput/tuple.js';
-import { parseCopyLine } from './base-rows.js';
+import { copyFieldValue, parseCopyLine } from './base-rows.js';
 
 /** A row and the names of its columns (one array per relation definition, compared by identity). */
 export interface Row {
@@ -69,6 +69,42 @@ export interface RowDiff {
 // Text never holds NUL: it separates the parts of a key, and marks NULL and unchanged apart from any text.
 const part = (v: TextValue) => (v === null ? '\u0000n' : v === UNCHANGED ? '\u0000u' : v);
 export const joinParts = (values: TextValue[]) => (values.length === 1 ? part(values[0]!) : values.map(part).join('\u0000|'));
+
+const TAB = 0x09;
+
+/**
+ * The key text (joinParts) of COPY text lines of `columnCount` fields whose key columns are at
+ * `positions`, read from the key's fields alone (a tab byte is never part of another UTF-8
+ * character). A line's last field is not searched for its tab: the search would run on through
+ * the lines after it (a one-column table's have none).
+ */
+export class LineKeys {
+  private readonly last: number;
+  private readonly starts: number[];
+  private readonly ends: number[];
+
+  constructor(
+    private readonly positions: number[],
+    private readonly columnCount: number,
+  ) {
+    this.last = Math.max(...positions);
+    this.starts = new Array<number>(this.last + 1).fill(0);
+    this.ends = new Array<number>(this.last + 1).fill(0);
+  }
+
+  /** The key of the line at bytes `start` to `end` of `buf`. */
+  of(buf: Buffer, start: number, end: number): string {
+    let at = start;
+    for (let f = 0; f <= this.last; f++) {
+      const tab = f === this.columnCount - 1 ? -1 : buf.indexOf(TAB, at);
+      const fieldEnd = tab < 0 || tab > end ? end : tab;
+      this.starts[f] = at;
+      this.ends[f] = fieldEnd;
+      at = fieldEnd + 1;
+    }
+    return joinParts(this.positions.map((p) => copyFieldValue(buf.toString('utf8', this.starts[p], this.ends[p]))));
+  }
+}
 
 // Column lists are made once per shape and compared by identity: a million rows must not mean a
 // million small arrays and maps. Each segment defines its relations anew, so lists are shared by

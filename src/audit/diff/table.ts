@@ -48,9 +48,8 @@ class BloomFilter {
     this.mask = words * 32 - 1;
   }
 
-  /** Sets, or tests, the key's four bits (positions from two hashes: Kirsch and Mitzenmacher). */
-  private probe(key: string, set: boolean): boolean {
-    const h1 = hashText(key);
+  /** Sets, or tests, the four bits of a key whose hashText is `h1` (positions from two hashes: Kirsch and Mitzenmacher). */
+  private probe(h1: number, set: boolean): boolean {
     const h2 = Math.imul(h1 ^ (h1 >>> 16), 0x85ebca6b) | 1;
     for (let i = 0; i < 4; i++) {
       const p = (h1 + Math.imul(i, h2)) & this.mask;
@@ -61,13 +60,14 @@ class BloomFilter {
     return true;
   }
 
-  add(key: string): void {
-    this.probe(key, true);
+  /** The key whose hashText is `hash`. */
+  add(hash: number): void {
+    this.probe(hash, true);
     this.size++;
   }
 
-  has(key: string): boolean {
-    return this.probe(key, false);
+  has(hash: number): boolean {
+    return this.probe(hash, false);
   }
 }
 
@@ -133,16 +133,19 @@ export class TableDiffer {
     return { keyed: this.keyed, keys: keyNames(this.def) };
   }
 
-  private route(op: Op, to: 'range' | 'before'): void {
+  /** `hash`: the key's hashText, where it is known already. */
+  private route(op: Op, to: 'range' | 'before', hash?: number): void {
     const n = this.parts.length;
     if (op.kind === 'truncate') return this.parts.forEach((p) => this.put(p, op, to));
-    if (op.kind === 'move' && n > 1 && hashText(op.key) % n !== hashText(op.oldKey) % n) {
+    if (n === 1) return this.put(this.parts[0]!, op, to);
+    const h = hash ?? hashText(op.key);
+    if (op.kind === 'move' && h % n !== hashText(op.oldKey) % n) {
       const split = splitMove(op);
       if (!split) throw new WholeTableNeeded(op.oid);
       for (const o of split) this.route(o, to);
       return;
     }
-    this.put(this.parts[hashText(op.key) % n]!, op, to);
+    this.put(this.parts[h % n]!, op, to);
   }
 
   private put(part: Part, op: Op, to: 'range' | 'before'): void {
@@ -159,12 +162,15 @@ export class TableDiffer {
 
   /** A change of the range. */
   range(op: Op): void {
-    if (op.kind === 'truncate') this.truncated = true;
-    if (this.wanted) {
-      if (op.kind === 'update' || op.kind === 'delete') this.wanted.add(op.key);
-      if (op.kind === 'move') this.wanted.add(op.oldKey);
+    if (op.kind === 'truncate') {
+      this.truncated = true;
+      return this.route(op, 'range');
     }
-    this.route(op, 'range');
+    if (!this.wanted) return this.route(op, 'range');
+    const hash = hashText(op.key);
+    if (op.kind === 'update' || op.kind === 'delete') this.wanted.add(hash);
+    if (op.kind === 'move') this.wanted.add(hashText(op.oldKey));
+    this.route(op, 'range', hash);
   }
 
   /** A table in one part: the keys whose rows at --from are needed, once the range is folded. */
@@ -179,20 +185,23 @@ export class TableDiffer {
     return anyNeeded(this.neededKeys());
   }
 
-  /** Whether a row at --from with this key may be needed: rows that are not are not kept. */
-  mayNeed(key: string): boolean {
+  /**
+   * Whether a row at --from with this key may be needed: rows that are not are not kept. `hash`:
+   * the key's hashText, where the caller has it (a spilled table's keys are known by it).
+   */
+  mayNeed(key: string, hash?: number): boolean {
     if (this.truncated || this.replaced) return true;
-    if (this.wanted) return this.wanted.has(key);
+    if (this.wanted) return this.wanted.has(hash ?? hashText(key));
     const needed = this.neededKeys();
     return needed === 'all' || needed.has(key);
   }
 
-  /** A row at --from (from the base) or a change between the base and --from. */
-  before(op: Op): void {
+  /** A row at --from (from the base) or a change between the base and --from; `hash` as mayNeed's. */
+  before(op: Op, hash?: number): void {
     const part = this.parts[0]!;
     if (part.fold) part.state ??= new StateAt(this.neededKeys());
-    if (op.kind !== 'truncate' && !this.mayNeed(op.key) && !(op.kind === 'move' && this.mayNeed(op.oldKey))) return;
-    this.route(op, 'before');
+    if (op.kind !== 'truncate' && !this.mayNeed(op.key, hash) && !(op.kind === 'move' && this.mayNeed(op.oldKey))) return;
+    this.route(op, 'before', hash);
   }
 
   /**
