@@ -61,8 +61,8 @@ export class CapturedObjects {
     for (const o of objects) if (o.kind === 'function' || o.kind === 'procedure') await this.make(o, [o.create]);
     // After the functions they are made of.
     for (const o of objects) if (o.kind === 'aggregate') await this.make(o, [o.create]);
-    // After the functions they call; families before the classes that join them.
-    for (const kind of ['operator', 'operator family', 'operator class'])
+    // After the functions they call (casts: and the types they join); families before the classes that join them.
+    for (const kind of ['operator', 'operator family', 'operator class', 'cast', 'conversion'])
       for (const o of objects) if (o.kind === kind) await this.make(o, madeWhereMissing(o));
   }
 

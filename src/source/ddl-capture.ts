@@ -7,9 +7,11 @@ import { quoteLiteral } from '../core/sql.js';
 import { IDENTITY_SEQUENCE_FROM, STORAGE_OPTIONS } from './ddl-statements.js';
 import { DDL_PREFIX } from './logical-messages.js';
 import {
+  CAST_CREATE,
   COLLATION_CREATE,
   COLUMN_COLLATION,
   COLUMN_SETTINGS,
+  CONVERSION_CREATE,
   OPERATOR_CLASS_CREATE,
   OPERATOR_CREATE,
   OPERATOR_FAMILY_STATEMENTS,
@@ -436,6 +438,11 @@ begin
         'statements', (select s - 0 from (select ${OPERATOR_FAMILY_STATEMENTS} as s
                          from pg_opfamily f join pg_namespace n on n.oid = f.opfnamespace where f.oid = c.opcfamily) family))
       into def from pg_opclass c join pg_namespace n on n.oid = c.opcnamespace where c.oid = obj;
+  elsif cls = 'pg_cast'::regclass then
+    select jsonb_build_object('create', ${CAST_CREATE}) into def from pg_cast c where c.oid = obj;
+  elsif cls = 'pg_conversion'::regclass then
+    select jsonb_build_object('create', ${CONVERSION_CREATE})
+      into def from pg_conversion cv join pg_namespace n on n.oid = cv.connamespace where cv.oid = obj;
   elsif cls = 'pg_extension'::regclass then
     -- Its version too: ALTER EXTENSION … UPDATE is followed as the statement that brings it there.
     select jsonb_build_object('create', format('create extension if not exists %I with schema %I version %L', e.extname, n.nspname, e.extversion),
@@ -631,7 +638,7 @@ begin
       select d.object_type as kind, d.object_identity as identity, d.classid, d.objid,
              case when d.object_type in ('view', 'materialized view', 'function', 'procedure', 'aggregate', 'trigger', 'sequence', 'index', 'extension',
                                          'collation', 'text search dictionary', 'text search configuration',
-                                         'operator', 'operator family', 'operator class')
+                                         'operator', 'operator family', 'operator class', 'cast', 'conversion')
                then pgtape.object_def(d.classid, d.objid)
                     || jsonb_strip_nulls(jsonb_build_object('renamed', pgtape.renamed(d.classid, d.objid, d.object_type, d.object_identity))) end as def,
              case when d.object_type = 'schema' then pgtape.renamed(d.classid, d.objid, d.object_type, d.object_identity) end as renamed
@@ -728,7 +735,7 @@ begin
                    where o.object_type in ('index', 'table constraint', 'trigger', 'rule', 'policy', 'type', 'domain', 'schema',
                      'view', 'materialized view', 'function', 'procedure', 'aggregate', 'sequence', 'extension',
                      'collation', 'text search dictionary', 'text search configuration',
-                     'operator', 'operator family', 'operator class') and not o.is_temporary)))::text
+                     'operator', 'operator family', 'operator class', 'cast', 'conversion') and not o.is_temporary)))::text
       into payload;
     if payload = jsonb_build_object('tag', tg_tag)::text then
       payload := null;

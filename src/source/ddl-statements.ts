@@ -21,6 +21,9 @@ const DROP_ORDER = [
   'operator class',
   'operator family',
   'operator',
+  // Before the functions and types they are made of.
+  'cast',
+  'conversion',
   'function',
   'procedure',
   'aggregate',
@@ -53,20 +56,11 @@ export function dropStatement(o: DroppedObject): string | undefined {
       return `alter table if exists ${quoteQualified(schema, table)} drop constraint if exists ${quoteIdent(name)} cascade`;
     }
     case 'function':
-      // One another object owns (a range's or multirange's constructor: its type) goes with its
-      // owner, which the same command reports dropped; dropped alone, Postgres refuses it.
       // Before Postgres 16, to_regprocedure raises rather than gives NULL when an argument's type
       // is gone (an extension's functions, its types dropped first): the function is gone too.
-      return doBlock(
-        `declare f pg_catalog.oid;
-        begin
-          begin f := pg_catalog.to_regprocedure(${quoteLiteral(o.identity)});
-          exception when undefined_object then return; end;
-          if f is not null and not exists (select 1 from pg_catalog.pg_depend d
-            where d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass and d.objid = f and d.deptype = 'i')
-          then drop function if exists ${o.identity} cascade; end if;
-        end`,
-      );
+      return droppedUnlessOwned('pg_proc', `f := pg_catalog.to_regprocedure(${quoteLiteral(o.identity)});`, o);
+    case 'cast':
+      return droppedUnlessOwned('pg_cast', `f := (${foundByIdentity('cast', o.identity)});`, o);
     case 'type':
     case 'domain':
     case 'view':
@@ -80,6 +74,7 @@ export function dropStatement(o: DroppedObject): string | undefined {
     case 'operator class':
     case 'operator family':
     case 'operator':
+    case 'conversion':
       // What depended on it went with it on the source, and was dropped there too (CASCADE reports dependents).
       return `drop ${o.type} if exists ${o.identity} cascade`;
     case 'schema':
@@ -89,6 +84,25 @@ export function dropStatement(o: DroppedObject): string | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * The DROP of object `o` unless another object owns it (pg_depend 'i': a range's or multirange's
+ * constructor function and cast, owned by its type), which the same command reports dropped: it
+ * goes with its owner, and dropped alone, Postgres refuses it. `found` sets `f` to its oid (NULL:
+ * it is gone; an undefined_object error: a type it names is gone, and it with it).
+ */
+function droppedUnlessOwned(catalog: string, found: string, o: DroppedObject): string {
+  return doBlock(
+    `declare f pg_catalog.oid;
+    begin
+      begin ${found}
+      exception when undefined_object then return; end;
+      if f is not null and not exists (select 1 from pg_catalog.pg_depend d
+        where d.classid = 'pg_catalog.${catalog}'::pg_catalog.regclass and d.objid = f and d.deptype = 'i')
+      then drop ${o.type} if exists ${o.identity} cascade; end if;
+    end`,
+  );
 }
 
 export function inDropOrder(objects: DroppedObject[]): DroppedObject[] {
@@ -105,18 +119,26 @@ const FOUND_BY_IDENTITY: Record<string, string> = {
   operator: `select 1 from pg_catalog.pg_operator x where x.oid = pg_catalog.to_regoperator($1) and x.oprcode <> 0`,
   'operator family': `select x.oid from pg_catalog.pg_opfamily x join pg_catalog.pg_namespace n on n.oid = x.opfnamespace
     join pg_catalog.pg_am am on am.oid = x.opfmethod where pg_catalog.format('%I.%I USING %I', n.nspname, x.opfname, am.amname) = $1`,
+  // pg_identify_object's identity of a cast: `(source AS target)`, each type qualified.
+  cast: `select x.oid from pg_catalog.pg_cast x
+    where (pg_catalog.pg_identify_object('pg_catalog.pg_cast'::pg_catalog.regclass, x.oid, 0)).identity = $1`,
+  conversion: `select 1 from pg_catalog.pg_conversion x join pg_catalog.pg_namespace n on n.oid = x.connamespace
+    where pg_catalog.format('%I.%I', n.nspname, x.conname) = $1`,
   'operator class': `select 1 from pg_catalog.pg_opclass x join pg_catalog.pg_namespace n on n.oid = x.opcnamespace
     join pg_catalog.pg_am am on am.oid = x.opcmethod where pg_catalog.format('%I.%I USING %I', n.nspname, x.opcname, am.amname) = $1`,
 };
 
 /**
- * A captured text search object, operator, operator family or class: made where it is missing
+ * A captured text search object, operator, operator family or class, cast or conversion: made where it is missing
  * (their CREATE has no IF NOT EXISTS), then given the captured state (a dictionary's options, a
  * configuration's mappings, a family's loose members — a class's family's too —, each added where it is not there yet,
  * and a family's members it no longer has dropped).
  */
+/** FOUND_BY_IDENTITY's query for one object. */
+const foundByIdentity = (kind: string, identity: string) => FOUND_BY_IDENTITY[kind]!.replace('$1', quoteLiteral(identity));
+
 export function madeWhereMissing(o: CapturedObject): string[] {
-  const found = FOUND_BY_IDENTITY[o.kind]!.replace('$1', quoteLiteral(o.identity));
+  const found = foundByIdentity(o.kind, o.identity);
   const rest = (o.statements ?? []).map((x) =>
     o.kind === 'operator family' || o.kind === 'operator class'
       ? doBlock(`execute ${quoteLiteral(x)}; exception when duplicate_object then null;`)

@@ -195,3 +195,17 @@ export const OPERATOR_CLASS_CREATE = `(select pg_catalog.format('CREATE OPERATOR
         'STORAGE ' || pg_catalog.format_type(nullif(c.opckeytype, 0), null)))
   from pg_catalog.pg_am am, pg_catalog.pg_opfamily f join pg_catalog.pg_namespace fn on fn.oid = f.opfnamespace
  where am.oid = c.opcmethod and f.oid = c.opcfamily)`;
+
+/**
+ * The statement that makes cast `c` (a pg_cast row), as pg_dump writes it: its types and function
+ * qualified where the session's search_path does not show them.
+ */
+export const CAST_CREATE = `pg_catalog.format('CREATE CAST (%s AS %s) %s%s',
+  pg_catalog.format_type(c.castsource, null), pg_catalog.format_type(c.casttarget, null),
+  case c.castmethod when 'f' then 'WITH FUNCTION ' || c.castfunc::pg_catalog.regprocedure::text when 'i' then 'WITH INOUT' else 'WITHOUT FUNCTION' end,
+  case c.castcontext when 'a' then ' AS ASSIGNMENT' when 'i' then ' AS IMPLICIT' else '' end)`;
+
+/** The statement that makes conversion `cv` (a pg_conversion row; `n` its namespace). */
+export const CONVERSION_CREATE = `pg_catalog.format('CREATE %sCONVERSION %I.%I FOR %L TO %L FROM %s',
+  case when cv.condefault then 'DEFAULT ' else '' end, n.nspname, cv.conname,
+  pg_catalog.pg_encoding_to_char(cv.conforencoding), pg_catalog.pg_encoding_to_char(cv.contoencoding), cv.conproc::pg_catalog.regproc::text)`;

@@ -5,7 +5,7 @@ import { applyPatch, replayIntoFresh } from '../support/replay-into.js';
 import { differences, rowsAndSchema, sourceNow, type SourceState } from '../support/script-points.js';
 
 // What the catalog holds that Postgres has no deparser for: collations, text search
-// dictionaries and configurations, operators, operator families and classes of the user's (a case-insensitive ICU collation is a common way
+// dictionaries and configurations, operators, operator families and classes, casts and conversions of the user's (a case-insensitive ICU collation is a common way
 // to compare text: a table, a domain, an index or a generated column that names one cannot be made
 // without it), and columns' collations, statistics targets, compression and options. Made after an
 // empty base with --capture-ddl, altered, renamed, moved and dropped; every point replays to the
@@ -105,6 +105,16 @@ const STEPS: [string, string][] = [
      insert into ranges.spans values (1, '[1,2)');`,
   ],
   [
+    'casts and a conversion, a view using a cast',
+    `create type level as enum ('low', 'high');
+     create function level_rank(level) returns int language sql immutable as $$ select case $1 when 'low' then 1 else 2 end $$;
+     create cast (level as int) with function level_rank(level) as implicit;
+     create cast (money as int8) without function;
+     create cast (people as text) with inout;
+     create conversion my_conv for 'LATIN1' to 'UTF8' from iso8859_1_to_utf8;
+     create view level_ranks as select l, l::int as rank from unnest(enum_range(null::level)) l;`,
+  ],
+  [
     'made and dropped again; a partitioned table keyed on a collated column; a loose member dropped; the schema of the range type dropped',
     `create collation dropme (provider = icu, locale = 'fr'); drop collation dropme;
      create text search configuration tmp_ts (parser = default); drop text search configuration tmp_ts;
@@ -112,7 +122,8 @@ const STEPS: [string, string][] = [
      create table ranged_a partition of ranged for values from ('A') to ('a');
      insert into ranged values ('Bee', 1);
      alter operator family hash_fam using hash drop function 2 (int8, int8);
-     drop schema ranges cascade;`,
+     drop schema ranges cascade;
+     drop cast (money as int8); drop conversion my_conv;`,
   ],
 ];
 

@@ -171,6 +171,21 @@ export async function describeSchema(client: pg.Client): Promise<SchemaDescripti
            from pg_opfamily f join pg_namespace n on n.oid = f.opfnamespace join pg_am am on am.oid = f.opfmethod where ${USER}
           order by 1, 2, 3`,
       ),
+      // A cast has no schema: the user's are those made after initdb that no extension brought.
+      casts: await rows(
+        client,
+        `select format_type(c.castsource, null) as source, format_type(c.casttarget, null) as target,
+                case when c.castfunc <> 0 then c.castfunc::regprocedure::text end as function, c.castcontext as context, c.castmethod as method
+           from pg_cast c
+          where c.oid >= 16384 and not exists (select 1 from pg_depend e where e.classid = 'pg_cast'::regclass and e.objid = c.oid and e.deptype = 'e')
+          order by 1, 2`,
+      ),
+      conversions: await rows(
+        client,
+        `select quote_ident(n.nspname) || '.' || quote_ident(c.conname) as name, pg_encoding_to_char(c.conforencoding) as source,
+                pg_encoding_to_char(c.contoencoding) as target, c.conproc::regprocedure::text as function, c.condefault as default
+           from pg_conversion c join pg_namespace n on n.oid = c.connamespace where ${USER} order by 1`,
+      ),
       statistics: await rows(
         client,
         `select pg_get_statisticsobjdef(s.oid) as def from pg_statistic_ext s join pg_namespace n on n.oid = s.stxnamespace where ${USER} order by 1`,

@@ -179,7 +179,7 @@ class PatchWriter {
     for (const o of objects) if (o.kind === 'sequence') this.sequence(o);
     for (const o of objects) if (o.kind === 'function' || o.kind === 'procedure') out.push(`${o.create};`);
     for (const o of objects) if (o.kind === 'aggregate') out.push(`${o.create};`);
-    for (const kind of ['operator', 'operator family', 'operator class']) made(kind);
+    for (const kind of ['operator', 'operator family', 'operator class', 'cast', 'conversion']) made(kind);
     for (const s of parentsFirst(c.tables ?? [])) this.table(s, c.rewritten?.includes(s.oid) ?? false);
     for (const o of objects) this.afterTables(o, c.tag);
     for (const k of c.comments ?? []) this.comments.push({ ...k });

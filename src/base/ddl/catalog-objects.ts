@@ -1,8 +1,10 @@
 import type pg from 'pg';
 import { RANK, type CatalogObject } from './objects.js';
-import { notExtensionMember, USER_SCHEMA } from './scope.js';
+import { FIRST_NORMAL_OID, notExtensionMember, USER_SCHEMA } from './scope.js';
 import {
+  CAST_CREATE,
   COLLATION_CREATE,
+  CONVERSION_CREATE,
   OPERATOR_CLASS_CREATE,
   OPERATOR_CREATE,
   OPERATOR_FAMILY_STATEMENTS,
@@ -14,8 +16,10 @@ import {
 // (src/source/deparse.ts, which captured DDL shares): collations (a column, domain or index may
 // name one), text search dictionaries and configurations (a generated column or index calling
 // to_tsvector('my_config', …)), operators, operator families and classes (a hash or range
-// partition key, an index). Text search parsers and templates are C functions: only extensions
-// bring them, and an extension is made as a whole. pg_depend orders them (graph.ts).
+// partition key, an index), conversions, and casts (a view's or a default's expression may use
+// one; a cast has no schema: the user's are those made after initdb). Text search parsers and
+// templates, and access methods, are C functions: only extensions bring them, and an extension is
+// made as a whole. pg_depend orders them (graph.ts).
 
 interface Kind {
   kind: string;
@@ -93,6 +97,15 @@ const KINDS: Kind[] = [
     sql: OPERATOR_CLASS_CREATE,
     rank: RANK.operator,
   },
+  {
+    kind: 'conversion',
+    catalog: 'pg_conversion',
+    alias: 'cv',
+    name: 'conname',
+    namespace: 'connamespace',
+    sql: CONVERSION_CREATE,
+    rank: RANK.operator,
+  },
 ];
 
 export async function readCatalogObjects(client: pg.Client): Promise<CatalogObject[]> {
@@ -108,5 +121,13 @@ export async function readCatalogObjects(client: pg.Client): Promise<CatalogObje
     for (const r of rows)
       out.push({ key: `${k.catalog}:${r.oid}`, kind: k.kind, name: r.name, sql: Array.isArray(r.sql) ? r.sql : [r.sql], rank: k.rank });
   }
+  const casts = await client.query<{ oid: number; name: string; sql: string }>(
+    `select c.oid::int as oid, (pg_identify_object('pg_cast'::regclass, c.oid, 0)).identity as name, ${CAST_CREATE} as sql
+       from pg_cast c where c.oid >= ${FIRST_NORMAL_OID} and ${notExtensionMember('pg_cast', 'c.oid')}
+        -- Not one a type owns (a range's to its multirange): CREATE TYPE makes it.
+        and not exists (select 1 from pg_depend i where i.classid = 'pg_cast'::regclass and i.objid = c.oid and i.deptype = 'i')
+      order by 2`,
+  );
+  for (const r of casts.rows) out.push({ key: `pg_cast:${r.oid}`, kind: 'cast', name: r.name, sql: [r.sql], rank: RANK.operator });
   return out;
 }

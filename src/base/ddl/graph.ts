@@ -1,11 +1,10 @@
 import type pg from 'pg';
 import type { CatalogObject } from './objects.js';
+import { FIRST_NORMAL_OID } from './scope.js';
 
 // The order of pre-data objects, as pg_dump finds it: from pg_depend. Dependencies of parts of an
 // object (a column's default, a view's rewrite rule, a domain's constraint, a table's row type,
 // an array type) count as dependencies of the object itself.
-
-const FIRST_NORMAL_OID = 16384;
 
 /** `from` needs `to` to exist first, both as object keys (`pg_class:16400`). */
 export interface Edge {
@@ -14,7 +13,17 @@ export interface Edge {
 }
 
 /** Catalogs whose objects are keyed by their own oid, on either side of a dependency. */
-const KEYED_BY_OID = ['pg_proc', 'pg_collation', 'pg_ts_dict', 'pg_ts_config', 'pg_operator', 'pg_opfamily', 'pg_opclass'];
+const KEYED_BY_OID = [
+  'pg_proc',
+  'pg_collation',
+  'pg_ts_dict',
+  'pg_ts_config',
+  'pg_operator',
+  'pg_opfamily',
+  'pg_opclass',
+  'pg_cast',
+  'pg_conversion',
+];
 
 const byOid = (oid: string) => KEYED_BY_OID.map((c) => `                when '${c}'::regclass then '${c}:' || ${oid}`).join('\n');
 

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { doBlock, quoteIdent, quoteLiteral } from '../../core/sql.js';
 import type { SchemaObject } from '../../log/bases.js';
-import type { Scope } from './scope.js';
+import { FIRST_NORMAL_OID, type Scope } from './scope.js';
 import { triggerStateStatement } from '../../source/ddl-statements.js';
 
 // What a dump restores after the rows: indexes, constraints (keys before the foreign keys that
@@ -248,7 +248,7 @@ export async function readComments(client: pg.Client, keys: Set<string>): Promis
                             when 'pg_trigger'::regclass then 'pg_class:' || (select tgrelid from pg_trigger where oid = d.objoid) end as key,
             o.type, o.identity, d.description as comment
        from pg_description d, pg_identify_object(d.classoid, d.objoid, d.objsubid) o
-      where d.objoid >= 16384 and d.classoid in ('pg_class'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass, 'pg_namespace'::regclass,
+      where d.objoid >= ${FIRST_NORMAL_OID} and d.classoid in ('pg_class'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass, 'pg_namespace'::regclass,
                                                  'pg_constraint'::regclass, 'pg_trigger'::regclass)`,
   );
   const out: SchemaObject[] = [];

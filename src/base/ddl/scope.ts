@@ -7,6 +7,9 @@ import type pg from 'pg';
 /** Objects an extension owns, by catalog and oid: never dumped one by one. */
 const EXTENSION_MEMBER = `exists (select 1 from pg_depend e where e.classid = $CLASS::regclass and e.objid = $OID and e.deptype = 'e')`;
 
+/** Postgres' FirstNormalObjectId: an object with a lower oid came with initdb. */
+export const FIRST_NORMAL_OID = 16384;
+
 /** A namespace pgtape recreates objects of. */
 export const USER_SCHEMA = `(n.nspname not in ('pg_catalog', 'information_schema', 'pgtape') and n.nspname not like 'pg\\_%')`;
 
