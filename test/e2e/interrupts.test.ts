@@ -46,6 +46,15 @@ function serverPid(dir: string): number {
   return Number(serversUnder(dir)[0]?.trim().split(' ')[0] ?? 0);
 }
 
+/** The status line of a data directory's postmaster.pid (`starting`, `ready`, `stopping`), if any. */
+function postmasterStatus(dir: string): string | undefined {
+  try {
+    return readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[7]?.trim();
+  } catch {
+    return undefined;
+  }
+}
+
 /** `base/<16 hex digits>` as an LSN target. */
 function lsnOfBase(dir: string): string {
   return `${parseInt(dir.slice(0, 8), 16).toString(16).toUpperCase()}/${parseInt(dir.slice(8), 16).toString(16).toUpperCase()}`;
@@ -311,6 +320,9 @@ describe('replay and diff interrupted by SIGTERM or SIGINT', () => {
     await child.done;
     const server = serverPid(dir);
     expect(server).toBeGreaterThan(0);
+    // The server, orphaned while it started, goes on to finish starting (it writes postmaster.opts
+    // then): what the next run must not touch is the directory as the server leaves it.
+    await until(() => postmasterStatus(dir) === 'ready', 60_000);
     const before = readdirSync(dir).sort();
     // Relative, as a user types it: the server was started with the absolute path.
     const r = await pgtape(['replay', '--store', store(), '--pgdata', 'pgdata'], {}, { cwd: parent });

@@ -105,5 +105,13 @@ export function comparePart(t: SpilledTable, i: number, lists: ColumnLists): Par
 /** Claims the next part of a table's from a counter shared by every thread that compares them. */
 export function nextPart(claims: Int32Array, parts: number): number | undefined {
   const i = Atomics.add(claims, 0, 1);
+  // The first claim wakes the thread waiting for it (firstClaim).
+  if (i === 0) Atomics.notify(claims, 0);
   return i < parts ? i : undefined;
+}
+
+/** Resolves once a part is claimed from `claims` (at once if one is already). */
+export async function firstClaim(claims: Int32Array): Promise<void> {
+  const waiting = Atomics.waitAsync(claims, 0, 0);
+  if (waiting.async) await waiting.value;
 }

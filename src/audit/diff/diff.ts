@@ -196,7 +196,10 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
     // 1. Fold the range (or spill it, by key, to the parts of large tables).
     const table = (def: RelationDef): TableDiffer => {
       let t = tables.get(def.oid);
-      if (!t) tables.set(def.oid, (t = new TableDiffer(def, p.parts(def.oid), p.expected(def.oid), p.dir, lists)));
+      if (!t) {
+        tables.set(def.oid, (t = new TableDiffer(def, p.parts(def.oid), p.expected(def.oid), p.dir, lists)));
+        if (t.spilled) helper?.warm();
+      }
       // Keys hashed with other key columns would not meet in one part.
       if (t.def !== def && t.spilled && keyNames(def).join('\u0000') !== keyNames(t.def).join('\u0000'))
         throw new WholeTableNeeded(def.oid);

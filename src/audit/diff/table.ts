@@ -8,6 +8,7 @@ import {
   comparePart,
   countRecord,
   diffRecords,
+  firstClaim,
   nextPart,
   noCounts,
   rangePath,
@@ -236,6 +237,13 @@ export class TableDiffer {
     helped?.catch(() => {});
     const results: PartResult[] = [];
     const counter = new Int32Array(claims);
+    if (helped) {
+      // The helper claims first: else, while its thread starts, this one could take every part
+      // of a table of small parts, and the helper be started for nothing.
+      await Promise.race([firstClaim(counter), helped]);
+      // A waiter left by a helper that failed first is released.
+      Atomics.notify(counter, 0);
+    }
     for (let i = nextPart(counter, this.parts.length); i !== undefined; i = nextPart(counter, this.parts.length))
       results.push(comparePart(table, i, this.lists));
     if (helped) {
