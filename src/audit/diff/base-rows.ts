@@ -28,9 +28,9 @@ const isEndMarker = (buf: Buffer, start: number, end: number) => end - start ===
 /**
  * Each line of one base table's COPY file, read straight from the store (no database needed),
  * fields in the order of `table.columns`, as the bytes `start` to `end` of `buf` (valid only
- * during the call): most lines are skipped by their key alone or copied to a spill file as they
- * are, so a line becomes text only where it is used (a chunk decoded and split into strings was
- * a quarter of diff's base pass). COPY's text format escapes every newline inside a value, and a
+ * during the call): most lines are skipped by their key alone (LineKeys), so a line becomes text
+ * only where it is used (a chunk decoded and split into strings was a quarter of diff's base
+ * pass). COPY's text format escapes every newline inside a value, and a
  * newline byte is never part of another UTF-8 character, so a line ends at each `\n`. The file is
  * read to its end and checked against its manifest `entry`'s checksum: a damaged base is said as
  * such (exit 4), never compared as if its rows were right.
