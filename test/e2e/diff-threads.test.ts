@@ -13,6 +13,9 @@ describe('diff with its parts compared on two threads', () => {
   const source = useSource(`
     create table big (id int primary key, v text, n int);
     insert into big select i, md5(i::text), i from generate_series(1, 20000) i;
+    -- Values a base writes escaped (and NULL), beside the plain lines it hands over as bytes.
+    update big set v = E'tab\there, back\\\\slash\nline, é🙂' where id % 13 = 0;
+    update big set v = null where id % 17 = 0;
     create table keyless (v text, n int);
     alter table keyless replica identity full;
     insert into keyless select md5((i % 300)::text), i % 7 from generate_series(1, 3000) i;`);
@@ -39,6 +42,7 @@ describe('diff with its parts compared on two threads', () => {
       insert into big select i, md5(i::text), 0 from generate_series(20001, 25000) i;
       update big set id = id + 100000 where id % 11 = 1;
       update big set v = 'again' where id % 5 = 0;
+      update big set v = repeat(md5(id::text), 40) where id % 2 = 0;
       insert into big values (7, 'deleted, then back', 7);
       delete from keyless where n = 3;
       update keyless set n = 100 where n = 4;
@@ -61,6 +65,20 @@ describe('diff with its parts compared on two threads', () => {
     }
     const summary = await diff('1MB', '--summary');
     expect(summary.stdout).toMatch(/public\.big: \d+ added, \d+ deleted, \d+ modified/);
+    expect(readdirSync(spool)).toEqual([]);
+  });
+
+  it("keeps within the process's open-file limit, whatever its number of parts", async () => {
+    const whole = await diff('1GiB', '--format', 'jsonl');
+    // Part files are kept open while they are written: more of them than this limit allows.
+    const limited = await pgtape(['diff', '--store', source.store.dir, '--from', `lsn:${from}`, '--memory', '256kB', '--format', 'jsonl'], {
+      ...env,
+      PGTAPE_TEST_FD_LIMIT: '64',
+    });
+    expect(limited.code, limited.stderr).toBe(0);
+    const parts = logLines(limited.stderr).find((l) => typeof l.parts === 'number')?.parts;
+    expect(parts, limited.stderr).toBeGreaterThan(64);
+    expect(sorted(limited)).toEqual(sorted(whole));
     expect(readdirSync(spool)).toEqual([]);
   });
 

@@ -20,7 +20,7 @@ import { sizeParts } from './parts.js';
 import { DiffHelper } from './diff-helper.js';
 import { GeneratedColumns } from './generated-columns.js';
 import { ColumnLists, hashText, imageDef, imageOps, opsOf } from './ops.js';
-import { copyLineRow, image, keyNames, keyText, LineKeys, sharedColumns, type RowDiff } from './rows.js';
+import { Backslashes, copyLineRow, image, keyNames, keyText, LineKeys, LineRow, sharedColumns, type RowDiff } from './rows.js';
 import { sameTableShape, shapesAt, shapeOf, type TableShape } from './table-shape.js';
 import { TableDiffer, WholeTableNeeded, type Change, type RowDiffCounts } from './table.js';
 import {
@@ -240,7 +240,7 @@ async function diffOnce(p: Pass): Promise<DiffResult> {
         } else if ('relation' in e && wanted(e.relation)) {
           const change = generated.entry(e);
           const t = table(change.relation);
-          for (const op of opsOf(change, { keyed: t.keyed })) t.range(op);
+          for (const op of opsOf(change, { keyed: t.keyed, spilled: t.spilled })) t.range(op);
         }
       },
     );
@@ -360,7 +360,7 @@ async function loadBefore(p: Pass, base: BaseRef, schema: BaseSchema, needing: M
         for (const r of e.relations) needing.get(r.oid)?.before({ kind: 'truncate', oid: r.oid });
       } else if ('relation' in e) {
         const t = needing.get(e.relation.oid);
-        if (t) for (const op of opsOf(generated.entry(e), t.matching)) t.before(op);
+        if (t) for (const op of opsOf(generated.entry(e), { ...t.matching, spilled: t.spilled })) t.before(op);
       } else if (e.kind === 'message' && e.prefix === DDL_PREFIX && e.content.includes('"tables"')) {
         generated.learn(parseCapturedDdl(e.content));
       }
@@ -374,12 +374,17 @@ async function feedBaseRows(store: Store, base: BaseRef, bt: BaseTable, t: Table
   const { keyed, keys } = t.matching;
   const positions = keys.map((k) => columns.indexOf(k));
   const lineKeys = keyed && !positions.some((i) => i < 0) ? new LineKeys(positions, columns.length) : undefined;
+  const backslashes = new Backslashes();
   await eachBaseLine(store, base, bt, entry, (buf, start, end) => {
     const fieldsKey = lineKeys?.of(buf, start, end);
     // A spilled table's keys go by their hash (Bloom filter, part): it is computed once.
     const hash = fieldsKey !== undefined && t.spilled ? hashText(fieldsKey) : undefined;
     if (fieldsKey !== undefined && !t.mayNeed(fieldsKey, hash)) return;
-    const row = copyLineRow(buf.toString('utf8', start, end), columns);
+    // Written to its part before the next line: copied there as bytes.
+    const row =
+      hash !== undefined && !backslashes.in(buf, start, end)
+        ? new LineRow(columns, buf, start, end)
+        : copyLineRow(buf.toString('utf8', start, end), columns);
     t.before(
       keyed
         ? { kind: 'insert', oid: bt.oid, row, key: fieldsKey ?? keyText(row, keys) }

@@ -1,8 +1,22 @@
 import type { LogEntry } from '../../log/change-log.js';
+import type { Tuple } from '../../pgoutput/messages.js';
 import type { RelationDef } from '../../segment/format.js';
 import type { TableImage, TableSnapshot } from '../../source/ddl-capture.js';
 import type { TableDiffer } from './table.js';
-import { columnNames, EncodedRow, hasUnchanged, image, keyNames, keyText, rowText, sharedColumns, withCarry, type Row } from './rows.js';
+import {
+  columnNames,
+  EncodedRow,
+  hasUnchanged,
+  image,
+  keyNames,
+  keyText,
+  rowText,
+  sharedColumns,
+  LineRow,
+  TupleRow,
+  withCarry,
+  type Row,
+} from './rows.js';
 import { tupleText, type TextValue } from '../row-text.js';
 import type { RecordReader, SpillFile } from './spill-file.js';
 
@@ -25,6 +39,11 @@ export interface Matching {
   keyed: boolean;
   /** The key columns (the change's own relation's, unless given). */
   keys?: string[];
+  /**
+   * The operations are written to a spilled table's part file before the next change is read:
+   * their rows may stay the tuple's bytes (TupleRow), only their keys decoded.
+   */
+  spilled?: boolean;
 }
 
 const row = (values: TextValue[], columns: string[]): Row => ({ values, columns });
@@ -36,9 +55,10 @@ export type RowChange = Extract<LogEntry, { kind: 'insert' | 'update' | 'delete'
 export function opsOf(e: RowChange, m: Matching): Op[] {
   const oid = e.relation.oid;
   const columns = columnNames(e.relation);
+  const rowOf = (t: Tuple): Row => (m.spilled ? new TupleRow(columns, t) : row(tupleText(t), columns));
   switch (e.kind) {
     case 'insert': {
-      const r = row(tupleText(e.new), columns);
+      const r = rowOf(e.new);
       return [
         m.keyed
           ? { kind: 'insert', oid, row: r, key: keyText(r, m.keys ?? keyNames(e.relation)) }
@@ -46,11 +66,11 @@ export function opsOf(e: RowChange, m: Matching): Op[] {
       ];
     }
     case 'update': {
-      const next = row(tupleText(e.new), columns);
+      const next = rowOf(e.new);
       if (!m.keyed) {
         if (!e.old)
           throw new Error(`an update of ${e.relation.schema}.${e.relation.name}, which has no replica identity key, carries no old row`);
-        const old = row(tupleText(e.old), columns);
+        const old = rowOf(e.old);
         const carried = withCarry(next, old);
         return [
           { kind: 'remove', oid, row: old, key: image(old) },
@@ -61,12 +81,12 @@ export function opsOf(e: RowChange, m: Matching): Op[] {
       const key = keyText(next, keys);
       const identity = e.key ?? e.old;
       if (!identity) return [{ kind: 'update', oid, row: next, key }];
-      const old = row(tupleText(identity), columns);
+      const old = rowOf(identity);
       const oldKey = keyText(old, keys);
       return [oldKey === key ? { kind: 'update', oid, row: next, key } : { kind: 'move', oid, row: next, key, old, oldKey }];
     }
     case 'delete': {
-      const r = row(tupleText((e.old ?? e.key)!), columns);
+      const r = rowOf((e.old ?? e.key)!);
       return [
         m.keyed
           ? { kind: 'delete', oid, row: r, key: keyText(r, m.keys ?? keyNames(e.relation)) }
@@ -141,7 +161,10 @@ export class ColumnLists {
 // read back as an EncodedRow. (Keys hold NULs of their own: they are written apart.)
 function writeRow(out: SpillFile, r: Row, lists: ColumnLists): void {
   out.u32(lists.id(r.columns));
-  out.text(rowText(r));
+  const raw = r instanceof TupleRow || r instanceof LineRow ? r : undefined;
+  const bytes = raw?.encodedLength();
+  if (bytes !== undefined) out.textFrom(bytes, raw!);
+  else out.text(rowText(r));
 }
 
 function readRow(r: RecordReader, lists: ColumnLists): Row {

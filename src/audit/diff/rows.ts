@@ -1,6 +1,7 @@
-import type { RowValues, TextValue } from '../row-text.js';
+import { tupleText, type RowValues, type TextValue } from '../row-text.js';
+import type { Tuple } from '../../pgoutput/messages.js';
 import type { RelationDef } from '../../segment/format.js';
-import { UNCHANGED } from '../../pgoutput/tuple.js';
+import { carriesValue, TUPLE_NULL, TUPLE_TEXT, TUPLE_UNCHANGED, UNCHANGED } from '../../pgoutput/tuple.js';
 import { copyFieldValue, parseCopyLine } from './base-rows.js';
 
 /** A row and the names of its columns (one array per relation definition, compared by identity). */
@@ -8,6 +9,8 @@ export interface Row {
   readonly values: TextValue[];
   readonly columns: string[];
 }
+
+const TAB = 0x09;
 
 // A row kept as one text (what diff spills, and a base's line without escapes): each value tagged
 // t (text), n (NULL) or u (unchanged), each after a NUL, which text values never hold.
@@ -40,12 +43,126 @@ export class EncodedRow implements Row {
   }
 }
 
+/**
+ * A row of the log still as its tuple's bytes, for a change that goes to a spilled table's part
+ * file at once (writeOp copies its values' bytes there as they are, tagged as EncodedRow's text):
+ * decoding every value into a string only to write it back out as UTF-8 was a fifth of diff's
+ * time. Only the key's values are decoded (keyText). Never kept: its tuple is views of a
+ * decompressed chunk, valid only while the log's batch is handled (readLog).
+ */
+export class TupleRow implements Row {
+  private decoded: TextValue[] | undefined;
+
+  constructor(
+    readonly columns: string[],
+    readonly tuple: Tuple,
+  ) {}
+
+  get values(): TextValue[] {
+    return (this.decoded ??= tupleText(this.tuple));
+  }
+
+  /** The value of column `i`, decoded alone. */
+  value(i: number): TextValue {
+    if (this.decoded) return this.decoded[i]!;
+    const kinds = this.tuple.kinds;
+    const k = kinds[i]!;
+    if (k === TUPLE_NULL) return null;
+    if (k === TUPLE_UNCHANGED) return UNCHANGED;
+    let v = 0;
+    for (let c = 0; c < i; c++) if (carriesValue(kinds[c]!)) v++;
+    return k === TUPLE_TEXT ? this.tuple.values[v]!.toString('utf8') : `\\x${this.tuple.values[v]!.toString('hex')}`;
+  }
+
+  /** The bytes of EncodedRow's text of this row; undefined when a value is binary (sent as hex text, made a string). */
+  encodedLength(): number | undefined {
+    const { kinds, values } = this.tuple;
+    let n = kinds.length * 2;
+    let v = 0;
+    for (let i = 0; i < kinds.length; i++) {
+      const k = kinds[i]!;
+      if (k === TUPLE_TEXT) n += values[v++]!.length;
+      else if (carriesValue(k)) return undefined;
+    }
+    return n;
+  }
+
+  /** Writes EncodedRow's text of this row into `buf` at `at` (encodedLength bytes). */
+  encodeInto(buf: Buffer, at: number): void {
+    const { kinds, values } = this.tuple;
+    let v = 0;
+    for (let i = 0; i < kinds.length; i++) {
+      const k = kinds[i]!;
+      buf[at++] = 0;
+      buf[at++] = k;
+      if (k === TUPLE_TEXT) at += values[v++]!.copy(buf, at);
+    }
+  }
+}
+
 /** The row as one text (EncodedRow's). */
 export function rowText(r: Row): string {
   if (r instanceof EncodedRow) return r.text;
   let text = '';
   for (const v of r.values) text += v === null ? NULL_TAG : v === UNCHANGED ? UNCHANGED_TAG : TEXT_TAG + v;
   return text;
+}
+
+const BACKSLASH = 0x5c;
+
+/**
+ * Whether a line holds a backslash (an escape, or NULL's `\\N`), for the lines of a buffer asked
+ * in order: the buffer is searched once, not once per line.
+ */
+export class Backslashes {
+  private buf: Buffer | undefined;
+  private next = -1;
+
+  in(buf: Buffer, start: number, end: number): boolean {
+    if (buf !== this.buf || (this.next >= 0 && this.next < start)) {
+      this.buf = buf;
+      this.next = buf.indexOf(BACKSLASH, start);
+    }
+    return this.next >= 0 && this.next < end;
+  }
+}
+
+/**
+ * A base's line without a backslash (no escape, no NULL) still as its bytes, for a row that goes
+ * to a spilled table's part file at once: writeOp copies it there as EncodedRow's text (each tab
+ * a text tag), never made a string here. Never kept: `buf` is valid only during eachBaseLine's call.
+ */
+export class LineRow implements Row {
+  constructor(
+    readonly columns: string[],
+    private readonly buf: Buffer,
+    private readonly start: number,
+    private readonly end: number,
+  ) {}
+
+  get values(): TextValue[] {
+    return copyLineRow(this.buf.toString('utf8', this.start, this.end), this.columns).values;
+  }
+
+  /** Each field tagged: a line of n fields has n - 1 tabs, each becoming a two-byte tag. */
+  encodedLength(): number {
+    return this.end - this.start + this.columns.length + 1;
+  }
+
+  encodeInto(out: Buffer, at: number): void {
+    const { buf, end } = this;
+    let from = this.start;
+    for (let f = 0; f < this.columns.length; f++) {
+      out[at++] = 0;
+      out[at++] = TUPLE_TEXT;
+      // The last field is not searched for a tab (LineKeys says why). A damaged line fails the
+      // base's checksum when its file has been read (eachBaseLine), before anything is printed.
+      const tab = f === this.columns.length - 1 ? end : buf.indexOf(TAB, from);
+      if (tab < 0 || tab > end) throw new Error(`a base line does not have the table's ${this.columns.length} fields`);
+      at += buf.copy(out, at, from, tab);
+      from = tab + 1;
+    }
+  }
 }
 
 /** A line of a COPY text file as a row: kept as its text when no value is escaped (nor NULL, `\\N`). */
@@ -69,8 +186,6 @@ export interface RowDiff {
 // Text never holds NUL: it separates the parts of a key, and marks NULL and unchanged apart from any text.
 const part = (v: TextValue) => (v === null ? '\u0000n' : v === UNCHANGED ? '\u0000u' : v);
 export const joinParts = (values: TextValue[]) => (values.length === 1 ? part(values[0]!) : values.map(part).join('\u0000|'));
-
-const TAB = 0x09;
 
 /**
  * The key text (joinParts) of COPY text lines of `columnCount` fields whose key columns are at
@@ -155,9 +270,18 @@ export function image(row: Row): string {
   return align(row, sorted).map(part).join('\u0000|');
 }
 
-export const keyText = (row: Row, keys: string[]): string => joinParts(align(row, keys));
+export function keyText(row: Row, keys: string[]): string {
+  if (!(row instanceof TupleRow)) return joinParts(align(row, keys));
+  // The key's values alone.
+  const at = mapping(row.columns, keys);
+  return joinParts(at.map((i) => (i < 0 ? null : row.value(i))));
+}
 
-export const hasUnchanged = (row: Row) => (row instanceof EncodedRow ? row.text.includes(UNCHANGED_TAG) : row.values.includes(UNCHANGED));
+export function hasUnchanged(row: Row): boolean {
+  if (row instanceof EncodedRow) return row.text.includes(UNCHANGED_TAG);
+  if (row instanceof TupleRow) return row.tuple.kinds.includes(TUPLE_UNCHANGED);
+  return row.values.includes(UNCHANGED);
+}
 
 /** The row with its unchanged TOAST values taken from the same row before the change. */
 export function withCarry(next: Row, previous: Row | null | undefined): Row {

@@ -13,10 +13,39 @@ const readBuffers: Buffer[] = [];
 export const WRITE_BYTES = 32 << 10;
 
 /**
+ * Descriptors of files being written, kept open between writes, oldest first: an open and a
+ * close per 32 KiB written was a twentieth of a large diff. At most `maxOpen` stay open (a diff
+ * has up to a thousand part files), fewer once the process's limit is met (EMFILE): the oldest
+ * are then closed, and opened again when next written.
+ */
+const writing = new Map<SpillFile, number>();
+let maxOpen = 512;
+
+function closeOldest(): void {
+  const [file, fd] = writing.entries().next().value!;
+  writing.delete(file);
+  closeSync(fd);
+}
+
+function openToWrite(path: string, append: boolean): number {
+  while (writing.size >= maxOpen) closeOldest();
+  for (;;) {
+    try {
+      return openSync(path, append ? 'a' : 'w');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'EMFILE' && code !== 'ENFILE') || writing.size === 0) throw err;
+      maxOpen = Math.max(1, writing.size >> 1);
+      while (writing.size > maxOpen) closeOldest();
+    }
+  }
+}
+
+/**
  * An append-only file of length-prefixed records, written and read back synchronously (by the
  * thread that made it, or once closed by another: SpillFile.existing): what diff keeps on disk
  * when a difference is larger than its memory.
- * No descriptor stays open between writes (a diff may have thousands of these files).
+ * Its descriptor stays open between writes until close(), within a limit for all of them (`writing`).
  */
 export class SpillFile {
   private buf = Buffer.alloc(0);
@@ -37,13 +66,18 @@ export class SpillFile {
   }
 
   private write(bytes: number): void {
-    const fd = openSync(this.path, this.written ? 'a' : 'w');
-    try {
-      writeSync(fd, this.buf, 0, bytes);
-    } finally {
-      closeSync(fd);
-    }
+    let fd = writing.get(this);
+    if (fd === undefined) writing.set(this, (fd = openToWrite(this.path, this.written)));
     this.written = true;
+    writeSync(fd, this.buf, 0, bytes);
+  }
+
+  /** Its descriptor, if one is open, closed. */
+  private release(): void {
+    const fd = writing.get(this);
+    if (fd === undefined) return;
+    writing.delete(this);
+    closeSync(fd);
   }
 
   private ensure(bytes: number): void {
@@ -99,16 +133,28 @@ export class SpillFile {
     this.at += 4 + n;
   }
 
+  /** Text of `bytes` UTF-8 bytes that `source` writes in place, with its byte length first (read back by text()). */
+  textFrom(bytes: number, source: { encodeInto(buf: Buffer, at: number): void }): void {
+    this.ensure(4 + bytes);
+    this.buf.writeInt32LE(bytes, this.at);
+    source.encodeInto(this.buf, this.at + 4);
+    this.at += 4 + bytes;
+  }
+
   /** Everything appended is on disk (reading calls it). */
   flush(): void {
     if (this.at > 0) this.write(this.at);
     this.at = 0;
   }
 
-  /** Written out, and the buffer given back. */
+  /** Written out, its descriptor closed, and the buffer given back. */
   close(): void {
-    this.flush();
-    this.buf = Buffer.alloc(0);
+    try {
+      this.flush();
+    } finally {
+      this.release();
+      this.buf = Buffer.alloc(0);
+    }
   }
 
   /** The records in the order they were appended, each read through the same reader. */
