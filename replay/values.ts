@@ -9,5 +9,5 @@ const binaryRefused = (): never => {
 };
 
 export function toReplayValues(t: Tuple): ReplayValue[] {
-  return decodeTuple(t, (b) => b, binaryRefused);
+  return decodeTuple(t, (buf, start, end) => buf.subarray(start, end), binaryRefused);
 }

@@ -8,12 +8,10 @@ import { decodeTuple, UNCHANGED } from '../pgoutput/tuple.js';
  */
 export type TextValue = string | null | typeof UNCHANGED;
 
-export const tupleText = (t: Tuple): TextValue[] =>
-  decodeTuple(
-    t,
-    (b) => b.toString('utf8'),
-    (b) => `\\x${b.toString('hex')}`,
-  );
+const utf8 = (buf: Buffer, start: number, end: number) => buf.toString('utf8', start, end);
+const hexText = (buf: Buffer, start: number, end: number) => `\\x${buf.toString('hex', start, end)}`;
+
+export const tupleText = (t: Tuple): TextValue[] => decodeTuple(t, utf8, hexText);
 
 /** A row's columns by name: text as Postgres sent it, or null. What log and diff print. */
 export type RowValues = Record<string, string | null>;

@@ -1,4 +1,5 @@
 import type { Tuple } from '../pgoutput/messages.js';
+import { BufferTuple } from '../pgoutput/tuple.js';
 import { readAll } from '../store/read.js';
 import { EntryScanner, TupleView } from '../segment/entry-scanner.js';
 import { DELETE, INSERT, UPDATE, type RelationDef, type SegmentEntry } from '../segment/format.js';
@@ -114,13 +115,16 @@ export class SegmentRelations {
   }
 }
 
-/** A tuple of the body as views of its bytes (absent when `start` is -1). */
+/** A tuple of the body as ranges of its bytes (absent when `start` is -1). */
 function tupleAt(view: TupleView, buf: Buffer, start: number, end: number): Tuple | undefined {
   if (start < 0) return undefined;
   view.read(buf, start, end);
-  const values: Buffer[] = new Array(view.values);
-  for (let i = 0; i < view.values; i++) values[i] = buf.subarray(view.valueStart[i], view.valueEnd[i]);
-  return { kinds: buf.subarray(view.kindsStart, view.kindsStart + view.columns), values };
+  const bounds: number[] = new Array(2 * view.values);
+  for (let i = 0; i < view.values; i++) {
+    bounds[2 * i] = view.valueStart[i]!;
+    bounds[2 * i + 1] = view.valueEnd[i]!;
+  }
+  return new BufferTuple(buf, view.kindsStart, view.columns, bounds);
 }
 
 /** A change without its values: what `log` needs to count changes per table. */

@@ -1,7 +1,7 @@
 import { tupleText, type RowValues, type TextValue } from '../row-text.js';
 import type { Tuple } from '../../pgoutput/messages.js';
 import type { RelationDef } from '../../segment/format.js';
-import { carriesValue, TUPLE_NULL, TUPLE_TEXT, TUPLE_UNCHANGED, UNCHANGED } from '../../pgoutput/tuple.js';
+import { BufferTuple, carriesValue, TUPLE_NULL, TUPLE_TEXT, TUPLE_UNCHANGED, UNCHANGED } from '../../pgoutput/tuple.js';
 import { copyFieldValue, parseCopyLine } from './base-rows.js';
 
 /** A row and the names of its columns (one array per relation definition, compared by identity). */
@@ -52,11 +52,15 @@ export class EncodedRow implements Row {
  */
 export class TupleRow implements Row {
   private decoded: TextValue[] | undefined;
+  /** The tuple as ranges of its segment's body (readLog's), else read as any tuple (decoded whole). */
+  private readonly scanned: BufferTuple | undefined;
 
   constructor(
     readonly columns: string[],
     readonly tuple: Tuple,
-  ) {}
+  ) {
+    this.scanned = tuple instanceof BufferTuple ? tuple : undefined;
+  }
 
   get values(): TextValue[] {
     return (this.decoded ??= tupleText(this.tuple));
@@ -64,38 +68,44 @@ export class TupleRow implements Row {
 
   /** The value of column `i`, decoded alone. */
   value(i: number): TextValue {
-    if (this.decoded) return this.decoded[i]!;
-    const kinds = this.tuple.kinds;
-    const k = kinds[i]!;
+    const t = this.scanned;
+    if (!t || this.decoded) return this.values[i]!;
+    const k = t.kind(i);
     if (k === TUPLE_NULL) return null;
     if (k === TUPLE_UNCHANGED) return UNCHANGED;
     let v = 0;
-    for (let c = 0; c < i; c++) if (carriesValue(kinds[c]!)) v++;
-    return k === TUPLE_TEXT ? this.tuple.values[v]!.toString('utf8') : `\\x${this.tuple.values[v]!.toString('hex')}`;
+    for (let c = 0; c < i; c++) if (carriesValue(t.kind(c))) v++;
+    return k === TUPLE_TEXT ? t.buf.toString('utf8', t.valueStart(v), t.valueEnd(v)) : this.values[i]!;
   }
 
-  /** The bytes of EncodedRow's text of this row; undefined when a value is binary (sent as hex text, made a string). */
+  hasUnchanged(): boolean {
+    const t = this.scanned;
+    if (!t) return this.values.includes(UNCHANGED);
+    for (let i = 0; i < t.columnCount; i++) if (t.kind(i) === TUPLE_UNCHANGED) return true;
+    return false;
+  }
+
+  /** The bytes of EncodedRow's text of this row; undefined when it is made a string first (a binary value, sent as hex text). */
   encodedLength(): number | undefined {
-    const { kinds, values } = this.tuple;
-    let n = kinds.length * 2;
-    let v = 0;
-    for (let i = 0; i < kinds.length; i++) {
-      const k = kinds[i]!;
-      if (k === TUPLE_TEXT) n += values[v++]!.length;
+    const t = this.scanned;
+    if (!t) return undefined;
+    let n = t.columnCount * 2;
+    for (let i = 0, v = 0; i < t.columnCount; i++) {
+      const k = t.kind(i);
+      if (k === TUPLE_TEXT) n += t.valueEnd(v) - t.valueStart(v++);
       else if (carriesValue(k)) return undefined;
     }
     return n;
   }
 
-  /** Writes EncodedRow's text of this row into `buf` at `at` (encodedLength bytes). */
-  encodeInto(buf: Buffer, at: number): void {
-    const { kinds, values } = this.tuple;
-    let v = 0;
-    for (let i = 0; i < kinds.length; i++) {
-      const k = kinds[i]!;
-      buf[at++] = 0;
-      buf[at++] = k;
-      if (k === TUPLE_TEXT) at += values[v++]!.copy(buf, at);
+  /** Writes EncodedRow's text of this row into `out` at `at` (encodedLength bytes). */
+  encodeInto(out: Buffer, at: number): void {
+    const t = this.scanned!;
+    for (let i = 0, v = 0; i < t.columnCount; i++) {
+      const k = t.kind(i);
+      out[at++] = 0;
+      out[at++] = k;
+      if (k === TUPLE_TEXT) at += t.buf.copy(out, at, t.valueStart(v), t.valueEnd(v++));
     }
   }
 }
@@ -279,7 +289,7 @@ export function keyText(row: Row, keys: string[]): string {
 
 export function hasUnchanged(row: Row): boolean {
   if (row instanceof EncodedRow) return row.text.includes(UNCHANGED_TAG);
-  if (row instanceof TupleRow) return row.tuple.kinds.includes(TUPLE_UNCHANGED);
+  if (row instanceof TupleRow) return row.hasUnchanged();
   return row.values.includes(UNCHANGED);
 }
 
