@@ -112,7 +112,16 @@ const STEPS: [string, string][] = [
      create cast (money as int8) without function;
      create cast (people as text) with inout;
      create conversion my_conv for 'LATIN1' to 'UTF8' from iso8859_1_to_utf8;
-     create view level_ranks as select l, l::int as rank from unnest(enum_range(null::level)) l;`,
+     create view level_ranks as select l, l::int as rank from unnest(enum_range(null::level)) l;
+     comment on cast (level as int) is 'rank'; comment on cast (money as int8) is 'cents';
+     comment on conversion my_conv is 'latin1 in'; comment on collation case_insensitive is 'ci';
+     comment on operator class int4_sort_ops using btree is 'sorts'; comment on operator family hash_fam using hash is 'hashes';
+     comment on operator other.<<< (int4, int4) is 'smaller in magnitude';`,
+  ],
+  [
+    'comments changed and removed',
+    `comment on cast (level as int) is 'rank, 1 or 2'; comment on collation case_insensitive is null;
+     comment on operator family hash_fam using hash is null;`,
   ],
   [
     'made and dropped again; a partitioned table keyed on a collated column; a loose member dropped; the schema of the range type dropped',

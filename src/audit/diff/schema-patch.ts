@@ -141,7 +141,7 @@ class PatchWriter {
   private readonly triggerStates = new TriggerStates();
   private readonly refreshes = new Map<string, boolean>();
   /** Comments, in order, on what their object is called by the end of the range. */
-  private readonly comments: { kind: string; identity: string; comment?: string | null }[] = [];
+  private comments: { kind: string; identity: string; comment?: string | null }[] = [];
 
   constructor(namesAtFrom: Map<number, Name>, columnsAtFrom: Map<number, Map<number, string>>) {
     this.names = new Map(namesAtFrom);
@@ -163,6 +163,7 @@ class PatchWriter {
       if (sql) out.push(terminated(sql));
       if (o.type === 'trigger') this.triggers.delete(o.identity);
       if (o.type === 'materialized view') this.refreshes.delete(o.identity);
+      this.dropComments(o);
     }
     for (const r of c.renamedSchemas ?? []) this.renamedSchema(r);
     for (const schema of c.schemas ?? []) out.push(`create schema if not exists ${schema};`);
@@ -185,6 +186,14 @@ class PatchWriter {
     for (const k of c.comments ?? []) this.comments.push({ ...k });
     for (const u of c.unfollowed ?? []) this.unfollowed.push(`${u.kind} ${u.identity} (${c.tag})`);
     for (const u of c.unknown ?? []) this.unfollowed.push(`the rows of ${quoteQualified(u.schema, u.name)}: ${u.why}`);
+  }
+
+  /** Comments said so far on an object the range dropped after (and on a dropped relation's columns): nothing to say them on at --to. */
+  private dropComments(o: { type: string; identity: string }): void {
+    const columns = `${o.identity}.`;
+    this.comments = this.comments.filter(
+      (k) => !(k.kind === o.type && k.identity === o.identity) && !(k.kind.endsWith(' column') && k.identity.startsWith(columns)),
+    );
   }
 
   finish(sequences: Record<string, string> | undefined): SchemaPatch {

@@ -229,6 +229,16 @@ const COMMENT_KEYWORD: Record<string, string> = {
   schema: 'SCHEMA',
   'table constraint': 'CONSTRAINT',
   trigger: 'TRIGGER',
+  rule: 'RULE',
+  'statistics object': 'STATISTICS',
+  collation: 'COLLATION',
+  'text search dictionary': 'TEXT SEARCH DICTIONARY',
+  'text search configuration': 'TEXT SEARCH CONFIGURATION',
+  operator: 'OPERATOR',
+  'operator family': 'OPERATOR FAMILY',
+  'operator class': 'OPERATOR CLASS',
+  cast: 'CAST',
+  conversion: 'CONVERSION',
 };
 
 /** The COMMENT statement for an object as pg_identify_object names it (null removes it); undefined for a kind not followed. */
@@ -245,11 +255,18 @@ export async function readComments(client: pg.Client, keys: Set<string>): Promis
                             when 'pg_type'::regclass then 'pg_type:' || d.objoid
                             when 'pg_proc'::regclass then 'pg_proc:' || d.objoid when 'pg_namespace'::regclass then 'pg_namespace:' || d.objoid
                             when 'pg_constraint'::regclass then 'pg_class:' || (select conrelid from pg_constraint where oid = d.objoid)
-                            when 'pg_trigger'::regclass then 'pg_class:' || (select tgrelid from pg_trigger where oid = d.objoid) end as key,
+                            when 'pg_trigger'::regclass then 'pg_class:' || (select tgrelid from pg_trigger where oid = d.objoid)
+                            when 'pg_rewrite'::regclass then 'pg_class:' || (select ev_class from pg_rewrite where oid = d.objoid)
+                            when 'pg_statistic_ext'::regclass then 'pg_class:' || (select stxrelid from pg_statistic_ext where oid = d.objoid)
+                            -- A catalog object's own key (catalog-objects.ts): its catalog's name, unqualified.
+                            else (select relname from pg_class where oid = d.classoid) || ':' || d.objoid end as key,
             o.type, o.identity, d.description as comment
        from pg_description d, pg_identify_object(d.classoid, d.objoid, d.objsubid) o
       where d.objoid >= ${FIRST_NORMAL_OID} and d.classoid in ('pg_class'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass, 'pg_namespace'::regclass,
-                                                 'pg_constraint'::regclass, 'pg_trigger'::regclass)`,
+                                                 'pg_constraint'::regclass, 'pg_trigger'::regclass, 'pg_rewrite'::regclass,
+                                                 'pg_statistic_ext'::regclass, 'pg_collation'::regclass, 'pg_ts_dict'::regclass,
+                                                 'pg_ts_config'::regclass, 'pg_operator'::regclass, 'pg_opfamily'::regclass,
+                                                 'pg_opclass'::regclass, 'pg_cast'::regclass, 'pg_conversion'::regclass)`,
   );
   const out: SchemaObject[] = [];
   for (const r of rows) {
