@@ -4,6 +4,7 @@ import type { RenamedOfKind } from './base-names-window.js';
 import { attempt } from './savepoint.js';
 import { commentStatement } from '../src/base/ddl/post-data.js';
 import {
+  accessMethodFollow,
   TriggerStates,
   extensionStatements,
   commentsOnRenamed,
@@ -55,6 +56,8 @@ export class CapturedObjects {
     // What a column, a domain or a generated column may name: collations, then text search
     // dictionaries and the configurations made of them.
     for (const o of objects) if (o.kind === 'collation') await this.make(o, [o.create]);
+    // What a table, an operator family or class is made USING.
+    for (const o of objects) if (o.kind === 'access method') await this.make(o, madeWhereMissing(o));
     for (const kind of ['text search dictionary', 'text search configuration'])
       for (const o of objects) if (o.kind === kind) await this.make(o, madeWhereMissing(o));
     for (const o of objects) if (o.kind === 'sequence') await this.sequence(o);
@@ -189,9 +192,11 @@ export class CapturedObjects {
 
   private async materializedView(o: CapturedObject, tag: string): Promise<void> {
     const { rows } = await this.client.query<{ oid: number | null }>('select to_regclass($1)::oid::int as oid', [o.identity]);
-    const statements = rows[0]!.oid === null ? [o.create] : [];
+    const made = rows[0]!.oid === null;
+    // One made already is brought to the access method the command left it with (made, it has it).
+    const statements = made ? [o.create] : o.accessMethod ? [accessMethodFollow(o.identity, o.accessMethod, 'materialized view')] : [];
     // Filled from the replay's tables as they are at this point, as the source filled it then.
-    if (o.populated && (statements.length || tag.startsWith('REFRESH'))) statements.push(`refresh materialized view ${o.identity}`);
+    if (o.populated && (made || tag.startsWith('REFRESH'))) statements.push(`refresh materialized view ${o.identity}`);
     if (statements.length) await this.make(o, statements);
   }
 

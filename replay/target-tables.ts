@@ -18,6 +18,7 @@ import {
   generatedClause,
   partitionColumns,
   storageOptions,
+  accessMethodFollow,
   replicaIdentityFollow,
   identityClause,
   identityOptions,
@@ -112,6 +113,8 @@ export class TargetTables {
    * refuse states the source never had.
    */
   private readonly foreignKeys = new Map<number, { name: string; def: string }[]>();
+  /** The access method each captured table has in the replay, as its last snapshot said (accessMethodFollow). */
+  private readonly accessMethods = new Map<number, string>();
   /** The composite type each captured table is a typed table of ('' none), as its last snapshot says: linked at the end. */
   private readonly typedAs = new Map<number, string>();
   /** A partition's indexes' parent indexes, as its last snapshot says: attached at the end, when every parent index is made. */
@@ -259,12 +262,15 @@ export class TargetTables {
      * `INHERITS (…)`; `defaulted`: its columns with every default, where a child of parents whose
      * defaults differ must say its own in its CREATE (made without them, it is refused).
      */
-    partitioning: { of?: string; by?: string; inherits?: string[]; defaulted?: string[] } = {},
+    partitioning: { of?: string; by?: string; inherits?: string[]; defaulted?: string[]; accessMethod?: string } = {},
   ): Promise<TargetTable> {
     const target = quoteQualified(schema, name);
     const withKeys = (d: string[]) => (keys.length && !partitioning.of ? [...d, `primary key (${keys.map(quoteIdent).join(', ')})`] : d);
     defs = withKeys(defs);
-    const by = partitioning.by ? ` partition by ${partitioning.by}` : '';
+    const method = partitioning.accessMethod;
+    // A partition's always: it would take its parent's (Postgres 17).
+    const using = method && (method !== 'heap' || partitioning.of) ? ` using ${quoteIdent(method)}` : '';
+    const by = `${partitioning.by ? ` partition by ${partitioning.by}` : ''}${using}`;
     await this.client.query(`create schema if not exists ${quoteIdent(schema)}`);
     // A partition takes its columns, keys and indexes from its parent, as at the source.
     if (partitioning.of) await this.client.query(`create table ${target} partition of ${partitioning.of}${by}`);
@@ -715,7 +721,9 @@ export class TargetTables {
         by: s.partitionKey,
         inherits: s.inherits,
         defaulted: s.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${columnClauses(c, c.default ?? undefined)}`),
+        accessMethod: s.accessMethod,
       });
+      if (s.accessMethod !== undefined) this.accessMethods.set(s.oid, s.accessMethod);
       // Other defaults (nextval of a sequence, a function) once the table is there: one whose
       // sequence or function the replay lacks is said, and the table made without it.
       const target = quoteQualified(s.schema, s.name);
@@ -818,6 +826,12 @@ export class TargetTables {
       }
     }
     if (s.options !== undefined) await this.triedTable(s, storageOptions(quoteQualified(s.schema, s.name), s.options), 'storage options');
+    // Asked of the table once (a base's may have any), then only when a shape names another than heap.
+    if (s.accessMethod !== undefined && (s.accessMethod !== 'heap' || this.accessMethods.get(s.oid) !== 'heap')) {
+      if (this.accessMethods.get(s.oid) !== s.accessMethod)
+        await this.triedTable(s, accessMethodFollow(quoteQualified(s.schema, s.name), s.accessMethod), 'an access method');
+      this.accessMethods.set(s.oid, s.accessMethod);
+    }
     const identity = replicaIdentityFollow(quoteQualified(s.schema, s.name), s.replicaIdentity);
     if (identity) await this.triedTable(s, identity, 'a replica identity');
     if (t) await followRenames(this.client, s);

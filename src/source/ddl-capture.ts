@@ -7,6 +7,7 @@ import { quoteLiteral } from '../core/sql.js';
 import { IDENTITY_SEQUENCE_FROM, STORAGE_OPTIONS } from './ddl-statements.js';
 import { DDL_PREFIX } from './logical-messages.js';
 import {
+  ACCESS_METHOD_CREATE,
   CAST_CREATE,
   COLLATION_CREATE,
   COLUMN_COLLATION,
@@ -78,6 +79,8 @@ export interface TableSnapshot {
   inherits?: string[];
   /** The composite type of a typed table (CREATE TABLE … OF), '' for none; absent in archives from before it was captured. */
   ofType?: string;
+  /** Its access method by name (`heap` the default's); absent for a partitioned table without one, and in archives from before it was captured. */
+  accessMethod?: string;
   /**
    * Its triggers' states by name (pg_trigger.tgenabled: O enabled, D disabled, R replica, A
    * always), clones on a partition included; absent in archives from before they were captured.
@@ -148,6 +151,8 @@ export interface CapturedObject {
   identity: string;
   create: string;
   populated?: boolean;
+  /** A materialized view's access method by name (absent from archives made before it was captured). */
+  accessMethod?: string;
   /** A view's columns with their defaults where they have one (absent from archives made before they were captured). */
   viewColumns?: { name: string; default?: string }[];
   /** A sequence owned by a column: `schema.table.column` (quoted), as ALTER SEQUENCE … OWNED BY takes it. */
@@ -283,6 +288,8 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
     'partitionKey', case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end,
     -- '' for none, not null: the payload's nulls are stripped (as 'inherits' below).
     'ofType', coalesce(format_type(nullif(c.reloftype, 0), null), ''),
+    -- Its access method (USING, ALTER TABLE … SET ACCESS METHOD): absent for a partitioned table without one.
+    'accessMethod', (select am.amname from pg_am am where am.oid = c.relam),
     'parent', (select quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhparent
                  join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = c.oid and c.relispartition),
     'bound', case when c.relispartition then pg_get_expr(c.relpartbound, c.oid) end,
@@ -360,7 +367,8 @@ begin
         when 'v' then format('create or replace view %s%s as %s', c.oid::regclass,
           case when c.reloptions is not null then format(' with (%s)', array_to_string(c.reloptions, ', ')) else '' end,
           regexp_replace(pg_get_viewdef(c.oid), ';\\s*$', ''))
-        when 'm' then format('create materialized view %s%s as %s with no data', c.oid::regclass,
+        when 'm' then format('create materialized view %s%s%s as %s with no data', c.oid::regclass,
+          coalesce((select ' using ' || quote_ident(am.amname) from pg_am am where am.oid = c.relam and am.amname <> 'heap'), ''),
           case when c.reloptions is not null then format(' with (%s)', array_to_string(c.reloptions, ', ')) else '' end,
           regexp_replace(pg_get_viewdef(c.oid), ';\\s*$', ''))
         when 'S' then (select format('create sequence %s as %s increment by %s minvalue %s maxvalue %s start with %s cache %s%s', c.oid::regclass,
@@ -368,6 +376,8 @@ begin
           from pg_sequence q where q.seqrelid = c.oid)
       end,
       'populated', case when c.relkind = 'm' then c.relispopulated end,
+      -- ALTER MATERIALIZED VIEW … SET ACCESS METHOD: the one it has is followed where it is made already.
+      'accessMethod', case when c.relkind = 'm' then (select am.amname from pg_am am where am.oid = c.relam) end,
       -- A view's columns with their defaults (ALTER VIEW … ALTER COLUMN … SET DEFAULT), where they have one.
       'viewColumns', case when c.relkind = 'v' then (select jsonb_agg(jsonb_build_object('name', a.attname, 'default', pg_get_expr(d.adbin, d.adrelid)) order by a.attnum)
           from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
@@ -443,6 +453,8 @@ begin
   elsif cls = 'pg_conversion'::regclass then
     select jsonb_build_object('create', ${CONVERSION_CREATE})
       into def from pg_conversion cv join pg_namespace n on n.oid = cv.connamespace where cv.oid = obj;
+  elsif cls = 'pg_am'::regclass then
+    select jsonb_build_object('create', ${ACCESS_METHOD_CREATE}) into def from pg_am am where am.oid = obj;
   elsif cls = 'pg_extension'::regclass then
     -- Its version too: ALTER EXTENSION … UPDATE is followed as the statement that brings it there.
     select jsonb_build_object('create', format('create extension if not exists %I with schema %I version %L', e.extname, n.nspname, e.extversion),
@@ -638,7 +650,7 @@ begin
       select d.object_type as kind, d.object_identity as identity, d.classid, d.objid,
              case when d.object_type in ('view', 'materialized view', 'function', 'procedure', 'aggregate', 'trigger', 'sequence', 'index', 'extension',
                                          'collation', 'text search dictionary', 'text search configuration',
-                                         'operator', 'operator family', 'operator class', 'cast', 'conversion')
+                                         'operator', 'operator family', 'operator class', 'cast', 'conversion', 'access method')
                then pgtape.object_def(d.classid, d.objid)
                     || jsonb_strip_nulls(jsonb_build_object('renamed', pgtape.renamed(d.classid, d.objid, d.object_type, d.object_identity))) end as def,
              case when d.object_type = 'schema' then pgtape.renamed(d.classid, d.objid, d.object_type, d.object_identity) end as renamed
@@ -735,7 +747,7 @@ begin
                    where o.object_type in ('index', 'table constraint', 'trigger', 'rule', 'policy', 'type', 'domain', 'schema',
                      'view', 'materialized view', 'function', 'procedure', 'aggregate', 'sequence', 'extension',
                      'collation', 'text search dictionary', 'text search configuration',
-                     'operator', 'operator family', 'operator class', 'cast', 'conversion') and not o.is_temporary)))::text
+                     'operator', 'operator family', 'operator class', 'cast', 'conversion', 'access method') and not o.is_temporary)))::text
       into payload;
     if payload = jsonb_build_object('tag', tg_tag)::text then
       payload := null;

@@ -34,6 +34,8 @@ const DROP_ORDER = [
   'text search configuration',
   'text search dictionary',
   'collation',
+  // After the tables, operator classes and families of it (CASCADE reports them).
+  'access method',
   'schema',
 ];
 
@@ -75,6 +77,7 @@ export function dropStatement(o: DroppedObject): string | undefined {
     case 'operator family':
     case 'operator':
     case 'conversion':
+    case 'access method':
       // What depended on it went with it on the source, and was dropped there too (CASCADE reports dependents).
       return `drop ${o.type} if exists ${o.identity} cascade`;
     case 'schema':
@@ -124,6 +127,7 @@ const FOUND_BY_IDENTITY: Record<string, string> = {
     where (pg_catalog.pg_identify_object('pg_catalog.pg_cast'::pg_catalog.regclass, x.oid, 0)).identity = $1`,
   conversion: `select 1 from pg_catalog.pg_conversion x join pg_catalog.pg_namespace n on n.oid = x.connamespace
     where pg_catalog.format('%I.%I', n.nspname, x.conname) = $1`,
+  'access method': `select 1 from pg_catalog.pg_am x where pg_catalog.quote_ident(x.amname) = $1`,
   'operator class': `select 1 from pg_catalog.pg_opclass x join pg_catalog.pg_namespace n on n.oid = x.opcnamespace
     join pg_catalog.pg_am am on am.oid = x.opcmethod where pg_catalog.format('%I.%I USING %I', n.nspname, x.opcname, am.amname) = $1`,
 };
@@ -159,6 +163,16 @@ export function replicaIdentityFollow(target: string, identity: string): string 
   if (!word) return undefined;
   return doBlock(
     `if (select relreplident from pg_catalog.pg_class where oid = ${quoteLiteral(target)}::regclass) <> ${quoteLiteral(identity)} then execute ${quoteLiteral(`alter table ${target} replica identity ${word}`)}; end if;`,
+  );
+}
+
+/**
+ * The statement that gives a table (or materialized view) the captured access method where it has
+ * another (ALTER … SET ACCESS METHOD, Postgres 15 and later; before, one keeps the method it was made with).
+ */
+export function accessMethodFollow(target: string, method: string, kind: 'table' | 'materialized view' = 'table'): string {
+  return doBlock(
+    `if (select am.amname from pg_catalog.pg_class c join pg_catalog.pg_am am on am.oid = c.relam where c.oid = ${quoteLiteral(target)}::regclass) is distinct from ${quoteLiteral(method)} then execute ${quoteLiteral(`alter ${kind} ${target} set access method ${quoteIdent(method)}`)}; end if;`,
   );
 }
 

@@ -209,3 +209,10 @@ export const CAST_CREATE = `pg_catalog.format('CREATE CAST (%s AS %s) %s%s',
 export const CONVERSION_CREATE = `pg_catalog.format('CREATE %sCONVERSION %I.%I FOR %L TO %L FROM %s',
   case when cv.condefault then 'DEFAULT ' else '' end, n.nspname, cv.conname,
   pg_catalog.pg_encoding_to_char(cv.conforencoding), pg_catalog.pg_encoding_to_char(cv.contoencoding), cv.conproc::pg_catalog.regproc::text)`;
+
+/**
+ * The statement that makes access method `am` (a pg_am row) of the user's: a table or index
+ * method over a handler function (a built-in one, as `heap_tableam_handler`, or an extension's).
+ */
+export const ACCESS_METHOD_CREATE = `pg_catalog.format('CREATE ACCESS METHOD %I TYPE %s HANDLER %s',
+  am.amname, case am.amtype when 't' then 'TABLE' else 'INDEX' end, am.amhandler::pg_catalog.regproc::text)`;

@@ -9,7 +9,7 @@ import { betweenTransactions, differences, sourceNow, type SourceState, rowsAndS
 
 // SQL written by others, and written to find the corners: PostgreSQL's own regression scripts
 // for identity and generated columns, sequences, replica identity, enums, domains, hash
-// partitions, collations and text search dictionaries (test/fixtures/postgres-regress), run after a base of an empty database as psql
+// partitions, collations, text search dictionaries and access methods (test/fixtures/postgres-regress), run after a base of an empty database as psql
 // would run them (failing statements included), archived with --capture-ddl, and replayed to
 // points along the way: the rows and the whole schema equal at each.
 
@@ -31,6 +31,7 @@ const FILES = process.env.REGRESS_ONLY?.split(',') ?? [
   'collate',
   'collate.icu.utf8',
   'tsdicts',
+  'create_am',
 ];
 /** A point is recorded after this many statements, and at each file's end. */
 const EVERY = 60;

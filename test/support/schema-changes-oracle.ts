@@ -78,6 +78,9 @@ const BEFORE = `
   create view events_v as select id from events;
   create table "order" (id serial primary key, qty int);
   insert into "order" (qty) values (1);
+  create access method heap2 type table handler heap_tableam_handler;
+  create table kept (id int primary key, v text) using heap2;
+  insert into kept values (1, 'a');
   create sequence "limit";
   create table acct (id int primary key, v text);
   create index acct_v on acct (v);
@@ -673,6 +676,23 @@ const STEPS: [string, string[]][] = [
       `alter table typed_plain of id_v`,
       `alter table typed_base not of`,
       `insert into typed_base values (2, 'b')`,
+    ],
+  ],
+  [
+    "tables made USING access methods of the user's, moved to another (15+); one dropped with its method",
+    [
+      `create table later_kept (id int primary key, v text) using heap2`,
+      `insert into later_kept values (1, 'x')`,
+      since(15, `alter table kept set access method heap`),
+      since(15, `alter table later_kept set access method heap`),
+      since(15, `alter table later_kept set access method heap2`),
+      `create access method heap3 type table handler heap_tableam_handler`,
+      `create table third (id int primary key) using heap3`,
+      `insert into third values (3)`,
+      `create table fourth (id int primary key) using heap3`,
+      `drop table fourth`,
+      `drop access method heap3 cascade`,
+      `update kept set v = 'b'`,
     ],
   ],
 ];

@@ -54,7 +54,8 @@ export async function describeSchema(client: pg.Client): Promise<SchemaDescripti
                 (select array_agg(i.inhparent::regclass::text order by i.inhseqno) from pg_inherits i where i.inhrelid = c.oid) as parents,
                 case when c.relkind in ('v', 'm') then pg_get_viewdef(c.oid) end as view, c.reloptions as options,
                 case when c.relkind = 'm' then c.relispopulated end as populated,
-                case when c.reloftype <> 0 then format_type(c.reloftype, null) end as of_type
+                case when c.reloftype <> 0 then format_type(c.reloftype, null) end as of_type,
+                (select am.amname from pg_am am where am.oid = c.relam) as access_method
            from pg_class c join pg_namespace n on n.oid = c.relnamespace
           where ${USER} and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
           order by 1`,
@@ -122,6 +123,14 @@ export async function describeSchema(client: pg.Client): Promise<SchemaDescripti
                   where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype in ('a', 'i')) as owned_by
            from pg_sequence s join pg_class c on c.oid = s.seqrelid join pg_namespace n on n.oid = c.relnamespace
           where ${USER} order by 1`,
+      ),
+      // The user's (made after initdb, not by an extension): they have no schema.
+      accessMethods: await rows(
+        client,
+        `select am.amname as name, am.amtype as type, am.amhandler::regproc::text as handler
+           from pg_am am where am.oid >= 16384
+            and not exists (select 1 from pg_depend d where d.classid = 'pg_am'::regclass and d.objid = am.oid and d.deptype = 'e')
+          order by 1`,
       ),
       comments: await rows(
         client,

@@ -47,6 +47,7 @@ import {
   parentsFirst,
   partitionColumns,
   storageOptions,
+  accessMethodFollow,
   replicaIdentityFollow,
   typedTableLink,
   sequenceName,
@@ -142,6 +143,8 @@ class PatchWriter {
   private readonly refreshes = new Map<string, boolean>();
   /** Comments, in order, on what their object is called by the end of the range. */
   private comments: { kind: string; identity: string; comment?: string | null }[] = [];
+  /** Each table's access method as its last shape in the range said. */
+  private readonly accessMethods = new Map<number, string>();
 
   constructor(namesAtFrom: Map<number, Name>, columnsAtFrom: Map<number, Map<number, string>>) {
     this.names = new Map(namesAtFrom);
@@ -175,6 +178,7 @@ class PatchWriter {
     const made = (kind: string) => {
       for (const o of objects) if (o.kind === kind) out.push(...madeWhereMissing(o).map(terminated));
     };
+    made('access method');
     made('text search dictionary');
     made('text search configuration');
     for (const o of objects) if (o.kind === 'sequence') this.sequence(o);
@@ -372,6 +376,7 @@ end`),
     if (o.kind === 'view') this.before.push(`${o.create};`, ...viewDefaults(o, !tag.startsWith('ALTER')).map((s) => `${s};`));
     else if (o.kind === 'materialized view') {
       this.before.push(doBlock(`if to_regclass(${quoteLiteral(o.identity)}) is null then execute ${quoteLiteral(o.create)}; end if;`));
+      if (o.accessMethod) this.before.push(accessMethodFollow(o.identity, o.accessMethod, 'materialized view'));
       // Filled once the rows are in (the source filled it with the rows of its point, which the patch does not go through).
       if (o.populated && (tag.startsWith('CREATE') || tag.startsWith('REFRESH') || !this.refreshes.has(o.identity)))
         this.refreshes.set(o.identity, true);
@@ -418,7 +423,9 @@ end`),
     // Made when missing, NOT NULL included (the rows it will hold are those at --to); keys and indexes come after the rows.
     const constant = (d: string | null | undefined) => (d != null && isConstant(d) ? d : undefined);
     const defs = s.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${columnClauses(c, constant(c.default))}`);
-    const by = s.partitionKey ? ` partition by ${s.partitionKey}` : '';
+    // A partition's always: it would take its parent's (Postgres 17).
+    const method = s.accessMethod && (s.accessMethod !== 'heap' || s.parent) ? ` using ${quoteIdent(s.accessMethod)}` : '';
+    const by = `${s.partitionKey ? ` partition by ${s.partitionKey}` : ''}${method}`;
     const create = (serverVersion: number) =>
       s.parent && s.bound
         ? `create table ${target} partition of ${s.parent}${partitionColumns(s, serverVersion)} ${s.bound}${by}`
@@ -446,6 +453,10 @@ end`),
     else if (was) out.push(detachFrom(target));
     if (s.kind === 'p' && s.partitions) out.push(detachOthers(target, s.partitions));
     if (s.options !== undefined) out.push(storageOptions(target, s.options));
+    // A table's first shape in the range says its access method (--from's may be any), later ones when it changes.
+    if (s.accessMethod !== undefined && this.accessMethods.get(s.oid) !== s.accessMethod)
+      out.push(accessMethodFollow(target, s.accessMethod));
+    if (s.accessMethod !== undefined) this.accessMethods.set(s.oid, s.accessMethod);
 
     // Columns: renamed (by number, where an earlier shape in the range knows it), dropped, added, retyped.
     const before = this.attnums.get(s.oid);

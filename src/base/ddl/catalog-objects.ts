@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { RANK, type CatalogObject } from './objects.js';
 import { FIRST_NORMAL_OID, notExtensionMember, USER_SCHEMA } from './scope.js';
 import {
+  ACCESS_METHOD_CREATE,
   CAST_CREATE,
   COLLATION_CREATE,
   CONVERSION_CREATE,
@@ -17,9 +18,10 @@ import {
 // name one), text search dictionaries and configurations (a generated column or index calling
 // to_tsvector('my_config', …)), operators, operator families and classes (a hash or range
 // partition key, an index), conversions, and casts (a view's or a default's expression may use
-// one; a cast has no schema: the user's are those made after initdb). Text search parsers and
-// templates, and access methods, are C functions: only extensions bring them, and an extension is
-// made as a whole. pg_depend orders them (graph.ts).
+// one; a cast has no schema: the user's are those made after initdb), and access methods made over
+// a handler (CREATE ACCESS METHOD … HANDLER heap_tableam_handler). Text search parsers and
+// templates are C functions: only extensions bring them, and an extension is made as a whole.
+// pg_depend orders them (graph.ts).
 
 interface Kind {
   kind: string;
@@ -129,5 +131,14 @@ export async function readCatalogObjects(client: pg.Client): Promise<CatalogObje
       order by 2`,
   );
   for (const r of casts.rows) out.push({ key: `pg_cast:${r.oid}`, kind: 'cast', name: r.name, sql: [r.sql], rank: RANK.operator });
+  // Access methods have no schema either: the user's are those made after initdb (a table or
+  // materialized view made USING one, an operator class or index of one, need it first).
+  const methods = await client.query<{ oid: number; name: string; sql: string }>(
+    `select am.oid::int as oid, quote_ident(am.amname) as name, ${ACCESS_METHOD_CREATE} as sql
+       from pg_am am where am.oid >= ${FIRST_NORMAL_OID} and ${notExtensionMember('pg_am', 'am.oid')}
+      order by 2`,
+  );
+  for (const r of methods.rows)
+    out.push({ key: `pg_am:${r.oid}`, kind: 'access method', name: r.name, sql: [r.sql], rank: RANK.collation });
   return out;
 }

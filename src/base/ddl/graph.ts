@@ -23,6 +23,7 @@ const KEYED_BY_OID = [
   'pg_opclass',
   'pg_cast',
   'pg_conversion',
+  'pg_am',
 ];
 
 const byOid = (oid: string) => KEYED_BY_OID.map((c) => `                when '${c}'::regclass then '${c}:' || ${oid}`).join('\n');

@@ -239,6 +239,7 @@ const COMMENT_KEYWORD: Record<string, string> = {
   'operator class': 'OPERATOR CLASS',
   cast: 'CAST',
   conversion: 'CONVERSION',
+  'access method': 'ACCESS METHOD',
 };
 
 /** The COMMENT statement for an object as pg_identify_object names it (null removes it); undefined for a kind not followed. */
@@ -266,7 +267,7 @@ export async function readComments(client: pg.Client, keys: Set<string>): Promis
                                                  'pg_constraint'::regclass, 'pg_trigger'::regclass, 'pg_rewrite'::regclass,
                                                  'pg_statistic_ext'::regclass, 'pg_collation'::regclass, 'pg_ts_dict'::regclass,
                                                  'pg_ts_config'::regclass, 'pg_operator'::regclass, 'pg_opfamily'::regclass,
-                                                 'pg_opclass'::regclass, 'pg_cast'::regclass, 'pg_conversion'::regclass)`,
+                                                 'pg_opclass'::regclass, 'pg_cast'::regclass, 'pg_conversion'::regclass, 'pg_am'::regclass)`,
   );
   const out: SchemaObject[] = [];
   for (const r of rows) {

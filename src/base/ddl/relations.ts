@@ -48,6 +48,7 @@ export async function readRelations(
     viewdef: string | null;
     view_defaults: { column: string; def: string }[] | null;
     of_type: string | null;
+    access_method: string | null;
   }>(
     `select c.oid::int as oid, n.nspname as schema, c.relname as name, c.relkind as kind,
             case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end as partkey,
@@ -64,7 +65,8 @@ export async function readRelations(
             case when c.relkind = 'v' then (select json_agg(json_build_object('column', a.attname, 'def', pg_get_expr(d.adbin, d.adrelid)) order by a.attnum)
                                               from pg_attrdef d join pg_attribute a on a.attrelid = d.adrelid and a.attnum = d.adnum
                                              where d.adrelid = c.oid) end as view_defaults,
-            case when c.reloftype <> 0 and not c.relispartition then format_type(c.reloftype, null) end as of_type
+            case when c.reloftype <> 0 and not c.relispartition then format_type(c.reloftype, null) end as of_type,
+            (select quote_ident(am.amname) from pg_am am where am.oid = c.relam and (am.amname <> 'heap' or c.relispartition)) as access_method
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
       where (c.oid = any($1::oid[]) or (c.relkind in ('v', 'm') and ${USER_SCHEMA} and ${notExtensionMember('pg_class', 'c.oid')}))
       order by 2, 3`,
@@ -77,7 +79,10 @@ export async function readRelations(
   for (const r of rels) {
     const name = quoteQualified(r.schema, r.name);
     const key = `pg_class:${r.oid}`;
-    const with_ = r.options?.length ? ` WITH (${r.options.join(', ')})` : '';
+    // Any access method but the default's (heap): one of an extension's, or made by the user
+    // (catalog-objects.ts). A partition's always: it would take its parent's (Postgres 17).
+    const using = r.access_method ? ` USING ${r.access_method}` : '';
+    const with_ = `${using}${r.options?.length ? ` WITH (${r.options.join(', ')})` : ''}`;
     if (r.kind === 'v' || r.kind === 'm') {
       const query = r.viewdef!.trim().replace(/;$/, '');
       const sql =
