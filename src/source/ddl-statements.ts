@@ -5,6 +5,9 @@ import type { CapturedDdl, CapturedObject, DroppedObject, IdentitySequence, Tabl
 // Statements made from what captured DDL recorded, without asking any database: the replay runs
 // them against its target, and diff --format sql writes them into its patch
 // (docs/ARCHITECTURE.md, "Schema changes").
+// Over 400 lines for a reason: every statement both writers share is here, so that neither writes
+// one of its own; the next to grow it should split it by what the statements act on (drops,
+// columns and constraints, catalog objects).
 
 /** Drop order: what hangs on a table first, then views, routines and sequences, then types, then schemas. */
 const DROP_ORDER = [
