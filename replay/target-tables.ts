@@ -19,6 +19,7 @@ import {
   partitionColumns,
   storageOptions,
   accessMethodFollow,
+  usingClause,
   replicaIdentityFollow,
   identityClause,
   identityOptions,
@@ -267,10 +268,7 @@ export class TargetTables {
     const target = quoteQualified(schema, name);
     const withKeys = (d: string[]) => (keys.length && !partitioning.of ? [...d, `primary key (${keys.map(quoteIdent).join(', ')})`] : d);
     defs = withKeys(defs);
-    const method = partitioning.accessMethod;
-    // A partition's always: it would take its parent's (Postgres 17).
-    const using = method && (method !== 'heap' || partitioning.of) ? ` using ${quoteIdent(method)}` : '';
-    const by = `${partitioning.by ? ` partition by ${partitioning.by}` : ''}${using}`;
+    const by = `${partitioning.by ? ` partition by ${partitioning.by}` : ''}${usingClause(partitioning.accessMethod, Boolean(partitioning.of))}`;
     await this.client.query(`create schema if not exists ${quoteIdent(schema)}`);
     // A partition takes its columns, keys and indexes from its parent, as at the source.
     if (partitioning.of) await this.client.query(`create table ${target} partition of ${partitioning.of}${by}`);
@@ -826,10 +824,9 @@ export class TargetTables {
       }
     }
     if (s.options !== undefined) await this.triedTable(s, storageOptions(quoteQualified(s.schema, s.name), s.options), 'storage options');
-    // Asked of the table once (a base's may have any), then only when a shape names another than heap.
-    if (s.accessMethod !== undefined && (s.accessMethod !== 'heap' || this.accessMethods.get(s.oid) !== 'heap')) {
-      if (this.accessMethods.get(s.oid) !== s.accessMethod)
-        await this.triedTable(s, accessMethodFollow(quoteQualified(s.schema, s.name), s.accessMethod), 'an access method');
+    // Asked of the table at its first shape (a base's may have any), then when a shape names another.
+    if (s.accessMethod !== undefined && this.accessMethods.get(s.oid) !== s.accessMethod) {
+      await this.triedTable(s, accessMethodFollow(quoteQualified(s.schema, s.name), s.accessMethod), 'an access method');
       this.accessMethods.set(s.oid, s.accessMethod);
     }
     const identity = replicaIdentityFollow(quoteQualified(s.schema, s.name), s.replicaIdentity);

@@ -170,6 +170,15 @@ export function replicaIdentityFollow(target: string, identity: string): string 
 }
 
 /**
+ * The USING clause a CREATE TABLE or MATERIALIZED VIEW says for access method `method` (a name,
+ * unquoted; undefined: none): any but the default's (heap), and a partition's always, since it
+ * would take its parent's (Postgres 17). Base, replay and patch make tables with it alike.
+ */
+export function usingClause(method: string | null | undefined, partition: boolean): string {
+  return method && (method !== 'heap' || partition) ? ` USING ${quoteIdent(method)}` : '';
+}
+
+/**
  * The statement that gives a table (or materialized view) the captured access method where it has
  * another (ALTER … SET ACCESS METHOD, Postgres 15 and later; before, one keeps the method it was made with).
  */

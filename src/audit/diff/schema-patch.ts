@@ -48,6 +48,7 @@ import {
   partitionColumns,
   storageOptions,
   accessMethodFollow,
+  usingClause,
   replicaIdentityFollow,
   typedTableLink,
   sequenceName,
@@ -423,9 +424,7 @@ end`),
     // Made when missing, NOT NULL included (the rows it will hold are those at --to); keys and indexes come after the rows.
     const constant = (d: string | null | undefined) => (d != null && isConstant(d) ? d : undefined);
     const defs = s.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${columnClauses(c, constant(c.default))}`);
-    // A partition's always: it would take its parent's (Postgres 17).
-    const method = s.accessMethod && (s.accessMethod !== 'heap' || s.parent) ? ` using ${quoteIdent(s.accessMethod)}` : '';
-    const by = `${s.partitionKey ? ` partition by ${s.partitionKey}` : ''}${method}`;
+    const by = `${s.partitionKey ? ` partition by ${s.partitionKey}` : ''}${usingClause(s.accessMethod, Boolean(s.parent))}`;
     const create = (serverVersion: number) =>
       s.parent && s.bound
         ? `create table ${target} partition of ${s.parent}${partitionColumns(s, serverVersion)} ${s.bound}${by}`

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { quoteIdent, quoteQualified } from '../../core/sql.js';
 import type { BaseDdl, SchemaObject } from '../../log/bases.js';
-import { IDENTITY_SEQUENCE_FROM } from '../../source/ddl-statements.js';
+import { IDENTITY_SEQUENCE_FROM, usingClause } from '../../source/ddl-statements.js';
 import { COLUMN_SETTINGS, columnSettingStatements, type ColumnSettings } from '../../source/deparse.js';
 import { RANK, type CatalogObject } from './objects.js';
 import { notExtensionMember, USER_SCHEMA, type Scope } from './scope.js';
@@ -66,7 +66,7 @@ export async function readRelations(
                                               from pg_attrdef d join pg_attribute a on a.attrelid = d.adrelid and a.attnum = d.adnum
                                              where d.adrelid = c.oid) end as view_defaults,
             case when c.reloftype <> 0 and not c.relispartition then format_type(c.reloftype, null) end as of_type,
-            (select quote_ident(am.amname) from pg_am am where am.oid = c.relam and (am.amname <> 'heap' or c.relispartition)) as access_method
+            (select am.amname from pg_am am where am.oid = c.relam) as access_method
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
       where (c.oid = any($1::oid[]) or (c.relkind in ('v', 'm') and ${USER_SCHEMA} and ${notExtensionMember('pg_class', 'c.oid')}))
       order by 2, 3`,
@@ -79,10 +79,8 @@ export async function readRelations(
   for (const r of rels) {
     const name = quoteQualified(r.schema, r.name);
     const key = `pg_class:${r.oid}`;
-    // Any access method but the default's (heap): one of an extension's, or made by the user
-    // (catalog-objects.ts). A partition's always: it would take its parent's (Postgres 17).
-    const using = r.access_method ? ` USING ${r.access_method}` : '';
-    const with_ = `${using}${r.options?.length ? ` WITH (${r.options.join(', ')})` : ''}`;
+    // An access method of an extension's, or made by the user (catalog-objects.ts).
+    const with_ = `${usingClause(r.access_method, r.parent !== null)}${r.options?.length ? ` WITH (${r.options.join(', ')})` : ''}`;
     if (r.kind === 'v' || r.kind === 'm') {
       const query = r.viewdef!.trim().replace(/;$/, '');
       const sql =
