@@ -26,6 +26,7 @@ import {
   identityWhen,
   inDropOrder,
   indexAttachments,
+  inheritedKeyNames,
   isForeignKey,
   missingValue,
   parentsFirst,
@@ -120,6 +121,8 @@ export class TargetTables {
   private readonly typedAs = new Map<number, string>();
   /** A partition's indexes' parent indexes, as its last snapshot says: attached at the end, when every parent index is made. */
   private readonly indexParents = new Map<number, Record<string, string>>();
+  /** A partition's clones of its parent's foreign keys, by name: the parent's key's name, as its last snapshot says (renamed at the end). */
+  private readonly inheritedKeys = new Map<number, Record<string, string>>();
 
   constructor(
     private readonly client: pg.Client,
@@ -847,6 +850,7 @@ export class TargetTables {
       s.oid,
       (s.constraints ?? []).filter((k) => isForeignKey(k.def)),
     );
+    if (s.inheritedKeys !== undefined) this.inheritedKeys.set(s.oid, s.inheritedKeys);
     if (s.ofType !== undefined) this.typedAs.set(s.oid, s.ofType);
     if (s.indexParents !== undefined) this.indexParents.set(s.oid, s.indexParents);
     for (const k of s.constraints ?? []) {
@@ -951,7 +955,7 @@ export class TargetTables {
       );
   }
 
-  /** The foreign keys of captured tables, as their last snapshot had them, once every row is in. */
+  /** The foreign keys of captured tables, as their last snapshot had them, once every row is in (their partitions' clones named as on the source). */
   async finishForeignKeys(): Promise<void> {
     for (const [oid, keys] of this.foreignKeys) {
       const t = this.tables.get(oid);
@@ -974,6 +978,26 @@ export class TargetTables {
           );
       }
     }
+    await this.finishInheritedKeys();
+  }
+
+  /**
+   * Captured partitions' clones of their parents' foreign keys under their names on the source,
+   * as their last snapshot says, once every key is made (finishForeignKeys).
+   */
+  private async finishInheritedKeys(): Promise<void> {
+    const keys = [...this.inheritedKeys].flatMap(([oid, names]) => {
+      const table = this.nameNow(oid);
+      return table ? Object.entries(names).map(([name, parent]) => ({ table, name, parent })) : [];
+    });
+    const sql = inheritedKeyNames(keys);
+    const failed = sql && (await attempt(this.client, sql));
+    if (failed)
+      this.warnOnce(
+        'inherited keys',
+        { err: failed.message },
+        "the replay could not give partitions' foreign keys their names on the source",
+      );
   }
 
   /**

@@ -68,6 +68,11 @@ export interface TableSnapshot {
   indexParents?: Record<string, string>;
   /** Constraints (check, unique, exclusion, primary and foreign keys; foreign keys last), by name, as pg_get_constraintdef writes them. */
   constraints?: { name: string; def: string }[];
+  /**
+   * A partition's foreign keys that are clones of its parent's (not in `constraints`): by name,
+   * the parent's key's name (inheritedKeyNames). Absent in archives from before they were captured.
+   */
+  inheritedKeys?: Record<string, string>;
   /** `r` a table, `p` a partitioned table (with its key, as pg_get_partkeydef writes it, and its partitions' qualified names). */
   kind?: string;
   partitionKey?: string;
@@ -330,6 +335,10 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
         and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid and k.conrelid = c.oid)), '{}'::jsonb),
     'constraints', coalesce((select jsonb_agg(jsonb_build_object('name', k.conname, 'def', pg_get_constraintdef(k.oid)) order by k.contype = 'f', k.conname)
       from pg_constraint k where k.conrelid = c.oid and k.contype in ('c', 'f', 'u', 'x', 'p') and k.conislocal), '[]'::jsonb),
+    -- Clones of the parent's foreign keys, by name: the parent's key's name (not the clones a key
+    -- referencing a partitioned table has on its own table, one per referenced partition).
+    'inheritedKeys', coalesce((select jsonb_object_agg(k.conname, p.conname) from pg_constraint k join pg_constraint p on p.oid = k.conparentid
+      where k.conrelid = c.oid and k.contype = 'f' and p.conrelid <> k.conrelid), '{}'::jsonb),
     -- ENABLE/DISABLE TRIGGER is an ALTER TABLE: its triggers' states come with the table's shape.
     'triggers', coalesce((select jsonb_object_agg(t.tgname, t.tgenabled::text) from pg_trigger t
       where t.tgrelid = c.oid and not t.tgisinternal), '{}'::jsonb))

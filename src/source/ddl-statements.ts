@@ -260,6 +260,34 @@ export function indexAttachments(schema: string, parents: Record<string, string>
   });
 }
 
+/**
+ * A partition's foreign keys that are clones of its parent's, renamed to their names on the source
+ * (each by its parent's key's name, `keys`: table, name, parent's name). A clone takes its parent's
+ * name where it is free, but a partition's own key that its parent's met when it was attached
+ * (or made on the parent later) keeps its own. Renamed in passes: a partition's clone is found
+ * under its parent's key only once that one has its source name.
+ */
+export function inheritedKeyNames(keys: { table: string; name: string; parent: string }[]): string | undefined {
+  if (!keys.length) return undefined;
+  const rows = keys.map((k) => `(${quoteLiteral(k.table)}, ${quoteLiteral(k.name)}, ${quoteLiteral(k.parent)})`).join(', ');
+  return doBlock(`declare r record; n name; renamed boolean := true; passes int := 0;
+begin
+  while renamed and passes <= ${keys.length} loop
+    renamed := false;
+    passes := passes + 1;
+    for r in select * from (values ${rows}) v(tbl, wanted, parent_key) loop
+      select k.conname into n from pg_constraint k join pg_constraint p on p.oid = k.conparentid
+       where k.conrelid = to_regclass(r.tbl) and k.contype = 'f' and p.conrelid <> k.conrelid and p.conname = r.parent_key and k.conname <> r.wanted
+       limit 1;
+      if found then
+        execute format('alter table %s rename constraint %I to %I', r.tbl, n, r.wanted);
+        renamed := true;
+      end if;
+    end loop;
+  end loop;
+end`);
+}
+
 export function storageOptions(target: string, options: string[]): string {
   const lit = quoteLiteral(target);
   const want = options.length ? `array[${options.map(quoteLiteral).join(', ')}]::text[]` : `'{}'::text[]`;

@@ -695,6 +695,19 @@ const STEPS: [string, string[]][] = [
       `update kept set v = 'b'`,
     ],
   ],
+  [
+    "partitions' own foreign keys keep their names when their parent's meets them (made on the parent, or attached), and a clone below one takes its name",
+    [
+      `create table visits (who int, at int) partition by range (at)`,
+      `create table visits_1 partition of visits (constraint visits_1_who foreign key (who) references people (id))
+         for values from (0) to (10) partition by range (at)`,
+      `create table visits_1_a partition of visits_1 for values from (0) to (5)`,
+      `alter table visits add constraint visits_who foreign key (who) references people (id)`,
+      `create table visits_2 (who int, at int, constraint visits_2_who foreign key (who) references people (id))`,
+      `alter table visits attach partition visits_2 for values from (10) to (20)`,
+      `insert into visits values (1, 1), (2, 12)`,
+    ],
+  ],
 ];
 
 /** A statement run where the source's major is `major` or later (else `otherwise`, or nothing). */

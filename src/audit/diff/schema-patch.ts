@@ -44,6 +44,7 @@ import {
   missingValue,
   onMovedTable,
   referencingRenamed,
+  inheritedKeyNames,
   parentsFirst,
   partitionColumns,
   storageOptions,
@@ -217,6 +218,13 @@ class PatchWriter {
     }
     after.push(...attachments);
     after.push(...foreignKeys);
+    const inherited = [...this.last]
+      .filter(([oid]) => this.names.has(oid))
+      .flatMap(([, s]) =>
+        Object.entries(s.inheritedKeys ?? {}).map(([name, parent]) => ({ table: quoteQualified(s.schema, s.name), name, parent })),
+      );
+    const renames = inheritedKeyNames(inherited);
+    if (renames) after.push(renames);
     for (const { identity, create } of this.triggers) after.push(`drop trigger if exists ${identity};`, `${create};`);
     const nameOf = (oid: number) => {
       const n = this.names.get(oid);

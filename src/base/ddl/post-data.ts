@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { doBlock, quoteIdent, quoteLiteral } from '../../core/sql.js';
 import type { SchemaObject } from '../../log/bases.js';
 import { FIRST_NORMAL_OID, type Scope } from './scope.js';
-import { triggerStateStatement } from '../../source/ddl-statements.js';
+import { inheritedKeyNames, triggerStateStatement } from '../../source/ddl-statements.js';
 
 // What a dump restores after the rows: indexes, constraints (keys before the foreign keys that
 // need them), triggers, rules, statistics objects, replica identities; and what a replay does
@@ -102,6 +102,22 @@ export async function readPostData(
         ...(k.references !== null ? { needs: [scope.tableNames.get(k.references)!] } : {}),
       });
     }
+  }
+  // A partition's clones of its parent's foreign keys under their names on the source, parents
+  // first: after the foreign keys, before comments on them.
+  const { rows: inheritedKeys } = await client.query<{ rel: number; on: string; name: string; parent: string }>(
+    `select k.conrelid::int as rel, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as on, k.conname as name, p.conname as parent
+       from pg_constraint k join pg_constraint p on p.oid = k.conparentid
+       join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace
+      where k.conrelid = any($1::oid[]) and k.contype = 'f' and p.conrelid <> k.conrelid
+      order by (select count(*) from pg_partition_ancestors(k.conrelid)), 2, 3`,
+    [oids],
+  );
+  const byPartition = new Map<number, typeof inheritedKeys>();
+  for (const k of inheritedKeys) byPartition.set(k.rel, [...(byPartition.get(k.rel) ?? []), k]);
+  for (const [rel, keys] of byPartition) {
+    const sql = inheritedKeyNames(keys.map((k) => ({ table: k.on, name: k.name, parent: k.parent })))!;
+    post.push({ kind: 'foreign key names', name: keys[0]!.on, sql: [sql], ...table(rel) });
   }
   const { rows: indexAttachments } = await client.query<{ rel: number; name: string; parent: string }>(
     `select i.indrelid::int as rel, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as name,
