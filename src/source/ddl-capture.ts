@@ -84,7 +84,11 @@ export interface TableSnapshot {
   inherits?: string[];
   /** The composite type of a typed table (CREATE TABLE … OF), '' for none; absent in archives from before it was captured. */
   ofType?: string;
-  /** Its access method by name (`heap` the default's); absent for a partitioned table without one, and in archives from before it was captured. */
+  /**
+   * Its access method by name (`heap` the default's); '' for a partitioned table without one (its
+   * partitions take default_table_access_method); absent in archives from before it was captured
+   * (and, before 2026-12-07, for a partitioned table without one).
+   */
   accessMethod?: string;
   /**
    * Its triggers' states by name (pg_trigger.tgenabled: O enabled, D disabled, R replica, A
@@ -294,7 +298,7 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
     -- '' for none, not null: the payload's nulls are stripped (as 'inherits' below).
     'ofType', coalesce(format_type(nullif(c.reloftype, 0), null), ''),
     -- Its access method (USING, ALTER TABLE … SET ACCESS METHOD): absent for a partitioned table without one.
-    'accessMethod', (select am.amname from pg_am am where am.oid = c.relam),
+    'accessMethod', coalesce((select am.amname from pg_am am where am.oid = c.relam), case when c.relkind = 'p' then '' end),
     'parent', (select quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhparent
                  join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = c.oid and c.relispartition),
     'bound', case when c.relispartition then pg_get_expr(c.relpartbound, c.oid) end,

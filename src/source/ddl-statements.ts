@@ -181,8 +181,13 @@ export function usingClause(method: string | null | undefined, partition: boolea
 /**
  * The statement that gives a table (or materialized view) the captured access method where it has
  * another (ALTER … SET ACCESS METHOD, Postgres 15 and later; before, one keeps the method it was made with).
+ * '' takes a partitioned table's away (SET ACCESS METHOD DEFAULT, Postgres 17: before, none has one).
  */
 export function accessMethodFollow(target: string, method: string, kind: 'table' | 'materialized view' = 'table'): string {
+  if (method === '')
+    return doBlock(
+      `if (select c.relam from pg_catalog.pg_class c where c.oid = ${quoteLiteral(target)}::regclass) <> 0 then execute ${quoteLiteral(`alter ${kind} ${target} set access method default`)}; end if;`,
+    );
   return doBlock(
     `if (select am.amname from pg_catalog.pg_class c join pg_catalog.pg_am am on am.oid = c.relam where c.oid = ${quoteLiteral(target)}::regclass) is distinct from ${quoteLiteral(method)} then execute ${quoteLiteral(`alter ${kind} ${target} set access method ${quoteIdent(method)}`)}; end if;`,
   );

@@ -679,7 +679,7 @@ const STEPS: [string, string[]][] = [
     ],
   ],
   [
-    "tables made USING access methods of the user's, moved to another (15+); one dropped with its method",
+    "tables made USING access methods of the user's, moved to another (15+), a partitioned table given one (17+); one dropped with its method",
     [
       `create table later_kept (id int primary key, v text) using heap2`,
       `insert into later_kept values (1, 'x')`,
@@ -693,10 +693,11 @@ const STEPS: [string, string[]][] = [
       `drop table fourth`,
       `drop access method heap3 cascade`,
       `update kept set v = 'b'`,
+      since(17, `alter table parted set access method heap2`),
     ],
   ],
   [
-    "partitions' own foreign keys keep their names when their parent's meets them (made on the parent, or attached), and a clone below one takes its name",
+    "partitions' own foreign keys keep their names when their parent's meets them (made on the parent, or attached), and a clone below one takes its name; a partitioned table's access method taken away (17+)",
     [
       `create table visits (who int, at int) partition by range (at)`,
       `create table visits_1 partition of visits (constraint visits_1_who foreign key (who) references people (id))
@@ -706,6 +707,8 @@ const STEPS: [string, string[]][] = [
       `create table visits_2 (who int, at int, constraint visits_2_who foreign key (who) references people (id))`,
       `alter table visits attach partition visits_2 for values from (10) to (20)`,
       `insert into visits values (1, 1), (2, 12)`,
+      // And a partitioned table's access method taken away (17+; given it in the step before).
+      since(17, `alter table parted set access method default`),
     ],
   ],
 ];
