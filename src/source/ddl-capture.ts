@@ -297,7 +297,7 @@ create or replace function pgtape.table_shape(rel oid) returns jsonb language sq
     'partitionKey', case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end,
     -- '' for none, not null: the payload's nulls are stripped (as 'inherits' below).
     'ofType', coalesce(format_type(nullif(c.reloftype, 0), null), ''),
-    -- Its access method (USING, ALTER TABLE … SET ACCESS METHOD): absent for a partitioned table without one.
+    -- Its access method (USING, ALTER TABLE … SET ACCESS METHOD): '' for a partitioned table without one.
     'accessMethod', coalesce((select am.amname from pg_am am where am.oid = c.relam), case when c.relkind = 'p' then '' end),
     'parent', (select quote_ident(pn.nspname) || '.' || quote_ident(pc.relname) from pg_inherits h join pg_class pc on pc.oid = h.inhparent
                  join pg_namespace pn on pn.oid = pc.relnamespace where h.inhrelid = c.oid and c.relispartition),

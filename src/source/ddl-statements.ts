@@ -281,11 +281,11 @@ begin
     renamed := false;
     passes := passes + 1;
     for r in select * from (values ${rows}) v(tbl, wanted, parent_key) loop
-      select k.conname into n from pg_constraint k join pg_constraint p on p.oid = k.conparentid
-       where k.conrelid = to_regclass(r.tbl) and k.contype = 'f' and p.conrelid <> k.conrelid and p.conname = r.parent_key and k.conname <> r.wanted
+      select k.conname into n from pg_catalog.pg_constraint k join pg_catalog.pg_constraint p on p.oid = k.conparentid
+       where k.conrelid = pg_catalog.to_regclass(r.tbl) and k.contype = 'f' and p.conrelid <> k.conrelid and p.conname = r.parent_key and k.conname <> r.wanted
        limit 1;
       if found then
-        execute format('alter table %s rename constraint %I to %I', r.tbl, n, r.wanted);
+        execute pg_catalog.format('alter table %s rename constraint %I to %I', r.tbl, n, r.wanted);
         renamed := true;
       end if;
     end loop;
