@@ -270,7 +270,8 @@ export function indexAttachments(schema: string, parents: Record<string, string>
  * (each by its parent's key's name, `keys`: table, name, parent's name). A clone takes its parent's
  * name where it is free, but a partition's own key that its parent's met when it was attached
  * (or made on the parent later) keeps its own. Renamed in passes: a partition's clone is found
- * under its parent's key only once that one has its source name.
+ * under its parent's key only once that one has its source name, and a name another clone holds
+ * still is taken once that one has moved on (two clones that swapped names keep the replay's).
  */
 export function inheritedKeyNames(keys: { table: string; name: string; parent: string }[]): string | undefined {
   if (!keys.length) return undefined;
@@ -285,8 +286,12 @@ begin
        where k.conrelid = pg_catalog.to_regclass(r.tbl) and k.contype = 'f' and p.conrelid <> k.conrelid and p.conname = r.parent_key and k.conname <> r.wanted
        limit 1;
       if found then
-        execute pg_catalog.format('alter table %s rename constraint %I to %I', r.tbl, n, r.wanted);
-        renamed := true;
+        -- The name may be another clone's still, one renamed later in the pass: tried again in the next.
+        begin
+          execute pg_catalog.format('alter table %s rename constraint %I to %I', r.tbl, n, r.wanted);
+          renamed := true;
+        exception when duplicate_object then null;
+        end;
       end if;
     end loop;
   end loop;

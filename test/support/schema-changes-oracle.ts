@@ -707,6 +707,13 @@ const STEPS: [string, string[]][] = [
       `create table visits_2 (who int, at int, constraint visits_2_who foreign key (who) references people (id))`,
       `alter table visits attach partition visits_2 for values from (10) to (20)`,
       `insert into visits values (1, 1), (2, 12)`,
+      // Two keys attached under each other's names: one clone's name is the other's until that one moves on.
+      `create table swapped (a int, b int) partition by list (a)`,
+      `alter table swapped add constraint swapped_k1 foreign key (a) references people (id)`,
+      `alter table swapped add constraint swapped_k2 foreign key (b) references people (id)`,
+      `create table swapped_1 (a int, b int, constraint swapped_k2 foreign key (a) references people (id),
+         constraint swapped_zz foreign key (b) references people (id))`,
+      `alter table swapped attach partition swapped_1 for values in (1)`,
       // And a partitioned table's access method taken away (17+; given it in the step before).
       since(17, `alter table parted set access method default`),
     ],
