@@ -263,6 +263,12 @@ export class Applier implements EffectSink {
     }
     // After the base's own: foreign keys and triggers made after the base, as they last were.
     await this.tables.finishForeignKeys();
+    // Partitions' clones of the keys made just now (a captured parent's keys are made here, after
+    // the base's renames ran) under their source names: the base's partitions', the captured
+    // ones', then the base's again, for a base partition under a captured one.
+    await restore?.inheritedKeyNames();
+    await this.tables.finishInheritedKeys();
+    await restore?.inheritedKeyNames();
     await this.tables.finishTypedTables();
     await this.tables.finishIndexAttachments();
     await restore?.foreignKeyComments((oid) => this.tables.nameNow(oid));

@@ -376,6 +376,15 @@ export class SchemaRestore {
   private readonly keysFromSnapshots = new Map<string, { oid: number; gone: boolean }>();
 
   /**
+   * The base's partitions' clones of their parents' foreign keys under their source names again,
+   * once the keys of tables with a snapshot are made (TargetTables.finishForeignKeys): the first
+   * run, in finish(), found no clone of a key not made yet. A renamed clone is left as it is.
+   */
+  async inheritedKeyNames(): Promise<void> {
+    await this.run(this.ddl.post.filter((o) => o.kind === 'foreign key names'));
+  }
+
+  /**
    * The base's comments on foreign keys made from a snapshot, once TargetTables.finishForeignKeys
    * has made them: on the table's name now (`nameNow`, by oid). Not for a key the source dropped
    * since: its comment went with it.

@@ -955,7 +955,7 @@ export class TargetTables {
       );
   }
 
-  /** The foreign keys of captured tables, as their last snapshot had them, once every row is in (their partitions' clones named as on the source). */
+  /** The foreign keys of captured tables, as their last snapshot had them, once every row is in. */
   async finishForeignKeys(): Promise<void> {
     for (const [oid, keys] of this.foreignKeys) {
       const t = this.tables.get(oid);
@@ -978,14 +978,13 @@ export class TargetTables {
           );
       }
     }
-    await this.finishInheritedKeys();
   }
 
   /**
    * Captured partitions' clones of their parents' foreign keys under their names on the source,
    * as their last snapshot says, once every key is made (finishForeignKeys).
    */
-  private async finishInheritedKeys(): Promise<void> {
+  async finishInheritedKeys(): Promise<void> {
     const keys = [...this.inheritedKeys].flatMap(([oid, names]) => {
       const table = this.nameNow(oid);
       return table ? Object.entries(names).map(([name, parent]) => ({ table, name, parent })) : [];

@@ -44,6 +44,9 @@ const BEFORE = `
   insert into texts select g, repeat('x', g), 'ab' from generate_series(1, 20) g;
   create table parted (id int, k text, primary key (id, k)) partition by list (k);
   create table parted_a partition of parted for values in ('a');
+  create table bvisits (id int, who int, at int, primary key (id, at)) partition by range (at);
+  create table bvisits_1 partition of bvisits (constraint bvisits_1_who foreign key (who) references people (id)) for values from (0) to (10);
+  alter table bvisits add constraint bvisits_who foreign key (who) references people (id);
   insert into parted values (1, 'a');
   create sequence counter;
   create extension hstore;
@@ -707,6 +710,9 @@ const STEPS: [string, string[]][] = [
       `create table visits_2 (who int, at int, constraint visits_2_who foreign key (who) references people (id))`,
       `alter table visits attach partition visits_2 for values from (10) to (20)`,
       `insert into visits values (1, 1), (2, 12)`,
+      // A base's partitioned table given a partition: its keys are made from its snapshot at the
+      // end, after the base's partitions' clones were named.
+      `create table bvisits_2 partition of bvisits for values from (10) to (20)`,
       // Two keys attached under each other's names: one clone's name is the other's until that one moves on.
       `create table swapped (a int, b int) partition by list (a)`,
       `alter table swapped add constraint swapped_k1 foreign key (a) references people (id)`,
