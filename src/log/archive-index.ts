@@ -1,4 +1,4 @@
-import { listBases, readBase, type BaseRef } from './bases.js';
+import { listBases, readBase, unfinishedBases, type BaseRef } from './bases.js';
 import { errorMessage, ExitCode, UserError } from '../core/errors.js';
 import { sayWarning } from '../core/output.js';
 import { listNeededIndexObjects, readIndexObject, type IndexObjectRef, type Mark } from './segment-index.js';
@@ -130,8 +130,10 @@ export async function indexArchive(store: Store, options: IndexOptions = {}): Pr
     throw new UserError(`${store.description} holds no archive (no base, no segments)`, 'check --store; pgtape archive writes there');
   }
   if (requireBase && bases.length === 0 && nodes.length > 0) {
+    const unfinished = await unfinishedBases(store);
+    const said = unfinished.length ? ` (${unfinished.join(', ')}: never finished, no manifest.json)` : '';
     throw new UserError(
-      `${store.description} holds segments but no base to replay them onto`,
+      `${store.description} holds segments but no base to replay them onto${said}`,
       'take one with pgtape base; replays start from it',
     );
   }

@@ -263,6 +263,16 @@ export async function listBases(store: Store): Promise<BaseRef[]> {
   return bases.sort((a, b) => (a.lsn < b.lsn ? -1 : a.lsn > b.lsn ? 1 : 0));
 }
 
+/** The bases begun and never finished (a folder without manifest.json), as `base/<lsn>/`: replay ignores them. */
+export async function unfinishedBases(store: Store): Promise<string[]> {
+  const folders = new Map<string, boolean>();
+  for (const o of await store.list(BASES_DIR)) {
+    const m = /^(base\/[0-9A-F]{16}\/)(.*)$/.exec(o.key);
+    if (m) folders.set(m[1]!, folders.get(m[1]!) === true || m[2] === 'manifest.json');
+  }
+  return [...folders].filter(([, finished]) => !finished).map(([prefix]) => prefix);
+}
+
 /** An encrypted base file's data key, with the store's keys (a key not given: UserError naming it, exit 2). */
 function openBaseKey(store: Store, stored: StoredWrappedKey, key: string): Buffer {
   return unwrapDataKey(keysOf(store) ?? [], decodeWrappedKey(stored), baseFileContext(key), `${store.description}/${key}`);

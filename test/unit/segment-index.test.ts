@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { lsnKey } from '../../src/core/lsn.js';
+import { UserError } from '../../src/core/errors.js';
 import { mapLimit } from '../../src/core/concurrency.js';
 import {
   coveringIndexObjects,
@@ -220,6 +221,32 @@ describe('buildIndex', () => {
       const keys: string[] = [];
       for await (const s of rangeSegments(index, commitOf(500), commitOf(510))) keys.push(s.key);
       expect(keys).toEqual(segments.slice(500, 511).map((s) => s.key));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('segments with only an unfinished base: replay is refused naming that base (exit 2), and a finished one is then found', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'pgtape-index-'));
+    try {
+      const store = new DirectoryStore(join(root, 'tape'));
+      const spool = join(root, 'spool');
+      mkdirSync(spool);
+      await writeSegments(store, spool, 0, 2);
+      const unfinished = join(store.description, 'base', lsnKey(0x1000n));
+      mkdirSync(join(unfinished, 'tables'), { recursive: true });
+      writeFileSync(join(unfinished, 'schema.json'), '{}');
+      const refusal = await indexArchive(store).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(refusal).toBeInstanceOf(UserError);
+      expect((refusal as UserError).exitCode).toBe(2);
+      expect((refusal as UserError).message).toBe(
+        `${store.description} holds segments but no base to replay them onto (base/${lsnKey(0x1000n)}/: never finished, no manifest.json)`,
+      );
+      writeFileSync(join(unfinished, 'manifest.json'), '{}');
+      expect((await indexArchive(store)).bases.map((b) => b.lsn)).toEqual([0x1000n]);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
