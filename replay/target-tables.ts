@@ -27,6 +27,7 @@ import {
   inDropOrder,
   indexAttachments,
   inheritedKeyNames,
+  inheritedKeysOn,
   isForeignKey,
   missingValue,
   parentsFirst,
@@ -987,7 +988,7 @@ export class TargetTables {
   async finishInheritedKeys(): Promise<void> {
     const keys = [...this.inheritedKeys].flatMap(([oid, names]) => {
       const table = this.nameNow(oid);
-      return table ? Object.entries(names).map(([name, parent]) => ({ table, name, parent })) : [];
+      return table ? inheritedKeysOn(table, names) : [];
     });
     const sql = inheritedKeyNames(keys);
     const failed = sql && (await attempt(this.client, sql));

@@ -265,6 +265,14 @@ export function indexAttachments(schema: string, parents: Record<string, string>
   });
 }
 
+/** A captured shape's `inheritedKeys` (clone's name: parent key's name) as inheritedKeyNames takes them, on `table`. */
+export function inheritedKeysOn(
+  table: string,
+  names: Record<string, string> | undefined,
+): { table: string; name: string; parent: string }[] {
+  return Object.entries(names ?? {}).map(([name, parent]) => ({ table, name, parent }));
+}
+
 /**
  * A partition's foreign keys that are clones of its parent's, renamed to their names on the source
  * (each by its parent's key's name, `keys`: table, name, parent's name). A clone takes its parent's

@@ -45,6 +45,7 @@ import {
   onMovedTable,
   referencingRenamed,
   inheritedKeyNames,
+  inheritedKeysOn,
   parentsFirst,
   partitionColumns,
   storageOptions,
@@ -220,9 +221,7 @@ class PatchWriter {
     after.push(...foreignKeys);
     const inherited = [...this.last]
       .filter(([oid]) => this.names.has(oid))
-      .flatMap(([, s]) =>
-        Object.entries(s.inheritedKeys ?? {}).map(([name, parent]) => ({ table: quoteQualified(s.schema, s.name), name, parent })),
-      );
+      .flatMap(([, s]) => inheritedKeysOn(quoteQualified(s.schema, s.name), s.inheritedKeys));
     const renames = inheritedKeyNames(inherited);
     if (renames) after.push(renames);
     for (const { identity, create } of this.triggers) after.push(`drop trigger if exists ${identity};`, `${create};`);
