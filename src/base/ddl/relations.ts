@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { quoteIdent, quoteQualified } from '../../core/sql.js';
 import type { BaseDdl, SchemaObject } from '../../log/bases.js';
-import { IDENTITY_SEQUENCE_FROM, usingClause } from '../../source/ddl-statements.js';
+import { accessMethodFollow, IDENTITY_SEQUENCE_FROM, usingClause } from '../../source/ddl-statements.js';
 import { COLUMN_SETTINGS, columnSettingStatements, type ColumnSettings } from '../../source/deparse.js';
 import { RANK, type CatalogObject } from './objects.js';
 import { notExtensionMember, USER_SCHEMA, type Scope } from './scope.js';
@@ -105,6 +105,8 @@ export async function readRelations(
         .map((c) => `${quoteIdent(c.name)} WITH OPTIONS${generatedDefinition(c)}`);
       const of = ownExpressions.length ? ` (${ownExpressions.join(', ')})` : '';
       sql.push(`CREATE TABLE ${name} PARTITION OF ${r.parent}${of} ${r.bound}${r.partkey ? ` PARTITION BY ${r.partkey}` : ''}${with_}`);
+      // A partitioned partition without a method takes its parent's when made (Postgres 17): taken away again.
+      if (r.kind === 'p' && !r.access_method) sql.push(accessMethodFollow(name, ''));
     } else {
       const local = own.filter((c) => c.local);
       const defs = local.map(columnDefinition);
