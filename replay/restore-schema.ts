@@ -25,6 +25,8 @@ const IDENT = '("(?:[^"]|"")*"|[^" .]+)';
  * each part as quote_ident writes it (the base quotes a trigger's own name always).
  */
 const ON_RELATION = new RegExp(`^${IDENT} on ${IDENT}\\.${IDENT}$`);
+/** What Postgres says of a constraint it does not know (COMMENT ON CONSTRAINT). */
+const UNDEFINED_OBJECT = '42704';
 /** A qualified name as identities write it: `schema.name`. */
 const QUALIFIED = new RegExp(`^${IDENT}\\.${IDENT}$`);
 
@@ -410,7 +412,16 @@ export class SchemaRestore {
       );
       if (failed) this.failed(o, failed.message);
     }
+    // Comments on keys that were not there when the base's comments ran: a base partition's clone
+    // of a key its captured parent was given just now, under its source name by now.
+    for (const o of this.keyCommentsWaiting.splice(0)) {
+      const failed = await attempt(this.client, o.sql);
+      if (failed) this.failed(o, failed.message);
+    }
   }
+
+  /** The base's comments on constraints that did not exist yet (run() met undefined_object): tried again by foreignKeyComments. */
+  private readonly keyCommentsWaiting: SchemaObject[] = [];
 
   /** The base's name of a schema called `written` now (as identities write it); undefined for one made since that took a base schema's name. */
   private baseSchemaOf(written: string): string | undefined {
@@ -491,6 +502,7 @@ export class SchemaRestore {
       }
       const failed = await attempt(this.client, o.sql);
       if (failed && o.kind === 'extension') await this.extensionWithoutVersion(o, failed.message);
+      else if (failed && commentedKey(o) && (failed as { code?: string }).code === UNDEFINED_OBJECT) this.keyCommentsWaiting.push(o);
       else if (failed) this.failed(o, failed.message);
     }
   }

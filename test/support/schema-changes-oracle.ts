@@ -47,6 +47,7 @@ const BEFORE = `
   create table bvisits (id int, who int, at int, primary key (id, at)) partition by range (at);
   create table bvisits_1 partition of bvisits (constraint bvisits_1_who foreign key (who) references people (id)) for values from (0) to (10);
   alter table bvisits add constraint bvisits_who foreign key (who) references people (id);
+  comment on constraint bvisits_1_who on bvisits_1 is 'a partition''s own key, merged';
   insert into parted values (1, 'a');
   create sequence counter;
   create extension hstore;
