@@ -616,6 +616,10 @@ export class TargetTables {
         throw lacking(err, snapshot, captured.tag);
       });
     }
+    // Its partitions' indexes attached to their parents' now, as on the source, not only at the
+    // end: Postgres rebuilding a partitioned index (its column retyped later) makes its
+    // partitions' again, and one of theirs not attached holds the name.
+    for (const snapshot of captured.tables ?? []) await this.attachIndexes(snapshot.oid);
     await this.objects.afterTables(captured);
     if (captured.image) await this.image(captured.image);
     for (const u of captured.unfollowed ?? []) {
@@ -1025,9 +1029,14 @@ export class TargetTables {
    * its index ON ONLY, invalid until then, as the source's definition reads.
    */
   async finishIndexAttachments(): Promise<void> {
-    for (const [oid, parents] of this.indexParents) {
-      const t = this.tables.get(oid);
-      if (!t) continue;
+    for (const oid of this.indexParents.keys()) await this.attachIndexes(oid);
+  }
+
+  /** A captured partition's indexes attached to their parents' as its last snapshot says, where not yet. */
+  private async attachIndexes(oid: number): Promise<void> {
+    const t = this.tables.get(oid);
+    const parents = this.indexParents.get(oid);
+    if (t && parents)
       for (const sql of indexAttachments(t.schema, parents)) {
         const failed = await attempt(this.client, sql);
         if (failed)
@@ -1037,7 +1046,6 @@ export class TargetTables {
             "the replay could not attach a partition's index to its parent's as the source's is",
           );
       }
-    }
   }
 
   /** Runs one change to a column; one that fails is said (the replay differs there) and the replay goes on. */
