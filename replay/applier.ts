@@ -265,10 +265,16 @@ export class Applier implements EffectSink {
     await this.tables.finishForeignKeys();
     // Partitions' clones of the keys made just now (a captured parent's keys are made here, after
     // the base's renames ran) under their source names: the base's partitions', the captured
-    // ones', then the base's again, for a base partition under a captured one.
-    await restore?.inheritedKeyNames();
+    // ones', then the base's again, for a base partition under a captured one, with the base's
+    // comments that waited for those keys. The base's name their tables, hence the window.
+    const baseClones = restore?.clonesToName() ? restore : undefined;
+    if (baseClones) await this.tables.underBaseNames(() => baseClones.inheritedKeyNames());
     await this.tables.finishInheritedKeys();
-    await restore?.inheritedKeyNames();
+    if (baseClones)
+      await this.tables.underBaseNames(async () => {
+        await baseClones.inheritedKeyNames();
+        await baseClones.keyCommentsAgain();
+      });
     await this.tables.finishTypedTables();
     await this.tables.finishIndexAttachments();
     await restore?.foreignKeyComments((oid) => this.tables.nameNow(oid));

@@ -381,6 +381,7 @@ export class SchemaRestore {
    * The base's partitions' clones of their parents' foreign keys under their source names again,
    * once the keys of tables with a snapshot are made (TargetTables.finishForeignKeys): the first
    * run, in finish(), found no clone of a key not made yet. A renamed clone is left as it is.
+   * Under base names (Applier.finish opens the window): the statements name the base's tables.
    */
   async inheritedKeyNames(): Promise<void> {
     await this.run(this.ddl.post.filter((o) => o.kind === 'foreign key names'));
@@ -412,16 +413,28 @@ export class SchemaRestore {
       );
       if (failed) this.failed(o, failed.message);
     }
-    // Comments on keys that were not there when the base's comments ran: a base partition's clone
-    // of a key its captured parent was given just now, under its source name by now.
+  }
+
+  /** The base's comments on constraints that did not exist yet (run() met undefined_object): tried again by keyCommentsAgain. */
+  private readonly keyCommentsWaiting: SchemaObject[] = [];
+
+  /** Whether the end of the replay has base partitions' clones to name, or comments waiting for them (inheritedKeyNames, keyCommentsAgain). */
+  clonesToName(): boolean {
+    return this.keyCommentsWaiting.length > 0 || this.ddl.post.some((o) => o.kind === 'foreign key names');
+  }
+
+  /**
+   * The base's comments on keys that were not there when its comments ran — a base partition's
+   * clone of a key its captured parent was given at the end — once that key is made and named
+   * (under base names: Applier.finish opens the window).
+   */
+  async keyCommentsAgain(): Promise<void> {
     for (const o of this.keyCommentsWaiting.splice(0)) {
+      if (this.wasDropped(o)) continue;
       const failed = await attempt(this.client, o.sql);
       if (failed) this.failed(o, failed.message);
     }
   }
-
-  /** The base's comments on constraints that did not exist yet (run() met undefined_object): tried again by foreignKeyComments. */
-  private readonly keyCommentsWaiting: SchemaObject[] = [];
 
   /** The base's name of a schema called `written` now (as identities write it); undefined for one made since that took a base schema's name. */
   private baseSchemaOf(written: string): string | undefined {

@@ -729,7 +729,8 @@ export class TargetTables {
         defaulted: s.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${columnClauses(c, c.default ?? undefined)}`),
         accessMethod: s.accessMethod,
       });
-      if (s.accessMethod !== undefined) this.accessMethods.set(s.oid, s.accessMethod);
+      // None ('') is not known made: a partition made without USING takes its parent's (Postgres 17).
+      if (s.accessMethod) this.accessMethods.set(s.oid, s.accessMethod);
       // Other defaults (nextval of a sequence, a function) once the table is there: one whose
       // sequence or function the replay lacks is said, and the table made without it.
       const target = quoteQualified(s.schema, s.name);

@@ -714,6 +714,8 @@ const STEPS: [string, string[]][] = [
       // A base's partitioned table given a partition: its keys are made from its snapshot at the
       // end, after the base's partitions' clones were named.
       `create table bvisits_2 partition of bvisits for values from (10) to (20)`,
+      // Its base partition renamed: the base's comment on that partition's key names it as it was.
+      `alter table bvisits_1 rename to bvisits_one`,
       // Two keys attached under each other's names: one clone's name is the other's until that one moves on.
       `create table swapped (a int, b int) partition by list (a)`,
       `alter table swapped add constraint swapped_k1 foreign key (a) references people (id)`,
