@@ -129,7 +129,7 @@ export class CapturedObjects {
     for (const c of this.comments) {
       const sql = commentStatement(c.kind, c.identity, c.comment);
       if (!sql) continue;
-      const failed = (await attempt(this.client, sql)) as (Error & { code?: string }) | undefined;
+      const failed = await attempt(this.client, sql);
       // On something gone since (dropped later, or not in this replay): nothing to say it on.
       if (failed && !UNDEFINED_OBJECT.has(failed.code ?? ''))
         this.warn(
@@ -145,7 +145,7 @@ export class CapturedObjects {
    * the comments kept for the end on what is in it follow. False when the replay could not.
    */
   async renameSchema(r: RenamedObject & { identity: string }): Promise<boolean> {
-    const failed = (await attempt(this.client, [r.rename])) as (Error & { code?: string }) | undefined;
+    const failed = await attempt(this.client, [r.rename]);
     if (failed) {
       if (!UNDEFINED_OBJECT.has(failed.code ?? ''))
         this.warn(
@@ -169,7 +169,7 @@ export class CapturedObjects {
     const r = o.renamed!;
     commentsOnRenamed(this.comments, r.from, o.identity);
     if (o.kind === 'function') this.triggers.functionRenamed(r.from, o.identity);
-    const failed = (await attempt(this.client, [r.rename])) as (Error & { code?: string }) | undefined;
+    const failed = await attempt(this.client, [r.rename]);
     if (!failed) this.renamed.push({ ...r, kind: o.kind, identity: o.identity });
     else if (!UNDEFINED_OBJECT.has(failed.code ?? '') && !DUPLICATE_OBJECT.has(failed.code ?? ''))
       this.warn(

@@ -26,7 +26,7 @@ const IDENT = '("(?:[^"]|"")*"|[^" .]+)';
  */
 const ON_RELATION = new RegExp(`^${IDENT} on ${IDENT}\\.${IDENT}$`);
 /** What Postgres says of a constraint it does not know (COMMENT ON CONSTRAINT). */
-const UNDEFINED_OBJECT = '42704';
+const NO_SUCH_CONSTRAINT = '42704';
 /** A qualified name as identities write it: `schema.name`. */
 const QUALIFIED = new RegExp(`^${IDENT}\\.${IDENT}$`);
 
@@ -515,7 +515,7 @@ export class SchemaRestore {
       }
       const failed = await attempt(this.client, o.sql);
       if (failed && o.kind === 'extension') await this.extensionWithoutVersion(o, failed.message);
-      else if (failed && commentedKey(o) && (failed as { code?: string }).code === UNDEFINED_OBJECT) this.keyCommentsWaiting.push(o);
+      else if (failed && commentedKey(o) && failed.code === NO_SUCH_CONSTRAINT) this.keyCommentsWaiting.push(o);
       else if (failed) this.failed(o, failed.message);
     }
   }

@@ -4,7 +4,10 @@ import type pg from 'pg';
  * Runs statements in a savepoint of the replay's one transaction: a statement the replay
  * database refuses is returned (for the caller to report or act on), and the transaction goes on.
  */
-export async function attempt(client: pg.Client, sql: string | string[], params: unknown[] = []): Promise<Error | undefined> {
+/** What a refused statement threw: the server's errors carry their SQLSTATE. */
+export type AttemptError = Error & { code?: string };
+
+export async function attempt(client: pg.Client, sql: string | string[], params: unknown[] = []): Promise<AttemptError | undefined> {
   await client.query('savepoint pgtape_attempt');
   try {
     for (const statement of typeof sql === 'string' ? [sql] : sql) await client.query(statement, params);
@@ -12,6 +15,6 @@ export async function attempt(client: pg.Client, sql: string | string[], params:
     return undefined;
   } catch (err) {
     await client.query('rollback to savepoint pgtape_attempt');
-    return err as Error;
+    return err as AttemptError;
   }
 }

@@ -439,7 +439,7 @@ export class TargetTables {
       else {
         // A base view (say) on a column the source renamed: a Relation message shows a drop and
         // an add. The column is kept, and said, rather than the replay failed or the view dropped.
-        const failed = (await attempt(this.client, sql)) as (Error & { code?: string }) | undefined;
+        const failed = await attempt(this.client, sql);
         if (failed?.code !== '2BP01' && failed) throw failed;
         if (failed)
           this.warnOnce(
