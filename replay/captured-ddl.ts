@@ -9,7 +9,7 @@ import {
   type TypeSnapshot,
 } from '../src/source/ddl-capture.js';
 import { indexNameOf } from './restore-schema.js';
-import { renameType as renameTypeStatement } from '../src/audit/diff/catalog-checks.js';
+import { renameType as renameTypeStatement, typeNamed } from '../src/audit/diff/catalog-checks.js';
 import { attempt } from './savepoint.js';
 import type { EnumLabels } from './enum-labels.js';
 
@@ -29,7 +29,9 @@ export async function reconcileType(
 ): Promise<'created' | 'altered' | 'same' | 'unfollowed'> {
   if (t.was) await renameType(client, t, t.was, labels);
   if (t.kind === 'e' && t.labels) labels.capturedOrder(t.schema, t.name, t.labels);
-  const exists = await client.query<{ oid: number | null }>('select to_regtype($1)::oid::int as oid', [quoteQualified(t.schema, t.name)]);
+  const exists = await client.query<{ oid: number | null }>(`select ${typeNamed('$1')}::oid::int as oid`, [
+    quoteQualified(t.schema, t.name),
+  ]);
   const oid = exists.rows[0]!.oid;
   if (oid === null) {
     await client.query(`create schema if not exists ${quoteIdent(t.schema)}`);

@@ -99,16 +99,26 @@ export interface TableSnapshot {
 
 /** A session's temporary schema (`pg_temp_3`, `pg_toast_temp_3`): nothing in it is part of the database. */
 const TEMPORARY_SCHEMA = /^pg_(toast_)?temp_\d+$/;
+/** An object's identity naming something in such a schema: `public.f(pg_temp_3.t)`. */
+const ON_TEMPORARY = /(?:^|[^\w"$])pg_(?:toast_)?temp_\d+\./;
 
 /**
  * A captured DDL message as replay, diff and log read it. Archives written before temporary
  * tables were kept out may hold the shape of one (a temporary child of a published parent):
- * left out here, as the source leaves them out of the database.
+ * left out here, as the source leaves them out of the database. So is an object of a schema of
+ * the database that takes or returns a temporary table's row type (a function made in `public`
+ * over one): Postgres drops it with the session ("effectively temporary"), and no replay could
+ * make it, having no such session.
  */
 export function parseCapturedDdl(content: Buffer): CapturedDdl {
   const captured = JSON.parse(content.toString('utf8')) as CapturedDdl;
   if (captured.tables?.some((t) => TEMPORARY_SCHEMA.test(t.schema)))
     captured.tables = captured.tables.filter((t) => !TEMPORARY_SCHEMA.test(t.schema));
+  const lasting = <T extends { identity: string }>(list: T[] | undefined) => list?.filter((o) => !ON_TEMPORARY.test(o.identity));
+  if (captured.objects?.some((o) => ON_TEMPORARY.test(o.identity))) captured.objects = lasting(captured.objects);
+  if (captured.unfollowed?.some((o) => ON_TEMPORARY.test(o.identity))) captured.unfollowed = lasting(captured.unfollowed);
+  if (captured.droppedObjects?.some((o) => ON_TEMPORARY.test(o.identity))) captured.droppedObjects = lasting(captured.droppedObjects);
+  if (captured.comments?.some((o) => ON_TEMPORARY.test(o.identity))) captured.comments = lasting(captured.comments);
   return captured;
 }
 

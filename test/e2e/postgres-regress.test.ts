@@ -10,7 +10,9 @@ import { betweenTransactions, differences, sourceNow, type SourceState, rowsAndS
 // SQL written by others, and written to find the corners: PostgreSQL's own regression scripts
 // for identity and generated columns, sequences, replica identity, enums, domains, hash
 // partitions, collations, text search dictionaries, access methods, foreign keys, partitioned indexes,
-// constraints, materialized views and triggers (test/fixtures/postgres-regress), run after a base of an empty database as psql
+// constraints, materialized views and triggers, the statements that change rows (INSERT … ON
+// CONFLICT, data-modifying WITH, savepoints, TOASTed and compressed values) and the values of the
+// built-in types (test/fixtures/postgres-regress), run after a base of an empty database as psql
 // would run them (failing statements included), archived with --capture-ddl, and replayed to
 // points along the way: the rows and the whole schema equal at each.
 
@@ -42,6 +44,28 @@ const GROUPS: string[][] = process.env.REGRESS_ONLY
       ],
       ['indexing', 'constraints', 'matview'],
       ['triggers'],
+      ['update', 'insert', 'insert_conflict', 'with', 'transactions', 'indirect_toast', 'compression', 'returning', 'delete'],
+      [
+        'rangetypes',
+        'multirangetypes',
+        'arrays',
+        'rowtypes',
+        'numeric',
+        'float4',
+        'float8',
+        'money',
+        'bit',
+        'strings',
+        'interval',
+        'timestamptz',
+        'timetz',
+        'date',
+        'inet',
+        'jsonb',
+        'tstypes',
+        'xml',
+        'uuid',
+      ],
     ];
 /** A point is recorded after this many statements, and at each file's end. */
 const EVERY = 60;

@@ -118,6 +118,10 @@ export async function describeSchema(client: pg.Client): Promise<SchemaDescripti
                 (select a.aggtransfn::regproc::text || ' ' || format_type(a.aggtranstype, null) from pg_aggregate a where a.aggfnoid = p.oid) as aggregate
            from pg_proc p join pg_namespace n on n.oid = p.pronamespace
           where ${USER} and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
+            -- Over a temporary table's row type: dropped with its session, no part of the database.
+            and not exists (select 1 from pg_depend d join pg_type t on t.oid = d.refobjid join pg_namespace tn on tn.oid = t.typnamespace
+                             where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.refclassid = 'pg_type'::regclass
+                               and tn.nspname like 'pg\\_temp\\_%')
           order by 1`,
       ),
       sequences: await rows(

@@ -8,6 +8,17 @@ import { COLUMN_COLLATION, collateClause } from '../../source/deparse.js';
 // DO block that looks in its catalog first — what the replay asks its target before it acts.
 
 /**
+ * The type a (quoted, qualified) name means in SQL text given as a literal, unless that is an
+ * array type Postgres named itself (`_point` for `point[]`): CREATE TYPE and ALTER TYPE … RENAME
+ * take such a name and move the array type aside (to `__point`), so a type made under it is not
+ * there yet. to_regtype alone would find the array and take the type as made (regression script
+ * arrays.sql: `create type _comptype as enum …` beside `comptype`).
+ */
+export function typeNamed(nameLiteral: string): string {
+  return `(select t.oid::regtype from pg_catalog.pg_type t where t.oid = pg_catalog.to_regtype(${nameLiteral}) and not exists (select from pg_catalog.pg_type e where e.typarray = t.oid))`;
+}
+
+/**
  * The labels an enum had after a command, added in place (renamed where a label changed its name)
  * before the patch's transaction, to the type called `name` (quoted) then: each list the range
  * gave it in turn, so that a label renamed next to one added is told apart.
@@ -15,7 +26,7 @@ import { COLUMN_COLLATION, collateClause } from '../../source/deparse.js';
 export function enumLabels(labels: string[], name: string): string {
   const want = `array[${labels.map(quoteLiteral).join(', ')}]::text[]`;
   return doBlock(`declare want text[] := ${want}; have text[]; i int; j int; n int; gone text[]; added text[];
-  typ regtype := to_regtype(${quoteLiteral(name)});
+  typ regtype := ${typeNamed(quoteLiteral(name))};
 begin
   if typ is null then return; end if;
   select array_agg(enumlabel::text order by enumsortorder) into have from pg_enum where enumtypid = typ;
@@ -66,7 +77,7 @@ export function renameType(t: TypeSnapshot, was: { schema: string; name: string 
     steps.push(`create schema if not exists ${quoteIdent(t.schema)}`, `${alter} ${from} set schema ${quoteIdent(t.schema)}`);
   if (was.name !== t.name) steps.push(`${alter} ${quoteQualified(t.schema, was.name)} rename to ${quoteIdent(t.name)}`);
   return doBlock(
-    `if to_regtype(${quoteLiteral(from)}) is not null and to_regtype(${quoteLiteral(to)}) is null then ${steps.map((x) => `execute ${quoteLiteral(x)};`).join(' ')} end if;`,
+    `if ${typeNamed(quoteLiteral(from))} is not null and ${typeNamed(quoteLiteral(to))} is null then ${steps.map((x) => `execute ${quoteLiteral(x)};`).join(' ')} end if;`,
   );
 }
 

@@ -24,6 +24,7 @@ import {
   retype,
   unconstrain,
   collationChange,
+  typeNamed,
 } from './catalog-checks.js';
 import { collateClause, columnSettingStatements } from '../../source/deparse.js';
 import {
@@ -280,7 +281,7 @@ class PatchWriter {
       const entry = e;
       this.before.push(() => {
         const create = `create type ${name} as enum (${entry.labels.at(-1)!.map(quoteLiteral).join(', ')})`;
-        return doBlock(`if to_regtype(${quoteLiteral(name)}) is null then execute ${quoteLiteral(create)}; end if;`);
+        return doBlock(`if ${typeNamed(quoteLiteral(name))} is null then execute ${quoteLiteral(create)}; end if;`);
       });
       return;
     }
@@ -291,9 +292,9 @@ class PatchWriter {
       doBlock(`declare path text := current_setting('search_path'); have text;
 begin
   perform set_config('search_path', 'pg_catalog', true);
-  select ${TYPE_CREATE_SQL} into have from pg_type t where t.oid = to_regtype(${quoteLiteral(name)});
+  select ${TYPE_CREATE_SQL} into have from pg_type t where t.oid = ${typeNamed(quoteLiteral(name))};
   perform set_config('search_path', path, true);
-  if to_regtype(${quoteLiteral(name)}) is null then execute ${quoteLiteral(t.create)};
+  if ${typeNamed(quoteLiteral(name))} is null then execute ${quoteLiteral(t.create)};
   elsif have is distinct from ${quoteLiteral(t.create)} then
     begin
       execute ${quoteLiteral(`drop ${kind} ${name}`)};
