@@ -95,14 +95,22 @@ export function schemaOracle(options: { major?: number } = {}): void {
         const r = await archive(which);
         expect(r.code, r.stderr).toBe(0);
       }
-      // A store holding a base and nothing else replays to the base's point.
+      // A store holding a base and nothing else replays to the base's point. A session meanwhile
+      // holds a temporary table and a function in shop over its row type, which Postgres drops
+      // with the session: no part of the database, so none of the base (no replay could make it).
+      const session = await source.db.client();
+      await session.query(
+        'create temp table scratch (a int); create function shop.over_scratch(s scratch) returns int language sql as $$select $1.a$$',
+      );
       const alone = tempStore();
       const base = await pgtape(['base', '--source', source.db.url(), '--store', alone.dir, '--publication', 'leafpub']);
+      await session.end();
       expect(base.code, base.stderr).toBe(0);
       const before = { sums: await checksums(source.admin), schema: await describeSchema(source.admin) };
       const { r: replayed, seen } = await replayIntoFresh(source, ['--store', alone.dir], rowsAndSchema);
       alone.cleanup();
       expect(replayed.code, replayed.stderr).toBe(0);
+      expect(replayed.stdout + replayed.stderr).not.toContain('over_scratch');
       expect(seen).toEqual(before);
       const client = await source.db.client();
       const random = seededRandom(TEST_SEED);
