@@ -26,6 +26,7 @@ import {
   identityWhen,
   inDropOrder,
   indexAttachments,
+  indexOptionsFollow,
   inheritedKeyNames,
   inheritedKeysOn,
   isForeignKey,
@@ -844,7 +845,9 @@ export class TargetTables {
     for (const index of s.indexes) {
       // The source's own statement, made idempotent: the same index may be captured again.
       const sql = index.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX IF NOT EXISTS ');
-      const failed = await attempt(this.client, sql);
+      // One there already is brought to the captured storage parameters (ALTER INDEX … SET).
+      const follow = indexOptionsFollow(s.schema, index);
+      const failed = await attempt(this.client, follow ? [sql, follow] : sql);
       if (failed)
         this.warnOnce(
           `index:${sql}`,

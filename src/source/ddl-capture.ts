@@ -635,7 +635,15 @@ begin
       union all
       select k.conrelid from pg_event_trigger_ddl_commands() d
         join pg_constraint k on d.classid = 'pg_constraint'::regclass and k.oid = d.objid
-       where k.conrelid <> 0) touched;
+       where k.conrelid <> 0
+      union all
+      -- ALTER TYPE … CASCADE reshapes the tables typed by the composite type (CREATE TABLE … OF),
+      -- and names only the type.
+      select c.oid from pg_event_trigger_ddl_commands() d
+        join pg_type t on (d.classid = 'pg_type'::regclass and t.oid = d.objid)
+                       or (d.classid = 'pg_class'::regclass and t.typrelid = d.objid and t.typtype = 'c')
+        join pg_class c on c.reloftype = t.oid
+       where c.relkind in ('r', 'p') and c.relpersistence <> 't') touched;
     -- Tables added to the publication (ALTER PUBLICATION … ADD TABLE / SET TABLE): pgoutput
     -- carries their changes from here on but none of the rows they hold: those travel as images.
     select array_agg(pr.prrelid) into published

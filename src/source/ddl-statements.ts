@@ -193,6 +193,40 @@ export function accessMethodFollow(target: string, method: string, kind: 'table'
   );
 }
 
+/**
+ * An index definition's storage parameters as pg_get_indexdef writes them (` WITH (fillfactor='40')`),
+ * its quoted values kept whole: one pattern, read alike by JavaScript and Postgres' regular expressions.
+ */
+const INDEX_OPTIONS = " WITH \\((?:[^()']|'(?:[^']|'')*')*\\)";
+
+/**
+ * The statement that gives an index of the captured definition `def` (in `schema`) its storage
+ * parameters, where one of that name differs from it in nothing else (ALTER INDEX … SET and RESET
+ * change only them; CREATE INDEX IF NOT EXISTS leaves an index there as it was). Undefined when
+ * the definition names no index.
+ */
+export function indexOptionsFollow(schema: string, def: string): string | undefined {
+  const name = /^CREATE (?:UNIQUE )?INDEX ((?:"(?:[^"]|"")+")|\S+) ON /.exec(def)?.[1];
+  if (!name) return undefined;
+  const target = `${quoteIdent(schema)}.${name}`;
+  const options = new RegExp(INDEX_OPTIONS).exec(def)?.[0];
+  const set = options ? `execute ${quoteLiteral(`alter index ${target} set ${options.slice(' WITH '.length)}`)};` : '';
+  // Names written as the capture writes them (search_path pg_catalog: every other schema's qualified).
+  return doBlock(`declare idx regclass := to_regclass(${quoteLiteral(target)}); have text; opts text[]; path text := current_setting('search_path');
+begin
+  if idx is null then return; end if;
+  perform set_config('search_path', 'pg_catalog', true);
+  have := pg_get_indexdef(idx);
+  perform set_config('search_path', path, true);
+  if have = ${quoteLiteral(def)} or regexp_replace(have, ${quoteLiteral(INDEX_OPTIONS)}, '') <> ${quoteLiteral(def.replace(new RegExp(INDEX_OPTIONS), ''))} then return; end if;
+  select c.reloptions into opts from pg_class c where c.oid = idx;
+  if opts is not null then
+    execute format('alter index %s reset (%s)', ${quoteLiteral(target)}, (select string_agg(quote_ident(split_part(o, '=', 1)), ', ') from unnest(opts) o));
+  end if;
+  ${set}
+end`);
+}
+
 /** `{value}` (attmissingval as text, one element) to the element's text. */
 export function missingValue(arrayText: string): string | null {
   const inner = arrayText.slice(1, -1);

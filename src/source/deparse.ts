@@ -188,11 +188,15 @@ export function looseMembersNotIn(identity: string, familyOid: string, adds: str
   return doBlock(`declare s text; begin for s in select pg_catalog.unnest(${drops}) loop execute s; end loop; end;`);
 }
 
-/** The statement that makes operator class `c` (a pg_opclass row) with its members, in its family. */
+/**
+ * The statement that makes operator class `c` (a pg_opclass row) with its members, in its family.
+ * One without members or a storage type of its own says STORAGE its input type, as pg_dump does
+ * (AS needs an item; Postgres records that storage as none).
+ */
 export const OPERATOR_CLASS_CREATE = `(select pg_catalog.format('CREATE OPERATOR CLASS %I.%I%s FOR TYPE %s USING %I FAMILY %I.%I AS %s', n.nspname, c.opcname,
       case when c.opcdefault then ' DEFAULT' else '' end, pg_catalog.format_type(c.opcintype, null), am.amname, fn.nspname, f.opfname,
-      pg_catalog.concat_ws(', ', ${operatorMembers('pg_catalog.pg_opclass', 'c.oid')},
-        'STORAGE ' || pg_catalog.format_type(nullif(c.opckeytype, 0), null)))
+      coalesce(nullif(pg_catalog.concat_ws(', ', ${operatorMembers('pg_catalog.pg_opclass', 'c.oid')},
+        'STORAGE ' || pg_catalog.format_type(nullif(c.opckeytype, 0), null)), ''), 'STORAGE ' || pg_catalog.format_type(c.opcintype, null)))
   from pg_catalog.pg_am am, pg_catalog.pg_opfamily f join pg_catalog.pg_namespace fn on fn.oid = f.opfnamespace
  where am.oid = c.opcmethod and f.oid = c.opcfamily)`;
 

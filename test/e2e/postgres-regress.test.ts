@@ -66,6 +66,20 @@ const GROUPS: string[][] = process.env.REGRESS_ONLY
         'xml',
         'uuid',
       ],
+      [
+        'namespace',
+        'reloptions',
+        'create_function_sql',
+        'comments',
+        'dependency',
+        'select_into',
+        'create_misc',
+        'copy2',
+        'cluster',
+        'vacuum',
+        'hash_part',
+        'event_trigger',
+      ],
     ];
 /** A point is recorded after this many statements, and at each file's end. */
 const EVERY = 60;

@@ -146,7 +146,9 @@ export async function describeSchema(client: pg.Client): Promise<SchemaDescripti
         client,
         `select o.type, o.identity, d.description
            from pg_description d, pg_identify_object(d.classoid, d.objoid, d.objsubid) o
-          where d.objoid >= 16384 and o.schema is distinct from 'pg_catalog' order by 1, 2`,
+          where d.objoid >= 16384 and o.schema is distinct from 'pg_catalog'
+            -- Publications are the archive's, not the database's: no replay makes them.
+            and o.type <> 'publication' order by 1, 2`,
       ),
       // The locale is in a column of its own from 15 (colliculocale, then colllocale in 17): read
       // whole, with the catalog's every field of each, whichever major this is.

@@ -1,6 +1,6 @@
 import { doBlock, quoteIdent, quoteLiteral, quoteQualified } from '../../core/sql.js';
 import type { RenamedObject, TableSnapshot, TypeSnapshot } from '../../source/ddl-capture.js';
-import { isForeignKey } from '../../source/ddl-statements.js';
+import { indexOptionsFollow, isForeignKey } from '../../source/ddl-statements.js';
 import { COLUMN_COLLATION, collateClause } from '../../source/deparse.js';
 
 // The checks diff's patch makes in the database it is applied to (docs/ARCHITECTURE.md, "Schema
@@ -197,7 +197,11 @@ export function constrain(s: TableSnapshot): string[] {
         ),
       );
   for (const k of s.constraints ?? []) if (!isForeignKey(k.def)) out.push(addMissingConstraint(target, k.name, k.def));
-  for (const index of s.indexes ?? []) out.push(`${index.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX IF NOT EXISTS ')};`);
+  for (const index of s.indexes ?? []) {
+    out.push(`${index.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX IF NOT EXISTS ')};`);
+    const follow = indexOptionsFollow(s.schema, index);
+    if (follow) out.push(follow);
+  }
   return out;
 }
 
@@ -246,6 +250,7 @@ end`,
 /**
  * A column the table itself defines, retyped where its type differs, its values cast through their
  * text; `orNull`: where they do not cast (the source used USING), NULL (the patch's rows then bring them).
+ * A typed table's columns are its type's: they change with it (ALTER TYPE … CASCADE), not here.
  */
 export function retype(target: string, column: string, type: string, typmod: number, orNull = false): string {
   const alter = (using: string) => `alter table ${target} alter column ${quoteIdent(column)} type ${type} using ${using}`;
@@ -254,7 +259,7 @@ export function retype(target: string, column: string, type: string, typmod: num
 begin
   select format_type(atttypid, atttypmod) into have from pg_attribute
    where attrelid = ${quoteLiteral(target)}::regclass and attname = ${quoteLiteral(column)} and attinhcount = 0 and not attisdropped;
-  if have is not null and have is distinct from want then
+  if have is not null and have is distinct from want and (select reloftype from pg_class where oid = ${quoteLiteral(target)}::regclass) = 0 then
     ${orNull ? `begin ${cast} exception when others then execute ${quoteLiteral(alter('null'))}; end;` : cast}
   end if;
 end`);
