@@ -77,7 +77,6 @@ const GROUPS: string[][] = process.env.REGRESS_ONLY
         'copy2',
         'cluster',
         'vacuum',
-        'hash_part',
         'event_trigger',
       ],
     ];
