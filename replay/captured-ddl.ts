@@ -8,7 +8,7 @@ import {
   type TableSnapshot,
   type TypeSnapshot,
 } from '../src/source/ddl-capture.js';
-import { indexNameOf } from './restore-schema.js';
+import { indexNameOf } from '../src/source/ddl-statements.js';
 import { renameType as renameTypeStatement, typeNamed } from '../src/audit/diff/catalog-checks.js';
 import { attempt } from './savepoint.js';
 import type { EnumLabels } from './enum-labels.js';

@@ -4,7 +4,7 @@ import type { Logger } from '../src/core/log.js';
 import { nameKey, quoteIdent, quoteLiteral, quoteQualified, unquoteIdent } from '../src/core/sql.js';
 import type { BaseDdl, BaseTable, SchemaObject } from '../src/log/bases.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
-import { inRenamedSchema } from '../src/source/ddl-statements.js';
+import { indexNameOf, inRenamedSchema } from '../src/source/ddl-statements.js';
 import { BaseObjectsGone } from './base-objects-gone.js';
 import { attempt } from './savepoint.js';
 import { attemptAlone, type JobPool } from './jobs.js';
@@ -50,11 +50,6 @@ function commentedTable(o: SchemaObject): { table: string; column?: string; writ
 
 /** Constraints a base makes after the rows (a primary key is made before them, and followed by name). */
 const CONSTRAINT_KINDS = new Set(['unique constraint', 'exclusion constraint', 'check constraint', 'foreign key']);
-
-/** The (quoted) name of the index a CREATE INDEX statement makes, as pg_get_indexdef writes it. */
-export function indexNameOf(def: string): string | undefined {
-  return /^CREATE (?:UNIQUE )?INDEX ((?:"(?:[^"]|"")+")|\S+) ON /.exec(def)?.[1];
-}
 
 /**
  * Post-data objects that may be made in parallel jobs: each takes one table's lock, so jobs wait

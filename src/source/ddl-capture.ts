@@ -99,8 +99,8 @@ export interface TableSnapshot {
 
 /** A session's temporary schema (`pg_temp_3`, `pg_toast_temp_3`): nothing in it is part of the database. */
 const TEMPORARY_SCHEMA = /^pg_(toast_)?temp_\d+$/;
-/** An object's identity naming something in such a schema: `public.f(pg_temp_3.t)`. */
-const ON_TEMPORARY = /(?:^|[^\w"$])pg_(?:toast_)?temp_\d+\./;
+/** An object's identity naming something in such a schema: `public.f(pg_temp_3.t)` (quoted names aside). */
+const onTemporary = (identity: string) => /(?:^|[^\w$])pg_(?:toast_)?temp_\d+\./.test(identity.replace(/"(?:[^"]|"")*"/g, '""'));
 
 /**
  * A captured DDL message as replay, diff and log read it. Archives written before temporary
@@ -114,11 +114,11 @@ export function parseCapturedDdl(content: Buffer): CapturedDdl {
   const captured = JSON.parse(content.toString('utf8')) as CapturedDdl;
   if (captured.tables?.some((t) => TEMPORARY_SCHEMA.test(t.schema)))
     captured.tables = captured.tables.filter((t) => !TEMPORARY_SCHEMA.test(t.schema));
-  const lasting = <T extends { identity: string }>(list: T[] | undefined) => list?.filter((o) => !ON_TEMPORARY.test(o.identity));
-  if (captured.objects?.some((o) => ON_TEMPORARY.test(o.identity))) captured.objects = lasting(captured.objects);
-  if (captured.unfollowed?.some((o) => ON_TEMPORARY.test(o.identity))) captured.unfollowed = lasting(captured.unfollowed);
-  if (captured.droppedObjects?.some((o) => ON_TEMPORARY.test(o.identity))) captured.droppedObjects = lasting(captured.droppedObjects);
-  if (captured.comments?.some((o) => ON_TEMPORARY.test(o.identity))) captured.comments = lasting(captured.comments);
+  const lasting = <T extends { identity: string }>(list: T[] | undefined) => list?.filter((o) => !onTemporary(o.identity));
+  if (captured.objects?.some((o) => onTemporary(o.identity))) captured.objects = lasting(captured.objects);
+  if (captured.unfollowed?.some((o) => onTemporary(o.identity))) captured.unfollowed = lasting(captured.unfollowed);
+  if (captured.droppedObjects?.some((o) => onTemporary(o.identity))) captured.droppedObjects = lasting(captured.droppedObjects);
+  if (captured.comments?.some((o) => onTemporary(o.identity))) captured.comments = lasting(captured.comments);
   return captured;
 }
 
@@ -688,8 +688,13 @@ begin
         from pg_event_trigger_ddl_commands() d
        -- GRANT and REVOKE name no object (privileges are not followed).
        where not d.in_extension and d.object_identity is not null and d.schema_name is distinct from 'pgtape' and d.object_identity is distinct from 'pgtape'
-         -- A session's temporary objects (a serial column's sequence, say) are no part of the database.
+         -- A session's temporary objects (a serial column's sequence, say) are no part of the database,
+         -- nor is one over a temporary type (a function returning a temporary table's row type is
+         -- dropped with the session; its identity, arguments only, may not show it).
          and coalesce(d.schema_name, '') !~ '^pg_(toast_)?temp'
+         and not exists (select 1 from pg_depend t join pg_type ty on ty.oid = t.refobjid join pg_namespace tn on tn.oid = ty.typnamespace
+                          where t.classid = d.classid and t.objid = d.objid and t.refclassid = 'pg_type'::regclass
+                            and tn.nspname ~ '^pg_(toast_)?temp_')
          -- Publications are the archive's business, not the replay's; a table added to ours is followed above.
          and d.object_type not in ('table', 'type', 'domain', 'composite type', 'table constraint', 'table column', 'publication', 'publication relation')
          -- An identity's sequence is made and reshaped with its column (ADD … IDENTITY runs a

@@ -193,6 +193,11 @@ export function accessMethodFollow(target: string, method: string, kind: 'table'
   );
 }
 
+/** The (quoted) name of the index a CREATE INDEX statement makes, as pg_get_indexdef writes it. */
+export function indexNameOf(def: string): string | undefined {
+  return /^CREATE (?:UNIQUE )?INDEX ((?:"(?:[^"]|"")+")|\S+) ON /.exec(def)?.[1];
+}
+
 /**
  * An index definition's storage parameters as pg_get_indexdef writes them (` WITH (fillfactor='40')`),
  * its quoted values kept whole: one pattern, read alike by JavaScript and Postgres' regular expressions.
@@ -206,7 +211,7 @@ const INDEX_OPTIONS = " WITH \\((?:[^()']|'(?:[^']|'')*')*\\)";
  * the definition names no index.
  */
 export function indexOptionsFollow(schema: string, def: string): string | undefined {
-  const name = /^CREATE (?:UNIQUE )?INDEX ((?:"(?:[^"]|"")+")|\S+) ON /.exec(def)?.[1];
+  const name = indexNameOf(def);
   if (!name) return undefined;
   const target = `${quoteIdent(schema)}.${name}`;
   const options = new RegExp(INDEX_OPTIONS).exec(def)?.[0];
@@ -214,11 +219,13 @@ export function indexOptionsFollow(schema: string, def: string): string | undefi
   // Names written as the capture writes them (search_path pg_catalog: every other schema's qualified).
   return doBlock(`declare idx regclass := to_regclass(${quoteLiteral(target)}); have text; opts text[]; path text := current_setting('search_path');
 begin
-  if idx is null then return; end if;
+  -- An index of its own only: a partitioned one takes no SET (its partitions' do), and a table
+  -- or view of that name is none.
+  if idx is null or (select c.relkind from pg_class c where c.oid = idx) <> 'i' then return; end if;
   perform set_config('search_path', 'pg_catalog', true);
   have := pg_get_indexdef(idx);
   perform set_config('search_path', path, true);
-  if have = ${quoteLiteral(def)} or regexp_replace(have, ${quoteLiteral(INDEX_OPTIONS)}, '') <> ${quoteLiteral(def.replace(new RegExp(INDEX_OPTIONS), ''))} then return; end if;
+  if have is null or have = ${quoteLiteral(def)} or regexp_replace(have, ${quoteLiteral(INDEX_OPTIONS)}, '') <> ${quoteLiteral(def.replace(new RegExp(INDEX_OPTIONS), ''))} then return; end if;
   select c.reloptions into opts from pg_class c where c.oid = idx;
   if opts is not null then
     execute format('alter index %s reset (%s)', ${quoteLiteral(target)}, (select string_agg(quote_ident(split_part(o, '=', 1)), ', ') from unnest(opts) o));

@@ -174,7 +174,7 @@ class PatchWriter {
     }
     for (const r of c.renamedSchemas ?? []) this.renamedSchema(r);
     for (const schema of c.schemas ?? []) out.push(`create schema if not exists ${schema};`);
-    for (const t of c.types ?? []) this.type(t, c.tag);
+    for (const t of c.types ?? []) this.type(t, c.tag, c.tables ?? []);
     const objects = c.objects ?? [];
     for (const o of objects) if (o.renamed) this.renamed(o);
     for (const o of objects) if (o.kind === 'extension') out.push(...extensionStatements(o).map((x) => `${x};`));
@@ -259,7 +259,7 @@ class PatchWriter {
     };
   }
 
-  private type(t: TypeSnapshot, tag: string): void {
+  private type(t: TypeSnapshot, tag: string, tables: TableSnapshot[]): void {
     const name = quoteQualified(t.schema, t.name);
     if (t.was) {
       this.before.push(renameType(t, t.was));
@@ -289,7 +289,12 @@ class PatchWriter {
     const domain = t.domain ? alterDomain(name, t) : '';
     // Unchanged as the database has it: left alone. Changed and unused: made again. A domain in use: altered.
     // Tables typed by a composite type (CREATE TABLE … OF) are let go of it first, and linked to it
-    // again at the end (their snapshots say so); made again in vain, the type keeps them.
+    // again at the end, where the command's snapshots hold each of them (its ALTER TYPE … CASCADE
+    // captures them); made again in vain, the type keeps them. Any other typed table (unpublished,
+    // another session's temporary one, an archive from before they were captured) keeps it as before.
+    const relinked = tables
+      .filter((s) => s.ofType)
+      .map((s) => `coalesce(to_regclass(${quoteLiteral(quoteQualified(s.schema, s.name))})::oid, 0)`);
     this.before.push(
       doBlock(`declare path text := current_setting('search_path'); have text; typed regclass;
 begin
@@ -299,9 +304,11 @@ begin
   if ${typeNamed(quoteLiteral(name))} is null then execute ${quoteLiteral(t.create)};
   elsif have is distinct from ${quoteLiteral(t.create)} then
     begin
-      for typed in select c.oid from pg_class c where c.reloftype = ${typeNamed(quoteLiteral(name))} loop
-        execute format('alter table only %s not of', typed);
-      end loop;
+      if not exists (select from pg_class c where c.reloftype = ${typeNamed(quoteLiteral(name))} and c.oid <> all(array[${relinked.join(', ')}]::oid[])) then
+        for typed in select c.oid from pg_class c where c.reloftype = ${typeNamed(quoteLiteral(name))} loop
+          execute format('alter table only %s not of', typed);
+        end loop;
+      end if;
       execute ${quoteLiteral(`drop ${kind} ${name}`)};
       execute ${quoteLiteral(t.create)};
     exception when dependent_objects_still_exist then
