@@ -1,6 +1,6 @@
 import { doBlock, quoteIdent, quoteLiteral, quoteQualified } from '../../core/sql.js';
 import type { RenamedObject, TableSnapshot, TypeSnapshot } from '../../source/ddl-capture.js';
-import { indexOptionsFollow, isForeignKey } from '../../source/ddl-statements.js';
+import { indexNameOf, indexOptionsFollow, isForeignKey } from '../../source/ddl-statements.js';
 import { COLUMN_COLLATION, collateClause } from '../../source/deparse.js';
 
 // The checks diff's patch makes in the database it is applied to (docs/ARCHITECTURE.md, "Schema
@@ -151,7 +151,7 @@ export function unconstrain(s: TableSnapshot): string[] {
   const constraints = s.constraints ?? [];
   const names = `array[${constraints.map((k) => quoteLiteral(k.name)).join(', ')}]::text[]`;
   const defs = `array[${constraints.map((k) => quoteLiteral(k.def)).join(', ')}]::text[]`;
-  const indexes = (s.indexes ?? []).map((i) => /^CREATE (?:UNIQUE )?INDEX (\S+) ON /.exec(i)?.[1] ?? '').filter(Boolean);
+  const indexes = (s.indexes ?? []).map((i) => indexNameOf(i) ?? '').filter(Boolean);
   const unnamed = (expr: string) => `regexp_replace(${expr}, '^CREATE (UNIQUE )?INDEX \\S+ ON ', 'CREATE \\1INDEX ON ')`;
   return [
     doBlock(`declare k record; i int;
