@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import type { Logger } from '../core/log.js';
 import { quoteLiteral } from '../core/sql.js';
-import { IDENTITY_SEQUENCE_FROM, STORAGE_OPTIONS } from './ddl-statements.js';
+import { IDENTITY_SEQUENCE_FROM, onTemporaryType, STORAGE_OPTIONS } from './ddl-statements.js';
 import { DDL_PREFIX } from './logical-messages.js';
 import {
   ACCESS_METHOD_CREATE,
@@ -692,9 +692,7 @@ begin
          -- nor is one over a temporary type (a function returning a temporary table's row type is
          -- dropped with the session; its identity, arguments only, may not show it).
          and coalesce(d.schema_name, '') !~ '^pg_(toast_)?temp'
-         and not exists (select 1 from pg_depend t join pg_type ty on ty.oid = t.refobjid join pg_namespace tn on tn.oid = ty.typnamespace
-                          where t.classid = d.classid and t.objid = d.objid and t.refclassid = 'pg_type'::regclass
-                            and tn.nspname ~ '^pg_(toast_)?temp_')
+         and not ${onTemporaryType('d.classid', 'd.objid')}
          -- Publications are the archive's business, not the replay's; a table added to ours is followed above.
          and d.object_type not in ('table', 'type', 'domain', 'composite type', 'table constraint', 'table column', 'publication', 'publication relation')
          -- An identity's sequence is made and reshaped with its column (ADD … IDENTITY runs a

@@ -193,6 +193,17 @@ export function accessMethodFollow(target: string, method: string, kind: 'table'
   );
 }
 
+/**
+ * SQL: the object `oid` of catalog `catalog` (SQL expressions) takes, returns or is made of a type of
+ * a session's temporary schema. Postgres drops such an object with the session ("effectively
+ * temporary"): no part of the database, and no replay has the session's schema to make it in.
+ */
+export function onTemporaryType(catalog: string, oid: string): string {
+  return `exists (select 1 from pg_depend t join pg_type ty on ty.oid = t.refobjid join pg_namespace tn on tn.oid = ty.typnamespace
+                   where t.classid = ${catalog} and t.objid = ${oid} and t.refclassid = 'pg_type'::regclass
+                     and tn.nspname ~ '^pg_(toast_)?temp_')`;
+}
+
 /** The (quoted) name of the index a CREATE INDEX statement makes, as pg_get_indexdef writes it. */
 export function indexNameOf(def: string): string | undefined {
   return /^CREATE (?:UNIQUE )?INDEX ((?:"(?:[^"]|"")+")|\S+) ON /.exec(def)?.[1];
@@ -203,6 +214,7 @@ export function indexNameOf(def: string): string | undefined {
  * its quoted values kept whole: one pattern, read alike by JavaScript and Postgres' regular expressions.
  */
 const INDEX_OPTIONS = " WITH \\((?:[^()']|'(?:[^']|'')*')*\\)";
+const INDEX_OPTIONS_PATTERN = new RegExp(INDEX_OPTIONS);
 
 /**
  * The statement that gives an index of the captured definition `def` (in `schema`) its storage
@@ -214,7 +226,7 @@ export function indexOptionsFollow(schema: string, def: string): string | undefi
   const name = indexNameOf(def);
   if (!name) return undefined;
   const target = `${quoteIdent(schema)}.${name}`;
-  const options = new RegExp(INDEX_OPTIONS).exec(def)?.[0];
+  const options = INDEX_OPTIONS_PATTERN.exec(def)?.[0];
   const set = options ? `execute ${quoteLiteral(`alter index ${target} set ${options.slice(' WITH '.length)}`)};` : '';
   // Names written as the capture writes them (search_path pg_catalog: every other schema's qualified).
   return doBlock(`declare idx regclass := to_regclass(${quoteLiteral(target)}); have text; opts text[]; path text := current_setting('search_path');
@@ -225,7 +237,7 @@ begin
   perform set_config('search_path', 'pg_catalog', true);
   have := pg_get_indexdef(idx);
   perform set_config('search_path', path, true);
-  if have is null or have = ${quoteLiteral(def)} or regexp_replace(have, ${quoteLiteral(INDEX_OPTIONS)}, '') <> ${quoteLiteral(def.replace(new RegExp(INDEX_OPTIONS), ''))} then return; end if;
+  if have is null or have = ${quoteLiteral(def)} or regexp_replace(have, ${quoteLiteral(INDEX_OPTIONS)}, '') <> ${quoteLiteral(def.replace(INDEX_OPTIONS_PATTERN, ''))} then return; end if;
   select c.reloptions into opts from pg_class c where c.oid = idx;
   if opts is not null then
     execute format('alter index %s reset (%s)', ${quoteLiteral(target)}, (select string_agg(quote_ident(split_part(o, '=', 1)), ', ') from unnest(opts) o));

@@ -296,16 +296,16 @@ class PatchWriter {
       .filter((s) => s.ofType)
       .map((s) => `coalesce(to_regclass(${quoteLiteral(quoteQualified(s.schema, s.name))})::oid, 0)`);
     this.before.push(
-      doBlock(`declare path text := current_setting('search_path'); have text; typed regclass;
+      doBlock(`declare path text := current_setting('search_path'); have text; typed regclass; typ regtype := ${typeNamed(quoteLiteral(name))};
 begin
   perform set_config('search_path', 'pg_catalog', true);
-  select ${TYPE_CREATE_SQL} into have from pg_type t where t.oid = ${typeNamed(quoteLiteral(name))};
+  select ${TYPE_CREATE_SQL} into have from pg_type t where t.oid = typ;
   perform set_config('search_path', path, true);
-  if ${typeNamed(quoteLiteral(name))} is null then execute ${quoteLiteral(t.create)};
+  if typ is null then execute ${quoteLiteral(t.create)};
   elsif have is distinct from ${quoteLiteral(t.create)} then
     begin
-      if not exists (select from pg_class c where c.reloftype = ${typeNamed(quoteLiteral(name))} and c.oid <> all(array[${relinked.join(', ')}]::oid[])) then
-        for typed in select c.oid from pg_class c where c.reloftype = ${typeNamed(quoteLiteral(name))} loop
+      if not exists (select from pg_class c where c.reloftype = typ and c.oid <> all(array[${relinked.join(', ')}]::oid[])) then
+        for typed in select c.oid from pg_class c where c.reloftype = typ loop
           execute format('alter table only %s not of', typed);
         end loop;
       end if;

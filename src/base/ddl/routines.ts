@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { quoteLiteral } from '../../core/sql.js';
 import { RANK, type CatalogObject } from './objects.js';
 import { notExtensionMember, USER_SCHEMA } from './scope.js';
+import { onTemporaryType } from '../../source/ddl-statements.js';
 
 // Functions, procedures and aggregates. pg_get_functiondef writes functions and procedures as
 // Postgres would; aggregates have no deparser and are written from pg_aggregate.
@@ -15,11 +16,7 @@ export async function readRoutines(client: pg.Client): Promise<{ objects: Catalo
       where ${USER_SCHEMA} and ${notExtensionMember('pg_proc', 'p.oid')}
         -- A range type's constructors come with the type.
         and not exists (select 1 from pg_depend i where i.classid = 'pg_proc'::regclass and i.objid = p.oid and i.deptype = 'i')
-        -- One over a temporary table's row type is dropped with its session ("effectively temporary"):
-        -- no part of the database, and no replay has the session's schema to make it in.
-        and not exists (select 1 from pg_depend t join pg_type ty on ty.oid = t.refobjid join pg_namespace tn on tn.oid = ty.typnamespace
-                         where t.classid = 'pg_proc'::regclass and t.objid = p.oid and t.refclassid = 'pg_type'::regclass
-                           and tn.nspname ~ '^pg_(toast_)?temp_')
+        and not ${onTemporaryType("'pg_proc'::regclass", 'p.oid')}
       order by 3`,
   );
   const aggregates = await aggregateDefinitions(client);
