@@ -4,7 +4,7 @@ import type { Logger } from '../src/core/log.js';
 import { nameKey, quoteIdent, quoteLiteral, quoteQualified, unquoteIdent } from '../src/core/sql.js';
 import type { BaseDdl, BaseTable, SchemaObject } from '../src/log/bases.js';
 import type { CapturedDdl } from '../src/source/ddl-capture.js';
-import { indexNameOf, inRenamedSchema } from '../src/source/ddl-statements.js';
+import { inRenamedSchema } from '../src/source/ddl-statements.js';
 import { BaseObjectsGone } from './base-objects-gone.js';
 import { attempt } from './savepoint.js';
 import { attemptAlone, type JobPool } from './jobs.js';
@@ -335,23 +335,29 @@ export class SchemaRestore {
    * a base table of its name).
    */
   shaped(captured: CapturedDdl, tables: BaseNames): void {
-    // A snapshot holds every index and local constraint its table has now: one of the base's
-    // that it lacks was dropped or renamed (made under its new name at that point), not to be made
-    // at the end. Partitions are left out: their keys come from their parent's, not their own.
+    // A snapshot makes every index and local constraint it holds at its point, where missing
+    // (TargetTables.reconcile: CREATE INDEX IF NOT EXISTS, ADD CONSTRAINT unless one of its name
+    // is there); one it lacks was dropped or renamed (made under its new name at that point). The
+    // base's are not made again at the end: a same-named one would fail as already there. A
+    // partition's indexes too; its keys come from its parent's, not its own snapshot.
     for (const t of captured.tables ?? []) {
       // Named in the base as it was then (the replay makes them under those names: Applier.finish);
       // a table made since, even under a base table's name, holds nothing of the base's.
       const base = tables.byOid(t.oid);
-      if (t.parent || base === null) continue;
+      if (base === null) continue;
       const table = base ?? `${t.schema}.${t.name}`;
+      for (const o of this.ddl.post) {
+        if (o.table !== table) continue;
+        if (o.kind === 'index') this.droppedNames.add(o.name);
+        // Linked to its type as its last snapshot says (TargetTables.finishTypedTables), if it records it.
+        if (o.kind === 'typed table' && t.ofType !== undefined) this.droppedNames.add(o.name);
+      }
+      if (t.parent) continue;
       this.shapedTables.add(table);
-      const indexes = new Set(t.indexes.map((def) => `${quoteIdent(t.schema)}.${indexNameOf(def)}`));
-      const constraints = new Set((t.constraints ?? []).map((k) => `${quoteIdent(k.name)} on ${quoteQualified(t.schema, t.name)}`));
       const keyNames = new Set((t.constraints ?? []).map((k) => k.name));
       for (const o of this.ddl.post) {
         if (o.table !== table) continue;
-        if (o.kind === 'index' && !indexes.has(o.name)) this.droppedNames.add(o.name);
-        if (CONSTRAINT_KINDS.has(o.kind) && !constraints.has(o.name)) this.droppedNames.add(o.name);
+        if (CONSTRAINT_KINDS.has(o.kind) && o.kind !== 'foreign key') this.droppedNames.add(o.name);
         // Its foreign keys are made from its last snapshot (TargetTables.finishForeignKeys), naming
         // the table they reference as it is called then: the base's names the base's table, which
         // may not be the one it references now (a table swapped for a new one of its name).

@@ -100,6 +100,10 @@ const BEFORE = `
   insert into typed_base values (1, 'a');
   create table typed_plain (id int primary key, v text);
   insert into typed_plain values (1, 'a');
+  create schema "S x";
+  create table "S x"."My T" (id int primary key, v text, constraint "U v" unique (v), constraint ck check (id > 0));
+  create index "My i" on "S x"."My T" (v, id);
+  insert into "S x"."My T" values (1, 'a');
   create view memo_v as select id, body from memo;
   comment on view memo_v is 'the old view';
   comment on column memo_v.id is 'the old view''s id';
@@ -673,13 +677,18 @@ const STEPS: [string, string[]][] = [
     ],
   ],
   [
-    'typed tables made, linked and unlinked (CREATE TABLE … OF, ALTER TABLE … OF and NOT OF)',
+    'typed tables made, linked and unlinked (CREATE TABLE … OF, ALTER TABLE … OF and NOT OF), their type then changed under them with no row after (ALTER TYPE … CASCADE); an index given a storage parameter (ALTER INDEX … SET); a column added to a table whose names need quoting, with a unique key, a check and an index (made from its snapshot, not again from the base)',
     [
       `create table typed_new of id_v (primary key (id), v with options default 'new')`,
       `insert into typed_new (id) values (1)`,
       `alter table typed_plain of id_v`,
       `alter table typed_base not of`,
       `insert into typed_base values (2, 'b')`,
+      `alter type id_v alter attribute v type varchar(20) cascade`,
+      `alter type id_v add attribute w int cascade`,
+      `alter index ranged_low_id_v set (fillfactor = 70)`,
+      `alter table "S x"."My T" add column w int`,
+      `insert into "S x"."My T" values (2, 'b', 2)`,
     ],
   ],
   [

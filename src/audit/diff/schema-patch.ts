@@ -289,14 +289,21 @@ class PatchWriter {
     const domain = t.domain ? alterDomain(name, t) : '';
     // Unchanged as the database has it: left alone. Changed and unused: made again. A domain in use: altered.
     // Tables typed by a composite type (CREATE TABLE … OF) are let go of it first, and linked to it
-    // again at the end, where the command's snapshots hold each of them (its ALTER TYPE … CASCADE
-    // captures them); made again in vain, the type keeps them. Any other typed table (unpublished,
-    // another session's temporary one, an archive from before they were captured) keeps it as before.
-    const relinked = tables
-      .filter((s) => s.ofType)
-      .map((s) => `coalesce(to_regclass(${quoteLiteral(quoteQualified(s.schema, s.name))})::oid, 0)`);
-    this.before.push(
-      doBlock(`declare path text := current_setting('search_path'); have text; typed regclass; typ regtype := ${typeNamed(quoteLiteral(name))};
+    // again at the end (finish), if the patch links every one of them as --to has it: each table
+    // whose last snapshot in the range records its link (the command's own, which its ALTER TYPE
+    // … CASCADE captures, and any other the range reshaped, unlinked say), or that the range drops.
+    // Known at the end of the range, named as here. Made again in vain, the type keeps them. Any
+    // other typed table (unpublished, another session's temporary one, an archive from before they
+    // were captured) keeps it as before.
+    const here = [...tables, ...[...this.names].map(([oid, n]) => ({ oid, ...n }))].map((s) => ({
+      oid: s.oid,
+      name: quoteQualified(s.schema, s.name),
+    }));
+    this.before.push(() => {
+      const relinked = here
+        .filter((h) => this.gone.has(h.oid) || this.last.get(h.oid)?.ofType !== undefined)
+        .map((h) => `coalesce(to_regclass(${quoteLiteral(h.name)})::oid, 0)`);
+      return doBlock(`declare path text := current_setting('search_path'); have text; typed regclass; typ regtype := ${typeNamed(quoteLiteral(name))};
 begin
   perform set_config('search_path', 'pg_catalog', true);
   select ${TYPE_CREATE_SQL} into have from pg_type t where t.oid = typ;
@@ -315,8 +322,8 @@ begin
       ${domain || `raise warning 'pgtape patch: type % is in use and was altered at the source; not followed', ${quoteLiteral(name)};`}
     end;
   end if;
-end`),
-    );
+end`);
+    });
   }
 
   /** A schema renamed: renamed where the database has it; the tables, triggers, comments and refreshes the patch knows in it follow. */
