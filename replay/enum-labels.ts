@@ -1,11 +1,14 @@
-import { quoteLiteral, quoteQualified } from '../src/core/sql.js';
+import { quoteLiteral, quoteQualified, unquoteIdent } from '../src/core/sql.js';
+import type { NumberedDdl } from './log-reader.js';
 
 /**
  * Enum labels a replay must have before rows use them. Postgres lets a transaction use a label
  * added in it only if the type was created in it at its top level, and before 17 not even then
  * ("unsafe use of new value"). A replay is one transaction: so when a value needs a label its
  * type lacked (added after the base, captured or not), the replay is made again with the label
- * in the type from its creation — in the order captured DDL gave, where it gave one.
+ * in the type from its creation — in the order captured DDL gave, where it gave one. The first
+ * time, every label captured DDL adds over the span is read ahead (foresee): one attempt more, not
+ * one per label (on Postgres before 17, each label added after the base and used in the replay).
  */
 export class EnumLabels {
   /**
@@ -16,6 +19,8 @@ export class EnumLabels {
   private clock = 0;
   /** Labels an earlier attempt found used before the replay's type had them: the type's name then, and when. */
   private readonly needed: { key: string; label: string; at: number }[] = [];
+  /** Labels captured DDL adds over the span (read ahead: foresee), by the type's name then, and when; undefined until read. */
+  private foreseen?: { key: string; label: string; at: number }[];
   /** The orders captured DDL gave types: the name then, and when. */
   private readonly captured: { key: string; labels: string[]; at: number }[] = [];
   /** Types renamed after the base (`to` empty: dropped): names `schema.name`, and when. */
@@ -51,6 +56,59 @@ export class EnumLabels {
     return { type, label };
   }
 
+  /** Whether the span's captured labels were read ahead (foresee). */
+  get read(): boolean {
+    return this.foreseen !== undefined;
+  }
+
+  /**
+   * Every label captured DDL adds to an enum type over the span (its type changes, numbered as
+   * tick counts), with the orders, renames and drops that place them: the next attempt makes each
+   * type with them. Only labels the type still has at its last change in the span: one renamed
+   * since is found by RENAME VALUE where the source had it. What this misses (a type in a schema
+   * renamed, say) is still learned from the attempt it fails.
+   */
+  foresee(base: { schema: string; name: string; labels: string[] }[], changes: NumberedDdl[]): void {
+    const atBase = new Map(base.map((e) => [`${e.schema}.${e.name}`, e.labels]));
+    // The enum types there are at each change, by key: a schema renamed takes those in it along.
+    const types = new Map(base.map((e) => [`${e.schema}.${e.name}`, { schema: e.schema, name: e.name }]));
+    const last = new Map<number, string[]>();
+    const added: { oid: number; key: string; label: string; at: number }[] = [];
+    for (const { at, ddl } of changes) {
+      for (const o of ddl.droppedObjects ?? []) {
+        if (o.type !== 'type') continue;
+        this.renameAt(keyOf(o.identity), '', at);
+        types.delete(keyOf(o.identity));
+      }
+      for (const r of ddl.renamedSchemas ?? []) {
+        const [from, to] = [unquoteIdent(r.from), unquoteIdent(r.identity)];
+        for (const [key, t] of [...types]) {
+          if (t.schema !== from) continue;
+          types.delete(key);
+          types.set(`${to}.${t.name}`, { schema: to, name: t.name });
+          this.renameAt(key, `${to}.${t.name}`, at);
+        }
+      }
+      for (const t of ddl.types ?? []) {
+        const key = `${t.schema}.${t.name}`;
+        const was = t.was && `${t.was.schema}.${t.was.name}`;
+        if (was) {
+          this.renameAt(was, key, at);
+          types.delete(was);
+        }
+        if (t.kind !== 'e' || !t.labels) continue;
+        types.set(key, { schema: t.schema, name: t.name });
+        if (!this.captured.some((c) => c.key === key && c.at === at)) this.captured.push({ key, labels: t.labels, at });
+        const before = last.get(t.oid) ?? atBase.get(was ?? key);
+        last.set(t.oid, t.labels);
+        // Added (ADD VALUE), not renamed (RENAME VALUE keeps their number).
+        if (before && t.labels.length > before.length)
+          for (const label of t.labels) if (!before.includes(label)) added.push({ oid: t.oid, key, label, at });
+      }
+    }
+    this.foreseen = added.filter((a) => last.get(a.oid)!.includes(a.label)).map(({ key, label, at }) => ({ key, label, at }));
+  }
+
   /** Captured DDL gave this type these labels, in this order. */
   capturedOrder(schema: string, name: string, labels: string[]): void {
     const key = `${schema}.${name}`;
@@ -73,10 +131,14 @@ export class EnumLabels {
   }
 
   private moved(from: string, to: string): void {
-    if (!this.renames.some((r) => r.from === from && r.to === to && r.at === this.clock)) this.renames.push({ from, to, at: this.clock });
+    this.renameAt(from, to, this.clock);
     const origin = this.made.get(from);
     this.made.delete(from);
     if (to) this.made.set(to, origin ?? { key: from, at: 0 });
+  }
+
+  private renameAt(from: string, to: string, at: number): void {
+    if (!this.renames.some((r) => r.from === from && r.to === to && r.at === at)) this.renames.push({ from, to, at });
   }
 
   /** The names a type made as `key` at `since` has, each while it has it (renames learned in any attempt). */
@@ -104,7 +166,7 @@ export class EnumLabels {
    * any name it had: until captured DDL adds them, they are no label the type lost or renamed.
    */
   madeAhead(schema: string, name: string): string[] {
-    return [...new Set(this.of(this.needed, schema, name).map((n) => n.label))];
+    return [...new Set(this.of([...this.needed, ...(this.foreseen ?? [])], schema, name).map((n) => n.label))];
   }
 
   /** The labels to create the type with: `labels`, and those found needed, in the captured order where known. */

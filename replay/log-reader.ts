@@ -4,7 +4,7 @@ import { formatMicros } from '../src/core/units.js';
 import { EntryScanner } from '../src/segment/entry-scanner.js';
 import { BEGIN, COMMIT, DELETE, INSERT, MESSAGE, RELATION, TRUNCATE, UPDATE, type RelationDef } from '../src/segment/format.js';
 import { isSegmentDamage } from '../src/segment/reader.js';
-import { parseCapturedDdl } from '../src/source/ddl-capture.js';
+import { parseCapturedDdl, type CapturedDdl } from '../src/source/ddl-capture.js';
 import { DDL_PREFIX, SEQUENCES_PREFIX } from '../src/source/logical-messages.js';
 import { SegmentRelations, segmentReaders, type SegmentSource } from '../src/log/change-log.js';
 import type { Store } from '../src/store/store.js';
@@ -134,4 +134,48 @@ function damaged(what: string, err: unknown): unknown {
     );
   }
   return err;
+}
+
+/** A captured DDL command of a replay's span, and its place among them (EnumLabels' clock). */
+export interface NumberedDdl {
+  at: number;
+  ddl: CapturedDdl;
+}
+
+/**
+ * The captured DDL of the span that may change an enum type (types made, altered, renamed or
+ * dropped, schemas renamed), each numbered by its place among every captured command the span holds, as a replay
+ * counts them; nothing else is kept and no change is folded. Read when a replay must begin again
+ * for an enum label, to learn every label the span adds at once (EnumLabels.foresee).
+ */
+export async function typeChangesOf(store: Store, segments: SegmentSource, cut: LogCut): Promise<NumberedDdl[]> {
+  const out: NumberedDdl[] = [];
+  let include = false;
+  let at = 0;
+  const scanner = new EntryScanner();
+  for await (const { ref, reader } of segmentReaders(store, segments, { decompressAhead: true })) {
+    try {
+      await reader.header();
+      for await (const chunk of reader.wholeEntryChunks()) {
+        scanner.reset(chunk);
+        while (scanner.next()) {
+          if (scanner.kind === BEGIN) {
+            const commitLsn = scanner.begin().commitLsn;
+            include = commitLsn >= cut.from && (cut.upTo === undefined || commitLsn <= cut.upTo);
+          } else if (scanner.kind === MESSAGE && include) {
+            const e = scanner.entry();
+            if (e.kind !== 'message' || e.prefix !== DDL_PREFIX) continue;
+            at++;
+            // Rewritten rows travel as messages of their own: large, and no type's.
+            if (!['"types"', '"droppedObjects"', '"renamedSchemas"'].some((k) => e.content.includes(k))) continue;
+            const { types, droppedObjects, renamedSchemas } = parseCapturedDdl(e.content);
+            if (types || droppedObjects || renamedSchemas) out.push({ at, ddl: { tag: '', types, droppedObjects, renamedSchemas } });
+          }
+        }
+      }
+    } catch (err) {
+      throw damaged(`${store.description}/${ref.key}`, err);
+    }
+  }
+  return out;
 }

@@ -6,7 +6,7 @@ import type { Store } from '../src/store/store.js';
 import { DeferredSink } from './deferred-sink.js';
 import { Applier, type TableRows } from './applier.js';
 import { DetachedPartitions, EnumLabels } from './enum-labels.js';
-import { feedLog, type Resolved } from './log-reader.js';
+import { feedLog, typeChangesOf, type Resolved } from './log-reader.js';
 import { Planner } from './planner.js';
 import { ReplayProgress } from './progress.js';
 import type { ReplayPlan } from './plan.js';
@@ -73,6 +73,9 @@ export async function replay(
       if (!label && !partition) throw err;
       if (jobs) connection = await jobs.restart();
       else await (await connection).query('rollback');
+      // Once: every label the span's captured DDL adds, so that one attempt more makes them all.
+      if (label && !labels.read)
+        labels.foresee(plan.schema.enums, await typeChangesOf(options.store, plan.segments(), { from: plan.base.lsn, upTo: plan.upTo }));
       if (label) options.log.info(label, 'a value uses an enum label the replay had not made yet: replaying again with it');
       else options.log.info(partition, 'a row lies outside its partition: the source detached it; replaying again with it detached');
     }
