@@ -503,7 +503,7 @@ export class SchemaRestore {
     if (pool) {
       const parallel = objects.filter((o) => PARALLEL_KINDS.has(o.kind));
       const failures = await pool.each(parallel, (client, o) => attemptAlone(client, o.sql, DDL_SETTINGS));
-      parallel.forEach((o, i) => failures[i] && this.failed(o, failures[i].message));
+      for (const [i, o] of parallel.entries()) if (failures[i] && !(await this.madeAlready(o))) this.failed(o, failures[i].message);
       objects = objects.filter((o) => !PARALLEL_KINDS.has(o.kind));
     }
     for (const o of objects) {
@@ -517,8 +517,25 @@ export class SchemaRestore {
       const failed = await attempt(this.client, o.sql);
       if (failed && o.kind === 'extension') await this.extensionWithoutVersion(o, failed.message);
       else if (failed && commentedKey(o) && failed.code === NO_SUCH_CONSTRAINT) this.keyCommentsWaiting.push(o);
-      else if (failed) this.failed(o, failed.message);
+      else if (failed && !(await this.madeAlready(o))) this.failed(o, failed.message);
     }
+  }
+
+  /**
+   * A key or check the replay holds already as the base defines it, under its name: a captured
+   * shape of a partitioned table made its key (ADD CONSTRAINT recurses to the partitions, whose
+   * clones the base makes one by one).
+   */
+  private async madeAlready(o: SchemaObject): Promise<boolean> {
+    if (!CONSTRAINT_KINDS.has(o.kind) || o.kind === 'foreign key') return false;
+    const [, own, schema, relation] = ON_RELATION.exec(o.name) ?? [];
+    const def = /^ALTER TABLE (?:ONLY )?\S+ ADD CONSTRAINT (?:"(?:[^"]|"")*"|\S+) (.*)$/s.exec(o.sql.at(-1) ?? '')?.[1];
+    if (own === undefined || schema === undefined || relation === undefined || def === undefined) return false;
+    const { rows } = await this.client.query<{ def: string }>(
+      'select pg_get_constraintdef(oid) as def from pg_constraint where conrelid = to_regclass($1) and conname = $2',
+      [`${schema}.${relation}`, unquoteIdent(own)],
+    );
+    return rows[0]?.def === def;
   }
 
   /** An object the replay server refused: a table's essentials fail the replay (at the next check), anything else is warned of. */

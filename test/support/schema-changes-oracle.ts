@@ -104,6 +104,11 @@ const BEFORE = `
   create table "S x"."My T" (id int primary key, v text, constraint "U v" unique (v), constraint ck check (id > 0));
   create index "My i" on "S x"."My T" (v, id);
   insert into "S x"."My T" values (1, 'a');
+  create table uparted (id int, k int, v text, primary key (id, k), unique (v, id)) partition by range (id);
+  create table uparted_1 partition of uparted for values from (0) to (10);
+  alter table uparted_1 add constraint uparted_1_k check (k > 0);
+  create index uparted_1_v on uparted_1 (v);
+  insert into uparted values (1, 1, 'a');
   create view memo_v as select id, body from memo;
   comment on view memo_v is 'the old view';
   comment on column memo_v.id is 'the old view''s id';
@@ -677,7 +682,7 @@ const STEPS: [string, string[]][] = [
     ],
   ],
   [
-    'typed tables made, linked and unlinked (CREATE TABLE … OF, ALTER TABLE … OF and NOT OF), their type then changed under them with no row after (ALTER TYPE … CASCADE); an index given a storage parameter (ALTER INDEX … SET); a column added to a table whose names need quoting, with a unique key, a check and an index (made from its snapshot, not again from the base)',
+    'typed tables made, linked and unlinked (CREATE TABLE … OF, ALTER TABLE … OF and NOT OF), their type then changed under them with no row after (ALTER TYPE … CASCADE); an index given a storage parameter (ALTER INDEX … SET); a column added to a table whose names need quoting, with a unique key, a check and an index (made from its snapshot, not again from the base); a partition of a table with a unique key given a check and a column setting (the parent’s key made from its snapshot reaches the partition)',
     [
       `create table typed_new of id_v (primary key (id), v with options default 'new')`,
       `insert into typed_new (id) values (1)`,
@@ -689,6 +694,9 @@ const STEPS: [string, string[]][] = [
       `alter index ranged_low_id_v set (fillfactor = 70)`,
       `alter table "S x"."My T" add column w int`,
       `insert into "S x"."My T" values (2, 'b', 2)`,
+      `alter table uparted_1 alter column v set statistics 50`,
+      `alter table uparted_1 add constraint uparted_1_k2 check (k < 100)`,
+      `insert into uparted values (2, 2, 'b')`,
     ],
   ],
   [
