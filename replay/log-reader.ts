@@ -65,7 +65,7 @@ export async function feedLog(
             case BEGIN:
               current = scanner.begin();
               // Before the base: already in it. After the cut: read on only to verify the segment's checksum.
-              include = current.commitLsn >= cut.from && (cut.upTo === undefined || current.commitLsn <= cut.upTo);
+              include = inCut(cut, current.commitLsn);
               break;
             case COMMIT:
               if (include) {
@@ -123,6 +123,11 @@ export async function feedLog(
   return resolved;
 }
 
+/** Whether a transaction committed at this LSN is one the replay takes (after the base, up to the target). */
+function inCut(cut: LogCut, commitLsn: bigint): boolean {
+  return commitLsn >= cut.from && (cut.upTo === undefined || commitLsn <= cut.upTo);
+}
+
 /** A segment that cannot be read is the archive's damage: said as such, with what to do (exit 4). */
 function damaged(what: string, err: unknown): unknown {
   if (isSegmentDamage(err)) {
@@ -160,8 +165,7 @@ export async function typeChangesOf(store: Store, segments: SegmentSource, cut: 
         scanner.reset(chunk);
         while (scanner.next()) {
           if (scanner.kind === BEGIN) {
-            const commitLsn = scanner.begin().commitLsn;
-            include = commitLsn >= cut.from && (cut.upTo === undefined || commitLsn <= cut.upTo);
+            include = inCut(cut, scanner.begin().commitLsn);
           } else if (scanner.kind === MESSAGE && include) {
             const e = scanner.entry();
             if (e.kind !== 'message' || e.prefix !== DDL_PREFIX) continue;

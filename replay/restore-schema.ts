@@ -346,17 +346,14 @@ export class SchemaRestore {
       const base = tables.byOid(t.oid);
       if (base === null) continue;
       const table = base ?? `${t.schema}.${t.name}`;
+      if (!t.parent) this.shapedTables.add(table);
+      const keyNames = new Set((t.constraints ?? []).map((k) => k.name));
       for (const o of this.ddl.post) {
         if (o.table !== table) continue;
         if (o.kind === 'index') this.droppedNames.add(o.name);
         // Linked to its type as its last snapshot says (TargetTables.finishTypedTables), if it records it.
         if (o.kind === 'typed table' && t.ofType !== undefined) this.droppedNames.add(o.name);
-      }
-      if (t.parent) continue;
-      this.shapedTables.add(table);
-      const keyNames = new Set((t.constraints ?? []).map((k) => k.name));
-      for (const o of this.ddl.post) {
-        if (o.table !== table) continue;
+        if (t.parent) continue;
         if (CONSTRAINT_KINDS.has(o.kind) && o.kind !== 'foreign key') this.droppedNames.add(o.name);
         // Its foreign keys are made from its last snapshot (TargetTables.finishForeignKeys), naming
         // the table they reference as it is called then: the base's names the base's table, which
